@@ -1,0 +1,168 @@
+/**
+ * Basalt's error taxonomy. Every error a user can see has a stable `code` and a `name`, and keeps
+ * the underlying `cause`. Errors that crossed the wire (an operation that threw on a node) are
+ * rebuilt on the caller's side as {@link RemoteError}s carrying the remote name, message and stack.
+ */
+
+/** Stable error codes; match on these rather than on messages. */
+export const ErrorCode = {
+  BadInput: 'BAD_INPUT',
+  UnknownEntity: 'UNKNOWN_ENTITY',
+  UnknownOperation: 'UNKNOWN_OPERATION',
+  PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  Codec: 'CODEC',
+  Remote: 'REMOTE',
+  Timeout: 'TIMEOUT',
+  Connection: 'CONNECTION',
+  HubNotFound: 'HUB_NOT_FOUND',
+  PartitionUnavailable: 'PARTITION_UNAVAILABLE',
+  Fenced: 'FENCED',
+  IllegalState: 'ILLEGAL_STATE',
+  Closed: 'CLOSED',
+} as const
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+/** Base class of every error Basalt raises on purpose. */
+export class BasaltError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: ErrorCode
+  /** Whether repeating the same request later may succeed. */
+  readonly retryable: boolean
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.retryable = options?.retryable ?? false
+    this.name = new.target.name
+  }
+}
+
+/** Input that cannot be accepted: wrong type, malformed id, unserialisable value. Not retryable. */
+export class BadInputError extends BasaltError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.BadInput, message, options)
+  }
+}
+
+/** An operation names an entity type that the node's registry does not contain. */
+export class UnknownEntityError extends BasaltError {
+  constructor(readonly entityType: string) {
+    super(ErrorCode.UnknownEntity, `unknown entity type '${entityType}' (not in the node's registry)`)
+  }
+}
+
+/** An operation names a method the entity class does not define. */
+export class UnknownOperationError extends BasaltError {
+  constructor(
+    readonly entityType: string,
+    readonly operation: string,
+  ) {
+    super(ErrorCode.UnknownOperation, `entity type '${entityType}' has no operation '${operation}'`)
+  }
+}
+
+/** A message, state or result is larger than what the NATS server accepts. */
+export class PayloadTooLargeError extends BasaltError {
+  constructor(
+    what: string,
+    readonly size: number,
+    readonly limit: number,
+  ) {
+    super(
+      ErrorCode.PayloadTooLarge,
+      `${what} is ${size} bytes, over the limit of ${limit} bytes (max_payload)`,
+    )
+  }
+}
+
+/** Bytes that do not decode as a Basalt message of a known version. */
+export class CodecError extends BasaltError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.Codec, message, options)
+  }
+}
+
+/** An error thrown by user code on a node, rebuilt on the caller's side. */
+export class RemoteError extends BasaltError {
+  constructor(
+    /** The `name` of the error that was thrown remotely (e.g. `RangeError`). */
+    readonly remoteName: string,
+    message: string,
+    /** The stack trace captured where it was thrown, if any. */
+    readonly remoteStack?: string,
+    /** The remote error's `code`, when it had one. */
+    readonly remoteCode?: string,
+  ) {
+    super(ErrorCode.Remote, message)
+  }
+}
+
+/** A request got no answer in time. The request may still take effect later. */
+export class TimeoutError extends BasaltError {
+  constructor(message: string) {
+    super(ErrorCode.Timeout, message, { retryable: true })
+  }
+}
+
+/** The NATS server could not be reached. */
+export class ConnectionError extends BasaltError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.Connection, message, { ...options, retryable: true })
+  }
+}
+
+/** The hub has not been created yet (no node has started on it). */
+export class HubNotFoundError extends BasaltError {
+  constructor(hub: string) {
+    super(ErrorCode.HubNotFound, `hub '${hub}' does not exist: start a node on it first`)
+  }
+}
+
+/** No node currently owns the partition, or its owner did not answer. */
+export class PartitionUnavailableError extends BasaltError {
+  constructor(partition: number, detail: string) {
+    super(ErrorCode.PartitionUnavailable, `partition ${partition} is unavailable: ${detail}`, {
+      retryable: true,
+    })
+  }
+}
+
+/** A newer owner took over the partition; this owner's commits are rejected. */
+export class FencedError extends BasaltError {
+  constructor(partition: number, detail: string) {
+    super(ErrorCode.Fenced, `partition ${partition} was taken over by a newer owner: ${detail}`)
+  }
+}
+
+/** The object is in a state where the call is not allowed (e.g. closed). */
+export class IllegalStateError extends BasaltError {
+  constructor(message: string) {
+    super(ErrorCode.IllegalState, message)
+  }
+}
+
+/** Serialisable description of an error, as it travels in replies. */
+export interface ErrorInfo {
+  name: string
+  message: string
+  stack?: string
+  code?: string
+}
+
+/** Captures what a caller needs to know of a thrown value. */
+export function toErrorInfo(err: unknown): ErrorInfo {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code
+    return {
+      name: err.name,
+      message: err.message,
+      ...(err.stack === undefined ? {} : { stack: err.stack }),
+      ...(typeof code === 'string' ? { code } : {}),
+    }
+  }
+  return { name: 'Error', message: String(err) }
+}
+
+/** Rebuilds a typed error from its wire form: Basalt's own codes map back to their classes. */
+export function fromErrorInfo(info: ErrorInfo): Error {
+  return new RemoteError(info.name, info.message, info.stack, info.code)
+}

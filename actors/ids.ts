@@ -1,0 +1,100 @@
+/**
+ * Actor identity and partitioning. An actor id is stable text; its partition is a stable hash of
+ * that text (FNV-1a, as Netherite), unless the id ends in `!n`, which pins it to partition n mod P.
+ */
+import { BadInputError } from './errors.ts'
+
+declare const brand: unique symbol
+type Brand<T, B extends string> = T & { readonly [brand]: B }
+
+/** A partition number in `[0, partitionCount)`. */
+export type PartitionId = Brand<number, 'PartitionId'>
+/** The id of an entity: its type name and key, joined as `type@key`. */
+export type EntityId = Brand<string, 'EntityId'>
+
+/** Largest key an entity may have, in UTF-8 bytes. */
+export const MAX_KEY_BYTES = 1024
+
+const TYPE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/
+
+/** Checks an entity type name: letters, digits and `_`, not starting with a digit. */
+export function checkTypeName(type: string): string {
+  if (typeof type !== 'string' || !TYPE_NAME.test(type)) {
+    throw new BadInputError(`entity type name must match ${TYPE_NAME} (got ${JSON.stringify(type)})`)
+  }
+  return type
+}
+
+/** Checks an entity key: a non-empty string of at most {@link MAX_KEY_BYTES} bytes. */
+export function checkKey(key: unknown): string {
+  if (typeof key !== 'string' || key.length === 0) {
+    throw new BadInputError(`entity key must be a non-empty string (got ${describe(key)})`)
+  }
+  if (Buffer.byteLength(key) > MAX_KEY_BYTES) {
+    throw new BadInputError(`entity key is longer than ${MAX_KEY_BYTES} bytes`)
+  }
+  return key
+}
+
+/** Makes the id of an entity from its type name and key. */
+export function entityId(type: string, key: string): EntityId {
+  return `${checkTypeName(type)}@${checkKey(key)}` as EntityId
+}
+
+/** 32-bit FNV-1a over the UTF-16 code units of `text`, as an unsigned integer. */
+export function fnv1a(text: string): number {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return hash >>> 0
+}
+
+/**
+ * The partition of an actor id. A key ending in `!n` (n decimal) is placed on partition
+ * `n mod partitionCount`, so users can co-locate actors that talk to each other.
+ */
+export function partitionOf(key: string, partitionCount: number): PartitionId {
+  const bang = key.lastIndexOf('!')
+  if (bang >= 0 && bang < key.length - 1) {
+    const digits = key.slice(bang + 1)
+    if (/^\d{1,9}$/.test(digits)) return (Number(digits) % partitionCount) as PartitionId
+  }
+  return (fnv1a(key) % partitionCount) as PartitionId
+}
+
+/**
+ * Encodes text into the character set of NATS subject tokens and KV keys (`[A-Za-z0-9_-]`), keeping
+ * prefixes: `encodeToken(a + b)` starts with `encodeToken(a)`. Other characters become `=XX` per
+ * UTF-8 byte.
+ */
+export function encodeToken(text: string): string {
+  let out = ''
+  for (const ch of text) {
+    if (/^[A-Za-z0-9_-]$/.test(ch)) out += ch
+    else for (const byte of Buffer.from(ch)) out += '=' + byte.toString(16).toUpperCase().padStart(2, '0')
+  }
+  return out
+}
+
+/** Inverse of {@link encodeToken}. */
+export function decodeToken(token: string): string {
+  const bytes: number[] = []
+  for (let i = 0; i < token.length; i++) {
+    if (token[i] === '=') {
+      bytes.push(parseInt(token.slice(i + 1, i + 3), 16))
+      i += 2
+    } else bytes.push(token.charCodeAt(i))
+  }
+  return Buffer.from(bytes).toString('utf8')
+}
+
+/** Short description of a value's type, for error messages. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'array'
+  if (typeof value === 'string')
+    return `string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`
+  return typeof value
+}

@@ -1,0 +1,152 @@
+/**
+ * The wire model: what travels in mailboxes, commit records, replies and queries. Every top-level
+ * value carries `v` (the format version); the codec refuses versions it does not know. Field names
+ * are short because millions of these are encoded per minute.
+ */
+import { CodecError, type ErrorInfo } from './errors.ts'
+
+/** Version of every envelope this build writes and accepts. */
+export const WIRE_VERSION = 1
+
+/** Where a call's result goes: the caller's reply subject and its request number. */
+export type ReplyTo = [inbox: string, rid: number]
+
+/**
+ * One entity operation: a signal when `r` is absent, a call when present. `at` (ms since the
+ * epoch) makes it a scheduled signal, held by the receiving partition until that time.
+ */
+export interface EntityOp {
+  k: 'op'
+  /** Entity type name. */
+  t: string
+  /** Entity key. */
+  key: string
+  /** Operation (method) name. */
+  op: string
+  /** Arguments. */
+  a: unknown[]
+  r?: ReplyTo
+  at?: number
+}
+
+/** Any message to an actor. Orchestration messages join this union later. */
+export type ActorMessage = EntityOp
+
+/** A batch of messages from one client to one partition; `q` numbers the client's batches. */
+export interface ClientEnvelope {
+  v: typeof WIRE_VERSION
+  c: string
+  q: number
+  m: ActorMessage[]
+}
+
+/**
+ * Messages from one partition's committed records to another partition, grouped by record. Each
+ * message travels pre-encoded (it was encoded once, when its size was checked).
+ */
+export interface PartitionEnvelope {
+  v: typeof WIRE_VERSION
+  p: number
+  g: Array<[n: number, msgs: Uint8Array[]]>
+}
+
+/** What a mailbox message holds. */
+export type MailboxEnvelope = ClientEnvelope | PartitionEnvelope
+
+/** The outcome of one call: `[rid, 1, encoded result]` or `[rid, 0, error]`. */
+export type Reply = [rid: number, ok: 1, value: Uint8Array] | [rid: number, ok: 0, error: ErrorInfo]
+
+/** Replies for one client, released after the commit that produced them. */
+export interface ReplyEnvelope {
+  v: typeof WIRE_VERSION
+  r: Reply[]
+}
+
+/** A timer held in partition state: due time and the message it delivers. */
+export type TimerValue = [due: number, msg: ActorMessage]
+
+/** A position in a mailbox: the stream sequence of an envelope and the index of a message in it. */
+export type MailboxPosition = [seq: number, idx: number]
+
+/**
+ * One commit record: the outcome of every step processed since the previous record. Records are
+ * the partition's durable log; replaying them reproduces the committed state without running user
+ * code (Netherite logs step outputs, not inputs).
+ */
+export interface CommitRecord {
+  v: typeof WIRE_VERSION
+  /** Record number, consecutive per partition across owners. */
+  n: number
+  /** Epoch of the owner that wrote it. */
+  e: number
+  /** Set on the record a new owner appends when it takes the partition over. */
+  claim?: 1
+  /** Mailbox position after this record. */
+  pos: MailboxPosition
+  /** Item writes: encoded value, or null for a delete. Keys: `e.*` entities, `t.*` timers. */
+  w: Array<[key: string, value: Uint8Array | null]>
+  /** Client dedup updates: last batch number applied per client, and when. */
+  dc: Array<[client: string, q: number, at: number]>
+  /** Partition dedup updates: last record number applied per origin partition. */
+  dp: Array<[partition: number, n: number]>
+  /** Messages to other partitions (each pre-encoded), sent after this record is durable. */
+  out: Array<[partition: number, msgs: Uint8Array[]]>
+  /** Replies to clients, sent after this record is durable. */
+  rep: Array<[inbox: string, replies: Reply[]]>
+  /** Messages between actors of this partition that were not yet processed at the seal. */
+  lq: ActorMessage[]
+}
+
+/** Queries a client sends to a partition's owner over core NATS. */
+export type Query =
+  | { v: typeof WIRE_VERSION; k: 'read'; t: string; key: string }
+  | { v: typeof WIRE_VERSION; k: 'list'; t: string; prefix: string; after: string; limit: number }
+
+/** Answer to a query. */
+export type QueryAnswer =
+  | { v: typeof WIRE_VERSION; ok: 1; exists: boolean; state: Uint8Array | null; n: number }
+  | { v: typeof WIRE_VERSION; ok: 1; keys: string[]; more: boolean }
+  | { v: typeof WIRE_VERSION; ok: 0; error: ErrorInfo }
+
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null
+
+/** Checks that a decoded value is an actor message; throws {@link CodecError} naming the field. */
+export function checkMessage(m: unknown): ActorMessage {
+  if (!isObject(m)) throw new CodecError('message is not a map')
+  if (m.k !== 'op') throw new CodecError(`unknown message kind ${JSON.stringify(m.k)}`)
+  if (typeof m.t !== 'string') throw new CodecError('message field t (entity type) is not a string')
+  if (typeof m.key !== 'string') throw new CodecError('message field key is not a string')
+  if (typeof m.op !== 'string') throw new CodecError('message field op is not a string')
+  if (!Array.isArray(m.a)) throw new CodecError('message field a (arguments) is not an array')
+  if (m.r !== undefined) {
+    const r = m.r
+    if (!Array.isArray(r) || typeof r[0] !== 'string' || typeof r[1] !== 'number') {
+      throw new CodecError('message field r (reply to) is not [inbox, rid]')
+    }
+  }
+  if (m.at !== undefined && typeof m.at !== 'number') throw new CodecError('message field at is not a number')
+  return m as unknown as EntityOp
+}
+
+/** Checks the shape of a decoded mailbox envelope, including every message in it. */
+export function checkEnvelope(x: unknown): MailboxEnvelope {
+  if (!isObject(x)) throw new CodecError('envelope is not a map')
+  if (x.v !== WIRE_VERSION) throw new CodecError(`unsupported envelope version ${JSON.stringify(x.v)}`)
+  if (typeof x.c === 'string') {
+    if (typeof x.q !== 'number' || !Array.isArray(x.m)) throw new CodecError('client envelope needs q and m')
+    x.m.forEach(checkMessage)
+    return x as unknown as ClientEnvelope
+  }
+  if (typeof x.p === 'number') {
+    if (!Array.isArray(x.g)) throw new CodecError('partition envelope needs g')
+    for (const group of x.g) {
+      if (!Array.isArray(group) || typeof group[0] !== 'number' || !Array.isArray(group[1])) {
+        throw new CodecError('partition envelope group is not [n, messages]')
+      }
+      for (const m of group[1])
+        if (!(m instanceof Uint8Array)) throw new CodecError('partition message is not bytes')
+    }
+    return x as unknown as PartitionEnvelope
+  }
+  throw new CodecError('envelope has neither a client (c) nor a partition (p) sender')
+}

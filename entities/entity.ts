@@ -1,0 +1,180 @@
+/**
+ * Durable entities: classes whose state survives crashes. Public methods are operations; an
+ * operation runs alone on its entity (one at a time, in mailbox order) and either commits its state
+ * change and its outgoing signals together, or — when it throws — neither.
+ *
+ * This folder knows nothing of NATS: the runtime hands each operation an {@link EntityContext}.
+ */
+import { BadInputError, IllegalStateError } from '../actors/errors.ts'
+import { checkKey, checkTypeName } from '../actors/ids.ts'
+
+/** What the runtime provides to a running operation. */
+export interface EntityContext {
+  /** Entity type name. */
+  readonly type: string
+  /** Entity key. */
+  readonly key: string
+  /** Current state (already initialised). */
+  state: unknown
+  /** Set by {@link Entity.deleteState}. */
+  deleted: boolean
+  /** Sends a signal to an entity; `at` (ms since the epoch) schedules it. */
+  send(type: string, key: string, op: string, args: unknown[], at?: number): void
+}
+
+const contextSlot = Symbol('basalt.entity.context')
+
+/**
+ * Base class of durable entities. `S` is the state type.
+ *
+ * @example
+ * ```ts
+ * class Counter extends Entity<number> {
+ *   initialState() { return 0 }
+ *   add(n: number) { this.state += n }
+ *   get() { return this.state }
+ * }
+ * ```
+ */
+export abstract class Entity<S = unknown> {
+  /** Override to name the entity type independently of the class name (survives minification). */
+  static entityName?: string;
+
+  /** @internal */
+  [contextSlot]: EntityContext | undefined
+
+  /** The state of a new (or deleted) entity. */
+  abstract initialState(): S
+
+  /** The entity's state; assign to replace it. Only available inside an operation. */
+  get state(): S {
+    return this.#context().state as S
+  }
+  set state(value: S) {
+    const ctx = this.#context()
+    ctx.state = value
+    ctx.deleted = false
+  }
+
+  /** This entity's key. */
+  get key(): string {
+    return this.#context().key
+  }
+
+  /**
+   * Deletes the entity: its state is removed when the operation commits. A later operation sees a
+   * fresh {@link initialState}.
+   */
+  deleteState(): void {
+    const ctx = this.#context()
+    ctx.deleted = true
+    ctx.state = this.initialState()
+  }
+
+  /**
+   * A proxy for signalling another entity from this operation. Signals leave with this operation's
+   * commit (and are dropped if the operation throws).
+   *
+   * @example this.entity(Counter, 'total').signal.add(1)
+   */
+  entity<E extends Entity<any>>(type: EntityClass<E>, key: string): EntitySignaller<E> {
+    const ctx = this.#context()
+    const name = entityTypeName(type)
+    checkKey(key)
+    return {
+      signal: signalProxy<InnerSignalProxy<E>>((op, args) => ctx.send(name, key, op, args)),
+      signalAt: (when) => {
+        const at = toTime(when)
+        return signalProxy<InnerSignalProxy<E>>((op, args) => ctx.send(name, key, op, args, at))
+      },
+    }
+  }
+
+  #context(): EntityContext {
+    const ctx = this[contextSlot]
+    if (ctx === undefined) throw new IllegalStateError('entity state is only available inside an operation')
+    return ctx
+  }
+}
+
+/** A concrete entity class. */
+export type EntityClass<E extends Entity<any> = Entity<any>> = (new () => E) & { entityName?: string }
+
+/** The state type of an entity class instance. */
+export type StateOf<E> = E extends Entity<infer S> ? S : never
+
+/** Names of the operations of entity `E`: its methods, minus those of the base class. */
+export type OperationName<E> = {
+  [K in keyof E]: K extends keyof Entity<any> ? never : E[K] extends (...args: any[]) => any ? K : never
+}[keyof E] &
+  string
+
+type Op<E, K extends OperationName<E>> = E[K] extends (...args: infer A) => infer R ? [A, R] : never
+
+/** One-way proxy: each operation returns a promise that resolves once the signal is durable. */
+export type SignalProxy<E> = { [K in OperationName<E>]: (...args: Op<E, K>[0]) => Promise<void> }
+/** Two-way proxy: each operation resolves to the operation's result. */
+export type CallProxy<E> = {
+  [K in OperationName<E>]: (...args: Op<E, K>[0]) => Promise<Awaited<Op<E, K>[1]>>
+}
+/** Proxy for signals sent from inside an entity: fire and forget with the operation's commit. */
+export type InnerSignalProxy<E> = { [K in OperationName<E>]: (...args: Op<E, K>[0]) => void }
+
+/** What {@link Entity.entity} returns. */
+export interface EntitySignaller<E> {
+  signal: InnerSignalProxy<E>
+  /** Signals delivered at `when` (a Date or ms since the epoch), never before. */
+  signalAt(when: Date | number): InnerSignalProxy<E>
+}
+
+/** Builds a proxy whose every property is a function forwarding `(op, args)`. */
+export function signalProxy<P>(send: (op: string, args: unknown[]) => unknown): P {
+  return new Proxy(
+    {},
+    {
+      get: (_target, prop) => {
+        if (typeof prop !== 'string' || prop === 'then') return undefined
+        return (...args: unknown[]) => send(prop, args)
+      },
+    },
+  ) as P
+}
+
+/** Turns a Date or epoch milliseconds into epoch milliseconds; rejects anything else. */
+export function toTime(when: Date | number): number {
+  const at = when instanceof Date ? when.getTime() : when
+  if (typeof at !== 'number' || !Number.isFinite(at)) {
+    throw new BadInputError(`a time must be a Date or milliseconds since the epoch (got ${String(when)})`)
+  }
+  return at
+}
+
+/** The type name of an entity class: its `entityName`, else the class name. */
+export function entityTypeName(type: EntityClass<any>): string {
+  if (typeof type !== 'function') throw new BadInputError('an entity type must be a class extending Entity')
+  return checkTypeName(type.entityName ?? type.name)
+}
+
+/** Attaches or detaches the runtime context of an entity instance. */
+export function bindContext(entity: Entity<any>, ctx: EntityContext | undefined): void {
+  entity[contextSlot] = ctx
+}
+
+const BASE_MEMBERS = new Set(['constructor', 'initialState', 'state', 'key', 'deleteState', 'entity'])
+
+/** The operation names of an entity class: public methods along its prototype chain. */
+export function operationNames(type: EntityClass<any>): Set<string> {
+  const names = new Set<string>()
+  for (
+    let proto = type.prototype;
+    proto && proto !== Entity.prototype;
+    proto = Object.getPrototypeOf(proto)
+  ) {
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      if (BASE_MEMBERS.has(name) || name.startsWith('_')) continue
+      const desc = Object.getOwnPropertyDescriptor(proto, name)
+      if (desc && typeof desc.value === 'function') names.add(name)
+    }
+  }
+  return names
+}

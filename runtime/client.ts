@@ -1,0 +1,509 @@
+/**
+ * The client: typed entity proxies (signal, call, scheduled signal), state reads, listing and
+ * watch streams. Signals to one partition issued within the same tick travel as one JetStream
+ * message; each caller's promise resolves when JetStream has stored its message (durable), and
+ * calls resolve with the operation's result once the partition has committed it.
+ */
+import { createInbox, type NatsConnection, type Subscription } from '@nats-io/transport-node'
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream'
+import { Observable } from 'rxjs'
+import {
+  BadInputError,
+  CodecError,
+  IllegalStateError,
+  PartitionUnavailableError,
+  PayloadTooLargeError,
+  TimeoutError,
+  fromErrorInfo,
+} from '../actors/errors.ts'
+import { checkKey, partitionOf } from '../actors/ids.ts'
+import {
+  WIRE_VERSION,
+  type ClientEnvelope,
+  type CommitRecord,
+  type EntityOp,
+  type Query,
+  type QueryAnswer,
+  type ReplyEnvelope,
+} from '../actors/messages.ts'
+import {
+  entityTypeName,
+  signalProxy,
+  toTime,
+  type CallProxy,
+  type EntityClass,
+  type SignalProxy,
+  type StateOf,
+  type Entity,
+} from '../entities/index.ts'
+import { decode, decodeEnvelope, encode } from './codec.ts'
+import { openHub, type Hub } from './hub.ts'
+import { connectTo } from './node.ts'
+import { entityItemKey } from './snapshot.ts'
+
+/** Options of {@link Client.connect}. */
+export interface ClientOptions {
+  /** NATS server URL(s). */
+  servers: string | string[]
+  /** Hub name; the hub must exist (a node created it). */
+  hub: string
+  /** How long a call waits for its result, in ms (default 30,000). */
+  callTimeoutMs?: number
+  /** How long reads and list pages wait for the partition owner, in ms (default 10,000). */
+  queryTimeoutMs?: number
+  /** How long publishing keeps retrying before a signal is reported failed, in ms (default 30,000). */
+  publishDeadlineMs?: number
+}
+
+/** Typed access to one entity. */
+export interface EntityHandle<E> {
+  /** One-way operations; each promise resolves once the signal is durably queued. */
+  signal: SignalProxy<E>
+  /** Two-way operations; each promise resolves to the operation's result. */
+  call: CallProxy<E>
+  /** Signals delivered at `when` (Date or ms since the epoch), never earlier. */
+  signalAt(when: Date | number): SignalProxy<E>
+}
+
+/** What {@link Client.readEntityState} returns. */
+export interface EntityState<S> {
+  exists: boolean
+  /** The committed state, or undefined when the entity does not exist. */
+  state: S | undefined
+}
+
+/** A page of {@link Client.listEntities}. */
+export interface EntityPage {
+  keys: string[]
+  /** Pass back to get the next page; absent on the last page. */
+  continuation?: string
+}
+
+interface Pending {
+  msg: EntityOp
+  resolve(): void
+  reject(err: Error): void
+}
+
+interface PendingCall {
+  resolve(value: unknown): void
+  reject(err: Error): void
+  timer: NodeJS.Timeout
+}
+
+/** A connection to a hub. */
+export class Client {
+  readonly #senders = new Map<number, PartitionSender>()
+  readonly #calls = new Map<number, PendingCall>()
+  readonly #inbox: string
+  readonly #replySub: Subscription
+  readonly #js: JetStreamClient
+  readonly #maxPayload: number
+  #rid = 0
+  #closed = false
+  /** JetStream publishes made (for benchmarks: signals per publish). */
+  publishes = 0
+
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly hub: Hub,
+    readonly id: string,
+    readonly options: Required<Omit<ClientOptions, 'servers' | 'hub'>>,
+  ) {
+    this.#js = jetstream(nc)
+    this.#maxPayload = nc.info?.max_payload ?? 1024 * 1024
+    this.#inbox = createInbox(`_INBOX_basalt`)
+    this.#replySub = nc.subscribe(this.#inbox, {
+      callback: (err, msg) => {
+        if (err === null) this.#onReplies(msg.data)
+      },
+    })
+  }
+
+  /**
+   * Connects to a hub. Throws `ConnectionError` naming the URL when NATS is unreachable, and
+   * `HubNotFoundError` when no node has created the hub yet.
+   */
+  static async connect(options: ClientOptions): Promise<Client> {
+    const nc = await connectTo(options.servers, 'basalt-client')
+    try {
+      const hub = await openHub(nc, options.hub)
+      return new Client(nc, hub, createInbox('c').slice(2), {
+        callTimeoutMs: options.callTimeoutMs ?? 30_000,
+        queryTimeoutMs: options.queryTimeoutMs ?? 10_000,
+        publishDeadlineMs: options.publishDeadlineMs ?? 30_000,
+      })
+    } catch (err) {
+      await nc.close().catch(() => {})
+      throw err
+    }
+  }
+
+  /** Number of partitions of the hub. */
+  get partitionCount(): number {
+    return this.hub.meta.partitions
+  }
+
+  /**
+   * Typed handle to entity `key` of class `type`.
+   *
+   * @example
+   * await client.entity(Counter, 'c1').signal.add(5)
+   * const n = await client.entity(Counter, 'c1').call.get()
+   */
+  entity<E extends Entity<any>>(type: EntityClass<E>, key: string): EntityHandle<E> {
+    const t = entityTypeName(type)
+    checkKey(key)
+    return {
+      signal: signalProxy<SignalProxy<E>>((op, a) => this.#signal({ k: 'op', t, key, op, a })),
+      call: signalProxy<CallProxy<E>>((op, a) => this.#call({ k: 'op', t, key, op, a })),
+      signalAt: (when) => {
+        const at = toTime(when)
+        return signalProxy<SignalProxy<E>>((op, a) => this.#signal({ k: 'op', t, key, op, a, at }))
+      },
+    }
+  }
+
+  /** Reads the committed state of an entity from its partition's owner. */
+  async readEntityState<E extends Entity<any>>(
+    type: EntityClass<E>,
+    key: string,
+  ): Promise<EntityState<StateOf<E>>> {
+    const answer = await this.#readRaw(entityTypeName(type), checkKey(key))
+    return {
+      exists: answer.exists,
+      state: answer.state === null ? undefined : (decode(answer.state, 'entity state') as StateOf<E>),
+    }
+  }
+
+  /**
+   * Lists entity keys of a type, sorted, a page at a time, fanned out over all partitions.
+   *
+   * @example
+   * let page = await client.listEntities({ type: Counter, pageSize: 100 })
+   * while (page.continuation) page = await client.listEntities({ type: Counter, continuation: page.continuation })
+   */
+  async listEntities(query: {
+    type: EntityClass<any>
+    keyPrefix?: string
+    pageSize?: number
+    continuation?: string
+  }): Promise<EntityPage> {
+    const t = entityTypeName(query.type)
+    const limit = query.pageSize ?? 100
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+      throw new BadInputError(`pageSize must be an integer in 1..10000 (got ${limit})`)
+    }
+    const prefix = query.keyPrefix ?? ''
+    const after = query.continuation === undefined ? '' : decodeContinuation(query.continuation)
+    const pages = await Promise.all(
+      Array.from({ length: this.partitionCount }, (_, p) =>
+        this.#query(p, { v: WIRE_VERSION, k: 'list', t, prefix, after, limit }),
+      ),
+    )
+    let more = false
+    const keys: string[] = []
+    for (const page of pages) {
+      if (!('keys' in page)) continue
+      keys.push(...page.keys)
+      more ||= page.more
+    }
+    keys.sort()
+    more ||= keys.length > limit
+    const pageKeys = keys.slice(0, limit)
+    const last = pageKeys[pageKeys.length - 1]
+    return more && last !== undefined
+      ? { keys: pageKeys, continuation: encodeContinuation(last) }
+      : { keys: pageKeys }
+  }
+
+  /**
+   * Committed states of an entity as they happen, pushed by its partition (no polling). The first
+   * value is the current state; `undefined` means the entity does not exist (or was deleted).
+   */
+  watchEntity<E extends Entity<any>>(type: EntityClass<E>, key: string): Observable<StateOf<E> | undefined> {
+    const t = entityTypeName(type)
+    checkKey(key)
+    const p = partitionOf(key, this.partitionCount)
+    const itemKey = entityItemKey(p, t, key)
+    return new Observable<StateOf<E> | undefined>((subscriber) => {
+      let seen = -1
+      const early: CommitRecord[] = []
+      const apply = (rec: CommitRecord) => {
+        if (rec.n <= seen) return
+        seen = rec.n
+        for (const [k, value] of rec.w) {
+          if (k === itemKey)
+            subscriber.next(value === null ? undefined : (decode(value, 'entity state') as StateOf<E>))
+        }
+      }
+      const sub = this.nc.subscribe(this.hub.names.changes(p), {
+        callback: (err, msg) => {
+          if (err) return subscriber.error(err)
+          try {
+            const rec = decodeEnvelope(msg.data, 'commit record') as unknown as CommitRecord
+            if (seen < 0) early.push(rec)
+            else apply(rec)
+          } catch (e) {
+            subscriber.error(e)
+          }
+        },
+      })
+      this.nc
+        .flush()
+        .then(() => this.#readRaw(t, key))
+        .then((answer) => {
+          seen = answer.n
+          subscriber.next(
+            answer.state === null ? undefined : (decode(answer.state, 'entity state') as StateOf<E>),
+          )
+          for (const rec of early.splice(0)) apply(rec)
+        })
+        .catch((err: unknown) => subscriber.error(err))
+      return () => sub.unsubscribe()
+    })
+  }
+
+  /** Closes the connection; pending calls fail with `IllegalStateError`. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await Promise.all([...this.#senders.values()].map((s) => s.idle()))
+    for (const [, call] of this.#calls) {
+      clearTimeout(call.timer)
+      call.reject(new IllegalStateError('client closed'))
+    }
+    this.#calls.clear()
+    this.#replySub.unsubscribe()
+    await this.nc.drain().catch(() => {})
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  #signal(msg: EntityOp): Promise<void> {
+    if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
+    if (!Array.isArray(msg.a)) return Promise.reject(new BadInputError('arguments must be an array'))
+    return new Promise<void>((resolve, reject) => this.#sender(msg.key).add({ msg, resolve, reject }))
+  }
+
+  #call(msg: EntityOp): Promise<unknown> {
+    if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
+    const rid = ++this.#rid
+    msg.r = [this.#inbox, rid]
+    return new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#calls.delete(rid)
+        reject(
+          new TimeoutError(
+            `call ${msg.t}@${msg.key}.${msg.op} got no result in ${this.options.callTimeoutMs} ms`,
+          ),
+        )
+      }, this.options.callTimeoutMs)
+      this.#calls.set(rid, { resolve, reject, timer })
+      this.#sender(msg.key).add({
+        msg,
+        resolve: () => {},
+        reject: (err) => {
+          clearTimeout(timer)
+          this.#calls.delete(rid)
+          reject(err)
+        },
+      })
+    })
+  }
+
+  #sender(key: string): PartitionSender {
+    const p = partitionOf(key, this.partitionCount)
+    let sender = this.#senders.get(p)
+    if (sender === undefined) {
+      sender = new PartitionSender(this, p)
+      this.#senders.set(p, sender)
+    }
+    return sender
+  }
+
+  /** @internal Publishes one envelope to partition p, retrying until the deadline. */
+  async publishEnvelope(p: number, q: number, bytes: Uint8Array): Promise<void> {
+    const deadline = Date.now() + this.options.publishDeadlineMs
+    let delay = 20
+    for (;;) {
+      try {
+        this.publishes++
+        await this.#js.publish(this.hub.names.mailbox(p), bytes, { msgID: `${this.id}.${p}.${q}` })
+        return
+      } catch (err) {
+        if (Date.now() + delay > deadline || this.nc.isClosed()) throw err
+        await new Promise((r) => setTimeout(r, delay))
+        delay = Math.min(delay * 2, 1000)
+      }
+    }
+  }
+
+  /** @internal */
+  get maxPayload(): number {
+    return this.#maxPayload
+  }
+
+  #onReplies(data: Uint8Array): void {
+    let env: ReplyEnvelope
+    try {
+      env = decodeEnvelope(data, 'reply') as unknown as ReplyEnvelope
+    } catch {
+      return
+    }
+    for (const reply of env.r) {
+      const call = this.#calls.get(reply[0])
+      if (call === undefined) continue // a re-sent reply, or one whose call timed out
+      this.#calls.delete(reply[0])
+      clearTimeout(call.timer)
+      if (reply[1] === 1) {
+        try {
+          call.resolve(decode(reply[2], 'call result'))
+        } catch (err) {
+          call.reject(err as CodecError)
+        }
+      } else call.reject(fromErrorInfo(reply[2]))
+    }
+  }
+
+  async #readRaw(t: string, key: string): Promise<{ exists: boolean; state: Uint8Array | null; n: number }> {
+    const p = partitionOf(key, this.partitionCount)
+    const answer = await this.#query(p, { v: WIRE_VERSION, k: 'read', t, key })
+    if (!('exists' in answer)) throw new CodecError('unexpected answer to a read')
+    return answer
+  }
+
+  async #query(p: number, query: Query): Promise<Exclude<QueryAnswer, { ok: 0 }>> {
+    let data: Uint8Array
+    try {
+      const msg = await this.nc.request(this.hub.names.query(p), encode(query), {
+        timeout: this.options.queryTimeoutMs,
+      })
+      data = msg.data
+    } catch (err) {
+      const text = String((err as Error).message ?? err)
+      if (/no responders/i.test(text) || (err as Error).name === 'NoRespondersError') {
+        throw new PartitionUnavailableError(p, 'no node owns it (is a node running on this hub?)')
+      }
+      if (/timeout/i.test(text)) throw new PartitionUnavailableError(p, `its owner did not answer in time`)
+      throw err
+    }
+    const answer = decodeEnvelope(data, 'query answer') as unknown as QueryAnswer
+    if (answer.ok === 0) throw fromErrorInfo(answer.error)
+    return answer
+  }
+}
+
+/**
+ * Coalesces the signals and calls for one partition: while one publish is in flight, new
+ * messages wait and then leave together, in order, as one JetStream message.
+ */
+class PartitionSender {
+  #queue: Pending[] = []
+  #busy = false
+  #q = 0
+  #idle: Array<() => void> = []
+
+  constructor(
+    readonly client: Client,
+    readonly p: number,
+  ) {}
+
+  add(item: Pending): void {
+    this.#queue.push(item)
+    if (!this.#busy) {
+      this.#busy = true
+      queueMicrotask(() => void this.#drain())
+    }
+  }
+
+  /** Resolves when nothing is queued or in flight. */
+  idle(): Promise<void> {
+    return this.#busy ? new Promise((r) => this.#idle.push(r)) : Promise.resolve()
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue
+      this.#queue = []
+      for (const chunk of this.#chunks(batch)) {
+        const env: ClientEnvelope = {
+          v: WIRE_VERSION,
+          c: this.client.id,
+          q: ++this.#q,
+          m: chunk.items.map((i) => i.msg),
+        }
+        try {
+          await this.client.publishEnvelope(this.p, env.q, chunk.bytes ?? encode(env))
+          for (const item of chunk.items) item.resolve()
+        } catch (err) {
+          for (const item of chunk.items) item.reject(err as Error)
+        }
+      }
+    }
+    this.#busy = false
+    for (const r of this.#idle.splice(0)) r()
+  }
+
+  /** Splits a batch into envelopes under max_payload; rejects messages that cannot be sent. */
+  #chunks(batch: Pending[]): Array<{ items: Pending[]; bytes?: Uint8Array }> {
+    const limit = this.client.maxPayload - 512
+    const probe: ClientEnvelope = {
+      v: WIRE_VERSION,
+      c: this.client.id,
+      q: this.#q + 1,
+      m: batch.map((i) => i.msg),
+    }
+    try {
+      const bytes = encode(probe)
+      if (bytes.length <= limit) return [{ items: batch, bytes }]
+    } catch {
+      // some message cannot be encoded: fall through to encoding them one by one
+    }
+    const out: Array<{ items: Pending[] }> = []
+    let current: Pending[] = []
+    let size = 0
+    for (const item of batch) {
+      let len: number
+      try {
+        len = encode(item.msg).length
+      } catch (err) {
+        item.reject(
+          new BadInputError(
+            `arguments of ${item.msg.t}.${item.msg.op} cannot be serialised: ${(err as Error).message}`,
+          ),
+        )
+        continue
+      }
+      if (len > limit) {
+        item.reject(
+          new PayloadTooLargeError(`message to ${item.msg.t}@${item.msg.key}.${item.msg.op}`, len, limit),
+        )
+        continue
+      }
+      if (size + len > limit && current.length > 0) {
+        out.push({ items: current })
+        current = []
+        size = 0
+      }
+      current.push(item)
+      size += len
+    }
+    if (current.length > 0) out.push({ items: current })
+    return out
+  }
+}
+
+function encodeContinuation(after: string): string {
+  return Buffer.from(JSON.stringify({ after })).toString('base64url')
+}
+
+function decodeContinuation(token: string): string {
+  try {
+    const value = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { after?: unknown }
+    if (typeof value.after === 'string') return value.after
+  } catch {
+    // fall through
+  }
+  throw new BadInputError('continuation token is not one returned by listEntities')
+}

@@ -1,0 +1,205 @@
+/**
+ * How a hub is laid out on NATS, and its creation. Every resource of hub `H` is named here:
+ *
+ * | resource | name |
+ * |---|---|
+ * | mailbox stream | `BASALT_H_MBX`, subjects `H.mbx.<p>` |
+ * | commit log stream | `BASALT_H_LOG`, subjects `H.log.<p>` (fenced appends) |
+ * | dead-letter stream | `BASALT_H_DLQ`, subjects `H.dlq.<p>` |
+ * | state KV (snapshots, checkpoints, timers) | `basalt_H_state` |
+ * | metadata KV (partition count, placement) | `basalt_H_meta` |
+ * | queries to a partition owner (core NATS) | `H.q.<p>` |
+ * | committed records, for watchers (core NATS) | `H.chg.<p>` |
+ */
+import type { NatsConnection } from '@nats-io/transport-node'
+import { jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream'
+import { Kvm, type KV } from '@nats-io/kv'
+import { BadInputError, HubNotFoundError } from '../actors/errors.ts'
+import { decode, encode } from './codec.ts'
+
+/** Default number of partitions of a new hub (as in the Netherite paper). */
+export const DEFAULT_PARTITIONS = 32
+/** Largest partition count; the count is fixed when a hub is created. */
+export const MAX_PARTITIONS = 1024
+
+const HUB_NAME = /^[A-Za-z0-9_-]{1,64}$/
+
+/** Stored description of a hub. */
+export interface HubMeta {
+  v: 1
+  partitions: number
+  replicas: number
+  created: number
+}
+
+/** Names of everything a hub owns. */
+export class HubNames {
+  constructor(readonly hub: string) {
+    if (!HUB_NAME.test(hub)) {
+      throw new BadInputError(`hub name must match ${HUB_NAME} (got ${JSON.stringify(hub)})`)
+    }
+  }
+  get mailboxStream(): string {
+    return `BASALT_${this.hub}_MBX`
+  }
+  get logStream(): string {
+    return `BASALT_${this.hub}_LOG`
+  }
+  get deadLetterStream(): string {
+    return `BASALT_${this.hub}_DLQ`
+  }
+  get stateBucket(): string {
+    return `basalt_${this.hub}_state`
+  }
+  get metaBucket(): string {
+    return `basalt_${this.hub}_meta`
+  }
+  mailbox(p: number): string {
+    return `${this.hub}.mbx.${p}`
+  }
+  log(p: number): string {
+    return `${this.hub}.log.${p}`
+  }
+  deadLetter(p: number): string {
+    return `${this.hub}.dlq.${p}`
+  }
+  query(p: number): string {
+    return `${this.hub}.q.${p}`
+  }
+  changes(p: number): string {
+    return `${this.hub}.chg.${p}`
+  }
+  /** The raw subject of a key of the state bucket (for fenced writes). */
+  stateSubject(key: string): string {
+    return `$KV.${this.stateBucket}.${key}`
+  }
+}
+
+/** Options for creating a hub. */
+export interface HubOptions {
+  /** Partition count of a new hub; must match an existing hub's when given. Default 32. */
+  partitions?: number
+  /** Stream and KV replicas (3 on a NATS cluster). Default 1. */
+  replicas?: number
+}
+
+/** An open hub: its names, metadata and the handles the runtime uses. */
+export interface Hub {
+  names: HubNames
+  meta: HubMeta
+  jsm: JetStreamManager
+  state: KV
+  metaKv: KV
+}
+
+const DUPLICATE_WINDOW_NS = 120 * 1e9
+
+/** Opens hub `name`, creating its streams and buckets when missing (idempotent, race-safe). */
+export async function ensureHub(nc: NatsConnection, name: string, options: HubOptions = {}): Promise<Hub> {
+  const names = new HubNames(name)
+  const partitions = options.partitions ?? DEFAULT_PARTITIONS
+  if (!Number.isInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) {
+    throw new BadInputError(`partitions must be an integer in 1..${MAX_PARTITIONS} (got ${partitions})`)
+  }
+  const replicas = options.replicas ?? 1
+  const jsm = await jetstreamManager(nc)
+  const kvm = new Kvm(nc)
+  const metaKv = await kvm.create(names.metaBucket, { history: 1, replicas })
+  let meta = await readMeta(metaKv)
+  if (meta === null) {
+    const fresh: HubMeta = { v: 1, partitions, replicas, created: Date.now() }
+    try {
+      await metaKv.create('hub', encode(fresh))
+      meta = fresh
+    } catch {
+      meta = await readMeta(metaKv) // another process created it first
+      if (meta === null) throw new BadInputError(`cannot create hub '${name}'`)
+    }
+  }
+  if (options.partitions !== undefined && options.partitions !== meta.partitions) {
+    throw new BadInputError(
+      `hub '${name}' has ${meta.partitions} partitions, fixed when it was created (asked for ${options.partitions})`,
+    )
+  }
+  await ensureStream(jsm, {
+    name: names.mailboxStream,
+    subjects: [`${name}.mbx.*`],
+    duplicate_window: DUPLICATE_WINDOW_NS,
+    num_replicas: meta.replicas,
+  })
+  await ensureStream(jsm, {
+    name: names.logStream,
+    subjects: [`${name}.log.*`],
+    duplicate_window: DUPLICATE_WINDOW_NS,
+    num_replicas: meta.replicas,
+  })
+  await ensureStream(jsm, {
+    name: names.deadLetterStream,
+    subjects: [`${name}.dlq.*`],
+    max_age: 7 * 24 * 3600 * 1e9,
+    num_replicas: meta.replicas,
+  })
+  const state = await kvm.create(names.stateBucket, { history: 1, replicas: meta.replicas })
+  return { names, meta, jsm, state, metaKv }
+}
+
+/** Opens an existing hub without creating anything; throws {@link HubNotFoundError}. */
+export async function openHub(nc: NatsConnection, name: string): Promise<Hub> {
+  const names = new HubNames(name)
+  const jsm = await jetstreamManager(nc)
+  const kvm = new Kvm(nc)
+  let metaKv: KV
+  try {
+    metaKv = await kvm.open(names.metaBucket)
+  } catch {
+    throw new HubNotFoundError(name)
+  }
+  const meta = await readMeta(metaKv)
+  if (meta === null) throw new HubNotFoundError(name)
+  const state = await kvm.open(names.stateBucket)
+  return { names, meta, jsm, state, metaKv }
+}
+
+async function readMeta(kv: KV): Promise<HubMeta | null> {
+  const entry = await kv.get('hub')
+  if (entry === null || entry.operation !== 'PUT') return null
+  return decode(entry.value, 'hub metadata') as HubMeta
+}
+
+async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }) {
+  try {
+    await jsm.streams.info(config.name)
+  } catch (err) {
+    if (!isNotFound(err)) throw err
+    try {
+      await jsm.streams.add(config)
+    } catch (addErr) {
+      // 10058: a stream with that name exists already (created concurrently)
+      if ((addErr as { code?: number }).code !== 10058) throw addErr
+    }
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  const code = (err as { code?: number }).code
+  return code === 10059 || (err as Error).name === 'StreamNotFoundError'
+}
+
+/** Deletes every stream and bucket of a hub (for tests and `basalt hub delete`). */
+export async function deleteHub(nc: NatsConnection, name: string): Promise<void> {
+  const names = new HubNames(name)
+  const jsm = await jetstreamManager(nc)
+  for (const stream of [
+    names.mailboxStream,
+    names.logStream,
+    names.deadLetterStream,
+    `KV_${names.stateBucket}`,
+    `KV_${names.metaBucket}`,
+  ]) {
+    try {
+      await jsm.streams.delete(stream)
+    } catch (err) {
+      if (!isNotFound(err)) throw err
+    }
+  }
+}

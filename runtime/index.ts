@@ -1,0 +1,41 @@
+/**
+ * runtime/ — wires entities and actors to NATS JetStream: hub layout, the partition loop, commit
+ * log, snapshots, recovery, the node and the client. This is the package's main entry point.
+ */
+export { Client, type ClientOptions, type EntityHandle, type EntityPage, type EntityState } from './client.ts'
+export { Node, connectTo, type NodeOptions } from './node.ts'
+export {
+  DEFAULT_PARTITIONS,
+  HubNames,
+  deleteHub,
+  ensureHub,
+  openHub,
+  type Hub,
+  type HubMeta,
+  type HubOptions,
+} from './hub.ts'
+export { consoleLogger, silentLogger, type Logger } from './logger.ts'
+export { decode, encode } from './codec.ts'
+export {
+  Entity,
+  type CallProxy,
+  type EntityClass,
+  type SignalProxy,
+  type StateOf,
+} from '../entities/index.ts'
+export {
+  BadInputError,
+  BasaltError,
+  CodecError,
+  ConnectionError,
+  ErrorCode,
+  FencedError,
+  HubNotFoundError,
+  IllegalStateError,
+  PartitionUnavailableError,
+  PayloadTooLargeError,
+  RemoteError,
+  TimeoutError,
+  UnknownEntityError,
+  UnknownOperationError,
+} from '../actors/index.ts'

@@ -1,0 +1,824 @@
+/**
+ * The partition loop (DESIGN.md §3). One owner per partition reads its mailbox from the last
+ * committed position, runs entity operations on in-memory state, and appends one fenced commit
+ * record per round. Effects that others can observe — replies, messages to other partitions,
+ * watcher updates — leave only after the record is acknowledged. With pipelining on, the loop
+ * keeps processing while a commit is in flight; the next record carries everything processed
+ * meanwhile (group commit), so a busy partition commits hundreds of steps per JetStream publish.
+ */
+import type { NatsConnection, Subscription } from '@nats-io/transport-node'
+import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream'
+import {
+  BadInputError,
+  FencedError,
+  PartitionUnavailableError,
+  PayloadTooLargeError,
+  UnknownEntityError,
+  toErrorInfo,
+} from '../actors/errors.ts'
+import { checkKey, checkTypeName, partitionOf } from '../actors/ids.ts'
+import {
+  WIRE_VERSION,
+  checkEnvelope,
+  checkMessage,
+  type ActorMessage,
+  type CommitRecord,
+  type EntityOp,
+  type MailboxEnvelope,
+  type MailboxPosition,
+  type Query,
+  type QueryAnswer,
+  type Reply,
+  type ReplyEnvelope,
+  type TimerValue,
+} from '../actors/messages.ts'
+import { isThenable, type EntityContext, type EntityRegistry } from '../entities/index.ts'
+import { decode, decodeEnvelope, encode } from './codec.ts'
+import type { Hub } from './hub.ts'
+import type { Logger } from './logger.ts'
+import { Outbox } from './outbox.ts'
+import { CommitRound } from './round.ts'
+import { SnapshotState, entityItemKey, parseEntityItemKey } from './snapshot.ts'
+import { PartitionStorage, isFencingRejection, type Checkpoint } from './storage.ts'
+import { TimerSet } from './timers.ts'
+
+/** Settings of a partition (see {@link NodeOptions} for the defaults). */
+export interface PartitionOptions {
+  registry: EntityRegistry
+  epoch: number
+  logger: Logger
+  /** Keep processing while a commit is in flight (speculation). */
+  pipelining: boolean
+  /** Most entities kept in memory. */
+  cacheSize: number
+  /** Most messages taken from the mailbox in one processing step. */
+  maxBatch: number
+  /** Take a snapshot after this many records... */
+  snapshotRecords: number
+  /** ...or this many ms after the first record not yet in a snapshot. */
+  snapshotIntervalMs: number
+  /** How long a commit may take before the partition gives up and recovers. */
+  commitTimeoutMs: number
+  /** Called once when the partition stops for any reason other than close(). */
+  onStopped(reason: 'fenced' | 'failed', error: Error): void
+}
+
+/** Counters of one partition. */
+export interface PartitionStats {
+  records: number
+  messages: number
+  snapshots: number
+  recoveredRecords: number
+  deadLetters: number
+}
+
+/** A cached entity: decoded state plus its last good encoding (null: does not exist). */
+interface Entry {
+  type: string
+  key: string
+  state: unknown
+  bytes: Uint8Array | null
+}
+
+/** A mailbox message waiting to be processed. */
+interface Inbound {
+  seq: number
+  env?: MailboxEnvelope
+  raw?: Uint8Array
+  error?: string
+}
+
+interface PendingQuery {
+  query: Query
+  respond(answer: QueryAnswer): void
+}
+
+const HIGH_WATER = 20_000
+
+/** One partition owned by this process. */
+export class Partition {
+  readonly stats: PartitionStats = {
+    records: 0,
+    messages: 0,
+    snapshots: 0,
+    recoveredRecords: 0,
+    deadLetters: 0,
+  }
+  readonly #storage: PartitionStorage
+  readonly #outbox: Outbox
+  readonly #snap: SnapshotState
+  readonly #timers = new TimerSet()
+  readonly #cache = new Map<string, Entry>()
+  readonly #clients = new Map<string, [q: number, at: number]>()
+  readonly #origins = new Map<number, number>()
+  #local: ActorMessage[] = []
+  #inbox: Inbound[] = []
+  #pos: MailboxPosition = [1, 0]
+  #open: CommitRound
+  #inflight: CommitRound | null = null
+  #lastLogSeq = 0
+  #queries: PendingQuery[] = []
+  #running = false
+  #rerun = false
+  #stopped = false
+  #closing = false
+  #consumer: ConsumerMessages | undefined
+  #querySub: Subscription | undefined
+  #drained: (() => void) | undefined
+  #timer: NodeJS.Timeout | undefined
+  readonly #recordLimit: number
+
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly hub: Hub,
+    readonly p: number,
+    readonly options: PartitionOptions,
+  ) {
+    this.#storage = new PartitionStorage(nc, hub, p)
+    const maxPayload = nc.info?.max_payload ?? 1024 * 1024
+    this.#recordLimit = Math.floor(maxPayload / 2) - 4096
+    this.#outbox = new Outbox(this.#storage.js, hub.names, p, maxPayload, options.logger)
+    this.#snap = new SnapshotState(this.#storage, options.logger)
+    this.#open = new CommitRound(1, this.#pos)
+  }
+
+  /** Recovers partition `p` from storage and starts serving it. Throws {@link FencedError}. */
+  static async start(nc: NatsConnection, hub: Hub, p: number, options: PartitionOptions): Promise<Partition> {
+    const partition = new Partition(nc, hub, p, options)
+    try {
+      await partition.#recover()
+    } catch (err) {
+      partition.#shutdown()
+      throw err
+    }
+    return partition
+  }
+
+  /** Highest record number committed. */
+  get committedN(): number {
+    return this.#snap.committedN
+  }
+
+  /** Publishes to other partitions made so far. */
+  get outboxPublishes(): number {
+    return this.#outbox.publishes
+  }
+
+  /** Number of entities in memory. */
+  get cachedEntities(): number {
+    return this.#cache.size
+  }
+
+  /**
+   * Stops gracefully: no more mailbox reads, the in-flight and open rounds are committed, and
+   * (with `snapshot`) a final snapshot is written so the next owner starts fast.
+   */
+  async close(snapshot = false): Promise<void> {
+    if (this.#stopped || this.#closing) return
+    this.#closing = true
+    await this.#consumer?.close().catch(() => {})
+    this.#consumer = undefined
+    await this.#until(
+      () => this.#stopped || (this.#inflight === null && !this.#running && this.#open.isEmpty),
+    )
+    if (snapshot && !this.#stopped) await this.#snap.take(this.#checkpointFields.bind(this)).catch(() => {})
+    await this.#snap.idle()
+    this.#shutdown()
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Recovery
+
+  async #recover(): Promise<void> {
+    const { epoch, logger } = this.options
+    const { ckpt } = await this.#snap.claim(epoch, this.p)
+    if (ckpt !== null) this.#restoreCheckpoint(ckpt)
+    for (const [key, value] of await this.#snap.loadTimers(this.p)) {
+      this.#timers.set(key, decode(value, `timer ${key}`) as TimerValue)
+    }
+    const replies: Array<[string, Reply[]]> = []
+    // Replay the log tail, then append a claim record fenced on the tail; if someone appended in
+    // between (a stale owner finishing a commit), replay that too and try again.
+    for (;;) {
+      const tail = await this.#storage.lastLogSeq()
+      await this.#storage.readLog(this.#lastLogSeq, tail, (rec, seq) => {
+        if (rec.e > epoch) throw new FencedError(this.p, `log has epoch ${rec.e}, ours is ${epoch}`)
+        this.#replay(rec, seq)
+        for (const r of rec.rep) replies.push(r)
+      })
+      const claim: CommitRecord = {
+        v: WIRE_VERSION,
+        n: this.#snap.committedN + 1,
+        e: epoch,
+        claim: 1,
+        pos: this.#pos,
+        w: [],
+        dc: [],
+        dp: [],
+        out: [],
+        rep: [],
+        lq: this.#local,
+      }
+      try {
+        const seq = await this.#storage.append(
+          encode(claim),
+          claim.n,
+          this.#lastLogSeq,
+          this.options.commitTimeoutMs,
+        )
+        this.#replay(claim, seq)
+        break
+      } catch (err) {
+        if (!isFencingRejection(err)) throw err
+      }
+    }
+    this.#open = new CommitRound(this.#snap.committedN + 1, this.#pos)
+    logger.info('partition recovered', {
+      p: this.p,
+      epoch,
+      records: this.stats.recoveredRecords,
+      pos: this.#pos,
+      timers: this.#timers.size,
+    })
+    // Effects of replayed records may not have left before the crash: send them again. Receivers
+    // drop what they already have (partitions by record number, clients by request id).
+    for (const [inbox, reps] of replies) this.#sendReplies(inbox, reps)
+    this.#querySub = this.nc.subscribe(this.hub.names.query(this.p), {
+      callback: (err, msg) => {
+        if (err) return
+        this.#onQuery(msg.data, (answer) => msg.respond(encode(answer)))
+      },
+    })
+    await this.#startMailbox()
+    this.#armTimer()
+    this.#kick()
+  }
+
+  #restoreCheckpoint(ckpt: Checkpoint): void {
+    this.#pos = ckpt.pos
+    this.#lastLogSeq = ckpt.logSeq
+    this.#local = ckpt.lq
+    for (const [c, q, at] of ckpt.dc) this.#clients.set(c, [q, at])
+    for (const [p, n] of ckpt.dp) this.#origins.set(p, n)
+    this.#snap.restore(ckpt)
+    for (const [dest, n, msgs] of ckpt.outbox) this.#outbox.enqueue(dest, n, msgs, sizeOf(msgs))
+  }
+
+  /** Applies a committed record to the state (at recovery, and for claims). */
+  #replay(rec: CommitRecord, seq: number): void {
+    this.#lastLogSeq = seq
+    this.#pos = rec.pos
+    this.#local = rec.lq
+    for (const [c, q, at] of rec.dc) this.#clients.set(c, [q, at])
+    for (const [p, n] of rec.dp) this.#origins.set(p, n)
+    for (const [key, value] of rec.w) {
+      if (key.startsWith('t.')) {
+        if (value === null) this.#timers.delete(key)
+        else this.#timers.set(key, decode(value, `timer ${key}`) as TimerValue)
+      }
+    }
+    for (const [dest, msgs] of rec.out) this.#outbox.enqueue(dest, rec.n, msgs, sizeOf(msgs))
+    this.#snap.committed(rec, seq)
+    if (!rec.claim) this.stats.recoveredRecords++
+  }
+
+  async #startMailbox(): Promise<void> {
+    const consumer = await this.#storage.js.consumers.get(this.hub.names.mailboxStream, {
+      filter_subjects: this.hub.names.mailbox(this.p),
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: this.#pos[0],
+    })
+    this.#consumer = await consumer.consume({ max_messages: 512 })
+    void this.#pumpMailbox(this.#consumer)
+  }
+
+  async #pumpMailbox(messages: ConsumerMessages): Promise<void> {
+    try {
+      for await (const m of messages) {
+        if (this.#stopped) break
+        if (m.seq < this.#pos[0]) continue
+        const item: Inbound = { seq: m.seq }
+        try {
+          item.env = checkEnvelope(decodeEnvelope(m.data, `mailbox message ${m.seq}`))
+        } catch (err) {
+          item.raw = m.data
+          item.error = (err as Error).message
+        }
+        this.#inbox.push(item)
+        this.#kick()
+        if (this.#inbox.length > HIGH_WATER) {
+          await new Promise<void>((resolve) => (this.#drained = resolve))
+        }
+      }
+    } catch (err) {
+      if (!this.#stopped) this.#fail(err as Error)
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The loop
+
+  /** Schedules a run of the loop. */
+  #kick(): void {
+    if (this.#running) {
+      this.#rerun = true
+      return
+    }
+    if (this.#stopped) return
+    this.#running = true
+    setImmediate(() => void this.#run())
+  }
+
+  async #run(): Promise<void> {
+    try {
+      do {
+        this.#rerun = false
+        for (;;) {
+          if (this.#stopped) return
+          if (this.#inflight === null && !this.#open.isEmpty) this.#seal()
+          if (!this.#canProcess()) break
+          if (!(await this.#step())) break
+        }
+        if (this.#inflight === null && !this.#open.isEmpty && !this.#stopped) this.#seal()
+      } while (this.#rerun && !this.#stopped)
+    } catch (err) {
+      this.#fail(err as Error)
+    } finally {
+      this.#running = false
+    }
+  }
+
+  #canProcess(): boolean {
+    if (!this.options.pipelining && this.#inflight !== null) return false
+    return this.#open.bytes < this.#recordLimit
+  }
+
+  /** Processes one slice of waiting work; false when there was none. */
+  async #step(): Promise<boolean> {
+    let progressed = false
+    const queries = this.#queries
+    if (queries.length > 0) {
+      this.#queries = []
+      for (const q of queries) await this.#answer(q)
+      progressed = true
+    }
+    const now = Date.now()
+    for (const [key, [, msg]] of this.#timers.due(now)) {
+      if (!this.#canProcess()) return true
+      this.#timers.delete(key)
+      this.#open.write(key, null)
+      delete msg.at
+      await this.#deliver(msg)
+      progressed = true
+    }
+    let budget = this.options.maxBatch
+    while (this.#local.length > 0 && budget-- > 0 && this.#canProcess()) {
+      await this.#deliver(this.#local.shift()!)
+      progressed = true
+    }
+    if (this.#inbox.length > 0 && this.#canProcess()) {
+      await this.#preload(this.options.maxBatch)
+      progressed = (await this.#processInbox(this.options.maxBatch)) || progressed
+    }
+    this.#armTimer()
+    return progressed
+  }
+
+  /** Loads the entities the next `count` mailbox messages address, in parallel. */
+  async #preload(count: number): Promise<void> {
+    const missing = new Map<string, [string, string]>()
+    let seen = 0
+    for (const item of this.#inbox) {
+      if (item.env === undefined) continue
+      for (const msg of messagesOf(item.env)) {
+        if (msg === undefined) continue
+        if (++seen > count) break
+        const ref = this.#itemKeyOf(msg)
+        if (ref !== undefined && !this.#cache.has(ref[0])) missing.set(ref[0], [ref[1], ref[2]])
+      }
+      if (seen > count) break
+    }
+    if (missing.size > 0) await Promise.all([...missing].map(([k, [t, key]]) => this.#load(k, t, key)))
+  }
+
+  async #processInbox(budget: number): Promise<boolean> {
+    let progressed = false
+    while (this.#inbox.length > 0 && budget > 0 && this.#canProcess()) {
+      const item = this.#inbox[0]!
+      if (item.env === undefined) {
+        await this.#deadLetter(item)
+      } else {
+        budget = await this.#processEnvelope(item.seq, item.env, budget)
+        if (this.#pos[0] === item.seq) return true // record full mid-envelope
+      }
+      this.#inbox.shift()
+      progressed = true
+      if (this.#drained && this.#inbox.length < HIGH_WATER / 2) {
+        this.#drained()
+        this.#drained = undefined
+      }
+    }
+    return progressed
+  }
+
+  /** Processes messages of one envelope from the current position; returns the budget left. */
+  async #processEnvelope(seq: number, env: MailboxEnvelope, budget: number): Promise<number> {
+    let idx = this.#pos[0] === seq ? this.#pos[1] : 0
+    if ('c' in env) {
+      if (idx === 0) {
+        const last = this.#clients.get(env.c)
+        if (last !== undefined && env.q <= last[0]) return this.#advance(seq + 1, 0, budget)
+        const now = Date.now()
+        this.#clients.set(env.c, [env.q, now])
+        this.#open.dc.set(env.c, [env.q, now])
+      }
+      for (; idx < env.m.length; idx++) {
+        if (budget <= 0 || !this.#canProcess()) return this.#advance(seq, idx, budget)
+        await this.#deliver(env.m[idx]!)
+        budget--
+      }
+      return this.#advance(seq + 1, 0, budget)
+    }
+    let offset = 0
+    for (const [n, msgs] of env.g) {
+      const end = offset + msgs.length
+      if (idx < end) {
+        if (idx === offset) {
+          if (n <= (this.#origins.get(env.p) ?? 0)) {
+            idx = end
+            offset = end
+            continue
+          }
+          this.#origins.set(env.p, n)
+          this.#open.dp.set(env.p, n)
+        }
+        for (; idx < end; idx++) {
+          if (budget <= 0 || !this.#canProcess()) return this.#advance(seq, idx, budget)
+          await this.#deliverEncoded(msgs[idx - offset]!, seq)
+          budget--
+        }
+      }
+      offset = end
+    }
+    return this.#advance(seq + 1, 0, budget)
+  }
+
+  #advance(seq: number, idx: number, budget: number): number {
+    this.#pos = [seq, idx]
+    this.#open.pos = this.#pos
+    this.#open.touched = true
+    return budget
+  }
+
+  async #deliverEncoded(bytes: Uint8Array, seq: number): Promise<void> {
+    let msg: ActorMessage
+    try {
+      msg = checkMessage(decode(bytes, `partition message in mailbox ${seq}`))
+    } catch (err) {
+      this.options.logger.warn('dropping malformed partition message', { p: this.p, seq, error: String(err) })
+      return
+    }
+    await this.#deliver(msg)
+  }
+
+  /** Runs one message: holds it as a timer if it is due later, else applies the operation. */
+  async #deliver(msg: ActorMessage): Promise<void> {
+    this.stats.messages++
+    if (msg.at !== undefined && msg.at > Date.now()) {
+      const key = this.#open.timerKey(this.p)
+      const value: TimerValue = [msg.at, msg]
+      this.#timers.set(key, value)
+      this.#open.write(key, encode(value))
+      return
+    }
+    await this.#runOperation(msg)
+  }
+
+  async #runOperation(msg: EntityOp): Promise<void> {
+    const { registry } = this.options
+    if (!registry.has(msg.t)) return this.#reject(msg, new UnknownEntityError(msg.t))
+    let itemKey: string
+    try {
+      itemKey = entityItemKey(this.p, msg.t, checkKey(msg.key))
+    } catch (err) {
+      return this.#reject(msg, err as Error)
+    }
+    const entry = this.#cache.get(itemKey) ?? (await this.#load(itemKey, msg.t, msg.key))
+    this.#touch(itemKey, entry)
+    const sends: Array<[ActorMessage, Uint8Array]> = []
+    const ctx: EntityContext = {
+      type: msg.t,
+      key: msg.key,
+      state: entry.state,
+      deleted: false,
+      send: (type, key, op, args, at) => {
+        checkTypeName(type)
+        checkKey(key)
+        const m: EntityOp = { k: 'op', t: type, key, op, a: args }
+        if (at !== undefined) m.at = at
+        sends.push([m, this.#encodeBounded(m, `signal ${type}.${op} from ${msg.t}@${msg.key}`)])
+      },
+    }
+    let result: unknown
+    let bytes: Uint8Array | null
+    let resultBytes: Uint8Array | undefined
+    try {
+      result = registry.run(ctx, msg.op, msg.a)
+      if (isThenable(result)) result = await result
+      bytes = ctx.deleted ? null : this.#encodeBounded(ctx.state, `state of ${msg.t}@${msg.key}`)
+      if (msg.r !== undefined) resultBytes = this.#encodeBounded(result, `result of ${msg.t}.${msg.op}`)
+    } catch (err) {
+      // The operation's state change and its signals are discarded; the entity keeps its last
+      // committed-or-speculative state.
+      entry.state = entry.bytes === null ? registry.initialState(msg.t) : decode(entry.bytes, 'entity state')
+      return this.#reject(msg, err as Error)
+    }
+    entry.state = ctx.state
+    entry.bytes = bytes
+    this.#open.write(itemKey, bytes)
+    for (const [m, b] of sends) this.#route(m, b)
+    if (msg.r !== undefined) this.#open.reply(msg.r, [msg.r[1], 1, resultBytes!])
+  }
+
+  /** Encodes a value, rejecting it when it would not fit in a commit record. */
+  #encodeBounded(value: unknown, what: string): Uint8Array {
+    let bytes: Uint8Array
+    try {
+      bytes = encode(value)
+    } catch (err) {
+      throw new BadInputError(`${what} cannot be serialised: ${(err as Error).message}`)
+    }
+    if (bytes.length > this.#recordLimit / 2) {
+      throw new PayloadTooLargeError(what, bytes.length, Math.floor(this.#recordLimit / 2))
+    }
+    this.#open.bytes += bytes.length + 16
+    return bytes
+  }
+
+  /** Sends a message produced by an operation: within the partition at once, else via the outbox. */
+  #route(msg: ActorMessage, bytes: Uint8Array): void {
+    const dest = partitionOf(msg.key, this.hub.meta.partitions)
+    if (dest === this.p) this.#local.push(decode(bytes, 'local message') as ActorMessage)
+    else this.#open.send(dest, bytes)
+  }
+
+  #reject(msg: EntityOp, err: Error): void {
+    if (msg.r !== undefined) {
+      this.#open.reply(msg.r, [msg.r[1], 0, toErrorInfo(err)])
+    } else {
+      this.options.logger.warn('signal failed', {
+        p: this.p,
+        entity: `${msg.t}@${msg.key}`,
+        op: msg.op,
+        error: `${err.name}: ${err.message}`,
+      })
+    }
+  }
+
+  async #deadLetter(item: Inbound): Promise<void> {
+    this.options.logger.warn('moving undecodable mailbox message to the dead-letter stream', {
+      p: this.p,
+      seq: item.seq,
+      reason: item.error,
+    })
+    await this.#storage.deadLetter(item.seq, item.raw!, item.error ?? 'undecodable')
+    this.stats.deadLetters++
+    this.#advance(item.seq + 1, 0, 0)
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Entity cache
+
+  #itemKeyOf(msg: ActorMessage): [string, string, string] | undefined {
+    if (msg.at !== undefined && msg.at > Date.now()) return undefined
+    if (!this.options.registry.has(msg.t) || typeof msg.key !== 'string' || msg.key.length === 0)
+      return undefined
+    return [entityItemKey(this.p, msg.t, msg.key), msg.t, msg.key]
+  }
+
+  async #load(itemKey: string, type: string, key: string): Promise<Entry> {
+    const bytes = await this.#snap.read(itemKey)
+    const cached = this.#cache.get(itemKey)
+    if (cached !== undefined) return cached // loaded concurrently
+    const state =
+      bytes === null ? this.options.registry.initialState(type) : decode(bytes, `state of ${type}@${key}`)
+    const entry: Entry = { type, key, state, bytes }
+    this.#cache.set(itemKey, entry)
+    this.#evict()
+    return entry
+  }
+
+  #touch(itemKey: string, entry: Entry): void {
+    this.#cache.delete(itemKey)
+    this.#cache.set(itemKey, entry)
+  }
+
+  /** Drops least recently used entities whose state is already in the snapshot store. */
+  #evict(): void {
+    let excess = this.#cache.size - this.options.cacheSize
+    if (excess <= 0) return
+    for (const key of this.#cache.keys()) {
+      if (excess <= 0) break
+      if (this.#open.writes.has(key) || this.#inflight?.writes.has(key) || this.#snap.isDirty(key)) continue
+      this.#cache.delete(key)
+      this.#snap.forget(key)
+      excess--
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Commit
+
+  #seal(): void {
+    const round = this.#open
+    round.lq = this.#local.slice()
+    const record = round.toRecord(this.options.epoch)
+    const bytes = encode(record)
+    this.#inflight = round
+    this.#open = new CommitRound(round.n + 1, this.#pos)
+    this.#storage
+      .append(bytes, round.n, this.#lastLogSeq, this.options.commitTimeoutMs)
+      .then(
+        (seq) => this.#onCommitted(round, record, bytes, seq),
+        (err: unknown) => {
+          if (isFencingRejection(err)) {
+            this.#stop('fenced', new FencedError(this.p, `commit of record ${round.n} rejected by the log`))
+          } else this.#fail(err as Error)
+        },
+      )
+      .catch((err: unknown) => this.#fail(err as Error))
+  }
+
+  #onCommitted(round: CommitRound, record: CommitRecord, bytes: Uint8Array, seq: number): void {
+    if (this.#stopped) return
+    this.#lastLogSeq = seq
+    this.#inflight = null
+    this.stats.records++
+    this.#snap.committed(record, seq)
+    for (const [inbox, reps] of record.rep) this.#sendReplies(inbox, reps)
+    for (const [dest, msgs] of record.out) this.#outbox.enqueue(dest, record.n, msgs, sizeOf(msgs))
+    if (record.w.length > 0) this.nc.publish(this.hub.names.changes(this.p), bytes)
+    for (const waiter of round.waiters) waiter()
+    this.#evict()
+    if (this.#snap.due(this.options.snapshotRecords, this.options.snapshotIntervalMs)) {
+      void this.#snap
+        .take(this.#checkpointFields.bind(this))
+        .then(() => {
+          this.stats.snapshots++
+          this.#evict()
+        })
+        .catch((err: unknown) => {
+          if (isFencingRejection(err) || err instanceof FencedError) {
+            this.#stop('fenced', new FencedError(this.p, `snapshot rejected: ${String(err)}`))
+          } else this.options.logger.warn('snapshot failed; will retry', { p: this.p, error: String(err) })
+        })
+    }
+    this.#kick()
+  }
+
+  /** Checkpoint fields that the snapshot state does not own, captured at a record boundary. */
+  #checkpointFields(upToN: number): Pick<Checkpoint, 'outbox'> {
+    return { outbox: this.#outbox.pending(upToN) }
+  }
+
+  #sendReplies(inbox: string, replies: Reply[]): void {
+    const env: ReplyEnvelope = { v: WIRE_VERSION, r: replies }
+    try {
+      this.nc.publish(inbox, encode(env))
+    } catch (err) {
+      this.options.logger.warn('reply not sent', { p: this.p, inbox, error: String(err) })
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Queries (answered in loop order, released once the state they saw is committed)
+
+  #onQuery(data: Uint8Array, respond: (answer: QueryAnswer) => void): void {
+    let query: Query
+    try {
+      query = decodeEnvelope(data, 'query') as unknown as Query
+      const kind: unknown = query.k
+      if (kind !== 'read' && kind !== 'list') throw new BadInputError(`unknown query kind ${String(kind)}`)
+      checkTypeName(query.t)
+    } catch (err) {
+      respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
+      return
+    }
+    this.#queries.push({ query, respond })
+    this.#kick()
+  }
+
+  async #answer({ query, respond }: PendingQuery): Promise<void> {
+    const fail = (err: unknown) => respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
+    try {
+      if (query.k === 'read') {
+        checkKey(query.key)
+        const itemKey = entityItemKey(this.p, query.t, query.key)
+        const cached = this.#cache.get(itemKey)
+        const bytes = cached !== undefined ? cached.bytes : await this.#snap.read(itemKey)
+        const n = this.#open.isEmpty ? (this.#inflight?.n ?? this.#snap.committedN) : this.#open.n
+        this.#afterCommitOf(() =>
+          respond({ v: WIRE_VERSION, ok: 1, exists: bytes !== null, state: bytes, n }),
+        )
+        return
+      }
+      const overlay = this.#overlay(query.t)
+      const release = (answer: QueryAnswer) => this.#afterCommitOf(() => respond(answer))
+      void this.#snap
+        .listEntityKeys(this.p, query.t)
+        .then((stored) => {
+          const keys = new Set(stored)
+          for (const [key, exists] of overlay) {
+            if (exists) keys.add(key)
+            else keys.delete(key)
+          }
+          const sorted = [...keys].filter((k) => k.startsWith(query.prefix) && k > query.after).sort()
+          release({
+            v: WIRE_VERSION,
+            ok: 1,
+            keys: sorted.slice(0, query.limit),
+            more: sorted.length > query.limit,
+          })
+        })
+        .catch(fail)
+    } catch (err) {
+      fail(err)
+    }
+  }
+
+  /** Entity keys of `type` written since the last snapshot, with whether they exist now. */
+  #overlay(type: string): Map<string, boolean> {
+    const overlay = new Map<string, boolean>()
+    const add = (writes: Iterable<[string, Uint8Array | null]>) => {
+      for (const [itemKey, value] of writes) {
+        const parsed = parseEntityItemKey(itemKey)
+        if (parsed !== undefined && parsed.type === type) overlay.set(parsed.key, value !== null)
+      }
+    }
+    add(this.#snap.dirtyWrites())
+    if (this.#inflight) add(this.#inflight.writes)
+    add(this.#open.writes)
+    return overlay
+  }
+
+  /** Runs `fn` once everything processed so far is committed. */
+  #afterCommitOf(fn: () => void): void {
+    if (!this.#open.isEmpty) this.#open.waiters.push(fn)
+    else if (this.#inflight !== null) this.#inflight.waiters.push(fn)
+    else fn()
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Timers and stopping
+
+  #armTimer(): void {
+    const next = this.#timers.next()
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = undefined
+    if (next === undefined || this.#stopped) return
+    const wait = Math.min(Math.max(next - Date.now(), 0) + 1, 2 ** 31 - 1)
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      this.#kick()
+    }, wait)
+  }
+
+  /** Stops after an internal failure; the node recovers the partition from storage. */
+  #fail(err: Error): void {
+    this.#stop('failed', err)
+  }
+
+  #stop(reason: 'fenced' | 'failed', err: Error): void {
+    if (this.#stopped) return
+    this.options.logger.warn(`partition ${reason}; stopping`, { p: this.p, error: err.message })
+    this.#shutdown()
+    this.options.onStopped(reason, err)
+  }
+
+  #shutdown(): void {
+    this.#stopped = true
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#outbox.stop()
+    void this.#consumer?.close().catch(() => {})
+    this.#querySub?.unsubscribe()
+    this.#drained?.()
+    const unavailable = new PartitionUnavailableError(this.p, 'the partition stopped before answering')
+    for (const { respond } of this.#queries)
+      respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(unavailable) })
+    this.#queries = []
+  }
+
+  async #until(condition: () => boolean): Promise<void> {
+    while (!condition()) await new Promise((r) => setTimeout(r, 2))
+  }
+}
+
+function messagesOf(env: MailboxEnvelope): Iterable<ActorMessage | undefined> {
+  return 'c' in env ? env.m : []
+}
+
+function sizeOf(msgs: Uint8Array[]): number {
+  let size = 16
+  for (const m of msgs) size += m.length + 4
+  return size
+}

@@ -1,0 +1,86 @@
+/**
+ * One commit round: everything processed between two commit records, collected while the previous
+ * record is in flight. Sealing a round turns it into a {@link CommitRecord}.
+ */
+import {
+  WIRE_VERSION,
+  type ActorMessage,
+  type CommitRecord,
+  type MailboxPosition,
+  type Reply,
+  type ReplyTo,
+} from '../actors/messages.ts'
+
+/** The open (or in-flight) round of a partition. */
+export class CommitRound {
+  /** Item writes, last one wins. */
+  readonly writes = new Map<string, Uint8Array | null>()
+  readonly dc = new Map<string, [number, number]>()
+  readonly dp = new Map<number, number>()
+  readonly out = new Map<number, Uint8Array[]>()
+  readonly rep = new Map<string, Reply[]>()
+  /** Callbacks to run once this round is durable. */
+  readonly waiters: Array<() => void> = []
+  /** Local messages still queued when the round was sealed. */
+  lq: ActorMessage[] = []
+  /** Encoded size accounted so far (bounds the record below max_payload). */
+  bytes = 0
+  /** Whether the mailbox position moved. */
+  touched = false
+  #timers = 0
+
+  constructor(
+    /** Record number this round will have. */
+    readonly n: number,
+    /** Mailbox position after the round. */
+    public pos: MailboxPosition,
+  ) {}
+
+  /** Whether nothing happened in this round. */
+  get isEmpty(): boolean {
+    return !this.touched && this.writes.size === 0 && this.rep.size === 0 && this.out.size === 0
+  }
+
+  /** Records an item write (null deletes). */
+  write(key: string, value: Uint8Array | null): void {
+    this.writes.set(key, value)
+    this.touched = true
+  }
+
+  /** Queues a reply to a caller. */
+  reply(to: ReplyTo, reply: Reply): void {
+    let list = this.rep.get(to[0])
+    if (list === undefined) this.rep.set(to[0], (list = []))
+    list.push(reply)
+    this.touched = true
+  }
+
+  /** Queues an encoded message for another partition. */
+  send(dest: number, bytes: Uint8Array): void {
+    let list = this.out.get(dest)
+    if (list === undefined) this.out.set(dest, (list = []))
+    list.push(bytes)
+    this.touched = true
+  }
+
+  /** A fresh, unique key for a timer created in this round. */
+  timerKey(p: number): string {
+    return `t.${p}.${this.n}-${this.#timers++}`
+  }
+
+  /** The commit record of this round. */
+  toRecord(epoch: number): CommitRecord {
+    return {
+      v: WIRE_VERSION,
+      n: this.n,
+      e: epoch,
+      pos: this.pos,
+      w: [...this.writes],
+      dc: [...this.dc].map(([c, [q, at]]) => [c, q, at]),
+      dp: [...this.dp],
+      out: [...this.out],
+      rep: [...this.rep],
+      lq: this.lq,
+    }
+  }
+}

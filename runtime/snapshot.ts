@@ -1,0 +1,240 @@
+/**
+ * Asynchronous, incremental snapshots. Committed writes collect in a map; a snapshot freezes that
+ * map at a record boundary, writes the items to the state bucket in the background (the loop never
+ * waits), then moves the checkpoint marker and truncates log and mailbox below it.
+ *
+ * Fencing: a new owner first re-writes the checkpoint (bumping its revision). Item writes are
+ * conditional on the item's last known revision; on a conflict the writer checks that its
+ * checkpoint revision is still current — if not, a newer owner exists and it stops (FencedError);
+ * if so, the conflicting write came from a stale owner and is overwritten. The checkpoint itself
+ * is written conditionally, so a stale owner never moves it nor truncates anything.
+ */
+import { FencedError } from '../actors/errors.ts'
+import { decodeToken, encodeToken } from '../actors/ids.ts'
+import {
+  WIRE_VERSION,
+  type ActorMessage,
+  type CommitRecord,
+  type MailboxPosition,
+} from '../actors/messages.ts'
+import type { Logger } from './logger.ts'
+import { isFencingRejection, type Checkpoint, type PartitionStorage } from './storage.ts'
+
+/** The KV key of an entity's state. */
+export function entityItemKey(p: number, type: string, key: string): string {
+  return `e.${p}.${type}.${encodeToken(key)}`
+}
+
+/** Type and key of an entity item key, or undefined for other items. */
+export function parseEntityItemKey(itemKey: string): { type: string; key: string } | undefined {
+  if (!itemKey.startsWith('e.')) return undefined
+  const parts = itemKey.split('.')
+  if (parts.length !== 4) return undefined
+  return { type: parts[2]!, key: decodeToken(parts[3]!) }
+}
+
+const CLIENT_DEDUP_RETENTION_MS = 24 * 3600 * 1000
+const WRITE_CONCURRENCY = 256
+
+/** Committed-but-not-snapshotted state of one partition, and the snapshot procedure. */
+export class SnapshotState {
+  /** Number of the last committed record. */
+  committedN = 0
+  #logSeq = 0
+  #pos: MailboxPosition = [1, 0]
+  #lq: ActorMessage[] = []
+  readonly #dc = new Map<string, [number, number]>()
+  readonly #dp = new Map<number, number>()
+  #committed = new Map<string, Uint8Array | null>()
+  #writing = new Map<string, Uint8Array | null>()
+  readonly #revs = new Map<string, number>()
+  #ckptRev = 0
+  #epoch = 0
+  #recordsSince = 0
+  #since = 0
+  #taking: Promise<void> | null = null
+
+  constructor(
+    readonly storage: PartitionStorage,
+    readonly logger: Logger,
+  ) {}
+
+  /**
+   * Takes the checkpoint over for `epoch`: re-writes it conditionally so that a stale owner's
+   * later checkpoint writes fail. Throws {@link FencedError} when a newer epoch holds it.
+   */
+  async claim(epoch: number, p: number): Promise<{ ckpt: Checkpoint | null }> {
+    this.#epoch = epoch
+    for (;;) {
+      const { ckpt, rev } = await this.storage.readCheckpoint()
+      if (ckpt !== null && ckpt.e > epoch) {
+        throw new FencedError(p, `checkpoint belongs to epoch ${ckpt.e}, ours is ${epoch}`)
+      }
+      const claimed: Checkpoint = ckpt === null ? emptyCheckpoint(epoch) : { ...ckpt, e: epoch }
+      try {
+        this.#ckptRev = await this.storage.writeCheckpoint(claimed, rev)
+        return { ckpt }
+      } catch (err) {
+        if (!isFencingRejection(err)) throw err
+      }
+    }
+  }
+
+  /** Starts from a checkpoint. */
+  restore(ckpt: Checkpoint): void {
+    this.committedN = ckpt.n
+    this.#logSeq = ckpt.logSeq
+    this.#pos = ckpt.pos
+    this.#lq = ckpt.lq
+    for (const [c, q, at] of ckpt.dc) this.#dc.set(c, [q, at])
+    for (const [p, n] of ckpt.dp) this.#dp.set(p, n)
+  }
+
+  /** Notes a durable record (committed now, or replayed at recovery). */
+  committed(rec: CommitRecord, seq: number): void {
+    this.committedN = rec.n
+    this.#logSeq = seq
+    this.#pos = rec.pos
+    this.#lq = rec.lq
+    for (const [c, q, at] of rec.dc) this.#dc.set(c, [q, at])
+    for (const [p, n] of rec.dp) this.#dp.set(p, n)
+    for (const [key, value] of rec.w) this.#committed.set(key, value)
+    if (rec.claim) return
+    if (this.#recordsSince++ === 0) this.#since = Date.now()
+  }
+
+  /** Whether `key` has committed writes not yet durable in the state bucket. */
+  isDirty(key: string): boolean {
+    return this.#committed.has(key) || this.#writing.has(key)
+  }
+
+  /** Committed writes not yet in the state bucket, oldest first. */
+  *dirtyWrites(): Iterable<[string, Uint8Array | null]> {
+    yield* this.#writing
+    yield* this.#committed
+  }
+
+  /** Forgets what is known of an evicted item. */
+  forget(key: string): void {
+    this.#revs.delete(key)
+  }
+
+  /** Reads an item's committed value: from the dirty maps, else from the bucket. */
+  async read(key: string): Promise<Uint8Array | null> {
+    const committed = this.#committed.get(key)
+    if (committed !== undefined || this.#committed.has(key)) return committed ?? null
+    const writing = this.#writing.get(key)
+    if (writing !== undefined || this.#writing.has(key)) return writing ?? null
+    const item = await this.storage.readItem(key)
+    this.#revs.set(key, item.rev)
+    return item.value
+  }
+
+  /** Loads every timer item of partition `p`. */
+  async loadTimers(p: number): Promise<Array<[string, Uint8Array]>> {
+    const out: Array<[string, Uint8Array]> = []
+    for (const key of await this.storage.listKeys(`t.${p}.>`)) {
+      const item = await this.storage.readItem(key)
+      this.#revs.set(key, item.rev)
+      if (item.value !== null) out.push([key, item.value])
+    }
+    return out
+  }
+
+  /** Keys of the entities of `type` in partition `p` that the state bucket holds. */
+  async listEntityKeys(p: number, type: string): Promise<string[]> {
+    const keys = await this.storage.listKeys(`e.${p}.${type}.*`)
+    return keys.map((k) => decodeToken(k.slice(k.lastIndexOf('.') + 1)))
+  }
+
+  /** Whether a snapshot should start now. */
+  due(records: number, intervalMs: number): boolean {
+    if (this.#taking !== null || this.#recordsSince === 0) return false
+    return this.#recordsSince >= records || Date.now() - this.#since >= intervalMs
+  }
+
+  /** Resolves when no snapshot is being written. */
+  async idle(): Promise<void> {
+    await this.#taking?.catch(() => {})
+  }
+
+  /**
+   * Writes a snapshot of everything committed so far. `extra(n)` supplies the checkpoint fields
+   * owned elsewhere (the unconfirmed outbox up to record n). Throws {@link FencedError} if a newer
+   * owner exists.
+   */
+  take(extra: (upToN: number) => Pick<Checkpoint, 'outbox'>): Promise<void> {
+    if (this.#taking !== null) return this.#taking
+    this.#taking = this.#take(extra).finally(() => (this.#taking = null))
+    return this.#taking
+  }
+
+  async #take(extra: (upToN: number) => Pick<Checkpoint, 'outbox'>): Promise<void> {
+    this.#writing = this.#committed
+    this.#committed = new Map()
+    const now = Date.now()
+    const ckpt: Checkpoint = {
+      v: WIRE_VERSION,
+      e: this.#epoch,
+      n: this.committedN,
+      logSeq: this.#logSeq,
+      pos: this.#pos,
+      dc: [...this.#dc]
+        .filter(([, [, at]]) => now - at < CLIENT_DEDUP_RETENTION_MS)
+        .map(([c, [q, at]]) => [c, q, at]),
+      dp: [...this.#dp],
+      lq: this.#lq,
+      ...extra(this.committedN),
+    }
+    const records = this.#recordsSince
+    this.#recordsSince = 0
+    try {
+      const items = [...this.#writing]
+      for (let i = 0; i < items.length; i += WRITE_CONCURRENCY) {
+        await Promise.all(items.slice(i, i + WRITE_CONCURRENCY).map(([k, v]) => this.#writeItem(k, v)))
+      }
+      try {
+        this.#ckptRev = await this.storage.writeCheckpoint(ckpt, this.#ckptRev)
+      } catch (err) {
+        if (isFencingRejection(err))
+          throw new FencedError(this.storage.p, 'checkpoint was claimed by a newer owner')
+        throw err
+      }
+    } catch (err) {
+      // Put the frozen writes back (newer commits win) so the next snapshot retries them.
+      for (const [k, v] of this.#writing) if (!this.#committed.has(k)) this.#committed.set(k, v)
+      this.#writing = new Map()
+      this.#recordsSince += records
+      throw err
+    }
+    this.#writing = new Map()
+    // Below the checkpoint nothing is needed any more; keep the last record, which fences appends.
+    await this.storage.truncateLog(ckpt.logSeq)
+    await this.storage.truncateMailbox(ckpt.pos[0])
+  }
+
+  async #writeItem(key: string, value: Uint8Array | null): Promise<void> {
+    let rev = this.#revs.get(key) ?? (await this.storage.readItem(key)).rev
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.#revs.set(key, await this.storage.writeItem(key, value, rev))
+        return
+      } catch (err) {
+        if (!isFencingRejection(err) || attempt > 5) throw err
+      }
+      // Someone else wrote the item. Read its revision first, then check that we still hold the
+      // checkpoint: a newer owner claims the checkpoint before it writes any item, so if the
+      // claim is not visible now, the write we just saw came from a stale owner.
+      rev = (await this.storage.readItem(key)).rev
+      const { rev: ckptRev } = await this.storage.readCheckpoint()
+      if (ckptRev !== this.#ckptRev) {
+        throw new FencedError(this.storage.p, `item ${key} was written by a newer owner`)
+      }
+      this.logger.warn('overwriting an item written by a stale owner', { key })
+    }
+  }
+}
+
+function emptyCheckpoint(epoch: number): Checkpoint {
+  return { v: WIRE_VERSION, e: epoch, n: 0, logSeq: 0, pos: [1, 0], dc: [], dp: [], lq: [], outbox: [] }
+}

@@ -1,0 +1,180 @@
+/**
+ * A partition's durable storage on JetStream: the fenced commit log, the checkpoint, and the
+ * snapshot items (entity states, timers) in the state KV bucket. Every write that could race with a
+ * newer owner is fenced: log appends by expected last subject sequence, item and checkpoint writes
+ * by expected revision.
+ */
+import { headers, type NatsConnection } from '@nats-io/transport-node'
+import { jetstream, DeliverPolicy, type JetStreamClient, type PubAck } from '@nats-io/jetstream'
+import type { CommitRecord, MailboxPosition, ActorMessage } from '../actors/messages.ts'
+import { decode, decodeEnvelope, encode } from './codec.ts'
+import type { Hub } from './hub.ts'
+
+/** What a checkpoint records: everything outside the items needed to resume after `n`. */
+export interface Checkpoint {
+  v: 1
+  /** Epoch of the owner that wrote (or claimed) it. */
+  e: number
+  /** Last record number covered. */
+  n: number
+  /** Log stream sequence of that record (0: none). */
+  logSeq: number
+  /** Mailbox position after that record. */
+  pos: MailboxPosition
+  /** Client dedup state: client → [last batch number, last seen ms]. */
+  dc: Array<[string, number, number]>
+  /** Partition dedup state: origin partition → last record number. */
+  dp: Array<[number, number]>
+  /** Unprocessed messages between actors of the partition. */
+  lq: ActorMessage[]
+  /** Messages to other partitions not yet confirmed as delivered: [destination, n, messages]. */
+  outbox: Array<[number, number, Uint8Array[]]>
+}
+
+/** JetStream error code for a failed expected-last-sequence check. */
+export const WRONG_LAST_SEQUENCE = 10071
+
+/** Whether `err` is JetStream's rejection of a fenced write. */
+export function isFencingRejection(err: unknown): boolean {
+  const e = err as { code?: number; message?: string; cause?: unknown }
+  if (e?.code === WRONG_LAST_SEQUENCE) return true
+  if (typeof e?.message === 'string' && /wrong last sequence/i.test(e.message)) return true
+  return e?.cause !== undefined && e.cause !== err && isFencingRejection(e.cause)
+}
+
+/** An item read from the state bucket: its value (null when absent or deleted) and revision. */
+export interface StoredItem {
+  value: Uint8Array | null
+  rev: number
+}
+
+/** Storage of one partition. */
+export class PartitionStorage {
+  readonly js: JetStreamClient
+  constructor(
+    readonly nc: NatsConnection,
+    readonly hub: Hub,
+    readonly p: number,
+  ) {
+    this.js = jetstream(nc)
+  }
+
+  get #ckptKey(): string {
+    return `ckpt.${this.p}`
+  }
+
+  /** Reads the checkpoint (null when none) with its revision. */
+  async readCheckpoint(): Promise<{ ckpt: Checkpoint | null; rev: number }> {
+    const entry = await this.hub.state.get(this.#ckptKey)
+    if (entry === null) return { ckpt: null, rev: 0 }
+    if (entry.operation !== 'PUT') return { ckpt: null, rev: entry.revision }
+    return {
+      ckpt: decode(entry.value, `checkpoint of partition ${this.p}`) as Checkpoint,
+      rev: entry.revision,
+    }
+  }
+
+  /** Writes the checkpoint if its revision is still `rev`; returns the new revision. */
+  async writeCheckpoint(ckpt: Checkpoint, rev: number): Promise<number> {
+    return this.writeItem(this.#ckptKey, encode(ckpt), rev)
+  }
+
+  /** Reads one item of the state bucket. */
+  async readItem(key: string): Promise<StoredItem> {
+    const entry = await this.hub.state.get(key)
+    if (entry === null) return { value: null, rev: 0 }
+    return { value: entry.operation === 'PUT' ? entry.value : null, rev: entry.revision }
+  }
+
+  /**
+   * Writes (or, for null, deletes) an item if its revision is still `rev` (0: never written).
+   * Returns the new revision; throws a fencing rejection when someone else wrote it meanwhile.
+   */
+  async writeItem(key: string, value: Uint8Array | null, rev: number): Promise<number> {
+    const h = headers()
+    if (value === null) h.set('KV-Operation', 'DEL')
+    const ack: PubAck = await this.js.publish(this.hub.names.stateSubject(key), value ?? new Uint8Array(0), {
+      headers: h,
+      expect: { lastSubjectSequence: rev },
+    })
+    return ack.seq
+  }
+
+  /** Keys of the state bucket under `prefix` (a subject filter such as `t.3.>`). */
+  async listKeys(filter: string): Promise<string[]> {
+    const keys: string[] = []
+    const it = await this.hub.state.keys(filter)
+    for await (const key of it) keys.push(key)
+    return keys
+  }
+
+  /** Appends a commit record; fenced on the log's last sequence for this partition. */
+  async append(record: Uint8Array, n: number, lastSeq: number, timeoutMs: number): Promise<number> {
+    const ack = await this.js.publish(this.hub.names.log(this.p), record, {
+      msgID: `${this.hub.names.hub}.${this.p}.${n}`,
+      expect: { lastSubjectSequence: lastSeq },
+      timeout: timeoutMs,
+    })
+    return ack.seq
+  }
+
+  /** The stream sequence of the last record in this partition's log (0: empty). */
+  async lastLogSeq(): Promise<number> {
+    try {
+      const msg = await this.hub.jsm.streams.getMessage(this.hub.names.logStream, {
+        last_by_subj: this.hub.names.log(this.p),
+      })
+      return msg?.seq ?? 0
+    } catch (err) {
+      if ((err as { code?: number }).code === 10037 || /no message found/i.test(String(err))) return 0
+      throw err
+    }
+  }
+
+  /** Reads the log records with sequence in `(afterSeq, upToSeq]`, in order. */
+  async readLog(afterSeq: number, upToSeq: number, onRecord: (rec: CommitRecord, seq: number) => void) {
+    if (upToSeq <= afterSeq) return
+    const consumer = await this.js.consumers.get(this.hub.names.logStream, {
+      filter_subjects: this.hub.names.log(this.p),
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: afterSeq + 1,
+    })
+    const messages = await consumer.consume({ max_messages: 256 })
+    try {
+      for await (const m of messages) {
+        const rec = decodeEnvelope(m.data, `commit record ${m.seq} of partition ${this.p}`)
+        onRecord(rec as unknown as CommitRecord, m.seq)
+        if (m.seq >= upToSeq) break
+      }
+    } finally {
+      await messages.close()
+    }
+  }
+
+  /** Removes log records below `seq` (the record at `seq` is kept: fencing needs it). */
+  async truncateLog(seq: number): Promise<void> {
+    if (seq <= 1) return
+    await this.hub.jsm.streams.purge(this.hub.names.logStream, { filter: this.hub.names.log(this.p), seq })
+  }
+
+  /** Removes mailbox messages below `seq`. */
+  async truncateMailbox(seq: number): Promise<void> {
+    if (seq <= 1) return
+    await this.hub.jsm.streams.purge(this.hub.names.mailboxStream, {
+      filter: this.hub.names.mailbox(this.p),
+      seq,
+    })
+  }
+
+  /** Moves an undecodable mailbox message to the dead-letter stream with the reason. */
+  async deadLetter(seq: number, data: Uint8Array, reason: string): Promise<void> {
+    const h = headers()
+    h.set('Basalt-Reason', reason.slice(0, 1000).replace(/[\r\n]/g, ' '))
+    h.set('Basalt-Mailbox-Seq', String(seq))
+    h.set('Basalt-Partition', String(this.p))
+    await this.js.publish(this.hub.names.deadLetter(this.p), data, {
+      headers: h,
+      msgID: `dlq.${this.p}.${seq}.${data.length}`,
+    })
+  }
+}
