@@ -97,10 +97,14 @@ export interface CommitRecord {
   lq: ActorMessage[]
 }
 
-/** Queries a client sends to a partition's owner over core NATS. */
+/**
+ * Queries a client sends to a partition's owner over core NATS. `s` is the mailbox sequence of
+ * the client's last acknowledged publish to that partition: the answer waits until the partition
+ * has processed it, so a client reads its own writes.
+ */
 export type Query =
-  | { v: typeof WIRE_VERSION; k: 'read'; t: string; key: string }
-  | { v: typeof WIRE_VERSION; k: 'list'; t: string; prefix: string; after: string; limit: number }
+  | { v: typeof WIRE_VERSION; k: 'read'; t: string; key: string; s?: number }
+  | { v: typeof WIRE_VERSION; k: 'list'; t: string; prefix: string; after: string; limit: number; s?: number }
 
 /** Answer to a query. */
 export type QueryAnswer =

@@ -95,6 +95,8 @@ interface PendingCall {
 export class Client {
   readonly #senders = new Map<number, PartitionSender>()
   readonly #calls = new Map<number, PendingCall>()
+  /** Mailbox sequence of the last acknowledged publish per partition (for read-your-writes). */
+  readonly #lastSeq = new Map<number, number>()
   readonly #inbox: string
   readonly #replySub: Subscription
   readonly #js: JetStreamClient
@@ -329,7 +331,10 @@ export class Client {
     for (;;) {
       try {
         this.publishes++
-        await this.#js.publish(this.hub.names.mailbox(p), bytes, { msgID: `${this.id}.${p}.${q}` })
+        const ack = await this.#js.publish(this.hub.names.mailbox(p), bytes, {
+          msgID: `${this.id}.${p}.${q}`,
+        })
+        if (ack.seq > (this.#lastSeq.get(p) ?? 0)) this.#lastSeq.set(p, ack.seq)
         return
       } catch (err) {
         if (Date.now() + delay > deadline || this.nc.isClosed()) throw err
@@ -374,6 +379,8 @@ export class Client {
   }
 
   async #query(p: number, query: Query): Promise<Exclude<QueryAnswer, { ok: 0 }>> {
+    const seq = this.#lastSeq.get(p)
+    if (seq !== undefined) query.s = seq
     let data: Uint8Array
     try {
       const msg = await this.nc.request(this.hub.names.query(p), encode(query), {

@@ -126,6 +126,7 @@ export class Partition {
   #querySub: Subscription | undefined
   #drained: (() => void) | undefined
   #timer: NodeJS.Timeout | undefined
+  #snapshotTimer: NodeJS.Timeout | undefined
   readonly #recordLimit: number
 
   private constructor(
@@ -250,6 +251,8 @@ export class Partition {
       },
     })
     await this.#startMailbox()
+    this.#snapshotTimer = setInterval(() => this.#maybeSnapshot(), this.options.snapshotIntervalMs)
+    this.#snapshotTimer.unref()
     this.#armTimer()
     this.#kick()
   }
@@ -350,17 +353,23 @@ export class Partition {
 
   #canProcess(): boolean {
     if (!this.options.pipelining && this.#inflight !== null) return false
+    // Memory bound: entities written but not yet snapshotted cannot be evicted; past four times
+    // the cache size, wait for the background snapshot to make them clean.
+    if (this.#cache.size >= this.options.cacheSize * 4) return false
     return this.#open.bytes < this.#recordLimit
   }
 
   /** Processes one slice of waiting work; false when there was none. */
   async #step(): Promise<boolean> {
     let progressed = false
-    const queries = this.#queries
-    if (queries.length > 0) {
-      this.#queries = []
-      for (const q of queries) await this.#answer(q)
-      progressed = true
+    if (this.#queries.length > 0) {
+      // A query waits until the partition has processed the asker's last publish (read-your-writes).
+      const ready = this.#queries.filter((q) => (q.query.s ?? 0) < this.#pos[0])
+      if (ready.length > 0) {
+        this.#queries = this.#queries.filter((q) => (q.query.s ?? 0) >= this.#pos[0])
+        for (const q of ready) await this.#answer(q)
+        progressed = true
+      }
     }
     const now = Date.now()
     for (const [key, [, msg]] of this.#timers.due(now)) {
@@ -660,20 +669,27 @@ export class Partition {
     if (record.w.length > 0) this.nc.publish(this.hub.names.changes(this.p), bytes)
     for (const waiter of round.waiters) waiter()
     this.#evict()
-    if (this.#snap.due(this.options.snapshotRecords, this.options.snapshotIntervalMs)) {
-      void this.#snap
-        .take(this.#checkpointFields.bind(this))
-        .then(() => {
-          this.stats.snapshots++
-          this.#evict()
-        })
-        .catch((err: unknown) => {
-          if (isFencingRejection(err) || err instanceof FencedError) {
-            this.#stop('fenced', new FencedError(this.p, `snapshot rejected: ${String(err)}`))
-          } else this.options.logger.warn('snapshot failed; will retry', { p: this.p, error: String(err) })
-        })
-    }
+    this.#maybeSnapshot()
     this.#kick()
+  }
+
+  /** Starts a background snapshot when enough is dirty; chains another if still due after it. */
+  #maybeSnapshot(): void {
+    const { snapshotRecords, snapshotIntervalMs, cacheSize } = this.options
+    if (this.#stopped || !this.#snap.due(snapshotRecords, snapshotIntervalMs, cacheSize)) return
+    void this.#snap
+      .take(this.#checkpointFields.bind(this))
+      .then(() => {
+        this.stats.snapshots++
+        this.#evict()
+        this.#maybeSnapshot()
+        this.#kick()
+      })
+      .catch((err: unknown) => {
+        if (isFencingRejection(err) || err instanceof FencedError) {
+          this.#stop('fenced', new FencedError(this.p, `snapshot rejected: ${String(err)}`))
+        } else this.options.logger.warn('snapshot failed; will retry', { p: this.p, error: String(err) })
+      })
   }
 
   /** Checkpoint fields that the snapshot state does not own, captured at a record boundary. */
@@ -716,7 +732,7 @@ export class Partition {
         const itemKey = entityItemKey(this.p, query.t, query.key)
         const cached = this.#cache.get(itemKey)
         const bytes = cached !== undefined ? cached.bytes : await this.#snap.read(itemKey)
-        const n = this.#open.isEmpty ? (this.#inflight?.n ?? this.#snap.committedN) : this.#open.n
+        const n = this.#open.n
         this.#afterCommitOf(() =>
           respond({ v: WIRE_VERSION, ok: 1, exists: bytes !== null, state: bytes, n }),
         )
@@ -761,11 +777,14 @@ export class Partition {
     return overlay
   }
 
-  /** Runs `fn` once everything processed so far is committed. */
+  /**
+   * Runs `fn` once everything processed so far is committed — and at least one more record has
+   * been appended, so that a stale owner (which cannot append) never answers.
+   */
   #afterCommitOf(fn: () => void): void {
-    if (!this.#open.isEmpty) this.#open.waiters.push(fn)
-    else if (this.#inflight !== null) this.#inflight.waiters.push(fn)
-    else fn()
+    this.#open.waiters.push(fn)
+    this.#open.touched = true
+    this.#kick()
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -798,6 +817,7 @@ export class Partition {
   #shutdown(): void {
     this.#stopped = true
     if (this.#timer !== undefined) clearTimeout(this.#timer)
+    clearInterval(this.#snapshotTimer)
     this.#outbox.stop()
     void this.#consumer?.close().catch(() => {})
     this.#querySub?.unsubscribe()

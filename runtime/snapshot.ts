@@ -147,10 +147,14 @@ export class SnapshotState {
     return keys.map((k) => decodeToken(k.slice(k.lastIndexOf('.') + 1)))
   }
 
-  /** Whether a snapshot should start now. */
-  due(records: number, intervalMs: number): boolean {
+  /** Whether a snapshot should start now: enough records, time, or dirty items. */
+  due(records: number, intervalMs: number, dirtyItems: number): boolean {
     if (this.#taking !== null || this.#recordsSince === 0) return false
-    return this.#recordsSince >= records || Date.now() - this.#since >= intervalMs
+    return (
+      this.#recordsSince >= records ||
+      Date.now() - this.#since >= intervalMs ||
+      this.#committed.size >= dirtyItems
+    )
   }
 
   /** Resolves when no snapshot is being written. */
