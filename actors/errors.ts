@@ -162,7 +162,28 @@ export function toErrorInfo(err: unknown): ErrorInfo {
   return { name: 'Error', message: String(err) }
 }
 
-/** Rebuilds a typed error from its wire form: Basalt's own codes map back to their classes. */
+/**
+ * Rebuilds a typed error from its wire form: Basalt's own errors come back as their own classes
+ * (so `instanceof UnknownOperationError` works across the wire); anything user code threw comes
+ * back as a {@link RemoteError} carrying the remote name, message and stack.
+ */
 export function fromErrorInfo(info: ErrorInfo): Error {
-  return new RemoteError(info.name, info.message, info.stack, info.code)
+  const build = info.code === undefined ? undefined : REBUILD[info.code]
+  const err =
+    build === undefined ? new RemoteError(info.name, info.message, info.stack, info.code) : build(info)
+  return err
+}
+
+const REBUILD: Record<string, (info: ErrorInfo) => BasaltError> = {
+  [ErrorCode.BadInput]: (i) => new BadInputError(i.message),
+  [ErrorCode.UnknownEntity]: (i) => withMessage(new UnknownEntityError(''), i.message),
+  [ErrorCode.UnknownOperation]: (i) => withMessage(new UnknownOperationError('', ''), i.message),
+  [ErrorCode.PayloadTooLarge]: (i) => withMessage(new PayloadTooLargeError('', 0, 0), i.message),
+  [ErrorCode.PartitionUnavailable]: (i) => withMessage(new PartitionUnavailableError(-1, ''), i.message),
+  [ErrorCode.IllegalState]: (i) => new IllegalStateError(i.message),
+}
+
+function withMessage<E extends Error>(err: E, message: string): E {
+  err.message = message
+  return err
 }

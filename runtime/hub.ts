@@ -149,12 +149,14 @@ export async function openHub(nc: NatsConnection, name: string): Promise<Hub> {
   const jsm = await jetstreamManager(nc)
   const kvm = new Kvm(nc)
   let metaKv: KV
+  let meta: HubMeta | null
   try {
     metaKv = await kvm.open(names.metaBucket)
-  } catch {
-    throw new HubNotFoundError(name)
+    meta = await readMeta(metaKv)
+  } catch (err) {
+    if (isNotFound(err) || /not found/i.test(String(err))) throw new HubNotFoundError(name)
+    throw err
   }
-  const meta = await readMeta(metaKv)
   if (meta === null) throw new HubNotFoundError(name)
   const state = await kvm.open(names.stateBucket)
   return { names, meta, jsm, state, metaKv }
