@@ -5,7 +5,6 @@
  * calls resolve with the operation's result once the partition has committed it.
  */
 import { createInbox, type NatsConnection, type Subscription } from '@nats-io/transport-node'
-import { jetstream, type JetStreamClient } from '@nats-io/jetstream'
 import { Observable } from 'rxjs'
 import {
   BadInputError,
@@ -37,6 +36,7 @@ import {
   type Entity,
 } from '../entities/index.ts'
 import { decode, decodeEnvelope, encode } from './codec.ts'
+import { fastJetStream, type FastJetStream } from './fast-js.ts'
 import { openHub, type Hub } from './hub.ts'
 import { connectTo } from './node.ts'
 import { entityItemKey } from './snapshot.ts'
@@ -99,7 +99,7 @@ export class Client {
   readonly #lastSeq = new Map<number, number>()
   readonly #inbox: string
   readonly #replySub: Subscription
-  readonly #js: JetStreamClient
+  readonly #js: FastJetStream
   readonly #maxPayload: number
   #rid = 0
   #closed = false
@@ -112,7 +112,7 @@ export class Client {
     readonly id: string,
     readonly options: Required<Omit<ClientOptions, 'servers' | 'hub'>>,
   ) {
-    this.#js = jetstream(nc)
+    this.#js = fastJetStream(nc)
     this.#maxPayload = nc.info?.max_payload ?? 1024 * 1024
     this.#inbox = createInbox(`_INBOX_basalt`)
     this.#replySub = nc.subscribe(this.#inbox, {
@@ -331,10 +331,10 @@ export class Client {
     for (;;) {
       try {
         this.publishes++
-        const ack = await this.#js.publish(this.hub.names.mailbox(p), bytes, {
+        const seq = await this.#js.publish(this.hub.names.mailbox(p), bytes, {
           msgID: `${this.id}.${p}.${q}`,
         })
-        if (ack.seq > (this.#lastSeq.get(p) ?? 0)) this.#lastSeq.set(p, ack.seq)
+        if (seq > (this.#lastSeq.get(p) ?? 0)) this.#lastSeq.set(p, seq)
         return
       } catch (err) {
         if (Date.now() + delay > deadline || this.nc.isClosed()) throw err

@@ -34,8 +34,6 @@ export interface NodeOptions extends HubOptions {
   snapshotRecords?: number
   /** ...or this long after the first unsnapshotted record, in ms (default 2,000). */
   snapshotIntervalMs?: number
-  /** Commit timeout in ms before a partition recovers (default 10,000). */
-  commitTimeoutMs?: number
   /** Only these partitions (default: all). */
   partitionsToRun?: number[]
   /** Where logs go (default: stderr, info included). */
@@ -54,10 +52,7 @@ export class Node {
     readonly nodeId: string,
     readonly registry: EntityRegistry,
     readonly options: Required<
-      Pick<
-        NodeOptions,
-        'pipelining' | 'cacheSize' | 'maxBatch' | 'snapshotRecords' | 'snapshotIntervalMs' | 'commitTimeoutMs'
-      >
+      Pick<NodeOptions, 'pipelining' | 'cacheSize' | 'maxBatch' | 'snapshotRecords' | 'snapshotIntervalMs'>
     > & { logger: Logger },
   ) {}
 
@@ -85,7 +80,6 @@ export class Node {
           maxBatch: options.maxBatch ?? 1000,
           snapshotRecords: options.snapshotRecords ?? 1000,
           snapshotIntervalMs: options.snapshotIntervalMs ?? 2000,
-          commitTimeoutMs: options.commitTimeoutMs ?? 10_000,
           logger: options.logger ?? consoleLogger(`basalt[${options.hub}]`),
         },
       )

@@ -4,7 +4,7 @@
  * packing every waiting record's messages into one JetStream message. An entry stays until
  * JetStream acknowledges it; the receiver drops re-sent records by their number (dedup state).
  */
-import type { JetStreamClient } from '@nats-io/jetstream'
+import type { FastJetStream } from './fast-js.ts'
 import { WIRE_VERSION, type PartitionEnvelope } from '../actors/messages.ts'
 import { encode } from './codec.ts'
 import type { HubNames } from './hub.ts'
@@ -21,7 +21,7 @@ export class Outbox {
   publishes = 0
 
   constructor(
-    readonly js: JetStreamClient,
+    readonly js: FastJetStream,
     readonly names: HubNames,
     readonly from: number,
     readonly maxPayload: number,

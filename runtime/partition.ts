@@ -57,8 +57,6 @@ export interface PartitionOptions {
   snapshotRecords: number
   /** ...or this many ms after the first record not yet in a snapshot. */
   snapshotIntervalMs: number
-  /** How long a commit may take before the partition gives up and recovers. */
-  commitTimeoutMs: number
   /** Called once when the partition stops for any reason other than close(). */
   onStopped(reason: 'fenced' | 'failed', error: Error): void
 }
@@ -138,7 +136,7 @@ export class Partition {
     this.#storage = new PartitionStorage(nc, hub, p)
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024
     this.#recordLimit = Math.floor(maxPayload / 2) - 4096
-    this.#outbox = new Outbox(this.#storage.js, hub.names, p, maxPayload, options.logger)
+    this.#outbox = new Outbox(this.#storage.fast, hub.names, p, maxPayload, options.logger)
     this.#snap = new SnapshotState(this.#storage, options.logger)
     this.#open = new CommitRound(1, this.#pos)
   }
@@ -221,12 +219,7 @@ export class Partition {
         lq: this.#local,
       }
       try {
-        const seq = await this.#storage.append(
-          encode(claim),
-          claim.n,
-          this.#lastLogSeq,
-          this.options.commitTimeoutMs,
-        )
+        const seq = await this.#storage.append(encode(claim), claim.n, this.#lastLogSeq)
         this.#replay(claim, seq)
         break
       } catch (err) {
@@ -646,7 +639,7 @@ export class Partition {
     this.#inflight = round
     this.#open = new CommitRound(round.n + 1, this.#pos)
     this.#storage
-      .append(bytes, round.n, this.#lastLogSeq, this.options.commitTimeoutMs)
+      .append(bytes, round.n, this.#lastLogSeq)
       .then(
         (seq) => this.#onCommitted(round, record, bytes, seq),
         (err: unknown) => {

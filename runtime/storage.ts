@@ -4,8 +4,9 @@
  * newer owner is fenced: log appends by expected last subject sequence, item and checkpoint writes
  * by expected revision.
  */
-import { headers, type NatsConnection } from '@nats-io/transport-node'
-import { jetstream, DeliverPolicy, type JetStreamClient, type PubAck } from '@nats-io/jetstream'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { jetstream, DeliverPolicy, type JetStreamClient } from '@nats-io/jetstream'
+import { fastJetStream, type FastJetStream } from './fast-js.ts'
 import type { CommitRecord, MailboxPosition, ActorMessage } from '../actors/messages.ts'
 import { decode, decodeEnvelope, encode } from './codec.ts'
 import type { Hub } from './hub.ts'
@@ -51,12 +52,14 @@ export interface StoredItem {
 /** Storage of one partition. */
 export class PartitionStorage {
   readonly js: JetStreamClient
+  readonly fast: FastJetStream
   constructor(
     readonly nc: NatsConnection,
     readonly hub: Hub,
     readonly p: number,
   ) {
     this.js = jetstream(nc)
+    this.fast = fastJetStream(nc)
   }
 
   get #ckptKey(): string {
@@ -65,13 +68,9 @@ export class PartitionStorage {
 
   /** Reads the checkpoint (null when none) with its revision. */
   async readCheckpoint(): Promise<{ ckpt: Checkpoint | null; rev: number }> {
-    const entry = await this.hub.state.get(this.#ckptKey)
-    if (entry === null) return { ckpt: null, rev: 0 }
-    if (entry.operation !== 'PUT') return { ckpt: null, rev: entry.revision }
-    return {
-      ckpt: decode(entry.value, `checkpoint of partition ${this.p}`) as Checkpoint,
-      rev: entry.revision,
-    }
+    const { value, rev } = await this.readItem(this.#ckptKey)
+    if (value === null) return { ckpt: null, rev }
+    return { ckpt: decode(value, `checkpoint of partition ${this.p}`) as Checkpoint, rev }
   }
 
   /** Writes the checkpoint if its revision is still `rev`; returns the new revision. */
@@ -81,9 +80,13 @@ export class PartitionStorage {
 
   /** Reads one item of the state bucket. */
   async readItem(key: string): Promise<StoredItem> {
-    const entry = await this.hub.state.get(key)
-    if (entry === null) return { value: null, rev: 0 }
-    return { value: entry.operation === 'PUT' ? entry.value : null, rev: entry.revision }
+    const got = await this.fast.lastBySubject(
+      `KV_${this.hub.names.stateBucket}`,
+      this.hub.names.stateSubject(key),
+    )
+    if (got === null) return { value: null, rev: 0 }
+    const deleted = got.operation === 'DEL' || got.operation === 'PURGE'
+    return { value: deleted ? null : got.data, rev: got.seq }
   }
 
   /**
@@ -91,13 +94,10 @@ export class PartitionStorage {
    * Returns the new revision; throws a fencing rejection when someone else wrote it meanwhile.
    */
   async writeItem(key: string, value: Uint8Array | null, rev: number): Promise<number> {
-    const h = headers()
-    if (value === null) h.set('KV-Operation', 'DEL')
-    const ack: PubAck = await this.js.publish(this.hub.names.stateSubject(key), value ?? new Uint8Array(0), {
-      headers: h,
-      expect: { lastSubjectSequence: rev },
+    return this.fast.publish(this.hub.names.stateSubject(key), value ?? new Uint8Array(0), {
+      expectLastSubjectSeq: rev,
+      ...(value === null ? { headers: { 'KV-Operation': 'DEL' } } : {}),
     })
-    return ack.seq
   }
 
   /** Keys of the state bucket under `prefix` (a subject filter such as `t.3.>`). */
@@ -109,13 +109,11 @@ export class PartitionStorage {
   }
 
   /** Appends a commit record; fenced on the log's last sequence for this partition. */
-  async append(record: Uint8Array, n: number, lastSeq: number, timeoutMs: number): Promise<number> {
-    const ack = await this.js.publish(this.hub.names.log(this.p), record, {
+  async append(record: Uint8Array, n: number, lastSeq: number): Promise<number> {
+    return this.fast.publish(this.hub.names.log(this.p), record, {
       msgID: `${this.hub.names.hub}.${this.p}.${n}`,
-      expect: { lastSubjectSequence: lastSeq },
-      timeout: timeoutMs,
+      expectLastSubjectSeq: lastSeq,
     })
-    return ack.seq
   }
 
   /** The stream sequence of the last record in this partition's log (0: empty). */
@@ -168,13 +166,13 @@ export class PartitionStorage {
 
   /** Moves an undecodable mailbox message to the dead-letter stream with the reason. */
   async deadLetter(seq: number, data: Uint8Array, reason: string): Promise<void> {
-    const h = headers()
-    h.set('Basalt-Reason', reason.slice(0, 1000).replace(/[\r\n]/g, ' '))
-    h.set('Basalt-Mailbox-Seq', String(seq))
-    h.set('Basalt-Partition', String(this.p))
-    await this.js.publish(this.hub.names.deadLetter(this.p), data, {
-      headers: h,
+    await this.fast.publish(this.hub.names.deadLetter(this.p), data, {
       msgID: `dlq.${this.p}.${seq}.${data.length}`,
+      headers: {
+        'Basalt-Reason': reason.slice(0, 1000).replace(/[\r\n]/g, ' '),
+        'Basalt-Mailbox-Seq': String(seq),
+        'Basalt-Partition': String(this.p),
+      },
     })
   }
 }
