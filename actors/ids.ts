@@ -30,7 +30,7 @@ export function checkKey(key: unknown): string {
   if (typeof key !== 'string' || key.length === 0) {
     throw new BadInputError(`entity key must be a non-empty string (got ${describe(key)})`)
   }
-  if (Buffer.byteLength(key) > MAX_KEY_BYTES) {
+  if (key.length * 3 > MAX_KEY_BYTES && Buffer.byteLength(key) > MAX_KEY_BYTES) {
     throw new BadInputError(`entity key is longer than ${MAX_KEY_BYTES} bytes`)
   }
   return key

@@ -149,10 +149,16 @@ export function toTime(when: Date | number): number {
   return at
 }
 
+const typeNames = new WeakMap<EntityClass<any>, string>()
+
 /** The type name of an entity class: its `entityName`, else the class name. */
 export function entityTypeName(type: EntityClass<any>): string {
+  const known = typeNames.get(type)
+  if (known !== undefined) return known
   if (typeof type !== 'function') throw new BadInputError('an entity type must be a class extending Entity')
-  return checkTypeName(type.entityName ?? type.name)
+  const name = checkTypeName(type.entityName ?? type.name)
+  typeNames.set(type, name)
+  return name
 }
 
 /** Attaches or detaches the runtime context of an entity instance. */

@@ -154,16 +154,7 @@ export class Client {
    * const n = await client.entity(Counter, 'c1').call.get()
    */
   entity<E extends Entity<any>>(type: EntityClass<E>, key: string): EntityHandle<E> {
-    const t = entityTypeName(type)
-    checkKey(key)
-    return {
-      signal: signalProxy<SignalProxy<E>>((op, a) => this.#signal({ k: 'op', t, key, op, a })),
-      call: signalProxy<CallProxy<E>>((op, a) => this.#call({ k: 'op', t, key, op, a })),
-      signalAt: (when) => {
-        const at = toTime(when)
-        return signalProxy<SignalProxy<E>>((op, a) => this.#signal({ k: 'op', t, key, op, a, at }))
-      },
-    }
+    return new Handle<E>(this, entityTypeName(type), checkKey(key))
   }
 
   /** Reads the committed state of an entity from its partition's owner. */
@@ -282,13 +273,15 @@ export class Client {
 
   // ---------------------------------------------------------------------------------------------
 
-  #signal(msg: EntityOp): Promise<void> {
+  /** @internal */
+  signalOp(msg: EntityOp): Promise<void> {
     if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
     if (!Array.isArray(msg.a)) return Promise.reject(new BadInputError('arguments must be an array'))
     return new Promise<void>((resolve, reject) => this.#sender(msg.key).add({ msg, resolve, reject }))
   }
 
-  #call(msg: EntityOp): Promise<unknown> {
+  /** @internal */
+  callOp(msg: EntityOp): Promise<unknown> {
     if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
     const rid = ++this.#rid
     msg.r = [this.#inbox, rid]
@@ -399,6 +392,40 @@ export class Client {
     if (answer.ok === 0) throw fromErrorInfo(answer.error)
     return answer
   }
+}
+
+/** A typed entity handle; its proxies are made on first use and share one handler. */
+class Handle<E> implements EntityHandle<E> {
+  constructor(
+    readonly client: Client,
+    readonly t: string,
+    readonly key: string,
+  ) {}
+  get signal(): SignalProxy<E> {
+    return new Proxy(this, signalHandler) as unknown as SignalProxy<E>
+  }
+  get call(): CallProxy<E> {
+    return new Proxy(this, callHandler) as unknown as CallProxy<E>
+  }
+  signalAt(when: Date | number): SignalProxy<E> {
+    const at = toTime(when)
+    return signalProxy<SignalProxy<E>>((op, a) =>
+      this.client.signalOp({ k: 'op', t: this.t, key: this.key, op, a, at }),
+    )
+  }
+}
+
+const signalHandler: ProxyHandler<Handle<unknown>> = {
+  get: (h, op) =>
+    typeof op !== 'string' || op === 'then'
+      ? undefined
+      : (...a: unknown[]) => h.client.signalOp({ k: 'op', t: h.t, key: h.key, op, a }),
+}
+const callHandler: ProxyHandler<Handle<unknown>> = {
+  get: (h, op) =>
+    typeof op !== 'string' || op === 'then'
+      ? undefined
+      : (...a: unknown[]) => h.client.callOp({ k: 'op', t: h.t, key: h.key, op, a }),
 }
 
 /**

@@ -76,6 +76,41 @@ interface Entry {
   key: string
   state: unknown
   bytes: Uint8Array | null
+  /** Touched since the eviction hand last passed. */
+  used: boolean
+}
+
+/** The context of the operation being run; one per partition, reused (no allocation per op). */
+class OpContext implements EntityContext {
+  type = ''
+  key = ''
+  state: unknown = undefined
+  deleted = false
+  readonly sends: Array<[ActorMessage, Uint8Array]> = []
+  #msg: EntityOp | undefined
+
+  constructor(readonly partition: Partition) {}
+
+  reset(msg: EntityOp, state: unknown): void {
+    this.#msg = msg
+    this.type = msg.t
+    this.key = msg.key
+    this.state = state
+    this.deleted = false
+  }
+
+  send(type: string, key: string, op: string, args: unknown[], at?: number): void {
+    checkTypeName(type)
+    checkKey(key)
+    const m: EntityOp = { k: 'op', t: type, key, op, a: args }
+    if (at !== undefined) m.at = at
+    this.sends.push([m, this.partition.encodeBounded(m, 'signal', this.#msg!)])
+  }
+}
+
+function describeValue(what: 'state' | 'result' | 'signal', msg: EntityOp): string {
+  if (what === 'signal') return `a signal sent by ${msg.t}@${msg.key}.${msg.op}`
+  return `${what} of ${msg.t}@${msg.key}${what === 'result' ? '.' + msg.op : ''}`
 }
 
 /** A mailbox message waiting to be processed. */
@@ -126,6 +161,7 @@ export class Partition {
   #timer: NodeJS.Timeout | undefined
   #snapshotTimer: NodeJS.Timeout | undefined
   readonly #recordLimit: number
+  readonly #ctx = new OpContext(this)
 
   private constructor(
     readonly nc: NatsConnection,
@@ -506,52 +542,52 @@ export class Partition {
       return this.#reject(msg, err as Error)
     }
     const entry = this.#cache.get(itemKey) ?? (await this.#load(itemKey, msg.t, msg.key))
-    this.#touch(itemKey, entry)
-    const sends: Array<[ActorMessage, Uint8Array]> = []
-    const ctx: EntityContext = {
-      type: msg.t,
-      key: msg.key,
-      state: entry.state,
-      deleted: false,
-      send: (type, key, op, args, at) => {
-        checkTypeName(type)
-        checkKey(key)
-        const m: EntityOp = { k: 'op', t: type, key, op, a: args }
-        if (at !== undefined) m.at = at
-        sends.push([m, this.#encodeBounded(m, `signal ${type}.${op} from ${msg.t}@${msg.key}`)])
-      },
-    }
+    entry.used = true
+    const ctx = this.#ctx
+    ctx.reset(msg, entry.state)
     let result: unknown
     let bytes: Uint8Array | null
     let resultBytes: Uint8Array | undefined
     try {
       result = registry.run(ctx, msg.op, msg.a)
       if (isThenable(result)) result = await result
-      bytes = ctx.deleted ? null : this.#encodeBounded(ctx.state, `state of ${msg.t}@${msg.key}`)
-      if (msg.r !== undefined) resultBytes = this.#encodeBounded(result, `result of ${msg.t}.${msg.op}`)
+      bytes = ctx.deleted ? null : this.encodeBounded(ctx.state, 'state', msg)
+      if (msg.r !== undefined) resultBytes = this.encodeBounded(result, 'result', msg)
     } catch (err) {
       // The operation's state change and its signals are discarded; the entity keeps its last
       // committed-or-speculative state.
       entry.state = entry.bytes === null ? registry.initialState(msg.t) : decode(entry.bytes, 'entity state')
+      ctx.sends.length = 0
       return this.#reject(msg, err as Error)
     }
     entry.state = ctx.state
     entry.bytes = bytes
     this.#open.write(itemKey, bytes)
-    for (const [m, b] of sends) this.#route(m, b)
+    if (ctx.sends.length > 0) {
+      for (const [m, b] of ctx.sends) this.#route(m, b)
+      ctx.sends.length = 0
+    }
     if (msg.r !== undefined) this.#open.reply(msg.r, [msg.r[1], 1, resultBytes!])
   }
 
-  /** Encodes a value, rejecting it when it would not fit in a commit record. */
-  #encodeBounded(value: unknown, what: string): Uint8Array {
+  /**
+   * Encodes a value, rejecting it when it would not fit in a commit record. `what` and `msg` name
+   * the value in the error (the text is only built when there is one).
+   * @internal
+   */
+  encodeBounded(value: unknown, what: 'state' | 'result' | 'signal', msg: EntityOp): Uint8Array {
     let bytes: Uint8Array
     try {
       bytes = encode(value)
     } catch (err) {
-      throw new BadInputError(`${what} cannot be serialised: ${(err as Error).message}`)
+      throw new BadInputError(`${describeValue(what, msg)} cannot be serialised: ${(err as Error).message}`)
     }
     if (bytes.length > this.#recordLimit / 2) {
-      throw new PayloadTooLargeError(what, bytes.length, Math.floor(this.#recordLimit / 2))
+      throw new PayloadTooLargeError(
+        describeValue(what, msg),
+        bytes.length,
+        Math.floor(this.#recordLimit / 2),
+      )
     }
     this.#open.bytes += bytes.length + 16
     return bytes
@@ -604,25 +640,29 @@ export class Partition {
     if (cached !== undefined) return cached // loaded concurrently
     const state =
       bytes === null ? this.options.registry.initialState(type) : decode(bytes, `state of ${type}@${key}`)
-    const entry: Entry = { type, key, state, bytes }
+    const entry: Entry = { type, key, state, bytes, used: false }
     this.#cache.set(itemKey, entry)
     this.#evict()
     return entry
   }
 
-  #touch(itemKey: string, entry: Entry): void {
-    this.#cache.delete(itemKey)
-    this.#cache.set(itemKey, entry)
-  }
-
-  /** Drops least recently used entities whose state is already in the snapshot store. */
+  /**
+   * Drops entities whose state is already in the snapshot store, least recently used first
+   * (CLOCK: a used entry gets a second chance and moves to the back).
+   */
   #evict(): void {
     let excess = this.#cache.size - this.options.cacheSize
     if (excess <= 0) return
-    for (const key of this.#cache.keys()) {
-      if (excess <= 0) break
+    let budget = this.#cache.size
+    for (const [key, entry] of this.#cache) {
+      if (excess <= 0 || budget-- <= 0) break
       if (this.#open.writes.has(key) || this.#inflight?.writes.has(key) || this.#snap.isDirty(key)) continue
       this.#cache.delete(key)
+      if (entry.used) {
+        entry.used = false
+        this.#cache.set(key, entry)
+        continue
+      }
       this.#snap.forget(key)
       excess--
     }
