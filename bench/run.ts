@@ -1,0 +1,358 @@
+/**
+ * Benchmarks: `npm run bench -- [name...] [options]` (no name runs all of them).
+ *
+ * Starts its own nats-server (unless `NATS_URL` is set) and, per measurement, a node (in this
+ * process) and a client on a fresh hub. Prints one JSON line per figure on stdout, then a table
+ * (only the JSON lines with `--json`). Exits non-zero when a benchmark's result is wrong.
+ *
+ * @example
+ * npm run bench -- entity-signals --entities 100 --signals 100000
+ * NATS_URL=nats://127.0.0.1:4222 npm run bench -- --json
+ */
+import { performance } from 'node:perf_hooks'
+import { parseArgs } from 'node:util'
+import { Client, Node, connectTo, deleteHub, silentLogger, type EntityClass } from '../runtime/index.ts'
+import { startNatsServer, type NatsServer } from '../runtime/nats-server.ts'
+import { Counter } from './entities.ts'
+
+/** One measured figure; printed as one JSON line. */
+interface Figure {
+  bench: string
+  metric: string
+  value: number
+  unit: string
+  params: Record<string, unknown>
+}
+
+/** Command-line options shared by all benchmarks; each benchmark reads the ones it uses. */
+interface Options {
+  entities: number
+  signals: number
+  warmup: number
+  json: boolean
+  pipeliningCompare: boolean
+}
+
+/** What a benchmark gets to run with. */
+interface BenchContext {
+  url: string
+  options: Options
+  /** Records a figure (and prints its JSON line). */
+  emit(metric: string, value: number, unit: string, params: Record<string, unknown>): void
+  /** Progress on stderr (silent with `--json`). */
+  log(message: string): void
+  /** Starts a node and a client on a fresh hub; `close()` shuts both down (and deletes the hub). */
+  stack(options: { registry: Array<EntityClass<any>>; pipelining?: boolean }): Promise<Stack>
+}
+
+interface Benchmark {
+  description: string
+  /** Throws {@link VerificationError} when the result is wrong. */
+  run(ctx: BenchContext): Promise<void>
+}
+
+interface Stack {
+  hub: string
+  node: Node
+  client: Client
+  close(): Promise<void>
+}
+
+/** A benchmark computed a wrong result (the process exits 1). */
+class VerificationError extends Error {
+  override readonly name = 'VerificationError'
+}
+
+/** Targets from the project's issue, shown in the table. */
+const TARGETS: Record<string, { op: '>=' | '<='; value: number }> = {
+  'entity-signals/signals_per_s': { op: '>=', value: 100_000 },
+  'entity-signals/call_p50_ms': { op: '<=', value: 1 },
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Benchmarks
+// ---------------------------------------------------------------------------------------------------------
+
+const benchmarks: Record<string, Benchmark> = {
+  'entity-signals': {
+    description:
+      'add(1) signals to N counters from one client, issued without awaiting, until committed; then call latency',
+    async run(ctx) {
+      const { entities, signals, warmup } = ctx.options
+      const base = { entities, signals, warmup }
+
+      const withPipelining = await measureEntitySignals(ctx, true)
+      const params = { ...base, partitions: withPipelining.partitions, pipelining: true }
+      ctx.emit('signals_per_s', withPipelining.signalsPerS, '1/s', params)
+      ctx.emit('call_p50_ms', withPipelining.callP50, 'ms', { ...params, calls: CALLS })
+      ctx.emit('call_p99_ms', withPipelining.callP99, 'ms', { ...params, calls: CALLS })
+      ctx.emit('durable_signals_per_s', withPipelining.durablePerS, '1/s', params)
+      ctx.emit('publishes_per_signal', withPipelining.publishesPerSignal, '1', params)
+      ctx.emit('records', withPipelining.records, 'count', params)
+
+      if (!ctx.options.pipeliningCompare) return
+      const without = await measureEntitySignals(ctx, false)
+      const paramsNp = { ...base, partitions: without.partitions, pipelining: false }
+      ctx.emit('signals_per_s_no_pipelining', without.signalsPerS, '1/s', paramsNp)
+      ctx.emit('call_p50_ms_no_pipelining', without.callP50, 'ms', { ...paramsNp, calls: CALLS })
+      ctx.emit('call_p99_ms_no_pipelining', without.callP99, 'ms', { ...paramsNp, calls: CALLS })
+      ctx.emit('records_no_pipelining', without.records, 'count', paramsNp)
+    },
+  },
+}
+
+/** Sequential calls measured for the latency figures, after {@link CALL_WARMUP} unmeasured ones. */
+const CALLS = 2_000
+const CALL_WARMUP = 200
+
+interface SignalsResult {
+  partitions: number
+  signalsPerS: number
+  durablePerS: number
+  publishesPerSignal: number
+  records: number
+  callP50: number
+  callP99: number
+}
+
+/**
+ * One run of `entity-signals` on a fresh hub: warm-up, the timed signals (from the first send until
+ * a `get()` call to every counter, sent after all signals were durable, has answered — calls go
+ * through the same ordered mailbox, so an answer after the signals means they are committed), an
+ * exact check of the total, then sequential call latency on one counter.
+ */
+async function measureEntitySignals(ctx: BenchContext, pipelining: boolean): Promise<SignalsResult> {
+  const { entities, signals, warmup } = ctx.options
+  const label = pipelining ? 'pipelining' : 'no pipelining'
+  const stack = await ctx.stack({ registry: [Counter], pipelining })
+  try {
+    const { client, node } = stack
+    const counters = Array.from({ length: entities }, (_, i) => client.entity(Counter, `counter-${i}`))
+    const sum = async () => (await Promise.all(counters.map((c) => c.call.get()))).reduce((a, b) => a + b, 0)
+
+    ctx.log(`entity-signals (${label}): warm-up, ${warmup} signals`)
+    await Promise.all(Array.from({ length: warmup }, (_, i) => counters[i % entities]!.signal.add(1)))
+    const afterWarmup = await sum()
+    if (afterWarmup !== warmup)
+      throw new VerificationError(`warm-up total is ${afterWarmup}, expected ${warmup}`)
+
+    ctx.log(`entity-signals (${label}): ${signals} signals to ${entities} counters`)
+    const publishesBefore = client.publishes
+    const recordsBefore = node.stats().records
+    const sent: Array<Promise<void>> = new Array(signals)
+    const start = performance.now()
+    for (let i = 0; i < signals; i++) sent[i] = counters[i % entities]!.signal.add(1)
+    await Promise.all(sent)
+    const durable = performance.now()
+    const publishes = client.publishes - publishesBefore
+    const total = await sum()
+    const end = performance.now()
+    const records = node.stats().records - recordsBefore
+    const expected = warmup + signals
+    if (total !== expected) {
+      throw new VerificationError(`entity-signals (${label}): total is ${total}, expected ${expected}`)
+    }
+
+    ctx.log(`entity-signals (${label}): ${CALLS} sequential calls`)
+    const one = counters[0]!
+    for (let i = 0; i < CALL_WARMUP; i++) await one.call.get()
+    const latencies: number[] = new Array(CALLS)
+    for (let i = 0; i < CALLS; i++) {
+      const t0 = performance.now()
+      await one.call.get()
+      latencies[i] = performance.now() - t0
+    }
+    latencies.sort((a, b) => a - b)
+
+    return {
+      partitions: node.partitionCount,
+      signalsPerS: round(signals / ((end - start) / 1000), 1),
+      durablePerS: round(signals / ((durable - start) / 1000), 1),
+      publishesPerSignal: round(publishes / signals, 6),
+      records,
+      callP50: round(percentile(latencies, 50), 3),
+      callP99: round(percentile(latencies, 99), 3),
+    }
+  } finally {
+    await stack.close()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Runner
+// ---------------------------------------------------------------------------------------------------------
+
+function usage(): string {
+  const names = Object.entries(benchmarks)
+    .map(([name, b]) => `  ${name.padEnd(16)} ${b.description}`)
+    .join('\n')
+  return [
+    'usage: npm run bench -- [name...] [--entities N] [--signals N] [--warmup N] [--json] [--no-pipelining-compare]',
+    '',
+    'benchmarks (none named: all):',
+    names,
+    '',
+    'NATS_URL=nats://host:port uses that server instead of starting one.',
+  ].join('\n')
+}
+
+function parseOptions(argv: string[]): { names: string[]; options: Options } | 'help' {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      entities: { type: 'string', default: '100' },
+      signals: { type: 'string', default: '100000' },
+      warmup: { type: 'string', default: '5000' },
+      json: { type: 'boolean', default: false },
+      'no-pipelining-compare': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) return 'help'
+  const unknown = positionals.filter((name) => !(name in benchmarks))
+  if (unknown.length > 0) throw new Error(`unknown benchmark ${unknown.join(', ')}`)
+  return {
+    names: positionals.length > 0 ? [...new Set(positionals)] : Object.keys(benchmarks),
+    options: {
+      entities: positiveInt('entities', values.entities),
+      signals: positiveInt('signals', values.signals),
+      warmup: positiveInt('warmup', values.warmup, 0),
+      json: values.json,
+      pipeliningCompare: !values['no-pipelining-compare'],
+    },
+  }
+}
+
+function positiveInt(name: string, text: string, min = 1): number {
+  const n = Number(text)
+  if (!Number.isSafeInteger(n) || n < min)
+    throw new Error(`--${name} must be an integer >= ${min} (got ${text})`)
+  return n
+}
+
+async function main(): Promise<number> {
+  let parsed: ReturnType<typeof parseOptions>
+  try {
+    parsed = parseOptions(process.argv.slice(2))
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${usage()}`)
+    return 2
+  }
+  if (parsed === 'help') {
+    console.log(usage())
+    return 0
+  }
+  const { names, options } = parsed
+  const log = (message: string) => {
+    if (!options.json) console.error(`[bench] ${message}`)
+  }
+
+  const external = process.env.NATS_URL
+  let server: NatsServer | undefined
+  if (external === undefined || external === '') {
+    server = await startNatsServer()
+    log(`nats-server at ${server.url} (store ${server.storeDir})`)
+  } else log(`using NATS_URL=${external}`)
+  const url = server?.url ?? external!
+
+  const runId = `bench-${Date.now()}`
+  let hubs = 0
+  const figures: Figure[] = []
+  let failed = false
+  try {
+    for (const name of names) {
+      const ctx: BenchContext = {
+        url,
+        options,
+        log,
+        emit(metric, value, unit, params) {
+          const figure: Figure = { bench: name, metric, value, unit, params }
+          figures.push(figure)
+          console.log(JSON.stringify(figure))
+        },
+        stack: async ({ registry, pipelining }) => {
+          const hub = `${runId}-${++hubs}`
+          const node = await Node.start({ servers: url, hub, registry, pipelining, logger: silentLogger })
+          let client: Client
+          try {
+            client = await Client.connect({ servers: url, hub })
+          } catch (err) {
+            await node.stop()
+            throw err
+          }
+          return {
+            hub,
+            node,
+            client,
+            async close() {
+              await client.close()
+              await node.stop()
+              // Our own server is thrown away at the end; on a shared one, leave nothing behind.
+              if (server === undefined) {
+                const nc = await connectTo(url, 'basalt-bench')
+                await deleteHub(nc, hub).finally(() => nc.close())
+              }
+            },
+          }
+        },
+      }
+      try {
+        await benchmarks[name]!.run(ctx)
+      } catch (err) {
+        failed = true
+        console.error(
+          `[bench] ${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+        )
+      }
+    }
+  } finally {
+    await server?.dispose()
+  }
+  if (!options.json && figures.length > 0) console.log(`\n${table(figures)}`)
+  return failed ? 1 : 0
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------------------
+
+/** Nearest-rank percentile of sorted values. */
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  const rank = Math.ceil((p / 100) * sorted.length)
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!
+}
+
+function round(value: number, digits: number): number {
+  const f = 10 ** digits
+  return Math.round(value * f) / f
+}
+
+function table(figures: Figure[]): string {
+  const rows = [['bench', 'metric', 'value', 'unit', 'target']]
+  for (const f of figures) {
+    const target = TARGETS[`${f.bench}/${f.metric}`]
+    const verdict =
+      target === undefined
+        ? ''
+        : `${target.op} ${target.value} ${(target.op === '>=' ? f.value >= target.value : f.value <= target.value) ? '(met)' : '(missed)'}`
+    rows.push([
+      f.bench,
+      f.metric,
+      f.value.toLocaleString('en-US', { maximumFractionDigits: 6 }),
+      f.unit,
+      verdict,
+    ])
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+  const line = (r: string[]) =>
+    r
+      .map((cell, i) => (i === 2 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd()
+  return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n')
+}
+
+process.exitCode = await main()
