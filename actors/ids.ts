@@ -70,6 +70,7 @@ export function partitionOf(key: string, partitionCount: number): PartitionId {
  * UTF-8 byte.
  */
 export function encodeToken(text: string): string {
+  if (SAFE_TOKEN.test(text)) return text
   let out = ''
   for (const ch of text) {
     if (/^[A-Za-z0-9_-]$/.test(ch)) out += ch
@@ -77,6 +78,8 @@ export function encodeToken(text: string): string {
   }
   return out
 }
+
+const SAFE_TOKEN = /^[A-Za-z0-9_-]*$/
 
 /** Inverse of {@link encodeToken}. */
 export function decodeToken(token: string): string {

@@ -11,7 +11,6 @@ import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream'
 import {
   BadInputError,
   FencedError,
-  PartitionUnavailableError,
   PayloadTooLargeError,
   UnknownEntityError,
   toErrorInfo,
@@ -855,9 +854,8 @@ export class Partition {
     void this.#consumer?.close().catch(() => {})
     this.#querySub?.unsubscribe()
     this.#drained?.()
-    const unavailable = new PartitionUnavailableError(this.p, 'the partition stopped before answering')
-    for (const { respond } of this.#queries)
-      respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(unavailable) })
+    // Unanswered queries get no answer from here: another owner may answer them (a stale owner must
+    // never answer), else the client's request times out with PartitionUnavailableError.
     this.#queries = []
   }
 
