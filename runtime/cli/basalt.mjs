@@ -1,0 +1,9 @@
+#!/usr/bin/env node
+// The `basalt` command: registers tsx so the TypeScript sources run as they are, then hands over
+// to main.ts (imported dynamically, after the loader is in place).
+import process from 'node:process'
+import { register } from 'tsx/esm/api'
+
+register()
+const { main } = await import('./main.ts')
+process.exitCode = await main(process.argv.slice(2))
