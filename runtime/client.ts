@@ -38,7 +38,7 @@ import {
 import { decode, decodeEnvelope, encode } from './codec.ts'
 import { fastJetStream, type FastJetStream } from './fast-js.ts'
 import { openHub, type Hub } from './hub.ts'
-import { connectTo } from './node.ts'
+import { closeConnection, connectTo } from './node.ts'
 import { entityItemKey } from './snapshot.ts'
 
 /** Options of {@link Client.connect}. */
@@ -268,7 +268,7 @@ export class Client {
     }
     this.#calls.clear()
     this.#replySub.unsubscribe()
-    await this.nc.drain().catch(() => {})
+    await closeConnection(this.nc)
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -391,7 +391,8 @@ function spawnServer(bin: string, configFile: string, logFile: string): RunningP
   const logFd = openSync(logFile, 'a')
   let child: ChildProcess
   try {
-    child = spawn(bin, ['-c', configFile], { stdio: ['ignore', logFd, logFd] })
+    // its own process group: a terminal's Ctrl-C reaches only the parent, which stops it in order
+    child = spawn(bin, ['-c', configFile], { stdio: ['ignore', logFd, logFd], detached: true })
   } finally {
     closeSync(logFd)
   }

@@ -107,7 +107,7 @@ export class Node {
     for (const t of this.#restarts) clearTimeout(t)
     await Promise.all([...this.partitions.values()].map((p) => p.close(options.snapshot ?? false)))
     this.partitions.clear()
-    await this.nc.drain().catch(() => {})
+    await closeConnection(this.nc)
   }
 
   /** Records committed, messages processed and snapshots taken, summed over partitions. */
@@ -159,6 +159,15 @@ export class Node {
     }, 200)
     this.#restarts.add(timer)
   }
+}
+
+/**
+ * Drains a connection, and closes it when draining fails (e.g. the server is gone), so that a
+ * stopped node or client never keeps reconnecting in the background.
+ */
+export async function closeConnection(nc: NatsConnection): Promise<void> {
+  await nc.drain().catch(() => {})
+  if (!nc.isClosed()) await nc.close().catch(() => {})
 }
 
 /** Connects to NATS; the error names the URL(s) when the server cannot be reached. */
