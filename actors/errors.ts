@@ -19,6 +19,8 @@ export const ErrorCode = {
   Fenced: 'FENCED',
   IllegalState: 'ILLEGAL_STATE',
   Closed: 'CLOSED',
+  NonDeterminism: 'NON_DETERMINISM',
+  TaskFailed: 'TASK_FAILED',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -187,3 +189,35 @@ function withMessage<E extends Error>(err: E, message: string): E {
   err.message = message
   return err
 }
+
+/**
+ * Orchestration code did not replay its own history: at some task sequence number it issued a
+ * different command (kind or name) than the one recorded, issued one the history lacks, or skipped
+ * one the history has. The instance fails with this error rather than continuing on a history that
+ * no longer describes its code. Fix: keep old code paths for in-flight instances with
+ * `ctx.patched(id)`, or give the changed orchestration a new name or version.
+ */
+export class NonDeterminismError extends BasaltError {
+  constructor(message: string) {
+    super(ErrorCode.NonDeterminism, message)
+  }
+}
+
+/**
+ * A task an orchestration awaited (activity, sub-orchestration or entity call) failed. `failure`
+ * describes the error thrown where the task ran; the message names the task. Across the wire only
+ * the message survives: a rebuilt `TaskFailedError` carries its own description as `failure`. The
+ * `cause` is the failure rebuilt with {@link fromErrorInfo}.
+ */
+export class TaskFailedError extends BasaltError {
+  constructor(
+    message: string,
+    /** The failure of the task, as reported by the activity, child instance or entity. */
+    readonly failure: ErrorInfo,
+  ) {
+    super(ErrorCode.TaskFailed, message, { cause: fromErrorInfo(failure) })
+  }
+}
+
+REBUILD[ErrorCode.NonDeterminism] = (i) => new NonDeterminismError(i.message)
+REBUILD[ErrorCode.TaskFailed] = (i) => new TaskFailedError(i.message, { name: i.name, message: i.message })

@@ -1,0 +1,512 @@
+/**
+ * The state of one running execution and the context its code sees. Every decision the code makes
+ * (schedule an activity, start a timer, call an entity, …) takes the next sequence number and is
+ * either recorded and emitted as a command (live) or checked against the history's record of the
+ * same step (replay). Completions reach tasks through {@link Execution.apply}.
+ */
+import { BadInputError, IllegalStateError, NonDeterminismError } from '../errors.ts'
+import { checkKey } from '../ids.ts'
+import { signalProxy, type Entity, type EntityClass } from '../../entities/index.ts'
+import {
+  checkRetryPolicy,
+  isActivityDefinition,
+  isOrchestrationDefinition,
+  retryDelay,
+  type ActivityDefinition,
+  type OrchestrationDefinition,
+} from './definitions.ts'
+import { uuidV5 } from './guid.ts'
+import { CriticalSection, canonicalOrder, checkRef, list } from './locks.ts'
+import { Task, TimerTask, completeTask, failTask, whenAll, whenAny, type TaskClock } from './task.ts'
+import type {
+  Command,
+  CompletedEvent,
+  EntityCallProxy,
+  EntityKey,
+  EntityRef,
+  EntitySignalProxy,
+  ExternalEvent,
+  FailedEvent,
+  HistoryEvent,
+  LockHandle,
+  LogLevel,
+  LogSink,
+  OrchestrationContext,
+  ReplaySafeLogger,
+  RetryPolicy,
+  ScheduledEvent,
+  TaskResult,
+  TimerFiredEvent,
+} from './types.ts'
+import {
+  ContinueAsNewSignal,
+  checkOperation,
+  checkTasks,
+  describe,
+  entityKeyOf,
+  format,
+  retryable,
+  sameDecision,
+  taskFailed,
+  type Decision,
+} from './support.ts'
+
+/** What an execution needs to start. */
+export interface ExecutionInit {
+  definition: OrchestrationDefinition<any, any>
+  instanceId: string
+  /** Execution number of the instance (1 unless continued as new). */
+  execution: number
+  logSink?: LogSink
+}
+
+type Completion = CompletedEvent | FailedEvent | TimerFiredEvent
+type Pending = { timer: boolean; run: (ev: Completion) => void }
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
+
+/**
+ * One execution of an orchestration instance: its tasks, buffered events, locks and decisions.
+ * Orchestration code sees it as an {@link OrchestrationContext}; the other public members are for
+ * the executor only. @internal
+ */
+export class Execution implements OrchestrationContext {
+  readonly instanceId: string
+  readonly log: ReplaySafeLogger
+  /** Completion order of this execution's tasks. */
+  readonly clock: TaskClock = { n: 0 }
+  /** Set when replay diverged from the history; the execution is dead. */
+  fatal: NonDeterminismError | undefined
+  /** Set by continueAsNew. */
+  ending: { input: unknown; preserve: boolean } | undefined
+  /** Where live decisions and consumed events go (the step's appended events). */
+  out: HistoryEvent[] = []
+  /** New commands of the live step. */
+  commands: Command[] = []
+
+  readonly #init: ExecutionInit
+  #replaying = true
+  #now = 0
+  #seq = 0
+  #guids = 0
+  readonly #pending = new Map<number, Pending>()
+  readonly #waiters = new Map<string, Task<unknown>[]>()
+  readonly #buffer: ExternalEvent[] = []
+  readonly #patches = new Map<string, boolean>()
+  #custom: { value: unknown } | undefined
+  #customChanged = false
+  #lock: CriticalSection | undefined
+  #expected: Decision[] = []
+  #cursor = 0
+  #stepNumber = 0
+
+  constructor(init: ExecutionInit) {
+    this.#init = init
+    this.instanceId = init.instanceId
+    const line =
+      (level: LogLevel) =>
+      (...parts: unknown[]) => {
+        if (!this.#replaying && init.logSink !== undefined) init.logSink(parts.map(format).join(' '), level)
+      }
+    this.log = { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') }
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // Driven by the executor
+
+  /** Starts a step: replaying the history's decisions `expected`, or live (`expected` undefined). */
+  beginStep(t: number, expected: Decision[] | undefined): void {
+    this.#now = t
+    this.#stepNumber++
+    this.#replaying = expected !== undefined
+    this.#expected = expected ?? []
+    this.#cursor = 0
+    this.#customChanged = false
+    this.out = []
+    this.commands = []
+  }
+
+  /** Ends a replayed step: every decision the history recorded must have been made again. */
+  endReplayedStep(): void {
+    this.#skipPatches()
+    const left = this.#expected[this.#cursor]
+    if (left !== undefined && this.fatal === undefined) {
+      const seq = left.e === 'scheduled' ? left.seq : this.#seq
+      this.fatal = this.#nonDeterminism(
+        seq,
+        `the history has ${describe(left)}, but the code did not issue it`,
+      )
+    }
+  }
+
+  /** Applies a new or replayed event; false when it is ignored (unknown or finished task). */
+  apply(ev: ExternalEvent | Completion): boolean {
+    if (ev.e === 'event') {
+      const event: ExternalEvent =
+        ev.data === undefined ? { e: 'event', name: ev.name } : { e: 'event', name: ev.name, data: ev.data }
+      this.#record(event)
+      const waiter = this.#waiters.get(ev.name)?.shift()
+      if (waiter !== undefined) completeTask(waiter, ev.data)
+      else this.#buffer.push(event)
+      return true
+    }
+    const pending = this.#pending.get(ev.seq)
+    if (pending === undefined || (ev.e === 'timerFired' && !pending.timer)) return false
+    this.#pending.delete(ev.seq)
+    if (ev.e === 'completed') {
+      this.#record(
+        ev.result === undefined
+          ? { e: 'completed', seq: ev.seq }
+          : { e: 'completed', seq: ev.seq, result: ev.result },
+      )
+    } else if (ev.e === 'failed') this.#record({ e: 'failed', seq: ev.seq, error: ev.error })
+    else this.#record({ e: 'timerFired', seq: ev.seq })
+    pending.run(ev)
+    return true
+  }
+
+  /** The custom status, once set. */
+  get customStatus(): { value: unknown } | undefined {
+    return this.#custom
+  }
+
+  /** Whether the live step changed the custom status. */
+  get customStatusChanged(): boolean {
+    return this.#customChanged
+  }
+
+  /** External events not consumed by any wait, in arrival order. */
+  get unconsumedEvents(): ExternalEvent[] {
+    return [...this.#buffer]
+  }
+
+  /** Leaves an open critical section (the execution is ending). */
+  releaseLocks(): void {
+    const lock = this.#lock
+    if (lock === undefined) return
+    this.#lock = undefined
+    this.#issue({ kind: 'unlock', entities: lock.entities }, () => ({ c: 'unlock', entities: lock.entities }))
+  }
+
+  /** Builds a non-determinism error naming the orchestration, instance and seq. */
+  nonDeterminism(detail: string): NonDeterminismError {
+    return this.#nonDeterminism(this.#seq, detail)
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // OrchestrationContext
+
+  get isReplaying(): boolean {
+    return this.#replaying
+  }
+
+  now(): number {
+    return this.#now
+  }
+
+  newGuid(): string {
+    return uuidV5(`${this.instanceId}_${this.#init.execution}_${this.#guids++}`)
+  }
+
+  callActivity<I, O>(def: ActivityDefinition<I, O>, input: I, options?: { retry?: RetryPolicy }): Task<O> {
+    this.#checkOpen('callActivity')
+    if (!isActivityDefinition(def))
+      throw new BadInputError('callActivity needs a definition made by activity()')
+    const policy = options?.retry ?? def.retry
+    if (options?.retry !== undefined) checkRetryPolicy(options.retry, `activity '${def.name}'`)
+    return this.#withRetry<O>(`activity '${def.name}'`, policy, (attempt) =>
+      this.#issue({ kind: 'activity', name: def.name, attempt }, (seq) => ({
+        c: 'activity',
+        seq,
+        name: def.name,
+        input,
+        attempt,
+      })),
+    )
+  }
+
+  callSubOrchestration<I, O>(
+    def: OrchestrationDefinition<I, O>,
+    input: I,
+    options?: { instanceId?: string; retry?: RetryPolicy },
+  ): Task<O> {
+    this.#checkOpen('callSubOrchestration')
+    if (!isOrchestrationDefinition(def)) {
+      throw new BadInputError('callSubOrchestration needs a definition made by orchestration()')
+    }
+    this.#lock?.refuseSub(def.name)
+    const given = options?.instanceId === undefined ? undefined : checkKey(options.instanceId)
+    if (options?.retry !== undefined) checkRetryPolicy(options.retry, `sub-orchestration '${def.name}'`)
+    return this.#withRetry<O>(`sub-orchestration '${def.name}'`, options?.retry, (attempt) => {
+      const idOf = (seq: number) =>
+        given === undefined ? this.#childId(seq) : attempt === 1 ? given : `${given}:${attempt}`
+      return this.#issue({ kind: 'sub', name: def.name, instanceId: idOf(this.#seq), attempt }, (seq) => ({
+        c: 'sub',
+        seq,
+        name: def.name,
+        instanceId: idOf(seq),
+        input,
+        attempt,
+      }))
+    })
+  }
+
+  startOrchestration<I, O>(
+    def: OrchestrationDefinition<I, O>,
+    input: I,
+    options?: { instanceId?: string },
+  ): void {
+    this.#checkOpen('startOrchestration')
+    if (!isOrchestrationDefinition(def))
+      throw new BadInputError('startOrchestration needs a definition made by orchestration()')
+    const instanceId =
+      options?.instanceId === undefined ? this.#childId(this.#seq) : checkKey(options.instanceId)
+    this.#issue({ kind: 'start', name: def.name, instanceId }, () => ({
+      c: 'start',
+      name: def.name,
+      instanceId,
+      input,
+    }))
+  }
+
+  createTimer(fireAt: number | Date): TimerTask {
+    this.#checkOpen('createTimer')
+    const at = fireAt instanceof Date ? fireAt.getTime() : fireAt
+    if (typeof at !== 'number' || !Number.isFinite(at)) {
+      throw new BadInputError(`createTimer needs a Date or ms since the epoch (got ${String(fireAt)})`)
+    }
+    return this.#timer(at)
+  }
+
+  waitForEvent<T = unknown>(name: string): Task<T> {
+    this.#checkOpen('waitForEvent')
+    if (typeof name !== 'string' || name.length === 0)
+      throw new BadInputError('waitForEvent needs an event name')
+    const task = new Task<T>(this.clock)
+    const at = this.#buffer.findIndex((ev) => ev.name === name)
+    if (at >= 0) completeTask(task, this.#buffer.splice(at, 1)[0]!.data as T)
+    else {
+      let queue = this.#waiters.get(name)
+      if (queue === undefined) this.#waiters.set(name, (queue = []))
+      queue.push(task as Task<unknown>)
+    }
+    return task
+  }
+
+  all<const T extends readonly Task<unknown>[]>(
+    tasks: T,
+  ): Task<{ -readonly [K in keyof T]: TaskResult<T[K]> }> {
+    checkTasks(tasks, 'all')
+    return whenAll(this.clock, tasks) as Task<any>
+  }
+
+  any<const T extends readonly Task<unknown>[]>(tasks: T): Task<T[number]> {
+    checkTasks(tasks, 'any')
+    if (tasks.length === 0) throw new BadInputError('any needs at least one task')
+    return whenAny(this.clock, tasks)
+  }
+
+  callEntity<E extends Entity<any>>(type: EntityClass<E>, key: string): EntityCallProxy<E> {
+    const entity = entityKeyOf(type, key)
+    return signalProxy<EntityCallProxy<E>>((op, args) => this.#call(type, entity, op, args))
+  }
+
+  signalEntity<E extends Entity<any>>(type: EntityClass<E>, key: string): EntitySignalProxy<E> {
+    const entity = entityKeyOf(type, key)
+    return signalProxy<EntitySignalProxy<E>>((op, args) => this.#signal(type, entity, op, args))
+  }
+
+  entityRef<E extends Entity<any>>(type: EntityClass<E>, key: string): EntityRef<E> {
+    entityKeyOf(type, key)
+    return { type, key }
+  }
+
+  lock(...entities: EntityRef<any>[]): Task<LockHandle> {
+    this.#checkOpen('lock')
+    this.#lock?.refuseNested()
+    const sorted = canonicalOrder(
+      entities.map((ref) => {
+        checkRef(ref)
+        return entityKeyOf(ref.type, ref.key)
+      }),
+    )
+    const seq = this.#issue({ kind: 'lock', entities: sorted }, (s) => ({
+      c: 'lock',
+      seq: s,
+      entities: sorted,
+    }))
+    const section = (this.#lock = new CriticalSection(seq, sorted))
+    const task = new Task<LockHandle>(this.clock)
+    const handle: LockHandle = {
+      entities: sorted,
+      release: () => {
+        if (this.#lock !== section) return
+        if (!section.held)
+          throw new IllegalStateError('release() before the lock was acquired: await the lock first')
+        this.releaseLocks()
+      },
+    }
+    this.#expect(seq, false, (ev) => {
+      if (ev.e === 'completed') {
+        section.held = true
+        completeTask(task, handle)
+        return
+      }
+      if (this.#lock === section) this.releaseLocks()
+      failTask(task, taskFailed(`lock on ${list(sorted)}`, ev))
+    })
+    return task
+  }
+
+  patched(id: string): boolean {
+    if (typeof id !== 'string' || id.length === 0) throw new BadInputError('patched needs a patch id')
+    const known = this.#patches.get(id)
+    if (known !== undefined) return known
+    let found = !this.#replaying
+    if (this.#replaying) {
+      for (let i = this.#cursor; i < this.#expected.length; i++) {
+        const d = this.#expected[i]!
+        if (d.e !== 'patch') break
+        if (d.id === id) {
+          this.#expected.splice(i, 1)
+          found = true
+          break
+        }
+      }
+    } else this.out.push({ e: 'patch', id })
+    this.#patches.set(id, found)
+    return found
+  }
+
+  setCustomStatus(value: unknown): void {
+    this.#custom = { value }
+    if (!this.#replaying) this.#customChanged = true
+  }
+
+  continueAsNew(input: unknown, options?: { preserveUnprocessedEvents?: boolean }): never {
+    this.#checkOpen('continueAsNew')
+    this.ending = { input, preserve: options?.preserveUnprocessedEvents ?? true }
+    throw new ContinueAsNewSignal()
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // Internals
+
+  /** Takes the next seq for a decision; records and emits it (live) or checks it (replay). */
+  #issue(decision: DistributiveOmit<ScheduledEvent, 'e' | 'seq'>, command: (seq: number) => Command): number {
+    const seq = this.#seq++
+    const record = { e: 'scheduled', seq, ...decision } as ScheduledEvent
+    if (!this.#replaying) {
+      this.out.push(record)
+      this.commands.push(command(seq))
+      return seq
+    }
+    this.#skipPatches()
+    const recorded = this.#expected[this.#cursor]
+    if (recorded === undefined || recorded.e !== 'scheduled') {
+      throw (this.fatal ??= this.#nonDeterminism(
+        seq,
+        `the code issued ${describe(record)}, which the history does not have in step ${this.#stepNumber}`,
+      ))
+    }
+    if (!sameDecision(recorded, record)) {
+      throw (this.fatal ??= this.#nonDeterminism(
+        seq,
+        `the history has ${describe(recorded)}, but the code issued ${describe(record)}`,
+      ))
+    }
+    this.#cursor++
+    return seq
+  }
+
+  #record(ev: HistoryEvent): void {
+    if (!this.#replaying) this.out.push(ev)
+  }
+
+  #skipPatches(): void {
+    while (this.#expected[this.#cursor]?.e === 'patch') this.#cursor++
+  }
+
+  #expect(seq: number, timer: true, run: (ev: Completion) => void): void
+  #expect(seq: number, timer: false, run: (ev: CompletedEvent | FailedEvent) => void): void
+  #expect(seq: number, timer: boolean, run: (ev: any) => void): void {
+    this.#pending.set(seq, { timer, run })
+  }
+
+  #checkOpen(what: string): void {
+    if (this.fatal !== undefined) throw this.fatal
+    if (this.ending !== undefined) throw new IllegalStateError(`${what} after continueAsNew`)
+  }
+
+  #childId(seq: number): string {
+    const execution = this.#init.execution
+    return execution > 1 ? `${this.instanceId}:${execution}:${seq}` : `${this.instanceId}:${seq}`
+  }
+
+  #timer(fireAt: number): TimerTask {
+    const seq = this.#issue({ kind: 'timer', fireAt }, (s) => ({ c: 'timer', seq: s, fireAt }))
+    const timer = new TimerTask(this.clock, seq, fireAt, () => {
+      if (this.ending !== undefined || this.fatal !== undefined) return
+      this.#pending.delete(seq)
+      this.#issue({ kind: 'cancelTimer', timer: seq }, () => ({ c: 'cancelTimer', seq }))
+    })
+    this.#expect(seq, true, (ev) => {
+      if (ev.e === 'failed') failTask(timer, taskFailed(`timer ${seq}`, ev))
+      else completeTask(timer, undefined)
+    })
+    return timer
+  }
+
+  /** A task over attempts made by `attempt(n)` (which returns the attempt's seq), retried by `policy`. */
+  #withRetry<T>(what: string, policy: RetryPolicy | undefined, attempt: (n: number) => number): Task<T> {
+    const task = new Task<T>(this.clock)
+    const firstAt = this.#now
+    const run = (n: number) => {
+      const seq = attempt(n)
+      this.#expect(seq, false, (ev) => {
+        if (ev.e !== 'failed') return completeTask(task, ev.result as T)
+        const next = n + 1
+        if (policy !== undefined && next <= policy.maxAttempts && retryable(policy, ev)) {
+          const fireAt = this.#now + retryDelay(policy, next)
+          if (policy.totalTimeoutMs === undefined || fireAt <= firstAt + policy.totalTimeoutMs) {
+            this.#timer(fireAt).onDone(() => run(next))
+            return
+          }
+        }
+        failTask(task, taskFailed(n > 1 ? `${what} (after ${n} attempts)` : what, ev))
+      })
+    }
+    run(1)
+    return task
+  }
+
+  #call(type: EntityClass<any>, entity: EntityKey, op: string, args: unknown[]): Task<unknown> {
+    this.#checkOpen('callEntity')
+    checkOperation(type, entity[0], op)
+    const id = `${entity[0]}@${entity[1]}`
+    const section = this.#lock
+    section?.beginCall(id, op)
+    const seq = this.#issue({ kind: 'call', entity, op }, (s) => ({ c: 'call', seq: s, entity, op, args }))
+    const task = new Task<unknown>(this.clock)
+    this.#expect(seq, false, (ev) => {
+      section?.endCall(id)
+      if (ev.e === 'failed') failTask(task, taskFailed(`entity call ${id}.${op}`, ev))
+      else completeTask(task, ev.result)
+    })
+    return task
+  }
+
+  #signal(type: EntityClass<any>, entity: EntityKey, op: string, args: unknown[]): void {
+    this.#checkOpen('signalEntity')
+    checkOperation(type, entity[0], op)
+    const id = `${entity[0]}@${entity[1]}`
+    this.#lock?.checkSignal(id)
+    this.#issue({ kind: 'signal', entity, op }, () => ({ c: 'signal', entity, op, args }))
+  }
+
+  #nonDeterminism(seq: number, detail: string): NonDeterminismError {
+    const { definition, instanceId } = this.#init
+    return new NonDeterminismError(
+      `orchestration '${definition.name}' (instance '${instanceId}') is not deterministic at seq ${seq}: ${detail}`,
+    )
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * Orchestration and activity definitions: a name bound to a function, typed by input and output
+ * so that calls from orchestrations and clients are checked at compile time.
+ */
+import { BadInputError } from '../errors.ts'
+import type { Task } from './task.ts'
+import type { OrchestrationContext, RetryPolicy } from './types.ts'
+
+/** The generator function of an orchestration. It must be deterministic (see the context's API). */
+export type OrchestrationFunction<I, O> = (
+  ctx: OrchestrationContext,
+  input: I,
+) => Generator<Task<unknown>, O, unknown>
+
+/** An orchestration: its name, generator function and optional version. Made by {@link orchestration}. */
+export interface OrchestrationDefinition<I, O> {
+  readonly kind: 'orchestration'
+  readonly name: string
+  readonly fn: OrchestrationFunction<I, O>
+  /** Recorded in the `started` event of each execution; informational. */
+  readonly version?: string
+}
+
+/** What an activity function receives besides its input. */
+export interface ActivityContext {
+  /** The orchestration instance that scheduled it. */
+  instanceId: string
+  activityName: string
+  /** 1 for the first attempt, 2 for the first retry, … */
+  attempt: number
+}
+
+/** The function of an activity: any code, I/O allowed; it runs at least once per attempt. */
+export type ActivityFunction<I, O> = (input: I, ctx: ActivityContext) => O | Promise<O>
+
+/** An activity: its name, function, timeout and default retry policy. Made by {@link activity}. */
+export interface ActivityDefinition<I, O> {
+  readonly kind: 'activity'
+  readonly name: string
+  readonly fn: ActivityFunction<I, O>
+  /** Per-attempt timeout the runtime applies (default: the runtime's). */
+  readonly timeoutMs?: number
+  /** Retry policy used when a call gives none. */
+  readonly retry?: RetryPolicy
+}
+
+/**
+ * Defines an orchestration. Its code runs as a generator that awaits tasks with `yield*`; it is
+ * re-run from the start over its history after a restart, so it must be deterministic. Throws
+ * {@link BadInputError} for an empty name or a function that is not a generator function.
+ *
+ * @example
+ * ```ts
+ * const hello = orchestration('hello', function* (ctx, cities: string[]) {
+ *   const out: string[] = []
+ *   for (const city of cities) out.push(yield* ctx.callActivity(sayHello, city))
+ *   return out
+ * })
+ * ```
+ */
+export function orchestration<I, O>(
+  name: string,
+  fn: OrchestrationFunction<I, O>,
+  options: { version?: string } = {},
+): OrchestrationDefinition<I, O> {
+  checkName(name, 'orchestration')
+  if (typeof fn !== 'function') throw new BadInputError(`orchestration '${name}' needs a generator function`)
+  if (options.version !== undefined && typeof options.version !== 'string') {
+    throw new BadInputError(`the version of orchestration '${name}' must be a string`)
+  }
+  return Object.freeze({
+    kind: 'orchestration' as const,
+    name,
+    fn,
+    ...(options.version === undefined ? {} : { version: options.version }),
+  })
+}
+
+/**
+ * Defines an activity: a function orchestrations call with `ctx.callActivity(def, input)`. It runs
+ * at least once per attempt; `timeoutMs` bounds each attempt and `retry` is the default retry
+ * policy. Throws {@link BadInputError} for an empty name or a bad timeout or policy.
+ *
+ * @example const sayHello = activity('sayHello', async (city: string) => `Hello ${city}`)
+ */
+export function activity<I, O>(
+  name: string,
+  fn: ActivityFunction<I, O>,
+  options: { timeoutMs?: number; retry?: RetryPolicy } = {},
+): ActivityDefinition<I, O> {
+  checkName(name, 'activity')
+  if (typeof fn !== 'function') throw new BadInputError(`activity '${name}' needs a function`)
+  const { timeoutMs, retry } = options
+  if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+    throw new BadInputError(
+      `the timeout of activity '${name}' must be a positive number of ms (got ${timeoutMs})`,
+    )
+  }
+  if (retry !== undefined) checkRetryPolicy(retry, `activity '${name}'`)
+  return Object.freeze({
+    kind: 'activity' as const,
+    name,
+    fn,
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    ...(retry === undefined ? {} : { retry }),
+  })
+}
+
+/** Whether a value is an orchestration definition made by {@link orchestration}. */
+export function isOrchestrationDefinition(x: unknown): x is OrchestrationDefinition<unknown, unknown> {
+  return typeof x === 'object' && x !== null && (x as { kind?: unknown }).kind === 'orchestration'
+}
+
+/** Whether a value is an activity definition made by {@link activity}. */
+export function isActivityDefinition(x: unknown): x is ActivityDefinition<unknown, unknown> {
+  return typeof x === 'object' && x !== null && (x as { kind?: unknown }).kind === 'activity'
+}
+
+/** Checks a retry policy; throws {@link BadInputError} naming the bad field. */
+export function checkRetryPolicy(policy: RetryPolicy, owner: string): void {
+  const bad = (field: string, want: string, got: unknown) =>
+    new BadInputError(`retry policy of ${owner}: ${field} must be ${want} (got ${String(got)})`)
+  if (typeof policy !== 'object' || policy === null) throw bad('the policy', 'an object', policy)
+  const { firstRetryIntervalMs, backoffCoefficient, maxRetryIntervalMs, maxAttempts, totalTimeoutMs } = policy
+  if (!(Number.isFinite(firstRetryIntervalMs) && firstRetryIntervalMs >= 0)) {
+    throw bad('firstRetryIntervalMs', 'a number ≥ 0', firstRetryIntervalMs)
+  }
+  if (!(Number.isInteger(maxAttempts) && maxAttempts >= 1))
+    throw bad('maxAttempts', 'an integer ≥ 1', maxAttempts)
+  if (backoffCoefficient !== undefined && !(Number.isFinite(backoffCoefficient) && backoffCoefficient > 0)) {
+    throw bad('backoffCoefficient', 'a number > 0', backoffCoefficient)
+  }
+  if (maxRetryIntervalMs !== undefined && !(Number.isFinite(maxRetryIntervalMs) && maxRetryIntervalMs >= 0)) {
+    throw bad('maxRetryIntervalMs', 'a number ≥ 0', maxRetryIntervalMs)
+  }
+  if (totalTimeoutMs !== undefined && !(Number.isFinite(totalTimeoutMs) && totalTimeoutMs > 0)) {
+    throw bad('totalTimeoutMs', 'a number > 0', totalTimeoutMs)
+  }
+  if (policy.isRetryable !== undefined && typeof policy.isRetryable !== 'function') {
+    throw bad('isRetryable', 'a function', policy.isRetryable)
+  }
+}
+
+/** The wait before attempt `next` (≥ 2): first interval × coefficient^(next − 2), capped. */
+export function retryDelay(policy: RetryPolicy, next: number): number {
+  const delay = policy.firstRetryIntervalMs * (policy.backoffCoefficient ?? 2) ** (next - 2)
+  return Math.round(Math.min(delay, policy.maxRetryIntervalMs ?? Number.POSITIVE_INFINITY))
+}
+
+function checkName(name: unknown, what: string): void {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 256) {
+    throw new BadInputError(
+      `${what} name must be a non-empty string of at most 256 characters (got ${String(name)})`,
+    )
+  }
+}

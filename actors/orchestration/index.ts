@@ -1,0 +1,53 @@
+/**
+ * actors/orchestration/ — the orchestration replay engine: definitions, the context orchestration
+ * code sees, tasks and the executor that runs steps over a history. Pure: no I/O, no NATS, no
+ * clocks, no `node:` imports. Imports actors/ (errors, ids) and the entity class types and names
+ * of entities/ (to type entity calls); the runtime wires it to partitions.
+ */
+export { NonDeterminismError, TaskFailedError } from '../errors.ts'
+export {
+  activity,
+  checkRetryPolicy,
+  isActivityDefinition,
+  isOrchestrationDefinition,
+  orchestration,
+  retryDelay,
+  type ActivityContext,
+  type ActivityDefinition,
+  type ActivityFunction,
+  type OrchestrationDefinition,
+  type OrchestrationFunction,
+} from './definitions.ts'
+export { OrchestrationExecutor, type ExecutorOptions } from './executor.ts'
+export { GUID_NAMESPACE, sha1, uuidV5 } from './guid.ts'
+export { Task, TimerTask } from './task.ts'
+export type {
+  Command,
+  CompletedEvent,
+  CustomStatusEvent,
+  EntityCallProxy,
+  EntityKey,
+  EntityRef,
+  EntitySignalProxy,
+  ExternalEvent,
+  FailedEvent,
+  FinishedEvent,
+  HistoryEvent,
+  LockHandle,
+  LogLevel,
+  LogSink,
+  NewEvent,
+  OrchestrationContext,
+  PatchEvent,
+  ReplaySafeLogger,
+  RetryPolicy,
+  ScheduledEvent,
+  ScheduledKind,
+  StartEvent,
+  StartedEvent,
+  StepEvent,
+  StepResult,
+  StepStatus,
+  TaskResult,
+  TimerFiredEvent,
+} from './types.ts'

@@ -1,0 +1,328 @@
+/**
+ * Contracts of the orchestration replay engine: the history an instance records, the events that
+ * drive a step, the commands a step emits for the runtime to carry out, and the context that
+ * orchestration code sees. Everything here is plain data (msgpack-able: no classes, no functions,
+ * no `undefined` fields) except {@link OrchestrationContext}.
+ *
+ * History layout, one execution (continue-as-new starts a new history):
+ *
+ * ```text
+ * started                      the first event: name, input, version, execution number
+ * step t                       one per step; ctx.now() is the t of the latest step
+ *   completed|failed|timerFired|event   the new events the step consumed, in arrival order
+ *   scheduled|patch            the decisions the code made in the step, in the order it made them
+ *   customStatus               the custom status, when the step changed it
+ *   finished                   the outcome, when the step ended the execution
+ * step t
+ *   ...
+ * ```
+ *
+ * Every command the code issues takes the next sequence number (`seq`), in issue order, and is
+ * recorded as a `scheduled` event; replay checks the commands of re-run code against those records.
+ */
+import type { ErrorInfo } from '../errors.ts'
+import type { Entity, EntityClass, OperationName } from '../../entities/index.ts'
+import type { ActivityDefinition, OrchestrationDefinition } from './definitions.ts'
+import type { Task, TimerTask } from './task.ts'
+
+/** An entity as it travels in commands and history: `[type name, key]`. */
+export type EntityKey = [type: string, key: string]
+
+// -------------------------------------------------------------------------------------------------
+// History
+
+/** First event of an execution. */
+export interface StartedEvent {
+  e: 'started'
+  /** Time of the step that started the execution (ms since the epoch). */
+  t: number
+  /** Orchestration name. */
+  name: string
+  input?: unknown
+  /** The definition's version when the execution started, if it has one. */
+  version?: string
+  /** Execution number (1 for a fresh instance, +1 per continue-as-new), when the runtime gave it. */
+  execution?: number
+}
+
+/** Marks the start of a step; `t` is what `ctx.now()` returns during the step. */
+export interface StepEvent {
+  e: 'step'
+  t: number
+}
+
+/** A command the code issued, recorded under its sequence number. Inputs are not recorded. */
+export type ScheduledEvent = { e: 'scheduled'; seq: number } & (
+  | { kind: 'activity'; name: string; attempt: number }
+  | { kind: 'timer'; fireAt: number }
+  | { kind: 'cancelTimer'; timer: number }
+  | { kind: 'sub'; name: string; instanceId: string; attempt: number }
+  | { kind: 'call'; entity: EntityKey; op: string }
+  | { kind: 'signal'; entity: EntityKey; op: string }
+  | { kind: 'start'; name: string; instanceId: string }
+  | { kind: 'lock'; entities: EntityKey[] }
+  | { kind: 'unlock'; entities: EntityKey[] }
+)
+
+/** The kinds of command a scheduled event records. */
+export type ScheduledKind = ScheduledEvent['kind']
+
+/** A task (activity, sub-orchestration, entity call, lock, timer) completed with `result`. */
+export interface CompletedEvent {
+  e: 'completed'
+  seq: number
+  result?: unknown
+}
+
+/** A task (activity, sub-orchestration, entity call, lock) failed. */
+export interface FailedEvent {
+  e: 'failed'
+  seq: number
+  error: ErrorInfo
+}
+
+/** A durable timer fired. (A `completed` event for a timer's seq means the same.) */
+export interface TimerFiredEvent {
+  e: 'timerFired'
+  seq: number
+}
+
+/** An external event raised to the instance. */
+export interface ExternalEvent {
+  e: 'event'
+  name: string
+  data?: unknown
+}
+
+/** `ctx.patched(id)` returned true here when the code first ran (versioning marker). */
+export interface PatchEvent {
+  e: 'patch'
+  id: string
+}
+
+/** The custom status after the step that set it. */
+export interface CustomStatusEvent {
+  e: 'customStatus'
+  value: unknown
+}
+
+/** How an execution ended. */
+export type FinishedEvent =
+  | { e: 'finished'; status: 'completed'; output?: unknown }
+  | { e: 'finished'; status: 'failed'; error: ErrorInfo }
+  | { e: 'finished'; status: 'continuedAsNew'; input?: unknown }
+
+/** One entry of an instance's history. Plain data; the runtime encodes it. */
+export type HistoryEvent =
+  | StartedEvent
+  | StepEvent
+  | ScheduledEvent
+  | CompletedEvent
+  | FailedEvent
+  | TimerFiredEvent
+  | ExternalEvent
+  | PatchEvent
+  | CustomStatusEvent
+  | FinishedEvent
+
+// -------------------------------------------------------------------------------------------------
+// Step input and output
+
+/**
+ * Starts an execution: the first step of an instance (and of each continue-as-new) must carry one.
+ * `execution` (1, 2, … per continue-as-new) makes `newGuid()` and default child instance ids
+ * differ between executions of one instance.
+ */
+export interface StartEvent {
+  e: 'started'
+  input?: unknown
+  execution?: number
+}
+
+/** What can arrive for a step: a start, task completions and failures, timer fires, events. */
+export type NewEvent = StartEvent | CompletedEvent | FailedEvent | TimerFiredEvent | ExternalEvent
+
+/** Something the runtime must do for the instance. Only new commands are emitted, never replayed ones. */
+export type Command =
+  /** Run an activity; answer with `completed`/`failed` for `seq`. `attempt` counts from 1. */
+  | { c: 'activity'; seq: number; name: string; input: unknown; attempt: number }
+  /** Fire a durable timer at `fireAt` (ms since the epoch); answer with `timerFired` (or `completed`). */
+  | { c: 'timer'; seq: number; fireAt: number }
+  /** Forget the timer `seq`; a fire that still arrives is ignored. */
+  | { c: 'cancelTimer'; seq: number }
+  /** Start a child instance; answer with its outcome as `completed`/`failed` for `seq`. */
+  | { c: 'sub'; seq: number; name: string; instanceId: string; input: unknown; attempt: number }
+  /** Call an entity operation; answer with its result as `completed`/`failed` for `seq`. */
+  | { c: 'call'; seq: number; entity: EntityKey; op: string; args: unknown[] }
+  /** Signal an entity operation (one-way). */
+  | { c: 'signal'; entity: EntityKey; op: string; args: unknown[] }
+  /** Start an instance, fire and forget. */
+  | { c: 'start'; name: string; instanceId: string; input: unknown }
+  /** Lock the entities, in this (canonical, sorted) order; answer with `completed` for `seq`. */
+  | { c: 'lock'; seq: number; entities: EntityKey[] }
+  /** Release the entities locked by this instance. */
+  | { c: 'unlock'; entities: EntityKey[] }
+
+/** Status of an instance after a step. */
+export type StepStatus = 'running' | 'completed' | 'failed' | 'continuedAsNew'
+
+/** Outcome of {@link OrchestrationExecutor.step}. */
+export interface StepResult {
+  /** Events to append to the history (step marker, consumed events, decisions, outcome). */
+  appended: HistoryEvent[]
+  /** New commands, in issue order. */
+  commands: Command[]
+  status: StepStatus
+  /** The return value, when `completed`. */
+  output?: unknown
+  /** The failure, when `failed` (a {@link NonDeterminismError} when replay diverged). */
+  error?: ErrorInfo
+  /** The current custom status, once the code has set one. */
+  customStatus?: unknown
+  /** When `continuedAsNew`: the next execution's input and the unconsumed events it inherits. */
+  continueAsNew?: { input: unknown; carriedEvents: NewEvent[] }
+}
+
+// -------------------------------------------------------------------------------------------------
+// The context orchestration code sees
+
+/** Retry policy of an activity or sub-orchestration; the waits between attempts are durable timers. */
+export interface RetryPolicy {
+  /** Wait before the second attempt (ms). */
+  firstRetryIntervalMs: number
+  /** Factor applied to the wait after each failed attempt (default 2). */
+  backoffCoefficient?: number
+  /** Upper bound of one wait (ms; default unbounded). */
+  maxRetryIntervalMs?: number
+  /** Attempts in all, the first included (≥ 1). */
+  maxAttempts: number
+  /** No attempt starts later than this long after the first one was scheduled (ms). */
+  totalTimeoutMs?: number
+  /** Whether a failure is worth another attempt (default: every failure is). */
+  isRetryable?: (err: ErrorInfo) => boolean
+}
+
+/** Levels of the replay-safe logger. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+
+/** Where the replay-safe logger writes: the runtime's logger, a test array, … */
+export type LogSink = (line: string, level: LogLevel) => void
+
+/** A logger whose lines appear once: it is silent while the code replays history. */
+export interface ReplaySafeLogger {
+  debug(...parts: unknown[]): void
+  info(...parts: unknown[]): void
+  warn(...parts: unknown[]): void
+  error(...parts: unknown[]): void
+}
+
+/** A held critical section (see {@link OrchestrationContext.lock}). */
+export interface LockHandle {
+  /** The locked entities, in acquisition order. */
+  readonly entities: readonly EntityKey[]
+  /** Leaves the critical section (emits the unlock command); later calls do nothing. */
+  release(): void
+}
+
+/** An entity addressed by class and key, for {@link OrchestrationContext.lock}. */
+export interface EntityRef<E extends Entity<any> = Entity<any>> {
+  readonly type: EntityClass<E>
+  readonly key: string
+}
+
+type OpArgs<E, K extends keyof E> = E[K] extends (...args: infer A) => unknown ? A : never
+type OpResult<E, K extends keyof E> = E[K] extends (...args: any[]) => infer R ? Awaited<R> : never
+
+/** Two-way entity proxy of an orchestration: each operation returns a task of its result. */
+export type EntityCallProxy<E> = { [K in OperationName<E>]: (...args: OpArgs<E, K>) => Task<OpResult<E, K>> }
+
+/** One-way entity proxy of an orchestration: each operation is a fire-and-forget signal. */
+export type EntitySignalProxy<E> = { [K in OperationName<E>]: (...args: OpArgs<E, K>) => void }
+
+/** The result type of a task. */
+export type TaskResult<T> = T extends Task<infer R> ? R : never
+
+/**
+ * What orchestration code gets instead of I/O, clocks and randomness. Every method that creates a
+ * task schedules the work at once (like Durable Functions); awaiting it with `yield*` is separate,
+ * so tasks created together run in parallel.
+ */
+export interface OrchestrationContext {
+  /** This instance's id. */
+  readonly instanceId: string
+  /** True while the code re-runs events already in history (no new effects happen then). */
+  readonly isReplaying: boolean
+  /** Logger that is silent during replay. */
+  readonly log: ReplaySafeLogger
+
+  /** Time of the current step (ms since the epoch): the same value on every replay. */
+  now(): number
+  /** A UUID (v5 form) derived from the instance id, execution and a counter: the same on every replay. */
+  newGuid(): string
+
+  /**
+   * Runs an activity. With a retry policy (here or on the definition) a failed attempt is
+   * retried after a durable timer; the task fails with {@link TaskFailedError} when the policy
+   * gives up. @example const s = yield* ctx.callActivity(sayHello, 'Tokyo')
+   */
+  callActivity<I, O>(def: ActivityDefinition<I, O>, input: I, options?: { retry?: RetryPolicy }): Task<O>
+  /**
+   * Runs a child orchestration instance and waits for its output. Its id defaults to
+   * `<this id>:<seq>` (`<this id>:<execution>:<seq>` after a continue-as-new). Not allowed inside a
+   * critical section.
+   */
+  callSubOrchestration<I, O>(
+    def: OrchestrationDefinition<I, O>,
+    input: I,
+    options?: { instanceId?: string; retry?: RetryPolicy },
+  ): Task<O>
+  /** Starts an instance and does not wait for it (fire and forget). Resolves to nothing. */
+  startOrchestration<I, O>(
+    def: OrchestrationDefinition<I, O>,
+    input: I,
+    options?: { instanceId?: string },
+  ): void
+  /** A durable timer that completes at `fireAt`; `cancel()` it when it lost a race. */
+  createTimer(fireAt: number | Date): TimerTask
+  /**
+   * Waits for the next external event of that name. Events that arrive before any wait are kept in
+   * arrival order and consumed FIFO by later waits; an event goes to the oldest unfinished wait of
+   * its name, even one that lost an `any` race, so in a loop keep the same wait task until it wins.
+   */
+  waitForEvent<T = unknown>(name: string): Task<T>
+  /** Completes when every task did (results in order); fails with the first failure to arrive. */
+  all<const T extends readonly Task<unknown>[]>(
+    tasks: T,
+  ): Task<{ -readonly [K in keyof T]: TaskResult<T[K]> }>
+  /** Completes with the first task to finish (successfully or not). Empty lists are rejected. */
+  any<const T extends readonly Task<unknown>[]>(tasks: T): Task<T[number]>
+
+  /** Calls entity operations: `yield* ctx.callEntity(Counter, 'c1').add(5)`. */
+  callEntity<E extends Entity<any>>(type: EntityClass<E>, key: string): EntityCallProxy<E>
+  /** Signals entity operations (one-way): `ctx.signalEntity(Counter, 'c1').add(5)`. */
+  signalEntity<E extends Entity<any>>(type: EntityClass<E>, key: string): EntitySignalProxy<E>
+  /** Names an entity for {@link lock}. */
+  entityRef<E extends Entity<any>>(type: EntityClass<E>, key: string): EntityRef<E>
+  /**
+   * Enters a critical section over the entities (acquired in sorted `type@key` order, so no
+   * deadlock). Inside it: no nested lock, no sub-orchestration, calls only to locked entities (one
+   * at a time each), signals only to other entities. Released by `release()` or when the
+   * execution ends.
+   */
+  lock(...entities: EntityRef<any>[]): Task<LockHandle>
+
+  /**
+   * Versioning: true for code running live the first time it gets here (recorded in history),
+   * and on replay whether the history recorded it here, so old instances keep the old path.
+   * @example if (ctx.patched('send-receipt')) yield* ctx.callActivity(sendReceipt, order)
+   */
+  patched(id: string): boolean
+  /** Sets the custom status (persisted with the step, visible to status queries). */
+  setCustomStatus(value: unknown): void
+  /**
+   * Ends this execution and starts a new one with a fresh history and `input`. Events not yet
+   * consumed are carried over unless `preserveUnprocessedEvents` is false. Never returns.
+   * @example return ctx.continueAsNew(count + 1)
+   */
+  continueAsNew(input: unknown, options?: { preserveUnprocessedEvents?: boolean }): never
+}
