@@ -26,11 +26,90 @@ export interface EntityOp {
   /** Arguments. */
   a: unknown[]
   r?: ReplyTo
+  /** Set when an orchestration made the call: the result goes back to it as a `done`. */
+  ro?: OrchestrationReplyTo
   at?: number
 }
 
-/** Any message to an actor. Orchestration messages join this union later. */
-export type ActorMessage = EntityOp
+/** Who waits for an entity call's result when an orchestration made it: [instance id, task seq]. */
+export type OrchestrationReplyTo = [instanceId: string, seq: number]
+
+/** Starts an orchestration instance (from a client, a parent or an entity). */
+export interface StartMessage {
+  k: 'start'
+  /** Instance id. */
+  i: string
+  /** Orchestration name. */
+  n: string
+  /** Input. */
+  in: unknown
+  r?: ReplyTo
+  /** Parent instance and task seq, for sub-orchestrations. */
+  pa?: OrchestrationReplyTo
+  /** Replace an instance in a terminal state instead of rejecting the start. */
+  replace?: boolean
+  at?: number
+}
+
+/** An external event raised to an instance. */
+export interface EventMessage {
+  k: 'ev'
+  i: string
+  /** Event name. */
+  n: string
+  /** Event data. */
+  d: unknown
+  r?: ReplyTo
+  at?: number
+}
+
+/** The completion of an instance's task: activity, sub-orchestration, entity call, lock, timer. */
+export interface DoneMessage {
+  k: 'done'
+  i: string
+  /** Task sequence number. */
+  s: number
+  ok: 0 | 1
+  v?: unknown
+  err?: ErrorInfo
+  at?: number
+}
+
+/** Management of an instance. */
+export interface ControlMessage {
+  k: 'ctl'
+  i: string
+  op: 'terminate' | 'suspend' | 'resume' | 'purge'
+  reason?: string
+  r?: ReplyTo
+  at?: number
+}
+
+/** Lock request travelling along the sorted entities of a critical section. */
+export interface LockMessage {
+  k: 'lock'
+  t: string
+  key: string
+  /** The orchestration that asks, and its task seq. */
+  o: OrchestrationReplyTo
+  /** Entities still to lock after this one, in order. */
+  rest: Array<[type: string, key: string]>
+  at?: number
+}
+
+/** Releases an entity locked by an orchestration. */
+export interface UnlockMessage {
+  k: 'unlock'
+  t: string
+  key: string
+  /** The owner's instance id. */
+  o: string
+  at?: number
+}
+
+/** Any message to an actor. */
+export type ActorMessage =
+  EntityOp | StartMessage | EventMessage | DoneMessage | ControlMessage | LockMessage | UnlockMessage
 
 /** A batch of messages from one client to one partition; `q` numbers the client's batches. */
 export interface ClientEnvelope {
@@ -105,31 +184,85 @@ export interface CommitRecord {
 export type Query =
   | { v: typeof WIRE_VERSION; k: 'read'; t: string; key: string; s?: number }
   | { v: typeof WIRE_VERSION; k: 'list'; t: string; prefix: string; after: string; limit: number; s?: number }
+  | { v: typeof WIRE_VERSION; k: 'status'; i: string; history?: boolean; s?: number }
+  | { v: typeof WIRE_VERSION; k: 'wait'; i: string; ms: number; s?: number }
+  | { v: typeof WIRE_VERSION; k: 'instances'; f: InstanceFilter; after: string; limit: number; s?: number }
+
+/** Filter of instance listings and purges. */
+export interface InstanceFilter {
+  statuses?: string[]
+  createdFrom?: number
+  createdTo?: number
+  namePrefix?: string
+  idPrefix?: string
+}
 
 /** Answer to a query. */
 export type QueryAnswer =
   | { v: typeof WIRE_VERSION; ok: 1; exists: boolean; state: Uint8Array | null; n: number }
   | { v: typeof WIRE_VERSION; ok: 1; keys: string[]; more: boolean }
+  | { v: typeof WIRE_VERSION; ok: 1; instance: Uint8Array | null; n: number }
+  | { v: typeof WIRE_VERSION; ok: 1; summaries: Array<[id: string, summary: Uint8Array]>; more: boolean }
   | { v: typeof WIRE_VERSION; ok: 0; error: ErrorInfo }
 
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null
 
+const str = (m: Record<string, unknown>, f: string) => {
+  if (typeof m[f] !== 'string') throw new CodecError(`message field ${f} is not a string`)
+}
+const pair = (x: unknown, what: string) => {
+  if (!Array.isArray(x) || typeof x[0] !== 'string' || typeof x[1] !== 'number') {
+    throw new CodecError(`message field ${what} is not [string, number]`)
+  }
+}
+
 /** Checks that a decoded value is an actor message; throws {@link CodecError} naming the field. */
 export function checkMessage(m: unknown): ActorMessage {
   if (!isObject(m)) throw new CodecError('message is not a map')
-  if (m.k !== 'op') throw new CodecError(`unknown message kind ${JSON.stringify(m.k)}`)
-  if (typeof m.t !== 'string') throw new CodecError('message field t (entity type) is not a string')
-  if (typeof m.key !== 'string') throw new CodecError('message field key is not a string')
-  if (typeof m.op !== 'string') throw new CodecError('message field op is not a string')
-  if (!Array.isArray(m.a)) throw new CodecError('message field a (arguments) is not an array')
-  if (m.r !== undefined) {
-    const r = m.r
-    if (!Array.isArray(r) || typeof r[0] !== 'string' || typeof r[1] !== 'number') {
-      throw new CodecError('message field r (reply to) is not [inbox, rid]')
-    }
-  }
   if (m.at !== undefined && typeof m.at !== 'number') throw new CodecError('message field at is not a number')
-  return m as unknown as EntityOp
+  if (m.r !== undefined) pair(m.r, 'r (reply to)')
+  switch (m.k) {
+    case 'op':
+      str(m, 't')
+      str(m, 'key')
+      str(m, 'op')
+      if (!Array.isArray(m.a)) throw new CodecError('message field a (arguments) is not an array')
+      if (m.ro !== undefined) pair(m.ro, 'ro')
+      break
+    case 'start':
+      str(m, 'i')
+      str(m, 'n')
+      if (m.pa !== undefined) pair(m.pa, 'pa')
+      break
+    case 'ev':
+      str(m, 'i')
+      str(m, 'n')
+      break
+    case 'done':
+      str(m, 'i')
+      if (typeof m.s !== 'number') throw new CodecError('message field s is not a number')
+      break
+    case 'ctl':
+      str(m, 'i')
+      if (!['terminate', 'suspend', 'resume', 'purge'].includes(m.op as string)) {
+        throw new CodecError(`unknown control operation ${JSON.stringify(m.op)}`)
+      }
+      break
+    case 'lock':
+      str(m, 't')
+      str(m, 'key')
+      pair(m.o, 'o')
+      if (!Array.isArray(m.rest)) throw new CodecError('message field rest is not an array')
+      break
+    case 'unlock':
+      str(m, 't')
+      str(m, 'key')
+      str(m, 'o')
+      break
+    default:
+      throw new CodecError(`unknown message kind ${JSON.stringify(m.k)}`)
+  }
+  return m as unknown as ActorMessage
 }
 
 /** Checks the shape of a decoded mailbox envelope, including every message in it. */

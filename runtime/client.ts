@@ -14,12 +14,22 @@ import {
   PayloadTooLargeError,
   TimeoutError,
   fromErrorInfo,
+  type ErrorInfo,
 } from '../actors/errors.ts'
-import { checkKey, partitionOf } from '../actors/ids.ts'
+import { checkKey, encodeToken, partitionOf } from '../actors/ids.ts'
+import type { HistoryEvent, OrchestrationDefinition } from '../actors/orchestration/index.ts'
+import { randomUUID } from 'node:crypto'
+import { isTerminal, type InstanceRecord, type InstanceSummary, type RuntimeStatus } from './instances.ts'
+import { targetOf } from './partition.ts'
 import {
   WIRE_VERSION,
+  type ActorMessage,
   type ClientEnvelope,
   type CommitRecord,
+  type ControlMessage,
+  type InstanceFilter,
+  type ReplyTo,
+  type StartMessage,
   type EntityOp,
   type Query,
   type QueryAnswer,
@@ -80,7 +90,7 @@ export interface EntityPage {
 }
 
 interface Pending {
-  msg: EntityOp
+  msg: ActorMessage
   resolve(): void
   reject(err: Error): void
 }
@@ -221,14 +231,17 @@ export class Client {
     const itemKey = entityItemKey(p, t, key)
     return new Observable<StateOf<E> | undefined>((subscriber) => {
       let seen = -1
+      let last: Uint8Array | null | undefined
       const early: CommitRecord[] = []
+      const emit = (value: Uint8Array | null) => {
+        if (last !== undefined && sameBytes(last, value)) return // the read already showed it
+        last = value
+        subscriber.next(value === null ? undefined : (decode(value, 'entity state') as StateOf<E>))
+      }
       const apply = (rec: CommitRecord) => {
         if (rec.n <= seen) return
         seen = rec.n
-        for (const [k, value] of rec.w) {
-          if (k === itemKey)
-            subscriber.next(value === null ? undefined : (decode(value, 'entity state') as StateOf<E>))
-        }
+        for (const [k, value] of rec.w) if (k === itemKey) emit(value)
       }
       const sub = this.nc.subscribe(this.hub.names.changes(p), {
         callback: (err, msg) => {
@@ -247,9 +260,7 @@ export class Client {
         .then(() => this.#readRaw(t, key))
         .then((answer) => {
           seen = answer.n
-          subscriber.next(
-            answer.state === null ? undefined : (decode(answer.state, 'entity state') as StateOf<E>),
-          )
+          emit(answer.state)
           for (const rec of early.splice(0)) apply(rec)
         })
         .catch((err: unknown) => subscriber.error(err))
@@ -282,20 +293,21 @@ export class Client {
 
   /** @internal */
   callOp(msg: EntityOp): Promise<unknown> {
+    return this.#request(msg, () => `call ${msg.t}@${msg.key}.${msg.op}`)
+  }
+
+  /** Sends a message that expects a reply after the partition committed it. */
+  #request(msg: ActorMessage & { r?: ReplyTo }, what: () => string): Promise<unknown> {
     if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
     const rid = ++this.#rid
     msg.r = [this.#inbox, rid]
     return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#calls.delete(rid)
-        reject(
-          new TimeoutError(
-            `call ${msg.t}@${msg.key}.${msg.op} got no result in ${this.options.callTimeoutMs} ms`,
-          ),
-        )
+        reject(new TimeoutError(`${what()} got no result in ${this.options.callTimeoutMs} ms`))
       }, this.options.callTimeoutMs)
       this.#calls.set(rid, { resolve, reject, timer })
-      this.#sender(msg.key).add({
+      this.#sender(targetOf(msg)).add({
         msg,
         resolve: () => {},
         reject: (err) => {
@@ -304,6 +316,209 @@ export class Client {
           reject(err)
         },
       })
+    })
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Orchestrations
+
+  /**
+   * Starts an orchestration instance; resolves with its id once the start is committed. An id
+   * that exists is rejected with `InstanceExistsError`, unless the instance is in a terminal state
+   * and `replace` is set. `startAt` schedules the start (status Pending until then).
+   *
+   * @example const id = await client.start(helloSequence, ['Tokyo', 'Seattle'])
+   */
+  async start<I, O>(
+    def: OrchestrationDefinition<I, O>,
+    input: I,
+    options: { instanceId?: string; startAt?: Date | number; replace?: boolean } = {},
+  ): Promise<string> {
+    const id = options.instanceId ?? randomUUID()
+    checkKey(id)
+    const msg: StartMessage = { k: 'start', i: id, n: def.name, in: input }
+    if (options.replace) msg.replace = true
+    if (options.startAt !== undefined) msg.at = toTime(options.startAt)
+    await this.#request(msg, () => `start of ${def.name} '${id}'`)
+    return id
+  }
+
+  /** Raises an external event; fails with `BadInputError` when the instance does not exist or ended. */
+  async raiseEvent(instanceId: string, name: string, data?: unknown): Promise<void> {
+    await this.#request({ k: 'ev', i: checkKey(instanceId), n: name, d: data }, () => `raiseEvent '${name}'`)
+  }
+
+  /** Terminates a running instance. */
+  async terminate(instanceId: string, reason?: string): Promise<void> {
+    const msg: ControlMessage = { k: 'ctl', i: checkKey(instanceId), op: 'terminate' }
+    if (reason !== undefined) msg.reason = reason
+    await this.#request(msg, () => `terminate '${instanceId}'`)
+  }
+
+  /** Suspends a running instance: events are held until {@link resume}. */
+  async suspend(instanceId: string): Promise<void> {
+    await this.#request({ k: 'ctl', i: checkKey(instanceId), op: 'suspend' }, () => `suspend '${instanceId}'`)
+  }
+
+  /** Resumes a suspended instance. */
+  async resume(instanceId: string): Promise<void> {
+    await this.#request({ k: 'ctl', i: checkKey(instanceId), op: 'resume' }, () => `resume '${instanceId}'`)
+  }
+
+  /** Removes a finished instance and its history. */
+  async purge(instanceId: string): Promise<void> {
+    await this.#request({ k: 'ctl', i: checkKey(instanceId), op: 'purge' }, () => `purge '${instanceId}'`)
+  }
+
+  /** Purges every finished instance matching the filter; resolves with how many. */
+  async purgeInstances(filter: InstanceFilter): Promise<number> {
+    let purged = 0
+    let page = await this.listInstances({ ...filter, pageSize: 500 })
+    for (;;) {
+      const done = page.instances.filter((i) => isTerminal(i.status))
+      await Promise.all(done.map((i) => this.purge(i.id)))
+      purged += done.length
+      if (page.continuation === undefined) return purged
+      page = await this.listInstances({ ...filter, pageSize: 500, continuation: page.continuation })
+    }
+  }
+
+  /** Status of an instance (undefined when it does not exist); `history` includes the events. */
+  async getStatus<O = unknown>(
+    instanceId: string,
+    options: { history?: boolean } = {},
+  ): Promise<InstanceStatus<O> | undefined> {
+    const p = partitionOf(checkKey(instanceId), this.partitionCount)
+    const answer = await this.#query(p, {
+      v: WIRE_VERSION,
+      k: 'status',
+      i: instanceId,
+      history: options.history === true,
+    })
+    if (!('instance' in answer) || answer.instance === null) return undefined
+    return toStatus<O>(decode(answer.instance, 'instance') as InstanceRecord, options.history === true)
+  }
+
+  /** The history of an instance. */
+  async getHistory(instanceId: string): Promise<HistoryEvent[]> {
+    const status = await this.getStatus(instanceId, { history: true })
+    if (status === undefined) throw new BadInputError(`instance '${instanceId}' does not exist`)
+    return status.history ?? []
+  }
+
+  /**
+   * Waits (server side, no polling) until the instance reaches Completed, Failed or Terminated.
+   * Throws `TimeoutError` after `timeoutMs` (default 60 s) and `BadInputError` for unknown ids.
+   */
+  async waitForCompletion<O = unknown>(
+    instanceId: string,
+    options: { timeoutMs?: number } = {},
+  ): Promise<InstanceStatus<O>> {
+    const deadline = Date.now() + (options.timeoutMs ?? 60_000)
+    const p = partitionOf(checkKey(instanceId), this.partitionCount)
+    for (;;) {
+      const left = deadline - Date.now()
+      if (left <= 0)
+        throw new TimeoutError(
+          `instance '${instanceId}' did not complete in ${options.timeoutMs ?? 60_000} ms`,
+        )
+      const ms = Math.min(left, 20_000)
+      let answer
+      try {
+        answer = await this.#query(p, { v: WIRE_VERSION, k: 'wait', i: instanceId, ms }, ms + 5000)
+      } catch (err) {
+        if (err instanceof PartitionUnavailableError && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 100))
+          continue
+        }
+        throw err
+      }
+      if (!('instance' in answer)) continue
+      if (answer.instance === null) {
+        if (answer.n === -1) continue // the server-side wait timed out; ask again
+        throw new BadInputError(`instance '${instanceId}' does not exist`)
+      }
+      return toStatus<O>(decode(answer.instance, 'instance') as InstanceRecord, false)
+    }
+  }
+
+  /** Lists instances by status, creation time, name and id prefix, a page at a time. */
+  async listInstances(
+    query: InstanceFilter & { pageSize?: number; continuation?: string } = {},
+  ): Promise<{ instances: InstanceStatus[]; continuation?: string }> {
+    const { pageSize, continuation, ...filter } = query
+    const limit = pageSize ?? 100
+    const after = continuation === undefined ? '' : decodeContinuation(continuation)
+    const pages = await Promise.all(
+      Array.from({ length: this.partitionCount }, (_, p) =>
+        this.#query(p, { v: WIRE_VERSION, k: 'instances', f: filter, after, limit }),
+      ),
+    )
+    let more = false
+    const all: InstanceSummary[] = []
+    for (const page of pages) {
+      if (!('summaries' in page)) continue
+      for (const [, bytes] of page.summaries) all.push(decode(bytes, 'instance summary') as InstanceSummary)
+      more ||= page.more
+    }
+    all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    more ||= all.length > limit
+    const instances = all.slice(0, limit).map(fromSummary)
+    const last = instances[instances.length - 1]
+    return more && last !== undefined
+      ? { instances, continuation: encodeContinuation(last.id) }
+      : { instances }
+  }
+
+  /** Status changes of an instance as they commit (pushed; first value is the current status). */
+  watchStatus(instanceId: string): Observable<InstanceStatus | undefined> {
+    const p = partitionOf(checkKey(instanceId), this.partitionCount)
+    const key = `s.${p}.${encodeToken(instanceId)}`
+    return new Observable<InstanceStatus | undefined>((subscriber) => {
+      let seen = -1
+      let lastStatus: string | undefined
+      const early: CommitRecord[] = []
+      const apply = (rec: CommitRecord) => {
+        if (rec.n <= seen) return
+        seen = rec.n
+        for (const [k, value] of rec.w) {
+          if (k !== key) continue
+          const status = value === null ? undefined : fromSummary(decode(value, 'summary') as InstanceSummary)
+          const text = JSON.stringify(status)
+          if (text === lastStatus) continue // the first answer already showed it
+          lastStatus = text
+          subscriber.next(status)
+        }
+      }
+      const sub = this.nc.subscribe(this.hub.names.changes(p), {
+        callback: (err, msg) => {
+          if (err) return subscriber.error(err)
+          try {
+            const rec = decodeEnvelope(msg.data, 'commit record') as unknown as CommitRecord
+            if (seen < 0) early.push(rec)
+            else apply(rec)
+          } catch (e) {
+            subscriber.error(e)
+          }
+        },
+      })
+      this.nc
+        .flush()
+        .then(() =>
+          this.#query(p, { v: WIRE_VERSION, k: 'status', i: instanceId }).then((answer) => {
+            if (!('instance' in answer)) throw new CodecError('unexpected answer to a status query')
+            seen = answer.n
+            const status =
+              answer.instance === null
+                ? undefined
+                : toStatus(decode(answer.instance, 'instance') as InstanceRecord, false)
+            lastStatus = JSON.stringify(status === undefined ? undefined : summaryStatus(status))
+            subscriber.next(status)
+            for (const rec of early.splice(0)) apply(rec)
+          }),
+        )
+        .catch((err: unknown) => subscriber.error(err))
+      return () => sub.unsubscribe()
     })
   }
 
@@ -371,14 +586,16 @@ export class Client {
     return answer
   }
 
-  async #query(p: number, query: Query): Promise<Exclude<QueryAnswer, { ok: 0 }>> {
+  async #query(
+    p: number,
+    query: Query,
+    timeoutMs = this.options.queryTimeoutMs,
+  ): Promise<Exclude<QueryAnswer, { ok: 0 }>> {
     const seq = this.#lastSeq.get(p)
     if (seq !== undefined) query.s = seq
     let data: Uint8Array
     try {
-      const msg = await this.nc.request(this.hub.names.query(p), encode(query), {
-        timeout: this.options.queryTimeoutMs,
-      })
+      const msg = await this.nc.request(this.hub.names.query(p), encode(query), { timeout: timeoutMs })
       data = msg.data
     } catch (err) {
       const text = String((err as Error).message ?? err)
@@ -503,16 +720,12 @@ class PartitionSender {
         len = encode(item.msg).length
       } catch (err) {
         item.reject(
-          new BadInputError(
-            `arguments of ${item.msg.t}.${item.msg.op} cannot be serialised: ${(err as Error).message}`,
-          ),
+          new BadInputError(`${describeMessage(item.msg)} cannot be serialised: ${(err as Error).message}`),
         )
         continue
       }
       if (len > limit) {
-        item.reject(
-          new PayloadTooLargeError(`message to ${item.msg.t}@${item.msg.key}.${item.msg.op}`, len, limit),
-        )
+        item.reject(new PayloadTooLargeError(describeMessage(item.msg), len, limit))
         continue
       }
       if (size + len > limit && current.length > 0) {
@@ -526,6 +739,73 @@ class PartitionSender {
     if (current.length > 0) out.push({ items: current })
     return out
   }
+}
+
+/** What {@link Client.getStatus} returns. */
+export interface InstanceStatus<O = unknown> {
+  id: string
+  name: string
+  status: RuntimeStatus
+  input?: unknown
+  output?: O
+  /** Failure details of a Failed (or reason of a Terminated) instance. */
+  error?: ErrorInfo
+  customStatus?: unknown
+  createdAt: Date
+  lastUpdatedAt: Date
+  completedAt?: Date
+  history?: HistoryEvent[]
+}
+
+function toStatus<O>(rec: InstanceRecord, history: boolean): InstanceStatus<O> {
+  return {
+    id: rec.id,
+    name: rec.name,
+    status: rec.status,
+    input: rec.input,
+    ...(rec.output === undefined ? {} : { output: rec.output as O }),
+    ...(rec.error === undefined ? {} : { error: rec.error }),
+    ...(rec.custom === undefined ? {} : { customStatus: rec.custom }),
+    createdAt: new Date(rec.created),
+    lastUpdatedAt: new Date(rec.updated),
+    ...(rec.completed === undefined ? {} : { completedAt: new Date(rec.completed) }),
+    ...(history ? { history: rec.history } : {}),
+  }
+}
+
+/** The fields of a status that a summary also has, for comparing the two. */
+function summaryStatus(s: InstanceStatus): InstanceStatus {
+  return fromSummary({
+    id: s.id,
+    name: s.name,
+    status: s.status,
+    created: s.createdAt.getTime(),
+    updated: s.lastUpdatedAt.getTime(),
+    ...(s.completedAt === undefined ? {} : { completed: s.completedAt.getTime() }),
+    ...(s.customStatus === undefined ? {} : { custom: s.customStatus }),
+  })
+}
+
+function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {
+  if (a === null || b === null) return a === b
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
+}
+
+function fromSummary(s: InstanceSummary): InstanceStatus {
+  return {
+    id: s.id,
+    name: s.name,
+    status: s.status,
+    ...(s.custom === undefined ? {} : { customStatus: s.custom }),
+    createdAt: new Date(s.created),
+    lastUpdatedAt: new Date(s.updated),
+    ...(s.completed === undefined ? {} : { completedAt: new Date(s.completed) }),
+  }
+}
+
+function describeMessage(msg: ActorMessage): string {
+  if (msg.k === 'op') return `arguments of ${msg.t}@${msg.key}.${msg.op}`
+  return `a '${msg.k}' message for instance '${'i' in msg ? msg.i : ''}'`
 }
 
 function encodeContinuation(after: string): string {

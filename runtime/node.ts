@@ -4,7 +4,15 @@
  * so an older process still running on the same hub is fenced out by the commit log.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { ConnectionError, FencedError, IllegalStateError } from '../actors/errors.ts'
+import { BadInputError, ConnectionError, FencedError, IllegalStateError } from '../actors/errors.ts'
+import {
+  isActivityDefinition,
+  isOrchestrationDefinition,
+  type ActivityDefinition,
+  type OrchestrationDefinition,
+} from '../actors/orchestration/index.ts'
+import { ActivityPool } from './activities.ts'
+import { InstanceHost, type Workflows } from './instances.ts'
 import { EntityRegistry, type EntityClass } from '../entities/index.ts'
 import { claimPartition, type Assignment, type AssignmentStore } from '../placement/index.ts'
 import { decode, encode } from './codec.ts'
@@ -20,8 +28,12 @@ export interface NodeOptions extends HubOptions {
   servers: string | string[]
   /** Hub name: letters, digits, `_` and `-`. */
   hub: string
-  /** Entity classes this node runs. */
-  registry: Array<EntityClass<any>>
+  /** Entity classes, orchestrations and activities this node runs. */
+  registry: Array<RegistryItem>
+  /** Replay every orchestration from its history at every step (a test mode; default false). */
+  alwaysReplay?: boolean
+  /** Most activities running at once on this node (default 100). */
+  activityConcurrency?: number
   /** Node id (default: random). */
   nodeId?: string
   /** Keep processing while a commit is in flight (default true). */
@@ -51,6 +63,7 @@ export class Node {
     readonly hub: Hub,
     readonly nodeId: string,
     readonly registry: EntityRegistry,
+    readonly workflows: Workflows,
     readonly options: Required<
       Pick<NodeOptions, 'pipelining' | 'cacheSize' | 'maxBatch' | 'snapshotRecords' | 'snapshotIntervalMs'>
     > & { logger: Logger },
@@ -65,7 +78,14 @@ export class Node {
    * const node = await Node.start({ servers: 'nats://127.0.0.1:4222', hub: 'demo', registry: [Counter] })
    */
   static async start(options: NodeOptions): Promise<Node> {
-    const registry = new EntityRegistry(options.registry)
+    const { entities, orchestrations, activities } = splitRegistry(options.registry)
+    const registry = new EntityRegistry(entities)
+    const workflows: Workflows = {
+      orchestrations: new Map(orchestrations.map((o) => [o.name, o])),
+      activities: new ActivityPool(activities, options.activityConcurrency ?? 100),
+      alwaysReplay: options.alwaysReplay ?? false,
+      cacheSize: 0,
+    }
     const nc = await connectTo(options.servers, `basalt-node`)
     try {
       const hub = await ensureHub(nc, options.hub, options)
@@ -74,6 +94,7 @@ export class Node {
         hub,
         options.nodeId ?? `node-${process.pid}-${nc.info?.client_id ?? 0}`,
         registry,
+        workflows,
         {
           pipelining: options.pipelining ?? true,
           cacheSize: options.cacheSize ?? 100_000,
@@ -132,6 +153,12 @@ export class Node {
       registry: this.registry,
       epoch,
       cacheSize: perPartition,
+      ...(this.workflows.orchestrations.size === 0
+        ? {}
+        : {
+            instances: (port: Partition) =>
+              new InstanceHost(port, { ...this.workflows, cacheSize: perPartition }),
+          }),
       onStopped: (reason, error) => this.#onStopped(p, reason, error),
     }
     const partition = await Partition.start(this.nc, this.hub, p, options)
@@ -168,6 +195,36 @@ export class Node {
 export async function closeConnection(nc: NatsConnection): Promise<void> {
   await nc.drain().catch(() => {})
   if (!nc.isClosed()) await nc.close().catch(() => {})
+}
+
+/** What a node's registry may hold. */
+export type RegistryItem = EntityClass<any> | OrchestrationDefinition<any, any> | ActivityDefinition<any, any>
+
+/** Sorts a registry into entity classes, orchestrations and activities; rejects anything else. */
+export function splitRegistry(items: RegistryItem[]): {
+  entities: Array<EntityClass<any>>
+  orchestrations: Array<OrchestrationDefinition<any, any>>
+  activities: Array<ActivityDefinition<any, any>>
+} {
+  const entities: Array<EntityClass<any>> = []
+  const orchestrations: Array<OrchestrationDefinition<any, any>> = []
+  const activities: Array<ActivityDefinition<any, any>> = []
+  const names = new Set<string>()
+  for (const item of items) {
+    if (typeof item === 'function') entities.push(item)
+    else if (isOrchestrationDefinition(item)) orchestrations.push(item)
+    else if (isActivityDefinition(item)) activities.push(item)
+    else
+      throw new BadInputError(
+        `registry item ${String(item)} is not an entity class, orchestration or activity`,
+      )
+    if (typeof item !== 'function') {
+      const key = `${isOrchestrationDefinition(item) ? 'o' : 'a'}:${item.name}`
+      if (names.has(key)) throw new BadInputError(`'${item.name}' is registered twice`)
+      names.add(key)
+    }
+  }
+  return { entities, orchestrations, activities }
 }
 
 /** Connects to NATS; the error names the URL(s) when the server cannot be reached. */

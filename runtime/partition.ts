@@ -27,8 +27,11 @@ import {
   type MailboxPosition,
   type Query,
   type QueryAnswer,
+  type LockMessage,
   type Reply,
   type ReplyEnvelope,
+  type ReplyTo,
+  type UnlockMessage,
   type TimerValue,
 } from '../actors/messages.ts'
 import { isThenable, type EntityContext, type EntityRegistry } from '../entities/index.ts'
@@ -40,6 +43,7 @@ import { CommitRound } from './round.ts'
 import { SnapshotState, entityItemKey, parseEntityItemKey } from './snapshot.ts'
 import { PartitionStorage, isFencingRejection, type Checkpoint } from './storage.ts'
 import { TimerSet } from './timers.ts'
+import type { InstanceHandler } from './instances.ts'
 
 /** Settings of a partition (see {@link NodeOptions} for the defaults). */
 export interface PartitionOptions {
@@ -56,6 +60,8 @@ export interface PartitionOptions {
   snapshotRecords: number
   /** ...or this many ms after the first record not yet in a snapshot. */
   snapshotIntervalMs: number
+  /** Builds the orchestration host of this partition (absent: entities only). */
+  instances?: (partition: Partition) => InstanceHandler
   /** Called once when the partition stops for any reason other than close(). */
   onStopped(reason: 'fenced' | 'failed', error: Error): void
 }
@@ -143,6 +149,8 @@ export class Partition {
   readonly #cache = new Map<string, Entry>()
   readonly #clients = new Map<string, [q: number, at: number]>()
   readonly #origins = new Map<number, number>()
+  readonly #locks = new Map<string, { owner: string; queue: ActorMessage[] }>()
+  readonly #instances: InstanceHandler | undefined
   #local: ActorMessage[] = []
   #inbox: Inbound[] = []
   #pos: MailboxPosition = [1, 0]
@@ -174,6 +182,7 @@ export class Partition {
     this.#outbox = new Outbox(this.#storage.fast, hub.names, p, maxPayload, options.logger)
     this.#snap = new SnapshotState(this.#storage, options.logger)
     this.#open = new CommitRound(1, this.#pos)
+    this.#instances = options.instances?.(this)
   }
 
   /** Recovers partition `p` from storage and starts serving it. Throws {@link FencedError}. */
@@ -227,8 +236,9 @@ export class Partition {
     const { epoch, logger } = this.options
     const { ckpt } = await this.#snap.claim(epoch, this.p)
     if (ckpt !== null) this.#restoreCheckpoint(ckpt)
-    for (const [key, value] of await this.#snap.loadTimers(this.p)) {
-      this.#timers.set(key, decode(value, `timer ${key}`) as TimerValue)
+    for (const prefix of ['t', 'l', 'a']) {
+      for (const [key, value] of await this.#snap.loadItems(`${prefix}.${this.p}.>`))
+        this.#replayItem(key, value)
     }
     const replies: Array<[string, Reply[]]> = []
     // Replay the log tail, then append a claim record fenced on the tail; if someone appended in
@@ -278,6 +288,7 @@ export class Partition {
         this.#onQuery(msg.data, (answer) => msg.respond(encode(answer)))
       },
     })
+    this.#instances?.recovered()
     await this.#startMailbox()
     this.#snapshotTimer = setInterval(() => this.#maybeSnapshot(), this.options.snapshotIntervalMs)
     this.#snapshotTimer.unref()
@@ -302,15 +313,25 @@ export class Partition {
     this.#local = rec.lq
     for (const [c, q, at] of rec.dc) this.#clients.set(c, [q, at])
     for (const [p, n] of rec.dp) this.#origins.set(p, n)
-    for (const [key, value] of rec.w) {
-      if (key.startsWith('t.')) {
-        if (value === null) this.#timers.delete(key)
-        else this.#timers.set(key, decode(value, `timer ${key}`) as TimerValue)
-      }
-    }
+    for (const [key, value] of rec.w) this.#replayItem(key, value)
     for (const [dest, msgs] of rec.out) this.#outbox.enqueue(dest, rec.n, msgs, sizeOf(msgs))
     this.#snap.committed(rec, seq)
     if (!rec.claim) this.stats.recoveredRecords++
+  }
+
+  /** Rebuilds the eagerly held items (timers, locks, pending activities) from a write. */
+  #replayItem(key: string, value: Uint8Array | null): void {
+    if (key.startsWith('t.')) {
+      if (value === null) this.#timers.delete(key)
+      else this.#timers.set(key, decode(value, `timer ${key}`) as TimerValue)
+    } else if (key.startsWith('l.')) {
+      const itemKey = 'e' + key.slice(1)
+      if (value === null) this.#locks.delete(itemKey)
+      else {
+        const [owner, queue] = decode(value, `lock ${key}`) as [string, ActorMessage[]]
+        this.#locks.set(itemKey, { owner, queue })
+      }
+    } else if (key.startsWith('a.')) this.#instances?.replayActivity(key, value)
   }
 
   async #startMailbox(): Promise<void> {
@@ -424,6 +445,7 @@ export class Partition {
   /** Loads the entities the next `count` mailbox messages address, in parallel. */
   async #preload(count: number): Promise<void> {
     const missing = new Map<string, [string, string]>()
+    const instances = new Set<string>()
     let seen = 0
     for (const item of this.#inbox) {
       if (item.env === undefined) continue
@@ -432,10 +454,13 @@ export class Partition {
         if (++seen > count) break
         const ref = this.#itemKeyOf(msg)
         if (ref !== undefined && !this.#cache.has(ref[0])) missing.set(ref[0], [ref[1], ref[2]])
+        else if (ref === undefined && this.#instances !== undefined) this.#instances.want(msg, instances)
       }
       if (seen > count) break
     }
-    if (missing.size > 0) await Promise.all([...missing].map(([k, [t, key]]) => this.#load(k, t, key)))
+    const loads: Array<Promise<unknown>> = [...missing].map(([k, [t, key]]) => this.#load(k, t, key))
+    if (instances.size > 0) loads.push(this.#instances!.preload(instances))
+    if (loads.length > 0) await Promise.all(loads)
   }
 
   async #processInbox(budget: number): Promise<boolean> {
@@ -521,14 +546,37 @@ export class Partition {
   /** Runs one message: holds it as a timer if it is due later, else applies the operation. */
   async #deliver(msg: ActorMessage): Promise<void> {
     this.stats.messages++
-    if (msg.at !== undefined && msg.at > Date.now()) {
+    if (msg.at !== undefined && msg.at > Date.now() && msg.k !== 'start') {
       const key = this.#open.timerKey(this.p)
       const value: TimerValue = [msg.at, msg]
       this.#timers.set(key, value)
       this.#open.write(key, encode(value))
       return
     }
-    await this.#runOperation(msg)
+    switch (msg.k) {
+      case 'op':
+        return this.#runOperation(msg)
+      case 'lock':
+        return this.#lock(msg)
+      case 'unlock':
+        return this.#unlock(msg)
+      default:
+        if (this.#instances === undefined) {
+          this.options.logger.warn('no orchestrations on this node; dropping message', {
+            p: this.p,
+            kind: msg.k,
+          })
+          if ('r' in msg && msg.r !== undefined) {
+            this.#open.reply(msg.r, [
+              msg.r[1],
+              0,
+              toErrorInfo(new BadInputError('this hub runs no orchestrations')),
+            ])
+          }
+          return
+        }
+        return this.#instances.handle(msg)
+    }
   }
 
   async #runOperation(msg: EntityOp): Promise<void> {
@@ -539,6 +587,13 @@ export class Partition {
       itemKey = entityItemKey(this.p, msg.t, checkKey(msg.key))
     } catch (err) {
       return this.#reject(msg, err as Error)
+    }
+    const lock = this.#locks.get(itemKey)
+    if (lock !== undefined && lock.owner !== msg.ro?.[0]) {
+      // inside another orchestration's critical section: wait for its unlock
+      lock.queue.push(msg)
+      this.#writeLock(itemKey, lock)
+      return
     }
     const entry = this.#cache.get(itemKey) ?? (await this.#load(itemKey, msg.t, msg.key))
     entry.used = true
@@ -567,6 +622,137 @@ export class Partition {
       ctx.sends.length = 0
     }
     if (msg.r !== undefined) this.#open.reply(msg.r, [msg.r[1], 1, resultBytes!])
+    if (msg.ro !== undefined) this.send({ k: 'done', i: msg.ro[0], s: msg.ro[1], ok: 1, v: result })
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The port through which orchestration instances act on the partition (see instances.ts)
+
+  /** @internal Encodes a message (counted against the round) and routes it. */
+  send(msg: ActorMessage): void {
+    let bytes: Uint8Array
+    try {
+      bytes = encode(msg)
+    } catch (err) {
+      throw new BadInputError(`a message of kind '${msg.k}' cannot be serialised: ${(err as Error).message}`)
+    }
+    if (bytes.length > this.#recordLimit / 2) {
+      throw new PayloadTooLargeError(
+        `a message of kind '${msg.k}'`,
+        bytes.length,
+        Math.floor(this.#recordLimit / 2),
+      )
+    }
+    this.#open.bytes += bytes.length + 16
+    this.#route(msg, bytes)
+  }
+
+  /** @internal Writes an item in the open round; `bytes` counts against the record size. */
+  write(key: string, bytes: Uint8Array | null): void {
+    this.#open.write(key, bytes)
+    this.#open.bytes += (bytes?.length ?? 0) + 16 + key.length
+  }
+
+  /** @internal The committed-or-snapshotted value of an item. */
+  readItem(key: string): Promise<Uint8Array | null> {
+    return this.#snap.read(key)
+  }
+
+  /** @internal Whether an item has writes that are not in the state bucket yet. */
+  isPinned(key: string): boolean {
+    return this.#open.writes.has(key) || this.#inflight?.writes.has(key) === true || this.#snap.isDirty(key)
+  }
+
+  /** @internal Replies to a client after the open round commits. */
+  replyTo(to: ReplyTo, reply: Reply): void {
+    this.#open.reply(to, reply)
+  }
+
+  /** @internal Arms a durable timer with a fixed key (replacing one with the same key). */
+  setTimer(key: string, due: number, msg: ActorMessage): void {
+    const value: TimerValue = [due, msg]
+    this.#timers.set(key, value)
+    this.write(key, encode(value))
+  }
+
+  /** @internal Cancels a durable timer. */
+  cancelTimer(key: string): void {
+    this.#timers.delete(key)
+    this.write(key, null)
+  }
+
+  /** @internal Runs `fn` once the open round is durable (and appends one if needed). */
+  afterCommit(fn: () => void): void {
+    this.#afterCommitOf(fn)
+  }
+
+  /** @internal Queues a message produced outside the loop (an activity result) and wakes the loop. */
+  enqueueLocal(msg: ActorMessage): void {
+    if (this.#stopped) return
+    this.#local.push(msg)
+    this.#kick()
+  }
+
+  /** @internal */
+  get logger(): Logger {
+    return this.options.logger
+  }
+
+  /** @internal Keys of the state bucket matching a subject filter. */
+  listKeys(filter: string): Promise<string[]> {
+    return this.#storage.listKeys(filter)
+  }
+
+  /** @internal Writes under `prefix` not yet in the state bucket, oldest first. */
+  *dirtyWrites(prefix: string): Iterable<[string, Uint8Array | null]> {
+    const sources: Array<Iterable<[string, Uint8Array | null]>> = [this.#snap.dirtyWrites()]
+    if (this.#inflight !== null) sources.push(this.#inflight.writes)
+    sources.push(this.#open.writes)
+    for (const source of sources) for (const entry of source) if (entry[0].startsWith(prefix)) yield entry
+  }
+
+  /** @internal Number of the round being built (unique per record). */
+  get roundNumber(): number {
+    return this.#open.n
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Entity locks (critical sections of orchestrations)
+
+  /** Locks an entity for an orchestration, then passes the request on (sorted order: no deadlock). */
+  async #lock(msg: LockMessage): Promise<void> {
+    const itemKey = entityItemKey(this.p, msg.t, msg.key)
+    const lock = this.#locks.get(itemKey)
+    if (lock !== undefined && lock.owner !== msg.o[0]) {
+      lock.queue.push(msg)
+      this.#writeLock(itemKey, lock)
+      return
+    }
+    if (lock === undefined) {
+      const fresh = { owner: msg.o[0], queue: [] }
+      this.#locks.set(itemKey, fresh)
+      this.#writeLock(itemKey, fresh)
+    }
+    const [next, ...rest] = msg.rest
+    if (next === undefined) this.send({ k: 'done', i: msg.o[0], s: msg.o[1], ok: 1 })
+    else this.send({ k: 'lock', t: next[0], key: next[1], o: msg.o, rest })
+  }
+
+  /** Releases an entity; operations that waited for it run next, in order. */
+  async #unlock(msg: UnlockMessage): Promise<void> {
+    const itemKey = entityItemKey(this.p, msg.t, msg.key)
+    const lock = this.#locks.get(itemKey)
+    if (lock === undefined || lock.owner !== msg.o) return
+    this.#locks.delete(itemKey)
+    this.#writeLock(itemKey, null)
+    this.#local.unshift(...lock.queue)
+  }
+
+  #writeLock(itemKey: string, lock: { owner: string; queue: ActorMessage[] } | null): void {
+    const key = 'l' + itemKey.slice(1)
+    const bytes = lock === null ? null : encode([lock.owner, lock.queue])
+    this.#open.write(key, bytes)
+    this.#open.bytes += (bytes?.length ?? 0) + 16
   }
 
   /**
@@ -594,7 +780,7 @@ export class Partition {
 
   /** Sends a message produced by an operation: within the partition at once, else via the outbox. */
   #route(msg: ActorMessage, bytes: Uint8Array): void {
-    const dest = partitionOf(msg.key, this.hub.meta.partitions)
+    const dest = partitionOf(targetOf(msg), this.hub.meta.partitions)
     if (dest === this.p) this.#local.push(decode(bytes, 'local message') as ActorMessage)
     else this.#open.send(dest, bytes)
   }
@@ -627,9 +813,8 @@ export class Partition {
   // Entity cache
 
   #itemKeyOf(msg: ActorMessage): [string, string, string] | undefined {
-    if (msg.at !== undefined && msg.at > Date.now()) return undefined
-    if (!this.options.registry.has(msg.t) || typeof msg.key !== 'string' || msg.key.length === 0)
-      return undefined
+    if (msg.k !== 'op' || (msg.at !== undefined && msg.at > Date.now())) return undefined
+    if (!this.options.registry.has(msg.t) || msg.key.length === 0) return undefined
     return [entityItemKey(this.p, msg.t, msg.key), msg.t, msg.key]
   }
 
@@ -746,8 +931,11 @@ export class Partition {
     try {
       query = decodeEnvelope(data, 'query') as unknown as Query
       const kind: unknown = query.k
-      if (kind !== 'read' && kind !== 'list') throw new BadInputError(`unknown query kind ${String(kind)}`)
-      checkTypeName(query.t)
+      if (!['read', 'list', 'status', 'wait', 'instances'].includes(kind as string)) {
+        throw new BadInputError(`unknown query kind ${String(kind)}`)
+      }
+      if (query.k === 'read' || query.k === 'list') checkTypeName(query.t)
+      else if (this.#instances === undefined) throw new BadInputError('this hub runs no orchestrations')
     } catch (err) {
       respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
       return
@@ -759,12 +947,16 @@ export class Partition {
   async #answer({ query, respond }: PendingQuery): Promise<void> {
     const fail = (err: unknown) => respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
     try {
+      if (query.k !== 'read' && query.k !== 'list') {
+        await this.#instances!.answer(query, respond)
+        return
+      }
       if (query.k === 'read') {
         checkKey(query.key)
         const itemKey = entityItemKey(this.p, query.t, query.key)
         const cached = this.#cache.get(itemKey)
         const bytes = cached !== undefined ? cached.bytes : await this.#snap.read(itemKey)
-        const n = this.#open.n
+        const n = this.#open.n - 1 // changes later in this same round are newer
         this.#afterCommitOf(() =>
           respond({ v: WIRE_VERSION, ok: 1, exists: bytes !== null, state: bytes, n }),
         )
@@ -851,6 +1043,7 @@ export class Partition {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     clearInterval(this.#snapshotTimer)
     this.#outbox.stop()
+    this.#instances?.close()
     void this.#consumer?.close().catch(() => {})
     this.#querySub?.unsubscribe()
     this.#drained?.()
@@ -862,6 +1055,11 @@ export class Partition {
   async #until(condition: () => boolean): Promise<void> {
     while (!condition()) await new Promise((r) => setTimeout(r, 2))
   }
+}
+
+/** The id that decides a message's partition: the entity key or the instance id. */
+export function targetOf(msg: ActorMessage): string {
+  return msg.k === 'op' || msg.k === 'lock' || msg.k === 'unlock' ? msg.key : msg.i
 }
 
 function messagesOf(env: MailboxEnvelope): Iterable<ActorMessage | undefined> {

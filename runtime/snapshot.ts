@@ -130,10 +130,10 @@ export class SnapshotState {
     return item.value
   }
 
-  /** Loads every timer item of partition `p`. */
-  async loadTimers(p: number): Promise<Array<[string, Uint8Array]>> {
+  /** Loads every item whose key matches `filter` (e.g. all timers: `t.<p>.>`). */
+  async loadItems(filter: string): Promise<Array<[string, Uint8Array]>> {
     const out: Array<[string, Uint8Array]> = []
-    for (const key of await this.storage.listKeys(`t.${p}.>`)) {
+    for (const key of await this.storage.listKeys(filter)) {
       const item = await this.storage.readItem(key)
       this.#revs.set(key, item.rev)
       if (item.value !== null) out.push([key, item.value])

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Client } from '../runtime/index.ts'
 import { Counter, Stamp } from './fixtures/entities.ts'
+import { helloSequence } from './fixtures/workflows.ts'
 import { spawnTs, useNatsServer, waitFor, type SpawnedTs } from './harness.ts'
 
 const nats = useNatsServer()
@@ -121,4 +122,48 @@ describe('crash recovery', () => {
     expect(at).toBeGreaterThanOrEqual(due)
     expect(at).toBeLessThan(due + 2000)
   })
+})
+
+describe('orchestration crash recovery', () => {
+  it('completes 1,000 hello-sequences exactly once across two SIGKILLs', async () => {
+    const hub = 'crash-orch'
+    let node = startNode(hub, { partitions: 8, snapshotRecords: 50, snapshotIntervalMs: 300 })
+    await node.waitForLine(/^ready$/, 30_000)
+    const client = await Client.connect({ servers: nats.url, hub, callTimeoutMs: 60_000 })
+    const N = 1000
+    const cities = ['Tokyo', 'Seattle', 'London', 'Paris', 'Lima']
+    const ids: string[] = []
+    const startBatch = async (from: number, to: number) => {
+      const batch = await Promise.all(
+        Array.from({ length: to - from }, (_, i) =>
+          client.start(helloSequence, cities, { instanceId: `hello-${from + i}` }),
+        ),
+      )
+      ids.push(...batch)
+    }
+    for (const at of [N / 3, (2 * N) / 3]) {
+      await startBatch(ids.length, at)
+      await new Promise((r) => setTimeout(r, 30))
+      node.kill('SIGKILL')
+      await node.exited
+      node = startNode(hub)
+      await node.waitForLine(/^ready$/, 30_000)
+    }
+    await startBatch(ids.length, N)
+    const results = await Promise.all(
+      ids.map((id) => client.waitForCompletion<string[]>(id, { timeoutMs: 120_000 })),
+    )
+    const expected = cities.map((c) => `Hello ${c}`)
+    expect(results.filter((r) => r.status !== 'Completed').map((r) => r.id)).toEqual([])
+    expect(results.every((r) => JSON.stringify(r.output) === JSON.stringify(expected))).toBe(true)
+    // each activity result appears exactly once in each history
+    for (const id of ids.slice(0, 100).concat(ids.slice(-100))) {
+      const history = await client.getHistory(id)
+      const completed = history.filter((e) => e.e === 'completed').map((e) => (e as { seq: number }).seq)
+      expect(new Set(completed).size, `history of ${id}`).toBe(completed.length)
+      expect(completed.length, `completions in ${id}`).toBe(5)
+    }
+    await client.close()
+    node.kill('SIGKILL')
+  }, 240_000)
 })

@@ -1,0 +1,179 @@
+/**
+ * Orchestrations on the partition engine, with a real nats-server, in both replay modes (cached
+ * cursor, and replay from history at every step).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { firstValueFrom, filter, take, toArray } from 'rxjs'
+import { BadInputError, Client, Node, silentLogger } from '../runtime/index.ts'
+import {
+  Account,
+  allWorkflows,
+  approval,
+  failing,
+  fanOut,
+  helloSequence,
+  parent,
+  retrying,
+  counterLoop,
+  transfer,
+} from './fixtures/workflows.ts'
+import { useNatsServer } from './harness.ts'
+
+const nats = useNatsServer()
+
+for (const alwaysReplay of [false, true]) {
+  describe(`orchestrations (alwaysReplay: ${alwaysReplay})`, () => {
+    const hub = `orch-${alwaysReplay ? 'replay' : 'cached'}`
+    let node: Node
+    let client: Client
+    beforeAll(async () => {
+      node = await Node.start({
+        servers: nats.url,
+        hub,
+        registry: allWorkflows,
+        partitions: 4,
+        alwaysReplay,
+        logger: silentLogger,
+      })
+      client = await Client.connect({ servers: nats.url, hub })
+    })
+    afterAll(async () => {
+      await client?.close()
+      await node?.stop()
+    })
+
+    it('runs activities in sequence and returns typed output', async () => {
+      const id = await client.start(helloSequence, ['Tokyo', 'Seattle', 'London'])
+      const done = await client.waitForCompletion<string[]>(id)
+      expect(done.status).toBe('Completed')
+      expect(done.output).toEqual(['Hello Tokyo', 'Hello Seattle', 'Hello London'])
+      const history = await client.getHistory(id)
+      expect(history.length).toBeGreaterThan(3)
+    })
+
+    it('fans out and in', async () => {
+      const id = await client.start(fanOut, 50)
+      expect((await client.waitForCompletion<number>(id)).output).toBe(2 * ((49 * 50) / 2))
+    })
+
+    it('races an external event against a timer', async () => {
+      const fast = await client.start(approval, 30_000)
+      await client.raiseEvent(fast, 'approve', 'alice')
+      expect((await client.waitForCompletion(fast)).output).toBe('approved by alice')
+      const slow = await client.start(approval, 100)
+      expect((await client.waitForCompletion(slow)).output).toBe('timed out')
+    })
+
+    it('retries a failing activity and reports exhausted retries as a failure', async () => {
+      const ok = await client.start(retrying, 2)
+      expect((await client.waitForCompletion(ok)).output).toBe('ok after 3')
+      const exhausted = await client.start(retrying, 5)
+      const status = await client.waitForCompletion(exhausted)
+      expect(status.status).toBe('Failed')
+      expect(status.error?.message).toMatch(/flaky attempt 3/)
+    })
+
+    it('fails an orchestration whose activity throws, with the remote message', async () => {
+      const id = await client.start(failing, undefined)
+      const status = await client.waitForCompletion(id)
+      expect(status.status).toBe('Failed')
+      expect(status.error?.message).toMatch(/kaboom/)
+    })
+
+    it('runs sub-orchestrations', async () => {
+      const id = await client.start(parent, 10)
+      expect((await client.waitForCompletion<number>(id)).output).toBe(180)
+      expect((await client.getStatus(`${id}-child`))?.status).toBe('Completed')
+    })
+
+    it('continues as new, with custom status', async () => {
+      const id = await client.start(counterLoop, { i: 0, until: 5 })
+      const done = await client.waitForCompletion<number>(id)
+      expect(done.output).toBe(5)
+      expect(done.customStatus).toEqual({ i: 5 })
+    })
+
+    it('terminates, suspends and resumes, purges', async () => {
+      const waiting = await client.start(approval, 60_000)
+      await client.terminate(waiting, 'no longer needed')
+      const terminated = await client.waitForCompletion(waiting)
+      expect(terminated.status).toBe('Terminated')
+
+      const suspended = await client.start(approval, 60_000)
+      await client.suspend(suspended)
+      expect((await client.getStatus(suspended))?.status).toBe('Suspended')
+      await client.raiseEvent(suspended, 'approve', 'bob')
+      await new Promise((r) => setTimeout(r, 100))
+      expect((await client.getStatus(suspended))?.status).toBe('Suspended')
+      await client.resume(suspended)
+      expect((await client.waitForCompletion(suspended)).output).toBe('approved by bob')
+
+      await client.purge(suspended)
+      expect(await client.getStatus(suspended)).toBeUndefined()
+    })
+
+    it('rejects a duplicate instance id unless asked to replace a finished one', async () => {
+      const id = `dup-${alwaysReplay}`
+      await client.start(helloSequence, ['a'], { instanceId: id })
+      await client.waitForCompletion(id)
+      await expect(client.start(helloSequence, ['b'], { instanceId: id })).rejects.toThrow(/already exists/)
+      await client.start(helloSequence, ['c'], { instanceId: id, replace: true })
+      expect((await client.waitForCompletion(id)).output).toEqual(['Hello c'])
+    })
+
+    it('lists instances by status and name prefix', async () => {
+      const ids = await Promise.all(Array.from({ length: 5 }, () => client.start(helloSequence, ['x'])))
+      await Promise.all(ids.map((id) => client.waitForCompletion(id)))
+      const page = await client.listInstances({
+        statuses: ['Completed'],
+        namePrefix: 'hello',
+        pageSize: 1000,
+      })
+      for (const id of ids) expect(page.instances.map((i) => i.id)).toContain(id)
+      expect(page.instances.every((i) => i.status === 'Completed' && i.name === 'helloSequence')).toBe(true)
+    })
+
+    it('watches status changes', async () => {
+      const id = await client.start(approval, 60_000)
+      const seen = firstValueFrom(
+        client.watchStatus(id).pipe(
+          filter((s) => s?.status === 'Completed'),
+          take(1),
+          toArray(),
+        ),
+      )
+      await client.raiseEvent(id, 'approve', 'carol')
+      expect((await seen)[0]?.status).toBe('Completed')
+    })
+
+    it('transfers between accounts under a lock: total conserved, no overdraft', async () => {
+      const accounts = Array.from({ length: 6 }, (_, i) => `acct-${alwaysReplay}-${i}`)
+      await Promise.all(accounts.map((a) => client.entity(Account, a).signal.deposit(100)))
+      const ids = await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          client.start(transfer, {
+            from: accounts[i % 6]!,
+            to: accounts[(i * 5 + 1) % 6]!,
+            amount: 30 + (i % 50),
+          }),
+        ),
+      )
+      const results = await Promise.all(ids.map((id) => client.waitForCompletion(id, { timeoutMs: 30_000 })))
+      expect(results.every((r) => r.status === 'Completed')).toBe(true)
+      const balances = await Promise.all(accounts.map((a) => client.entity(Account, a).call.balance()))
+      expect(balances.reduce((a, b) => a + b, 0)).toBe(600)
+      expect(balances.every((b) => b >= 0)).toBe(true)
+    })
+
+    it('gives clear errors for unknown orchestrations and events to unknown instances', async () => {
+      const unknown = { ...helloSequence, name: 'noSuchOrchestration' }
+      await expect(client.start(unknown, ['x'])).rejects.toThrow(
+        /unknown orchestration 'noSuchOrchestration'/,
+      )
+      await expect(client.raiseEvent('no-such-instance', 'e', 1)).rejects.toBeInstanceOf(BadInputError)
+      await expect(client.waitForCompletion('no-such-instance', { timeoutMs: 2000 })).rejects.toThrow(
+        /does not exist/,
+      )
+    })
+  })
+}
