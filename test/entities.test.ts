@@ -105,8 +105,11 @@ describe('entities', () => {
     await c.signal.add(1)
     const values = firstValueFrom(client.watchEntity(Counter, 'watched').pipe(take(4), toArray()))
     await new Promise((r) => setTimeout(r, 100))
+    // one value per commit: a call between signals puts each change in its own record
     await c.signal.add(1)
+    await c.call.get()
     await c.signal.add(1)
+    await c.call.get()
     await c.signal.reset()
     expect(await values).toEqual([1, 2, 3, undefined])
   })
