@@ -11,8 +11,10 @@
  */
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
-import { Client, Node, connectTo, deleteHub, silentLogger, type EntityClass } from '../runtime/index.ts'
+import { Client, Node, connectTo, deleteHub, silentLogger } from '../runtime/index.ts'
 import { startNatsServer, type NatsServer } from '../runtime/nats-server.ts'
+import type { RegistryItem } from '../runtime/node.ts'
+import { BenchAccount, benchWorkflows, fanOutFanIn, helloSequence, transfer } from './workflows.ts'
 import { Counter } from './entities.ts'
 
 /** One measured figure; printed as one JSON line. */
@@ -28,6 +30,9 @@ interface Figure {
 interface Options {
   entities: number
   signals: number
+  instances: number
+  concurrency: number
+  activities: number
   warmup: number
   json: boolean
   pipeliningCompare: boolean
@@ -42,7 +47,7 @@ interface BenchContext {
   /** Progress on stderr (silent with `--json`). */
   log(message: string): void
   /** Starts a node and a client on a fresh hub; `close()` shuts both down (and deletes the hub). */
-  stack(options: { registry: Array<EntityClass<any>>; pipelining?: boolean }): Promise<Stack>
+  stack(options: { registry: RegistryItem[]; pipelining?: boolean }): Promise<Stack>
 }
 
 interface Benchmark {
@@ -67,6 +72,10 @@ class VerificationError extends Error {
 const TARGETS: Record<string, { op: '>=' | '<='; value: number }> = {
   'entity-signals/signals_per_s': { op: '>=', value: 100_000 },
   'entity-signals/call_p50_ms': { op: '<=', value: 1 },
+  'hello-sequence/instances_per_s': { op: '>=', value: 20_000 },
+  'hello-sequence/unloaded_p50_ms': { op: '<=', value: 2 },
+  'fan-out-fan-in/seconds': { op: '<=', value: 0.05 },
+  'bank/transfers_per_s': { op: '>=', value: 5_000 },
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -74,6 +83,122 @@ const TARGETS: Record<string, { op: '>=' | '<='; value: number }> = {
 // ---------------------------------------------------------------------------------------------------------
 
 const benchmarks: Record<string, Benchmark> = {
+  'hello-sequence': {
+    description:
+      'orchestrations of N activities in a row: throughput with C in flight, then unloaded latency',
+    async run(ctx) {
+      const { instances, concurrency, activities } = ctx.options
+      const stack = await ctx.stack({ registry: benchWorkflows })
+      try {
+        const { client } = stack
+        const one = async () => {
+          const t = performance.now()
+          const id = await client.start(helloSequence, activities)
+          const done = await client.waitForCompletion<number>(id)
+          if (done.output !== activities)
+            throw new VerificationError(`instance ${id} returned ${String(done.output)}`)
+          return performance.now() - t
+        }
+        const loaded = async (count: number) => {
+          const latencies: number[] = []
+          let next = 0
+          await Promise.all(
+            Array.from({ length: Math.min(concurrency, count) }, async () => {
+              while (next++ < count) latencies.push(await one())
+            }),
+          )
+          return latencies
+        }
+        ctx.log(`hello-sequence: warm-up`)
+        await loaded(Math.min(2000, instances))
+        ctx.log(`hello-sequence: ${instances} instances, ${concurrency} in flight`)
+        const t0 = performance.now()
+        const latencies = await loaded(instances)
+        const seconds = (performance.now() - t0) / 1000
+        const params = { instances, concurrency, activities }
+        ctx.emit('instances_per_s', instances / seconds, '1/s', params)
+        ctx.emit('latency_p50_ms', percentile(latencies, 0.5), 'ms', params)
+        ctx.emit('latency_p99_ms', percentile(latencies, 0.99), 'ms', params)
+        const unloaded: number[] = []
+        for (let i = 0; i < 500; i++) unloaded.push(await one())
+        ctx.emit('unloaded_p50_ms', percentile(unloaded, 0.5), 'ms', { instances: 500, activities })
+        ctx.emit('unloaded_p99_ms', percentile(unloaded, 0.99), 'ms', { instances: 500, activities })
+      } finally {
+        await stack.close()
+      }
+    },
+  },
+  'fan-out-fan-in': {
+    description: 'one orchestration with 1,000 parallel activities, then a sum',
+    async run(ctx) {
+      const n = 1000
+      const stack = await ctx.stack({ registry: benchWorkflows })
+      try {
+        const expected = Array.from({ length: n }, (_, i) => i * i).reduce((a, b) => a + b, 0)
+        const runOnce = async () => {
+          const t = performance.now()
+          const id = await stack.client.start(fanOutFanIn, n)
+          const done = await stack.client.waitForCompletion<number>(id)
+          if (done.output !== expected)
+            throw new VerificationError(`fan-out sum ${String(done.output)} != ${expected}`)
+          return (performance.now() - t) / 1000
+        }
+        for (let i = 0; i < 3; i++) await runOnce()
+        const runs: number[] = []
+        for (let i = 0; i < 5; i++) runs.push(await runOnce())
+        ctx.emit('seconds', percentile(runs, 0.5), 's', { activities: n, runs: runs.length })
+      } finally {
+        await stack.close()
+      }
+    },
+  },
+  bank: {
+    description:
+      '3,000 transfers under a lock over both accounts (the Bank workload of the paper), 1,000 accounts',
+    async run(ctx) {
+      const accounts = 1000
+      const transfers = 3000
+      const stack = await ctx.stack({ registry: benchWorkflows })
+      try {
+        const { client } = stack
+        const key = (i: number) => `acct-${i}`
+        await Promise.all(
+          Array.from({ length: accounts }, (_, i) => client.entity(BenchAccount, key(i)).signal.deposit(100)),
+        )
+        let seed = 42
+        const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+        const t0 = performance.now()
+        let next = 0
+        await Promise.all(
+          Array.from({ length: 256 }, async () => {
+            while (next++ < transfers) {
+              const from = Math.floor(random() * accounts)
+              const to = (from + 1 + Math.floor(random() * (accounts - 1))) % accounts
+              const id = await client.start(transfer, {
+                from: key(from),
+                to: key(to),
+                amount: 1 + Math.floor(random() * 50),
+              })
+              const done = await client.waitForCompletion(id)
+              if (done.status !== 'Completed')
+                throw new VerificationError(`transfer ${id} ended ${done.status}`)
+            }
+          }),
+        )
+        const seconds = (performance.now() - t0) / 1000
+        const balances = await Promise.all(
+          Array.from({ length: accounts }, (_, i) => client.entity(BenchAccount, key(i)).call.balance()),
+        )
+        const total = balances.reduce((a, b) => a + b, 0)
+        if (total !== accounts * 100)
+          throw new VerificationError(`total balance ${total} != ${accounts * 100}`)
+        if (balances.some((b) => b < 0)) throw new VerificationError('an account is overdrawn')
+        ctx.emit('transfers_per_s', transfers / seconds, '1/s', { accounts, transfers, concurrency: 256 })
+      } finally {
+        await stack.close()
+      }
+    },
+  },
   'entity-signals': {
     description:
       'add(1) signals to N counters from one client, issued without awaiting, until committed; then call latency',
@@ -204,6 +329,9 @@ function parseOptions(argv: string[]): { names: string[]; options: Options } | '
     options: {
       entities: { type: 'string', default: '100' },
       signals: { type: 'string', default: '100000' },
+      instances: { type: 'string', default: '10000' },
+      concurrency: { type: 'string', default: '256' },
+      activities: { type: 'string', default: '5' },
       warmup: { type: 'string', default: '5000' },
       json: { type: 'boolean', default: false },
       'no-pipelining-compare': { type: 'boolean', default: false },
@@ -218,6 +346,9 @@ function parseOptions(argv: string[]): { names: string[]; options: Options } | '
     options: {
       entities: positiveInt('entities', values.entities),
       signals: positiveInt('signals', values.signals),
+      instances: positiveInt('instances', values.instances),
+      concurrency: positiveInt('concurrency', values.concurrency),
+      activities: positiveInt('activities', values.activities),
       warmup: positiveInt('warmup', values.warmup, 0),
       json: values.json,
       pipeliningCompare: !values['no-pipelining-compare'],

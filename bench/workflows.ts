@@ -1,0 +1,60 @@
+/** Orchestrations and activities used by the benchmarks (the paper's workloads, in small). */
+import { activity, orchestration } from '../actors/orchestration/index.ts'
+import { Entity } from '../entities/index.ts'
+
+/** A trivial activity, as in the paper's HelloSequence. */
+export const hello = activity('bench.hello', (city: string) => `Hello ${city}`)
+
+/** `n` activities in a row. */
+export const helloSequence = orchestration('bench.helloSequence', function* (ctx, n: number) {
+  const out: string[] = []
+  for (let i = 0; i < n; i++) out.push(yield* ctx.callActivity(hello, `city-${i}`))
+  return out.length
+})
+
+/** A trivial numeric activity. */
+export const square = activity('bench.square', (x: number) => x * x)
+
+/** One orchestration fanning out `n` activities, then summing. */
+export const fanOutFanIn = orchestration('bench.fanOutFanIn', function* (ctx, n: number) {
+  const results = yield* ctx.all(Array.from({ length: n }, (_, i) => ctx.callActivity(square, i)))
+  return results.reduce((a, b) => a + b, 0)
+})
+
+/** A bank account. */
+export class BenchAccount extends Entity<number> {
+  initialState() {
+    return 0
+  }
+  deposit(n: number) {
+    this.state += n
+  }
+  withdraw(n: number) {
+    if (n > this.state) throw new Error('insufficient funds')
+    this.state -= n
+  }
+  balance() {
+    return this.state
+  }
+}
+
+/** The paper's Bank workload with a critical section over both accounts. */
+export const transfer = orchestration(
+  'bench.transfer',
+  function* (ctx, t: { from: string; to: string; amount: number }) {
+    const lock = yield* ctx.lock(ctx.entityRef(BenchAccount, t.from), ctx.entityRef(BenchAccount, t.to))
+    try {
+      const balance = yield* ctx.callEntity(BenchAccount, t.from).balance()
+      if (balance < t.amount) return false
+      yield* ctx.all([
+        ctx.callEntity(BenchAccount, t.from).withdraw(t.amount),
+        ctx.callEntity(BenchAccount, t.to).deposit(t.amount),
+      ])
+      return true
+    } finally {
+      lock.release()
+    }
+  },
+)
+
+export const benchWorkflows = [hello, helloSequence, square, fanOutFanIn, BenchAccount, transfer]
