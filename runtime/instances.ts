@@ -91,7 +91,7 @@ export interface PartitionPort {
   readonly logger: Logger
   readItem(key: string): Promise<Uint8Array | null>
   isPinned(key: string): boolean
-  write(key: string, bytes: Uint8Array | null): void
+  write(key: string, bytes: Uint8Array | (() => Uint8Array) | null, sizeHint?: number): void
   send(msg: ActorMessage): void
   replyTo(to: ReplyTo, reply: [number, 1, Uint8Array] | [number, 0, ErrorInfo]): void
   setTimer(key: string, due: number, msg: ActorMessage): void
@@ -129,6 +129,8 @@ interface Live {
   rec: InstanceRecord
   executor?: OrchestrationExecutor
   used: boolean
+  /** Encoded size of the record when last written (estimates a round's size). */
+  size?: number
 }
 
 /** Error for a start with an id that is taken. */
@@ -465,9 +467,20 @@ export class InstanceHost implements InstanceHandler {
     else this.port.logger.warn('instance message rejected', { p: this.port.p, error: err.message })
   }
 
+  /** Writes the record and summary lazily: however many steps this round runs, one encode each. */
   #save(rec: InstanceRecord): void {
-    this.port.write(this.#recordKey(rec.id), encode(rec))
-    this.port.write(this.#summaryKey(rec.id), encode(summaryOf(rec)))
+    const live = this.#live.get(rec.id)
+    const hint = (live?.size ?? 256) + 256
+    this.port.write(
+      this.#recordKey(rec.id),
+      () => {
+        const bytes = encode(rec)
+        if (live !== undefined) live.size = bytes.length
+        return bytes
+      },
+      hint,
+    )
+    this.port.write(this.#summaryKey(rec.id), () => encode(summaryOf(rec)), 256)
   }
 
   async #load(id: string): Promise<Live | undefined> {

@@ -39,7 +39,7 @@ import { decode, decodeEnvelope, encode } from './codec.ts'
 import type { Hub } from './hub.ts'
 import type { Logger } from './logger.ts'
 import { Outbox } from './outbox.ts'
-import { CommitRound } from './round.ts'
+import { CommitRound, resolveWrite, type ItemWrite } from './round.ts'
 import { SnapshotState, entityItemKey, parseEntityItemKey } from './snapshot.ts'
 import { PartitionStorage, isFencingRejection, type Checkpoint } from './storage.ts'
 import { TimerSet } from './timers.ts'
@@ -647,10 +647,13 @@ export class Partition {
     this.#route(msg, bytes)
   }
 
-  /** @internal Writes an item in the open round; `bytes` counts against the record size. */
-  write(key: string, bytes: Uint8Array | null): void {
+  /**
+   * @internal Writes an item in the open round. A lazy write is encoded at the seal; `sizeHint`
+   * estimates its size against the record limit.
+   */
+  write(key: string, bytes: ItemWrite, sizeHint = 0): void {
     this.#open.write(key, bytes)
-    this.#open.bytes += (bytes?.length ?? 0) + 16 + key.length
+    this.#open.bytes += (typeof bytes === 'function' ? sizeHint : (bytes?.length ?? 0)) + 16 + key.length
   }
 
   /** @internal The committed-or-snapshotted value of an item. */
@@ -705,10 +708,12 @@ export class Partition {
 
   /** @internal Writes under `prefix` not yet in the state bucket, oldest first. */
   *dirtyWrites(prefix: string): Iterable<[string, Uint8Array | null]> {
-    const sources: Array<Iterable<[string, Uint8Array | null]>> = [this.#snap.dirtyWrites()]
+    const sources: Array<Iterable<[string, ItemWrite]>> = [this.#snap.dirtyWrites()]
     if (this.#inflight !== null) sources.push(this.#inflight.writes)
     sources.push(this.#open.writes)
-    for (const source of sources) for (const entry of source) if (entry[0].startsWith(prefix)) yield entry
+    for (const source of sources) {
+      for (const [key, value] of source) if (key.startsWith(prefix)) yield [key, resolveWrite(value)]
+    }
   }
 
   /** @internal Number of the round being built (unique per record). */
@@ -989,7 +994,7 @@ export class Partition {
   /** Entity keys of `type` written since the last snapshot, with whether they exist now. */
   #overlay(type: string): Map<string, boolean> {
     const overlay = new Map<string, boolean>()
-    const add = (writes: Iterable<[string, Uint8Array | null]>) => {
+    const add = (writes: Iterable<[string, ItemWrite]>) => {
       for (const [itemKey, value] of writes) {
         const parsed = parseEntityItemKey(itemKey)
         if (parsed !== undefined && parsed.type === type) overlay.set(parsed.key, value !== null)

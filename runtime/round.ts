@@ -11,10 +11,24 @@ import {
   type ReplyTo,
 } from '../actors/messages.ts'
 
+/**
+ * A write whose bytes are produced when the round is sealed: an orchestration instance changed
+ * by many steps of one round is encoded once, with the state it has at the seal.
+ */
+export type LazyBytes = () => Uint8Array
+
+/** An item write: bytes, a lazy encoding, or null for a delete. */
+export type ItemWrite = Uint8Array | LazyBytes | null
+
+/** Resolves a write to bytes (or null). */
+export function resolveWrite(value: ItemWrite): Uint8Array | null {
+  return typeof value === 'function' ? value() : value
+}
+
 /** The open (or in-flight) round of a partition. */
 export class CommitRound {
   /** Item writes, last one wins. */
-  readonly writes = new Map<string, Uint8Array | null>()
+  readonly writes = new Map<string, ItemWrite>()
   readonly dc = new Map<string, [number, number]>()
   readonly dp = new Map<number, number>()
   readonly out = new Map<number, Uint8Array[]>()
@@ -42,7 +56,7 @@ export class CommitRound {
   }
 
   /** Records an item write (null deletes). */
-  write(key: string, value: Uint8Array | null): void {
+  write(key: string, value: ItemWrite): void {
     this.writes.set(key, value)
     this.touched = true
   }
@@ -75,7 +89,7 @@ export class CommitRound {
       n: this.n,
       e: epoch,
       pos: this.pos,
-      w: [...this.writes],
+      w: [...this.writes].map(([k, v]) => [k, resolveWrite(v)]),
       dc: [...this.dc].map(([c, [q, at]]) => [c, q, at]),
       dp: [...this.dp],
       out: [...this.out],
