@@ -17,6 +17,7 @@ import {
 } from '../runtime/nats-server.ts'
 import { bankRegistry, runBankExample } from './bank/index.ts'
 import { counterRegistry, runCounterExample } from './counter/index.ts'
+import { runWorkflowExamples, workflowRegistry } from './workflows/index.ts'
 
 /** Options of {@link runDemo}. */
 export interface DemoOptions {
@@ -61,11 +62,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
       out(`nats: using NATS_URL ${url}`)
     }
 
-    const registry = [...counterRegistry, ...bankRegistry]
+    const registry = [...counterRegistry, ...bankRegistry, ...workflowRegistry]
     node = await Node.start({ servers: url, hub: HUB, registry, logger: consoleLogger('basalt', true) })
     client = await Client.connect({ servers: url, hub: HUB })
     out(
-      `node: hub '${HUB}', ${node.partitionCount} partitions, entity types ${registry.map((t) => t.name).join(', ')}`,
+      `node: hub '${HUB}', ${node.partitionCount} partitions, ${registry.length} entity types, orchestrations and activities`,
     )
 
     out('')
@@ -74,6 +75,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
     out('')
     out('== bank ==')
     const bank = await runBankExample(client, (line) => out(`  ${line}`))
+    out('')
+    out('== orchestrations ==')
+    await runWorkflowExamples(client, (line) => out(`  ${line}`))
     out('')
 
     const stats = node.stats()
