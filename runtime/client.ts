@@ -284,6 +284,12 @@ export class Client {
 
   // ---------------------------------------------------------------------------------------------
 
+  /** @internal Sends any actor message one-way (activity workers return results this way). */
+  sendMessage(msg: ActorMessage): Promise<void> {
+    if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
+    return new Promise<void>((resolve, reject) => this.#sender(targetOf(msg)).add({ msg, resolve, reject }))
+  }
+
   /** @internal */
   signalOp(msg: EntityOp): Promise<void> {
     if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))

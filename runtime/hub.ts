@@ -6,6 +6,7 @@
  * | mailbox stream | `BASALT_H_MBX`, subjects `H.mbx.<p>` |
  * | commit log stream | `BASALT_H_LOG`, subjects `H.log.<p>` (fenced appends) |
  * | dead-letter stream | `BASALT_H_DLQ`, subjects `H.dlq.<p>` |
+ * | offloaded activity tasks (work queue) | `BASALT_H_TASKS`, subject `H.tasks` |
  * | state KV (snapshots, checkpoints, timers) | `basalt_H_state` |
  * | metadata KV (partition count, placement) | `basalt_H_meta` |
  * | queries to a partition owner (core NATS) | `H.q.<p>` |
@@ -44,6 +45,13 @@ export class HubNames {
   }
   get logStream(): string {
     return `BASALT_${this.hub}_LOG`
+  }
+  get taskStream(): string {
+    return `BASALT_${this.hub}_TASKS`
+  }
+  /** Subject of offloaded activity tasks (a work queue every node consumes). */
+  get tasks(): string {
+    return `${this.hub}.tasks`
   }
   get deadLetterStream(): string {
     return `BASALT_${this.hub}_DLQ`
@@ -134,6 +142,13 @@ export async function ensureHub(nc: NatsConnection, name: string, options: HubOp
     num_replicas: meta.replicas,
   })
   await ensureStream(jsm, {
+    name: names.taskStream,
+    subjects: [names.tasks],
+    retention: 'workqueue' as StreamConfig['retention'],
+    duplicate_window: DUPLICATE_WINDOW_NS,
+    num_replicas: meta.replicas,
+  })
+  await ensureStream(jsm, {
     name: names.deadLetterStream,
     subjects: [`${name}.dlq.*`],
     max_age: 7 * 24 * 3600 * 1e9,
@@ -195,6 +210,7 @@ export async function deleteHub(nc: NatsConnection, name: string): Promise<void>
     names.mailboxStream,
     names.logStream,
     names.deadLetterStream,
+    names.taskStream,
     `KV_${names.stateBucket}`,
     `KV_${names.metaBucket}`,
   ]) {

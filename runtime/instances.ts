@@ -123,6 +123,8 @@ export interface Workflows {
   activities: ActivityPool
   alwaysReplay: boolean
   cacheSize: number
+  /** Where activities go when the local backlog reaches `threshold` (absent: always local). */
+  offload?: { threshold: number; publish(task: ActivityTask): void }
 }
 
 interface Live {
@@ -409,9 +411,15 @@ export class InstanceHost implements InstanceHandler {
     }
   }
 
-  #runActivity(key: string, task: ActivityTask): void {
+  #runActivity(key: string, task: ActivityTask, mayOffload = true): void {
     this.#pending.set(key, task)
-    void this.workflows.activities.run(task).then((outcome) => {
+    const { activities, offload } = this.workflows
+    if (mayOffload && offload !== undefined && activities.backlog >= offload.threshold) {
+      // this node is busy: hand the task to every node's workers once the schedule is durable
+      this.port.afterCommit(() => offload.publish(task))
+      return
+    }
+    void activities.run(task).then((outcome) => {
       if (this.#closed || !this.#pending.has(key)) return
       this.port.enqueueLocal(
         outcome.ok === 1
@@ -598,7 +606,7 @@ export class InstanceHost implements InstanceHandler {
 
   recovered(): void {
     // at-least-once: every activity scheduled but not completed runs again
-    for (const [key, task] of [...this.#pending]) this.#runActivity(key, task)
+    for (const [key, task] of [...this.#pending]) this.#runActivity(key, task, false)
   }
 
   close(): void {

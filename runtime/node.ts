@@ -12,6 +12,8 @@ import {
   type OrchestrationDefinition,
 } from '../actors/orchestration/index.ts'
 import { ActivityPool } from './activities.ts'
+import { Client } from './client.ts'
+import { ActivityWorkers } from './workers.ts'
 import { InstanceHost, type Workflows } from './instances.ts'
 import { EntityRegistry, type EntityClass } from '../entities/index.ts'
 import { claimPartition, type Assignment, type AssignmentStore } from '../placement/index.ts'
@@ -34,6 +36,8 @@ export interface NodeOptions extends HubOptions {
   alwaysReplay?: boolean
   /** Most activities running at once on this node (default 100). */
   activityConcurrency?: number
+  /** Activities waiting locally beyond which new ones go to the hub's work queue (default 200). */
+  offloadThreshold?: number
   /** Node id (default: random). */
   nodeId?: string
   /** Keep processing while a commit is in flight (default true). */
@@ -64,6 +68,7 @@ export class Node {
     readonly nodeId: string,
     readonly registry: EntityRegistry,
     readonly workflows: Workflows,
+    readonly workers: ActivityWorkers | undefined,
     readonly options: Required<
       Pick<NodeOptions, 'pipelining' | 'cacheSize' | 'maxBatch' | 'snapshotRecords' | 'snapshotIntervalMs'>
     > & { logger: Logger },
@@ -87,14 +92,23 @@ export class Node {
       cacheSize: 0,
     }
     const nc = await connectTo(options.servers, `basalt-node`)
+    let workers: ActivityWorkers | undefined
     try {
       const hub = await ensureHub(nc, options.hub, options)
+      if (activities.length > 0) {
+        const logger = options.logger ?? consoleLogger(`basalt[${options.hub}]`)
+        const client = await Client.connect({ servers: options.servers, hub: options.hub })
+        workers = await ActivityWorkers.start(nc, hub, workflows.activities, client, logger)
+        const w = workers
+        workflows.offload = { threshold: options.offloadThreshold ?? 200, publish: (task) => w.publish(task) }
+      }
       const node = new Node(
         nc,
         hub,
         options.nodeId ?? `node-${process.pid}-${nc.info?.client_id ?? 0}`,
         registry,
         workflows,
+        workers,
         {
           pipelining: options.pipelining ?? true,
           cacheSize: options.cacheSize ?? 100_000,
@@ -108,6 +122,8 @@ export class Node {
       await Promise.all((options.partitionsToRun ?? all).map((p) => node.#startPartition(p)))
       return node
     } catch (err) {
+      await workers?.stop()
+      await workers?.client.close()
       await nc.close().catch(() => {})
       throw err
     }
@@ -126,8 +142,10 @@ export class Node {
     if (this.#stopped) return
     this.#stopped = true
     for (const t of this.#restarts) clearTimeout(t)
+    await this.workers?.stop()
     await Promise.all([...this.partitions.values()].map((p) => p.close(options.snapshot ?? false)))
     this.partitions.clear()
+    await this.workers?.client.close()
     await closeConnection(this.nc)
   }
 

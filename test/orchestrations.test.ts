@@ -177,3 +177,28 @@ for (const alwaysReplay of [false, true]) {
     })
   })
 }
+
+describe('activity offloading', () => {
+  it('sends activities through the work queue when the local backlog is high; results apply once', async () => {
+    const hub = 'offload'
+    const node = await Node.start({
+      servers: nats.url,
+      hub,
+      registry: allWorkflows,
+      partitions: 2,
+      activityConcurrency: 2,
+      offloadThreshold: 1,
+      logger: silentLogger,
+    })
+    const client = await Client.connect({ servers: nats.url, hub })
+    const ids = await Promise.all(Array.from({ length: 10 }, () => client.start(fanOut, 20)))
+    const results = await Promise.all(
+      ids.map((id) => client.waitForCompletion<number>(id, { timeoutMs: 30_000 })),
+    )
+    expect(results.map((r) => r.output)).toEqual(ids.map(() => 2 * ((19 * 20) / 2)))
+    expect(node.workers!.offloaded).toBeGreaterThan(0)
+    expect(node.workers!.ranForOthers).toBe(node.workers!.offloaded)
+    await client.close()
+    await node.stop()
+  })
+})
