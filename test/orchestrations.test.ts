@@ -14,6 +14,7 @@ import {
   helloSequence,
   parent,
   retrying,
+  thrower,
   counterLoop,
   transfer,
 } from './fixtures/workflows.ts'
@@ -163,6 +164,58 @@ for (const alwaysReplay of [false, true]) {
       const balances = await Promise.all(accounts.map((a) => client.entity(Account, a).call.balance()))
       expect(balances.reduce((a, b) => a + b, 0)).toBe(600)
       expect(balances.every((b) => b >= 0)).toBe(true)
+    })
+
+    it('lets 2,000 concurrent random transfers over 20 accounts finish: no deadlock, no overdraft, total kept', async () => {
+      const accounts = Array.from({ length: 20 }, (_, i) => `bank-${alwaysReplay}-${i}`)
+      await Promise.all(accounts.map((a) => client.entity(Account, a).signal.deposit(1000)))
+      let seed = 7
+      const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+      const ids: string[] = []
+      for (let i = 0; i < 2000; i++) {
+        const from = Math.floor(random() * 20)
+        const to = (from + 1 + Math.floor(random() * 19)) % 20
+        ids.push(
+          await client.start(transfer, {
+            from: accounts[from]!,
+            to: accounts[to]!,
+            amount: 1 + Math.floor(random() * 300),
+          }),
+        )
+      }
+      const results = await Promise.all(
+        ids.map((id) => client.waitForCompletion<boolean>(id, { timeoutMs: 120_000 })),
+      )
+      expect(results.filter((r) => r.status !== 'Completed').length).toBe(0)
+      const balances = await Promise.all(accounts.map((a) => client.entity(Account, a).call.balance()))
+      expect(balances.reduce((a, b) => a + b, 0)).toBe(20_000)
+      expect(balances.filter((b) => b < 0)).toEqual([])
+      expect(results.some((r) => r.output === true)).toBe(true)
+    }, 180_000)
+
+    it('never fires the timer of a terminated or purged instance into anything', async () => {
+      const terminated = await client.start(approval, 300)
+      const purged = await client.start(approval, 300)
+      await client.terminate(terminated)
+      await client.terminate(purged)
+      await client.purge(purged)
+      const before = (await client.getHistory(terminated)).length
+      await new Promise((r) => setTimeout(r, 600))
+      const after = await client.getStatus(terminated, { history: true })
+      expect(after?.status).toBe('Terminated')
+      expect(after?.history?.length).toBe(before)
+      expect(await client.getStatus(purged)).toBeUndefined()
+    })
+
+    it('fails an orchestration that throws, with its error, and rejects unserialisable input', async () => {
+      const id = await client.start(thrower, 'bad state')
+      const status = await client.waitForCompletion(id)
+      expect(status.status).toBe('Failed')
+      expect(status.error?.name).toBe('TypeError')
+      expect(status.error?.message).toBe('bad state')
+      await expect(client.start(helloSequence, [Symbol('x')] as unknown as string[])).rejects.toThrow(
+        /cannot be serialised/,
+      )
     })
 
     it('gives clear errors for unknown orchestrations and events to unknown instances', async () => {

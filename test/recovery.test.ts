@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Client } from '../runtime/index.ts'
 import { Counter, Stamp } from './fixtures/entities.ts'
-import { helloSequence } from './fixtures/workflows.ts'
+import { approval, helloSequence } from './fixtures/workflows.ts'
 import { spawnTs, useNatsServer, waitFor, type SpawnedTs } from './harness.ts'
 
 const nats = useNatsServer()
@@ -163,6 +163,19 @@ describe('orchestration crash recovery', () => {
       expect(new Set(completed).size, `history of ${id}`).toBe(completed.length)
       expect(completed.length, `completions in ${id}`).toBe(5)
     }
+    // a durable orchestration timer fires once, not early, across a SIGKILL
+    const due = Date.now() + 1500
+    const timed = await client.start(approval, 1500)
+    node.kill('SIGKILL')
+    await node.exited
+    await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now() + 200)))
+    node = startNode(hub)
+    await node.waitForLine(/^ready$/, 30_000)
+    const status = await client.waitForCompletion(timed, { timeoutMs: 20_000 })
+    expect(status.output).toBe('timed out')
+    expect(status.completedAt!.getTime()).toBeGreaterThanOrEqual(due)
+    const fired = (await client.getHistory(timed)).filter((e) => e.e === 'completed' || e.e === 'timerFired')
+    expect(fired.length).toBe(1)
     await client.close()
     node.kill('SIGKILL')
   }, 240_000)
