@@ -428,10 +428,10 @@ export class Client {
         throw new TimeoutError(
           `instance '${instanceId}' did not complete in ${options.timeoutMs ?? 60_000} ms`,
         )
-      const ms = Math.min(left, 20_000)
+      const ms = Math.min(left, 5_000) // under the request timeout: the server answers 'not yet' first
       let answer
       try {
-        answer = await this.#query(p, { v: WIRE_VERSION, k: 'wait', i: instanceId, ms }, ms + 5000)
+        answer = await this.#query(p, { v: WIRE_VERSION, k: 'wait', i: instanceId, ms })
       } catch (err) {
         if (err instanceof PartitionUnavailableError && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 100))
@@ -601,14 +601,20 @@ export class Client {
     if (seq !== undefined) query.s = seq
     let data: Uint8Array
     try {
-      const msg = await this.nc.request(this.hub.names.query(p), encode(query), { timeout: timeoutMs })
+      const bytes = encode(query)
+      // the lean path shares one reply subscription; it has one timeout for all requests
+      const msg =
+        timeoutMs === this.#js.timeoutMs
+          ? await this.#js.request(this.hub.names.query(p), bytes)
+          : await this.nc.request(this.hub.names.query(p), bytes, { timeout: timeoutMs })
       data = msg.data
     } catch (err) {
       const text = String((err as Error).message ?? err)
-      if (/no responders/i.test(text) || (err as Error).name === 'NoRespondersError') {
+      if (/no responders|\(503\)/i.test(text) || (err as Error).name === 'NoRespondersError') {
         throw new PartitionUnavailableError(p, 'no node owns it (is a node running on this hub?)')
       }
-      if (/timeout/i.test(text)) throw new PartitionUnavailableError(p, `its owner did not answer in time`)
+      if (/timeout|no answer/i.test(text))
+        throw new PartitionUnavailableError(p, `its owner did not answer in time`)
       throw err
     }
     const answer = decodeEnvelope(data, 'query answer') as unknown as QueryAnswer

@@ -124,6 +124,14 @@ export class FastJetStream {
     return { data: msg.data, seq, operation: h?.get('KV-Operation') || undefined }
   }
 
+  /**
+   * A core NATS request (no JetStream), sharing the same reply subscription and timeout sweep.
+   * Rejects with a 503 JetStreamError when nobody listens on the subject.
+   */
+  request(subject: string, data: Uint8Array): Promise<Msg> {
+    return this.#request(subject, data, undefined, `request to ${subject}`)
+  }
+
   /** Stops the timer; pending requests fail. */
   close(): void {
     clearInterval(this.#sweeper)
@@ -138,7 +146,7 @@ export class FastJetStream {
       this.#waiters.set(id, {
         resolve: (msg) => {
           // 503 = no responders: no stream listens on the subject
-          if (msg.headers?.code === 503) reject(new JetStreamError(`${what}: no stream answers (503)`, 503))
+          if (msg.headers?.code === 503) reject(new JetStreamError(`${what}: no responders (503)`, 503))
           else resolve(msg)
         },
         reject,

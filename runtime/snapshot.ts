@@ -127,6 +127,8 @@ export class SnapshotState {
     if (writing !== undefined || this.#writing.has(key)) return writing ?? null
     const item = await this.storage.readItem(key)
     this.#revs.set(key, item.rev)
+    // an instance and its summary are created and deleted together
+    if (key.startsWith('o.') && item.rev === 0) this.#revs.set('s' + key.slice(1), 0)
     return item.value
   }
 
@@ -218,7 +220,14 @@ export class SnapshotState {
   }
 
   async #writeItem(key: string, value: Uint8Array | null): Promise<void> {
-    let rev = this.#revs.get(key) ?? (await this.storage.readItem(key)).rev
+    // Timers, locks and pending activities are all loaded at recovery, so an unknown revision
+    // means the item was never stored: a delete of it is a no-op, a write creates it.
+    const eager = key.startsWith('t.') || key.startsWith('a.') || key.startsWith('l.')
+    let rev = this.#revs.get(key) ?? (eager ? 0 : (await this.storage.readItem(key)).rev)
+    if (value === null && rev === 0) {
+      this.#revs.delete(key)
+      return
+    }
     for (let attempt = 0; ; attempt++) {
       try {
         this.#revs.set(key, await this.storage.writeItem(key, value, rev))
