@@ -888,11 +888,21 @@ export class Partition {
     this.#snap.committed(record, seq)
     for (const [inbox, reps] of record.rep) this.#sendReplies(inbox, reps)
     for (const [dest, msgs] of record.out) this.#outbox.enqueue(dest, record.n, msgs, sizeOf(msgs))
-    if (record.w.length > 0) this.nc.publish(this.hub.names.changes(this.p), bytes)
+    this.#publishChanges(record)
     for (const waiter of round.waiters) waiter()
     this.#evict()
     this.#maybeSnapshot()
     this.#kick()
+  }
+
+  /**
+   * Tells watchers what a durable record changed: entity states and instance summaries only (not
+   * instance records, whose histories watchers never need), as `{v, n, w}` on `H.chg.<p>`.
+   */
+  #publishChanges(record: CommitRecord): void {
+    const w = record.w.filter(([key]) => key.startsWith('e.') || key.startsWith('s.'))
+    if (w.length === 0) return
+    this.nc.publish(this.hub.names.changes(this.p), encode({ v: WIRE_VERSION, n: record.n, w }))
   }
 
   /** Starts a background snapshot when enough is dirty; chains another if still due after it. */
