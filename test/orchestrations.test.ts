@@ -16,6 +16,8 @@ import {
   retrying,
   thrower,
   counterLoop,
+  failingParent,
+  callsUnknownActivity,
   transfer,
 } from './fixtures/workflows.ts'
 import { useNatsServer } from './harness.ts'
@@ -216,6 +218,34 @@ for (const alwaysReplay of [false, true]) {
       await expect(client.start(helloSequence, [Symbol('x')] as unknown as string[])).rejects.toThrow(
         /cannot be serialised/,
       )
+    })
+
+    it('reports a failed sub-orchestration to its parent, and an unknown activity as a task failure', async () => {
+      const p = await client.waitForCompletion(await client.start(failingParent, undefined))
+      expect(p.output).toMatch(/child failed: .*kaboom/)
+      const u = await client.waitForCompletion(await client.start(callsUnknownActivity, undefined))
+      expect(u.status).toBe('Failed')
+      expect(u.error?.message).toMatch(/unknown activity 'neverRegistered'/)
+    })
+
+    it('starts at a given time (Pending until then), lists by time and id prefix, purges by filter', async () => {
+      const prefix = `sched-${alwaysReplay}-`
+      const from = Date.now()
+      const at = Date.now() + 400
+      const id = await client.start(helloSequence, ['later'], { instanceId: `${prefix}1`, startAt: at })
+      expect((await client.getStatus(id))?.status).toBe('Pending')
+      const done = await client.waitForCompletion(id)
+      expect(done.output).toEqual(['Hello later'])
+      expect(done.completedAt!.getTime()).toBeGreaterThanOrEqual(at)
+      await client.waitForCompletion(await client.start(helloSequence, ['x'], { instanceId: `${prefix}2` }))
+      const listed = await client.listInstances({
+        idPrefix: prefix,
+        createdFrom: from,
+        createdTo: Date.now(),
+      })
+      expect(listed.instances.map((i) => i.id).sort()).toEqual([`${prefix}1`, `${prefix}2`])
+      expect(await client.purgeInstances({ idPrefix: prefix, statuses: ['Completed'] })).toBe(2)
+      expect((await client.listInstances({ idPrefix: prefix })).instances).toEqual([])
     })
 
     it('gives clear errors for unknown orchestrations and events to unknown instances', async () => {
