@@ -2,7 +2,27 @@
  * runtime/ — wires entities and actors to NATS JetStream: hub layout, the partition loop, commit
  * log, snapshots, recovery, the node and the client. This is the package's main entry point.
  */
-export { Client, type ClientOptions, type EntityHandle, type EntityPage, type EntityState } from './client.ts'
+export {
+  Client,
+  type ClientOptions,
+  type EntityHandle,
+  type EntityPage,
+  type EntityState,
+  type InstanceStatus,
+} from './client.ts'
+export { InstanceExistsError, RuntimeStatus, isTerminal } from './instances.ts'
+export {
+  NonDeterminismError,
+  TaskFailedError,
+  activity,
+  orchestration,
+  type ActivityContext,
+  type ActivityDefinition,
+  type HistoryEvent,
+  type OrchestrationContext,
+  type OrchestrationDefinition,
+  type RetryPolicy,
+} from '../actors/orchestration/index.ts'
 export { Node, connectTo, type NodeOptions } from './node.ts'
 export {
   DEFAULT_PARTITIONS,
