@@ -19,7 +19,13 @@ import {
 import { checkKey, encodeToken, partitionOf } from '../actors/ids.ts'
 import type { HistoryEvent, OrchestrationDefinition } from '../actors/orchestration/index.ts'
 import { randomUUID } from 'node:crypto'
-import { isTerminal, type InstanceRecord, type InstanceSummary, type RuntimeStatus } from './instances.ts'
+import {
+  isTerminal,
+  summaryOf,
+  type InstanceRecord,
+  type InstanceSummary,
+  type RuntimeStatus,
+} from './instances.ts'
 import { targetOf } from './partition.ts'
 import {
   WIRE_VERSION,
@@ -229,14 +235,36 @@ export class Client {
     checkKey(key)
     const p = partitionOf(key, this.partitionCount)
     const itemKey = entityItemKey(p, t, key)
-    return new Observable<StateOf<E> | undefined>((subscriber) => {
+    return this.#watchItem(
+      p,
+      itemKey,
+      async () => {
+        const answer = await this.#readRaw(t, key)
+        return { n: answer.n, value: answer.state }
+      },
+      (bytes) => (bytes === null ? undefined : (decode(bytes, 'entity state') as StateOf<E>)),
+    )
+  }
+
+  /**
+   * Pushes the committed values of one item: subscribes to the partition's change messages first,
+   * then takes the current value from `first` (answered at record `n`), then every later change.
+   * A value equal (bytewise) to the one just emitted is not emitted twice.
+   */
+  #watchItem<T>(
+    p: number,
+    itemKey: string,
+    first: () => Promise<{ n: number; value: Uint8Array | null }>,
+    toValue: (bytes: Uint8Array | null) => T,
+  ): Observable<T> {
+    return new Observable<T>((subscriber) => {
       let seen = -1
       let last: Uint8Array | null | undefined
       const early: CommitRecord[] = []
       const emit = (value: Uint8Array | null) => {
-        if (last !== undefined && sameBytes(last, value)) return // the read already showed it
+        if (last !== undefined && sameBytes(last, value)) return
         last = value
-        subscriber.next(value === null ? undefined : (decode(value, 'entity state') as StateOf<E>))
+        subscriber.next(toValue(value))
       }
       const apply = (rec: CommitRecord) => {
         if (rec.n <= seen) return
@@ -247,7 +275,7 @@ export class Client {
         callback: (err, msg) => {
           if (err) return subscriber.error(err)
           try {
-            const rec = decodeEnvelope(msg.data, 'commit record') as unknown as CommitRecord
+            const rec = decodeEnvelope(msg.data, 'change message') as unknown as CommitRecord
             if (seen < 0) early.push(rec)
             else apply(rec)
           } catch (e) {
@@ -257,10 +285,10 @@ export class Client {
       })
       this.nc
         .flush()
-        .then(() => this.#readRaw(t, key))
+        .then(first)
         .then((answer) => {
           seen = answer.n
-          emit(answer.state)
+          emit(answer.value)
           for (const rec of early.splice(0)) apply(rec)
         })
         .catch((err: unknown) => subscriber.error(err))
@@ -479,54 +507,20 @@ export class Client {
   /** Status changes of an instance as they commit (pushed; first value is the current status). */
   watchStatus(instanceId: string): Observable<InstanceStatus | undefined> {
     const p = partitionOf(checkKey(instanceId), this.partitionCount)
-    const key = `s.${p}.${encodeToken(instanceId)}`
-    return new Observable<InstanceStatus | undefined>((subscriber) => {
-      let seen = -1
-      let lastStatus: string | undefined
-      const early: CommitRecord[] = []
-      const apply = (rec: CommitRecord) => {
-        if (rec.n <= seen) return
-        seen = rec.n
-        for (const [k, value] of rec.w) {
-          if (k !== key) continue
-          const status = value === null ? undefined : fromSummary(decode(value, 'summary') as InstanceSummary)
-          const text = JSON.stringify(status)
-          if (text === lastStatus) continue // the first answer already showed it
-          lastStatus = text
-          subscriber.next(status)
-        }
-      }
-      const sub = this.nc.subscribe(this.hub.names.changes(p), {
-        callback: (err, msg) => {
-          if (err) return subscriber.error(err)
-          try {
-            const rec = decodeEnvelope(msg.data, 'commit record') as unknown as CommitRecord
-            if (seen < 0) early.push(rec)
-            else apply(rec)
-          } catch (e) {
-            subscriber.error(e)
-          }
-        },
-      })
-      this.nc
-        .flush()
-        .then(() =>
-          this.#query(p, { v: WIRE_VERSION, k: 'status', i: instanceId }).then((answer) => {
-            if (!('instance' in answer)) throw new CodecError('unexpected answer to a status query')
-            seen = answer.n
-            const status =
-              answer.instance === null
-                ? undefined
-                : toStatus(decode(answer.instance, 'instance') as InstanceRecord, false)
-            lastStatus = JSON.stringify(status === undefined ? undefined : summaryStatus(status))
-            subscriber.next(status)
-            for (const rec of early.splice(0)) apply(rec)
-          }),
-        )
-        .catch((err: unknown) => subscriber.error(err))
-      return () => sub.unsubscribe()
-    })
+    return this.#watchItem(
+      p,
+      `s.${p}.${encodeToken(instanceId)}`,
+      async () => {
+        const answer = await this.#query(p, { v: WIRE_VERSION, k: 'status', i: instanceId })
+        if (!('instance' in answer)) throw new CodecError('unexpected answer to a status query')
+        // compare like with like: the summary the partition would publish for this record
+        const rec = answer.instance === null ? null : (decode(answer.instance, 'instance') as InstanceRecord)
+        return { n: answer.n, value: rec === null ? null : encode(summaryOf(rec)) }
+      },
+      (bytes) => (bytes === null ? undefined : fromSummary(decode(bytes, 'summary') as InstanceSummary)),
+    )
   }
+
 
   #sender(key: string): PartitionSender {
     const p = partitionOf(key, this.partitionCount)
@@ -783,19 +777,6 @@ function toStatus<O>(rec: InstanceRecord, history: boolean): InstanceStatus<O> {
     ...(rec.completed === undefined ? {} : { completedAt: new Date(rec.completed) }),
     ...(history ? { history: rec.history } : {}),
   }
-}
-
-/** The fields of a status that a summary also has, for comparing the two. */
-function summaryStatus(s: InstanceStatus): InstanceStatus {
-  return fromSummary({
-    id: s.id,
-    name: s.name,
-    status: s.status,
-    created: s.createdAt.getTime(),
-    updated: s.lastUpdatedAt.getTime(),
-    ...(s.completedAt === undefined ? {} : { completed: s.completedAt.getTime() }),
-    ...(s.customStatus === undefined ? {} : { custom: s.customStatus }),
-  })
 }
 
 function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {
