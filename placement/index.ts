@@ -1,5 +1,14 @@
 /**
- * placement/ — who owns which partition, with which epoch. Decides; the runtime obeys. Imports
- * nothing of NATS: the runtime hands it an {@link AssignmentStore}.
+ * placement/ — who owns which partition, with which epoch: membership by heartbeats, the leader
+ * lease, the balancing policy and the hand-off protocol. Decides; the runtime obeys.
  */
+export {
+  PlacementAgent,
+  type AssignRecord,
+  type LeaderRecord,
+  type NodeRecord,
+  type PlacementOptions,
+} from './agent.ts'
 export { claimAll, claimPartition, type Assignment, type AssignmentStore } from './assignment.ts'
+export { balance } from './policy.ts'
+export { readPlacement, type PlacementAssignment, type PlacementNode, type PlacementTable } from './table.ts'

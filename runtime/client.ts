@@ -521,7 +521,6 @@ export class Client {
     )
   }
 
-
   #sender(key: string): PartitionSender {
     const p = partitionOf(key, this.partitionCount)
     let sender = this.#senders.get(p)
@@ -586,6 +585,10 @@ export class Client {
     return answer
   }
 
+  /**
+   * Asks partition p's owner. While no node serves p (a move or take-over in progress, or no node
+   * up yet) the query is retried with backoff until `timeoutMs` has passed; queries only read.
+   */
   async #query(
     p: number,
     query: Query,
@@ -593,23 +596,37 @@ export class Client {
   ): Promise<Exclude<QueryAnswer, { ok: 0 }>> {
     const seq = this.#lastSeq.get(p)
     if (seq !== undefined) query.s = seq
+    const bytes = encode(query)
+    const deadline = Date.now() + timeoutMs
+    let delay = 25
     let data: Uint8Array
-    try {
-      const bytes = encode(query)
-      // the lean path shares one reply subscription; it has one timeout for all requests
-      const msg =
-        timeoutMs === this.#js.timeoutMs
-          ? await this.#js.request(this.hub.names.query(p), bytes)
-          : await this.nc.request(this.hub.names.query(p), bytes, { timeout: timeoutMs })
-      data = msg.data
-    } catch (err) {
-      const text = String((err as Error).message ?? err)
-      if (/no responders|\(503\)/i.test(text) || (err as Error).name === 'NoRespondersError') {
-        throw new PartitionUnavailableError(p, 'no node owns it (is a node running on this hub?)')
+    for (;;) {
+      try {
+        const left = deadline - Date.now()
+        // the lean path shares one reply subscription; it has one timeout for all requests
+        const msg =
+          left >= this.#js.timeoutMs
+            ? await this.#js.request(this.hub.names.query(p), bytes)
+            : await this.nc.request(this.hub.names.query(p), bytes, { timeout: Math.max(left, 1) })
+        data = msg.data
+        break
+      } catch (err) {
+        const text = String((err as Error).message ?? err)
+        const noOwner = /no responders|\(503\)/i.test(text) || (err as Error).name === 'NoRespondersError'
+        if (noOwner && Date.now() + delay < deadline && !this.nc.isClosed()) {
+          await new Promise((r) => setTimeout(r, delay))
+          delay = Math.min(delay * 2, 500)
+          continue
+        }
+        if (noOwner)
+          throw new PartitionUnavailableError(
+            p,
+            `no node served it for ${timeoutMs} ms (is a node running on this hub?)`,
+          )
+        if (/timeout|no answer/i.test(text))
+          throw new PartitionUnavailableError(p, `its owner did not answer in time`)
+        throw err
       }
-      if (/timeout|no answer/i.test(text))
-        throw new PartitionUnavailableError(p, `its owner did not answer in time`)
-      throw err
     }
     const answer = decodeEnvelope(data, 'query answer') as unknown as QueryAnswer
     if (answer.ok === 0) throw fromErrorInfo(answer.error)

@@ -1,8 +1,13 @@
 /**
- * A Basalt node: connects to NATS, opens (or creates) the hub, takes its partitions and runs them.
- * For now one node owns every partition (single-node placement); each start claims fresh epochs,
- * so an older process still running on the same hub is fenced out by the commit log.
+ * A Basalt node: connects to NATS, opens (or creates) the hub, joins placement and runs the
+ * partitions assigned to it. Nodes heartbeat through the hub's metadata KV bucket; a placement
+ * leader (a lease in the same bucket) spreads partitions evenly over live nodes and moves them on
+ * join, leave and missed heartbeats (see `placement/agent.ts`). The node obeys: it starts what is
+ * assigned to it, with the assigned epoch, and stops what was moved away, releasing it for the new
+ * owner. With `placement: 'static'` a node instead claims the partitions it is told to run (all, by
+ * default) with fresh epochs, fencing out whoever ran them before.
  */
+import { hostname } from 'node:os'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { BadInputError, ConnectionError, FencedError, IllegalStateError } from '../actors/errors.ts'
 import {
@@ -16,7 +21,7 @@ import { Client } from './client.ts'
 import { ActivityWorkers } from './workers.ts'
 import { InstanceHost, type Workflows } from './instances.ts'
 import { EntityRegistry, type EntityClass } from '../entities/index.ts'
-import { claimPartition, type Assignment, type AssignmentStore } from '../placement/index.ts'
+import { claimPartition, PlacementAgent, type Assignment, type AssignmentStore } from '../placement/index.ts'
 import { decode, encode } from './codec.ts'
 import { ensureHub, type Hub, type HubOptions } from './hub.ts'
 import { consoleLogger, type Logger } from './logger.ts'
@@ -50,7 +55,18 @@ export interface NodeOptions extends HubOptions {
   snapshotRecords?: number
   /** ...or this long after the first unsnapshotted record, in ms (default 2,000). */
   snapshotIntervalMs?: number
-  /** Only these partitions (default: all). */
+  /**
+   * `'dynamic'` (default): join the hub's placement and run what the leader assigns. `'static'`:
+   * claim `partitionsToRun` (default all) with fresh epochs, fencing out any earlier owner.
+   */
+  placement?: 'dynamic' | 'static'
+  /** How often the node heartbeats and the leader renews its lease, in ms (default 1,000). */
+  heartbeatMs?: number
+  /** How long without heartbeats before a node or the leader counts as gone, in ms (default 3,000). */
+  leaseMs?: number
+  /** How long {@link Node.start} waits for the placement to settle, in ms (default 3 leases + 10 s). */
+  readyTimeoutMs?: number
+  /** With `placement: 'static'`: only these partitions (default: all). */
   partitionsToRun?: number[]
   /** Where logs go (default: stderr, info included). */
   logger?: Logger
@@ -61,6 +77,13 @@ export class Node {
   readonly partitions = new Map<number, Partition>()
   #stopped = false
   readonly #restarts = new Set<NodeJS.Timeout>()
+  #agent: PlacementAgent | undefined
+  readonly #starting = new Set<number>()
+  readonly #closing = new Set<number>()
+  /** Highest epoch per partition at which this node was fenced: never start it at that epoch again. */
+  readonly #fenced = new Map<number, number>()
+  #reconciling = false
+  #again = false
 
   private constructor(
     readonly nc: NatsConnection,
@@ -70,12 +93,23 @@ export class Node {
     readonly workflows: Workflows,
     readonly workers: ActivityWorkers | undefined,
     readonly options: Required<
-      Pick<NodeOptions, 'pipelining' | 'cacheSize' | 'maxBatch' | 'snapshotRecords' | 'snapshotIntervalMs'>
+      Pick<
+        NodeOptions,
+        | 'pipelining'
+        | 'cacheSize'
+        | 'maxBatch'
+        | 'snapshotRecords'
+        | 'snapshotIntervalMs'
+        | 'heartbeatMs'
+        | 'leaseMs'
+      >
     > & { logger: Logger },
   ) {}
 
   /**
-   * Connects, opens or creates the hub, and starts (recovers) the node's partitions. Throws
+   * Connects, opens or creates the hub, joins placement and starts (recovers) the partitions
+   * assigned to this node; resolves once the placement has settled (every partition assigned to a
+   * live node, this node running its share) or `readyTimeoutMs` passed. Throws
    * {@link ConnectionError} naming the URL when NATS cannot be reached, and `BadInputError` for a
    * bad hub name or registry.
    *
@@ -91,37 +125,46 @@ export class Node {
       alwaysReplay: options.alwaysReplay ?? false,
       cacheSize: 0,
     }
+    const heartbeatMs = positive(options.heartbeatMs ?? 1000, 'heartbeatMs')
+    const leaseMs = positive(options.leaseMs ?? 3000, 'leaseMs')
+    if (leaseMs < 2 * heartbeatMs) {
+      throw new BadInputError(`leaseMs (${leaseMs}) must be at least twice heartbeatMs (${heartbeatMs})`)
+    }
     const nc = await connectTo(options.servers, `basalt-node`)
     let workers: ActivityWorkers | undefined
+    let node: Node | undefined
     try {
       const hub = await ensureHub(nc, options.hub, options)
+      const logger = options.logger ?? consoleLogger(`basalt[${options.hub}]`)
       if (activities.length > 0) {
-        const logger = options.logger ?? consoleLogger(`basalt[${options.hub}]`)
         const client = await Client.connect({ servers: options.servers, hub: options.hub })
         workers = await ActivityWorkers.start(nc, hub, workflows.activities, client, logger)
         const w = workers
         workflows.offload = { threshold: options.offloadThreshold ?? 200, publish: (task) => w.publish(task) }
       }
-      const node = new Node(
-        nc,
-        hub,
-        options.nodeId ?? `node-${process.pid}-${nc.info?.client_id ?? 0}`,
-        registry,
-        workflows,
-        workers,
-        {
-          pipelining: options.pipelining ?? true,
-          cacheSize: options.cacheSize ?? 100_000,
-          maxBatch: options.maxBatch ?? 1000,
-          snapshotRecords: options.snapshotRecords ?? 1000,
-          snapshotIntervalMs: options.snapshotIntervalMs ?? 2000,
-          logger: options.logger ?? consoleLogger(`basalt[${options.hub}]`),
-        },
-      )
-      const all = Array.from({ length: hub.meta.partitions }, (_, p) => p)
-      await Promise.all((options.partitionsToRun ?? all).map((p) => node.#startPartition(p)))
+      node = new Node(nc, hub, options.nodeId ?? defaultNodeId(), registry, workflows, workers, {
+        pipelining: options.pipelining ?? true,
+        cacheSize: options.cacheSize ?? 100_000,
+        maxBatch: options.maxBatch ?? 1000,
+        snapshotRecords: options.snapshotRecords ?? 1000,
+        snapshotIntervalMs: options.snapshotIntervalMs ?? 2000,
+        heartbeatMs,
+        leaseMs,
+        logger,
+      })
+      if ((options.placement ?? 'dynamic') === 'static') {
+        const all = Array.from({ length: hub.meta.partitions }, (_, p) => p)
+        const store = assignmentStore(hub.metaKv)
+        const n = node
+        await Promise.all(
+          (options.partitionsToRun ?? all).map(async (p) =>
+            n.#startPartition(p, await claimPartition(store, p, n.nodeId)),
+          ),
+        )
+      } else await node.#join(options.readyTimeoutMs ?? 3 * leaseMs + 10_000)
       return node
     } catch (err) {
+      if (node !== undefined) node.#agent?.close()
       await workers?.stop()
       await workers?.client.close()
       await nc.close().catch(() => {})
@@ -134,17 +177,31 @@ export class Node {
     return this.hub.meta.partitions
   }
 
+  /** This node's placement agent (dynamic placement only). */
+  get placement(): PlacementAgent | undefined {
+    return this.#agent
+  }
+
   /**
-   * Stops the node: partitions finish their in-flight commits and stop; with `snapshot`, each
-   * writes a final snapshot first. Idempotent.
+   * Stops the node: it leaves placement (its partitions are reassigned at once), its partitions
+   * finish their in-flight commits and stop — with `snapshot`, each writes a final snapshot first —
+   * and are released to their new owners. Idempotent.
    */
   async stop(options: { snapshot?: boolean } = {}): Promise<void> {
     if (this.#stopped) return
     this.#stopped = true
     for (const t of this.#restarts) clearTimeout(t)
+    const agent = this.#agent
+    await agent?.leave()
     await this.workers?.stop()
-    await Promise.all([...this.partitions.values()].map((p) => p.close(options.snapshot ?? false)))
+    await Promise.all(
+      [...this.partitions].map(async ([p, partition]) => {
+        await partition.close(options.snapshot ?? false)
+        await agent?.release(p, partition.options.epoch).catch(() => {})
+      }),
+    )
     this.partitions.clear()
+    agent?.close()
     await this.workers?.client.close()
     await closeConnection(this.nc)
   }
@@ -162,9 +219,101 @@ export class Node {
     return total
   }
 
-  async #startPartition(p: number): Promise<void> {
+  /** Joins placement and waits until it has settled with this node running its share. */
+  async #join(readyTimeoutMs: number): Promise<void> {
+    const { heartbeatMs, leaseMs, logger } = this.options
+    this.#agent = await PlacementAgent.start(this.hub.metaKv, {
+      nodeId: this.nodeId,
+      partitions: this.hub.meta.partitions,
+      heartbeatMs,
+      leaseMs,
+      logger,
+      running: () => [...this.partitions.keys()].sort((a, b) => a - b),
+      onChange: () => this.#reconcile(),
+      onLeaseLost: () => this.#stopAll(),
+    })
+    const deadline = Date.now() + readyTimeoutMs
+    while (!this.#settled()) {
+      if (Date.now() > deadline) {
+        logger.warn('placement not settled yet; serving what is assigned so far', { node: this.nodeId })
+        return
+      }
+      await new Promise((r) => setTimeout(r, 10))
+    }
+  }
+
+  #settled(): boolean {
+    const agent = this.#agent!
+    if (!agent.settled()) return false
+    for (let p = 0; p < this.hub.meta.partitions; p++) {
+      if (agent.assignment(p)?.node === this.nodeId && !this.partitions.has(p)) return false
+    }
+    return true
+  }
+
+  /** Brings the running partitions in line with the assignment; never waits for starts or stops. */
+  #reconcile(): void {
+    const agent = this.#agent
+    if (this.#stopped || agent === undefined) return
+    if (this.#reconciling) {
+      this.#again = true
+      return
+    }
+    this.#reconciling = true
+    try {
+      const want = agent.wanted()
+      for (const [p, partition] of this.partitions) {
+        if (want.get(p) !== partition.options.epoch) this.#handOff(p, partition)
+      }
+      for (const [p, epoch] of agent.handoffs()) {
+        if (!this.partitions.has(p) && !this.#starting.has(p) && !this.#closing.has(p))
+          void agent.release(p, epoch).catch(() => {})
+      }
+      for (const [p, epoch] of want) {
+        if (this.partitions.has(p) || this.#starting.has(p) || this.#closing.has(p)) continue
+        if ((this.#fenced.get(p) ?? 0) >= epoch) continue
+        this.#starting.add(p)
+        this.#startPartition(p, epoch)
+          .catch((err: unknown) => {
+            if (err instanceof FencedError) this.#fenced.set(p, epoch)
+            else this.options.logger.error('partition start failed; will retry', { p, error: String(err) })
+          })
+          .finally(() => {
+            this.#starting.delete(p)
+            this.#reconcile() // it may have been moved away meanwhile
+          })
+      }
+    } finally {
+      this.#reconciling = false
+    }
+    if (this.#again) {
+      this.#again = false
+      this.#reconcile()
+    }
+  }
+
+  /** Stops partition p gracefully (its in-flight commit completes) and releases it. */
+  #handOff(p: number, partition: Partition): void {
+    this.partitions.delete(p)
+    this.#closing.add(p)
+    const epoch = partition.options.epoch
+    void partition
+      .close(false)
+      .then(() => this.#agent?.release(p, epoch))
+      .catch((err: unknown) => this.options.logger.warn('hand-off failed', { p, error: String(err) }))
+      .finally(() => {
+        this.#closing.delete(p)
+        this.#reconcile()
+      })
+  }
+
+  /** Our lease lapsed (we were paused or cut off): stop serving everything at once. */
+  #stopAll(): void {
+    for (const [p, partition] of this.partitions) this.#handOff(p, partition)
+  }
+
+  async #startPartition(p: number, epoch: number): Promise<void> {
     if (this.#stopped) throw new IllegalStateError('node is stopped')
-    const epoch = await claimPartition(assignmentStore(this.hub.metaKv), p, this.nodeId)
     const perPartition = Math.max(16, Math.ceil(this.options.cacheSize / this.hub.meta.partitions))
     const options: PartitionOptions = {
       ...this.options,
@@ -177,33 +326,59 @@ export class Node {
             instances: (port: Partition) =>
               new InstanceHost(port, { ...this.workflows, cacheSize: perPartition }),
           }),
-      onStopped: (reason, error) => this.#onStopped(p, reason, error),
+      onStopped: (reason, error) => this.#onStopped(p, epoch, reason, error),
     }
     const partition = await Partition.start(this.nc, this.hub, p, options)
+    if (this.#stopped) {
+      await partition.close()
+      return
+    }
     this.partitions.set(p, partition)
   }
 
-  #onStopped(p: number, reason: 'fenced' | 'failed', error: Error): void {
-    this.partitions.delete(p)
+  #onStopped(p: number, epoch: number, reason: 'fenced' | 'failed', error: Error): void {
+    if (this.partitions.get(p)?.options.epoch === epoch) this.partitions.delete(p)
     if (this.#stopped) return
     if (reason === 'fenced') {
-      this.options.logger.warn('partition taken over by a newer owner; not restarting', {
+      this.#fenced.set(p, Math.max(epoch, this.#fenced.get(p) ?? 0))
+      this.options.logger.warn('partition taken over by a newer owner; stopped it here', {
         p,
         error: error.message,
       })
+      this.#reconcile()
       return
     }
     // An internal failure: never continue on suspect state; recover from the log.
     const timer = setTimeout(() => {
       this.#restarts.delete(timer)
-      this.#startPartition(p).catch((err: unknown) => {
-        if (err instanceof FencedError) return
-        this.options.logger.error('partition restart failed', { p, error: String(err) })
-        this.#onStopped(p, 'failed', err as Error)
-      })
+      if (this.#agent !== undefined) {
+        this.#reconcile()
+        return
+      }
+      claimPartition(assignmentStore(this.hub.metaKv), p, this.nodeId)
+        .then((next) => this.#startPartition(p, next))
+        .catch((err: unknown) => {
+          if (err instanceof FencedError) return
+          this.options.logger.error('partition restart failed', { p, error: String(err) })
+          this.#onStopped(p, epoch, 'failed', err as Error)
+        })
     }, 200)
     this.#restarts.add(timer)
   }
+}
+
+function positive(value: number, name: string): number {
+  if (!Number.isFinite(value) || value <= 0)
+    throw new BadInputError(`${name} must be a positive number (got ${value})`)
+  return value
+}
+
+/** A node id unique on the hub: host, process id and a random suffix, in key-safe characters. */
+function defaultNodeId(): string {
+  const host = hostname()
+    .replace(/[^A-Za-z0-9_-]/g, '-')
+    .slice(0, 40)
+  return `${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
 }
 
 /**

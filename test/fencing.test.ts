@@ -26,6 +26,7 @@ describe('fencing', () => {
       hub,
       registry: [Counter],
       partitions: 2,
+      placement: 'static', // each static start claims every partition with a fresh epoch
       logger: silentLogger,
     })
     nodes.push(older)
@@ -36,7 +37,13 @@ describe('fencing', () => {
       keys.map(() => 1),
     )
 
-    const newer = await Node.start({ servers: nats.url, hub, registry: [Counter], logger: silentLogger })
+    const newer = await Node.start({
+      servers: nats.url,
+      hub,
+      registry: [Counter],
+      placement: 'static',
+      logger: silentLogger,
+    })
     nodes.push(newer)
     expect(newer.partitions.size).toBe(2)
     // both still read the mailbox; only the newer one can commit

@@ -1,0 +1,393 @@
+/**
+ * The placement mechanism every node runs: membership by heartbeats, the leader lease, the
+ * leader's assignment passes, and the hand-off protocol — all through the hub's metadata KV bucket:
+ *
+ * | key | value | written by |
+ * |---|---|---|
+ * | `node.<id>` | {@link NodeRecord}, rewritten every `heartbeatMs` | each node; deleted on graceful leave, or by the leader once the node's lease ran out |
+ * | `leader` | {@link LeaderRecord}, renewed every `heartbeatMs` | the leader (compare-and-set) |
+ * | `assign.<p>` | {@link AssignRecord}: owner and epoch, epochs only grow | the leader (compare-and-set) |
+ * | `rel.<p>` | `{ epoch }`: the last epoch whose owner has stopped `p` | the owner that stopped |
+ *
+ * Liveness is judged on the observer's own clock (when it last saw a node's heartbeat arrive), so
+ * clocks need not agree. A node is gone once nothing arrived from it for `leaseMs`; a node whose own
+ * heartbeats lapse past the lease (paused, cut off) stops serving at once. Moves: the leader writes
+ * `assign.<p> = { node: new, epoch: old + 1, from: old }`; the old owner finishes its in-flight
+ * commit, stops, and writes `rel.<p>`; the new owner starts once `p` is released, or the old owner
+ * is gone, or the lease has passed. Safety never depends on this timing: the epoch fences the
+ * commit log, so a stale owner's next append is rejected by JetStream and it stops.
+ */
+import { hostname } from 'node:os'
+import type { KV, KvWatchEntry } from '@nats-io/kv'
+import type { QueuedIterator } from '@nats-io/nats-core'
+import { decode, encode } from '../runtime/codec.ts'
+import type { Logger } from '../runtime/logger.ts'
+import { balance } from './policy.ts'
+
+/** `assign.<p>`: who owns partition p, with which epoch, and who owned it before. */
+export interface AssignRecord {
+  node: string
+  epoch: number
+  from?: string
+}
+
+/** `node.<id>`: a node's heartbeat. */
+export interface NodeRecord {
+  id: string
+  host: string
+  pid: number
+  started: number
+  beat: number
+  /** Sender's clock at this heartbeat (for display only; liveness uses the observer's clock). */
+  at: number
+  /** Partitions the node was running at this heartbeat. */
+  partitions: number[]
+}
+
+/** `leader`: the placement leader's lease. */
+export interface LeaderRecord {
+  node: string
+  since: number
+}
+
+/** Options of {@link PlacementAgent.start}. */
+export interface PlacementOptions {
+  nodeId: string
+  partitions: number
+  /** How often the node heartbeats and the leader renews its lease (ms). */
+  heartbeatMs: number
+  /** How long without a heartbeat before a node (or the leader) counts as gone (ms). */
+  leaseMs: number
+  logger: Logger
+  /** Partitions this node runs now (reported in heartbeats). */
+  running(): number[]
+  /** Something changed that may change what this node should run: reconcile. */
+  onChange(): void
+  /** This node's own heartbeats lapsed past the lease: stop serving at once. */
+  onLeaseLost(): void
+}
+
+/** Heartbeats older than this many leases at first sight come from processes long gone. */
+const ANCIENT_LEASES = 10
+
+const NODE_ID = /^[A-Za-z0-9_-]{1,100}$/
+
+/** A node's part in placement; the leader's duties run in whichever node holds the lease. */
+export class PlacementAgent {
+  readonly #assign = new Map<number, AssignRecord & { rev: number; seen: number }>()
+  readonly #released = new Map<number, number>()
+  readonly #nodes = new Map<string, { seen: number; rev: number }>()
+  #leader: { node: string; rev: number; seen: number } | null = null
+  #watch: QueuedIterator<KvWatchEntry> | undefined
+  #initialized = false
+  #initRev = 0
+  #beat = 0
+  #lastBeatOk = Date.now()
+  #lastStep = Date.now()
+  #leaving = false
+  #closed = false
+  #stepping: Promise<void> | null = null
+  #again = false
+  #heartbeat: NodeJS.Timeout | undefined
+  #stepTimer: NodeJS.Timeout | undefined
+  readonly #started = Date.now()
+  /** Moves written by this node as leader (for tests and the bench). */
+  moves = 0
+
+  private constructor(
+    readonly kv: KV,
+    readonly options: PlacementOptions,
+  ) {}
+
+  /** Registers the node, starts watching the bucket, heartbeating and competing for the lease. */
+  static async start(kv: KV, options: PlacementOptions): Promise<PlacementAgent> {
+    if (!NODE_ID.test(options.nodeId)) {
+      throw new Error(`node id must match ${NODE_ID} (got ${JSON.stringify(options.nodeId)})`)
+    }
+    const agent = new PlacementAgent(kv, options)
+    agent.#initRev = await agent.#putHeartbeat()
+    agent.#watch = await kv.watch({ key: '>' })
+    void agent.#consume(agent.#watch)
+    agent.#heartbeat = setInterval(() => void agent.#putHeartbeat().catch(() => {}), options.heartbeatMs)
+    agent.#stepTimer = setInterval(() => agent.poke(), options.heartbeatMs)
+    agent.#heartbeat.unref()
+    agent.#stepTimer.unref()
+    return agent
+  }
+
+  get nodeId(): string {
+    return this.options.nodeId
+  }
+
+  /** Whether this node holds the leader lease. */
+  get isLeader(): boolean {
+    return this.#leader?.node === this.nodeId && !this.#leaving
+  }
+
+  /** The leader's node id, if any. */
+  get leader(): string | null {
+    return this.#leader?.node ?? null
+  }
+
+  /** Live nodes, sorted (this node included unless it is leaving). */
+  live(): string[] {
+    const now = Date.now()
+    const ids = new Set(
+      [...this.#nodes].filter(([, n]) => now - n.seen <= this.options.leaseMs).map(([id]) => id),
+    )
+    if (this.#leaving) ids.delete(this.nodeId)
+    else ids.add(this.nodeId)
+    return [...ids].sort()
+  }
+
+  /** Current assignment of partition p. */
+  assignment(p: number): AssignRecord | undefined {
+    const a = this.#assign.get(p)
+    return a === undefined ? undefined : { node: a.node, epoch: a.epoch, ...(a.from ? { from: a.from } : {}) }
+  }
+
+  /**
+   * Partitions this node should run now, with their epochs: assigned to it, and either released by
+   * the previous owner, or that owner is gone, or the hand-off has waited a full lease.
+   */
+  wanted(): Map<number, number> {
+    const want = new Map<number, number>()
+    if (this.#leaving || !this.#initialized) return want
+    const now = Date.now()
+    const live = new Set(this.live())
+    for (const [p, a] of this.#assign) {
+      if (a.node !== this.nodeId) continue
+      const free =
+        a.from === undefined ||
+        a.from === this.nodeId ||
+        !live.has(a.from) ||
+        (this.#released.get(p) ?? 0) >= a.epoch - 1 ||
+        now - a.seen > this.options.leaseMs
+      if (free) want.set(p, a.epoch)
+    }
+    return want
+  }
+
+  /** Partitions this node has handed (or was to hand) to another node, and not yet released. */
+  handoffs(): Array<[p: number, epoch: number]> {
+    const out: Array<[number, number]> = []
+    for (const [p, a] of this.#assign) {
+      if (a.node !== this.nodeId && a.from === this.nodeId && (this.#released.get(p) ?? 0) < a.epoch - 1)
+        out.push([p, a.epoch - 1])
+    }
+    return out
+  }
+
+  /** True once every partition is assigned to a live node, with a leader in place. */
+  settled(): boolean {
+    if (!this.#initialized || this.#leader === null) return false
+    const live = new Set(this.live())
+    for (let p = 0; p < this.options.partitions; p++) {
+      const a = this.#assign.get(p)
+      if (a === undefined || !live.has(a.node)) return false
+    }
+    return true
+  }
+
+  /** Records that this node stopped running `p` at `epoch`, so the next owner may start at once. */
+  async release(p: number, epoch: number): Promise<void> {
+    if ((this.#released.get(p) ?? 0) >= epoch) return
+    this.#released.set(p, epoch)
+    await this.kv.put(`rel.${p}`, encode({ epoch }))
+  }
+
+  /** Runs a placement step soon (heartbeat checks, lease, and a leader pass). */
+  poke(): void {
+    if (this.#closed || this.#leaving) return
+    if (this.#stepping !== null) {
+      this.#again = true
+      return
+    }
+    this.#stepping = this.#step()
+      .catch((err: unknown) => this.options.logger.warn('placement step failed', { error: String(err) }))
+      .finally(() => {
+        this.#stepping = null
+        if (this.#again) {
+          this.#again = false
+          this.poke()
+        }
+      })
+  }
+
+  /**
+   * Leaves the hub gracefully: no more heartbeats, the lease (if held) and the node record are
+   * deleted so the leader (or a new one, at once) reassigns this node's partitions. The caller then
+   * stops its partitions and {@link release}s each, and finally {@link close}s the agent.
+   */
+  async leave(): Promise<void> {
+    if (this.#leaving) return
+    this.#leaving = true
+    clearInterval(this.#heartbeat)
+    clearInterval(this.#stepTimer)
+    await this.#stepping
+    const l = this.#leader
+    if (l?.node === this.nodeId) await this.kv.delete('leader', { previousSeq: l.rev }).catch(() => {})
+    await this.kv.delete(`node.${this.nodeId}`).catch(() => {})
+  }
+
+  /** Stops watching. */
+  close(): void {
+    this.#closed = true
+    this.#leaving = true
+    clearInterval(this.#heartbeat)
+    clearInterval(this.#stepTimer)
+    this.#watch?.stop()
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  async #putHeartbeat(): Promise<number> {
+    if (this.#leaving) return 0
+    const record: NodeRecord = {
+      id: this.nodeId,
+      host: hostname(),
+      pid: process.pid,
+      started: this.#started,
+      beat: ++this.#beat,
+      at: Date.now(),
+      partitions: this.options.running(),
+    }
+    const rev = await this.kv.put(`node.${this.nodeId}`, encode(record))
+    this.#lastBeatOk = Date.now()
+    return rev
+  }
+
+  async #consume(watch: QueuedIterator<KvWatchEntry>): Promise<void> {
+    try {
+      for await (const entry of watch) {
+        try {
+          this.#apply(entry)
+        } catch (err) {
+          this.options.logger.warn('bad placement record ignored', { key: entry.key, error: String(err) })
+        }
+        if (!this.#initialized && entry.revision >= this.#initRev) {
+          this.#initialized = true
+          this.poke()
+        }
+        if (this.#initialized) this.options.onChange()
+      }
+    } catch (err) {
+      if (!this.#closed) this.options.logger.error('placement watch ended', { error: String(err) })
+    }
+  }
+
+  #apply(entry: KvWatchEntry): void {
+    const now = Date.now()
+    const put = entry.operation === 'PUT'
+    // A record written long before we first saw it comes from a process long gone.
+    const fresh = now - entry.created.getTime() <= ANCIENT_LEASES * this.options.leaseMs
+    const [kind, rest] = splitKey(entry.key)
+    if (kind === 'assign') {
+      const p = Number(rest)
+      if (!put) this.#assign.delete(p)
+      else {
+        const a = decode(entry.value, `assignment ${entry.key}`) as AssignRecord
+        this.#assign.set(p, { ...a, rev: entry.revision, seen: now })
+      }
+    } else if (kind === 'rel' && put) {
+      const p = Number(rest)
+      const { epoch } = decode(entry.value, `release ${entry.key}`) as { epoch: number }
+      this.#released.set(p, Math.max(epoch, this.#released.get(p) ?? 0))
+    } else if (kind === 'node') {
+      const known = this.#nodes.has(rest)
+      if (!put) this.#nodes.delete(rest)
+      else this.#nodes.set(rest, { seen: fresh ? now : 0, rev: entry.revision })
+      if (known !== put && this.isLeader) this.poke() // joined or left: rebalance now
+    } else if (kind === 'leader') {
+      if (!put) {
+        this.#leader = null
+        this.poke() // the lease is free: take it now
+      } else {
+        const l = decode(entry.value, 'leader lease') as LeaderRecord
+        this.#leader = { node: l.node, rev: entry.revision, seen: fresh ? now : 0 }
+      }
+    }
+  }
+
+  async #step(): Promise<void> {
+    if (!this.#initialized) return
+    const now = Date.now()
+    const { heartbeatMs, leaseMs } = this.options
+    // Our own heartbeats lapsed past the lease (a pause, a cut-off): others may own our partitions.
+    if (now - this.#lastBeatOk > leaseMs) {
+      this.options.logger.warn('own heartbeats lapsed past the lease; stopping partitions', {
+        node: this.nodeId,
+        ms: now - this.#lastBeatOk,
+      })
+      this.options.onLeaseLost()
+      await this.#putHeartbeat().catch(() => {})
+    }
+    // After a stall of our own, what we saw of others is stale, not proof that they died.
+    if (now - this.#lastStep > 2 * heartbeatMs) {
+      for (const n of this.#nodes.values()) if (n.seen > 0) n.seen = now
+      if (this.#leader !== null && this.#leader.seen > 0) this.#leader.seen = now
+    }
+    this.#lastStep = now
+    await this.#lease(now, leaseMs)
+    if (this.isLeader) await this.#pass()
+    this.options.onChange()
+  }
+
+  /** Takes, renews or takes over the leader lease. */
+  async #lease(now: number, leaseMs: number): Promise<void> {
+    const l = this.#leader
+    const value = encode({ node: this.nodeId, since: now } satisfies LeaderRecord)
+    try {
+      if (l === null) {
+        const rev = await this.kv.create('leader', value)
+        this.#leader = { node: this.nodeId, rev, seen: now }
+        this.options.logger.info('placement leader', { node: this.nodeId })
+      } else if (l.node === this.nodeId || now - l.seen > leaseMs) {
+        const rev = await this.kv.update('leader', value, l.rev)
+        if (l.node !== this.nodeId)
+          this.options.logger.info('placement leader (took over)', { node: this.nodeId, from: l.node })
+        this.#leader = { node: this.nodeId, rev, seen: now }
+      }
+    } catch {
+      // someone else wrote first: the watch tells us who leads now
+      if (this.#leader?.node === this.nodeId) this.#leader = { ...this.#leader, node: '', seen: now }
+    }
+  }
+
+  /** The leader's pass: forget nodes whose lease ran out, then move partitions to balance. */
+  async #pass(): Promise<void> {
+    const now = Date.now()
+    for (const [id, n] of this.#nodes) {
+      if (id === this.nodeId || now - n.seen <= this.options.leaseMs) continue
+      this.options.logger.info('node gone (missed heartbeats)', { node: id })
+      this.#nodes.delete(id)
+      void this.kv.delete(`node.${id}`, { previousSeq: n.rev }).catch(() => {})
+    }
+    const P = this.options.partitions
+    const owners = Array.from({ length: P }, (_, p) => this.#assign.get(p)?.node ?? null)
+    const desired = balance(P, this.live(), owners)
+    const writes: Array<Promise<unknown>> = []
+    for (let p = 0; p < P; p++) {
+      const node = desired[p]
+      if (node === null || node === undefined || node === owners[p]) continue
+      const cur = this.#assign.get(p)
+      const record: AssignRecord = { node, epoch: (cur?.epoch ?? 0) + 1, ...(cur ? { from: cur.node } : {}) }
+      const bytes = encode(record)
+      this.moves++
+      writes.push(
+        (cur === undefined
+          ? this.kv.create(`assign.${p}`, bytes)
+          : this.kv.update(`assign.${p}`, bytes, cur.rev)
+        ).catch(
+          () => {}, // a concurrent write won; the next pass sees it
+        ),
+      )
+    }
+    await Promise.all(writes)
+  }
+}
+
+function splitKey(key: string): [string, string] {
+  const dot = key.indexOf('.')
+  return dot < 0 ? [key, ''] : [key.slice(0, dot), key.slice(dot + 1)]
+}
