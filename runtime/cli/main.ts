@@ -4,6 +4,7 @@
  * their implementation lazily so that `basalt help` stays instant.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { describeError, UsageError } from './args.ts'
 
 /** Parsed arguments handed to a command. */
 export interface CommandArgs {
@@ -39,6 +40,41 @@ export const commands: Record<string, Command> = {
       return runDemo({ serve: values['serve'] === true })
     },
   },
+  node: {
+    usage:
+      '--servers URL[,URL...] --hub NAME --load MODULE [--node-id ID] [--partitions N] [--replicas N] ' +
+      '[--heartbeat-ms N] [--lease-ms N] [--activity-concurrency N]',
+    summary:
+      'run a node serving the registry MODULE exports (`registry` or default), until SIGTERM or SIGINT',
+    options: {
+      servers: { type: 'string' },
+      hub: { type: 'string' },
+      load: { type: 'string' },
+      'node-id': { type: 'string' },
+      partitions: { type: 'string' },
+      replicas: { type: 'string' },
+      'heartbeat-ms': { type: 'string' },
+      'lease-ms': { type: 'string' },
+      'activity-concurrency': { type: 'string' },
+    },
+    async run(args) {
+      const { runNodeCommand } = await import('./node-command.ts')
+      return runNodeCommand(args)
+    },
+  },
+  placement: {
+    usage: '--servers URL[,URL...] --hub NAME [--json]',
+    summary: "print a hub's partition assignments (partition, node, epoch), its nodes and its leader",
+    options: {
+      servers: { type: 'string' },
+      hub: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    async run(args) {
+      const { runPlacementCommand } = await import('./placement-command.ts')
+      return runPlacementCommand(args)
+    },
+  },
   help: {
     usage: '[command]',
     summary: 'print this help, or the usage of one command',
@@ -66,15 +102,19 @@ export function lookup(name: string): Command | undefined {
 
 /** The usage text listing every command. */
 export function usage(): string {
-  const lines = Object.entries(commands).map(
-    ([name, c]) => `  basalt ${`${name} ${c.usage}`.padEnd(24)} ${c.summary}`,
-  )
+  const lines = Object.entries(commands).map(([name, c]) => {
+    const call = `${name} ${c.usage}`
+    return call.length <= 24
+      ? `  basalt ${call.padEnd(24)} ${c.summary}`
+      : `  basalt ${call}\n  ${''.padEnd(31)} ${c.summary}`
+  })
   return `usage: basalt <command> [options]\n\ncommands:\n${lines.join('\n')}\n`
 }
 
 /**
  * Runs the command line `argv` (without the node and script paths) and resolves with the exit
- * code: usage errors give 2, on stderr.
+ * code: usage errors (unknown command or option, a {@link UsageError} from the command) give 2,
+ * any other error a command throws gives 1; either is printed as one line on stderr.
  *
  * @example process.exitCode = await main(process.argv.slice(2))
  */
@@ -101,5 +141,14 @@ export async function main(argv: string[]): Promise<number> {
     )
     return 2
   }
-  return command.run(args)
+  try {
+    return await command.run(args)
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`basalt ${name}: ${err.message}\nusage: basalt ${name} ${command.usage}\n`)
+      return 2
+    }
+    process.stderr.write(`basalt ${name}: ${describeError(err)}\n`)
+    return 1
+  }
 }

@@ -1,0 +1,166 @@
+/**
+ * `basalt node`: runs a Basalt node as its own process, with the registry of a user module, until
+ * SIGTERM or SIGINT stops it gracefully.
+ */
+import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import path from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { BadInputError } from '../../actors/errors.ts'
+import { Node, type RegistryItem } from '../node.ts'
+import { intOption, serverList, stringOption } from './args.ts'
+import type { CommandArgs } from './main.ts'
+
+/** Options of {@link Node.start}, including those that a given version of `NodeOptions` may lack. */
+type StartOptions = Parameters<typeof Node.start>[0] & { heartbeatMs?: number; leaseMs?: number }
+
+/** Where the command writes; the defaults are the process's stdout and stderr. */
+export interface CommandOutput {
+  /** Writes one line of normal output. */
+  out(line: string): void
+}
+
+/** Signals that stop a node gracefully. */
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const
+
+/**
+ * Runs `basalt node`: loads the registry from `--load`, starts a node on `--servers` / `--hub`,
+ * prints `node <id> running on hub <hub>`, and on SIGTERM or SIGINT stops it (final snapshots,
+ * partitions handed over), prints `node <id> stopped` and resolves with 0. A second signal while
+ * stopping exits at once with 1.
+ *
+ * Throws `UsageError` for a missing or malformed option (exit 2), `BadInputError` for a
+ * module that cannot be loaded or exports no registry, and whatever `Node.start` throws (e.g.
+ * `ConnectionError` naming the URL); `main` prints those in one line and exits with 1.
+ *
+ * @example await runNodeCommand({ values: { servers: 'nats://127.0.0.1:4222', hub: 'demo', load: './registry.ts' }, positionals: [] })
+ */
+export async function runNodeCommand(
+  { values }: CommandArgs,
+  output: CommandOutput = { out: (line) => process.stdout.write(`${line}\n`) },
+): Promise<number> {
+  const servers = serverList(values)
+  const hub = stringOption(values, 'hub', true)
+  const load = stringOption(values, 'load', true)
+  const options: StartOptions = { servers, hub, registry: [] }
+  const nodeId = stringOption(values, 'node-id')
+  const partitions = intOption(values, 'partitions')
+  const replicas = intOption(values, 'replicas')
+  const heartbeatMs = intOption(values, 'heartbeat-ms')
+  const leaseMs = intOption(values, 'lease-ms')
+  const activityConcurrency = intOption(values, 'activity-concurrency')
+  if (nodeId !== undefined) options.nodeId = nodeId
+  if (partitions !== undefined) options.partitions = partitions
+  if (replicas !== undefined) options.replicas = replicas
+  if (heartbeatMs !== undefined) options.heartbeatMs = heartbeatMs
+  if (leaseMs !== undefined) options.leaseMs = leaseMs
+  if (activityConcurrency !== undefined) options.activityConcurrency = activityConcurrency
+
+  options.registry = await loadRegistry(load)
+  const node = await Node.start(options)
+  output.out(`node ${node.nodeId} running on hub ${hub}`)
+
+  const signal = await waitForStopSignal(node)
+  if (signal === 'closed') {
+    await node.stop()
+    throw new Error(`node ${node.nodeId}: connection to NATS closed unexpectedly`)
+  }
+  const forceExit = () => {
+    process.stderr.write(`basalt node: ${signal} again while stopping; exiting now\n`)
+    process.exit(1)
+  }
+  for (const s of STOP_SIGNALS) process.once(s, forceExit)
+  try {
+    await node.stop({ snapshot: true })
+  } finally {
+    for (const s of STOP_SIGNALS) process.off(s, forceExit)
+  }
+  output.out(`node ${node.nodeId} stopped`)
+  return 0
+}
+
+/** Resolves with the first stop signal received, or 'closed' if the NATS connection closes first. */
+function waitForStopSignal(node: Node): Promise<NodeJS.Signals | 'closed'> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      for (const s of STOP_SIGNALS) process.off(s, onSignal)
+      resolve(signal)
+    }
+    for (const s of STOP_SIGNALS) process.on(s, onSignal)
+    void node.nc.closed().then(() => {
+      for (const s of STOP_SIGNALS) process.off(s, onSignal)
+      resolve('closed')
+    })
+  })
+}
+
+/**
+ * Imports module `specifier` and returns its registry: `export const registry = [...]`, else
+ * `export default [...]`. A specifier that looks like a path (starts with `.` or `/`, names an
+ * existing file, or ends in a script extension) is resolved against the working directory;
+ * anything else is a package specifier, resolved from Basalt's install and then from the working
+ * directory. Throws `BadInputError` naming the module (and the path it resolved to) when it cannot
+ * be loaded, or when it exports no array under either name.
+ *
+ * @example const registry = await loadRegistry('./dist/registry.js')
+ */
+export async function loadRegistry(specifier: string, cwd = process.cwd()): Promise<RegistryItem[]> {
+  const module = isPathLike(specifier, cwd)
+    ? await importFile(path.resolve(cwd, specifier), specifier)
+    : await importPackage(specifier, cwd)
+  const fallback = module['default'] as { registry?: unknown } | undefined
+  // A CommonJS module's `module.exports` arrives as the default export.
+  const registry = module['registry'] ?? (Array.isArray(fallback) ? fallback : fallback?.registry)
+  if (!Array.isArray(registry)) {
+    const names = Object.keys(module).map((n) => `'${n}'`)
+    const listed = names.length > 8 ? [...names.slice(0, 8), `and ${names.length - 8} more`] : names
+    throw new BadInputError(
+      `module '${specifier}' exports no registry: expected 'export const registry = [...]' or ` +
+        `'export default [...]' (an array of entity classes, orchestrations and activities); ` +
+        `it exports ${names.length === 0 ? 'nothing' : listed.join(', ')}`,
+    )
+  }
+  return registry as RegistryItem[]
+}
+
+function isPathLike(specifier: string, cwd: string): boolean {
+  return (
+    specifier.startsWith('.') ||
+    path.isAbsolute(specifier) ||
+    /\.(?:[cm]?[jt]s|tsx|jsx)$/.test(specifier) ||
+    existsSync(path.resolve(cwd, specifier))
+  )
+}
+
+async function importFile(file: string, specifier: string): Promise<Record<string, unknown>> {
+  if (!existsSync(file)) {
+    throw new BadInputError(`cannot load module '${specifier}': no such file ${file}`)
+  }
+  try {
+    return (await import(pathToFileURL(file).href)) as Record<string, unknown>
+  } catch (err) {
+    throw new BadInputError(`cannot load module '${specifier}' (${file}): ${(err as Error).message}`, {
+      cause: err,
+    })
+  }
+}
+
+async function importPackage(specifier: string, cwd: string): Promise<Record<string, unknown>> {
+  try {
+    return (await import(specifier)) as Record<string, unknown>
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND') {
+      throw new BadInputError(`cannot load module '${specifier}': ${(err as Error).message}`, { cause: err })
+    }
+  }
+  let file: string
+  try {
+    file = createRequire(path.join(cwd, 'package.json')).resolve(specifier)
+  } catch {
+    throw new BadInputError(
+      `cannot load module '${specifier}': no such package (looked from ${cwd}); ` +
+        `give a path such as './${specifier}' to load a file`,
+    )
+  }
+  return importFile(file, specifier)
+}

@@ -1,0 +1,82 @@
+/**
+ * `basalt placement`: prints a hub's placement — which node runs each partition with which epoch,
+ * the nodes that heartbeat and the leader — read from the hub's metadata KV bucket.
+ */
+import { readPlacement, type PlacementTable } from '../../placement/index.ts'
+import { openHub } from '../hub.ts'
+import { closeConnection, connectTo } from '../node.ts'
+import { serverList, stringOption } from './args.ts'
+import type { CommandArgs } from './main.ts'
+import type { CommandOutput } from './node-command.ts'
+
+/**
+ * Runs `basalt placement`: connects to `--servers`, opens hub `--hub` (creating nothing), reads
+ * its placement with `readPlacement` and prints it as a table, or with `--json` as the
+ * `PlacementTable` JSON; resolves with 0. Throws `UsageError` for a missing option (exit 2),
+ * `ConnectionError` naming the URL and `HubNotFoundError` for a hub that does not exist (`main`
+ * prints them in one line and exits with 1).
+ *
+ * @example await runPlacementCommand({ values: { servers: 'nats://127.0.0.1:4222', hub: 'demo' }, positionals: [] })
+ */
+export async function runPlacementCommand(
+  { values }: CommandArgs,
+  output: CommandOutput = { out: (line) => process.stdout.write(`${line}\n`) },
+): Promise<number> {
+  const servers = serverList(values)
+  const hubName = stringOption(values, 'hub', true)
+  const nc = await connectTo(servers, 'basalt-cli')
+  try {
+    const hub = await openHub(nc, hubName)
+    const table = await readPlacement(hub.metaKv)
+    if (values['json'] === true) output.out(JSON.stringify(table, null, 2))
+    else for (const line of formatPlacement(hubName, table)) output.out(line)
+    return 0
+  } finally {
+    await closeConnection(nc)
+  }
+}
+
+/**
+ * Renders a placement table as text lines: a header, one row per partition (node `-` when
+ * unassigned, `(no heartbeat)` after a node that has no heartbeat record), then the nodes with the
+ * age of their last heartbeat measured against `now` (default: this machine's clock).
+ *
+ * @example formatPlacement('demo', table).forEach((line) => console.log(line))
+ */
+export function formatPlacement(hub: string, table: PlacementTable, now = Date.now()): string[] {
+  const live = new Set(table.nodes.map((n) => n.id))
+  const rows = table.assignments.map((a) => [
+    String(a.p),
+    a.node === null ? '-' : live.has(a.node) ? a.node : `${a.node} (no heartbeat)`,
+    String(a.epoch),
+  ])
+  const header = ['partition', 'node', 'epoch']
+  const width = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const row = (cells: string[]) =>
+    [cells[0]!.padStart(width[0]!), cells[1]!.padEnd(width[1]!), cells[2]!.padStart(width[2]!)]
+      .join('  ')
+      .trimEnd()
+  const assigned = table.assignments.filter((a) => a.node !== null).length
+  const lines = [
+    `hub ${hub}: ${table.partitions} partitions, ${assigned} assigned, leader ${table.leader ?? '(none)'}`,
+    '',
+    row(header),
+    ...rows.map(row),
+    '',
+    `nodes (${table.nodes.length}):`,
+  ]
+  if (table.nodes.length === 0) lines.push('  (none)')
+  for (const n of table.nodes) {
+    const leader = n.id === table.leader ? ' [leader]' : ''
+    lines.push(
+      `  ${n.id}${leader}  host ${n.host || '?'}, pid ${n.pid}, up ${seconds(now - n.started)}, ` +
+        `${n.partitions.length} partitions [${n.partitions.join(',')}], ` +
+        `last heartbeat ${Math.max(0, now - n.at)} ms ago`,
+    )
+  }
+  return lines
+}
+
+function seconds(ms: number): string {
+  return `${(Math.max(0, ms) / 1000).toFixed(1)} s`
+}
