@@ -3,7 +3,8 @@
  * of every partition, the nodes that heartbeat, and the leader, as one snapshot of the hub's
  * metadata KV bucket (`basalt_<hub>_meta`, laid out in `agent.ts`). Read-only: it never writes.
  */
-import type { KV, KvWatchEntry } from '@nats-io/kv'
+import type { JetStreamManager } from '@nats-io/jetstream'
+import type { KV, KvEntry } from '@nats-io/kv'
 import { HubNotFoundError } from '../actors/errors.ts'
 import { decode } from '../runtime/codec.ts'
 
@@ -46,25 +47,34 @@ export interface PlacementTable {
 }
 
 /**
- * Reads the placement table from a hub's metadata bucket (`hub.metaKv` of `openHub`) in one pass
- * over the bucket. Throws {@link HubNotFoundError} when the bucket holds no hub record, and
- * `CodecError` naming the key when a record does not decode.
+ * Reads the placement table from a hub's metadata bucket (`hub.metaKv` of `openHub`): one stream
+ * info request lists the bucket's keys, then each record is read directly. (No consumer: iterating
+ * a bucket through an ordered consumer may never finish while heartbeats keep arriving.) Throws
+ * {@link HubNotFoundError} when the bucket holds no hub record, and `CodecError` naming the key
+ * when a record does not decode.
  *
  * @example
  * const hub = await openHub(nc, 'demo')
- * const table = await readPlacement(hub.metaKv)
+ * const table = await readPlacement(hub.metaKv, hub.jsm)
  * for (const a of table.assignments) console.log(a.p, a.node ?? '-', a.epoch)
  */
-export async function readPlacement(kv: KV): Promise<PlacementTable> {
-  const latest = new Map<string, KvWatchEntry>()
-  let bucket: string | undefined
-  for await (const entry of await kv.history()) {
-    bucket = entry.bucket
-    if (entry.operation === 'PUT') latest.set(entry.key, entry)
-    else latest.delete(entry.key)
-  }
+export async function readPlacement(kv: KV, jsm: JetStreamManager): Promise<PlacementTable> {
+  const status = await kv.status()
+  const stream = status.streamInfo.config.name
+  const prefix = `$KV.${status.bucket}.`
+  const info = await jsm.streams.info(stream, { subjects_filter: `${prefix}>` })
+  const keys = Object.keys(info.state.subjects ?? {})
+    .map((subject) => subject.slice(prefix.length))
+    .filter((key) => !key.startsWith('rel.'))
+  const latest = new Map<string, KvEntry>()
+  await Promise.all(
+    keys.map(async (key) => {
+      const entry = await kv.get(key)
+      if (entry !== null && entry.operation === 'PUT') latest.set(key, entry)
+    }),
+  )
   const hubEntry = latest.get('hub')
-  if (hubEntry === undefined) throw new HubNotFoundError(hubName(bucket ?? (await kv.status()).bucket))
+  if (hubEntry === undefined) throw new HubNotFoundError(hubName(status.bucket))
   const hub = decode(hubEntry.value, 'hub metadata') as { partitions?: unknown }
   const partitions = typeof hub.partitions === 'number' ? hub.partitions : 0
 

@@ -76,7 +76,7 @@ describe('basalt placement', () => {
     const nc = await connectTo(nats.url, 'cli-test')
     try {
       const hub = await ensureHub(nc, 'cli-empty', { partitions: 3 })
-      expect(await readPlacement(hub.metaKv)).toEqual({
+      expect(await readPlacement(hub.metaKv, hub.jsm)).toEqual({
         partitions: 3,
         leader: null,
         nodes: [],

@@ -12,7 +12,13 @@ import { spawnTs, useNatsServer, waitFor, type SpawnedTs } from './harness.ts'
 const nats = useNatsServer()
 
 function startNode(hub: string, options: Record<string, unknown> = {}): SpawnedTs {
-  return spawnTs('test/fixtures/node-process.ts', [nats.url, hub, JSON.stringify(options)])
+  // short leases: a restarted node takes over from the killed one within about a second
+  const placement = { heartbeatMs: 250, leaseMs: 1000 }
+  return spawnTs('test/fixtures/node-process.ts', [
+    nats.url,
+    hub,
+    JSON.stringify({ ...placement, ...options }),
+  ])
 }
 
 describe('crash recovery', () => {

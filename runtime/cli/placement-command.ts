@@ -27,7 +27,7 @@ export async function runPlacementCommand(
   const nc = await connectTo(servers, 'basalt-cli')
   try {
     const hub = await openHub(nc, hubName)
-    const table = await readPlacement(hub.metaKv)
+    const table = await readPlacement(hub.metaKv, hub.jsm)
     if (values['json'] === true) output.out(JSON.stringify(table, null, 2))
     else for (const line of formatPlacement(hubName, table)) output.out(line)
     return 0
