@@ -48,6 +48,11 @@ export interface StartMessage {
   pa?: OrchestrationReplyTo
   /** Replace an instance in a terminal state instead of rejecting the start. */
   replace?: boolean
+  /**
+   * Set when the client generated the id (a random UUID): no instance can have it, so the
+   * partition skips looking for a stored one.
+   */
+  fresh?: 1
   at?: number
 }
 
@@ -85,6 +90,21 @@ export interface ControlMessage {
   at?: number
 }
 
+/**
+ * Waits for an instance to finish. Answered (after a commit) with the instance record without
+ * history once it is Completed, Failed or Terminated; with `null` when it does not exist; with `0`
+ * when `ms` passed first (the client asks again). Not kept across restarts: a client whose wait
+ * got no answer asks again.
+ */
+export interface WaitMessage {
+  k: 'wait'
+  i: string
+  /** How long the owner holds the wait, in ms (at most 60,000). */
+  ms: number
+  r?: ReplyTo
+  at?: number
+}
+
 /** Lock request travelling along the sorted entities of a critical section. */
 export interface LockMessage {
   k: 'lock'
@@ -109,7 +129,14 @@ export interface UnlockMessage {
 
 /** Any message to an actor. */
 export type ActorMessage =
-  EntityOp | StartMessage | EventMessage | DoneMessage | ControlMessage | LockMessage | UnlockMessage
+  | EntityOp
+  | StartMessage
+  | EventMessage
+  | DoneMessage
+  | ControlMessage
+  | WaitMessage
+  | LockMessage
+  | UnlockMessage
 
 /** A batch of messages from one client to one partition; `q` numbers the client's batches. */
 export interface ClientEnvelope {
@@ -185,7 +212,6 @@ export type Query =
   | { v: typeof WIRE_VERSION; k: 'read'; t: string; key: string; s?: number }
   | { v: typeof WIRE_VERSION; k: 'list'; t: string; prefix: string; after: string; limit: number; s?: number }
   | { v: typeof WIRE_VERSION; k: 'status'; i: string; history?: boolean; s?: number }
-  | { v: typeof WIRE_VERSION; k: 'wait'; i: string; ms: number; s?: number }
   | { v: typeof WIRE_VERSION; k: 'instances'; f: InstanceFilter; after: string; limit: number; s?: number }
 
 /** Filter of instance listings and purges. */
@@ -247,6 +273,10 @@ export function checkMessage(m: unknown): ActorMessage {
       if (!['terminate', 'suspend', 'resume', 'purge'].includes(m.op as string)) {
         throw new CodecError(`unknown control operation ${JSON.stringify(m.op)}`)
       }
+      break
+    case 'wait':
+      str(m, 'i')
+      if (typeof m.ms !== 'number') throw new CodecError('message field ms is not a number')
       break
     case 'lock':
       str(m, 't')

@@ -6,6 +6,10 @@
 import { TimeoutError, toErrorInfo, type ErrorInfo } from '../actors/errors.ts'
 import type { ActivityDefinition } from '../actors/orchestration/index.ts'
 
+function isThenable(x: unknown): x is PromiseLike<unknown> {
+  return typeof (x as { then?: unknown } | null)?.then === 'function'
+}
+
 /** Outcome of one activity run. */
 export type ActivityOutcome = { ok: 1; value: unknown } | { ok: 0; error: ErrorInfo }
 
@@ -62,27 +66,47 @@ export class ActivityPool {
     if (this.#running >= this.concurrency) await new Promise<void>((r) => this.#waiting.push(r))
     this.#running++
     this.started++
+    let value: unknown
+    try {
+      value = def.fn(task.input, {
+        instanceId: task.instanceId,
+        activityName: task.name,
+        attempt: task.attempt,
+      })
+    } catch (err) {
+      this.#release()
+      return { ok: 0, error: toErrorInfo(err) }
+    }
+    if (!isThenable(value)) {
+      // a synchronous activity: no timer, no race
+      this.#release()
+      return { ok: 1, value }
+    }
     const timeoutMs = def.timeoutMs ?? this.defaultTimeoutMs
     let timer: NodeJS.Timeout | undefined
     try {
-      const value = await Promise.race([
-        Promise.resolve().then(() =>
-          def.fn(task.input, { instanceId: task.instanceId, activityName: task.name, attempt: task.attempt }),
-        ),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new TimeoutError(`activity '${task.name}' did not finish in ${timeoutMs} ms`)),
-            timeoutMs,
-          )
-        }),
-      ])
-      return { ok: 1, value }
+      return {
+        ok: 1,
+        value: await Promise.race([
+          value,
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new TimeoutError(`activity '${task.name}' did not finish in ${timeoutMs} ms`)),
+              timeoutMs,
+            )
+          }),
+        ]),
+      }
     } catch (err) {
       return { ok: 0, error: toErrorInfo(err) }
     } finally {
       clearTimeout(timer)
-      this.#running--
-      this.#waiting.shift()?.()
+      this.#release()
     }
+  }
+
+  #release(): void {
+    this.#running--
+    this.#waiting.shift()?.()
   }
 }

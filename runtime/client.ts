@@ -24,6 +24,7 @@ import {
   summaryOf,
   type InstanceRecord,
   type InstanceSummary,
+  type InstanceView,
   type RuntimeStatus,
 } from './instances.ts'
 import { targetOf } from './partition.ts'
@@ -249,19 +250,21 @@ export class Client {
   /**
    * Pushes the committed values of one item: subscribes to the partition's change messages first,
    * then takes the current value from `first` (answered at record `n`), then every later change.
-   * A value equal (bytewise) to the one just emitted is not emitted twice.
+   * A value equal (bytewise, after `project`) to the one just emitted is not emitted twice.
    */
   #watchItem<T>(
     p: number,
     itemKey: string,
     first: () => Promise<{ n: number; value: Uint8Array | null }>,
     toValue: (bytes: Uint8Array | null) => T,
+    project: (bytes: Uint8Array) => Uint8Array = (bytes) => bytes,
   ): Observable<T> {
     return new Observable<T>((subscriber) => {
       let seen = -1
       let last: Uint8Array | null | undefined
       const early: CommitRecord[] = []
-      const emit = (value: Uint8Array | null) => {
+      const emit = (raw: Uint8Array | null) => {
+        const value = raw === null ? null : project(raw)
         if (last !== undefined && sameBytes(last, value)) return
         last = value
         subscriber.next(toValue(value))
@@ -331,15 +334,19 @@ export class Client {
   }
 
   /** Sends a message that expects a reply after the partition committed it. */
-  #request(msg: ActorMessage & { r?: ReplyTo }, what: () => string): Promise<unknown> {
+  #request(
+    msg: ActorMessage & { r?: ReplyTo },
+    what: () => string,
+    timeoutMs = this.options.callTimeoutMs,
+  ): Promise<unknown> {
     if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
     const rid = ++this.#rid
     msg.r = [this.#inbox, rid]
     return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#calls.delete(rid)
-        reject(new TimeoutError(`${what()} got no result in ${this.options.callTimeoutMs} ms`))
-      }, this.options.callTimeoutMs)
+        reject(new TimeoutError(`${what()} got no result in ${timeoutMs} ms`))
+      }, timeoutMs)
       this.#calls.set(rid, { resolve, reject, timer })
       this.#sender(targetOf(msg)).add({
         msg,
@@ -371,6 +378,7 @@ export class Client {
     const id = options.instanceId ?? randomUUID()
     checkKey(id)
     const msg: StartMessage = { k: 'start', i: id, n: def.name, in: input }
+    if (options.instanceId === undefined) msg.fresh = 1
     if (options.replace) msg.replace = true
     if (options.startAt !== undefined) msg.at = toTime(options.startAt)
     await this.#request(msg, () => `start of ${def.name} '${id}'`)
@@ -449,30 +457,31 @@ export class Client {
     options: { timeoutMs?: number } = {},
   ): Promise<InstanceStatus<O>> {
     const deadline = Date.now() + (options.timeoutMs ?? 60_000)
-    const p = partitionOf(checkKey(instanceId), this.partitionCount)
+    checkKey(instanceId)
     for (;;) {
       const left = deadline - Date.now()
       if (left <= 0)
         throw new TimeoutError(
           `instance '${instanceId}' did not complete in ${options.timeoutMs ?? 60_000} ms`,
         )
-      const ms = Math.min(left, 5_000) // under the request timeout: the server answers 'not yet' first
-      let answer
+      // The wait travels in the mailbox like any message (batched with others to the partition)
+      // and is answered after a commit; the owner holds it at most `ms`, then answers 'not yet'.
+      const ms = Math.min(left, 5_000)
+      let answer: unknown
       try {
-        answer = await this.#query(p, { v: WIRE_VERSION, k: 'wait', i: instanceId, ms })
+        answer = await this.#request(
+          { k: 'wait', i: instanceId, ms },
+          () => `wait for instance '${instanceId}'`,
+          ms + this.options.queryTimeoutMs,
+        )
       } catch (err) {
-        if (err instanceof PartitionUnavailableError && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 100))
-          continue
-        }
+        // the owner changed and forgot the wait: ask again
+        if (err instanceof TimeoutError && Date.now() < deadline) continue
         throw err
       }
-      if (!('instance' in answer)) continue
-      if (answer.instance === null) {
-        if (answer.n === -1) continue // the server-side wait timed out; ask again
-        throw new BadInputError(`instance '${instanceId}' does not exist`)
-      }
-      return toStatus<O>(decode(answer.instance, 'instance') as InstanceRecord, false)
+      if (answer === 0) continue
+      if (answer === null) throw new BadInputError(`instance '${instanceId}' does not exist`)
+      return toStatus<O>(answer as InstanceRecord, false)
     }
   }
 
@@ -509,15 +518,15 @@ export class Client {
     const p = partitionOf(checkKey(instanceId), this.partitionCount)
     return this.#watchItem(
       p,
-      `s.${p}.${encodeToken(instanceId)}`,
+      `o.${p}.${encodeToken(instanceId)}`,
       async () => {
         const answer = await this.#query(p, { v: WIRE_VERSION, k: 'status', i: instanceId })
         if (!('instance' in answer)) throw new CodecError('unexpected answer to a status query')
-        // compare like with like: the summary the partition would publish for this record
-        const rec = answer.instance === null ? null : (decode(answer.instance, 'instance') as InstanceRecord)
-        return { n: answer.n, value: rec === null ? null : encode(summaryOf(rec)) }
+        return { n: answer.n, value: answer.instance }
       },
       (bytes) => (bytes === null ? undefined : fromSummary(decode(bytes, 'summary') as InstanceSummary)),
+      // records change with every step; watchers see (and compare) their summaries
+      (bytes) => encode(summaryOf(decode(bytes, 'instance') as InstanceRecord)),
     )
   }
 
@@ -780,7 +789,7 @@ export interface InstanceStatus<O = unknown> {
   history?: HistoryEvent[]
 }
 
-function toStatus<O>(rec: InstanceRecord, history: boolean): InstanceStatus<O> {
+function toStatus<O>(rec: InstanceView, history: boolean): InstanceStatus<O> {
   return {
     id: rec.id,
     name: rec.name,
@@ -792,7 +801,7 @@ function toStatus<O>(rec: InstanceRecord, history: boolean): InstanceStatus<O> {
     createdAt: new Date(rec.created),
     lastUpdatedAt: new Date(rec.updated),
     ...(rec.completed === undefined ? {} : { completedAt: new Date(rec.completed) }),
-    ...(history ? { history: rec.history } : {}),
+    ...(history ? { history: rec.history ?? [] } : {}),
   }
 }
 

@@ -1,7 +1,9 @@
 /**
  * Orchestration instances in a partition: one more kind of actor, with the same rounds, commits,
  * snapshots and exactly-once machinery as entities. An instance's record (status, input, output,
- * history) is the item `o.<p>.<id>`; a small summary `s.<p>.<id>` serves listings and watchers.
+ * the newest history events) is the item `o.<p>.<id>`; older history lives in append-only chunks
+ * `h.<p>.<id>.<hk>.<k>`, each written once, so a round encodes only what is new (not the whole
+ * history). Watchers get the records from the change messages; listings read them too.
  * The live generator (cursor) stays cached between steps; after recovery or eviction the engine
  * replays the history. Activities start on this node at once (before the commit), and their
  * pending set is the items `a.<p>.<id>.<seq>`, re-run after a crash.
@@ -19,6 +21,7 @@ import {
   type QueryAnswer,
   type ReplyTo,
   type StartMessage,
+  type WaitMessage,
 } from '../actors/messages.ts'
 import {
   OrchestrationExecutor,
@@ -50,7 +53,10 @@ export function isTerminal(status: string): boolean {
   return TERMINAL.has(status)
 }
 
-/** The persisted state of an instance. */
+/**
+ * The persisted state of an instance (the item `o.<p>.<id>`). The history of the current
+ * execution is the chunk items `h.<p>.<id>.<hk>.<k>` for k < `hc`, then `tail`.
+ */
 export interface InstanceRecord {
   v: 1
   id: string
@@ -63,7 +69,12 @@ export interface InstanceRecord {
   created: number
   updated: number
   completed?: number
-  history: HistoryEvent[]
+  /** Key of this execution's history chunks: the number of the record that started it (unique). */
+  hk: number
+  /** Number of history chunks stored. */
+  hc: number
+  /** History events after the stored chunks. */
+  tail: HistoryEvent[]
   /** Events that arrived while suspended. */
   buffered: NewEvent[]
   parent?: [string, number]
@@ -73,6 +84,9 @@ export interface InstanceRecord {
   timers: number[]
   activities: number[]
 }
+
+/** A record as a status answer carries it: with the whole history when asked for. */
+export type InstanceView = InstanceRecord & { history?: HistoryEvent[] }
 
 /** What listings and watchers see of an instance. */
 export interface InstanceSummary {
@@ -90,8 +104,12 @@ export interface PartitionPort {
   readonly p: number
   readonly logger: Logger
   readItem(key: string): Promise<Uint8Array | null>
+  /** Notes that an item was never stored (its first write needs no revision read). */
+  markAbsent(key: string): void
   isPinned(key: string): boolean
   write(key: string, bytes: Uint8Array | (() => Uint8Array) | null, sizeHint?: number): void
+  /** Deletes a write-once item; one written in this round leaves no trace. */
+  dropItem(key: string): void
   send(msg: ActorMessage): void
   replyTo(to: ReplyTo, reply: [number, 1, Uint8Array] | [number, 0, ErrorInfo]): void
   setTimer(key: string, due: number, msg: ActorMessage): void
@@ -109,7 +127,7 @@ export interface InstanceHandler {
   /** Adds the instance a message addresses to `into`, for preloading. */
   want(msg: ActorMessage, into: Set<string>): void
   preload(ids: Set<string>): Promise<void>
-  handle(msg: StartMessage | EventMessage | DoneMessage | ControlMessage): Promise<void>
+  handle(msg: StartMessage | EventMessage | DoneMessage | ControlMessage | WaitMessage): Promise<void>
   /** Answers instance queries; false when the query is not about instances. */
   answer(query: Query, respond: (answer: QueryAnswer) => void): Promise<boolean>
   replayActivity(key: string, value: Uint8Array | null): void
@@ -129,11 +147,27 @@ export interface Workflows {
 
 interface Live {
   rec: InstanceRecord
+  /** The whole history of the current execution (loaded when first needed). */
+  history?: HistoryEvent[]
   executor?: OrchestrationExecutor
   used: boolean
   /** Encoded size of the record when last written (estimates a round's size). */
   size?: number
 }
+
+/** A held wait for completion: where its answer goes, and when it gives up. */
+interface Waiter {
+  r: ReplyTo
+  deadline: number
+}
+
+const WAIT_SWEEP_MS = 250
+/** History events kept in the record before they move into a chunk item of their own. */
+const CHUNK_EVENTS = 64
+/** The answer to a wait that timed out (the client asks again). */
+const NOT_YET = encode(0)
+/** The answer to a wait for an instance that does not exist. */
+const NO_INSTANCE = encode(null)
 
 /** Error for a start with an id that is taken. */
 export class InstanceExistsError extends BadInputError {
@@ -146,8 +180,12 @@ export class InstanceExistsError extends BadInputError {
 /** Instances of one partition. */
 export class InstanceHost implements InstanceHandler {
   readonly #live = new Map<string, Live>()
-  readonly #waiters = new Map<string, Array<(rec: InstanceRecord) => void>>()
+  /** Held waits for completion, by instance id. */
+  readonly #waiters = new Map<string, Waiter[]>()
+  #sweeper: NodeJS.Timeout | undefined
   readonly #pending = new Map<string, ActivityTask>()
+  /** Ids looked up and found absent (not stored, not written since); cleared when it grows. */
+  readonly #absent = new Set<string>()
   #closed = false
 
   constructor(
@@ -156,8 +194,9 @@ export class InstanceHost implements InstanceHandler {
   ) {}
 
   want(msg: ActorMessage, into: Set<string>): void {
-    if (msg.k === 'start' || msg.k === 'ev' || msg.k === 'done' || msg.k === 'ctl') {
-      if (!this.#live.has(msg.i)) into.add(msg.i)
+    if (msg.k === 'start' && msg.fresh === 1) return
+    if (msg.k === 'start' || msg.k === 'ev' || msg.k === 'done' || msg.k === 'ctl' || msg.k === 'wait') {
+      if (!this.#live.has(msg.i) && !this.#absent.has(msg.i)) into.add(msg.i)
     }
   }
 
@@ -165,7 +204,7 @@ export class InstanceHost implements InstanceHandler {
     await Promise.all([...ids].map((id) => this.#load(id)))
   }
 
-  async handle(msg: StartMessage | EventMessage | DoneMessage | ControlMessage): Promise<void> {
+  async handle(msg: StartMessage | EventMessage | DoneMessage | ControlMessage | WaitMessage): Promise<void> {
     switch (msg.k) {
       case 'start':
         return this.#start(msg)
@@ -175,6 +214,8 @@ export class InstanceHost implements InstanceHandler {
         return this.#done(msg)
       case 'ctl':
         return this.#control(msg)
+      case 'wait':
+        return this.#wait(msg)
     }
   }
 
@@ -184,13 +225,14 @@ export class InstanceHost implements InstanceHandler {
     const def = this.workflows.orchestrations.get(msg.n)
     if (def === undefined)
       return this.#fail(msg.r, new BadInputError(`unknown orchestration '${msg.n}'`), msg.pa)
-    const live = await this.#load(msg.i)
+    const live = msg.fresh === 1 ? this.#fresh(msg.i) : await this.#load(msg.i)
     if (live !== undefined && live.rec.status !== RuntimeStatus.Pending) {
       if (!isTerminal(live.rec.status) || !msg.replace) {
         return this.#fail(msg.r, new InstanceExistsError(msg.i, live.rec.status), msg.pa)
       }
       this.#forgetTasks(live.rec)
     }
+    if (live !== undefined) this.#dropHistory(live.rec)
     const now = Date.now()
     const rec: InstanceRecord = {
       v: 1,
@@ -200,14 +242,17 @@ export class InstanceHost implements InstanceHandler {
       input: msg.in,
       created: live?.rec.created ?? now,
       updated: now,
-      history: [],
+      hk: this.port.roundNumber,
+      hc: 0,
+      tail: [],
       buffered: [],
       exec: (live?.rec.exec ?? 0) + 1,
       timers: [],
       activities: [],
       ...(msg.pa === undefined ? {} : { parent: msg.pa }),
     }
-    this.#live.set(msg.i, { rec, used: true })
+    this.#live.set(msg.i, { rec, history: [], used: true })
+    this.#absent.delete(msg.i)
     if (msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 1, encode(msg.i)])
     if (msg.at !== undefined && msg.at > now) {
       rec.status = RuntimeStatus.Pending
@@ -229,7 +274,7 @@ export class InstanceHost implements InstanceHandler {
       return this.#fail(msg.r, new BadInputError(`cannot raise event '${msg.n}': instance '${msg.i}' ${why}`))
     }
     if (msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 1, encode(null)])
-    this.#feed(live, { e: 'event', name: msg.n, data: msg.d } as NewEvent)
+    await this.#feed(live, { e: 'event', name: msg.n, data: msg.d } as NewEvent)
   }
 
   async #done(msg: DoneMessage): Promise<void> {
@@ -239,8 +284,9 @@ export class InstanceHost implements InstanceHandler {
     const at = rec.activities.indexOf(msg.s)
     if (at >= 0) {
       rec.activities.splice(at, 1)
-      this.#pending.delete(this.#activityKey(rec.id, msg.s))
-      this.port.write(this.#activityKey(rec.id, msg.s), null)
+      const key = this.#activityKey(rec.id, msg.s)
+      this.#pending.delete(key)
+      this.port.dropItem(key)
     }
     const t = rec.timers.indexOf(msg.s)
     if (t >= 0) rec.timers.splice(t, 1)
@@ -249,7 +295,7 @@ export class InstanceHost implements InstanceHandler {
         ? { e: 'completed', seq: msg.s, result: msg.v }
         : { e: 'failed', seq: msg.s, error: msg.err }
     ) as NewEvent
-    this.#feed(live, event)
+    await this.#feed(live, event)
   }
 
   async #control(msg: ControlMessage): Promise<void> {
@@ -285,6 +331,7 @@ export class InstanceHost implements InstanceHandler {
         }
         rec.status = RuntimeStatus.Running
         ok()
+        await this.#history(live)
         this.#step(live, rec.buffered.splice(0))
         return
       case 'purge':
@@ -295,20 +342,54 @@ export class InstanceHost implements InstanceHandler {
           )
         }
         this.#forgetTasks(rec)
+        this.#dropHistory(rec)
         this.port.write(this.#recordKey(rec.id), null)
-        this.port.write(this.#summaryKey(rec.id), null)
         this.#live.delete(rec.id)
         return void ok()
     }
   }
 
+  /** Answers a wait at once when the instance ended or does not exist, else holds it. */
+  async #wait(msg: WaitMessage): Promise<void> {
+    const to = msg.r
+    if (to === undefined) return
+    const live = await this.#load(msg.i)
+    if (live === undefined) return this.port.replyTo(to, [to[1], 1, NO_INSTANCE])
+    if (isTerminal(live.rec.status)) return this.port.replyTo(to, [to[1], 1, encodeOutcome(live.rec)])
+    let list = this.#waiters.get(msg.i)
+    if (list === undefined) this.#waiters.set(msg.i, (list = []))
+    list.push({ r: to, deadline: Date.now() + Math.max(0, Math.min(msg.ms, 60_000)) })
+    this.#sweeper ??= setInterval(() => this.#sweepWaiters(), WAIT_SWEEP_MS)
+  }
+
+  /** Answers the waits whose time is up with 'not yet'; the clients ask again. */
+  #sweepWaiters(): void {
+    if (this.#closed) return
+    const now = Date.now()
+    let answered = false
+    for (const [id, list] of this.#waiters) {
+      const keep = list.filter((w) => w.deadline > now)
+      if (keep.length === list.length) continue
+      for (const w of list) if (w.deadline <= now) this.port.replyTo(w.r, [w.r[1], 1, NOT_YET])
+      answered = true
+      if (keep.length === 0) this.#waiters.delete(id)
+      else this.#waiters.set(id, keep)
+    }
+    if (answered) this.port.afterCommit(() => {})
+    if (this.#waiters.size === 0) {
+      clearInterval(this.#sweeper)
+      this.#sweeper = undefined
+    }
+  }
+
   /** Delivers an event to a running instance, or buffers it while suspended or pending. */
-  #feed(live: Live, event: NewEvent): void {
+  async #feed(live: Live, event: NewEvent): Promise<void> {
     if (live.rec.status !== RuntimeStatus.Running) {
       live.rec.buffered.push(event)
       this.#save(live.rec)
       return
     }
+    if (live.history === undefined) await this.#history(live)
     this.#step(live, [event])
   }
 
@@ -331,8 +412,13 @@ export class InstanceHost implements InstanceHandler {
         this.port.logger[level === 'debug' ? 'info' : level](line, { instance: rec.id }),
     })
     const now = Date.now()
-    const result = live.executor.step(rec.history, events, now)
-    rec.history.push(...result.appended)
+    const history = live.history
+    if (history === undefined) throw new IllegalStateError(`history of instance '${rec.id}' is not loaded`)
+    const result = live.executor.step(history, events, now)
+    for (const ev of result.appended) {
+      history.push(ev)
+      rec.tail.push(ev)
+    }
     rec.updated = now
     if (result.customStatus !== undefined) rec.custom = result.customStatus
     for (const command of result.commands) this.#command(rec, command)
@@ -348,7 +434,9 @@ export class InstanceHost implements InstanceHandler {
         return
       case 'continuedAsNew': {
         const next = result.continueAsNew!
-        rec.history = []
+        this.#dropHistory(rec)
+        rec.hk = this.port.roundNumber
+        live.history = []
         rec.input = next.input
         rec.exec++
         rec.timers = []
@@ -372,7 +460,12 @@ export class InstanceHost implements InstanceHandler {
           attempt: c.attempt ?? 1,
         }
         const key = this.#activityKey(id, c.seq)
-        this.port.write(key, encode([task.instanceId, task.seq, task.name, task.input, task.attempt]))
+        // encoded at the seal, if the activity is still pending then (a fast one is not)
+        this.port.write(
+          key,
+          () => encode([task.instanceId, task.seq, task.name, task.input, task.attempt]),
+          64,
+        )
         rec.activities.push(c.seq)
         this.#runActivity(key, task)
         return
@@ -450,8 +543,10 @@ export class InstanceHost implements InstanceHandler {
     this.#save(rec)
     const waiters = this.#waiters.get(rec.id)
     if (waiters !== undefined) {
+      // answered with the commit that records the outcome
       this.#waiters.delete(rec.id)
-      this.port.afterCommit(() => waiters.forEach((w) => w(rec)))
+      const bytes = encodeOutcome(rec)
+      for (const w of waiters) this.port.replyTo(w.r, [w.r[1], 1, bytes])
     }
   }
 
@@ -462,7 +557,7 @@ export class InstanceHost implements InstanceHandler {
     for (const seq of rec.activities) {
       const key = this.#activityKey(rec.id, seq)
       this.#pending.delete(key)
-      this.port.write(key, null)
+      this.port.dropItem(key)
     }
     rec.timers = []
     rec.activities = []
@@ -475,8 +570,16 @@ export class InstanceHost implements InstanceHandler {
     else this.port.logger.warn('instance message rejected', { p: this.port.p, error: err.message })
   }
 
-  /** Writes the record and summary lazily: however many steps this round runs, one encode each. */
+  /**
+   * Writes the record lazily: however many steps this round runs, one encode.
+   * Once the record's history tail is long, it moves into a chunk item of its own (written once).
+   */
   #save(rec: InstanceRecord): void {
+    if (rec.tail.length >= CHUNK_EVENTS) {
+      this.port.write(this.#chunkKey(rec, rec.hc), encode(rec.tail))
+      rec.hc++
+      rec.tail = []
+    }
     const live = this.#live.get(rec.id)
     const hint = (live?.size ?? 256) + 256
     this.port.write(
@@ -488,7 +591,47 @@ export class InstanceHost implements InstanceHandler {
       },
       hint,
     )
-    this.port.write(this.#summaryKey(rec.id), () => encode(summaryOf(rec)), 256)
+  }
+
+  /**
+   * The instance of an id the client generated (a random UUID): only one this partition created
+   * itself can exist, so there is nothing to read from the state bucket.
+   */
+  #fresh(id: string): Live | undefined {
+    const cached = this.#live.get(id)
+    if (cached !== undefined) return cached
+    const key = this.#recordKey(id)
+    if (this.port.isPinned(key)) return undefined // purged since: its delete is not stored yet
+    this.port.markAbsent(key)
+    return undefined
+  }
+
+  /** Deletes the history chunks of the current execution and empties its tail. */
+  #dropHistory(rec: InstanceRecord): void {
+    for (let k = 0; k < rec.hc; k++) this.port.write(this.#chunkKey(rec, k), null)
+    rec.hc = 0
+    rec.tail = []
+  }
+
+  /** The whole history of the current execution: its stored chunks, then the record's tail. */
+  async #history(live: Live): Promise<HistoryEvent[]> {
+    if (live.history !== undefined) return live.history
+    const rec = live.rec
+    const chunks = await Promise.all(
+      Array.from({ length: rec.hc }, async (_, k) => {
+        const key = this.#chunkKey(rec, k)
+        const bytes = await this.port.readItem(key)
+        if (bytes === null)
+          throw new IllegalStateError(`history chunk ${key} of instance '${rec.id}' is missing`)
+        return decode(bytes, `history chunk ${key}`) as HistoryEvent[]
+      }),
+    )
+    // loaded concurrently (or stepped meanwhile): the first complete copy wins
+    if (live.history !== undefined) return live.history
+    const history = chunks.flat()
+    for (const ev of rec.tail) history.push(ev)
+    live.history = history
+    return history
   }
 
   async #load(id: string): Promise<Live | undefined> {
@@ -497,10 +640,15 @@ export class InstanceHost implements InstanceHandler {
       cached.used = true
       return cached
     }
+    if (this.#absent.has(id)) return undefined
     const bytes = await this.port.readItem(this.#recordKey(id))
     const again = this.#live.get(id)
     if (again !== undefined) return again
-    if (bytes === null) return undefined
+    if (bytes === null) {
+      if (this.#absent.size >= 10_000) this.#absent.clear()
+      this.#absent.add(id)
+      return undefined
+    }
     const live: Live = { rec: decode(bytes, `instance ${id}`) as InstanceRecord, used: true }
     this.#live.set(id, live)
     this.#evict()
@@ -526,35 +674,14 @@ export class InstanceHost implements InstanceHandler {
   async answer(query: Query, respond: (answer: QueryAnswer) => void): Promise<boolean> {
     if (query.k === 'status') {
       const live = await this.#load(query.i)
-      const bytes =
-        live === undefined ? null : encode(query.history ? live.rec : { ...live.rec, history: [] })
+      let bytes: Uint8Array | null = null
+      if (live !== undefined) {
+        const view: InstanceView = { ...live.rec, tail: [] }
+        if (query.history) view.history = await this.#history(live)
+        bytes = encode(view)
+      }
       const n = this.port.roundNumber - 1
       this.port.afterCommit(() => respond({ v: WIRE_VERSION, ok: 1, instance: bytes, n }))
-      return true
-    }
-    if (query.k === 'wait') {
-      const live = await this.#load(query.i)
-      if (live === undefined || isTerminal(live.rec.status)) {
-        const bytes = live === undefined ? null : encode({ ...live.rec, history: [] })
-        this.port.afterCommit(() => respond({ v: WIRE_VERSION, ok: 1, instance: bytes, n: 0 }))
-        return true
-      }
-      let list = this.#waiters.get(query.i)
-      if (list === undefined) this.#waiters.set(query.i, (list = []))
-      const waiter = (rec: InstanceRecord) => {
-        clearTimeout(timer)
-        respond({ v: WIRE_VERSION, ok: 1, instance: encode({ ...rec, history: [] }), n: 0 })
-      }
-      const timer = setTimeout(
-        () => {
-          const waiting = this.#waiters.get(query.i)
-          const at = waiting?.indexOf(waiter) ?? -1
-          if (at >= 0) waiting!.splice(at, 1)
-          respond({ v: WIRE_VERSION, ok: 1, instance: null, n: -1 })
-        },
-        Math.max(0, Math.min(query.ms, 60_000)),
-      )
-      list.push(waiter)
       return true
     }
     if (query.k === 'instances') {
@@ -570,17 +697,20 @@ export class InstanceHost implements InstanceHandler {
     after: string,
     limit: number,
   ): Promise<{ summaries: Array<[string, Uint8Array]>; more: boolean }> {
-    const prefix = `s.${this.port.p}.`
-    const values = new Map<string, Uint8Array | null>()
+    // listed from the records (summaries are not stored); cached ones are the newest
+    const prefix = `o.${this.port.p}.`
+    const values = new Map<string, Uint8Array | InstanceRecord | null>()
     const keys = await this.port.listKeys(`${prefix}>`)
     await Promise.all(keys.map(async (k) => values.set(k, await this.port.readItem(k))))
     for (const [k, v] of this.port.dirtyWrites(prefix)) values.set(k, v)
+    for (const [id, live] of this.#live) values.set(this.#recordKey(id), live.rec)
     const out: Array<[string, Uint8Array]> = []
-    for (const bytes of values.values()) {
-      if (bytes === null) continue
-      const s = decode(bytes, 'instance summary') as InstanceSummary
+    for (const value of values.values()) {
+      if (value === null) continue
+      const rec = value instanceof Uint8Array ? (decode(value, 'instance') as InstanceRecord) : value
+      const s = summaryOf(rec)
       if (s.id <= after || !matches(s, filter)) continue
-      out.push([s.id, bytes])
+      out.push([s.id, encode(s)])
     }
     out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
     return { summaries: out.slice(0, limit), more: out.length > limit }
@@ -611,13 +741,14 @@ export class InstanceHost implements InstanceHandler {
 
   close(): void {
     this.#closed = true
+    clearInterval(this.#sweeper)
   }
 
   #recordKey(id: string): string {
     return `o.${this.port.p}.${encodeToken(id)}`
   }
-  #summaryKey(id: string): string {
-    return `s.${this.port.p}.${encodeToken(id)}`
+  #chunkKey(rec: InstanceRecord, k: number): string {
+    return `h.${this.port.p}.${encodeToken(rec.id)}.${rec.hk}.${k}`
   }
   #activityKey(id: string, seq: number): string {
     return `a.${this.port.p}.${encodeToken(id)}.${seq}`
@@ -625,6 +756,11 @@ export class InstanceHost implements InstanceHandler {
   #timerKey(id: string, seq: number): string {
     return `t.${this.port.p}.o.${encodeToken(id)}.${seq < 0 ? 'start' : seq}`
   }
+}
+
+/** An ended instance's record without its history, as waits are answered. */
+function encodeOutcome(rec: InstanceRecord): Uint8Array {
+  return encode({ ...rec, tail: [] })
 }
 
 /** The summary of an instance record. */

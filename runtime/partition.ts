@@ -656,9 +656,24 @@ export class Partition {
     this.#open.bytes += (typeof bytes === 'function' ? sizeHint : (bytes?.length ?? 0)) + 16 + key.length
   }
 
+  /**
+   * @internal Deletes a write-once item: if the open round wrote it, the round created it (nothing
+   * of it is stored or committed), so the write is dropped and no record ever mentions the item.
+   */
+  dropItem(key: string): void {
+    const w = this.#open.writes.get(key)
+    if (w !== undefined && w !== null) this.#open.writes.delete(key)
+    else this.write(key, null)
+  }
+
   /** @internal The committed-or-snapshotted value of an item. */
   readItem(key: string): Promise<Uint8Array | null> {
     return this.#snap.read(key)
+  }
+
+  /** @internal Notes that an item was never stored (see {@link SnapshotState.markAbsent}). */
+  markAbsent(key: string): void {
+    this.#snap.markAbsent(key)
   }
 
   /** @internal Whether an item has writes that are not in the state bucket yet. */
@@ -896,11 +911,11 @@ export class Partition {
   }
 
   /**
-   * Tells watchers what a durable record changed: entity states and instance summaries only (not
-   * instance records, whose histories watchers never need), as `{v, n, w}` on `H.chg.<p>`.
+   * Tells watchers what a durable record changed: entity states and instance records (not history
+   * chunks, timers and the like), as `{v, n, w}` on `H.chg.<p>`.
    */
   #publishChanges(record: CommitRecord): void {
-    const w = record.w.filter(([key]) => key.startsWith('e.') || key.startsWith('s.'))
+    const w = record.w.filter(([key]) => key.startsWith('e.') || key.startsWith('o.'))
     if (w.length === 0) return
     this.nc.publish(this.hub.names.changes(this.p), encode({ v: WIRE_VERSION, n: record.n, w }))
   }
@@ -946,7 +961,7 @@ export class Partition {
     try {
       query = decodeEnvelope(data, 'query') as unknown as Query
       const kind: unknown = query.k
-      if (!['read', 'list', 'status', 'wait', 'instances'].includes(kind as string)) {
+      if (!['read', 'list', 'status', 'instances'].includes(kind as string)) {
         throw new BadInputError(`unknown query kind ${String(kind)}`)
       }
       if (query.k === 'read' || query.k === 'list') checkTypeName(query.t)

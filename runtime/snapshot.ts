@@ -127,9 +127,15 @@ export class SnapshotState {
     if (writing !== undefined || this.#writing.has(key)) return writing ?? null
     const item = await this.storage.readItem(key)
     this.#revs.set(key, item.rev)
-    // an instance and its summary are created and deleted together
-    if (key.startsWith('o.') && item.rev === 0) this.#revs.set('s' + key.slice(1), 0)
     return item.value
+  }
+
+  /**
+   * Notes that an item was never stored, as a read that found nothing would: its first snapshot
+   * write needs no revision read, and a delete of it is a no-op.
+   */
+  markAbsent(key: string): void {
+    if (!this.#revs.has(key)) this.#revs.set(key, 0)
   }
 
   /** Loads every item whose key matches `filter` (e.g. all timers: `t.<p>.>`). */
@@ -221,9 +227,12 @@ export class SnapshotState {
 
   async #writeItem(key: string, value: Uint8Array | null): Promise<void> {
     // Timers, locks and pending activities are all loaded at recovery, so an unknown revision
-    // means the item was never stored: a delete of it is a no-op, a write creates it.
+    // means the item was never stored: a delete of it is a no-op, a write creates it. History
+    // chunks have keys never used before (see instances.ts) and are written once: a write of one
+    // creates it (a delete still needs its revision).
     const eager = key.startsWith('t.') || key.startsWith('a.') || key.startsWith('l.')
-    let rev = this.#revs.get(key) ?? (eager ? 0 : (await this.storage.readItem(key)).rev)
+    const created = value !== null && key.startsWith('h.')
+    let rev = this.#revs.get(key) ?? (eager || created ? 0 : (await this.storage.readItem(key)).rev)
     if (value === null && rev === 0) {
       this.#revs.delete(key)
       return
