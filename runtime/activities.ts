@@ -6,7 +6,8 @@
 import { TimeoutError, toErrorInfo, type ErrorInfo } from '../actors/errors.ts'
 import type { ActivityDefinition } from '../actors/orchestration/index.ts'
 
-function isThenable(x: unknown): x is PromiseLike<unknown> {
+/** Whether a value is a promise (or promise-like). */
+export function isThenable(x: unknown): x is PromiseLike<unknown> {
   return typeof (x as { then?: unknown } | null)?.then === 'function'
 }
 
@@ -52,6 +53,14 @@ export class ActivityPool {
 
   /** Runs an activity (waiting for a free slot); never rejects. */
   async run(task: ActivityTask): Promise<ActivityOutcome> {
+    return this.start(task)
+  }
+
+  /**
+   * Runs an activity; the outcome of a synchronous one that found a free slot (or of an unknown
+   * activity) comes back at once, without a promise. Never throws or rejects.
+   */
+  start(task: ActivityTask): ActivityOutcome | Promise<ActivityOutcome> {
     const def = this.#defs.get(task.name)
     if (def === undefined) {
       return {
@@ -63,7 +72,16 @@ export class ActivityPool {
         },
       }
     }
-    if (this.#running >= this.concurrency) await new Promise<void>((r) => this.#waiting.push(r))
+    if (this.#running >= this.concurrency) return this.#queued(def, task)
+    return this.#invoke(def, task)
+  }
+
+  async #queued(def: ActivityDefinition<any, any>, task: ActivityTask): Promise<ActivityOutcome> {
+    await new Promise<void>((r) => this.#waiting.push(r))
+    return this.#invoke(def, task)
+  }
+
+  #invoke(def: ActivityDefinition<any, any>, task: ActivityTask): ActivityOutcome | Promise<ActivityOutcome> {
     this.#running++
     this.started++
     let value: unknown
@@ -78,10 +96,18 @@ export class ActivityPool {
       return { ok: 0, error: toErrorInfo(err) }
     }
     if (!isThenable(value)) {
-      // a synchronous activity: no timer, no race
+      // a synchronous activity: no timer, no race, no promise
       this.#release()
       return { ok: 1, value }
     }
+    return this.#settle(def, task, value)
+  }
+
+  async #settle(
+    def: ActivityDefinition<any, any>,
+    task: ActivityTask,
+    value: PromiseLike<unknown>,
+  ): Promise<ActivityOutcome> {
     const timeoutMs = def.timeoutMs ?? this.defaultTimeoutMs
     let timer: NodeJS.Timeout | undefined
     try {

@@ -30,7 +30,7 @@ import {
   type NewEvent,
   type OrchestrationDefinition,
 } from '../actors/orchestration/index.ts'
-import type { ActivityPool, ActivityTask } from './activities.ts'
+import { isThenable, type ActivityOutcome, type ActivityPool, type ActivityTask } from './activities.ts'
 import { decode, encode } from './codec.ts'
 import type { Logger } from './logger.ts'
 
@@ -512,14 +512,19 @@ export class InstanceHost implements InstanceHandler {
       this.port.afterCommit(() => offload.publish(task))
       return
     }
-    void activities.run(task).then((outcome) => {
+    const deliver = (outcome: ActivityOutcome) => {
       if (this.#closed || !this.#pending.has(key)) return
       this.port.enqueueLocal(
         outcome.ok === 1
           ? { k: 'done', i: task.instanceId, s: task.seq, ok: 1, v: outcome.value }
           : { k: 'done', i: task.instanceId, s: task.seq, ok: 0, err: outcome.error },
       )
-    })
+    }
+    // a synchronous activity's result is queued at once: the instance's next step runs in the
+    // same round (one record, one encode of the instance for its whole run)
+    const outcome = activities.start(task)
+    if (isThenable(outcome)) void outcome.then(deliver)
+    else deliver(outcome)
   }
 
   #finish(live: Live, status: RuntimeStatus, output: unknown, error: ErrorInfo | undefined): void {

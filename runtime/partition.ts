@@ -437,6 +437,12 @@ export class Partition {
     if (this.#inbox.length > 0 && this.#canProcess()) {
       await this.#preload(this.options.maxBatch)
       progressed = (await this.#processInbox(this.options.maxBatch)) || progressed
+      // what those messages caused locally (e.g. results of synchronous activities) joins the
+      // same round rather than waiting for the next one
+      budget = this.options.maxBatch
+      while (this.#local.length > 0 && budget-- > 0 && this.#canProcess()) {
+        await this.#deliver(this.#local.shift()!)
+      }
     }
     this.#armTimer()
     return progressed
@@ -903,7 +909,7 @@ export class Partition {
     this.#snap.committed(record, seq)
     for (const [inbox, reps] of record.rep) this.#sendReplies(inbox, reps)
     for (const [dest, msgs] of record.out) this.#outbox.enqueue(dest, record.n, msgs, sizeOf(msgs))
-    this.#publishChanges(record)
+    this.#publishChanges(record, bytes)
     for (const waiter of round.waiters) waiter()
     this.#evict()
     this.#maybeSnapshot()
@@ -911,13 +917,13 @@ export class Partition {
   }
 
   /**
-   * Tells watchers what a durable record changed: entity states and instance records (not history
-   * chunks, timers and the like), as `{v, n, w}` on `H.chg.<p>`.
+   * Tells watchers what a durable record changed, when it changed entity states or instance
+   * records: the record itself (already encoded) on `H.chg.<p>`; watchers pick their item from its
+   * writes `w` (record number `n`).
    */
-  #publishChanges(record: CommitRecord): void {
-    const w = record.w.filter(([key]) => key.startsWith('e.') || key.startsWith('o.'))
-    if (w.length === 0) return
-    this.nc.publish(this.hub.names.changes(this.p), encode({ v: WIRE_VERSION, n: record.n, w }))
+  #publishChanges(record: CommitRecord, bytes: Uint8Array): void {
+    if (!record.w.some(([key]) => key.startsWith('e.') || key.startsWith('o.'))) return
+    this.nc.publish(this.hub.names.changes(this.p), bytes)
   }
 
   /** Starts a background snapshot when enough is dirty; chains another if still due after it. */
