@@ -112,6 +112,8 @@ interface PendingCall {
 export class Client {
   readonly #senders = new Map<number, PartitionSender>()
   readonly #calls = new Map<number, PendingCall>()
+  /** Outcomes that came with start replies, until a waitForCompletion takes them. */
+  readonly #ended = new Map<string, InstanceView>()
   /** Mailbox sequence of the last acknowledged publish per partition (for read-your-writes). */
   readonly #lastSeq = new Map<number, number>()
   readonly #inbox: string
@@ -381,8 +383,17 @@ export class Client {
     if (options.instanceId === undefined) msg.fresh = 1
     if (options.replace) msg.replace = true
     if (options.startAt !== undefined) msg.at = toTime(options.startAt)
-    await this.#request(msg, () => `start of ${def.name} '${id}'`)
+    this.#ended.delete(id)
+    const answer = await this.#request(msg, () => `start of ${def.name} '${id}'`)
+    // an instance that ended in the round that started it comes back with its outcome
+    if (Array.isArray(answer)) this.#remember(id, answer[1] as InstanceView)
     return id
+  }
+
+  /** Keeps the outcome of an instance this client started, for its next waitForCompletion. */
+  #remember(id: string, view: InstanceView): void {
+    if (this.#ended.size >= 10_000) this.#ended.delete(this.#ended.keys().next().value!)
+    this.#ended.set(id, view)
   }
 
   /** Raises an external event; fails with `BadInputError` when the instance does not exist or ended. */
@@ -409,6 +420,7 @@ export class Client {
 
   /** Removes a finished instance and its history. */
   async purge(instanceId: string): Promise<void> {
+    this.#ended.delete(instanceId)
     await this.#request({ k: 'ctl', i: checkKey(instanceId), op: 'purge' }, () => `purge '${instanceId}'`)
   }
 
@@ -458,6 +470,11 @@ export class Client {
   ): Promise<InstanceStatus<O>> {
     const deadline = Date.now() + (options.timeoutMs ?? 60_000)
     checkKey(instanceId)
+    const ended = this.#ended.get(instanceId)
+    if (ended !== undefined) {
+      this.#ended.delete(instanceId)
+      return toStatus<O>(ended, false)
+    }
     for (;;) {
       const left = deadline - Date.now()
       if (left <= 0)

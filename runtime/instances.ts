@@ -111,7 +111,8 @@ export interface PartitionPort {
   /** Deletes a write-once item; one written in this round leaves no trace. */
   dropItem(key: string): void
   send(msg: ActorMessage): void
-  replyTo(to: ReplyTo, reply: [number, 1, Uint8Array] | [number, 0, ErrorInfo]): void
+  /** A reply after the commit; a function value is encoded at the seal. */
+  replyTo(to: ReplyTo, reply: [number, 1, Uint8Array | (() => Uint8Array)] | [number, 0, ErrorInfo]): void
   setTimer(key: string, due: number, msg: ActorMessage): void
   cancelTimer(key: string): void
   afterCommit(fn: () => void): void
@@ -253,7 +254,19 @@ export class InstanceHost implements InstanceHandler {
     }
     this.#live.set(msg.i, { rec, history: [], used: true })
     this.#absent.delete(msg.i)
-    if (msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 1, encode(msg.i)])
+    if (msg.r !== undefined) {
+      // Answered at the seal: with the outcome too when the instance ended in this same round
+      // (a client's waitForCompletion then needs no round trip).
+      const live = this.#live.get(msg.i)!
+      this.port.replyTo(msg.r, [
+        msg.r[1],
+        1,
+        () =>
+          this.#live.get(msg.i) === live && isTerminal(rec.status)
+            ? encode([msg.i, { ...rec, tail: [] }])
+            : encode(msg.i),
+      ])
+    }
     if (msg.at !== undefined && msg.at > now) {
       rec.status = RuntimeStatus.Pending
       this.port.setTimer(this.#timerKey(msg.i, -1), msg.at, {

@@ -39,7 +39,7 @@ import { decode, decodeEnvelope, encode } from './codec.ts'
 import type { Hub } from './hub.ts'
 import type { Logger } from './logger.ts'
 import { Outbox } from './outbox.ts'
-import { CommitRound, resolveWrite, type ItemWrite } from './round.ts'
+import { CommitRound, resolveWrite, type ItemWrite, type RoundReply } from './round.ts'
 import { SnapshotState, entityItemKey, parseEntityItemKey } from './snapshot.ts'
 import { PartitionStorage, isFencingRejection, type Checkpoint } from './storage.ts'
 import { TimerSet } from './timers.ts'
@@ -688,7 +688,7 @@ export class Partition {
   }
 
   /** @internal Replies to a client after the open round commits. */
-  replyTo(to: ReplyTo, reply: Reply): void {
+  replyTo(to: ReplyTo, reply: RoundReply): void {
     this.#open.reply(to, reply)
   }
 

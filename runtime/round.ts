@@ -20,6 +20,9 @@ export type LazyBytes = () => Uint8Array
 /** An item write: bytes, a lazy encoding, or null for a delete. */
 export type ItemWrite = Uint8Array | LazyBytes | null
 
+/** A reply whose value may be produced at the seal (see {@link LazyBytes}). */
+export type RoundReply = Reply | [rid: number, ok: 1, value: LazyBytes]
+
 /** Resolves a write to bytes (or null). */
 export function resolveWrite(value: ItemWrite): Uint8Array | null {
   return typeof value === 'function' ? value() : value
@@ -32,7 +35,7 @@ export class CommitRound {
   readonly dc = new Map<string, [number, number]>()
   readonly dp = new Map<number, number>()
   readonly out = new Map<number, Uint8Array[]>()
-  readonly rep = new Map<string, Reply[]>()
+  readonly rep = new Map<string, RoundReply[]>()
   /** Callbacks to run once this round is durable. */
   readonly waiters: Array<() => void> = []
   /** Local messages still queued when the round was sealed. */
@@ -62,7 +65,7 @@ export class CommitRound {
   }
 
   /** Queues a reply to a caller. */
-  reply(to: ReplyTo, reply: Reply): void {
+  reply(to: ReplyTo, reply: RoundReply): void {
     let list = this.rep.get(to[0])
     if (list === undefined) this.rep.set(to[0], (list = []))
     list.push(reply)
@@ -93,8 +96,12 @@ export class CommitRound {
       dc: [...this.dc].map(([c, [q, at]]) => [c, q, at]),
       dp: [...this.dp],
       out: [...this.out],
-      rep: [...this.rep],
+      rep: [...this.rep].map(([inbox, replies]) => [inbox, replies.map(resolveReply)]),
       lq: this.lq,
     }
   }
+}
+
+function resolveReply(reply: RoundReply): Reply {
+  return reply[1] === 1 && typeof reply[2] === 'function' ? [reply[0], 1, reply[2]()] : (reply as Reply)
 }

@@ -57,6 +57,18 @@ for (const alwaysReplay of [false, true]) {
       expect(history.length).toBeGreaterThan(3)
     })
 
+    it('answers waitForCompletion with the outcome of the latest start of an id', async () => {
+      // fanOut's activities are synchronous: the instance ends in the round that starts it, and
+      // the start's reply brings the outcome along
+      const id = `replaced-${alwaysReplay}`
+      await client.start(fanOut, 2, { instanceId: id })
+      expect((await client.waitForCompletion<number>(id)).output).toBe(2)
+      await client.start(fanOut, 3, { instanceId: id, replace: true })
+      expect((await client.waitForCompletion<number>(id)).output).toBe(6)
+      expect((await client.waitForCompletion<number>(id)).output).toBe(6)
+      expect((await client.getStatus<number>(id))?.output).toBe(6)
+    })
+
     it('fans out and in', async () => {
       const id = await client.start(fanOut, 50)
       expect((await client.waitForCompletion<number>(id)).output).toBe(2 * ((49 * 50) / 2))
