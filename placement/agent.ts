@@ -82,6 +82,9 @@ export class PlacementAgent {
   #initialized = false
   #initRev = 0
   #beat = 0
+  #lastBeatRev = 0
+  #seenOwnRev = 0
+  #ownSeenAt = Date.now()
   #lastBeatOk = Date.now()
   #lastStep = Date.now()
   #leaving = false
@@ -106,8 +109,7 @@ export class PlacementAgent {
     }
     const agent = new PlacementAgent(kv, options)
     agent.#initRev = await agent.#putHeartbeat()
-    agent.#watch = await kv.watch({ key: '>' })
-    void agent.#consume(agent.#watch)
+    await agent.#startWatch()
     agent.#heartbeat = setInterval(() => void agent.#putHeartbeat().catch(() => {}), options.heartbeatMs)
     agent.#stepTimer = setInterval(() => agent.poke(), options.heartbeatMs)
     agent.#heartbeat.unref()
@@ -254,12 +256,34 @@ export class PlacementAgent {
     }
     const rev = await this.kv.put(`node.${this.nodeId}`, encode(record))
     this.#lastBeatOk = Date.now()
+    this.#lastBeatRev = Math.max(this.#lastBeatRev, rev)
     return rev
+  }
+
+  async #startWatch(): Promise<void> {
+    const watch = await this.kv.watch({ key: '>' })
+    this.#watch = watch
+    void this.#consume(watch)
+  }
+
+  /**
+   * The watch must echo our own heartbeats; when it has not for three heartbeats while they were
+   * written (its consumer was lost with a server, say), it is replaced: a fresh watch delivers
+   * every key's latest value again.
+   */
+  async #checkWatch(now: number): Promise<void> {
+    if (this.#lastBeatRev <= this.#seenOwnRev || now - this.#lastBeatOk > this.options.heartbeatMs) return
+    if (now - this.#ownSeenAt <= 3 * this.options.heartbeatMs) return
+    this.options.logger.warn('placement watch stalled; restarting it', { node: this.nodeId })
+    this.#watch?.stop()
+    this.#ownSeenAt = now
+    await this.#startWatch()
   }
 
   async #consume(watch: QueuedIterator<KvWatchEntry>): Promise<void> {
     try {
       for await (const entry of watch) {
+        if (watch !== this.#watch) break
         try {
           this.#apply(entry)
         } catch (err) {
@@ -297,6 +321,10 @@ export class PlacementAgent {
       const known = this.#nodes.has(rest)
       if (!put) this.#nodes.delete(rest)
       else this.#nodes.set(rest, { seen: fresh ? now : 0, rev: entry.revision })
+      if (rest === this.nodeId && put) {
+        this.#seenOwnRev = Math.max(this.#seenOwnRev, entry.revision)
+        this.#ownSeenAt = now
+      }
       if (known !== put && this.isLeader) this.poke() // joined or left: rebalance now
     } else if (kind === 'leader') {
       if (!put) {
@@ -328,6 +356,7 @@ export class PlacementAgent {
       if (this.#leader !== null && this.#leader.seen > 0) this.#leader.seen = now
     }
     this.#lastStep = now
+    await this.#checkWatch(now)
     await this.#lease(now, leaseMs)
     if (this.isLeader) await this.#pass()
     this.options.onChange()

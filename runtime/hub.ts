@@ -102,8 +102,35 @@ export interface Hub {
 
 const DUPLICATE_WINDOW_NS = 120 * 1e9
 
-/** Opens hub `name`, creating its streams and buckets when missing (idempotent, race-safe). */
+/** How long hub creation keeps retrying while a NATS cluster elects the leaders of new streams. */
+const CREATE_DEADLINE_MS = 30_000
+
+/**
+ * Opens hub `name`, creating its streams and buckets when missing (idempotent, race-safe). On a
+ * NATS cluster a stream just created answers only once its replicas have elected a leader, so
+ * timeouts and "temporarily unavailable" answers are retried for up to 30 s.
+ */
 export async function ensureHub(nc: NatsConnection, name: string, options: HubOptions = {}): Promise<Hub> {
+  const deadline = Date.now() + CREATE_DEADLINE_MS
+  for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+    try {
+      return await ensureHubOnce(nc, name, options)
+    } catch (err) {
+      if (!isTransient(err) || Date.now() + delay > deadline || nc.isClosed()) throw err
+      await new Promise((r) => setTimeout(r, delay))
+    }
+  }
+}
+
+/** Errors of a cluster electing leaders or of a server going away: worth another try. */
+function isTransient(err: unknown): boolean {
+  const e = err as { name?: string; code?: number | string; message?: string }
+  if (e.name === 'TimeoutError' || e.name === 'NoRespondersError') return true
+  if (e.code === 503 || e.code === '503' || e.code === 10008) return true
+  return /timeout|no responders|temporarily unavailable|no suitable peers|leader/i.test(String(e.message))
+}
+
+async function ensureHubOnce(nc: NatsConnection, name: string, options: HubOptions): Promise<Hub> {
   const names = new HubNames(name)
   const partitions = options.partitions ?? DEFAULT_PARTITIONS
   if (!Number.isInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) {

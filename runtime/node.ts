@@ -276,7 +276,11 @@ export class Node {
         this.#startPartition(p, epoch)
           .catch((err: unknown) => {
             if (err instanceof FencedError) this.#fenced.set(p, epoch)
-            else this.options.logger.error('partition start failed; will retry', { p, error: String(err) })
+            else
+              this.options.logger.error('partition start failed; will retry', {
+                p,
+                error: String((err as Error).stack ?? err),
+              })
           })
           .finally(() => {
             this.#starting.delete(p)

@@ -340,7 +340,9 @@ export class Partition {
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: this.#pos[0],
     })
-    this.#consumer = await consumer.consume({ max_messages: 512 })
+    // short pull expiry: a consumer lost with a server (a NATS cluster member going down) is
+    // noticed by missed heartbeats within about two seconds and recreated
+    this.#consumer = await consumer.consume({ max_messages: 512, expires: 2000 })
     void this.#pumpMailbox(this.#consumer)
   }
 
@@ -364,7 +366,10 @@ export class Partition {
       }
     } catch (err) {
       if (!this.#stopped) this.#fail(err as Error)
+      return
     }
+    // the consumer gave up (it could not be recreated): recover rather than stall
+    if (!this.#stopped && !this.#closing) this.#fail(new Error('mailbox consumer ended'))
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ export class SnapshotState {
   /** Loads every item whose key matches `filter` (e.g. all timers: `t.<p>.>`). */
   async loadItems(filter: string): Promise<Array<[string, Uint8Array]>> {
     const out: Array<[string, Uint8Array]> = []
-    for (const key of await this.storage.listKeys(filter)) {
+    for (const key of await this.storage.listStoredKeys(filter)) {
       const item = await this.storage.readItem(key)
       this.#revs.set(key, item.rev)
       if (item.value !== null) out.push([key, item.value])

@@ -11,6 +11,12 @@ import type { CommitRecord, MailboxPosition, ActorMessage } from '../actors/mess
 import { decode, decodeEnvelope, encode } from './codec.ts'
 import type { Hub } from './hub.ts'
 
+/** How long a state read waits for a direct get before asking the stream leader instead. */
+const DIRECT_GET_PATIENCE_MS = 2000
+
+/** How long a commit append keeps retrying while no stream leader answers. */
+const APPEND_RETRY_MS = 10_000
+
 /** What a checkpoint records: everything outside the items needed to resume after `n`. */
 export interface Checkpoint {
   v: 1
@@ -80,13 +86,36 @@ export class PartitionStorage {
 
   /** Reads one item of the state bucket. */
   async readItem(key: string): Promise<StoredItem> {
-    const got = await this.fast.lastBySubject(
-      `KV_${this.hub.names.stateBucket}`,
-      this.hub.names.stateSubject(key),
+    const stream = `KV_${this.hub.names.stateBucket}`
+    const subject = this.hub.names.stateSubject(key)
+    // A direct get may go unanswered for a while on a NATS cluster that lost a server; the
+    // stream leader's own get API answers then.
+    const direct = this.fast.lastBySubject(stream, subject)
+    let timer: NodeJS.Timeout | undefined
+    const slow = new Promise<'slow'>(
+      (resolve) => (timer = setTimeout(() => resolve('slow'), DIRECT_GET_PATIENCE_MS)),
     )
+    const got = await Promise.race([direct, slow]).finally(() => clearTimeout(timer))
+    if (got === 'slow') {
+      direct.catch(() => {})
+      return this.#readItemFromLeader(stream, subject)
+    }
     if (got === null) return { value: null, rev: 0 }
     const deleted = got.operation === 'DEL' || got.operation === 'PURGE'
     return { value: deleted ? null : got.data, rev: got.seq }
+  }
+
+  async #readItemFromLeader(stream: string, subject: string): Promise<StoredItem> {
+    try {
+      const msg = await this.hub.jsm.streams.getMessage(stream, { last_by_subj: subject })
+      if (msg === null) return { value: null, rev: 0 }
+      const op = msg.header?.get('KV-Operation')
+      return { value: op === 'DEL' || op === 'PURGE' ? null : msg.data, rev: msg.seq }
+    } catch (err) {
+      if ((err as { code?: number }).code === 10037 || /no message found/i.test(String(err)))
+        return { value: null, rev: 0 }
+      throw err
+    }
   }
 
   /**
@@ -100,7 +129,20 @@ export class PartitionStorage {
     })
   }
 
-  /** Keys of the state bucket under `prefix` (a subject filter such as `t.3.>`). */
+  /**
+   * Keys of the state bucket matching `filter` (such as `t.3.>`) that have any message, deleted
+   * ones included, listed by one stream-info request: no consumer is created, so this works while
+   * a NATS cluster cannot place new consumers (a server down). Callers read each key anyway.
+   */
+  async listStoredKeys(filter: string): Promise<string[]> {
+    const prefix = `$KV.${this.hub.names.stateBucket}.`
+    const info = await this.hub.jsm.streams.info(`KV_${this.hub.names.stateBucket}`, {
+      subjects_filter: prefix + filter,
+    })
+    return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length))
+  }
+
+  /** Keys of the state bucket under `prefix` (a subject filter such as `t.3.>`), live ones only. */
   async listKeys(filter: string): Promise<string[]> {
     const keys: string[] = []
     const it = await this.hub.state.keys(filter)
@@ -110,10 +152,19 @@ export class PartitionStorage {
 
   /** Appends a commit record; fenced on the log's last sequence for this partition. */
   async append(record: Uint8Array, n: number, lastSeq: number): Promise<number> {
-    return this.fast.publish(this.hub.names.log(this.p), record, {
-      msgID: `${this.hub.names.hub}.${this.p}.${n}`,
-      expectLastSubjectSeq: lastSeq,
-    })
+    const options = { msgID: `${this.hub.names.hub}.${this.p}.${n}`, expectLastSubjectSeq: lastSeq }
+    // While a NATS cluster elects a new leader for the log (a server went down), appends get "no
+    // responders": try again for a while. A retry of an append that did land is answered from the
+    // stream's duplicate window with the original sequence.
+    const deadline = Date.now() + APPEND_RETRY_MS
+    for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+      try {
+        return await this.fast.publish(this.hub.names.log(this.p), record, options)
+      } catch (err) {
+        if ((err as { code?: number }).code !== 503 || Date.now() + delay > deadline) throw err
+        await new Promise((r) => setTimeout(r, delay))
+      }
+    }
   }
 
   /** The stream sequence of the last record in this partition's log (0: empty). */
