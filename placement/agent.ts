@@ -20,6 +20,7 @@
 import { hostname } from 'node:os'
 import type { KV, KvWatchEntry } from '@nats-io/kv'
 import type { QueuedIterator } from '@nats-io/nats-core'
+import { BadInputError } from '../actors/errors.ts'
 import { decode, encode } from '../runtime/codec.ts'
 import type { Logger } from '../runtime/logger.ts'
 import { balance } from './policy.ts'
@@ -105,8 +106,9 @@ export class PlacementAgent {
   /** Registers the node, starts watching the bucket, heartbeating and competing for the lease. */
   static async start(kv: KV, options: PlacementOptions): Promise<PlacementAgent> {
     if (!NODE_ID.test(options.nodeId)) {
-      throw new Error(`node id must match ${NODE_ID} (got ${JSON.stringify(options.nodeId)})`)
+      throw new BadInputError(`node id must match ${NODE_ID} (got ${JSON.stringify(options.nodeId)})`)
     }
+    await ensureIdUnused(kv, options)
     const agent = new PlacementAgent(kv, options)
     agent.#initRev = await agent.#putHeartbeat()
     await agent.#startWatch()
@@ -413,6 +415,27 @@ export class PlacementAgent {
       )
     }
     await Promise.all(writes)
+  }
+}
+
+/**
+ * Refuses a node id that a live process uses: two processes with one id would run partitions with
+ * the same epoch, which the log cannot fence. A record left by a process that died is accepted
+ * once it has not changed for a lease (so restarting under the same id waits that long).
+ */
+async function ensureIdUnused(kv: KV, { nodeId, leaseMs, heartbeatMs }: PlacementOptions): Promise<void> {
+  const first = await kv.get(`node.${nodeId}`)
+  if (first === null || first.operation !== 'PUT') return
+  if (Date.now() - first.created.getTime() > ANCIENT_LEASES * leaseMs) return
+  const deadline = Date.now() + leaseMs + heartbeatMs
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, Math.min(heartbeatMs, 250)))
+    const now = await kv.get(`node.${nodeId}`)
+    if (now === null || now.operation !== 'PUT') return
+    if (now.revision !== first.revision) {
+      const { host, pid } = decode(now.value, 'heartbeat') as NodeRecord
+      throw new BadInputError(`node id '${nodeId}' is in use by a live node (${host}, pid ${pid})`)
+    }
   }
 }
 

@@ -122,6 +122,30 @@ describe('nodes in one process', () => {
   })
 })
 
+describe('node ids', () => {
+  it('refuses an id a live node uses, and a malformed one', async () => {
+    const options = {
+      servers: nats.url,
+      hub: 'pl-ids',
+      registry: [Counter],
+      partitions: 2,
+      ...fast,
+      logger: silentLogger,
+    }
+    const first = await Node.start({ ...options, nodeId: 'same' })
+    await expect(Node.start({ ...options, nodeId: 'same' })).rejects.toThrow(
+      /node id 'same' is in use by a live node/,
+    )
+    await expect(Node.start({ ...options, nodeId: 'has.dots' })).rejects.toThrow(/node id must match/)
+    expect(first.partitions.size).toBe(2) // unharmed
+    await first.stop()
+    // after a graceful stop the id is free at once
+    const again = await Node.start({ ...options, nodeId: 'same' })
+    expect(again.partitions.size).toBe(2)
+    await again.stop()
+  })
+})
+
 describe('nodes in their own processes', () => {
   it('loses and duplicates nothing when one of three is SIGKILLed and a fourth joins mid-workload', async () => {
     const hub = 'pl-kill'
