@@ -128,7 +128,8 @@ export interface InstanceHandler {
   /** Adds the instance a message addresses to `into`, for preloading. */
   want(msg: ActorMessage, into: Set<string>): void
   preload(ids: Set<string>): Promise<void>
-  handle(msg: StartMessage | EventMessage | DoneMessage | ControlMessage | WaitMessage): Promise<void>
+  /** Handles a message; returns a promise only when it had to wait (e.g. for a load). */
+  handle(msg: StartMessage | EventMessage | DoneMessage | ControlMessage | WaitMessage): void | Promise<void>
   /** Answers instance queries; false when the query is not about instances. */
   answer(query: Query, respond: (answer: QueryAnswer) => void): Promise<boolean>
   replayActivity(key: string, value: Uint8Array | null): void
@@ -205,7 +206,7 @@ export class InstanceHost implements InstanceHandler {
     await Promise.all([...ids].map((id) => this.#load(id)))
   }
 
-  async handle(msg: StartMessage | EventMessage | DoneMessage | ControlMessage | WaitMessage): Promise<void> {
+  handle(msg: StartMessage | EventMessage | DoneMessage | ControlMessage | WaitMessage): void | Promise<void> {
     switch (msg.k) {
       case 'start':
         return this.#start(msg)
@@ -222,11 +223,17 @@ export class InstanceHost implements InstanceHandler {
 
   // ---------------------------------------------------------------------------------------------
 
-  async #start(msg: StartMessage): Promise<void> {
+  #start(msg: StartMessage): void | Promise<void> {
     const def = this.workflows.orchestrations.get(msg.n)
     if (def === undefined)
       return this.#fail(msg.r, new BadInputError(`unknown orchestration '${msg.n}'`), msg.pa)
-    const live = msg.fresh === 1 ? this.#fresh(msg.i) : await this.#load(msg.i)
+    if (msg.fresh === 1) return this.#startWith(msg, this.#fresh(msg.i))
+    const cached = this.#cached(msg.i)
+    if (cached !== undefined) return this.#startWith(msg, cached)
+    return this.#load(msg.i).then((live) => this.#startWith(msg, live))
+  }
+
+  #startWith(msg: StartMessage, live: Live | undefined): void {
     if (live !== undefined && live.rec.status !== RuntimeStatus.Pending) {
       if (!isTerminal(live.rec.status) || !msg.replace) {
         return this.#fail(msg.r, new InstanceExistsError(msg.i, live.rec.status), msg.pa)
@@ -290,8 +297,13 @@ export class InstanceHost implements InstanceHandler {
     await this.#feed(live, { e: 'event', name: msg.n, data: msg.d } as NewEvent)
   }
 
-  async #done(msg: DoneMessage): Promise<void> {
-    const live = await this.#load(msg.i)
+  #done(msg: DoneMessage): void | Promise<void> {
+    const cached = this.#cached(msg.i)
+    if (cached !== undefined) return this.#doneWith(msg, cached)
+    return this.#load(msg.i).then((live) => this.#doneWith(msg, live))
+  }
+
+  #doneWith(msg: DoneMessage, live: Live | undefined): void | Promise<void> {
     if (live === undefined || isTerminal(live.rec.status)) return
     const rec = live.rec
     const at = rec.activities.indexOf(msg.s)
@@ -308,7 +320,7 @@ export class InstanceHost implements InstanceHandler {
         ? { e: 'completed', seq: msg.s, result: msg.v }
         : { e: 'failed', seq: msg.s, error: msg.err }
     ) as NewEvent
-    await this.#feed(live, event)
+    return this.#feed(live, event)
   }
 
   async #control(msg: ControlMessage): Promise<void> {
@@ -395,14 +407,17 @@ export class InstanceHost implements InstanceHandler {
     }
   }
 
-  /** Delivers an event to a running instance, or buffers it while suspended or pending. */
-  async #feed(live: Live, event: NewEvent): Promise<void> {
+  /**
+   * Delivers an event to a running instance, or buffers it while suspended or pending. A promise
+   * only when the history has to be read first.
+   */
+  #feed(live: Live, event: NewEvent): void | Promise<void> {
     if (live.rec.status !== RuntimeStatus.Running) {
       live.rec.buffered.push(event)
       this.#save(live.rec)
       return
     }
-    if (live.history === undefined) await this.#history(live)
+    if (live.history === undefined) return this.#history(live).then(() => this.#step(live, [event]))
     this.#step(live, [event])
   }
 
@@ -650,6 +665,13 @@ export class InstanceHost implements InstanceHandler {
     for (const ev of rec.tail) history.push(ev)
     live.history = history
     return history
+  }
+
+  /** The cached instance of an id, marked as used; undefined when it is not in memory. */
+  #cached(id: string): Live | undefined {
+    const cached = this.#live.get(id)
+    if (cached !== undefined) cached.used = true
+    return cached
   }
 
   async #load(id: string): Promise<Live | undefined> {

@@ -436,7 +436,8 @@ export class Partition {
     }
     let budget = this.options.maxBatch
     while (this.#local.length > 0 && budget-- > 0 && this.#canProcess()) {
-      await this.#deliver(this.#local.shift()!)
+      const pending = this.#deliver(this.#local.shift()!)
+      if (pending !== undefined) await pending
       progressed = true
     }
     if (this.#inbox.length > 0 && this.#canProcess()) {
@@ -446,7 +447,8 @@ export class Partition {
       // same round rather than waiting for the next one
       budget = this.options.maxBatch
       while (this.#local.length > 0 && budget-- > 0 && this.#canProcess()) {
-        await this.#deliver(this.#local.shift()!)
+        const pending = this.#deliver(this.#local.shift()!)
+        if (pending !== undefined) await pending
       }
     }
     this.#armTimer()
@@ -507,7 +509,8 @@ export class Partition {
       }
       for (; idx < env.m.length; idx++) {
         if (budget <= 0 || !this.#canProcess()) return this.#advance(seq, idx, budget)
-        await this.#deliver(env.m[idx]!)
+        const pending = this.#deliver(env.m[idx]!)
+        if (pending !== undefined) await pending
         budget--
       }
       return this.#advance(seq + 1, 0, budget)
@@ -527,7 +530,8 @@ export class Partition {
         }
         for (; idx < end; idx++) {
           if (budget <= 0 || !this.#canProcess()) return this.#advance(seq, idx, budget)
-          await this.#deliverEncoded(msgs[idx - offset]!, seq)
+          const pending = this.#deliverEncoded(msgs[idx - offset]!, seq)
+          if (pending !== undefined) await pending
           budget--
         }
       }
@@ -543,7 +547,7 @@ export class Partition {
     return budget
   }
 
-  async #deliverEncoded(bytes: Uint8Array, seq: number): Promise<void> {
+  #deliverEncoded(bytes: Uint8Array, seq: number): void | Promise<void> {
     let msg: ActorMessage
     try {
       msg = checkMessage(decode(bytes, `partition message in mailbox ${seq}`))
@@ -551,11 +555,15 @@ export class Partition {
       this.options.logger.warn('dropping malformed partition message', { p: this.p, seq, error: String(err) })
       return
     }
-    await this.#deliver(msg)
+    return this.#deliver(msg)
   }
 
-  /** Runs one message: holds it as a timer if it is due later, else applies the operation. */
-  async #deliver(msg: ActorMessage): Promise<void> {
+  /**
+   * Runs one message: holds it as a timer if it is due later, else applies the operation. Returns
+   * a promise only when the message had to wait (a state load, an asynchronous operation): the
+   * loop's hot path costs no promise per message.
+   */
+  #deliver(msg: ActorMessage): void | Promise<void> {
     this.stats.messages++
     if (msg.at !== undefined && msg.at > Date.now() && msg.k !== 'start') {
       const key = this.#open.timerKey(this.p)
@@ -590,7 +598,7 @@ export class Partition {
     }
   }
 
-  async #runOperation(msg: EntityOp): Promise<void> {
+  #runOperation(msg: EntityOp): void | Promise<void> {
     const { registry } = this.options
     if (!registry.has(msg.t)) return this.#reject(msg, new UnknownEntityError(msg.t))
     let itemKey: string
@@ -606,24 +614,50 @@ export class Partition {
       this.#writeLock(itemKey, lock)
       return
     }
-    const entry = this.#cache.get(itemKey) ?? (await this.#load(itemKey, msg.t, msg.key))
+    const cached = this.#cache.get(itemKey)
+    if (cached !== undefined) return this.#runOn(cached, itemKey, msg)
+    return this.#load(itemKey, msg.t, msg.key).then((entry) => this.#runOn(entry, itemKey, msg))
+  }
+
+  /** Runs an operation on a loaded entity; a promise only when the operation is asynchronous. */
+  #runOn(entry: Entry, itemKey: string, msg: EntityOp): void | Promise<void> {
+    const { registry } = this.options
     entry.used = true
     const ctx = this.#ctx
     ctx.reset(msg, entry.state)
     let result: unknown
+    try {
+      result = registry.run(ctx, msg.op, msg.a)
+    } catch (err) {
+      return this.#undo(entry, msg, err as Error)
+    }
+    if (isThenable(result)) {
+      return Promise.resolve(result).then(
+        (value) => this.#finishOp(entry, itemKey, msg, value),
+        (err: unknown) => this.#undo(entry, msg, err as Error),
+      )
+    }
+    return this.#finishOp(entry, itemKey, msg, result)
+  }
+
+  /** The operation failed: its state change and its signals are discarded. */
+  #undo(entry: Entry, msg: EntityOp, err: Error): void {
+    // the entity keeps its last committed-or-speculative state
+    entry.state =
+      entry.bytes === null ? this.options.registry.initialState(msg.t) : decode(entry.bytes, 'entity state')
+    this.#ctx.sends.length = 0
+    this.#reject(msg, err)
+  }
+
+  #finishOp(entry: Entry, itemKey: string, msg: EntityOp, result: unknown): void {
+    const ctx = this.#ctx
     let bytes: Uint8Array | null
     let resultBytes: Uint8Array | undefined
     try {
-      result = registry.run(ctx, msg.op, msg.a)
-      if (isThenable(result)) result = await result
       bytes = ctx.deleted ? null : this.encodeBounded(ctx.state, 'state', msg)
       if (msg.r !== undefined) resultBytes = this.encodeBounded(result, 'result', msg)
     } catch (err) {
-      // The operation's state change and its signals are discarded; the entity keeps its last
-      // committed-or-speculative state.
-      entry.state = entry.bytes === null ? registry.initialState(msg.t) : decode(entry.bytes, 'entity state')
-      ctx.sends.length = 0
-      return this.#reject(msg, err as Error)
+      return this.#undo(entry, msg, err as Error)
     }
     entry.state = ctx.state
     entry.bytes = bytes
@@ -751,7 +785,7 @@ export class Partition {
   // Entity locks (critical sections of orchestrations)
 
   /** Locks an entity for an orchestration, then passes the request on (sorted order: no deadlock). */
-  async #lock(msg: LockMessage): Promise<void> {
+  #lock(msg: LockMessage): void {
     const itemKey = entityItemKey(this.p, msg.t, msg.key)
     const lock = this.#locks.get(itemKey)
     if (lock !== undefined && lock.owner !== msg.o[0]) {
@@ -770,7 +804,7 @@ export class Partition {
   }
 
   /** Releases an entity; operations that waited for it run next, in order. */
-  async #unlock(msg: UnlockMessage): Promise<void> {
+  #unlock(msg: UnlockMessage): void {
     const itemKey = entityItemKey(this.p, msg.t, msg.key)
     const lock = this.#locks.get(itemKey)
     if (lock === undefined || lock.owner !== msg.o) return
