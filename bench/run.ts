@@ -13,69 +13,32 @@ import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { Client, Node, connectTo, deleteHub, silentLogger } from '../runtime/index.ts'
 import { startNatsServer, type NatsServer } from '../runtime/nats-server.ts'
-import type { RegistryItem } from '../runtime/node.ts'
-import { BenchAccount, benchWorkflows, fanOutFanIn, helloSequence, transfer } from './workflows.ts'
+import {
+  VerificationError,
+  nodesLabel,
+  percentile,
+  quantile,
+  round,
+  type BenchContext,
+  type Benchmark,
+  type Figure,
+  type Options,
+} from './common.ts'
+import { BenchAccount, benchWorkflows, fanOutFanIn, transfer } from './workflows.ts'
 import { Counter } from './entities.ts'
-
-/** One measured figure; printed as one JSON line. */
-interface Figure {
-  bench: string
-  metric: string
-  value: number
-  unit: string
-  params: Record<string, unknown>
-}
-
-/** Command-line options shared by all benchmarks; each benchmark reads the ones it uses. */
-interface Options {
-  entities: number
-  signals: number
-  instances: number
-  concurrency: number
-  activities: number
-  warmup: number
-  json: boolean
-  pipeliningCompare: boolean
-}
-
-/** What a benchmark gets to run with. */
-interface BenchContext {
-  url: string
-  options: Options
-  /** Records a figure (and prints its JSON line). */
-  emit(metric: string, value: number, unit: string, params: Record<string, unknown>): void
-  /** Progress on stderr (silent with `--json`). */
-  log(message: string): void
-  /** Starts a node and a client on a fresh hub; `close()` shuts both down (and deletes the hub). */
-  stack(options: { registry: RegistryItem[]; pipelining?: boolean }): Promise<Stack>
-}
-
-interface Benchmark {
-  description: string
-  /** Throws {@link VerificationError} when the result is wrong. */
-  run(ctx: BenchContext): Promise<void>
-}
-
-interface Stack {
-  hub: string
-  node: Node
-  client: Client
-  close(): Promise<void>
-}
-
-/** A benchmark computed a wrong result (the process exits 1). */
-class VerificationError extends Error {
-  override readonly name = 'VerificationError'
-}
+import { runHelloSequence } from './hello-sequence.ts'
+import { runTakeover } from './takeover.ts'
 
 /** Targets from the project's issue, shown in the table. */
-const TARGETS: Record<string, { op: '>=' | '<='; value: number }> = {
+const TARGETS: Record<string, { op: '>=' | '<=' | '<'; value: number }> = {
   'entity-signals/signals_per_s': { op: '>=', value: 100_000 },
   'entity-signals/call_p50_ms': { op: '<=', value: 1 },
   'hello-sequence/instances_per_s': { op: '>=', value: 20_000 },
   'hello-sequence/unloaded_p50_ms': { op: '<=', value: 2 },
   'fan-out-fan-in/seconds': { op: '<=', value: 0.05 },
   'bank/transfers_per_s': { op: '>=', value: 5_000 },
+  'takeover/crash_takeover_p50_ms': { op: '<', value: 5_000 },
+  'takeover/graceful_move_p50_ms': { op: '<', value: 500 },
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -85,48 +48,9 @@ const TARGETS: Record<string, { op: '>=' | '<='; value: number }> = {
 const benchmarks: Record<string, Benchmark> = {
   'hello-sequence': {
     description:
-      'orchestrations of N activities in a row: throughput with C in flight, then unloaded latency',
-    async run(ctx) {
-      const { instances, concurrency, activities } = ctx.options
-      const stack = await ctx.stack({ registry: benchWorkflows })
-      try {
-        const { client } = stack
-        const one = async () => {
-          const t = performance.now()
-          const id = await client.start(helloSequence, activities)
-          const done = await client.waitForCompletion<number>(id)
-          if (done.output !== activities)
-            throw new VerificationError(`instance ${id} returned ${String(done.output)}`)
-          return performance.now() - t
-        }
-        const loaded = async (count: number) => {
-          const latencies: number[] = []
-          let next = 0
-          await Promise.all(
-            Array.from({ length: Math.min(concurrency, count) }, async () => {
-              while (next++ < count) latencies.push(await one())
-            }),
-          )
-          return latencies
-        }
-        ctx.log(`hello-sequence: warm-up`)
-        await loaded(Math.min(2000, instances))
-        ctx.log(`hello-sequence: ${instances} instances, ${concurrency} in flight`)
-        const t0 = performance.now()
-        const latencies = await loaded(instances)
-        const seconds = (performance.now() - t0) / 1000
-        const params = { instances, concurrency, activities }
-        ctx.emit('instances_per_s', instances / seconds, '1/s', params)
-        ctx.emit('latency_p50_ms', quantile(latencies, 0.5), 'ms', params)
-        ctx.emit('latency_p99_ms', quantile(latencies, 0.99), 'ms', params)
-        const unloaded: number[] = []
-        for (let i = 0; i < 500; i++) unloaded.push(await one())
-        ctx.emit('unloaded_p50_ms', quantile(unloaded, 0.5), 'ms', { instances: 500, activities })
-        ctx.emit('unloaded_p99_ms', quantile(unloaded, 0.99), 'ms', { instances: 500, activities })
-      } finally {
-        await stack.close()
-      }
-    },
+      'orchestrations of N activities in a row: throughput with C in flight, then unloaded latency ' +
+      '(--nodes 1,2,3: against that many node processes)',
+    run: runHelloSequence,
   },
   'fan-out-fan-in': {
     description: 'one orchestration with 1,000 parallel activities, then a sum',
@@ -224,6 +148,12 @@ const benchmarks: Record<string, Benchmark> = {
       ctx.emit('records_no_pipelining', without.records, 'count', paramsNp)
     },
   },
+  takeover: {
+    description:
+      'partitions of a SIGKILLed node answering again on the others (3 node processes, default lease), ' +
+      'then the same for graceful stops (SIGTERM)',
+    run: runTakeover,
+  },
 }
 
 /** Sequential calls measured for the latency figures, after {@link CALL_WARMUP} unmeasured ones. */
@@ -313,10 +243,16 @@ function usage(): string {
     .join('\n')
   return [
     'usage: npm run bench -- [name...] [--entities N] [--signals N] [--warmup N] [--json] [--no-pipelining-compare]',
+    '         [--instances N] [--concurrency N] [--activities N] [--nodes N,N...] [--kills N] [--partitions N]',
+    '         [--node-logs DIR]',
     '',
     'benchmarks (none named: all):',
     names,
     '',
+    '--nodes (hello-sequence): run against that many node processes, each count in turn.',
+    '--kills (takeover, default 5): crash kills, and as many graceful stops, to measure.',
+    '--partitions: partitions of the hubs node processes serve (takeover: 12, hello-sequence --nodes: 32).',
+    "--node-logs DIR: write each node process's output to DIR/<hub>-<node>.log.",
     'NATS_URL=nats://host:port uses that server instead of starting one.',
   ].join('\n')
 }
@@ -335,6 +271,10 @@ function parseOptions(argv: string[]): { names: string[]; options: Options } | '
       warmup: { type: 'string', default: '5000' },
       json: { type: 'boolean', default: false },
       'no-pipelining-compare': { type: 'boolean', default: false },
+      nodes: { type: 'string' },
+      kills: { type: 'string', default: '5' },
+      partitions: { type: 'string' },
+      'node-logs': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -352,6 +292,13 @@ function parseOptions(argv: string[]): { names: string[]; options: Options } | '
       warmup: positiveInt('warmup', values.warmup, 0),
       json: values.json,
       pipeliningCompare: !values['no-pipelining-compare'],
+      nodes:
+        values.nodes === undefined
+          ? undefined
+          : values.nodes.split(',').map((n) => positiveInt('nodes', n.trim())),
+      kills: positiveInt('kills', values.kills),
+      partitions: values.partitions === undefined ? undefined : positiveInt('partitions', values.partitions),
+      nodeLogs: values['node-logs'],
     },
   }
 }
@@ -428,6 +375,12 @@ async function main(): Promise<number> {
             },
           }
         },
+        newHub: () => `${runId}-${++hubs}`,
+        async dropHub(hub) {
+          if (server !== undefined) return
+          const nc = await connectTo(url, 'basalt-bench')
+          await deleteHub(nc, hub).finally(() => nc.close())
+        },
       }
       try {
         await benchmarks[name]!.run(ctx)
@@ -449,18 +402,6 @@ async function main(): Promise<number> {
 // Helpers
 // ---------------------------------------------------------------------------------------------------------
 
-/** Nearest-rank percentile of sorted values. */
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN
-  const rank = Math.ceil((p / 100) * sorted.length)
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!
-}
-
-function round(value: number, digits: number): number {
-  const f = 10 ** digits
-  return Math.round(value * f) / f
-}
-
 function table(figures: Figure[]): string {
   const rows = [['bench', 'metric', 'value', 'unit', 'target']]
   for (const f of figures) {
@@ -468,9 +409,11 @@ function table(figures: Figure[]): string {
     const verdict =
       target === undefined
         ? ''
-        : `${target.op} ${target.value} ${(target.op === '>=' ? f.value >= target.value : f.value <= target.value) ? '(met)' : '(missed)'}`
+        : `${target.op} ${target.value} ${meets(f.value, target.op, target.value) ? '(met)' : '(missed)'}`
     rows.push([
-      f.bench,
+      f.params['nodes'] !== undefined && f.bench === 'hello-sequence'
+        ? `${f.bench} (${nodesLabel(Number(f.params['nodes']))})`
+        : f.bench,
       f.metric,
       f.value.toLocaleString('en-US', { maximumFractionDigits: 6 }),
       f.unit,
@@ -488,10 +431,6 @@ function table(figures: Figure[]): string {
 
 process.exitCode = await main()
 
-/** Nearest-rank quantile (q in 0..1) of unsorted values. */
-function quantile(values: number[], q: number): number {
-  return percentile(
-    [...values].sort((a, b) => a - b),
-    q * 100,
-  )
+function meets(value: number, op: '>=' | '<=' | '<', target: number): boolean {
+  return op === '>=' ? value >= target : op === '<=' ? value <= target : value < target
 }

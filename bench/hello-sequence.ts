@@ -1,0 +1,135 @@
+/**
+ * `hello-sequence`: orchestrations of `--activities` synchronous activities in a row, driven by this
+ * process's client — against a node in this process, or with `--nodes 1,2,3` against that many node
+ * processes (`bench/cluster.ts`), each count in turn on a fresh hub.
+ */
+import { performance } from 'node:perf_hooks'
+import { Client } from '../runtime/index.ts'
+import { NodeCluster } from './cluster.ts'
+import { VerificationError, nodesLabel, quantile, round, type BenchContext } from './common.ts'
+import { benchWorkflows, helloSequence } from './workflows.ts'
+
+/** Partitions of a hub created without `--partitions` (the hub's default). */
+const DEFAULT_PARTITIONS = 32
+
+/** Runs `hello-sequence` (see the module comment). */
+export async function runHelloSequence(ctx: BenchContext): Promise<void> {
+  const counts = ctx.options.nodes
+  if (counts === undefined) {
+    const stack = await ctx.stack({ registry: benchWorkflows })
+    try {
+      await measureHelloSequence(ctx, stack.client, {})
+    } finally {
+      await stack.close()
+    }
+    return
+  }
+  const partitions = ctx.options.partitions ?? DEFAULT_PARTITIONS
+  for (const nodes of counts) {
+    await withNodeProcesses(ctx, nodes, partitions, (client, cluster) =>
+      measureHelloSequence(ctx, client, { nodes, partitions }, cluster),
+    )
+  }
+}
+
+/**
+ * The `hello-sequence` measurement through `client`: warm-up, `--instances` with `--concurrency` in
+ * flight (throughput and latency), then 500 one at a time. `extra` goes into every figure's params.
+ * With the `cluster` of node processes serving the hub, also where the timed phase's CPU went and
+ * how many commit records it took.
+ */
+async function measureHelloSequence(
+  ctx: BenchContext,
+  client: Client,
+  extra: Record<string, unknown>,
+  cluster?: NodeCluster,
+): Promise<void> {
+  const { instances, concurrency, activities } = ctx.options
+  const label =
+    extra['nodes'] === undefined ? 'hello-sequence' : `hello-sequence (${nodesLabel(Number(extra['nodes']))})`
+  const one = async () => {
+    const t = performance.now()
+    const id = await client.start(helloSequence, activities)
+    const done = await client.waitForCompletion<number>(id)
+    if (done.output !== activities)
+      throw new VerificationError(`instance ${id} returned ${String(done.output)}`)
+    return performance.now() - t
+  }
+  const loaded = async (count: number) => {
+    const latencies: number[] = []
+    let next = 0
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, count) }, async () => {
+        while (next++ < count) latencies.push(await one())
+      }),
+    )
+    return latencies
+  }
+  ctx.log(`${label}: warm-up`)
+  await loaded(Math.min(2000, instances))
+  ctx.log(`${label}: ${instances} instances, ${concurrency} in flight`)
+  const nodesCpuBefore = cluster?.cpuMs()
+  const recordsBefore = await cluster?.logAppends()
+  const clientCpuBefore = process.cpuUsage()
+  const t0 = performance.now()
+  const latencies = await loaded(instances)
+  const seconds = (performance.now() - t0) / 1000
+  const clientCpu = process.cpuUsage(clientCpuBefore)
+  const nodesCpuAfter = cluster?.cpuMs()
+  const recordsAfter = await cluster?.logAppends()
+  const params = { instances, concurrency, activities, ...extra }
+  ctx.emit('instances_per_s', instances / seconds, '1/s', params)
+  ctx.emit('latency_p50_ms', quantile(latencies, 0.5), 'ms', params)
+  ctx.emit('latency_p99_ms', quantile(latencies, 0.99), 'ms', params)
+  const perInstance = (x: number) => round(x / instances, 4)
+  if (recordsBefore !== undefined && recordsAfter !== undefined)
+    ctx.emit('records_per_instance', perInstance(recordsAfter - recordsBefore), '1', params)
+  if (nodesCpuBefore !== undefined && nodesCpuAfter !== undefined) {
+    // where the CPU went while the nodes ran in their own processes (the client is this process)
+    ctx.emit('nodes_cpu_ms_per_instance', perInstance(nodesCpuAfter - nodesCpuBefore), 'ms', params)
+    ctx.emit(
+      'client_cpu_ms_per_instance',
+      perInstance((clientCpu.user + clientCpu.system) / 1000),
+      'ms',
+      params,
+    )
+  }
+  const unloaded: number[] = []
+  for (let i = 0; i < 500; i++) unloaded.push(await one())
+  ctx.emit('unloaded_p50_ms', quantile(unloaded, 0.5), 'ms', { instances: 500, activities, ...extra })
+  ctx.emit('unloaded_p99_ms', quantile(unloaded, 0.99), 'ms', { instances: 500, activities, ...extra })
+}
+
+/**
+ * Starts `count` node processes (`bench/cluster.ts`) on a fresh hub of `partitions`, waits until
+ * the placement has settled on them, runs `body` with a client of this process, and stops them all.
+ */
+async function withNodeProcesses(
+  ctx: BenchContext,
+  count: number,
+  partitions: number,
+  body: (client: Client, cluster: NodeCluster) => Promise<void>,
+): Promise<void> {
+  const hub = ctx.newHub()
+  const cluster = await NodeCluster.open({
+    url: ctx.url,
+    hub,
+    partitions,
+    log: ctx.log,
+    ...(ctx.options.nodeLogs === undefined ? {} : { logDir: ctx.options.nodeLogs }),
+  })
+  try {
+    ctx.log(`starting ${count} node processes on hub ${hub} (${partitions} partitions)`)
+    await Promise.all(Array.from({ length: count }, (_, i) => cluster.start(`n${i + 1}`)))
+    await cluster.waitSettled(`${count} node processes starting`)
+    const client = await Client.connect({ servers: ctx.url, hub })
+    try {
+      await body(client, cluster)
+    } finally {
+      await client.close()
+    }
+  } finally {
+    await cluster.close()
+    await ctx.dropHub(hub)
+  }
+}
