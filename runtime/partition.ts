@@ -41,6 +41,7 @@ import type { Logger } from './logger.ts'
 import { Outbox } from './outbox.ts'
 import { CommitRound, resolveWrite, type ItemWrite, type RoundReply } from './round.ts'
 import { SnapshotState, entityItemKey, parseEntityItemKey } from './snapshot.ts'
+import { StallWatch } from './stall-watch.ts'
 import { PartitionStorage, isFencingRejection, type Checkpoint } from './storage.ts'
 import { TimerSet } from './timers.ts'
 import type { InstanceHandler } from './instances.ts'
@@ -157,6 +158,7 @@ export class Partition {
   #open: CommitRound
   #inflight: CommitRound | null = null
   #lastLogSeq = 0
+  #stallWatch: StallWatch | undefined
   #queries: PendingQuery[] = []
   #running = false
   #rerun = false
@@ -340,9 +342,15 @@ export class Partition {
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: this.#pos[0],
     })
-    // short pull expiry: a consumer lost with a server (a NATS cluster member going down) is
-    // noticed by missed heartbeats within about two seconds and recreated
-    this.#consumer = await consumer.consume({ max_messages: 512, expires: 2000 })
+    // A consumer lost with a server (a NATS cluster member going down) is noticed by the stall
+    // watch within seconds; heartbeats (every 5 s) back it up. Shorter heartbeats misfire under load.
+    this.#consumer = await consumer.consume({ max_messages: 512, expires: 10_000 })
+    this.#stallWatch ??= new StallWatch({
+      idle: () => this.#inbox.length === 0 && !this.#running,
+      position: () => this.#pos[0],
+      lastStored: () => this.#storage.lastMailboxSeq(),
+      stalled: (reason) => this.#fail(new Error(`mailbox consumer stalled: ${reason}`)),
+    })
     void this.#pumpMailbox(this.#consumer)
   }
 
@@ -359,6 +367,7 @@ export class Partition {
           item.error = (err as Error).message
         }
         this.#inbox.push(item)
+        this.#stallWatch?.delivered()
         this.#kick()
         if (this.#inbox.length > HIGH_WATER) {
           await new Promise<void>((resolve) => (this.#drained = resolve))
@@ -1117,6 +1126,7 @@ export class Partition {
     this.#stopped = true
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     clearInterval(this.#snapshotTimer)
+    this.#stallWatch?.stop()
     this.#outbox.stop()
     this.#instances?.close()
     void this.#consumer?.close().catch(() => {})

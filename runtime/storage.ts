@@ -167,12 +167,19 @@ export class PartitionStorage {
     }
   }
 
+  /** The stream sequence of the last message on this partition's mailbox subject (0: none). */
+  async lastMailboxSeq(): Promise<number> {
+    return this.#lastSeqOf(this.hub.names.mailboxStream, this.hub.names.mailbox(this.p))
+  }
+
   /** The stream sequence of the last record in this partition's log (0: empty). */
   async lastLogSeq(): Promise<number> {
+    return this.#lastSeqOf(this.hub.names.logStream, this.hub.names.log(this.p))
+  }
+
+  async #lastSeqOf(stream: string, subject: string): Promise<number> {
     try {
-      const msg = await this.hub.jsm.streams.getMessage(this.hub.names.logStream, {
-        last_by_subj: this.hub.names.log(this.p),
-      })
+      const msg = await this.hub.jsm.streams.getMessage(stream, { last_by_subj: subject })
       return msg?.seq ?? 0
     } catch (err) {
       if ((err as { code?: number }).code === 10037 || /no message found/i.test(String(err))) return 0
