@@ -206,7 +206,9 @@ export class InstanceHost implements InstanceHandler {
     await Promise.all([...ids].map((id) => this.#load(id)))
   }
 
-  handle(msg: StartMessage | EventMessage | DoneMessage | ControlMessage | WaitMessage): void | Promise<void> {
+  handle(
+    msg: StartMessage | EventMessage | DoneMessage | ControlMessage | WaitMessage,
+  ): void | Promise<void> {
     switch (msg.k) {
       case 'start':
         return this.#start(msg)
