@@ -19,6 +19,7 @@ import { readPlacement, type PlacementTable } from '../placement/index.ts'
 import { connectTo } from '../runtime/index.ts'
 import { openHub, type Hub } from '../runtime/hub.ts'
 import { closeConnection } from '../runtime/node.ts'
+import type { BenchContext } from './common.ts'
 
 /** Repository root: the working directory of the node processes. */
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -209,6 +210,17 @@ export class NodeCluster {
     installHooks()
     if (options.logDir !== undefined) mkdirSync(options.logDir, { recursive: true })
     return new NodeCluster(options, await connectTo(options.url, 'basalt-bench-cluster'))
+  }
+
+  /** Opens a cluster for a benchmark on a fresh hub, with its URL, progress and `--node-logs`. */
+  static forBench(ctx: BenchContext, partitions: number): Promise<NodeCluster> {
+    return NodeCluster.open({
+      url: ctx.url,
+      hub: ctx.newHub(),
+      partitions,
+      log: ctx.log,
+      ...(ctx.options.nodeLogs === undefined ? {} : { logDir: ctx.options.nodeLogs }),
+    })
   }
 
   /** The hub (opened on first use; a node must have created it). */

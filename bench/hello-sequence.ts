@@ -110,14 +110,8 @@ async function withNodeProcesses(
   partitions: number,
   body: (client: Client, cluster: NodeCluster) => Promise<void>,
 ): Promise<void> {
-  const hub = ctx.newHub()
-  const cluster = await NodeCluster.open({
-    url: ctx.url,
-    hub,
-    partitions,
-    log: ctx.log,
-    ...(ctx.options.nodeLogs === undefined ? {} : { logDir: ctx.options.nodeLogs }),
-  })
+  const cluster = await NodeCluster.forBench(ctx, partitions)
+  const hub = cluster.options.hub
   try {
     ctx.log(`starting ${count} node processes on hub ${hub} (${partitions} partitions)`)
     await Promise.all(Array.from({ length: count }, (_, i) => cluster.start(`n${i + 1}`)))

@@ -54,14 +54,8 @@ interface Run {
 export async function runTakeover(ctx: BenchContext): Promise<void> {
   const { kills } = ctx.options
   const partitions = ctx.options.partitions ?? DEFAULT_PARTITIONS
-  const hub = ctx.newHub()
-  const cluster = await NodeCluster.open({
-    url: ctx.url,
-    hub,
-    partitions,
-    log: ctx.log,
-    ...(ctx.options.nodeLogs === undefined ? {} : { logDir: ctx.options.nodeLogs }),
-  })
+  const cluster = await NodeCluster.forBench(ctx, partitions)
+  const hub = cluster.options.hub
   let client: Client | undefined
   let watch: LogWatch | undefined
   try {

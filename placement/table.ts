@@ -7,6 +7,7 @@ import type { JetStreamManager } from '@nats-io/jetstream'
 import type { KV, KvEntry } from '@nats-io/kv'
 import { HubNotFoundError } from '../actors/errors.ts'
 import { decode } from '../runtime/codec.ts'
+import { bucketKeys } from '../runtime/hub.ts'
 
 /** A node that heartbeats on the hub, as its latest heartbeat record describes it. */
 export interface PlacementNode {
@@ -60,12 +61,7 @@ export interface PlacementTable {
  */
 export async function readPlacement(kv: KV, jsm: JetStreamManager): Promise<PlacementTable> {
   const status = await kv.status()
-  const stream = status.streamInfo.config.name
-  const prefix = `$KV.${status.bucket}.`
-  const info = await jsm.streams.info(stream, { subjects_filter: `${prefix}>` })
-  const keys = Object.keys(info.state.subjects ?? {})
-    .map((subject) => subject.slice(prefix.length))
-    .filter((key) => !key.startsWith('rel.'))
+  const keys = (await bucketKeys(jsm, status.bucket)).filter((key) => !key.startsWith('rel.'))
   const latest = new Map<string, KvEntry>()
   await Promise.all(
     keys.map(async (key) => {

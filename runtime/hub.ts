@@ -229,6 +229,18 @@ function isNotFound(err: unknown): boolean {
   return code === 10059 || (err as Error).name === 'StreamNotFoundError'
 }
 
+/**
+ * Keys of KV bucket `bucket` matching `filter` (a subject filter such as `t.3.>`) that hold any
+ * message — deleted keys included — listed by one stream-info request. No consumer is created, so
+ * this works while a NATS cluster cannot place new consumers (a server down), and it ends even
+ * while the bucket keeps changing. Callers read each key for its value.
+ */
+export async function bucketKeys(jsm: JetStreamManager, bucket: string, filter = '>'): Promise<string[]> {
+  const prefix = `$KV.${bucket}.`
+  const info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: prefix + filter })
+  return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length))
+}
+
 /** Deletes every stream and bucket of a hub (for tests and `basalt hub delete`). */
 export async function deleteHub(nc: NatsConnection, name: string): Promise<void> {
   const names = new HubNames(name)

@@ -79,7 +79,8 @@ export class Node {
   readonly #restarts = new Set<NodeJS.Timeout>()
   #agent: PlacementAgent | undefined
   readonly #starting = new Set<number>()
-  readonly #closing = new Set<number>()
+  /** Partitions being stopped and released, with the promise that settles when done. */
+  readonly #closing = new Map<number, Promise<void>>()
   /** Highest epoch per partition at which this node was fenced: never start it at that epoch again. */
   readonly #fenced = new Map<number, number>()
   #reconciling = false
@@ -194,13 +195,9 @@ export class Node {
     const agent = this.#agent
     await agent?.leave()
     await this.workers?.stop()
-    await Promise.all(
-      [...this.partitions].map(async ([p, partition]) => {
-        await partition.close(options.snapshot ?? false)
-        await agent?.release(p, partition.options.epoch).catch(() => {})
-      }),
-    )
-    this.partitions.clear()
+    // every partition stops and is released; hand-offs already under way are awaited too
+    for (const [p, partition] of this.partitions) void this.#handOff(p, partition, options.snapshot ?? false)
+    await Promise.all(this.#closing.values())
     agent?.close()
     await this.workers?.client.close()
     await closeConnection(this.nc)
@@ -263,7 +260,7 @@ export class Node {
     try {
       const want = agent.wanted()
       for (const [p, partition] of this.partitions) {
-        if (want.get(p) !== partition.options.epoch) this.#handOff(p, partition)
+        if (want.get(p) !== partition.options.epoch) void this.#handOff(p, partition)
       }
       for (const [p, epoch] of agent.handoffs()) {
         if (!this.partitions.has(p) && !this.#starting.has(p) && !this.#closing.has(p))
@@ -297,23 +294,24 @@ export class Node {
   }
 
   /** Stops partition p gracefully (its in-flight commit completes) and releases it. */
-  #handOff(p: number, partition: Partition): void {
+  #handOff(p: number, partition: Partition, snapshot = false): Promise<void> {
     this.partitions.delete(p)
-    this.#closing.add(p)
     const epoch = partition.options.epoch
-    void partition
-      .close(false)
+    const done = partition
+      .close(snapshot)
       .then(() => this.#agent?.release(p, epoch))
       .catch((err: unknown) => this.options.logger.warn('hand-off failed', { p, error: String(err) }))
       .finally(() => {
         this.#closing.delete(p)
         this.#reconcile()
       })
+    this.#closing.set(p, done)
+    return done
   }
 
   /** Our lease lapsed (we were paused or cut off): stop serving everything at once. */
   #stopAll(): void {
-    for (const [p, partition] of this.partitions) this.#handOff(p, partition)
+    for (const [p, partition] of this.partitions) void this.#handOff(p, partition)
   }
 
   async #startPartition(p: number, epoch: number): Promise<void> {

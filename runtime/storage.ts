@@ -5,11 +5,11 @@
  * by expected revision.
  */
 import type { NatsConnection } from '@nats-io/transport-node'
-import { jetstream, DeliverPolicy, type JetStreamClient } from '@nats-io/jetstream'
+import { jetstream, DeliverPolicy, type JetStreamClient, type StoredMsg } from '@nats-io/jetstream'
 import { fastJetStream, type FastJetStream } from './fast-js.ts'
 import type { CommitRecord, MailboxPosition, ActorMessage } from '../actors/messages.ts'
 import { decode, decodeEnvelope, encode } from './codec.ts'
-import type { Hub } from './hub.ts'
+import { bucketKeys, type Hub } from './hub.ts'
 
 /** How long a state read waits for a direct get before asking the stream leader instead. */
 const DIRECT_GET_PATIENCE_MS = 2000
@@ -106,16 +106,10 @@ export class PartitionStorage {
   }
 
   async #readItemFromLeader(stream: string, subject: string): Promise<StoredItem> {
-    try {
-      const msg = await this.hub.jsm.streams.getMessage(stream, { last_by_subj: subject })
-      if (msg === null) return { value: null, rev: 0 }
-      const op = msg.header?.get('KV-Operation')
-      return { value: op === 'DEL' || op === 'PURGE' ? null : msg.data, rev: msg.seq }
-    } catch (err) {
-      if ((err as { code?: number }).code === 10037 || /no message found/i.test(String(err)))
-        return { value: null, rev: 0 }
-      throw err
-    }
+    const msg = await this.#lastMessage(stream, subject)
+    if (msg === null) return { value: null, rev: 0 }
+    const op = msg.header?.get('KV-Operation')
+    return { value: op === 'DEL' || op === 'PURGE' ? null : msg.data, rev: msg.seq }
   }
 
   /**
@@ -135,11 +129,7 @@ export class PartitionStorage {
    * a NATS cluster cannot place new consumers (a server down). Callers read each key anyway.
    */
   async listStoredKeys(filter: string): Promise<string[]> {
-    const prefix = `$KV.${this.hub.names.stateBucket}.`
-    const info = await this.hub.jsm.streams.info(`KV_${this.hub.names.stateBucket}`, {
-      subjects_filter: prefix + filter,
-    })
-    return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length))
+    return bucketKeys(this.hub.jsm, this.hub.names.stateBucket, filter)
   }
 
   /** Keys of the state bucket under `prefix` (a subject filter such as `t.3.>`), live ones only. */
@@ -178,11 +168,15 @@ export class PartitionStorage {
   }
 
   async #lastSeqOf(stream: string, subject: string): Promise<number> {
+    return (await this.#lastMessage(stream, subject))?.seq ?? 0
+  }
+
+  /** The last message on `subject` in `stream`, answered by the stream leader (null: none). */
+  async #lastMessage(stream: string, subject: string): Promise<StoredMsg | null> {
     try {
-      const msg = await this.hub.jsm.streams.getMessage(stream, { last_by_subj: subject })
-      return msg?.seq ?? 0
+      return await this.hub.jsm.streams.getMessage(stream, { last_by_subj: subject })
     } catch (err) {
-      if ((err as { code?: number }).code === 10037 || /no message found/i.test(String(err))) return 0
+      if ((err as { code?: number }).code === 10037 || /no message found/i.test(String(err))) return null
       throw err
     }
   }
