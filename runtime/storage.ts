@@ -6,6 +6,7 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node'
 import { jetstream, DeliverPolicy, type JetStreamClient, type StoredMsg } from '@nats-io/jetstream'
+import { TimeoutError } from '../actors/errors.ts'
 import { fastJetStream, type FastJetStream } from './fast-js.ts'
 import type { CommitRecord, MailboxPosition, ActorMessage } from '../actors/messages.ts'
 import { decode, decodeEnvelope, encode } from './codec.ts'
@@ -13,6 +14,9 @@ import { bucketKeys, type Hub } from './hub.ts'
 
 /** How long a state read waits for a direct get before asking the stream leader instead. */
 const DIRECT_GET_PATIENCE_MS = 2000
+
+/** How long a log read at recovery waits for its next record before giving up. */
+const READ_LOG_IDLE_MS = 10_000
 
 /** How long a commit append keeps retrying while no stream leader answers. */
 const APPEND_RETRY_MS = 10_000
@@ -190,14 +194,32 @@ export class PartitionStorage {
       opt_start_seq: afterSeq + 1,
     })
     const messages = await consumer.consume({ max_messages: 256 })
+    // A consumer that cannot be (re)created — a NATS cluster member down — delivers nothing and
+    // raises nothing: give up after a quiet spell, so that recovery fails and is retried instead of
+    // hanging for good.
+    let idle: NodeJS.Timeout | undefined
+    const arm = () => {
+      clearTimeout(idle)
+      idle = setTimeout(() => void messages.close(), READ_LOG_IDLE_MS)
+    }
+    let last = afterSeq
+    arm()
     try {
       for await (const m of messages) {
+        arm()
         const rec = decodeEnvelope(m.data, `commit record ${m.seq} of partition ${this.p}`)
         onRecord(rec as unknown as CommitRecord, m.seq)
+        last = m.seq
         if (m.seq >= upToSeq) break
       }
     } finally {
+      clearTimeout(idle)
       await messages.close()
+    }
+    if (last < upToSeq) {
+      throw new TimeoutError(
+        `log of partition ${this.p}: nothing after sequence ${last} for ${READ_LOG_IDLE_MS} ms (reading up to ${upToSeq})`,
+      )
     }
   }
 
