@@ -213,6 +213,8 @@ export type Query =
   | { v: typeof WIRE_VERSION; k: 'list'; t: string; prefix: string; after: string; limit: number; s?: number }
   | { v: typeof WIRE_VERSION; k: 'status'; i: string; history?: boolean; s?: number }
   | { v: typeof WIRE_VERSION; k: 'instances'; f: InstanceFilter; after: string; limit: number; s?: number }
+  /** Replies to `inbox` the client still waits for (it may have lost them in a reconnect). */
+  | { v: typeof WIRE_VERSION; k: 'replies'; inbox: string; rids: number[]; s?: number }
 
 /** Filter of instance listings and purges. */
 export interface InstanceFilter {
@@ -229,6 +231,7 @@ export type QueryAnswer =
   | { v: typeof WIRE_VERSION; ok: 1; keys: string[]; more: boolean }
   | { v: typeof WIRE_VERSION; ok: 1; instance: Uint8Array | null; n: number }
   | { v: typeof WIRE_VERSION; ok: 1; summaries: Array<[id: string, summary: Uint8Array]>; more: boolean }
+  | { v: typeof WIRE_VERSION; ok: 1; replies: Reply[] }
   | { v: typeof WIRE_VERSION; ok: 0; error: ErrorInfo }
 
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null

@@ -40,6 +40,7 @@ import {
   type EntityOp,
   type Query,
   type QueryAnswer,
+  type Reply,
   type ReplyEnvelope,
 } from '../actors/messages.ts'
 import {
@@ -70,6 +71,12 @@ export interface ClientOptions {
   queryTimeoutMs?: number
   /** How long publishing keeps retrying before a signal is reported failed, in ms (default 30,000). */
   publishDeadlineMs?: number
+  /**
+   * A call still waiting after this many ms asks its partition again for the reply, which core
+   * NATS may have dropped while this client reconnected (default 2,000). Right after a reconnect
+   * every waiting call asks.
+   */
+  reaskMs?: number
 }
 
 /** Typed access to one entity. */
@@ -106,6 +113,9 @@ interface PendingCall {
   resolve(value: unknown): void
   reject(err: Error): void
   timer: NodeJS.Timeout
+  /** Partition the call went to, and when it left. */
+  p: number
+  at: number
 }
 
 /** A connection to a hub. */
@@ -122,6 +132,7 @@ export class Client {
   readonly #maxPayload: number
   #rid = 0
   #closed = false
+  #reaskTimer: NodeJS.Timeout | undefined
   /** JetStream publishes made (for benchmarks: signals per publish). */
   publishes = 0
 
@@ -139,6 +150,7 @@ export class Client {
         if (err === null) this.#onReplies(msg.data)
       },
     })
+    void this.#watchReconnects()
   }
 
   /**
@@ -153,6 +165,7 @@ export class Client {
         callTimeoutMs: options.callTimeoutMs ?? 30_000,
         queryTimeoutMs: options.queryTimeoutMs ?? 10_000,
         publishDeadlineMs: options.publishDeadlineMs ?? 30_000,
+        reaskMs: options.reaskMs ?? 2_000,
       })
     } catch (err) {
       await nc.close().catch(() => {})
@@ -305,6 +318,7 @@ export class Client {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    clearTimeout(this.#reaskTimer)
     await Promise.all([...this.#senders.values()].map((s) => s.idle()))
     for (const [, call] of this.#calls) {
       clearTimeout(call.timer)
@@ -349,8 +363,10 @@ export class Client {
         this.#calls.delete(rid)
         reject(new TimeoutError(`${what()} got no result in ${timeoutMs} ms`))
       }, timeoutMs)
-      this.#calls.set(rid, { resolve, reject, timer })
-      this.#sender(targetOf(msg)).add({
+      const sender = this.#sender(targetOf(msg))
+      this.#calls.set(rid, { resolve, reject, timer, p: sender.p, at: Date.now() })
+      this.#armReask()
+      sender.add({
         msg,
         resolve: () => {},
         reject: (err) => {
@@ -589,7 +605,11 @@ export class Client {
     } catch {
       return
     }
-    for (const reply of env.r) {
+    this.#settle(env.r)
+  }
+
+  #settle(replies: Reply[]): void {
+    for (const reply of replies) {
       const call = this.#calls.get(reply[0])
       if (call === undefined) continue // a re-sent reply, or one whose call timed out
       this.#calls.delete(reply[0])
@@ -601,6 +621,51 @@ export class Client {
           call.reject(err as CodecError)
         }
       } else call.reject(fromErrorInfo(reply[2]))
+    }
+  }
+
+  #armReask(): void {
+    if (this.#reaskTimer !== undefined || this.#closed) return
+    this.#reaskTimer = setTimeout(() => {
+      this.#reaskTimer = undefined
+      void this.#reask(this.options.reaskMs)
+    }, this.options.reaskMs)
+    this.#reaskTimer.unref()
+  }
+
+  /**
+   * Asks again for the replies of calls waiting at least `minAge` ms. Replies leave a partition
+   * over core NATS once committed; one sent while this client was reconnecting is gone, and the
+   * partition keeps what it sent lately to answer this.
+   */
+  async #reask(minAge: number): Promise<void> {
+    const now = Date.now()
+    const byPartition = new Map<number, number[]>()
+    for (const [rid, call] of this.#calls) {
+      if (now - call.at < minAge) continue
+      let rids = byPartition.get(call.p)
+      if (rids === undefined) byPartition.set(call.p, (rids = []))
+      if (rids.length < 4096) rids.push(rid)
+    }
+    await Promise.all(
+      [...byPartition].map(async ([p, rids]) => {
+        try {
+          const query: Query = { v: WIRE_VERSION, k: 'replies', inbox: this.#inbox, rids }
+          const answer = await this.#query(p, query, this.options.reaskMs)
+          if ('replies' in answer) this.#settle(answer.replies)
+        } catch {
+          // no owner now, or no answer: the next round asks again
+        }
+      }),
+    )
+    if (this.#calls.size > 0) this.#armReask()
+  }
+
+  /** After a reconnect, every waiting call asks again (its reply may have been dropped meanwhile). */
+  async #watchReconnects(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (status.type !== 'reconnect' || this.#closed) continue
+      setTimeout(() => void this.#reask(0), 250).unref()
     }
   }
 

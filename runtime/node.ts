@@ -26,6 +26,7 @@ import { decode, encode } from './codec.ts'
 import { ensureHub, type Hub, type HubOptions } from './hub.ts'
 import { consoleLogger, type Logger } from './logger.ts'
 import { Partition, type PartitionOptions } from './partition.ts'
+import { RecentReplies } from './recent-replies.ts'
 import type { KV } from '@nats-io/kv'
 import { isFencingRejection } from './storage.ts'
 
@@ -81,6 +82,8 @@ export class Node {
   readonly #starting = new Set<number>()
   /** Partitions being stopped and released, with the promise that settles when done. */
   readonly #closing = new Map<number, Promise<void>>()
+  /** Replies each partition sent lately; kept while p restarts here after a failure. */
+  readonly #recentReplies = new Map<number, RecentReplies>()
   /** Highest epoch per partition at which this node was fenced: never start it at that epoch again. */
   readonly #fenced = new Map<number, number>()
   #reconciling = false
@@ -296,6 +299,7 @@ export class Node {
   /** Stops partition p gracefully (its in-flight commit completes) and releases it. */
   #handOff(p: number, partition: Partition, snapshot = false): Promise<void> {
     this.partitions.delete(p)
+    this.#recentReplies.delete(p) // the next owner answers for p
     const epoch = partition.options.epoch
     const done = partition
       .close(snapshot)
@@ -329,7 +333,9 @@ export class Node {
               new InstanceHost(port, { ...this.workflows, cacheSize: perPartition }),
           }),
       onStopped: (reason, error) => this.#onStopped(p, epoch, reason, error),
+      recentReplies: this.#recentReplies.get(p) ?? new RecentReplies(),
     }
+    this.#recentReplies.set(p, options.recentReplies!)
     const partition = await Partition.start(this.nc, this.hub, p, options)
     if (this.#stopped) {
       await partition.close()

@@ -40,6 +40,7 @@ import type { Hub } from './hub.ts'
 import type { Logger } from './logger.ts'
 import { Outbox } from './outbox.ts'
 import { CommitRound, resolveWrite, type ItemWrite, type RoundReply } from './round.ts'
+import { RecentReplies } from './recent-replies.ts'
 import { SnapshotState, entityItemKey, parseEntityItemKey } from './snapshot.ts'
 import { StallWatch } from './stall-watch.ts'
 import { PartitionStorage, isFencingRejection, type Checkpoint } from './storage.ts'
@@ -63,6 +64,8 @@ export interface PartitionOptions {
   snapshotIntervalMs: number
   /** Builds the orchestration host of this partition (absent: entities only). */
   instances?: (partition: Partition) => InstanceHandler
+  /** Replies sent lately, kept across restarts of the partition on one node (else its own). */
+  recentReplies?: RecentReplies
   /** Called once when the partition stops for any reason other than close(). */
   onStopped(reason: 'fenced' | 'failed', error: Error): void
 }
@@ -160,6 +163,7 @@ export class Partition {
   #lastLogSeq = 0
   #stallWatch: StallWatch | undefined
   #queries: PendingQuery[] = []
+  readonly #recentReplies: RecentReplies
   #running = false
   #rerun = false
   #stopped = false
@@ -185,6 +189,7 @@ export class Partition {
     this.#snap = new SnapshotState(this.#storage, options.logger)
     this.#open = new CommitRound(1, this.#pos)
     this.#instances = options.instances?.(this)
+    this.#recentReplies = options.recentReplies ?? new RecentReplies()
   }
 
   /** Recovers partition `p` from storage and starts serving it. Throws {@link FencedError}. */
@@ -999,6 +1004,7 @@ export class Partition {
   }
 
   #sendReplies(inbox: string, replies: Reply[]): void {
+    this.#recentReplies.remember(inbox, replies)
     const env: ReplyEnvelope = { v: WIRE_VERSION, r: replies }
     try {
       this.nc.publish(inbox, encode(env))
@@ -1015,6 +1021,14 @@ export class Partition {
     try {
       query = decodeEnvelope(data, 'query') as unknown as Query
       const kind: unknown = query.k
+      if (kind === 'replies') {
+        // replies already sent were committed: answer at once, outside loop order
+        const { inbox, rids } = query as Extract<Query, { k: 'replies' }>
+        if (typeof inbox !== 'string' || !Array.isArray(rids))
+          throw new BadInputError('malformed replies query')
+        respond({ v: WIRE_VERSION, ok: 1, replies: this.#recentReplies.find(inbox, rids, this.#recordLimit) })
+        return
+      }
       if (!['read', 'list', 'status', 'instances'].includes(kind as string)) {
         throw new BadInputError(`unknown query kind ${String(kind)}`)
       }

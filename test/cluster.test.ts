@@ -40,7 +40,10 @@ describe('three-server NATS cluster', () => {
     expect(info.config.num_replicas).toBe(3)
     await closeConnection(nc)
 
-    const client = await Client.connect({ servers: nats.urls, hub, callTimeoutMs: 150_000 })
+    // The client talks to the server about to die: it must reconnect to another (learnt from the
+    // cluster) and still get every reply, including those published while it was away.
+    const victim = nats.servers[1]!
+    const client = await Client.connect({ servers: nats.urls[1]!, hub, callTimeoutMs: 150_000 })
     const COUNTERS = 50
     const cities = ['Oslo', 'Lima', 'Pune']
     let sent = 0
@@ -60,7 +63,6 @@ describe('three-server NATS cluster', () => {
       sent += signals
     }
     await wave(2000, 100)
-    const victim = nats.servers[1]!
     await victim.stop('SIGKILL')
     await wave(2000, 100) // while a server is down: publishes retry until a stream leader answers
     await new Promise((r) => setTimeout(r, 3000))
