@@ -206,12 +206,13 @@ export interface CommitRecord {
 /**
  * Queries a client sends to a partition's owner over core NATS. `s` is the mailbox sequence of
  * the client's last acknowledged publish to that partition: the answer waits until the partition
- * has processed it, so a client reads its own writes.
+ * has processed it, so a client reads its own writes. `w: 1` marks the first read of a watcher:
+ * the partition publishes its change messages again (see `runtime/change-feed.ts`).
  */
 export type Query =
-  | { v: typeof WIRE_VERSION; k: 'read'; t: string; key: string; s?: number }
+  | { v: typeof WIRE_VERSION; k: 'read'; t: string; key: string; s?: number; w?: 1 }
   | { v: typeof WIRE_VERSION; k: 'list'; t: string; prefix: string; after: string; limit: number; s?: number }
-  | { v: typeof WIRE_VERSION; k: 'status'; i: string; history?: boolean; s?: number }
+  | { v: typeof WIRE_VERSION; k: 'status'; i: string; history?: boolean; s?: number; w?: 1 }
   | { v: typeof WIRE_VERSION; k: 'instances'; f: InstanceFilter; after: string; limit: number; s?: number }
   /** Replies to `inbox` the client still waits for (it may have lost them in a reconnect). */
   | { v: typeof WIRE_VERSION; k: 'replies'; inbox: string; rids: number[]; s?: number }

@@ -133,6 +133,8 @@ export class Client {
   #rid = 0
   #closed = false
   #reaskTimer: NodeJS.Timeout | undefined
+  /** Catch-up reads of the active watches, run after a reconnect. */
+  readonly #watches = new Set<() => void>()
   /** JetStream publishes made (for benchmarks: signals per publish). */
   publishes = 0
 
@@ -255,7 +257,7 @@ export class Client {
       p,
       itemKey,
       async () => {
-        const answer = await this.#readRaw(t, key)
+        const answer = await this.#readRaw(t, key, true)
         return { n: answer.n, value: answer.state }
       },
       (bytes) => (bytes === null ? undefined : (decode(bytes, 'entity state') as StateOf<E>)),
@@ -292,6 +294,7 @@ export class Client {
       const sub = this.nc.subscribe(this.hub.names.changes(p), {
         callback: (err, msg) => {
           if (err) return subscriber.error(err)
+          if (msg.data.length === 0) return // the partition asking whether anyone listens
           try {
             const rec = decodeEnvelope(msg.data, 'change message') as unknown as CommitRecord
             if (seen < 0) early.push(rec)
@@ -310,7 +313,23 @@ export class Client {
           for (const rec of early.splice(0)) apply(rec)
         })
         .catch((err: unknown) => subscriber.error(err))
-      return () => sub.unsubscribe()
+      // after a reconnect: catch up on changes published meanwhile, and tell the partition again
+      // that someone watches (it may have stopped publishing while nobody listened)
+      const refresh = () => {
+        if (seen < 0) return
+        first()
+          .then((answer) => {
+            if (answer.n <= seen) return
+            seen = answer.n
+            emit(answer.value)
+          })
+          .catch(() => {}) // the next reconnect or change tries again
+      }
+      this.#watches.add(refresh)
+      return () => {
+        this.#watches.delete(refresh)
+        sub.unsubscribe()
+      }
     })
   }
 
@@ -553,7 +572,7 @@ export class Client {
       p,
       `o.${p}.${encodeToken(instanceId)}`,
       async () => {
-        const answer = await this.#query(p, { v: WIRE_VERSION, k: 'status', i: instanceId })
+        const answer = await this.#query(p, { v: WIRE_VERSION, k: 'status', i: instanceId, w: 1 })
         if (!('instance' in answer)) throw new CodecError('unexpected answer to a status query')
         return { n: answer.n, value: answer.instance }
       },
@@ -661,17 +680,29 @@ export class Client {
     if (this.#calls.size > 0) this.#armReask()
   }
 
-  /** After a reconnect, every waiting call asks again (its reply may have been dropped meanwhile). */
+  /**
+   * After a reconnect, every waiting call asks again (its reply may have been dropped meanwhile)
+   * and every watch reads its item again.
+   */
   async #watchReconnects(): Promise<void> {
     for await (const status of this.nc.status()) {
       if (status.type !== 'reconnect' || this.#closed) continue
-      setTimeout(() => void this.#reask(0), 250).unref()
+      setTimeout(() => {
+        void this.#reask(0)
+        for (const refresh of this.#watches) refresh()
+      }, 250).unref()
     }
   }
 
-  async #readRaw(t: string, key: string): Promise<{ exists: boolean; state: Uint8Array | null; n: number }> {
+  async #readRaw(
+    t: string,
+    key: string,
+    watch = false,
+  ): Promise<{ exists: boolean; state: Uint8Array | null; n: number }> {
     const p = partitionOf(key, this.partitionCount)
-    const answer = await this.#query(p, { v: WIRE_VERSION, k: 'read', t, key })
+    const query: Query = { v: WIRE_VERSION, k: 'read', t, key }
+    if (watch) query.w = 1
+    const answer = await this.#query(p, query)
     if (!('exists' in answer)) throw new CodecError('unexpected answer to a read')
     return answer
   }

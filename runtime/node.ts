@@ -207,13 +207,21 @@ export class Node {
   }
 
   /** Records committed, messages processed and snapshots taken, summed over partitions. */
-  stats(): { records: number; messages: number; snapshots: number; deadLetters: number; cached: number } {
-    const total = { records: 0, messages: 0, snapshots: 0, deadLetters: 0, cached: 0 }
+  stats(): {
+    records: number
+    messages: number
+    snapshots: number
+    deadLetters: number
+    changes: number
+    cached: number
+  } {
+    const total = { records: 0, messages: 0, snapshots: 0, deadLetters: 0, changes: 0, cached: 0 }
     for (const p of this.partitions.values()) {
       total.records += p.stats.records
       total.messages += p.stats.messages
       total.snapshots += p.stats.snapshots
       total.deadLetters += p.stats.deadLetters
+      total.changes += p.stats.changes
       total.cached += p.cachedEntities
     }
     return total

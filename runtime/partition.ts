@@ -41,6 +41,7 @@ import type { Logger } from './logger.ts'
 import { Outbox } from './outbox.ts'
 import { CommitRound, resolveWrite, type ItemWrite, type RoundReply } from './round.ts'
 import { RecentReplies } from './recent-replies.ts'
+import { ChangeFeed } from './change-feed.ts'
 import { SnapshotState, entityItemKey, parseEntityItemKey } from './snapshot.ts'
 import { StallWatch } from './stall-watch.ts'
 import { PartitionStorage, isFencingRejection, type Checkpoint } from './storage.ts'
@@ -77,6 +78,8 @@ export interface PartitionStats {
   snapshots: number
   recoveredRecords: number
   deadLetters: number
+  /** Change messages published (records while someone may watch). */
+  changes: number
 }
 
 /** A cached entity: decoded state plus its last good encoding (null: does not exist). */
@@ -145,6 +148,7 @@ export class Partition {
     snapshots: 0,
     recoveredRecords: 0,
     deadLetters: 0,
+    changes: 0,
   }
   readonly #storage: PartitionStorage
   readonly #outbox: Outbox
@@ -164,6 +168,7 @@ export class Partition {
   #stallWatch: StallWatch | undefined
   #queries: PendingQuery[] = []
   readonly #recentReplies: RecentReplies
+  readonly #changes: ChangeFeed
   #running = false
   #rerun = false
   #stopped = false
@@ -190,6 +195,7 @@ export class Partition {
     this.#open = new CommitRound(1, this.#pos)
     this.#instances = options.instances?.(this)
     this.#recentReplies = options.recentReplies ?? new RecentReplies()
+    this.#changes = new ChangeFeed(nc, hub.names.changes(p))
   }
 
   /** Recovers partition `p` from storage and starts serving it. Throws {@link FencedError}. */
@@ -972,11 +978,13 @@ export class Partition {
   /**
    * Tells watchers what a durable record changed, when it changed entity states or instance
    * records: the record itself (already encoded) on `H.chg.<p>`; watchers pick their item from its
-   * writes `w` (record number `n`).
+   * writes `w` (record number `n`). Only while someone may watch (see {@link ChangeFeed}).
    */
   #publishChanges(record: CommitRecord, bytes: Uint8Array): void {
+    if (!this.#changes.publishing) return
     if (!record.w.some(([key]) => key.startsWith('e.') || key.startsWith('o.'))) return
-    this.nc.publish(this.hub.names.changes(this.p), bytes)
+    this.#changes.publish(bytes)
+    this.stats.changes++
   }
 
   /** Starts a background snapshot when enough is dirty; chains another if still due after it. */
@@ -1032,6 +1040,7 @@ export class Partition {
       if (!['read', 'list', 'status', 'instances'].includes(kind as string)) {
         throw new BadInputError(`unknown query kind ${String(kind)}`)
       }
+      if ('w' in query && query.w === 1) this.#changes.watcherJoined()
       if (query.k === 'read' || query.k === 'list') checkTypeName(query.t)
       else if (this.#instances === undefined) throw new BadInputError('this hub runs no orchestrations')
     } catch (err) {
