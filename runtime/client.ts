@@ -103,10 +103,12 @@ export interface EntityPage {
   continuation?: string
 }
 
+/** A message waiting to be sent: a signal (settled when stored) or a call (`rid`, settled by its reply). */
 interface Pending {
   msg: ActorMessage
-  resolve(): void
-  reject(err: Error): void
+  resolve?: () => void
+  reject?: (err: Error) => void
+  rid?: number
 }
 
 interface PendingCall {
@@ -385,16 +387,17 @@ export class Client {
       const sender = this.#sender(targetOf(msg))
       this.#calls.set(rid, { resolve, reject, timer, p: sender.p, at: Date.now() })
       this.#armReask()
-      sender.add({
-        msg,
-        resolve: () => {},
-        reject: (err) => {
-          clearTimeout(timer)
-          this.#calls.delete(rid)
-          reject(err)
-        },
-      })
+      sender.add({ msg, rid })
     })
+  }
+
+  /** @internal A call's message could not be sent. */
+  failCall(rid: number, err: Error): void {
+    const call = this.#calls.get(rid)
+    if (call === undefined) return
+    this.#calls.delete(rid)
+    clearTimeout(call.timer)
+    call.reject(err)
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -813,6 +816,11 @@ class PartitionSender {
     }
   }
 
+  #fail(item: Pending, err: Error): void {
+    if (item.rid !== undefined) this.client.failCall(item.rid, err)
+    else item.reject?.(err)
+  }
+
   /** Resolves when nothing is queued or in flight. */
   idle(): Promise<void> {
     return this.#busy ? new Promise((r) => this.#idle.push(r)) : Promise.resolve()
@@ -831,9 +839,9 @@ class PartitionSender {
         }
         try {
           await this.client.publishEnvelope(this.p, env.q, chunk.bytes ?? encode(env))
-          for (const item of chunk.items) item.resolve()
+          for (const item of chunk.items) item.resolve?.()
         } catch (err) {
-          for (const item of chunk.items) item.reject(err as Error)
+          for (const item of chunk.items) this.#fail(item, err as Error)
         }
       }
     }
@@ -864,13 +872,14 @@ class PartitionSender {
       try {
         len = encode(item.msg).length
       } catch (err) {
-        item.reject(
+        this.#fail(
+          item,
           new BadInputError(`${describeMessage(item.msg)} cannot be serialised: ${(err as Error).message}`),
         )
         continue
       }
       if (len > limit) {
-        item.reject(new PayloadTooLargeError(describeMessage(item.msg), len, limit))
+        this.#fail(item, new PayloadTooLargeError(describeMessage(item.msg), len, limit))
         continue
       }
       if (size + len > limit && current.length > 0) {

@@ -70,7 +70,10 @@ export class FastJetStream {
         const waiter = this.#waiters.get(id)
         if (waiter === undefined) return
         this.#waiters.delete(id)
-        waiter.resolve(msg)
+        // 503 = no responders: no stream listens on the subject
+        if (msg.headers?.code === 503) {
+          waiter.reject(new JetStreamError(`${waiter.what}: no responders (503)`, 503))
+        } else waiter.resolve(msg)
       },
     })
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(1000, timeoutMs / 4))
@@ -143,16 +146,8 @@ export class FastJetStream {
     const id = ++this.#next
     this.requests++
     return new Promise<Msg>((resolve, reject) => {
-      this.#waiters.set(id, {
-        resolve: (msg) => {
-          // 503 = no responders: no stream listens on the subject
-          if (msg.headers?.code === 503) reject(new JetStreamError(`${what}: no responders (503)`, 503))
-          else resolve(msg)
-        },
-        reject,
-        deadline: Date.now() + this.timeoutMs,
-        what,
-      })
+      // (no closure per request: under tsx every named function costs a defineProperty)
+      this.#waiters.set(id, { resolve, reject, deadline: Date.now() + this.timeoutMs, what })
       try {
         this.nc.publish(
           subject,

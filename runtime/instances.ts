@@ -542,19 +542,20 @@ export class InstanceHost implements InstanceHandler {
       this.port.afterCommit(() => offload.publish(task))
       return
     }
-    const deliver = (outcome: ActivityOutcome) => {
-      if (this.#closed || !this.#pending.has(key)) return
-      this.port.enqueueLocal(
-        outcome.ok === 1
-          ? { k: 'done', i: task.instanceId, s: task.seq, ok: 1, v: outcome.value }
-          : { k: 'done', i: task.instanceId, s: task.seq, ok: 0, err: outcome.error },
-      )
-    }
     // a synchronous activity's result is queued at once: the instance's next step runs in the
     // same round (one record, one encode of the instance for its whole run)
     const outcome = activities.start(task)
-    if (isThenable(outcome)) void outcome.then(deliver)
-    else deliver(outcome)
+    if (isThenable(outcome)) void outcome.then((done) => this.#deliverOutcome(key, task, done))
+    else this.#deliverOutcome(key, task, outcome)
+  }
+
+  #deliverOutcome(key: string, task: ActivityTask, outcome: ActivityOutcome): void {
+    if (this.#closed || !this.#pending.has(key)) return
+    this.port.enqueueLocal(
+      outcome.ok === 1
+        ? { k: 'done', i: task.instanceId, s: task.seq, ok: 1, v: outcome.value }
+        : { k: 'done', i: task.instanceId, s: task.seq, ok: 0, err: outcome.error },
+    )
   }
 
   #finish(live: Live, status: RuntimeStatus, output: unknown, error: ErrorInfo | undefined): void {

@@ -459,24 +459,32 @@ export class Execution implements OrchestrationContext {
   /** A task over attempts made by `attempt(n)` (which returns the attempt's seq), retried by `policy`. */
   #withRetry<T>(what: string, policy: RetryPolicy | undefined, attempt: (n: number) => number): Task<T> {
     const task = new Task<T>(this.clock)
-    const firstAt = this.#now
-    const run = (n: number) => {
-      const seq = attempt(n)
-      this.#expect(seq, false, (ev) => {
-        if (ev.e !== 'failed') return completeTask(task, ev.result as T)
-        const next = n + 1
-        if (policy !== undefined && next <= policy.maxAttempts && retryable(policy, ev)) {
-          const fireAt = this.#now + retryDelay(policy, next)
-          if (policy.totalTimeoutMs === undefined || fireAt <= firstAt + policy.totalTimeoutMs) {
-            this.#timer(fireAt).onDone(() => run(next))
-            return
-          }
-        }
-        failTask(task, taskFailed(n > 1 ? `${what} (after ${n} attempts)` : what, ev))
-      })
-    }
-    run(1)
+    this.#attempt(task, what, policy, attempt, this.#now, 1)
     return task
+  }
+
+  /** Attempt `n` of a retried task (a method, not a closure: no function made per call). */
+  #attempt<T>(
+    task: Task<T>,
+    what: string,
+    policy: RetryPolicy | undefined,
+    attempt: (n: number) => number,
+    firstAt: number,
+    n: number,
+  ): void {
+    const seq = attempt(n)
+    this.#expect(seq, false, (ev) => {
+      if (ev.e !== 'failed') return completeTask(task, ev.result as T)
+      const next = n + 1
+      if (policy !== undefined && next <= policy.maxAttempts && retryable(policy, ev)) {
+        const fireAt = this.#now + retryDelay(policy, next)
+        if (policy.totalTimeoutMs === undefined || fireAt <= firstAt + policy.totalTimeoutMs) {
+          this.#timer(fireAt).onDone(() => this.#attempt(task, what, policy, attempt, firstAt, next))
+          return
+        }
+      }
+      failTask(task, taskFailed(n > 1 ? `${what} (after ${n} attempts)` : what, ev))
+    })
   }
 
   #call(type: EntityClass<any>, entity: EntityKey, op: string, args: unknown[]): Task<unknown> {

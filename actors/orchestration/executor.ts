@@ -269,9 +269,9 @@ export class OrchestrationExecutor {
     runner.resume()
     const custom = exec.customStatus
     if (exec.customStatusChanged) exec.out.push({ e: 'customStatus', value: custom?.value })
-    const base = (): Pick<StepResult, 'customStatus'> =>
+    const customPart: Pick<StepResult, 'customStatus'> =
       custom === undefined ? {} : { customStatus: custom.value }
-    if (!runner.ended) return { appended: exec.out, commands: exec.commands, status: 'running', ...base() }
+    if (!runner.ended) return { appended: exec.out, commands: exec.commands, status: 'running', ...customPart }
     exec.releaseLocks()
     const ending = exec.ending
     if (ending !== undefined) {
@@ -285,7 +285,7 @@ export class OrchestrationExecutor {
         appended: exec.out,
         commands: exec.commands,
         status: 'continuedAsNew',
-        ...base(),
+        ...customPart,
         continueAsNew: { input: ending.input, carriedEvents },
       }
     }
@@ -301,12 +301,12 @@ export class OrchestrationExecutor {
         commands: exec.commands,
         status: 'completed',
         output: outcome.output,
-        ...base(),
+        ...customPart,
       }
     }
     const error = toErrorInfo(outcome.error)
     exec.out.push({ e: 'finished', status: 'failed', error })
-    return { appended: exec.out, commands: exec.commands, status: 'failed', error, ...base() }
+    return { appended: exec.out, commands: exec.commands, status: 'failed', error, ...customPart }
   }
 
   /** Ends an execution whose replay diverged: a failed step that releases any locks. */
