@@ -8,33 +8,24 @@
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node'
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream'
-import {
-  BadInputError,
-  FencedError,
-  PayloadTooLargeError,
-  UnknownEntityError,
-  toErrorInfo,
-} from '../actors/errors.ts'
-import { checkKey, checkTypeName, partitionOf } from '../actors/ids.ts'
+import { BadInputError, FencedError, PayloadTooLargeError, toErrorInfo } from '../actors/errors.ts'
+import { checkTypeName, partitionOf } from '../actors/ids.ts'
 import {
   WIRE_VERSION,
   checkEnvelope,
   checkMessage,
   type ActorMessage,
   type CommitRecord,
-  type EntityOp,
   type MailboxEnvelope,
   type MailboxPosition,
   type Query,
   type QueryAnswer,
-  type LockMessage,
   type Reply,
   type ReplyEnvelope,
   type ReplyTo,
-  type UnlockMessage,
   type TimerValue,
 } from '../actors/messages.ts'
-import { isThenable, type EntityContext, type EntityRegistry } from '../entities/index.ts'
+import type { EntityRegistry } from '../entities/index.ts'
 import { decode, decodeEnvelope, encode } from './codec.ts'
 import type { Hub } from './hub.ts'
 import type { Logger } from './logger.ts'
@@ -42,11 +33,12 @@ import { Outbox } from './outbox.ts'
 import { CommitRound, resolveWrite, type ItemWrite, type RoundReply } from './round.ts'
 import { RecentReplies } from './recent-replies.ts'
 import { ChangeFeed } from './change-feed.ts'
-import { SnapshotState, entityItemKey, parseEntityItemKey } from './snapshot.ts'
+import { SnapshotState } from './snapshot.ts'
 import { StallWatch } from './stall-watch.ts'
 import { PartitionStorage, isFencingRejection, type Checkpoint } from './storage.ts'
 import { TimerSet } from './timers.ts'
 import type { InstanceHandler } from './instances.ts'
+import { EntityHost, type EntityPort } from './entity-host.ts'
 
 /** Settings of a partition (see {@link NodeOptions} for the defaults). */
 export interface PartitionOptions {
@@ -82,49 +74,6 @@ export interface PartitionStats {
   changes: number
 }
 
-/** A cached entity: decoded state plus its last good encoding (null: does not exist). */
-interface Entry {
-  type: string
-  key: string
-  state: unknown
-  bytes: Uint8Array | null
-  /** Touched since the eviction hand last passed. */
-  used: boolean
-}
-
-/** The context of the operation being run; one per partition, reused (no allocation per op). */
-class OpContext implements EntityContext {
-  type = ''
-  key = ''
-  state: unknown = undefined
-  deleted = false
-  readonly sends: Array<[ActorMessage, Uint8Array]> = []
-  #msg: EntityOp | undefined
-
-  constructor(readonly partition: Partition) {}
-
-  reset(msg: EntityOp, state: unknown): void {
-    this.#msg = msg
-    this.type = msg.t
-    this.key = msg.key
-    this.state = state
-    this.deleted = false
-  }
-
-  send(type: string, key: string, op: string, args: unknown[], at?: number): void {
-    checkTypeName(type)
-    checkKey(key)
-    const m: EntityOp = { k: 'op', t: type, key, op, a: args }
-    if (at !== undefined) m.at = at
-    this.sends.push([m, this.partition.encodeBounded(m, 'signal', this.#msg!)])
-  }
-}
-
-function describeValue(what: 'state' | 'result' | 'signal', msg: EntityOp): string {
-  if (what === 'signal') return `a signal sent by ${msg.t}@${msg.key}.${msg.op}`
-  return `${what} of ${msg.t}@${msg.key}${what === 'result' ? '.' + msg.op : ''}`
-}
-
 /** A mailbox message waiting to be processed. */
 interface Inbound {
   seq: number
@@ -141,7 +90,7 @@ interface PendingQuery {
 const HIGH_WATER = 20_000
 
 /** One partition owned by this process. */
-export class Partition {
+export class Partition implements EntityPort {
   readonly stats: PartitionStats = {
     records: 0,
     messages: 0,
@@ -154,11 +103,10 @@ export class Partition {
   readonly #outbox: Outbox
   readonly #snap: SnapshotState
   readonly #timers = new TimerSet()
-  readonly #cache = new Map<string, Entry>()
   readonly #clients = new Map<string, [q: number, at: number]>()
   readonly #origins = new Map<number, number>()
-  readonly #locks = new Map<string, { owner: string; queue: ActorMessage[] }>()
   readonly #instances: InstanceHandler | undefined
+  readonly #entities: EntityHost
   #local: ActorMessage[] = []
   #inbox: Inbound[] = []
   #pos: MailboxPosition = [1, 0]
@@ -179,7 +127,6 @@ export class Partition {
   #timer: NodeJS.Timeout | undefined
   #snapshotTimer: NodeJS.Timeout | undefined
   readonly #recordLimit: number
-  readonly #ctx = new OpContext(this)
 
   private constructor(
     readonly nc: NatsConnection,
@@ -193,6 +140,7 @@ export class Partition {
     this.#outbox = new Outbox(this.#storage.fast, hub.names, p, maxPayload, options.logger)
     this.#snap = new SnapshotState(this.#storage, options.logger)
     this.#open = new CommitRound(1, this.#pos)
+    this.#entities = new EntityHost(this, options.registry, options.cacheSize)
     this.#instances = options.instances?.(this)
     this.#recentReplies = options.recentReplies ?? new RecentReplies()
     this.#changes = new ChangeFeed(nc, hub.names.changes(p))
@@ -222,7 +170,7 @@ export class Partition {
 
   /** Number of entities in memory. */
   get cachedEntities(): number {
-    return this.#cache.size
+    return this.#entities.cached
   }
 
   /**
@@ -337,14 +285,8 @@ export class Partition {
     if (key.startsWith('t.')) {
       if (value === null) this.#timers.delete(key)
       else this.#timers.set(key, decode(value, `timer ${key}`) as TimerValue)
-    } else if (key.startsWith('l.')) {
-      const itemKey = 'e' + key.slice(1)
-      if (value === null) this.#locks.delete(itemKey)
-      else {
-        const [owner, queue] = decode(value, `lock ${key}`) as [string, ActorMessage[]]
-        this.#locks.set(itemKey, { owner, queue })
-      }
-    } else if (key.startsWith('a.')) this.#instances?.replayActivity(key, value)
+    } else if (key.startsWith('l.')) this.#entities.replayLock(key, value)
+    else if (key.startsWith('a.')) this.#instances?.replayActivity(key, value)
   }
 
   async #startMailbox(): Promise<void> {
@@ -429,7 +371,7 @@ export class Partition {
     if (!this.options.pipelining && this.#inflight !== null) return false
     // Memory bound: entities written but not yet snapshotted cannot be evicted; past four times
     // the cache size, wait for the background snapshot to make them clean.
-    if (this.#cache.size >= this.options.cacheSize * 4) return false
+    if (this.#entities.cached >= this.options.cacheSize * 4) return false
     return this.#open.bytes < this.#recordLimit
   }
 
@@ -477,7 +419,7 @@ export class Partition {
 
   /** Loads the entities the next `count` mailbox messages address, in parallel. */
   async #preload(count: number): Promise<void> {
-    const missing = new Map<string, [string, string]>()
+    const missing = new Map<string, [type: string, key: string]>()
     const instances = new Set<string>()
     let seen = 0
     for (const item of this.#inbox) {
@@ -485,13 +427,12 @@ export class Partition {
       for (const msg of messagesOf(item.env)) {
         if (msg === undefined) continue
         if (++seen > count) break
-        const ref = this.#itemKeyOf(msg)
-        if (ref !== undefined && !this.#cache.has(ref[0])) missing.set(ref[0], [ref[1], ref[2]])
-        else if (ref === undefined && this.#instances !== undefined) this.#instances.want(msg, instances)
+        if (!this.#entities.want(msg, missing)) this.#instances?.want(msg, instances)
       }
       if (seen > count) break
     }
-    const loads: Array<Promise<unknown>> = [...missing].map(([k, [t, key]]) => this.#load(k, t, key))
+    const loads: Array<Promise<unknown>> = []
+    if (missing.size > 0) loads.push(this.#entities.preload(missing))
     if (instances.size > 0) loads.push(this.#instances!.preload(instances))
     if (loads.length > 0) await Promise.all(loads)
   }
@@ -594,11 +535,9 @@ export class Partition {
     }
     switch (msg.k) {
       case 'op':
-        return this.#runOperation(msg)
       case 'lock':
-        return this.#lock(msg)
       case 'unlock':
-        return this.#unlock(msg)
+        return this.#entities.handle(msg)
       default:
         if (this.#instances === undefined) {
           this.options.logger.warn('no orchestrations on this node; dropping message', {
@@ -616,78 +555,6 @@ export class Partition {
         }
         return this.#instances.handle(msg)
     }
-  }
-
-  #runOperation(msg: EntityOp): void | Promise<void> {
-    const { registry } = this.options
-    if (!registry.has(msg.t)) return this.#reject(msg, new UnknownEntityError(msg.t))
-    let itemKey: string
-    try {
-      itemKey = entityItemKey(this.p, msg.t, checkKey(msg.key))
-    } catch (err) {
-      return this.#reject(msg, err as Error)
-    }
-    const lock = this.#locks.get(itemKey)
-    if (lock !== undefined && lock.owner !== msg.ro?.[0]) {
-      // inside another orchestration's critical section: wait for its unlock
-      lock.queue.push(msg)
-      this.#writeLock(itemKey, lock)
-      return
-    }
-    const cached = this.#cache.get(itemKey)
-    if (cached !== undefined) return this.#runOn(cached, itemKey, msg)
-    return this.#load(itemKey, msg.t, msg.key).then((entry) => this.#runOn(entry, itemKey, msg))
-  }
-
-  /** Runs an operation on a loaded entity; a promise only when the operation is asynchronous. */
-  #runOn(entry: Entry, itemKey: string, msg: EntityOp): void | Promise<void> {
-    const { registry } = this.options
-    entry.used = true
-    const ctx = this.#ctx
-    ctx.reset(msg, entry.state)
-    let result: unknown
-    try {
-      result = registry.run(ctx, msg.op, msg.a)
-    } catch (err) {
-      return this.#undo(entry, msg, err as Error)
-    }
-    if (isThenable(result)) {
-      return Promise.resolve(result).then(
-        (value) => this.#finishOp(entry, itemKey, msg, value),
-        (err: unknown) => this.#undo(entry, msg, err as Error),
-      )
-    }
-    return this.#finishOp(entry, itemKey, msg, result)
-  }
-
-  /** The operation failed: its state change and its signals are discarded. */
-  #undo(entry: Entry, msg: EntityOp, err: Error): void {
-    // the entity keeps its last committed-or-speculative state
-    entry.state =
-      entry.bytes === null ? this.options.registry.initialState(msg.t) : decode(entry.bytes, 'entity state')
-    this.#ctx.sends.length = 0
-    this.#reject(msg, err)
-  }
-
-  #finishOp(entry: Entry, itemKey: string, msg: EntityOp, result: unknown): void {
-    const ctx = this.#ctx
-    let bytes: Uint8Array | null
-    let resultBytes: Uint8Array | undefined
-    try {
-      bytes = ctx.deleted ? null : this.encodeBounded(ctx.state, 'state', msg)
-      if (msg.r !== undefined) resultBytes = this.encodeBounded(result, 'result', msg)
-    } catch (err) {
-      return this.#undo(entry, msg, err as Error)
-    }
-    entry.state = ctx.state
-    entry.bytes = bytes
-    this.#open.write(itemKey, bytes)
-    if (ctx.sends.length > 0) {
-      for (const [m, b] of ctx.sends) this.#route(m, b)
-      ctx.sends.length = 0
-    }
-    if (msg.r !== undefined) this.#open.reply(msg.r, [msg.r[1], 1, resultBytes!])
-    if (msg.ro !== undefined) this.send({ k: 'done', i: msg.ro[0], s: msg.ro[1], ok: 1, v: result })
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -709,7 +576,7 @@ export class Partition {
       )
     }
     this.#open.bytes += bytes.length + 16
-    this.#route(msg, bytes)
+    this.route(msg, bytes)
   }
 
   /**
@@ -801,86 +668,43 @@ export class Partition {
     return this.#open.n
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // Entity locks (critical sections of orchestrations)
+  // The port of the entity host (see entity-host.ts)
 
-  /** Locks an entity for an orchestration, then passes the request on (sorted order: no deadlock). */
-  #lock(msg: LockMessage): void {
-    const itemKey = entityItemKey(this.p, msg.t, msg.key)
-    const lock = this.#locks.get(itemKey)
-    if (lock !== undefined && lock.owner !== msg.o[0]) {
-      lock.queue.push(msg)
-      this.#writeLock(itemKey, lock)
-      return
-    }
-    if (lock === undefined) {
-      const fresh = { owner: msg.o[0], queue: [] }
-      this.#locks.set(itemKey, fresh)
-      this.#writeLock(itemKey, fresh)
-    }
-    const [next, ...rest] = msg.rest
-    if (next === undefined) this.send({ k: 'done', i: msg.o[0], s: msg.o[1], ok: 1 })
-    else this.send({ k: 'lock', t: next[0], key: next[1], o: msg.o, rest })
+  /** @internal Largest encoded value a round accepts. */
+  get valueLimit(): number {
+    return Math.floor(this.#recordLimit / 2)
   }
 
-  /** Releases an entity; operations that waited for it run next, in order. */
-  #unlock(msg: UnlockMessage): void {
-    const itemKey = entityItemKey(this.p, msg.t, msg.key)
-    const lock = this.#locks.get(itemKey)
-    if (lock === undefined || lock.owner !== msg.o) return
-    this.#locks.delete(itemKey)
-    this.#writeLock(itemKey, null)
-    this.#local.unshift(...lock.queue)
+  /** @internal Counts bytes against the open round. */
+  charge(bytes: number): void {
+    this.#open.bytes += bytes
   }
 
-  #writeLock(itemKey: string, lock: { owner: string; queue: ActorMessage[] } | null): void {
-    const key = 'l' + itemKey.slice(1)
-    const bytes = lock === null ? null : encode([lock.owner, lock.queue])
+  /** @internal Writes an item whose bytes were already charged. */
+  writeCharged(key: string, bytes: Uint8Array | null): void {
     this.#open.write(key, bytes)
-    this.#open.bytes += (bytes?.length ?? 0) + 16
   }
 
-  /**
-   * Encodes a value, rejecting it when it would not fit in a commit record. `what` and `msg` name
-   * the value in the error (the text is only built when there is one).
-   * @internal
-   */
-  encodeBounded(value: unknown, what: 'state' | 'result' | 'signal', msg: EntityOp): Uint8Array {
-    let bytes: Uint8Array
-    try {
-      bytes = encode(value)
-    } catch (err) {
-      throw new BadInputError(`${describeValue(what, msg)} cannot be serialised: ${(err as Error).message}`)
-    }
-    if (bytes.length > this.#recordLimit / 2) {
-      throw new PayloadTooLargeError(
-        describeValue(what, msg),
-        bytes.length,
-        Math.floor(this.#recordLimit / 2),
-      )
-    }
-    this.#open.bytes += bytes.length + 16
-    return bytes
+  /** @internal Puts messages at the front of the local queue. */
+  runNext(msgs: ActorMessage[]): void {
+    this.#local.unshift(...msgs)
   }
 
-  /** Sends a message produced by an operation: within the partition at once, else via the outbox. */
-  #route(msg: ActorMessage, bytes: Uint8Array): void {
+  /** @internal Forgets an evicted item's snapshot bookkeeping. */
+  forget(key: string): void {
+    this.#snap.forget(key)
+  }
+
+  /** @internal Stored entity keys of a type. */
+  listStoredKeys(type: string): Promise<string[]> {
+    return this.#snap.listEntityKeys(this.p, type)
+  }
+
+  /** @internal Routes an encoded message: within the partition at once, else via the outbox. */
+  route(msg: ActorMessage, bytes: Uint8Array): void {
     const dest = partitionOf(targetOf(msg), this.hub.meta.partitions)
     if (dest === this.p) this.#local.push(decode(bytes, 'local message') as ActorMessage)
     else this.#open.send(dest, bytes)
-  }
-
-  #reject(msg: EntityOp, err: Error): void {
-    if (msg.r !== undefined) {
-      this.#open.reply(msg.r, [msg.r[1], 0, toErrorInfo(err)])
-    } else {
-      this.options.logger.warn('signal failed', {
-        p: this.p,
-        entity: `${msg.t}@${msg.key}`,
-        op: msg.op,
-        error: `${err.name}: ${err.message}`,
-      })
-    }
   }
 
   async #deadLetter(item: Inbound): Promise<void> {
@@ -892,49 +716,6 @@ export class Partition {
     await this.#storage.deadLetter(item.seq, item.raw!, item.error ?? 'undecodable')
     this.stats.deadLetters++
     this.#advance(item.seq + 1, 0, 0)
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Entity cache
-
-  #itemKeyOf(msg: ActorMessage): [string, string, string] | undefined {
-    if (msg.k !== 'op' || (msg.at !== undefined && msg.at > Date.now())) return undefined
-    if (!this.options.registry.has(msg.t) || msg.key.length === 0) return undefined
-    return [entityItemKey(this.p, msg.t, msg.key), msg.t, msg.key]
-  }
-
-  async #load(itemKey: string, type: string, key: string): Promise<Entry> {
-    const bytes = await this.#snap.read(itemKey)
-    const cached = this.#cache.get(itemKey)
-    if (cached !== undefined) return cached // loaded concurrently
-    const state =
-      bytes === null ? this.options.registry.initialState(type) : decode(bytes, `state of ${type}@${key}`)
-    const entry: Entry = { type, key, state, bytes, used: false }
-    this.#cache.set(itemKey, entry)
-    this.#evict()
-    return entry
-  }
-
-  /**
-   * Drops entities whose state is already in the snapshot store, least recently used first
-   * (CLOCK: a used entry gets a second chance and moves to the back).
-   */
-  #evict(): void {
-    let excess = this.#cache.size - this.options.cacheSize
-    if (excess <= 0) return
-    let budget = this.#cache.size
-    for (const [key, entry] of this.#cache) {
-      if (excess <= 0 || budget-- <= 0) break
-      if (this.#open.writes.has(key) || this.#inflight?.writes.has(key) || this.#snap.isDirty(key)) continue
-      this.#cache.delete(key)
-      if (entry.used) {
-        entry.used = false
-        this.#cache.set(key, entry)
-        continue
-      }
-      this.#snap.forget(key)
-      excess--
-    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -970,7 +751,7 @@ export class Partition {
     for (const [dest, msgs] of record.out) this.#outbox.enqueue(dest, record.n, msgs, sizeOf(msgs))
     this.#publishChanges(record, bytes)
     for (const waiter of round.waiters) waiter()
-    this.#evict()
+    this.#entities.evict()
     this.#maybeSnapshot()
     this.#kick()
   }
@@ -995,7 +776,7 @@ export class Partition {
       .take(this.#checkpointFields.bind(this))
       .then(() => {
         this.stats.snapshots++
-        this.#evict()
+        this.#entities.evict()
         this.#maybeSnapshot()
         this.#kick()
       })
@@ -1052,60 +833,13 @@ export class Partition {
   }
 
   async #answer({ query, respond }: PendingQuery): Promise<void> {
-    const fail = (err: unknown) => respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
     try {
-      if (query.k !== 'read' && query.k !== 'list') {
-        await this.#instances!.answer(query, respond)
-        return
-      }
-      if (query.k === 'read') {
-        checkKey(query.key)
-        const itemKey = entityItemKey(this.p, query.t, query.key)
-        const cached = this.#cache.get(itemKey)
-        const bytes = cached !== undefined ? cached.bytes : await this.#snap.read(itemKey)
-        const n = this.#open.n - 1 // changes later in this same round are newer
-        this.#afterCommitOf(() =>
-          respond({ v: WIRE_VERSION, ok: 1, exists: bytes !== null, state: bytes, n }),
-        )
-        return
-      }
-      const overlay = this.#overlay(query.t)
-      const release = (answer: QueryAnswer) => this.#afterCommitOf(() => respond(answer))
-      void this.#snap
-        .listEntityKeys(this.p, query.t)
-        .then((stored) => {
-          const keys = new Set(stored)
-          for (const [key, exists] of overlay) {
-            if (exists) keys.add(key)
-            else keys.delete(key)
-          }
-          const sorted = [...keys].filter((k) => k.startsWith(query.prefix) && k > query.after).sort()
-          release({
-            v: WIRE_VERSION,
-            ok: 1,
-            keys: sorted.slice(0, query.limit),
-            more: sorted.length > query.limit,
-          })
-        })
-        .catch(fail)
+      if (query.k === 'read') await this.#entities.read(query, respond)
+      else if (query.k === 'list') this.#entities.list(query, respond)
+      else await this.#instances!.answer(query, respond)
     } catch (err) {
-      fail(err)
+      respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
     }
-  }
-
-  /** Entity keys of `type` written since the last snapshot, with whether they exist now. */
-  #overlay(type: string): Map<string, boolean> {
-    const overlay = new Map<string, boolean>()
-    const add = (writes: Iterable<[string, ItemWrite]>) => {
-      for (const [itemKey, value] of writes) {
-        const parsed = parseEntityItemKey(itemKey)
-        if (parsed !== undefined && parsed.type === type) overlay.set(parsed.key, value !== null)
-      }
-    }
-    add(this.#snap.dirtyWrites())
-    if (this.#inflight) add(this.#inflight.writes)
-    add(this.#open.writes)
-    return overlay
   }
 
   /**
