@@ -2,7 +2,9 @@
  * The client: typed entity proxies (signal, call, scheduled signal), state reads, listing and
  * watch streams. Signals to one partition issued within the same tick travel as one JetStream
  * message; each caller's promise resolves when JetStream has stored its message (durable), and
- * calls resolve with the operation's result once the partition has committed it.
+ * calls resolve with the operation's result once the partition has committed it. The outgoing
+ * batching is in client-sender.ts, the entity proxies in client-handles.ts, watch streams in
+ * client-watch.ts.
  */
 import { createInbox, type NatsConnection, type Subscription } from '@nats-io/transport-node'
 import { Observable } from 'rxjs'
@@ -11,7 +13,6 @@ import {
   CodecError,
   IllegalStateError,
   PartitionUnavailableError,
-  PayloadTooLargeError,
   TimeoutError,
   fromErrorInfo,
   type ErrorInfo,
@@ -31,8 +32,6 @@ import { targetOf } from './partition.ts'
 import {
   WIRE_VERSION,
   type ActorMessage,
-  type ClientEnvelope,
-  type CommitRecord,
   type ControlMessage,
   type InstanceFilter,
   type ReplyTo,
@@ -43,21 +42,15 @@ import {
   type Reply,
   type ReplyEnvelope,
 } from '../actors/messages.ts'
-import {
-  entityTypeName,
-  signalProxy,
-  toTime,
-  type CallProxy,
-  type EntityClass,
-  type SignalProxy,
-  type StateOf,
-  type Entity,
-} from '../entities/index.ts'
+import { entityTypeName, toTime, type EntityClass, type StateOf, type Entity } from '../entities/index.ts'
 import { decode, decodeEnvelope, encode } from './codec.ts'
 import { fastJetStream, type FastJetStream } from './fast-js.ts'
 import { openHub, type Hub } from './hub.ts'
 import { closeConnection, connectTo } from './node.ts'
 import { entityItemKey } from './snapshot.ts'
+import { Handle, type EntityHandle } from './client-handles.ts'
+import { PartitionSender } from './client-sender.ts'
+import { watchItem } from './client-watch.ts'
 
 /** Options of {@link Client.connect}. */
 export interface ClientOptions {
@@ -79,16 +72,6 @@ export interface ClientOptions {
   reaskMs?: number
 }
 
-/** Typed access to one entity. */
-export interface EntityHandle<E> {
-  /** One-way operations; each promise resolves once the signal is durably queued. */
-  signal: SignalProxy<E>
-  /** Two-way operations; each promise resolves to the operation's result. */
-  call: CallProxy<E>
-  /** Signals delivered at `when` (Date or ms since the epoch), never earlier. */
-  signalAt(when: Date | number): SignalProxy<E>
-}
-
 /** What {@link Client.readEntityState} returns. */
 export interface EntityState<S> {
   exists: boolean
@@ -101,14 +84,6 @@ export interface EntityPage {
   keys: string[]
   /** Pass back to get the next page; absent on the last page. */
   continuation?: string
-}
-
-/** A message waiting to be sent: a signal (settled when stored) or a call (`rid`, settled by its reply). */
-interface Pending {
-  msg: ActorMessage
-  resolve?: () => void
-  reject?: (err: Error) => void
-  rid?: number
 }
 
 interface PendingCall {
@@ -255,8 +230,10 @@ export class Client {
     checkKey(key)
     const p = partitionOf(key, this.partitionCount)
     const itemKey = entityItemKey(p, t, key)
-    return this.#watchItem(
-      p,
+    return watchItem(
+      this.nc,
+      this.hub.names.changes(p),
+      this.#watches,
       itemKey,
       async () => {
         const answer = await this.#readRaw(t, key, true)
@@ -264,75 +241,6 @@ export class Client {
       },
       (bytes) => (bytes === null ? undefined : (decode(bytes, 'entity state') as StateOf<E>)),
     )
-  }
-
-  /**
-   * Pushes the committed values of one item: subscribes to the partition's change messages first,
-   * then takes the current value from `first` (answered at record `n`), then every later change.
-   * A value equal (bytewise, after `project`) to the one just emitted is not emitted twice.
-   */
-  #watchItem<T>(
-    p: number,
-    itemKey: string,
-    first: () => Promise<{ n: number; value: Uint8Array | null }>,
-    toValue: (bytes: Uint8Array | null) => T,
-    project: (bytes: Uint8Array) => Uint8Array = (bytes) => bytes,
-  ): Observable<T> {
-    return new Observable<T>((subscriber) => {
-      let seen = -1
-      let last: Uint8Array | null | undefined
-      const early: CommitRecord[] = []
-      const emit = (raw: Uint8Array | null) => {
-        const value = raw === null ? null : project(raw)
-        if (last !== undefined && sameBytes(last, value)) return
-        last = value
-        subscriber.next(toValue(value))
-      }
-      const apply = (rec: CommitRecord) => {
-        if (rec.n <= seen) return
-        seen = rec.n
-        for (const [k, value] of rec.w) if (k === itemKey) emit(value)
-      }
-      const sub = this.nc.subscribe(this.hub.names.changes(p), {
-        callback: (err, msg) => {
-          if (err) return subscriber.error(err)
-          if (msg.data.length === 0) return // the partition asking whether anyone listens
-          try {
-            const rec = decodeEnvelope(msg.data, 'change message') as unknown as CommitRecord
-            if (seen < 0) early.push(rec)
-            else apply(rec)
-          } catch (e) {
-            subscriber.error(e)
-          }
-        },
-      })
-      this.nc
-        .flush()
-        .then(first)
-        .then((answer) => {
-          seen = answer.n
-          emit(answer.value)
-          for (const rec of early.splice(0)) apply(rec)
-        })
-        .catch((err: unknown) => subscriber.error(err))
-      // after a reconnect: catch up on changes published meanwhile, and tell the partition again
-      // that someone watches (it may have stopped publishing while nobody listened)
-      const refresh = () => {
-        if (seen < 0) return
-        first()
-          .then((answer) => {
-            if (answer.n <= seen) return
-            seen = answer.n
-            emit(answer.value)
-          })
-          .catch(() => {}) // the next reconnect or change tries again
-      }
-      this.#watches.add(refresh)
-      return () => {
-        this.#watches.delete(refresh)
-        sub.unsubscribe()
-      }
-    })
   }
 
   /** Closes the connection; pending calls fail with `IllegalStateError`. */
@@ -571,8 +479,10 @@ export class Client {
   /** Status changes of an instance as they commit (pushed; first value is the current status). */
   watchStatus(instanceId: string): Observable<InstanceStatus | undefined> {
     const p = partitionOf(checkKey(instanceId), this.partitionCount)
-    return this.#watchItem(
-      p,
+    return watchItem(
+      this.nc,
+      this.hub.names.changes(p),
+      this.#watches,
       `o.${p}.${encodeToken(instanceId)}`,
       async () => {
         const answer = await this.#query(p, { v: WIRE_VERSION, k: 'status', i: instanceId, w: 1 })
@@ -759,142 +669,6 @@ export class Client {
   }
 }
 
-/** A typed entity handle; its proxies are made on first use and share one handler. */
-class Handle<E> implements EntityHandle<E> {
-  constructor(
-    readonly client: Client,
-    readonly t: string,
-    readonly key: string,
-  ) {}
-  get signal(): SignalProxy<E> {
-    return new Proxy(this, signalHandler) as unknown as SignalProxy<E>
-  }
-  get call(): CallProxy<E> {
-    return new Proxy(this, callHandler) as unknown as CallProxy<E>
-  }
-  signalAt(when: Date | number): SignalProxy<E> {
-    const at = toTime(when)
-    return signalProxy<SignalProxy<E>>((op, a) =>
-      this.client.signalOp({ k: 'op', t: this.t, key: this.key, op, a, at }),
-    )
-  }
-}
-
-const signalHandler: ProxyHandler<Handle<unknown>> = {
-  get: (h, op) =>
-    typeof op !== 'string' || op === 'then'
-      ? undefined
-      : (...a: unknown[]) => h.client.signalOp({ k: 'op', t: h.t, key: h.key, op, a }),
-}
-const callHandler: ProxyHandler<Handle<unknown>> = {
-  get: (h, op) =>
-    typeof op !== 'string' || op === 'then'
-      ? undefined
-      : (...a: unknown[]) => h.client.callOp({ k: 'op', t: h.t, key: h.key, op, a }),
-}
-
-/**
- * Coalesces the signals and calls for one partition: while one publish is in flight, new
- * messages wait and then leave together, in order, as one JetStream message.
- */
-class PartitionSender {
-  #queue: Pending[] = []
-  #busy = false
-  #q = 0
-  #idle: Array<() => void> = []
-
-  constructor(
-    readonly client: Client,
-    readonly p: number,
-  ) {}
-
-  add(item: Pending): void {
-    this.#queue.push(item)
-    if (!this.#busy) {
-      this.#busy = true
-      queueMicrotask(() => void this.#drain())
-    }
-  }
-
-  #fail(item: Pending, err: Error): void {
-    if (item.rid !== undefined) this.client.failCall(item.rid, err)
-    else item.reject?.(err)
-  }
-
-  /** Resolves when nothing is queued or in flight. */
-  idle(): Promise<void> {
-    return this.#busy ? new Promise((r) => this.#idle.push(r)) : Promise.resolve()
-  }
-
-  async #drain(): Promise<void> {
-    while (this.#queue.length > 0) {
-      const batch = this.#queue
-      this.#queue = []
-      for (const chunk of this.#chunks(batch)) {
-        const env: ClientEnvelope = {
-          v: WIRE_VERSION,
-          c: this.client.id,
-          q: ++this.#q,
-          m: chunk.items.map((i) => i.msg),
-        }
-        try {
-          await this.client.publishEnvelope(this.p, env.q, chunk.bytes ?? encode(env))
-          for (const item of chunk.items) item.resolve?.()
-        } catch (err) {
-          for (const item of chunk.items) this.#fail(item, err as Error)
-        }
-      }
-    }
-    this.#busy = false
-    for (const r of this.#idle.splice(0)) r()
-  }
-
-  /** Splits a batch into envelopes under max_payload; rejects messages that cannot be sent. */
-  #chunks(batch: Pending[]): Array<{ items: Pending[]; bytes?: Uint8Array }> {
-    const limit = this.client.maxPayload - 512
-    const probe: ClientEnvelope = {
-      v: WIRE_VERSION,
-      c: this.client.id,
-      q: this.#q + 1,
-      m: batch.map((i) => i.msg),
-    }
-    try {
-      const bytes = encode(probe)
-      if (bytes.length <= limit) return [{ items: batch, bytes }]
-    } catch {
-      // some message cannot be encoded: fall through to encoding them one by one
-    }
-    const out: Array<{ items: Pending[] }> = []
-    let current: Pending[] = []
-    let size = 0
-    for (const item of batch) {
-      let len: number
-      try {
-        len = encode(item.msg).length
-      } catch (err) {
-        this.#fail(
-          item,
-          new BadInputError(`${describeMessage(item.msg)} cannot be serialised: ${(err as Error).message}`),
-        )
-        continue
-      }
-      if (len > limit) {
-        this.#fail(item, new PayloadTooLargeError(describeMessage(item.msg), len, limit))
-        continue
-      }
-      if (size + len > limit && current.length > 0) {
-        out.push({ items: current })
-        current = []
-        size = 0
-      }
-      current.push(item)
-      size += len
-    }
-    if (current.length > 0) out.push({ items: current })
-    return out
-  }
-}
-
 /** What {@link Client.getStatus} returns. */
 export interface InstanceStatus<O = unknown> {
   id: string
@@ -927,11 +701,6 @@ function toStatus<O>(rec: InstanceView, history: boolean): InstanceStatus<O> {
   }
 }
 
-function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {
-  if (a === null || b === null) return a === b
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
-}
-
 function fromSummary(s: InstanceSummary): InstanceStatus {
   return {
     id: s.id,
@@ -942,11 +711,6 @@ function fromSummary(s: InstanceSummary): InstanceStatus {
     lastUpdatedAt: new Date(s.updated),
     ...(s.completed === undefined ? {} : { completedAt: new Date(s.completed) }),
   }
-}
-
-function describeMessage(msg: ActorMessage): string {
-  if (msg.k === 'op') return `arguments of ${msg.t}@${msg.key}.${msg.op}`
-  return `a '${msg.k}' message for instance '${'i' in msg ? msg.i : ''}'`
 }
 
 function encodeContinuation(after: string): string {

@@ -5,11 +5,11 @@
 export {
   Client,
   type ClientOptions,
-  type EntityHandle,
   type EntityPage,
   type EntityState,
   type InstanceStatus,
 } from './client.ts'
+export type { EntityHandle } from './client-handles.ts'
 export { InstanceExistsError, RuntimeStatus, isTerminal } from './instances.ts'
 export {
   NonDeterminismError,
