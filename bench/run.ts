@@ -251,7 +251,7 @@ function usage(): string {
     '',
     '--nodes (hello-sequence): run against that many node processes, each count in turn.',
     '--kills (takeover, default 5): crash kills, and as many graceful stops, to measure.',
-    '--partitions: partitions of the hubs node processes serve (takeover: 12, hello-sequence --nodes: 32).',
+    '--partitions: partitions of every hub (default 32; takeover: 12).',
     "--node-logs DIR: write each node process's output to DIR/<hub>-<node>.log.",
     'NATS_URL=nats://host:port uses that server instead of starting one.',
   ].join('\n')
@@ -352,7 +352,14 @@ async function main(): Promise<number> {
         },
         stack: async ({ registry, pipelining }) => {
           const hub = `${runId}-${++hubs}`
-          const node = await Node.start({ servers: url, hub, registry, pipelining, logger: silentLogger })
+          const node = await Node.start({
+            servers: url,
+            hub,
+            registry,
+            pipelining,
+            logger: silentLogger,
+            ...(options.partitions === undefined ? {} : { partitions: options.partitions }),
+          })
           let client: Client
           try {
             client = await Client.connect({ servers: url, hub })
