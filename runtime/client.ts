@@ -27,7 +27,7 @@ import {
   type InstanceSummary,
   type InstanceView,
   type RuntimeStatus,
-} from './instances.ts'
+} from './instance-model.ts'
 import { targetOf } from './partition.ts'
 import {
   WIRE_VERSION,

@@ -10,7 +10,8 @@ export {
   type InstanceStatus,
 } from './client.ts'
 export type { EntityHandle } from './client-handles.ts'
-export { InstanceExistsError, RuntimeStatus, isTerminal } from './instances.ts'
+export { RuntimeStatus, isTerminal } from './instance-model.ts'
+export { InstanceExistsError } from './instances.ts'
 export {
   NonDeterminismError,
   TaskFailedError,

@@ -7,6 +7,8 @@
  * The live generator (cursor) stays cached between steps; after recovery or eviction the engine
  * replays the history. Activities start on this node at once (before the commit), and their
  * pending set is the items `a.<p>.<id>.<seq>`, re-run after a crash.
+ * The data model and the partition's port are in instance-model.ts; the history chunks are
+ * handled by instance-history.ts.
  */
 import { BadInputError, IllegalStateError, toErrorInfo, type ErrorInfo } from '../actors/errors.ts'
 import { encodeToken } from '../actors/ids.ts'
@@ -28,124 +30,21 @@ import {
   type Command,
   type HistoryEvent,
   type NewEvent,
-  type OrchestrationDefinition,
 } from '../actors/orchestration/index.ts'
-import { isThenable, type ActivityOutcome, type ActivityPool, type ActivityTask } from './activities.ts'
+import { isThenable, type ActivityOutcome, type ActivityTask } from './activities.ts'
 import { decode, encode } from './codec.ts'
-import type { Logger } from './logger.ts'
-
-/** Runtime status of an instance (Durable Functions' names). */
-export const RuntimeStatus = {
-  Pending: 'Pending',
-  Running: 'Running',
-  Completed: 'Completed',
-  ContinuedAsNew: 'ContinuedAsNew',
-  Failed: 'Failed',
-  Terminated: 'Terminated',
-  Suspended: 'Suspended',
-} as const
-export type RuntimeStatus = (typeof RuntimeStatus)[keyof typeof RuntimeStatus]
-
-const TERMINAL = new Set<string>([RuntimeStatus.Completed, RuntimeStatus.Failed, RuntimeStatus.Terminated])
-
-/** Whether a status is final. */
-export function isTerminal(status: string): boolean {
-  return TERMINAL.has(status)
-}
-
-/**
- * The persisted state of an instance (the item `o.<p>.<id>`). The history of the current
- * execution is the chunk items `h.<p>.<id>.<hk>.<k>` for k < `hc`, then `tail`.
- */
-export interface InstanceRecord {
-  v: 1
-  id: string
-  name: string
-  status: RuntimeStatus
-  input: unknown
-  output?: unknown
-  error?: ErrorInfo
-  custom?: unknown
-  created: number
-  updated: number
-  completed?: number
-  /** Key of this execution's history chunks: the number of the record that started it (unique). */
-  hk: number
-  /** Number of history chunks stored. */
-  hc: number
-  /** History events after the stored chunks. */
-  tail: HistoryEvent[]
-  /** Events that arrived while suspended. */
-  buffered: NewEvent[]
-  parent?: [string, number]
-  /** Number of executions (continue-as-new increments it). */
-  exec: number
-  /** Pending timer and activity task numbers (for terminate and purge). */
-  timers: number[]
-  activities: number[]
-}
-
-/** A record as a status answer carries it: with the whole history when asked for. */
-export type InstanceView = InstanceRecord & { history?: HistoryEvent[] }
-
-/** What listings and watchers see of an instance. */
-export interface InstanceSummary {
-  id: string
-  name: string
-  status: RuntimeStatus
-  created: number
-  updated: number
-  completed?: number
-  custom?: unknown
-}
-
-/** What a partition offers to its instances. */
-export interface PartitionPort {
-  readonly p: number
-  readonly logger: Logger
-  readItem(key: string): Promise<Uint8Array | null>
-  /** Notes that an item was never stored (its first write needs no revision read). */
-  markAbsent(key: string): void
-  isPinned(key: string): boolean
-  write(key: string, bytes: Uint8Array | (() => Uint8Array) | null, sizeHint?: number): void
-  /** Deletes a write-once item; one written in this round leaves no trace. */
-  dropItem(key: string): void
-  send(msg: ActorMessage): void
-  /** A reply after the commit; a function value is encoded at the seal. */
-  replyTo(to: ReplyTo, reply: [number, 1, Uint8Array | (() => Uint8Array)] | [number, 0, ErrorInfo]): void
-  setTimer(key: string, due: number, msg: ActorMessage): void
-  cancelTimer(key: string): void
-  afterCommit(fn: () => void): void
-  enqueueLocal(msg: ActorMessage): void
-  listKeys(filter: string): Promise<string[]>
-  /** Number of the record the current round will become. */
-  readonly roundNumber: number
-  dirtyWrites(prefix: string): Iterable<[string, Uint8Array | null]>
-}
-
-/** What the partition calls on its instance host. */
-export interface InstanceHandler {
-  /** Adds the instance a message addresses to `into`, for preloading. */
-  want(msg: ActorMessage, into: Set<string>): void
-  preload(ids: Set<string>): Promise<void>
-  /** Handles a message; returns a promise only when it had to wait (e.g. for a load). */
-  handle(msg: StartMessage | EventMessage | DoneMessage | ControlMessage | WaitMessage): void | Promise<void>
-  /** Answers instance queries; false when the query is not about instances. */
-  answer(query: Query, respond: (answer: QueryAnswer) => void): Promise<boolean>
-  replayActivity(key: string, value: Uint8Array | null): void
-  recovered(): void
-  close(): void
-}
-
-/** The orchestration side of a node: definitions, activities and engine options. */
-export interface Workflows {
-  orchestrations: Map<string, OrchestrationDefinition<any, any>>
-  activities: ActivityPool
-  alwaysReplay: boolean
-  cacheSize: number
-  /** Where activities go when the local backlog reaches `threshold` (absent: always local). */
-  offload?: { threshold: number; publish(task: ActivityTask): void }
-}
+import { chunkTail, dropHistory, loadHistory } from './instance-history.ts'
+import {
+  RuntimeStatus,
+  isTerminal,
+  matches,
+  summaryOf,
+  type InstanceHandler,
+  type InstanceRecord,
+  type InstanceView,
+  type PartitionPort,
+  type Workflows,
+} from './instance-model.ts'
 
 interface Live {
   rec: InstanceRecord
@@ -164,8 +63,6 @@ interface Waiter {
 }
 
 const WAIT_SWEEP_MS = 250
-/** History events kept in the record before they move into a chunk item of their own. */
-const CHUNK_EVENTS = 64
 /** The answer to a wait that timed out (the client asks again). */
 const NOT_YET = encode(0)
 /** The answer to a wait for an instance that does not exist. */
@@ -242,7 +139,7 @@ export class InstanceHost implements InstanceHandler {
       }
       this.#forgetTasks(live.rec)
     }
-    if (live !== undefined) this.#dropHistory(live.rec)
+    if (live !== undefined) dropHistory(this.port, live.rec)
     const now = Date.now()
     const rec: InstanceRecord = {
       v: 1,
@@ -358,7 +255,7 @@ export class InstanceHost implements InstanceHandler {
         }
         rec.status = RuntimeStatus.Running
         ok()
-        await this.#history(live)
+        await loadHistory(this.port, live)
         this.#step(live, rec.buffered.splice(0))
         return
       case 'purge':
@@ -369,7 +266,7 @@ export class InstanceHost implements InstanceHandler {
           )
         }
         this.#forgetTasks(rec)
-        this.#dropHistory(rec)
+        dropHistory(this.port, rec)
         this.port.write(this.#recordKey(rec.id), null)
         this.#live.delete(rec.id)
         return void ok()
@@ -419,7 +316,7 @@ export class InstanceHost implements InstanceHandler {
       this.#save(live.rec)
       return
     }
-    if (live.history === undefined) return this.#history(live).then(() => this.#step(live, [event]))
+    if (live.history === undefined) return loadHistory(this.port, live).then(() => this.#step(live, [event]))
     this.#step(live, [event])
   }
 
@@ -464,7 +361,7 @@ export class InstanceHost implements InstanceHandler {
         return
       case 'continuedAsNew': {
         const next = result.continueAsNew!
-        this.#dropHistory(rec)
+        dropHistory(this.port, rec)
         rec.hk = this.port.roundNumber
         live.history = []
         rec.input = next.input
@@ -611,11 +508,7 @@ export class InstanceHost implements InstanceHandler {
    * Once the record's history tail is long, it moves into a chunk item of its own (written once).
    */
   #save(rec: InstanceRecord): void {
-    if (rec.tail.length >= CHUNK_EVENTS) {
-      this.port.write(this.#chunkKey(rec, rec.hc), encode(rec.tail))
-      rec.hc++
-      rec.tail = []
-    }
+    chunkTail(this.port, rec)
     const live = this.#live.get(rec.id)
     const hint = (live?.size ?? 256) + 256
     this.port.write(
@@ -640,34 +533,6 @@ export class InstanceHost implements InstanceHandler {
     if (this.port.isPinned(key)) return undefined // purged since: its delete is not stored yet
     this.port.markAbsent(key)
     return undefined
-  }
-
-  /** Deletes the history chunks of the current execution and empties its tail. */
-  #dropHistory(rec: InstanceRecord): void {
-    for (let k = 0; k < rec.hc; k++) this.port.write(this.#chunkKey(rec, k), null)
-    rec.hc = 0
-    rec.tail = []
-  }
-
-  /** The whole history of the current execution: its stored chunks, then the record's tail. */
-  async #history(live: Live): Promise<HistoryEvent[]> {
-    if (live.history !== undefined) return live.history
-    const rec = live.rec
-    const chunks = await Promise.all(
-      Array.from({ length: rec.hc }, async (_, k) => {
-        const key = this.#chunkKey(rec, k)
-        const bytes = await this.port.readItem(key)
-        if (bytes === null)
-          throw new IllegalStateError(`history chunk ${key} of instance '${rec.id}' is missing`)
-        return decode(bytes, `history chunk ${key}`) as HistoryEvent[]
-      }),
-    )
-    // loaded concurrently (or stepped meanwhile): the first complete copy wins
-    if (live.history !== undefined) return live.history
-    const history = chunks.flat()
-    for (const ev of rec.tail) history.push(ev)
-    live.history = history
-    return history
   }
 
   /** The cached instance of an id, marked as used; undefined when it is not in memory. */
@@ -720,7 +585,7 @@ export class InstanceHost implements InstanceHandler {
       let bytes: Uint8Array | null = null
       if (live !== undefined) {
         const view: InstanceView = { ...live.rec, tail: [] }
-        if (query.history) view.history = await this.#history(live)
+        if (query.history) view.history = await loadHistory(this.port, live)
         bytes = encode(view)
       }
       const n = this.port.roundNumber - 1
@@ -790,9 +655,6 @@ export class InstanceHost implements InstanceHandler {
   #recordKey(id: string): string {
     return `o.${this.port.p}.${encodeToken(id)}`
   }
-  #chunkKey(rec: InstanceRecord, k: number): string {
-    return `h.${this.port.p}.${encodeToken(rec.id)}.${rec.hk}.${k}`
-  }
   #activityKey(id: string, seq: number): string {
     return `a.${this.port.p}.${encodeToken(id)}.${seq}`
   }
@@ -804,26 +666,4 @@ export class InstanceHost implements InstanceHandler {
 /** An ended instance's record without its history, as waits are answered. */
 function encodeOutcome(rec: InstanceRecord): Uint8Array {
   return encode({ ...rec, tail: [] })
-}
-
-/** The summary of an instance record. */
-export function summaryOf(rec: InstanceRecord): InstanceSummary {
-  return {
-    id: rec.id,
-    name: rec.name,
-    status: rec.status,
-    created: rec.created,
-    updated: rec.updated,
-    ...(rec.completed === undefined ? {} : { completed: rec.completed }),
-    ...(rec.custom === undefined ? {} : { custom: rec.custom }),
-  }
-}
-
-function matches(s: InstanceSummary, f: InstanceFilter): boolean {
-  if (f.statuses !== undefined && f.statuses.length > 0 && !f.statuses.includes(s.status)) return false
-  if (f.createdFrom !== undefined && s.created < f.createdFrom) return false
-  if (f.createdTo !== undefined && s.created > f.createdTo) return false
-  if (f.namePrefix !== undefined && !s.name.startsWith(f.namePrefix)) return false
-  if (f.idPrefix !== undefined && !s.id.startsWith(f.idPrefix)) return false
-  return true
 }

@@ -37,7 +37,7 @@ import { SnapshotState } from './snapshot.ts'
 import { StallWatch } from './stall-watch.ts'
 import { PartitionStorage, isFencingRejection, type Checkpoint } from './storage.ts'
 import { TimerSet } from './timers.ts'
-import type { InstanceHandler } from './instances.ts'
+import type { InstanceHandler } from './instance-model.ts'
 import { EntityHost, type EntityPort } from './entity-host.ts'
 
 /** Settings of a partition (see {@link NodeOptions} for the defaults). */
