@@ -15,12 +15,10 @@ import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { afterAll, beforeAll } from 'vitest'
+import { startNatsCluster, type NatsCluster, type NatsClusterOptions } from '../runtime/nats-cluster.ts'
 import {
-  startNatsCluster,
   startNatsServer,
   stopAllNatsServers,
-  type NatsCluster,
-  type NatsClusterOptions,
   type NatsServer,
   type NatsServerOptions,
 } from '../runtime/nats-server.ts'
