@@ -271,7 +271,8 @@ export class OrchestrationExecutor {
     if (exec.customStatusChanged) exec.out.push({ e: 'customStatus', value: custom?.value })
     const customPart: Pick<StepResult, 'customStatus'> =
       custom === undefined ? {} : { customStatus: custom.value }
-    if (!runner.ended) return { appended: exec.out, commands: exec.commands, status: 'running', ...customPart }
+    if (!runner.ended)
+      return { appended: exec.out, commands: exec.commands, status: 'running', ...customPart }
     exec.releaseLocks()
     const ending = exec.ending
     if (ending !== undefined) {
