@@ -3,7 +3,7 @@
  * operations that throw or get wrong types, undecodable mailbox bytes (dead-lettered), payloads
  * over max_payload (refused at the client), unreachable servers and missing hubs.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import {
   BadInputError,
@@ -23,7 +23,7 @@ import { connectTo } from '../runtime/node.ts'
 import { HubNames } from '../runtime/hub.ts'
 import { Counter } from './fixtures/entities.ts'
 import { freePort } from '../runtime/nats-server.ts'
-import { useNatsServer, waitFor } from './harness.ts'
+import { useHub, useNatsServer, waitFor } from './harness.ts'
 
 /** Known to clients but not registered on the node. */
 class Unregistered extends Entity<number> {
@@ -35,78 +35,65 @@ class Unregistered extends Entity<number> {
 
 const nats = useNatsServer()
 const hub = 'bad'
-let node: Node
-let client: Client
-
-beforeAll(async () => {
-  node = await Node.start({
-    servers: nats.url,
-    hub,
-    registry: [Counter],
-    partitions: 2,
-    logger: silentLogger,
-  })
-  client = await Client.connect({ servers: nats.url, hub })
-})
-afterAll(async () => {
-  await client?.close()
-  await node?.stop()
-})
+const stack = useHub(nats, { hub, registry: [Counter], partitions: 2 })
 
 describe('bad input', () => {
   it('answers a call to an unknown entity type with UnknownEntityError; signals to it harm nothing', async () => {
-    const err = await client
+    const err = await stack.client
       .entity(Unregistered, 'x')
       .call.poke()
       .catch((e: unknown) => e)
     expect(err).toBeInstanceOf(UnknownEntityError)
     expect(String((err as Error).message)).toMatch(/unknown entity type 'Unregistered'/)
-    await client.entity(Unregistered, 'x').signal.poke()
-    await client.entity(Counter, 'x').signal.add(1)
-    expect(await client.entity(Counter, 'x').call.get()).toBe(1)
+    await stack.client.entity(Unregistered, 'x').signal.poke()
+    await stack.client.entity(Counter, 'x').signal.add(1)
+    expect(await stack.client.entity(Counter, 'x').call.get()).toBe(1)
   })
 
   it('answers an unknown operation with UnknownOperationError', async () => {
-    const proxy = client.entity(Counter, 'y').call as unknown as Record<string, () => Promise<unknown>>
+    const proxy = stack.client.entity(Counter, 'y').call as unknown as Record<string, () => Promise<unknown>>
     const err = await proxy.explode!().catch((e: unknown) => e)
     expect(err).toBeInstanceOf(UnknownOperationError)
     expect((err as Error).message).toBe(`entity type 'Counter' has no operation 'explode'`)
-    expect(await client.entity(Counter, 'y').call.get()).toBe(0)
+    expect(await stack.client.entity(Counter, 'y').call.get()).toBe(0)
   })
 
   it('passes an operation error for a wrong argument type to the caller; the entity keeps working', async () => {
-    const add = client.entity(Counter, 'typed').call.add as unknown as (n: unknown) => Promise<void>
-    await client.entity(Counter, 'typed').signal.add(2)
+    const add = stack.client.entity(Counter, 'typed').call.add as unknown as (n: unknown) => Promise<void>
+    await stack.client.entity(Counter, 'typed').signal.add(2)
     const err = await add('three').catch((e: unknown) => e)
     expect(err).toBeInstanceOf(RemoteError)
     expect((err as RemoteError).remoteName).toBe('TypeError')
     expect((err as Error).message).toMatch(/add expects a number, got string/)
-    expect(await client.entity(Counter, 'typed').call.get()).toBe(2)
+    expect(await stack.client.entity(Counter, 'typed').call.get()).toBe(2)
   })
 
   it('rejects bad keys and unserialisable arguments at the client, naming what was wrong', async () => {
-    expect(() => client.entity(Counter, '')).toThrow(BadInputError)
-    expect(() => client.entity(Counter, 5 as unknown as string)).toThrow(
+    expect(() => stack.client.entity(Counter, '')).toThrow(BadInputError)
+    expect(() => stack.client.entity(Counter, 5 as unknown as string)).toThrow(
       /entity key must be a non-empty string/,
     )
-    const add = client.entity(Counter, 'ok').signal.add as unknown as (n: unknown) => Promise<void>
-    const results = await Promise.allSettled([add(Symbol('s')), client.entity(Counter, 'ok').signal.add(1)])
+    const add = stack.client.entity(Counter, 'ok').signal.add as unknown as (n: unknown) => Promise<void>
+    const results = await Promise.allSettled([
+      add(Symbol('s')),
+      stack.client.entity(Counter, 'ok').signal.add(1),
+    ])
     expect(results[0].status).toBe('rejected')
     expect(String((results[0] as PromiseRejectedResult).reason)).toMatch(/cannot be serialised/)
     expect(results[1].status).toBe('fulfilled')
-    expect(await client.entity(Counter, 'ok').call.get()).toBe(1)
+    expect(await stack.client.entity(Counter, 'ok').call.get()).toBe(1)
   })
 
   it('refuses a payload over max_payload at the client, naming the limit; batch-mates still go', async () => {
     const big = 'x'.repeat(2 * 1024 * 1024)
-    const add = client.entity(Counter, 'big').signal.add as unknown as (n: unknown) => Promise<void>
-    const results = await Promise.allSettled([add(big), client.entity(Counter, 'big').signal.add(7)])
+    const add = stack.client.entity(Counter, 'big').signal.add as unknown as (n: unknown) => Promise<void>
+    const results = await Promise.allSettled([add(big), stack.client.entity(Counter, 'big').signal.add(7)])
     expect(results[0].status).toBe('rejected')
     const reason = (results[0] as PromiseRejectedResult).reason as Error
     expect(reason).toBeInstanceOf(PayloadTooLargeError)
     expect(reason.message).toMatch(/over the limit of \d+ bytes \(max_payload\)/)
     expect(results[1].status).toBe('fulfilled')
-    expect(await client.entity(Counter, 'big').call.get()).toBe(7)
+    expect(await stack.client.entity(Counter, 'big').call.get()).toBe(7)
   })
 
   it('refuses a state that would not fit in a commit record; the entity keeps its state', async () => {
@@ -144,15 +131,15 @@ describe('bad input', () => {
     const names = new HubNames(hub)
     const nc = await connectTo(nats.url, 'raw')
     const js = jetstream(nc)
-    await client.entity(Counter, 'dl').signal.add(1)
+    await stack.client.entity(Counter, 'dl').signal.add(1)
     const garbage = [
       Buffer.from('this is not msgpack at all'),
       Buffer.from(encode({ v: 7, c: 'x', q: 1, m: [] })),
       Buffer.from(encode({ v: 1, c: 'x', q: 1, m: [{ k: 'op', t: 'Counter', key: 9, op: 'add', a: [1] }] })),
     ]
     for (let p = 0; p < 2; p++) for (const g of garbage) await js.publish(names.mailbox(p), g)
-    await client.entity(Counter, 'dl').signal.add(1)
-    expect(await client.entity(Counter, 'dl').call.get()).toBe(2)
+    await stack.client.entity(Counter, 'dl').signal.add(1)
+    expect(await stack.client.entity(Counter, 'dl').call.get()).toBe(2)
     const jsm = await jetstreamManager(nc)
     await waitFor(
       async () => (await jsm.streams.info(names.deadLetterStream)).state.messages === 6,
@@ -167,8 +154,8 @@ describe('bad input', () => {
     )
     expect(reasons.some((r) => /unsupported version 7/.test(r ?? ''))).toBe(true)
     expect(reasons.some((r) => /field key is not a string/.test(r ?? ''))).toBe(true)
-    expect(node.stats().deadLetters).toBe(6)
-    expect(node.partitions.size).toBe(2)
+    expect(stack.node.stats().deadLetters).toBe(6)
+    expect(stack.node.partitions.size).toBe(2)
     await nc.close()
   })
 

@@ -2,12 +2,11 @@
  * Change messages go out only while someone may watch: a partition with no watcher stops
  * publishing them after a probe, and a watcher that arrives later still sees every change.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Client, Node, silentLogger } from '../runtime/index.ts'
+import { describe, expect, it } from 'vitest'
 import { closeConnection, connectTo } from '../runtime/node.ts'
 import { ChangeFeed } from '../runtime/change-feed.ts'
 import { Counter } from './fixtures/entities.ts'
-import { useNatsServer, waitFor } from './harness.ts'
+import { useHub, useNatsServer, waitFor } from './harness.ts'
 
 const nats = useNatsServer()
 
@@ -51,39 +50,24 @@ describe('ChangeFeed', () => {
 })
 
 describe('change messages of a partition', () => {
-  let node: Node
-  let client: Client
-  beforeAll(async () => {
-    node = await Node.start({
-      servers: nats.url,
-      hub: 'feed',
-      registry: [Counter],
-      partitions: 1,
-      logger: silentLogger,
-    })
-    client = await Client.connect({ servers: nats.url, hub: 'feed' })
-  })
-  afterAll(async () => {
-    await client?.close()
-    await node?.stop()
-  })
+  const stack = useHub(nats, { hub: 'feed', registry: [Counter], partitions: 1 })
 
   it('are not published while nobody watches; a later watcher sees every change', async () => {
-    const c = client.entity(Counter, 'quiet')
+    const c = stack.client.entity(Counter, 'quiet')
     await c.signal.add(1)
     expect(await c.call.get()).toBe(1) // published: a new owner assumes someone watches
     await new Promise((r) => setTimeout(r, 2_100))
     await c.signal.add(1) // published, and the probe finds nobody
     await waitFor(async () => {
-      const before = node.stats().changes
+      const before = stack.node.stats().changes
       await c.signal.add(1)
       await c.call.get()
-      return node.stats().changes === before
+      return stack.node.stats().changes === before
     }, 'change messages stop')
 
     const total = await c.call.get()
     const values: Array<number | undefined> = []
-    const watch = client.watchEntity(Counter, 'quiet').subscribe((v) => values.push(v))
+    const watch = stack.client.watchEntity(Counter, 'quiet').subscribe((v) => values.push(v))
     await waitFor(() => values.length === 1, 'first value')
     for (let i = 0; i < 5; i++) {
       await c.signal.add(1)

@@ -1,39 +1,23 @@
 /** Durable entities end to end on a real nats-server: ordering, calls, errors, reads, lists, watch. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { firstValueFrom, take, toArray } from 'rxjs'
-import { Client, Node, RemoteError, silentLogger } from '../runtime/index.ts'
+import { RemoteError } from '../runtime/index.ts'
 import { Counter, Log } from './fixtures/entities.ts'
-import { useNatsServer, waitFor } from './harness.ts'
+import { useHub, useNatsServer, waitFor } from './harness.ts'
 
 const nats = useNatsServer()
-let node: Node
-let client: Client
-
-beforeAll(async () => {
-  node = await Node.start({
-    servers: nats.url,
-    hub: 'entities',
-    registry: [Counter, Log],
-    partitions: 8,
-    logger: silentLogger,
-  })
-  client = await Client.connect({ servers: nats.url, hub: 'entities' })
-})
-afterAll(async () => {
-  await client?.close()
-  await node?.stop()
-})
+const stack = useHub(nats, { hub: 'entities', registry: [Counter, Log], partitions: 8 })
 
 describe('entities', () => {
   it('applies operations on one entity in the order they were sent', async () => {
-    const log = client.entity(Log, 'order')
+    const log = stack.client.entity(Log, 'order')
     await Promise.all(Array.from({ length: 500 }, (_, i) => log.signal.append(`m${i}`)))
     const items = await log.call.items()
     expect(items).toEqual(Array.from({ length: 500 }, (_, i) => `m${i}`))
   })
 
   it('returns call results, typed', async () => {
-    const c = client.entity(Counter, 'calls')
+    const c = stack.client.entity(Counter, 'calls')
     await c.signal.add(40)
     const n: number = await c.call.get()
     expect(n).toBe(40)
@@ -41,7 +25,7 @@ describe('entities', () => {
   })
 
   it('reports an operation that throws to its caller and discards its state change', async () => {
-    const c = client.entity(Counter, 'thrower')
+    const c = stack.client.entity(Counter, 'thrower')
     await c.signal.add(5)
     const err = await c.call.failAfterAdding(100).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(RemoteError)
@@ -56,23 +40,28 @@ describe('entities', () => {
 
   it('lets entities signal entities in the same and in other partitions', async () => {
     const targets = Array.from({ length: 20 }, (_, i) => `target-${i}`)
-    await Promise.all(targets.map((t, i) => client.entity(Counter, `source-${i}`).signal.forward(t, i + 1)))
+    await Promise.all(
+      targets.map((t, i) => stack.client.entity(Counter, `source-${i}`).signal.forward(t, i + 1)),
+    )
     await waitFor(async () => {
-      const values = await Promise.all(targets.map((t) => client.entity(Counter, t).call.get()))
+      const values = await Promise.all(targets.map((t) => stack.client.entity(Counter, t).call.get()))
       return values.every((v, i) => v === i + 1)
     }, 'every forwarded signal applied once')
     await new Promise((r) => setTimeout(r, 200))
-    const values = await Promise.all(targets.map((t) => client.entity(Counter, t).call.get()))
+    const values = await Promise.all(targets.map((t) => stack.client.entity(Counter, t).call.get()))
     expect(values).toEqual(targets.map((_, i) => i + 1))
   })
 
   it('deletes state and reads committed state from a client', async () => {
-    const c = client.entity(Counter, 'deleted')
+    const c = stack.client.entity(Counter, 'deleted')
     await c.signal.add(3)
-    expect(await client.readEntityState(Counter, 'deleted')).toEqual({ exists: true, state: 3 })
+    expect(await stack.client.readEntityState(Counter, 'deleted')).toEqual({ exists: true, state: 3 })
     await c.signal.reset()
-    expect(await client.readEntityState(Counter, 'deleted')).toEqual({ exists: false, state: undefined })
-    expect(await client.readEntityState(Counter, 'never-touched')).toEqual({
+    expect(await stack.client.readEntityState(Counter, 'deleted')).toEqual({
+      exists: false,
+      state: undefined,
+    })
+    expect(await stack.client.readEntityState(Counter, 'never-touched')).toEqual({
       exists: false,
       state: undefined,
     })
@@ -81,14 +70,14 @@ describe('entities', () => {
   it('lists entities by type and key prefix, page by page', async () => {
     await Promise.all(
       Array.from({ length: 25 }, (_, i) =>
-        client.entity(Counter, `list-${String(i).padStart(2, '0')}`).signal.add(1),
+        stack.client.entity(Counter, `list-${String(i).padStart(2, '0')}`).signal.add(1),
       ),
     )
     const seen: string[] = []
-    let page = await client.listEntities({ type: Counter, keyPrefix: 'list-', pageSize: 10 })
+    let page = await stack.client.listEntities({ type: Counter, keyPrefix: 'list-', pageSize: 10 })
     seen.push(...page.keys)
     while (page.continuation !== undefined) {
-      page = await client.listEntities({
+      page = await stack.client.listEntities({
         type: Counter,
         keyPrefix: 'list-',
         pageSize: 10,
@@ -97,13 +86,13 @@ describe('entities', () => {
       seen.push(...page.keys)
     }
     expect(seen).toEqual(Array.from({ length: 25 }, (_, i) => `list-${String(i).padStart(2, '0')}`))
-    expect((await client.listEntities({ type: Log, keyPrefix: 'list-' })).keys).toEqual([])
+    expect((await stack.client.listEntities({ type: Log, keyPrefix: 'list-' })).keys).toEqual([])
   })
 
   it('pushes committed states to watchers', async () => {
-    const c = client.entity(Counter, 'watched')
+    const c = stack.client.entity(Counter, 'watched')
     await c.signal.add(1)
-    const values = firstValueFrom(client.watchEntity(Counter, 'watched').pipe(take(4), toArray()))
+    const values = firstValueFrom(stack.client.watchEntity(Counter, 'watched').pipe(take(4), toArray()))
     await new Promise((r) => setTimeout(r, 100))
     // one value per commit: a call between signals puts each change in its own record
     await c.signal.add(1)

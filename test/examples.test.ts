@@ -1,33 +1,20 @@
 /** The examples end to end on a real nats-server, in process and as `npm run demo` does it. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Client, Node, silentLogger } from '../runtime/index.ts'
+import { describe, expect, it } from 'vitest'
 import { bankRegistry, runBankExample } from '../examples/bank/index.ts'
 import { counterRegistry, runCounterExample } from '../examples/counter/index.ts'
-import { spawnTs, useNatsServer } from './harness.ts'
+import { spawnTs, useHub, useNatsServer } from './harness.ts'
 
 const nats = useNatsServer()
-let node: Node
-let client: Client
-
-beforeAll(async () => {
-  node = await Node.start({
-    servers: nats.url,
-    hub: 'examples',
-    registry: [...counterRegistry, ...bankRegistry],
-    partitions: 8,
-    logger: silentLogger,
-  })
-  client = await Client.connect({ servers: nats.url, hub: 'examples' })
-})
-afterAll(async () => {
-  await client?.close()
-  await node?.stop()
+const stack = useHub(nats, {
+  hub: 'examples',
+  registry: [...counterRegistry, ...bankRegistry],
+  partitions: 8,
 })
 
 describe('examples', () => {
   it('counter: signals, call, scheduled signal, read, watch and list', { timeout: 20_000 }, async () => {
     const lines: string[] = []
-    const result = await runCounterExample(client, (line) => lines.push(line))
+    const result = await runCounterExample(stack.client, (line) => lines.push(line))
     expect(result.value).toBe(7)
     expect(result.beforeSchedule).toBe(6) // the scheduled signal did not fire early
     expect(result.watched[0]).toBeUndefined() // reset deleted the entity before the watch began
@@ -35,7 +22,7 @@ describe('examples', () => {
     expect(result.keys).toEqual(['c', 'c-east', 'c-west'])
     expect(lines.some((l) => l.startsWith('call get()') && l.endsWith('-> 6'))).toBe(true)
 
-    const again = await runCounterExample(client, () => {}) // starts from a reset, so runs repeat
+    const again = await runCounterExample(stack.client, () => {}) // starts from a reset, so runs repeat
     expect(again.value).toBe(7)
   })
 
@@ -44,7 +31,7 @@ describe('examples', () => {
     { timeout: 20_000 },
     async () => {
       const lines: string[] = []
-      const result = await runBankExample(client, (line) => lines.push(line), { transfers: 200 })
+      const result = await runBankExample(stack.client, (line) => lines.push(line), { transfers: 200 })
       expect(result.total).toBe(result.expectedTotal)
       expect(result.total).toBe(5000)
       expect(result.applied + result.refused).toBe(200)

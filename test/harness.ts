@@ -16,6 +16,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { afterAll, beforeAll } from 'vitest'
 import { startNatsCluster, type NatsCluster, type NatsClusterOptions } from '../runtime/nats-cluster.ts'
+import { Client, Node, silentLogger, type NodeOptions } from '../runtime/index.ts'
 import {
   startNatsServer,
   stopAllNatsServers,
@@ -101,6 +102,40 @@ export function useNatsServer(opts?: NatsServerOptions): NatsServerFixture {
     },
     get url() {
       return started(server, 'useNatsServer()').url
+    },
+  }
+}
+
+/** A node and a client on one hub, see {@link useHub}. */
+export interface HubFixture {
+  readonly node: Node
+  readonly client: Client
+}
+
+/**
+ * Starts a node (in this process, silent unless `logger` is given) and a client on hub
+ * `options.hub` in `beforeAll`; closes both in `afterAll` of the enclosing suite.
+ *
+ * @example const stack = useHub(nats, { hub: 'orders', registry: [Counter], partitions: 4 })
+ */
+export function useHub(nats: { readonly url: string }, options: Omit<NodeOptions, 'servers'>): HubFixture {
+  let node: Node | undefined
+  let client: Client | undefined
+  beforeAll(async () => {
+    node = await Node.start({ servers: nats.url, logger: silentLogger, ...options })
+    client = await Client.connect({ servers: nats.url, hub: options.hub })
+  })
+  afterAll(async () => {
+    await client?.close()
+    await node?.stop()
+    client = node = undefined
+  })
+  return {
+    get node() {
+      return started(node, 'useHub()')
+    },
+    get client() {
+      return started(client, 'useHub()')
     },
   }
 }

@@ -2,7 +2,7 @@
  * Orchestrations on the partition engine, with a real nats-server, in both replay modes (cached
  * cursor, and replay from history at every step).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { firstValueFrom, filter, take, toArray } from 'rxjs'
 import { BadInputError, Client, Node, silentLogger } from '../runtime/index.ts'
 import { orchestration } from '../actors/orchestration/index.ts'
@@ -23,37 +23,21 @@ import {
   callsUnknownActivity,
   transfer,
 } from './fixtures/workflows.ts'
-import { useNatsServer } from './harness.ts'
+import { useHub, useNatsServer } from './harness.ts'
 
 const nats = useNatsServer()
 
 for (const alwaysReplay of [false, true]) {
   describe(`orchestrations (alwaysReplay: ${alwaysReplay})`, () => {
     const hub = `orch-${alwaysReplay ? 'replay' : 'cached'}`
-    let node: Node
-    let client: Client
-    beforeAll(async () => {
-      node = await Node.start({
-        servers: nats.url,
-        hub,
-        registry: allWorkflows,
-        partitions: 4,
-        alwaysReplay,
-        logger: silentLogger,
-      })
-      client = await Client.connect({ servers: nats.url, hub })
-    })
-    afterAll(async () => {
-      await client?.close()
-      await node?.stop()
-    })
+    const stack = useHub(nats, { hub, registry: allWorkflows, partitions: 4, alwaysReplay })
 
     it('runs activities in sequence and returns typed output', async () => {
-      const id = await client.start(helloSequence, ['Tokyo', 'Seattle', 'London'])
-      const done = await client.waitForCompletion<string[]>(id)
+      const id = await stack.client.start(helloSequence, ['Tokyo', 'Seattle', 'London'])
+      const done = await stack.client.waitForCompletion<string[]>(id)
       expect(done.status).toBe('Completed')
       expect(done.output).toEqual(['Hello Tokyo', 'Hello Seattle', 'Hello London'])
-      const history = await client.getHistory(id)
+      const history = await stack.client.getHistory(id)
       expect(history.length).toBeGreaterThan(3)
     })
 
@@ -61,88 +45,90 @@ for (const alwaysReplay of [false, true]) {
       // fanOut's activities are synchronous: the instance ends in the round that starts it, and
       // the start's reply brings the outcome along
       const id = `replaced-${alwaysReplay}`
-      await client.start(fanOut, 2, { instanceId: id })
-      expect((await client.waitForCompletion<number>(id)).output).toBe(2)
-      await client.start(fanOut, 3, { instanceId: id, replace: true })
-      expect((await client.waitForCompletion<number>(id)).output).toBe(6)
-      expect((await client.waitForCompletion<number>(id)).output).toBe(6)
-      expect((await client.getStatus<number>(id))?.output).toBe(6)
+      await stack.client.start(fanOut, 2, { instanceId: id })
+      expect((await stack.client.waitForCompletion<number>(id)).output).toBe(2)
+      await stack.client.start(fanOut, 3, { instanceId: id, replace: true })
+      expect((await stack.client.waitForCompletion<number>(id)).output).toBe(6)
+      expect((await stack.client.waitForCompletion<number>(id)).output).toBe(6)
+      expect((await stack.client.getStatus<number>(id))?.output).toBe(6)
     })
 
     it('fans out and in', async () => {
-      const id = await client.start(fanOut, 50)
-      expect((await client.waitForCompletion<number>(id)).output).toBe(2 * ((49 * 50) / 2))
+      const id = await stack.client.start(fanOut, 50)
+      expect((await stack.client.waitForCompletion<number>(id)).output).toBe(2 * ((49 * 50) / 2))
     })
 
     it('races an external event against a timer', async () => {
-      const fast = await client.start(approval, 30_000)
-      await client.raiseEvent(fast, 'approve', 'alice')
-      expect((await client.waitForCompletion(fast)).output).toBe('approved by alice')
-      const slow = await client.start(approval, 100)
-      expect((await client.waitForCompletion(slow)).output).toBe('timed out')
+      const fast = await stack.client.start(approval, 30_000)
+      await stack.client.raiseEvent(fast, 'approve', 'alice')
+      expect((await stack.client.waitForCompletion(fast)).output).toBe('approved by alice')
+      const slow = await stack.client.start(approval, 100)
+      expect((await stack.client.waitForCompletion(slow)).output).toBe('timed out')
     })
 
     it('retries a failing activity and reports exhausted retries as a failure', async () => {
-      const ok = await client.start(retrying, 2)
-      expect((await client.waitForCompletion(ok)).output).toBe('ok after 3')
-      const exhausted = await client.start(retrying, 5)
-      const status = await client.waitForCompletion(exhausted)
+      const ok = await stack.client.start(retrying, 2)
+      expect((await stack.client.waitForCompletion(ok)).output).toBe('ok after 3')
+      const exhausted = await stack.client.start(retrying, 5)
+      const status = await stack.client.waitForCompletion(exhausted)
       expect(status.status).toBe('Failed')
       expect(status.error?.message).toMatch(/flaky attempt 3/)
     })
 
     it('fails an orchestration whose activity throws, with the remote message', async () => {
-      const id = await client.start(failing, undefined)
-      const status = await client.waitForCompletion(id)
+      const id = await stack.client.start(failing, undefined)
+      const status = await stack.client.waitForCompletion(id)
       expect(status.status).toBe('Failed')
       expect(status.error?.message).toMatch(/kaboom/)
     })
 
     it('runs sub-orchestrations', async () => {
-      const id = await client.start(parent, 10)
-      expect((await client.waitForCompletion<number>(id)).output).toBe(180)
-      expect((await client.getStatus(`${id}-child`))?.status).toBe('Completed')
+      const id = await stack.client.start(parent, 10)
+      expect((await stack.client.waitForCompletion<number>(id)).output).toBe(180)
+      expect((await stack.client.getStatus(`${id}-child`))?.status).toBe('Completed')
     })
 
     it('continues as new, with custom status', async () => {
-      const id = await client.start(counterLoop, { i: 0, until: 5 })
-      const done = await client.waitForCompletion<number>(id)
+      const id = await stack.client.start(counterLoop, { i: 0, until: 5 })
+      const done = await stack.client.waitForCompletion<number>(id)
       expect(done.output).toBe(5)
       expect(done.customStatus).toEqual({ i: 5 })
     })
 
     it('terminates, suspends and resumes, purges', async () => {
-      const waiting = await client.start(approval, 60_000)
-      await client.terminate(waiting, 'no longer needed')
-      const terminated = await client.waitForCompletion(waiting)
+      const waiting = await stack.client.start(approval, 60_000)
+      await stack.client.terminate(waiting, 'no longer needed')
+      const terminated = await stack.client.waitForCompletion(waiting)
       expect(terminated.status).toBe('Terminated')
 
-      const suspended = await client.start(approval, 60_000)
-      await client.suspend(suspended)
-      expect((await client.getStatus(suspended))?.status).toBe('Suspended')
-      await client.raiseEvent(suspended, 'approve', 'bob')
+      const suspended = await stack.client.start(approval, 60_000)
+      await stack.client.suspend(suspended)
+      expect((await stack.client.getStatus(suspended))?.status).toBe('Suspended')
+      await stack.client.raiseEvent(suspended, 'approve', 'bob')
       await new Promise((r) => setTimeout(r, 100))
-      expect((await client.getStatus(suspended))?.status).toBe('Suspended')
-      await client.resume(suspended)
-      expect((await client.waitForCompletion(suspended)).output).toBe('approved by bob')
+      expect((await stack.client.getStatus(suspended))?.status).toBe('Suspended')
+      await stack.client.resume(suspended)
+      expect((await stack.client.waitForCompletion(suspended)).output).toBe('approved by bob')
 
-      await client.purge(suspended)
-      expect(await client.getStatus(suspended)).toBeUndefined()
+      await stack.client.purge(suspended)
+      expect(await stack.client.getStatus(suspended)).toBeUndefined()
     })
 
     it('rejects a duplicate instance id unless asked to replace a finished one', async () => {
       const id = `dup-${alwaysReplay}`
-      await client.start(helloSequence, ['a'], { instanceId: id })
-      await client.waitForCompletion(id)
-      await expect(client.start(helloSequence, ['b'], { instanceId: id })).rejects.toThrow(/already exists/)
-      await client.start(helloSequence, ['c'], { instanceId: id, replace: true })
-      expect((await client.waitForCompletion(id)).output).toEqual(['Hello c'])
+      await stack.client.start(helloSequence, ['a'], { instanceId: id })
+      await stack.client.waitForCompletion(id)
+      await expect(stack.client.start(helloSequence, ['b'], { instanceId: id })).rejects.toThrow(
+        /already exists/,
+      )
+      await stack.client.start(helloSequence, ['c'], { instanceId: id, replace: true })
+      expect((await stack.client.waitForCompletion(id)).output).toEqual(['Hello c'])
     })
 
     it('lists instances by status and name prefix', async () => {
-      const ids = await Promise.all(Array.from({ length: 5 }, () => client.start(helloSequence, ['x'])))
-      await Promise.all(ids.map((id) => client.waitForCompletion(id)))
-      const page = await client.listInstances({
+      const ids = await Promise.all(Array.from({ length: 5 }, () => stack.client.start(helloSequence, ['x'])))
+      await Promise.all(ids.map((id) => stack.client.waitForCompletion(id)))
+      const page = await stack.client.listInstances({
         statuses: ['Completed'],
         namePrefix: 'hello',
         pageSize: 1000,
@@ -152,40 +138,42 @@ for (const alwaysReplay of [false, true]) {
     })
 
     it('watches status changes', async () => {
-      const id = await client.start(approval, 60_000)
+      const id = await stack.client.start(approval, 60_000)
       const seen = firstValueFrom(
-        client.watchStatus(id).pipe(
+        stack.client.watchStatus(id).pipe(
           filter((s) => s?.status === 'Completed'),
           take(1),
           toArray(),
         ),
       )
-      await client.raiseEvent(id, 'approve', 'carol')
+      await stack.client.raiseEvent(id, 'approve', 'carol')
       expect((await seen)[0]?.status).toBe('Completed')
     })
 
     it('transfers between accounts under a lock: total conserved, no overdraft', async () => {
       const accounts = Array.from({ length: 6 }, (_, i) => `acct-${alwaysReplay}-${i}`)
-      await Promise.all(accounts.map((a) => client.entity(Account, a).signal.deposit(100)))
+      await Promise.all(accounts.map((a) => stack.client.entity(Account, a).signal.deposit(100)))
       const ids = await Promise.all(
         Array.from({ length: 60 }, (_, i) =>
-          client.start(transfer, {
+          stack.client.start(transfer, {
             from: accounts[i % 6]!,
             to: accounts[(i * 5 + 1) % 6]!,
             amount: 30 + (i % 50),
           }),
         ),
       )
-      const results = await Promise.all(ids.map((id) => client.waitForCompletion(id, { timeoutMs: 30_000 })))
+      const results = await Promise.all(
+        ids.map((id) => stack.client.waitForCompletion(id, { timeoutMs: 30_000 })),
+      )
       expect(results.every((r) => r.status === 'Completed')).toBe(true)
-      const balances = await Promise.all(accounts.map((a) => client.entity(Account, a).call.balance()))
+      const balances = await Promise.all(accounts.map((a) => stack.client.entity(Account, a).call.balance()))
       expect(balances.reduce((a, b) => a + b, 0)).toBe(600)
       expect(balances.every((b) => b >= 0)).toBe(true)
     })
 
     it('lets 2,000 concurrent random transfers over 20 accounts finish: no deadlock, no overdraft, total kept', async () => {
       const accounts = Array.from({ length: 20 }, (_, i) => `bank-${alwaysReplay}-${i}`)
-      await Promise.all(accounts.map((a) => client.entity(Account, a).signal.deposit(1000)))
+      await Promise.all(accounts.map((a) => stack.client.entity(Account, a).signal.deposit(1000)))
       let seed = 7
       const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
       const ids: string[] = []
@@ -193,7 +181,7 @@ for (const alwaysReplay of [false, true]) {
         const from = Math.floor(random() * 20)
         const to = (from + 1 + Math.floor(random() * 19)) % 20
         ids.push(
-          await client.start(transfer, {
+          await stack.client.start(transfer, {
             from: accounts[from]!,
             to: accounts[to]!,
             amount: 1 + Math.floor(random() * 300),
@@ -201,44 +189,46 @@ for (const alwaysReplay of [false, true]) {
         )
       }
       const results = await Promise.all(
-        ids.map((id) => client.waitForCompletion<boolean>(id, { timeoutMs: 120_000 })),
+        ids.map((id) => stack.client.waitForCompletion<boolean>(id, { timeoutMs: 120_000 })),
       )
       expect(results.filter((r) => r.status !== 'Completed').length).toBe(0)
-      const balances = await Promise.all(accounts.map((a) => client.entity(Account, a).call.balance()))
+      const balances = await Promise.all(accounts.map((a) => stack.client.entity(Account, a).call.balance()))
       expect(balances.reduce((a, b) => a + b, 0)).toBe(20_000)
       expect(balances.filter((b) => b < 0)).toEqual([])
       expect(results.some((r) => r.output === true)).toBe(true)
     }, 180_000)
 
     it('never fires the timer of a terminated or purged instance into anything', async () => {
-      const terminated = await client.start(approval, 300)
-      const purged = await client.start(approval, 300)
-      await client.terminate(terminated)
-      await client.terminate(purged)
-      await client.purge(purged)
-      const before = (await client.getHistory(terminated)).length
+      const terminated = await stack.client.start(approval, 300)
+      const purged = await stack.client.start(approval, 300)
+      await stack.client.terminate(terminated)
+      await stack.client.terminate(purged)
+      await stack.client.purge(purged)
+      const before = (await stack.client.getHistory(terminated)).length
       await new Promise((r) => setTimeout(r, 600))
-      const after = await client.getStatus(terminated, { history: true })
+      const after = await stack.client.getStatus(terminated, { history: true })
       expect(after?.status).toBe('Terminated')
       expect(after?.history?.length).toBe(before)
-      expect(await client.getStatus(purged)).toBeUndefined()
+      expect(await stack.client.getStatus(purged)).toBeUndefined()
     })
 
     it('fails an orchestration that throws, with its error, and rejects unserialisable input', async () => {
-      const id = await client.start(thrower, 'bad state')
-      const status = await client.waitForCompletion(id)
+      const id = await stack.client.start(thrower, 'bad state')
+      const status = await stack.client.waitForCompletion(id)
       expect(status.status).toBe('Failed')
       expect(status.error?.name).toBe('TypeError')
       expect(status.error?.message).toBe('bad state')
-      await expect(client.start(helloSequence, [Symbol('x')] as unknown as string[])).rejects.toThrow(
+      await expect(stack.client.start(helloSequence, [Symbol('x')] as unknown as string[])).rejects.toThrow(
         /cannot be serialised/,
       )
     })
 
     it('reports a failed sub-orchestration to its parent, and an unknown activity as a task failure', async () => {
-      const p = await client.waitForCompletion(await client.start(failingParent, undefined))
+      const p = await stack.client.waitForCompletion(await stack.client.start(failingParent, undefined))
       expect(p.output).toMatch(/child failed: .*kaboom/)
-      const u = await client.waitForCompletion(await client.start(callsUnknownActivity, undefined))
+      const u = await stack.client.waitForCompletion(
+        await stack.client.start(callsUnknownActivity, undefined),
+      )
       expect(u.status).toBe('Failed')
       expect(u.error?.message).toMatch(/unknown activity 'neverRegistered'/)
     })
@@ -247,29 +237,31 @@ for (const alwaysReplay of [false, true]) {
       const prefix = `sched-${alwaysReplay}-`
       const from = Date.now()
       const at = Date.now() + 400
-      const id = await client.start(helloSequence, ['later'], { instanceId: `${prefix}1`, startAt: at })
-      expect((await client.getStatus(id))?.status).toBe('Pending')
-      const done = await client.waitForCompletion(id)
+      const id = await stack.client.start(helloSequence, ['later'], { instanceId: `${prefix}1`, startAt: at })
+      expect((await stack.client.getStatus(id))?.status).toBe('Pending')
+      const done = await stack.client.waitForCompletion(id)
       expect(done.output).toEqual(['Hello later'])
       expect(done.completedAt!.getTime()).toBeGreaterThanOrEqual(at)
-      await client.waitForCompletion(await client.start(helloSequence, ['x'], { instanceId: `${prefix}2` }))
-      const listed = await client.listInstances({
+      await stack.client.waitForCompletion(
+        await stack.client.start(helloSequence, ['x'], { instanceId: `${prefix}2` }),
+      )
+      const listed = await stack.client.listInstances({
         idPrefix: prefix,
         createdFrom: from,
         createdTo: Date.now(),
       })
       expect(listed.instances.map((i) => i.id).sort()).toEqual([`${prefix}1`, `${prefix}2`])
-      expect(await client.purgeInstances({ idPrefix: prefix, statuses: ['Completed'] })).toBe(2)
-      expect((await client.listInstances({ idPrefix: prefix })).instances).toEqual([])
+      expect(await stack.client.purgeInstances({ idPrefix: prefix, statuses: ['Completed'] })).toBe(2)
+      expect((await stack.client.listInstances({ idPrefix: prefix })).instances).toEqual([])
     })
 
     it('gives clear errors for unknown orchestrations and events to unknown instances', async () => {
       const unknown = { ...helloSequence, name: 'noSuchOrchestration' }
-      await expect(client.start(unknown, ['x'])).rejects.toThrow(
+      await expect(stack.client.start(unknown, ['x'])).rejects.toThrow(
         /unknown orchestration 'noSuchOrchestration'/,
       )
-      await expect(client.raiseEvent('no-such-instance', 'e', 1)).rejects.toBeInstanceOf(BadInputError)
-      await expect(client.waitForCompletion('no-such-instance', { timeoutMs: 2000 })).rejects.toThrow(
+      await expect(stack.client.raiseEvent('no-such-instance', 'e', 1)).rejects.toBeInstanceOf(BadInputError)
+      await expect(stack.client.waitForCompletion('no-such-instance', { timeoutMs: 2000 })).rejects.toThrow(
         /does not exist/,
       )
     })
