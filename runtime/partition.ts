@@ -7,12 +7,10 @@
  * meanwhile (group commit), so a busy partition commits hundreds of steps per JetStream publish.
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node'
-import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream'
 import { BadInputError, FencedError, PayloadTooLargeError, toErrorInfo } from '../actors/errors.ts'
 import { checkTypeName, partitionOf } from '../actors/ids.ts'
 import {
   WIRE_VERSION,
-  checkEnvelope,
   checkMessage,
   type ActorMessage,
   type CommitRecord,
@@ -34,7 +32,7 @@ import { CommitRound, resolveWrite, type ItemWrite, type RoundReply } from './ro
 import { RecentReplies } from './recent-replies.ts'
 import { ChangeFeed } from './change-feed.ts'
 import { SnapshotState } from './snapshot.ts'
-import { StallWatch } from './stall-watch.ts'
+import { MailboxReader, type Inbound } from './mailbox.ts'
 import { PartitionStorage, isFencingRejection, type Checkpoint } from './storage.ts'
 import { TimerSet } from './timers.ts'
 import type { InstanceHandler } from './instance-model.ts'
@@ -74,20 +72,10 @@ export interface PartitionStats {
   changes: number
 }
 
-/** A mailbox message waiting to be processed. */
-interface Inbound {
-  seq: number
-  env?: MailboxEnvelope
-  raw?: Uint8Array
-  error?: string
-}
-
 interface PendingQuery {
   query: Query
   respond(answer: QueryAnswer): void
 }
-
-const HIGH_WATER = 20_000
 
 /** One partition owned by this process. */
 export class Partition implements EntityPort {
@@ -107,13 +95,12 @@ export class Partition implements EntityPort {
   readonly #origins = new Map<number, number>()
   readonly #instances: InstanceHandler | undefined
   readonly #entities: EntityHost
+  readonly #inbox: MailboxReader
   #local: ActorMessage[] = []
-  #inbox: Inbound[] = []
   #pos: MailboxPosition = [1, 0]
   #open: CommitRound
   #inflight: CommitRound | null = null
   #lastLogSeq = 0
-  #stallWatch: StallWatch | undefined
   #queries: PendingQuery[] = []
   readonly #recentReplies: RecentReplies
   readonly #changes: ChangeFeed
@@ -121,9 +108,7 @@ export class Partition implements EntityPort {
   #rerun = false
   #stopped = false
   #closing = false
-  #consumer: ConsumerMessages | undefined
   #querySub: Subscription | undefined
-  #drained: (() => void) | undefined
   #timer: NodeJS.Timeout | undefined
   #snapshotTimer: NodeJS.Timeout | undefined
   readonly #recordLimit: number
@@ -142,6 +127,13 @@ export class Partition implements EntityPort {
     this.#snap = new SnapshotState(this.#storage, options.logger)
     this.#open = new CommitRound(1, this.#pos)
     this.#entities = new EntityHost(this, options.registry, options.cacheSize)
+    this.#inbox = new MailboxReader(this.#storage.js, hub.names.mailboxStream, hub.names.mailbox(p), {
+      position: () => this.#pos[0],
+      running: () => this.#running,
+      lastStored: () => this.#storage.lastMailboxSeq(),
+      arrived: () => this.#kick(),
+      failed: (err) => this.#fail(err),
+    })
     this.#instances = options.instances?.(this)
     this.#recentReplies = options.recentReplies ?? new RecentReplies()
     this.#changes = new ChangeFeed(nc, hub.names.changes(p))
@@ -181,8 +173,7 @@ export class Partition implements EntityPort {
   async close(snapshot = false): Promise<void> {
     if (this.#stopped || this.#closing) return
     this.#closing = true
-    await this.#consumer?.close().catch(() => {})
-    this.#consumer = undefined
+    await this.#inbox.close()
     await this.#until(
       () => this.#stopped || (this.#inflight === null && !this.#running && this.#open.isEmpty),
     )
@@ -251,7 +242,7 @@ export class Partition implements EntityPort {
       },
     })
     this.#instances?.recovered()
-    await this.#startMailbox()
+    await this.#inbox.start(this.#pos[0])
     this.#snapshotTimer = setInterval(() => this.#maybeSnapshot(), this.options.snapshotIntervalMs)
     this.#snapshotTimer.unref()
     this.#armTimer()
@@ -288,51 +279,6 @@ export class Partition implements EntityPort {
       else this.#timers.set(key, decode(value, `timer ${key}`) as TimerValue)
     } else if (key.startsWith('l.')) this.#entities.replayLock(key, value)
     else if (key.startsWith('a.')) this.#instances?.replayActivity(key, value)
-  }
-
-  async #startMailbox(): Promise<void> {
-    const consumer = await this.#storage.js.consumers.get(this.hub.names.mailboxStream, {
-      filter_subjects: this.hub.names.mailbox(this.p),
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: this.#pos[0],
-    })
-    // A consumer lost with a server (a NATS cluster member going down) is noticed by the stall
-    // watch within seconds; heartbeats (every 5 s) back it up. Shorter heartbeats misfire under load.
-    this.#consumer = await consumer.consume({ max_messages: 512, expires: 10_000 })
-    this.#stallWatch ??= new StallWatch({
-      idle: () => this.#inbox.length === 0 && !this.#running,
-      position: () => this.#pos[0],
-      lastStored: () => this.#storage.lastMailboxSeq(),
-      stalled: (reason) => this.#fail(new Error(`mailbox consumer stalled: ${reason}`)),
-    })
-    void this.#pumpMailbox(this.#consumer)
-  }
-
-  async #pumpMailbox(messages: ConsumerMessages): Promise<void> {
-    try {
-      for await (const m of messages) {
-        if (this.#stopped) break
-        if (m.seq < this.#pos[0]) continue
-        const item: Inbound = { seq: m.seq }
-        try {
-          item.env = checkEnvelope(decodeEnvelope(m.data, `mailbox message ${m.seq}`))
-        } catch (err) {
-          item.raw = m.data
-          item.error = (err as Error).message
-        }
-        this.#inbox.push(item)
-        this.#stallWatch?.delivered()
-        this.#kick()
-        if (this.#inbox.length > HIGH_WATER) {
-          await new Promise<void>((resolve) => (this.#drained = resolve))
-        }
-      }
-    } catch (err) {
-      if (!this.#stopped) this.#fail(err as Error)
-      return
-    }
-    // the consumer gave up (it could not be recreated): recover rather than stall
-    if (!this.#stopped && !this.#closing) this.#fail(new Error('mailbox consumer ended'))
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -441,7 +387,7 @@ export class Partition implements EntityPort {
   async #processInbox(budget: number): Promise<boolean> {
     let progressed = false
     while (this.#inbox.length > 0 && budget > 0 && this.#canProcess()) {
-      const item = this.#inbox[0]!
+      const item = this.#inbox.first!
       if (item.env === undefined) {
         await this.#deadLetter(item)
       } else {
@@ -450,10 +396,6 @@ export class Partition implements EntityPort {
       }
       this.#inbox.shift()
       progressed = true
-      if (this.#drained && this.#inbox.length < HIGH_WATER / 2) {
-        this.#drained()
-        this.#drained = undefined
-      }
     }
     return progressed
   }
@@ -884,12 +826,10 @@ export class Partition implements EntityPort {
     this.#stopped = true
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     clearInterval(this.#snapshotTimer)
-    this.#stallWatch?.stop()
+    this.#inbox.stop()
     this.#outbox.stop()
     this.#instances?.close()
-    void this.#consumer?.close().catch(() => {})
     this.#querySub?.unsubscribe()
-    this.#drained?.()
     // Unanswered queries get no answer from here: another owner may answer them (a stale owner must
     // never answer), else the client's request times out with PartitionUnavailableError.
     this.#queries = []
