@@ -12,6 +12,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 
 const EMPTY = new Uint8Array(0)
 
+/** One partition's change messages, published while someone may watch (see the module comment). */
 export class ChangeFeed {
   #publishing = true
   /** Bumped by every announcement: a probe sent before one must not switch the feed off. */

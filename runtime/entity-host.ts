@@ -103,6 +103,7 @@ function describeValue(what: 'state' | 'result' | 'signal', msg: EntityOp): stri
   return `${what} of ${msg.t}@${msg.key}${what === 'result' ? '.' + msg.op : ''}`
 }
 
+/** The entities of one partition (see the module comment); one per partition. */
 export class EntityHost {
   readonly #cache = new Map<string, Entry>()
   readonly #locks = new Map<string, Lock>()

@@ -35,6 +35,7 @@ export interface MailboxHooks {
   failed(err: Error): void
 }
 
+/** Reads one partition's mailbox (see the module comment). */
 export class MailboxReader {
   #queue: Inbound[] = []
   #consumer: ConsumerMessages | undefined

@@ -840,7 +840,6 @@ export class Partition implements EntityPort {
   }
 }
 
-/** The id that decides a message's partition: the entity key or the instance id. */
 /**
  * Runs the loops of every partition kicked since the last turn in one macrotask: their appends,
  * outbox publishes and replies then leave in a few socket writes (nats.js flushes once per
@@ -855,6 +854,7 @@ function runKicked(): void {
   for (const run of kicked.splice(0)) run()
 }
 
+/** The id that decides a message's partition: the entity key or the instance id. */
 export function targetOf(msg: ActorMessage): string {
   return msg.k === 'op' || msg.k === 'lock' || msg.k === 'unlock' ? msg.key : msg.i
 }

@@ -19,6 +19,7 @@ interface Sent {
   bytes: number
 }
 
+/** Replies sent lately, by inbox (see the module comment). */
 export class RecentReplies {
   readonly #byInbox = new Map<string, Sent[]>()
   /** Every batch in the order sent; the oldest leave first. */
