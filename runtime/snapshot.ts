@@ -34,7 +34,33 @@ export function parseEntityItemKey(itemKey: string): { type: string; key: string
 }
 
 const CLIENT_DEDUP_RETENTION_MS = 24 * 3600 * 1000
-const WRITE_CONCURRENCY = 256
+/**
+ * Item writes in flight per connection, over all the partitions of a node. The partitions of a
+ * node tend to snapshot at the same moment; unbounded, their thousands of writes (and acks) would
+ * hold up the commits and replies of every partition for a fraction of a second.
+ */
+const WRITE_CONCURRENCY = 64
+
+/** A first-come queue of `limit` slots. */
+class Slots {
+  #free: number
+  readonly #waiting: Array<() => void> = []
+  constructor(limit: number) {
+    this.#free = limit
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve))
+    try {
+      return await fn()
+    } finally {
+      const next = this.#waiting.shift()
+      if (next !== undefined) next()
+      else this.#free++
+    }
+  }
+}
+const writeSlots = new WeakMap<object, Slots>()
 
 /** Committed-but-not-snapshotted state of one partition, and the snapshot procedure. */
 export class SnapshotState {
@@ -201,10 +227,13 @@ export class SnapshotState {
     const records = this.#recordsSince
     this.#recordsSince = 0
     try {
+      let slots = writeSlots.get(this.storage.nc)
+      if (slots === undefined) writeSlots.set(this.storage.nc, (slots = new Slots(WRITE_CONCURRENCY)))
       const items = [...this.#writing]
-      for (let i = 0; i < items.length; i += WRITE_CONCURRENCY) {
-        await Promise.all(items.slice(i, i + WRITE_CONCURRENCY).map(([k, v]) => this.#writeItem(k, v)))
-      }
+      // all settle before the outcome counts: no write of this snapshot outlives it
+      const results = await Promise.allSettled(items.map(([k, v]) => slots.run(() => this.#writeItem(k, v))))
+      const failed = results.find((r) => r.status === 'rejected')
+      if (failed !== undefined) throw failed.reason
       try {
         this.#ckptRev = await this.storage.writeCheckpoint(ckpt, this.#ckptRev)
       } catch (err) {
