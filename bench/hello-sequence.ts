@@ -32,6 +32,9 @@ export async function runHelloSequence(ctx: BenchContext): Promise<void> {
   }
 }
 
+/** Pause between the loaded phase and the unloaded one. */
+const UNLOADED_PAUSE_MS = 3_000
+
 /**
  * The `hello-sequence` measurement through `client`: warm-up, `--instances` with `--concurrency` in
  * flight (throughput and latency), then 500 one at a time. `extra` goes into every figure's params.
@@ -94,6 +97,9 @@ async function measureHelloSequence(
       params,
     )
   }
+  // "Unloaded" means an idle node: let the background snapshot of the loaded phase (one state-bucket
+  // write per instance, due within the 2 s snapshot interval) finish first.
+  await new Promise((r) => setTimeout(r, UNLOADED_PAUSE_MS))
   const unloaded: number[] = []
   for (let i = 0; i < 500; i++) unloaded.push(await one())
   ctx.emit('unloaded_p50_ms', quantile(unloaded, 0.5), 'ms', { instances: 500, activities, ...extra })
