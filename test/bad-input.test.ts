@@ -16,6 +16,7 @@ import {
   RemoteError,
   UnknownEntityError,
   UnknownOperationError,
+  decode,
   encode,
   silentLogger,
 } from '../runtime/index.ts'
@@ -155,6 +156,33 @@ describe('bad input', () => {
     expect(reasons.some((r) => /unsupported version 7/.test(r ?? ''))).toBe(true)
     expect(reasons.some((r) => /field key is not a string/.test(r ?? ''))).toBe(true)
     expect(stack.node.stats().deadLetters).toBe(6)
+    expect(stack.node.partitions.size).toBe(2)
+    await nc.close()
+  })
+
+  it('answers malformed queries with an error naming what was wrong, and keeps serving', async () => {
+    const names = new HubNames(hub)
+    const nc = await connectTo(nats.url, 'raw-queries')
+    const ask = async (bytes: Uint8Array) => decode((await nc.request(names.query(0), bytes)).data, 'answer')
+    const answers = await Promise.all([
+      ask(Buffer.from('not msgpack')),
+      ask(encode({ v: 1, k: 'drop-tables' })),
+      ask(encode({ v: 1, k: 'replies', inbox: 5, rids: [1] })),
+      ask(encode({ v: 1, k: 'replies', inbox: '_INBOX_basalt.x', rids: 'all' })),
+      ask(encode({ v: 1, k: 'read', t: 'no such type!', key: 'k' })),
+    ])
+    const messages = answers.map((a) => (a as { ok: number; error?: { message: string } }).error?.message)
+    expect(answers.every((a) => (a as { ok: number }).ok === 0)).toBe(true)
+    expect(messages[0]).toMatch(/undecodable|not an envelope/)
+    expect(messages[1]).toMatch(/unknown query kind drop-tables/)
+    expect(messages[2]).toMatch(/malformed replies query/)
+    expect(messages[3]).toMatch(/malformed replies query/)
+    expect(messages[4]).toMatch(/type/)
+    // a well-formed replies query for replies nobody sent is answered with none
+    const none = await ask(encode({ v: 1, k: 'replies', inbox: '_INBOX_basalt.nobody', rids: [1, 2] }))
+    expect(none).toMatchObject({ ok: 1, replies: [] })
+    await stack.client.entity(Counter, 'after-queries').signal.add(3)
+    expect(await stack.client.entity(Counter, 'after-queries').call.get()).toBe(3)
     expect(stack.node.partitions.size).toBe(2)
     await nc.close()
   })
