@@ -15,7 +15,6 @@ import {
   PartitionUnavailableError,
   TimeoutError,
   fromErrorInfo,
-  type ErrorInfo,
 } from '../actors/errors.ts'
 import { checkKey, encodeToken, partitionOf } from '../actors/ids.ts'
 import type { HistoryEvent, OrchestrationDefinition } from '../actors/orchestration/index.ts'
@@ -26,7 +25,6 @@ import {
   type InstanceRecord,
   type InstanceSummary,
   type InstanceView,
-  type RuntimeStatus,
 } from './instance-model.ts'
 import { targetOf } from './partition.ts'
 import {
@@ -51,6 +49,13 @@ import { entityItemKey } from './snapshot.ts'
 import { Handle, type EntityHandle } from './client-handles.ts'
 import { PartitionSender } from './client-sender.ts'
 import { watchItem } from './client-watch.ts'
+import {
+  decodeContinuation,
+  encodeContinuation,
+  fromSummary,
+  toStatus,
+  type InstanceStatus,
+} from './client-status.ts'
 
 /** Options of {@link Client.connect}. */
 export interface ClientOptions {
@@ -667,62 +672,4 @@ export class Client {
     if (answer.ok === 0) throw fromErrorInfo(answer.error)
     return answer
   }
-}
-
-/** What {@link Client.getStatus} returns. */
-export interface InstanceStatus<O = unknown> {
-  id: string
-  name: string
-  status: RuntimeStatus
-  input?: unknown
-  output?: O
-  /** Failure details of a Failed (or reason of a Terminated) instance. */
-  error?: ErrorInfo
-  customStatus?: unknown
-  createdAt: Date
-  lastUpdatedAt: Date
-  completedAt?: Date
-  history?: HistoryEvent[]
-}
-
-function toStatus<O>(rec: InstanceView, history: boolean): InstanceStatus<O> {
-  return {
-    id: rec.id,
-    name: rec.name,
-    status: rec.status,
-    input: rec.input,
-    ...(rec.output === undefined ? {} : { output: rec.output as O }),
-    ...(rec.error === undefined ? {} : { error: rec.error }),
-    ...(rec.custom === undefined ? {} : { customStatus: rec.custom }),
-    createdAt: new Date(rec.created),
-    lastUpdatedAt: new Date(rec.updated),
-    ...(rec.completed === undefined ? {} : { completedAt: new Date(rec.completed) }),
-    ...(history ? { history: rec.history ?? [] } : {}),
-  }
-}
-
-function fromSummary(s: InstanceSummary): InstanceStatus {
-  return {
-    id: s.id,
-    name: s.name,
-    status: s.status,
-    ...(s.custom === undefined ? {} : { customStatus: s.custom }),
-    createdAt: new Date(s.created),
-    lastUpdatedAt: new Date(s.updated),
-    ...(s.completed === undefined ? {} : { completedAt: new Date(s.completed) }),
-  }
-}
-
-function encodeContinuation(after: string): string {
-  return Buffer.from(JSON.stringify({ after })).toString('base64url')
-}
-
-function decodeContinuation(token: string): string {
-  try {
-    const value = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { after?: unknown }
-    if (typeof value.after === 'string') return value.after
-  } catch {
-    // fall through
-  }
-  throw new BadInputError('continuation token is not one returned by listEntities')
 }

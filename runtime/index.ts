@@ -2,14 +2,9 @@
  * runtime/ — wires entities and actors to NATS JetStream: hub layout, the partition loop, commit
  * log, snapshots, recovery, the node and the client. This is the package's main entry point.
  */
-export {
-  Client,
-  type ClientOptions,
-  type EntityPage,
-  type EntityState,
-  type InstanceStatus,
-} from './client.ts'
+export { Client, type ClientOptions, type EntityPage, type EntityState } from './client.ts'
 export type { EntityHandle } from './client-handles.ts'
+export type { InstanceStatus } from './client-status.ts'
 export { RuntimeStatus, isTerminal } from './instance-model.ts'
 export { InstanceExistsError } from './instances.ts'
 export {
