@@ -8,7 +8,7 @@
  * replays the history. Activities start on this node at once (before the commit), and their
  * pending set is the items `a.<p>.<id>.<seq>`, re-run after a crash.
  * The data model and the partition's port are in instance-model.ts; the history chunks are
- * handled by instance-history.ts.
+ * handled by instance-history.ts, held waits for completion by completion-waits.ts.
  */
 import { BadInputError, IllegalStateError, toErrorInfo, type ErrorInfo } from '../actors/errors.ts'
 import { encodeToken } from '../actors/ids.ts'
@@ -33,6 +33,7 @@ import {
 } from '../actors/orchestration/index.ts'
 import { isThenable, type ActivityOutcome, type ActivityTask } from './activities.ts'
 import { decode, encode } from './codec.ts'
+import { CompletionWaits } from './completion-waits.ts'
 import { chunkTail, dropHistory, loadHistory } from './instance-history.ts'
 import {
   RuntimeStatus,
@@ -57,14 +58,6 @@ interface Live {
 }
 
 /** A held wait for completion: where its answer goes, and when it gives up. */
-interface Waiter {
-  r: ReplyTo
-  deadline: number
-}
-
-const WAIT_SWEEP_MS = 250
-/** The answer to a wait that timed out (the client asks again). */
-const NOT_YET = encode(0)
 /** The answer to a wait for an instance that does not exist. */
 const NO_INSTANCE = encode(null)
 
@@ -79,9 +72,8 @@ export class InstanceExistsError extends BadInputError {
 /** Instances of one partition. */
 export class InstanceHost implements InstanceHandler {
   readonly #live = new Map<string, Live>()
-  /** Held waits for completion, by instance id. */
-  readonly #waiters = new Map<string, Waiter[]>()
-  #sweeper: NodeJS.Timeout | undefined
+  /** Held waits for completion. */
+  readonly #waits: CompletionWaits
   readonly #pending = new Map<string, ActivityTask>()
   /** Ids looked up and found absent (not stored, not written since); cleared when it grows. */
   readonly #absent = new Set<string>()
@@ -90,7 +82,9 @@ export class InstanceHost implements InstanceHandler {
   constructor(
     readonly port: PartitionPort,
     readonly workflows: Workflows,
-  ) {}
+  ) {
+    this.#waits = new CompletionWaits(port)
+  }
 
   want(msg: ActorMessage, into: Set<string>): void {
     if (msg.k === 'start' && msg.fresh === 1) return
@@ -280,30 +274,7 @@ export class InstanceHost implements InstanceHandler {
     const live = await this.#load(msg.i)
     if (live === undefined) return this.port.replyTo(to, [to[1], 1, NO_INSTANCE])
     if (isTerminal(live.rec.status)) return this.port.replyTo(to, [to[1], 1, encodeOutcome(live.rec)])
-    let list = this.#waiters.get(msg.i)
-    if (list === undefined) this.#waiters.set(msg.i, (list = []))
-    list.push({ r: to, deadline: Date.now() + Math.max(0, Math.min(msg.ms, 60_000)) })
-    this.#sweeper ??= setInterval(() => this.#sweepWaiters(), WAIT_SWEEP_MS)
-  }
-
-  /** Answers the waits whose time is up with 'not yet'; the clients ask again. */
-  #sweepWaiters(): void {
-    if (this.#closed) return
-    const now = Date.now()
-    let answered = false
-    for (const [id, list] of this.#waiters) {
-      const keep = list.filter((w) => w.deadline > now)
-      if (keep.length === list.length) continue
-      for (const w of list) if (w.deadline <= now) this.port.replyTo(w.r, [w.r[1], 1, NOT_YET])
-      answered = true
-      if (keep.length === 0) this.#waiters.delete(id)
-      else this.#waiters.set(id, keep)
-    }
-    if (answered) this.port.afterCommit(() => {})
-    if (this.#waiters.size === 0) {
-      clearInterval(this.#sweeper)
-      this.#sweeper = undefined
-    }
+    this.#waits.hold(msg.i, to, msg.ms)
   }
 
   /**
@@ -474,13 +445,7 @@ export class InstanceHost implements InstanceHandler {
       )
     }
     this.#save(rec)
-    const waiters = this.#waiters.get(rec.id)
-    if (waiters !== undefined) {
-      // answered with the commit that records the outcome
-      this.#waiters.delete(rec.id)
-      const bytes = encodeOutcome(rec)
-      for (const w of waiters) this.port.replyTo(w.r, [w.r[1], 1, bytes])
-    }
+    this.#waits.release(rec.id, () => encodeOutcome(rec))
   }
 
   /** Cancels an instance's timers and forgets its pending activities. */
@@ -649,7 +614,7 @@ export class InstanceHost implements InstanceHandler {
 
   close(): void {
     this.#closed = true
-    clearInterval(this.#sweeper)
+    this.#waits.close()
   }
 
   #recordKey(id: string): string {
