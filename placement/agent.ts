@@ -243,6 +243,15 @@ export class PlacementAgent {
     this.#watch?.stop()
   }
 
+  /**
+   * Heartbeats now rather than at the next interval: the node's partitions changed, and the
+   * record (what `basalt placement` shows) should say so at once. Failures are left to the
+   * regular heartbeat.
+   */
+  async heartbeatNow(): Promise<void> {
+    await this.#putHeartbeat().catch(() => {})
+  }
+
   // ---------------------------------------------------------------------------------------------
 
   async #putHeartbeat(): Promise<number> {

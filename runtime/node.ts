@@ -249,6 +249,8 @@ export class Node {
       }
       await new Promise((r) => setTimeout(r, 10))
     }
+    // ready: the heartbeat record lists what this node serves from now on
+    await this.#agent.heartbeatNow()
   }
 
   #settled(): boolean {
