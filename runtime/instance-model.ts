@@ -104,7 +104,8 @@ export interface PartitionPort {
   cancelTimer(key: string): void
   afterCommit(fn: () => void): void
   enqueueLocal(msg: ActorMessage): void
-  listKeys(filter: string): Promise<string[]>
+  /** Current values of the stored items matching a subject filter (one pass, no get per key). */
+  readItems(filter: string): Promise<Array<[key: string, value: Uint8Array]>>
   /** Number of the record the current round will become. */
   readonly roundNumber: number
   dirtyWrites(prefix: string): Iterable<[string, Uint8Array | null]>

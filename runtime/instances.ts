@@ -573,8 +573,7 @@ export class InstanceHost implements InstanceHandler {
     // listed from the records (summaries are not stored); cached ones are the newest
     const prefix = `o.${this.port.p}.`
     const values = new Map<string, Uint8Array | InstanceRecord | null>()
-    const keys = await this.port.listKeys(`${prefix}>`)
-    await Promise.all(keys.map(async (k) => values.set(k, await this.port.readItem(k))))
+    for (const [k, v] of await this.port.readItems(`${prefix}>`)) values.set(k, v)
     for (const [k, v] of this.port.dirtyWrites(prefix)) values.set(k, v)
     for (const [id, live] of this.#live) values.set(this.#recordKey(id), live.rec)
     const out: Array<[string, Uint8Array]> = []

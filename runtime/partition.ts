@@ -591,9 +591,9 @@ export class Partition implements EntityPort {
     return this.options.logger
   }
 
-  /** @internal Keys of the state bucket matching a subject filter. */
-  listKeys(filter: string): Promise<string[]> {
-    return this.#storage.listKeys(filter)
+  /** @internal Stored values of the state bucket's items matching a subject filter. */
+  readItems(filter: string): Promise<Array<[string, Uint8Array]>> {
+    return this.#storage.readItems(filter)
   }
 
   /** @internal Writes under `prefix` not yet in the state bucket, oldest first. */

@@ -144,6 +144,49 @@ export class PartitionStorage {
     return keys
   }
 
+  /**
+   * The current values of the state bucket's items matching a subject filter (deleted ones left
+   * out), delivered by one ordered consumer (last message per subject) instead of one get per key.
+   */
+  async readItems(filter: string): Promise<Array<[key: string, value: Uint8Array]>> {
+    const bucket = this.hub.names.stateBucket
+    const prefix = `$KV.${bucket}.`
+    const subjects = (await bucketKeys(this.hub.jsm, bucket, filter)).length
+    if (subjects === 0) return []
+    const consumer = await this.js.consumers.get(`KV_${bucket}`, {
+      filter_subjects: prefix + filter,
+      deliver_policy: DeliverPolicy.LastPerSubject,
+    })
+    const messages = await consumer.consume({ max_messages: 512 })
+    // as in readLog: a consumer that cannot be created delivers nothing; give up after a while
+    let idle: NodeJS.Timeout | undefined
+    const arm = () => {
+      clearTimeout(idle)
+      idle = setTimeout(() => void messages.close(), READ_LOG_IDLE_MS)
+    }
+    const out: Array<[string, Uint8Array]> = []
+    let done = false
+    let received = 0
+    arm()
+    try {
+      for await (const m of messages) {
+        arm()
+        const op = m.headers?.get('KV-Operation')
+        if (op !== 'DEL' && op !== 'PURGE') out.push([m.subject.slice(prefix.length), m.data])
+        // every subject listed has come (writes that keep arriving need not be waited for)
+        if (m.info.pending === 0 || ++received >= subjects) {
+          done = true
+          break
+        }
+      }
+    } finally {
+      clearTimeout(idle)
+      await messages.close()
+    }
+    if (!done) throw new TimeoutError(`state items ${filter}: nothing delivered for ${READ_LOG_IDLE_MS} ms`)
+    return out
+  }
+
   /** Appends a commit record; fenced on the log's last sequence for this partition. */
   async append(record: Uint8Array, n: number, lastSeq: number): Promise<number> {
     const options = { msgID: `${this.hub.names.hub}.${this.p}.${n}`, expectLastSubjectSeq: lastSeq }
