@@ -182,15 +182,22 @@ export class PlacementAgent {
     return out
   }
 
-  /** True once every partition is assigned to a live node, with a leader in place. */
+  /**
+   * True once every partition is assigned to a live node, evenly (shares differ by at most one),
+   * with a leader in place.
+   */
   settled(): boolean {
     if (!this.#initialized || this.#leader === null) return false
-    const live = new Set(this.live())
+    const shares = new Map(this.live().map((node) => [node, 0]))
     for (let p = 0; p < this.options.partitions; p++) {
-      const a = this.#assign.get(p)
-      if (a === undefined || !live.has(a.node)) return false
+      const node = this.#assign.get(p)?.node
+      const share = node === undefined ? undefined : shares.get(node)
+      if (node === undefined || share === undefined) return false
+      shares.set(node, share + 1)
     }
-    return true
+    // evenly spread: a node that just joined has its share assigned
+    const counts = [...shares.values()]
+    return Math.max(...counts) - Math.min(...counts) <= 1
   }
 
   /** Records that this node stopped running `p` at `epoch`, so the next owner may start at once. */

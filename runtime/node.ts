@@ -114,7 +114,7 @@ export class Node {
   /**
    * Connects, opens or creates the hub, joins placement and starts (recovers) the partitions
    * assigned to this node; resolves once the placement has settled (every partition assigned to a
-   * live node, this node running its share) or `readyTimeoutMs` passed. Throws
+   * live node, shares even to within one, this node running its share) or `readyTimeoutMs` passed. Throws
    * {@link ConnectionError} naming the URL when NATS cannot be reached, and `BadInputError` for a
    * bad hub name or registry.
    *
