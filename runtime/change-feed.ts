@@ -9,6 +9,7 @@
  * is decided, so every later record is published again. A new owner starts out publishing.
  */
 import type { NatsConnection } from '@nats-io/transport-node'
+import { isNoResponders } from './fast-js.ts'
 
 const EMPTY = new Uint8Array(0)
 
@@ -54,9 +55,7 @@ export class ChangeFeed {
       .request(this.subject, EMPTY, { timeout: 1_000 })
       .catch((err: unknown) => {
         // a timeout means someone subscribes (watchers never answer probes)
-        const e = err as Error
-        const nobody = e.name === 'NoRespondersError' || /no responders|\(503\)/i.test(String(e.message))
-        if (nobody && joins === this.#joins) this.#publishing = false
+        if (isNoResponders(err) && joins === this.#joins) this.#publishing = false
       })
       .finally(() => (this.#probing = false))
   }

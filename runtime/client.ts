@@ -42,7 +42,7 @@ import {
 } from '../actors/messages.ts'
 import { entityTypeName, toTime, type EntityClass, type StateOf, type Entity } from '../entities/index.ts'
 import { decode, decodeEnvelope, encode } from './codec.ts'
-import { fastJetStream, type FastJetStream } from './fast-js.ts'
+import { fastJetStream, isNoResponders, type FastJetStream } from './fast-js.ts'
 import { openHub, type Hub } from './hub.ts'
 import { closeConnection, connectTo } from './node.ts'
 import { entityItemKey } from './snapshot.ts'
@@ -652,7 +652,7 @@ export class Client {
         break
       } catch (err) {
         const text = String((err as Error).message ?? err)
-        const noOwner = /no responders|\(503\)/i.test(text) || (err as Error).name === 'NoRespondersError'
+        const noOwner = isNoResponders(err)
         if (noOwner && Date.now() + delay < deadline && !this.nc.isClosed()) {
           await new Promise((r) => setTimeout(r, delay))
           delay = Math.min(delay * 2, 500)

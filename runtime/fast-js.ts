@@ -20,6 +20,15 @@ export class JetStreamError extends Error {
   }
 }
 
+/**
+ * Whether a request failed because nothing listens on its subject: nats.js raises
+ * `NoRespondersError`, this module's lean path a "no responders (503)" error.
+ */
+export function isNoResponders(err: unknown): boolean {
+  const e = err as Error
+  return e?.name === 'NoRespondersError' || /no responders|\(503\)/i.test(String(e?.message ?? err))
+}
+
 /** Options of {@link FastJetStream.publish}. */
 export interface FastPublishOptions {
   msgID?: string

@@ -5,7 +5,14 @@
  * by expected revision.
  */
 import type { NatsConnection } from '@nats-io/transport-node'
-import { jetstream, DeliverPolicy, type JetStreamClient, type StoredMsg } from '@nats-io/jetstream'
+import {
+  jetstream,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JsMsg,
+  type OrderedConsumerOptions,
+  type StoredMsg,
+} from '@nats-io/jetstream'
 import { TimeoutError } from '../actors/errors.ts'
 import { fastJetStream, type FastJetStream } from './fast-js.ts'
 import type { CommitRecord, MailboxPosition, ActorMessage } from '../actors/messages.ts'
@@ -15,8 +22,8 @@ import { bucketKeys, type Hub } from './hub.ts'
 /** How long a state read waits for a direct get before asking the stream leader instead. */
 const DIRECT_GET_PATIENCE_MS = 2000
 
-/** How long a log read at recovery waits for its next record before giving up. */
-const READ_LOG_IDLE_MS = 10_000
+/** How long a read through a consumer (the log at recovery, stored items) waits for its next message. */
+const READ_IDLE_MS = 10_000
 
 /** How long a commit append keeps retrying while no stream leader answers. */
 const APPEND_RETRY_MS = 10_000
@@ -105,15 +112,13 @@ export class PartitionStorage {
       return this.#readItemFromLeader(stream, subject)
     }
     if (got === null) return { value: null, rev: 0 }
-    const deleted = got.operation === 'DEL' || got.operation === 'PURGE'
-    return { value: deleted ? null : got.data, rev: got.seq }
+    return { value: isDeletion(got.operation) ? null : got.data, rev: got.seq }
   }
 
   async #readItemFromLeader(stream: string, subject: string): Promise<StoredItem> {
     const msg = await this.#lastMessage(stream, subject)
     if (msg === null) return { value: null, rev: 0 }
-    const op = msg.header?.get('KV-Operation')
-    return { value: op === 'DEL' || op === 'PURGE' ? null : msg.data, rev: msg.seq }
+    return { value: isDeletion(msg.header?.get('KV-Operation')) ? null : msg.data, rev: msg.seq }
   }
 
   /**
@@ -153,37 +158,19 @@ export class PartitionStorage {
     const prefix = `$KV.${bucket}.`
     const subjects = (await bucketKeys(this.hub.jsm, bucket, filter)).length
     if (subjects === 0) return []
-    const consumer = await this.js.consumers.get(`KV_${bucket}`, {
-      filter_subjects: prefix + filter,
-      deliver_policy: DeliverPolicy.LastPerSubject,
-    })
-    const messages = await consumer.consume({ max_messages: 512 })
-    // as in readLog: a consumer that cannot be created delivers nothing; give up after a while
-    let idle: NodeJS.Timeout | undefined
-    const arm = () => {
-      clearTimeout(idle)
-      idle = setTimeout(() => void messages.close(), READ_LOG_IDLE_MS)
-    }
     const out: Array<[string, Uint8Array]> = []
-    let done = false
     let received = 0
-    arm()
-    try {
-      for await (const m of messages) {
-        arm()
-        const op = m.headers?.get('KV-Operation')
-        if (op !== 'DEL' && op !== 'PURGE') out.push([m.subject.slice(prefix.length), m.data])
+    const done = await this.#readStream(
+      `KV_${bucket}`,
+      { filter_subjects: prefix + filter, deliver_policy: DeliverPolicy.LastPerSubject },
+      512,
+      (m) => {
+        if (!isDeletion(m.headers?.get('KV-Operation'))) out.push([m.subject.slice(prefix.length), m.data])
         // every subject listed has come (writes that keep arriving need not be waited for)
-        if (m.info.pending === 0 || ++received >= subjects) {
-          done = true
-          break
-        }
-      }
-    } finally {
-      clearTimeout(idle)
-      await messages.close()
-    }
-    if (!done) throw new TimeoutError(`state items ${filter}: nothing delivered for ${READ_LOG_IDLE_MS} ms`)
+        return m.info.pending === 0 || ++received >= subjects
+      },
+    )
+    if (!done) throw new TimeoutError(`state items ${filter}: nothing delivered for ${READ_IDLE_MS} ms`)
     return out
   }
 
@@ -231,38 +218,58 @@ export class PartitionStorage {
   /** Reads the log records with sequence in `(afterSeq, upToSeq]`, in order. */
   async readLog(afterSeq: number, upToSeq: number, onRecord: (rec: CommitRecord, seq: number) => void) {
     if (upToSeq <= afterSeq) return
-    const consumer = await this.js.consumers.get(this.hub.names.logStream, {
-      filter_subjects: this.hub.names.log(this.p),
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: afterSeq + 1,
-    })
-    const messages = await consumer.consume({ max_messages: 256 })
-    // A consumer that cannot be (re)created — a NATS cluster member down — delivers nothing and
-    // raises nothing: give up after a quiet spell, so that recovery fails and is retried instead of
-    // hanging for good.
+    let last = afterSeq
+    await this.#readStream(
+      this.hub.names.logStream,
+      {
+        filter_subjects: this.hub.names.log(this.p),
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: afterSeq + 1,
+      },
+      256,
+      (m) => {
+        const rec = decodeEnvelope(m.data, `commit record ${m.seq} of partition ${this.p}`)
+        onRecord(rec as unknown as CommitRecord, m.seq)
+        last = m.seq
+        return m.seq >= upToSeq
+      },
+    )
+    if (last < upToSeq) {
+      throw new TimeoutError(
+        `log of partition ${this.p}: nothing after sequence ${last} for ${READ_IDLE_MS} ms (reading up to ${upToSeq})`,
+      )
+    }
+  }
+
+  /**
+   * Reads a stream through an ordered consumer until `onMessage` says it is done (true returned),
+   * or until nothing arrived for {@link READ_IDLE_MS} (false returned). A consumer that cannot be
+   * (re)created — a NATS cluster member down — delivers nothing and raises nothing; giving up
+   * after a quiet spell lets the caller fail and be retried instead of hanging for good.
+   */
+  async #readStream(
+    stream: string,
+    config: Partial<OrderedConsumerOptions>,
+    batch: number,
+    onMessage: (m: JsMsg) => boolean,
+  ): Promise<boolean> {
+    const consumer = await this.js.consumers.get(stream, config)
+    const messages = await consumer.consume({ max_messages: batch })
     let idle: NodeJS.Timeout | undefined
     const arm = () => {
       clearTimeout(idle)
-      idle = setTimeout(() => void messages.close(), READ_LOG_IDLE_MS)
+      idle = setTimeout(() => void messages.close(), READ_IDLE_MS)
     }
-    let last = afterSeq
     arm()
     try {
       for await (const m of messages) {
         arm()
-        const rec = decodeEnvelope(m.data, `commit record ${m.seq} of partition ${this.p}`)
-        onRecord(rec as unknown as CommitRecord, m.seq)
-        last = m.seq
-        if (m.seq >= upToSeq) break
+        if (onMessage(m)) return true
       }
+      return false
     } finally {
       clearTimeout(idle)
       await messages.close()
-    }
-    if (last < upToSeq) {
-      throw new TimeoutError(
-        `log of partition ${this.p}: nothing after sequence ${last} for ${READ_LOG_IDLE_MS} ms (reading up to ${upToSeq})`,
-      )
     }
   }
 
@@ -292,4 +299,9 @@ export class PartitionStorage {
       },
     })
   }
+}
+
+/** Whether a KV operation (the `KV-Operation` header) marks the item deleted. */
+function isDeletion(op: string | undefined): boolean {
+  return op === 'DEL' || op === 'PURGE'
 }
