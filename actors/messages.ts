@@ -185,6 +185,11 @@ export interface CommitRecord {
   n: number
   /** Epoch of the owner that wrote it. */
   e: number
+  /**
+   * Random token of the partition instance that wrote it (absent on records of older versions):
+   * tells two runs of one epoch apart (see `runtime/log-fence.ts`).
+   */
+  o?: number
   /** Set on the record a new owner appends when it takes the partition over. */
   claim?: 1
   /** Mailbox position after this record. */

@@ -207,6 +207,24 @@ export class PlacementAgent {
     await this.kv.put(`rel.${p}`, encode({ epoch }))
   }
 
+  /**
+   * Gives partition `p`, which this node owns at `epoch`, a fresh epoch (still this node's), so that
+   * it can start again after its run at `epoch` stopped: fenced by a record of a newer epoch that
+   * placement never gave (a static claim), or failed. Compare-and-set against the assignment this
+   * node last saw: false when it changed meanwhile (the watch brings the new one).
+   */
+  async renew(p: number, epoch: number): Promise<boolean> {
+    const cur = this.#assign.get(p)
+    if (cur === undefined || cur.node !== this.nodeId || cur.epoch !== epoch) return false
+    const record: AssignRecord = { node: this.nodeId, epoch: epoch + 1, from: this.nodeId }
+    try {
+      await this.kv.update(`assign.${p}`, encode(record), cur.rev)
+      return true
+    } catch {
+      return false
+    }
+  }
+
   /** Runs a placement step soon (heartbeat checks, lease, and a leader pass). */
   poke(): void {
     if (this.#closed || this.#leaving) return

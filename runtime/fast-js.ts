@@ -38,6 +38,12 @@ export interface FastPublishOptions {
   headers?: Record<string, string>
 }
 
+/** A JetStream publish acknowledgement. */
+export interface PublishAck {
+  seq: number
+  duplicate: boolean
+}
+
 interface Waiter {
   resolve(msg: Msg): void
   reject(err: Error): void
@@ -91,6 +97,15 @@ export class FastJetStream {
 
   /** Publishes to a stream subject and resolves with the stored sequence. */
   async publish(subject: string, data: Uint8Array, options: FastPublishOptions = {}): Promise<number> {
+    return (await this.publishAck(subject, data, options)).seq
+  }
+
+  /**
+   * Publishes to a stream subject and resolves with the server's acknowledgement: the stored
+   * sequence, and whether the server answered from its duplicate window (`duplicate`: a message
+   * with the same `msgID` is already stored, at `seq` — not necessarily this one's bytes).
+   */
+  async publishAck(subject: string, data: Uint8Array, options: FastPublishOptions = {}): Promise<PublishAck> {
     let h: MsgHdrs | undefined
     if (options.msgID !== undefined || options.expectLastSubjectSeq !== undefined || options.headers) {
       h = natsHeaders()
@@ -101,7 +116,11 @@ export class FastJetStream {
       if (options.headers) for (const [k, v] of Object.entries(options.headers)) h.set(k, v)
     }
     const msg = await this.#request(subject, data, h, `publish to ${subject}`)
-    const ack = parseJson(msg.data) as { seq?: number; error?: { err_code?: number; description?: string } }
+    const ack = parseJson(msg.data) as {
+      seq?: number
+      duplicate?: boolean
+      error?: { err_code?: number; description?: string }
+    }
     if (ack?.error !== undefined) {
       throw new JetStreamError(
         `publish to ${subject}: ${ack.error.description ?? 'error'}`,
@@ -110,7 +129,7 @@ export class FastJetStream {
     }
     if (typeof ack?.seq !== 'number')
       throw new JetStreamError(`publish to ${subject}: no ack from a stream`, 0)
-    return ack.seq
+    return { seq: ack.seq, duplicate: ack.duplicate === true }
   }
 
   /**
@@ -120,7 +139,12 @@ export class FastJetStream {
   async lastBySubject(
     stream: string,
     subject: string,
-  ): Promise<{ data: Uint8Array; seq: number; operation: string | undefined } | null> {
+  ): Promise<{
+    data: Uint8Array
+    seq: number
+    operation: string | undefined
+    headers: MsgHdrs | undefined
+  } | null> {
     const msg = await this.#request(
       `$JS.API.DIRECT.GET.${stream}`,
       new TextEncoder().encode(JSON.stringify({ last_by_subj: subject })),
@@ -133,7 +157,7 @@ export class FastJetStream {
       throw new JetStreamError(`get ${subject}: ${h.code} ${h.description}`, h.code)
     const seq = Number(h?.get('Nats-Sequence'))
     if (!Number.isFinite(seq)) throw new JetStreamError(`get ${subject}: reply without a sequence`, 0)
-    return { data: msg.data, seq, operation: h?.get('KV-Operation') || undefined }
+    return { data: msg.data, seq, operation: h?.get('KV-Operation') || undefined, headers: h }
   }
 
   /**

@@ -358,20 +358,32 @@ export class Node {
   #onStopped(p: number, epoch: number, reason: 'fenced' | 'failed', error: Error): void {
     if (this.partitions.get(p)?.options.epoch === epoch) this.partitions.delete(p)
     if (this.#stopped) return
+    const agent = this.#agent
     if (reason === 'fenced') {
       this.#fenced.set(p, Math.max(epoch, this.#fenced.get(p) ?? 0))
       this.options.logger.warn('partition taken over by a newer owner; stopped it here', {
         p,
         error: error.message,
       })
+      // If placement still gives p to this node at that epoch, nobody else runs it: the newer epoch
+      // came from outside placement (a static claim). Ask for a fresh epoch rather than leave p
+      // unserved; the assignment's watch then starts it again.
+      void agent?.renew(p, epoch).catch(() => {})
       this.#reconcile()
       return
     }
-    // An internal failure: never continue on suspect state; recover from the log.
+    // An internal failure: never continue on suspect state; recover from the log, with a fresh epoch
+    // when placement gives one (else the same epoch: the new run's token tells its records apart).
     const timer = setTimeout(() => {
       this.#restarts.delete(timer)
-      if (this.#agent !== undefined) {
-        this.#reconcile()
+      if (agent !== undefined) {
+        // (once renewed, the assignment's watch brings the new epoch and the next step starts it)
+        void agent
+          .renew(p, epoch)
+          .catch(() => false)
+          .then((renewed) => {
+            if (!renewed) this.#reconcile()
+          })
         return
       }
       claimPartition(assignmentStore(this.hub.metaKv), p, this.nodeId)

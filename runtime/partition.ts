@@ -37,6 +37,10 @@ import { PartitionStorage, isFencingRejection, type Checkpoint } from './storage
 import { TimerSet } from './timers.ts'
 import type { InstanceHandler } from './instance-model.ts'
 import { EntityHost, type EntityPort } from './entity-host.ts'
+import { LogFence, type LogWriter } from './log-fence.ts'
+
+/** How often one commit is tried again after stale owners' records slipped into the log. */
+const STALE_RECORD_RETRIES = 5
 
 /** Settings of a partition (see {@link NodeOptions} for the defaults). */
 export interface PartitionOptions {
@@ -101,6 +105,10 @@ export class Partition implements EntityPort {
   #open: CommitRound
   #inflight: CommitRound | null = null
   #lastLogSeq = 0
+  /** Who owns the log as far as it has been read (see log-fence.ts). */
+  #fence = new LogFence()
+  /** This instance's writer identity: its epoch and a random token. */
+  readonly #writer: LogWriter
   #queries: PendingQuery[] = []
   readonly #recentReplies: RecentReplies
   readonly #changes: ChangeFeed
@@ -121,6 +129,7 @@ export class Partition implements EntityPort {
     readonly options: PartitionOptions,
   ) {
     this.#storage = new PartitionStorage(nc, hub, p)
+    this.#writer = { e: options.epoch, o: Math.floor(Math.random() * 0xffffffff) }
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024
     this.#recordLimit = Math.floor(maxPayload / 2) - 4096
     this.#outbox = new Outbox(this.#storage.fast, hub.names, p, maxPayload, options.logger)
@@ -194,19 +203,21 @@ export class Partition implements EntityPort {
         this.#replayItem(key, value)
     }
     const replies: Array<[string, Reply[]]> = []
+    const replayLogged = (rec: CommitRecord, seq: number): void => {
+      if (rec.e > epoch) throw new FencedError(this.p, `log has epoch ${rec.e}, ours is ${epoch}`)
+      if (!this.#replayIfOwned(rec, seq)) return
+      for (const r of rec.rep) replies.push(r)
+    }
     // Replay the log tail, then append a claim record fenced on the tail; if someone appended in
     // between (a stale owner finishing a commit), replay that too and try again.
     for (;;) {
       const tail = await this.#storage.lastLogSeq()
-      await this.#storage.readLog(this.#lastLogSeq, tail, (rec, seq) => {
-        if (rec.e > epoch) throw new FencedError(this.p, `log has epoch ${rec.e}, ours is ${epoch}`)
-        this.#replay(rec, seq)
-        for (const r of rec.rep) replies.push(r)
-      })
+      await this.#storage.readLog(this.#lastLogSeq, tail, replayLogged)
       const claim: CommitRecord = {
         v: WIRE_VERSION,
         n: this.#snap.committedN + 1,
         e: epoch,
+        o: this.#writer.o!,
         claim: 1,
         pos: this.#pos,
         w: [],
@@ -216,13 +227,21 @@ export class Partition implements EntityPort {
         rep: [],
         lq: this.#local,
       }
+      let seq: number
       try {
-        const seq = await this.#storage.append(encode(claim), claim.n, this.#lastLogSeq)
-        this.#replay(claim, seq)
-        break
+        seq = await this.#storage.append(encode(claim), claim.n, this.#writer, this.#lastLogSeq)
       } catch (err) {
         if (!isFencingRejection(err)) throw err
+        continue
       }
+      // On a NATS cluster a stale owner's append can land between the tail we read and our claim
+      // (the leader checks the expected sequence before proposing): it came first, so it counts.
+      for (const { seq: s, rec } of await this.#storage.logAfter(this.#lastLogSeq, seq)) {
+        if (s !== seq) replayLogged(rec, s)
+      }
+      this.#fence.accept(claim)
+      this.#replay(claim, seq)
+      break
     }
     this.#open = new CommitRound(this.#snap.committedN + 1, this.#pos)
     logger.info('partition recovered', {
@@ -253,17 +272,39 @@ export class Partition implements EntityPort {
     this.#pos = ckpt.pos
     this.#lastLogSeq = ckpt.logSeq
     this.#local = ckpt.lq
+    this.#fence = new LogFence({ e: ckpt.le ?? 0, o: ckpt.lo })
     for (const [c, q, at] of ckpt.dc) this.#clients.set(c, [q, at])
     for (const [p, n] of ckpt.dp) this.#origins.set(p, n)
     this.#snap.restore(ckpt)
     for (const [dest, n, msgs] of ckpt.outbox) this.#outbox.enqueue(dest, n, msgs, sizeOf(msgs))
   }
 
+  /**
+   * Applies a logged record if the log fence accepts it (its writer owned the log at that point);
+   * a stale owner's record is passed over. Returns whether it was applied.
+   */
+  #replayIfOwned(rec: CommitRecord, seq: number): boolean {
+    if (this.#fence.accept(rec)) {
+      this.#replay(rec, seq)
+      return true
+    }
+    this.#lastLogSeq = seq
+    this.options.logger.warn("ignoring a stale owner's record in the log", {
+      p: this.p,
+      n: rec.n,
+      epoch: rec.e,
+    })
+    return false
+  }
+
   /** Applies a committed record to the state (at recovery, and for claims). */
   #replay(rec: CommitRecord, seq: number): void {
     this.#lastLogSeq = seq
-    this.#pos = rec.pos
-    this.#local = rec.lq
+    if (!rec.claim) {
+      // a claim only marks the new owner: on a NATS cluster records can land just before it
+      this.#pos = rec.pos
+      this.#local = rec.lq
+    }
     for (const [c, q, at] of rec.dc) this.#clients.set(c, [q, at])
     for (const [p, n] of rec.dp) this.#origins.set(p, n)
     for (const [key, value] of rec.w) this.#replayItem(key, value)
@@ -668,20 +709,70 @@ export class Partition implements EntityPort {
     const round = this.#open
     round.lq = this.#local.slice()
     const record = round.toRecord(this.options.epoch)
+    record.o = this.#writer.o!
     const bytes = encode(record)
     this.#inflight = round
     this.#open = new CommitRound(round.n + 1, this.#pos)
-    this.#storage
-      .append(bytes, round.n, this.#lastLogSeq)
+    this.#commit(round.n, bytes)
       .then(
         (seq) => this.#onCommitted(round, record, bytes, seq),
         (err: unknown) => {
-          if (isFencingRejection(err)) {
+          if (err instanceof FencedError) this.#stop('fenced', err)
+          else if (isFencingRejection(err)) {
             this.#stop('fenced', new FencedError(this.p, `commit of record ${round.n} rejected by the log`))
           } else this.#fail(err as Error)
         },
       )
       .catch((err: unknown) => this.#fail(err as Error))
+  }
+
+  /**
+   * Appends record `n` right after our last one and resolves with its sequence once it is known to
+   * count: JetStream's check of the expected sequence is authoritative on one server; on a
+   * replicated hub the records between our last one and this one are read back from the leader,
+   * since a stale owner's append may have slipped past the leader's check. A newer owner's record
+   * there (or after our last one, when the append is rejected) means we are fenced; a stale
+   * owner's record is ignored by everyone's replay, so we go on after it.
+   */
+  async #commit(n: number, bytes: Uint8Array): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      let seq: number
+      try {
+        seq = await this.#storage.append(bytes, n, this.#writer, this.#lastLogSeq)
+      } catch (err) {
+        if (!isFencingRejection(err) || attempt >= STALE_RECORD_RETRIES) throw err
+        const others = await this.#storage.logAfter(this.#lastLogSeq)
+        this.#checkOthers(
+          others.map((r) => r.rec),
+          n,
+        )
+        if (others.length === 0) throw err
+        this.#lastLogSeq = others[others.length - 1]!.seq
+        continue
+      }
+      if (this.#storage.replicated) {
+        const logged = await this.#storage.logAfter(this.#lastLogSeq, seq)
+        this.#checkOthers(
+          logged.filter((r) => r.seq !== seq).map((r) => r.rec),
+          n,
+        )
+      }
+      return seq
+    }
+  }
+
+  /** Throws {@link FencedError} if any of `records`, found after our last record, is a newer owner's. */
+  #checkOthers(records: CommitRecord[], n: number): void {
+    for (const rec of records) {
+      if (this.#fence.counts(rec)) {
+        throw new FencedError(this.p, `record ${n}: the log has a record of epoch ${rec.e} after ours`)
+      }
+      this.options.logger.warn("a stale owner's record slipped into the log; it does not count", {
+        p: this.p,
+        n: rec.n,
+        epoch: rec.e,
+      })
+    }
   }
 
   #onCommitted(round: CommitRound, record: CommitRecord, bytes: Uint8Array, seq: number): void {

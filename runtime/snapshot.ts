@@ -3,11 +3,14 @@
  * map at a record boundary, writes the items to the state bucket in the background (the loop never
  * waits), then moves the checkpoint marker and truncates log and mailbox below it.
  *
- * Fencing: a new owner first re-writes the checkpoint (bumping its revision). Item writes are
- * conditional on the item's last known revision; on a conflict the writer checks that its
- * checkpoint revision is still current — if not, a newer owner exists and it stops (FencedError);
- * if so, the conflicting write came from a stale owner and is overwritten. The checkpoint itself
- * is written conditionally, so a stale owner never moves it nor truncates anything.
+ * Fencing: a new owner first re-writes the checkpoint (bumping its revision). Every item write
+ * carries the writer's epoch and is conditional on a revision whose writer this owner has seen:
+ * the revision it wrote or read last, or — for an item it never read — the revision it reads just
+ * before writing. A write that finds a newer epoch's value (on that read, or on re-reading after a
+ * conflict) stops the owner (FencedError); one that finds an older epoch's value overwrites it (a
+ * stale owner wrote it). So a stale owner can never overwrite what a newer owner wrote. The
+ * checkpoint itself is written conditionally, so a stale owner never moves it nor truncates
+ * anything.
  */
 import { FencedError } from '../actors/errors.ts'
 import { decodeToken, encodeToken } from '../actors/ids.ts'
@@ -19,6 +22,7 @@ import {
 } from '../actors/messages.ts'
 import type { Logger } from './logger.ts'
 import { isFencingRejection, type Checkpoint, type PartitionStorage } from './storage.ts'
+import type { LogWriter } from './log-fence.ts'
 
 /** The KV key of an entity's state. */
 export function entityItemKey(p: number, type: string, key: string): string {
@@ -69,6 +73,8 @@ export class SnapshotState {
   #logSeq = 0
   #pos: MailboxPosition = [1, 0]
   #lq: ActorMessage[] = []
+  /** Writer of the last committed record: the log's owner at `committedN`. */
+  #writer: LogWriter = { e: 0 }
   readonly #dc = new Map<string, [number, number]>()
   readonly #dp = new Map<number, number>()
   #committed = new Map<string, Uint8Array | null>()
@@ -112,16 +118,21 @@ export class SnapshotState {
     this.#logSeq = ckpt.logSeq
     this.#pos = ckpt.pos
     this.#lq = ckpt.lq
+    this.#writer = { e: ckpt.le ?? 0, o: ckpt.lo }
     for (const [c, q, at] of ckpt.dc) this.#dc.set(c, [q, at])
     for (const [p, n] of ckpt.dp) this.#dp.set(p, n)
   }
 
-  /** Notes a durable record (committed now, or replayed at recovery). */
+  /** Notes a durable record (committed now, or replayed at recovery) that the log fence accepted. */
   committed(rec: CommitRecord, seq: number): void {
     this.committedN = rec.n
     this.#logSeq = seq
-    this.#pos = rec.pos
-    this.#lq = rec.lq
+    this.#writer = { e: rec.e, o: rec.o }
+    if (!rec.claim) {
+      // a claim only marks the new owner (records may land before it on a NATS cluster)
+      this.#pos = rec.pos
+      this.#lq = rec.lq
+    }
     for (const [c, q, at] of rec.dc) this.#dc.set(c, [q, at])
     for (const [p, n] of rec.dp) this.#dp.set(p, n)
     for (const [key, value] of rec.w) this.#committed.set(key, value)
@@ -152,7 +163,9 @@ export class SnapshotState {
     const writing = this.#writing.get(key)
     if (writing !== undefined || this.#writing.has(key)) return writing ?? null
     const item = await this.storage.readItem(key)
-    this.#revs.set(key, item.rev)
+    // a newer owner's revision is never one to write over (see #revisionToReplace)
+    if (item.epoch <= this.#epoch) this.#revs.set(key, item.rev)
+    else this.#revs.delete(key)
     return item.value
   }
 
@@ -214,6 +227,8 @@ export class SnapshotState {
     const ckpt: Checkpoint = {
       v: WIRE_VERSION,
       e: this.#epoch,
+      le: this.#writer.e,
+      ...(this.#writer.o === undefined ? {} : { lo: this.#writer.o }),
       n: this.committedN,
       logSeq: this.#logSeq,
       pos: this.#pos,
@@ -261,28 +276,41 @@ export class SnapshotState {
     // creates it (a delete still needs its revision).
     const eager = key.startsWith('t.') || key.startsWith('a.') || key.startsWith('l.')
     const created = value !== null && key.startsWith('h.')
-    let rev = this.#revs.get(key) ?? (eager || created ? 0 : (await this.storage.readItem(key)).rev)
+    let rev = this.#revs.get(key)
+    if (rev === undefined) rev = eager || created ? 0 : await this.#revisionToReplace(key)
     if (value === null && rev === 0) {
       this.#revs.delete(key)
       return
     }
     for (let attempt = 0; ; attempt++) {
       try {
-        this.#revs.set(key, await this.storage.writeItem(key, value, rev))
+        this.#revs.set(key, await this.storage.writeItem(key, value, rev, this.#epoch))
         return
       } catch (err) {
         if (!isFencingRejection(err) || attempt > 5) throw err
       }
-      // Someone else wrote the item. Read its revision first, then check that we still hold the
-      // checkpoint: a newer owner claims the checkpoint before it writes any item, so if the
-      // claim is not visible now, the write we just saw came from a stale owner.
-      rev = (await this.storage.readItem(key)).rev
+      // Someone else wrote the item: a newer owner (we stop), or a stale one (we overwrite it).
+      // A newer owner claims the checkpoint before it writes any item, so a changed checkpoint
+      // revision also means we are stale.
+      rev = await this.#revisionToReplace(key)
       const { rev: ckptRev } = await this.storage.readCheckpoint()
       if (ckptRev !== this.#ckptRev) {
         throw new FencedError(this.storage.p, `item ${key} was written by a newer owner`)
       }
       this.logger.warn('overwriting an item written by a stale owner', { key })
     }
+  }
+
+  /** The item's current revision, after checking that no newer owner wrote it. */
+  async #revisionToReplace(key: string): Promise<number> {
+    const item = await this.storage.readItem(key)
+    if (item.epoch > this.#epoch) {
+      throw new FencedError(
+        this.storage.p,
+        `item ${key} was written at epoch ${item.epoch}, ours is ${this.#epoch}`,
+      )
+    }
+    return item.rev
   }
 }
 

@@ -1,8 +1,11 @@
 /**
  * A partition's durable storage on JetStream: the fenced commit log, the checkpoint, and the
  * snapshot items (entity states, timers) in the state KV bucket. Every write that could race with a
- * newer owner is fenced: log appends by expected last subject sequence, item and checkpoint writes
- * by expected revision.
+ * newer owner is fenced: log appends by expected last subject sequence and a message id unique to
+ * the writer (epoch and token: a reused id would be acknowledged as a duplicate before the sequence
+ * is checked), item and checkpoint writes by expected revision and the writer's epoch in a header
+ * that a later writer checks (see `SnapshotState`). On a replicated hub every read goes to the
+ * stream leader: a replica still catching up after a restart could answer with an older value.
  */
 import type { NatsConnection } from '@nats-io/transport-node'
 import {
@@ -10,11 +13,13 @@ import {
   DeliverPolicy,
   type JetStreamClient,
   type JsMsg,
+  type MsgRequest,
   type OrderedConsumerOptions,
   type StoredMsg,
 } from '@nats-io/jetstream'
 import { TimeoutError } from '../actors/errors.ts'
-import { fastJetStream, type FastJetStream } from './fast-js.ts'
+import { fastJetStream, JetStreamError, type FastJetStream } from './fast-js.ts'
+import type { LogWriter } from './log-fence.ts'
 import type { CommitRecord, MailboxPosition, ActorMessage } from '../actors/messages.ts'
 import { decode, decodeEnvelope, encode } from './codec.ts'
 import { bucketKeys, type Hub } from './hub.ts'
@@ -28,11 +33,21 @@ const READ_IDLE_MS = 10_000
 /** How long a commit append keeps retrying while no stream leader answers. */
 const APPEND_RETRY_MS = 10_000
 
+/** Header of every item and checkpoint write: the epoch of the owner that wrote it. */
+const EPOCH_HEADER = 'Basalt-Epoch'
+
+/** How long a log read waits for the stream leader to show a record it acknowledged. */
+const LOG_SETTLE_MS = 5000
+
 /** What a checkpoint records: everything outside the items needed to resume after `n`. */
 export interface Checkpoint {
   v: 1
   /** Epoch of the owner that wrote (or claimed) it. */
   e: number
+  /** Owner of the log at record `n`: epoch (absent in older checkpoints: unknown)... */
+  le?: number
+  /** ...and token (see `runtime/log-fence.ts`). */
+  lo?: number
   /** Last record number covered. */
   n: number
   /** Log stream sequence of that record (0: none). */
@@ -60,16 +75,29 @@ export function isFencingRejection(err: unknown): boolean {
   return e?.cause !== undefined && e.cause !== err && isFencingRejection(e.cause)
 }
 
-/** An item read from the state bucket: its value (null when absent or deleted) and revision. */
+/**
+ * An item read from the state bucket: its value (null when absent or deleted), revision, and the
+ * epoch of the owner that wrote it (0 when written without one).
+ */
 export interface StoredItem {
   value: Uint8Array | null
   rev: number
+  epoch: number
+}
+
+/** A record read back from the log, with its stream sequence. */
+export interface LoggedRecord {
+  seq: number
+  rec: CommitRecord
+  data: Uint8Array
 }
 
 /** Storage of one partition. */
 export class PartitionStorage {
   readonly js: JetStreamClient
   readonly fast: FastJetStream
+  /** Whether the hub's streams are replicated (reads then go to the stream leader). */
+  readonly replicated: boolean
   constructor(
     readonly nc: NatsConnection,
     readonly hub: Hub,
@@ -77,6 +105,7 @@ export class PartitionStorage {
   ) {
     this.js = jetstream(nc)
     this.fast = fastJetStream(nc)
+    this.replicated = hub.meta.replicas > 1
   }
 
   get #ckptKey(): string {
@@ -92,13 +121,14 @@ export class PartitionStorage {
 
   /** Writes the checkpoint if its revision is still `rev`; returns the new revision. */
   async writeCheckpoint(ckpt: Checkpoint, rev: number): Promise<number> {
-    return this.writeItem(this.#ckptKey, encode(ckpt), rev)
+    return this.writeItem(this.#ckptKey, encode(ckpt), rev, ckpt.e)
   }
 
-  /** Reads one item of the state bucket. */
+  /** Reads one item of the state bucket (from the stream leader on a replicated hub). */
   async readItem(key: string): Promise<StoredItem> {
     const stream = `KV_${this.hub.names.stateBucket}`
     const subject = this.hub.names.stateSubject(key)
+    if (this.replicated) return this.#readItemFromLeader(stream, subject)
     // A direct get may go unanswered for a while on a NATS cluster that lost a server; the
     // stream leader's own get API answers then.
     const direct = this.fast.lastBySubject(stream, subject)
@@ -111,24 +141,35 @@ export class PartitionStorage {
       direct.catch(() => {})
       return this.#readItemFromLeader(stream, subject)
     }
-    if (got === null) return { value: null, rev: 0 }
-    return { value: isDeletion(got.operation) ? null : got.data, rev: got.seq }
+    if (got === null) return { value: null, rev: 0, epoch: 0 }
+    return {
+      value: isDeletion(got.operation) ? null : got.data,
+      rev: got.seq,
+      epoch: epochOf(got.headers?.get(EPOCH_HEADER)),
+    }
   }
 
   async #readItemFromLeader(stream: string, subject: string): Promise<StoredItem> {
     const msg = await this.#lastMessage(stream, subject)
-    if (msg === null) return { value: null, rev: 0 }
-    return { value: isDeletion(msg.header?.get('KV-Operation')) ? null : msg.data, rev: msg.seq }
+    if (msg === null) return { value: null, rev: 0, epoch: 0 }
+    return {
+      value: isDeletion(msg.header?.get('KV-Operation')) ? null : msg.data,
+      rev: msg.seq,
+      epoch: epochOf(msg.header?.get(EPOCH_HEADER)),
+    }
   }
 
   /**
-   * Writes (or, for null, deletes) an item if its revision is still `rev` (0: never written).
-   * Returns the new revision; throws a fencing rejection when someone else wrote it meanwhile.
+   * Writes (or, for null, deletes) an item if its revision is still `rev` (0: never written),
+   * marked with the writer's `epoch`. Returns the new revision; throws a fencing rejection when
+   * someone else wrote it meanwhile.
    */
-  async writeItem(key: string, value: Uint8Array | null, rev: number): Promise<number> {
+  async writeItem(key: string, value: Uint8Array | null, rev: number, epoch: number): Promise<number> {
+    const headers: Record<string, string> = { [EPOCH_HEADER]: String(epoch) }
+    if (value === null) headers['KV-Operation'] = 'DEL'
     return this.fast.publish(this.hub.names.stateSubject(key), value ?? new Uint8Array(0), {
       expectLastSubjectSeq: rev,
-      ...(value === null ? { headers: { 'KV-Operation': 'DEL' } } : {}),
+      headers,
     })
   }
 
@@ -174,20 +215,71 @@ export class PartitionStorage {
     return out
   }
 
-  /** Appends a commit record; fenced on the log's last sequence for this partition. */
-  async append(record: Uint8Array, n: number, lastSeq: number): Promise<number> {
-    const options = { msgID: `${this.hub.names.hub}.${this.p}.${n}`, expectLastSubjectSeq: lastSeq }
+  /**
+   * Appends commit record `n` of `writer`, fenced on the log's last sequence for this partition
+   * (`lastSeq`). Resolves with its stream sequence; throws a fencing rejection when the log moved
+   * on. The message id is unique to the writer, and a duplicate answer counts only when the stored
+   * message is this very record (a retry of an append that did land).
+   */
+  async append(record: Uint8Array, n: number, writer: LogWriter, lastSeq: number): Promise<number> {
+    const msgID = `${this.hub.names.hub}.${this.p}.${writer.e}.${writer.o ?? 0}.${n}`
+    const options = { msgID, expectLastSubjectSeq: lastSeq }
     // While a NATS cluster elects a new leader for the log (a server went down), appends get "no
-    // responders": try again for a while. A retry of an append that did land is answered from the
-    // stream's duplicate window with the original sequence.
+    // responders": try again for a while.
     const deadline = Date.now() + APPEND_RETRY_MS
     for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
       try {
-        return await this.fast.publish(this.hub.names.log(this.p), record, options)
+        const ack = await this.fast.publishAck(this.hub.names.log(this.p), record, options)
+        if (ack.duplicate && !(await this.#holds(ack.seq, record))) {
+          throw new JetStreamError(
+            `append of record ${n} of partition ${this.p}: message id ${msgID} names another record (wrong last sequence)`,
+            WRONG_LAST_SEQUENCE,
+          )
+        }
+        return ack.seq
       } catch (err) {
         if ((err as { code?: number }).code !== 503 || Date.now() + delay > deadline) throw err
         await new Promise((r) => setTimeout(r, delay))
       }
+    }
+  }
+
+  /** Whether the log message at `seq` is exactly `record` (asked of the stream leader). */
+  async #holds(seq: number, record: Uint8Array): Promise<boolean> {
+    const msg = await this.hub.jsm.streams.getMessage(this.hub.names.logStream, { seq })
+    return msg !== null && msg.subject === this.hub.names.log(this.p) && sameBytes(msg.data, record)
+  }
+
+  /**
+   * This partition's log records with sequence in `(afterSeq, upToSeq]`, read from the stream
+   * leader one by one (for the few records around an append, not for replay). With `upToSeq`
+   * given — a record this process appended — waits (up to {@link LOG_SETTLE_MS}) until the leader
+   * shows it; without, reads to the end of the log.
+   */
+  async logAfter(afterSeq: number, upToSeq?: number): Promise<LoggedRecord[]> {
+    const out: LoggedRecord[] = []
+    const subject = this.hub.names.log(this.p)
+    const deadline = Date.now() + LOG_SETTLE_MS
+    let from = afterSeq + 1
+    for (;;) {
+      // (the server takes `next_by_subj` on its message-get API since 2.9; the client's type lacks it)
+      const next = { seq: from, next_by_subj: subject } as unknown as MsgRequest
+      const msg = await this.hub.jsm.streams.getMessage(this.hub.names.logStream, next)
+      if (msg === null) {
+        if (upToSeq === undefined) return out
+        if (Date.now() > deadline) {
+          throw new TimeoutError(
+            `log of partition ${this.p}: the stream leader does not show record ${upToSeq}`,
+          )
+        }
+        await new Promise((r) => setTimeout(r, 20))
+        continue
+      }
+      if (upToSeq !== undefined && msg.seq > upToSeq) return out
+      const rec = decodeEnvelope(msg.data, `commit record ${msg.seq} of partition ${this.p}`)
+      out.push({ seq: msg.seq, rec: rec as unknown as CommitRecord, data: msg.data })
+      if (msg.seq === upToSeq) return out
+      from = msg.seq + 1
     }
   }
 
@@ -299,6 +391,15 @@ export class PartitionStorage {
       },
     })
   }
+}
+
+function epochOf(header: string | undefined): number {
+  const epoch = Number(header)
+  return header === undefined || !Number.isFinite(epoch) ? 0 : epoch
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0
 }
 
 /** Whether a KV operation (the `KV-Operation` header) marks the item deleted. */
