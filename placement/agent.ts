@@ -225,6 +225,15 @@ export class PlacementAgent {
     }
   }
 
+  /**
+   * Whether this node's own heartbeats are within the lease: false right after a pause or a
+   * cut-off, before the next step notices and stops the partitions. Writers check it so that a
+   * resumed process writes nothing before it has learnt what changed while it was away.
+   */
+  holdsLease(): boolean {
+    return Date.now() - this.#lastBeatOk <= this.options.leaseMs
+  }
+
   /** Runs a placement step soon (heartbeat checks, lease, and a leader pass). */
   poke(): void {
     if (this.#closed || this.#leaving) return

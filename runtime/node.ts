@@ -344,6 +344,7 @@ export class Node {
               new InstanceHost(port, { ...this.workflows, cacheSize: perPartition }),
           }),
       onStopped: (reason, error) => this.#onStopped(p, epoch, reason, error),
+      ...(this.#agent === undefined ? {} : { mayWrite: () => this.#agent?.holdsLease() ?? true }),
       recentReplies: this.#recentReplies.get(p) ?? new RecentReplies(),
     }
     this.#recentReplies.set(p, options.recentReplies!)

@@ -61,6 +61,11 @@ export interface PartitionOptions {
   instances?: (partition: Partition) => InstanceHandler
   /** Replies sent lately, kept across restarts of the partition on one node (else its own). */
   recentReplies?: RecentReplies
+  /**
+   * Whether this node may still write for its partitions (its own heartbeats are within the lease);
+   * snapshot writes wait while it is false. Default: always.
+   */
+  mayWrite?: () => boolean
   /** Called once when the partition stops for any reason other than close(). */
   onStopped(reason: 'fenced' | 'failed', error: Error): void
 }
@@ -133,7 +138,7 @@ export class Partition implements EntityPort {
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024
     this.#recordLimit = Math.floor(maxPayload / 2) - 4096
     this.#outbox = new Outbox(this.#storage.fast, hub.names, p, maxPayload, options.logger)
-    this.#snap = new SnapshotState(this.#storage, options.logger)
+    this.#snap = new SnapshotState(this.#storage, options.logger, options.mayWrite)
     this.#open = new CommitRound(1, this.#pos)
     this.#entities = new EntityHost(this, options.registry, options.cacheSize)
     this.#inbox = new MailboxReader(this.#storage.js, hub.names.mailboxStream, hub.names.mailbox(p), {

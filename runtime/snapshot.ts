@@ -89,6 +89,8 @@ export class SnapshotState {
   constructor(
     readonly storage: PartitionStorage,
     readonly logger: Logger,
+    /** Whether this owner may write now (see `PartitionOptions.mayWrite`). */
+    readonly mayWrite: () => boolean = () => true,
   ) {}
 
   /**
@@ -250,6 +252,7 @@ export class SnapshotState {
       const failed = results.find((r) => r.status === 'rejected')
       if (failed !== undefined) throw failed.reason
       try {
+        this.#checkMayWrite()
         this.#ckptRev = await this.storage.writeCheckpoint(ckpt, this.#ckptRev)
       } catch (err) {
         if (isFencingRejection(err))
@@ -270,6 +273,7 @@ export class SnapshotState {
   }
 
   async #writeItem(key: string, value: Uint8Array | null): Promise<void> {
+    this.#checkMayWrite()
     // Timers, locks and pending activities are all loaded at recovery, so an unknown revision
     // means the item was never stored: a delete of it is a no-op, a write creates it. History
     // chunks have keys never used before (see instances.ts) and are written once: a write of one
@@ -299,6 +303,16 @@ export class SnapshotState {
       }
       this.logger.warn('overwriting an item written by a stale owner', { key })
     }
+  }
+
+  /**
+   * A process resumed after a pause past its lease writes nothing until placement has caught up:
+   * on a NATS cluster two conditional writes in flight at once can both land (the leader checks
+   * the revision before proposing), so a stale owner's write must not race the new owner's.
+   */
+  #checkMayWrite(): void {
+    if (!this.mayWrite())
+      throw new Error(`partition ${this.storage.p}: node lease lapsed; snapshot writes wait`)
   }
 
   /** The item's current revision, after checking that no newer owner wrote it. */
