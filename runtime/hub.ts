@@ -185,6 +185,44 @@ async function ensureHubOnce(nc: NatsConnection, name: string, options: HubOptio
   return { names, meta, jsm, state, metaKv }
 }
 
+/**
+ * What an operator should know about the connected nats-server for a hub with `replicas`: the
+ * exactness of Basalt's guarantees does not depend on the version (2.9.10 and later; see
+ * `docs/ARCHITECTURE.md`, "Fencing"), but durability against power loss and some known server
+ * defects do. Returns one warning per concern (none on a current server).
+ */
+export function serverWarnings(version: string | undefined, replicas: number): string[] {
+  const v = parseVersion(version)
+  if (v === undefined)
+    return [`unknown nats-server version '${version ?? ''}'; Basalt is tested on 2.9.10 and later`]
+  const warnings: string[] = []
+  if (compareVersions(v, [2, 9, 10]) < 0) {
+    warnings.push(`nats-server ${version} is older than 2.9.10, the oldest version Basalt is tested on`)
+  }
+  if (compareVersions(v, [2, 10, 20]) >= 0 && compareVersions(v, [2, 10, 23]) < 0) {
+    warnings.push(
+      `nats-server ${version} can lose whole streams when a server process crashes (fixed in 2.10.23)`,
+    )
+  }
+  if (compareVersions(v, [2, 10, 0]) < 0) {
+    warnings.push(
+      `nats-server ${version} writes through the page cache with no way to sync each write (sync_interval ` +
+        `arrived in 2.10): a killed server process loses nothing acknowledged, ` +
+        (replicas > 1 ? 'a power loss of a majority of servers can' : 'a power loss or OS crash can'),
+    )
+  }
+  return warnings
+}
+
+function parseVersion(version: string | undefined): [number, number, number] | undefined {
+  const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(version ?? '')
+  return m === null ? undefined : [Number(m[1]), Number(m[2]), Number(m[3])]
+}
+
+function compareVersions(a: [number, number, number], b: [number, number, number]): number {
+  return a[0] - b[0] || a[1] - b[1] || a[2] - b[2]
+}
+
 /** Opens an existing hub without creating anything; throws {@link HubNotFoundError}. */
 export async function openHub(nc: NatsConnection, name: string): Promise<Hub> {
   const names = new HubNames(name)

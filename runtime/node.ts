@@ -24,7 +24,7 @@ import { InstanceHost } from './instances.ts'
 import { EntityRegistry, type EntityClass } from '../entities/index.ts'
 import { claimPartition, PlacementAgent, type Assignment, type AssignmentStore } from '../placement/index.ts'
 import { decode, encode } from './codec.ts'
-import { ensureHub, type Hub, type HubOptions } from './hub.ts'
+import { ensureHub, serverWarnings, type Hub, type HubOptions } from './hub.ts'
 import { consoleLogger, type Logger } from './logger.ts'
 import { Partition, type PartitionOptions } from './partition.ts'
 import { RecentReplies } from './recent-replies.ts'
@@ -141,6 +141,9 @@ export class Node {
     try {
       const hub = await ensureHub(nc, options.hub, options)
       const logger = options.logger ?? consoleLogger(`basalt[${options.hub}]`)
+      for (const warning of serverWarnings(nc.info?.version, hub.meta.replicas)) {
+        logger.warn(warning, { server: nc.info?.version })
+      }
       if (activities.length > 0) {
         const client = await Client.connect({ servers: options.servers, hub: options.hub })
         workers = await ActivityWorkers.start(nc, hub, workflows.activities, client, logger)
