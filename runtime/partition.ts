@@ -29,9 +29,9 @@ import type { Hub } from './hub.ts'
 import type { Logger } from './logger.ts'
 import { Outbox } from './outbox.ts'
 import { CommitRound, resolveWrite, type ItemWrite, type RoundReply } from './round.ts'
-import { RecentReplies } from './recent-replies.ts'
+import { RecentReplies, type RepliesEntry } from './recent-replies.ts'
 import { ChangeFeed } from './change-feed.ts'
-import { SnapshotState } from './snapshot.ts'
+import { SnapshotState, repliesItemKey, type CheckpointExtras } from './snapshot.ts'
 import { MailboxReader, type Inbound } from './mailbox.ts'
 import { PartitionStorage, isFencingRejection, type Checkpoint } from './storage.ts'
 import { TimerSet } from './timers.ts'
@@ -203,6 +203,15 @@ export class Partition implements EntityPort {
     const { epoch, logger } = this.options
     const { ckpt } = await this.#snap.claim(epoch, this.p)
     if (ckpt !== null) this.#restoreCheckpoint(ckpt)
+    // replies the previous owner sent lately (its records may be below the checkpoint now)
+    const kept = await this.#snap.read(repliesItemKey(this.p))
+    if (kept !== null) {
+      try {
+        this.#recentReplies.restore(decode(kept, 'recent replies') as RepliesEntry[])
+      } catch (err) {
+        logger.warn('recent replies not restored', { p: this.p, error: String(err) })
+      }
+    }
     for (const prefix of ['t', 'l', 'a']) {
       for (const [key, value] of await this.#snap.loadItems(`${prefix}.${this.p}.>`))
         this.#replayItem(key, value)
@@ -827,8 +836,11 @@ export class Partition implements EntityPort {
   }
 
   /** Checkpoint fields that the snapshot state does not own, captured at a record boundary. */
-  #checkpointFields(upToN: number): Pick<Checkpoint, 'outbox'> {
-    return { outbox: this.#outbox.pending(upToN) }
+  #checkpointFields(upToN: number): CheckpointExtras {
+    return {
+      outbox: this.#outbox.pending(upToN),
+      replies: encode(this.#recentReplies.entries(this.#recordLimit)),
+    }
   }
 
   #sendReplies(inbox: string, replies: Reply[]): void {

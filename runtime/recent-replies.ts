@@ -6,6 +6,11 @@
  * then asks the partition (a `replies` query naming its inbox and the request ids it still waits
  * for) and gets them from here. Bounded by age and by an estimate of bytes; what fell out was
  * sent long enough ago that the caller's own timeout decides.
+ *
+ * They also travel with the partition: each snapshot stores the newest of them (as many as fit in
+ * one item) next to the checkpoint, and a new owner starts from that item, so a reply lost just
+ * before a move is still there when the caller asks the next owner — even if a checkpoint covered
+ * its record and the log was truncated below it.
  */
 import type { Reply } from '../actors/messages.ts'
 
@@ -18,6 +23,9 @@ interface Sent {
   replies: Reply[]
   bytes: number
 }
+
+/** Stored form: [sent at (ms), inbox, replies], oldest first. */
+export type RepliesEntry = [at: number, inbox: string, replies: Reply[]]
 
 /** Replies sent lately, by inbox (see the module comment). */
 export class RecentReplies {
@@ -66,6 +74,35 @@ export class RecentReplies {
       }
     }
     return found
+  }
+
+  /** The newest kept batches that fit in about `maxBytes`, oldest first (for the snapshot item). */
+  entries(maxBytes: number): RepliesEntry[] {
+    this.#trim()
+    const out: RepliesEntry[] = []
+    let bytes = 0
+    for (let i = this.#order.length - 1; i >= this.#head; i--) {
+      const sent = this.#order[i]!
+      bytes += sent.bytes + sent.inbox.length
+      if (bytes > maxBytes) break
+      out.push([sent.at, sent.inbox, sent.replies])
+    }
+    return out.reverse()
+  }
+
+  /** Takes stored batches in (the replies a previous owner kept), unless this one holds some already. */
+  restore(entries: RepliesEntry[]): void {
+    if (this.#head < this.#order.length) return
+    for (const [at, inbox, replies] of entries) {
+      const sent: Sent = { at, inbox, replies, bytes: 0 }
+      for (const r of replies) sent.bytes += REPLY_OVERHEAD + (r[1] === 1 ? r[2].length : 0)
+      let list = this.#byInbox.get(inbox)
+      if (list === undefined) this.#byInbox.set(inbox, (list = []))
+      list.push(sent)
+      this.#order.push(sent)
+      this.#bytes += sent.bytes
+    }
+    this.#trim()
   }
 
   /** Number of replies kept (for tests). */

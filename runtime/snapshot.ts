@@ -66,6 +66,20 @@ class Slots {
 }
 const writeSlots = new WeakMap<object, Slots>()
 
+/** The key of the item holding a partition's recent replies (see `runtime/recent-replies.ts`). */
+export function repliesItemKey(p: number): string {
+  return `rep.${p}`
+}
+
+/**
+ * What a snapshot takes from outside this state, at a record boundary: the unconfirmed outbox
+ * (into the checkpoint) and the encoded recent replies (an item written before the checkpoint).
+ */
+export interface CheckpointExtras {
+  outbox: Checkpoint['outbox']
+  replies?: Uint8Array
+}
+
 /** Committed-but-not-snapshotted state of one partition, and the snapshot procedure. */
 export class SnapshotState {
   /** Number of the last committed record. */
@@ -216,13 +230,13 @@ export class SnapshotState {
    * owned elsewhere (the unconfirmed outbox up to record n). Throws {@link FencedError} if a newer
    * owner exists.
    */
-  take(extra: (upToN: number) => Pick<Checkpoint, 'outbox'>): Promise<void> {
+  take(extra: (upToN: number) => CheckpointExtras): Promise<void> {
     if (this.#taking !== null) return this.#taking
     this.#taking = this.#take(extra).finally(() => (this.#taking = null))
     return this.#taking
   }
 
-  async #take(extra: (upToN: number) => Pick<Checkpoint, 'outbox'>): Promise<void> {
+  async #take(extraOf: (upToN: number) => CheckpointExtras): Promise<void> {
     this.#writing = this.#committed
     this.#committed = new Map()
     const now = Date.now()
@@ -239,8 +253,10 @@ export class SnapshotState {
         .map(([c, [q, at]]) => [c, q, at]),
       dp: [...this.#dp],
       lq: this.#lq,
-      ...extra(this.committedN),
+      outbox: [],
     }
+    const extra = extraOf(this.committedN)
+    ckpt.outbox = extra.outbox
     const records = this.#recordsSince
     this.#recordsSince = 0
     try {
@@ -251,6 +267,7 @@ export class SnapshotState {
       const results = await Promise.allSettled(items.map(([k, v]) => slots.run(() => this.#writeItem(k, v))))
       const failed = results.find((r) => r.status === 'rejected')
       if (failed !== undefined) throw failed.reason
+      if (extra.replies !== undefined) await this.#writeItem(repliesItemKey(this.storage.p), extra.replies)
       try {
         this.#checkMayWrite()
         this.#ckptRev = await this.storage.writeCheckpoint(ckpt, this.#ckptRev)

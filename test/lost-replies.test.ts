@@ -39,6 +39,23 @@ describe('RecentReplies', () => {
     expect(kept.size).toBe(1)
   })
 
+  it('stores the newest batches that fit, and a fresh memory takes them in', () => {
+    const kept = new RecentReplies()
+    kept.remember('a', [ok(1, 500)])
+    kept.remember('b', [ok(2, 100)])
+    kept.remember('a', [ok(3, 100)])
+    const entries = kept.entries(600) // the oldest batch does not fit
+    expect(entries.map(([, inbox, r]) => [inbox, r.map((x) => x[0])])).toEqual([
+      ['b', [2]],
+      ['a', [3]],
+    ])
+    const next = new RecentReplies()
+    next.restore(entries)
+    expect(next.find('a', [1, 3]).map((r) => r[0])).toEqual([3])
+    next.restore([[Date.now(), 'c', [ok(9)]]]) // holds some already: kept as it is
+    expect(next.find('c', [9])).toEqual([])
+  })
+
   it('answers at most about maxBytes, but always one reply', () => {
     const kept = new RecentReplies()
     kept.remember('a', [ok(1, 600), ok(2, 600), ok(3, 600)])
@@ -112,5 +129,22 @@ describe('a reply lost in transit', () => {
     opened.push(await Node.start(options))
     expect(await call).toBe(1)
     expect(await log.call.items()).toEqual(['y'])
+  })
+
+  it('reaches the caller from the next owner even when a checkpoint covered the record first', async () => {
+    const hub = 'lost3'
+    const options = { servers: nats.url, hub, registry: [Log], partitions: 2, logger: silentLogger }
+    const first = await Node.start(options)
+    const client = await Client.connect({ servers: nats.url, hub, reaskMs: 1500 })
+    opened.push(client)
+    dropReplies(first.nc, () => true)
+    const log = client.entity(Log, 'covered')
+    const call = log.call.append('z')
+    await new Promise((r) => setTimeout(r, 300)) // committed, its reply dropped; no re-ask yet
+    // the last snapshot covers the record of the call: the next owner replays nothing of it
+    await first.stop({ snapshot: true })
+    opened.push(await Node.start(options))
+    expect(await call).toBe(1)
+    expect(await log.call.items()).toEqual(['z'])
   })
 })
