@@ -183,6 +183,7 @@ const REBUILD: Record<string, (info: ErrorInfo) => BasaltError> = {
   [ErrorCode.PayloadTooLarge]: (i) => withMessage(new PayloadTooLargeError('', 0, 0), i.message),
   [ErrorCode.PartitionUnavailable]: (i) => withMessage(new PartitionUnavailableError(-1, ''), i.message),
   [ErrorCode.IllegalState]: (i) => new IllegalStateError(i.message),
+  [ErrorCode.Timeout]: (i) => new TimeoutError(i.message),
 }
 
 function withMessage<E extends Error>(err: E, message: string): E {

@@ -5,8 +5,9 @@
  *
  * This folder knows nothing of NATS: the runtime hands each operation an {@link EntityContext}.
  */
-import { BadInputError, IllegalStateError } from '../actors/errors.ts'
+import { BadInputError, IllegalStateError, UnknownOperationError } from '../actors/errors.ts'
 import { checkKey, checkTypeName } from '../actors/ids.ts'
+import type { ArgumentSchema } from './operations.ts'
 
 /** What the runtime provides to a running operation. */
 export interface EntityContext {
@@ -38,7 +39,24 @@ const contextSlot = Symbol('basalt.entity.context')
  */
 export abstract class Entity<S = unknown> {
   /** Override to name the entity type independently of the class name (survives minification). */
-  static entityName?: string;
+  static entityName?: string
+
+  /**
+   * Argument schemas per operation (Standard Schema: zod, valibot, arktype, or hand-written),
+   * checked on the client and again on the node before the operation runs; a failure is a
+   * `BadInputError` naming the entity, the operation and the issues. Operations without a schema
+   * get their arguments unchecked. See {@link OperationSchemas}.
+   *
+   * @example static override schemas: OperationSchemas<Counter> = { add: z.number() }
+   */
+  static schemas?: Readonly<Record<string, ArgumentSchema | undefined>>
+
+  /**
+   * How long an asynchronous operation of this type may take, in ms, before it fails with
+   * `TimeoutError` and its changes are discarded (default: the node's `entityOperationTimeoutMs`,
+   * 30 s; `Infinity`: no limit). A synchronous operation cannot be interrupted.
+   */
+  static operationTimeoutMs?: number;
 
   /** @internal */
   [contextSlot]: EntityContext | undefined
@@ -81,11 +99,15 @@ export abstract class Entity<S = unknown> {
     const ctx = this.#context()
     const name = entityTypeName(type)
     checkKey(key)
+    const send = (op: string, args: unknown[], at?: number) => {
+      if (!operationSet(type).has(op)) throw new UnknownOperationError(name, op)
+      ctx.send(name, key, op, args, at)
+    }
     return {
-      signal: signalProxy<InnerSignalProxy<E>>((op, args) => ctx.send(name, key, op, args)),
+      signal: signalProxy<InnerSignalProxy<E>>((op, args) => send(op, args)),
       signalAt: (when) => {
         const at = toTime(when)
-        return signalProxy<InnerSignalProxy<E>>((op, args) => ctx.send(name, key, op, args, at))
+        return signalProxy<InnerSignalProxy<E>>((op, args) => send(op, args, at))
       },
     }
   }
@@ -98,7 +120,11 @@ export abstract class Entity<S = unknown> {
 }
 
 /** A concrete entity class. */
-export type EntityClass<E extends Entity<any> = Entity<any>> = (new () => E) & { entityName?: string }
+export type EntityClass<E extends Entity<any> = Entity<any>> = (new () => E) & {
+  entityName?: string
+  schemas?: Readonly<Record<string, ArgumentSchema | undefined>>
+  operationTimeoutMs?: number
+}
 
 /** The state type of an entity class instance. */
 export type StateOf<E> = E extends Entity<infer S> ? S : never
@@ -167,6 +193,15 @@ export function bindContext(entity: Entity<any>, ctx: EntityContext | undefined)
 }
 
 const BASE_MEMBERS = new Set(['constructor', 'initialState', 'state', 'key', 'deleteState', 'entity'])
+
+const operationSets = new WeakMap<EntityClass<any>, Set<string>>()
+
+/** {@link operationNames}, computed once per class. */
+function operationSet(type: EntityClass<any>): Set<string> {
+  let names = operationSets.get(type)
+  if (names === undefined) operationSets.set(type, (names = operationNames(type)))
+  return names
+}
 
 /** The operation names of an entity class: public methods along its prototype chain. */
 export function operationNames(type: EntityClass<any>): Set<string> {

@@ -17,4 +17,24 @@ export {
   type SignalProxy,
   type StateOf,
 } from './entity.ts'
-export { EntityRegistry, isThenable, type EntityType } from './registry.ts'
+export {
+  DEFAULT_OPERATION_TIMEOUT_MS,
+  EntityRegistry,
+  isThenable,
+  type EntityType,
+  type RegistryOptions,
+} from './registry.ts'
+export {
+  checkArguments,
+  checkOperation,
+  operationTable,
+  type ArgumentSchema,
+  type OperationSchemas,
+  type OperationTable,
+} from './operations.ts'
+export type {
+  StandardSchemaIssue,
+  StandardSchemaProps,
+  StandardSchemaResult,
+  StandardSchemaV1,
+} from './standard-schema.ts'

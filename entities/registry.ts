@@ -1,31 +1,52 @@
 /**
- * The set of entity types a node can run, and the step that runs one operation on one entity.
+ * The set of entity types a node can run, and the step that runs one operation on one entity
+ * object. The registry is shared by every partition of a node; the objects operations run on are
+ * not (each partition makes its own with {@link EntityRegistry.instantiate}), so two operations
+ * running at once never share an object or its context.
  */
 import { BadInputError, UnknownEntityError, UnknownOperationError } from '../actors/errors.ts'
-import {
-  Entity,
-  bindContext,
-  entityTypeName,
-  operationNames,
-  type EntityClass,
-  type EntityContext,
-} from './entity.ts'
+import { Entity, bindContext, type EntityClass, type EntityContext } from './entity.ts'
+import { operationTable, type ArgumentSchema } from './operations.ts'
+
+/** Default of {@link RegistryOptions.operationTimeoutMs}: 30 s. */
+export const DEFAULT_OPERATION_TIMEOUT_MS = 30_000
+
+/** Settings of a registry. */
+export interface RegistryOptions {
+  /**
+   * How long an asynchronous operation may take, in ms, for types whose class sets no
+   * `static operationTimeoutMs` (default 30,000; `Infinity`: no limit).
+   */
+  operationTimeoutMs?: number
+}
 
 /** A registered entity type. */
 export interface EntityType {
   name: string
   cls: EntityClass<any>
-  operations: Set<string>
-  /** One instance per registry, reused for every operation (state lives in the context). */
+  operations: ReadonlySet<string>
+  /** Argument schemas by operation (undefined: the class declares none). */
+  schemas: ReadonlyMap<string, ArgumentSchema> | undefined
+  /** Longest an asynchronous operation may take, in ms (`Infinity`: no limit). */
+  timeoutMs: number
+  /** An object of the class used only for `initialState()`; never bound to an operation. */
   instance: Entity<any>
 }
 
 /** Entity types by name. */
 export class EntityRegistry {
   readonly #types = new Map<string, EntityType>()
+  readonly #timeoutMs: number
 
-  /** Registers entity classes; a second class with the same type name is an error. */
-  constructor(classes: Iterable<EntityClass<any>> = []) {
+  /**
+   * Registers entity classes; a second class with the same type name is an error, and so are
+   * schemas that name no operation and timeouts that are not positive numbers.
+   */
+  constructor(classes: Iterable<EntityClass<any>> = [], options: RegistryOptions = {}) {
+    this.#timeoutMs = checkTimeout(
+      options.operationTimeoutMs ?? DEFAULT_OPERATION_TIMEOUT_MS,
+      'entityOperationTimeoutMs',
+    )
     for (const cls of classes) this.add(cls)
   }
 
@@ -34,9 +55,18 @@ export class EntityRegistry {
     if (!(cls.prototype instanceof Entity)) {
       throw new BadInputError(`${String(cls?.name)} does not extend Entity`)
     }
-    const name = entityTypeName(cls)
+    const { type: name, names: operations, schemas } = operationTable(cls)
     if (this.#types.has(name)) throw new BadInputError(`entity type '${name}' is registered twice`)
-    this.#types.set(name, { name, cls, operations: operationNames(cls), instance: new cls() })
+    const timeoutMs =
+      cls.operationTimeoutMs === undefined
+        ? this.#timeoutMs
+        : checkTimeout(cls.operationTimeoutMs, `${name}.operationTimeoutMs`)
+    this.#types.set(name, { name, cls, operations, schemas, timeoutMs, instance: new cls() })
+  }
+
+  /** The type named `name`, or undefined. */
+  find(name: string): EntityType | undefined {
+    return this.#types.get(name)
   }
 
   /** The type named `name`; throws {@link UnknownEntityError}. */
@@ -61,27 +91,49 @@ export class EntityRegistry {
     return this.get(name).instance.initialState()
   }
 
+  /** A fresh object of type `name` to run operations on; throws {@link UnknownEntityError}. */
+  instantiate(name: string): Entity<any> {
+    return new (this.get(name).cls)()
+  }
+
   /**
-   * Runs operation `op` with `args` in `ctx`. Returns the operation's result, or a promise of it
-   * when the operation is async. Throws for unknown operations and whatever the operation throws.
+   * Cuts `entity` off from the operation it runs (one that was abandoned): from now on its state,
+   * key and signals fail with `IllegalStateError`.
    */
-  run(ctx: EntityContext, op: string, args: unknown[]): unknown {
+  detach(entity: Entity<any>): void {
+    bindContext(entity, undefined)
+  }
+
+  /**
+   * Runs operation `op` with `args` on `entity` (an object of the type `ctx.type`, made by
+   * {@link instantiate}) in `ctx`. Returns the operation's result, or a promise of it when the
+   * operation is async; the object stays bound to `ctx` until that promise settles, so it must
+   * run nothing else meanwhile. Throws for unknown operations and whatever the operation throws.
+   */
+  run(entity: Entity<any>, ctx: EntityContext, op: string, args: unknown[]): unknown {
     const type = this.get(ctx.type)
     if (!type.operations.has(op)) throw new UnknownOperationError(ctx.type, op)
-    const method = (type.instance as unknown as Record<string, (...a: unknown[]) => unknown>)[op]!
-    bindContext(type.instance, ctx)
+    const method = (entity as unknown as Record<string, (...a: unknown[]) => unknown>)[op]!
+    bindContext(entity, ctx)
     try {
-      const result = method.apply(type.instance, args)
+      const result = method.apply(entity, args)
       if (isThenable(result)) {
-        return Promise.resolve(result).finally(() => bindContext(type.instance, undefined))
+        return Promise.resolve(result).finally(() => bindContext(entity, undefined))
       }
-      bindContext(type.instance, undefined)
+      bindContext(entity, undefined)
       return result
     } catch (err) {
-      bindContext(type.instance, undefined)
+      bindContext(entity, undefined)
       throw err
     }
   }
+}
+
+function checkTimeout(ms: unknown, what: string): number {
+  if (typeof ms !== 'number' || !(ms > 0)) {
+    throw new BadInputError(`${what} must be a positive number of ms or Infinity (got ${String(ms)})`)
+  }
+  return ms
 }
 
 /** Whether a value is promise-like. */

@@ -1,9 +1,19 @@
 /**
  * Typed entity handles of the client: `client.entity(Counter, 'c1').signal.add(5)` and
- * `.call.get()` are proxies that turn a property access into an entity operation message.
+ * `.call.get()` are proxies that turn a property access into an entity operation message. The
+ * class is known here, so an operation it does not have is refused at once
+ * (`UnknownOperationError`), and arguments go through the class's schemas, if any, before they
+ * are sent (`BadInputError`); the node checks them again.
  */
 import type { EntityOp } from '../actors/messages.ts'
-import { signalProxy, toTime, type CallProxy, type SignalProxy } from '../entities/index.ts'
+import {
+  checkOperation,
+  signalProxy,
+  toTime,
+  type CallProxy,
+  type OperationTable,
+  type SignalProxy,
+} from '../entities/index.ts'
 
 /** What a handle sends its operations through (the client). */
 export interface HandleSender {
@@ -23,11 +33,14 @@ export interface EntityHandle<E> {
 
 /** A typed entity handle; its proxies are made on first use and share one handler. */
 export class Handle<E> implements EntityHandle<E> {
+  readonly t: string
   constructor(
     readonly client: HandleSender,
-    readonly t: string,
+    readonly ops: OperationTable,
     readonly key: string,
-  ) {}
+  ) {
+    this.t = ops.type
+  }
   get signal(): SignalProxy<E> {
     return new Proxy(this, signalHandler) as unknown as SignalProxy<E>
   }
@@ -36,9 +49,17 @@ export class Handle<E> implements EntityHandle<E> {
   }
   signalAt(when: Date | number): SignalProxy<E> {
     const at = toTime(when)
-    return signalProxy<SignalProxy<E>>((op, a) =>
-      this.client.signalOp({ k: 'op', t: this.t, key: this.key, op, a, at }),
-    )
+    return signalProxy<SignalProxy<E>>((op, a) => this.send({ k: 'op', t: this.t, key: this.key, op, a, at }))
+  }
+
+  /** Checks an operation, then sends it: a signal, or a call when `call` is set. */
+  send(msg: EntityOp, call = false): Promise<any> {
+    try {
+      checkOperation(this.ops, this.key, msg.op, msg.a)
+    } catch (err) {
+      return Promise.reject(err as Error)
+    }
+    return call ? this.client.callOp(msg) : this.client.signalOp(msg)
   }
 }
 
@@ -46,11 +67,11 @@ const signalHandler: ProxyHandler<Handle<unknown>> = {
   get: (h, op) =>
     typeof op !== 'string' || op === 'then'
       ? undefined
-      : (...a: unknown[]) => h.client.signalOp({ k: 'op', t: h.t, key: h.key, op, a }),
+      : (...a: unknown[]) => h.send({ k: 'op', t: h.t, key: h.key, op, a }),
 }
 const callHandler: ProxyHandler<Handle<unknown>> = {
   get: (h, op) =>
     typeof op !== 'string' || op === 'then'
       ? undefined
-      : (...a: unknown[]) => h.client.callOp({ k: 'op', t: h.t, key: h.key, op, a }),
+      : (...a: unknown[]) => h.send({ k: 'op', t: h.t, key: h.key, op, a }, true),
 }

@@ -40,7 +40,14 @@ import {
   type Reply,
   type ReplyEnvelope,
 } from '../actors/messages.ts'
-import { entityTypeName, toTime, type EntityClass, type StateOf, type Entity } from '../entities/index.ts'
+import {
+  entityTypeName,
+  operationTable,
+  toTime,
+  type EntityClass,
+  type StateOf,
+  type Entity,
+} from '../entities/index.ts'
 import { decode, decodeEnvelope, encode } from './codec.ts'
 import { fastJetStream, isNoResponders, type FastJetStream } from './fast-js.ts'
 import { openHub, type Hub } from './hub.ts'
@@ -170,7 +177,7 @@ export class Client {
    * const n = await client.entity(Counter, 'c1').call.get()
    */
   entity<E extends Entity<any>>(type: EntityClass<E>, key: string): EntityHandle<E> {
-    return new Handle<E>(this, entityTypeName(type), checkKey(key))
+    return new Handle<E>(this, operationTable(type), checkKey(key))
   }
 
   /** Reads the committed state of an entity from its partition's owner. */

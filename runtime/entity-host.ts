@@ -3,8 +3,28 @@
  * hold on them, and the queries that read them. The partition (runtime/partition.ts) owns the
  * loop, the rounds and the storage; this host acts only through {@link EntityPort}, as the
  * orchestration host does through its port (runtime/instances.ts).
+ *
+ * The loop runs one operation at a time, waiting for an asynchronous one to finish (or time out)
+ * before the next; so each host keeps one entity object per type and one operation context, and
+ * reuses them for every operation of its partition — nothing is allocated per synchronous
+ * operation, and no object is shared with another partition. An operation that times out keeps
+ * the object and context it had: both are retired (what the operation does later fails or lands
+ * nowhere) and the host makes fresh ones.
+ *
+ * Every entity message gets an outcome: a call gets the result or the error, an orchestration's
+ * call a `done` (success or failure), and a signal that cannot run — unknown type or operation,
+ * arguments its schema refuses — goes to the dead-letter stream with the reason. A signal whose
+ * operation throws is logged (its effects are discarded).
  */
-import { BadInputError, PayloadTooLargeError, UnknownEntityError, toErrorInfo } from '../actors/errors.ts'
+import {
+  BadInputError,
+  IllegalStateError,
+  PayloadTooLargeError,
+  TimeoutError,
+  UnknownEntityError,
+  UnknownOperationError,
+  toErrorInfo,
+} from '../actors/errors.ts'
 import { checkKey, checkTypeName } from '../actors/ids.ts'
 import {
   WIRE_VERSION,
@@ -16,7 +36,14 @@ import {
   type ReplyTo,
   type UnlockMessage,
 } from '../actors/messages.ts'
-import { isThenable, type EntityContext, type EntityRegistry } from '../entities/index.ts'
+import {
+  checkArguments,
+  isThenable,
+  type Entity,
+  type EntityContext,
+  type EntityRegistry,
+  type EntityType,
+} from '../entities/index.ts'
 import { decode, encode } from './codec.ts'
 import type { Logger } from './logger.ts'
 import type { ItemWrite, RoundReply } from './round.ts'
@@ -37,6 +64,11 @@ export interface EntityPort {
   replyTo(to: ReplyTo, reply: RoundReply): void
   /** Encodes and routes a message (to an orchestration). */
   send(msg: ActorMessage): void
+  /**
+   * Moves a message that cannot be applied to the dead-letter stream with the reason; resolves
+   * once it is stored there (before the round that skipped it commits: at least once).
+   */
+  deadLetterMessage(msg: ActorMessage, reason: string): Promise<void>
   /** Routes an encoded message: within the partition at once, else through the outbox. */
   route(msg: ActorMessage, bytes: Uint8Array): void
   /** Puts messages at the front of the partition's local queue (they run next, in order). */
@@ -78,6 +110,8 @@ class OpContext implements EntityContext {
   deleted = false
   readonly sends: Array<[ActorMessage, Uint8Array]> = []
   #msg: EntityOp | undefined
+  /** Set when the operation timed out: it may send nothing more. */
+  #retired = false
 
   constructor(readonly host: EntityHost) {}
 
@@ -89,7 +123,16 @@ class OpContext implements EntityContext {
     this.deleted = false
   }
 
+  /** Cuts off an operation that timed out: its later signals fail instead of joining another's. */
+  retire(): void {
+    this.#retired = true
+    this.sends.length = 0
+  }
+
   send(type: string, key: string, op: string, args: unknown[], at?: number): void {
+    if (this.#retired) {
+      throw new IllegalStateError(`${this.type}@${this.key}.${this.#msg?.op} timed out: it can send nothing`)
+    }
     checkTypeName(type)
     checkKey(key)
     const m: EntityOp = { k: 'op', t: type, key, op, a: args }
@@ -107,7 +150,10 @@ function describeValue(what: 'state' | 'result' | 'signal', msg: EntityOp): stri
 export class EntityHost {
   readonly #cache = new Map<string, Entry>()
   readonly #locks = new Map<string, Lock>()
-  readonly #ctx = new OpContext(this)
+  /** The context operations run in (replaced when an operation times out). */
+  #ctx = new OpContext(this)
+  /** The object operations of each type run on (replaced when an operation times out). */
+  readonly #objects = new Map<string, Entity<any>>()
 
   constructor(
     readonly port: EntityPort,
@@ -197,12 +243,14 @@ export class EntityHost {
   // Operations
 
   #runOperation(msg: EntityOp): void | Promise<void> {
-    if (!this.registry.has(msg.t)) return this.#reject(msg, new UnknownEntityError(msg.t))
+    const type = this.registry.find(msg.t)
+    if (type === undefined) return this.#unknownType(msg)
+    if (!type.operations.has(msg.op)) return this.#refuse(msg, new UnknownOperationError(msg.t, msg.op))
     let itemKey: string
     try {
       itemKey = entityItemKey(this.port.p, msg.t, checkKey(msg.key))
     } catch (err) {
-      return this.#reject(msg, err as Error)
+      return this.#refuse(msg, err as Error)
     }
     const lock = this.#locks.get(itemKey)
     if (lock !== undefined && lock.owner !== msg.ro?.[0]) {
@@ -212,28 +260,115 @@ export class EntityHost {
       return
     }
     const cached = this.#cache.get(itemKey)
-    if (cached !== undefined) return this.#runOn(cached, itemKey, msg)
-    return this.#load(itemKey, msg.t, msg.key).then((entry) => this.#runOn(entry, itemKey, msg))
+    if (cached !== undefined) return this.#check(type, cached, itemKey, msg)
+    return this.#load(itemKey, msg.t, msg.key).then((entry) => this.#check(type, entry, itemKey, msg))
+  }
+
+  /**
+   * The outcome of an operation on an entity type this node does not know: a call gets
+   * {@link UnknownEntityError}, a signal goes to the dead-letter stream with the reason.
+   */
+  #unknownType(msg: EntityOp): void | Promise<void> {
+    return this.#refuse(msg, new UnknownEntityError(msg.t))
+  }
+
+  /** Checks the arguments against the operation's schema (if any), then runs the operation. */
+  #check(type: EntityType, entry: Entry, itemKey: string, msg: EntityOp): void | Promise<void> {
+    const schema = type.schemas?.get(msg.op)
+    if (schema === undefined) return this.#runOn(type, entry, itemKey, msg, msg.a)
+    let args: unknown[] | Promise<unknown[]>
+    try {
+      args = checkArguments(schema, msg.a, msg.t, msg.key, msg.op)
+    } catch (err) {
+      return this.#refuse(msg, err as Error)
+    }
+    if (!isThenable(args)) return this.#runOn(type, entry, itemKey, msg, args)
+    return args.then(
+      (checked) => this.#runOn(type, entry, itemKey, msg, checked),
+      (err: unknown) => this.#refuse(msg, err as Error),
+    )
   }
 
   /** Runs an operation on a loaded entity; a promise only when the operation is asynchronous. */
-  #runOn(entry: Entry, itemKey: string, msg: EntityOp): void | Promise<void> {
+  #runOn(
+    type: EntityType,
+    entry: Entry,
+    itemKey: string,
+    msg: EntityOp,
+    args: unknown[],
+  ): void | Promise<void> {
     entry.used = true
     const ctx = this.#ctx
     ctx.reset(msg, entry.state)
     let result: unknown
     try {
-      result = this.registry.run(ctx, msg.op, msg.a)
+      result = this.registry.run(this.#objectOf(type), ctx, msg.op, args)
     } catch (err) {
       return this.#undo(entry, msg, err as Error)
     }
-    if (isThenable(result)) {
-      return Promise.resolve(result).then(
+    if (isThenable(result)) return this.#finishAsync(type, entry, itemKey, msg, result)
+    return this.#finishOp(entry, itemKey, msg, result)
+  }
+
+  /** The object operations of `type` run on in this partition. */
+  #objectOf(type: EntityType): Entity<any> {
+    let entity = this.#objects.get(type.name)
+    if (entity === undefined) this.#objects.set(type.name, (entity = this.registry.instantiate(type.name)))
+    return entity
+  }
+
+  /**
+   * Waits for an asynchronous operation, at most its type's timeout. On expiry the operation
+   * fails with {@link TimeoutError} and its changes are discarded; it keeps running on its own
+   * object and context, which are retired (later state access fails, later signals fail) and
+   * replaced, so the partition goes on.
+   */
+  #finishAsync(
+    type: EntityType,
+    entry: Entry,
+    itemKey: string,
+    msg: EntityOp,
+    pending: PromiseLike<unknown>,
+  ): Promise<void> {
+    if (type.timeoutMs === Infinity) {
+      return Promise.resolve(pending).then(
         (value) => this.#finishOp(entry, itemKey, msg, value),
         (err: unknown) => this.#undo(entry, msg, err as Error),
       )
     }
-    return this.#finishOp(entry, itemKey, msg, result)
+    let timer: NodeJS.Timeout | undefined
+    const expiry = new TimeoutError(
+      `${msg.t}@${msg.key}.${msg.op} did not finish within ${type.timeoutMs} ms (entity operation timeout); its changes were discarded`,
+    )
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(expiry), Math.min(type.timeoutMs, 2 ** 31 - 1))
+    })
+    return Promise.race([pending, expired]).then(
+      (value) => {
+        clearTimeout(timer)
+        this.#finishOp(entry, itemKey, msg, value)
+      },
+      (err: unknown) => {
+        clearTimeout(timer)
+        if (err === expiry) this.#abandon(type, msg)
+        this.#undo(entry, msg, err as Error)
+      },
+    )
+  }
+
+  /** Cuts a timed-out operation off from everything that runs after it (see {@link #finishAsync}). */
+  #abandon(type: EntityType, msg: EntityOp): void {
+    this.port.logger.warn('entity operation timed out; its changes are discarded', {
+      p: this.port.p,
+      entity: `${msg.t}@${msg.key}`,
+      op: msg.op,
+      timeoutMs: type.timeoutMs,
+    })
+    const entity = this.#objects.get(type.name)
+    if (entity !== undefined) this.registry.detach(entity)
+    this.#objects.delete(type.name)
+    this.#ctx.retire()
+    this.#ctx = new OpContext(this)
   }
 
   /** The operation failed: its state change and its signals are discarded. */
@@ -266,17 +401,31 @@ export class EntityHost {
     if (msg.ro !== undefined) this.port.send({ k: 'done', i: msg.ro[0], s: msg.ro[1], ok: 1, v: result })
   }
 
+  /**
+   * An operation that cannot run (unknown type or operation, bad key, arguments refused): its
+   * caller gets the error; a signal, which has no caller, goes to the dead-letter stream.
+   */
+  #refuse(msg: EntityOp, err: Error): void | Promise<void> {
+    if (msg.r !== undefined || msg.ro !== undefined) return this.#answerFailure(msg, err)
+    return this.port.deadLetterMessage(msg, `${err.name}: ${err.message}`)
+  }
+
+  /** An operation failed (threw, timed out, or its outcome is too large): its caller gets the error. */
   #reject(msg: EntityOp, err: Error): void {
-    if (msg.r !== undefined) {
-      this.port.replyTo(msg.r, [msg.r[1], 0, toErrorInfo(err)])
-    } else {
-      this.port.logger.warn('signal failed', {
-        p: this.port.p,
-        entity: `${msg.t}@${msg.key}`,
-        op: msg.op,
-        error: `${err.name}: ${err.message}`,
-      })
-    }
+    if (msg.r !== undefined || msg.ro !== undefined) return this.#answerFailure(msg, err)
+    this.port.logger.warn('signal failed', {
+      p: this.port.p,
+      entity: `${msg.t}@${msg.key}`,
+      op: msg.op,
+      error: `${err.name}: ${err.message}`,
+    })
+  }
+
+  /** Tells the client or orchestration that made a call that it failed. */
+  #answerFailure(msg: EntityOp, err: Error): void {
+    const info = toErrorInfo(err)
+    if (msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 0, info])
+    if (msg.ro !== undefined) this.port.send({ k: 'done', i: msg.ro[0], s: msg.ro[1], ok: 0, err: info })
   }
 
   async #load(itemKey: string, type: string, key: string): Promise<Entry> {

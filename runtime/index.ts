@@ -35,8 +35,11 @@ export { decode, encode } from './codec.ts'
 export {
   Entity,
   type CallProxy,
+  type ArgumentSchema,
   type EntityClass,
+  type OperationSchemas,
   type SignalProxy,
+  type StandardSchemaV1,
   type StateOf,
 } from '../entities/index.ts'
 export {

@@ -51,6 +51,12 @@ export interface NodeOptions extends HubOptions {
   pipelining?: boolean
   /** Most entity states kept in memory over all partitions (default 100,000). */
   cacheSize?: number
+  /**
+   * How long an asynchronous entity operation may run, in ms, before it fails with `TimeoutError`
+   * and its changes are discarded, for types whose class sets no `static operationTimeoutMs`
+   * (default 30,000; `Infinity`: no limit).
+   */
+  entityOperationTimeoutMs?: number
   /** Most mailbox messages per processing step (default 1,000). */
   maxBatch?: number
   /** Snapshot after this many records (default 1,000)... */
@@ -123,7 +129,7 @@ export class Node {
    */
   static async start(options: NodeOptions): Promise<Node> {
     const { entities, orchestrations, activities } = splitRegistry(options.registry)
-    const registry = new EntityRegistry(entities)
+    const registry = new EntityRegistry(entities, { operationTimeoutMs: options.entityOperationTimeoutMs })
     const workflows: Workflows = {
       orchestrations: new Map(orchestrations.map((o) => [o.name, o])),
       activities: new ActivityPool(activities, options.activityConcurrency ?? 100),

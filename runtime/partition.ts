@@ -705,6 +705,17 @@ export class Partition implements EntityPort {
     else this.#open.send(dest, bytes)
   }
 
+  /** @internal Moves a decoded message that cannot be applied to the dead-letter stream. */
+  async deadLetterMessage(msg: ActorMessage, reason: string): Promise<void> {
+    this.options.logger.warn('moving a message that cannot be applied to the dead-letter stream', {
+      p: this.p,
+      kind: msg.k,
+      reason,
+    })
+    await this.#storage.deadLetter(undefined, encode(msg), reason)
+    this.stats.deadLetters++
+  }
+
   async #deadLetter(item: Inbound): Promise<void> {
     this.options.logger.warn('moving undecodable mailbox message to the dead-letter stream', {
       p: this.p,

@@ -380,15 +380,24 @@ export class PartitionStorage {
     })
   }
 
-  /** Moves an undecodable mailbox message to the dead-letter stream with the reason. */
-  async deadLetter(seq: number, data: Uint8Array, reason: string): Promise<void> {
+  /**
+   * Moves a message to the dead-letter stream with the reason: undecodable mailbox bytes (`seq`:
+   * their mailbox sequence, which also deduplicates), or one decoded message that cannot be
+   * applied (`seq` undefined: not deduplicated, so a re-run after a crash may store it twice).
+   */
+  async deadLetter(seq: number | undefined, data: Uint8Array, reason: string): Promise<void> {
+    const headers: Record<string, string> = {
+      'Basalt-Reason': reason.slice(0, 1000).replace(/[\r\n]/g, ' '),
+      'Basalt-Partition': String(this.p),
+    }
+    if (seq === undefined) {
+      await this.fast.publish(this.hub.names.deadLetter(this.p), data, { headers })
+      return
+    }
+    headers['Basalt-Mailbox-Seq'] = String(seq)
     await this.fast.publish(this.hub.names.deadLetter(this.p), data, {
       msgID: `dlq.${this.p}.${seq}.${data.length}`,
-      headers: {
-        'Basalt-Reason': reason.slice(0, 1000).replace(/[\r\n]/g, ' '),
-        'Basalt-Mailbox-Seq': String(seq),
-        'Basalt-Partition': String(this.p),
-      },
+      headers,
     })
   }
 }

@@ -39,19 +39,19 @@ const hub = 'bad'
 const stack = useHub(nats, { hub, registry: [Counter], partitions: 2 })
 
 describe('bad input', () => {
-  it('answers a call to an unknown entity type with UnknownEntityError; signals to it harm nothing', async () => {
+  it('answers a call to an unknown entity type with UnknownEntityError; signals to it harm nothing else', async () => {
     const err = await stack.client
       .entity(Unregistered, 'x')
       .call.poke()
       .catch((e: unknown) => e)
     expect(err).toBeInstanceOf(UnknownEntityError)
     expect(String((err as Error).message)).toMatch(/unknown entity type 'Unregistered'/)
-    await stack.client.entity(Unregistered, 'x').signal.poke()
+    await stack.client.entity(Unregistered, 'x').signal.poke() // dead-lettered (entity-operations.test.ts)
     await stack.client.entity(Counter, 'x').signal.add(1)
     expect(await stack.client.entity(Counter, 'x').call.get()).toBe(1)
   })
 
-  it('answers an unknown operation with UnknownOperationError', async () => {
+  it('refuses an unknown operation with UnknownOperationError', async () => {
     const proxy = stack.client.entity(Counter, 'y').call as unknown as Record<string, () => Promise<unknown>>
     const err = await proxy.explode!().catch((e: unknown) => e)
     expect(err).toBeInstanceOf(UnknownOperationError)
@@ -132,6 +132,10 @@ describe('bad input', () => {
     const names = new HubNames(hub)
     const nc = await connectTo(nats.url, 'raw')
     const js = jetstream(nc)
+    const jsm = await jetstreamManager(nc)
+    // the signal to an unregistered type in the first test was dead-lettered already
+    const before = (await jsm.streams.info(names.deadLetterStream)).state.messages
+    const statsBefore = stack.node.stats().deadLetters
     await stack.client.entity(Counter, 'dl').signal.add(1)
     const garbage = [
       Buffer.from('this is not msgpack at all'),
@@ -141,21 +145,21 @@ describe('bad input', () => {
     for (let p = 0; p < 2; p++) for (const g of garbage) await js.publish(names.mailbox(p), g)
     await stack.client.entity(Counter, 'dl').signal.add(1)
     expect(await stack.client.entity(Counter, 'dl').call.get()).toBe(2)
-    const jsm = await jetstreamManager(nc)
     await waitFor(
-      async () => (await jsm.streams.info(names.deadLetterStream)).state.messages === 6,
-      'six dead letters',
+      async () => (await jsm.streams.info(names.deadLetterStream)).state.messages === before + 6,
+      `six more dead letters than the ${before} before`,
     )
-    const first = await jsm.streams.getMessage(names.deadLetterStream, { seq: 1 })
+    const seqs = [1, 2, 3, 4, 5, 6].map((i) => before + i)
+    const first = await jsm.streams.getMessage(names.deadLetterStream, { seq: seqs[0]! })
     expect(first?.header.get('Basalt-Reason')).toMatch(/undecodable|unsupported version|field key/)
     const reasons = await Promise.all(
-      [1, 2, 3, 4, 5, 6].map(async (seq) =>
+      seqs.map(async (seq) =>
         (await jsm.streams.getMessage(names.deadLetterStream, { seq }))?.header.get('Basalt-Reason'),
       ),
     )
     expect(reasons.some((r) => /unsupported version 7/.test(r ?? ''))).toBe(true)
     expect(reasons.some((r) => /field key is not a string/.test(r ?? ''))).toBe(true)
-    expect(stack.node.stats().deadLetters).toBe(6)
+    expect(stack.node.stats().deadLetters).toBe(statsBefore + 6)
     expect(stack.node.partitions.size).toBe(2)
     await nc.close()
   })

@@ -1,9 +1,18 @@
-/** Unit tests of the pieces that need no server: codec, ids, timers, commit rounds, the registry. */
+/**
+ * Unit tests of the pieces that need no server: codec, ids, timers, commit rounds, the registry,
+ * operation and argument checks.
+ */
 import { describe, expect, it } from 'vitest'
 import { CodecError } from '../actors/errors.ts'
 import { decodeToken, encodeToken, partitionOf } from '../actors/ids.ts'
 import { checkEnvelope } from '../actors/messages.ts'
-import { EntityRegistry } from '../entities/index.ts'
+import {
+  Entity,
+  EntityRegistry,
+  checkArguments,
+  operationTable,
+  type StandardSchemaV1,
+} from '../entities/index.ts'
 import { decode, decodeEnvelope, encode } from '../runtime/codec.ts'
 import { TimerSet } from '../runtime/timers.ts'
 import { entityItemKey, parseEntityItemKey } from '../runtime/snapshot.ts'
@@ -77,9 +86,112 @@ describe('entity registry', () => {
     expect(registry.get('Counter').operations.has('initialState')).toBe(false)
     expect(() => registry.get('Nope')).toThrow(/unknown entity type 'Nope'/)
     const ctx = { type: 'Counter', key: 'k', state: 1, deleted: false, send() {} }
-    expect(() => registry.run(ctx, 'nope', [])).toThrow(/has no operation 'nope'/)
-    registry.run(ctx, 'add', [2])
+    const counter = registry.instantiate('Counter')
+    expect(() => registry.run(counter, ctx, 'nope', [])).toThrow(/has no operation 'nope'/)
+    registry.run(counter, ctx, 'add', [2])
     expect(ctx.state).toBe(3)
     expect(() => new EntityRegistry([Counter, Counter])).toThrow(/registered twice/)
+  })
+})
+
+describe('operation and argument checks', () => {
+  const isString: StandardSchemaV1<string> = {
+    '~standard': {
+      version: 1,
+      vendor: 'test',
+      validate: (v) =>
+        typeof v === 'string'
+          ? { value: v.trim() }
+          : { issues: [{ message: 'expected a string', path: ['name', { key: 0 }] }] },
+    },
+  }
+  const isNumberLater: StandardSchemaV1<number> = {
+    '~standard': {
+      version: 1,
+      vendor: 'test',
+      validate: async (v) =>
+        typeof v === 'number' ? { value: v } : { issues: [{ message: 'not a number' }] },
+    },
+  }
+
+  it('checks one schema per operation, or one per argument, and returns the outputs', async () => {
+    expect(checkArguments(isString, [' a '], 'T', 'k', 'op')).toEqual(['a'])
+    expect(() => checkArguments(isString, [1], 'T', 'k', 'op')).toThrow(
+      'bad arguments for T@k.op: at name.0: expected a string',
+    )
+    expect(() => checkArguments(isString, ['a', 'b'], 'T', 'k', 'op')).toThrow(/expects 1 argument, got 2/)
+    expect(() => checkArguments([isString, isString], [1, 2], 'T', 'k', 'op')).toThrow(
+      'bad arguments for T@k.op: argument 1: at name.0: expected a string; argument 2: at name.0: expected a string',
+    )
+    expect(() => checkArguments([isString], ['a', 'b'], 'T', 'k', 'op')).toThrow(
+      /expects at most 1 arguments, got 2/,
+    )
+    await expect(checkArguments([isString, isNumberLater], ['x', 3], 'T', 'k', 'op')).resolves.toEqual([
+      'x',
+      3,
+    ])
+    await expect(checkArguments(isNumberLater, ['3'], 'T', 'k', 'op')).rejects.toThrow(
+      'bad arguments for T@k.op: not a number',
+    )
+  })
+
+  it('refuses schemas that name no operation or are not Standard Schemas', () => {
+    class NoSuchOp extends Entity<number> {
+      static override schemas = { nope: isString }
+      initialState() {
+        return 0
+      }
+      add() {}
+    }
+    expect(() => operationTable(NoSuchOp)).toThrow(/NoSuchOp.schemas names 'nope', which is not an operation/)
+    class NotASchema extends Entity<number> {
+      static override schemas = { add: { parse: () => 1 } as unknown as StandardSchemaV1 }
+      initialState() {
+        return 0
+      }
+      add() {}
+    }
+    expect(() => new EntityRegistry([NotASchema])).toThrow(/NotASchema.schemas.add must be a Standard Schema/)
+  })
+
+  it('refuses timeouts that are not positive', () => {
+    expect(() => new EntityRegistry([Counter], { operationTimeoutMs: 0 })).toThrow(
+      /entityOperationTimeoutMs must be a positive number/,
+    )
+    class Negative extends Entity<number> {
+      static override operationTimeoutMs = -1
+      initialState() {
+        return 0
+      }
+    }
+    expect(() => new EntityRegistry([Negative])).toThrow(/Negative.operationTimeoutMs must be a positive/)
+    const registry = new EntityRegistry([Counter], { operationTimeoutMs: Infinity })
+    expect(registry.get('Counter').timeoutMs).toBe(Infinity)
+  })
+
+  it('refuses a signal from an entity to an operation the target class does not have', () => {
+    const sent: string[] = []
+    const ctx = {
+      type: 'Counter',
+      key: 'k',
+      state: 0,
+      deleted: false,
+      send: (_t: string, _k: string, op: string) => void sent.push(op),
+    }
+    class Sender extends Entity<number> {
+      initialState() {
+        return 0
+      }
+      go(op: string) {
+        ;(this.entity(Counter, 'x').signal as unknown as Record<string, () => void>)[op]!()
+      }
+    }
+    const reg = new EntityRegistry([Sender])
+    const sender = reg.instantiate('Sender')
+    reg.run(sender, { ...ctx, type: 'Sender' }, 'go', ['add'])
+    expect(() => reg.run(sender, { ...ctx, type: 'Sender' }, 'go', ['explode'])).toThrow(
+      "entity type 'Counter' has no operation 'explode'",
+    )
+    expect(sent).toEqual(['add'])
   })
 })
