@@ -251,7 +251,8 @@ export class EntityHost {
     let resultBytes: Uint8Array | undefined
     try {
       bytes = ctx.deleted ? null : this.encodeBounded(ctx.state, 'state', msg)
-      if (msg.r !== undefined) resultBytes = this.encodeBounded(result, 'result', msg)
+      // a result for an orchestration is bounded too: it travels in a message and in a record
+      if (msg.r !== undefined || msg.ro !== undefined) resultBytes = this.encodeBounded(result, 'result', msg)
     } catch (err) {
       return this.#undo(entry, msg, err as Error)
     }
@@ -269,6 +270,8 @@ export class EntityHost {
   #reject(msg: EntityOp, err: Error): void {
     if (msg.r !== undefined) {
       this.port.replyTo(msg.r, [msg.r[1], 0, toErrorInfo(err)])
+    } else if (msg.ro !== undefined) {
+      this.port.send({ k: 'done', i: msg.ro[0], s: msg.ro[1], ok: 0, err: toErrorInfo(err) })
     } else {
       this.port.logger.warn('signal failed', {
         p: this.port.p,
