@@ -207,7 +207,19 @@ export class InstanceHost implements InstanceHandler {
       return this.#fail(msg.r, new BadInputError(`cannot raise event '${msg.n}': instance '${msg.i}' ${why}`))
     }
     try {
-      checkSize(msg.d, this.#valueLimit, () => `data of event '${msg.n}' for instance '${msg.i}'`)
+      const size = checkSize(
+        msg.d,
+        this.#valueLimit,
+        () => `data of event '${msg.n}' for instance '${msg.i}'`,
+      )
+      if (live.rec.status !== RuntimeStatus.Running && live.rec.buffered.length > 0) {
+        // held in the record until the instance runs again: bounded like one step
+        const buffered = encode(live.rec.buffered).length + size
+        if (buffered > this.#stepLimit) {
+          const what = `the events held for ${live.rec.status} instance '${msg.i}' with event '${msg.n}'`
+          throw new PayloadTooLargeError(what, buffered, this.#stepLimit)
+        }
+      }
     } catch (err) {
       return this.#fail(msg.r, err as Error)
     }

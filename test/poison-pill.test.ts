@@ -58,6 +58,12 @@ const catchesEntity = orchestration('catchesEntity', function* (ctx, n: number) 
   }
 })
 
+const waitsForEvents = orchestration('waitsForEvents', function* (ctx, n: number) {
+  let total = 0
+  for (let i = 0; i < n; i++) total += (yield* ctx.waitForEvent<string>('e')).length
+  return total
+})
+
 const bigStatus = orchestration('bigStatus', function* (ctx, n: number) {
   ctx.setCustomStatus('s'.repeat(n))
   yield* ctx.createTimer(ctx.now() + 1)
@@ -78,6 +84,7 @@ const stack = useHub(nats, {
     catchesActivity,
     catchesEntity,
     bigStatus,
+    waitsForEvents,
   ],
 })
 
@@ -132,6 +139,27 @@ describe('poison pills', () => {
     expect(err).toBeInstanceOf(PayloadTooLargeError)
     expect((err as Error).message).toMatch(/input of instance '.+' \(echo\) is \d+ bytes/)
     await partitionStillWorks('after-input', 5)
+  })
+
+  it('refuses event data over the limit, and events past the bound while suspended', async () => {
+    const id = await stack.client.start(waitsForEvents, 100)
+    await expect(stack.client.raiseEvent(id, 'e', 'd'.repeat(600_000))).rejects.toBeInstanceOf(
+      PayloadTooLargeError,
+    )
+    await stack.client.suspend(id)
+    let accepted = 0
+    let refused: unknown
+    for (let i = 0; i < 20 && refused === undefined; i++) {
+      await stack.client.raiseEvent(id, 'e', 'd'.repeat(50_000)).then(
+        () => accepted++,
+        (err: unknown) => (refused = err),
+      )
+    }
+    expect(refused, `refusal after ${accepted} events held`).toBeInstanceOf(PayloadTooLargeError)
+    expect((refused as Error).message).toMatch(/events held for Suspended instance/)
+    await stack.client.resume(id)
+    await stack.client.terminate(id)
+    await partitionStillWorks('after-events', 5)
   })
 
   it('fails an orchestration whose custom status is huge', async () => {
