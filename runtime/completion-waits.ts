@@ -25,7 +25,11 @@ export class CompletionWaits {
   #sweeper: NodeJS.Timeout | undefined
   #closed = false
 
-  constructor(readonly port: Pick<PartitionPort, 'replyTo' | 'afterCommit'>) {}
+  constructor(
+    readonly port: Pick<PartitionPort, 'replyTo' | 'afterCommit'>,
+    /** Largest outcome answered to several waits at once (each copy goes into the record). */
+    readonly outcomeLimit = Infinity,
+  ) {}
 
   /** Holds a wait for instance `id` for up to `ms`. */
   hold(id: string, to: ReplyTo, ms: number): void {
@@ -42,7 +46,10 @@ export class CompletionWaits {
     // answered with the commit that records the outcome
     this.#waiters.delete(id)
     const bytes = outcome()
-    for (const w of waiters) this.port.replyTo(w.r, [w.r[1], 1, bytes])
+    // Every answer is a copy in the commit record: a large outcome for many waits is answered
+    // "not yet" instead, and each client asks again in a message (and a record) of its own.
+    const answer = waiters.length > 1 && bytes.length * waiters.length > this.outcomeLimit ? NOT_YET : bytes
+    for (const w of waiters) this.port.replyTo(w.r, [w.r[1], 1, answer])
   }
 
   /** Stops the sweep (the partition closes); held waits time out at their clients. */

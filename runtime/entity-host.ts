@@ -386,7 +386,8 @@ export class EntityHost {
     let resultBytes: Uint8Array | undefined
     try {
       bytes = ctx.deleted ? null : this.encodeBounded(ctx.state, 'state', msg)
-      if (msg.r !== undefined) resultBytes = this.encodeBounded(result, 'result', msg)
+      // a result for an orchestration is bounded too: it travels in a message and in a record
+      if (msg.r !== undefined || msg.ro !== undefined) resultBytes = this.encodeBounded(result, 'result', msg)
     } catch (err) {
       return this.#undo(entry, msg, err as Error)
     }

@@ -13,9 +13,12 @@ import type { InstanceRecord, PartitionPort } from './instance-model.ts'
 /** History events kept in the record before they move into a chunk item of their own. */
 const CHUNK_EVENTS = 64
 
-/** Once the record's history tail is long, moves it into a chunk item of its own (written once). */
-export function chunkTail(port: PartitionPort, rec: InstanceRecord): void {
-  if (rec.tail.length >= CHUNK_EVENTS) {
+/**
+ * Once the record's history tail is long (or `force`: its values are large), moves it into a
+ * chunk item of its own (written once).
+ */
+export function chunkTail(port: PartitionPort, rec: InstanceRecord, force = false): void {
+  if (rec.tail.length >= CHUNK_EVENTS || (force && rec.tail.length > 0)) {
     port.write(chunkKey(port.p, rec, rec.hc), encode(rec.tail))
     rec.hc++
     rec.tail = []

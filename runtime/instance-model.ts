@@ -90,6 +90,8 @@ export interface InstanceSummary {
 export interface PartitionPort {
   readonly p: number
   readonly logger: Logger
+  /** Largest encoded value a round accepts (half a record; see runtime/value-limits.ts). */
+  readonly valueLimit: number
   readItem(key: string): Promise<Uint8Array | null>
   /** Notes that an item was never stored (its first write needs no revision read). */
   markAbsent(key: string): void

@@ -10,7 +10,13 @@
  * The data model and the partition's port are in instance-model.ts; the history chunks are
  * handled by instance-history.ts, held waits for completion by completion-waits.ts.
  */
-import { BadInputError, IllegalStateError, toErrorInfo, type ErrorInfo } from '../actors/errors.ts'
+import {
+  BadInputError,
+  IllegalStateError,
+  PayloadTooLargeError,
+  toErrorInfo,
+  type ErrorInfo,
+} from '../actors/errors.ts'
 import { encodeToken } from '../actors/ids.ts'
 import {
   WIRE_VERSION,
@@ -30,11 +36,13 @@ import {
   type Command,
   type HistoryEvent,
   type NewEvent,
+  type StepResult,
 } from '../actors/orchestration/index.ts'
 import { isThenable, type ActivityOutcome, type ActivityTask } from './activities.ts'
 import { decode, encode } from './codec.ts'
 import { CompletionWaits } from './completion-waits.ts'
 import { chunkTail, dropHistory, loadHistory } from './instance-history.ts'
+import { boundOutcome, checkSize, sizeOf } from './value-limits.ts'
 import {
   RuntimeStatus,
   isTerminal,
@@ -55,6 +63,8 @@ interface Live {
   used: boolean
   /** Encoded size of the record when last written (estimates a round's size). */
   size?: number
+  /** Bytes of user values in the history tail (estimated); a large tail moves into a chunk. */
+  tailBytes?: number
 }
 
 /** A held wait for completion: where its answer goes, and when it gives up. */
@@ -78,12 +88,17 @@ export class InstanceHost implements InstanceHandler {
   /** Ids looked up and found absent (not stored, not written since); cleared when it grows. */
   readonly #absent = new Set<string>()
   #closed = false
+  /** Largest single value of an instance, and largest total one step may add (value-limits.ts). */
+  readonly #valueLimit: number
+  readonly #stepLimit: number
 
   constructor(
     readonly port: PartitionPort,
     readonly workflows: Workflows,
   ) {
-    this.#waits = new CompletionWaits(port)
+    this.#valueLimit = Math.floor(port.valueLimit / 4)
+    this.#stepLimit = port.valueLimit
+    this.#waits = new CompletionWaits(port, this.#valueLimit)
   }
 
   want(msg: ActorMessage, into: Set<string>): void {
@@ -120,6 +135,11 @@ export class InstanceHost implements InstanceHandler {
     const def = this.workflows.orchestrations.get(msg.n)
     if (def === undefined)
       return this.#fail(msg.r, new BadInputError(`unknown orchestration '${msg.n}'`), msg.pa)
+    try {
+      checkSize(msg.in, this.#valueLimit, () => `input of instance '${msg.i}' (${msg.n})`)
+    } catch (err) {
+      return this.#fail(msg.r, err as Error, msg.pa)
+    }
     if (msg.fresh === 1) return this.#startWith(msg, this.#fresh(msg.i))
     const cached = this.#cached(msg.i)
     if (cached !== undefined) return this.#startWith(msg, cached)
@@ -186,6 +206,23 @@ export class InstanceHost implements InstanceHandler {
       const why = live === undefined ? 'does not exist' : `is ${live.rec.status}`
       return this.#fail(msg.r, new BadInputError(`cannot raise event '${msg.n}': instance '${msg.i}' ${why}`))
     }
+    try {
+      const size = checkSize(
+        msg.d,
+        this.#valueLimit,
+        () => `data of event '${msg.n}' for instance '${msg.i}'`,
+      )
+      if (live.rec.status !== RuntimeStatus.Running && live.rec.buffered.length > 0) {
+        // held in the record until the instance runs again: bounded like one step
+        const buffered = encode(live.rec.buffered).length + size
+        if (buffered > this.#stepLimit) {
+          const what = `the events held for ${live.rec.status} instance '${msg.i}' with event '${msg.n}'`
+          throw new PayloadTooLargeError(what, buffered, this.#stepLimit)
+        }
+      }
+    } catch (err) {
+      return this.#fail(msg.r, err as Error)
+    }
     if (msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 1, encode(null)])
     await this.#feed(live, { e: 'event', name: msg.n, data: msg.d } as NewEvent)
   }
@@ -208,12 +245,30 @@ export class InstanceHost implements InstanceHandler {
     }
     const t = rec.timers.indexOf(msg.s)
     if (t >= 0) rec.timers.splice(t, 1)
-    const event = (
-      msg.ok === 1
-        ? { e: 'completed', seq: msg.s, result: msg.v }
-        : { e: 'failed', seq: msg.s, error: msg.err }
-    ) as NewEvent
-    return this.#feed(live, event)
+    return this.#feed(live, this.#taskOutcome(rec, msg))
+  }
+
+  /**
+   * The event a task's outcome becomes. A result too large for the instance record fails the
+   * task with PayloadTooLargeError (the orchestration can catch it); a huge error is shortened.
+   */
+  #taskOutcome(rec: InstanceRecord, msg: DoneMessage): NewEvent {
+    const limit = this.#valueLimit
+    if (msg.ok === 1) {
+      try {
+        checkSize(msg.v, limit, () => `result of task ${msg.s} of instance '${rec.id}' (${rec.name})`)
+        return { e: 'completed', seq: msg.s, result: msg.v } as NewEvent
+      } catch (err) {
+        return { e: 'failed', seq: msg.s, error: toErrorInfo(err) }
+      }
+    }
+    const error = msg.err ?? { name: 'Error', message: 'task failed' }
+    if (sizeOf(error, limit) <= limit) return { e: 'failed', seq: msg.s, error }
+    return {
+      e: 'failed',
+      seq: msg.s,
+      error: { name: String(error.name).slice(0, 200), message: String(error.message).slice(0, 4096) },
+    }
   }
 
   async #control(msg: ControlMessage): Promise<void> {
@@ -313,13 +368,23 @@ export class InstanceHost implements InstanceHandler {
     const history = live.history
     if (history === undefined) throw new IllegalStateError(`history of instance '${rec.id}' is not loaded`)
     const result = live.executor.step(history, events, now)
+    let sizes: number[]
+    try {
+      sizes = this.#measureStep(rec, result)
+    } catch (err) {
+      // the step's values cannot be stored: the instance fails without them (its history keeps
+      // what was committed before this step)
+      this.#finish(live, RuntimeStatus.Failed, undefined, toErrorInfo(err))
+      return
+    }
     for (const ev of result.appended) {
       history.push(ev)
       rec.tail.push(ev)
     }
+    live.tailBytes = (live.tailBytes ?? 0) + sizes[0]!
     rec.updated = now
     if (result.customStatus !== undefined) rec.custom = result.customStatus
-    for (const command of result.commands) this.#command(rec, command)
+    for (let i = 0; i < result.commands.length; i++) this.#command(rec, result.commands[i]!, sizes[i + 1]!)
     switch (result.status) {
       case 'running':
         this.#save(rec)
@@ -346,7 +411,76 @@ export class InstanceHost implements InstanceHandler {
     }
   }
 
-  #command(rec: InstanceRecord, c: Command): void {
+  /**
+   * Sizes of what a step adds: [history bytes, then one per command]. Throws PayloadTooLargeError
+   * naming the value when one is over the value limit or the step is over the step limit, and
+   * CodecError for a value that cannot be encoded.
+   */
+  #measureStep(rec: InstanceRecord, result: StepResult): number[] {
+    const limit = this.#valueLimit
+    const of = `of instance '${rec.id}' (${rec.name})`
+    let history = 0
+    for (const ev of result.appended) {
+      history += 24
+      switch (ev.e) {
+        case 'started':
+          history += checkSize(ev.input, limit, () => `input ${of}`)
+          break
+        case 'completed':
+          history += checkSize(ev.result, limit, () => `result of task ${ev.seq} ${of}`)
+          break
+        case 'failed':
+          history += checkSize(ev.error, limit, () => `error of task ${ev.seq} ${of}`)
+          break
+        case 'event':
+          history += checkSize(ev.data, limit, () => `data of event '${ev.name}' ${of}`)
+          break
+        case 'customStatus':
+          // kept in the record's field too
+          history += 2 * checkSize(ev.value, limit, () => `custom status ${of}`)
+          break
+        case 'finished':
+          if (ev.status === 'completed') history += 2 * checkSize(ev.output, limit, () => `output ${of}`)
+          else if (ev.status === 'failed') history += checkSize(ev.error, limit, () => `error ${of}`)
+          else history += 2 * checkSize(ev.input, limit, () => `continue-as-new input ${of}`)
+          break
+        default:
+          break
+      }
+    }
+    const sizes = [history]
+    let total = history
+    for (const c of result.commands) {
+      let size = 64
+      switch (c.c) {
+        case 'activity':
+          size += checkSize(c.input, limit, () => `input of activity '${c.name}' (task ${c.seq}) ${of}`)
+          break
+        case 'sub':
+        case 'start':
+          size += checkSize(c.input, limit, () => `input of instance '${c.instanceId}' started ${of}`)
+          break
+        case 'call':
+        case 'signal':
+          size += checkSize(c.args, limit, () => `arguments of ${c.entity[0]}@${c.entity[1]}.${c.op} ${of}`)
+          break
+        default:
+          break
+      }
+      sizes.push(size)
+      total += size
+    }
+    if (total > this.#stepLimit) {
+      throw new PayloadTooLargeError(
+        `a step ${of} (${result.commands.length} commands and ${result.appended.length} history events)`,
+        total,
+        this.#stepLimit,
+      )
+    }
+    return sizes
+  }
+
+  #command(rec: InstanceRecord, c: Command, size: number): void {
     const id = rec.id
     switch (c.c) {
       case 'activity': {
@@ -362,7 +496,7 @@ export class InstanceHost implements InstanceHandler {
         this.port.write(
           key,
           () => encode([task.instanceId, task.seq, task.name, task.input, task.attempt]),
-          64,
+          size,
         )
         rec.activities.push(c.seq)
         this.#runActivity(key, task)
@@ -419,6 +553,9 @@ export class InstanceHost implements InstanceHandler {
 
   #deliverOutcome(key: string, task: ActivityTask, outcome: ActivityOutcome): void {
     if (this.#closed || !this.#pending.has(key)) return
+    // the result waits in the partition's local queue, which is part of the commit record: one
+    // too large for the instance fails the task here
+    outcome = boundOutcome(task, outcome, this.#valueLimit)
     this.port.enqueueLocal(
       outcome.ok === 1
         ? { k: 'done', i: task.instanceId, s: task.seq, ok: 1, v: outcome.value }
@@ -473,9 +610,13 @@ export class InstanceHost implements InstanceHandler {
    * Once the record's history tail is long, it moves into a chunk item of its own (written once).
    */
   #save(rec: InstanceRecord): void {
-    chunkTail(this.port, rec)
     const live = this.#live.get(rec.id)
-    const hint = (live?.size ?? 256) + 256
+    // a tail whose values are large moves into a chunk early, so the record stays bounded
+    const tailBytes = live?.tailBytes ?? 0
+    const chunks = rec.hc
+    chunkTail(this.port, rec, tailBytes >= this.#valueLimit)
+    if (live !== undefined && rec.hc !== chunks) live.tailBytes = 0
+    const hint = (live?.size ?? 256) + 256 + (rec.hc !== chunks ? tailBytes : 0)
     this.port.write(
       this.#recordKey(rec.id),
       () => {
@@ -522,7 +663,12 @@ export class InstanceHost implements InstanceHandler {
       this.#absent.add(id)
       return undefined
     }
-    const live: Live = { rec: decode(bytes, `instance ${id}`) as InstanceRecord, used: true }
+    const live: Live = {
+      rec: decode(bytes, `instance ${id}`) as InstanceRecord,
+      used: true,
+      size: bytes.length,
+      tailBytes: bytes.length,
+    }
     this.#live.set(id, live)
     this.#evict()
     return live

@@ -93,6 +93,9 @@ export class Node {
   readonly #recentReplies = new Map<number, RecentReplies>()
   /** Highest epoch per partition at which this node was fenced: never start it at that epoch again. */
   readonly #fenced = new Map<number, number>()
+  /** Partition failures on this node (each followed by a restart), and per partition the last one. */
+  #failures = 0
+  readonly #lastFailure = new Map<number, { at: number; delayMs: number }>()
   #reconciling = false
   #again = false
 
@@ -224,8 +227,17 @@ export class Node {
     deadLetters: number
     changes: number
     cached: number
+    failures: number
   } {
-    const total = { records: 0, messages: 0, snapshots: 0, deadLetters: 0, changes: 0, cached: 0 }
+    const total = {
+      records: 0,
+      messages: 0,
+      snapshots: 0,
+      deadLetters: 0,
+      changes: 0,
+      cached: 0,
+      failures: this.#failures,
+    }
     for (const p of this.partitions.values()) {
       total.records += p.stats.records
       total.messages += p.stats.messages
@@ -382,8 +394,12 @@ export class Node {
       this.#reconcile()
       return
     }
-    // An internal failure: never continue on suspect state; recover from the log, with a fresh epoch
-    // when placement gives one (else the same epoch: the new run's token tells its records apart).
+    // An internal failure: never continue on suspect state; recover from the log — after a delay
+    // that doubles while the partition keeps failing, so a failure that recurs is never retried
+    // in a tight loop — with a fresh epoch when placement gives one (else the same epoch: the new
+    // run's token tells its records apart).
+    this.#failures++
+    const delayMs = this.#restartDelay(p)
     const timer = setTimeout(() => {
       this.#restarts.delete(timer)
       if (agent !== undefined) {
@@ -403,8 +419,20 @@ export class Node {
           this.options.logger.error('partition restart failed', { p, error: String(err) })
           this.#onStopped(p, epoch, 'failed', err as Error)
         })
-    }, 200)
+    }, delayMs)
     this.#restarts.add(timer)
+  }
+
+  /**
+   * Delay before restarting a failed partition: 200 ms, doubled for every failure that follows
+   * the previous one within a minute, at most 30 s.
+   */
+  #restartDelay(p: number): number {
+    const now = Date.now()
+    const last = this.#lastFailure.get(p)
+    const delayMs = last !== undefined && now - last.at < 60_000 ? Math.min(last.delayMs * 2, 30_000) : 200
+    this.#lastFailure.set(p, { at: now, delayMs })
+    return delayMs
   }
 }
 

@@ -125,6 +125,8 @@ export class Partition implements EntityPort {
   #timer: NodeJS.Timeout | undefined
   #snapshotTimer: NodeJS.Timeout | undefined
   readonly #recordLimit: number
+  /** Largest record the log accepts (`max_payload`, less room for headers). */
+  readonly #recordMax: number
   readonly #runLoop = (): void => void this.#run()
 
   private constructor(
@@ -137,6 +139,7 @@ export class Partition implements EntityPort {
     this.#writer = { e: options.epoch, o: Math.floor(Math.random() * 0xffffffff) }
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024
     this.#recordLimit = Math.floor(maxPayload / 2) - 4096
+    this.#recordMax = maxPayload - 4096
     this.#outbox = new Outbox(this.#storage.fast, hub.names, p, maxPayload, options.logger)
     this.#snap = new SnapshotState(this.#storage, options.logger, options.mayWrite)
     this.#open = new CommitRound(1, this.#pos)
@@ -613,6 +616,8 @@ export class Partition implements EntityPort {
 
   /** @internal Replies to a client after the open round commits. */
   replyTo(to: ReplyTo, reply: RoundReply): void {
+    // every reply is a copy in the record: count it (a lazy one is counted at its usual size)
+    this.#open.bytes += (reply[2] instanceof Uint8Array ? reply[2].length : 64) + 24
     this.#open.reply(to, reply)
   }
 
@@ -736,6 +741,15 @@ export class Partition implements EntityPort {
     const record = round.toRecord(this.options.epoch)
     record.o = this.#writer.o!
     const bytes = encode(record)
+    if (bytes.length > this.#recordMax) {
+      // Values are bounded where they enter (value-limits.ts), so this is a bug; the append would
+      // fail anyway. The node restarts the partition with a growing delay, never in a tight loop.
+      throw new PayloadTooLargeError(
+        `commit record ${round.n} of partition ${this.p}`,
+        bytes.length,
+        this.#recordMax,
+      )
+    }
     this.#inflight = round
     this.#open = new CommitRound(round.n + 1, this.#pos)
     this.#commit(round.n, bytes)

@@ -13,6 +13,7 @@ import { decode, encode } from './codec.ts'
 import { fastJetStream } from './fast-js.ts'
 import type { Hub } from './hub.ts'
 import type { Logger } from './logger.ts'
+import { boundOutcome, valueLimits } from './value-limits.ts'
 
 const CONSUMER = 'workers'
 
@@ -99,7 +100,10 @@ export class ActivityWorkers {
       m.term()
       return
     }
-    const outcome = await this.pool.run(task)
+    // a result too large for the instance fails the task here (sending it could only fail, and
+    // the task would be redelivered and run again for ever)
+    const limit = valueLimits(this.nc.info?.max_payload ?? 1024 * 1024).instanceValue
+    const outcome = boundOutcome(task, await this.pool.run(task), limit)
     this.ranForOthers++
     try {
       await this.client.sendMessage(
