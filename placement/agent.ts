@@ -397,6 +397,10 @@ export class PlacementAgent {
     }
     // After a stall of our own, what we saw of others is stale, not proof that they died.
     if (now - this.#lastStep > 2 * heartbeatMs) {
+      this.options.logger.warn('node stalled (paused or starved); what it saw of others is stale', {
+        node: this.nodeId,
+        ms: now - this.#lastStep,
+      })
       for (const n of this.#nodes.values()) if (n.seen > 0) n.seen = now
       if (this.#leader !== null && this.#leader.seen > 0) this.#leader.seen = now
     }

@@ -238,9 +238,12 @@ describe('nodes in their own processes', () => {
     await waitBalanced(hub, ['a', 'b'])
     streaming = false
     await stream
-    // a noticed it had lost its lease, and stopped what it ran; what it still tried to commit was
-    // rejected by the log
-    expect(a.lines.some((l) => /lapsed past the lease|rejected by the log|taken over/.test(l))).toBe(true)
+    // a noticed its stall (and, depending on what came first, its lapsed lease or a commit the log
+    // rejected); what matters is below: every partition moved on and nothing was lost or doubled
+    expect(
+      a.lines.some((l) => /node stalled/.test(l)),
+      a.lines.slice(-40).join('\n'),
+    ).toBe(true)
     const after = (await placementOf(hub)).assignments
     // every partition a ran was moved (a newer epoch), and a runs a share again
     after.forEach((rec, p) => {
