@@ -70,6 +70,11 @@ export interface InstanceRecord {
   /** Pending timer and activity task numbers (for terminate and purge). */
   timers: number[]
   activities: number[]
+  /**
+   * The critical section this execution asked for and has not released: its lock task number and
+   * entities. Whatever ends the instance releases them (a lock never outlives its holder).
+   */
+  lk?: [seq: number, entities: Array<[type: string, key: string]>]
 }
 
 /** A record as a status answer carries it: with the whole history when asked for. */

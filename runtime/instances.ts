@@ -197,6 +197,7 @@ export class InstanceHost implements InstanceHandler {
   }
 
   #doneWith(msg: DoneMessage, live: Live | undefined): void | Promise<void> {
+    if (msg.lk !== undefined && live?.rec.lk?.[0] !== msg.s) return this.#giveBack(msg, live)
     if (live === undefined || isTerminal(live.rec.status)) return
     const rec = live.rec
     const at = rec.activities.indexOf(msg.s)
@@ -260,6 +261,7 @@ export class InstanceHost implements InstanceHandler {
           )
         }
         this.#forgetTasks(rec)
+        this.#releaseLocks(rec)
         dropHistory(this.port, rec)
         this.port.write(this.#recordKey(rec.id), null)
         this.#live.delete(rec.id)
@@ -332,6 +334,7 @@ export class InstanceHost implements InstanceHandler {
         return
       case 'continuedAsNew': {
         const next = result.continueAsNew!
+        this.#releaseLocks(rec)
         dropHistory(this.port, rec)
         rec.hk = this.port.roundNumber
         live.history = []
@@ -393,10 +396,14 @@ export class InstanceHost implements InstanceHandler {
       case 'lock': {
         const [first, ...rest] = c.entities
         if (first === undefined) this.port.enqueueLocal({ k: 'done', i: id, s: c.seq, ok: 1 })
-        else this.port.send({ k: 'lock', t: first[0], key: first[1], o: [id, c.seq], rest })
+        else {
+          rec.lk = [c.seq, c.entities]
+          this.port.send({ k: 'lock', t: first[0], key: first[1], o: [id, c.seq], rest, all: c.entities })
+        }
         return
       }
       case 'unlock':
+        delete rec.lk
         for (const [t, key] of c.entities) this.port.send({ k: 'unlock', t, key, o: id })
         return
     }
@@ -435,6 +442,7 @@ export class InstanceHost implements InstanceHandler {
     if (output !== undefined) rec.output = output
     if (error !== undefined) rec.error = error
     this.#forgetTasks(rec)
+    this.#releaseLocks(rec)
     live.executor = undefined
     if (rec.parent !== undefined) {
       const [parent, seq] = rec.parent
@@ -459,6 +467,29 @@ export class InstanceHost implements InstanceHandler {
     }
     rec.timers = []
     rec.activities = []
+  }
+
+  /**
+   * Releases the critical section an instance asked for (held, or still being acquired): it ended,
+   * was purged, or continued as new. A part still being acquired is given back when its grant
+   * arrives ({@link #giveBack}). The caller saves or deletes the record.
+   */
+  #releaseLocks(rec: InstanceRecord): void {
+    if (rec.lk === undefined) return
+    for (const [t, key] of rec.lk[1]) this.port.send({ k: 'unlock', t, key, o: rec.id })
+    delete rec.lk
+  }
+
+  /**
+   * A lock was granted to an instance that no longer waits for it (it ended or was purged before
+   * the grant arrived, or asked for another section since): the entities go back at once. Those
+   * of the section the instance holds now stay (a lock's owner is the instance id).
+   */
+  #giveBack(msg: DoneMessage, live: Live | undefined): void {
+    const current = new Set((live?.rec.lk?.[1] ?? []).map(([t, key]) => `${t}@${key}`))
+    for (const [t, key] of msg.lk!) {
+      if (!current.has(`${t}@${key}`)) this.port.send({ k: 'unlock', t, key, o: msg.i })
+    }
   }
 
   #fail(to: ReplyTo | undefined, err: Error, parent?: [string, number]): void {

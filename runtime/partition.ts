@@ -761,11 +761,11 @@ export class Partition implements EntityPort {
         respond({ v: WIRE_VERSION, ok: 1, replies: this.#recentReplies.find(inbox, rids, this.#recordLimit) })
         return
       }
-      if (!['read', 'list', 'status', 'instances'].includes(kind as string)) {
+      if (!['read', 'list', 'status', 'instances', 'lock'].includes(kind as string)) {
         throw new BadInputError(`unknown query kind ${String(kind)}`)
       }
       if ('w' in query && query.w === 1) this.#changes.watcherJoined()
-      if (query.k === 'read' || query.k === 'list') checkTypeName(query.t)
+      if (query.k === 'read' || query.k === 'list' || query.k === 'lock') checkTypeName(query.t)
       else if (this.#instances === undefined) throw new BadInputError('this hub runs no orchestrations')
     } catch (err) {
       respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
@@ -779,6 +779,7 @@ export class Partition implements EntityPort {
     try {
       if (query.k === 'read') await this.#entities.read(query, respond)
       else if (query.k === 'list') this.#entities.list(query, respond)
+      else if (query.k === 'lock') this.#entities.lockHolder(query, respond)
       else await this.#instances!.answer(query, respond)
     } catch (err) {
       respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
