@@ -54,6 +54,10 @@ export interface EntityPort {
   listStoredKeys(type: string): Promise<string[]>
   /** Writes not yet in the state bucket, oldest first, under a key prefix. */
   dirtyWrites(prefix: string): Iterable<[string, ItemWrite]>
+  /** Whether `name` (`e:Type`, `o:name`) is not run on this node but known to the hub. */
+  knownElsewhere(name: string): boolean
+  /** Keeps a message for a type known only elsewhere, to be tried again (runtime/unknown-types.ts). */
+  defer(msg: ActorMessage): void
 }
 
 /** A cached entity: decoded state plus its last good encoding (null: does not exist). */
@@ -198,7 +202,11 @@ export class EntityHost {
   // Operations
 
   #runOperation(msg: EntityOp): void | Promise<void> {
-    if (!this.registry.has(msg.t)) return this.#reject(msg, new UnknownEntityError(msg.t))
+    if (!this.registry.has(msg.t)) {
+      // another node runs this type (a rolling deploy): keep the operation for it
+      if (this.port.knownElsewhere(`e:${msg.t}`)) return this.port.defer(msg)
+      return this.#reject(msg, new UnknownEntityError(msg.t))
+    }
     let itemKey: string
     try {
       itemKey = entityItemKey(this.port.p, msg.t, checkKey(msg.key))

@@ -114,6 +114,10 @@ export interface PartitionPort {
   /** Number of the record the current round will become. */
   readonly roundNumber: number
   dirtyWrites(prefix: string): Iterable<[string, Uint8Array | null]>
+  /** Whether `name` (`e:Type`, `o:name`) is not run on this node but known to the hub. */
+  knownElsewhere(name: string): boolean
+  /** Keeps a message for a type known only elsewhere, to be tried again (runtime/unknown-types.ts). */
+  defer(msg: ActorMessage): void
 }
 
 /** What the partition calls on its instance host. */

@@ -32,6 +32,7 @@ import {
   type NewEvent,
 } from '../actors/orchestration/index.ts'
 import { isThenable, type ActivityOutcome, type ActivityTask } from './activities.ts'
+import { DEFER_UNKNOWN_MS } from './unknown-types.ts'
 import { decode, encode } from './codec.ts'
 import { CompletionWaits } from './completion-waits.ts'
 import { chunkTail, dropHistory, loadHistory } from './instance-history.ts'
@@ -118,8 +119,13 @@ export class InstanceHost implements InstanceHandler {
 
   #start(msg: StartMessage): void | Promise<void> {
     const def = this.workflows.orchestrations.get(msg.n)
-    if (def === undefined)
-      return this.#fail(msg.r, new BadInputError(`unknown orchestration '${msg.n}'`), msg.pa)
+    if (def === undefined) {
+      if (!this.port.knownElsewhere(`o:${msg.n}`))
+        return this.#fail(msg.r, new BadInputError(`unknown orchestration '${msg.n}'`), msg.pa)
+      // another node runs it (a rolling deploy): the instance waits as Pending, started again later
+      msg = { ...msg, at: Math.max(msg.at ?? 0, Date.now() + DEFER_UNKNOWN_MS) }
+      delete msg.fresh
+    }
     if (msg.fresh === 1) return this.#startWith(msg, this.#fresh(msg.i))
     const cached = this.#cached(msg.i)
     if (cached !== undefined) return this.#startWith(msg, cached)
@@ -134,6 +140,8 @@ export class InstanceHost implements InstanceHandler {
       this.#forgetTasks(live.rec)
     }
     if (live !== undefined) dropHistory(this.port, live.rec)
+    // a Pending instance keeps its execution number and the events raised while it waited
+    const pending = live?.rec.status === RuntimeStatus.Pending ? live.rec : undefined
     const now = Date.now()
     const rec: InstanceRecord = {
       v: 1,
@@ -147,7 +155,7 @@ export class InstanceHost implements InstanceHandler {
       hc: 0,
       tail: [],
       buffered: [],
-      exec: (live?.rec.exec ?? 0) + 1,
+      exec: pending?.exec ?? (live?.rec.exec ?? 0) + 1,
       timers: [],
       activities: [],
       ...(msg.pa === undefined ? {} : { parent: msg.pa }),
@@ -169,15 +177,20 @@ export class InstanceHost implements InstanceHandler {
     }
     if (msg.at !== undefined && msg.at > now) {
       rec.status = RuntimeStatus.Pending
+      if (pending !== undefined) rec.buffered = pending.buffered
       this.port.setTimer(this.#timerKey(msg.i, -1), msg.at, {
         ...msg,
         r: undefined,
         at: undefined,
+        fresh: undefined,
       } as StartMessage)
       this.#save(rec)
       return
     }
-    this.#step(this.#live.get(msg.i)!, [{ e: 'started', input: rec.input, execution: rec.exec }])
+    this.#step(this.#live.get(msg.i)!, [
+      { e: 'started', input: rec.input, execution: rec.exec },
+      ...(pending?.buffered ?? []),
+    ])
   }
 
   async #event(msg: EventMessage): Promise<void> {
@@ -187,7 +200,7 @@ export class InstanceHost implements InstanceHandler {
       return this.#fail(msg.r, new BadInputError(`cannot raise event '${msg.n}': instance '${msg.i}' ${why}`))
     }
     if (msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 1, encode(null)])
-    await this.#feed(live, { e: 'event', name: msg.n, data: msg.d } as NewEvent)
+    await this.#feed(live, { e: 'event', name: msg.n, data: msg.d } as NewEvent, msg)
   }
 
   #done(msg: DoneMessage): void | Promise<void> {
@@ -214,7 +227,7 @@ export class InstanceHost implements InstanceHandler {
         ? { e: 'completed', seq: msg.s, result: msg.v }
         : { e: 'failed', seq: msg.s, error: msg.err }
     ) as NewEvent
-    return this.#feed(live, event)
+    return this.#feed(live, event, msg)
   }
 
   async #control(msg: ControlMessage): Promise<void> {
@@ -283,11 +296,18 @@ export class InstanceHost implements InstanceHandler {
    * Delivers an event to a running instance, or buffers it while suspended or pending. A promise
    * only when the history has to be read first.
    */
-  #feed(live: Live, event: NewEvent): void | Promise<void> {
+  #feed(live: Live, event: NewEvent, msg: EventMessage | DoneMessage): void | Promise<void> {
     if (live.rec.status !== RuntimeStatus.Running) {
       live.rec.buffered.push(event)
       this.#save(live.rec)
       return
+    }
+    const name = live.rec.name
+    if (!this.workflows.orchestrations.has(name) && this.port.knownElsewhere(`o:${name}`)) {
+      // another node runs this orchestration (a rolling deploy): keep the message for it
+      const kept = { ...msg }
+      if (kept.k === 'ev') delete kept.r // answered already
+      return this.port.defer(kept)
     }
     if (live.history === undefined) return loadHistory(this.port, live).then(() => this.#step(live, [event]))
     this.#step(live, [event])

@@ -37,6 +37,13 @@ import { PartitionStorage, isFencingRejection, type Checkpoint } from './storage
 import { TimerSet } from './timers.ts'
 import type { InstanceHandler } from './instance-model.ts'
 import { EntityHost, type EntityPort } from './entity-host.ts'
+import {
+  DEFER_UNKNOWN_MS,
+  DEFERRED,
+  isDeferredTimer,
+  knownElsewhere,
+  type TypeDirectory,
+} from './unknown-types.ts'
 
 /** Settings of a partition (see {@link NodeOptions} for the defaults). */
 export interface PartitionOptions {
@@ -57,6 +64,8 @@ export interface PartitionOptions {
   instances?: (partition: Partition) => InstanceHandler
   /** Replies sent lately, kept across restarts of the partition on one node (else its own). */
   recentReplies?: RecentReplies
+  /** Where entity types and orchestrations are known on the hub (see unknown-types.ts). */
+  types?: TypeDirectory
   /** Called once when the partition stops for any reason other than close(). */
   onStopped(reason: 'fenced' | 'failed', error: Error): void
 }
@@ -101,6 +110,8 @@ export class Partition implements EntityPort {
   #open: CommitRound
   #inflight: CommitRound | null = null
   #lastLogSeq = 0
+  /** Due time of the last deferred message (they get strictly increasing ones: order holds). */
+  #lastDeferred = 0
   #queries: PendingQuery[] = []
   readonly #recentReplies: RecentReplies
   readonly #changes: ChangeFeed
@@ -276,7 +287,12 @@ export class Partition implements EntityPort {
   #replayItem(key: string, value: Uint8Array | null): void {
     if (key.startsWith('t.')) {
       if (value === null) this.#timers.delete(key)
-      else this.#timers.set(key, decode(value, `timer ${key}`) as TimerValue)
+      else {
+        const timer = decode(value, `timer ${key}`) as TimerValue
+        // a message kept for a type the old owner lacked: try it at once, before anything newer
+        if (isDeferredTimer(key, this.p)) timer[0] -= DEFER_UNKNOWN_MS
+        this.#timers.set(key, timer)
+      }
     } else if (key.startsWith('l.')) this.#entities.replayLock(key, value)
     else if (key.startsWith('a.')) this.#instances?.replayActivity(key, value)
   }
@@ -483,6 +499,9 @@ export class Partition implements EntityPort {
         return this.#entities.handle(msg)
       default:
         if (this.#instances === undefined) {
+          if (msg.k === 'start' ? this.knownElsewhere(`o:${msg.n}`) : this.#orchestrationsElsewhere()) {
+            return this.defer(msg)
+          }
           this.options.logger.warn('no orchestrations on this node; dropping message', {
             p: this.p,
             kind: msg.k,
@@ -500,8 +519,29 @@ export class Partition implements EntityPort {
     }
   }
 
+  /** Whether another node of the hub runs orchestrations (this one runs none). */
+  #orchestrationsElsewhere(): boolean {
+    return this.options.types?.anyElsewhere('o:') === true
+  }
+
   // ---------------------------------------------------------------------------------------------
   // The port through which orchestration instances act on the partition (see instances.ts)
+
+  /** @internal Whether `name` (`e:Type`, `o:name`) is not run here but known to the hub. */
+  knownElsewhere(name: string): boolean {
+    return knownElsewhere(this.options.types, name)
+  }
+
+  /**
+   * @internal Keeps a message for a type this node does not run (see unknown-types.ts): a durable
+   * timer that tries it again later, at once on a new owner, in the order deferred.
+   */
+  defer(msg: ActorMessage): void {
+    const due = Math.max(Date.now() + DEFER_UNKNOWN_MS, this.#lastDeferred + 1)
+    this.#lastDeferred = due
+    const key = `t.${this.p}.${DEFERRED}.${this.#open.timerKey(this.p).slice(`t.${this.p}.`.length)}`
+    this.setTimer(key, due, { ...msg, at: due })
+  }
 
   /** @internal Encodes a message (counted against the round) and routes it. */
   send(msg: ActorMessage): void {
