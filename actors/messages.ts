@@ -77,6 +77,12 @@ export interface DoneMessage {
   ok: 0 | 1
   v?: unknown
   err?: ErrorInfo
+  /**
+   * Set on the answer to a lock request: every entity of the critical section, now all held by
+   * the instance. An instance that no longer waits for that lock (it ended, was purged, or moved
+   * on) gives them back.
+   */
+  lk?: Array<[type: string, key: string]>
   at?: number
 }
 
@@ -114,6 +120,8 @@ export interface LockMessage {
   o: OrchestrationReplyTo
   /** Entities still to lock after this one, in order. */
   rest: Array<[type: string, key: string]>
+  /** Every entity of the critical section (carried to the grant, see {@link DoneMessage.lk}). */
+  all?: Array<[type: string, key: string]>
   at?: number
 }
 
@@ -122,8 +130,14 @@ export interface UnlockMessage {
   k: 'unlock'
   t: string
   key: string
-  /** The owner's instance id. */
+  /** The owner's instance id; ignored when `f` is set. */
   o: string
+  /**
+   * Forced release (a management action): the lock is released whoever holds it, and a call's
+   * reply carries the holder's instance id (null when the entity was not locked).
+   */
+  f?: 1
+  r?: ReplyTo
   at?: number
 }
 
@@ -219,6 +233,8 @@ export type Query =
   | { v: typeof WIRE_VERSION; k: 'list'; t: string; prefix: string; after: string; limit: number; s?: number }
   | { v: typeof WIRE_VERSION; k: 'status'; i: string; history?: boolean; s?: number; w?: 1 }
   | { v: typeof WIRE_VERSION; k: 'instances'; f: InstanceFilter; after: string; limit: number; s?: number }
+  /** Who holds the lock of an entity (a critical section of an orchestration). */
+  | { v: typeof WIRE_VERSION; k: 'lock'; t: string; key: string; s?: number }
   /** Replies to `inbox` the client still waits for (it may have lost them in a reconnect). */
   | { v: typeof WIRE_VERSION; k: 'replies'; inbox: string; rids: number[]; s?: number }
 
@@ -238,6 +254,7 @@ export type QueryAnswer =
   | { v: typeof WIRE_VERSION; ok: 1; instance: Uint8Array | null; n: number }
   | { v: typeof WIRE_VERSION; ok: 1; summaries: Array<[id: string, summary: Uint8Array]>; more: boolean }
   | { v: typeof WIRE_VERSION; ok: 1; replies: Reply[] }
+  | { v: typeof WIRE_VERSION; ok: 1; holder: string | null; queued: number; n: number }
   | { v: typeof WIRE_VERSION; ok: 0; error: ErrorInfo }
 
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null

@@ -8,6 +8,7 @@
  * | `leader` | {@link LeaderRecord}, renewed every `heartbeatMs` | the leader (compare-and-set) |
  * | `assign.<p>` | {@link AssignRecord}: owner and epoch, epochs only grow | the leader (compare-and-set) |
  * | `rel.<p>` | `{ epoch }`: the last epoch whose owner has stopped `p` | the owner that stopped |
+ * | `types` | every registry name a node ever published (`e:`, `o:`, `a:`; see `registry.ts`) | the leader (compare-and-set), when a live node has a name it lacks |
  *
  * Liveness is judged on the observer's own clock (when it last saw a node's heartbeat arrive), so
  * clocks need not agree. A node is gone once nothing arrived from it for `leaseMs`; a node whose own
@@ -24,6 +25,7 @@ import { BadInputError } from '../actors/errors.ts'
 import { decode, encode } from '../runtime/codec.ts'
 import type { Logger } from '../runtime/logger.ts'
 import { balance } from './policy.ts'
+import { eligibleNodes, HubTypes } from './registry.ts'
 
 /** `assign.<p>`: who owns partition p, with which epoch, and who owned it before. */
 export interface AssignRecord {
@@ -43,6 +45,8 @@ export interface NodeRecord {
   at: number
   /** Partitions the node was running at this heartbeat. */
   partitions: number[]
+  /** Names in the node's registry (`e:Type`, `o:name`, `a:name`); absent from older builds. */
+  types?: string[]
 }
 
 /** `leader`: the placement leader's lease. */
@@ -66,6 +70,11 @@ export interface PlacementOptions {
   onChange(): void
   /** This node's own heartbeats lapsed past the lease: stop serving at once. */
   onLeaseLost(): void
+  /**
+   * Names in this node's registry (`e:Type`, `o:name`, `a:name`). The leader gives partitions only
+   * to nodes that know every name a live node knows (see `registry.ts`). Absent: knows everything.
+   */
+  types?: string[]
 }
 
 /** Heartbeats older than this many leases at first sight come from processes long gone. */
@@ -77,7 +86,9 @@ const NODE_ID = /^[A-Za-z0-9_-]{1,100}$/
 export class PlacementAgent {
   readonly #assign = new Map<number, AssignRecord & { rev: number; seen: number }>()
   readonly #released = new Map<number, number>()
-  readonly #nodes = new Map<string, { seen: number; rev: number }>()
+  readonly #nodes = new Map<string, { seen: number; rev: number; types?: string[] }>()
+  /** The meta key `types`: every name a node ever published, and its revision. */
+  #hubTypes: { names: string[]; rev: number } = { names: [], rev: 0 }
   #leader: { node: string; rev: number; seen: number } | null = null
   #watch: QueuedIterator<KvWatchEntry> | undefined
   #initialized = false
@@ -101,7 +112,9 @@ export class PlacementAgent {
   private constructor(
     readonly kv: KV,
     readonly options: PlacementOptions,
-  ) {}
+  ) {
+    this.types = new HubTypes(options.types ?? [], () => this.#hubNames())
+  }
 
   /** Registers the node, starts watching the bucket, heartbeating and competing for the lease. */
   static async start(kv: KV, options: PlacementOptions): Promise<PlacementAgent> {
@@ -142,6 +155,26 @@ export class PlacementAgent {
     if (this.#leaving) ids.delete(this.nodeId)
     else ids.add(this.nodeId)
     return [...ids].sort()
+  }
+
+  /** Live nodes that may own partitions: those that know every name a live node knows. */
+  eligible(): string[] {
+    const registries = new Map<string, string[]>()
+    for (const [id, n] of this.#nodes) if (n.types !== undefined) registries.set(id, n.types)
+    if (this.options.types !== undefined) registries.set(this.nodeId, this.options.types)
+    return eligibleNodes(this.live(), registries)
+  }
+
+  /**
+   * Where a registry name (`e:Type`, `o:name`, `a:name`) is known: on this node, on another node
+   * (live, or one the hub saw before: the meta key `types`), or nowhere.
+   */
+  readonly types: HubTypes
+
+  #hubNames(): string[] {
+    const names = [...this.#hubTypes.names]
+    for (const n of this.#nodes.values()) if (n.types !== undefined) names.push(...n.types)
+    return names
   }
 
   /** Current assignment of partition p. */
@@ -188,7 +221,7 @@ export class PlacementAgent {
    */
   settled(): boolean {
     if (!this.#initialized || this.#leader === null) return false
-    const shares = new Map(this.live().map((node) => [node, 0]))
+    const shares = new Map(this.eligible().map((node) => [node, 0]))
     for (let p = 0; p < this.options.partitions; p++) {
       const node = this.#assign.get(p)?.node
       const share = node === undefined ? undefined : shares.get(node)
@@ -298,6 +331,7 @@ export class PlacementAgent {
       beat: ++this.#beat,
       at: Date.now(),
       partitions: this.options.running(),
+      ...(this.options.types === undefined ? {} : { types: this.options.types }),
     }
     const rev = await this.kv.put(`node.${this.nodeId}`, encode(record))
     this.#lastBeatOk = Date.now()
@@ -365,12 +399,24 @@ export class PlacementAgent {
     } else if (kind === 'node') {
       const known = this.#nodes.has(rest)
       if (!put) this.#nodes.delete(rest)
-      else this.#nodes.set(rest, { seen: fresh ? now : 0, rev: entry.revision })
+      else {
+        const { types } = decode(entry.value, `heartbeat ${entry.key}`) as NodeRecord
+        const node: { seen: number; rev: number; types?: string[] } = {
+          seen: fresh ? now : 0,
+          rev: entry.revision,
+        }
+        if (Array.isArray(types)) node.types = types.filter((t) => typeof t === 'string')
+        this.#nodes.set(rest, node)
+      }
       if (rest === this.nodeId && put) {
         this.#seenOwnRev = Math.max(this.#seenOwnRev, entry.revision)
         this.#ownSeenAt = now
       }
       if (known !== put && this.isLeader) this.poke() // joined or left: rebalance now
+    } else if (kind === 'types' && put) {
+      const names = decode(entry.value, 'hub types') as unknown
+      if (Array.isArray(names))
+        this.#hubTypes = { names: names.filter((t) => typeof t === 'string'), rev: entry.revision }
     } else if (kind === 'leader') {
       if (!put) {
         this.#leader = null
@@ -411,6 +457,28 @@ export class PlacementAgent {
     this.options.onChange()
   }
 
+  /**
+   * Adds the names of live nodes that the meta key `types` lacks (the hub remembers every name it
+   * has seen, so that an owner meeting a name of a node that is down keeps the message for it).
+   * Deleting the key forgets retired names: the leader writes back those of live nodes.
+   */
+  async #rememberTypes(): Promise<void> {
+    const names = new Set(this.#hubTypes.names)
+    const before = names.size
+    for (const name of this.#hubNames()) names.add(name)
+    if (names.size === before && this.#hubTypes.rev > 0) return
+    const value = encode([...names].sort())
+    try {
+      const rev =
+        this.#hubTypes.rev === 0
+          ? await this.kv.create('types', value)
+          : await this.kv.update('types', value, this.#hubTypes.rev)
+      this.#hubTypes = { names: [...names].sort(), rev }
+    } catch {
+      // written concurrently: the watch brings the newer set, the next pass adds to it
+    }
+  }
+
   /** Takes, renews or takes over the leader lease. */
   async #lease(now: number, leaseMs: number): Promise<void> {
     const l = this.#leader
@@ -441,9 +509,10 @@ export class PlacementAgent {
       this.#nodes.delete(id)
       void this.kv.delete(`node.${id}`, { previousSeq: n.rev }).catch(() => {})
     }
+    await this.#rememberTypes()
     const P = this.options.partitions
     const owners = Array.from({ length: P }, (_, p) => this.#assign.get(p)?.node ?? null)
-    const desired = balance(P, this.live(), owners)
+    const desired = balance(P, this.eligible(), owners)
     const writes: Array<Promise<unknown>> = []
     for (let p = 0; p < P; p++) {
       const node = desired[p]

@@ -193,6 +193,36 @@ export class Client {
   }
 
   /**
+   * The orchestration instance that holds the lock of an entity (a critical section, see
+   * `ctx.lock`), or null when it is not locked. Read like {@link readEntityState}: after the
+   * caller's own earlier messages, answered once the partition committed what it saw.
+   *
+   * @example const holder = await client.getLock(Account, 'alice') // 'a1b2…' or null
+   */
+  async getLock(type: EntityClass<any>, key: string): Promise<string | null> {
+    const t = entityTypeName(type)
+    const p = partitionOf(checkKey(key), this.partitionCount)
+    const answer = await this.#query(p, { v: WIRE_VERSION, k: 'lock', t, key })
+    if (!('holder' in answer)) throw new CodecError('unexpected answer to a lock query')
+    return answer.holder
+  }
+
+  /**
+   * Releases the lock of an entity whoever holds it (a management action for a lock whose holder
+   * is stuck); operations that waited for it then run. Sent through the entity's mailbox and
+   * committed like any change; resolves with the instance that held the lock, or null when the
+   * entity was not locked. A holder that still runs keeps going as if it held the lock (its own
+   * release later is ignored), so use it when the holder is gone or stuck for good.
+   *
+   * @example await client.forceUnlock(Account, 'alice') // → the former holder's id, or null
+   */
+  async forceUnlock(type: EntityClass<any>, key: string): Promise<string | null> {
+    const t = entityTypeName(type)
+    const msg: ActorMessage = { k: 'unlock', t, key: checkKey(key), o: '', f: 1 }
+    return (await this.#request(msg, () => `forceUnlock ${t}@${key}`)) as string | null
+  }
+
+  /**
    * Lists entity keys of a type, sorted, a page at a time, fanned out over all partitions.
    *
    * @example

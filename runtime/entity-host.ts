@@ -29,6 +29,7 @@ import { checkKey, checkTypeName } from '../actors/ids.ts'
 import {
   WIRE_VERSION,
   type ActorMessage,
+  type DoneMessage,
   type EntityOp,
   type LockMessage,
   type Query,
@@ -85,6 +86,10 @@ export interface EntityPort {
   listStoredKeys(type: string): Promise<string[]>
   /** Writes not yet in the state bucket, oldest first, under a key prefix. */
   dirtyWrites(prefix: string): Iterable<[string, ItemWrite]>
+  /** Whether `name` (`e:Type`, `o:name`) is not run on this node but known to the hub. */
+  knownElsewhere(name: string): boolean
+  /** Keeps a message for a type known only elsewhere, to be tried again (runtime/unknown-types.ts). */
+  defer(msg: ActorMessage): void
 }
 
 /** A cached entity: decoded state plus its last good encoding (null: does not exist). */
@@ -244,7 +249,11 @@ export class EntityHost {
 
   #runOperation(msg: EntityOp): void | Promise<void> {
     const type = this.registry.find(msg.t)
-    if (type === undefined) return this.#unknownType(msg)
+    if (type === undefined) {
+      // another node runs this type (a rolling deploy): keep the operation for it
+      if (this.port.knownElsewhere(`e:${msg.t}`)) return this.port.defer(msg)
+      return this.#unknownType(msg)
+    }
     if (!type.operations.has(msg.op)) return this.#refuse(msg, new UnknownOperationError(msg.t, msg.op))
     let itemKey: string
     try {
@@ -458,18 +467,48 @@ export class EntityHost {
       this.#writeLock(itemKey, fresh)
     }
     const [next, ...rest] = msg.rest
-    if (next === undefined) this.port.send({ k: 'done', i: msg.o[0], s: msg.o[1], ok: 1 })
-    else this.port.send({ k: 'lock', t: next[0], key: next[1], o: msg.o, rest })
+    if (next === undefined) {
+      // the grant names the whole section, so an instance that no longer wants it can give it back
+      const done: DoneMessage = { k: 'done', i: msg.o[0], s: msg.o[1], ok: 1 }
+      if (msg.all !== undefined) done.lk = msg.all
+      this.port.send(done)
+    } else {
+      const forward: LockMessage = { k: 'lock', t: next[0], key: next[1], o: msg.o, rest }
+      if (msg.all !== undefined) forward.all = msg.all
+      this.port.send(forward)
+    }
   }
 
-  /** Releases an entity; operations that waited for it run next, in order. */
+  /**
+   * Releases an entity (its holder's, or a forced release by hand); operations that waited for it
+   * run next, in order. A forced release answers a call with the holder it released (or null).
+   */
   #unlock(msg: UnlockMessage): void {
     const itemKey = entityItemKey(this.port.p, msg.t, msg.key)
     const lock = this.#locks.get(itemKey)
-    if (lock === undefined || lock.owner !== msg.o) return
+    const forced = msg.f === 1
+    if (forced && msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 1, encode(lock?.owner ?? null)])
+    if (lock === undefined || (lock.owner !== msg.o && !forced)) return
+    if (forced) {
+      this.port.logger.warn('lock released by hand', {
+        p: this.port.p,
+        entity: `${msg.t}@${msg.key}`,
+        holder: lock.owner,
+      })
+    }
     this.#locks.delete(itemKey)
     this.#writeLock(itemKey, null)
     this.port.runNext(lock.queue)
+  }
+
+  /** Answers who holds an entity's lock, and how many messages wait for it (after the commit). */
+  lockHolder(query: Extract<Query, { k: 'lock' }>, respond: (answer: QueryAnswer) => void): void {
+    checkKey(query.key)
+    const lock = this.#locks.get(entityItemKey(this.port.p, query.t, query.key))
+    const holder = lock?.owner ?? null
+    const queued = lock?.queue.length ?? 0
+    const n = this.port.roundNumber - 1
+    this.port.afterCommit(() => respond({ v: WIRE_VERSION, ok: 1, holder, queued, n }))
   }
 
   #writeLock(itemKey: string, lock: Lock | null): void {

@@ -70,6 +70,11 @@ export interface InstanceRecord {
   /** Pending timer and activity task numbers (for terminate and purge). */
   timers: number[]
   activities: number[]
+  /**
+   * The critical section this execution asked for and has not released: its lock task number and
+   * entities. Whatever ends the instance releases them (a lock never outlives its holder).
+   */
+  lk?: [seq: number, entities: Array<[type: string, key: string]>]
 }
 
 /** A record as a status answer carries it: with the whole history when asked for. */
@@ -111,6 +116,10 @@ export interface PartitionPort {
   /** Number of the record the current round will become. */
   readonly roundNumber: number
   dirtyWrites(prefix: string): Iterable<[string, Uint8Array | null]>
+  /** Whether `name` (`e:Type`, `o:name`) is not run on this node but known to the hub. */
+  knownElsewhere(name: string): boolean
+  /** Keeps a message for a type known only elsewhere, to be tried again (runtime/unknown-types.ts). */
+  defer(msg: ActorMessage): void
 }
 
 /** What the partition calls on its instance host. */

@@ -39,6 +39,7 @@ import {
   type StepResult,
 } from '../actors/orchestration/index.ts'
 import { isThenable, type ActivityOutcome, type ActivityTask } from './activities.ts'
+import { DEFER_UNKNOWN_MS } from './unknown-types.ts'
 import { decode, encode } from './codec.ts'
 import { CompletionWaits } from './completion-waits.ts'
 import { chunkTail, dropHistory, loadHistory } from './instance-history.ts'
@@ -133,8 +134,13 @@ export class InstanceHost implements InstanceHandler {
 
   #start(msg: StartMessage): void | Promise<void> {
     const def = this.workflows.orchestrations.get(msg.n)
-    if (def === undefined)
-      return this.#fail(msg.r, new BadInputError(`unknown orchestration '${msg.n}'`), msg.pa)
+    if (def === undefined) {
+      if (!this.port.knownElsewhere(`o:${msg.n}`))
+        return this.#fail(msg.r, new BadInputError(`unknown orchestration '${msg.n}'`), msg.pa)
+      // another node runs it (a rolling deploy): the instance waits as Pending, started again later
+      msg = { ...msg, at: Math.max(msg.at ?? 0, Date.now() + DEFER_UNKNOWN_MS) }
+      delete msg.fresh
+    }
     try {
       checkSize(msg.in, this.#valueLimit, () => `input of instance '${msg.i}' (${msg.n})`)
     } catch (err) {
@@ -154,6 +160,8 @@ export class InstanceHost implements InstanceHandler {
       this.#forgetTasks(live.rec)
     }
     if (live !== undefined) dropHistory(this.port, live.rec)
+    // a Pending instance keeps its execution number and the events raised while it waited
+    const pending = live?.rec.status === RuntimeStatus.Pending ? live.rec : undefined
     const now = Date.now()
     const rec: InstanceRecord = {
       v: 1,
@@ -167,7 +175,7 @@ export class InstanceHost implements InstanceHandler {
       hc: 0,
       tail: [],
       buffered: [],
-      exec: (live?.rec.exec ?? 0) + 1,
+      exec: pending?.exec ?? (live?.rec.exec ?? 0) + 1,
       timers: [],
       activities: [],
       ...(msg.pa === undefined ? {} : { parent: msg.pa }),
@@ -189,15 +197,20 @@ export class InstanceHost implements InstanceHandler {
     }
     if (msg.at !== undefined && msg.at > now) {
       rec.status = RuntimeStatus.Pending
+      if (pending !== undefined) rec.buffered = pending.buffered
       this.port.setTimer(this.#timerKey(msg.i, -1), msg.at, {
         ...msg,
         r: undefined,
         at: undefined,
+        fresh: undefined,
       } as StartMessage)
       this.#save(rec)
       return
     }
-    this.#step(this.#live.get(msg.i)!, [{ e: 'started', input: rec.input, execution: rec.exec }])
+    this.#step(this.#live.get(msg.i)!, [
+      { e: 'started', input: rec.input, execution: rec.exec },
+      ...(pending?.buffered ?? []),
+    ])
   }
 
   async #event(msg: EventMessage): Promise<void> {
@@ -224,7 +237,7 @@ export class InstanceHost implements InstanceHandler {
       return this.#fail(msg.r, err as Error)
     }
     if (msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 1, encode(null)])
-    await this.#feed(live, { e: 'event', name: msg.n, data: msg.d } as NewEvent)
+    await this.#feed(live, { e: 'event', name: msg.n, data: msg.d } as NewEvent, msg)
   }
 
   #done(msg: DoneMessage): void | Promise<void> {
@@ -234,6 +247,7 @@ export class InstanceHost implements InstanceHandler {
   }
 
   #doneWith(msg: DoneMessage, live: Live | undefined): void | Promise<void> {
+    if (msg.lk !== undefined && live?.rec.lk?.[0] !== msg.s) return this.#giveBack(msg, live)
     if (live === undefined || isTerminal(live.rec.status)) return
     const rec = live.rec
     const at = rec.activities.indexOf(msg.s)
@@ -245,7 +259,7 @@ export class InstanceHost implements InstanceHandler {
     }
     const t = rec.timers.indexOf(msg.s)
     if (t >= 0) rec.timers.splice(t, 1)
-    return this.#feed(live, this.#taskOutcome(rec, msg))
+    return this.#feed(live, this.#taskOutcome(rec, msg), msg)
   }
 
   /**
@@ -315,6 +329,7 @@ export class InstanceHost implements InstanceHandler {
           )
         }
         this.#forgetTasks(rec)
+        this.#releaseLocks(rec)
         dropHistory(this.port, rec)
         this.port.write(this.#recordKey(rec.id), null)
         this.#live.delete(rec.id)
@@ -336,11 +351,18 @@ export class InstanceHost implements InstanceHandler {
    * Delivers an event to a running instance, or buffers it while suspended or pending. A promise
    * only when the history has to be read first.
    */
-  #feed(live: Live, event: NewEvent): void | Promise<void> {
+  #feed(live: Live, event: NewEvent, msg: EventMessage | DoneMessage): void | Promise<void> {
     if (live.rec.status !== RuntimeStatus.Running) {
       live.rec.buffered.push(event)
       this.#save(live.rec)
       return
+    }
+    const name = live.rec.name
+    if (!this.workflows.orchestrations.has(name) && this.port.knownElsewhere(`o:${name}`)) {
+      // another node runs this orchestration (a rolling deploy): keep the message for it
+      const kept = { ...msg }
+      if (kept.k === 'ev') delete kept.r // answered already
+      return this.port.defer(kept)
     }
     if (live.history === undefined) return loadHistory(this.port, live).then(() => this.#step(live, [event]))
     this.#step(live, [event])
@@ -397,6 +419,7 @@ export class InstanceHost implements InstanceHandler {
         return
       case 'continuedAsNew': {
         const next = result.continueAsNew!
+        this.#releaseLocks(rec)
         dropHistory(this.port, rec)
         rec.hk = this.port.roundNumber
         live.history = []
@@ -527,10 +550,14 @@ export class InstanceHost implements InstanceHandler {
       case 'lock': {
         const [first, ...rest] = c.entities
         if (first === undefined) this.port.enqueueLocal({ k: 'done', i: id, s: c.seq, ok: 1 })
-        else this.port.send({ k: 'lock', t: first[0], key: first[1], o: [id, c.seq], rest })
+        else {
+          rec.lk = [c.seq, c.entities]
+          this.port.send({ k: 'lock', t: first[0], key: first[1], o: [id, c.seq], rest, all: c.entities })
+        }
         return
       }
       case 'unlock':
+        delete rec.lk
         for (const [t, key] of c.entities) this.port.send({ k: 'unlock', t, key, o: id })
         return
     }
@@ -572,6 +599,7 @@ export class InstanceHost implements InstanceHandler {
     if (output !== undefined) rec.output = output
     if (error !== undefined) rec.error = error
     this.#forgetTasks(rec)
+    this.#releaseLocks(rec)
     live.executor = undefined
     if (rec.parent !== undefined) {
       const [parent, seq] = rec.parent
@@ -596,6 +624,29 @@ export class InstanceHost implements InstanceHandler {
     }
     rec.timers = []
     rec.activities = []
+  }
+
+  /**
+   * Releases the critical section an instance asked for (held, or still being acquired): it ended,
+   * was purged, or continued as new. A part still being acquired is given back when its grant
+   * arrives ({@link #giveBack}). The caller saves or deletes the record.
+   */
+  #releaseLocks(rec: InstanceRecord): void {
+    if (rec.lk === undefined) return
+    for (const [t, key] of rec.lk[1]) this.port.send({ k: 'unlock', t, key, o: rec.id })
+    delete rec.lk
+  }
+
+  /**
+   * A lock was granted to an instance that no longer waits for it (it ended or was purged before
+   * the grant arrived, or asked for another section since): the entities go back at once. Those
+   * of the section the instance holds now stay (a lock's owner is the instance id).
+   */
+  #giveBack(msg: DoneMessage, live: Live | undefined): void {
+    const current = new Set((live?.rec.lk?.[1] ?? []).map(([t, key]) => `${t}@${key}`))
+    for (const [t, key] of msg.lk!) {
+      if (!current.has(`${t}@${key}`)) this.port.send({ k: 'unlock', t, key, o: msg.i })
+    }
   }
 
   #fail(to: ReplyTo | undefined, err: Error, parent?: [string, number]): void {

@@ -21,7 +21,7 @@ import { Client } from './client.ts'
 import { ActivityWorkers } from './workers.ts'
 import type { Workflows } from './instance-model.ts'
 import { InstanceHost } from './instances.ts'
-import { EntityRegistry, type EntityClass } from '../entities/index.ts'
+import { EntityRegistry, entityTypeName, type EntityClass } from '../entities/index.ts'
 import { claimPartition, PlacementAgent, type Assignment, type AssignmentStore } from '../placement/index.ts'
 import { decode, encode } from './codec.ts'
 import { ensureHub, serverWarnings, type Hub, type HubOptions } from './hub.ts'
@@ -117,7 +117,7 @@ export class Node {
         | 'heartbeatMs'
         | 'leaseMs'
       >
-    > & { logger: Logger },
+    > & { logger: Logger; registryNames: string[] },
   ) {}
 
   /**
@@ -168,6 +168,12 @@ export class Node {
         heartbeatMs,
         leaseMs,
         logger,
+        // what this node runs, published in its heartbeats (placement/registry.ts)
+        registryNames: [
+          ...entities.map((e) => `e:${entityTypeName(e)}`),
+          ...orchestrations.map((o) => `o:${o.name}`),
+          ...activities.map((a) => `a:${a.name}`),
+        ].sort(),
       })
       if ((options.placement ?? 'dynamic') === 'static') {
         const all = Array.from({ length: hub.meta.partitions }, (_, p) => p)
@@ -261,6 +267,7 @@ export class Node {
       running: () => [...this.partitions.keys()].sort((a, b) => a - b),
       onChange: () => this.#reconcile(),
       onLeaseLost: () => this.#stopAll(),
+      types: this.options.registryNames,
     })
     const deadline = Date.now() + readyTimeoutMs
     while (!this.#settled()) {
@@ -366,6 +373,7 @@ export class Node {
           }),
       onStopped: (reason, error) => this.#onStopped(p, epoch, reason, error),
       ...(this.#agent === undefined ? {} : { mayWrite: () => this.#agent?.holdsLease() ?? true }),
+      ...(this.#agent === undefined ? {} : { types: this.#agent.types }),
       recentReplies: this.#recentReplies.get(p) ?? new RecentReplies(),
     }
     this.#recentReplies.set(p, options.recentReplies!)

@@ -41,6 +41,13 @@ import { LogFence, type LogWriter } from './log-fence.ts'
 
 /** How often one commit is tried again after stale owners' records slipped into the log. */
 const STALE_RECORD_RETRIES = 5
+import {
+  DEFER_UNKNOWN_MS,
+  DEFERRED,
+  isDeferredTimer,
+  knownElsewhere,
+  type TypeDirectory,
+} from './unknown-types.ts'
 
 /** Settings of a partition (see {@link NodeOptions} for the defaults). */
 export interface PartitionOptions {
@@ -66,6 +73,8 @@ export interface PartitionOptions {
    * snapshot writes wait while it is false. Default: always.
    */
   mayWrite?: () => boolean
+  /** Where entity types and orchestrations are known on the hub (see unknown-types.ts). */
+  types?: TypeDirectory
   /** Called once when the partition stops for any reason other than close(). */
   onStopped(reason: 'fenced' | 'failed', error: Error): void
 }
@@ -114,6 +123,8 @@ export class Partition implements EntityPort {
   #fence = new LogFence()
   /** This instance's writer identity: its epoch and a random token. */
   readonly #writer: LogWriter
+  /** Due time of the last deferred message (they get strictly increasing ones: order holds). */
+  #lastDeferred = 0
   #queries: PendingQuery[] = []
   readonly #recentReplies: RecentReplies
   readonly #changes: ChangeFeed
@@ -334,7 +345,12 @@ export class Partition implements EntityPort {
   #replayItem(key: string, value: Uint8Array | null): void {
     if (key.startsWith('t.')) {
       if (value === null) this.#timers.delete(key)
-      else this.#timers.set(key, decode(value, `timer ${key}`) as TimerValue)
+      else {
+        const timer = decode(value, `timer ${key}`) as TimerValue
+        // a message kept for a type the old owner lacked: try it at once, before anything newer
+        if (isDeferredTimer(key, this.p)) timer[0] -= DEFER_UNKNOWN_MS
+        this.#timers.set(key, timer)
+      }
     } else if (key.startsWith('l.')) this.#entities.replayLock(key, value)
     else if (key.startsWith('a.')) this.#instances?.replayActivity(key, value)
   }
@@ -541,6 +557,9 @@ export class Partition implements EntityPort {
         return this.#entities.handle(msg)
       default:
         if (this.#instances === undefined) {
+          if (msg.k === 'start' ? this.knownElsewhere(`o:${msg.n}`) : this.#orchestrationsElsewhere()) {
+            return this.defer(msg)
+          }
           this.options.logger.warn('no orchestrations on this node; dropping message', {
             p: this.p,
             kind: msg.k,
@@ -558,8 +577,29 @@ export class Partition implements EntityPort {
     }
   }
 
+  /** Whether another node of the hub runs orchestrations (this one runs none). */
+  #orchestrationsElsewhere(): boolean {
+    return this.options.types?.anyElsewhere('o:') === true
+  }
+
   // ---------------------------------------------------------------------------------------------
   // The port through which orchestration instances act on the partition (see instances.ts)
+
+  /** @internal Whether `name` (`e:Type`, `o:name`) is not run here but known to the hub. */
+  knownElsewhere(name: string): boolean {
+    return knownElsewhere(this.options.types, name)
+  }
+
+  /**
+   * @internal Keeps a message for a type this node does not run (see unknown-types.ts): a durable
+   * timer that tries it again later, at once on a new owner, in the order deferred.
+   */
+  defer(msg: ActorMessage): void {
+    const due = Math.max(Date.now() + DEFER_UNKNOWN_MS, this.#lastDeferred + 1)
+    this.#lastDeferred = due
+    const key = `t.${this.p}.${DEFERRED}.${this.#open.timerKey(this.p).slice(`t.${this.p}.`.length)}`
+    this.setTimer(key, due, { ...msg, at: due })
+  }
 
   /** @internal Encodes a message (counted against the round) and routes it. */
   send(msg: ActorMessage): void {
@@ -894,11 +934,11 @@ export class Partition implements EntityPort {
         respond({ v: WIRE_VERSION, ok: 1, replies: this.#recentReplies.find(inbox, rids, this.#recordLimit) })
         return
       }
-      if (!['read', 'list', 'status', 'instances'].includes(kind as string)) {
+      if (!['read', 'list', 'status', 'instances', 'lock'].includes(kind as string)) {
         throw new BadInputError(`unknown query kind ${String(kind)}`)
       }
       if ('w' in query && query.w === 1) this.#changes.watcherJoined()
-      if (query.k === 'read' || query.k === 'list') checkTypeName(query.t)
+      if (query.k === 'read' || query.k === 'list' || query.k === 'lock') checkTypeName(query.t)
       else if (this.#instances === undefined) throw new BadInputError('this hub runs no orchestrations')
     } catch (err) {
       respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
@@ -912,6 +952,7 @@ export class Partition implements EntityPort {
     try {
       if (query.k === 'read') await this.#entities.read(query, respond)
       else if (query.k === 'list') this.#entities.list(query, respond)
+      else if (query.k === 'lock') this.#entities.lockHolder(query, respond)
       else await this.#instances!.answer(query, respond)
     } catch (err) {
       respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
