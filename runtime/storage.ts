@@ -288,15 +288,20 @@ export class PartitionStorage {
     })
   }
 
-  /** Moves an undecodable mailbox message to the dead-letter stream with the reason. */
-  async deadLetter(seq: number, data: Uint8Array, reason: string): Promise<void> {
+  /**
+   * Moves a mailbox message to the dead-letter stream with the reason: a whole envelope that did
+   * not decode, or (with `idx`) one message of an envelope (undecodable, or for another partition).
+   */
+  async deadLetter(seq: number, data: Uint8Array, reason: string, idx?: number): Promise<void> {
+    const headers: Record<string, string> = {
+      'Basalt-Reason': reason.slice(0, 1000).replace(/[\r\n]/g, ' '),
+      'Basalt-Mailbox-Seq': String(seq),
+      'Basalt-Partition': String(this.p),
+    }
+    if (idx !== undefined) headers['Basalt-Message-Index'] = String(idx)
     await this.fast.publish(this.hub.names.deadLetter(this.p), data, {
-      msgID: `dlq.${this.p}.${seq}.${data.length}`,
-      headers: {
-        'Basalt-Reason': reason.slice(0, 1000).replace(/[\r\n]/g, ' '),
-        'Basalt-Mailbox-Seq': String(seq),
-        'Basalt-Partition': String(this.p),
-      },
+      msgID: `dlq.${this.p}.${seq}.${idx === undefined ? '' : `${idx}.`}${data.length}`,
+      headers,
     })
   }
 }
