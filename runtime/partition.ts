@@ -183,6 +183,14 @@ export class Partition implements EntityPort {
     this.#shutdown()
   }
 
+  /**
+   * Stops at once, committing nothing more (the NATS server is gone, so nothing could be): what was
+   * processed but not committed is redone by the next owner from the log and the mailbox.
+   */
+  abandon(): void {
+    if (!this.#stopped) this.#shutdown()
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Recovery
 
