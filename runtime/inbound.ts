@@ -27,6 +27,17 @@ export function misrouteReason(msg: ActorMessage, p: number, partitions: number)
 }
 
 /**
+ * Whether `subject` may receive the answer to a query: a NATS inbox (`_INBOX.<token>...` as
+ * `request()` makes them, or `_INBOX_<name>.<token>...`), never a wildcard nor a hub or JetStream
+ * API subject. A query naming any other reply subject is not answered.
+ */
+export function isAnswerSubject(subject: string | undefined): boolean {
+  return subject !== undefined && ANSWER_SUBJECT.test(subject)
+}
+
+const ANSWER_SUBJECT = /^_INBOX(?:_[A-Za-z0-9_-]+)?(?:\.[A-Za-z0-9_-]+)+$/
+
+/**
  * Checks the mailbox position `s` a query waits for: absent, or a non-negative integer. Throws
  * {@link BadInputError} naming the value.
  */

@@ -37,7 +37,13 @@ import { PartitionStorage, isFencingRejection, type Checkpoint } from './storage
 import { TimerSet } from './timers.ts'
 import type { InstanceHandler } from './instance-model.ts'
 import { EntityHost, type EntityPort } from './entity-host.ts'
-import { checkQueryPosition, misrouteReason, positionPastEnd, publicAnswer } from './inbound.ts'
+import {
+  checkQueryPosition,
+  isAnswerSubject,
+  misrouteReason,
+  positionPastEnd,
+  publicAnswer,
+} from './inbound.ts'
 
 /** Settings of a partition (see {@link NodeOptions} for the defaults). */
 export interface PartitionOptions {
@@ -247,6 +253,13 @@ export class Partition implements EntityPort {
     this.#querySub = this.nc.subscribe(this.hub.names.query(this.p), {
       callback: (err, msg) => {
         if (err) return
+        if (!isAnswerSubject(msg.reply)) {
+          this.options.logger.warn('query reply subject is not an inbox; not answered', {
+            p: this.p,
+            reply: msg.reply,
+          })
+          return
+        }
         this.#onQuery(msg.data, (answer) => msg.respond(encode(publicAnswer(answer))))
       },
     })

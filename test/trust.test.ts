@@ -152,6 +152,27 @@ describe('a reply subject outside the hub inboxes', () => {
   })
 })
 
+describe('a query naming a reply subject that is not an inbox', () => {
+  it('is not answered (a warning instead); queries from inboxes are', async () => {
+    const stolen: string[] = []
+    const sub = raw.subscribe('elsewhere.>', { callback: (_, m) => void stolen.push(m.subject) })
+    await raw.flush()
+    warnings.length = 0
+    const query = encode({ v: 1, k: 'replies', inbox: `_INBOX_basalt.${hub}.nobody`, rids: [1] })
+    raw.publish(names.query(0), query, { reply: 'elsewhere.answers' })
+    raw.publish(names.query(0), query, { reply: `${names.mailbox(0)}` })
+    const answer = decode((await raw.request(names.query(0), query)).data) as { ok: number }
+    expect(answer.ok).toBe(1)
+    await raw.flush()
+    expect(stolen).toEqual([])
+    expect(warnings.filter(([m]) => /query reply subject/.test(m)).map(([, f]) => f?.['reply'])).toEqual([
+      'elsewhere.answers',
+      names.mailbox(0),
+    ])
+    sub.unsubscribe()
+  })
+})
+
 describe('error answers', () => {
   it('carry name, code and message only for protocol errors, in query answers and replies', async () => {
     const answer = decode(
