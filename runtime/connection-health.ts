@@ -8,7 +8,7 @@
 import type { NatsConnection } from '@nats-io/transport-node'
 
 /** How long a connected server may take to answer a ping before it counts as unreachable. */
-const PING_MS = 1_000
+const PING_MS = 2_000
 
 /**
  * Whether `nc` is connected and its server answers a ping within `ms`. Resolves false at once

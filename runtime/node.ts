@@ -195,8 +195,8 @@ export class Node {
    *
    * With the NATS server unreachable (or lost while stopping) nothing can be handed over: the node
    * stops its partitions at once, as a crash would (their next owner recovers them from the log
-   * once this node's lease ran out), and closes its connection without draining; it takes about a
-   * second, not the sum of every request's timeout.
+   * once this node's lease ran out), and closes its connection without draining; it takes at most
+   * about two seconds (a ping's wait), not the sum of every request's timeout.
    */
   async stop(options: { snapshot?: boolean } = {}): Promise<void> {
     if (this.#stopped) return
