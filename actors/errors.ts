@@ -150,14 +150,19 @@ export interface ErrorInfo {
   code?: string
 }
 
-/** Captures what a caller needs to know of a thrown value. */
+/**
+ * Captures what a caller needs to know of a thrown value: name, message, code, and the stack of an
+ * error thrown by user code (an entity operation, an activity, an orchestration), which the caller
+ * gets as {@link RemoteError.remoteStack}. Basalt's own errors travel without their stack: it would
+ * show only the node's internals (frames and file paths), never anything the caller can act on.
+ */
 export function toErrorInfo(err: unknown): ErrorInfo {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code
     return {
       name: err.name,
       message: err.message,
-      ...(err.stack === undefined ? {} : { stack: err.stack }),
+      ...(err.stack === undefined || err instanceof BasaltError ? {} : { stack: err.stack }),
       ...(typeof code === 'string' ? { code } : {}),
     }
   }

@@ -1,11 +1,16 @@
 /**
  * Watch streams of the client: the committed values of one item (an entity state, an instance
- * record), pushed by its partition's change messages (`H.chg.<p>`), no polling.
+ * record), pushed by its partition's change messages (`H.chg.<p>`), no polling. The change subject
+ * is core NATS that anyone may publish on: a message that is not a well-formed commit record is
+ * skipped (and logged once per watch), never the end of the stream.
  */
 import type { NatsConnection } from '@nats-io/transport-node'
 import { Observable } from 'rxjs'
 import type { CommitRecord } from '../actors/messages.ts'
 import { decodeEnvelope } from './codec.ts'
+import { consoleLogger, type Logger } from './logger.ts'
+
+const defaultLogger = consoleLogger('basalt client')
 
 /**
  * Pushes the committed values of one item: subscribes to the partition's change messages first,
@@ -20,11 +25,13 @@ export function watchItem<T>(
   first: () => Promise<{ n: number; value: Uint8Array | null }>,
   toValue: (bytes: Uint8Array | null) => T,
   project: (bytes: Uint8Array) => Uint8Array = (bytes) => bytes,
+  logger: Logger = defaultLogger,
 ): Observable<T> {
   return new Observable<T>((subscriber) => {
     let seen = -1
     let last: Uint8Array | null | undefined
     const early: CommitRecord[] = []
+    let warned = false
     const emit = (raw: Uint8Array | null) => {
       const value = raw === null ? null : project(raw)
       if (last !== undefined && sameBytes(last, value)) return
@@ -40,13 +47,16 @@ export function watchItem<T>(
       callback: (err, msg) => {
         if (err) return subscriber.error(err)
         if (msg.data.length === 0) return // the partition asking whether anyone listens
+        let rec: CommitRecord
         try {
-          const rec = decodeEnvelope(msg.data, 'change message') as unknown as CommitRecord
-          if (seen < 0) early.push(rec)
-          else apply(rec)
+          rec = checkChange(decodeEnvelope(msg.data, `change message on ${subject}`))
         } catch (e) {
-          subscriber.error(e)
+          if (!warned) logger.warn('skipping a malformed change message', { subject, error: String(e) })
+          warned = true
+          return
         }
+        if (seen < 0) early.push(rec)
+        else apply(rec)
       },
     })
     nc.flush()
@@ -75,6 +85,19 @@ export function watchItem<T>(
       sub.unsubscribe()
     }
   })
+}
+
+/** Checks what watchers read of a change message: record number `n` and writes `w`. */
+function checkChange(value: Record<string, unknown>): CommitRecord {
+  const { n, w } = value
+  if (typeof n !== 'number' || !Number.isSafeInteger(n)) throw new Error('field n is not a record number')
+  if (!Array.isArray(w)) throw new Error('field w is not a list of writes')
+  for (const write of w as unknown[]) {
+    if (!Array.isArray(write) || typeof write[0] !== 'string') throw new Error('a write is not [key, value]')
+    if (write[1] !== null && !(write[1] instanceof Uint8Array))
+      throw new Error('a written value is not bytes')
+  }
+  return value as unknown as CommitRecord
 }
 
 function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {

@@ -135,7 +135,7 @@ export class Client {
   ) {
     this.#js = fastJetStream(nc)
     this.#maxPayload = nc.info?.max_payload ?? 1024 * 1024
-    this.#inbox = createInbox(`_INBOX_basalt`)
+    this.#inbox = createInbox(hub.names.replyInboxPrefix)
     this.#replySub = nc.subscribe(this.#inbox, {
       callback: (err, msg) => {
         if (err === null) this.#onReplies(msg.data)

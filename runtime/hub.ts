@@ -11,6 +11,7 @@
  * | metadata KV (partition count, placement) | `basalt_H_meta` |
  * | queries to a partition owner (core NATS) | `H.q.<p>` |
  * | committed records, for watchers (core NATS) | `H.chg.<p>` |
+ * | replies to a client's calls (core NATS) | `_INBOX_basalt.H.<client inbox id>` |
  */
 import type { NatsConnection } from '@nats-io/transport-node'
 import { jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream'
@@ -24,6 +25,7 @@ export const DEFAULT_PARTITIONS = 32
 export const MAX_PARTITIONS = 1024
 
 const HUB_NAME = /^[A-Za-z0-9_-]{1,64}$/
+const INBOX_TOKEN = /^[A-Za-z0-9_-]{1,128}$/
 
 /** Stored description of a hub. */
 export interface HubMeta {
@@ -76,6 +78,27 @@ export class HubNames {
   }
   changes(p: number): string {
     return `${this.hub}.chg.${p}`
+  }
+  /**
+   * Prefix of the subjects clients receive their replies on: a client's inbox is this prefix, a dot
+   * and one token. Partitions publish replies to such subjects only (see {@link isReplyInbox}).
+   */
+  get replyInboxPrefix(): string {
+    return `_INBOX_basalt.${this.hub}`
+  }
+  /**
+   * Whether `subject` is a client inbox of this hub: {@link replyInboxPrefix}, a dot and one token
+   * of letters, digits, `_` and `-`. A reply subject named by a message that is anything else (a
+   * JetStream API subject, another hub's inbox, a wildcard) gets no reply.
+   */
+  isReplyInbox(subject: string): boolean {
+    const prefix = this.replyInboxPrefix
+    return (
+      subject.length > prefix.length + 1 &&
+      subject.startsWith(prefix) &&
+      subject.charCodeAt(prefix.length) === 46 /* . */ &&
+      INBOX_TOKEN.test(subject.slice(prefix.length + 1))
+    )
   }
   /** The raw subject of a key of the state bucket (for fenced writes). */
   stateSubject(key: string): string {

@@ -43,6 +43,7 @@ export class MailboxReader {
   #resume: (() => void) | undefined
   #stopped = false
   #closed = false
+  #lastSeen = 0
 
   constructor(
     readonly js: JetStreamClient,
@@ -54,6 +55,11 @@ export class MailboxReader {
   /** Number of envelopes queued. */
   get length(): number {
     return this.#queue.length
+  }
+
+  /** The highest mailbox sequence delivered so far (0: none yet). */
+  get lastSeen(): number {
+    return this.#lastSeen
   }
 
   /** The oldest queued envelope. */
@@ -113,6 +119,7 @@ export class MailboxReader {
     try {
       for await (const m of messages) {
         if (this.#stopped) break
+        if (m.seq > this.#lastSeen) this.#lastSeen = m.seq
         if (m.seq < this.hooks.position()) continue
         const item: Inbound = { seq: m.seq }
         try {

@@ -30,6 +30,7 @@ import { Partition, type PartitionOptions } from './partition.ts'
 import { RecentReplies } from './recent-replies.ts'
 import type { KV } from '@nats-io/kv'
 import { isFencingRejection } from './storage.ts'
+import { isReachable, whileConnected } from './connection-health.ts'
 
 /** Options of {@link Node.start}. */
 export interface NodeOptions extends HubOptions {
@@ -209,20 +210,42 @@ export class Node {
    * Stops the node: it leaves placement (its partitions are reassigned at once), its partitions
    * finish their in-flight commits and stop — with `snapshot`, each writes a final snapshot first —
    * and are released to their new owners. Idempotent.
+   *
+   * With the NATS server unreachable (or lost while stopping) nothing can be handed over: the node
+   * stops its partitions at once, as a crash would (their next owner recovers them from the log
+   * once this node's lease ran out), and closes its connection without draining; it takes at most
+   * about two seconds (a ping's wait), not the sum of every request's timeout.
    */
   async stop(options: { snapshot?: boolean } = {}): Promise<void> {
     if (this.#stopped) return
     this.#stopped = true
     for (const t of this.#restarts) clearTimeout(t)
     const agent = this.#agent
-    await agent?.leave()
-    await this.workers?.stop()
-    // every partition stops and is released; hand-offs already under way are awaited too
-    for (const [p, partition] of this.partitions) void this.#handOff(p, partition, options.snapshot ?? false)
-    await Promise.all(this.#closing.values())
+    const running = [...this.partitions.values()]
+    const handedOver = await whileConnected(this.nc, async () => {
+      await agent?.leave()
+      await this.workers?.stop()
+      // every partition stops and is released; hand-offs already under way are awaited too
+      for (const [p, partition] of this.partitions)
+        void this.#handOff(p, partition, options.snapshot ?? false)
+      await Promise.all(this.#closing.values())
+    })
+    if (!handedOver) await this.#abandon(running)
     agent?.close()
     await this.workers?.client.close()
     await closeConnection(this.nc)
+  }
+
+  /** The server is unreachable: stops every partition now, without commits or hand-overs. */
+  async #abandon(partitions: Partition[]): Promise<void> {
+    this.options.logger.warn('NATS server unreachable; stopping without handing partitions over', {
+      node: this.nodeId,
+      partitions: partitions.map((p) => p.p),
+    })
+    for (const partition of partitions) partition.abandon()
+    void this.workers?.stop()
+    await this.workers?.client.nc.close().catch(() => {})
+    await this.nc.close().catch(() => {})
   }
 
   /** Records committed, messages processed and snapshots taken, summed over partitions. */
@@ -459,11 +482,12 @@ function defaultNodeId(): string {
 }
 
 /**
- * Drains a connection, and closes it when draining fails (e.g. the server is gone), so that a
- * stopped node or client never keeps reconnecting in the background.
+ * Drains a connection, and closes it when draining fails or cannot happen (the server is gone:
+ * closed at once, without waiting for a drain that would only time out), so that a stopped node
+ * or client never keeps reconnecting in the background.
  */
 export async function closeConnection(nc: NatsConnection): Promise<void> {
-  await nc.drain().catch(() => {})
+  if (await isReachable(nc)) await nc.drain().catch(() => {})
   if (!nc.isClosed()) await nc.close().catch(() => {})
 }
 

@@ -48,6 +48,13 @@ import {
   knownElsewhere,
   type TypeDirectory,
 } from './unknown-types.ts'
+import {
+  checkQueryPosition,
+  isAnswerSubject,
+  misrouteReason,
+  positionPastEnd,
+  publicAnswer,
+} from './inbound.ts'
 
 /** Settings of a partition (see {@link NodeOptions} for the defaults). */
 export interface PartitionOptions {
@@ -210,6 +217,14 @@ export class Partition implements EntityPort {
     this.#shutdown()
   }
 
+  /**
+   * Stops at once, committing nothing more (the NATS server is gone, so nothing could be): what was
+   * processed but not committed is redone by the next owner from the log and the mailbox.
+   */
+  abandon(): void {
+    if (!this.#stopped) this.#shutdown()
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Recovery
 
@@ -285,7 +300,14 @@ export class Partition implements EntityPort {
     this.#querySub = this.nc.subscribe(this.hub.names.query(this.p), {
       callback: (err, msg) => {
         if (err) return
-        this.#onQuery(msg.data, (answer) => msg.respond(encode(answer)))
+        if (!isAnswerSubject(msg.reply)) {
+          this.options.logger.warn('query reply subject is not an inbox; not answered', {
+            p: this.p,
+            reply: msg.reply,
+          })
+          return
+        }
+        this.#onQuery(msg.data, (answer) => msg.respond(encode(publicAnswer(answer))))
       },
     })
     this.#instances?.recovered()
@@ -487,7 +509,7 @@ export class Partition implements EntityPort {
       }
       for (; idx < env.m.length; idx++) {
         if (budget <= 0 || !this.#canProcess()) return this.#advance(seq, idx, budget)
-        const pending = this.#deliver(env.m[idx]!)
+        const pending = this.#deliverInbound(env.m[idx]!, seq, idx)
         if (pending !== undefined) await pending
         budget--
       }
@@ -508,7 +530,7 @@ export class Partition implements EntityPort {
         }
         for (; idx < end; idx++) {
           if (budget <= 0 || !this.#canProcess()) return this.#advance(seq, idx, budget)
-          const pending = this.#deliverEncoded(msgs[idx - offset]!, seq)
+          const pending = this.#deliverEncoded(msgs[idx - offset]!, seq, idx)
           if (pending !== undefined) await pending
           budget--
         }
@@ -525,15 +547,39 @@ export class Partition implements EntityPort {
     return budget
   }
 
-  #deliverEncoded(bytes: Uint8Array, seq: number): void | Promise<void> {
+  #deliverEncoded(bytes: Uint8Array, seq: number, idx: number): void | Promise<void> {
     let msg: ActorMessage
     try {
-      msg = checkMessage(decode(bytes, `partition message in mailbox ${seq}`))
+      msg = checkMessage(decode(bytes, `partition message ${idx} in mailbox ${seq}`))
     } catch (err) {
-      this.options.logger.warn('dropping malformed partition message', { p: this.p, seq, error: String(err) })
-      return
+      return this.#deadLetterMessage(seq, idx, bytes, (err as Error).message)
     }
-    return this.#deliver(msg)
+    return this.#deliverInbound(msg, seq, idx, bytes)
+  }
+
+  /**
+   * Runs a message taken from the mailbox (message `idx` of envelope `seq`) if it belongs to this
+   * partition; else dead-letters it with the reason, and fails its call, if it is one.
+   */
+  #deliverInbound(msg: ActorMessage, seq: number, idx: number, bytes?: Uint8Array): void | Promise<void> {
+    const wrong = misrouteReason(msg, this.p, this.hub.meta.partitions)
+    if (wrong === undefined) return this.#deliver(msg)
+    if ('r' in msg && msg.r !== undefined) {
+      this.#open.reply(msg.r, [msg.r[1], 0, toErrorInfo(new BadInputError(wrong))])
+    }
+    return this.#deadLetterMessage(seq, idx, bytes ?? encode(msg), wrong)
+  }
+
+  /** Moves one message of a mailbox envelope to the dead-letter stream; the others go on. */
+  async #deadLetterMessage(seq: number, idx: number, bytes: Uint8Array, reason: string): Promise<void> {
+    this.options.logger.warn('moving a mailbox message to the dead-letter stream', {
+      p: this.p,
+      seq,
+      idx,
+      reason,
+    })
+    await this.#storage.deadLetter(seq, bytes, reason, idx)
+    this.stats.deadLetters++
   }
 
   /**
@@ -909,6 +955,15 @@ export class Partition implements EntityPort {
   }
 
   #sendReplies(inbox: string, replies: Reply[]): void {
+    if (!this.hub.names.isReplyInbox(inbox)) {
+      // a message named a subject outside the hub's client inboxes: never publish there
+      this.options.logger.warn('reply subject is not a client inbox of this hub; reply dropped', {
+        p: this.p,
+        inbox,
+        replies: replies.length,
+      })
+      return
+    }
     this.#recentReplies.remember(inbox, replies)
     const env: ReplyEnvelope = { v: WIRE_VERSION, r: replies }
     try {
@@ -940,11 +995,36 @@ export class Partition implements EntityPort {
       if ('w' in query && query.w === 1) this.#changes.watcherJoined()
       if (query.k === 'read' || query.k === 'list' || query.k === 'lock') checkTypeName(query.t)
       else if (this.#instances === undefined) throw new BadInputError('this hub runs no orchestrations')
+      const s = checkQueryPosition(query.s)
+      if (s >= this.#pos[0] && s > this.#inbox.lastSeen) {
+        void this.#admitQueryPast(s, { query, respond })
+        return
+      }
     } catch (err) {
       respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
       return
     }
     this.#queries.push({ query, respond })
+    this.#kick()
+  }
+
+  /**
+   * A query waits for mailbox position `s`, which this partition has not received yet: admit it if
+   * `s` is stored on the mailbox (it arrives soon), else answer at once that it never will.
+   */
+  async #admitQueryPast(s: number, pending: PendingQuery): Promise<void> {
+    let last: number
+    try {
+      last = await this.#storage.lastMailboxSeq()
+    } catch {
+      last = s // cannot tell: wait, as for any other query
+    }
+    if (this.#stopped) return
+    if (s > last) {
+      pending.respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(positionPastEnd(s, this.p, last)) })
+      return
+    }
+    this.#queries.push(pending)
     this.#kick()
   }
 

@@ -381,22 +381,24 @@ export class PartitionStorage {
   }
 
   /**
-   * Moves a message to the dead-letter stream with the reason: undecodable mailbox bytes (`seq`:
-   * their mailbox sequence, which also deduplicates), or one decoded message that cannot be
-   * applied (`seq` undefined: not deduplicated, so a re-run after a crash may store it twice).
+   * Moves a message to the dead-letter stream with the reason: undecodable mailbox bytes, or (with
+   * `idx`) one message of a mailbox envelope (undecodable, or for another partition) — both
+   * deduplicated by their mailbox sequence — or one decoded message that cannot be applied (`seq`
+   * undefined: not deduplicated, so a re-run after a crash may store it twice).
    */
-  async deadLetter(seq: number | undefined, data: Uint8Array, reason: string): Promise<void> {
+  async deadLetter(seq: number | undefined, data: Uint8Array, reason: string, idx?: number): Promise<void> {
     const headers: Record<string, string> = {
       'Basalt-Reason': reason.slice(0, 1000).replace(/[\r\n]/g, ' '),
       'Basalt-Partition': String(this.p),
     }
+    if (idx !== undefined) headers['Basalt-Message-Index'] = String(idx)
     if (seq === undefined) {
       await this.fast.publish(this.hub.names.deadLetter(this.p), data, { headers })
       return
     }
     headers['Basalt-Mailbox-Seq'] = String(seq)
     await this.fast.publish(this.hub.names.deadLetter(this.p), data, {
-      msgID: `dlq.${this.p}.${seq}.${data.length}`,
+      msgID: `dlq.${this.p}.${seq}.${idx === undefined ? '' : `${idx}.`}${data.length}`,
       headers,
     })
   }

@@ -3,10 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Client, Node, connectTo, silentLogger } from '../runtime/index.ts'
 import { ensureHub } from '../runtime/hub.ts'
 import { closeConnection } from '../runtime/node.ts'
-import { freePort } from '../runtime/nats-server.ts'
+import { freePort, startNatsServer } from '../runtime/nats-server.ts'
 import { readPlacement, type PlacementTable } from '../placement/index.ts'
 import { Counter } from './fixtures/entities.ts'
-import { spawnTs, useNatsServer, type SpawnedTs } from './harness.ts'
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { repoRoot, spawnTs, useNatsServer, waitFor, type SpawnedTs } from './harness.ts'
 
 const nats = useNatsServer()
 
@@ -87,6 +89,14 @@ describe('basalt placement', () => {
     }
   })
 
+  it('exits quietly with 0 when its stdout is closed early (`basalt placement | head -2`)', async () => {
+    const child = basalt('placement', '--servers', nats.url, '--hub', hub)
+    child.child.stdout!.destroy() // the reader is gone before the table is written
+    const code = await child.exited
+    expect(child.lines.join('\n')).not.toMatch(/EPIPE|Unhandled|Error/)
+    expect(code, child.lines.join('\n')).toBe(0)
+  })
+
   it('fails with exit 1 on a hub that does not exist', async () => {
     const { code, output } = await runBasalt('placement', '--servers', nats.url, '--hub', 'no-such-hub')
     expect(code, output).toBe(1)
@@ -123,6 +133,86 @@ describe('basalt node', () => {
     const code = await child.exited
     expect(code, child.lines.join('\n')).toBe(0)
     expect(child.lines).toContain('node cli-node-1 stopped')
+  })
+
+  it('exits within 3 s on SIGTERM when its NATS server is gone', { timeout: 60_000 }, async () => {
+    const server = await startNatsServer()
+    try {
+      const child = basalt(
+        'node',
+        '--servers',
+        server.url,
+        '--hub',
+        'cli-gone',
+        '--load',
+        'test/fixtures/registry.ts',
+        '--node-id',
+        'cli-gone-1',
+        '--partitions',
+        '4',
+      )
+      await child.waitForLine(/^node cli-gone-1 running on hub cli-gone$/, 20_000)
+      await server.stop('SIGKILL')
+      const signalledAt = Date.now()
+      child.kill('SIGTERM')
+      const code = await child.exited
+      const took = Date.now() - signalledAt
+      expect(took, `ms from SIGTERM to exit; output:\n${child.lines.join('\n')}`).toBeLessThan(3_000)
+      expect(code, child.lines.join('\n')).toBe(0)
+      expect(child.lines).toContain('node cli-gone-1 stopped')
+    } finally {
+      await server.dispose()
+    }
+  })
+
+  it('started through npx, stops when npx gets SIGTERM', { timeout: 60_000 }, async () => {
+    const hub = 'cli-npx'
+    // npx runs the bin under `sh -c`, and passes SIGTERM on to that shell only
+    const npx = spawn(
+      'npx',
+      ['basalt', 'node', '--servers', nats.url, '--hub', hub, '--load', 'test/fixtures/registry.ts'].concat([
+        '--node-id',
+        'cli-npx-1',
+        '--partitions',
+        '2',
+      ]),
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, npm_config_offline: 'true' },
+      },
+    )
+    const lines: string[] = []
+    for (const stream of [npx.stdout, npx.stderr])
+      createInterface({ input: stream }).on('line', (l) => lines.push(l))
+    let pid: number | undefined
+    try {
+      await waitFor(() => lines.includes('node cli-npx-1 running on hub cli-npx'), 'the node running', 30_000)
+      const nc = await connectTo(nats.url, 'cli-npx-test')
+      try {
+        const opened = await ensureHub(nc, hub)
+        const table = await readPlacement(opened.metaKv, opened.jsm)
+        pid = table.nodes.find((n) => n.id === 'cli-npx-1')?.pid
+      } finally {
+        await closeConnection(nc)
+      }
+      expect(pid, 'pid in the heartbeat of cli-npx-1').toBeGreaterThan(0)
+      expect(pid, 'the node runs in a process of its own under npx').not.toBe(npx.pid)
+      npx.kill('SIGTERM')
+      await waitFor(
+        () => !isRunning(pid!),
+        `node process ${pid} gone after SIGTERM to npx ${npx.pid}`,
+        15_000,
+      )
+      await waitFor(
+        () => lines.includes('node cli-npx-1 stopped'),
+        `'stopped' line in:\n${lines.join('\n')}`,
+        2_000,
+      )
+    } finally {
+      if (pid !== undefined && isRunning(pid)) process.kill(pid, 'SIGKILL')
+      if (npx.exitCode === null && npx.signalCode === null) npx.kill('SIGKILL')
+    }
   })
 
   it('fails with exit 1 naming the path of a module that does not exist', async () => {
@@ -181,3 +271,13 @@ describe('basalt node', () => {
     expect(output).toMatch(/^usage: basalt node --servers /m)
   })
 })
+
+/** Whether process `pid` exists. */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}

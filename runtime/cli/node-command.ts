@@ -58,9 +58,11 @@ export async function runNodeCommand(
 
   options.registry = await loadRegistry(load)
   const node = await Node.start(options)
+  // listen before telling anyone that the node runs: a SIGTERM sent on that line must stop it
+  const stopRequested = waitForStopSignal(node)
   output.out(`node ${node.nodeId} running on hub ${hub}`)
 
-  const signal = await waitForStopSignal(node)
+  const signal = await stopRequested
   if (signal === 'closed') {
     await node.stop()
     throw new Error(`node ${node.nodeId}: connection to NATS closed unexpectedly`)
@@ -79,18 +81,33 @@ export async function runNodeCommand(
   return 0
 }
 
-/** Resolves with the first stop signal received, or 'closed' if the NATS connection closes first. */
+/** How often a node started by npm checks that its parent process is still there, in ms. */
+const PARENT_CHECK_MS = 250
+
+/**
+ * Resolves with the first stop signal received, or 'closed' if the NATS connection closes first.
+ * Started by npm (`npx basalt node`, an npm script), the node also stops — as on SIGTERM — once
+ * its parent process is gone: npm runs it under `sh -c` and passes SIGTERM to that shell only,
+ * which ends without passing it on, leaving the node running with no one to stop it.
+ */
 function waitForStopSignal(node: Node): Promise<NodeJS.Signals | 'closed'> {
   return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
+    let parentWatch: NodeJS.Timeout | undefined
+    const stop = (reason: NodeJS.Signals | 'closed') => {
       for (const s of STOP_SIGNALS) process.off(s, onSignal)
-      resolve(signal)
+      clearInterval(parentWatch)
+      resolve(reason)
     }
+    const onSignal = (signal: NodeJS.Signals) => stop(signal)
     for (const s of STOP_SIGNALS) process.on(s, onSignal)
-    void node.nc.closed().then(() => {
-      for (const s of STOP_SIGNALS) process.off(s, onSignal)
-      resolve('closed')
-    })
+    if (process.env['npm_lifecycle_event'] !== undefined) {
+      const parent = process.ppid
+      parentWatch = setInterval(() => {
+        if (process.ppid !== parent) stop('SIGTERM')
+      }, PARENT_CHECK_MS)
+      parentWatch.unref()
+    }
+    void node.nc.closed().then(() => stop('closed'))
   })
 }
 
