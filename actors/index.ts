@@ -50,4 +50,4 @@ export {
   type ReplyEnvelope,
   type ReplyTo,
   type TimerValue,
-} from './messages.ts'
+} from './wire/messages.ts'

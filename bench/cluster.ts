@@ -17,8 +17,8 @@ import { fileURLToPath } from 'node:url'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { readPlacement, type PlacementTable } from '../placement/index.ts'
 import { connectTo } from '../runtime/index.ts'
-import { openHub, type Hub } from '../runtime/hub.ts'
-import { closeConnection } from '../runtime/node.ts'
+import { openHub, type Hub } from '../runtime/nats/hub.ts'
+import { closeConnection } from '../runtime/nats/connect.ts'
 import type { BenchContext } from './common.ts'
 
 /** Repository root: the working directory of the node processes. */

@@ -3,7 +3,7 @@
  * benchmark runs with, the error that marks a wrong result, and percentile helpers.
  */
 import type { Client, Node } from '../runtime/index.ts'
-import type { RegistryItem } from '../runtime/node.ts'
+import type { RegistryItem } from '../runtime/node/node.ts'
 
 /** One measured figure; printed as one JSON line. */
 export interface Figure {

@@ -12,7 +12,7 @@
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { Client, Node, connectTo, deleteHub, silentLogger } from '../runtime/index.ts'
-import { startNatsServer, type NatsServer } from '../runtime/nats-server.ts'
+import { startNatsServer, type NatsServer } from '../runtime/dev/nats-server.ts'
 import {
   VerificationError,
   nodesLabel,

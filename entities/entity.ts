@@ -7,7 +7,7 @@
  */
 import { BadInputError, IllegalStateError, UnknownOperationError } from '../actors/errors.ts'
 import { checkKey, checkTypeName } from '../actors/ids.ts'
-import type { ArgumentSchema } from './operations.ts'
+import type { ArgumentSchema } from './standard-schema.ts'
 
 /** What the runtime provides to a running operation. */
 export interface EntityContext {

@@ -7,14 +7,13 @@
  */
 import { BadInputError, UnknownOperationError } from '../actors/errors.ts'
 import { entityTypeName, operationNames, type EntityClass, type OperationName } from './entity.ts'
-import type { StandardSchemaIssue, StandardSchemaResult, StandardSchemaV1 } from './standard-schema.ts'
-
-/**
- * The schema of an operation's arguments: one schema for an operation that takes one argument, or
- * one schema per argument, in order. An argument left out is checked as `undefined`; more
- * arguments than schemas are refused.
- */
-export type ArgumentSchema = StandardSchemaV1 | readonly StandardSchemaV1[]
+import type {
+  ArgumentSchema,
+  StandardSchemaIssue,
+  StandardSchemaResult,
+  StandardSchemaV1,
+} from './standard-schema.ts'
+export type { ArgumentSchema } from './standard-schema.ts'
 
 /**
  * Argument schemas of the operations of entity `E`, for `static schemas` on its class.

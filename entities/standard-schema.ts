@@ -50,3 +50,10 @@ export interface StandardSchemaIssue {
   /** Where in the value, when not at its root. */
   readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined
 }
+
+/**
+ * The schema of an operation's arguments: one schema for an operation that takes one argument, or
+ * one schema per argument, in order. An argument left out is checked as `undefined`; more
+ * arguments than schemas are refused.
+ */
+export type ArgumentSchema = StandardSchemaV1 | readonly StandardSchemaV1[]

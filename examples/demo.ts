@@ -14,7 +14,7 @@ import {
   NatsServerStartError,
   startNatsServer,
   type NatsServer,
-} from '../runtime/nats-server.ts'
+} from '../runtime/dev/nats-server.ts'
 import { bankRegistry, runBankExample } from './bank/index.ts'
 import { counterRegistry, runCounterExample } from './counter/index.ts'
 import { runWorkflowExamples, workflowRegistry } from './workflows/index.ts'

@@ -2,11 +2,11 @@
  * runtime/ — wires entities and actors to NATS JetStream: hub layout, the partition loop, commit
  * log, snapshots, recovery, the node and the client. This is the package's main entry point.
  */
-export { Client, type ClientOptions, type EntityPage, type EntityState } from './client.ts'
-export type { EntityHandle } from './client-handles.ts'
-export type { InstanceStatus } from './client-status.ts'
-export { RuntimeStatus, isTerminal } from './instance-model.ts'
-export { InstanceExistsError } from './instances.ts'
+export { Client, type ClientOptions, type EntityPage, type EntityState } from './client/client.ts'
+export type { EntityHandle } from './client/handles.ts'
+export type { InstanceStatus } from './client/status.ts'
+export { RuntimeStatus, isTerminal } from './instances/instance-model.ts'
+export { InstanceExistsError } from './instances/instance-host.ts'
 export {
   NonDeterminismError,
   TaskFailedError,
@@ -19,7 +19,8 @@ export {
   type OrchestrationDefinition,
   type RetryPolicy,
 } from '../actors/orchestration/index.ts'
-export { Node, connectTo, type NodeOptions } from './node.ts'
+export { Node, type NodeOptions } from './node/node.ts'
+export { connectTo } from './nats/connect.ts'
 export {
   DEFAULT_PARTITIONS,
   HubNames,
@@ -29,9 +30,9 @@ export {
   type Hub,
   type HubMeta,
   type HubOptions,
-} from './hub.ts'
-export { consoleLogger, silentLogger, type Logger } from './logger.ts'
-export { decode, encode } from './codec.ts'
+} from './nats/hub.ts'
+export { consoleLogger, silentLogger, type Logger } from './util/logger.ts'
+export { decode, encode } from './nats/codec.ts'
 export {
   Entity,
   type CallProxy,

@@ -12,13 +12,12 @@ import {
   isActivityDefinition,
   isOrchestrationDefinition,
   retryDelay,
-  type ActivityDefinition,
-  type OrchestrationDefinition,
 } from './definitions.ts'
 import { uuidV5 } from './guid.ts'
 import { CriticalSection, canonicalOrder, checkRef, list } from './locks.ts'
 import { Task, TimerTask, completeTask, failTask, whenAll, whenAny, type TaskClock } from './task.ts'
 import type {
+  ActivityDefinition,
   Command,
   CompletedEvent,
   EntityCallProxy,
@@ -32,6 +31,7 @@ import type {
   LogLevel,
   LogSink,
   OrchestrationContext,
+  OrchestrationDefinition,
   ReplaySafeLogger,
   RetryPolicy,
   ScheduledEvent,

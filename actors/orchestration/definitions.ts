@@ -1,48 +1,15 @@
 /**
- * Orchestration and activity definitions: a name bound to a function, typed by input and output
- * so that calls from orchestrations and clients are checked at compile time.
+ * Making orchestration and activity definitions (a name bound to a function, typed by input and
+ * output; the types are part of the contract in types.ts), telling them apart, and retry policies.
  */
 import { BadInputError } from '../errors.ts'
-import type { Task } from './task.ts'
-import type { OrchestrationContext, RetryPolicy } from './types.ts'
-
-/** The generator function of an orchestration. It must be deterministic (see the context's API). */
-export type OrchestrationFunction<I, O> = (
-  ctx: OrchestrationContext,
-  input: I,
-) => Generator<Task<unknown>, O, unknown>
-
-/** An orchestration: its name, generator function and optional version. Made by {@link orchestration}. */
-export interface OrchestrationDefinition<I, O> {
-  readonly kind: 'orchestration'
-  readonly name: string
-  readonly fn: OrchestrationFunction<I, O>
-  /** Recorded in the `started` event of each execution; informational. */
-  readonly version?: string
-}
-
-/** What an activity function receives besides its input. */
-export interface ActivityContext {
-  /** The orchestration instance that scheduled it. */
-  instanceId: string
-  activityName: string
-  /** 1 for the first attempt, 2 for the first retry, … */
-  attempt: number
-}
-
-/** The function of an activity: any code, I/O allowed; it runs at least once per attempt. */
-export type ActivityFunction<I, O> = (input: I, ctx: ActivityContext) => O | Promise<O>
-
-/** An activity: its name, function, timeout and default retry policy. Made by {@link activity}. */
-export interface ActivityDefinition<I, O> {
-  readonly kind: 'activity'
-  readonly name: string
-  readonly fn: ActivityFunction<I, O>
-  /** Per-attempt timeout the runtime applies (default: the runtime's). */
-  readonly timeoutMs?: number
-  /** Retry policy used when a call gives none. */
-  readonly retry?: RetryPolicy
-}
+import type {
+  ActivityDefinition,
+  ActivityFunction,
+  OrchestrationDefinition,
+  OrchestrationFunction,
+  RetryPolicy,
+} from './types.ts'
 
 /**
  * Defines an orchestration. Its code runs as a generator that awaits tasks with `yield*`; it is

@@ -10,17 +10,18 @@
 import { BadInputError, IllegalStateError, toErrorInfo } from '../errors.ts'
 import { Execution } from './context.ts'
 import { ContinueAsNewSignal } from './support.ts'
-import type { OrchestrationDefinition } from './definitions.ts'
+
 import { Task } from './task.ts'
 import type {
   FinishedEvent,
   HistoryEvent,
   LogSink,
   NewEvent,
+  OrchestrationDefinition,
   PatchEvent,
   ScheduledEvent,
-  StartEvent,
   StartedEvent,
+  StartEvent,
   StepResult,
 } from './types.ts'
 

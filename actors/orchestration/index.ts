@@ -12,16 +12,14 @@ export {
   isOrchestrationDefinition,
   orchestration,
   retryDelay,
-  type ActivityContext,
-  type ActivityDefinition,
-  type ActivityFunction,
-  type OrchestrationDefinition,
-  type OrchestrationFunction,
 } from './definitions.ts'
 export { OrchestrationExecutor, type ExecutorOptions } from './executor.ts'
 export { GUID_NAMESPACE, sha1, uuidV5 } from './guid.ts'
 export { Task, TimerTask } from './task.ts'
 export type {
+  ActivityContext,
+  ActivityDefinition,
+  ActivityFunction,
   Command,
   CompletedEvent,
   CustomStatusEvent,
@@ -38,6 +36,8 @@ export type {
   LogSink,
   NewEvent,
   OrchestrationContext,
+  OrchestrationDefinition,
+  OrchestrationFunction,
   PatchEvent,
   ReplaySafeLogger,
   RetryPolicy,

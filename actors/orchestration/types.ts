@@ -22,7 +22,6 @@
  */
 import type { ErrorInfo } from '../errors.ts'
 import type { Entity, EntityClass, OperationName } from '../../entities/index.ts'
-import type { ActivityDefinition, OrchestrationDefinition } from './definitions.ts'
 import type { Task, TimerTask } from './task.ts'
 
 /** An entity as it travels in commands and history: `[type name, key]`. */
@@ -325,4 +324,45 @@ export interface OrchestrationContext {
    * @example return ctx.continueAsNew(count + 1)
    */
   continueAsNew(input: unknown, options?: { preserveUnprocessedEvents?: boolean }): never
+}
+
+// -------------------------------------------------------------------------------------------------
+// Definitions
+
+/** The generator function of an orchestration. It must be deterministic (see the context's API). */
+export type OrchestrationFunction<I, O> = (
+  ctx: OrchestrationContext,
+  input: I,
+) => Generator<Task<unknown>, O, unknown>
+
+/** An orchestration: its name, generator function and optional version. Made by {@link orchestration}. */
+export interface OrchestrationDefinition<I, O> {
+  readonly kind: 'orchestration'
+  readonly name: string
+  readonly fn: OrchestrationFunction<I, O>
+  /** Recorded in the `started` event of each execution; informational. */
+  readonly version?: string
+}
+
+/** What an activity function receives besides its input. */
+export interface ActivityContext {
+  /** The orchestration instance that scheduled it. */
+  instanceId: string
+  activityName: string
+  /** 1 for the first attempt, 2 for the first retry, … */
+  attempt: number
+}
+
+/** The function of an activity: any code, I/O allowed; it runs at least once per attempt. */
+export type ActivityFunction<I, O> = (input: I, ctx: ActivityContext) => O | Promise<O>
+
+/** An activity: its name, function, timeout and default retry policy. Made by {@link activity}. */
+export interface ActivityDefinition<I, O> {
+  readonly kind: 'activity'
+  readonly name: string
+  readonly fn: ActivityFunction<I, O>
+  /** Per-attempt timeout the runtime applies (default: the runtime's). */
+  readonly timeoutMs?: number
+  /** Retry policy used when a call gives none. */
+  readonly retry?: RetryPolicy
 }

@@ -2,7 +2,20 @@
  * Reading command-line option values, shared by the `basalt` commands. Kept free of NATS and of
  * the runtime so that `main.ts` can import it without slowing `basalt help` down.
  */
-import type { CommandArgs } from './main.ts'
+
+/** Parsed arguments handed to a command. */
+export interface CommandArgs {
+  /** Option values by name. */
+  values: Record<string, string | boolean | Array<string | boolean> | undefined>
+  /** Arguments after the command name that are not options. */
+  positionals: string[]
+}
+
+/** Where a command writes; the defaults are the process's stdout and stderr. */
+export interface CommandOutput {
+  /** Writes one line of normal output. */
+  out(line: string): void
+}
 
 /**
  * The command line itself is wrong (a required option missing, a malformed value). `main` prints

@@ -4,15 +4,7 @@
  * their implementation lazily so that `basalt help` stays instant.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { describeError, UsageError } from './args.ts'
-
-/** Parsed arguments handed to a command. */
-export interface CommandArgs {
-  /** Option values by name. */
-  values: Record<string, string | boolean | Array<string | boolean> | undefined>
-  /** Arguments after the command name that are not options. */
-  positionals: string[]
-}
+import { describeError, UsageError, type CommandArgs } from './args.ts'
 
 /** One `basalt` command. */
 export interface Command {

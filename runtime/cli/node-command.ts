@@ -7,18 +7,12 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { BadInputError } from '../../actors/errors.ts'
-import { Node, type RegistryItem } from '../node.ts'
+import { Node, type RegistryItem } from '../node/node.ts'
 import { intOption, serverList, stringOption } from './args.ts'
-import type { CommandArgs } from './main.ts'
+import type { CommandArgs, CommandOutput } from './args.ts'
 
 /** Options of {@link Node.start}, including those that a given version of `NodeOptions` may lack. */
 type StartOptions = Parameters<typeof Node.start>[0] & { heartbeatMs?: number; leaseMs?: number }
-
-/** Where the command writes; the defaults are the process's stdout and stderr. */
-export interface CommandOutput {
-  /** Writes one line of normal output. */
-  out(line: string): void
-}
 
 /** Signals that stop a node gracefully. */
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const

@@ -1,0 +1,345 @@
+/**
+ * The wire model: what travels in mailboxes, commit records, replies and queries. Every top-level
+ * value carries `v` (the format version); the codec refuses versions it does not know. Field names
+ * are short because millions of these are encoded per minute.
+ */
+import { CodecError, type ErrorInfo } from '../errors.ts'
+
+/** Version of every envelope this build writes and accepts. */
+export const WIRE_VERSION = 1
+
+/** Where a call's result goes: the caller's reply subject and its request number. */
+export type ReplyTo = [inbox: string, rid: number]
+
+/**
+ * One entity operation: a signal when `r` is absent, a call when present. `at` (ms since the
+ * epoch) makes it a scheduled signal, held by the receiving partition until that time.
+ */
+export interface EntityOp {
+  k: 'op'
+  /** Entity type name. */
+  t: string
+  /** Entity key. */
+  key: string
+  /** Operation (method) name. */
+  op: string
+  /** Arguments. */
+  a: unknown[]
+  r?: ReplyTo
+  /** Set when an orchestration made the call: the result goes back to it as a `done`. */
+  ro?: OrchestrationReplyTo
+  at?: number
+}
+
+/** Who waits for an entity call's result when an orchestration made it: [instance id, task seq]. */
+export type OrchestrationReplyTo = [instanceId: string, seq: number]
+
+/** Starts an orchestration instance (from a client, a parent or an entity). */
+export interface StartMessage {
+  k: 'start'
+  /** Instance id. */
+  i: string
+  /** Orchestration name. */
+  n: string
+  /** Input. */
+  in: unknown
+  r?: ReplyTo
+  /** Parent instance and task seq, for sub-orchestrations. */
+  pa?: OrchestrationReplyTo
+  /** Replace an instance in a terminal state instead of rejecting the start. */
+  replace?: boolean
+  /**
+   * Set when the client generated the id (a random UUID): no instance can have it, so the
+   * partition skips looking for a stored one.
+   */
+  fresh?: 1
+  at?: number
+}
+
+/** An external event raised to an instance. */
+export interface EventMessage {
+  k: 'ev'
+  i: string
+  /** Event name. */
+  n: string
+  /** Event data. */
+  d: unknown
+  r?: ReplyTo
+  at?: number
+}
+
+/** The completion of an instance's task: activity, sub-orchestration, entity call, lock, timer. */
+export interface DoneMessage {
+  k: 'done'
+  i: string
+  /** Task sequence number. */
+  s: number
+  ok: 0 | 1
+  v?: unknown
+  err?: ErrorInfo
+  /**
+   * Set on the answer to a lock request: every entity of the critical section, now all held by
+   * the instance. An instance that no longer waits for that lock (it ended, was purged, or moved
+   * on) gives them back.
+   */
+  lk?: Array<[type: string, key: string]>
+  at?: number
+}
+
+/** Management of an instance. */
+export interface ControlMessage {
+  k: 'ctl'
+  i: string
+  op: 'terminate' | 'suspend' | 'resume' | 'purge'
+  reason?: string
+  r?: ReplyTo
+  at?: number
+}
+
+/**
+ * Waits for an instance to finish. Answered (after a commit) with the instance record without
+ * history once it is Completed, Failed or Terminated; with `null` when it does not exist; with `0`
+ * when `ms` passed first (the client asks again). Not kept across restarts: a client whose wait
+ * got no answer asks again.
+ */
+export interface WaitMessage {
+  k: 'wait'
+  i: string
+  /** How long the owner holds the wait, in ms (at most 60,000). */
+  ms: number
+  r?: ReplyTo
+  at?: number
+}
+
+/** Lock request travelling along the sorted entities of a critical section. */
+export interface LockMessage {
+  k: 'lock'
+  t: string
+  key: string
+  /** The orchestration that asks, and its task seq. */
+  o: OrchestrationReplyTo
+  /** Entities still to lock after this one, in order. */
+  rest: Array<[type: string, key: string]>
+  /** Every entity of the critical section (carried to the grant, see {@link DoneMessage.lk}). */
+  all?: Array<[type: string, key: string]>
+  at?: number
+}
+
+/** Releases an entity locked by an orchestration. */
+export interface UnlockMessage {
+  k: 'unlock'
+  t: string
+  key: string
+  /** The owner's instance id; ignored when `f` is set. */
+  o: string
+  /**
+   * Forced release (a management action): the lock is released whoever holds it, and a call's
+   * reply carries the holder's instance id (null when the entity was not locked).
+   */
+  f?: 1
+  r?: ReplyTo
+  at?: number
+}
+
+/** Any message to an actor. */
+export type ActorMessage =
+  | EntityOp
+  | StartMessage
+  | EventMessage
+  | DoneMessage
+  | ControlMessage
+  | WaitMessage
+  | LockMessage
+  | UnlockMessage
+
+/** A batch of messages from one client to one partition; `q` numbers the client's batches. */
+export interface ClientEnvelope {
+  v: typeof WIRE_VERSION
+  c: string
+  q: number
+  m: ActorMessage[]
+}
+
+/**
+ * Messages from one partition's committed records to another partition, grouped by record. Each
+ * message travels pre-encoded (it was encoded once, when its size was checked).
+ */
+export interface PartitionEnvelope {
+  v: typeof WIRE_VERSION
+  p: number
+  g: Array<[n: number, msgs: Uint8Array[]]>
+}
+
+/** What a mailbox message holds. */
+export type MailboxEnvelope = ClientEnvelope | PartitionEnvelope
+
+/** The outcome of one call: `[rid, 1, encoded result]` or `[rid, 0, error]`. */
+export type Reply = [rid: number, ok: 1, value: Uint8Array] | [rid: number, ok: 0, error: ErrorInfo]
+
+/** Replies for one client, released after the commit that produced them. */
+export interface ReplyEnvelope {
+  v: typeof WIRE_VERSION
+  r: Reply[]
+}
+
+/** A timer held in partition state: due time and the message it delivers. */
+export type TimerValue = [due: number, msg: ActorMessage]
+
+/** A position in a mailbox: the stream sequence of an envelope and the index of a message in it. */
+export type MailboxPosition = [seq: number, idx: number]
+
+/**
+ * One commit record: the outcome of every step processed since the previous record. Records are
+ * the partition's durable log; replaying them reproduces the committed state without running user
+ * code (Netherite logs step outputs, not inputs).
+ */
+export interface CommitRecord {
+  v: typeof WIRE_VERSION
+  /** Record number, consecutive per partition across owners. */
+  n: number
+  /** Epoch of the owner that wrote it. */
+  e: number
+  /**
+   * Random token of the partition instance that wrote it (absent on records of older versions):
+   * tells two runs of one epoch apart (see `runtime/partition/log-fence.ts`).
+   */
+  o?: number
+  /** Set on the record a new owner appends when it takes the partition over. */
+  claim?: 1
+  /** Mailbox position after this record. */
+  pos: MailboxPosition
+  /** Item writes: encoded value, or null for a delete. Keys: `e.*` entities, `t.*` timers. */
+  w: Array<[key: string, value: Uint8Array | null]>
+  /** Client dedup updates: last batch number applied per client, and when. */
+  dc: Array<[client: string, q: number, at: number]>
+  /** Partition dedup updates: last record number applied per origin partition. */
+  dp: Array<[partition: number, n: number]>
+  /** Messages to other partitions (each pre-encoded), sent after this record is durable. */
+  out: Array<[partition: number, msgs: Uint8Array[]]>
+  /** Replies to clients, sent after this record is durable. */
+  rep: Array<[inbox: string, replies: Reply[]]>
+  /** Messages between actors of this partition that were not yet processed at the seal. */
+  lq: ActorMessage[]
+}
+
+/**
+ * Queries a client sends to a partition's owner over core NATS. `s` is the mailbox sequence of
+ * the client's last acknowledged publish to that partition: the answer waits until the partition
+ * has processed it, so a client reads its own writes. `w: 1` marks the first read of a watcher:
+ * the partition publishes its change messages again (see `runtime/partition/change-feed.ts`).
+ */
+export type Query =
+  | { v: typeof WIRE_VERSION; k: 'read'; t: string; key: string; s?: number; w?: 1 }
+  | { v: typeof WIRE_VERSION; k: 'list'; t: string; prefix: string; after: string; limit: number; s?: number }
+  | { v: typeof WIRE_VERSION; k: 'status'; i: string; history?: boolean; s?: number; w?: 1 }
+  | { v: typeof WIRE_VERSION; k: 'instances'; f: InstanceFilter; after: string; limit: number; s?: number }
+  /** Who holds the lock of an entity (a critical section of an orchestration). */
+  | { v: typeof WIRE_VERSION; k: 'lock'; t: string; key: string; s?: number }
+  /** Replies to `inbox` the client still waits for (it may have lost them in a reconnect). */
+  | { v: typeof WIRE_VERSION; k: 'replies'; inbox: string; rids: number[]; s?: number }
+
+/** Filter of instance listings and purges. */
+export interface InstanceFilter {
+  statuses?: string[]
+  createdFrom?: number
+  createdTo?: number
+  namePrefix?: string
+  idPrefix?: string
+}
+
+/** Answer to a query. */
+export type QueryAnswer =
+  | { v: typeof WIRE_VERSION; ok: 1; exists: boolean; state: Uint8Array | null; n: number }
+  | { v: typeof WIRE_VERSION; ok: 1; keys: string[]; more: boolean }
+  | { v: typeof WIRE_VERSION; ok: 1; instance: Uint8Array | null; n: number }
+  | { v: typeof WIRE_VERSION; ok: 1; summaries: Array<[id: string, summary: Uint8Array]>; more: boolean }
+  | { v: typeof WIRE_VERSION; ok: 1; replies: Reply[] }
+  | { v: typeof WIRE_VERSION; ok: 1; holder: string | null; queued: number; n: number }
+  | { v: typeof WIRE_VERSION; ok: 0; error: ErrorInfo }
+
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null
+
+const str = (m: Record<string, unknown>, f: string) => {
+  if (typeof m[f] !== 'string') throw new CodecError(`message field ${f} is not a string`)
+}
+const pair = (x: unknown, what: string) => {
+  if (!Array.isArray(x) || typeof x[0] !== 'string' || typeof x[1] !== 'number') {
+    throw new CodecError(`message field ${what} is not [string, number]`)
+  }
+}
+
+/** Checks that a decoded value is an actor message; throws {@link CodecError} naming the field. */
+export function checkMessage(m: unknown): ActorMessage {
+  if (!isObject(m)) throw new CodecError('message is not a map')
+  if (m.at !== undefined && typeof m.at !== 'number') throw new CodecError('message field at is not a number')
+  if (m.r !== undefined) pair(m.r, 'r (reply to)')
+  switch (m.k) {
+    case 'op':
+      str(m, 't')
+      str(m, 'key')
+      str(m, 'op')
+      if (!Array.isArray(m.a)) throw new CodecError('message field a (arguments) is not an array')
+      if (m.ro !== undefined) pair(m.ro, 'ro')
+      break
+    case 'start':
+      str(m, 'i')
+      str(m, 'n')
+      if (m.pa !== undefined) pair(m.pa, 'pa')
+      break
+    case 'ev':
+      str(m, 'i')
+      str(m, 'n')
+      break
+    case 'done':
+      str(m, 'i')
+      if (typeof m.s !== 'number') throw new CodecError('message field s is not a number')
+      break
+    case 'ctl':
+      str(m, 'i')
+      if (!['terminate', 'suspend', 'resume', 'purge'].includes(m.op as string)) {
+        throw new CodecError(`unknown control operation ${JSON.stringify(m.op)}`)
+      }
+      break
+    case 'wait':
+      str(m, 'i')
+      if (typeof m.ms !== 'number') throw new CodecError('message field ms is not a number')
+      break
+    case 'lock':
+      str(m, 't')
+      str(m, 'key')
+      pair(m.o, 'o')
+      if (!Array.isArray(m.rest)) throw new CodecError('message field rest is not an array')
+      break
+    case 'unlock':
+      str(m, 't')
+      str(m, 'key')
+      str(m, 'o')
+      break
+    default:
+      throw new CodecError(`unknown message kind ${JSON.stringify(m.k)}`)
+  }
+  return m as unknown as ActorMessage
+}
+
+/** Checks the shape of a decoded mailbox envelope, including every message in it. */
+export function checkEnvelope(x: unknown): MailboxEnvelope {
+  if (!isObject(x)) throw new CodecError('envelope is not a map')
+  if (x.v !== WIRE_VERSION) throw new CodecError(`unsupported envelope version ${JSON.stringify(x.v)}`)
+  if (typeof x.c === 'string') {
+    if (typeof x.q !== 'number' || !Array.isArray(x.m)) throw new CodecError('client envelope needs q and m')
+    x.m.forEach(checkMessage)
+    return x as unknown as ClientEnvelope
+  }
+  if (typeof x.p === 'number') {
+    if (!Array.isArray(x.g)) throw new CodecError('partition envelope needs g')
+    for (const group of x.g) {
+      if (!Array.isArray(group) || typeof group[0] !== 'number' || !Array.isArray(group[1])) {
+        throw new CodecError('partition envelope group is not [n, messages]')
+      }
+      for (const m of group[1])
+        if (!(m instanceof Uint8Array)) throw new CodecError('partition message is not bytes')
+    }
+    return x as unknown as PartitionEnvelope
+  }
+  throw new CodecError('envelope has neither a client (c) nor a partition (p) sender')
+}

@@ -1,0 +1,138 @@
+/**
+ * Runs activities on this node: bounded concurrency, a per-call timeout, results as values or
+ * error descriptions. Activities run at least once (they are re-run after a crash); their results
+ * are applied once by the orchestration that scheduled them.
+ */
+import { TimeoutError, toErrorInfo, type ErrorInfo } from '../../actors/errors.ts'
+import type { ActivityDefinition } from '../../actors/orchestration/index.ts'
+
+/** Whether a value is a promise (or promise-like). */
+export function isThenable(x: unknown): x is PromiseLike<unknown> {
+  return typeof (x as { then?: unknown } | null)?.then === 'function'
+}
+
+/** Outcome of one activity run. */
+export type ActivityOutcome = { ok: 1; value: unknown } | { ok: 0; error: ErrorInfo }
+
+/** An activity invocation. */
+export interface ActivityTask {
+  instanceId: string
+  seq: number
+  name: string
+  input: unknown
+  attempt: number
+}
+
+/** Activity definitions by name, with a bounded pool that runs them. */
+export class ActivityPool {
+  readonly #defs = new Map<string, ActivityDefinition<any, any>>()
+  readonly #waiting: Array<() => void> = []
+  #running = 0
+  /** Activities started (for tests and benchmarks). */
+  started = 0
+
+  constructor(
+    defs: Iterable<ActivityDefinition<any, any>>,
+    /** Most activities running at once on this node. */
+    readonly concurrency = 100,
+    /** Timeout of an activity without its own `timeoutMs`. */
+    readonly defaultTimeoutMs = 5 * 60_000,
+  ) {
+    for (const def of defs) this.#defs.set(def.name, def)
+  }
+
+  /** Whether an activity of that name is registered. */
+  has(name: string): boolean {
+    return this.#defs.has(name)
+  }
+
+  /** Activities waiting for a free slot. */
+  get backlog(): number {
+    return this.#waiting.length
+  }
+
+  /** Runs an activity (waiting for a free slot); never rejects. */
+  async run(task: ActivityTask): Promise<ActivityOutcome> {
+    return this.start(task)
+  }
+
+  /**
+   * Runs an activity; the outcome of a synchronous one that found a free slot (or of an unknown
+   * activity) comes back at once, without a promise. Never throws or rejects.
+   */
+  start(task: ActivityTask): ActivityOutcome | Promise<ActivityOutcome> {
+    const def = this.#defs.get(task.name)
+    if (def === undefined) {
+      return {
+        ok: 0,
+        error: {
+          name: 'UnknownActivityError',
+          message: `unknown activity '${task.name}'`,
+          code: 'BAD_INPUT',
+        },
+      }
+    }
+    if (this.#running >= this.concurrency) return this.#queued(def, task)
+    return this.#invoke(def, task)
+  }
+
+  async #queued(def: ActivityDefinition<any, any>, task: ActivityTask): Promise<ActivityOutcome> {
+    await new Promise<void>((r) => this.#waiting.push(r))
+    return this.#invoke(def, task)
+  }
+
+  #invoke(def: ActivityDefinition<any, any>, task: ActivityTask): ActivityOutcome | Promise<ActivityOutcome> {
+    this.#running++
+    this.started++
+    let value: unknown
+    try {
+      value = def.fn(task.input, {
+        instanceId: task.instanceId,
+        activityName: task.name,
+        attempt: task.attempt,
+      })
+    } catch (err) {
+      this.#release()
+      return { ok: 0, error: toErrorInfo(err) }
+    }
+    if (!isThenable(value)) {
+      // a synchronous activity: no timer, no race, no promise
+      this.#release()
+      return { ok: 1, value }
+    }
+    return this.#settle(def, task, value)
+  }
+
+  async #settle(
+    def: ActivityDefinition<any, any>,
+    task: ActivityTask,
+    value: PromiseLike<unknown>,
+  ): Promise<ActivityOutcome> {
+    const timeoutMs = def.timeoutMs ?? this.defaultTimeoutMs
+    let timer: NodeJS.Timeout | undefined
+    try {
+      return {
+        ok: 1,
+        value: await Promise.race([
+          value,
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new TimeoutError(`activity '${task.name}' did not finish in ${timeoutMs} ms`)),
+              timeoutMs,
+            )
+          }),
+        ]),
+      }
+    } catch (err) {
+      return { ok: 0, error: toErrorInfo(err) }
+    } finally {
+      clearTimeout(timer)
+      this.#release()
+    }
+  }
+
+  #release(): void {
+    this.#running--
+    this.#waiting.shift()?.()
+  }
+}

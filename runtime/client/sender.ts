@@ -1,0 +1,133 @@
+/**
+ * The client's outgoing path: per partition, signals and calls issued while a publish is in
+ * flight wait and then leave together, in order, as one JetStream message (one envelope with a
+ * batch number the partition deduplicates on).
+ */
+import { BadInputError, PayloadTooLargeError } from '../../actors/errors.ts'
+import { WIRE_VERSION, type ActorMessage, type ClientEnvelope } from '../../actors/wire/messages.ts'
+import { encode } from '../nats/codec.ts'
+
+/** What a sender needs from its client. */
+export interface SenderHost {
+  readonly id: string
+  readonly maxPayload: number
+  /** Publishes one envelope to partition p, retrying until the deadline. */
+  publishEnvelope(p: number, q: number, bytes: Uint8Array): Promise<void>
+  /** A call's message could not be sent. */
+  failCall(rid: number, err: Error): void
+}
+
+/** A message waiting to be sent: a signal (settled when stored) or a call (`rid`, settled by its reply). */
+export interface Pending {
+  msg: ActorMessage
+  resolve?: () => void
+  reject?: (err: Error) => void
+  rid?: number
+}
+
+/**
+ * Coalesces the signals and calls for one partition: while one publish is in flight, new
+ * messages wait and then leave together, in order, as one JetStream message.
+ */
+export class PartitionSender {
+  #queue: Pending[] = []
+  #busy = false
+  #q = 0
+  #idle: Array<() => void> = []
+
+  constructor(
+    readonly client: SenderHost,
+    readonly p: number,
+  ) {}
+
+  add(item: Pending): void {
+    this.#queue.push(item)
+    if (!this.#busy) {
+      this.#busy = true
+      queueMicrotask(() => void this.#drain())
+    }
+  }
+
+  #fail(item: Pending, err: Error): void {
+    if (item.rid !== undefined) this.client.failCall(item.rid, err)
+    else item.reject?.(err)
+  }
+
+  /** Resolves when nothing is queued or in flight. */
+  idle(): Promise<void> {
+    return this.#busy ? new Promise((r) => this.#idle.push(r)) : Promise.resolve()
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue
+      this.#queue = []
+      for (const chunk of this.#chunks(batch)) {
+        const env: ClientEnvelope = {
+          v: WIRE_VERSION,
+          c: this.client.id,
+          q: ++this.#q,
+          m: chunk.items.map((i) => i.msg),
+        }
+        try {
+          await this.client.publishEnvelope(this.p, env.q, chunk.bytes ?? encode(env))
+          for (const item of chunk.items) item.resolve?.()
+        } catch (err) {
+          for (const item of chunk.items) this.#fail(item, err as Error)
+        }
+      }
+    }
+    this.#busy = false
+    for (const r of this.#idle.splice(0)) r()
+  }
+
+  /** Splits a batch into envelopes under max_payload; rejects messages that cannot be sent. */
+  #chunks(batch: Pending[]): Array<{ items: Pending[]; bytes?: Uint8Array }> {
+    const limit = this.client.maxPayload - 512
+    const probe: ClientEnvelope = {
+      v: WIRE_VERSION,
+      c: this.client.id,
+      q: this.#q + 1,
+      m: batch.map((i) => i.msg),
+    }
+    try {
+      const bytes = encode(probe)
+      if (bytes.length <= limit) return [{ items: batch, bytes }]
+    } catch {
+      // some message cannot be encoded: fall through to encoding them one by one
+    }
+    const out: Array<{ items: Pending[] }> = []
+    let current: Pending[] = []
+    let size = 0
+    for (const item of batch) {
+      let len: number
+      try {
+        len = encode(item.msg).length
+      } catch (err) {
+        this.#fail(
+          item,
+          new BadInputError(`${describeMessage(item.msg)} cannot be serialised: ${(err as Error).message}`),
+        )
+        continue
+      }
+      if (len > limit) {
+        this.#fail(item, new PayloadTooLargeError(describeMessage(item.msg), len, limit))
+        continue
+      }
+      if (size + len > limit && current.length > 0) {
+        out.push({ items: current })
+        current = []
+        size = 0
+      }
+      current.push(item)
+      size += len
+    }
+    if (current.length > 0) out.push({ items: current })
+    return out
+  }
+}
+
+function describeMessage(msg: ActorMessage): string {
+  if (msg.k === 'op') return `arguments of ${msg.t}@${msg.key}.${msg.op}`
+  return `a '${msg.k}' message for instance '${'i' in msg ? msg.i : ''}'`
+}

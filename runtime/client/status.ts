@@ -1,0 +1,69 @@
+/**
+ * What the client shows of instances and pages: the public {@link InstanceStatus}, built from an
+ * instance record or a listing summary, and the continuation tokens of paged listings.
+ */
+import { BadInputError, type ErrorInfo } from '../../actors/errors.ts'
+import type { HistoryEvent } from '../../actors/orchestration/index.ts'
+import type { InstanceSummary, InstanceView, RuntimeStatus } from '../instances/instance-model.ts'
+
+/** What {@link Client.getStatus} returns. */
+export interface InstanceStatus<O = unknown> {
+  id: string
+  name: string
+  status: RuntimeStatus
+  input?: unknown
+  output?: O
+  /** Failure details of a Failed (or reason of a Terminated) instance. */
+  error?: ErrorInfo
+  customStatus?: unknown
+  createdAt: Date
+  lastUpdatedAt: Date
+  completedAt?: Date
+  history?: HistoryEvent[]
+}
+
+/** The status of an instance record (with its history when asked for). */
+export function toStatus<O>(rec: InstanceView, history: boolean): InstanceStatus<O> {
+  return {
+    id: rec.id,
+    name: rec.name,
+    status: rec.status,
+    input: rec.input,
+    ...(rec.output === undefined ? {} : { output: rec.output as O }),
+    ...(rec.error === undefined ? {} : { error: rec.error }),
+    ...(rec.custom === undefined ? {} : { customStatus: rec.custom }),
+    createdAt: new Date(rec.created),
+    lastUpdatedAt: new Date(rec.updated),
+    ...(rec.completed === undefined ? {} : { completedAt: new Date(rec.completed) }),
+    ...(history ? { history: rec.history ?? [] } : {}),
+  }
+}
+
+/** The status of a listing summary (no input, output or history). */
+export function fromSummary(s: InstanceSummary): InstanceStatus {
+  return {
+    id: s.id,
+    name: s.name,
+    status: s.status,
+    ...(s.custom === undefined ? {} : { customStatus: s.custom }),
+    createdAt: new Date(s.created),
+    lastUpdatedAt: new Date(s.updated),
+    ...(s.completed === undefined ? {} : { completedAt: new Date(s.completed) }),
+  }
+}
+
+/** The token a page hands out to continue after `after`. */
+export function encodeContinuation(after: string): string {
+  return Buffer.from(JSON.stringify({ after })).toString('base64url')
+}
+
+/** The `after` a continuation token carries; `BadInputError` for one we did not hand out. */
+export function decodeContinuation(token: string): string {
+  try {
+    const value = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { after?: unknown }
+    if (typeof value.after === 'string') return value.after
+  } catch {
+    // fall through
+  }
+  throw new BadInputError('continuation token is not one returned by listEntities')
+}

@@ -1,0 +1,53 @@
+/**
+ * The one place where Basalt turns values into bytes and back: msgpack (msgpackr) for every
+ * message, commit record, snapshot and reply. Plain msgpack (no shared record structures), so any
+ * process can read what any other wrote; every top-level envelope carries a version field `v`.
+ */
+import { Packr } from 'msgpackr'
+import { CodecError } from '../../actors/errors.ts'
+import { WIRE_VERSION } from '../../actors/wire/messages.ts'
+
+const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
+
+/** Encodes a value. Throws {@link CodecError} when it holds something msgpack cannot carry. */
+export function encode(value: unknown): Uint8Array {
+  try {
+    return packr.pack(value)
+  } catch (err) {
+    throw new CodecError(`cannot encode value: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/** Decodes bytes written by {@link encode}; `what` names the bytes in the error. */
+export function decode(bytes: Uint8Array, what = 'message'): unknown {
+  try {
+    return packr.unpack(bytes)
+  } catch (err) {
+    throw new CodecError(`${what}: undecodable bytes (${bytes.length} bytes): ${(err as Error).message}`, {
+      cause: err,
+    })
+  }
+}
+
+/** Decodes a versioned envelope and checks its version. */
+export function decodeEnvelope(bytes: Uint8Array, what: string): Record<string, unknown> {
+  const value = decode(bytes, what)
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new CodecError(`${what}: not an envelope (a map with field v)`)
+  }
+  const v = (value as { v?: unknown }).v
+  if (v !== WIRE_VERSION) throw new CodecError(`${what}: unsupported version ${JSON.stringify(v)}`)
+  return value as Record<string, unknown>
+}
+
+/**
+ * Checks that a value survives encoding: functions, symbols and class instances with methods are
+ * rejected or lose their prototype. Returns the encoded bytes so callers do not encode twice.
+ */
+export function encodeChecked(value: unknown, what: string): Uint8Array {
+  try {
+    return packr.pack(value)
+  } catch (err) {
+    throw new CodecError(`${what} cannot be serialised: ${(err as Error).message}`, { cause: err })
+  }
+}

@@ -1,0 +1,323 @@
+/**
+ * How a hub is laid out on NATS, and its creation. Every resource of hub `H` is named here:
+ *
+ * | resource | name |
+ * |---|---|
+ * | mailbox stream | `BASALT_H_MBX`, subjects `H.mbx.<p>` |
+ * | commit log stream | `BASALT_H_LOG`, subjects `H.log.<p>` (fenced appends) |
+ * | dead-letter stream | `BASALT_H_DLQ`, subjects `H.dlq.<p>` |
+ * | offloaded activity tasks (work queue) | `BASALT_H_TASKS`, subject `H.tasks` |
+ * | state KV (snapshots, checkpoints, timers) | `basalt_H_state` |
+ * | metadata KV (partition count, placement) | `basalt_H_meta` |
+ * | queries to a partition owner (core NATS) | `H.q.<p>` |
+ * | committed records, for watchers (core NATS) | `H.chg.<p>` |
+ * | replies to a client's calls (core NATS) | `_INBOX_basalt.H.<client inbox id>` |
+ */
+import type { NatsConnection } from '@nats-io/transport-node'
+import { jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream'
+import { Kvm, type KV } from '@nats-io/kv'
+import { BadInputError, HubNotFoundError } from '../../actors/errors.ts'
+import { decode, encode } from './codec.ts'
+
+/** Default number of partitions of a new hub (as in the Netherite paper). */
+export const DEFAULT_PARTITIONS = 32
+/** Largest partition count; the count is fixed when a hub is created. */
+export const MAX_PARTITIONS = 1024
+
+const HUB_NAME = /^[A-Za-z0-9_-]{1,64}$/
+const INBOX_TOKEN = /^[A-Za-z0-9_-]{1,128}$/
+
+/** Stored description of a hub. */
+export interface HubMeta {
+  v: 1
+  partitions: number
+  replicas: number
+  created: number
+}
+
+/** Names of everything a hub owns. */
+export class HubNames {
+  constructor(readonly hub: string) {
+    if (!HUB_NAME.test(hub)) {
+      throw new BadInputError(`hub name must match ${HUB_NAME} (got ${JSON.stringify(hub)})`)
+    }
+  }
+  get mailboxStream(): string {
+    return `BASALT_${this.hub}_MBX`
+  }
+  get logStream(): string {
+    return `BASALT_${this.hub}_LOG`
+  }
+  get taskStream(): string {
+    return `BASALT_${this.hub}_TASKS`
+  }
+  /** Subject of offloaded activity tasks (a work queue every node consumes). */
+  get tasks(): string {
+    return `${this.hub}.tasks`
+  }
+  get deadLetterStream(): string {
+    return `BASALT_${this.hub}_DLQ`
+  }
+  get stateBucket(): string {
+    return `basalt_${this.hub}_state`
+  }
+  get metaBucket(): string {
+    return `basalt_${this.hub}_meta`
+  }
+  mailbox(p: number): string {
+    return `${this.hub}.mbx.${p}`
+  }
+  log(p: number): string {
+    return `${this.hub}.log.${p}`
+  }
+  deadLetter(p: number): string {
+    return `${this.hub}.dlq.${p}`
+  }
+  query(p: number): string {
+    return `${this.hub}.q.${p}`
+  }
+  changes(p: number): string {
+    return `${this.hub}.chg.${p}`
+  }
+  /**
+   * Prefix of the subjects clients receive their replies on: a client's inbox is this prefix, a dot
+   * and one token. Partitions publish replies to such subjects only (see {@link isReplyInbox}).
+   */
+  get replyInboxPrefix(): string {
+    return `_INBOX_basalt.${this.hub}`
+  }
+  /**
+   * Whether `subject` is a client inbox of this hub: {@link replyInboxPrefix}, a dot and one token
+   * of letters, digits, `_` and `-`. A reply subject named by a message that is anything else (a
+   * JetStream API subject, another hub's inbox, a wildcard) gets no reply.
+   */
+  isReplyInbox(subject: string): boolean {
+    const prefix = this.replyInboxPrefix
+    return (
+      subject.length > prefix.length + 1 &&
+      subject.startsWith(prefix) &&
+      subject.charCodeAt(prefix.length) === 46 /* . */ &&
+      INBOX_TOKEN.test(subject.slice(prefix.length + 1))
+    )
+  }
+  /** The raw subject of a key of the state bucket (for fenced writes). */
+  stateSubject(key: string): string {
+    return `$KV.${this.stateBucket}.${key}`
+  }
+}
+
+/** Options for creating a hub. */
+export interface HubOptions {
+  /** Partition count of a new hub; must match an existing hub's when given. Default 32. */
+  partitions?: number
+  /** Stream and KV replicas (3 on a NATS cluster). Default 1. */
+  replicas?: number
+}
+
+/** An open hub: its names, metadata and the handles the runtime uses. */
+export interface Hub {
+  names: HubNames
+  meta: HubMeta
+  jsm: JetStreamManager
+  state: KV
+  metaKv: KV
+}
+
+const DUPLICATE_WINDOW_NS = 120 * 1e9
+
+/** How long hub creation keeps retrying while a NATS cluster elects the leaders of new streams. */
+const CREATE_DEADLINE_MS = 30_000
+
+/**
+ * Opens hub `name`, creating its streams and buckets when missing (idempotent, race-safe). On a
+ * NATS cluster a stream just created answers only once its replicas have elected a leader, so
+ * timeouts and "temporarily unavailable" answers are retried for up to 30 s.
+ */
+export async function ensureHub(nc: NatsConnection, name: string, options: HubOptions = {}): Promise<Hub> {
+  const deadline = Date.now() + CREATE_DEADLINE_MS
+  for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+    try {
+      return await ensureHubOnce(nc, name, options)
+    } catch (err) {
+      if (!isTransient(err) || Date.now() + delay > deadline || nc.isClosed()) throw err
+      await new Promise((r) => setTimeout(r, delay))
+    }
+  }
+}
+
+/** Errors of a cluster electing leaders or of a server going away: worth another try. */
+function isTransient(err: unknown): boolean {
+  const e = err as { name?: string; code?: number | string; message?: string }
+  if (e.name === 'TimeoutError' || e.name === 'NoRespondersError') return true
+  if (e.code === 503 || e.code === '503' || e.code === 10008) return true
+  return /timeout|no responders|temporarily unavailable|no suitable peers|leader/i.test(String(e.message))
+}
+
+async function ensureHubOnce(nc: NatsConnection, name: string, options: HubOptions): Promise<Hub> {
+  const names = new HubNames(name)
+  const partitions = options.partitions ?? DEFAULT_PARTITIONS
+  if (!Number.isInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) {
+    throw new BadInputError(`partitions must be an integer in 1..${MAX_PARTITIONS} (got ${partitions})`)
+  }
+  const replicas = options.replicas ?? 1
+  const jsm = await jetstreamManager(nc)
+  const kvm = new Kvm(nc)
+  const metaKv = await kvm.create(names.metaBucket, { history: 1, replicas })
+  let meta = await readMeta(metaKv)
+  if (meta === null) {
+    const fresh: HubMeta = { v: 1, partitions, replicas, created: Date.now() }
+    try {
+      await metaKv.create('hub', encode(fresh))
+      meta = fresh
+    } catch {
+      meta = await readMeta(metaKv) // another process created it first
+      if (meta === null) throw new BadInputError(`cannot create hub '${name}'`)
+    }
+  }
+  if (options.partitions !== undefined && options.partitions !== meta.partitions) {
+    throw new BadInputError(
+      `hub '${name}' has ${meta.partitions} partitions, fixed when it was created (asked for ${options.partitions})`,
+    )
+  }
+  await ensureStream(jsm, {
+    name: names.mailboxStream,
+    subjects: [`${name}.mbx.*`],
+    duplicate_window: DUPLICATE_WINDOW_NS,
+    num_replicas: meta.replicas,
+  })
+  await ensureStream(jsm, {
+    name: names.logStream,
+    subjects: [`${name}.log.*`],
+    duplicate_window: DUPLICATE_WINDOW_NS,
+    num_replicas: meta.replicas,
+  })
+  await ensureStream(jsm, {
+    name: names.taskStream,
+    subjects: [names.tasks],
+    retention: 'workqueue' as StreamConfig['retention'],
+    duplicate_window: DUPLICATE_WINDOW_NS,
+    num_replicas: meta.replicas,
+  })
+  await ensureStream(jsm, {
+    name: names.deadLetterStream,
+    subjects: [`${name}.dlq.*`],
+    max_age: 7 * 24 * 3600 * 1e9,
+    num_replicas: meta.replicas,
+  })
+  const state = await kvm.create(names.stateBucket, { history: 1, replicas: meta.replicas })
+  return { names, meta, jsm, state, metaKv }
+}
+
+/**
+ * What an operator should know about the connected nats-server for a hub with `replicas`: the
+ * exactness of Basalt's guarantees does not depend on the version (2.9.10 and later; see
+ * `docs/ARCHITECTURE.md`, "Fencing"), but durability against power loss and some known server
+ * defects do. Returns one warning per concern (none on a current server).
+ */
+export function serverWarnings(version: string | undefined, replicas: number): string[] {
+  const v = parseVersion(version)
+  if (v === undefined)
+    return [`unknown nats-server version '${version ?? ''}'; Basalt is tested on 2.9.10 and later`]
+  const warnings: string[] = []
+  if (compareVersions(v, [2, 9, 10]) < 0) {
+    warnings.push(`nats-server ${version} is older than 2.9.10, the oldest version Basalt is tested on`)
+  }
+  if (compareVersions(v, [2, 10, 20]) >= 0 && compareVersions(v, [2, 10, 23]) < 0) {
+    warnings.push(
+      `nats-server ${version} can lose whole streams when a server process crashes (fixed in 2.10.23)`,
+    )
+  }
+  if (compareVersions(v, [2, 10, 0]) < 0) {
+    warnings.push(
+      `nats-server ${version} writes through the page cache with no way to sync each write (sync_interval ` +
+        `arrived in 2.10): a killed server process loses nothing acknowledged, ` +
+        (replicas > 1 ? 'a power loss of a majority of servers can' : 'a power loss or OS crash can'),
+    )
+  }
+  return warnings
+}
+
+function parseVersion(version: string | undefined): [number, number, number] | undefined {
+  const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(version ?? '')
+  return m === null ? undefined : [Number(m[1]), Number(m[2]), Number(m[3])]
+}
+
+function compareVersions(a: [number, number, number], b: [number, number, number]): number {
+  return a[0] - b[0] || a[1] - b[1] || a[2] - b[2]
+}
+
+/** Opens an existing hub without creating anything; throws {@link HubNotFoundError}. */
+export async function openHub(nc: NatsConnection, name: string): Promise<Hub> {
+  const names = new HubNames(name)
+  const jsm = await jetstreamManager(nc)
+  const kvm = new Kvm(nc)
+  let metaKv: KV
+  let meta: HubMeta | null
+  try {
+    metaKv = await kvm.open(names.metaBucket)
+    meta = await readMeta(metaKv)
+  } catch (err) {
+    if (isNotFound(err) || /not found/i.test(String(err))) throw new HubNotFoundError(name)
+    throw err
+  }
+  if (meta === null) throw new HubNotFoundError(name)
+  const state = await kvm.open(names.stateBucket)
+  return { names, meta, jsm, state, metaKv }
+}
+
+async function readMeta(kv: KV): Promise<HubMeta | null> {
+  const entry = await kv.get('hub')
+  if (entry === null || entry.operation !== 'PUT') return null
+  return decode(entry.value, 'hub metadata') as HubMeta
+}
+
+async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }) {
+  try {
+    await jsm.streams.info(config.name)
+  } catch (err) {
+    if (!isNotFound(err)) throw err
+    try {
+      await jsm.streams.add(config)
+    } catch (addErr) {
+      // 10058: a stream with that name exists already (created concurrently)
+      if ((addErr as { code?: number }).code !== 10058) throw addErr
+    }
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  const code = (err as { code?: number }).code
+  return code === 10059 || (err as Error).name === 'StreamNotFoundError'
+}
+
+/**
+ * Keys of KV bucket `bucket` matching `filter` (a subject filter such as `t.3.>`) that hold any
+ * message — deleted keys included — listed by one stream-info request. No consumer is created, so
+ * this works while a NATS cluster cannot place new consumers (a server down), and it ends even
+ * while the bucket keeps changing. Callers read each key for its value.
+ */
+export async function bucketKeys(jsm: JetStreamManager, bucket: string, filter = '>'): Promise<string[]> {
+  const prefix = `$KV.${bucket}.`
+  const info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: prefix + filter })
+  return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length))
+}
+
+/** Deletes every stream and bucket of a hub (for tests and `basalt hub delete`). */
+export async function deleteHub(nc: NatsConnection, name: string): Promise<void> {
+  const names = new HubNames(name)
+  const jsm = await jetstreamManager(nc)
+  for (const stream of [
+    names.mailboxStream,
+    names.logStream,
+    names.deadLetterStream,
+    names.taskStream,
+    `KV_${names.stateBucket}`,
+    `KV_${names.metaBucket}`,
+  ]) {
+    try {
+      await jsm.streams.delete(stream)
+    } catch (err) {
+      if (!isNotFound(err)) throw err
+    }
+  }
+}

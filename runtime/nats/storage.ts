@@ -1,0 +1,419 @@
+/**
+ * A partition's durable storage on JetStream: the fenced commit log, the checkpoint, and the
+ * snapshot items (entity states, timers) in the state KV bucket. Every write that could race with a
+ * newer owner is fenced: log appends by expected last subject sequence and a message id unique to
+ * the writer (epoch and token: a reused id would be acknowledged as a duplicate before the sequence
+ * is checked), item and checkpoint writes by expected revision and the writer's epoch in a header
+ * that a later writer checks (see `SnapshotState`). On a replicated hub every read goes to the
+ * stream leader: a replica still catching up after a restart could answer with an older value.
+ */
+import type { NatsConnection } from '@nats-io/transport-node'
+import {
+  jetstream,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JsMsg,
+  type MsgRequest,
+  type OrderedConsumerOptions,
+  type StoredMsg,
+} from '@nats-io/jetstream'
+import { TimeoutError } from '../../actors/errors.ts'
+import { fastJetStream, JetStreamError, type FastJetStream } from './fast-js.ts'
+import type { LogWriter } from '../partition/log-fence.ts'
+import type { CommitRecord, MailboxPosition, ActorMessage } from '../../actors/wire/messages.ts'
+import { decode, decodeEnvelope, encode } from './codec.ts'
+import { bucketKeys, type Hub } from './hub.ts'
+
+/** How long a state read waits for a direct get before asking the stream leader instead. */
+const DIRECT_GET_PATIENCE_MS = 2000
+
+/** How long a read through a consumer (the log at recovery, stored items) waits for its next message. */
+const READ_IDLE_MS = 10_000
+
+/** How long a commit append keeps retrying while no stream leader answers. */
+const APPEND_RETRY_MS = 10_000
+
+/** Header of every item and checkpoint write: the epoch of the owner that wrote it. */
+const EPOCH_HEADER = 'Basalt-Epoch'
+
+/** How long a log read waits for the stream leader to show a record it acknowledged. */
+const LOG_SETTLE_MS = 5000
+
+/** What a checkpoint records: everything outside the items needed to resume after `n`. */
+export interface Checkpoint {
+  v: 1
+  /** Epoch of the owner that wrote (or claimed) it. */
+  e: number
+  /** Owner of the log at record `n`: epoch (absent in older checkpoints: unknown)... */
+  le?: number
+  /** ...and token (see `runtime/partition/log-fence.ts`). */
+  lo?: number
+  /** Last record number covered. */
+  n: number
+  /** Log stream sequence of that record (0: none). */
+  logSeq: number
+  /** Mailbox position after that record. */
+  pos: MailboxPosition
+  /** Client dedup state: client → [last batch number, last seen ms]. */
+  dc: Array<[string, number, number]>
+  /** Partition dedup state: origin partition → last record number. */
+  dp: Array<[number, number]>
+  /** Unprocessed messages between actors of the partition. */
+  lq: ActorMessage[]
+  /** Messages to other partitions not yet confirmed as delivered: [destination, n, messages]. */
+  outbox: Array<[number, number, Uint8Array[]]>
+}
+
+/** JetStream error code for a failed expected-last-sequence check. */
+export const WRONG_LAST_SEQUENCE = 10071
+
+/** Whether `err` is JetStream's rejection of a fenced write. */
+export function isFencingRejection(err: unknown): boolean {
+  const e = err as { code?: number; message?: string; cause?: unknown }
+  if (e?.code === WRONG_LAST_SEQUENCE) return true
+  if (typeof e?.message === 'string' && /wrong last sequence/i.test(e.message)) return true
+  return e?.cause !== undefined && e.cause !== err && isFencingRejection(e.cause)
+}
+
+/**
+ * An item read from the state bucket: its value (null when absent or deleted), revision, and the
+ * epoch of the owner that wrote it (0 when written without one).
+ */
+export interface StoredItem {
+  value: Uint8Array | null
+  rev: number
+  epoch: number
+}
+
+/** A record read back from the log, with its stream sequence. */
+export interface LoggedRecord {
+  seq: number
+  rec: CommitRecord
+  data: Uint8Array
+}
+
+/** Storage of one partition. */
+export class PartitionStorage {
+  readonly js: JetStreamClient
+  readonly fast: FastJetStream
+  /** Whether the hub's streams are replicated (reads then go to the stream leader). */
+  readonly replicated: boolean
+  constructor(
+    readonly nc: NatsConnection,
+    readonly hub: Hub,
+    readonly p: number,
+  ) {
+    this.js = jetstream(nc)
+    this.fast = fastJetStream(nc)
+    this.replicated = hub.meta.replicas > 1
+  }
+
+  get #ckptKey(): string {
+    return `ckpt.${this.p}`
+  }
+
+  /** Reads the checkpoint (null when none) with its revision. */
+  async readCheckpoint(): Promise<{ ckpt: Checkpoint | null; rev: number }> {
+    const { value, rev } = await this.readItem(this.#ckptKey)
+    if (value === null) return { ckpt: null, rev }
+    return { ckpt: decode(value, `checkpoint of partition ${this.p}`) as Checkpoint, rev }
+  }
+
+  /** Writes the checkpoint if its revision is still `rev`; returns the new revision. */
+  async writeCheckpoint(ckpt: Checkpoint, rev: number): Promise<number> {
+    return this.writeItem(this.#ckptKey, encode(ckpt), rev, ckpt.e)
+  }
+
+  /** Reads one item of the state bucket (from the stream leader on a replicated hub). */
+  async readItem(key: string): Promise<StoredItem> {
+    const stream = `KV_${this.hub.names.stateBucket}`
+    const subject = this.hub.names.stateSubject(key)
+    if (this.replicated) return this.#readItemFromLeader(stream, subject)
+    // A direct get may go unanswered for a while on a NATS cluster that lost a server; the
+    // stream leader's own get API answers then.
+    const direct = this.fast.lastBySubject(stream, subject)
+    let timer: NodeJS.Timeout | undefined
+    const slow = new Promise<'slow'>(
+      (resolve) => (timer = setTimeout(() => resolve('slow'), DIRECT_GET_PATIENCE_MS)),
+    )
+    const got = await Promise.race([direct, slow]).finally(() => clearTimeout(timer))
+    if (got === 'slow') {
+      direct.catch(() => {})
+      return this.#readItemFromLeader(stream, subject)
+    }
+    if (got === null) return { value: null, rev: 0, epoch: 0 }
+    return {
+      value: isDeletion(got.operation) ? null : got.data,
+      rev: got.seq,
+      epoch: epochOf(got.headers?.get(EPOCH_HEADER)),
+    }
+  }
+
+  async #readItemFromLeader(stream: string, subject: string): Promise<StoredItem> {
+    const msg = await this.#lastMessage(stream, subject)
+    if (msg === null) return { value: null, rev: 0, epoch: 0 }
+    return {
+      value: isDeletion(msg.header?.get('KV-Operation')) ? null : msg.data,
+      rev: msg.seq,
+      epoch: epochOf(msg.header?.get(EPOCH_HEADER)),
+    }
+  }
+
+  /**
+   * Writes (or, for null, deletes) an item if its revision is still `rev` (0: never written),
+   * marked with the writer's `epoch`. Returns the new revision; throws a fencing rejection when
+   * someone else wrote it meanwhile.
+   */
+  async writeItem(key: string, value: Uint8Array | null, rev: number, epoch: number): Promise<number> {
+    const headers: Record<string, string> = { [EPOCH_HEADER]: String(epoch) }
+    if (value === null) headers['KV-Operation'] = 'DEL'
+    return this.fast.publish(this.hub.names.stateSubject(key), value ?? new Uint8Array(0), {
+      expectLastSubjectSeq: rev,
+      headers,
+    })
+  }
+
+  /**
+   * Keys of the state bucket matching `filter` (such as `t.3.>`) that have any message, deleted
+   * ones included, listed by one stream-info request: no consumer is created, so this works while
+   * a NATS cluster cannot place new consumers (a server down). Callers read each key anyway.
+   */
+  async listStoredKeys(filter: string): Promise<string[]> {
+    return bucketKeys(this.hub.jsm, this.hub.names.stateBucket, filter)
+  }
+
+  /** Keys of the state bucket under `prefix` (a subject filter such as `t.3.>`), live ones only. */
+  async listKeys(filter: string): Promise<string[]> {
+    const keys: string[] = []
+    const it = await this.hub.state.keys(filter)
+    for await (const key of it) keys.push(key)
+    return keys
+  }
+
+  /**
+   * The current values of the state bucket's items matching a subject filter (deleted ones left
+   * out), delivered by one ordered consumer (last message per subject) instead of one get per key.
+   */
+  async readItems(filter: string): Promise<Array<[key: string, value: Uint8Array]>> {
+    const bucket = this.hub.names.stateBucket
+    const prefix = `$KV.${bucket}.`
+    const subjects = (await bucketKeys(this.hub.jsm, bucket, filter)).length
+    if (subjects === 0) return []
+    const out: Array<[string, Uint8Array]> = []
+    let received = 0
+    const done = await this.#readStream(
+      `KV_${bucket}`,
+      { filter_subjects: prefix + filter, deliver_policy: DeliverPolicy.LastPerSubject },
+      512,
+      (m) => {
+        if (!isDeletion(m.headers?.get('KV-Operation'))) out.push([m.subject.slice(prefix.length), m.data])
+        // every subject listed has come (writes that keep arriving need not be waited for)
+        return m.info.pending === 0 || ++received >= subjects
+      },
+    )
+    if (!done) throw new TimeoutError(`state items ${filter}: nothing delivered for ${READ_IDLE_MS} ms`)
+    return out
+  }
+
+  /**
+   * Appends commit record `n` of `writer`, fenced on the log's last sequence for this partition
+   * (`lastSeq`). Resolves with its stream sequence; throws a fencing rejection when the log moved
+   * on. The message id is unique to the writer, and a duplicate answer counts only when the stored
+   * message is this very record (a retry of an append that did land).
+   */
+  async append(record: Uint8Array, n: number, writer: LogWriter, lastSeq: number): Promise<number> {
+    const msgID = `${this.hub.names.hub}.${this.p}.${writer.e}.${writer.o ?? 0}.${n}`
+    const options = { msgID, expectLastSubjectSeq: lastSeq }
+    // While a NATS cluster elects a new leader for the log (a server went down), appends get "no
+    // responders": try again for a while.
+    const deadline = Date.now() + APPEND_RETRY_MS
+    for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+      try {
+        const ack = await this.fast.publishAck(this.hub.names.log(this.p), record, options)
+        if (ack.duplicate && !(await this.#holds(ack.seq, record))) {
+          throw new JetStreamError(
+            `append of record ${n} of partition ${this.p}: message id ${msgID} names another record (wrong last sequence)`,
+            WRONG_LAST_SEQUENCE,
+          )
+        }
+        return ack.seq
+      } catch (err) {
+        if ((err as { code?: number }).code !== 503 || Date.now() + delay > deadline) throw err
+        await new Promise((r) => setTimeout(r, delay))
+      }
+    }
+  }
+
+  /** Whether the log message at `seq` is exactly `record` (asked of the stream leader). */
+  async #holds(seq: number, record: Uint8Array): Promise<boolean> {
+    const msg = await this.hub.jsm.streams.getMessage(this.hub.names.logStream, { seq })
+    return msg !== null && msg.subject === this.hub.names.log(this.p) && sameBytes(msg.data, record)
+  }
+
+  /**
+   * This partition's log records with sequence in `(afterSeq, upToSeq]`, read from the stream
+   * leader one by one (for the few records around an append, not for replay). With `upToSeq`
+   * given — a record this process appended — waits (up to {@link LOG_SETTLE_MS}) until the leader
+   * shows it; without, reads to the end of the log.
+   */
+  async logAfter(afterSeq: number, upToSeq?: number): Promise<LoggedRecord[]> {
+    const out: LoggedRecord[] = []
+    const subject = this.hub.names.log(this.p)
+    const deadline = Date.now() + LOG_SETTLE_MS
+    let from = afterSeq + 1
+    for (;;) {
+      // (the server takes `next_by_subj` on its message-get API since 2.9; the client's type lacks it)
+      const next = { seq: from, next_by_subj: subject } as unknown as MsgRequest
+      const msg = await this.hub.jsm.streams.getMessage(this.hub.names.logStream, next)
+      if (msg === null) {
+        if (upToSeq === undefined) return out
+        if (Date.now() > deadline) {
+          throw new TimeoutError(
+            `log of partition ${this.p}: the stream leader does not show record ${upToSeq}`,
+          )
+        }
+        await new Promise((r) => setTimeout(r, 20))
+        continue
+      }
+      if (upToSeq !== undefined && msg.seq > upToSeq) return out
+      const rec = decodeEnvelope(msg.data, `commit record ${msg.seq} of partition ${this.p}`)
+      out.push({ seq: msg.seq, rec: rec as unknown as CommitRecord, data: msg.data })
+      if (msg.seq === upToSeq) return out
+      from = msg.seq + 1
+    }
+  }
+
+  /** The stream sequence of the last message on this partition's mailbox subject (0: none). */
+  async lastMailboxSeq(): Promise<number> {
+    return this.#lastSeqOf(this.hub.names.mailboxStream, this.hub.names.mailbox(this.p))
+  }
+
+  /** The stream sequence of the last record in this partition's log (0: empty). */
+  async lastLogSeq(): Promise<number> {
+    return this.#lastSeqOf(this.hub.names.logStream, this.hub.names.log(this.p))
+  }
+
+  async #lastSeqOf(stream: string, subject: string): Promise<number> {
+    return (await this.#lastMessage(stream, subject))?.seq ?? 0
+  }
+
+  /** The last message on `subject` in `stream`, answered by the stream leader (null: none). */
+  async #lastMessage(stream: string, subject: string): Promise<StoredMsg | null> {
+    try {
+      return await this.hub.jsm.streams.getMessage(stream, { last_by_subj: subject })
+    } catch (err) {
+      if ((err as { code?: number }).code === 10037 || /no message found/i.test(String(err))) return null
+      throw err
+    }
+  }
+
+  /** Reads the log records with sequence in `(afterSeq, upToSeq]`, in order. */
+  async readLog(afterSeq: number, upToSeq: number, onRecord: (rec: CommitRecord, seq: number) => void) {
+    if (upToSeq <= afterSeq) return
+    let last = afterSeq
+    await this.#readStream(
+      this.hub.names.logStream,
+      {
+        filter_subjects: this.hub.names.log(this.p),
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: afterSeq + 1,
+      },
+      256,
+      (m) => {
+        const rec = decodeEnvelope(m.data, `commit record ${m.seq} of partition ${this.p}`)
+        onRecord(rec as unknown as CommitRecord, m.seq)
+        last = m.seq
+        return m.seq >= upToSeq
+      },
+    )
+    if (last < upToSeq) {
+      throw new TimeoutError(
+        `log of partition ${this.p}: nothing after sequence ${last} for ${READ_IDLE_MS} ms (reading up to ${upToSeq})`,
+      )
+    }
+  }
+
+  /**
+   * Reads a stream through an ordered consumer until `onMessage` says it is done (true returned),
+   * or until nothing arrived for {@link READ_IDLE_MS} (false returned). A consumer that cannot be
+   * (re)created — a NATS cluster member down — delivers nothing and raises nothing; giving up
+   * after a quiet spell lets the caller fail and be retried instead of hanging for good.
+   */
+  async #readStream(
+    stream: string,
+    config: Partial<OrderedConsumerOptions>,
+    batch: number,
+    onMessage: (m: JsMsg) => boolean,
+  ): Promise<boolean> {
+    const consumer = await this.js.consumers.get(stream, config)
+    const messages = await consumer.consume({ max_messages: batch })
+    let idle: NodeJS.Timeout | undefined
+    const arm = () => {
+      clearTimeout(idle)
+      idle = setTimeout(() => void messages.close(), READ_IDLE_MS)
+    }
+    arm()
+    try {
+      for await (const m of messages) {
+        arm()
+        if (onMessage(m)) return true
+      }
+      return false
+    } finally {
+      clearTimeout(idle)
+      await messages.close()
+    }
+  }
+
+  /** Removes log records below `seq` (the record at `seq` is kept: fencing needs it). */
+  async truncateLog(seq: number): Promise<void> {
+    if (seq <= 1) return
+    await this.hub.jsm.streams.purge(this.hub.names.logStream, { filter: this.hub.names.log(this.p), seq })
+  }
+
+  /** Removes mailbox messages below `seq`. */
+  async truncateMailbox(seq: number): Promise<void> {
+    if (seq <= 1) return
+    await this.hub.jsm.streams.purge(this.hub.names.mailboxStream, {
+      filter: this.hub.names.mailbox(this.p),
+      seq,
+    })
+  }
+
+  /**
+   * Moves a message to the dead-letter stream with the reason: undecodable mailbox bytes, or (with
+   * `idx`) one message of a mailbox envelope (undecodable, or for another partition) — both
+   * deduplicated by their mailbox sequence — or one decoded message that cannot be applied (`seq`
+   * undefined: not deduplicated, so a re-run after a crash may store it twice).
+   */
+  async deadLetter(seq: number | undefined, data: Uint8Array, reason: string, idx?: number): Promise<void> {
+    const headers: Record<string, string> = {
+      'Basalt-Reason': reason.slice(0, 1000).replace(/[\r\n]/g, ' '),
+      'Basalt-Partition': String(this.p),
+    }
+    if (idx !== undefined) headers['Basalt-Message-Index'] = String(idx)
+    if (seq === undefined) {
+      await this.fast.publish(this.hub.names.deadLetter(this.p), data, { headers })
+      return
+    }
+    headers['Basalt-Mailbox-Seq'] = String(seq)
+    await this.fast.publish(this.hub.names.deadLetter(this.p), data, {
+      msgID: `dlq.${this.p}.${seq}.${idx === undefined ? '' : `${idx}.`}${data.length}`,
+      headers,
+    })
+  }
+}
+
+function epochOf(header: string | undefined): number {
+  const epoch = Number(header)
+  return header === undefined || !Number.isFinite(epoch) ? 0 : epoch
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0
+}
+
+/** Whether a KV operation (the `KV-Operation` header) marks the item deleted. */
+function isDeletion(op: string | undefined): boolean {
+  return op === 'DEL' || op === 'PURGE'
+}

@@ -1,0 +1,551 @@
+/**
+ * A Basalt node: connects to NATS, opens (or creates) the hub, joins placement and runs the
+ * partitions assigned to it. Nodes heartbeat through the hub's metadata KV bucket; a placement
+ * leader (a lease in the same bucket) spreads partitions evenly over live nodes and moves them on
+ * join, leave and missed heartbeats (see `placement/agent.ts`). The node obeys: it starts what is
+ * assigned to it, with the assigned epoch, and stops what was moved away, releasing it for the new
+ * owner. With `placement: 'static'` a node instead claims the partitions it is told to run (all, by
+ * default) with fresh epochs, fencing out whoever ran them before.
+ */
+import { hostname } from 'node:os'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { BadInputError, FencedError, IllegalStateError } from '../../actors/errors.ts'
+import {
+  isActivityDefinition,
+  isOrchestrationDefinition,
+  type ActivityDefinition,
+  type OrchestrationDefinition,
+} from '../../actors/orchestration/index.ts'
+import { ActivityPool } from '../activities/pool.ts'
+import { Client } from '../client/client.ts'
+import { ActivityWorkers } from '../activities/workers.ts'
+import type { Workflows } from '../instances/instance-model.ts'
+import { InstanceHost } from '../instances/instance-host.ts'
+import { EntityRegistry, entityTypeName, type EntityClass } from '../../entities/index.ts'
+import {
+  claimPartition,
+  PlacementAgent,
+  type Assignment,
+  type AssignmentStore,
+} from '../../placement/index.ts'
+import { decode, encode } from '../nats/codec.ts'
+import { ensureHub, serverWarnings, type Hub, type HubOptions } from '../nats/hub.ts'
+import { consoleLogger, type Logger } from '../util/logger.ts'
+import { Partition, type PartitionOptions } from '../partition/partition.ts'
+import { RecentReplies } from '../partition/recent-replies.ts'
+import type { KV } from '@nats-io/kv'
+import { isFencingRejection } from '../nats/storage.ts'
+import { whileConnected } from '../nats/connection-health.ts'
+import { closeConnection, connectTo } from '../nats/connect.ts'
+
+/** Options of {@link Node.start}. */
+export interface NodeOptions extends HubOptions {
+  /** NATS server URL(s), e.g. `nats://127.0.0.1:4222`. */
+  servers: string | string[]
+  /** Hub name: letters, digits, `_` and `-`. */
+  hub: string
+  /** Entity classes, orchestrations and activities this node runs. */
+  registry: Array<RegistryItem>
+  /** Replay every orchestration from its history at every step (a test mode; default false). */
+  alwaysReplay?: boolean
+  /** Most activities running at once on this node (default 100). */
+  activityConcurrency?: number
+  /** Activities waiting locally beyond which new ones go to the hub's work queue (default 200). */
+  offloadThreshold?: number
+  /** Node id (default: random). */
+  nodeId?: string
+  /** Keep processing while a commit is in flight (default true). */
+  pipelining?: boolean
+  /** Most entity states kept in memory over all partitions (default 100,000). */
+  cacheSize?: number
+  /**
+   * How long an asynchronous entity operation may run, in ms, before it fails with `TimeoutError`
+   * and its changes are discarded, for types whose class sets no `static operationTimeoutMs`
+   * (default 30,000; `Infinity`: no limit).
+   */
+  entityOperationTimeoutMs?: number
+  /** Most mailbox messages per processing step (default 1,000). */
+  maxBatch?: number
+  /** Snapshot after this many records (default 1,000)... */
+  snapshotRecords?: number
+  /** ...or this long after the first unsnapshotted record, in ms (default 2,000). */
+  snapshotIntervalMs?: number
+  /**
+   * `'dynamic'` (default): join the hub's placement and run what the leader assigns. `'static'`:
+   * claim `partitionsToRun` (default all) with fresh epochs, fencing out any earlier owner.
+   */
+  placement?: 'dynamic' | 'static'
+  /** How often the node heartbeats and the leader renews its lease, in ms (default 1,000). */
+  heartbeatMs?: number
+  /** How long without heartbeats before a node or the leader counts as gone, in ms (default 3,000). */
+  leaseMs?: number
+  /** How long {@link Node.start} waits for the placement to settle, in ms (default 3 leases + 10 s). */
+  readyTimeoutMs?: number
+  /** With `placement: 'static'`: only these partitions (default: all). */
+  partitionsToRun?: number[]
+  /** Where logs go (default: stderr, info included). */
+  logger?: Logger
+}
+
+/** A running node. */
+export class Node {
+  readonly partitions = new Map<number, Partition>()
+  #stopped = false
+  readonly #restarts = new Set<NodeJS.Timeout>()
+  #agent: PlacementAgent | undefined
+  readonly #starting = new Set<number>()
+  /** Partitions being stopped and released, with the promise that settles when done. */
+  readonly #closing = new Map<number, Promise<void>>()
+  /** Replies each partition sent lately; kept while p restarts here after a failure. */
+  readonly #recentReplies = new Map<number, RecentReplies>()
+  /** Highest epoch per partition at which this node was fenced: never start it at that epoch again. */
+  readonly #fenced = new Map<number, number>()
+  /** Partition failures on this node (each followed by a restart), and per partition the last one. */
+  #failures = 0
+  readonly #lastFailure = new Map<number, { at: number; delayMs: number }>()
+  #reconciling = false
+  #again = false
+
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly hub: Hub,
+    readonly nodeId: string,
+    readonly registry: EntityRegistry,
+    readonly workflows: Workflows,
+    readonly workers: ActivityWorkers | undefined,
+    /** The client through which the workers send results (its own connection). */
+    readonly workerClient: Client | undefined,
+    readonly options: Required<
+      Pick<
+        NodeOptions,
+        | 'pipelining'
+        | 'cacheSize'
+        | 'maxBatch'
+        | 'snapshotRecords'
+        | 'snapshotIntervalMs'
+        | 'heartbeatMs'
+        | 'leaseMs'
+      >
+    > & { logger: Logger; registryNames: string[] },
+  ) {}
+
+  /**
+   * Connects, opens or creates the hub, joins placement and starts (recovers) the partitions
+   * assigned to this node; resolves once the placement has settled (every partition assigned to a
+   * live node, shares even to within one, this node running its share) or `readyTimeoutMs` passed. Throws
+   * `ConnectionError` naming the URL when NATS cannot be reached, and `BadInputError` for a
+   * bad hub name or registry.
+   *
+   * @example
+   * const node = await Node.start({ servers: 'nats://127.0.0.1:4222', hub: 'demo', registry: [Counter] })
+   */
+  static async start(options: NodeOptions): Promise<Node> {
+    const { entities, orchestrations, activities } = splitRegistry(options.registry)
+    const registry = new EntityRegistry(entities, { operationTimeoutMs: options.entityOperationTimeoutMs })
+    const workflows: Workflows = {
+      orchestrations: new Map(orchestrations.map((o) => [o.name, o])),
+      activities: new ActivityPool(activities, options.activityConcurrency ?? 100),
+      alwaysReplay: options.alwaysReplay ?? false,
+      cacheSize: 0,
+    }
+    const heartbeatMs = positive(options.heartbeatMs ?? 1000, 'heartbeatMs')
+    const leaseMs = positive(options.leaseMs ?? 3000, 'leaseMs')
+    if (leaseMs < 2 * heartbeatMs) {
+      throw new BadInputError(`leaseMs (${leaseMs}) must be at least twice heartbeatMs (${heartbeatMs})`)
+    }
+    const nc = await connectTo(options.servers, `basalt-node`)
+    let workers: ActivityWorkers | undefined
+    let workerClient: Client | undefined
+    let node: Node | undefined
+    try {
+      const hub = await ensureHub(nc, options.hub, options)
+      const logger = options.logger ?? consoleLogger(`basalt[${options.hub}]`)
+      for (const warning of serverWarnings(nc.info?.version, hub.meta.replicas)) {
+        logger.warn(warning, { server: nc.info?.version })
+      }
+      if (activities.length > 0) {
+        workerClient = await Client.connect({ servers: options.servers, hub: options.hub })
+        workers = await ActivityWorkers.start(nc, hub, workflows.activities, workerClient, logger)
+        const w = workers
+        workflows.offload = { threshold: options.offloadThreshold ?? 200, publish: (task) => w.publish(task) }
+      }
+      node = new Node(
+        nc,
+        hub,
+        options.nodeId ?? defaultNodeId(),
+        registry,
+        workflows,
+        workers,
+        workerClient,
+        {
+          pipelining: options.pipelining ?? true,
+          cacheSize: options.cacheSize ?? 100_000,
+          maxBatch: options.maxBatch ?? 1000,
+          snapshotRecords: options.snapshotRecords ?? 1000,
+          snapshotIntervalMs: options.snapshotIntervalMs ?? 2000,
+          heartbeatMs,
+          leaseMs,
+          logger,
+          // what this node runs, published in its heartbeats (placement/registry.ts)
+          registryNames: [
+            ...entities.map((e) => `e:${entityTypeName(e)}`),
+            ...orchestrations.map((o) => `o:${o.name}`),
+            ...activities.map((a) => `a:${a.name}`),
+          ].sort(),
+        },
+      )
+      if ((options.placement ?? 'dynamic') === 'static') {
+        const all = Array.from({ length: hub.meta.partitions }, (_, p) => p)
+        const store = assignmentStore(hub.metaKv)
+        const n = node
+        await Promise.all(
+          (options.partitionsToRun ?? all).map(async (p) =>
+            n.#startPartition(p, await claimPartition(store, p, n.nodeId)),
+          ),
+        )
+      } else await node.#join(options.readyTimeoutMs ?? 3 * leaseMs + 10_000)
+      return node
+    } catch (err) {
+      if (node !== undefined) node.#agent?.close()
+      await workers?.stop()
+      await workerClient?.close()
+      await nc.close().catch(() => {})
+      throw err
+    }
+  }
+
+  /** The hub's partition count. */
+  get partitionCount(): number {
+    return this.hub.meta.partitions
+  }
+
+  /** This node's placement agent (dynamic placement only). */
+  get placement(): PlacementAgent | undefined {
+    return this.#agent
+  }
+
+  /**
+   * Stops the node: it leaves placement (its partitions are reassigned at once), its partitions
+   * finish their in-flight commits and stop — with `snapshot`, each writes a final snapshot first —
+   * and are released to their new owners. Idempotent.
+   *
+   * With the NATS server unreachable (or lost while stopping) nothing can be handed over: the node
+   * stops its partitions at once, as a crash would (their next owner recovers them from the log
+   * once this node's lease ran out), and closes its connection without draining; it takes at most
+   * about two seconds (a ping's wait), not the sum of every request's timeout.
+   */
+  async stop(options: { snapshot?: boolean } = {}): Promise<void> {
+    if (this.#stopped) return
+    this.#stopped = true
+    for (const t of this.#restarts) clearTimeout(t)
+    const agent = this.#agent
+    const running = [...this.partitions.values()]
+    const handedOver = await whileConnected(this.nc, async () => {
+      await agent?.leave()
+      await this.workers?.stop()
+      // every partition stops and is released; hand-offs already under way are awaited too
+      for (const [p, partition] of this.partitions)
+        void this.#handOff(p, partition, options.snapshot ?? false)
+      await Promise.all(this.#closing.values())
+    })
+    if (!handedOver) await this.#abandon(running)
+    agent?.close()
+    await this.workerClient?.close()
+    await closeConnection(this.nc)
+  }
+
+  /** The server is unreachable: stops every partition now, without commits or hand-overs. */
+  async #abandon(partitions: Partition[]): Promise<void> {
+    this.options.logger.warn('NATS server unreachable; stopping without handing partitions over', {
+      node: this.nodeId,
+      partitions: partitions.map((p) => p.p),
+    })
+    for (const partition of partitions) partition.abandon()
+    void this.workers?.stop()
+    await this.workerClient?.nc.close().catch(() => {})
+    await this.nc.close().catch(() => {})
+  }
+
+  /** Records committed, messages processed and snapshots taken, summed over partitions. */
+  stats(): {
+    records: number
+    messages: number
+    snapshots: number
+    deadLetters: number
+    changes: number
+    cached: number
+    failures: number
+  } {
+    const total = {
+      records: 0,
+      messages: 0,
+      snapshots: 0,
+      deadLetters: 0,
+      changes: 0,
+      cached: 0,
+      failures: this.#failures,
+    }
+    for (const p of this.partitions.values()) {
+      total.records += p.stats.records
+      total.messages += p.stats.messages
+      total.snapshots += p.stats.snapshots
+      total.deadLetters += p.stats.deadLetters
+      total.changes += p.stats.changes
+      total.cached += p.cachedEntities
+    }
+    return total
+  }
+
+  /** Joins placement and waits until it has settled with this node running its share. */
+  async #join(readyTimeoutMs: number): Promise<void> {
+    const { heartbeatMs, leaseMs, logger } = this.options
+    this.#agent = await PlacementAgent.start(this.hub.metaKv, {
+      nodeId: this.nodeId,
+      partitions: this.hub.meta.partitions,
+      heartbeatMs,
+      leaseMs,
+      logger,
+      running: () => [...this.partitions.keys()].sort((a, b) => a - b),
+      onChange: () => this.#reconcile(),
+      onLeaseLost: () => this.#stopAll(),
+      types: this.options.registryNames,
+    })
+    const deadline = Date.now() + readyTimeoutMs
+    while (!this.#settled()) {
+      if (Date.now() > deadline) {
+        logger.warn('placement not settled yet; serving what is assigned so far', { node: this.nodeId })
+        return
+      }
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    // ready: the heartbeat record lists what this node serves from now on
+    await this.#agent.heartbeatNow()
+  }
+
+  #settled(): boolean {
+    const agent = this.#agent!
+    if (!agent.settled()) return false
+    for (let p = 0; p < this.hub.meta.partitions; p++) {
+      if (agent.assignment(p)?.node === this.nodeId && !this.partitions.has(p)) return false
+    }
+    return true
+  }
+
+  /** Brings the running partitions in line with the assignment; never waits for starts or stops. */
+  #reconcile(): void {
+    const agent = this.#agent
+    if (this.#stopped || agent === undefined) return
+    if (this.#reconciling) {
+      this.#again = true
+      return
+    }
+    this.#reconciling = true
+    try {
+      const want = agent.wanted()
+      for (const [p, partition] of this.partitions) {
+        if (want.get(p) !== partition.options.epoch) void this.#handOff(p, partition)
+      }
+      for (const [p, epoch] of agent.handoffs()) {
+        if (!this.partitions.has(p) && !this.#starting.has(p) && !this.#closing.has(p))
+          void agent.release(p, epoch).catch(() => {})
+      }
+      for (const [p, epoch] of want) {
+        if (this.partitions.has(p) || this.#starting.has(p) || this.#closing.has(p)) continue
+        if ((this.#fenced.get(p) ?? 0) >= epoch) continue
+        this.#starting.add(p)
+        this.#startPartition(p, epoch)
+          .catch((err: unknown) => {
+            if (err instanceof FencedError) this.#fenced.set(p, epoch)
+            else
+              this.options.logger.error('partition start failed; will retry', {
+                p,
+                error: String((err as Error).stack ?? err),
+              })
+          })
+          .finally(() => {
+            this.#starting.delete(p)
+            this.#reconcile() // it may have been moved away meanwhile
+          })
+      }
+    } finally {
+      this.#reconciling = false
+    }
+    if (this.#again) {
+      this.#again = false
+      this.#reconcile()
+    }
+  }
+
+  /** Stops partition p gracefully (its in-flight commit completes) and releases it. */
+  #handOff(p: number, partition: Partition, snapshot = false): Promise<void> {
+    this.partitions.delete(p)
+    this.#recentReplies.delete(p) // the next owner answers for p
+    const epoch = partition.options.epoch
+    const done = partition
+      .close(snapshot)
+      .then(() => this.#agent?.release(p, epoch))
+      .catch((err: unknown) => this.options.logger.warn('hand-off failed', { p, error: String(err) }))
+      .finally(() => {
+        this.#closing.delete(p)
+        this.#reconcile()
+      })
+    this.#closing.set(p, done)
+    return done
+  }
+
+  /** Our lease lapsed (we were paused or cut off): stop serving everything at once. */
+  #stopAll(): void {
+    for (const [p, partition] of this.partitions) void this.#handOff(p, partition)
+  }
+
+  async #startPartition(p: number, epoch: number): Promise<void> {
+    if (this.#stopped) throw new IllegalStateError('node is stopped')
+    const perPartition = Math.max(16, Math.ceil(this.options.cacheSize / this.hub.meta.partitions))
+    const options: PartitionOptions = {
+      ...this.options,
+      registry: this.registry,
+      epoch,
+      cacheSize: perPartition,
+      ...(this.workflows.orchestrations.size === 0
+        ? {}
+        : {
+            instances: (port: Partition) =>
+              new InstanceHost(port, { ...this.workflows, cacheSize: perPartition }),
+          }),
+      onStopped: (reason, error) => this.#onStopped(p, epoch, reason, error),
+      ...(this.#agent === undefined ? {} : { mayWrite: () => this.#agent?.holdsLease() ?? true }),
+      ...(this.#agent === undefined ? {} : { types: this.#agent.types }),
+      recentReplies: this.#recentReplies.get(p) ?? new RecentReplies(),
+    }
+    this.#recentReplies.set(p, options.recentReplies!)
+    const partition = await Partition.start(this.nc, this.hub, p, options)
+    if (this.#stopped) {
+      await partition.close()
+      return
+    }
+    this.partitions.set(p, partition)
+  }
+
+  #onStopped(p: number, epoch: number, reason: 'fenced' | 'failed', error: Error): void {
+    if (this.partitions.get(p)?.options.epoch === epoch) this.partitions.delete(p)
+    if (this.#stopped) return
+    const agent = this.#agent
+    if (reason === 'fenced') {
+      this.#fenced.set(p, Math.max(epoch, this.#fenced.get(p) ?? 0))
+      this.options.logger.warn('partition taken over by a newer owner; stopped it here', {
+        p,
+        error: error.message,
+      })
+      // If placement still gives p to this node at that epoch, nobody else runs it: the newer epoch
+      // came from outside placement (a static claim). Ask for a fresh epoch rather than leave p
+      // unserved; the assignment's watch then starts it again.
+      void agent?.renew(p, epoch).catch(() => {})
+      this.#reconcile()
+      return
+    }
+    // An internal failure: never continue on suspect state; recover from the log — after a delay
+    // that doubles while the partition keeps failing, so a failure that recurs is never retried
+    // in a tight loop — with a fresh epoch when placement gives one (else the same epoch: the new
+    // run's token tells its records apart).
+    this.#failures++
+    const delayMs = this.#restartDelay(p)
+    const timer = setTimeout(() => {
+      this.#restarts.delete(timer)
+      if (agent !== undefined) {
+        // (once renewed, the assignment's watch brings the new epoch and the next step starts it)
+        void agent
+          .renew(p, epoch)
+          .catch(() => false)
+          .then((renewed) => {
+            if (!renewed) this.#reconcile()
+          })
+        return
+      }
+      claimPartition(assignmentStore(this.hub.metaKv), p, this.nodeId)
+        .then((next) => this.#startPartition(p, next))
+        .catch((err: unknown) => {
+          if (err instanceof FencedError) return
+          this.options.logger.error('partition restart failed', { p, error: String(err) })
+          this.#onStopped(p, epoch, 'failed', err as Error)
+        })
+    }, delayMs)
+    this.#restarts.add(timer)
+  }
+
+  /**
+   * Delay before restarting a failed partition: 200 ms, doubled for every failure that follows
+   * the previous one within a minute, at most 30 s.
+   */
+  #restartDelay(p: number): number {
+    const now = Date.now()
+    const last = this.#lastFailure.get(p)
+    const delayMs = last !== undefined && now - last.at < 60_000 ? Math.min(last.delayMs * 2, 30_000) : 200
+    this.#lastFailure.set(p, { at: now, delayMs })
+    return delayMs
+  }
+}
+
+function positive(value: number, name: string): number {
+  if (!Number.isFinite(value) || value <= 0)
+    throw new BadInputError(`${name} must be a positive number (got ${value})`)
+  return value
+}
+
+/** A node id unique on the hub: host, process id and a random suffix, in key-safe characters. */
+function defaultNodeId(): string {
+  const host = hostname()
+    .replace(/[^A-Za-z0-9_-]/g, '-')
+    .slice(0, 40)
+  return `${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
+}
+
+/** What a node's registry may hold. */
+export type RegistryItem = EntityClass<any> | OrchestrationDefinition<any, any> | ActivityDefinition<any, any>
+
+/** Sorts a registry into entity classes, orchestrations and activities; rejects anything else. */
+export function splitRegistry(items: RegistryItem[]): {
+  entities: Array<EntityClass<any>>
+  orchestrations: Array<OrchestrationDefinition<any, any>>
+  activities: Array<ActivityDefinition<any, any>>
+} {
+  const entities: Array<EntityClass<any>> = []
+  const orchestrations: Array<OrchestrationDefinition<any, any>> = []
+  const activities: Array<ActivityDefinition<any, any>> = []
+  const names = new Set<string>()
+  for (const item of items) {
+    if (typeof item === 'function') entities.push(item)
+    else if (isOrchestrationDefinition(item)) orchestrations.push(item)
+    else if (isActivityDefinition(item)) activities.push(item)
+    else
+      throw new BadInputError(
+        `registry item ${String(item)} is not an entity class, orchestration or activity`,
+      )
+    if (typeof item !== 'function') {
+      const key = `${isOrchestrationDefinition(item) ? 'o' : 'a'}:${item.name}`
+      if (names.has(key)) throw new BadInputError(`'${item.name}' is registered twice`)
+      names.add(key)
+    }
+  }
+  return { entities, orchestrations, activities }
+}
+
+/** Assignment records in the hub's metadata bucket, keys `assign.<p>`. */
+export function assignmentStore(kv: KV): AssignmentStore {
+  return {
+    async get(p) {
+      const entry = await kv.get(`assign.${p}`)
+      if (entry === null || entry.operation !== 'PUT') return { value: null, rev: entry?.revision ?? 0 }
+      return { value: decode(entry.value, 'assignment') as Assignment, rev: entry.revision }
+    },
+    async compareAndSet(p, value, rev) {
+      try {
+        if (rev === 0) await kv.create(`assign.${p}`, encode(value))
+        else await kv.update(`assign.${p}`, encode(value), rev)
+        return true
+      } catch (err) {
+        if (isFencingRejection(err)) return false
+        throw err
+      }
+    },
+  }
+}

@@ -1,0 +1,568 @@
+/**
+ * The entities of one partition: their operations, their in-memory cache, the locks orchestrations
+ * hold on them, and the queries that read them. The partition (runtime/partition.ts) owns the
+ * loop, the rounds and the storage; this host acts only through {@link EntityPort}, as the
+ * orchestration host does through its port (runtime/instances.ts).
+ *
+ * The loop runs one operation at a time, waiting for an asynchronous one to finish (or time out)
+ * before the next; so each host keeps one entity object per type and one operation context, and
+ * reuses them for every operation of its partition — nothing is allocated per synchronous
+ * operation, and no object is shared with another partition. An operation that times out keeps
+ * the object and context it had: both are retired (what the operation does later fails or lands
+ * nowhere) and the host makes fresh ones.
+ *
+ * Every entity message gets an outcome: a call gets the result or the error, an orchestration's
+ * call a `done` (success or failure), and a signal that cannot run — unknown type or operation,
+ * arguments its schema refuses — goes to the dead-letter stream with the reason. A signal whose
+ * operation throws is logged (its effects are discarded).
+ */
+import {
+  BadInputError,
+  IllegalStateError,
+  PayloadTooLargeError,
+  TimeoutError,
+  UnknownEntityError,
+  UnknownOperationError,
+  toErrorInfo,
+} from '../../actors/errors.ts'
+import { checkKey, checkTypeName } from '../../actors/ids.ts'
+import {
+  WIRE_VERSION,
+  type ActorMessage,
+  type DoneMessage,
+  type EntityOp,
+  type LockMessage,
+  type Query,
+  type QueryAnswer,
+  type ReplyTo,
+  type UnlockMessage,
+} from '../../actors/wire/messages.ts'
+import {
+  checkArguments,
+  isThenable,
+  type Entity,
+  type EntityContext,
+  type EntityRegistry,
+  type EntityType,
+} from '../../entities/index.ts'
+import { decode, encode } from '../nats/codec.ts'
+import type { Logger } from '../util/logger.ts'
+import type { ItemWrite, RoundReply } from './round.ts'
+import { entityItemKey, parseEntityItemKey } from './snapshot.ts'
+
+/** What the entity host needs from its partition. */
+export interface EntityPort {
+  readonly p: number
+  readonly logger: Logger
+  /** Largest encoded value a round accepts (half a record). */
+  readonly valueLimit: number
+  /** Number of the round being built. */
+  readonly roundNumber: number
+  /** Counts bytes against the open round. */
+  charge(bytes: number): void
+  /** Writes an item in the open round (its bytes were charged when encoded: no charge here). */
+  writeCharged(key: string, bytes: Uint8Array | null): void
+  replyTo(to: ReplyTo, reply: RoundReply): void
+  /** Encodes and routes a message (to an orchestration). */
+  send(msg: ActorMessage): void
+  /**
+   * Moves a message that cannot be applied to the dead-letter stream with the reason; resolves
+   * once it is stored there (before the round that skipped it commits: at least once).
+   */
+  deadLetterMessage(msg: ActorMessage, reason: string): Promise<void>
+  /** Routes an encoded message: within the partition at once, else through the outbox. */
+  route(msg: ActorMessage, bytes: Uint8Array): void
+  /** Puts messages at the front of the partition's local queue (they run next, in order). */
+  runNext(msgs: ActorMessage[]): void
+  /** The committed-or-snapshotted value of an item. */
+  readItem(key: string): Promise<Uint8Array | null>
+  /** Whether an item has writes not yet in the state bucket (it cannot be evicted). */
+  isPinned(key: string): boolean
+  /** Forgets a clean item's snapshot bookkeeping (evicted). */
+  forget(key: string): void
+  /** Runs `fn` once everything processed so far is durable (and one more record appended). */
+  afterCommit(fn: () => void): void
+  /** Stored entity keys of a type. */
+  listStoredKeys(type: string): Promise<string[]>
+  /** Writes not yet in the state bucket, oldest first, under a key prefix. */
+  dirtyWrites(prefix: string): Iterable<[string, ItemWrite]>
+  /** Whether `name` (`e:Type`, `o:name`) is not run on this node but known to the hub. */
+  knownElsewhere(name: string): boolean
+  /** Keeps a message for a type known only elsewhere, to be tried again (runtime/unknown-types.ts). */
+  defer(msg: ActorMessage): void
+}
+
+/** A cached entity: decoded state plus its last good encoding (null: does not exist). */
+interface Entry {
+  type: string
+  key: string
+  state: unknown
+  bytes: Uint8Array | null
+  /** Touched since the eviction hand last passed. */
+  used: boolean
+}
+
+interface Lock {
+  owner: string
+  queue: ActorMessage[]
+}
+
+/** The context of the operation being run; one per partition, reused (no allocation per op). */
+class OpContext implements EntityContext {
+  type = ''
+  key = ''
+  state: unknown = undefined
+  deleted = false
+  readonly sends: Array<[ActorMessage, Uint8Array]> = []
+  #msg: EntityOp | undefined
+  /** Set when the operation timed out: it may send nothing more. */
+  #retired = false
+
+  constructor(readonly host: EntityHost) {}
+
+  reset(msg: EntityOp, state: unknown): void {
+    this.#msg = msg
+    this.type = msg.t
+    this.key = msg.key
+    this.state = state
+    this.deleted = false
+  }
+
+  /** Cuts off an operation that timed out: its later signals fail instead of joining another's. */
+  retire(): void {
+    this.#retired = true
+    this.sends.length = 0
+  }
+
+  send(type: string, key: string, op: string, args: unknown[], at?: number): void {
+    if (this.#retired) {
+      throw new IllegalStateError(`${this.type}@${this.key}.${this.#msg?.op} timed out: it can send nothing`)
+    }
+    checkTypeName(type)
+    checkKey(key)
+    const m: EntityOp = { k: 'op', t: type, key, op, a: args }
+    if (at !== undefined) m.at = at
+    this.sends.push([m, this.host.encodeBounded(m, 'signal', this.#msg!)])
+  }
+}
+
+function describeValue(what: 'state' | 'result' | 'signal', msg: EntityOp): string {
+  if (what === 'signal') return `a signal sent by ${msg.t}@${msg.key}.${msg.op}`
+  return `${what} of ${msg.t}@${msg.key}${what === 'result' ? '.' + msg.op : ''}`
+}
+
+/** The entities of one partition (see the module comment); one per partition. */
+export class EntityHost {
+  readonly #cache = new Map<string, Entry>()
+  readonly #locks = new Map<string, Lock>()
+  /** The context operations run in (replaced when an operation times out). */
+  #ctx = new OpContext(this)
+  /** The object operations of each type run on (replaced when an operation times out). */
+  readonly #objects = new Map<string, Entity<any>>()
+
+  constructor(
+    readonly port: EntityPort,
+    readonly registry: EntityRegistry,
+    /** Most entities kept in memory. */
+    readonly cacheSize: number,
+  ) {}
+
+  /** Number of entities in memory. */
+  get cached(): number {
+    return this.#cache.size
+  }
+
+  /** Handles an entity message: an operation, or a lock taken or released by an orchestration. */
+  handle(msg: EntityOp | LockMessage | UnlockMessage): void | Promise<void> {
+    if (msg.k === 'op') return this.#runOperation(msg)
+    if (msg.k === 'lock') return this.#lock(msg)
+    return this.#unlock(msg)
+  }
+
+  /** Adds the entity a message addresses to `into` when it is not in memory (for preloading). */
+  want(msg: ActorMessage, into: Map<string, [type: string, key: string]>): boolean {
+    if (msg.k !== 'op') return false
+    if (msg.at !== undefined && msg.at > Date.now()) return true
+    if (!this.registry.has(msg.t) || msg.key.length === 0) return true
+    const itemKey = entityItemKey(this.port.p, msg.t, msg.key)
+    if (!this.#cache.has(itemKey)) into.set(itemKey, [msg.t, msg.key])
+    return true
+  }
+
+  /** Loads the entities {@link want} collected, in parallel. */
+  async preload(missing: Map<string, [type: string, key: string]>): Promise<void> {
+    await Promise.all([...missing].map(([itemKey, [t, key]]) => this.#load(itemKey, t, key)))
+  }
+
+  /** Rebuilds a lock from its item `l.*` (at recovery). */
+  replayLock(key: string, value: Uint8Array | null): void {
+    const itemKey = 'e' + key.slice(1)
+    if (value === null) this.#locks.delete(itemKey)
+    else {
+      const [owner, queue] = decode(value, `lock ${key}`) as [string, ActorMessage[]]
+      this.#locks.set(itemKey, { owner, queue })
+    }
+  }
+
+  /**
+   * Encodes a value, rejecting it when it would not fit in a commit record, and counts it against
+   * the round. `what` and `msg` name the value in the error (the text is only built when there is
+   * one).
+   */
+  encodeBounded(value: unknown, what: 'state' | 'result' | 'signal', msg: EntityOp): Uint8Array {
+    let bytes: Uint8Array
+    try {
+      bytes = encode(value)
+    } catch (err) {
+      throw new BadInputError(`${describeValue(what, msg)} cannot be serialised: ${(err as Error).message}`)
+    }
+    const limit = this.port.valueLimit
+    if (bytes.length > limit) throw new PayloadTooLargeError(describeValue(what, msg), bytes.length, limit)
+    this.port.charge(bytes.length + 16)
+    return bytes
+  }
+
+  /**
+   * Drops entities whose state is already in the snapshot store, least recently used first
+   * (CLOCK: a used entry gets a second chance and moves to the back).
+   */
+  evict(): void {
+    let excess = this.#cache.size - this.cacheSize
+    if (excess <= 0) return
+    let budget = this.#cache.size
+    for (const [key, entry] of this.#cache) {
+      if (excess <= 0 || budget-- <= 0) break
+      if (this.port.isPinned(key)) continue
+      this.#cache.delete(key)
+      if (entry.used) {
+        entry.used = false
+        this.#cache.set(key, entry)
+        continue
+      }
+      this.port.forget(key)
+      excess--
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Operations
+
+  #runOperation(msg: EntityOp): void | Promise<void> {
+    const type = this.registry.find(msg.t)
+    if (type === undefined) {
+      // another node runs this type (a rolling deploy): keep the operation for it
+      if (this.port.knownElsewhere(`e:${msg.t}`)) return this.port.defer(msg)
+      return this.#unknownType(msg)
+    }
+    if (!type.operations.has(msg.op)) return this.#refuse(msg, new UnknownOperationError(msg.t, msg.op))
+    let itemKey: string
+    try {
+      itemKey = entityItemKey(this.port.p, msg.t, checkKey(msg.key))
+    } catch (err) {
+      return this.#refuse(msg, err as Error)
+    }
+    const lock = this.#locks.get(itemKey)
+    if (lock !== undefined && lock.owner !== msg.ro?.[0]) {
+      // inside another orchestration's critical section: wait for its unlock
+      lock.queue.push(msg)
+      this.#writeLock(itemKey, lock)
+      return
+    }
+    const cached = this.#cache.get(itemKey)
+    if (cached !== undefined) return this.#check(type, cached, itemKey, msg)
+    return this.#load(itemKey, msg.t, msg.key).then((entry) => this.#check(type, entry, itemKey, msg))
+  }
+
+  /**
+   * The outcome of an operation on an entity type this node does not know: a call gets
+   * {@link UnknownEntityError}, a signal goes to the dead-letter stream with the reason.
+   */
+  #unknownType(msg: EntityOp): void | Promise<void> {
+    return this.#refuse(msg, new UnknownEntityError(msg.t))
+  }
+
+  /** Checks the arguments against the operation's schema (if any), then runs the operation. */
+  #check(type: EntityType, entry: Entry, itemKey: string, msg: EntityOp): void | Promise<void> {
+    const schema = type.schemas?.get(msg.op)
+    if (schema === undefined) return this.#runOn(type, entry, itemKey, msg, msg.a)
+    let args: unknown[] | Promise<unknown[]>
+    try {
+      args = checkArguments(schema, msg.a, msg.t, msg.key, msg.op)
+    } catch (err) {
+      return this.#refuse(msg, err as Error)
+    }
+    if (!isThenable(args)) return this.#runOn(type, entry, itemKey, msg, args)
+    return args.then(
+      (checked) => this.#runOn(type, entry, itemKey, msg, checked),
+      (err: unknown) => this.#refuse(msg, err as Error),
+    )
+  }
+
+  /** Runs an operation on a loaded entity; a promise only when the operation is asynchronous. */
+  #runOn(
+    type: EntityType,
+    entry: Entry,
+    itemKey: string,
+    msg: EntityOp,
+    args: unknown[],
+  ): void | Promise<void> {
+    entry.used = true
+    const ctx = this.#ctx
+    ctx.reset(msg, entry.state)
+    let result: unknown
+    try {
+      result = this.registry.run(this.#objectOf(type), ctx, msg.op, args)
+    } catch (err) {
+      return this.#undo(entry, msg, err as Error)
+    }
+    if (isThenable(result)) return this.#finishAsync(type, entry, itemKey, msg, result)
+    return this.#finishOp(entry, itemKey, msg, result)
+  }
+
+  /** The object operations of `type` run on in this partition. */
+  #objectOf(type: EntityType): Entity<any> {
+    let entity = this.#objects.get(type.name)
+    if (entity === undefined) this.#objects.set(type.name, (entity = this.registry.instantiate(type.name)))
+    return entity
+  }
+
+  /**
+   * Waits for an asynchronous operation, at most its type's timeout. On expiry the operation
+   * fails with {@link TimeoutError} and its changes are discarded; it keeps running on its own
+   * object and context, which are retired (later state access fails, later signals fail) and
+   * replaced, so the partition goes on.
+   */
+  #finishAsync(
+    type: EntityType,
+    entry: Entry,
+    itemKey: string,
+    msg: EntityOp,
+    pending: PromiseLike<unknown>,
+  ): Promise<void> {
+    if (type.timeoutMs === Infinity) {
+      return Promise.resolve(pending).then(
+        (value) => this.#finishOp(entry, itemKey, msg, value),
+        (err: unknown) => this.#undo(entry, msg, err as Error),
+      )
+    }
+    let timer: NodeJS.Timeout | undefined
+    const expiry = new TimeoutError(
+      `${msg.t}@${msg.key}.${msg.op} did not finish within ${type.timeoutMs} ms (entity operation timeout); its changes were discarded`,
+    )
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(expiry), Math.min(type.timeoutMs, 2 ** 31 - 1))
+    })
+    return Promise.race([pending, expired]).then(
+      (value) => {
+        clearTimeout(timer)
+        this.#finishOp(entry, itemKey, msg, value)
+      },
+      (err: unknown) => {
+        clearTimeout(timer)
+        if (err === expiry) this.#abandon(type, msg)
+        this.#undo(entry, msg, err as Error)
+      },
+    )
+  }
+
+  /** Cuts a timed-out operation off from everything that runs after it (see {@link #finishAsync}). */
+  #abandon(type: EntityType, msg: EntityOp): void {
+    this.port.logger.warn('entity operation timed out; its changes are discarded', {
+      p: this.port.p,
+      entity: `${msg.t}@${msg.key}`,
+      op: msg.op,
+      timeoutMs: type.timeoutMs,
+    })
+    const entity = this.#objects.get(type.name)
+    if (entity !== undefined) this.registry.detach(entity)
+    this.#objects.delete(type.name)
+    this.#ctx.retire()
+    this.#ctx = new OpContext(this)
+  }
+
+  /** The operation failed: its state change and its signals are discarded. */
+  #undo(entry: Entry, msg: EntityOp, err: Error): void {
+    // the entity keeps its last committed-or-speculative state
+    entry.state =
+      entry.bytes === null ? this.registry.initialState(msg.t) : decode(entry.bytes, 'entity state')
+    this.#ctx.sends.length = 0
+    this.#reject(msg, err)
+  }
+
+  #finishOp(entry: Entry, itemKey: string, msg: EntityOp, result: unknown): void {
+    const ctx = this.#ctx
+    let bytes: Uint8Array | null
+    let resultBytes: Uint8Array | undefined
+    try {
+      bytes = ctx.deleted ? null : this.encodeBounded(ctx.state, 'state', msg)
+      // a result for an orchestration is bounded too: it travels in a message and in a record
+      if (msg.r !== undefined || msg.ro !== undefined) resultBytes = this.encodeBounded(result, 'result', msg)
+    } catch (err) {
+      return this.#undo(entry, msg, err as Error)
+    }
+    entry.state = ctx.state
+    entry.bytes = bytes
+    this.port.writeCharged(itemKey, bytes)
+    if (ctx.sends.length > 0) {
+      for (const [m, b] of ctx.sends) this.port.route(m, b)
+      ctx.sends.length = 0
+    }
+    if (msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 1, resultBytes!])
+    if (msg.ro !== undefined) this.port.send({ k: 'done', i: msg.ro[0], s: msg.ro[1], ok: 1, v: result })
+  }
+
+  /**
+   * An operation that cannot run (unknown type or operation, bad key, arguments refused): its
+   * caller gets the error; a signal, which has no caller, goes to the dead-letter stream.
+   */
+  #refuse(msg: EntityOp, err: Error): void | Promise<void> {
+    if (msg.r !== undefined || msg.ro !== undefined) return this.#answerFailure(msg, err)
+    return this.port.deadLetterMessage(msg, `${err.name}: ${err.message}`)
+  }
+
+  /** An operation failed (threw, timed out, or its outcome is too large): its caller gets the error. */
+  #reject(msg: EntityOp, err: Error): void {
+    if (msg.r !== undefined || msg.ro !== undefined) return this.#answerFailure(msg, err)
+    this.port.logger.warn('signal failed', {
+      p: this.port.p,
+      entity: `${msg.t}@${msg.key}`,
+      op: msg.op,
+      error: `${err.name}: ${err.message}`,
+    })
+  }
+
+  /** Tells the client or orchestration that made a call that it failed. */
+  #answerFailure(msg: EntityOp, err: Error): void {
+    const info = toErrorInfo(err)
+    if (msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 0, info])
+    if (msg.ro !== undefined) this.port.send({ k: 'done', i: msg.ro[0], s: msg.ro[1], ok: 0, err: info })
+  }
+
+  async #load(itemKey: string, type: string, key: string): Promise<Entry> {
+    const bytes = await this.port.readItem(itemKey)
+    const cached = this.#cache.get(itemKey)
+    if (cached !== undefined) return cached // loaded concurrently
+    const state = bytes === null ? this.registry.initialState(type) : decode(bytes, `state of ${type}@${key}`)
+    const entry: Entry = { type, key, state, bytes, used: false }
+    this.#cache.set(itemKey, entry)
+    this.evict()
+    return entry
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Locks (critical sections of orchestrations)
+
+  /** Locks an entity for an orchestration, then passes the request on (sorted order: no deadlock). */
+  #lock(msg: LockMessage): void {
+    const itemKey = entityItemKey(this.port.p, msg.t, msg.key)
+    const lock = this.#locks.get(itemKey)
+    if (lock !== undefined && lock.owner !== msg.o[0]) {
+      lock.queue.push(msg)
+      this.#writeLock(itemKey, lock)
+      return
+    }
+    if (lock === undefined) {
+      const fresh = { owner: msg.o[0], queue: [] }
+      this.#locks.set(itemKey, fresh)
+      this.#writeLock(itemKey, fresh)
+    }
+    const [next, ...rest] = msg.rest
+    if (next === undefined) {
+      // the grant names the whole section, so an instance that no longer wants it can give it back
+      const done: DoneMessage = { k: 'done', i: msg.o[0], s: msg.o[1], ok: 1 }
+      if (msg.all !== undefined) done.lk = msg.all
+      this.port.send(done)
+    } else {
+      const forward: LockMessage = { k: 'lock', t: next[0], key: next[1], o: msg.o, rest }
+      if (msg.all !== undefined) forward.all = msg.all
+      this.port.send(forward)
+    }
+  }
+
+  /**
+   * Releases an entity (its holder's, or a forced release by hand); operations that waited for it
+   * run next, in order. A forced release answers a call with the holder it released (or null).
+   */
+  #unlock(msg: UnlockMessage): void {
+    const itemKey = entityItemKey(this.port.p, msg.t, msg.key)
+    const lock = this.#locks.get(itemKey)
+    const forced = msg.f === 1
+    if (forced && msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 1, encode(lock?.owner ?? null)])
+    if (lock === undefined || (lock.owner !== msg.o && !forced)) return
+    if (forced) {
+      this.port.logger.warn('lock released by hand', {
+        p: this.port.p,
+        entity: `${msg.t}@${msg.key}`,
+        holder: lock.owner,
+      })
+    }
+    this.#locks.delete(itemKey)
+    this.#writeLock(itemKey, null)
+    this.port.runNext(lock.queue)
+  }
+
+  /** Answers who holds an entity's lock, and how many messages wait for it (after the commit). */
+  lockHolder(query: Extract<Query, { k: 'lock' }>, respond: (answer: QueryAnswer) => void): void {
+    checkKey(query.key)
+    const lock = this.#locks.get(entityItemKey(this.port.p, query.t, query.key))
+    const holder = lock?.owner ?? null
+    const queued = lock?.queue.length ?? 0
+    const n = this.port.roundNumber - 1
+    this.port.afterCommit(() => respond({ v: WIRE_VERSION, ok: 1, holder, queued, n }))
+  }
+
+  #writeLock(itemKey: string, lock: Lock | null): void {
+    const bytes = lock === null ? null : encode([lock.owner, lock.queue])
+    this.port.charge((bytes?.length ?? 0) + 16)
+    this.port.writeCharged('l' + itemKey.slice(1), bytes)
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Queries (answered after the commit of what they saw)
+
+  /** Answers a read: the state as the loop has it now (waits only for a load from the store). */
+  async read(query: Extract<Query, { k: 'read' }>, respond: (answer: QueryAnswer) => void): Promise<void> {
+    checkKey(query.key)
+    const itemKey = entityItemKey(this.port.p, query.t, query.key)
+    const cached = this.#cache.get(itemKey)
+    const bytes = cached !== undefined ? cached.bytes : await this.port.readItem(itemKey)
+    const n = this.port.roundNumber - 1 // changes later in this same round are newer
+    this.port.afterCommit(() => respond({ v: WIRE_VERSION, ok: 1, exists: bytes !== null, state: bytes, n }))
+  }
+
+  /**
+   * Answers a list page: the stored keys, corrected by the writes not yet stored as they are now.
+   * The listing itself runs in the background (the loop does not wait for it).
+   */
+  list(query: Extract<Query, { k: 'list' }>, respond: (answer: QueryAnswer) => void): void {
+    const overlay = this.#overlay(query.t)
+    void this.port
+      .listStoredKeys(query.t)
+      .then((stored) => {
+        const keys = new Set(stored)
+        for (const [key, exists] of overlay) {
+          if (exists) keys.add(key)
+          else keys.delete(key)
+        }
+        const sorted = [...keys].filter((k) => k.startsWith(query.prefix) && k > query.after).sort()
+        const page: QueryAnswer = {
+          v: WIRE_VERSION,
+          ok: 1,
+          keys: sorted.slice(0, query.limit),
+          more: sorted.length > query.limit,
+        }
+        this.port.afterCommit(() => respond(page))
+      })
+      .catch((err: unknown) => respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) }))
+  }
+
+  /** Entity keys of `type` written since the last snapshot, with whether they exist now. */
+  #overlay(type: string): Map<string, boolean> {
+    const overlay = new Map<string, boolean>()
+    for (const [itemKey, value] of this.port.dirtyWrites(`e.${this.port.p}.${type}.`)) {
+      const parsed = parseEntityItemKey(itemKey)
+      if (parsed !== undefined && parsed.type === type) overlay.set(parsed.key, value !== null)
+    }
+    return overlay
+  }
+}

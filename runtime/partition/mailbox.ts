@@ -1,0 +1,143 @@
+/**
+ * A partition's mailbox reader: an ordered consumer on `H.mbx.<p>` from the committed position,
+ * each envelope decoded as it arrives and queued for the loop. At most {@link HIGH_WATER}
+ * envelopes wait; then the reader pauses until the loop has taken half of them. A stall watch
+ * fails the partition when messages wait in the stream past its position but none arrive (a
+ * consumer lost with a cluster member).
+ */
+import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream'
+import { checkEnvelope, type MailboxEnvelope } from '../../actors/wire/messages.ts'
+import { decodeEnvelope } from '../nats/codec.ts'
+import { StallWatch } from './stall-watch.ts'
+
+/** Most envelopes queued before the reader pauses. */
+const HIGH_WATER = 20_000
+
+/** A mailbox message waiting to be processed: its envelope, or the bytes that did not decode. */
+export interface Inbound {
+  seq: number
+  env?: MailboxEnvelope
+  raw?: Uint8Array
+  error?: string
+}
+
+/** What the reader needs from its partition. */
+export interface MailboxHooks {
+  /** The first mailbox sequence not yet processed: earlier messages are skipped. */
+  position(): number
+  /** Whether the loop is running now (the stall watch asks the stream only while it is not). */
+  running(): boolean
+  /** The last sequence stored on the mailbox subject (0: none). */
+  lastStored(): Promise<number>
+  /** Messages were queued. */
+  arrived(): void
+  /** The consumer failed, ended or stalled: the partition must recover. */
+  failed(err: Error): void
+}
+
+/** Reads one partition's mailbox (see the module comment). */
+export class MailboxReader {
+  #queue: Inbound[] = []
+  #consumer: ConsumerMessages | undefined
+  #watch: StallWatch | undefined
+  #resume: (() => void) | undefined
+  #stopped = false
+  #closed = false
+  #lastSeen = 0
+
+  constructor(
+    readonly js: JetStreamClient,
+    readonly stream: string,
+    readonly subject: string,
+    readonly hooks: MailboxHooks,
+  ) {}
+
+  /** Number of envelopes queued. */
+  get length(): number {
+    return this.#queue.length
+  }
+
+  /** The highest mailbox sequence delivered so far (0: none yet). */
+  get lastSeen(): number {
+    return this.#lastSeen
+  }
+
+  /** The oldest queued envelope. */
+  get first(): Inbound | undefined {
+    return this.#queue[0]
+  }
+
+  /** The queued envelopes, oldest first. */
+  [Symbol.iterator](): Iterator<Inbound> {
+    return this.#queue[Symbol.iterator]()
+  }
+
+  /** Removes the oldest envelope (processed); resumes reading once half of the queue is gone. */
+  shift(): void {
+    this.#queue.shift()
+    if (this.#resume !== undefined && this.#queue.length < HIGH_WATER / 2) {
+      this.#resume()
+      this.#resume = undefined
+    }
+  }
+
+  /** Starts reading at `fromSeq`. */
+  async start(fromSeq: number): Promise<void> {
+    const consumer = await this.js.consumers.get(this.stream, {
+      filter_subjects: this.subject,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: fromSeq,
+    })
+    // A consumer lost with a server (a NATS cluster member going down) is noticed by the stall
+    // watch within seconds; heartbeats (every 5 s) back it up. Shorter heartbeats misfire under load.
+    this.#consumer = await consumer.consume({ max_messages: 512, expires: 10_000 })
+    this.#watch ??= new StallWatch({
+      idle: () => this.#queue.length === 0 && !this.hooks.running(),
+      position: () => this.hooks.position(),
+      lastStored: () => this.hooks.lastStored(),
+      stalled: (reason) => this.hooks.failed(new Error(`mailbox consumer stalled: ${reason}`)),
+    })
+    void this.#pump(this.#consumer)
+  }
+
+  /** Stops reading (a graceful close); what is queued stays for the loop. */
+  async close(): Promise<void> {
+    this.#closed = true
+    await this.#consumer?.close().catch(() => {})
+    this.#consumer = undefined
+  }
+
+  /** Stops everything (the partition shuts down). */
+  stop(): void {
+    this.#stopped = true
+    this.#watch?.stop()
+    void this.#consumer?.close().catch(() => {})
+    this.#resume?.()
+  }
+
+  async #pump(messages: ConsumerMessages): Promise<void> {
+    try {
+      for await (const m of messages) {
+        if (this.#stopped) break
+        if (m.seq > this.#lastSeen) this.#lastSeen = m.seq
+        if (m.seq < this.hooks.position()) continue
+        const item: Inbound = { seq: m.seq }
+        try {
+          item.env = checkEnvelope(decodeEnvelope(m.data, `mailbox message ${m.seq}`))
+        } catch (err) {
+          item.raw = m.data
+          item.error = (err as Error).message
+        }
+        this.#queue.push(item)
+        this.#watch?.delivered()
+        this.hooks.arrived()
+        if (this.#queue.length > HIGH_WATER) await new Promise<void>((resolve) => (this.#resume = resolve))
+      }
+    } catch (err) {
+      if (!this.#stopped) this.hooks.failed(err as Error)
+      return
+    }
+    // the consumer gave up (it could not be recreated): recover rather than stall
+    if (!this.#stopped && !this.#closed) this.hooks.failed(new Error('mailbox consumer ended'))
+  }
+}

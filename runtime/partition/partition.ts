@@ -1,0 +1,1124 @@
+/**
+ * The partition loop (DESIGN.md §3). One owner per partition reads its mailbox from the last
+ * committed position, runs entity operations on in-memory state, and appends one fenced commit
+ * record per round. Effects that others can observe — replies, messages to other partitions,
+ * watcher updates — leave only after the record is acknowledged. With pipelining on, the loop
+ * keeps processing while a commit is in flight; the next record carries everything processed
+ * meanwhile (group commit), so a busy partition commits hundreds of steps per JetStream publish.
+ */
+import type { NatsConnection, Subscription } from '@nats-io/transport-node'
+import { BadInputError, FencedError, PayloadTooLargeError, toErrorInfo } from '../../actors/errors.ts'
+import { checkTypeName, partitionOf } from '../../actors/ids.ts'
+import {
+  WIRE_VERSION,
+  checkMessage,
+  type ActorMessage,
+  type CommitRecord,
+  type MailboxEnvelope,
+  type MailboxPosition,
+  type Query,
+  type QueryAnswer,
+  type Reply,
+  type ReplyEnvelope,
+  type ReplyTo,
+  type TimerValue,
+} from '../../actors/wire/messages.ts'
+import type { EntityRegistry } from '../../entities/index.ts'
+import { decode, decodeEnvelope, encode } from '../nats/codec.ts'
+import type { Hub } from '../nats/hub.ts'
+import type { Logger } from '../util/logger.ts'
+import { Outbox } from './outbox.ts'
+import { CommitRound, resolveWrite, type ItemWrite, type RoundReply } from './round.ts'
+import { RecentReplies, type RepliesEntry } from './recent-replies.ts'
+import { ChangeFeed } from './change-feed.ts'
+import { SnapshotState, repliesItemKey, type CheckpointExtras } from './snapshot.ts'
+import { MailboxReader, type Inbound } from './mailbox.ts'
+import { PartitionStorage, isFencingRejection, type Checkpoint } from '../nats/storage.ts'
+import { TimerSet } from './timers.ts'
+import type { InstanceHandler } from '../instances/instance-model.ts'
+import { EntityHost, type EntityPort } from './entity-host.ts'
+import { LogFence, type LogWriter } from './log-fence.ts'
+
+/** How often one commit is tried again after stale owners' records slipped into the log. */
+const STALE_RECORD_RETRIES = 5
+import {
+  DEFER_UNKNOWN_MS,
+  DEFERRED,
+  isDeferredTimer,
+  knownElsewhere,
+  type TypeDirectory,
+} from './unknown-types.ts'
+import {
+  checkQueryPosition,
+  isAnswerSubject,
+  misrouteReason,
+  positionPastEnd,
+  publicAnswer,
+} from './inbound.ts'
+
+/** Settings of a partition (see {@link NodeOptions} for the defaults). */
+export interface PartitionOptions {
+  registry: EntityRegistry
+  epoch: number
+  logger: Logger
+  /** Keep processing while a commit is in flight (speculation). */
+  pipelining: boolean
+  /** Most entities kept in memory. */
+  cacheSize: number
+  /** Most messages taken from the mailbox in one processing step. */
+  maxBatch: number
+  /** Take a snapshot after this many records... */
+  snapshotRecords: number
+  /** ...or this many ms after the first record not yet in a snapshot. */
+  snapshotIntervalMs: number
+  /** Builds the orchestration host of this partition (absent: entities only). */
+  instances?: (partition: Partition) => InstanceHandler
+  /** Replies sent lately, kept across restarts of the partition on one node (else its own). */
+  recentReplies?: RecentReplies
+  /**
+   * Whether this node may still write for its partitions (its own heartbeats are within the lease);
+   * snapshot writes wait while it is false. Default: always.
+   */
+  mayWrite?: () => boolean
+  /** Where entity types and orchestrations are known on the hub (see unknown-types.ts). */
+  types?: TypeDirectory
+  /** Called once when the partition stops for any reason other than close(). */
+  onStopped(reason: 'fenced' | 'failed', error: Error): void
+}
+
+/** Counters of one partition. */
+export interface PartitionStats {
+  records: number
+  messages: number
+  snapshots: number
+  recoveredRecords: number
+  deadLetters: number
+  /** Change messages published (records while someone may watch). */
+  changes: number
+}
+
+interface PendingQuery {
+  query: Query
+  respond(answer: QueryAnswer): void
+}
+
+/** One partition owned by this process. */
+export class Partition implements EntityPort {
+  readonly stats: PartitionStats = {
+    records: 0,
+    messages: 0,
+    snapshots: 0,
+    recoveredRecords: 0,
+    deadLetters: 0,
+    changes: 0,
+  }
+  readonly #storage: PartitionStorage
+  readonly #outbox: Outbox
+  readonly #snap: SnapshotState
+  readonly #timers = new TimerSet()
+  readonly #clients = new Map<string, [q: number, at: number]>()
+  readonly #origins = new Map<number, number>()
+  readonly #instances: InstanceHandler | undefined
+  readonly #entities: EntityHost
+  readonly #inbox: MailboxReader
+  #local: ActorMessage[] = []
+  #pos: MailboxPosition = [1, 0]
+  #open: CommitRound
+  #inflight: CommitRound | null = null
+  #lastLogSeq = 0
+  /** Who owns the log as far as it has been read (see log-fence.ts). */
+  #fence = new LogFence()
+  /** This instance's writer identity: its epoch and a random token. */
+  readonly #writer: LogWriter
+  /** Due time of the last deferred message (they get strictly increasing ones: order holds). */
+  #lastDeferred = 0
+  #queries: PendingQuery[] = []
+  readonly #recentReplies: RecentReplies
+  readonly #changes: ChangeFeed
+  #running = false
+  #rerun = false
+  #stopped = false
+  #closing = false
+  #querySub: Subscription | undefined
+  #timer: NodeJS.Timeout | undefined
+  #snapshotTimer: NodeJS.Timeout | undefined
+  readonly #recordLimit: number
+  /** Largest record the log accepts (`max_payload`, less room for headers). */
+  readonly #recordMax: number
+  readonly #runLoop = (): void => void this.#run()
+
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly hub: Hub,
+    readonly p: number,
+    readonly options: PartitionOptions,
+  ) {
+    this.#storage = new PartitionStorage(nc, hub, p)
+    this.#writer = { e: options.epoch, o: Math.floor(Math.random() * 0xffffffff) }
+    const maxPayload = nc.info?.max_payload ?? 1024 * 1024
+    this.#recordLimit = Math.floor(maxPayload / 2) - 4096
+    this.#recordMax = maxPayload - 4096
+    this.#outbox = new Outbox(this.#storage.fast, hub.names, p, maxPayload, options.logger)
+    this.#snap = new SnapshotState(this.#storage, options.logger, options.mayWrite)
+    this.#open = new CommitRound(1, this.#pos)
+    this.#entities = new EntityHost(this, options.registry, options.cacheSize)
+    this.#inbox = new MailboxReader(this.#storage.js, hub.names.mailboxStream, hub.names.mailbox(p), {
+      position: () => this.#pos[0],
+      running: () => this.#running,
+      lastStored: () => this.#storage.lastMailboxSeq(),
+      arrived: () => this.#kick(),
+      failed: (err) => this.#fail(err),
+    })
+    this.#instances = options.instances?.(this)
+    this.#recentReplies = options.recentReplies ?? new RecentReplies()
+    this.#changes = new ChangeFeed(nc, hub.names.changes(p))
+  }
+
+  /** Recovers partition `p` from storage and starts serving it. Throws {@link FencedError}. */
+  static async start(nc: NatsConnection, hub: Hub, p: number, options: PartitionOptions): Promise<Partition> {
+    const partition = new Partition(nc, hub, p, options)
+    try {
+      await partition.#recover()
+    } catch (err) {
+      partition.#shutdown()
+      throw err
+    }
+    return partition
+  }
+
+  /** Highest record number committed. */
+  get committedN(): number {
+    return this.#snap.committedN
+  }
+
+  /** Publishes to other partitions made so far. */
+  get outboxPublishes(): number {
+    return this.#outbox.publishes
+  }
+
+  /** Number of entities in memory. */
+  get cachedEntities(): number {
+    return this.#entities.cached
+  }
+
+  /**
+   * Stops gracefully: no more mailbox reads, the in-flight and open rounds are committed, and
+   * (with `snapshot`) a final snapshot is written so the next owner starts fast.
+   */
+  async close(snapshot = false): Promise<void> {
+    if (this.#stopped || this.#closing) return
+    this.#closing = true
+    await this.#inbox.close()
+    await this.#until(
+      () => this.#stopped || (this.#inflight === null && !this.#running && this.#open.isEmpty),
+    )
+    if (snapshot && !this.#stopped) await this.#snap.take(this.#checkpointFields.bind(this)).catch(() => {})
+    await this.#snap.idle()
+    this.#shutdown()
+  }
+
+  /**
+   * Stops at once, committing nothing more (the NATS server is gone, so nothing could be): what was
+   * processed but not committed is redone by the next owner from the log and the mailbox.
+   */
+  abandon(): void {
+    if (!this.#stopped) this.#shutdown()
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Recovery
+
+  async #recover(): Promise<void> {
+    const { epoch, logger } = this.options
+    const { ckpt } = await this.#snap.claim(epoch, this.p)
+    if (ckpt !== null) this.#restoreCheckpoint(ckpt)
+    // replies the previous owner sent lately (its records may be below the checkpoint now)
+    const kept = await this.#snap.read(repliesItemKey(this.p))
+    if (kept !== null) {
+      try {
+        this.#recentReplies.restore(decode(kept, 'recent replies') as RepliesEntry[])
+      } catch (err) {
+        logger.warn('recent replies not restored', { p: this.p, error: String(err) })
+      }
+    }
+    for (const prefix of ['t', 'l', 'a']) {
+      for (const [key, value] of await this.#snap.loadItems(`${prefix}.${this.p}.>`))
+        this.#replayItem(key, value)
+    }
+    const replies: Array<[string, Reply[]]> = []
+    const replayLogged = (rec: CommitRecord, seq: number): void => {
+      if (rec.e > epoch) throw new FencedError(this.p, `log has epoch ${rec.e}, ours is ${epoch}`)
+      if (!this.#replayIfOwned(rec, seq)) return
+      for (const r of rec.rep) replies.push(r)
+    }
+    // Replay the log tail, then append a claim record fenced on the tail; if someone appended in
+    // between (a stale owner finishing a commit), replay that too and try again.
+    for (;;) {
+      const tail = await this.#storage.lastLogSeq()
+      await this.#storage.readLog(this.#lastLogSeq, tail, replayLogged)
+      const claim: CommitRecord = {
+        v: WIRE_VERSION,
+        n: this.#snap.committedN + 1,
+        e: epoch,
+        o: this.#writer.o!,
+        claim: 1,
+        pos: this.#pos,
+        w: [],
+        dc: [],
+        dp: [],
+        out: [],
+        rep: [],
+        lq: this.#local,
+      }
+      let seq: number
+      try {
+        seq = await this.#storage.append(encode(claim), claim.n, this.#writer, this.#lastLogSeq)
+      } catch (err) {
+        if (!isFencingRejection(err)) throw err
+        continue
+      }
+      // On a NATS cluster a stale owner's append can land between the tail we read and our claim
+      // (the leader checks the expected sequence before proposing): it came first, so it counts.
+      for (const { seq: s, rec } of await this.#storage.logAfter(this.#lastLogSeq, seq)) {
+        if (s !== seq) replayLogged(rec, s)
+      }
+      this.#fence.accept(claim)
+      this.#replay(claim, seq)
+      break
+    }
+    this.#open = new CommitRound(this.#snap.committedN + 1, this.#pos)
+    logger.info('partition recovered', {
+      p: this.p,
+      epoch,
+      records: this.stats.recoveredRecords,
+      pos: this.#pos,
+      timers: this.#timers.size,
+    })
+    // Effects of replayed records may not have left before the crash: send them again. Receivers
+    // drop what they already have (partitions by record number, clients by request id).
+    for (const [inbox, reps] of replies) this.#sendReplies(inbox, reps)
+    this.#querySub = this.nc.subscribe(this.hub.names.query(this.p), {
+      callback: (err, msg) => {
+        if (err) return
+        if (!isAnswerSubject(msg.reply)) {
+          this.options.logger.warn('query reply subject is not an inbox; not answered', {
+            p: this.p,
+            reply: msg.reply,
+          })
+          return
+        }
+        this.#onQuery(msg.data, (answer) => msg.respond(encode(publicAnswer(answer))))
+      },
+    })
+    this.#instances?.recovered()
+    await this.#inbox.start(this.#pos[0])
+    this.#snapshotTimer = setInterval(() => this.#maybeSnapshot(), this.options.snapshotIntervalMs)
+    this.#snapshotTimer.unref()
+    this.#armTimer()
+    this.#kick()
+  }
+
+  #restoreCheckpoint(ckpt: Checkpoint): void {
+    this.#pos = ckpt.pos
+    this.#lastLogSeq = ckpt.logSeq
+    this.#local = ckpt.lq
+    this.#fence = new LogFence({ e: ckpt.le ?? 0, o: ckpt.lo })
+    for (const [c, q, at] of ckpt.dc) this.#clients.set(c, [q, at])
+    for (const [p, n] of ckpt.dp) this.#origins.set(p, n)
+    this.#snap.restore(ckpt)
+    for (const [dest, n, msgs] of ckpt.outbox) this.#outbox.enqueue(dest, n, msgs, sizeOf(msgs))
+  }
+
+  /**
+   * Applies a logged record if the log fence accepts it (its writer owned the log at that point);
+   * a stale owner's record is passed over. Returns whether it was applied.
+   */
+  #replayIfOwned(rec: CommitRecord, seq: number): boolean {
+    if (this.#fence.accept(rec)) {
+      this.#replay(rec, seq)
+      return true
+    }
+    this.#lastLogSeq = seq
+    this.options.logger.warn("ignoring a stale owner's record in the log", {
+      p: this.p,
+      n: rec.n,
+      epoch: rec.e,
+    })
+    return false
+  }
+
+  /** Applies a committed record to the state (at recovery, and for claims). */
+  #replay(rec: CommitRecord, seq: number): void {
+    this.#lastLogSeq = seq
+    if (!rec.claim) {
+      // a claim only marks the new owner: on a NATS cluster records can land just before it
+      this.#pos = rec.pos
+      this.#local = rec.lq
+    }
+    for (const [c, q, at] of rec.dc) this.#clients.set(c, [q, at])
+    for (const [p, n] of rec.dp) this.#origins.set(p, n)
+    for (const [key, value] of rec.w) this.#replayItem(key, value)
+    for (const [dest, msgs] of rec.out) this.#outbox.enqueue(dest, rec.n, msgs, sizeOf(msgs))
+    this.#snap.committed(rec, seq)
+    if (!rec.claim) this.stats.recoveredRecords++
+  }
+
+  /** Rebuilds the eagerly held items (timers, locks, pending activities) from a write. */
+  #replayItem(key: string, value: Uint8Array | null): void {
+    if (key.startsWith('t.')) {
+      if (value === null) this.#timers.delete(key)
+      else {
+        const timer = decode(value, `timer ${key}`) as TimerValue
+        // a message kept for a type the old owner lacked: try it at once, before anything newer
+        if (isDeferredTimer(key, this.p)) timer[0] -= DEFER_UNKNOWN_MS
+        this.#timers.set(key, timer)
+      }
+    } else if (key.startsWith('l.')) this.#entities.replayLock(key, value)
+    else if (key.startsWith('a.')) this.#instances?.replayActivity(key, value)
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The loop
+
+  /** Schedules a run of the loop. */
+  #kick(): void {
+    if (this.#running) {
+      this.#rerun = true
+      return
+    }
+    if (this.#stopped) return
+    this.#running = true
+    runSoon(this.#runLoop)
+  }
+
+  async #run(): Promise<void> {
+    try {
+      do {
+        this.#rerun = false
+        for (;;) {
+          if (this.#stopped) return
+          if (this.#inflight === null && !this.#open.isEmpty) this.#seal()
+          if (!this.#canProcess()) break
+          if (!(await this.#step())) break
+        }
+        if (this.#inflight === null && !this.#open.isEmpty && !this.#stopped) this.#seal()
+      } while (this.#rerun && !this.#stopped)
+    } catch (err) {
+      this.#fail(err as Error)
+    } finally {
+      this.#running = false
+    }
+  }
+
+  #canProcess(): boolean {
+    if (!this.options.pipelining && this.#inflight !== null) return false
+    // Memory bound: entities written but not yet snapshotted cannot be evicted; past four times
+    // the cache size, wait for the background snapshot to make them clean.
+    if (this.#entities.cached >= this.options.cacheSize * 4) return false
+    return this.#open.bytes < this.#recordLimit
+  }
+
+  /** Processes one slice of waiting work; false when there was none. */
+  async #step(): Promise<boolean> {
+    let progressed = false
+    if (this.#queries.length > 0) {
+      // A query waits until the partition has processed the asker's last publish (read-your-writes).
+      const ready = this.#queries.filter((q) => (q.query.s ?? 0) < this.#pos[0])
+      if (ready.length > 0) {
+        this.#queries = this.#queries.filter((q) => (q.query.s ?? 0) >= this.#pos[0])
+        for (const q of ready) await this.#answer(q)
+        progressed = true
+      }
+    }
+    const now = Date.now()
+    for (const [key, [, msg]] of this.#timers.due(now)) {
+      if (!this.#canProcess()) return true
+      this.#timers.delete(key)
+      this.#open.write(key, null)
+      delete msg.at
+      await this.#deliver(msg)
+      progressed = true
+    }
+    let budget = this.options.maxBatch
+    while (this.#local.length > 0 && budget-- > 0 && this.#canProcess()) {
+      const pending = this.#deliver(this.#local.shift()!)
+      if (pending !== undefined) await pending
+      progressed = true
+    }
+    if (this.#inbox.length > 0 && this.#canProcess()) {
+      await this.#preload(this.options.maxBatch)
+      progressed = (await this.#processInbox(this.options.maxBatch)) || progressed
+      // what those messages caused locally (e.g. results of synchronous activities) joins the
+      // same round rather than waiting for the next one
+      budget = this.options.maxBatch
+      while (this.#local.length > 0 && budget-- > 0 && this.#canProcess()) {
+        const pending = this.#deliver(this.#local.shift()!)
+        if (pending !== undefined) await pending
+      }
+    }
+    this.#armTimer()
+    return progressed
+  }
+
+  /** Loads the entities the next `count` mailbox messages address, in parallel. */
+  async #preload(count: number): Promise<void> {
+    const missing = new Map<string, [type: string, key: string]>()
+    const instances = new Set<string>()
+    let seen = 0
+    for (const item of this.#inbox) {
+      if (item.env === undefined) continue
+      for (const msg of messagesOf(item.env)) {
+        if (msg === undefined) continue
+        if (++seen > count) break
+        if (!this.#entities.want(msg, missing)) this.#instances?.want(msg, instances)
+      }
+      if (seen > count) break
+    }
+    const loads: Array<Promise<unknown>> = []
+    if (missing.size > 0) loads.push(this.#entities.preload(missing))
+    if (instances.size > 0) loads.push(this.#instances!.preload(instances))
+    if (loads.length > 0) await Promise.all(loads)
+  }
+
+  async #processInbox(budget: number): Promise<boolean> {
+    let progressed = false
+    while (this.#inbox.length > 0 && budget > 0 && this.#canProcess()) {
+      const item = this.#inbox.first!
+      if (item.env === undefined) {
+        await this.#deadLetter(item)
+      } else {
+        budget = await this.#processEnvelope(item.seq, item.env, budget)
+        if (this.#pos[0] === item.seq) return true // record full mid-envelope
+      }
+      this.#inbox.shift()
+      progressed = true
+    }
+    return progressed
+  }
+
+  /** Processes messages of one envelope from the current position; returns the budget left. */
+  async #processEnvelope(seq: number, env: MailboxEnvelope, budget: number): Promise<number> {
+    let idx = this.#pos[0] === seq ? this.#pos[1] : 0
+    if ('c' in env) {
+      if (idx === 0) {
+        const last = this.#clients.get(env.c)
+        if (last !== undefined && env.q <= last[0]) return this.#advance(seq + 1, 0, budget)
+        const now = Date.now()
+        this.#clients.set(env.c, [env.q, now])
+        this.#open.dc.set(env.c, [env.q, now])
+      }
+      for (; idx < env.m.length; idx++) {
+        if (budget <= 0 || !this.#canProcess()) return this.#advance(seq, idx, budget)
+        const pending = this.#deliverInbound(env.m[idx]!, seq, idx)
+        if (pending !== undefined) await pending
+        budget--
+      }
+      return this.#advance(seq + 1, 0, budget)
+    }
+    let offset = 0
+    for (const [n, msgs] of env.g) {
+      const end = offset + msgs.length
+      if (idx < end) {
+        if (idx === offset) {
+          if (n <= (this.#origins.get(env.p) ?? 0)) {
+            idx = end
+            offset = end
+            continue
+          }
+          this.#origins.set(env.p, n)
+          this.#open.dp.set(env.p, n)
+        }
+        for (; idx < end; idx++) {
+          if (budget <= 0 || !this.#canProcess()) return this.#advance(seq, idx, budget)
+          const pending = this.#deliverEncoded(msgs[idx - offset]!, seq, idx)
+          if (pending !== undefined) await pending
+          budget--
+        }
+      }
+      offset = end
+    }
+    return this.#advance(seq + 1, 0, budget)
+  }
+
+  #advance(seq: number, idx: number, budget: number): number {
+    this.#pos = [seq, idx]
+    this.#open.pos = this.#pos
+    this.#open.touched = true
+    return budget
+  }
+
+  #deliverEncoded(bytes: Uint8Array, seq: number, idx: number): void | Promise<void> {
+    let msg: ActorMessage
+    try {
+      msg = checkMessage(decode(bytes, `partition message ${idx} in mailbox ${seq}`))
+    } catch (err) {
+      return this.#deadLetterMessage(seq, idx, bytes, (err as Error).message)
+    }
+    return this.#deliverInbound(msg, seq, idx, bytes)
+  }
+
+  /**
+   * Runs a message taken from the mailbox (message `idx` of envelope `seq`) if it belongs to this
+   * partition; else dead-letters it with the reason, and fails its call, if it is one.
+   */
+  #deliverInbound(msg: ActorMessage, seq: number, idx: number, bytes?: Uint8Array): void | Promise<void> {
+    const wrong = misrouteReason(msg, this.p, this.hub.meta.partitions)
+    if (wrong === undefined) return this.#deliver(msg)
+    if ('r' in msg && msg.r !== undefined) {
+      this.#open.reply(msg.r, [msg.r[1], 0, toErrorInfo(new BadInputError(wrong))])
+    }
+    return this.#deadLetterMessage(seq, idx, bytes ?? encode(msg), wrong)
+  }
+
+  /** Moves one message of a mailbox envelope to the dead-letter stream; the others go on. */
+  async #deadLetterMessage(seq: number, idx: number, bytes: Uint8Array, reason: string): Promise<void> {
+    this.options.logger.warn('moving a mailbox message to the dead-letter stream', {
+      p: this.p,
+      seq,
+      idx,
+      reason,
+    })
+    await this.#storage.deadLetter(seq, bytes, reason, idx)
+    this.stats.deadLetters++
+  }
+
+  /**
+   * Runs one message: holds it as a timer if it is due later, else applies the operation. Returns
+   * a promise only when the message had to wait (a state load, an asynchronous operation): the
+   * loop's hot path costs no promise per message.
+   */
+  #deliver(msg: ActorMessage): void | Promise<void> {
+    this.stats.messages++
+    if (msg.at !== undefined && msg.at > Date.now() && msg.k !== 'start') {
+      const key = this.#open.timerKey(this.p)
+      const value: TimerValue = [msg.at, msg]
+      this.#timers.set(key, value)
+      this.#open.write(key, encode(value))
+      return
+    }
+    switch (msg.k) {
+      case 'op':
+      case 'lock':
+      case 'unlock':
+        return this.#entities.handle(msg)
+      default:
+        if (this.#instances === undefined) {
+          if (msg.k === 'start' ? this.knownElsewhere(`o:${msg.n}`) : this.#orchestrationsElsewhere()) {
+            return this.defer(msg)
+          }
+          this.options.logger.warn('no orchestrations on this node; dropping message', {
+            p: this.p,
+            kind: msg.k,
+          })
+          if ('r' in msg && msg.r !== undefined) {
+            this.#open.reply(msg.r, [
+              msg.r[1],
+              0,
+              toErrorInfo(new BadInputError('this hub runs no orchestrations')),
+            ])
+          }
+          return
+        }
+        return this.#instances.handle(msg)
+    }
+  }
+
+  /** Whether another node of the hub runs orchestrations (this one runs none). */
+  #orchestrationsElsewhere(): boolean {
+    return this.options.types?.anyElsewhere('o:') === true
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The port through which orchestration instances act on the partition (see instances.ts)
+
+  /** @internal Whether `name` (`e:Type`, `o:name`) is not run here but known to the hub. */
+  knownElsewhere(name: string): boolean {
+    return knownElsewhere(this.options.types, name)
+  }
+
+  /**
+   * @internal Keeps a message for a type this node does not run (see unknown-types.ts): a durable
+   * timer that tries it again later, at once on a new owner, in the order deferred.
+   */
+  defer(msg: ActorMessage): void {
+    const due = Math.max(Date.now() + DEFER_UNKNOWN_MS, this.#lastDeferred + 1)
+    this.#lastDeferred = due
+    const key = `t.${this.p}.${DEFERRED}.${this.#open.timerKey(this.p).slice(`t.${this.p}.`.length)}`
+    this.setTimer(key, due, { ...msg, at: due })
+  }
+
+  /** @internal Encodes a message (counted against the round) and routes it. */
+  send(msg: ActorMessage): void {
+    let bytes: Uint8Array
+    try {
+      bytes = encode(msg)
+    } catch (err) {
+      throw new BadInputError(`a message of kind '${msg.k}' cannot be serialised: ${(err as Error).message}`)
+    }
+    if (bytes.length > this.#recordLimit / 2) {
+      throw new PayloadTooLargeError(
+        `a message of kind '${msg.k}'`,
+        bytes.length,
+        Math.floor(this.#recordLimit / 2),
+      )
+    }
+    this.#open.bytes += bytes.length + 16
+    this.route(msg, bytes)
+  }
+
+  /**
+   * @internal Writes an item in the open round. A lazy write is encoded at the seal; `sizeHint`
+   * estimates its size against the record limit.
+   */
+  write(key: string, bytes: ItemWrite, sizeHint = 0): void {
+    this.#open.write(key, bytes)
+    this.#open.bytes += (typeof bytes === 'function' ? sizeHint : (bytes?.length ?? 0)) + 16 + key.length
+  }
+
+  /**
+   * @internal Deletes a write-once item: if the open round wrote it, the round created it (nothing
+   * of it is stored or committed), so the write is dropped and no record ever mentions the item.
+   */
+  dropItem(key: string): void {
+    const w = this.#open.writes.get(key)
+    if (w !== undefined && w !== null) this.#open.writes.delete(key)
+    else this.write(key, null)
+  }
+
+  /** @internal The committed-or-snapshotted value of an item. */
+  readItem(key: string): Promise<Uint8Array | null> {
+    return this.#snap.read(key)
+  }
+
+  /** @internal Notes that an item was never stored (see {@link SnapshotState.markAbsent}). */
+  markAbsent(key: string): void {
+    this.#snap.markAbsent(key)
+  }
+
+  /** @internal Whether an item has writes that are not in the state bucket yet. */
+  isPinned(key: string): boolean {
+    return this.#open.writes.has(key) || this.#inflight?.writes.has(key) === true || this.#snap.isDirty(key)
+  }
+
+  /** @internal Replies to a client after the open round commits. */
+  replyTo(to: ReplyTo, reply: RoundReply): void {
+    // every reply is a copy in the record: count it (a lazy one is counted at its usual size)
+    this.#open.bytes += (reply[2] instanceof Uint8Array ? reply[2].length : 64) + 24
+    this.#open.reply(to, reply)
+  }
+
+  /** @internal Arms a durable timer with a fixed key (replacing one with the same key). */
+  setTimer(key: string, due: number, msg: ActorMessage): void {
+    const value: TimerValue = [due, msg]
+    this.#timers.set(key, value)
+    this.write(key, encode(value))
+  }
+
+  /** @internal Cancels a durable timer. */
+  cancelTimer(key: string): void {
+    this.#timers.delete(key)
+    this.write(key, null)
+  }
+
+  /** @internal Runs `fn` once the open round is durable (and appends one if needed). */
+  afterCommit(fn: () => void): void {
+    this.#afterCommitOf(fn)
+  }
+
+  /** @internal Queues a message produced outside the loop (an activity result) and wakes the loop. */
+  enqueueLocal(msg: ActorMessage): void {
+    if (this.#stopped) return
+    this.#local.push(msg)
+    this.#kick()
+  }
+
+  /** @internal */
+  get logger(): Logger {
+    return this.options.logger
+  }
+
+  /** @internal Stored values of the state bucket's items matching a subject filter. */
+  readItems(filter: string): Promise<Array<[string, Uint8Array]>> {
+    return this.#storage.readItems(filter)
+  }
+
+  /** @internal Writes under `prefix` not yet in the state bucket, oldest first. */
+  *dirtyWrites(prefix: string): Iterable<[string, Uint8Array | null]> {
+    const sources: Array<Iterable<[string, ItemWrite]>> = [this.#snap.dirtyWrites()]
+    if (this.#inflight !== null) sources.push(this.#inflight.writes)
+    sources.push(this.#open.writes)
+    for (const source of sources) {
+      for (const [key, value] of source) if (key.startsWith(prefix)) yield [key, resolveWrite(value)]
+    }
+  }
+
+  /** @internal Number of the round being built (unique per record). */
+  get roundNumber(): number {
+    return this.#open.n
+  }
+
+  // The port of the entity host (see entity-host.ts)
+
+  /** @internal Largest encoded value a round accepts. */
+  get valueLimit(): number {
+    return Math.floor(this.#recordLimit / 2)
+  }
+
+  /** @internal Counts bytes against the open round. */
+  charge(bytes: number): void {
+    this.#open.bytes += bytes
+  }
+
+  /** @internal Writes an item whose bytes were already charged. */
+  writeCharged(key: string, bytes: Uint8Array | null): void {
+    this.#open.write(key, bytes)
+  }
+
+  /** @internal Puts messages at the front of the local queue. */
+  runNext(msgs: ActorMessage[]): void {
+    this.#local.unshift(...msgs)
+  }
+
+  /** @internal Forgets an evicted item's snapshot bookkeeping. */
+  forget(key: string): void {
+    this.#snap.forget(key)
+  }
+
+  /** @internal Stored entity keys of a type. */
+  listStoredKeys(type: string): Promise<string[]> {
+    return this.#snap.listEntityKeys(this.p, type)
+  }
+
+  /** @internal Routes an encoded message: within the partition at once, else via the outbox. */
+  route(msg: ActorMessage, bytes: Uint8Array): void {
+    const dest = partitionOf(targetOf(msg), this.hub.meta.partitions)
+    if (dest === this.p) this.#local.push(decode(bytes, 'local message') as ActorMessage)
+    else this.#open.send(dest, bytes)
+  }
+
+  /** @internal Moves a decoded message that cannot be applied to the dead-letter stream. */
+  async deadLetterMessage(msg: ActorMessage, reason: string): Promise<void> {
+    this.options.logger.warn('moving a message that cannot be applied to the dead-letter stream', {
+      p: this.p,
+      kind: msg.k,
+      reason,
+    })
+    await this.#storage.deadLetter(undefined, encode(msg), reason)
+    this.stats.deadLetters++
+  }
+
+  async #deadLetter(item: Inbound): Promise<void> {
+    this.options.logger.warn('moving undecodable mailbox message to the dead-letter stream', {
+      p: this.p,
+      seq: item.seq,
+      reason: item.error,
+    })
+    await this.#storage.deadLetter(item.seq, item.raw!, item.error ?? 'undecodable')
+    this.stats.deadLetters++
+    this.#advance(item.seq + 1, 0, 0)
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Commit
+
+  #seal(): void {
+    const round = this.#open
+    round.lq = this.#local.slice()
+    const record = round.toRecord(this.options.epoch)
+    record.o = this.#writer.o!
+    const bytes = encode(record)
+    if (bytes.length > this.#recordMax) {
+      // Values are bounded where they enter (value-limits.ts), so this is a bug; the append would
+      // fail anyway. The node restarts the partition with a growing delay, never in a tight loop.
+      throw new PayloadTooLargeError(
+        `commit record ${round.n} of partition ${this.p}`,
+        bytes.length,
+        this.#recordMax,
+      )
+    }
+    this.#inflight = round
+    this.#open = new CommitRound(round.n + 1, this.#pos)
+    this.#commit(round.n, bytes)
+      .then(
+        (seq) => this.#onCommitted(round, record, bytes, seq),
+        (err: unknown) => {
+          if (err instanceof FencedError) this.#stop('fenced', err)
+          else if (isFencingRejection(err)) {
+            this.#stop('fenced', new FencedError(this.p, `commit of record ${round.n} rejected by the log`))
+          } else this.#fail(err as Error)
+        },
+      )
+      .catch((err: unknown) => this.#fail(err as Error))
+  }
+
+  /**
+   * Appends record `n` right after our last one and resolves with its sequence once it is known to
+   * count: JetStream's check of the expected sequence is authoritative on one server; on a
+   * replicated hub the records between our last one and this one are read back from the leader,
+   * since a stale owner's append may have slipped past the leader's check. A newer owner's record
+   * there (or after our last one, when the append is rejected) means we are fenced; a stale
+   * owner's record is ignored by everyone's replay, so we go on after it.
+   */
+  async #commit(n: number, bytes: Uint8Array): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      let seq: number
+      try {
+        seq = await this.#storage.append(bytes, n, this.#writer, this.#lastLogSeq)
+      } catch (err) {
+        if (!isFencingRejection(err) || attempt >= STALE_RECORD_RETRIES) throw err
+        const others = await this.#storage.logAfter(this.#lastLogSeq)
+        this.#checkOthers(
+          others.map((r) => r.rec),
+          n,
+        )
+        if (others.length === 0) throw err
+        this.#lastLogSeq = others[others.length - 1]!.seq
+        continue
+      }
+      if (this.#storage.replicated) {
+        const logged = await this.#storage.logAfter(this.#lastLogSeq, seq)
+        this.#checkOthers(
+          logged.filter((r) => r.seq !== seq).map((r) => r.rec),
+          n,
+        )
+      }
+      return seq
+    }
+  }
+
+  /** Throws {@link FencedError} if any of `records`, found after our last record, is a newer owner's. */
+  #checkOthers(records: CommitRecord[], n: number): void {
+    for (const rec of records) {
+      if (this.#fence.counts(rec)) {
+        throw new FencedError(this.p, `record ${n}: the log has a record of epoch ${rec.e} after ours`)
+      }
+      this.options.logger.warn("a stale owner's record slipped into the log; it does not count", {
+        p: this.p,
+        n: rec.n,
+        epoch: rec.e,
+      })
+    }
+  }
+
+  #onCommitted(round: CommitRound, record: CommitRecord, bytes: Uint8Array, seq: number): void {
+    if (this.#stopped) return
+    this.#lastLogSeq = seq
+    this.#inflight = null
+    this.stats.records++
+    this.#snap.committed(record, seq)
+    for (const [inbox, reps] of record.rep) this.#sendReplies(inbox, reps)
+    for (const [dest, msgs] of record.out) this.#outbox.enqueue(dest, record.n, msgs, sizeOf(msgs))
+    this.#publishChanges(record, bytes)
+    for (const waiter of round.waiters) waiter()
+    this.#entities.evict()
+    this.#maybeSnapshot()
+    this.#kick()
+  }
+
+  /**
+   * Tells watchers what a durable record changed, when it changed entity states or instance
+   * records: the record itself (already encoded) on `H.chg.<p>`; watchers pick their item from its
+   * writes `w` (record number `n`). Only while someone may watch (see {@link ChangeFeed}).
+   */
+  #publishChanges(record: CommitRecord, bytes: Uint8Array): void {
+    if (!this.#changes.publishing) return
+    if (!record.w.some(([key]) => key.startsWith('e.') || key.startsWith('o.'))) return
+    this.#changes.publish(bytes)
+    this.stats.changes++
+  }
+
+  /** Starts a background snapshot when enough is dirty; chains another if still due after it. */
+  #maybeSnapshot(): void {
+    const { snapshotRecords, snapshotIntervalMs, cacheSize } = this.options
+    if (this.#stopped || !this.#snap.due(snapshotRecords, snapshotIntervalMs, cacheSize)) return
+    void this.#snap
+      .take(this.#checkpointFields.bind(this))
+      .then(() => {
+        this.stats.snapshots++
+        this.#entities.evict()
+        this.#maybeSnapshot()
+        this.#kick()
+      })
+      .catch((err: unknown) => {
+        if (isFencingRejection(err) || err instanceof FencedError) {
+          this.#stop('fenced', new FencedError(this.p, `snapshot rejected: ${String(err)}`))
+        } else this.options.logger.warn('snapshot failed; will retry', { p: this.p, error: String(err) })
+      })
+  }
+
+  /** Checkpoint fields that the snapshot state does not own, captured at a record boundary. */
+  #checkpointFields(upToN: number): CheckpointExtras {
+    return {
+      outbox: this.#outbox.pending(upToN),
+      replies: encode(this.#recentReplies.entries(this.#recordLimit)),
+    }
+  }
+
+  #sendReplies(inbox: string, replies: Reply[]): void {
+    if (!this.hub.names.isReplyInbox(inbox)) {
+      // a message named a subject outside the hub's client inboxes: never publish there
+      this.options.logger.warn('reply subject is not a client inbox of this hub; reply dropped', {
+        p: this.p,
+        inbox,
+        replies: replies.length,
+      })
+      return
+    }
+    this.#recentReplies.remember(inbox, replies)
+    const env: ReplyEnvelope = { v: WIRE_VERSION, r: replies }
+    try {
+      this.nc.publish(inbox, encode(env))
+    } catch (err) {
+      this.options.logger.warn('reply not sent', { p: this.p, inbox, error: String(err) })
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Queries (answered in loop order, released once the state they saw is committed)
+
+  #onQuery(data: Uint8Array, respond: (answer: QueryAnswer) => void): void {
+    let query: Query
+    try {
+      query = decodeEnvelope(data, 'query') as unknown as Query
+      const kind: unknown = query.k
+      if (kind === 'replies') {
+        // replies already sent were committed: answer at once, outside loop order
+        const { inbox, rids } = query as Extract<Query, { k: 'replies' }>
+        if (typeof inbox !== 'string' || !Array.isArray(rids))
+          throw new BadInputError('malformed replies query')
+        respond({ v: WIRE_VERSION, ok: 1, replies: this.#recentReplies.find(inbox, rids, this.#recordLimit) })
+        return
+      }
+      if (!['read', 'list', 'status', 'instances', 'lock'].includes(kind as string)) {
+        throw new BadInputError(`unknown query kind ${String(kind)}`)
+      }
+      if ('w' in query && query.w === 1) this.#changes.watcherJoined()
+      if (query.k === 'read' || query.k === 'list' || query.k === 'lock') checkTypeName(query.t)
+      else if (this.#instances === undefined) throw new BadInputError('this hub runs no orchestrations')
+      const s = checkQueryPosition(query.s)
+      if (s >= this.#pos[0] && s > this.#inbox.lastSeen) {
+        void this.#admitQueryPast(s, { query, respond })
+        return
+      }
+    } catch (err) {
+      respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
+      return
+    }
+    this.#queries.push({ query, respond })
+    this.#kick()
+  }
+
+  /**
+   * A query waits for mailbox position `s`, which this partition has not received yet: admit it if
+   * `s` is stored on the mailbox (it arrives soon), else answer at once that it never will.
+   */
+  async #admitQueryPast(s: number, pending: PendingQuery): Promise<void> {
+    let last: number
+    try {
+      last = await this.#storage.lastMailboxSeq()
+    } catch {
+      last = s // cannot tell: wait, as for any other query
+    }
+    if (this.#stopped) return
+    if (s > last) {
+      pending.respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(positionPastEnd(s, this.p, last)) })
+      return
+    }
+    this.#queries.push(pending)
+    this.#kick()
+  }
+
+  async #answer({ query, respond }: PendingQuery): Promise<void> {
+    try {
+      if (query.k === 'read') await this.#entities.read(query, respond)
+      else if (query.k === 'list') this.#entities.list(query, respond)
+      else if (query.k === 'lock') this.#entities.lockHolder(query, respond)
+      else await this.#instances!.answer(query, respond)
+    } catch (err) {
+      respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
+    }
+  }
+
+  /**
+   * Runs `fn` once everything processed so far is committed — and at least one more record has
+   * been appended, so that a stale owner (which cannot append) never answers.
+   */
+  #afterCommitOf(fn: () => void): void {
+    this.#open.waiters.push(fn)
+    this.#open.touched = true
+    this.#kick()
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Timers and stopping
+
+  #armTimer(): void {
+    const next = this.#timers.next()
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = undefined
+    if (next === undefined || this.#stopped) return
+    const wait = Math.min(Math.max(next - Date.now(), 0) + 1, 2 ** 31 - 1)
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      this.#kick()
+    }, wait)
+  }
+
+  /** Stops after an internal failure; the node recovers the partition from storage. */
+  #fail(err: Error): void {
+    this.#stop('failed', err)
+  }
+
+  #stop(reason: 'fenced' | 'failed', err: Error): void {
+    if (this.#stopped) return
+    this.options.logger.warn(`partition ${reason}; stopping`, { p: this.p, error: err.message })
+    this.#shutdown()
+    this.options.onStopped(reason, err)
+  }
+
+  #shutdown(): void {
+    this.#stopped = true
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    clearInterval(this.#snapshotTimer)
+    this.#inbox.stop()
+    this.#outbox.stop()
+    this.#instances?.close()
+    this.#querySub?.unsubscribe()
+    // Unanswered queries get no answer from here: another owner may answer them (a stale owner must
+    // never answer), else the client's request times out with PartitionUnavailableError.
+    this.#queries = []
+  }
+
+  async #until(condition: () => boolean): Promise<void> {
+    while (!condition()) await new Promise((r) => setTimeout(r, 2))
+  }
+}
+
+/**
+ * Runs the loops of every partition kicked since the last turn in one macrotask: their appends,
+ * outbox publishes and replies then leave in a few socket writes (nats.js flushes once per
+ * microtask checkpoint) instead of one per partition.
+ */
+const kicked: Array<() => void> = []
+function runSoon(run: () => void): void {
+  kicked.push(run)
+  if (kicked.length === 1) setImmediate(runKicked)
+}
+function runKicked(): void {
+  for (const run of kicked.splice(0)) run()
+}
+
+/** The id that decides a message's partition: the entity key or the instance id. */
+export function targetOf(msg: ActorMessage): string {
+  return msg.k === 'op' || msg.k === 'lock' || msg.k === 'unlock' ? msg.key : msg.i
+}
+
+function messagesOf(env: MailboxEnvelope): Iterable<ActorMessage | undefined> {
+  return 'c' in env ? env.m : []
+}
+
+function sizeOf(msgs: Uint8Array[]): number {
+  let size = 16
+  for (const m of msgs) size += m.length + 4
+  return size
+}

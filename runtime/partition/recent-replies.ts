@@ -1,0 +1,131 @@
+/**
+ * The replies a partition sent lately, kept so that a client can ask for them again.
+ *
+ * Replies travel over core NATS, which delivers at most once: a client whose server dies, or that
+ * reconnects while a reply is on its way, loses it although the call was committed. The client
+ * then asks the partition (a `replies` query naming its inbox and the request ids it still waits
+ * for) and gets them from here. Bounded by age and by an estimate of bytes; what fell out was
+ * sent long enough ago that the caller's own timeout decides.
+ *
+ * They also travel with the partition: each snapshot stores the newest of them (as many as fit in
+ * one item) next to the checkpoint, and a new owner starts from that item, so a reply lost just
+ * before a move is still there when the caller asks the next owner — even if a checkpoint covered
+ * its record and the log was truncated below it.
+ */
+import type { Reply } from '../../actors/wire/messages.ts'
+
+/** A rough per-reply overhead (tuple, array slot, numbers) for the byte bound. */
+const REPLY_OVERHEAD = 64
+
+interface Sent {
+  at: number
+  inbox: string
+  replies: Reply[]
+  bytes: number
+}
+
+/** Stored form: [sent at (ms), inbox, replies], oldest first. */
+export type RepliesEntry = [at: number, inbox: string, replies: Reply[]]
+
+/** Replies sent lately, by inbox (see the module comment). */
+export class RecentReplies {
+  readonly #byInbox = new Map<string, Sent[]>()
+  /** Every batch in the order sent; the oldest leave first. */
+  #order: Sent[] = []
+  #head = 0
+  #bytes = 0
+
+  constructor(
+    readonly maxBytes = 2 * 1024 * 1024,
+    readonly maxAgeMs = 120_000,
+    readonly now: () => number = Date.now,
+  ) {}
+
+  /** Keeps a batch of replies just sent to `inbox`. */
+  remember(inbox: string, replies: Reply[]): void {
+    let bytes = 0
+    for (const r of replies) bytes += REPLY_OVERHEAD + (r[1] === 1 ? r[2].length : 0)
+    const sent: Sent = { at: this.now(), inbox, replies, bytes }
+    let list = this.#byInbox.get(inbox)
+    if (list === undefined) this.#byInbox.set(inbox, (list = []))
+    list.push(sent)
+    this.#order.push(sent)
+    this.#bytes += bytes
+    this.#trim()
+  }
+
+  /**
+   * The kept replies to `inbox` whose request ids are in `rids`, oldest first, as many as fit in
+   * about `maxBytes` (the client asks again for the rest).
+   */
+  find(inbox: string, rids: Iterable<number>, maxBytes = Infinity): Reply[] {
+    this.#trim()
+    const list = this.#byInbox.get(inbox)
+    if (list === undefined) return []
+    const wanted = new Set(rids)
+    const found: Reply[] = []
+    let bytes = 0
+    for (const sent of list) {
+      for (const r of sent.replies) {
+        if (!wanted.has(r[0])) continue
+        bytes += 32 + (r[1] === 1 ? r[2].length : 256)
+        if (bytes > maxBytes && found.length > 0) return found
+        found.push(r)
+      }
+    }
+    return found
+  }
+
+  /** The newest kept batches that fit in about `maxBytes`, oldest first (for the snapshot item). */
+  entries(maxBytes: number): RepliesEntry[] {
+    this.#trim()
+    const out: RepliesEntry[] = []
+    let bytes = 0
+    for (let i = this.#order.length - 1; i >= this.#head; i--) {
+      const sent = this.#order[i]!
+      bytes += sent.bytes + sent.inbox.length
+      if (bytes > maxBytes) break
+      out.push([sent.at, sent.inbox, sent.replies])
+    }
+    return out.reverse()
+  }
+
+  /** Takes stored batches in (the replies a previous owner kept), unless this one holds some already. */
+  restore(entries: RepliesEntry[]): void {
+    if (this.#head < this.#order.length) return
+    for (const [at, inbox, replies] of entries) {
+      const sent: Sent = { at, inbox, replies, bytes: 0 }
+      for (const r of replies) sent.bytes += REPLY_OVERHEAD + (r[1] === 1 ? r[2].length : 0)
+      let list = this.#byInbox.get(inbox)
+      if (list === undefined) this.#byInbox.set(inbox, (list = []))
+      list.push(sent)
+      this.#order.push(sent)
+      this.#bytes += sent.bytes
+    }
+    this.#trim()
+  }
+
+  /** Number of replies kept (for tests). */
+  get size(): number {
+    let n = 0
+    for (let i = this.#head; i < this.#order.length; i++) n += this.#order[i]!.replies.length
+    return n
+  }
+
+  #trim(): void {
+    const oldest = this.now() - this.maxAgeMs
+    while (this.#head < this.#order.length) {
+      const sent = this.#order[this.#head]!
+      if (this.#bytes <= this.maxBytes && sent.at >= oldest) break
+      this.#head++
+      this.#bytes -= sent.bytes
+      const list = this.#byInbox.get(sent.inbox)!
+      list.shift() // batches of one inbox leave in the order they came
+      if (list.length === 0) this.#byInbox.delete(sent.inbox)
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#order.length) {
+      this.#order = this.#order.slice(this.#head)
+      this.#head = 0
+    }
+  }
+}

@@ -1,0 +1,350 @@
+/**
+ * Asynchronous, incremental snapshots. Committed writes collect in a map; a snapshot freezes that
+ * map at a record boundary, writes the items to the state bucket in the background (the loop never
+ * waits), then moves the checkpoint marker and truncates log and mailbox below it.
+ *
+ * Fencing: a new owner first re-writes the checkpoint (bumping its revision). Every item write
+ * carries the writer's epoch and is conditional on a revision whose writer this owner has seen:
+ * the revision it wrote or read last, or — for an item it never read — the revision it reads just
+ * before writing. A write that finds a newer epoch's value (on that read, or on re-reading after a
+ * conflict) stops the owner (FencedError); one that finds an older epoch's value overwrites it (a
+ * stale owner wrote it). So a stale owner can never overwrite what a newer owner wrote. The
+ * checkpoint itself is written conditionally, so a stale owner never moves it nor truncates
+ * anything.
+ */
+import { FencedError } from '../../actors/errors.ts'
+import { decodeToken, encodeToken } from '../../actors/ids.ts'
+import {
+  WIRE_VERSION,
+  type ActorMessage,
+  type CommitRecord,
+  type MailboxPosition,
+} from '../../actors/wire/messages.ts'
+import type { Logger } from '../util/logger.ts'
+import { isFencingRejection, type Checkpoint, type PartitionStorage } from '../nats/storage.ts'
+import type { LogWriter } from './log-fence.ts'
+
+/** The KV key of an entity's state. */
+export function entityItemKey(p: number, type: string, key: string): string {
+  return `e.${p}.${type}.${encodeToken(key)}`
+}
+
+/** Type and key of an entity item key, or undefined for other items. */
+export function parseEntityItemKey(itemKey: string): { type: string; key: string } | undefined {
+  if (!itemKey.startsWith('e.')) return undefined
+  const parts = itemKey.split('.')
+  if (parts.length !== 4) return undefined
+  return { type: parts[2]!, key: decodeToken(parts[3]!) }
+}
+
+const CLIENT_DEDUP_RETENTION_MS = 24 * 3600 * 1000
+/**
+ * Item writes in flight per connection, over all the partitions of a node. The partitions of a
+ * node tend to snapshot at the same moment; unbounded, their thousands of writes (and acks) would
+ * hold up the commits and replies of every partition for a fraction of a second.
+ */
+const WRITE_CONCURRENCY = 64
+
+/** A first-come queue of `limit` slots. */
+class Slots {
+  #free: number
+  readonly #waiting: Array<() => void> = []
+  constructor(limit: number) {
+    this.#free = limit
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve))
+    try {
+      return await fn()
+    } finally {
+      const next = this.#waiting.shift()
+      if (next !== undefined) next()
+      else this.#free++
+    }
+  }
+}
+const writeSlots = new WeakMap<object, Slots>()
+
+/** The key of the item holding a partition's recent replies (see `runtime/partition/recent-replies.ts`). */
+export function repliesItemKey(p: number): string {
+  return `rep.${p}`
+}
+
+/**
+ * What a snapshot takes from outside this state, at a record boundary: the unconfirmed outbox
+ * (into the checkpoint) and the encoded recent replies (an item written before the checkpoint).
+ */
+export interface CheckpointExtras {
+  outbox: Checkpoint['outbox']
+  replies?: Uint8Array
+}
+
+/** Committed-but-not-snapshotted state of one partition, and the snapshot procedure. */
+export class SnapshotState {
+  /** Number of the last committed record. */
+  committedN = 0
+  #logSeq = 0
+  #pos: MailboxPosition = [1, 0]
+  #lq: ActorMessage[] = []
+  /** Writer of the last committed record: the log's owner at `committedN`. */
+  #writer: LogWriter = { e: 0 }
+  readonly #dc = new Map<string, [number, number]>()
+  readonly #dp = new Map<number, number>()
+  #committed = new Map<string, Uint8Array | null>()
+  #writing = new Map<string, Uint8Array | null>()
+  readonly #revs = new Map<string, number>()
+  #ckptRev = 0
+  #epoch = 0
+  #recordsSince = 0
+  #since = 0
+  #taking: Promise<void> | null = null
+
+  constructor(
+    readonly storage: PartitionStorage,
+    readonly logger: Logger,
+    /** Whether this owner may write now (see `PartitionOptions.mayWrite`). */
+    readonly mayWrite: () => boolean = () => true,
+  ) {}
+
+  /**
+   * Takes the checkpoint over for `epoch`: re-writes it conditionally so that a stale owner's
+   * later checkpoint writes fail. Throws {@link FencedError} when a newer epoch holds it.
+   */
+  async claim(epoch: number, p: number): Promise<{ ckpt: Checkpoint | null }> {
+    this.#epoch = epoch
+    for (;;) {
+      const { ckpt, rev } = await this.storage.readCheckpoint()
+      if (ckpt !== null && ckpt.e > epoch) {
+        throw new FencedError(p, `checkpoint belongs to epoch ${ckpt.e}, ours is ${epoch}`)
+      }
+      const claimed: Checkpoint = ckpt === null ? emptyCheckpoint(epoch) : { ...ckpt, e: epoch }
+      try {
+        this.#ckptRev = await this.storage.writeCheckpoint(claimed, rev)
+        return { ckpt }
+      } catch (err) {
+        if (!isFencingRejection(err)) throw err
+      }
+    }
+  }
+
+  /** Starts from a checkpoint. */
+  restore(ckpt: Checkpoint): void {
+    this.committedN = ckpt.n
+    this.#logSeq = ckpt.logSeq
+    this.#pos = ckpt.pos
+    this.#lq = ckpt.lq
+    this.#writer = { e: ckpt.le ?? 0, o: ckpt.lo }
+    for (const [c, q, at] of ckpt.dc) this.#dc.set(c, [q, at])
+    for (const [p, n] of ckpt.dp) this.#dp.set(p, n)
+  }
+
+  /** Notes a durable record (committed now, or replayed at recovery) that the log fence accepted. */
+  committed(rec: CommitRecord, seq: number): void {
+    this.committedN = rec.n
+    this.#logSeq = seq
+    this.#writer = { e: rec.e, o: rec.o }
+    if (!rec.claim) {
+      // a claim only marks the new owner (records may land before it on a NATS cluster)
+      this.#pos = rec.pos
+      this.#lq = rec.lq
+    }
+    for (const [c, q, at] of rec.dc) this.#dc.set(c, [q, at])
+    for (const [p, n] of rec.dp) this.#dp.set(p, n)
+    for (const [key, value] of rec.w) this.#committed.set(key, value)
+    if (rec.claim) return
+    if (this.#recordsSince++ === 0) this.#since = Date.now()
+  }
+
+  /** Whether `key` has committed writes not yet durable in the state bucket. */
+  isDirty(key: string): boolean {
+    return this.#committed.has(key) || this.#writing.has(key)
+  }
+
+  /** Committed writes not yet in the state bucket, oldest first. */
+  *dirtyWrites(): Iterable<[string, Uint8Array | null]> {
+    yield* this.#writing
+    yield* this.#committed
+  }
+
+  /** Forgets what is known of an evicted item. */
+  forget(key: string): void {
+    this.#revs.delete(key)
+  }
+
+  /** Reads an item's committed value: from the dirty maps, else from the bucket. */
+  async read(key: string): Promise<Uint8Array | null> {
+    const committed = this.#committed.get(key)
+    if (committed !== undefined || this.#committed.has(key)) return committed ?? null
+    const writing = this.#writing.get(key)
+    if (writing !== undefined || this.#writing.has(key)) return writing ?? null
+    const item = await this.storage.readItem(key)
+    // a newer owner's revision is never one to write over (see #revisionToReplace)
+    if (item.epoch <= this.#epoch) this.#revs.set(key, item.rev)
+    else this.#revs.delete(key)
+    return item.value
+  }
+
+  /**
+   * Notes that an item was never stored, as a read that found nothing would: its first snapshot
+   * write needs no revision read, and a delete of it is a no-op.
+   */
+  markAbsent(key: string): void {
+    if (!this.#revs.has(key)) this.#revs.set(key, 0)
+  }
+
+  /** Loads every item whose key matches `filter` (e.g. all timers: `t.<p>.>`). */
+  async loadItems(filter: string): Promise<Array<[string, Uint8Array]>> {
+    const out: Array<[string, Uint8Array]> = []
+    for (const key of await this.storage.listStoredKeys(filter)) {
+      const item = await this.storage.readItem(key)
+      this.#revs.set(key, item.rev)
+      if (item.value !== null) out.push([key, item.value])
+    }
+    return out
+  }
+
+  /** Keys of the entities of `type` in partition `p` that the state bucket holds. */
+  async listEntityKeys(p: number, type: string): Promise<string[]> {
+    const keys = await this.storage.listKeys(`e.${p}.${type}.*`)
+    return keys.map((k) => decodeToken(k.slice(k.lastIndexOf('.') + 1)))
+  }
+
+  /** Whether a snapshot should start now: enough records, time, or dirty items. */
+  due(records: number, intervalMs: number, dirtyItems: number): boolean {
+    if (this.#taking !== null || this.#recordsSince === 0) return false
+    return (
+      this.#recordsSince >= records ||
+      Date.now() - this.#since >= intervalMs ||
+      this.#committed.size >= dirtyItems
+    )
+  }
+
+  /** Resolves when no snapshot is being written. */
+  async idle(): Promise<void> {
+    await this.#taking?.catch(() => {})
+  }
+
+  /**
+   * Writes a snapshot of everything committed so far. `extra(n)` supplies the checkpoint fields
+   * owned elsewhere (the unconfirmed outbox up to record n). Throws {@link FencedError} if a newer
+   * owner exists.
+   */
+  take(extra: (upToN: number) => CheckpointExtras): Promise<void> {
+    if (this.#taking !== null) return this.#taking
+    this.#taking = this.#take(extra).finally(() => (this.#taking = null))
+    return this.#taking
+  }
+
+  async #take(extraOf: (upToN: number) => CheckpointExtras): Promise<void> {
+    this.#writing = this.#committed
+    this.#committed = new Map()
+    const now = Date.now()
+    const ckpt: Checkpoint = {
+      v: WIRE_VERSION,
+      e: this.#epoch,
+      le: this.#writer.e,
+      ...(this.#writer.o === undefined ? {} : { lo: this.#writer.o }),
+      n: this.committedN,
+      logSeq: this.#logSeq,
+      pos: this.#pos,
+      dc: [...this.#dc]
+        .filter(([, [, at]]) => now - at < CLIENT_DEDUP_RETENTION_MS)
+        .map(([c, [q, at]]) => [c, q, at]),
+      dp: [...this.#dp],
+      lq: this.#lq,
+      outbox: [],
+    }
+    const extra = extraOf(this.committedN)
+    ckpt.outbox = extra.outbox
+    const records = this.#recordsSince
+    this.#recordsSince = 0
+    try {
+      let slots = writeSlots.get(this.storage.nc)
+      if (slots === undefined) writeSlots.set(this.storage.nc, (slots = new Slots(WRITE_CONCURRENCY)))
+      const items = [...this.#writing]
+      // all settle before the outcome counts: no write of this snapshot outlives it
+      const results = await Promise.allSettled(items.map(([k, v]) => slots.run(() => this.#writeItem(k, v))))
+      const failed = results.find((r) => r.status === 'rejected')
+      if (failed !== undefined) throw failed.reason
+      if (extra.replies !== undefined) await this.#writeItem(repliesItemKey(this.storage.p), extra.replies)
+      try {
+        this.#checkMayWrite()
+        this.#ckptRev = await this.storage.writeCheckpoint(ckpt, this.#ckptRev)
+      } catch (err) {
+        if (isFencingRejection(err))
+          throw new FencedError(this.storage.p, 'checkpoint was claimed by a newer owner')
+        throw err
+      }
+    } catch (err) {
+      // Put the frozen writes back (newer commits win) so the next snapshot retries them.
+      for (const [k, v] of this.#writing) if (!this.#committed.has(k)) this.#committed.set(k, v)
+      this.#writing = new Map()
+      this.#recordsSince += records
+      throw err
+    }
+    this.#writing = new Map()
+    // Below the checkpoint nothing is needed any more; keep the last record, which fences appends.
+    await this.storage.truncateLog(ckpt.logSeq)
+    await this.storage.truncateMailbox(ckpt.pos[0])
+  }
+
+  async #writeItem(key: string, value: Uint8Array | null): Promise<void> {
+    this.#checkMayWrite()
+    // Timers, locks and pending activities are all loaded at recovery, so an unknown revision
+    // means the item was never stored: a delete of it is a no-op, a write creates it. History
+    // chunks have keys never used before (see instances.ts) and are written once: a write of one
+    // creates it (a delete still needs its revision).
+    const eager = key.startsWith('t.') || key.startsWith('a.') || key.startsWith('l.')
+    const created = value !== null && key.startsWith('h.')
+    let rev = this.#revs.get(key)
+    if (rev === undefined) rev = eager || created ? 0 : await this.#revisionToReplace(key)
+    if (value === null && rev === 0) {
+      this.#revs.delete(key)
+      return
+    }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.#revs.set(key, await this.storage.writeItem(key, value, rev, this.#epoch))
+        return
+      } catch (err) {
+        if (!isFencingRejection(err) || attempt > 5) throw err
+      }
+      // Someone else wrote the item: a newer owner (we stop), or a stale one (we overwrite it).
+      // A newer owner claims the checkpoint before it writes any item, so a changed checkpoint
+      // revision also means we are stale.
+      rev = await this.#revisionToReplace(key)
+      const { rev: ckptRev } = await this.storage.readCheckpoint()
+      if (ckptRev !== this.#ckptRev) {
+        throw new FencedError(this.storage.p, `item ${key} was written by a newer owner`)
+      }
+      this.logger.warn('overwriting an item written by a stale owner', { key })
+    }
+  }
+
+  /**
+   * A process resumed after a pause past its lease writes nothing until placement has caught up:
+   * on a NATS cluster two conditional writes in flight at once can both land (the leader checks
+   * the revision before proposing), so a stale owner's write must not race the new owner's.
+   */
+  #checkMayWrite(): void {
+    if (!this.mayWrite())
+      throw new Error(`partition ${this.storage.p}: node lease lapsed; snapshot writes wait`)
+  }
+
+  /** The item's current revision, after checking that no newer owner wrote it. */
+  async #revisionToReplace(key: string): Promise<number> {
+    const item = await this.storage.readItem(key)
+    if (item.epoch > this.#epoch) {
+      throw new FencedError(
+        this.storage.p,
+        `item ${key} was written at epoch ${item.epoch}, ours is ${this.#epoch}`,
+      )
+    }
+    return item.rev
+  }
+}
+
+function emptyCheckpoint(epoch: number): Checkpoint {
+  return { v: WIRE_VERSION, e: epoch, n: 0, logSeq: 0, pos: [1, 0], dc: [], dp: [], lq: [], outbox: [] }
+}

@@ -1,0 +1,283 @@
+/** The `basalt node` and `basalt placement` commands, run as child processes against a real nats-server. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Client, Node, connectTo, silentLogger } from '../../runtime/index.ts'
+import { ensureHub } from '../../runtime/nats/hub.ts'
+import { closeConnection } from '../../runtime/nats/connect.ts'
+import { freePort, startNatsServer } from '../../runtime/dev/nats-server.ts'
+import { readPlacement, type PlacementTable } from '../../placement/index.ts'
+import { Counter } from '../fixtures/entities.ts'
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { repoRoot, spawnTs, useNatsServer, waitFor, type SpawnedTs } from '../tooling/harness.ts'
+
+const nats = useNatsServer()
+
+/** Starts `basalt <args>` as a child process, through the same entry point as `npx basalt`. */
+function basalt(...args: string[]): SpawnedTs {
+  return spawnTs('runtime/cli/basalt.mjs', args)
+}
+
+/** Runs `basalt <args>` to its end; resolves with its exit code and its output lines. */
+async function runBasalt(...args: string[]): Promise<{ code: number | null; output: string }> {
+  const child = basalt(...args)
+  const code = await child.exited
+  return { code, output: child.lines.join('\n') }
+}
+
+describe('basalt placement', () => {
+  const hub = 'cli-placement'
+  let node: Node
+
+  beforeAll(async () => {
+    node = await Node.start({
+      servers: nats.url,
+      hub,
+      registry: [Counter],
+      partitions: 4,
+      logger: silentLogger,
+    })
+  })
+  afterAll(async () => {
+    await node?.stop()
+  })
+
+  it('prints every partition with its node and epoch, and the node as live', async () => {
+    const { code, output } = await runBasalt('placement', '--servers', nats.url, '--hub', hub)
+    expect(code, output).toBe(0)
+    for (let p = 0; p < 4; p++) {
+      const row = new RegExp(`^\\s*${p}\\s+(\\S+)\\s+(\\d+)$`, 'm').exec(output)
+      expect(row?.[1], `row of partition ${p} in:\n${output}`).toBe(node.nodeId)
+      expect(Number(row?.[2]), `epoch of partition ${p} in:\n${output}`).toBeGreaterThanOrEqual(1)
+    }
+    expect(output).toMatch(new RegExp(`^hub ${hub}: 4 partitions, 4 assigned, leader ${node.nodeId}$`, 'm'))
+    expect(output).toMatch(
+      new RegExp(
+        `^  ${node.nodeId} \\[leader\\] .*4 partitions \\[0,1,2,3\\], last heartbeat \\d+ ms ago$`,
+        'm',
+      ),
+    )
+  })
+
+  it('--json prints the PlacementTable', async () => {
+    const { code, output } = await runBasalt('placement', '--servers', nats.url, '--hub', hub, '--json')
+    expect(code, output).toBe(0)
+    const table = JSON.parse(output) as PlacementTable
+    expect(table.partitions).toBe(4)
+    expect(table.leader).toBe(node.nodeId)
+    expect(table.assignments.map((a) => [a.p, a.node])).toEqual([0, 1, 2, 3].map((p) => [p, node.nodeId]))
+    expect(
+      table.assignments.every((a) => a.epoch >= 1),
+      output,
+    ).toBe(true)
+    expect(table.nodes.map((n) => [n.id, n.pid, n.partitions])).toEqual([
+      [node.nodeId, process.pid, [0, 1, 2, 3]],
+    ])
+  })
+
+  it('readPlacement lists partitions nobody was assigned with node null and epoch 0', async () => {
+    const nc = await connectTo(nats.url, 'cli-test')
+    try {
+      const hub = await ensureHub(nc, 'cli-empty', { partitions: 3 })
+      expect(await readPlacement(hub.metaKv, hub.jsm)).toEqual({
+        partitions: 3,
+        leader: null,
+        nodes: [],
+        assignments: [0, 1, 2].map((p) => ({ p, node: null, epoch: 0 })),
+      })
+    } finally {
+      await closeConnection(nc)
+    }
+  })
+
+  it('exits quietly with 0 when its stdout is closed early (`basalt placement | head -2`)', async () => {
+    const child = basalt('placement', '--servers', nats.url, '--hub', hub)
+    child.child.stdout!.destroy() // the reader is gone before the table is written
+    const code = await child.exited
+    expect(child.lines.join('\n')).not.toMatch(/EPIPE|Unhandled|Error/)
+    expect(code, child.lines.join('\n')).toBe(0)
+  })
+
+  it('fails with exit 1 on a hub that does not exist', async () => {
+    const { code, output } = await runBasalt('placement', '--servers', nats.url, '--hub', 'no-such-hub')
+    expect(code, output).toBe(1)
+    expect(output).toMatch(/^basalt placement: hub 'no-such-hub' does not exist/m)
+  })
+})
+
+describe('basalt node', () => {
+  it('serves the registry it loaded, and stops on SIGTERM with exit 0', { timeout: 30_000 }, async () => {
+    const hub = 'cli-node'
+    const child = basalt(
+      'node',
+      '--servers',
+      nats.url,
+      '--hub',
+      hub,
+      '--load',
+      'test/fixtures/registry.ts',
+      '--node-id',
+      'cli-node-1',
+      '--partitions',
+      '4',
+    )
+    await child.waitForLine(/^node cli-node-1 running on hub cli-node$/, 20_000)
+    const client = await Client.connect({ servers: nats.url, hub })
+    try {
+      await client.entity(Counter, 'x').signal.add(2)
+      await client.entity(Counter, 'x').call.add(3)
+      expect(await client.entity(Counter, 'x').call.get()).toBe(5)
+    } finally {
+      await client.close()
+    }
+    child.kill('SIGTERM')
+    const code = await child.exited
+    expect(code, child.lines.join('\n')).toBe(0)
+    expect(child.lines).toContain('node cli-node-1 stopped')
+  })
+
+  it('exits within 3 s on SIGTERM when its NATS server is gone', { timeout: 60_000 }, async () => {
+    const server = await startNatsServer()
+    try {
+      const child = basalt(
+        'node',
+        '--servers',
+        server.url,
+        '--hub',
+        'cli-gone',
+        '--load',
+        'test/fixtures/registry.ts',
+        '--node-id',
+        'cli-gone-1',
+        '--partitions',
+        '4',
+      )
+      await child.waitForLine(/^node cli-gone-1 running on hub cli-gone$/, 20_000)
+      await server.stop('SIGKILL')
+      const signalledAt = Date.now()
+      child.kill('SIGTERM')
+      const code = await child.exited
+      const took = Date.now() - signalledAt
+      expect(took, `ms from SIGTERM to exit; output:\n${child.lines.join('\n')}`).toBeLessThan(3_000)
+      expect(code, child.lines.join('\n')).toBe(0)
+      expect(child.lines).toContain('node cli-gone-1 stopped')
+    } finally {
+      await server.dispose()
+    }
+  })
+
+  it('started through npx, stops when npx gets SIGTERM', { timeout: 60_000 }, async () => {
+    const hub = 'cli-npx'
+    // npx runs the bin under `sh -c`, and passes SIGTERM on to that shell only
+    const npx = spawn(
+      'npx',
+      ['basalt', 'node', '--servers', nats.url, '--hub', hub, '--load', 'test/fixtures/registry.ts'].concat([
+        '--node-id',
+        'cli-npx-1',
+        '--partitions',
+        '2',
+      ]),
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, npm_config_offline: 'true' },
+      },
+    )
+    const lines: string[] = []
+    for (const stream of [npx.stdout, npx.stderr])
+      createInterface({ input: stream }).on('line', (l) => lines.push(l))
+    let pid: number | undefined
+    try {
+      await waitFor(() => lines.includes('node cli-npx-1 running on hub cli-npx'), 'the node running', 30_000)
+      const nc = await connectTo(nats.url, 'cli-npx-test')
+      try {
+        const opened = await ensureHub(nc, hub)
+        const table = await readPlacement(opened.metaKv, opened.jsm)
+        pid = table.nodes.find((n) => n.id === 'cli-npx-1')?.pid
+      } finally {
+        await closeConnection(nc)
+      }
+      expect(pid, 'pid in the heartbeat of cli-npx-1').toBeGreaterThan(0)
+      expect(pid, 'the node runs in a process of its own under npx').not.toBe(npx.pid)
+      npx.kill('SIGTERM')
+      await waitFor(
+        () => !isRunning(pid!),
+        `node process ${pid} gone after SIGTERM to npx ${npx.pid}`,
+        15_000,
+      )
+      await waitFor(
+        () => lines.includes('node cli-npx-1 stopped'),
+        `'stopped' line in:\n${lines.join('\n')}`,
+        2_000,
+      )
+    } finally {
+      if (pid !== undefined && isRunning(pid)) process.kill(pid, 'SIGKILL')
+      if (npx.exitCode === null && npx.signalCode === null) npx.kill('SIGKILL')
+    }
+  })
+
+  it('fails with exit 1 naming the path of a module that does not exist', async () => {
+    const { code, output } = await runBasalt(
+      'node',
+      '--servers',
+      nats.url,
+      '--hub',
+      'cli-errors',
+      '--load',
+      'test/fixtures/no-such-registry.ts',
+    )
+    expect(code, output).toBe(1)
+    expect(output).toMatch(/^basalt node: cannot load module .*test\/fixtures\/no-such-registry\.ts/m)
+  })
+
+  it('fails with exit 1 on a module that exports no registry', async () => {
+    const { code, output } = await runBasalt(
+      'node',
+      '--servers',
+      nats.url,
+      '--hub',
+      'cli-errors',
+      '--load',
+      './test/fixtures/entities.ts',
+    )
+    expect(code, output).toBe(1)
+    expect(output).toMatch(/^basalt node: module '\.\/test\/fixtures\/entities\.ts' exports no registry/m)
+  })
+
+  it('fails with exit 1 naming the URL when NATS cannot be reached', async () => {
+    const url = `nats://127.0.0.1:${await freePort()}`
+    const { code, output } = await runBasalt(
+      'node',
+      '--servers',
+      url,
+      '--hub',
+      'cli-errors',
+      '--load',
+      'test/fixtures/registry.ts',
+    )
+    expect(code, output).toBe(1)
+    expect(output).toMatch(new RegExp(`^basalt node: cannot reach NATS at ${url}`, 'm'))
+  })
+
+  it('fails with exit 2 and the usage when --hub is missing', async () => {
+    const { code, output } = await runBasalt(
+      'node',
+      '--servers',
+      nats.url,
+      '--load',
+      'test/fixtures/registry.ts',
+    )
+    expect(code, output).toBe(2)
+    expect(output).toMatch(/^basalt node: missing --hub$/m)
+    expect(output).toMatch(/^usage: basalt node --servers /m)
+  })
+})
+
+/** Whether process `pid` exists. */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}

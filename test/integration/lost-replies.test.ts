@@ -1,0 +1,150 @@
+/**
+ * Replies travel over core NATS (at most once). A reply dropped on the way — the client was
+ * reconnecting, its server died — must not turn a committed call into a timeout: the client asks
+ * the partition again and gets the reply it kept.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { Client, Node, silentLogger } from '../../runtime/index.ts'
+import { RecentReplies } from '../../runtime/partition/recent-replies.ts'
+import type { Reply } from '../../actors/wire/messages.ts'
+import { Log } from '../fixtures/entities.ts'
+import { allWorkflows, helloSequence } from '../fixtures/workflows.ts'
+import { useNatsServer } from '../tooling/harness.ts'
+
+const ok = (rid: number, size = 1): Reply => [rid, 1, new Uint8Array(size)]
+
+describe('RecentReplies', () => {
+  it('finds the replies of one inbox by request id, oldest first', () => {
+    const kept = new RecentReplies()
+    kept.remember('a', [ok(1), ok(2)])
+    kept.remember('b', [ok(1)])
+    kept.remember('a', [ok(3)])
+    expect(kept.find('a', [3, 1, 9]).map((r) => r[0])).toEqual([1, 3])
+    expect(kept.find('b', [1, 2]).map((r) => r[0])).toEqual([1])
+    expect(kept.find('c', [1])).toEqual([])
+  })
+
+  it('forgets by age and by bytes, oldest first', () => {
+    let now = 0
+    const kept = new RecentReplies(1000, 10_000, () => now)
+    kept.remember('a', [ok(1)])
+    now = 5_000
+    kept.remember('a', [ok(2)])
+    now = 11_000
+    expect(kept.find('a', [1, 2]).map((r) => r[0])).toEqual([2])
+    kept.remember('b', [ok(1, 900)]) // over the byte bound: the oldest go
+    expect(kept.find('a', [2])).toEqual([])
+    expect(kept.find('b', [1])).toHaveLength(1)
+    expect(kept.size).toBe(1)
+  })
+
+  it('stores the newest batches that fit, and a fresh memory takes them in', () => {
+    const kept = new RecentReplies()
+    kept.remember('a', [ok(1, 500)])
+    kept.remember('b', [ok(2, 100)])
+    kept.remember('a', [ok(3, 100)])
+    const entries = kept.entries(600) // the oldest batch does not fit
+    expect(entries.map(([, inbox, r]) => [inbox, r.map((x) => x[0])])).toEqual([
+      ['b', [2]],
+      ['a', [3]],
+    ])
+    const next = new RecentReplies()
+    next.restore(entries)
+    expect(next.find('a', [1, 3]).map((r) => r[0])).toEqual([3])
+    next.restore([[Date.now(), 'c', [ok(9)]]]) // holds some already: kept as it is
+    expect(next.find('c', [9])).toEqual([])
+  })
+
+  it('answers at most about maxBytes, but always one reply', () => {
+    const kept = new RecentReplies()
+    kept.remember('a', [ok(1, 600), ok(2, 600), ok(3, 600)])
+    expect(kept.find('a', [1, 2, 3], 1000).map((r) => r[0])).toEqual([1])
+    expect(kept.find('a', [1, 2, 3], 10).map((r) => r[0])).toEqual([1])
+  })
+})
+
+const nats = useNatsServer()
+const opened: Array<Node | Client> = []
+afterEach(async () => {
+  for (const x of opened.splice(0).reverse()) {
+    await (x instanceof Node ? x.stop() : x.close()).catch(() => {})
+  }
+})
+
+/** Drops what `nc` publishes to client inboxes while `drop()` says so (a reply lost in transit). */
+function dropReplies(nc: NatsConnection, drop: () => boolean): () => number {
+  const publish = nc.publish.bind(nc)
+  let dropped = 0
+  nc.publish = (subject, payload, options) => {
+    if (subject.startsWith('_INBOX_basalt') && drop()) {
+      dropped++
+      return
+    }
+    publish(subject, payload, options)
+  }
+  return () => dropped
+}
+
+describe('a reply lost in transit', () => {
+  it('reaches the caller when it asks again, and the call is applied once', async () => {
+    const hub = 'lost1'
+    const node = await Node.start({
+      servers: nats.url,
+      hub,
+      registry: [Log, ...allWorkflows],
+      partitions: 4,
+      logger: silentLogger,
+    })
+    opened.push(node)
+    const client = await Client.connect({ servers: nats.url, hub, reaskMs: 200 })
+    opened.push(client)
+    let dropping = true
+    const dropped = dropReplies(node.nc, () => dropping)
+
+    const log = client.entity(Log, 'once')
+    const [length, id] = await Promise.all([
+      log.call.append('x'),
+      client.start(helloSequence, ['Oslo'], { instanceId: 'lost-start' }),
+    ])
+    expect(dropped()).toBeGreaterThanOrEqual(2)
+    dropping = false
+    expect(length).toBe(1)
+    expect(id).toBe('lost-start')
+    expect(await log.call.items()).toEqual(['x'])
+    expect((await client.waitForCompletion(id)).output).toEqual(['Hello Oslo'])
+  })
+
+  it('reaches the caller from the next owner when the node that answered stopped', async () => {
+    const hub = 'lost2'
+    const options = { servers: nats.url, hub, registry: [Log], partitions: 2, logger: silentLogger }
+    const first = await Node.start(options)
+    const client = await Client.connect({ servers: nats.url, hub, reaskMs: 200 })
+    opened.push(client)
+    dropReplies(first.nc, () => true)
+    const log = client.entity(Log, 'moved')
+    const call = log.call.append('y')
+    await new Promise((r) => setTimeout(r, 300))
+    await first.stop()
+    opened.push(await Node.start(options))
+    expect(await call).toBe(1)
+    expect(await log.call.items()).toEqual(['y'])
+  })
+
+  it('reaches the caller from the next owner even when a checkpoint covered the record first', async () => {
+    const hub = 'lost3'
+    const options = { servers: nats.url, hub, registry: [Log], partitions: 2, logger: silentLogger }
+    const first = await Node.start(options)
+    const client = await Client.connect({ servers: nats.url, hub, reaskMs: 1500 })
+    opened.push(client)
+    dropReplies(first.nc, () => true)
+    const log = client.entity(Log, 'covered')
+    const call = log.call.append('z')
+    await new Promise((r) => setTimeout(r, 300)) // committed, its reply dropped; no re-ask yet
+    // the last snapshot covers the record of the call: the next owner replays nothing of it
+    await first.stop({ snapshot: true })
+    opened.push(await Node.start(options))
+    expect(await call).toBe(1)
+    expect(await log.call.items()).toEqual(['z'])
+  })
+})

@@ -1,0 +1,350 @@
+/**
+ * Orchestrations on the partition engine, with a real nats-server, in both replay modes (cached
+ * cursor, and replay from history at every step).
+ */
+import { describe, expect, it } from 'vitest'
+import { firstValueFrom, filter, take, toArray } from 'rxjs'
+import { BadInputError, Client, Node, silentLogger } from '../../runtime/index.ts'
+import { orchestration } from '../../actors/orchestration/index.ts'
+import {
+  Account,
+  allWorkflows,
+  approval,
+  double,
+  failing,
+  fanOut,
+  spread,
+  helloSequence,
+  parent,
+  retrying,
+  thrower,
+  counterLoop,
+  failingParent,
+  callsUnknownActivity,
+  transfer,
+} from '../fixtures/workflows.ts'
+import { useHub, useNatsServer } from '../tooling/harness.ts'
+
+const nats = useNatsServer()
+
+for (const alwaysReplay of [false, true]) {
+  describe(`orchestrations (alwaysReplay: ${alwaysReplay})`, () => {
+    const hub = `orch-${alwaysReplay ? 'replay' : 'cached'}`
+    const stack = useHub(nats, { hub, registry: allWorkflows, partitions: 4, alwaysReplay })
+
+    it('runs activities in sequence and returns typed output', async () => {
+      const id = await stack.client.start(helloSequence, ['Tokyo', 'Seattle', 'London'])
+      const done = await stack.client.waitForCompletion<string[]>(id)
+      expect(done.status).toBe('Completed')
+      expect(done.output).toEqual(['Hello Tokyo', 'Hello Seattle', 'Hello London'])
+      const history = await stack.client.getHistory(id)
+      expect(history.length).toBeGreaterThan(3)
+    })
+
+    it('answers waitForCompletion with the outcome of the latest start of an id', async () => {
+      // fanOut's activities are synchronous: the instance ends in the round that starts it, and
+      // the start's reply brings the outcome along
+      const id = `replaced-${alwaysReplay}`
+      await stack.client.start(fanOut, 2, { instanceId: id })
+      expect((await stack.client.waitForCompletion<number>(id)).output).toBe(2)
+      await stack.client.start(fanOut, 3, { instanceId: id, replace: true })
+      expect((await stack.client.waitForCompletion<number>(id)).output).toBe(6)
+      expect((await stack.client.waitForCompletion<number>(id)).output).toBe(6)
+      expect((await stack.client.getStatus<number>(id))?.output).toBe(6)
+    })
+
+    it('fans out and in', async () => {
+      const id = await stack.client.start(fanOut, 50)
+      expect((await stack.client.waitForCompletion<number>(id)).output).toBe(2 * ((49 * 50) / 2))
+    })
+
+    it('races an external event against a timer', async () => {
+      const fast = await stack.client.start(approval, 30_000)
+      await stack.client.raiseEvent(fast, 'approve', 'alice')
+      expect((await stack.client.waitForCompletion(fast)).output).toBe('approved by alice')
+      const slow = await stack.client.start(approval, 100)
+      expect((await stack.client.waitForCompletion(slow)).output).toBe('timed out')
+    })
+
+    it('retries a failing activity and reports exhausted retries as a failure', async () => {
+      const ok = await stack.client.start(retrying, 2)
+      expect((await stack.client.waitForCompletion(ok)).output).toBe('ok after 3')
+      const exhausted = await stack.client.start(retrying, 5)
+      const status = await stack.client.waitForCompletion(exhausted)
+      expect(status.status).toBe('Failed')
+      expect(status.error?.message).toMatch(/flaky attempt 3/)
+    })
+
+    it('fails an orchestration whose activity throws, with the remote message', async () => {
+      const id = await stack.client.start(failing, undefined)
+      const status = await stack.client.waitForCompletion(id)
+      expect(status.status).toBe('Failed')
+      expect(status.error?.message).toMatch(/kaboom/)
+    })
+
+    it('runs sub-orchestrations', async () => {
+      const id = await stack.client.start(parent, 10)
+      expect((await stack.client.waitForCompletion<number>(id)).output).toBe(180)
+      expect((await stack.client.getStatus(`${id}-child`))?.status).toBe('Completed')
+    })
+
+    it('continues as new, with custom status', async () => {
+      const id = await stack.client.start(counterLoop, { i: 0, until: 5 })
+      const done = await stack.client.waitForCompletion<number>(id)
+      expect(done.output).toBe(5)
+      expect(done.customStatus).toEqual({ i: 5 })
+    })
+
+    it('terminates, suspends and resumes, purges', async () => {
+      const waiting = await stack.client.start(approval, 60_000)
+      await stack.client.terminate(waiting, 'no longer needed')
+      const terminated = await stack.client.waitForCompletion(waiting)
+      expect(terminated.status).toBe('Terminated')
+
+      const suspended = await stack.client.start(approval, 60_000)
+      await stack.client.suspend(suspended)
+      expect((await stack.client.getStatus(suspended))?.status).toBe('Suspended')
+      await stack.client.raiseEvent(suspended, 'approve', 'bob')
+      await new Promise((r) => setTimeout(r, 100))
+      expect((await stack.client.getStatus(suspended))?.status).toBe('Suspended')
+      await stack.client.resume(suspended)
+      expect((await stack.client.waitForCompletion(suspended)).output).toBe('approved by bob')
+
+      await stack.client.purge(suspended)
+      expect(await stack.client.getStatus(suspended)).toBeUndefined()
+    })
+
+    it('rejects a duplicate instance id unless asked to replace a finished one', async () => {
+      const id = `dup-${alwaysReplay}`
+      await stack.client.start(helloSequence, ['a'], { instanceId: id })
+      await stack.client.waitForCompletion(id)
+      await expect(stack.client.start(helloSequence, ['b'], { instanceId: id })).rejects.toThrow(
+        /already exists/,
+      )
+      await stack.client.start(helloSequence, ['c'], { instanceId: id, replace: true })
+      expect((await stack.client.waitForCompletion(id)).output).toEqual(['Hello c'])
+    })
+
+    it('lists instances by status and name prefix', async () => {
+      const ids = await Promise.all(Array.from({ length: 5 }, () => stack.client.start(helloSequence, ['x'])))
+      await Promise.all(ids.map((id) => stack.client.waitForCompletion(id)))
+      const page = await stack.client.listInstances({
+        statuses: ['Completed'],
+        namePrefix: 'hello',
+        pageSize: 1000,
+      })
+      for (const id of ids) expect(page.instances.map((i) => i.id)).toContain(id)
+      expect(page.instances.every((i) => i.status === 'Completed' && i.name === 'helloSequence')).toBe(true)
+    })
+
+    it('watches status changes', async () => {
+      const id = await stack.client.start(approval, 60_000)
+      const seen = firstValueFrom(
+        stack.client.watchStatus(id).pipe(
+          filter((s) => s?.status === 'Completed'),
+          take(1),
+          toArray(),
+        ),
+      )
+      await stack.client.raiseEvent(id, 'approve', 'carol')
+      expect((await seen)[0]?.status).toBe('Completed')
+    })
+
+    it('transfers between accounts under a lock: total conserved, no overdraft', async () => {
+      const accounts = Array.from({ length: 6 }, (_, i) => `acct-${alwaysReplay}-${i}`)
+      await Promise.all(accounts.map((a) => stack.client.entity(Account, a).signal.deposit(100)))
+      const ids = await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          stack.client.start(transfer, {
+            from: accounts[i % 6]!,
+            to: accounts[(i * 5 + 1) % 6]!,
+            amount: 30 + (i % 50),
+          }),
+        ),
+      )
+      const results = await Promise.all(
+        ids.map((id) => stack.client.waitForCompletion(id, { timeoutMs: 30_000 })),
+      )
+      expect(results.every((r) => r.status === 'Completed')).toBe(true)
+      const balances = await Promise.all(accounts.map((a) => stack.client.entity(Account, a).call.balance()))
+      expect(balances.reduce((a, b) => a + b, 0)).toBe(600)
+      expect(balances.every((b) => b >= 0)).toBe(true)
+    })
+
+    it('lets 2,000 concurrent random transfers over 20 accounts finish: no deadlock, no overdraft, total kept', async () => {
+      const accounts = Array.from({ length: 20 }, (_, i) => `bank-${alwaysReplay}-${i}`)
+      await Promise.all(accounts.map((a) => stack.client.entity(Account, a).signal.deposit(1000)))
+      let seed = 7
+      const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+      const ids: string[] = []
+      for (let i = 0; i < 2000; i++) {
+        const from = Math.floor(random() * 20)
+        const to = (from + 1 + Math.floor(random() * 19)) % 20
+        ids.push(
+          await stack.client.start(transfer, {
+            from: accounts[from]!,
+            to: accounts[to]!,
+            amount: 1 + Math.floor(random() * 300),
+          }),
+        )
+      }
+      const results = await Promise.all(
+        ids.map((id) => stack.client.waitForCompletion<boolean>(id, { timeoutMs: 120_000 })),
+      )
+      expect(results.filter((r) => r.status !== 'Completed').length).toBe(0)
+      const balances = await Promise.all(accounts.map((a) => stack.client.entity(Account, a).call.balance()))
+      expect(balances.reduce((a, b) => a + b, 0)).toBe(20_000)
+      expect(balances.filter((b) => b < 0)).toEqual([])
+      expect(results.some((r) => r.output === true)).toBe(true)
+    }, 180_000)
+
+    it('never fires the timer of a terminated or purged instance into anything', async () => {
+      const terminated = await stack.client.start(approval, 300)
+      const purged = await stack.client.start(approval, 300)
+      await stack.client.terminate(terminated)
+      await stack.client.terminate(purged)
+      await stack.client.purge(purged)
+      const before = (await stack.client.getHistory(terminated)).length
+      await new Promise((r) => setTimeout(r, 600))
+      const after = await stack.client.getStatus(terminated, { history: true })
+      expect(after?.status).toBe('Terminated')
+      expect(after?.history?.length).toBe(before)
+      expect(await stack.client.getStatus(purged)).toBeUndefined()
+    })
+
+    it('fails an orchestration that throws, with its error, and rejects unserialisable input', async () => {
+      const id = await stack.client.start(thrower, 'bad state')
+      const status = await stack.client.waitForCompletion(id)
+      expect(status.status).toBe('Failed')
+      expect(status.error?.name).toBe('TypeError')
+      expect(status.error?.message).toBe('bad state')
+      await expect(stack.client.start(helloSequence, [Symbol('x')] as unknown as string[])).rejects.toThrow(
+        /cannot be serialised/,
+      )
+    })
+
+    it('reports a failed sub-orchestration to its parent, and an unknown activity as a task failure', async () => {
+      const p = await stack.client.waitForCompletion(await stack.client.start(failingParent, undefined))
+      expect(p.output).toMatch(/child failed: .*kaboom/)
+      const u = await stack.client.waitForCompletion(
+        await stack.client.start(callsUnknownActivity, undefined),
+      )
+      expect(u.status).toBe('Failed')
+      expect(u.error?.message).toMatch(/unknown activity 'neverRegistered'/)
+    })
+
+    it('starts at a given time (Pending until then), lists by time and id prefix, purges by filter', async () => {
+      const prefix = `sched-${alwaysReplay}-`
+      const from = Date.now()
+      const at = Date.now() + 400
+      const id = await stack.client.start(helloSequence, ['later'], { instanceId: `${prefix}1`, startAt: at })
+      expect((await stack.client.getStatus(id))?.status).toBe('Pending')
+      const done = await stack.client.waitForCompletion(id)
+      expect(done.output).toEqual(['Hello later'])
+      expect(done.completedAt!.getTime()).toBeGreaterThanOrEqual(at)
+      await stack.client.waitForCompletion(
+        await stack.client.start(helloSequence, ['x'], { instanceId: `${prefix}2` }),
+      )
+      const listed = await stack.client.listInstances({
+        idPrefix: prefix,
+        createdFrom: from,
+        createdTo: Date.now(),
+      })
+      expect(listed.instances.map((i) => i.id).sort()).toEqual([`${prefix}1`, `${prefix}2`])
+      expect(await stack.client.purgeInstances({ idPrefix: prefix, statuses: ['Completed'] })).toBe(2)
+      expect((await stack.client.listInstances({ idPrefix: prefix })).instances).toEqual([])
+    })
+
+    it('gives clear errors for unknown orchestrations and events to unknown instances', async () => {
+      const unknown = { ...helloSequence, name: 'noSuchOrchestration' }
+      await expect(stack.client.start(unknown, ['x'])).rejects.toThrow(
+        /unknown orchestration 'noSuchOrchestration'/,
+      )
+      await expect(stack.client.raiseEvent('no-such-instance', 'e', 1)).rejects.toBeInstanceOf(BadInputError)
+      await expect(stack.client.waitForCompletion('no-such-instance', { timeoutMs: 2000 })).rejects.toThrow(
+        /does not exist/,
+      )
+    })
+  })
+}
+
+describe('activity offloading', () => {
+  it('sends activities through the work queue when the local backlog is high; results apply once', async () => {
+    const hub = 'offload'
+    const node = await Node.start({
+      servers: nats.url,
+      hub,
+      registry: allWorkflows,
+      partitions: 2,
+      activityConcurrency: 2,
+      offloadThreshold: 1,
+      logger: silentLogger,
+    })
+    const client = await Client.connect({ servers: nats.url, hub })
+    // asynchronous activities hold their slot (a synchronous one finishes inline: no backlog)
+    const ids = await Promise.all(Array.from({ length: 10 }, () => client.start(spread, { n: 20, ms: 1 })))
+    const results = await Promise.all(
+      ids.map((id) => client.waitForCompletion<number[]>(id, { timeoutMs: 30_000 })),
+    )
+    expect(results.map((r) => r.output?.length)).toEqual(ids.map(() => 20))
+    expect(node.workers!.offloaded).toBeGreaterThan(0)
+    expect(node.workers!.ranForOthers).toBe(node.workers!.offloaded)
+    await client.close()
+    await node.stop()
+  })
+})
+
+/** A long history (more than one chunk), then a wait: its replay after eviction reads the chunks. */
+const longThenWait = orchestration('longThenWait', function* (ctx, n: number) {
+  let sum = 0
+  for (let i = 0; i < n; i++) sum += yield* ctx.callActivity(double, i)
+  const extra = yield* ctx.waitForEvent<number>('go')
+  return sum + extra
+})
+
+describe('durable histories', () => {
+  it('keep every event across chunks, snapshots, eviction, replay and restarts', async () => {
+    const hub = 'histories'
+    const options = {
+      servers: nats.url,
+      hub,
+      registry: [...allWorkflows, longThenWait],
+      partitions: 2,
+      cacheSize: 32, // 16 instances per partition: most are evicted and read back
+      snapshotRecords: 5,
+      snapshotIntervalMs: 100,
+      logger: silentLogger,
+    }
+    let node = await Node.start(options)
+    const client = await Client.connect({ servers: nats.url, hub })
+    const waiting = await Promise.all(Array.from({ length: 30 }, () => client.start(longThenWait, 40)))
+    const fanned = await Promise.all(Array.from({ length: 40 }, () => client.start(fanOut, 100)))
+    for (const id of fanned) expect((await client.waitForCompletion<number>(id)).output).toBe(9900)
+    const before = new Map<string, unknown>()
+    for (const id of fanned) before.set(id, await client.getHistory(id))
+    for (const id of fanned) {
+      const history = await client.getHistory(id)
+      expect(history[0]?.e, `first event of ${id}`).toBe('started')
+      expect(history.filter((e) => e.e === 'completed').length, `completions in ${id}`).toBe(100)
+      expect(history[history.length - 1], `last event of ${id}`).toMatchObject({ e: 'finished' })
+    }
+
+    await node.stop()
+    node = await Node.start(options)
+    for (const id of fanned)
+      expect(await client.getHistory(id), `history of ${id} after restart`).toEqual(before.get(id))
+    // the waiting instances replay their 40 steps from the stored chunks, then finish
+    await Promise.all(waiting.map((id) => client.raiseEvent(id, 'go', 1)))
+    for (const id of waiting) {
+      const done = await client.waitForCompletion<number>(id)
+      expect(done.output, `output of ${id}`).toBe(2 * ((39 * 40) / 2) + 1)
+      const history = await client.getHistory(id)
+      const seqs = history.filter((e) => e.e === 'completed').map((e) => (e as { seq: number }).seq)
+      expect(seqs, `completions in ${id}`).toEqual(Array.from({ length: 40 }, (_, i) => i))
+    }
+    await client.purge(fanned[0]!)
+    expect(await client.getStatus(fanned[0]!)).toBeUndefined()
+    await client.close()
+    await node.stop()
+  }, 60_000)
+})

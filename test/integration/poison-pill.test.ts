@@ -1,0 +1,190 @@
+/**
+ * Poison pills (issue 8, item 3): whatever size user code returns, the partition goes on. A value
+ * too large for a commit record fails its task or its instance with PayloadTooLargeError (here the
+ * node keeps large values inline up to a small ceiling, so these values are over it); the
+ * partition never fails, so it is never restarted in a loop, and other work on the same partition
+ * keeps its exact counts.
+ */
+import { describe, expect, it } from 'vitest'
+import { activity, orchestration } from '../../actors/orchestration/index.ts'
+import { Entity } from '../../entities/index.ts'
+import { PayloadTooLargeError, TaskFailedError } from '../../runtime/index.ts'
+import { Counter } from '../fixtures/entities.ts'
+import { useHub, useNatsServer } from '../tooling/harness.ts'
+
+class Blob extends Entity<string> {
+  initialState() {
+    return ''
+  }
+  grow(n: number) {
+    this.state += 'y'.repeat(n)
+  }
+  make(n: number) {
+    return 'z'.repeat(n)
+  }
+  size() {
+    return this.state.length
+  }
+}
+
+const bigResult = activity('bigResult', (n: number) => 'r'.repeat(n))
+const bigResultAsync = activity('bigResultAsync', async (n: number) => 'a'.repeat(n))
+
+const bigOutput = orchestration('bigOutput', function* (_ctx, n: number) {
+  return 'o'.repeat(n)
+})
+
+const echo = orchestration('echo', function* (_ctx, input: string) {
+  return input.length
+})
+
+/** Catches what its task failed with and returns the code of the cause. */
+const catchesActivity = orchestration('catchesActivity', function* (ctx, a: { n: number; async: boolean }) {
+  try {
+    const r = yield* ctx.callActivity(a.async ? bigResultAsync : bigResult, a.n)
+    return `ok ${r.length}`
+  } catch (err) {
+    const cause = (err as TaskFailedError).failure
+    return `caught ${cause.code ?? cause.name}: ${cause.message}`
+  }
+})
+
+const catchesEntity = orchestration('catchesEntity', function* (ctx, n: number) {
+  try {
+    const r = yield* ctx.callEntity(Blob, 'maker').make(n)
+    return `ok ${r.length}`
+  } catch (err) {
+    return `caught ${(err as TaskFailedError).failure.code ?? 'no code'}`
+  }
+})
+
+const waitsForEvents = orchestration('waitsForEvents', function* (ctx, n: number) {
+  let total = 0
+  for (let i = 0; i < n; i++) total += (yield* ctx.waitForEvent<string>('e')).length
+  return total
+})
+
+const bigStatus = orchestration('bigStatus', function* (ctx, n: number) {
+  ctx.setCustomStatus('s'.repeat(n))
+  yield* ctx.createTimer(ctx.now() + 1)
+  return 'done'
+})
+
+const nats = useNatsServer()
+const stack = useHub(nats, {
+  hub: 'poison',
+  partitions: 1,
+  registry: [
+    Counter,
+    Blob,
+    bigResult,
+    bigResultAsync,
+    bigOutput,
+    echo,
+    catchesActivity,
+    catchesEntity,
+    bigStatus,
+    waitsForEvents,
+  ],
+})
+
+/** Other work on the (only) partition: exact counts, and no partition failure so far. */
+async function partitionStillWorks(key: string, times: number): Promise<void> {
+  for (let i = 0; i < times; i++) await stack.client.entity(Counter, key).signal.add(1)
+  expect(await stack.client.entity(Counter, key).call.get()).toBe(times)
+  expect(stack.node.stats().failures, 'partition failures on the node').toBe(0)
+  expect([...stack.node.partitions.keys()]).toEqual([0])
+}
+
+describe('poison pills', () => {
+  it('fails an orchestration whose output is ~600 kB with PayloadTooLargeError; the partition goes on', async () => {
+    const id = await stack.client.start(bigOutput, 600_000)
+    const done = await stack.client.waitForCompletion(id, { timeoutMs: 15_000 })
+    expect(done.status).toBe('Failed')
+    expect(done.error?.code).toBe('PAYLOAD_TOO_LARGE')
+    expect(done.error?.message).toMatch(/output of instance '.+' \(bigOutput\) is \d+ bytes, over the limit/)
+    expect(done.output).toBeUndefined()
+    await partitionStillWorks('after-output', 5)
+  })
+
+  it('fails an activity task whose result is 2 MB; the orchestration catches it', async () => {
+    for (const async of [false, true]) {
+      const id = await stack.client.start(catchesActivity, { n: 2 * 1024 * 1024, async })
+      const done = await stack.client.waitForCompletion<string>(id, { timeoutMs: 15_000 })
+      expect(done.status, `instance ${id} (async ${async})`).toBe('Completed')
+      expect(done.output).toMatch(/^caught PAYLOAD_TOO_LARGE: result of activity '\w+' .* is \d+ bytes/)
+    }
+    await partitionStillWorks('after-activity', 5)
+  })
+
+  it('fails an entity call whose result is huge; the orchestration catches it', async () => {
+    const id = await stack.client.start(catchesEntity, 900_000)
+    const done = await stack.client.waitForCompletion<string>(id, { timeoutMs: 15_000 })
+    expect(done.output).toBe('caught PAYLOAD_TOO_LARGE')
+    await partitionStillWorks('after-entity-call', 5)
+  })
+
+  it('refuses a huge entity state from a call or a signal; the entity keeps its state', async () => {
+    await stack.client.entity(Blob, 'b').call.grow(10)
+    await expect(stack.client.entity(Blob, 'b').call.grow(900_000)).rejects.toBeInstanceOf(
+      PayloadTooLargeError,
+    )
+    await stack.client.entity(Blob, 'b').signal.grow(900_000)
+    expect(await stack.client.entity(Blob, 'b').call.size()).toBe(10)
+    await partitionStillWorks('after-state', 5)
+  })
+
+  it('refuses a start whose input would not fit the instance record', async () => {
+    const err = await stack.client.start(echo, 'i'.repeat(600_000)).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PayloadTooLargeError)
+    expect((err as Error).message).toMatch(/input of instance '.+' \(echo\) is \d+ bytes/)
+    await partitionStillWorks('after-input', 5)
+  })
+
+  it('refuses event data over the limit, and events past the bound while suspended', async () => {
+    const id = await stack.client.start(waitsForEvents, 100)
+    await expect(stack.client.raiseEvent(id, 'e', 'd'.repeat(600_000))).rejects.toBeInstanceOf(
+      PayloadTooLargeError,
+    )
+    await stack.client.suspend(id)
+    let accepted = 0
+    let refused: unknown
+    for (let i = 0; i < 20 && refused === undefined; i++) {
+      await stack.client.raiseEvent(id, 'e', 'd'.repeat(50_000)).then(
+        () => accepted++,
+        (err: unknown) => (refused = err),
+      )
+    }
+    expect(refused, `refusal after ${accepted} events held`).toBeInstanceOf(PayloadTooLargeError)
+    expect((refused as Error).message).toMatch(/events held for Suspended instance/)
+    await stack.client.resume(id)
+    await stack.client.terminate(id)
+    await partitionStillWorks('after-events', 5)
+  })
+
+  it('fails an orchestration whose custom status is huge', async () => {
+    const id = await stack.client.start(bigStatus, 600_000)
+    const done = await stack.client.waitForCompletion(id, { timeoutMs: 15_000 })
+    expect(done.status).toBe('Failed')
+    expect(done.error?.code).toBe('PAYLOAD_TOO_LARGE')
+    await partitionStillWorks('after-status', 5)
+  })
+})
+
+describe('poison pills through the task queue', () => {
+  const offloading = useHub(nats, {
+    hub: 'poison-offload',
+    partitions: 1,
+    offloadThreshold: 0,
+    registry: [Counter, bigResult, bigResultAsync, catchesActivity],
+  })
+
+  it('fails an offloaded activity task whose result is 2 MB, once; the orchestration catches it', async () => {
+    const id = await offloading.client.start(catchesActivity, { n: 2 * 1024 * 1024, async: true })
+    const done = await offloading.client.waitForCompletion<string>(id, { timeoutMs: 15_000 })
+    expect(done.output).toMatch(/^caught PAYLOAD_TOO_LARGE: result of activity 'bigResultAsync'/)
+    expect(offloading.node.workers?.offloaded, 'tasks offloaded').toBe(1)
+    expect(offloading.node.workers?.ranForOthers, 'tasks run from the queue').toBe(1)
+    expect(offloading.node.stats().failures).toBe(0)
+  })
+})

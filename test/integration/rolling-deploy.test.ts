@@ -1,0 +1,135 @@
+/**
+ * A rolling deploy with a node whose registry lacks an entity type and an orchestration: placement
+ * gives it no partitions while a node with the full registry is live; while it is the only node it
+ * runs everything it knows and keeps what it does not (signals and starts for the missing names)
+ * until a full node takes the partitions over. In the end every acknowledged signal is applied
+ * exactly once and every instance completes.
+ */
+import { describe, expect, it } from 'vitest'
+import { Entity } from '../../entities/index.ts'
+import { orchestration } from '../../actors/orchestration/index.ts'
+import { Client, Node, silentLogger } from '../../runtime/index.ts'
+import { HubTypes, eligibleNodes } from '../../placement/registry.ts'
+import { useNatsServer, waitFor } from '../tooling/harness.ts'
+
+class Kept extends Entity<number> {
+  initialState() {
+    return 0
+  }
+  add(n: number) {
+    this.state += n
+  }
+}
+
+/** Only in the full registry. */
+class Added extends Entity<number> {
+  initialState() {
+    return 0
+  }
+  add(n: number) {
+    this.state += n
+  }
+}
+
+/** Only in the full registry. */
+const addedFlow = orchestration('addedFlow', function* (ctx, key: string) {
+  yield* ctx.callEntity(Added, key).add(100)
+  return `done ${key}`
+})
+
+const keptFlow = orchestration('keptFlow', function* (_ctx, n: number) {
+  return n + 1
+})
+
+const full = [Kept, Added, addedFlow, keptFlow]
+const partial = [Kept, keptFlow]
+const nats = useNatsServer()
+
+describe('registry-aware placement (pure)', () => {
+  it('gives partitions only to nodes that know every name a live node knows', () => {
+    const regs = new Map([
+      ['a', ['e:X', 'o:f']],
+      ['b', ['e:X']],
+    ])
+    expect(eligibleNodes(['a', 'b'], regs)).toEqual(['a'])
+    expect(eligibleNodes(['b'], regs)).toEqual(['b'])
+    expect(eligibleNodes(['a', 'b', 'old'], regs)).toEqual(['a', 'old']) // no registry: knows all
+    const diverged = new Map([
+      ['a', ['e:X']],
+      ['b', ['e:Y']],
+    ])
+    expect(eligibleNodes(['a', 'b'], diverged)).toEqual(['a', 'b'])
+  })
+
+  it('tells a name run here from one known elsewhere and one known nowhere', () => {
+    const types = new HubTypes(['e:X'], () => ['e:X', 'e:Y', 'o:f'])
+    expect(types.whereIs('e:X')).toBe('here')
+    expect(types.whereIs('e:Y')).toBe('elsewhere')
+    expect(types.whereIs('e:Typo')).toBe('nowhere')
+    expect(types.anyElsewhere('o:')).toBe(true)
+    expect(types.anyElsewhere('e:')).toBe(true)
+    expect(new HubTypes(['o:f'], () => ['o:f']).anyElsewhere('o:')).toBe(false)
+  })
+})
+
+describe('rolling deploy with a partial registry', () => {
+  it('keeps acknowledged work for names the owner lacks until a node that knows them owns it', async () => {
+    const hub = 'rolling'
+    const base = {
+      servers: nats.url,
+      hub,
+      partitions: 4,
+      heartbeatMs: 200,
+      leaseMs: 1000,
+      logger: silentLogger,
+    }
+    const a = await Node.start({ ...base, registry: full, nodeId: 'full-a' })
+    const b = await Node.start({ ...base, registry: partial, nodeId: 'partial-b' })
+    const client = await Client.connect({ servers: nats.url, hub })
+    let c: Node | undefined
+    try {
+      expect([...b.partitions.keys()], 'partial node while a full node is live').toEqual([])
+      expect(a.partitions.size).toBe(4)
+
+      // the full node leaves: the partial one is all there is, and runs every partition
+      await a.stop()
+      await waitFor(() => b.partitions.size === 4, 'partial node runs all 4 partitions after full-a left')
+
+      const keys = Array.from({ length: 8 }, (_, i) => `k${i}`)
+      for (let round = 0; round < 3; round++) {
+        await Promise.all(keys.map((key) => client.entity(Added, key).signal.add(1)))
+        await client.entity(Kept, 'kept').signal.add(1)
+      }
+      const ids = await Promise.all(Array.from({ length: 4 }, (_, i) => client.start(addedFlow, `f${i}`)))
+      const kept = await client.start(keptFlow, 41)
+      // what it knows runs now; what it lacks is kept, not dropped and not failed
+      expect((await client.waitForCompletion(kept)).output).toBe(42)
+      expect((await client.readEntityState(Kept, 'kept')).state).toBe(3)
+      expect((await client.readEntityState(Added, 'k0')).exists).toBe(false)
+      for (const id of ids) expect((await client.getStatus(id))?.status, `instance ${id}`).toBe('Pending')
+
+      // a full node joins and takes every partition; the partial node is then retired
+      c = await Node.start({ ...base, registry: full, nodeId: 'full-c' })
+      await waitFor(() => c!.partitions.size === 4, 'full-c runs all 4 partitions')
+      expect(b.partitions.size).toBe(0)
+      await b.stop()
+
+      for (const id of ids) {
+        const done = await client.waitForCompletion<string>(id, { timeoutMs: 15_000 })
+        expect(done.status, `instance ${id}: ${done.error?.message}`).toBe('Completed')
+      }
+      for (const key of keys) {
+        expect((await client.readEntityState(Added, key)).state, `Added@${key}`).toBe(3)
+      }
+      for (let i = 0; i < 4; i++) {
+        expect((await client.readEntityState(Added, `f${i}`)).state, `Added@f${i}`).toBe(100)
+      }
+      expect((await client.readEntityState(Kept, 'kept')).state).toBe(3)
+    } finally {
+      await client.close()
+      await c?.stop()
+      await b.stop()
+      await a.stop()
+    }
+  })
+})

@@ -1,0 +1,305 @@
+/**
+ * Test helpers for vitest built on {@link startNatsServer} and {@link startNatsCluster}.
+ *
+ * Importing this module registers one file-level `afterAll` that removes every {@link tempDir}, SIGKILLs
+ * every {@link spawnTs} child still running and stops any nats-server the file left behind, plus a
+ * process `exit` hook that SIGKILLs leftover children if the test worker dies first.
+ *
+ * @module
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { afterAll, beforeAll } from 'vitest'
+import { startNatsCluster, type NatsCluster, type NatsClusterOptions } from './nats-cluster.ts'
+import { Client, Node, silentLogger, type NodeOptions } from '../../runtime/index.ts'
+import {
+  startNatsServer,
+  stopAllNatsServers,
+  type NatsServer,
+  type NatsServerOptions,
+} from '../../runtime/dev/nats-server.ts'
+
+/** Repository root (two levels above `test/tooling/`); the working directory of {@link spawnTs} children. */
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+/** At most this many output lines are kept per spawned child. */
+const MAX_LINES = 5_000
+
+/** Temp dirs created by {@link tempDir} in this test file. */
+const tempDirs = new Set<string>()
+/** Children started by {@link spawnTs} that may still be running. */
+const children = new Set<ChildProcess>()
+
+/** SIGKILLs every child that is still running, synchronously. */
+function killChildrenSync(): void {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  }
+  children.clear()
+}
+
+/** Removes every temp dir of this file. */
+function removeTempDirs(): void {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
+  tempDirs.clear()
+}
+
+process.on('exit', killChildrenSync)
+
+afterAll(async () => {
+  killChildrenSync()
+  await stopAllNatsServers()
+  removeTempDirs()
+})
+
+/** Accessors for a server started by {@link useNatsServer}; valid inside tests and later hooks. */
+export interface NatsServerFixture {
+  /** The running server. */
+  readonly server: NatsServer
+  /** Its client URL. */
+  readonly url: string
+}
+
+/** Accessors for a cluster started by {@link useNatsCluster}; valid inside tests and later hooks. */
+export interface NatsClusterFixture {
+  /** The running cluster. */
+  readonly cluster: NatsCluster
+  /** Its members. */
+  readonly servers: NatsServer[]
+  /** Client URLs of all members. */
+  readonly urls: string[]
+}
+
+/** Returns `value`, or throws a helpful error if the fixture is read before `beforeAll` ran. */
+function started<T>(value: T | undefined, what: string): T {
+  if (value === undefined)
+    throw new Error(`${what} is not started yet: read it inside a test or a later hook`)
+  return value
+}
+
+/**
+ * Starts a nats-server in `beforeAll` and disposes it in `afterAll` of the enclosing suite.
+ *
+ * @param opts passed to {@link startNatsServer}
+ */
+export function useNatsServer(opts?: NatsServerOptions): NatsServerFixture {
+  let server: NatsServer | undefined
+  beforeAll(async () => {
+    server = await startNatsServer(opts)
+  })
+  afterAll(async () => {
+    await server?.dispose()
+    server = undefined
+  })
+  return {
+    get server() {
+      return started(server, 'useNatsServer()')
+    },
+    get url() {
+      return started(server, 'useNatsServer()').url
+    },
+  }
+}
+
+/** A node and a client on one hub, see {@link useHub}. */
+export interface HubFixture {
+  readonly node: Node
+  readonly client: Client
+}
+
+/**
+ * Starts a node (in this process, silent unless `logger` is given) and a client on hub
+ * `options.hub` in `beforeAll`; closes both in `afterAll` of the enclosing suite.
+ *
+ * @example const stack = useHub(nats, { hub: 'orders', registry: [Counter], partitions: 4 })
+ */
+export function useHub(nats: { readonly url: string }, options: Omit<NodeOptions, 'servers'>): HubFixture {
+  let node: Node | undefined
+  let client: Client | undefined
+  beforeAll(async () => {
+    node = await Node.start({ servers: nats.url, logger: silentLogger, ...options })
+    client = await Client.connect({ servers: nats.url, hub: options.hub })
+  })
+  afterAll(async () => {
+    await client?.close()
+    await node?.stop()
+    client = node = undefined
+  })
+  return {
+    get node() {
+      return started(node, 'useHub()')
+    },
+    get client() {
+      return started(client, 'useHub()')
+    },
+  }
+}
+
+/**
+ * Starts a JetStream cluster in `beforeAll` and disposes it in `afterAll` of the enclosing suite.
+ *
+ * @param size number of servers (default 3)
+ * @param opts passed to {@link startNatsCluster}
+ */
+export function useNatsCluster(size = 3, opts?: NatsClusterOptions): NatsClusterFixture {
+  let cluster: NatsCluster | undefined
+  beforeAll(async () => {
+    cluster = await startNatsCluster(size, opts)
+  })
+  afterAll(async () => {
+    await cluster?.dispose()
+    cluster = undefined
+  })
+  return {
+    get cluster() {
+      return started(cluster, 'useNatsCluster()')
+    },
+    get servers() {
+      return started(cluster, 'useNatsCluster()').servers
+    },
+    get urls() {
+      return started(cluster, 'useNatsCluster()').urls
+    },
+  }
+}
+
+/** Resolves after `ms` milliseconds. */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/**
+ * Polls `predicate` every 10 ms until it returns true. A predicate that throws counts as "not yet"; the
+ * last such error becomes the `cause` of the timeout error.
+ *
+ * @throws Error `timed out after Xms waiting for: <what>` when `timeoutMs` passes first.
+ */
+export async function waitFor(
+  predicate: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let lastError: unknown
+  for (;;) {
+    try {
+      if (await predicate()) return
+    } catch (error) {
+      lastError = error
+    }
+    if (Date.now() >= deadline) {
+      const options = lastError === undefined ? undefined : { cause: lastError }
+      throw new Error(`timed out after ${timeoutMs}ms waiting for: ${what}`, options)
+    }
+    await sleep(10)
+  }
+}
+
+/** Creates a fresh temp dir that is removed after this file's tests. */
+export function tempDir(prefix = 'basalt-test-'): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix))
+  tempDirs.add(dir)
+  return dir
+}
+
+/** A TypeScript child process started by {@link spawnTs}. */
+export interface SpawnedTs {
+  /** The child process. */
+  readonly child: ChildProcess
+  /** Its process id. */
+  readonly pid: number
+  /** Output lines so far, stdout and stderr interleaved as they arrive (the last 5000 are kept). */
+  readonly lines: string[]
+  /** Resolves with the first line (past or future) matching `re`; rejects on timeout or exit. */
+  waitForLine(re: RegExp, timeoutMs?: number): Promise<string>
+  /** Sends a signal (default SIGTERM) if the child is still running. */
+  kill(signal?: NodeJS.Signals): void
+  /** Resolves with the exit code, or null when the child was ended by a signal. */
+  readonly exited: Promise<number | null>
+}
+
+/** `file:` URL of tsx's ESM loader, so children do not depend on their working directory. */
+function tsxLoaderUrl(): string {
+  return pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href
+}
+
+/** Appends every line of `stream` to `lines` and notifies `onLine`. */
+function collectLines(stream: NodeJS.ReadableStream, lines: string[], onLine: () => void): void {
+  const reader = createInterface({ input: stream, crlfDelay: Infinity })
+  reader.on('line', (line) => {
+    lines.push(line)
+    if (lines.length > MAX_LINES) lines.shift()
+    onLine()
+  })
+}
+
+/** Describes the last output lines of a child, for error messages. */
+function outputTail(lines: string[], count = 30): string {
+  return lines.length === 0 ? '(no output)' : lines.slice(-count).join('\n')
+}
+
+/**
+ * Starts `node --import tsx <file> ...args` with piped stdout/stderr, in the repo root, with `env` added
+ * to the current environment. The child is SIGKILLed in this file's `afterAll` and on process exit.
+ */
+export function spawnTs(file: string, args: string[] = [], env: Record<string, string> = {}): SpawnedTs {
+  const child = spawn(process.execPath, ['--import', tsxLoaderUrl(), file, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  children.add(child)
+  const lines: string[] = []
+  const waiters = new Set<() => void>()
+  const notify = (): void => waiters.forEach((waiter) => waiter())
+  if (child.stdout) collectLines(child.stdout, lines, notify)
+  if (child.stderr) collectLines(child.stderr, lines, notify)
+  let hasExited = false
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('error', (error) => lines.push(`[spawn error] ${error.message}`))
+    child.once('close', (code) => {
+      hasExited = true
+      children.delete(child)
+      notify()
+      resolve(code)
+    })
+  })
+  const waitForLine = (re: RegExp, timeoutMs = 10_000): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        const match = lines.find((line) => re.test(line))
+        if (match !== undefined) finish(() => resolve(match))
+        else if (hasExited)
+          finish(() =>
+            reject(new Error(`${file} exited before printing ${String(re)}:\n${outputTail(lines)}`)),
+          )
+      }
+      const finish = (settle: () => void): void => {
+        clearTimeout(timer)
+        waiters.delete(check)
+        settle()
+      }
+      const timer = setTimeout(
+        () =>
+          finish(() =>
+            reject(
+              new Error(
+                `timed out after ${timeoutMs}ms waiting for ${String(re)} from ${file}:\n${outputTail(lines)}`,
+              ),
+            ),
+          ),
+        timeoutMs,
+      )
+      waiters.add(check)
+      check()
+    })
+  const kill = (signal: NodeJS.Signals = 'SIGTERM'): void => {
+    if (!hasExited) child.kill(signal)
+  }
+  return { child, pid: child.pid ?? -1, lines, waitForLine, kill, exited }
+}
