@@ -42,7 +42,7 @@ export async function runDevCommand(flags: DevFlags, out: Out = stdout): Promise
       servers: server.url,
       hub: flags.hub,
       registry,
-      logger: consoleLogger(`basalt[${flags.hub}]`),
+      logger: consoleLogger(`basalt[${flags.hub}]`, true), // warnings and errors only
       ...(flags.partitions === undefined ? {} : { partitions: flags.partitions }),
     })
     const stopRequested = waitForStopSignal(node)
