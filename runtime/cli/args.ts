@@ -1,27 +1,15 @@
 /**
- * Reading command-line option values, shared by the `basalt` commands. Kept free of NATS and of
- * the runtime so that `main.ts` can import it without slowing `basalt help` down.
+ * Reading command-line values, shared by the `basalt` commands: the usage error that exits with
+ * 2, commander argument parsers for integers, JSON and times, and the one-line rendering of a
+ * failure. Kept free of NATS and of the runtime so that `basalt --help` stays instant.
  */
-
-/** Parsed arguments handed to a command. */
-export interface CommandArgs {
-  /** Option values by name. */
-  values: Record<string, string | boolean | Array<string | boolean> | undefined>
-  /** Arguments after the command name that are not options. */
-  positionals: string[]
-}
-
-/** Where a command writes; the defaults are the process's stdout and stderr. */
-export interface CommandOutput {
-  /** Writes one line of normal output. */
-  out(line: string): void
-}
+import { InvalidArgumentError } from 'commander'
 
 /**
  * The command line itself is wrong (a required option missing, a malformed value). `main` prints
- * the message and the command's usage on stderr and exits with 2.
+ * the message on stderr, pointing at the command's `--help`, and exits with 2.
  *
- * @example throw new UsageError('missing --hub')
+ * @example throw new UsageError('missing --hub: give the hub name or set BASALT_HUB')
  */
 export class UsageError extends Error {
   constructor(message: string) {
@@ -31,58 +19,55 @@ export class UsageError extends Error {
 }
 
 /**
- * The string value of option `--name`. Throws {@link UsageError} when it is required and missing
- * (or empty); returns undefined when it is optional and missing.
+ * A commander parser for an integer option of at least `min` (default 1): plain decimal digits
+ * only. A bad value makes commander report the option and exit with 2.
  *
- * @example const hub = stringOption(values, 'hub', true)
+ * @example new Option('--partitions <n>').argParser(intArg())
  */
-export function stringOption(values: CommandArgs['values'], name: string, required: true): string
-export function stringOption(
-  values: CommandArgs['values'],
-  name: string,
-  required?: false,
-): string | undefined
-export function stringOption(
-  values: CommandArgs['values'],
-  name: string,
-  required = false,
-): string | undefined {
-  const value = values[name]
-  if (typeof value === 'string' && value.trim() !== '') return value.trim()
-  if (value !== undefined && typeof value !== 'string') throw new UsageError(`--${name} expects a value`)
-  if (required || value !== undefined) throw new UsageError(`missing --${name}`)
-  return undefined
-}
-
-/**
- * The value of integer option `--name`, at least `min` (default 1); undefined when not given.
- * Throws {@link UsageError} on anything but a plain decimal integer in range.
- *
- * @example const partitions = intOption(values, 'partitions') // '--partitions 8' -> 8
- */
-export function intOption(values: CommandArgs['values'], name: string, min = 1): number | undefined {
-  const text = stringOption(values, name)
-  if (text === undefined) return undefined
-  const n = /^\d+$/.test(text) ? Number(text) : NaN
-  if (!Number.isSafeInteger(n) || n < min) {
-    throw new UsageError(`--${name} expects an integer of at least ${min} (got ${JSON.stringify(text)})`)
+export function intArg(min = 1): (text: string) => number {
+  return (text) => {
+    const n = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN
+    if (!Number.isSafeInteger(n) || n < min) {
+      throw new InvalidArgumentError(`expected an integer of at least ${min}`)
+    }
+    return n
   }
-  return n
 }
 
 /**
- * The NATS server URLs of `--servers`: a comma-separated list. Throws {@link UsageError} when the
- * option is missing or lists nothing.
+ * A commander parser for a JSON value (`--input '{"n":3}'`). Text that is not JSON is refused
+ * with a hint; a bare word is not taken as a string, so that a typo never starts work with the
+ * wrong input.
  *
- * @example serverList(values) // '--servers nats://a:4222,nats://b:4222' -> ['nats://a:4222', 'nats://b:4222']
+ * @example jsonArg('[1,2]') // -> [1, 2]
  */
-export function serverList(values: CommandArgs['values']): string[] {
-  const servers = stringOption(values, 'servers', true)
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '')
-  if (servers.length === 0) throw new UsageError('--servers lists no URL')
-  return servers
+export function jsonArg(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    throw new InvalidArgumentError(`expected JSON (quote strings: '"text"')`)
+  }
+}
+
+/**
+ * A commander parser for a point in time: an ISO date (`2025-01-31`, `2025-01-31T12:00:00Z`), ms
+ * since the epoch, or an age before now (`90s`, `15m`, `2h`, `7d`). Returns ms since the epoch.
+ *
+ * @example timeArg('2h') // -> Date.now() - 7_200_000
+ */
+export function timeArg(text: string, now = Date.now()): number {
+  const t = text.trim()
+  const age = /^(\d+)(ms|s|m|h|d)$/.exec(t)
+  if (age !== null) {
+    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[age[2] as 'ms']
+    return now - Number(age[1]) * unit
+  }
+  if (/^\d{10,}$/.test(t)) return Number(t)
+  const ms = Date.parse(t)
+  if (Number.isNaN(ms)) {
+    throw new InvalidArgumentError('expected an ISO date, ms since the epoch, or an age such as 15m, 2h, 7d')
+  }
+  return ms
 }
 
 /**

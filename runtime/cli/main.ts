@@ -1,146 +1,273 @@
 /**
- * The `basalt` command line. Each command is one entry of {@link commands}: its `node:util`
- * `parseArgs` options, a usage line and a `run` that resolves with the exit code. Commands load
- * their implementation lazily so that `basalt help` stays instant.
+ * The `basalt` command line, on commander: every command, its arguments and options, declared in
+ * one place. Implementations load lazily (each command's module is imported when it runs) so that
+ * `basalt --help` stays instant. Exit codes: 0 done, 1 the work failed, 2 the command line is
+ * wrong; every error is one line on stderr, `basalt <command>: <what happened and what to do>`.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { describeError, UsageError, type CommandArgs } from './args.ts'
+import { existsSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Command, CommanderError, Option } from 'commander'
+import { describeError, intArg, jsonArg, timeArg, UsageError } from './args.ts'
+import { addConnectionOptions } from './connection.ts'
 
-/** One `basalt` command. */
-export interface Command {
-  /** Arguments after the command name, e.g. `[--serve]`. */
-  usage: string
-  /** One line saying what the command does. */
-  summary: string
-  /** Options understood by the command (`node:util` `parseArgs` format). */
-  options: NonNullable<ParseArgsConfig['options']>
-  /** Whether positional arguments are accepted (default false). */
-  positionals?: boolean
-  /** Runs the command; resolves with the process exit code. */
-  run(args: CommandArgs): Promise<number>
+/** Adds the connection options and `--json` to a command that talks to a hub. */
+function hubCommand(command: Command): Command {
+  return addConnectionOptions(command).option('--json', 'print JSON for scripts instead of text')
 }
 
-/** The commands, by name. */
-export const commands: Record<string, Command> = {
-  demo: {
-    usage: '[--serve]',
-    summary:
-      'run the examples on hub "demo" ($NATS_URL, else an embedded nats-server); --serve keeps serving',
-    options: { serve: { type: 'boolean', default: false } },
-    async run({ values }) {
-      const { runDemo } = await import('../../examples/demo.ts')
-      return runDemo({ serve: values['serve'] === true })
-    },
-  },
-  node: {
-    usage:
-      '--servers URL[,URL...] --hub NAME --load MODULE [--node-id ID] [--partitions N] [--replicas N] ' +
-      '[--heartbeat-ms N] [--lease-ms N] [--activity-concurrency N]',
-    summary:
-      'run a node serving the registry MODULE exports (`registry` or default), until SIGTERM or SIGINT',
-    options: {
-      servers: { type: 'string' },
-      hub: { type: 'string' },
-      load: { type: 'string' },
-      'node-id': { type: 'string' },
-      partitions: { type: 'string' },
-      replicas: { type: 'string' },
-      'heartbeat-ms': { type: 'string' },
-      'lease-ms': { type: 'string' },
-      'activity-concurrency': { type: 'string' },
-    },
-    async run(args) {
-      const { runNodeCommand } = await import('./node-command.ts')
-      return runNodeCommand(args)
-    },
-  },
-  placement: {
-    usage: '--servers URL[,URL...] --hub NAME [--json]',
-    summary: "print a hub's partition assignments (partition, node, epoch), its nodes and its leader",
-    options: {
-      servers: { type: 'string' },
-      hub: { type: 'string' },
-      json: { type: 'boolean', default: false },
-    },
-    async run(args) {
-      const { runPlacementCommand } = await import('./placement-command.ts')
-      return runPlacementCommand(args)
-    },
-  },
-  help: {
-    usage: '[command]',
-    summary: 'print this help, or the usage of one command',
-    options: {},
-    positionals: true,
-    async run({ positionals }) {
-      const name = positionals[0]
-      const command = name === undefined ? undefined : lookup(name)
-      if (name !== undefined && command === undefined) {
-        process.stderr.write(`basalt: unknown command '${name}'\n\n${usage()}`)
-        return 2
-      }
-      process.stdout.write(
-        command === undefined ? usage() : `usage: basalt ${name} ${command.usage}\n  ${command.summary}\n`,
+/**
+ * Builds the `basalt` program. Each action resolves with the exit code, handed to `setCode`.
+ *
+ * @example buildProgram((code) => (process.exitCode = code)).parseAsync(process.argv)
+ */
+export function buildProgram(setCode: (code: number) => void): Command {
+  const program = new Command('basalt')
+    .description('Durable functions and durable entities on NATS JetStream')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'print help')
+    .addHelpCommand('help [command]', 'print help for a command')
+    .showSuggestionAfterError(true)
+  const run = (action: () => Promise<number>) => async () => setCode(await action())
+
+  program.commandsGroup('Running:')
+  program
+    .command('dev')
+    .description('run an embedded nats-server (data under .basalt/) and one node, until Ctrl-C')
+    .option('--load <module>', 'registry module to serve (default: the examples)')
+    .addOption(new Option('--hub <name>', 'hub name').env('BASALT_HUB').default('dev'))
+    .option('--port <port>', 'nats-server client port', intArg(), 4222)
+    .option('--data <dir>', 'directory for the server data', '.basalt')
+    .option('--partitions <n>', 'partition count of a new hub (default 32)', intArg())
+    .action((flags) => run(async () => (await import('./dev-command.ts')).runDevCommand(flags))())
+  addConnectionOptions(
+    program
+      .command('node')
+      .description(
+        'run a node serving the registry a module exports (`registry` or default), until SIGTERM/SIGINT',
       )
-      return 0
-    },
-  },
+      .option('--load <module>', 'registry module: a path or a package name')
+      .option('--node-id <id>', 'node id (default: generated)')
+      .option('--partitions <n>', 'partition count of a new hub (default 32)', intArg())
+      .option('--replicas <n>', 'stream replicas of a new hub (default 1)', intArg())
+      .option('--heartbeat-ms <ms>', 'heartbeat interval', intArg())
+      .option('--lease-ms <ms>', 'how long a silent node keeps its partitions', intArg())
+      .option('--activity-concurrency <n>', 'activities run at once', intArg()),
+  ).action((flags) => run(async () => (await import('./node-command.ts')).runNodeCommand(flags))())
+  program
+    .command('demo')
+    .description('run the examples on hub "demo" ($NATS_URL, else an embedded nats-server)')
+    .option('--serve', 'keep serving after the examples ran')
+    .action((flags: { serve?: boolean }) =>
+      run(async () => (await import('../../examples/demo.ts')).runDemo({ serve: flags.serve === true }))(),
+    )
+
+  program.commandsGroup('Instances:')
+  const instances = () => import('./instance-commands.ts')
+  hubCommand(program.command('start').description('start an orchestration by name; prints its id'))
+    .argument('<name>', 'orchestration name')
+    .option('--input <json>', 'input, as JSON', jsonArg)
+    .option('--id <id>', 'instance id (default: a fresh UUID)')
+    .action((name: string, flags) => run(async () => (await instances()).startCommand(name, flags))())
+  hubCommand(program.command('status').description("print an instance's status, input, output and error"))
+    .argument('<id>', 'instance id')
+    .action((id: string, flags) => run(async () => (await instances()).statusCommand(id, flags))())
+  hubCommand(program.command('history').description("print an instance's history, one event a line"))
+    .argument('<id>', 'instance id')
+    .action((id: string, flags) => run(async () => (await instances()).historyCommand(id, flags))())
+  hubCommand(program.command('list').description('list instances, sorted by id'))
+    .option('--status <statuses>', 'only these statuses (comma-separated, e.g. Running,Failed)')
+    .option('--name <prefix>', 'only orchestrations whose name starts so')
+    .option('--prefix <prefix>', 'only ids that start so')
+    .option('--since <time>', 'only created at or after: ISO date, ms, or an age such as 2h', (t) =>
+      timeArg(t),
+    )
+    .option('--limit <n>', 'at most this many (default 100)', intArg())
+    .action((flags) => run(async () => (await instances()).listCommand(flags))())
+  hubCommand(
+    program.command('wait').description('wait until an instance ends; exit 0 if it completed, else 1'),
+  )
+    .argument('<id>', 'instance id')
+    .option('--timeout <ms>', 'give up after (default 60000)', intArg())
+    .action((id: string, flags) => run(async () => (await instances()).waitCommand(id, flags))())
+  hubCommand(program.command('raise').description('raise an external event on an instance'))
+    .argument('<id>', 'instance id')
+    .argument('<event>', 'event name')
+    .option('--data <json>', 'event data, as JSON', jsonArg)
+    .action((id: string, event: string, flags) =>
+      run(async () => (await instances()).controlCommand('raise', id, { ...flags, event }))(),
+    )
+  hubCommand(program.command('terminate').description('terminate a running instance'))
+    .argument('<id>', 'instance id')
+    .option('--reason <text>', 'why, recorded as its error')
+    .action((id: string, flags) =>
+      run(async () => (await instances()).controlCommand('terminate', id, flags))(),
+    )
+  for (const [action, what] of [
+    ['suspend', 'suspend a running instance (events wait until resume)'],
+    ['resume', 'resume a suspended instance'],
+  ] as const) {
+    hubCommand(program.command(action).description(what))
+      .argument('<id>', 'instance id')
+      .action((id: string, flags) => run(async () => (await instances()).controlCommand(action, id, flags))())
+  }
+  hubCommand(
+    program.command('purge').description('remove a finished instance, or all matching --status and --before'),
+  )
+    .argument('[id]', 'instance id')
+    .option('--status <statuses>', 'bulk: Completed, Failed and/or Terminated (comma-separated)')
+    .option('--before <time>', 'bulk: created before: ISO date, ms, or an age such as 7d', (t) => timeArg(t))
+    .action((id: string | undefined, flags) =>
+      run(async () => {
+        const m = await instances()
+        if (id === undefined) return m.bulkPurgeCommand(flags)
+        if (flags.status !== undefined || flags.before !== undefined) {
+          throw new UsageError('give either an instance id or --status and --before, not both')
+        }
+        return m.controlCommand('purge', id, flags)
+      })(),
+    )
+
+  program.commandsGroup('Entities and hub:')
+  const entity = program
+    .command('entity')
+    .description('read, list, signal, call or unlock entities by type name')
+  const entities = () => import('./entity-commands.ts')
+  hubCommand(entity.command('get').description("print an entity's state as JSON"))
+    .argument('<type>', 'entity type name')
+    .argument('<key>', 'entity key')
+    .action((type: string, key: string, flags) =>
+      run(async () => (await entities()).entityGetCommand(type, key, flags))(),
+    )
+  hubCommand(entity.command('list').description('list the keys of an entity type, sorted'))
+    .argument('<type>', 'entity type name')
+    .option('--prefix <prefix>', 'only keys that start so')
+    .option('--limit <n>', 'at most this many (default 1000)', intArg())
+    .action((type: string, flags) => run(async () => (await entities()).entityListCommand(type, flags))())
+  for (const mode of ['signal', 'call'] as const) {
+    hubCommand(
+      entity
+        .command(mode)
+        .description(
+          mode === 'signal' ? 'send an operation one-way' : 'run an operation and print its result',
+        ),
+    )
+      .argument('<type>', 'entity type name')
+      .argument('<key>', 'entity key')
+      .argument('<op>', 'operation name')
+      .option('--args <json>', 'arguments: a JSON array, or one JSON value', jsonArg)
+      .action((type: string, key: string, op: string, flags) =>
+        run(async () => (await entities()).entityOpCommand(mode, type, key, op, flags))(),
+      )
+  }
+  hubCommand(entity.command('unlock').description("release an entity's lock whoever holds it (with --yes)"))
+    .argument('<type>', 'entity type name')
+    .argument('<key>', 'entity key')
+    .option('--yes', 'really release it')
+    .action((type: string, key: string, flags) =>
+      run(async () => (await entities()).entityUnlockCommand(type, key, flags))(),
+    )
+
+  const hub = program.command('hub').description('create, describe or delete a hub')
+  const hubs = () => import('./hub-commands.ts')
+  hubCommand(hub.command('create').description('create a hub (or check an existing one)'))
+    .option('--partitions <n>', 'partition count, fixed for good', intArg())
+    .option('--replicas <n>', 'stream and bucket replicas (3 on a NATS cluster; default 1)', intArg())
+    .action((flags) => run(async () => (await hubs()).hubCreateCommand(flags))())
+  hubCommand(
+    hub.command('info').description('partitions, streams, backlog per partition, dead letters'),
+  ).action((flags) => run(async () => (await hubs()).hubInfoCommand(flags))())
+  hubCommand(hub.command('delete').description('delete every stream and bucket of a hub (with --yes)'))
+    .option('--yes', 'really delete it')
+    .action((flags) => run(async () => (await hubs()).hubDeleteCommand(flags))())
+
+  const dlq = program.command('dlq').description("list, show, replay or purge a hub's dead letters")
+  const dead = () => import('./dlq-commands.ts')
+  hubCommand(dlq.command('list').description('one line per dead letter, oldest first'))
+    .option('--limit <n>', 'at most this many (default 1000)', intArg())
+    .action((flags) => run(async () => (await dead()).dlqListCommand(flags))())
+  hubCommand(dlq.command('show').description("a dead letter's headers and content"))
+    .argument('<seq>', 'dead letter sequence (see dlq list)', intArg())
+    .action((seq: number, flags) => run(async () => (await dead()).dlqShowCommand(seq, flags))())
+  hubCommand(dlq.command('replay').description('send a dead letter back to its mailbox'))
+    .argument('<seq>', 'dead letter sequence (see dlq list)', intArg())
+    .action((seq: number, flags) => run(async () => (await dead()).dlqReplayCommand(seq, flags))())
+  hubCommand(dlq.command('purge').description('remove every dead letter (with --yes)'))
+    .option('--yes', 'really remove them')
+    .action((flags) => run(async () => (await dead()).dlqPurgeCommand(flags))())
+
+  hubCommand(
+    program.command('placement').description("print a hub's partition assignments, its nodes and its leader"),
+  ).action((flags) => run(async () => (await import('./placement-command.ts')).runPlacementCommand(flags))())
+
+  configureErrors(program)
+  return program
 }
 
-/** The command called `name`, if there is one. */
-export function lookup(name: string): Command | undefined {
-  return Object.hasOwn(commands, name) ? commands[name] : undefined
+/** `basalt entity get` for the `get` command under `entity`. */
+function commandPath(command: Command): string {
+  const names: string[] = []
+  for (let c: Command | null = command; c !== null; c = c.parent) names.unshift(c.name())
+  return names.join(' ')
 }
 
-/** The usage text listing every command. */
-export function usage(): string {
-  const lines = Object.entries(commands).map(([name, c]) => {
-    const call = `${name} ${c.usage}`
-    return call.length <= 24
-      ? `  basalt ${call.padEnd(24)} ${c.summary}`
-      : `  basalt ${call}\n  ${''.padEnd(31)} ${c.summary}`
+/** Every command reports commander's usage errors as one line naming it, with where to get help. */
+function configureErrors(command: Command): void {
+  const name = commandPath(command)
+  command.exitOverride()
+  command.configureOutput({
+    outputError: (text, write) =>
+      write(`${name}: ${oneLine(text.replace(/^error: /, ''))} (see '${name} --help')\n`),
   })
-  return `usage: basalt <command> [options]\n\ncommands:\n${lines.join('\n')}\n`
+  for (const sub of command.commands) configureErrors(sub)
+}
+
+/** Text with its line breaks folded into spaces. */
+function oneLine(text: string): string {
+  return text.trim().replace(/\s*\n\s*/g, ' ')
 }
 
 /**
  * Runs the command line `argv` (without the node and script paths) and resolves with the exit
- * code: usage errors (unknown command or option, a {@link UsageError} from the command) give 2,
- * any other error a command throws gives 1; either is printed as one line on stderr.
+ * code: 0 when the command did its work (or printed help or the version), 2 when the command line
+ * is wrong (unknown command or option, a bad value, a {@link UsageError}), 1 when the work failed;
+ * errors are printed as one line on stderr.
  *
  * @example process.exitCode = await main(process.argv.slice(2))
  */
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv
-  if (name === undefined || name === '--help' || name === '-h')
-    return commands['help']!.run({ values: {}, positionals: [] })
-  const command = lookup(name)
-  if (command === undefined) {
-    process.stderr.write(`basalt: unknown command '${name}'\n\n${usage()}`)
-    return 2
-  }
-  let args: CommandArgs
+  let code = 0
+  let current = 'basalt'
+  const program = buildProgram((c) => (code = c))
+  program.hook('preAction', (_root, action) => {
+    current = commandPath(action)
+  })
   try {
-    args = parseArgs({
-      args: rest,
-      options: command.options,
-      allowPositionals: command.positionals ?? false,
-      strict: true,
-    })
+    await program.parseAsync(argv.length === 0 ? ['--help'] : argv, { from: 'user' })
+    return code
   } catch (err) {
-    process.stderr.write(
-      `basalt ${name}: ${(err as Error).message}\nusage: basalt ${name} ${command.usage}\n`,
-    )
-    return 2
-  }
-  try {
-    return await command.run(args)
-  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2
+    }
     if (err instanceof UsageError) {
-      process.stderr.write(`basalt ${name}: ${err.message}\nusage: basalt ${name} ${command.usage}\n`)
+      process.stderr.write(`${current}: ${err.message} (see '${current} --help')\n`)
       return 2
     }
-    process.stderr.write(`basalt ${name}: ${describeError(err)}\n`)
+    process.stderr.write(`${current}: ${describeError(err)}\n`)
     return 1
   }
+}
+
+/** The version in Basalt's package.json, found by walking up from this file. */
+function packageVersion(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  for (let i = 0; i < 5; i++) {
+    const file = path.join(dir, 'package.json')
+    if (existsSync(file)) {
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string }
+      if (pkg.name === 'basalt' && pkg.version !== undefined) return pkg.version
+    }
+    dir = path.dirname(dir)
+  }
+  return 'unknown'
 }

@@ -8,8 +8,9 @@ import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { BadInputError } from '../../actors/errors.ts'
 import { Node, type RegistryItem } from '../node/node.ts'
-import { intOption, serverList, stringOption } from './args.ts'
-import type { CommandArgs, CommandOutput } from './args.ts'
+import { connectionFromFlags, hubFromFlags, type ConnectionFlags } from './connection.ts'
+import { UsageError } from './args.ts'
+import { stdout, type Out } from './output.ts'
 
 /** Options of {@link Node.start}, including those that a given version of `NodeOptions` may lack. */
 type StartOptions = Parameters<typeof Node.start>[0] & { heartbeatMs?: number; leaseMs?: number }
@@ -17,44 +18,47 @@ type StartOptions = Parameters<typeof Node.start>[0] & { heartbeatMs?: number; l
 /** Signals that stop a node gracefully. */
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const
 
+/** The flags of `basalt node`, as commander parses them. */
+export interface NodeFlags extends ConnectionFlags {
+  load?: string
+  nodeId?: string
+  partitions?: number
+  replicas?: number
+  heartbeatMs?: number
+  leaseMs?: number
+  activityConcurrency?: number
+}
+
 /**
  * Runs `basalt node`: loads the registry from `--load`, starts a node on `--servers` / `--hub`,
  * prints `node <id> running on hub <hub>`, and on SIGTERM or SIGINT stops it (final snapshots,
  * partitions handed over), prints `node <id> stopped` and resolves with 0. A second signal while
  * stopping exits at once with 1.
  *
- * Throws `UsageError` for a missing or malformed option (exit 2), `BadInputError` for a
- * module that cannot be loaded or exports no registry, and whatever `Node.start` throws (e.g.
- * `ConnectionError` naming the URL); `main` prints those in one line and exits with 1.
+ * Throws `UsageError` for a missing option (exit 2), `BadInputError` for a module that cannot be
+ * loaded or exports no registry, and whatever `Node.start` throws (e.g. `ConnectionError` naming
+ * the URL); `main` prints those in one line and exits with 1.
  *
- * @example await runNodeCommand({ values: { servers: 'nats://127.0.0.1:4222', hub: 'demo', load: './registry.ts' }, positionals: [] })
+ * @example await runNodeCommand({ servers: 'nats://127.0.0.1:4222', hub: 'demo', load: './registry.ts' })
  */
-export async function runNodeCommand(
-  { values }: CommandArgs,
-  output: CommandOutput = { out: (line) => process.stdout.write(`${line}\n`) },
-): Promise<number> {
-  const servers = serverList(values)
-  const hub = stringOption(values, 'hub', true)
-  const load = stringOption(values, 'load', true)
-  const options: StartOptions = { servers, hub, registry: [] }
-  const nodeId = stringOption(values, 'node-id')
-  const partitions = intOption(values, 'partitions')
-  const replicas = intOption(values, 'replicas')
-  const heartbeatMs = intOption(values, 'heartbeat-ms')
-  const leaseMs = intOption(values, 'lease-ms')
-  const activityConcurrency = intOption(values, 'activity-concurrency')
-  if (nodeId !== undefined) options.nodeId = nodeId
-  if (partitions !== undefined) options.partitions = partitions
-  if (replicas !== undefined) options.replicas = replicas
-  if (heartbeatMs !== undefined) options.heartbeatMs = heartbeatMs
-  if (leaseMs !== undefined) options.leaseMs = leaseMs
-  if (activityConcurrency !== undefined) options.activityConcurrency = activityConcurrency
+export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promise<number> {
+  const connection = connectionFromFlags(flags)
+  const hub = hubFromFlags(flags)
+  const load = flags.load?.trim() ?? ''
+  if (load === '') throw new UsageError('missing --load: give the module that exports the registry')
+  const options: StartOptions = { ...connection, hub, registry: [] }
+  if (flags.nodeId !== undefined) options.nodeId = flags.nodeId
+  if (flags.partitions !== undefined) options.partitions = flags.partitions
+  if (flags.replicas !== undefined) options.replicas = flags.replicas
+  if (flags.heartbeatMs !== undefined) options.heartbeatMs = flags.heartbeatMs
+  if (flags.leaseMs !== undefined) options.leaseMs = flags.leaseMs
+  if (flags.activityConcurrency !== undefined) options.activityConcurrency = flags.activityConcurrency
 
   options.registry = await loadRegistry(load)
   const node = await Node.start(options)
   // listen before telling anyone that the node runs: a SIGTERM sent on that line must stop it
   const stopRequested = waitForStopSignal(node)
-  output.out(`node ${node.nodeId} running on hub ${hub}`)
+  out(`node ${node.nodeId} running on hub ${hub}`)
 
   const signal = await stopRequested
   if (signal === 'closed') {
@@ -71,7 +75,7 @@ export async function runNodeCommand(
   } finally {
     for (const s of STOP_SIGNALS) process.off(s, forceExit)
   }
-  output.out(`node ${node.nodeId} stopped`)
+  out(`node ${node.nodeId} stopped`)
   return 0
 }
 
@@ -84,7 +88,7 @@ const PARENT_CHECK_MS = 250
  * its parent process is gone: npm runs it under `sh -c` and passes SIGTERM to that shell only,
  * which ends without passing it on, leaving the node running with no one to stop it.
  */
-function waitForStopSignal(node: Node): Promise<NodeJS.Signals | 'closed'> {
+export function waitForStopSignal(node: Node): Promise<NodeJS.Signals | 'closed'> {
   return new Promise((resolve) => {
     let parentWatch: NodeJS.Timeout | undefined
     const stop = (reason: NodeJS.Signals | 'closed') => {

@@ -3,36 +3,28 @@
  * the nodes that heartbeat and the leader — read from the hub's metadata KV bucket.
  */
 import { readPlacement, type PlacementTable } from '../../placement/index.ts'
-import { openHub } from '../nats/hub.ts'
-import { closeConnection, connectTo } from '../nats/connect.ts'
-import { serverList, stringOption } from './args.ts'
-import type { CommandArgs, CommandOutput } from './args.ts'
+import { withHub, type ConnectionFlags } from './connection.ts'
+import { printJson, stdout, type Out } from './output.ts'
 
 /**
- * Runs `basalt placement`: connects to `--servers`, opens hub `--hub` (creating nothing), reads
- * its placement with `readPlacement` and prints it as a table, or with `--json` as the
- * `PlacementTable` JSON; resolves with 0. Throws `UsageError` for a missing option (exit 2),
- * `ConnectionError` naming the URL and `HubNotFoundError` for a hub that does not exist (`main`
- * prints them in one line and exits with 1).
+ * Runs `basalt placement`: opens the flags' hub (creating nothing), reads its placement with
+ * `readPlacement` and prints it as a table, or with `--json` as the `PlacementTable` JSON;
+ * resolves with 0. Throws `UsageError` for a missing option (exit 2), `ConnectionError` naming the
+ * URL and `HubNotFoundError` for a hub that does not exist (`main` prints them in one line and
+ * exits with 1).
  *
- * @example await runPlacementCommand({ values: { servers: 'nats://127.0.0.1:4222', hub: 'demo' }, positionals: [] })
+ * @example await runPlacementCommand({ servers: 'nats://127.0.0.1:4222', hub: 'demo' })
  */
 export async function runPlacementCommand(
-  { values }: CommandArgs,
-  output: CommandOutput = { out: (line) => process.stdout.write(`${line}\n`) },
+  flags: ConnectionFlags & { json?: boolean },
+  out: Out = stdout,
 ): Promise<number> {
-  const servers = serverList(values)
-  const hubName = stringOption(values, 'hub', true)
-  const nc = await connectTo(servers, 'basalt-cli')
-  try {
-    const hub = await openHub(nc, hubName)
+  return withHub(flags, async (hub) => {
     const table = await readPlacement(hub.metaKv, hub.jsm)
-    if (values['json'] === true) output.out(JSON.stringify(table, null, 2))
-    else for (const line of formatPlacement(hubName, table)) output.out(line)
+    if (flags.json) printJson(table, out)
+    else for (const line of formatPlacement(hub.names.hub, table)) out(line)
     return 0
-  } finally {
-    await closeConnection(nc)
-  }
+  })
 }
 
 /**

@@ -16,7 +16,7 @@ import {
   TimeoutError,
   fromErrorInfo,
 } from '../../actors/errors.ts'
-import { checkKey, encodeToken, partitionOf } from '../../actors/ids.ts'
+import { checkKey, checkTypeName, encodeToken, partitionOf } from '../../actors/ids.ts'
 import type { HistoryEvent, OrchestrationDefinition } from '../../actors/orchestration/index.ts'
 import { randomUUID } from 'node:crypto'
 import {
@@ -180,12 +180,15 @@ export class Client {
     return new Handle<E>(this, operationTable(type), checkKey(key))
   }
 
-  /** Reads the committed state of an entity from its partition's owner. */
+  /**
+   * Reads the committed state of an entity from its partition's owner. `type` is the class, or
+   * its type name (as the command line gives it).
+   */
   async readEntityState<E extends Entity<any>>(
-    type: EntityClass<E>,
+    type: EntityClass<E> | string,
     key: string,
   ): Promise<EntityState<StateOf<E>>> {
-    const answer = await this.#readRaw(entityTypeName(type), checkKey(key))
+    const answer = await this.#readRaw(typeNameOf(type), checkKey(key))
     return {
       exists: answer.exists,
       state: answer.state === null ? undefined : (decode(answer.state, 'entity state') as StateOf<E>),
@@ -199,8 +202,8 @@ export class Client {
    *
    * @example const holder = await client.getLock(Account, 'alice') // 'a1b2…' or null
    */
-  async getLock(type: EntityClass<any>, key: string): Promise<string | null> {
-    const t = entityTypeName(type)
+  async getLock(type: EntityClass<any> | string, key: string): Promise<string | null> {
+    const t = typeNameOf(type)
     const p = partitionOf(checkKey(key), this.partitionCount)
     const answer = await this.#query(p, { v: WIRE_VERSION, k: 'lock', t, key })
     if (!('holder' in answer)) throw new CodecError('unexpected answer to a lock query')
@@ -216,8 +219,8 @@ export class Client {
    *
    * @example await client.forceUnlock(Account, 'alice') // → the former holder's id, or null
    */
-  async forceUnlock(type: EntityClass<any>, key: string): Promise<string | null> {
-    const t = entityTypeName(type)
+  async forceUnlock(type: EntityClass<any> | string, key: string): Promise<string | null> {
+    const t = typeNameOf(type)
     const msg: ActorMessage = { k: 'unlock', t, key: checkKey(key), o: '', f: 1 }
     return (await this.#request(msg, () => `forceUnlock ${t}@${key}`)) as string | null
   }
@@ -230,12 +233,12 @@ export class Client {
    * while (page.continuation) page = await client.listEntities({ type: Counter, continuation: page.continuation })
    */
   async listEntities(query: {
-    type: EntityClass<any>
+    type: EntityClass<any> | string
     keyPrefix?: string
     pageSize?: number
     continuation?: string
   }): Promise<EntityPage> {
-    const t = entityTypeName(query.type)
+    const t = typeNameOf(query.type)
     const limit = query.pageSize ?? 100
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
       throw new BadInputError(`pageSize must be an integer in 1..10000 (got ${limit})`)
@@ -365,14 +368,26 @@ export class Client {
     input: I,
     options: { instanceId?: string; startAt?: Date | number; replace?: boolean } = {},
   ): Promise<string> {
+    return this.startByName(def.name, input, options)
+  }
+
+  /**
+   * @internal {@link start} by the orchestration's registered name, for callers that have no
+   * definition at hand (the command line). An unknown name fails the instance on the node.
+   */
+  async startByName(
+    name: string,
+    input: unknown,
+    options: { instanceId?: string; startAt?: Date | number; replace?: boolean } = {},
+  ): Promise<string> {
     const id = options.instanceId ?? randomUUID()
     checkKey(id)
-    const msg: StartMessage = { k: 'start', i: id, n: def.name, in: input }
+    const msg: StartMessage = { k: 'start', i: id, n: name, in: input }
     if (options.instanceId === undefined) msg.fresh = 1
     if (options.replace) msg.replace = true
     if (options.startAt !== undefined) msg.at = toTime(options.startAt)
     this.#ended.delete(id)
-    const answer = await this.#request(msg, () => `start of ${def.name} '${id}'`)
+    const answer = await this.#request(msg, () => `start of ${name} '${id}'`)
     // an instance that ended in the round that started it comes back with its outcome
     if (Array.isArray(answer)) this.#remember(id, answer[1] as InstanceView)
     return id
@@ -709,4 +724,9 @@ export class Client {
     if (answer.ok === 0) throw fromErrorInfo(answer.error)
     return answer
   }
+}
+
+/** The type name of an entity class, or a type name given as such (checked). */
+function typeNameOf(type: EntityClass<any> | string): string {
+  return typeof type === 'string' ? checkTypeName(type) : entityTypeName(type)
 }

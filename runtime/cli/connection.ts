@@ -1,0 +1,106 @@
+/**
+ * How every `basalt` command that talks to NATS finds its server and its hub: the one place that
+ * declares the connection flags ({@link addConnectionOptions}) and the one function that turns
+ * parsed flags into connection settings ({@link connectionFromFlags}). A new connection setting
+ * (credentials, TLS) is one edit in each. The helpers below open a client or a bare connection
+ * with those settings and always close it.
+ */
+import { Option, type Command } from 'commander'
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { Client } from '../client/client.ts'
+import type { Hub } from '../nats/hub.ts'
+import { UsageError } from './args.ts'
+
+/** The connection flags as commander parses them (every command that connects has them). */
+export interface ConnectionFlags {
+  servers?: string
+  hub?: string
+}
+
+/** Where to connect: what {@link connectionFromFlags} builds from the flags. */
+export interface CliConnection {
+  /** NATS server URLs. */
+  servers: string[]
+}
+
+/**
+ * Declares the flags shared by every command that connects — `--servers` (default `$NATS_URL`)
+ * and, unless `hub` is false, `--hub` (default `$BASALT_HUB`) — and returns the command.
+ *
+ * @example addConnectionOptions(program.command('status').argument('<id>'))
+ */
+export function addConnectionOptions(command: Command, { hub = true } = {}): Command {
+  command.addOption(new Option('--servers <urls>', 'NATS server URL(s), comma-separated').env('NATS_URL'))
+  if (hub) command.addOption(new Option('--hub <name>', 'hub name').env('BASALT_HUB'))
+  return command
+}
+
+/**
+ * The connection settings of the parsed flags. Throws {@link UsageError} (exit 2) when no server
+ * is given by flag or environment, or the list is empty.
+ *
+ * @example connectionFromFlags({ servers: 'nats://a:4222,nats://b:4222' }) // { servers: [...] }
+ */
+export function connectionFromFlags(flags: ConnectionFlags): CliConnection {
+  const servers = (flags.servers ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+  if (servers.length === 0) {
+    throw new UsageError('missing --servers: give the NATS URL(s), or set NATS_URL')
+  }
+  return { servers }
+}
+
+/** The hub of the parsed flags; {@link UsageError} when neither `--hub` nor `BASALT_HUB` names one. */
+export function hubFromFlags(flags: ConnectionFlags): string {
+  const hub = flags.hub?.trim() ?? ''
+  if (hub === '') throw new UsageError('missing --hub: give the hub name, or set BASALT_HUB')
+  return hub
+}
+
+/**
+ * Connects a {@link Client} to the flags' hub, runs `work` with it and closes it. Throws
+ * `ConnectionError` naming the URL, `HubNotFoundError`, or whatever `work` throws.
+ */
+export async function withClient<T>(
+  flags: ConnectionFlags,
+  work: (client: Client) => Promise<T>,
+): Promise<T> {
+  const connection = connectionFromFlags(flags)
+  const hub = hubFromFlags(flags)
+  const { Client } = await import('../client/client.ts')
+  const client = await Client.connect({ ...connection, hub, queryTimeoutMs: 5_000 })
+  try {
+    return await work(client)
+  } finally {
+    await client.close()
+  }
+}
+
+/** Opens a bare NATS connection with the flags' settings, runs `work` with it and closes it. */
+export async function withNats<T>(
+  flags: ConnectionFlags,
+  work: (nc: NatsConnection) => Promise<T>,
+): Promise<T> {
+  const connection = connectionFromFlags(flags)
+  const { connectTo, closeConnection } = await import('../nats/connect.ts')
+  const nc = await connectTo(connection.servers, 'basalt-cli')
+  try {
+    return await work(nc)
+  } finally {
+    await closeConnection(nc)
+  }
+}
+
+/** Opens the flags' existing hub (creating nothing) and runs `work`; `HubNotFoundError` otherwise. */
+export async function withHub<T>(
+  flags: ConnectionFlags,
+  work: (hub: Hub, nc: NatsConnection) => Promise<T>,
+): Promise<T> {
+  const name = hubFromFlags(flags)
+  return withNats(flags, async (nc) => {
+    const { openHub } = await import('../nats/hub.ts')
+    return work(await openHub(nc, name), nc)
+  })
+}

@@ -1,0 +1,78 @@
+/**
+ * `basalt dev`: everything needed to try Basalt on one machine, in one process — an embedded
+ * nats-server with its data under `.basalt/` (kept between runs), and one node serving a registry
+ * module (`--load`) or the examples — until Ctrl-C or SIGTERM stops the node (final snapshots)
+ * and then the server.
+ */
+import path from 'node:path'
+import { startNatsServer, type NatsServer } from '../dev/nats-server.ts'
+import { Node, type RegistryItem } from '../node/node.ts'
+import { consoleLogger } from '../util/logger.ts'
+import { loadRegistry, waitForStopSignal } from './node-command.ts'
+import { stdout, type Out } from './output.ts'
+
+/** The flags of `basalt dev`. */
+export interface DevFlags {
+  load?: string
+  hub: string
+  port: number
+  data: string
+  partitions?: number
+}
+
+/**
+ * Runs `basalt dev`: starts the server on `--port` (default 4222) with its store in
+ * `<--data>/nats`, a node on hub `--hub` (default `dev`), prints the URL and the environment to
+ * use it from other terminals, and waits for SIGINT or SIGTERM; then stops node and server and
+ * resolves with 0. Throws `NatsServerMissingError` (saying how to install it) when there is no
+ * nats-server binary, `NatsServerStartError` when the port is taken, `BadInputError` for a
+ * module that cannot be loaded.
+ *
+ * @example await runDevCommand({ hub: 'dev', port: 4222, data: '.basalt' })
+ */
+export async function runDevCommand(flags: DevFlags, out: Out = stdout): Promise<number> {
+  const registry: RegistryItem[] =
+    flags.load === undefined ? await exampleRegistry() : await loadRegistry(flags.load)
+  const storeDir = path.resolve(flags.data, 'nats')
+  let server: NatsServer | undefined
+  let node: Node | undefined
+  try {
+    server = await startNatsServer({ storeDir, port: flags.port })
+    node = await Node.start({
+      servers: server.url,
+      hub: flags.hub,
+      registry,
+      logger: consoleLogger(`basalt[${flags.hub}]`, true), // warnings and errors only
+      ...(flags.partitions === undefined ? {} : { partitions: flags.partitions }),
+    })
+    const stopRequested = waitForStopSignal(node)
+    out(`nats    ${server.url}  (data in ${path.relative(process.cwd(), storeDir) || '.'})`)
+    out(`hub     ${flags.hub}, ${node.partitionCount} partitions, node ${node.nodeId}`)
+    out(
+      `serving ${flags.load ?? 'the examples'}: ${registry.length} entity types, orchestrations and activities`,
+    )
+    out('')
+    out(`in another terminal: export NATS_URL=${server.url} BASALT_HUB=${flags.hub}`)
+    out('Ctrl-C stops')
+    const signal = await stopRequested
+    out(signal === 'closed' ? 'connection to nats-server lost; stopping' : `${signal}: stopping`)
+    await node.stop({ snapshot: signal !== 'closed' })
+    node = undefined
+    await server.stop()
+    out('stopped')
+    return 0
+  } finally {
+    if (node !== undefined) await node.stop().catch(() => {})
+    await server?.dispose()
+  }
+}
+
+/** The registry of the examples (counter, bank, orchestrations), as `npm run demo` serves it. */
+async function exampleRegistry(): Promise<RegistryItem[]> {
+  const [{ counterRegistry }, { bankRegistry }, { workflowRegistry }] = await Promise.all([
+    import('../../examples/counter/index.ts'),
+    import('../../examples/bank/index.ts'),
+    import('../../examples/workflows/index.ts'),
+  ])
+  return [...counterRegistry, ...bankRegistry, ...workflowRegistry]
+}

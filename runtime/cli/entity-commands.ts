@@ -1,0 +1,114 @@
+/**
+ * `basalt entity get|list|signal|call|unlock`: entities by type name, since the command line has
+ * no classes. Reads and lock releases use the client's by-name forms; signals and calls send the
+ * operation as given and the node checks it (an unknown operation or bad arguments come back as
+ * the call's error; a signal's fails on the node, where it is logged).
+ */
+import type { EntityOp } from '../../actors/wire/messages.ts'
+import { UsageError } from './args.ts'
+import { withClient } from './connection.ts'
+import { compact, printJson, progress, stdout, type Out } from './output.ts'
+import type { OutputFlags } from './instance-commands.ts'
+
+/** `basalt entity get TYPE KEY`: the committed state as JSON; exit 1 when the entity does not exist. */
+export async function entityGetCommand(type: string, key: string, flags: OutputFlags, out: Out = stdout) {
+  return withClient(flags, async (client) => {
+    const { exists, state } = await client.readEntityState(type, key)
+    if (flags.json) {
+      printJson({ type, key, exists, state }, out)
+      return exists ? 0 : 1
+    }
+    if (!exists) throw new Error(`entity ${type}@${key} does not exist (see basalt entity list ${type})`)
+    printJson(state, out)
+    return 0
+  })
+}
+
+/** `basalt entity list TYPE [--prefix P] [--limit N]`: the keys, sorted, one a line. */
+export async function entityListCommand(
+  type: string,
+  flags: OutputFlags & { prefix?: string; limit?: number },
+  out: Out = stdout,
+): Promise<number> {
+  const limit = flags.limit ?? 1000
+  return withClient(flags, async (client) => {
+    const keys: string[] = []
+    const shown = progress(`listing ${client.partitionCount} partitions`)
+    try {
+      let continuation: string | undefined
+      do {
+        const page = await client.listEntities({
+          type,
+          pageSize: Math.min(1000, limit - keys.length),
+          ...(flags.prefix === undefined ? {} : { keyPrefix: flags.prefix }),
+          ...(continuation === undefined ? {} : { continuation }),
+        })
+        keys.push(...page.keys)
+        continuation = page.continuation
+        shown.update(keys.length)
+      } while (continuation !== undefined && keys.length < limit)
+    } finally {
+      shown.done()
+    }
+    if (flags.json) printJson(keys, out)
+    else if (keys.length === 0) out('(none)')
+    else for (const key of keys) out(key)
+    return 0
+  })
+}
+
+/**
+ * `basalt entity signal|call TYPE KEY OP [--args JSON]`: one operation; `--args` is a JSON array
+ * of arguments, or one value taken as the only argument. A call prints the result.
+ */
+export async function entityOpCommand(
+  mode: 'signal' | 'call',
+  type: string,
+  key: string,
+  op: string,
+  flags: OutputFlags & { args?: unknown },
+  out: Out = stdout,
+): Promise<number> {
+  const a = flags.args === undefined ? [] : Array.isArray(flags.args) ? flags.args : [flags.args]
+  return withClient(flags, async (client) => {
+    const msg: EntityOp = { k: 'op', t: type, key, op, a }
+    if (mode === 'signal') {
+      await client.signalOp(msg)
+      if (flags.json) printJson({ type, key, op, signalled: true }, out)
+      else out(`signalled ${type}@${key}.${op}`)
+    } else {
+      const result = await client.callOp(msg)
+      if (flags.json) printJson({ type, key, op, result }, out)
+      else out(result === undefined ? '(no result)' : compact(result, Infinity))
+    }
+    return 0
+  })
+}
+
+/**
+ * `basalt entity unlock TYPE KEY --yes`: releases the entity's lock whoever holds it, and prints
+ * the former holder. Without `--yes` it only shows the holder and exits with 2.
+ */
+export async function entityUnlockCommand(
+  type: string,
+  key: string,
+  flags: OutputFlags & { yes?: boolean },
+  out: Out = stdout,
+): Promise<number> {
+  return withClient(flags, async (client) => {
+    if (flags.yes !== true) {
+      const holder = await client.getLock(type, key)
+      throw new UsageError(
+        `${type}@${key} is ${holder === null ? 'not locked' : `locked by instance ${holder}`}; ` +
+          `add --yes to release the lock whoever holds it`,
+      )
+    }
+    const holder = await client.forceUnlock(type, key)
+    if (flags.json) printJson({ type, key, released: holder }, out)
+    else
+      out(
+        holder === null ? `${type}@${key} was not locked` : `released ${type}@${key} from instance ${holder}`,
+      )
+    return 0
+  })
+}

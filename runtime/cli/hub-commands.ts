@@ -1,0 +1,181 @@
+/**
+ * `basalt hub create|info|delete`: a hub's resources as an operator sees them. `info` reads only:
+ * the hub's metadata, each stream's messages and bytes, and per partition the mailbox backlog —
+ * messages at or after the position of the partition's last commit record (its checkpoint when
+ * the log is empty), counted by a short-lived consumer on its mailbox subject — and dead letters.
+ */
+import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream'
+import type { MailboxPosition } from '../../actors/wire/messages.ts'
+import { PartitionStorage } from '../nats/storage.ts'
+import { deleteHub, ensureHub, openHub, type Hub } from '../nats/hub.ts'
+import { UsageError } from './args.ts'
+import { hubFromFlags, withHub, withNats } from './connection.ts'
+import type { OutputFlags } from './instance-commands.ts'
+import { printJson, progress, stdout, table, type Out } from './output.ts'
+
+/** `basalt hub create --partitions N [--replicas R]`: creates the hub (or checks an existing one). */
+export async function hubCreateCommand(
+  flags: OutputFlags & { partitions?: number; replicas?: number },
+  out: Out = stdout,
+): Promise<number> {
+  const name = hubFromFlags(flags)
+  if (flags.partitions === undefined)
+    throw new UsageError('missing --partitions: give the partition count, fixed for good')
+  return withNats(flags, async (nc) => {
+    const options = {
+      partitions: flags.partitions!,
+      ...(flags.replicas === undefined ? {} : { replicas: flags.replicas }),
+    }
+    const hub = await ensureHub(nc, name, options)
+    if (flags.json) printJson({ hub: name, ...hub.meta }, out)
+    else
+      out(
+        `hub ${name}: ${hub.meta.partitions} partitions, ${hub.meta.replicas} replica${hub.meta.replicas === 1 ? '' : 's'}`,
+      )
+    return 0
+  })
+}
+
+/** One partition's row of `basalt hub info`. */
+export interface PartitionInfo {
+  p: number
+  /** Next mailbox sequence the partition will process, as of its last commit record. */
+  position: number
+  /** Sequence of the last message on its mailbox subject (0: none). */
+  lastMailboxSeq: number
+  /** Messages on its mailbox subject at or after `position`. */
+  pending: number
+  /** Messages in the dead-letter stream from this partition. */
+  deadLetters: number
+}
+
+/** What `basalt hub info --json` prints. */
+export interface HubInfo {
+  hub: string
+  partitions: number
+  replicas: number
+  created: string
+  streams: Array<{ stream: string; messages: number; bytes: number }>
+  deadLetters: number
+  perPartition: PartitionInfo[]
+}
+
+/** `basalt hub info`: streams, backlog per partition and dead letters (progress on a terminal). */
+export async function hubInfoCommand(flags: OutputFlags, out: Out = stdout): Promise<number> {
+  return withHub(flags, async (hub, nc) => {
+    const { names } = hub
+    const streams = []
+    for (const stream of [
+      names.mailboxStream,
+      names.logStream,
+      names.taskStream,
+      names.deadLetterStream,
+      `KV_${names.stateBucket}`,
+      `KV_${names.metaBucket}`,
+    ]) {
+      const info = await hub.jsm.streams.info(stream).catch(() => null)
+      streams.push({ stream, messages: info?.state.messages ?? 0, bytes: info?.state.bytes ?? 0 })
+    }
+    const dlq = await hub.jsm.streams.info(names.deadLetterStream, { subjects_filter: '>' }).catch(() => null)
+    const deadBySubject = dlq?.state.subjects ?? {}
+    const perPartition: PartitionInfo[] = []
+    const shown = progress(`reading ${hub.meta.partitions} partitions`)
+    try {
+      for (let p = 0; p < hub.meta.partitions; p++) {
+        const storage = new PartitionStorage(nc, hub, p)
+        const position = (await positionOf(storage))[0]
+        const lastMailboxSeq = await storage.lastMailboxSeq()
+        const pending = lastMailboxSeq >= position ? await countFrom(hub, p, position) : 0
+        perPartition.push({
+          p,
+          position,
+          lastMailboxSeq,
+          pending,
+          deadLetters: deadBySubject[names.deadLetter(p)] ?? 0,
+        })
+        shown.update(p + 1, hub.meta.partitions)
+      }
+    } finally {
+      shown.done()
+    }
+    const info: HubInfo = {
+      hub: names.hub,
+      partitions: hub.meta.partitions,
+      replicas: hub.meta.replicas,
+      created: new Date(hub.meta.created).toISOString(),
+      streams,
+      deadLetters: dlq?.state.messages ?? 0,
+      perPartition,
+    }
+    if (flags.json) printJson(info, out)
+    else for (const line of formatHubInfo(info)) out(line)
+    return 0
+  })
+}
+
+/** The text of `basalt hub info`. */
+export function formatHubInfo(info: HubInfo): string[] {
+  const pending = info.perPartition.reduce((n, p) => n + p.pending, 0)
+  return [
+    `hub ${info.hub}: ${info.partitions} partitions, ${info.replicas} replica${info.replicas === 1 ? '' : 's'}, created ${info.created}`,
+    `backlog ${pending} message${pending === 1 ? '' : 's'}, ${info.deadLetters} dead letter${info.deadLetters === 1 ? '' : 's'}`,
+    '',
+    ...table(
+      [{ header: 'stream' }, { header: 'messages', right: true }, { header: 'bytes', right: true }],
+      info.streams.map((s) => [s.stream, String(s.messages), String(s.bytes)]),
+    ),
+    '',
+    ...table(
+      [
+        { header: 'partition', right: true },
+        { header: 'position', right: true },
+        { header: 'last mailbox seq', right: true },
+        { header: 'pending', right: true },
+        { header: 'dead letters', right: true },
+      ],
+      info.perPartition.map((p) => [p.p, p.position, p.lastMailboxSeq, p.pending, p.deadLetters].map(String)),
+    ),
+  ]
+}
+
+/** The mailbox position after the partition's last commit record, else after its checkpoint. */
+async function positionOf(storage: PartitionStorage): Promise<MailboxPosition> {
+  const { ckpt } = await storage.readCheckpoint()
+  const lastLogSeq = await storage.lastLogSeq()
+  if (lastLogSeq > (ckpt?.logSeq ?? 0)) {
+    const last = (await storage.logAfter(lastLogSeq - 1)).at(-1)
+    if (last !== undefined) return last.rec.pos
+  }
+  return ckpt?.pos ?? [1, 0]
+}
+
+/** How many messages partition p's mailbox subject holds from sequence `seq` on. */
+async function countFrom(hub: Hub, p: number, seq: number): Promise<number> {
+  const consumer = await hub.jsm.consumers.add(hub.names.mailboxStream, {
+    filter_subject: hub.names.mailbox(p),
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: seq,
+    ack_policy: AckPolicy.None,
+    inactive_threshold: 30 * 1e9,
+  })
+  await hub.jsm.consumers.delete(hub.names.mailboxStream, consumer.name).catch(() => {})
+  return consumer.num_pending
+}
+
+/** `basalt hub delete --yes`: deletes every stream and bucket of the hub, its data with them. */
+export async function hubDeleteCommand(
+  flags: OutputFlags & { yes?: boolean },
+  out: Out = stdout,
+): Promise<number> {
+  const name = hubFromFlags(flags)
+  if (flags.yes !== true) {
+    throw new UsageError(`this deletes hub '${name}' and all its instances and entities; add --yes to do it`)
+  }
+  return withNats(flags, async (nc) => {
+    await openHub(nc, name) // HubNotFoundError for a hub that is not there
+    await deleteHub(nc, name)
+    if (flags.json) printJson({ hub: name, deleted: true }, out)
+    else out(`deleted hub ${name}`)
+    return 0
+  })
+}

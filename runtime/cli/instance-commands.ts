@@ -1,0 +1,294 @@
+/**
+ * The instance commands of `basalt`: start, status, history, list, wait, raise, terminate,
+ * suspend, resume and purge, each one client call (or a paged loop of them) over the flags'
+ * connection. People get tables and `key: value` blocks, scripts `--json`. Each resolves with the
+ * process exit code.
+ */
+import type { HistoryEvent } from '../../actors/orchestration/index.ts'
+import type { Client } from '../client/client.ts'
+import type { InstanceStatus } from '../client/status.ts'
+import type { InstanceFilter } from '../../actors/wire/messages.ts'
+import { UsageError } from './args.ts'
+import { withClient, type ConnectionFlags } from './connection.ts'
+import { compact, keyValues, printJson, progress, stdout, table, when, type Out } from './output.ts'
+
+/** Flags every instance command has. */
+export interface OutputFlags extends ConnectionFlags {
+  json?: boolean
+}
+
+/** `basalt start NAME [--input JSON] [--id ID]`: prints the new instance's id. */
+export async function startCommand(
+  name: string,
+  flags: OutputFlags & { input?: unknown; id?: string },
+  out: Out = stdout,
+): Promise<number> {
+  return withClient(flags, async (client) => {
+    const options = flags.id === undefined ? {} : { instanceId: flags.id }
+    const id = await client.startByName(name, flags.input, options)
+    if (flags.json) printJson({ id, name }, out)
+    else out(`started ${name} as ${id}`)
+    return 0
+  })
+}
+
+/** `basalt status ID`: the instance's status, input, output and error; exit 1 when it does not exist. */
+export async function statusCommand(id: string, flags: OutputFlags, out: Out = stdout): Promise<number> {
+  return withClient(flags, async (client) => {
+    const status = await client.getStatus(id)
+    if (status === undefined) throw new Error(`instance '${id}' does not exist (see basalt list)`)
+    if (flags.json) printJson(status, out)
+    else for (const line of describeStatus(status)) out(line)
+    return 0
+  })
+}
+
+/** The `key: value` lines of an instance status. */
+export function describeStatus(s: InstanceStatus): string[] {
+  return keyValues({
+    id: s.id,
+    name: s.name,
+    status: s.status,
+    created: when(s.createdAt),
+    updated: when(s.lastUpdatedAt),
+    completed: s.completedAt === undefined ? undefined : when(s.completedAt),
+    input: 'input' in s ? s.input : undefined,
+    output: 'output' in s ? s.output : undefined,
+    error: s.error === undefined ? undefined : `${s.error.name}: ${s.error.message}`,
+    'custom status': s.customStatus,
+  })
+}
+
+/** `basalt history ID`: one row per history event, with the time of the step it belongs to. */
+export async function historyCommand(id: string, flags: OutputFlags, out: Out = stdout): Promise<number> {
+  return withClient(flags, async (client) => {
+    const history = await client.getHistory(id)
+    if (flags.json) {
+      printJson(history, out)
+      return 0
+    }
+    let t: number | undefined
+    const rows: string[][] = []
+    history.forEach((event, i) => {
+      if (event.e === 'step') t = event.t
+      rows.push([String(i), when(t), event.e, describeEvent(event)])
+    })
+    for (const line of table(
+      [{ header: '#', right: true }, { header: 'time' }, { header: 'event' }, { header: 'detail' }],
+      rows,
+    ))
+      out(line)
+    return 0
+  })
+}
+
+/** One line of detail about a history event. */
+function describeEvent(event: HistoryEvent): string {
+  switch (event.e) {
+    case 'started':
+      return event.input === undefined ? '' : `input ${compact(event.input)}`
+    case 'step':
+      return ''
+    case 'scheduled': {
+      const what =
+        event.kind === 'activity' || event.kind === 'sub' || event.kind === 'start'
+          ? `${event.kind} ${event.name}`
+          : event.kind === 'timer'
+            ? `timer at ${when(event.fireAt)}`
+            : event.kind === 'cancelTimer'
+              ? `cancel timer #${event.timer}`
+              : event.kind === 'call' || event.kind === 'signal'
+                ? `${event.kind} ${compact(event.entity)}.${event.op}`
+                : `${event.kind} ${compact(event.entities)}`
+      return `#${event.seq} ${what}`
+    }
+    case 'completed':
+      return `#${event.seq} ${compact(event.result)}`
+    case 'failed':
+      return `#${event.seq} ${event.error.name}: ${event.error.message}`
+    case 'timerFired':
+      return `#${event.seq}`
+    case 'event':
+      return `${event.name} ${compact(event.data)}`
+    case 'patch':
+      return event.id
+    case 'customStatus':
+      return compact(event.value)
+    case 'finished':
+      return event.status === 'completed'
+        ? `completed ${compact(event.output)}`
+        : event.status === 'failed'
+          ? `failed ${event.error.name}: ${event.error.message}`
+          : `continued as new ${compact(event.input)}`
+    default:
+      return compact(event)
+  }
+}
+
+/** Flags of `basalt list` (and of the bulk `basalt purge`). */
+export interface ListFlags extends OutputFlags {
+  status?: string
+  name?: string
+  prefix?: string
+  since?: number
+  before?: number
+  limit?: number
+}
+
+/** The instance filter of `--status`, `--name`, `--prefix`, `--since` and `--before`. */
+export function filterFromFlags(flags: ListFlags): InstanceFilter {
+  const filter: InstanceFilter = {}
+  if (flags.status !== undefined) {
+    filter.statuses = flags.status
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '')
+      .map(statusName)
+  }
+  if (flags.name !== undefined) filter.namePrefix = flags.name
+  if (flags.prefix !== undefined) filter.idPrefix = flags.prefix
+  if (flags.since !== undefined) filter.createdFrom = flags.since
+  if (flags.before !== undefined) filter.createdTo = flags.before
+  return filter
+}
+
+const STATUSES = ['Pending', 'Running', 'Completed', 'ContinuedAsNew', 'Failed', 'Terminated', 'Suspended']
+
+/** A status name in any letter case, spelled as the runtime does; {@link UsageError} otherwise. */
+function statusName(text: string): string {
+  const found = STATUSES.find((s) => s.toLowerCase() === text.toLowerCase())
+  if (found === undefined) throw new UsageError(`--status ${text}: expected one of ${STATUSES.join(', ')}`)
+  return found
+}
+
+/**
+ * `basalt list`: instances matching the filters, sorted by id, up to `--limit` (default 100),
+ * read page by page across all partitions (progress on a terminal).
+ */
+export async function listCommand(flags: ListFlags, out: Out = stdout): Promise<number> {
+  const filter = filterFromFlags(flags)
+  const limit = flags.limit ?? 100
+  return withClient(flags, async (client) => {
+    const found: InstanceStatus[] = []
+    const shown = progress(`listing ${client.partitionCount} partitions`)
+    try {
+      let continuation: string | undefined
+      do {
+        const pageSize = Math.min(500, limit - found.length)
+        const page = await client.listInstances({
+          ...filter,
+          pageSize,
+          ...(continuation ? { continuation } : {}),
+        })
+        found.push(...page.instances)
+        continuation = page.continuation
+        shown.update(found.length)
+      } while (continuation !== undefined && found.length < limit)
+    } finally {
+      shown.done()
+    }
+    if (flags.json) printJson(found, out)
+    else {
+      const rows = found.map((s) => [s.id, s.name, s.status, when(s.createdAt), when(s.lastUpdatedAt)])
+      const columns = ['id', 'name', 'status', 'created', 'updated'].map((header) => ({ header }))
+      for (const line of table(columns, rows)) out(line)
+    }
+    return 0
+  })
+}
+
+/**
+ * `basalt wait ID [--timeout MS]`: waits until the instance ends and prints its status; exit 0
+ * when it completed, 1 when it failed or was terminated (or the wait timed out).
+ */
+export async function waitCommand(
+  id: string,
+  flags: OutputFlags & { timeout?: number },
+  out: Out = stdout,
+): Promise<number> {
+  return withClient(flags, async (client) => {
+    const status = await client.waitForCompletion(id, { timeoutMs: flags.timeout ?? 60_000 })
+    if (flags.json) printJson(status, out)
+    else for (const line of describeStatus(status)) out(line)
+    return status.status === 'Completed' ? 0 : 1
+  })
+}
+
+/** The one-call commands: raise, terminate, suspend, resume and purge of one instance. */
+export async function controlCommand(
+  action: 'raise' | 'terminate' | 'suspend' | 'resume' | 'purge',
+  id: string,
+  flags: OutputFlags & { event?: string; data?: unknown; reason?: string },
+  out: Out = stdout,
+): Promise<number> {
+  return withClient(flags, async (client) => {
+    await control(client, action, id, flags)
+    const done = {
+      raise: 'raised',
+      terminate: 'terminated',
+      suspend: 'suspended',
+      resume: 'resumed',
+      purge: 'purged',
+    }[action]
+    if (flags.json) printJson({ id, [done]: action === 'raise' ? flags.event : true }, out)
+    else out(action === 'raise' ? `raised ${flags.event ?? ''} on ${id}` : `${done} ${id}`)
+    return 0
+  })
+}
+
+async function control(
+  client: Client,
+  action: 'raise' | 'terminate' | 'suspend' | 'resume' | 'purge',
+  id: string,
+  flags: { event?: string; data?: unknown; reason?: string },
+): Promise<void> {
+  switch (action) {
+    case 'raise':
+      return client.raiseEvent(id, flags.event ?? '', flags.data)
+    case 'terminate':
+      return client.terminate(id, flags.reason)
+    case 'suspend':
+      return client.suspend(id)
+    case 'resume':
+      return client.resume(id)
+    case 'purge':
+      return client.purge(id)
+  }
+}
+
+/**
+ * `basalt purge --status S --before T`: purges every finished instance matching the filters
+ * (`--status` among Completed, Failed, Terminated; `--before` on the creation time), page by page
+ * with progress on a terminal; prints how many.
+ */
+export async function bulkPurgeCommand(flags: ListFlags, out: Out = stdout): Promise<number> {
+  if (flags.status === undefined || flags.before === undefined) {
+    throw new UsageError('give an instance id, or both --status and --before to purge in bulk')
+  }
+  const filter = filterFromFlags(flags)
+  const running = filter.statuses?.filter((s) => !['Completed', 'Failed', 'Terminated'].includes(s)) ?? []
+  if (running.length > 0) {
+    throw new UsageError(
+      `--status ${running.join(',')}: only Completed, Failed or Terminated instances can be purged`,
+    )
+  }
+  return withClient(flags, async (client) => {
+    let purged = 0
+    const shown = progress('purging')
+    try {
+      // purged instances leave the listing, so every round reads the first page again
+      for (;;) {
+        const page = await client.listInstances({ ...filter, pageSize: 200 })
+        if (page.instances.length === 0) break
+        await Promise.all(page.instances.map((i) => client.purge(i.id)))
+        purged += page.instances.length
+        shown.update(purged)
+      }
+    } finally {
+      shown.done()
+    }
+    if (flags.json) printJson({ purged }, out)
+    else out(`purged ${purged} instance${purged === 1 ? '' : 's'}`)
+    return 0
+  })
+}

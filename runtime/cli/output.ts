@@ -1,0 +1,103 @@
+/**
+ * What the `basalt` commands print: aligned tables and `key: value` blocks for people, JSON for
+ * scripts (`--json`), and a one-line progress indication on stderr for long work, shown only when
+ * stderr is a terminal so that logs and pipes stay clean. No dependency: plain padding and `\r`.
+ */
+
+/** Where a command writes its normal output; stdout by default, a list in tests. */
+export type Out = (line: string) => void
+
+/** Writes one line to stdout. */
+export const stdout: Out = (line) => {
+  process.stdout.write(`${line}\n`)
+}
+
+/**
+ * Prints `value` as indented JSON (Dates as ISO strings, bigints as numbers' text).
+ *
+ * @example printJson({ id: 'a1' })
+ */
+export function printJson(value: unknown, out: Out = stdout): void {
+  out(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2))
+}
+
+/** One column of {@link table}: its header, and whether numbers line up on the right. */
+export interface Column {
+  header: string
+  right?: boolean
+}
+
+/**
+ * Renders rows as aligned text lines under a header; cells are padded to the widest of their
+ * column, the last column is not padded. `(none)` when there are no rows.
+ *
+ * @example table([{ header: 'id' }, { header: 'status' }], [['a1', 'Running']])
+ */
+export function table(columns: Column[], rows: string[][]): string[] {
+  if (rows.length === 0) return ['(none)']
+  const width = columns.map((c, i) => Math.max(c.header.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (cells: string[]) =>
+    columns
+      .map((c, i) => {
+        const cell = cells[i] ?? ''
+        if (i === columns.length - 1 && !c.right) return cell
+        return c.right ? cell.padStart(width[i]!) : cell.padEnd(width[i]!)
+      })
+      .join('  ')
+      .trimEnd()
+  return [line(columns.map((c) => c.header)), ...rows.map(line)]
+}
+
+/**
+ * Renders `key: value` lines with the values aligned; entries whose value is undefined are left
+ * out, and values that are not strings are shown as compact JSON.
+ *
+ * @example keyValues({ id: 'a1', status: 'Completed', output: [1, 2] })
+ */
+export function keyValues(entries: Record<string, unknown>): string[] {
+  const shown = Object.entries(entries).filter(([, v]) => v !== undefined)
+  const width = Math.max(0, ...shown.map(([k]) => k.length)) + 1
+  return shown.map(([k, v]) => `${`${k}:`.padEnd(width)} ${typeof v === 'string' ? v : compact(v)}`)
+}
+
+/** A value as one line of JSON (Dates as ISO strings); long values are cut at `max` characters. */
+export function compact(value: unknown, max = 200): string {
+  const text = value instanceof Date ? value.toISOString() : (JSON.stringify(value) ?? String(value))
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text
+}
+
+/** A time as `YYYY-MM-DD HH:MM:SS` in UTC ('-' when absent). */
+export function when(t: Date | number | undefined): string {
+  if (t === undefined) return '-'
+  return new Date(t).toISOString().replace('T', ' ').slice(0, 19)
+}
+
+/** A progress line on stderr: {@link update} rewrites it, {@link done} clears it. */
+export interface Progress {
+  update(done: number, total?: number): void
+  done(): void
+}
+
+/**
+ * A progress line `label: done[/total]` on stderr, redrawn at most every 100 ms, when stderr is a
+ * terminal; otherwise does nothing.
+ *
+ * @example const p = progress('purging'); p.update(10, 40); ...; p.done()
+ */
+export function progress(label: string, stream: NodeJS.WriteStream = process.stderr): Progress {
+  if (!stream.isTTY) return { update() {}, done() {} }
+  let last = 0
+  let shown = false
+  return {
+    update(done, total) {
+      const now = Date.now()
+      if (now - last < 100) return
+      last = now
+      shown = true
+      stream.write(`\r\x1b[2K${label}: ${done}${total === undefined ? '' : `/${total}`}`)
+    },
+    done() {
+      if (shown) stream.write('\r\x1b[2K')
+    },
+  }
+}

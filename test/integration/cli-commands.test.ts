@@ -1,0 +1,329 @@
+/**
+ * The `basalt` commands for instances, entities, the hub and dead letters, and `basalt dev`: each
+ * test runs the real binary (a child process per command, ~1 s each) against one real nats-server
+ * and one `basalt node` serving test/fixtures/cli-registry.ts, shared by the whole file.
+ */
+import { readFileSync } from 'node:fs'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { Client } from '../../runtime/index.ts'
+import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
+import { encode } from '../../runtime/nats/codec.ts'
+import { freePort } from '../../runtime/dev/nats-server.ts'
+import { partitionOf } from '../../actors/ids.ts'
+import { repoRoot, spawnTs, tempDir, useNatsServer, waitFor, type SpawnedTs } from '../tooling/harness.ts'
+
+const nats = useNatsServer()
+const HUB = 'cli-cmd'
+const PARTITIONS = 4
+
+/** Starts `basalt <args>` with the server and hub in the environment, as a user would export them. */
+function basalt(...args: string[]): SpawnedTs {
+  return spawnTs('runtime/cli/basalt.mjs', args, { NATS_URL: nats.url, BASALT_HUB: HUB })
+}
+
+/** Runs `basalt <args>` to its end: exit code, output lines (stdout and stderr), and the text. */
+async function run(...args: string[]): Promise<{ code: number | null; lines: string[]; output: string }> {
+  const child = basalt(...args)
+  const code = await child.exited
+  return { code, lines: child.lines, output: child.lines.join('\n') }
+}
+
+/** Runs `basalt <args> --json`, expects exit 0 and returns the parsed output. */
+async function json<T = any>(...args: string[]): Promise<T> {
+  const { code, output } = await run(...args, '--json')
+  expect(code, `basalt ${args.join(' ')} --json:\n${output}`).toBe(0)
+  return JSON.parse(output) as T
+}
+
+let node: SpawnedTs
+let client: Client
+
+beforeAll(async () => {
+  node = basalt('node', '--load', 'test/fixtures/cli-registry.ts', '--partitions', String(PARTITIONS))
+  await node.waitForLine(/^node \S+ running on hub cli-cmd$/, 30_000)
+  client = await Client.connect({ servers: nats.url, hub: HUB })
+}, 40_000)
+afterAll(async () => {
+  await client?.close()
+  node?.kill('SIGTERM')
+  await node?.exited
+})
+
+describe('basalt help, version and exit codes', () => {
+  it('answers --help on every level with 0, --version with the package version, bad usage with 2', async () => {
+    const version = (JSON.parse(readFileSync(`${repoRoot}/package.json`, 'utf8')) as { version: string })
+      .version
+    const [help, entityGetHelp, nodeHelp, ver, unknown, missingArg, badInt, noHub] = await Promise.all([
+      run('--help'),
+      run('entity', 'get', '--help'),
+      run('node', '--help'),
+      run('--version'),
+      run('nope'),
+      run('status'),
+      run('hub', 'create', '--partitions', 'many'),
+      spawnTs('runtime/cli/basalt.mjs', ['status', 'x'], { NATS_URL: nats.url, BASALT_HUB: '' }).exited,
+    ])
+    expect(help.code, help.output).toBe(0)
+    for (const command of [
+      'dev',
+      'node',
+      'start',
+      'status',
+      'history',
+      'list',
+      'wait',
+      'raise',
+      'entity',
+      'hub',
+      'dlq',
+    ])
+      expect(help.output, `'${command}' in basalt --help`).toMatch(new RegExp(`^  ${command} `, 'm'))
+    expect(entityGetHelp.code, entityGetHelp.output).toBe(0)
+    expect(entityGetHelp.output).toMatch(/^Usage: basalt entity get \[options\] <type> <key>$/m)
+    expect(entityGetHelp.output).toMatch(/--servers <urls>.*\(env: NATS_URL\)/)
+    expect(nodeHelp.code, nodeHelp.output).toBe(0)
+    expect(ver.code, ver.output).toBe(0)
+    expect(ver.lines).toEqual([version])
+    expect(unknown.code, unknown.output).toBe(2)
+    expect(unknown.lines).toEqual([
+      "basalt: unknown command 'nope' (Did you mean node?) (see 'basalt --help')",
+    ])
+    expect(missingArg.code, missingArg.output).toBe(2)
+    expect(missingArg.lines).toEqual([
+      "basalt status: missing required argument 'id' (see 'basalt status --help')",
+    ])
+    expect(badInt.code, badInt.output).toBe(2)
+    expect(badInt.output).toMatch(/^basalt hub create: option '--partitions <n>' argument 'many' is invalid/)
+    expect(noHub).toBe(2)
+  }, 30_000)
+
+  it('fails with 1 and one line naming the URL when NATS cannot be reached', async () => {
+    const url = `nats://127.0.0.1:${await freePort()}`
+    const { code, lines } = await run('status', 'x', '--servers', url)
+    expect(code, lines.join('\n')).toBe(1)
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(new RegExp(`^basalt status: cannot reach NATS at ${url}`))
+  })
+})
+
+describe('basalt instance commands', () => {
+  it('start, wait, status, history and list an example orchestration', { timeout: 60_000 }, async () => {
+    const started = await run('start', 'helloSequence', '--id', 'hello-1')
+    expect(started.code, started.output).toBe(0)
+    expect(started.lines).toEqual(['started helloSequence as hello-1'])
+    const waited = await run('wait', 'hello-1')
+    expect(waited.code, waited.output).toBe(0)
+    expect(waited.output).toMatch(/^status: +Completed$/m)
+    const status = await json('status', 'hello-1')
+    expect(status).toMatchObject({ id: 'hello-1', name: 'helloSequence', status: 'Completed' })
+    expect(status.output).toEqual([
+      'Hello Tokyo',
+      'Hello Seattle',
+      'Hello London',
+      'Hello Cairo',
+      'Hello Lima',
+    ])
+    const history = await run('history', 'hello-1')
+    expect(history.code, history.output).toBe(0)
+    expect(history.lines[0]).toMatch(/^ *# +time +event +detail$/)
+    expect(history.output).toMatch(/ scheduled +#0 activity sayHello$/m)
+    expect(history.output).toMatch(/ finished +completed \["Hello Tokyo",/m)
+    const listed = await run('list', '--name', 'helloSeq', '--prefix', 'hello-')
+    expect(listed.code, listed.output).toBe(0)
+    expect(listed.lines[0]).toMatch(/^id +name +status +created +updated$/)
+    expect(listed.lines.slice(1).map((l) => l.split(/ +/).slice(0, 3))).toEqual([
+      ['hello-1', 'helloSequence', 'Completed'],
+    ])
+    const none = await json('list', '--status', 'failed', '--prefix', 'hello-')
+    expect(none).toEqual([])
+    const missing = await run('status', 'no-such-instance')
+    expect(missing.code, missing.output).toBe(1)
+    expect(missing.lines).toEqual([
+      "basalt status: instance 'no-such-instance' does not exist (see basalt list)",
+    ])
+  })
+
+  it('suspend, raise, resume, terminate and purge', { timeout: 90_000 }, async () => {
+    for (const id of ['appr-1', 'appr-2']) {
+      expect((await run('start', 'approval', '--input', '600000', '--id', id)).code).toBe(0)
+    }
+    expect((await run('suspend', 'appr-1')).lines).toEqual(['suspended appr-1'])
+    expect((await json('status', 'appr-1')).status).toBe('Suspended')
+    const raised = await run('raise', 'appr-1', 'approve', '--data', '{"by":"ann"}')
+    expect(raised.lines, raised.output).toEqual(['raised approve on appr-1'])
+    expect((await json('status', 'appr-1')).status, 'held while suspended').toBe('Suspended')
+    expect((await run('resume', 'appr-1')).lines).toEqual(['resumed appr-1'])
+    const done = await json('wait', 'appr-1', '--timeout', '20000')
+    expect(done).toMatchObject({ status: 'Completed', output: 'approved by ann' })
+
+    expect((await run('terminate', 'appr-2', '--reason', 'not needed')).lines).toEqual(['terminated appr-2'])
+    const ended = await run('wait', 'appr-2')
+    expect(ended.code, `wait on a terminated instance exits 1:\n${ended.output}`).toBe(1)
+    expect(ended.output).toMatch(/^status: +Terminated$/m)
+    expect((await run('purge', 'appr-2')).lines).toEqual(['purged appr-2'])
+    expect(await client.getStatus('appr-2')).toBeUndefined()
+
+    const bulk = await run('purge', '--status', 'Completed', '--before', '0s')
+    expect(bulk.code, bulk.output).toBe(0)
+    const purged = Number(/^purged (\d+) instances?$/.exec(bulk.lines[0] ?? '')?.[1])
+    expect(purged, bulk.output).toBeGreaterThanOrEqual(1)
+    expect(await client.getStatus('appr-1')).toBeUndefined()
+    const usage = await run('purge', '--status', 'Running', '--before', '0s')
+    expect(usage.code, usage.output).toBe(2)
+  })
+})
+
+describe('basalt entity', () => {
+  it('signal, call, get, list and unlock by type name', { timeout: 60_000 }, async () => {
+    expect((await run('entity', 'signal', 'Counter', 'cli-c1', 'add', '--args', '5')).lines).toEqual([
+      'signalled Counter@cli-c1.add',
+    ])
+    expect((await run('entity', 'call', 'Counter', 'cli-c1', 'add', '--args', '[2]')).lines).toEqual([
+      '(no result)',
+    ])
+    expect((await run('entity', 'call', 'Counter', 'cli-c1', 'get')).lines).toEqual(['7'])
+    expect((await run('entity', 'get', 'Counter', 'cli-c1')).lines).toEqual(['7'])
+    expect(await json('entity', 'list', 'Counter', '--prefix', 'cli-')).toEqual(['cli-c1'])
+    const unknownOp = await run('entity', 'call', 'Counter', 'cli-c1', 'explode')
+    expect(unknownOp.code, unknownOp.output).toBe(1)
+    expect(unknownOp.lines).toHaveLength(1)
+    expect(unknownOp.lines[0]).toMatch(/^basalt entity call: .*explode/)
+    const absent = await run('entity', 'get', 'Counter', 'nobody')
+    expect(absent.code, absent.output).toBe(1)
+
+    await client.startByName('holdLock', 'cli-locked', { instanceId: 'locker-1' })
+    await waitFor(
+      async () => (await client.getLock('Counter', 'cli-locked')) === 'locker-1',
+      'locker-1 holding Counter@cli-locked',
+    )
+    const refused = await run('entity', 'unlock', 'Counter', 'cli-locked')
+    expect(refused.code, refused.output).toBe(2)
+    expect(refused.output).toMatch(/Counter@cli-locked is locked by instance locker-1; add --yes/)
+    expect(await client.getLock('Counter', 'cli-locked'), 'still locked without --yes').toBe('locker-1')
+    const released = await run('entity', 'unlock', 'Counter', 'cli-locked', '--yes')
+    expect(released.lines, released.output).toEqual(['released Counter@cli-locked from instance locker-1'])
+    expect(await client.getLock('Counter', 'cli-locked')).toBeNull()
+  })
+})
+
+describe('basalt hub and dlq', () => {
+  it('hub create, info and delete', { timeout: 60_000 }, async () => {
+    const created = await run('hub', 'create', '--hub', 'cli-new', '--partitions', '3')
+    expect(created.lines, created.output).toEqual(['hub cli-new: 3 partitions, 1 replica'])
+    const info = await json('hub', 'info', '--hub', 'cli-new')
+    expect(info).toMatchObject({ hub: 'cli-new', partitions: 3, replicas: 1, deadLetters: 0 })
+    expect(info.streams.map((s: { stream: string }) => s.stream)).toEqual([
+      'BASALT_cli-new_MBX',
+      'BASALT_cli-new_LOG',
+      'BASALT_cli-new_TASKS',
+      'BASALT_cli-new_DLQ',
+      'KV_basalt_cli-new_state',
+      'KV_basalt_cli-new_meta',
+    ])
+    expect(info.perPartition.map((p: { p: number; pending: number }) => [p.p, p.pending])).toEqual([
+      [0, 0],
+      [1, 0],
+      [2, 0],
+    ])
+    const text = await run('hub', 'info')
+    expect(text.code, text.output).toBe(0)
+    expect(text.lines[0]).toMatch(/^hub cli-cmd: 4 partitions, 1 replica, created /)
+    expect(text.output).toMatch(/^partition +position +last mailbox seq +pending +dead letters$/m)
+    const refused = await run('hub', 'delete', '--hub', 'cli-new')
+    expect(refused.code, refused.output).toBe(2)
+    expect((await run('hub', 'delete', '--hub', 'cli-new', '--yes')).lines).toEqual(['deleted hub cli-new'])
+    const gone = await run('hub', 'info', '--hub', 'cli-new')
+    expect(gone.code, gone.output).toBe(1)
+    expect(gone.lines).toEqual(["basalt hub info: hub 'cli-new' does not exist: start a node on it first"])
+  })
+
+  it('dlq list, show, replay and purge', { timeout: 60_000 }, async () => {
+    const nc = await connectTo(nats.url, 'cli-dlq-test')
+    try {
+      const js = jetstream(nc)
+      const jsm = await jetstreamManager(nc)
+      const deadLetters = async () => (await jsm.streams.info(`BASALT_${HUB}_DLQ`)).state.messages
+      const before = await deadLetters()
+      // garbage bytes, and an operation published to a mailbox its entity does not belong to
+      await js.publish(`${HUB}.mbx.0`, new Uint8Array([1, 2, 3, 250]))
+      const right = partitionOf('cli-dlq', PARTITIONS)
+      const wrong = (right + 1) % PARTITIONS
+      const op = { k: 'op', t: 'Counter', key: 'cli-dlq', op: 'add', a: [11] }
+      await js.publish(`${HUB}.mbx.${wrong}`, encode({ v: 1, c: 'cli-dlq-test', q: 1, m: [op] }))
+      await waitFor(async () => (await deadLetters()) === before + 2, `2 new dead letters after ${before}`)
+
+      const listed = await json<
+        Array<{ seq: number; partition: number; messageIndex: number | null; reason: string }>
+      >('dlq', 'list')
+      expect(listed).toHaveLength(before + 2)
+      const [garbage, misrouted] = listed.slice(-2)
+      expect(garbage).toMatchObject({ partition: 0, messageIndex: null })
+      expect(garbage!.reason).toMatch(/undecodable bytes/)
+      expect(misrouted).toMatchObject({ partition: wrong, messageIndex: 0 })
+      const text = await run('dlq', 'list')
+      expect(text.lines[0]).toMatch(/^seq +partition +mailbox seq +time +bytes +reason$/)
+
+      const shown = await json('dlq', 'show', String(misrouted!.seq))
+      expect(shown).toMatchObject({ decoded: true, content: op })
+      const replayed = await run('dlq', 'replay', String(misrouted!.seq))
+      expect(replayed.lines[0], replayed.output).toMatch(
+        new RegExp(`^replayed dead letter ${misrouted!.seq} to partition ${right} \\(mailbox seq \\d+\\)$`),
+      )
+      await waitFor(
+        async () => (await client.readEntityState('Counter', 'cli-dlq')).state === 11,
+        'Counter@cli-dlq = 11 after the replay',
+      )
+      expect(await deadLetters(), 'the replayed dead letter is removed').toBe(before + 1)
+      const again = await run('dlq', 'replay', String(misrouted!.seq))
+      expect(again.code, again.output).toBe(1)
+      expect(again.lines).toEqual([
+        `basalt dlq replay: no dead letter ${misrouted!.seq} (see basalt dlq list)`,
+      ])
+
+      expect((await run('dlq', 'purge')).code).toBe(2)
+      expect((await run('dlq', 'purge', '--yes')).lines).toEqual([
+        `purged ${before + 1} dead letter${before + 1 === 1 ? '' : 's'}`,
+      ])
+      expect(await deadLetters()).toBe(0)
+    } finally {
+      await closeConnection(nc)
+    }
+  })
+})
+
+describe('basalt dev', () => {
+  it(
+    'starts a server and a node, prints the URL, and stops on SIGTERM with exit 0',
+    { timeout: 60_000 },
+    async () => {
+      const port = await freePort()
+      const dev = spawnTs('runtime/cli/basalt.mjs', [
+        'dev',
+        '--port',
+        String(port),
+        '--data',
+        tempDir('basalt-dev-'),
+        '--partitions',
+        '2',
+      ])
+      const url = `nats://127.0.0.1:${port}`
+      await dev.waitForLine(new RegExp(`^nats +${url} `), 30_000)
+      await dev.waitForLine(/^Ctrl-C stops$/, 10_000)
+      expect(dev.lines).toContain(`in another terminal: export NATS_URL=${url} BASALT_HUB=dev`)
+      const devClient = await Client.connect({ servers: url, hub: 'dev' })
+      try {
+        await devClient.entity((await import('../../examples/counter/index.ts')).Counter, 'x').call.add(1)
+      } finally {
+        await devClient.close()
+      }
+      dev.kill('SIGTERM')
+      const code = await dev.exited
+      expect(code, dev.lines.join('\n')).toBe(0)
+      expect(dev.lines).toContain('stopped')
+      await expect(connectTo(url, 'after-dev'), 'the embedded server is gone').rejects.toThrow(
+        /cannot reach NATS/,
+      )
+    },
+  )
+})
