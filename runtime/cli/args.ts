@@ -2,6 +2,8 @@
  * Reading command-line option values, shared by the `basalt` commands. Kept free of NATS and of
  * the runtime so that `main.ts` can import it without slowing `basalt help` down.
  */
+import { BadInputError } from '../../actors/errors.ts'
+import { connectionFromFlags, type ConnectionOptions } from '../nats/connection-options.ts'
 
 /** Parsed arguments handed to a command. */
 export interface CommandArgs {
@@ -84,6 +86,44 @@ export function serverList(values: CommandArgs['values']): string[] {
   if (servers.length === 0) throw new UsageError('--servers lists no URL')
   return servers
 }
+
+/**
+ * The NATS connection options of a command: `--servers` and the security flags (`--creds`,
+ * `--user`, `--password`, `--token`, `--nkey`, `--tls-ca`, `--tls-cert`, `--tls-key`), each
+ * falling back on its `NATS_*` environment variable (see `connectionFromFlags`). Throws
+ * {@link UsageError} when no server is given or a flag lacks its value.
+ *
+ * @example const connection = connectionOptions(values) // { servers: ['nats://127.0.0.1:4222'], credsFile: './me.creds' }
+ */
+export function connectionOptions(
+  values: CommandArgs['values'],
+  env: Record<string, string | undefined> = process.env,
+): ConnectionOptions {
+  try {
+    return connectionFromFlags(values, env)
+  } catch (err) {
+    if (err instanceof BadInputError) throw new UsageError(err.message)
+    throw err
+  }
+}
+
+/** `parseArgs` options of the connection flags read by {@link connectionOptions}. */
+export const CONNECTION_OPTIONS = {
+  servers: { type: 'string' },
+  creds: { type: 'string' },
+  user: { type: 'string' },
+  password: { type: 'string' },
+  token: { type: 'string' },
+  nkey: { type: 'string' },
+  'tls-ca': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+} as const
+
+/** Usage text of the security flags (after `--servers`, which `$NATS_URL` may replace). */
+export const CONNECTION_USAGE =
+  '[--creds FILE | --user U --password P | --token T | --nkey SEED|FILE] ' +
+  '[--tls-ca FILE] [--tls-cert FILE --tls-key FILE]'
 
 /**
  * One line describing a failure, for stderr: the message with line breaks folded, prefixed by the

@@ -4,7 +4,7 @@
  * their implementation lazily so that `basalt help` stays instant.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { describeError, UsageError, type CommandArgs } from './args.ts'
+import { CONNECTION_OPTIONS, CONNECTION_USAGE, describeError, UsageError, type CommandArgs } from './args.ts'
 
 /** One `basalt` command. */
 export interface Command {
@@ -34,12 +34,12 @@ export const commands: Record<string, Command> = {
   },
   node: {
     usage:
-      '--servers URL[,URL...] --hub NAME --load MODULE [--node-id ID] [--partitions N] [--replicas N] ' +
+      `--servers URL[,URL...] --hub NAME --load MODULE ${CONNECTION_USAGE} [--node-id ID] [--partitions N] [--replicas N] ` +
       '[--heartbeat-ms N] [--lease-ms N] [--activity-concurrency N]',
     summary:
       'run a node serving the registry MODULE exports (`registry` or default), until SIGTERM or SIGINT',
     options: {
-      servers: { type: 'string' },
+      ...CONNECTION_OPTIONS,
       hub: { type: 'string' },
       load: { type: 'string' },
       'node-id': { type: 'string' },
@@ -55,10 +55,10 @@ export const commands: Record<string, Command> = {
     },
   },
   placement: {
-    usage: '--servers URL[,URL...] --hub NAME [--json]',
+    usage: `--servers URL[,URL...] --hub NAME ${CONNECTION_USAGE} [--json]`,
     summary: "print a hub's partition assignments (partition, node, epoch), its nodes and its leader",
     options: {
-      servers: { type: 'string' },
+      ...CONNECTION_OPTIONS,
       hub: { type: 'string' },
       json: { type: 'boolean', default: false },
     },

@@ -8,7 +8,7 @@ import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { BadInputError } from '../../actors/errors.ts'
 import { Node, type RegistryItem } from '../node/node.ts'
-import { intOption, serverList, stringOption } from './args.ts'
+import { connectionOptions, intOption, stringOption } from './args.ts'
 import type { CommandArgs, CommandOutput } from './args.ts'
 
 /** Options of {@link Node.start}, including those that a given version of `NodeOptions` may lack. */
@@ -18,7 +18,8 @@ type StartOptions = Parameters<typeof Node.start>[0] & { heartbeatMs?: number; l
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const
 
 /**
- * Runs `basalt node`: loads the registry from `--load`, starts a node on `--servers` / `--hub`,
+ * Runs `basalt node`: loads the registry from `--load`, starts a node on `--servers` / `--hub`
+ * (logging in with the connection flags or their `NATS_*` variables, see `connectionOptions`),
  * prints `node <id> running on hub <hub>`, and on SIGTERM or SIGINT stops it (final snapshots,
  * partitions handed over), prints `node <id> stopped` and resolves with 0. A second signal while
  * stopping exits at once with 1.
@@ -33,10 +34,10 @@ export async function runNodeCommand(
   { values }: CommandArgs,
   output: CommandOutput = { out: (line) => process.stdout.write(`${line}\n`) },
 ): Promise<number> {
-  const servers = serverList(values)
+  const connection = connectionOptions(values)
   const hub = stringOption(values, 'hub', true)
   const load = stringOption(values, 'load', true)
-  const options: StartOptions = { servers, hub, registry: [] }
+  const options: StartOptions = { ...connection, hub, registry: [] }
   const nodeId = stringOption(values, 'node-id')
   const partitions = intOption(values, 'partitions')
   const replicas = intOption(values, 'replicas')

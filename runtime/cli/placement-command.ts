@@ -5,11 +5,12 @@
 import { readPlacement, type PlacementTable } from '../../placement/index.ts'
 import { openHub } from '../nats/hub.ts'
 import { closeConnection, connectTo } from '../nats/connect.ts'
-import { serverList, stringOption } from './args.ts'
+import { connectionOptions, stringOption } from './args.ts'
 import type { CommandArgs, CommandOutput } from './args.ts'
 
 /**
- * Runs `basalt placement`: connects to `--servers`, opens hub `--hub` (creating nothing), reads
+ * Runs `basalt placement`: connects to `--servers` (with the connection flags or their `NATS_*`
+ * variables, see `connectionOptions`), opens hub `--hub` (creating nothing), reads
  * its placement with `readPlacement` and prints it as a table, or with `--json` as the
  * `PlacementTable` JSON; resolves with 0. Throws `UsageError` for a missing option (exit 2),
  * `ConnectionError` naming the URL and `HubNotFoundError` for a hub that does not exist (`main`
@@ -21,9 +22,9 @@ export async function runPlacementCommand(
   { values }: CommandArgs,
   output: CommandOutput = { out: (line) => process.stdout.write(`${line}\n`) },
 ): Promise<number> {
-  const servers = serverList(values)
+  const connection = connectionOptions(values)
   const hubName = stringOption(values, 'hub', true)
-  const nc = await connectTo(servers, 'basalt-cli')
+  const nc = await connectTo(connection, 'basalt-cli')
   try {
     const hub = await openHub(nc, hubName)
     const table = await readPlacement(hub.metaKv, hub.jsm)
