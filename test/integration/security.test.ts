@@ -26,7 +26,7 @@ import { HubNames } from '../../runtime/nats/hub.ts'
 import { clientPermissions, nodePermissions, renderPermissions } from '../../runtime/nats/permissions.ts'
 import { Counter } from '../fixtures/entities.ts'
 import { helloSequence, sayHello } from '../fixtures/workflows.ts'
-import { tempDir, useNatsServer, waitFor } from '../tooling/harness.ts'
+import { spawnTs, tempDir, useNatsServer, waitFor } from '../tooling/harness.ts'
 
 const NODE_PASSWORD = 'node-s3cret-pw'
 const INTRUDER = new Uint8Array([0xde, 0xad])
@@ -175,6 +175,20 @@ describe('users and passwords, with the node and client permissions', () => {
     )
     expect(nodeErr).toBeInstanceOf(AuthorizationError)
     expect(nodeErr.message).not.toContain('bad-node-pw')
+  })
+
+  it('logs the CLI in from flags or NATS_* variables; a wrong password exits 1 without showing it', async () => {
+    const run = async (args: string[], env: Record<string, string> = {}) => {
+      const child = spawnTs('runtime/cli/basalt.mjs', ['placement', '--hub', hub, ...args], env)
+      return { code: await child.exited, output: child.lines.join('\n') }
+    }
+    const fromEnv = await run([], { NATS_URL: nats.url, NATS_USER: 'node', NATS_PASSWORD: NODE_PASSWORD })
+    expect(fromEnv.code, fromEnv.output).toBe(0)
+    expect(fromEnv.output).toMatch(new RegExp(`^hub ${hub}: 2 partitions`, 'm'))
+    const wrong = await run(['--servers', nats.url, '--user', 'node', '--password', 'cli-wrong-pw'])
+    expect(wrong.code, wrong.output).toBe(1)
+    expect(wrong.output).toMatch(/^basalt placement: authorization failed at NATS .* \(as user 'node'\)/m)
+    expect(wrong.output).not.toContain('cli-wrong-pw')
   })
 })
 
