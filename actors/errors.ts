@@ -14,6 +14,7 @@ export const ErrorCode = {
   Remote: 'REMOTE',
   Timeout: 'TIMEOUT',
   Connection: 'CONNECTION',
+  Authorization: 'AUTHORIZATION',
   HubNotFound: 'HUB_NOT_FOUND',
   PartitionUnavailable: 'PARTITION_UNAVAILABLE',
   Fenced: 'FENCED',
@@ -109,6 +110,18 @@ export class TimeoutError extends BasaltError {
 export class ConnectionError extends BasaltError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(ErrorCode.Connection, message, { ...options, retryable: true })
+  }
+}
+
+/**
+ * The NATS server refused the credentials (wrong user, password, token, nkey or creds file, or a
+ * TLS client certificate it does not accept as a user). Raised by the first connect, at once: not
+ * retried, since the same credentials would fail again. The message names the server and the user
+ * (never a password, token or seed).
+ */
+export class AuthorizationError extends BasaltError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.Authorization, message, options)
   }
 }
 

@@ -3,6 +3,7 @@
  * taxonomy. Imports nothing from the rest of Basalt and nothing of NATS.
  */
 export {
+  AuthorizationError,
   BadInputError,
   BasaltError,
   CodecError,

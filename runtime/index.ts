@@ -22,6 +22,15 @@ export {
 export { Node, type NodeOptions } from './node/node.ts'
 export { connectTo } from './nats/connect.ts'
 export {
+  CONNECTION_ENV,
+  CONNECTION_FLAGS,
+  connectionFromEnv,
+  connectionFromFlags,
+  redactUrl,
+  type ConnectionOptions,
+  type TlsConnectionOptions,
+} from './nats/connection-options.ts'
+export {
   DEFAULT_PARTITIONS,
   HubNames,
   deleteHub,
@@ -44,6 +53,7 @@ export {
   type StateOf,
 } from '../entities/index.ts'
 export {
+  AuthorizationError,
   BadInputError,
   BasaltError,
   CodecError,

@@ -9,19 +9,30 @@ import { Option, type Command } from 'commander'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Client } from '../client/client.ts'
 import type { Hub } from '../nats/hub.ts'
+import { BadInputError } from '../../actors/errors.ts'
+import {
+  CONNECTION_ENV,
+  connectionFromFlags as connectionFromFlagValues,
+  type ConnectionOptions,
+} from '../nats/connection-options.ts'
 import { UsageError } from './args.ts'
 
 /** The connection flags as commander parses them (every command that connects has them). */
 export interface ConnectionFlags {
   servers?: string
   hub?: string
+  creds?: string
+  user?: string
+  password?: string
+  token?: string
+  nkey?: string
+  tlsCa?: string
+  tlsCert?: string
+  tlsKey?: string
 }
 
 /** Where to connect: what {@link connectionFromFlags} builds from the flags. */
-export interface CliConnection {
-  /** NATS server URLs. */
-  servers: string[]
-}
+export type CliConnection = ConnectionOptions & { servers: string | string[] }
 
 /**
  * Declares the flags shared by every command that connects — `--servers` (default `$NATS_URL`)
@@ -32,6 +43,23 @@ export interface CliConnection {
 export function addConnectionOptions(command: Command, { hub = true } = {}): Command {
   command.addOption(new Option('--servers <urls>', 'NATS server URL(s), comma-separated').env('NATS_URL'))
   if (hub) command.addOption(new Option('--hub <name>', 'hub name').env('BASALT_HUB'))
+  // credentials and TLS: each falls back on its NATS_* variable (see docs/SECURITY.md)
+  command.addOption(
+    new Option('--creds <file>', `NATS credentials file (JWT) [$${CONNECTION_ENV.credsFile}]`),
+  )
+  command.addOption(new Option('--user <name>', `NATS user [$${CONNECTION_ENV.user}]`))
+  command.addOption(new Option('--password <password>', `NATS password [$${CONNECTION_ENV.password}]`))
+  command.addOption(new Option('--token <token>', `NATS token [$${CONNECTION_ENV.token}]`))
+  command.addOption(
+    new Option('--nkey <seed|file>', `NATS nkey seed, or a file holding it [$${CONNECTION_ENV.nkey}]`),
+  )
+  command.addOption(
+    new Option('--tls-ca <file>', `CA certificate to verify the server [$${CONNECTION_ENV.ca}]`),
+  )
+  command.addOption(new Option('--tls-cert <file>', `client certificate (mTLS) [$${CONNECTION_ENV.cert}]`))
+  command.addOption(
+    new Option('--tls-key <file>', `client certificate's key (mTLS) [$${CONNECTION_ENV.key}]`),
+  )
   return command
 }
 
@@ -49,7 +77,12 @@ export function connectionFromFlags(flags: ConnectionFlags): CliConnection {
   if (servers.length === 0) {
     throw new UsageError('missing --servers: give the NATS URL(s), or set NATS_URL')
   }
-  return { servers }
+  try {
+    return connectionFromFlagValues({ ...flags, servers: servers.join(',') }) as CliConnection
+  } catch (err) {
+    if (err instanceof BadInputError) throw new UsageError(err.message)
+    throw err
+  }
 }
 
 /** The hub of the parsed flags; {@link UsageError} when neither `--hub` nor `BASALT_HUB` names one. */
@@ -85,7 +118,7 @@ export async function withNats<T>(
 ): Promise<T> {
   const connection = connectionFromFlags(flags)
   const { connectTo, closeConnection } = await import('../nats/connect.ts')
-  const nc = await connectTo(connection.servers, 'basalt-cli')
+  const nc = await connectTo(connection, 'basalt-cli')
   try {
     return await work(nc)
   } finally {

@@ -52,6 +52,7 @@ import { decode, decodeEnvelope, encode } from '../nats/codec.ts'
 import { fastJetStream, isNoResponders, type FastJetStream } from '../nats/fast-js.ts'
 import { openHub, type Hub } from '../nats/hub.ts'
 import { closeConnection, connectTo } from '../nats/connect.ts'
+import { pickConnection, type ConnectionOptions } from '../nats/connection-options.ts'
 import { entityItemKey } from '../partition/snapshot.ts'
 import { Handle, type EntityHandle } from './handles.ts'
 import { PartitionSender } from './sender.ts'
@@ -64,10 +65,11 @@ import {
   type InstanceStatus,
 } from './status.ts'
 
-/** Options of {@link Client.connect}. */
-export interface ClientOptions {
-  /** NATS server URL(s). */
-  servers: string | string[]
+/**
+ * Options of {@link Client.connect}: where NATS is and how to log in there (`servers`,
+ * credentials, TLS: see {@link ConnectionOptions}), the hub, and timeouts.
+ */
+export interface ClientOptions extends ConnectionOptions {
   /** Hub name; the hub must exist (a node created it). */
   hub: string
   /** How long a call waits for its result, in ms (default 30,000). */
@@ -131,7 +133,7 @@ export class Client {
     readonly nc: NatsConnection,
     readonly hub: Hub,
     readonly id: string,
-    readonly options: Required<Omit<ClientOptions, 'servers' | 'hub'>>,
+    readonly options: Required<Omit<ClientOptions, keyof ConnectionOptions | 'hub'>>,
   ) {
     this.#js = fastJetStream(nc)
     this.#maxPayload = nc.info?.max_payload ?? 1024 * 1024
@@ -145,11 +147,12 @@ export class Client {
   }
 
   /**
-   * Connects to a hub. Throws `ConnectionError` naming the URL when NATS is unreachable, and
-   * `HubNotFoundError` when no node has created the hub yet.
+   * Connects to a hub. Throws `ConnectionError` naming the URL when NATS is unreachable,
+   * `AuthorizationError` when the server refuses the credentials, and `HubNotFoundError` when no
+   * node has created the hub yet.
    */
   static async connect(options: ClientOptions): Promise<Client> {
-    const nc = await connectTo(options.servers, 'basalt-client')
+    const nc = await connectTo(pickConnection(options), 'basalt-client')
     try {
       const hub = await openHub(nc, options.hub)
       return new Client(nc, hub, createInbox('c').slice(2), {

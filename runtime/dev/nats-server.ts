@@ -91,6 +91,11 @@ export interface NatsServerOptions {
   cluster?: NatsClusterMemberOptions
   /** Log file for the server's stdout/stderr; `<storeDir>/nats-server.log` when omitted. */
   logFile?: string
+  /**
+   * Extra nats-server configuration appended to the generated file: `authorization`, `accounts`
+   * or `tls` blocks, e.g. `authorization { token: "s3cret" }` (the security tests use it).
+   */
+  extraConfig?: string
 }
 
 /** A running (or stopped and restartable) `nats-server` process. */
@@ -309,6 +314,7 @@ function renderConfig(opts: {
   name?: string
   maxPayload?: number
   cluster?: NatsClusterMemberOptions
+  extraConfig?: string
 }): string {
   const lines = [`listen: "127.0.0.1:${opts.port}"`]
   if (opts.name !== undefined) lines.push(`server_name: ${quote(opts.name)}`)
@@ -318,6 +324,7 @@ function renderConfig(opts: {
   }
   if (opts.jetstream) lines.push('jetstream {', `  store_dir: ${quote(opts.storeDir)}`, '}')
   if (opts.cluster !== undefined) lines.push(...renderClusterBlock(opts.cluster))
+  if (opts.extraConfig !== undefined) lines.push(opts.extraConfig)
   return lines.join('\n') + '\n'
 }
 

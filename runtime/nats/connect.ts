@@ -1,18 +1,181 @@
 /**
  * Connecting to NATS and closing a connection, for nodes, clients, workers and the CLI: the one
- * place that calls the NATS client's `connect`.
+ * place that calls the NATS client's `connect`. {@link ConnectionOptions} (connection-options.ts)
+ * are mapped here onto the client's authenticators and TLS settings; failures become Basalt
+ * errors whose messages name the server but never a password, token or seed.
  */
-import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { ConnectionError } from '../../actors/errors.ts'
+import { readFileSync } from 'node:fs'
+import {
+  connect,
+  credsAuthenticator,
+  nkeyAuthenticator,
+  nkeys,
+  tokenAuthenticator,
+  usernamePasswordAuthenticator,
+  type Authenticator,
+  type NatsConnection,
+  type NodeConnectionOptions,
+  type TlsOptions,
+} from '@nats-io/transport-node'
+import { AuthorizationError, BadInputError, ConnectionError } from '../../actors/errors.ts'
 import { isReachable } from './connection-health.ts'
+import {
+  redactSecrets,
+  redactUrl,
+  splitUrlCredentials,
+  type ConnectionOptions,
+  type TlsConnectionOptions,
+} from './connection-options.ts'
 
-/** Connects to NATS; the error names the URL(s) when the server cannot be reached. */
-export async function connectTo(servers: string | string[], name: string): Promise<NatsConnection> {
+/**
+ * Connects to NATS with `options` (or just server URLs); `name` is the connection name used when
+ * the options give none. Reconnects forever once connected, but the first connect fails at once:
+ * with `AuthorizationError` when the server refuses the credentials (the message names the server
+ * and the user, never a secret), with `ConnectionError` naming the URL(s) when the server cannot be
+ * reached or the TLS handshake fails, and with `BadInputError` for unusable options (a password
+ * without a user, two kinds of credentials, an unreadable seed, creds or certificate file).
+ *
+ * @example const nc = await connectTo({ servers: 'nats://127.0.0.1:4222', user: 'node', password }, 'basalt-node')
+ */
+export async function connectTo(
+  options: ConnectionOptions | string | string[],
+  name = 'basalt',
+): Promise<NatsConnection> {
+  const given: ConnectionOptions =
+    typeof options === 'string' || Array.isArray(options) ? { servers: options } : options
+  const { natsOptions, identity } = toNatsOptions(given, name)
+  const list = [natsOptions.servers ?? []].flat().map(redactUrl).join(', ')
   try {
-    return await connect({ servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 250 })
+    return await connect(natsOptions)
   } catch (err) {
-    const list = Array.isArray(servers) ? servers.join(', ') : servers
-    throw new ConnectionError(`cannot reach NATS at ${list}: ${(err as Error).message}`, { cause: err })
+    const detail = redactSecrets((err as Error).message ?? String(err), given)
+    if (isAuthorizationFailure(err)) {
+      throw new AuthorizationError(
+        `authorization failed at NATS ${list} (${identity}): ${detail}; check the credentials`,
+        { cause: err },
+      )
+    }
+    // a server refusing a TLS client certificate closes the connection unseen: the wait times out
+    const hint =
+      given.tls !== undefined && /timeout/i.test(detail)
+        ? ' (with TLS: does the server require a client certificate it would accept?)'
+        : ''
+    throw new ConnectionError(`cannot reach NATS at ${list}: ${detail}${hint}`, { cause: err })
+  }
+}
+
+/** Whether a failed connect was the server refusing the credentials. */
+function isAuthorizationFailure(err: unknown): boolean {
+  const e = err as { name?: string; message?: string }
+  return (
+    e?.name === 'AuthorizationError' ||
+    e?.name === 'UserAuthenticationExpiredError' ||
+    /authorization violation|authentication (?:timeout|expired)/i.test(String(e?.message))
+  )
+}
+
+/**
+ * The NATS client's options for `options`, and a description of the identity used (for error
+ * messages: the user name, the nkey's public key or the creds file, never a secret).
+ */
+export function toNatsOptions(
+  options: ConnectionOptions,
+  name: string,
+): { natsOptions: NodeConnectionOptions; identity: string } {
+  const { servers, credentials } = splitUrlCredentials([options.servers].flat())
+  if (servers.length === 0) throw new BadInputError('no NATS server URL given (servers is empty)')
+  const explicit = [
+    options.user !== undefined || options.password !== undefined,
+    options.token !== undefined,
+    options.nkey !== undefined,
+    options.credsFile !== undefined,
+  ].filter(Boolean).length
+  if (explicit > 1) {
+    throw new BadInputError('give one kind of NATS credentials: user and password, token, nkey or creds file')
+  }
+  // credentials in the URLs count only when no option gives any
+  const auth = explicit === 1 ? options : { ...options, ...credentials }
+  const authenticator: Authenticator[] = []
+  let identity = 'without credentials'
+  if (auth.user !== undefined || auth.password !== undefined) {
+    if (auth.user === undefined) throw new BadInputError('a NATS password was given without a user')
+    authenticator.push(usernamePasswordAuthenticator(auth.user, auth.password))
+    identity = `as user '${auth.user}'`
+  } else if (auth.token !== undefined) {
+    authenticator.push(tokenAuthenticator(auth.token))
+    identity = 'with a token'
+  } else if (auth.nkey !== undefined) {
+    const seed = readSeed(auth.nkey)
+    authenticator.push(nkeyAuthenticator(seed))
+    identity = `with nkey ${publicKeyOf(seed)}`
+  } else if (auth.credsFile !== undefined) {
+    authenticator.push(credsAuthenticator(readFile(auth.credsFile, 'creds file')))
+    identity = `with creds file ${auth.credsFile}`
+  }
+  const natsOptions: NodeConnectionOptions = {
+    servers,
+    name: options.name ?? name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+  }
+  if (authenticator.length > 0) natsOptions.authenticator = authenticator
+  if (options.tls !== undefined) natsOptions.tls = toTls(options.tls)
+  if (options.inboxPrefix !== undefined) natsOptions.inboxPrefix = options.inboxPrefix
+  if (options.connectTimeoutMs !== undefined) natsOptions.timeout = options.connectTimeoutMs
+  return { natsOptions, identity }
+}
+
+const SEED = /^S[A-Z2-7]{57}$/
+
+/** The bytes of an nkey seed given as text or as the path of a file holding it. */
+function readSeed(nkey: string): Uint8Array {
+  const text = SEED.test(nkey.trim())
+    ? nkey.trim()
+    : new TextDecoder().decode(readFile(nkey, 'nkey seed file'))
+  const seed = text.split(/\s+/).find((word) => SEED.test(word))
+  if (seed === undefined) {
+    // never quote the text: it may be a mistyped seed
+    throw new BadInputError(
+      SEED.test(nkey.trim()) ? 'the nkey seed is malformed' : `nkey seed file ${nkey} holds no seed (SU…)`,
+    )
+  }
+  return new TextEncoder().encode(seed)
+}
+
+function publicKeyOf(seed: Uint8Array): string {
+  try {
+    return nkeys.fromSeed(seed).getPublicKey()
+  } catch (err) {
+    throw new BadInputError('the nkey seed is malformed', { cause: err })
+  }
+}
+
+/** TLS settings for the NATS client: PEM text as given, or read from the named files. */
+function toTls(tls: TlsConnectionOptions): TlsOptions {
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new BadInputError('a TLS client certificate needs both cert and key (give both or neither)')
+  }
+  const pem = (value: string, what: string) =>
+    value.trimStart().startsWith('-----BEGIN')
+      ? value
+      : new TextDecoder().decode(readFile(value, `TLS ${what} file`))
+  const out: TlsOptions = {}
+  if (tls.ca !== undefined) out.ca = pem(tls.ca, 'CA')
+  if (tls.cert !== undefined) out.cert = pem(tls.cert, 'certificate')
+  if (tls.key !== undefined) out.key = pem(tls.key, 'key')
+  return out
+}
+
+function readFile(file: string, what: string): Uint8Array {
+  try {
+    return readFileSync(file)
+  } catch (err) {
+    throw new BadInputError(
+      `cannot read the ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+      {
+        cause: err,
+      },
+    )
   }
 }
 

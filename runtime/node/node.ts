@@ -37,11 +37,14 @@ import type { KV } from '@nats-io/kv'
 import { isFencingRejection } from '../nats/storage.ts'
 import { whileConnected } from '../nats/connection-health.ts'
 import { closeConnection, connectTo } from '../nats/connect.ts'
+import { pickConnection, type ConnectionOptions } from '../nats/connection-options.ts'
 
-/** Options of {@link Node.start}. */
-export interface NodeOptions extends HubOptions {
-  /** NATS server URL(s), e.g. `nats://127.0.0.1:4222`. */
-  servers: string | string[]
+/**
+ * Options of {@link Node.start}: where NATS is and how to log in there (`servers`, credentials,
+ * TLS: see {@link ConnectionOptions}; the activity workers' client connects the same way), the hub
+ * and what the node runs.
+ */
+export interface NodeOptions extends HubOptions, ConnectionOptions {
   /** Hub name: letters, digits, `_` and `-`. */
   hub: string
   /** Entity classes, orchestrations and activities this node runs. */
@@ -133,7 +136,8 @@ export class Node {
    * Connects, opens or creates the hub, joins placement and starts (recovers) the partitions
    * assigned to this node; resolves once the placement has settled (every partition assigned to a
    * live node, shares even to within one, this node running its share) or `readyTimeoutMs` passed. Throws
-   * `ConnectionError` naming the URL when NATS cannot be reached, and `BadInputError` for a
+   * `ConnectionError` naming the URL when NATS cannot be reached, `AuthorizationError` when it
+   * refuses the credentials, and `BadInputError` for a
    * bad hub name or registry.
    *
    * @example
@@ -153,7 +157,7 @@ export class Node {
     if (leaseMs < 2 * heartbeatMs) {
       throw new BadInputError(`leaseMs (${leaseMs}) must be at least twice heartbeatMs (${heartbeatMs})`)
     }
-    const nc = await connectTo(options.servers, `basalt-node`)
+    const nc = await connectTo(pickConnection(options), 'basalt-node')
     let workers: ActivityWorkers | undefined
     let workerClient: Client | undefined
     let node: Node | undefined
@@ -164,7 +168,7 @@ export class Node {
         logger.warn(warning, { server: nc.info?.version })
       }
       if (activities.length > 0) {
-        workerClient = await Client.connect({ servers: options.servers, hub: options.hub })
+        workerClient = await Client.connect({ ...pickConnection(options), hub: options.hub })
         workers = await ActivityWorkers.start(nc, hub, workflows.activities, workerClient, logger)
         const w = workers
         workflows.offload = { threshold: options.offloadThreshold ?? 200, publish: (task) => w.publish(task) }

@@ -1,0 +1,296 @@
+/**
+ * How nodes, clients, activity workers and the CLI say where NATS is and who they are there: one
+ * {@link ConnectionOptions} type, read from the environment ({@link connectionFromEnv}) or from
+ * command-line flags ({@link connectionFromFlags}), plus the helpers that keep secrets out of
+ * messages (credentials in server URLs are taken out of the URLs, and URLs are redacted before
+ * they are shown). Pure: no NATS client, no file reads, so the CLI can import it cheaply; the
+ * mapping onto the NATS client's own options is in connect.ts.
+ */
+import { BadInputError } from '../../actors/errors.ts'
+
+/**
+ * TLS settings. Each of `ca`, `cert` and `key` is either the path of a PEM file or the PEM text
+ * itself (anything starting with `-----BEGIN`). Giving `tls` at all (even `{}`) requires TLS;
+ * `cert` and `key` together present a client certificate (mutual TLS).
+ */
+export interface TlsConnectionOptions {
+  /** Certificate authority that signed the server's certificate (default: the system's CAs). */
+  ca?: string
+  /** Client certificate, for servers that verify clients (`verify: true`). */
+  cert?: string
+  /** Private key of the client certificate. */
+  key?: string
+}
+
+/**
+ * Where NATS is and how to authenticate there; accepted by `Node.start`, `Client.connect`, the
+ * activity workers and every CLI command. Give at most one of `user`/`password`, `token`, `nkey`
+ * and `credsFile`. Credentials may also be written into a server URL
+ * (`nats://alice:s3cret@host:4222`, or `nats://TOKEN@host:4222` for a token); options given here
+ * take precedence over those.
+ *
+ * @example
+ * const options: ConnectionOptions = {
+ *   servers: 'tls://nats.example.com:4222',
+ *   credsFile: '/etc/basalt/node.creds',
+ *   tls: { ca: '/etc/basalt/ca.pem' },
+ * }
+ */
+export interface ConnectionOptions {
+  /** NATS server URL(s), e.g. `nats://127.0.0.1:4222`. */
+  servers: string | string[]
+  /** User name (with `password`). */
+  user?: string
+  /** Password of `user`. Never logged nor shown in errors. */
+  password?: string
+  /** Authentication token. Never logged nor shown in errors. */
+  token?: string
+  /** An nkey seed (`SU…`), or the path of a file holding one. Never logged nor shown in errors. */
+  nkey?: string
+  /** Path of a `.creds` file (user JWT and nkey seed, as `nsc` writes them). */
+  credsFile?: string
+  /** TLS: server CA, client certificate and key (paths or PEM text). */
+  tls?: TlsConnectionOptions
+  /** Connection name shown in the server's monitoring (default `basalt-node`, `basalt-client`, …). */
+  name?: string
+  /**
+   * How long the first connect waits for the server's handshake, in ms (default 20,000). A server
+   * that rejects a TLS client certificate is noticed only when this runs out.
+   */
+  connectTimeoutMs?: number
+  /**
+   * Prefix of the inboxes on which the NATS client receives replies to its own requests (default
+   * `_INBOX`); lets a server's permissions give each user its own reply subjects.
+   */
+  inboxPrefix?: string
+}
+
+/** The keys of {@link ConnectionOptions}, to pick them out of larger option objects. */
+export const CONNECTION_KEYS = [
+  'servers',
+  'user',
+  'password',
+  'token',
+  'nkey',
+  'credsFile',
+  'tls',
+  'name',
+  'connectTimeoutMs',
+  'inboxPrefix',
+] as const satisfies ReadonlyArray<keyof ConnectionOptions>
+
+/**
+ * The connection options among `options` (e.g. a `NodeOptions`), without anything else.
+ *
+ * @example const connection = pickConnection(nodeOptions)
+ */
+export function pickConnection(options: ConnectionOptions): ConnectionOptions {
+  const picked: Record<string, unknown> = {}
+  for (const key of CONNECTION_KEYS) if (options[key] !== undefined) picked[key] = options[key]
+  return picked as unknown as ConnectionOptions
+}
+
+/**
+ * The environment variables {@link connectionFromEnv} reads, by option. `NATS_URL` may list
+ * several servers separated by commas; `NATS_NKEY` holds a seed or the path of a seed file.
+ */
+export const CONNECTION_ENV = {
+  servers: 'NATS_URL',
+  user: 'NATS_USER',
+  password: 'NATS_PASSWORD',
+  token: 'NATS_TOKEN',
+  nkey: 'NATS_NKEY',
+  credsFile: 'NATS_CREDS',
+  ca: 'NATS_CA',
+  cert: 'NATS_CERT',
+  key: 'NATS_KEY',
+} as const
+
+/**
+ * The connection options set in `env` (default `process.env`): `NATS_URL`, `NATS_USER`,
+ * `NATS_PASSWORD`, `NATS_TOKEN`, `NATS_NKEY`, `NATS_CREDS`, `NATS_CA`, `NATS_CERT`, `NATS_KEY`.
+ * Unset or empty variables give no option; `servers` is missing when `NATS_URL` is unset.
+ *
+ * @example const connection = connectionFromEnv() // NATS_URL=nats://a:4222,nats://b:4222 -> servers ['nats://a:4222', 'nats://b:4222']
+ */
+export function connectionFromEnv(
+  env: Record<string, string | undefined> = process.env,
+): Partial<ConnectionOptions> {
+  const read = (name: string) => {
+    const value = env[name]?.trim()
+    return value === undefined || value === '' ? undefined : value
+  }
+  return buildOptions(
+    {
+      servers: read(CONNECTION_ENV.servers),
+      user: read(CONNECTION_ENV.user),
+      password: read(CONNECTION_ENV.password),
+      token: read(CONNECTION_ENV.token),
+      nkey: read(CONNECTION_ENV.nkey),
+      credsFile: read(CONNECTION_ENV.credsFile),
+      ca: read(CONNECTION_ENV.ca),
+      cert: read(CONNECTION_ENV.cert),
+      key: read(CONNECTION_ENV.key),
+    },
+    (name) => `$${CONNECTION_ENV[name]}`,
+  )
+}
+
+/** The command-line flags {@link connectionFromFlags} reads, by option. */
+export const CONNECTION_FLAGS = {
+  servers: 'servers',
+  user: 'user',
+  password: 'password',
+  token: 'token',
+  nkey: 'nkey',
+  credsFile: 'creds',
+  ca: 'tls-ca',
+  cert: 'tls-cert',
+  key: 'tls-key',
+} as const
+
+type Field = keyof typeof CONNECTION_FLAGS
+
+/**
+ * The connection options of a command line: `--servers URL[,URL...]`, `--user`, `--password`,
+ * `--token`, `--nkey SEED|FILE`, `--creds FILE`, `--tls-ca`, `--tls-cert`, `--tls-key`, each
+ * falling back on its environment variable (see {@link connectionFromEnv}) when not given.
+ * `flags` holds the values by flag name, as `node:util` `parseArgs` gives them (`tls-ca`) or as
+ * commander does (`tlsCa`). Throws `BadInputError` naming the flag when a value is not a string,
+ * and when no server is given at all (neither `--servers` nor `NATS_URL`).
+ *
+ * @example
+ * const connection = connectionFromFlags(program.opts()) // --servers nats://127.0.0.1:4222 --creds ./me.creds
+ * const client = await Client.connect({ ...connection, hub: 'demo' })
+ */
+export function connectionFromFlags(
+  flags: Record<string, unknown>,
+  env: Record<string, string | undefined> = process.env,
+): ConnectionOptions {
+  const fromEnv = connectionFromEnv(env)
+  const values = {} as Record<Field, string | undefined>
+  for (const field of Object.keys(CONNECTION_FLAGS) as Field[]) {
+    const flag = CONNECTION_FLAGS[field]
+    const value = flags[flag] ?? flags[camelCase(flag)]
+    if (value !== undefined && typeof value !== 'string') {
+      throw new BadInputError(`--${flag} expects a value`)
+    }
+    values[field] = value === undefined || value.trim() === '' ? undefined : value.trim()
+  }
+  const fromFlags = buildOptions(values, (name) => `--${CONNECTION_FLAGS[name]}`)
+  const tls =
+    fromEnv.tls === undefined && fromFlags.tls === undefined
+      ? {}
+      : { tls: { ...fromEnv.tls, ...fromFlags.tls } }
+  const merged = { ...fromEnv, ...fromFlags, ...tls }
+  if (merged.servers === undefined) {
+    throw new BadInputError(
+      `no NATS server given: pass --servers URL[,URL...] or set $${CONNECTION_ENV.servers}`,
+    )
+  }
+  return { ...merged, servers: merged.servers }
+}
+
+function camelCase(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())
+}
+
+/** Options from flat string values; `where` names the source of a value in errors. */
+function buildOptions(
+  values: Record<Field, string | undefined>,
+  where: (field: Field) => string,
+): Partial<ConnectionOptions> {
+  const options: Partial<ConnectionOptions> = {}
+  if (values.servers !== undefined) {
+    const servers = values.servers
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '')
+    if (servers.length === 0) throw new BadInputError(`${where('servers')} lists no URL`)
+    options.servers = servers
+  }
+  if (values.user !== undefined) options.user = values.user
+  if (values.password !== undefined) options.password = values.password
+  if (values.token !== undefined) options.token = values.token
+  if (values.nkey !== undefined) options.nkey = values.nkey
+  if (values.credsFile !== undefined) options.credsFile = values.credsFile
+  const tls: TlsConnectionOptions = {}
+  if (values.ca !== undefined) tls.ca = values.ca
+  if (values.cert !== undefined) tls.cert = values.cert
+  if (values.key !== undefined) tls.key = values.key
+  if (Object.keys(tls).length > 0) options.tls = tls
+  return options
+}
+
+/** Credentials found in the user-info part of server URLs. */
+export interface UrlCredentials {
+  user?: string
+  password?: string
+  token?: string
+}
+
+/**
+ * Takes credentials out of server URLs (`nats://alice:s3cret@host`, `nats://TOKEN@host`), which
+ * the NATS client would ignore: returns the URLs without them and the credentials found. Throws
+ * `BadInputError` (naming the redacted URLs) when two URLs carry different credentials.
+ *
+ * @example splitUrlCredentials(['nats://alice:pw@h:4222']) // { servers: ['nats://h:4222'], credentials: { user: 'alice', password: 'pw' } }
+ */
+export function splitUrlCredentials(servers: string[]): { servers: string[]; credentials: UrlCredentials } {
+  let credentials: UrlCredentials = {}
+  let from: string | undefined
+  const stripped = servers.map((server) => {
+    const match = USER_INFO.exec(server)
+    if (match === null) return server
+    const [, scheme = '', info = '', rest = ''] = match
+    const colon = info.indexOf(':')
+    const found: UrlCredentials =
+      colon < 0
+        ? { token: decodeURIComponent(info) }
+        : {
+            user: decodeURIComponent(info.slice(0, colon)),
+            password: decodeURIComponent(info.slice(colon + 1)),
+          }
+    if (from !== undefined && JSON.stringify(found) !== JSON.stringify(credentials)) {
+      throw new BadInputError(
+        `server URLs carry different credentials (${redactUrl(from)} and ${redactUrl(server)}); ` +
+          `give them once, as user and password or token options`,
+      )
+    }
+    credentials = found
+    from = server
+    return scheme + rest
+  })
+  return { servers: stripped, credentials }
+}
+
+/** `scheme://` (optional), the user info before the last `@` of the authority, and the rest. */
+const USER_INFO = /^([a-z][a-z0-9+.-]*:\/\/)?([^/?#@]*)@(.*)$/i
+
+/**
+ * A server URL fit to show: the user info (password, token) replaced by `***`.
+ *
+ * @example redactUrl('nats://alice:s3cret@host:4222') // 'nats://***@host:4222'
+ */
+export function redactUrl(server: string): string {
+  const match = USER_INFO.exec(server)
+  return match === null ? server : `${match[1] ?? ''}***@${match[3] ?? ''}`
+}
+
+/**
+ * `text` with every secret of `options` (password, token, nkey seed, passwords and tokens in
+ * server URLs) replaced by `***`: for messages that quote what a server or a library said.
+ */
+export function redactSecrets(text: string, options: Partial<ConnectionOptions>): string {
+  const servers = options.servers === undefined ? [] : [options.servers].flat()
+  const secrets = [options.password, options.token, options.nkey]
+  for (const server of servers) {
+    const match = USER_INFO.exec(server)
+    if (match !== null) secrets.push(match[2], ...(match[2] ?? '').split(':').slice(1))
+  }
+  let out = text
+  for (const secret of secrets) {
+    if (secret !== undefined && secret.length >= 3) out = out.split(secret).join('***')
+  }
+  return out
+}

@@ -1,0 +1,391 @@
+/**
+ * Secured NATS (issue 10, section 3): nodes and clients connect to nats-servers that require users
+ * and passwords (with the exact node and client permissions of runtime/nats/permissions.ts), a
+ * token, an nkey, and mutual TLS with certificates made by `openssl` at test time; two accounts
+ * keep hub `a` and hub `b` apart; a wrong password fails at once with an error that says
+ * authorization failed and does not contain the password.
+ */
+import { execFileSync } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { firstValueFrom, filter } from 'rxjs'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { nkeys } from '@nats-io/transport-node'
+import {
+  AuthorizationError,
+  Client,
+  ConnectionError,
+  HubNotFoundError,
+  Node,
+  silentLogger,
+  type ConnectionOptions,
+} from '../../runtime/index.ts'
+import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
+import { HubNames } from '../../runtime/nats/hub.ts'
+import { clientPermissions, nodePermissions, renderPermissions } from '../../runtime/nats/permissions.ts'
+import { Counter } from '../fixtures/entities.ts'
+import { helloSequence, sayHello } from '../fixtures/workflows.ts'
+import { spawnTs, tempDir, useNatsServer, waitFor } from '../tooling/harness.ts'
+
+const NODE_PASSWORD = 'node-s3cret-pw'
+const INTRUDER = new Uint8Array([0xde, 0xad])
+const CLIENT_PASSWORD = 'client-s3cret-pw'
+
+/** Starts a node and a client with the given connection options; both are stopped by `stop`. */
+async function startStack(
+  nodeConnection: ConnectionOptions,
+  clientConnection: ConnectionOptions,
+  hub: string,
+): Promise<{ node: Node; client: Client; stop(): Promise<void> }> {
+  const node = await Node.start({
+    ...nodeConnection,
+    hub,
+    registry: [Counter, helloSequence, sayHello],
+    partitions: 2,
+    logger: silentLogger,
+  })
+  let client: Client
+  try {
+    client = await Client.connect({ ...clientConnection, hub })
+  } catch (err) {
+    await node.stop()
+    throw err
+  }
+  return {
+    node,
+    client,
+    async stop() {
+      await client.close()
+      await node.stop()
+    },
+  }
+}
+
+/** Signals, calls, reads, watches and runs an orchestration with an activity: a client's whole job. */
+async function exercise(client: Client, key: string): Promise<void> {
+  const counter = client.entity(Counter, key)
+  await counter.signal.add(2)
+  expect(await counter.call.get(), `counter ${key} after add(2)`).toBe(2)
+  expect(await client.readEntityState(Counter, key)).toEqual({ exists: true, state: 2 })
+  const watched = firstValueFrom(client.watchEntity(Counter, key).pipe(filter((v) => v === 5)))
+  await counter.signal.add(3)
+  expect(await watched, `watch of counter ${key}`).toBe(5)
+  const id = await client.start(helloSequence, ['Oslo', 'Lima'])
+  const done = await client.waitForCompletion(id)
+  expect(done.status, `instance ${id}`).toBe('Completed')
+  expect(done.output).toEqual(['Hello Oslo', 'Hello Lima'])
+  const page = await client.listInstances({ namePrefix: 'helloSequence' })
+  expect(page.instances.map((i) => i.id)).toContain(id)
+}
+
+/** Whether `promise` rejects within `ms`; returns the error. */
+async function rejection(promise: Promise<unknown>, ms = 5_000): Promise<Error> {
+  const started = Date.now()
+  const outcome = await promise.then(
+    () => new Error('expected a rejection, got success'),
+    (err: unknown) => err as Error,
+  )
+  expect(Date.now() - started, `failed after ${Date.now() - started} ms, expected < ${ms}`).toBeLessThan(ms)
+  return outcome
+}
+
+describe('users and passwords, with the node and client permissions', () => {
+  const hub = 'h'
+  const nats = useNatsServer({
+    extraConfig: [
+      'authorization {',
+      '  users: [',
+      `    { user: node, password: "${NODE_PASSWORD}"`,
+      renderPermissions(nodePermissions(hub), 6),
+      '    }',
+      `    { user: client, password: "${CLIENT_PASSWORD}"`,
+      renderPermissions(clientPermissions(hub), 6),
+      '    }',
+      '  ]',
+      '}',
+    ].join('\n'),
+  })
+  const asNode = () => ({ servers: nats.url, user: 'node', password: NODE_PASSWORD })
+  const asClient = () => ({ servers: nats.url, user: 'client', password: CLIENT_PASSWORD })
+  let stack: Awaited<ReturnType<typeof startStack>>
+  beforeAll(async () => {
+    stack = await startStack(asNode(), asClient(), hub)
+  })
+  afterAll(async () => {
+    await stack?.stop()
+  })
+
+  it('runs a node and a client with exactly the documented permissions', async () => {
+    await exercise(stack.client, 'perm-1')
+  })
+
+  it('takes the user and password from a server URL, and keeps them out of messages', async () => {
+    const url = nats.url.replace('nats://', `nats://client:${CLIENT_PASSWORD}@`)
+    const client = await Client.connect({ servers: url, hub })
+    try {
+      await client.entity(Counter, 'url-1').signal.add(1)
+      expect(await client.entity(Counter, 'url-1').call.get()).toBe(1)
+    } finally {
+      await client.close()
+    }
+    const wrong = nats.url.replace('nats://', 'nats://client:wrong-url-pw@')
+    const err = await rejection(Client.connect({ servers: wrong, hub }))
+    expect(err).toBeInstanceOf(AuthorizationError)
+    expect(err.message).not.toContain('wrong-url-pw')
+    expect(err.message).toContain(`authorization failed at NATS ${nats.url} (as user 'client')`)
+  })
+
+  it('keeps the client user from writing the commit log, the state or the streams', async () => {
+    const names = new HubNames(hub)
+    const nc = await connectTo(asClient(), 'intruder')
+    try {
+      const js = jetstream(nc, { timeout: 1_000 })
+      const log = await rejection(js.publish(names.log(0), INTRUDER))
+      expect(String(log), `publish to ${names.log(0)}`).toMatch(/permission|timeout|no responders/i)
+      const state = await rejection(js.publish(names.stateSubject('e.0.Counter.x'), INTRUDER))
+      expect(String(state), 'publish to the state bucket').toMatch(/permission|timeout|no responders/i)
+      const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: 1_000 })
+      const del = await rejection(jsm.streams.delete(names.logStream))
+      expect(String(del), `delete of ${names.logStream}`).toMatch(/permission|timeout|no responders/i)
+      const admin = await jetstreamManager(stack.node.nc)
+      const info = await admin.streams.info(names.logStream)
+      for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+        const m = await admin.streams.getMessage(names.logStream, { seq }).catch(() => null)
+        expect(m?.data, `commit log record ${seq}`).not.toEqual(INTRUDER)
+      }
+    } finally {
+      await closeConnection(nc)
+    }
+    await exercise(stack.client, 'perm-2') // the hub is unharmed
+  })
+
+  it('fails fast on a wrong password, saying authorization failed, without the password', async () => {
+    const err = await rejection(
+      Client.connect({ servers: nats.url, user: 'client', password: 'not-the-password', hub }),
+    )
+    expect(err).toBeInstanceOf(AuthorizationError)
+    expect((err as AuthorizationError).code).toBe('AUTHORIZATION')
+    expect(err.message).toMatch(
+      /^authorization failed at NATS nats:\/\/127\.0\.0\.1:\d+ \(as user 'client'\)/,
+    )
+    expect(err.message).not.toContain('not-the-password')
+    const nodeErr = await rejection(
+      Node.start({ servers: nats.url, user: 'node', password: 'bad-node-pw', hub, registry: [Counter] }),
+    )
+    expect(nodeErr).toBeInstanceOf(AuthorizationError)
+    expect(nodeErr.message).not.toContain('bad-node-pw')
+  })
+
+  it('logs the CLI in from flags or NATS_* variables; a wrong password exits 1 without showing it', async () => {
+    const run = async (args: string[], env: Record<string, string> = {}) => {
+      const child = spawnTs('runtime/cli/basalt.mjs', ['placement', '--hub', hub, ...args], env)
+      return { code: await child.exited, output: child.lines.join('\n') }
+    }
+    const fromEnv = await run([], { NATS_URL: nats.url, NATS_USER: 'node', NATS_PASSWORD: NODE_PASSWORD })
+    expect(fromEnv.code, fromEnv.output).toBe(0)
+    expect(fromEnv.output).toMatch(new RegExp(`^hub ${hub}: 2 partitions`, 'm'))
+    const wrong = await run(['--servers', nats.url, '--user', 'node', '--password', 'cli-wrong-pw'])
+    expect(wrong.code, wrong.output).toBe(1)
+    expect(wrong.output).toMatch(/^basalt placement: authorization failed at NATS .* \(as user 'node'\)/m)
+    expect(wrong.output).not.toContain('cli-wrong-pw')
+  })
+})
+
+describe('a token', () => {
+  const token = 'tok-s3cret-0123456789'
+  const nats = useNatsServer({ extraConfig: `authorization { token: "${token}" }` })
+
+  it('runs a node and a client with the token, also given in the URL', async () => {
+    const url = nats.url.replace('nats://', `nats://${token}@`)
+    const stack = await startStack({ servers: nats.url, token }, { servers: url }, 'tok')
+    try {
+      await exercise(stack.client, 'tok-1')
+    } finally {
+      await stack.stop()
+    }
+  })
+
+  it('refuses a wrong token at once, without showing it', async () => {
+    const err = await rejection(connectTo({ servers: nats.url, token: 'tok-wrong-987' }))
+    expect(err).toBeInstanceOf(AuthorizationError)
+    expect(err.message).toMatch(/authorization failed/)
+    expect(err.message).not.toContain('tok-wrong-987')
+  })
+})
+
+describe('an nkey', () => {
+  const user = nkeys.createUser()
+  const seed = new TextDecoder().decode(user.getSeed())
+  const nats = useNatsServer({
+    extraConfig: `authorization { users: [ { nkey: "${user.getPublicKey()}" } ] }`,
+  })
+
+  it('runs a node with the seed in a file and a client with the seed itself', async () => {
+    const file = path.join(tempDir('basalt-nkey-'), 'node.nk')
+    writeFileSync(file, `${seed}\n`)
+    const stack = await startStack({ servers: nats.url, nkey: file }, { servers: nats.url, nkey: seed }, 'nk')
+    try {
+      await exercise(stack.client, 'nk-1')
+    } finally {
+      await stack.stop()
+    }
+  })
+
+  it('refuses another nkey at once, naming its public key and not its seed', async () => {
+    const other = nkeys.createUser()
+    const otherSeed = new TextDecoder().decode(other.getSeed())
+    const err = await rejection(connectTo({ servers: nats.url, nkey: otherSeed }))
+    expect(err).toBeInstanceOf(AuthorizationError)
+    expect(err.message).toContain(other.getPublicKey())
+    expect(err.message).not.toContain(otherSeed)
+  })
+})
+
+/** A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl. */
+function makeCertificates(): Record<'ca' | 'serverCert' | 'serverKey' | 'clientCert' | 'clientKey', string> {
+  const dir = tempDir('basalt-tls-')
+  const file = (name: string) => path.join(dir, name)
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' })
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+  openssl(
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    'ca-key.pem',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=basalt test CA',
+  )
+  const sign = (name: string, ext: string) => {
+    writeFileSync(file(`${name}.ext`), ext)
+    openssl('req', ...ec, '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=${name}`)
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca-key.pem',
+      '-CAcreateserial',
+      '-out',
+      `${name}.pem`,
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+    )
+  }
+  sign('server', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n')
+  sign('client', 'extendedKeyUsage=clientAuth\n')
+  return {
+    ca: file('ca.pem'),
+    serverCert: file('server.pem'),
+    serverKey: file('server-key.pem'),
+    clientCert: file('client.pem'),
+    clientKey: file('client-key.pem'),
+  }
+}
+
+describe('mutual TLS', () => {
+  const certs = makeCertificates()
+  const nats = useNatsServer({
+    extraConfig: [
+      'tls {',
+      `  cert_file: ${JSON.stringify(certs.serverCert)}`,
+      `  key_file: ${JSON.stringify(certs.serverKey)}`,
+      `  ca_file: ${JSON.stringify(certs.ca)}`,
+      '  verify: true',
+      '  timeout: 2',
+      '}',
+    ].join('\n'),
+  })
+
+  it('runs a node (certificate files) and a client (PEM text) with client certificates', async () => {
+    const pem = (f: string) => readFileSync(f, 'utf8')
+    const stack = await startStack(
+      { servers: nats.url, tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey } },
+      {
+        servers: nats.url,
+        tls: { ca: pem(certs.ca), cert: pem(certs.clientCert), key: pem(certs.clientKey) },
+      },
+      'tls',
+    )
+    try {
+      await exercise(stack.client, 'tls-1')
+      expect(stack.node.nc.info?.tls_required, 'server requires TLS').toBe(true)
+    } finally {
+      await stack.stop()
+    }
+  })
+
+  it('fails with a ConnectionError without a client certificate, once the connect timeout ran out', async () => {
+    // the server closes the connection after the handshake; the client only sees its wait run out
+    const err = await rejection(
+      connectTo({ servers: nats.url, tls: { ca: certs.ca }, connectTimeoutMs: 1_000 }),
+    )
+    expect(err).toBeInstanceOf(ConnectionError)
+    expect(err.message).toContain(`cannot reach NATS at ${nats.url}`)
+    expect(err.message).toMatch(/client certificate/)
+  })
+})
+
+describe('two accounts', () => {
+  const nats = useNatsServer({
+    extraConfig: [
+      'accounts {',
+      '  A: { jetstream: enabled, users: [ { user: a, password: "pw-a" } ] }',
+      '  B: { jetstream: enabled, users: [ { user: b, password: "pw-b" } ] }',
+      '}',
+    ].join('\n'),
+  })
+
+  it("keeps hub a's account from reading or writing hub b", async () => {
+    const inA = { servers: nats.url, user: 'a', password: 'pw-a' }
+    const inB = { servers: nats.url, user: 'b', password: 'pw-b' }
+    const a = await startStack(inA, inA, 'a')
+    const b = await startStack(inB, inB, 'b')
+    const spy = await connectTo(inA, 'spy-in-a')
+    const witness = await connectTo(inB, 'witness-in-b')
+    try {
+      await exercise(a.client, 'a-1')
+      // from account A, hub b does not exist: no client, no streams, no messages
+      const err = await rejection(Client.connect({ ...inA, hub: 'b' }))
+      expect(err, 'client of hub b in account A').toBeInstanceOf(HubNotFoundError)
+      const namesB = new HubNames('b')
+      const jsmA = await jetstreamManager(spy)
+      const info = await rejection(jsmA.streams.info(namesB.mailboxStream))
+      expect(String(info), `stream ${namesB.mailboxStream} seen from account A`).toMatch(/not found/i)
+      spy.publish(namesB.mailbox(0), new Uint8Array([1, 2, 3])) // lands in nothing of B's
+      await spy.flush()
+      // subscribed after that publish, so the spy does not see its own message
+      const seenInA: string[] = []
+      const seenInB: string[] = []
+      spy.subscribe('b.>', { callback: (_, m) => void seenInA.push(m.subject) })
+      spy.subscribe('$KV.basalt_b_state.>', { callback: (_, m) => void seenInA.push(m.subject) })
+      witness.subscribe('b.chg.*', { callback: (_, m) => void seenInB.push(m.subject) })
+      await Promise.all([spy.flush(), witness.flush()])
+      await exercise(b.client, 'b-1')
+      await waitFor(() => seenInB.length > 0, 'account B: change messages of hub b seen by a witness in B')
+      await spy.flush()
+      expect(seenInA, 'messages of hub b seen from account A').toEqual([])
+      const jsmB = await jetstreamManager(witness)
+      const mailbox = await jsmB.streams.info(namesB.mailboxStream)
+      for (let seq = mailbox.state.first_seq; seq <= mailbox.state.last_seq; seq++) {
+        const m = await jsmB.streams.getMessage(namesB.mailboxStream, { seq }).catch(() => null)
+        expect(m?.data, `mailbox message ${seq} of hub b`).not.toEqual(new Uint8Array([1, 2, 3]))
+      }
+    } finally {
+      await closeConnection(spy)
+      await closeConnection(witness)
+      await a.stop()
+      await b.stop()
+    }
+  })
+})

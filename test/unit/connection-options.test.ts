@@ -1,0 +1,173 @@
+/**
+ * Connection options without a server: reading them from `NATS_*` variables and CLI flags, taking
+ * credentials out of server URLs, redaction, and the mapping onto the NATS client's options
+ * (which kinds of credentials, conflicts and unreadable files are refused, and how).
+ */
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { nkeys } from '@nats-io/transport-node'
+import { BadInputError } from '../../runtime/index.ts'
+import {
+  connectionFromEnv,
+  connectionFromFlags,
+  redactSecrets,
+  redactUrl,
+  splitUrlCredentials,
+} from '../../runtime/nats/connection-options.ts'
+import { toNatsOptions } from '../../runtime/nats/connect.ts'
+import { UsageError } from '../../runtime/cli/args.ts'
+import { connectionFromFlags as cliConnection } from '../../runtime/cli/connection.ts'
+import { tempDir } from '../tooling/harness.ts'
+
+describe('connectionFromEnv', () => {
+  it('reads every NATS_* variable and splits NATS_URL on commas', () => {
+    expect(
+      connectionFromEnv({
+        NATS_URL: 'nats://a:4222, nats://b:4222',
+        NATS_USER: 'u',
+        NATS_PASSWORD: 'p',
+        NATS_CA: '/ca.pem',
+        NATS_CERT: '/c.pem',
+        NATS_KEY: '/k.pem',
+        NATS_CREDS: '/u.creds',
+        NATS_NKEY: '/u.nk',
+        NATS_TOKEN: 't',
+        OTHER: 'x',
+      }),
+    ).toEqual({
+      servers: ['nats://a:4222', 'nats://b:4222'],
+      user: 'u',
+      password: 'p',
+      token: 't',
+      nkey: '/u.nk',
+      credsFile: '/u.creds',
+      tls: { ca: '/ca.pem', cert: '/c.pem', key: '/k.pem' },
+    })
+    expect(connectionFromEnv({ NATS_USER: '' })).toEqual({})
+  })
+})
+
+describe('connectionFromFlags', () => {
+  it('prefers flags over the environment, in parseArgs or commander spelling', () => {
+    const env = { NATS_URL: 'nats://env:4222', NATS_CA: '/env-ca.pem', NATS_USER: 'env-user' }
+    expect(
+      connectionFromFlags({ servers: 'nats://flag:4222', 'tls-cert': '/c', 'tls-key': '/k' }, env),
+    ).toEqual({
+      servers: ['nats://flag:4222'],
+      user: 'env-user',
+      tls: { ca: '/env-ca.pem', cert: '/c', key: '/k' },
+    })
+    expect(connectionFromFlags({ tlsCa: '/flag-ca', creds: '/me.creds' }, env)).toEqual({
+      servers: ['nats://env:4222'],
+      user: 'env-user',
+      credsFile: '/me.creds',
+      tls: { ca: '/flag-ca' },
+    })
+  })
+
+  it('needs a server, and says how to give one; the CLI turns that into a usage error', () => {
+    expect(() => connectionFromFlags({}, {})).toThrow(/pass --servers URL\[,URL\.\.\.\] or set \$NATS_URL/)
+    expect(() => connectionFromFlags({ servers: 'nats://h', token: true }, {})).toThrow(
+      /--token expects a value/,
+    )
+    expect(() => cliConnection({})).toThrow(UsageError)
+  })
+})
+
+describe('credentials in URLs', () => {
+  it('takes user and password or a token out of the URLs', () => {
+    expect(splitUrlCredentials(['nats://al%40ice:p%3Aw@h:4222', 'tls://h2:4222'])).toEqual({
+      servers: ['nats://h:4222', 'tls://h2:4222'],
+      credentials: { user: 'al@ice', password: 'p:w' },
+    })
+    expect(splitUrlCredentials(['T0KEN@h:4222'])).toEqual({
+      servers: ['h:4222'],
+      credentials: { token: 'T0KEN' },
+    })
+  })
+
+  it('refuses URLs with different credentials without showing them', () => {
+    const err = (() => {
+      try {
+        splitUrlCredentials(['nats://a:pw-one@h1', 'nats://a:pw-two@h2'])
+      } catch (e) {
+        return e as Error
+      }
+    })()
+    expect(err).toBeInstanceOf(BadInputError)
+    expect(err?.message).toContain('nats://***@h1')
+    expect(err?.message).not.toMatch(/pw-one|pw-two/)
+  })
+
+  it('redacts URLs and secrets in text', () => {
+    expect(redactUrl('nats://alice:s3cret@host:4222')).toBe('nats://***@host:4222')
+    expect(redactUrl('nats://host:4222')).toBe('nats://host:4222')
+    expect(
+      redactSecrets('bad s3cret and tok123 in nats://u:urlpw@h', {
+        servers: 'nats://u:urlpw@h',
+        password: 's3cret',
+        token: 'tok123',
+      }),
+    ).toBe('bad *** and *** in nats://***@h')
+  })
+})
+
+describe('toNatsOptions', () => {
+  it('maps each kind of credentials to one authenticator, explicit options over URL ones', () => {
+    const { natsOptions, identity } = toNatsOptions(
+      { servers: 'nats://u:pw@h:4222', user: 'other', password: 'x', name: 'mine' },
+      'default',
+    )
+    expect(natsOptions.servers).toEqual(['nats://h:4222'])
+    expect(natsOptions.name).toBe('mine')
+    expect(identity).toBe("as user 'other'")
+    expect(natsOptions.authenticator).toHaveLength(1)
+    expect(toNatsOptions({ servers: 'nats://u:pw@h' }, 'n').identity).toBe("as user 'u'")
+  })
+
+  it('reads a creds file, an nkey seed file and TLS files, with clear errors', () => {
+    const dir = tempDir('basalt-conn-')
+    const user = nkeys.createUser()
+    const seed = new TextDecoder().decode(user.getSeed())
+    const seedFile = path.join(dir, 'u.nk')
+    writeFileSync(seedFile, seed)
+    expect(toNatsOptions({ servers: 'h', nkey: seedFile }, 'n').identity).toBe(
+      `with nkey ${user.getPublicKey()}`,
+    )
+    const creds = path.join(dir, 'u.creds')
+    writeFileSync(
+      creds,
+      '-----BEGIN NATS USER JWT-----\neyJhbGciOiJlZDI1NTE5In0.e30.c2ln\n------END NATS USER JWT------\n\n' +
+        `-----BEGIN USER NKEY SEED-----\n${seed}\n------END USER NKEY SEED------\n`,
+    )
+    expect(toNatsOptions({ servers: 'h', credsFile: creds }, 'n').identity).toBe(`with creds file ${creds}`)
+    expect(() => toNatsOptions({ servers: 'h', credsFile: path.join(dir, 'none') }, 'n')).toThrow(
+      /cannot read the creds file .*none: ENOENT/,
+    )
+    expect(() => toNatsOptions({ servers: 'h', tls: { ca: path.join(dir, 'none.pem') } }, 'n')).toThrow(
+      /cannot read the TLS CA file/,
+    )
+    expect(() => toNatsOptions({ servers: 'h', tls: { cert: '-----BEGIN CERT' } }, 'n')).toThrow(
+      /both cert and key/,
+    )
+  })
+
+  it('refuses two kinds of credentials, a password without user, and a malformed seed without quoting it', () => {
+    expect(() => toNatsOptions({ servers: 'h', user: 'u', password: 'p', token: 't' }, 'n')).toThrow(
+      /one kind of NATS credentials/,
+    )
+    expect(() => toNatsOptions({ servers: 'h', password: 'p' }, 'n')).toThrow(
+      /password was given without a user/,
+    )
+    const bad = 'S' + 'A'.repeat(57)
+    let message = ''
+    try {
+      toNatsOptions({ servers: 'h', nkey: bad }, 'n')
+    } catch (e) {
+      message = (e as Error).message
+    }
+    expect(message).toMatch(/malformed/)
+    expect(message).not.toContain(bad)
+  })
+})
