@@ -5,8 +5,13 @@
  *
  * This folder knows nothing of NATS: the runtime hands each operation an {@link EntityContext}.
  */
-import { BadInputError, IllegalStateError, UnknownOperationError } from '../actors/errors.ts'
-import { checkKey, checkTypeName } from '../actors/ids.ts'
+import {
+  BadInputError,
+  IllegalStateError,
+  UnknownOperationError,
+  checkKey,
+  checkTypeName,
+} from '../actors/index.ts'
 import type { ArgumentSchema } from './standard-schema.ts'
 
 /** What the runtime provides to a running operation. */

@@ -5,7 +5,7 @@
  * Schema: zod, valibot, arktype or hand-written). Operations without a schema get their arguments
  * unchecked. The facts about a class are computed once and kept per class.
  */
-import { BadInputError, UnknownOperationError } from '../actors/errors.ts'
+import { BadInputError, UnknownOperationError } from '../actors/index.ts'
 import { entityTypeName, operationNames, type EntityClass, type OperationName } from './entity.ts'
 import type {
   ArgumentSchema,

@@ -4,7 +4,7 @@
  * not (each partition makes its own with {@link EntityRegistry.instantiate}), so two operations
  * running at once never share an object or its context.
  */
-import { BadInputError, UnknownEntityError, UnknownOperationError } from '../actors/errors.ts'
+import { BadInputError, UnknownEntityError, UnknownOperationError } from '../actors/index.ts'
 import { Entity, bindContext, type EntityClass, type EntityContext } from './entity.ts'
 import { operationTable, type ArgumentSchema } from './operations.ts'
 

@@ -21,9 +21,9 @@
 import { hostname } from 'node:os'
 import type { KV, KvWatchEntry } from '@nats-io/kv'
 import type { QueuedIterator } from '@nats-io/nats-core'
-import { BadInputError } from '../actors/errors.ts'
-import { decode, encode } from '../runtime/nats/codec.ts'
-import type { Logger } from '../runtime/util/logger.ts'
+import { BadInputError } from '../actors/index.ts'
+import { decode, encode } from '../runtime/nats/index.ts'
+import type { Logger } from '../runtime/util/index.ts'
 import { balance } from './policy.ts'
 import { eligibleNodes, HubTypes } from './registry.ts'
 

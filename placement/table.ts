@@ -5,9 +5,8 @@
  */
 import type { JetStreamManager } from '@nats-io/jetstream'
 import type { KV, KvEntry } from '@nats-io/kv'
-import { HubNotFoundError } from '../actors/errors.ts'
-import { decode } from '../runtime/nats/codec.ts'
-import { bucketKeys } from '../runtime/nats/hub.ts'
+import { HubNotFoundError } from '../actors/index.ts'
+import { decode, bucketKeys } from '../runtime/nats/index.ts'
 
 /** A node that heartbeats on the hub, as its latest heartbeat record describes it. */
 export interface PlacementNode {

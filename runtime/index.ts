@@ -2,11 +2,15 @@
  * runtime/ — wires entities and actors to NATS JetStream: hub layout, the partition loop, commit
  * log, snapshots, recovery, the node and the client. This is the package's main entry point.
  */
-export { Client, type ClientOptions, type EntityPage, type EntityState } from './client/client.ts'
-export type { EntityHandle } from './client/handles.ts'
-export type { InstanceStatus } from './client/status.ts'
-export { RuntimeStatus, isTerminal } from './instances/instance-model.ts'
-export { InstanceExistsError } from './instances/instance-host.ts'
+export {
+  Client,
+  type ClientOptions,
+  type EntityPage,
+  type EntityState,
+  type EntityHandle,
+  type InstanceStatus,
+} from './client/index.ts'
+export { RuntimeStatus, isTerminal, InstanceExistsError } from './instances/index.ts'
 export {
   NonDeterminismError,
   TaskFailedError,
@@ -19,9 +23,9 @@ export {
   type OrchestrationDefinition,
   type RetryPolicy,
 } from '../actors/orchestration/index.ts'
-export { Node, type NodeOptions } from './node/node.ts'
-export { connectTo } from './nats/connect.ts'
+export { Node, type NodeOptions } from './node/index.ts'
 export {
+  connectTo,
   DEFAULT_PARTITIONS,
   HubNames,
   deleteHub,
@@ -30,9 +34,10 @@ export {
   type Hub,
   type HubMeta,
   type HubOptions,
-} from './nats/hub.ts'
-export { consoleLogger, silentLogger, type Logger } from './util/logger.ts'
-export { decode, encode } from './nats/codec.ts'
+  decode,
+  encode,
+} from './nats/index.ts'
+export { consoleLogger, silentLogger, type Logger } from './util/index.ts'
 export {
   Entity,
   type CallProxy,

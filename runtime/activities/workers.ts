@@ -8,12 +8,10 @@
 import type { NatsConnection } from '@nats-io/transport-node'
 import { AckPolicy, jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream'
 import type { ActivityPool, ActivityTask } from './pool.ts'
-import type { ActorMessage } from '../../actors/wire/messages.ts'
-import { decode, encode } from '../nats/codec.ts'
-import { fastJetStream } from '../nats/fast-js.ts'
-import type { Hub } from '../nats/hub.ts'
-import type { Logger } from '../util/logger.ts'
-import { boundOutcome, valueLimits } from '../partition/value-limits.ts'
+import type { ActorMessage } from '../../actors/wire/index.ts'
+import { decode, encode, fastJetStream, type Hub } from '../nats/index.ts'
+import type { Logger } from '../util/index.ts'
+import { boundOutcome, valueLimits } from '../partition/index.ts'
 
 const CONSUMER = 'workers'
 

@@ -6,10 +6,9 @@ import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { BadInputError } from '../../actors/errors.ts'
-import { Node, type RegistryItem } from '../node/node.ts'
-import { intOption, serverList, stringOption } from './args.ts'
-import type { CommandArgs, CommandOutput } from './args.ts'
+import { BadInputError } from '../../actors/index.ts'
+import { Node, type RegistryItem } from '../node/index.ts'
+import { intOption, serverList, stringOption, type CommandArgs, type CommandOutput } from './args.ts'
 
 /** Options of {@link Node.start}, including those that a given version of `NodeOptions` may lack. */
 type StartOptions = Parameters<typeof Node.start>[0] & { heartbeatMs?: number; leaseMs?: number }

@@ -3,10 +3,8 @@
  * the nodes that heartbeat and the leader — read from the hub's metadata KV bucket.
  */
 import { readPlacement, type PlacementTable } from '../../placement/index.ts'
-import { openHub } from '../nats/hub.ts'
-import { closeConnection, connectTo } from '../nats/connect.ts'
-import { serverList, stringOption } from './args.ts'
-import type { CommandArgs, CommandOutput } from './args.ts'
+import { openHub, closeConnection, connectTo } from '../nats/index.ts'
+import { serverList, stringOption, type CommandArgs, type CommandOutput } from './args.ts'
 
 /**
  * Runs `basalt placement`: connects to `--servers`, opens hub `--hub` (creating nothing), reads

@@ -15,8 +15,10 @@ import {
   PartitionUnavailableError,
   TimeoutError,
   fromErrorInfo,
-} from '../../actors/errors.ts'
-import { checkKey, encodeToken, partitionOf } from '../../actors/ids.ts'
+  checkKey,
+  encodeToken,
+  partitionOf,
+} from '../../actors/index.ts'
 import type { HistoryEvent, OrchestrationDefinition } from '../../actors/orchestration/index.ts'
 import { randomUUID } from 'node:crypto'
 import {
@@ -25,8 +27,8 @@ import {
   type InstanceRecord,
   type InstanceSummary,
   type InstanceView,
-} from '../instances/instance-model.ts'
-import { targetOf } from '../partition/partition.ts'
+} from '../instances/index.ts'
+import { targetOf, entityItemKey } from '../partition/index.ts'
 import {
   WIRE_VERSION,
   type ActorMessage,
@@ -39,7 +41,7 @@ import {
   type QueryAnswer,
   type Reply,
   type ReplyEnvelope,
-} from '../../actors/wire/messages.ts'
+} from '../../actors/wire/index.ts'
 import {
   entityTypeName,
   operationTable,
@@ -48,11 +50,18 @@ import {
   type StateOf,
   type Entity,
 } from '../../entities/index.ts'
-import { decode, decodeEnvelope, encode } from '../nats/codec.ts'
-import { fastJetStream, isNoResponders, type FastJetStream } from '../nats/fast-js.ts'
-import { openHub, type Hub } from '../nats/hub.ts'
-import { closeConnection, connectTo } from '../nats/connect.ts'
-import { entityItemKey } from '../partition/snapshot.ts'
+import {
+  decode,
+  decodeEnvelope,
+  encode,
+  fastJetStream,
+  isNoResponders,
+  type FastJetStream,
+  openHub,
+  type Hub,
+  closeConnection,
+  connectTo,
+} from '../nats/index.ts'
 import { Handle, type EntityHandle } from './handles.ts'
 import { PartitionSender } from './sender.ts'
 import { watchItem } from './watch.ts'

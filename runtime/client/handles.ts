@@ -5,7 +5,7 @@
  * (`UnknownOperationError`), and arguments go through the class's schemas, if any, before they
  * are sent (`BadInputError`); the node checks them again.
  */
-import type { EntityOp } from '../../actors/wire/messages.ts'
+import type { EntityOp } from '../../actors/wire/index.ts'
 import {
   checkOperation,
   signalProxy,

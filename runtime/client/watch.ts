@@ -6,9 +6,9 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node'
 import { Observable } from 'rxjs'
-import type { CommitRecord } from '../../actors/wire/messages.ts'
-import { decodeEnvelope } from '../nats/codec.ts'
-import { consoleLogger, type Logger } from '../util/logger.ts'
+import type { CommitRecord } from '../../actors/wire/index.ts'
+import { decodeEnvelope } from '../nats/index.ts'
+import { consoleLogger, type Logger } from '../util/index.ts'
 
 const defaultLogger = consoleLogger('basalt client')
 

@@ -3,7 +3,7 @@
  * place that calls the NATS client's `connect`.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { ConnectionError } from '../../actors/errors.ts'
+import { ConnectionError } from '../../actors/index.ts'
 import { isReachable } from './connection-health.ts'
 
 /** Connects to NATS; the error names the URL(s) when the server cannot be reached. */

@@ -9,18 +9,16 @@
  */
 import { hostname } from 'node:os'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { BadInputError, FencedError, IllegalStateError } from '../../actors/errors.ts'
+import { BadInputError, FencedError, IllegalStateError } from '../../actors/index.ts'
 import {
   isActivityDefinition,
   isOrchestrationDefinition,
   type ActivityDefinition,
   type OrchestrationDefinition,
 } from '../../actors/orchestration/index.ts'
-import { ActivityPool } from '../activities/pool.ts'
-import { Client } from '../client/client.ts'
-import { ActivityWorkers } from '../activities/workers.ts'
-import type { Workflows } from '../instances/instance-model.ts'
-import { InstanceHost } from '../instances/instance-host.ts'
+import { ActivityPool, ActivityWorkers } from '../activities/index.ts'
+import { Client } from '../client/index.ts'
+import { type Workflows, InstanceHost } from '../instances/index.ts'
 import { EntityRegistry, entityTypeName, type EntityClass } from '../../entities/index.ts'
 import {
   claimPartition,
@@ -28,15 +26,21 @@ import {
   type Assignment,
   type AssignmentStore,
 } from '../../placement/index.ts'
-import { decode, encode } from '../nats/codec.ts'
-import { ensureHub, serverWarnings, type Hub, type HubOptions } from '../nats/hub.ts'
-import { consoleLogger, type Logger } from '../util/logger.ts'
-import { Partition, type PartitionOptions } from '../partition/partition.ts'
-import { RecentReplies } from '../partition/recent-replies.ts'
+import {
+  decode,
+  encode,
+  ensureHub,
+  serverWarnings,
+  type Hub,
+  type HubOptions,
+  isFencingRejection,
+  whileConnected,
+  closeConnection,
+  connectTo,
+} from '../nats/index.ts'
+import { consoleLogger, type Logger } from '../util/index.ts'
+import { Partition, type PartitionOptions, RecentReplies } from '../partition/index.ts'
 import type { KV } from '@nats-io/kv'
-import { isFencingRejection } from '../nats/storage.ts'
-import { whileConnected } from '../nats/connection-health.ts'
-import { closeConnection, connectTo } from '../nats/connect.ts'
 
 /** Options of {@link Node.start}. */
 export interface NodeOptions extends HubOptions {

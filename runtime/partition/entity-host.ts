@@ -24,8 +24,9 @@ import {
   UnknownEntityError,
   UnknownOperationError,
   toErrorInfo,
-} from '../../actors/errors.ts'
-import { checkKey, checkTypeName } from '../../actors/ids.ts'
+  checkKey,
+  checkTypeName,
+} from '../../actors/index.ts'
 import {
   WIRE_VERSION,
   type ActorMessage,
@@ -36,7 +37,7 @@ import {
   type QueryAnswer,
   type ReplyTo,
   type UnlockMessage,
-} from '../../actors/wire/messages.ts'
+} from '../../actors/wire/index.ts'
 import {
   checkArguments,
   isThenable,
@@ -45,8 +46,8 @@ import {
   type EntityRegistry,
   type EntityType,
 } from '../../entities/index.ts'
-import { decode, encode } from '../nats/codec.ts'
-import type { Logger } from '../util/logger.ts'
+import { decode, encode } from '../nats/index.ts'
+import type { Logger } from '../util/index.ts'
 import type { ItemWrite, RoundReply } from './round.ts'
 import { entityItemKey, parseEntityItemKey } from './snapshot.ts'
 

@@ -6,8 +6,8 @@
  * consumer lost with a cluster member).
  */
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream'
-import { checkEnvelope, type MailboxEnvelope } from '../../actors/wire/messages.ts'
-import { decodeEnvelope } from '../nats/codec.ts'
+import { checkEnvelope, type MailboxEnvelope } from '../../actors/wire/index.ts'
+import { decodeEnvelope } from '../nats/index.ts'
 import { StallWatch } from './stall-watch.ts'
 
 /** Most envelopes queued before the reader pauses. */

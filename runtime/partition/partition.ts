@@ -7,8 +7,14 @@
  * meanwhile (group commit), so a busy partition commits hundreds of steps per JetStream publish.
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node'
-import { BadInputError, FencedError, PayloadTooLargeError, toErrorInfo } from '../../actors/errors.ts'
-import { checkTypeName, partitionOf } from '../../actors/ids.ts'
+import {
+  BadInputError,
+  FencedError,
+  PayloadTooLargeError,
+  toErrorInfo,
+  checkTypeName,
+  partitionOf,
+} from '../../actors/index.ts'
 import {
   WIRE_VERSION,
   checkMessage,
@@ -22,20 +28,26 @@ import {
   type ReplyEnvelope,
   type ReplyTo,
   type TimerValue,
-} from '../../actors/wire/messages.ts'
+} from '../../actors/wire/index.ts'
 import type { EntityRegistry } from '../../entities/index.ts'
-import { decode, decodeEnvelope, encode } from '../nats/codec.ts'
-import type { Hub } from '../nats/hub.ts'
-import type { Logger } from '../util/logger.ts'
+import {
+  decode,
+  decodeEnvelope,
+  encode,
+  type Hub,
+  PartitionStorage,
+  isFencingRejection,
+  type Checkpoint,
+} from '../nats/index.ts'
+import type { Logger } from '../util/index.ts'
 import { Outbox } from './outbox.ts'
 import { CommitRound, resolveWrite, type ItemWrite, type RoundReply } from './round.ts'
 import { RecentReplies, type RepliesEntry } from './recent-replies.ts'
 import { ChangeFeed } from './change-feed.ts'
 import { SnapshotState, repliesItemKey, type CheckpointExtras } from './snapshot.ts'
 import { MailboxReader, type Inbound } from './mailbox.ts'
-import { PartitionStorage, isFencingRejection, type Checkpoint } from '../nats/storage.ts'
 import { TimerSet } from './timers.ts'
-import type { InstanceHandler } from '../instances/instance-model.ts'
+import type { InstanceHandler } from './instance-port.ts'
 import { EntityHost, type EntityPort } from './entity-host.ts'
 import { LogFence, type LogWriter } from './log-fence.ts'
 

@@ -12,9 +12,9 @@
  * holds a value twice (as a field and in its history tail) beside its input, output and custom
  * status; one step together may add the whole value limit (its commands and history events).
  */
-import { PayloadTooLargeError, toErrorInfo } from '../../actors/errors.ts'
-import type { ActivityOutcome, ActivityTask } from '../activities/pool.ts'
-import { encode } from '../nats/codec.ts'
+import { PayloadTooLargeError, toErrorInfo } from '../../actors/index.ts'
+import type { ActivityOutcome, ActivityTask } from '../../actors/wire/index.ts'
+import { encode } from '../nats/index.ts'
 
 /** Limits of one partition, from the server's `max_payload`. */
 export interface ValueLimits {
