@@ -5,11 +5,18 @@
  * durable, so a worker that dies mid-task leaves it to be redelivered (at least once; the
  * orchestration applies one result per task).
  */
-import type { NatsConnection } from '@nats-io/transport-node'
-import { AckPolicy, jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream'
 import type { ActivityPool, ActivityTask } from './pool.ts'
 import type { ActorMessage } from '../../actors/wire/index.ts'
-import { decode, encode, fastJetStream, type Hub } from '../nats/index.ts'
+import {
+  decode,
+  encode,
+  fastJetStream,
+  type Hub,
+  type NatsConnection,
+  type ConsumerMessages,
+  type JsMsg,
+  consumeTasks,
+} from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
 import { boundOutcome, valueLimits } from '../partition/index.ts'
 
@@ -43,19 +50,7 @@ export class ActivityWorkers {
   /** Creates the shared durable consumer if needed and starts consuming. */
   static async start(nc: NatsConnection, hub: Hub, pool: ActivityPool, client: ResultSender, logger: Logger) {
     const workers = new ActivityWorkers(nc, hub, pool, client, logger)
-    try {
-      await hub.jsm.consumers.add(hub.names.taskStream, {
-        durable_name: CONSUMER,
-        ack_policy: AckPolicy.Explicit,
-        ack_wait: 60 * 1e9,
-        max_ack_pending: 10_000,
-      })
-    } catch (err) {
-      // an equal consumer created by another node is fine
-      if (!/already (exists|in use)/i.test(String(err))) throw err
-    }
-    const consumer = await jetstream(nc).consumers.get(hub.names.taskStream, CONSUMER)
-    workers.#messages = await consumer.consume({ max_messages: Math.max(1, pool.concurrency) })
+    workers.#messages = await consumeTasks(nc, hub, CONSUMER, Math.max(1, pool.concurrency))
     void workers.#pump(workers.#messages)
     return workers
   }

@@ -6,7 +6,6 @@
  * batching is in client-sender.ts, the entity proxies in client-handles.ts, watch streams in
  * client-watch.ts.
  */
-import { createInbox, type NatsConnection, type Subscription } from '@nats-io/transport-node'
 import { Observable } from 'rxjs'
 import {
   BadInputError,
@@ -61,6 +60,9 @@ import {
   type Hub,
   closeConnection,
   connectTo,
+  createInbox,
+  type NatsConnection,
+  type Subscription,
 } from '../nats/index.ts'
 import { Handle, type EntityHandle } from './handles.ts'
 import { PartitionSender } from './sender.ts'

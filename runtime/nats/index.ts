@@ -29,3 +29,15 @@ export {
   type HubOptions,
 } from './hub.ts'
 export { PartitionStorage, isFencingRejection, type Checkpoint } from './storage.ts'
+export { consumeFrom, consumeTasks } from './consumers.ts'
+
+// The NATS client library's types (and one helper) that the layers above hold or pass on, so that
+// only this folder imports `@nats-io/*`.
+export {
+  createInbox,
+  type NatsConnection,
+  type QueuedIterator,
+  type Subscription,
+} from '@nats-io/transport-node'
+export type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream'
+export type { KV, KvEntry, KvWatchEntry } from '@nats-io/kv'

@@ -8,7 +8,6 @@
  * default) with fresh epochs, fencing out whoever ran them before.
  */
 import { hostname } from 'node:os'
-import type { NatsConnection } from '@nats-io/transport-node'
 import { BadInputError, FencedError, IllegalStateError } from '../../actors/index.ts'
 import {
   isActivityDefinition,
@@ -37,10 +36,11 @@ import {
   whileConnected,
   closeConnection,
   connectTo,
+  type NatsConnection,
+  type KV,
 } from '../nats/index.ts'
 import { consoleLogger, type Logger } from '../util/index.ts'
 import { Partition, type PartitionOptions, RecentReplies } from '../partition/index.ts'
-import type { KV } from '@nats-io/kv'
 
 /** Options of {@link Node.start}. */
 export interface NodeOptions extends HubOptions {
@@ -305,6 +305,7 @@ export class Node {
     const { heartbeatMs, leaseMs, logger } = this.options
     this.#agent = await PlacementAgent.start(this.hub.metaKv, {
       nodeId: this.nodeId,
+      host: hostname(),
       partitions: this.hub.meta.partitions,
       heartbeatMs,
       leaseMs,

@@ -6,7 +6,6 @@
  * keeps processing while a commit is in flight; the next record carries everything processed
  * meanwhile (group commit), so a busy partition commits hundreds of steps per JetStream publish.
  */
-import type { NatsConnection, Subscription } from '@nats-io/transport-node'
 import {
   BadInputError,
   FencedError,
@@ -38,6 +37,8 @@ import {
   PartitionStorage,
   isFencingRejection,
   type Checkpoint,
+  type NatsConnection,
+  type Subscription,
 } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
 import { Outbox } from './outbox.ts'
