@@ -1,53 +1,62 @@
 /**
- * runtime/ — wires entities and actors to NATS JetStream: hub layout, the partition loop, commit
- * log, snapshots, recovery, the node and the client. This is the package's main entry point.
+ * The package's public entry (`basalt`): what an application needs to define entities,
+ * orchestrations and activities, run nodes and talk to them through a client — each name exported
+ * explicitly. Everything else is internal: the benchmark, the CLI and the tests reach engine
+ * internals through `basalt/internal` (runtime/internal.ts), which makes no stability promise.
  */
+
+// Running nodes and connecting clients
+export { Node, type NodeOptions, type RegistryItem } from './node/index.ts'
 export {
   Client,
   type ClientOptions,
+  type EntityHandle,
   type EntityPage,
   type EntityState,
-  type EntityHandle,
   type InstanceStatus,
+  type StartOptions,
 } from './client/index.ts'
-export { RuntimeStatus, isTerminal, InstanceExistsError } from './instances/index.ts'
-export {
-  NonDeterminismError,
-  TaskFailedError,
-  activity,
-  orchestration,
-  type ActivityContext,
-  type ActivityDefinition,
-  type HistoryEvent,
-  type OrchestrationContext,
-  type OrchestrationDefinition,
-  type RetryPolicy,
-} from '../actors/orchestration/index.ts'
-export { Node, type NodeOptions } from './node/index.ts'
-export {
-  connectTo,
-  DEFAULT_PARTITIONS,
-  HubNames,
-  deleteHub,
-  ensureHub,
-  openHub,
-  type Hub,
-  type HubMeta,
-  type HubOptions,
-  decode,
-  encode,
-} from './nats/index.ts'
+export type { HubOptions } from './nats/index.ts'
 export { consoleLogger, silentLogger, type Logger } from './util/index.ts'
+
+// Entities
 export {
   Entity,
-  type CallProxy,
   type ArgumentSchema,
+  type CallProxy,
   type EntityClass,
+  type EntityContext,
+  type OperationName,
   type OperationSchemas,
   type SignalProxy,
   type StandardSchemaV1,
   type StateOf,
 } from '../entities/index.ts'
+
+// Orchestrations and activities
+export {
+  activity,
+  orchestration,
+  type ActivityContext,
+  type ActivityDefinition,
+  type ActivityFunction,
+  type EntityCallProxy,
+  type EntityRef,
+  type EntitySignalProxy,
+  type HistoryEvent,
+  type LockHandle,
+  type OrchestrationContext,
+  type OrchestrationDefinition,
+  type OrchestrationFunction,
+  type ReplaySafeLogger,
+  type RetryPolicy,
+  type Task,
+  type TimerTask,
+} from '../actors/orchestration/index.ts'
+export { RuntimeStatus, isTerminal } from './instances/index.ts'
+export type { InstanceFilter } from '../actors/wire/index.ts'
+
+// Errors (each with a stable `code` and `name`)
 export {
   BadInputError,
   BasaltError,
@@ -63,4 +72,7 @@ export {
   TimeoutError,
   UnknownEntityError,
   UnknownOperationError,
+  type ErrorInfo,
 } from '../actors/index.ts'
+export { NonDeterminismError, TaskFailedError } from '../actors/orchestration/index.ts'
+export { InstanceExistsError } from './instances/index.ts'

@@ -95,6 +95,16 @@ export interface ClientOptions {
   reaskMs?: number
 }
 
+/** Options of {@link Client.start}. */
+export interface StartOptions {
+  /** The instance id (default: a random UUID). */
+  instanceId?: string
+  /** When to start: a Date or ms since the epoch (default: now). Pending until then. */
+  startAt?: Date | number
+  /** Replace an instance of that id that is in a terminal state (default: reject the start). */
+  replace?: boolean
+}
+
 /** What {@link Client.readEntityState} returns. */
 export interface EntityState<S> {
   exists: boolean
@@ -135,14 +145,14 @@ export class Client {
   #reaskTimer: NodeJS.Timeout | undefined
   /** Catch-up reads of the active watches, run after a reconnect. */
   readonly #watches = new Set<() => void>()
-  /** JetStream publishes made (for benchmarks: signals per publish). */
+  /** @internal JetStream publishes made (for benchmarks: signals per publish). */
   publishes = 0
 
   private constructor(
-    readonly nc: NatsConnection,
-    readonly hub: Hub,
-    readonly id: string,
-    readonly options: Required<Omit<ClientOptions, 'servers' | 'hub'>>,
+    /** @internal */ readonly nc: NatsConnection,
+    /** @internal */ readonly hub: Hub,
+    /** @internal */ readonly id: string,
+    /** @internal */ readonly options: Required<Omit<ClientOptions, 'servers' | 'hub'>>,
   ) {
     this.#js = fastJetStream(nc)
     this.#maxPayload = nc.info?.max_payload ?? 1024 * 1024
@@ -374,7 +384,7 @@ export class Client {
   async start<I, O>(
     def: OrchestrationDefinition<I, O>,
     input: I,
-    options: { instanceId?: string; startAt?: Date | number; replace?: boolean } = {},
+    options: StartOptions = {},
   ): Promise<string> {
     const id = options.instanceId ?? randomUUID()
     checkKey(id)

@@ -93,6 +93,7 @@ export interface NodeOptions extends HubOptions {
 
 /** A running node. */
 export class Node {
+  /** @internal The partitions this node runs (tests and benchmarks look inside). */
   readonly partitions = new Map<number, Partition>()
   #stopped = false
   readonly #restarts = new Set<NodeJS.Timeout>()
@@ -111,15 +112,15 @@ export class Node {
   #again = false
 
   private constructor(
-    readonly nc: NatsConnection,
-    readonly hub: Hub,
+    /** @internal */ readonly nc: NatsConnection,
+    /** @internal */ readonly hub: Hub,
     readonly nodeId: string,
-    readonly registry: EntityRegistry,
-    readonly workflows: Workflows,
-    readonly workers: ActivityWorkers | undefined,
-    /** The client through which the workers send results (its own connection). */
+    /** @internal */ readonly registry: EntityRegistry,
+    /** @internal */ readonly workflows: Workflows,
+    /** @internal */ readonly workers: ActivityWorkers | undefined,
+    /** @internal The client through which the workers send results (its own connection). */
     readonly workerClient: Client | undefined,
-    readonly options: Required<
+    /** @internal */ readonly options: Required<
       Pick<
         NodeOptions,
         | 'pipelining'
@@ -223,7 +224,7 @@ export class Node {
     return this.hub.meta.partitions
   }
 
-  /** This node's placement agent (dynamic placement only). */
+  /** @internal This node's placement agent (dynamic placement only). */
   get placement(): PlacementAgent | undefined {
     return this.#agent
   }

@@ -117,8 +117,8 @@ def route(path, text, layers):
     out = text
     edits = []  # (start, end, replacement)
     for (keyword, spec), sts in groups.items():
-        if len(sts) == 1 and not sts[0][6]:
-            continue
+        if not any(st[6] for st in sts):
+            continue  # nothing rerouted here: leave the statements as written
         if len(sts) == 1:
             start, end, _, type_only, clause, _, _ = sts[0]
             edits.append((start, end, render(keyword, type_only, specifiers(clause), spec)))
