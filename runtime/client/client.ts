@@ -197,12 +197,12 @@ export class Client {
    * await client.entity(Counter, 'c1').signal.add(5)
    * const n = await client.entity(Counter, 'c1').call.get()
    */
-  entity<E extends Entity<any>>(type: EntityClass<E>, key: string): EntityHandle<E> {
+  entity<E extends Entity>(type: EntityClass<E>, key: string): EntityHandle<E> {
     return new Handle<E>(this, operationTable(type), checkKey(key))
   }
 
   /** Reads the committed state of an entity from its partition's owner. */
-  async readEntityState<E extends Entity<any>>(
+  async readEntityState<E extends Entity>(
     type: EntityClass<E>,
     key: string,
   ): Promise<EntityState<StateOf<E>>> {
@@ -220,7 +220,7 @@ export class Client {
    *
    * @example const holder = await client.getLock(Account, 'alice') // 'a1b2…' or null
    */
-  async getLock(type: EntityClass<any>, key: string): Promise<string | null> {
+  async getLock(type: EntityClass, key: string): Promise<string | null> {
     const t = entityTypeName(type)
     const p = partitionOf(checkKey(key), this.partitionCount)
     const answer = await this.#query(p, { v: WIRE_VERSION, k: 'lock', t, key })
@@ -237,7 +237,7 @@ export class Client {
    *
    * @example await client.forceUnlock(Account, 'alice') // → the former holder's id, or null
    */
-  async forceUnlock(type: EntityClass<any>, key: string): Promise<string | null> {
+  async forceUnlock(type: EntityClass, key: string): Promise<string | null> {
     const t = entityTypeName(type)
     const msg: ActorMessage = { k: 'unlock', t, key: checkKey(key), o: '', f: 1 }
     return (await this.#request(msg, () => `forceUnlock ${t}@${key}`)) as string | null
@@ -251,7 +251,7 @@ export class Client {
    * while (page.continuation) page = await client.listEntities({ type: Counter, continuation: page.continuation })
    */
   async listEntities(query: {
-    type: EntityClass<any>
+    type: EntityClass
     keyPrefix?: string
     pageSize?: number
     continuation?: string
@@ -288,7 +288,7 @@ export class Client {
    * Committed states of an entity as they happen, pushed by its partition (no polling). The first
    * value is the current state; `undefined` means the entity does not exist (or was deleted).
    */
-  watchEntity<E extends Entity<any>>(type: EntityClass<E>, key: string): Observable<StateOf<E> | undefined> {
+  watchEntity<E extends Entity>(type: EntityClass<E>, key: string): Observable<StateOf<E> | undefined> {
     const t = entityTypeName(type)
     checkKey(key)
     const p = partitionOf(key, this.partitionCount)

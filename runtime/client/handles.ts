@@ -53,7 +53,7 @@ export class Handle<E> implements EntityHandle<E> {
   }
 
   /** Checks an operation, then sends it: a signal, or a call when `call` is set. */
-  send(msg: EntityOp, call = false): Promise<any> {
+  send(msg: EntityOp, call = false): Promise<unknown> {
     try {
       checkOperation(this.ops, this.key, msg.op, msg.a)
     } catch (err) {

@@ -506,15 +506,15 @@ function defaultNodeId(): string {
 }
 
 /** What a node's registry may hold. */
-export type RegistryItem = EntityClass<any> | OrchestrationDefinition<any, any> | ActivityDefinition<any, any>
+export type RegistryItem = EntityClass | OrchestrationDefinition<any, any> | ActivityDefinition<any, any>
 
 /** Sorts a registry into entity classes, orchestrations and activities; rejects anything else. */
 export function splitRegistry(items: RegistryItem[]): {
-  entities: Array<EntityClass<any>>
+  entities: Array<EntityClass>
   orchestrations: Array<OrchestrationDefinition<any, any>>
   activities: Array<ActivityDefinition<any, any>>
 } {
-  const entities: Array<EntityClass<any>> = []
+  const entities: Array<EntityClass> = []
   const orchestrations: Array<OrchestrationDefinition<any, any>> = []
   const activities: Array<ActivityDefinition<any, any>> = []
   const names = new Set<string>()

@@ -159,7 +159,7 @@ export class EntityHost {
   /** The context operations run in (replaced when an operation times out). */
   #ctx = new OpContext(this)
   /** The object operations of each type run on (replaced when an operation times out). */
-  readonly #objects = new Map<string, Entity<any>>()
+  readonly #objects = new Map<string, Entity>()
 
   constructor(
     readonly port: EntityPort,
@@ -321,7 +321,7 @@ export class EntityHost {
   }
 
   /** The object operations of `type` run on in this partition. */
-  #objectOf(type: EntityType): Entity<any> {
+  #objectOf(type: EntityType): Entity {
     let entity = this.#objects.get(type.name)
     if (entity === undefined) this.#objects.set(type.name, (entity = this.registry.instantiate(type.name)))
     return entity
