@@ -1,7 +1,7 @@
 /**
  * Activity workers: every node consumes the hub's task work queue, where busy nodes offload
- * activities (DESIGN.md §2). A worker runs the activity in the node's bounded pool and sends the
- * result to the origin partition's mailbox; the task is acknowledged only after that send is
+ * activities (docs/DESIGN.md §2). A worker runs the activity in the node's bounded pool and sends
+ * the result to the origin partition's mailbox; the task is acknowledged only after that send is
  * durable, so a worker that dies mid-task leaves it to be redelivered (at least once; the
  * orchestration applies one result per task).
  */

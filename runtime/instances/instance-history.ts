@@ -2,7 +2,7 @@
  * The history of an orchestration instance in the state bucket: the newest events stay in the
  * record's `tail`; older ones move into append-only chunk items `h.<p>.<id>.<hk>.<k>`, each written
  * once, so a round encodes only what is new. These functions act on a record through the port its
- * partition offers (runtime/instances.ts calls them).
+ * partition offers (runtime/instances/instance-host.ts calls them).
  */
 import { IllegalStateError, encodeToken } from '../../actors/index.ts'
 import type { HistoryEvent } from '../../actors/orchestration/index.ts'

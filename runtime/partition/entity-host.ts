@@ -1,8 +1,8 @@
 /**
  * The entities of one partition: their operations, their in-memory cache, the locks orchestrations
- * hold on them, and the queries that read them. The partition (runtime/partition.ts) owns the
+ * hold on them, and the queries that read them. The partition (runtime/partition/partition.ts) owns the
  * loop, the rounds and the storage; this host acts only through {@link EntityPort}, as the
- * orchestration host does through its port (runtime/instances.ts).
+ * orchestration host does through its port (runtime/instances/instance-host.ts).
  *
  * The loop runs one operation at a time, waiting for an asynchronous one to finish (or time out)
  * before the next; so each host keeps one entity object per type and one operation context, and
@@ -89,7 +89,7 @@ export interface EntityPort {
   dirtyWrites(prefix: string): Iterable<[string, ItemWrite]>
   /** Whether `name` (`e:Type`, `o:name`) is not run on this node but known to the hub. */
   knownElsewhere(name: string): boolean
-  /** Keeps a message for a type known only elsewhere, to be tried again (runtime/unknown-types.ts). */
+  /** Keeps a message for a type known only elsewhere, to be tried again (runtime/partition/unknown-types.ts). */
   defer(msg: ActorMessage): void
 }
 

@@ -22,7 +22,7 @@ import type { Logger } from '../util/index.ts'
 export interface PartitionPort {
   readonly p: number
   readonly logger: Logger
-  /** Largest encoded value a round accepts (half a record; see runtime/value-limits.ts). */
+  /** Largest encoded value a round accepts (half a record; see runtime/partition/value-limits.ts). */
   readonly valueLimit: number
   readItem(key: string): Promise<Uint8Array | null>
   /** Notes that an item was never stored (its first write needs no revision read). */
@@ -45,7 +45,7 @@ export interface PartitionPort {
   dirtyWrites(prefix: string): Iterable<[string, Uint8Array | null]>
   /** Whether `name` (`e:Type`, `o:name`) is not run on this node but known to the hub. */
   knownElsewhere(name: string): boolean
-  /** Keeps a message for a type known only elsewhere, to be tried again (runtime/unknown-types.ts). */
+  /** Keeps a message for a type known only elsewhere, to be tried again (runtime/partition/unknown-types.ts). */
   defer(msg: ActorMessage): void
 }
 

@@ -1,5 +1,5 @@
 /**
- * The partition loop (DESIGN.md §3). One owner per partition reads its mailbox from the last
+ * The partition loop (docs/DESIGN.md §3). One owner per partition reads its mailbox from the last
  * committed position, runs entity operations on in-memory state, and appends one fenced commit
  * record per round. Effects that others can observe — replies, messages to other partitions,
  * watcher updates — leave only after the record is acknowledged. With pipelining on, the loop
