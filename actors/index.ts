@@ -51,4 +51,4 @@ export {
   type ReplyEnvelope,
   type ReplyTo,
   type TimerValue,
-} from './wire/messages.ts'
+} from './wire/index.ts'

@@ -11,7 +11,8 @@
  */
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
-import { Client, Node, connectTo, deleteHub, silentLogger } from '../runtime/index.ts'
+import { Client, Node, silentLogger } from '../runtime/index.ts'
+import { connectTo, deleteHub } from '../runtime/internal.ts'
 import { startNatsServer, type NatsServer } from '../runtime/dev/nats-server.ts'
 import {
   VerificationError,

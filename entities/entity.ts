@@ -5,8 +5,13 @@
  *
  * This folder knows nothing of NATS: the runtime hands each operation an {@link EntityContext}.
  */
-import { BadInputError, IllegalStateError, UnknownOperationError } from '../actors/errors.ts'
-import { checkKey, checkTypeName } from '../actors/ids.ts'
+import {
+  BadInputError,
+  IllegalStateError,
+  UnknownOperationError,
+  checkKey,
+  checkTypeName,
+} from '../actors/index.ts'
 import type { ArgumentSchema } from './standard-schema.ts'
 
 /** What the runtime provides to a running operation. */
@@ -95,7 +100,7 @@ export abstract class Entity<S = unknown> {
    *
    * @example this.entity(Counter, 'total').signal.add(1)
    */
-  entity<E extends Entity<any>>(type: EntityClass<E>, key: string): EntitySignaller<E> {
+  entity<E extends Entity>(type: EntityClass<E>, key: string): EntitySignaller<E> {
     const ctx = this.#context()
     const name = entityTypeName(type)
     checkKey(key)
@@ -120,7 +125,7 @@ export abstract class Entity<S = unknown> {
 }
 
 /** A concrete entity class. */
-export type EntityClass<E extends Entity<any> = Entity<any>> = (new () => E) & {
+export type EntityClass<E extends Entity = Entity> = (new () => E) & {
   entityName?: string
   schemas?: Readonly<Record<string, ArgumentSchema | undefined>>
   operationTimeoutMs?: number
@@ -131,7 +136,7 @@ export type StateOf<E> = E extends Entity<infer S> ? S : never
 
 /** Names of the operations of entity `E`: its methods, minus those of the base class. */
 export type OperationName<E> = {
-  [K in keyof E]: K extends keyof Entity<any> ? never : E[K] extends (...args: any[]) => any ? K : never
+  [K in keyof E]: K extends keyof Entity ? never : E[K] extends (...args: never[]) => unknown ? K : never
 }[keyof E] &
   string
 
@@ -175,10 +180,10 @@ export function toTime(when: Date | number): number {
   return at
 }
 
-const typeNames = new WeakMap<EntityClass<any>, string>()
+const typeNames = new WeakMap<EntityClass, string>()
 
 /** The type name of an entity class: its `entityName`, else the class name. */
-export function entityTypeName(type: EntityClass<any>): string {
+export function entityTypeName(type: EntityClass): string {
   const known = typeNames.get(type)
   if (known !== undefined) return known
   if (typeof type !== 'function') throw new BadInputError('an entity type must be a class extending Entity')
@@ -188,23 +193,23 @@ export function entityTypeName(type: EntityClass<any>): string {
 }
 
 /** Attaches or detaches the runtime context of an entity instance. */
-export function bindContext(entity: Entity<any>, ctx: EntityContext | undefined): void {
+export function bindContext(entity: Entity, ctx: EntityContext | undefined): void {
   entity[contextSlot] = ctx
 }
 
 const BASE_MEMBERS = new Set(['constructor', 'initialState', 'state', 'key', 'deleteState', 'entity'])
 
-const operationSets = new WeakMap<EntityClass<any>, Set<string>>()
+const operationSets = new WeakMap<EntityClass, Set<string>>()
 
 /** {@link operationNames}, computed once per class. */
-function operationSet(type: EntityClass<any>): Set<string> {
+function operationSet(type: EntityClass): Set<string> {
   let names = operationSets.get(type)
   if (names === undefined) operationSets.set(type, (names = operationNames(type)))
   return names
 }
 
 /** The operation names of an entity class: public methods along its prototype chain. */
-export function operationNames(type: EntityClass<any>): Set<string> {
+export function operationNames(type: EntityClass): Set<string> {
   const names = new Set<string>()
   for (
     let proto = type.prototype;

@@ -5,7 +5,7 @@
  * Schema: zod, valibot, arktype or hand-written). Operations without a schema get their arguments
  * unchecked. The facts about a class are computed once and kept per class.
  */
-import { BadInputError, UnknownOperationError } from '../actors/errors.ts'
+import { BadInputError, UnknownOperationError } from '../actors/index.ts'
 import { entityTypeName, operationNames, type EntityClass, type OperationName } from './entity.ts'
 import type {
   ArgumentSchema,
@@ -39,14 +39,14 @@ export interface OperationTable {
   readonly schemas: ReadonlyMap<string, ArgumentSchema> | undefined
 }
 
-const tables = new WeakMap<EntityClass<any>, OperationTable>()
+const tables = new WeakMap<EntityClass, OperationTable>()
 
 /**
  * The operations of `cls` and their schemas (computed on first use). Throws
  * {@link BadInputError} when `static schemas` names something that is not an operation or holds
  * something that is not a Standard Schema.
  */
-export function operationTable(cls: EntityClass<any>): OperationTable {
+export function operationTable(cls: EntityClass): OperationTable {
   let table = tables.get(cls)
   if (table === undefined) {
     const type = entityTypeName(cls)

@@ -4,7 +4,7 @@
  * not (each partition makes its own with {@link EntityRegistry.instantiate}), so two operations
  * running at once never share an object or its context.
  */
-import { BadInputError, UnknownEntityError, UnknownOperationError } from '../actors/errors.ts'
+import { BadInputError, UnknownEntityError, UnknownOperationError } from '../actors/index.ts'
 import { Entity, bindContext, type EntityClass, type EntityContext } from './entity.ts'
 import { operationTable, type ArgumentSchema } from './operations.ts'
 
@@ -23,14 +23,14 @@ export interface RegistryOptions {
 /** A registered entity type. */
 export interface EntityType {
   name: string
-  cls: EntityClass<any>
+  cls: EntityClass
   operations: ReadonlySet<string>
   /** Argument schemas by operation (undefined: the class declares none). */
   schemas: ReadonlyMap<string, ArgumentSchema> | undefined
   /** Longest an asynchronous operation may take, in ms (`Infinity`: no limit). */
   timeoutMs: number
   /** An object of the class used only for `initialState()`; never bound to an operation. */
-  instance: Entity<any>
+  instance: Entity
 }
 
 /** Entity types by name. */
@@ -42,7 +42,7 @@ export class EntityRegistry {
    * Registers entity classes; a second class with the same type name is an error, and so are
    * schemas that name no operation and timeouts that are not positive numbers.
    */
-  constructor(classes: Iterable<EntityClass<any>> = [], options: RegistryOptions = {}) {
+  constructor(classes: Iterable<EntityClass> = [], options: RegistryOptions = {}) {
     this.#timeoutMs = checkTimeout(
       options.operationTimeoutMs ?? DEFAULT_OPERATION_TIMEOUT_MS,
       'entityOperationTimeoutMs',
@@ -51,7 +51,7 @@ export class EntityRegistry {
   }
 
   /** Registers one entity class. */
-  add(cls: EntityClass<any>): void {
+  add(cls: EntityClass): void {
     if (!(cls.prototype instanceof Entity)) {
       throw new BadInputError(`${String(cls?.name)} does not extend Entity`)
     }
@@ -92,7 +92,7 @@ export class EntityRegistry {
   }
 
   /** A fresh object of type `name` to run operations on; throws {@link UnknownEntityError}. */
-  instantiate(name: string): Entity<any> {
+  instantiate(name: string): Entity {
     return new (this.get(name).cls)()
   }
 
@@ -100,7 +100,7 @@ export class EntityRegistry {
    * Cuts `entity` off from the operation it runs (one that was abandoned): from now on its state,
    * key and signals fail with `IllegalStateError`.
    */
-  detach(entity: Entity<any>): void {
+  detach(entity: Entity): void {
     bindContext(entity, undefined)
   }
 
@@ -110,7 +110,7 @@ export class EntityRegistry {
    * operation is async; the object stays bound to `ctx` until that promise settles, so it must
    * run nothing else meanwhile. Throws for unknown operations and whatever the operation throws.
    */
-  run(entity: Entity<any>, ctx: EntityContext, op: string, args: unknown[]): unknown {
+  run(entity: Entity, ctx: EntityContext, op: string, args: unknown[]): unknown {
     const type = this.get(ctx.type)
     if (!type.operations.has(op)) throw new UnknownOperationError(ctx.type, op)
     const method = (entity as unknown as Record<string, (...a: unknown[]) => unknown>)[op]!

@@ -18,12 +18,9 @@
  * is gone, or the lease has passed. Safety never depends on this timing: the epoch fences the
  * commit log, so a stale owner's next append is rejected by JetStream and it stops.
  */
-import { hostname } from 'node:os'
-import type { KV, KvWatchEntry } from '@nats-io/kv'
-import type { QueuedIterator } from '@nats-io/nats-core'
-import { BadInputError } from '../actors/errors.ts'
-import { decode, encode } from '../runtime/nats/codec.ts'
-import type { Logger } from '../runtime/util/logger.ts'
+import { BadInputError } from '../actors/index.ts'
+import { decode, encode, type KV, type KvWatchEntry, type QueuedIterator } from '../runtime/nats/index.ts'
+import type { Logger } from '../runtime/util/index.ts'
 import { balance } from './policy.ts'
 import { eligibleNodes, HubTypes } from './registry.ts'
 
@@ -58,6 +55,8 @@ export interface LeaderRecord {
 /** Options of {@link PlacementAgent.start}. */
 export interface PlacementOptions {
   nodeId: string
+  /** The host name this node's heartbeats show (what `basalt placement` lists). */
+  host: string
   partitions: number
   /** How often the node heartbeats and the leader renews its lease (ms). */
   heartbeatMs: number
@@ -325,7 +324,7 @@ export class PlacementAgent {
     if (this.#leaving) return 0
     const record: NodeRecord = {
       id: this.nodeId,
-      host: hostname(),
+      host: this.options.host,
       pid: process.pid,
       started: this.#started,
       beat: ++this.#beat,

@@ -4,7 +4,7 @@
  * every name a node ever published (the meta key `types`). The leader gives partitions only to
  * nodes that know every name a live node knows (see {@link eligibleNodes}); an owner that still
  * meets a name it lacks asks {@link HubTypes.whereIs} whether another node knows it, and if so keeps
- * the message for later instead of failing or dropping it (runtime/unknown-types.ts). Pure.
+ * the message for later instead of failing or dropping it (runtime/partition/unknown-types.ts). Pure.
  */
 
 /** A registry name as heartbeats carry it. */

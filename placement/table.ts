@@ -3,11 +3,8 @@
  * of every partition, the nodes that heartbeat, and the leader, as one snapshot of the hub's
  * metadata KV bucket (`basalt_<hub>_meta`, laid out in `agent.ts`). Read-only: it never writes.
  */
-import type { JetStreamManager } from '@nats-io/jetstream'
-import type { KV, KvEntry } from '@nats-io/kv'
-import { HubNotFoundError } from '../actors/errors.ts'
-import { decode } from '../runtime/nats/codec.ts'
-import { bucketKeys } from '../runtime/nats/hub.ts'
+import { HubNotFoundError } from '../actors/index.ts'
+import { decode, bucketKeys, type JetStreamManager, type KV, type KvEntry } from '../runtime/nats/index.ts'
 
 /** A node that heartbeats on the hub, as its latest heartbeat record describes it. */
 export interface PlacementNode {

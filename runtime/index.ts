@@ -1,26 +1,22 @@
 /**
- * runtime/ — wires entities and actors to NATS JetStream: hub layout, the partition loop, commit
- * log, snapshots, recovery, the node and the client. This is the package's main entry point.
+ * The package's public entry (`basalt`): what an application needs to define entities,
+ * orchestrations and activities, run nodes and talk to them through a client — each name exported
+ * explicitly. Everything else is internal: the benchmark, the CLI and the tests reach engine
+ * internals through `basalt/internal` (runtime/internal.ts), which makes no stability promise.
  */
-export { Client, type ClientOptions, type EntityPage, type EntityState } from './client/client.ts'
-export type { EntityHandle } from './client/handles.ts'
-export type { InstanceStatus } from './client/status.ts'
-export { RuntimeStatus, isTerminal } from './instances/instance-model.ts'
-export { InstanceExistsError } from './instances/instance-host.ts'
+
+// Running nodes and connecting clients
+export { Node, type NodeOptions, type RegistryItem } from './node/index.ts'
 export {
-  NonDeterminismError,
-  TaskFailedError,
-  activity,
-  orchestration,
-  type ActivityContext,
-  type ActivityDefinition,
-  type HistoryEvent,
-  type OrchestrationContext,
-  type OrchestrationDefinition,
-  type RetryPolicy,
-} from '../actors/orchestration/index.ts'
-export { Node, type NodeOptions } from './node/node.ts'
-export { connectTo } from './nats/connect.ts'
+  Client,
+  type ClientOptions,
+  type EntityHandle,
+  type EntityPage,
+  type EntityState,
+  type InstanceStatus,
+  type StartOptions,
+} from './client/index.ts'
+export type { HubOptions } from './nats/index.ts'
 export {
   CONNECTION_ENV,
   CONNECTION_FLAGS,
@@ -29,29 +25,47 @@ export {
   redactUrl,
   type ConnectionOptions,
   type TlsConnectionOptions,
-} from './nats/connection-options.ts'
-export {
-  DEFAULT_PARTITIONS,
-  HubNames,
-  deleteHub,
-  ensureHub,
-  openHub,
-  type Hub,
-  type HubMeta,
-  type HubOptions,
-} from './nats/hub.ts'
-export { consoleLogger, silentLogger, type Logger } from './util/logger.ts'
-export { decode, encode } from './nats/codec.ts'
+} from './nats/index.ts'
+export { consoleLogger, silentLogger, type Logger } from './util/index.ts'
+
+// Entities
 export {
   Entity,
-  type CallProxy,
   type ArgumentSchema,
+  type CallProxy,
   type EntityClass,
+  type EntityContext,
+  type OperationName,
   type OperationSchemas,
   type SignalProxy,
   type StandardSchemaV1,
   type StateOf,
 } from '../entities/index.ts'
+
+// Orchestrations and activities
+export {
+  activity,
+  orchestration,
+  type ActivityContext,
+  type ActivityDefinition,
+  type ActivityFunction,
+  type EntityCallProxy,
+  type EntityRef,
+  type EntitySignalProxy,
+  type HistoryEvent,
+  type LockHandle,
+  type OrchestrationContext,
+  type OrchestrationDefinition,
+  type OrchestrationFunction,
+  type ReplaySafeLogger,
+  type RetryPolicy,
+  type Task,
+  type TimerTask,
+} from '../actors/orchestration/index.ts'
+export { RuntimeStatus, isTerminal } from './instances/index.ts'
+export type { InstanceFilter } from '../actors/wire/index.ts'
+
+// Errors (each with a stable `code` and `name`)
 export {
   AuthorizationError,
   BadInputError,
@@ -68,4 +82,7 @@ export {
   TimeoutError,
   UnknownEntityError,
   UnknownOperationError,
+  type ErrorInfo,
 } from '../actors/index.ts'
+export { NonDeterminismError, TaskFailedError } from '../actors/orchestration/index.ts'
+export { InstanceExistsError } from './instances/index.ts'

@@ -305,22 +305,22 @@ export class Execution implements OrchestrationContext {
     return whenAny(this.clock, tasks)
   }
 
-  callEntity<E extends Entity<any>>(type: EntityClass<E>, key: string): EntityCallProxy<E> {
+  callEntity<E extends Entity>(type: EntityClass<E>, key: string): EntityCallProxy<E> {
     const entity = entityKeyOf(type, key)
     return signalProxy<EntityCallProxy<E>>((op, args) => this.#call(type, entity, op, args))
   }
 
-  signalEntity<E extends Entity<any>>(type: EntityClass<E>, key: string): EntitySignalProxy<E> {
+  signalEntity<E extends Entity>(type: EntityClass<E>, key: string): EntitySignalProxy<E> {
     const entity = entityKeyOf(type, key)
     return signalProxy<EntitySignalProxy<E>>((op, args) => this.#signal(type, entity, op, args))
   }
 
-  entityRef<E extends Entity<any>>(type: EntityClass<E>, key: string): EntityRef<E> {
+  entityRef<E extends Entity>(type: EntityClass<E>, key: string): EntityRef<E> {
     entityKeyOf(type, key)
     return { type, key }
   }
 
-  lock(...entities: EntityRef<any>[]): Task<LockHandle> {
+  lock(...entities: EntityRef[]): Task<LockHandle> {
     this.#checkOpen('lock')
     this.#lock?.refuseNested()
     const sorted = canonicalOrder(
@@ -428,8 +428,9 @@ export class Execution implements OrchestrationContext {
 
   #expect(seq: number, timer: true, run: (ev: Completion) => void): void
   #expect(seq: number, timer: false, run: (ev: CompletedEvent | FailedEvent) => void): void
-  #expect(seq: number, timer: boolean, run: (ev: any) => void): void {
-    this.#pending.set(seq, { timer, run })
+  #expect(seq: number, timer: boolean, run: (ev: never) => void): void {
+    // a non-timer entry is never run with a timerFired event (see the check where it is run)
+    this.#pending.set(seq, { timer, run: run as (ev: Completion) => void })
   }
 
   #checkOpen(what: string): void {
@@ -487,7 +488,7 @@ export class Execution implements OrchestrationContext {
     })
   }
 
-  #call(type: EntityClass<any>, entity: EntityKey, op: string, args: unknown[]): Task<unknown> {
+  #call(type: EntityClass, entity: EntityKey, op: string, args: unknown[]): Task<unknown> {
     this.#checkOpen('callEntity')
     checkOperation(type, entity[0], op)
     const id = `${entity[0]}@${entity[1]}`
@@ -503,7 +504,7 @@ export class Execution implements OrchestrationContext {
     return task
   }
 
-  #signal(type: EntityClass<any>, entity: EntityKey, op: string, args: unknown[]): void {
+  #signal(type: EntityClass, entity: EntityKey, op: string, args: unknown[]): void {
     this.#checkOpen('signalEntity')
     checkOperation(type, entity[0], op)
     const id = `${entity[0]}@${entity[1]}`

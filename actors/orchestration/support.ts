@@ -20,7 +20,7 @@ export class ContinueAsNewSignal extends Error {
 /** A decision recorded in history: a scheduled command or a patch marker. */
 export type Decision = PatchEvent | ScheduledEvent
 
-const operationCache = new WeakMap<EntityClass<any>, Set<string>>()
+const operationCache = new WeakMap<EntityClass, Set<string>>()
 
 /** Whether the policy wants another attempt after this failure (a throwing predicate means no). */
 export function retryable(policy: RetryPolicy, ev: FailedEvent): boolean {
@@ -38,12 +38,12 @@ export function taskFailed(what: string, ev: FailedEvent): TaskFailedError {
 }
 
 /** Checks an entity class and key; returns `[type name, key]`. */
-export function entityKeyOf(type: EntityClass<any>, key: string): EntityKey {
+export function entityKeyOf(type: EntityClass, key: string): EntityKey {
   return [entityTypeName(type), checkKey(key)]
 }
 
 /** Throws {@link UnknownOperationError} when the entity class has no such operation. */
-export function checkOperation(type: EntityClass<any>, name: string, op: string): void {
+export function checkOperation(type: EntityClass, name: string, op: string): void {
   let ops = operationCache.get(type)
   if (ops === undefined) operationCache.set(type, (ops = operationNames(type)))
   if (!ops.has(op)) throw new UnknownOperationError(name, op)

@@ -224,13 +224,13 @@ export interface LockHandle {
 }
 
 /** An entity addressed by class and key, for {@link OrchestrationContext.lock}. */
-export interface EntityRef<E extends Entity<any> = Entity<any>> {
+export interface EntityRef<E extends Entity = Entity> {
   readonly type: EntityClass<E>
   readonly key: string
 }
 
 type OpArgs<E, K extends keyof E> = E[K] extends (...args: infer A) => unknown ? A : never
-type OpResult<E, K extends keyof E> = E[K] extends (...args: any[]) => infer R ? Awaited<R> : never
+type OpResult<E, K extends keyof E> = E[K] extends (...args: never[]) => infer R ? Awaited<R> : never
 
 /** Two-way entity proxy of an orchestration: each operation returns a task of its result. */
 export type EntityCallProxy<E> = { [K in OperationName<E>]: (...args: OpArgs<E, K>) => Task<OpResult<E, K>> }
@@ -297,18 +297,18 @@ export interface OrchestrationContext {
   any<const T extends readonly Task<unknown>[]>(tasks: T): Task<T[number]>
 
   /** Calls entity operations: `yield* ctx.callEntity(Counter, 'c1').add(5)`. */
-  callEntity<E extends Entity<any>>(type: EntityClass<E>, key: string): EntityCallProxy<E>
+  callEntity<E extends Entity>(type: EntityClass<E>, key: string): EntityCallProxy<E>
   /** Signals entity operations (one-way): `ctx.signalEntity(Counter, 'c1').add(5)`. */
-  signalEntity<E extends Entity<any>>(type: EntityClass<E>, key: string): EntitySignalProxy<E>
+  signalEntity<E extends Entity>(type: EntityClass<E>, key: string): EntitySignalProxy<E>
   /** Names an entity for {@link lock}. */
-  entityRef<E extends Entity<any>>(type: EntityClass<E>, key: string): EntityRef<E>
+  entityRef<E extends Entity>(type: EntityClass<E>, key: string): EntityRef<E>
   /**
    * Enters a critical section over the entities (acquired in sorted `type@key` order, so no
    * deadlock). Inside it: no nested lock, no sub-orchestration, calls only to locked entities (one
    * at a time each), signals only to other entities. Released by `release()` or when the
    * execution ends.
    */
-  lock(...entities: EntityRef<any>[]): Task<LockHandle>
+  lock(...entities: EntityRef[]): Task<LockHandle>
 
   /**
    * Versioning: true for code running live the first time it gets here (recorded in history),

@@ -188,6 +188,25 @@ export type TimerValue = [due: number, msg: ActorMessage]
 /** A position in a mailbox: the stream sequence of an envelope and the index of a message in it. */
 export type MailboxPosition = [seq: number, idx: number]
 
+/** The writer of a commit record: its epoch and the token of its partition instance. */
+export interface LogWriter {
+  e: number
+  /** Absent on records written before writers had tokens. */
+  o?: number | undefined
+}
+
+/** An activity invocation, as the instance host hands it to a pool or the task work queue. */
+export interface ActivityTask {
+  instanceId: string
+  seq: number
+  name: string
+  input: unknown
+  attempt: number
+}
+
+/** Outcome of one activity run, as a worker reports it. */
+export type ActivityOutcome = { ok: 1; value: unknown } | { ok: 0; error: ErrorInfo }
+
 /**
  * One commit record: the outcome of every step processed since the previous record. Records are
  * the partition's durable log; replaying them reproduces the committed state without running user

@@ -3,25 +3,16 @@
  * error descriptions. Activities run at least once (they are re-run after a crash); their results
  * are applied once by the orchestration that scheduled them.
  */
-import { TimeoutError, toErrorInfo, type ErrorInfo } from '../../actors/errors.ts'
+import { TimeoutError, toErrorInfo } from '../../actors/index.ts'
 import type { ActivityDefinition } from '../../actors/orchestration/index.ts'
+import type { ActivityOutcome, ActivityTask } from '../../actors/wire/index.ts'
 
 /** Whether a value is a promise (or promise-like). */
 export function isThenable(x: unknown): x is PromiseLike<unknown> {
   return typeof (x as { then?: unknown } | null)?.then === 'function'
 }
 
-/** Outcome of one activity run. */
-export type ActivityOutcome = { ok: 1; value: unknown } | { ok: 0; error: ErrorInfo }
-
-/** An activity invocation. */
-export interface ActivityTask {
-  instanceId: string
-  seq: number
-  name: string
-  input: unknown
-  attempt: number
-}
+export type { ActivityOutcome, ActivityTask }
 
 /** Activity definitions by name, with a bounded pool that runs them. */
 export class ActivityPool {

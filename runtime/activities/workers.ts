@@ -1,19 +1,24 @@
 /**
  * Activity workers: every node consumes the hub's task work queue, where busy nodes offload
- * activities (DESIGN.md §2). A worker runs the activity in the node's bounded pool and sends the
- * result to the origin partition's mailbox; the task is acknowledged only after that send is
+ * activities (docs/DESIGN.md §2). A worker runs the activity in the node's bounded pool and sends
+ * the result to the origin partition's mailbox; the task is acknowledged only after that send is
  * durable, so a worker that dies mid-task leaves it to be redelivered (at least once; the
  * orchestration applies one result per task).
  */
-import type { NatsConnection } from '@nats-io/transport-node'
-import { AckPolicy, jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream'
 import type { ActivityPool, ActivityTask } from './pool.ts'
-import type { ActorMessage } from '../../actors/wire/messages.ts'
-import { decode, encode } from '../nats/codec.ts'
-import { fastJetStream } from '../nats/fast-js.ts'
-import type { Hub } from '../nats/hub.ts'
-import type { Logger } from '../util/logger.ts'
-import { boundOutcome, valueLimits } from '../partition/value-limits.ts'
+import type { ActorMessage } from '../../actors/wire/index.ts'
+import {
+  decode,
+  encode,
+  fastJetStream,
+  type Hub,
+  type NatsConnection,
+  type ConsumerMessages,
+  type JsMsg,
+  consumeTasks,
+} from '../nats/index.ts'
+import type { Logger } from '../util/index.ts'
+import { boundOutcome, valueLimits } from '../partition/index.ts'
 
 const CONSUMER = 'workers'
 
@@ -45,19 +50,7 @@ export class ActivityWorkers {
   /** Creates the shared durable consumer if needed and starts consuming. */
   static async start(nc: NatsConnection, hub: Hub, pool: ActivityPool, client: ResultSender, logger: Logger) {
     const workers = new ActivityWorkers(nc, hub, pool, client, logger)
-    try {
-      await hub.jsm.consumers.add(hub.names.taskStream, {
-        durable_name: CONSUMER,
-        ack_policy: AckPolicy.Explicit,
-        ack_wait: 60 * 1e9,
-        max_ack_pending: 10_000,
-      })
-    } catch (err) {
-      // an equal consumer created by another node is fine
-      if (!/already (exists|in use)/i.test(String(err))) throw err
-    }
-    const consumer = await jetstream(nc).consumers.get(hub.names.taskStream, CONSUMER)
-    workers.#messages = await consumer.consume({ max_messages: Math.max(1, pool.concurrency) })
+    workers.#messages = await consumeTasks(nc, hub, CONSUMER, Math.max(1, pool.concurrency))
     void workers.#pump(workers.#messages)
     return workers
   }

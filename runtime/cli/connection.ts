@@ -6,15 +6,15 @@
  * with those settings and always close it.
  */
 import { Option, type Command } from 'commander'
-import type { NatsConnection } from '@nats-io/transport-node'
-import type { Client } from '../client/client.ts'
-import type { Hub } from '../nats/hub.ts'
-import { BadInputError } from '../../actors/errors.ts'
+import type { Client } from '../client/index.ts'
 import {
+  type Hub,
   CONNECTION_ENV,
   connectionFromFlags as connectionFromFlagValues,
   type ConnectionOptions,
-} from '../nats/connection-options.ts'
+  type NatsConnection,
+} from '../nats/index.ts'
+import { BadInputError } from '../../actors/index.ts'
 import { UsageError } from './args.ts'
 
 /** The connection flags as commander parses them (every command that connects has them). */

@@ -5,9 +5,9 @@
  * and then the server.
  */
 import path from 'node:path'
-import { startNatsServer, type NatsServer } from '../dev/nats-server.ts'
-import { Node, type RegistryItem } from '../node/node.ts'
-import { consoleLogger } from '../util/logger.ts'
+import { startNatsServer, type NatsServer } from '../dev/index.ts'
+import { Node, type RegistryItem } from '../node/index.ts'
+import { consoleLogger } from '../util/index.ts'
 import { loadRegistry, waitForStopSignal } from './node-command.ts'
 import { stdout, type Out } from './output.ts'
 

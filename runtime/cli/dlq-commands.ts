@@ -7,12 +7,10 @@
  * own on the mailbox of the partition its target belongs to; then the dead letter is removed.
  */
 import { randomUUID } from 'node:crypto'
-import type { StoredMsg } from '@nats-io/jetstream'
-import { partitionOf } from '../../actors/ids.ts'
-import { WIRE_VERSION, type ActorMessage, type ClientEnvelope } from '../../actors/wire/messages.ts'
-import { decode, encode } from '../nats/codec.ts'
-import type { Hub } from '../nats/hub.ts'
-import { targetOf } from '../partition/partition.ts'
+import { partitionOf } from '../../actors/index.ts'
+import { WIRE_VERSION, type ActorMessage, type ClientEnvelope } from '../../actors/wire/index.ts'
+import { decode, encode, type Hub, type StoredMsg } from '../nats/index.ts'
+import { targetOf } from '../partition/index.ts'
 import { UsageError } from './args.ts'
 import { withHub } from './connection.ts'
 import type { OutputFlags } from './instance-commands.ts'
@@ -127,7 +125,7 @@ export async function dlqReplayCommand(seq: number, flags: OutputFlags, out: Out
       const envelope: ClientEnvelope = { v: WIRE_VERSION, c: `dlq-${randomUUID()}`, q: 1, m: [actorMessage] }
       data = encode(envelope)
     }
-    const { jetstream } = await import('@nats-io/jetstream')
+    const { jetstream } = await import('../nats/index.ts')
     const ack = await jetstream(nc).publish(hub.names.mailbox(p), data)
     // replayed once: a second replay by mistake finds nothing
     await hub.jsm.streams.deleteMessage(hub.names.deadLetterStream, seq, false)

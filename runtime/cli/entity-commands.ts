@@ -4,7 +4,7 @@
  * operation as given and the node checks it (an unknown operation or bad arguments come back as
  * the call's error; a signal's fails on the node, where it is logged).
  */
-import type { EntityOp } from '../../actors/wire/messages.ts'
+import type { EntityOp } from '../../actors/wire/index.ts'
 import { UsageError } from './args.ts'
 import { withClient } from './connection.ts'
 import { compact, printJson, progress, stdout, type Out } from './output.ts'

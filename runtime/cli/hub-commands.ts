@@ -4,10 +4,16 @@
  * messages at or after the position of the partition's last commit record (its checkpoint when
  * the log is empty), counted by a short-lived consumer on its mailbox subject — and dead letters.
  */
-import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream'
-import type { MailboxPosition } from '../../actors/wire/messages.ts'
-import { PartitionStorage } from '../nats/storage.ts'
-import { deleteHub, ensureHub, openHub, type Hub } from '../nats/hub.ts'
+import type { MailboxPosition } from '../../actors/wire/index.ts'
+import {
+  AckPolicy,
+  DeliverPolicy,
+  PartitionStorage,
+  deleteHub,
+  ensureHub,
+  openHub,
+  type Hub,
+} from '../nats/index.ts'
 import { UsageError } from './args.ts'
 import { hubFromFlags, withHub, withNats } from './connection.ts'
 import type { OutputFlags } from './instance-commands.ts'

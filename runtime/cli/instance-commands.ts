@@ -5,9 +5,8 @@
  * process exit code.
  */
 import type { HistoryEvent } from '../../actors/orchestration/index.ts'
-import type { Client } from '../client/client.ts'
-import type { InstanceStatus } from '../client/status.ts'
-import type { InstanceFilter } from '../../actors/wire/messages.ts'
+import type { Client, InstanceStatus } from '../client/index.ts'
+import type { InstanceFilter } from '../../actors/wire/index.ts'
 import { UsageError } from './args.ts'
 import { withClient, type ConnectionFlags } from './connection.ts'
 import { compact, keyValues, printJson, progress, stdout, table, when, type Out } from './output.ts'

@@ -6,7 +6,6 @@
  * batching is in client-sender.ts, the entity proxies in client-handles.ts, watch streams in
  * client-watch.ts.
  */
-import { createInbox, type NatsConnection, type Subscription } from '@nats-io/transport-node'
 import { Observable } from 'rxjs'
 import {
   BadInputError,
@@ -15,8 +14,11 @@ import {
   PartitionUnavailableError,
   TimeoutError,
   fromErrorInfo,
-} from '../../actors/errors.ts'
-import { checkKey, checkTypeName, encodeToken, partitionOf } from '../../actors/ids.ts'
+  checkKey,
+  checkTypeName,
+  encodeToken,
+  partitionOf,
+} from '../../actors/index.ts'
 import type { HistoryEvent, OrchestrationDefinition } from '../../actors/orchestration/index.ts'
 import { randomUUID } from 'node:crypto'
 import {
@@ -25,8 +27,8 @@ import {
   type InstanceRecord,
   type InstanceSummary,
   type InstanceView,
-} from '../instances/instance-model.ts'
-import { targetOf } from '../partition/partition.ts'
+} from '../instances/index.ts'
+import { targetOf, entityItemKey } from '../partition/index.ts'
 import {
   WIRE_VERSION,
   type ActorMessage,
@@ -39,7 +41,7 @@ import {
   type QueryAnswer,
   type Reply,
   type ReplyEnvelope,
-} from '../../actors/wire/messages.ts'
+} from '../../actors/wire/index.ts'
 import {
   entityTypeName,
   operationTable,
@@ -48,12 +50,23 @@ import {
   type StateOf,
   type Entity,
 } from '../../entities/index.ts'
-import { decode, decodeEnvelope, encode } from '../nats/codec.ts'
-import { fastJetStream, isNoResponders, type FastJetStream } from '../nats/fast-js.ts'
-import { openHub, type Hub } from '../nats/hub.ts'
-import { closeConnection, connectTo } from '../nats/connect.ts'
-import { pickConnection, type ConnectionOptions } from '../nats/connection-options.ts'
-import { entityItemKey } from '../partition/snapshot.ts'
+import {
+  decode,
+  decodeEnvelope,
+  encode,
+  fastJetStream,
+  isNoResponders,
+  type FastJetStream,
+  openHub,
+  type Hub,
+  closeConnection,
+  connectTo,
+  pickConnection,
+  type ConnectionOptions,
+  createInbox,
+  type NatsConnection,
+  type Subscription,
+} from '../nats/index.ts'
 import { Handle, type EntityHandle } from './handles.ts'
 import { PartitionSender } from './sender.ts'
 import { watchItem } from './watch.ts'
@@ -84,6 +97,16 @@ export interface ClientOptions extends ConnectionOptions {
    * every waiting call asks.
    */
   reaskMs?: number
+}
+
+/** Options of {@link Client.start}. */
+export interface StartOptions {
+  /** The instance id (default: a random UUID). */
+  instanceId?: string
+  /** When to start: a Date or ms since the epoch (default: now). Pending until then. */
+  startAt?: Date | number
+  /** Replace an instance of that id that is in a terminal state (default: reject the start). */
+  replace?: boolean
 }
 
 /** What {@link Client.readEntityState} returns. */
@@ -126,14 +149,14 @@ export class Client {
   #reaskTimer: NodeJS.Timeout | undefined
   /** Catch-up reads of the active watches, run after a reconnect. */
   readonly #watches = new Set<() => void>()
-  /** JetStream publishes made (for benchmarks: signals per publish). */
+  /** @internal JetStream publishes made (for benchmarks: signals per publish). */
   publishes = 0
 
   private constructor(
-    readonly nc: NatsConnection,
-    readonly hub: Hub,
-    readonly id: string,
-    readonly options: Required<Omit<ClientOptions, keyof ConnectionOptions | 'hub'>>,
+    /** @internal */ readonly nc: NatsConnection,
+    /** @internal */ readonly hub: Hub,
+    /** @internal */ readonly id: string,
+    /** @internal */ readonly options: Required<Omit<ClientOptions, keyof ConnectionOptions | 'hub'>>,
   ) {
     this.#js = fastJetStream(nc)
     this.#maxPayload = nc.info?.max_payload ?? 1024 * 1024
@@ -179,7 +202,7 @@ export class Client {
    * await client.entity(Counter, 'c1').signal.add(5)
    * const n = await client.entity(Counter, 'c1').call.get()
    */
-  entity<E extends Entity<any>>(type: EntityClass<E>, key: string): EntityHandle<E> {
+  entity<E extends Entity>(type: EntityClass<E>, key: string): EntityHandle<E> {
     return new Handle<E>(this, operationTable(type), checkKey(key))
   }
 
@@ -187,7 +210,7 @@ export class Client {
    * Reads the committed state of an entity from its partition's owner. `type` is the class, or
    * its type name (as the command line gives it).
    */
-  async readEntityState<E extends Entity<any>>(
+  async readEntityState<E extends Entity>(
     type: EntityClass<E> | string,
     key: string,
   ): Promise<EntityState<StateOf<E>>> {
@@ -205,7 +228,7 @@ export class Client {
    *
    * @example const holder = await client.getLock(Account, 'alice') // 'a1b2…' or null
    */
-  async getLock(type: EntityClass<any> | string, key: string): Promise<string | null> {
+  async getLock(type: EntityClass | string, key: string): Promise<string | null> {
     const t = typeNameOf(type)
     const p = partitionOf(checkKey(key), this.partitionCount)
     const answer = await this.#query(p, { v: WIRE_VERSION, k: 'lock', t, key })
@@ -222,7 +245,7 @@ export class Client {
    *
    * @example await client.forceUnlock(Account, 'alice') // → the former holder's id, or null
    */
-  async forceUnlock(type: EntityClass<any> | string, key: string): Promise<string | null> {
+  async forceUnlock(type: EntityClass | string, key: string): Promise<string | null> {
     const t = typeNameOf(type)
     const msg: ActorMessage = { k: 'unlock', t, key: checkKey(key), o: '', f: 1 }
     return (await this.#request(msg, () => `forceUnlock ${t}@${key}`)) as string | null
@@ -236,7 +259,7 @@ export class Client {
    * while (page.continuation) page = await client.listEntities({ type: Counter, continuation: page.continuation })
    */
   async listEntities(query: {
-    type: EntityClass<any> | string
+    type: EntityClass | string
     keyPrefix?: string
     pageSize?: number
     continuation?: string
@@ -273,7 +296,7 @@ export class Client {
    * Committed states of an entity as they happen, pushed by its partition (no polling). The first
    * value is the current state; `undefined` means the entity does not exist (or was deleted).
    */
-  watchEntity<E extends Entity<any>>(type: EntityClass<E>, key: string): Observable<StateOf<E> | undefined> {
+  watchEntity<E extends Entity>(type: EntityClass<E>, key: string): Observable<StateOf<E> | undefined> {
     const t = entityTypeName(type)
     checkKey(key)
     const p = partitionOf(key, this.partitionCount)
@@ -369,7 +392,7 @@ export class Client {
   async start<I, O>(
     def: OrchestrationDefinition<I, O>,
     input: I,
-    options: { instanceId?: string; startAt?: Date | number; replace?: boolean } = {},
+    options: StartOptions = {},
   ): Promise<string> {
     return this.startByName(def.name, input, options)
   }

@@ -5,7 +5,7 @@
  * (`UnknownOperationError`), and arguments go through the class's schemas, if any, before they
  * are sent (`BadInputError`); the node checks them again.
  */
-import type { EntityOp } from '../../actors/wire/messages.ts'
+import type { EntityOp } from '../../actors/wire/index.ts'
 import {
   checkOperation,
   signalProxy,
@@ -53,7 +53,7 @@ export class Handle<E> implements EntityHandle<E> {
   }
 
   /** Checks an operation, then sends it: a signal, or a call when `call` is set. */
-  send(msg: EntityOp, call = false): Promise<any> {
+  send(msg: EntityOp, call = false): Promise<unknown> {
     try {
       checkOperation(this.ops, this.key, msg.op, msg.a)
     } catch (err) {

@@ -3,9 +3,9 @@
  * flight wait and then leave together, in order, as one JetStream message (one envelope with a
  * batch number the partition deduplicates on).
  */
-import { BadInputError, PayloadTooLargeError } from '../../actors/errors.ts'
-import { WIRE_VERSION, type ActorMessage, type ClientEnvelope } from '../../actors/wire/messages.ts'
-import { encode } from '../nats/codec.ts'
+import { BadInputError, PayloadTooLargeError } from '../../actors/index.ts'
+import { WIRE_VERSION, type ActorMessage, type ClientEnvelope } from '../../actors/wire/index.ts'
+import { encode } from '../nats/index.ts'
 
 /** What a sender needs from its client. */
 export interface SenderHost {

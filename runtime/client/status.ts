@@ -2,9 +2,9 @@
  * What the client shows of instances and pages: the public {@link InstanceStatus}, built from an
  * instance record or a listing summary, and the continuation tokens of paged listings.
  */
-import { BadInputError, type ErrorInfo } from '../../actors/errors.ts'
+import { BadInputError, type ErrorInfo } from '../../actors/index.ts'
 import type { HistoryEvent } from '../../actors/orchestration/index.ts'
-import type { InstanceSummary, InstanceView, RuntimeStatus } from '../instances/instance-model.ts'
+import type { InstanceSummary, InstanceView, RuntimeStatus } from '../instances/index.ts'
 
 /** What {@link Client.getStatus} returns. */
 export interface InstanceStatus<O = unknown> {

@@ -4,11 +4,10 @@
  * is core NATS that anyone may publish on: a message that is not a well-formed commit record is
  * skipped (and logged once per watch), never the end of the stream.
  */
-import type { NatsConnection } from '@nats-io/transport-node'
 import { Observable } from 'rxjs'
-import type { CommitRecord } from '../../actors/wire/messages.ts'
-import { decodeEnvelope } from '../nats/codec.ts'
-import { consoleLogger, type Logger } from '../util/logger.ts'
+import type { CommitRecord } from '../../actors/wire/index.ts'
+import { decodeEnvelope, type NatsConnection } from '../nats/index.ts'
+import { consoleLogger, type Logger } from '../util/index.ts'
 
 const defaultLogger = consoleLogger('basalt client')
 

@@ -6,7 +6,7 @@
  * module-level registry so that nothing is leaked when the owning process ends: {@link stopAllNatsServers}
  * stops everything that is left, and an `exit` hook SIGKILLs any child that is still running.
  *
- * The cluster builder is runtime/nats-cluster.ts; it starts its members here and shares the helpers
+ * The cluster builder is test/tooling/nats-cluster.ts; it starts its members here and shares the helpers
  * for ports, temp dirs, logs and exit hooks that this module exports.
  *
  * @module

@@ -4,9 +4,9 @@
  * outcome by the commit that records it, or with "not yet" once its time is up (the client then
  * asks again).
  */
-import type { ReplyTo } from '../../actors/wire/messages.ts'
-import { encode } from '../nats/codec.ts'
-import type { PartitionPort } from './instance-model.ts'
+import type { ReplyTo } from '../../actors/wire/index.ts'
+import { encode } from '../nats/index.ts'
+import type { PartitionPort } from '../partition/index.ts'
 
 const SWEEP_MS = 250
 /** Longest a wait is held, whatever the client asked. */

@@ -2,13 +2,13 @@
  * The history of an orchestration instance in the state bucket: the newest events stay in the
  * record's `tail`; older ones move into append-only chunk items `h.<p>.<id>.<hk>.<k>`, each written
  * once, so a round encodes only what is new. These functions act on a record through the port its
- * partition offers (runtime/instances.ts calls them).
+ * partition offers (runtime/instances/instance-host.ts calls them).
  */
-import { IllegalStateError } from '../../actors/errors.ts'
-import { encodeToken } from '../../actors/ids.ts'
+import { IllegalStateError, encodeToken } from '../../actors/index.ts'
 import type { HistoryEvent } from '../../actors/orchestration/index.ts'
-import { decode, encode } from '../nats/codec.ts'
-import type { InstanceRecord, PartitionPort } from './instance-model.ts'
+import { decode, encode } from '../nats/index.ts'
+import type { PartitionPort } from '../partition/index.ts'
+import type { InstanceRecord } from './instance-model.ts'
 
 /** History events kept in the record before they move into a chunk item of their own. */
 const CHUNK_EVENTS = 64

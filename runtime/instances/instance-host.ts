@@ -7,8 +7,9 @@
  * The live generator (cursor) stays cached between steps; after recovery or eviction the engine
  * replays the history. Activities start on this node at once (before the commit), and their
  * pending set is the items `a.<p>.<id>.<seq>`, re-run after a crash.
- * The data model and the partition's port are in instance-model.ts; the history chunks are
- * handled by instance-history.ts, held waits for completion by completion-waits.ts.
+ * The data model is in instance-model.ts, the partition's port in runtime/partition/instance-port.ts;
+ * the history chunks are handled by instance-history.ts, held waits for completion by
+ * completion-waits.ts.
  */
 import {
   BadInputError,
@@ -16,8 +17,8 @@ import {
   PayloadTooLargeError,
   toErrorInfo,
   type ErrorInfo,
-} from '../../actors/errors.ts'
-import { encodeToken } from '../../actors/ids.ts'
+  encodeToken,
+} from '../../actors/index.ts'
 import {
   WIRE_VERSION,
   type ActorMessage,
@@ -30,7 +31,9 @@ import {
   type ReplyTo,
   type StartMessage,
   type WaitMessage,
-} from '../../actors/wire/messages.ts'
+  type ActivityOutcome,
+  type ActivityTask,
+} from '../../actors/wire/index.ts'
 import {
   OrchestrationExecutor,
   type Command,
@@ -38,21 +41,25 @@ import {
   type NewEvent,
   type StepResult,
 } from '../../actors/orchestration/index.ts'
-import { isThenable, type ActivityOutcome, type ActivityTask } from '../activities/pool.ts'
-import { DEFER_UNKNOWN_MS } from '../partition/unknown-types.ts'
-import { decode, encode } from '../nats/codec.ts'
+import { isThenable } from '../activities/index.ts'
+import {
+  DEFER_UNKNOWN_MS,
+  boundOutcome,
+  checkSize,
+  sizeOf,
+  type InstanceHandler,
+  type PartitionPort,
+} from '../partition/index.ts'
+import { decode, encode } from '../nats/index.ts'
 import { CompletionWaits } from './completion-waits.ts'
 import { chunkTail, dropHistory, loadHistory } from './instance-history.ts'
-import { boundOutcome, checkSize, sizeOf } from '../partition/value-limits.ts'
 import {
   RuntimeStatus,
   isTerminal,
   matches,
   summaryOf,
-  type InstanceHandler,
   type InstanceRecord,
   type InstanceView,
-  type PartitionPort,
   type Workflows,
 } from './instance-model.ts'
 

@@ -4,8 +4,8 @@
  * process can read what any other wrote; every top-level envelope carries a version field `v`.
  */
 import { Packr } from 'msgpackr'
-import { CodecError } from '../../actors/errors.ts'
-import { WIRE_VERSION } from '../../actors/wire/messages.ts'
+import { CodecError } from '../../actors/index.ts'
+import { WIRE_VERSION } from '../../actors/wire/index.ts'
 
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
 

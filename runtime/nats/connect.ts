@@ -17,7 +17,7 @@ import {
   type NodeConnectionOptions,
   type TlsOptions,
 } from '@nats-io/transport-node'
-import { AuthorizationError, BadInputError, ConnectionError } from '../../actors/errors.ts'
+import { AuthorizationError, BadInputError, ConnectionError } from '../../actors/index.ts'
 import { isReachable } from './connection-health.ts'
 import {
   redactSecrets,

@@ -6,7 +6,7 @@
  * they are shown). Pure: no NATS client, no file reads, so the CLI can import it cheaply; the
  * mapping onto the NATS client's own options is in connect.ts.
  */
-import { BadInputError } from '../../actors/errors.ts'
+import { BadInputError } from '../../actors/index.ts'
 
 /**
  * TLS settings. Each of `ca`, `cert` and `key` is either the path of a PEM file or the PEM text

@@ -6,7 +6,7 @@
  * one sweeping timer, and the ack is parsed directly: the same wire protocol, a fraction of the CPU.
  */
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node'
-import { TimeoutError } from '../../actors/errors.ts'
+import { TimeoutError } from '../../actors/index.ts'
 
 /** A JetStream API error from a publish or get, with the server's error code (e.g. 10071). */
 export class JetStreamError extends Error {

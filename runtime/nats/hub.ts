@@ -16,7 +16,7 @@
 import type { NatsConnection } from '@nats-io/transport-node'
 import { jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
-import { BadInputError, HubNotFoundError } from '../../actors/errors.ts'
+import { BadInputError, HubNotFoundError } from '../../actors/index.ts'
 import { decode, encode } from './codec.ts'
 
 /** Default number of partitions of a new hub (as in the Netherite paper). */

@@ -17,10 +17,9 @@ import {
   type OrderedConsumerOptions,
   type StoredMsg,
 } from '@nats-io/jetstream'
-import { TimeoutError } from '../../actors/errors.ts'
+import { TimeoutError } from '../../actors/index.ts'
 import { fastJetStream, JetStreamError, type FastJetStream } from './fast-js.ts'
-import type { LogWriter } from '../partition/log-fence.ts'
-import type { CommitRecord, MailboxPosition, ActorMessage } from '../../actors/wire/messages.ts'
+import type { CommitRecord, LogWriter, MailboxPosition, ActorMessage } from '../../actors/wire/index.ts'
 import { decode, decodeEnvelope, encode } from './codec.ts'
 import { bucketKeys, type Hub } from './hub.ts'
 

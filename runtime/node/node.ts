@@ -8,19 +8,16 @@
  * default) with fresh epochs, fencing out whoever ran them before.
  */
 import { hostname } from 'node:os'
-import type { NatsConnection } from '@nats-io/transport-node'
-import { BadInputError, FencedError, IllegalStateError } from '../../actors/errors.ts'
+import { BadInputError, FencedError, IllegalStateError } from '../../actors/index.ts'
 import {
   isActivityDefinition,
   isOrchestrationDefinition,
   type ActivityDefinition,
   type OrchestrationDefinition,
 } from '../../actors/orchestration/index.ts'
-import { ActivityPool } from '../activities/pool.ts'
-import { Client } from '../client/client.ts'
-import { ActivityWorkers } from '../activities/workers.ts'
-import type { Workflows } from '../instances/instance-model.ts'
-import { InstanceHost } from '../instances/instance-host.ts'
+import { ActivityPool, ActivityWorkers } from '../activities/index.ts'
+import { Client } from '../client/index.ts'
+import { type Workflows, InstanceHost } from '../instances/index.ts'
 import { EntityRegistry, entityTypeName, type EntityClass } from '../../entities/index.ts'
 import {
   claimPartition,
@@ -28,16 +25,24 @@ import {
   type Assignment,
   type AssignmentStore,
 } from '../../placement/index.ts'
-import { decode, encode } from '../nats/codec.ts'
-import { ensureHub, serverWarnings, type Hub, type HubOptions } from '../nats/hub.ts'
-import { consoleLogger, type Logger } from '../util/logger.ts'
-import { Partition, type PartitionOptions } from '../partition/partition.ts'
-import { RecentReplies } from '../partition/recent-replies.ts'
-import type { KV } from '@nats-io/kv'
-import { isFencingRejection } from '../nats/storage.ts'
-import { whileConnected } from '../nats/connection-health.ts'
-import { closeConnection, connectTo } from '../nats/connect.ts'
-import { pickConnection, type ConnectionOptions } from '../nats/connection-options.ts'
+import {
+  decode,
+  encode,
+  ensureHub,
+  serverWarnings,
+  type Hub,
+  type HubOptions,
+  isFencingRejection,
+  whileConnected,
+  closeConnection,
+  connectTo,
+  pickConnection,
+  type ConnectionOptions,
+  type NatsConnection,
+  type KV,
+} from '../nats/index.ts'
+import { consoleLogger, type Logger } from '../util/index.ts'
+import { Partition, type PartitionOptions, RecentReplies } from '../partition/index.ts'
 
 /**
  * Options of {@link Node.start}: where NATS is and how to log in there (`servers`, credentials,
@@ -92,6 +97,7 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
 
 /** A running node. */
 export class Node {
+  /** @internal The partitions this node runs (tests and benchmarks look inside). */
   readonly partitions = new Map<number, Partition>()
   #stopped = false
   readonly #restarts = new Set<NodeJS.Timeout>()
@@ -110,15 +116,15 @@ export class Node {
   #again = false
 
   private constructor(
-    readonly nc: NatsConnection,
-    readonly hub: Hub,
+    /** @internal */ readonly nc: NatsConnection,
+    /** @internal */ readonly hub: Hub,
     readonly nodeId: string,
-    readonly registry: EntityRegistry,
-    readonly workflows: Workflows,
-    readonly workers: ActivityWorkers | undefined,
-    /** The client through which the workers send results (its own connection). */
+    /** @internal */ readonly registry: EntityRegistry,
+    /** @internal */ readonly workflows: Workflows,
+    /** @internal */ readonly workers: ActivityWorkers | undefined,
+    /** @internal The client through which the workers send results (its own connection). */
     readonly workerClient: Client | undefined,
-    readonly options: Required<
+    /** @internal */ readonly options: Required<
       Pick<
         NodeOptions,
         | 'pipelining'
@@ -223,7 +229,7 @@ export class Node {
     return this.hub.meta.partitions
   }
 
-  /** This node's placement agent (dynamic placement only). */
+  /** @internal This node's placement agent (dynamic placement only). */
   get placement(): PlacementAgent | undefined {
     return this.#agent
   }
@@ -305,6 +311,7 @@ export class Node {
     const { heartbeatMs, leaseMs, logger } = this.options
     this.#agent = await PlacementAgent.start(this.hub.metaKv, {
       nodeId: this.nodeId,
+      host: hostname(),
       partitions: this.hub.meta.partitions,
       heartbeatMs,
       leaseMs,
@@ -504,15 +511,15 @@ function defaultNodeId(): string {
 }
 
 /** What a node's registry may hold. */
-export type RegistryItem = EntityClass<any> | OrchestrationDefinition<any, any> | ActivityDefinition<any, any>
+export type RegistryItem = EntityClass | OrchestrationDefinition<any, any> | ActivityDefinition<any, any>
 
 /** Sorts a registry into entity classes, orchestrations and activities; rejects anything else. */
 export function splitRegistry(items: RegistryItem[]): {
-  entities: Array<EntityClass<any>>
+  entities: Array<EntityClass>
   orchestrations: Array<OrchestrationDefinition<any, any>>
   activities: Array<ActivityDefinition<any, any>>
 } {
-  const entities: Array<EntityClass<any>> = []
+  const entities: Array<EntityClass> = []
   const orchestrations: Array<OrchestrationDefinition<any, any>> = []
   const activities: Array<ActivityDefinition<any, any>> = []
   const names = new Set<string>()

@@ -8,8 +8,7 @@
  * with its first query (`w: 1`), which reaches the owner before the record its answer is based on
  * is decided, so every later record is published again. A new owner starts out publishing.
  */
-import type { NatsConnection } from '@nats-io/transport-node'
-import { isNoResponders } from '../nats/fast-js.ts'
+import { isNoResponders, type NatsConnection } from '../nats/index.ts'
 
 const EMPTY = new Uint8Array(0)
 

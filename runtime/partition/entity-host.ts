@@ -1,8 +1,8 @@
 /**
  * The entities of one partition: their operations, their in-memory cache, the locks orchestrations
- * hold on them, and the queries that read them. The partition (runtime/partition.ts) owns the
+ * hold on them, and the queries that read them. The partition (runtime/partition/partition.ts) owns the
  * loop, the rounds and the storage; this host acts only through {@link EntityPort}, as the
- * orchestration host does through its port (runtime/instances.ts).
+ * orchestration host does through its port (runtime/instances/instance-host.ts).
  *
  * The loop runs one operation at a time, waiting for an asynchronous one to finish (or time out)
  * before the next; so each host keeps one entity object per type and one operation context, and
@@ -24,8 +24,9 @@ import {
   UnknownEntityError,
   UnknownOperationError,
   toErrorInfo,
-} from '../../actors/errors.ts'
-import { checkKey, checkTypeName } from '../../actors/ids.ts'
+  checkKey,
+  checkTypeName,
+} from '../../actors/index.ts'
 import {
   WIRE_VERSION,
   type ActorMessage,
@@ -36,7 +37,7 @@ import {
   type QueryAnswer,
   type ReplyTo,
   type UnlockMessage,
-} from '../../actors/wire/messages.ts'
+} from '../../actors/wire/index.ts'
 import {
   checkArguments,
   isThenable,
@@ -45,8 +46,8 @@ import {
   type EntityRegistry,
   type EntityType,
 } from '../../entities/index.ts'
-import { decode, encode } from '../nats/codec.ts'
-import type { Logger } from '../util/logger.ts'
+import { decode, encode } from '../nats/index.ts'
+import type { Logger } from '../util/index.ts'
 import type { ItemWrite, RoundReply } from './round.ts'
 import { entityItemKey, parseEntityItemKey } from './snapshot.ts'
 
@@ -88,7 +89,7 @@ export interface EntityPort {
   dirtyWrites(prefix: string): Iterable<[string, ItemWrite]>
   /** Whether `name` (`e:Type`, `o:name`) is not run on this node but known to the hub. */
   knownElsewhere(name: string): boolean
-  /** Keeps a message for a type known only elsewhere, to be tried again (runtime/unknown-types.ts). */
+  /** Keeps a message for a type known only elsewhere, to be tried again (runtime/partition/unknown-types.ts). */
   defer(msg: ActorMessage): void
 }
 
@@ -158,7 +159,7 @@ export class EntityHost {
   /** The context operations run in (replaced when an operation times out). */
   #ctx = new OpContext(this)
   /** The object operations of each type run on (replaced when an operation times out). */
-  readonly #objects = new Map<string, Entity<any>>()
+  readonly #objects = new Map<string, Entity>()
 
   constructor(
     readonly port: EntityPort,
@@ -320,7 +321,7 @@ export class EntityHost {
   }
 
   /** The object operations of `type` run on in this partition. */
-  #objectOf(type: EntityType): Entity<any> {
+  #objectOf(type: EntityType): Entity {
     let entity = this.#objects.get(type.name)
     if (entity === undefined) this.#objects.set(type.name, (entity = this.registry.instantiate(type.name)))
     return entity

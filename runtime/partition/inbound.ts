@@ -8,9 +8,8 @@
  * Pure: no I/O. Each check costs a few comparisons (the partition hash of a key, a prefix test), so
  * the loop runs them on every message it takes from its mailbox.
  */
-import { BadInputError } from '../../actors/errors.ts'
-import { partitionOf } from '../../actors/ids.ts'
-import type { ActorMessage, QueryAnswer } from '../../actors/wire/messages.ts'
+import { BadInputError, partitionOf } from '../../actors/index.ts'
+import type { ActorMessage, QueryAnswer } from '../../actors/wire/index.ts'
 
 /**
  * Why message `msg` does not belong to partition `p` of a hub with `partitions` partitions, or

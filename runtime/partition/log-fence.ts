@@ -11,14 +11,9 @@
  * at that point. A stale owner's record that slipped in after a newer claim is ignored on replay,
  * and its writer, which checks the log before releasing any effect, never acts on it.
  */
-import type { CommitRecord } from '../../actors/wire/messages.ts'
+import type { CommitRecord, LogWriter } from '../../actors/wire/index.ts'
 
-/** The writer of a record: its epoch and the token of its partition instance. */
-export interface LogWriter {
-  e: number
-  /** Absent on records written before writers had tokens. */
-  o?: number | undefined
-}
+export type { LogWriter }
 
 /** The current owner of a partition's log, as far as the log has been read. */
 export class LogFence {

@@ -5,9 +5,8 @@
  * fails the partition when messages wait in the stream past its position but none arrive (a
  * consumer lost with a cluster member).
  */
-import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream'
-import { checkEnvelope, type MailboxEnvelope } from '../../actors/wire/messages.ts'
-import { decodeEnvelope } from '../nats/codec.ts'
+import { checkEnvelope, type MailboxEnvelope } from '../../actors/wire/index.ts'
+import { consumeFrom, decodeEnvelope, type ConsumerMessages, type JetStreamClient } from '../nats/index.ts'
 import { StallWatch } from './stall-watch.ts'
 
 /** Most envelopes queued before the reader pauses. */
@@ -83,14 +82,12 @@ export class MailboxReader {
 
   /** Starts reading at `fromSeq`. */
   async start(fromSeq: number): Promise<void> {
-    const consumer = await this.js.consumers.get(this.stream, {
-      filter_subjects: this.subject,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: fromSeq,
-    })
     // A consumer lost with a server (a NATS cluster member going down) is noticed by the stall
     // watch within seconds; heartbeats (every 5 s) back it up. Shorter heartbeats misfire under load.
-    this.#consumer = await consumer.consume({ max_messages: 512, expires: 10_000 })
+    this.#consumer = await consumeFrom(this.js, this.stream, this.subject, fromSeq, {
+      max_messages: 512,
+      expires: 10_000,
+    })
     this.#watch ??= new StallWatch({
       idle: () => this.#queue.length === 0 && !this.hooks.running(),
       position: () => this.hooks.position(),

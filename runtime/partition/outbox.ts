@@ -4,11 +4,9 @@
  * packing every waiting record's messages into one JetStream message. An entry stays until
  * JetStream acknowledges it; the receiver drops re-sent records by their number (dedup state).
  */
-import type { FastJetStream } from '../nats/fast-js.ts'
-import { WIRE_VERSION, type PartitionEnvelope } from '../../actors/wire/messages.ts'
-import { encode } from '../nats/codec.ts'
-import type { HubNames } from '../nats/hub.ts'
-import type { Logger } from '../util/logger.ts'
+import { type FastJetStream, encode, type HubNames } from '../nats/index.ts'
+import { WIRE_VERSION, type PartitionEnvelope } from '../../actors/wire/index.ts'
+import type { Logger } from '../util/index.ts'
 
 type Group = [n: number, msgs: Uint8Array[], bytes: number]
 

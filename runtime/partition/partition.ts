@@ -1,14 +1,19 @@
 /**
- * The partition loop (DESIGN.md §3). One owner per partition reads its mailbox from the last
+ * The partition loop (docs/DESIGN.md §3). One owner per partition reads its mailbox from the last
  * committed position, runs entity operations on in-memory state, and appends one fenced commit
  * record per round. Effects that others can observe — replies, messages to other partitions,
  * watcher updates — leave only after the record is acknowledged. With pipelining on, the loop
  * keeps processing while a commit is in flight; the next record carries everything processed
  * meanwhile (group commit), so a busy partition commits hundreds of steps per JetStream publish.
  */
-import type { NatsConnection, Subscription } from '@nats-io/transport-node'
-import { BadInputError, FencedError, PayloadTooLargeError, toErrorInfo } from '../../actors/errors.ts'
-import { checkTypeName, partitionOf } from '../../actors/ids.ts'
+import {
+  BadInputError,
+  FencedError,
+  PayloadTooLargeError,
+  toErrorInfo,
+  checkTypeName,
+  partitionOf,
+} from '../../actors/index.ts'
 import {
   WIRE_VERSION,
   checkMessage,
@@ -22,20 +27,28 @@ import {
   type ReplyEnvelope,
   type ReplyTo,
   type TimerValue,
-} from '../../actors/wire/messages.ts'
+} from '../../actors/wire/index.ts'
 import type { EntityRegistry } from '../../entities/index.ts'
-import { decode, decodeEnvelope, encode } from '../nats/codec.ts'
-import type { Hub } from '../nats/hub.ts'
-import type { Logger } from '../util/logger.ts'
+import {
+  decode,
+  decodeEnvelope,
+  encode,
+  type Hub,
+  PartitionStorage,
+  isFencingRejection,
+  type Checkpoint,
+  type NatsConnection,
+  type Subscription,
+} from '../nats/index.ts'
+import type { Logger } from '../util/index.ts'
 import { Outbox } from './outbox.ts'
 import { CommitRound, resolveWrite, type ItemWrite, type RoundReply } from './round.ts'
 import { RecentReplies, type RepliesEntry } from './recent-replies.ts'
 import { ChangeFeed } from './change-feed.ts'
 import { SnapshotState, repliesItemKey, type CheckpointExtras } from './snapshot.ts'
 import { MailboxReader, type Inbound } from './mailbox.ts'
-import { PartitionStorage, isFencingRejection, type Checkpoint } from '../nats/storage.ts'
 import { TimerSet } from './timers.ts'
-import type { InstanceHandler } from '../instances/instance-model.ts'
+import type { InstanceHandler } from './instance-port.ts'
 import { EntityHost, type EntityPort } from './entity-host.ts'
 import { LogFence, type LogWriter } from './log-fence.ts'
 

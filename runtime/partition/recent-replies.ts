@@ -12,7 +12,7 @@
  * before a move is still there when the caller asks the next owner — even if a checkpoint covered
  * its record and the log was truncated below it.
  */
-import type { Reply } from '../../actors/wire/messages.ts'
+import type { Reply } from '../../actors/wire/index.ts'
 
 /** A rough per-reply overhead (tuple, array slot, numbers) for the byte bound. */
 const REPLY_OVERHEAD = 64

@@ -9,7 +9,7 @@ import {
   type MailboxPosition,
   type Reply,
   type ReplyTo,
-} from '../../actors/wire/messages.ts'
+} from '../../actors/wire/index.ts'
 
 /**
  * A write whose bytes are produced when the round is sealed: an orchestration instance changed

@@ -12,16 +12,15 @@
  * checkpoint itself is written conditionally, so a stale owner never moves it nor truncates
  * anything.
  */
-import { FencedError } from '../../actors/errors.ts'
-import { decodeToken, encodeToken } from '../../actors/ids.ts'
+import { FencedError, decodeToken, encodeToken } from '../../actors/index.ts'
 import {
   WIRE_VERSION,
   type ActorMessage,
   type CommitRecord,
   type MailboxPosition,
-} from '../../actors/wire/messages.ts'
-import type { Logger } from '../util/logger.ts'
-import { isFencingRejection, type Checkpoint, type PartitionStorage } from '../nats/storage.ts'
+} from '../../actors/wire/index.ts'
+import type { Logger } from '../util/index.ts'
+import { isFencingRejection, type Checkpoint, type PartitionStorage } from '../nats/index.ts'
 import type { LogWriter } from './log-fence.ts'
 
 /** The KV key of an entity's state. */

@@ -1,5 +1,5 @@
 /** Durable timers of a partition, in memory: a map by item key plus a min-heap by due time. */
-import type { TimerValue } from '../../actors/wire/messages.ts'
+import type { TimerValue } from '../../actors/wire/index.ts'
 
 /** Pending timers; the map is the truth, heap entries that no longer match it are skipped. */
 export class TimerSet {

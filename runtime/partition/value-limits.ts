@@ -7,14 +7,14 @@
  * payloads — and one over its limit fails its task or its instance with
  * {@link PayloadTooLargeError} instead of reaching a record.
  *
- * The limits derive from the record limit (half of `max_payload`, see runtime/partition.ts): a
+ * The limits derive from the record limit (half of `max_payload`, see runtime/partition/partition.ts): a
  * single value of an instance may take a quarter of the value limit, because the instance record
  * holds a value twice (as a field and in its history tail) beside its input, output and custom
  * status; one step together may add the whole value limit (its commands and history events).
  */
-import { PayloadTooLargeError, toErrorInfo } from '../../actors/errors.ts'
-import type { ActivityOutcome, ActivityTask } from '../activities/pool.ts'
-import { encode } from '../nats/codec.ts'
+import { PayloadTooLargeError, toErrorInfo } from '../../actors/index.ts'
+import type { ActivityOutcome, ActivityTask } from '../../actors/wire/index.ts'
+import { encode } from '../nats/index.ts'
 
 /** Limits of one partition, from the server's `max_payload`. */
 export interface ValueLimits {

@@ -16,10 +16,9 @@ import {
   RemoteError,
   UnknownEntityError,
   UnknownOperationError,
-  decode,
-  encode,
   silentLogger,
 } from '../../runtime/index.ts'
+import { decode, encode } from '../../runtime/internal.ts'
 import { connectTo } from '../../runtime/nats/connect.ts'
 import { HubNames } from '../../runtime/nats/hub.ts'
 import { Counter } from '../fixtures/entities.ts'

@@ -1,6 +1,7 @@
 /** The `basalt node` and `basalt placement` commands, run as child processes against a real nats-server. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Client, Node, connectTo, silentLogger } from '../../runtime/index.ts'
+import { Client, Node, silentLogger } from '../../runtime/index.ts'
+import { connectTo } from '../../runtime/internal.ts'
 import { ensureHub } from '../../runtime/nats/hub.ts'
 import { closeConnection } from '../../runtime/nats/connect.ts'
 import { freePort, startNatsServer } from '../../runtime/dev/nats-server.ts'

@@ -15,10 +15,10 @@ import {
   TimeoutError,
   UnknownEntityError,
   UnknownOperationError,
-  connectTo,
   type OperationSchemas,
   type StandardSchemaV1,
 } from '../../runtime/index.ts'
+import { connectTo } from '../../runtime/internal.ts'
 import { HubNames } from '../../runtime/nats/hub.ts'
 import { useHub, useNatsServer, waitFor } from '../tooling/harness.ts'
 

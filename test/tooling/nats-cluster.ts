@@ -2,7 +2,7 @@
  * Builder of local `nats-server` clusters (three servers by default) for the tests: each member is
  * started through {@link startNatsServer} with its own ports, `server_name` and store dir, and the
  * cluster counts as up once JetStream can place a stream on every member. Process tracking, temp
- * dirs and exit hooks are the launcher's (runtime/nats-server.ts).
+ * dirs and exit hooks are the launcher's (runtime/dev/nats-server.ts).
  *
  * @module
  */

@@ -1,0 +1,16 @@
+/**
+ * runtime/instances/ — orchestration instances in a partition: their data model (statuses,
+ * records, summaries), the instance host that runs steps through the replay engine, history
+ * chunks and held completion waits. May import runtime/partition/ (its port), runtime/activities/,
+ * runtime/nats/, runtime/util/, actors/ and entities/.
+ */
+export { InstanceExistsError, InstanceHost } from './instance-host.ts'
+export {
+  RuntimeStatus,
+  isTerminal,
+  summaryOf,
+  type InstanceRecord,
+  type InstanceSummary,
+  type InstanceView,
+  type Workflows,
+} from './instance-model.ts'

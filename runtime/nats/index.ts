@@ -1,0 +1,60 @@
+/**
+ * runtime/nats/ — the only runtime folder that talks to NATS: connecting, the hub's streams and
+ * buckets (names, creation, opening), the codec, the lean JetStream publish path, a partition's
+ * fenced storage (commit log, checkpoint, snapshot items) and connection health. May import
+ * `@nats-io/*`, actors/ (errors, ids, the wire model) and runtime/util/; nothing else of the
+ * runtime. Everything above it reaches NATS through these exports.
+ */
+export { closeConnection, connectTo } from './connect.ts'
+export {
+  CONNECTION_ENV,
+  CONNECTION_FLAGS,
+  connectionFromEnv,
+  connectionFromFlags,
+  pickConnection,
+  redactUrl,
+  type ConnectionOptions,
+  type TlsConnectionOptions,
+} from './connection-options.ts'
+export { decode, decodeEnvelope, encode, encodeChecked } from './codec.ts'
+export { isReachable, whileConnected } from './connection-health.ts'
+export {
+  JetStreamError,
+  fastJetStream,
+  isNoResponders,
+  type FastJetStream,
+  type PublishAck,
+} from './fast-js.ts'
+export {
+  DEFAULT_PARTITIONS,
+  HubNames,
+  MAX_PARTITIONS,
+  bucketKeys,
+  deleteHub,
+  ensureHub,
+  openHub,
+  serverWarnings,
+  type Hub,
+  type HubMeta,
+  type HubOptions,
+} from './hub.ts'
+export { PartitionStorage, isFencingRejection, type Checkpoint } from './storage.ts'
+export { consumeFrom, consumeTasks } from './consumers.ts'
+
+// The NATS client library's types (and one helper) that the layers above hold or pass on, so that
+// only this folder imports `@nats-io/*`.
+export {
+  createInbox,
+  type NatsConnection,
+  type QueuedIterator,
+  type Subscription,
+} from '@nats-io/transport-node'
+export { AckPolicy, DeliverPolicy, jetstream } from '@nats-io/jetstream'
+export type {
+  ConsumerMessages,
+  JetStreamClient,
+  JetStreamManager,
+  JsMsg,
+  StoredMsg,
+} from '@nats-io/jetstream'
+export type { KV, KvEntry, KvWatchEntry } from '@nats-io/kv'

@@ -1,0 +1,84 @@
+/**
+ * The package's public surface: the root entry exports exactly the names applications use, the
+ * engine internals stay behind `basalt/internal`, and package.json publishes no other subpath.
+ */
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { describe, expect, expectTypeOf, it } from 'vitest'
+import * as publicEntry from '../../runtime/index.ts'
+import type {
+  Client,
+  ErrorInfo,
+  HubOptions,
+  InstanceFilter,
+  NodeOptions,
+  RegistryItem,
+  RuntimeStatus,
+  StartOptions,
+} from '../../runtime/index.ts'
+import * as internalEntry from '../../runtime/internal.ts'
+
+const ROOT = path.resolve(import.meta.dirname, '../..')
+
+describe('public surface', () => {
+  it('exports exactly the values applications use', () => {
+    expect(Object.keys(publicEntry).sort()).toEqual(
+      [
+        'BadInputError',
+        'BasaltError',
+        'Client',
+        'CodecError',
+        'ConnectionError',
+        'Entity',
+        'ErrorCode',
+        'FencedError',
+        'HubNotFoundError',
+        'IllegalStateError',
+        'InstanceExistsError',
+        'Node',
+        'NonDeterminismError',
+        'PartitionUnavailableError',
+        'PayloadTooLargeError',
+        'RemoteError',
+        'RuntimeStatus',
+        'TaskFailedError',
+        'TimeoutError',
+        'UnknownEntityError',
+        'UnknownOperationError',
+        'activity',
+        'consoleLogger',
+        'isTerminal',
+        'orchestration',
+        'silentLogger',
+      ].sort(),
+    )
+  })
+
+  it('names the option and filter types', () => {
+    expectTypeOf<StartOptions>().toEqualTypeOf<{
+      instanceId?: string
+      startAt?: Date | number
+      replace?: boolean
+    }>()
+    expectTypeOf<Parameters<Client['start']>[2]>().toEqualTypeOf<StartOptions | undefined>()
+    expectTypeOf<Parameters<Client['listInstances']>[0]>().toMatchTypeOf<InstanceFilter | undefined>()
+    expectTypeOf<NodeOptions>().toMatchTypeOf<HubOptions>()
+    expectTypeOf<NodeOptions['registry']>().toEqualTypeOf<RegistryItem[]>()
+    expectTypeOf<RuntimeStatus>().toMatchTypeOf<string>()
+    expectTypeOf<ErrorInfo>().toHaveProperty('code')
+  })
+
+  it('keeps engine internals behind basalt/internal', () => {
+    for (const name of ['connectTo', 'encode', 'decode', 'HubNames', 'openHub', 'ensureHub', 'deleteHub']) {
+      expect(publicEntry, `public entry exports ${name}`).not.toHaveProperty(name)
+      expect(internalEntry, `internal entry exports ${name}`).toHaveProperty(name)
+    }
+  })
+
+  it('publishes only the root and the internal entry', () => {
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      exports: Record<string, string>
+    }
+    expect(pkg.exports).toEqual({ '.': './runtime/index.ts', './internal': './runtime/internal.ts' })
+  })
+})
