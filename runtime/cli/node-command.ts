@@ -5,9 +5,9 @@
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
-import { pathToFileURL } from 'node:url'
 import { BadInputError } from '../../actors/errors.ts'
 import { Node, type RegistryItem } from '../node/node.ts'
+import { importModule } from './load-module.ts'
 import { intOption, serverList, stringOption } from './args.ts'
 import type { CommandArgs, CommandOutput } from './args.ts'
 
@@ -148,8 +148,9 @@ async function importFile(file: string, specifier: string): Promise<Record<strin
     throw new BadInputError(`cannot load module '${specifier}': no such file ${file}`)
   }
   try {
-    return (await import(pathToFileURL(file).href)) as Record<string, unknown>
+    return await importModule(file)
   } catch (err) {
+    if (err instanceof BadInputError) throw err
     throw new BadInputError(`cannot load module '${specifier}' (${file}): ${(err as Error).message}`, {
       cause: err,
     })
