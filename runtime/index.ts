@@ -5,21 +5,37 @@
 export { Client, type ClientOptions, type EntityPage, type EntityState } from './client/client.ts'
 export type { EntityHandle } from './client/handles.ts'
 export type { InstanceStatus } from './client/status.ts'
+export type {
+  InstanceFilter,
+  InstanceId,
+  InstancePage,
+  InstanceQuery,
+  StartOptions,
+  StatusOptions,
+  WaitOptions,
+} from './client/options.ts'
 export { RuntimeStatus, isTerminal } from './instances/instance-model.ts'
 export { InstanceExistsError } from './instances/instance-host.ts'
 export {
   NonDeterminismError,
   TaskFailedError,
   activity,
+  externalEvent,
   orchestration,
   type ActivityContext,
   type ActivityDefinition,
+  type ActivityFunction,
+  type EntityRef,
+  type EventDefinition,
   type HistoryEvent,
+  type LockHandle,
   type OrchestrationContext,
   type OrchestrationDefinition,
+  type OrchestrationFunction,
   type RetryPolicy,
+  type Task,
 } from '../actors/orchestration/index.ts'
-export { Node, type NodeOptions } from './node/node.ts'
+export { Node, type NodeOptions, type RegistryItem } from './node/node.ts'
 export { connectTo } from './nats/connect.ts'
 export {
   DEFAULT_PARTITIONS,

@@ -17,7 +17,11 @@ import {
   fromErrorInfo,
 } from '../../actors/errors.ts'
 import { checkKey, encodeToken, partitionOf } from '../../actors/ids.ts'
-import type { HistoryEvent, OrchestrationDefinition } from '../../actors/orchestration/index.ts'
+import type {
+  EventDefinition,
+  HistoryEvent,
+  OrchestrationDefinition,
+} from '../../actors/orchestration/index.ts'
 import { randomUUID } from 'node:crypto'
 import {
   isTerminal,
@@ -31,7 +35,6 @@ import {
   WIRE_VERSION,
   type ActorMessage,
   type ControlMessage,
-  type InstanceFilter,
   type ReplyTo,
   type StartMessage,
   type EntityOp,
@@ -63,6 +66,15 @@ import {
   toStatus,
   type InstanceStatus,
 } from './status.ts'
+import type {
+  InstanceFilter,
+  InstanceId,
+  InstancePage,
+  InstanceQuery,
+  StartOptions,
+  StatusOptions,
+  WaitOptions,
+} from './options.ts'
 
 /** Options of {@link Client.connect}. */
 export interface ClientOptions {
@@ -356,15 +368,16 @@ export class Client {
   /**
    * Starts an orchestration instance; resolves with its id once the start is committed. An id
    * that exists is rejected with `InstanceExistsError`, unless the instance is in a terminal state
-   * and `replace` is set. `startAt` schedules the start (status Pending until then).
+   * and `replace` is set. `startAt` schedules the start (status Pending until then). The id
+   * carries the orchestration's output type, so `waitForCompletion(id)` needs no type argument.
    *
    * @example const id = await client.start(helloSequence, ['Tokyo', 'Seattle'])
    */
   async start<I, O>(
     def: OrchestrationDefinition<I, O>,
     input: I,
-    options: { instanceId?: string; startAt?: Date | number; replace?: boolean } = {},
-  ): Promise<string> {
+    options: StartOptions = {},
+  ): Promise<InstanceId<O>> {
     const id = options.instanceId ?? randomUUID()
     checkKey(id)
     const msg: StartMessage = { k: 'start', i: id, n: def.name, in: input }
@@ -384,8 +397,19 @@ export class Client {
     this.#ended.set(id, view)
   }
 
-  /** Raises an external event; fails with `BadInputError` when the instance does not exist or ended. */
-  async raiseEvent(instanceId: string, name: string, data?: unknown): Promise<void> {
+  /**
+   * Raises an external event, named by an {@link externalEvent} definition (its payload type
+   * checked) or by a plain name; fails with `BadInputError` when the instance does not exist or
+   * ended. @example await client.raiseEvent(id, approval, { by: 'ana' })
+   */
+  async raiseEvent<T>(instanceId: string, event: EventDefinition<T>, data: T): Promise<void>
+  async raiseEvent(instanceId: string, name: string, data?: unknown): Promise<void>
+  async raiseEvent(
+    instanceId: string,
+    event: string | EventDefinition<unknown>,
+    data?: unknown,
+  ): Promise<void> {
+    const name = typeof event === 'object' && event !== null ? event.name : event
     await this.#request({ k: 'ev', i: checkKey(instanceId), n: name, d: data }, () => `raiseEvent '${name}'`)
   }
 
@@ -427,8 +451,8 @@ export class Client {
 
   /** Status of an instance (undefined when it does not exist); `history` includes the events. */
   async getStatus<O = unknown>(
-    instanceId: string,
-    options: { history?: boolean } = {},
+    instanceId: InstanceId<O> | string,
+    options: StatusOptions = {},
   ): Promise<InstanceStatus<O> | undefined> {
     const p = partitionOf(checkKey(instanceId), this.partitionCount)
     const answer = await this.#query(p, {
@@ -451,10 +475,12 @@ export class Client {
   /**
    * Waits (server side, no polling) until the instance reaches Completed, Failed or Terminated.
    * Throws `TimeoutError` after `timeoutMs` (default 60 s) and `BadInputError` for unknown ids.
+   * The output is typed by the id `start` returned; for a plain string id, a type argument says
+   * what to expect (unchecked). @example const { output } = await client.waitForCompletion(id)
    */
   async waitForCompletion<O = unknown>(
-    instanceId: string,
-    options: { timeoutMs?: number } = {},
+    instanceId: InstanceId<O> | string,
+    options: WaitOptions = {},
   ): Promise<InstanceStatus<O>> {
     const deadline = Date.now() + (options.timeoutMs ?? 60_000)
     checkKey(instanceId)
@@ -491,9 +517,7 @@ export class Client {
   }
 
   /** Lists instances by status, creation time, name and id prefix, a page at a time. */
-  async listInstances(
-    query: InstanceFilter & { pageSize?: number; continuation?: string } = {},
-  ): Promise<{ instances: InstanceStatus[]; continuation?: string }> {
+  async listInstances(query: InstanceQuery = {}): Promise<InstancePage> {
     const { pageSize, continuation, ...filter } = query
     const limit = pageSize ?? 100
     const after = continuation === undefined ? '' : decodeContinuation(continuation)
