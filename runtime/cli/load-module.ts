@@ -6,6 +6,7 @@
  * The installed package runs compiled JavaScript, so nothing else registers a TypeScript loader;
  * run from Basalt's sources, a loader is already in place and TypeScript imports as it is.
  */
+import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import process from 'node:process'
@@ -52,13 +53,26 @@ function typeScriptLoads(): boolean {
   return tsxRegistered || import.meta.url.endsWith('.ts')
 }
 
-/** Path of tsx's `tsx/esm/api` entry as seen from folder `from` (the user's project), if installed. */
+/**
+ * Path of the ESM build of tsx's `tsx/esm/api` as installed for folder `from` (the user's
+ * project), if tsx ≥ 4 is there. Read from tsx's own exports: `require.resolve` would give the
+ * CommonJS build, which cannot be imported.
+ */
 function resolveTsx(from: string): string | undefined {
+  let manifest: string
   try {
-    return createRequire(path.join(from, 'noop.js')).resolve('tsx/esm/api')
+    manifest = createRequire(path.join(from, 'noop.js')).resolve('tsx/package.json')
   } catch {
     return undefined
   }
+  const exports = (JSON.parse(readFileSync(manifest, 'utf8')) as { exports?: Record<string, unknown> })
+    .exports
+  let entry: unknown = exports?.['./esm/api']
+  while (typeof entry === 'object' && entry !== null) {
+    const conditions = entry as Record<string, unknown>
+    entry = conditions['import'] ?? conditions['default']
+  }
+  return typeof entry === 'string' ? path.join(path.dirname(manifest), entry) : undefined
 }
 
 /** Whether this Node strips TypeScript types by itself. */
