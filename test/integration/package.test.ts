@@ -59,6 +59,26 @@ function start(command: string, args: string[], cwd: string) {
   return { child, lines, out, exited }
 }
 
+/**
+ * Resolves once `basalt node` printed `node <id> running on hub <hub>`; rejects with its output
+ * as soon as it exits before that, or after 30 s.
+ */
+async function nodeRunning(node: ReturnType<typeof start>, hub: string): Promise<void> {
+  const running = new RegExp(`^node \\S+ running on hub ${hub}$`)
+  let exit: string | undefined
+  void node.exited.then((code) => (exit = `exited with ${code}`))
+  await waitFor(
+    () => exit !== undefined || node.lines.some((l) => running.test(l)),
+    `basalt node to print 'running on hub ${hub}'`,
+    30_000,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; output:\n${node.lines.join('\n')}`)
+  })
+  if (exit !== undefined) {
+    throw new Error(`basalt node ${exit} before running on hub ${hub}; output:\n${node.lines.join('\n')}`)
+  }
+}
+
 /** Runs `command args` in `cwd` to its end. */
 async function run(command: string, args: string[], cwd: string): Promise<Ran> {
   const { lines, out, exited } = start(command, args, cwd)
@@ -66,26 +86,59 @@ async function run(command: string, args: string[], cwd: string): Promise<Ran> {
   return { code, output: lines.join('\n'), stdout: out.join('\n') }
 }
 
-/** package.json and package-lock.json of a project depending on the tarball, from this repo's lock. */
+/** An entry of package-lock.json. */
+interface LockEntry {
+  version: string
+  dev?: boolean
+  resolved?: string
+  dependencies?: Record<string, string>
+  optionalDependencies?: Record<string, string>
+}
+
+/** The lock entries (by key) of packages `roots` and everything they depend on. */
+function closure(packages: Record<string, LockEntry>, roots: string[]): string[] {
+  const keys = new Set<string>()
+  const queue = roots.map((name) => `node_modules/${name}`)
+  for (let key = queue.shift(); key !== undefined; key = queue.shift()) {
+    const entry = packages[key]
+    if (entry === undefined || keys.has(key)) continue
+    keys.add(key)
+    for (const name of Object.keys({ ...entry.dependencies, ...entry.optionalDependencies })) {
+      // a nested copy first, as Node resolves it
+      const nested = `${key}/node_modules/${name}`
+      queue.push(packages[nested] === undefined ? `node_modules/${name}` : nested)
+    }
+  }
+  return [...keys]
+}
+
+/**
+ * package.json and package-lock.json of a project depending on the tarball (and, as dev
+ * dependencies, on @types/node and tsx), from this repo's lock.
+ */
 function writeProject(dir: string, packed: Packed): void {
   const lock = JSON.parse(readFileSync(path.join(repoRoot, 'package-lock.json'), 'utf8')) as {
-    packages: Record<string, { version: string; dev?: boolean; resolved?: string }>
+    packages: Record<string, LockEntry>
   }
   const basalt = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as Record<
     string,
     unknown
   >
-  const types = ['node_modules/@types/node', 'node_modules/undici-types']
+  const runtime = Object.keys(basalt['dependencies'] as Record<string, string>)
   const packages: Record<string, unknown> = {}
-  for (const [key, entry] of Object.entries(lock.packages)) {
-    if (key === '' || (entry.dev === true && !types.includes(key))) continue
+  for (const key of closure(lock.packages, [...runtime, '@types/node', 'tsx'])) {
+    const entry = lock.packages[key]!
     const { dev: _dev, ...rest } = entry
     const name = key.slice(key.lastIndexOf('node_modules/') + 'node_modules/'.length)
     const resolved = `https://registry.npmjs.org/${name}/-/${name.split('/').pop()}-${entry.version}.tgz`
     packages[key] = { ...rest, resolved: rest.resolved ?? resolved }
   }
   const tarball = `file:${path.join(dir, packed.filename)}`
-  const dependencies = { basalt: tarball, '@types/node': lock.packages['node_modules/@types/node']!.version }
+  const dependencies = { basalt: tarball }
+  const devDependencies = {
+    '@types/node': lock.packages['node_modules/@types/node']!.version,
+    tsx: lock.packages['node_modules/tsx']!.version,
+  }
   packages['node_modules/basalt'] = {
     version: basalt['version'],
     resolved: tarball,
@@ -99,9 +152,9 @@ function writeProject(dir: string, packed: Packed): void {
   }
   const app = path.join(dir, 'app')
   mkdirSync(app)
-  const pkg = { name: 'app', private: true, type: 'module', dependencies }
+  const pkg = { name: 'app', private: true, type: 'module', dependencies, devDependencies }
   writeFileSync(path.join(app, 'package.json'), JSON.stringify(pkg, null, 2))
-  const root = { name: 'app', dependencies }
+  const root = { name: 'app', dependencies, devDependencies }
   const appLock = { name: 'app', lockfileVersion: 3, requires: true, packages: { '': root, ...packages } }
   writeFileSync(path.join(app, 'package-lock.json'), JSON.stringify(appLock, null, 2))
 }
@@ -122,6 +175,24 @@ export const greet = orchestration('greet', function* (ctx, names) {
   return out
 })
 export const registry = [Counter, shout, greet]
+`
+
+/** A registry in TypeScript, with syntax that type stripping alone would not run (a parameter property). */
+const REGISTRY_TS = `
+import { Entity } from 'basalt'
+
+class Tally {
+  constructor(readonly start: number) {}
+}
+export class Counter extends Entity<number> {
+  initialState(): number {
+    return new Tally(0).start
+  }
+  add(n: number): void {
+    this.state += n
+  }
+}
+export const registry = [Counter]
 `
 
 /** A plain ESM client: prints one JSON line with what it saw. */
@@ -250,11 +321,7 @@ describe('the packed package in a fresh project', () => {
     const hub = 'pkg'
     const bin = path.join(app, 'node_modules', '.bin', 'basalt')
     const node = start(bin, ['node', '--servers', nats.url, '--hub', hub, '--load', './registry.mjs'], app)
-    await waitFor(
-      () => node.lines.some((l) => /^node \S+ running on hub pkg$/.test(l)),
-      `basalt node from the package to print 'running on hub ${hub}' (output so far: ${node.lines.join(' | ')})`,
-      30_000,
-    )
+    await nodeRunning(node, hub)
     const client = await run(process.execPath, ['client.mjs', nats.url, hub], app)
     expect(client.code, client.output).toBe(0)
     expect(JSON.parse(client.stdout.split('\n').at(-1)!), client.output).toEqual({
@@ -265,6 +332,16 @@ describe('the packed package in a fresh project', () => {
     node.child.kill('SIGTERM')
     expect(await node.exited, node.lines.join('\n')).toBe(0)
     expect(node.lines.at(-1)).toMatch(/^node \S+ stopped$/)
+  })
+
+  it("serves a .ts registry through the app's own tsx", async () => {
+    writeFileSync(path.join(app, 'registry.ts'), REGISTRY_TS)
+    const bin = path.join(app, 'node_modules', '.bin', 'basalt')
+    const hub = 'pkg-tsx'
+    const node = start(bin, ['node', '--servers', nats.url, '--hub', hub, '--load', './registry.ts'], app)
+    await nodeRunning(node, hub)
+    node.child.kill('SIGTERM')
+    expect(await node.exited, node.lines.join('\n')).toBe(0)
   })
 
   it('says to install tsx when given a .ts registry on a Node without type stripping', async ({ skip }) => {
