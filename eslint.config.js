@@ -73,7 +73,7 @@ const TIMERS = [
 ]
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.basalt/**', 'docs/**'] },
+  { ignores: ['node_modules/**', '.basalt/**', 'docs/**', 'dist/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

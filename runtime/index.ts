@@ -13,8 +13,14 @@ export {
   type EntityHandle,
   type EntityPage,
   type EntityState,
+  type InstanceFilter,
+  type InstanceId,
+  type InstancePage,
+  type InstanceQuery,
   type InstanceStatus,
   type StartOptions,
+  type StatusOptions,
+  type WaitOptions,
 } from './client/index.ts'
 export type { HubOptions } from './nats/index.ts'
 export {
@@ -45,6 +51,7 @@ export {
 // Orchestrations and activities
 export {
   activity,
+  externalEvent,
   orchestration,
   type ActivityContext,
   type ActivityDefinition,
@@ -52,6 +59,7 @@ export {
   type EntityCallProxy,
   type EntityRef,
   type EntitySignalProxy,
+  type EventDefinition,
   type HistoryEvent,
   type LockHandle,
   type OrchestrationContext,
@@ -63,7 +71,6 @@ export {
   type TimerTask,
 } from '../actors/orchestration/index.ts'
 export { RuntimeStatus, isTerminal } from './instances/index.ts'
-export type { InstanceFilter } from '../actors/wire/index.ts'
 
 // Errors (each with a stable `code` and `name`)
 export {

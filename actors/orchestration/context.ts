@@ -24,6 +24,7 @@ import type {
   EntityKey,
   EntityRef,
   EntitySignalProxy,
+  EventDefinition,
   ExternalEvent,
   FailedEvent,
   HistoryEvent,
@@ -277,8 +278,9 @@ export class Execution implements OrchestrationContext {
     return this.#timer(at)
   }
 
-  waitForEvent<T = unknown>(name: string): Task<T> {
+  waitForEvent<T = unknown>(event: string | EventDefinition<T>): Task<T> {
     this.#checkOpen('waitForEvent')
+    const name = typeof event === 'object' && event !== null ? event.name : event
     if (typeof name !== 'string' || name.length === 0)
       throw new BadInputError('waitForEvent needs an event name')
     const task = new Task<T>(this.clock)

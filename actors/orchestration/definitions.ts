@@ -6,6 +6,7 @@ import { BadInputError } from '../errors.ts'
 import type {
   ActivityDefinition,
   ActivityFunction,
+  EventDefinition,
   OrchestrationDefinition,
   OrchestrationFunction,
   RetryPolicy,
@@ -71,6 +72,22 @@ export function activity<I, O>(
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
     ...(retry === undefined ? {} : { retry }),
   })
+}
+
+/**
+ * Defines an external event by name and payload type, for typed waits and raises. Throws
+ * {@link BadInputError} for an empty name. Plain names keep working where types do not matter.
+ *
+ * @example
+ * ```ts
+ * const approval = externalEvent<{ by: string }>('approval')
+ * const { by } = yield* ctx.waitForEvent(approval)        // in the orchestration
+ * await client.raiseEvent(id, approval, { by: 'ana' })    // checked against { by: string }
+ * ```
+ */
+export function externalEvent<T = unknown>(name: string): EventDefinition<T> {
+  checkName(name, 'event')
+  return Object.freeze({ kind: 'event' as const, name })
 }
 
 /** Whether a value is an orchestration definition made by {@link orchestration}. */

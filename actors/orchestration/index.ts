@@ -8,6 +8,7 @@ export { NonDeterminismError, TaskFailedError } from '../errors.ts'
 export {
   activity,
   checkRetryPolicy,
+  externalEvent,
   isActivityDefinition,
   isOrchestrationDefinition,
   orchestration,
@@ -27,6 +28,7 @@ export type {
   EntityKey,
   EntityRef,
   EntitySignalProxy,
+  EventDefinition,
   ExternalEvent,
   FailedEvent,
   FinishedEvent,

@@ -288,6 +288,7 @@ export interface OrchestrationContext {
    * arrival order and consumed FIFO by later waits; an event goes to the oldest unfinished wait of
    * its name, even one that lost an `any` race, so in a loop keep the same wait task until it wins.
    */
+  waitForEvent<T>(event: EventDefinition<T>): Task<T>
   waitForEvent<T = unknown>(name: string): Task<T>
   /** Completes when every task did (results in order); fails with the first failure to arrive. */
   all<const T extends readonly Task<unknown>[]>(
@@ -342,6 +343,20 @@ export interface OrchestrationDefinition<I, O> {
   readonly fn: OrchestrationFunction<I, O>
   /** Recorded in the `started` event of each execution; informational. */
   readonly version?: string
+}
+
+/** Key of the type-only member that carries an event's payload type. */
+declare const payloadType: unique symbol
+
+/**
+ * An external event: its name, and as a type only its payload, so that `ctx.waitForEvent(def)`
+ * and `client.raiseEvent(id, def, data)` agree on both. Made by {@link externalEvent}.
+ */
+export interface EventDefinition<T> {
+  readonly kind: 'event'
+  readonly name: string
+  /** Never set: carries the payload type `T`. */
+  readonly [payloadType]?: T
 }
 
 /** What an activity function receives besides its input. */

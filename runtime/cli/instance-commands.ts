@@ -6,7 +6,8 @@
  */
 import type { HistoryEvent } from '../../actors/orchestration/index.ts'
 import type { Client, InstanceStatus } from '../client/index.ts'
-import type { InstanceFilter } from '../../actors/wire/index.ts'
+import type { InstanceFilter } from '../client/index.ts'
+import { RuntimeStatus } from '../instances/index.ts'
 import { UsageError } from './args.ts'
 import { withClient, type ConnectionFlags } from './connection.ts'
 import { compact, keyValues, printJson, progress, stdout, table, when, type Out } from './output.ts'
@@ -151,10 +152,10 @@ export function filterFromFlags(flags: ListFlags): InstanceFilter {
   return filter
 }
 
-const STATUSES = ['Pending', 'Running', 'Completed', 'ContinuedAsNew', 'Failed', 'Terminated', 'Suspended']
+const STATUSES: RuntimeStatus[] = Object.values(RuntimeStatus)
 
 /** A status name in any letter case, spelled as the runtime does; {@link UsageError} otherwise. */
-function statusName(text: string): string {
+function statusName(text: string): RuntimeStatus {
   const found = STATUSES.find((s) => s.toLowerCase() === text.toLowerCase())
   if (found === undefined) throw new UsageError(`--status ${text}: expected one of ${STATUSES.join(', ')}`)
   return found

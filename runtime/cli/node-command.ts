@@ -5,12 +5,12 @@
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
-import { pathToFileURL } from 'node:url'
 import { BadInputError } from '../../actors/index.ts'
 import { Node, type RegistryItem } from '../node/index.ts'
 import { connectionFromFlags, hubFromFlags, type ConnectionFlags } from './connection.ts'
 import { UsageError } from './args.ts'
 import { stdout, type Out } from './output.ts'
+import { importModule } from './load-module.ts'
 
 /** Options of {@link Node.start}, including those that a given version of `NodeOptions` may lack. */
 type StartOptions = Parameters<typeof Node.start>[0] & { heartbeatMs?: number; leaseMs?: number }
@@ -152,8 +152,9 @@ async function importFile(file: string, specifier: string): Promise<Record<strin
     throw new BadInputError(`cannot load module '${specifier}': no such file ${file}`)
   }
   try {
-    return (await import(pathToFileURL(file).href)) as Record<string, unknown>
+    return await importModule(file)
   } catch (err) {
+    if (err instanceof BadInputError) throw err
     throw new BadInputError(`cannot load module '${specifier}' (${file}): ${(err as Error).message}`, {
       cause: err,
     })

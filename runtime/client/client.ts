@@ -19,7 +19,11 @@ import {
   encodeToken,
   partitionOf,
 } from '../../actors/index.ts'
-import type { HistoryEvent, OrchestrationDefinition } from '../../actors/orchestration/index.ts'
+import type {
+  EventDefinition,
+  HistoryEvent,
+  OrchestrationDefinition,
+} from '../../actors/orchestration/index.ts'
 import { randomUUID } from 'node:crypto'
 import {
   isTerminal,
@@ -33,7 +37,6 @@ import {
   WIRE_VERSION,
   type ActorMessage,
   type ControlMessage,
-  type InstanceFilter,
   type ReplyTo,
   type StartMessage,
   type EntityOp,
@@ -77,6 +80,15 @@ import {
   toStatus,
   type InstanceStatus,
 } from './status.ts'
+import type {
+  InstanceFilter,
+  InstanceId,
+  InstancePage,
+  InstanceQuery,
+  StartOptions,
+  StatusOptions,
+  WaitOptions,
+} from './options.ts'
 
 /**
  * Options of {@link Client.connect}: where NATS is and how to log in there (`servers`,
@@ -97,16 +109,6 @@ export interface ClientOptions extends ConnectionOptions {
    * every waiting call asks.
    */
   reaskMs?: number
-}
-
-/** Options of {@link Client.start}. */
-export interface StartOptions {
-  /** The instance id (default: a random UUID). */
-  instanceId?: string
-  /** When to start: a Date or ms since the epoch (default: now). Pending until then. */
-  startAt?: Date | number
-  /** Replace an instance of that id that is in a terminal state (default: reject the start). */
-  replace?: boolean
 }
 
 /** What {@link Client.readEntityState} returns. */
@@ -385,7 +387,8 @@ export class Client {
   /**
    * Starts an orchestration instance; resolves with its id once the start is committed. An id
    * that exists is rejected with `InstanceExistsError`, unless the instance is in a terminal state
-   * and `replace` is set. `startAt` schedules the start (status Pending until then).
+   * and `replace` is set. `startAt` schedules the start (status Pending until then). The id
+   * carries the orchestration's output type, so `waitForCompletion(id)` needs no type argument.
    *
    * @example const id = await client.start(helloSequence, ['Tokyo', 'Seattle'])
    */
@@ -393,8 +396,8 @@ export class Client {
     def: OrchestrationDefinition<I, O>,
     input: I,
     options: StartOptions = {},
-  ): Promise<string> {
-    return this.startByName(def.name, input, options)
+  ): Promise<InstanceId<O>> {
+    return (await this.startByName(def.name, input, options)) as InstanceId<O>
   }
 
   /**
@@ -425,8 +428,19 @@ export class Client {
     this.#ended.set(id, view)
   }
 
-  /** Raises an external event; fails with `BadInputError` when the instance does not exist or ended. */
-  async raiseEvent(instanceId: string, name: string, data?: unknown): Promise<void> {
+  /**
+   * Raises an external event, named by an {@link externalEvent} definition (its payload type
+   * checked) or by a plain name; fails with `BadInputError` when the instance does not exist or
+   * ended. @example await client.raiseEvent(id, approval, { by: 'ana' })
+   */
+  async raiseEvent<T>(instanceId: string, event: EventDefinition<T>, data: T): Promise<void>
+  async raiseEvent(instanceId: string, name: string, data?: unknown): Promise<void>
+  async raiseEvent(
+    instanceId: string,
+    event: string | EventDefinition<unknown>,
+    data?: unknown,
+  ): Promise<void> {
+    const name = typeof event === 'object' && event !== null ? event.name : event
     await this.#request({ k: 'ev', i: checkKey(instanceId), n: name, d: data }, () => `raiseEvent '${name}'`)
   }
 
@@ -468,8 +482,8 @@ export class Client {
 
   /** Status of an instance (undefined when it does not exist); `history` includes the events. */
   async getStatus<O = unknown>(
-    instanceId: string,
-    options: { history?: boolean } = {},
+    instanceId: InstanceId<O> | string,
+    options: StatusOptions = {},
   ): Promise<InstanceStatus<O> | undefined> {
     const p = partitionOf(checkKey(instanceId), this.partitionCount)
     const answer = await this.#query(p, {
@@ -492,10 +506,12 @@ export class Client {
   /**
    * Waits (server side, no polling) until the instance reaches Completed, Failed or Terminated.
    * Throws `TimeoutError` after `timeoutMs` (default 60 s) and `BadInputError` for unknown ids.
+   * The output is typed by the id `start` returned; for a plain string id, a type argument says
+   * what to expect (unchecked). @example const { output } = await client.waitForCompletion(id)
    */
   async waitForCompletion<O = unknown>(
-    instanceId: string,
-    options: { timeoutMs?: number } = {},
+    instanceId: InstanceId<O> | string,
+    options: WaitOptions = {},
   ): Promise<InstanceStatus<O>> {
     const deadline = Date.now() + (options.timeoutMs ?? 60_000)
     checkKey(instanceId)
@@ -532,9 +548,7 @@ export class Client {
   }
 
   /** Lists instances by status, creation time, name and id prefix, a page at a time. */
-  async listInstances(
-    query: InstanceFilter & { pageSize?: number; continuation?: string } = {},
-  ): Promise<{ instances: InstanceStatus[]; continuation?: string }> {
+  async listInstances(query: InstanceQuery = {}): Promise<InstancePage> {
     const { pageSize, continuation, ...filter } = query
     const limit = pageSize ?? 100
     const after = continuation === undefined ? '' : decodeContinuation(continuation)

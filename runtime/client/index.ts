@@ -4,6 +4,15 @@
  * item keys), runtime/instances/ (the instance data model), runtime/nats/, runtime/util/, actors/
  * and entities/; never runtime/node/.
  */
-export { Client, type ClientOptions, type EntityPage, type EntityState, type StartOptions } from './client.ts'
+export { Client, type ClientOptions, type EntityPage, type EntityState } from './client.ts'
+export type {
+  InstanceFilter,
+  InstanceId,
+  InstancePage,
+  InstanceQuery,
+  StartOptions,
+  StatusOptions,
+  WaitOptions,
+} from './options.ts'
 export type { EntityHandle } from './handles.ts'
 export type { InstanceStatus } from './status.ts'

@@ -19,6 +19,7 @@ import {
   OrchestrationExecutor,
   Task,
   activity,
+  externalEvent,
   orchestration,
   sha1,
   uuidV5,
@@ -262,6 +263,12 @@ const approval = orchestration('approval', function* (ctx, timeoutMs: number) {
   return 'timed out'
 })
 
+const go = externalEvent<{ by: string }>('go')
+const typedWait = orchestration('typedWait', function* (ctx) {
+  const { by } = yield* ctx.waitForEvent(go)
+  return `go by ${by}`
+})
+
 const retrying = orchestration('retrying', function* (ctx, attempts: number) {
   try {
     return yield* ctx.callActivity(flaky, 21, {
@@ -406,6 +413,16 @@ const scenarios: Array<[string, (mode: Mode) => Sim[]]> = [
       const end = sim.step([{ e: 'event', name: 'approve', data: true }], T0 + 5)
       expect(end).toMatchObject({ status: 'completed', output: 'approved' })
       expect(end.commands).toEqual([{ c: 'cancelTimer', seq: 0 }])
+      return [sim]
+    },
+  ],
+  [
+    'an externalEvent definition waits for the event of its name',
+    (mode) => {
+      const sim = new Sim(typedWait, mode)
+      expect(sim.start().status).toBe('running')
+      const end = sim.step([{ e: 'event', name: 'go', data: { by: 'ana' } }], T0 + 5)
+      expect(end).toMatchObject({ status: 'completed', output: 'go by ana' })
       return [sim]
     },
   ],

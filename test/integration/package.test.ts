@@ -1,0 +1,378 @@
+/**
+ * The package as a user gets it: `npm pack` (prepack builds dist/), installed into a fresh temp
+ * project, and used there with no TypeScript loader — a plain .mjs registry served by the
+ * package's `basalt node`, a plain .mjs client, a strict tsconfig type-check of an app, the CLI
+ * refusing a .ts registry without tsx, and `npx basalt --help`.
+ *
+ * Offline install: npm cannot resolve version ranges without the registry (its cache holds the
+ * tarballs, not the package documents), so the temp project gets a package-lock.json made from
+ * this repo's: every runtime dependency of Basalt (and @types/node) pinned with its registry URL
+ * and integrity, the tarball as a `file:` dependency. `npm ci --offline` then takes everything
+ * from npm's cache (`npm config get cache`) and never touches the network.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { repoRoot, tempDir, useNatsServer, waitFor } from '../tooling/harness.ts'
+
+const nats = useNatsServer()
+
+/** What `npm pack --json` says of the tarball. */
+interface Packed {
+  filename: string
+  integrity: string
+  files: Array<{ path: string }>
+}
+
+/** A finished child process: exit code, output (stdout and stderr interleaved) and stdout alone. */
+interface Ran {
+  code: number | null
+  output: string
+  stdout: string
+}
+
+const children = new Set<ChildProcess>()
+afterAll(() => {
+  for (const child of children) child.kill('SIGKILL')
+})
+
+/** Starts `command args` in `cwd`; its output lines collect in `lines` (stdout also in `out`). Killed in afterAll. */
+function start(command: string, args: string[], cwd: string) {
+  const child = spawn(command, args, { cwd, env: { ...process.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  children.add(child)
+  const lines: string[] = []
+  const out: string[] = []
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    lines.push(line)
+    out.push(line)
+  })
+  createInterface({ input: child.stderr }).on('line', (line) => lines.push(line))
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('error', (err) => lines.push(`[spawn error] ${err.message}`))
+    child.once('close', (code) => {
+      children.delete(child)
+      resolve(code)
+    })
+  })
+  return { child, lines, out, exited }
+}
+
+/**
+ * Resolves once `basalt node` printed `node <id> running on hub <hub>`; rejects with its output
+ * as soon as it exits before that, or after 30 s.
+ */
+async function nodeRunning(node: ReturnType<typeof start>, hub: string): Promise<void> {
+  const running = new RegExp(`^node \\S+ running on hub ${hub}$`)
+  let exit: string | undefined
+  void node.exited.then((code) => (exit = `exited with ${code}`))
+  await waitFor(
+    () => exit !== undefined || node.lines.some((l) => running.test(l)),
+    `basalt node to print 'running on hub ${hub}'`,
+    30_000,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; output:\n${node.lines.join('\n')}`)
+  })
+  if (exit !== undefined) {
+    throw new Error(`basalt node ${exit} before running on hub ${hub}; output:\n${node.lines.join('\n')}`)
+  }
+}
+
+/** Runs `command args` in `cwd` to its end. */
+async function run(command: string, args: string[], cwd: string): Promise<Ran> {
+  const { lines, out, exited } = start(command, args, cwd)
+  const code = await exited
+  return { code, output: lines.join('\n'), stdout: out.join('\n') }
+}
+
+/** An entry of package-lock.json. */
+interface LockEntry {
+  version: string
+  dev?: boolean
+  resolved?: string
+  dependencies?: Record<string, string>
+  optionalDependencies?: Record<string, string>
+}
+
+/** The lock entries (by key) of packages `roots` and everything they depend on. */
+function closure(packages: Record<string, LockEntry>, roots: string[]): string[] {
+  const keys = new Set<string>()
+  const queue = roots.map((name) => `node_modules/${name}`)
+  for (let key = queue.shift(); key !== undefined; key = queue.shift()) {
+    const entry = packages[key]
+    if (entry === undefined || keys.has(key)) continue
+    keys.add(key)
+    for (const name of Object.keys({ ...entry.dependencies, ...entry.optionalDependencies })) {
+      // a nested copy first, as Node resolves it
+      const nested = `${key}/node_modules/${name}`
+      queue.push(packages[nested] === undefined ? `node_modules/${name}` : nested)
+    }
+  }
+  return [...keys]
+}
+
+/**
+ * package.json and package-lock.json of a project depending on the tarball (and, as dev
+ * dependencies, on @types/node and tsx), from this repo's lock.
+ */
+function writeProject(dir: string, packed: Packed): void {
+  const lock = JSON.parse(readFileSync(path.join(repoRoot, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, LockEntry>
+  }
+  const basalt = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >
+  const runtime = Object.keys(basalt['dependencies'] as Record<string, string>)
+  const packages: Record<string, unknown> = {}
+  for (const key of closure(lock.packages, [...runtime, '@types/node', 'tsx'])) {
+    const entry = lock.packages[key]!
+    const { dev: _dev, ...rest } = entry
+    const name = key.slice(key.lastIndexOf('node_modules/') + 'node_modules/'.length)
+    const resolved = `https://registry.npmjs.org/${name}/-/${name.split('/').pop()}-${entry.version}.tgz`
+    packages[key] = { ...rest, resolved: rest.resolved ?? resolved }
+  }
+  const tarball = `file:${path.join(dir, packed.filename)}`
+  const dependencies = { basalt: tarball }
+  const devDependencies = {
+    '@types/node': lock.packages['node_modules/@types/node']!.version,
+    tsx: lock.packages['node_modules/tsx']!.version,
+  }
+  packages['node_modules/basalt'] = {
+    version: basalt['version'],
+    resolved: tarball,
+    integrity: packed.integrity,
+    license: basalt['license'],
+    dependencies: basalt['dependencies'],
+    bin: { basalt: 'runtime/cli/basalt.mjs' },
+    engines: basalt['engines'],
+    peerDependencies: basalt['peerDependencies'],
+    peerDependenciesMeta: basalt['peerDependenciesMeta'],
+  }
+  const app = path.join(dir, 'app')
+  mkdirSync(app)
+  const pkg = { name: 'app', private: true, type: 'module', dependencies, devDependencies }
+  writeFileSync(path.join(app, 'package.json'), JSON.stringify(pkg, null, 2))
+  const root = { name: 'app', dependencies, devDependencies }
+  const appLock = { name: 'app', lockfileVersion: 3, requires: true, packages: { '': root, ...packages } }
+  writeFileSync(path.join(app, 'package-lock.json'), JSON.stringify(appLock, null, 2))
+}
+
+/** A registry as a JavaScript user writes it. */
+const REGISTRY_MJS = `
+import { Entity, activity, orchestration } from 'basalt'
+
+export class Counter extends Entity {
+  initialState() { return 0 }
+  add(n) { this.state += n }
+  get() { return this.state }
+}
+const shout = activity('shout', async (s) => s.toUpperCase())
+export const greet = orchestration('greet', function* (ctx, names) {
+  const out = []
+  for (const n of names) out.push(yield* ctx.callActivity(shout, n))
+  return out
+})
+export const registry = [Counter, shout, greet]
+`
+
+/** A registry in TypeScript, with syntax that type stripping alone would not run (a parameter property). */
+const REGISTRY_TS = `
+import { Entity } from 'basalt'
+
+class Tally {
+  constructor(readonly start: number) {}
+}
+export class Counter extends Entity<number> {
+  initialState(): number {
+    return new Tally(0).start
+  }
+  add(n: number): void {
+    this.state += n
+  }
+}
+export const registry = [Counter]
+`
+
+/** A plain ESM client: prints one JSON line with what it saw. */
+const CLIENT_MJS = `
+import { Client } from 'basalt'
+import { Counter, greet } from './registry.mjs'
+
+const [servers, hub] = process.argv.slice(2)
+const client = await Client.connect({ servers, hub })
+await client.entity(Counter, 'c1').signal.add(5)
+const count = await client.entity(Counter, 'c1').call.get()
+const id = await client.start(greet, ['tokyo', 'lima'])
+const done = await client.waitForCompletion(id, { timeoutMs: 30_000 })
+await client.close()
+console.log(JSON.stringify({ count, status: done.status, output: done.output }))
+`
+
+/** A TypeScript app using the typed API, for the strict type-check. */
+const APP_TS = `
+import { Client, Entity, Node, RuntimeStatus, activity, externalEvent, orchestration } from 'basalt'
+import type { InstanceFilter, StartOptions } from 'basalt'
+import { readPlacement } from 'basalt/placement'
+import type { EntityClass } from 'basalt/entities'
+import { BasaltError } from 'basalt/actors'
+
+export class Counter extends Entity<number> {
+  initialState(): number {
+    return 0
+  }
+  add(n: number): void {
+    this.state += n
+  }
+  get(): number {
+    return this.state
+  }
+}
+const approval = externalEvent<{ by: string }>('approval')
+const hello = activity('hello', async (name: string) => \`hello \${name}\`)
+export const greet = orchestration('greet', function* (ctx, names: string[]) {
+  const { by } = yield* ctx.waitForEvent(approval)
+  const out: string[] = [by]
+  for (const n of names) out.push(yield* ctx.callActivity(hello, n))
+  return out
+})
+export async function run(servers: string): Promise<string[] | undefined> {
+  const node = await Node.start({ servers, hub: 'app', registry: [Counter, hello, greet] })
+  const client = await Client.connect({ servers, hub: 'app' })
+  await client.entity(Counter, 'c').signal.add(1)
+  const n: number = await client.entity(Counter, 'c').call.get()
+  const options: StartOptions = { instanceId: \`greet-\${n}\` }
+  const id = await client.start(greet, ['a'], options)
+  await client.raiseEvent(id, approval, { by: 'ana' })
+  const done = await client.waitForCompletion(id)
+  const filter: InstanceFilter = { statuses: [RuntimeStatus.Completed] }
+  await client.purgeInstances(filter)
+  const type: EntityClass = Counter
+  console.log(type.name, readPlacement.name, BasaltError.name)
+  await client.close()
+  await node.stop()
+  return done.output
+}
+`
+
+/** The strict settings an app may have; none may turn up errors in Basalt's declarations. */
+const STRICT_TSCONFIG = {
+  compilerOptions: {
+    target: 'ES2022',
+    module: 'NodeNext',
+    moduleResolution: 'NodeNext',
+    strict: true,
+    exactOptionalPropertyTypes: true,
+    noPropertyAccessFromIndexSignature: true,
+    noUncheckedIndexedAccess: true,
+    noImplicitOverride: true,
+    noImplicitReturns: true,
+    noUnusedLocals: true,
+    noUnusedParameters: true,
+    skipLibCheck: false,
+    noEmit: true,
+    types: ['node'],
+  },
+  include: ['src'],
+}
+
+describe('the packed package in a fresh project', () => {
+  let dir: string
+  let app: string
+  let packed: Packed
+
+  beforeAll(async () => {
+    dir = tempDir('basalt-package-')
+    const pack = await run('npm', ['pack', '--json', '--pack-destination', dir], repoRoot)
+    expect(pack.code, `npm pack:\n${pack.output}`).toBe(0)
+    packed = (JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as Packed[])[0]!
+    writeProject(dir, packed)
+    app = path.join(dir, 'app')
+    const cache = (await run('npm', ['config', 'get', 'cache'], app)).stdout.trim()
+    const offline = ['--offline', '--no-audit', '--no-fund', '--ignore-scripts', '--cache', cache]
+    const install = await run('npm', ['ci', ...offline], app)
+    expect(install.code, `npm ci --offline of ${packed.filename}:\n${install.output}`).toBe(0)
+  }, 300_000)
+
+  it('ships the build, the launcher, README and docs: no sources, tests, benchmarks or CI scripts', () => {
+    const files = packed.files.map((f) => f.path)
+    const outside = files.filter((f) => !f.startsWith('dist/') && !f.startsWith('docs/'))
+    expect(outside.sort()).toEqual(['README.md', 'package.json', 'runtime/cli/basalt.mjs'])
+    expect(files.filter((f) => /^(test|bench|\.ci)\//.test(f) || /^dist\/(test|bench)\//.test(f))).toEqual([])
+    expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([])
+    for (const entry of ['runtime', 'entities', 'actors', 'placement']) {
+      expect(files).toContain(`dist/${entry}/index.js`)
+      expect(files).toContain(`dist/${entry}/index.d.ts`)
+    }
+    expect(files).toContain('dist/runtime/cli/main.js')
+  })
+
+  it('npx basalt --help exits 0 and lists the commands', async () => {
+    const help = await run('npx', ['--offline', 'basalt', '--help'], app)
+    expect(help.code, help.output).toBe(0)
+    expect(help.output).toMatch(/^usage: basalt <command>/m)
+    expect(help.output).toMatch(/basalt node /)
+  })
+
+  it('serves a plain .mjs registry with `basalt node` and answers a plain .mjs client', async () => {
+    writeFileSync(path.join(app, 'registry.mjs'), REGISTRY_MJS)
+    writeFileSync(path.join(app, 'client.mjs'), CLIENT_MJS)
+    const hub = 'pkg'
+    const bin = path.join(app, 'node_modules', '.bin', 'basalt')
+    const node = start(bin, ['node', '--servers', nats.url, '--hub', hub, '--load', './registry.mjs'], app)
+    await nodeRunning(node, hub)
+    const client = await run(process.execPath, ['client.mjs', nats.url, hub], app)
+    expect(client.code, client.output).toBe(0)
+    expect(JSON.parse(client.stdout.split('\n').at(-1)!), client.output).toEqual({
+      count: 5,
+      status: 'Completed',
+      output: ['TOKYO', 'LIMA'],
+    })
+    node.child.kill('SIGTERM')
+    expect(await node.exited, node.lines.join('\n')).toBe(0)
+    expect(node.lines.at(-1)).toMatch(/^node \S+ stopped$/)
+  })
+
+  it("serves a .ts registry through the app's own tsx", async () => {
+    writeFileSync(path.join(app, 'registry.ts'), REGISTRY_TS)
+    const bin = path.join(app, 'node_modules', '.bin', 'basalt')
+    const hub = 'pkg-tsx'
+    const node = start(bin, ['node', '--servers', nats.url, '--hub', hub, '--load', './registry.ts'], app)
+    await nodeRunning(node, hub)
+    node.child.kill('SIGTERM')
+    expect(await node.exited, node.lines.join('\n')).toBe(0)
+  })
+
+  it('says to install tsx when given a .ts registry on a Node without type stripping', async ({ skip }) => {
+    if (typeof (process.features as { typescript?: unknown }).typescript === 'string') {
+      skip('this Node strips types itself')
+    }
+    // outside the app, so that no tsx can be found from the module or the working directory
+    const elsewhere = tempDir('basalt-ts-registry-')
+    writeFileSync(path.join(elsewhere, 'registry.ts'), 'export const registry: unknown[] = []\n')
+    const bin = path.join(app, 'node_modules', '.bin', 'basalt')
+    const ran = await run(
+      bin,
+      ['node', '--servers', nats.url, '--hub', 'pkg-ts', '--load', './registry.ts'],
+      elsewhere,
+    )
+    expect(ran.code, ran.output).toBe(1)
+    expect(ran.output).toMatch(/cannot load TypeScript module .*registry\.ts: .*install tsx in your project/)
+  })
+
+  it('type-checks a TypeScript app with a strict tsconfig without errors from Basalt', async () => {
+    mkdirSync(path.join(app, 'src'))
+    writeFileSync(path.join(app, 'src', 'app.ts'), APP_TS)
+    writeFileSync(path.join(app, 'tsconfig.json'), JSON.stringify(STRICT_TSCONFIG, null, 2))
+    const tsc = path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc')
+    const checked = await run(process.execPath, [tsc, '-p', '.'], app)
+    // @nats-io's own declarations fail `exactOptionalPropertyTypes` with `skipLibCheck: false`
+    // (for any app that uses the NATS client): not Basalt's to fix, so they are set aside here
+    const errors = checked.output
+      .split('\n')
+      .filter((line) => /error TS\d+/.test(line))
+      .filter((line) => !line.startsWith('node_modules/@nats-io/'))
+    expect(errors, checked.output).toEqual([])
+  })
+})
