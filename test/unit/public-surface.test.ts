@@ -24,8 +24,11 @@ describe('public surface', () => {
   it('exports exactly the values applications use', () => {
     expect(Object.keys(publicEntry).sort()).toEqual(
       [
+        'AuthorizationError',
         'BadInputError',
         'BasaltError',
+        'CONNECTION_ENV',
+        'CONNECTION_FLAGS',
         'Client',
         'CodecError',
         'ConnectionError',
@@ -46,9 +49,13 @@ describe('public surface', () => {
         'UnknownEntityError',
         'UnknownOperationError',
         'activity',
+        'connectionFromEnv',
+        'connectionFromFlags',
         'consoleLogger',
+        'externalEvent',
         'isTerminal',
         'orchestration',
+        'redactUrl',
         'silentLogger',
       ].sort(),
     )
@@ -77,8 +84,12 @@ describe('public surface', () => {
 
   it('publishes only the root and the internal entry', () => {
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
-      exports: Record<string, string>
+      exports: Record<string, unknown>
     }
-    expect(pkg.exports).toEqual({ '.': './runtime/index.ts', './internal': './runtime/internal.ts' })
+    expect(pkg.exports).toEqual({
+      '.': { types: './dist/runtime/index.d.ts', default: './dist/runtime/index.js' },
+      './internal': { types: './dist/runtime/internal.d.ts', default: './dist/runtime/internal.js' },
+      './package.json': './package.json',
+    })
   })
 })
