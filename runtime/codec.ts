@@ -6,6 +6,8 @@
 import { Packr } from 'msgpackr'
 import { CodecError } from '../actors/errors.ts'
 import { WIRE_VERSION } from '../actors/messages.ts'
+// registers the msgpack extension of references to large values (before anything is decoded)
+import './blob-ref.ts'
 
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
 
