@@ -5,6 +5,7 @@
  */
 import { TimeoutError, toErrorInfo, type ErrorInfo } from '../actors/errors.ts'
 import type { ActivityDefinition } from '../actors/orchestration/index.ts'
+import { valueOf } from './blob-ref.ts'
 
 /** Whether a value is a promise (or promise-like). */
 export function isThenable(x: unknown): x is PromiseLike<unknown> {
@@ -86,7 +87,8 @@ export class ActivityPool {
     this.started++
     let value: unknown
     try {
-      value = def.fn(task.input, {
+      // (a large input is a reference, loaded before the task starts)
+      value = def.fn(valueOf(task.input), {
         instanceId: task.instanceId,
         activityName: task.name,
         attempt: task.attempt,

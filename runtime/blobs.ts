@@ -18,7 +18,7 @@
 import { createHash, randomUUID } from 'node:crypto'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { JetStreamManager } from '@nats-io/jetstream'
-import { CodecError, IllegalStateError, PayloadTooLargeError } from '../actors/errors.ts'
+import { BadInputError, CodecError, IllegalStateError, PayloadTooLargeError } from '../actors/errors.ts'
 import { BlobRef } from './blob-ref.ts'
 import { decode, encode } from './codec.ts'
 import { fastJetStream, type FastJetStream } from './fast-js.ts'
@@ -43,12 +43,30 @@ export interface BlobLimits {
   ceiling: number
 }
 
-/** Reads the limits from options, with defaults; `BadInputError` style checks are the caller's. */
+/** The limits that options ask for, with the defaults. */
 export function blobLimits(options: { blobThresholdBytes?: number; maxValueBytes?: number }): BlobLimits {
   return {
     threshold: options.blobThresholdBytes ?? DEFAULT_BLOB_THRESHOLD,
     ceiling: options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES,
   }
+}
+
+/** {@link blobLimits}, checked: `BadInputError` unless 0 < threshold <= ceiling (integers). */
+export function checkedBlobLimits(options: {
+  blobThresholdBytes?: number
+  maxValueBytes?: number
+}): BlobLimits {
+  const limits = blobLimits(options)
+  const { threshold, ceiling } = limits
+  if (!Number.isSafeInteger(threshold) || threshold < 1) {
+    throw new BadInputError(`blobThresholdBytes must be a positive integer (got ${threshold})`)
+  }
+  if (!Number.isSafeInteger(ceiling) || ceiling < threshold) {
+    throw new BadInputError(
+      `maxValueBytes must be an integer of at least blobThresholdBytes (${threshold}) (got ${ceiling})`,
+    )
+  }
+  return limits
 }
 
 /** The blob stream of a hub, seen from one connection. */
@@ -109,6 +127,14 @@ export class BlobStore {
   /** Loads the value of a reference (kept on the reference); checks size and digest. */
   async load(ref: BlobRef): Promise<unknown> {
     if (ref.loaded) return ref.value
+    const bytes = await this.loadBytes(ref)
+    if (ref.loaded) return ref.value
+    ref.attach(decode(bytes, `large value ${ref.id}`))
+    return ref.value
+  }
+
+  /** Reads the encoded value of a reference; checks size and digest. */
+  async loadBytes(ref: BlobRef): Promise<Uint8Array> {
     const parts = new Array<Uint8Array>(ref.chunks)
     for (let k = 0; k < ref.chunks; k += PARALLEL) {
       const batch: Array<Promise<void>> = []
@@ -123,9 +149,7 @@ export class BlobStore {
     const digest = createHash('sha256').update(bytes).digest('hex')
     if (digest !== ref.digest) throw new CodecError(`large value ${ref.id}: digest mismatch`)
     this.read++
-    if (ref.loaded) return ref.value
-    ref.attach(decode(bytes, `large value ${ref.id}`))
-    return ref.value
+    return bytes
   }
 
   /** Loads every reference given (in parallel). */

@@ -20,6 +20,7 @@ import type {
 import type { HistoryEvent, NewEvent, OrchestrationDefinition } from '../actors/orchestration/index.ts'
 import type { ActivityPool, ActivityTask } from './activities.ts'
 import type { Logger } from './logger.ts'
+import type { BlobStore } from './blobs.ts'
 
 /** Runtime status of an instance (Durable Functions' names). */
 export const RuntimeStatus = {
@@ -92,6 +93,10 @@ export interface PartitionPort {
   readonly logger: Logger
   /** Largest encoded value a round accepts (half a record; see runtime/value-limits.ts). */
   readonly valueLimit: number
+  /** Large values by reference (runtime/blobs.ts). */
+  readonly blobs: BlobStore
+  /** The open round's record is appended only once `written` (a blob write) resolved. */
+  holdFor(written: Promise<void>): void
   readItem(key: string): Promise<Uint8Array | null>
   /** Notes that an item was never stored (its first write needs no revision read). */
   markAbsent(key: string): void

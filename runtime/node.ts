@@ -30,6 +30,7 @@ import { Partition, type PartitionOptions } from './partition.ts'
 import { RecentReplies } from './recent-replies.ts'
 import type { KV } from '@nats-io/kv'
 import { isFencingRejection } from './storage.ts'
+import { BlobStore, checkedBlobLimits } from './blobs.ts'
 
 /** Options of {@link Node.start}. */
 export interface NodeOptions extends HubOptions {
@@ -78,6 +79,14 @@ export interface NodeOptions extends HubOptions {
   partitionsToRun?: number[]
   /** Where logs go (default: stderr, info included). */
   logger?: Logger
+  /**
+   * Encoded size in bytes over which a value (orchestration input, output, results, event data,
+   * custom status, entity state) is stored by reference in the hub's blob stream (default 32 kB;
+   * values of instances go by reference above ~64 kB whatever this says).
+   */
+  blobThresholdBytes?: number
+  /** Largest value stored by reference, in encoded bytes (default 64 MB); above it: `PayloadTooLargeError`. */
+  maxValueBytes?: number
 }
 
 /** A running node. */
@@ -117,7 +126,7 @@ export class Node {
         | 'heartbeatMs'
         | 'leaseMs'
       >
-    > & { logger: Logger },
+    > & { logger: Logger; blobs: BlobStore },
   ) {}
 
   /**
@@ -144,6 +153,7 @@ export class Node {
     if (leaseMs < 2 * heartbeatMs) {
       throw new BadInputError(`leaseMs (${leaseMs}) must be at least twice heartbeatMs (${heartbeatMs})`)
     }
+    const limits = checkedBlobLimits(options)
     const nc = await connectTo(options.servers, `basalt-node`)
     let workers: ActivityWorkers | undefined
     let node: Node | undefined
@@ -154,7 +164,12 @@ export class Node {
         logger.warn(warning, { server: nc.info?.version })
       }
       if (activities.length > 0) {
-        const client = await Client.connect({ servers: options.servers, hub: options.hub })
+        const client = await Client.connect({
+          servers: options.servers,
+          hub: options.hub,
+          blobThresholdBytes: limits.threshold,
+          maxValueBytes: limits.ceiling,
+        })
         workers = await ActivityWorkers.start(nc, hub, workflows.activities, client, logger)
         const w = workers
         workflows.offload = { threshold: options.offloadThreshold ?? 200, publish: (task) => w.publish(task) }
@@ -168,6 +183,7 @@ export class Node {
         heartbeatMs,
         leaseMs,
         logger,
+        blobs: new BlobStore(nc, hub.jsm, hub.names, limits),
       })
       if ((options.placement ?? 'dynamic') === 'static') {
         const all = Array.from({ length: hub.meta.partitions }, (_, p) => p)

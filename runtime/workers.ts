@@ -13,7 +13,10 @@ import { decode, encode } from './codec.ts'
 import { fastJetStream } from './fast-js.ts'
 import type { Hub } from './hub.ts'
 import type { Logger } from './logger.ts'
-import { boundOutcome, valueLimits } from './value-limits.ts'
+import { boundOutcome, sizeOf, valueLimits } from './value-limits.ts'
+import { PayloadTooLargeError, toErrorInfo } from '../actors/errors.ts'
+import { isUnloaded } from './blob-ref.ts'
+import type { ActivityOutcome } from './activities.ts'
 
 const CONSUMER = 'workers'
 
@@ -68,6 +71,18 @@ export class ActivityWorkers {
       .catch((err: unknown) => this.logger.warn('offloading an activity failed', { error: String(err) }))
   }
 
+  /** Runs a task, its large input loaded first (a failure to load it fails the task). */
+  async #runLoaded(task: ActivityTask): Promise<ActivityOutcome> {
+    if (isUnloaded(task.input)) {
+      try {
+        await this.client.blobs.load(task.input)
+      } catch (err) {
+        return { ok: 0, error: toErrorInfo(err) }
+      }
+    }
+    return this.pool.run(task)
+  }
+
   async stop(): Promise<void> {
     await this.#messages?.close().catch(() => {})
   }
@@ -100,10 +115,16 @@ export class ActivityWorkers {
       m.term()
       return
     }
-    // a result too large for the instance fails the task here (sending it could only fail, and
-    // the task would be redelivered and run again for ever)
+    // a large result goes by reference (the client stores it before it sends the result); one
+    // over the ceiling fails the task here (sending it could only fail, and the task would be
+    // redelivered and run again for ever)
     const limit = valueLimits(this.nc.info?.max_payload ?? 1024 * 1024).instanceValue
-    const outcome = boundOutcome(task, await this.pool.run(task), limit)
+    const ceiling = this.client.blobs.limits.ceiling
+    const outcome = boundOutcome(task, await this.#runLoaded(task), limit, (value, what) => {
+      const size = sizeOf(value, ceiling)
+      if (size > ceiling) throw new PayloadTooLargeError(what(), size, ceiling, 'maxValueBytes')
+      return value
+    })
     this.ranForOthers++
     try {
       await this.client.sendMessage(
