@@ -259,9 +259,7 @@ export class InstanceHost implements InstanceHandler {
     const at = rec.activities.indexOf(msg.s)
     if (at >= 0) {
       rec.activities.splice(at, 1)
-      const key = this.#activityKey(rec.id, msg.s)
-      this.#pending.delete(key)
-      this.port.dropItem(key)
+      this.#forgetActivity(this.#activityKey(rec.id, msg.s))
     }
     const t = rec.timers.indexOf(msg.s)
     if (t >= 0) rec.timers.splice(t, 1)
@@ -737,13 +735,17 @@ export class InstanceHost implements InstanceHandler {
   #forgetTasks(rec: InstanceRecord): void {
     for (const seq of rec.timers) this.port.cancelTimer(this.#timerKey(rec.id, seq))
     this.port.cancelTimer(this.#timerKey(rec.id, -1))
-    for (const seq of rec.activities) {
-      const key = this.#activityKey(rec.id, seq)
-      this.#pending.delete(key)
-      this.port.dropItem(key)
-    }
+    for (const seq of rec.activities) this.#forgetActivity(this.#activityKey(rec.id, seq))
     rec.timers = []
     rec.activities = []
+  }
+
+  /** Forgets a pending activity; its large input (only in the activity's item) goes after the commit. */
+  #forgetActivity(key: string): void {
+    const task = this.#pending.get(key)
+    this.#pending.delete(key)
+    this.port.dropItem(key)
+    if (task?.input instanceof BlobRef) this.#dropRefsAfterCommit([task.input])
   }
 
   #fail(to: ReplyTo | undefined, err: Error, parent?: [string, number]): void {

@@ -4,12 +4,13 @@
  * to user code; a value over the ceiling is refused with PayloadTooLargeError naming it and both
  * sizes; other work on the partition keeps its exact counts.
  */
+import { filter, firstValueFrom } from 'rxjs'
 import { describe, expect, it } from 'vitest'
 import { activity, orchestration } from '../actors/orchestration/index.ts'
 import { Entity } from '../entities/index.ts'
 import { Client, Node, PayloadTooLargeError, silentLogger } from '../runtime/index.ts'
 import { Counter } from './fixtures/entities.ts'
-import { useHub, useNatsServer } from './harness.ts'
+import { useHub, useNatsServer, waitFor } from './harness.ts'
 
 const MB = 1024 * 1024
 
@@ -60,6 +61,13 @@ const stack = useHub(nats, {
   partitions: 2,
   registry: [Counter, Doc, makeText, measure, echo, pipeline, waitsForData],
 })
+
+/** Number of chunks stored in the hub's blob stream. */
+async function storedChunks(): Promise<number> {
+  const { jsm, names } = stack.node.hub
+  const info = await jsm.streams.info(names.blobStream, { subjects_filter: '>' })
+  return Object.keys(info.state.subjects ?? {}).length
+}
 
 async function otherWorkExact(key: string, times: number): Promise<void> {
   for (let i = 0; i < times; i++) await stack.client.entity(Counter, key).signal.add(1)
@@ -148,6 +156,52 @@ describe('large values by reference', () => {
     }
     await otherWorkExact('after-ceiling', 3)
   })
+})
+
+describe('large values, more ways', () => {
+  it('pushes a 2 MB entity state to a watcher', async () => {
+    const seen = firstValueFrom(
+      stack.client.watchEntity(Doc, 'watched').pipe(filter((s) => s !== undefined && s.length === 2 * MB)),
+    )
+    await stack.client.entity(Doc, 'watched').signal.set('w'.repeat(2 * MB))
+    expect((await seen)?.slice(0, 2)).toBe('ww')
+  }, 60_000)
+
+  it('deletes the blobs of an instance when it is purged', async () => {
+    const id = await stack.client.start(pipeline, 1 * MB)
+    const done = await stack.client.waitForCompletion(id, { timeoutMs: 60_000 })
+    expect(done.status).toBe('Completed')
+    const before = await storedChunks()
+    await stack.client.purge(id)
+    // the activity result (1 MB, 4 chunks) is in the instance's history: it goes with the purge
+    let after = before
+    await waitFor(
+      async () => (after = await storedChunks()) <= before - 4,
+      `chunks of purged instance ${id} deleted (before ${before}, now ${after})`,
+    )
+    expect(await stack.client.getStatus(id)).toBeUndefined()
+  }, 60_000)
+})
+
+describe('large values through the task queue', () => {
+  const offloading = useHub(nats, {
+    hub: 'large-offload',
+    partitions: 1,
+    offloadThreshold: 0,
+    registry: [makeText, measure, Doc, pipeline],
+  })
+
+  it('runs offloaded activities with a 5 MB result and a 5 MB input', async () => {
+    const id = await offloading.client.start(pipeline, 5 * MB)
+    const done = await offloading.client.waitForCompletion(id, { timeoutMs: 60_000 })
+    expect(done.output, `instance ${id}: ${JSON.stringify(done.error)}`).toEqual({
+      got: 5 * MB,
+      measured: 5 * MB,
+      stored: 5 * MB,
+      head: 'ttt',
+    })
+    expect(offloading.node.workers?.ranForOthers, 'tasks run from the queue').toBe(2)
+  }, 60_000)
 })
 
 describe('large values across a node restart', () => {
