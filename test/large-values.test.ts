@@ -55,11 +55,23 @@ const waitsForData = orchestration('waitsForData', function* (ctx) {
   return data.length
 })
 
+/** Hands a large input to a sub-orchestration and returns what it got back. */
+const parentOfLarge = orchestration('parentOfLarge', function* (ctx, n: number) {
+  const out = yield* ctx.callSubOrchestration(echo, { text: 'p'.repeat(n) })
+  return out.text.length
+})
+
+/** Carries a large text through continue-as-new, growing it each time. */
+const growing = orchestration('growing', function* (ctx, s: { text: string; round: number }) {
+  if (s.round < 3) ctx.continueAsNew({ text: s.text + 'g'.repeat(MB), round: s.round + 1 })
+  return s.text.length
+})
+
 const nats = useNatsServer()
 const stack = useHub(nats, {
   hub: 'large',
   partitions: 2,
-  registry: [Counter, Doc, makeText, measure, echo, pipeline, waitsForData],
+  registry: [Counter, Doc, makeText, measure, echo, pipeline, waitsForData, parentOfLarge, growing],
 })
 
 /** Number of chunks stored in the hub's blob stream. */
@@ -165,6 +177,19 @@ describe('large values, more ways', () => {
     )
     await stack.client.entity(Doc, 'watched').signal.set('w'.repeat(2 * MB))
     expect((await seen)?.slice(0, 2)).toBe('ww')
+  }, 60_000)
+
+  it('passes a 2 MB input to a sub-orchestration and its 2 MB output back', async () => {
+    const id = await stack.client.start(parentOfLarge, 2 * MB)
+    const done = await stack.client.waitForCompletion(id, { timeoutMs: 60_000 })
+    expect(done.output, `instance ${id}: ${JSON.stringify(done.error)}`).toBe(2 * MB)
+  }, 60_000)
+
+  it('carries a large input through continue-as-new', async () => {
+    const id = await stack.client.start(growing, { text: 'g'.repeat(MB), round: 0 })
+    const done = await stack.client.waitForCompletion(id, { timeoutMs: 60_000 })
+    expect(done.output, `instance ${id}: ${JSON.stringify(done.error)}`).toBe(4 * MB)
+    expect((done.input as { round: number }).round).toBe(3)
   }, 60_000)
 
   it('deletes the blobs of an instance when it is purged', async () => {
