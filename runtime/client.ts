@@ -129,7 +129,7 @@ export class Client {
   readonly #replySub: Subscription
   readonly #js: FastJetStream
   readonly #maxPayload: number
-  /** Large values by reference (runtime/blobs.ts). */
+  /** @internal Large values by reference (runtime/blobs.ts). */
   readonly blobs: BlobStore
   #rid = 0
   #closed = false
