@@ -69,10 +69,12 @@ export class PayloadTooLargeError extends BasaltError {
     what: string,
     readonly size: number,
     readonly limit: number,
+    /** What sets the limit: the server's `max_payload`, or the ceiling of values stored by reference. */
+    limitName = 'max_payload',
   ) {
     super(
       ErrorCode.PayloadTooLarge,
-      `${what} is ${size} bytes, over the limit of ${limit} bytes (max_payload)`,
+      `${what} is ${size} bytes, over the limit of ${limit} bytes (${limitName})`,
     )
   }
 }

@@ -59,6 +59,8 @@ export interface ExecutionInit {
   /** Execution number of the instance (1 unless continued as new). */
   execution: number
   logSink?: LogSink
+  /** Turns a recorded value into the value the code gets (see `ExecutorOptions.unwrap`). */
+  unwrap?: (value: unknown) => unknown
 }
 
 type Completion = CompletedEvent | FailedEvent | TimerFiredEvent
@@ -139,6 +141,10 @@ export class Execution implements OrchestrationContext {
     }
   }
 
+  #unwrap(value: unknown): unknown {
+    return this.#init.unwrap === undefined ? value : this.#init.unwrap(value)
+  }
+
   /** Applies a new or replayed event; false when it is ignored (unknown or finished task). */
   apply(ev: ExternalEvent | Completion): boolean {
     if (ev.e === 'event') {
@@ -146,7 +152,7 @@ export class Execution implements OrchestrationContext {
         ev.data === undefined ? { e: 'event', name: ev.name } : { e: 'event', name: ev.name, data: ev.data }
       this.#record(event)
       const waiter = this.#waiters.get(ev.name)?.shift()
-      if (waiter !== undefined) completeTask(waiter, ev.data)
+      if (waiter !== undefined) completeTask(waiter, this.#unwrap(ev.data))
       else this.#buffer.push(event)
       return true
     }
@@ -161,6 +167,14 @@ export class Execution implements OrchestrationContext {
       )
     } else if (ev.e === 'failed') this.#record({ e: 'failed', seq: ev.seq, error: ev.error })
     else this.#record({ e: 'timerFired', seq: ev.seq })
+    if (ev.e === 'completed' && this.#init.unwrap !== undefined && ev.result !== undefined) {
+      // the code gets the value; the history keeps what was recorded (a reference, for a large one)
+      const result = this.#init.unwrap(ev.result)
+      if (result !== ev.result) {
+        pending.run({ e: 'completed', seq: ev.seq, result })
+        return true
+      }
+    }
     pending.run(ev)
     return true
   }
@@ -285,7 +299,7 @@ export class Execution implements OrchestrationContext {
       throw new BadInputError('waitForEvent needs an event name')
     const task = new Task<T>(this.clock)
     const at = this.#buffer.findIndex((ev) => ev.name === name)
-    if (at >= 0) completeTask(task, this.#buffer.splice(at, 1)[0]!.data as T)
+    if (at >= 0) completeTask(task, this.#unwrap(this.#buffer.splice(at, 1)[0]!.data) as T)
     else {
       let queue = this.#waiters.get(name)
       if (queue === undefined) this.#waiters.set(name, (queue = []))

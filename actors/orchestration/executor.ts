@@ -31,6 +31,11 @@ export interface ExecutorOptions {
   alwaysReplay?: boolean
   /** Where `ctx.log` writes; without one the logger is silent. */
   logSink?: LogSink
+  /**
+   * Turns a value of the history into the value the code gets (input, results, event data): the
+   * runtime stores large values by reference and unwraps them here. Default: the value itself.
+   */
+  unwrap?: (value: unknown) => unknown
 }
 
 /** Runs the generator of one execution as far as its tasks allow. */
@@ -47,12 +52,14 @@ class Runner {
     instanceId: string,
     readonly started: StartedEvent,
     logSink: LogSink | undefined,
+    readonly unwrap: ((value: unknown) => unknown) | undefined,
   ) {
     this.exec = new Execution({
       definition,
       instanceId,
       execution: started.execution ?? 1,
       ...(logSink === undefined ? {} : { logSink }),
+      ...(unwrap === undefined ? {} : { unwrap }),
     })
   }
 
@@ -105,7 +112,8 @@ class Runner {
   }
 
   #start(): Generator<unknown, unknown, unknown> {
-    const gen = this.definition.fn(this.exec, this.started.input) as unknown
+    const input = this.unwrap === undefined ? this.started.input : this.unwrap(this.started.input)
+    const gen = this.definition.fn(this.exec, input) as unknown
     if (typeof gen !== 'object' || gen === null || typeof (gen as Generator).next !== 'function') {
       throw new BadInputError(
         `orchestration '${this.definition.name}' must be a generator function (function*)`,
@@ -194,7 +202,7 @@ export class OrchestrationExecutor {
   }
 
   #runner(started: StartedEvent): Runner {
-    return new Runner(this.definition, this.instanceId, started, this.options.logSink)
+    return new Runner(this.definition, this.instanceId, started, this.options.logSink, this.options.unwrap)
   }
 
   /** Re-runs the code over the history; the runner's execution is fatal when replay diverged. */

@@ -6,6 +6,7 @@
 import { TimeoutError, toErrorInfo } from '../../actors/index.ts'
 import type { ActivityDefinition } from '../../actors/orchestration/index.ts'
 import type { ActivityOutcome, ActivityTask } from '../../actors/wire/index.ts'
+import { valueOf } from '../nats/index.ts'
 
 /** Whether a value is a promise (or promise-like). */
 export function isThenable(x: unknown): x is PromiseLike<unknown> {
@@ -77,7 +78,8 @@ export class ActivityPool {
     this.started++
     let value: unknown
     try {
-      value = def.fn(task.input, {
+      // (a large input is a reference, loaded before the task starts)
+      value = def.fn(valueOf(task.input), {
         instanceId: task.instanceId,
         activityName: task.name,
         attempt: task.attempt,

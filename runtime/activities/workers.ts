@@ -6,7 +6,8 @@
  * orchestration applies one result per task).
  */
 import type { ActivityPool, ActivityTask } from './pool.ts'
-import type { ActorMessage } from '../../actors/wire/index.ts'
+import type { ActivityOutcome, ActorMessage } from '../../actors/wire/index.ts'
+import { PayloadTooLargeError, toErrorInfo } from '../../actors/index.ts'
 import {
   decode,
   encode,
@@ -16,9 +17,11 @@ import {
   type ConsumerMessages,
   type JsMsg,
   consumeTasks,
+  isUnloaded,
+  type BlobStore,
 } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
-import { boundOutcome, valueLimits } from '../partition/index.ts'
+import { boundOutcome, sizeOf, valueLimits } from '../partition/index.ts'
 
 const CONSUMER = 'workers'
 
@@ -28,6 +31,8 @@ const CONSUMER = 'workers'
  */
 export interface ResultSender {
   sendMessage(msg: ActorMessage): Promise<void>
+  /** Where large inputs and results are stored by reference. */
+  readonly blobs: BlobStore
 }
 
 /** The task queue of a hub, seen from one node. */
@@ -69,6 +74,18 @@ export class ActivityWorkers {
       .catch((err: unknown) => this.logger.warn('offloading an activity failed', { error: String(err) }))
   }
 
+  /** Runs a task, its large input loaded first (a failure to load it fails the task). */
+  async #runLoaded(task: ActivityTask): Promise<ActivityOutcome> {
+    if (isUnloaded(task.input)) {
+      try {
+        await this.client.blobs.load(task.input)
+      } catch (err) {
+        return { ok: 0, error: toErrorInfo(err) }
+      }
+    }
+    return this.pool.run(task)
+  }
+
   async stop(): Promise<void> {
     await this.#messages?.close().catch(() => {})
   }
@@ -101,10 +118,16 @@ export class ActivityWorkers {
       m.term()
       return
     }
-    // a result too large for the instance fails the task here (sending it could only fail, and
-    // the task would be redelivered and run again for ever)
+    // a large result goes by reference (the client stores it before it sends the result); one
+    // over the ceiling fails the task here (sending it could only fail, and the task would be
+    // redelivered and run again for ever)
     const limit = valueLimits(this.nc.info?.max_payload ?? 1024 * 1024).instanceValue
-    const outcome = boundOutcome(task, await this.pool.run(task), limit)
+    const ceiling = this.client.blobs.limits.ceiling
+    const outcome = boundOutcome(task, await this.#runLoaded(task), limit, (value, what) => {
+      const size = sizeOf(value, ceiling)
+      if (size > ceiling) throw new PayloadTooLargeError(what(), size, ceiling, 'maxValueBytes')
+      return value
+    })
     this.ranForOthers++
     try {
       await this.client.sendMessage(

@@ -69,9 +69,14 @@ import {
   createInbox,
   type NatsConnection,
   type Subscription,
+  BlobStore,
+  checkedBlobLimits,
+  type BlobLimits,
+  isUnloaded,
 } from '../nats/index.ts'
 import { Handle, type EntityHandle } from './handles.ts'
 import { PartitionSender } from './sender.ts'
+import { isMissingBlob, loadSummary, loadView, offloadMessage, readAgainIfMissing } from './blobs.ts'
 import { watchItem } from './watch.ts'
 import {
   decodeContinuation,
@@ -109,6 +114,13 @@ export interface ClientOptions extends ConnectionOptions {
    * every waiting call asks.
    */
   reaskMs?: number
+  /**
+   * A message that does not fit in one JetStream message has its values over this many encoded
+   * bytes stored by reference first (default 32 kB).
+   */
+  blobThresholdBytes?: number
+  /** Largest value sent by reference, in encoded bytes (default 64 MB); above: `PayloadTooLargeError`. */
+  maxValueBytes?: number
 }
 
 /** What {@link Client.readEntityState} returns. */
@@ -146,6 +158,8 @@ export class Client {
   readonly #replySub: Subscription
   readonly #js: FastJetStream
   readonly #maxPayload: number
+  /** @internal Large values by reference (runtime/blobs.ts). */
+  readonly blobs: BlobStore
   #rid = 0
   #closed = false
   #reaskTimer: NodeJS.Timeout | undefined
@@ -158,9 +172,13 @@ export class Client {
     /** @internal */ readonly nc: NatsConnection,
     /** @internal */ readonly hub: Hub,
     /** @internal */ readonly id: string,
-    /** @internal */ readonly options: Required<Omit<ClientOptions, keyof ConnectionOptions | 'hub'>>,
+    /** @internal */ readonly options: Required<
+      Omit<ClientOptions, keyof ConnectionOptions | 'hub' | 'blobThresholdBytes' | 'maxValueBytes'>
+    >,
+    limits: BlobLimits,
   ) {
     this.#js = fastJetStream(nc)
+    this.blobs = new BlobStore(nc, hub.jsm, hub.names, limits)
     this.#maxPayload = nc.info?.max_payload ?? 1024 * 1024
     this.#inbox = createInbox(hub.names.replyInboxPrefix)
     this.#replySub = nc.subscribe(this.#inbox, {
@@ -177,15 +195,22 @@ export class Client {
    * node has created the hub yet.
    */
   static async connect(options: ClientOptions): Promise<Client> {
+    const limits = checkedBlobLimits(options)
     const nc = await connectTo(pickConnection(options), 'basalt-client')
     try {
       const hub = await openHub(nc, options.hub)
-      return new Client(nc, hub, createInbox('c').slice(2), {
-        callTimeoutMs: options.callTimeoutMs ?? 30_000,
-        queryTimeoutMs: options.queryTimeoutMs ?? 10_000,
-        publishDeadlineMs: options.publishDeadlineMs ?? 30_000,
-        reaskMs: options.reaskMs ?? 2_000,
-      })
+      return new Client(
+        nc,
+        hub,
+        createInbox('c').slice(2),
+        {
+          callTimeoutMs: options.callTimeoutMs ?? 30_000,
+          queryTimeoutMs: options.queryTimeoutMs ?? 10_000,
+          publishDeadlineMs: options.publishDeadlineMs ?? 30_000,
+          reaskMs: options.reaskMs ?? 2_000,
+        },
+        limits,
+      )
     } catch (err) {
       await nc.close().catch(() => {})
       throw err
@@ -216,11 +241,14 @@ export class Client {
     type: EntityClass<E> | string,
     key: string,
   ): Promise<EntityState<StateOf<E>>> {
-    const answer = await this.#readRaw(typeNameOf(type), checkKey(key))
-    return {
-      exists: answer.exists,
-      state: answer.state === null ? undefined : (decode(answer.state, 'entity state') as StateOf<E>),
-    }
+    const t = typeNameOf(type)
+    checkKey(key)
+    // a large state is a reference: loaded here (read again if it was replaced meanwhile)
+    return readAgainIfMissing(async () => {
+      const answer = await this.#readRaw(t, key)
+      const state = answer.state === null ? undefined : decode(answer.state, 'entity state')
+      return { exists: answer.exists, state: (await this.#value(state)) as StateOf<E> | undefined }
+    })
   }
 
   /**
@@ -312,7 +340,7 @@ export class Client {
         const answer = await this.#readRaw(t, key, true)
         return { n: answer.n, value: answer.state }
       },
-      (bytes) => (bytes === null ? undefined : (decode(bytes, 'entity state') as StateOf<E>)),
+      (bytes) => (bytes === null ? undefined : (this.#value(decode(bytes, 'entity state')) as StateOf<E>)),
     )
   }
 
@@ -332,6 +360,19 @@ export class Client {
   }
 
   // ---------------------------------------------------------------------------------------------
+
+  /** @internal Stores a message's large values by reference (see client-blobs.ts). */
+  offload(msg: ActorMessage): Promise<void> {
+    return offloadMessage(this.blobs, msg)
+  }
+
+  /**
+   * A value as user code sees it: a reference's value loaded from the blob stream (a promise only
+   * then), else the value itself.
+   */
+  #value(value: unknown): unknown {
+    return isUnloaded(value) ? this.blobs.load(value) : value
+  }
 
   /** @internal Sends any actor message one-way (activity workers return results this way). */
   sendMessage(msg: ActorMessage): Promise<void> {
@@ -486,14 +527,18 @@ export class Client {
     options: StatusOptions = {},
   ): Promise<InstanceStatus<O> | undefined> {
     const p = partitionOf(checkKey(instanceId), this.partitionCount)
-    const answer = await this.#query(p, {
-      v: WIRE_VERSION,
-      k: 'status',
-      i: instanceId,
-      history: options.history === true,
+    return readAgainIfMissing(async () => {
+      const answer = await this.#query(p, {
+        v: WIRE_VERSION,
+        k: 'status',
+        i: instanceId,
+        history: options.history === true,
+      })
+      if (!('instance' in answer) || answer.instance === null) return undefined
+      const view = decode(answer.instance, 'instance') as InstanceView
+      await loadView(this.blobs, view)
+      return toStatus<O>(view, options.history === true)
     })
-    if (!('instance' in answer) || answer.instance === null) return undefined
-    return toStatus<O>(decode(answer.instance, 'instance') as InstanceRecord, options.history === true)
   }
 
   /** The history of an instance. */
@@ -518,6 +563,7 @@ export class Client {
     const ended = this.#ended.get(instanceId)
     if (ended !== undefined) {
       this.#ended.delete(instanceId)
+      await loadView(this.blobs, ended)
       return toStatus<O>(ended, false)
     }
     for (;;) {
@@ -543,7 +589,17 @@ export class Client {
       }
       if (answer === 0) continue
       if (answer === null) throw new BadInputError(`instance '${instanceId}' does not exist`)
-      return toStatus<O>(answer as InstanceRecord, false)
+      const view = answer as InstanceView
+      try {
+        await loadView(this.blobs, view)
+      } catch (err) {
+        // purged meanwhile: its status says what is left
+        if (!isMissingBlob(err)) throw err
+        const status = await this.getStatus<O>(instanceId)
+        if (status === undefined) throw new BadInputError(`instance '${instanceId}' does not exist`)
+        return status
+      }
+      return toStatus<O>(view, false)
     }
   }
 
@@ -564,6 +620,8 @@ export class Client {
       for (const [, bytes] of page.summaries) all.push(decode(bytes, 'instance summary') as InstanceSummary)
       more ||= page.more
     }
+    // (a large custom status is a reference)
+    for (const s of all) if (isUnloaded(s.custom)) await loadSummary(this.blobs, s)
     all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     more ||= all.length > limit
     const instances = all.slice(0, limit).map(fromSummary)
@@ -586,7 +644,11 @@ export class Client {
         if (!('instance' in answer)) throw new CodecError('unexpected answer to a status query')
         return { n: answer.n, value: answer.instance }
       },
-      (bytes) => (bytes === null ? undefined : fromSummary(decode(bytes, 'summary') as InstanceSummary)),
+      (bytes) => {
+        if (bytes === null) return undefined
+        const s = decode(bytes, 'summary') as InstanceSummary
+        return isUnloaded(s.custom) ? loadSummary(this.blobs, s).then(fromSummary) : fromSummary(s)
+      },
       // records change with every step; watchers see (and compare) their summaries
       (bytes) => encode(summaryOf(decode(bytes, 'instance') as InstanceRecord)),
     )
@@ -645,7 +707,9 @@ export class Client {
       clearTimeout(call.timer)
       if (reply[1] === 1) {
         try {
-          call.resolve(decode(reply[2], 'call result'))
+          const value = decode(reply[2], 'call result')
+          if (isUnloaded(value)) this.blobs.load(value).then(call.resolve, call.reject)
+          else call.resolve(value)
         } catch (err) {
           call.reject(err as CodecError)
         }

@@ -1,7 +1,9 @@
 /**
  * The client's outgoing path: per partition, signals and calls issued while a publish is in
  * flight wait and then leave together, in order, as one JetStream message (one envelope with a
- * batch number the partition deduplicates on).
+ * batch number the partition deduplicates on). A message too large for one JetStream message
+ * leaves alone, in its place in the order, once its large values are stored by reference
+ * (client-blobs.ts).
  */
 import { BadInputError, PayloadTooLargeError } from '../../actors/index.ts'
 import { WIRE_VERSION, type ActorMessage, type ClientEnvelope } from '../../actors/wire/index.ts'
@@ -15,6 +17,8 @@ export interface SenderHost {
   publishEnvelope(p: number, q: number, bytes: Uint8Array): Promise<void>
   /** A call's message could not be sent. */
   failCall(rid: number, err: Error): void
+  /** Stores a message's large values by reference (blobs first); rejects over the ceiling. */
+  offload(msg: ActorMessage): Promise<void>
 }
 
 /** A message waiting to be sent: a signal (settled when stored) or a call (`rid`, settled by its reply). */
@@ -63,6 +67,18 @@ export class PartitionSender {
       const batch = this.#queue
       this.#queue = []
       for (const chunk of this.#chunks(batch)) {
+        if (chunk.offload === true) {
+          const item = chunk.items[0]!
+          try {
+            await this.client.offload(item.msg)
+            const len = encode(item.msg).length
+            const limit = this.client.maxPayload - 512
+            if (len > limit) throw new PayloadTooLargeError(describeMessage(item.msg), len, limit)
+          } catch (err) {
+            this.#fail(item, err as Error)
+            continue
+          }
+        }
         const env: ClientEnvelope = {
           v: WIRE_VERSION,
           c: this.client.id,
@@ -82,7 +98,7 @@ export class PartitionSender {
   }
 
   /** Splits a batch into envelopes under max_payload; rejects messages that cannot be sent. */
-  #chunks(batch: Pending[]): Array<{ items: Pending[]; bytes?: Uint8Array }> {
+  #chunks(batch: Pending[]): Array<{ items: Pending[]; bytes?: Uint8Array; offload?: true }> {
     const limit = this.client.maxPayload - 512
     const probe: ClientEnvelope = {
       v: WIRE_VERSION,
@@ -96,7 +112,7 @@ export class PartitionSender {
     } catch {
       // some message cannot be encoded: fall through to encoding them one by one
     }
-    const out: Array<{ items: Pending[] }> = []
+    const out: Array<{ items: Pending[]; offload?: true }> = []
     let current: Pending[] = []
     let size = 0
     for (const item of batch) {
@@ -111,7 +127,11 @@ export class PartitionSender {
         continue
       }
       if (len > limit) {
-        this.#fail(item, new PayloadTooLargeError(describeMessage(item.msg), len, limit))
+        // sent alone, in order, with its large values by reference
+        if (current.length > 0) out.push({ items: current })
+        out.push({ items: [item], offload: true })
+        current = []
+        size = 0
         continue
       }
       if (size + len > limit && current.length > 0) {

@@ -5,6 +5,8 @@
 import { BadInputError, type ErrorInfo } from '../../actors/index.ts'
 import type { HistoryEvent } from '../../actors/orchestration/index.ts'
 import type { InstanceSummary, InstanceView, RuntimeStatus } from '../instances/index.ts'
+import { valueOf } from '../nats/index.ts'
+import { unwrapEvent } from './blobs.ts'
 
 /** What {@link Client.getStatus} returns. */
 export interface InstanceStatus<O = unknown> {
@@ -22,20 +24,23 @@ export interface InstanceStatus<O = unknown> {
   history?: HistoryEvent[]
 }
 
-/** The status of an instance record (with its history when asked for). */
+/**
+ * The status of an instance record (with its history when asked for); references to large values
+ * must be loaded (client-blobs.ts `loadView`).
+ */
 export function toStatus<O>(rec: InstanceView, history: boolean): InstanceStatus<O> {
   return {
     id: rec.id,
     name: rec.name,
     status: rec.status,
-    input: rec.input,
-    ...(rec.output === undefined ? {} : { output: rec.output as O }),
+    input: valueOf(rec.input),
+    ...(rec.output === undefined ? {} : { output: valueOf(rec.output) as O }),
     ...(rec.error === undefined ? {} : { error: rec.error }),
-    ...(rec.custom === undefined ? {} : { customStatus: rec.custom }),
+    ...(rec.custom === undefined ? {} : { customStatus: valueOf(rec.custom) }),
     createdAt: new Date(rec.created),
     lastUpdatedAt: new Date(rec.updated),
     ...(rec.completed === undefined ? {} : { completedAt: new Date(rec.completed) }),
-    ...(history ? { history: rec.history ?? [] } : {}),
+    ...(history ? { history: (rec.history ?? []).map(unwrapEvent) } : {}),
   }
 }
 
@@ -45,7 +50,7 @@ export function fromSummary(s: InstanceSummary): InstanceStatus {
     id: s.id,
     name: s.name,
     status: s.status,
-    ...(s.custom === undefined ? {} : { customStatus: s.custom }),
+    ...(s.custom === undefined ? {} : { customStatus: valueOf(s.custom) }),
     createdAt: new Date(s.created),
     lastUpdatedAt: new Date(s.updated),
     ...(s.completed === undefined ? {} : { completedAt: new Date(s.completed) }),

@@ -10,11 +10,13 @@ import { decodeEnvelope, type NatsConnection } from '../nats/index.ts'
 import { consoleLogger, type Logger } from '../util/index.ts'
 
 const defaultLogger = consoleLogger('basalt client')
+import { isThenable } from '../../entities/index.ts'
 
 /**
  * Pushes the committed values of one item: subscribes to the partition's change messages first,
  * then takes the current value from `first` (answered at record `n`), then every later change.
  * A value equal (bytewise, after `project`) to the one just emitted is not emitted twice.
+ * `toValue` may return a promise (a large value loaded by reference); values are emitted in order.
  */
 export function watchItem<T>(
   nc: NatsConnection,
@@ -22,7 +24,7 @@ export function watchItem<T>(
   watches: Set<() => void>,
   itemKey: string,
   first: () => Promise<{ n: number; value: Uint8Array | null }>,
-  toValue: (bytes: Uint8Array | null) => T,
+  toValue: (bytes: Uint8Array | null) => T | Promise<T>,
   project: (bytes: Uint8Array) => Uint8Array = (bytes) => bytes,
   logger: Logger = defaultLogger,
 ): Observable<T> {
@@ -31,11 +33,27 @@ export function watchItem<T>(
     let last: Uint8Array | null | undefined
     const early: CommitRecord[] = []
     let warned = false
+    /** Settles once the values still being loaded are emitted (undefined: none). */
+    let loading: Promise<void> | undefined
     const emit = (raw: Uint8Array | null) => {
       const value = raw === null ? null : project(raw)
       if (last !== undefined && sameBytes(last, value)) return
       last = value
-      subscriber.next(toValue(value))
+      const next = toValue(value)
+      if (loading === undefined && !isThenable(next)) return subscriber.next(next)
+      const done: Promise<void> = (loading ?? Promise.resolve())
+        .then(() => next)
+        .then(
+          (v) => subscriber.next(v),
+          (err: unknown) => {
+            // a value replaced meanwhile (its blob is gone): a later change or refresh brings the newer
+            if (!/is missing chunk/.test(String(err))) subscriber.error(err)
+          },
+        )
+        .finally(() => {
+          if (loading === done) loading = undefined
+        })
+      loading = done
     }
     const apply = (rec: CommitRecord) => {
       if (rec.n <= seen) return

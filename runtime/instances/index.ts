@@ -14,3 +14,4 @@ export {
   type InstanceView,
   type Workflows,
 } from './instance-model.ts'
+export { refsOf } from './instance-history.ts'

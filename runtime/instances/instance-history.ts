@@ -5,8 +5,8 @@
  * partition offers (runtime/instances/instance-host.ts calls them).
  */
 import { IllegalStateError, encodeToken } from '../../actors/index.ts'
-import type { HistoryEvent } from '../../actors/orchestration/index.ts'
-import { decode, encode } from '../nats/index.ts'
+import type { HistoryEvent, NewEvent } from '../../actors/orchestration/index.ts'
+import { BlobRef, decode, encode } from '../nats/index.ts'
 import type { PartitionPort } from '../partition/index.ts'
 import type { InstanceRecord } from './instance-model.ts'
 
@@ -61,4 +61,35 @@ export async function loadHistory(
 
 function chunkKey(p: number, rec: InstanceRecord, k: number): string {
   return `h.${p}.${encodeToken(rec.id)}.${rec.hk}.${k}`
+}
+
+/**
+ * The references to large values that events hold (inputs, results, event data, custom status,
+ * outputs), added to `into`; with `unloaded`, only those whose value is not in memory.
+ */
+export function refsOf(
+  events: Iterable<HistoryEvent | NewEvent>,
+  into: BlobRef[] = [],
+  unloaded = false,
+): BlobRef[] {
+  for (const ev of events) {
+    const value =
+      ev.e === 'started'
+        ? ev.input
+        : ev.e === 'completed'
+          ? ev.result
+          : ev.e === 'event'
+            ? ev.data
+            : ev.e === 'customStatus'
+              ? ev.value
+              : ev.e === 'finished'
+                ? ev.status === 'completed'
+                  ? ev.output
+                  : ev.status === 'continuedAsNew'
+                    ? ev.input
+                    : undefined
+                : undefined
+    if (value instanceof BlobRef && !(unloaded && value.loaded)) into.push(value)
+  }
+  return into
 }

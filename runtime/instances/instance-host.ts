@@ -52,7 +52,8 @@ import {
 } from '../partition/index.ts'
 import { decode, encode } from '../nats/index.ts'
 import { CompletionWaits } from './completion-waits.ts'
-import { chunkTail, dropHistory, loadHistory } from './instance-history.ts'
+import { chunkTail, dropHistory, loadHistory, refsOf } from './instance-history.ts'
+import { BlobRef, isUnloaded, valueOf } from '../nats/index.ts'
 import {
   RuntimeStatus,
   isTerminal,
@@ -73,6 +74,8 @@ interface Live {
   size?: number
   /** Bytes of user values in the history tail (estimated); a large tail moves into a chunk. */
   tailBytes?: number
+  /** Whether the history is loaded with the values of its references (ready for a step). */
+  ready?: boolean
 }
 
 /** A held wait for completion: where its answer goes, and when it gives up. */
@@ -99,6 +102,10 @@ export class InstanceHost implements InstanceHandler {
   /** Largest single value of an instance, and largest total one step may add (value-limits.ts). */
   readonly #valueLimit: number
   readonly #stepLimit: number
+  /** Largest value kept inline; larger ones are stored by reference (blobs.ts). */
+  readonly #inline: number
+  /** Size in the record of the value {@link #bound} returned last (no allocation per value). */
+  #size = 0
 
   constructor(
     readonly port: PartitionPort,
@@ -106,6 +113,7 @@ export class InstanceHost implements InstanceHandler {
   ) {
     this.#valueLimit = Math.floor(port.valueLimit / 4)
     this.#stepLimit = port.valueLimit
+    this.#inline = Math.min(port.blobs.limits.threshold, this.#valueLimit)
     this.#waits = new CompletionWaits(port, this.#valueLimit)
   }
 
@@ -148,8 +156,15 @@ export class InstanceHost implements InstanceHandler {
       msg = { ...msg, at: Math.max(msg.at ?? 0, Date.now() + DEFER_UNKNOWN_MS) }
       delete msg.fresh
     }
+    if (isUnloaded(msg.in)) {
+      // a large input stored by reference: the first step needs its value
+      return this.port.blobs.load(msg.in).then(
+        () => this.#start(msg),
+        (err: unknown) => this.#fail(msg.r, err as Error, msg.pa),
+      )
+    }
     try {
-      checkSize(msg.in, this.#valueLimit, () => `input of instance '${msg.i}' (${msg.n})`)
+      msg.in = this.#bound(msg.in, () => `input of instance '${msg.i}' (${msg.n})`)
     } catch (err) {
       return this.#fail(msg.r, err as Error, msg.pa)
     }
@@ -187,7 +202,7 @@ export class InstanceHost implements InstanceHandler {
       activities: [],
       ...(msg.pa === undefined ? {} : { parent: msg.pa }),
     }
-    this.#live.set(msg.i, { rec, history: [], used: true })
+    this.#live.set(msg.i, { rec, history: [], used: true, ready: true })
     this.#absent.delete(msg.i)
     if (msg.r !== undefined) {
       // Answered at the seal: with the outcome too when the instance ended in this same round
@@ -227,11 +242,9 @@ export class InstanceHost implements InstanceHandler {
       return this.#fail(msg.r, new BadInputError(`cannot raise event '${msg.n}': instance '${msg.i}' ${why}`))
     }
     try {
-      const size = checkSize(
-        msg.d,
-        this.#valueLimit,
-        () => `data of event '${msg.n}' for instance '${msg.i}'`,
-      )
+      if (isUnloaded(msg.d)) await this.port.blobs.load(msg.d)
+      msg.d = this.#bound(msg.d, () => `data of event '${msg.n}' for instance '${msg.i}'`)
+      const size = this.#size
       if (live.rec.status !== RuntimeStatus.Running && live.rec.buffered.length > 0) {
         // held in the record until the instance runs again: bounded like one step
         const buffered = encode(live.rec.buffered).length + size
@@ -248,6 +261,13 @@ export class InstanceHost implements InstanceHandler {
   }
 
   #done(msg: DoneMessage): void | Promise<void> {
+    if (isUnloaded(msg.v)) {
+      // a large result stored by reference: the step needs its value (a lost one fails the task)
+      return this.port.blobs.load(msg.v).then(
+        () => this.#done(msg),
+        (err: unknown) => this.#done({ k: 'done', i: msg.i, s: msg.s, ok: 0, err: toErrorInfo(err) }),
+      )
+    }
     const cached = this.#cached(msg.i)
     if (cached !== undefined) return this.#doneWith(msg, cached)
     return this.#load(msg.i).then((live) => this.#doneWith(msg, live))
@@ -260,9 +280,7 @@ export class InstanceHost implements InstanceHandler {
     const at = rec.activities.indexOf(msg.s)
     if (at >= 0) {
       rec.activities.splice(at, 1)
-      const key = this.#activityKey(rec.id, msg.s)
-      this.#pending.delete(key)
-      this.port.dropItem(key)
+      this.#forgetActivity(this.#activityKey(rec.id, msg.s))
     }
     const t = rec.timers.indexOf(msg.s)
     if (t >= 0) rec.timers.splice(t, 1)
@@ -277,8 +295,11 @@ export class InstanceHost implements InstanceHandler {
     const limit = this.#valueLimit
     if (msg.ok === 1) {
       try {
-        checkSize(msg.v, limit, () => `result of task ${msg.s} of instance '${rec.id}' (${rec.name})`)
-        return { e: 'completed', seq: msg.s, result: msg.v } as NewEvent
+        const result = this.#bound(
+          msg.v,
+          () => `result of task ${msg.s} of instance '${rec.id}' (${rec.name})`,
+        )
+        return { e: 'completed', seq: msg.s, result } as NewEvent
       } catch (err) {
         return { e: 'failed', seq: msg.s, error: toErrorInfo(err) }
       }
@@ -325,7 +346,7 @@ export class InstanceHost implements InstanceHandler {
         }
         rec.status = RuntimeStatus.Running
         ok()
-        await loadHistory(this.port, live)
+        if (live.ready !== true && !(await this.#prepare(live))) return
         this.#step(live, rec.buffered.splice(0))
         return
       case 'purge':
@@ -337,6 +358,8 @@ export class InstanceHost implements InstanceHandler {
         }
         this.#forgetTasks(rec)
         this.#releaseLocks(rec)
+        // its large values go once the purge is durable
+        this.#dropRefsAfterCommit(await this.#refsOfRecord(live))
         dropHistory(this.port, rec)
         this.port.write(this.#recordKey(rec.id), null)
         this.#live.delete(rec.id)
@@ -371,8 +394,97 @@ export class InstanceHost implements InstanceHandler {
       if (kept.k === 'ev') delete kept.r // answered already
       return this.port.defer(kept)
     }
-    if (live.history === undefined) return loadHistory(this.port, live).then(() => this.#step(live, [event]))
+    if (live.ready !== true) {
+      return this.#prepare(live).then((ready) => {
+        if (ready) this.#step(live, [event])
+      })
+    }
     this.#step(live, [event])
+  }
+
+  /**
+   * Loads the history and the values of the references it holds (and of events held while
+   * suspended), so that a step can run. Resolves false when that fails — a blob that cannot be
+   * read — after failing the instance with the error (never the partition).
+   */
+  async #prepare(live: Live): Promise<boolean> {
+    try {
+      const history = await loadHistory(this.port, live)
+      const refs = refsOf(live.rec.buffered, refsOf(history, [], true), true)
+      if (refs.length > 0) await this.port.blobs.loadAll(refs)
+      live.ready = true
+      return true
+    } catch (err) {
+      this.port.logger.warn('instance history or its large values cannot be read', {
+        p: this.port.p,
+        instance: live.rec.id,
+        error: String(err),
+      })
+      this.#finish(live, RuntimeStatus.Failed, undefined, toErrorInfo(err))
+      return false
+    }
+  }
+
+  /** The references an instance holds: its record's values, its history, held events. */
+  async #refsOfRecord(live: Live): Promise<BlobRef[]> {
+    const rec = live.rec
+    const refs: BlobRef[] = []
+    for (const v of [rec.input, rec.output, rec.custom]) if (v instanceof BlobRef) refs.push(v)
+    refsOf(rec.buffered, refs)
+    try {
+      refsOf(await loadHistory(this.port, live), refs)
+    } catch (err) {
+      this.port.logger.warn('history not read: its large values stay stored', {
+        p: this.port.p,
+        instance: rec.id,
+        error: String(err),
+      })
+    }
+    // (one value may appear in several places)
+    return [...new Map(refs.map((r) => [r.id, r])).values()]
+  }
+
+  /** Deletes blobs once the open round (which drops their last references) is durable. */
+  #dropRefsAfterCommit(refs: BlobRef[]): void {
+    if (refs.length === 0) return
+    this.port.afterCommit(
+      () =>
+        void this.port.blobs.delete(refs, (err) =>
+          this.port.logger.warn('large value not deleted (left as an orphan)', {
+            p: this.port.p,
+            error: String(err),
+          }),
+        ),
+    )
+  }
+
+  /** Bounds `obj[key]` in place (see {@link #bound}); returns its size in the record. */
+  #store<T extends object, K extends keyof T>(obj: T, key: K, what: () => string): number {
+    const value = obj[key]
+    const stored = this.#bound(value, what)
+    if (stored !== value) obj[key] = stored as T[K]
+    return this.#size
+  }
+
+  /**
+   * A value as the instance stores it: itself up to the inline size, else a reference whose blob
+   * the open round waits for (blobs.ts). Sets {@link #size} to its size in the record. Throws
+   * `PayloadTooLargeError` over the ceiling and `CodecError` for a value that cannot be encoded.
+   */
+  #bound(value: unknown, what: () => string): unknown {
+    if (value instanceof BlobRef) {
+      this.#size = 128
+      return value
+    }
+    const size = sizeOf(value, this.#inline)
+    if (size <= this.#inline) {
+      this.#size = size
+      return value
+    }
+    const { ref, written } = this.port.blobs.put(encode(value), what)
+    this.port.holdFor(written)
+    this.#size = 128
+    return ref.attach(value)
   }
 
   /** Runs one orchestration step and carries out its commands. */
@@ -390,6 +502,7 @@ export class InstanceHost implements InstanceHandler {
     }
     live.executor ??= new OrchestrationExecutor(def, rec.id, {
       alwaysReplay: this.workflows.alwaysReplay,
+      unwrap: valueOf,
       logSink: (line, level) =>
         this.port.logger[level === 'debug' ? 'info' : level](line, { instance: rec.id }),
     })
@@ -412,7 +525,8 @@ export class InstanceHost implements InstanceHandler {
     }
     live.tailBytes = (live.tailBytes ?? 0) + sizes[0]!
     rec.updated = now
-    if (result.customStatus !== undefined) rec.custom = result.customStatus
+    // (from the event, which holds the reference of a large status; the step result has the value)
+    for (const ev of result.appended) if (ev.e === 'customStatus') rec.custom = ev.value
     for (let i = 0; i < result.commands.length; i++) this.#command(rec, result.commands[i]!, sizes[i + 1]!)
     switch (result.status) {
       case 'running':
@@ -427,6 +541,11 @@ export class InstanceHost implements InstanceHandler {
       case 'continuedAsNew': {
         const next = result.continueAsNew!
         this.#releaseLocks(rec)
+        // the values of the ended execution go once its end is durable (not those carried over)
+        const carried = new Set<BlobRef>(refsOf(next.carriedEvents))
+        if (next.input instanceof BlobRef) carried.add(next.input)
+        if (rec.custom instanceof BlobRef) carried.add(rec.custom)
+        this.#dropRefsAfterCommit(refsOf(history).filter((r) => !carried.has(r)))
         dropHistory(this.port, rec)
         rec.hk = this.port.roundNumber
         live.history = []
@@ -442,9 +561,11 @@ export class InstanceHost implements InstanceHandler {
   }
 
   /**
-   * Sizes of what a step adds: [history bytes, then one per command]. Throws PayloadTooLargeError
-   * naming the value when one is over the value limit or the step is over the step limit, and
-   * CodecError for a value that cannot be encoded.
+   * Sizes of what a step adds: [history bytes, then one per command]. Values over the inline size
+   * are replaced by references, in the events and commands and in the result (see {@link #bound}).
+   * Throws PayloadTooLargeError naming the value when one is over the ceiling (or an error over
+   * the value limit), or the step is over the step limit; CodecError for a value that cannot be
+   * encoded.
    */
   #measureStep(rec: InstanceRecord, result: StepResult): number[] {
     const limit = this.#valueLimit
@@ -454,25 +575,32 @@ export class InstanceHost implements InstanceHandler {
       history += 24
       switch (ev.e) {
         case 'started':
-          history += checkSize(ev.input, limit, () => `input ${of}`)
+          history += this.#store(ev, 'input', () => `input ${of}`)
           break
         case 'completed':
-          history += checkSize(ev.result, limit, () => `result of task ${ev.seq} ${of}`)
+          history += this.#store(ev, 'result', () => `result of task ${ev.seq} ${of}`)
           break
         case 'failed':
           history += checkSize(ev.error, limit, () => `error of task ${ev.seq} ${of}`)
           break
         case 'event':
-          history += checkSize(ev.data, limit, () => `data of event '${ev.name}' ${of}`)
+          history += this.#store(ev, 'data', () => `data of event '${ev.name}' ${of}`)
           break
         case 'customStatus':
           // kept in the record's field too
-          history += 2 * checkSize(ev.value, limit, () => `custom status ${of}`)
+          history += 2 * this.#store(ev, 'value', () => `custom status ${of}`)
           break
         case 'finished':
-          if (ev.status === 'completed') history += 2 * checkSize(ev.output, limit, () => `output ${of}`)
-          else if (ev.status === 'failed') history += checkSize(ev.error, limit, () => `error ${of}`)
-          else history += 2 * checkSize(ev.input, limit, () => `continue-as-new input ${of}`)
+          if (ev.status === 'completed') {
+            const size = this.#store(ev, 'output', () => `output ${of}`)
+            result.output = ev.output
+            history += 2 * size
+          } else if (ev.status === 'failed') history += checkSize(ev.error, limit, () => `error ${of}`)
+          else {
+            const size = this.#store(ev, 'input', () => `continue-as-new input ${of}`)
+            if (result.continueAsNew !== undefined) result.continueAsNew.input = ev.input
+            history += 2 * size
+          }
           break
         default:
           break
@@ -484,16 +612,26 @@ export class InstanceHost implements InstanceHandler {
       let size = 64
       switch (c.c) {
         case 'activity':
-          size += checkSize(c.input, limit, () => `input of activity '${c.name}' (task ${c.seq}) ${of}`)
+          size += this.#store(c, 'input', () => `input of activity '${c.name}' (task ${c.seq}) ${of}`)
           break
         case 'sub':
         case 'start':
-          size += checkSize(c.input, limit, () => `input of instance '${c.instanceId}' started ${of}`)
+          size += this.#store(c, 'input', () => `input of instance '${c.instanceId}' started ${of}`)
           break
         case 'call':
-        case 'signal':
-          size += checkSize(c.args, limit, () => `arguments of ${c.entity[0]}@${c.entity[1]}.${c.op} ${of}`)
+        case 'signal': {
+          let args: unknown[] | undefined
+          for (let i = 0; i < c.args.length; i++) {
+            const arg = this.#bound(
+              c.args[i],
+              () => `argument ${i + 1} of ${c.entity[0]}@${c.entity[1]}.${c.op} ${of}`,
+            )
+            size += this.#size
+            if (arg !== c.args[i]) (args ??= c.args.slice())[i] = arg
+          }
+          if (args !== undefined) c.args = args
           break
+        }
         default:
           break
       }
@@ -578,6 +716,14 @@ export class InstanceHost implements InstanceHandler {
       this.port.afterCommit(() => offload.publish(task))
       return
     }
+    if (isUnloaded(task.input)) {
+      // a large input stored by reference (a task re-run after recovery): load it first
+      void this.port.blobs.load(task.input).then(
+        () => this.#runActivity(key, task, false),
+        (err: unknown) => this.#deliverOutcome(key, task, { ok: 0, error: toErrorInfo(err) }),
+      )
+      return
+    }
     // a synchronous activity's result is queued at once: the instance's next step runs in the
     // same round (one record, one encode of the instance for its whole run)
     const outcome = activities.start(task)
@@ -587,9 +733,9 @@ export class InstanceHost implements InstanceHandler {
 
   #deliverOutcome(key: string, task: ActivityTask, outcome: ActivityOutcome): void {
     if (this.#closed || !this.#pending.has(key)) return
-    // the result waits in the partition's local queue, which is part of the commit record: one
-    // too large for the instance fails the task here
-    outcome = boundOutcome(task, outcome, this.#valueLimit)
+    // the result waits in the partition's local queue, which is part of the commit record: a large
+    // one goes by reference (the round waits for its blob), one over the ceiling fails the task
+    outcome = boundOutcome(task, outcome, this.#inline, (value, what) => this.#bound(value, what))
     this.port.enqueueLocal(
       outcome.ok === 1
         ? { k: 'done', i: task.instanceId, s: task.seq, ok: 1, v: outcome.value }
@@ -624,11 +770,7 @@ export class InstanceHost implements InstanceHandler {
   #forgetTasks(rec: InstanceRecord): void {
     for (const seq of rec.timers) this.port.cancelTimer(this.#timerKey(rec.id, seq))
     this.port.cancelTimer(this.#timerKey(rec.id, -1))
-    for (const seq of rec.activities) {
-      const key = this.#activityKey(rec.id, seq)
-      this.#pending.delete(key)
-      this.port.dropItem(key)
-    }
+    for (const seq of rec.activities) this.#forgetActivity(this.#activityKey(rec.id, seq))
     rec.timers = []
     rec.activities = []
   }
@@ -654,6 +796,14 @@ export class InstanceHost implements InstanceHandler {
     for (const [t, key] of msg.lk!) {
       if (!current.has(`${t}@${key}`)) this.port.send({ k: 'unlock', t, key, o: msg.i })
     }
+  }
+
+  /** Forgets a pending activity; its large input (only in the activity's item) goes after the commit. */
+  #forgetActivity(key: string): void {
+    const task = this.#pending.get(key)
+    this.#pending.delete(key)
+    this.port.dropItem(key)
+    if (task?.input instanceof BlobRef) this.#dropRefsAfterCommit([task.input])
   }
 
   #fail(to: ReplyTo | undefined, err: Error, parent?: [string, number]): void {

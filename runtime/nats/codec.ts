@@ -6,6 +6,8 @@
 import { Packr } from 'msgpackr'
 import { CodecError } from '../../actors/index.ts'
 import { WIRE_VERSION } from '../../actors/wire/index.ts'
+// registers the msgpack extension of references to large values (before anything is decoded)
+import './blob-ref.ts'
 
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
 

@@ -7,6 +7,7 @@
  * | commit log stream | `BASALT_H_LOG`, subjects `H.log.<p>` (fenced appends) |
  * | dead-letter stream | `BASALT_H_DLQ`, subjects `H.dlq.<p>` |
  * | offloaded activity tasks (work queue) | `BASALT_H_TASKS`, subject `H.tasks` |
+ * | large values by reference (runtime/blobs.ts) | `BASALT_H_BLOBS`, subjects `H.blob.<id>.<k>` (direct gets) |
  * | state KV (snapshots, checkpoints, timers) | `basalt_H_state` |
  * | metadata KV (partition count, placement) | `basalt_H_meta` |
  * | queries to a partition owner (core NATS) | `H.q.<p>` |
@@ -54,6 +55,14 @@ export class HubNames {
   /** Subject of offloaded activity tasks (a work queue every node consumes). */
   get tasks(): string {
     return `${this.hub}.tasks`
+  }
+  /** Stream of large values stored by reference (chunks, see runtime/blobs.ts). */
+  get blobStream(): string {
+    return `BASALT_${this.hub}_BLOBS`
+  }
+  /** Subject of chunk `k` of blob `id` (`k` may be `>` for all of them). */
+  blob(id: string, k: string): string {
+    return `${this.hub}.blob.${id}.${k}`
   }
   get deadLetterStream(): string {
     return `BASALT_${this.hub}_DLQ`
@@ -204,6 +213,13 @@ async function ensureHubOnce(nc: NatsConnection, name: string, options: HubOptio
     max_age: 7 * 24 * 3600 * 1e9,
     num_replicas: meta.replicas,
   })
+  await ensureStream(jsm, {
+    name: names.blobStream,
+    subjects: [`${name}.blob.*.*`],
+    allow_direct: true,
+    duplicate_window: DUPLICATE_WINDOW_NS,
+    num_replicas: meta.replicas,
+  })
   const state = await kvm.create(names.stateBucket, { history: 1, replicas: meta.replicas })
   return { names, meta, jsm, state, metaKv }
 }
@@ -311,6 +327,7 @@ export async function deleteHub(nc: NatsConnection, name: string): Promise<void>
     names.logStream,
     names.deadLetterStream,
     names.taskStream,
+    names.blobStream,
     `KV_${names.stateBucket}`,
     `KV_${names.metaBucket}`,
   ]) {

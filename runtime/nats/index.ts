@@ -40,6 +40,15 @@ export {
 } from './hub.ts'
 export { PartitionStorage, isFencingRejection, type Checkpoint } from './storage.ts'
 export { consumeFrom, consumeTasks } from './consumers.ts'
+export { BlobRef, isUnloaded, unloadedOf, valueOf } from './blob-ref.ts'
+export {
+  BlobStore,
+  DEFAULT_BLOB_THRESHOLD,
+  DEFAULT_MAX_VALUE_BYTES,
+  blobLimits,
+  checkedBlobLimits,
+  type BlobLimits,
+} from './blobs.ts'
 
 // The NATS client library's types (and one helper) that the layers above hold or pass on, so that
 // only this folder imports `@nats-io/*`.

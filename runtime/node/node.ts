@@ -40,6 +40,8 @@ import {
   type ConnectionOptions,
   type NatsConnection,
   type KV,
+  BlobStore,
+  checkedBlobLimits,
 } from '../nats/index.ts'
 import { consoleLogger, type Logger } from '../util/index.ts'
 import { Partition, type PartitionOptions, RecentReplies } from '../partition/index.ts'
@@ -93,6 +95,14 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
   partitionsToRun?: number[]
   /** Where logs go (default: stderr, info included). */
   logger?: Logger
+  /**
+   * Encoded size in bytes over which a value (orchestration input, output, results, event data,
+   * custom status, entity state) is stored by reference in the hub's blob stream (default 32 kB;
+   * values of instances go by reference above ~64 kB whatever this says).
+   */
+  blobThresholdBytes?: number
+  /** Largest value stored by reference, in encoded bytes (default 64 MB); above it: `PayloadTooLargeError`. */
+  maxValueBytes?: number
 }
 
 /** A running node. */
@@ -135,7 +145,7 @@ export class Node {
         | 'heartbeatMs'
         | 'leaseMs'
       >
-    > & { logger: Logger; registryNames: string[] },
+    > & { logger: Logger; registryNames: string[]; blobs: BlobStore },
   ) {}
 
   /**
@@ -163,6 +173,7 @@ export class Node {
     if (leaseMs < 2 * heartbeatMs) {
       throw new BadInputError(`leaseMs (${leaseMs}) must be at least twice heartbeatMs (${heartbeatMs})`)
     }
+    const limits = checkedBlobLimits(options)
     const nc = await connectTo(pickConnection(options), 'basalt-node')
     let workers: ActivityWorkers | undefined
     let workerClient: Client | undefined
@@ -174,7 +185,12 @@ export class Node {
         logger.warn(warning, { server: nc.info?.version })
       }
       if (activities.length > 0) {
-        workerClient = await Client.connect({ ...pickConnection(options), hub: options.hub })
+        workerClient = await Client.connect({
+          ...pickConnection(options),
+          hub: options.hub,
+          blobThresholdBytes: limits.threshold,
+          maxValueBytes: limits.ceiling,
+        })
         workers = await ActivityWorkers.start(nc, hub, workflows.activities, workerClient, logger)
         const w = workers
         workflows.offload = { threshold: options.offloadThreshold ?? 200, publish: (task) => w.publish(task) }
@@ -202,6 +218,7 @@ export class Node {
             ...orchestrations.map((o) => `o:${o.name}`),
             ...activities.map((a) => `a:${a.name}`),
           ].sort(),
+          blobs: new BlobStore(nc, hub.jsm, hub.names, limits),
         },
       )
       if ((options.placement ?? 'dynamic') === 'static') {

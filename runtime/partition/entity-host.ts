@@ -50,6 +50,7 @@ import { decode, encode } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
 import type { ItemWrite, RoundReply } from './round.ts'
 import { entityItemKey, parseEntityItemKey } from './snapshot.ts'
+import { BlobRef, unloadedOf, valueOf, type BlobStore } from '../nats/index.ts'
 
 /** What the entity host needs from its partition. */
 export interface EntityPort {
@@ -57,6 +58,10 @@ export interface EntityPort {
   readonly logger: Logger
   /** Largest encoded value a round accepts (half a record). */
   readonly valueLimit: number
+  /** Large values by reference (runtime/blobs.ts). */
+  readonly blobs: BlobStore
+  /** The open round's record is appended only once `written` (a blob write) resolved. */
+  holdFor(written: Promise<void>): void
   /** Number of the round being built. */
   readonly roundNumber: number
   /** Counts bytes against the open round. */
@@ -101,6 +106,15 @@ interface Entry {
   bytes: Uint8Array | null
   /** Touched since the eviction hand last passed. */
   used: boolean
+  /** A large state: the reference `bytes` encodes, and the state's own encoding (for undo). */
+  ref?: BlobRef
+  blob?: Uint8Array
+}
+
+/** A large state about to replace an entry's: its reference and encoding. */
+interface LargeState {
+  ref: BlobRef
+  blob: Uint8Array
 }
 
 interface Lock {
@@ -158,6 +172,8 @@ export class EntityHost {
   readonly #locks = new Map<string, Lock>()
   /** The context operations run in (replaced when an operation times out). */
   #ctx = new OpContext(this)
+  /** The large state the last {@link #encodeState} made (no allocation for small states). */
+  #large: LargeState | undefined
   /** The object operations of each type run on (replaced when an operation times out). */
   readonly #objects = new Map<string, Entity>()
 
@@ -249,6 +265,14 @@ export class EntityHost {
   // Operations
 
   #runOperation(msg: EntityOp): void | Promise<void> {
+    const refs = unloadedOf(msg.a)
+    if (refs.length > 0) {
+      // large arguments stored by reference: loaded first (one that cannot be read fails the call)
+      return this.port.blobs.loadAll(refs).then(
+        () => this.#runOperation(msg),
+        (err: unknown) => this.#refuse(msg, err as Error),
+      )
+    }
     const type = this.registry.find(msg.t)
     if (type === undefined) {
       // another node runs this type (a rolling deploy): keep the operation for it
@@ -285,10 +309,19 @@ export class EntityHost {
   /** Checks the arguments against the operation's schema (if any), then runs the operation. */
   #check(type: EntityType, entry: Entry, itemKey: string, msg: EntityOp): void | Promise<void> {
     const schema = type.schemas?.get(msg.op)
-    if (schema === undefined) return this.#runOn(type, entry, itemKey, msg, msg.a)
+    let given = msg.a
+    for (const arg of given) {
+      if (arg instanceof BlobRef) {
+        // the operation gets the values; their blobs go once it is durable (the message is spent)
+        for (const a of given) if (a instanceof BlobRef) this.#dropAfterCommit(a)
+        given = given.map(valueOf)
+        break
+      }
+    }
+    if (schema === undefined) return this.#runOn(type, entry, itemKey, msg, given)
     let args: unknown[] | Promise<unknown[]>
     try {
-      args = checkArguments(schema, msg.a, msg.t, msg.key, msg.op)
+      args = checkArguments(schema, given, msg.t, msg.key, msg.op)
     } catch (err) {
       return this.#refuse(msg, err as Error)
     }
@@ -385,7 +418,9 @@ export class EntityHost {
   #undo(entry: Entry, msg: EntityOp, err: Error): void {
     // the entity keeps its last committed-or-speculative state
     entry.state =
-      entry.bytes === null ? this.registry.initialState(msg.t) : decode(entry.bytes, 'entity state')
+      entry.bytes === null
+        ? this.registry.initialState(msg.t)
+        : decode(entry.blob ?? entry.bytes, 'entity state')
     this.#ctx.sends.length = 0
     this.#reject(msg, err)
   }
@@ -394,12 +429,23 @@ export class EntityHost {
     const ctx = this.#ctx
     let bytes: Uint8Array | null
     let resultBytes: Uint8Array | undefined
+    this.#large = undefined
     try {
-      bytes = ctx.deleted ? null : this.encodeBounded(ctx.state, 'state', msg)
-      // a result for an orchestration is bounded too: it travels in a message and in a record
-      if (msg.r !== undefined || msg.ro !== undefined) resultBytes = this.encodeBounded(result, 'result', msg)
+      bytes = ctx.deleted ? null : this.#encodeState(entry, ctx.state, msg)
+      if (msg.r !== undefined) resultBytes = this.encodeBounded(result, 'result', msg)
+      // a large result for an orchestration goes by reference (it lands in the instance's history)
+      else if (msg.ro !== undefined) result = this.#resultForOrchestration(result, msg)
     } catch (err) {
       return this.#undo(entry, msg, err as Error)
+    }
+    const large = this.#large as LargeState | undefined
+    if (entry.ref !== undefined && (bytes === null || (large !== undefined && large.ref !== entry.ref))) {
+      // the replaced state's blob goes once the new state is durable
+      this.#dropAfterCommit(entry.ref)
+    }
+    if (bytes === null || large !== undefined) {
+      entry.ref = large?.ref
+      entry.blob = large?.blob
     }
     entry.state = ctx.state
     entry.bytes = bytes
@@ -410,6 +456,67 @@ export class EntityHost {
     }
     if (msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 1, resultBytes!])
     if (msg.ro !== undefined) this.port.send({ k: 'done', i: msg.ro[0], s: msg.ro[1], ok: 1, v: result })
+  }
+
+  /**
+   * The encoding of a state as its item holds it, counted against the round: the state itself up
+   * to the inline size, else a reference to a blob with the state (the round waits for its write;
+   * an unchanged large state keeps its blob). Sets {@link #large} for a large state. Throws
+   * `PayloadTooLargeError` over the ceiling, `BadInputError` for a state that cannot be encoded.
+   */
+  #encodeState(entry: Entry, state: unknown, msg: EntityOp): Uint8Array {
+    let bytes: Uint8Array
+    try {
+      bytes = encode(state)
+    } catch (err) {
+      throw new BadInputError(
+        `${describeValue('state', msg)} cannot be serialised: ${(err as Error).message}`,
+      )
+    }
+    const inline = Math.min(this.port.blobs.limits.threshold, this.port.valueLimit)
+    if (bytes.length <= inline) {
+      this.port.charge(bytes.length + 16)
+      return bytes
+    }
+    if (entry.ref !== undefined && entry.blob !== undefined && Buffer.from(entry.blob).equals(bytes)) {
+      this.#large = { ref: entry.ref, blob: entry.blob }
+      return entry.bytes!
+    }
+    const { ref, written } = this.port.blobs.put(bytes, () => describeValue('state', msg))
+    this.port.holdFor(written)
+    this.#large = { ref, blob: bytes }
+    const item = encode(ref)
+    this.port.charge(item.length + 16)
+    return item
+  }
+
+  /** A result for a calling orchestration: by reference when large (see {@link #encodeState}). */
+  #resultForOrchestration(result: unknown, msg: EntityOp): unknown {
+    let bytes: Uint8Array
+    try {
+      bytes = encode(result)
+    } catch (err) {
+      throw new BadInputError(
+        `${describeValue('result', msg)} cannot be serialised: ${(err as Error).message}`,
+      )
+    }
+    if (bytes.length <= Math.min(this.port.blobs.limits.threshold, this.port.valueLimit)) return result
+    const { ref, written } = this.port.blobs.put(bytes, () => describeValue('result', msg))
+    this.port.holdFor(written)
+    return ref.attach(result)
+  }
+
+  /** Deletes a replaced state's blob once the open round is durable. */
+  #dropAfterCommit(ref: BlobRef): void {
+    this.port.afterCommit(
+      () =>
+        void this.port.blobs.delete([ref], (err) =>
+          this.port.logger.warn('large state not deleted (left as an orphan)', {
+            p: this.port.p,
+            error: String(err),
+          }),
+        ),
+    )
   }
 
   /**
@@ -441,10 +548,21 @@ export class EntityHost {
 
   async #load(itemKey: string, type: string, key: string): Promise<Entry> {
     const bytes = await this.port.readItem(itemKey)
+    let state = bytes === null ? this.registry.initialState(type) : decode(bytes, `state of ${type}@${key}`)
+    let large: LargeState | undefined
+    if (state instanceof BlobRef) {
+      // a large state: its item holds a reference to a blob with the state
+      const blob = await this.port.blobs.loadBytes(state)
+      large = { ref: state, blob }
+      state = decode(blob, `state of ${type}@${key}`)
+    }
     const cached = this.#cache.get(itemKey)
     if (cached !== undefined) return cached // loaded concurrently
-    const state = bytes === null ? this.registry.initialState(type) : decode(bytes, `state of ${type}@${key}`)
     const entry: Entry = { type, key, state, bytes, used: false }
+    if (large !== undefined) {
+      entry.ref = large.ref
+      entry.blob = large.blob
+    }
     this.#cache.set(itemKey, entry)
     this.evict()
     return entry

@@ -4,6 +4,7 @@
  * runtime/instances/ implements the handler and uses the port, the partition knows nothing of
  * instances beyond these types.
  */
+import type { BlobStore } from '../nats/index.ts'
 import type { ErrorInfo } from '../../actors/index.ts'
 import type {
   ActorMessage,
@@ -24,6 +25,10 @@ export interface PartitionPort {
   readonly logger: Logger
   /** Largest encoded value a round accepts (half a record; see runtime/partition/value-limits.ts). */
   readonly valueLimit: number
+  /** Large values by reference (runtime/nats/blobs.ts). */
+  readonly blobs: BlobStore
+  /** The open round's record is appended only once `written` (a blob write) resolved. */
+  holdFor(written: Promise<void>): void
   readItem(key: string): Promise<Uint8Array | null>
   /** Notes that an item was never stored (its first write needs no revision read). */
   markAbsent(key: string): void

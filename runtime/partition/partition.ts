@@ -51,6 +51,7 @@ import { TimerSet } from './timers.ts'
 import type { InstanceHandler } from './instance-port.ts'
 import { EntityHost, type EntityPort } from './entity-host.ts'
 import { LogFence, type LogWriter } from './log-fence.ts'
+import { BlobStore, blobLimits } from '../nats/index.ts'
 
 /** How often one commit is tried again after stale owners' records slipped into the log. */
 const STALE_RECORD_RETRIES = 5
@@ -95,6 +96,8 @@ export interface PartitionOptions {
   mayWrite?: () => boolean
   /** Where entity types and orchestrations are known on the hub (see unknown-types.ts). */
   types?: TypeDirectory
+  /** Large values by reference (default: a store with the default limits). */
+  blobs?: BlobStore
   /** Called once when the partition stops for any reason other than close(). */
   onStopped(reason: 'fenced' | 'failed', error: Error): void
 }
@@ -159,6 +162,8 @@ export class Partition implements EntityPort {
   /** Largest record the log accepts (`max_payload`, less room for headers). */
   readonly #recordMax: number
   readonly #runLoop = (): void => void this.#run()
+  /** @internal Large values of this partition's entities and instances (runtime/blobs.ts). */
+  readonly blobs: BlobStore
 
   private constructor(
     readonly nc: NatsConnection,
@@ -167,6 +172,7 @@ export class Partition implements EntityPort {
     readonly options: PartitionOptions,
   ) {
     this.#storage = new PartitionStorage(nc, hub, p)
+    this.blobs = options.blobs ?? new BlobStore(nc, hub.jsm, hub.names, blobLimits({}))
     this.#writer = { e: options.epoch, o: Math.floor(Math.random() * 0xffffffff) }
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024
     this.#recordLimit = Math.floor(maxPayload / 2) - 4096
@@ -777,6 +783,11 @@ export class Partition implements EntityPort {
     return Math.floor(this.#recordLimit / 2)
   }
 
+  /** @internal The open round's record is appended only once `written` (a blob write) resolved. */
+  holdFor(written: Promise<void>): void {
+    this.#open.blobWrites.push(written)
+  }
+
   /** @internal Counts bytes against the open round. */
   charge(bytes: number): void {
     this.#open.bytes += bytes
@@ -851,7 +862,13 @@ export class Partition implements EntityPort {
     }
     this.#inflight = round
     this.#open = new CommitRound(round.n + 1, this.#pos)
-    this.#commit(round.n, bytes)
+    // a record that references large values is appended only once their blobs are stored
+    const blobs = round.blobWrites
+    const appended =
+      blobs.length === 0
+        ? this.#commit(round.n, bytes)
+        : Promise.all(blobs).then(() => this.#commit(round.n, bytes))
+    appended
       .then(
         (seq) => this.#onCommitted(round, record, bytes, seq),
         (err: unknown) => {

@@ -38,6 +38,8 @@ export class CommitRound {
   readonly rep = new Map<string, RoundReply[]>()
   /** Callbacks to run once this round is durable. */
   readonly waiters: Array<() => void> = []
+  /** Blob writes the record waits for: it references them (large values, see blobs.ts). */
+  readonly blobWrites: Array<Promise<void>> = []
   /** Local messages still queued when the round was sealed. */
   lq: ActorMessage[] = []
   /** Encoded size accounted so far (bounds the record below max_payload). */

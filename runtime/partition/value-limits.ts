@@ -65,18 +65,23 @@ export function checkSize(value: unknown, limit: number, what: () => string): nu
 }
 
 /**
- * An activity's outcome as the instance may take it: a result over `limit` (or one that cannot
- * be encoded) becomes a failure naming the activity, the task and both sizes.
+ * An activity's outcome as the instance may take it: a result over `limit` goes by reference
+ * through `store` (which returns the reference, or throws over the ceiling); without `store`, or
+ * when it throws (or the result cannot be encoded), it becomes a failure naming the activity, the
+ * task and both sizes.
  */
-export function boundOutcome(task: ActivityTask, outcome: ActivityOutcome, limit: number): ActivityOutcome {
+export function boundOutcome(
+  task: ActivityTask,
+  outcome: ActivityOutcome,
+  limit: number,
+  store?: (value: unknown, what: () => string) => unknown,
+): ActivityOutcome {
   if (outcome.ok !== 1) return outcome
+  const what = () => `result of activity '${task.name}' (task ${task.seq} of instance '${task.instanceId}')`
   try {
-    checkSize(
-      outcome.value,
-      limit,
-      () => `result of activity '${task.name}' (task ${task.seq} of instance '${task.instanceId}')`,
-    )
-    return outcome
+    if (sizeOf(outcome.value, limit) <= limit) return outcome
+    if (store === undefined) checkSize(outcome.value, limit, what)
+    return { ok: 1, value: store!(outcome.value, what) }
   } catch (err) {
     return { ok: 0, error: toErrorInfo(err) }
   }

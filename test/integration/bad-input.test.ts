@@ -84,19 +84,27 @@ describe('bad input', () => {
     expect(await stack.client.entity(Counter, 'ok').call.get()).toBe(1)
   })
 
-  it('refuses a payload over max_payload at the client, naming the limit; batch-mates still go', async () => {
-    const big = 'x'.repeat(2 * 1024 * 1024)
-    const add = stack.client.entity(Counter, 'big').signal.add as unknown as (n: unknown) => Promise<void>
-    const results = await Promise.allSettled([add(big), stack.client.entity(Counter, 'big').signal.add(7)])
-    expect(results[0].status).toBe('rejected')
-    const reason = (results[0] as PromiseRejectedResult).reason as Error
-    expect(reason).toBeInstanceOf(PayloadTooLargeError)
-    expect(reason.message).toMatch(/over the limit of \d+ bytes \(max_payload\)/)
-    expect(results[1].status).toBe('fulfilled')
-    expect(await stack.client.entity(Counter, 'big').call.get()).toBe(7)
+  it('refuses a payload over the ceiling at the client, naming the limit; batch-mates still go', async () => {
+    // (values larger than max_payload go by reference up to the client's maxValueBytes)
+    const client = await Client.connect({ servers: nats.url, hub, maxValueBytes: 1024 * 1024 })
+    try {
+      const big = 'x'.repeat(2 * 1024 * 1024)
+      const add = client.entity(Counter, 'big').signal.add as unknown as (n: unknown) => Promise<void>
+      const results = await Promise.allSettled([add(big), client.entity(Counter, 'big').signal.add(7)])
+      expect(results[0].status).toBe('rejected')
+      const reason = (results[0] as PromiseRejectedResult).reason as Error
+      expect(reason).toBeInstanceOf(PayloadTooLargeError)
+      expect(reason.message).toMatch(
+        /^argument 1 of Counter@big.add is \d+ bytes, over the limit of 1048576 bytes \(maxValueBytes\)$/,
+      )
+      expect(results[1].status).toBe('fulfilled')
+      expect(await client.entity(Counter, 'big').call.get()).toBe(7)
+    } finally {
+      await client.close()
+    }
   })
 
-  it('refuses a state that would not fit in a commit record; the entity keeps its state', async () => {
+  it('refuses a state over the ceiling of values by reference; the entity keeps its state', async () => {
     class Blob extends Entity<string> {
       initialState() {
         return ''
@@ -113,6 +121,7 @@ describe('bad input', () => {
       hub: 'blob',
       registry: [Blob],
       partitions: 1,
+      maxValueBytes: 300_000,
       logger: silentLogger,
     })
     const blobClient = await Client.connect({ servers: nats.url, hub: 'blob' })

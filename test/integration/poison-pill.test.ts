@@ -1,9 +1,9 @@
 /**
- * Poison pills (issue 8, item 3): whatever size user code returns, the partition goes on. A value
- * too large for a commit record fails its task or its instance with PayloadTooLargeError (here the
- * node keeps large values inline up to a small ceiling, so these values are over it); the
- * partition never fails, so it is never restarted in a loop, and other work on the same partition
- * keeps its exact counts.
+ * Poison pills (issue 8, item 3): whatever size user code returns, the partition goes on. Large
+ * values go by reference (test/large-values.test.ts); one over the ceiling — set low here,
+ * `maxValueBytes` 300 kB, so these values are over it — fails its task or its instance with
+ * PayloadTooLargeError; the partition never fails, so it is never restarted in a loop, and other
+ * work on the same partition keeps its exact counts.
  */
 import { describe, expect, it } from 'vitest'
 import { activity, orchestration } from '../../actors/orchestration/index.ts'
@@ -70,10 +70,14 @@ const bigStatus = orchestration('bigStatus', function* (ctx, n: number) {
   return 'done'
 })
 
+/** The ceiling of values stored by reference on these hubs. */
+const CEILING = 300_000
+
 const nats = useNatsServer()
 const stack = useHub(nats, {
   hub: 'poison',
   partitions: 1,
+  maxValueBytes: CEILING,
   registry: [
     Counter,
     Blob,
@@ -102,7 +106,9 @@ describe('poison pills', () => {
     const done = await stack.client.waitForCompletion(id, { timeoutMs: 15_000 })
     expect(done.status).toBe('Failed')
     expect(done.error?.code).toBe('PAYLOAD_TOO_LARGE')
-    expect(done.error?.message).toMatch(/output of instance '.+' \(bigOutput\) is \d+ bytes, over the limit/)
+    expect(done.error?.message).toMatch(
+      /output of instance '.+' \(bigOutput\) is \d+ bytes, over the limit of 300000 bytes \(maxValueBytes\)/,
+    )
     expect(done.output).toBeUndefined()
     await partitionStillWorks('after-output', 5)
   })
@@ -141,7 +147,7 @@ describe('poison pills', () => {
     await partitionStillWorks('after-input', 5)
   })
 
-  it('refuses event data over the limit, and events past the bound while suspended', async () => {
+  it('refuses event data over the ceiling, and events past the bound while suspended', async () => {
     const id = await stack.client.start(waitsForEvents, 100)
     await expect(stack.client.raiseEvent(id, 'e', 'd'.repeat(600_000))).rejects.toBeInstanceOf(
       PayloadTooLargeError,
@@ -149,8 +155,9 @@ describe('poison pills', () => {
     await stack.client.suspend(id)
     let accepted = 0
     let refused: unknown
-    for (let i = 0; i < 20 && refused === undefined; i++) {
-      await stack.client.raiseEvent(id, 'e', 'd'.repeat(50_000)).then(
+    // (events under the threshold of values by reference stay inline in the instance record)
+    for (let i = 0; i < 30 && refused === undefined; i++) {
+      await stack.client.raiseEvent(id, 'e', 'd'.repeat(20_000)).then(
         () => accepted++,
         (err: unknown) => (refused = err),
       )
@@ -175,6 +182,7 @@ describe('poison pills through the task queue', () => {
   const offloading = useHub(nats, {
     hub: 'poison-offload',
     partitions: 1,
+    maxValueBytes: CEILING,
     offloadThreshold: 0,
     registry: [Counter, bigResult, bigResultAsync, catchesActivity],
   })
