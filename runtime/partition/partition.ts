@@ -162,7 +162,7 @@ export class Partition implements EntityPort {
   /** Largest record the log accepts (`max_payload`, less room for headers). */
   readonly #recordMax: number
   readonly #runLoop = (): void => void this.#run()
-  /** @internal Large values of this partition's entities and instances (runtime/blobs.ts). */
+  /** Large values of this partition's entities and instances (runtime/blobs.ts). */
   readonly blobs: BlobStore
 
   private constructor(
@@ -650,13 +650,13 @@ export class Partition implements EntityPort {
   // ---------------------------------------------------------------------------------------------
   // The port through which orchestration instances act on the partition (see instances.ts)
 
-  /** @internal Whether `name` (`e:Type`, `o:name`) is not run here but known to the hub. */
+  /** Whether `name` (`e:Type`, `o:name`) is not run here but known to the hub. */
   knownElsewhere(name: string): boolean {
     return knownElsewhere(this.options.types, name)
   }
 
   /**
-   * @internal Keeps a message for a type this node does not run (see unknown-types.ts): a durable
+   * Keeps a message for a type this node does not run (see unknown-types.ts): a durable
    * timer that tries it again later, at once on a new owner, in the order deferred.
    */
   defer(msg: ActorMessage): void {
@@ -666,7 +666,7 @@ export class Partition implements EntityPort {
     this.setTimer(key, due, { ...msg, at: due })
   }
 
-  /** @internal Encodes a message (counted against the round) and routes it. */
+  /** Encodes a message (counted against the round) and routes it. */
   send(msg: ActorMessage): void {
     let bytes: Uint8Array
     try {
@@ -686,7 +686,7 @@ export class Partition implements EntityPort {
   }
 
   /**
-   * @internal Writes an item in the open round. A lazy write is encoded at the seal; `sizeHint`
+   * Writes an item in the open round. A lazy write is encoded at the seal; `sizeHint`
    * estimates its size against the record limit.
    */
   write(key: string, bytes: ItemWrite, sizeHint = 0): void {
@@ -695,7 +695,7 @@ export class Partition implements EntityPort {
   }
 
   /**
-   * @internal Deletes a write-once item: if the open round wrote it, the round created it (nothing
+   * Deletes a write-once item: if the open round wrote it, the round created it (nothing
    * of it is stored or committed), so the write is dropped and no record ever mentions the item.
    */
   dropItem(key: string): void {
@@ -704,64 +704,64 @@ export class Partition implements EntityPort {
     else this.write(key, null)
   }
 
-  /** @internal The committed-or-snapshotted value of an item. */
+  /** The committed-or-snapshotted value of an item. */
   readItem(key: string): Promise<Uint8Array | null> {
     return this.#snap.read(key)
   }
 
-  /** @internal Notes that an item was never stored (see {@link SnapshotState.markAbsent}). */
+  /** Notes that an item was never stored (see {@link SnapshotState.markAbsent}). */
   markAbsent(key: string): void {
     this.#snap.markAbsent(key)
   }
 
-  /** @internal Whether an item has writes that are not in the state bucket yet. */
+  /** Whether an item has writes that are not in the state bucket yet. */
   isPinned(key: string): boolean {
     return this.#open.writes.has(key) || this.#inflight?.writes.has(key) === true || this.#snap.isDirty(key)
   }
 
-  /** @internal Replies to a client after the open round commits. */
+  /** Replies to a client after the open round commits. */
   replyTo(to: ReplyTo, reply: RoundReply): void {
     // every reply is a copy in the record: count it (a lazy one is counted at its usual size)
     this.#open.bytes += (reply[2] instanceof Uint8Array ? reply[2].length : 64) + 24
     this.#open.reply(to, reply)
   }
 
-  /** @internal Arms a durable timer with a fixed key (replacing one with the same key). */
+  /** Arms a durable timer with a fixed key (replacing one with the same key). */
   setTimer(key: string, due: number, msg: ActorMessage): void {
     const value: TimerValue = [due, msg]
     this.#timers.set(key, value)
     this.write(key, encode(value))
   }
 
-  /** @internal Cancels a durable timer. */
+  /** Cancels a durable timer. */
   cancelTimer(key: string): void {
     this.#timers.delete(key)
     this.write(key, null)
   }
 
-  /** @internal Runs `fn` once the open round is durable (and appends one if needed). */
+  /** Runs `fn` once the open round is durable (and appends one if needed). */
   afterCommit(fn: () => void): void {
     this.#afterCommitOf(fn)
   }
 
-  /** @internal Queues a message produced outside the loop (an activity result) and wakes the loop. */
+  /** Queues a message produced outside the loop (an activity result) and wakes the loop. */
   enqueueLocal(msg: ActorMessage): void {
     if (this.#stopped) return
     this.#local.push(msg)
     this.#kick()
   }
 
-  /** @internal */
+  /** */
   get logger(): Logger {
     return this.options.logger
   }
 
-  /** @internal Stored values of the state bucket's items matching a subject filter. */
+  /** Stored values of the state bucket's items matching a subject filter. */
   readItems(filter: string): Promise<Array<[string, Uint8Array]>> {
     return this.#storage.readItems(filter)
   }
 
-  /** @internal Writes under `prefix` not yet in the state bucket, oldest first. */
+  /** Writes under `prefix` not yet in the state bucket, oldest first. */
   *dirtyWrites(prefix: string): Iterable<[string, Uint8Array | null]> {
     const sources: Array<Iterable<[string, ItemWrite]>> = [this.#snap.dirtyWrites()]
     if (this.#inflight !== null) sources.push(this.#inflight.writes)
@@ -771,56 +771,56 @@ export class Partition implements EntityPort {
     }
   }
 
-  /** @internal Number of the round being built (unique per record). */
+  /** Number of the round being built (unique per record). */
   get roundNumber(): number {
     return this.#open.n
   }
 
   // The port of the entity host (see entity-host.ts)
 
-  /** @internal Largest encoded value a round accepts. */
+  /** Largest encoded value a round accepts. */
   get valueLimit(): number {
     return Math.floor(this.#recordLimit / 2)
   }
 
-  /** @internal The open round's record is appended only once `written` (a blob write) resolved. */
+  /** The open round's record is appended only once `written` (a blob write) resolved. */
   holdFor(written: Promise<void>): void {
     this.#open.blobWrites.push(written)
   }
 
-  /** @internal Counts bytes against the open round. */
+  /** Counts bytes against the open round. */
   charge(bytes: number): void {
     this.#open.bytes += bytes
   }
 
-  /** @internal Writes an item whose bytes were already charged. */
+  /** Writes an item whose bytes were already charged. */
   writeCharged(key: string, bytes: Uint8Array | null): void {
     this.#open.write(key, bytes)
   }
 
-  /** @internal Puts messages at the front of the local queue. */
+  /** Puts messages at the front of the local queue. */
   runNext(msgs: ActorMessage[]): void {
     this.#local.unshift(...msgs)
   }
 
-  /** @internal Forgets an evicted item's snapshot bookkeeping. */
+  /** Forgets an evicted item's snapshot bookkeeping. */
   forget(key: string): void {
     this.#snap.forget(key)
   }
 
-  /** @internal Stored entity keys of a type. */
+  /** Stored entity keys of a type. */
   listStoredKeys(type: string): Promise<string[]> {
     return this.#snap.listEntityKeys(this.p, type)
   }
 
-  /** @internal Routes an encoded message: within the partition at once, else via the outbox. */
+  /** Routes an encoded message: within the partition at once, else via the outbox. */
   route(msg: ActorMessage, bytes: Uint8Array): void {
     const dest = partitionOf(targetOf(msg), this.hub.meta.partitions)
     if (dest === this.p) this.#local.push(decode(bytes, 'local message') as ActorMessage)
     else this.#open.send(dest, bytes)
   }
 
-  /** @internal Moves a decoded message that cannot be applied to the dead-letter stream. */
+  /** Moves a decoded message that cannot be applied to the dead-letter stream. */
   async deadLetterMessage(msg: ActorMessage, reason: string): Promise<void> {
     this.options.logger.warn('moving a message that cannot be applied to the dead-letter stream', {
       p: this.p,

@@ -212,11 +212,9 @@ console.log(JSON.stringify({ count, status: done.status, output: done.output }))
 
 /** A TypeScript app using the typed API, for the strict type-check. */
 const APP_TS = `
-import { Client, Entity, Node, RuntimeStatus, activity, externalEvent, orchestration } from 'basalt'
-import type { InstanceFilter, StartOptions } from 'basalt'
-import { readPlacement } from 'basalt/placement'
-import type { EntityClass } from 'basalt/entities'
-import { BasaltError } from 'basalt/actors'
+import { BasaltError, Client, Entity, Node, RuntimeStatus, activity, externalEvent, orchestration } from 'basalt'
+import type { EntityClass, InstanceFilter, StartOptions } from 'basalt'
+import { readPlacement } from 'basalt/internal'
 
 export class Counter extends Entity<number> {
   initialState(): number {
@@ -311,8 +309,8 @@ describe('the packed package in a fresh project', () => {
   it('npx basalt --help exits 0 and lists the commands', async () => {
     const help = await run('npx', ['--offline', 'basalt', '--help'], app)
     expect(help.code, help.output).toBe(0)
-    expect(help.output).toMatch(/^usage: basalt <command>/m)
-    expect(help.output).toMatch(/basalt node /)
+    expect(help.output).toMatch(/^Usage: basalt \[options\] \[command\]/m)
+    expect(help.output).toMatch(/^  node \[options\]/m)
   })
 
   it('serves a plain .mjs registry with `basalt node` and answers a plain .mjs client', async () => {
