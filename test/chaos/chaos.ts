@@ -1,0 +1,561 @@
+/**
+ * One seeded chaos run (issue 9): a hub on one nats-server, or on a 3-server cluster with
+ * `replicas: 3`, served by three node processes (heartbeat 250 ms, lease 1 s, dynamic placement);
+ * a client in this process that sends `add` signals over 200 tallies and starts orchestrations
+ * (an activity then an entity call; a `ctx.lock` critical section on two tallies) at a steady
+ * rate; and faults drawn from the seed (test/chaos/plan.ts): a node SIGKILLed and replaced every
+ * 2–4 s, a node SIGSTOPped 2–5 s (past its lease) and continued, the server (on R3: one member)
+ * SIGKILLed and restarted on its store.
+ *
+ * When the faults end the run measures how long until every partition is served again (one read
+ * query per partition, all answered in one sweep), sends one call per partition as a barrier
+ * (answered only once everything sent before it to that partition was processed), drains (every
+ * instance that exists completes, every lock is released) and checks exactly what the hub holds
+ * against what the client sent (test/chaos/ledger.ts): an acknowledged send must have been applied
+ * exactly once; a send whose promise rejected (its outcome is unknown) may have been applied once
+ * or not at all, never twice — each send carries its own id, so this is checked per send, not by
+ * totals. Then the tallies are read again a second later: nothing may change after the drain.
+ *
+ * Replay a seed with `CHAOS_SEED=<seed> npx vitest run test/chaos.test.ts`, or with
+ * `npm run soak -- --start-seed <seed> --seeds 1 --mode single|r3`.
+ */
+import { partitionOf } from '../../actors/ids.ts'
+import { Client } from '../../runtime/index.ts'
+import { startNatsCluster } from '../../runtime/nats-cluster.ts'
+import { startNatsServer, type NatsServer } from '../../runtime/nats-server.ts'
+import { isExact, Ledger, type Observed, type StartRecord, type Verdict } from './ledger.ts'
+import { below, countFaults, mulberry32, planFaults, type FaultEvent, type Rng } from './plan.ts'
+import { NodeSlots } from './processes.ts'
+import { chaosEffect, chaosLocked, Tally, type TallyState } from './workload.ts'
+
+/** Options of {@link runChaos}. */
+export interface ChaosOptions {
+  seed: number
+  mode: 'single' | 'r3'
+  /** How long faults (and the workload) go on, in ms. */
+  durationMs: number
+  /** Signals per second (default 400 on one server, 200 on R3, as in issue 9). */
+  signalsPerSecond?: number
+  /** Orchestration starts per second (default 10 on one server, 5 on R3). */
+  startsPerSecond?: number
+  /** How long after the faults all partitions must be served again, in ms (default 60,000). */
+  livenessTimeoutMs?: number
+  /** How long the drain may take, in ms (default 60,000). */
+  drainTimeoutMs?: number
+  /** Progress lines (fault events, phases); default none. */
+  log?: (line: string) => void
+}
+
+/** What a run found. */
+export interface ChaosSummary {
+  seed: number
+  mode: 'single' | 'r3'
+  durationMs: number
+  kills: number
+  pauses: number
+  serverRestarts: number
+  /** Nodes that exited without being killed (e.g. started while their only server was down). */
+  nodeExits: number
+  verdict: Verdict
+  /** Work lost in all (signals, starts, effects). */
+  lost: number
+  duplicated: number
+  /** Time from the end of the faults until every partition answered, in ms; undefined: never. */
+  servedAgainMs: number | undefined
+  /** Partitions that did not answer in the last liveness sweep. */
+  unserved: number[]
+  drainMs: number
+  /** Rejections of sends, by error name. */
+  rejections: Record<string, number>
+  /** Everything wrong, one line each (at most 40 per kind). */
+  failures: string[]
+  ok: boolean
+  /** The command line that replays this run. */
+  replay: string
+  /** Last output lines of every node (filled only when the run failed). */
+  nodeTails: string
+}
+
+const SIGNAL_KEYS = 200
+const EFFECT_KEYS = 50
+const LOCK_KEYS = 6
+const TICK_MS = 50
+
+/** Resolves after `ms`; used to pace the workload and the fault plan, never to wait for state. */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)))
+}
+
+/** Runs `fn` over `items`, at most `limit` at once. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++
+      out[i] = await fn(items[i]!)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return out
+}
+
+/** Rejects with `what` after `ms` unless `promise` settles first. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+/** The servers of a run. */
+interface Servers {
+  urls: string[]
+  members: NatsServer[]
+  dispose(): Promise<void>
+}
+
+async function startServers(mode: 'single' | 'r3'): Promise<Servers> {
+  if (mode === 'single') {
+    const server = await startNatsServer()
+    return { urls: [server.url], members: [server], dispose: () => server.dispose() }
+  }
+  const cluster = await startNatsCluster(3)
+  return { urls: cluster.urls, members: cluster.servers, dispose: () => cluster.dispose() }
+}
+
+/** One key per partition, found by hashing `live-0`, `live-1`, … with {@link partitionOf}. */
+export function keyPerPartition(partitions: number): string[] {
+  const keys: Array<string | undefined> = new Array<string | undefined>(partitions)
+  let found = 0
+  for (let i = 0; found < partitions; i++) {
+    const key = `live-${i}`
+    const p = partitionOf(key, partitions)
+    if (keys[p] === undefined) {
+      keys[p] = key
+      found++
+    }
+  }
+  return keys as string[]
+}
+
+/** The command line that replays a seed. */
+export function replayCommand(seed: number, mode: 'single' | 'r3'): string {
+  return `CHAOS_SEED=${seed} npx vitest run test/chaos.test.ts  (or: npm run soak -- --start-seed ${seed} --seeds 1 --mode ${mode})`
+}
+
+/** Runs one chaos scenario; never throws for what it finds (see `ok`), only for set-up failures. */
+export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
+  const log = opts.log ?? ((): void => {})
+  const r3 = opts.mode === 'r3'
+  const partitions = r3 ? 8 : 16
+  const faultRng = mulberry32(opts.seed)
+  const workRng = mulberry32(opts.seed ^ 0x9e3779b9)
+  const plan = planFaults(faultRng, { durationMs: opts.durationMs, servers: r3 ? 3 : 1 })
+  const hub = `chaos${opts.seed}`.replace(/[^A-Za-z0-9_-]/g, '_')
+  const t0 = Date.now()
+  const servers = await startServers(opts.mode)
+  const nodeOptions = { partitions, replicas: r3 ? 3 : 1, heartbeatMs: 250, leaseMs: 1_000 }
+  const slots = new NodeSlots(
+    3,
+    (name) => [servers.urls.join(','), hub, JSON.stringify({ ...nodeOptions, nodeId: name })],
+    t0,
+  )
+  let client: Client | undefined
+  let checker: Client | undefined
+  try {
+    await waitUntil(
+      () => slots.slots.every((n) => n.ready),
+      60_000,
+      'the first three nodes to print ready',
+      () => slots.tails(20),
+    )
+    client = await Client.connect({ servers: servers.urls, hub })
+    // reads and waits after the barrier go through a client of their own: the workload client
+    // remembers outcomes that came with start replies, and the check must ask the hub
+    checker = await Client.connect({ servers: servers.urls, hub })
+    log(
+      `seed ${opts.seed} ${opts.mode}: nodes ready after ${Date.now() - t0} ms; faults for ${opts.durationMs} ms`,
+    )
+    return await runPhases(opts, { plan, workRng, servers, slots, client, checker, partitions, log })
+  } finally {
+    await client?.close().catch(() => undefined)
+    await checker?.close().catch(() => undefined)
+    await slots.close()
+    await servers.dispose()
+  }
+}
+
+/** Polls `ready` every 50 ms until true; throws naming `what` after `timeoutMs`. */
+async function waitUntil(
+  ready: () => boolean,
+  timeoutMs: number,
+  what: string,
+  detail?: () => string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!ready()) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${detail?.() ?? ''}`)
+    await sleep(50)
+  }
+}
+
+interface RunContext {
+  plan: FaultEvent[]
+  workRng: Rng
+  servers: Servers
+  slots: NodeSlots
+  client: Client
+  checker: Client
+  partitions: number
+  log: (line: string) => void
+}
+
+async function runPhases(opts: ChaosOptions, run: RunContext): Promise<ChaosSummary> {
+  const { client, checker, log } = run
+  const ledger = new Ledger()
+  const rejections: Record<string, number> = {}
+  const inFlight = new Set<Promise<unknown>>()
+  const track = (promise: Promise<unknown>): void => {
+    inFlight.add(promise)
+    void promise.finally(() => inFlight.delete(promise))
+  }
+  const reject = (err: unknown): void => {
+    const name = (err as Error)?.name ?? 'Error'
+    rejections[name] = (rejections[name] ?? 0) + 1
+  }
+
+  // ---- faults and workload
+  let stop = false
+  const workload = runWorkload(opts, run, ledger, track, reject, () => stop)
+  await runFaults(run)
+  stop = true
+  await workload
+  run.slots.resumeAll()
+  const faultsEnded = Date.now()
+  log(`faults over; ${inFlight.size} sends in flight`)
+
+  // ---- liveness: every partition answers a read in one sweep
+  const liveKeys = keyPerPartition(run.partitions)
+  const livenessTimeout = opts.livenessTimeoutMs ?? 60_000
+  let unserved = await sweep(client, liveKeys)
+  while (unserved.length > 0 && Date.now() - faultsEnded < livenessTimeout)
+    unserved = await sweep(client, liveKeys)
+  const servedAgainMs = unserved.length === 0 ? Date.now() - faultsEnded : undefined
+  log(`all partitions served again after ${servedAgainMs ?? 'never'} ms`)
+
+  // ---- drain
+  const drainStart = Date.now()
+  const drainDeadline = drainStart + (opts.drainTimeoutMs ?? 60_000)
+  const failures: string[] = []
+  await within(
+    Promise.allSettled([...inFlight]),
+    Math.max(1, drainDeadline - Date.now()),
+    'client sends to settle',
+  ).catch((err: Error) => failures.push(`${err.message} (${inFlight.size} still in flight)`))
+  // barrier: a call answered per partition means everything sent before it there was processed
+  const barrier = await Promise.allSettled(
+    liveKeys.map((key) =>
+      within(
+        client.entity(Tally, key).call.get(),
+        Math.max(1, drainDeadline - Date.now()),
+        `barrier call to ${key}`,
+      ),
+    ),
+  )
+  barrier.forEach((b, p) => {
+    if (b.status === 'rejected') failures.push(`barrier on partition ${p}: ${String(b.reason)}`)
+  })
+  const starts = [...ledger.starts.values()]
+  const drained = await drainInstances(checker, starts, drainDeadline)
+  const locksHeld = await heldLocks(checker, ledger, drainDeadline)
+  const first = await readTallies(checker, ledger.tallyKeys())
+  const drainMs = Date.now() - drainStart
+  log(`drained in ${drainMs} ms`)
+
+  // ---- nothing may change after the drain; the second reads are the ones checked
+  await sleep(1_000)
+  const tallies = await readTallies(checker, ledger.tallyKeys())
+  for (const [key, state] of tallies) {
+    const before = first.get(key)
+    if ((before?.n ?? 0) !== (state?.n ?? 0) || (before?.dn ?? 0) !== (state?.dn ?? 0)) {
+      failures.push(
+        `${key} changed after the drain: n ${before?.n ?? 0} -> ${state?.n ?? 0}, duplicates ${before?.dn ?? 0} -> ${state?.dn ?? 0}`,
+      )
+    }
+  }
+  const instances = await readInstances(checker, starts)
+  for (const start of starts) {
+    const before = drained.get(start.instanceId)
+    const after = instances.get(start.instanceId)
+    if (before?.status !== after?.status) {
+      failures.push(
+        `${start.instanceId} changed after the drain: ${before?.status ?? 'none'} -> ${after?.status ?? 'none'}`,
+      )
+    }
+  }
+  for (const key of ledger.tallyKeys()) if (!tallies.has(key)) failures.push(`tally ${key} could not be read`)
+  const finalUnserved = await sweep(checker, liveKeys)
+  if (finalUnserved.length > 0) failures.push(`partitions not served at the end: ${finalUnserved.join(', ')}`)
+
+  const observed: Observed = { tallies, instances, locksHeld }
+  const verdict = ledger.check(observed)
+  if (servedAgainMs === undefined) {
+    failures.push(`partitions ${unserved.join(', ')} not served ${livenessTimeout} ms after the faults ended`)
+  }
+  const cap = (kind: string, lines: string[]): void => {
+    for (const line of lines.slice(0, 40)) failures.push(`${kind}: ${line}`)
+    if (lines.length > 40) failures.push(`${kind}: … and ${lines.length - 40} more`)
+  }
+  cap('lost', verdict.lost)
+  cap('duplicated', verdict.duplicated)
+  cap('phantom', verdict.phantom)
+  cap('unfinished', verdict.unfinished)
+  cap('lock held', verdict.locksHeld)
+  const ok = failures.length === 0 && isExact(verdict)
+  return {
+    seed: opts.seed,
+    mode: opts.mode,
+    durationMs: opts.durationMs,
+    ...countFaults(run.plan),
+    nodeExits: run.slots.exitsByThemselves,
+    verdict,
+    lost: verdict.lost.length,
+    duplicated: verdict.duplicatedCount,
+    servedAgainMs,
+    unserved,
+    drainMs,
+    rejections,
+    failures,
+    ok,
+    replay: replayCommand(opts.seed, opts.mode),
+    nodeTails: ok ? '' : run.slots.tails(25),
+  }
+}
+
+/** Sends signals and starts at a steady rate until `stopped()`. */
+async function runWorkload(
+  opts: ChaosOptions,
+  run: RunContext,
+  ledger: Ledger,
+  track: (p: Promise<unknown>) => void,
+  reject: (err: unknown) => void,
+  stopped: () => boolean,
+): Promise<void> {
+  const r3 = opts.mode === 'r3'
+  const signalRate = opts.signalsPerSecond ?? (r3 ? 200 : 400)
+  const startRate = opts.startsPerSecond ?? (r3 ? 5 : 10)
+  const rng = run.workRng
+  let signalCredit = 0
+  let startCredit = 0
+  let instances = 0
+  const begin = Date.now()
+  for (let tick = 1; !stopped(); tick++) {
+    signalCredit += (signalRate * TICK_MS) / 1000
+    startCredit += (startRate * TICK_MS) / 1000
+    for (; signalCredit >= 1; signalCredit--) {
+      const key = `s-${below(rng, SIGNAL_KEYS)}`
+      const id = ledger.signal(key)
+      track(
+        run.client
+          .entity(Tally, key)
+          .signal.add(id)
+          .then(
+            () => ledger.settleSignal(key, id, 'acked'),
+            (err: unknown) => {
+              ledger.settleSignal(key, id, 'unknown')
+              reject(err)
+            },
+          ),
+      )
+    }
+    for (; startCredit >= 1; startCredit--) {
+      const n = ++instances
+      let record: StartRecord
+      let started: Promise<string>
+      if (rng() < 0.7) {
+        record = ledger.effectStart(`e-${n}`, `o-${below(rng, EFFECT_KEYS)}`)
+        started = run.client.start(
+          chaosEffect,
+          { key: record.keys[0]!, id: record.id },
+          { instanceId: record.instanceId },
+        )
+      } else {
+        const a = below(rng, LOCK_KEYS)
+        const b = (a + 1 + below(rng, LOCK_KEYS - 1)) % LOCK_KEYS
+        record = ledger.lockedStart(`l-${n}`, [`lk-${a}`, `lk-${b}`])
+        started = run.client.start(
+          chaosLocked,
+          { keys: [record.keys[0]!, record.keys[1]!], id: record.id },
+          { instanceId: record.instanceId },
+        )
+      }
+      track(
+        started.then(
+          () => (record.outcome = 'acked'),
+          (err: unknown) => {
+            record.outcome = 'unknown'
+            reject(err)
+          },
+        ),
+      )
+    }
+    await sleep(begin + tick * TICK_MS - Date.now())
+  }
+}
+
+/** Carries out the fault plan; returns once every fault is reverted and every server is up. */
+async function runFaults(run: RunContext): Promise<void> {
+  const begin = Date.now()
+  const restarts: Array<Promise<void>> = []
+  for (const event of run.plan) {
+    await sleep(begin + event.at - Date.now())
+    const at = `+${((Date.now() - begin) / 1000).toFixed(1)}s`
+    switch (event.kind) {
+      case 'kill':
+        run.log(
+          `${at} SIGKILL node ${run.slots.slots[event.slot]?.name} (slot ${event.slot}), start a replacement`,
+        )
+        run.slots.killAndReplace(event.slot)
+        break
+      case 'pause':
+        run.log(`${at} SIGSTOP node ${run.slots.slots[event.slot]?.name}`)
+        run.slots.slots[event.slot]?.pause()
+        break
+      case 'resume': {
+        const node = run.slots.slots[event.slot]
+        run.log(
+          `${at} SIGCONT node ${node?.name}${node?.paused === true ? '' : ' (not paused: it was replaced)'}`,
+        )
+        node?.resume()
+        break
+      }
+      case 'serverKill': {
+        run.log(`${at} SIGKILL server ${event.member}`)
+        await run.servers.members[event.member]?.stop('SIGKILL')
+        break
+      }
+      case 'serverStart': {
+        run.log(`${at} restart server ${event.member}`)
+        const member = run.servers.members[event.member]
+        if (member !== undefined) restarts.push(member.restart())
+        break
+      }
+      default: {
+        const never: never = event
+        throw new Error(`unknown fault ${JSON.stringify(never)}`)
+      }
+    }
+  }
+  await Promise.all(restarts)
+}
+
+/** Reads every key in parallel; returns the partitions whose read failed. */
+async function sweep(client: Client, liveKeys: string[]): Promise<number[]> {
+  const answers = await Promise.allSettled(liveKeys.map((key) => client.readEntityState(Tally, key)))
+  return answers.flatMap((answer, p) => (answer.status === 'rejected' ? [p] : []))
+}
+
+/** Waits for every instance that exists to end; returns each one's status (undefined: no instance). */
+async function drainInstances(
+  client: Client,
+  starts: StartRecord[],
+  deadline: number,
+): Promise<Map<string, { status: string; output: unknown } | undefined>> {
+  const result = new Map<string, { status: string; output: unknown } | undefined>()
+  await mapLimit(starts, 64, async (start) => {
+    try {
+      const status = await client.waitForCompletion(start.instanceId, {
+        timeoutMs: Math.max(1, deadline - Date.now()),
+      })
+      result.set(start.instanceId, { status: status.status, output: status.output })
+    } catch (err) {
+      if ((err as Error).name === 'BadInputError' && /does not exist/.test((err as Error).message)) {
+        result.set(start.instanceId, undefined)
+        return
+      }
+      // not ended in time: report what it is now
+      const status = await client.getStatus(start.instanceId).catch((e: unknown) => e as Error)
+      if (status instanceof Error)
+        result.set(start.instanceId, { status: `unreadable (${status.message})`, output: undefined })
+      else
+        result.set(
+          start.instanceId,
+          status === undefined ? undefined : { status: status.status, output: status.output },
+        )
+    }
+  })
+  return result
+}
+
+/** Calls every lock key (a call waits while a lock is held); returns those not answered in time. */
+async function heldLocks(client: Client, ledger: Ledger, deadline: number): Promise<string[]> {
+  const keys = ledger.tallyKeys().filter((key) => key.startsWith('lk-'))
+  const answers = await Promise.allSettled(
+    keys.map((key) =>
+      within(client.entity(Tally, key).call.get(), Math.max(5_000, deadline - Date.now()), `call to ${key}`),
+    ),
+  )
+  return keys.filter((_, i) => answers[i]!.status === 'rejected')
+}
+
+/** Reads every tally (undefined: it does not exist); a key that cannot be read is left out. */
+async function readTallies(client: Client, keys: string[]): Promise<Map<string, TallyState | undefined>> {
+  const states = await mapLimit(keys, 64, (key) => client.readEntityState(Tally, key).catch(() => null))
+  const tallies = new Map<string, TallyState | undefined>()
+  keys.forEach((key, i) => {
+    const read = states[i]
+    if (read !== null && read !== undefined) tallies.set(key, read.state)
+  })
+  return tallies
+}
+
+/** The status of every instance now (undefined: it does not exist). */
+async function readInstances(
+  client: Client,
+  starts: StartRecord[],
+): Promise<Map<string, { status: string; output: unknown } | undefined>> {
+  const result = new Map<string, { status: string; output: unknown } | undefined>()
+  await mapLimit(starts, 64, async (start) => {
+    const status = await client.getStatus(start.instanceId).catch((e: unknown) => e as Error)
+    if (status instanceof Error)
+      result.set(start.instanceId, { status: `unreadable (${status.message})`, output: undefined })
+    else
+      result.set(
+        start.instanceId,
+        status === undefined ? undefined : { status: status.status, output: status.output },
+      )
+  })
+  return result
+}
+
+/** One line per run: the figures the issue's acceptance asks for. */
+export function formatSummary(s: ChaosSummary): string {
+  const v = s.verdict
+  const served =
+    s.servedAgainMs === undefined
+      ? `never (${s.unserved.join(',')})`
+      : `${(s.servedAgainMs / 1000).toFixed(1)}s`
+  return [
+    `seed=${s.seed} mode=${s.mode} faults=${s.durationMs / 1000}s`,
+    `kills=${s.kills} pauses=${s.pauses} serverRestarts=${s.serverRestarts} nodeExits=${s.nodeExits}`,
+    `signals=${v.signalsAcked} acked (+${v.signalsUnknown} unknown, ${v.signalsUnknownApplied} applied)`,
+    `orchestrations=${v.startsAcked} acked (+${v.startsUnknown} unknown, ${v.startsUnknownApplied} exist)`,
+    `lost=${s.lost} duplicated=${s.duplicated} phantom=${v.phantom.length} unfinished=${v.unfinished.length} locksHeld=${v.locksHeld.length}`,
+    `servedAgain=${served} drain=${(s.drainMs / 1000).toFixed(1)}s`,
+    s.ok ? 'OK' : 'FAIL',
+  ].join(' ')
+}
+
+/** The full report of a failed run: summary, failures, replay command, node output. */
+export function formatFailure(s: ChaosSummary): string {
+  return [
+    `chaos run FAILED: ${formatSummary(s)}`,
+    `replay: ${s.replay}`,
+    `rejected sends: ${JSON.stringify(s.rejections)}`,
+    ...s.failures.map((f) => `  ${f}`),
+    s.nodeTails,
+  ].join('\n')
+}
