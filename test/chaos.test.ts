@@ -45,7 +45,7 @@ describe('chaos accounting', () => {
   })
 
   it('counts acknowledged sends exactly and unknown ones as 0 or 1', () => {
-    const ledger = new Ledger()
+    const ledger = new Ledger(16)
     for (let i = 0; i < 4; i++)
       ledger.settleSignal('s-0', ledger.signal('s-0'), i === 2 ? 'unknown' : 'acked')
     const e1 = ledger.effectStart('e-1', 'o-0')
@@ -88,17 +88,17 @@ describe('chaos accounting', () => {
       locksHeld: ['lk-0'],
     })
     expect(broken.lost).toEqual([
-      'signal s-0#2',
-      'effect of e-1 on o-0#1 (instance Running)',
-      'start l-1 (instance does not exist)',
+      'signal #2 to s-0 (p7)',
+      'effect #1 of e-1 (p2) on o-0 (p11), instance Running',
+      'start l-1 (p9): instance does not exist',
     ])
     expect(broken.duplicatedCount).toBe(1)
     expect(broken.phantom).toEqual([
-      'lk-0: ids 1 applied, never sent or no instance',
-      'o-0: ids 2 applied, never sent or no instance',
-      's-0: ids 5 applied, never sent or no instance',
+      'lk-0 (p5): ids 1 applied, never sent or no instance',
+      'o-0 (p11): ids 2 applied, never sent or no instance',
+      's-0 (p7): ids 5 applied, never sent or no instance',
     ])
-    expect(broken.unfinished).toEqual(['e-1 is Running'])
+    expect(broken.unfinished).toEqual(['e-1 (p2) is Running'])
     expect(broken.locksHeld).toEqual(['lk-0'])
   })
 

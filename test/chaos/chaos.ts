@@ -215,7 +215,7 @@ interface RunContext {
 
 async function runPhases(opts: ChaosOptions, run: RunContext): Promise<ChaosSummary> {
   const { client, checker, log } = run
-  const ledger = new Ledger()
+  const ledger = new Ledger(run.partitions)
   const rejections: Record<string, number> = {}
   const inFlight = new Set<Promise<unknown>>()
   const track = (promise: Promise<unknown>): void => {
@@ -292,7 +292,7 @@ async function runPhases(opts: ChaosOptions, run: RunContext): Promise<ChaosSumm
     const after = instances.get(start.instanceId)
     if (before?.status !== after?.status) {
       failures.push(
-        `${start.instanceId} changed after the drain: ${before?.status ?? 'none'} -> ${after?.status ?? 'none'}`,
+        `${start.instanceId} (p${partitionOf(start.instanceId, run.partitions)}) changed after the drain: ${before?.status ?? 'none'} -> ${after?.status ?? 'none'}`,
       )
     }
   }

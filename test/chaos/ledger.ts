@@ -19,6 +19,7 @@
  *   instance explains (phantom);
  * - no lock held once everything completed.
  */
+import { partitionOf } from '../../actors/ids.ts'
 import { idsOf, type TallyState } from './workload.ts'
 
 /** How a send ended. */
@@ -77,6 +78,14 @@ export class Ledger {
   /** Next effect id per effect key. */
   readonly #effectIds = new Map<string, number>()
   #locked = 0
+
+  /** @param partitions the hub's partition count, to name the partition of each finding */
+  constructor(readonly partitions: number) {}
+
+  /** `key (p<n>)`: a tally or instance id with its partition. */
+  #where(key: string): string {
+    return `${key} (p${partitionOf(key, this.partitions)})`
+  }
 
   /** Records a signal to `key` about to be sent; returns its id. */
   signal(key: string): number {
@@ -165,7 +174,7 @@ export class Ledger {
         explain(key, id)
         if (outcome === 'acked') {
           verdict.signalsAcked++
-          if (!ids.has(id)) verdict.lost.push(`signal ${key}#${id}`)
+          if (!ids.has(id)) verdict.lost.push(`signal #${id} to ${this.#where(key)}`)
         } else {
           verdict.signalsUnknown++
           if (ids.has(id)) verdict.signalsUnknownApplied++
@@ -179,7 +188,7 @@ export class Ledger {
       else verdict.startsUnknown++
       const instance = observed.instances.get(start.instanceId)
       if (instance === undefined) {
-        if (acked) verdict.lost.push(`start ${start.instanceId} (instance does not exist)`)
+        if (acked) verdict.lost.push(`start ${this.#where(start.instanceId)}: instance does not exist`)
         // not explained: an id applied without an instance is phantom
         continue
       }
@@ -188,15 +197,15 @@ export class Ledger {
         explain(key, start.id)
         if (observed.tallies.has(key) && !appliedIds(key).has(start.id)) {
           verdict.lost.push(
-            `effect of ${start.instanceId} on ${key}#${start.id} (instance ${instance.status})`,
+            `effect #${start.id} of ${this.#where(start.instanceId)} on ${this.#where(key)}, instance ${instance.status}`,
           )
         }
       }
       if (instance.status !== 'Completed') {
-        verdict.unfinished.push(`${start.instanceId} is ${instance.status}`)
+        verdict.unfinished.push(`${this.#where(start.instanceId)} is ${instance.status}`)
       } else if (instance.output !== start.output) {
         verdict.unfinished.push(
-          `${start.instanceId} completed with ${JSON.stringify(instance.output)}, expected ${start.output}`,
+          `${this.#where(start.instanceId)} completed with ${JSON.stringify(instance.output)}, expected ${start.output}`,
         )
       }
     }
@@ -206,15 +215,18 @@ export class Ledger {
       if (state === undefined) continue
       if (state.dn > 0) {
         verdict.duplicatedCount += state.dn
-        verdict.duplicated.push(`${key}: ${state.dn} applied again (ids ${state.d.slice(0, 20).join(', ')})`)
+        verdict.duplicated.push(
+          `${this.#where(key)}: ${state.dn} applied again (ids ${state.d.slice(0, 20).join(', ')})`,
+        )
       }
       const ids = appliedIds(key)
-      if (ids.size !== state.n) verdict.phantom.push(`${key}: n = ${state.n} but ${ids.size} ids in its set`)
+      if (ids.size !== state.n)
+        verdict.phantom.push(`${this.#where(key)}: n = ${state.n} but ${ids.size} ids in its set`)
       const known = explained.get(key) ?? new Set<number>()
       const unexplained = [...ids].filter((id) => !known.has(id))
       if (unexplained.length > 0) {
         verdict.phantom.push(
-          `${key}: ids ${unexplained.slice(0, 20).join(', ')} applied, never sent or no instance`,
+          `${this.#where(key)}: ids ${unexplained.slice(0, 20).join(', ')} applied, never sent or no instance`,
         )
       }
     }

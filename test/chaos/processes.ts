@@ -157,7 +157,10 @@ export class NodeSlots {
     return this.all
       .map((node) => {
         const fate = node.fate ?? (node.paused ? 'paused' : 'running')
-        const body = node.lines.length === 0 ? '(no output)' : node.lines.slice(-lines).join('\n')
+        const last = node.lines
+          .slice(-lines)
+          .map((line) => (line.length > 300 ? `${line.slice(0, 300)}…` : line))
+        const body = last.length === 0 ? '(no output)' : last.join('\n')
         return `--- node ${node.name} (pid ${node.child.pid ?? '?'}, started at +${(node.startedAt / 1000).toFixed(1)}s, ${fate}) ---\n${body}`
       })
       .join('\n')
