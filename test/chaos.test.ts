@@ -1,7 +1,7 @@
 /**
  * The short chaos test of issue 9 (the long one is `npm run soak`, test/chaos/soak.ts): one seeded
  * run on a single nats-server and one on a 3-server cluster with `replicas: 3`, each with about
- * 20 s of node SIGKILLs, a SIGSTOP past the lease and a server SIGKILL and restart, then exact
+ * 25 s of node SIGKILLs, a SIGSTOP past the lease and a server SIGKILL and restart, then exact
  * checks of every send (test/chaos/ledger.ts) and a liveness check. The seed comes from
  * `CHAOS_SEED` when set, else from the clock; it is printed, and a failure prints the command that
  * replays it. Also unit tests of the accounting itself, so that a pass means what it says.
@@ -136,7 +136,7 @@ function expectExact(summary: ChaosSummary): void {
 
 describe(`chaos (seed ${seed}; replay with CHAOS_SEED=${seed})`, () => {
   console.log(`chaos seed ${seed} (replay: CHAOS_SEED=${seed} npx vitest run test/chaos.test.ts)`)
-  const short = { durationMs: 20_000, livenessTimeoutMs: 30_000, drainTimeoutMs: 40_000 }
+  const short = { durationMs: 25_000, livenessTimeoutMs: 30_000, drainTimeoutMs: 40_000 }
 
   it('single server: every acknowledged send applied once, all partitions served again', async () => {
     expectExact(await runChaos({ seed, mode: 'single', ...short }))

@@ -240,9 +240,9 @@ async function runPhases(opts: ChaosOptions, run: RunContext): Promise<ChaosSumm
   // ---- liveness: every partition answers a read in one sweep
   const liveKeys = keyPerPartition(run.partitions)
   const livenessTimeout = opts.livenessTimeoutMs ?? 60_000
-  let unserved = await sweep(client, liveKeys)
+  let unserved = await sweep(checker, liveKeys)
   while (unserved.length > 0 && Date.now() - faultsEnded < livenessTimeout)
-    unserved = await sweep(client, liveKeys)
+    unserved = await sweep(checker, liveKeys)
   const servedAgainMs = unserved.length === 0 ? Date.now() - faultsEnded : undefined
   log(`all partitions served again after ${servedAgainMs ?? 'never'} ms`)
 
