@@ -92,6 +92,7 @@ describe('chaos accounting', () => {
       'effect #1 of e-1 (p2) on o-0 (p11), instance Running',
       'start l-1 (p9): instance does not exist',
     ])
+    expect(broken.lostByPartition).toEqual({ 7: 1, 11: 1, 9: 1 })
     expect(broken.duplicatedCount).toBe(1)
     expect(broken.phantom).toEqual([
       'lk-0 (p5): ids 1 applied, never sent or no instance',

@@ -142,7 +142,8 @@ export function keyPerPartition(partitions: number): string[] {
 
 /** The command line that replays a seed. */
 export function replayCommand(seed: number, mode: 'single' | 'r3'): string {
-  return `CHAOS_SEED=${seed} npx vitest run test/chaos.test.ts  (or: npm run soak -- --start-seed ${seed} --seeds 1 --mode ${mode})`
+  const test = mode === 'single' ? 'single server' : 'R3 cluster'
+  return `CHAOS_SEED=${seed} npx vitest run test/chaos.test.ts -t '${test}'  (or: npm run soak -- --start-seed ${seed} --seeds 1 --mode ${mode})`
 }
 
 /** Runs one chaos scenario; never throws for what it finds (see `ok`), only for set-up failures. */
@@ -164,6 +165,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
   )
   let client: Client | undefined
   let checker: Client | undefined
+  let probe: Client | undefined
   try {
     await waitUntil(
       () => slots.slots.every((n) => n.ready),
@@ -175,13 +177,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
     // reads and waits after the barrier go through a client of their own: the workload client
     // remembers outcomes that came with start replies, and the check must ask the hub
     checker = await Client.connect({ servers: servers.urls, hub })
+    // liveness reads give up after 2 s, so a sweep measures serving to within about 2 s
+    probe = await Client.connect({ servers: servers.urls, hub, queryTimeoutMs: 2_000 })
     log(
       `seed ${opts.seed} ${opts.mode}: nodes ready after ${Date.now() - t0} ms; faults for ${opts.durationMs} ms`,
     )
-    return await runPhases(opts, { plan, workRng, servers, slots, client, checker, partitions, log })
+    return await runPhases(opts, { plan, workRng, servers, slots, client, checker, probe, partitions, log })
   } finally {
     await client?.close().catch(() => undefined)
     await checker?.close().catch(() => undefined)
+    await probe?.close().catch(() => undefined)
     await slots.close()
     await servers.dispose()
   }
@@ -209,12 +214,13 @@ interface RunContext {
   slots: NodeSlots
   client: Client
   checker: Client
+  probe: Client
   partitions: number
   log: (line: string) => void
 }
 
 async function runPhases(opts: ChaosOptions, run: RunContext): Promise<ChaosSummary> {
-  const { client, checker, log } = run
+  const { client, checker, probe, log } = run
   const ledger = new Ledger(run.partitions)
   const rejections: Record<string, number> = {}
   const inFlight = new Set<Promise<unknown>>()
@@ -240,9 +246,9 @@ async function runPhases(opts: ChaosOptions, run: RunContext): Promise<ChaosSumm
   // ---- liveness: every partition answers a read in one sweep
   const liveKeys = keyPerPartition(run.partitions)
   const livenessTimeout = opts.livenessTimeoutMs ?? 60_000
-  let unserved = await sweep(checker, liveKeys)
+  let unserved = await sweep(probe, liveKeys)
   while (unserved.length > 0 && Date.now() - faultsEnded < livenessTimeout)
-    unserved = await sweep(checker, liveKeys)
+    unserved = await sweep(probe, liveKeys)
   const servedAgainMs = unserved.length === 0 ? Date.now() - faultsEnded : undefined
   log(`all partitions served again after ${servedAgainMs ?? 'never'} ms`)
 
@@ -297,7 +303,9 @@ async function runPhases(opts: ChaosOptions, run: RunContext): Promise<ChaosSumm
     }
   }
   for (const key of ledger.tallyKeys()) if (!tallies.has(key)) failures.push(`tally ${key} could not be read`)
-  const finalUnserved = await sweep(checker, liveKeys)
+  // served at the end too (a partition must miss three sweeps in a row to count as unserved)
+  let finalUnserved = await sweep(probe, liveKeys)
+  for (let i = 1; i < 3 && finalUnserved.length > 0; i++) finalUnserved = await sweep(probe, liveKeys)
   if (finalUnserved.length > 0) failures.push(`partitions not served at the end: ${finalUnserved.join(', ')}`)
 
   const observed: Observed = { tallies, instances, locksHeld }
@@ -555,6 +563,7 @@ export function formatFailure(s: ChaosSummary): string {
     `chaos run FAILED: ${formatSummary(s)}`,
     `replay: ${s.replay}`,
     `rejected sends: ${JSON.stringify(s.rejections)}`,
+    `lost per partition: ${JSON.stringify(s.verdict.lostByPartition)}`,
     ...s.failures.map((f) => `  ${f}`),
     s.nodeTails,
   ].join('\n')

@@ -59,6 +59,8 @@ export interface Verdict {
   startsUnknownApplied: number
   /** Acknowledged work missing: signals, starts, effects. One line each. */
   lost: string[]
+  /** How many lost, per partition of the lost send's target (the tally, or the instance). */
+  lostByPartition: Record<number, number>
   /** Applications beyond the first, one line per tally (with the count). */
   duplicated: string[]
   /** How many applications beyond the first, in all. */
@@ -81,6 +83,13 @@ export class Ledger {
 
   /** @param partitions the hub's partition count, to name the partition of each finding */
   constructor(readonly partitions: number) {}
+
+  /** Records a loss on `key`'s partition. */
+  #lose(verdict: Verdict, key: string, line: string): void {
+    const p = partitionOf(key, this.partitions)
+    verdict.lostByPartition[p] = (verdict.lostByPartition[p] ?? 0) + 1
+    verdict.lost.push(line)
+  }
 
   /** `key (p<n>)`: a tally or instance id with its partition. */
   #where(key: string): string {
@@ -146,6 +155,7 @@ export class Ledger {
       startsUnknown: 0,
       startsUnknownApplied: 0,
       lost: [],
+      lostByPartition: {},
       duplicated: [],
       duplicatedCount: 0,
       phantom: [],
@@ -174,7 +184,7 @@ export class Ledger {
         explain(key, id)
         if (outcome === 'acked') {
           verdict.signalsAcked++
-          if (!ids.has(id)) verdict.lost.push(`signal #${id} to ${this.#where(key)}`)
+          if (!ids.has(id)) this.#lose(verdict, key, `signal #${id} to ${this.#where(key)}`)
         } else {
           verdict.signalsUnknown++
           if (ids.has(id)) verdict.signalsUnknownApplied++
@@ -188,7 +198,13 @@ export class Ledger {
       else verdict.startsUnknown++
       const instance = observed.instances.get(start.instanceId)
       if (instance === undefined) {
-        if (acked) verdict.lost.push(`start ${this.#where(start.instanceId)}: instance does not exist`)
+        if (acked) {
+          this.#lose(
+            verdict,
+            start.instanceId,
+            `start ${this.#where(start.instanceId)}: instance does not exist`,
+          )
+        }
         // not explained: an id applied without an instance is phantom
         continue
       }
@@ -196,7 +212,9 @@ export class Ledger {
       for (const key of start.keys) {
         explain(key, start.id)
         if (observed.tallies.has(key) && !appliedIds(key).has(start.id)) {
-          verdict.lost.push(
+          this.#lose(
+            verdict,
+            key,
             `effect #${start.id} of ${this.#where(start.instanceId)} on ${this.#where(key)}, instance ${instance.status}`,
           )
         }
