@@ -25,6 +25,7 @@ import { startNatsCluster } from '../../runtime/nats-cluster.ts'
 import { startNatsServer, type NatsServer } from '../../runtime/nats-server.ts'
 import { isExact, Ledger, type Observed, type StartRecord, type Verdict } from './ledger.ts'
 import { below, countFaults, mulberry32, planFaults, type FaultEvent, type Rng } from './plan.ts'
+import { diagnose } from './diagnose.ts'
 import { NodeSlots } from './processes.ts'
 import { chaosEffect, chaosLocked, Tally, type TallyState } from './workload.ts'
 
@@ -74,6 +75,8 @@ export interface ChaosSummary {
   replay: string
   /** Last output lines of every node (filled only when the run failed). */
   nodeTails: string
+  /** Placement table and stream health at the end (filled only when the run failed). */
+  hubState: string
 }
 
 const SIGNAL_KEYS = 200
@@ -176,7 +179,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
     client = await Client.connect({ servers: servers.urls, hub })
     // reads and waits after the barrier go through a client of their own: the workload client
     // remembers outcomes that came with start replies, and the check must ask the hub
-    checker = await Client.connect({ servers: servers.urls, hub })
+    checker = await Client.connect({ servers: servers.urls, hub, queryTimeoutMs: 5_000 })
     // liveness reads give up after 2 s, so a sweep measures serving to within about 2 s
     probe = await Client.connect({ servers: servers.urls, hub, queryTimeoutMs: 2_000 })
     log(
@@ -302,7 +305,11 @@ async function runPhases(opts: ChaosOptions, run: RunContext): Promise<ChaosSumm
       )
     }
   }
-  for (const key of ledger.tallyKeys()) if (!tallies.has(key)) failures.push(`tally ${key} could not be read`)
+  const unreadable = ledger.tallyKeys().filter((key) => !tallies.has(key))
+  if (unreadable.length > 0) {
+    const where = unreadable.map((key) => `${key} (p${partitionOf(key, run.partitions)})`)
+    failures.push(`${unreadable.length} tallies could not be read: ${where.slice(0, 30).join(', ')}`)
+  }
   // served at the end too (a partition must miss three sweeps in a row to count as unserved)
   let finalUnserved = await sweep(probe, liveKeys)
   for (let i = 1; i < 3 && finalUnserved.length > 0; i++) finalUnserved = await sweep(probe, liveKeys)
@@ -340,6 +347,7 @@ async function runPhases(opts: ChaosOptions, run: RunContext): Promise<ChaosSumm
     ok,
     replay: replayCommand(opts.seed, opts.mode),
     nodeTails: ok ? '' : run.slots.tails(25),
+    hubState: ok ? '' : await diagnose(checker),
   }
 }
 
@@ -565,6 +573,7 @@ export function formatFailure(s: ChaosSummary): string {
     `rejected sends: ${JSON.stringify(s.rejections)}`,
     `lost per partition: ${JSON.stringify(s.verdict.lostByPartition)}`,
     ...s.failures.map((f) => `  ${f}`),
+    s.hubState,
     s.nodeTails,
   ].join('\n')
 }

@@ -177,14 +177,14 @@ export class Ledger {
     }
 
     for (const [key, outcomes] of this.signals) {
-      if (!observed.tallies.has(key)) continue // unreadable: the runner reports it
+      const readable = observed.tallies.has(key) // an unreadable tally is reported by the runner
       const ids = appliedIds(key)
       outcomes.forEach((outcome, i) => {
         const id = i + 1
         explain(key, id)
         if (outcome === 'acked') {
           verdict.signalsAcked++
-          if (!ids.has(id)) this.#lose(verdict, key, `signal #${id} to ${this.#where(key)}`)
+          if (readable && !ids.has(id)) this.#lose(verdict, key, `signal #${id} to ${this.#where(key)}`)
         } else {
           verdict.signalsUnknown++
           if (ids.has(id)) verdict.signalsUnknownApplied++
