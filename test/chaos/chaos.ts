@@ -66,6 +66,8 @@ export interface ChaosSummary {
   /** Partitions that did not answer in the last liveness sweep. */
   unserved: number[]
   drainMs: number
+  /** Barrier and lock-check calls sent again because no answer came in 10 s. */
+  callsAskedAgain: number
   /** Rejections of sends, by error name. */
   rejections: Record<string, number>
   /** Everything wrong, one line each (at most 40 per kind). */
@@ -265,21 +267,18 @@ async function runPhases(opts: ChaosOptions, run: RunContext): Promise<ChaosSumm
     'client sends to settle',
   ).catch((err: Error) => failures.push(`${err.message} (${inFlight.size} still in flight)`))
   // barrier: a call answered per partition means everything sent before it there was processed
-  const barrier = await Promise.allSettled(
-    liveKeys.map((key) =>
-      within(
-        client.entity(Tally, key).call.get(),
-        Math.max(1, drainDeadline - Date.now()),
-        `barrier call to ${key}`,
-      ),
-    ),
+  // (a call whose reply was lost is asked again: any answered call is a barrier)
+  const lostReplies = { count: 0 }
+  const barrier = await Promise.all(
+    liveKeys.map((key) => callUntilAnswered(client, key, drainDeadline, lostReplies)),
   )
-  barrier.forEach((b, p) => {
-    if (b.status === 'rejected') failures.push(`barrier on partition ${p}: ${String(b.reason)}`)
+  barrier.forEach((answered, p) => {
+    if (!answered)
+      failures.push(`barrier on partition ${p}: no call to ${liveKeys[p]} answered before the drain deadline`)
   })
   const starts = [...ledger.starts.values()]
   const drained = await drainInstances(checker, starts, drainDeadline)
-  const locksHeld = await heldLocks(checker, ledger, drainDeadline)
+  const locksHeld = await heldLocks(checker, ledger, drainDeadline, lostReplies)
   const first = await readTallies(checker, ledger.tallyKeys())
   const drainMs = Date.now() - drainStart
   log(`drained in ${drainMs} ms`)
@@ -343,6 +342,7 @@ async function runPhases(opts: ChaosOptions, run: RunContext): Promise<ChaosSumm
     unserved,
     drainMs,
     rejections,
+    callsAskedAgain: lostReplies.count,
     failures,
     ok,
     replay: replayCommand(opts.seed, opts.mode),
@@ -507,14 +507,43 @@ async function drainInstances(
 }
 
 /** Calls every lock key (a call waits while a lock is held); returns those not answered in time. */
-async function heldLocks(client: Client, ledger: Ledger, deadline: number): Promise<string[]> {
+async function heldLocks(
+  client: Client,
+  ledger: Ledger,
+  deadline: number,
+  lostReplies: { count: number },
+): Promise<string[]> {
   const keys = ledger.tallyKeys().filter((key) => key.startsWith('lk-'))
-  const answers = await Promise.allSettled(
-    keys.map((key) =>
-      within(client.entity(Tally, key).call.get(), Math.max(5_000, deadline - Date.now()), `call to ${key}`),
-    ),
+  const answered = await Promise.all(
+    keys.map((key) => callUntilAnswered(client, key, Math.max(deadline, Date.now() + 10_000), lostReplies)),
   )
-  return keys.filter((_, i) => answers[i]!.status === 'rejected')
+  return keys.filter((_, i) => !answered[i])
+}
+
+/**
+ * Calls `Tally(key).get()` until one call is answered (true) or `deadline` passes (false). A call
+ * unanswered after 10 s is sent again (its reply may be lost, a documented limit), and counted.
+ */
+async function callUntilAnswered(
+  client: Client,
+  key: string,
+  deadline: number,
+  lostReplies: { count: number },
+): Promise<boolean> {
+  const attempts: Array<Promise<unknown>> = []
+  while (Date.now() < deadline) {
+    attempts.push(client.entity(Tally, key).call.get())
+    const wait = Math.min(10_000, Math.max(1, deadline - Date.now()))
+    // any attempt answered so far counts; a rejected one is simply retried
+    const answered = await within(Promise.any(attempts), wait, key).then(
+      () => true,
+      () => false,
+    )
+    if (answered) return true
+    lostReplies.count++
+    await sleep(250)
+  }
+  return false
 }
 
 /** Reads every tally (undefined: it does not exist); a key that cannot be read is left out. */
@@ -560,7 +589,8 @@ export function formatSummary(s: ChaosSummary): string {
     `signals=${v.signalsAcked} acked (+${v.signalsUnknown} unknown, ${v.signalsUnknownApplied} applied)`,
     `orchestrations=${v.startsAcked} acked (+${v.startsUnknown} unknown, ${v.startsUnknownApplied} exist)`,
     `lost=${s.lost} duplicated=${s.duplicated} phantom=${v.phantom.length} unfinished=${v.unfinished.length} locksHeld=${v.locksHeld.length}`,
-    `servedAgain=${served} drain=${(s.drainMs / 1000).toFixed(1)}s`,
+    `servedAgain=${served} drain=${(s.drainMs / 1000).toFixed(1)}s` +
+      (s.callsAskedAgain > 0 ? ` callsAskedAgain=${s.callsAskedAgain}` : ''),
     s.ok ? 'OK' : 'FAIL',
   ].join(' ')
 }
