@@ -7,8 +7,9 @@
  * 2–4 s, a node SIGSTOPped 2–5 s (past its lease) and continued, the server (on R3: one member)
  * SIGKILLed and restarted on its store.
  *
- * When the faults end the run measures how long until every partition is served again (one read
- * query per partition, all answered in one sweep), sends one call per partition as a barrier
+ * When the faults end (the last one reverted: paused nodes continued, servers up again) the run
+ * measures how long until every partition is served again (one read query per partition, each
+ * given 2 s, all answered in one sweep), sends one call per partition as a barrier
  * (answered only once everything sent before it to that partition was processed), drains (every
  * instance that exists completes, every lock is released) and checks exactly what the hub holds
  * against what the client sent (test/chaos/ledger.ts): an acknowledged send must have been applied
