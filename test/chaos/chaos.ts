@@ -44,6 +44,8 @@ export interface ChaosOptions {
   livenessTimeoutMs?: number
   /** How long the drain may take, in ms (default 60,000). */
   drainTimeoutMs?: number
+  /** Keep the nodes' last output lines in the summary even when the run passed (default false). */
+  keepTails?: boolean
   /** Progress lines (fault events, phases); default none. */
   log?: (line: string) => void
 }
@@ -347,7 +349,7 @@ async function runPhases(opts: ChaosOptions, run: RunContext): Promise<ChaosSumm
     failures,
     ok,
     replay: replayCommand(opts.seed, opts.mode),
-    nodeTails: ok ? '' : run.slots.tails(25),
+    nodeTails: ok && opts.keepTails !== true ? '' : run.slots.tails(25),
     hubState: ok ? '' : await diagnose(checker),
   }
 }

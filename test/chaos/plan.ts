@@ -50,7 +50,7 @@ export interface PlanOptions {
 
 /**
  * Draws the fault plan: a node SIGKILLed (and replaced at once) every 2–4 s; about one SIGSTOP
- * per 13 s (at least one), each 2–5 s long (past the 1 s lease); about one server SIGKILL per
+ * per 8 s (at least one), each 2–5 s long (past the 1 s lease); about one server SIGKILL per
  * 40 s (at least one), down 0.3–2 s, never two at once. Every fault is reverted before
  * `durationMs` ends. Events are sorted by time.
  */
@@ -61,7 +61,7 @@ export function planFaults(rng: Rng, opts: PlanOptions): FaultEvent[] {
   for (let at = uniform(rng, 1_500, 4_000); at < d - 1_000; at += uniform(rng, 2_000, 4_000)) {
     events.push({ at, kind: 'kill', slot: below(rng, slots) })
   }
-  const pauses = Math.max(1, Math.round(d / 13_000))
+  const pauses = Math.max(1, Math.round(d / 8_000))
   for (let i = 0; i < pauses; i++) {
     const length = uniform(rng, 2_000, 5_000)
     const at = uniform(rng, 1_000, Math.max(1_000, d - length - 500))

@@ -1,12 +1,13 @@
 /**
  * The long chaos run (`npm run soak`): many seeds of test/chaos/chaos.ts, one after another.
  *
- *   npm run soak -- [--seeds N] [--start-seed S] [--mode single|r3|both] [--duration SECONDS]
+ *   npm run soak -- [--seeds N] [--start-seed S] [--mode single|r3|both] [--duration SECONDS] [--verbose]
  *
  * Defaults: 20 seeds from a time-derived start seed, both modes, 40 s of faults per run (issue 9's
  * figures). Prints one summary line per run (and the full report of a failed one), then a line
  * with totals; exits 1 if any run was not exact (lost, duplicated, phantom, unfinished work, a
- * lock left held, or partitions not served again), 2 for a bad command line.
+ * lock left held, or partitions not served again), 2 for a bad command line. `--verbose` also
+ * prints each fault as it happens and the nodes' last output lines of every run.
  */
 import { formatFailure, formatSummary, runChaos, type ChaosSummary } from './chaos.ts'
 
@@ -85,11 +86,12 @@ for (let i = 0; i < args.seeds; i++) {
       seed,
       mode,
       durationMs: args.durationMs,
-      ...(args.verbose ? { log: (line: string) => console.log(`  ${line}`) } : {}),
+      ...(args.verbose ? { log: (line: string) => console.log(`  ${line}`), keepTails: true } : {}),
     })
     results.push(summary)
     console.log(formatSummary(summary))
     if (!summary.ok) console.log(formatFailure(summary))
+    else if (args.verbose) console.log(summary.nodeTails)
   }
 }
 const sum = (pick: (s: ChaosSummary) => number): number => results.reduce((total, s) => total + pick(s), 0)
