@@ -104,14 +104,24 @@ describe('chaos accounting', () => {
   })
 
   it('draws the same fault plan from the same seed, with every kind of fault', () => {
-    const plan = planFaults(mulberry32(7), { durationMs: 20_000, servers: 3 })
-    expect(planFaults(mulberry32(7), { durationMs: 20_000, servers: 3 })).toEqual(plan)
-    for (const kind of ['kill', 'pause', 'resume', 'serverKill', 'serverStart'])
-      expect(
-        plan.some((e) => e.kind === kind),
-        kind,
-      ).toBe(true)
-    expect(Math.max(...plan.map((e) => e.at))).toBeLessThan(20_000)
+    for (let seed = 0; seed < 100; seed++) {
+      const plan = planFaults(mulberry32(seed), { durationMs: 20_000, servers: 3 })
+      expect(planFaults(mulberry32(seed), { durationMs: 20_000, servers: 3 })).toEqual(plan)
+      for (const kind of ['kill', 'pause', 'resume', 'serverKill', 'serverStart'])
+        expect(
+          plan.some((e) => e.kind === kind),
+          `seed ${seed}: ${kind}`,
+        ).toBe(true)
+      expect(Math.max(...plan.map((e) => e.at))).toBeLessThan(20_000)
+      // a paused node is never killed: every pause ends with a SIGCONT of the same process
+      for (const pause of plan.filter((e) => e.kind === 'pause')) {
+        const resume = plan.find((e) => e.kind === 'resume' && e.slot === pause.slot && e.at > pause.at)!
+        const killed = plan.filter(
+          (e) => e.kind === 'kill' && e.slot === pause.slot && e.at >= pause.at && e.at <= resume.at,
+        )
+        expect(killed, `seed ${seed}: kills of a paused slot`).toEqual([])
+      }
+    }
   })
 
   it('finds one liveness key per partition', () => {

@@ -49,24 +49,36 @@ export interface PlanOptions {
 }
 
 /**
- * Draws the fault plan: a node SIGKILLed (and replaced at once) every 2–4 s; about one SIGSTOP
- * per 8 s (at least one), each 2–5 s long (past the 1 s lease); about one server SIGKILL per
- * 40 s (at least one), down 0.3–2 s, never two at once. Every fault is reverted before
- * `durationMs` ends. Events are sorted by time.
+ * Draws the fault plan: about one SIGSTOP per 8 s (at least one), each 2–5 s long (past the 1 s
+ * lease) on a slot not already paused then; a node SIGKILLed (and replaced at once) every 2–4 s,
+ * never one that is paused (so every pause ends in a SIGCONT of the same process: a stale owner
+ * that wakes up); about one server SIGKILL per 40 s (at least one), down 0.3–2 s, never two at
+ * once. Every fault is reverted before `durationMs` ends. Events are sorted by time.
  */
 export function planFaults(rng: Rng, opts: PlanOptions): FaultEvent[] {
   const slots = opts.slots ?? 3
   const d = opts.durationMs
   const events: FaultEvent[] = []
-  for (let at = uniform(rng, 1_500, 4_000); at < d - 1_000; at += uniform(rng, 2_000, 4_000)) {
-    events.push({ at, kind: 'kill', slot: below(rng, slots) })
-  }
+  const paused: Array<{ slot: number; from: number; to: number }> = []
+  const pausedAt = (at: number): Set<number> =>
+    new Set(paused.filter((p) => p.from <= at + 1_000 && at - 1_000 <= p.to).map((p) => p.slot))
   const pauses = Math.max(1, Math.round(d / 8_000))
   for (let i = 0; i < pauses; i++) {
     const length = uniform(rng, 2_000, 5_000)
     const at = uniform(rng, 1_000, Math.max(1_000, d - length - 500))
-    const slot = below(rng, slots)
+    const busy = new Set(paused.filter((p) => p.from <= at + length && at <= p.to).map((p) => p.slot))
+    const free = Array.from({ length: slots }, (_, slot) => slot).filter((slot) => !busy.has(slot))
+    const slot = free[below(rng, free.length)]
+    if (slot === undefined) continue
+    paused.push({ slot, from: at, to: at + length })
     events.push({ at, kind: 'pause', slot }, { at: at + length, kind: 'resume', slot })
+  }
+  for (let at = uniform(rng, 1_500, 4_000); at < d - 1_000; at += uniform(rng, 2_000, 4_000)) {
+    // a second either side of a pause counts as paused, so the kill never races the SIGSTOP/SIGCONT
+    const busy = pausedAt(at)
+    const free = Array.from({ length: slots }, (_, slot) => slot).filter((slot) => !busy.has(slot))
+    const slot = free[below(rng, free.length)]
+    if (slot !== undefined) events.push({ at, kind: 'kill', slot })
   }
   const restarts = Math.max(1, Math.round(d / 40_000))
   const window = (d * 0.6) / restarts
