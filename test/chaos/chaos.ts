@@ -290,10 +290,11 @@ async function runPhases(opts: ChaosOptions, run: RunContext): Promise<ChaosSumm
   await sleep(1_000)
   const tallies = await readTallies(checker, ledger.tallyKeys())
   for (const [key, state] of tallies) {
+    if (!first.has(key)) continue // the first read failed (e.g. the partition restarted): nothing to compare
     const before = first.get(key)
     if ((before?.n ?? 0) !== (state?.n ?? 0) || (before?.dn ?? 0) !== (state?.dn ?? 0)) {
       failures.push(
-        `${key} changed after the drain: n ${before?.n ?? 0} -> ${state?.n ?? 0}, duplicates ${before?.dn ?? 0} -> ${state?.dn ?? 0}`,
+        `${key} (p${partitionOf(key, run.partitions)}) changed after the drain: ${describeTally(before)} -> ${describeTally(state)}`,
       )
     }
   }
@@ -547,6 +548,11 @@ async function callUntilAnswered(
     await sleep(250)
   }
   return false
+}
+
+/** A tally's counts for a message; "none" when it does not exist. */
+function describeTally(state: TallyState | undefined): string {
+  return state === undefined ? 'none' : `n ${state.n}, duplicates ${state.dn}`
 }
 
 /** Reads every tally (undefined: it does not exist); a key that cannot be read is left out. */
