@@ -302,6 +302,7 @@ async function runPhases(opts: ChaosOptions, run: RunContext): Promise<ChaosSumm
   for (const start of starts) {
     const before = drained.get(start.instanceId)
     const after = instances.get(start.instanceId)
+    if (before?.status.startsWith('unreadable') === true) continue // nothing to compare
     if (before?.status !== after?.status) {
       failures.push(
         `${start.instanceId} (p${partitionOf(start.instanceId, run.partitions)}) changed after the drain: ${before?.status ?? 'none'} -> ${after?.status ?? 'none'}`,
@@ -550,6 +551,17 @@ async function callUntilAnswered(
   return false
 }
 
+/** Runs a read up to three times; rejects with the last error. */
+async function retried<T>(read: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read()
+    } catch (err) {
+      if (attempt >= 3) throw err
+    }
+  }
+}
+
 /** A tally's counts for a message; "none" when it does not exist. */
 function describeTally(state: TallyState | undefined): string {
   return state === undefined ? 'none' : `n ${state.n}, duplicates ${state.dn}`
@@ -557,7 +569,9 @@ function describeTally(state: TallyState | undefined): string {
 
 /** Reads every tally (undefined: it does not exist); a key that cannot be read is left out. */
 async function readTallies(client: Client, keys: string[]): Promise<Map<string, TallyState | undefined>> {
-  const states = await mapLimit(keys, 64, (key) => client.readEntityState(Tally, key).catch(() => null))
+  const states = await mapLimit(keys, 64, (key) =>
+    retried(() => client.readEntityState(Tally, key)).catch(() => null),
+  )
   const tallies = new Map<string, TallyState | undefined>()
   keys.forEach((key, i) => {
     const read = states[i]
@@ -573,7 +587,7 @@ async function readInstances(
 ): Promise<Map<string, { status: string; output: unknown } | undefined>> {
   const result = new Map<string, { status: string; output: unknown } | undefined>()
   await mapLimit(starts, 64, async (start) => {
-    const status = await client.getStatus(start.instanceId).catch((e: unknown) => e as Error)
+    const status = await retried(() => client.getStatus(start.instanceId)).catch((e: unknown) => e as Error)
     if (status instanceof Error)
       result.set(start.instanceId, { status: `unreadable (${status.message})`, output: undefined })
     else
