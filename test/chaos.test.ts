@@ -151,9 +151,9 @@ describe(`chaos (seed ${seed}; replay with CHAOS_SEED=${seed})`, () => {
 
   it('single server: every acknowledged send applied once, all partitions served again', async () => {
     expectExact(await runChaos({ seed, mode: 'single', ...short }))
-  }, 150_000)
+  }, 300_000)
 
   it('R3 cluster: every acknowledged send applied once, all partitions served again', async () => {
     expectExact(await runChaos({ seed, mode: 'r3', ...short }))
-  }, 180_000)
+  }, 300_000)
 })

@@ -282,13 +282,16 @@ async function runPhases(opts: ChaosOptions, run: RunContext): Promise<ChaosSumm
   const starts = [...ledger.starts.values()]
   const drained = await drainInstances(checker, starts, drainDeadline)
   const locksHeld = await heldLocks(checker, ledger, drainDeadline, lostReplies)
-  const first = await readTallies(checker, ledger.tallyKeys())
+  // reads are tried three times, once only when partitions were not served again (they would
+  // only time out, and the run has failed anyway)
+  const attempts = servedAgainMs === undefined ? 1 : 3
+  const first = await readTallies(checker, ledger.tallyKeys(), attempts)
   const drainMs = Date.now() - drainStart
   log(`drained in ${drainMs} ms`)
 
   // ---- nothing may change after the drain; the second reads are the ones checked
   await sleep(1_000)
-  const tallies = await readTallies(checker, ledger.tallyKeys())
+  const tallies = await readTallies(checker, ledger.tallyKeys(), attempts)
   for (const [key, state] of tallies) {
     if (!first.has(key)) continue // the first read failed (e.g. the partition restarted): nothing to compare
     const before = first.get(key)
@@ -298,7 +301,7 @@ async function runPhases(opts: ChaosOptions, run: RunContext): Promise<ChaosSumm
       )
     }
   }
-  const instances = await readInstances(checker, starts)
+  const instances = await readInstances(checker, starts, attempts)
   for (const start of starts) {
     const before = drained.get(start.instanceId)
     const after = instances.get(start.instanceId)
@@ -551,13 +554,13 @@ async function callUntilAnswered(
   return false
 }
 
-/** Runs a read up to three times; rejects with the last error. */
-async function retried<T>(read: () => Promise<T>): Promise<T> {
+/** Runs a read up to `attempts` times; rejects with the last error. */
+async function retried<T>(read: () => Promise<T>, attempts: number): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await read()
     } catch (err) {
-      if (attempt >= 3) throw err
+      if (attempt >= attempts) throw err
     }
   }
 }
@@ -568,9 +571,13 @@ function describeTally(state: TallyState | undefined): string {
 }
 
 /** Reads every tally (undefined: it does not exist); a key that cannot be read is left out. */
-async function readTallies(client: Client, keys: string[]): Promise<Map<string, TallyState | undefined>> {
+async function readTallies(
+  client: Client,
+  keys: string[],
+  attempts: number,
+): Promise<Map<string, TallyState | undefined>> {
   const states = await mapLimit(keys, 64, (key) =>
-    retried(() => client.readEntityState(Tally, key)).catch(() => null),
+    retried(() => client.readEntityState(Tally, key), attempts).catch(() => null),
   )
   const tallies = new Map<string, TallyState | undefined>()
   keys.forEach((key, i) => {
@@ -584,10 +591,13 @@ async function readTallies(client: Client, keys: string[]): Promise<Map<string, 
 async function readInstances(
   client: Client,
   starts: StartRecord[],
+  attempts: number,
 ): Promise<Map<string, { status: string; output: unknown } | undefined>> {
   const result = new Map<string, { status: string; output: unknown } | undefined>()
   await mapLimit(starts, 64, async (start) => {
-    const status = await retried(() => client.getStatus(start.instanceId)).catch((e: unknown) => e as Error)
+    const status = await retried(() => client.getStatus(start.instanceId), attempts).catch(
+      (e: unknown) => e as Error,
+    )
     if (status instanceof Error)
       result.set(start.instanceId, { status: `unreadable (${status.message})`, output: undefined })
     else
