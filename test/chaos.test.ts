@@ -95,9 +95,9 @@ describe('chaos accounting', () => {
     expect(broken.lostByPartition).toEqual({ 7: 1, 11: 1, 9: 1 })
     expect(broken.duplicatedCount).toBe(1)
     expect(broken.phantom).toEqual([
-      'lk-0 (p5): ids 1 applied, never sent or no instance',
-      'o-0 (p11): ids 2 applied, never sent or no instance',
-      's-0 (p7): ids 5 applied, never sent or no instance',
+      'lk-0 (p5): ids 1 by l-1 applied, instance does not exist',
+      'o-0 (p11): ids 2 by e-2 applied, instance does not exist',
+      's-0 (p7): ids 5 applied, never sent',
     ])
     expect(broken.unfinished).toEqual(['e-1 (p2) is Running'])
     expect(broken.locksHeld).toEqual(['lk-0'])

@@ -169,6 +169,13 @@ export class Ledger {
       if (ids === undefined) explained.set(key, (ids = new Set()))
       ids.add(id)
     }
+    /** Per tally key: ids of starts whose instance does not exist, with the instance id. */
+    const orphans = new Map<string, Map<number, string>>()
+    const orphan = (key: string, id: number, instanceId: string): void => {
+      let ids = orphans.get(key)
+      if (ids === undefined) orphans.set(key, (ids = new Map()))
+      ids.set(id, instanceId)
+    }
     const applied = new Map<string, Set<number>>()
     const appliedIds = (key: string): Set<number> => {
       let ids = applied.get(key)
@@ -206,6 +213,7 @@ export class Ledger {
           )
         }
         // not explained: an id applied without an instance is phantom
+        for (const key of start.keys) orphan(key, start.id, start.instanceId)
         continue
       }
       if (!acked) verdict.startsUnknownApplied++
@@ -242,9 +250,15 @@ export class Ledger {
         verdict.phantom.push(`${this.#where(key)}: n = ${state.n} but ${ids.size} ids in its set`)
       const known = explained.get(key) ?? new Set<number>()
       const unexplained = [...ids].filter((id) => !known.has(id))
-      if (unexplained.length > 0) {
+      const ofMissing = unexplained.filter((id) => orphans.get(key)?.has(id) === true)
+      const neverSent = unexplained.filter((id) => orphans.get(key)?.has(id) !== true)
+      if (ofMissing.length > 0) {
+        const which = ofMissing.slice(0, 20).map((id) => `${id} by ${orphans.get(key)?.get(id)}`)
+        verdict.phantom.push(`${this.#where(key)}: ids ${which.join(', ')} applied, instance does not exist`)
+      }
+      if (neverSent.length > 0) {
         verdict.phantom.push(
-          `${this.#where(key)}: ids ${unexplained.slice(0, 20).join(', ')} applied, never sent or no instance`,
+          `${this.#where(key)}: ids ${neverSent.slice(0, 20).join(', ')} applied, never sent`,
         )
       }
     }
