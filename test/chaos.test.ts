@@ -101,6 +101,24 @@ describe('chaos accounting', () => {
       's-0 (p7): ids 5 applied, never sent',
     ])
     expect(broken.unfinished).toEqual(['e-1 (p2) is Running'])
+
+    // an unreadable tally or instance is not judged (the runner reports it) and explains its ids
+    const unreadable = ledger.check({
+      tallies: new Map([
+        ['o-0', tally([1, 2])],
+        ['lk-0', tally([1])],
+        ['lk-1', tally([1])],
+      ]),
+      instances: new Map([['e-1', { ...done, output: 2 }]]),
+      locksHeld: [],
+    })
+    expect(unreadable).toMatchObject({
+      lost: [],
+      phantom: [],
+      unfinished: [],
+      signalsAcked: 3,
+      startsAcked: 2,
+    })
     expect(broken.locksHeld).toEqual(['lk-0'])
   })
 

@@ -290,20 +290,29 @@ async function runPhases(opts: ChaosOptions, run: RunContext): Promise<ChaosSumm
   }
   const instances = await readInstances(checker, starts, attempts)
   for (const start of starts) {
+    // an instance unreadable in either read has nothing to compare (unreadable ones are listed below)
+    if (!drained.has(start.instanceId) || !instances.has(start.instanceId)) continue
     const before = drained.get(start.instanceId)
     const after = instances.get(start.instanceId)
-    if (before?.status.startsWith('unreadable') === true) continue // nothing to compare
     if (before?.status !== after?.status) {
       failures.push(
         `${start.instanceId} (p${partitionOf(start.instanceId, run.partitions)}) changed after the drain: ${before?.status ?? 'none'} -> ${after?.status ?? 'none'}`,
       )
     }
   }
-  const unreadable = ledger.tallyKeys().filter((key) => !tallies.has(key))
-  if (unreadable.length > 0) {
-    const where = unreadable.map((key) => `${key} (p${partitionOf(key, run.partitions)})`)
-    failures.push(`${unreadable.length} tallies could not be read: ${where.slice(0, 30).join(', ')}`)
+  const unreadable = (what: string, ids: string[]): void => {
+    if (ids.length === 0) return
+    const where = ids.map((id) => `${id} (p${partitionOf(id, run.partitions)})`)
+    failures.push(`${ids.length} ${what} could not be read: ${where.slice(0, 30).join(', ')}`)
   }
+  unreadable(
+    'tallies',
+    ledger.tallyKeys().filter((key) => !tallies.has(key)),
+  )
+  unreadable(
+    'instances',
+    starts.map((start) => start.instanceId).filter((id) => !instances.has(id)),
+  )
   // served at the end too (a partition must miss three sweeps in a row to count as unserved)
   let finalUnserved = await sweep(probe, liveKeys)
   for (let i = 1; i < 3 && finalUnserved.length > 0; i++) finalUnserved = await sweep(probe, liveKeys)

@@ -47,7 +47,10 @@ export async function sweep(client: Client, liveKeys: string[]): Promise<number[
   return answers.flatMap((answer, p) => (answer.status === 'rejected' ? [p] : []))
 }
 
-/** Waits for every instance that exists to end; returns each one's status (undefined: no instance). */
+/**
+ * Waits for every instance that exists to end; returns each one's status (undefined: no
+ * instance; left out when it cannot be read).
+ */
 export async function drainInstances(
   client: Client,
   starts: StartRecord[],
@@ -65,11 +68,9 @@ export async function drainInstances(
         result.set(start.instanceId, undefined)
         return
       }
-      // not ended in time: report what it is now
+      // not ended in time: report what it is now (left out when it cannot be read)
       const status = await client.getStatus(start.instanceId).catch((e: unknown) => e as Error)
-      if (status instanceof Error)
-        result.set(start.instanceId, { status: `unreadable (${status.message})`, output: undefined })
-      else
+      if (!(status instanceof Error))
         result.set(
           start.instanceId,
           status === undefined ? undefined : { status: status.status, output: status.output },
@@ -152,7 +153,7 @@ export async function readTallies(
   return tallies
 }
 
-/** The status of every instance now (undefined: it does not exist). */
+/** The status of every instance now (undefined: it does not exist; left out when unreadable). */
 export async function readInstances(
   client: Client,
   starts: StartRecord[],
@@ -163,9 +164,7 @@ export async function readInstances(
     const status = await retried(() => client.getStatus(start.instanceId), attempts).catch(
       (e: unknown) => e as Error,
     )
-    if (status instanceof Error)
-      result.set(start.instanceId, { status: `unreadable (${status.message})`, output: undefined })
-    else
+    if (!(status instanceof Error))
       result.set(
         start.instanceId,
         status === undefined ? undefined : { status: status.status, output: status.output },

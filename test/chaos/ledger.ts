@@ -41,7 +41,7 @@ export interface StartRecord {
 export interface Observed {
   /** Every tally the ledger names; `undefined` when it does not exist; left out when unreadable. */
   readonly tallies: ReadonlyMap<string, TallyState | undefined>
-  /** Every instance the ledger started: undefined when it does not exist. */
+  /** Every instance the ledger started: undefined when it does not exist; left out when unreadable. */
   readonly instances: ReadonlyMap<string, { status: string; output: unknown } | undefined>
   /** Tallies whose lock was still held (a call to them was not answered). */
   readonly locksHeld: readonly string[]
@@ -203,6 +203,11 @@ export class Ledger {
       const acked = start.outcome === 'acked'
       if (acked) verdict.startsAcked++
       else verdict.startsUnknown++
+      if (!observed.instances.has(start.instanceId)) {
+        // unreadable, so not judged (the runner reports it); its ids are not phantoms either
+        for (const key of start.keys) explain(key, start.id)
+        continue
+      }
       const instance = observed.instances.get(start.instanceId)
       if (instance === undefined) {
         if (acked) {
