@@ -310,7 +310,7 @@ describe('the packed package in a fresh project', () => {
     const help = await run('npx', ['--offline', 'basalt', '--help'], app)
     expect(help.code, help.output).toBe(0)
     expect(help.output).toMatch(/^Usage: basalt \[options\] \[command\]/m)
-    expect(help.output).toMatch(/^  node \[options\]/m)
+    expect(help.output).toMatch(/^ {2}node \[options\]/m)
   })
 
   it('serves a plain .mjs registry with `basalt node` and answers a plain .mjs client', async () => {
