@@ -16,7 +16,7 @@ import {
   TimeoutError,
   fromErrorInfo,
 } from '../../actors/errors.ts'
-import { checkKey, encodeToken, partitionOf } from '../../actors/ids.ts'
+import { checkKey, partitionOf } from '../../actors/ids.ts'
 import type { HistoryEvent, OrchestrationDefinition } from '../../actors/orchestration/index.ts'
 import { randomUUID } from 'node:crypto'
 import {
@@ -52,7 +52,7 @@ import { decode, decodeEnvelope, encode } from '../nats/codec.ts'
 import { fastJetStream, isNoResponders, type FastJetStream } from '../nats/fast-js.ts'
 import { openHub, type Hub } from '../nats/hub.ts'
 import { closeConnection, connectTo } from '../nats/connect.ts'
-import { entityItemKey } from '../partition/snapshot.ts'
+import { itemKey as itemKeys } from '../nats/item-keys.ts'
 import { Handle, type EntityHandle } from './handles.ts'
 import { PartitionSender } from './sender.ts'
 import { watchItem } from './watch.ts'
@@ -271,7 +271,7 @@ export class Client {
     const t = entityTypeName(type)
     checkKey(key)
     const p = partitionOf(key, this.partitionCount)
-    const itemKey = entityItemKey(p, t, key)
+    const itemKey = itemKeys.entity(p, t, key)
     return watchItem(
       this.nc,
       this.hub.names.changes(p),
@@ -525,7 +525,7 @@ export class Client {
       this.nc,
       this.hub.names.changes(p),
       this.#watches,
-      `o.${p}.${encodeToken(instanceId)}`,
+      itemKeys.instance(p, instanceId),
       async () => {
         const answer = await this.#query(p, { v: WIRE_VERSION, k: 'status', i: instanceId, w: 1 })
         if (!('instance' in answer)) throw new CodecError('unexpected answer to a status query')

@@ -4,8 +4,8 @@
  * once, so a round encodes only what is new. These functions act on a record through the port its
  * partition offers (runtime/instances.ts calls them).
  */
+import { itemKey } from '../nats/item-keys.ts'
 import { IllegalStateError } from '../../actors/errors.ts'
-import { encodeToken } from '../../actors/ids.ts'
 import type { HistoryEvent } from '../../actors/orchestration/index.ts'
 import { decode, encode } from '../nats/codec.ts'
 import type { InstanceRecord, PartitionPort } from './instance-model.ts'
@@ -60,5 +60,5 @@ export async function loadHistory(
 }
 
 function chunkKey(p: number, rec: InstanceRecord, k: number): string {
-  return `h.${p}.${encodeToken(rec.id)}.${rec.hk}.${k}`
+  return itemKey.history(p, rec.id, rec.hk, k)
 }

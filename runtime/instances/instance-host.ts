@@ -10,6 +10,7 @@
  * The data model and the partition's port are in instance-model.ts; the history chunks are
  * handled by instance-history.ts, held waits for completion by completion-waits.ts.
  */
+import { ItemKind, itemKey, partitionFilter, partitionPrefix } from '../nats/item-keys.ts'
 import {
   BadInputError,
   IllegalStateError,
@@ -17,7 +18,6 @@ import {
   toErrorInfo,
   type ErrorInfo,
 } from '../../actors/errors.ts'
-import { encodeToken } from '../../actors/ids.ts'
 import {
   WIRE_VERSION,
   type ActorMessage,
@@ -768,10 +768,11 @@ export class InstanceHost implements InstanceHandler {
     limit: number,
   ): Promise<{ summaries: Array<[string, Uint8Array]>; more: boolean }> {
     // listed from the records (summaries are not stored); cached ones are the newest
-    const prefix = `o.${this.port.p}.`
     const values = new Map<string, Uint8Array | InstanceRecord | null>()
-    for (const [k, v] of await this.port.readItems(`${prefix}>`)) values.set(k, v)
-    for (const [k, v] of this.port.dirtyWrites(prefix)) values.set(k, v)
+    for (const [k, v] of await this.port.readItems(partitionFilter(ItemKind.Instance, this.port.p)))
+      values.set(k, v)
+    for (const [k, v] of this.port.dirtyWrites(partitionPrefix(ItemKind.Instance, this.port.p)))
+      values.set(k, v)
     for (const [id, live] of this.#live) values.set(this.#recordKey(id), live.rec)
     const out: Array<[string, Uint8Array]> = []
     for (const value of values.values()) {
@@ -814,13 +815,13 @@ export class InstanceHost implements InstanceHandler {
   }
 
   #recordKey(id: string): string {
-    return `o.${this.port.p}.${encodeToken(id)}`
+    return itemKey.instance(this.port.p, id)
   }
   #activityKey(id: string, seq: number): string {
-    return `a.${this.port.p}.${encodeToken(id)}.${seq}`
+    return itemKey.activity(this.port.p, id, seq)
   }
   #timerKey(id: string, seq: number): string {
-    return `t.${this.port.p}.o.${encodeToken(id)}.${seq < 0 ? 'start' : seq}`
+    return itemKey.instanceTimer(this.port.p, id, seq)
   }
 }
 

@@ -19,6 +19,7 @@ import {
 } from '@nats-io/jetstream'
 import { TimeoutError } from '../../actors/errors.ts'
 import { fastJetStream, JetStreamError, type FastJetStream } from './fast-js.ts'
+import { itemKey } from './item-keys.ts'
 import type { LogWriter } from '../partition/log-fence.ts'
 import type { CommitRecord, MailboxPosition, ActorMessage } from '../../actors/wire/messages.ts'
 import { decode, decodeEnvelope, encode } from './codec.ts'
@@ -109,7 +110,7 @@ export class PartitionStorage {
   }
 
   get #ckptKey(): string {
-    return `ckpt.${this.p}`
+    return itemKey.checkpoint(this.p)
   }
 
   /** Reads the checkpoint (null when none) with its revision. */

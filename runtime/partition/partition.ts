@@ -31,7 +31,7 @@ import { Outbox } from './outbox.ts'
 import { CommitRound, resolveWrite, type ItemWrite, type RoundReply } from './round.ts'
 import { RecentReplies, type RepliesEntry } from './recent-replies.ts'
 import { ChangeFeed } from './change-feed.ts'
-import { SnapshotState, repliesItemKey, type CheckpointExtras } from './snapshot.ts'
+import { SnapshotState, type CheckpointExtras } from './snapshot.ts'
 import { MailboxReader, type Inbound } from './mailbox.ts'
 import { PartitionStorage, isFencingRejection, type Checkpoint } from '../nats/storage.ts'
 import { TimerSet } from './timers.ts'
@@ -41,13 +41,8 @@ import { LogFence, type LogWriter } from './log-fence.ts'
 
 /** How often one commit is tried again after stale owners' records slipped into the log. */
 const STALE_RECORD_RETRIES = 5
-import {
-  DEFER_UNKNOWN_MS,
-  DEFERRED,
-  isDeferredTimer,
-  knownElsewhere,
-  type TypeDirectory,
-} from './unknown-types.ts'
+import { DEFER_UNKNOWN_MS, knownElsewhere, type TypeDirectory } from './unknown-types.ts'
+import { ItemKind, isDeferredTimer, itemKey, kindOf, partitionFilter } from '../nats/item-keys.ts'
 import {
   checkQueryPosition,
   isAnswerSubject,
@@ -233,7 +228,7 @@ export class Partition implements EntityPort {
     const { ckpt } = await this.#snap.claim(epoch, this.p)
     if (ckpt !== null) this.#restoreCheckpoint(ckpt)
     // replies the previous owner sent lately (its records may be below the checkpoint now)
-    const kept = await this.#snap.read(repliesItemKey(this.p))
+    const kept = await this.#snap.read(itemKey.replies(this.p))
     if (kept !== null) {
       try {
         this.#recentReplies.restore(decode(kept, 'recent replies') as RepliesEntry[])
@@ -241,8 +236,8 @@ export class Partition implements EntityPort {
         logger.warn('recent replies not restored', { p: this.p, error: String(err) })
       }
     }
-    for (const prefix of ['t', 'l', 'a']) {
-      for (const [key, value] of await this.#snap.loadItems(`${prefix}.${this.p}.>`))
+    for (const kind of [ItemKind.Timer, ItemKind.Lock, ItemKind.Activity]) {
+      for (const [key, value] of await this.#snap.loadItems(partitionFilter(kind, this.p)))
         this.#replayItem(key, value)
     }
     const replies: Array<[string, Reply[]]> = []
@@ -365,7 +360,8 @@ export class Partition implements EntityPort {
 
   /** Rebuilds the eagerly held items (timers, locks, pending activities) from a write. */
   #replayItem(key: string, value: Uint8Array | null): void {
-    if (key.startsWith('t.')) {
+    const kind = kindOf(key)
+    if (kind === ItemKind.Timer) {
       if (value === null) this.#timers.delete(key)
       else {
         const timer = decode(value, `timer ${key}`) as TimerValue
@@ -373,8 +369,8 @@ export class Partition implements EntityPort {
         if (isDeferredTimer(key, this.p)) timer[0] -= DEFER_UNKNOWN_MS
         this.#timers.set(key, timer)
       }
-    } else if (key.startsWith('l.')) this.#entities.replayLock(key, value)
-    else if (key.startsWith('a.')) this.#instances?.replayActivity(key, value)
+    } else if (kind === ItemKind.Lock) this.#entities.replayLock(key, value)
+    else if (kind === ItemKind.Activity) this.#instances?.replayActivity(key, value)
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -590,7 +586,7 @@ export class Partition implements EntityPort {
   #deliver(msg: ActorMessage): void | Promise<void> {
     this.stats.messages++
     if (msg.at !== undefined && msg.at > Date.now() && msg.k !== 'start') {
-      const key = this.#open.timerKey(this.p)
+      const key = itemKey.timer(this.p, this.#open.timerName())
       const value: TimerValue = [msg.at, msg]
       this.#timers.set(key, value)
       this.#open.write(key, encode(value))
@@ -643,7 +639,7 @@ export class Partition implements EntityPort {
   defer(msg: ActorMessage): void {
     const due = Math.max(Date.now() + DEFER_UNKNOWN_MS, this.#lastDeferred + 1)
     this.#lastDeferred = due
-    const key = `t.${this.p}.${DEFERRED}.${this.#open.timerKey(this.p).slice(`t.${this.p}.`.length)}`
+    const key = itemKey.deferredTimer(this.p, this.#open.timerName())
     this.setTimer(key, due, { ...msg, at: due })
   }
 
@@ -922,7 +918,7 @@ export class Partition implements EntityPort {
    */
   #publishChanges(record: CommitRecord, bytes: Uint8Array): void {
     if (!this.#changes.publishing) return
-    if (!record.w.some(([key]) => key.startsWith('e.') || key.startsWith('o.'))) return
+    if (!record.w.some(([key]) => isWatched(kindOf(key)))) return
     this.#changes.publish(bytes)
     this.stats.changes++
   }
@@ -1115,6 +1111,11 @@ export function targetOf(msg: ActorMessage): string {
 
 function messagesOf(env: MailboxEnvelope): Iterable<ActorMessage | undefined> {
   return 'c' in env ? env.m : []
+}
+
+/** Whether watchers follow items of this kind (entity states and instance records). */
+function isWatched(kind: ItemKind | undefined): boolean {
+  return kind === ItemKind.Entity || kind === ItemKind.Instance
 }
 
 function sizeOf(msgs: Uint8Array[]): number {

@@ -80,9 +80,9 @@ export class CommitRound {
     this.touched = true
   }
 
-  /** A fresh, unique key for a timer created in this round. */
-  timerKey(p: number): string {
-    return `t.${p}.${this.n}-${this.#timers++}`
+  /** A fresh name, unique in the partition, for a timer created in this round (see item-keys.ts). */
+  timerName(): string {
+    return `${this.n}-${this.#timers++}`
   }
 
   /** The commit record of this round. */

@@ -13,7 +13,7 @@
  * anything.
  */
 import { FencedError } from '../../actors/errors.ts'
-import { decodeToken, encodeToken } from '../../actors/ids.ts'
+import { decodeToken } from '../../actors/ids.ts'
 import {
   WIRE_VERSION,
   type ActorMessage,
@@ -23,19 +23,7 @@ import {
 import type { Logger } from '../util/logger.ts'
 import { isFencingRejection, type Checkpoint, type PartitionStorage } from '../nats/storage.ts'
 import type { LogWriter } from './log-fence.ts'
-
-/** The KV key of an entity's state. */
-export function entityItemKey(p: number, type: string, key: string): string {
-  return `e.${p}.${type}.${encodeToken(key)}`
-}
-
-/** Type and key of an entity item key, or undefined for other items. */
-export function parseEntityItemKey(itemKey: string): { type: string; key: string } | undefined {
-  if (!itemKey.startsWith('e.')) return undefined
-  const parts = itemKey.split('.')
-  if (parts.length !== 4) return undefined
-  return { type: parts[2]!, key: decodeToken(parts[3]!) }
-}
+import { entityTypeFilter, isEager, isWriteOnce, itemKey } from '../nats/item-keys.ts'
 
 const CLIENT_DEDUP_RETENTION_MS = 24 * 3600 * 1000
 /**
@@ -65,11 +53,6 @@ class Slots {
   }
 }
 const writeSlots = new WeakMap<object, Slots>()
-
-/** The key of the item holding a partition's recent replies (see `runtime/partition/recent-replies.ts`). */
-export function repliesItemKey(p: number): string {
-  return `rep.${p}`
-}
 
 /**
  * What a snapshot takes from outside this state, at a record boundary: the unconfirmed outbox
@@ -206,7 +189,7 @@ export class SnapshotState {
 
   /** Keys of the entities of `type` in partition `p` that the state bucket holds. */
   async listEntityKeys(p: number, type: string): Promise<string[]> {
-    const keys = await this.storage.listKeys(`e.${p}.${type}.*`)
+    const keys = await this.storage.listKeys(entityTypeFilter(p, type))
     return keys.map((k) => decodeToken(k.slice(k.lastIndexOf('.') + 1)))
   }
 
@@ -267,7 +250,7 @@ export class SnapshotState {
       const results = await Promise.allSettled(items.map(([k, v]) => slots.run(() => this.#writeItem(k, v))))
       const failed = results.find((r) => r.status === 'rejected')
       if (failed !== undefined) throw failed.reason
-      if (extra.replies !== undefined) await this.#writeItem(repliesItemKey(this.storage.p), extra.replies)
+      if (extra.replies !== undefined) await this.#writeItem(itemKey.replies(this.storage.p), extra.replies)
       try {
         this.#checkMayWrite()
         this.#ckptRev = await this.storage.writeCheckpoint(ckpt, this.#ckptRev)
@@ -295,8 +278,8 @@ export class SnapshotState {
     // means the item was never stored: a delete of it is a no-op, a write creates it. History
     // chunks have keys never used before (see instances.ts) and are written once: a write of one
     // creates it (a delete still needs its revision).
-    const eager = key.startsWith('t.') || key.startsWith('a.') || key.startsWith('l.')
-    const created = value !== null && key.startsWith('h.')
+    const eager = isEager(key)
+    const created = value !== null && isWriteOnce(key)
     let rev = this.#revs.get(key)
     if (rev === undefined) rev = eager || created ? 0 : await this.#revisionToReplace(key)
     if (value === null && rev === 0) {

@@ -10,7 +10,8 @@ import { Client, Node, silentLogger } from '../../runtime/index.ts'
 import { connectTo, closeConnection } from '../../runtime/nats/connect.ts'
 import { ensureHub } from '../../runtime/nats/hub.ts'
 import { encode } from '../../runtime/nats/codec.ts'
-import { entityItemKey, SnapshotState } from '../../runtime/partition/snapshot.ts'
+import { SnapshotState } from '../../runtime/partition/snapshot.ts'
+import { itemKey } from '../../runtime/nats/item-keys.ts'
 import { PartitionStorage, isFencingRejection } from '../../runtime/nats/storage.ts'
 import { LogFence } from '../../runtime/partition/log-fence.ts'
 import { WIRE_VERSION, type CommitRecord } from '../../actors/wire/messages.ts'
@@ -111,7 +112,7 @@ describe('a stale record in the log', () => {
     const nc = await connectTo(nats.url, 'forger')
     const hub = await ensureHub(nc, hubName)
     const forged = record(node.partitions.get(0)!.committedN + 1, epoch - 1, 12345, {
-      w: [[entityItemKey(0, 'Counter', 'a'), encode(999)]],
+      w: [[itemKey.entity(0, 'Counter', 'a'), encode(999)]],
     })
     await jetstream(nc).publish(hub.names.log(0), encode(forged))
 
@@ -144,7 +145,7 @@ describe('snapshot writes', () => {
     const nc = await connectTo(nats.url, 'test')
     const hub = await ensureHub(nc, 'snapfence', { partitions: 2 })
     const storage = new PartitionStorage(nc, hub, 1)
-    const key = entityItemKey(1, 'Counter', 'x')
+    const key = itemKey.entity(1, 'Counter', 'x')
     // the stale owner (epoch 3) claims, then commits a write of x it never read
     const stale = new SnapshotState(storage, silentLogger)
     await stale.claim(3, 1)
