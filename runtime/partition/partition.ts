@@ -35,6 +35,7 @@ import { SnapshotState, type CheckpointExtras } from './snapshot.ts'
 import { MailboxReader, type Inbound } from './mailbox.ts'
 import { PartitionStorage, isFencingRejection, type Checkpoint } from '../nats/storage.ts'
 import { TimerSet } from './timers.ts'
+import { DedupState } from './dedup.ts'
 import type { InstanceHandler } from '../instances/instance-model.ts'
 import { EntityHost, type EntityPort } from './entity-host.ts'
 import { LogFence, type LogWriter } from './log-fence.ts'
@@ -111,8 +112,7 @@ export class Partition implements EntityPort {
   readonly #outbox: Outbox
   readonly #snap: SnapshotState
   readonly #timers = new TimerSet()
-  readonly #clients = new Map<string, [q: number, at: number]>()
-  readonly #origins = new Map<number, number>()
+  readonly #dedup = new DedupState()
   readonly #instances: InstanceHandler | undefined
   readonly #entities: EntityHost
   readonly #inbox: MailboxReader
@@ -318,8 +318,7 @@ export class Partition implements EntityPort {
     this.#lastLogSeq = ckpt.logSeq
     this.#local = ckpt.lq
     this.#fence = new LogFence({ e: ckpt.le ?? 0, o: ckpt.lo })
-    for (const [c, q, at] of ckpt.dc) this.#clients.set(c, [q, at])
-    for (const [p, n] of ckpt.dp) this.#origins.set(p, n)
+    this.#dedup.restore(ckpt)
     this.#snap.restore(ckpt)
     for (const [dest, n, msgs] of ckpt.outbox) this.#outbox.enqueue(dest, n, msgs, sizeOf(msgs))
   }
@@ -350,8 +349,7 @@ export class Partition implements EntityPort {
       this.#pos = rec.pos
       this.#local = rec.lq
     }
-    for (const [c, q, at] of rec.dc) this.#clients.set(c, [q, at])
-    for (const [p, n] of rec.dp) this.#origins.set(p, n)
+    this.#dedup.apply(rec)
     for (const [key, value] of rec.w) this.#replayItem(key, value)
     for (const [dest, msgs] of rec.out) this.#outbox.enqueue(dest, rec.n, msgs, sizeOf(msgs))
     this.#snap.committed(rec, seq)
@@ -497,11 +495,9 @@ export class Partition implements EntityPort {
     let idx = this.#pos[0] === seq ? this.#pos[1] : 0
     if ('c' in env) {
       if (idx === 0) {
-        const last = this.#clients.get(env.c)
-        if (last !== undefined && env.q <= last[0]) return this.#advance(seq + 1, 0, budget)
-        const now = Date.now()
-        this.#clients.set(env.c, [env.q, now])
-        this.#open.dc.set(env.c, [env.q, now])
+        const from = { client: env.c, batch: env.q }
+        if (this.#dedup.isDuplicate(from)) return this.#advance(seq + 1, 0, budget)
+        this.#dedup.accept(from, Date.now())
       }
       for (; idx < env.m.length; idx++) {
         if (budget <= 0 || !this.#canProcess()) return this.#advance(seq, idx, budget)
@@ -516,13 +512,13 @@ export class Partition implements EntityPort {
       const end = offset + msgs.length
       if (idx < end) {
         if (idx === offset) {
-          if (n <= (this.#origins.get(env.p) ?? 0)) {
+          const from = { partition: env.p, record: n }
+          if (this.#dedup.isDuplicate(from)) {
             idx = end
             offset = end
             continue
           }
-          this.#origins.set(env.p, n)
-          this.#open.dp.set(env.p, n)
+          this.#dedup.accept(from, Date.now())
         }
         for (; idx < end; idx++) {
           if (budget <= 0 || !this.#canProcess()) return this.#advance(seq, idx, budget)
@@ -820,7 +816,7 @@ export class Partition implements EntityPort {
   #seal(): void {
     const round = this.#open
     round.lq = this.#local.slice()
-    const record = round.toRecord(this.options.epoch)
+    const record = round.toRecord(this.options.epoch, this.#dedup.seal(round.n))
     record.o = this.#writer.o!
     const bytes = encode(record)
     if (bytes.length > this.#recordMax) {
@@ -901,6 +897,7 @@ export class Partition implements EntityPort {
     this.#lastLogSeq = seq
     this.#inflight = null
     this.stats.records++
+    this.#dedup.apply(record)
     this.#snap.committed(record, seq)
     for (const [inbox, reps] of record.rep) this.#sendReplies(inbox, reps)
     for (const [dest, msgs] of record.out) this.#outbox.enqueue(dest, record.n, msgs, sizeOf(msgs))
@@ -945,6 +942,7 @@ export class Partition implements EntityPort {
   /** Checkpoint fields that the snapshot state does not own, captured at a record boundary. */
   #checkpointFields(upToN: number): CheckpointExtras {
     return {
+      dedup: this.#dedup.toCheckpoint(),
       outbox: this.#outbox.pending(upToN),
       replies: encode(this.#recentReplies.entries(this.#recordLimit)),
     }

@@ -10,6 +10,7 @@ import {
   type Reply,
   type ReplyTo,
 } from '../../actors/wire/messages.ts'
+import type { DedupTables } from './dedup.ts'
 
 /**
  * A write whose bytes are produced when the round is sealed: an orchestration instance changed
@@ -32,8 +33,6 @@ export function resolveWrite(value: ItemWrite): Uint8Array | null {
 export class CommitRound {
   /** Item writes, last one wins. */
   readonly writes = new Map<string, ItemWrite>()
-  readonly dc = new Map<string, [number, number]>()
-  readonly dp = new Map<number, number>()
   readonly out = new Map<number, Uint8Array[]>()
   readonly rep = new Map<string, RoundReply[]>()
   /** Callbacks to run once this round is durable. */
@@ -85,16 +84,16 @@ export class CommitRound {
     return `${this.n}-${this.#timers++}`
   }
 
-  /** The commit record of this round. */
-  toRecord(epoch: number): CommitRecord {
+  /** The commit record of this round, with its dedup delta (see dedup.ts). */
+  toRecord(epoch: number, dedup: DedupTables): CommitRecord {
     return {
       v: WIRE_VERSION,
       n: this.n,
       e: epoch,
       pos: this.pos,
       w: [...this.writes].map(([k, v]) => [k, resolveWrite(v)]),
-      dc: [...this.dc].map(([c, [q, at]]) => [c, q, at]),
-      dp: [...this.dp],
+      dc: dedup.dc,
+      dp: dedup.dp,
       out: [...this.out],
       rep: [...this.rep].map(([inbox, replies]) => [inbox, replies.map(resolveReply)]),
       lq: this.lq,

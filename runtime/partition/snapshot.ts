@@ -23,9 +23,9 @@ import {
 import type { Logger } from '../util/logger.ts'
 import { isFencingRejection, type Checkpoint, type PartitionStorage } from '../nats/storage.ts'
 import type { LogWriter } from './log-fence.ts'
+import type { DedupTables } from './dedup.ts'
 import { entityTypeFilter, isEager, isWriteOnce, itemKey } from '../nats/item-keys.ts'
 
-const CLIENT_DEDUP_RETENTION_MS = 24 * 3600 * 1000
 /**
  * Item writes in flight per connection, over all the partitions of a node. The partitions of a
  * node tend to snapshot at the same moment; unbounded, their thousands of writes (and acks) would
@@ -55,10 +55,12 @@ class Slots {
 const writeSlots = new WeakMap<object, Slots>()
 
 /**
- * What a snapshot takes from outside this state, at a record boundary: the unconfirmed outbox
- * (into the checkpoint) and the encoded recent replies (an item written before the checkpoint).
+ * What a snapshot takes from outside this state, at a record boundary: the committed dedup tables
+ * and the unconfirmed outbox (into the checkpoint), and the encoded recent replies (an item written
+ * before the checkpoint).
  */
 export interface CheckpointExtras {
+  dedup: DedupTables
   outbox: Checkpoint['outbox']
   replies?: Uint8Array
 }
@@ -72,8 +74,6 @@ export class SnapshotState {
   #lq: ActorMessage[] = []
   /** Writer of the last committed record: the log's owner at `committedN`. */
   #writer: LogWriter = { e: 0 }
-  readonly #dc = new Map<string, [number, number]>()
-  readonly #dp = new Map<number, number>()
   #committed = new Map<string, Uint8Array | null>()
   #writing = new Map<string, Uint8Array | null>()
   readonly #revs = new Map<string, number>()
@@ -118,8 +118,6 @@ export class SnapshotState {
     this.#pos = ckpt.pos
     this.#lq = ckpt.lq
     this.#writer = { e: ckpt.le ?? 0, o: ckpt.lo }
-    for (const [c, q, at] of ckpt.dc) this.#dc.set(c, [q, at])
-    for (const [p, n] of ckpt.dp) this.#dp.set(p, n)
   }
 
   /** Notes a durable record (committed now, or replayed at recovery) that the log fence accepted. */
@@ -132,8 +130,6 @@ export class SnapshotState {
       this.#pos = rec.pos
       this.#lq = rec.lq
     }
-    for (const [c, q, at] of rec.dc) this.#dc.set(c, [q, at])
-    for (const [p, n] of rec.dp) this.#dp.set(p, n)
     for (const [key, value] of rec.w) this.#committed.set(key, value)
     if (rec.claim) return
     if (this.#recordsSince++ === 0) this.#since = Date.now()
@@ -222,7 +218,7 @@ export class SnapshotState {
   async #take(extraOf: (upToN: number) => CheckpointExtras): Promise<void> {
     this.#writing = this.#committed
     this.#committed = new Map()
-    const now = Date.now()
+    const extra = extraOf(this.committedN)
     const ckpt: Checkpoint = {
       v: WIRE_VERSION,
       e: this.#epoch,
@@ -231,15 +227,11 @@ export class SnapshotState {
       n: this.committedN,
       logSeq: this.#logSeq,
       pos: this.#pos,
-      dc: [...this.#dc]
-        .filter(([, [, at]]) => now - at < CLIENT_DEDUP_RETENTION_MS)
-        .map(([c, [q, at]]) => [c, q, at]),
-      dp: [...this.#dp],
+      dc: extra.dedup.dc,
+      dp: extra.dedup.dp,
       lq: this.#lq,
-      outbox: [],
+      outbox: extra.outbox,
     }
-    const extra = extraOf(this.committedN)
-    ckpt.outbox = extra.outbox
     const records = this.#recordsSince
     this.#recordsSince = 0
     try {

@@ -153,7 +153,7 @@ describe('snapshot writes', () => {
     stale.committed(record(2, 3, 3, { w: [[key, encode(1)]] }), 2)
     // meanwhile a newer owner (epoch 4) wrote x
     await storage.writeItem(key, encode(50), 0, 4)
-    const err = await stale.take(() => ({ outbox: [] })).catch((e: unknown) => e)
+    const err = await stale.take(() => ({ dedup: { dc: [], dp: [] }, outbox: [] })).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(FencedError)
     expect((await storage.readItem(key)).value).toEqual(encode(50))
     await closeConnection(nc)
