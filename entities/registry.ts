@@ -4,6 +4,7 @@
  * not (each partition makes its own with {@link EntityRegistry.instantiate}), so two operations
  * running at once never share an object or its context.
  */
+import { isThenable } from '../actors/thenable.ts'
 import { BadInputError, UnknownEntityError, UnknownOperationError } from '../actors/errors.ts'
 import { Entity, bindContext, type EntityClass, type EntityContext } from './entity.ts'
 import { operationTable, type ArgumentSchema } from './operations.ts'
@@ -136,9 +137,4 @@ function checkTimeout(ms: unknown, what: string): number {
   return ms
 }
 
-/** Whether a value is promise-like. */
-export function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
-  )
-}
+export { isThenable }

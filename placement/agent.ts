@@ -18,6 +18,7 @@
  * is gone, or the lease has passed. Safety never depends on this timing: the epoch fences the
  * commit log, so a stale owner's next append is rejected by JetStream and it stops.
  */
+import { BatchWorker } from '../runtime/util/batch-worker.ts'
 import { hostname } from 'node:os'
 import type { KV, KvWatchEntry } from '@nats-io/kv'
 import type { QueuedIterator } from '@nats-io/nats-core'
@@ -101,8 +102,12 @@ export class PlacementAgent {
   #lastStep = Date.now()
   #leaving = false
   #closed = false
-  #stepping: Promise<void> | null = null
-  #again = false
+  /** Placement steps: a poke while one runs makes another follow (see batch-worker.ts). */
+  readonly #steps = new BatchWorker(() =>
+    this.#step().catch((err: unknown) =>
+      this.options.logger.warn('placement step failed', { error: String(err) }),
+    ),
+  )
   #heartbeat: NodeJS.Timeout | undefined
   #stepTimer: NodeJS.Timeout | undefined
   readonly #started = Date.now()
@@ -270,19 +275,7 @@ export class PlacementAgent {
   /** Runs a placement step soon (heartbeat checks, lease, and a leader pass). */
   poke(): void {
     if (this.#closed || this.#leaving) return
-    if (this.#stepping !== null) {
-      this.#again = true
-      return
-    }
-    this.#stepping = this.#step()
-      .catch((err: unknown) => this.options.logger.warn('placement step failed', { error: String(err) }))
-      .finally(() => {
-        this.#stepping = null
-        if (this.#again) {
-          this.#again = false
-          this.poke()
-        }
-      })
+    this.#steps.kick()
   }
 
   /**
@@ -295,7 +288,8 @@ export class PlacementAgent {
     this.#leaving = true
     clearInterval(this.#heartbeat)
     clearInterval(this.#stepTimer)
-    await this.#stepping
+    this.#steps.stop() // the step under way finishes; no other follows
+    await this.#steps.idle()
     const l = this.#leader
     if (l?.node === this.nodeId) await this.kv.delete('leader', { previousSeq: l.rev }).catch(() => {})
     await this.kv.delete(`node.${this.nodeId}`).catch(() => {})
@@ -307,6 +301,7 @@ export class PlacementAgent {
     this.#leaving = true
     clearInterval(this.#heartbeat)
     clearInterval(this.#stepTimer)
+    this.#steps.stop()
     this.#watch?.stop()
   }
 

@@ -5,11 +5,8 @@
  */
 import { TimeoutError, toErrorInfo, type ErrorInfo } from '../../actors/errors.ts'
 import type { ActivityDefinition } from '../../actors/orchestration/index.ts'
-
-/** Whether a value is a promise (or promise-like). */
-export function isThenable(x: unknown): x is PromiseLike<unknown> {
-  return typeof (x as { then?: unknown } | null)?.then === 'function'
-}
+import { isThenable } from '../../actors/thenable.ts'
+import { Semaphore } from '../util/semaphore.ts'
 
 /** Outcome of one activity run. */
 export type ActivityOutcome = { ok: 1; value: unknown } | { ok: 0; error: ErrorInfo }
@@ -26,8 +23,7 @@ export interface ActivityTask {
 /** Activity definitions by name, with a bounded pool that runs them. */
 export class ActivityPool {
   readonly #defs = new Map<string, ActivityDefinition<any, any>>()
-  readonly #waiting: Array<() => void> = []
-  #running = 0
+  readonly #slots: Semaphore
   /** Activities started (for tests and benchmarks). */
   started = 0
 
@@ -39,6 +35,7 @@ export class ActivityPool {
     readonly defaultTimeoutMs = 5 * 60_000,
   ) {
     for (const def of defs) this.#defs.set(def.name, def)
+    this.#slots = new Semaphore(concurrency)
   }
 
   /** Whether an activity of that name is registered. */
@@ -48,7 +45,7 @@ export class ActivityPool {
 
   /** Activities waiting for a free slot. */
   get backlog(): number {
-    return this.#waiting.length
+    return this.#slots.waiting
   }
 
   /** Runs an activity (waiting for a free slot); never rejects. */
@@ -72,17 +69,17 @@ export class ActivityPool {
         },
       }
     }
-    if (this.#running >= this.concurrency) return this.#queued(def, task)
+    if (!this.#slots.tryAcquire()) return this.#queued(def, task)
     return this.#invoke(def, task)
   }
 
   async #queued(def: ActivityDefinition<any, any>, task: ActivityTask): Promise<ActivityOutcome> {
-    await new Promise<void>((r) => this.#waiting.push(r))
+    await this.#slots.acquire()
     return this.#invoke(def, task)
   }
 
+  /** Runs an activity in a slot already held. */
   #invoke(def: ActivityDefinition<any, any>, task: ActivityTask): ActivityOutcome | Promise<ActivityOutcome> {
-    this.#running++
     this.started++
     let value: unknown
     try {
@@ -132,7 +129,6 @@ export class ActivityPool {
   }
 
   #release(): void {
-    this.#running--
-    this.#waiting.shift()?.()
+    this.#slots.release()
   }
 }

@@ -13,6 +13,7 @@ import { decode, encode } from '../nats/codec.ts'
 import { fastJetStream } from '../nats/fast-js.ts'
 import type { Hub } from '../nats/hub.ts'
 import type { Logger } from '../util/logger.ts'
+import { Semaphore } from '../util/semaphore.ts'
 import { boundOutcome, valueLimits } from '../partition/value-limits.ts'
 
 const CONSUMER = 'workers'
@@ -28,8 +29,7 @@ export interface ResultSender {
 /** The task queue of a hub, seen from one node. */
 export class ActivityWorkers {
   #messages: ConsumerMessages | undefined
-  #running = 0
-  #slot: (() => void) | undefined
+  #slots: Semaphore
   /** Tasks this node offloaded, and tasks it ran for others. */
   offloaded = 0
   ranForOthers = 0
@@ -40,7 +40,9 @@ export class ActivityWorkers {
     readonly pool: ActivityPool,
     readonly client: ResultSender,
     readonly logger: Logger,
-  ) {}
+  ) {
+    this.#slots = new Semaphore(pool.concurrency)
+  }
 
   /** Creates the shared durable consumer if needed and starts consuming. */
   static async start(nc: NatsConnection, hub: Hub, pool: ActivityPool, client: ResultSender, logger: Logger) {
@@ -82,13 +84,8 @@ export class ActivityWorkers {
 
   async #pump(messages: ConsumerMessages): Promise<void> {
     for await (const m of messages) {
-      if (this.#running >= this.pool.concurrency) await new Promise<void>((r) => (this.#slot = r))
-      this.#running++
-      void this.#run(m).finally(() => {
-        this.#running--
-        this.#slot?.()
-        this.#slot = undefined
-      })
+      await this.#slots.acquire()
+      void this.#run(m).finally(() => this.#slots.release())
     }
   }
 

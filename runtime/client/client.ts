@@ -49,7 +49,9 @@ import {
   type Entity,
 } from '../../entities/index.ts'
 import { decode, decodeEnvelope, encode } from '../nats/codec.ts'
-import { fastJetStream, isNoResponders, type FastJetStream } from '../nats/fast-js.ts'
+import { fastJetStream, type FastJetStream } from '../nats/fast-js.ts'
+import { isNoResponders } from '../nats/errors.ts'
+import { retryWithBackoff } from '../util/retry.ts'
 import { openHub, type Hub } from '../nats/hub.ts'
 import { closeConnection, connectTo } from '../nats/connect.ts'
 import { itemKey as itemKeys } from '../nats/item-keys.ts'
@@ -549,22 +551,19 @@ export class Client {
 
   /** @internal Publishes one envelope to partition p, retrying until the deadline. */
   async publishEnvelope(p: number, q: number, bytes: Uint8Array): Promise<void> {
-    const deadline = Date.now() + this.options.publishDeadlineMs
-    let delay = 20
-    for (;;) {
-      try {
+    const seq = await retryWithBackoff(
+      () => {
         this.publishes++
-        const seq = await this.#js.publish(this.hub.names.mailbox(p), bytes, {
-          msgID: `${this.id}.${p}.${q}`,
-        })
-        if (seq > (this.#lastSeq.get(p) ?? 0)) this.#lastSeq.set(p, seq)
-        return
-      } catch (err) {
-        if (Date.now() + delay > deadline || this.nc.isClosed()) throw err
-        await new Promise((r) => setTimeout(r, delay))
-        delay = Math.min(delay * 2, 1000)
-      }
-    }
+        return this.#js.publish(this.hub.names.mailbox(p), bytes, { msgID: `${this.id}.${p}.${q}` })
+      },
+      {
+        firstDelayMs: 20,
+        maxDelayMs: 1000,
+        deadline: Date.now() + this.options.publishDeadlineMs,
+        retryable: () => !this.nc.isClosed(),
+      },
+    )
+    if (seq > (this.#lastSeq.get(p) ?? 0)) this.#lastSeq.set(p, seq)
   }
 
   /** @internal */
@@ -675,35 +674,33 @@ export class Client {
     if (seq !== undefined) query.s = seq
     const bytes = encode(query)
     const deadline = Date.now() + timeoutMs
-    let delay = 25
     let data: Uint8Array
-    for (;;) {
-      try {
-        const left = deadline - Date.now()
-        // the lean path shares one reply subscription; it has one timeout for all requests
-        const msg =
-          left >= this.#js.timeoutMs
-            ? await this.#js.request(this.hub.names.query(p), bytes)
-            : await this.nc.request(this.hub.names.query(p), bytes, { timeout: Math.max(left, 1) })
-        data = msg.data
-        break
-      } catch (err) {
-        const text = String((err as Error).message ?? err)
-        const noOwner = isNoResponders(err)
-        if (noOwner && Date.now() + delay < deadline && !this.nc.isClosed()) {
-          await new Promise((r) => setTimeout(r, delay))
-          delay = Math.min(delay * 2, 500)
-          continue
-        }
-        if (noOwner)
-          throw new PartitionUnavailableError(
-            p,
-            `no node served it for ${timeoutMs} ms (is a node running on this hub?)`,
-          )
-        if (/timeout|no answer/i.test(text))
-          throw new PartitionUnavailableError(p, `its owner did not answer in time`)
-        throw err
-      }
+    try {
+      const msg = await retryWithBackoff(
+        () => {
+          const left = deadline - Date.now()
+          // the lean path shares one reply subscription; it has one timeout for all requests
+          return left >= this.#js.timeoutMs
+            ? this.#js.request(this.hub.names.query(p), bytes)
+            : this.nc.request(this.hub.names.query(p), bytes, { timeout: Math.max(left, 1) })
+        },
+        {
+          firstDelayMs: 25,
+          maxDelayMs: 500,
+          deadline,
+          retryable: (err) => isNoResponders(err) && !this.nc.isClosed(),
+        },
+      )
+      data = msg.data
+    } catch (err) {
+      if (isNoResponders(err))
+        throw new PartitionUnavailableError(
+          p,
+          `no node served it for ${timeoutMs} ms (is a node running on this hub?)`,
+        )
+      if (/timeout|no answer/i.test(String((err as Error).message ?? err)))
+        throw new PartitionUnavailableError(p, `its owner did not answer in time`)
+      throw err
     }
     const answer = decodeEnvelope(data, 'query answer') as unknown as QueryAnswer
     if (answer.ok === 0) throw fromErrorInfo(answer.error)

@@ -38,7 +38,8 @@ import {
   type NewEvent,
   type StepResult,
 } from '../../actors/orchestration/index.ts'
-import { isThenable, type ActivityOutcome, type ActivityTask } from '../activities/pool.ts'
+import type { ActivityOutcome, ActivityTask } from '../activities/pool.ts'
+import { isThenable } from '../../actors/thenable.ts'
 import { DEFER_UNKNOWN_MS } from '../partition/unknown-types.ts'
 import { decode, encode } from '../nats/codec.ts'
 import { CompletionWaits } from './completion-waits.ts'

@@ -34,7 +34,9 @@ import { consoleLogger, type Logger } from '../util/logger.ts'
 import { Partition, type PartitionOptions } from '../partition/partition.ts'
 import { RecentReplies } from '../partition/recent-replies.ts'
 import type { KV } from '@nats-io/kv'
-import { isFencingRejection } from '../nats/storage.ts'
+import { isWrongLastSequence } from '../nats/errors.ts'
+import { BatchWorker } from '../util/batch-worker.ts'
+import { Conditions } from '../util/conditions.ts'
 import { whileConnected } from '../nats/connection-health.ts'
 import { closeConnection, connectTo } from '../nats/connect.ts'
 
@@ -103,8 +105,13 @@ export class Node {
   /** Partition failures on this node (each followed by a restart), and per partition the last one. */
   #failures = 0
   readonly #lastFailure = new Map<number, { at: number; delayMs: number }>()
-  #reconciling = false
-  #again = false
+  /** Brings the running partitions in line with the assignment; a kick while it runs runs it again. */
+  readonly #reconciler = new BatchWorker(() => this.#reconcileOnce(), {
+    onError: (err) => this.options.logger.error('reconciling partitions failed', { error: String(err) }),
+    onIdle: () => this.#waits.check(),
+  })
+  /** Waits on this node's state (joining waits until placement has settled). */
+  readonly #waits = new Conditions()
 
   private constructor(
     readonly nc: NatsConnection,
@@ -310,13 +317,9 @@ export class Node {
       onLeaseLost: () => this.#stopAll(),
       types: this.options.registryNames,
     })
-    const deadline = Date.now() + readyTimeoutMs
-    while (!this.#settled()) {
-      if (Date.now() > deadline) {
-        logger.warn('placement not settled yet; serving what is assigned so far', { node: this.nodeId })
-        return
-      }
-      await new Promise((r) => setTimeout(r, 10))
+    if (!(await this.#waits.until(() => this.#settled(), readyTimeoutMs))) {
+      logger.warn('placement not settled yet; serving what is assigned so far', { node: this.nodeId })
+      return
     }
     // ready: the heartbeat record lists what this node serves from now on
     await this.#agent.heartbeatNow()
@@ -331,48 +334,40 @@ export class Node {
     return true
   }
 
-  /** Brings the running partitions in line with the assignment; never waits for starts or stops. */
+  /** Brings the running partitions in line with the assignment soon (see {@link #reconcileOnce}). */
   #reconcile(): void {
+    this.#reconciler.kick()
+  }
+
+  /** Brings the running partitions in line with the assignment; never waits for starts or stops. */
+  #reconcileOnce(): void {
     const agent = this.#agent
     if (this.#stopped || agent === undefined) return
-    if (this.#reconciling) {
-      this.#again = true
-      return
+    const want = agent.wanted()
+    for (const [p, partition] of this.partitions) {
+      if (want.get(p) !== partition.options.epoch) void this.#handOff(p, partition)
     }
-    this.#reconciling = true
-    try {
-      const want = agent.wanted()
-      for (const [p, partition] of this.partitions) {
-        if (want.get(p) !== partition.options.epoch) void this.#handOff(p, partition)
-      }
-      for (const [p, epoch] of agent.handoffs()) {
-        if (!this.partitions.has(p) && !this.#starting.has(p) && !this.#closing.has(p))
-          void agent.release(p, epoch).catch(() => {})
-      }
-      for (const [p, epoch] of want) {
-        if (this.partitions.has(p) || this.#starting.has(p) || this.#closing.has(p)) continue
-        if ((this.#fenced.get(p) ?? 0) >= epoch) continue
-        this.#starting.add(p)
-        this.#startPartition(p, epoch)
-          .catch((err: unknown) => {
-            if (err instanceof FencedError) this.#fenced.set(p, epoch)
-            else
-              this.options.logger.error('partition start failed; will retry', {
-                p,
-                error: String((err as Error).stack ?? err),
-              })
-          })
-          .finally(() => {
-            this.#starting.delete(p)
-            this.#reconcile() // it may have been moved away meanwhile
-          })
-      }
-    } finally {
-      this.#reconciling = false
+    for (const [p, epoch] of agent.handoffs()) {
+      if (!this.partitions.has(p) && !this.#starting.has(p) && !this.#closing.has(p))
+        void agent.release(p, epoch).catch(() => {})
     }
-    if (this.#again) {
-      this.#again = false
-      this.#reconcile()
+    for (const [p, epoch] of want) {
+      if (this.partitions.has(p) || this.#starting.has(p) || this.#closing.has(p)) continue
+      if ((this.#fenced.get(p) ?? 0) >= epoch) continue
+      this.#starting.add(p)
+      this.#startPartition(p, epoch)
+        .catch((err: unknown) => {
+          if (err instanceof FencedError) this.#fenced.set(p, epoch)
+          else
+            this.options.logger.error('partition start failed; will retry', {
+              p,
+              error: String((err as Error).stack ?? err),
+            })
+        })
+        .finally(() => {
+          this.#starting.delete(p)
+          this.#reconcile() // it may have been moved away meanwhile
+        })
     }
   }
 
@@ -543,7 +538,7 @@ export function assignmentStore(kv: KV): AssignmentStore {
         else await kv.update(`assign.${p}`, encode(value), rev)
         return true
       } catch (err) {
-        if (isFencingRejection(err)) return false
+        if (isWrongLastSequence(err)) return false
         throw err
       }
     },

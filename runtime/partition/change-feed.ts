@@ -9,7 +9,7 @@
  * is decided, so every later record is published again. A new owner starts out publishing.
  */
 import type { NatsConnection } from '@nats-io/transport-node'
-import { isNoResponders } from '../nats/fast-js.ts'
+import { isNoResponders } from '../nats/errors.ts'
 
 const EMPTY = new Uint8Array(0)
 

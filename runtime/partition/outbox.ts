@@ -4,6 +4,7 @@
  * packing every waiting record's messages into one JetStream message. An entry stays until
  * JetStream acknowledges it; the receiver drops re-sent records by their number (dedup state).
  */
+import { retryWithBackoff } from '../util/retry.ts'
 import type { FastJetStream } from '../nats/fast-js.ts'
 import { WIRE_VERSION, type PartitionEnvelope } from '../../actors/wire/messages.ts'
 import { encode } from '../nats/codec.ts'
@@ -60,7 +61,6 @@ export class Outbox {
   async #pump(dest: number): Promise<void> {
     if (this.#sending.has(dest)) return
     this.#sending.add(dest)
-    let delay = 10
     try {
       const queue = this.#queues.get(dest)!
       while (!this.#stopped && queue.length > 0) {
@@ -68,23 +68,33 @@ export class Outbox {
         const env: PartitionEnvelope = { v: WIRE_VERSION, p: this.from, g: groups.map(([n, m]) => [n, m]) }
         const first = groups[0]![0]
         const last = groups[groups.length - 1]![0]
+        const bytes = encode(env)
+        const msgID = `${this.names.hub}.o.${this.from}.${dest}.${first}.${last}`
         try {
-          this.publishes++
-          await this.js.publish(this.names.mailbox(dest), encode(env), {
-            msgID: `${this.names.hub}.o.${this.from}.${dest}.${first}.${last}`,
-          })
-          queue.splice(0, groups.length)
-          delay = 10
-        } catch (err) {
-          if (this.#stopped) return
-          this.logger.warn('partition message send failed; retrying', {
-            from: this.from,
-            to: dest,
-            error: String(err),
-          })
-          await new Promise((r) => setTimeout(r, delay))
-          delay = Math.min(delay * 2, 2000)
+          // the same envelope (and message id) until it is stored: a retry of one that did land
+          // is dropped by the mailbox's duplicate window
+          await retryWithBackoff(
+            async () => {
+              if (this.#stopped) throw new Error('outbox stopped')
+              this.publishes++
+              await this.js.publish(this.names.mailbox(dest), bytes, { msgID })
+            },
+            {
+              firstDelayMs: 10,
+              maxDelayMs: 2000,
+              retryable: () => !this.#stopped,
+              onRetry: (err) =>
+                this.logger.warn('partition message send failed; retrying', {
+                  from: this.from,
+                  to: dest,
+                  error: String(err),
+                }),
+            },
+          )
+        } catch {
+          return // stopped: unsent entries are recovered from storage
         }
+        queue.splice(0, groups.length)
       }
     } finally {
       this.#sending.delete(dest)

@@ -33,9 +33,12 @@ import { RecentReplies, type RepliesEntry } from './recent-replies.ts'
 import { ChangeFeed } from './change-feed.ts'
 import { SnapshotState, type CheckpointExtras } from './snapshot.ts'
 import { MailboxReader, type Inbound } from './mailbox.ts'
-import { PartitionStorage, isFencingRejection, type Checkpoint } from '../nats/storage.ts'
+import { PartitionStorage, type Checkpoint } from '../nats/storage.ts'
+import { isWrongLastSequence } from '../nats/errors.ts'
 import { TimerSet } from './timers.ts'
 import { DedupState } from './dedup.ts'
+import { BatchWorker } from '../util/batch-worker.ts'
+import { Conditions } from '../util/conditions.ts'
 import type { InstanceHandler } from '../instances/instance-model.ts'
 import { EntityHost, type EntityPort } from './entity-host.ts'
 import { LogFence, type LogWriter } from './log-fence.ts'
@@ -130,8 +133,6 @@ export class Partition implements EntityPort {
   #queries: PendingQuery[] = []
   readonly #recentReplies: RecentReplies
   readonly #changes: ChangeFeed
-  #running = false
-  #rerun = false
   #stopped = false
   #closing = false
   #querySub: Subscription | undefined
@@ -140,7 +141,14 @@ export class Partition implements EntityPort {
   readonly #recordLimit: number
   /** Largest record the log accepts (`max_payload`, less room for headers). */
   readonly #recordMax: number
-  readonly #runLoop = (): void => void this.#run()
+  /** The loop: a kick while it runs makes it run again (see batch-worker.ts). */
+  readonly #loop = new BatchWorker(() => this.#cycle(), {
+    schedule: runSoon,
+    onError: (err) => this.#fail(err as Error),
+    onIdle: () => this.#waits.check(),
+  })
+  /** Waits on the loop's state (close waits for the last commit). */
+  readonly #waits = new Conditions()
 
   private constructor(
     readonly nc: NatsConnection,
@@ -159,7 +167,7 @@ export class Partition implements EntityPort {
     this.#entities = new EntityHost(this, options.registry, options.cacheSize)
     this.#inbox = new MailboxReader(this.#storage.js, hub.names.mailboxStream, hub.names.mailbox(p), {
       position: () => this.#pos[0],
-      running: () => this.#running,
+      running: () => this.#loop.running,
       lastStored: () => this.#storage.lastMailboxSeq(),
       arrived: () => this.#kick(),
       failed: (err) => this.#fail(err),
@@ -204,8 +212,8 @@ export class Partition implements EntityPort {
     if (this.#stopped || this.#closing) return
     this.#closing = true
     await this.#inbox.close()
-    await this.#until(
-      () => this.#stopped || (this.#inflight === null && !this.#running && this.#open.isEmpty),
+    await this.#waits.until(
+      () => this.#stopped || (this.#inflight === null && !this.#loop.running && this.#open.isEmpty),
     )
     if (snapshot && !this.#stopped) await this.#snap.take(this.#checkpointFields.bind(this)).catch(() => {})
     await this.#snap.idle()
@@ -269,7 +277,7 @@ export class Partition implements EntityPort {
       try {
         seq = await this.#storage.append(encode(claim), claim.n, this.#writer, this.#lastLogSeq)
       } catch (err) {
-        if (!isFencingRejection(err)) throw err
+        if (!isWrongLastSequence(err)) throw err
         continue
       }
       // On a NATS cluster a stale owner's append can land between the tail we read and our claim
@@ -376,32 +384,18 @@ export class Partition implements EntityPort {
 
   /** Schedules a run of the loop. */
   #kick(): void {
-    if (this.#running) {
-      this.#rerun = true
-      return
-    }
-    if (this.#stopped) return
-    this.#running = true
-    runSoon(this.#runLoop)
+    if (!this.#stopped) this.#loop.kick()
   }
 
-  async #run(): Promise<void> {
-    try {
-      do {
-        this.#rerun = false
-        for (;;) {
-          if (this.#stopped) return
-          if (this.#inflight === null && !this.#open.isEmpty) this.#seal()
-          if (!this.#canProcess()) break
-          if (!(await this.#step())) break
-        }
-        if (this.#inflight === null && !this.#open.isEmpty && !this.#stopped) this.#seal()
-      } while (this.#rerun && !this.#stopped)
-    } catch (err) {
-      this.#fail(err as Error)
-    } finally {
-      this.#running = false
+  /** One cycle of the loop: process what waits while a record has room, sealing rounds as it goes. */
+  async #cycle(): Promise<void> {
+    for (;;) {
+      if (this.#stopped) return
+      if (this.#inflight === null && !this.#open.isEmpty) this.#seal()
+      if (!this.#canProcess()) break
+      if (!(await this.#step())) break
     }
+    if (this.#inflight === null && !this.#open.isEmpty && !this.#stopped) this.#seal()
   }
 
   #canProcess(): boolean {
@@ -835,7 +829,7 @@ export class Partition implements EntityPort {
         (seq) => this.#onCommitted(round, record, bytes, seq),
         (err: unknown) => {
           if (err instanceof FencedError) this.#stop('fenced', err)
-          else if (isFencingRejection(err)) {
+          else if (isWrongLastSequence(err)) {
             this.#stop('fenced', new FencedError(this.p, `commit of record ${round.n} rejected by the log`))
           } else this.#fail(err as Error)
         },
@@ -857,7 +851,7 @@ export class Partition implements EntityPort {
       try {
         seq = await this.#storage.append(bytes, n, this.#writer, this.#lastLogSeq)
       } catch (err) {
-        if (!isFencingRejection(err) || attempt >= STALE_RECORD_RETRIES) throw err
+        if (!isWrongLastSequence(err) || attempt >= STALE_RECORD_RETRIES) throw err
         const others = await this.#storage.logAfter(this.#lastLogSeq)
         this.#checkOthers(
           others.map((r) => r.rec),
@@ -933,7 +927,7 @@ export class Partition implements EntityPort {
         this.#kick()
       })
       .catch((err: unknown) => {
-        if (isFencingRejection(err) || err instanceof FencedError) {
+        if (isWrongLastSequence(err) || err instanceof FencedError) {
           this.#stop('fenced', new FencedError(this.p, `snapshot rejected: ${String(err)}`))
         } else this.options.logger.warn('snapshot failed; will retry', { p: this.p, error: String(err) })
       })
@@ -1072,6 +1066,7 @@ export class Partition implements EntityPort {
 
   #shutdown(): void {
     this.#stopped = true
+    this.#loop.stop()
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     clearInterval(this.#snapshotTimer)
     this.#inbox.stop()
@@ -1081,10 +1076,7 @@ export class Partition implements EntityPort {
     // Unanswered queries get no answer from here: another owner may answer them (a stale owner must
     // never answer), else the client's request times out with PartitionUnavailableError.
     this.#queries = []
-  }
-
-  async #until(condition: () => boolean): Promise<void> {
-    while (!condition()) await new Promise((r) => setTimeout(r, 2))
+    this.#waits.check()
   }
 }
 

@@ -21,9 +21,11 @@ import {
   type MailboxPosition,
 } from '../../actors/wire/messages.ts'
 import type { Logger } from '../util/logger.ts'
-import { isFencingRejection, type Checkpoint, type PartitionStorage } from '../nats/storage.ts'
+import { type Checkpoint, type PartitionStorage } from '../nats/storage.ts'
+import { isWrongLastSequence } from '../nats/errors.ts'
 import type { LogWriter } from './log-fence.ts'
 import type { DedupTables } from './dedup.ts'
+import { Semaphore } from '../util/semaphore.ts'
 import { entityTypeFilter, isEager, isWriteOnce, itemKey } from '../nats/item-keys.ts'
 
 /**
@@ -33,26 +35,7 @@ import { entityTypeFilter, isEager, isWriteOnce, itemKey } from '../nats/item-ke
  */
 const WRITE_CONCURRENCY = 64
 
-/** A first-come queue of `limit` slots. */
-class Slots {
-  #free: number
-  readonly #waiting: Array<() => void> = []
-  constructor(limit: number) {
-    this.#free = limit
-  }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) this.#free--
-    else await new Promise<void>((resolve) => this.#waiting.push(resolve))
-    try {
-      return await fn()
-    } finally {
-      const next = this.#waiting.shift()
-      if (next !== undefined) next()
-      else this.#free++
-    }
-  }
-}
-const writeSlots = new WeakMap<object, Slots>()
+const writeSlots = new WeakMap<object, Semaphore>()
 
 /**
  * What a snapshot takes from outside this state, at a record boundary: the committed dedup tables
@@ -106,7 +89,7 @@ export class SnapshotState {
         this.#ckptRev = await this.storage.writeCheckpoint(claimed, rev)
         return { ckpt }
       } catch (err) {
-        if (!isFencingRejection(err)) throw err
+        if (!isWrongLastSequence(err)) throw err
       }
     }
   }
@@ -236,7 +219,7 @@ export class SnapshotState {
     this.#recordsSince = 0
     try {
       let slots = writeSlots.get(this.storage.nc)
-      if (slots === undefined) writeSlots.set(this.storage.nc, (slots = new Slots(WRITE_CONCURRENCY)))
+      if (slots === undefined) writeSlots.set(this.storage.nc, (slots = new Semaphore(WRITE_CONCURRENCY)))
       const items = [...this.#writing]
       // all settle before the outcome counts: no write of this snapshot outlives it
       const results = await Promise.allSettled(items.map(([k, v]) => slots.run(() => this.#writeItem(k, v))))
@@ -247,7 +230,7 @@ export class SnapshotState {
         this.#checkMayWrite()
         this.#ckptRev = await this.storage.writeCheckpoint(ckpt, this.#ckptRev)
       } catch (err) {
-        if (isFencingRejection(err))
+        if (isWrongLastSequence(err))
           throw new FencedError(this.storage.p, 'checkpoint was claimed by a newer owner')
         throw err
       }
@@ -283,7 +266,7 @@ export class SnapshotState {
         this.#revs.set(key, await this.storage.writeItem(key, value, rev, this.#epoch))
         return
       } catch (err) {
-        if (!isFencingRejection(err) || attempt > 5) throw err
+        if (!isWrongLastSequence(err) || attempt > 5) throw err
       }
       // Someone else wrote the item: a newer owner (we stop), or a stale one (we overwrite it).
       // A newer owner claims the checkpoint before it writes any item, so a changed checkpoint

@@ -12,7 +12,8 @@ import { ensureHub } from '../../runtime/nats/hub.ts'
 import { encode } from '../../runtime/nats/codec.ts'
 import { SnapshotState } from '../../runtime/partition/snapshot.ts'
 import { itemKey } from '../../runtime/nats/item-keys.ts'
-import { PartitionStorage, isFencingRejection } from '../../runtime/nats/storage.ts'
+import { PartitionStorage } from '../../runtime/nats/storage.ts'
+import { isWrongLastSequence } from '../../runtime/nats/errors.ts'
 import { LogFence } from '../../runtime/partition/log-fence.ts'
 import { WIRE_VERSION, type CommitRecord } from '../../actors/wire/messages.ts'
 import { FencedError } from '../../actors/errors.ts'
@@ -61,7 +62,7 @@ describe('log appends', () => {
     // the stale owner appends its record 2, still expecting its own record 1 last: on 2.9.10 a
     // reused message id would be answered as a duplicate of B's claim before the sequence check
     const stale = await storage.append(encode(record(2, 1, 1)), 2, a, a1).catch((e: unknown) => e)
-    expect(isFencingRejection(stale), `stale append outcome: ${String(stale)}`).toBe(true)
+    expect(isWrongLastSequence(stale), `stale append outcome: ${String(stale)}`).toBe(true)
     const b3 = await storage.append(encode(record(3, 2, 2)), 3, b, b2)
     expect(b3).toBeGreaterThan(b2)
     expect((await storage.logAfter(0)).map(({ rec }) => [rec.n, rec.e])).toEqual([
@@ -85,7 +86,7 @@ describe('log appends', () => {
     const other = await storage
       .append(encode(record(1, 1, 7, { pos: [5, 0] })), 1, w, 0)
       .catch((e: unknown) => e)
-    expect(isFencingRejection(other), `outcome: ${String(other)}`).toBe(true)
+    expect(isWrongLastSequence(other), `outcome: ${String(other)}`).toBe(true)
     await closeConnection(nc)
   })
 })
