@@ -13,6 +13,9 @@ import type { Logger } from '../util/logger.ts'
 
 type Group = [n: number, msgs: Uint8Array[], bytes: number]
 
+/** How the outbox publishes to a mailbox (the lean JetStream path is one; unit tests use a fake). */
+export type OutboxPublisher = Pick<FastJetStream, 'publish'>
+
 /** Outgoing partition-to-partition messages of one partition. */
 export class Outbox {
   readonly #queues = new Map<number, Group[]>()
@@ -22,7 +25,7 @@ export class Outbox {
   publishes = 0
 
   constructor(
-    readonly js: FastJetStream,
+    readonly js: OutboxPublisher,
     readonly names: HubNames,
     readonly from: number,
     readonly maxPayload: number,

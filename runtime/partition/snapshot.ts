@@ -21,7 +21,7 @@ import {
   type MailboxPosition,
 } from '../../actors/wire/messages.ts'
 import type { Logger } from '../util/logger.ts'
-import { type Checkpoint, type PartitionStorage } from '../nats/storage.ts'
+import type { Checkpoint, PartitionStorage } from '../nats/storage.ts'
 import { isWrongLastSequence } from '../nats/errors.ts'
 import type { LogWriter } from './log-fence.ts'
 import type { DedupTables } from './dedup.ts'
@@ -36,6 +36,24 @@ import { entityTypeFilter, isEager, isWriteOnce, itemKey } from '../nats/item-ke
 const WRITE_CONCURRENCY = 64
 
 const writeSlots = new WeakMap<object, Semaphore>()
+
+/**
+ * What snapshots need of the state bucket, log and mailbox ({@link PartitionStorage} is one; unit
+ * tests use an in-memory twin). `nc` only identifies the connection: item writes in flight are
+ * bounded per connection.
+ */
+export type SnapshotStore = Pick<
+  PartitionStorage,
+  | 'p'
+  | 'readCheckpoint'
+  | 'writeCheckpoint'
+  | 'readItem'
+  | 'writeItem'
+  | 'listStoredKeys'
+  | 'listKeys'
+  | 'truncateLog'
+  | 'truncateMailbox'
+> & { readonly nc: object }
 
 /**
  * What a snapshot takes from outside this state, at a record boundary: the committed dedup tables
@@ -67,7 +85,7 @@ export class SnapshotState {
   #taking: Promise<void> | null = null
 
   constructor(
-    readonly storage: PartitionStorage,
+    readonly storage: SnapshotStore,
     readonly logger: Logger,
     /** Whether this owner may write now (see `PartitionOptions.mayWrite`). */
     readonly mayWrite: () => boolean = () => true,
