@@ -1,21 +1,14 @@
 /**
  * The client: typed entity proxies (signal, call, scheduled signal), state reads, listing and
- * watch streams. Signals to one partition issued within the same tick travel as one JetStream
- * message; each caller's promise resolves when JetStream has stored its message (durable), and
- * calls resolve with the operation's result once the partition has committed it. The outgoing
- * batching is in client-sender.ts, the entity proxies in client-handles.ts, watch streams in
- * client-watch.ts.
+ * watch streams, and the orchestration API. Signals to one partition issued within the same tick
+ * travel as one JetStream message; each caller's promise resolves when JetStream has stored its
+ * message (durable), and calls resolve with the operation's result once the partition has
+ * committed it. How messages, calls and queries travel is in transport.ts (its outgoing batching
+ * in sender.ts), the entity proxies in handles.ts, watch streams in watch.ts.
  */
-import { createInbox, type NatsConnection, type Subscription } from '@nats-io/transport-node'
+import { createInbox, type NatsConnection } from '@nats-io/transport-node'
 import { Observable } from 'rxjs'
-import {
-  BadInputError,
-  CodecError,
-  IllegalStateError,
-  PartitionUnavailableError,
-  TimeoutError,
-  fromErrorInfo,
-} from '../../actors/errors.ts'
+import { BadInputError, CodecError, TimeoutError } from '../../actors/errors.ts'
 import { checkKey, partitionOf } from '../../actors/ids.ts'
 import type { HistoryEvent, OrchestrationDefinition } from '../../actors/orchestration/index.ts'
 import { randomUUID } from 'node:crypto'
@@ -26,7 +19,6 @@ import {
   type InstanceSummary,
   type InstanceView,
 } from '../instances/instance-model.ts'
-import { targetOf } from '../partition/partition.ts'
 import {
   WIRE_VERSION,
   type ActorMessage,
@@ -37,8 +29,6 @@ import {
   type EntityOp,
   type Query,
   type QueryAnswer,
-  type Reply,
-  type ReplyEnvelope,
 } from '../../actors/wire/messages.ts'
 import {
   entityTypeName,
@@ -48,15 +38,12 @@ import {
   type StateOf,
   type Entity,
 } from '../../entities/index.ts'
-import { decode, decodeEnvelope, encode } from '../nats/codec.ts'
-import { fastJetStream, type FastJetStream } from '../nats/fast-js.ts'
-import { isNoResponders } from '../nats/errors.ts'
-import { retryWithBackoff } from '../util/retry.ts'
+import { decode, encode } from '../nats/codec.ts'
 import { openHub, type Hub } from '../nats/hub.ts'
 import { closeConnection, connectTo } from '../nats/connect.ts'
 import { itemKey as itemKeys } from '../nats/item-keys.ts'
 import { Handle, type EntityHandle } from './handles.ts'
-import { PartitionSender } from './sender.ts'
+import { CallTransport } from './transport.ts'
 import { watchItem } from './watch.ts'
 import {
   decodeContinuation,
@@ -100,34 +87,14 @@ export interface EntityPage {
   continuation?: string
 }
 
-interface PendingCall {
-  resolve(value: unknown): void
-  reject(err: Error): void
-  timer: NodeJS.Timeout
-  /** Partition the call went to, and when it left. */
-  p: number
-  at: number
-}
-
 /** A connection to a hub. */
 export class Client {
-  readonly #senders = new Map<number, PartitionSender>()
-  readonly #calls = new Map<number, PendingCall>()
+  /** How messages, calls and queries travel (see transport.ts). */
+  readonly #transport: CallTransport
   /** Outcomes that came with start replies, until a waitForCompletion takes them. */
   readonly #ended = new Map<string, InstanceView>()
-  /** Mailbox sequence of the last acknowledged publish per partition (for read-your-writes). */
-  readonly #lastSeq = new Map<number, number>()
-  readonly #inbox: string
-  readonly #replySub: Subscription
-  readonly #js: FastJetStream
-  readonly #maxPayload: number
-  #rid = 0
-  #closed = false
-  #reaskTimer: NodeJS.Timeout | undefined
   /** Catch-up reads of the active watches, run after a reconnect. */
   readonly #watches = new Set<() => void>()
-  /** JetStream publishes made (for benchmarks: signals per publish). */
-  publishes = 0
 
   private constructor(
     readonly nc: NatsConnection,
@@ -135,14 +102,7 @@ export class Client {
     readonly id: string,
     readonly options: Required<Omit<ClientOptions, 'servers' | 'hub'>>,
   ) {
-    this.#js = fastJetStream(nc)
-    this.#maxPayload = nc.info?.max_payload ?? 1024 * 1024
-    this.#inbox = createInbox(hub.names.replyInboxPrefix)
-    this.#replySub = nc.subscribe(this.#inbox, {
-      callback: (err, msg) => {
-        if (err === null) this.#onReplies(msg.data)
-      },
-    })
+    this.#transport = new CallTransport(nc, hub, id, options)
     void this.#watchReconnects()
   }
 
@@ -289,16 +249,8 @@ export class Client {
 
   /** Closes the connection; pending calls fail with `IllegalStateError`. */
   async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    clearTimeout(this.#reaskTimer)
-    await Promise.all([...this.#senders.values()].map((s) => s.idle()))
-    for (const [, call] of this.#calls) {
-      clearTimeout(call.timer)
-      call.reject(new IllegalStateError('client closed'))
-    }
-    this.#calls.clear()
-    this.#replySub.unsubscribe()
+    if (this.#transport.closed) return
+    await this.#transport.close()
     await closeConnection(this.nc)
   }
 
@@ -306,15 +258,12 @@ export class Client {
 
   /** @internal Sends any actor message one-way (activity workers return results this way). */
   sendMessage(msg: ActorMessage): Promise<void> {
-    if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
-    return new Promise<void>((resolve, reject) => this.#sender(targetOf(msg)).add({ msg, resolve, reject }))
+    return this.#transport.send(msg)
   }
 
   /** @internal */
   signalOp(msg: EntityOp): Promise<void> {
-    if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
-    if (!Array.isArray(msg.a)) return Promise.reject(new BadInputError('arguments must be an array'))
-    return new Promise<void>((resolve, reject) => this.#sender(msg.key).add({ msg, resolve, reject }))
+    return this.#transport.signal(msg)
   }
 
   /** @internal */
@@ -322,34 +271,48 @@ export class Client {
     return this.#request(msg, () => `call ${msg.t}@${msg.key}.${msg.op}`)
   }
 
-  /** Sends a message that expects a reply after the partition committed it. */
-  #request(
-    msg: ActorMessage & { r?: ReplyTo },
-    what: () => string,
-    timeoutMs = this.options.callTimeoutMs,
-  ): Promise<unknown> {
-    if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
-    const rid = ++this.#rid
-    msg.r = [this.#inbox, rid]
-    return new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#calls.delete(rid)
-        reject(new TimeoutError(`${what()} got no result in ${timeoutMs} ms`))
-      }, timeoutMs)
-      const sender = this.#sender(targetOf(msg))
-      this.#calls.set(rid, { resolve, reject, timer, p: sender.p, at: Date.now() })
-      this.#armReask()
-      sender.add({ msg, rid })
-    })
-  }
-
   /** @internal A call's message could not be sent. */
   failCall(rid: number, err: Error): void {
-    const call = this.#calls.get(rid)
-    if (call === undefined) return
-    this.#calls.delete(rid)
-    clearTimeout(call.timer)
-    call.reject(err)
+    this.#transport.failCall(rid, err)
+  }
+
+  /** @internal Publishes one envelope to partition p, retrying until the deadline. */
+  publishEnvelope(p: number, q: number, bytes: Uint8Array): Promise<void> {
+    return this.#transport.publishEnvelope(p, q, bytes)
+  }
+
+  /** @internal Largest message the server accepts. */
+  get maxPayload(): number {
+    return this.#transport.maxPayload
+  }
+
+  /** JetStream publishes made (for benchmarks: signals per publish). */
+  get publishes(): number {
+    return this.#transport.publishes
+  }
+
+  /** Sends a message that expects a reply after the partition committed it. */
+  #request(msg: ActorMessage & { r?: ReplyTo }, what: () => string, timeoutMs?: number): Promise<unknown> {
+    return this.#transport.request(msg, what, timeoutMs)
+  }
+
+  /** Asks partition p's owner (see {@link CallTransport.query}). */
+  #query(p: number, query: Query, timeoutMs?: number): Promise<Exclude<QueryAnswer, { ok: 0 }>> {
+    return this.#transport.query(p, query, timeoutMs)
+  }
+
+  /**
+   * After a reconnect, every waiting call asks again (its reply may have been dropped meanwhile)
+   * and every watch reads its item again.
+   */
+  async #watchReconnects(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (status.type !== 'reconnect' || this.#transport.closed) continue
+      setTimeout(() => {
+        this.#transport.reaskAll()
+        for (const refresh of this.#watches) refresh()
+      }, 250).unref()
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -539,115 +502,6 @@ export class Client {
     )
   }
 
-  #sender(key: string): PartitionSender {
-    const p = partitionOf(key, this.partitionCount)
-    let sender = this.#senders.get(p)
-    if (sender === undefined) {
-      sender = new PartitionSender(this, p)
-      this.#senders.set(p, sender)
-    }
-    return sender
-  }
-
-  /** @internal Publishes one envelope to partition p, retrying until the deadline. */
-  async publishEnvelope(p: number, q: number, bytes: Uint8Array): Promise<void> {
-    const seq = await retryWithBackoff(
-      () => {
-        this.publishes++
-        return this.#js.publish(this.hub.names.mailbox(p), bytes, { msgID: `${this.id}.${p}.${q}` })
-      },
-      {
-        firstDelayMs: 20,
-        maxDelayMs: 1000,
-        deadline: Date.now() + this.options.publishDeadlineMs,
-        retryable: () => !this.nc.isClosed(),
-      },
-    )
-    if (seq > (this.#lastSeq.get(p) ?? 0)) this.#lastSeq.set(p, seq)
-  }
-
-  /** @internal */
-  get maxPayload(): number {
-    return this.#maxPayload
-  }
-
-  #onReplies(data: Uint8Array): void {
-    let env: ReplyEnvelope
-    try {
-      env = decodeEnvelope(data, 'reply') as unknown as ReplyEnvelope
-    } catch {
-      return
-    }
-    this.#settle(env.r)
-  }
-
-  #settle(replies: Reply[]): void {
-    for (const reply of replies) {
-      const call = this.#calls.get(reply[0])
-      if (call === undefined) continue // a re-sent reply, or one whose call timed out
-      this.#calls.delete(reply[0])
-      clearTimeout(call.timer)
-      if (reply[1] === 1) {
-        try {
-          call.resolve(decode(reply[2], 'call result'))
-        } catch (err) {
-          call.reject(err as CodecError)
-        }
-      } else call.reject(fromErrorInfo(reply[2]))
-    }
-  }
-
-  #armReask(): void {
-    if (this.#reaskTimer !== undefined || this.#closed) return
-    this.#reaskTimer = setTimeout(() => {
-      this.#reaskTimer = undefined
-      void this.#reask(this.options.reaskMs)
-    }, this.options.reaskMs)
-    this.#reaskTimer.unref()
-  }
-
-  /**
-   * Asks again for the replies of calls waiting at least `minAge` ms. Replies leave a partition
-   * over core NATS once committed; one sent while this client was reconnecting is gone, and the
-   * partition keeps what it sent lately to answer this.
-   */
-  async #reask(minAge: number): Promise<void> {
-    const now = Date.now()
-    const byPartition = new Map<number, number[]>()
-    for (const [rid, call] of this.#calls) {
-      if (now - call.at < minAge) continue
-      let rids = byPartition.get(call.p)
-      if (rids === undefined) byPartition.set(call.p, (rids = []))
-      if (rids.length < 4096) rids.push(rid)
-    }
-    await Promise.all(
-      [...byPartition].map(async ([p, rids]) => {
-        try {
-          const query: Query = { v: WIRE_VERSION, k: 'replies', inbox: this.#inbox, rids }
-          const answer = await this.#query(p, query, this.options.reaskMs)
-          if ('replies' in answer) this.#settle(answer.replies)
-        } catch {
-          // no owner now, or no answer: the next round asks again
-        }
-      }),
-    )
-    if (this.#calls.size > 0) this.#armReask()
-  }
-
-  /**
-   * After a reconnect, every waiting call asks again (its reply may have been dropped meanwhile)
-   * and every watch reads its item again.
-   */
-  async #watchReconnects(): Promise<void> {
-    for await (const status of this.nc.status()) {
-      if (status.type !== 'reconnect' || this.#closed) continue
-      setTimeout(() => {
-        void this.#reask(0)
-        for (const refresh of this.#watches) refresh()
-      }, 250).unref()
-    }
-  }
-
   async #readRaw(
     t: string,
     key: string,
@@ -658,52 +512,6 @@ export class Client {
     if (watch) query.w = 1
     const answer = await this.#query(p, query)
     if (!('exists' in answer)) throw new CodecError('unexpected answer to a read')
-    return answer
-  }
-
-  /**
-   * Asks partition p's owner. While no node serves p (a move or take-over in progress, or no node
-   * up yet) the query is retried with backoff until `timeoutMs` has passed; queries only read.
-   */
-  async #query(
-    p: number,
-    query: Query,
-    timeoutMs = this.options.queryTimeoutMs,
-  ): Promise<Exclude<QueryAnswer, { ok: 0 }>> {
-    const seq = this.#lastSeq.get(p)
-    if (seq !== undefined) query.s = seq
-    const bytes = encode(query)
-    const deadline = Date.now() + timeoutMs
-    let data: Uint8Array
-    try {
-      const msg = await retryWithBackoff(
-        () => {
-          const left = deadline - Date.now()
-          // the lean path shares one reply subscription; it has one timeout for all requests
-          return left >= this.#js.timeoutMs
-            ? this.#js.request(this.hub.names.query(p), bytes)
-            : this.nc.request(this.hub.names.query(p), bytes, { timeout: Math.max(left, 1) })
-        },
-        {
-          firstDelayMs: 25,
-          maxDelayMs: 500,
-          deadline,
-          retryable: (err) => isNoResponders(err) && !this.nc.isClosed(),
-        },
-      )
-      data = msg.data
-    } catch (err) {
-      if (isNoResponders(err))
-        throw new PartitionUnavailableError(
-          p,
-          `no node served it for ${timeoutMs} ms (is a node running on this hub?)`,
-        )
-      if (/timeout|no answer/i.test(String((err as Error).message ?? err)))
-        throw new PartitionUnavailableError(p, `its owner did not answer in time`)
-      throw err
-    }
-    const answer = decodeEnvelope(data, 'query answer') as unknown as QueryAnswer
-    if (answer.ok === 0) throw fromErrorInfo(answer.error)
     return answer
   }
 }

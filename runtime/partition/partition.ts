@@ -6,9 +6,9 @@
  * keeps processing while a commit is in flight; the next record carries everything processed
  * meanwhile (group commit), so a busy partition commits hundreds of steps per JetStream publish.
  */
-import type { NatsConnection, Subscription } from '@nats-io/transport-node'
+import type { NatsConnection } from '@nats-io/transport-node'
 import { BadInputError, FencedError, PayloadTooLargeError, toErrorInfo } from '../../actors/errors.ts'
-import { checkTypeName, partitionOf } from '../../actors/ids.ts'
+import { partitionOf } from '../../actors/ids.ts'
 import {
   WIRE_VERSION,
   checkMessage,
@@ -16,20 +16,18 @@ import {
   type CommitRecord,
   type MailboxEnvelope,
   type MailboxPosition,
-  type Query,
-  type QueryAnswer,
   type Reply,
   type ReplyEnvelope,
   type ReplyTo,
   type TimerValue,
 } from '../../actors/wire/messages.ts'
 import type { EntityRegistry } from '../../entities/index.ts'
-import { decode, decodeEnvelope, encode } from '../nats/codec.ts'
+import { decode, encode } from '../nats/codec.ts'
 import type { Hub } from '../nats/hub.ts'
 import type { Logger } from '../util/logger.ts'
 import { Outbox } from './outbox.ts'
 import { CommitRound, resolveWrite, type ItemWrite, type RoundReply } from './round.ts'
-import { RecentReplies, type RepliesEntry } from './recent-replies.ts'
+import { RecentReplies } from './recent-replies.ts'
 import { ChangeFeed } from './change-feed.ts'
 import { SnapshotState, type CheckpointExtras } from './snapshot.ts'
 import { MailboxReader, type Inbound } from './mailbox.ts'
@@ -41,19 +39,15 @@ import { BatchWorker } from '../util/batch-worker.ts'
 import { Conditions } from '../util/conditions.ts'
 import type { InstanceHandler } from '../instances/instance-model.ts'
 import { EntityHost, type EntityPort } from './entity-host.ts'
+import { QueryDesk, type QueryPort } from './queries.ts'
+import { recoverState, type RecoveryPort } from './recovery.ts'
 import { LogFence, type LogWriter } from './log-fence.ts'
 
 /** How often one commit is tried again after stale owners' records slipped into the log. */
 const STALE_RECORD_RETRIES = 5
 import { DEFER_UNKNOWN_MS, knownElsewhere, type TypeDirectory } from './unknown-types.ts'
-import { ItemKind, isDeferredTimer, itemKey, kindOf, partitionFilter } from '../nats/item-keys.ts'
-import {
-  checkQueryPosition,
-  isAnswerSubject,
-  misrouteReason,
-  positionPastEnd,
-  publicAnswer,
-} from './inbound.ts'
+import { ItemKind, isDeferredTimer, itemKey, kindOf } from '../nats/item-keys.ts'
+import { misrouteReason } from './inbound.ts'
 
 /** Settings of a partition (see {@link NodeOptions} for the defaults). */
 export interface PartitionOptions {
@@ -96,11 +90,6 @@ export interface PartitionStats {
   changes: number
 }
 
-interface PendingQuery {
-  query: Query
-  respond(answer: QueryAnswer): void
-}
-
 /** One partition owned by this process. */
 export class Partition implements EntityPort {
   readonly stats: PartitionStats = {
@@ -130,12 +119,11 @@ export class Partition implements EntityPort {
   readonly #writer: LogWriter
   /** Due time of the last deferred message (they get strictly increasing ones: order holds). */
   #lastDeferred = 0
-  #queries: PendingQuery[] = []
+  readonly #queries: QueryDesk
   readonly #recentReplies: RecentReplies
   readonly #changes: ChangeFeed
   #stopped = false
   #closing = false
-  #querySub: Subscription | undefined
   #timer: NodeJS.Timeout | undefined
   #snapshotTimer: NodeJS.Timeout | undefined
   readonly #recordLimit: number
@@ -174,6 +162,7 @@ export class Partition implements EntityPort {
     })
     this.#instances = options.instances?.(this)
     this.#recentReplies = options.recentReplies ?? new RecentReplies()
+    this.#queries = new QueryDesk(this.#queryPort())
     this.#changes = new ChangeFeed(nc, hub.names.changes(p))
   }
 
@@ -233,62 +222,7 @@ export class Partition implements EntityPort {
 
   async #recover(): Promise<void> {
     const { epoch, logger } = this.options
-    const { ckpt } = await this.#snap.claim(epoch, this.p)
-    if (ckpt !== null) this.#restoreCheckpoint(ckpt)
-    // replies the previous owner sent lately (its records may be below the checkpoint now)
-    const kept = await this.#snap.read(itemKey.replies(this.p))
-    if (kept !== null) {
-      try {
-        this.#recentReplies.restore(decode(kept, 'recent replies') as RepliesEntry[])
-      } catch (err) {
-        logger.warn('recent replies not restored', { p: this.p, error: String(err) })
-      }
-    }
-    for (const kind of [ItemKind.Timer, ItemKind.Lock, ItemKind.Activity]) {
-      for (const [key, value] of await this.#snap.loadItems(partitionFilter(kind, this.p)))
-        this.#replayItem(key, value)
-    }
-    const replies: Array<[string, Reply[]]> = []
-    const replayLogged = (rec: CommitRecord, seq: number): void => {
-      if (rec.e > epoch) throw new FencedError(this.p, `log has epoch ${rec.e}, ours is ${epoch}`)
-      if (!this.#replayIfOwned(rec, seq)) return
-      for (const r of rec.rep) replies.push(r)
-    }
-    // Replay the log tail, then append a claim record fenced on the tail; if someone appended in
-    // between (a stale owner finishing a commit), replay that too and try again.
-    for (;;) {
-      const tail = await this.#storage.lastLogSeq()
-      await this.#storage.readLog(this.#lastLogSeq, tail, replayLogged)
-      const claim: CommitRecord = {
-        v: WIRE_VERSION,
-        n: this.#snap.committedN + 1,
-        e: epoch,
-        o: this.#writer.o!,
-        claim: 1,
-        pos: this.#pos,
-        w: [],
-        dc: [],
-        dp: [],
-        out: [],
-        rep: [],
-        lq: this.#local,
-      }
-      let seq: number
-      try {
-        seq = await this.#storage.append(encode(claim), claim.n, this.#writer, this.#lastLogSeq)
-      } catch (err) {
-        if (!isWrongLastSequence(err)) throw err
-        continue
-      }
-      // On a NATS cluster a stale owner's append can land between the tail we read and our claim
-      // (the leader checks the expected sequence before proposing): it came first, so it counts.
-      for (const { seq: s, rec } of await this.#storage.logAfter(this.#lastLogSeq, seq)) {
-        if (s !== seq) replayLogged(rec, s)
-      }
-      this.#fence.accept(claim)
-      this.#replay(claim, seq)
-      break
-    }
+    const replies = await recoverState(this.#recoveryPort())
     this.#open = new CommitRound(this.#snap.committedN + 1, this.#pos)
     logger.info('partition recovered', {
       p: this.p,
@@ -300,25 +234,36 @@ export class Partition implements EntityPort {
     // Effects of replayed records may not have left before the crash: send them again. Receivers
     // drop what they already have (partitions by record number, clients by request id).
     for (const [inbox, reps] of replies) this.#sendReplies(inbox, reps)
-    this.#querySub = this.nc.subscribe(this.hub.names.query(this.p), {
-      callback: (err, msg) => {
-        if (err) return
-        if (!isAnswerSubject(msg.reply)) {
-          this.options.logger.warn('query reply subject is not an inbox; not answered', {
-            p: this.p,
-            reply: msg.reply,
-          })
-          return
-        }
-        this.#onQuery(msg.data, (answer) => msg.respond(encode(publicAnswer(answer))))
-      },
-    })
+    this.#queries.listen(this.nc, this.hub.names.query(this.p))
     this.#instances?.recovered()
     await this.#inbox.start(this.#pos[0])
     this.#snapshotTimer = setInterval(() => this.#maybeSnapshot(), this.options.snapshotIntervalMs)
     this.#snapshotTimer.unref()
     this.#armTimer()
     this.#kick()
+  }
+
+  /** How recovery reads this partition's storage and applies what it reads (see recovery.ts). */
+  #recoveryPort(): RecoveryPort {
+    return {
+      p: this.p,
+      epoch: this.options.epoch,
+      writer: this.#writer,
+      logger: this.options.logger,
+      snap: this.#snap,
+      storage: this.#storage,
+      lastLogSeq: () => this.#lastLogSeq,
+      position: () => this.#pos,
+      local: () => this.#local,
+      restoreCheckpoint: (ckpt) => this.#restoreCheckpoint(ckpt),
+      restoreReplies: (entries) => this.#recentReplies.restore(entries),
+      replayItem: (key, value) => this.#replayItem(key, value),
+      replayIfOwned: (rec, seq) => this.#replayIfOwned(rec, seq),
+      claimed: (claim, seq) => {
+        this.#fence.accept(claim)
+        this.#replay(claim, seq)
+      },
+    }
   }
 
   #restoreCheckpoint(ckpt: Checkpoint): void {
@@ -408,16 +353,8 @@ export class Partition implements EntityPort {
 
   /** Processes one slice of waiting work; false when there was none. */
   async #step(): Promise<boolean> {
-    let progressed = false
-    if (this.#queries.length > 0) {
-      // A query waits until the partition has processed the asker's last publish (read-your-writes).
-      const ready = this.#queries.filter((q) => (q.query.s ?? 0) < this.#pos[0])
-      if (ready.length > 0) {
-        this.#queries = this.#queries.filter((q) => (q.query.s ?? 0) >= this.#pos[0])
-        for (const q of ready) await this.#answer(q)
-        progressed = true
-      }
-    }
+    // A query waits until the partition has processed the asker's last publish (read-your-writes).
+    let progressed = await this.#queries.answerReady()
     const now = Date.now()
     for (const [key, [, msg]] of this.#timers.due(now)) {
       if (!this.#canProcess()) return true
@@ -961,69 +898,25 @@ export class Partition implements EntityPort {
     }
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // Queries (answered in loop order, released once the state they saw is committed)
-
-  #onQuery(data: Uint8Array, respond: (answer: QueryAnswer) => void): void {
-    let query: Query
-    try {
-      query = decodeEnvelope(data, 'query') as unknown as Query
-      const kind: unknown = query.k
-      if (kind === 'replies') {
-        // replies already sent were committed: answer at once, outside loop order
-        const { inbox, rids } = query as Extract<Query, { k: 'replies' }>
-        if (typeof inbox !== 'string' || !Array.isArray(rids))
-          throw new BadInputError('malformed replies query')
-        respond({ v: WIRE_VERSION, ok: 1, replies: this.#recentReplies.find(inbox, rids, this.#recordLimit) })
-        return
-      }
-      if (!['read', 'list', 'status', 'instances', 'lock'].includes(kind as string)) {
-        throw new BadInputError(`unknown query kind ${String(kind)}`)
-      }
-      if ('w' in query && query.w === 1) this.#changes.watcherJoined()
-      if (query.k === 'read' || query.k === 'list' || query.k === 'lock') checkTypeName(query.t)
-      else if (this.#instances === undefined) throw new BadInputError('this hub runs no orchestrations')
-      const s = checkQueryPosition(query.s)
-      if (s >= this.#pos[0] && s > this.#inbox.lastSeen) {
-        void this.#admitQueryPast(s, { query, respond })
-        return
-      }
-    } catch (err) {
-      respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
-      return
-    }
-    this.#queries.push({ query, respond })
-    this.#kick()
-  }
-
-  /**
-   * A query waits for mailbox position `s`, which this partition has not received yet: admit it if
-   * `s` is stored on the mailbox (it arrives soon), else answer at once that it never will.
-   */
-  async #admitQueryPast(s: number, pending: PendingQuery): Promise<void> {
-    let last: number
-    try {
-      last = await this.#storage.lastMailboxSeq()
-    } catch {
-      last = s // cannot tell: wait, as for any other query
-    }
-    if (this.#stopped) return
-    if (s > last) {
-      pending.respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(positionPastEnd(s, this.p, last)) })
-      return
-    }
-    this.#queries.push(pending)
-    this.#kick()
-  }
-
-  async #answer({ query, respond }: PendingQuery): Promise<void> {
-    try {
-      if (query.k === 'read') await this.#entities.read(query, respond)
-      else if (query.k === 'list') this.#entities.list(query, respond)
-      else if (query.k === 'lock') this.#entities.lockHolder(query, respond)
-      else await this.#instances!.answer(query, respond)
-    } catch (err) {
-      respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
+  /** How the query desk reads and acts on this partition (see queries.ts). */
+  #queryPort(): QueryPort {
+    return {
+      p: this.p,
+      logger: this.options.logger,
+      stopped: () => this.#stopped,
+      runsInstances: this.#instances !== undefined,
+      position: () => this.#pos[0],
+      lastSeen: () => this.#inbox.lastSeen,
+      lastStored: () => this.#storage.lastMailboxSeq(),
+      recentReplies: (inbox, rids) => this.#recentReplies.find(inbox, rids, this.#recordLimit),
+      watcherJoined: () => this.#changes.watcherJoined(),
+      kick: () => this.#kick(),
+      answer: (query, respond) => {
+        if (query.k === 'read') return this.#entities.read(query, respond)
+        if (query.k === 'list') return this.#entities.list(query, respond)
+        if (query.k === 'lock') return this.#entities.lockHolder(query, respond)
+        return this.#instances!.answer(query, respond)
+      },
     }
   }
 
@@ -1072,10 +965,7 @@ export class Partition implements EntityPort {
     this.#inbox.stop()
     this.#outbox.stop()
     this.#instances?.close()
-    this.#querySub?.unsubscribe()
-    // Unanswered queries get no answer from here: another owner may answer them (a stale owner must
-    // never answer), else the client's request times out with PartitionUnavailableError.
-    this.#queries = []
+    this.#queries.close()
     this.#waits.check()
   }
 }
