@@ -41,10 +41,9 @@ import type { InstanceHandler } from '../instances/instance-model.ts'
 import { EntityHost, type EntityPort } from './entity-host.ts'
 import { QueryDesk, type QueryPort } from './queries.ts'
 import { recoverState, type RecoveryPort } from './recovery.ts'
-import { LogFence, type LogWriter } from './log-fence.ts'
+import type { LogWriter } from './log-fence.ts'
+import { CommitLog } from './commit-log.ts'
 
-/** How often one commit is tried again after stale owners' records slipped into the log. */
-const STALE_RECORD_RETRIES = 5
 import { DEFER_UNKNOWN_MS, knownElsewhere, type TypeDirectory } from './unknown-types.ts'
 import { ItemKind, isDeferredTimer, itemKey, kindOf } from '../nats/item-keys.ts'
 import { misrouteReason } from './inbound.ts'
@@ -112,11 +111,10 @@ export class Partition implements EntityPort {
   #pos: MailboxPosition = [1, 0]
   #open: CommitRound
   #inflight: CommitRound | null = null
-  #lastLogSeq = 0
-  /** Who owns the log as far as it has been read (see log-fence.ts). */
-  #fence = new LogFence()
   /** This instance's writer identity: its epoch and a random token. */
   readonly #writer: LogWriter
+  /** The commit log as far as it has been read or written (see commit-log.ts). */
+  readonly #log: CommitLog
   /** Due time of the last deferred message (they get strictly increasing ones: order holds). */
   #lastDeferred = 0
   readonly #queries: QueryDesk
@@ -146,6 +144,7 @@ export class Partition implements EntityPort {
   ) {
     this.#storage = new PartitionStorage(nc, hub, p)
     this.#writer = { e: options.epoch, o: Math.floor(Math.random() * 0xffffffff) }
+    this.#log = new CommitLog(this.#storage, p, this.#writer, options.logger)
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024
     this.#recordLimit = Math.floor(maxPayload / 2) - 4096
     this.#recordMax = maxPayload - 4096
@@ -252,7 +251,7 @@ export class Partition implements EntityPort {
       logger: this.options.logger,
       snap: this.#snap,
       storage: this.#storage,
-      lastLogSeq: () => this.#lastLogSeq,
+      lastLogSeq: () => this.#log.lastSeq,
       position: () => this.#pos,
       local: () => this.#local,
       restoreCheckpoint: (ckpt) => this.#restoreCheckpoint(ckpt),
@@ -260,17 +259,16 @@ export class Partition implements EntityPort {
       replayItem: (key, value) => this.#replayItem(key, value),
       replayIfOwned: (rec, seq) => this.#replayIfOwned(rec, seq),
       claimed: (claim, seq) => {
-        this.#fence.accept(claim)
-        this.#replay(claim, seq)
+        this.#log.admit(claim, seq)
+        this.#replay(claim)
       },
     }
   }
 
   #restoreCheckpoint(ckpt: Checkpoint): void {
     this.#pos = ckpt.pos
-    this.#lastLogSeq = ckpt.logSeq
     this.#local = ckpt.lq
-    this.#fence = new LogFence({ e: ckpt.le ?? 0, o: ckpt.lo })
+    this.#log.restore(ckpt.logSeq, { e: ckpt.le ?? 0, o: ckpt.lo })
     this.#dedup.restore(ckpt)
     this.#snap.restore(ckpt)
     for (const [dest, n, msgs] of ckpt.outbox) this.#outbox.enqueue(dest, n, msgs, sizeOf(msgs))
@@ -281,22 +279,14 @@ export class Partition implements EntityPort {
    * a stale owner's record is passed over. Returns whether it was applied.
    */
   #replayIfOwned(rec: CommitRecord, seq: number): boolean {
-    if (this.#fence.accept(rec)) {
-      this.#replay(rec, seq)
-      return true
-    }
-    this.#lastLogSeq = seq
-    this.options.logger.warn("ignoring a stale owner's record in the log", {
-      p: this.p,
-      n: rec.n,
-      epoch: rec.e,
-    })
-    return false
+    if (!this.#log.admit(rec, seq)) return false
+    this.#replay(rec)
+    return true
   }
 
   /** Applies a committed record to the state (at recovery, and for claims). */
-  #replay(rec: CommitRecord, seq: number): void {
-    this.#lastLogSeq = seq
+  #replay(rec: CommitRecord): void {
+    const seq = this.#log.lastSeq
     if (!rec.claim) {
       // a claim only marks the new owner: on a NATS cluster records can land just before it
       this.#pos = rec.pos
@@ -761,7 +751,8 @@ export class Partition implements EntityPort {
     }
     this.#inflight = round
     this.#open = new CommitRound(round.n + 1, this.#pos)
-    this.#commit(round.n, bytes)
+    this.#log
+      .append(round.n, bytes)
       .then(
         (seq) => this.#onCommitted(round, record, bytes, seq),
         (err: unknown) => {
@@ -774,58 +765,9 @@ export class Partition implements EntityPort {
       .catch((err: unknown) => this.#fail(err as Error))
   }
 
-  /**
-   * Appends record `n` right after our last one and resolves with its sequence once it is known to
-   * count: JetStream's check of the expected sequence is authoritative on one server; on a
-   * replicated hub the records between our last one and this one are read back from the leader,
-   * since a stale owner's append may have slipped past the leader's check. A newer owner's record
-   * there (or after our last one, when the append is rejected) means we are fenced; a stale
-   * owner's record is ignored by everyone's replay, so we go on after it.
-   */
-  async #commit(n: number, bytes: Uint8Array): Promise<number> {
-    for (let attempt = 0; ; attempt++) {
-      let seq: number
-      try {
-        seq = await this.#storage.append(bytes, n, this.#writer, this.#lastLogSeq)
-      } catch (err) {
-        if (!isWrongLastSequence(err) || attempt >= STALE_RECORD_RETRIES) throw err
-        const others = await this.#storage.logAfter(this.#lastLogSeq)
-        this.#checkOthers(
-          others.map((r) => r.rec),
-          n,
-        )
-        if (others.length === 0) throw err
-        this.#lastLogSeq = others[others.length - 1]!.seq
-        continue
-      }
-      if (this.#storage.replicated) {
-        const logged = await this.#storage.logAfter(this.#lastLogSeq, seq)
-        this.#checkOthers(
-          logged.filter((r) => r.seq !== seq).map((r) => r.rec),
-          n,
-        )
-      }
-      return seq
-    }
-  }
-
-  /** Throws {@link FencedError} if any of `records`, found after our last record, is a newer owner's. */
-  #checkOthers(records: CommitRecord[], n: number): void {
-    for (const rec of records) {
-      if (this.#fence.counts(rec)) {
-        throw new FencedError(this.p, `record ${n}: the log has a record of epoch ${rec.e} after ours`)
-      }
-      this.options.logger.warn("a stale owner's record slipped into the log; it does not count", {
-        p: this.p,
-        n: rec.n,
-        epoch: rec.e,
-      })
-    }
-  }
-
   #onCommitted(round: CommitRound, record: CommitRecord, bytes: Uint8Array, seq: number): void {
     if (this.#stopped) return
-    this.#lastLogSeq = seq
+    this.#log.appended(seq)
     this.#inflight = null
     this.stats.records++
     this.#dedup.apply(record)
