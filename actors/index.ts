@@ -52,3 +52,4 @@ export {
   type ReplyTo,
   type TimerValue,
 } from './wire/index.ts'
+export { isThenable } from './thenable.ts'

@@ -4,7 +4,7 @@
  * not (each partition makes its own with {@link EntityRegistry.instantiate}), so two operations
  * running at once never share an object or its context.
  */
-import { BadInputError, UnknownEntityError, UnknownOperationError } from '../actors/index.ts'
+import { BadInputError, UnknownEntityError, UnknownOperationError, isThenable } from '../actors/index.ts'
 import { Entity, bindContext, type EntityClass, type EntityContext } from './entity.ts'
 import { operationTable, type ArgumentSchema } from './operations.ts'
 
@@ -136,9 +136,4 @@ function checkTimeout(ms: unknown, what: string): number {
   return ms
 }
 
-/** Whether a value is promise-like. */
-export function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
-  )
-}
+export { isThenable }

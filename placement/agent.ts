@@ -21,6 +21,7 @@
 import { BadInputError } from '../actors/index.ts'
 import { decode, encode, type KV, type KvWatchEntry, type QueuedIterator } from '../runtime/nats/index.ts'
 import type { Logger } from '../runtime/util/index.ts'
+import { BatchWorker } from '../runtime/util/index.ts'
 import { balance } from './policy.ts'
 import { eligibleNodes, HubTypes } from './registry.ts'
 
@@ -100,8 +101,12 @@ export class PlacementAgent {
   #lastStep = Date.now()
   #leaving = false
   #closed = false
-  #stepping: Promise<void> | null = null
-  #again = false
+  /** Placement steps: a poke while one runs makes another follow (see batch-worker.ts). */
+  readonly #steps = new BatchWorker(() =>
+    this.#step().catch((err: unknown) =>
+      this.options.logger.warn('placement step failed', { error: String(err) }),
+    ),
+  )
   #heartbeat: NodeJS.Timeout | undefined
   #stepTimer: NodeJS.Timeout | undefined
   readonly #started = Date.now()
@@ -269,19 +274,7 @@ export class PlacementAgent {
   /** Runs a placement step soon (heartbeat checks, lease, and a leader pass). */
   poke(): void {
     if (this.#closed || this.#leaving) return
-    if (this.#stepping !== null) {
-      this.#again = true
-      return
-    }
-    this.#stepping = this.#step()
-      .catch((err: unknown) => this.options.logger.warn('placement step failed', { error: String(err) }))
-      .finally(() => {
-        this.#stepping = null
-        if (this.#again) {
-          this.#again = false
-          this.poke()
-        }
-      })
+    this.#steps.kick()
   }
 
   /**
@@ -294,7 +287,8 @@ export class PlacementAgent {
     this.#leaving = true
     clearInterval(this.#heartbeat)
     clearInterval(this.#stepTimer)
-    await this.#stepping
+    this.#steps.stop() // the step under way finishes; no other follows
+    await this.#steps.idle()
     const l = this.#leader
     if (l?.node === this.nodeId) await this.kv.delete('leader', { previousSeq: l.rev }).catch(() => {})
     await this.kv.delete(`node.${this.nodeId}`).catch(() => {})
@@ -306,6 +300,7 @@ export class PlacementAgent {
     this.#leaving = true
     clearInterval(this.#heartbeat)
     clearInterval(this.#stepTimer)
+    this.#steps.stop()
     this.#watch?.stop()
   }
 

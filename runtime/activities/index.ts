@@ -4,5 +4,5 @@
  * send results back through a port. May import runtime/partition/ (value limits),
  * runtime/nats/, runtime/util/ and actors/.
  */
-export { ActivityPool, isThenable } from './pool.ts'
+export { ActivityPool } from './pool.ts'
 export { ActivityWorkers, type ResultSender } from './workers.ts'

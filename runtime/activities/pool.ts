@@ -3,23 +3,19 @@
  * error descriptions. Activities run at least once (they are re-run after a crash); their results
  * are applied once by the orchestration that scheduled them.
  */
-import { TimeoutError, toErrorInfo } from '../../actors/index.ts'
+import { TimeoutError, toErrorInfo, isThenable } from '../../actors/index.ts'
 import type { ActivityDefinition } from '../../actors/orchestration/index.ts'
 import type { ActivityOutcome, ActivityTask } from '../../actors/wire/index.ts'
 import { valueOf } from '../nats/index.ts'
 
-/** Whether a value is a promise (or promise-like). */
-export function isThenable(x: unknown): x is PromiseLike<unknown> {
-  return typeof (x as { then?: unknown } | null)?.then === 'function'
-}
+import { Semaphore } from '../util/index.ts'
 
 export type { ActivityOutcome, ActivityTask }
 
 /** Activity definitions by name, with a bounded pool that runs them. */
 export class ActivityPool {
   readonly #defs = new Map<string, ActivityDefinition<any, any>>()
-  readonly #waiting: Array<() => void> = []
-  #running = 0
+  readonly #slots: Semaphore
   /** Activities started (for tests and benchmarks). */
   started = 0
 
@@ -31,6 +27,7 @@ export class ActivityPool {
     readonly defaultTimeoutMs = 5 * 60_000,
   ) {
     for (const def of defs) this.#defs.set(def.name, def)
+    this.#slots = new Semaphore(concurrency)
   }
 
   /** Whether an activity of that name is registered. */
@@ -40,7 +37,7 @@ export class ActivityPool {
 
   /** Activities waiting for a free slot. */
   get backlog(): number {
-    return this.#waiting.length
+    return this.#slots.waiting
   }
 
   /** Runs an activity (waiting for a free slot); never rejects. */
@@ -64,17 +61,17 @@ export class ActivityPool {
         },
       }
     }
-    if (this.#running >= this.concurrency) return this.#queued(def, task)
+    if (!this.#slots.tryAcquire()) return this.#queued(def, task)
     return this.#invoke(def, task)
   }
 
   async #queued(def: ActivityDefinition<any, any>, task: ActivityTask): Promise<ActivityOutcome> {
-    await new Promise<void>((r) => this.#waiting.push(r))
+    await this.#slots.acquire()
     return this.#invoke(def, task)
   }
 
+  /** Runs an activity in a slot already held. */
   #invoke(def: ActivityDefinition<any, any>, task: ActivityTask): ActivityOutcome | Promise<ActivityOutcome> {
-    this.#running++
     this.started++
     let value: unknown
     try {
@@ -125,7 +122,6 @@ export class ActivityPool {
   }
 
   #release(): void {
-    this.#running--
-    this.#waiting.shift()?.()
+    this.#slots.release()
   }
 }

@@ -20,7 +20,7 @@ import {
   isUnloaded,
   type BlobStore,
 } from '../nats/index.ts'
-import type { Logger } from '../util/index.ts'
+import { type Logger, Semaphore } from '../util/index.ts'
 import { boundOutcome, sizeOf, valueLimits } from '../partition/index.ts'
 
 const CONSUMER = 'workers'
@@ -38,8 +38,7 @@ export interface ResultSender {
 /** The task queue of a hub, seen from one node. */
 export class ActivityWorkers {
   #messages: ConsumerMessages | undefined
-  #running = 0
-  #slot: (() => void) | undefined
+  #slots: Semaphore
   /** Tasks this node offloaded, and tasks it ran for others. */
   offloaded = 0
   ranForOthers = 0
@@ -50,7 +49,9 @@ export class ActivityWorkers {
     readonly pool: ActivityPool,
     readonly client: ResultSender,
     readonly logger: Logger,
-  ) {}
+  ) {
+    this.#slots = new Semaphore(pool.concurrency)
+  }
 
   /** Creates the shared durable consumer if needed and starts consuming. */
   static async start(nc: NatsConnection, hub: Hub, pool: ActivityPool, client: ResultSender, logger: Logger) {
@@ -92,13 +93,8 @@ export class ActivityWorkers {
 
   async #pump(messages: ConsumerMessages): Promise<void> {
     for await (const m of messages) {
-      if (this.#running >= this.pool.concurrency) await new Promise<void>((r) => (this.#slot = r))
-      this.#running++
-      void this.#run(m).finally(() => {
-        this.#running--
-        this.#slot?.()
-        this.#slot = undefined
-      })
+      await this.#slots.acquire()
+      void this.#run(m).finally(() => this.#slots.release())
     }
   }
 

@@ -1,22 +1,18 @@
 /**
  * The client: typed entity proxies (signal, call, scheduled signal), state reads, listing and
- * watch streams. Signals to one partition issued within the same tick travel as one JetStream
- * message; each caller's promise resolves when JetStream has stored its message (durable), and
- * calls resolve with the operation's result once the partition has committed it. The outgoing
- * batching is in client-sender.ts, the entity proxies in client-handles.ts, watch streams in
- * client-watch.ts.
+ * watch streams, and the orchestration API. Signals to one partition issued within the same tick
+ * travel as one JetStream message; each caller's promise resolves when JetStream has stored its
+ * message (durable), and calls resolve with the operation's result once the partition has
+ * committed it. How messages, calls and queries travel is in transport.ts (its outgoing batching
+ * in sender.ts), the entity proxies in handles.ts, watch streams in watch.ts.
  */
 import { Observable } from 'rxjs'
 import {
   BadInputError,
   CodecError,
-  IllegalStateError,
-  PartitionUnavailableError,
   TimeoutError,
-  fromErrorInfo,
   checkKey,
   checkTypeName,
-  encodeToken,
   partitionOf,
 } from '../../actors/index.ts'
 import type {
@@ -32,7 +28,6 @@ import {
   type InstanceSummary,
   type InstanceView,
 } from '../instances/index.ts'
-import { targetOf, entityItemKey } from '../partition/index.ts'
 import {
   WIRE_VERSION,
   type ActorMessage,
@@ -42,8 +37,6 @@ import {
   type EntityOp,
   type Query,
   type QueryAnswer,
-  type Reply,
-  type ReplyEnvelope,
 } from '../../actors/wire/index.ts'
 import {
   entityTypeName,
@@ -55,11 +48,7 @@ import {
 } from '../../entities/index.ts'
 import {
   decode,
-  decodeEnvelope,
   encode,
-  fastJetStream,
-  isNoResponders,
-  type FastJetStream,
   openHub,
   type Hub,
   closeConnection,
@@ -68,14 +57,14 @@ import {
   type ConnectionOptions,
   createInbox,
   type NatsConnection,
-  type Subscription,
   BlobStore,
   checkedBlobLimits,
   type BlobLimits,
   isUnloaded,
+  itemKey as itemKeys,
 } from '../nats/index.ts'
 import { Handle, type EntityHandle } from './handles.ts'
-import { PartitionSender } from './sender.ts'
+import { CallTransport } from './transport.ts'
 import { isMissingBlob, loadSummary, loadView, offloadMessage, readAgainIfMissing } from './blobs.ts'
 import { watchItem } from './watch.ts'
 import {
@@ -137,36 +126,16 @@ export interface EntityPage {
   continuation?: string
 }
 
-interface PendingCall {
-  resolve(value: unknown): void
-  reject(err: Error): void
-  timer: NodeJS.Timeout
-  /** Partition the call went to, and when it left. */
-  p: number
-  at: number
-}
-
 /** A connection to a hub. */
 export class Client {
-  readonly #senders = new Map<number, PartitionSender>()
-  readonly #calls = new Map<number, PendingCall>()
+  /** How messages, calls and queries travel (see transport.ts). */
+  readonly #transport: CallTransport
   /** Outcomes that came with start replies, until a waitForCompletion takes them. */
   readonly #ended = new Map<string, InstanceView>()
-  /** Mailbox sequence of the last acknowledged publish per partition (for read-your-writes). */
-  readonly #lastSeq = new Map<number, number>()
-  readonly #inbox: string
-  readonly #replySub: Subscription
-  readonly #js: FastJetStream
-  readonly #maxPayload: number
-  /** @internal Large values by reference (runtime/blobs.ts). */
-  readonly blobs: BlobStore
-  #rid = 0
-  #closed = false
-  #reaskTimer: NodeJS.Timeout | undefined
   /** Catch-up reads of the active watches, run after a reconnect. */
   readonly #watches = new Set<() => void>()
-  /** @internal JetStream publishes made (for benchmarks: signals per publish). */
-  publishes = 0
+  /** @internal Large values by reference (runtime/nats/blobs.ts). */
+  readonly blobs: BlobStore
 
   private constructor(
     /** @internal */ readonly nc: NatsConnection,
@@ -177,15 +146,8 @@ export class Client {
     >,
     limits: BlobLimits,
   ) {
-    this.#js = fastJetStream(nc)
     this.blobs = new BlobStore(nc, hub.jsm, hub.names, limits)
-    this.#maxPayload = nc.info?.max_payload ?? 1024 * 1024
-    this.#inbox = createInbox(hub.names.replyInboxPrefix)
-    this.#replySub = nc.subscribe(this.#inbox, {
-      callback: (err, msg) => {
-        if (err === null) this.#onReplies(msg.data)
-      },
-    })
+    this.#transport = new CallTransport(nc, hub, id, options, this.blobs)
     void this.#watchReconnects()
   }
 
@@ -330,7 +292,7 @@ export class Client {
     const t = entityTypeName(type)
     checkKey(key)
     const p = partitionOf(key, this.partitionCount)
-    const itemKey = entityItemKey(p, t, key)
+    const itemKey = itemKeys.entity(p, t, key)
     return watchItem(
       this.nc,
       this.hub.names.changes(p),
@@ -346,16 +308,8 @@ export class Client {
 
   /** Closes the connection; pending calls fail with `IllegalStateError`. */
   async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    clearTimeout(this.#reaskTimer)
-    await Promise.all([...this.#senders.values()].map((s) => s.idle()))
-    for (const [, call] of this.#calls) {
-      clearTimeout(call.timer)
-      call.reject(new IllegalStateError('client closed'))
-    }
-    this.#calls.clear()
-    this.#replySub.unsubscribe()
+    if (this.#transport.closed) return
+    await this.#transport.close()
     await closeConnection(this.nc)
   }
 
@@ -376,15 +330,12 @@ export class Client {
 
   /** @internal Sends any actor message one-way (activity workers return results this way). */
   sendMessage(msg: ActorMessage): Promise<void> {
-    if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
-    return new Promise<void>((resolve, reject) => this.#sender(targetOf(msg)).add({ msg, resolve, reject }))
+    return this.#transport.send(msg)
   }
 
   /** @internal */
   signalOp(msg: EntityOp): Promise<void> {
-    if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
-    if (!Array.isArray(msg.a)) return Promise.reject(new BadInputError('arguments must be an array'))
-    return new Promise<void>((resolve, reject) => this.#sender(msg.key).add({ msg, resolve, reject }))
+    return this.#transport.signal(msg)
   }
 
   /** @internal */
@@ -392,34 +343,48 @@ export class Client {
     return this.#request(msg, () => `call ${msg.t}@${msg.key}.${msg.op}`)
   }
 
-  /** Sends a message that expects a reply after the partition committed it. */
-  #request(
-    msg: ActorMessage & { r?: ReplyTo },
-    what: () => string,
-    timeoutMs = this.options.callTimeoutMs,
-  ): Promise<unknown> {
-    if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
-    const rid = ++this.#rid
-    msg.r = [this.#inbox, rid]
-    return new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#calls.delete(rid)
-        reject(new TimeoutError(`${what()} got no result in ${timeoutMs} ms`))
-      }, timeoutMs)
-      const sender = this.#sender(targetOf(msg))
-      this.#calls.set(rid, { resolve, reject, timer, p: sender.p, at: Date.now() })
-      this.#armReask()
-      sender.add({ msg, rid })
-    })
-  }
-
   /** @internal A call's message could not be sent. */
   failCall(rid: number, err: Error): void {
-    const call = this.#calls.get(rid)
-    if (call === undefined) return
-    this.#calls.delete(rid)
-    clearTimeout(call.timer)
-    call.reject(err)
+    this.#transport.failCall(rid, err)
+  }
+
+  /** @internal Publishes one envelope to partition p, retrying until the deadline. */
+  publishEnvelope(p: number, q: number, bytes: Uint8Array): Promise<void> {
+    return this.#transport.publishEnvelope(p, q, bytes)
+  }
+
+  /** @internal Largest message the server accepts. */
+  get maxPayload(): number {
+    return this.#transport.maxPayload
+  }
+
+  /** JetStream publishes made (for benchmarks: signals per publish). */
+  get publishes(): number {
+    return this.#transport.publishes
+  }
+
+  /** Sends a message that expects a reply after the partition committed it. */
+  #request(msg: ActorMessage & { r?: ReplyTo }, what: () => string, timeoutMs?: number): Promise<unknown> {
+    return this.#transport.request(msg, what, timeoutMs)
+  }
+
+  /** Asks partition p's owner (see {@link CallTransport.query}). */
+  #query(p: number, query: Query, timeoutMs?: number): Promise<Exclude<QueryAnswer, { ok: 0 }>> {
+    return this.#transport.query(p, query, timeoutMs)
+  }
+
+  /**
+   * After a reconnect, every waiting call asks again (its reply may have been dropped meanwhile)
+   * and every watch reads its item again.
+   */
+  async #watchReconnects(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (status.type !== 'reconnect' || this.#transport.closed) continue
+      setTimeout(() => {
+        this.#transport.reaskAll()
+        for (const refresh of this.#watches) refresh()
+      }, 250).unref()
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -638,7 +603,7 @@ export class Client {
       this.nc,
       this.hub.names.changes(p),
       this.#watches,
-      `o.${p}.${encodeToken(instanceId)}`,
+      itemKeys.instance(p, instanceId),
       async () => {
         const answer = await this.#query(p, { v: WIRE_VERSION, k: 'status', i: instanceId, w: 1 })
         if (!('instance' in answer)) throw new CodecError('unexpected answer to a status query')
@@ -654,120 +619,6 @@ export class Client {
     )
   }
 
-  #sender(key: string): PartitionSender {
-    const p = partitionOf(key, this.partitionCount)
-    let sender = this.#senders.get(p)
-    if (sender === undefined) {
-      sender = new PartitionSender(this, p)
-      this.#senders.set(p, sender)
-    }
-    return sender
-  }
-
-  /** @internal Publishes one envelope to partition p, retrying until the deadline. */
-  async publishEnvelope(p: number, q: number, bytes: Uint8Array): Promise<void> {
-    const deadline = Date.now() + this.options.publishDeadlineMs
-    let delay = 20
-    for (;;) {
-      try {
-        this.publishes++
-        const seq = await this.#js.publish(this.hub.names.mailbox(p), bytes, {
-          msgID: `${this.id}.${p}.${q}`,
-        })
-        if (seq > (this.#lastSeq.get(p) ?? 0)) this.#lastSeq.set(p, seq)
-        return
-      } catch (err) {
-        if (Date.now() + delay > deadline || this.nc.isClosed()) throw err
-        await new Promise((r) => setTimeout(r, delay))
-        delay = Math.min(delay * 2, 1000)
-      }
-    }
-  }
-
-  /** @internal */
-  get maxPayload(): number {
-    return this.#maxPayload
-  }
-
-  #onReplies(data: Uint8Array): void {
-    let env: ReplyEnvelope
-    try {
-      env = decodeEnvelope(data, 'reply') as unknown as ReplyEnvelope
-    } catch {
-      return
-    }
-    this.#settle(env.r)
-  }
-
-  #settle(replies: Reply[]): void {
-    for (const reply of replies) {
-      const call = this.#calls.get(reply[0])
-      if (call === undefined) continue // a re-sent reply, or one whose call timed out
-      this.#calls.delete(reply[0])
-      clearTimeout(call.timer)
-      if (reply[1] === 1) {
-        try {
-          const value = decode(reply[2], 'call result')
-          if (isUnloaded(value)) this.blobs.load(value).then(call.resolve, call.reject)
-          else call.resolve(value)
-        } catch (err) {
-          call.reject(err as CodecError)
-        }
-      } else call.reject(fromErrorInfo(reply[2]))
-    }
-  }
-
-  #armReask(): void {
-    if (this.#reaskTimer !== undefined || this.#closed) return
-    this.#reaskTimer = setTimeout(() => {
-      this.#reaskTimer = undefined
-      void this.#reask(this.options.reaskMs)
-    }, this.options.reaskMs)
-    this.#reaskTimer.unref()
-  }
-
-  /**
-   * Asks again for the replies of calls waiting at least `minAge` ms. Replies leave a partition
-   * over core NATS once committed; one sent while this client was reconnecting is gone, and the
-   * partition keeps what it sent lately to answer this.
-   */
-  async #reask(minAge: number): Promise<void> {
-    const now = Date.now()
-    const byPartition = new Map<number, number[]>()
-    for (const [rid, call] of this.#calls) {
-      if (now - call.at < minAge) continue
-      let rids = byPartition.get(call.p)
-      if (rids === undefined) byPartition.set(call.p, (rids = []))
-      if (rids.length < 4096) rids.push(rid)
-    }
-    await Promise.all(
-      [...byPartition].map(async ([p, rids]) => {
-        try {
-          const query: Query = { v: WIRE_VERSION, k: 'replies', inbox: this.#inbox, rids }
-          const answer = await this.#query(p, query, this.options.reaskMs)
-          if ('replies' in answer) this.#settle(answer.replies)
-        } catch {
-          // no owner now, or no answer: the next round asks again
-        }
-      }),
-    )
-    if (this.#calls.size > 0) this.#armReask()
-  }
-
-  /**
-   * After a reconnect, every waiting call asks again (its reply may have been dropped meanwhile)
-   * and every watch reads its item again.
-   */
-  async #watchReconnects(): Promise<void> {
-    for await (const status of this.nc.status()) {
-      if (status.type !== 'reconnect' || this.#closed) continue
-      setTimeout(() => {
-        void this.#reask(0)
-        for (const refresh of this.#watches) refresh()
-      }, 250).unref()
-    }
-  }
-
   async #readRaw(
     t: string,
     key: string,
@@ -778,54 +629,6 @@ export class Client {
     if (watch) query.w = 1
     const answer = await this.#query(p, query)
     if (!('exists' in answer)) throw new CodecError('unexpected answer to a read')
-    return answer
-  }
-
-  /**
-   * Asks partition p's owner. While no node serves p (a move or take-over in progress, or no node
-   * up yet) the query is retried with backoff until `timeoutMs` has passed; queries only read.
-   */
-  async #query(
-    p: number,
-    query: Query,
-    timeoutMs = this.options.queryTimeoutMs,
-  ): Promise<Exclude<QueryAnswer, { ok: 0 }>> {
-    const seq = this.#lastSeq.get(p)
-    if (seq !== undefined) query.s = seq
-    const bytes = encode(query)
-    const deadline = Date.now() + timeoutMs
-    let delay = 25
-    let data: Uint8Array
-    for (;;) {
-      try {
-        const left = deadline - Date.now()
-        // the lean path shares one reply subscription; it has one timeout for all requests
-        const msg =
-          left >= this.#js.timeoutMs
-            ? await this.#js.request(this.hub.names.query(p), bytes)
-            : await this.nc.request(this.hub.names.query(p), bytes, { timeout: Math.max(left, 1) })
-        data = msg.data
-        break
-      } catch (err) {
-        const text = String((err as Error).message ?? err)
-        const noOwner = isNoResponders(err)
-        if (noOwner && Date.now() + delay < deadline && !this.nc.isClosed()) {
-          await new Promise((r) => setTimeout(r, delay))
-          delay = Math.min(delay * 2, 500)
-          continue
-        }
-        if (noOwner)
-          throw new PartitionUnavailableError(
-            p,
-            `no node served it for ${timeoutMs} ms (is a node running on this hub?)`,
-          )
-        if (/timeout|no answer/i.test(text))
-          throw new PartitionUnavailableError(p, `its owner did not answer in time`)
-        throw err
-      }
-    }
-    const answer = decodeEnvelope(data, 'query answer') as unknown as QueryAnswer
-    if (answer.ok === 0) throw fromErrorInfo(answer.error)
     return answer
   }
 }

@@ -8,6 +8,7 @@
 import { BadInputError, PayloadTooLargeError } from '../../actors/index.ts'
 import { WIRE_VERSION, type ActorMessage, type ClientEnvelope } from '../../actors/wire/index.ts'
 import { encode } from '../nats/index.ts'
+import { BatchWorker } from '../util/index.ts'
 
 /** What a sender needs from its client. */
 export interface SenderHost {
@@ -34,10 +35,9 @@ export interface Pending {
  * messages wait and then leave together, in order, as one JetStream message.
  */
 export class PartitionSender {
-  #queue: Pending[] = []
-  #busy = false
+  /** Each cycle sends everything queued since the last one (see batch-worker.ts). */
+  readonly #worker = new BatchWorker<Pending>((batch) => this.#send(batch), { schedule: queueMicrotask })
   #q = 0
-  #idle: Array<() => void> = []
 
   constructor(
     readonly client: SenderHost,
@@ -45,11 +45,7 @@ export class PartitionSender {
   ) {}
 
   add(item: Pending): void {
-    this.#queue.push(item)
-    if (!this.#busy) {
-      this.#busy = true
-      queueMicrotask(() => void this.#drain())
-    }
+    this.#worker.submit(item)
   }
 
   #fail(item: Pending, err: Error): void {
@@ -59,42 +55,38 @@ export class PartitionSender {
 
   /** Resolves when nothing is queued or in flight. */
   idle(): Promise<void> {
-    return this.#busy ? new Promise((r) => this.#idle.push(r)) : Promise.resolve()
+    return this.#worker.idle()
   }
 
-  async #drain(): Promise<void> {
-    while (this.#queue.length > 0) {
-      const batch = this.#queue
-      this.#queue = []
-      for (const chunk of this.#chunks(batch)) {
-        if (chunk.offload === true) {
-          const item = chunk.items[0]!
-          try {
-            await this.client.offload(item.msg)
-            const len = encode(item.msg).length
-            const limit = this.client.maxPayload - 512
-            if (len > limit) throw new PayloadTooLargeError(describeMessage(item.msg), len, limit)
-          } catch (err) {
-            this.#fail(item, err as Error)
-            continue
-          }
-        }
-        const env: ClientEnvelope = {
-          v: WIRE_VERSION,
-          c: this.client.id,
-          q: ++this.#q,
-          m: chunk.items.map((i) => i.msg),
-        }
+  /** Sends one batch, in order, in as few envelopes as fit. */
+  async #send(batch: Pending[]): Promise<void> {
+    if (batch.length === 0) return
+    for (const chunk of this.#chunks(batch)) {
+      if (chunk.offload === true) {
+        const item = chunk.items[0]!
         try {
-          await this.client.publishEnvelope(this.p, env.q, chunk.bytes ?? encode(env))
-          for (const item of chunk.items) item.resolve?.()
+          await this.client.offload(item.msg)
+          const len = encode(item.msg).length
+          const limit = this.client.maxPayload - 512
+          if (len > limit) throw new PayloadTooLargeError(describeMessage(item.msg), len, limit)
         } catch (err) {
-          for (const item of chunk.items) this.#fail(item, err as Error)
+          this.#fail(item, err as Error)
+          continue
         }
       }
+      const env: ClientEnvelope = {
+        v: WIRE_VERSION,
+        c: this.client.id,
+        q: ++this.#q,
+        m: chunk.items.map((i) => i.msg),
+      }
+      try {
+        await this.client.publishEnvelope(this.p, env.q, chunk.bytes ?? encode(env))
+        for (const item of chunk.items) item.resolve?.()
+      } catch (err) {
+        for (const item of chunk.items) this.#fail(item, err as Error)
+      }
     }
-    this.#busy = false
-    for (const r of this.#idle.splice(0)) r()
   }
 
   /** Splits a batch into envelopes under max_payload; rejects messages that cannot be sent. */

@@ -4,9 +4,9 @@
  * once, so a round encodes only what is new. These functions act on a record through the port its
  * partition offers (runtime/instances/instance-host.ts calls them).
  */
-import { IllegalStateError, encodeToken } from '../../actors/index.ts'
+import { IllegalStateError } from '../../actors/index.ts'
 import type { HistoryEvent, NewEvent } from '../../actors/orchestration/index.ts'
-import { BlobRef, decode, encode } from '../nats/index.ts'
+import { BlobRef, decode, encode, itemKey } from '../nats/index.ts'
 import type { PartitionPort } from '../partition/index.ts'
 import type { InstanceRecord } from './instance-model.ts'
 
@@ -60,7 +60,7 @@ export async function loadHistory(
 }
 
 function chunkKey(p: number, rec: InstanceRecord, k: number): string {
-  return `h.${p}.${encodeToken(rec.id)}.${rec.hk}.${k}`
+  return itemKey.history(p, rec.id, rec.hk, k)
 }
 
 /**

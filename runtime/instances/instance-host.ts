@@ -12,12 +12,22 @@
  * completion-waits.ts.
  */
 import {
+  ItemKind,
+  itemKey,
+  partitionFilter,
+  partitionPrefix,
+  decode,
+  encode,
+  BlobRef,
+  isUnloaded,
+  valueOf,
+} from '../nats/index.ts'
+import {
   BadInputError,
   IllegalStateError,
   PayloadTooLargeError,
   toErrorInfo,
   type ErrorInfo,
-  encodeToken,
 } from '../../actors/index.ts'
 import {
   WIRE_VERSION,
@@ -41,7 +51,6 @@ import {
   type NewEvent,
   type StepResult,
 } from '../../actors/orchestration/index.ts'
-import { isThenable } from '../activities/index.ts'
 import {
   DEFER_UNKNOWN_MS,
   boundOutcome,
@@ -50,10 +59,9 @@ import {
   type InstanceHandler,
   type PartitionPort,
 } from '../partition/index.ts'
-import { decode, encode } from '../nats/index.ts'
+import { isThenable } from '../../actors/index.ts'
 import { CompletionWaits } from './completion-waits.ts'
 import { chunkTail, dropHistory, loadHistory, refsOf } from './instance-history.ts'
-import { BlobRef, isUnloaded, valueOf } from '../nats/index.ts'
 import {
   RuntimeStatus,
   isTerminal,
@@ -925,10 +933,11 @@ export class InstanceHost implements InstanceHandler {
     limit: number,
   ): Promise<{ summaries: Array<[string, Uint8Array]>; more: boolean }> {
     // listed from the records (summaries are not stored); cached ones are the newest
-    const prefix = `o.${this.port.p}.`
     const values = new Map<string, Uint8Array | InstanceRecord | null>()
-    for (const [k, v] of await this.port.readItems(`${prefix}>`)) values.set(k, v)
-    for (const [k, v] of this.port.dirtyWrites(prefix)) values.set(k, v)
+    for (const [k, v] of await this.port.readItems(partitionFilter(ItemKind.Instance, this.port.p)))
+      values.set(k, v)
+    for (const [k, v] of this.port.dirtyWrites(partitionPrefix(ItemKind.Instance, this.port.p)))
+      values.set(k, v)
     for (const [id, live] of this.#live) values.set(this.#recordKey(id), live.rec)
     const out: Array<[string, Uint8Array]> = []
     for (const value of values.values()) {
@@ -971,13 +980,13 @@ export class InstanceHost implements InstanceHandler {
   }
 
   #recordKey(id: string): string {
-    return `o.${this.port.p}.${encodeToken(id)}`
+    return itemKey.instance(this.port.p, id)
   }
   #activityKey(id: string, seq: number): string {
-    return `a.${this.port.p}.${encodeToken(id)}.${seq}`
+    return itemKey.activity(this.port.p, id, seq)
   }
   #timerKey(id: string, seq: number): string {
-    return `t.${this.port.p}.o.${encodeToken(id)}.${seq < 0 ? 'start' : seq}`
+    return itemKey.instanceTimer(this.port.p, id, seq)
   }
 }
 

@@ -7,27 +7,7 @@
  */
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node'
 import { TimeoutError } from '../../actors/index.ts'
-
-/** A JetStream API error from a publish or get, with the server's error code (e.g. 10071). */
-export class JetStreamError extends Error {
-  constructor(
-    message: string,
-    /** JetStream `err_code` (10071: wrong last sequence, 10059: stream not found, …). */
-    readonly code: number,
-  ) {
-    super(message)
-    this.name = 'JetStreamError'
-  }
-}
-
-/**
- * Whether a request failed because nothing listens on its subject: nats.js raises
- * `NoRespondersError`, this module's lean path a "no responders (503)" error.
- */
-export function isNoResponders(err: unknown): boolean {
-  const e = err as Error
-  return e?.name === 'NoRespondersError' || /no responders|\(503\)/i.test(String(e?.message ?? err))
-}
+import { LeanPublishError, ServerCodes } from './errors.ts'
 
 /** Options of {@link FastJetStream.publish}. */
 export interface FastPublishOptions {
@@ -86,8 +66,8 @@ export class FastJetStream {
         if (waiter === undefined) return
         this.#waiters.delete(id)
         // 503 = no responders: no stream listens on the subject
-        if (msg.headers?.code === 503) {
-          waiter.reject(new JetStreamError(`${waiter.what}: no responders (503)`, 503))
+        if (msg.headers?.code === ServerCodes.NoResponders) {
+          waiter.reject(new LeanPublishError(`${waiter.what}: no responders (503)`, ServerCodes.NoResponders))
         } else waiter.resolve(msg)
       },
     })
@@ -122,13 +102,13 @@ export class FastJetStream {
       error?: { err_code?: number; description?: string }
     }
     if (ack?.error !== undefined) {
-      throw new JetStreamError(
+      throw new LeanPublishError(
         `publish to ${subject}: ${ack.error.description ?? 'error'}`,
         ack.error.err_code ?? 0,
       )
     }
     if (typeof ack?.seq !== 'number')
-      throw new JetStreamError(`publish to ${subject}: no ack from a stream`, 0)
+      throw new LeanPublishError(`publish to ${subject}: no ack from a stream`, 0)
     return { seq: ack.seq, duplicate: ack.duplicate === true }
   }
 
@@ -154,15 +134,15 @@ export class FastJetStream {
     const h = msg.headers
     if (h !== undefined && h.code === 404) return null
     if (h !== undefined && h.hasError)
-      throw new JetStreamError(`get ${subject}: ${h.code} ${h.description}`, h.code)
+      throw new LeanPublishError(`get ${subject}: ${h.code} ${h.description}`, h.code)
     const seq = Number(h?.get('Nats-Sequence'))
-    if (!Number.isFinite(seq)) throw new JetStreamError(`get ${subject}: reply without a sequence`, 0)
+    if (!Number.isFinite(seq)) throw new LeanPublishError(`get ${subject}: reply without a sequence`, 0)
     return { data: msg.data, seq, operation: h?.get('KV-Operation') || undefined, headers: h }
   }
 
   /**
    * A core NATS request (no JetStream), sharing the same reply subscription and timeout sweep.
-   * Rejects with a 503 JetStreamError when nobody listens on the subject.
+   * Rejects with a 503 {@link LeanPublishError} when nobody listens on the subject.
    */
   request(subject: string, data: Uint8Array): Promise<Msg> {
     return this.#request(subject, data, undefined, `request to ${subject}`)

@@ -14,6 +14,8 @@
  * | committed records, for watchers (core NATS) | `H.chg.<p>` |
  * | replies to a client's calls (core NATS) | `_INBOX_basalt.H.<client inbox id>` |
  */
+import { isStreamNameInUse, isTransient } from './errors.ts'
+import { retryWithBackoff } from '../util/index.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
@@ -143,23 +145,12 @@ const CREATE_DEADLINE_MS = 30_000
  * timeouts and "temporarily unavailable" answers are retried for up to 30 s.
  */
 export async function ensureHub(nc: NatsConnection, name: string, options: HubOptions = {}): Promise<Hub> {
-  const deadline = Date.now() + CREATE_DEADLINE_MS
-  for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
-    try {
-      return await ensureHubOnce(nc, name, options)
-    } catch (err) {
-      if (!isTransient(err) || Date.now() + delay > deadline || nc.isClosed()) throw err
-      await new Promise((r) => setTimeout(r, delay))
-    }
-  }
-}
-
-/** Errors of a cluster electing leaders or of a server going away: worth another try. */
-function isTransient(err: unknown): boolean {
-  const e = err as { name?: string; code?: number | string; message?: string }
-  if (e.name === 'TimeoutError' || e.name === 'NoRespondersError') return true
-  if (e.code === 503 || e.code === '503' || e.code === 10008) return true
-  return /timeout|no responders|temporarily unavailable|no suitable peers|leader/i.test(String(e.message))
+  return retryWithBackoff(() => ensureHubOnce(nc, name, options), {
+    firstDelayMs: 100,
+    maxDelayMs: 2000,
+    deadline: Date.now() + CREATE_DEADLINE_MS,
+    retryable: (err) => isTransient(err) && !nc.isClosed(),
+  })
 }
 
 async function ensureHubOnce(nc: NatsConnection, name: string, options: HubOptions): Promise<Hub> {
@@ -295,8 +286,8 @@ async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>
     try {
       await jsm.streams.add(config)
     } catch (addErr) {
-      // 10058: a stream with that name exists already (created concurrently)
-      if ((addErr as { code?: number }).code !== 10058) throw addErr
+      // a stream with that name exists already (created concurrently)
+      if (!isStreamNameInUse(addErr)) throw addErr
     }
   }
 }

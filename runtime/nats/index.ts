@@ -18,13 +18,31 @@ export {
 } from './connection-options.ts'
 export { decode, decodeEnvelope, encode, encodeChecked } from './codec.ts'
 export { isReachable, whileConnected } from './connection-health.ts'
+export { fastJetStream, type FastJetStream, type PublishAck } from './fast-js.ts'
 export {
-  JetStreamError,
-  fastJetStream,
+  LeanPublishError,
+  ServerCodes,
+  isNoMessage,
   isNoResponders,
-  type FastJetStream,
-  type PublishAck,
-} from './fast-js.ts'
+  isStreamNameInUse,
+  isTransient,
+  isUnavailable,
+  isWrongLastSequence,
+} from './errors.ts'
+export {
+  ItemKind,
+  entityTypeFilter,
+  entityTypePrefix,
+  isDeferredTimer,
+  isEager,
+  isWriteOnce,
+  itemKey,
+  kindOf,
+  parseItemKey,
+  partitionFilter,
+  partitionPrefix,
+  type ParsedItemKey,
+} from './item-keys.ts'
 export {
   DEFAULT_PARTITIONS,
   HubNames,
@@ -38,7 +56,7 @@ export {
   type HubMeta,
   type HubOptions,
 } from './hub.ts'
-export { PartitionStorage, isFencingRejection, type Checkpoint } from './storage.ts'
+export { PartitionStorage, type Checkpoint } from './storage.ts'
 export { consumeFrom, consumeTasks } from './consumers.ts'
 export { BlobRef, isUnloaded, unloadedOf, valueOf } from './blob-ref.ts'
 export {

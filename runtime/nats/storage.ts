@@ -18,8 +18,12 @@ import {
   type StoredMsg,
 } from '@nats-io/jetstream'
 import { TimeoutError } from '../../actors/index.ts'
-import { fastJetStream, JetStreamError, type FastJetStream } from './fast-js.ts'
+import { fastJetStream, type FastJetStream } from './fast-js.ts'
 import type { CommitRecord, LogWriter, MailboxPosition, ActorMessage } from '../../actors/wire/index.ts'
+import { isNoMessage, isUnavailable, LeanPublishError } from './errors.ts'
+import { retryWithBackoff } from '../util/index.ts'
+import { JetStreamApiCodes } from '@nats-io/jetstream'
+import { itemKey } from './item-keys.ts'
 import { decode, decodeEnvelope, encode } from './codec.ts'
 import { bucketKeys, type Hub } from './hub.ts'
 
@@ -63,17 +67,6 @@ export interface Checkpoint {
   outbox: Array<[number, number, Uint8Array[]]>
 }
 
-/** JetStream error code for a failed expected-last-sequence check. */
-export const WRONG_LAST_SEQUENCE = 10071
-
-/** Whether `err` is JetStream's rejection of a fenced write. */
-export function isFencingRejection(err: unknown): boolean {
-  const e = err as { code?: number; message?: string; cause?: unknown }
-  if (e?.code === WRONG_LAST_SEQUENCE) return true
-  if (typeof e?.message === 'string' && /wrong last sequence/i.test(e.message)) return true
-  return e?.cause !== undefined && e.cause !== err && isFencingRejection(e.cause)
-}
-
 /**
  * An item read from the state bucket: its value (null when absent or deleted), revision, and the
  * epoch of the owner that wrote it (0 when written without one).
@@ -108,7 +101,7 @@ export class PartitionStorage {
   }
 
   get #ckptKey(): string {
-    return `ckpt.${this.p}`
+    return itemKey.checkpoint(this.p)
   }
 
   /** Reads the checkpoint (null when none) with its revision. */
@@ -225,22 +218,24 @@ export class PartitionStorage {
     const options = { msgID, expectLastSubjectSeq: lastSeq }
     // While a NATS cluster elects a new leader for the log (a server went down), appends get "no
     // responders": try again for a while.
-    const deadline = Date.now() + APPEND_RETRY_MS
-    for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
-      try {
+    return retryWithBackoff(
+      async () => {
         const ack = await this.fast.publishAck(this.hub.names.log(this.p), record, options)
         if (ack.duplicate && !(await this.#holds(ack.seq, record))) {
-          throw new JetStreamError(
+          throw new LeanPublishError(
             `append of record ${n} of partition ${this.p}: message id ${msgID} names another record (wrong last sequence)`,
-            WRONG_LAST_SEQUENCE,
+            JetStreamApiCodes.StreamWrongLastSequence,
           )
         }
         return ack.seq
-      } catch (err) {
-        if ((err as { code?: number }).code !== 503 || Date.now() + delay > deadline) throw err
-        await new Promise((r) => setTimeout(r, delay))
-      }
-    }
+      },
+      {
+        firstDelayMs: 50,
+        maxDelayMs: 1000,
+        deadline: Date.now() + APPEND_RETRY_MS,
+        retryable: isUnavailable,
+      },
+    )
   }
 
   /** Whether the log message at `seq` is exactly `record` (asked of the stream leader). */
@@ -301,7 +296,7 @@ export class PartitionStorage {
     try {
       return await this.hub.jsm.streams.getMessage(stream, { last_by_subj: subject })
     } catch (err) {
-      if ((err as { code?: number }).code === 10037 || /no message found/i.test(String(err))) return null
+      if (isNoMessage(err)) return null
       throw err
     }
   }

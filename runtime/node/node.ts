@@ -32,7 +32,7 @@ import {
   serverWarnings,
   type Hub,
   type HubOptions,
-  isFencingRejection,
+  isWrongLastSequence,
   whileConnected,
   closeConnection,
   connectTo,
@@ -43,7 +43,7 @@ import {
   BlobStore,
   checkedBlobLimits,
 } from '../nats/index.ts'
-import { consoleLogger, type Logger } from '../util/index.ts'
+import { BatchWorker, Conditions, consoleLogger, type Logger } from '../util/index.ts'
 import { Partition, type PartitionOptions, RecentReplies } from '../partition/index.ts'
 
 /**
@@ -122,8 +122,13 @@ export class Node {
   /** Partition failures on this node (each followed by a restart), and per partition the last one. */
   #failures = 0
   readonly #lastFailure = new Map<number, { at: number; delayMs: number }>()
-  #reconciling = false
-  #again = false
+  /** Brings the running partitions in line with the assignment; a kick while it runs runs it again. */
+  readonly #reconciler = new BatchWorker(() => this.#reconcileOnce(), {
+    onError: (err) => this.options.logger.error('reconciling partitions failed', { error: String(err) }),
+    onIdle: () => this.#waits.check(),
+  })
+  /** Waits on this node's state (joining waits until placement has settled). */
+  readonly #waits = new Conditions()
 
   private constructor(
     /** @internal */ readonly nc: NatsConnection,
@@ -338,13 +343,9 @@ export class Node {
       onLeaseLost: () => this.#stopAll(),
       types: this.options.registryNames,
     })
-    const deadline = Date.now() + readyTimeoutMs
-    while (!this.#settled()) {
-      if (Date.now() > deadline) {
-        logger.warn('placement not settled yet; serving what is assigned so far', { node: this.nodeId })
-        return
-      }
-      await new Promise((r) => setTimeout(r, 10))
+    if (!(await this.#waits.until(() => this.#settled(), readyTimeoutMs))) {
+      logger.warn('placement not settled yet; serving what is assigned so far', { node: this.nodeId })
+      return
     }
     // ready: the heartbeat record lists what this node serves from now on
     await this.#agent.heartbeatNow()
@@ -359,48 +360,40 @@ export class Node {
     return true
   }
 
-  /** Brings the running partitions in line with the assignment; never waits for starts or stops. */
+  /** Brings the running partitions in line with the assignment soon (see {@link #reconcileOnce}). */
   #reconcile(): void {
+    this.#reconciler.kick()
+  }
+
+  /** Brings the running partitions in line with the assignment; never waits for starts or stops. */
+  #reconcileOnce(): void {
     const agent = this.#agent
     if (this.#stopped || agent === undefined) return
-    if (this.#reconciling) {
-      this.#again = true
-      return
+    const want = agent.wanted()
+    for (const [p, partition] of this.partitions) {
+      if (want.get(p) !== partition.options.epoch) void this.#handOff(p, partition)
     }
-    this.#reconciling = true
-    try {
-      const want = agent.wanted()
-      for (const [p, partition] of this.partitions) {
-        if (want.get(p) !== partition.options.epoch) void this.#handOff(p, partition)
-      }
-      for (const [p, epoch] of agent.handoffs()) {
-        if (!this.partitions.has(p) && !this.#starting.has(p) && !this.#closing.has(p))
-          void agent.release(p, epoch).catch(() => {})
-      }
-      for (const [p, epoch] of want) {
-        if (this.partitions.has(p) || this.#starting.has(p) || this.#closing.has(p)) continue
-        if ((this.#fenced.get(p) ?? 0) >= epoch) continue
-        this.#starting.add(p)
-        this.#startPartition(p, epoch)
-          .catch((err: unknown) => {
-            if (err instanceof FencedError) this.#fenced.set(p, epoch)
-            else
-              this.options.logger.error('partition start failed; will retry', {
-                p,
-                error: String((err as Error).stack ?? err),
-              })
-          })
-          .finally(() => {
-            this.#starting.delete(p)
-            this.#reconcile() // it may have been moved away meanwhile
-          })
-      }
-    } finally {
-      this.#reconciling = false
+    for (const [p, epoch] of agent.handoffs()) {
+      if (!this.partitions.has(p) && !this.#starting.has(p) && !this.#closing.has(p))
+        void agent.release(p, epoch).catch(() => {})
     }
-    if (this.#again) {
-      this.#again = false
-      this.#reconcile()
+    for (const [p, epoch] of want) {
+      if (this.partitions.has(p) || this.#starting.has(p) || this.#closing.has(p)) continue
+      if ((this.#fenced.get(p) ?? 0) >= epoch) continue
+      this.#starting.add(p)
+      this.#startPartition(p, epoch)
+        .catch((err: unknown) => {
+          if (err instanceof FencedError) this.#fenced.set(p, epoch)
+          else
+            this.options.logger.error('partition start failed; will retry', {
+              p,
+              error: String((err as Error).stack ?? err),
+            })
+        })
+        .finally(() => {
+          this.#starting.delete(p)
+          this.#reconcile() // it may have been moved away meanwhile
+        })
     }
   }
 
@@ -571,7 +564,7 @@ export function assignmentStore(kv: KV): AssignmentStore {
         else await kv.update(`assign.${p}`, encode(value), rev)
         return true
       } catch (err) {
-        if (isFencingRejection(err)) return false
+        if (isWrongLastSequence(err)) return false
         throw err
       }
     },

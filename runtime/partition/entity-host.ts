@@ -46,11 +46,19 @@ import {
   type EntityRegistry,
   type EntityType,
 } from '../../entities/index.ts'
-import { decode, encode } from '../nats/index.ts'
+import {
+  decode,
+  encode,
+  BlobRef,
+  unloadedOf,
+  valueOf,
+  type BlobStore,
+  entityTypePrefix,
+  itemKey as itemKeys,
+  parseItemKey,
+} from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
 import type { ItemWrite, RoundReply } from './round.ts'
-import { entityItemKey, parseEntityItemKey } from './snapshot.ts'
-import { BlobRef, unloadedOf, valueOf, type BlobStore } from '../nats/index.ts'
 
 /** What the entity host needs from its partition. */
 export interface EntityPort {
@@ -201,7 +209,7 @@ export class EntityHost {
     if (msg.k !== 'op') return false
     if (msg.at !== undefined && msg.at > Date.now()) return true
     if (!this.registry.has(msg.t) || msg.key.length === 0) return true
-    const itemKey = entityItemKey(this.port.p, msg.t, msg.key)
+    const itemKey = itemKeys.entity(this.port.p, msg.t, msg.key)
     if (!this.#cache.has(itemKey)) into.set(itemKey, [msg.t, msg.key])
     return true
   }
@@ -213,7 +221,7 @@ export class EntityHost {
 
   /** Rebuilds a lock from its item `l.*` (at recovery). */
   replayLock(key: string, value: Uint8Array | null): void {
-    const itemKey = 'e' + key.slice(1)
+    const itemKey = itemKeys.entityOf(key)
     if (value === null) this.#locks.delete(itemKey)
     else {
       const [owner, queue] = decode(value, `lock ${key}`) as [string, ActorMessage[]]
@@ -282,7 +290,7 @@ export class EntityHost {
     if (!type.operations.has(msg.op)) return this.#refuse(msg, new UnknownOperationError(msg.t, msg.op))
     let itemKey: string
     try {
-      itemKey = entityItemKey(this.port.p, msg.t, checkKey(msg.key))
+      itemKey = itemKeys.entity(this.port.p, msg.t, checkKey(msg.key))
     } catch (err) {
       return this.#refuse(msg, err as Error)
     }
@@ -573,7 +581,7 @@ export class EntityHost {
 
   /** Locks an entity for an orchestration, then passes the request on (sorted order: no deadlock). */
   #lock(msg: LockMessage): void {
-    const itemKey = entityItemKey(this.port.p, msg.t, msg.key)
+    const itemKey = itemKeys.entity(this.port.p, msg.t, msg.key)
     const lock = this.#locks.get(itemKey)
     if (lock !== undefined && lock.owner !== msg.o[0]) {
       lock.queue.push(msg)
@@ -603,7 +611,7 @@ export class EntityHost {
    * run next, in order. A forced release answers a call with the holder it released (or null).
    */
   #unlock(msg: UnlockMessage): void {
-    const itemKey = entityItemKey(this.port.p, msg.t, msg.key)
+    const itemKey = itemKeys.entity(this.port.p, msg.t, msg.key)
     const lock = this.#locks.get(itemKey)
     const forced = msg.f === 1
     if (forced && msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 1, encode(lock?.owner ?? null)])
@@ -623,7 +631,7 @@ export class EntityHost {
   /** Answers who holds an entity's lock, and how many messages wait for it (after the commit). */
   lockHolder(query: Extract<Query, { k: 'lock' }>, respond: (answer: QueryAnswer) => void): void {
     checkKey(query.key)
-    const lock = this.#locks.get(entityItemKey(this.port.p, query.t, query.key))
+    const lock = this.#locks.get(itemKeys.entity(this.port.p, query.t, query.key))
     const holder = lock?.owner ?? null
     const queued = lock?.queue.length ?? 0
     const n = this.port.roundNumber - 1
@@ -633,7 +641,7 @@ export class EntityHost {
   #writeLock(itemKey: string, lock: Lock | null): void {
     const bytes = lock === null ? null : encode([lock.owner, lock.queue])
     this.port.charge((bytes?.length ?? 0) + 16)
-    this.port.writeCharged('l' + itemKey.slice(1), bytes)
+    this.port.writeCharged(itemKeys.lockOf(itemKey), bytes)
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -642,7 +650,7 @@ export class EntityHost {
   /** Answers a read: the state as the loop has it now (waits only for a load from the store). */
   async read(query: Extract<Query, { k: 'read' }>, respond: (answer: QueryAnswer) => void): Promise<void> {
     checkKey(query.key)
-    const itemKey = entityItemKey(this.port.p, query.t, query.key)
+    const itemKey = itemKeys.entity(this.port.p, query.t, query.key)
     const cached = this.#cache.get(itemKey)
     const bytes = cached !== undefined ? cached.bytes : await this.port.readItem(itemKey)
     const n = this.port.roundNumber - 1 // changes later in this same round are newer
@@ -678,9 +686,9 @@ export class EntityHost {
   /** Entity keys of `type` written since the last snapshot, with whether they exist now. */
   #overlay(type: string): Map<string, boolean> {
     const overlay = new Map<string, boolean>()
-    for (const [itemKey, value] of this.port.dirtyWrites(`e.${this.port.p}.${type}.`)) {
-      const parsed = parseEntityItemKey(itemKey)
-      if (parsed !== undefined && parsed.type === type) overlay.set(parsed.key, value !== null)
+    for (const [itemKey, value] of this.port.dirtyWrites(entityTypePrefix(this.port.p, type))) {
+      const parsed = parseItemKey(itemKey)
+      if (parsed?.kind === 'e' && parsed.type === type) overlay.set(parsed.key, value !== null)
     }
     return overlay
   }

@@ -9,6 +9,5 @@
 export { Partition, targetOf, type PartitionOptions } from './partition.ts'
 export type { InstanceHandler, PartitionPort } from './instance-port.ts'
 export { RecentReplies } from './recent-replies.ts'
-export { entityItemKey } from './snapshot.ts'
 export { DEFER_UNKNOWN_MS } from './unknown-types.ts'
 export { boundOutcome, checkSize, sizeOf, valueLimits, type ValueLimits } from './value-limits.ts'

@@ -6,9 +6,12 @@
  */
 import { type FastJetStream, encode, type HubNames } from '../nats/index.ts'
 import { WIRE_VERSION, type PartitionEnvelope } from '../../actors/wire/index.ts'
-import type { Logger } from '../util/index.ts'
+import { type Logger, retryWithBackoff } from '../util/index.ts'
 
 type Group = [n: number, msgs: Uint8Array[], bytes: number]
+
+/** How the outbox publishes to a mailbox (the lean JetStream path is one; unit tests use a fake). */
+export type OutboxPublisher = Pick<FastJetStream, 'publish'>
 
 /** Outgoing partition-to-partition messages of one partition. */
 export class Outbox {
@@ -19,7 +22,7 @@ export class Outbox {
   publishes = 0
 
   constructor(
-    readonly js: FastJetStream,
+    readonly js: OutboxPublisher,
     readonly names: HubNames,
     readonly from: number,
     readonly maxPayload: number,
@@ -58,7 +61,6 @@ export class Outbox {
   async #pump(dest: number): Promise<void> {
     if (this.#sending.has(dest)) return
     this.#sending.add(dest)
-    let delay = 10
     try {
       const queue = this.#queues.get(dest)!
       while (!this.#stopped && queue.length > 0) {
@@ -66,23 +68,33 @@ export class Outbox {
         const env: PartitionEnvelope = { v: WIRE_VERSION, p: this.from, g: groups.map(([n, m]) => [n, m]) }
         const first = groups[0]![0]
         const last = groups[groups.length - 1]![0]
+        const bytes = encode(env)
+        const msgID = `${this.names.hub}.o.${this.from}.${dest}.${first}.${last}`
         try {
-          this.publishes++
-          await this.js.publish(this.names.mailbox(dest), encode(env), {
-            msgID: `${this.names.hub}.o.${this.from}.${dest}.${first}.${last}`,
-          })
-          queue.splice(0, groups.length)
-          delay = 10
-        } catch (err) {
-          if (this.#stopped) return
-          this.logger.warn('partition message send failed; retrying', {
-            from: this.from,
-            to: dest,
-            error: String(err),
-          })
-          await new Promise((r) => setTimeout(r, delay))
-          delay = Math.min(delay * 2, 2000)
+          // the same envelope (and message id) until it is stored: a retry of one that did land
+          // is dropped by the mailbox's duplicate window
+          await retryWithBackoff(
+            async () => {
+              if (this.#stopped) throw new Error('outbox stopped')
+              this.publishes++
+              await this.js.publish(this.names.mailbox(dest), bytes, { msgID })
+            },
+            {
+              firstDelayMs: 10,
+              maxDelayMs: 2000,
+              retryable: () => !this.#stopped,
+              onRetry: (err) =>
+                this.logger.warn('partition message send failed; retrying', {
+                  from: this.from,
+                  to: dest,
+                  error: String(err),
+                }),
+            },
+          )
+        } catch {
+          return // stopped: unsent entries are recovered from storage
         }
+        queue.splice(0, groups.length)
       }
     } finally {
       this.#sending.delete(dest)

@@ -11,7 +11,6 @@ import {
   FencedError,
   PayloadTooLargeError,
   toErrorInfo,
-  checkTypeName,
   partitionOf,
 } from '../../actors/index.ts'
 import {
@@ -21,8 +20,6 @@ import {
   type CommitRecord,
   type MailboxEnvelope,
   type MailboxPosition,
-  type Query,
-  type QueryAnswer,
   type Reply,
   type ReplyEnvelope,
   type ReplyTo,
@@ -31,44 +28,36 @@ import {
 import type { EntityRegistry } from '../../entities/index.ts'
 import {
   decode,
-  decodeEnvelope,
   encode,
   type Hub,
   PartitionStorage,
-  isFencingRejection,
+  isWrongLastSequence,
   type Checkpoint,
   type NatsConnection,
-  type Subscription,
+  BlobStore,
+  blobLimits,
+  ItemKind,
+  isDeferredTimer,
+  itemKey,
+  kindOf,
 } from '../nats/index.ts'
-import type { Logger } from '../util/index.ts'
+import { BatchWorker, Conditions, type Logger } from '../util/index.ts'
 import { Outbox } from './outbox.ts'
 import { CommitRound, resolveWrite, type ItemWrite, type RoundReply } from './round.ts'
-import { RecentReplies, type RepliesEntry } from './recent-replies.ts'
+import { RecentReplies } from './recent-replies.ts'
 import { ChangeFeed } from './change-feed.ts'
-import { SnapshotState, repliesItemKey, type CheckpointExtras } from './snapshot.ts'
+import { SnapshotState, type CheckpointExtras } from './snapshot.ts'
 import { MailboxReader, type Inbound } from './mailbox.ts'
 import { TimerSet } from './timers.ts'
+import { DedupState } from './dedup.ts'
 import type { InstanceHandler } from './instance-port.ts'
 import { EntityHost, type EntityPort } from './entity-host.ts'
-import { LogFence, type LogWriter } from './log-fence.ts'
-import { BlobStore, blobLimits } from '../nats/index.ts'
-
-/** How often one commit is tried again after stale owners' records slipped into the log. */
-const STALE_RECORD_RETRIES = 5
-import {
-  DEFER_UNKNOWN_MS,
-  DEFERRED,
-  isDeferredTimer,
-  knownElsewhere,
-  type TypeDirectory,
-} from './unknown-types.ts'
-import {
-  checkQueryPosition,
-  isAnswerSubject,
-  misrouteReason,
-  positionPastEnd,
-  publicAnswer,
-} from './inbound.ts'
+import { QueryDesk, type QueryPort } from './queries.ts'
+import { recoverState, type RecoveryPort } from './recovery.ts'
+import type { LogWriter } from '../../actors/wire/index.ts'
+import { CommitLog } from './commit-log.ts'
+import { DEFER_UNKNOWN_MS, knownElsewhere, type TypeDirectory } from './unknown-types.ts'
+import { misrouteReason } from './inbound.ts'
 
 /** Settings of a partition (see {@link NodeOptions} for the defaults). */
 export interface PartitionOptions {
@@ -113,11 +102,6 @@ export interface PartitionStats {
   changes: number
 }
 
-interface PendingQuery {
-  query: Query
-  respond(answer: QueryAnswer): void
-}
-
 /** One partition owned by this process. */
 export class Partition implements EntityPort {
   readonly stats: PartitionStats = {
@@ -132,8 +116,7 @@ export class Partition implements EntityPort {
   readonly #outbox: Outbox
   readonly #snap: SnapshotState
   readonly #timers = new TimerSet()
-  readonly #clients = new Map<string, [q: number, at: number]>()
-  readonly #origins = new Map<number, number>()
+  readonly #dedup = new DedupState()
   readonly #instances: InstanceHandler | undefined
   readonly #entities: EntityHost
   readonly #inbox: MailboxReader
@@ -141,28 +124,31 @@ export class Partition implements EntityPort {
   #pos: MailboxPosition = [1, 0]
   #open: CommitRound
   #inflight: CommitRound | null = null
-  #lastLogSeq = 0
-  /** Who owns the log as far as it has been read (see log-fence.ts). */
-  #fence = new LogFence()
   /** This instance's writer identity: its epoch and a random token. */
   readonly #writer: LogWriter
+  /** The commit log as far as it has been read or written (see commit-log.ts). */
+  readonly #log: CommitLog
   /** Due time of the last deferred message (they get strictly increasing ones: order holds). */
   #lastDeferred = 0
-  #queries: PendingQuery[] = []
+  readonly #queries: QueryDesk
   readonly #recentReplies: RecentReplies
   readonly #changes: ChangeFeed
-  #running = false
-  #rerun = false
   #stopped = false
   #closing = false
-  #querySub: Subscription | undefined
   #timer: NodeJS.Timeout | undefined
   #snapshotTimer: NodeJS.Timeout | undefined
   readonly #recordLimit: number
   /** Largest record the log accepts (`max_payload`, less room for headers). */
   readonly #recordMax: number
-  readonly #runLoop = (): void => void this.#run()
-  /** Large values of this partition's entities and instances (runtime/blobs.ts). */
+  /** The loop: a kick while it runs makes it run again (see batch-worker.ts). */
+  readonly #loop = new BatchWorker(() => this.#cycle(), {
+    schedule: runSoon,
+    onError: (err) => this.#fail(err as Error),
+    onIdle: () => this.#waits.check(),
+  })
+  /** Waits on the loop's state (close waits for the last commit). */
+  readonly #waits = new Conditions()
+  /** Large values of this partition's entities and instances (runtime/nats/blobs.ts). */
   readonly blobs: BlobStore
 
   private constructor(
@@ -174,6 +160,7 @@ export class Partition implements EntityPort {
     this.#storage = new PartitionStorage(nc, hub, p)
     this.blobs = options.blobs ?? new BlobStore(nc, hub.jsm, hub.names, blobLimits({}))
     this.#writer = { e: options.epoch, o: Math.floor(Math.random() * 0xffffffff) }
+    this.#log = new CommitLog(this.#storage, p, this.#writer, options.logger)
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024
     this.#recordLimit = Math.floor(maxPayload / 2) - 4096
     this.#recordMax = maxPayload - 4096
@@ -183,13 +170,14 @@ export class Partition implements EntityPort {
     this.#entities = new EntityHost(this, options.registry, options.cacheSize)
     this.#inbox = new MailboxReader(this.#storage.js, hub.names.mailboxStream, hub.names.mailbox(p), {
       position: () => this.#pos[0],
-      running: () => this.#running,
+      running: () => this.#loop.running,
       lastStored: () => this.#storage.lastMailboxSeq(),
       arrived: () => this.#kick(),
       failed: (err) => this.#fail(err),
     })
     this.#instances = options.instances?.(this)
     this.#recentReplies = options.recentReplies ?? new RecentReplies()
+    this.#queries = new QueryDesk(this.#queryPort())
     this.#changes = new ChangeFeed(nc, hub.names.changes(p))
   }
 
@@ -228,8 +216,8 @@ export class Partition implements EntityPort {
     if (this.#stopped || this.#closing) return
     this.#closing = true
     await this.#inbox.close()
-    await this.#until(
-      () => this.#stopped || (this.#inflight === null && !this.#running && this.#open.isEmpty),
+    await this.#waits.until(
+      () => this.#stopped || (this.#inflight === null && !this.#loop.running && this.#open.isEmpty),
     )
     if (snapshot && !this.#stopped) await this.#snap.take(this.#checkpointFields.bind(this)).catch(() => {})
     await this.#snap.idle()
@@ -249,62 +237,7 @@ export class Partition implements EntityPort {
 
   async #recover(): Promise<void> {
     const { epoch, logger } = this.options
-    const { ckpt } = await this.#snap.claim(epoch, this.p)
-    if (ckpt !== null) this.#restoreCheckpoint(ckpt)
-    // replies the previous owner sent lately (its records may be below the checkpoint now)
-    const kept = await this.#snap.read(repliesItemKey(this.p))
-    if (kept !== null) {
-      try {
-        this.#recentReplies.restore(decode(kept, 'recent replies') as RepliesEntry[])
-      } catch (err) {
-        logger.warn('recent replies not restored', { p: this.p, error: String(err) })
-      }
-    }
-    for (const prefix of ['t', 'l', 'a']) {
-      for (const [key, value] of await this.#snap.loadItems(`${prefix}.${this.p}.>`))
-        this.#replayItem(key, value)
-    }
-    const replies: Array<[string, Reply[]]> = []
-    const replayLogged = (rec: CommitRecord, seq: number): void => {
-      if (rec.e > epoch) throw new FencedError(this.p, `log has epoch ${rec.e}, ours is ${epoch}`)
-      if (!this.#replayIfOwned(rec, seq)) return
-      for (const r of rec.rep) replies.push(r)
-    }
-    // Replay the log tail, then append a claim record fenced on the tail; if someone appended in
-    // between (a stale owner finishing a commit), replay that too and try again.
-    for (;;) {
-      const tail = await this.#storage.lastLogSeq()
-      await this.#storage.readLog(this.#lastLogSeq, tail, replayLogged)
-      const claim: CommitRecord = {
-        v: WIRE_VERSION,
-        n: this.#snap.committedN + 1,
-        e: epoch,
-        o: this.#writer.o!,
-        claim: 1,
-        pos: this.#pos,
-        w: [],
-        dc: [],
-        dp: [],
-        out: [],
-        rep: [],
-        lq: this.#local,
-      }
-      let seq: number
-      try {
-        seq = await this.#storage.append(encode(claim), claim.n, this.#writer, this.#lastLogSeq)
-      } catch (err) {
-        if (!isFencingRejection(err)) throw err
-        continue
-      }
-      // On a NATS cluster a stale owner's append can land between the tail we read and our claim
-      // (the leader checks the expected sequence before proposing): it came first, so it counts.
-      for (const { seq: s, rec } of await this.#storage.logAfter(this.#lastLogSeq, seq)) {
-        if (s !== seq) replayLogged(rec, s)
-      }
-      this.#fence.accept(claim)
-      this.#replay(claim, seq)
-      break
-    }
+    const replies = await recoverState(this.#recoveryPort())
     this.#open = new CommitRound(this.#snap.committedN + 1, this.#pos)
     logger.info('partition recovered', {
       p: this.p,
@@ -316,19 +249,7 @@ export class Partition implements EntityPort {
     // Effects of replayed records may not have left before the crash: send them again. Receivers
     // drop what they already have (partitions by record number, clients by request id).
     for (const [inbox, reps] of replies) this.#sendReplies(inbox, reps)
-    this.#querySub = this.nc.subscribe(this.hub.names.query(this.p), {
-      callback: (err, msg) => {
-        if (err) return
-        if (!isAnswerSubject(msg.reply)) {
-          this.options.logger.warn('query reply subject is not an inbox; not answered', {
-            p: this.p,
-            reply: msg.reply,
-          })
-          return
-        }
-        this.#onQuery(msg.data, (answer) => msg.respond(encode(publicAnswer(answer))))
-      },
-    })
+    this.#queries.listen(this.nc, this.hub.names.query(this.p))
     this.#instances?.recovered()
     await this.#inbox.start(this.#pos[0])
     this.#snapshotTimer = setInterval(() => this.#maybeSnapshot(), this.options.snapshotIntervalMs)
@@ -337,13 +258,34 @@ export class Partition implements EntityPort {
     this.#kick()
   }
 
+  /** How recovery reads this partition's storage and applies what it reads (see recovery.ts). */
+  #recoveryPort(): RecoveryPort {
+    return {
+      p: this.p,
+      epoch: this.options.epoch,
+      writer: this.#writer,
+      logger: this.options.logger,
+      snap: this.#snap,
+      storage: this.#storage,
+      lastLogSeq: () => this.#log.lastSeq,
+      position: () => this.#pos,
+      local: () => this.#local,
+      restoreCheckpoint: (ckpt) => this.#restoreCheckpoint(ckpt),
+      restoreReplies: (entries) => this.#recentReplies.restore(entries),
+      replayItem: (key, value) => this.#replayItem(key, value),
+      replayIfOwned: (rec, seq) => this.#replayIfOwned(rec, seq),
+      claimed: (claim, seq) => {
+        this.#log.admit(claim, seq)
+        this.#replay(claim)
+      },
+    }
+  }
+
   #restoreCheckpoint(ckpt: Checkpoint): void {
     this.#pos = ckpt.pos
-    this.#lastLogSeq = ckpt.logSeq
     this.#local = ckpt.lq
-    this.#fence = new LogFence({ e: ckpt.le ?? 0, o: ckpt.lo })
-    for (const [c, q, at] of ckpt.dc) this.#clients.set(c, [q, at])
-    for (const [p, n] of ckpt.dp) this.#origins.set(p, n)
+    this.#log.restore(ckpt.logSeq, { e: ckpt.le ?? 0, o: ckpt.lo })
+    this.#dedup.restore(ckpt)
     this.#snap.restore(ckpt)
     for (const [dest, n, msgs] of ckpt.outbox) this.#outbox.enqueue(dest, n, msgs, sizeOf(msgs))
   }
@@ -353,29 +295,20 @@ export class Partition implements EntityPort {
    * a stale owner's record is passed over. Returns whether it was applied.
    */
   #replayIfOwned(rec: CommitRecord, seq: number): boolean {
-    if (this.#fence.accept(rec)) {
-      this.#replay(rec, seq)
-      return true
-    }
-    this.#lastLogSeq = seq
-    this.options.logger.warn("ignoring a stale owner's record in the log", {
-      p: this.p,
-      n: rec.n,
-      epoch: rec.e,
-    })
-    return false
+    if (!this.#log.admit(rec, seq)) return false
+    this.#replay(rec)
+    return true
   }
 
   /** Applies a committed record to the state (at recovery, and for claims). */
-  #replay(rec: CommitRecord, seq: number): void {
-    this.#lastLogSeq = seq
+  #replay(rec: CommitRecord): void {
+    const seq = this.#log.lastSeq
     if (!rec.claim) {
       // a claim only marks the new owner: on a NATS cluster records can land just before it
       this.#pos = rec.pos
       this.#local = rec.lq
     }
-    for (const [c, q, at] of rec.dc) this.#clients.set(c, [q, at])
-    for (const [p, n] of rec.dp) this.#origins.set(p, n)
+    this.#dedup.apply(rec)
     for (const [key, value] of rec.w) this.#replayItem(key, value)
     for (const [dest, msgs] of rec.out) this.#outbox.enqueue(dest, rec.n, msgs, sizeOf(msgs))
     this.#snap.committed(rec, seq)
@@ -384,7 +317,8 @@ export class Partition implements EntityPort {
 
   /** Rebuilds the eagerly held items (timers, locks, pending activities) from a write. */
   #replayItem(key: string, value: Uint8Array | null): void {
-    if (key.startsWith('t.')) {
+    const kind = kindOf(key)
+    if (kind === ItemKind.Timer) {
       if (value === null) this.#timers.delete(key)
       else {
         const timer = decode(value, `timer ${key}`) as TimerValue
@@ -392,8 +326,8 @@ export class Partition implements EntityPort {
         if (isDeferredTimer(key, this.p)) timer[0] -= DEFER_UNKNOWN_MS
         this.#timers.set(key, timer)
       }
-    } else if (key.startsWith('l.')) this.#entities.replayLock(key, value)
-    else if (key.startsWith('a.')) this.#instances?.replayActivity(key, value)
+    } else if (kind === ItemKind.Lock) this.#entities.replayLock(key, value)
+    else if (kind === ItemKind.Activity) this.#instances?.replayActivity(key, value)
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -401,32 +335,18 @@ export class Partition implements EntityPort {
 
   /** Schedules a run of the loop. */
   #kick(): void {
-    if (this.#running) {
-      this.#rerun = true
-      return
-    }
-    if (this.#stopped) return
-    this.#running = true
-    runSoon(this.#runLoop)
+    if (!this.#stopped) this.#loop.kick()
   }
 
-  async #run(): Promise<void> {
-    try {
-      do {
-        this.#rerun = false
-        for (;;) {
-          if (this.#stopped) return
-          if (this.#inflight === null && !this.#open.isEmpty) this.#seal()
-          if (!this.#canProcess()) break
-          if (!(await this.#step())) break
-        }
-        if (this.#inflight === null && !this.#open.isEmpty && !this.#stopped) this.#seal()
-      } while (this.#rerun && !this.#stopped)
-    } catch (err) {
-      this.#fail(err as Error)
-    } finally {
-      this.#running = false
+  /** One cycle of the loop: process what waits while a record has room, sealing rounds as it goes. */
+  async #cycle(): Promise<void> {
+    for (;;) {
+      if (this.#stopped) return
+      if (this.#inflight === null && !this.#open.isEmpty) this.#seal()
+      if (!this.#canProcess()) break
+      if (!(await this.#step())) break
     }
+    if (this.#inflight === null && !this.#open.isEmpty && !this.#stopped) this.#seal()
   }
 
   #canProcess(): boolean {
@@ -439,16 +359,8 @@ export class Partition implements EntityPort {
 
   /** Processes one slice of waiting work; false when there was none. */
   async #step(): Promise<boolean> {
-    let progressed = false
-    if (this.#queries.length > 0) {
-      // A query waits until the partition has processed the asker's last publish (read-your-writes).
-      const ready = this.#queries.filter((q) => (q.query.s ?? 0) < this.#pos[0])
-      if (ready.length > 0) {
-        this.#queries = this.#queries.filter((q) => (q.query.s ?? 0) >= this.#pos[0])
-        for (const q of ready) await this.#answer(q)
-        progressed = true
-      }
-    }
+    // A query waits until the partition has processed the asker's last publish (read-your-writes).
+    let progressed = await this.#queries.answerReady()
     const now = Date.now()
     for (const [key, [, msg]] of this.#timers.due(now)) {
       if (!this.#canProcess()) return true
@@ -520,11 +432,9 @@ export class Partition implements EntityPort {
     let idx = this.#pos[0] === seq ? this.#pos[1] : 0
     if ('c' in env) {
       if (idx === 0) {
-        const last = this.#clients.get(env.c)
-        if (last !== undefined && env.q <= last[0]) return this.#advance(seq + 1, 0, budget)
-        const now = Date.now()
-        this.#clients.set(env.c, [env.q, now])
-        this.#open.dc.set(env.c, [env.q, now])
+        const from = { client: env.c, batch: env.q }
+        if (this.#dedup.isDuplicate(from)) return this.#advance(seq + 1, 0, budget)
+        this.#dedup.accept(from, Date.now())
       }
       for (; idx < env.m.length; idx++) {
         if (budget <= 0 || !this.#canProcess()) return this.#advance(seq, idx, budget)
@@ -539,13 +449,13 @@ export class Partition implements EntityPort {
       const end = offset + msgs.length
       if (idx < end) {
         if (idx === offset) {
-          if (n <= (this.#origins.get(env.p) ?? 0)) {
+          const from = { partition: env.p, record: n }
+          if (this.#dedup.isDuplicate(from)) {
             idx = end
             offset = end
             continue
           }
-          this.#origins.set(env.p, n)
-          this.#open.dp.set(env.p, n)
+          this.#dedup.accept(from, Date.now())
         }
         for (; idx < end; idx++) {
           if (budget <= 0 || !this.#canProcess()) return this.#advance(seq, idx, budget)
@@ -609,7 +519,7 @@ export class Partition implements EntityPort {
   #deliver(msg: ActorMessage): void | Promise<void> {
     this.stats.messages++
     if (msg.at !== undefined && msg.at > Date.now() && msg.k !== 'start') {
-      const key = this.#open.timerKey(this.p)
+      const key = itemKey.timer(this.p, this.#open.timerName())
       const value: TimerValue = [msg.at, msg]
       this.#timers.set(key, value)
       this.#open.write(key, encode(value))
@@ -662,7 +572,7 @@ export class Partition implements EntityPort {
   defer(msg: ActorMessage): void {
     const due = Math.max(Date.now() + DEFER_UNKNOWN_MS, this.#lastDeferred + 1)
     this.#lastDeferred = due
-    const key = `t.${this.p}.${DEFERRED}.${this.#open.timerKey(this.p).slice(`t.${this.p}.`.length)}`
+    const key = itemKey.deferredTimer(this.p, this.#open.timerName())
     this.setTimer(key, due, { ...msg, at: due })
   }
 
@@ -848,7 +758,7 @@ export class Partition implements EntityPort {
   #seal(): void {
     const round = this.#open
     round.lq = this.#local.slice()
-    const record = round.toRecord(this.options.epoch)
+    const record = round.toRecord(this.options.epoch, this.#dedup.seal(round.n))
     record.o = this.#writer.o!
     const bytes = encode(record)
     if (bytes.length > this.#recordMax) {
@@ -866,14 +776,14 @@ export class Partition implements EntityPort {
     const blobs = round.blobWrites
     const appended =
       blobs.length === 0
-        ? this.#commit(round.n, bytes)
-        : Promise.all(blobs).then(() => this.#commit(round.n, bytes))
+        ? this.#log.append(round.n, bytes)
+        : Promise.all(blobs).then(() => this.#log.append(round.n, bytes))
     appended
       .then(
         (seq) => this.#onCommitted(round, record, bytes, seq),
         (err: unknown) => {
           if (err instanceof FencedError) this.#stop('fenced', err)
-          else if (isFencingRejection(err)) {
+          else if (isWrongLastSequence(err)) {
             this.#stop('fenced', new FencedError(this.p, `commit of record ${round.n} rejected by the log`))
           } else this.#fail(err as Error)
         },
@@ -881,60 +791,12 @@ export class Partition implements EntityPort {
       .catch((err: unknown) => this.#fail(err as Error))
   }
 
-  /**
-   * Appends record `n` right after our last one and resolves with its sequence once it is known to
-   * count: JetStream's check of the expected sequence is authoritative on one server; on a
-   * replicated hub the records between our last one and this one are read back from the leader,
-   * since a stale owner's append may have slipped past the leader's check. A newer owner's record
-   * there (or after our last one, when the append is rejected) means we are fenced; a stale
-   * owner's record is ignored by everyone's replay, so we go on after it.
-   */
-  async #commit(n: number, bytes: Uint8Array): Promise<number> {
-    for (let attempt = 0; ; attempt++) {
-      let seq: number
-      try {
-        seq = await this.#storage.append(bytes, n, this.#writer, this.#lastLogSeq)
-      } catch (err) {
-        if (!isFencingRejection(err) || attempt >= STALE_RECORD_RETRIES) throw err
-        const others = await this.#storage.logAfter(this.#lastLogSeq)
-        this.#checkOthers(
-          others.map((r) => r.rec),
-          n,
-        )
-        if (others.length === 0) throw err
-        this.#lastLogSeq = others[others.length - 1]!.seq
-        continue
-      }
-      if (this.#storage.replicated) {
-        const logged = await this.#storage.logAfter(this.#lastLogSeq, seq)
-        this.#checkOthers(
-          logged.filter((r) => r.seq !== seq).map((r) => r.rec),
-          n,
-        )
-      }
-      return seq
-    }
-  }
-
-  /** Throws {@link FencedError} if any of `records`, found after our last record, is a newer owner's. */
-  #checkOthers(records: CommitRecord[], n: number): void {
-    for (const rec of records) {
-      if (this.#fence.counts(rec)) {
-        throw new FencedError(this.p, `record ${n}: the log has a record of epoch ${rec.e} after ours`)
-      }
-      this.options.logger.warn("a stale owner's record slipped into the log; it does not count", {
-        p: this.p,
-        n: rec.n,
-        epoch: rec.e,
-      })
-    }
-  }
-
   #onCommitted(round: CommitRound, record: CommitRecord, bytes: Uint8Array, seq: number): void {
     if (this.#stopped) return
-    this.#lastLogSeq = seq
+    this.#log.appended(seq)
     this.#inflight = null
     this.stats.records++
+    this.#dedup.apply(record)
     this.#snap.committed(record, seq)
     for (const [inbox, reps] of record.rep) this.#sendReplies(inbox, reps)
     for (const [dest, msgs] of record.out) this.#outbox.enqueue(dest, record.n, msgs, sizeOf(msgs))
@@ -952,7 +814,7 @@ export class Partition implements EntityPort {
    */
   #publishChanges(record: CommitRecord, bytes: Uint8Array): void {
     if (!this.#changes.publishing) return
-    if (!record.w.some(([key]) => key.startsWith('e.') || key.startsWith('o.'))) return
+    if (!record.w.some(([key]) => isWatched(kindOf(key)))) return
     this.#changes.publish(bytes)
     this.stats.changes++
   }
@@ -970,7 +832,7 @@ export class Partition implements EntityPort {
         this.#kick()
       })
       .catch((err: unknown) => {
-        if (isFencingRejection(err) || err instanceof FencedError) {
+        if (isWrongLastSequence(err) || err instanceof FencedError) {
           this.#stop('fenced', new FencedError(this.p, `snapshot rejected: ${String(err)}`))
         } else this.options.logger.warn('snapshot failed; will retry', { p: this.p, error: String(err) })
       })
@@ -979,6 +841,7 @@ export class Partition implements EntityPort {
   /** Checkpoint fields that the snapshot state does not own, captured at a record boundary. */
   #checkpointFields(upToN: number): CheckpointExtras {
     return {
+      dedup: this.#dedup.toCheckpoint(),
       outbox: this.#outbox.pending(upToN),
       replies: encode(this.#recentReplies.entries(this.#recordLimit)),
     }
@@ -1003,69 +866,25 @@ export class Partition implements EntityPort {
     }
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // Queries (answered in loop order, released once the state they saw is committed)
-
-  #onQuery(data: Uint8Array, respond: (answer: QueryAnswer) => void): void {
-    let query: Query
-    try {
-      query = decodeEnvelope(data, 'query') as unknown as Query
-      const kind: unknown = query.k
-      if (kind === 'replies') {
-        // replies already sent were committed: answer at once, outside loop order
-        const { inbox, rids } = query as Extract<Query, { k: 'replies' }>
-        if (typeof inbox !== 'string' || !Array.isArray(rids))
-          throw new BadInputError('malformed replies query')
-        respond({ v: WIRE_VERSION, ok: 1, replies: this.#recentReplies.find(inbox, rids, this.#recordLimit) })
-        return
-      }
-      if (!['read', 'list', 'status', 'instances', 'lock'].includes(kind as string)) {
-        throw new BadInputError(`unknown query kind ${String(kind)}`)
-      }
-      if ('w' in query && query.w === 1) this.#changes.watcherJoined()
-      if (query.k === 'read' || query.k === 'list' || query.k === 'lock') checkTypeName(query.t)
-      else if (this.#instances === undefined) throw new BadInputError('this hub runs no orchestrations')
-      const s = checkQueryPosition(query.s)
-      if (s >= this.#pos[0] && s > this.#inbox.lastSeen) {
-        void this.#admitQueryPast(s, { query, respond })
-        return
-      }
-    } catch (err) {
-      respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
-      return
-    }
-    this.#queries.push({ query, respond })
-    this.#kick()
-  }
-
-  /**
-   * A query waits for mailbox position `s`, which this partition has not received yet: admit it if
-   * `s` is stored on the mailbox (it arrives soon), else answer at once that it never will.
-   */
-  async #admitQueryPast(s: number, pending: PendingQuery): Promise<void> {
-    let last: number
-    try {
-      last = await this.#storage.lastMailboxSeq()
-    } catch {
-      last = s // cannot tell: wait, as for any other query
-    }
-    if (this.#stopped) return
-    if (s > last) {
-      pending.respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(positionPastEnd(s, this.p, last)) })
-      return
-    }
-    this.#queries.push(pending)
-    this.#kick()
-  }
-
-  async #answer({ query, respond }: PendingQuery): Promise<void> {
-    try {
-      if (query.k === 'read') await this.#entities.read(query, respond)
-      else if (query.k === 'list') this.#entities.list(query, respond)
-      else if (query.k === 'lock') this.#entities.lockHolder(query, respond)
-      else await this.#instances!.answer(query, respond)
-    } catch (err) {
-      respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
+  /** How the query desk reads and acts on this partition (see queries.ts). */
+  #queryPort(): QueryPort {
+    return {
+      p: this.p,
+      logger: this.options.logger,
+      stopped: () => this.#stopped,
+      runsInstances: this.#instances !== undefined,
+      position: () => this.#pos[0],
+      lastSeen: () => this.#inbox.lastSeen,
+      lastStored: () => this.#storage.lastMailboxSeq(),
+      recentReplies: (inbox, rids) => this.#recentReplies.find(inbox, rids, this.#recordLimit),
+      watcherJoined: () => this.#changes.watcherJoined(),
+      kick: () => this.#kick(),
+      answer: (query, respond) => {
+        if (query.k === 'read') return this.#entities.read(query, respond)
+        if (query.k === 'list') return this.#entities.list(query, respond)
+        if (query.k === 'lock') return this.#entities.lockHolder(query, respond)
+        return this.#instances!.answer(query, respond)
+      },
     }
   }
 
@@ -1108,19 +927,14 @@ export class Partition implements EntityPort {
 
   #shutdown(): void {
     this.#stopped = true
+    this.#loop.stop()
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     clearInterval(this.#snapshotTimer)
     this.#inbox.stop()
     this.#outbox.stop()
     this.#instances?.close()
-    this.#querySub?.unsubscribe()
-    // Unanswered queries get no answer from here: another owner may answer them (a stale owner must
-    // never answer), else the client's request times out with PartitionUnavailableError.
-    this.#queries = []
-  }
-
-  async #until(condition: () => boolean): Promise<void> {
-    while (!condition()) await new Promise((r) => setTimeout(r, 2))
+    this.#queries.close()
+    this.#waits.check()
   }
 }
 
@@ -1145,6 +959,11 @@ export function targetOf(msg: ActorMessage): string {
 
 function messagesOf(env: MailboxEnvelope): Iterable<ActorMessage | undefined> {
   return 'c' in env ? env.m : []
+}
+
+/** Whether watchers follow items of this kind (entity states and instance records). */
+function isWatched(kind: ItemKind | undefined): boolean {
+  return kind === ItemKind.Entity || kind === ItemKind.Instance
 }
 
 function sizeOf(msgs: Uint8Array[]): number {

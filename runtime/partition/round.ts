@@ -10,6 +10,7 @@ import {
   type Reply,
   type ReplyTo,
 } from '../../actors/wire/index.ts'
+import type { DedupTables } from './dedup.ts'
 
 /**
  * A write whose bytes are produced when the round is sealed: an orchestration instance changed
@@ -32,8 +33,6 @@ export function resolveWrite(value: ItemWrite): Uint8Array | null {
 export class CommitRound {
   /** Item writes, last one wins. */
   readonly writes = new Map<string, ItemWrite>()
-  readonly dc = new Map<string, [number, number]>()
-  readonly dp = new Map<number, number>()
   readonly out = new Map<number, Uint8Array[]>()
   readonly rep = new Map<string, RoundReply[]>()
   /** Callbacks to run once this round is durable. */
@@ -82,21 +81,21 @@ export class CommitRound {
     this.touched = true
   }
 
-  /** A fresh, unique key for a timer created in this round. */
-  timerKey(p: number): string {
-    return `t.${p}.${this.n}-${this.#timers++}`
+  /** A fresh name, unique in the partition, for a timer created in this round (see item-keys.ts). */
+  timerName(): string {
+    return `${this.n}-${this.#timers++}`
   }
 
-  /** The commit record of this round. */
-  toRecord(epoch: number): CommitRecord {
+  /** The commit record of this round, with its dedup delta (see dedup.ts). */
+  toRecord(epoch: number, dedup: DedupTables): CommitRecord {
     return {
       v: WIRE_VERSION,
       n: this.n,
       e: epoch,
       pos: this.pos,
       w: [...this.writes].map(([k, v]) => [k, resolveWrite(v)]),
-      dc: [...this.dc].map(([c, [q, at]]) => [c, q, at]),
-      dp: [...this.dp],
+      dc: dedup.dc,
+      dp: dedup.dp,
       out: [...this.out],
       rep: [...this.rep].map(([inbox, replies]) => [inbox, replies.map(resolveReply)]),
       lq: this.lq,

@@ -12,31 +12,27 @@
  * checkpoint itself is written conditionally, so a stale owner never moves it nor truncates
  * anything.
  */
-import { FencedError, decodeToken, encodeToken } from '../../actors/index.ts'
+import { FencedError, decodeToken } from '../../actors/index.ts'
 import {
   WIRE_VERSION,
   type ActorMessage,
   type CommitRecord,
+  type LogWriter,
   type MailboxPosition,
 } from '../../actors/wire/index.ts'
 import type { Logger } from '../util/index.ts'
-import { isFencingRejection, type Checkpoint, type PartitionStorage } from '../nats/index.ts'
-import type { LogWriter } from './log-fence.ts'
+import {
+  isWrongLastSequence,
+  type Checkpoint,
+  type PartitionStorage,
+  entityTypeFilter,
+  isEager,
+  isWriteOnce,
+  itemKey,
+} from '../nats/index.ts'
+import type { DedupTables } from './dedup.ts'
+import { Semaphore } from '../util/index.ts'
 
-/** The KV key of an entity's state. */
-export function entityItemKey(p: number, type: string, key: string): string {
-  return `e.${p}.${type}.${encodeToken(key)}`
-}
-
-/** Type and key of an entity item key, or undefined for other items. */
-export function parseEntityItemKey(itemKey: string): { type: string; key: string } | undefined {
-  if (!itemKey.startsWith('e.')) return undefined
-  const parts = itemKey.split('.')
-  if (parts.length !== 4) return undefined
-  return { type: parts[2]!, key: decodeToken(parts[3]!) }
-}
-
-const CLIENT_DEDUP_RETENTION_MS = 24 * 3600 * 1000
 /**
  * Item writes in flight per connection, over all the partitions of a node. The partitions of a
  * node tend to snapshot at the same moment; unbounded, their thousands of writes (and acks) would
@@ -44,37 +40,33 @@ const CLIENT_DEDUP_RETENTION_MS = 24 * 3600 * 1000
  */
 const WRITE_CONCURRENCY = 64
 
-/** A first-come queue of `limit` slots. */
-class Slots {
-  #free: number
-  readonly #waiting: Array<() => void> = []
-  constructor(limit: number) {
-    this.#free = limit
-  }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) this.#free--
-    else await new Promise<void>((resolve) => this.#waiting.push(resolve))
-    try {
-      return await fn()
-    } finally {
-      const next = this.#waiting.shift()
-      if (next !== undefined) next()
-      else this.#free++
-    }
-  }
-}
-const writeSlots = new WeakMap<object, Slots>()
-
-/** The key of the item holding a partition's recent replies (see `runtime/partition/recent-replies.ts`). */
-export function repliesItemKey(p: number): string {
-  return `rep.${p}`
-}
+const writeSlots = new WeakMap<object, Semaphore>()
 
 /**
- * What a snapshot takes from outside this state, at a record boundary: the unconfirmed outbox
- * (into the checkpoint) and the encoded recent replies (an item written before the checkpoint).
+ * What snapshots need of the state bucket, log and mailbox ({@link PartitionStorage} is one; unit
+ * tests use an in-memory twin). `nc` only identifies the connection: item writes in flight are
+ * bounded per connection.
+ */
+export type SnapshotStore = Pick<
+  PartitionStorage,
+  | 'p'
+  | 'readCheckpoint'
+  | 'writeCheckpoint'
+  | 'readItem'
+  | 'writeItem'
+  | 'listStoredKeys'
+  | 'listKeys'
+  | 'truncateLog'
+  | 'truncateMailbox'
+> & { readonly nc: object }
+
+/**
+ * What a snapshot takes from outside this state, at a record boundary: the committed dedup tables
+ * and the unconfirmed outbox (into the checkpoint), and the encoded recent replies (an item written
+ * before the checkpoint).
  */
 export interface CheckpointExtras {
+  dedup: DedupTables
   outbox: Checkpoint['outbox']
   replies?: Uint8Array
 }
@@ -88,8 +80,6 @@ export class SnapshotState {
   #lq: ActorMessage[] = []
   /** Writer of the last committed record: the log's owner at `committedN`. */
   #writer: LogWriter = { e: 0 }
-  readonly #dc = new Map<string, [number, number]>()
-  readonly #dp = new Map<number, number>()
   #committed = new Map<string, Uint8Array | null>()
   #writing = new Map<string, Uint8Array | null>()
   readonly #revs = new Map<string, number>()
@@ -100,7 +90,7 @@ export class SnapshotState {
   #taking: Promise<void> | null = null
 
   constructor(
-    readonly storage: PartitionStorage,
+    readonly storage: SnapshotStore,
     readonly logger: Logger,
     /** Whether this owner may write now (see `PartitionOptions.mayWrite`). */
     readonly mayWrite: () => boolean = () => true,
@@ -122,7 +112,7 @@ export class SnapshotState {
         this.#ckptRev = await this.storage.writeCheckpoint(claimed, rev)
         return { ckpt }
       } catch (err) {
-        if (!isFencingRejection(err)) throw err
+        if (!isWrongLastSequence(err)) throw err
       }
     }
   }
@@ -134,8 +124,6 @@ export class SnapshotState {
     this.#pos = ckpt.pos
     this.#lq = ckpt.lq
     this.#writer = { e: ckpt.le ?? 0, o: ckpt.lo }
-    for (const [c, q, at] of ckpt.dc) this.#dc.set(c, [q, at])
-    for (const [p, n] of ckpt.dp) this.#dp.set(p, n)
   }
 
   /** Notes a durable record (committed now, or replayed at recovery) that the log fence accepted. */
@@ -148,8 +136,6 @@ export class SnapshotState {
       this.#pos = rec.pos
       this.#lq = rec.lq
     }
-    for (const [c, q, at] of rec.dc) this.#dc.set(c, [q, at])
-    for (const [p, n] of rec.dp) this.#dp.set(p, n)
     for (const [key, value] of rec.w) this.#committed.set(key, value)
     if (rec.claim) return
     if (this.#recordsSince++ === 0) this.#since = Date.now()
@@ -205,7 +191,7 @@ export class SnapshotState {
 
   /** Keys of the entities of `type` in partition `p` that the state bucket holds. */
   async listEntityKeys(p: number, type: string): Promise<string[]> {
-    const keys = await this.storage.listKeys(`e.${p}.${type}.*`)
+    const keys = await this.storage.listKeys(entityTypeFilter(p, type))
     return keys.map((k) => decodeToken(k.slice(k.lastIndexOf('.') + 1)))
   }
 
@@ -238,7 +224,7 @@ export class SnapshotState {
   async #take(extraOf: (upToN: number) => CheckpointExtras): Promise<void> {
     this.#writing = this.#committed
     this.#committed = new Map()
-    const now = Date.now()
+    const extra = extraOf(this.committedN)
     const ckpt: Checkpoint = {
       v: WIRE_VERSION,
       e: this.#epoch,
@@ -247,31 +233,27 @@ export class SnapshotState {
       n: this.committedN,
       logSeq: this.#logSeq,
       pos: this.#pos,
-      dc: [...this.#dc]
-        .filter(([, [, at]]) => now - at < CLIENT_DEDUP_RETENTION_MS)
-        .map(([c, [q, at]]) => [c, q, at]),
-      dp: [...this.#dp],
+      dc: extra.dedup.dc,
+      dp: extra.dedup.dp,
       lq: this.#lq,
-      outbox: [],
+      outbox: extra.outbox,
     }
-    const extra = extraOf(this.committedN)
-    ckpt.outbox = extra.outbox
     const records = this.#recordsSince
     this.#recordsSince = 0
     try {
       let slots = writeSlots.get(this.storage.nc)
-      if (slots === undefined) writeSlots.set(this.storage.nc, (slots = new Slots(WRITE_CONCURRENCY)))
+      if (slots === undefined) writeSlots.set(this.storage.nc, (slots = new Semaphore(WRITE_CONCURRENCY)))
       const items = [...this.#writing]
       // all settle before the outcome counts: no write of this snapshot outlives it
       const results = await Promise.allSettled(items.map(([k, v]) => slots.run(() => this.#writeItem(k, v))))
       const failed = results.find((r) => r.status === 'rejected')
       if (failed !== undefined) throw failed.reason
-      if (extra.replies !== undefined) await this.#writeItem(repliesItemKey(this.storage.p), extra.replies)
+      if (extra.replies !== undefined) await this.#writeItem(itemKey.replies(this.storage.p), extra.replies)
       try {
         this.#checkMayWrite()
         this.#ckptRev = await this.storage.writeCheckpoint(ckpt, this.#ckptRev)
       } catch (err) {
-        if (isFencingRejection(err))
+        if (isWrongLastSequence(err))
           throw new FencedError(this.storage.p, 'checkpoint was claimed by a newer owner')
         throw err
       }
@@ -294,8 +276,8 @@ export class SnapshotState {
     // means the item was never stored: a delete of it is a no-op, a write creates it. History
     // chunks have keys never used before (see instances.ts) and are written once: a write of one
     // creates it (a delete still needs its revision).
-    const eager = key.startsWith('t.') || key.startsWith('a.') || key.startsWith('l.')
-    const created = value !== null && key.startsWith('h.')
+    const eager = isEager(key)
+    const created = value !== null && isWriteOnce(key)
     let rev = this.#revs.get(key)
     if (rev === undefined) rev = eager || created ? 0 : await this.#revisionToReplace(key)
     if (value === null && rev === 0) {
@@ -307,7 +289,7 @@ export class SnapshotState {
         this.#revs.set(key, await this.storage.writeItem(key, value, rev, this.#epoch))
         return
       } catch (err) {
-        if (!isFencingRejection(err) || attempt > 5) throw err
+        if (!isWrongLastSequence(err) || attempt > 5) throw err
       }
       // Someone else wrote the item: a newer owner (we stop), or a stale one (we overwrite it).
       // A newer owner claims the checkpoint before it writes any item, so a changed checkpoint

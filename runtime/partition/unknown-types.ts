@@ -3,7 +3,7 @@
  * type or orchestration that other nodes of the hub know (placement prefers nodes that know every
  * name, see `placement/registry.ts`, but an owner can still meet one while partitions move). Such
  * a message is neither dropped nor failed: it is kept in partition state as a durable timer
- * (`t.<p>.u.*`) and tried again every {@link DEFER_UNKNOWN_MS}; a new owner tries it at once, before
+ * (`t.<p>.u.*`, see `runtime/nats/item-keys.ts`) and tried again every {@link DEFER_UNKNOWN_MS}; a new owner tries it at once, before
  * anything newer, so per-target order holds. Only a name no node of the hub knows is "unknown":
  * that is bad input (rejected, or dead-lettered).
  */
@@ -21,9 +21,6 @@ export interface TypeDirectory {
 /** How long a message for a type known only elsewhere waits before it is tried again, in ms. */
 export const DEFER_UNKNOWN_MS = 2000
 
-/** Marker of the timer keys that hold such messages: `t.<p>.u.<round>-<i>`. */
-export const DEFERRED = 'u'
-
 /**
  * True when `name` (`e:Type` or `o:name`) is not run here but the hub knows it: the message must
  * be kept for a node that runs it. False when it runs here, and when no node of the hub knows it
@@ -32,9 +29,4 @@ export const DEFERRED = 'u'
  */
 export function knownElsewhere(directory: TypeDirectory | undefined, name: string): boolean {
   return directory?.whereIs(name) === 'elsewhere'
-}
-
-/** Whether a timer key holds a deferred message (see the module comment). */
-export function isDeferredTimer(key: string, p: number): boolean {
-  return key.startsWith(`t.${p}.${DEFERRED}.`)
 }

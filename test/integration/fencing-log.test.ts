@@ -10,8 +10,10 @@ import { Client, Node, silentLogger } from '../../runtime/index.ts'
 import { connectTo, closeConnection } from '../../runtime/nats/connect.ts'
 import { ensureHub } from '../../runtime/nats/hub.ts'
 import { encode } from '../../runtime/nats/codec.ts'
-import { entityItemKey, SnapshotState } from '../../runtime/partition/snapshot.ts'
-import { PartitionStorage, isFencingRejection } from '../../runtime/nats/storage.ts'
+import { SnapshotState } from '../../runtime/partition/snapshot.ts'
+import { itemKey } from '../../runtime/nats/item-keys.ts'
+import { PartitionStorage } from '../../runtime/nats/storage.ts'
+import { isWrongLastSequence } from '../../runtime/nats/errors.ts'
 import { LogFence } from '../../runtime/partition/log-fence.ts'
 import { WIRE_VERSION, type CommitRecord } from '../../actors/wire/messages.ts'
 import { FencedError } from '../../actors/errors.ts'
@@ -60,7 +62,7 @@ describe('log appends', () => {
     // the stale owner appends its record 2, still expecting its own record 1 last: on 2.9.10 a
     // reused message id would be answered as a duplicate of B's claim before the sequence check
     const stale = await storage.append(encode(record(2, 1, 1)), 2, a, a1).catch((e: unknown) => e)
-    expect(isFencingRejection(stale), `stale append outcome: ${String(stale)}`).toBe(true)
+    expect(isWrongLastSequence(stale), `stale append outcome: ${String(stale)}`).toBe(true)
     const b3 = await storage.append(encode(record(3, 2, 2)), 3, b, b2)
     expect(b3).toBeGreaterThan(b2)
     expect((await storage.logAfter(0)).map(({ rec }) => [rec.n, rec.e])).toEqual([
@@ -84,7 +86,7 @@ describe('log appends', () => {
     const other = await storage
       .append(encode(record(1, 1, 7, { pos: [5, 0] })), 1, w, 0)
       .catch((e: unknown) => e)
-    expect(isFencingRejection(other), `outcome: ${String(other)}`).toBe(true)
+    expect(isWrongLastSequence(other), `outcome: ${String(other)}`).toBe(true)
     await closeConnection(nc)
   })
 })
@@ -111,7 +113,7 @@ describe('a stale record in the log', () => {
     const nc = await connectTo(nats.url, 'forger')
     const hub = await ensureHub(nc, hubName)
     const forged = record(node.partitions.get(0)!.committedN + 1, epoch - 1, 12345, {
-      w: [[entityItemKey(0, 'Counter', 'a'), encode(999)]],
+      w: [[itemKey.entity(0, 'Counter', 'a'), encode(999)]],
     })
     await jetstream(nc).publish(hub.names.log(0), encode(forged))
 
@@ -144,7 +146,7 @@ describe('snapshot writes', () => {
     const nc = await connectTo(nats.url, 'test')
     const hub = await ensureHub(nc, 'snapfence', { partitions: 2 })
     const storage = new PartitionStorage(nc, hub, 1)
-    const key = entityItemKey(1, 'Counter', 'x')
+    const key = itemKey.entity(1, 'Counter', 'x')
     // the stale owner (epoch 3) claims, then commits a write of x it never read
     const stale = new SnapshotState(storage, silentLogger)
     await stale.claim(3, 1)
@@ -152,7 +154,7 @@ describe('snapshot writes', () => {
     stale.committed(record(2, 3, 3, { w: [[key, encode(1)]] }), 2)
     // meanwhile a newer owner (epoch 4) wrote x
     await storage.writeItem(key, encode(50), 0, 4)
-    const err = await stale.take(() => ({ outbox: [] })).catch((e: unknown) => e)
+    const err = await stale.take(() => ({ dedup: { dc: [], dp: [] }, outbox: [] })).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(FencedError)
     expect((await storage.readItem(key)).value).toEqual(encode(50))
     await closeConnection(nc)

@@ -11,7 +11,7 @@ import { HubNames } from '../../runtime/nats/hub.ts'
 import { Kvm } from '@nats-io/kv'
 import { partitionOf } from '../../actors/ids.ts'
 import { decode } from '../../runtime/nats/codec.ts'
-import { entityItemKey } from '../../runtime/partition/snapshot.ts'
+import { itemKey } from '../../runtime/nats/item-keys.ts'
 import { Counter } from '../fixtures/entities.ts'
 import { useNatsServer, waitFor } from '../tooling/harness.ts'
 
@@ -117,7 +117,7 @@ describe('snapshots', () => {
     expect(states.size).toBe(N)
     let wrong = 0
     for (let i = 0; i < N; i++) {
-      const key = entityItemKey(partitionOf(`e${i}`, PARTITIONS), 'Counter', `e${i}`)
+      const key = itemKey.entity(partitionOf(`e${i}`, PARTITIONS), 'Counter', `e${i}`)
       if (states.get(key) !== value(i)) wrong++
     }
     expect(wrong, 'entities with a wrong snapshotted state').toBe(0)

@@ -15,7 +15,7 @@ import {
 } from '../../entities/index.ts'
 import { decode, decodeEnvelope, encode } from '../../runtime/nats/codec.ts'
 import { TimerSet } from '../../runtime/partition/timers.ts'
-import { entityItemKey, parseEntityItemKey } from '../../runtime/partition/snapshot.ts'
+import { itemKey, parseItemKey } from '../../runtime/nats/item-keys.ts'
 import { Counter, Log } from '../fixtures/entities.ts'
 
 describe('codec', () => {
@@ -58,8 +58,8 @@ describe('ids', () => {
       expect(decodeToken(token)).toBe(key)
       expect(encodeToken(key + 'suffix').startsWith(token)).toBe(true)
     }
-    const itemKey = entityItemKey(3, 'Counter', 'a.b')
-    expect(parseEntityItemKey(itemKey)).toEqual({ type: 'Counter', key: 'a.b' })
+    const key = itemKey.entity(3, 'Counter', 'a.b')
+    expect(parseItemKey(key)).toMatchObject({ type: 'Counter', key: 'a.b' })
   })
 })
 

@@ -1,0 +1,313 @@
+/**
+ * How a client's messages travel (the call transport): per partition, signals and calls leave in
+ * batches through a {@link PartitionSender}; calls wait for their reply on the client's inbox,
+ * which a partition publishes once the call's record is committed; calls waiting long, or across a
+ * reconnect, ask the partition again for replies it sent lately; queries go to the owner of a
+ * partition, after the client's last publish there (read-your-writes). The entity and instance
+ * APIs of `Client` act through it.
+ */
+import {
+  BadInputError,
+  CodecError,
+  IllegalStateError,
+  PartitionUnavailableError,
+  TimeoutError,
+  fromErrorInfo,
+  partitionOf,
+} from '../../actors/index.ts'
+import {
+  WIRE_VERSION,
+  type ActorMessage,
+  type EntityOp,
+  type Query,
+  type QueryAnswer,
+  type Reply,
+  type ReplyEnvelope,
+  type ReplyTo,
+} from '../../actors/wire/index.ts'
+import {
+  decode,
+  decodeEnvelope,
+  encode,
+  isNoResponders,
+  fastJetStream,
+  type FastJetStream,
+  type Hub,
+  BlobStore,
+  isUnloaded,
+  createInbox,
+  type NatsConnection,
+  type Subscription,
+} from '../nats/index.ts'
+import { targetOf } from '../partition/index.ts'
+import { retryWithBackoff } from '../util/index.ts'
+import { PartitionSender, type SenderHost } from './sender.ts'
+import { offloadMessage } from './blobs.ts'
+
+/** Timeouts of the transport (see `ClientOptions`). */
+export interface TransportOptions {
+  callTimeoutMs: number
+  queryTimeoutMs: number
+  publishDeadlineMs: number
+  reaskMs: number
+}
+
+interface PendingCall {
+  resolve(value: unknown): void
+  reject(err: Error): void
+  timer: NodeJS.Timeout
+  /** Partition the call went to, and when it left. */
+  p: number
+  at: number
+}
+
+/** The call transport of one client (see the module comment). */
+export class CallTransport implements SenderHost {
+  readonly #senders = new Map<number, PartitionSender>()
+  readonly #calls = new Map<number, PendingCall>()
+  /** Mailbox sequence of the last acknowledged publish per partition (for read-your-writes). */
+  readonly #lastSeq = new Map<number, number>()
+  readonly #inbox: string
+  readonly #replySub: Subscription
+  readonly #js: FastJetStream
+  readonly #maxPayload: number
+  #rid = 0
+  #closed = false
+  #reaskTimer: NodeJS.Timeout | undefined
+  /** JetStream publishes made (for benchmarks: signals per publish). */
+  publishes = 0
+
+  constructor(
+    readonly nc: NatsConnection,
+    readonly hub: Hub,
+    /** The client's id: its batches are numbered per client and deduplicated on it. */
+    readonly id: string,
+    readonly options: TransportOptions,
+    /** Where large values go by reference (runtime/nats/blobs.ts). */
+    readonly blobs: BlobStore,
+  ) {
+    this.#js = fastJetStream(nc)
+    this.#maxPayload = nc.info?.max_payload ?? 1024 * 1024
+    this.#inbox = createInbox(hub.names.replyInboxPrefix)
+    this.#replySub = nc.subscribe(this.#inbox, {
+      callback: (err, msg) => {
+        if (err === null) this.#onReplies(msg.data)
+      },
+    })
+  }
+
+  /** Whether {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** Stops: waits for queued messages to leave; pending calls fail with `IllegalStateError`. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    clearTimeout(this.#reaskTimer)
+    await Promise.all([...this.#senders.values()].map((s) => s.idle()))
+    for (const [, call] of this.#calls) {
+      clearTimeout(call.timer)
+      call.reject(new IllegalStateError('client closed'))
+    }
+    this.#calls.clear()
+    this.#replySub.unsubscribe()
+  }
+
+  /** Sends any actor message one-way; resolves once it is stored in the mailbox. */
+  send(msg: ActorMessage): Promise<void> {
+    if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
+    return new Promise<void>((resolve, reject) => this.#sender(targetOf(msg)).add({ msg, resolve, reject }))
+  }
+
+  /** Sends an entity signal; resolves once it is stored in the mailbox. */
+  signal(msg: EntityOp): Promise<void> {
+    if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
+    if (!Array.isArray(msg.a)) return Promise.reject(new BadInputError('arguments must be an array'))
+    return new Promise<void>((resolve, reject) => this.#sender(msg.key).add({ msg, resolve, reject }))
+  }
+
+  /** Every waiting call asks again for its reply (after a reconnect: it may have been dropped). */
+  reaskAll(): void {
+    void this.#reask(0)
+  }
+
+  /** Sends a message that expects a reply after the partition committed it. */
+  request(
+    msg: ActorMessage & { r?: ReplyTo },
+    what: () => string,
+    timeoutMs = this.options.callTimeoutMs,
+  ): Promise<unknown> {
+    if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
+    const rid = ++this.#rid
+    msg.r = [this.#inbox, rid]
+    return new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#calls.delete(rid)
+        reject(new TimeoutError(`${what()} got no result in ${timeoutMs} ms`))
+      }, timeoutMs)
+      const sender = this.#sender(targetOf(msg))
+      this.#calls.set(rid, { resolve, reject, timer, p: sender.p, at: Date.now() })
+      this.#armReask()
+      sender.add({ msg, rid })
+    })
+  }
+
+  /** A call's message could not be sent (see {@link SenderHost}). */
+  failCall(rid: number, err: Error): void {
+    const call = this.#calls.get(rid)
+    if (call === undefined) return
+    this.#calls.delete(rid)
+    clearTimeout(call.timer)
+    call.reject(err)
+  }
+
+  #sender(key: string): PartitionSender {
+    const p = partitionOf(key, this.hub.meta.partitions)
+    let sender = this.#senders.get(p)
+    if (sender === undefined) {
+      sender = new PartitionSender(this, p)
+      this.#senders.set(p, sender)
+    }
+    return sender
+  }
+
+  /** Publishes one envelope to partition p, retrying until the deadline. */
+  async publishEnvelope(p: number, q: number, bytes: Uint8Array): Promise<void> {
+    const seq = await retryWithBackoff(
+      () => {
+        this.publishes++
+        return this.#js.publish(this.hub.names.mailbox(p), bytes, { msgID: `${this.id}.${p}.${q}` })
+      },
+      {
+        firstDelayMs: 20,
+        maxDelayMs: 1000,
+        deadline: Date.now() + this.options.publishDeadlineMs,
+        retryable: () => !this.nc.isClosed(),
+      },
+    )
+    if (seq > (this.#lastSeq.get(p) ?? 0)) this.#lastSeq.set(p, seq)
+  }
+
+  /** Largest message the server accepts. */
+  get maxPayload(): number {
+    return this.#maxPayload
+  }
+
+  /** Stores a message's large values by reference (blobs first); rejects over the ceiling. */
+  offload(msg: ActorMessage): Promise<void> {
+    return offloadMessage(this.blobs, msg)
+  }
+
+  #onReplies(data: Uint8Array): void {
+    let env: ReplyEnvelope
+    try {
+      env = decodeEnvelope(data, 'reply') as unknown as ReplyEnvelope
+    } catch {
+      return
+    }
+    this.#settle(env.r)
+  }
+
+  #settle(replies: Reply[]): void {
+    for (const reply of replies) {
+      const call = this.#calls.get(reply[0])
+      if (call === undefined) continue // a re-sent reply, or one whose call timed out
+      this.#calls.delete(reply[0])
+      clearTimeout(call.timer)
+      if (reply[1] === 1) {
+        try {
+          const value = decode(reply[2], 'call result')
+          if (isUnloaded(value)) this.blobs.load(value).then(call.resolve, call.reject)
+          else call.resolve(value)
+        } catch (err) {
+          call.reject(err as CodecError)
+        }
+      } else call.reject(fromErrorInfo(reply[2]))
+    }
+  }
+
+  #armReask(): void {
+    if (this.#reaskTimer !== undefined || this.#closed) return
+    this.#reaskTimer = setTimeout(() => {
+      this.#reaskTimer = undefined
+      void this.#reask(this.options.reaskMs)
+    }, this.options.reaskMs)
+    this.#reaskTimer.unref()
+  }
+
+  /**
+   * Asks again for the replies of calls waiting at least `minAge` ms. Replies leave a partition
+   * over core NATS once committed; one sent while this client was reconnecting is gone, and the
+   * partition keeps what it sent lately to answer this.
+   */
+  async #reask(minAge: number): Promise<void> {
+    const now = Date.now()
+    const byPartition = new Map<number, number[]>()
+    for (const [rid, call] of this.#calls) {
+      if (now - call.at < minAge) continue
+      let rids = byPartition.get(call.p)
+      if (rids === undefined) byPartition.set(call.p, (rids = []))
+      if (rids.length < 4096) rids.push(rid)
+    }
+    await Promise.all(
+      [...byPartition].map(async ([p, rids]) => {
+        try {
+          const query: Query = { v: WIRE_VERSION, k: 'replies', inbox: this.#inbox, rids }
+          const answer = await this.query(p, query, this.options.reaskMs)
+          if ('replies' in answer) this.#settle(answer.replies)
+        } catch {
+          // no owner now, or no answer: the next round asks again
+        }
+      }),
+    )
+    if (this.#calls.size > 0) this.#armReask()
+  }
+
+  /**
+   * Asks partition p's owner. While no node serves p (a move or take-over in progress, or no node
+   * up yet) the query is retried with backoff until `timeoutMs` has passed; queries only read.
+   */
+  async query(
+    p: number,
+    query: Query,
+    timeoutMs = this.options.queryTimeoutMs,
+  ): Promise<Exclude<QueryAnswer, { ok: 0 }>> {
+    const seq = this.#lastSeq.get(p)
+    if (seq !== undefined) query.s = seq
+    const bytes = encode(query)
+    const deadline = Date.now() + timeoutMs
+    let data: Uint8Array
+    try {
+      const msg = await retryWithBackoff(
+        () => {
+          const left = deadline - Date.now()
+          // the lean path shares one reply subscription; it has one timeout for all requests
+          return left >= this.#js.timeoutMs
+            ? this.#js.request(this.hub.names.query(p), bytes)
+            : this.nc.request(this.hub.names.query(p), bytes, { timeout: Math.max(left, 1) })
+        },
+        {
+          firstDelayMs: 25,
+          maxDelayMs: 500,
+          deadline,
+          retryable: (err) => isNoResponders(err) && !this.nc.isClosed(),
+        },
+      )
+      data = msg.data
+    } catch (err) {
+      if (isNoResponders(err))
+        throw new PartitionUnavailableError(
+          p,
+          `no node served it for ${timeoutMs} ms (is a node running on this hub?)`,
+        )
+      if (/timeout|no answer/i.test(String((err as Error).message ?? err)))
+        throw new PartitionUnavailableError(p, `its owner did not answer in time`)
+      throw err
+    }
+    const answer = decodeEnvelope(data, 'query answer') as unknown as QueryAnswer
+    if (answer.ok === 0) throw fromErrorInfo(answer.error)
+    return answer
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * JetStream error predicates, in one place, over the client library's own codes
+ * (`JetStreamApiCodes`, `JetStreamApiError`, `NoRespondersError`) where it names them, and over the
+ * few server codes it does not. The lean publish path (fast-js.ts) raises {@link LeanPublishError}
+ * with the server's `err_code`, so the same predicates hold for both paths.
+ */
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream'
+import { NoRespondersError } from '@nats-io/transport-node'
+
+/** Server codes the client library does not name. */
+export const ServerCodes = {
+  /** A request found no responder (a NATS status code, not a JetStream one). */
+  NoResponders: 503,
+  /** JetStream cluster not available (leaders being elected). */
+  ClusterNotAvailable: 10008,
+  /** A stream with that name exists already (with another configuration, or created concurrently). */
+  StreamNameInUse: 10058,
+} as const
+
+/**
+ * An error answer on the lean publish and direct-get path (fast-js.ts), with the server's error
+ * code (JetStream `err_code`, or the status code 503 for "no responders").
+ */
+export class LeanPublishError extends Error {
+  constructor(
+    message: string,
+    /** JetStream `err_code` (10071: wrong last sequence, …), 503 (no responders), or 0. */
+    readonly code: number,
+  ) {
+    super(message)
+    this.name = 'LeanPublishError'
+  }
+}
+
+function codeOf(err: unknown): number | string | undefined {
+  if (err instanceof JetStreamApiError) return err.code
+  return (err as { code?: number | string } | null | undefined)?.code
+}
+
+/**
+ * Whether `err` is JetStream's rejection of a fenced write: the expected last sequence (or KV
+ * revision) did not match. Looks through `cause` chains.
+ */
+export function isWrongLastSequence(err: unknown): boolean {
+  if (codeOf(err) === JetStreamApiCodes.StreamWrongLastSequence) return true
+  const e = err as { message?: unknown; cause?: unknown } | null | undefined
+  if (typeof e?.message === 'string' && /wrong last sequence/i.test(e.message)) return true
+  return e?.cause !== undefined && e.cause !== err && isWrongLastSequence(e.cause)
+}
+
+/** Whether a message get found no message (`JetStreamApiCodes.NoMessageFound`). */
+export function isNoMessage(err: unknown): boolean {
+  return codeOf(err) === JetStreamApiCodes.NoMessageFound || /no message found/i.test(String(err))
+}
+
+/**
+ * Whether a request failed because nothing listens on its subject: the client raises
+ * `NoRespondersError`, the lean path a {@link LeanPublishError} with code 503.
+ */
+export function isNoResponders(err: unknown): boolean {
+  if (err instanceof NoRespondersError) return true
+  const e = err as Error | null | undefined
+  return e?.name === 'NoRespondersError' || /no responders|\(503\)/i.test(String(e?.message ?? err))
+}
+
+/** Whether a lean publish found no stream answering (status 503: e.g. a leader being elected). */
+export function isUnavailable(err: unknown): boolean {
+  return codeOf(err) === ServerCodes.NoResponders
+}
+
+/** Whether a stream create failed because a stream of that name exists. */
+export function isStreamNameInUse(err: unknown): boolean {
+  return codeOf(err) === ServerCodes.StreamNameInUse
+}
+
+/** Errors of a cluster electing leaders or of a server going away: worth another try. */
+export function isTransient(err: unknown): boolean {
+  const e = err as { name?: string; message?: string }
+  if (e.name === 'TimeoutError' || e.name === 'NoRespondersError') return true
+  const code = codeOf(err)
+  if (code === ServerCodes.NoResponders || code === '503' || code === ServerCodes.ClusterNotAvailable)
+    return true
+  return /timeout|no responders|temporarily unavailable|no suitable peers|leader/i.test(String(e.message))
+}

@@ -1,0 +1,157 @@
+/**
+ * Queries to a partition (reads of entities, locks and instances): taken from the partition's query
+ * subject, answered in loop order once the partition has processed the asker's last publish
+ * (read-your-writes), and released once the state they saw is committed (the hosts answer through
+ * `afterCommit`). A query for recent replies is answered at once, outside loop order: replies
+ * already sent were committed. The partition acts on queries through {@link QueryPort}.
+ */
+import { BadInputError, toErrorInfo, checkTypeName } from '../../actors/index.ts'
+import { WIRE_VERSION, type Query, type QueryAnswer, type Reply } from '../../actors/wire/index.ts'
+import { decodeEnvelope, encode, type NatsConnection, type Subscription } from '../nats/index.ts'
+import type { Logger } from '../util/index.ts'
+import { checkQueryPosition, isAnswerSubject, positionPastEnd, publicAnswer } from './inbound.ts'
+
+/** A query waiting for its turn in the loop. */
+export interface PendingQuery {
+  query: Query
+  respond(answer: QueryAnswer): void
+}
+
+/** What the query desk needs from its partition. */
+export interface QueryPort {
+  readonly p: number
+  readonly logger: Logger
+  /** Whether the partition has stopped (queries then get no answer from it). */
+  stopped(): boolean
+  /** Whether the partition runs orchestrations. */
+  readonly runsInstances: boolean
+  /** Mailbox sequence the partition processes next. */
+  position(): number
+  /** Highest mailbox sequence received so far. */
+  lastSeen(): number
+  /** Last sequence stored on the partition's mailbox. */
+  lastStored(): Promise<number>
+  /** Recent replies to `inbox` with these request ids (see recent-replies.ts). */
+  recentReplies(inbox: string, rids: number[]): Reply[]
+  /** A watcher asked: change messages are published from now on (see change-feed.ts). */
+  watcherJoined(): void
+  /** Wakes the loop. */
+  kick(): void
+  /** Answers a query in loop order (the entity or the orchestration host). */
+  answer(query: Query, respond: (answer: QueryAnswer) => void): Promise<unknown> | void
+}
+
+/** The queries of one partition (see the module comment). */
+export class QueryDesk {
+  #pending: PendingQuery[] = []
+  #sub: Subscription | undefined
+
+  constructor(readonly port: QueryPort) {}
+
+  /** Number of queries waiting for the loop. */
+  get waiting(): number {
+    return this.#pending.length
+  }
+
+  /** Starts taking queries from `subject`. */
+  listen(nc: NatsConnection, subject: string): void {
+    this.#sub = nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return
+        if (!isAnswerSubject(msg.reply)) {
+          this.port.logger.warn('query reply subject is not an inbox; not answered', {
+            p: this.port.p,
+            reply: msg.reply,
+          })
+          return
+        }
+        this.receive(msg.data, (answer) => msg.respond(encode(publicAnswer(answer))))
+      },
+    })
+  }
+
+  /**
+   * Stops taking queries. Unanswered queries get no answer from here: another owner may answer
+   * them (a stale owner must never answer), else the client's request times out with
+   * PartitionUnavailableError.
+   */
+  close(): void {
+    this.#sub?.unsubscribe()
+    this.#pending = []
+  }
+
+  /** Takes one query: answers it at once, or queues it for the loop. */
+  receive(data: Uint8Array, respond: (answer: QueryAnswer) => void): void {
+    let query: Query
+    try {
+      query = decodeEnvelope(data, 'query') as unknown as Query
+      const kind: unknown = query.k
+      if (kind === 'replies') {
+        // replies already sent were committed: answer at once, outside loop order
+        const { inbox, rids } = query as Extract<Query, { k: 'replies' }>
+        if (typeof inbox !== 'string' || !Array.isArray(rids))
+          throw new BadInputError('malformed replies query')
+        respond({ v: WIRE_VERSION, ok: 1, replies: this.port.recentReplies(inbox, rids) })
+        return
+      }
+      if (!['read', 'list', 'status', 'instances', 'lock'].includes(kind as string)) {
+        throw new BadInputError(`unknown query kind ${String(kind)}`)
+      }
+      if ('w' in query && query.w === 1) this.port.watcherJoined()
+      if (query.k === 'read' || query.k === 'list' || query.k === 'lock') checkTypeName(query.t)
+      else if (!this.port.runsInstances) throw new BadInputError('this hub runs no orchestrations')
+      const s = checkQueryPosition(query.s)
+      if (s >= this.port.position() && s > this.port.lastSeen()) {
+        void this.#admitPast(s, { query, respond })
+        return
+      }
+    } catch (err) {
+      respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
+      return
+    }
+    this.#pending.push({ query, respond })
+    this.port.kick()
+  }
+
+  /**
+   * Answers the queries whose asker's last publish the partition has processed (read-your-writes);
+   * returns whether there were any.
+   */
+  async answerReady(): Promise<boolean> {
+    if (this.#pending.length === 0) return false
+    const position = this.port.position()
+    const ready = this.#pending.filter((q) => (q.query.s ?? 0) < position)
+    if (ready.length === 0) return false
+    this.#pending = this.#pending.filter((q) => (q.query.s ?? 0) >= position)
+    for (const q of ready) await this.#answer(q)
+    return true
+  }
+
+  /**
+   * A query waits for mailbox position `s`, which this partition has not received yet: admit it if
+   * `s` is stored on the mailbox (it arrives soon), else answer at once that it never will.
+   */
+  async #admitPast(s: number, pending: PendingQuery): Promise<void> {
+    let last: number
+    try {
+      last = await this.port.lastStored()
+    } catch {
+      last = s // cannot tell: wait, as for any other query
+    }
+    if (this.port.stopped()) return
+    if (s > last) {
+      pending.respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(positionPastEnd(s, this.port.p, last)) })
+      return
+    }
+    this.#pending.push(pending)
+    this.port.kick()
+  }
+
+  async #answer({ query, respond }: PendingQuery): Promise<void> {
+    try {
+      await this.port.answer(query, respond)
+    } catch (err) {
+      respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) })
+    }
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * A first-come semaphore: at most `limit` holders at once, the others wait in order. A released
+ * slot passes straight to the oldest waiter, so a late arrival never overtakes one that waits.
+ * Used by the activity pool (whose backlog, `waiting`, decides offloading), the task workers and
+ * the snapshot's item writes.
+ */
+
+/** At most `limit` holders at once; waiters are served first come, first served. */
+export class Semaphore {
+  #free: number
+  readonly #waiters: Array<() => void> = []
+
+  constructor(
+    /** Most holders at once (at least 1). */
+    readonly limit: number,
+  ) {
+    this.#free = Math.max(1, limit)
+  }
+
+  /** Holders waiting for a slot. */
+  get waiting(): number {
+    return this.#waiters.length
+  }
+
+  /** Takes a slot if one is free now (no promise); false when the caller would have to wait. */
+  tryAcquire(): boolean {
+    if (this.#free === 0) return false
+    this.#free--
+    return true
+  }
+
+  /** Resolves once a slot is held. */
+  acquire(): Promise<void> {
+    if (this.tryAcquire()) return Promise.resolve()
+    return new Promise<void>((resolve) => this.#waiters.push(resolve))
+  }
+
+  /** Gives a held slot back: to the oldest waiter, else to the free ones. */
+  release(): void {
+    const next = this.#waiters.shift()
+    if (next !== undefined) next()
+    else this.#free++
+  }
+
+  /** Runs `fn` holding a slot; the slot is released however `fn` ends. */
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    await this.acquire()
+    try {
+      return await fn()
+    } finally {
+      this.release()
+    }
+  }
+}

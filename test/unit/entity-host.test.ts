@@ -1,0 +1,149 @@
+/** The entity host (runtime/partition/entity-host.ts) through a fake EntityPort, without a server. */
+import type { BlobStore } from '../../runtime/nats/index.ts'
+import { describe, expect, it } from 'vitest'
+import type { ActorMessage, EntityOp, ReplyTo } from '../../actors/wire/messages.ts'
+import { EntityRegistry } from '../../entities/index.ts'
+import { decode, encode } from '../../runtime/nats/codec.ts'
+import { itemKey } from '../../runtime/nats/item-keys.ts'
+import { EntityHost, type EntityPort } from '../../runtime/partition/entity-host.ts'
+import type { RoundReply } from '../../runtime/partition/round.ts'
+import { silentLogger } from '../../runtime/util/logger.ts'
+import { Counter, Log } from '../fixtures/entities.ts'
+
+function fake(overrides: Partial<EntityPort> = {}) {
+  const seen = {
+    writes: new Map<string, Uint8Array | null>(),
+    replies: [] as Array<[ReplyTo, RoundReply]>,
+    sent: [] as ActorMessage[],
+    routed: [] as ActorMessage[],
+    dead: [] as Array<[ActorMessage, string]>,
+    deferred: [] as ActorMessage[],
+    next: [] as ActorMessage[],
+    charged: 0,
+  }
+  const stored = new Map<string, Uint8Array>()
+  const port: EntityPort = {
+    p: 0,
+    logger: silentLogger,
+    valueLimit: 1000,
+    // no large values in these tests: the blob store is never reached
+    blobs: {} as BlobStore,
+    holdFor: () => {},
+    roundNumber: 1,
+    charge: (bytes) => (seen.charged += bytes),
+    writeCharged: (key, bytes) => seen.writes.set(key, bytes),
+    replyTo: (to, reply) => seen.replies.push([to, reply]),
+    send: (msg) => seen.sent.push(msg),
+    deadLetterMessage: async (msg, reason) => void seen.dead.push([msg, reason]),
+    route: (msg) => seen.routed.push(msg),
+    runNext: (msgs) => seen.next.push(...msgs),
+    readItem: async (key) => stored.get(key) ?? null,
+    isPinned: (key) => seen.writes.has(key),
+    forget: () => {},
+    afterCommit: (fn) => fn(),
+    listStoredKeys: async () => [],
+    dirtyWrites: function* () {},
+    knownElsewhere: () => false,
+    defer: (msg) => void seen.deferred.push(msg),
+    ...overrides,
+  }
+  const host = new EntityHost(port, new EntityRegistry([Counter, Log]), 100)
+  return { host, seen, stored }
+}
+
+const call = (op: string, a: unknown[], key = 'a', rid = 1): EntityOp => ({
+  k: 'op',
+  t: 'Counter',
+  key,
+  op,
+  a,
+  r: ['_INBOX_basalt.x', rid],
+})
+
+describe('entity host', () => {
+  it('runs a call on the stored state, writes the new state and replies with the result', async () => {
+    const { host, seen, stored } = fake()
+    const key = itemKey.entity(0, 'Counter', 'a')
+    stored.set(key, encode(10))
+    await host.handle(call('add', [5]))
+    expect(decode(seen.writes.get(key)!, 'state')).toBe(15)
+    await host.handle(call('get', [], 'a', 2))
+    expect(seen.replies.map(([, r]) => [r[0], r[1], decode(r[2] as Uint8Array, 'result')])).toEqual([
+      [1, 1, undefined],
+      [2, 1, 15],
+    ])
+    expect(seen.charged).toBeGreaterThan(0)
+  })
+
+  it('discards the state change of an operation that throws, and the caller gets the error', async () => {
+    const { host, seen } = fake()
+    await host.handle(call('add', [1]))
+    await host.handle(call('failAfterAdding', [100], 'a', 2))
+    await host.handle(call('get', [], 'a', 3))
+    const [, failed] = seen.replies[1]!
+    expect(failed[1]).toBe(0)
+    expect(failed[2]).toMatchObject({ name: 'RangeError', message: 'refusing after adding 100' })
+    expect(decode(seen.replies[2]![1][2] as Uint8Array, 'result')).toBe(1)
+  })
+
+  it('routes the signals an operation sends, once it succeeded', async () => {
+    const { host, seen } = fake()
+    await host.handle(call('forward', ['b', 3]))
+    expect(seen.routed).toEqual([{ k: 'op', t: 'Counter', key: 'b', op: 'add', a: [3] }])
+  })
+
+  it('dead-letters a signal for an unknown type, fails such a call, and defers a type known elsewhere', async () => {
+    const { host, seen } = fake({ knownElsewhere: (name) => name === 'e:Later' })
+    await host.handle({ k: 'op', t: 'Nope', key: 'k', op: 'x', a: [] })
+    expect(seen.dead[0]?.[1]).toMatch(/UnknownEntityError/)
+    await host.handle({ k: 'op', t: 'Nope', key: 'k', op: 'x', a: [], r: ['_INBOX_basalt.x', 9] })
+    expect(seen.replies[0]?.[1]).toMatchObject([9, 0, { name: 'UnknownEntityError' }])
+    await host.handle({ k: 'op', t: 'Later', key: 'k', op: 'x', a: [] })
+    expect(seen.deferred).toHaveLength(1)
+    await host.handle(call('nope', []))
+    expect(seen.replies[1]?.[1]).toMatchObject([1, 0, { name: 'UnknownOperationError' }])
+  })
+
+  it('holds operations of other callers while an orchestration holds the lock, and runs them after the unlock', async () => {
+    const { host, seen } = fake()
+    const lockKey = itemKey.lock(0, 'Counter', 'a')
+    void host.handle({ k: 'lock', t: 'Counter', key: 'a', o: ['orch', 4], rest: [] })
+    expect(seen.sent).toEqual([{ k: 'done', i: 'orch', s: 4, ok: 1 }])
+    expect(decode(seen.writes.get(lockKey)!, 'lock')).toEqual(['orch', []])
+    const blocked = call('add', [1])
+    await host.handle(blocked)
+    expect(seen.writes.has(itemKey.entity(0, 'Counter', 'a'))).toBe(false)
+    expect(decode(seen.writes.get(lockKey)!, 'lock')).toEqual(['orch', [blocked]])
+    // the holder's own operations run
+    await host.handle({ ...call('add', [2]), r: undefined, ro: ['orch', 5] })
+    expect(decode(seen.writes.get(itemKey.entity(0, 'Counter', 'a'))!, 'state')).toBe(2)
+    void host.handle({ k: 'unlock', t: 'Counter', key: 'a', o: 'orch' })
+    expect(seen.writes.get(lockKey)).toBeNull()
+    expect(seen.next).toEqual([blocked])
+  })
+
+  it('rebuilds locks from their items at recovery', async () => {
+    const { host, seen } = fake()
+    const lockKey = itemKey.lock(0, 'Counter', 'a')
+    host.replayLock(lockKey, encode(['orch', []]))
+    await host.handle(call('add', [1]))
+    expect(seen.replies).toEqual([])
+    host.replayLock(lockKey, null)
+    await host.handle(call('add', [1], 'a', 2))
+    expect(seen.replies).toHaveLength(1)
+  })
+
+  it('refuses a state larger than the round allows, keeping the old state', async () => {
+    const { host, seen } = fake({ valueLimit: 8 })
+    await host.handle({
+      k: 'op',
+      t: 'Log',
+      key: 'l',
+      op: 'append',
+      a: ['x'.repeat(50)],
+      r: ['_INBOX_basalt.x', 1],
+    })
+    expect(seen.replies[0]?.[1]).toMatchObject([1, 0, { name: 'PayloadTooLargeError' }])
+    expect(seen.writes.size).toBe(0)
+  })
+})

@@ -1,0 +1,137 @@
+/**
+ * Snapshot fencing (runtime/partition/snapshot.ts) against an in-memory twin of the state bucket:
+ * conditional writes by revision, an epoch on every item, as JetStream KV does. A newer epoch's
+ * item is never overwritten; a stale owner's item is.
+ */
+import { describe, expect, it } from 'vitest'
+import { FencedError } from '../../actors/errors.ts'
+import type { CommitRecord } from '../../actors/wire/messages.ts'
+import { encode } from '../../runtime/nats/codec.ts'
+import { LeanPublishError } from '../../runtime/nats/errors.ts'
+import { itemKey } from '../../runtime/nats/item-keys.ts'
+import type { Checkpoint, StoredItem } from '../../runtime/nats/storage.ts'
+import { SnapshotState, type CheckpointExtras, type SnapshotStore } from '../../runtime/partition/snapshot.ts'
+import { silentLogger } from '../../runtime/util/logger.ts'
+
+/** The state bucket of one partition, in memory. */
+class MemoryStore implements SnapshotStore {
+  readonly nc = {}
+  readonly items = new Map<string, { value: Uint8Array | null; rev: number; epoch: number }>()
+  #seq = 0
+  truncated: Array<[what: string, seq: number]> = []
+  constructor(readonly p: number) {}
+
+  async readItem(key: string): Promise<StoredItem> {
+    const item = this.items.get(key)
+    return item === undefined ? { value: null, rev: 0, epoch: 0 } : { ...item }
+  }
+  async writeItem(key: string, value: Uint8Array | null, rev: number, epoch: number): Promise<number> {
+    const current = this.items.get(key)?.rev ?? 0
+    if (current !== rev) throw new LeanPublishError(`write ${key}: wrong last sequence ${current}`, 10071)
+    const seq = ++this.#seq
+    this.items.set(key, { value, rev: seq, epoch })
+    return seq
+  }
+  async readCheckpoint(): Promise<{ ckpt: Checkpoint | null; rev: number }> {
+    const item = await this.readItem(itemKey.checkpoint(this.p))
+    return {
+      ckpt: item.value === null ? null : (JSON.parse(Buffer.from(item.value).toString()) as Checkpoint),
+      rev: item.rev,
+    }
+  }
+  async writeCheckpoint(ckpt: Checkpoint, rev: number): Promise<number> {
+    return this.writeItem(itemKey.checkpoint(this.p), Buffer.from(JSON.stringify(ckpt)), rev, ckpt.e)
+  }
+  async listStoredKeys(filter: string): Promise<string[]> {
+    const prefix = filter.replace(/>$/, '')
+    return [...this.items.keys()].filter((k) => k.startsWith(prefix))
+  }
+  async listKeys(filter: string): Promise<string[]> {
+    return (await this.listStoredKeys(filter.replace(/\*$/, '>'))).filter(
+      (k) => this.items.get(k)?.value !== null,
+    )
+  }
+  async truncateLog(seq: number): Promise<void> {
+    this.truncated.push(['log', seq])
+  }
+  async truncateMailbox(seq: number): Promise<void> {
+    this.truncated.push(['mailbox', seq])
+  }
+}
+
+const extras = (): CheckpointExtras => ({ dedup: { dc: [], dp: [] }, outbox: [] })
+
+function record(n: number, e: number, w: CommitRecord['w'] = [], claim = false): CommitRecord {
+  const r: CommitRecord = { v: 1, n, e, o: e, pos: [n + 1, 0], w, dc: [], dp: [], out: [], rep: [], lq: [] }
+  if (claim) r.claim = 1
+  return r
+}
+
+describe('snapshot fencing', () => {
+  it('writes committed items and then the checkpoint, and truncates below it', async () => {
+    const store = new MemoryStore(1)
+    const snap = new SnapshotState(store, silentLogger)
+    await snap.claim(2, 1)
+    const key = itemKey.entity(1, 'Counter', 'a')
+    snap.committed(record(1, 2, [[key, encode(5)]]), 10)
+    await snap.take(extras)
+    expect(store.items.get(key)).toMatchObject({ value: encode(5), epoch: 2 })
+    const { ckpt } = await store.readCheckpoint()
+    expect(ckpt).toMatchObject({ e: 2, n: 1, logSeq: 10, pos: [2, 0] })
+    expect(store.truncated).toEqual([
+      ['log', 10],
+      ['mailbox', 2],
+    ])
+  })
+
+  it('never overwrites an item a newer epoch wrote: the stale owner is fenced', async () => {
+    const store = new MemoryStore(1)
+    const stale = new SnapshotState(store, silentLogger)
+    await stale.claim(3, 1)
+    const key = itemKey.entity(1, 'Counter', 'x')
+    stale.committed(record(1, 3, [[key, encode(1)]]), 1)
+    await store.writeItem(key, encode(50), 0, 4) // a newer owner (epoch 4) wrote x meanwhile
+    const err = await stale.take(extras).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(FencedError)
+    expect(store.items.get(key)).toMatchObject({ value: encode(50), epoch: 4 })
+  })
+
+  it('overwrites an item a stale owner (older epoch) wrote', async () => {
+    const store = new MemoryStore(1)
+    const owner = new SnapshotState(store, silentLogger)
+    await owner.claim(5, 1)
+    const key = itemKey.entity(1, 'Counter', 'y')
+    expect(await owner.read(key)).toBeNull() // read: revision 0 known
+    owner.committed(record(1, 5, [[key, encode(7)]]), 1)
+    await store.writeItem(key, encode(666), 0, 4) // a stale owner (epoch 4) slipped a write in
+    await owner.take(extras)
+    expect(store.items.get(key)).toMatchObject({ value: encode(7), epoch: 5 })
+  })
+
+  it('refuses to claim a checkpoint a newer epoch holds, and a claim fences the older owner', async () => {
+    const store = new MemoryStore(1)
+    const older = new SnapshotState(store, silentLogger)
+    await older.claim(1, 1)
+    const newer = new SnapshotState(store, silentLogger)
+    await newer.claim(2, 1)
+    await expect(new SnapshotState(store, silentLogger).claim(1, 1)).rejects.toBeInstanceOf(FencedError)
+    older.committed(record(1, 1, [[itemKey.entity(1, 'T', 'k'), encode(1)]]), 1)
+    await expect(older.take(extras)).rejects.toBeInstanceOf(FencedError)
+    expect((await store.readCheckpoint()).ckpt).toMatchObject({ e: 2 })
+  })
+
+  it('writes nothing while the node may not write (lease lapsed), and retries the items later', async () => {
+    const store = new MemoryStore(1)
+    let may = false
+    const snap = new SnapshotState(store, silentLogger, () => may)
+    await snap.claim(1, 1)
+    const key = itemKey.entity(1, 'T', 'k')
+    snap.committed(record(1, 1, [[key, encode(1)]]), 1)
+    await expect(snap.take(extras)).rejects.toThrow(/lease lapsed/)
+    expect(store.items.has(key)).toBe(false)
+    expect(snap.isDirty(key)).toBe(true)
+    may = true
+    await snap.take(extras)
+    expect(store.items.get(key)).toMatchObject({ value: encode(1) })
+  })
+})
