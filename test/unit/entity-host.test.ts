@@ -1,4 +1,5 @@
 /** The entity host (runtime/partition/entity-host.ts) through a fake EntityPort, without a server. */
+import { PayloadTooLargeError } from '../../actors/index.ts'
 import type { BlobStore } from '../../runtime/nats/index.ts'
 import { describe, expect, it } from 'vitest'
 import type { ActorMessage, EntityOp, ReplyTo } from '../../actors/wire/messages.ts'
@@ -26,8 +27,13 @@ function fake(overrides: Partial<EntityPort> = {}) {
     p: 0,
     logger: silentLogger,
     valueLimit: 1000,
-    // no large values in these tests: the blob store is never reached
-    blobs: {} as BlobStore,
+    // values over the round's limit go to the blob store, whose ceiling this fake puts right there
+    blobs: {
+      limits: { threshold: 1 << 20, ceiling: 1 << 20 },
+      put(bytes: Uint8Array): never {
+        throw new PayloadTooLargeError('a value', bytes.length, 8, 'maxValueBytes')
+      },
+    } as unknown as BlobStore,
     holdFor: () => {},
     roundNumber: 1,
     charge: (bytes) => (seen.charged += bytes),
@@ -133,7 +139,7 @@ describe('entity host', () => {
     expect(seen.replies).toHaveLength(1)
   })
 
-  it('refuses a state larger than the round allows, keeping the old state', async () => {
+  it('refuses a state the round cannot hold and the blob store refuses, keeping the old state', async () => {
     const { host, seen } = fake({ valueLimit: 8 })
     await host.handle({
       k: 'op',
