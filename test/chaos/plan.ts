@@ -91,7 +91,15 @@ export function planFaults(rng: Rng, opts: PlanOptions): FaultEvent[] {
       { at: at + uniform(rng, 300, 2_000), kind: 'serverStart', member },
     )
   }
-  return events.sort((a, b) => a.at - b.at)
+  // CHAOS_ONLY=kill,pause,server keeps only those kinds of fault (to narrow a failure down)
+  const only = process.env['CHAOS_ONLY']?.split(',')
+  const kept =
+    only === undefined
+      ? events
+      : events.filter((e) =>
+          only.some((k) => e.kind.startsWith(k) || (k === 'pause' && e.kind === 'resume')),
+        )
+  return kept.sort((a, b) => a.at - b.at)
 }
 
 /** Counts of each fault kind in a plan. */
