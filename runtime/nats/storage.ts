@@ -304,6 +304,12 @@ export class PartitionStorage {
   /** Reads the log records with sequence in `(afterSeq, upToSeq]`, in order. */
   async readLog(afterSeq: number, upToSeq: number, onRecord: (rec: CommitRecord, seq: number) => void) {
     if (upToSeq <= afterSeq) return
+    if (this.replicated) {
+      // A consumer may run on a replica still catching up, which skips the records it does not
+      // have yet: on a replicated hub recovery reads the log from the stream leader, one by one.
+      for (const { seq, rec } of await this.logAfter(afterSeq, upToSeq)) onRecord(rec, seq)
+      return
+    }
     let last = afterSeq
     await this.#readStream(
       this.hub.names.logStream,
