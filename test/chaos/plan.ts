@@ -96,9 +96,7 @@ export function planFaults(rng: Rng, opts: PlanOptions): FaultEvent[] {
   const kept =
     only === undefined
       ? events
-      : events.filter((e) =>
-          only.some((k) => e.kind.startsWith(k) || (k === 'pause' && e.kind === 'resume')),
-        )
+      : events.filter((e) => only.some((k) => e.kind.startsWith(k) || (k === 'pause' && e.kind === 'resume')))
   return kept.sort((a, b) => a.at - b.at)
 }
 
