@@ -230,9 +230,9 @@ export interface CommitRecord {
   /** Item writes: encoded value, or null for a delete. Keys: `e.*` entities, `t.*` timers. */
   w: Array<[key: string, value: Uint8Array | null]>
   /** Client dedup updates: last batch number applied per client, and when. */
-  dc: Array<[client: string, q: number, at: number]>
+  dc: Array<[client: string, q: number, at: number, seen?: number]>
   /** Partition dedup updates: last record number applied per origin partition. */
-  dp: Array<[partition: number, n: number]>
+  dp: Array<[partition: number, n: number, seen?: number]>
   /** Messages to other partitions (each pre-encoded), sent after this record is durable. */
   out: Array<[partition: number, msgs: Uint8Array[]]>
   /** Replies to clients, sent after this record is durable. */

@@ -58,9 +58,9 @@ export interface Checkpoint {
   /** Mailbox position after that record. */
   pos: MailboxPosition
   /** Client dedup state: client → [last batch number, last seen ms]. */
-  dc: Array<[string, number, number]>
+  dc: Array<[string, number, number, number?]>
   /** Partition dedup state: origin partition → last record number. */
-  dp: Array<[number, number]>
+  dp: Array<[number, number, number?]>
   /** Unprocessed messages between actors of the partition. */
   lq: ActorMessage[]
   /** Messages to other partitions not yet confirmed as delivered: [destination, n, messages]. */
@@ -275,6 +275,28 @@ export class PartitionStorage {
       if (msg.seq === upToSeq) return out
       from = msg.seq + 1
     }
+  }
+
+  /**
+   * The messages on this partition's mailbox subject with sequence in `[fromSeq, beforeSeq)`, as
+   * the stream leader has them, one message-get each (what a consumer on a replica catching up
+   * skipped: see `runtime/partition/mailbox.ts`).
+   */
+  async mailboxBetween(
+    fromSeq: number,
+    beforeSeq: number,
+  ): Promise<Array<{ seq: number; data: Uint8Array }>> {
+    const out: Array<{ seq: number; data: Uint8Array }> = []
+    const subject = this.hub.names.mailbox(this.p)
+    for (let from = fromSeq; from < beforeSeq;) {
+      // (the server takes `next_by_subj` on its message-get API since 2.9; the client's type lacks it)
+      const next = { seq: from, next_by_subj: subject } as unknown as MsgRequest
+      const msg = await this.hub.jsm.streams.getMessage(this.hub.names.mailboxStream, next)
+      if (msg === null || msg.seq >= beforeSeq) break
+      out.push({ seq: msg.seq, data: msg.data })
+      from = msg.seq + 1
+    }
+    return out
   }
 
   /** The stream sequence of the last message on this partition's mailbox subject (0: none). */

@@ -4,6 +4,13 @@
  * envelopes wait; then the reader pauses until the loop has taken half of them. A stall watch
  * fails the partition when messages wait in the stream past its position but none arrive (a
  * consumer lost with a cluster member).
+ *
+ * On a replicated hub the ordered consumer (one replica, placed by the server) may run on a stream
+ * replica that is catching up after a restart, which can lack messages the stream holds — a
+ * consumer there skips them (seen in the chaos test: asked for 977, delivered 1122 first). So on a
+ * replicated hub every delivered message past the next expected sequence is checked against the
+ * stream leader, and what the leader holds in between is read from it and queued first: one
+ * message-get per mailbox message, on replicated hubs only.
  */
 import { checkEnvelope, type MailboxEnvelope } from '../../actors/wire/index.ts'
 import { consumeFrom, decodeEnvelope, type ConsumerMessages, type JetStreamClient } from '../nats/index.ts'
@@ -32,6 +39,13 @@ export interface MailboxHooks {
   arrived(): void
   /** The consumer failed, ended or stalled: the partition must recover. */
   failed(err: Error): void
+  /**
+   * The messages the stream leader holds on the mailbox subject in `[from, before)`; given on a
+   * replicated hub, where a consumer may skip (see the module comment).
+   */
+  fromLeader?(from: number, before: number): Promise<Array<{ seq: number; data: Uint8Array }>>
+  /** `count` messages a consumer skipped were read from the stream leader instead. */
+  filled?(from: number, to: number, count: number): void
 }
 
 /** Reads one partition's mailbox (see the module comment). */
@@ -43,6 +57,8 @@ export class MailboxReader {
   #stopped = false
   #closed = false
   #lastSeen = 0
+  /** The first sequence the next delivered message may have (no gap before it). */
+  #expect = 1
 
   constructor(
     readonly js: JetStreamClient,
@@ -94,6 +110,7 @@ export class MailboxReader {
       lastStored: () => this.hooks.lastStored(),
       stalled: (reason) => this.hooks.failed(new Error(`mailbox consumer stalled: ${reason}`)),
     })
+    this.#expect = fromSeq
     void this.#pump(this.#consumer)
   }
 
@@ -112,22 +129,33 @@ export class MailboxReader {
     this.#resume?.()
   }
 
+  /** Queues one delivered message (one before the committed position is passed over). */
+  #enqueue(seq: number, data: Uint8Array): void {
+    this.#expect = seq + 1
+    if (seq > this.#lastSeen) this.#lastSeen = seq
+    if (seq < this.hooks.position()) return
+    const item: Inbound = { seq }
+    try {
+      item.env = checkEnvelope(decodeEnvelope(data, `mailbox message ${seq}`))
+    } catch (err) {
+      item.raw = data
+      item.error = (err as Error).message
+    }
+    this.#queue.push(item)
+    this.#watch?.delivered()
+    this.hooks.arrived()
+  }
+
   async #pump(messages: ConsumerMessages): Promise<void> {
     try {
       for await (const m of messages) {
         if (this.#stopped) break
-        if (m.seq > this.#lastSeen) this.#lastSeen = m.seq
-        if (m.seq < this.hooks.position()) continue
-        const item: Inbound = { seq: m.seq }
-        try {
-          item.env = checkEnvelope(decodeEnvelope(m.data, `mailbox message ${m.seq}`))
-        } catch (err) {
-          item.raw = m.data
-          item.error = (err as Error).message
+        if (this.hooks.fromLeader !== undefined && m.seq > this.#expect && m.seq >= this.hooks.position()) {
+          const missed = await this.hooks.fromLeader(this.#expect, m.seq)
+          if (missed.length > 0) this.hooks.filled?.(this.#expect, m.seq, missed.length)
+          for (const { seq, data } of missed) this.#enqueue(seq, data)
         }
-        this.#queue.push(item)
-        this.#watch?.delivered()
-        this.hooks.arrived()
+        this.#enqueue(m.seq, m.data)
         if (this.#queue.length > HIGH_WATER) await new Promise<void>((resolve) => (this.#resume = resolve))
       }
     } catch (err) {

@@ -174,6 +174,18 @@ export class Partition implements EntityPort {
       lastStored: () => this.#storage.lastMailboxSeq(),
       arrived: () => this.#kick(),
       failed: (err) => this.#fail(err),
+      ...(this.#storage.replicated
+        ? {
+            fromLeader: (from: number, before: number) => this.#storage.mailboxBetween(from, before),
+            filled: (from: number, to: number, count: number) =>
+              options.logger.warn('mailbox consumer skipped messages; read them from the stream leader', {
+                p,
+                from,
+                to,
+                count,
+              }),
+          }
+        : {}),
     })
     this.#instances = options.instances?.(this)
     this.#recentReplies = options.recentReplies ?? new RecentReplies()

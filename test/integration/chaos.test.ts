@@ -173,9 +173,9 @@ describe(`chaos (seed ${seed}; replay with CHAOS_SEED=${seed})`, () => {
   }, 300_000)
 
   // On a 3-server cluster with replicas: 3, node kills and pauses combined with a server restart
-  // still lose acknowledged signals on nats-server 2.9.10 (an ordered consumer on a replica that is
-  // catching up starts past messages the stream holds; see docs/ARCHITECTURE.md, "Known limits on
-  // a NATS cluster"). Each kind of fault alone is exact. Run it with CHAOS_R3=1, or
+  // still lose a few acknowledged signals in some seeds on nats-server 2.9.10 (two causes handled,
+  // one open: docs/ARCHITECTURE.md, "Known limits on a NATS cluster"). Each kind of fault alone
+  // is exact. Run it with CHAOS_R3=1, or
   // `npm run soak -- --mode r3`.
   it.skipIf(process.env['CHAOS_R3'] !== '1')(
     'R3 cluster: every acknowledged send applied once, all partitions served again',
