@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto'
 import { partitionOf } from '../../actors/index.ts'
 import { WIRE_VERSION, type ActorMessage, type ClientEnvelope } from '../../actors/wire/index.ts'
-import { decode, encode, type Hub, type StoredMsg } from '../nats/index.ts'
+import { decode, encode, isNoMessage, nextOnSubject, type Hub, type StoredMsg } from '../nats/index.ts'
 import { targetOf } from '../partition/index.ts'
 import { UsageError } from './args.ts'
 import { withHub } from './connection.ts'
@@ -178,15 +178,6 @@ async function deadLetter(hub: Hub, seq: number): Promise<StoredMsg> {
 }
 
 /** The first dead letter at or after `seq`, or null. */
-async function nextMessage(hub: Hub, seq: number): Promise<StoredMsg | null> {
-  // (the server takes `next_by_subj` on its message-get API since 2.9; the client's type lacks it)
-  const request = { seq, next_by_subj: `${hub.names.hub}.dlq.>` } as unknown as { seq: number }
-  return hub.jsm.streams.getMessage(hub.names.deadLetterStream, request).catch((err: unknown) => {
-    if (isNoMessage(err)) return null
-    throw err
-  })
-}
-
-function isNoMessage(err: unknown): boolean {
-  return (err as { code?: number }).code === 10037 || /no message found/i.test(String(err))
+function nextMessage(hub: Hub, seq: number): Promise<StoredMsg | null> {
+  return nextOnSubject(hub.jsm, hub.names.deadLetterStream, `${hub.names.hub}.dlq.>`, seq)
 }

@@ -62,6 +62,18 @@ export class HubNames {
   get blobStream(): string {
     return `BASALT_${this.hub}_BLOBS`
   }
+  /** Every stream of the hub, the two KV buckets' streams included. */
+  get streams(): string[] {
+    return [
+      this.mailboxStream,
+      this.logStream,
+      this.deadLetterStream,
+      this.taskStream,
+      this.blobStream,
+      `KV_${this.stateBucket}`,
+      `KV_${this.metaBucket}`,
+    ]
+  }
   /** Subject of chunk `k` of blob `id` (`k` may be `>` for all of them). */
   blob(id: string, k: string): string {
     return `${this.hub}.blob.${id}.${k}`
@@ -313,15 +325,7 @@ export async function bucketKeys(jsm: JetStreamManager, bucket: string, filter =
 export async function deleteHub(nc: NatsConnection, name: string): Promise<void> {
   const names = new HubNames(name)
   const jsm = await jetstreamManager(nc)
-  for (const stream of [
-    names.mailboxStream,
-    names.logStream,
-    names.deadLetterStream,
-    names.taskStream,
-    names.blobStream,
-    `KV_${names.stateBucket}`,
-    `KV_${names.metaBucket}`,
-  ]) {
+  for (const stream of names.streams) {
     try {
       await jsm.streams.delete(stream)
     } catch (err) {

@@ -56,7 +56,7 @@ export {
   type HubMeta,
   type HubOptions,
 } from './hub.ts'
-export { PartitionStorage, type Checkpoint } from './storage.ts'
+export { PartitionStorage, nextOnSubject, type Checkpoint } from './storage.ts'
 export { consumeFrom, consumeTasks } from './consumers.ts'
 export { BlobRef, isUnloaded, unloadedOf, valueOf } from './blob-ref.ts'
 export {

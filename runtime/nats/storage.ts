@@ -12,6 +12,7 @@ import {
   jetstream,
   DeliverPolicy,
   type JetStreamClient,
+  type JetStreamManager,
   type JsMsg,
   type MsgRequest,
   type OrderedConsumerOptions,
@@ -256,9 +257,7 @@ export class PartitionStorage {
     const deadline = Date.now() + LOG_SETTLE_MS
     let from = afterSeq + 1
     for (;;) {
-      // (the server takes `next_by_subj` on its message-get API since 2.9; the client's type lacks it)
-      const next = { seq: from, next_by_subj: subject } as unknown as MsgRequest
-      const msg = await this.hub.jsm.streams.getMessage(this.hub.names.logStream, next)
+      const msg = await nextOnSubject(this.hub.jsm, this.hub.names.logStream, subject, from)
       if (msg === null) {
         if (upToSeq === undefined) return out
         if (Date.now() > deadline) {
@@ -289,9 +288,7 @@ export class PartitionStorage {
     const out: Array<{ seq: number; data: Uint8Array }> = []
     const subject = this.hub.names.mailbox(this.p)
     for (let from = fromSeq; from < beforeSeq;) {
-      // (the server takes `next_by_subj` on its message-get API since 2.9; the client's type lacks it)
-      const next = { seq: from, next_by_subj: subject } as unknown as MsgRequest
-      const msg = await this.hub.jsm.streams.getMessage(this.hub.names.mailboxStream, next)
+      const msg = await nextOnSubject(this.hub.jsm, this.hub.names.mailboxStream, subject, from)
       if (msg === null || msg.seq >= beforeSeq) break
       out.push({ seq: msg.seq, data: msg.data })
       from = msg.seq + 1
@@ -423,6 +420,26 @@ export class PartitionStorage {
       msgID: `dlq.${this.p}.${seq}.${idx === undefined ? '' : `${idx}.`}${data.length}`,
       headers,
     })
+  }
+}
+
+/**
+ * The first message on `subject` (a filter; wildcards allowed) in `stream` at or after `seq`, as
+ * the stream leader has it (its message-get API); null when there is none.
+ */
+export async function nextOnSubject(
+  jsm: JetStreamManager,
+  stream: string,
+  subject: string,
+  seq: number,
+): Promise<StoredMsg | null> {
+  // (the server takes `next_by_subj` on its message-get API since 2.9; the client's type lacks it)
+  const request = { seq, next_by_subj: subject } as unknown as MsgRequest
+  try {
+    return await jsm.streams.getMessage(stream, request)
+  } catch (err) {
+    if (isNoMessage(err)) return null
+    throw err
   }
 }
 
