@@ -77,7 +77,7 @@ export class FastJetStream {
 
   /** Publishes to a stream subject and resolves with the stored sequence. */
   async publish(subject: string, data: Uint8Array, options: FastPublishOptions = {}): Promise<number> {
-    return (await this.publishAck(subject, data, options)).seq
+    return ackOf(await this.#publish(subject, data, options), subject).seq
   }
 
   /**
@@ -86,6 +86,11 @@ export class FastJetStream {
    * with the same `msgID` is already stored, at `seq` — not necessarily this one's bytes).
    */
   async publishAck(subject: string, data: Uint8Array, options: FastPublishOptions = {}): Promise<PublishAck> {
+    const ack = ackOf(await this.#publish(subject, data, options), subject)
+    return { seq: ack.seq, duplicate: ack.duplicate === true }
+  }
+
+  #publish(subject: string, data: Uint8Array, options: FastPublishOptions): Promise<Msg> {
     let h: MsgHdrs | undefined
     if (options.msgID !== undefined || options.expectLastSubjectSeq !== undefined || options.headers) {
       h = natsHeaders()
@@ -95,21 +100,7 @@ export class FastJetStream {
       }
       if (options.headers) for (const [k, v] of Object.entries(options.headers)) h.set(k, v)
     }
-    const msg = await this.#request(subject, data, h, `publish to ${subject}`)
-    const ack = parseJson(msg.data) as {
-      seq?: number
-      duplicate?: boolean
-      error?: { err_code?: number; description?: string }
-    }
-    if (ack?.error !== undefined) {
-      throw new LeanPublishError(
-        `publish to ${subject}: ${ack.error.description ?? 'error'}`,
-        ack.error.err_code ?? 0,
-      )
-    }
-    if (typeof ack?.seq !== 'number')
-      throw new LeanPublishError(`publish to ${subject}: no ack from a stream`, 0)
-    return { seq: ack.seq, duplicate: ack.duplicate === true }
+    return this.#request(subject, data, h, `publish to ${subject}`)
   }
 
   /**
@@ -183,6 +174,24 @@ export class FastJetStream {
       w.reject(new TimeoutError(`${w.what}: no answer in ${this.timeoutMs} ms`))
     }
   }
+}
+
+/** The acknowledgement in a publish's answer; throws {@link LeanPublishError} for an error answer. */
+function ackOf(msg: Msg, subject: string): { seq: number; duplicate?: boolean } {
+  const ack = parseJson(msg.data) as {
+    seq?: number
+    duplicate?: boolean
+    error?: { err_code?: number; description?: string }
+  }
+  if (ack?.error !== undefined) {
+    throw new LeanPublishError(
+      `publish to ${subject}: ${ack.error.description ?? 'error'}`,
+      ack.error.err_code ?? 0,
+    )
+  }
+  if (typeof ack?.seq !== 'number')
+    throw new LeanPublishError(`publish to ${subject}: no ack from a stream`, 0)
+  return ack as { seq: number; duplicate?: boolean }
 }
 
 function parseJson(data: Uint8Array): unknown {
