@@ -103,6 +103,13 @@ export class HubNames {
     return `${this.hub}.chg.${p}`
   }
   /**
+   * Subject a node publishes its telemetry sample on every second (core NATS, JSON
+   * `NodeStats` of runtime/metrics/stats.ts); `nodeId` may be `*` to hear every node.
+   */
+  stats(nodeId: string): string {
+    return `${this.hub}.stats.${nodeId}`
+  }
+  /**
    * Prefix of the subjects clients receive their replies on: a client's inbox is this prefix, a dot
    * and one token. Partitions publish replies to such subjects only (see {@link isReplyInbox}).
    */
