@@ -71,14 +71,7 @@ export async function hubInfoCommand(flags: OutputFlags, out: Out = stdout): Pro
   return withHub(flags, async (hub, nc) => {
     const { names } = hub
     const streams = []
-    for (const stream of [
-      names.mailboxStream,
-      names.logStream,
-      names.taskStream,
-      names.deadLetterStream,
-      `KV_${names.stateBucket}`,
-      `KV_${names.metaBucket}`,
-    ]) {
+    for (const stream of names.streams) {
       const info = await hub.jsm.streams.info(stream).catch(() => null)
       streams.push({ stream, messages: info?.state.messages ?? 0, bytes: info?.state.bytes ?? 0 })
     }

@@ -216,8 +216,9 @@ describe('basalt hub and dlq', () => {
     expect(info.streams.map((s: { stream: string }) => s.stream)).toEqual([
       'BASALT_cli-new_MBX',
       'BASALT_cli-new_LOG',
-      'BASALT_cli-new_TASKS',
       'BASALT_cli-new_DLQ',
+      'BASALT_cli-new_TASKS',
+      'BASALT_cli-new_BLOBS',
       'KV_basalt_cli-new_state',
       'KV_basalt_cli-new_meta',
     ])
