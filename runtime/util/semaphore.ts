@@ -8,7 +8,9 @@
 /** At most `limit` holders at once; waiters are served first come, first served. */
 export class Semaphore {
   #free: number
-  readonly #waiters: Array<() => void> = []
+  /** Waiters in arrival order from `#head` on: a queue without `shift()`, which copies the array. */
+  #waiters: Array<(() => void) | undefined> = []
+  #head = 0
 
   constructor(
     /** Most holders at once (at least 1). */
@@ -19,7 +21,7 @@ export class Semaphore {
 
   /** Holders waiting for a slot. */
   get waiting(): number {
-    return this.#waiters.length
+    return this.#waiters.length - this.#head
   }
 
   /** Takes a slot if one is free now (no promise); false when the caller would have to wait. */
@@ -37,9 +39,20 @@ export class Semaphore {
 
   /** Gives a held slot back: to the oldest waiter, else to the free ones. */
   release(): void {
-    const next = this.#waiters.shift()
-    if (next !== undefined) next()
-    else this.#free++
+    if (this.#head === this.#waiters.length) {
+      this.#free++
+      return
+    }
+    const next = this.#waiters[this.#head]!
+    this.#waiters[this.#head++] = undefined
+    if (this.#head === this.#waiters.length) {
+      this.#waiters = []
+      this.#head = 0
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#waiters.length) {
+      this.#waiters = this.#waiters.slice(this.#head)
+      this.#head = 0
+    }
+    next()
   }
 
   /** Runs `fn` holding a slot; the slot is released however `fn` ends. */

@@ -43,6 +43,29 @@ describe('Semaphore', () => {
     expect(s.waiting).toBe(0)
   })
 
+  it('keeps first-come order through thousands of waiters, arrivals mixed with releases', async () => {
+    const s = new Semaphore(1)
+    expect(s.tryAcquire()).toBe(true)
+    const order: number[] = []
+    const all: Array<Promise<unknown>> = []
+    let next = 0
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 3000; i++) {
+        const id = next++
+        all.push(s.acquire().then(() => order.push(id)))
+      }
+      for (let i = 0; i < 2500; i++) s.release()
+    }
+    expect(s.waiting).toBe(9000 - 7500)
+    for (let i = 0; i < 1500; i++) s.release()
+    await Promise.all(all)
+    expect(s.waiting).toBe(0)
+    expect(order).toEqual(Array.from({ length: 9000 }, (_, i) => i))
+    s.release() // the last holder's slot is free again
+    expect(s.tryAcquire()).toBe(true)
+    expect(s.tryAcquire()).toBe(false)
+  })
+
   it('run() holds a slot for the duration of fn and releases it when fn fails', async () => {
     const s = new Semaphore(1)
     let running = 0
