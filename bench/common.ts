@@ -113,12 +113,13 @@ const CURVE_PERCENTILES = [
 
 /**
  * The percentile curve of unsorted `values`: `[p, nearest-rank percentile]` for p = 0, 1, …, 99,
- * 99.1, …, 99.9, 99.95, 99.99 and 100 (the maximum); empty for no values.
+ * 99.1, …, 99.9, 99.95, 99.99 and 100 (the maximum), values rounded to 4 decimals; empty for no
+ * values.
  */
 export function percentileCurve(values: number[]): Array<[number, number]> {
   if (values.length === 0) return []
   const sorted = [...values].sort((a, b) => a - b)
-  return CURVE_PERCENTILES.map((p) => [p, p === 0 ? sorted[0]! : percentile(sorted, p)])
+  return CURVE_PERCENTILES.map((p) => [p, round(p === 0 ? sorted[0]! : percentile(sorted, p), 4)])
 }
 
 /** `value` rounded to `digits` decimals. */

@@ -151,9 +151,20 @@ export function readReport(file: string, missingOk = false): ReportData | undefi
 export async function writeReport(data: ReportData, dir: string): Promise<RenderedChart[]> {
   const charts = await renderCharts(data)
   mkdirSync(dir, { recursive: true })
-  writeFileSync(path.join(dir, FIGURES_FILE), `${JSON.stringify(data, null, 2)}\n`)
+  writeFileSync(path.join(dir, FIGURES_FILE), formatReport(data))
   for (const chart of charts) if ('svg' in chart) writeFileSync(path.join(dir, chart.file), chart.svg)
   return charts
+}
+
+/** `data` as indented JSON, each percentile curve on one line (so the file stays readable). */
+export function formatReport(data: ReportData): string {
+  const text = JSON.stringify(
+    data,
+    (key, value: unknown) => (key === 'points' ? JSON.stringify(value) : value),
+    2,
+  )
+  // the curves are lists of numbers: no quote or backslash inside, so unquoting them is safe
+  return `${text.replace(/"points": "(\[[^"]*\])"/g, '"points": $1')}\n`
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -186,10 +197,11 @@ function chartSpecs(data: ReportData): ChartSpec[] {
   return [concurrencyChart(data), latencyChart(data), nodesChart(data), pipeliningChart(data)]
 }
 
-/** "measured <when> on <host>" of the runs of `group`, for a chart's subtitle. */
-function provenance(data: ReportData, ...groups: string[]): string[] {
+/** "<group>: <when>, <host>" of the runs that measured `items`, for a chart's subtitle. */
+function provenance(data: ReportData, items: Array<Pick<Figure, 'bench' | 'params'>>): string[] {
+  const groups = new Set(items.map(figureGroup))
   return data.runs
-    .filter((r) => groups.includes(r.group))
+    .filter((r) => groups.has(r.group))
     .map((r) => `${r.group}: ${r.ranAt.slice(0, 16).replace('T', ' ')} UTC, ${r.host}`)
 }
 
@@ -208,15 +220,15 @@ function concurrencyChart(data: ReportData): ChartSpec {
     latency_p50_ms: 'p50',
     latency_p99_ms: 'p99',
   }
-  const rows = data.figures
+  const used = data.figures
     .filter((f) => f.bench === 'hello-sequence' && f.metric in names)
     .filter((f) => typeof f.params['concurrency'] === 'number')
-    .map((f) => ({
-      setup: setupOf(f.params),
-      concurrency: f.params['concurrency'] as number,
-      series: names[f.metric]!,
-      value: f.value,
-    }))
+  const rows = used.map((f) => ({
+    setup: setupOf(f.params),
+    concurrency: f.params['concurrency'] as number,
+    series: names[f.metric]!,
+    value: f.value,
+  }))
   if (rows.length === 0)
     return {
       file,
@@ -237,8 +249,9 @@ function concurrencyChart(data: ReportData): ChartSpec {
     title,
     missing: '',
     spec: {
-      title: { text: title, subtitle: provenance(data, 'hello-sequence', 'hello-sequence --nodes') },
+      title: { text: title, subtitle: provenance(data, used) },
       data: { values: rows },
+      config: { legend: { orient: 'bottom', direction: 'vertical' } },
       hconcat: [
         {
           width: WIDTH,
@@ -255,16 +268,16 @@ function concurrencyChart(data: ReportData): ChartSpec {
           width: WIDTH,
           height: HEIGHT,
           transform: [{ filter: "datum.series !== 'instances/s'" }],
-          mark: { type: 'line', point: true },
+          // no points: with them the legend of the dashes shows dots
+          mark: { type: 'line', strokeWidth: 2 },
           encoding: {
             x,
             y: { field: 'value', type: 'quantitative', title: 'latency (ms)' },
-            color: { field: 'series', type: 'nominal', title: 'percentile' },
-            strokeDash: { field: 'setup', type: 'nominal', title: 'setup' },
+            color: { field: 'setup', type: 'nominal', title: 'setup' },
+            strokeDash: { field: 'series', type: 'nominal', title: 'percentile' },
           },
         },
       ],
-      resolve: { scale: { color: 'independent' } },
     },
   }
 }
@@ -276,17 +289,17 @@ const NINES_LABELS = ['0%', '90%', '99%', '99.9%', '99.99%']
 function latencyChart(data: ReportData): ChartSpec {
   const file = 'hello-sequence-latency.svg'
   const title = 'hello-sequence: latency distribution of the instances'
-  const rows = data.distributions
+  const used = data.distributions
     .filter((d) => d.bench === 'hello-sequence')
     .filter((d) => d.metric === 'latency_ms' || d.metric === 'unloaded_latency_ms')
-    .flatMap((d) => {
-      const load =
-        d.metric === 'unloaded_latency_ms' ? 'one at a time' : `${String(d.params['concurrency'])} in flight`
-      const series = d.params['nodes'] === undefined ? load : `${setupOf(d.params)}, ${load}`
-      return d.points
-        .filter(([p]) => p < 100)
-        .map(([p, value]) => ({ series, percentile: p, nines: -Math.log10(1 - p / 100), value }))
-    })
+  const rows = used.flatMap((d) => {
+    const load =
+      d.metric === 'unloaded_latency_ms' ? 'one at a time' : `${String(d.params['concurrency'])} in flight`
+    const setup = setupOf(d.params)
+    return d.points
+      .filter(([p]) => p < 100)
+      .map(([p, value]) => ({ setup, load, percentile: p, nines: -Math.log10(1 - p / 100), value }))
+  })
   if (rows.length === 0)
     return {
       file,
@@ -295,29 +308,34 @@ function latencyChart(data: ReportData): ChartSpec {
       missing: 'npm run bench -- hello-sequence --concurrency 256,1024,2048',
     }
   const maxNines = Math.ceil(Math.max(...rows.map((r) => r.nines)) - 1e-9)
+  // one panel per setup (in-process node, 1 node process, …), two to a row
   return {
     file,
     title,
     missing: '',
     spec: {
-      title: { text: title, subtitle: provenance(data, 'hello-sequence', 'hello-sequence --nodes') },
-      width: WIDTH * 1.5,
-      height: HEIGHT,
+      title: { text: title, subtitle: provenance(data, used) },
       data: { values: rows },
-      mark: { type: 'line', interpolate: 'step-after' },
-      encoding: {
-        x: {
-          field: 'nines',
-          type: 'quantitative',
-          title: 'percentile',
-          scale: { domain: [0, maxNines] },
-          axis: {
-            values: Array.from({ length: maxNines + 1 }, (_, i) => i),
-            labelExpr: `${JSON.stringify(NINES_LABELS)}[datum.value] || ''`,
+      facet: { field: 'setup', type: 'nominal', title: null, sort: null },
+      columns: 2,
+      spec: {
+        width: WIDTH,
+        height: HEIGHT,
+        mark: { type: 'line', interpolate: 'step-after' },
+        encoding: {
+          x: {
+            field: 'nines',
+            type: 'quantitative',
+            title: 'percentile',
+            scale: { domain: [0, maxNines] },
+            axis: {
+              values: Array.from({ length: maxNines + 1 }, (_, i) => i),
+              labelExpr: `${JSON.stringify(NINES_LABELS)}[datum.value] || ''`,
+            },
           },
+          y: { field: 'value', type: 'quantitative', title: 'latency (ms)', scale: { type: 'log' } },
+          color: { field: 'load', type: 'nominal', title: 'load', sort: null },
         },
-        y: { field: 'value', type: 'quantitative', title: 'latency (ms)', scale: { type: 'log' } },
-        color: { field: 'series', type: 'nominal', title: 'load' },
       },
     },
   }
@@ -327,14 +345,14 @@ function latencyChart(data: ReportData): ChartSpec {
 function nodesChart(data: ReportData): ChartSpec {
   const file = 'throughput-by-nodes.svg'
   const title = 'hello-sequence: throughput by node processes'
-  const rows = data.figures
+  const used = data.figures
     .filter((f) => f.bench === 'hello-sequence' && f.metric === 'instances_per_s')
     .filter((f) => typeof f.params['nodes'] === 'number')
-    .map((f) => ({
-      nodes: nodesLabel(f.params['nodes'] as number),
-      load: `${String(f.params['concurrency'])} in flight`,
-      value: f.value,
-    }))
+  const rows = used.map((f) => ({
+    nodes: nodesLabel(f.params['nodes'] as number),
+    load: `${String(f.params['concurrency'])} in flight`,
+    value: f.value,
+  }))
   if (rows.length === 0)
     return { file, title, spec: undefined, missing: 'npm run bench -- hello-sequence --nodes 1,2,3' }
   return {
@@ -342,16 +360,16 @@ function nodesChart(data: ReportData): ChartSpec {
     title,
     missing: '',
     spec: {
-      title: { text: title, subtitle: provenance(data, 'hello-sequence --nodes') },
+      title: { text: title, subtitle: provenance(data, used) },
       width: WIDTH,
       height: HEIGHT,
       data: { values: rows },
       mark: 'bar',
       encoding: {
         x: { field: 'nodes', type: 'ordinal', title: 'node processes', axis: { labelAngle: 0 } },
-        xOffset: { field: 'load', type: 'nominal' },
+        xOffset: { field: 'load', type: 'nominal', sort: null },
         y: { field: 'value', type: 'quantitative', title: 'instances/s' },
-        color: { field: 'load', type: 'nominal', title: 'load' },
+        color: { field: 'load', type: 'nominal', title: 'load', sort: null },
       },
     },
   }
@@ -365,9 +383,8 @@ function pipeliningChart(data: ReportData): ChartSpec {
     signals_per_s: 'with pipelining',
     signals_per_s_no_pipelining: 'without pipelining',
   }
-  const rows = data.figures
-    .filter((f) => f.bench === 'entity-signals' && f.metric in modes)
-    .map((f) => ({ mode: modes[f.metric]!, value: f.value }))
+  const used = data.figures.filter((f) => f.bench === 'entity-signals' && f.metric in modes)
+  const rows = used.map((f) => ({ mode: modes[f.metric]!, value: f.value }))
   if (rows.length === 0) return { file, title, spec: undefined, missing: 'npm run bench -- entity-signals' }
   const encoding = {
     x: {
@@ -384,7 +401,7 @@ function pipeliningChart(data: ReportData): ChartSpec {
     title,
     missing: '',
     spec: {
-      title: { text: title, subtitle: provenance(data, 'entity-signals') },
+      title: { text: title, subtitle: provenance(data, used) },
       width: WIDTH * 0.75,
       height: HEIGHT,
       data: { values: rows },
