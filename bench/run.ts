@@ -15,7 +15,7 @@
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
-import { Client, Node, silentLogger } from '../runtime/index.ts'
+import { BadInputError, Client, Node, silentLogger } from '../runtime/index.ts'
 import { connectTo, deleteHub } from '../runtime/internal.ts'
 import { startNatsServer, type NatsServer } from '../runtime/dev/nats-server.ts'
 import {
@@ -41,6 +41,7 @@ import {
   reportOfRun,
   writeReport,
   type RenderedChart,
+  type ReportData,
 } from './report.ts'
 import { BenchAccount, benchWorkflows, fanOutFanIn, transfer } from './workflows.ts'
 import { Counter } from './entities.ts'
@@ -357,10 +358,18 @@ async function main(): Promise<number> {
   const log = (message: string) => {
     if (!options.json) console.error(`[bench] ${message}`)
   }
-  if (report?.from !== undefined) {
-    const data = readReport(report.from)!
-    logCharts(await writeReport(data, report.dir), report.dir, log)
-    return 0
+  // the figures file is read before anything runs: a bad one is refused up front, not after the run
+  let previous: ReportData | undefined
+  try {
+    if (report?.from !== undefined) {
+      logCharts(await writeReport(readReport(report.from)!, report.dir), report.dir, log)
+      return 0
+    }
+    if (report !== undefined) previous = readReport(path.join(report.dir, FIGURES_FILE), true)
+  } catch (err) {
+    if (!(err instanceof BadInputError)) throw err
+    console.error(err.message)
+    return 2
   }
 
   const external = process.env.NATS_URL
@@ -450,8 +459,7 @@ async function main(): Promise<number> {
       command: ['npm run bench --', ...process.argv.slice(2)].join(' '),
       host: hostDescription() + (server === undefined ? ', external nats-server' : ''),
     })
-    const file = path.join(report.dir, FIGURES_FILE)
-    logCharts(await writeReport(mergeReports(readReport(file, true), run), report.dir), report.dir, log)
+    logCharts(await writeReport(mergeReports(previous, run), report.dir), report.dir, log)
   }
   return failures.size > 0 ? 1 : 0
 }

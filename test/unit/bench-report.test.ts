@@ -1,11 +1,14 @@
 /**
  * The benchmark runner's pieces that need no server: the parsing of its numeric list flags
  * (`--concurrency 256,1024,2048`), and the charts of `--report` rendered from fixed figures
- * (`bench/report.ts`), including the `figures.json` they are kept in. No timing.
+ * (`bench/report.ts`), including the `figures.json` they are kept in; and the runner's exit on bad
+ * arguments (it is started as a process, but stops before it would start a server). No timing.
  */
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { BadInputError } from '../../runtime/index.ts'
 import { positiveInt, positiveIntList } from '../../bench/args.ts'
@@ -248,5 +251,42 @@ describe('figures.json', () => {
     expect(() => readReport(file)).toThrow(`the figures file ${file} has format 2, expected 1`)
     writeFileSync(file, '{ not json')
     expect(() => readReport(file)).toThrow(`the figures file ${file} is not JSON`)
+  })
+})
+
+describe('the runner on bad arguments', () => {
+  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+  /** Runs `bench/run.ts` with `args`; these all fail before anything is started. */
+  const bench = (...args: string[]) => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      env: { ...process.env, NATS_URL: '' },
+      timeout: 30_000,
+    })
+    return { status: result.status, stderr: result.stderr, stdout: result.stdout }
+  }
+
+  it('exits 2 naming --concurrency and the bad level, with the usage', () => {
+    const run = bench('hello-sequence', '--concurrency', '256,abc')
+    expect(run.stderr).toContain(
+      '--concurrency must be a comma-separated list of integers >= 1: "abc" is not one (got "256,abc")',
+    )
+    expect(run.stderr).toContain('usage: npm run bench')
+    expect(run.status, run.stderr).toBe(2)
+  })
+
+  it('exits 2 naming the figures file that --report-from cannot read, without a stack trace', () => {
+    const missing = path.join(tmpdir(), `basalt-no-such-figures-${process.pid}.json`)
+    const run = bench('--report-from', missing)
+    expect(run.stderr).toContain(`cannot read the figures file ${missing}`)
+    expect(run.stderr).not.toContain('    at ')
+    expect(run.status, run.stderr).toBe(2)
+  })
+
+  it('exits 2 when --report-from is given with benchmarks to run', () => {
+    const run = bench('entity-signals', '--report-from', 'docs/bench/figures.json')
+    expect(run.stderr).toContain('--report-from draws charts from a file and runs nothing')
+    expect(run.status, run.stderr).toBe(2)
   })
 })
