@@ -67,8 +67,8 @@ const TARGETS: Record<string, { op: '>=' | '<=' | '<'; value: number }> = {
 const benchmarks: Record<string, Benchmark> = {
   'hello-sequence': {
     description:
-      'orchestrations of N activities in a row: throughput with C in flight, then unloaded latency ' +
-      '(--nodes 1,2,3: against that many node processes)',
+      'orchestrations of N activities in a row: throughput with C in flight (--concurrency C,C...: each ' +
+      'level), then unloaded latency (--nodes 1,2,3: against that many node processes)',
     run: runHelloSequence,
   },
   'fan-out-fan-in': {
