@@ -14,12 +14,26 @@ export interface Figure {
   params: Record<string, unknown>
 }
 
+/**
+ * A measured distribution (e.g. the latency of every instance of a phase), kept as a percentile
+ * curve for the charts of `--report` (`bench/report.ts`); not printed as a JSON line.
+ */
+export interface Distribution {
+  bench: string
+  metric: string
+  unit: string
+  params: Record<string, unknown>
+  /** `[percentile, value]` pairs, percentile ascending in 0..100 (see {@link percentileCurve}). */
+  points: Array<[number, number]>
+}
+
 /** Command-line options shared by all benchmarks; each benchmark reads the ones it uses. */
 export interface Options {
   entities: number
   signals: number
   instances: number
-  concurrency: number
+  /** `hello-sequence --concurrency 256,1024,2048`: instances in flight, each level in turn. */
+  concurrency: number[]
   activities: number
   warmup: number
   json: boolean
@@ -40,6 +54,8 @@ export interface BenchContext {
   options: Options
   /** Records a figure (and prints its JSON line). */
   emit(metric: string, value: number, unit: string, params: Record<string, unknown>): void
+  /** Records a distribution for the charts (kept as a percentile curve, not printed). */
+  distribution(metric: string, values: number[], unit: string, params: Record<string, unknown>): void
   /** Progress on stderr (silent with `--json`). */
   log(message: string): void
   /** Starts a node and a client on a fresh hub; `close()` shuts both down (and deletes the hub). */
@@ -73,7 +89,8 @@ export class VerificationError extends Error {
 /** Nearest-rank percentile of sorted values. */
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN
-  const rank = Math.ceil((p / 100) * sorted.length)
+  // rounded first: 99.9 % of 1,000 is 999.0000000000001 in floating point, which is rank 999
+  const rank = Math.ceil(round((p / 100) * sorted.length, 9))
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!
 }
 
@@ -85,6 +102,26 @@ export function quantile(values: number[], q: number): number {
   )
 }
 
+/** Percentiles a {@link Distribution} keeps: every whole one, then ever finer towards the maximum. */
+const CURVE_PERCENTILES = [
+  ...Array.from({ length: 100 }, (_, i) => i),
+  ...Array.from({ length: 9 }, (_, i) => round(99.1 + i * 0.1, 1)),
+  99.95,
+  99.99,
+  100,
+]
+
+/**
+ * The percentile curve of unsorted `values`: `[p, nearest-rank percentile]` for p = 0, 1, …, 99,
+ * 99.1, …, 99.9, 99.95, 99.99 and 100 (the maximum), values rounded to 4 decimals; empty for no
+ * values.
+ */
+export function percentileCurve(values: number[]): Array<[number, number]> {
+  if (values.length === 0) return []
+  const sorted = [...values].sort((a, b) => a - b)
+  return CURVE_PERCENTILES.map((p) => [p, round(p === 0 ? sorted[0]! : percentile(sorted, p), 4)])
+}
+
 /** `value` rounded to `digits` decimals. */
 export function round(value: number, digits: number): number {
   const f = 10 ** digits
@@ -94,4 +131,18 @@ export function round(value: number, digits: number): number {
 /** `1 node`, `3 nodes`. */
 export function nodesLabel(n: number): string {
   return `${n} node${n === 1 ? '' : 's'}`
+}
+
+/**
+ * The setup a `hello-sequence` figure was measured with, for the table: `2 nodes, 256 in flight`
+ * from its `nodes` (`--nodes`) and `concurrency` (`--concurrency`, a list) params; empty when
+ * neither is there, and for the other benchmarks (whose setup does not vary).
+ */
+export function setupLabel(figure: Pick<Figure, 'bench' | 'params'>): string {
+  if (figure.bench !== 'hello-sequence') return ''
+  const parts: string[] = []
+  const { nodes, concurrency } = figure.params
+  if (typeof nodes === 'number') parts.push(nodesLabel(nodes))
+  if (typeof concurrency === 'number') parts.push(`${concurrency} in flight`)
+  return parts.join(', ')
 }

@@ -1,7 +1,8 @@
 /**
  * `hello-sequence`: orchestrations of `--activities` synchronous activities in a row, driven by this
  * process's client — against a node in this process, or with `--nodes 1,2,3` against that many node
- * processes (`bench/cluster.ts`), each count in turn on a fresh hub.
+ * processes (`bench/cluster.ts`), each count in turn on a fresh hub; at each `--concurrency` level
+ * in turn (`--concurrency 256,1024,2048`), so the throughput/latency curve shows.
  */
 import { performance } from 'node:perf_hooks'
 import { Client } from '../runtime/index.ts'
@@ -32,14 +33,14 @@ export async function runHelloSequence(ctx: BenchContext): Promise<void> {
   }
 }
 
-/** Pause between the loaded phase and the unloaded one. */
-const UNLOADED_PAUSE_MS = 3_000
+/** Pause after a loaded phase, so the next phase does not share the node with its snapshot. */
+const SETTLE_PAUSE_MS = 3_000
 
 /**
- * The `hello-sequence` measurement through `client`: warm-up, `--instances` with `--concurrency` in
- * flight (throughput and latency), then 500 one at a time. `extra` goes into every figure's params.
- * With the `cluster` of node processes serving the hub, also where the timed phase's CPU went and
- * how many commit records it took.
+ * The `hello-sequence` measurement through `client`: warm-up, then for each `--concurrency` level
+ * `--instances` with that many in flight (throughput and latency, one figure set per level), then
+ * 500 one at a time. `extra` goes into every figure's params. With the `cluster` of node processes
+ * serving the hub, also where each timed phase's CPU went and how many commit records it took.
  */
 async function measureHelloSequence(
   ctx: BenchContext,
@@ -47,7 +48,7 @@ async function measureHelloSequence(
   extra: Record<string, unknown>,
   cluster?: NodeCluster,
 ): Promise<void> {
-  const { instances, concurrency, activities } = ctx.options
+  const { instances, concurrency: levels, activities } = ctx.options
   const label =
     extra['nodes'] === undefined ? 'hello-sequence' : `hello-sequence (${nodesLabel(Number(extra['nodes']))})`
   const one = async () => {
@@ -58,7 +59,7 @@ async function measureHelloSequence(
       throw new VerificationError(`instance ${id} returned ${String(done.output)}`)
     return performance.now() - t
   }
-  const loaded = async (count: number) => {
+  const loaded = async (count: number, concurrency: number) => {
     const latencies: number[] = []
     let next = 0
     await Promise.all(
@@ -69,41 +70,46 @@ async function measureHelloSequence(
     return latencies
   }
   ctx.log(`${label}: warm-up`)
-  await loaded(Math.min(2000, instances))
-  ctx.log(`${label}: ${instances} instances, ${concurrency} in flight`)
-  const nodesCpuBefore = cluster?.cpuMs()
-  const recordsBefore = await cluster?.logAppends()
-  const clientCpuBefore = process.cpuUsage()
-  const t0 = performance.now()
-  const latencies = await loaded(instances)
-  const seconds = (performance.now() - t0) / 1000
-  const clientCpu = process.cpuUsage(clientCpuBefore)
-  const nodesCpuAfter = cluster?.cpuMs()
-  const recordsAfter = await cluster?.logAppends()
-  const params = { instances, concurrency, activities, ...extra }
-  ctx.emit('instances_per_s', instances / seconds, '1/s', params)
-  ctx.emit('latency_p50_ms', quantile(latencies, 0.5), 'ms', params)
-  ctx.emit('latency_p99_ms', quantile(latencies, 0.99), 'ms', params)
-  const perInstance = (x: number) => round(x / instances, 4)
-  if (recordsBefore !== undefined && recordsAfter !== undefined)
-    ctx.emit('records_per_instance', perInstance(recordsAfter - recordsBefore), '1', params)
-  if (nodesCpuBefore !== undefined && nodesCpuAfter !== undefined) {
-    // where the CPU went while the nodes ran in their own processes (the client is this process)
-    ctx.emit('nodes_cpu_ms_per_instance', perInstance(nodesCpuAfter - nodesCpuBefore), 'ms', params)
-    ctx.emit(
-      'client_cpu_ms_per_instance',
-      perInstance((clientCpu.user + clientCpu.system) / 1000),
-      'ms',
-      params,
-    )
+  await loaded(Math.min(2000, instances), Math.max(...levels))
+  for (const concurrency of levels) {
+    ctx.log(`${label}: ${instances} instances, ${concurrency} in flight`)
+    const nodesCpuBefore = cluster?.cpuMs()
+    const recordsBefore = await cluster?.logAppends()
+    const clientCpuBefore = process.cpuUsage()
+    const t0 = performance.now()
+    const latencies = await loaded(instances, concurrency)
+    const seconds = (performance.now() - t0) / 1000
+    const clientCpu = process.cpuUsage(clientCpuBefore)
+    const nodesCpuAfter = cluster?.cpuMs()
+    const recordsAfter = await cluster?.logAppends()
+    const params = { instances, concurrency, activities, ...extra }
+    ctx.emit('instances_per_s', instances / seconds, '1/s', params)
+    ctx.emit('latency_p50_ms', quantile(latencies, 0.5), 'ms', params)
+    ctx.emit('latency_p99_ms', quantile(latencies, 0.99), 'ms', params)
+    ctx.distribution('latency_ms', latencies, 'ms', params)
+    const perInstance = (x: number) => round(x / instances, 4)
+    if (recordsBefore !== undefined && recordsAfter !== undefined)
+      ctx.emit('records_per_instance', perInstance(recordsAfter - recordsBefore), '1', params)
+    if (nodesCpuBefore !== undefined && nodesCpuAfter !== undefined) {
+      // where the CPU went while the nodes ran in their own processes (the client is this process)
+      ctx.emit('nodes_cpu_ms_per_instance', perInstance(nodesCpuAfter - nodesCpuBefore), 'ms', params)
+      ctx.emit(
+        'client_cpu_ms_per_instance',
+        perInstance((clientCpu.user + clientCpu.system) / 1000),
+        'ms',
+        params,
+      )
+    }
+    // The next level, and "unloaded" (an idle node), start after the background snapshot of this
+    // phase (one state-bucket write per instance, due within the 2 s snapshot interval) is done.
+    await new Promise((r) => setTimeout(r, SETTLE_PAUSE_MS))
   }
-  // "Unloaded" means an idle node: let the background snapshot of the loaded phase (one state-bucket
-  // write per instance, due within the 2 s snapshot interval) finish first.
-  await new Promise((r) => setTimeout(r, UNLOADED_PAUSE_MS))
   const unloaded: number[] = []
   for (let i = 0; i < 500; i++) unloaded.push(await one())
-  ctx.emit('unloaded_p50_ms', quantile(unloaded, 0.5), 'ms', { instances: 500, activities, ...extra })
-  ctx.emit('unloaded_p99_ms', quantile(unloaded, 0.99), 'ms', { instances: 500, activities, ...extra })
+  const unloadedParams = { instances: 500, activities, ...extra }
+  ctx.emit('unloaded_p50_ms', quantile(unloaded, 0.5), 'ms', unloadedParams)
+  ctx.emit('unloaded_p99_ms', quantile(unloaded, 0.99), 'ms', unloadedParams)
+  ctx.distribution('unloaded_latency_ms', unloaded, 'ms', unloadedParams)
 }
 
 /**

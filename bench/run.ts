@@ -3,28 +3,46 @@
  *
  * Starts its own nats-server (unless `NATS_URL` is set) and, per measurement, a node (in this
  * process) and a client on a fresh hub. Prints one JSON line per figure on stdout, then a table
- * (only the JSON lines with `--json`). Exits non-zero when a benchmark's result is wrong.
+ * (only the JSON lines with `--json`). Exits non-zero when a benchmark's result is wrong. With
+ * `--report`, also writes SVG charts and the figures they plot to `docs/bench/` (`bench/report.ts`);
+ * `--report-from FILE` draws the charts again from such a figures file without running anything.
  *
  * @example
  * npm run bench -- entity-signals --entities 100 --signals 100000
+ * npm run bench -- hello-sequence --concurrency 256,1024,2048 --report
  * NATS_URL=nats://127.0.0.1:4222 npm run bench -- --json
  */
+import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
-import { Client, Node, silentLogger } from '../runtime/index.ts'
+import { BadInputError, Client, Node, silentLogger } from '../runtime/index.ts'
 import { connectTo, deleteHub } from '../runtime/internal.ts'
 import { startNatsServer, type NatsServer } from '../runtime/dev/nats-server.ts'
 import {
   VerificationError,
-  nodesLabel,
   percentile,
   quantile,
+  percentileCurve,
   round,
+  setupLabel,
   type BenchContext,
   type Benchmark,
+  type Distribution,
   type Figure,
   type Options,
 } from './common.ts'
+import { positiveInt, positiveIntList } from './args.ts'
+import {
+  DEFAULT_REPORT_DIR,
+  FIGURES_FILE,
+  hostDescription,
+  mergeReports,
+  readReport,
+  reportOfRun,
+  writeReport,
+  type RenderedChart,
+  type ReportData,
+} from './report.ts'
 import { BenchAccount, benchWorkflows, fanOutFanIn, transfer } from './workflows.ts'
 import { Counter } from './entities.ts'
 import { runHelloSequence } from './hello-sequence.ts'
@@ -49,8 +67,8 @@ const TARGETS: Record<string, { op: '>=' | '<=' | '<'; value: number }> = {
 const benchmarks: Record<string, Benchmark> = {
   'hello-sequence': {
     description:
-      'orchestrations of N activities in a row: throughput with C in flight, then unloaded latency ' +
-      '(--nodes 1,2,3: against that many node processes)',
+      'orchestrations of N activities in a row: throughput with C in flight (--concurrency C,C...: each ' +
+      'level), then unloaded latency (--nodes 1,2,3: against that many node processes)',
     run: runHelloSequence,
   },
   'fan-out-fan-in': {
@@ -244,21 +262,34 @@ function usage(): string {
     .join('\n')
   return [
     'usage: npm run bench -- [name...] [--entities N] [--signals N] [--warmup N] [--json] [--no-pipelining-compare]',
-    '         [--instances N] [--concurrency N] [--activities N] [--nodes N,N...] [--kills N] [--partitions N]',
-    '         [--node-logs DIR]',
+    '         [--instances N] [--concurrency N,N...] [--activities N] [--nodes N,N...] [--kills N] [--partitions N]',
+    '         [--node-logs DIR] [--report] [--report-dir DIR]',
+    '       npm run bench -- --report-from FILE [--report-dir DIR]',
     '',
     'benchmarks (none named: all):',
     names,
     '',
+    '--concurrency (hello-sequence, default 256): instances in flight; a list runs each level in turn.',
     '--nodes (hello-sequence): run against that many node processes, each count in turn.',
     '--kills (takeover, default 5): crash kills, and as many graceful stops, to measure.',
     '--partitions: partitions of every hub (default 32; takeover: 12).',
     "--node-logs DIR: write each node process's output to DIR/<hub>-<node>.log.",
+    `--report: also write SVG charts and ${FIGURES_FILE} (merged with the one there) to --report-dir`,
+    `         (default ${DEFAULT_REPORT_DIR}).`,
+    `--report-from FILE: draw the charts again from a ${FIGURES_FILE}, running nothing.`,
     'NATS_URL=nats://host:port uses that server instead of starting one.',
   ].join('\n')
 }
 
-function parseOptions(argv: string[]): { names: string[]; options: Options } | 'help' {
+/** Where the charts go: `--report` (after the run) or `--report-from FILE` (instead of one). */
+interface ReportRequest {
+  dir: string
+  from: string | undefined
+}
+
+function parseOptions(
+  argv: string[],
+): { names: string[]; options: Options; report: ReportRequest | undefined } | 'help' {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -276,39 +307,39 @@ function parseOptions(argv: string[]): { names: string[]; options: Options } | '
       kills: { type: 'string', default: '5' },
       partitions: { type: 'string' },
       'node-logs': { type: 'string' },
+      report: { type: 'boolean', default: false },
+      'report-from': { type: 'string' },
+      'report-dir': { type: 'string', default: DEFAULT_REPORT_DIR },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
   if (values.help) return 'help'
   const unknown = positionals.filter((name) => !(name in benchmarks))
   if (unknown.length > 0) throw new Error(`unknown benchmark ${unknown.join(', ')}`)
+  const reportFrom = values['report-from']
+  if (reportFrom !== undefined && (positionals.length > 0 || values.report))
+    throw new Error(
+      '--report-from draws charts from a file and runs nothing: give no benchmark, nor --report',
+    )
   return {
+    report:
+      values.report || reportFrom !== undefined ? { dir: values['report-dir'], from: reportFrom } : undefined,
     names: positionals.length > 0 ? [...new Set(positionals)] : Object.keys(benchmarks),
     options: {
       entities: positiveInt('entities', values.entities),
       signals: positiveInt('signals', values.signals),
       instances: positiveInt('instances', values.instances),
-      concurrency: positiveInt('concurrency', values.concurrency),
+      concurrency: positiveIntList('concurrency', values.concurrency),
       activities: positiveInt('activities', values.activities),
       warmup: positiveInt('warmup', values.warmup, 0),
       json: values.json,
       pipeliningCompare: !values['no-pipelining-compare'],
-      nodes:
-        values.nodes === undefined
-          ? undefined
-          : values.nodes.split(',').map((n) => positiveInt('nodes', n.trim())),
+      nodes: values.nodes === undefined ? undefined : positiveIntList('nodes', values.nodes),
       kills: positiveInt('kills', values.kills),
       partitions: values.partitions === undefined ? undefined : positiveInt('partitions', values.partitions),
       nodeLogs: values['node-logs'],
     },
   }
-}
-
-function positiveInt(name: string, text: string, min = 1): number {
-  const n = Number(text)
-  if (!Number.isSafeInteger(n) || n < min)
-    throw new Error(`--${name} must be an integer >= ${min} (got ${text})`)
-  return n
 }
 
 async function main(): Promise<number> {
@@ -323,9 +354,22 @@ async function main(): Promise<number> {
     console.log(usage())
     return 0
   }
-  const { names, options } = parsed
+  const { names, options, report } = parsed
   const log = (message: string) => {
     if (!options.json) console.error(`[bench] ${message}`)
+  }
+  // the figures file is read before anything runs: a bad one is refused up front, not after the run
+  let previous: ReportData | undefined
+  try {
+    if (report?.from !== undefined) {
+      logCharts(await writeReport(readReport(report.from)!, report.dir), report.dir, log)
+      return 0
+    }
+    if (report !== undefined) previous = readReport(path.join(report.dir, FIGURES_FILE), true)
+  } catch (err) {
+    if (!(err instanceof BadInputError)) throw err
+    console.error(err.message)
+    return 2
   }
 
   const external = process.env.NATS_URL
@@ -339,7 +383,9 @@ async function main(): Promise<number> {
   const runId = `bench-${Date.now()}`
   let hubs = 0
   const figures: Figure[] = []
-  let failed = false
+  const distributions: Distribution[] = []
+  /** Benchmarks that failed: their figures stay out of the report. */
+  const failures = new Set<string>()
   try {
     for (const name of names) {
       const ctx: BenchContext = {
@@ -350,6 +396,9 @@ async function main(): Promise<number> {
           const figure: Figure = { bench: name, metric, value, unit, params }
           figures.push(figure)
           console.log(JSON.stringify(figure))
+        },
+        distribution(metric, values, unit, params) {
+          distributions.push({ bench: name, metric, unit, params, points: percentileCurve(values) })
         },
         stack: async ({ registry, pipelining }) => {
           const hub = `${runId}-${++hubs}`
@@ -393,7 +442,7 @@ async function main(): Promise<number> {
       try {
         await benchmarks[name]!.run(ctx)
       } catch (err) {
-        failed = true
+        failures.add(name)
         console.error(
           `[bench] ${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
         )
@@ -403,7 +452,24 @@ async function main(): Promise<number> {
     await server?.dispose()
   }
   if (!options.json && figures.length > 0) console.log(`\n${table(figures)}`)
-  return failed ? 1 : 0
+  if (report !== undefined) {
+    const ok = <T extends { bench: string }>(items: T[]) => items.filter((i) => !failures.has(i.bench))
+    const run = reportOfRun(ok(figures), ok(distributions), {
+      ranAt: new Date().toISOString(),
+      command: ['npm run bench --', ...process.argv.slice(2)].join(' '),
+      host: hostDescription() + (server === undefined ? ', external nats-server' : ''),
+    })
+    logCharts(await writeReport(mergeReports(previous, run), report.dir), report.dir, log)
+  }
+  return failures.size > 0 ? 1 : 0
+}
+
+/** Says which charts were written and which were skipped (with the command that fills them). */
+function logCharts(charts: RenderedChart[], dir: string, log: (message: string) => void): void {
+  for (const chart of charts) {
+    if ('svg' in chart) log(`wrote ${path.join(dir, chart.file)}`)
+    else log(`skipped ${chart.file}: no figures yet (${chart.missing})`)
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -418,10 +484,9 @@ function table(figures: Figure[]): string {
       target === undefined
         ? ''
         : `${target.op} ${target.value} ${meets(f.value, target.op, target.value) ? '(met)' : '(missed)'}`
+    const setup = setupLabel(f)
     rows.push([
-      f.params['nodes'] !== undefined && f.bench === 'hello-sequence'
-        ? `${f.bench} (${nodesLabel(Number(f.params['nodes']))})`
-        : f.bench,
+      setup === '' ? f.bench : `${f.bench} (${setup})`,
       f.metric,
       f.value.toLocaleString('en-US', { maximumFractionDigits: 6 }),
       f.unit,
