@@ -7,7 +7,7 @@
  * The live generator (cursor) stays cached between steps; after recovery or eviction the engine
  * replays the history. Activities start on this node at once (before the commit), and their
  * pending set is the items `a.<p>.<id>.<seq>`, re-run after a crash.
- * The data model is in instance-model.ts, the partition's port in runtime/partition/instance-port.ts;
+ * The data model is in instance-model.ts, the partition's port in runtime/partition/host-port.ts;
  * the history chunks are handled by instance-history.ts, held waits for completion by
  * completion-waits.ts.
  */
@@ -57,7 +57,7 @@ import {
   checkSize,
   sizeOf,
   type InstanceHandler,
-  type PartitionPort,
+  type HostPort,
 } from '../partition/index.ts'
 import { isThenable } from '../../actors/index.ts'
 import { CompletionWaits } from './completion-waits.ts'
@@ -116,7 +116,7 @@ export class InstanceHost implements InstanceHandler {
   #size = 0
 
   constructor(
-    readonly port: PartitionPort,
+    readonly port: HostPort,
     readonly workflows: Workflows,
   ) {
     this.#valueLimit = Math.floor(port.valueLimit / 4)

@@ -1,8 +1,8 @@
 /**
  * The entities of one partition: their operations, their in-memory cache, the locks orchestrations
  * hold on them, and the queries that read them. The partition (runtime/partition/partition.ts) owns the
- * loop, the rounds and the storage; this host acts only through {@link EntityPort}, as the
- * orchestration host does through its port (runtime/instances/instance-host.ts).
+ * loop, the rounds and the storage; this host acts only through the partition's one port
+ * (host-port.ts), as the orchestration host does (runtime/instances/instance-host.ts).
  *
  * The loop runs one operation at a time, waiting for an asynchronous one to finish (or time out)
  * before the next; so each host keeps one entity object per type and one operation context, and
@@ -35,7 +35,6 @@ import {
   type LockMessage,
   type Query,
   type QueryAnswer,
-  type ReplyTo,
   type UnlockMessage,
 } from '../../actors/wire/index.ts'
 import {
@@ -52,59 +51,37 @@ import {
   BlobRef,
   unloadedOf,
   valueOf,
-  type BlobStore,
   entityTypePrefix,
   itemKey as itemKeys,
   parseItemKey,
 } from '../nats/index.ts'
-import type { Logger } from '../util/index.ts'
-import type { ItemWrite, RoundReply } from './round.ts'
+import type { HostPort } from './host-port.ts'
 
-/** What the entity host needs from its partition. */
-export interface EntityPort {
-  readonly p: number
-  readonly logger: Logger
-  /** Largest encoded value a round accepts (half a record). */
-  readonly valueLimit: number
-  /** Large values by reference (runtime/blobs.ts). */
-  readonly blobs: BlobStore
-  /** The open round's record is appended only once `written` (a blob write) resolved. */
-  holdFor(written: Promise<void>): void
-  /** Number of the round being built. */
-  readonly roundNumber: number
-  /** Counts bytes against the open round. */
-  charge(bytes: number): void
-  /** Writes an item in the open round (its bytes were charged when encoded: no charge here). */
-  writeCharged(key: string, bytes: Uint8Array | null): void
-  replyTo(to: ReplyTo, reply: RoundReply): void
-  /** Encodes and routes a message (to an orchestration). */
-  send(msg: ActorMessage): void
-  /**
-   * Moves a message that cannot be applied to the dead-letter stream with the reason; resolves
-   * once it is stored there (before the round that skipped it commits: at least once).
-   */
-  deadLetterMessage(msg: ActorMessage, reason: string): Promise<void>
-  /** Routes an encoded message: within the partition at once, else through the outbox. */
-  route(msg: ActorMessage, bytes: Uint8Array): void
-  /** Puts messages at the front of the partition's local queue (they run next, in order). */
-  runNext(msgs: ActorMessage[]): void
-  /** The committed-or-snapshotted value of an item. */
-  readItem(key: string): Promise<Uint8Array | null>
-  /** Whether an item has writes not yet in the state bucket (it cannot be evicted). */
-  isPinned(key: string): boolean
-  /** Forgets a clean item's snapshot bookkeeping (evicted). */
-  forget(key: string): void
-  /** Runs `fn` once everything processed so far is durable (and one more record appended). */
-  afterCommit(fn: () => void): void
-  /** Stored entity keys of a type. */
-  listStoredKeys(type: string): Promise<string[]>
-  /** Writes not yet in the state bucket, oldest first, under a key prefix. */
-  dirtyWrites(prefix: string): Iterable<[string, ItemWrite]>
-  /** Whether `name` (`e:Type`, `o:name`) is not run on this node but known to the hub. */
-  knownElsewhere(name: string): boolean
-  /** Keeps a message for a type known only elsewhere, to be tried again (runtime/partition/unknown-types.ts). */
-  defer(msg: ActorMessage): void
-}
+/** What the entity host uses of the partition's {@link HostPort} (a unit test fakes just this). */
+export type EntityPort = Pick<
+  HostPort,
+  | 'p'
+  | 'logger'
+  | 'valueLimit'
+  | 'blobs'
+  | 'holdFor'
+  | 'roundNumber'
+  | 'charge'
+  | 'writeCharged'
+  | 'replyTo'
+  | 'send'
+  | 'deadLetterMessage'
+  | 'route'
+  | 'runNext'
+  | 'readItem'
+  | 'isPinned'
+  | 'forget'
+  | 'afterCommit'
+  | 'listStoredKeys'
+  | 'dirtyWrites'
+  | 'knownElsewhere'
+  | 'defer'
+>
 
 /** A cached entity: decoded state plus its last good encoding (null: does not exist). */
 interface Entry {

@@ -6,23 +6,15 @@
  * keeps processing while a commit is in flight; the next record carries everything processed
  * meanwhile (group commit), so a busy partition commits hundreds of steps per JetStream publish.
  */
-import {
-  BadInputError,
-  FencedError,
-  PayloadTooLargeError,
-  toErrorInfo,
-  partitionOf,
-} from '../../actors/index.ts'
+import { BadInputError, FencedError, PayloadTooLargeError, toErrorInfo } from '../../actors/index.ts'
 import {
   WIRE_VERSION,
   checkMessage,
   type ActorMessage,
   type CommitRecord,
   type MailboxEnvelope,
-  type MailboxPosition,
   type Reply,
   type ReplyEnvelope,
-  type ReplyTo,
   type TimerValue,
 } from '../../actors/wire/index.ts'
 import type { EntityRegistry } from '../../entities/index.ts'
@@ -43,20 +35,22 @@ import {
 } from '../nats/index.ts'
 import { BatchWorker, Conditions, type Logger } from '../util/index.ts'
 import { Outbox } from './outbox.ts'
-import { CommitRound, resolveWrite, type ItemWrite, type RoundReply } from './round.ts'
+import { CommitRound } from './round.ts'
 import { RecentReplies } from './recent-replies.ts'
 import { ChangeFeed } from './change-feed.ts'
 import { SnapshotState, type CheckpointExtras } from './snapshot.ts'
 import { MailboxReader, type Inbound } from './mailbox.ts'
 import { TimerSet } from './timers.ts'
 import { DedupState } from './dedup.ts'
-import type { InstanceHandler } from './instance-port.ts'
-import { EntityHost, type EntityPort } from './entity-host.ts'
+import { MailboxCursor } from './cursor.ts'
+import type { HostPort, InstanceHandler } from './host-port.ts'
+import { PartitionHostPort } from './host-port-impl.ts'
+import { EntityHost } from './entity-host.ts'
 import { QueryDesk, type QueryPort } from './queries.ts'
 import { recoverState, type RecoveryPort } from './recovery.ts'
 import type { LogWriter } from '../../actors/wire/index.ts'
 import { CommitLog } from './commit-log.ts'
-import { DEFER_UNKNOWN_MS, knownElsewhere, type TypeDirectory } from './unknown-types.ts'
+import { DEFER_UNKNOWN_MS, type TypeDirectory } from './unknown-types.ts'
 import { misrouteReason } from './inbound.ts'
 
 /** Settings of a partition (see {@link NodeOptions} for the defaults). */
@@ -75,7 +69,7 @@ export interface PartitionOptions {
   /** ...or this many ms after the first record not yet in a snapshot. */
   snapshotIntervalMs: number
   /** Builds the orchestration host of this partition (absent: entities only). */
-  instances?: (partition: Partition) => InstanceHandler
+  instances?: (port: HostPort) => InstanceHandler
   /** Replies sent lately, kept across restarts of the partition on one node (else its own). */
   recentReplies?: RecentReplies
   /**
@@ -103,7 +97,7 @@ export interface PartitionStats {
 }
 
 /** One partition owned by this process. */
-export class Partition implements EntityPort {
+export class Partition {
   readonly stats: PartitionStats = {
     records: 0,
     messages: 0,
@@ -119,17 +113,17 @@ export class Partition implements EntityPort {
   readonly #dedup = new DedupState()
   readonly #instances: InstanceHandler | undefined
   readonly #entities: EntityHost
+  /** What the entity and instance hosts act through (host-port-impl.ts). */
+  readonly #port: PartitionHostPort
   readonly #inbox: MailboxReader
-  #local: ActorMessage[] = []
-  #pos: MailboxPosition = [1, 0]
+  /** The mailbox position and local queue; the snapshot state keeps its committed view (cursor.ts). */
+  readonly #cursor = new MailboxCursor()
   #open: CommitRound
   #inflight: CommitRound | null = null
   /** This instance's writer identity: its epoch and a random token. */
   readonly #writer: LogWriter
   /** The commit log as far as it has been read or written (see commit-log.ts). */
   readonly #log: CommitLog
-  /** Due time of the last deferred message (they get strictly increasing ones: order holds). */
-  #lastDeferred = 0
   readonly #queries: QueryDesk
   readonly #recentReplies: RecentReplies
   readonly #changes: ChangeFeed
@@ -165,11 +159,28 @@ export class Partition implements EntityPort {
     this.#recordLimit = Math.floor(maxPayload / 2) - 4096
     this.#recordMax = maxPayload - 4096
     this.#outbox = new Outbox(this.#storage.fast, hub.names, p, maxPayload, options.logger)
-    this.#snap = new SnapshotState(this.#storage, options.logger, options.mayWrite)
-    this.#open = new CommitRound(1, this.#pos)
-    this.#entities = new EntityHost(this, options.registry, options.cacheSize)
+    this.#snap = new SnapshotState(this.#storage, options.logger, options.mayWrite, this.#cursor)
+    this.#open = new CommitRound(1, this.#cursor.pos)
+    this.#port = new PartitionHostPort({
+      p,
+      partitions: hub.meta.partitions,
+      logger: options.logger,
+      blobs: this.blobs,
+      types: options.types,
+      storage: this.#storage,
+      snap: this.#snap,
+      timers: this.#timers,
+      cursor: this.#cursor,
+      recordLimit: this.#recordLimit,
+      stats: this.stats,
+      open: () => this.#open,
+      inflight: () => this.#inflight,
+      stopped: () => this.#stopped,
+      kick: () => this.#kick(),
+    })
+    this.#entities = new EntityHost(this.#port, options.registry, options.cacheSize)
     this.#inbox = new MailboxReader(this.#storage.js, hub.names.mailboxStream, hub.names.mailbox(p), {
-      position: () => this.#pos[0],
+      position: () => this.#cursor.pos[0],
       running: () => this.#loop.running,
       lastStored: () => this.#storage.lastMailboxSeq(),
       arrived: () => this.#kick(),
@@ -187,7 +198,7 @@ export class Partition implements EntityPort {
           }
         : {}),
     })
-    this.#instances = options.instances?.(this)
+    this.#instances = options.instances?.(this.#port)
     this.#recentReplies = options.recentReplies ?? new RecentReplies()
     this.#queries = new QueryDesk(this.#queryPort())
     this.#changes = new ChangeFeed(nc, hub.names.changes(p))
@@ -250,12 +261,12 @@ export class Partition implements EntityPort {
   async #recover(): Promise<void> {
     const { epoch, logger } = this.options
     const replies = await recoverState(this.#recoveryPort())
-    this.#open = new CommitRound(this.#snap.committedN + 1, this.#pos)
+    this.#open = new CommitRound(this.#snap.committedN + 1, this.#cursor.pos)
     logger.info('partition recovered', {
       p: this.p,
       epoch,
       records: this.stats.recoveredRecords,
-      pos: this.#pos,
+      pos: this.#cursor.pos,
       timers: this.#timers.size,
     })
     // Effects of replayed records may not have left before the crash: send them again. Receivers
@@ -263,7 +274,7 @@ export class Partition implements EntityPort {
     for (const [inbox, reps] of replies) this.#sendReplies(inbox, reps)
     this.#queries.listen(this.nc, this.hub.names.query(this.p))
     this.#instances?.recovered()
-    await this.#inbox.start(this.#pos[0])
+    await this.#inbox.start(this.#cursor.pos[0])
     this.#snapshotTimer = setInterval(() => this.#maybeSnapshot(), this.options.snapshotIntervalMs)
     this.#snapshotTimer.unref()
     this.#armTimer()
@@ -280,8 +291,8 @@ export class Partition implements EntityPort {
       snap: this.#snap,
       storage: this.#storage,
       lastLogSeq: () => this.#log.lastSeq,
-      position: () => this.#pos,
-      local: () => this.#local,
+      position: () => this.#cursor.pos,
+      local: () => this.#cursor.local,
       restoreCheckpoint: (ckpt) => this.#restoreCheckpoint(ckpt),
       restoreReplies: (entries) => this.#recentReplies.restore(entries),
       replayItem: (key, value) => this.#replayItem(key, value),
@@ -294,8 +305,6 @@ export class Partition implements EntityPort {
   }
 
   #restoreCheckpoint(ckpt: Checkpoint): void {
-    this.#pos = ckpt.pos
-    this.#local = ckpt.lq
     this.#log.restore(ckpt.logSeq, { e: ckpt.le ?? 0, o: ckpt.lo })
     this.#dedup.restore(ckpt)
     this.#snap.restore(ckpt)
@@ -315,15 +324,12 @@ export class Partition implements EntityPort {
   /** Applies a committed record to the state (at recovery, and for claims). */
   #replay(rec: CommitRecord): void {
     const seq = this.#log.lastSeq
-    if (!rec.claim) {
-      // a claim only marks the new owner: on a NATS cluster records can land just before it
-      this.#pos = rec.pos
-      this.#local = rec.lq
-    }
     this.#dedup.apply(rec)
     for (const [key, value] of rec.w) this.#replayItem(key, value)
     for (const [dest, msgs] of rec.out) this.#outbox.enqueue(dest, rec.n, msgs, sizeOf(msgs))
+    // the snapshot state moves the cursor's committed view; nothing ran yet, so the live one follows
     this.#snap.committed(rec, seq)
+    if (!rec.claim) this.#cursor.rewind()
     if (!rec.claim) this.stats.recoveredRecords++
   }
 
@@ -383,8 +389,8 @@ export class Partition implements EntityPort {
       progressed = true
     }
     let budget = this.options.maxBatch
-    while (this.#local.length > 0 && budget-- > 0 && this.#canProcess()) {
-      const pending = this.#deliver(this.#local.shift()!)
+    while (this.#cursor.local.length > 0 && budget-- > 0 && this.#canProcess()) {
+      const pending = this.#deliver(this.#cursor.local.shift()!)
       if (pending !== undefined) await pending
       progressed = true
     }
@@ -394,8 +400,8 @@ export class Partition implements EntityPort {
       // what those messages caused locally (e.g. results of synchronous activities) joins the
       // same round rather than waiting for the next one
       budget = this.options.maxBatch
-      while (this.#local.length > 0 && budget-- > 0 && this.#canProcess()) {
-        const pending = this.#deliver(this.#local.shift()!)
+      while (this.#cursor.local.length > 0 && budget-- > 0 && this.#canProcess()) {
+        const pending = this.#deliver(this.#cursor.local.shift()!)
         if (pending !== undefined) await pending
       }
     }
@@ -431,7 +437,7 @@ export class Partition implements EntityPort {
         await this.#deadLetter(item)
       } else {
         budget = await this.#processEnvelope(item.seq, item.env, budget)
-        if (this.#pos[0] === item.seq) return true // record full mid-envelope
+        if (this.#cursor.pos[0] === item.seq) return true // record full mid-envelope
       }
       this.#inbox.shift()
       progressed = true
@@ -441,7 +447,7 @@ export class Partition implements EntityPort {
 
   /** Processes messages of one envelope from the current position; returns the budget left. */
   async #processEnvelope(seq: number, env: MailboxEnvelope, budget: number): Promise<number> {
-    let idx = this.#pos[0] === seq ? this.#pos[1] : 0
+    let idx = this.#cursor.pos[0] === seq ? this.#cursor.pos[1] : 0
     if ('c' in env) {
       if (idx === 0) {
         const from = { client: env.c, batch: env.q }
@@ -482,8 +488,8 @@ export class Partition implements EntityPort {
   }
 
   #advance(seq: number, idx: number, budget: number): number {
-    this.#pos = [seq, idx]
-    this.#open.pos = this.#pos
+    this.#cursor.pos = [seq, idx]
+    this.#open.pos = this.#cursor.pos
     this.#open.touched = true
     return budget
   }
@@ -544,8 +550,8 @@ export class Partition implements EntityPort {
         return this.#entities.handle(msg)
       default:
         if (this.#instances === undefined) {
-          if (msg.k === 'start' ? this.knownElsewhere(`o:${msg.n}`) : this.#orchestrationsElsewhere()) {
-            return this.defer(msg)
+          if (msg.k === 'start' ? this.#port.knownElsewhere(`o:${msg.n}`) : this.#orchestrationsElsewhere()) {
+            return this.#port.defer(msg)
           }
           this.options.logger.warn('no orchestrations on this node; dropping message', {
             p: this.p,
@@ -570,188 +576,7 @@ export class Partition implements EntityPort {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // The port through which orchestration instances act on the partition (see instances.ts)
-
-  /** Whether `name` (`e:Type`, `o:name`) is not run here but known to the hub. */
-  knownElsewhere(name: string): boolean {
-    return knownElsewhere(this.options.types, name)
-  }
-
-  /**
-   * Keeps a message for a type this node does not run (see unknown-types.ts): a durable
-   * timer that tries it again later, at once on a new owner, in the order deferred.
-   */
-  defer(msg: ActorMessage): void {
-    const due = Math.max(Date.now() + DEFER_UNKNOWN_MS, this.#lastDeferred + 1)
-    this.#lastDeferred = due
-    const key = itemKey.deferredTimer(this.p, this.#open.timerName())
-    this.setTimer(key, due, { ...msg, at: due })
-  }
-
-  /** Encodes a message (counted against the round) and routes it. */
-  send(msg: ActorMessage): void {
-    let bytes: Uint8Array
-    try {
-      bytes = encode(msg)
-    } catch (err) {
-      throw new BadInputError(`a message of kind '${msg.k}' cannot be serialised: ${(err as Error).message}`)
-    }
-    if (bytes.length > this.#recordLimit / 2) {
-      throw new PayloadTooLargeError(
-        `a message of kind '${msg.k}'`,
-        bytes.length,
-        Math.floor(this.#recordLimit / 2),
-      )
-    }
-    this.#open.bytes += bytes.length + 16
-    this.route(msg, bytes)
-  }
-
-  /**
-   * Writes an item in the open round. A lazy write is encoded at the seal; `sizeHint`
-   * estimates its size against the record limit.
-   */
-  write(key: string, bytes: ItemWrite, sizeHint = 0): void {
-    this.#open.write(key, bytes)
-    this.#open.bytes += (typeof bytes === 'function' ? sizeHint : (bytes?.length ?? 0)) + 16 + key.length
-  }
-
-  /**
-   * Deletes a write-once item: if the open round wrote it, the round created it (nothing
-   * of it is stored or committed), so the write is dropped and no record ever mentions the item.
-   */
-  dropItem(key: string): void {
-    const w = this.#open.writes.get(key)
-    if (w !== undefined && w !== null) this.#open.writes.delete(key)
-    else this.write(key, null)
-  }
-
-  /** The committed-or-snapshotted value of an item. */
-  readItem(key: string): Promise<Uint8Array | null> {
-    return this.#snap.read(key)
-  }
-
-  /** Notes that an item was never stored (see {@link SnapshotState.markAbsent}). */
-  markAbsent(key: string): void {
-    this.#snap.markAbsent(key)
-  }
-
-  /** Whether an item has writes that are not in the state bucket yet. */
-  isPinned(key: string): boolean {
-    return this.#open.writes.has(key) || this.#inflight?.writes.has(key) === true || this.#snap.isDirty(key)
-  }
-
-  /** Replies to a client after the open round commits. */
-  replyTo(to: ReplyTo, reply: RoundReply): void {
-    // every reply is a copy in the record: count it (a lazy one is counted at its usual size)
-    this.#open.bytes += (reply[2] instanceof Uint8Array ? reply[2].length : 64) + 24
-    this.#open.reply(to, reply)
-  }
-
-  /** Arms a durable timer with a fixed key (replacing one with the same key). */
-  setTimer(key: string, due: number, msg: ActorMessage): void {
-    const value: TimerValue = [due, msg]
-    this.#timers.set(key, value)
-    this.write(key, encode(value))
-  }
-
-  /** Cancels a durable timer. */
-  cancelTimer(key: string): void {
-    this.#timers.delete(key)
-    this.write(key, null)
-  }
-
-  /** Runs `fn` once the open round is durable (and appends one if needed). */
-  afterCommit(fn: () => void): void {
-    this.#afterCommitOf(fn)
-  }
-
-  /** Queues a message produced outside the loop (an activity result) and wakes the loop. */
-  enqueueLocal(msg: ActorMessage): void {
-    if (this.#stopped) return
-    this.#local.push(msg)
-    this.#kick()
-  }
-
-  /** */
-  get logger(): Logger {
-    return this.options.logger
-  }
-
-  /** Stored values of the state bucket's items matching a subject filter. */
-  readItems(filter: string): Promise<Array<[string, Uint8Array]>> {
-    return this.#storage.readItems(filter)
-  }
-
-  /** Writes under `prefix` not yet in the state bucket, oldest first. */
-  *dirtyWrites(prefix: string): Iterable<[string, Uint8Array | null]> {
-    const sources: Array<Iterable<[string, ItemWrite]>> = [this.#snap.dirtyWrites()]
-    if (this.#inflight !== null) sources.push(this.#inflight.writes)
-    sources.push(this.#open.writes)
-    for (const source of sources) {
-      for (const [key, value] of source) if (key.startsWith(prefix)) yield [key, resolveWrite(value)]
-    }
-  }
-
-  /** Number of the round being built (unique per record). */
-  get roundNumber(): number {
-    return this.#open.n
-  }
-
-  // The port of the entity host (see entity-host.ts)
-
-  /** Largest encoded value a round accepts. */
-  get valueLimit(): number {
-    return Math.floor(this.#recordLimit / 2)
-  }
-
-  /** The open round's record is appended only once `written` (a blob write) resolved. */
-  holdFor(written: Promise<void>): void {
-    this.#open.blobWrites.push(written)
-  }
-
-  /** Counts bytes against the open round. */
-  charge(bytes: number): void {
-    this.#open.bytes += bytes
-  }
-
-  /** Writes an item whose bytes were already charged. */
-  writeCharged(key: string, bytes: Uint8Array | null): void {
-    this.#open.write(key, bytes)
-  }
-
-  /** Puts messages at the front of the local queue. */
-  runNext(msgs: ActorMessage[]): void {
-    this.#local.unshift(...msgs)
-  }
-
-  /** Forgets an evicted item's snapshot bookkeeping. */
-  forget(key: string): void {
-    this.#snap.forget(key)
-  }
-
-  /** Stored entity keys of a type. */
-  listStoredKeys(type: string): Promise<string[]> {
-    return this.#snap.listEntityKeys(this.p, type)
-  }
-
-  /** Routes an encoded message: within the partition at once, else via the outbox. */
-  route(msg: ActorMessage, bytes: Uint8Array): void {
-    const dest = partitionOf(targetOf(msg), this.hub.meta.partitions)
-    if (dest === this.p) this.#local.push(decode(bytes, 'local message') as ActorMessage)
-    else this.#open.send(dest, bytes)
-  }
-
-  /** Moves a decoded message that cannot be applied to the dead-letter stream. */
-  async deadLetterMessage(msg: ActorMessage, reason: string): Promise<void> {
-    this.options.logger.warn('moving a message that cannot be applied to the dead-letter stream', {
-      p: this.p,
-      kind: msg.k,
-      reason,
-    })
-    await this.#storage.deadLetter(undefined, encode(msg), reason)
-    this.stats.deadLetters++
-  }
+  // Dead letters
 
   async #deadLetter(item: Inbound): Promise<void> {
     this.options.logger.warn('moving undecodable mailbox message to the dead-letter stream', {
@@ -769,7 +594,7 @@ export class Partition implements EntityPort {
 
   #seal(): void {
     const round = this.#open
-    round.lq = this.#local.slice()
+    round.lq = this.#cursor.local.slice()
     const record = round.toRecord(this.options.epoch, this.#dedup.seal(round.n))
     record.o = this.#writer.o!
     const bytes = encode(record)
@@ -783,7 +608,7 @@ export class Partition implements EntityPort {
       )
     }
     this.#inflight = round
-    this.#open = new CommitRound(round.n + 1, this.#pos)
+    this.#open = new CommitRound(round.n + 1, this.#cursor.pos)
     // a record that references large values is appended only once their blobs are stored
     const blobs = round.blobWrites
     const appended =
@@ -885,7 +710,7 @@ export class Partition implements EntityPort {
       logger: this.options.logger,
       stopped: () => this.#stopped,
       runsInstances: this.#instances !== undefined,
-      position: () => this.#pos[0],
+      position: () => this.#cursor.pos[0],
       lastSeen: () => this.#inbox.lastSeen,
       lastStored: () => this.#storage.lastMailboxSeq(),
       recentReplies: (inbox, rids) => this.#recentReplies.find(inbox, rids, this.#recordLimit),
@@ -898,16 +723,6 @@ export class Partition implements EntityPort {
         return this.#instances!.answer(query, respond)
       },
     }
-  }
-
-  /**
-   * Runs `fn` once everything processed so far is committed — and at least one more record has
-   * been appended, so that a stale owner (which cannot append) never answers.
-   */
-  #afterCommitOf(fn: () => void): void {
-    this.#open.waiters.push(fn)
-    this.#open.touched = true
-    this.#kick()
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -962,11 +777,6 @@ function runSoon(run: () => void): void {
 }
 function runKicked(): void {
   for (const run of kicked.splice(0)) run()
-}
-
-/** The id that decides a message's partition: the entity key or the instance id. */
-export function targetOf(msg: ActorMessage): string {
-  return msg.k === 'op' || msg.k === 'lock' || msg.k === 'unlock' ? msg.key : msg.i
 }
 
 function messagesOf(env: MailboxEnvelope): Iterable<ActorMessage | undefined> {
