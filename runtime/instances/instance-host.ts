@@ -7,11 +7,14 @@
  * The live generator (cursor) stays cached between steps; after recovery or eviction the engine
  * replays the history. Activities start on this node at once (before the commit), and their
  * pending set is the items `a.<p>.<id>.<seq>`, re-run after a crash.
- * The data model is in instance-model.ts, the partition's port in runtime/partition/host-port.ts;
- * the history chunks are handled by instance-history.ts, held waits for completion by
+ * This host handles the messages (start, events, task outcomes, control, waits) and how an
+ * instance ends. The data model is in instance-model.ts, the partition's port in
+ * runtime/partition/host-port.ts; a step and its commands are instance-steps.ts, the instances in
+ * memory instance-cache.ts, value bounds instance-values.ts, activities instance-activities.ts,
+ * queries instance-queries.ts, history chunks instance-history.ts, held waits for completion
  * completion-waits.ts.
  */
-import { itemKey, decode, encode, BlobRef, isUnloaded, valueOf } from '../nats/index.ts'
+import { itemKey, encode, isUnloaded } from '../nats/index.ts'
 import {
   BadInputError,
   IllegalStateError,
@@ -29,22 +32,16 @@ import {
   type ReplyTo,
   type StartMessage,
   type WaitMessage,
-  type ActivityOutcome,
-  type ActivityTask,
 } from '../../actors/wire/index.ts'
-import { OrchestrationExecutor, type Command, type NewEvent } from '../../actors/orchestration/index.ts'
-import {
-  DEFER_UNKNOWN_MS,
-  boundOutcome,
-  sizeOf,
-  type InstanceHandler,
-  type HostPort,
-} from '../partition/index.ts'
-import { isThenable } from '../../actors/index.ts'
+import { type NewEvent } from '../../actors/orchestration/index.ts'
+import { DEFER_UNKNOWN_MS, sizeOf, type InstanceHandler, type HostPort } from '../partition/index.ts'
+import {} from '../../actors/index.ts'
 import { CompletionWaits } from './completion-waits.ts'
 import { InstanceCache, type Live } from './instance-cache.ts'
 import { answerInstanceQuery } from './instance-queries.ts'
 import { InstanceValues } from './instance-values.ts'
+import { InstanceActivities } from './instance-activities.ts'
+import { InstanceSteps } from './instance-steps.ts'
 import { chunkTail, dropHistory, loadHistory, refsOf } from './instance-history.ts'
 import { RuntimeStatus, isTerminal, type InstanceRecord, type Workflows } from './instance-model.ts'
 
@@ -68,14 +65,26 @@ export class InstanceHost implements InstanceHandler {
   readonly #values: InstanceValues
   /** Held waits for completion. */
   readonly #waits: CompletionWaits
-  readonly #pending = new Map<string, ActivityTask>()
-  #closed = false
+  /** The activities its instances scheduled and that have not completed (instance-activities.ts). */
+  readonly #activities: InstanceActivities
+  /** Runs a step and carries out its commands (instance-steps.ts). */
+  readonly #steps: InstanceSteps
   constructor(
     readonly port: HostPort,
     readonly workflows: Workflows,
   ) {
     this.#values = new InstanceValues(port)
     this.#cache = new InstanceCache(port, workflows.cacheSize)
+    this.#activities = new InstanceActivities(port, workflows, this.#values)
+    this.#steps = new InstanceSteps({
+      port,
+      workflows,
+      values: this.#values,
+      activities: this.#activities,
+      finish: (live, status, output, error) => this.#finish(live, status, output, error),
+      save: (rec) => this.#save(rec),
+      releaseLocks: (rec) => this.#releaseLocks(rec),
+    })
     this.#waits = new CompletionWaits(port, this.#values.valueLimit)
   }
 
@@ -190,7 +199,7 @@ export class InstanceHost implements InstanceHandler {
       this.#save(rec)
       return
     }
-    this.#step(this.#cache.get(msg.i)!, [
+    this.#steps.run(this.#cache.get(msg.i)!, [
       { e: 'started', input: rec.input, execution: rec.exec },
       ...(pending?.buffered ?? []),
     ])
@@ -241,7 +250,7 @@ export class InstanceHost implements InstanceHandler {
     const at = rec.activities.indexOf(msg.s)
     if (at >= 0) {
       rec.activities.splice(at, 1)
-      this.#forgetActivity(this.#activityKey(rec.id, msg.s))
+      this.#activities.forget(rec.id, msg.s)
     }
     const t = rec.timers.indexOf(msg.s)
     if (t >= 0) rec.timers.splice(t, 1)
@@ -308,7 +317,7 @@ export class InstanceHost implements InstanceHandler {
         rec.status = RuntimeStatus.Running
         ok()
         if (live.ready !== true && !(await this.#prepare(live))) return
-        this.#step(live, rec.buffered.splice(0))
+        this.#steps.run(live, rec.buffered.splice(0))
         return
       case 'purge':
         if (!isTerminal(rec.status)) {
@@ -357,10 +366,10 @@ export class InstanceHost implements InstanceHandler {
     }
     if (live.ready !== true) {
       return this.#prepare(live).then((ready) => {
-        if (ready) this.#step(live, [event])
+        if (ready) this.#steps.run(live, [event])
       })
     }
-    this.#step(live, [event])
+    this.#steps.run(live, [event])
   }
 
   /**
@@ -384,176 +393,6 @@ export class InstanceHost implements InstanceHandler {
       this.#finish(live, RuntimeStatus.Failed, undefined, toErrorInfo(err))
       return false
     }
-  }
-
-  /** Runs one orchestration step and carries out its commands. */
-  #step(live: Live, events: NewEvent[]): void {
-    const rec = live.rec
-    const def = this.workflows.orchestrations.get(rec.name)
-    if (def === undefined) {
-      this.#finish(
-        live,
-        RuntimeStatus.Failed,
-        undefined,
-        toErrorInfo(new BadInputError(`unknown orchestration '${rec.name}'`)),
-      )
-      return
-    }
-    live.executor ??= new OrchestrationExecutor(def, rec.id, {
-      alwaysReplay: this.workflows.alwaysReplay,
-      unwrap: valueOf,
-      logSink: (line, level) =>
-        this.port.logger[level === 'debug' ? 'info' : level](line, { instance: rec.id }),
-    })
-    const now = Date.now()
-    const history = live.history
-    if (history === undefined) throw new IllegalStateError(`history of instance '${rec.id}' is not loaded`)
-    const result = live.executor.step(history, events, now)
-    let sizes: number[]
-    try {
-      sizes = this.#values.measureStep(rec, result)
-    } catch (err) {
-      // the step's values cannot be stored: the instance fails without them (its history keeps
-      // what was committed before this step)
-      this.#finish(live, RuntimeStatus.Failed, undefined, toErrorInfo(err))
-      return
-    }
-    for (const ev of result.appended) {
-      history.push(ev)
-      rec.tail.push(ev)
-    }
-    live.tailBytes = (live.tailBytes ?? 0) + sizes[0]!
-    rec.updated = now
-    // (from the event, which holds the reference of a large status; the step result has the value)
-    for (const ev of result.appended) if (ev.e === 'customStatus') rec.custom = ev.value
-    for (let i = 0; i < result.commands.length; i++) this.#command(rec, result.commands[i]!, sizes[i + 1]!)
-    switch (result.status) {
-      case 'running':
-        this.#save(rec)
-        return
-      case 'completed':
-        this.#finish(live, RuntimeStatus.Completed, result.output, undefined)
-        return
-      case 'failed':
-        this.#finish(live, RuntimeStatus.Failed, undefined, result.error)
-        return
-      case 'continuedAsNew': {
-        const next = result.continueAsNew!
-        this.#releaseLocks(rec)
-        // the values of the ended execution go once its end is durable (not those carried over)
-        const carried = new Set<BlobRef>(refsOf(next.carriedEvents))
-        if (next.input instanceof BlobRef) carried.add(next.input)
-        if (rec.custom instanceof BlobRef) carried.add(rec.custom)
-        this.#values.dropAfterCommit(refsOf(history).filter((r) => !carried.has(r)))
-        dropHistory(this.port, rec)
-        rec.hk = this.port.roundNumber
-        live.history = []
-        rec.input = next.input
-        rec.exec++
-        rec.timers = []
-        rec.activities = []
-        live.executor = undefined
-        this.#step(live, [{ e: 'started', input: next.input, execution: rec.exec }, ...next.carriedEvents])
-        return
-      }
-    }
-  }
-
-  #command(rec: InstanceRecord, c: Command, size: number): void {
-    const id = rec.id
-    switch (c.c) {
-      case 'activity': {
-        const task: ActivityTask = {
-          instanceId: id,
-          seq: c.seq,
-          name: c.name,
-          input: c.input,
-          attempt: c.attempt ?? 1,
-        }
-        const key = this.#activityKey(id, c.seq)
-        // encoded at the seal, if the activity is still pending then (a fast one is not)
-        this.port.write(
-          key,
-          () => encode([task.instanceId, task.seq, task.name, task.input, task.attempt]),
-          size,
-        )
-        rec.activities.push(c.seq)
-        this.#runActivity(key, task)
-        return
-      }
-      case 'timer':
-        rec.timers.push(c.seq)
-        this.port.setTimer(this.#timerKey(id, c.seq), c.fireAt, { k: 'done', i: id, s: c.seq, ok: 1 })
-        return
-      case 'cancelTimer': {
-        const at = rec.timers.indexOf(c.seq)
-        if (at >= 0) rec.timers.splice(at, 1)
-        this.port.cancelTimer(this.#timerKey(id, c.seq))
-        return
-      }
-      case 'sub':
-        this.port.send({ k: 'start', i: c.instanceId, n: c.name, in: c.input, pa: [id, c.seq] })
-        return
-      case 'call':
-        this.port.send({ k: 'op', t: c.entity[0], key: c.entity[1], op: c.op, a: c.args, ro: [id, c.seq] })
-        return
-      case 'signal':
-        this.port.send({ k: 'op', t: c.entity[0], key: c.entity[1], op: c.op, a: c.args })
-        return
-      case 'start':
-        this.port.send({ k: 'start', i: c.instanceId, n: c.name, in: c.input })
-        return
-      case 'lock': {
-        const [first, ...rest] = c.entities
-        if (first === undefined) this.port.enqueueLocal({ k: 'done', i: id, s: c.seq, ok: 1 })
-        else {
-          rec.lk = [c.seq, c.entities]
-          this.port.send({ k: 'lock', t: first[0], key: first[1], o: [id, c.seq], rest, all: c.entities })
-        }
-        return
-      }
-      case 'unlock':
-        delete rec.lk
-        for (const [t, key] of c.entities) this.port.send({ k: 'unlock', t, key, o: id })
-        return
-    }
-  }
-
-  #runActivity(key: string, task: ActivityTask, mayOffload = true): void {
-    this.#pending.set(key, task)
-    const { activities, offload } = this.workflows
-    if (mayOffload && offload !== undefined && activities.backlog >= offload.threshold) {
-      // this node is busy: hand the task to every node's workers once the schedule is durable
-      this.port.afterCommit(() => offload.publish(task))
-      return
-    }
-    if (isUnloaded(task.input)) {
-      // a large input stored by reference (a task re-run after recovery): load it first
-      void this.port.blobs.load(task.input).then(
-        () => this.#runActivity(key, task, false),
-        (err: unknown) => this.#deliverOutcome(key, task, { ok: 0, error: toErrorInfo(err) }),
-      )
-      return
-    }
-    // a synchronous activity's result is queued at once: the instance's next step runs in the
-    // same round (one record, one encode of the instance for its whole run)
-    const outcome = activities.start(task)
-    if (isThenable(outcome)) void outcome.then((done) => this.#deliverOutcome(key, task, done))
-    else this.#deliverOutcome(key, task, outcome)
-  }
-
-  #deliverOutcome(key: string, task: ActivityTask, outcome: ActivityOutcome): void {
-    if (this.#closed || !this.#pending.has(key)) return
-    // the result waits in the partition's local queue, which is part of the commit record: a large
-    // one goes by reference (the round waits for its blob), one over the ceiling fails the task
-    outcome = boundOutcome(task, outcome, this.#values.inline, (value, what) =>
-      this.#values.bound(value, what),
-    )
-    this.port.enqueueLocal(
-      outcome.ok === 1
-        ? { k: 'done', i: task.instanceId, s: task.seq, ok: 1, v: outcome.value }
-        : { k: 'done', i: task.instanceId, s: task.seq, ok: 0, err: outcome.error },
-    )
   }
 
   #finish(live: Live, status: RuntimeStatus, output: unknown, error: ErrorInfo | undefined): void {
@@ -583,7 +422,7 @@ export class InstanceHost implements InstanceHandler {
   #forgetTasks(rec: InstanceRecord): void {
     for (const seq of rec.timers) this.port.cancelTimer(this.#timerKey(rec.id, seq))
     this.port.cancelTimer(this.#timerKey(rec.id, -1))
-    for (const seq of rec.activities) this.#forgetActivity(this.#activityKey(rec.id, seq))
+    for (const seq of rec.activities) this.#activities.forget(rec.id, seq)
     rec.timers = []
     rec.activities = []
   }
@@ -609,14 +448,6 @@ export class InstanceHost implements InstanceHandler {
     for (const [t, key] of msg.lk!) {
       if (!current.has(`${t}@${key}`)) this.port.send({ k: 'unlock', t, key, o: msg.i })
     }
-  }
-
-  /** Forgets a pending activity; its large input (only in the activity's item) goes after the commit. */
-  #forgetActivity(key: string): void {
-    const task = this.#pending.get(key)
-    this.#pending.delete(key)
-    this.port.dropItem(key)
-    if (task?.input instanceof BlobRef) this.#values.dropAfterCommit([task.input])
   }
 
   #fail(to: ReplyTo | undefined, err: Error, parent?: [string, number]): void {
@@ -660,36 +491,22 @@ export class InstanceHost implements InstanceHandler {
   // ---------------------------------------------------------------------------------------------
   // Recovery
 
+  /** Rebuilds a pending activity from its item `a.*` (at recovery). */
   replayActivity(key: string, value: Uint8Array | null): void {
-    if (value === null) {
-      this.#pending.delete(key)
-      return
-    }
-    const [instanceId, seq, name, input, attempt] = decode(value, `activity ${key}`) as [
-      string,
-      number,
-      string,
-      unknown,
-      number,
-    ]
-    this.#pending.set(key, { instanceId, seq, name, input, attempt })
+    this.#activities.replay(key, value)
   }
 
   recovered(): void {
-    // at-least-once: every activity scheduled but not completed runs again
-    for (const [key, task] of [...this.#pending]) this.#runActivity(key, task, false)
+    this.#activities.recovered()
   }
 
   close(): void {
-    this.#closed = true
+    this.#activities.close()
     this.#waits.close()
   }
 
   #recordKey(id: string): string {
     return itemKey.instance(this.port.p, id)
-  }
-  #activityKey(id: string, seq: number): string {
-    return itemKey.activity(this.port.p, id, seq)
   }
   #timerKey(id: string, seq: number): string {
     return itemKey.instanceTimer(this.port.p, id, seq)
