@@ -6,49 +6,16 @@
  * committed it. How messages, calls and queries travel is in transport.ts (its outgoing batching
  * in sender.ts), the entity proxies in handles.ts, watch streams in watch.ts.
  */
-import { Observable } from 'rxjs'
-import {
-  BadInputError,
-  CodecError,
-  TimeoutError,
-  checkKey,
-  checkTypeName,
-  partitionOf,
-} from '../../actors/index.ts'
+import type { Observable } from 'rxjs'
+import { checkKey } from '../../actors/index.ts'
 import type {
   EventDefinition,
   HistoryEvent,
   OrchestrationDefinition,
 } from '../../actors/orchestration/index.ts'
-import { randomUUID } from 'node:crypto'
+import type { ActorMessage, EntityOp } from '../../actors/wire/index.ts'
+import { operationTable, type EntityClass, type StateOf, type Entity } from '../../entities/index.ts'
 import {
-  isTerminal,
-  summaryOf,
-  type InstanceRecord,
-  type InstanceSummary,
-  type InstanceView,
-} from '../instances/index.ts'
-import {
-  WIRE_VERSION,
-  type ActorMessage,
-  type ControlMessage,
-  type ReplyTo,
-  type StartMessage,
-  type EntityOp,
-  type Query,
-  type QueryAnswer,
-} from '../../actors/wire/index.ts'
-import {
-  entityTypeName,
-  operationTable,
-  toTime,
-  type EntityClass,
-  type StateOf,
-  type Entity,
-} from '../../entities/index.ts'
-import {
-  decode,
-  encode,
   openHub,
   type Hub,
   closeConnection,
@@ -60,20 +27,14 @@ import {
   BlobStore,
   checkedBlobLimits,
   type BlobLimits,
-  isUnloaded,
-  itemKey as itemKeys,
 } from '../nats/index.ts'
 import { Handle, type EntityHandle } from './handles.ts'
 import { CallTransport } from './transport.ts'
-import { isMissingBlob, loadSummary, loadView, offloadMessage, readAgainIfMissing } from './blobs.ts'
-import { watchItem } from './watch.ts'
-import {
-  decodeContinuation,
-  encodeContinuation,
-  fromSummary,
-  toStatus,
-  type InstanceStatus,
-} from './status.ts'
+import type { ApiCore } from './api-core.ts'
+import { EntityApi, type EntityPage, type EntityState } from './entity-api.ts'
+import { InstanceApi } from './instance-api.ts'
+import { offloadMessage } from './blobs.ts'
+import type { InstanceStatus } from './status.ts'
 import type {
   InstanceFilter,
   InstanceId,
@@ -83,6 +44,8 @@ import type {
   StatusOptions,
   WaitOptions,
 } from './options.ts'
+
+export type { EntityPage, EntityState } from './entity-api.ts'
 
 /**
  * Options of {@link Client.connect}: where NATS is and how to log in there (`servers`,
@@ -112,26 +75,14 @@ export interface ClientOptions extends ConnectionOptions {
   maxValueBytes?: number
 }
 
-/** What {@link Client.readEntityState} returns. */
-export interface EntityState<S> {
-  exists: boolean
-  /** The committed state, or undefined when the entity does not exist. */
-  state: S | undefined
-}
-
-/** A page of {@link Client.listEntities}. */
-export interface EntityPage {
-  keys: string[]
-  /** Pass back to get the next page; absent on the last page. */
-  continuation?: string
-}
-
 /** A connection to a hub. */
 export class Client {
   /** How messages, calls and queries travel (see transport.ts). */
   readonly #transport: CallTransport
-  /** Outcomes that came with start replies, until a waitForCompletion takes them. */
-  readonly #ended = new Map<string, InstanceView>()
+  /** The entity API beyond the typed handles (entity-api.ts). */
+  readonly #entities: EntityApi
+  /** The orchestration API (instance-api.ts). */
+  readonly #instances: InstanceApi
   /** Catch-up reads of the active watches, run after a reconnect. */
   readonly #watches = new Set<() => void>()
   /** @internal Large values by reference (runtime/nats/blobs.ts). */
@@ -148,6 +99,17 @@ export class Client {
   ) {
     this.blobs = new BlobStore(nc, hub.jsm, hub.names, limits)
     this.#transport = new CallTransport(nc, hub, id, options, this.blobs)
+    const core: ApiCore = {
+      nc,
+      hub,
+      blobs: this.blobs,
+      transport: this.#transport,
+      watches: this.#watches,
+      partitions: hub.meta.partitions,
+      queryTimeoutMs: options.queryTimeoutMs,
+    }
+    this.#entities = new EntityApi(core)
+    this.#instances = new InstanceApi(core)
     void this.#watchReconnects()
   }
 
@@ -203,14 +165,7 @@ export class Client {
     type: EntityClass<E> | string,
     key: string,
   ): Promise<EntityState<StateOf<E>>> {
-    const t = typeNameOf(type)
-    checkKey(key)
-    // a large state is a reference: loaded here (read again if it was replaced meanwhile)
-    return readAgainIfMissing(async () => {
-      const answer = await this.#readRaw(t, key)
-      const state = answer.state === null ? undefined : decode(answer.state, 'entity state')
-      return { exists: answer.exists, state: (await this.#value(state)) as StateOf<E> | undefined }
-    })
+    return this.#entities.readEntityState(type, key)
   }
 
   /**
@@ -221,11 +176,7 @@ export class Client {
    * @example const holder = await client.getLock(Account, 'alice') // 'a1b2…' or null
    */
   async getLock(type: EntityClass | string, key: string): Promise<string | null> {
-    const t = typeNameOf(type)
-    const p = partitionOf(checkKey(key), this.partitionCount)
-    const answer = await this.#query(p, { v: WIRE_VERSION, k: 'lock', t, key })
-    if (!('holder' in answer)) throw new CodecError('unexpected answer to a lock query')
-    return answer.holder
+    return this.#entities.getLock(type, key)
   }
 
   /**
@@ -238,9 +189,7 @@ export class Client {
    * @example await client.forceUnlock(Account, 'alice') // → the former holder's id, or null
    */
   async forceUnlock(type: EntityClass | string, key: string): Promise<string | null> {
-    const t = typeNameOf(type)
-    const msg: ActorMessage = { k: 'unlock', t, key: checkKey(key), o: '', f: 1 }
-    return (await this.#request(msg, () => `forceUnlock ${t}@${key}`)) as string | null
+    return this.#entities.forceUnlock(type, key)
   }
 
   /**
@@ -256,32 +205,7 @@ export class Client {
     pageSize?: number
     continuation?: string
   }): Promise<EntityPage> {
-    const t = typeNameOf(query.type)
-    const limit = query.pageSize ?? 100
-    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
-      throw new BadInputError(`pageSize must be an integer in 1..10000 (got ${limit})`)
-    }
-    const prefix = query.keyPrefix ?? ''
-    const after = query.continuation === undefined ? '' : decodeContinuation(query.continuation)
-    const pages = await Promise.all(
-      Array.from({ length: this.partitionCount }, (_, p) =>
-        this.#query(p, { v: WIRE_VERSION, k: 'list', t, prefix, after, limit }),
-      ),
-    )
-    let more = false
-    const keys: string[] = []
-    for (const page of pages) {
-      if (!('keys' in page)) continue
-      keys.push(...page.keys)
-      more ||= page.more
-    }
-    keys.sort()
-    more ||= keys.length > limit
-    const pageKeys = keys.slice(0, limit)
-    const last = pageKeys[pageKeys.length - 1]
-    return more && last !== undefined
-      ? { keys: pageKeys, continuation: encodeContinuation(last) }
-      : { keys: pageKeys }
+    return this.#entities.listEntities(query)
   }
 
   /**
@@ -289,21 +213,7 @@ export class Client {
    * value is the current state; `undefined` means the entity does not exist (or was deleted).
    */
   watchEntity<E extends Entity>(type: EntityClass<E>, key: string): Observable<StateOf<E> | undefined> {
-    const t = entityTypeName(type)
-    checkKey(key)
-    const p = partitionOf(key, this.partitionCount)
-    const itemKey = itemKeys.entity(p, t, key)
-    return watchItem(
-      this.nc,
-      this.hub.names.changes(p),
-      this.#watches,
-      itemKey,
-      async () => {
-        const answer = await this.#readRaw(t, key, true)
-        return { n: answer.n, value: answer.state }
-      },
-      (bytes) => (bytes === null ? undefined : (this.#value(decode(bytes, 'entity state')) as StateOf<E>)),
-    )
+    return this.#entities.watchEntity(type, key)
   }
 
   /** Closes the connection; pending calls fail with `IllegalStateError`. */
@@ -320,14 +230,6 @@ export class Client {
     return offloadMessage(this.blobs, msg)
   }
 
-  /**
-   * A value as user code sees it: a reference's value loaded from the blob stream (a promise only
-   * then), else the value itself.
-   */
-  #value(value: unknown): unknown {
-    return isUnloaded(value) ? this.blobs.load(value) : value
-  }
-
   /** @internal Sends any actor message one-way (activity workers return results this way). */
   sendMessage(msg: ActorMessage): Promise<void> {
     return this.#transport.send(msg)
@@ -340,7 +242,7 @@ export class Client {
 
   /** @internal */
   callOp(msg: EntityOp): Promise<unknown> {
-    return this.#request(msg, () => `call ${msg.t}@${msg.key}.${msg.op}`)
+    return this.#transport.request(msg, () => `call ${msg.t}@${msg.key}.${msg.op}`)
   }
 
   /** @internal A call's message could not be sent. */
@@ -361,16 +263,6 @@ export class Client {
   /** JetStream publishes made (for benchmarks: signals per publish). */
   get publishes(): number {
     return this.#transport.publishes
-  }
-
-  /** Sends a message that expects a reply after the partition committed it. */
-  #request(msg: ActorMessage & { r?: ReplyTo }, what: () => string, timeoutMs?: number): Promise<unknown> {
-    return this.#transport.request(msg, what, timeoutMs)
-  }
-
-  /** Asks partition p's owner (see {@link CallTransport.query}). */
-  #query(p: number, query: Query, timeoutMs?: number): Promise<Exclude<QueryAnswer, { ok: 0 }>> {
-    return this.#transport.query(p, query, timeoutMs)
   }
 
   /**
@@ -403,7 +295,7 @@ export class Client {
     input: I,
     options: StartOptions = {},
   ): Promise<InstanceId<O>> {
-    return (await this.startByName(def.name, input, options)) as InstanceId<O>
+    return this.#instances.start(def, input, options)
   }
 
   /**
@@ -415,23 +307,7 @@ export class Client {
     input: unknown,
     options: { instanceId?: string; startAt?: Date | number; replace?: boolean } = {},
   ): Promise<string> {
-    const id = options.instanceId ?? randomUUID()
-    checkKey(id)
-    const msg: StartMessage = { k: 'start', i: id, n: name, in: input }
-    if (options.instanceId === undefined) msg.fresh = 1
-    if (options.replace) msg.replace = true
-    if (options.startAt !== undefined) msg.at = toTime(options.startAt)
-    this.#ended.delete(id)
-    const answer = await this.#request(msg, () => `start of ${name} '${id}'`)
-    // an instance that ended in the round that started it comes back with its outcome
-    if (Array.isArray(answer)) this.#remember(id, answer[1] as InstanceView)
-    return id
-  }
-
-  /** Keeps the outcome of an instance this client started, for its next waitForCompletion. */
-  #remember(id: string, view: InstanceView): void {
-    if (this.#ended.size >= 10_000) this.#ended.delete(this.#ended.keys().next().value!)
-    this.#ended.set(id, view)
+    return this.#instances.startByName(name, input, options)
   }
 
   /**
@@ -446,44 +322,32 @@ export class Client {
     event: string | EventDefinition<unknown>,
     data?: unknown,
   ): Promise<void> {
-    const name = typeof event === 'object' && event !== null ? event.name : event
-    await this.#request({ k: 'ev', i: checkKey(instanceId), n: name, d: data }, () => `raiseEvent '${name}'`)
+    return this.#instances.raiseEvent(instanceId, event, data)
   }
 
   /** Terminates a running instance. */
   async terminate(instanceId: string, reason?: string): Promise<void> {
-    const msg: ControlMessage = { k: 'ctl', i: checkKey(instanceId), op: 'terminate' }
-    if (reason !== undefined) msg.reason = reason
-    await this.#request(msg, () => `terminate '${instanceId}'`)
+    return this.#instances.terminate(instanceId, reason)
   }
 
   /** Suspends a running instance: events are held until {@link resume}. */
   async suspend(instanceId: string): Promise<void> {
-    await this.#request({ k: 'ctl', i: checkKey(instanceId), op: 'suspend' }, () => `suspend '${instanceId}'`)
+    return this.#instances.suspend(instanceId)
   }
 
   /** Resumes a suspended instance. */
   async resume(instanceId: string): Promise<void> {
-    await this.#request({ k: 'ctl', i: checkKey(instanceId), op: 'resume' }, () => `resume '${instanceId}'`)
+    return this.#instances.resume(instanceId)
   }
 
   /** Removes a finished instance and its history. */
   async purge(instanceId: string): Promise<void> {
-    this.#ended.delete(instanceId)
-    await this.#request({ k: 'ctl', i: checkKey(instanceId), op: 'purge' }, () => `purge '${instanceId}'`)
+    return this.#instances.purge(instanceId)
   }
 
   /** Purges every finished instance matching the filter; resolves with how many. */
   async purgeInstances(filter: InstanceFilter): Promise<number> {
-    let purged = 0
-    let page = await this.listInstances({ ...filter, pageSize: 500 })
-    for (;;) {
-      const done = page.instances.filter((i) => isTerminal(i.status))
-      await Promise.all(done.map((i) => this.purge(i.id)))
-      purged += done.length
-      if (page.continuation === undefined) return purged
-      page = await this.listInstances({ ...filter, pageSize: 500, continuation: page.continuation })
-    }
+    return this.#instances.purgeInstances(filter)
   }
 
   /** Status of an instance (undefined when it does not exist); `history` includes the events. */
@@ -491,26 +355,12 @@ export class Client {
     instanceId: InstanceId<O> | string,
     options: StatusOptions = {},
   ): Promise<InstanceStatus<O> | undefined> {
-    const p = partitionOf(checkKey(instanceId), this.partitionCount)
-    return readAgainIfMissing(async () => {
-      const answer = await this.#query(p, {
-        v: WIRE_VERSION,
-        k: 'status',
-        i: instanceId,
-        history: options.history === true,
-      })
-      if (!('instance' in answer) || answer.instance === null) return undefined
-      const view = decode(answer.instance, 'instance') as InstanceView
-      await loadView(this.blobs, view)
-      return toStatus<O>(view, options.history === true)
-    })
+    return this.#instances.getStatus<O>(instanceId, options)
   }
 
   /** The history of an instance. */
   async getHistory(instanceId: string): Promise<HistoryEvent[]> {
-    const status = await this.getStatus(instanceId, { history: true })
-    if (status === undefined) throw new BadInputError(`instance '${instanceId}' does not exist`)
-    return status.history ?? []
+    return this.#instances.getHistory(instanceId)
   }
 
   /**
@@ -523,117 +373,16 @@ export class Client {
     instanceId: InstanceId<O> | string,
     options: WaitOptions = {},
   ): Promise<InstanceStatus<O>> {
-    const deadline = Date.now() + (options.timeoutMs ?? 60_000)
-    checkKey(instanceId)
-    const ended = this.#ended.get(instanceId)
-    if (ended !== undefined) {
-      this.#ended.delete(instanceId)
-      await loadView(this.blobs, ended)
-      return toStatus<O>(ended, false)
-    }
-    for (;;) {
-      const left = deadline - Date.now()
-      if (left <= 0)
-        throw new TimeoutError(
-          `instance '${instanceId}' did not complete in ${options.timeoutMs ?? 60_000} ms`,
-        )
-      // The wait travels in the mailbox like any message (batched with others to the partition)
-      // and is answered after a commit; the owner holds it at most `ms`, then answers 'not yet'.
-      const ms = Math.min(left, 5_000)
-      let answer: unknown
-      try {
-        answer = await this.#request(
-          { k: 'wait', i: instanceId, ms },
-          () => `wait for instance '${instanceId}'`,
-          ms + this.options.queryTimeoutMs,
-        )
-      } catch (err) {
-        // the owner changed and forgot the wait: ask again
-        if (err instanceof TimeoutError && Date.now() < deadline) continue
-        throw err
-      }
-      if (answer === 0) continue
-      if (answer === null) throw new BadInputError(`instance '${instanceId}' does not exist`)
-      const view = answer as InstanceView
-      try {
-        await loadView(this.blobs, view)
-      } catch (err) {
-        // purged meanwhile: its status says what is left
-        if (!isMissingBlob(err)) throw err
-        const status = await this.getStatus<O>(instanceId)
-        if (status === undefined) throw new BadInputError(`instance '${instanceId}' does not exist`)
-        return status
-      }
-      return toStatus<O>(view, false)
-    }
+    return this.#instances.waitForCompletion<O>(instanceId, options)
   }
 
   /** Lists instances by status, creation time, name and id prefix, a page at a time. */
   async listInstances(query: InstanceQuery = {}): Promise<InstancePage> {
-    const { pageSize, continuation, ...filter } = query
-    const limit = pageSize ?? 100
-    const after = continuation === undefined ? '' : decodeContinuation(continuation)
-    const pages = await Promise.all(
-      Array.from({ length: this.partitionCount }, (_, p) =>
-        this.#query(p, { v: WIRE_VERSION, k: 'instances', f: filter, after, limit }),
-      ),
-    )
-    let more = false
-    const all: InstanceSummary[] = []
-    for (const page of pages) {
-      if (!('summaries' in page)) continue
-      for (const [, bytes] of page.summaries) all.push(decode(bytes, 'instance summary') as InstanceSummary)
-      more ||= page.more
-    }
-    // (a large custom status is a reference)
-    for (const s of all) if (isUnloaded(s.custom)) await loadSummary(this.blobs, s)
-    all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    more ||= all.length > limit
-    const instances = all.slice(0, limit).map(fromSummary)
-    const last = instances[instances.length - 1]
-    return more && last !== undefined
-      ? { instances, continuation: encodeContinuation(last.id) }
-      : { instances }
+    return this.#instances.listInstances(query)
   }
 
   /** Status changes of an instance as they commit (pushed; first value is the current status). */
   watchStatus(instanceId: string): Observable<InstanceStatus | undefined> {
-    const p = partitionOf(checkKey(instanceId), this.partitionCount)
-    return watchItem(
-      this.nc,
-      this.hub.names.changes(p),
-      this.#watches,
-      itemKeys.instance(p, instanceId),
-      async () => {
-        const answer = await this.#query(p, { v: WIRE_VERSION, k: 'status', i: instanceId, w: 1 })
-        if (!('instance' in answer)) throw new CodecError('unexpected answer to a status query')
-        return { n: answer.n, value: answer.instance }
-      },
-      (bytes) => {
-        if (bytes === null) return undefined
-        const s = decode(bytes, 'summary') as InstanceSummary
-        return isUnloaded(s.custom) ? loadSummary(this.blobs, s).then(fromSummary) : fromSummary(s)
-      },
-      // records change with every step; watchers see (and compare) their summaries
-      (bytes) => encode(summaryOf(decode(bytes, 'instance') as InstanceRecord)),
-    )
+    return this.#instances.watchStatus(instanceId)
   }
-
-  async #readRaw(
-    t: string,
-    key: string,
-    watch = false,
-  ): Promise<{ exists: boolean; state: Uint8Array | null; n: number }> {
-    const p = partitionOf(key, this.partitionCount)
-    const query: Query = { v: WIRE_VERSION, k: 'read', t, key }
-    if (watch) query.w = 1
-    const answer = await this.#query(p, query)
-    if (!('exists' in answer)) throw new CodecError('unexpected answer to a read')
-    return answer
-  }
-}
-
-/** The type name of an entity class, or a type name given as such (checked). */
-function typeNameOf(type: EntityClass<any> | string): string {
-  return typeof type === 'string' ? checkTypeName(type) : entityTypeName(type)
 }

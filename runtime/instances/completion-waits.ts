@@ -6,7 +6,7 @@
  */
 import type { ReplyTo } from '../../actors/wire/index.ts'
 import { encode } from '../nats/index.ts'
-import type { PartitionPort } from '../partition/index.ts'
+import type { HostPort } from '../partition/index.ts'
 
 const SWEEP_MS = 250
 /** Longest a wait is held, whatever the client asked. */
@@ -26,7 +26,7 @@ export class CompletionWaits {
   #closed = false
 
   constructor(
-    readonly port: Pick<PartitionPort, 'replyTo' | 'afterCommit'>,
+    readonly port: Pick<HostPort, 'replyTo' | 'afterCommit'>,
     /** Largest outcome answered to several waits at once (each copy goes into the record). */
     readonly outcomeLimit = Infinity,
   ) {}

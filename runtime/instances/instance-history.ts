@@ -7,7 +7,7 @@
 import { IllegalStateError } from '../../actors/index.ts'
 import type { HistoryEvent, NewEvent } from '../../actors/orchestration/index.ts'
 import { BlobRef, decode, encode, itemKey } from '../nats/index.ts'
-import type { PartitionPort } from '../partition/index.ts'
+import type { HostPort } from '../partition/index.ts'
 import type { InstanceRecord } from './instance-model.ts'
 
 /** History events kept in the record before they move into a chunk item of their own. */
@@ -17,7 +17,7 @@ const CHUNK_EVENTS = 64
  * Once the record's history tail is long (or `force`: its values are large), moves it into a
  * chunk item of its own (written once).
  */
-export function chunkTail(port: PartitionPort, rec: InstanceRecord, force = false): void {
+export function chunkTail(port: HostPort, rec: InstanceRecord, force = false): void {
   if (rec.tail.length >= CHUNK_EVENTS || (force && rec.tail.length > 0)) {
     port.write(chunkKey(port.p, rec, rec.hc), encode(rec.tail))
     rec.hc++
@@ -26,7 +26,7 @@ export function chunkTail(port: PartitionPort, rec: InstanceRecord, force = fals
 }
 
 /** Deletes the history chunks of the current execution and empties its tail. */
-export function dropHistory(port: PartitionPort, rec: InstanceRecord): void {
+export function dropHistory(port: HostPort, rec: InstanceRecord): void {
   for (let k = 0; k < rec.hc; k++) port.write(chunkKey(port.p, rec, k), null)
   rec.hc = 0
   rec.tail = []
@@ -37,7 +37,7 @@ export function dropHistory(port: PartitionPort, rec: InstanceRecord): void {
  * `live.history` once loaded.
  */
 export async function loadHistory(
-  port: PartitionPort,
+  port: HostPort,
   live: { rec: InstanceRecord; history?: HistoryEvent[] },
 ): Promise<HistoryEvent[]> {
   if (live.history !== undefined) return live.history

@@ -7,21 +7,14 @@
  * The live generator (cursor) stays cached between steps; after recovery or eviction the engine
  * replays the history. Activities start on this node at once (before the commit), and their
  * pending set is the items `a.<p>.<id>.<seq>`, re-run after a crash.
- * The data model is in instance-model.ts, the partition's port in runtime/partition/instance-port.ts;
- * the history chunks are handled by instance-history.ts, held waits for completion by
+ * This host handles the messages (start, events, task outcomes, control, waits) and how an
+ * instance ends. The data model is in instance-model.ts, the partition's port in
+ * runtime/partition/host-port.ts; a step and its commands are instance-steps.ts, the instances in
+ * memory instance-cache.ts, value bounds instance-values.ts, activities instance-activities.ts,
+ * queries instance-queries.ts, history chunks instance-history.ts, held waits for completion
  * completion-waits.ts.
  */
-import {
-  ItemKind,
-  itemKey,
-  partitionFilter,
-  partitionPrefix,
-  decode,
-  encode,
-  BlobRef,
-  isUnloaded,
-  valueOf,
-} from '../nats/index.ts'
+import { itemKey, encode, isUnloaded } from '../nats/index.ts'
 import {
   BadInputError,
   IllegalStateError,
@@ -30,61 +23,27 @@ import {
   type ErrorInfo,
 } from '../../actors/index.ts'
 import {
-  WIRE_VERSION,
   type ActorMessage,
   type ControlMessage,
   type DoneMessage,
   type EventMessage,
-  type InstanceFilter,
   type Query,
   type QueryAnswer,
   type ReplyTo,
   type StartMessage,
   type WaitMessage,
-  type ActivityOutcome,
-  type ActivityTask,
 } from '../../actors/wire/index.ts'
-import {
-  OrchestrationExecutor,
-  type Command,
-  type HistoryEvent,
-  type NewEvent,
-  type StepResult,
-} from '../../actors/orchestration/index.ts'
-import {
-  DEFER_UNKNOWN_MS,
-  boundOutcome,
-  checkSize,
-  sizeOf,
-  type InstanceHandler,
-  type PartitionPort,
-} from '../partition/index.ts'
-import { isThenable } from '../../actors/index.ts'
+import { type NewEvent } from '../../actors/orchestration/index.ts'
+import { DEFER_UNKNOWN_MS, sizeOf, type InstanceHandler, type HostPort } from '../partition/index.ts'
+import {} from '../../actors/index.ts'
 import { CompletionWaits } from './completion-waits.ts'
+import { InstanceCache, type Live } from './instance-cache.ts'
+import { answerInstanceQuery } from './instance-queries.ts'
+import { InstanceValues } from './instance-values.ts'
+import { InstanceActivities } from './instance-activities.ts'
+import { InstanceSteps } from './instance-steps.ts'
 import { chunkTail, dropHistory, loadHistory, refsOf } from './instance-history.ts'
-import {
-  RuntimeStatus,
-  isTerminal,
-  matches,
-  summaryOf,
-  type InstanceRecord,
-  type InstanceView,
-  type Workflows,
-} from './instance-model.ts'
-
-interface Live {
-  rec: InstanceRecord
-  /** The whole history of the current execution (loaded when first needed). */
-  history?: HistoryEvent[]
-  executor?: OrchestrationExecutor
-  used: boolean
-  /** Encoded size of the record when last written (estimates a round's size). */
-  size?: number
-  /** Bytes of user values in the history tail (estimated); a large tail moves into a chunk. */
-  tailBytes?: number
-  /** Whether the history is loaded with the values of its references (ready for a step). */
-  ready?: boolean
-}
+import { RuntimeStatus, isTerminal, type InstanceRecord, type Workflows } from './instance-model.ts'
 
 /** A held wait for completion: where its answer goes, and when it gives up. */
 /** The answer to a wait for an instance that does not exist. */
@@ -100,40 +59,44 @@ export class InstanceExistsError extends BadInputError {
 
 /** Instances of one partition. */
 export class InstanceHost implements InstanceHandler {
-  readonly #live = new Map<string, Live>()
+  /** The instances in memory (instance-cache.ts). */
+  readonly #cache: InstanceCache
+  /** How values are bounded and stored by reference (instance-values.ts). */
+  readonly #values: InstanceValues
   /** Held waits for completion. */
   readonly #waits: CompletionWaits
-  readonly #pending = new Map<string, ActivityTask>()
-  /** Ids looked up and found absent (not stored, not written since); cleared when it grows. */
-  readonly #absent = new Set<string>()
-  #closed = false
-  /** Largest single value of an instance, and largest total one step may add (value-limits.ts). */
-  readonly #valueLimit: number
-  readonly #stepLimit: number
-  /** Largest value kept inline; larger ones are stored by reference (blobs.ts). */
-  readonly #inline: number
-  /** Size in the record of the value {@link #bound} returned last (no allocation per value). */
-  #size = 0
-
+  /** The activities its instances scheduled and that have not completed (instance-activities.ts). */
+  readonly #activities: InstanceActivities
+  /** Runs a step and carries out its commands (instance-steps.ts). */
+  readonly #steps: InstanceSteps
   constructor(
-    readonly port: PartitionPort,
+    readonly port: HostPort,
     readonly workflows: Workflows,
   ) {
-    this.#valueLimit = Math.floor(port.valueLimit / 4)
-    this.#stepLimit = port.valueLimit
-    this.#inline = Math.min(port.blobs.limits.threshold, this.#valueLimit)
-    this.#waits = new CompletionWaits(port, this.#valueLimit)
+    this.#values = new InstanceValues(port)
+    this.#cache = new InstanceCache(port, workflows.cacheSize)
+    this.#activities = new InstanceActivities(port, workflows, this.#values)
+    this.#steps = new InstanceSteps({
+      port,
+      workflows,
+      values: this.#values,
+      activities: this.#activities,
+      finish: (live, status, output, error) => this.#finish(live, status, output, error),
+      save: (rec) => this.#save(rec),
+      releaseLocks: (rec) => this.#releaseLocks(rec),
+    })
+    this.#waits = new CompletionWaits(port, this.#values.valueLimit)
   }
 
   want(msg: ActorMessage, into: Set<string>): void {
     if (msg.k === 'start' && msg.fresh === 1) return
     if (msg.k === 'start' || msg.k === 'ev' || msg.k === 'done' || msg.k === 'ctl' || msg.k === 'wait') {
-      if (!this.#live.has(msg.i) && !this.#absent.has(msg.i)) into.add(msg.i)
+      if (!this.#cache.isKnown(msg.i)) into.add(msg.i)
     }
   }
 
   async preload(ids: Set<string>): Promise<void> {
-    await Promise.all([...ids].map((id) => this.#load(id)))
+    await Promise.all([...ids].map((id) => this.#cache.load(id)))
   }
 
   handle(
@@ -172,14 +135,14 @@ export class InstanceHost implements InstanceHandler {
       )
     }
     try {
-      msg.in = this.#bound(msg.in, () => `input of instance '${msg.i}' (${msg.n})`)
+      msg.in = this.#values.bound(msg.in, () => `input of instance '${msg.i}' (${msg.n})`)
     } catch (err) {
       return this.#fail(msg.r, err as Error, msg.pa)
     }
-    if (msg.fresh === 1) return this.#startWith(msg, this.#fresh(msg.i))
-    const cached = this.#cached(msg.i)
+    if (msg.fresh === 1) return this.#startWith(msg, this.#cache.fresh(msg.i))
+    const cached = this.#cache.cached(msg.i)
     if (cached !== undefined) return this.#startWith(msg, cached)
-    return this.#load(msg.i).then((live) => this.#startWith(msg, live))
+    return this.#cache.load(msg.i).then((live) => this.#startWith(msg, live))
   }
 
   #startWith(msg: StartMessage, live: Live | undefined): void {
@@ -210,17 +173,16 @@ export class InstanceHost implements InstanceHandler {
       activities: [],
       ...(msg.pa === undefined ? {} : { parent: msg.pa }),
     }
-    this.#live.set(msg.i, { rec, history: [], used: true, ready: true })
-    this.#absent.delete(msg.i)
+    this.#cache.set(msg.i, { rec, history: [], used: true, ready: true })
     if (msg.r !== undefined) {
       // Answered at the seal: with the outcome too when the instance ended in this same round
       // (a client's waitForCompletion then needs no round trip).
-      const live = this.#live.get(msg.i)!
+      const live = this.#cache.get(msg.i)!
       this.port.replyTo(msg.r, [
         msg.r[1],
         1,
         () =>
-          this.#live.get(msg.i) === live && isTerminal(rec.status)
+          this.#cache.get(msg.i) === live && isTerminal(rec.status)
             ? encode([msg.i, { ...rec, tail: [] }])
             : encode(msg.i),
       ])
@@ -237,28 +199,28 @@ export class InstanceHost implements InstanceHandler {
       this.#save(rec)
       return
     }
-    this.#step(this.#live.get(msg.i)!, [
+    this.#steps.run(this.#cache.get(msg.i)!, [
       { e: 'started', input: rec.input, execution: rec.exec },
       ...(pending?.buffered ?? []),
     ])
   }
 
   async #event(msg: EventMessage): Promise<void> {
-    const live = await this.#load(msg.i)
+    const live = await this.#cache.load(msg.i)
     if (live === undefined || isTerminal(live.rec.status)) {
       const why = live === undefined ? 'does not exist' : `is ${live.rec.status}`
       return this.#fail(msg.r, new BadInputError(`cannot raise event '${msg.n}': instance '${msg.i}' ${why}`))
     }
     try {
       if (isUnloaded(msg.d)) await this.port.blobs.load(msg.d)
-      msg.d = this.#bound(msg.d, () => `data of event '${msg.n}' for instance '${msg.i}'`)
-      const size = this.#size
+      msg.d = this.#values.bound(msg.d, () => `data of event '${msg.n}' for instance '${msg.i}'`)
+      const size = this.#values.size
       if (live.rec.status !== RuntimeStatus.Running && live.rec.buffered.length > 0) {
         // held in the record until the instance runs again: bounded like one step
         const buffered = encode(live.rec.buffered).length + size
-        if (buffered > this.#stepLimit) {
+        if (buffered > this.#values.stepLimit) {
           const what = `the events held for ${live.rec.status} instance '${msg.i}' with event '${msg.n}'`
-          throw new PayloadTooLargeError(what, buffered, this.#stepLimit)
+          throw new PayloadTooLargeError(what, buffered, this.#values.stepLimit)
         }
       }
     } catch (err) {
@@ -276,9 +238,9 @@ export class InstanceHost implements InstanceHandler {
         (err: unknown) => this.#done({ k: 'done', i: msg.i, s: msg.s, ok: 0, err: toErrorInfo(err) }),
       )
     }
-    const cached = this.#cached(msg.i)
+    const cached = this.#cache.cached(msg.i)
     if (cached !== undefined) return this.#doneWith(msg, cached)
-    return this.#load(msg.i).then((live) => this.#doneWith(msg, live))
+    return this.#cache.load(msg.i).then((live) => this.#doneWith(msg, live))
   }
 
   #doneWith(msg: DoneMessage, live: Live | undefined): void | Promise<void> {
@@ -288,7 +250,7 @@ export class InstanceHost implements InstanceHandler {
     const at = rec.activities.indexOf(msg.s)
     if (at >= 0) {
       rec.activities.splice(at, 1)
-      this.#forgetActivity(this.#activityKey(rec.id, msg.s))
+      this.#activities.forget(rec.id, msg.s)
     }
     const t = rec.timers.indexOf(msg.s)
     if (t >= 0) rec.timers.splice(t, 1)
@@ -300,10 +262,10 @@ export class InstanceHost implements InstanceHandler {
    * task with PayloadTooLargeError (the orchestration can catch it); a huge error is shortened.
    */
   #taskOutcome(rec: InstanceRecord, msg: DoneMessage): NewEvent {
-    const limit = this.#valueLimit
+    const limit = this.#values.valueLimit
     if (msg.ok === 1) {
       try {
-        const result = this.#bound(
+        const result = this.#values.bound(
           msg.v,
           () => `result of task ${msg.s} of instance '${rec.id}' (${rec.name})`,
         )
@@ -322,7 +284,7 @@ export class InstanceHost implements InstanceHandler {
   }
 
   async #control(msg: ControlMessage): Promise<void> {
-    const live = await this.#load(msg.i)
+    const live = await this.#cache.load(msg.i)
     if (live === undefined) return this.#fail(msg.r, new BadInputError(`instance '${msg.i}' does not exist`))
     const rec = live.rec
     const ok = () => msg.r !== undefined && this.port.replyTo(msg.r, [msg.r[1], 1, encode(rec.status)])
@@ -355,7 +317,7 @@ export class InstanceHost implements InstanceHandler {
         rec.status = RuntimeStatus.Running
         ok()
         if (live.ready !== true && !(await this.#prepare(live))) return
-        this.#step(live, rec.buffered.splice(0))
+        this.#steps.run(live, rec.buffered.splice(0))
         return
       case 'purge':
         if (!isTerminal(rec.status)) {
@@ -367,10 +329,10 @@ export class InstanceHost implements InstanceHandler {
         this.#forgetTasks(rec)
         this.#releaseLocks(rec)
         // its large values go once the purge is durable
-        this.#dropRefsAfterCommit(await this.#refsOfRecord(live))
+        this.#values.dropAfterCommit(await this.#values.refsOfRecord(live))
         dropHistory(this.port, rec)
         this.port.write(this.#recordKey(rec.id), null)
-        this.#live.delete(rec.id)
+        this.#cache.delete(rec.id)
         return void ok()
     }
   }
@@ -379,7 +341,7 @@ export class InstanceHost implements InstanceHandler {
   async #wait(msg: WaitMessage): Promise<void> {
     const to = msg.r
     if (to === undefined) return
-    const live = await this.#load(msg.i)
+    const live = await this.#cache.load(msg.i)
     if (live === undefined) return this.port.replyTo(to, [to[1], 1, NO_INSTANCE])
     if (isTerminal(live.rec.status)) return this.port.replyTo(to, [to[1], 1, encodeOutcome(live.rec)])
     this.#waits.hold(msg.i, to, msg.ms)
@@ -404,10 +366,10 @@ export class InstanceHost implements InstanceHandler {
     }
     if (live.ready !== true) {
       return this.#prepare(live).then((ready) => {
-        if (ready) this.#step(live, [event])
+        if (ready) this.#steps.run(live, [event])
       })
     }
-    this.#step(live, [event])
+    this.#steps.run(live, [event])
   }
 
   /**
@@ -431,324 +393,6 @@ export class InstanceHost implements InstanceHandler {
       this.#finish(live, RuntimeStatus.Failed, undefined, toErrorInfo(err))
       return false
     }
-  }
-
-  /** The references an instance holds: its record's values, its history, held events. */
-  async #refsOfRecord(live: Live): Promise<BlobRef[]> {
-    const rec = live.rec
-    const refs: BlobRef[] = []
-    for (const v of [rec.input, rec.output, rec.custom]) if (v instanceof BlobRef) refs.push(v)
-    refsOf(rec.buffered, refs)
-    try {
-      refsOf(await loadHistory(this.port, live), refs)
-    } catch (err) {
-      this.port.logger.warn('history not read: its large values stay stored', {
-        p: this.port.p,
-        instance: rec.id,
-        error: String(err),
-      })
-    }
-    // (one value may appear in several places)
-    return [...new Map(refs.map((r) => [r.id, r])).values()]
-  }
-
-  /** Deletes blobs once the open round (which drops their last references) is durable. */
-  #dropRefsAfterCommit(refs: BlobRef[]): void {
-    if (refs.length === 0) return
-    this.port.afterCommit(
-      () =>
-        void this.port.blobs.delete(refs, (err) =>
-          this.port.logger.warn('large value not deleted (left as an orphan)', {
-            p: this.port.p,
-            error: String(err),
-          }),
-        ),
-    )
-  }
-
-  /** Bounds `obj[key]` in place (see {@link #bound}); returns its size in the record. */
-  #store<T extends object, K extends keyof T>(obj: T, key: K, what: () => string): number {
-    const value = obj[key]
-    const stored = this.#bound(value, what)
-    if (stored !== value) obj[key] = stored as T[K]
-    return this.#size
-  }
-
-  /**
-   * A value as the instance stores it: itself up to the inline size, else a reference whose blob
-   * the open round waits for (blobs.ts). Sets {@link #size} to its size in the record. Throws
-   * `PayloadTooLargeError` over the ceiling and `CodecError` for a value that cannot be encoded.
-   */
-  #bound(value: unknown, what: () => string): unknown {
-    if (value instanceof BlobRef) {
-      this.#size = 128
-      return value
-    }
-    const size = sizeOf(value, this.#inline)
-    if (size <= this.#inline) {
-      this.#size = size
-      return value
-    }
-    const { ref, written } = this.port.blobs.put(encode(value), what)
-    this.port.holdFor(written)
-    this.#size = 128
-    return ref.attach(value)
-  }
-
-  /** Runs one orchestration step and carries out its commands. */
-  #step(live: Live, events: NewEvent[]): void {
-    const rec = live.rec
-    const def = this.workflows.orchestrations.get(rec.name)
-    if (def === undefined) {
-      this.#finish(
-        live,
-        RuntimeStatus.Failed,
-        undefined,
-        toErrorInfo(new BadInputError(`unknown orchestration '${rec.name}'`)),
-      )
-      return
-    }
-    live.executor ??= new OrchestrationExecutor(def, rec.id, {
-      alwaysReplay: this.workflows.alwaysReplay,
-      unwrap: valueOf,
-      logSink: (line, level) =>
-        this.port.logger[level === 'debug' ? 'info' : level](line, { instance: rec.id }),
-    })
-    const now = Date.now()
-    const history = live.history
-    if (history === undefined) throw new IllegalStateError(`history of instance '${rec.id}' is not loaded`)
-    const result = live.executor.step(history, events, now)
-    let sizes: number[]
-    try {
-      sizes = this.#measureStep(rec, result)
-    } catch (err) {
-      // the step's values cannot be stored: the instance fails without them (its history keeps
-      // what was committed before this step)
-      this.#finish(live, RuntimeStatus.Failed, undefined, toErrorInfo(err))
-      return
-    }
-    for (const ev of result.appended) {
-      history.push(ev)
-      rec.tail.push(ev)
-    }
-    live.tailBytes = (live.tailBytes ?? 0) + sizes[0]!
-    rec.updated = now
-    // (from the event, which holds the reference of a large status; the step result has the value)
-    for (const ev of result.appended) if (ev.e === 'customStatus') rec.custom = ev.value
-    for (let i = 0; i < result.commands.length; i++) this.#command(rec, result.commands[i]!, sizes[i + 1]!)
-    switch (result.status) {
-      case 'running':
-        this.#save(rec)
-        return
-      case 'completed':
-        this.#finish(live, RuntimeStatus.Completed, result.output, undefined)
-        return
-      case 'failed':
-        this.#finish(live, RuntimeStatus.Failed, undefined, result.error)
-        return
-      case 'continuedAsNew': {
-        const next = result.continueAsNew!
-        this.#releaseLocks(rec)
-        // the values of the ended execution go once its end is durable (not those carried over)
-        const carried = new Set<BlobRef>(refsOf(next.carriedEvents))
-        if (next.input instanceof BlobRef) carried.add(next.input)
-        if (rec.custom instanceof BlobRef) carried.add(rec.custom)
-        this.#dropRefsAfterCommit(refsOf(history).filter((r) => !carried.has(r)))
-        dropHistory(this.port, rec)
-        rec.hk = this.port.roundNumber
-        live.history = []
-        rec.input = next.input
-        rec.exec++
-        rec.timers = []
-        rec.activities = []
-        live.executor = undefined
-        this.#step(live, [{ e: 'started', input: next.input, execution: rec.exec }, ...next.carriedEvents])
-        return
-      }
-    }
-  }
-
-  /**
-   * Sizes of what a step adds: [history bytes, then one per command]. Values over the inline size
-   * are replaced by references, in the events and commands and in the result (see {@link #bound}).
-   * Throws PayloadTooLargeError naming the value when one is over the ceiling (or an error over
-   * the value limit), or the step is over the step limit; CodecError for a value that cannot be
-   * encoded.
-   */
-  #measureStep(rec: InstanceRecord, result: StepResult): number[] {
-    const limit = this.#valueLimit
-    const of = `of instance '${rec.id}' (${rec.name})`
-    let history = 0
-    for (const ev of result.appended) {
-      history += 24
-      switch (ev.e) {
-        case 'started':
-          history += this.#store(ev, 'input', () => `input ${of}`)
-          break
-        case 'completed':
-          history += this.#store(ev, 'result', () => `result of task ${ev.seq} ${of}`)
-          break
-        case 'failed':
-          history += checkSize(ev.error, limit, () => `error of task ${ev.seq} ${of}`)
-          break
-        case 'event':
-          history += this.#store(ev, 'data', () => `data of event '${ev.name}' ${of}`)
-          break
-        case 'customStatus':
-          // kept in the record's field too
-          history += 2 * this.#store(ev, 'value', () => `custom status ${of}`)
-          break
-        case 'finished':
-          if (ev.status === 'completed') {
-            const size = this.#store(ev, 'output', () => `output ${of}`)
-            result.output = ev.output
-            history += 2 * size
-          } else if (ev.status === 'failed') history += checkSize(ev.error, limit, () => `error ${of}`)
-          else {
-            const size = this.#store(ev, 'input', () => `continue-as-new input ${of}`)
-            if (result.continueAsNew !== undefined) result.continueAsNew.input = ev.input
-            history += 2 * size
-          }
-          break
-        default:
-          break
-      }
-    }
-    const sizes = [history]
-    let total = history
-    for (const c of result.commands) {
-      let size = 64
-      switch (c.c) {
-        case 'activity':
-          size += this.#store(c, 'input', () => `input of activity '${c.name}' (task ${c.seq}) ${of}`)
-          break
-        case 'sub':
-        case 'start':
-          size += this.#store(c, 'input', () => `input of instance '${c.instanceId}' started ${of}`)
-          break
-        case 'call':
-        case 'signal': {
-          let args: unknown[] | undefined
-          for (let i = 0; i < c.args.length; i++) {
-            const arg = this.#bound(
-              c.args[i],
-              () => `argument ${i + 1} of ${c.entity[0]}@${c.entity[1]}.${c.op} ${of}`,
-            )
-            size += this.#size
-            if (arg !== c.args[i]) (args ??= c.args.slice())[i] = arg
-          }
-          if (args !== undefined) c.args = args
-          break
-        }
-        default:
-          break
-      }
-      sizes.push(size)
-      total += size
-    }
-    if (total > this.#stepLimit) {
-      throw new PayloadTooLargeError(
-        `a step ${of} (${result.commands.length} commands and ${result.appended.length} history events)`,
-        total,
-        this.#stepLimit,
-      )
-    }
-    return sizes
-  }
-
-  #command(rec: InstanceRecord, c: Command, size: number): void {
-    const id = rec.id
-    switch (c.c) {
-      case 'activity': {
-        const task: ActivityTask = {
-          instanceId: id,
-          seq: c.seq,
-          name: c.name,
-          input: c.input,
-          attempt: c.attempt ?? 1,
-        }
-        const key = this.#activityKey(id, c.seq)
-        // encoded at the seal, if the activity is still pending then (a fast one is not)
-        this.port.write(
-          key,
-          () => encode([task.instanceId, task.seq, task.name, task.input, task.attempt]),
-          size,
-        )
-        rec.activities.push(c.seq)
-        this.#runActivity(key, task)
-        return
-      }
-      case 'timer':
-        rec.timers.push(c.seq)
-        this.port.setTimer(this.#timerKey(id, c.seq), c.fireAt, { k: 'done', i: id, s: c.seq, ok: 1 })
-        return
-      case 'cancelTimer': {
-        const at = rec.timers.indexOf(c.seq)
-        if (at >= 0) rec.timers.splice(at, 1)
-        this.port.cancelTimer(this.#timerKey(id, c.seq))
-        return
-      }
-      case 'sub':
-        this.port.send({ k: 'start', i: c.instanceId, n: c.name, in: c.input, pa: [id, c.seq] })
-        return
-      case 'call':
-        this.port.send({ k: 'op', t: c.entity[0], key: c.entity[1], op: c.op, a: c.args, ro: [id, c.seq] })
-        return
-      case 'signal':
-        this.port.send({ k: 'op', t: c.entity[0], key: c.entity[1], op: c.op, a: c.args })
-        return
-      case 'start':
-        this.port.send({ k: 'start', i: c.instanceId, n: c.name, in: c.input })
-        return
-      case 'lock': {
-        const [first, ...rest] = c.entities
-        if (first === undefined) this.port.enqueueLocal({ k: 'done', i: id, s: c.seq, ok: 1 })
-        else {
-          rec.lk = [c.seq, c.entities]
-          this.port.send({ k: 'lock', t: first[0], key: first[1], o: [id, c.seq], rest, all: c.entities })
-        }
-        return
-      }
-      case 'unlock':
-        delete rec.lk
-        for (const [t, key] of c.entities) this.port.send({ k: 'unlock', t, key, o: id })
-        return
-    }
-  }
-
-  #runActivity(key: string, task: ActivityTask, mayOffload = true): void {
-    this.#pending.set(key, task)
-    const { activities, offload } = this.workflows
-    if (mayOffload && offload !== undefined && activities.backlog >= offload.threshold) {
-      // this node is busy: hand the task to every node's workers once the schedule is durable
-      this.port.afterCommit(() => offload.publish(task))
-      return
-    }
-    if (isUnloaded(task.input)) {
-      // a large input stored by reference (a task re-run after recovery): load it first
-      void this.port.blobs.load(task.input).then(
-        () => this.#runActivity(key, task, false),
-        (err: unknown) => this.#deliverOutcome(key, task, { ok: 0, error: toErrorInfo(err) }),
-      )
-      return
-    }
-    // a synchronous activity's result is queued at once: the instance's next step runs in the
-    // same round (one record, one encode of the instance for its whole run)
-    const outcome = activities.start(task)
-    if (isThenable(outcome)) void outcome.then((done) => this.#deliverOutcome(key, task, done))
-    else this.#deliverOutcome(key, task, outcome)
-  }
-
-  #deliverOutcome(key: string, task: ActivityTask, outcome: ActivityOutcome): void {
-    if (this.#closed || !this.#pending.has(key)) return
-    // the result waits in the partition's local queue, which is part of the commit record: a large
-    // one goes by reference (the round waits for its blob), one over the ceiling fails the task
-    outcome = boundOutcome(task, outcome, this.#inline, (value, what) => this.#bound(value, what))
-    this.port.enqueueLocal(
-      outcome.ok === 1
-        ? { k: 'done', i: task.instanceId, s: task.seq, ok: 1, v: outcome.value }
-        : { k: 'done', i: task.instanceId, s: task.seq, ok: 0, err: outcome.error },
-    )
   }
 
   #finish(live: Live, status: RuntimeStatus, output: unknown, error: ErrorInfo | undefined): void {
@@ -778,7 +422,7 @@ export class InstanceHost implements InstanceHandler {
   #forgetTasks(rec: InstanceRecord): void {
     for (const seq of rec.timers) this.port.cancelTimer(this.#timerKey(rec.id, seq))
     this.port.cancelTimer(this.#timerKey(rec.id, -1))
-    for (const seq of rec.activities) this.#forgetActivity(this.#activityKey(rec.id, seq))
+    for (const seq of rec.activities) this.#activities.forget(rec.id, seq)
     rec.timers = []
     rec.activities = []
   }
@@ -806,14 +450,6 @@ export class InstanceHost implements InstanceHandler {
     }
   }
 
-  /** Forgets a pending activity; its large input (only in the activity's item) goes after the commit. */
-  #forgetActivity(key: string): void {
-    const task = this.#pending.get(key)
-    this.#pending.delete(key)
-    this.port.dropItem(key)
-    if (task?.input instanceof BlobRef) this.#dropRefsAfterCommit([task.input])
-  }
-
   #fail(to: ReplyTo | undefined, err: Error, parent?: [string, number]): void {
     if (to !== undefined) this.port.replyTo(to, [to[1], 0, toErrorInfo(err)])
     else if (parent !== undefined)
@@ -826,11 +462,11 @@ export class InstanceHost implements InstanceHandler {
    * Once the record's history tail is long, it moves into a chunk item of its own (written once).
    */
   #save(rec: InstanceRecord): void {
-    const live = this.#live.get(rec.id)
+    const live = this.#cache.get(rec.id)
     // a tail whose values are large moves into a chunk early, so the record stays bounded
     const tailBytes = live?.tailBytes ?? 0
     const chunks = rec.hc
-    chunkTail(this.port, rec, tailBytes >= this.#valueLimit)
+    chunkTail(this.port, rec, tailBytes >= this.#values.valueLimit)
     if (live !== undefined && rec.hc !== chunks) live.tailBytes = 0
     const hint = (live?.size ?? 256) + 256 + (rec.hc !== chunks ? tailBytes : 0)
     this.port.write(
@@ -844,146 +480,33 @@ export class InstanceHost implements InstanceHandler {
     )
   }
 
-  /**
-   * The instance of an id the client generated (a random UUID): only one this partition created
-   * itself can exist, so there is nothing to read from the state bucket.
-   */
-  #fresh(id: string): Live | undefined {
-    const cached = this.#live.get(id)
-    if (cached !== undefined) return cached
-    const key = this.#recordKey(id)
-    if (this.port.isPinned(key)) return undefined // purged since: its delete is not stored yet
-    this.port.markAbsent(key)
-    return undefined
-  }
-
-  /** The cached instance of an id, marked as used; undefined when it is not in memory. */
-  #cached(id: string): Live | undefined {
-    const cached = this.#live.get(id)
-    if (cached !== undefined) cached.used = true
-    return cached
-  }
-
-  async #load(id: string): Promise<Live | undefined> {
-    const cached = this.#live.get(id)
-    if (cached !== undefined) {
-      cached.used = true
-      return cached
-    }
-    if (this.#absent.has(id)) return undefined
-    const bytes = await this.port.readItem(this.#recordKey(id))
-    const again = this.#live.get(id)
-    if (again !== undefined) return again
-    if (bytes === null) {
-      if (this.#absent.size >= 10_000) this.#absent.clear()
-      this.#absent.add(id)
-      return undefined
-    }
-    const live: Live = {
-      rec: decode(bytes, `instance ${id}`) as InstanceRecord,
-      used: true,
-      size: bytes.length,
-      tailBytes: bytes.length,
-    }
-    this.#live.set(id, live)
-    this.#evict()
-    return live
-  }
-
-  #evict(): void {
-    let excess = this.#live.size - this.workflows.cacheSize
-    for (const [id, live] of this.#live) {
-      if (excess <= 0) return
-      if (this.port.isPinned(this.#recordKey(id))) continue
-      this.#live.delete(id)
-      if (live.used) {
-        live.used = false
-        this.#live.set(id, live)
-      } else excess--
-    }
-  }
-
   // ---------------------------------------------------------------------------------------------
-  // Queries
+  // Queries (instance-queries.ts)
 
-  async answer(query: Query, respond: (answer: QueryAnswer) => void): Promise<boolean> {
-    if (query.k === 'status') {
-      const live = await this.#load(query.i)
-      let bytes: Uint8Array | null = null
-      if (live !== undefined) {
-        const view: InstanceView = { ...live.rec, tail: [] }
-        if (query.history) view.history = await loadHistory(this.port, live)
-        bytes = encode(view)
-      }
-      const n = this.port.roundNumber - 1
-      this.port.afterCommit(() => respond({ v: WIRE_VERSION, ok: 1, instance: bytes, n }))
-      return true
-    }
-    if (query.k === 'instances') {
-      const summaries = await this.#list(query.f, query.after, query.limit)
-      this.port.afterCommit(() => respond({ v: WIRE_VERSION, ok: 1, ...summaries }))
-      return true
-    }
-    return false
-  }
-
-  async #list(
-    filter: InstanceFilter,
-    after: string,
-    limit: number,
-  ): Promise<{ summaries: Array<[string, Uint8Array]>; more: boolean }> {
-    // listed from the records (summaries are not stored); cached ones are the newest
-    const values = new Map<string, Uint8Array | InstanceRecord | null>()
-    for (const [k, v] of await this.port.readItems(partitionFilter(ItemKind.Instance, this.port.p)))
-      values.set(k, v)
-    for (const [k, v] of this.port.dirtyWrites(partitionPrefix(ItemKind.Instance, this.port.p)))
-      values.set(k, v)
-    for (const [id, live] of this.#live) values.set(this.#recordKey(id), live.rec)
-    const out: Array<[string, Uint8Array]> = []
-    for (const value of values.values()) {
-      if (value === null) continue
-      const rec = value instanceof Uint8Array ? (decode(value, 'instance') as InstanceRecord) : value
-      const s = summaryOf(rec)
-      if (s.id <= after || !matches(s, filter)) continue
-      out.push([s.id, encode(s)])
-    }
-    out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-    return { summaries: out.slice(0, limit), more: out.length > limit }
+  /** Answers instance queries; false when the query is not about instances. */
+  answer(query: Query, respond: (answer: QueryAnswer) => void): Promise<boolean> {
+    return answerInstanceQuery(this.port, this.#cache, query, respond)
   }
 
   // ---------------------------------------------------------------------------------------------
   // Recovery
 
+  /** Rebuilds a pending activity from its item `a.*` (at recovery). */
   replayActivity(key: string, value: Uint8Array | null): void {
-    if (value === null) {
-      this.#pending.delete(key)
-      return
-    }
-    const [instanceId, seq, name, input, attempt] = decode(value, `activity ${key}`) as [
-      string,
-      number,
-      string,
-      unknown,
-      number,
-    ]
-    this.#pending.set(key, { instanceId, seq, name, input, attempt })
+    this.#activities.replay(key, value)
   }
 
   recovered(): void {
-    // at-least-once: every activity scheduled but not completed runs again
-    for (const [key, task] of [...this.#pending]) this.#runActivity(key, task, false)
+    this.#activities.recovered()
   }
 
   close(): void {
-    this.#closed = true
+    this.#activities.close()
     this.#waits.close()
   }
 
   #recordKey(id: string): string {
     return itemKey.instance(this.port.p, id)
-  }
-  #activityKey(id: string, seq: number): string {
-    return itemKey.activity(this.port.p, id, seq)
   }
   #timerKey(id: string, seq: number): string {
     return itemKey.instanceTimer(this.port.p, id, seq)

@@ -2,7 +2,7 @@
  * The data model of orchestration instances: runtime statuses, the persisted record and what
  * listings show of it, and the node's workflows. Types and pure helpers only; the host itself is
  * instance-host.ts, and the contracts between a partition and its instance host (the port it
- * offers, the handler it calls) are the partition's: runtime/partition/instance-port.ts.
+ * offers, the handler it calls) are the partition's: runtime/partition/host-port.ts.
  */
 import type { ErrorInfo } from '../../actors/index.ts'
 import type { ActivityTask, InstanceFilter } from '../../actors/wire/index.ts'

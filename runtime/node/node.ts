@@ -430,8 +430,7 @@ export class Node {
       ...(this.workflows.orchestrations.size === 0
         ? {}
         : {
-            instances: (port: Partition) =>
-              new InstanceHost(port, { ...this.workflows, cacheSize: perPartition }),
+            instances: (port) => new InstanceHost(port, { ...this.workflows, cacheSize: perPartition }),
           }),
       onStopped: (reason, error) => this.#onStopped(p, epoch, reason, error),
       ...(this.#agent === undefined ? {} : { mayWrite: () => this.#agent?.holdsLease() ?? true }),

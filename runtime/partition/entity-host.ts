@@ -1,8 +1,9 @@
 /**
- * The entities of one partition: their operations, their in-memory cache, the locks orchestrations
- * hold on them, and the queries that read them. The partition (runtime/partition/partition.ts) owns the
- * loop, the rounds and the storage; this host acts only through {@link EntityPort}, as the
- * orchestration host does through its port (runtime/instances/instance-host.ts).
+ * The entities of one partition: their operations and their in-memory cache. The locks
+ * orchestrations hold on them are entity-locks.ts, the queries that read them entity-queries.ts,
+ * the cached entry and the operation context entity-context.ts; this host dispatches to them. The
+ * partition (runtime/partition/partition.ts) owns the loop, the rounds and the storage; this host acts only through the partition's one port
+ * (host-port.ts), as the orchestration host does (runtime/instances/instance-host.ts).
  *
  * The loop runs one operation at a time, waiting for an asynchronous one to finish (or time out)
  * before the next; so each host keeps one entity object per type and one operation context, and
@@ -18,166 +19,65 @@
  */
 import {
   BadInputError,
-  IllegalStateError,
   PayloadTooLargeError,
   TimeoutError,
   UnknownEntityError,
   UnknownOperationError,
   toErrorInfo,
   checkKey,
-  checkTypeName,
 } from '../../actors/index.ts'
 import {
-  WIRE_VERSION,
   type ActorMessage,
-  type DoneMessage,
   type EntityOp,
   type LockMessage,
   type Query,
   type QueryAnswer,
-  type ReplyTo,
   type UnlockMessage,
 } from '../../actors/wire/index.ts'
 import {
   checkArguments,
   isThenable,
   type Entity,
-  type EntityContext,
   type EntityRegistry,
   type EntityType,
 } from '../../entities/index.ts'
-import {
-  decode,
-  encode,
-  BlobRef,
-  unloadedOf,
-  valueOf,
-  type BlobStore,
-  entityTypePrefix,
-  itemKey as itemKeys,
-  parseItemKey,
-} from '../nats/index.ts'
-import type { Logger } from '../util/index.ts'
-import type { ItemWrite, RoundReply } from './round.ts'
+import { decode, encode, BlobRef, unloadedOf, valueOf, itemKey as itemKeys } from '../nats/index.ts'
+import type { HostPort } from './host-port.ts'
+import { OpContext, describeValue, type Entry, type LargeState, type ValueEncoder } from './entity-context.ts'
+import { EntityLocks } from './entity-locks.ts'
+import { listEntities, readEntity } from './entity-queries.ts'
 
-/** What the entity host needs from its partition. */
-export interface EntityPort {
-  readonly p: number
-  readonly logger: Logger
-  /** Largest encoded value a round accepts (half a record). */
-  readonly valueLimit: number
-  /** Large values by reference (runtime/blobs.ts). */
-  readonly blobs: BlobStore
-  /** The open round's record is appended only once `written` (a blob write) resolved. */
-  holdFor(written: Promise<void>): void
-  /** Number of the round being built. */
-  readonly roundNumber: number
-  /** Counts bytes against the open round. */
-  charge(bytes: number): void
-  /** Writes an item in the open round (its bytes were charged when encoded: no charge here). */
-  writeCharged(key: string, bytes: Uint8Array | null): void
-  replyTo(to: ReplyTo, reply: RoundReply): void
-  /** Encodes and routes a message (to an orchestration). */
-  send(msg: ActorMessage): void
-  /**
-   * Moves a message that cannot be applied to the dead-letter stream with the reason; resolves
-   * once it is stored there (before the round that skipped it commits: at least once).
-   */
-  deadLetterMessage(msg: ActorMessage, reason: string): Promise<void>
-  /** Routes an encoded message: within the partition at once, else through the outbox. */
-  route(msg: ActorMessage, bytes: Uint8Array): void
-  /** Puts messages at the front of the partition's local queue (they run next, in order). */
-  runNext(msgs: ActorMessage[]): void
-  /** The committed-or-snapshotted value of an item. */
-  readItem(key: string): Promise<Uint8Array | null>
-  /** Whether an item has writes not yet in the state bucket (it cannot be evicted). */
-  isPinned(key: string): boolean
-  /** Forgets a clean item's snapshot bookkeeping (evicted). */
-  forget(key: string): void
-  /** Runs `fn` once everything processed so far is durable (and one more record appended). */
-  afterCommit(fn: () => void): void
-  /** Stored entity keys of a type. */
-  listStoredKeys(type: string): Promise<string[]>
-  /** Writes not yet in the state bucket, oldest first, under a key prefix. */
-  dirtyWrites(prefix: string): Iterable<[string, ItemWrite]>
-  /** Whether `name` (`e:Type`, `o:name`) is not run on this node but known to the hub. */
-  knownElsewhere(name: string): boolean
-  /** Keeps a message for a type known only elsewhere, to be tried again (runtime/partition/unknown-types.ts). */
-  defer(msg: ActorMessage): void
-}
-
-/** A cached entity: decoded state plus its last good encoding (null: does not exist). */
-interface Entry {
-  type: string
-  key: string
-  state: unknown
-  bytes: Uint8Array | null
-  /** Touched since the eviction hand last passed. */
-  used: boolean
-  /** A large state: the reference `bytes` encodes, and the state's own encoding (for undo). */
-  ref?: BlobRef
-  blob?: Uint8Array
-}
-
-/** A large state about to replace an entry's: its reference and encoding. */
-interface LargeState {
-  ref: BlobRef
-  blob: Uint8Array
-}
-
-interface Lock {
-  owner: string
-  queue: ActorMessage[]
-}
-
-/** The context of the operation being run; one per partition, reused (no allocation per op). */
-class OpContext implements EntityContext {
-  type = ''
-  key = ''
-  state: unknown = undefined
-  deleted = false
-  readonly sends: Array<[ActorMessage, Uint8Array]> = []
-  #msg: EntityOp | undefined
-  /** Set when the operation timed out: it may send nothing more. */
-  #retired = false
-
-  constructor(readonly host: EntityHost) {}
-
-  reset(msg: EntityOp, state: unknown): void {
-    this.#msg = msg
-    this.type = msg.t
-    this.key = msg.key
-    this.state = state
-    this.deleted = false
-  }
-
-  /** Cuts off an operation that timed out: its later signals fail instead of joining another's. */
-  retire(): void {
-    this.#retired = true
-    this.sends.length = 0
-  }
-
-  send(type: string, key: string, op: string, args: unknown[], at?: number): void {
-    if (this.#retired) {
-      throw new IllegalStateError(`${this.type}@${this.key}.${this.#msg?.op} timed out: it can send nothing`)
-    }
-    checkTypeName(type)
-    checkKey(key)
-    const m: EntityOp = { k: 'op', t: type, key, op, a: args }
-    if (at !== undefined) m.at = at
-    this.sends.push([m, this.host.encodeBounded(m, 'signal', this.#msg!)])
-  }
-}
-
-function describeValue(what: 'state' | 'result' | 'signal', msg: EntityOp): string {
-  if (what === 'signal') return `a signal sent by ${msg.t}@${msg.key}.${msg.op}`
-  return `${what} of ${msg.t}@${msg.key}${what === 'result' ? '.' + msg.op : ''}`
-}
+/** What the entity host uses of the partition's {@link HostPort} (a unit test fakes just this). */
+export type EntityPort = Pick<
+  HostPort,
+  | 'p'
+  | 'logger'
+  | 'valueLimit'
+  | 'blobs'
+  | 'holdFor'
+  | 'roundNumber'
+  | 'charge'
+  | 'writeCharged'
+  | 'replyTo'
+  | 'send'
+  | 'deadLetterMessage'
+  | 'route'
+  | 'runNext'
+  | 'readItem'
+  | 'isPinned'
+  | 'forget'
+  | 'afterCommit'
+  | 'listStoredKeys'
+  | 'dirtyWrites'
+  | 'knownElsewhere'
+  | 'defer'
+>
 
 /** The entities of one partition (see the module comment); one per partition. */
-export class EntityHost {
+export class EntityHost implements ValueEncoder {
   readonly #cache = new Map<string, Entry>()
-  readonly #locks = new Map<string, Lock>()
+  /** The locks orchestrations hold on these entities (entity-locks.ts). */
+  readonly #locks: EntityLocks
   /** The context operations run in (replaced when an operation times out). */
   #ctx = new OpContext(this)
   /** The large state the last {@link #encodeState} made (no allocation for small states). */
@@ -190,7 +90,9 @@ export class EntityHost {
     readonly registry: EntityRegistry,
     /** Most entities kept in memory. */
     readonly cacheSize: number,
-  ) {}
+  ) {
+    this.#locks = new EntityLocks(port)
+  }
 
   /** Number of entities in memory. */
   get cached(): number {
@@ -200,8 +102,8 @@ export class EntityHost {
   /** Handles an entity message: an operation, or a lock taken or released by an orchestration. */
   handle(msg: EntityOp | LockMessage | UnlockMessage): void | Promise<void> {
     if (msg.k === 'op') return this.#runOperation(msg)
-    if (msg.k === 'lock') return this.#lock(msg)
-    return this.#unlock(msg)
+    if (msg.k === 'lock') return this.#locks.lock(msg)
+    return this.#locks.unlock(msg)
   }
 
   /** Adds the entity a message addresses to `into` when it is not in memory (for preloading). */
@@ -221,12 +123,7 @@ export class EntityHost {
 
   /** Rebuilds a lock from its item `l.*` (at recovery). */
   replayLock(key: string, value: Uint8Array | null): void {
-    const itemKey = itemKeys.entityOf(key)
-    if (value === null) this.#locks.delete(itemKey)
-    else {
-      const [owner, queue] = decode(value, `lock ${key}`) as [string, ActorMessage[]]
-      this.#locks.set(itemKey, { owner, queue })
-    }
+    this.#locks.replay(key, value)
   }
 
   /**
@@ -294,13 +191,8 @@ export class EntityHost {
     } catch (err) {
       return this.#refuse(msg, err as Error)
     }
-    const lock = this.#locks.get(itemKey)
-    if (lock !== undefined && lock.owner !== msg.ro?.[0]) {
-      // inside another orchestration's critical section: wait for its unlock
-      lock.queue.push(msg)
-      this.#writeLock(itemKey, lock)
-      return
-    }
+    // inside another orchestration's critical section: wait for its unlock
+    if (this.#locks.holds(itemKey, msg)) return
     const cached = this.#cache.get(itemKey)
     if (cached !== undefined) return this.#check(type, cached, itemKey, msg)
     return this.#load(itemKey, msg.t, msg.key).then((entry) => this.#check(type, entry, itemKey, msg))
@@ -577,119 +469,20 @@ export class EntityHost {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Locks (critical sections of orchestrations)
-
-  /** Locks an entity for an orchestration, then passes the request on (sorted order: no deadlock). */
-  #lock(msg: LockMessage): void {
-    const itemKey = itemKeys.entity(this.port.p, msg.t, msg.key)
-    const lock = this.#locks.get(itemKey)
-    if (lock !== undefined && lock.owner !== msg.o[0]) {
-      lock.queue.push(msg)
-      this.#writeLock(itemKey, lock)
-      return
-    }
-    if (lock === undefined) {
-      const fresh = { owner: msg.o[0], queue: [] }
-      this.#locks.set(itemKey, fresh)
-      this.#writeLock(itemKey, fresh)
-    }
-    const [next, ...rest] = msg.rest
-    if (next === undefined) {
-      // the grant names the whole section, so an instance that no longer wants it can give it back
-      const done: DoneMessage = { k: 'done', i: msg.o[0], s: msg.o[1], ok: 1 }
-      if (msg.all !== undefined) done.lk = msg.all
-      this.port.send(done)
-    } else {
-      const forward: LockMessage = { k: 'lock', t: next[0], key: next[1], o: msg.o, rest }
-      if (msg.all !== undefined) forward.all = msg.all
-      this.port.send(forward)
-    }
-  }
-
-  /**
-   * Releases an entity (its holder's, or a forced release by hand); operations that waited for it
-   * run next, in order. A forced release answers a call with the holder it released (or null).
-   */
-  #unlock(msg: UnlockMessage): void {
-    const itemKey = itemKeys.entity(this.port.p, msg.t, msg.key)
-    const lock = this.#locks.get(itemKey)
-    const forced = msg.f === 1
-    if (forced && msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 1, encode(lock?.owner ?? null)])
-    if (lock === undefined || (lock.owner !== msg.o && !forced)) return
-    if (forced) {
-      this.port.logger.warn('lock released by hand', {
-        p: this.port.p,
-        entity: `${msg.t}@${msg.key}`,
-        holder: lock.owner,
-      })
-    }
-    this.#locks.delete(itemKey)
-    this.#writeLock(itemKey, null)
-    this.port.runNext(lock.queue)
-  }
+  // Locks and queries (entity-locks.ts, entity-queries.ts)
 
   /** Answers who holds an entity's lock, and how many messages wait for it (after the commit). */
   lockHolder(query: Extract<Query, { k: 'lock' }>, respond: (answer: QueryAnswer) => void): void {
-    checkKey(query.key)
-    const lock = this.#locks.get(itemKeys.entity(this.port.p, query.t, query.key))
-    const holder = lock?.owner ?? null
-    const queued = lock?.queue.length ?? 0
-    const n = this.port.roundNumber - 1
-    this.port.afterCommit(() => respond({ v: WIRE_VERSION, ok: 1, holder, queued, n }))
+    this.#locks.holder(query, respond)
   }
-
-  #writeLock(itemKey: string, lock: Lock | null): void {
-    const bytes = lock === null ? null : encode([lock.owner, lock.queue])
-    this.port.charge((bytes?.length ?? 0) + 16)
-    this.port.writeCharged(itemKeys.lockOf(itemKey), bytes)
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Queries (answered after the commit of what they saw)
 
   /** Answers a read: the state as the loop has it now (waits only for a load from the store). */
-  async read(query: Extract<Query, { k: 'read' }>, respond: (answer: QueryAnswer) => void): Promise<void> {
-    checkKey(query.key)
-    const itemKey = itemKeys.entity(this.port.p, query.t, query.key)
-    const cached = this.#cache.get(itemKey)
-    const bytes = cached !== undefined ? cached.bytes : await this.port.readItem(itemKey)
-    const n = this.port.roundNumber - 1 // changes later in this same round are newer
-    this.port.afterCommit(() => respond({ v: WIRE_VERSION, ok: 1, exists: bytes !== null, state: bytes, n }))
+  read(query: Extract<Query, { k: 'read' }>, respond: (answer: QueryAnswer) => void): Promise<void> {
+    return readEntity(this.port, this.#cache, query, respond)
   }
 
-  /**
-   * Answers a list page: the stored keys, corrected by the writes not yet stored as they are now.
-   * The listing itself runs in the background (the loop does not wait for it).
-   */
+  /** Answers a list page: the stored keys, corrected by the writes not yet stored. */
   list(query: Extract<Query, { k: 'list' }>, respond: (answer: QueryAnswer) => void): void {
-    const overlay = this.#overlay(query.t)
-    void this.port
-      .listStoredKeys(query.t)
-      .then((stored) => {
-        const keys = new Set(stored)
-        for (const [key, exists] of overlay) {
-          if (exists) keys.add(key)
-          else keys.delete(key)
-        }
-        const sorted = [...keys].filter((k) => k.startsWith(query.prefix) && k > query.after).sort()
-        const page: QueryAnswer = {
-          v: WIRE_VERSION,
-          ok: 1,
-          keys: sorted.slice(0, query.limit),
-          more: sorted.length > query.limit,
-        }
-        this.port.afterCommit(() => respond(page))
-      })
-      .catch((err: unknown) => respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(err) }))
-  }
-
-  /** Entity keys of `type` written since the last snapshot, with whether they exist now. */
-  #overlay(type: string): Map<string, boolean> {
-    const overlay = new Map<string, boolean>()
-    for (const [itemKey, value] of this.port.dirtyWrites(entityTypePrefix(this.port.p, type))) {
-      const parsed = parseItemKey(itemKey)
-      if (parsed?.kind === 'e' && parsed.type === type) overlay.set(parsed.key, value !== null)
-    }
-    return overlay
+    listEntities(this.port, query, respond)
   }
 }

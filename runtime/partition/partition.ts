@@ -5,105 +5,49 @@
  * watcher updates — leave only after the record is acknowledged. With pipelining on, the loop
  * keeps processing while a commit is in flight; the next record carries everything processed
  * meanwhile (group commit), so a busy partition commits hundreds of steps per JetStream publish.
+ *
+ * This file wires the slices and drives them: start and recovery glue, the cycle (step while the
+ * open round has room, seal when nothing is in flight), timers and stopping. What a step takes in
+ * is intake.ts; sealing and what follows a commit is commit.ts; the port both hosts act through is
+ * host-port-impl.ts; the mailbox position and local queue are cursor.ts.
  */
-import {
-  BadInputError,
-  FencedError,
-  PayloadTooLargeError,
-  toErrorInfo,
-  partitionOf,
-} from '../../actors/index.ts'
-import {
-  WIRE_VERSION,
-  checkMessage,
-  type ActorMessage,
-  type CommitRecord,
-  type MailboxEnvelope,
-  type MailboxPosition,
-  type Reply,
-  type ReplyEnvelope,
-  type ReplyTo,
-  type TimerValue,
-} from '../../actors/wire/index.ts'
-import type { EntityRegistry } from '../../entities/index.ts'
+import type { CommitRecord, LogWriter, TimerValue } from '../../actors/wire/index.ts'
 import {
   decode,
-  encode,
   type Hub,
   PartitionStorage,
-  isWrongLastSequence,
   type Checkpoint,
   type NatsConnection,
   BlobStore,
   blobLimits,
   ItemKind,
   isDeferredTimer,
-  itemKey,
   kindOf,
 } from '../nats/index.ts'
-import { BatchWorker, Conditions, type Logger } from '../util/index.ts'
+import { BatchWorker, Conditions } from '../util/index.ts'
 import { Outbox } from './outbox.ts'
-import { CommitRound, resolveWrite, type ItemWrite, type RoundReply } from './round.ts'
+import { Commits, outboxSizeOf } from './commit.ts'
 import { RecentReplies } from './recent-replies.ts'
 import { ChangeFeed } from './change-feed.ts'
-import { SnapshotState, type CheckpointExtras } from './snapshot.ts'
-import { MailboxReader, type Inbound } from './mailbox.ts'
+import { SnapshotState } from './snapshot.ts'
+import { MailboxReader } from './mailbox.ts'
 import { TimerSet } from './timers.ts'
 import { DedupState } from './dedup.ts'
-import type { InstanceHandler } from './instance-port.ts'
-import { EntityHost, type EntityPort } from './entity-host.ts'
+import { MailboxCursor } from './cursor.ts'
+import type { InstanceHandler } from './host-port.ts'
+import { PartitionHostPort } from './host-port-impl.ts'
+import { EntityHost } from './entity-host.ts'
 import { QueryDesk, type QueryPort } from './queries.ts'
 import { recoverState, type RecoveryPort } from './recovery.ts'
-import type { LogWriter } from '../../actors/wire/index.ts'
 import { CommitLog } from './commit-log.ts'
-import { DEFER_UNKNOWN_MS, knownElsewhere, type TypeDirectory } from './unknown-types.ts'
-import { misrouteReason } from './inbound.ts'
+import { DEFER_UNKNOWN_MS } from './unknown-types.ts'
+import { Intake } from './intake.ts'
+import type { PartitionOptions, PartitionStats } from './partition-options.ts'
 
-/** Settings of a partition (see {@link NodeOptions} for the defaults). */
-export interface PartitionOptions {
-  registry: EntityRegistry
-  epoch: number
-  logger: Logger
-  /** Keep processing while a commit is in flight (speculation). */
-  pipelining: boolean
-  /** Most entities kept in memory. */
-  cacheSize: number
-  /** Most messages taken from the mailbox in one processing step. */
-  maxBatch: number
-  /** Take a snapshot after this many records... */
-  snapshotRecords: number
-  /** ...or this many ms after the first record not yet in a snapshot. */
-  snapshotIntervalMs: number
-  /** Builds the orchestration host of this partition (absent: entities only). */
-  instances?: (partition: Partition) => InstanceHandler
-  /** Replies sent lately, kept across restarts of the partition on one node (else its own). */
-  recentReplies?: RecentReplies
-  /**
-   * Whether this node may still write for its partitions (its own heartbeats are within the lease);
-   * snapshot writes wait while it is false. Default: always.
-   */
-  mayWrite?: () => boolean
-  /** Where entity types and orchestrations are known on the hub (see unknown-types.ts). */
-  types?: TypeDirectory
-  /** Large values by reference (default: a store with the default limits). */
-  blobs?: BlobStore
-  /** Called once when the partition stops for any reason other than close(). */
-  onStopped(reason: 'fenced' | 'failed', error: Error): void
-}
-
-/** Counters of one partition. */
-export interface PartitionStats {
-  records: number
-  messages: number
-  snapshots: number
-  recoveredRecords: number
-  deadLetters: number
-  /** Change messages published (records while someone may watch). */
-  changes: number
-}
+export type { PartitionOptions, PartitionStats } from './partition-options.ts'
 
 /** One partition owned by this process. */
-export class Partition implements EntityPort {
+export class Partition {
   readonly stats: PartitionStats = {
     records: 0,
     messages: 0,
@@ -119,17 +63,19 @@ export class Partition implements EntityPort {
   readonly #dedup = new DedupState()
   readonly #instances: InstanceHandler | undefined
   readonly #entities: EntityHost
+  /** What the entity and instance hosts act through (host-port-impl.ts). */
+  readonly #port: PartitionHostPort
+  /** What a step of the loop takes in, and where each message goes (intake.ts). */
+  readonly #intake: Intake
   readonly #inbox: MailboxReader
-  #local: ActorMessage[] = []
-  #pos: MailboxPosition = [1, 0]
-  #open: CommitRound
-  #inflight: CommitRound | null = null
+  /** The mailbox position and local queue; the snapshot state keeps its committed view (cursor.ts). */
+  readonly #cursor = new MailboxCursor()
+  /** The open and in-flight rounds, the seal and what follows a commit (commit.ts). */
+  readonly #commits: Commits
   /** This instance's writer identity: its epoch and a random token. */
   readonly #writer: LogWriter
   /** The commit log as far as it has been read or written (see commit-log.ts). */
   readonly #log: CommitLog
-  /** Due time of the last deferred message (they get strictly increasing ones: order holds). */
-  #lastDeferred = 0
   readonly #queries: QueryDesk
   readonly #recentReplies: RecentReplies
   readonly #changes: ChangeFeed
@@ -138,8 +84,6 @@ export class Partition implements EntityPort {
   #timer: NodeJS.Timeout | undefined
   #snapshotTimer: NodeJS.Timeout | undefined
   readonly #recordLimit: number
-  /** Largest record the log accepts (`max_payload`, less room for headers). */
-  readonly #recordMax: number
   /** The loop: a kick while it runs makes it run again (see batch-worker.ts). */
   readonly #loop = new BatchWorker(() => this.#cycle(), {
     schedule: runSoon,
@@ -163,13 +107,28 @@ export class Partition implements EntityPort {
     this.#log = new CommitLog(this.#storage, p, this.#writer, options.logger)
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024
     this.#recordLimit = Math.floor(maxPayload / 2) - 4096
-    this.#recordMax = maxPayload - 4096
     this.#outbox = new Outbox(this.#storage.fast, hub.names, p, maxPayload, options.logger)
-    this.#snap = new SnapshotState(this.#storage, options.logger, options.mayWrite)
-    this.#open = new CommitRound(1, this.#pos)
-    this.#entities = new EntityHost(this, options.registry, options.cacheSize)
+    this.#snap = new SnapshotState(this.#storage, options.logger, options.mayWrite, this.#cursor)
+    this.#port = new PartitionHostPort({
+      p,
+      partitions: hub.meta.partitions,
+      logger: options.logger,
+      blobs: this.blobs,
+      types: options.types,
+      storage: this.#storage,
+      snap: this.#snap,
+      timers: this.#timers,
+      cursor: this.#cursor,
+      recordLimit: this.#recordLimit,
+      stats: this.stats,
+      open: () => this.#commits.open,
+      inflight: () => this.#commits.inflight,
+      stopped: () => this.#stopped,
+      kick: () => this.#kick(),
+    })
+    this.#entities = new EntityHost(this.#port, options.registry, options.cacheSize)
     this.#inbox = new MailboxReader(this.#storage.js, hub.names.mailboxStream, hub.names.mailbox(p), {
-      position: () => this.#pos[0],
+      position: () => this.#cursor.pos[0],
       running: () => this.#loop.running,
       lastStored: () => this.#storage.lastMailboxSeq(),
       arrived: () => this.#kick(),
@@ -187,10 +146,53 @@ export class Partition implements EntityPort {
           }
         : {}),
     })
-    this.#instances = options.instances?.(this)
+    this.#instances = options.instances?.(this.#port)
     this.#recentReplies = options.recentReplies ?? new RecentReplies()
     this.#queries = new QueryDesk(this.#queryPort())
+    this.#intake = new Intake({
+      p,
+      partitions: hub.meta.partitions,
+      logger: options.logger,
+      maxBatch: options.maxBatch,
+      types: options.types,
+      storage: this.#storage,
+      stats: this.stats,
+      inbox: this.#inbox,
+      cursor: this.#cursor,
+      dedup: this.#dedup,
+      timers: this.#timers,
+      queries: this.#queries,
+      entities: this.#entities,
+      instances: this.#instances,
+      port: this.#port,
+      open: () => this.#commits.open,
+      canProcess: () => this.#canProcess(),
+      armTimer: () => this.#armTimer(),
+    })
     this.#changes = new ChangeFeed(nc, hub.names.changes(p))
+    this.#commits = new Commits({
+      p,
+      epoch: options.epoch,
+      writer: this.#writer,
+      log: this.#log,
+      recordMax: maxPayload - 4096,
+      recordLimit: this.#recordLimit,
+      cursor: this.#cursor,
+      dedup: this.#dedup,
+      snap: this.#snap,
+      outbox: this.#outbox,
+      changes: this.#changes,
+      recentReplies: this.#recentReplies,
+      entities: this.#entities,
+      logger: options.logger,
+      nc,
+      names: hub.names,
+      stats: this.stats,
+      options,
+      stopped: () => this.#stopped,
+      stop: (reason, err) => this.#stop(reason, err),
+      kick: () => this.#kick(),
+    })
   }
 
   /** Recovers partition `p` from storage and starts serving it. Throws {@link FencedError}. */
@@ -229,9 +231,11 @@ export class Partition implements EntityPort {
     this.#closing = true
     await this.#inbox.close()
     await this.#waits.until(
-      () => this.#stopped || (this.#inflight === null && !this.#loop.running && this.#open.isEmpty),
+      () =>
+        this.#stopped ||
+        (this.#commits.inflight === null && !this.#loop.running && this.#commits.open.isEmpty),
     )
-    if (snapshot && !this.#stopped) await this.#snap.take(this.#checkpointFields.bind(this)).catch(() => {})
+    if (snapshot && !this.#stopped) await this.#commits.snapshot().catch(() => {})
     await this.#snap.idle()
     this.#shutdown()
   }
@@ -250,21 +254,21 @@ export class Partition implements EntityPort {
   async #recover(): Promise<void> {
     const { epoch, logger } = this.options
     const replies = await recoverState(this.#recoveryPort())
-    this.#open = new CommitRound(this.#snap.committedN + 1, this.#pos)
+    this.#commits.openAt(this.#snap.committedN + 1)
     logger.info('partition recovered', {
       p: this.p,
       epoch,
       records: this.stats.recoveredRecords,
-      pos: this.#pos,
+      pos: this.#cursor.pos,
       timers: this.#timers.size,
     })
     // Effects of replayed records may not have left before the crash: send them again. Receivers
     // drop what they already have (partitions by record number, clients by request id).
-    for (const [inbox, reps] of replies) this.#sendReplies(inbox, reps)
+    for (const [inbox, reps] of replies) this.#commits.sendReplies(inbox, reps)
     this.#queries.listen(this.nc, this.hub.names.query(this.p))
     this.#instances?.recovered()
-    await this.#inbox.start(this.#pos[0])
-    this.#snapshotTimer = setInterval(() => this.#maybeSnapshot(), this.options.snapshotIntervalMs)
+    await this.#inbox.start(this.#cursor.pos[0])
+    this.#snapshotTimer = setInterval(() => this.#commits.maybeSnapshot(), this.options.snapshotIntervalMs)
     this.#snapshotTimer.unref()
     this.#armTimer()
     this.#kick()
@@ -280,8 +284,8 @@ export class Partition implements EntityPort {
       snap: this.#snap,
       storage: this.#storage,
       lastLogSeq: () => this.#log.lastSeq,
-      position: () => this.#pos,
-      local: () => this.#local,
+      position: () => this.#cursor.pos,
+      local: () => this.#cursor.local,
       restoreCheckpoint: (ckpt) => this.#restoreCheckpoint(ckpt),
       restoreReplies: (entries) => this.#recentReplies.restore(entries),
       replayItem: (key, value) => this.#replayItem(key, value),
@@ -294,12 +298,10 @@ export class Partition implements EntityPort {
   }
 
   #restoreCheckpoint(ckpt: Checkpoint): void {
-    this.#pos = ckpt.pos
-    this.#local = ckpt.lq
     this.#log.restore(ckpt.logSeq, { e: ckpt.le ?? 0, o: ckpt.lo })
     this.#dedup.restore(ckpt)
     this.#snap.restore(ckpt)
-    for (const [dest, n, msgs] of ckpt.outbox) this.#outbox.enqueue(dest, n, msgs, sizeOf(msgs))
+    for (const [dest, n, msgs] of ckpt.outbox) this.#outbox.enqueue(dest, n, msgs, outboxSizeOf(msgs))
   }
 
   /**
@@ -315,15 +317,12 @@ export class Partition implements EntityPort {
   /** Applies a committed record to the state (at recovery, and for claims). */
   #replay(rec: CommitRecord): void {
     const seq = this.#log.lastSeq
-    if (!rec.claim) {
-      // a claim only marks the new owner: on a NATS cluster records can land just before it
-      this.#pos = rec.pos
-      this.#local = rec.lq
-    }
     this.#dedup.apply(rec)
     for (const [key, value] of rec.w) this.#replayItem(key, value)
-    for (const [dest, msgs] of rec.out) this.#outbox.enqueue(dest, rec.n, msgs, sizeOf(msgs))
+    for (const [dest, msgs] of rec.out) this.#outbox.enqueue(dest, rec.n, msgs, outboxSizeOf(msgs))
+    // the snapshot state moves the cursor's committed view; nothing ran yet, so the live one follows
     this.#snap.committed(rec, seq)
+    if (!rec.claim) this.#cursor.rewind()
     if (!rec.claim) this.stats.recoveredRecords++
   }
 
@@ -354,529 +353,23 @@ export class Partition implements EntityPort {
   async #cycle(): Promise<void> {
     for (;;) {
       if (this.#stopped) return
-      if (this.#inflight === null && !this.#open.isEmpty) this.#seal()
+      if (this.#commits.inflight === null && !this.#commits.open.isEmpty) this.#commits.seal()
       if (!this.#canProcess()) break
-      if (!(await this.#step())) break
+      if (!(await this.#intake.step())) break
     }
-    if (this.#inflight === null && !this.#open.isEmpty && !this.#stopped) this.#seal()
+    if (this.#commits.inflight === null && !this.#commits.open.isEmpty && !this.#stopped) this.#commits.seal()
   }
 
   #canProcess(): boolean {
-    if (!this.options.pipelining && this.#inflight !== null) return false
+    if (!this.options.pipelining && this.#commits.inflight !== null) return false
     // Memory bound: entities written but not yet snapshotted cannot be evicted; past four times
     // the cache size, wait for the background snapshot to make them clean.
     if (this.#entities.cached >= this.options.cacheSize * 4) return false
-    return this.#open.bytes < this.#recordLimit
-  }
-
-  /** Processes one slice of waiting work; false when there was none. */
-  async #step(): Promise<boolean> {
-    // A query waits until the partition has processed the asker's last publish (read-your-writes).
-    let progressed = await this.#queries.answerReady()
-    const now = Date.now()
-    for (const [key, [, msg]] of this.#timers.due(now)) {
-      if (!this.#canProcess()) return true
-      this.#timers.delete(key)
-      this.#open.write(key, null)
-      delete msg.at
-      await this.#deliver(msg)
-      progressed = true
-    }
-    let budget = this.options.maxBatch
-    while (this.#local.length > 0 && budget-- > 0 && this.#canProcess()) {
-      const pending = this.#deliver(this.#local.shift()!)
-      if (pending !== undefined) await pending
-      progressed = true
-    }
-    if (this.#inbox.length > 0 && this.#canProcess()) {
-      await this.#preload(this.options.maxBatch)
-      progressed = (await this.#processInbox(this.options.maxBatch)) || progressed
-      // what those messages caused locally (e.g. results of synchronous activities) joins the
-      // same round rather than waiting for the next one
-      budget = this.options.maxBatch
-      while (this.#local.length > 0 && budget-- > 0 && this.#canProcess()) {
-        const pending = this.#deliver(this.#local.shift()!)
-        if (pending !== undefined) await pending
-      }
-    }
-    this.#armTimer()
-    return progressed
-  }
-
-  /** Loads the entities the next `count` mailbox messages address, in parallel. */
-  async #preload(count: number): Promise<void> {
-    const missing = new Map<string, [type: string, key: string]>()
-    const instances = new Set<string>()
-    let seen = 0
-    for (const item of this.#inbox) {
-      if (item.env === undefined) continue
-      for (const msg of messagesOf(item.env)) {
-        if (msg === undefined) continue
-        if (++seen > count) break
-        if (!this.#entities.want(msg, missing)) this.#instances?.want(msg, instances)
-      }
-      if (seen > count) break
-    }
-    const loads: Array<Promise<unknown>> = []
-    if (missing.size > 0) loads.push(this.#entities.preload(missing))
-    if (instances.size > 0) loads.push(this.#instances!.preload(instances))
-    if (loads.length > 0) await Promise.all(loads)
-  }
-
-  async #processInbox(budget: number): Promise<boolean> {
-    let progressed = false
-    while (this.#inbox.length > 0 && budget > 0 && this.#canProcess()) {
-      const item = this.#inbox.first!
-      if (item.env === undefined) {
-        await this.#deadLetter(item)
-      } else {
-        budget = await this.#processEnvelope(item.seq, item.env, budget)
-        if (this.#pos[0] === item.seq) return true // record full mid-envelope
-      }
-      this.#inbox.shift()
-      progressed = true
-    }
-    return progressed
-  }
-
-  /** Processes messages of one envelope from the current position; returns the budget left. */
-  async #processEnvelope(seq: number, env: MailboxEnvelope, budget: number): Promise<number> {
-    let idx = this.#pos[0] === seq ? this.#pos[1] : 0
-    if ('c' in env) {
-      if (idx === 0) {
-        const from = { client: env.c, batch: env.q }
-        if (this.#dedup.isDuplicate(from)) return this.#advance(seq + 1, 0, budget)
-        this.#dedup.accept(from, Date.now())
-      }
-      for (; idx < env.m.length; idx++) {
-        if (budget <= 0 || !this.#canProcess()) return this.#advance(seq, idx, budget)
-        const pending = this.#deliverInbound(env.m[idx]!, seq, idx)
-        if (pending !== undefined) await pending
-        budget--
-      }
-      return this.#advance(seq + 1, 0, budget)
-    }
-    let offset = 0
-    for (const [n, msgs] of env.g) {
-      const end = offset + msgs.length
-      if (idx < end) {
-        if (idx === offset) {
-          const from = { partition: env.p, record: n }
-          if (this.#dedup.isDuplicate(from)) {
-            idx = end
-            offset = end
-            continue
-          }
-          this.#dedup.accept(from, Date.now())
-        }
-        for (; idx < end; idx++) {
-          if (budget <= 0 || !this.#canProcess()) return this.#advance(seq, idx, budget)
-          const pending = this.#deliverEncoded(msgs[idx - offset]!, seq, idx)
-          if (pending !== undefined) await pending
-          budget--
-        }
-      }
-      offset = end
-    }
-    return this.#advance(seq + 1, 0, budget)
-  }
-
-  #advance(seq: number, idx: number, budget: number): number {
-    this.#pos = [seq, idx]
-    this.#open.pos = this.#pos
-    this.#open.touched = true
-    return budget
-  }
-
-  #deliverEncoded(bytes: Uint8Array, seq: number, idx: number): void | Promise<void> {
-    let msg: ActorMessage
-    try {
-      msg = checkMessage(decode(bytes, `partition message ${idx} in mailbox ${seq}`))
-    } catch (err) {
-      return this.#deadLetterMessage(seq, idx, bytes, (err as Error).message)
-    }
-    return this.#deliverInbound(msg, seq, idx, bytes)
-  }
-
-  /**
-   * Runs a message taken from the mailbox (message `idx` of envelope `seq`) if it belongs to this
-   * partition; else dead-letters it with the reason, and fails its call, if it is one.
-   */
-  #deliverInbound(msg: ActorMessage, seq: number, idx: number, bytes?: Uint8Array): void | Promise<void> {
-    const wrong = misrouteReason(msg, this.p, this.hub.meta.partitions)
-    if (wrong === undefined) return this.#deliver(msg)
-    if ('r' in msg && msg.r !== undefined) {
-      this.#open.reply(msg.r, [msg.r[1], 0, toErrorInfo(new BadInputError(wrong))])
-    }
-    return this.#deadLetterMessage(seq, idx, bytes ?? encode(msg), wrong)
-  }
-
-  /** Moves one message of a mailbox envelope to the dead-letter stream; the others go on. */
-  async #deadLetterMessage(seq: number, idx: number, bytes: Uint8Array, reason: string): Promise<void> {
-    this.options.logger.warn('moving a mailbox message to the dead-letter stream', {
-      p: this.p,
-      seq,
-      idx,
-      reason,
-    })
-    await this.#storage.deadLetter(seq, bytes, reason, idx)
-    this.stats.deadLetters++
-  }
-
-  /**
-   * Runs one message: holds it as a timer if it is due later, else applies the operation. Returns
-   * a promise only when the message had to wait (a state load, an asynchronous operation): the
-   * loop's hot path costs no promise per message.
-   */
-  #deliver(msg: ActorMessage): void | Promise<void> {
-    this.stats.messages++
-    if (msg.at !== undefined && msg.at > Date.now() && msg.k !== 'start') {
-      const key = itemKey.timer(this.p, this.#open.timerName())
-      const value: TimerValue = [msg.at, msg]
-      this.#timers.set(key, value)
-      this.#open.write(key, encode(value))
-      return
-    }
-    switch (msg.k) {
-      case 'op':
-      case 'lock':
-      case 'unlock':
-        return this.#entities.handle(msg)
-      default:
-        if (this.#instances === undefined) {
-          if (msg.k === 'start' ? this.knownElsewhere(`o:${msg.n}`) : this.#orchestrationsElsewhere()) {
-            return this.defer(msg)
-          }
-          this.options.logger.warn('no orchestrations on this node; dropping message', {
-            p: this.p,
-            kind: msg.k,
-          })
-          if ('r' in msg && msg.r !== undefined) {
-            this.#open.reply(msg.r, [
-              msg.r[1],
-              0,
-              toErrorInfo(new BadInputError('this hub runs no orchestrations')),
-            ])
-          }
-          return
-        }
-        return this.#instances.handle(msg)
-    }
-  }
-
-  /** Whether another node of the hub runs orchestrations (this one runs none). */
-  #orchestrationsElsewhere(): boolean {
-    return this.options.types?.anyElsewhere('o:') === true
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // The port through which orchestration instances act on the partition (see instances.ts)
-
-  /** Whether `name` (`e:Type`, `o:name`) is not run here but known to the hub. */
-  knownElsewhere(name: string): boolean {
-    return knownElsewhere(this.options.types, name)
-  }
-
-  /**
-   * Keeps a message for a type this node does not run (see unknown-types.ts): a durable
-   * timer that tries it again later, at once on a new owner, in the order deferred.
-   */
-  defer(msg: ActorMessage): void {
-    const due = Math.max(Date.now() + DEFER_UNKNOWN_MS, this.#lastDeferred + 1)
-    this.#lastDeferred = due
-    const key = itemKey.deferredTimer(this.p, this.#open.timerName())
-    this.setTimer(key, due, { ...msg, at: due })
-  }
-
-  /** Encodes a message (counted against the round) and routes it. */
-  send(msg: ActorMessage): void {
-    let bytes: Uint8Array
-    try {
-      bytes = encode(msg)
-    } catch (err) {
-      throw new BadInputError(`a message of kind '${msg.k}' cannot be serialised: ${(err as Error).message}`)
-    }
-    if (bytes.length > this.#recordLimit / 2) {
-      throw new PayloadTooLargeError(
-        `a message of kind '${msg.k}'`,
-        bytes.length,
-        Math.floor(this.#recordLimit / 2),
-      )
-    }
-    this.#open.bytes += bytes.length + 16
-    this.route(msg, bytes)
-  }
-
-  /**
-   * Writes an item in the open round. A lazy write is encoded at the seal; `sizeHint`
-   * estimates its size against the record limit.
-   */
-  write(key: string, bytes: ItemWrite, sizeHint = 0): void {
-    this.#open.write(key, bytes)
-    this.#open.bytes += (typeof bytes === 'function' ? sizeHint : (bytes?.length ?? 0)) + 16 + key.length
-  }
-
-  /**
-   * Deletes a write-once item: if the open round wrote it, the round created it (nothing
-   * of it is stored or committed), so the write is dropped and no record ever mentions the item.
-   */
-  dropItem(key: string): void {
-    const w = this.#open.writes.get(key)
-    if (w !== undefined && w !== null) this.#open.writes.delete(key)
-    else this.write(key, null)
-  }
-
-  /** The committed-or-snapshotted value of an item. */
-  readItem(key: string): Promise<Uint8Array | null> {
-    return this.#snap.read(key)
-  }
-
-  /** Notes that an item was never stored (see {@link SnapshotState.markAbsent}). */
-  markAbsent(key: string): void {
-    this.#snap.markAbsent(key)
-  }
-
-  /** Whether an item has writes that are not in the state bucket yet. */
-  isPinned(key: string): boolean {
-    return this.#open.writes.has(key) || this.#inflight?.writes.has(key) === true || this.#snap.isDirty(key)
-  }
-
-  /** Replies to a client after the open round commits. */
-  replyTo(to: ReplyTo, reply: RoundReply): void {
-    // every reply is a copy in the record: count it (a lazy one is counted at its usual size)
-    this.#open.bytes += (reply[2] instanceof Uint8Array ? reply[2].length : 64) + 24
-    this.#open.reply(to, reply)
-  }
-
-  /** Arms a durable timer with a fixed key (replacing one with the same key). */
-  setTimer(key: string, due: number, msg: ActorMessage): void {
-    const value: TimerValue = [due, msg]
-    this.#timers.set(key, value)
-    this.write(key, encode(value))
-  }
-
-  /** Cancels a durable timer. */
-  cancelTimer(key: string): void {
-    this.#timers.delete(key)
-    this.write(key, null)
-  }
-
-  /** Runs `fn` once the open round is durable (and appends one if needed). */
-  afterCommit(fn: () => void): void {
-    this.#afterCommitOf(fn)
-  }
-
-  /** Queues a message produced outside the loop (an activity result) and wakes the loop. */
-  enqueueLocal(msg: ActorMessage): void {
-    if (this.#stopped) return
-    this.#local.push(msg)
-    this.#kick()
-  }
-
-  /** */
-  get logger(): Logger {
-    return this.options.logger
-  }
-
-  /** Stored values of the state bucket's items matching a subject filter. */
-  readItems(filter: string): Promise<Array<[string, Uint8Array]>> {
-    return this.#storage.readItems(filter)
-  }
-
-  /** Writes under `prefix` not yet in the state bucket, oldest first. */
-  *dirtyWrites(prefix: string): Iterable<[string, Uint8Array | null]> {
-    const sources: Array<Iterable<[string, ItemWrite]>> = [this.#snap.dirtyWrites()]
-    if (this.#inflight !== null) sources.push(this.#inflight.writes)
-    sources.push(this.#open.writes)
-    for (const source of sources) {
-      for (const [key, value] of source) if (key.startsWith(prefix)) yield [key, resolveWrite(value)]
-    }
-  }
-
-  /** Number of the round being built (unique per record). */
-  get roundNumber(): number {
-    return this.#open.n
-  }
-
-  // The port of the entity host (see entity-host.ts)
-
-  /** Largest encoded value a round accepts. */
-  get valueLimit(): number {
-    return Math.floor(this.#recordLimit / 2)
-  }
-
-  /** The open round's record is appended only once `written` (a blob write) resolved. */
-  holdFor(written: Promise<void>): void {
-    this.#open.blobWrites.push(written)
-  }
-
-  /** Counts bytes against the open round. */
-  charge(bytes: number): void {
-    this.#open.bytes += bytes
-  }
-
-  /** Writes an item whose bytes were already charged. */
-  writeCharged(key: string, bytes: Uint8Array | null): void {
-    this.#open.write(key, bytes)
-  }
-
-  /** Puts messages at the front of the local queue. */
-  runNext(msgs: ActorMessage[]): void {
-    this.#local.unshift(...msgs)
-  }
-
-  /** Forgets an evicted item's snapshot bookkeeping. */
-  forget(key: string): void {
-    this.#snap.forget(key)
-  }
-
-  /** Stored entity keys of a type. */
-  listStoredKeys(type: string): Promise<string[]> {
-    return this.#snap.listEntityKeys(this.p, type)
-  }
-
-  /** Routes an encoded message: within the partition at once, else via the outbox. */
-  route(msg: ActorMessage, bytes: Uint8Array): void {
-    const dest = partitionOf(targetOf(msg), this.hub.meta.partitions)
-    if (dest === this.p) this.#local.push(decode(bytes, 'local message') as ActorMessage)
-    else this.#open.send(dest, bytes)
-  }
-
-  /** Moves a decoded message that cannot be applied to the dead-letter stream. */
-  async deadLetterMessage(msg: ActorMessage, reason: string): Promise<void> {
-    this.options.logger.warn('moving a message that cannot be applied to the dead-letter stream', {
-      p: this.p,
-      kind: msg.k,
-      reason,
-    })
-    await this.#storage.deadLetter(undefined, encode(msg), reason)
-    this.stats.deadLetters++
-  }
-
-  async #deadLetter(item: Inbound): Promise<void> {
-    this.options.logger.warn('moving undecodable mailbox message to the dead-letter stream', {
-      p: this.p,
-      seq: item.seq,
-      reason: item.error,
-    })
-    await this.#storage.deadLetter(item.seq, item.raw!, item.error ?? 'undecodable')
-    this.stats.deadLetters++
-    this.#advance(item.seq + 1, 0, 0)
+    return this.#commits.open.bytes < this.#recordLimit
   }
 
   // ---------------------------------------------------------------------------------------------
   // Commit
-
-  #seal(): void {
-    const round = this.#open
-    round.lq = this.#local.slice()
-    const record = round.toRecord(this.options.epoch, this.#dedup.seal(round.n))
-    record.o = this.#writer.o!
-    const bytes = encode(record)
-    if (bytes.length > this.#recordMax) {
-      // Values are bounded where they enter (value-limits.ts), so this is a bug; the append would
-      // fail anyway. The node restarts the partition with a growing delay, never in a tight loop.
-      throw new PayloadTooLargeError(
-        `commit record ${round.n} of partition ${this.p}`,
-        bytes.length,
-        this.#recordMax,
-      )
-    }
-    this.#inflight = round
-    this.#open = new CommitRound(round.n + 1, this.#pos)
-    // a record that references large values is appended only once their blobs are stored
-    const blobs = round.blobWrites
-    const appended =
-      blobs.length === 0
-        ? this.#log.append(round.n, bytes)
-        : Promise.all(blobs).then(() => this.#log.append(round.n, bytes))
-    appended
-      .then(
-        (seq) => this.#onCommitted(round, record, bytes, seq),
-        (err: unknown) => {
-          if (err instanceof FencedError) this.#stop('fenced', err)
-          else if (isWrongLastSequence(err)) {
-            this.#stop('fenced', new FencedError(this.p, `commit of record ${round.n} rejected by the log`))
-          } else this.#fail(err as Error)
-        },
-      )
-      .catch((err: unknown) => this.#fail(err as Error))
-  }
-
-  #onCommitted(round: CommitRound, record: CommitRecord, bytes: Uint8Array, seq: number): void {
-    if (this.#stopped) return
-    this.#log.appended(seq)
-    this.#inflight = null
-    this.stats.records++
-    this.#dedup.apply(record)
-    this.#snap.committed(record, seq)
-    for (const [inbox, reps] of record.rep) this.#sendReplies(inbox, reps)
-    for (const [dest, msgs] of record.out) this.#outbox.enqueue(dest, record.n, msgs, sizeOf(msgs))
-    this.#publishChanges(record, bytes)
-    for (const waiter of round.waiters) waiter()
-    this.#entities.evict()
-    this.#maybeSnapshot()
-    this.#kick()
-  }
-
-  /**
-   * Tells watchers what a durable record changed, when it changed entity states or instance
-   * records: the record itself (already encoded) on `H.chg.<p>`; watchers pick their item from its
-   * writes `w` (record number `n`). Only while someone may watch (see {@link ChangeFeed}).
-   */
-  #publishChanges(record: CommitRecord, bytes: Uint8Array): void {
-    if (!this.#changes.publishing) return
-    if (!record.w.some(([key]) => isWatched(kindOf(key)))) return
-    this.#changes.publish(bytes)
-    this.stats.changes++
-  }
-
-  /** Starts a background snapshot when enough is dirty; chains another if still due after it. */
-  #maybeSnapshot(): void {
-    const { snapshotRecords, snapshotIntervalMs, cacheSize } = this.options
-    if (this.#stopped || !this.#snap.due(snapshotRecords, snapshotIntervalMs, cacheSize)) return
-    void this.#snap
-      .take(this.#checkpointFields.bind(this))
-      .then(() => {
-        this.stats.snapshots++
-        this.#entities.evict()
-        this.#maybeSnapshot()
-        this.#kick()
-      })
-      .catch((err: unknown) => {
-        if (isWrongLastSequence(err) || err instanceof FencedError) {
-          this.#stop('fenced', new FencedError(this.p, `snapshot rejected: ${String(err)}`))
-        } else this.options.logger.warn('snapshot failed; will retry', { p: this.p, error: String(err) })
-      })
-  }
-
-  /** Checkpoint fields that the snapshot state does not own, captured at a record boundary. */
-  #checkpointFields(upToN: number): CheckpointExtras {
-    return {
-      dedup: this.#dedup.toCheckpoint(),
-      outbox: this.#outbox.pending(upToN),
-      replies: encode(this.#recentReplies.entries(this.#recordLimit)),
-    }
-  }
-
-  #sendReplies(inbox: string, replies: Reply[]): void {
-    if (!this.hub.names.isReplyInbox(inbox)) {
-      // a message named a subject outside the hub's client inboxes: never publish there
-      this.options.logger.warn('reply subject is not a client inbox of this hub; reply dropped', {
-        p: this.p,
-        inbox,
-        replies: replies.length,
-      })
-      return
-    }
-    this.#recentReplies.remember(inbox, replies)
-    const env: ReplyEnvelope = { v: WIRE_VERSION, r: replies }
-    try {
-      this.nc.publish(inbox, encode(env))
-    } catch (err) {
-      this.options.logger.warn('reply not sent', { p: this.p, inbox, error: String(err) })
-    }
-  }
 
   /** How the query desk reads and acts on this partition (see queries.ts). */
   #queryPort(): QueryPort {
@@ -885,7 +378,7 @@ export class Partition implements EntityPort {
       logger: this.options.logger,
       stopped: () => this.#stopped,
       runsInstances: this.#instances !== undefined,
-      position: () => this.#pos[0],
+      position: () => this.#cursor.pos[0],
       lastSeen: () => this.#inbox.lastSeen,
       lastStored: () => this.#storage.lastMailboxSeq(),
       recentReplies: (inbox, rids) => this.#recentReplies.find(inbox, rids, this.#recordLimit),
@@ -898,16 +391,6 @@ export class Partition implements EntityPort {
         return this.#instances!.answer(query, respond)
       },
     }
-  }
-
-  /**
-   * Runs `fn` once everything processed so far is committed — and at least one more record has
-   * been appended, so that a stale owner (which cannot append) never answers.
-   */
-  #afterCommitOf(fn: () => void): void {
-    this.#open.waiters.push(fn)
-    this.#open.touched = true
-    this.#kick()
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -962,24 +445,4 @@ function runSoon(run: () => void): void {
 }
 function runKicked(): void {
   for (const run of kicked.splice(0)) run()
-}
-
-/** The id that decides a message's partition: the entity key or the instance id. */
-export function targetOf(msg: ActorMessage): string {
-  return msg.k === 'op' || msg.k === 'lock' || msg.k === 'unlock' ? msg.key : msg.i
-}
-
-function messagesOf(env: MailboxEnvelope): Iterable<ActorMessage | undefined> {
-  return 'c' in env ? env.m : []
-}
-
-/** Whether watchers follow items of this kind (entity states and instance records). */
-function isWatched(kind: ItemKind | undefined): boolean {
-  return kind === ItemKind.Entity || kind === ItemKind.Instance
-}
-
-function sizeOf(msgs: Uint8Array[]): number {
-  let size = 16
-  for (const m of msgs) size += m.length + 4
-  return size
 }

@@ -13,13 +13,7 @@
  * anything.
  */
 import { FencedError, decodeToken } from '../../actors/index.ts'
-import {
-  WIRE_VERSION,
-  type ActorMessage,
-  type CommitRecord,
-  type LogWriter,
-  type MailboxPosition,
-} from '../../actors/wire/index.ts'
+import { WIRE_VERSION, type CommitRecord, type LogWriter } from '../../actors/wire/index.ts'
 import type { Logger } from '../util/index.ts'
 import {
   isWrongLastSequence,
@@ -31,6 +25,7 @@ import {
   itemKey,
 } from '../nats/index.ts'
 import type { DedupTables } from './dedup.ts'
+import { MailboxCursor } from './cursor.ts'
 import { Semaphore } from '../util/index.ts'
 
 /**
@@ -76,8 +71,6 @@ export class SnapshotState {
   /** Number of the last committed record. */
   committedN = 0
   #logSeq = 0
-  #pos: MailboxPosition = [1, 0]
-  #lq: ActorMessage[] = []
   /** Writer of the last committed record: the log's owner at `committedN`. */
   #writer: LogWriter = { e: 0 }
   #committed = new Map<string, Uint8Array | null>()
@@ -94,6 +87,11 @@ export class SnapshotState {
     readonly logger: Logger,
     /** Whether this owner may write now (see `PartitionOptions.mayWrite`). */
     readonly mayWrite: () => boolean = () => true,
+    /**
+     * The partition's mailbox position and local queue (cursor.ts): this state applies every
+     * durable record and checkpoint to it, the loop reads and moves its live view.
+     */
+    readonly cursor: MailboxCursor = new MailboxCursor(),
   ) {}
 
   /**
@@ -121,8 +119,7 @@ export class SnapshotState {
   restore(ckpt: Checkpoint): void {
     this.committedN = ckpt.n
     this.#logSeq = ckpt.logSeq
-    this.#pos = ckpt.pos
-    this.#lq = ckpt.lq
+    this.cursor.restore(ckpt)
     this.#writer = { e: ckpt.le ?? 0, o: ckpt.lo }
   }
 
@@ -131,11 +128,7 @@ export class SnapshotState {
     this.committedN = rec.n
     this.#logSeq = seq
     this.#writer = { e: rec.e, o: rec.o }
-    if (!rec.claim) {
-      // a claim only marks the new owner (records may land before it on a NATS cluster)
-      this.#pos = rec.pos
-      this.#lq = rec.lq
-    }
+    this.cursor.apply(rec)
     for (const [key, value] of rec.w) this.#committed.set(key, value)
     if (rec.claim) return
     if (this.#recordsSince++ === 0) this.#since = Date.now()
@@ -225,6 +218,7 @@ export class SnapshotState {
     this.#writing = this.#committed
     this.#committed = new Map()
     const extra = extraOf(this.committedN)
+    const { pos, lq } = this.cursor.toCheckpoint()
     const ckpt: Checkpoint = {
       v: WIRE_VERSION,
       e: this.#epoch,
@@ -232,10 +226,10 @@ export class SnapshotState {
       ...(this.#writer.o === undefined ? {} : { lo: this.#writer.o }),
       n: this.committedN,
       logSeq: this.#logSeq,
-      pos: this.#pos,
+      pos,
       dc: extra.dedup.dc,
       dp: extra.dedup.dp,
-      lq: this.#lq,
+      lq,
       outbox: extra.outbox,
     }
     const records = this.#recordsSince

@@ -1,0 +1,143 @@
+/**
+ * The client's entity API beyond the typed handles (handles.ts): committed state reads, lock
+ * holders, forced unlocks, listings of keys and state watches. The public {@link Client} keeps
+ * the documented methods and delegates to this helper; queries and calls travel through the call
+ * transport (transport.ts). Apart from client.ts so that each file does one job.
+ */
+import { Observable } from 'rxjs'
+import { BadInputError, CodecError, checkKey, checkTypeName, partitionOf } from '../../actors/index.ts'
+import { WIRE_VERSION, type ActorMessage, type Query } from '../../actors/wire/index.ts'
+import { entityTypeName, type Entity, type EntityClass, type StateOf } from '../../entities/index.ts'
+import { decode, isUnloaded, itemKey as itemKeys } from '../nats/index.ts'
+import { readAgainIfMissing } from './blobs.ts'
+import type { ApiCore } from './api-core.ts'
+import { decodeContinuation, encodeContinuation } from './status.ts'
+import { watchItem } from './watch.ts'
+
+/** What {@link Client.readEntityState} returns. */
+export interface EntityState<S> {
+  exists: boolean
+  /** The committed state, or undefined when the entity does not exist. */
+  state: S | undefined
+}
+
+/** A page of {@link Client.listEntities}. */
+export interface EntityPage {
+  keys: string[]
+  /** Pass back to get the next page; absent on the last page. */
+  continuation?: string
+}
+
+/** The entity side of a client (see {@link Client} for what each method promises). */
+export class EntityApi {
+  constructor(readonly core: ApiCore) {}
+
+  /** A value as user code sees it: a reference's value loaded (a promise only then), else itself. */
+  value(value: unknown): unknown {
+    return isUnloaded(value) ? this.core.blobs.load(value) : value
+  }
+
+  /** Reads the committed state of an entity from its partition's owner. */
+  async readEntityState<E extends Entity>(
+    type: EntityClass<E> | string,
+    key: string,
+  ): Promise<EntityState<StateOf<E>>> {
+    const t = typeNameOf(type)
+    checkKey(key)
+    // a large state is a reference: loaded here (read again if it was replaced meanwhile)
+    return readAgainIfMissing(async () => {
+      const answer = await this.#readRaw(t, key)
+      const state = answer.state === null ? undefined : decode(answer.state, 'entity state')
+      return { exists: answer.exists, state: (await this.value(state)) as StateOf<E> | undefined }
+    })
+  }
+
+  /** The orchestration instance that holds the lock of an entity, or null when it is not locked. */
+  async getLock(type: EntityClass | string, key: string): Promise<string | null> {
+    const t = typeNameOf(type)
+    const p = partitionOf(checkKey(key), this.core.partitions)
+    const answer = await this.core.transport.query(p, { v: WIRE_VERSION, k: 'lock', t, key })
+    if (!('holder' in answer)) throw new CodecError('unexpected answer to a lock query')
+    return answer.holder
+  }
+
+  /** Releases the lock of an entity whoever holds it; resolves with the former holder, or null. */
+  async forceUnlock(type: EntityClass | string, key: string): Promise<string | null> {
+    const t = typeNameOf(type)
+    const msg: ActorMessage = { k: 'unlock', t, key: checkKey(key), o: '', f: 1 }
+    return (await this.core.transport.request(msg, () => `forceUnlock ${t}@${key}`)) as string | null
+  }
+
+  /** Lists entity keys of a type, sorted, a page at a time, fanned out over all partitions. */
+  async listEntities(query: {
+    type: EntityClass | string
+    keyPrefix?: string
+    pageSize?: number
+    continuation?: string
+  }): Promise<EntityPage> {
+    const t = typeNameOf(query.type)
+    const limit = query.pageSize ?? 100
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+      throw new BadInputError(`pageSize must be an integer in 1..10000 (got ${limit})`)
+    }
+    const prefix = query.keyPrefix ?? ''
+    const after = query.continuation === undefined ? '' : decodeContinuation(query.continuation)
+    const pages = await Promise.all(
+      Array.from({ length: this.core.partitions }, (_, p) =>
+        this.core.transport.query(p, { v: WIRE_VERSION, k: 'list', t, prefix, after, limit }),
+      ),
+    )
+    let more = false
+    const keys: string[] = []
+    for (const page of pages) {
+      if (!('keys' in page)) continue
+      keys.push(...page.keys)
+      more ||= page.more
+    }
+    keys.sort()
+    more ||= keys.length > limit
+    const pageKeys = keys.slice(0, limit)
+    const last = pageKeys[pageKeys.length - 1]
+    return more && last !== undefined
+      ? { keys: pageKeys, continuation: encodeContinuation(last) }
+      : { keys: pageKeys }
+  }
+
+  /** Committed states of an entity as they happen, pushed by its partition (no polling). */
+  watchEntity<E extends Entity>(type: EntityClass<E>, key: string): Observable<StateOf<E> | undefined> {
+    const t = entityTypeName(type)
+    checkKey(key)
+    const p = partitionOf(key, this.core.partitions)
+    const itemKey = itemKeys.entity(p, t, key)
+    return watchItem(
+      this.core.nc,
+      this.core.hub.names.changes(p),
+      this.core.watches,
+      itemKey,
+      async () => {
+        const answer = await this.#readRaw(t, key, true)
+        return { n: answer.n, value: answer.state }
+      },
+      (bytes) => (bytes === null ? undefined : (this.value(decode(bytes, 'entity state')) as StateOf<E>)),
+    )
+  }
+
+  /** Reads an entity's committed state, encoded, from its partition's owner. */
+  async #readRaw(
+    t: string,
+    key: string,
+    watch = false,
+  ): Promise<{ exists: boolean; state: Uint8Array | null; n: number }> {
+    const p = partitionOf(key, this.core.partitions)
+    const query: Query = { v: WIRE_VERSION, k: 'read', t, key }
+    if (watch) query.w = 1
+    const answer = await this.core.transport.query(p, query)
+    if (!('exists' in answer)) throw new CodecError('unexpected answer to a read')
+    return answer
+  }
+}
+
+/** The type name of an entity class, or a type name given as such (checked). */
+export function typeNameOf(type: EntityClass<any> | string): string {
+  return typeof type === 'string' ? checkTypeName(type) : entityTypeName(type)
+}

@@ -1,0 +1,276 @@
+/**
+ * The client's orchestration API: start, events and control messages, status, history, waits for
+ * completion, listings and status watches. The public {@link Client} keeps the documented methods
+ * and delegates to this helper; messages, calls and queries travel through the call transport
+ * (transport.ts). Apart from client.ts so that each file does one job.
+ */
+import { Observable } from 'rxjs'
+import { randomUUID } from 'node:crypto'
+import { BadInputError, CodecError, TimeoutError, checkKey, partitionOf } from '../../actors/index.ts'
+import type {
+  EventDefinition,
+  HistoryEvent,
+  OrchestrationDefinition,
+} from '../../actors/orchestration/index.ts'
+import { WIRE_VERSION, type ControlMessage, type StartMessage } from '../../actors/wire/index.ts'
+import { toTime } from '../../entities/index.ts'
+import {
+  isTerminal,
+  summaryOf,
+  type InstanceRecord,
+  type InstanceSummary,
+  type InstanceView,
+} from '../instances/index.ts'
+import { decode, encode, isUnloaded, itemKey as itemKeys } from '../nats/index.ts'
+import { isMissingBlob, loadSummary, loadView, readAgainIfMissing } from './blobs.ts'
+import type { ApiCore } from './api-core.ts'
+import {
+  decodeContinuation,
+  encodeContinuation,
+  fromSummary,
+  toStatus,
+  type InstanceStatus,
+} from './status.ts'
+import type {
+  InstanceFilter,
+  InstanceId,
+  InstancePage,
+  InstanceQuery,
+  StartOptions,
+  StatusOptions,
+  WaitOptions,
+} from './options.ts'
+import { watchItem } from './watch.ts'
+
+/** The orchestration side of a client (see {@link Client} for what each method promises). */
+export class InstanceApi {
+  /** Outcomes that came with start replies, until a waitForCompletion takes them. */
+  readonly #ended = new Map<string, InstanceView>()
+
+  constructor(readonly core: ApiCore) {}
+
+  /** Starts an orchestration instance; resolves with its id once the start is committed. */
+  async start<I, O>(
+    def: OrchestrationDefinition<I, O>,
+    input: I,
+    options: StartOptions = {},
+  ): Promise<InstanceId<O>> {
+    return (await this.startByName(def.name, input, options)) as InstanceId<O>
+  }
+
+  /** {@link start} by the orchestration's registered name (the command line has no definition). */
+  async startByName(
+    name: string,
+    input: unknown,
+    options: { instanceId?: string; startAt?: Date | number; replace?: boolean } = {},
+  ): Promise<string> {
+    const id = options.instanceId ?? randomUUID()
+    checkKey(id)
+    const msg: StartMessage = { k: 'start', i: id, n: name, in: input }
+    if (options.instanceId === undefined) msg.fresh = 1
+    if (options.replace) msg.replace = true
+    if (options.startAt !== undefined) msg.at = toTime(options.startAt)
+    this.#ended.delete(id)
+    const answer = await this.core.transport.request(msg, () => `start of ${name} '${id}'`)
+    // an instance that ended in the round that started it comes back with its outcome
+    if (Array.isArray(answer)) this.#remember(id, answer[1] as InstanceView)
+    return id
+  }
+
+  /** Keeps the outcome of an instance this client started, for its next waitForCompletion. */
+  #remember(id: string, view: InstanceView): void {
+    if (this.#ended.size >= 10_000) this.#ended.delete(this.#ended.keys().next().value!)
+    this.#ended.set(id, view)
+  }
+
+  /** Raises an external event, named by a definition or by a plain name. */
+  async raiseEvent(
+    instanceId: string,
+    event: string | EventDefinition<unknown>,
+    data?: unknown,
+  ): Promise<void> {
+    const name = typeof event === 'object' && event !== null ? event.name : event
+    await this.core.transport.request(
+      { k: 'ev', i: checkKey(instanceId), n: name, d: data },
+      () => `raiseEvent '${name}'`,
+    )
+  }
+
+  /** Terminates a running instance. */
+  async terminate(instanceId: string, reason?: string): Promise<void> {
+    const msg: ControlMessage = { k: 'ctl', i: checkKey(instanceId), op: 'terminate' }
+    if (reason !== undefined) msg.reason = reason
+    await this.core.transport.request(msg, () => `terminate '${instanceId}'`)
+  }
+
+  /** Suspends a running instance: events are held until {@link resume}. */
+  async suspend(instanceId: string): Promise<void> {
+    await this.core.transport.request(
+      { k: 'ctl', i: checkKey(instanceId), op: 'suspend' },
+      () => `suspend '${instanceId}'`,
+    )
+  }
+
+  /** Resumes a suspended instance. */
+  async resume(instanceId: string): Promise<void> {
+    await this.core.transport.request(
+      { k: 'ctl', i: checkKey(instanceId), op: 'resume' },
+      () => `resume '${instanceId}'`,
+    )
+  }
+
+  /** Removes a finished instance and its history. */
+  async purge(instanceId: string): Promise<void> {
+    this.#ended.delete(instanceId)
+    await this.core.transport.request(
+      { k: 'ctl', i: checkKey(instanceId), op: 'purge' },
+      () => `purge '${instanceId}'`,
+    )
+  }
+
+  /** Purges every finished instance matching the filter; resolves with how many. */
+  async purgeInstances(filter: InstanceFilter): Promise<number> {
+    let purged = 0
+    let page = await this.listInstances({ ...filter, pageSize: 500 })
+    for (;;) {
+      const done = page.instances.filter((i) => isTerminal(i.status))
+      await Promise.all(done.map((i) => this.purge(i.id)))
+      purged += done.length
+      if (page.continuation === undefined) return purged
+      page = await this.listInstances({ ...filter, pageSize: 500, continuation: page.continuation })
+    }
+  }
+
+  /** Status of an instance (undefined when it does not exist). */
+  async getStatus<O = unknown>(
+    instanceId: InstanceId<O> | string,
+    options: StatusOptions = {},
+  ): Promise<InstanceStatus<O> | undefined> {
+    const p = partitionOf(checkKey(instanceId), this.core.partitions)
+    return readAgainIfMissing(async () => {
+      const answer = await this.core.transport.query(p, {
+        v: WIRE_VERSION,
+        k: 'status',
+        i: instanceId,
+        history: options.history === true,
+      })
+      if (!('instance' in answer) || answer.instance === null) return undefined
+      const view = decode(answer.instance, 'instance') as InstanceView
+      await loadView(this.core.blobs, view)
+      return toStatus<O>(view, options.history === true)
+    })
+  }
+
+  /** The history of an instance. */
+  async getHistory(instanceId: string): Promise<HistoryEvent[]> {
+    const status = await this.getStatus(instanceId, { history: true })
+    if (status === undefined) throw new BadInputError(`instance '${instanceId}' does not exist`)
+    return status.history ?? []
+  }
+
+  /** Waits (server side, no polling) until the instance reaches Completed, Failed or Terminated. */
+  async waitForCompletion<O = unknown>(
+    instanceId: InstanceId<O> | string,
+    options: WaitOptions = {},
+  ): Promise<InstanceStatus<O>> {
+    const deadline = Date.now() + (options.timeoutMs ?? 60_000)
+    checkKey(instanceId)
+    const ended = this.#ended.get(instanceId)
+    if (ended !== undefined) {
+      this.#ended.delete(instanceId)
+      await loadView(this.core.blobs, ended)
+      return toStatus<O>(ended, false)
+    }
+    for (;;) {
+      const left = deadline - Date.now()
+      if (left <= 0)
+        throw new TimeoutError(
+          `instance '${instanceId}' did not complete in ${options.timeoutMs ?? 60_000} ms`,
+        )
+      // The wait travels in the mailbox like any message (batched with others to the partition)
+      // and is answered after a commit; the owner holds it at most `ms`, then answers 'not yet'.
+      const ms = Math.min(left, 5_000)
+      let answer: unknown
+      try {
+        answer = await this.core.transport.request(
+          { k: 'wait', i: instanceId, ms },
+          () => `wait for instance '${instanceId}'`,
+          ms + this.core.queryTimeoutMs,
+        )
+      } catch (err) {
+        // the owner changed and forgot the wait: ask again
+        if (err instanceof TimeoutError && Date.now() < deadline) continue
+        throw err
+      }
+      if (answer === 0) continue
+      if (answer === null) throw new BadInputError(`instance '${instanceId}' does not exist`)
+      const view = answer as InstanceView
+      try {
+        await loadView(this.core.blobs, view)
+      } catch (err) {
+        // purged meanwhile: its status says what is left
+        if (!isMissingBlob(err)) throw err
+        const status = await this.getStatus<O>(instanceId)
+        if (status === undefined) throw new BadInputError(`instance '${instanceId}' does not exist`)
+        return status
+      }
+      return toStatus<O>(view, false)
+    }
+  }
+
+  /** Lists instances by status, creation time, name and id prefix, a page at a time. */
+  async listInstances(query: InstanceQuery = {}): Promise<InstancePage> {
+    const { pageSize, continuation, ...filter } = query
+    const limit = pageSize ?? 100
+    const after = continuation === undefined ? '' : decodeContinuation(continuation)
+    const pages = await Promise.all(
+      Array.from({ length: this.core.partitions }, (_, p) =>
+        this.core.transport.query(p, { v: WIRE_VERSION, k: 'instances', f: filter, after, limit }),
+      ),
+    )
+    let more = false
+    const all: InstanceSummary[] = []
+    for (const page of pages) {
+      if (!('summaries' in page)) continue
+      for (const [, bytes] of page.summaries) all.push(decode(bytes, 'instance summary') as InstanceSummary)
+      more ||= page.more
+    }
+    // (a large custom status is a reference)
+    for (const s of all) if (isUnloaded(s.custom)) await loadSummary(this.core.blobs, s)
+    all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    more ||= all.length > limit
+    const instances = all.slice(0, limit).map(fromSummary)
+    const last = instances[instances.length - 1]
+    return more && last !== undefined
+      ? { instances, continuation: encodeContinuation(last.id) }
+      : { instances }
+  }
+
+  /** Status changes of an instance as they commit (pushed). */
+  watchStatus(instanceId: string): Observable<InstanceStatus | undefined> {
+    const p = partitionOf(checkKey(instanceId), this.core.partitions)
+    return watchItem(
+      this.core.nc,
+      this.core.hub.names.changes(p),
+      this.core.watches,
+      itemKeys.instance(p, instanceId),
+      async () => {
+        const answer = await this.core.transport.query(p, {
+          v: WIRE_VERSION,
+          k: 'status',
+          i: instanceId,
+          w: 1,
+        })
+        if (!('instance' in answer)) throw new CodecError('unexpected answer to a status query')
+        return { n: answer.n, value: answer.instance }
+      },
+      (bytes) => {
+        if (bytes === null) return undefined
+        const s = decode(bytes, 'summary') as InstanceSummary
+        return isUnloaded(s.custom) ? loadSummary(this.core.blobs, s).then(fromSummary) : fromSummary(s)
+      },
+      // records change with every step; watchers see (and compare) their summaries
+      (bytes) => encode(summaryOf(decode(bytes, 'instance') as InstanceRecord)),
+    )
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * The activities of a partition's instances: scheduled by a step (their item `a.<p>.<id>.<seq>`
+ * is written in the same round), run on this node at once (before the commit) or handed to every
+ * node's workers when this one is busy, and their outcomes queued for the instance's next step.
+ * The pending set survives a crash in those items: after recovery every activity scheduled but
+ * not completed runs again (at least once). Apart from the instance host (instance-host.ts).
+ */
+import { toErrorInfo, isThenable } from '../../actors/index.ts'
+import type { ActivityOutcome, ActivityTask } from '../../actors/wire/index.ts'
+import { BlobRef, decode, encode, isUnloaded, itemKey } from '../nats/index.ts'
+import { boundOutcome, type HostPort } from '../partition/index.ts'
+import type { Workflows } from './instance-model.ts'
+import type { InstanceValues } from './instance-values.ts'
+
+/** The pending activities of one partition's instances. */
+export class InstanceActivities {
+  readonly #pending = new Map<string, ActivityTask>()
+  #closed = false
+
+  constructor(
+    readonly port: HostPort,
+    readonly workflows: Workflows,
+    readonly values: InstanceValues,
+  ) {}
+
+  /** Schedules a task a step asked for: its item in the open round, and a run. */
+  schedule(task: ActivityTask, size: number): void {
+    const key = itemKey.activity(this.port.p, task.instanceId, task.seq)
+    // encoded at the seal, if the activity is still pending then (a fast one is not)
+    this.port.write(key, () => encode([task.instanceId, task.seq, task.name, task.input, task.attempt]), size)
+    this.#run(key, task)
+  }
+
+  /** Runs every activity scheduled but not completed again (after recovery: at least once). */
+  recovered(): void {
+    for (const [key, task] of [...this.#pending]) this.#run(key, task, false)
+  }
+
+  /** Stops delivering outcomes (the partition stopped). */
+  close(): void {
+    this.#closed = true
+  }
+
+  #run(key: string, task: ActivityTask, mayOffload = true): void {
+    this.#pending.set(key, task)
+    const { activities, offload } = this.workflows
+    if (mayOffload && offload !== undefined && activities.backlog >= offload.threshold) {
+      // this node is busy: hand the task to every node's workers once the schedule is durable
+      this.port.afterCommit(() => offload.publish(task))
+      return
+    }
+    if (isUnloaded(task.input)) {
+      // a large input stored by reference (a task re-run after recovery): load it first
+      void this.port.blobs.load(task.input).then(
+        () => this.#run(key, task, false),
+        (err: unknown) => this.#deliver(key, task, { ok: 0, error: toErrorInfo(err) }),
+      )
+      return
+    }
+    // a synchronous activity's result is queued at once: the instance's next step runs in the
+    // same round (one record, one encode of the instance for its whole run)
+    const outcome = activities.start(task)
+    if (isThenable(outcome)) void outcome.then((done) => this.#deliver(key, task, done))
+    else this.#deliver(key, task, outcome)
+  }
+
+  /** Queues a task's outcome for its instance (unless forgotten meanwhile). */
+  #deliver(key: string, task: ActivityTask, outcome: ActivityOutcome): void {
+    if (this.#closed || !this.#pending.has(key)) return
+    // the result waits in the partition's local queue, which is part of the commit record: a large
+    // one goes by reference (the round waits for its blob), one over the ceiling fails the task
+    outcome = boundOutcome(task, outcome, this.values.inline, (value, what) => this.values.bound(value, what))
+    this.port.enqueueLocal(
+      outcome.ok === 1
+        ? { k: 'done', i: task.instanceId, s: task.seq, ok: 1, v: outcome.value }
+        : { k: 'done', i: task.instanceId, s: task.seq, ok: 0, err: outcome.error },
+    )
+  }
+
+  /** Forgets a pending activity; its large input (only in the activity's item) goes after the commit. */
+  forget(id: string, seq: number): void {
+    const key = itemKey.activity(this.port.p, id, seq)
+    const task = this.#pending.get(key)
+    this.#pending.delete(key)
+    this.port.dropItem(key)
+    if (task?.input instanceof BlobRef) this.values.dropAfterCommit([task.input])
+  }
+
+  /** Rebuilds a pending activity from its item `a.*` (at recovery). */
+  replay(key: string, value: Uint8Array | null): void {
+    if (value === null) {
+      this.#pending.delete(key)
+      return
+    }
+    const [instanceId, seq, name, input, attempt] = decode(value, `activity ${key}`) as [
+      string,
+      number,
+      string,
+      unknown,
+      number,
+    ]
+    this.#pending.set(key, { instanceId, seq, name, input, attempt })
+  }
+}

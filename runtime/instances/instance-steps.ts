@@ -1,0 +1,177 @@
+/**
+ * One step of an orchestration instance: the replay engine (actors/orchestration/) runs the
+ * instance's code over its history and the new events; the step's values are bounded
+ * (instance-values.ts), its events appended to the history, and its commands carried out —
+ * activities scheduled, durable timers armed, messages sent to entities and other instances,
+ * critical sections asked for — all in the open round. A continue-as-new starts the next
+ * execution in the same step. Apart from the instance host (instance-host.ts), which decides
+ * when a step runs and how an instance ends.
+ */
+import { BadInputError, IllegalStateError, toErrorInfo, type ErrorInfo } from '../../actors/index.ts'
+import { OrchestrationExecutor, type Command, type NewEvent } from '../../actors/orchestration/index.ts'
+import { BlobRef, itemKey, valueOf } from '../nats/index.ts'
+import type { HostPort } from '../partition/index.ts'
+import type { InstanceActivities } from './instance-activities.ts'
+import type { Live } from './instance-cache.ts'
+import { dropHistory, refsOf } from './instance-history.ts'
+import { RuntimeStatus, type InstanceRecord, type Workflows } from './instance-model.ts'
+import type { InstanceValues } from './instance-values.ts'
+
+/** What a step needs of the instance host. */
+export interface StepHost {
+  readonly port: HostPort
+  readonly workflows: Workflows
+  readonly values: InstanceValues
+  readonly activities: InstanceActivities
+  /** Ends an instance with a final status (see InstanceHost). */
+  finish(live: Live, status: RuntimeStatus, output: unknown, error: ErrorInfo | undefined): void
+  /** Writes the record lazily in the open round. */
+  save(rec: InstanceRecord): void
+  /** Releases the critical section the instance asked for. */
+  releaseLocks(rec: InstanceRecord): void
+}
+
+/** Runs the steps of a partition's instances. */
+export class InstanceSteps {
+  constructor(readonly host: StepHost) {}
+
+  /** Runs one orchestration step and carries out its commands. */
+  run(live: Live, events: NewEvent[]): void {
+    const rec = live.rec
+    const def = this.host.workflows.orchestrations.get(rec.name)
+    if (def === undefined) {
+      this.host.finish(
+        live,
+        RuntimeStatus.Failed,
+        undefined,
+        toErrorInfo(new BadInputError(`unknown orchestration '${rec.name}'`)),
+      )
+      return
+    }
+    live.executor ??= new OrchestrationExecutor(def, rec.id, {
+      alwaysReplay: this.host.workflows.alwaysReplay,
+      unwrap: valueOf,
+      logSink: (line, level) =>
+        this.host.port.logger[level === 'debug' ? 'info' : level](line, { instance: rec.id }),
+    })
+    const now = Date.now()
+    const history = live.history
+    if (history === undefined) throw new IllegalStateError(`history of instance '${rec.id}' is not loaded`)
+    const result = live.executor.step(history, events, now)
+    let sizes: number[]
+    try {
+      sizes = this.host.values.measureStep(rec, result)
+    } catch (err) {
+      // the step's values cannot be stored: the instance fails without them (its history keeps
+      // what was committed before this step)
+      this.host.finish(live, RuntimeStatus.Failed, undefined, toErrorInfo(err))
+      return
+    }
+    for (const ev of result.appended) {
+      history.push(ev)
+      rec.tail.push(ev)
+    }
+    live.tailBytes = (live.tailBytes ?? 0) + sizes[0]!
+    rec.updated = now
+    // (from the event, which holds the reference of a large status; the step result has the value)
+    for (const ev of result.appended) if (ev.e === 'customStatus') rec.custom = ev.value
+    for (let i = 0; i < result.commands.length; i++) this.#command(rec, result.commands[i]!, sizes[i + 1]!)
+    switch (result.status) {
+      case 'running':
+        this.host.save(rec)
+        return
+      case 'completed':
+        this.host.finish(live, RuntimeStatus.Completed, result.output, undefined)
+        return
+      case 'failed':
+        this.host.finish(live, RuntimeStatus.Failed, undefined, result.error)
+        return
+      case 'continuedAsNew': {
+        const next = result.continueAsNew!
+        this.host.releaseLocks(rec)
+        // the values of the ended execution go once its end is durable (not those carried over)
+        const carried = new Set<BlobRef>(refsOf(next.carriedEvents))
+        if (next.input instanceof BlobRef) carried.add(next.input)
+        if (rec.custom instanceof BlobRef) carried.add(rec.custom)
+        this.host.values.dropAfterCommit(refsOf(history).filter((r) => !carried.has(r)))
+        dropHistory(this.host.port, rec)
+        rec.hk = this.host.port.roundNumber
+        live.history = []
+        rec.input = next.input
+        rec.exec++
+        rec.timers = []
+        rec.activities = []
+        live.executor = undefined
+        this.run(live, [{ e: 'started', input: next.input, execution: rec.exec }, ...next.carriedEvents])
+        return
+      }
+    }
+  }
+
+  #command(rec: InstanceRecord, c: Command, size: number): void {
+    const id = rec.id
+    switch (c.c) {
+      case 'activity':
+        rec.activities.push(c.seq)
+        this.host.activities.schedule(
+          { instanceId: id, seq: c.seq, name: c.name, input: c.input, attempt: c.attempt ?? 1 },
+          size,
+        )
+        return
+      case 'timer':
+        rec.timers.push(c.seq)
+        this.host.port.setTimer(itemKey.instanceTimer(this.host.port.p, id, c.seq), c.fireAt, {
+          k: 'done',
+          i: id,
+          s: c.seq,
+          ok: 1,
+        })
+        return
+      case 'cancelTimer': {
+        const at = rec.timers.indexOf(c.seq)
+        if (at >= 0) rec.timers.splice(at, 1)
+        this.host.port.cancelTimer(itemKey.instanceTimer(this.host.port.p, id, c.seq))
+        return
+      }
+      case 'sub':
+        this.host.port.send({ k: 'start', i: c.instanceId, n: c.name, in: c.input, pa: [id, c.seq] })
+        return
+      case 'call':
+        this.host.port.send({
+          k: 'op',
+          t: c.entity[0],
+          key: c.entity[1],
+          op: c.op,
+          a: c.args,
+          ro: [id, c.seq],
+        })
+        return
+      case 'signal':
+        this.host.port.send({ k: 'op', t: c.entity[0], key: c.entity[1], op: c.op, a: c.args })
+        return
+      case 'start':
+        this.host.port.send({ k: 'start', i: c.instanceId, n: c.name, in: c.input })
+        return
+      case 'lock': {
+        const [first, ...rest] = c.entities
+        if (first === undefined) this.host.port.enqueueLocal({ k: 'done', i: id, s: c.seq, ok: 1 })
+        else {
+          rec.lk = [c.seq, c.entities]
+          this.host.port.send({
+            k: 'lock',
+            t: first[0],
+            key: first[1],
+            o: [id, c.seq],
+            rest,
+            all: c.entities,
+          })
+        }
+        return
+      }
+      case 'unlock':
+        delete rec.lk
+        for (const [t, key] of c.entities) this.host.port.send({ k: 'unlock', t, key, o: id })
+        return
+    }
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * What an entity operation runs with: the cached entry of an entity (decoded state and its last
+ * good encoding) and the operation context (`this.ctx` of an entity), one per partition and reused
+ * for every operation (no allocation per synchronous operation). Apart from the entity host
+ * (entity-host.ts), which owns the cache and runs the operations.
+ */
+import { IllegalStateError, checkKey, checkTypeName } from '../../actors/index.ts'
+import type { ActorMessage, EntityOp } from '../../actors/wire/index.ts'
+import type { EntityContext } from '../../entities/index.ts'
+import type { BlobRef } from '../nats/index.ts'
+
+/** Encodes a value an operation produces, bounded by the round (the entity host does). */
+export interface ValueEncoder {
+  encodeBounded(value: unknown, what: 'state' | 'result' | 'signal', msg: EntityOp): Uint8Array
+}
+
+/** A cached entity: decoded state plus its last good encoding (null: does not exist). */
+export interface Entry {
+  type: string
+  key: string
+  state: unknown
+  bytes: Uint8Array | null
+  /** Touched since the eviction hand last passed. */
+  used: boolean
+  /** A large state: the reference `bytes` encodes, and the state's own encoding (for undo). */
+  ref?: BlobRef
+  blob?: Uint8Array
+}
+
+/** A large state about to replace an entry's: its reference and encoding. */
+export interface LargeState {
+  ref: BlobRef
+  blob: Uint8Array
+}
+
+/** The context of the operation being run; one per partition, reused (no allocation per op). */
+export class OpContext implements EntityContext {
+  type = ''
+  key = ''
+  state: unknown = undefined
+  deleted = false
+  readonly sends: Array<[ActorMessage, Uint8Array]> = []
+  #msg: EntityOp | undefined
+  /** Set when the operation timed out: it may send nothing more. */
+  #retired = false
+
+  constructor(readonly host: ValueEncoder) {}
+
+  reset(msg: EntityOp, state: unknown): void {
+    this.#msg = msg
+    this.type = msg.t
+    this.key = msg.key
+    this.state = state
+    this.deleted = false
+  }
+
+  /** Cuts off an operation that timed out: its later signals fail instead of joining another's. */
+  retire(): void {
+    this.#retired = true
+    this.sends.length = 0
+  }
+
+  send(type: string, key: string, op: string, args: unknown[], at?: number): void {
+    if (this.#retired) {
+      throw new IllegalStateError(`${this.type}@${this.key}.${this.#msg?.op} timed out: it can send nothing`)
+    }
+    checkTypeName(type)
+    checkKey(key)
+    const m: EntityOp = { k: 'op', t: type, key, op, a: args }
+    if (at !== undefined) m.at = at
+    this.sends.push([m, this.host.encodeBounded(m, 'signal', this.#msg!)])
+  }
+}
+
+export function describeValue(what: 'state' | 'result' | 'signal', msg: EntityOp): string {
+  if (what === 'signal') return `a signal sent by ${msg.t}@${msg.key}.${msg.op}`
+  return `${what} of ${msg.t}@${msg.key}${what === 'result' ? '.' + msg.op : ''}`
+}

@@ -1,0 +1,274 @@
+/**
+ * The partition's intake: what one step of the loop takes in — due timers, the local queue, the
+ * mailbox — and how each message reaches its host (entity or instance), is held as a timer, is
+ * deferred for a type run elsewhere, or goes to the dead-letter stream. It moves the mailbox
+ * cursor and the dedup tables as envelopes are processed. Split from the loop (partition.ts),
+ * which decides when to step and when to seal; this file decides what a step does.
+ */
+import { BadInputError, toErrorInfo } from '../../actors/index.ts'
+import {
+  checkMessage,
+  type ActorMessage,
+  type MailboxEnvelope,
+  type TimerValue,
+} from '../../actors/wire/index.ts'
+import { decode, encode, itemKey, type PartitionStorage } from '../nats/index.ts'
+import type { Logger } from '../util/index.ts'
+import type { MailboxCursor } from './cursor.ts'
+import type { DedupState } from './dedup.ts'
+import type { EntityHost } from './entity-host.ts'
+import type { HostPort, InstanceHandler } from './host-port.ts'
+import { misrouteReason } from './inbound.ts'
+import type { Inbound, MailboxReader } from './mailbox.ts'
+import type { QueryDesk } from './queries.ts'
+import type { CommitRound } from './round.ts'
+import type { TimerSet } from './timers.ts'
+import type { TypeDirectory } from './unknown-types.ts'
+
+/** The parts of a partition its intake reads and moves. */
+export interface IntakeCore {
+  readonly p: number
+  /** Number of partitions of the hub (checks a message was routed here). */
+  readonly partitions: number
+  readonly logger: Logger
+  /** Most messages taken from the mailbox (and from the local queue) in one step. */
+  readonly maxBatch: number
+  readonly types: TypeDirectory | undefined
+  readonly storage: PartitionStorage
+  readonly stats: { messages: number; deadLetters: number }
+  readonly inbox: MailboxReader
+  readonly cursor: MailboxCursor
+  readonly dedup: DedupState
+  readonly timers: TimerSet
+  readonly queries: QueryDesk
+  readonly entities: EntityHost
+  readonly instances: InstanceHandler | undefined
+  readonly port: HostPort
+  /** The round being built. */
+  open(): CommitRound
+  /** Whether the open round may take more work now. */
+  canProcess(): boolean
+  /** Re-arms the wake-up for the next due timer. */
+  armTimer(): void
+}
+
+/** Takes waiting work into the open round, one step at a time. */
+export class Intake {
+  constructor(readonly core: IntakeCore) {}
+
+  /** Processes one slice of waiting work; false when there was none. */
+  async step(): Promise<boolean> {
+    // A query waits until the partition has processed the asker's last publish (read-your-writes).
+    let progressed = await this.core.queries.answerReady()
+    const now = Date.now()
+    for (const [key, [, msg]] of this.core.timers.due(now)) {
+      if (!this.core.canProcess()) return true
+      this.core.timers.delete(key)
+      this.core.open().write(key, null)
+      delete msg.at
+      await this.#deliver(msg)
+      progressed = true
+    }
+    let budget = this.core.maxBatch
+    while (this.core.cursor.local.length > 0 && budget-- > 0 && this.core.canProcess()) {
+      const pending = this.#deliver(this.core.cursor.local.shift()!)
+      if (pending !== undefined) await pending
+      progressed = true
+    }
+    if (this.core.inbox.length > 0 && this.core.canProcess()) {
+      await this.#preload(this.core.maxBatch)
+      progressed = (await this.#processInbox(this.core.maxBatch)) || progressed
+      // what those messages caused locally (e.g. results of synchronous activities) joins the
+      // same round rather than waiting for the next one
+      budget = this.core.maxBatch
+      while (this.core.cursor.local.length > 0 && budget-- > 0 && this.core.canProcess()) {
+        const pending = this.#deliver(this.core.cursor.local.shift()!)
+        if (pending !== undefined) await pending
+      }
+    }
+    this.core.armTimer()
+    return progressed
+  }
+
+  /** Loads the entities the next `count` mailbox messages address, in parallel. */
+  async #preload(count: number): Promise<void> {
+    const missing = new Map<string, [type: string, key: string]>()
+    const instances = new Set<string>()
+    let seen = 0
+    for (const item of this.core.inbox) {
+      if (item.env === undefined) continue
+      for (const msg of messagesOf(item.env)) {
+        if (msg === undefined) continue
+        if (++seen > count) break
+        if (!this.core.entities.want(msg, missing)) this.core.instances?.want(msg, instances)
+      }
+      if (seen > count) break
+    }
+    const loads: Array<Promise<unknown>> = []
+    if (missing.size > 0) loads.push(this.core.entities.preload(missing))
+    if (instances.size > 0) loads.push(this.core.instances!.preload(instances))
+    if (loads.length > 0) await Promise.all(loads)
+  }
+
+  async #processInbox(budget: number): Promise<boolean> {
+    let progressed = false
+    while (this.core.inbox.length > 0 && budget > 0 && this.core.canProcess()) {
+      const item = this.core.inbox.first!
+      if (item.env === undefined) {
+        await this.#deadLetter(item)
+      } else {
+        budget = await this.#processEnvelope(item.seq, item.env, budget)
+        if (this.core.cursor.pos[0] === item.seq) return true // record full mid-envelope
+      }
+      this.core.inbox.shift()
+      progressed = true
+    }
+    return progressed
+  }
+
+  /** Processes messages of one envelope from the current position; returns the budget left. */
+  async #processEnvelope(seq: number, env: MailboxEnvelope, budget: number): Promise<number> {
+    let idx = this.core.cursor.pos[0] === seq ? this.core.cursor.pos[1] : 0
+    if ('c' in env) {
+      if (idx === 0) {
+        const from = { client: env.c, batch: env.q }
+        if (this.core.dedup.isDuplicate(from)) return this.#advance(seq + 1, 0, budget)
+        this.core.dedup.accept(from, Date.now())
+      }
+      for (; idx < env.m.length; idx++) {
+        if (budget <= 0 || !this.core.canProcess()) return this.#advance(seq, idx, budget)
+        const pending = this.#deliverInbound(env.m[idx]!, seq, idx)
+        if (pending !== undefined) await pending
+        budget--
+      }
+      return this.#advance(seq + 1, 0, budget)
+    }
+    let offset = 0
+    for (const [n, msgs] of env.g) {
+      const end = offset + msgs.length
+      if (idx < end) {
+        if (idx === offset) {
+          const from = { partition: env.p, record: n }
+          if (this.core.dedup.isDuplicate(from)) {
+            idx = end
+            offset = end
+            continue
+          }
+          this.core.dedup.accept(from, Date.now())
+        }
+        for (; idx < end; idx++) {
+          if (budget <= 0 || !this.core.canProcess()) return this.#advance(seq, idx, budget)
+          const pending = this.#deliverEncoded(msgs[idx - offset]!, seq, idx)
+          if (pending !== undefined) await pending
+          budget--
+        }
+      }
+      offset = end
+    }
+    return this.#advance(seq + 1, 0, budget)
+  }
+
+  #advance(seq: number, idx: number, budget: number): number {
+    this.core.cursor.pos = [seq, idx]
+    this.core.open().pos = this.core.cursor.pos
+    this.core.open().touched = true
+    return budget
+  }
+
+  #deliverEncoded(bytes: Uint8Array, seq: number, idx: number): void | Promise<void> {
+    let msg: ActorMessage
+    try {
+      msg = checkMessage(decode(bytes, `partition message ${idx} in mailbox ${seq}`))
+    } catch (err) {
+      return this.#deadLetterMessage(seq, idx, bytes, (err as Error).message)
+    }
+    return this.#deliverInbound(msg, seq, idx, bytes)
+  }
+
+  /**
+   * Runs a message taken from the mailbox (message `idx` of envelope `seq`) if it belongs to this
+   * partition; else dead-letters it with the reason, and fails its call, if it is one.
+   */
+  #deliverInbound(msg: ActorMessage, seq: number, idx: number, bytes?: Uint8Array): void | Promise<void> {
+    const wrong = misrouteReason(msg, this.core.p, this.core.partitions)
+    if (wrong === undefined) return this.#deliver(msg)
+    if ('r' in msg && msg.r !== undefined) {
+      this.core.open().reply(msg.r, [msg.r[1], 0, toErrorInfo(new BadInputError(wrong))])
+    }
+    return this.#deadLetterMessage(seq, idx, bytes ?? encode(msg), wrong)
+  }
+
+  /** Moves one message of a mailbox envelope to the dead-letter stream; the others go on. */
+  async #deadLetterMessage(seq: number, idx: number, bytes: Uint8Array, reason: string): Promise<void> {
+    this.core.logger.warn('moving a mailbox message to the dead-letter stream', {
+      p: this.core.p,
+      seq,
+      idx,
+      reason,
+    })
+    await this.core.storage.deadLetter(seq, bytes, reason, idx)
+    this.core.stats.deadLetters++
+  }
+
+  /**
+   * Runs one message: holds it as a timer if it is due later, else applies the operation. Returns
+   * a promise only when the message had to wait (a state load, an asynchronous operation): the
+   * loop's hot path costs no promise per message.
+   */
+  #deliver(msg: ActorMessage): void | Promise<void> {
+    this.core.stats.messages++
+    if (msg.at !== undefined && msg.at > Date.now() && msg.k !== 'start') {
+      const key = itemKey.timer(this.core.p, this.core.open().timerName())
+      const value: TimerValue = [msg.at, msg]
+      this.core.timers.set(key, value)
+      this.core.open().write(key, encode(value))
+      return
+    }
+    switch (msg.k) {
+      case 'op':
+      case 'lock':
+      case 'unlock':
+        return this.core.entities.handle(msg)
+      default:
+        if (this.core.instances === undefined) {
+          if (
+            msg.k === 'start' ? this.core.port.knownElsewhere(`o:${msg.n}`) : this.#orchestrationsElsewhere()
+          ) {
+            return this.core.port.defer(msg)
+          }
+          this.core.logger.warn('no orchestrations on this node; dropping message', {
+            p: this.core.p,
+            kind: msg.k,
+          })
+          if ('r' in msg && msg.r !== undefined) {
+            this.core
+              .open()
+              .reply(msg.r, [msg.r[1], 0, toErrorInfo(new BadInputError('this hub runs no orchestrations'))])
+          }
+          return
+        }
+        return this.core.instances.handle(msg)
+    }
+  }
+
+  /** Whether another node of the hub runs orchestrations (this one runs none). */
+  #orchestrationsElsewhere(): boolean {
+    return this.core.types?.anyElsewhere('o:') === true
+  }
+
+  /** Moves an undecodable mailbox message to the dead-letter stream and steps past it. */
+  async #deadLetter(item: Inbound): Promise<void> {
+    this.core.logger.warn('moving undecodable mailbox message to the dead-letter stream', {
+      p: this.core.p,
+      seq: item.seq,
+      reason: item.error,
+    })
+    await this.core.storage.deadLetter(item.seq, item.raw!, item.error ?? 'undecodable')
+    this.core.stats.deadLetters++
+    this.#advance(item.seq + 1, 0, 0)
+  }
+}
+
+function messagesOf(env: MailboxEnvelope): Iterable<ActorMessage | undefined> {
+  return 'c' in env ? env.m : []
+}

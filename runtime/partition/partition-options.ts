@@ -1,0 +1,54 @@
+/**
+ * The settings and counters of a partition: what the node passes to {@link Partition.start} and
+ * what it reads back. Apart from the loop (partition.ts) so the hosts and slices that need these
+ * types do not import the loop.
+ */
+import type { EntityRegistry } from '../../entities/index.ts'
+import type { BlobStore } from '../nats/index.ts'
+import type { Logger } from '../util/index.ts'
+import type { HostPort, InstanceHandler } from './host-port.ts'
+import type { RecentReplies } from './recent-replies.ts'
+import type { TypeDirectory } from './unknown-types.ts'
+
+/** Settings of a partition (see {@link NodeOptions} for the defaults). */
+export interface PartitionOptions {
+  registry: EntityRegistry
+  epoch: number
+  logger: Logger
+  /** Keep processing while a commit is in flight (speculation). */
+  pipelining: boolean
+  /** Most entities kept in memory. */
+  cacheSize: number
+  /** Most messages taken from the mailbox in one processing step. */
+  maxBatch: number
+  /** Take a snapshot after this many records... */
+  snapshotRecords: number
+  /** ...or this many ms after the first record not yet in a snapshot. */
+  snapshotIntervalMs: number
+  /** Builds the orchestration host of this partition (absent: entities only). */
+  instances?: (port: HostPort) => InstanceHandler
+  /** Replies sent lately, kept across restarts of the partition on one node (else its own). */
+  recentReplies?: RecentReplies
+  /**
+   * Whether this node may still write for its partitions (its own heartbeats are within the lease);
+   * snapshot writes wait while it is false. Default: always.
+   */
+  mayWrite?: () => boolean
+  /** Where entity types and orchestrations are known on the hub (see unknown-types.ts). */
+  types?: TypeDirectory
+  /** Large values by reference (default: a store with the default limits). */
+  blobs?: BlobStore
+  /** Called once when the partition stops for any reason other than close(). */
+  onStopped(reason: 'fenced' | 'failed', error: Error): void
+}
+
+/** Counters of one partition. */
+export interface PartitionStats {
+  records: number
+  messages: number
+  snapshots: number
+  recoveredRecords: number
+  deadLetters: number
+  /** Change messages published (records while someone may watch). */
+  changes: number
+}
