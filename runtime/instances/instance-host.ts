@@ -237,6 +237,7 @@ export class InstanceHost implements InstanceHandler {
       this.#save(rec)
       return
     }
+    this.port.metrics.started(rec.name)
     this.#step(this.#live.get(msg.i)!, [
       { e: 'started', input: rec.input, execution: rec.exec },
       ...(pending?.buffered ?? []),
@@ -517,7 +518,9 @@ export class InstanceHost implements InstanceHandler {
     const now = Date.now()
     const history = live.history
     if (history === undefined) throw new IllegalStateError(`history of instance '${rec.id}' is not loaded`)
+    this.port.metrics.stepping()
     const result = live.executor.step(history, events, now)
+    this.port.metrics.stepped(rec.name)
     let sizes: number[]
     try {
       sizes = this.#measureStep(rec, result)
@@ -754,6 +757,8 @@ export class InstanceHost implements InstanceHandler {
   #finish(live: Live, status: RuntimeStatus, output: unknown, error: ErrorInfo | undefined): void {
     const rec = live.rec
     const now = Date.now()
+    if (status === RuntimeStatus.Completed) this.port.metrics.completed(rec.name)
+    if (status === RuntimeStatus.Failed) this.port.metrics.failed(rec.name)
     rec.status = status
     rec.updated = now
     rec.completed = now

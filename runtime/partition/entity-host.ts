@@ -58,6 +58,7 @@ import {
   parseItemKey,
 } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
+import type { PartitionMetrics } from '../metrics/index.ts'
 import type { ItemWrite, RoundReply } from './round.ts'
 
 /** What the entity host needs from its partition. */
@@ -68,6 +69,8 @@ export interface EntityPort {
   readonly valueLimit: number
   /** Large values by reference (runtime/blobs.ts). */
   readonly blobs: BlobStore
+  /** Where the entities' metrics go (runtime/metrics/recorder.ts). */
+  readonly metrics: PartitionMetrics
   /** The open round's record is appended only once `written` (a blob write) resolved. */
   holdFor(written: Promise<void>): void
   /** Number of the round being built. */
@@ -302,6 +305,7 @@ export class EntityHost {
       return
     }
     const cached = this.#cache.get(itemKey)
+    if (cached !== undefined) this.port.metrics.cacheHit()
     if (cached !== undefined) return this.#check(type, cached, itemKey, msg)
     return this.#load(itemKey, msg.t, msg.key).then((entry) => this.#check(type, entry, itemKey, msg))
   }
@@ -349,6 +353,7 @@ export class EntityHost {
     args: unknown[],
   ): void | Promise<void> {
     entry.used = true
+    this.port.metrics.entityOp(msg.t, msg.op, msg.r === undefined && msg.ro === undefined)
     const ctx = this.#ctx
     ctx.reset(msg, entry.state)
     let result: unknown
@@ -555,6 +560,7 @@ export class EntityHost {
   }
 
   async #load(itemKey: string, type: string, key: string): Promise<Entry> {
+    this.port.metrics.cacheMiss()
     const bytes = await this.port.readItem(itemKey)
     let state = bytes === null ? this.registry.initialState(type) : decode(bytes, `state of ${type}@${key}`)
     let large: LargeState | undefined

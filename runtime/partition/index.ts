@@ -3,7 +3,8 @@
  * one file each (recovery and commit in partition.ts, the round, the outbox, timers, snapshots,
  * the mailbox reader, queries, the change feed, recent replies, the stall watch, unknown types,
  * value limits), the entity host, and the port it offers to the instance host
- * (instance-port.ts). May import runtime/nats/, runtime/util/, actors/ and entities/; never the
+ * (instance-port.ts). May import runtime/nats/, runtime/util/, runtime/metrics/ (its recorders),
+ * actors/ and entities/; never the
  * hosts above it (runtime/instances/, activities/, client/, node/): they import it.
  */
 export { Partition, targetOf, type PartitionOptions } from './partition.ts'

@@ -18,6 +18,7 @@ import type {
   WaitMessage,
 } from '../../actors/wire/index.ts'
 import type { Logger } from '../util/index.ts'
+import type { PartitionMetrics } from '../metrics/index.ts'
 
 /** What a partition offers to its instances. */
 export interface PartitionPort {
@@ -27,6 +28,8 @@ export interface PartitionPort {
   readonly valueLimit: number
   /** Large values by reference (runtime/nats/blobs.ts). */
   readonly blobs: BlobStore
+  /** Where the instances' metrics go (runtime/metrics/recorder.ts). */
+  readonly metrics: PartitionMetrics
   /** The open round's record is appended only once `written` (a blob write) resolved. */
   holdFor(written: Promise<void>): void
   readItem(key: string): Promise<Uint8Array | null>

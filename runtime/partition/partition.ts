@@ -58,6 +58,7 @@ import type { LogWriter } from '../../actors/wire/index.ts'
 import { CommitLog } from './commit-log.ts'
 import { DEFER_UNKNOWN_MS, knownElsewhere, type TypeDirectory } from './unknown-types.ts'
 import { misrouteReason } from './inbound.ts'
+import { noNodeMetrics, type NodeMetrics, type PartitionMetrics } from '../metrics/index.ts'
 
 /** Settings of a partition (see {@link NodeOptions} for the defaults). */
 export interface PartitionOptions {
@@ -87,6 +88,8 @@ export interface PartitionOptions {
   types?: TypeDirectory
   /** Large values by reference (default: a store with the default limits). */
   blobs?: BlobStore
+  /** Where the partition's metrics go (default: nowhere). */
+  metrics?: NodeMetrics
   /** Called once when the partition stops for any reason other than close(). */
   onStopped(reason: 'fenced' | 'failed', error: Error): void
 }
@@ -150,6 +153,8 @@ export class Partition implements EntityPort {
   readonly #waits = new Conditions()
   /** Large values of this partition's entities and instances (runtime/nats/blobs.ts). */
   readonly blobs: BlobStore
+  /** This run's metrics recorder (runtime/metrics/recorder.ts). */
+  readonly metrics: PartitionMetrics
 
   private constructor(
     readonly nc: NatsConnection,
@@ -191,6 +196,7 @@ export class Partition implements EntityPort {
     this.#recentReplies = options.recentReplies ?? new RecentReplies()
     this.#queries = new QueryDesk(this.#queryPort())
     this.#changes = new ChangeFeed(nc, hub.names.changes(p))
+    this.metrics = (options.metrics ?? noNodeMetrics).partition(this)
   }
 
   /** Recovers partition `p` from storage and starts serving it. Throws {@link FencedError}. */
@@ -218,6 +224,11 @@ export class Partition implements EntityPort {
   /** Number of entities in memory. */
   get cachedEntities(): number {
     return this.#entities.cached
+  }
+
+  /** Mailbox envelopes received but not processed yet. */
+  get backlog(): number {
+    return this.#inbox.length
   }
 
   /**
@@ -445,7 +456,10 @@ export class Partition implements EntityPort {
     if ('c' in env) {
       if (idx === 0) {
         const from = { client: env.c, batch: env.q }
-        if (this.#dedup.isDuplicate(from)) return this.#advance(seq + 1, 0, budget)
+        if (this.#dedup.isDuplicate(from)) {
+          this.metrics.duplicate()
+          return this.#advance(seq + 1, 0, budget)
+        }
         this.#dedup.accept(from, Date.now())
       }
       for (; idx < env.m.length; idx++) {
@@ -463,6 +477,7 @@ export class Partition implements EntityPort {
         if (idx === offset) {
           const from = { partition: env.p, record: n }
           if (this.#dedup.isDuplicate(from)) {
+            this.metrics.duplicate()
             idx = end
             offset = end
             continue
@@ -783,6 +798,7 @@ export class Partition implements EntityPort {
       )
     }
     this.#inflight = round
+    this.metrics.sealed(this.stats.messages)
     this.#open = new CommitRound(round.n + 1, this.#pos)
     // a record that references large values is appended only once their blobs are stored
     const blobs = round.blobWrites
@@ -808,6 +824,7 @@ export class Partition implements EntityPort {
     this.#log.appended(seq)
     this.#inflight = null
     this.stats.records++
+    this.metrics.committed()
     this.#dedup.apply(record)
     this.#snap.committed(record, seq)
     for (const [inbox, reps] of record.rep) this.#sendReplies(inbox, reps)
@@ -835,10 +852,12 @@ export class Partition implements EntityPort {
   #maybeSnapshot(): void {
     const { snapshotRecords, snapshotIntervalMs, cacheSize } = this.options
     if (this.#stopped || !this.#snap.due(snapshotRecords, snapshotIntervalMs, cacheSize)) return
+    this.metrics.snapshotStarted()
     void this.#snap
       .take(this.#checkpointFields.bind(this))
       .then(() => {
         this.stats.snapshots++
+        this.metrics.snapshotted()
         this.#entities.evict()
         this.#maybeSnapshot()
         this.#kick()
@@ -939,6 +958,7 @@ export class Partition implements EntityPort {
 
   #shutdown(): void {
     this.#stopped = true
+    this.metrics.closed()
     this.#loop.stop()
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     clearInterval(this.#snapshotTimer)
