@@ -14,8 +14,8 @@ export interface MetricsOptions {
   /** Interface to bind (default 127.0.0.1). */
   host?: string
   /**
-   * Serve this registry instead of Basalt's own, e.g. yours merged with Basalt's
-   * (`Registry.merge([yours, node.metricsRegistry])`): leave it out to serve Basalt's.
+   * Your own registry, served on the same endpoint after Basalt's metrics (read at every scrape,
+   * so metrics you register later appear too).
    */
   registry?: Registry
 }
@@ -27,19 +27,23 @@ export interface MetricsEndpoint {
   close(): Promise<void>
 }
 
-/** Serves `registry` on `GET /metrics`; resolves once listening. Rejects when the port is taken. */
+/**
+ * Serves `registry` (and `options.registry` after it) on `GET /metrics`; resolves once listening.
+ * Rejects when the port is taken.
+ */
 export async function serveMetrics(
   registry: Registry,
   options: MetricsOptions = {},
 ): Promise<MetricsEndpoint> {
+  const registries = options.registry === undefined ? [registry] : [registry, options.registry]
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]
     if (req.method !== 'GET' || path !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; metrics are at /metrics\n')
       return
     }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+    Promise.all(registries.map((r) => r.metrics())).then(
+      (texts) => res.writeHead(200, { 'content-type': registry.contentType }).end(texts.join('\n')),
       (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${String(err)}\n`),
     )
   })

@@ -18,8 +18,8 @@ export interface Observer {
 
 /**
  * Starts publishing the node's telemetry sample with `publish` (what `activities` and `workers` say
- * included), and serves `registry()` (or
- * `metrics.registry`) on `GET /metrics` when `metrics` is given. Rejects when the port is taken.
+ * included), and serves `registry()` (and `metrics.registry` after it) on `GET /metrics` when
+ * `metrics` is given. Rejects when the port is taken.
  */
 export async function observeNode(
   recorder: NodeRecorder,
@@ -41,8 +41,7 @@ export async function observeNode(
     running: activities.running,
     offloaded: workers?.offloaded ?? 0,
   })
-  const endpoint =
-    metrics === undefined ? undefined : await serveMetrics(metrics.registry ?? options.registry(), metrics)
+  const endpoint = metrics === undefined ? undefined : await serveMetrics(options.registry(), metrics)
   const stop = publishStats(() => nodeStats(recorder, node, hub), options.publish)
   let closed: Promise<void> | undefined
   return {

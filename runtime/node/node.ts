@@ -51,8 +51,8 @@ import {
   observeNode,
   type MetricsOptions,
   type Observer,
+  type Registry,
 } from '../metrics/index.ts'
-import type { Registry } from 'prom-client'
 
 /**
  * Options of {@link Node.start}: where NATS is and how to log in there (`servers`, credentials,

@@ -13,7 +13,8 @@ import type { NodeStats } from '../../runtime/metrics/index.ts'
 import type { NatsConnection } from '../../runtime/nats/index.ts'
 import { Counter } from '../fixtures/entities.ts'
 import { boom, failing, helloSequence, sayHello } from '../fixtures/workflows.ts'
-import { useNatsServer, waitFor } from '../tooling/harness.ts'
+import { freePort } from '../../runtime/dev/nats-server.ts'
+import { spawnTs, useNatsServer, waitFor } from '../tooling/harness.ts'
 
 /** Parsed exposition text: `name{labels}` → value. */
 type Scrape = Map<string, number>
@@ -183,5 +184,47 @@ describe('metrics of a node', () => {
     const text = await merged.metrics()
     expect(text).toMatch(/^basalt_records_total\{partition="0"\} \d+$/m)
     expect(text).toMatch(/^# TYPE basalt_commit_latency_seconds histogram$/m)
+  })
+})
+
+describe('basalt node --metrics-port', () => {
+  const nats = useNatsServer()
+
+  it('serves GET /metrics on the port and prints where', { timeout: 30_000 }, async () => {
+    const hub = 'cli-metrics'
+    const port = await freePort()
+    const child = spawnTs('runtime/cli/basalt.mjs', [
+      'node',
+      '--servers',
+      nats.url,
+      '--hub',
+      hub,
+      '--load',
+      'test/fixtures/registry.ts',
+      '--node-id',
+      'metrics-node-1',
+      '--partitions',
+      '2',
+      '--metrics-port',
+      String(port),
+    ])
+    try {
+      await child.waitForLine(new RegExp(`^metrics at http://127\\.0\\.0\\.1:${port}/metrics$`), 20_000)
+      const client = await Client.connect({ servers: nats.url, hub })
+      try {
+        await client.entity(Counter, 'm').signal.add(2)
+        expect(await client.entity(Counter, 'm').call.get()).toBe(2)
+      } finally {
+        await client.close()
+      }
+      const s = await scrape(`http://127.0.0.1:${port}/metrics`)
+      expect(sum(s, 'basalt_entity_operations_total', 'type="Counter"'), 'Counter ops of the CLI node').toBe(
+        2,
+      )
+      expect(s.get('basalt_partitions_owned')).toBe(2)
+    } finally {
+      child.kill('SIGTERM')
+    }
+    expect(await child.exited, child.lines.join('\n')).toBe(0)
   })
 })
