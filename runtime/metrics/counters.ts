@@ -209,8 +209,8 @@ export class NodeRecorder implements NodeMetrics {
   readonly partitions = new Map<number, PartitionCounters>()
   /** Per orchestration name. */
   readonly names = new Map<string, NameCounters>()
-  /** Entity operations per type, then per operation. */
-  readonly entityOps = new Map<string, Map<string, number>>()
+  /** Entity operations per type, then per operation (boxed: the hot path only increments). */
+  readonly entityOps = new Map<string, Map<string, { n: number }>>()
   partitionsGained = 0
   partitionsLost = 0
   /** What the node's activities look like now (set by the node; zeros without activities). */
@@ -248,7 +248,9 @@ export class NodeRecorder implements NodeMetrics {
   entityOp(type: string, operation: string): void {
     let ops = this.entityOps.get(type)
     if (ops === undefined) this.entityOps.set(type, (ops = new Map()))
-    ops.set(operation, (ops.get(operation) ?? 0) + 1)
+    const count = ops.get(operation)
+    if (count === undefined) ops.set(operation, { n: 1 })
+    else count.n++
   }
 
   /** Partitions running on this node now. */

@@ -201,7 +201,7 @@ export function metricsRegistry(node: NodeRecorder): Registry {
   // per entity type and operation
   add('basalt_entity_operations_total', 'Entity operations run, by type and operation', 'counter', () =>
     [...node.entityOps].flatMap(([type, ops]) =>
-      [...ops].map(([operation, value]) => ({ labels: { type, operation }, value })),
+      [...ops].map(([operation, count]) => ({ labels: { type, operation }, value: count.n })),
     ),
   )
   return registry

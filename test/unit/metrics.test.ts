@@ -76,8 +76,8 @@ describe('NodeRecorder', () => {
     expect(node.byName('order')).toMatchObject({ started: 1, completed: 1, failed: 0 })
     expect(node.entityOps.get('Counter')).toEqual(
       new Map([
-        ['add', 1],
-        ['get', 1],
+        ['add', { n: 1 }],
+        ['get', { n: 1 }],
       ]),
     )
     const sample = nodeStats(node, 'n1', 'h')
