@@ -20,9 +20,23 @@ const NODE = ban(
 )
 const RUNTIME = ban('(^|/)runtime/', 'actors/ and entities/ know nothing of the runtime, which imports them.')
 const PLACEMENT = ban('(^|/)placement/', 'Only the runtime wires placement in.')
+const PROM = ban(
+  '^prom-client($|/)',
+  'Only runtime/metrics/ imports prom-client: the engine records into plain numbers (runtime/metrics/recorder.ts).',
+)
 
 /** The runtime folders from the bottom layer up; a folder may import only folders before it. */
-const RUNTIME_LAYERS = ['util', 'nats', 'partition', 'activities', 'instances', 'client', 'node', 'cli']
+const RUNTIME_LAYERS = [
+  'util',
+  'metrics',
+  'nats',
+  'partition',
+  'activities',
+  'instances',
+  'client',
+  'node',
+  'cli',
+]
 const OTHER_RUNTIME = ['dev']
 
 /** Restrictions for one runtime folder: no higher layer, no deep import into another folder. */
@@ -51,6 +65,7 @@ function runtimeFolder(name) {
     )
   }
   if (name !== 'nats') patterns.push(NATS)
+  if (name !== 'metrics') patterns.push(PROM)
   if (!['node', 'cli'].includes(name)) patterns.push(PLACEMENT)
   return {
     files: [`runtime/${name}/**/*.ts`],

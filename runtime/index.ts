@@ -33,6 +33,7 @@ export {
   type TlsConnectionOptions,
 } from './nats/index.ts'
 export { consoleLogger, silentLogger, type Logger } from './util/index.ts'
+export type { MetricsOptions, NodeStats, PartitionStats, StatsCounters } from './metrics/index.ts'
 
 // Entities
 export {

@@ -16,8 +16,9 @@ export type { ActivityOutcome, ActivityTask }
 export class ActivityPool {
   readonly #defs = new Map<string, ActivityDefinition<any, any>>()
   readonly #slots: Semaphore
-  /** Activities started (for tests and benchmarks). */
+  /** Activities started (for tests and benchmarks), and running now. */
   started = 0
+  running = 0
 
   constructor(
     defs: Iterable<ActivityDefinition<any, any>>,
@@ -73,6 +74,7 @@ export class ActivityPool {
   /** Runs an activity in a slot already held. */
   #invoke(def: ActivityDefinition<any, any>, task: ActivityTask): ActivityOutcome | Promise<ActivityOutcome> {
     this.started++
+    this.running++
     let value: unknown
     try {
       // (a large input is a reference, loaded before the task starts)
@@ -122,6 +124,7 @@ export class ActivityPool {
   }
 
   #release(): void {
+    this.running--
     this.#slots.release()
   }
 }

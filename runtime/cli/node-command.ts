@@ -27,11 +27,13 @@ export interface NodeFlags extends ConnectionFlags {
   heartbeatMs?: number
   leaseMs?: number
   activityConcurrency?: number
+  metricsPort?: number
+  metricsHost?: string
 }
 
 /**
  * Runs `basalt node`: loads the registry from `--load`, starts a node on `--servers` / `--hub`,
- * prints `node <id> running on hub <hub>`, and on SIGTERM or SIGINT stops it (final snapshots,
+ * prints `node <id> running on hub <hub>` (and `metrics at <url>` with `--metrics-port`), and on SIGTERM or SIGINT stops it (final snapshots,
  * partitions handed over), prints `node <id> stopped` and resolves with 0. A second signal while
  * stopping exits at once with 1.
  *
@@ -53,12 +55,21 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
   if (flags.heartbeatMs !== undefined) options.heartbeatMs = flags.heartbeatMs
   if (flags.leaseMs !== undefined) options.leaseMs = flags.leaseMs
   if (flags.activityConcurrency !== undefined) options.activityConcurrency = flags.activityConcurrency
+  if (flags.metricsHost !== undefined && flags.metricsPort === undefined)
+    throw new UsageError('--metrics-host needs --metrics-port')
+  if (flags.metricsPort !== undefined) {
+    options.metrics = {
+      port: flags.metricsPort,
+      ...(flags.metricsHost === undefined ? {} : { host: flags.metricsHost }),
+    }
+  }
 
   options.registry = await loadRegistry(load)
   const node = await Node.start(options)
   // listen before telling anyone that the node runs: a SIGTERM sent on that line must stop it
   const stopRequested = waitForStopSignal(node)
   out(`node ${node.nodeId} running on hub ${hub}`)
+  if (node.metricsUrl !== undefined) out(`metrics at ${node.metricsUrl}`)
 
   const signal = await stopRequested
   if (signal === 'closed') {

@@ -199,6 +199,7 @@ export class InstanceHost implements InstanceHandler {
       this.#save(rec)
       return
     }
+    this.port.metrics.started(rec.name)
     this.#steps.run(this.#cache.get(msg.i)!, [
       { e: 'started', input: rec.input, execution: rec.exec },
       ...(pending?.buffered ?? []),
@@ -398,6 +399,8 @@ export class InstanceHost implements InstanceHandler {
   #finish(live: Live, status: RuntimeStatus, output: unknown, error: ErrorInfo | undefined): void {
     const rec = live.rec
     const now = Date.now()
+    if (status === RuntimeStatus.Completed) this.port.metrics.completed(rec.name)
+    if (status === RuntimeStatus.Failed) this.port.metrics.failed(rec.name)
     rec.status = status
     rec.updated = now
     rec.completed = now

@@ -57,7 +57,9 @@ export class InstanceSteps {
     const now = Date.now()
     const history = live.history
     if (history === undefined) throw new IllegalStateError(`history of instance '${rec.id}' is not loaded`)
+    this.host.port.metrics.stepping()
     const result = live.executor.step(history, events, now)
+    this.host.port.metrics.stepped(rec.name)
     let sizes: number[]
     try {
       sizes = this.host.values.measureStep(rec, result)

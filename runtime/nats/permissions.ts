@@ -6,8 +6,9 @@
  *
  * - A node administers its hub: it creates the streams and buckets (`$JS.API.>`), appends to the
  *   commit log, writes snapshots, publishes to mailboxes and answers queries and calls.
- * - A client only sends: it publishes to mailboxes (`H.mbx.*`) and queries (`H.q.*`), reads the
- *   hub's metadata, and receives replies and change messages. It cannot write the commit log, the
+ * - A client only sends: it publishes to mailboxes (`H.mbx.*`) and queries (`H.q.*`), stores and
+ *   reads large values (`H.blob.*.*`), reads the hub's metadata, and receives replies, change
+ *   messages and the nodes' telemetry samples (`H.stats.*`). It cannot write the commit log, the
  *   state bucket, the task queue or the dead letters, nor manage streams.
  *
  * The lists assume the NATS client's default inbox prefix (`_INBOX`); a connection that sets
@@ -21,18 +22,6 @@ export interface SubjectPermissions {
   subscribe: string[]
 }
 
-/** Streams of a hub (mailbox, log, tasks, dead letters, and the two KV buckets' streams). */
-function hubStreams(names: HubNames): string[] {
-  return [
-    names.mailboxStream,
-    names.logStream,
-    names.taskStream,
-    names.deadLetterStream,
-    `KV_${names.stateBucket}`,
-    `KV_${names.metaBucket}`,
-  ]
-}
-
 /**
  * What a node of hub `hub` needs (the activity workers and `basalt` admin commands need the same).
  *
@@ -43,8 +32,8 @@ export function nodePermissions(hub: string): SubjectPermissions {
   return {
     publish: [
       '$JS.API.>', // create, read, purge its streams and consumers; KV and direct gets
-      ...hubStreams(names).map((stream) => `$JS.ACK.${stream}.>`), // acks (activity tasks)
-      `${hub}.>`, // mailboxes, commit log, tasks, dead letters, query and change subjects
+      ...names.streams.map((stream) => `$JS.ACK.${stream}.>`), // acks (activity tasks)
+      `${hub}.>`, // mailboxes, commit log, tasks, dead letters, blobs, query, change and stats subjects
       `$KV.${names.stateBucket}.>`, // snapshots, checkpoints, timers
       `$KV.${names.metaBucket}.>`, // hub metadata, placement, heartbeats
       `${names.replyInboxPrefix}.>`, // replies to clients' calls and starts
@@ -68,23 +57,28 @@ export function nodePermissions(hub: string): SubjectPermissions {
  */
 export function clientPermissions(hub: string): SubjectPermissions {
   const names = new HubNames(hub)
-  const meta = `KV_${names.metaBucket}`
+  const [meta, state] = [`KV_${names.metaBucket}`, `KV_${names.stateBucket}`]
+  const blobs = names.blobStream
   return {
     publish: [
       `${hub}.mbx.*`, // signals, calls, starts, raised events, control messages
       `${hub}.q.*`, // reads, listings, status and history
+      names.blob('*', '*'), // chunks of values too large for one message (runtime/nats/blobs.ts)
       '$JS.API.INFO', // the JetStream account check of the NATS client
       `$JS.API.STREAM.INFO.${meta}`, // opening the metadata bucket
-      `$JS.API.STREAM.INFO.KV_${names.stateBucket}`, // opening the state bucket (no reads)
+      `$JS.API.STREAM.INFO.${state}`, // opening the state bucket (no reads)
       `$JS.API.STREAM.MSG.GET.${meta}`, // reading the hub's partition count
       `$JS.API.DIRECT.GET.${meta}`,
       `$JS.API.DIRECT.GET.${meta}.>`,
+      `$JS.API.DIRECT.GET.${blobs}`, // reading chunks of large values
+      `$JS.API.STREAM.MSG.GET.${blobs}`, // the same from the stream leader, when a replica lags
     ],
     subscribe: [
       '_INBOX.>', // replies of requests (JetStream API, queries)
-      '_INBOX_bfj.>', // acknowledgements of mailbox publishes, answers to queries
+      '_INBOX_bfj.>', // acknowledgements of mailbox and blob publishes, answers to queries
       `${names.replyInboxPrefix}.*`, // replies to its calls and starts
       `${hub}.chg.*`, // change messages, for watches
+      names.stats('*'), // the nodes' telemetry samples (runtime/metrics/stats.ts)
     ],
   }
 }

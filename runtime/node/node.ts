@@ -45,6 +45,14 @@ import {
 } from '../nats/index.ts'
 import { BatchWorker, Conditions, consoleLogger, type Logger } from '../util/index.ts'
 import { Partition, type PartitionOptions, RecentReplies } from '../partition/index.ts'
+import {
+  NodeRecorder,
+  metricsRegistry,
+  observeNode,
+  type MetricsOptions,
+  type Observer,
+  type Registry,
+} from '../metrics/index.ts'
 
 /**
  * Options of {@link Node.start}: where NATS is and how to log in there (`servers`, credentials,
@@ -103,6 +111,12 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
   blobThresholdBytes?: number
   /** Largest value stored by reference, in encoded bytes (default 64 MB); above it: `PayloadTooLargeError`. */
   maxValueBytes?: number
+  /**
+   * Serve Prometheus metrics on `GET /metrics` (default: not served; `{}` serves them on a free
+   * port of 127.0.0.1, see `node.metricsUrl`). The telemetry sample on `H.stats.<node>` is
+   * published either way. See docs/OPERATIONS.md for every metric.
+   */
+  metrics?: MetricsOptions
 }
 
 /** A running node. */
@@ -129,6 +143,10 @@ export class Node {
   })
   /** Waits on this node's state (joining waits until placement has settled). */
   readonly #waits = new Conditions()
+  /** @internal What this node counted (runtime/metrics/), read by scrapes and the telemetry sample. */
+  readonly metrics = new NodeRecorder()
+  #registry: Registry | undefined
+  #observer: Observer | undefined
 
   private constructor(
     /** @internal */ readonly nc: NatsConnection,
@@ -226,6 +244,7 @@ export class Node {
           blobs: new BlobStore(nc, hub.jsm, hub.names, limits),
         },
       )
+      node.#observer = await node.#observe(options.metrics)
       if ((options.placement ?? 'dynamic') === 'static') {
         const all = Array.from({ length: hub.meta.partitions }, (_, p) => p)
         const store = assignmentStore(hub.metaKv)
@@ -239,11 +258,39 @@ export class Node {
       return node
     } catch (err) {
       if (node !== undefined) node.#agent?.close()
+      if (node !== undefined) await node.#observer?.close()
       await workers?.stop()
       await workerClient?.close()
       await nc.close().catch(() => {})
       throw err
     }
+  }
+
+  /**
+   * Basalt's Prometheus registry of this node (prom-client); to serve it with your own metrics,
+   * merge it: `Registry.merge([yours, node.metricsRegistry])`.
+   */
+  get metricsRegistry(): Registry {
+    return (this.#registry ??= metricsRegistry(this.metrics))
+  }
+
+  /** Where `GET /metrics` is served (`http://host:port/metrics`), when `metrics` was given. */
+  get metricsUrl(): string | undefined {
+    return this.#observer?.endpoint?.url
+  }
+
+  /** Publishes the telemetry sample and serves the metrics endpoint (runtime/metrics/observe.ts). */
+  #observe(metrics: MetricsOptions | undefined): Promise<Observer> {
+    const subject = this.hub.names.stats(this.nodeId)
+    return observeNode(this.metrics, {
+      node: this.nodeId,
+      hub: this.hub.names.hub,
+      activities: this.workflows.activities,
+      workers: this.workers,
+      publish: (json) => this.nc.publish(subject, json),
+      registry: () => this.metricsRegistry,
+      metrics,
+    })
   }
 
   /** The hub's partition count. */
@@ -269,6 +316,7 @@ export class Node {
   async stop(options: { snapshot?: boolean } = {}): Promise<void> {
     if (this.#stopped) return
     this.#stopped = true
+    await this.#observer?.close()
     for (const t of this.#restarts) clearTimeout(t)
     const agent = this.#agent
     const running = [...this.partitions.values()]
@@ -400,6 +448,7 @@ export class Node {
   /** Stops partition p gracefully (its in-flight commit completes) and releases it. */
   #handOff(p: number, partition: Partition, snapshot = false): Promise<void> {
     this.partitions.delete(p)
+    this.metrics.lost()
     this.#recentReplies.delete(p) // the next owner answers for p
     const epoch = partition.options.epoch
     const done = partition
@@ -436,6 +485,7 @@ export class Node {
       ...(this.#agent === undefined ? {} : { mayWrite: () => this.#agent?.holdsLease() ?? true }),
       ...(this.#agent === undefined ? {} : { types: this.#agent.types }),
       recentReplies: this.#recentReplies.get(p) ?? new RecentReplies(),
+      metrics: this.metrics,
     }
     this.#recentReplies.set(p, options.recentReplies!)
     const partition = await Partition.start(this.nc, this.hub, p, options)
@@ -444,10 +494,12 @@ export class Node {
       return
     }
     this.partitions.set(p, partition)
+    this.metrics.gained()
   }
 
   #onStopped(p: number, epoch: number, reason: 'fenced' | 'failed', error: Error): void {
     if (this.partitions.get(p)?.options.epoch === epoch) this.partitions.delete(p)
+    this.metrics.lost()
     if (this.#stopped) return
     const agent = this.#agent
     if (reason === 'fenced') {

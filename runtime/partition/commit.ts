@@ -22,6 +22,7 @@ import {
   type NatsConnection,
 } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
+import type { PartitionMetrics } from '../metrics/index.ts'
 import type { ChangeFeed } from './change-feed.ts'
 import type { CommitLog } from './commit-log.ts'
 import type { MailboxCursor } from './cursor.ts'
@@ -53,7 +54,8 @@ export interface CommitCore {
   readonly logger: Logger
   readonly nc: NatsConnection
   readonly names: HubNames
-  readonly stats: { records: number; snapshots: number; changes: number }
+  readonly stats: { records: number; messages: number; snapshots: number; changes: number }
+  readonly metrics: PartitionMetrics
   readonly options: { snapshotRecords: number; snapshotIntervalMs: number; cacheSize: number }
   stopped(): boolean
   /** Stops the partition (fenced: a newer owner exists; failed: the node restarts it). */
@@ -86,6 +88,7 @@ export class Commits {
   /** Seals the open round into a record and appends it; a new round opens at once. */
   seal(): void {
     const round = this.open
+    this.core.metrics.sealed(this.core.stats.messages)
     round.lq = this.core.cursor.local.slice()
     const record = round.toRecord(this.core.epoch, this.core.dedup.seal(round.n))
     record.o = this.core.writer.o!
@@ -128,6 +131,7 @@ export class Commits {
     this.core.log.appended(seq)
     this.inflight = null
     this.core.stats.records++
+    this.core.metrics.committed()
     this.core.dedup.apply(record)
     this.core.snap.committed(record, seq)
     for (const [inbox, reps] of record.rep) this.sendReplies(inbox, reps)
@@ -155,10 +159,12 @@ export class Commits {
   maybeSnapshot(): void {
     const { snapshotRecords, snapshotIntervalMs, cacheSize } = this.core.options
     if (this.core.stopped() || !this.core.snap.due(snapshotRecords, snapshotIntervalMs, cacheSize)) return
+    this.core.metrics.snapshotStarted()
     void this.core.snap
       .take(this.#checkpointFields.bind(this))
       .then(() => {
         this.core.stats.snapshots++
+        this.core.metrics.snapshotted()
         this.core.entities.evict()
         this.maybeSnapshot()
         this.core.kick()

@@ -54,6 +54,7 @@ export type EntityPort = Pick<
   | 'logger'
   | 'valueLimit'
   | 'blobs'
+  | 'metrics'
   | 'holdFor'
   | 'roundNumber'
   | 'charge'
@@ -194,6 +195,7 @@ export class EntityHost implements ValueEncoder {
     // inside another orchestration's critical section: wait for its unlock
     if (this.#locks.holds(itemKey, msg)) return
     const cached = this.#cache.get(itemKey)
+    if (cached !== undefined) this.port.metrics.cacheHit()
     if (cached !== undefined) return this.#check(type, cached, itemKey, msg)
     return this.#load(itemKey, msg.t, msg.key).then((entry) => this.#check(type, entry, itemKey, msg))
   }
@@ -241,6 +243,7 @@ export class EntityHost implements ValueEncoder {
     args: unknown[],
   ): void | Promise<void> {
     entry.used = true
+    this.port.metrics.entityOp(msg.t, msg.op, msg.r === undefined && msg.ro === undefined)
     const ctx = this.#ctx
     ctx.reset(msg, entry.state)
     let result: unknown
@@ -447,6 +450,7 @@ export class EntityHost implements ValueEncoder {
   }
 
   async #load(itemKey: string, type: string, key: string): Promise<Entry> {
+    this.port.metrics.cacheMiss()
     const bytes = await this.port.readItem(itemKey)
     let state = bytes === null ? this.registry.initialState(type) : decode(bytes, `state of ${type}@${key}`)
     let large: LargeState | undefined

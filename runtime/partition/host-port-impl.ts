@@ -9,6 +9,7 @@ import { BadInputError, PayloadTooLargeError, partitionOf } from '../../actors/i
 import type { ActorMessage, ReplyTo, TimerValue } from '../../actors/wire/index.ts'
 import { decode, encode, itemKey, type BlobStore, type PartitionStorage } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
+import type { PartitionMetrics } from '../metrics/index.ts'
 import type { HostPort } from './host-port.ts'
 import { resolveWrite, type CommitRound, type ItemWrite, type RoundReply } from './round.ts'
 import type { SnapshotState } from './snapshot.ts'
@@ -23,6 +24,7 @@ export interface PortCore {
   readonly partitions: number
   readonly logger: Logger
   readonly blobs: BlobStore
+  readonly metrics: PartitionMetrics
   readonly types: TypeDirectory | undefined
   readonly storage: PartitionStorage
   readonly snap: SnapshotState
@@ -57,6 +59,10 @@ export class PartitionHostPort implements HostPort {
 
   get blobs(): BlobStore {
     return this.core.blobs
+  }
+
+  get metrics(): PartitionMetrics {
+    return this.core.metrics
   }
 
   get valueLimit(): number {

@@ -19,6 +19,7 @@ import type {
   WaitMessage,
 } from '../../actors/wire/index.ts'
 import type { Logger } from '../util/index.ts'
+import type { PartitionMetrics } from '../metrics/index.ts'
 import type { ItemWrite, RoundReply } from './round.ts'
 
 /** What a partition offers to the hosts of its entities and instances. */
@@ -29,6 +30,8 @@ export interface HostPort {
   readonly valueLimit: number
   /** Large values by reference (runtime/nats/blobs.ts). */
   readonly blobs: BlobStore
+  /** Where the hosts' metrics go (runtime/metrics/recorder.ts). */
+  readonly metrics: PartitionMetrics
   /** Number of the record the current round will become (unique per record). */
   readonly roundNumber: number
   /** The open round's record is appended only once `written` (a blob write) resolved. */

@@ -2,7 +2,8 @@
  * runtime/partition/ — the partition: one single-writer loop per partition and its state slices,
  * one file each (recovery and commit in partition.ts, the round, the outbox, timers, snapshots,
  * the mailbox reader, queries, the change feed, recent replies, the stall watch, unknown types,
- * value limits), the entity host, and the one port both hosts act through (host-port.ts). May import runtime/nats/, runtime/util/, actors/ and entities/; never the
+ * value limits), the entity host, and the one port both hosts act through (host-port.ts). May import runtime/nats/, runtime/util/,
+ * runtime/metrics/ (its recorders), actors/ and entities/; never the
  * hosts above it (runtime/instances/, activities/, client/, node/): they import it.
  */
 export { Partition, type PartitionOptions } from './partition.ts'

@@ -14,6 +14,7 @@ import {
 } from '../../actors/wire/index.ts'
 import { decode, encode, itemKey, type PartitionStorage } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
+import type { PartitionMetrics } from '../metrics/index.ts'
 import type { MailboxCursor } from './cursor.ts'
 import type { DedupState } from './dedup.ts'
 import type { EntityHost } from './entity-host.ts'
@@ -36,6 +37,7 @@ export interface IntakeCore {
   readonly types: TypeDirectory | undefined
   readonly storage: PartitionStorage
   readonly stats: { messages: number; deadLetters: number }
+  readonly metrics: PartitionMetrics
   readonly inbox: MailboxReader
   readonly cursor: MailboxCursor
   readonly dedup: DedupState
@@ -132,7 +134,10 @@ export class Intake {
     if ('c' in env) {
       if (idx === 0) {
         const from = { client: env.c, batch: env.q }
-        if (this.core.dedup.isDuplicate(from)) return this.#advance(seq + 1, 0, budget)
+        if (this.core.dedup.isDuplicate(from)) {
+          this.core.metrics.duplicate()
+          return this.#advance(seq + 1, 0, budget)
+        }
         this.core.dedup.accept(from, Date.now())
       }
       for (; idx < env.m.length; idx++) {
@@ -150,6 +155,7 @@ export class Intake {
         if (idx === offset) {
           const from = { partition: env.p, record: n }
           if (this.core.dedup.isDuplicate(from)) {
+            this.core.metrics.duplicate()
             idx = end
             offset = end
             continue

@@ -6,6 +6,7 @@
 import type { EntityRegistry } from '../../entities/index.ts'
 import type { BlobStore } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
+import type { NodeMetrics } from '../metrics/index.ts'
 import type { HostPort, InstanceHandler } from './host-port.ts'
 import type { RecentReplies } from './recent-replies.ts'
 import type { TypeDirectory } from './unknown-types.ts'
@@ -38,6 +39,8 @@ export interface PartitionOptions {
   types?: TypeDirectory
   /** Large values by reference (default: a store with the default limits). */
   blobs?: BlobStore
+  /** Where the partition's metrics go (default: nowhere). */
+  metrics?: NodeMetrics
   /** Called once when the partition stops for any reason other than close(). */
   onStopped(reason: 'fenced' | 'failed', error: Error): void
 }

@@ -43,6 +43,7 @@ import { CommitLog } from './commit-log.ts'
 import { DEFER_UNKNOWN_MS } from './unknown-types.ts'
 import { Intake } from './intake.ts'
 import type { PartitionOptions, PartitionStats } from './partition-options.ts'
+import { noNodeMetrics, type PartitionMetrics } from '../metrics/index.ts'
 
 export type { PartitionOptions, PartitionStats } from './partition-options.ts'
 
@@ -94,6 +95,8 @@ export class Partition {
   readonly #waits = new Conditions()
   /** Large values of this partition's entities and instances (runtime/nats/blobs.ts). */
   readonly blobs: BlobStore
+  /** This run's metrics recorder (runtime/metrics/recorder.ts). */
+  readonly metrics: PartitionMetrics
 
   private constructor(
     readonly nc: NatsConnection,
@@ -103,6 +106,7 @@ export class Partition {
   ) {
     this.#storage = new PartitionStorage(nc, hub, p)
     this.blobs = options.blobs ?? new BlobStore(nc, hub.jsm, hub.names, blobLimits({}))
+    this.metrics = (options.metrics ?? noNodeMetrics).partition(this)
     this.#writer = { e: options.epoch, o: Math.floor(Math.random() * 0xffffffff) }
     this.#log = new CommitLog(this.#storage, p, this.#writer, options.logger)
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024
@@ -114,6 +118,7 @@ export class Partition {
       partitions: hub.meta.partitions,
       logger: options.logger,
       blobs: this.blobs,
+      metrics: this.metrics,
       types: options.types,
       storage: this.#storage,
       snap: this.#snap,
@@ -157,6 +162,7 @@ export class Partition {
       types: options.types,
       storage: this.#storage,
       stats: this.stats,
+      metrics: this.metrics,
       inbox: this.#inbox,
       cursor: this.#cursor,
       dedup: this.#dedup,
@@ -188,6 +194,7 @@ export class Partition {
       nc,
       names: hub.names,
       stats: this.stats,
+      metrics: this.metrics,
       options,
       stopped: () => this.#stopped,
       stop: (reason, err) => this.#stop(reason, err),
@@ -220,6 +227,11 @@ export class Partition {
   /** Number of entities in memory. */
   get cachedEntities(): number {
     return this.#entities.cached
+  }
+
+  /** Mailbox envelopes received but not processed yet. */
+  get backlog(): number {
+    return this.#inbox.length
   }
 
   /**
@@ -422,6 +434,7 @@ export class Partition {
 
   #shutdown(): void {
     this.#stopped = true
+    this.metrics.closed()
     this.#loop.stop()
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     clearInterval(this.#snapshotTimer)

@@ -24,7 +24,7 @@ import {
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
 import { HubNames } from '../../runtime/nats/hub.ts'
 import { clientPermissions, nodePermissions, renderPermissions } from '../../runtime/nats/permissions.ts'
-import { Counter } from '../fixtures/entities.ts'
+import { Counter, Log } from '../fixtures/entities.ts'
 import { helloSequence, sayHello } from '../fixtures/workflows.ts'
 import { spawnTs, tempDir, useNatsServer, waitFor } from '../tooling/harness.ts'
 
@@ -41,7 +41,7 @@ async function startStack(
   const node = await Node.start({
     ...nodeConnection,
     hub,
-    registry: [Counter, helloSequence, sayHello],
+    registry: [Counter, Log, helloSequence, sayHello],
     partitions: 2,
     logger: silentLogger,
   })
@@ -118,6 +118,23 @@ describe('users and passwords, with the node and client permissions', () => {
 
   it('runs a node and a client with exactly the documented permissions', async () => {
     await exercise(stack.client, 'perm-1')
+  })
+
+  it('lets the client user send and read large values (by reference, in the blob stream)', async () => {
+    // over max_payload: the client stores the argument as a blob before it sends the signal
+    const huge = 'h'.repeat(1_200_000)
+    await stack.client.entity(Log, 'big-1').signal.append(huge)
+    // over 32 kB: the node keeps the state by reference; the client reads it with a direct get
+    const big = 'b'.repeat(40_000)
+    await stack.client.entity(Log, 'big-2').signal.append(big)
+    const read = await stack.client.readEntityState(Log, 'big-2')
+    expect(read.state?.[0]?.length, 'length of the 40 kB state of big-2 as the client user reads it').toBe(
+      big.length,
+    )
+    const stored = await stack.client.readEntityState(Log, 'big-1')
+    expect(stored.state?.[0]?.length, 'length of the 1.2 MB state of big-1 as the client user reads it').toBe(
+      huge.length,
+    )
   })
 
   it('takes the user and password from a server URL, and keeps them out of messages', async () => {

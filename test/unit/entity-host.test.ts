@@ -9,6 +9,7 @@ import { itemKey } from '../../runtime/nats/item-keys.ts'
 import { EntityHost, type EntityPort } from '../../runtime/partition/entity-host.ts'
 import type { RoundReply } from '../../runtime/partition/round.ts'
 import { silentLogger } from '../../runtime/util/logger.ts'
+import { noPartitionMetrics } from '../../runtime/metrics/index.ts'
 import { Counter, Log } from '../fixtures/entities.ts'
 
 function fake(overrides: Partial<EntityPort> = {}) {
@@ -34,6 +35,7 @@ function fake(overrides: Partial<EntityPort> = {}) {
         throw new PayloadTooLargeError('a value', bytes.length, 8, 'maxValueBytes')
       },
     } as unknown as BlobStore,
+    metrics: noPartitionMetrics,
     holdFor: () => {},
     roundNumber: 1,
     charge: (bytes) => (seen.charged += bytes),

@@ -13,6 +13,7 @@ import { CommitRound } from '../../runtime/partition/round.ts'
 import type { SnapshotState } from '../../runtime/partition/snapshot.ts'
 import { TimerSet } from '../../runtime/partition/timers.ts'
 import { silentLogger } from '../../runtime/util/logger.ts'
+import { noPartitionMetrics } from '../../runtime/metrics/index.ts'
 
 const PARTITIONS = 4
 
@@ -31,6 +32,7 @@ function fake() {
     partitions: PARTITIONS,
     logger: silentLogger,
     blobs: {} as BlobStore,
+    metrics: noPartitionMetrics,
     types: undefined,
     storage: {} as PartitionStorage,
     snap: { isDirty: (key: string) => state.dirty.has(key), *dirtyWrites() {} } as unknown as SnapshotState,

@@ -1,0 +1,67 @@
+/**
+ * The Prometheus endpoint of a node: `GET /metrics` on a plain `node:http` server, bound to
+ * 127.0.0.1 unless told otherwise (metrics name instances and types: keep them off public
+ * interfaces). Anything else answers 404.
+ */
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Registry } from 'prom-client'
+
+/** Where a node serves its metrics (see `NodeOptions.metrics`). */
+export interface MetricsOptions {
+  /** TCP port (default 0: any free port; read it from `node.metricsUrl`). */
+  port?: number
+  /** Interface to bind (default 127.0.0.1). */
+  host?: string
+  /**
+   * Your own registry, served on the same endpoint after Basalt's metrics (read at every scrape,
+   * so metrics you register later appear too).
+   */
+  registry?: Registry
+}
+
+/** A running endpoint. */
+export interface MetricsEndpoint {
+  /** `http://host:port/metrics`. */
+  readonly url: string
+  close(): Promise<void>
+}
+
+/**
+ * Serves `registry` (and `options.registry` after it) on `GET /metrics`; resolves once listening.
+ * Rejects when the port is taken.
+ */
+export async function serveMetrics(
+  registry: Registry,
+  options: MetricsOptions = {},
+): Promise<MetricsEndpoint> {
+  const registries = options.registry === undefined ? [registry] : [registry, options.registry]
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0]
+    if (req.method !== 'GET' || path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; metrics are at /metrics\n')
+      return
+    }
+    Promise.all(registries.map((r) => r.metrics())).then(
+      (texts) => res.writeHead(200, { 'content-type': registry.contentType }).end(texts.join('\n')),
+      (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${String(err)}\n`),
+    )
+  })
+  const host = options.host ?? '127.0.0.1'
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
+}
