@@ -6,7 +6,7 @@
  * (instance-port.ts). May import runtime/nats/, runtime/util/, actors/ and entities/; never the
  * hosts above it (runtime/instances/, activities/, client/, node/): they import it.
  */
-export { Partition, targetOf, type PartitionOptions } from './partition.ts'
+export { Partition, targetOf, type PartitionOptions, type PartitionStats } from './partition.ts'
 export type { InstanceHandler, PartitionPort } from './instance-port.ts'
 export { RecentReplies } from './recent-replies.ts'
 export { DEFER_UNKNOWN_MS } from './unknown-types.ts'
