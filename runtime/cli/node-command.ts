@@ -30,7 +30,7 @@ export interface NodeFlags extends ConnectionFlags {
 /**
  * Runs `basalt node`: loads the registry from `--load`, starts a node on `--servers` / `--hub`
  * with `--workers` partition threads (default: the number of cores),
- * prints `node <id> running on hub <hub>`, and on SIGTERM or SIGINT stops it (final snapshots,
+ * prints `node <id> running on hub <hub>` (then, with threads, `node <id> runs its partitions on N worker threads`), and on SIGTERM or SIGINT stops it (final snapshots,
  * partitions handed over), prints `node <id> stopped` and resolves with 0. A second signal while
  * stopping exits at once with 1.
  *
@@ -60,6 +60,8 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
   // listen before telling anyone that the node runs: a SIGTERM sent on that line must stop it
   const stopRequested = waitForStopSignal(node)
   out(`node ${node.nodeId} running on hub ${hub}`)
+  if (node.threadCount > 1)
+    out(`node ${node.nodeId} runs its partitions on ${node.threadCount} worker threads`)
 
   const signal = await stopRequested
   if (signal === 'closed') {
