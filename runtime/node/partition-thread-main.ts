@@ -167,8 +167,14 @@ function threadLogger(post: (msg: FromThread) => void): Logger {
     try {
       post({ t: 'log', level, message, ...(fields === undefined ? {} : { fields }) })
     } catch {
-      // a field that cannot be cloned: send it as text
-      post({ t: 'log', level, message, fields: { fields: JSON.stringify(fields) } })
+      // a field that cannot be cloned: send the fields as text
+      let text: string
+      try {
+        text = JSON.stringify(fields)
+      } catch {
+        text = String(fields)
+      }
+      post({ t: 'log', level, message, fields: { fields: text } })
     }
   }
   return { info: send('info'), warn: send('warn'), error: send('error') }
