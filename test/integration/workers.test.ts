@@ -158,9 +158,31 @@ describe('a node with worker threads', () => {
     await expectCounts(client, keys, 3, 'after the join and the leave')
   })
 
+  it('reports a partition fenced in its thread: a newer owner takes it, nothing lost or applied twice', async () => {
+    const hub = 'thr-fence'
+    // static placement: each start claims every partition with a fresh epoch, fencing the earlier owner
+    const older = await startNode(hub, 'older', { placement: 'static', partitions: 4 })
+    expect(await older.partitionIds()).toEqual([0, 1, 2, 3])
+    const client = await connectClient(hub)
+    const keys = Array.from({ length: 40 }, (_, i) => `f${i}`)
+    await wave(client, keys)
+    await expectCounts(client, keys, 1, 'before the newer owner')
+    const newer = await startNode(hub, 'newer', { placement: 'static', partitions: 4, workers: 1 })
+    expect([...newer.partitions.keys()].sort()).toEqual([0, 1, 2, 3])
+    await wave(client, keys) // both read the mailboxes; only the newer owner can commit
+    await waitFor(
+      async () => (await older.partitionIds()).length === 0,
+      'the older node to report every partition fenced in its threads',
+    )
+    await expectCounts(client, keys, 2, 'after the take-over')
+    expect(older.stats().failures, 'fencing is not a failure').toBe(0)
+  })
+
   it('refuses workers > 1 without a registry module, naming both options', async () => {
     const start = Node.start({ servers: nats.url, hub: 'thr-bad', registry: [Counter], workers: 2 })
     await expect(start).rejects.toBeInstanceOf(BadInputError)
     await expect(start).rejects.toThrow(/workers: 2 needs registryModule/)
+    const both = Node.start({ servers: nats.url, hub: 'thr-bad', registry: [Counter], registryModule })
+    await expect(both).rejects.toThrow(/either registry or registryModule/)
   })
 })
