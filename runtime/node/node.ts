@@ -5,7 +5,8 @@
  * join, leave and missed heartbeats (see `placement/agent.ts`). The node obeys: it starts what is
  * assigned to it, with the assigned epoch, and stops what was moved away, releasing it for the new
  * owner. With `placement: 'static'` a node instead claims the partitions it is told to run (all, by
- * default) with fresh epochs, fencing out whoever ran them before.
+ * default) with fresh epochs, fencing out whoever ran them before. With `workers > 1` the
+ * partitions run on worker threads (partition-threads.ts); placement stays here, on one thread.
  */
 import { availableParallelism, hostname } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -62,7 +63,8 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
   /**
    * A module that exports the registry (`export const registry = [...]`, else `export default
    * [...]`; a path or file URL, or a package name, resolved against the working directory), in
-   * place of `registry`. Needed with `workers > 1`: every partition thread imports it itself.
+   * place of `registry`. Needed with `workers > 1`: every partition thread imports it itself (and
+   * so does the calling thread: the module runs once per thread).
    */
   registryModule?: string | URL
   /**
@@ -178,8 +180,10 @@ export class Node {
    * assigned to this node; resolves once the placement has settled (every partition assigned to a
    * live node, shares even to within one, this node running its share) or `readyTimeoutMs` passed. Throws
    * `ConnectionError` naming the URL when NATS cannot be reached, `AuthorizationError` when it
-   * refuses the credentials, and `BadInputError` for a
-   * bad hub name or registry.
+   * refuses the credentials, and `BadInputError` for a bad hub name or registry, a registry module
+   * that cannot be loaded, `workers > 1` without `registryModule`, or both `registry` and
+   * `registryModule`. With `workers > 1` the partitions run on worker threads (see
+   * `runtime/node/partition-threads.ts`).
    *
    * @example
    * const node = await Node.start({ servers: 'nats://127.0.0.1:4222', hub: 'demo', registry: [Counter] })
