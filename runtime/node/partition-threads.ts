@@ -235,6 +235,8 @@ export class PartitionThreads {
   #stopping = false
   readonly #lease: Int32Array
   #respawn: NodeJS.Timeout | undefined
+  /** Starts waiting for a thread to be spawned (none was alive). */
+  readonly #spawnWaiters: Array<() => void> = []
 
   private constructor(
     readonly setup: Omit<ThreadSetup, 'index'>,
@@ -284,7 +286,14 @@ export class PartitionThreads {
    * `Partition.start` threw (`FencedError` included), or `IllegalStateError` if the thread died.
    */
   async startPartition(p: number, epoch: number): Promise<RunningPartition> {
-    const thread = this.#pick(p)
+    let thread = this.#pick(p)
+    while (thread === undefined) {
+      // every thread died and none is back yet: wait for the next one rather than fail at once
+      // (the node retries a failed start straight away, which would spin until then)
+      if (this.#stopping) throw new IllegalStateError('the partition threads are stopping')
+      await new Promise<void>((resolve) => this.#spawnWaiters.push(resolve))
+      thread = this.#pick(p)
+    }
     thread.starting.set(p, epoch)
     try {
       await thread.ready
@@ -326,6 +335,7 @@ export class PartitionThreads {
   async stop(): Promise<void> {
     this.#stopping = true
     clearTimeout(this.#respawn)
+    for (const wake of this.#spawnWaiters.splice(0)) wake()
     await Promise.all(
       this.#threads.map(async (t) => {
         if (t.exited) return
@@ -338,9 +348,10 @@ export class PartitionThreads {
     )
   }
 
-  #pick(p: number): PartitionThread {
+  /** The least loaded live thread (ties: thread `p mod N`); undefined when none is alive. */
+  #pick(p: number): PartitionThread | undefined {
     const alive = this.#threads.filter((t) => !t.exited)
-    if (alive.length === 0) throw new IllegalStateError('no partition thread is running')
+    if (alive.length === 0) return undefined
     const least = Math.min(...alive.map((t) => t.load))
     const preferred = this.#threads[p % this.#threads.length]!
     if (!preferred.exited && preferred.load === least) return preferred
@@ -367,6 +378,7 @@ export class PartitionThreads {
     if (this.#stopping) return
     const next = this.#spawn(index)
     this.#threads[index] = next
+    for (const wake of this.#spawnWaiters.splice(0)) wake()
     next.ready.catch((err: unknown) =>
       this.events.logger.error('partition thread failed to start', { thread: index, error: String(err) }),
     )

@@ -140,6 +140,26 @@ describe('a node with worker threads', () => {
     expect(await crasher.call.get()).toBe(1)
   })
 
+  it('survives both threads dying at once: every partition comes back, totals exact', async () => {
+    const hub = 'thr-both'
+    const node = await startNode(hub, 'a')
+    const client = await connectClient(hub)
+    const keys = Array.from({ length: 100 }, (_, i) => `k${i}`)
+    await wave(client, keys)
+    const inFlight = wave(client, keys)
+    await Promise.all([node.crashThreadForTest(0), node.crashThreadForTest(1)])
+    await inFlight
+    await wave(client, keys)
+    await expectCounts(client, keys, 3, 'after both threads were terminated')
+    expect(node.stats().failures, 'one failure per partition of the two threads').toBe(8)
+    await waitFor(
+      async () => (await node.partitionIds()).length === 8,
+      'every partition running again after both threads died',
+    )
+    const view = await node.threadView()
+    expect(view.map((t) => t.partitions.length).sort(), JSON.stringify(view)).toEqual([4, 4])
+  })
+
   it('gives half its partitions to a second node that joins, and takes them back', async () => {
     const hub = 'thr-join'
     const a = await startNode(hub, 'a')
