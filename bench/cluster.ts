@@ -1,7 +1,7 @@
 /**
  * Node processes for the scale-out benchmarks. Each node is its own OS process started through the
  * CLI — `node runtime/cli/basalt.mjs node --servers URL --hub H --load bench/registry.ts --node-id ID
- * [--partitions N]` — with the default placement settings (heartbeat 1 s, lease 3 s). Placement is
+ * --workers 1 [--partitions N]` — with the default placement settings (heartbeat 1 s, lease 3 s). Placement is
  * read from the hub's metadata bucket (`readPlacement`).
  *
  * Process hygiene: every child is SIGKILLed by {@link NodeCluster.close} (call it in a `finally`),
@@ -259,7 +259,22 @@ export class NodeCluster {
   async start(id: string, timeoutMs = 60_000): Promise<NodeProcess> {
     if (this.nodes.has(id)) throw new Error(`node ${id} was started before`)
     const { url, hub, partitions, logDir } = this.options
-    const args = [CLI, 'node', '--servers', url, '--hub', hub, '--load', REGISTRY, '--node-id', id]
+    // one partition thread per process (`basalt node` defaults to one per core): "more nodes" stays
+    // "more processes", comparable with the earlier scale-out figures
+    const args = [
+      CLI,
+      'node',
+      '--servers',
+      url,
+      '--hub',
+      hub,
+      '--load',
+      REGISTRY,
+      '--node-id',
+      id,
+      '--workers',
+      '1',
+    ]
     if (partitions !== undefined) args.push('--partitions', String(partitions))
     const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] })
     const logFile =

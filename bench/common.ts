@@ -2,6 +2,7 @@
  * What the benchmarks share (`bench/run.ts` runs them): the figure format, the options, the context a
  * benchmark runs with, the error that marks a wrong result, and percentile helpers.
  */
+import { readFileSync } from 'node:fs'
 import type { Client, Node } from '../runtime/index.ts'
 import type { RegistryItem } from '../runtime/node/node.ts'
 
@@ -46,6 +47,12 @@ export interface Options {
   partitions: number | undefined
   /** Directory that receives each node process's output, one file per node (default: none). */
   nodeLogs: string | undefined
+  /**
+   * `--workers 1,2` (hello-sequence, entity-signals): the in-process node runs its partitions on that
+   * many worker threads, each count in turn, serving `bench/registry.ts` (default: no list, the
+   * node of `registry` on the calling thread).
+   */
+  workers: number[] | undefined
 }
 
 /** What a benchmark gets to run with. */
@@ -59,7 +66,9 @@ export interface BenchContext {
   /** Progress on stderr (silent with `--json`). */
   log(message: string): void
   /** Starts a node and a client on a fresh hub; `close()` shuts both down (and deletes the hub). */
-  stack(options: { registry: RegistryItem[]; pipelining?: boolean }): Promise<Stack>
+  stack(options: { registry: RegistryItem[]; pipelining?: boolean; workers?: number }): Promise<Stack>
+  /** CPU time the benchmark's own nats-server has used so far, in ms (undefined: external, or no `/proc`). */
+  serverCpuMs(): number | undefined
   /** A fresh hub name, for benchmarks that start their own nodes. */
   newHub(): string
   /** Deletes a hub made with {@link newHub} when the server is shared (our own is thrown away). */
@@ -139,10 +148,26 @@ export function nodesLabel(n: number): string {
  * neither is there, and for the other benchmarks (whose setup does not vary).
  */
 export function setupLabel(figure: Pick<Figure, 'bench' | 'params'>): string {
-  if (figure.bench !== 'hello-sequence') return ''
-  const parts: string[] = []
-  const { nodes, concurrency } = figure.params
+  const { nodes, concurrency, workers } = figure.params
+  const threads = typeof workers === 'number' ? `${workers} worker${workers === 1 ? '' : 's'}` : ''
+  if (figure.bench !== 'hello-sequence') return threads
+  const parts: string[] = threads === '' ? [] : [threads]
   if (typeof nodes === 'number') parts.push(nodesLabel(nodes))
   if (typeof concurrency === 'number') parts.push(`${concurrency} in flight`)
   return parts.join(', ')
+}
+
+/**
+ * CPU time (user + system) process `pid` has used so far, in ms, from `/proc/<pid>/stat` (clock
+ * ticks taken as 10 ms); undefined where there is no `/proc` or the process is gone.
+ */
+export function processCpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // fields after "pid (comm) ": state is field 3, utime 14, stime 15
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 10
+  } catch {
+    return undefined
+  }
 }

@@ -2,7 +2,9 @@
  * `hello-sequence`: orchestrations of `--activities` synchronous activities in a row, driven by this
  * process's client — against a node in this process, or with `--nodes 1,2,3` against that many node
  * processes (`bench/cluster.ts`), each count in turn on a fresh hub; at each `--concurrency` level
- * in turn (`--concurrency 256,1024,2048`), so the throughput/latency curve shows.
+ * in turn (`--concurrency 256,1024,2048`), so the throughput/latency curve shows. With `--workers 1,2`
+ * the in-process node runs its partitions on that many worker threads, each count in turn, and the
+ * figures add the CPU per instance of this process (node and client) and of the nats-server.
  */
 import { performance } from 'node:perf_hooks'
 import { Client } from '../runtime/index.ts'
@@ -17,11 +19,16 @@ const DEFAULT_PARTITIONS = 32
 export async function runHelloSequence(ctx: BenchContext): Promise<void> {
   const counts = ctx.options.nodes
   if (counts === undefined) {
-    const stack = await ctx.stack({ registry: benchWorkflows })
-    try {
-      await measureHelloSequence(ctx, stack.client, {})
-    } finally {
-      await stack.close()
+    for (const workers of ctx.options.workers ?? [undefined]) {
+      const stack = await ctx.stack({
+        registry: benchWorkflows,
+        ...(workers === undefined ? {} : { workers }),
+      })
+      try {
+        await measureHelloSequence(ctx, stack.client, workers === undefined ? {} : { workers })
+      } finally {
+        await stack.close()
+      }
     }
     return
   }
@@ -76,10 +83,12 @@ async function measureHelloSequence(
     const nodesCpuBefore = cluster?.cpuMs()
     const recordsBefore = await cluster?.logAppends()
     const clientCpuBefore = process.cpuUsage()
+    const serverCpuBefore = ctx.serverCpuMs()
     const t0 = performance.now()
     const latencies = await loaded(instances, concurrency)
     const seconds = (performance.now() - t0) / 1000
     const clientCpu = process.cpuUsage(clientCpuBefore)
+    const serverCpuAfter = ctx.serverCpuMs()
     const nodesCpuAfter = cluster?.cpuMs()
     const recordsAfter = await cluster?.logAppends()
     const params = { instances, concurrency, activities, ...extra }
@@ -99,6 +108,17 @@ async function measureHelloSequence(
         'ms',
         params,
       )
+    }
+    if (extra['workers'] !== undefined) {
+      // the node runs in this process (every thread): its CPU, the client's included, and the server's
+      ctx.emit(
+        'process_cpu_ms_per_instance',
+        perInstance((clientCpu.user + clientCpu.system) / 1000),
+        'ms',
+        params,
+      )
+      if (serverCpuBefore !== undefined && serverCpuAfter !== undefined)
+        ctx.emit('server_cpu_ms_per_instance', perInstance(serverCpuAfter - serverCpuBefore), 'ms', params)
     }
     // The next level, and "unloaded" (an idle node), start after the background snapshot of this
     // phase (one state-bucket write per instance, due within the 2 s snapshot interval) is done.

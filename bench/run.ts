@@ -30,8 +30,10 @@ import {
   type Distribution,
   type Figure,
   type Options,
+  processCpuMs,
 } from './common.ts'
 import { positiveInt, positiveIntList } from './args.ts'
+import { fileURLToPath } from 'node:url'
 import {
   DEFAULT_REPORT_DIR,
   FIGURES_FILE,
@@ -47,6 +49,9 @@ import { BenchAccount, benchWorkflows, fanOutFanIn, transfer } from './workflows
 import { Counter } from './entities.ts'
 import { runHelloSequence } from './hello-sequence.ts'
 import { runTakeover } from './takeover.ts'
+
+/** The registry module of nodes with worker threads (`--workers`). */
+const BENCH_REGISTRY = fileURLToPath(new URL('./registry.ts', import.meta.url))
 
 /** Targets from the project's issue, shown in the table. */
 const TARGETS: Record<string, { op: '>=' | '<=' | '<'; value: number }> = {
@@ -148,6 +153,19 @@ const benchmarks: Record<string, Benchmark> = {
     async run(ctx) {
       const { entities, signals, warmup } = ctx.options
       const base = { entities, signals, warmup }
+      if (ctx.options.workers !== undefined) {
+        // node CPU per signal with its partitions on 1, 2, … worker threads, side by side
+        for (const workers of ctx.options.workers) {
+          const run = await measureEntitySignals(ctx, true, workers)
+          const params = { ...base, partitions: run.partitions, workers }
+          ctx.emit('signals_per_s', run.signalsPerS, '1/s', params)
+          ctx.emit('call_p50_ms', run.callP50, 'ms', { ...params, calls: CALLS })
+          ctx.emit('process_cpu_us_per_signal', run.processCpuUs, 'us', params)
+          if (run.serverCpuUs !== undefined)
+            ctx.emit('server_cpu_us_per_signal', run.serverCpuUs, 'us', params)
+        }
+        return
+      }
 
       const withPipelining = await measureEntitySignals(ctx, true)
       const params = { ...base, partitions: withPipelining.partitions, pipelining: true }
@@ -187,6 +205,10 @@ interface SignalsResult {
   records: number
   callP50: number
   callP99: number
+  /** CPU of this process (client and node, every thread) over the timed phase, per signal, in µs. */
+  processCpuUs: number
+  /** CPU of the benchmark's nats-server over the timed phase, per signal, in µs. */
+  serverCpuUs: number | undefined
 }
 
 /**
@@ -195,10 +217,19 @@ interface SignalsResult {
  * through the same ordered mailbox, so an answer after the signals means they are committed), an
  * exact check of the total, then sequential call latency on one counter.
  */
-async function measureEntitySignals(ctx: BenchContext, pipelining: boolean): Promise<SignalsResult> {
+async function measureEntitySignals(
+  ctx: BenchContext,
+  pipelining: boolean,
+  workers?: number,
+): Promise<SignalsResult> {
   const { entities, signals, warmup } = ctx.options
-  const label = pipelining ? 'pipelining' : 'no pipelining'
-  const stack = await ctx.stack({ registry: [Counter], pipelining })
+  const label =
+    (pipelining ? 'pipelining' : 'no pipelining') + (workers === undefined ? '' : `, ${workers} workers`)
+  const stack = await ctx.stack({
+    registry: [Counter],
+    pipelining,
+    ...(workers === undefined ? {} : { workers }),
+  })
   try {
     const { client, node } = stack
     const counters = Array.from({ length: entities }, (_, i) => client.entity(Counter, `counter-${i}`))
@@ -214,6 +245,8 @@ async function measureEntitySignals(ctx: BenchContext, pipelining: boolean): Pro
     const publishesBefore = client.publishes
     const recordsBefore = node.stats().records
     const sent: Array<Promise<void>> = new Array(signals)
+    const cpuBefore = process.cpuUsage()
+    const serverBefore = ctx.serverCpuMs()
     const start = performance.now()
     for (let i = 0; i < signals; i++) sent[i] = counters[i % entities]!.signal.add(1)
     await Promise.all(sent)
@@ -221,6 +254,8 @@ async function measureEntitySignals(ctx: BenchContext, pipelining: boolean): Pro
     const publishes = client.publishes - publishesBefore
     const total = await sum()
     const end = performance.now()
+    const cpu = process.cpuUsage(cpuBefore)
+    const serverAfter = ctx.serverCpuMs()
     const records = node.stats().records - recordsBefore
     const expected = warmup + signals
     if (total !== expected) {
@@ -246,6 +281,11 @@ async function measureEntitySignals(ctx: BenchContext, pipelining: boolean): Pro
       records,
       callP50: round(percentile(latencies, 50), 3),
       callP99: round(percentile(latencies, 99), 3),
+      processCpuUs: round((cpu.user + cpu.system) / signals, 3),
+      serverCpuUs:
+        serverBefore === undefined || serverAfter === undefined
+          ? undefined
+          : round(((serverAfter - serverBefore) * 1000) / signals, 3),
     }
   } finally {
     await stack.close()
@@ -263,7 +303,7 @@ function usage(): string {
   return [
     'usage: npm run bench -- [name...] [--entities N] [--signals N] [--warmup N] [--json] [--no-pipelining-compare]',
     '         [--instances N] [--concurrency N,N...] [--activities N] [--nodes N,N...] [--kills N] [--partitions N]',
-    '         [--node-logs DIR] [--report] [--report-dir DIR]',
+    '         [--workers N,N...] [--node-logs DIR] [--report] [--report-dir DIR]',
     '       npm run bench -- --report-from FILE [--report-dir DIR]',
     '',
     'benchmarks (none named: all):',
@@ -273,6 +313,8 @@ function usage(): string {
     '--nodes (hello-sequence): run against that many node processes, each count in turn.',
     '--kills (takeover, default 5): crash kills, and as many graceful stops, to measure.',
     '--partitions: partitions of every hub (default 32; takeover: 12).',
+    '--workers (hello-sequence, entity-signals): the node runs its partitions on that many worker',
+    '         threads (serving bench/registry.ts), each count in turn; adds the CPU per instance/signal.',
     "--node-logs DIR: write each node process's output to DIR/<hub>-<node>.log.",
     `--report: also write SVG charts and ${FIGURES_FILE} (merged with the one there) to --report-dir`,
     `         (default ${DEFAULT_REPORT_DIR}).`,
@@ -307,6 +349,7 @@ function parseOptions(
       kills: { type: 'string', default: '5' },
       partitions: { type: 'string' },
       'node-logs': { type: 'string' },
+      workers: { type: 'string' },
       report: { type: 'boolean', default: false },
       'report-from': { type: 'string' },
       'report-dir': { type: 'string', default: DEFAULT_REPORT_DIR },
@@ -338,6 +381,7 @@ function parseOptions(
       kills: positiveInt('kills', values.kills),
       partitions: values.partitions === undefined ? undefined : positiveInt('partitions', values.partitions),
       nodeLogs: values['node-logs'],
+      workers: values.workers === undefined ? undefined : positiveIntList('workers', values.workers),
     },
   }
 }
@@ -400,12 +444,14 @@ async function main(): Promise<number> {
         distribution(metric, values, unit, params) {
           distributions.push({ bench: name, metric, unit, params, points: percentileCurve(values) })
         },
-        stack: async ({ registry, pipelining }) => {
+        serverCpuMs: () => (server === undefined ? undefined : processCpuMs(server.pid)),
+        stack: async ({ registry, pipelining, workers }) => {
           const hub = `${runId}-${++hubs}`
           const node = await Node.start({
             servers: url,
             hub,
-            registry,
+            // worker threads import the registry themselves: the benchmarks' module serves them all
+            ...(workers === undefined ? { registry } : { registryModule: BENCH_REGISTRY, workers }),
             pipelining,
             logger: silentLogger,
             ...(options.partitions === undefined ? {} : { partitions: options.partitions }),

@@ -11,4 +11,5 @@ export {
 } from './agent.ts'
 export { claimAll, claimPartition, type Assignment, type AssignmentStore } from './assignment.ts'
 export { balance } from './policy.ts'
+export { HubTypes } from './registry.ts'
 export { readPlacement, type PlacementAssignment, type PlacementNode, type PlacementTable } from './table.ts'

@@ -52,7 +52,12 @@ export function buildProgram(setCode: (code: number) => void): Command {
       .option('--replicas <n>', 'stream replicas of a new hub (default 1)', intArg())
       .option('--heartbeat-ms <ms>', 'heartbeat interval', intArg())
       .option('--lease-ms <ms>', 'how long a silent node keeps its partitions', intArg())
-      .option('--activity-concurrency <n>', 'activities run at once', intArg())
+      .option('--activity-concurrency <n>', 'activities run at once (per worker thread)', intArg())
+      .option(
+        '--workers <n>',
+        'worker threads running the partitions (default: the number of cores)',
+        intArg(),
+      )
       .option('--metrics-port <port>', 'serve Prometheus metrics on GET /metrics at this port', intArg())
       .option('--metrics-host <host>', 'interface of the metrics endpoint (default 127.0.0.1)'),
   ).action((flags) => run(async () => (await import('./node-command.ts')).runNodeCommand(flags))())

@@ -5,9 +5,11 @@
  * join, leave and missed heartbeats (see `placement/agent.ts`). The node obeys: it starts what is
  * assigned to it, with the assigned epoch, and stops what was moved away, releasing it for the new
  * owner. With `placement: 'static'` a node instead claims the partitions it is told to run (all, by
- * default) with fresh epochs, fencing out whoever ran them before.
+ * default) with fresh epochs, fencing out whoever ran them before. With `workers > 1` the
+ * partitions run on worker threads (partition-threads.ts); placement stays here, on one thread.
  */
-import { hostname } from 'node:os'
+import { availableParallelism, hostname } from 'node:os'
+import { fileURLToPath } from 'node:url'
 import { BadInputError, FencedError, IllegalStateError } from '../../actors/index.ts'
 import {
   isActivityDefinition,
@@ -53,6 +55,8 @@ import {
   type Observer,
   type Registry,
 } from '../metrics/index.ts'
+import { PartitionThreads, type RunningPartition, type ThreadView } from './partition-threads.ts'
+import { loadRegistry, type RegistryItem } from './registry-module.ts'
 
 /**
  * Options of {@link Node.start}: where NATS is and how to log in there (`servers`, credentials,
@@ -62,8 +66,23 @@ import {
 export interface NodeOptions extends HubOptions, ConnectionOptions {
   /** Hub name: letters, digits, `_` and `-`. */
   hub: string
-  /** Entity classes, orchestrations and activities this node runs. */
-  registry: Array<RegistryItem>
+  /** Entity classes, orchestrations and activities this node runs (or give `registryModule`). */
+  registry?: Array<RegistryItem>
+  /**
+   * A module that exports the registry (`export const registry = [...]`, else `export default
+   * [...]`; a path or file URL, or a package name, resolved against the working directory), in
+   * place of `registry`. Needed with `workers > 1`: every partition thread imports it itself (and
+   * so does the calling thread: the module runs once per thread).
+   */
+  registryModule?: string | URL
+  /**
+   * Worker threads that run this node's partitions (default: 1 — every partition on the calling
+   * thread, no worker thread — or, with `registryModule`, the number of cores,
+   * `os.availableParallelism()`). With more than one, each thread has its own NATS connection and
+   * runs the partitions the node gives it; placement, heartbeats and offloaded activities stay on
+   * the calling thread. `0` counts as 1.
+   */
+  workers?: number
   /** Replay every orchestration from its history at every step (a test mode; default false). */
   alwaysReplay?: boolean
   /** Most activities running at once on this node (default 100). */
@@ -121,8 +140,11 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
 
 /** A running node. */
 export class Node {
-  /** @internal The partitions this node runs (tests and benchmarks look inside). */
-  readonly partitions = new Map<number, Partition>()
+  /** The partitions this node runs: `Partition`s, or handles of partitions run by worker threads. */
+  readonly #running = new Map<number, RunningPartition>()
+  /** The worker threads that run the partitions (absent: they run on this thread). */
+  #threads: PartitionThreads | undefined
+  #leaseWatch: NodeJS.Timeout | undefined
   #stopped = false
   readonly #restarts = new Set<NodeJS.Timeout>()
   #agent: PlacementAgent | undefined
@@ -176,14 +198,22 @@ export class Node {
    * assigned to this node; resolves once the placement has settled (every partition assigned to a
    * live node, shares even to within one, this node running its share) or `readyTimeoutMs` passed. Throws
    * `ConnectionError` naming the URL when NATS cannot be reached, `AuthorizationError` when it
-   * refuses the credentials, and `BadInputError` for a
-   * bad hub name or registry.
+   * refuses the credentials, and `BadInputError` for a bad hub name or registry, a registry module
+   * that cannot be loaded, `workers > 1` without `registryModule`, or both `registry` and
+   * `registryModule`. With `workers > 1` the partitions run on worker threads (see
+   * `runtime/node/partition-threads.ts`).
    *
    * @example
    * const node = await Node.start({ servers: 'nats://127.0.0.1:4222', hub: 'demo', registry: [Counter] })
    */
   static async start(options: NodeOptions): Promise<Node> {
-    const { entities, orchestrations, activities } = splitRegistry(options.registry)
+    const threadCount = workerCount(options)
+    const registryModule = moduleSpecifier(options.registryModule)
+    if (registryModule !== undefined && options.registry !== undefined) {
+      throw new BadInputError('give either registry or registryModule, not both')
+    }
+    const items = registryModule === undefined ? (options.registry ?? []) : await loadRegistry(registryModule)
+    const { entities, orchestrations, activities } = splitRegistry(items)
     const registry = new EntityRegistry(entities, { operationTimeoutMs: options.entityOperationTimeoutMs })
     const workflows: Workflows = {
       orchestrations: new Map(orchestrations.map((o) => [o.name, o])),
@@ -245,6 +275,7 @@ export class Node {
         },
       )
       node.#observer = await node.#observe(options.metrics)
+      if (threadCount > 1) await node.#startThreads(threadCount, registryModule!, options)
       if ((options.placement ?? 'dynamic') === 'static') {
         const all = Array.from({ length: hub.meta.partitions }, (_, p) => p)
         const store = assignmentStore(hub.metaKv)
@@ -257,8 +288,12 @@ export class Node {
       } else await node.#join(options.readyTimeoutMs ?? 3 * leaseMs + 10_000)
       return node
     } catch (err) {
-      if (node !== undefined) node.#agent?.close()
-      if (node !== undefined) await node.#observer?.close()
+      if (node !== undefined) {
+        node.#agent?.close()
+        clearInterval(node.#leaseWatch)
+        await node.#observer?.close()
+        await node.#threads?.stop()
+      }
       await workers?.stop()
       await workerClient?.close()
       await nc.close().catch(() => {})
@@ -318,35 +353,77 @@ export class Node {
     this.#stopped = true
     await this.#observer?.close()
     for (const t of this.#restarts) clearTimeout(t)
+    clearInterval(this.#leaseWatch)
     const agent = this.#agent
-    const running = [...this.partitions.values()]
+    const running = [...this.#running.values()]
     const handedOver = await whileConnected(this.nc, async () => {
       await agent?.leave()
       await this.workers?.stop()
       // every partition stops and is released; hand-offs already under way are awaited too
-      for (const [p, partition] of this.partitions)
-        void this.#handOff(p, partition, options.snapshot ?? false)
+      for (const [p, partition] of this.#running) void this.#handOff(p, partition, options.snapshot ?? false)
       await Promise.all(this.#closing.values())
     })
     if (!handedOver) await this.#abandon(running)
+    await this.#threads?.stop()
     agent?.close()
     await this.workerClient?.close()
     await closeConnection(this.nc)
   }
 
   /** The server is unreachable: stops every partition now, without commits or hand-overs. */
-  async #abandon(partitions: Partition[]): Promise<void> {
+  async #abandon(partitions: RunningPartition[]): Promise<void> {
     this.options.logger.warn('NATS server unreachable; stopping without handing partitions over', {
       node: this.nodeId,
       partitions: partitions.map((p) => p.p),
     })
     for (const partition of partitions) partition.abandon()
+    this.#threads?.abandon()
     void this.workers?.stop()
     await this.workerClient?.nc.close().catch(() => {})
     await this.nc.close().catch(() => {})
   }
 
-  /** Records committed, messages processed and snapshots taken, summed over partitions. */
+  /**
+   * @internal The partitions this node runs on its own thread (tests and benchmarks look inside).
+   * Throws `IllegalStateError` on a node with worker threads: use {@link partitionIds} or
+   * {@link threadView} there.
+   */
+  get partitions(): Map<number, Partition> {
+    if (this.#threads !== undefined) {
+      throw new IllegalStateError(
+        'this node runs its partitions on worker threads: use partitionIds() or threadView()',
+      )
+    }
+    return this.#running as Map<number, Partition>
+  }
+
+  /** The partitions this node runs now, ascending, whatever thread runs them. */
+  async partitionIds(): Promise<number[]> {
+    return [...this.#running.keys()].sort((a, b) => a - b)
+  }
+
+  /**
+   * Which worker thread runs which partition (one entry per thread); a node without worker threads
+   * reports itself as thread 0.
+   */
+  async threadView(): Promise<ThreadView[]> {
+    return this.#threads?.view() ?? [{ thread: 0, partitions: await this.partitionIds() }]
+  }
+
+  /** Worker threads running this node's partitions (1: the calling thread, no worker thread). */
+  get threadCount(): number {
+    return this.#threads?.count ?? 1
+  }
+
+  /** @internal Terminates worker thread `index` as a crash would (tests: its partitions come back). */
+  async crashThreadForTest(index: number): Promise<void> {
+    await this.#threads?.terminate(index)
+  }
+
+  /**
+   * Records committed, messages processed and snapshots taken, summed over partitions. On a node
+   * with worker threads the partitions' counters are those the threads last posted (every 500 ms).
+   */
   stats(): {
     records: number
     messages: number
@@ -365,7 +442,7 @@ export class Node {
       cached: 0,
       failures: this.#failures,
     }
-    for (const p of this.partitions.values()) {
+    for (const p of this.#running.values()) {
       total.records += p.stats.records
       total.messages += p.stats.messages
       total.snapshots += p.stats.snapshots
@@ -374,6 +451,59 @@ export class Node {
       total.cached += p.cachedEntities
     }
     return total
+  }
+
+  /** Starts the worker threads that will run this node's partitions. */
+  async #startThreads(count: number, registryModule: string, options: NodeOptions): Promise<void> {
+    const lease = new SharedArrayBuffer(4)
+    const dynamic = (options.placement ?? 'dynamic') === 'dynamic'
+    const { blobs, ...o } = this.options
+    this.#threads = await PartitionThreads.start(
+      count,
+      {
+        hub: options.hub,
+        hubOptions: {
+          ...(options.partitions === undefined ? {} : { partitions: options.partitions }),
+          ...(options.replicas === undefined ? {} : { replicas: options.replicas }),
+        },
+        connection: pickConnection(options),
+        nodeId: this.nodeId,
+        registryModule,
+        cwd: process.cwd(),
+        registryNames: o.registryNames,
+        dynamic,
+        lease,
+        pipelining: o.pipelining,
+        cacheSize: Math.max(16, Math.ceil(o.cacheSize / this.hub.meta.partitions)),
+        maxBatch: o.maxBatch,
+        snapshotRecords: o.snapshotRecords,
+        snapshotIntervalMs: o.snapshotIntervalMs,
+        alwaysReplay: this.workflows.alwaysReplay,
+        activityConcurrency: options.activityConcurrency ?? 100,
+        ...(this.workflows.offload === undefined
+          ? {}
+          : { offloadThreshold: this.workflows.offload.threshold }),
+        ...(options.entityOperationTimeoutMs === undefined
+          ? {}
+          : { entityOperationTimeoutMs: options.entityOperationTimeoutMs }),
+        blobThresholdBytes: blobs.limits.threshold,
+        maxValueBytes: blobs.limits.ceiling,
+        statsIntervalMs: 500,
+      },
+      {
+        logger: o.logger,
+        stopped: (p, epoch, reason, error) => this.#onStopped(p, epoch, reason, error),
+        lost: (p, epoch, error) => this.#onStopped(p, epoch, 'failed', error),
+        offload: (task) => this.workflows.offload?.publish(task),
+      },
+    )
+    const threads = this.#threads
+    threads.setLease(true)
+    if (dynamic) {
+      // the threads read the lease flag before snapshot writes: keep it within 50 ms of the agent's
+      this.#leaseWatch = setInterval(() => threads.setLease(this.#agent?.holdsLease() ?? true), 50)
+      this.#leaseWatch.unref()
+    }
   }
 
   /** Joins placement and waits until it has settled with this node running its share. */
@@ -386,7 +516,7 @@ export class Node {
       heartbeatMs,
       leaseMs,
       logger,
-      running: () => [...this.partitions.keys()].sort((a, b) => a - b),
+      running: () => [...this.#running.keys()].sort((a, b) => a - b),
       onChange: () => this.#reconcile(),
       onLeaseLost: () => this.#stopAll(),
       types: this.options.registryNames,
@@ -403,7 +533,7 @@ export class Node {
     const agent = this.#agent!
     if (!agent.settled()) return false
     for (let p = 0; p < this.hub.meta.partitions; p++) {
-      if (agent.assignment(p)?.node === this.nodeId && !this.partitions.has(p)) return false
+      if (agent.assignment(p)?.node === this.nodeId && !this.#running.has(p)) return false
     }
     return true
   }
@@ -417,16 +547,17 @@ export class Node {
   #reconcileOnce(): void {
     const agent = this.#agent
     if (this.#stopped || agent === undefined) return
+    this.#threads?.hubNames([...agent.types.hubNames()])
     const want = agent.wanted()
-    for (const [p, partition] of this.partitions) {
+    for (const [p, partition] of this.#running) {
       if (want.get(p) !== partition.options.epoch) void this.#handOff(p, partition)
     }
     for (const [p, epoch] of agent.handoffs()) {
-      if (!this.partitions.has(p) && !this.#starting.has(p) && !this.#closing.has(p))
+      if (!this.#running.has(p) && !this.#starting.has(p) && !this.#closing.has(p))
         void agent.release(p, epoch).catch(() => {})
     }
     for (const [p, epoch] of want) {
-      if (this.partitions.has(p) || this.#starting.has(p) || this.#closing.has(p)) continue
+      if (this.#running.has(p) || this.#starting.has(p) || this.#closing.has(p)) continue
       if ((this.#fenced.get(p) ?? 0) >= epoch) continue
       this.#starting.add(p)
       this.#startPartition(p, epoch)
@@ -446,8 +577,8 @@ export class Node {
   }
 
   /** Stops partition p gracefully (its in-flight commit completes) and releases it. */
-  #handOff(p: number, partition: Partition, snapshot = false): Promise<void> {
-    this.partitions.delete(p)
+  #handOff(p: number, partition: RunningPartition, snapshot = false): Promise<void> {
+    this.#running.delete(p)
     this.metrics.lost()
     this.#recentReplies.delete(p) // the next owner answers for p
     const epoch = partition.options.epoch
@@ -465,11 +596,17 @@ export class Node {
 
   /** Our lease lapsed (we were paused or cut off): stop serving everything at once. */
   #stopAll(): void {
-    for (const [p, partition] of this.partitions) void this.#handOff(p, partition)
+    for (const [p, partition] of this.#running) void this.#handOff(p, partition)
   }
 
   async #startPartition(p: number, epoch: number): Promise<void> {
     if (this.#stopped) throw new IllegalStateError('node is stopped')
+    if (this.#threads !== undefined) {
+      const running = await this.#threads.startPartition(p, epoch)
+      if (this.#stopped) await running.close()
+      else this.#running.set(p, running)
+      return
+    }
     const perPartition = Math.max(16, Math.ceil(this.options.cacheSize / this.hub.meta.partitions))
     const options: PartitionOptions = {
       ...this.options,
@@ -493,12 +630,12 @@ export class Node {
       await partition.close()
       return
     }
-    this.partitions.set(p, partition)
+    this.#running.set(p, partition)
     this.metrics.gained()
   }
 
   #onStopped(p: number, epoch: number, reason: 'fenced' | 'failed', error: Error): void {
-    if (this.partitions.get(p)?.options.epoch === epoch) this.partitions.delete(p)
+    if (this.#running.get(p)?.options.epoch === epoch) this.#running.delete(p)
     this.metrics.lost()
     if (this.#stopped) return
     const agent = this.#agent
@@ -557,6 +694,29 @@ export class Node {
   }
 }
 
+/** How many partition threads the options ask for (1: none, partitions on the calling thread). */
+function workerCount(options: NodeOptions): number {
+  const workers = options.workers ?? (options.registryModule === undefined ? 1 : availableParallelism())
+  if (!Number.isSafeInteger(workers) || workers < 0) {
+    throw new BadInputError(`workers must be a whole number of threads, 0 or more (got ${workers})`)
+  }
+  if (workers > 1 && options.registryModule === undefined) {
+    throw new BadInputError(
+      `workers: ${workers} needs registryModule: worker threads import the registry from a module ` +
+        `(classes cannot be passed to a thread); give registryModule, or workers: 1`,
+    )
+  }
+  return Math.max(1, workers)
+}
+
+/** The registry module as a specifier `loadRegistry` takes (a file URL becomes its path). */
+function moduleSpecifier(module: string | URL | undefined): string | undefined {
+  if (module === undefined) return undefined
+  if (module instanceof URL) return fileURLToPath(module)
+  if (module.startsWith('file:')) return fileURLToPath(module)
+  return module
+}
+
 function positive(value: number, name: string): number {
   if (!Number.isFinite(value) || value <= 0)
     throw new BadInputError(`${name} must be a positive number (got ${value})`)
@@ -571,8 +731,7 @@ function defaultNodeId(): string {
   return `${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
 }
 
-/** What a node's registry may hold. */
-export type RegistryItem = EntityClass | OrchestrationDefinition<any, any> | ActivityDefinition<any, any>
+export type { RegistryItem }
 
 /** Sorts a registry into entity classes, orchestrations and activities; rejects anything else. */
 export function splitRegistry(items: RegistryItem[]): {

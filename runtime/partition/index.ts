@@ -6,7 +6,7 @@
  * runtime/metrics/ (its recorders), actors/ and entities/; never the
  * hosts above it (runtime/instances/, activities/, client/, node/): they import it.
  */
-export { Partition, type PartitionOptions } from './partition.ts'
+export { Partition, type PartitionOptions, type PartitionStats } from './partition.ts'
 export { targetOf } from './host-port-impl.ts'
 export type { HostPort, InstanceHandler } from './host-port.ts'
 export { RecentReplies } from './recent-replies.ts'

@@ -136,6 +136,43 @@ describe('basalt node', () => {
     expect(child.lines).toContain('node cli-node-1 stopped')
   })
 
+  it(
+    'runs its partitions on --workers threads, and stops on SIGTERM with exit 0',
+    { timeout: 60_000 },
+    async () => {
+      const hub = 'cli-workers'
+      const child = basalt(
+        'node',
+        '--servers',
+        nats.url,
+        '--hub',
+        hub,
+        '--load',
+        'test/fixtures/threads-registry.ts',
+        '--node-id',
+        'cli-workers-1',
+        '--partitions',
+        '4',
+        '--workers',
+        '2',
+      )
+      await child.waitForLine(/^node cli-workers-1 runs its partitions on 2 worker threads$/, 30_000)
+      const client = await Client.connect({ servers: nats.url, hub })
+      try {
+        const keys = Array.from({ length: 40 }, (_, i) => `w${i}`)
+        await Promise.all(keys.map((k) => client.entity(Counter, k).signal.add(2)))
+        const values = await Promise.all(keys.map((k) => client.entity(Counter, k).call.get()))
+        expect(values, 'counters served by the worker threads').toEqual(keys.map(() => 2))
+      } finally {
+        await client.close()
+      }
+      child.kill('SIGTERM')
+      const code = await child.exited
+      expect(code, child.lines.join('\n')).toBe(0)
+      expect(child.lines).toContain('node cli-workers-1 stopped')
+    },
+  )
+
   it('exits within 3 s on SIGTERM when its NATS server is gone', { timeout: 60_000 }, async () => {
     const server = await startNatsServer()
     try {

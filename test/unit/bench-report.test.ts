@@ -69,6 +69,14 @@ describe('setupLabel and percentileCurve', () => {
     expect(setupLabel({ bench: 'takeover', params: { nodes: 3 } })).toBe('')
   })
 
+  it('labels figures of a node with worker threads (--workers) with the thread count', () => {
+    expect(setupLabel({ bench: 'hello-sequence', params: { workers: 2, concurrency: 256 } })).toBe(
+      '2 workers, 256 in flight',
+    )
+    expect(setupLabel({ bench: 'entity-signals', params: { workers: 1 } })).toBe('1 worker')
+    expect(setupLabel({ bench: 'entity-signals', params: { entities: 100 } })).toBe('')
+  })
+
   it('keeps min, whole percentiles, the fine tail and the max', () => {
     const values = Array.from({ length: 1000 }, (_, i) => 1000 - i) // 1..1000, unsorted
     const curve = percentileCurve(values)

@@ -70,7 +70,7 @@ describe('public surface', () => {
     expectTypeOf<Parameters<Client['start']>[2]>().toEqualTypeOf<StartOptions | undefined>()
     expectTypeOf<Parameters<Client['listInstances']>[0]>().toMatchTypeOf<InstanceFilter | undefined>()
     expectTypeOf<NodeOptions>().toMatchTypeOf<HubOptions>()
-    expectTypeOf<NodeOptions['registry']>().toEqualTypeOf<RegistryItem[]>()
+    expectTypeOf<NodeOptions['registry']>().toEqualTypeOf<RegistryItem[] | undefined>()
     expectTypeOf<RuntimeStatus>().toMatchTypeOf<string>()
     expectTypeOf<ErrorInfo>().toHaveProperty('code')
   })

@@ -1,5 +1,5 @@
 /**
- * Imports a user's module by file path for the CLI (`basalt node --load`): JavaScript as it is,
+ * Imports a user's module by file path for a node's registry (`basalt node --load`, `registryModule`): JavaScript as it is,
  * TypeScript through the user's own `tsx` when their project has it (an optional peer dependency
  * of Basalt, resolved from the module's folder, never from Basalt's install), else through Node's
  * own type stripping where the running Node has it, else a clear error saying what to install.
@@ -58,7 +58,7 @@ function typeScriptLoads(): boolean {
  * project), if tsx ≥ 4 is there. Read from tsx's own exports: `require.resolve` would give the
  * CommonJS build, which cannot be imported.
  */
-function resolveTsx(from: string): string | undefined {
+export function resolveTsx(from: string): string | undefined {
   let manifest: string
   try {
     manifest = createRequire(path.join(from, 'noop.js')).resolve('tsx/package.json')

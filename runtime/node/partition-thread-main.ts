@@ -1,0 +1,181 @@
+/**
+ * The entry of a partition thread (see partition-threads.ts for the main thread's side): connects
+ * to NATS on its own connection, opens the hub, imports the registry from its module, then starts
+ * and stops partitions as the main thread orders, with the epochs placement gave. It reports a
+ * partition that stopped by itself (fenced, failed) so the node's restart and renew logic applies,
+ * posts its partitions' counters every `statsIntervalMs`, sends its log lines to the node's
+ * logger, and hands activities to offload to the main thread (which owns the node's
+ * `ActivityWorkers`); activities that stay local run in this thread's own pool.
+ *
+ * Only started as a worker thread; it does nothing when imported otherwise.
+ */
+import { isMainThread, parentPort, workerData } from 'node:worker_threads'
+import { toErrorInfo } from '../../actors/index.ts'
+import { EntityRegistry } from '../../entities/index.ts'
+import { HubTypes } from '../../placement/index.ts'
+import { ActivityPool } from '../activities/index.ts'
+import { InstanceHost, type Workflows } from '../instances/index.ts'
+import {
+  BlobStore,
+  closeConnection,
+  connectTo,
+  ensureHub,
+  type Hub,
+  type NatsConnection,
+} from '../nats/index.ts'
+import { Partition, RecentReplies } from '../partition/index.ts'
+import type { Logger } from '../util/index.ts'
+import { splitRegistry } from './node.ts'
+import type { FromThread, PartitionCounters, ThreadSetup, ToThread } from './partition-threads.ts'
+import { loadRegistry } from './registry-module.ts'
+
+if (!isMainThread && parentPort !== null) {
+  const port = parentPort
+  const post = (msg: FromThread) => port.postMessage(msg)
+  void runThread(workerData as ThreadSetup, post, (handler) => port.on('message', handler))
+}
+
+/** Runs one partition thread until the main thread terminates it. */
+async function runThread(
+  setup: ThreadSetup,
+  post: (msg: FromThread) => void,
+  listen: (handler: (msg: ToThread) => void) => void,
+): Promise<void> {
+  const logger = threadLogger(post)
+  let nc: NatsConnection
+  let hub: Hub
+  let registry: EntityRegistry
+  let workflows: Workflows | undefined
+  try {
+    const split = splitRegistry(await loadRegistry(setup.registryModule, setup.cwd))
+    registry = new EntityRegistry(split.entities, { operationTimeoutMs: setup.entityOperationTimeoutMs })
+    if (split.orchestrations.length > 0) {
+      const threshold = setup.offloadThreshold
+      workflows = {
+        orchestrations: new Map(split.orchestrations.map((o) => [o.name, o])),
+        activities: new ActivityPool(split.activities, setup.activityConcurrency),
+        alwaysReplay: setup.alwaysReplay,
+        cacheSize: setup.cacheSize,
+        ...(threshold === undefined
+          ? {}
+          : { offload: { threshold, publish: (task) => post({ t: 'offload', task }) } }),
+      }
+    }
+    nc = await connectTo(
+      { ...setup.connection, name: `${setup.connection.name ?? 'basalt-node'}-thread-${setup.index}` },
+      'basalt-node',
+    )
+    hub = await ensureHub(nc, setup.hub, setup.hubOptions)
+  } catch (err) {
+    post({ t: 'setupFailed', error: toErrorInfo(err) })
+    return
+  }
+  const lease = new Int32Array(setup.lease)
+  let hubNames: string[] = []
+  const types = setup.dynamic ? new HubTypes(setup.registryNames, () => hubNames) : undefined
+  const blobs = new BlobStore(nc, hub.jsm, hub.names, {
+    threshold: setup.blobThresholdBytes,
+    ceiling: setup.maxValueBytes,
+  })
+  const partitions = new Map<number, Partition>()
+  const recentReplies = new Map<number, RecentReplies>()
+
+  const start = async (p: number, epoch: number): Promise<void> => {
+    const replies = recentReplies.get(p) ?? new RecentReplies()
+    recentReplies.set(p, replies)
+    const wf = workflows
+    const partition = await Partition.start(nc, hub, p, {
+      registry,
+      epoch,
+      logger,
+      pipelining: setup.pipelining,
+      cacheSize: setup.cacheSize,
+      maxBatch: setup.maxBatch,
+      snapshotRecords: setup.snapshotRecords,
+      snapshotIntervalMs: setup.snapshotIntervalMs,
+      blobs,
+      recentReplies: replies,
+      ...(wf === undefined ? {} : { instances: (port) => new InstanceHost(port, wf) }),
+      ...(setup.dynamic ? { mayWrite: () => Atomics.load(lease, 0) === 1 } : {}),
+      ...(types === undefined ? {} : { types }),
+      onStopped: (reason, error) => {
+        if (partitions.get(p)?.options.epoch === epoch) partitions.delete(p)
+        post({ t: 'stopped', p, epoch, reason, error: toErrorInfo(error) })
+      },
+    })
+    partitions.set(p, partition)
+  }
+
+  const close = async (p: number, snapshot: boolean): Promise<void> => {
+    const partition = partitions.get(p)
+    partitions.delete(p)
+    recentReplies.delete(p) // the next owner answers for p
+    await partition?.close(snapshot)
+  }
+
+  const reply = (id: number, work: Promise<void>) =>
+    void work.then(
+      () => post({ t: 'reply', id }),
+      (err: unknown) => post({ t: 'reply', id, error: toErrorInfo(err) }),
+    )
+
+  listen((msg) => {
+    switch (msg.t) {
+      case 'start':
+        return reply(msg.id, start(msg.p, msg.epoch))
+      case 'close':
+        return reply(msg.id, close(msg.p, msg.snapshot))
+      case 'abandon':
+        for (const partition of partitions.values()) partition.abandon()
+        partitions.clear()
+        void nc.close().catch(() => {})
+        return
+      case 'shutdown':
+        return reply(
+          msg.id,
+          Promise.all([...partitions.keys()].map((p) => close(p, false))).then(() => closeConnection(nc)),
+        )
+      case 'hubNames':
+        hubNames = msg.names
+        return
+      default: {
+        const never: never = msg
+        logger.error('unknown order from the main thread', { order: JSON.stringify(never) })
+      }
+    }
+  })
+
+  setInterval(() => {
+    const counters: PartitionCounters[] = []
+    for (const partition of partitions.values()) {
+      counters.push({
+        p: partition.p,
+        epoch: partition.options.epoch,
+        stats: { ...partition.stats },
+        cached: partition.cachedEntities,
+      })
+    }
+    post({ t: 'stats', partitions: counters })
+  }, setup.statsIntervalMs).unref()
+
+  post({ t: 'ready' })
+}
+
+/** A logger whose lines go to the node's own logger on the main thread. */
+function threadLogger(post: (msg: FromThread) => void): Logger {
+  const send = (level: 'info' | 'warn' | 'error') => (message: string, fields?: Record<string, unknown>) => {
+    try {
+      post({ t: 'log', level, message, ...(fields === undefined ? {} : { fields }) })
+    } catch {
+      // a field that cannot be cloned: send the fields as text
+      let text: string
+      try {
+        text = JSON.stringify(fields)
+      } catch {
+        text = String(fields)
+      }
+      post({ t: 'log', level, message, fields: { fields: text } })
+    }
+  }
+  return { info: send('info'), warn: send('warn'), error: send('error') }
+}

@@ -1,0 +1,208 @@
+/**
+ * A node that runs its partitions on worker threads (`Node.start({ workers: 2, registryModule })`,
+ * runtime/node/partition-threads.ts), against a real nats-server: signals over many entities and
+ * hello sequences reach exact counts with the partitions spread over both threads; a thread that
+ * dies (an entity operation that ends it, or a terminated thread) has its partitions restarted
+ * through the failure path with the totals still exact; a second node joining takes half the
+ * partitions; `workers > 1` without a registry module is bad input.
+ */
+import { rmSync } from 'node:fs'
+import path from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { BadInputError } from '../../actors/index.ts'
+import { Client, Node, silentLogger } from '../../runtime/index.ts'
+import { Counter } from '../fixtures/entities.ts'
+import { Crasher } from '../fixtures/threads-registry.ts'
+import { helloSequence } from '../fixtures/workflows.ts'
+import { repoRoot, tempDir, useNatsServer, waitFor } from '../tooling/harness.ts'
+
+const nats = useNatsServer()
+const fast = { heartbeatMs: 200, leaseMs: 1000 }
+const registryModule = path.join(repoRoot, 'test/fixtures/threads-registry.ts')
+const cleanup: Array<() => Promise<void> | void> = []
+
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step()
+})
+
+async function startNode(hub: string, nodeId: string, extra: Record<string, unknown> = {}): Promise<Node> {
+  const node = await Node.start({
+    servers: nats.url,
+    hub,
+    registryModule,
+    workers: 2,
+    partitions: 8,
+    nodeId,
+    logger: silentLogger,
+    ...fast,
+    ...extra,
+  })
+  cleanup.push(() => node.stop())
+  return node
+}
+
+async function connectClient(hub: string): Promise<Client> {
+  const client = await Client.connect({ servers: nats.url, hub })
+  cleanup.push(() => client.close())
+  return client
+}
+
+/** Sends one `add(1)` to each key, all at once. */
+function wave(client: Client, keys: string[]): Promise<unknown> {
+  return Promise.all(keys.map((k) => client.entity(Counter, k).signal.add(1)))
+}
+
+/** Waits until every key's counter reads `expected`, naming the first key that does not. */
+async function expectCounts(client: Client, keys: string[], expected: number, phase: string): Promise<void> {
+  let wrong = ''
+  await waitFor(
+    async () => {
+      const values = await Promise.all(keys.map((k) => client.entity(Counter, k).call.get()))
+      const i = values.findIndex((v) => v !== expected)
+      wrong = i < 0 ? '' : `${keys[i]}: expected ${expected}, found ${values[i]}`
+      return i < 0
+    },
+    `${phase}: every counter at ${expected} (${wrong})`,
+    20_000,
+  )
+  const values = await Promise.all(keys.map((k) => client.entity(Counter, k).call.get()))
+  expect(values, phase).toEqual(keys.map(() => expected))
+}
+
+/** Starts `n` hello sequences and checks that each completed once with its greetings. */
+async function helloRound(client: Client, n: number, tag: string): Promise<void> {
+  const ids = await Promise.all(
+    Array.from({ length: n }, (_, i) => client.start(helloSequence, [`${tag}${i}`, 'Lima'])),
+  )
+  const done = await Promise.all(
+    ids.map((id) => client.waitForCompletion<string[]>(id, { timeoutMs: 20_000 })),
+  )
+  done.forEach((d, i) => {
+    expect(d.status, `instance ${ids[i]}`).toBe('Completed')
+    expect(d.output, `instance ${ids[i]}`).toEqual([`Hello ${tag}${i}`, 'Hello Lima'])
+  })
+}
+
+describe('a node with worker threads', () => {
+  it('runs signals and orchestrations to exact counts with its partitions on both threads', async () => {
+    const hub = 'thr-basic'
+    const node = await startNode(hub, 'a')
+    expect(node.threadCount).toBe(2)
+    expect(await node.partitionIds()).toEqual([0, 1, 2, 3, 4, 5, 6, 7])
+    const view = await node.threadView()
+    expect(
+      view.map((t) => t.partitions.length),
+      JSON.stringify(view),
+    ).toEqual([4, 4])
+    expect(() => node.partitions).toThrow(/worker threads/)
+
+    const client = await connectClient(hub)
+    const keys = Array.from({ length: 200 }, (_, i) => `k${i}`)
+    for (let i = 0; i < 5; i++) await wave(client, keys)
+    await expectCounts(client, keys, 5, 'after five waves')
+    await helloRound(client, 50, 'basic')
+    await waitFor(() => node.stats().records > 0, 'the threads to post their partitions counters')
+  })
+
+  it('restarts the partitions of a thread that dies, with exact totals', async () => {
+    const hub = 'thr-crash'
+    const node = await startNode(hub, 'a')
+    const client = await connectClient(hub)
+    const keys = Array.from({ length: 100 }, (_, i) => `k${i}`)
+    await wave(client, keys)
+    await expectCounts(client, keys, 1, 'before the crash')
+
+    // an entity operation ends its thread: the operation is redone once the partition recovers
+    const dir = tempDir('basalt-threads-')
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
+    const crasher = client.entity(Crasher, 'c1')
+    const [, survived] = await Promise.all([
+      wave(client, keys),
+      crasher.call.crashThreadOnce(path.join(dir, 'm1')),
+    ])
+    expect(survived).toBe(1)
+    await wave(client, keys)
+    await expectCounts(client, keys, 3, 'after the operation that ended its thread')
+    expect(node.stats().failures, 'partition failures after one thread died').toBe(4)
+    await waitFor(
+      async () => (await node.partitionIds()).length === 8,
+      'every partition running again after the thread died',
+    )
+
+    // a thread terminated from outside, with signals in flight
+    const inFlight = wave(client, keys)
+    await node.crashThreadForTest(1)
+    await inFlight
+    await wave(client, keys)
+    await expectCounts(client, keys, 5, 'after thread 1 was terminated')
+    expect(node.stats().failures, 'partition failures after the second thread death').toBe(8)
+    await helloRound(client, 30, 'crash')
+    expect(await crasher.call.get()).toBe(1)
+  })
+
+  it('survives both threads dying at once: every partition comes back, totals exact', async () => {
+    const hub = 'thr-both'
+    const node = await startNode(hub, 'a')
+    const client = await connectClient(hub)
+    const keys = Array.from({ length: 100 }, (_, i) => `k${i}`)
+    await wave(client, keys)
+    const inFlight = wave(client, keys)
+    await Promise.all([node.crashThreadForTest(0), node.crashThreadForTest(1)])
+    await inFlight
+    await wave(client, keys)
+    await expectCounts(client, keys, 3, 'after both threads were terminated')
+    expect(node.stats().failures, 'one failure per partition of the two threads').toBe(8)
+    await waitFor(
+      async () => (await node.partitionIds()).length === 8,
+      'every partition running again after both threads died',
+    )
+    const view = await node.threadView()
+    expect(view.map((t) => t.partitions.length).sort(), JSON.stringify(view)).toEqual([4, 4])
+  })
+
+  it('gives half its partitions to a second node that joins, and takes them back', async () => {
+    const hub = 'thr-join'
+    const a = await startNode(hub, 'a')
+    const client = await connectClient(hub)
+    const keys = Array.from({ length: 80 }, (_, i) => `k${i}`)
+    await wave(client, keys)
+    const b = await startNode(hub, 'b', { workers: 1 })
+    await waitFor(async () => (await a.partitionIds()).length === 4, 'a to hand four partitions to b')
+    expect(b.partitions.size).toBe(4)
+    await wave(client, keys)
+    await b.stop()
+    await waitFor(async () => (await a.partitionIds()).length === 8, 'a to take every partition back')
+    const view = await a.threadView()
+    expect(view.flatMap((t) => t.partitions).sort(), JSON.stringify(view)).toEqual([0, 1, 2, 3, 4, 5, 6, 7])
+    await wave(client, keys)
+    await expectCounts(client, keys, 3, 'after the join and the leave')
+  })
+
+  it('reports a partition fenced in its thread: a newer owner takes it, nothing lost or applied twice', async () => {
+    const hub = 'thr-fence'
+    // static placement: each start claims every partition with a fresh epoch, fencing the earlier owner
+    const older = await startNode(hub, 'older', { placement: 'static', partitions: 4 })
+    expect(await older.partitionIds()).toEqual([0, 1, 2, 3])
+    const client = await connectClient(hub)
+    const keys = Array.from({ length: 40 }, (_, i) => `f${i}`)
+    await wave(client, keys)
+    await expectCounts(client, keys, 1, 'before the newer owner')
+    const newer = await startNode(hub, 'newer', { placement: 'static', partitions: 4, workers: 1 })
+    expect([...newer.partitions.keys()].sort()).toEqual([0, 1, 2, 3])
+    await wave(client, keys) // both read the mailboxes; only the newer owner can commit
+    await waitFor(
+      async () => (await older.partitionIds()).length === 0,
+      'the older node to report every partition fenced in its threads',
+    )
+    await expectCounts(client, keys, 2, 'after the take-over')
+    expect(older.stats().failures, 'fencing is not a failure').toBe(0)
+  })
+
+  it('refuses workers > 1 without a registry module, naming both options', async () => {
+    const start = Node.start({ servers: nats.url, hub: 'thr-bad', registry: [Counter], workers: 2 })
+    await expect(start).rejects.toBeInstanceOf(BadInputError)
+    await expect(start).rejects.toThrow(/workers: 2 needs registryModule/)
+    const both = Node.start({ servers: nats.url, hub: 'thr-bad', registry: [Counter], registryModule })
+    await expect(both).rejects.toThrow(/either registry or registryModule/)
+  })
+})
