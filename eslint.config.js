@@ -22,7 +22,17 @@ const RUNTIME = ban('(^|/)runtime/', 'actors/ and entities/ know nothing of the 
 const PLACEMENT = ban('(^|/)placement/', 'Only the runtime wires placement in.')
 
 /** The runtime folders from the bottom layer up; a folder may import only folders before it. */
-const RUNTIME_LAYERS = ['util', 'nats', 'partition', 'activities', 'instances', 'client', 'node', 'cli']
+const RUNTIME_LAYERS = [
+  'util',
+  'nats',
+  'partition',
+  'activities',
+  'instances',
+  'client',
+  'dashboard',
+  'node',
+  'cli',
+]
 const OTHER_RUNTIME = ['dev']
 
 /** Restrictions for one runtime folder: no higher layer, no deep import into another folder. */
@@ -51,7 +61,7 @@ function runtimeFolder(name) {
     )
   }
   if (name !== 'nats') patterns.push(NATS)
-  if (!['node', 'cli'].includes(name)) patterns.push(PLACEMENT)
+  if (!['dashboard', 'node', 'cli'].includes(name)) patterns.push(PLACEMENT)
   return {
     files: [`runtime/${name}/**/*.ts`],
     rules: { 'no-restricted-imports': ['error', { patterns }] },
@@ -92,6 +102,29 @@ export default tseslint.config(
   {
     files: ['**/*.mjs', 'eslint.config.js'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // the dashboard's UI: plain ES modules that run in the browser
+    files: ['runtime/dashboard/ui/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        [
+          'document',
+          'location',
+          'fetch',
+          'EventSource',
+          'FormData',
+          'URLSearchParams',
+          'addEventListener',
+          'removeEventListener',
+          'setInterval',
+          'clearInterval',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
   },
 
   // ---- Layer boundaries ------------------------------------------------------------------------

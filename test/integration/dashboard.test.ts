@@ -1,0 +1,218 @@
+/**
+ * The web dashboard end to end in a real browser: a hub served by a node running the examples,
+ * the dashboard on it, and Debian's chromium driven by playwright-core checking what a person
+ * would see — an instance appearing and completing live, its five activities, a failed saga's
+ * error, an approval completed by an event raised from the page, an entity's state changing on
+ * screen, every partition in the partition map with figures from node telemetry samples — and
+ * the server's answers to bad input (404, 400, 403) and to a NATS that is down. Screenshots of
+ * each page go to .basalt/screenshots/.
+ */
+import { existsSync, mkdirSync } from 'node:fs'
+import path from 'node:path'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bankRegistry } from '../../examples/bank/index.ts'
+import { Counter, counterRegistry } from '../../examples/counter/index.ts'
+import { approval, helloSequence, strictSaga, workflowRegistry } from '../../examples/workflows/index.ts'
+import type { NodeStats } from '../../runtime/metrics/stats.ts'
+import { zeroCounters } from '../../runtime/metrics/stats.ts'
+import { startDashboard, type Dashboard } from '../../runtime/dashboard/index.ts'
+import { repoRoot, useHub, useNatsServer, waitFor } from '../tooling/harness.ts'
+
+const CHROMIUM = '/usr/bin/chromium'
+const PARTITIONS = 4
+const shots = path.join(repoRoot, '.basalt', 'screenshots')
+
+const nats = useNatsServer()
+const stack = useHub(nats, {
+  hub: 'dash',
+  partitions: PARTITIONS,
+  registry: [...counterRegistry, ...bankRegistry, ...workflowRegistry],
+})
+
+describe.skipIf(!existsSync(CHROMIUM))('dashboard in chromium', () => {
+  let dashboard: Dashboard
+  let browser: Browser
+  let page: Page
+
+  beforeAll(async () => {
+    mkdirSync(shots, { recursive: true })
+    dashboard = await startDashboard({ servers: nats.url, hub: 'dash', port: 0, allowActions: true })
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    })
+    page = await browser.newPage({ viewport: { width: 1366, height: 800 } })
+    page.on('pageerror', (err) => console.error(`page error: ${err.message}`))
+  }, 30_000)
+
+  afterAll(async () => {
+    await browser?.close()
+    await dashboard?.close()
+  })
+
+  const open = async (hash: string) => {
+    await page.goto(`${dashboard.url}#${hash}`)
+  }
+  const shot = (name: string) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true })
+
+  it('overview: the partition map lists every partition, with figures from telemetry samples', async () => {
+    // two synthetic samples a second apart (the node publisher is another change): records/s = 40
+    const sample = (at: number, records: number): NodeStats => ({
+      v: 1,
+      node: 'synthetic-node',
+      hub: 'dash',
+      at,
+      startedAt: at - 60_000,
+      partitions: Array.from({ length: PARTITIONS }, (_, p) => ({
+        p,
+        epoch: 1,
+        backlog: p,
+        lastSnapshotAt: at - 5_000,
+        cacheSize: 0,
+        counters: { ...zeroCounters(), records: records * (p + 1) },
+      })),
+      totals: { ...zeroCounters(), steps: records, signals: records * 2 },
+      activities: { queued: 0, running: 0, offloaded: 0 },
+    })
+    await open('/')
+    await page.locator('[data-testid=partition-map] tbody tr').first().waitFor()
+    const subject = stack.client.hub.names.stats('synthetic-node')
+    const now = Date.now()
+    stack.client.nc.publish(subject, JSON.stringify(sample(now - 1000, 100)))
+    stack.client.nc.publish(subject, JSON.stringify(sample(now, 140)))
+    const rows = page.locator('[data-testid=partition-map] tbody tr')
+    await waitFor(async () => (await rows.count()) === PARTITIONS, 'partition map rows', 10_000)
+    const partitions = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-partition')))
+    expect(partitions).toEqual(['0', '1', '2', '3'])
+    // records/s of partition 2: (140 - 100) * 3 per second
+    await waitFor(
+      async () => (await rows.nth(2).locator('td').nth(4).textContent()) === '120',
+      'records/s of partition 2 from two samples: expected 120',
+    )
+    expect(await rows.nth(0).locator('td').nth(1).textContent()).toBe(stack.node.nodeId)
+    await shot('overview')
+  })
+
+  it('instances: a hello-sequence appears and completes live; its history shows five activities', async () => {
+    await open('/instances')
+    await page.locator('[data-testid=instances]').waitFor()
+    const id = await stack.client.start(helloSequence, undefined)
+    const row = page.locator(`[data-testid=instances] tr[data-instance="${id}"]`)
+    await row.waitFor({ timeout: 10_000 })
+    await row.locator('[data-status=Completed]').waitFor({ timeout: 10_000 })
+    await shot('instances')
+    await row.locator('a').click()
+    await page.locator('[data-testid=timeline]').waitFor()
+    await waitFor(
+      async () => (await page.locator('[data-testid=activity-count]').textContent()) === '5',
+      `activity count of ${id}: expected 5`,
+    )
+    const activities = page.locator('[data-testid=timeline] tr[data-kind=activity][data-outcome=completed]')
+    expect(await activities.count()).toBe(5)
+    expect(await page.locator('[data-testid=output]').textContent()).toContain('Hello Lima')
+    await shot('instance')
+  })
+
+  it('a failed saga shows its error', async () => {
+    const id = await stack.client.start(strictSaga, 'island of Sark')
+    const end = await stack.client.waitForCompletion(id)
+    expect(end.status).toBe('Failed')
+    await open(`/instance/${id}`)
+    await page.locator('[data-testid=error]').waitFor()
+    expect(await page.locator('[data-testid=error]').textContent()).toContain('no cars on island of Sark')
+    expect(await page.locator('h2 [data-status=Failed]').count()).toBe(1)
+    await shot('instance-failed')
+  })
+
+  it('raising the approval event from the page completes a waiting approval', async () => {
+    const id = await stack.client.start(approval, 60_000)
+    await open(`/instance/${id}`)
+    await page.locator('h2 [data-status=Running]').waitFor()
+    await page.getByLabel('event name').fill('approve')
+    await page.getByLabel('event data').fill('{"by":"ana"}')
+    await page.getByRole('button', { name: 'Raise event' }).click()
+    await page.locator('h2 [data-status=Completed]').waitFor({ timeout: 10_000 })
+    expect(await page.locator('[data-testid=output]').textContent()).toContain('approved by ana')
+    expect(await page.locator('[data-testid=timeline] tr[data-kind=event]').count()).toBe(1)
+  })
+
+  it("an entity's state changes on screen after a signal", async () => {
+    const key = 'dash-counter'
+    await stack.client.entity(Counter, key).call.add(5)
+    await open(`/entities?type=Counter&prefix=dash-`)
+    await page.locator(`[data-testid=entities] a`, { hasText: key }).click()
+    const state = page.locator('[data-testid=entity-state]')
+    await waitFor(
+      async () => (await state.textContent())?.trim() === '5',
+      `state of Counter@${key}: expected 5`,
+    )
+    await stack.client.entity(Counter, key).signal.add(2)
+    await waitFor(
+      async () => (await state.textContent())?.trim() === '7',
+      `state of Counter@${key} after signal add(2): expected 7, found ${await state.textContent()}`,
+    )
+    expect(await page.locator('[data-testid=lock]').textContent()).toBe('not locked')
+    await shot('entity')
+  })
+
+  it('dead letters page lists what the stream holds', async () => {
+    await open('/dead-letters')
+    await page.getByText('No dead letters.').waitFor()
+    await shot('dead-letters')
+  })
+
+  it('bad input: unknown instance 404 naming it, bad parameter 400 naming it', async () => {
+    const missing = await fetch(`${dashboard.url}api/instances/no-such-instance`)
+    expect(missing.status).toBe(404)
+    expect(((await missing.json()) as { error: string }).error).toContain("'no-such-instance'")
+    const bad = await fetch(`${dashboard.url}api/instances?pageSize=lots`)
+    expect(bad.status).toBe(400)
+    expect(((await bad.json()) as { error: string }).error).toContain("'pageSize'")
+    const badStatus = await fetch(`${dashboard.url}api/instances?status=Sleeping`)
+    expect(badStatus.status).toBe(400)
+    expect(((await badStatus.json()) as { error: string }).error).toContain("'status'")
+    await open('/instance/no-such-instance')
+    await page.getByText("instance 'no-such-instance' does not exist").waitFor()
+  })
+
+  it('a read-only dashboard refuses actions with 403', async () => {
+    const readOnly = await startDashboard({ servers: nats.url, hub: 'dash', port: 0 })
+    try {
+      const id = await stack.client.start(approval, 60_000)
+      const res = await fetch(`${readOnly.url}api/instances/${id}/terminate`, { method: 'POST' })
+      expect(res.status).toBe(403)
+      expect(((await res.json()) as { error: string }).error).toContain('--allow-actions')
+      expect((await stack.client.getStatus(id))?.status).toBe('Running')
+      await stack.client.terminate(id)
+    } finally {
+      await readOnly.close()
+    }
+  })
+
+  it('NATS down: the page says so and the server keeps answering', async () => {
+    const down = await startDashboard({ servers: 'nats://127.0.0.1:1', hub: 'dash', port: 0 })
+    try {
+      const res = await fetch(`${down.url}api/overview`)
+      expect(res.status).toBe(503)
+      expect(((await res.json()) as { error: string }).error).toMatch(/unreachable/i)
+      await page.goto(`${down.url}#/`)
+      await page
+        .getByRole('alert')
+        .filter({ hasText: /unreachable/i })
+        .waitFor()
+      expect((await fetch(`${down.url}api/config`)).status).toBe(200)
+    } finally {
+      await down.close()
+    }
+  })
+})
