@@ -17,6 +17,7 @@ import {
 } from '../../actors/orchestration/index.ts'
 import { ActivityPool, ActivityWorkers } from '../activities/index.ts'
 import { Client } from '../client/index.ts'
+import { startDashboard, type Dashboard } from '../dashboard/index.ts'
 import { type Workflows, InstanceHost } from '../instances/index.ts'
 import { EntityRegistry, entityTypeName, type EntityClass } from '../../entities/index.ts'
 import {
@@ -103,6 +104,11 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
   blobThresholdBytes?: number
   /** Largest value stored by reference, in encoded bytes (default 64 MB); above it: `PayloadTooLargeError`. */
   maxValueBytes?: number
+  /**
+   * Serve the hub's web dashboard from this node (runtime/dashboard/): `port` (0: any free one),
+   * `host` (default 127.0.0.1), `allowActions` (default false: read-only). Default: none.
+   */
+  dashboard?: { port: number; host?: string; allowActions?: boolean }
 }
 
 /** A running node. */
@@ -129,6 +135,8 @@ export class Node {
   })
   /** Waits on this node's state (joining waits until placement has settled). */
   readonly #waits = new Conditions()
+  /** The web dashboard this node serves (`options.dashboard`), if any. */
+  #dashboard: Dashboard | undefined
 
   private constructor(
     /** @internal */ readonly nc: NatsConnection,
@@ -236,6 +244,13 @@ export class Node {
           ),
         )
       } else await node.#join(options.readyTimeoutMs ?? 3 * leaseMs + 10_000)
+      if (options.dashboard !== undefined) {
+        const dashboard = { ...pickConnection(options), hub: options.hub, ...options.dashboard }
+        node.#dashboard = await startDashboard(dashboard).catch(async (err: unknown) => {
+          await node!.stop()
+          throw err
+        })
+      }
       return node
     } catch (err) {
       if (node !== undefined) node.#agent?.close()
@@ -249,6 +264,11 @@ export class Node {
   /** The hub's partition count. */
   get partitionCount(): number {
     return this.hub.meta.partitions
+  }
+
+  /** Where this node's web dashboard is (`options.dashboard`), e.g. `http://127.0.0.1:8233/`; else undefined. */
+  get dashboardUrl(): string | undefined {
+    return this.#dashboard?.url
   }
 
   /** @internal This node's placement agent (dynamic placement only). */
@@ -269,6 +289,7 @@ export class Node {
   async stop(options: { snapshot?: boolean } = {}): Promise<void> {
     if (this.#stopped) return
     this.#stopped = true
+    await this.#dashboard?.close()
     for (const t of this.#restarts) clearTimeout(t)
     const agent = this.#agent
     const running = [...this.partitions.values()]

@@ -17,7 +17,9 @@ import { approval, helloSequence, strictSaga, workflowRegistry } from '../../exa
 import type { NodeStats } from '../../runtime/metrics/stats.ts'
 import { zeroCounters } from '../../runtime/metrics/stats.ts'
 import { startDashboard, type Dashboard } from '../../runtime/dashboard/index.ts'
-import { repoRoot, useHub, useNatsServer, waitFor } from '../tooling/harness.ts'
+import { Node } from '../../runtime/node/index.ts'
+import { silentLogger } from '../../runtime/util/index.ts'
+import { repoRoot, spawnTs, useHub, useNatsServer, waitFor } from '../tooling/harness.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
 const PARTITIONS = 4
@@ -214,5 +216,58 @@ describe.skipIf(!existsSync(CHROMIUM))('dashboard in chromium', () => {
     } finally {
       await down.close()
     }
+  })
+
+  it('basalt dashboard serves the page and its assets, read-only by default', async () => {
+    const cli = spawnTs('runtime/cli/basalt.mjs', [
+      'dashboard',
+      '--servers',
+      nats.url,
+      '--hub',
+      'dash',
+      '--port',
+      '0',
+    ])
+    try {
+      const line = await cli.waitForLine(/^dashboard http:\/\/127\.0\.0\.1:\d+\/ /, 20_000)
+      const url = line.split(' ')[1]!
+      expect(line).toContain('read-only')
+      const index = await fetch(url)
+      expect(index.status).toBe(200)
+      for (const asset of [
+        'ui/app.js',
+        'ui/style.css',
+        'vendor/preact-htm.js',
+        'vendor/uplot.js',
+        'vendor/uplot.css',
+      ]) {
+        expect((await fetch(`${url}${asset}`)).status, asset).toBe(200)
+      }
+      expect((await fetch(`${url}api/instances/x/purge`, { method: 'POST' })).status).toBe(403)
+      cli.kill('SIGTERM')
+      expect(await cli.exited, cli.lines.join('\n')).toBe(0)
+    } finally {
+      cli.kill('SIGKILL')
+    }
+  }, 30_000)
+
+  it('Node.start({ dashboard }) serves the dashboard until the node stops', async () => {
+    const node = await Node.start({
+      servers: nats.url,
+      hub: 'dash-node',
+      partitions: 2,
+      registry: counterRegistry,
+      logger: silentLogger,
+      dashboard: { port: 0 },
+    })
+    const url = node.dashboardUrl!
+    try {
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/)
+      const overview = (await (await fetch(`${url}api/overview`)).json()) as { hub: { partitions: number } }
+      expect(overview.hub.partitions).toBe(2)
+    } finally {
+      await node.stop()
+    }
+    await expect(fetch(`${url}api/config`), 'the dashboard stopped with the node').rejects.toThrow()
   })
 })
