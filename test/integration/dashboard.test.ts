@@ -17,6 +17,7 @@ import { approval, helloSequence, strictSaga, workflowRegistry } from '../../exa
 import type { NodeStats } from '../../runtime/metrics/stats.ts'
 import { zeroCounters } from '../../runtime/metrics/stats.ts'
 import { startDashboard, type Dashboard } from '../../runtime/dashboard/index.ts'
+import { jetstream } from '../../runtime/nats/index.ts'
 import { Node } from '../../runtime/node/index.ts'
 import { silentLogger } from '../../runtime/util/index.ts'
 import { repoRoot, spawnTs, useHub, useNatsServer, waitFor } from '../tooling/harness.ts'
@@ -32,12 +33,15 @@ const stack = useHub(nats, {
   registry: [...counterRegistry, ...bankRegistry, ...workflowRegistry],
 })
 
-describe.skipIf(!existsSync(CHROMIUM))('dashboard in chromium', () => {
+describe('dashboard in chromium', () => {
   let dashboard: Dashboard
   let browser: Browser
   let page: Page
 
   beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`no chromium at ${CHROMIUM}: run 'bash .ci/setup' (it installs Debian's chromium)`)
+    }
     mkdirSync(shots, { recursive: true })
     dashboard = await startDashboard({ servers: nats.url, hub: 'dash', port: 0, allowActions: true })
     browser = await chromium.launch({
@@ -167,9 +171,23 @@ describe.skipIf(!existsSync(CHROMIUM))('dashboard in chromium', () => {
     await shot('entity')
   })
 
-  it('dead letters page lists what the stream holds', async () => {
+  it('dead letters page lists what the stream holds, with its reason', async () => {
     await open('/dead-letters')
     await page.getByText('No dead letters.').waitFor()
+    // a mailbox message that does not decode (0xc1 is no msgpack value) goes to the dead letters
+    const mailbox = stack.client.hub.names.mailbox(1)
+    await jetstream(stack.client.nc).publish(mailbox, new Uint8Array([0xc1]))
+    const rows = page.locator('[data-testid=dead-letters] tbody tr')
+    await waitFor(async () => {
+      if ((await rows.count()) > 0) return true
+      await page.getByRole('button', { name: 'Refresh' }).click()
+      return false
+    }, `a dead letter for the undecodable message on ${mailbox}`)
+    expect(await rows.count()).toBe(1)
+    const cells = await rows.first().locator('td').allTextContents()
+    expect(cells[2]).toBe(stack.client.hub.names.deadLetter(1))
+    expect(cells[3]).toBe('1')
+    expect(cells[4]).not.toBe('—')
     await shot('dead-letters')
   })
 

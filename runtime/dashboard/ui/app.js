@@ -651,8 +651,7 @@ function App() {
         ${PAGES.map(([path, label]) => html`<a href="#/${path}" class=${section === path ? 'active' : ''}>${label}</a>`)}
       </nav>
       <span class="hub"
-        >hub
-        <b>${config?.hub ?? DASH}</b>${config?.allowActions ? ' · actions allowed' : ' · read-only'}</span
+        >${'hub '}<b>${config?.hub ?? DASH}</b>${config?.allowActions ? ' · actions allowed' : ' · read-only'}</span
       >
     </header>
     <main>${page}</main>`
