@@ -28,6 +28,8 @@ export interface Dashboard {
   /** Where to open it, e.g. `http://127.0.0.1:8233/`. */
   readonly url: string
   readonly port: number
+  /** @internal How many event streams browsers hold open now (tests). */
+  readonly openStreams: () => number
   /** Stops the server, its streams and its hub connection. */
   close(): Promise<void>
 }
@@ -43,7 +45,7 @@ export interface Dashboard {
 export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
   const { port = 8233, host = '127.0.0.1', allowActions = false, ...connection } = options
   const source = new DashboardSource(connection)
-  const app = buildServer(source, { allowActions })
+  const { app, openStreams } = buildServer(source, { allowActions })
   // connect in the background: the first page load waits for it, or says why it failed
   source.client().catch(() => {})
   try {
@@ -58,6 +60,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   return {
     url: `http://${shownHost}:${bound}/`,
     port: bound,
+    openStreams,
     close: async () => {
       await app.close()
       await source.close()

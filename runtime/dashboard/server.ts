@@ -13,6 +13,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Observable } from 'rxjs'
 import { BasaltError, HubNotFoundError } from '../../actors/index.ts'
 import { readPlacement } from '../../placement/index.ts'
+import { decode } from '../nats/index.ts'
 import { jsonSafe, readDeadLetters } from './dead-letters.ts'
 import { BadParamError, int, statuses, text, time } from './params.ts'
 import type { DashboardSource } from './source.ts'
@@ -26,8 +27,14 @@ export interface ServerSettings {
 type Query = Record<string, string | undefined>
 type Req = FastifyRequest<{ Querystring: Query; Params: Record<string, string> }>
 
-/** Builds the fastify app over `source`; the caller listens and closes. */
-export function buildServer(source: DashboardSource, settings: ServerSettings): FastifyInstance {
+/**
+ * Builds the fastify app over `source`; the caller listens and closes. `openStreams` counts the
+ * event streams browsers hold open (each one's watches end when its browser goes away).
+ */
+export function buildServer(
+  source: DashboardSource,
+  settings: ServerSettings,
+): { app: FastifyInstance; openStreams: () => number } {
   const app = Fastify({ logger: false })
   // event streams end when the server closes, or closing would wait for the browsers to leave
   const open = new Set<import('node:http').ServerResponse>()
@@ -77,6 +84,14 @@ export function buildServer(source: DashboardSource, settings: ServerSettings): 
       placement,
       stats: source.stats.view(),
     })
+  })
+  app.get('/api/types', async (_req, reply) => {
+    // every registry name a node of the hub ever published (placement's meta key `types`)
+    const entry = await (await source.client()).hub.metaKv.get('types')
+    const names = entry === null ? [] : (decode(entry.value, 'hub types') as unknown)
+    const list = Array.isArray(names) ? names.filter((n): n is string => typeof n === 'string') : []
+    const of = (prefix: string) => list.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length))
+    return json(reply, { entities: of('e:'), orchestrations: of('o:'), activities: of('a:') })
   })
   app.get('/api/instances', async (req: Req, reply) => {
     const q = req.query
@@ -180,7 +195,7 @@ export function buildServer(source: DashboardSource, settings: ServerSettings): 
   app.get('/vendor/preact-htm.js', (_req, reply) => sendFile(reply, files.preactHtm))
   app.get('/vendor/uplot.js', (_req, reply) => sendFile(reply, files.uplotJs))
   app.get('/vendor/uplot.css', (_req, reply) => sendFile(reply, files.uplotCss))
-  return app
+  return { app, openStreams: () => open.size }
 }
 
 /** `{ [name]: value }`, or nothing when value is undefined (for exactOptionalPropertyTypes). */

@@ -117,6 +117,17 @@ describe('dashboard in chromium', () => {
     await row.waitFor({ timeout: 10_000 })
     await row.locator('[data-status=Completed]').waitFor({ timeout: 10_000 })
     await shot('instances')
+    // filtered by status, name and id prefix: still there; by another status: gone
+    await page.getByLabel('status').selectOption('Completed')
+    await page.getByLabel('name starts with').fill('helloSeq')
+    await page.getByLabel('id starts with').fill(id.slice(0, 8))
+    await page.getByRole('button', { name: 'Filter' }).click()
+    await waitFor(() => page.url().includes('status=Completed'), 'the filter in the URL')
+    await row.waitFor()
+    await page.getByLabel('status').selectOption('Failed')
+    await page.getByRole('button', { name: 'Filter' }).click()
+    await page.getByText('No instances match.').waitFor()
+    await open('/instances')
     await row.locator('a').click()
     await page.locator('[data-testid=timeline]').waitFor()
     await waitFor(
@@ -155,7 +166,9 @@ describe('dashboard in chromium', () => {
   it("an entity's state changes on screen after a signal", async () => {
     const key = 'dash-counter'
     await stack.client.entity(Counter, key).call.add(5)
-    await open(`/entities?type=Counter&prefix=dash-`)
+    await open('/entities')
+    // the types the hub's nodes registered are offered
+    await page.locator('a', { hasText: /^Counter$/ }).click()
     await page.locator(`[data-testid=entities] a`, { hasText: key }).click()
     const state = page.locator('[data-testid=entity-state]')
     await waitFor(
@@ -174,6 +187,11 @@ describe('dashboard in chromium', () => {
   it('dead letters page lists what the stream holds, with its reason', async () => {
     await open('/dead-letters')
     await page.getByText('No dead letters.').waitFor()
+    // the entity page's event stream (and its watch) ended when the browser left the page
+    await waitFor(
+      () => dashboard.openStreams() === 0,
+      `open event streams after leaving the entity page: expected 0, found ${dashboard.openStreams()}`,
+    )
     // a mailbox message that does not decode (0xc1 is no msgpack value) goes to the dead letters
     const mailbox = stack.client.hub.names.mailbox(1)
     await jetstream(stack.client.nc).publish(mailbox, new Uint8Array([0xc1]))

@@ -252,6 +252,7 @@ function matches(s, params) {
 
 function Instances({ params }) {
   const [pages, setPages] = useState([undefined]) // continuation tokens of the pages seen
+  const types = useTypes()
   const query = new URLSearchParams(params)
   const token = pages.at(-1)
   if (token) query.set('continuation', token)
@@ -288,7 +289,10 @@ function Instances({ params }) {
           ${STATUSES.map((s) => html`<option value=${s}>${s}</option>`)}
         </select></label
       >
-      <label>name starts with<input name="name" value=${params.get('name') ?? ''} /></label>
+      <label
+        >name starts with<input name="name" value=${params.get('name') ?? ''} list="orchestrations"
+      /></label>
+      <datalist id="orchestrations">${types.orchestrations.map((t) => html`<option value=${t} />`)}</datalist>
       <label>id starts with<input name="prefix" value=${params.get('prefix') ?? ''} /></label>
       <label>created since<input type="datetime-local" name="since" /></label>
       <button type="submit">Filter</button>
@@ -474,9 +478,16 @@ ${inst.error ? `${inst.error.name ?? 'Error'}: ${inst.error.message}${inst.error
 // ---------------------------------------------------------------------------------------------
 // Entities and one entity
 
+/** The entity types and orchestration names nodes of the hub registered (for suggestions). */
+function useTypes() {
+  const [types] = useLoad(() => api('/api/types').catch(() => ({ entities: [], orchestrations: [] })), [])
+  return types ?? { entities: [], orchestrations: [] }
+}
+
 function Entities({ params }) {
   const [pages, setPages] = useState([undefined])
   const type = params.get('type') ?? ''
+  const types = useTypes()
   const query = new URLSearchParams(params)
   if (pages.at(-1)) query.set('continuation', pages.at(-1))
   const [page, error] = useLoad(
@@ -492,7 +503,10 @@ function Entities({ params }) {
   }
   return html` <h2>Entities</h2>
     <form class="filters" onSubmit=${submit}>
-      <label>type<input name="type" value=${type} required placeholder="e.g. Counter" /></label>
+      <label
+        >type<input name="type" value=${type} required placeholder="e.g. Counter" list="entity-types"
+      /></label>
+      <datalist id="entity-types">${types.entities.map((t) => html`<option value=${t} />`)}</datalist>
       <label>key starts with<input name="prefix" value=${params.get('prefix') ?? ''} /></label>
       <button type="submit">List</button>
     </form>
@@ -530,7 +544,10 @@ function Entities({ params }) {
               </button>
             </div>`
         : type === ''
-          ? html`<p class="note">Give an entity type name.</p>`
+          ? html`<p class="note">
+              Give an entity type name${types.entities.length > 0 ? ': ' : '.'}
+              ${types.entities.map((t) => html`<a href="#/entities?type=${encodeURIComponent(t)}">${t}</a> `)}
+            </p>`
           : null
     }`
 }
