@@ -72,7 +72,23 @@ export function buildServer(
     const client = await source.client()
     const hub = client.hub
     const placement = await readPlacement(hub.metaKv, hub.jsm)
+    // the hub's streams as `basalt hub info` lists them (a stream that cannot be read shows null)
+    const { names } = hub
+    const streams = await Promise.all(
+      [
+        names.mailboxStream,
+        names.logStream,
+        names.taskStream,
+        names.deadLetterStream,
+        `KV_${names.stateBucket}`,
+        `KV_${names.metaBucket}`,
+      ].map(async (stream) => {
+        const info = await hub.jsm.streams.info(stream).catch(() => null)
+        return { stream, messages: info?.state.messages ?? null, bytes: info?.state.bytes ?? null }
+      }),
+    )
     return json(reply, {
+      streams,
       hub: {
         name: hub.names.hub,
         partitions: hub.meta.partitions,

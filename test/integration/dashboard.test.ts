@@ -106,6 +106,9 @@ describe('dashboard in chromium', () => {
       'records/s of partition 2 from two samples: expected 120',
     )
     expect(await rows.nth(0).locator('td').nth(1).textContent()).toBe(stack.node.nodeId)
+    const streams = await page.locator('[data-testid=streams] tbody td.mono').allTextContents()
+    expect(streams).toContain(stack.client.hub.names.mailboxStream)
+    expect(streams).toContain(stack.client.hub.names.deadLetterStream)
     await shot('overview')
   })
 

@@ -44,11 +44,19 @@ function useStream(url, handlers, deps) {
 /** Loads `load()` now and whenever deps change; `[value, error, reload]`. */
 function useLoad(load, deps) {
   const [state, setState] = useState({ value: undefined, error: undefined })
-  const reload = () =>
-    load().then(
-      (value) => setState({ value, error: undefined }),
-      (error) => setState((s) => ({ value: s.value, error })),
+  const latest = useRef({ load, n: 0 })
+  latest.current.load = load
+  // only the newest load's answer counts: an older one that arrives late is dropped
+  const reload = () => {
+    const n = ++latest.current.n
+    const current = (apply) => (result) => {
+      if (n === latest.current.n) setState(apply(result))
+    }
+    return latest.current.load().then(
+      current((value) => ({ value, error: undefined })),
+      current((error) => (s) => ({ value: s.value, error })),
     )
+  }
   useEffect(() => {
     setState({ value: undefined, error: undefined })
     void reload()
@@ -206,6 +214,26 @@ function Overview() {
         })}
       </tbody>
     </table>
+    <h3>Streams</h3>
+    <table data-testid="streams">
+      <thead>
+        <tr>
+          <th>stream</th>
+          <th class="num">messages</th>
+          <th class="num">bytes</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${overview.streams.map(
+          (st) =>
+            html`<tr>
+              <td class="mono">${st.stream}</td>
+              <td class="num">${num(st.messages)}</td>
+              <td class="num">${num(st.bytes)}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
     <h3>Partition map</h3>
     <table data-testid="partition-map">
       <thead>
@@ -250,6 +278,8 @@ function matches(s, params) {
   return true
 }
 
+// The filter forms are uncontrolled (defaultValue, keyed by the URL's query): a re-render caused by
+// a live update must not reset what the user is choosing before pressing Filter.
 function Instances({ params }) {
   const [pages, setPages] = useState([undefined]) // continuation tokens of the pages seen
   const types = useTypes()
@@ -282,18 +312,18 @@ function Instances({ params }) {
     location.hash = `#/instances?${next}`
   }
   return html` <h2>Instances ${pages.length === 1 ? html`<span class="live">● live</span>` : null}</h2>
-    <form class="filters" onSubmit=${submit}>
+    <form class="filters" key=${params.toString()} onSubmit=${submit}>
       <label
-        >status<select name="status" value=${params.get('status') ?? ''}>
+        >status<select name="status">
           <option value="">any</option>
-          ${STATUSES.map((s) => html`<option value=${s}>${s}</option>`)}
+          ${STATUSES.map((s) => html`<option value=${s} selected=${params.get('status') === s}>${s}</option>`)}
         </select></label
       >
       <label
-        >name starts with<input name="name" value=${params.get('name') ?? ''} list="orchestrations"
+        >name starts with<input name="name" defaultValue=${params.get('name') ?? ''} list="orchestrations"
       /></label>
       <datalist id="orchestrations">${types.orchestrations.map((t) => html`<option value=${t} />`)}</datalist>
-      <label>id starts with<input name="prefix" value=${params.get('prefix') ?? ''} /></label>
+      <label>id starts with<input name="prefix" defaultValue=${params.get('prefix') ?? ''} /></label>
       <label>created since<input type="datetime-local" name="since" /></label>
       <button type="submit">Filter</button>
     </form>
@@ -502,12 +532,12 @@ function Entities({ params }) {
     location.hash = `#/entities?${next}`
   }
   return html` <h2>Entities</h2>
-    <form class="filters" onSubmit=${submit}>
+    <form class="filters" key=${params.toString()} onSubmit=${submit}>
       <label
-        >type<input name="type" value=${type} required placeholder="e.g. Counter" list="entity-types"
+        >type<input name="type" defaultValue=${type} required placeholder="e.g. Counter" list="entity-types"
       /></label>
       <datalist id="entity-types">${types.entities.map((t) => html`<option value=${t} />`)}</datalist>
-      <label>key starts with<input name="prefix" value=${params.get('prefix') ?? ''} /></label>
+      <label>key starts with<input name="prefix" defaultValue=${params.get('prefix') ?? ''} /></label>
       <button type="submit">List</button>
     </form>
     <${Problem} error=${error} />
