@@ -72,7 +72,7 @@ describe('dashboard in chromium', () => {
   const shot = (name: string) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true })
 
   it('overview: the partition map lists every partition, with figures from telemetry samples', async () => {
-    // two synthetic samples a second apart (the node publisher is another change): records/s = 40
+    // synthetic samples a second apart (the node publisher is another change): records/s = 40
     const sample = (at: number, records: number): NodeStats => ({
       v: 1,
       node: 'synthetic-node',
@@ -94,6 +94,7 @@ describe('dashboard in chromium', () => {
     await page.locator('[data-testid=partition-map] tbody tr').first().waitFor()
     const subject = stack.client.hub.names.stats('synthetic-node')
     const now = Date.now()
+    stack.client.nc.publish(subject, JSON.stringify(sample(now - 2000, 60)))
     stack.client.nc.publish(subject, JSON.stringify(sample(now - 1000, 100)))
     stack.client.nc.publish(subject, JSON.stringify(sample(now, 140)))
     const rows = page.locator('[data-testid=partition-map] tbody tr')

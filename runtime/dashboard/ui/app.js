@@ -112,8 +112,7 @@ function RateChart({ spec, points }) {
         width: 420,
         height: 160,
         title: spec.title,
-        // the last two minutes, however few samples there are yet
-        scales: { x: { time: true, range: (_u, _min, max) => (max == null ? [0, 1] : [max - 120, max]) } },
+        scales: { x: { time: true } },
         series: [{}, ...spec.series.map((label, i) => ({ label, stroke: spec.colors[i], width: 2 }))],
         axes: [{}, { size: 50 }],
       },
@@ -123,9 +122,11 @@ function RateChart({ spec, points }) {
     return () => plot.current.destroy()
   }, [])
   useEffect(() => {
+    // a line needs two points; with one the time axis would span years
+    const shown = points.length < 2 ? [] : points
     plot.current?.setData([
-      points.map((p) => p.at / 1000),
-      ...spec.series.map((k) => points.map((p) => p.rates[k])),
+      shown.map((p) => p.at / 1000),
+      ...spec.series.map((k) => shown.map((p) => p.rates[k])),
     ])
   }, [points])
   return html`<div class="chart" ref=${el}></div>`
