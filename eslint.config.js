@@ -122,6 +122,8 @@ export default tseslint.config(
           'removeEventListener',
           'setInterval',
           'clearInterval',
+          'setTimeout',
+          'clearTimeout',
         ].map((name) => [name, 'readonly']),
       ),
     },

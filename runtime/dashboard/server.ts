@@ -13,7 +13,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Observable } from 'rxjs'
 import { BasaltError, HubNotFoundError } from '../../actors/index.ts'
 import { readPlacement } from '../../placement/index.ts'
-import { decode } from '../nats/index.ts'
+import { decode, isTransient } from '../nats/index.ts'
 import { jsonSafe, readDeadLetters } from './dead-letters.ts'
 import { BadParamError, int, statuses, text, time } from './params.ts'
 import type { DashboardSource } from './source.ts'
@@ -163,8 +163,10 @@ export function buildServer(
   app.get('/api/stream/instances', async (req, reply) => {
     await source.client() // connects the feed; fails as JSON while NATS is down
     const send = stream(req, reply)
-    const off = source.onInstanceChange((change) => send('instance', change))
+    const { off, ready } = source.onInstanceChange((change) => send('instance', change))
     req.raw.on('close', off)
+    // the page reads its listing again then: nothing that changed before the feed was heard is lost
+    void ready.then(() => send('ready', {}))
   })
   app.get('/api/stream/instances/:id', async (req: Req, reply) => {
     const client = await source.client()
@@ -245,6 +247,12 @@ function describe(err: unknown): { status: number; message: string } {
     if (err.code === 'CONNECTION' || err.code === 'TIMEOUT' || err.code === 'PARTITION_UNAVAILABLE')
       return { status: 503, message: `NATS is unreachable or the hub does not answer: ${err.message}` }
   }
+  // the NATS client's own timeouts and no-responders: the server is gone or the hub does not answer
+  if (isTransient(err) || (err as { name?: string })?.name === 'ConnectionError')
+    return {
+      status: 503,
+      message: `NATS is unreachable or the hub does not answer: ${(err as Error).message}`,
+    }
   const e = err as { statusCode?: number; message?: string }
   if (typeof e.statusCode === 'number' && e.statusCode < 500)
     return { status: e.statusCode, message: e.message ?? 'bad request' }

@@ -16,6 +16,7 @@ import {
   valueOf,
   parseItemKey,
   type ConnectionOptions,
+  whileConnected,
   type Subscription,
 } from '../nats/index.ts'
 import { StatsTracker } from './stats.ts'
@@ -34,7 +35,7 @@ export class DashboardSource {
   #statsSub: Subscription | undefined
   readonly #statsListeners = new Set<() => void>()
   readonly #instanceListeners = new Set<(change: InstanceChange) => void>()
-  #instanceFeed: { stop(): void } | undefined
+  #instanceFeed: { stop(): void; ready: Promise<void> } | undefined
   #closed = false
 
   constructor(readonly options: ConnectionOptions & { hub: string }) {}
@@ -64,24 +65,34 @@ export class DashboardSource {
     return () => this.#statsListeners.delete(listener)
   }
 
-  /** Calls `listener` with every committed instance change on the hub; returns the unsubscribe. */
-  onInstanceChange(listener: (change: InstanceChange) => void): () => void {
+  /**
+   * Calls `listener` with every committed instance change on the hub. Returns the unsubscribe and
+   * `ready`, which settles once every partition knows of the feed: what a listing read after it
+   * misses, the listener hears.
+   */
+  onInstanceChange(listener: (change: InstanceChange) => void): { off: () => void; ready: Promise<void> } {
     this.#instanceListeners.add(listener)
     if (this.#instanceFeed === undefined && this.#client !== undefined) this.#startInstanceFeed(this.#client)
-    return () => {
+    const ready = this.#instanceFeed?.ready ?? Promise.resolve()
+    const off = () => {
       this.#instanceListeners.delete(listener)
       if (this.#instanceListeners.size === 0) {
         this.#instanceFeed?.stop()
         this.#instanceFeed = undefined
       }
     }
+    return { off, ready }
   }
 
   async close(): Promise<void> {
     this.#closed = true
     this.#instanceFeed?.stop()
     this.#statsSub?.unsubscribe()
-    await this.#client?.close()
+    const client = this.#client
+    if (client === undefined) return
+    // with the server gone a graceful close would wait for it: close the connection at once
+    const closed = await whileConnected(client.nc, () => client.close())
+    if (!closed) await client.nc.close().catch(() => {})
   }
 
   #subscribeStats(client: Client): void {
@@ -119,10 +130,15 @@ export class DashboardSource {
         }
       },
     })
-    const announcers = probeIds(client.partitionCount).map((id) =>
-      client.watchStatus(id).subscribe({ error: () => {} }),
-    )
+    // each watch's first value is answered after its partition heard of it (see change-feed.ts)
+    const announced: Array<Promise<void>> = []
+    const announcers = probeIds(client.partitionCount).map((id) => {
+      let first: () => void = () => {}
+      announced.push(new Promise<void>((resolve) => (first = resolve)))
+      return client.watchStatus(id).subscribe({ next: () => first(), error: () => first() })
+    })
     this.#instanceFeed = {
+      ready: Promise.all(announced).then(() => {}),
       stop: () => {
         sub.unsubscribe()
         for (const a of announcers) a.unsubscribe()

@@ -17,6 +17,7 @@ import { approval, helloSequence, strictSaga, workflowRegistry } from '../../exa
 import type { NodeStats } from '../../runtime/metrics/stats.ts'
 import { zeroCounters } from '../../runtime/metrics/stats.ts'
 import { startDashboard, type Dashboard } from '../../runtime/dashboard/index.ts'
+import { startNatsServer } from '../../runtime/dev/index.ts'
 import { jetstream } from '../../runtime/nats/index.ts'
 import { Node } from '../../runtime/node/index.ts'
 import { silentLogger } from '../../runtime/util/index.ts'
@@ -257,6 +258,32 @@ describe('dashboard in chromium', () => {
       await down.close()
     }
   })
+
+  it('NATS lost after start: the page says so, the server keeps answering', async () => {
+    const server = await startNatsServer()
+    const node = await Node.start({
+      servers: server.url,
+      hub: 'lost',
+      partitions: 1,
+      registry: counterRegistry,
+      logger: silentLogger,
+    })
+    await node.stop()
+    const lost = await startDashboard({ servers: server.url, hub: 'lost', port: 0 })
+    try {
+      expect((await fetch(`${lost.url}api/overview`)).status, 'while NATS is up').toBe(200)
+      await server.stop('SIGKILL')
+      const res = await fetch(`${lost.url}api/overview`)
+      expect(res.status, await res.clone().text()).toBe(503)
+      expect(((await res.json()) as { error: string }).error).toMatch(/NATS/)
+      await page.goto(`${lost.url}#/`)
+      await page.getByRole('alert').filter({ hasText: /NATS/ }).waitFor()
+      expect((await fetch(`${lost.url}api/config`)).status).toBe(200)
+    } finally {
+      await lost.close()
+      await server.dispose()
+    }
+  }, 30_000)
 
   it('basalt dashboard serves the page and its assets, read-only by default', async () => {
     const cli = spawnTs('runtime/cli/basalt.mjs', [

@@ -137,8 +137,17 @@ function Overview() {
   const [stats, setStats] = useState(null)
   const [points, setPoints] = useState([])
   useEffect(() => {
-    const t = setInterval(reload, 3000) // placement: the meta bucket, read again every 3 s
-    return () => clearInterval(t)
+    // placement: the meta bucket, read again 3 s after each answer (never two reads at once)
+    let live = true
+    let timer
+    const next = () => {
+      timer = setTimeout(() => reload().finally(() => live && next()), 3000)
+    }
+    next()
+    return () => {
+      live = false
+      clearTimeout(timer)
+    }
   }, [])
   useStream(
     '/api/stream/stats',
@@ -287,12 +296,14 @@ function Instances({ params }) {
   const query = new URLSearchParams(params)
   const token = pages.at(-1)
   if (token) query.set('continuation', token)
-  const [page, error] = useLoad(() => api(`/api/instances?${query}`), [params.toString(), token])
+  const [page, error, reload] = useLoad(() => api(`/api/instances?${query}`), [params.toString(), token])
   const [rows, setRows] = useState([])
   useEffect(() => setRows(page?.instances ?? []), [page])
   useStream(
     pages.length === 1 ? '/api/stream/instances' : null,
     {
+      // the feed is heard everywhere now: read the listing again, changes before it included
+      ready: () => void reload(),
       instance: ({ id, status }) =>
         setRows((list) => {
           const i = list.findIndex((r) => r.id === id)
