@@ -34,6 +34,7 @@ const RUNTIME_LAYERS = [
   'activities',
   'instances',
   'client',
+  'dashboard',
   'node',
   'cli',
 ]
@@ -66,7 +67,7 @@ function runtimeFolder(name) {
   }
   if (name !== 'nats') patterns.push(NATS)
   if (name !== 'metrics') patterns.push(PROM)
-  if (!['node', 'cli'].includes(name)) patterns.push(PLACEMENT)
+  if (!['dashboard', 'node', 'cli'].includes(name)) patterns.push(PLACEMENT)
   return {
     files: [`runtime/${name}/**/*.ts`],
     rules: { 'no-restricted-imports': ['error', { patterns }] },
@@ -107,6 +108,31 @@ export default tseslint.config(
   {
     files: ['**/*.mjs', 'eslint.config.js'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // the dashboard's UI: plain ES modules that run in the browser
+    files: ['runtime/dashboard/ui/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        [
+          'document',
+          'location',
+          'fetch',
+          'EventSource',
+          'FormData',
+          'URLSearchParams',
+          'addEventListener',
+          'removeEventListener',
+          'setInterval',
+          'clearInterval',
+          'setTimeout',
+          'clearTimeout',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
   },
 
   // ---- Layer boundaries ------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 /**
  * Orchestration examples (Durable Functions' classic patterns): hello-sequence, fan-out/fan-in,
  * a bank transfer under a lock on both accounts, an approval raced against a timer, an eternal
- * monitor using continue-as-new, and a saga that compensates on failure.
+ * monitor using continue-as-new, and a saga that compensates on failure (and one that then fails).
  */
 import { activity, orchestration } from '../../actors/orchestration/index.ts'
 import type { Client } from '../../runtime/index.ts'
@@ -97,6 +97,20 @@ export const saga = orchestration('saga', function* (ctx, trip: string) {
   }
 })
 
+/** Like {@link saga}, but fails after compensating: the instance ends Failed with the cause. */
+export const strictSaga = orchestration('strictSaga', function* (ctx, trip: string) {
+  const done: string[] = []
+  try {
+    done.push(yield* ctx.callActivity(bookFlight, trip))
+    done.push(yield* ctx.callActivity(bookHotel, trip))
+    done.push(yield* ctx.callActivity(bookCar, trip))
+    return done
+  } catch (err) {
+    for (const booking of [...done].reverse()) yield* ctx.callActivity(cancelBooking, booking)
+    throw err
+  }
+})
+
 /** Everything a node needs for these examples (the Account entity comes from the bank example). */
 export const workflowRegistry = [
   sayHello,
@@ -112,6 +126,7 @@ export const workflowRegistry = [
   bookCar,
   cancelBooking,
   saga,
+  strictSaga,
 ]
 
 /** Runs each example once and prints what happened; throws if an outcome is wrong. */

@@ -1,8 +1,8 @@
 /**
  * `basalt dev`: everything needed to try Basalt on one machine, in one process — an embedded
  * nats-server with its data under `.basalt/` (kept between runs), and one node serving a registry
- * module (`--load`) or the examples — until Ctrl-C or SIGTERM stops the node (final snapshots)
- * and then the server.
+ * module (`--load`) or the examples, and the web dashboard (read-only unless `--allow-actions`) —
+ * until Ctrl-C or SIGTERM stops the node (final snapshots) and then the server.
  */
 import path from 'node:path'
 import { startNatsServer, type NatsServer } from '../dev/index.ts'
@@ -18,12 +18,17 @@ export interface DevFlags {
   port: number
   data: string
   partitions?: number
+  /** Port of the web dashboard (default 8233; 0: any free one). */
+  dashboardPort?: number
+  /** False with `--no-dashboard`. */
+  dashboard?: boolean
+  allowActions?: boolean
 }
 
 /**
  * Runs `basalt dev`: starts the server on `--port` (default 4222) with its store in
  * `<--data>/nats`, a node on hub `--hub` (default `dev`), prints the URL and the environment to
- * use it from other terminals, and waits for SIGINT or SIGTERM; then stops node and server and
+ * use it from other terminals, ending with the dashboard's URL, and waits for SIGINT or SIGTERM; then stops node and server and
  * resolves with 0. Throws `NatsServerMissingError` (saying how to install it) when there is no
  * nats-server binary, `NatsServerStartError` when the port is taken, `BadInputError` for a
  * module that cannot be loaded.
@@ -44,6 +49,9 @@ export async function runDevCommand(flags: DevFlags, out: Out = stdout): Promise
       registry,
       logger: consoleLogger(`basalt[${flags.hub}]`, true), // warnings and errors only
       ...(flags.partitions === undefined ? {} : { partitions: flags.partitions }),
+      ...(flags.dashboard === false
+        ? {}
+        : { dashboard: { port: flags.dashboardPort ?? 8233, allowActions: flags.allowActions === true } }),
     })
     const stopRequested = waitForStopSignal(node)
     out(`nats    ${server.url}  (data in ${path.relative(process.cwd(), storeDir) || '.'})`)
@@ -54,6 +62,7 @@ export async function runDevCommand(flags: DevFlags, out: Out = stdout): Promise
     out('')
     out(`in another terminal: export NATS_URL=${server.url} BASALT_HUB=${flags.hub}`)
     out('Ctrl-C stops')
+    if (node.dashboardUrl !== undefined) out(`dashboard ${node.dashboardUrl}`)
     const signal = await stopRequested
     out(signal === 'closed' ? 'connection to nats-server lost; stopping' : `${signal}: stopping`)
     await node.stop({ snapshot: signal !== 'closed' })

@@ -39,6 +39,9 @@ export function buildProgram(setCode: (code: number) => void): Command {
     .option('--port <port>', 'nats-server client port', intArg(), 4222)
     .option('--data <dir>', 'directory for the server data', '.basalt')
     .option('--partitions <n>', 'partition count of a new hub (default 32)', intArg())
+    .option('--dashboard-port <port>', 'port of the web dashboard (0: any free one)', intArg(0), 8233)
+    .option('--no-dashboard', 'do not serve the web dashboard')
+    .option('--allow-actions', 'allow raise event, terminate, suspend, resume and purge from the dashboard')
     .action((flags) => run(async () => (await import('./dev-command.ts')).runDevCommand(flags))())
   addConnectionOptions(
     program
@@ -202,6 +205,15 @@ export function buildProgram(setCode: (code: number) => void): Command {
   hubCommand(dlq.command('purge').description('remove every dead letter (with --yes)'))
     .option('--yes', 'really remove them')
     .action((flags) => run(async () => (await dead()).dlqPurgeCommand(flags))())
+
+  addConnectionOptions(
+    program
+      .command('dashboard')
+      .description("serve a hub's web dashboard (read-only unless --allow-actions), until Ctrl-C")
+      .option('--port <port>', 'HTTP port', intArg(0), 8233)
+      .option('--host <host>', 'interface to bind (127.0.0.1: this machine only)', '127.0.0.1')
+      .option('--allow-actions', 'allow raise event, terminate, suspend, resume and purge from the page'),
+  ).action((flags) => run(async () => (await import('./dashboard-command.ts')).runDashboardCommand(flags))())
 
   hubCommand(
     program.command('placement').description("print a hub's partition assignments, its nodes and its leader"),

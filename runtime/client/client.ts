@@ -211,8 +211,12 @@ export class Client {
   /**
    * Committed states of an entity as they happen, pushed by its partition (no polling). The first
    * value is the current state; `undefined` means the entity does not exist (or was deleted).
+   * `type` is the class, or its type name (as the dashboard gives it).
    */
-  watchEntity<E extends Entity>(type: EntityClass<E>, key: string): Observable<StateOf<E> | undefined> {
+  watchEntity<E extends Entity>(
+    type: EntityClass<E> | string,
+    key: string,
+  ): Observable<StateOf<E> | undefined> {
     return this.#entities.watchEntity(type, key)
   }
 

@@ -104,8 +104,11 @@ export class EntityApi {
   }
 
   /** Committed states of an entity as they happen, pushed by its partition (no polling). */
-  watchEntity<E extends Entity>(type: EntityClass<E>, key: string): Observable<StateOf<E> | undefined> {
-    const t = entityTypeName(type)
+  watchEntity<E extends Entity>(
+    type: EntityClass<E> | string,
+    key: string,
+  ): Observable<StateOf<E> | undefined> {
+    const t = typeNameOf(type)
     checkKey(key)
     const p = partitionOf(key, this.core.partitions)
     const itemKey = itemKeys.entity(p, t, key)

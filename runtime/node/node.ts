@@ -19,6 +19,7 @@ import {
 } from '../../actors/orchestration/index.ts'
 import { ActivityPool, ActivityWorkers } from '../activities/index.ts'
 import { Client } from '../client/index.ts'
+import { startDashboard, type Dashboard } from '../dashboard/index.ts'
 import { type Workflows, InstanceHost } from '../instances/index.ts'
 import { EntityRegistry, entityTypeName, type EntityClass } from '../../entities/index.ts'
 import {
@@ -136,6 +137,11 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
    * published either way. See docs/OPERATIONS.md for every metric.
    */
   metrics?: MetricsOptions
+  /**
+   * Serve the hub's web dashboard from this node (runtime/dashboard/): `port` (0: any free one),
+   * `host` (default 127.0.0.1), `allowActions` (default false: read-only). Default: none.
+   */
+  dashboard?: { port: number; host?: string; allowActions?: boolean }
 }
 
 /** A running node. */
@@ -169,6 +175,8 @@ export class Node {
   readonly metrics = new NodeRecorder()
   #registry: Registry | undefined
   #observer: Observer | undefined
+  /** The web dashboard this node serves (`options.dashboard`), if any. */
+  #dashboard: Dashboard | undefined
 
   private constructor(
     /** @internal */ readonly nc: NatsConnection,
@@ -286,6 +294,13 @@ export class Node {
           ),
         )
       } else await node.#join(options.readyTimeoutMs ?? 3 * leaseMs + 10_000)
+      if (options.dashboard !== undefined) {
+        const dashboard = { ...pickConnection(options), hub: options.hub, ...options.dashboard }
+        node.#dashboard = await startDashboard(dashboard).catch(async (err: unknown) => {
+          await node!.stop()
+          throw err
+        })
+      }
       return node
     } catch (err) {
       if (node !== undefined) {
@@ -333,6 +348,11 @@ export class Node {
     return this.hub.meta.partitions
   }
 
+  /** Where this node's web dashboard is (`options.dashboard`), e.g. `http://127.0.0.1:8233/`; else undefined. */
+  get dashboardUrl(): string | undefined {
+    return this.#dashboard?.url
+  }
+
   /** @internal This node's placement agent (dynamic placement only). */
   get placement(): PlacementAgent | undefined {
     return this.#agent
@@ -351,6 +371,7 @@ export class Node {
   async stop(options: { snapshot?: boolean } = {}): Promise<void> {
     if (this.#stopped) return
     this.#stopped = true
+    await this.#dashboard?.close()
     await this.#observer?.close()
     for (const t of this.#restarts) clearTimeout(t)
     clearInterval(this.#leaseWatch)

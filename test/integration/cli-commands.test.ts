@@ -77,6 +77,7 @@ describe('basalt help, version and exit codes', () => {
       'entity',
       'hub',
       'dlq',
+      'dashboard',
     ])
       expect(help.output, `'${command}' in basalt --help`).toMatch(new RegExp(`^  ${command} `, 'm'))
     expect(entityGetHelp.code, entityGetHelp.output).toBe(0)
@@ -295,7 +296,7 @@ describe('basalt hub and dlq', () => {
 
 describe('basalt dev', () => {
   it(
-    'starts a server and a node, prints the URL, and stops on SIGTERM with exit 0',
+    'starts a server, a node and the dashboard, prints the URLs, and stops on SIGTERM with exit 0',
     { timeout: 60_000 },
     async () => {
       const port = await freePort()
@@ -307,11 +308,18 @@ describe('basalt dev', () => {
         tempDir('basalt-dev-'),
         '--partitions',
         '2',
+        '--dashboard-port',
+        '0',
       ])
       const url = `nats://127.0.0.1:${port}`
       await dev.waitForLine(new RegExp(`^nats +${url} `), 30_000)
       await dev.waitForLine(/^Ctrl-C stops$/, 10_000)
       expect(dev.lines).toContain(`in another terminal: export NATS_URL=${url} BASALT_HUB=dev`)
+      // the start-up output ends with the dashboard's URL, and the dashboard answers there
+      const dashboardLine = await dev.waitForLine(/^dashboard http:\/\/127\.0\.0\.1:\d+\/$/, 10_000)
+      const page = await fetch(dashboardLine.slice('dashboard '.length))
+      expect(page.status).toBe(200)
+      expect(await page.text()).toContain('<script type="module" src="/ui/app.js">')
       const devClient = await Client.connect({ servers: url, hub: 'dev' })
       try {
         await devClient.entity((await import('../../examples/counter/index.ts')).Counter, 'x').call.add(1)

@@ -104,9 +104,19 @@ function closure(packages: Record<string, LockEntry>, roots: string[]): string[]
     if (entry === undefined || keys.has(key)) continue
     keys.add(key)
     for (const name of Object.keys({ ...entry.dependencies, ...entry.optionalDependencies })) {
-      // a nested copy first, as Node resolves it
-      const nested = `${key}/node_modules/${name}`
-      queue.push(packages[nested] === undefined ? `node_modules/${name}` : nested)
+      // as Node resolves it: the nearest node_modules from the dependent's folder up
+      let dir = key
+      let found = `node_modules/${name}`
+      for (;;) {
+        if (packages[`${dir}/node_modules/${name}`] !== undefined) {
+          found = `${dir}/node_modules/${name}`
+          break
+        }
+        const up = dir.lastIndexOf('/node_modules/')
+        if (up < 0) break
+        dir = dir.slice(0, up)
+      }
+      queue.push(found)
     }
   }
   return [...keys]
@@ -296,7 +306,14 @@ describe('the packed package in a fresh project', () => {
   it('ships the build, the launcher, README and docs: no sources, tests, benchmarks or CI scripts', () => {
     const files = packed.files.map((f) => f.path)
     const outside = files.filter((f) => !f.startsWith('dist/') && !f.startsWith('docs/'))
-    expect(outside.sort()).toEqual(['README.md', 'package.json', 'runtime/cli/basalt.mjs'])
+    expect(outside.sort()).toEqual([
+      'README.md',
+      'package.json',
+      'runtime/cli/basalt.mjs',
+      'runtime/dashboard/ui/app.js',
+      'runtime/dashboard/ui/index.html',
+      'runtime/dashboard/ui/style.css',
+    ])
     expect(files.filter((f) => /^(test|bench|\.ci)\//.test(f) || /^dist\/(test|bench)\//.test(f))).toEqual([])
     expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([])
     for (const entry of ['runtime', 'entities', 'actors', 'placement']) {
@@ -330,6 +347,26 @@ describe('the packed package in a fresh project', () => {
     node.child.kill('SIGTERM')
     expect(await node.exited, node.lines.join('\n')).toBe(0)
     expect(node.lines.at(-1)).toMatch(/^node \S+ stopped$/)
+  })
+
+  it('serves the dashboard from the installed package: the page, its module and the vendored UI libraries', async () => {
+    const bin = path.join(app, 'node_modules', '.bin', 'basalt')
+    const dashboard = start(bin, ['dashboard', '--servers', nats.url, '--hub', 'pkg', '--port', '0'], app)
+    let url: string | undefined
+    await waitFor(
+      () => (url = dashboard.out.find((l) => l.startsWith('dashboard '))?.split(' ')[1]) !== undefined,
+      'basalt dashboard to print its URL',
+      30_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; output:\n${dashboard.lines.join('\n')}`)
+    })
+    for (const asset of ['', 'ui/app.js', 'ui/style.css', 'vendor/preact-htm.js', 'vendor/uplot.js']) {
+      const res = await fetch(`${url}${asset}`)
+      expect(res.status, `GET /${asset}`).toBe(200)
+    }
+    expect(await (await fetch(`${url}api/config`)).json()).toEqual({ hub: 'pkg', allowActions: false })
+    dashboard.child.kill('SIGTERM')
+    expect(await dashboard.exited, dashboard.lines.join('\n')).toBe(0)
   })
 
   it("serves a .ts registry through the app's own tsx", async () => {

@@ -1,0 +1,47 @@
+/**
+ * `basalt dashboard`: serves the web dashboard of a hub (runtime/dashboard/) until SIGTERM or
+ * SIGINT. It only reads unless `--allow-actions`, and binds 127.0.0.1 unless `--host` says more.
+ */
+import { startDashboard } from '../dashboard/index.ts'
+import { connectionFromFlags, hubFromFlags, type ConnectionFlags } from './connection.ts'
+import { stdout, type Out } from './output.ts'
+
+/** The flags of `basalt dashboard`, as commander parses them. */
+export interface DashboardFlags extends ConnectionFlags {
+  port: number
+  host: string
+  allowActions?: boolean
+}
+
+/**
+ * Runs `basalt dashboard`: starts the dashboard on `--host`:`--port` for `--servers` / `--hub`,
+ * prints `dashboard <url>`, and on SIGTERM or SIGINT closes it and resolves with 0. NATS need not
+ * be up yet (the page says so until it is). Throws `UsageError` for a missing option (exit 2) and
+ * the listen error (e.g. `EADDRINUSE`) when the port is taken.
+ *
+ * @example await runDashboardCommand({ servers: 'nats://127.0.0.1:4222', hub: 'dev', port: 8233, host: '127.0.0.1' })
+ */
+export async function runDashboardCommand(flags: DashboardFlags, out: Out = stdout): Promise<number> {
+  const connection = connectionFromFlags(flags)
+  const hub = hubFromFlags(flags)
+  const dashboard = await startDashboard({
+    ...connection,
+    hub,
+    port: flags.port,
+    host: flags.host,
+    allowActions: flags.allowActions === true,
+  })
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    const stop = (s: NodeJS.Signals) => {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+      resolve(s)
+    }
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
+    out(`dashboard ${dashboard.url} (hub ${hub}, ${flags.allowActions ? 'actions allowed' : 'read-only'})`)
+  })
+  out(`${signal}: stopping`)
+  await dashboard.close()
+  return 0
+}

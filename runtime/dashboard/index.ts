@@ -1,0 +1,69 @@
+/**
+ * runtime/dashboard/ — the web dashboard: an HTTP server (fastify) that shows a hub's nodes,
+ * partitions, instances, entities and dead letters and pushes live changes to the browser by
+ * server-sent events, from the public client's reads and watch streams, the placement table and
+ * the node telemetry samples (`H.stats.<node>`). The UI is plain ES modules (preact + htm, uPlot)
+ * served from `ui/` and node_modules: no build step, nothing from the internet. Read-only unless
+ * started with `allowActions`. May import runtime/client/, runtime/instances/, runtime/metrics/,
+ * runtime/nats/, placement/ and actors/; never runtime/node/ (a node starts a dashboard).
+ */
+import type { ConnectionOptions } from '../nats/index.ts'
+import { buildServer } from './server.ts'
+import { DashboardSource } from './source.ts'
+
+/** Options of {@link startDashboard}. */
+export interface DashboardOptions extends ConnectionOptions {
+  /** Hub to show. */
+  hub: string
+  /** TCP port (default 8233; 0 picks a free one). */
+  port?: number
+  /** Interface to bind (default 127.0.0.1: only this machine). */
+  host?: string
+  /** Allow raise event, terminate, suspend, resume and purge from the page (default false: 403). */
+  allowActions?: boolean
+}
+
+/** A running dashboard. */
+export interface Dashboard {
+  /** Where to open it, e.g. `http://127.0.0.1:8233/`. */
+  readonly url: string
+  readonly port: number
+  /** @internal How many event streams browsers hold open now (tests). */
+  readonly openStreams: () => number
+  /** Stops the server, its streams and its hub connection. */
+  close(): Promise<void>
+}
+
+/**
+ * Starts the dashboard for a hub. NATS need not be up: the page says it is unreachable and the
+ * server connects once it is. Throws when the port cannot be bound (`EADDRINUSE`).
+ *
+ * @example
+ * const dashboard = await startDashboard({ servers: 'nats://127.0.0.1:4222', hub: 'dev' })
+ * console.log(dashboard.url) // http://127.0.0.1:8233/
+ */
+export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
+  const { port = 8233, host = '127.0.0.1', allowActions = false, ...connection } = options
+  const source = new DashboardSource(connection)
+  const { app, openStreams } = buildServer(source, { allowActions })
+  // connect in the background: the first page load waits for it, or says why it failed
+  source.client().catch(() => {})
+  try {
+    await app.listen({ port, host })
+  } catch (err) {
+    await source.close()
+    throw err
+  }
+  const address = app.server.address()
+  const bound = typeof address === 'object' && address !== null ? address.port : port
+  const shownHost = host.includes(':') ? `[${host}]` : host
+  return {
+    url: `http://${shownHost}:${bound}/`,
+    port: bound,
+    openStreams,
+    close: async () => {
+      await app.close()
+      await source.close()
+    },
+  }
+}

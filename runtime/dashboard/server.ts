@@ -1,0 +1,293 @@
+/**
+ * The dashboard's HTTP server (fastify): JSON routes for each page, server-sent-event routes that
+ * push what the watch streams and the telemetry subscription deliver, the action routes (refused
+ * with 403 unless actions are allowed), and the UI's static files — the page's own ES modules
+ * under `ui/` and preact + htm and uPlot from node_modules, so nothing comes from the internet.
+ */
+import { readFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { Observable } from 'rxjs'
+import { BasaltError, HubNotFoundError } from '../../actors/index.ts'
+import { readPlacement } from '../../placement/index.ts'
+import { decode, isTransient } from '../nats/index.ts'
+import { jsonSafe, readDeadLetters } from './dead-letters.ts'
+import { BadParamError, int, statuses, text, time } from './params.ts'
+import type { DashboardSource } from './source.ts'
+import { timelineOf } from './timeline.ts'
+
+/** How the server behaves (see `startDashboard`). */
+export interface ServerSettings {
+  allowActions: boolean
+}
+
+type Query = Record<string, string | undefined>
+type Req = FastifyRequest<{ Querystring: Query; Params: Record<string, string> }>
+
+/**
+ * Builds the fastify app over `source`; the caller listens and closes. `openStreams` counts the
+ * event streams browsers hold open (each one's watches end when its browser goes away).
+ */
+export function buildServer(
+  source: DashboardSource,
+  settings: ServerSettings,
+): { app: FastifyInstance; openStreams: () => number } {
+  const app = Fastify({ logger: false })
+  // event streams end when the server closes, or closing would wait for the browsers to leave
+  const open = new Set<import('node:http').ServerResponse>()
+  app.addHook('preClose', (done) => {
+    for (const res of open) res.end()
+    done()
+  })
+  const stream = (req: FastifyRequest, reply: FastifyReply) => {
+    const send = startStream(req, reply)
+    open.add(reply.raw)
+    req.raw.on('close', () => open.delete(reply.raw))
+    return send
+  }
+  const pipe = (req: FastifyRequest, reply: FastifyReply, values: Observable<unknown>, event: string) => {
+    const send = stream(req, reply)
+    const sub = values.subscribe({
+      next: (v) => send(event, v ?? null),
+      error: (err: unknown) => send('failure', { error: describe(err).message }),
+    })
+    req.raw.on('close', () => sub.unsubscribe())
+  }
+  app.setErrorHandler((err, _req, reply) => {
+    const { status, message } = describe(err)
+    void reply
+      .code(status)
+      .type('application/json')
+      .send(JSON.stringify({ error: message }))
+  })
+  const json = (reply: FastifyReply, value: unknown) =>
+    reply.type('application/json').send(JSON.stringify(value, jsonSafe))
+
+  // ---- pages' data
+  app.get('/api/config', async () => ({ hub: source.options.hub, allowActions: settings.allowActions }))
+  app.get('/api/overview', async (_req, reply) => {
+    const client = await source.client()
+    const hub = client.hub
+    const placement = await readPlacement(hub.metaKv, hub.jsm)
+    // the hub's streams as `basalt hub info` lists them (a stream that cannot be read shows null)
+    const { names } = hub
+    const streams = await Promise.all(
+      [
+        names.mailboxStream,
+        names.logStream,
+        names.taskStream,
+        names.deadLetterStream,
+        `KV_${names.stateBucket}`,
+        `KV_${names.metaBucket}`,
+      ].map(async (stream) => {
+        const info = await hub.jsm.streams.info(stream).catch(() => null)
+        return { stream, messages: info?.state.messages ?? null, bytes: info?.state.bytes ?? null }
+      }),
+    )
+    return json(reply, {
+      streams,
+      hub: {
+        name: hub.names.hub,
+        partitions: hub.meta.partitions,
+        replicas: hub.meta.replicas,
+        created: hub.meta.created,
+      },
+      allowActions: settings.allowActions,
+      now: Date.now(),
+      placement,
+      stats: source.stats.view(),
+    })
+  })
+  app.get('/api/types', async (_req, reply) => {
+    // every registry name a node of the hub ever published (placement's meta key `types`)
+    const entry = await (await source.client()).hub.metaKv.get('types')
+    const names = entry === null ? [] : (decode(entry.value, 'hub types') as unknown)
+    const list = Array.isArray(names) ? names.filter((n): n is string => typeof n === 'string') : []
+    const of = (prefix: string) => list.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length))
+    return json(reply, { entities: of('e:'), orchestrations: of('o:'), activities: of('a:') })
+  })
+  app.get('/api/instances', async (req: Req, reply) => {
+    const q = req.query
+    const query = {
+      ...optional('statuses', statuses(q, 'status')),
+      ...optional('namePrefix', text(q, 'name')),
+      ...optional('idPrefix', text(q, 'prefix')),
+      ...optional('createdFrom', time(q, 'since')),
+      ...optional('continuation', text(q, 'continuation')),
+      pageSize: int(q, 'pageSize', 1, 1000, 50),
+    }
+    return json(reply, await (await source.client()).listInstances(query))
+  })
+  app.get('/api/instances/:id', async (req: Req, reply) => {
+    const id = req.params.id!
+    const status = await (await source.client()).getStatus(id, { history: true })
+    if (status === undefined) return reply.code(404).send({ error: `instance '${id}' does not exist` })
+    return json(reply, { ...status, timeline: timelineOf(status.history ?? []) })
+  })
+  app.get('/api/entities', async (req: Req, reply) => {
+    const type = text(req.query, 'type')
+    if (type === undefined) throw new BadParamError('type', 'give the entity type name')
+    const page = await (
+      await source.client()
+    ).listEntities({
+      type,
+      ...optional('keyPrefix', text(req.query, 'prefix')),
+      ...optional('continuation', text(req.query, 'continuation')),
+      pageSize: int(req.query, 'pageSize', 1, 1000, 50),
+    })
+    return json(reply, page)
+  })
+  app.get('/api/entities/:type/:key', async (req: Req, reply) => {
+    const { type, key } = req.params as { type: string; key: string }
+    const client = await source.client()
+    const [state, lock] = await Promise.all([client.readEntityState(type, key), client.getLock(type, key)])
+    return json(reply, { type, key, ...state, lock })
+  })
+  app.get('/api/dead-letters', async (req: Req, reply) => {
+    const client = await source.client()
+    const from = int(req.query, 'from', 1, Number.MAX_SAFE_INTEGER, 1)
+    return json(reply, await readDeadLetters(client.hub, from, int(req.query, 'limit', 1, 500, 100)))
+  })
+
+  // ---- live streams
+  app.get('/api/stream/stats', (req, reply) => {
+    const send = stream(req, reply)
+    const push = () => send('stats', source.stats.view())
+    push()
+    const off = source.onStats(push)
+    req.raw.on('close', off)
+  })
+  app.get('/api/stream/instances', async (req, reply) => {
+    await source.client() // connects the feed; fails as JSON while NATS is down
+    const send = stream(req, reply)
+    const { off, ready } = source.onInstanceChange((change) => send('instance', change))
+    req.raw.on('close', off)
+    // the page reads its listing again then: nothing that changed before the feed was heard is lost
+    void ready.then(() => send('ready', {}))
+  })
+  app.get('/api/stream/instances/:id', async (req: Req, reply) => {
+    const client = await source.client()
+    pipe(req, reply, client.watchStatus(req.params.id!), 'status')
+  })
+  app.get('/api/stream/entities/:type/:key', async (req: Req, reply) => {
+    const { type, key } = req.params as { type: string; key: string }
+    const client = await source.client()
+    pipe(req, reply, client.watchEntity(type, key), 'state')
+  })
+
+  // ---- actions
+  const action = (name: string, run: (id: string, body: Record<string, unknown>) => Promise<void>) =>
+    app.post(`/api/instances/:id/${name}`, async (req: Req, reply) => {
+      if (!settings.allowActions) {
+        return reply.code(403).send({
+          error: `action '${name}' refused: start the dashboard with --allow-actions to allow actions`,
+        })
+      }
+      const body = (req.body ?? {}) as Record<string, unknown>
+      await run(req.params.id!, body)
+      return { ok: true }
+    })
+  action('raise', async (id, body) => {
+    if (typeof body.name !== 'string' || body.name === '')
+      throw new BadParamError('name', 'give the event name')
+    await (await source.client()).raiseEvent(id, body.name, body.data)
+  })
+  action('terminate', async (id, body) =>
+    (await source.client()).terminate(id, typeof body.reason === 'string' ? body.reason : undefined),
+  )
+  action('suspend', async (id) => (await source.client()).suspend(id))
+  action('resume', async (id) => (await source.client()).resume(id))
+  action('purge', async (id) => (await source.client()).purge(id))
+
+  // ---- the UI
+  const files = staticFiles()
+  app.get('/', (_req, reply) => sendFile(reply, files.ui('index.html')))
+  app.get('/ui/:file', (req: Req, reply) => {
+    const file = req.params.file!
+    if (!/^[\w-]+\.(js|css|html)$/.test(file)) return reply.code(404).send({ error: `no file '${file}'` })
+    return sendFile(reply, files.ui(file))
+  })
+  app.get('/vendor/preact-htm.js', (_req, reply) => sendFile(reply, files.preactHtm))
+  app.get('/vendor/uplot.js', (_req, reply) => sendFile(reply, files.uplotJs))
+  app.get('/vendor/uplot.css', (_req, reply) => sendFile(reply, files.uplotCss))
+  return { app, openStreams: () => open.size }
+}
+
+/** `{ [name]: value }`, or nothing when value is undefined (for exactOptionalPropertyTypes). */
+function optional<K extends string, V>(name: K, value: V | undefined): { [k in K]?: V } {
+  return (value === undefined ? {} : { [name]: value }) as { [k in K]?: V }
+}
+
+/** Starts a server-sent-event response; returns the function that sends one event. */
+function startStream(req: FastifyRequest, reply: FastifyReply): (event: string, data: unknown) => void {
+  reply.hijack()
+  const res = reply.raw
+  res.writeHead(200, {
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+  })
+  res.write(': connected\n\n')
+  const ping = setInterval(() => res.write(': ping\n\n'), 15_000)
+  req.raw.on('close', () => clearInterval(ping))
+  return (event, data) => {
+    if (!res.writableEnded) res.write(`event: ${event}\ndata: ${JSON.stringify(data ?? null, jsonSafe)}\n\n`)
+  }
+}
+
+/** The HTTP status and message of an error. */
+function describe(err: unknown): { status: number; message: string } {
+  if (err instanceof BadParamError) return { status: 400, message: err.message }
+  if (err instanceof HubNotFoundError) return { status: 503, message: err.message }
+  if (err instanceof BasaltError) {
+    if (err.code === 'BAD_INPUT') return { status: 400, message: err.message }
+    if (err.code === 'CONNECTION' || err.code === 'TIMEOUT' || err.code === 'PARTITION_UNAVAILABLE')
+      return { status: 503, message: `NATS is unreachable or the hub does not answer: ${err.message}` }
+  }
+  // the NATS client's own timeouts and no-responders: the server is gone or the hub does not answer
+  if (isTransient(err) || (err as { name?: string })?.name === 'ConnectionError')
+    return {
+      status: 503,
+      message: `NATS is unreachable or the hub does not answer: ${(err as Error).message}`,
+    }
+  const e = err as { statusCode?: number; message?: string }
+  if (typeof e.statusCode === 'number' && e.statusCode < 500)
+    return { status: e.statusCode, message: e.message ?? 'bad request' }
+  return { status: 500, message: e?.message ?? String(err) }
+}
+
+/** Where the UI's files are: `ui/` beside the sources, or (built package) under runtime/dashboard/ui. */
+function staticFiles() {
+  const here = path.dirname(fileURLToPath(import.meta.url))
+  const candidates = [path.join(here, 'ui'), path.resolve(here, '../../../runtime/dashboard/ui')]
+  const uiDir = candidates.find((dir) => existsSync(path.join(dir, 'index.html')))
+  if (uiDir === undefined)
+    throw new Error(`dashboard UI files not found (looked in ${candidates.join(', ')})`)
+  const require = createRequire(import.meta.url)
+  const uplotDir = path.dirname(require.resolve('uplot'))
+  return {
+    ui: (file: string) => path.join(uiDir, file),
+    preactHtm: path.join(path.dirname(require.resolve('htm/preact')), 'standalone.module.js'),
+    uplotJs: path.join(uplotDir, 'uPlot.esm.js'),
+    uplotCss: path.join(uplotDir, 'uPlot.min.css'),
+  }
+}
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+}
+
+async function sendFile(reply: FastifyReply, file: string): Promise<void> {
+  let body: Buffer
+  try {
+    body = await readFile(file)
+  } catch {
+    return reply.code(404).send({ error: `no file '${path.basename(file)}'` })
+  }
+  return reply.type(TYPES[path.extname(file)] ?? 'application/octet-stream').send(body)
+}

@@ -1,0 +1,183 @@
+/**
+ * Where the dashboard's data comes from: one {@link Client} on the hub (connected lazily and again
+ * after it failed, so a dashboard started while NATS is down comes up once NATS does), the node
+ * telemetry subscription (`H.stats.*`) feeding a {@link StatsTracker}, and the hub-wide instance
+ * feed (every partition's change messages, decoded to instance summaries) the Instances page
+ * shows live. Subscriptions live while someone listens and end with the last listener.
+ */
+import { partitionOf } from '../../actors/index.ts'
+import type { CommitRecord } from '../../actors/wire/index.ts'
+import { Client, type InstanceStatus } from '../client/index.ts'
+import { summaryOf, type InstanceRecord } from '../instances/index.ts'
+import {
+  decode,
+  decodeEnvelope,
+  isUnloaded,
+  valueOf,
+  parseItemKey,
+  type ConnectionOptions,
+  whileConnected,
+  type Subscription,
+} from '../nats/index.ts'
+import { StatsTracker } from './stats.ts'
+
+/** An instance's change as the Instances page receives it; `status` null when it was purged. */
+export interface InstanceChange {
+  id: string
+  status: InstanceStatus | null
+}
+
+/** The hub connection behind a dashboard (see the module comment). */
+export class DashboardSource {
+  readonly stats = new StatsTracker()
+  #client: Client | undefined
+  #connecting: Promise<Client> | undefined
+  #statsSub: Subscription | undefined
+  readonly #statsListeners = new Set<() => void>()
+  readonly #instanceListeners = new Set<(change: InstanceChange) => void>()
+  #instanceFeed: { stop(): void; ready: Promise<void> } | undefined
+  #closed = false
+
+  constructor(readonly options: ConnectionOptions & { hub: string }) {}
+
+  /**
+   * The connected client; connects first when needed. Throws `ConnectionError` naming the URL while
+   * NATS is unreachable and `HubNotFoundError` while the hub does not exist.
+   */
+  async client(): Promise<Client> {
+    if (this.#closed) throw new Error('dashboard is closed')
+    if (this.#client !== undefined && !this.#client.nc.isClosed()) return this.#client
+    this.#client = undefined
+    this.#connecting ??= Client.connect({ ...this.options, queryTimeoutMs: 5_000 })
+      .then((client) => {
+        this.#client = client
+        this.#subscribeStats(client)
+        if (this.#instanceListeners.size > 0) this.#startInstanceFeed(client)
+        return client
+      })
+      .finally(() => (this.#connecting = undefined))
+    return this.#connecting
+  }
+
+  /** Calls `listener` after each telemetry sample; returns the unsubscribe. */
+  onStats(listener: () => void): () => void {
+    this.#statsListeners.add(listener)
+    return () => this.#statsListeners.delete(listener)
+  }
+
+  /**
+   * Calls `listener` with every committed instance change on the hub. Returns the unsubscribe and
+   * `ready`, which settles once every partition knows of the feed: what a listing read after it
+   * misses, the listener hears.
+   */
+  onInstanceChange(listener: (change: InstanceChange) => void): { off: () => void; ready: Promise<void> } {
+    this.#instanceListeners.add(listener)
+    if (this.#instanceFeed === undefined && this.#client !== undefined) this.#startInstanceFeed(this.#client)
+    const ready = this.#instanceFeed?.ready ?? Promise.resolve()
+    const off = () => {
+      this.#instanceListeners.delete(listener)
+      if (this.#instanceListeners.size === 0) {
+        this.#instanceFeed?.stop()
+        this.#instanceFeed = undefined
+      }
+    }
+    return { off, ready }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    this.#instanceFeed?.stop()
+    this.#statsSub?.unsubscribe()
+    const client = this.#client
+    if (client === undefined) return
+    // with the server gone a graceful close would wait for it: close the connection at once
+    const closed = await whileConnected(client.nc, () => client.close())
+    if (!closed) await client.nc.close().catch(() => {})
+  }
+
+  #subscribeStats(client: Client): void {
+    this.#statsSub?.unsubscribe()
+    this.#statsSub = client.nc.subscribe(client.hub.names.stats('*'), {
+      callback: (err, msg) => {
+        if (err || !this.stats.add(msg.data)) return
+        for (const listener of this.#statsListeners) listener()
+      },
+    })
+  }
+
+  /**
+   * Hears every partition's change messages. A partition publishes them only while it knows of a
+   * watcher, so one status watch per partition (of an id no instance has) announces this one.
+   */
+  #startInstanceFeed(client: Client): void {
+    const subject = client.hub.names.changes(0).replace(/\.0$/, '.*')
+    const sub = client.nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err || msg.data.length === 0) return
+        let rec: CommitRecord
+        try {
+          rec = decodeEnvelope(msg.data, 'change message') as unknown as CommitRecord
+        } catch {
+          return
+        }
+        if (!Array.isArray(rec.w)) return
+        for (const [key, value] of rec.w) {
+          const parsed = parseItemKey(key)
+          if (parsed?.kind !== 'o' || !('id' in parsed)) continue
+          const change = instanceChange(parsed.id, value)
+          if (change === undefined) continue
+          for (const listener of this.#instanceListeners) listener(change)
+        }
+      },
+    })
+    // each watch's first value is answered after its partition heard of it (see change-feed.ts)
+    const announced: Array<Promise<void>> = []
+    const announcers = probeIds(client.partitionCount).map((id) => {
+      let first: () => void = () => {}
+      announced.push(new Promise<void>((resolve) => (first = resolve)))
+      return client.watchStatus(id).subscribe({ next: () => first(), error: () => first() })
+    })
+    this.#instanceFeed = {
+      ready: Promise.all(announced).then(() => {}),
+      stop: () => {
+        sub.unsubscribe()
+        for (const a of announcers) a.unsubscribe()
+      },
+    }
+  }
+}
+
+function instanceChange(id: string, value: Uint8Array | null): InstanceChange | undefined {
+  if (value === null) return { id, status: null }
+  try {
+    const s = summaryOf(decode(value, 'instance') as InstanceRecord)
+    const status: InstanceStatus = {
+      id: s.id,
+      name: s.name,
+      status: s.status,
+      createdAt: new Date(s.created),
+      lastUpdatedAt: new Date(s.updated),
+    }
+    // a large custom status is a reference: the Instance page loads it
+    if (s.custom !== undefined && !isUnloaded(s.custom)) status.customStatus = valueOf(s.custom)
+    if (s.completed !== undefined) status.completedAt = new Date(s.completed)
+    return { id, status }
+  } catch {
+    return undefined
+  }
+}
+
+/** One instance id per partition that no real instance uses (the dashboard's announcements). */
+function probeIds(partitions: number): string[] {
+  const ids = new Array<string>(partitions)
+  let found = 0
+  for (let n = 0; found < partitions; n++) {
+    const id = `basalt-dashboard-probe-${n}`
+    const p = partitionOf(id, partitions)
+    if (ids[p] === undefined) {
+      ids[p] = id
+      found++
+    }
+  }
+  return ids
+}

@@ -1,0 +1,340 @@
+/**
+ * The web dashboard end to end in a real browser: a hub served by a node running the examples,
+ * the dashboard on it, and Debian's chromium driven by playwright-core checking what a person
+ * would see — an instance appearing and completing live, its five activities, a failed saga's
+ * error, an approval completed by an event raised from the page, an entity's state changing on
+ * screen, every partition in the partition map with figures from node telemetry samples — and
+ * the server's answers to bad input (404, 400, 403) and to a NATS that is down. Screenshots of
+ * each page go to .basalt/screenshots/.
+ */
+import { existsSync, mkdirSync } from 'node:fs'
+import path from 'node:path'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bankRegistry } from '../../examples/bank/index.ts'
+import { Counter, counterRegistry } from '../../examples/counter/index.ts'
+import { approval, helloSequence, strictSaga, workflowRegistry } from '../../examples/workflows/index.ts'
+import type { NodeStats } from '../../runtime/metrics/stats.ts'
+import { zeroCounters } from '../../runtime/metrics/stats.ts'
+import { startDashboard, type Dashboard } from '../../runtime/dashboard/index.ts'
+import { startNatsServer } from '../../runtime/dev/index.ts'
+import { jetstream } from '../../runtime/nats/index.ts'
+import { Node } from '../../runtime/node/index.ts'
+import { silentLogger } from '../../runtime/util/index.ts'
+import { repoRoot, spawnTs, useHub, useNatsServer, waitFor } from '../tooling/harness.ts'
+
+const CHROMIUM = '/usr/bin/chromium'
+const PARTITIONS = 4
+const shots = path.join(repoRoot, '.basalt', 'screenshots')
+
+const nats = useNatsServer()
+const stack = useHub(nats, {
+  hub: 'dash',
+  partitions: PARTITIONS,
+  registry: [...counterRegistry, ...bankRegistry, ...workflowRegistry],
+})
+
+describe('dashboard in chromium', () => {
+  let dashboard: Dashboard
+  let browser: Browser
+  let page: Page
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`no chromium at ${CHROMIUM}: run 'bash .ci/setup' (it installs Debian's chromium)`)
+    }
+    mkdirSync(shots, { recursive: true })
+    dashboard = await startDashboard({ servers: nats.url, hub: 'dash', port: 0, allowActions: true })
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    })
+    page = await browser.newPage({ viewport: { width: 1366, height: 800 } })
+    page.on('pageerror', (err) => console.error(`page error: ${err.message}`))
+  }, 30_000)
+
+  afterAll(async () => {
+    await browser?.close()
+    await dashboard?.close()
+  })
+
+  const open = async (hash: string) => {
+    await page.goto(`${dashboard.url}#${hash}`)
+  }
+  const shot = (name: string) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true })
+
+  it('overview: the partition map lists every partition, with figures from telemetry samples', async () => {
+    // synthetic samples a second apart (the node publisher is another change): records/s = 40
+    const sample = (at: number, records: number): NodeStats => ({
+      v: 1,
+      node: 'synthetic-node',
+      hub: 'dash',
+      at,
+      startedAt: at - 60_000,
+      partitions: Array.from({ length: PARTITIONS }, (_, p) => ({
+        p,
+        epoch: 1,
+        backlog: p,
+        lastSnapshotAt: at - 5_000,
+        cacheSize: 0,
+        counters: { ...zeroCounters(), records: records * (p + 1) },
+      })),
+      totals: { ...zeroCounters(), steps: records, signals: records * 2 },
+      activities: { queued: 0, running: 0, offloaded: 0 },
+    })
+    await open('/')
+    await page.locator('[data-testid=partition-map] tbody tr').first().waitFor()
+    const subject = stack.client.hub.names.stats('synthetic-node')
+    const now = Date.now()
+    stack.client.nc.publish(subject, JSON.stringify(sample(now - 2000, 60)))
+    stack.client.nc.publish(subject, JSON.stringify(sample(now - 1000, 100)))
+    stack.client.nc.publish(subject, JSON.stringify(sample(now, 140)))
+    const rows = page.locator('[data-testid=partition-map] tbody tr')
+    await waitFor(async () => (await rows.count()) === PARTITIONS, 'partition map rows', 10_000)
+    const partitions = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-partition')))
+    expect(partitions).toEqual(['0', '1', '2', '3'])
+    // records/s of partition 2: (140 - 100) * 3 per second
+    await waitFor(
+      async () => (await rows.nth(2).locator('td').nth(4).textContent()) === '120',
+      'records/s of partition 2 from two samples: expected 120',
+    )
+    expect(await rows.nth(0).locator('td').nth(1).textContent()).toBe(stack.node.nodeId)
+    const streams = await page.locator('[data-testid=streams] tbody td.mono').allTextContents()
+    expect(streams).toContain(stack.client.hub.names.mailboxStream)
+    expect(streams).toContain(stack.client.hub.names.deadLetterStream)
+    await shot('overview')
+  })
+
+  it('instances: a hello-sequence appears and completes live; its history shows five activities', async () => {
+    await open('/instances')
+    await page.locator('[data-testid=instances]').waitFor()
+    const id = await stack.client.start(helloSequence, undefined)
+    const row = page.locator(`[data-testid=instances] tr[data-instance="${id}"]`)
+    await row.waitFor({ timeout: 10_000 })
+    await row.locator('[data-status=Completed]').waitFor({ timeout: 10_000 })
+    await shot('instances')
+    // filtered by status, name and id prefix: still there; by another status: gone
+    await page.getByLabel('status').selectOption('Completed')
+    await page.getByLabel('name starts with').fill('helloSeq')
+    await page.getByLabel('id starts with').fill(id.slice(0, 8))
+    await page.getByRole('button', { name: 'Filter' }).click()
+    await waitFor(() => page.url().includes('status=Completed'), 'the filter in the URL')
+    await row.waitFor()
+    await page.getByLabel('status').selectOption('Failed')
+    await page.getByRole('button', { name: 'Filter' }).click()
+    await page.getByText('No instances match.').waitFor()
+    await open('/instances')
+    await row.locator('a').click()
+    await page.locator('[data-testid=timeline]').waitFor()
+    await waitFor(
+      async () => (await page.locator('[data-testid=activity-count]').textContent()) === '5',
+      `activity count of ${id}: expected 5`,
+    )
+    const activities = page.locator('[data-testid=timeline] tr[data-kind=activity][data-outcome=completed]')
+    expect(await activities.count()).toBe(5)
+    expect(await page.locator('[data-testid=output]').textContent()).toContain('Hello Lima')
+    await shot('instance')
+  })
+
+  it('a failed saga shows its error', async () => {
+    const id = await stack.client.start(strictSaga, 'island of Sark')
+    const end = await stack.client.waitForCompletion(id)
+    expect(end.status).toBe('Failed')
+    await open(`/instance/${id}`)
+    await page.locator('[data-testid=error]').waitFor()
+    expect(await page.locator('[data-testid=error]').textContent()).toContain('no cars on island of Sark')
+    expect(await page.locator('h2 [data-status=Failed]').count()).toBe(1)
+    await shot('instance-failed')
+  })
+
+  it('raising the approval event from the page completes a waiting approval', async () => {
+    const id = await stack.client.start(approval, 60_000)
+    await open(`/instance/${id}`)
+    await page.locator('h2 [data-status=Running]').waitFor()
+    await page.getByLabel('event name').fill('approve')
+    await page.getByLabel('event data').fill('{"by":"ana"}')
+    await page.getByRole('button', { name: 'Raise event' }).click()
+    await page.locator('h2 [data-status=Completed]').waitFor({ timeout: 10_000 })
+    expect(await page.locator('[data-testid=output]').textContent()).toContain('approved by ana')
+    expect(await page.locator('[data-testid=timeline] tr[data-kind=event]').count()).toBe(1)
+  })
+
+  it("an entity's state changes on screen after a signal", async () => {
+    const key = 'dash-counter'
+    await stack.client.entity(Counter, key).call.add(5)
+    await open('/entities')
+    // the types the hub's nodes registered are offered
+    await page.locator('a', { hasText: /^Counter$/ }).click()
+    await page.locator(`[data-testid=entities] a`, { hasText: key }).click()
+    const state = page.locator('[data-testid=entity-state]')
+    await waitFor(
+      async () => (await state.textContent())?.trim() === '5',
+      `state of Counter@${key}: expected 5`,
+    )
+    await stack.client.entity(Counter, key).signal.add(2)
+    await waitFor(
+      async () => (await state.textContent())?.trim() === '7',
+      `state of Counter@${key} after signal add(2): expected 7, found ${await state.textContent()}`,
+    )
+    expect(await page.locator('[data-testid=lock]').textContent()).toBe('not locked')
+    await shot('entity')
+  })
+
+  it('dead letters page lists what the stream holds, with its reason', async () => {
+    await open('/dead-letters')
+    await page.getByText('No dead letters.').waitFor()
+    // the entity page's event stream (and its watch) ended when the browser left the page
+    await waitFor(
+      () => dashboard.openStreams() === 0,
+      `open event streams after leaving the entity page: expected 0, found ${dashboard.openStreams()}`,
+    )
+    // a mailbox message that does not decode (0xc1 is no msgpack value) goes to the dead letters
+    const mailbox = stack.client.hub.names.mailbox(1)
+    await jetstream(stack.client.nc).publish(mailbox, new Uint8Array([0xc1]))
+    const rows = page.locator('[data-testid=dead-letters] tbody tr')
+    await waitFor(async () => {
+      if ((await rows.count()) > 0) return true
+      await page.getByRole('button', { name: 'Refresh' }).click()
+      return false
+    }, `a dead letter for the undecodable message on ${mailbox}`)
+    expect(await rows.count()).toBe(1)
+    const cells = await rows.first().locator('td').allTextContents()
+    expect(cells[2]).toBe(stack.client.hub.names.deadLetter(1))
+    expect(cells[3]).toBe('1')
+    expect(cells[4]).not.toBe('—')
+    await shot('dead-letters')
+  })
+
+  it('bad input: unknown instance 404 naming it, bad parameter 400 naming it', async () => {
+    const missing = await fetch(`${dashboard.url}api/instances/no-such-instance`)
+    expect(missing.status).toBe(404)
+    expect(((await missing.json()) as { error: string }).error).toContain("'no-such-instance'")
+    const bad = await fetch(`${dashboard.url}api/instances?pageSize=lots`)
+    expect(bad.status).toBe(400)
+    expect(((await bad.json()) as { error: string }).error).toContain("'pageSize'")
+    const badStatus = await fetch(`${dashboard.url}api/instances?status=Sleeping`)
+    expect(badStatus.status).toBe(400)
+    expect(((await badStatus.json()) as { error: string }).error).toContain("'status'")
+    await open('/instance/no-such-instance')
+    await page.getByText("instance 'no-such-instance' does not exist").waitFor()
+  })
+
+  it('a read-only dashboard refuses actions with 403', async () => {
+    const readOnly = await startDashboard({ servers: nats.url, hub: 'dash', port: 0 })
+    try {
+      const id = await stack.client.start(approval, 60_000)
+      const res = await fetch(`${readOnly.url}api/instances/${id}/terminate`, { method: 'POST' })
+      expect(res.status).toBe(403)
+      expect(((await res.json()) as { error: string }).error).toContain('--allow-actions')
+      expect((await stack.client.getStatus(id))?.status).toBe('Running')
+      await stack.client.terminate(id)
+    } finally {
+      await readOnly.close()
+    }
+  })
+
+  it('NATS down: the page says so and the server keeps answering', async () => {
+    const down = await startDashboard({ servers: 'nats://127.0.0.1:1', hub: 'dash', port: 0 })
+    try {
+      const res = await fetch(`${down.url}api/overview`)
+      expect(res.status).toBe(503)
+      expect(((await res.json()) as { error: string }).error).toMatch(/unreachable/i)
+      await page.goto(`${down.url}#/`)
+      await page
+        .getByRole('alert')
+        .filter({ hasText: /unreachable/i })
+        .waitFor()
+      expect((await fetch(`${down.url}api/config`)).status).toBe(200)
+    } finally {
+      await down.close()
+    }
+  })
+
+  it('NATS lost after start: the page says so, the server keeps answering', async () => {
+    const server = await startNatsServer()
+    const node = await Node.start({
+      servers: server.url,
+      hub: 'lost',
+      partitions: 1,
+      registry: counterRegistry,
+      logger: silentLogger,
+    })
+    await node.stop()
+    const lost = await startDashboard({ servers: server.url, hub: 'lost', port: 0 })
+    try {
+      expect((await fetch(`${lost.url}api/overview`)).status, 'while NATS is up').toBe(200)
+      await server.stop('SIGKILL')
+      const res = await fetch(`${lost.url}api/overview`)
+      expect(res.status, await res.clone().text()).toBe(503)
+      expect(((await res.json()) as { error: string }).error).toMatch(/NATS/)
+      await page.goto(`${lost.url}#/`)
+      await page.getByRole('alert').filter({ hasText: /NATS/ }).waitFor()
+      expect((await fetch(`${lost.url}api/config`)).status).toBe(200)
+    } finally {
+      await lost.close()
+      await server.dispose()
+    }
+  }, 30_000)
+
+  it('basalt dashboard serves the page and its assets, read-only by default', async () => {
+    const cli = spawnTs('runtime/cli/basalt.mjs', [
+      'dashboard',
+      '--servers',
+      nats.url,
+      '--hub',
+      'dash',
+      '--port',
+      '0',
+    ])
+    try {
+      const line = await cli.waitForLine(/^dashboard http:\/\/127\.0\.0\.1:\d+\/ /, 20_000)
+      const url = line.split(' ')[1]!
+      expect(line).toContain('read-only')
+      const index = await fetch(url)
+      expect(index.status).toBe(200)
+      for (const asset of [
+        'ui/app.js',
+        'ui/style.css',
+        'vendor/preact-htm.js',
+        'vendor/uplot.js',
+        'vendor/uplot.css',
+      ]) {
+        expect((await fetch(`${url}${asset}`)).status, asset).toBe(200)
+      }
+      expect((await fetch(`${url}api/instances/x/purge`, { method: 'POST' })).status).toBe(403)
+      cli.kill('SIGTERM')
+      expect(await cli.exited, cli.lines.join('\n')).toBe(0)
+    } finally {
+      cli.kill('SIGKILL')
+    }
+  }, 30_000)
+
+  it('Node.start({ dashboard }) serves the dashboard until the node stops', async () => {
+    const node = await Node.start({
+      servers: nats.url,
+      hub: 'dash-node',
+      partitions: 2,
+      registry: counterRegistry,
+      logger: silentLogger,
+      dashboard: { port: 0 },
+    })
+    const url = node.dashboardUrl!
+    try {
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/)
+      const overview = (await (await fetch(`${url}api/overview`)).json()) as { hub: { partitions: number } }
+      expect(overview.hub.partitions).toBe(2)
+    } finally {
+      await node.stop()
+    }
+    await expect(fetch(`${url}api/config`), 'the dashboard stopped with the node').rejects.toThrow()
+  })
+})

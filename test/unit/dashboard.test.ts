@@ -1,0 +1,118 @@
+/**
+ * The dashboard's pure parts, without a server: rates from node telemetry samples (two samples
+ * make a rate, one makes none, a stale node drops out, a malformed sample is refused), the
+ * history timeline (durations, attempts, timers, events, sub-orchestrations, the end) and the
+ * query parameter checks that answer 400.
+ */
+import { describe, expect, it } from 'vitest'
+import type { HistoryEvent } from '../../actors/orchestration/index.ts'
+import { BadParamError, int, statuses, time } from '../../runtime/dashboard/params.ts'
+import { StatsTracker } from '../../runtime/dashboard/stats.ts'
+import { timelineOf } from '../../runtime/dashboard/timeline.ts'
+import { zeroCounters, type NodeStats } from '../../runtime/metrics/stats.ts'
+
+const bytes = (value: unknown) => new TextEncoder().encode(JSON.stringify(value))
+
+function sample(node: string, at: number, steps: number, records: number): NodeStats {
+  return {
+    v: 1,
+    node,
+    hub: 'h',
+    at,
+    startedAt: 0,
+    partitions: [
+      {
+        p: 3,
+        epoch: 2,
+        backlog: 7,
+        lastSnapshotAt: null,
+        cacheSize: 0,
+        counters: { ...zeroCounters(), records },
+      },
+    ],
+    totals: { ...zeroCounters(), steps, records },
+    activities: { queued: 1, running: 2, offloaded: 0 },
+  }
+}
+
+describe('StatsTracker', () => {
+  it('has no rate from one sample, and per-second rates from two', () => {
+    const stats = new StatsTracker()
+    expect(stats.add(bytes(sample('a', 10_000, 100, 10)))).toBe(true)
+    let view = stats.view(10_000)
+    expect(view.rates).toBeNull()
+    expect(view.partitions).toEqual([
+      { p: 3, node: 'a', epoch: 2, backlog: 7, recordsPerSec: null, lastSnapshotAt: null },
+    ])
+    stats.add(bytes(sample('a', 12_000, 300, 50)))
+    view = stats.view(12_000)
+    expect(view.rates).toMatchObject({ steps: 100, records: 20 })
+    expect(view.partitions[0]!.recordsPerSec).toBe(20)
+  })
+
+  it('sums nodes, drops a node silent for 10 s, refuses malformed and older samples', () => {
+    const stats = new StatsTracker()
+    for (const [node, at, steps] of [
+      ['a', 1000, 0],
+      ['a', 2000, 10],
+      ['b', 1000, 0],
+      ['b', 2000, 30],
+    ] as const)
+      stats.add(bytes(sample(node, at, steps, 0)))
+    expect(stats.view(2000).rates?.steps).toBe(40)
+    expect(stats.add(bytes({ v: 2, node: 'c' }))).toBe(false)
+    expect(stats.add(new TextEncoder().encode('not json'))).toBe(false)
+    expect(stats.add(bytes(sample('a', 1500, 0, 0))), 'an older sample').toBe(false)
+    stats.add(bytes(sample('b', 20_000, 40, 0)))
+    expect(stats.view(20_000).nodes.map((n) => n.node)).toEqual(['b'])
+  })
+})
+
+describe('timelineOf', () => {
+  it('pairs tasks with their outcomes, with durations and attempts', () => {
+    const history: HistoryEvent[] = [
+      { e: 'started', t: 1000, name: 'o', input: 1 },
+      { e: 'scheduled', seq: 0, kind: 'activity', name: 'a', attempt: 1 },
+      { e: 'scheduled', seq: 1, kind: 'timer', fireAt: 9000 },
+      { e: 'step', t: 1200 },
+      { e: 'failed', seq: 0, error: { name: 'Error', message: 'boom' } },
+      { e: 'scheduled', seq: 2, kind: 'activity', name: 'a', attempt: 2 },
+      { e: 'scheduled', seq: 3, kind: 'sub', name: 'child', instanceId: 'c1', attempt: 1 },
+      { e: 'step', t: 1500 },
+      { e: 'completed', seq: 2, result: 'ok' },
+      { e: 'event', name: 'approve', data: { by: 'ana' } },
+      { e: 'scheduled', seq: 4, kind: 'cancelTimer', timer: 1 },
+      { e: 'completed', seq: 3, result: 'child done' },
+      { e: 'finished', status: 'completed', output: 'done' },
+    ]
+    const rows = timelineOf(history)
+    expect(rows.map((r) => [r.kind, r.seq, r.outcome, r.durationMs])).toEqual([
+      ['started', undefined, undefined, undefined],
+      ['activity', 0, 'failed', 200],
+      ['timer', 1, 'cancelled', 500],
+      ['activity', 2, 'completed', 300],
+      ['sub', 3, 'completed', 300],
+      ['event', undefined, undefined, undefined],
+      ['finished', undefined, 'completed', undefined],
+    ])
+    expect(rows[1]!.error?.message).toBe('boom')
+    expect(rows[3]!.attempt).toBe(2)
+    expect(rows[4]!.instanceId).toBe('c1')
+    expect(rows[5]).toMatchObject({ name: 'approve', at: 1500, data: { by: 'ana' } })
+  })
+})
+
+describe('query parameters', () => {
+  it('answer bad values with an error naming the parameter', () => {
+    expect(int({ pageSize: '20' }, 'pageSize', 1, 1000, 50)).toBe(20)
+    expect(int({}, 'pageSize', 1, 1000, 50)).toBe(50)
+    expect(() => int({ pageSize: '0' }, 'pageSize', 1, 1000, 50)).toThrow(BadParamError)
+    expect(() => int({ pageSize: '1.5' }, 'pageSize', 1, 1000, 50)).toThrow(/'pageSize'.*got '1.5'/)
+    expect(time({ since: '2026-01-01T00:00:00Z' }, 'since')).toBe(Date.UTC(2026, 0, 1))
+    expect(() => time({ since: 'yesterday' }, 'since')).toThrow(/'since'/)
+    expect(statuses({ status: 'Running,Failed' }, 'status')).toEqual(['Running', 'Failed'])
+    expect(() => statuses({ status: 'Running,Asleep' }, 'status')).toThrow(
+      /'status': unknown status 'Asleep'/,
+    )
+  })
+})
