@@ -98,8 +98,7 @@ export class StatsTracker {
         })
       }
     }
-    partitions.sort((a, b) => a.p - b.p)
-    return { at, nodes, rates: total, partitions }
+    return { at, nodes, rates: total, partitions: newestOwners(partitions) }
   }
 }
 
@@ -132,4 +131,17 @@ function sum(a: Rates, b: Rates): Rates {
   const out = {} as Rates
   for (const k of RATE_KEYS) out[k] = a[k] + b[k]
   return out
+}
+
+/**
+ * One row per partition, in partition order: while a partition moves, the old owner's last sample
+ * and the new owner's both list it for a moment; the higher epoch is the owner.
+ */
+function newestOwners(rows: PartitionFigures[]): PartitionFigures[] {
+  const byPartition = new Map<number, PartitionFigures>()
+  for (const row of rows) {
+    const held = byPartition.get(row.p)
+    if (held === undefined || row.epoch > held.epoch) byPartition.set(row.p, row)
+  }
+  return [...byPartition.values()].sort((a, b) => a.p - b.p)
 }

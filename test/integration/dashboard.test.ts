@@ -73,7 +73,8 @@ describe('dashboard in chromium', () => {
   const shot = (name: string) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true })
 
   it('overview: the partition map lists every partition, with figures from telemetry samples', async () => {
-    // synthetic samples a second apart (the node publisher is another change): records/s = 40
+    // synthetic samples a second apart, of a newer owner than the real node (epoch 1000), so that
+    // the figures are known exactly: records/s = 40 × (p + 1)
     const sample = (at: number, records: number): NodeStats => ({
       v: 1,
       node: 'synthetic-node',
@@ -82,7 +83,7 @@ describe('dashboard in chromium', () => {
       startedAt: at - 60_000,
       partitions: Array.from({ length: PARTITIONS }, (_, p) => ({
         p,
-        epoch: 1,
+        epoch: 1000,
         backlog: p,
         lastSnapshotAt: at - 5_000,
         cacheSize: 0,

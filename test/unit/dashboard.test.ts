@@ -50,6 +50,17 @@ describe('StatsTracker', () => {
     expect(view.partitions[0]!.recordsPerSec).toBe(20)
   })
 
+  it('shows a partition listed by two nodes (a move in progress) once, as the higher epoch has it', () => {
+    const stats = new StatsTracker()
+    const moved = sample('b', 1000, 0, 0)
+    moved.partitions[0] = { ...moved.partitions[0]!, epoch: 3, backlog: 1 }
+    stats.add(bytes(moved))
+    stats.add(bytes(sample('a', 1000, 0, 0)))
+    expect(stats.view(1000).partitions).toEqual([
+      { p: 3, node: 'b', epoch: 3, backlog: 1, recordsPerSec: null, lastSnapshotAt: null },
+    ])
+  })
+
   it('sums nodes, drops a node silent for 10 s, refuses malformed and older samples', () => {
     const stats = new StatsTracker()
     for (const [node, at, steps] of [
