@@ -277,19 +277,19 @@ export class PartitionStorage {
   }
 
   /**
-   * The messages on this partition's mailbox subject with sequence in `[fromSeq, beforeSeq)`, as
-   * the stream leader has them, one message-get each (what a consumer on a replica catching up
-   * skipped: see `runtime/partition/mailbox.ts`).
+   * The messages on this partition's mailbox subject from sequence `fromSeq` on, up to and
+   * including the first at or past `throughSeq`, as the stream leader has them, one message-get
+   * each (what a mailbox reader on a replicated hub queues: see `runtime/partition/mailbox.ts`).
    */
   async mailboxBetween(
     fromSeq: number,
-    beforeSeq: number,
+    throughSeq: number,
   ): Promise<Array<{ seq: number; data: Uint8Array }>> {
     const out: Array<{ seq: number; data: Uint8Array }> = []
     const subject = this.hub.names.mailbox(this.p)
-    for (let from = fromSeq; from < beforeSeq;) {
+    for (let from = fromSeq; from <= throughSeq;) {
       const msg = await nextOnSubject(this.hub.jsm, this.hub.names.mailboxStream, subject, from)
-      if (msg === null || msg.seq >= beforeSeq) break
+      if (msg === null) break
       out.push({ seq: msg.seq, data: msg.data })
       from = msg.seq + 1
     }
