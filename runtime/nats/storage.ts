@@ -390,9 +390,16 @@ export class PartitionStorage {
     await this.hub.jsm.streams.purge(this.hub.names.logStream, { filter: this.hub.names.log(this.p), seq })
   }
 
-  /** Removes mailbox messages below `seq`. */
+  /**
+   * Removes mailbox messages below `seq` — on one server only. On a replicated hub the mailbox is
+   * not trimmed: on nats-server 2.9.10 these subject-filtered purges of the shared mailbox stream,
+   * with a member restarting, left replicas whose copies differ from the leader's (messages at other
+   * sequences, some missing), and a partition that later read from such a copy as leader lost
+   * acknowledged messages (chaos seed 838595; without the purges no copy differed). The cost: the
+   * mailbox stream of a replicated hub keeps every message (its disk use grows with the traffic).
+   */
   async truncateMailbox(seq: number): Promise<void> {
-    if (seq <= 1) return
+    if (seq <= 1 || this.replicated) return
     await this.hub.jsm.streams.purge(this.hub.names.mailboxStream, {
       filter: this.hub.names.mailbox(this.p),
       seq,
