@@ -384,9 +384,15 @@ export class PartitionStorage {
     }
   }
 
-  /** Removes log records below `seq` (the record at `seq` is kept: fencing needs it). */
+  /**
+   * Removes log records below `seq` (the record at `seq` is kept: fencing needs it) — on one server
+   * only, like {@link truncateMailbox} and for the same reason: on nats-server 2.9.10 with a member
+   * restarting, these subject-filtered purges of the shared log stream left the leader with an
+   * empty log (chaos seed 9105: every append then failed its expected-last-sequence check and
+   * every partition stopped). The log of a replicated hub keeps every record.
+   */
   async truncateLog(seq: number): Promise<void> {
-    if (seq <= 1) return
+    if (seq <= 1 || this.replicated) return
     await this.hub.jsm.streams.purge(this.hub.names.logStream, { filter: this.hub.names.log(this.p), seq })
   }
 

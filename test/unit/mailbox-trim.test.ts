@@ -1,9 +1,10 @@
 /**
- * Mailbox trimming after a checkpoint, with a fake hub (no NATS): one server trims the partition's
- * mailbox below the checkpoint position; a replicated hub does not, because on nats-server 2.9.10
- * these subject-filtered purges, with a cluster member restarting, left replicas whose copies
- * differ from the leader's — and a partition that later read from such a copy lost acknowledged
- * messages (chaos seed 838595; see `truncateMailbox` in runtime/nats/storage.ts).
+ * Trimming after a checkpoint, with a fake hub (no NATS): one server trims the partition's mailbox
+ * below the checkpoint position and its log below the checkpoint record; a replicated hub does
+ * not, because on nats-server 2.9.10 these subject-filtered purges, with a cluster member
+ * restarting, left replicas whose copies differ from the leader's: a partition that later read
+ * such a mailbox lost acknowledged messages (chaos seed 838595), and a log leader left empty
+ * stopped every partition (seed 9105). See `truncateMailbox` in runtime/nats/storage.ts.
  */
 import { describe, expect, it } from 'vitest'
 import type { NatsConnection } from '@nats-io/transport-node'
@@ -40,9 +41,16 @@ describe('mailbox trimming', () => {
     expect(purges).toEqual([{ stream: names.mailboxStream, filter: names.mailbox(2), seq: 120 }])
   })
 
-  it('leaves the mailbox of a replicated hub untrimmed', async () => {
+  it('trims the log below the checkpoint record on one server', async () => {
+    const { storage, purges, names } = storageOf(1)
+    await storage.truncateLog(40)
+    expect(purges).toEqual([{ stream: names.logStream, filter: names.log(2), seq: 40 }])
+  })
+
+  it('leaves the mailbox and the log of a replicated hub untrimmed', async () => {
     const { storage, purges } = storageOf(3)
     await storage.truncateMailbox(120)
+    await storage.truncateLog(40)
     expect(purges).toEqual([])
   })
 })
