@@ -277,19 +277,19 @@ export class PartitionStorage {
   }
 
   /**
-   * The messages on this partition's mailbox subject with sequence in `[fromSeq, beforeSeq)`, as
-   * the stream leader has them, one message-get each (what a consumer on a replica catching up
-   * skipped: see `runtime/partition/mailbox.ts`).
+   * The messages on this partition's mailbox subject from sequence `fromSeq` on, up to and
+   * including the first at or past `throughSeq`, as the stream leader has them, one message-get
+   * each (what a mailbox reader on a replicated hub queues: see `runtime/partition/mailbox.ts`).
    */
   async mailboxBetween(
     fromSeq: number,
-    beforeSeq: number,
+    throughSeq: number,
   ): Promise<Array<{ seq: number; data: Uint8Array }>> {
     const out: Array<{ seq: number; data: Uint8Array }> = []
     const subject = this.hub.names.mailbox(this.p)
-    for (let from = fromSeq; from < beforeSeq;) {
+    for (let from = fromSeq; from <= throughSeq;) {
       const msg = await nextOnSubject(this.hub.jsm, this.hub.names.mailboxStream, subject, from)
-      if (msg === null || msg.seq >= beforeSeq) break
+      if (msg === null) break
       out.push({ seq: msg.seq, data: msg.data })
       from = msg.seq + 1
     }
@@ -384,15 +384,28 @@ export class PartitionStorage {
     }
   }
 
-  /** Removes log records below `seq` (the record at `seq` is kept: fencing needs it). */
+  /**
+   * Removes log records below `seq` (the record at `seq` is kept: fencing needs it) — on one server
+   * only, like {@link truncateMailbox} and for the same reason: on nats-server 2.9.10 with a member
+   * restarting, these subject-filtered purges of the shared log stream left the leader with an
+   * empty log (chaos seed 9105: every append then failed its expected-last-sequence check and
+   * every partition stopped). The log of a replicated hub keeps every record.
+   */
   async truncateLog(seq: number): Promise<void> {
-    if (seq <= 1) return
+    if (seq <= 1 || this.replicated) return
     await this.hub.jsm.streams.purge(this.hub.names.logStream, { filter: this.hub.names.log(this.p), seq })
   }
 
-  /** Removes mailbox messages below `seq`. */
+  /**
+   * Removes mailbox messages below `seq` — on one server only. On a replicated hub the mailbox is
+   * not trimmed: on nats-server 2.9.10 these subject-filtered purges of the shared mailbox stream,
+   * with a member restarting, left replicas whose copies differ from the leader's (messages at other
+   * sequences, some missing), and a partition that later read from such a copy as leader lost
+   * acknowledged messages (chaos seed 838595; without the purges no copy differed). The cost: the
+   * mailbox stream of a replicated hub keeps every message (its disk use grows with the traffic).
+   */
   async truncateMailbox(seq: number): Promise<void> {
-    if (seq <= 1) return
+    if (seq <= 1 || this.replicated) return
     await this.hub.jsm.streams.purge(this.hub.names.mailboxStream, {
       filter: this.hub.names.mailbox(this.p),
       seq,

@@ -7,10 +7,14 @@
  *
  * On a replicated hub the ordered consumer (one replica, placed by the server) may run on a stream
  * replica that is catching up after a restart, which can lack messages the stream holds — a
- * consumer there skips them (seen in the chaos test: asked for 977, delivered 1122 first). So on a
- * replicated hub every delivered message past the next expected sequence is checked against the
- * stream leader, and what the leader holds in between is read from it and queued first: one
- * message-get per mailbox message, on replicated hubs only.
+ * consumer there skips them (seen in the chaos test: asked for 977, delivered 1122 first) — or, on
+ * nats-server 2.9.10 after a member restart, on a replica whose copy *differs* from the leader's
+ * (seen in the chaos test: the leader acknowledged batch 297 at sequence 3308, the replica
+ * delivered batch 295 at 3308 — a retried batch stored twice on it — and never delivered 297).
+ * So on a replicated hub the consumer only says that messages arrived: what is queued is what the
+ * stream leader holds on the subject, read from it up to the delivered sequence (one message-get
+ * per mailbox message, on replicated hubs only), and a delivery the leader reads already covered
+ * costs nothing.
  */
 import { checkEnvelope, type MailboxEnvelope } from '../../actors/wire/index.ts'
 import { consumeFrom, decodeEnvelope, type ConsumerMessages, type JetStreamClient } from '../nats/index.ts'
@@ -40,11 +44,15 @@ export interface MailboxHooks {
   /** The consumer failed, ended or stalled: the partition must recover. */
   failed(err: Error): void
   /**
-   * The messages the stream leader holds on the mailbox subject in `[from, before)`; given on a
-   * replicated hub, where a consumer may skip (see the module comment).
+   * The messages the stream leader holds on the mailbox subject from sequence `from` on, up to and
+   * including the first at or past `through`; given on a replicated hub, where a consumer's replica
+   * may lack or differ from what the leader holds (see the module comment).
    */
-  fromLeader?(from: number, before: number): Promise<Array<{ seq: number; data: Uint8Array }>>
-  /** `count` messages a consumer skipped were read from the stream leader instead. */
+  fromLeader?(from: number, through: number): Promise<Array<{ seq: number; data: Uint8Array }>>
+  /**
+   * What the consumer delivered up to `to` differed from the leader's messages in `[from, to]`
+   * (`count` of them were not delivered as the leader holds them): the leader's were queued.
+   */
   filled?(from: number, to: number, count: number): void
 }
 
@@ -60,11 +68,15 @@ export class MailboxReader {
   /** The first sequence the next delivered message may have (no gap before it). */
   #expect = 1
 
+  /**
+   * @param consume opens the consumer (the real one by default; unit tests give a fake)
+   */
   constructor(
     readonly js: JetStreamClient,
     readonly stream: string,
     readonly subject: string,
     readonly hooks: MailboxHooks,
+    readonly consume: typeof consumeFrom = consumeFrom,
   ) {}
 
   /** Number of envelopes queued. */
@@ -100,7 +112,7 @@ export class MailboxReader {
   async start(fromSeq: number): Promise<void> {
     // A consumer lost with a server (a NATS cluster member going down) is noticed by the stall
     // watch within seconds; heartbeats (every 5 s) back it up. Shorter heartbeats misfire under load.
-    this.#consumer = await consumeFrom(this.js, this.stream, this.subject, fromSeq, {
+    this.#consumer = await this.consume(this.js, this.stream, this.subject, fromSeq, {
       max_messages: 512,
       expires: 10_000,
     })
@@ -146,16 +158,29 @@ export class MailboxReader {
     this.hooks.arrived()
   }
 
+  /**
+   * Queues what the stream leader holds on the subject up to the delivered sequence `seq` (see the
+   * module comment); a delivery below what was read from the leader already is passed over.
+   */
+  async #fromLeader(seq: number, data: Uint8Array): Promise<void> {
+    if (seq < this.#expect) return
+    const from = Math.max(this.#expect, this.hooks.position())
+    const held = await this.hooks.fromLeader!(from, seq)
+    const same = held.length === 1 && held[0]!.seq === seq && sameBytes(held[0]!.data, data)
+    if (!same && held.length > 0) {
+      this.hooks.filled?.(from, seq, held.filter((h) => h.seq !== seq || !sameBytes(h.data, data)).length)
+    }
+    // what the leader does not show yet (none at or past `seq`) is read at the next delivery, or
+    // the stall watch notices it waiting
+    for (const h of held) this.#enqueue(h.seq, h.data)
+  }
+
   async #pump(messages: ConsumerMessages): Promise<void> {
     try {
       for await (const m of messages) {
         if (this.#stopped) break
-        if (this.hooks.fromLeader !== undefined && m.seq > this.#expect && m.seq >= this.hooks.position()) {
-          const missed = await this.hooks.fromLeader(this.#expect, m.seq)
-          if (missed.length > 0) this.hooks.filled?.(this.#expect, m.seq, missed.length)
-          for (const { seq, data } of missed) this.#enqueue(seq, data)
-        }
-        this.#enqueue(m.seq, m.data)
+        if (this.hooks.fromLeader !== undefined) await this.#fromLeader(m.seq, m.data)
+        else this.#enqueue(m.seq, m.data)
         if (this.#queue.length > HIGH_WATER) await new Promise<void>((resolve) => (this.#resume = resolve))
       }
     } catch (err) {
@@ -165,4 +190,8 @@ export class MailboxReader {
     // the consumer gave up (it could not be recreated): recover rather than stall
     if (!this.#stopped && !this.#closed) this.hooks.failed(new Error('mailbox consumer ended'))
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0
 }

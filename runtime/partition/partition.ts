@@ -140,9 +140,9 @@ export class Partition {
       failed: (err) => this.#fail(err),
       ...(this.#storage.replicated
         ? {
-            fromLeader: (from: number, before: number) => this.#storage.mailboxBetween(from, before),
+            fromLeader: (from: number, through: number) => this.#storage.mailboxBetween(from, through),
             filled: (from: number, to: number, count: number) =>
-              options.logger.warn('mailbox consumer skipped messages; read them from the stream leader', {
+              options.logger.warn('mailbox replica differed from the stream leader; read from the leader', {
                 p,
                 from,
                 to,
