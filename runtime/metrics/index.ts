@@ -20,3 +20,15 @@ export type { Registry } from 'prom-client'
 export { nodeStats, publishStats, STATS_INTERVAL_MS } from './telemetry.ts'
 export { observeNode, type Observer } from './observe.ts'
 export { zeroCounters, type NodeStats, type PartitionStats, type StatsCounters } from './stats.ts'
+export {
+  SpanKind,
+  loadTracing,
+  noSpan,
+  noTracing,
+  parseTraceContext,
+  formatTraceContext,
+  type SpanError,
+  type TraceSpan,
+  type Tracing,
+  type TracingOptions,
+} from './tracing.ts'

@@ -52,6 +52,9 @@ import {
   type MetricsOptions,
   type Observer,
   type Registry,
+  loadTracing,
+  type Tracing,
+  type TracingOptions,
 } from '../metrics/index.ts'
 
 /**
@@ -117,6 +120,12 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
    * published either way. See docs/OPERATIONS.md for every metric.
    */
   metrics?: MetricsOptions
+  /**
+   * OpenTelemetry spans of orchestration steps, activities and entity operations (default: the
+   * global tracer provider's tracer when `@opentelemetry/api` is installed and a provider is
+   * registered before the node starts; else none, at no cost). See docs/OPERATIONS.md, "Tracing".
+   */
+  tracing?: TracingOptions
 }
 
 /** A running node. */
@@ -168,7 +177,7 @@ export class Node {
         | 'heartbeatMs'
         | 'leaseMs'
       >
-    > & { logger: Logger; registryNames: string[]; blobs: BlobStore },
+    > & { logger: Logger; registryNames: string[]; blobs: BlobStore; tracing: Tracing },
   ) {}
 
   /**
@@ -213,6 +222,7 @@ export class Node {
           hub: options.hub,
           blobThresholdBytes: limits.threshold,
           maxValueBytes: limits.ceiling,
+          ...(options.tracing === undefined ? {} : { tracing: options.tracing }),
         })
         workers = await ActivityWorkers.start(nc, hub, workflows.activities, workerClient, logger)
         const w = workers
@@ -242,6 +252,7 @@ export class Node {
             ...activities.map((a) => `a:${a.name}`),
           ].sort(),
           blobs: new BlobStore(nc, hub.jsm, hub.names, limits),
+          tracing: await loadTracing(options.tracing, options.hub),
         },
       )
       node.#observer = await node.#observe(options.metrics)
