@@ -17,7 +17,7 @@ import { dropHistory, refsOf } from './instance-history.ts'
 import { RuntimeStatus, type InstanceRecord, type Workflows } from './instance-model.ts'
 import type { InstanceValues } from './instance-values.ts'
 import { endStep, sendContext, stepSpan } from './instance-spans.ts'
-import type { EntityOp, StartMessage } from '../../actors/wire/index.ts'
+import type { ActivityTask, EntityOp, StartMessage } from '../../actors/wire/index.ts'
 
 /** What a step needs of the instance host. */
 export interface StepHost {
@@ -133,20 +133,19 @@ export class InstanceSteps {
   #command(rec: InstanceRecord, c: Command, size: number): void {
     const id = rec.id
     switch (c.c) {
-      case 'activity':
+      case 'activity': {
         rec.activities.push(c.seq)
-        this.host.activities.schedule(
-          {
-            instanceId: id,
-            seq: c.seq,
-            name: c.name,
-            input: c.input,
-            attempt: c.attempt ?? 1,
-            ...(this.#tc === undefined ? {} : { tc: this.#tc }),
-          },
-          size,
-        )
+        const task: ActivityTask = {
+          instanceId: id,
+          seq: c.seq,
+          name: c.name,
+          input: c.input,
+          attempt: c.attempt ?? 1,
+        }
+        if (this.#tc !== undefined) task.tc = this.#tc
+        this.host.activities.schedule(task, size)
         return
+      }
       case 'timer':
         rec.timers.push(c.seq)
         this.host.port.setTimer(itemKey.instanceTimer(this.host.port.p, id, c.seq), c.fireAt, {

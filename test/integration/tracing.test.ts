@@ -110,6 +110,8 @@ describe('with a tracer provider registered', () => {
   let replaying: Node
   let client: Client
   let replayClient: Client
+  let offloading: Node
+  let offloadClient: Client
 
   beforeAll(async () => {
     trace.setGlobalTracerProvider(provider)
@@ -130,17 +132,32 @@ describe('with a tracer provider registered', () => {
       alwaysReplay: true,
     })
     replayClient = await Client.connect({ servers: nats.url, hub: 'replayed' })
+    offloading = await Node.start({
+      servers: nats.url,
+      hub: 'offloaded',
+      registry,
+      partitions: 2,
+      logger: silentLogger,
+      offloadThreshold: 0,
+    })
+    offloadClient = await Client.connect({ servers: nats.url, hub: 'offloaded' })
   })
   afterAll(async () => {
     await client?.close()
     await replayClient?.close()
     await node?.stop()
+    await offloadClient?.close()
     await replaying?.stop()
+    await offloading?.stop()
     trace.disable()
   })
 
   /** Checks the shape of a hello-sequence's trace; returns its spans. */
-  async function helloTrace(c: Client, hub: string): Promise<ReadableSpan[]> {
+  async function helloTrace(
+    c: Client,
+    hub: string,
+    activityKind = SpanKind.INTERNAL,
+  ): Promise<ReadableSpan[]> {
     const id = await c.start(helloSequence, undefined)
     expect((await c.waitForCompletion(id)).status, `instance ${id}`).toBe('Completed')
     const spans = await spansOf(() => startTrace(id), 12, `hello-sequence ${id} on ${hub}`)
@@ -173,6 +190,7 @@ describe('with a tracer provider registered', () => {
     for (const p of parents) expect(stepIds.has(p!), `activity parent ${p} is a step`).toBe(true)
     for (const a of activities) {
       expect(a.attributes).toMatchObject({ 'basalt.activity': 'sayHello', 'basalt.instance_id': id })
+      expect(a.kind, `kind of activity span ${idOf(a)}`).toBe(activityKind)
       expect(a.status.code).not.toBe(SpanStatusCode.ERROR)
     }
     return spans
@@ -184,6 +202,10 @@ describe('with a tracer provider registered', () => {
 
   it('duplicates no span with alwaysReplay', async () => {
     await helloTrace(replayClient, 'replayed')
+  })
+
+  it('parents offloaded activities (run by a worker) on their steps too', async () => {
+    await helloTrace(offloadClient, 'offloaded', SpanKind.CONSUMER)
   })
 
   it('links an entity call, a signal and a sub-orchestration into the instance trace', async () => {
