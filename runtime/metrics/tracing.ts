@@ -23,6 +23,18 @@ export const SpanKind = {
 } as const
 export type SpanKind = (typeof SpanKind)[keyof typeof SpanKind]
 
+/** Attributes of a span (OpenTelemetry's, kept to what Basalt sets). */
+export type SpanAttributes = Record<string, string | number | boolean>
+
+/**
+ * An OpenTelemetry `Tracer` (from `@opentelemetry/api`), typed structurally so that Basalt's
+ * declarations do not need the optional package.
+ */
+export interface TracerLike {
+  // (any: OpenTelemetry's own SpanOptions, Context and Span, which these declarations cannot name)
+  startSpan(name: string, options?: any, context?: any): any
+}
+
 /** What a span records of an error: an `Error`, or an error description from the wire. */
 export interface SpanError {
   name?: string
@@ -56,7 +68,7 @@ export interface Tracing {
     name: string,
     kind: SpanKind,
     parent: string | undefined,
-    attributes: Otel.Attributes,
+    attributes: SpanAttributes,
     fromActive?: boolean,
   ): TraceSpan
 }
@@ -67,8 +79,8 @@ export interface Tracing {
  * connects); nothing at all when none is registered or `@opentelemetry/api` is not installed.
  */
 export interface TracingOptions {
-  /** The tracer to use instead of the global provider's. */
-  tracer?: Otel.Tracer
+  /** The tracer to use instead of the global provider's (`provider.getTracer('basalt')`). */
+  tracer?: TracerLike
   /** Set to false to switch tracing off even when a provider is registered. */
   enabled?: boolean
 }
@@ -93,7 +105,7 @@ export async function loadTracing(options: TracingOptions | undefined, hub: stri
   if (options?.enabled === false) return noTracing
   const api = await importApi()
   if (api === undefined) return noTracing
-  const tracer = options?.tracer ?? registeredTracer(api)
+  const tracer = (options?.tracer as Otel.Tracer | undefined) ?? registeredTracer(api)
   return tracer === undefined ? noTracing : new OtelTracing(api, tracer, hub)
 }
 
@@ -127,7 +139,7 @@ class OtelTracing implements Tracing {
     name: string,
     kind: SpanKind,
     parent: string | undefined,
-    attributes: Otel.Attributes,
+    attributes: SpanAttributes,
     fromActive = false,
   ): TraceSpan {
     attributes['basalt.hub'] = this.hub
