@@ -5,7 +5,8 @@
  * six orchestration steps under it, five activity spans under the steps that scheduled them; an
  * orchestration's entity call and sub-orchestration join its trace; a failing activity's span is
  * ERROR; `alwaysReplay` duplicates no span; steps after a node restart stay in the instance's
- * trace; and a node and client started with no provider registered produce no spans.
+ * trace; offloaded activities parent on their steps too; and a node and client started with no
+ * provider registered produce no spans and put no trace context on any message.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { trace, SpanKind, SpanStatusCode } from '@opentelemetry/api'
@@ -21,6 +22,7 @@ import { helloSequence, sayHello } from '../../examples/workflows/index.ts'
 import { Counter } from '../fixtures/entities.ts'
 import { approval, boom, failing, fanOut, double } from '../fixtures/workflows.ts'
 import { useNatsServer, waitFor } from '../tooling/harness.ts'
+import { closeConnection, connectTo, decode, decodeEnvelope, openHub } from '../../runtime/nats/index.ts'
 
 /** Calls and signals an entity, and runs a sub-orchestration. */
 const counting = orchestration('counting', function* (ctx, key: string) {
@@ -31,6 +33,8 @@ const counting = orchestration('counting', function* (ctx, key: string) {
 })
 
 const registry = [Counter, helloSequence, sayHello, failing, boom, counting, fanOut, double, approval]
+/** No snapshot during a test: the mailboxes keep every message for {@link mailboxMessages}. */
+const noSnapshots = { snapshotIntervalMs: 600_000, snapshotRecords: 1_000_000 }
 
 const exporter = new InMemorySpanExporter()
 const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
@@ -67,6 +71,28 @@ function startTrace(instanceId: string): string | undefined {
   return start === undefined ? undefined : traceOf(start)
 }
 
+/** Every actor message stored in a hub's mailbox stream (from clients and from partitions). */
+async function mailboxMessages(hub: string): Promise<Array<Record<string, unknown>>> {
+  const nc = await connectTo(nats.url, 'tracing-inspector')
+  try {
+    const { jsm, names } = await openHub(nc, hub)
+    const info = await jsm.streams.info(names.mailboxStream)
+    const out: Array<Record<string, unknown>> = []
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage(names.mailboxStream, { seq }).catch(() => null)
+      if (m === null) continue
+      const env = decodeEnvelope(m.data, `mailbox message ${seq} of ${hub}`)
+      if (Array.isArray(env.m)) out.push(...(env.m as Array<Record<string, unknown>>))
+      for (const [, msgs] of (env.g ?? []) as Array<[number, Uint8Array[]]>) {
+        for (const bytes of msgs) out.push(decode(bytes, 'partition message') as Record<string, unknown>)
+      }
+    }
+    return out
+  } finally {
+    await closeConnection(nc)
+  }
+}
+
 const nats = useNatsServer()
 
 describe('with no tracer provider registered', () => {
@@ -79,6 +105,7 @@ describe('with no tracer provider registered', () => {
       servers: nats.url,
       hub: 'untraced',
       registry,
+      ...noSnapshots,
       partitions: 2,
       logger: silentLogger,
     })
@@ -99,6 +126,10 @@ describe('with no tracer provider registered', () => {
       await client.entity(Counter, 'untraced').call.add(1)
       expect(await client.entity(Counter, 'untraced').call.get()).toBe(1)
       expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual([])
+      // and no message carries a trace context (the encoding does not grow)
+      const messages = await mailboxMessages('untraced')
+      expect(messages.length, 'messages in the mailboxes of hub untraced').toBeGreaterThan(0)
+      expect(messages.filter((m) => 'tc' in m)).toEqual([])
     } finally {
       trace.disable()
     }
@@ -119,6 +150,7 @@ describe('with a tracer provider registered', () => {
       servers: nats.url,
       hub: 'traced',
       registry,
+      ...noSnapshots,
       partitions: 2,
       logger: silentLogger,
     })
@@ -240,6 +272,10 @@ describe('with a tracer provider registered', () => {
     expect(childSteps.length, 'steps of the sub-orchestration').toBeGreaterThan(0)
     for (const s of childSteps) expect(parentOf(s)).toBe(idOf(sub[0]!))
     expect(byName('activity double').length).toBe(2)
+    // the trace context travelled in the client's start message
+    const messages = await mailboxMessages('traced')
+    const startOf = (i: string) => messages.find((m) => m.k === 'start' && m.i === i)
+    expect(startOf(id)?.tc, `tc of the start of ${id}`).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
   })
 
   it('marks a failing activity span and the failed step ERROR', async () => {
@@ -276,6 +312,7 @@ describe('with a tracer provider registered', () => {
       servers: nats.url,
       hub: 'traced',
       registry,
+      ...noSnapshots,
       partitions: 2,
       logger: silentLogger,
     })
