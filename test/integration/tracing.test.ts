@@ -304,6 +304,25 @@ describe('with a tracer provider registered', () => {
     expect(op.attributes['basalt.entity.key']).toBe('k2')
   })
 
+  it('marks a failing entity operation and its client call ERROR', async () => {
+    await expect(client.entity(Counter, 'k3').call.failAfterAdding(1)).rejects.toThrow(
+      'refusing after adding 1',
+    )
+    let call: ReadableSpan | undefined
+    await waitFor(
+      () =>
+        (call = exporter.getFinishedSpans().find((s) => s.name === 'call Counter.failAfterAdding')) !==
+        undefined,
+      'the client call span of Counter@k3.failAfterAdding',
+    )
+    const spans = await spansOf(() => traceOf(call!), 2, 'call Counter@k3.failAfterAdding')
+    const op = spans.find((s) => s.name === 'entity Counter.failAfterAdding')!
+    expect(op.status.code, 'the operation span').toBe(SpanStatusCode.ERROR)
+    expect(op.status.message).toContain('RangeError: refusing after adding 1')
+    expect(op.events.map((e) => e.name)).toContain('exception')
+    expect(call!.status.code, 'the client call span').toBe(SpanStatusCode.ERROR)
+  })
+
   it('keeps the steps after a node restart in the instance trace', async () => {
     const id = await client.start(approval, 60_000)
     await waitFor(async () => (await client.getStatus(id))?.status === 'Running', `approval ${id} Running`)
