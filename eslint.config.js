@@ -24,6 +24,10 @@ const PROM = ban(
   '^prom-client($|/)',
   'Only runtime/metrics/ imports prom-client: the engine records into plain numbers (runtime/metrics/recorder.ts).',
 )
+const OTEL = ban(
+  '^@opentelemetry/',
+  'Only runtime/metrics/tracing.ts imports @opentelemetry/* (an optional peer dependency, loaded on demand): start spans through its Tracing interface.',
+)
 
 /** The runtime folders from the bottom layer up; a folder may import only folders before it. */
 const RUNTIME_LAYERS = [
@@ -41,7 +45,7 @@ const RUNTIME_LAYERS = [
 const OTHER_RUNTIME = ['dev']
 
 /** Restrictions for one runtime folder: no higher layer, no deep import into another folder. */
-function runtimeFolder(name) {
+function runtimeFolder(name, files = [`runtime/${name}/**/*.ts`], otel = false) {
   // (the CLI's `basalt dev` starts the embedded nats-server of runtime/dev/)
   const higher = RUNTIME_LAYERS.slice(RUNTIME_LAYERS.indexOf(name) + 1).concat(
     name === 'cli' ? [] : OTHER_RUNTIME,
@@ -67,9 +71,10 @@ function runtimeFolder(name) {
   }
   if (name !== 'nats') patterns.push(NATS)
   if (name !== 'metrics') patterns.push(PROM)
+  if (!otel) patterns.push(OTEL)
   if (!['dashboard', 'node', 'cli'].includes(name)) patterns.push(PLACEMENT)
   return {
-    files: [`runtime/${name}/**/*.ts`],
+    files,
     rules: { 'no-restricted-imports': ['error', { patterns }] },
   }
 }
@@ -138,12 +143,12 @@ export default tseslint.config(
   // ---- Layer boundaries ------------------------------------------------------------------------
   {
     files: ['actors/**/*.ts', 'entities/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [NATS, NODE, RUNTIME, PLACEMENT] }] },
+    rules: { 'no-restricted-imports': ['error', { patterns: [NATS, NODE, RUNTIME, PLACEMENT, OTEL] }] },
   },
   {
     files: ['actors/orchestration/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [NATS, NODE, RUNTIME, PLACEMENT] }],
+      'no-restricted-imports': ['error', { patterns: [NATS, NODE, RUNTIME, PLACEMENT, OTEL] }],
       'no-restricted-globals': ['error', ...TIMERS.map((name) => ({ name, message: DETERMINISM }))],
       'no-restricted-properties': [
         'error',
@@ -172,6 +177,7 @@ export default tseslint.config(
           patterns: [
             NATS,
             NODE,
+            OTEL,
             ban('(^|/)entities/', 'placement/ decides where partitions run; it knows nothing of entities.'),
             ban(
               '(^|/)runtime/(?!(nats|util)/index\\.ts$)',
@@ -182,5 +188,7 @@ export default tseslint.config(
       ],
     },
   },
-  ...RUNTIME_LAYERS.map(runtimeFolder),
+  ...RUNTIME_LAYERS.map((name) => runtimeFolder(name)),
+  // the one module that loads OpenTelemetry
+  runtimeFolder('metrics', ['runtime/metrics/tracing.ts'], true),
 )

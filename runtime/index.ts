@@ -34,6 +34,7 @@ export {
 } from './nats/index.ts'
 export { consoleLogger, silentLogger, type Logger } from './util/index.ts'
 export type { MetricsOptions, NodeStats, PartitionStats, StatsCounters } from './metrics/index.ts'
+export type { TracingOptions, TracerLike } from './metrics/index.ts'
 
 // Entities
 export {

@@ -29,6 +29,11 @@ export interface EntityOp {
   /** Set when an orchestration made the call: the result goes back to it as a `done`. */
   ro?: OrchestrationReplyTo
   at?: number
+  /**
+   * W3C trace context of the span that sent it (`traceparent`, then a space and the `tracestate`
+   * when there is one); absent when the sender does not trace (runtime/metrics/tracing.ts).
+   */
+  tc?: string
 }
 
 /** Who waits for an entity call's result when an orchestration made it: [instance id, task seq]. */
@@ -54,6 +59,11 @@ export interface StartMessage {
    */
   fresh?: 1
   at?: number
+  /**
+   * W3C trace context of the span that sent it (`traceparent`, then a space and the `tracestate`
+   * when there is one); absent when the sender does not trace (runtime/metrics/tracing.ts).
+   */
+  tc?: string
 }
 
 /** An external event raised to an instance. */
@@ -202,6 +212,8 @@ export interface ActivityTask {
   name: string
   input: unknown
   attempt: number
+  /** Trace context of the step that scheduled it (see {@link StartMessage.tc}); absent when not tracing. */
+  tc?: string
 }
 
 /** Outcome of one activity run, as a worker reports it. */
@@ -292,6 +304,7 @@ export function checkMessage(m: unknown): ActorMessage {
   if (!isObject(m)) throw new CodecError('message is not a map')
   if (m.at !== undefined && typeof m.at !== 'number') throw new CodecError('message field at is not a number')
   if (m.r !== undefined) pair(m.r, 'r (reply to)')
+  if (m.tc !== undefined && typeof m.tc !== 'string') throw new CodecError('message field tc is not a string')
   switch (m.k) {
     case 'op':
       str(m, 't')

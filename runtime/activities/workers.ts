@@ -22,6 +22,8 @@ import {
 } from '../nats/index.ts'
 import { type Logger, Semaphore } from '../util/index.ts'
 import { boundOutcome, sizeOf, valueLimits } from '../partition/index.ts'
+import type { Tracing } from '../metrics/index.ts'
+import { tracedActivity } from './activity-spans.ts'
 
 const CONSUMER = 'workers'
 
@@ -33,6 +35,8 @@ export interface ResultSender {
   sendMessage(msg: ActorMessage): Promise<void>
   /** Where large inputs and results are stored by reference. */
   readonly blobs: BlobStore
+  /** Where the spans of the activities run here go (absent: nowhere). */
+  readonly tracing?: Tracing
 }
 
 /** The task queue of a hub, seen from one node. */
@@ -67,7 +71,11 @@ export class ActivityWorkers {
     void fastJetStream(this.nc)
       .publish(
         this.hub.names.tasks,
-        encode([task.instanceId, task.seq, task.name, task.input, task.attempt]),
+        encode(
+          task.tc === undefined
+            ? [task.instanceId, task.seq, task.name, task.input, task.attempt]
+            : [task.instanceId, task.seq, task.name, task.input, task.attempt, task.tc],
+        ),
         {
           msgID: `${this.hub.names.hub}.task.${task.instanceId}.${task.seq}.${task.attempt}`,
         },
@@ -101,14 +109,16 @@ export class ActivityWorkers {
   async #run(m: JsMsg): Promise<void> {
     let task: ActivityTask
     try {
-      const [instanceId, seq, name, input, attempt] = decode(m.data, 'activity task') as [
+      const [instanceId, seq, name, input, attempt, tc] = decode(m.data, 'activity task') as [
         string,
         number,
         string,
         unknown,
         number,
+        string | undefined,
       ]
       task = { instanceId, seq, name, input, attempt }
+      if (typeof tc === 'string') task.tc = tc
     } catch (err) {
       this.logger.warn('dropping an undecodable activity task', { error: String(err) })
       m.term()
@@ -119,7 +129,11 @@ export class ActivityWorkers {
     // redelivered and run again for ever)
     const limit = valueLimits(this.nc.info?.max_payload ?? 1024 * 1024).instanceValue
     const ceiling = this.client.blobs.limits.ceiling
-    const outcome = boundOutcome(task, await this.#runLoaded(task), limit, (value, what) => {
+    const tracing = this.client.tracing
+    const ran = await (tracing?.on === true
+      ? tracedActivity(tracing, task, undefined, () => this.#runLoaded(task))
+      : this.#runLoaded(task))
+    const outcome = boundOutcome(task, ran, limit, (value, what) => {
       const size = sizeOf(value, ceiling)
       if (size > ceiling) throw new PayloadTooLargeError(what(), size, ceiling, 'maxValueBytes')
       return value

@@ -35,6 +35,7 @@ import { EntityApi, type EntityPage, type EntityState } from './entity-api.ts'
 import { InstanceApi } from './instance-api.ts'
 import { offloadMessage } from './blobs.ts'
 import type { InstanceStatus } from './status.ts'
+import { loadTracing, type Tracing, type TracingOptions } from '../metrics/index.ts'
 import type {
   InstanceFilter,
   InstanceId,
@@ -73,6 +74,12 @@ export interface ClientOptions extends ConnectionOptions {
   blobThresholdBytes?: number
   /** Largest value sent by reference, in encoded bytes (default 64 MB); above: `PayloadTooLargeError`. */
   maxValueBytes?: number
+  /**
+   * OpenTelemetry spans for `start`, signals and calls (default: the global tracer provider's
+   * tracer when `@opentelemetry/api` is installed and a provider is registered before connecting;
+   * else none, at no cost). See docs/OPERATIONS.md, "Tracing".
+   */
+  tracing?: TracingOptions
 }
 
 /** A connection to a hub. */
@@ -93,12 +100,17 @@ export class Client {
     /** @internal */ readonly hub: Hub,
     /** @internal */ readonly id: string,
     /** @internal */ readonly options: Required<
-      Omit<ClientOptions, keyof ConnectionOptions | 'hub' | 'blobThresholdBytes' | 'maxValueBytes'>
+      Omit<
+        ClientOptions,
+        keyof ConnectionOptions | 'hub' | 'blobThresholdBytes' | 'maxValueBytes' | 'tracing'
+      >
     >,
     limits: BlobLimits,
+    /** @internal Where this client's spans go (and those of a node's activity workers). */
+    readonly tracing: Tracing,
   ) {
     this.blobs = new BlobStore(nc, hub.jsm, hub.names, limits)
-    this.#transport = new CallTransport(nc, hub, id, options, this.blobs)
+    this.#transport = new CallTransport(nc, hub, id, options, this.blobs, tracing)
     const core: ApiCore = {
       nc,
       hub,
@@ -120,6 +132,7 @@ export class Client {
    */
   static async connect(options: ClientOptions): Promise<Client> {
     const limits = checkedBlobLimits(options)
+    const tracing = await loadTracing(options.tracing, options.hub)
     const nc = await connectTo(pickConnection(options), 'basalt-client')
     try {
       const hub = await openHub(nc, options.hub)
@@ -134,6 +147,7 @@ export class Client {
           reaskMs: options.reaskMs ?? 2_000,
         },
         limits,
+        tracing,
       )
     } catch (err) {
       await nc.close().catch(() => {})

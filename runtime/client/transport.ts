@@ -43,6 +43,8 @@ import { targetOf } from '../partition/index.ts'
 import { retryWithBackoff } from '../util/index.ts'
 import { PartitionSender, type SenderHost } from './sender.ts'
 import { offloadMessage } from './blobs.ts'
+import { noTracing, type Tracing } from '../metrics/index.ts'
+import { tracedSend } from './client-spans.ts'
 
 /** Timeouts of the transport (see `ClientOptions`). */
 export interface TransportOptions {
@@ -85,6 +87,8 @@ export class CallTransport implements SenderHost {
     readonly options: TransportOptions,
     /** Where large values go by reference (runtime/nats/blobs.ts). */
     readonly blobs: BlobStore,
+    /** Where the spans of starts, signals and calls go (runtime/metrics/tracing.ts). */
+    readonly tracing: Tracing = noTracing,
   ) {
     this.#js = fastJetStream(nc)
     this.#maxPayload = nc.info?.max_payload ?? 1024 * 1024
@@ -121,8 +125,13 @@ export class CallTransport implements SenderHost {
     return new Promise<void>((resolve, reject) => this.#sender(targetOf(msg)).add({ msg, resolve, reject }))
   }
 
-  /** Sends an entity signal; resolves once it is stored in the mailbox. */
+  /** Sends an entity signal; resolves once it is stored in the mailbox. In a span when tracing. */
   signal(msg: EntityOp): Promise<void> {
+    if (this.tracing.on) return tracedSend(this.tracing, msg, false, () => this.#signal(msg))
+    return this.#signal(msg)
+  }
+
+  #signal(msg: EntityOp): Promise<void> {
     if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
     if (!Array.isArray(msg.a)) return Promise.reject(new BadInputError('arguments must be an array'))
     return new Promise<void>((resolve, reject) => this.#sender(msg.key).add({ msg, resolve, reject }))
@@ -133,12 +142,20 @@ export class CallTransport implements SenderHost {
     void this.#reask(0)
   }
 
-  /** Sends a message that expects a reply after the partition committed it. */
+  /**
+   * Sends a message that expects a reply after the partition committed it. A start or an entity
+   * call is in a span when tracing.
+   */
   request(
     msg: ActorMessage & { r?: ReplyTo },
     what: () => string,
     timeoutMs = this.options.callTimeoutMs,
   ): Promise<unknown> {
+    if (this.tracing.on) return tracedSend(this.tracing, msg, true, () => this.#request(msg, what, timeoutMs))
+    return this.#request(msg, what, timeoutMs)
+  }
+
+  #request(msg: ActorMessage & { r?: ReplyTo }, what: () => string, timeoutMs: number): Promise<unknown> {
     if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
     const rid = ++this.#rid
     msg.r = [this.#inbox, rid]

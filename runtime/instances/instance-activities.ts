@@ -9,6 +9,7 @@ import { toErrorInfo, isThenable } from '../../actors/index.ts'
 import type { ActivityOutcome, ActivityTask } from '../../actors/wire/index.ts'
 import { BlobRef, decode, encode, isUnloaded, itemKey } from '../nats/index.ts'
 import { boundOutcome, type HostPort } from '../partition/index.ts'
+import { tracedActivity } from '../activities/index.ts'
 import type { Workflows } from './instance-model.ts'
 import type { InstanceValues } from './instance-values.ts'
 
@@ -27,7 +28,7 @@ export class InstanceActivities {
   schedule(task: ActivityTask, size: number): void {
     const key = itemKey.activity(this.port.p, task.instanceId, task.seq)
     // encoded at the seal, if the activity is still pending then (a fast one is not)
-    this.port.write(key, () => encode([task.instanceId, task.seq, task.name, task.input, task.attempt]), size)
+    this.port.write(key, () => encode(activityItem(task)), size)
     this.#run(key, task)
   }
 
@@ -59,7 +60,9 @@ export class InstanceActivities {
     }
     // a synchronous activity's result is queued at once: the instance's next step runs in the
     // same round (one record, one encode of the instance for its whole run)
-    const outcome = activities.start(task)
+    const outcome = this.port.tracing.on
+      ? tracedActivity(this.port.tracing, task, this.port.p, () => activities.start(task))
+      : activities.start(task)
     if (isThenable(outcome)) void outcome.then((done) => this.#deliver(key, task, done))
     else this.#deliver(key, task, outcome)
   }
@@ -92,13 +95,24 @@ export class InstanceActivities {
       this.#pending.delete(key)
       return
     }
-    const [instanceId, seq, name, input, attempt] = decode(value, `activity ${key}`) as [
+    const [instanceId, seq, name, input, attempt, tc] = decode(value, `activity ${key}`) as [
       string,
       number,
       string,
       unknown,
       number,
+      string | undefined,
     ]
-    this.#pending.set(key, { instanceId, seq, name, input, attempt })
+    const task: ActivityTask = { instanceId, seq, name, input, attempt }
+    // (the trace context of the step that scheduled it: a re-run after recovery parents there)
+    if (typeof tc === 'string') task.tc = tc
+    this.#pending.set(key, task)
   }
+}
+
+/** An activity's item: the task, with its trace context last and only when it has one. */
+function activityItem(task: ActivityTask): unknown[] {
+  const item: unknown[] = [task.instanceId, task.seq, task.name, task.input, task.attempt]
+  if (task.tc !== undefined) item.push(task.tc)
+  return item
 }

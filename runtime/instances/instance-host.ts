@@ -172,6 +172,7 @@ export class InstanceHost implements InstanceHandler {
       timers: [],
       activities: [],
       ...(msg.pa === undefined ? {} : { parent: msg.pa }),
+      ...(msg.tc === undefined ? {} : { tc: msg.tc }),
     }
     this.#cache.set(msg.i, { rec, history: [], used: true, ready: true })
     if (msg.r !== undefined) {

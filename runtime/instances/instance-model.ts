@@ -63,6 +63,11 @@ export interface InstanceRecord {
    * entities. Whatever ends the instance releases them (a lock never outlives its holder).
    */
   lk?: [seq: number, entities: Array<[type: string, key: string]>]
+  /**
+   * Trace context the instance was started with (runtime/instances/instance-spans.ts): its steps'
+   * spans are its children. Absent when the instance is not traced.
+   */
+  tc?: string
 }
 
 /** A record as a status answer carries it: with the whole history when asked for. */

@@ -16,6 +16,8 @@ import type { Live } from './instance-cache.ts'
 import { dropHistory, refsOf } from './instance-history.ts'
 import { RuntimeStatus, type InstanceRecord, type Workflows } from './instance-model.ts'
 import type { InstanceValues } from './instance-values.ts'
+import { endStep, sendContext, stepSpan } from './instance-spans.ts'
+import type { ActivityTask, EntityOp, StartMessage } from '../../actors/wire/index.ts'
 
 /** What a step needs of the instance host. */
 export interface StepHost {
@@ -33,10 +35,28 @@ export interface StepHost {
 
 /** Runs the steps of a partition's instances. */
 export class InstanceSteps {
+  /** Trace context of the step running now (instance-spans.ts); undefined when not tracing. */
+  #tc: string | undefined
+
   constructor(readonly host: StepHost) {}
 
-  /** Runs one orchestration step and carries out its commands. */
+  /** Runs one orchestration step and carries out its commands; in a span when tracing. */
   run(live: Live, events: NewEvent[]): void {
+    if (!this.host.port.tracing.on) return this.#run(live, events)
+    const span = stepSpan(this.host.port, live.rec)
+    // an instance started without a trace context: its first step's span holds its later ones
+    live.rec.tc ??= span.context
+    const outer = this.#tc
+    this.#tc = span.context
+    try {
+      this.#run(live, events)
+    } finally {
+      this.#tc = outer
+      endStep(span, live.rec)
+    }
+  }
+
+  #run(live: Live, events: NewEvent[]): void {
     const rec = live.rec
     const def = this.host.workflows.orchestrations.get(rec.name)
     if (def === undefined) {
@@ -113,13 +133,19 @@ export class InstanceSteps {
   #command(rec: InstanceRecord, c: Command, size: number): void {
     const id = rec.id
     switch (c.c) {
-      case 'activity':
+      case 'activity': {
         rec.activities.push(c.seq)
-        this.host.activities.schedule(
-          { instanceId: id, seq: c.seq, name: c.name, input: c.input, attempt: c.attempt ?? 1 },
-          size,
-        )
+        const task: ActivityTask = {
+          instanceId: id,
+          seq: c.seq,
+          name: c.name,
+          input: c.input,
+          attempt: c.attempt ?? 1,
+        }
+        if (this.#tc !== undefined) task.tc = this.#tc
+        this.host.activities.schedule(task, size)
         return
+      }
       case 'timer':
         rec.timers.push(c.seq)
         this.host.port.setTimer(itemKey.instanceTimer(this.host.port.p, id, c.seq), c.fireAt, {
@@ -136,23 +162,29 @@ export class InstanceSteps {
         return
       }
       case 'sub':
-        this.host.port.send({ k: 'start', i: c.instanceId, n: c.name, in: c.input, pa: [id, c.seq] })
+        this.host.port.send(
+          this.#traced(rec, { k: 'start', i: c.instanceId, n: c.name, in: c.input, pa: [id, c.seq] }),
+        )
         return
       case 'call':
-        this.host.port.send({
-          k: 'op',
-          t: c.entity[0],
-          key: c.entity[1],
-          op: c.op,
-          a: c.args,
-          ro: [id, c.seq],
-        })
+        this.host.port.send(
+          this.#traced(rec, {
+            k: 'op',
+            t: c.entity[0],
+            key: c.entity[1],
+            op: c.op,
+            a: c.args,
+            ro: [id, c.seq],
+          }),
+        )
         return
       case 'signal':
-        this.host.port.send({ k: 'op', t: c.entity[0], key: c.entity[1], op: c.op, a: c.args })
+        this.host.port.send(
+          this.#traced(rec, { k: 'op', t: c.entity[0], key: c.entity[1], op: c.op, a: c.args }),
+        )
         return
       case 'start':
-        this.host.port.send({ k: 'start', i: c.instanceId, n: c.name, in: c.input })
+        this.host.port.send(this.#traced(rec, { k: 'start', i: c.instanceId, n: c.name, in: c.input }))
         return
       case 'lock': {
         const [first, ...rest] = c.entities
@@ -175,5 +207,13 @@ export class InstanceSteps {
         for (const [t, key] of c.entities) this.host.port.send({ k: 'unlock', t, key, o: id })
         return
     }
+  }
+
+  /** A message a step sends, with the trace context of its own span when the step is traced. */
+  #traced<M extends StartMessage | EntityOp>(rec: InstanceRecord, msg: M): M {
+    if (this.#tc === undefined) return msg
+    const tc = sendContext(this.host.port, this.#tc, rec, msg)
+    if (tc !== undefined) msg.tc = tc
+    return msg
   }
 }

@@ -20,3 +20,17 @@ export type { Registry } from 'prom-client'
 export { nodeStats, publishStats, STATS_INTERVAL_MS } from './telemetry.ts'
 export { observeNode, type Observer } from './observe.ts'
 export { zeroCounters, type NodeStats, type PartitionStats, type StatsCounters } from './stats.ts'
+export {
+  SpanKind,
+  loadTracing,
+  noSpan,
+  noTracing,
+  parseTraceContext,
+  formatTraceContext,
+  type SpanAttributes,
+  type SpanError,
+  type TracerLike,
+  type TraceSpan,
+  type Tracing,
+  type TracingOptions,
+} from './tracing.ts'

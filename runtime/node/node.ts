@@ -55,6 +55,9 @@ import {
   type MetricsOptions,
   type Observer,
   type Registry,
+  loadTracing,
+  type Tracing,
+  type TracingOptions,
 } from '../metrics/index.ts'
 import { PartitionThreads, type RunningPartition, type ThreadView } from './partition-threads.ts'
 import { loadRegistry, type RegistryItem } from './registry-module.ts'
@@ -142,6 +145,12 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
    * `host` (default 127.0.0.1), `allowActions` (default false: read-only). Default: none.
    */
   dashboard?: { port: number; host?: string; allowActions?: boolean }
+  /**
+   * OpenTelemetry spans of orchestration steps, activities and entity operations (default: the
+   * global tracer provider's tracer when `@opentelemetry/api` is installed and a provider is
+   * registered before the node starts; else none, at no cost). See docs/OPERATIONS.md, "Tracing".
+   */
+  tracing?: TracingOptions
 }
 
 /** A running node. */
@@ -198,7 +207,7 @@ export class Node {
         | 'heartbeatMs'
         | 'leaseMs'
       >
-    > & { logger: Logger; registryNames: string[]; blobs: BlobStore },
+    > & { logger: Logger; registryNames: string[]; blobs: BlobStore; tracing: Tracing },
   ) {}
 
   /**
@@ -251,6 +260,7 @@ export class Node {
           hub: options.hub,
           blobThresholdBytes: limits.threshold,
           maxValueBytes: limits.ceiling,
+          ...(options.tracing === undefined ? {} : { tracing: options.tracing }),
         })
         workers = await ActivityWorkers.start(nc, hub, workflows.activities, workerClient, logger)
         const w = workers
@@ -280,6 +290,7 @@ export class Node {
             ...activities.map((a) => `a:${a.name}`),
           ].sort(),
           blobs: new BlobStore(nc, hub.jsm, hub.names, limits),
+          tracing: await loadTracing(options.tracing, options.hub),
         },
       )
       node.#observer = await node.#observe(options.metrics)

@@ -45,6 +45,8 @@ import { decode, encode, BlobRef, unloadedOf, valueOf, itemKey as itemKeys } fro
 import type { HostPort } from './host-port.ts'
 import { OpContext, describeValue, type Entry, type LargeState, type ValueEncoder } from './entity-context.ts'
 import { EntityLocks } from './entity-locks.ts'
+import { entitySpan } from './entity-spans.ts'
+import { noSpan, type TraceSpan } from '../metrics/index.ts'
 import { listEntities, readEntity } from './entity-queries.ts'
 
 /** What the entity host uses of the partition's {@link HostPort} (a unit test fakes just this). */
@@ -55,6 +57,7 @@ export type EntityPort = Pick<
   | 'valueLimit'
   | 'blobs'
   | 'metrics'
+  | 'tracing'
   | 'holdFor'
   | 'roundNumber'
   | 'charge'
@@ -85,6 +88,8 @@ export class EntityHost implements ValueEncoder {
   #large: LargeState | undefined
   /** The object operations of each type run on (replaced when an operation times out). */
   readonly #objects = new Map<string, Entity>()
+  /** The span of the operation running now (entity-spans.ts; {@link noSpan} when not tracing). */
+  #span: TraceSpan = noSpan
 
   constructor(
     readonly port: EntityPort,
@@ -244,6 +249,7 @@ export class EntityHost implements ValueEncoder {
   ): void | Promise<void> {
     entry.used = true
     this.port.metrics.entityOp(msg.t, msg.op, msg.r === undefined && msg.ro === undefined)
+    if (this.port.tracing.on) this.#span = entitySpan(this.port, msg)
     const ctx = this.#ctx
     ctx.reset(msg, entry.state)
     let result: unknown
@@ -325,6 +331,7 @@ export class EntityHost implements ValueEncoder {
         ? this.registry.initialState(msg.t)
         : decode(entry.blob ?? entry.bytes, 'entity state')
     this.#ctx.sends.length = 0
+    this.#endSpan(err)
     this.#reject(msg, err)
   }
 
@@ -359,6 +366,15 @@ export class EntityHost implements ValueEncoder {
     }
     if (msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 1, resultBytes!])
     if (msg.ro !== undefined) this.port.send({ k: 'done', i: msg.ro[0], s: msg.ro[1], ok: 1, v: result })
+    this.#endSpan(undefined)
+  }
+
+  /** Ends the running operation's span, with its error if it failed. */
+  #endSpan(err: Error | undefined): void {
+    if (this.#span === noSpan) return
+    if (err !== undefined) this.#span.fail(err)
+    this.#span.end()
+    this.#span = noSpan
   }
 
   /**

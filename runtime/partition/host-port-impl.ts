@@ -9,7 +9,7 @@ import { BadInputError, PayloadTooLargeError, partitionOf } from '../../actors/i
 import type { ActorMessage, ReplyTo, TimerValue } from '../../actors/wire/index.ts'
 import { decode, encode, itemKey, type BlobStore, type PartitionStorage } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
-import type { PartitionMetrics } from '../metrics/index.ts'
+import { noTracing, type PartitionMetrics, type Tracing } from '../metrics/index.ts'
 import type { HostPort } from './host-port.ts'
 import { resolveWrite, type CommitRound, type ItemWrite, type RoundReply } from './round.ts'
 import type { SnapshotState } from './snapshot.ts'
@@ -25,6 +25,8 @@ export interface PortCore {
   readonly logger: Logger
   readonly blobs: BlobStore
   readonly metrics: PartitionMetrics
+  /** Spans of the hosts (default: none). */
+  readonly tracing?: Tracing | undefined
   readonly types: TypeDirectory | undefined
   readonly storage: PartitionStorage
   readonly snap: SnapshotState
@@ -63,6 +65,10 @@ export class PartitionHostPort implements HostPort {
 
   get metrics(): PartitionMetrics {
     return this.core.metrics
+  }
+
+  get tracing(): Tracing {
+    return this.core.tracing ?? noTracing
   }
 
   get valueLimit(): number {

@@ -19,7 +19,7 @@ import type {
   WaitMessage,
 } from '../../actors/wire/index.ts'
 import type { Logger } from '../util/index.ts'
-import type { PartitionMetrics } from '../metrics/index.ts'
+import type { PartitionMetrics, Tracing } from '../metrics/index.ts'
 import type { ItemWrite, RoundReply } from './round.ts'
 
 /** What a partition offers to the hosts of its entities and instances. */
@@ -32,6 +32,8 @@ export interface HostPort {
   readonly blobs: BlobStore
   /** Where the hosts' metrics go (runtime/metrics/recorder.ts). */
   readonly metrics: PartitionMetrics
+  /** Where the hosts' spans go (runtime/metrics/tracing.ts; `on` false when not tracing). */
+  readonly tracing: Tracing
   /** Number of the record the current round will become (unique per record). */
   readonly roundNumber: number
   /** The open round's record is appended only once `written` (a blob write) resolved. */

@@ -6,7 +6,7 @@
 import type { EntityRegistry } from '../../entities/index.ts'
 import type { BlobStore } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
-import type { NodeMetrics } from '../metrics/index.ts'
+import type { NodeMetrics, Tracing } from '../metrics/index.ts'
 import type { HostPort, InstanceHandler } from './host-port.ts'
 import type { RecentReplies } from './recent-replies.ts'
 import type { TypeDirectory } from './unknown-types.ts'
@@ -41,6 +41,8 @@ export interface PartitionOptions {
   blobs?: BlobStore
   /** Where the partition's metrics go (default: nowhere). */
   metrics?: NodeMetrics
+  /** Where the partition's spans go (default: nowhere; runtime/metrics/tracing.ts). */
+  tracing?: Tracing
   /** Called once when the partition stops for any reason other than close(). */
   onStopped(reason: 'fenced' | 'failed', error: Error): void
 }

@@ -119,6 +119,7 @@ export class Partition {
       logger: options.logger,
       blobs: this.blobs,
       metrics: this.metrics,
+      tracing: options.tracing,
       types: options.types,
       storage: this.#storage,
       snap: this.#snap,

@@ -9,7 +9,7 @@ import { itemKey } from '../../runtime/nats/item-keys.ts'
 import { EntityHost, type EntityPort } from '../../runtime/partition/entity-host.ts'
 import type { RoundReply } from '../../runtime/partition/round.ts'
 import { silentLogger } from '../../runtime/util/logger.ts'
-import { noPartitionMetrics } from '../../runtime/metrics/index.ts'
+import { noPartitionMetrics, noTracing } from '../../runtime/metrics/index.ts'
 import { Counter, Log } from '../fixtures/entities.ts'
 
 function fake(overrides: Partial<EntityPort> = {}) {
@@ -36,6 +36,7 @@ function fake(overrides: Partial<EntityPort> = {}) {
       },
     } as unknown as BlobStore,
     metrics: noPartitionMetrics,
+    tracing: noTracing,
     holdFor: () => {},
     roundNumber: 1,
     charge: (bytes) => (seen.charged += bytes),
