@@ -86,10 +86,10 @@ const NODE_ID = /^[A-Za-z0-9_-]{1,100}$/
 export class PlacementAgent {
   readonly #assign = new Map<number, AssignRecord & { rev: number; seen: number }>()
   readonly #released = new Map<number, number>()
-  readonly #nodes = new Map<string, { seen: number; rev: number; types?: string[] }>()
+  readonly #nodes = new Map<string, { seen: number; rev: number; graced?: number; types?: string[] }>()
   /** The meta key `types`: every name a node ever published, and its revision. */
   #hubTypes: { names: string[]; rev: number } = { names: [], rev: 0 }
-  #leader: { node: string; rev: number; seen: number } | null = null
+  #leader: { node: string; rev: number; seen: number; graced?: number } | null = null
   #watch: QueuedIterator<KvWatchEntry> | undefined
   #initialized = false
   #initRev = 0
@@ -435,14 +435,26 @@ export class PlacementAgent {
       this.options.onLeaseLost()
       await this.#putHeartbeat().catch(() => {})
     }
-    // After a stall of our own, what we saw of others is stale, not proof that they died.
+    // After a stall of our own, what we saw of others is stale, not proof that they died: each
+    // record gets a fresh lease once. Once per revision only: a dead node writes no new one, so
+    // stalls that keep coming (a starved machine) must not keep its lease, or a dead leader's,
+    // alive for ever.
     if (now - this.#lastStep > 2 * heartbeatMs) {
       this.options.logger.warn('node stalled (paused or starved); what it saw of others is stale', {
         node: this.nodeId,
         ms: now - this.#lastStep,
       })
-      for (const n of this.#nodes.values()) if (n.seen > 0) n.seen = now
-      if (this.#leader !== null && this.#leader.seen > 0) this.#leader.seen = now
+      for (const n of this.#nodes.values()) {
+        if (n.seen > 0 && n.graced !== n.rev) {
+          n.seen = now
+          n.graced = n.rev
+        }
+      }
+      const l = this.#leader
+      if (l !== null && l.seen > 0 && l.graced !== l.rev) {
+        l.seen = now
+        l.graced = l.rev
+      }
     }
     this.#lastStep = now
     await this.#checkWatch(now)

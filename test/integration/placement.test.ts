@@ -8,8 +8,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { Client, Node, silentLogger } from '../../runtime/index.ts'
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
-import { openHub } from '../../runtime/nats/hub.ts'
-import { balance, readPlacement, type PlacementTable } from '../../placement/index.ts'
+import { ensureHub, openHub } from '../../runtime/nats/hub.ts'
+import { PlacementAgent, balance, readPlacement, type PlacementTable } from '../../placement/index.ts'
 import { Counter, Stamp } from '../fixtures/entities.ts'
 import { approval, helloSequence, spread } from '../fixtures/workflows.ts'
 import { spawnTs, useNatsServer, waitFor, type SpawnedTs } from '../tooling/harness.ts'
@@ -119,6 +119,50 @@ describe('nodes in one process', () => {
     )
     await client.close()
     await a.stop()
+  })
+})
+
+describe('placement agent', () => {
+  it('takes the lease from a crashed leader although its own steps keep stalling', async () => {
+    const nc = await connectTo({ servers: nats.url }, 'placement-stall-test')
+    const agents: PlacementAgent[] = []
+    try {
+      const hub = await ensureHub(nc, 'pl-stall', { partitions: 2 })
+      const start = async (nodeId: string) => {
+        const agent = await PlacementAgent.start(hub.metaKv, {
+          nodeId,
+          host: 'test',
+          partitions: 2,
+          heartbeatMs: 100,
+          leaseMs: 400,
+          logger: silentLogger,
+          running: () => [],
+          onChange: () => {},
+          onLeaseLost: () => {},
+        })
+        agents.push(agent)
+        return agent
+      }
+      const a = await start('a')
+      await waitFor(() => a.isLeader, 'a takes the free lease')
+      const b = await start('b')
+      await waitFor(() => b.leader === 'a', `b sees a lead (found ${b.leader})`)
+      a.close() // a crash: a's node record and lease stay in the bucket
+      // b's event loop now stalls for longer than two heartbeats before each of its steps; each
+      // stall makes what it saw of others stale once, but must not keep a dead leader alive
+      const deadline = Date.now() + 8000
+      while (!b.isLeader && Date.now() < deadline) {
+        const end = Date.now() + 250
+        while (Date.now() < end) {
+          // busy: nothing else runs
+        }
+        await new Promise((resolve) => setTimeout(resolve, 40))
+      }
+      expect(b.isLeader, `b leads after a crashed (leader seen: ${b.leader})`).toBe(true)
+    } finally {
+      for (const agent of agents) agent.close()
+      await closeConnection(nc)
+    }
   })
 })
 
