@@ -219,6 +219,14 @@ export class NodeRecorder implements NodeMetrics {
     running: 0,
     offloaded: 0,
   })
+  /** The activity pools of the node's partition threads now (set by `ThreadMetrics`, threads.ts). */
+  threadActivities: () => { queued: number; running: number } = () => ({ queued: 0, running: 0 })
+  /**
+   * Brings in what the node's partition threads counted since their last report (set by the
+   * node when it has threads); read through {@link refreshed} before a scrape.
+   */
+  refresh: () => Promise<void> = () => Promise.resolve()
+  #refreshing: Promise<void> | undefined
 
   partition(probe: PartitionProbe): PartitionMetrics {
     let counters = this.partitions.get(probe.p)
@@ -244,13 +252,36 @@ export class NodeRecorder implements NodeMetrics {
     return counters
   }
 
-  /** Counts one operation of an entity type. */
-  entityOp(type: string, operation: string): void {
+  /** Counts `n` (default 1) operations of an entity type. */
+  entityOp(type: string, operation: string, n = 1): void {
     let ops = this.entityOps.get(type)
     if (ops === undefined) this.entityOps.set(type, (ops = new Map()))
     const count = ops.get(operation)
-    if (count === undefined) ops.set(operation, { n: 1 })
-    else count.n++
+    if (count === undefined) ops.set(operation, { n })
+    else count.n += n
+  }
+
+  /** The node's activities with its partition threads' pools added. */
+  activityTotals(): { queued: number; running: number; offloaded: number } {
+    const own = this.activities()
+    const threads = this.threadActivities()
+    return {
+      queued: own.queued + threads.queued,
+      running: own.running + threads.running,
+      offloaded: own.offloaded,
+    }
+  }
+
+  /**
+   * Resolves once {@link refresh} ran; calls made while one runs share it (a scrape reads every
+   * metric at once). Never rejects.
+   */
+  refreshed(): Promise<void> {
+    return (this.#refreshing ??= this.refresh()
+      .catch(() => {})
+      .finally(() => {
+        this.#refreshing = undefined
+      }))
   }
 
   /** Partitions running on this node now. */

@@ -2,7 +2,8 @@
  * runtime/metrics/ — what a node tells about itself: the recorder interfaces the engine calls
  * (recorder.ts, with no-op defaults), the recorders keeping plain numbers (counters.ts), the
  * Prometheus registry and endpoint read from them at scrape time (prometheus.ts, endpoint.ts), and
- * the telemetry sample published on `H.stats.<node>` every second (stats.ts, telemetry.ts). Imports
+ * the telemetry sample published on `H.stats.<node>` every second (stats.ts, telemetry.ts), and the
+ * reports that bring partition threads' counts into the node's recorder (threads.ts). Imports
  * nothing of the engine (runtime/util/ at most); the only folder that imports prom-client.
  */
 export {
@@ -19,6 +20,13 @@ export { serveMetrics, type MetricsEndpoint, type MetricsOptions } from './endpo
 export type { Registry } from 'prom-client'
 export { nodeStats, publishStats, STATS_INTERVAL_MS } from './telemetry.ts'
 export { observeNode, type Observer } from './observe.ts'
+export {
+  threadReport,
+  ThreadMetrics,
+  type ThreadReport,
+  type PartitionReport,
+  type BucketsReport,
+} from './threads.ts'
 export { zeroCounters, type NodeStats, type PartitionStats, type StatsCounters } from './stats.ts'
 export {
   SpanKind,

@@ -20,22 +20,25 @@ class ScrapedMetric {
     readonly help: string,
     readonly type: MetricType,
     readonly values: () => Value[],
+    /** Awaited before reading: the node's partition threads report (shared by a scrape's reads). */
+    readonly before: () => Promise<void>,
   ) {}
 
-  get(): Promise<{
+  async get(): Promise<{
     name: string
     help: string
     type: MetricType
     values: Value[]
     aggregator: 'sum'
   }> {
-    return Promise.resolve({
+    await this.before()
+    return {
       name: this.name,
       help: this.help,
       type: this.type,
       values: this.values(),
       aggregator: this.aggregator,
-    })
+    }
   }
 
   reset(): void {}
@@ -66,7 +69,9 @@ function histogramValues(name: string, labels: Labels, buckets: Buckets): Value[
 export function metricsRegistry(node: NodeRecorder): Registry {
   const registry = new Registry()
   const add = (name: string, help: string, type: MetricType, values: () => Value[]) =>
-    registry.registerMetric(new ScrapedMetric(name, help, type, values) as unknown as Metric)
+    registry.registerMetric(
+      new ScrapedMetric(name, help, type, values, () => node.refreshed()) as unknown as Metric,
+    )
   const partitions = () => [...node.partitions.values()].sort((a, b) => a.p - b.p)
   const perPartition = (read: (c: PartitionCounters) => number | undefined) => () => {
     const out: Value[] = []
@@ -156,10 +161,10 @@ export function metricsRegistry(node: NodeRecorder): Registry {
   )
   // per node
   add('basalt_activity_queue_length', 'Activities waiting for a free slot on this node', 'gauge', () => [
-    { labels: {}, value: node.activities().queued },
+    { labels: {}, value: node.activityTotals().queued },
   ])
   add('basalt_activity_offloads_total', "Activities offloaded to the hub's task queue", 'counter', () => [
-    { labels: {}, value: node.activities().offloaded },
+    { labels: {}, value: node.activityTotals().offloaded },
   ])
   add('basalt_partitions_gained_total', 'Partitions this node started running', 'counter', () => [
     { labels: {}, value: node.partitionsGained },

@@ -25,7 +25,7 @@ export function nodeStats(recorder: NodeRecorder, node: string, hub: string): No
     startedAt: recorder.startedAt,
     partitions,
     totals: recorder.totals(),
-    activities: recorder.activities(),
+    activities: recorder.activityTotals(),
   }
 }
 

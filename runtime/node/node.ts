@@ -527,6 +527,7 @@ export class Node {
         stopped: (p, epoch, reason, error) => this.#onStopped(p, epoch, reason, error),
         lost: (p, epoch, error) => this.#onStopped(p, epoch, 'failed', error),
         offload: (task) => this.workflows.offload?.publish(task),
+        metrics: this.metrics,
       },
     )
     const threads = this.#threads
@@ -636,7 +637,10 @@ export class Node {
     if (this.#threads !== undefined) {
       const running = await this.#threads.startPartition(p, epoch)
       if (this.#stopped) await running.close()
-      else this.#running.set(p, running)
+      else {
+        this.#running.set(p, running)
+        this.metrics.gained()
+      }
       return
     }
     const perPartition = Math.max(16, Math.ceil(this.options.cacheSize / this.hub.meta.partitions))

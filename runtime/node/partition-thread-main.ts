@@ -3,7 +3,8 @@
  * to NATS on its own connection, opens the hub, imports the registry from its module, then starts
  * and stops partitions as the main thread orders, with the epochs placement gave. It reports a
  * partition that stopped by itself (fenced, failed) so the node's restart and renew logic applies,
- * posts its partitions' counters every `statsIntervalMs`, sends its log lines to the node's
+ * posts its partitions' counters and its metrics recorder's report (runtime/metrics/threads.ts)
+ * every `statsIntervalMs` and when a scrape asks, sends its log lines to the node's
  * logger, and hands activities to offload to the main thread (which owns the node's
  * `ActivityWorkers`); activities that stay local run in this thread's own pool.
  *
@@ -14,6 +15,7 @@ import { toErrorInfo } from '../../actors/index.ts'
 import { EntityRegistry } from '../../entities/index.ts'
 import { HubTypes } from '../../placement/index.ts'
 import { ActivityPool } from '../activities/index.ts'
+import { NodeRecorder, threadReport } from '../metrics/index.ts'
 import { InstanceHost, type Workflows } from '../instances/index.ts'
 import {
   BlobStore,
@@ -79,6 +81,9 @@ async function runThread(
   })
   const partitions = new Map<number, Partition>()
   const recentReplies = new Map<number, RecentReplies>()
+  // what this thread's partitions count; the main thread adds it into the node's (threads.ts)
+  const metrics = new NodeRecorder()
+  const pool = workflows?.activities
 
   const start = async (p: number, epoch: number): Promise<void> => {
     const replies = recentReplies.get(p) ?? new RecentReplies()
@@ -95,6 +100,7 @@ async function runThread(
       snapshotIntervalMs: setup.snapshotIntervalMs,
       blobs,
       recentReplies: replies,
+      metrics,
       ...(wf === undefined ? {} : { instances: (port) => new InstanceHost(port, wf) }),
       ...(setup.dynamic ? { mayWrite: () => Atomics.load(lease, 0) === 1 } : {}),
       ...(types === undefined ? {} : { types }),
@@ -138,6 +144,10 @@ async function runThread(
       case 'hubNames':
         hubNames = msg.names
         return
+      case 'report':
+        report()
+        post({ t: 'reply', id: msg.id })
+        return
       default: {
         const never: never = msg
         logger.error('unknown order from the main thread', { order: JSON.stringify(never) })
@@ -145,7 +155,7 @@ async function runThread(
     }
   })
 
-  setInterval(() => {
+  function report(): void {
     const counters: PartitionCounters[] = []
     for (const partition of partitions.values()) {
       counters.push({
@@ -155,8 +165,10 @@ async function runThread(
         cached: partition.cachedEntities,
       })
     }
-    post({ t: 'stats', partitions: counters })
-  }, setup.statsIntervalMs).unref()
+    const activities = { queued: pool?.backlog ?? 0, running: pool?.running ?? 0 }
+    post({ t: 'stats', partitions: counters, metrics: threadReport(metrics, activities) })
+  }
+  setInterval(report, setup.statsIntervalMs).unref()
 
   post({ t: 'ready' })
 }

@@ -29,6 +29,7 @@ import {
   type ErrorInfo,
 } from '../../actors/index.ts'
 import type { ActivityTask } from '../../actors/wire/index.ts'
+import { ThreadMetrics, type NodeRecorder, type ThreadReport } from '../metrics/index.ts'
 import type { PartitionStats } from '../partition/index.ts'
 import type { ConnectionOptions, HubOptions } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
@@ -76,9 +77,12 @@ export interface ThreadSetup {
   entityOperationTimeoutMs?: number
   blobThresholdBytes: number
   maxValueBytes: number
-  /** How often the thread posts its partitions' counters to the main thread, in ms. */
+  /** How often the thread posts its partitions' counters and metrics to the main thread, in ms. */
   statsIntervalMs: number
 }
+
+/** How long a scrape waits for a thread's fresh report before it reads the last one, in ms. */
+export const REPORT_TIMEOUT_MS = 250
 
 /** Orders from the main thread. */
 export type ToThread =
@@ -87,6 +91,8 @@ export type ToThread =
   | { t: 'abandon' }
   | { t: 'shutdown'; id: number }
   | { t: 'hubNames'; names: string[] }
+  /** Post a `stats` message now, then reply (a scrape wants fresh counts). */
+  | { t: 'report'; id: number }
 
 /** Counters of one partition, as a thread reports them. */
 export interface PartitionCounters {
@@ -104,7 +110,7 @@ export type FromThread =
   | { t: 'stopped'; p: number; epoch: number; reason: 'fenced' | 'failed'; error: ErrorInfo }
   | { t: 'log'; level: 'info' | 'warn' | 'error'; message: string; fields?: Record<string, unknown> }
   | { t: 'offload'; task: ActivityTask }
-  | { t: 'stats'; partitions: PartitionCounters[] }
+  | { t: 'stats'; partitions: PartitionCounters[]; metrics: ThreadReport }
 
 /** What the node hears from its threads. */
 export interface ThreadEvents {
@@ -115,8 +121,13 @@ export interface ThreadEvents {
   lost(p: number, epoch: number, error: Error): void
   /** An activity a thread offloads to the hub's work queue (the main thread's `ActivityWorkers`). */
   offload?(task: ActivityTask): void
-  /** Counters a thread posted (a seam for metrics: called every `statsIntervalMs` per thread). */
+  /** Counters a thread posted (called every `statsIntervalMs` per thread). */
   counters?(thread: number, partitions: PartitionCounters[]): void
+  /**
+   * The node's recorder: what the threads record is added into it (runtime/metrics/threads.ts),
+   * and a scrape first asks every live thread for a fresh report.
+   */
+  metrics?: NodeRecorder
 }
 
 /** Which thread runs which partition, at one moment. */
@@ -237,12 +248,19 @@ export class PartitionThreads {
   #respawn: NodeJS.Timeout | undefined
   /** Starts waiting for a thread to be spawned (none was alive). */
   readonly #spawnWaiters: Array<() => void> = []
+  /** Where the threads' reports go (absent: not recorded). */
+  readonly #metrics: ThreadMetrics | undefined
 
   private constructor(
     readonly setup: Omit<ThreadSetup, 'index'>,
     readonly events: ThreadEvents,
   ) {
     this.#lease = new Int32Array(setup.lease)
+    const recorder = events.metrics
+    if (recorder !== undefined) {
+      this.#metrics = new ThreadMetrics(recorder)
+      recorder.refresh = () => this.#report()
+    }
   }
 
   /**
@@ -348,6 +366,23 @@ export class PartitionThreads {
     )
   }
 
+  /**
+   * Asks every live thread for a fresh report and resolves once each posted it, or after
+   * {@link REPORT_TIMEOUT_MS} (a thread busy or dying is read from its last report).
+   */
+  async #report(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, REPORT_TIMEOUT_MS)
+    })
+    const live = this.#threads.filter((t) => t.started && !t.exited)
+    await Promise.race([
+      Promise.all(live.map((t) => t.request({ t: 'report', id: 0 }).catch(() => {}))),
+      timeout,
+    ])
+    clearTimeout(timer)
+  }
+
   /** The least loaded live thread (ties: thread `p mod N`); undefined when none is alive. */
   #pick(p: number): PartitionThread | undefined {
     const alive = this.#threads.filter((t) => !t.exited)
@@ -405,6 +440,9 @@ export class PartitionThreads {
           running.stats = c.stats
           running.cachedEntities = c.cached
         }
+        if (this.#threads[thread.index] === thread && !thread.exited) {
+          this.#metrics?.absorb(thread.index, msg.metrics)
+        }
         this.events.counters?.(thread.index, msg.partitions)
         return
       case 'ready':
@@ -421,6 +459,7 @@ export class PartitionThreads {
   /** A thread ended: unless the node is stopping, its partitions fail over and a new thread takes its place. */
   #onExit(thread: PartitionThread, error: Error): void {
     if (this.#stopping || this.#threads[thread.index] !== thread) return
+    this.#metrics?.exited(thread.index)
     const lost = [...thread.running.values()]
     thread.running.clear()
     this.events.logger.error('partition thread died; restarting it and its partitions', {

@@ -4,7 +4,8 @@
  * would see — an instance appearing and completing live, its five activities, a failed saga's
  * error, an approval completed by an event raised from the page, an entity's state changing on
  * screen, every partition in the partition map with figures from node telemetry samples — and
- * the server's answers to bad input (404, 400, 403) and to a NATS that is down. Screenshots of
+ * the server's answers to bad input (404, 400, 403) and to a NATS that is down; and the partition
+ * map fed by a real node's samples, in this thread and on two worker threads. Screenshots of
  * each page go to .basalt/screenshots/.
  */
 import { existsSync, mkdirSync } from 'node:fs'
@@ -19,7 +20,11 @@ import { zeroCounters } from '../../runtime/metrics/stats.ts'
 import { startDashboard, type Dashboard } from '../../runtime/dashboard/index.ts'
 import { startNatsServer } from '../../runtime/dev/index.ts'
 import { jetstream } from '../../runtime/nats/index.ts'
-import { Node } from '../../runtime/node/index.ts'
+import { Node, type NodeOptions } from '../../runtime/node/index.ts'
+import { Client } from '../../runtime/client/index.ts'
+import { Counter as FixtureCounter } from '../fixtures/entities.ts'
+import { registry as fixtureRegistry } from '../fixtures/threads-registry.ts'
+import { helloSequence as fixtureHello } from '../fixtures/workflows.ts'
 import { silentLogger } from '../../runtime/util/index.ts'
 import { repoRoot, spawnTs, useHub, useNatsServer, waitFor } from '../tooling/harness.ts'
 
@@ -114,6 +119,77 @@ describe('dashboard in chromium', () => {
     expect(streams).toContain(stack.client.hub.names.deadLetterStream)
     await shot('overview')
   })
+
+  /**
+   * A real node (in this thread, or on two worker threads) publishes its samples: after a workload
+   * every row of the partition map has the node as owner, a backlog number and a records/s figure,
+   * and some partition shows records/s above 0 while signals flow. With `docs`, hello sequences flow
+   * too and it waits for a snapshot of every partition and a few seconds of charts: the screenshot
+   * is docs/img/dashboard-overview.png.
+   */
+  const realOverview = async (hub: string, options: Partial<NodeOptions>, name: string, docs = false) => {
+    const node = await Node.start({
+      servers: nats.url,
+      hub,
+      partitions: PARTITIONS,
+      logger: silentLogger,
+      dashboard: { port: 0 },
+      ...options,
+    } as NodeOptions)
+    const client = await Client.connect({ servers: nats.url, hub })
+    try {
+      await page.goto(`${node.dashboardUrl!}#/`)
+      const rows = page.locator('[data-testid=partition-map] tbody tr')
+      await waitFor(async () => (await rows.count()) === PARTITIONS, `${hub}: partition map rows`, 10_000)
+      const keys = Array.from({ length: 40 }, (_, i) => `k${i}`)
+      const cells = () =>
+        rows.evaluateAll((trs) =>
+          trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')),
+        )
+      let seen: string[][] = []
+      const startedAt = Date.now()
+      await waitFor(
+        async () => {
+          await Promise.all(keys.map((k) => client.entity(FixtureCounter, k).signal.add(1)))
+          if (docs)
+            for (let i = 0; i < 4; i++) void client.start(fixtureHello, ['Lima', 'Oslo']).catch(() => {})
+          seen = await cells()
+          return (
+            seen.every((r) => r[1] === node.nodeId && /^\d+$/.test(r[3]!) && /^[\d.,]+$/.test(r[4]!)) &&
+            seen.some((r) => Number(r[4]!.replace(/,/g, '')) > 0) &&
+            (!docs || (seen.every((r) => r[5] !== '—') && Date.now() - startedAt > 5000))
+          )
+        },
+        `${hub}: every partition owned by ${node.nodeId} with a backlog and records/s, one above 0`,
+        15_000,
+      )
+      expect(
+        seen.map((r) => r[0]),
+        JSON.stringify(seen),
+      ).toEqual(['0', '1', '2', '3'])
+      await shot(name)
+    } finally {
+      await client.close()
+      await node.stop()
+    }
+  }
+
+  it('overview on a real node: owner, backlog and records/s of every partition from its samples', async () => {
+    await realOverview(
+      'dash-real',
+      { registry: fixtureRegistry, snapshotIntervalMs: 500 },
+      'overview-real',
+      true,
+    )
+  }, 30_000)
+
+  it('overview on a real node with two worker threads: the same figures', async () => {
+    await realOverview(
+      'dash-real-threads',
+      { registryModule: path.join(repoRoot, 'test/fixtures/threads-registry.ts'), workers: 2 },
+      'overview-real-threads',
+    )
+  }, 30_000)
 
   it('instances: a hello-sequence appears and completes live; its history shows five activities', async () => {
     await open('/instances')

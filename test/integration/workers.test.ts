@@ -4,7 +4,9 @@
  * hello sequences reach exact counts with the partitions spread over both threads; a thread that
  * dies (an entity operation that ends it, or a terminated thread) has its partitions restarted
  * through the failure path with the totals still exact; a second node joining takes half the
- * partitions; `workers > 1` without a registry module is bad input.
+ * partitions; `workers > 1` without a registry module is bad input. The node's `/metrics` and its
+ * telemetry sample count what happens on its threads, by exactly the workload, and keep counting
+ * across a thread's death.
  */
 import { rmSync } from 'node:fs'
 import path from 'node:path'
@@ -15,6 +17,10 @@ import { Counter } from '../fixtures/entities.ts'
 import { Crasher } from '../fixtures/threads-registry.ts'
 import { helloSequence } from '../fixtures/workflows.ts'
 import { repoRoot, tempDir, useNatsServer, waitFor } from '../tooling/harness.ts'
+import { partitionsOf, scrape, sum, type Scrape } from '../tooling/scrape.ts'
+import type { NodeStats } from '../../runtime/metrics/index.ts'
+import { HubNames } from '../../runtime/nats/hub.ts'
+import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
 
 const nats = useNatsServer()
 const fast = { heartbeatMs: 200, leaseMs: 1000 }
@@ -204,5 +210,113 @@ describe('a node with worker threads', () => {
     await expect(start).rejects.toThrow(/workers: 2 needs registryModule/)
     const both = Node.start({ servers: nats.url, hub: 'thr-bad', registry: [Counter], registryModule })
     await expect(both).rejects.toThrow(/either registry or registryModule/)
+  })
+})
+
+describe('metrics of a node with worker threads', () => {
+  it('/metrics and the telemetry sample move by exactly the workload run on both threads, across a thread death', async () => {
+    const hub = 'thr-metrics'
+    const node = await startNode(hub, 'a', { metrics: {} })
+    const url = node.metricsUrl!
+    const listener = await connectTo({ servers: nats.url }, 'stats-listener')
+    cleanup.push(() => closeConnection(listener))
+    const samples: NodeStats[] = []
+    const subject = new HubNames(hub).stats(node.nodeId)
+    const sub = listener.subscribe(subject)
+    void (async () => {
+      for await (const m of sub) samples.push(JSON.parse(new TextDecoder().decode(m.data)) as NodeStats)
+    })()
+    const view = await node.threadView()
+    expect(
+      view.map((t) => t.partitions.length),
+      JSON.stringify(view),
+    ).toEqual([4, 4])
+
+    const client = await connectClient(hub)
+    const keys = Array.from({ length: 200 }, (_, i) => `k${i}`)
+    const before = await scrape(url)
+    await wave(client, keys)
+    await wave(client, keys)
+    await expectCounts(client, keys, 2, 'after two waves')
+    await helloRound(client, 20, 'm')
+
+    const after = await scrape(url)
+    const moved = (name: string, ...labels: string[]) =>
+      sum(after, name, ...labels) - sum(before, name, ...labels)
+    const hello = 'name="helloSequence"'
+    const add = ['type="Counter"', 'operation="add"']
+    expect(moved('basalt_entity_operations_total', ...add), 'Counter.add ops').toBe(2 * keys.length)
+    expect(moved('basalt_orchestrations_started_total', hello), 'helloSequence started').toBe(20)
+    expect(moved('basalt_orchestrations_completed_total', hello), 'helloSequence completed').toBe(20)
+    expect(moved('basalt_orchestrations_failed_total', hello), 'helloSequence failed').toBe(0)
+    expect(moved('basalt_orchestration_step_duration_seconds_count', hello), 'helloSequence steps').toBe(60)
+    const records = moved('basalt_records_total')
+    expect(records, 'records committed').toBeGreaterThan(0)
+    expect(moved('basalt_commit_latency_seconds_count'), 'commit latencies observed').toBe(records)
+    expect(moved('basalt_record_messages_sum'), 'messages in records').toBe(moved('basalt_messages_total'))
+    const all = [0, 1, 2, 3, 4, 5, 6, 7]
+    expect(partitionsOf(after, 'basalt_records_total'), 'a records series per partition').toEqual(all)
+    for (const p of all) {
+      expect(
+        sum(after, 'basalt_records_total', `partition="${p}"`),
+        `records of partition ${p}`,
+      ).toBeGreaterThan(0)
+    }
+    // node-level figures are the main thread's, counted once
+    expect(after.get('basalt_partitions_owned'), 'partitions owned').toBe(8)
+    expect(after.get('basalt_partitions_gained_total'), 'partitions gained').toBe(8)
+    expect(after.get('basalt_partitions_lost_total'), 'partitions lost').toBe(0)
+
+    // the telemetry sample: every partition of the node, totals summed over both threads
+    const from = samples.length
+    await waitFor(
+      () => samples.slice(from).some((s) => s.totals.started === 20 && s.totals.signals === 2 * keys.length),
+      `a sample on ${subject} with 20 started and ${2 * keys.length} signals`,
+    )
+    const sample = samples.slice(from).find((s) => s.totals.started === 20)!
+    expect(sample.totals).toMatchObject({ started: 20, completed: 20, failed: 0, steps: 60, signals: 400 })
+    expect(sample.partitions.map((p) => p.p)).toEqual(all)
+    expect(sample.partitions.every((p) => p.epoch > 0 && p.backlog === 0)).toBe(true)
+    expect(sample.totals.records, 'records in the sample').toBe(
+      sample.partitions.reduce((n, p) => n + p.counters.records, 0),
+    )
+
+    // a thread dies: what it counted (up to its last report, here the scrape above) stays counted
+    const settled = await scrape(url)
+    await node.crashThreadForTest(1)
+    await waitFor(
+      async () => (await node.partitionIds()).length === 8,
+      'every partition running again after thread 1 was terminated',
+    )
+    let last: Scrape = new Map()
+    await waitFor(
+      async () => (last = await scrape(url)).get('basalt_partitions_owned') === 8,
+      'basalt_partitions_owned back to 8 after thread 1 was terminated',
+    )
+    const counted = (s: Scrape) => ({
+      add: sum(s, 'basalt_entity_operations_total', ...add),
+      started: sum(s, 'basalt_orchestrations_started_total', hello),
+      completed: sum(s, 'basalt_orchestrations_completed_total', hello),
+      steps: sum(s, 'basalt_orchestration_step_duration_seconds_count', hello),
+    })
+    expect(counted(last), 'counters after the thread died').toEqual(counted(settled))
+    expect(sum(last, 'basalt_records_total'), 'records after the thread died').toBeGreaterThanOrEqual(
+      sum(settled, 'basalt_records_total'),
+    )
+    // (a restart may take two starts: at the old epoch, then at the renewed one)
+    const gained = last.get('basalt_partitions_gained_total')!
+    const lost = last.get('basalt_partitions_lost_total')!
+    expect(lost, 'partitions lost: at least the four of the dead thread').toBeGreaterThanOrEqual(4)
+    expect(gained - lost, `gained ${gained} - lost ${lost}: the partitions owned`).toBe(8)
+    await wave(client, keys)
+    await expectCounts(client, keys, 3, 'after the thread death')
+    await helloRound(client, 5, 'n')
+    const end = await scrape(url)
+    expect(counted(end), 'counters after more work on the new thread').toEqual({
+      add: counted(settled).add + keys.length,
+      started: 25,
+      completed: 25,
+      steps: 75,
+    })
   })
 })
