@@ -132,6 +132,11 @@ export interface LockMessage {
   rest: Array<[type: string, key: string]>
   /** Every entity of the critical section (carried to the grant, see {@link DoneMessage.lk}). */
   all?: Array<[type: string, key: string]>
+  /**
+   * Calls of the orchestration made with the lock request: each runs at its entity as soon as that
+   * entity is locked (the rest travel on with the request).
+   */
+  ops?: EntityOp[]
   at?: number
 }
 
@@ -341,6 +346,14 @@ export function checkMessage(m: unknown): ActorMessage {
       str(m, 'key')
       pair(m.o, 'o')
       if (!Array.isArray(m.rest)) throw new CodecError('message field rest is not an array')
+      if (m.ops !== undefined) {
+        if (!Array.isArray(m.ops)) throw new CodecError('message field ops is not an array')
+        for (const op of m.ops) {
+          if (checkMessage(op).k !== 'op' || (op as EntityOp).ro === undefined) {
+            throw new CodecError('message field ops holds a message that is not an orchestration call')
+          }
+        }
+      }
       break
     case 'unlock':
       str(m, 't')

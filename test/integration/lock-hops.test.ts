@@ -1,8 +1,9 @@
 /**
  * How many partition-to-partition messages and mailbox publishes a critical section costs: the
  * lock request locks every entity of one partition before it leaves that partition, a section
- * whose instance and entities share a partition publishes nothing, and a release issued with the
- * last calls leaves in the same publish as them (and runs after them: transfers stay exclusive).
+ * whose instance and entities share a partition publishes nothing, a call made with the lock
+ * request travels in it, and a release issued with the last calls leaves in the same publish as
+ * them (and runs after them: transfers stay exclusive).
  * Keys end in `!<n>` to pin their partition. Both replay modes, against a real nats-server.
  */
 import { describe, expect, it } from 'vitest'
@@ -42,7 +43,32 @@ const transferEarlyRelease = orchestration(
   },
 )
 
-const registry = [Account, lockPair, transferEarlyRelease]
+/**
+ * A transfer whose balance call travels with the lock request (made before waiting for the lock)
+ * and whose release goes with its last calls.
+ */
+const transferCarried = orchestration(
+  'transferCarried',
+  function* (ctx, t: { from: string; to: string; amount: number }) {
+    const locking = ctx.lock(ctx.entityRef(Account, t.from), ctx.entityRef(Account, t.to))
+    const balance = ctx.callEntity(Account, t.from).balance()
+    const lock = yield* locking
+    try {
+      if ((yield* balance) < t.amount) return false
+      const calls = ctx.all([
+        ctx.callEntity(Account, t.from).withdraw(t.amount),
+        ctx.callEntity(Account, t.to).deposit(t.amount),
+      ])
+      lock.release()
+      yield* calls
+      return true
+    } finally {
+      lock.release()
+    }
+  },
+)
+
+const registry = [Account, lockPair, transferEarlyRelease, transferCarried]
 const nats = useNatsServer()
 
 /** Partition messages and mailbox publishes made so far by the node's partitions. */
@@ -138,6 +164,29 @@ for (const alwaysReplay of [false, true]) {
       expect(await stack.client.entity(Account, to).call.balance()).toBe(4)
     })
 
+    it('a call made with the lock request travels in it and runs once its entity is locked', async () => {
+      const from = k('carried-from', 1)
+      const to = k('carried-to', 2)
+      await stack.client.entity(Account, from).call.deposit(10)
+      const before = hops(stack.node)
+      const id = await stack.client.start(
+        transferCarried,
+        { from, to, amount: 3 },
+        { instanceId: k('carried', 3) },
+      )
+      const done = await stack.client.waitForCompletion(id, { timeoutMs: 10_000 })
+      expect(done.status, `carried call ${id}`).toBe('Completed')
+      expect(done.output).toBe(true)
+      // lock from (with the balance call), lock to, the balance, the grant, withdraw + unlock,
+      // deposit + unlock, two results: 10 messages in at most 8 publishes (a call of its own after
+      // the grant would add two messages and two publishes)
+      await hopsSettle(before, 10, 8, `carried call ${id}`)
+      expect(await stack.client.getLock(Account, from)).toBe(null)
+      expect(await stack.client.getLock(Account, to)).toBe(null)
+      expect(await stack.client.entity(Account, from).call.balance()).toBe(7)
+      expect(await stack.client.entity(Account, to).call.balance()).toBe(3)
+    })
+
     it('transfers that release with their last calls stay exclusive: total kept, none overdrawn', async () => {
       const accounts = [k('x', 0), k('y', 1), k('z', 2), k('w', 1)]
       await Promise.all(accounts.map((a) => stack.client.entity(Account, a).call.deposit(20)))
@@ -148,7 +197,8 @@ for (const alwaysReplay of [false, true]) {
           const f = Math.floor(random() * accounts.length)
           const t = (f + 1 + Math.floor(random() * (accounts.length - 1))) % accounts.length
           const amount = 1 + Math.floor(random() * 15)
-          return stack.client.start(transferEarlyRelease, { from: accounts[f]!, to: accounts[t]!, amount })
+          const def = random() < 0.5 ? transferEarlyRelease : transferCarried
+          return stack.client.start(def, { from: accounts[f]!, to: accounts[t]!, amount })
         }),
       )
       for (const id of ids) {
