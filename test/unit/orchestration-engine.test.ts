@@ -938,6 +938,60 @@ describe.each(MODES)('critical section rules, %s mode', (mode) => {
     expect(end.commands).toEqual([{ c: 'unlock', entities: [a, b] }])
   })
 
+  it('a section history written before calls travelled with the lock replays under its code', () => {
+    const a: [string, string] = ['Account', 'a']
+    const b: [string, string] = ['Account', 'b']
+    // as the previous version wrote it: the first call scheduled only after the grant
+    const history = [
+      { e: 'started', t: T0, name: 'section', input: null },
+      { e: 'step', t: T0 },
+      { e: 'scheduled', seq: 0, kind: 'lock', entities: [a, b] },
+      { e: 'step', t: T0 },
+      { e: 'completed', seq: 0 },
+      { e: 'scheduled', seq: 1, kind: 'call', entity: a, op: 'balance' },
+      { e: 'step', t: T0 },
+      { e: 'completed', seq: 1, result: 5 },
+      { e: 'scheduled', seq: 2, kind: 'call', entity: b, op: 'deposit' },
+    ] as HistoryEvent[]
+    const callAfterGrant = orchestration('section', function* (ctx) {
+      const lock = yield* ctx.lock(ctx.entityRef(Account, 'a'), ctx.entityRef(Account, 'b'))
+      try {
+        const balance = (yield* ctx.callEntity(Account, 'a').balance()) as number
+        yield* ctx.callEntity(Account, 'b').deposit(balance)
+        return balance
+      } finally {
+        lock.release()
+      }
+    })
+    const callWithRequest = orchestration('section', function* (ctx) {
+      const locking = ctx.lock(ctx.entityRef(Account, 'a'), ctx.entityRef(Account, 'b'))
+      const first = ctx.callEntity(Account, 'a').balance()
+      const lock = yield* locking
+      try {
+        const balance = (yield* first) as number
+        yield* ctx.callEntity(Account, 'b').deposit(balance)
+        return balance
+      } finally {
+        lock.release()
+      }
+    })
+    const replay = (def: OrchestrationDefinition<any, any>) =>
+      new OrchestrationExecutor(def, 'inst-old', { alwaysReplay: mode === 'alwaysReplay' }).step(
+        structuredClone(history),
+        [{ e: 'completed', seq: 2 }],
+        T0 + 10,
+      )
+    expect(replay(callAfterGrant)).toMatchObject({
+      status: 'completed',
+      output: 5,
+      commands: [{ c: 'unlock', entities: [a, b] }],
+    })
+    // moving the call before the wait is a change of the code like any other (ctx.patched)
+    const moved = replay(callWithRequest)
+    expect(moved.status).toBe('failed')
+    expect(moved.error!.code).toBe(ErrorCode.NonDeterminism)
+  })
+
   it('release() before the lock is acquired is refused', () => {
     const sim = new Sim(
       orchestration('earlyRelease', function* (ctx) {
