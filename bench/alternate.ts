@@ -8,7 +8,8 @@
  *   NATS_URL=nats://127.0.0.1:4222 node --import tsx bench/alternate.ts /tmp/before . --pairs 6
  *   node --import tsx bench/alternate.ts /tmp/before . -- --instances 20000 --concurrency 1024
  *
- * Arguments after `--` go to every benchmark run. Without NATS_URL every run starts its own
+ * Arguments after `--` go to every benchmark run; `--args-a "…"` / `--args-b "…"` to one side only
+ * (the same checkout twice with `--args-b "--metrics off"` prices an option). Without NATS_URL every run starts its own
  * nats-server (slower, and the server's start-up is not measured anyway).
  */
 import { execFileSync } from 'node:child_process'
@@ -54,15 +55,18 @@ function main(): number {
   let pairs = 4
   let bench = 'hello-sequence'
   const dirs: string[] = []
+  const sideArgs: Record<'A' | 'B', string[]> = { A: [], B: [] }
   for (let i = 0; i < own.length; i++) {
     const a = own[i]!
     if (a === '--pairs') pairs = Number(own[++i])
     else if (a === '--bench') bench = own[++i] ?? bench
+    else if (a === '--args-a') sideArgs.A = (own[++i] ?? '').split(' ').filter(Boolean)
+    else if (a === '--args-b') sideArgs.B = (own[++i] ?? '').split(' ').filter(Boolean)
     else dirs.push(path.resolve(a))
   }
   if (dirs.length !== 2 || !Number.isInteger(pairs) || pairs < 1) {
     console.error(
-      'usage: node --import tsx bench/alternate.ts DIR_A DIR_B [--pairs N] [--bench NAME] [-- bench args]',
+      'usage: node --import tsx bench/alternate.ts DIR_A DIR_B [--pairs N] [--bench NAME] [--args-a "ARGS"] [--args-b "ARGS"] [-- bench args]',
     )
     return 2
   }
@@ -71,7 +75,7 @@ function main(): number {
   let METRICS: string[] = []
   for (let i = 0; i < pairs; i++) {
     for (const label of ['A', 'B'] as const) {
-      const figures = runOnce(label === 'A' ? dirs[0]! : dirs[1]!, bench, extra)
+      const figures = runOnce(label === 'A' ? dirs[0]! : dirs[1]!, bench, [...extra, ...sideArgs[label]])
       runs.push({ label, figures })
       if (METRICS.length === 0) {
         // the columns: the preferred figures this benchmark reports, then the rest it reports

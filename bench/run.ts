@@ -303,7 +303,7 @@ function usage(): string {
   return [
     'usage: npm run bench -- [name...] [--entities N] [--signals N] [--warmup N] [--json] [--no-pipelining-compare]',
     '         [--instances N] [--concurrency N,N...] [--activities N] [--nodes N,N...] [--kills N] [--partitions N]',
-    '         [--workers N,N...] [--node-logs DIR] [--report] [--report-dir DIR]',
+    '         [--workers N,N...] [--metrics on|off] [--node-logs DIR] [--report] [--report-dir DIR]',
     '       npm run bench -- --report-from FILE [--report-dir DIR]',
     '',
     'benchmarks (none named: all):',
@@ -315,6 +315,7 @@ function usage(): string {
     '--partitions: partitions of every hub (default 32; takeover: 12).',
     '--workers (hello-sequence, entity-signals): the node runs its partitions on that many worker',
     '         threads (serving bench/registry.ts), each count in turn; adds the CPU per instance/signal.',
+    '--metrics off: the in-process node records no metrics (default on: recorders and GET /metrics).',
     "--node-logs DIR: write each node process's output to DIR/<hub>-<node>.log.",
     `--report: also write SVG charts and ${FIGURES_FILE} (merged with the one there) to --report-dir`,
     `         (default ${DEFAULT_REPORT_DIR}).`,
@@ -350,6 +351,7 @@ function parseOptions(
       partitions: { type: 'string' },
       'node-logs': { type: 'string' },
       workers: { type: 'string' },
+      metrics: { type: 'string', default: 'on' },
       report: { type: 'boolean', default: false },
       'report-from': { type: 'string' },
       'report-dir': { type: 'string', default: DEFAULT_REPORT_DIR },
@@ -382,6 +384,7 @@ function parseOptions(
       partitions: values.partitions === undefined ? undefined : positiveInt('partitions', values.partitions),
       nodeLogs: values['node-logs'],
       workers: values.workers === undefined ? undefined : positiveIntList('workers', values.workers),
+      metrics: onOff('metrics', values.metrics),
     },
   }
 }
@@ -453,6 +456,8 @@ async function main(): Promise<number> {
             // worker threads import the registry themselves: the benchmarks' module serves them all
             ...(workers === undefined ? { registry } : { registryModule: BENCH_REGISTRY, workers }),
             pipelining,
+            // on: recorders and the endpoint (as an operator runs it); off: nothing recorded
+            metrics: options.metrics ? {} : false,
             logger: silentLogger,
             ...(options.partitions === undefined ? {} : { partitions: options.partitions }),
           })
@@ -552,4 +557,11 @@ process.exitCode = await main()
 
 function meets(value: number, op: '>=' | '<=' | '<', target: number): boolean {
   return op === '>=' ? value >= target : op === '<=' ? value <= target : value < target
+}
+
+/** A flag that is `on` or `off`; anything else is refused naming the flag. */
+function onOff(flag: string, value: string): boolean {
+  if (value === 'on') return true
+  if (value === 'off') return false
+  throw new Error(`--${flag} must be on or off (got ${JSON.stringify(value)})`)
 }

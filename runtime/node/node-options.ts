@@ -87,9 +87,11 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
   /**
    * Serve Prometheus metrics on `GET /metrics` (default: not served; `{}` serves them on a free
    * port of 127.0.0.1, see `node.metricsUrl`). The telemetry sample on `H.stats.<node>` is
-   * published either way. See docs/OPERATIONS.md for every metric.
+   * published either way. See docs/OPERATIONS.md for every metric. `false`: record nothing at all
+   * (no endpoint, no telemetry sample, the dashboard shows no figures for this node) — what the
+   * benchmark compares against to price the metrics.
    */
-  metrics?: MetricsOptions
+  metrics?: MetricsOptions | false
   /**
    * Serve the hub's web dashboard from this node (runtime/dashboard/): `port` (0: any free one),
    * `host` (default 127.0.0.1), `allowActions` (default false: read-only). Default: none.
@@ -119,7 +121,14 @@ export type NodeSettings = Required<
     | 'heartbeatMs'
     | 'leaseMs'
   >
-> & { logger: Logger; registryNames: string[]; blobs: BlobStore; tracing: Tracing }
+> & {
+  logger: Logger
+  registryNames: string[]
+  blobs: BlobStore
+  tracing: Tracing
+  /** False with `metrics: false`: the partitions record nothing. */
+  recordMetrics: boolean
+}
 
 /** The defaults of the settings the options may leave out. */
 export function engineDefaults(

@@ -39,6 +39,7 @@ import type { Partition } from '../partition/index.ts'
 import {
   NodeRecorder,
   metricsRegistry,
+  noNodeMetrics,
   observeNode,
   type MetricsOptions,
   type Observer,
@@ -97,7 +98,7 @@ export class Node {
       registry,
       workflows,
       settings: options,
-      metrics: this.metrics,
+      metrics: options.recordMetrics ? this.metrics : noNodeMetrics,
       onIdle: () => this.#waits.check(),
     })
   }
@@ -171,9 +172,10 @@ export class Node {
           registryNames: registryNames(split),
           blobs: new BlobStore(nc, hub.jsm, hub.names, limits),
           tracing: await loadTracing(options.tracing, options.hub),
+          recordMetrics: options.metrics !== false,
         },
       )
-      node.#observer = await node.#observe(options.metrics)
+      if (options.metrics !== false) node.#observer = await node.#observe(options.metrics)
       if (threadCount > 1) await node.#startThreads(threadCount, registryModule!, options)
       if ((options.placement ?? 'dynamic') === 'static') {
         const all = Array.from({ length: hub.meta.partitions }, (_, p) => p)

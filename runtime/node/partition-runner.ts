@@ -16,7 +16,7 @@ import { FencedError, IllegalStateError } from '../../actors/index.ts'
 import type { EntityRegistry } from '../../entities/index.ts'
 import { claimPartition, type PlacementAgent } from '../../placement/index.ts'
 import { InstanceHost, type Workflows } from '../instances/index.ts'
-import type { NodeRecorder } from '../metrics/index.ts'
+import type { NodeMetrics } from '../metrics/index.ts'
 import type { Hub, NatsConnection } from '../nats/index.ts'
 import { Partition, type PartitionOptions, RecentReplies } from '../partition/index.ts'
 import { BatchWorker } from '../util/index.ts'
@@ -32,7 +32,7 @@ export interface PartitionRunnerDeps {
   registry: EntityRegistry
   workflows: Workflows
   settings: NodeSettings
-  metrics: NodeRecorder
+  metrics: NodeMetrics
   /** Called after every reconcile step (the node re-checks what it waits on). */
   onIdle: () => void
 }

@@ -187,6 +187,43 @@ describe('metrics of a node', () => {
   })
 })
 
+describe('metrics: false', () => {
+  const nats = useNatsServer()
+
+  it('records nothing, serves nothing and publishes no telemetry sample, and the node works as ever', async () => {
+    const hub = 'metrics-off'
+    const node = await Node.start({
+      servers: nats.url,
+      hub,
+      registry: [Counter],
+      partitions: 2,
+      logger: silentLogger,
+      metrics: false,
+    })
+    const listener = await connectTo({ servers: nats.url }, 'stats-listener-off')
+    const client = await Client.connect({ servers: nats.url, hub })
+    try {
+      let heard = 0
+      const sub = listener.subscribe(new HubNames(hub).stats('*'))
+      void (async () => {
+        for await (const _ of sub) heard++
+      })()
+      for (let i = 0; i < 10; i++) await client.entity(Counter, `off-${i % 3}`).call.add(1)
+      expect((await client.readEntityState(Counter, 'off-0')).state).toBe(4)
+      expect(node.metricsUrl).toBeUndefined()
+      const text = await node.metricsRegistry.metrics()
+      expect(text).not.toMatch(/^basalt_entity_operations_total\{.*\} [1-9]/m)
+      // the sample would go out at once and every second: none in 1.5 s
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      expect(heard, 'telemetry samples heard').toBe(0)
+    } finally {
+      await client.close()
+      await node.stop()
+      await closeConnection(listener)
+    }
+  })
+})
+
 describe('basalt node --metrics-port', () => {
   const nats = useNatsServer()
 
