@@ -115,6 +115,8 @@ const benchmarks: Record<string, Benchmark> = {
         )
         let seed = 42
         const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+        const before = hops(stack.node)
+        const cpuBefore = process.cpuUsage()
         const t0 = performance.now()
         let next = 0
         await Promise.all(
@@ -134,6 +136,8 @@ const benchmarks: Record<string, Benchmark> = {
           }),
         )
         const seconds = (performance.now() - t0) / 1000
+        const cpu = process.cpuUsage(cpuBefore)
+        const after = hops(stack.node)
         const balances = await Promise.all(
           Array.from({ length: accounts }, (_, i) => client.entity(BenchAccount, key(i)).call.balance()),
         )
@@ -141,7 +145,14 @@ const benchmarks: Record<string, Benchmark> = {
         if (total !== accounts * 100)
           throw new VerificationError(`total balance ${total} != ${accounts * 100}`)
         if (balances.some((b) => b < 0)) throw new VerificationError('an account is overdrawn')
-        ctx.emit('transfers_per_s', transfers / seconds, '1/s', { accounts, transfers, concurrency: 256 })
+        const params = { accounts, transfers, concurrency: 256 }
+        ctx.emit('transfers_per_s', transfers / seconds, '1/s', params)
+        // what one transfer costs (the node, the client and the benchmark share this process)
+        const per = (n: number) => round(n / transfers, 3)
+        ctx.emit('partition_messages_per_transfer', per(after.messages - before.messages), '1', params)
+        ctx.emit('mailbox_publishes_per_transfer', per(after.publishes - before.publishes), '1', params)
+        ctx.emit('records_per_transfer', per(after.records - before.records), '1', params)
+        ctx.emit('node_cpu_us_per_transfer', per(cpu.user + cpu.system), 'us', params)
       } finally {
         await stack.close()
       }
@@ -564,4 +575,15 @@ function onOff(flag: string, value: string): boolean {
   if (value === 'on') return true
   if (value === 'off') return false
   throw new Error(`--${flag} must be on or off (got ${JSON.stringify(value)})`)
+}
+
+/** Partition-to-partition messages and publishes of a node's partitions, and its records. */
+function hops(node: Node): { messages: number; publishes: number; records: number } {
+  let messages = 0
+  let publishes = 0
+  for (const partition of node.partitions.values()) {
+    messages += partition.outboxMessages
+    publishes += partition.outboxPublishes
+  }
+  return { messages, publishes, records: node.stats().records }
 }

@@ -20,6 +20,8 @@ export class Outbox {
   #stopped = false
   /** Publishes made (for benchmarks and tests). */
   publishes = 0
+  /** Messages queued for other partitions (for benchmarks and tests; re-sent ones count again). */
+  messages = 0
 
   constructor(
     readonly js: OutboxPublisher,
@@ -34,6 +36,7 @@ export class Outbox {
     let queue = this.#queues.get(dest)
     if (queue === undefined) this.#queues.set(dest, (queue = []))
     queue.push([n, msgs, bytes])
+    this.messages += msgs.length
     void this.#pump(dest)
   }
 

@@ -225,6 +225,11 @@ export class Partition {
     return this.#outbox.publishes
   }
 
+  /** Messages sent to other partitions so far (several travel in one publish). */
+  get outboxMessages(): number {
+    return this.#outbox.messages
+  }
+
   /** Number of entities in memory. */
   get cachedEntities(): number {
     return this.#entities.cached
