@@ -19,7 +19,14 @@
  * commit log, so a stale owner's next append is rejected by JetStream and it stops.
  */
 import { BadInputError } from '../actors/index.ts'
-import { decode, encode, type KV, type KvWatchEntry, type QueuedIterator } from '../runtime/nats/index.ts'
+import {
+  decode,
+  encode,
+  type KV,
+  type KvWatchEntry,
+  type LatestEntry,
+  type QueuedIterator,
+} from '../runtime/nats/index.ts'
 import type { Logger } from '../runtime/util/index.ts'
 import { BatchWorker } from '../runtime/util/index.ts'
 import { balance } from './policy.ts'
@@ -75,6 +82,13 @@ export interface PlacementOptions {
    * to nodes that know every name a live node knows (see `registry.ts`). Absent: knows everything.
    */
   types?: string[]
+  /**
+   * Reads a key's latest entry from the stream leader (`latestKvEntry`). A write whose
+   * compare-and-set fails is followed by this read, so that a view the watch got from a replica
+   * that is behind or diverged (nats-server 2.9 clusters after a restart) is corrected rather than
+   * failing for ever. Absent: `kv.get`.
+   */
+  readLatest?: (key: string) => Promise<LatestEntry | null>
 }
 
 /** Heartbeats older than this many leases at first sight come from processes long gone. */
@@ -501,9 +515,68 @@ export class PlacementAgent {
         this.#leader = { node: this.nodeId, rev, seen: now }
       }
     } catch {
-      // someone else wrote first: the watch tells us who leads now
+      // someone else wrote first (the watch tells us who leads now), or our view of the record is
+      // not the leader's: read it from the stream leader
       if (this.#leader?.node === this.nodeId) this.#leader = { ...this.#leader, node: '', seen: now }
+      if (l !== null) await this.#resync('leader')
     }
+  }
+
+  /**
+   * After a compare-and-set on `key` failed: the key's latest entry from the stream leader. When
+   * its revision is not the one this node holds, the view was stale (a write the watch has not
+   * brought yet, or a replica's copy that differs); the record is taken as new, seen now, so a
+   * dead writer's lease runs out a lease from now and the next write names the right revision.
+   */
+  async #resync(key: 'leader' | `assign.${number}`): Promise<void> {
+    let entry: LatestEntry | null
+    try {
+      entry = await (this.options.readLatest ?? ((k: string) => this.#kvLatest(k)))(key)
+    } catch {
+      return // no answer now: the next failure asks again
+    }
+    const now = Date.now()
+    if (key === 'leader') {
+      const held = this.#leader
+      if (entry === null || entry.operation !== 'PUT') {
+        if (held !== null) this.#leader = null
+        return
+      }
+      if (held !== null && held.rev === entry.revision) return
+      const l = decode(entry.value, 'leader lease') as LeaderRecord
+      this.options.logger.warn(
+        'placement view of the leader lease was stale; read it from the stream leader',
+        {
+          node: this.nodeId,
+          held: held?.rev,
+          leader: l.node,
+          rev: entry.revision,
+        },
+      )
+      this.#leader = { node: l.node, rev: entry.revision, seen: now }
+      return
+    }
+    const p = Number(key.slice('assign.'.length))
+    const held = this.#assign.get(p)
+    if (entry === null || entry.operation !== 'PUT') {
+      this.#assign.delete(p)
+      return
+    }
+    if (held !== undefined && held.rev === entry.revision) return
+    const a = decode(entry.value, `assignment ${key}`) as AssignRecord
+    this.options.logger.warn('placement view of an assignment was stale; read it from the stream leader', {
+      node: this.nodeId,
+      p,
+      held: held?.rev,
+      rev: entry.revision,
+    })
+    this.#assign.set(p, { ...a, rev: entry.revision, seen: now })
+  }
+
+  /** The default {@link PlacementOptions.readLatest}: the KV's own get. */
+  async #kvLatest(key: string): Promise<LatestEntry | null> {
+    const e = await this.kv.get(key)
+    return e === null ? null : { value: e.value, revision: e.revision, operation: e.operation }
   }
 
   /** The leader's pass: forget nodes whose lease ran out, then move partitions to balance. */
@@ -532,7 +605,8 @@ export class PlacementAgent {
           ? this.kv.create(`assign.${p}`, bytes)
           : this.kv.update(`assign.${p}`, bytes, cur.rev)
         ).catch(
-          () => {}, // a concurrent write won; the next pass sees it
+          // a concurrent write won (the next pass sees it), or our view was stale: resync
+          () => (cur === undefined ? undefined : this.#resync(`assign.${p}`)),
         ),
       )
     }

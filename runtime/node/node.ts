@@ -33,6 +33,7 @@ import {
   type NatsConnection,
   BlobStore,
   checkedBlobLimits,
+  latestKvEntry,
 } from '../nats/index.ts'
 import { Conditions, consoleLogger } from '../util/index.ts'
 import type { Partition } from '../partition/index.ts'
@@ -436,6 +437,7 @@ export class Node {
       onChange: () => this.#partitions.reconcile(),
       onLeaseLost: () => this.#partitions.stopAll(),
       types: this.options.registryNames,
+      readLatest: (key) => latestKvEntry(this.hub.jsm, this.hub.names.metaBucket, key),
     })
     this.#partitions.follow(this.#agent)
     if (!(await this.#waits.until(() => this.#settled(), readyTimeoutMs))) {
