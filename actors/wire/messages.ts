@@ -266,6 +266,8 @@ export type Query =
   | { v: typeof WIRE_VERSION; k: 'instances'; f: InstanceFilter; after: string; limit: number; s?: number }
   /** Who holds the lock of an entity (a critical section of an orchestration). */
   | { v: typeof WIRE_VERSION; k: 'lock'; t: string; key: string; s?: number }
+  /** The scheduled signals (entity operations with a future `at`) the partition holds for an entity. */
+  | { v: typeof WIRE_VERSION; k: 'timers'; t: string; key: string; s?: number }
   /** Replies to `inbox` the client still waits for (it may have lost them in a reconnect). */
   | { v: typeof WIRE_VERSION; k: 'replies'; inbox: string; rids: number[]; s?: number }
 
@@ -286,6 +288,7 @@ export type QueryAnswer =
   | { v: typeof WIRE_VERSION; ok: 1; summaries: Array<[id: string, summary: Uint8Array]>; more: boolean }
   | { v: typeof WIRE_VERSION; ok: 1; replies: Reply[] }
   | { v: typeof WIRE_VERSION; ok: 1; holder: string | null; queued: number; n: number }
+  | { v: typeof WIRE_VERSION; ok: 1; signals: Array<[at: number, op: string, args: unknown[]]>; n: number }
   | { v: typeof WIRE_VERSION; ok: 0; error: ErrorInfo }
 
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null

@@ -31,7 +31,7 @@ import {
 import { Handle, type EntityHandle } from './handles.ts'
 import { CallTransport } from './transport.ts'
 import type { ApiCore } from './api-core.ts'
-import { EntityApi, type EntityPage, type EntityState } from './entity-api.ts'
+import { EntityApi, type EntityPage, type EntityState, type ScheduledSignal } from './entity-api.ts'
 import { InstanceApi } from './instance-api.ts'
 import { offloadMessage } from './blobs.ts'
 import type { InstanceStatus } from './status.ts'
@@ -46,7 +46,7 @@ import type {
   WaitOptions,
 } from './options.ts'
 
-export type { EntityPage, EntityState } from './entity-api.ts'
+export type { EntityPage, EntityState, ScheduledSignal } from './entity-api.ts'
 
 /**
  * Options of {@link Client.connect}: where NATS is and how to log in there (`servers`,
@@ -191,6 +191,19 @@ export class Client {
    */
   async getLock(type: EntityClass | string, key: string): Promise<string | null> {
     return this.#entities.getLock(type, key)
+  }
+
+  /**
+   * The signals scheduled for an entity (sent with `signalAt`, or by an entity or orchestration with
+   * a delay) that are not yet due, earliest first: due time (ms since the epoch), operation and
+   * arguments (a large argument, stored by reference, shows as a placeholder string). Read like
+   * {@link readEntityState}; a signal leaves the list once it is delivered. Rejects with
+   * UnknownEntityError for a type the owning node does not know.
+   *
+   * @example await client.scheduledSignals(Reminder, 'alice') // [{ at: 1764530000000, op: 'ring', args: ['tea'] }]
+   */
+  async scheduledSignals(type: EntityClass | string, key: string): Promise<ScheduledSignal[]> {
+    return this.#entities.scheduledSignals(type, key)
   }
 
   /**

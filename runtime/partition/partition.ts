@@ -406,6 +406,8 @@ export class Partition {
         if (query.k === 'read') return this.#entities.read(query, respond)
         if (query.k === 'list') return this.#entities.list(query, respond)
         if (query.k === 'lock') return this.#entities.lockHolder(query, respond)
+        if (query.k === 'timers')
+          return this.#entities.scheduledSignals(query, this.#timers.values(), respond)
         return this.#instances!.answer(query, respond)
       },
     }

@@ -629,7 +629,38 @@ function EntityView({ type, entityKey }) {
     </div>
     <h3>State</h3>
     <pre data-testid="entity-state">
-${state === null || state === undefined ? DASH : JSON.stringify(state, null, 2)}</pre>`
+${state === null || state === undefined ? DASH : JSON.stringify(state, null, 2)}</pre>
+    <h3>Scheduled signals</h3>
+    <${ScheduledSignals} signals=${info?.scheduled} />`
+}
+
+/** The signals scheduled for an entity and not yet due, earliest first (read with the page). */
+function ScheduledSignals({ signals }) {
+  if (signals === undefined) return html`<p class="note">${DASH}</p>`
+  if (signals === null) return html`<p class="note">The hub's nodes do not know this entity type.</p>`
+  if (signals.length === 0) return html`<p class="note" data-testid="no-scheduled">No scheduled signals.</p>`
+  const now = Date.now()
+  return html`<table data-testid="scheduled">
+    <thead>
+      <tr>
+        <th class="num">due in</th>
+        <th>at</th>
+        <th>operation</th>
+        <th>arguments</th>
+      </tr>
+    </thead>
+    <tbody>
+      ${signals.map(
+        (s) =>
+          html`<tr>
+            <td class="num">${age(now, s.at)}</td>
+            <td>${when(s.at)}</td>
+            <td class="mono">${s.op}</td>
+            <td class="mono">${JSON.stringify(s.args)}</td>
+          </tr>`,
+      )}
+    </tbody>
+  </table>`
 }
 
 // ---------------------------------------------------------------------------------------------
