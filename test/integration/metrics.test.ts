@@ -15,32 +15,7 @@ import { Counter } from '../fixtures/entities.ts'
 import { boom, failing, helloSequence, sayHello } from '../fixtures/workflows.ts'
 import { freePort } from '../../runtime/dev/nats-server.ts'
 import { spawnTs, useNatsServer, waitFor } from '../tooling/harness.ts'
-
-/** Parsed exposition text: `name{labels}` → value. */
-type Scrape = Map<string, number>
-
-async function scrape(url: string): Promise<Scrape> {
-  const res = await fetch(url)
-  expect(res.status, `GET ${url}`).toBe(200)
-  const out: Scrape = new Map()
-  for (const line of (await res.text()).split('\n')) {
-    if (line === '' || line.startsWith('#')) continue
-    const at = line.lastIndexOf(' ')
-    out.set(line.slice(0, at), Number(line.slice(at + 1)))
-  }
-  return out
-}
-
-/** Sum of the series of `name` whose labels include every `label="value"` given. */
-function sum(s: Scrape, name: string, ...labels: string[]): number {
-  let total = 0
-  for (const [series, value] of s) {
-    const base = series.split('{')[0]
-    if (base !== name) continue
-    if (labels.every((l) => series.includes(l))) total += value
-  }
-  return total
-}
+import { scrape, sum } from '../tooling/scrape.ts'
 
 describe('metrics of a node', () => {
   const hub = 'metrics'
