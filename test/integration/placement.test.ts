@@ -10,7 +10,13 @@ import type { KV } from '../../runtime/nats/index.ts'
 import { Client, Node, silentLogger } from '../../runtime/index.ts'
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
 import { ensureHub, latestKvEntry, openHub } from '../../runtime/nats/hub.ts'
-import { PlacementAgent, balance, readPlacement, type PlacementTable } from '../../placement/index.ts'
+import {
+  PlacementAgent,
+  balance,
+  readPlacement,
+  type PlacementOptions,
+  type PlacementTable,
+} from '../../placement/index.ts'
 import { Counter, Stamp } from '../fixtures/entities.ts'
 import { approval, helloSequence, spread } from '../fixtures/workflows.ts'
 import { spawnTs, useNatsServer, waitFor, type SpawnedTs } from '../tooling/harness.ts'
@@ -123,6 +129,21 @@ describe('nodes in one process', () => {
   })
 })
 
+/** Options of a bare placement agent on a 2-partition hub, with a 100 ms heartbeat and a 400 ms lease. */
+function fastAgent(nodeId: string): PlacementOptions {
+  return {
+    nodeId,
+    host: 'test',
+    partitions: 2,
+    heartbeatMs: 100,
+    leaseMs: 400,
+    logger: silentLogger,
+    running: () => [],
+    onChange: () => {},
+    onLeaseLost: () => {},
+  }
+}
+
 describe('placement agent', () => {
   it('takes the lease from a crashed leader although its own steps keep stalling', async () => {
     const nc = await connectTo({ servers: nats.url }, 'placement-stall-test')
@@ -130,17 +151,7 @@ describe('placement agent', () => {
     try {
       const hub = await ensureHub(nc, 'pl-stall', { partitions: 2 })
       const start = async (nodeId: string) => {
-        const agent = await PlacementAgent.start(hub.metaKv, {
-          nodeId,
-          host: 'test',
-          partitions: 2,
-          heartbeatMs: 100,
-          leaseMs: 400,
-          logger: silentLogger,
-          running: () => [],
-          onChange: () => {},
-          onLeaseLost: () => {},
-        })
+        const agent = await PlacementAgent.start(hub.metaKv, fastAgent(nodeId))
         agents.push(agent)
         return agent
       }
@@ -165,24 +176,14 @@ describe('placement agent', () => {
       await closeConnection(nc)
     }
   })
-})
 
-describe('placement agent, stale view', () => {
   it('takes the lease from a crashed leader although its watch missed the lease renewals', async () => {
     const nc = await connectTo({ servers: nats.url }, 'placement-stale-test')
     const agents: PlacementAgent[] = []
     try {
       const hub = await ensureHub(nc, 'pl-stale', { partitions: 2 })
-      const options = (nodeId: string) => ({
-        nodeId,
-        host: 'test',
-        partitions: 2,
-        heartbeatMs: 100,
-        leaseMs: 400,
-        logger: silentLogger,
-        running: () => [],
-        onChange: () => {},
-        onLeaseLost: () => {},
+      const options = (nodeId: string): PlacementOptions => ({
+        ...fastAgent(nodeId),
         readLatest: (key: string) => latestKvEntry(hub.jsm, hub.names.metaBucket, key),
       })
       const a = await PlacementAgent.start(hub.metaKv, options('a'))
