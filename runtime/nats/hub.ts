@@ -17,7 +17,12 @@
 import { isNoMessage, isStreamNameInUse, isTransient } from './errors.ts'
 import { retryWithBackoff } from '../util/index.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream'
+import {
+  jetstreamManager,
+  type JetStreamManager,
+  type StoredMsg,
+  type StreamConfig,
+} from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
 import { BadInputError, HubNotFoundError } from '../../actors/index.ts'
 import { decode, encode } from './codec.ts'
@@ -361,11 +366,20 @@ export async function latestKvEntry(
   bucket: string,
   key: string,
 ): Promise<LatestEntry | null> {
+  const msg = await lastOnSubject(jsm, `KV_${bucket}`, `$KV.${bucket}.${key}`)
+  if (msg === null) return null
+  const op = msg.header?.get('KV-Operation')
+  return { value: msg.data, revision: msg.seq, operation: op === 'DEL' || op === 'PURGE' ? op : 'PUT' }
+}
+
+/** The last message on `subject` in `stream`, answered by the stream leader (null: none). */
+export async function lastOnSubject(
+  jsm: JetStreamManager,
+  stream: string,
+  subject: string,
+): Promise<StoredMsg | null> {
   try {
-    const msg = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.${key}` })
-    if (msg === null) return null
-    const op = msg.header?.get('KV-Operation')
-    return { value: msg.data, revision: msg.seq, operation: op === 'DEL' || op === 'PURGE' ? op : 'PUT' }
+    return await jsm.streams.getMessage(stream, { last_by_subj: subject })
   } catch (err) {
     if (isNoMessage(err)) return null
     throw err
