@@ -216,6 +216,27 @@ export interface ActivityTask {
   tc?: string
 }
 
+/**
+ * An activity task as it is stored (the pending activity's item `a.*`) and sent (the task work
+ * queue): `[instanceId, seq, name, input, attempt]`, then the trace context only when there is one.
+ */
+export type ActivityTaskTuple = [string, number, string, unknown, number, string?]
+
+/** The stored and sent form of a task (see {@link ActivityTaskTuple}). */
+export function activityTaskTuple(task: ActivityTask): ActivityTaskTuple {
+  const tuple: ActivityTaskTuple = [task.instanceId, task.seq, task.name, task.input, task.attempt]
+  if (task.tc !== undefined) tuple.push(task.tc)
+  return tuple
+}
+
+/** The task a decoded {@link ActivityTaskTuple} holds. */
+export function activityTaskOf(tuple: ActivityTaskTuple): ActivityTask {
+  const [instanceId, seq, name, input, attempt, tc] = tuple
+  const task: ActivityTask = { instanceId, seq, name, input, attempt }
+  if (typeof tc === 'string') task.tc = tc
+  return task
+}
+
 /** Outcome of one activity run, as a worker reports it. */
 export type ActivityOutcome = { ok: 1; value: unknown } | { ok: 0; error: ErrorInfo }
 
