@@ -42,21 +42,14 @@ import { recoverState, type RecoveryPort } from './recovery.ts'
 import { CommitLog } from './commit-log.ts'
 import { DEFER_UNKNOWN_MS } from './unknown-types.ts'
 import { Intake } from './intake.ts'
-import type { PartitionOptions, PartitionStats } from './partition-options.ts'
+import { emptyPartitionStats, type PartitionOptions, type PartitionStats } from './partition-options.ts'
 import { noNodeMetrics, type PartitionMetrics } from '../metrics/index.ts'
 
 export type { PartitionOptions, PartitionStats } from './partition-options.ts'
 
 /** One partition owned by this process. */
 export class Partition {
-  readonly stats: PartitionStats = {
-    records: 0,
-    messages: 0,
-    snapshots: 0,
-    recoveredRecords: 0,
-    deadLetters: 0,
-    changes: 0,
-  }
+  readonly stats: PartitionStats = emptyPartitionStats()
   readonly #storage: PartitionStorage
   readonly #outbox: Outbox
   readonly #snap: SnapshotState
