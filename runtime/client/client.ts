@@ -31,7 +31,13 @@ import {
 import { Handle, type EntityHandle } from './handles.ts'
 import { CallTransport } from './transport.ts'
 import type { ApiCore } from './api-core.ts'
-import { EntityApi, type EntityPage, type EntityState, type ScheduledSignal } from './entity-api.ts'
+import {
+  EntityApi,
+  type EntityPage,
+  type EntityQuery,
+  type EntityState,
+  type ScheduledSignal,
+} from './entity-api.ts'
 import { InstanceApi } from './instance-api.ts'
 import { offloadMessage } from './blobs.ts'
 import type { InstanceStatus } from './status.ts'
@@ -46,7 +52,7 @@ import type {
   WaitOptions,
 } from './options.ts'
 
-export type { EntityPage, EntityState, ScheduledSignal } from './entity-api.ts'
+export type { EntityPage, EntityQuery, EntityState, ScheduledSignal } from './entity-api.ts'
 
 /**
  * Options of {@link Client.connect}: where NATS is and how to log in there (`servers`,
@@ -226,12 +232,7 @@ export class Client {
    * let page = await client.listEntities({ type: Counter, pageSize: 100 })
    * while (page.continuation) page = await client.listEntities({ type: Counter, continuation: page.continuation })
    */
-  async listEntities(query: {
-    type: EntityClass | string
-    keyPrefix?: string
-    pageSize?: number
-    continuation?: string
-  }): Promise<EntityPage> {
+  async listEntities(query: EntityQuery): Promise<EntityPage> {
     return this.#entities.listEntities(query)
   }
 

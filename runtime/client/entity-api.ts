@@ -31,6 +31,14 @@ export interface ScheduledSignal {
   args: unknown[]
 }
 
+/** What {@link Client.listEntities} lists: a type's keys, optionally under a prefix, a page at a time. */
+export interface EntityQuery {
+  type: EntityClass | string
+  keyPrefix?: string
+  pageSize?: number
+  continuation?: string
+}
+
 /** A page of {@link Client.listEntities}. */
 export interface EntityPage {
   keys: string[]
@@ -90,12 +98,7 @@ export class EntityApi {
   }
 
   /** Lists entity keys of a type, sorted, a page at a time, fanned out over all partitions. */
-  async listEntities(query: {
-    type: EntityClass | string
-    keyPrefix?: string
-    pageSize?: number
-    continuation?: string
-  }): Promise<EntityPage> {
+  async listEntities(query: EntityQuery): Promise<EntityPage> {
     const t = typeNameOf(query.type)
     const limit = query.pageSize ?? 100
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
