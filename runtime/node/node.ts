@@ -18,7 +18,7 @@ import { hostname } from 'node:os'
 import { BadInputError, IllegalStateError } from '../../actors/index.ts'
 import { ActivityPool, ActivityWorkers } from '../activities/index.ts'
 import { Client } from '../client/index.ts'
-import { startDashboard, type Dashboard } from '../dashboard/index.ts'
+import type { Dashboard } from '../dashboard/index.ts'
 import { type Workflows } from '../instances/index.ts'
 import { EntityRegistry } from '../../entities/index.ts'
 import { claimPartition, PlacementAgent } from '../../placement/index.ts'
@@ -190,6 +190,8 @@ export class Node {
       } else await node.#join(options.readyTimeoutMs ?? 3 * leaseMs + 10_000)
       if (options.dashboard !== undefined) {
         const dashboard = { ...pickConnection(options), hub: options.hub, ...options.dashboard }
+        // loaded only when asked for: the web server and its dependencies are no part of a node's start
+        const { startDashboard } = await import('../dashboard/index.ts')
         node.#dashboard = await startDashboard(dashboard).catch(async (err: unknown) => {
           await node!.stop()
           throw err
