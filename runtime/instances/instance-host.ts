@@ -420,6 +420,7 @@ export class InstanceHost implements InstanceHandler {
     }
     this.#save(rec)
     this.#waits.release(rec.id, () => encodeOutcome(rec))
+    this.#cache.ended(rec.id, live)
   }
 
   /** Cancels an instance's timers and forgets its pending activities. */

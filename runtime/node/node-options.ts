@@ -47,7 +47,10 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
   nodeId?: string
   /** Keep processing while a commit is in flight (default true). */
   pipelining?: boolean
-  /** Most entity states kept in memory over all partitions (default 100,000). */
+  /**
+   * Most entity states, and most orchestration instances, kept in memory over all partitions
+   * (default 100,000 each). Ended instances leave memory once their final record is stored.
+   */
   cacheSize?: number
   /**
    * How long an asynchronous entity operation may run, in ms, before it fails with `TimeoutError`
