@@ -14,8 +14,8 @@
  */
 import type { Reply } from '../../actors/wire/index.ts'
 
-/** A rough per-reply overhead (tuple, array slot, numbers) for the byte bound. */
-const REPLY_OVERHEAD = 64
+/** A rough per-reply overhead in memory (the tuple, its slot, the view on the batch's buffer). */
+const REPLY_OVERHEAD = 128
 
 interface Sent {
   at: number
@@ -36,21 +36,38 @@ export class RecentReplies {
   #bytes = 0
 
   constructor(
-    readonly maxBytes = 2 * 1024 * 1024,
+    /** Memory kept at most (estimated): at 128 bytes a reply plus its value, some 8,000 small replies. */
+    readonly maxBytes = 1024 * 1024,
     readonly maxAgeMs = 120_000,
     readonly now: () => number = Date.now,
   ) {}
 
-  /** Keeps a batch of replies just sent to `inbox`. */
+  /**
+   * Keeps a batch of replies just sent to `inbox`. Their values are copied into one buffer of the
+   * batch's own: a value is usually a view on a much larger buffer (the encoder's, or a whole
+   * record's), which keeping the view would keep alive for as long as the reply.
+   */
   remember(inbox: string, replies: Reply[]): void {
-    let bytes = 0
-    for (const r of replies) bytes += REPLY_OVERHEAD + (r[1] === 1 ? r[2].length : 0)
-    const sent: Sent = { at: this.now(), inbox, replies, bytes }
+    let values = 0
+    for (const r of replies) if (r[1] === 1) values += r[2].length
+    const buffer = new Uint8Array(values)
+    let offset = 0
+    const kept = replies.map((r): Reply => {
+      if (r[1] !== 1) return r
+      buffer.set(r[2], offset)
+      return [r[0], 1, buffer.subarray(offset, (offset += r[2].length))]
+    })
+    const sent: Sent = {
+      at: this.now(),
+      inbox,
+      replies: kept,
+      bytes: values + REPLY_OVERHEAD * replies.length,
+    }
     let list = this.#byInbox.get(inbox)
     if (list === undefined) this.#byInbox.set(inbox, (list = []))
     list.push(sent)
     this.#order.push(sent)
-    this.#bytes += bytes
+    this.#bytes += sent.bytes
     this.#trim()
   }
 
