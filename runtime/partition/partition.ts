@@ -376,6 +376,10 @@ export class Partition {
     // Memory bound: entities written but not yet snapshotted cannot be evicted; past four times
     // the cache size, wait for the background snapshot to make them clean.
     if (this.#entities.cached >= this.options.cacheSize * 4) return false
+    // The same for every item (instance records above all): when the state bucket takes writes
+    // more slowly than the partition commits them, the partition slows to that pace instead of
+    // holding an ever larger backlog in memory.
+    if (this.#snap.dirtyItems >= this.options.cacheSize * 4) return false
     return this.#commits.open.bytes < this.#recordLimit
   }
 

@@ -31,9 +31,13 @@ import { Semaphore } from '../util/index.ts'
 /**
  * Item writes in flight per connection, over all the partitions of a node. The partitions of a
  * node tend to snapshot at the same moment; unbounded, their thousands of writes (and acks) would
- * hold up the commits and replies of every partition for a fraction of a second.
+ * hold up the commits and replies of every partition for a fraction of a second. Too few, and
+ * under sustained load the snapshots fall behind the commits: at 64, a 150,000-instance
+ * hello-sequence run held seconds of unwritten items (and the ended instances waiting for them) in
+ * memory, its heap grew to 400 MB and its throughput fell to about 4,000/s; at 1,024 the heap stayed
+ * under 200 MB at 7,500–8,300/s (docs/BENCHMARKS.md, stop 10).
  */
-const WRITE_CONCURRENCY = 64
+const WRITE_CONCURRENCY = 1024
 
 /**
  * Item writes a snapshot issues together, in one event-loop turn (so in one socket write), and
@@ -141,6 +145,11 @@ export class SnapshotState {
     for (const [key, value] of rec.w) this.#committed.set(key, value)
     if (rec.claim) return
     if (this.#recordsSince++ === 0) this.#since = Date.now()
+  }
+
+  /** Items with committed writes not yet durable in the state bucket (being written included). */
+  get dirtyItems(): number {
+    return this.#committed.size + this.#writing.size
   }
 
   /** Whether `key` has committed writes not yet durable in the state bucket. */
