@@ -91,11 +91,11 @@ export class InstanceCache {
    */
   ended(id: string, live: Live): void {
     this.#ended.push([id, live, itemKey.instance(this.port.p, id)])
-    this.#sweepEnded()
+    this.sweepEnded()
   }
 
-  /** Drops the ended instances whose final write is stored, oldest first. */
-  #sweepEnded(): void {
+  /** Drops the ended instances whose final write is stored, oldest first (also after a snapshot). */
+  sweepEnded(): void {
     const queue = this.#ended
     while (this.#endedHead < queue.length) {
       const [id, live, key] = queue[this.#endedHead]!

@@ -184,6 +184,7 @@ export class Partition {
       changes: this.#changes,
       recentReplies: this.#recentReplies,
       entities: this.#entities,
+      instances: this.#instances,
       logger: options.logger,
       nc,
       names: hub.names,

@@ -129,4 +129,17 @@ describe('InstanceCache', () => {
     expect(ids(cache)).toEqual(['r', 'e3'])
     expect(forgotten).toEqual([itemKey.instance(3, 'e1'), itemKey.instance(3, 'e2')])
   })
+
+  it('lets the last ended instances go after the snapshot, with no further instance ending', () => {
+    const { port, pinned } = fake()
+    const cache = new InstanceCache(port, 100)
+    const e = live(record('e', RuntimeStatus.Completed))
+    cache.set('e', e)
+    pinned.add(itemKey.instance(3, 'e'))
+    cache.ended('e', e)
+    expect(ids(cache)).toEqual(['e'])
+    pinned.clear() // the snapshot stored it
+    cache.sweepEnded()
+    expect(ids(cache)).toEqual([])
+  })
 })
