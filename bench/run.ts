@@ -34,17 +34,10 @@ import {
 } from './common.ts'
 import { positiveInt, positiveIntList } from './args.ts'
 import { fileURLToPath } from 'node:url'
-import {
-  DEFAULT_REPORT_DIR,
-  FIGURES_FILE,
-  hostDescription,
-  mergeReports,
-  readReport,
-  reportOfRun,
-  writeReport,
-  type RenderedChart,
-  type ReportData,
-} from './report.ts'
+import { DEFAULT_REPORT_DIR, FIGURES_FILE } from './report-files.ts'
+// the chart renderer (vega) loads only for --report / --report-from (see report-files.ts)
+import type { RenderedChart, ReportData } from './report.ts'
+const charts = () => import('./report.ts')
 import { BenchAccount, benchWorkflows, fanOutFanIn, transfer } from './workflows.ts'
 import { Counter } from './entities.ts'
 import { runHelloSequence } from './hello-sequence.ts'
@@ -420,10 +413,14 @@ async function main(): Promise<number> {
   let previous: ReportData | undefined
   try {
     if (report?.from !== undefined) {
+      const { readReport, writeReport } = await charts()
       logCharts(await writeReport(readReport(report.from)!, report.dir), report.dir, log)
       return 0
     }
-    if (report !== undefined) previous = readReport(path.join(report.dir, FIGURES_FILE), true)
+    if (report !== undefined) {
+      const { readReport } = await charts()
+      previous = readReport(path.join(report.dir, FIGURES_FILE), true)
+    }
   } catch (err) {
     if (!(err instanceof BadInputError)) throw err
     console.error(err.message)
@@ -515,6 +512,7 @@ async function main(): Promise<number> {
   }
   if (!options.json && figures.length > 0) console.log(`\n${table(figures)}`)
   if (report !== undefined) {
+    const { hostDescription, mergeReports, reportOfRun, writeReport } = await charts()
     const ok = <T extends { bench: string }>(items: T[]) => items.filter((i) => !failures.has(i.bench))
     const run = reportOfRun(ok(figures), ok(distributions), {
       ranAt: new Date().toISOString(),
