@@ -42,32 +42,9 @@ export class RecentReplies {
     readonly now: () => number = Date.now,
   ) {}
 
-  /**
-   * Keeps a batch of replies just sent to `inbox`. Their values are copied into one buffer of the
-   * batch's own: a value is usually a view on a much larger buffer (the encoder's, or a whole
-   * record's), which keeping the view would keep alive for as long as the reply.
-   */
+  /** Keeps a batch of replies just sent to `inbox`. */
   remember(inbox: string, replies: Reply[]): void {
-    let values = 0
-    for (const r of replies) if (r[1] === 1) values += r[2].length
-    const buffer = new Uint8Array(values)
-    let offset = 0
-    const kept = replies.map((r): Reply => {
-      if (r[1] !== 1) return r
-      buffer.set(r[2], offset)
-      return [r[0], 1, buffer.subarray(offset, (offset += r[2].length))]
-    })
-    const sent: Sent = {
-      at: this.now(),
-      inbox,
-      replies: kept,
-      bytes: values + REPLY_OVERHEAD * replies.length,
-    }
-    let list = this.#byInbox.get(inbox)
-    if (list === undefined) this.#byInbox.set(inbox, (list = []))
-    list.push(sent)
-    this.#order.push(sent)
-    this.#bytes += sent.bytes
+    this.#keep(this.now(), inbox, replies)
     this.#trim()
   }
 
@@ -110,16 +87,31 @@ export class RecentReplies {
   /** Takes stored batches in (the replies a previous owner kept), unless this one holds some already. */
   restore(entries: RepliesEntry[]): void {
     if (this.#head < this.#order.length) return
-    for (const [at, inbox, replies] of entries) {
-      const sent: Sent = { at, inbox, replies, bytes: 0 }
-      for (const r of replies) sent.bytes += REPLY_OVERHEAD + (r[1] === 1 ? r[2].length : 0)
-      let list = this.#byInbox.get(inbox)
-      if (list === undefined) this.#byInbox.set(inbox, (list = []))
-      list.push(sent)
-      this.#order.push(sent)
-      this.#bytes += sent.bytes
-    }
+    for (const [at, inbox, replies] of entries) this.#keep(at, inbox, replies)
     this.#trim()
+  }
+
+  /**
+   * Adds a batch, its values copied into one buffer of the batch's own: a value is usually a view
+   * on a much larger buffer (the encoder's, a whole record's, the stored item a new owner read),
+   * which keeping the view would keep alive for as long as the reply.
+   */
+  #keep(at: number, inbox: string, replies: Reply[]): void {
+    let values = 0
+    for (const r of replies) if (r[1] === 1) values += r[2].length
+    const buffer = new Uint8Array(values)
+    let offset = 0
+    const kept = replies.map((r): Reply => {
+      if (r[1] !== 1) return r
+      buffer.set(r[2], offset)
+      return [r[0], 1, buffer.subarray(offset, (offset += r[2].length))]
+    })
+    const sent: Sent = { at, inbox, replies: kept, bytes: values + REPLY_OVERHEAD * replies.length }
+    let list = this.#byInbox.get(inbox)
+    if (list === undefined) this.#byInbox.set(inbox, (list = []))
+    list.push(sent)
+    this.#order.push(sent)
+    this.#bytes += sent.bytes
   }
 
   /** Number of replies kept (for tests). */

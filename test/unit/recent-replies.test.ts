@@ -42,4 +42,15 @@ describe('RecentReplies', () => {
     expect(kept.find('inbox-5', [999 - ((999 - 5) % 7)]).length).toBe(1)
     expect(kept.find('inbox-0', [0])).toEqual([])
   })
+
+  it('a new owner restoring stored replies keeps copies too, not views on the item it read', () => {
+    const item = new Uint8Array(32 * 1024)
+    item.set([7, 8], 10)
+    const kept = new RecentReplies()
+    kept.restore([[Date.now(), 'inbox', [[5, 1, item.subarray(10, 12)]]]])
+    const [reply] = kept.find('inbox', [5]) as Array<[number, 1, Uint8Array]>
+    expect([...reply![2]]).toEqual([7, 8])
+    expect(reply![2].buffer).not.toBe(item.buffer)
+    expect(reply![2].buffer.byteLength).toBe(2)
+  })
 })
