@@ -35,13 +35,14 @@ import {
 import { positiveInt, positiveIntList } from './args.ts'
 import { fileURLToPath } from 'node:url'
 import { DEFAULT_REPORT_DIR, FIGURES_FILE } from './report-files.ts'
-// the chart renderer (vega) loads only for --report / --report-from (see report-files.ts)
 import type { RenderedChart, ReportData } from './report.ts'
-const charts = () => import('./report.ts')
 import { BenchAccount, benchWorkflows, fanOutFanIn, transfer } from './workflows.ts'
 import { Counter } from './entities.ts'
 import { runHelloSequence } from './hello-sequence.ts'
 import { runTakeover } from './takeover.ts'
+
+/** The chart renderer (vega, vega-lite): loaded only for --report / --report-from (see report-files.ts). */
+const charts = () => import('./report.ts')
 
 /** The registry module of nodes with worker threads (`--workers`). */
 const BENCH_REGISTRY = fileURLToPath(new URL('./registry.ts', import.meta.url))

@@ -101,7 +101,7 @@ export class InstanceCache {
       const [id, live, key] = queue[this.#endedHead]!
       if (this.#live.get(id) === live && isTerminal(live.rec.status)) {
         if (this.port.isPinned(key)) break // this one (and most likely the later ones) not stored yet
-        this.#drop(id, live)
+        this.#drop(id, live, key)
       }
       this.#endedHead++
     }
@@ -176,10 +176,10 @@ export class InstanceCache {
   }
 
   /** Drops a clean instance from memory, with what the snapshot knows of its items' revisions. */
-  #drop(id: string, live: Live): void {
+  #drop(id: string, live: Live, key = itemKey.instance(this.port.p, id)): void {
     this.#live.delete(id)
     const p = this.port.p
-    this.port.forget(itemKey.instance(p, id))
+    this.port.forget(key)
     for (let k = 0; k < live.rec.hc; k++) this.port.forget(itemKey.history(p, id, live.rec.hk, k))
   }
 }
