@@ -53,6 +53,8 @@ export interface Options {
    * node of `registry` on the calling thread).
    */
   workers: number[] | undefined
+  /** `--metrics off`: the node records no metrics (to price them against the default, on). */
+  metrics: boolean
 }
 
 /** What a benchmark gets to run with. */

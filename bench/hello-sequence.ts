@@ -99,6 +99,15 @@ async function measureHelloSequence(
     const perInstance = (x: number) => round(x / instances, 4)
     if (recordsBefore !== undefined && recordsAfter !== undefined)
       ctx.emit('records_per_instance', perInstance(recordsAfter - recordsBefore), '1', params)
+    if (cluster === undefined) {
+      // node and client share this process: its CPU per instance is what the engine costs
+      ctx.emit(
+        'process_cpu_ms_per_instance',
+        perInstance((clientCpu.user + clientCpu.system) / 1000),
+        'ms',
+        params,
+      )
+    }
     if (nodesCpuBefore !== undefined && nodesCpuAfter !== undefined) {
       // where the CPU went while the nodes ran in their own processes (the client is this process)
       ctx.emit('nodes_cpu_ms_per_instance', perInstance(nodesCpuAfter - nodesCpuBefore), 'ms', params)
@@ -123,6 +132,16 @@ async function measureHelloSequence(
     // The next level, and "unloaded" (an idle node), start after the background snapshot of this
     // phase (one state-bucket write per instance, due within the 2 s snapshot interval) is done.
     await new Promise((r) => setTimeout(r, SETTLE_PAUSE_MS))
+    if (cluster === undefined) {
+      // the same, counting the phase's snapshot (written mostly during the pause) as well
+      const settled = process.cpuUsage(clientCpuBefore)
+      ctx.emit(
+        'process_cpu_ms_per_instance_settled',
+        perInstance((settled.user + settled.system) / 1000),
+        'ms',
+        params,
+      )
+    }
   }
   const unloaded: number[] = []
   for (let i = 0; i < 500; i++) unloaded.push(await one())

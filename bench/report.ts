@@ -24,11 +24,8 @@ import { nodesLabel, type Distribution, type Figure } from './common.ts'
 /** Version of the `figures.json` layout; a file of another version is refused. */
 export const REPORT_FORMAT = 1
 
-/** Where `--report` writes by default (relative to the working directory). */
-export const DEFAULT_REPORT_DIR = 'docs/bench'
-
-/** The file of figures beside the charts. */
-export const FIGURES_FILE = 'figures.json'
+export { DEFAULT_REPORT_DIR, FIGURES_FILE } from './report-files.ts'
+import { FIGURES_FILE } from './report-files.ts'
 
 /** When, where and how one group of figures was measured. */
 export interface RunInfo {

@@ -34,21 +34,15 @@ import {
 } from './common.ts'
 import { positiveInt, positiveIntList } from './args.ts'
 import { fileURLToPath } from 'node:url'
-import {
-  DEFAULT_REPORT_DIR,
-  FIGURES_FILE,
-  hostDescription,
-  mergeReports,
-  readReport,
-  reportOfRun,
-  writeReport,
-  type RenderedChart,
-  type ReportData,
-} from './report.ts'
+import { DEFAULT_REPORT_DIR, FIGURES_FILE } from './report-files.ts'
+import type { RenderedChart, ReportData } from './report.ts'
 import { BenchAccount, benchWorkflows, fanOutFanIn, transfer } from './workflows.ts'
 import { Counter } from './entities.ts'
 import { runHelloSequence } from './hello-sequence.ts'
 import { runTakeover } from './takeover.ts'
+
+/** The chart renderer (vega, vega-lite): loaded only for --report / --report-from (see report-files.ts). */
+const charts = () => import('./report.ts')
 
 /** The registry module of nodes with worker threads (`--workers`). */
 const BENCH_REGISTRY = fileURLToPath(new URL('./registry.ts', import.meta.url))
@@ -314,7 +308,7 @@ function usage(): string {
   return [
     'usage: npm run bench -- [name...] [--entities N] [--signals N] [--warmup N] [--json] [--no-pipelining-compare]',
     '         [--instances N] [--concurrency N,N...] [--activities N] [--nodes N,N...] [--kills N] [--partitions N]',
-    '         [--workers N,N...] [--node-logs DIR] [--report] [--report-dir DIR]',
+    '         [--workers N,N...] [--metrics on|off] [--node-logs DIR] [--report] [--report-dir DIR]',
     '       npm run bench -- --report-from FILE [--report-dir DIR]',
     '',
     'benchmarks (none named: all):',
@@ -326,6 +320,7 @@ function usage(): string {
     '--partitions: partitions of every hub (default 32; takeover: 12).',
     '--workers (hello-sequence, entity-signals): the node runs its partitions on that many worker',
     '         threads (serving bench/registry.ts), each count in turn; adds the CPU per instance/signal.',
+    '--metrics off: the in-process node records no metrics (default on: recorders and GET /metrics).',
     "--node-logs DIR: write each node process's output to DIR/<hub>-<node>.log.",
     `--report: also write SVG charts and ${FIGURES_FILE} (merged with the one there) to --report-dir`,
     `         (default ${DEFAULT_REPORT_DIR}).`,
@@ -361,6 +356,7 @@ function parseOptions(
       partitions: { type: 'string' },
       'node-logs': { type: 'string' },
       workers: { type: 'string' },
+      metrics: { type: 'string', default: 'on' },
       report: { type: 'boolean', default: false },
       'report-from': { type: 'string' },
       'report-dir': { type: 'string', default: DEFAULT_REPORT_DIR },
@@ -393,6 +389,7 @@ function parseOptions(
       partitions: values.partitions === undefined ? undefined : positiveInt('partitions', values.partitions),
       nodeLogs: values['node-logs'],
       workers: values.workers === undefined ? undefined : positiveIntList('workers', values.workers),
+      metrics: onOff('metrics', values.metrics),
     },
   }
 }
@@ -417,10 +414,14 @@ async function main(): Promise<number> {
   let previous: ReportData | undefined
   try {
     if (report?.from !== undefined) {
+      const { readReport, writeReport } = await charts()
       logCharts(await writeReport(readReport(report.from)!, report.dir), report.dir, log)
       return 0
     }
-    if (report !== undefined) previous = readReport(path.join(report.dir, FIGURES_FILE), true)
+    if (report !== undefined) {
+      const { readReport } = await charts()
+      previous = readReport(path.join(report.dir, FIGURES_FILE), true)
+    }
   } catch (err) {
     if (!(err instanceof BadInputError)) throw err
     console.error(err.message)
@@ -464,6 +465,8 @@ async function main(): Promise<number> {
             // worker threads import the registry themselves: the benchmarks' module serves them all
             ...(workers === undefined ? { registry } : { registryModule: BENCH_REGISTRY, workers }),
             pipelining,
+            // on: recorders and the endpoint (as an operator runs it); off: nothing recorded
+            metrics: options.metrics ? {} : false,
             logger: silentLogger,
             ...(options.partitions === undefined ? {} : { partitions: options.partitions }),
           })
@@ -510,6 +513,7 @@ async function main(): Promise<number> {
   }
   if (!options.json && figures.length > 0) console.log(`\n${table(figures)}`)
   if (report !== undefined) {
+    const { hostDescription, mergeReports, reportOfRun, writeReport } = await charts()
     const ok = <T extends { bench: string }>(items: T[]) => items.filter((i) => !failures.has(i.bench))
     const run = reportOfRun(ok(figures), ok(distributions), {
       ranAt: new Date().toISOString(),
@@ -563,6 +567,13 @@ process.exitCode = await main()
 
 function meets(value: number, op: '>=' | '<=' | '<', target: number): boolean {
   return op === '>=' ? value >= target : op === '<=' ? value <= target : value < target
+}
+
+/** A flag that is `on` or `off`; anything else is refused naming the flag. */
+function onOff(flag: string, value: string): boolean {
+  if (value === 'on') return true
+  if (value === 'off') return false
+  throw new Error(`--${flag} must be on or off (got ${JSON.stringify(value)})`)
 }
 
 /** Partition-to-partition messages and publishes of a node's partitions, and its records. */

@@ -1,14 +1,7 @@
 /**
  * The placement mechanism every node runs: membership by heartbeats, the leader lease, the
- * leader's assignment passes, and the hand-off protocol — all through the hub's metadata KV bucket:
- *
- * | key | value | written by |
- * |---|---|---|
- * | `node.<id>` | {@link NodeRecord}, rewritten every `heartbeatMs` | each node; deleted on graceful leave, or by the leader once the node's lease ran out |
- * | `leader` | {@link LeaderRecord}, renewed every `heartbeatMs` | the leader (compare-and-set) |
- * | `assign.<p>` | {@link AssignRecord}: owner and epoch, epochs only grow | the leader (compare-and-set) |
- * | `rel.<p>` | `{ epoch }`: the last epoch whose owner has stopped `p` | the owner that stopped |
- * | `types` | every registry name a node ever published (`e:`, `o:`, `a:`; see `registry.ts`) | the leader (compare-and-set), when a live node has a name it lacks |
+ * leader's assignment passes, and the hand-off protocol — all through the hub's metadata KV bucket
+ * (its keys and records: records.ts).
  *
  * Liveness is judged on the observer's own clock (when it last saw a node's heartbeat arrive), so
  * clocks need not agree. A node is gone once nothing arrived from it for `leaseMs`; a node whose own
@@ -20,67 +13,20 @@
  */
 import { BadInputError } from '../actors/index.ts'
 import { decode, encode, type KV, type KvWatchEntry, type QueuedIterator } from '../runtime/nats/index.ts'
-import type { Logger } from '../runtime/util/index.ts'
 import { BatchWorker } from '../runtime/util/index.ts'
 import { balance } from './policy.ts'
 import { eligibleNodes, HubTypes } from './registry.ts'
-
-/** `assign.<p>`: who owns partition p, with which epoch, and who owned it before. */
-export interface AssignRecord {
-  node: string
-  epoch: number
-  from?: string
-}
-
-/** `node.<id>`: a node's heartbeat. */
-export interface NodeRecord {
-  id: string
-  host: string
-  pid: number
-  started: number
-  beat: number
-  /** Sender's clock at this heartbeat (for display only; liveness uses the observer's clock). */
-  at: number
-  /** Partitions the node was running at this heartbeat. */
-  partitions: number[]
-  /** Names in the node's registry (`e:Type`, `o:name`, `a:name`); absent from older builds. */
-  types?: string[]
-}
-
-/** `leader`: the placement leader's lease. */
-export interface LeaderRecord {
-  node: string
-  since: number
-}
-
-/** Options of {@link PlacementAgent.start}. */
-export interface PlacementOptions {
-  nodeId: string
-  /** The host name this node's heartbeats show (what `basalt placement` lists). */
-  host: string
-  partitions: number
-  /** How often the node heartbeats and the leader renews its lease (ms). */
-  heartbeatMs: number
-  /** How long without a heartbeat before a node (or the leader) counts as gone (ms). */
-  leaseMs: number
-  logger: Logger
-  /** Partitions this node runs now (reported in heartbeats). */
-  running(): number[]
-  /** Something changed that may change what this node should run: reconcile. */
-  onChange(): void
-  /** This node's own heartbeats lapsed past the lease: stop serving at once. */
-  onLeaseLost(): void
-  /**
-   * Names in this node's registry (`e:Type`, `o:name`, `a:name`). The leader gives partitions only
-   * to nodes that know every name a live node knows (see `registry.ts`). Absent: knows everything.
-   */
-  types?: string[]
-}
-
-/** Heartbeats older than this many leases at first sight come from processes long gone. */
-const ANCIENT_LEASES = 10
-
-const NODE_ID = /^[A-Za-z0-9_-]{1,100}$/
+import {
+  ANCIENT_LEASES,
+  NODE_ID,
+  ensureIdUnused,
+  kvLatest,
+  splitKey,
+  type AssignRecord,
+  type LeaderRecord,
+  type NodeRecord,
+  type PlacementOptions,
+} from './records.ts'
 
 /** A node's part in placement; the leader's duties run in whichever node holds the lease. */
 export class PlacementAgent {
@@ -501,8 +447,45 @@ export class PlacementAgent {
         this.#leader = { node: this.nodeId, rev, seen: now }
       }
     } catch {
-      // someone else wrote first: the watch tells us who leads now
+      // someone else wrote first (the watch tells us who leads now), or our view of the record is
+      // not the leader's: read it from the stream leader
       if (this.#leader?.node === this.nodeId) this.#leader = { ...this.#leader, node: '', seen: now }
+      if (l !== null) await this.#resync('leader')
+    }
+  }
+
+  /**
+   * After a compare-and-set on `key` failed: the key's latest entry from the stream leader. When
+   * its revision is not the one this node holds, the view was stale (a write the watch has not
+   * brought yet, or a replica's copy that differs); the record is taken as new, seen now, so a
+   * dead writer's lease runs out a lease from now and the next write names the right revision.
+   */
+  async #resync(key: 'leader' | `assign.${number}`): Promise<void> {
+    const read = this.options.readLatest ?? ((k: string) => kvLatest(this.kv, k))
+    const entry = await read(key).catch(() => undefined) // no answer: the next failure asks again
+    if (entry === undefined) return
+    const leader = key === 'leader'
+    const p = leader ? -1 : Number(key.slice('assign.'.length))
+    const held = leader ? this.#leader : this.#assign.get(p)
+    if (entry === null || entry.operation !== 'PUT') {
+      if (leader) this.#leader = null
+      else this.#assign.delete(p)
+      return
+    }
+    if (held !== null && held !== undefined && held.rev === entry.revision) return // the view was right
+    this.options.logger.warn('placement view was stale; read the key from the stream leader', {
+      node: this.nodeId,
+      key,
+      held: held?.rev,
+      rev: entry.revision,
+    })
+    const seen = Date.now()
+    if (leader) {
+      const l = decode(entry.value, 'leader lease') as LeaderRecord
+      this.#leader = { node: l.node, rev: entry.revision, seen }
+    } else {
+      const a = decode(entry.value, `assignment ${key}`) as AssignRecord
+      this.#assign.set(p, { ...a, rev: entry.revision, seen })
     }
   }
 
@@ -532,36 +515,11 @@ export class PlacementAgent {
           ? this.kv.create(`assign.${p}`, bytes)
           : this.kv.update(`assign.${p}`, bytes, cur.rev)
         ).catch(
-          () => {}, // a concurrent write won; the next pass sees it
+          // a concurrent write won (the next pass sees it), or our view was stale: resync
+          () => (cur === undefined ? undefined : this.#resync(`assign.${p}`)),
         ),
       )
     }
     await Promise.all(writes)
   }
-}
-
-/**
- * Refuses a node id that a live process uses: two processes with one id would run partitions with
- * the same epoch, which the log cannot fence. A record left by a process that died is accepted
- * once it has not changed for a lease (so restarting under the same id waits that long).
- */
-async function ensureIdUnused(kv: KV, { nodeId, leaseMs, heartbeatMs }: PlacementOptions): Promise<void> {
-  const first = await kv.get(`node.${nodeId}`)
-  if (first === null || first.operation !== 'PUT') return
-  if (Date.now() - first.created.getTime() > ANCIENT_LEASES * leaseMs) return
-  const deadline = Date.now() + leaseMs + heartbeatMs
-  while (Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, Math.min(heartbeatMs, 250)))
-    const now = await kv.get(`node.${nodeId}`)
-    if (now === null || now.operation !== 'PUT') return
-    if (now.revision !== first.revision) {
-      const { host, pid } = decode(now.value, 'heartbeat') as NodeRecord
-      throw new BadInputError(`node id '${nodeId}' is in use by a live node (${host}, pid ${pid})`)
-    }
-  }
-}
-
-function splitKey(key: string): [string, string] {
-  const dot = key.indexOf('.')
-  return dot < 0 ? [key, ''] : [key.slice(0, dot), key.slice(dot + 1)]
 }

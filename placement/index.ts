@@ -2,13 +2,8 @@
  * placement/ — who owns which partition, with which epoch: membership by heartbeats, the leader
  * lease, the balancing policy and the hand-off protocol. Decides; the runtime obeys.
  */
-export {
-  PlacementAgent,
-  type AssignRecord,
-  type LeaderRecord,
-  type NodeRecord,
-  type PlacementOptions,
-} from './agent.ts'
+export { PlacementAgent } from './agent.ts'
+export type { AssignRecord, LeaderRecord, NodeRecord, PlacementOptions } from './records.ts'
 export { claimAll, claimPartition, type Assignment, type AssignmentStore } from './assignment.ts'
 export { balance } from './policy.ts'
 export { HubTypes } from './registry.ts'

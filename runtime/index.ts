@@ -18,6 +18,7 @@ export {
   type InstancePage,
   type InstanceQuery,
   type InstanceStatus,
+  type ScheduledSignal,
   type StartOptions,
   type StatusOptions,
   type WaitOptions,

@@ -6,10 +6,13 @@
  */
 export {
   WIRE_VERSION,
+  activityTaskOf,
+  activityTaskTuple,
   checkEnvelope,
   checkMessage,
   type ActivityOutcome,
   type ActivityTask,
+  type ActivityTaskTuple,
   type ActorMessage,
   type ClientEnvelope,
   type CommitRecord,

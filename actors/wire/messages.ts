@@ -221,6 +221,27 @@ export interface ActivityTask {
   tc?: string
 }
 
+/**
+ * An activity task as it is stored (the pending activity's item `a.*`) and sent (the task work
+ * queue): `[instanceId, seq, name, input, attempt]`, then the trace context only when there is one.
+ */
+export type ActivityTaskTuple = [string, number, string, unknown, number, string?]
+
+/** The stored and sent form of a task (see {@link ActivityTaskTuple}). */
+export function activityTaskTuple(task: ActivityTask): ActivityTaskTuple {
+  const tuple: ActivityTaskTuple = [task.instanceId, task.seq, task.name, task.input, task.attempt]
+  if (task.tc !== undefined) tuple.push(task.tc)
+  return tuple
+}
+
+/** The task a decoded {@link ActivityTaskTuple} holds. */
+export function activityTaskOf(tuple: ActivityTaskTuple): ActivityTask {
+  const [instanceId, seq, name, input, attempt, tc] = tuple
+  const task: ActivityTask = { instanceId, seq, name, input, attempt }
+  if (typeof tc === 'string') task.tc = tc
+  return task
+}
+
 /** Outcome of one activity run, as a worker reports it. */
 export type ActivityOutcome = { ok: 1; value: unknown } | { ok: 0; error: ErrorInfo }
 
@@ -271,6 +292,8 @@ export type Query =
   | { v: typeof WIRE_VERSION; k: 'instances'; f: InstanceFilter; after: string; limit: number; s?: number }
   /** Who holds the lock of an entity (a critical section of an orchestration). */
   | { v: typeof WIRE_VERSION; k: 'lock'; t: string; key: string; s?: number }
+  /** The scheduled signals (entity operations with a future `at`) the partition holds for an entity. */
+  | { v: typeof WIRE_VERSION; k: 'timers'; t: string; key: string; s?: number }
   /** Replies to `inbox` the client still waits for (it may have lost them in a reconnect). */
   | { v: typeof WIRE_VERSION; k: 'replies'; inbox: string; rids: number[]; s?: number }
 
@@ -291,6 +314,7 @@ export type QueryAnswer =
   | { v: typeof WIRE_VERSION; ok: 1; summaries: Array<[id: string, summary: Uint8Array]>; more: boolean }
   | { v: typeof WIRE_VERSION; ok: 1; replies: Reply[] }
   | { v: typeof WIRE_VERSION; ok: 1; holder: string | null; queued: number; n: number }
+  | { v: typeof WIRE_VERSION; ok: 1; signals: Array<[at: number, op: string, args: unknown[]]>; n: number }
   | { v: typeof WIRE_VERSION; ok: 0; error: ErrorInfo }
 
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null

@@ -224,8 +224,8 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
-/** A small seeded PRNG, so that every run sends the same transfers. */
-function mulberry32(seed: number): () => number {
+/** A small seeded PRNG (mulberry32), so that every run sends the same transfers. */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0

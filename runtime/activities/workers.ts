@@ -6,7 +6,13 @@
  * orchestration applies one result per task).
  */
 import type { ActivityPool, ActivityTask } from './pool.ts'
-import type { ActivityOutcome, ActorMessage } from '../../actors/wire/index.ts'
+import {
+  activityTaskOf,
+  activityTaskTuple,
+  type ActivityOutcome,
+  type ActivityTaskTuple,
+  type ActorMessage,
+} from '../../actors/wire/index.ts'
 import { PayloadTooLargeError, toErrorInfo } from '../../actors/index.ts'
 import {
   decode,
@@ -69,17 +75,9 @@ export class ActivityWorkers {
   publish(task: ActivityTask): void {
     this.offloaded++
     void fastJetStream(this.nc)
-      .publish(
-        this.hub.names.tasks,
-        encode(
-          task.tc === undefined
-            ? [task.instanceId, task.seq, task.name, task.input, task.attempt]
-            : [task.instanceId, task.seq, task.name, task.input, task.attempt, task.tc],
-        ),
-        {
-          msgID: `${this.hub.names.hub}.task.${task.instanceId}.${task.seq}.${task.attempt}`,
-        },
-      )
+      .publish(this.hub.names.tasks, encode(activityTaskTuple(task)), {
+        msgID: `${this.hub.names.hub}.task.${task.instanceId}.${task.seq}.${task.attempt}`,
+      })
       .catch((err: unknown) => this.logger.warn('offloading an activity failed', { error: String(err) }))
   }
 
@@ -109,16 +107,7 @@ export class ActivityWorkers {
   async #run(m: JsMsg): Promise<void> {
     let task: ActivityTask
     try {
-      const [instanceId, seq, name, input, attempt, tc] = decode(m.data, 'activity task') as [
-        string,
-        number,
-        string,
-        unknown,
-        number,
-        string | undefined,
-      ]
-      task = { instanceId, seq, name, input, attempt }
-      if (typeof tc === 'string') task.tc = tc
+      task = activityTaskOf(decode(m.data, 'activity task') as ActivityTaskTuple)
     } catch (err) {
       this.logger.warn('dropping an undecodable activity task', { error: String(err) })
       m.term()

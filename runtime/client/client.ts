@@ -31,7 +31,13 @@ import {
 import { Handle, type EntityHandle } from './handles.ts'
 import { CallTransport } from './transport.ts'
 import type { ApiCore } from './api-core.ts'
-import { EntityApi, type EntityPage, type EntityState } from './entity-api.ts'
+import {
+  EntityApi,
+  type EntityPage,
+  type EntityQuery,
+  type EntityState,
+  type ScheduledSignal,
+} from './entity-api.ts'
 import { InstanceApi } from './instance-api.ts'
 import { offloadMessage } from './blobs.ts'
 import type { InstanceStatus } from './status.ts'
@@ -46,7 +52,7 @@ import type {
   WaitOptions,
 } from './options.ts'
 
-export type { EntityPage, EntityState } from './entity-api.ts'
+export type { EntityPage, EntityQuery, EntityState, ScheduledSignal } from './entity-api.ts'
 
 /**
  * Options of {@link Client.connect}: where NATS is and how to log in there (`servers`,
@@ -194,6 +200,19 @@ export class Client {
   }
 
   /**
+   * The signals scheduled for an entity (sent with `signalAt`, or by an entity or orchestration with
+   * a delay) that are not yet due, earliest first: due time (ms since the epoch), operation and
+   * arguments (a large argument, stored by reference, shows as a placeholder string). Read like
+   * {@link readEntityState}; a signal leaves the list once it is delivered. Rejects with
+   * UnknownEntityError for a type the owning node does not know.
+   *
+   * @example await client.scheduledSignals(Reminder, 'alice') // [{ at: 1764530000000, op: 'ring', args: ['tea'] }]
+   */
+  async scheduledSignals(type: EntityClass | string, key: string): Promise<ScheduledSignal[]> {
+    return this.#entities.scheduledSignals(type, key)
+  }
+
+  /**
    * Releases the lock of an entity whoever holds it (a management action for a lock whose holder
    * is stuck); operations that waited for it then run. Sent through the entity's mailbox and
    * committed like any change; resolves with the instance that held the lock, or null when the
@@ -213,12 +232,7 @@ export class Client {
    * let page = await client.listEntities({ type: Counter, pageSize: 100 })
    * while (page.continuation) page = await client.listEntities({ type: Counter, continuation: page.continuation })
    */
-  async listEntities(query: {
-    type: EntityClass | string
-    keyPrefix?: string
-    pageSize?: number
-    continuation?: string
-  }): Promise<EntityPage> {
+  async listEntities(query: EntityQuery): Promise<EntityPage> {
     return this.#entities.listEntities(query)
   }
 

@@ -1,6 +1,6 @@
 /**
  * The client's entity API beyond the typed handles (handles.ts): committed state reads, lock
- * holders, forced unlocks, listings of keys and state watches. The public {@link Client} keeps
+ * holders, forced unlocks, scheduled signals, listings of keys and state watches. The public {@link Client} keeps
  * the documented methods and delegates to this helper; queries and calls travel through the call
  * transport (transport.ts). Apart from client.ts so that each file does one job.
  */
@@ -8,7 +8,7 @@ import { Observable } from 'rxjs'
 import { BadInputError, CodecError, checkKey, checkTypeName, partitionOf } from '../../actors/index.ts'
 import { WIRE_VERSION, type ActorMessage, type Query } from '../../actors/wire/index.ts'
 import { entityTypeName, type Entity, type EntityClass, type StateOf } from '../../entities/index.ts'
-import { decode, isUnloaded, itemKey as itemKeys } from '../nats/index.ts'
+import { BlobRef, decode, isUnloaded, itemKey as itemKeys } from '../nats/index.ts'
 import { readAgainIfMissing } from './blobs.ts'
 import type { ApiCore } from './api-core.ts'
 import { decodeContinuation, encodeContinuation } from './status.ts'
@@ -19,6 +19,24 @@ export interface EntityState<S> {
   exists: boolean
   /** The committed state, or undefined when the entity does not exist. */
   state: S | undefined
+}
+
+/** One scheduled signal of {@link Client.scheduledSignals}. */
+export interface ScheduledSignal {
+  /** Due time, ms since the epoch. */
+  at: number
+  /** Operation name. */
+  op: string
+  /** Arguments; a large one (stored by reference) is a placeholder string naming its size. */
+  args: unknown[]
+}
+
+/** What {@link Client.listEntities} lists: a type's keys, optionally under a prefix, a page at a time. */
+export interface EntityQuery {
+  type: EntityClass | string
+  keyPrefix?: string
+  pageSize?: number
+  continuation?: string
 }
 
 /** A page of {@link Client.listEntities}. */
@@ -61,6 +79,17 @@ export class EntityApi {
     return answer.holder
   }
 
+  /** The signals scheduled for an entity and not yet due, earliest first. */
+  async scheduledSignals(type: EntityClass | string, key: string): Promise<ScheduledSignal[]> {
+    const t = typeNameOf(type)
+    const p = partitionOf(checkKey(key), this.core.partitions)
+    const answer = await this.core.transport.query(p, { v: WIRE_VERSION, k: 'timers', t, key })
+    if (!('signals' in answer)) throw new CodecError('unexpected answer to a scheduled signals query')
+    return answer.signals
+      .map(([at, op, args]) => ({ at, op, args: args.map(placeholderOfRef) }))
+      .sort((a, b) => a.at - b.at)
+  }
+
   /** Releases the lock of an entity whoever holds it; resolves with the former holder, or null. */
   async forceUnlock(type: EntityClass | string, key: string): Promise<string | null> {
     const t = typeNameOf(type)
@@ -69,12 +98,7 @@ export class EntityApi {
   }
 
   /** Lists entity keys of a type, sorted, a page at a time, fanned out over all partitions. */
-  async listEntities(query: {
-    type: EntityClass | string
-    keyPrefix?: string
-    pageSize?: number
-    continuation?: string
-  }): Promise<EntityPage> {
+  async listEntities(query: EntityQuery): Promise<EntityPage> {
     const t = typeNameOf(query.type)
     const limit = query.pageSize ?? 100
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
@@ -138,6 +162,11 @@ export class EntityApi {
     if (!('exists' in answer)) throw new CodecError('unexpected answer to a read')
     return answer
   }
+}
+
+/** A value as a listing shows it: a large value held by reference becomes a placeholder. */
+function placeholderOfRef(value: unknown): unknown {
+  return value instanceof BlobRef ? `<large value, ${value.size} bytes>` : value
 }
 
 /** The type name of an entity class, or a type name given as such (checked). */

@@ -4,7 +4,13 @@
  * item keys), runtime/instances/ (the instance data model), runtime/nats/, runtime/util/, actors/
  * and entities/; never runtime/node/.
  */
-export { Client, type ClientOptions, type EntityPage, type EntityState } from './client.ts'
+export {
+  Client,
+  type ClientOptions,
+  type EntityPage,
+  type EntityState,
+  type ScheduledSignal,
+} from './client.ts'
 export type {
   InstanceFilter,
   InstanceId,

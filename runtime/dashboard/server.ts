@@ -11,7 +11,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Observable } from 'rxjs'
-import { BasaltError, HubNotFoundError } from '../../actors/index.ts'
+import { BasaltError, HubNotFoundError, UnknownEntityError } from '../../actors/index.ts'
 import { readPlacement } from '../../placement/index.ts'
 import { decode, isTransient } from '../nats/index.ts'
 import { jsonSafe, readDeadLetters } from './dead-letters.ts'
@@ -143,8 +143,15 @@ export function buildServer(
   app.get('/api/entities/:type/:key', async (req: Req, reply) => {
     const { type, key } = req.params as { type: string; key: string }
     const client = await source.client()
-    const [state, lock] = await Promise.all([client.readEntityState(type, key), client.getLock(type, key)])
-    return json(reply, { type, key, ...state, lock })
+    const [state, lock, scheduled] = await Promise.all([
+      client.readEntityState(type, key),
+      client.getLock(type, key),
+      // a type the nodes do not know has no scheduled signals to show (null), not a failed page
+      client
+        .scheduledSignals(type, key)
+        .catch((err: unknown) => (err instanceof UnknownEntityError ? null : Promise.reject(err))),
+    ])
+    return json(reply, { type, key, ...state, lock, scheduled })
   })
   app.get('/api/dead-letters', async (req: Req, reply) => {
     const client = await source.client()

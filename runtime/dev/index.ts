@@ -5,19 +5,12 @@
  * it, never the engine.
  */
 export {
+  findNatsServer,
   NatsServerMissingError,
   NatsServerStartError,
-  createOwnedDir,
-  findNatsServer,
-  freePort,
-  freePorts,
-  installHooks,
-  readLogTail,
-  removeOwnedDir,
-  sleep,
-  startNatsServer,
-  stopAllNatsServers,
   type NatsClusterMemberOptions,
-  type NatsServer,
   type NatsServerOptions,
-} from './nats-server.ts'
+} from './nats-server-config.ts'
+export { startNatsServer, type NatsServer } from './nats-server.ts'
+export { createOwnedDir, installHooks, removeOwnedDir, stopAllNatsServers } from './owned-resources.ts'
+export { freePort, freePorts, readLogTail, sleep } from './probes.ts'

@@ -4,7 +4,8 @@
  * chunks and held completion waits. May import runtime/partition/ (its port), runtime/activities/,
  * runtime/nats/, runtime/util/, actors/ and entities/.
  */
-export { InstanceExistsError, InstanceHost } from './instance-host.ts'
+export { InstanceHost } from './instance-host.ts'
+export { InstanceExistsError } from './instance-model.ts'
 export {
   RuntimeStatus,
   isTerminal,

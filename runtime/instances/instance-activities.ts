@@ -6,7 +6,13 @@
  * not completed runs again (at least once). Apart from the instance host (instance-host.ts).
  */
 import { toErrorInfo, isThenable } from '../../actors/index.ts'
-import type { ActivityOutcome, ActivityTask } from '../../actors/wire/index.ts'
+import {
+  activityTaskOf,
+  activityTaskTuple,
+  type ActivityOutcome,
+  type ActivityTask,
+  type ActivityTaskTuple,
+} from '../../actors/wire/index.ts'
 import { BlobRef, decode, encode, isUnloaded, itemKey } from '../nats/index.ts'
 import { boundOutcome, type HostPort } from '../partition/index.ts'
 import { tracedActivity } from '../activities/index.ts'
@@ -28,7 +34,7 @@ export class InstanceActivities {
   schedule(task: ActivityTask, size: number): void {
     const key = itemKey.activity(this.port.p, task.instanceId, task.seq)
     // encoded at the seal, if the activity is still pending then (a fast one is not)
-    this.port.write(key, () => encode(activityItem(task)), size)
+    this.port.write(key, () => encode(activityTaskTuple(task)), size)
     this.#run(key, task)
   }
 
@@ -95,24 +101,8 @@ export class InstanceActivities {
       this.#pending.delete(key)
       return
     }
-    const [instanceId, seq, name, input, attempt, tc] = decode(value, `activity ${key}`) as [
-      string,
-      number,
-      string,
-      unknown,
-      number,
-      string | undefined,
-    ]
-    const task: ActivityTask = { instanceId, seq, name, input, attempt }
-    // (the trace context of the step that scheduled it: a re-run after recovery parents there)
-    if (typeof tc === 'string') task.tc = tc
+    // (with the trace context of the step that scheduled it: a re-run after recovery parents there)
+    const task = activityTaskOf(decode(value, `activity ${key}`) as ActivityTaskTuple)
     this.#pending.set(key, task)
   }
-}
-
-/** An activity's item: the task, with its trace context last and only when it has one. */
-function activityItem(task: ActivityTask): unknown[] {
-  const item: unknown[] = [task.instanceId, task.seq, task.name, task.input, task.attempt]
-  if (task.tc !== undefined) item.push(task.tc)
-  return item
 }

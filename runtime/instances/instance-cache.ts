@@ -1,14 +1,18 @@
 /**
  * The orchestration instances a partition holds in memory: each one's record, its loaded history
  * and its live generator (so a step after the first needs no replay), and the ids known to be
- * absent (so a start or query of an unknown id reads the state bucket once). Evicts the least
- * recently used clean instances (CLOCK) past the cache size; an instance with writes not in the
- * state bucket yet stays. Apart from the instance host (instance-host.ts), which runs the steps.
+ * absent (so a start or query of an unknown id reads the state bucket once). Past the cache size
+ * it evicts clean instances (those with no write outside the state bucket): ended ones first,
+ * oldest first (reading one again costs one item read, no replay), then the least recently used
+ * running ones (CLOCK). Every way an instance comes in — a start, a load — counts, and an ended
+ * instance leaves as soon as its final write is stored, so memory holds the running instances, not
+ * every instance the node ever ran. Apart from the instance host (instance-host.ts), which runs
+ * the steps.
  */
 import type { OrchestrationExecutor, HistoryEvent } from '../../actors/orchestration/index.ts'
 import { decode, itemKey } from '../nats/index.ts'
 import type { HostPort } from '../partition/index.ts'
-import type { InstanceRecord } from './instance-model.ts'
+import { isTerminal, type InstanceRecord } from './instance-model.ts'
 
 /** An instance in memory. */
 export interface Live {
@@ -30,6 +34,9 @@ export class InstanceCache {
   readonly #live = new Map<string, Live>()
   /** Ids looked up and found absent (not stored, not written since); cleared when it grows. */
   readonly #absent = new Set<string>()
+  /** Ended instances still in memory, oldest first, from `#endedHead` on (see {@link ended}). */
+  #ended: Array<[id: string, live: Live, key: string]> = []
+  #endedHead = 0
 
   constructor(
     readonly port: HostPort,
@@ -47,10 +54,11 @@ export class InstanceCache {
     return this.#live.get(id)
   }
 
-  /** Holds a new instance (it exists from now on). */
+  /** Holds a new instance (it exists from now on); evicts others past the cache size. */
   set(id: string, live: Live): void {
     this.#live.set(id, live)
     this.#absent.delete(id)
+    this.evict(id)
   }
 
   /** Drops an instance (purged). */
@@ -74,6 +82,33 @@ export class InstanceCache {
     if (this.port.isPinned(key)) return undefined // purged since: its delete is not stored yet
     this.port.markAbsent(key)
     return undefined
+  }
+
+  /**
+   * Notes that an instance ended: it leaves memory once the write that ended it is stored (until
+   * then listings and reads find it here). Reading it again — a query, a late message — costs one
+   * item read and no replay, so a node that runs many instances keeps only those still running.
+   */
+  ended(id: string, live: Live): void {
+    this.#ended.push([id, live, itemKey.instance(this.port.p, id)])
+    this.sweepEnded()
+  }
+
+  /** Drops the ended instances whose final write is stored, oldest first (also after a snapshot). */
+  sweepEnded(): void {
+    const queue = this.#ended
+    while (this.#endedHead < queue.length) {
+      const [id, live, key] = queue[this.#endedHead]!
+      if (this.#live.get(id) === live && isTerminal(live.rec.status)) {
+        if (this.port.isPinned(key)) break // this one (and most likely the later ones) not stored yet
+        this.#drop(id, live, key)
+      }
+      this.#endedHead++
+    }
+    if (this.#endedHead > 1024 && this.#endedHead * 2 > queue.length) {
+      this.#ended = queue.slice(this.#endedHead)
+      this.#endedHead = 0
+    }
   }
 
   /** The cached instance of an id, marked as used; undefined when it is not in memory. */
@@ -105,20 +140,46 @@ export class InstanceCache {
       tailBytes: bytes.length,
     }
     this.#live.set(id, live)
-    this.evict()
+    this.evict(id)
     return live
   }
 
-  evict(): void {
-    let excess = this.#live.size - this.cacheSize
+  /**
+   * Past the cache size, evicts down to nine tenths of it (so that the scan is paid once per many
+   * instances, not per start), never `keep` (the instance the caller is about to use) nor an
+   * instance with writes outside the state bucket.
+   */
+  evict(keep?: string): void {
+    if (this.#live.size <= this.cacheSize) return
+    const target = Math.floor(this.cacheSize * 0.9)
+    // ended instances first: only queries read them again, and that needs no replay
     for (const [id, live] of this.#live) {
-      if (excess <= 0) return
-      if (this.port.isPinned(itemKey.instance(this.port.p, id))) continue
-      this.#live.delete(id)
+      if (this.#live.size <= target) return
+      if (id !== keep && isTerminal(live.rec.status) && this.#evictable(id)) this.#drop(id, live)
+    }
+    // then running ones, least recently used first (CLOCK: a used one gets a second chance)
+    let seen = 0
+    const limit = 2 * this.#live.size
+    for (const [id, live] of this.#live) {
+      if (this.#live.size <= target || ++seen > limit) return
+      if (id === keep || !this.#evictable(id)) continue
       if (live.used) {
         live.used = false
+        this.#live.delete(id)
         this.#live.set(id, live)
-      } else excess--
+      } else this.#drop(id, live)
     }
+  }
+
+  #evictable(id: string): boolean {
+    return !this.port.isPinned(itemKey.instance(this.port.p, id))
+  }
+
+  /** Drops a clean instance from memory, with what the snapshot knows of its items' revisions. */
+  #drop(id: string, live: Live, key = itemKey.instance(this.port.p, id)): void {
+    this.#live.delete(id)
+    const p = this.port.p
+    this.port.forget(key)
+    for (let k = 0; k < live.rec.hc; k++) this.port.forget(itemKey.history(p, id, live.rec.hk, k))
   }
 }

@@ -34,8 +34,7 @@ import {
   type WaitMessage,
 } from '../../actors/wire/index.ts'
 import { type NewEvent } from '../../actors/orchestration/index.ts'
-import { DEFER_UNKNOWN_MS, sizeOf, type InstanceHandler, type HostPort } from '../partition/index.ts'
-import {} from '../../actors/index.ts'
+import { DEFER_UNKNOWN_MS, type InstanceHandler, type HostPort } from '../partition/index.ts'
 import { CompletionWaits } from './completion-waits.ts'
 import { InstanceCache, type Live } from './instance-cache.ts'
 import { answerInstanceQuery } from './instance-queries.ts'
@@ -43,19 +42,17 @@ import { InstanceValues } from './instance-values.ts'
 import { InstanceActivities } from './instance-activities.ts'
 import { InstanceSteps } from './instance-steps.ts'
 import { chunkTail, dropHistory, loadHistory, refsOf } from './instance-history.ts'
-import { RuntimeStatus, isTerminal, type InstanceRecord, type Workflows } from './instance-model.ts'
+import {
+  InstanceExistsError,
+  RuntimeStatus,
+  isTerminal,
+  type InstanceRecord,
+  type Workflows,
+} from './instance-model.ts'
 
 /** A held wait for completion: where its answer goes, and when it gives up. */
 /** The answer to a wait for an instance that does not exist. */
 const NO_INSTANCE = encode(null)
-
-/** Error for a start with an id that is taken. */
-export class InstanceExistsError extends BadInputError {
-  constructor(id: string, status: string) {
-    super(`instance '${id}' already exists with status ${status}`)
-    this.name = 'InstanceExistsError'
-  }
-}
 
 /** Instances of one partition. */
 export class InstanceHost implements InstanceHandler {
@@ -256,33 +253,7 @@ export class InstanceHost implements InstanceHandler {
     }
     const t = rec.timers.indexOf(msg.s)
     if (t >= 0) rec.timers.splice(t, 1)
-    return this.#feed(live, this.#taskOutcome(rec, msg), msg)
-  }
-
-  /**
-   * The event a task's outcome becomes. A result too large for the instance record fails the
-   * task with PayloadTooLargeError (the orchestration can catch it); a huge error is shortened.
-   */
-  #taskOutcome(rec: InstanceRecord, msg: DoneMessage): NewEvent {
-    const limit = this.#values.valueLimit
-    if (msg.ok === 1) {
-      try {
-        const result = this.#values.bound(
-          msg.v,
-          () => `result of task ${msg.s} of instance '${rec.id}' (${rec.name})`,
-        )
-        return { e: 'completed', seq: msg.s, result } as NewEvent
-      } catch (err) {
-        return { e: 'failed', seq: msg.s, error: toErrorInfo(err) }
-      }
-    }
-    const error = msg.err ?? { name: 'Error', message: 'task failed' }
-    if (sizeOf(error, limit) <= limit) return { e: 'failed', seq: msg.s, error }
-    return {
-      e: 'failed',
-      seq: msg.s,
-      error: { name: String(error.name).slice(0, 200), message: String(error.message).slice(0, 4096) },
-    }
+    return this.#feed(live, this.#values.taskOutcome(rec, msg), msg)
   }
 
   async #control(msg: ControlMessage): Promise<void> {
@@ -420,6 +391,7 @@ export class InstanceHost implements InstanceHandler {
     }
     this.#save(rec)
     this.#waits.release(rec.id, () => encodeOutcome(rec))
+    this.#cache.ended(rec.id, live)
   }
 
   /** Cancels an instance's timers and forgets its pending activities. */
@@ -502,6 +474,10 @@ export class InstanceHost implements InstanceHandler {
 
   recovered(): void {
     this.#activities.recovered()
+  }
+
+  snapshotted(): void {
+    this.#cache.sweepEnded()
   }
 
   close(): void {

@@ -5,8 +5,9 @@
  * instance holds and their deletion once a round that drops them is durable. Apart from the
  * instance host (instance-host.ts), which calls these on every step.
  */
-import { PayloadTooLargeError } from '../../actors/index.ts'
-import type { StepResult } from '../../actors/orchestration/index.ts'
+import { PayloadTooLargeError, toErrorInfo } from '../../actors/index.ts'
+import type { NewEvent, StepResult } from '../../actors/orchestration/index.ts'
+import type { DoneMessage } from '../../actors/wire/index.ts'
 import { BlobRef, encode } from '../nats/index.ts'
 import { checkSize, sizeOf, type HostPort } from '../partition/index.ts'
 import type { Live } from './instance-cache.ts'
@@ -177,5 +178,31 @@ export class InstanceValues {
       )
     }
     return sizes
+  }
+
+  /**
+   * The event a task's outcome becomes. A result too large for the instance record fails the
+   * task with PayloadTooLargeError (the orchestration can catch it); a huge error is shortened.
+   */
+  taskOutcome(rec: InstanceRecord, msg: DoneMessage): NewEvent {
+    const limit = this.valueLimit
+    if (msg.ok === 1) {
+      try {
+        const result = this.bound(
+          msg.v,
+          () => `result of task ${msg.s} of instance '${rec.id}' (${rec.name})`,
+        )
+        return { e: 'completed', seq: msg.s, result } as NewEvent
+      } catch (err) {
+        return { e: 'failed', seq: msg.s, error: toErrorInfo(err) }
+      }
+    }
+    const error = msg.err ?? { name: 'Error', message: 'task failed' }
+    if (sizeOf(error, limit) <= limit) return { e: 'failed', seq: msg.s, error }
+    return {
+      e: 'failed',
+      seq: msg.s,
+      error: { name: String(error.name).slice(0, 200), message: String(error.message).slice(0, 4096) },
+    }
   }
 }

@@ -14,10 +14,15 @@
  * | committed records, for watchers (core NATS) | `H.chg.<p>` |
  * | replies to a client's calls (core NATS) | `_INBOX_basalt.H.<client inbox id>` |
  */
-import { isStreamNameInUse, isTransient } from './errors.ts'
+import { isNoMessage, isStreamNameInUse, isTransient } from './errors.ts'
 import { retryWithBackoff } from '../util/index.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream'
+import {
+  jetstreamManager,
+  type JetStreamManager,
+  type StoredMsg,
+  type StreamConfig,
+} from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
 import { BadInputError, HubNotFoundError } from '../../actors/index.ts'
 import { decode, encode } from './codec.ts'
@@ -338,5 +343,45 @@ export async function deleteHub(nc: NatsConnection, name: string): Promise<void>
     } catch (err) {
       if (!isNotFound(err)) throw err
     }
+  }
+}
+
+/** A KV key's latest entry as the stream leader holds it (see {@link latestKvEntry}). */
+export interface LatestEntry {
+  value: Uint8Array
+  /** The entry's stream sequence: the revision a compare-and-set must name. */
+  revision: number
+  operation: 'PUT' | 'DEL' | 'PURGE'
+}
+
+/**
+ * The latest entry of `key` in KV bucket `bucket`, read from the stream leader (the message-get
+ * API, not a direct get), or null when the key has none. A KV watch, and a direct get, may be
+ * served by a replica whose copy is behind or, on a nats-server 2.9 cluster after a restart,
+ * differs: a compare-and-set built on such a revision fails for ever. This is the revision the
+ * leader checks.
+ */
+export async function latestKvEntry(
+  jsm: JetStreamManager,
+  bucket: string,
+  key: string,
+): Promise<LatestEntry | null> {
+  const msg = await lastOnSubject(jsm, `KV_${bucket}`, `$KV.${bucket}.${key}`)
+  if (msg === null) return null
+  const op = msg.header?.get('KV-Operation')
+  return { value: msg.data, revision: msg.seq, operation: op === 'DEL' || op === 'PURGE' ? op : 'PUT' }
+}
+
+/** The last message on `subject` in `stream`, answered by the stream leader (null: none). */
+export async function lastOnSubject(
+  jsm: JetStreamManager,
+  stream: string,
+  subject: string,
+): Promise<StoredMsg | null> {
+  try {
+    return await jsm.streams.getMessage(stream, { last_by_subj: subject })
+  } catch (err) {
+    if (isNoMessage(err)) return null
+    throw err
   }
 }

@@ -50,11 +50,13 @@ export {
   bucketKeys,
   deleteHub,
   ensureHub,
+  latestKvEntry,
   openHub,
   serverWarnings,
   type Hub,
   type HubMeta,
   type HubOptions,
+  type LatestEntry,
 } from './hub.ts'
 export { PartitionStorage, nextOnSubject, type Checkpoint } from './storage.ts'
 export { consumeFrom, consumeTasks } from './consumers.ts'

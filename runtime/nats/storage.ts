@@ -26,7 +26,7 @@ import { retryWithBackoff } from '../util/index.ts'
 import { JetStreamApiCodes } from '@nats-io/jetstream'
 import { itemKey } from './item-keys.ts'
 import { decode, decodeEnvelope, encode } from './codec.ts'
-import { bucketKeys, type Hub } from './hub.ts'
+import { bucketKeys, lastOnSubject, type Hub } from './hub.ts'
 
 /** How long a state read waits for a direct get before asking the stream leader instead. */
 const DIRECT_GET_PATIENCE_MS = 2000
@@ -311,13 +311,8 @@ export class PartitionStorage {
   }
 
   /** The last message on `subject` in `stream`, answered by the stream leader (null: none). */
-  async #lastMessage(stream: string, subject: string): Promise<StoredMsg | null> {
-    try {
-      return await this.hub.jsm.streams.getMessage(stream, { last_by_subj: subject })
-    } catch (err) {
-      if (isNoMessage(err)) return null
-      throw err
-    }
+  #lastMessage(stream: string, subject: string): Promise<StoredMsg | null> {
+    return lastOnSubject(this.hub.jsm, stream, subject)
   }
 
   /** Reads the log records with sequence in `(afterSeq, upToSeq]`, in order. */

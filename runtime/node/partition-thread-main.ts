@@ -27,9 +27,8 @@ import {
 } from '../nats/index.ts'
 import { Partition, RecentReplies } from '../partition/index.ts'
 import type { Logger } from '../util/index.ts'
-import { splitRegistry } from './node.ts'
 import type { FromThread, PartitionCounters, ThreadSetup, ToThread } from './partition-threads.ts'
-import { loadRegistry } from './registry-module.ts'
+import { loadRegistry, splitRegistry } from './registry-module.ts'
 
 if (!isMainThread && parentPort !== null) {
   const port = parentPort

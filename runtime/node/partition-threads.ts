@@ -30,7 +30,7 @@ import {
 } from '../../actors/index.ts'
 import type { ActivityTask } from '../../actors/wire/index.ts'
 import { ThreadMetrics, type NodeRecorder, type ThreadReport } from '../metrics/index.ts'
-import type { PartitionStats } from '../partition/index.ts'
+import { emptyPartitionStats, type PartitionStats } from '../partition/index.ts'
 import type { ConnectionOptions, HubOptions } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
 import { resolveTsx } from './load-module.ts'
@@ -138,14 +138,7 @@ export interface ThreadView {
 
 /** A partition running on a partition thread, as the main thread sees it. */
 class RemotePartition implements RunningPartition {
-  stats: PartitionStats = {
-    records: 0,
-    messages: 0,
-    snapshots: 0,
-    recoveredRecords: 0,
-    deadLetters: 0,
-    changes: 0,
-  }
+  stats: PartitionStats = emptyPartitionStats()
   cachedEntities = 0
   readonly options: { readonly epoch: number }
 

@@ -1,16 +1,21 @@
 /**
- * Loading a node's registry from a module (`basalt node --load M`, `Node.start({ registryModule })`):
- * the module exports the entity classes, orchestrations and activities a node runs. Classes and
- * functions cannot cross threads, so a node that runs its partitions on worker threads has every
- * thread import the registry itself, through this same function.
+ * A node's registry: loading it from a module (`basalt node --load M`, `Node.start({ registryModule })`)
+ * and sorting it into entity classes, orchestrations and activities. The module exports what a node
+ * runs. Classes and functions cannot cross threads, so a node that runs its partitions on worker
+ * threads has every thread import the registry itself and sort it, through these same functions.
  */
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { BadInputError } from '../../actors/index.ts'
 import { importModule } from './load-module.ts'
-import type { ActivityDefinition, OrchestrationDefinition } from '../../actors/orchestration/index.ts'
-import type { EntityClass } from '../../entities/index.ts'
+import {
+  isActivityDefinition,
+  isOrchestrationDefinition,
+  type ActivityDefinition,
+  type OrchestrationDefinition,
+} from '../../actors/orchestration/index.ts'
+import { entityTypeName, type EntityClass } from '../../entities/index.ts'
 
 /** What a node's registry may hold. */
 export type RegistryItem = EntityClass | OrchestrationDefinition<any, any> | ActivityDefinition<any, any>
@@ -85,4 +90,49 @@ async function importPackage(specifier: string, cwd: string): Promise<Record<str
     )
   }
   return importFile(file, specifier)
+}
+
+/** A registry sorted by kind (see {@link splitRegistry}). */
+export interface SplitRegistry {
+  entities: Array<EntityClass>
+  orchestrations: Array<OrchestrationDefinition<any, any>>
+  activities: Array<ActivityDefinition<any, any>>
+}
+
+/**
+ * Sorts a registry into entity classes, orchestrations and activities. Throws `BadInputError` for
+ * an item that is none of these, or an orchestration or activity name registered twice.
+ */
+export function splitRegistry(items: RegistryItem[]): SplitRegistry {
+  const entities: Array<EntityClass> = []
+  const orchestrations: Array<OrchestrationDefinition<any, any>> = []
+  const activities: Array<ActivityDefinition<any, any>> = []
+  const names = new Set<string>()
+  for (const item of items) {
+    if (typeof item === 'function') entities.push(item)
+    else if (isOrchestrationDefinition(item)) orchestrations.push(item)
+    else if (isActivityDefinition(item)) activities.push(item)
+    else
+      throw new BadInputError(
+        `registry item ${String(item)} is not an entity class, orchestration or activity`,
+      )
+    if (typeof item !== 'function') {
+      const key = `${isOrchestrationDefinition(item) ? 'o' : 'a'}:${item.name}`
+      if (names.has(key)) throw new BadInputError(`'${item.name}' is registered twice`)
+      names.add(key)
+    }
+  }
+  return { entities, orchestrations, activities }
+}
+
+/**
+ * What a node runs, as it publishes it in its heartbeats (placement/registry.ts): `e:<type>`,
+ * `o:<name>` and `a:<name>`, sorted.
+ */
+export function registryNames({ entities, orchestrations, activities }: SplitRegistry): string[] {
+  return [
+    ...entities.map((e) => `e:${entityTypeName(e)}`),
+    ...orchestrations.map((o) => `o:${o.name}`),
+    ...activities.map((a) => `a:${a.name}`),
+  ].sort()
 }

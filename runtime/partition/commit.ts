@@ -28,6 +28,7 @@ import type { CommitLog } from './commit-log.ts'
 import type { MailboxCursor } from './cursor.ts'
 import type { DedupState } from './dedup.ts'
 import type { EntityHost } from './entity-host.ts'
+import type { InstanceHandler } from './host-port.ts'
 import type { Outbox } from './outbox.ts'
 import type { RecentReplies } from './recent-replies.ts'
 import { CommitRound } from './round.ts'
@@ -51,6 +52,7 @@ export interface CommitCore {
   readonly changes: ChangeFeed
   readonly recentReplies: RecentReplies
   readonly entities: EntityHost
+  readonly instances: InstanceHandler | undefined
   readonly logger: Logger
   readonly nc: NatsConnection
   readonly names: HubNames
@@ -166,6 +168,7 @@ export class Commits {
         this.core.stats.snapshots++
         this.core.metrics.snapshotted()
         this.core.entities.evict()
+        this.core.instances?.snapshotted()
         this.maybeSnapshot()
         this.core.kick()
       })

@@ -32,6 +32,7 @@ import {
   type LockMessage,
   type Query,
   type QueryAnswer,
+  type TimerValue,
   type UnlockMessage,
 } from '../../actors/wire/index.ts'
 import {
@@ -47,7 +48,7 @@ import { OpContext, describeValue, type Entry, type LargeState, type ValueEncode
 import { EntityLocks } from './entity-locks.ts'
 import { entitySpan } from './entity-spans.ts'
 import { noSpan, type TraceSpan } from '../metrics/index.ts'
-import { listEntities, readEntity } from './entity-queries.ts'
+import { listEntities, readEntity, scheduledSignalsOf } from './entity-queries.ts'
 
 /** What the entity host uses of the partition's {@link HostPort} (a unit test fakes just this). */
 export type EntityPort = Pick<
@@ -494,6 +495,16 @@ export class EntityHost implements ValueEncoder {
   /** Answers who holds an entity's lock, and how many messages wait for it (after the commit). */
   lockHolder(query: Extract<Query, { k: 'lock' }>, respond: (answer: QueryAnswer) => void): void {
     this.#locks.holder(query, respond)
+  }
+
+  /** Answers the scheduled signals held for an entity (an unknown type: {@link UnknownEntityError}). */
+  scheduledSignals(
+    query: Extract<Query, { k: 'timers' }>,
+    timers: Iterable<TimerValue>,
+    respond: (answer: QueryAnswer) => void,
+  ): void {
+    if (!this.registry.has(query.t)) throw new UnknownEntityError(query.t)
+    scheduledSignalsOf(this.port, timers, query, respond)
   }
 
   /** Answers a read: the state as the loop has it now (waits only for a load from the store). */

@@ -1,11 +1,11 @@
 /**
- * The entity queries of a partition: reads of a committed state and pages of the keys of a type.
- * Both are answered after the commit of what they saw (a stale owner, which cannot commit, never
+ * The entity queries of a partition: reads of a committed state, pages of the keys of a type and
+ * the scheduled signals held for an entity. All are answered after the commit of what they saw (a stale owner, which cannot commit, never
  * answers). A listing reads the stored keys in the background and corrects them with the writes
  * not stored yet. Apart from the entity host (entity-host.ts), which delegates to these.
  */
 import { checkKey, toErrorInfo } from '../../actors/index.ts'
-import { WIRE_VERSION, type Query, type QueryAnswer } from '../../actors/wire/index.ts'
+import { WIRE_VERSION, type Query, type QueryAnswer, type TimerValue } from '../../actors/wire/index.ts'
 import { entityTypePrefix, itemKey as itemKeys, parseItemKey } from '../nats/index.ts'
 import type { HostPort } from './host-port.ts'
 
@@ -28,6 +28,28 @@ export async function readEntity(
   const bytes = cached !== undefined ? cached.bytes : await port.readItem(itemKey)
   const n = port.roundNumber - 1 // changes later in this same round are newer
   port.afterCommit(() => respond({ v: WIRE_VERSION, ok: 1, exists: bytes !== null, state: bytes, n }))
+}
+
+/**
+ * Answers the scheduled signals of an entity: the operations with a future `at` the partition holds
+ * as timers for it, as [due time, operation, arguments], earliest first. Arguments go as they are
+ * held (a large one stays a reference; the client shows it as a placeholder). A scan of all the
+ * partition's timers: a management query, not a hot path.
+ */
+export function scheduledSignalsOf(
+  port: QueryingPort,
+  timers: Iterable<TimerValue>,
+  query: Extract<Query, { k: 'timers' }>,
+  respond: (answer: QueryAnswer) => void,
+): void {
+  checkKey(query.key)
+  const signals: Array<[number, string, unknown[]]> = []
+  for (const [due, msg] of timers) {
+    if (msg.k === 'op' && msg.t === query.t && msg.key === query.key) signals.push([due, msg.op, msg.a])
+  }
+  signals.sort((a, b) => a[0] - b[0])
+  const n = port.roundNumber - 1
+  port.afterCommit(() => respond({ v: WIRE_VERSION, ok: 1, signals, n }))
 }
 
 /**

@@ -107,5 +107,7 @@ export interface InstanceHandler {
   answer(query: Query, respond: (answer: QueryAnswer) => void): Promise<boolean>
   replayActivity(key: string, value: Uint8Array | null): void
   recovered(): void
+  /** A snapshot stored what was committed before it (ended instances may leave memory now). */
+  snapshotted(): void
   close(): void
 }

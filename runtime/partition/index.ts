@@ -7,6 +7,7 @@
  * hosts above it (runtime/instances/, activities/, client/, node/): they import it.
  */
 export { Partition, type PartitionOptions, type PartitionStats } from './partition.ts'
+export { emptyPartitionStats } from './partition-options.ts'
 export { targetOf } from './host-port-impl.ts'
 export type { HostPort, InstanceHandler } from './host-port.ts'
 export { RecentReplies } from './recent-replies.ts'

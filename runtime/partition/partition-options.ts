@@ -57,3 +57,8 @@ export interface PartitionStats {
   /** Change messages published (records while someone may watch). */
   changes: number
 }
+
+/** Counters of a partition that has done nothing yet. */
+export function emptyPartitionStats(): PartitionStats {
+  return { records: 0, messages: 0, snapshots: 0, recoveredRecords: 0, deadLetters: 0, changes: 0 }
+}

@@ -42,21 +42,14 @@ import { recoverState, type RecoveryPort } from './recovery.ts'
 import { CommitLog } from './commit-log.ts'
 import { DEFER_UNKNOWN_MS } from './unknown-types.ts'
 import { Intake } from './intake.ts'
-import type { PartitionOptions, PartitionStats } from './partition-options.ts'
+import { emptyPartitionStats, type PartitionOptions, type PartitionStats } from './partition-options.ts'
 import { noNodeMetrics, type PartitionMetrics } from '../metrics/index.ts'
 
 export type { PartitionOptions, PartitionStats } from './partition-options.ts'
 
 /** One partition owned by this process. */
 export class Partition {
-  readonly stats: PartitionStats = {
-    records: 0,
-    messages: 0,
-    snapshots: 0,
-    recoveredRecords: 0,
-    deadLetters: 0,
-    changes: 0,
-  }
+  readonly stats: PartitionStats = emptyPartitionStats()
   readonly #storage: PartitionStorage
   readonly #outbox: Outbox
   readonly #snap: SnapshotState
@@ -191,6 +184,7 @@ export class Partition {
       changes: this.#changes,
       recentReplies: this.#recentReplies,
       entities: this.#entities,
+      instances: this.#instances,
       logger: options.logger,
       nc,
       names: hub.names,
@@ -383,6 +377,10 @@ export class Partition {
     // Memory bound: entities written but not yet snapshotted cannot be evicted; past four times
     // the cache size, wait for the background snapshot to make them clean.
     if (this.#entities.cached >= this.options.cacheSize * 4) return false
+    // The same for every item (instance records above all): when the state bucket takes writes
+    // more slowly than the partition commits them, the partition slows to that pace instead of
+    // holding an ever larger backlog in memory.
+    if (this.#snap.dirtyItems >= this.options.cacheSize * 4) return false
     return this.#commits.open.bytes < this.#recordLimit
   }
 
@@ -406,6 +404,8 @@ export class Partition {
         if (query.k === 'read') return this.#entities.read(query, respond)
         if (query.k === 'list') return this.#entities.list(query, respond)
         if (query.k === 'lock') return this.#entities.lockHolder(query, respond)
+        if (query.k === 'timers')
+          return this.#entities.scheduledSignals(query, this.#timers.values(), respond)
         return this.#instances!.answer(query, respond)
       },
     }

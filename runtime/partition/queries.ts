@@ -1,5 +1,5 @@
 /**
- * Queries to a partition (reads of entities, locks and instances): taken from the partition's query
+ * Queries to a partition (reads of entities, locks, scheduled signals and instances): taken from the partition's query
  * subject, answered in loop order once the partition has processed the asker's last publish
  * (read-your-writes), and released once the state they saw is committed (the hosts answer through
  * `afterCommit`). A query for recent replies is answered at once, outside loop order: replies
@@ -94,11 +94,12 @@ export class QueryDesk {
         respond({ v: WIRE_VERSION, ok: 1, replies: this.port.recentReplies(inbox, rids) })
         return
       }
-      if (!['read', 'list', 'status', 'instances', 'lock'].includes(kind as string)) {
+      if (!['read', 'list', 'status', 'instances', 'lock', 'timers'].includes(kind as string)) {
         throw new BadInputError(`unknown query kind ${String(kind)}`)
       }
       if ('w' in query && query.w === 1) this.port.watcherJoined()
-      if (query.k === 'read' || query.k === 'list' || query.k === 'lock') checkTypeName(query.t)
+      if (query.k === 'read' || query.k === 'list' || query.k === 'lock' || query.k === 'timers')
+        checkTypeName(query.t)
       else if (!this.port.runsInstances) throw new BadInputError('this hub runs no orchestrations')
       const s = checkQueryPosition(query.s)
       if (s >= this.port.position() && s > this.port.lastSeen()) {

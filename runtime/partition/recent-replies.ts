@@ -14,8 +14,8 @@
  */
 import type { Reply } from '../../actors/wire/index.ts'
 
-/** A rough per-reply overhead (tuple, array slot, numbers) for the byte bound. */
-const REPLY_OVERHEAD = 64
+/** A rough per-reply overhead in memory (the tuple, its slot, the view on the batch's buffer). */
+const REPLY_OVERHEAD = 128
 
 interface Sent {
   at: number
@@ -36,21 +36,15 @@ export class RecentReplies {
   #bytes = 0
 
   constructor(
-    readonly maxBytes = 2 * 1024 * 1024,
+    /** Memory kept at most (estimated): at 128 bytes a reply plus its value, some 8,000 small replies. */
+    readonly maxBytes = 1024 * 1024,
     readonly maxAgeMs = 120_000,
     readonly now: () => number = Date.now,
   ) {}
 
   /** Keeps a batch of replies just sent to `inbox`. */
   remember(inbox: string, replies: Reply[]): void {
-    let bytes = 0
-    for (const r of replies) bytes += REPLY_OVERHEAD + (r[1] === 1 ? r[2].length : 0)
-    const sent: Sent = { at: this.now(), inbox, replies, bytes }
-    let list = this.#byInbox.get(inbox)
-    if (list === undefined) this.#byInbox.set(inbox, (list = []))
-    list.push(sent)
-    this.#order.push(sent)
-    this.#bytes += bytes
+    this.#keep(this.now(), inbox, replies)
     this.#trim()
   }
 
@@ -93,16 +87,31 @@ export class RecentReplies {
   /** Takes stored batches in (the replies a previous owner kept), unless this one holds some already. */
   restore(entries: RepliesEntry[]): void {
     if (this.#head < this.#order.length) return
-    for (const [at, inbox, replies] of entries) {
-      const sent: Sent = { at, inbox, replies, bytes: 0 }
-      for (const r of replies) sent.bytes += REPLY_OVERHEAD + (r[1] === 1 ? r[2].length : 0)
-      let list = this.#byInbox.get(inbox)
-      if (list === undefined) this.#byInbox.set(inbox, (list = []))
-      list.push(sent)
-      this.#order.push(sent)
-      this.#bytes += sent.bytes
-    }
+    for (const [at, inbox, replies] of entries) this.#keep(at, inbox, replies)
     this.#trim()
+  }
+
+  /**
+   * Adds a batch, its values copied into one buffer of the batch's own: a value is usually a view
+   * on a much larger buffer (the encoder's, a whole record's, the stored item a new owner read),
+   * which keeping the view would keep alive for as long as the reply.
+   */
+  #keep(at: number, inbox: string, replies: Reply[]): void {
+    let values = 0
+    for (const r of replies) if (r[1] === 1) values += r[2].length
+    const buffer = new Uint8Array(values)
+    let offset = 0
+    const kept = replies.map((r): Reply => {
+      if (r[1] !== 1) return r
+      buffer.set(r[2], offset)
+      return [r[0], 1, buffer.subarray(offset, (offset += r[2].length))]
+    })
+    const sent: Sent = { at, inbox, replies: kept, bytes: values + REPLY_OVERHEAD * replies.length }
+    let list = this.#byInbox.get(inbox)
+    if (list === undefined) this.#byInbox.set(inbox, (list = []))
+    list.push(sent)
+    this.#order.push(sent)
+    this.#bytes += sent.bytes
   }
 
   /** Number of replies kept (for tests). */

@@ -19,6 +19,11 @@ export class TimerSet {
     this.#byKey.delete(key)
   }
 
+  /** The pending timers, in no particular order (for queries; see entity-queries.ts). */
+  values(): IterableIterator<TimerValue> {
+    return this.#byKey.values()
+  }
+
   /** Due time of the earliest timer, if any. */
   next(): number | undefined {
     this.#clean()

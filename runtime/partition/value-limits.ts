@@ -77,9 +77,10 @@ export function boundOutcome(
   store?: (value: unknown, what: () => string) => unknown,
 ): ActivityOutcome {
   if (outcome.ok !== 1) return outcome
-  const what = () => `result of activity '${task.name}' (task ${task.seq} of instance '${task.instanceId}')`
   try {
     if (sizeOf(outcome.value, limit) <= limit) return outcome
+    // (named only here: the common case above makes no closure)
+    const what = () => `result of activity '${task.name}' (task ${task.seq} of instance '${task.instanceId}')`
     if (store === undefined) checkSize(outcome.value, limit, what)
     return { ok: 1, value: store!(outcome.value, what) }
   } catch (err) {

@@ -4,21 +4,13 @@
  * faults at the same offsets on the same node slots (the timing of the engine under them varies).
  * Pure: no I/O, no clocks.
  */
+import { mulberry32 as bankPrng } from '../../examples/bank/index.ts'
 
 /** A seeded pseudo-random generator of floats in [0, 1) (mulberry32). */
 export type Rng = () => number
 
-/** mulberry32: a 32-bit state, good enough spread for test schedules. */
-export function mulberry32(seed: number): Rng {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** mulberry32, the bank example's seeded PRNG: a 32-bit state, good enough spread for test schedules. */
+export const mulberry32: (seed: number) => Rng = bankPrng
 
 /** A float in [min, max). */
 export function uniform(rng: Rng, min: number, max: number): number {

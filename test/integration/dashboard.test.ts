@@ -3,7 +3,7 @@
  * the dashboard on it, and Debian's chromium driven by playwright-core checking what a person
  * would see — an instance appearing and completing live, its five activities, a failed saga's
  * error, an approval completed by an event raised from the page, an entity's state changing on
- * screen, every partition in the partition map with figures from node telemetry samples — and
+ * screen with its scheduled signals, every partition in the partition map with figures from node telemetry samples — and
  * the server's answers to bad input (404, 400, 403) and to a NATS that is down; and the partition
  * map fed by a real node's samples, in this thread and on two worker threads. Screenshots of
  * each page go to .basalt/screenshots/.
@@ -245,7 +245,7 @@ describe('dashboard in chromium', () => {
     expect(await page.locator('[data-testid=timeline] tr[data-kind=event]').count()).toBe(1)
   })
 
-  it("an entity's state changes on screen after a signal", async () => {
+  it("an entity's state changes on screen after a signal; its scheduled signals are listed", async () => {
     const key = 'dash-counter'
     await stack.client.entity(Counter, key).call.add(5)
     await open('/entities')
@@ -257,11 +257,23 @@ describe('dashboard in chromium', () => {
       async () => (await state.textContent())?.trim() === '5',
       `state of Counter@${key}: expected 5`,
     )
+    await page.locator('[data-testid=no-scheduled]').waitFor({ timeout: 10_000 })
+    // a signal scheduled for later shows once the page reads the entity again (on the next change)
+    const due = Date.now() + 10 * 60_000
+    await stack.client.entity(Counter, key).signalAt(due).add(100)
     await stack.client.entity(Counter, key).signal.add(2)
     await waitFor(
       async () => (await state.textContent())?.trim() === '7',
       `state of Counter@${key} after signal add(2): expected 7, found ${await state.textContent()}`,
     )
+    const scheduled = page.locator('[data-testid=scheduled] tbody tr')
+    await waitFor(
+      async () => (await scheduled.count()) === 1,
+      `scheduled signals of Counter@${key} on the page: expected 1 row, found ${await scheduled.count()}`,
+    )
+    const cells = await scheduled.first().locator('td').allTextContents()
+    expect(cells.slice(2), `operation and arguments of the signal due at ${due}`).toEqual(['add', '[100]'])
+    expect(cells[1], 'due time shown').not.toBe('—')
     expect(await page.locator('[data-testid=lock]').textContent()).toBe('not locked')
     await shot('entity')
   })

@@ -3,7 +3,7 @@
  * entity (asynchronous operations on different partitions never share one), a hung asynchronous
  * operation times out without blocking its partition, operations and types a node does not know
  * are refused or dead-lettered (never dropped), and arguments are checked against the schemas an
- * entity class declares (Standard Schema).
+ * entity class declares (Standard Schema), and the signals scheduled for an entity can be listed.
  */
 import { describe, expect, it } from 'vitest'
 import { jetstreamManager } from '@nats-io/jetstream'
@@ -325,5 +325,33 @@ describe('entity operations', () => {
       'Checked@node-side.tag',
     )
     expect(await stack.client.entity(Checked, 'node-side').call.get()).toEqual({ n: 0, tags: [] })
+  })
+
+  it('lists the signals scheduled for an entity, earliest first; a delivered one leaves the list', async () => {
+    const key = 'scheduled'
+    const far = Date.now() + 10 * 60_000
+    const soon = Date.now() + 2_000
+    const counter = stack.client.entity(SlowCounter, key)
+    await counter.signalAt(far).slowAdd(5)
+    await counter.signalAt(soon).slowAdd(2)
+    await stack.client.entity(SlowCounter, 'scheduled-other').signalAt(far).slowAdd(9)
+    expect(await stack.client.scheduledSignals(SlowCounter, key)).toEqual([
+      { at: soon, op: 'slowAdd', args: [2] },
+      { at: far, op: 'slowAdd', args: [5] },
+    ])
+    await waitFor(
+      async () => (await counter.call.get()) === 2,
+      `delivery of the signal due at ${soon} to SlowCounter@${key} (expected state 2)`,
+    )
+    expect(await stack.client.scheduledSignals('SlowCounter', key)).toEqual([
+      { at: far, op: 'slowAdd', args: [5] },
+    ])
+    expect(await stack.client.scheduledSignals(SlowCounter, 'never-scheduled')).toEqual([])
+  })
+
+  it('answers a scheduled signals query for an entity type the node does not know with UnknownEntityError', async () => {
+    const err = await stack.client.scheduledSignals(Unregistered, 'nobody').catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(UnknownEntityError)
+    expect((err as Error).message).toMatch(/unknown entity type 'Unregistered'/)
   })
 })

@@ -33,7 +33,7 @@ describe('RecentReplies', () => {
     kept.remember('a', [ok(2)])
     now = 11_000
     expect(kept.find('a', [1, 2]).map((r) => r[0])).toEqual([2])
-    kept.remember('b', [ok(1, 900)]) // over the byte bound: the oldest go
+    kept.remember('b', [ok(1, 800)]) // over the byte bound: the oldest go
     expect(kept.find('a', [2])).toEqual([])
     expect(kept.find('b', [1])).toHaveLength(1)
     expect(kept.size).toBe(1)

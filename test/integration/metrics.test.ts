@@ -15,32 +15,7 @@ import { Counter } from '../fixtures/entities.ts'
 import { boom, failing, helloSequence, sayHello } from '../fixtures/workflows.ts'
 import { freePort } from '../../runtime/dev/nats-server.ts'
 import { spawnTs, useNatsServer, waitFor } from '../tooling/harness.ts'
-
-/** Parsed exposition text: `name{labels}` → value. */
-type Scrape = Map<string, number>
-
-async function scrape(url: string): Promise<Scrape> {
-  const res = await fetch(url)
-  expect(res.status, `GET ${url}`).toBe(200)
-  const out: Scrape = new Map()
-  for (const line of (await res.text()).split('\n')) {
-    if (line === '' || line.startsWith('#')) continue
-    const at = line.lastIndexOf(' ')
-    out.set(line.slice(0, at), Number(line.slice(at + 1)))
-  }
-  return out
-}
-
-/** Sum of the series of `name` whose labels include every `label="value"` given. */
-function sum(s: Scrape, name: string, ...labels: string[]): number {
-  let total = 0
-  for (const [series, value] of s) {
-    const base = series.split('{')[0]
-    if (base !== name) continue
-    if (labels.every((l) => series.includes(l))) total += value
-  }
-  return total
-}
+import { scrape, sum } from '../tooling/scrape.ts'
 
 describe('metrics of a node', () => {
   const hub = 'metrics'
@@ -184,6 +159,43 @@ describe('metrics of a node', () => {
     const text = await merged.metrics()
     expect(text).toMatch(/^basalt_records_total\{partition="0"\} \d+$/m)
     expect(text).toMatch(/^# TYPE basalt_commit_latency_seconds histogram$/m)
+  })
+})
+
+describe('metrics: false', () => {
+  const nats = useNatsServer()
+
+  it('records nothing, serves nothing and publishes no telemetry sample, and the node works as ever', async () => {
+    const hub = 'metrics-off'
+    const node = await Node.start({
+      servers: nats.url,
+      hub,
+      registry: [Counter],
+      partitions: 2,
+      logger: silentLogger,
+      metrics: false,
+    })
+    const listener = await connectTo({ servers: nats.url }, 'stats-listener-off')
+    const client = await Client.connect({ servers: nats.url, hub })
+    try {
+      let heard = 0
+      const sub = listener.subscribe(new HubNames(hub).stats('*'))
+      void (async () => {
+        for await (const _ of sub) heard++
+      })()
+      for (let i = 0; i < 10; i++) await client.entity(Counter, `off-${i % 3}`).call.add(1)
+      expect((await client.readEntityState(Counter, 'off-0')).state).toBe(4)
+      expect(node.metricsUrl).toBeUndefined()
+      const text = await node.metricsRegistry.metrics()
+      expect(text).not.toMatch(/^basalt_entity_operations_total\{.*\} [1-9]/m)
+      // the sample would go out at once and every second: none in 1.5 s
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      expect(heard, 'telemetry samples heard').toBe(0)
+    } finally {
+      await client.close()
+      await node.stop()
+      await closeConnection(listener)
+    }
   })
 })
 

@@ -312,6 +312,7 @@ describe('the packed package in a fresh project', () => {
       'runtime/cli/basalt.mjs',
       'runtime/dashboard/ui/app.js',
       'runtime/dashboard/ui/index.html',
+      'runtime/dashboard/ui/merge.js',
       'runtime/dashboard/ui/style.css',
     ])
     expect(files.filter((f) => /^(test|bench|\.ci)\//.test(f) || /^dist\/(test|bench)\//.test(f))).toEqual([])

@@ -6,10 +6,17 @@
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import type { NatsConnection } from '@nats-io/transport-node'
+import type { KV } from '../../runtime/nats/index.ts'
 import { Client, Node, silentLogger } from '../../runtime/index.ts'
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
-import { ensureHub, openHub } from '../../runtime/nats/hub.ts'
-import { PlacementAgent, balance, readPlacement, type PlacementTable } from '../../placement/index.ts'
+import { ensureHub, latestKvEntry, openHub } from '../../runtime/nats/hub.ts'
+import {
+  PlacementAgent,
+  balance,
+  readPlacement,
+  type PlacementOptions,
+  type PlacementTable,
+} from '../../placement/index.ts'
 import { Counter, Stamp } from '../fixtures/entities.ts'
 import { approval, helloSequence, spread } from '../fixtures/workflows.ts'
 import { spawnTs, useNatsServer, waitFor, type SpawnedTs } from '../tooling/harness.ts'
@@ -122,6 +129,21 @@ describe('nodes in one process', () => {
   })
 })
 
+/** Options of a bare placement agent on a 2-partition hub, with a 100 ms heartbeat and a 400 ms lease. */
+function fastAgent(nodeId: string): PlacementOptions {
+  return {
+    nodeId,
+    host: 'test',
+    partitions: 2,
+    heartbeatMs: 100,
+    leaseMs: 400,
+    logger: silentLogger,
+    running: () => [],
+    onChange: () => {},
+    onLeaseLost: () => {},
+  }
+}
+
 describe('placement agent', () => {
   it('takes the lease from a crashed leader although its own steps keep stalling', async () => {
     const nc = await connectTo({ servers: nats.url }, 'placement-stall-test')
@@ -129,17 +151,7 @@ describe('placement agent', () => {
     try {
       const hub = await ensureHub(nc, 'pl-stall', { partitions: 2 })
       const start = async (nodeId: string) => {
-        const agent = await PlacementAgent.start(hub.metaKv, {
-          nodeId,
-          host: 'test',
-          partitions: 2,
-          heartbeatMs: 100,
-          leaseMs: 400,
-          logger: silentLogger,
-          running: () => [],
-          onChange: () => {},
-          onLeaseLost: () => {},
-        })
+        const agent = await PlacementAgent.start(hub.metaKv, fastAgent(nodeId))
         agents.push(agent)
         return agent
       }
@@ -164,7 +176,65 @@ describe('placement agent', () => {
       await closeConnection(nc)
     }
   })
+
+  it('takes the lease from a crashed leader although its watch missed the lease renewals', async () => {
+    const nc = await connectTo({ servers: nats.url }, 'placement-stale-test')
+    const agents: PlacementAgent[] = []
+    try {
+      const hub = await ensureHub(nc, 'pl-stale', { partitions: 2 })
+      const options = (nodeId: string): PlacementOptions => ({
+        ...fastAgent(nodeId),
+        readLatest: (key: string) => latestKvEntry(hub.jsm, hub.names.metaBucket, key),
+      })
+      const a = await PlacementAgent.start(hub.metaKv, options('a'))
+      agents.push(a)
+      await waitFor(() => a.isLeader, 'a takes the free lease')
+      // b's watch delivers the leader record once, then none of a's renewals: a view that is
+      // behind, as a watch served by a lagging or diverged replica gives
+      const b = await PlacementAgent.start(blindToLeaderRenewals(hub.metaKv), options('b'))
+      agents.push(b)
+      await waitFor(() => b.leader === 'a', `b sees a lead (found ${b.leader})`)
+      // while a lives and renews, b never takes the lease, whatever it tries
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      expect(b.isLeader, 'b leads while a is alive').toBe(false)
+      a.close() // a crash: its lease record stays in the bucket
+      await waitFor(
+        () => b.isLeader,
+        `b takes the lease of the crashed leader (leader seen: ${b.leader})`,
+        8000,
+      )
+    } finally {
+      for (const agent of agents) agent.close()
+      await closeConnection(nc)
+    }
+  })
 })
+
+/** A KV whose watches pass the `leader` key's first entry only. */
+function blindToLeaderRenewals(kv: KV): KV {
+  return new Proxy(kv, {
+    get(target, prop, receiver) {
+      if (prop !== 'watch') return Reflect.get(target, prop, receiver) as unknown
+      return async (opts: Parameters<KV['watch']>[0]) => {
+        const inner = await target.watch(opts)
+        let leaderSeen = false
+        const outer = {
+          stop: () => inner.stop(),
+          async *[Symbol.asyncIterator]() {
+            for await (const entry of inner) {
+              if (entry.key === 'leader') {
+                if (leaderSeen) continue
+                leaderSeen = true
+              }
+              yield entry
+            }
+          },
+        }
+        return outer as unknown as Awaited<ReturnType<KV['watch']>>
+      }
+    },
+  })
+}
 
 describe('node ids', () => {
   it('refuses an id a live node uses, and a malformed one', async () => {

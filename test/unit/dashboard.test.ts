@@ -9,6 +9,7 @@ import type { HistoryEvent } from '../../actors/orchestration/index.ts'
 import { BadParamError, int, statuses, time } from '../../runtime/dashboard/params.ts'
 import { StatsTracker } from '../../runtime/dashboard/stats.ts'
 import { timelineOf } from '../../runtime/dashboard/timeline.ts'
+import { mergeListing } from '../../runtime/dashboard/ui/merge.js'
 import { zeroCounters, type NodeStats } from '../../runtime/metrics/stats.ts'
 
 const bytes = (value: unknown) => new TextEncoder().encode(JSON.stringify(value))
@@ -125,5 +126,33 @@ describe('query parameters', () => {
     expect(() => statuses({ status: 'Running,Asleep' }, 'status')).toThrow(
       /'status': unknown status 'Asleep'/,
     )
+  })
+})
+
+describe('the instances page merging a listing with the live feed', () => {
+  const row = (id: string, status: string, at: number) => ({
+    id,
+    status,
+    lastUpdatedAt: new Date(at).toISOString(),
+  })
+
+  it('keeps a status the feed brought after the listing was read, and a row it added since', () => {
+    const listed = [row('a', 'Running', 1000), row('c', 'Running', 1000)]
+    const shown = [row('a', 'Completed', 2000), row('b', 'Running', 1500), row('c', 'Running', 900)]
+    const merged = mergeListing(listed, shown, (r) => r.id === 'b')
+    expect(merged.map((r) => [r.id, r.status])).toEqual([
+      ['a', 'Completed'], // the feed's newer status is not put back to Running
+      ['b', 'Running'], // added live after the read
+      ['c', 'Running'],
+    ])
+  })
+
+  it('takes the listing where it is newer, and drops rows on screen that keep() refuses', () => {
+    const merged = mergeListing(
+      [row('a', 'Failed', 3000)],
+      [row('a', 'Running', 2000), row('z', 'Running', 1)],
+      () => false,
+    )
+    expect(merged.map((r) => [r.id, r.status])).toEqual([['a', 'Failed']])
   })
 })

@@ -4,6 +4,7 @@
 // its server-sent-event streams (/api/stream/…). A figure the server does not have shows "—".
 import { html, render, useEffect, useRef, useState } from '/vendor/preact-htm.js'
 import uPlot from '/vendor/uplot.js'
+import { mergeListing } from './merge.js'
 
 const DASH = '—'
 
@@ -298,7 +299,21 @@ function Instances({ params }) {
   if (token) query.set('continuation', token)
   const [page, error, reload] = useLoad(() => api(`/api/instances?${query}`), [params.toString(), token])
   const [rows, setRows] = useState([])
-  useEffect(() => setRows(page?.instances ?? []), [page])
+  // ids the live feed added to this view; a listing read before they existed lacks them
+  const liveAdded = useRef(new Set())
+  useEffect(
+    () =>
+      setRows((shown) =>
+        pages.length === 1
+          ? mergeListing(
+              page?.instances ?? [],
+              shown,
+              (r) => liveAdded.current.has(r.id) && matches(r, params),
+            )
+          : (page?.instances ?? []),
+      ),
+    [page],
+  )
   useStream(
     pages.length === 1 ? '/api/stream/instances' : null,
     {
@@ -310,6 +325,7 @@ function Instances({ params }) {
           if (status === null) return i < 0 ? list : list.filter((r) => r.id !== id)
           if (i >= 0) return list.map((r) => (r.id === id ? { ...r, ...status } : r))
           if (!matches(status, params)) return list
+          liveAdded.current.add(id)
           return [...list, status].sort((a, b) => (a.id < b.id ? -1 : 1))
         }),
     },
@@ -629,7 +645,38 @@ function EntityView({ type, entityKey }) {
     </div>
     <h3>State</h3>
     <pre data-testid="entity-state">
-${state === null || state === undefined ? DASH : JSON.stringify(state, null, 2)}</pre>`
+${state === null || state === undefined ? DASH : JSON.stringify(state, null, 2)}</pre>
+    <h3>Scheduled signals</h3>
+    <${ScheduledSignals} signals=${info?.scheduled} />`
+}
+
+/** The signals scheduled for an entity and not yet due, earliest first (read with the page). */
+function ScheduledSignals({ signals }) {
+  if (signals === undefined) return html`<p class="note">${DASH}</p>`
+  if (signals === null) return html`<p class="note">The hub's nodes do not know this entity type.</p>`
+  if (signals.length === 0) return html`<p class="note" data-testid="no-scheduled">No scheduled signals.</p>`
+  const now = Date.now()
+  return html`<table data-testid="scheduled">
+    <thead>
+      <tr>
+        <th class="num">due in</th>
+        <th>at</th>
+        <th>operation</th>
+        <th>arguments</th>
+      </tr>
+    </thead>
+    <tbody>
+      ${signals.map(
+        (s) =>
+          html`<tr>
+            <td class="num">${age(now, s.at)}</td>
+            <td>${when(s.at)}</td>
+            <td class="mono">${s.op}</td>
+            <td class="mono">${JSON.stringify(s.args)}</td>
+          </tr>`,
+      )}
+    </tbody>
+  </table>`
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,198 @@
+/**
+ * What a node is told: {@link NodeOptions} (the public options of `Node.start`), the settings the
+ * node and its partitions run with once the defaults are filled in ({@link NodeSettings}), and the
+ * checks that turn bad options into a `BadInputError` before anything connects. Kept apart from
+ * node.ts so that the options read as one documented type, and the wiring as code.
+ */
+import { availableParallelism, hostname } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { BadInputError } from '../../actors/index.ts'
+import type { MetricsOptions, Tracing, TracingOptions } from '../metrics/index.ts'
+import type { BlobStore, ConnectionOptions, HubOptions } from '../nats/index.ts'
+import type { Logger } from '../util/index.ts'
+import type { RegistryItem } from './registry-module.ts'
+
+/**
+ * Options of {@link Node.start}: where NATS is and how to log in there (`servers`, credentials,
+ * TLS: see {@link ConnectionOptions}; the activity workers' client connects the same way), the hub
+ * and what the node runs.
+ */
+export interface NodeOptions extends HubOptions, ConnectionOptions {
+  /** Hub name: letters, digits, `_` and `-`. */
+  hub: string
+  /** Entity classes, orchestrations and activities this node runs (or give `registryModule`). */
+  registry?: Array<RegistryItem>
+  /**
+   * A module that exports the registry (`export const registry = [...]`, else `export default
+   * [...]`; a path or file URL, or a package name, resolved against the working directory), in
+   * place of `registry`. Needed with `workers > 1`: every partition thread imports it itself (and
+   * so does the calling thread: the module runs once per thread).
+   */
+  registryModule?: string | URL
+  /**
+   * Worker threads that run this node's partitions (default: 1 — every partition on the calling
+   * thread, no worker thread — or, with `registryModule`, the number of cores,
+   * `os.availableParallelism()`). With more than one, each thread has its own NATS connection and
+   * runs the partitions the node gives it; placement, heartbeats and offloaded activities stay on
+   * the calling thread. `0` counts as 1.
+   */
+  workers?: number
+  /** Replay every orchestration from its history at every step (a test mode; default false). */
+  alwaysReplay?: boolean
+  /** Most activities running at once on this node (default 100). */
+  activityConcurrency?: number
+  /** Activities waiting locally beyond which new ones go to the hub's work queue (default 200). */
+  offloadThreshold?: number
+  /** Node id (default: random). */
+  nodeId?: string
+  /** Keep processing while a commit is in flight (default true). */
+  pipelining?: boolean
+  /**
+   * Most entity states, and most orchestration instances, kept in memory over all partitions
+   * (default 100,000 each). Ended instances leave memory once their final record is stored.
+   */
+  cacheSize?: number
+  /**
+   * How long an asynchronous entity operation may run, in ms, before it fails with `TimeoutError`
+   * and its changes are discarded, for types whose class sets no `static operationTimeoutMs`
+   * (default 30,000; `Infinity`: no limit).
+   */
+  entityOperationTimeoutMs?: number
+  /** Most mailbox messages per processing step (default 1,000). */
+  maxBatch?: number
+  /** Snapshot after this many records (default 1,000)... */
+  snapshotRecords?: number
+  /** ...or this long after the first unsnapshotted record, in ms (default 2,000). */
+  snapshotIntervalMs?: number
+  /**
+   * `'dynamic'` (default): join the hub's placement and run what the leader assigns. `'static'`:
+   * claim `partitionsToRun` (default all) with fresh epochs, fencing out any earlier owner.
+   */
+  placement?: 'dynamic' | 'static'
+  /** How often the node heartbeats and the leader renews its lease, in ms (default 1,000). */
+  heartbeatMs?: number
+  /** How long without heartbeats before a node or the leader counts as gone, in ms (default 3,000). */
+  leaseMs?: number
+  /** How long {@link Node.start} waits for the placement to settle, in ms (default 3 leases + 10 s). */
+  readyTimeoutMs?: number
+  /** With `placement: 'static'`: only these partitions (default: all). */
+  partitionsToRun?: number[]
+  /** Where logs go (default: stderr, info included). */
+  logger?: Logger
+  /**
+   * Encoded size in bytes over which a value (orchestration input, output, results, event data,
+   * custom status, entity state) is stored by reference in the hub's blob stream (default 32 kB;
+   * values of instances go by reference above ~64 kB whatever this says).
+   */
+  blobThresholdBytes?: number
+  /** Largest value stored by reference, in encoded bytes (default 64 MB); above it: `PayloadTooLargeError`. */
+  maxValueBytes?: number
+  /**
+   * Serve Prometheus metrics on `GET /metrics` (default: not served; `{}` serves them on a free
+   * port of 127.0.0.1, see `node.metricsUrl`). The telemetry sample on `H.stats.<node>` is
+   * published either way. See docs/OPERATIONS.md for every metric. `false`: record nothing at all
+   * (no endpoint, no telemetry sample, the dashboard shows no figures for this node) — what the
+   * benchmark compares against to price the metrics.
+   */
+  metrics?: MetricsOptions | false
+  /**
+   * Serve the hub's web dashboard from this node (runtime/dashboard/): `port` (0: any free one),
+   * `host` (default 127.0.0.1), `allowActions` (default false: read-only). Default: none.
+   */
+  dashboard?: { port: number; host?: string; allowActions?: boolean }
+  /**
+   * OpenTelemetry spans of orchestration steps, activities and entity operations (default: the
+   * global tracer provider's tracer when `@opentelemetry/api` is installed and a provider is
+   * registered before the node starts; else none, at no cost). See docs/OPERATIONS.md, "Tracing".
+   */
+  tracing?: TracingOptions
+}
+
+/**
+ * The settings a running node and its partitions use: the options' defaults filled in, plus what
+ * the node resolved at start (logger, the registry's names for heartbeats, blob store, tracer).
+ * Spread into every in-thread partition's options.
+ */
+export type NodeSettings = Required<
+  Pick<
+    NodeOptions,
+    | 'pipelining'
+    | 'cacheSize'
+    | 'maxBatch'
+    | 'snapshotRecords'
+    | 'snapshotIntervalMs'
+    | 'heartbeatMs'
+    | 'leaseMs'
+  >
+> & {
+  logger: Logger
+  registryNames: string[]
+  blobs: BlobStore
+  tracing: Tracing
+  /** False with `metrics: false`: the partitions record nothing. */
+  recordMetrics: boolean
+}
+
+/** The defaults of the settings the options may leave out. */
+export function engineDefaults(
+  options: NodeOptions,
+): Pick<NodeSettings, 'pipelining' | 'cacheSize' | 'maxBatch' | 'snapshotRecords' | 'snapshotIntervalMs'> {
+  return {
+    pipelining: options.pipelining ?? true,
+    cacheSize: options.cacheSize ?? 100_000,
+    maxBatch: options.maxBatch ?? 1000,
+    snapshotRecords: options.snapshotRecords ?? 1000,
+    snapshotIntervalMs: options.snapshotIntervalMs ?? 2000,
+  }
+}
+
+/**
+ * The heartbeat period and lease, defaults filled in. Throws `BadInputError` when either is not a
+ * positive number or the lease is shorter than two heartbeats (a node would count as gone between
+ * two of its own heartbeats).
+ */
+export function placementTiming(options: NodeOptions): { heartbeatMs: number; leaseMs: number } {
+  const heartbeatMs = positive(options.heartbeatMs ?? 1000, 'heartbeatMs')
+  const leaseMs = positive(options.leaseMs ?? 3000, 'leaseMs')
+  if (leaseMs < 2 * heartbeatMs) {
+    throw new BadInputError(`leaseMs (${leaseMs}) must be at least twice heartbeatMs (${heartbeatMs})`)
+  }
+  return { heartbeatMs, leaseMs }
+}
+
+/** How many partition threads the options ask for (1: none, partitions on the calling thread). */
+export function workerCount(options: NodeOptions): number {
+  const workers = options.workers ?? (options.registryModule === undefined ? 1 : availableParallelism())
+  if (!Number.isSafeInteger(workers) || workers < 0) {
+    throw new BadInputError(`workers must be a whole number of threads, 0 or more (got ${workers})`)
+  }
+  if (workers > 1 && options.registryModule === undefined) {
+    throw new BadInputError(
+      `workers: ${workers} needs registryModule: worker threads import the registry from a module ` +
+        `(classes cannot be passed to a thread); give registryModule, or workers: 1`,
+    )
+  }
+  return Math.max(1, workers)
+}
+
+/** The registry module as a specifier `loadRegistry` takes (a file URL becomes its path). */
+export function moduleSpecifier(module: string | URL | undefined): string | undefined {
+  if (module === undefined) return undefined
+  if (module instanceof URL) return fileURLToPath(module)
+  if (module.startsWith('file:')) return fileURLToPath(module)
+  return module
+}
+
+function positive(value: number, name: string): number {
+  if (!Number.isFinite(value) || value <= 0)
+    throw new BadInputError(`${name} must be a positive number (got ${value})`)
+  return value
+}
+
+/** A node id unique on the hub: host, process id and a random suffix, in key-safe characters. */
+export function defaultNodeId(): string {
+  const host = hostname()
+    .replace(/[^A-Za-z0-9_-]/g, '-')
+    .slice(0, 40)
+  return `${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
+}

@@ -1,0 +1,274 @@
+/**
+ * The node's partition runner: brings the partitions this node runs in line with what placement
+ * assigns it, and keeps them running. It starts what is assigned (with the assigned epoch), hands
+ * off what was moved away (a graceful stop, then a release for the new owner), remembers the
+ * epochs at which this node was fenced (never to start a partition at one of them again), and
+ * restarts a partition that failed, after a delay that grows while it keeps failing, under a fresh
+ * epoch (renewed through placement, or claimed anew with `placement: 'static'`).
+ *
+ * It runs partitions on this thread (`Partition`) or on worker threads (`PartitionThreads`
+ * handles) alike: both are a {@link RunningPartition}. A reconcile step never waits for a start or
+ * a stop: it launches them and a step runs again when they finish (a {@link BatchWorker}: a kick
+ * while a step runs runs it once more). Apart from node.ts so that the Node class only wires
+ * components, and this bookkeeping reads as one piece.
+ */
+import { FencedError, IllegalStateError } from '../../actors/index.ts'
+import type { EntityRegistry } from '../../entities/index.ts'
+import { claimPartition, type PlacementAgent } from '../../placement/index.ts'
+import { InstanceHost, type Workflows } from '../instances/index.ts'
+import type { NodeMetrics } from '../metrics/index.ts'
+import type { Hub, NatsConnection } from '../nats/index.ts'
+import { Partition, type PartitionOptions, RecentReplies } from '../partition/index.ts'
+import { BatchWorker } from '../util/index.ts'
+import { assignmentStore } from './assignment-store.ts'
+import type { NodeSettings } from './node-options.ts'
+import type { PartitionThreads, RunningPartition } from './partition-threads.ts'
+
+/** What the runner needs of its node. */
+export interface PartitionRunnerDeps {
+  nc: NatsConnection
+  hub: Hub
+  nodeId: string
+  registry: EntityRegistry
+  workflows: Workflows
+  settings: NodeSettings
+  metrics: NodeMetrics
+  /** Called after every reconcile step (the node re-checks what it waits on). */
+  onIdle: () => void
+}
+
+/** Starts, hands off, stops and restarts the partitions of one node (see the file header). */
+export class PartitionRunner {
+  /** The partitions this node runs: `Partition`s, or handles of partitions run by worker threads. */
+  readonly #running = new Map<number, RunningPartition>()
+  /** The worker threads that run the partitions (absent: they run on this thread). */
+  #threads: PartitionThreads | undefined
+  /** The placement agent (dynamic placement only). */
+  #agent: PlacementAgent | undefined
+  #stopped = false
+  readonly #restarts = new Set<NodeJS.Timeout>()
+  readonly #starting = new Set<number>()
+  /** Partitions being stopped and released, with the promise that settles when done. */
+  readonly #closing = new Map<number, Promise<void>>()
+  /** Replies each partition sent lately; kept while p restarts here after a failure. */
+  readonly #recentReplies = new Map<number, RecentReplies>()
+  /** Highest epoch per partition at which this node was fenced: never start it at that epoch again. */
+  readonly #fenced = new Map<number, number>()
+  /** Partition failures on this node (each followed by a restart), and per partition the last one. */
+  #failures = 0
+  readonly #lastFailure = new Map<number, { at: number; delayMs: number }>()
+  /** Brings the running partitions in line with the assignment; a kick while it runs runs it again. */
+  readonly #reconciler: BatchWorker
+
+  constructor(private readonly deps: PartitionRunnerDeps) {
+    this.#reconciler = new BatchWorker(() => this.#reconcileOnce(), {
+      onError: (err) => deps.settings.logger.error('reconciling partitions failed', { error: String(err) }),
+      onIdle: () => deps.onIdle(),
+    })
+  }
+
+  /** The partitions running now, by partition number. */
+  get running(): ReadonlyMap<number, RunningPartition> {
+    return this.#running
+  }
+
+  /** Partition failures on this node so far (each followed by a restart). */
+  get failures(): number {
+    return this.#failures
+  }
+
+  /** From now on, partitions start on these worker threads instead of this thread. */
+  useThreads(threads: PartitionThreads): void {
+    this.#threads = threads
+  }
+
+  /** From now on, follow this placement agent's assignment (dynamic placement). */
+  follow(agent: PlacementAgent): void {
+    this.#agent = agent
+  }
+
+  /** Brings the running partitions in line with the assignment soon (see {@link #reconcileOnce}). */
+  reconcile(): void {
+    this.#reconciler.kick()
+  }
+
+  /** The node is stopping: start nothing more, and let failures restart nothing. */
+  halt(): void {
+    this.#stopped = true
+  }
+
+  /** Cancels the restarts of failed partitions still waiting for their delay. */
+  cancelRestarts(): void {
+    for (const t of this.#restarts) clearTimeout(t)
+  }
+
+  /** Brings the running partitions in line with the assignment; never waits for starts or stops. */
+  #reconcileOnce(): void {
+    const agent = this.#agent
+    if (this.#stopped || agent === undefined) return
+    this.#threads?.hubNames([...agent.types.hubNames()])
+    const want = agent.wanted()
+    for (const [p, partition] of this.#running) {
+      if (want.get(p) !== partition.options.epoch) void this.handOff(p, partition)
+    }
+    for (const [p, epoch] of agent.handoffs()) {
+      if (!this.#running.has(p) && !this.#starting.has(p) && !this.#closing.has(p))
+        void agent.release(p, epoch).catch(() => {})
+    }
+    for (const [p, epoch] of want) {
+      if (this.#running.has(p) || this.#starting.has(p) || this.#closing.has(p)) continue
+      if ((this.#fenced.get(p) ?? 0) >= epoch) continue
+      this.#starting.add(p)
+      this.start(p, epoch)
+        .catch((err: unknown) => {
+          if (err instanceof FencedError) this.#fenced.set(p, epoch)
+          else
+            this.deps.settings.logger.error('partition start failed; will retry', {
+              p,
+              error: String((err as Error).stack ?? err),
+            })
+        })
+        .finally(() => {
+          this.#starting.delete(p)
+          this.reconcile() // it may have been moved away meanwhile
+        })
+    }
+  }
+
+  /** Stops partition p gracefully (its in-flight commit completes) and releases it. */
+  handOff(p: number, partition: RunningPartition, snapshot = false): Promise<void> {
+    this.#running.delete(p)
+    this.deps.metrics.lost()
+    this.#recentReplies.delete(p) // the next owner answers for p
+    const epoch = partition.options.epoch
+    const done = partition
+      .close(snapshot)
+      .then(() => this.#agent?.release(p, epoch))
+      .catch((err: unknown) => this.deps.settings.logger.warn('hand-off failed', { p, error: String(err) }))
+      .finally(() => {
+        this.#closing.delete(p)
+        this.reconcile()
+      })
+    this.#closing.set(p, done)
+    return done
+  }
+
+  /**
+   * Hands off every running partition (with `snapshot`, each writes a final snapshot first) and
+   * waits until those and the hand-offs already under way are done.
+   */
+  async handOffAll(snapshot: boolean): Promise<void> {
+    for (const [p, partition] of this.#running) void this.handOff(p, partition, snapshot)
+    await Promise.all(this.#closing.values())
+  }
+
+  /** Our lease lapsed (we were paused or cut off): stop serving everything at once. */
+  stopAll(): void {
+    for (const [p, partition] of this.#running) void this.handOff(p, partition)
+  }
+
+  /**
+   * Starts partition p at `epoch`, on a worker thread or on this thread. Throws `FencedError` when
+   * a newer epoch already owns p, `IllegalStateError` once the node is stopping.
+   */
+  async start(p: number, epoch: number): Promise<void> {
+    if (this.#stopped) throw new IllegalStateError('node is stopped')
+    const { nc, hub, registry, workflows, settings, metrics } = this.deps
+    if (this.#threads !== undefined) {
+      const running = await this.#threads.startPartition(p, epoch)
+      if (this.#stopped) await running.close()
+      else {
+        this.#running.set(p, running)
+        metrics.gained()
+      }
+      return
+    }
+    const perPartition = Math.max(16, Math.ceil(settings.cacheSize / hub.meta.partitions))
+    const options: PartitionOptions = {
+      ...settings,
+      registry,
+      epoch,
+      cacheSize: perPartition,
+      ...(workflows.orchestrations.size === 0
+        ? {}
+        : {
+            instances: (port) => new InstanceHost(port, { ...workflows, cacheSize: perPartition }),
+          }),
+      onStopped: (reason, error) => this.onStopped(p, epoch, reason, error),
+      ...(this.#agent === undefined ? {} : { mayWrite: () => this.#agent?.holdsLease() ?? true }),
+      ...(this.#agent === undefined ? {} : { types: this.#agent.types }),
+      recentReplies: this.#recentReplies.get(p) ?? new RecentReplies(),
+      metrics,
+    }
+    this.#recentReplies.set(p, options.recentReplies!)
+    const partition = await Partition.start(nc, hub, p, options)
+    if (this.#stopped) {
+      await partition.close()
+      return
+    }
+    this.#running.set(p, partition)
+    metrics.gained()
+  }
+
+  /**
+   * Partition p (at `epoch`) stopped by itself: fenced by a newer owner (never run it at that
+   * epoch again; ask placement for a fresh one if it still gives p to this node) or failed
+   * (restart it from its log after {@link #restartDelay}).
+   */
+  onStopped(p: number, epoch: number, reason: 'fenced' | 'failed', error: Error): void {
+    if (this.#running.get(p)?.options.epoch === epoch) this.#running.delete(p)
+    this.deps.metrics.lost()
+    if (this.#stopped) return
+    const agent = this.#agent
+    const { logger } = this.deps.settings
+    if (reason === 'fenced') {
+      this.#fenced.set(p, Math.max(epoch, this.#fenced.get(p) ?? 0))
+      logger.warn('partition taken over by a newer owner; stopped it here', { p, error: error.message })
+      // If placement still gives p to this node at that epoch, nobody else runs it: the newer epoch
+      // came from outside placement (a static claim). Ask for a fresh epoch rather than leave p
+      // unserved; the assignment's watch then starts it again.
+      void agent?.renew(p, epoch).catch(() => {})
+      this.reconcile()
+      return
+    }
+    // An internal failure: never continue on suspect state; recover from the log — after a delay
+    // that doubles while the partition keeps failing, so a failure that recurs is never retried
+    // in a tight loop — with a fresh epoch when placement gives one (else the same epoch: the new
+    // run's token tells its records apart).
+    this.#failures++
+    const delayMs = this.#restartDelay(p)
+    const timer = setTimeout(() => {
+      this.#restarts.delete(timer)
+      if (agent !== undefined) {
+        // (once renewed, the assignment's watch brings the new epoch and the next step starts it)
+        void agent
+          .renew(p, epoch)
+          .catch(() => false)
+          .then((renewed) => {
+            if (!renewed) this.reconcile()
+          })
+        return
+      }
+      claimPartition(assignmentStore(this.deps.hub.metaKv), p, this.deps.nodeId)
+        .then((next) => this.start(p, next))
+        .catch((err: unknown) => {
+          if (err instanceof FencedError) return
+          logger.error('partition restart failed', { p, error: String(err) })
+          this.onStopped(p, epoch, 'failed', err as Error)
+        })
+    }, delayMs)
+    this.#restarts.add(timer)
+  }
+
+  /**
+   * Delay before restarting a failed partition: 200 ms, doubled for every failure that follows
+   * the previous one within a minute, at most 30 s.
+   */
+  #restartDelay(p: number): number {
+    const now = Date.now()
+    const last = this.#lastFailure.get(p)
+    const delayMs = last !== undefined && now - last.at < 60_000 ? Math.min(last.delayMs * 2, 30_000) : 200
+    this.#lastFailure.set(p, { at: now, delayMs })
+    return delayMs
+  }
+}

@@ -1,0 +1,56 @@
+/** The replies a partition keeps for a re-ask (runtime/partition/recent-replies.ts), without a server. */
+import { describe, expect, it } from 'vitest'
+import type { Reply } from '../../actors/wire/messages.ts'
+import { RecentReplies } from '../../runtime/partition/recent-replies.ts'
+
+describe('RecentReplies', () => {
+  it('keeps copies of the values, not views that would keep their large source buffer alive', () => {
+    const source = new Uint8Array(64 * 1024) // an encoder's buffer, or a whole record
+    source.set([1, 2, 3], 100)
+    source.set([4, 5], 200)
+    const replies: Reply[] = [
+      [1, 1, source.subarray(100, 103)],
+      [2, 0, { name: 'Error', message: 'no' }],
+      [3, 1, source.subarray(200, 202)],
+    ]
+    const kept = new RecentReplies()
+    kept.remember('inbox', replies)
+    const found = kept.find('inbox', [1, 2, 3])
+    expect(found.map((r) => r[0])).toEqual([1, 2, 3])
+    const [a, , c] = found as [[number, 1, Uint8Array], Reply, [number, 1, Uint8Array]]
+    expect([...a[2]]).toEqual([1, 2, 3])
+    expect([...c[2]]).toEqual([4, 5])
+    // one small buffer for the batch, not the 64 kB one
+    expect(a[2].buffer).not.toBe(source.buffer)
+    expect(a[2].buffer.byteLength).toBe(5)
+    expect(c[2].buffer).toBe(a[2].buffer)
+    // a later change to the source does not reach what was kept
+    source.fill(9)
+    expect([...(kept.find('inbox', [1])[0]![2] as Uint8Array)]).toEqual([1, 2, 3])
+  })
+
+  it('bounds what it keeps by its estimate of memory, oldest first', () => {
+    let now = 0
+    const kept = new RecentReplies(10 * 1024, 120_000, () => now)
+    for (let i = 0; i < 1000; i++) {
+      now++
+      kept.remember(`inbox-${i % 7}`, [[i, 1, new Uint8Array(16)]])
+    }
+    // 128 bytes a reply plus its value: 10 kB hold about 70
+    expect(kept.size).toBeGreaterThan(50)
+    expect(kept.size).toBeLessThan(80)
+    expect(kept.find('inbox-5', [999 - ((999 - 5) % 7)]).length).toBe(1)
+    expect(kept.find('inbox-0', [0])).toEqual([])
+  })
+
+  it('a new owner restoring stored replies keeps copies too, not views on the item it read', () => {
+    const item = new Uint8Array(32 * 1024)
+    item.set([7, 8], 10)
+    const kept = new RecentReplies()
+    kept.restore([[Date.now(), 'inbox', [[5, 1, item.subarray(10, 12)]]]])
+    const [reply] = kept.find('inbox', [5]) as Array<[number, 1, Uint8Array]>
+    expect([...reply![2]]).toEqual([7, 8])
+    expect(reply![2].buffer).not.toBe(item.buffer)
+    expect(reply![2].buffer.byteLength).toBe(2)
+  })
+})
