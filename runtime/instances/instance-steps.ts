@@ -183,7 +183,6 @@ export class InstanceSteps {
         const [first, ...rest] = c.entities
         if (first === undefined) this.host.port.enqueueLocal({ k: 'done', i: id, s: c.seq, ok: 1 })
         else {
-          rec.lk = [c.seq, c.entities]
           const lock: LockMessage = {
             k: 'lock',
             t: first[0],
@@ -194,7 +193,14 @@ export class InstanceSteps {
           }
           const ops: EntityOp[] = []
           for (const s of step) if (s.c === 'call' && s.lock === c.seq) ops.push(this.#callOf(rec, s))
-          if (ops.length > 0) lock.ops = ops
+          // While some node of the hub would ignore calls in a lock request (placement/registry.ts)
+          // they wait in the record and go when the grant arrives (sendHeldCalls): as if the code
+          // had awaited the lock first. Only the message that carries them differs, not the history.
+          if (ops.length === 0) rec.lk = [c.seq, c.entities]
+          else if (this.host.port.carryCalls()) {
+            rec.lk = [c.seq, c.entities]
+            lock.ops = ops
+          } else rec.lk = [c.seq, c.entities, ops]
           this.host.port.send(lock)
         }
         return
@@ -204,6 +210,19 @@ export class InstanceSteps {
         for (const [t, key] of c.entities) this.host.port.send({ k: 'unlock', t, key, o: id })
         return
     }
+  }
+
+  /**
+   * The grant of lock task `seq` arrived: the calls made with that request that waited in the
+   * record (see the 'lock' case) go now, before anything the step sends, so a release right after
+   * the grant runs after them at each entity. True when there were such calls (the caller saves).
+   */
+  sendHeldCalls(rec: InstanceRecord, seq: number): boolean {
+    const section = rec.lk
+    if (section?.[0] !== seq || section[2] === undefined) return false
+    for (const call of section[2]) this.host.port.send(call)
+    rec.lk = [section[0], section[1]]
+    return true
   }
 
   /** The operation message of an entity call. */

@@ -9,13 +9,14 @@
  *
  * Threads rather than processes: one process to supervise and to stop, cheaper starts, and a
  * partition is already self-contained (its own mailbox consumer, commit log, snapshots and
- * caches), so a thread needs nothing from the main thread but its orders and the lease flag.
+ * caches), so a thread needs nothing from the main thread but its orders and two flags.
  * Each thread has its own NATS connection and imports the registry from a module itself
  * (classes and functions cannot cross threads); see partition-thread-main.ts for its side.
  *
  * Messages between the two sides are plain data (structured clone): {@link ToThread} and
- * {@link FromThread}. The main thread shares one `Int32Array` flag with every thread: whether
- * this node still holds its placement lease (snapshot writes wait while it does not).
+ * {@link FromThread}. The main thread shares one `Int32Array` of flags with every thread: whether
+ * this node still holds its placement lease (snapshot writes wait while it does not), and whether
+ * calls may travel with lock requests (every node of the hub runs them, placement/registry.ts).
  */
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -62,8 +63,8 @@ export interface ThreadSetup {
   registryNames: string[]
   /** Whether the node runs under dynamic placement (the thread then asks for the hub's types). */
   dynamic: boolean
-  /** Shared flag: 1 while the node holds its placement lease. */
-  lease: SharedArrayBuffer
+  /** Shared flags: [0] 1 while the node holds its placement lease, [1] 1 while calls may travel with lock requests. */
+  flags: SharedArrayBuffer
   pipelining: boolean
   /** Entity states kept in memory per partition. */
   cacheSize: number
@@ -237,7 +238,7 @@ class PartitionThread {
 export class PartitionThreads {
   readonly #threads: PartitionThread[] = []
   #stopping = false
-  readonly #lease: Int32Array
+  readonly #flags: Int32Array
   #respawn: NodeJS.Timeout | undefined
   /** Starts waiting for a thread to be spawned (none was alive). */
   readonly #spawnWaiters: Array<() => void> = []
@@ -248,7 +249,7 @@ export class PartitionThreads {
     readonly setup: Omit<ThreadSetup, 'index'>,
     readonly events: ThreadEvents,
   ) {
-    this.#lease = new Int32Array(setup.lease)
+    this.#flags = new Int32Array(setup.flags)
     const recorder = events.metrics
     if (recorder !== undefined) {
       this.#metrics = new ThreadMetrics(recorder)
@@ -284,7 +285,12 @@ export class PartitionThreads {
 
   /** Tells every thread whether the node holds its placement lease (read before snapshot writes). */
   setLease(holds: boolean): void {
-    Atomics.store(this.#lease, 0, holds ? 1 : 0)
+    Atomics.store(this.#flags, 0, holds ? 1 : 0)
+  }
+
+  /** Tells every thread whether calls may travel with lock requests (every node runs them). */
+  setCarryCalls(on: boolean): void {
+    Atomics.store(this.#flags, 1, on ? 1 : 0)
   }
 
   /** Tells every thread which registry names the hub knows (for messages of types run elsewhere). */
