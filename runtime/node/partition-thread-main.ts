@@ -27,7 +27,7 @@ import {
 } from '../nats/index.ts'
 import { Partition, RecentReplies } from '../partition/index.ts'
 import type { Logger } from '../util/index.ts'
-import type { FromThread, PartitionCounters, ThreadSetup, ToThread } from './partition-threads.ts'
+import type { FromThread, PartitionCounters, ThreadSetup, ToThread } from './partition-thread-protocol.ts'
 import { loadRegistry, splitRegistry } from './registry-module.ts'
 
 if (!isMainThread && parentPort !== null) {

@@ -13,10 +13,11 @@
  * Each thread has its own NATS connection and imports the registry from a module itself
  * (classes and functions cannot cross threads); see partition-thread-main.ts for its side.
  *
- * Messages between the two sides are plain data (structured clone): {@link ToThread} and
- * {@link FromThread}. The main thread shares one `Int32Array` of flags with every thread: whether
- * this node still holds its placement lease (snapshot writes wait while it does not), and whether
- * calls may travel with lock requests (every node of the hub runs them, placement/registry.ts).
+ * Messages between the two sides are plain data (structured clone): `ToThread` and `FromThread`
+ * (partition-thread-protocol.ts). The main thread shares one `Int32Array` of flags with every
+ * thread: whether this node still holds its placement lease (snapshot writes wait while it does
+ * not), and whether calls may travel with lock requests (every node of the hub runs them,
+ * placement/registry.ts).
  */
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -30,11 +31,11 @@ import {
   type ErrorInfo,
 } from '../../actors/index.ts'
 import type { ActivityTask } from '../../actors/wire/index.ts'
-import { ThreadMetrics, type NodeRecorder, type ThreadReport } from '../metrics/index.ts'
+import { ThreadMetrics, type NodeRecorder } from '../metrics/index.ts'
 import { emptyPartitionStats, type PartitionStats } from '../partition/index.ts'
-import type { ConnectionOptions, HubOptions } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
 import { resolveTsx } from './load-module.ts'
+import type { FromThread, PartitionCounters, ThreadSetup, ToThread } from './partition-thread-protocol.ts'
 
 /** What the node needs of a partition it runs, in this thread (a `Partition`) or in another. */
 export interface RunningPartition {
@@ -48,70 +49,8 @@ export interface RunningPartition {
   abandon(): void
 }
 
-/** Everything a partition thread needs to start: plain data, it crosses threads. */
-export interface ThreadSetup {
-  /** The thread's number, 0-based (names its connection and its log lines). */
-  index: number
-  hub: string
-  hubOptions: HubOptions
-  connection: ConnectionOptions
-  nodeId: string
-  /** Module specifier (or absolute path) of the registry, resolved against `cwd`. */
-  registryModule: string
-  cwd: string
-  /** The node's registry names, as its heartbeats publish them. */
-  registryNames: string[]
-  /** Whether the node runs under dynamic placement (the thread then asks for the hub's types). */
-  dynamic: boolean
-  /** Shared flags: [0] 1 while the node holds its placement lease, [1] 1 while calls may travel with lock requests. */
-  flags: SharedArrayBuffer
-  pipelining: boolean
-  /** Entity states kept in memory per partition. */
-  cacheSize: number
-  maxBatch: number
-  snapshotRecords: number
-  snapshotIntervalMs: number
-  alwaysReplay: boolean
-  activityConcurrency: number
-  /** Offload threshold: absent when the node has no activity workers (then every activity runs here). */
-  offloadThreshold?: number
-  entityOperationTimeoutMs?: number
-  blobThresholdBytes: number
-  maxValueBytes: number
-  /** How often the thread posts its partitions' counters and metrics to the main thread, in ms. */
-  statsIntervalMs: number
-}
-
 /** How long a scrape waits for a thread's fresh report before it reads the last one, in ms. */
 export const REPORT_TIMEOUT_MS = 250
-
-/** Orders from the main thread. */
-export type ToThread =
-  | { t: 'start'; id: number; p: number; epoch: number }
-  | { t: 'close'; id: number; p: number; snapshot: boolean }
-  | { t: 'abandon' }
-  | { t: 'shutdown'; id: number }
-  | { t: 'hubNames'; names: string[] }
-  /** Post a `stats` message now, then reply (a scrape wants fresh counts). */
-  | { t: 'report'; id: number }
-
-/** Counters of one partition, as a thread reports them. */
-export interface PartitionCounters {
-  p: number
-  epoch: number
-  stats: PartitionStats
-  cached: number
-}
-
-/** What a thread tells the main thread. */
-export type FromThread =
-  | { t: 'ready' }
-  | { t: 'setupFailed'; error: ErrorInfo }
-  | { t: 'reply'; id: number; error?: ErrorInfo }
-  | { t: 'stopped'; p: number; epoch: number; reason: 'fenced' | 'failed'; error: ErrorInfo }
-  | { t: 'log'; level: 'info' | 'warn' | 'error'; message: string; fields?: Record<string, unknown> }
-  | { t: 'offload'; task: ActivityTask }
-  | { t: 'stats'; partitions: PartitionCounters[]; metrics: ThreadReport }
 
 /** What the node hears from its threads. */
 export interface ThreadEvents {
