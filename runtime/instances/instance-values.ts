@@ -101,35 +101,36 @@ export class InstanceValues {
    */
   measureStep(rec: InstanceRecord, result: StepResult): number[] {
     const limit = this.valueLimit
-    const of = `of instance '${rec.id}' (${rec.name})`
+    // (the words of an error message, built only when one is thrown)
+    const of = () => `of instance '${rec.id}' (${rec.name})`
     let history = 0
     for (const ev of result.appended) {
       history += 24
       switch (ev.e) {
         case 'started':
-          history += this.store(ev, 'input', () => `input ${of}`)
+          history += this.store(ev, 'input', () => `input ${of()}`)
           break
         case 'completed':
-          history += this.store(ev, 'result', () => `result of task ${ev.seq} ${of}`)
+          history += this.store(ev, 'result', () => `result of task ${ev.seq} ${of()}`)
           break
         case 'failed':
-          history += checkSize(ev.error, limit, () => `error of task ${ev.seq} ${of}`)
+          history += checkSize(ev.error, limit, () => `error of task ${ev.seq} ${of()}`)
           break
         case 'event':
-          history += this.store(ev, 'data', () => `data of event '${ev.name}' ${of}`)
+          history += this.store(ev, 'data', () => `data of event '${ev.name}' ${of()}`)
           break
         case 'customStatus':
           // kept in the record's field too
-          history += 2 * this.store(ev, 'value', () => `custom status ${of}`)
+          history += 2 * this.store(ev, 'value', () => `custom status ${of()}`)
           break
         case 'finished':
           if (ev.status === 'completed') {
-            const size = this.store(ev, 'output', () => `output ${of}`)
+            const size = this.store(ev, 'output', () => `output ${of()}`)
             result.output = ev.output
             history += 2 * size
-          } else if (ev.status === 'failed') history += checkSize(ev.error, limit, () => `error ${of}`)
+          } else if (ev.status === 'failed') history += checkSize(ev.error, limit, () => `error ${of()}`)
           else {
-            const size = this.store(ev, 'input', () => `continue-as-new input ${of}`)
+            const size = this.store(ev, 'input', () => `continue-as-new input ${of()}`)
             if (result.continueAsNew !== undefined) result.continueAsNew.input = ev.input
             history += 2 * size
           }
@@ -144,11 +145,11 @@ export class InstanceValues {
       let size = 64
       switch (c.c) {
         case 'activity':
-          size += this.store(c, 'input', () => `input of activity '${c.name}' (task ${c.seq}) ${of}`)
+          size += this.store(c, 'input', () => `input of activity '${c.name}' (task ${c.seq}) ${of()}`)
           break
         case 'sub':
         case 'start':
-          size += this.store(c, 'input', () => `input of instance '${c.instanceId}' started ${of}`)
+          size += this.store(c, 'input', () => `input of instance '${c.instanceId}' started ${of()}`)
           break
         case 'call':
         case 'signal': {
@@ -156,7 +157,7 @@ export class InstanceValues {
           for (let i = 0; i < c.args.length; i++) {
             const arg = this.bound(
               c.args[i],
-              () => `argument ${i + 1} of ${c.entity[0]}@${c.entity[1]}.${c.op} ${of}`,
+              () => `argument ${i + 1} of ${c.entity[0]}@${c.entity[1]}.${c.op} ${of()}`,
             )
             size += this.size
             if (arg !== c.args[i]) (args ??= c.args.slice())[i] = arg
@@ -172,7 +173,7 @@ export class InstanceValues {
     }
     if (total > this.stepLimit) {
       throw new PayloadTooLargeError(
-        `a step ${of} (${result.commands.length} commands and ${result.appended.length} history events)`,
+        `a step ${of()} (${result.commands.length} commands and ${result.appended.length} history events)`,
         total,
         this.stepLimit,
       )
