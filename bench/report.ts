@@ -202,6 +202,23 @@ function provenance(data: ReportData, items: Array<Pick<Figure, 'bench' | 'param
     .map((r) => `${r.group}: ${r.ranAt.slice(0, 16).replace('T', ' ')} UTC, ${r.host}`)
 }
 
+/**
+ * A chart's spec with the frame every chart shares (file, title, the runs it came from as the
+ * subtitle, its rows as the data), or — with no rows — the command that measures its figures.
+ */
+function framed(
+  data: ReportData,
+  chart: { file: string; title: string; missing: string },
+  used: Array<Pick<Figure, 'bench' | 'params'>>,
+  rows: object[],
+  body: () => Record<string, unknown>,
+): ChartSpec {
+  const { file, title, missing } = chart
+  if (rows.length === 0) return { file, title, spec: undefined, missing }
+  const spec = { title: { text: title, subtitle: provenance(data, used) }, data: { values: rows }, ...body() }
+  return { file, title, missing: '', spec: spec as TopLevelSpec }
+}
+
 /** `in-process node` or `2 node processes`. */
 function setupOf(params: Record<string, unknown>): string {
   const nodes = params['nodes']
@@ -210,8 +227,11 @@ function setupOf(params: Record<string, unknown>): string {
 
 /** hello-sequence: instances/s, and p50/p99 latency, by instances in flight. */
 function concurrencyChart(data: ReportData): ChartSpec {
-  const file = 'hello-sequence-concurrency.svg'
-  const title = 'hello-sequence: throughput and latency by instances in flight'
+  const chart = {
+    file: 'hello-sequence-concurrency.svg',
+    title: 'hello-sequence: throughput and latency by instances in flight',
+    missing: 'npm run bench -- hello-sequence --concurrency 256,1024,2048',
+  }
   const names: Record<string, string> = {
     instances_per_s: 'instances/s',
     latency_p50_ms: 'p50',
@@ -226,28 +246,16 @@ function concurrencyChart(data: ReportData): ChartSpec {
     series: names[f.metric]!,
     value: f.value,
   }))
-  if (rows.length === 0)
+  return framed(data, chart, used, rows, () => {
+    const levels = [...new Set(rows.map((r) => r.concurrency))].sort((a, b) => a - b)
+    const x = {
+      field: 'concurrency',
+      type: 'quantitative',
+      title: 'instances in flight',
+      scale: { type: 'log', base: 2 },
+      axis: { values: levels, format: 'd' },
+    } as const
     return {
-      file,
-      title,
-      spec: undefined,
-      missing: 'npm run bench -- hello-sequence --concurrency 256,1024,2048',
-    }
-  const levels = [...new Set(rows.map((r) => r.concurrency))].sort((a, b) => a - b)
-  const x = {
-    field: 'concurrency',
-    type: 'quantitative',
-    title: 'instances in flight',
-    scale: { type: 'log', base: 2 },
-    axis: { values: levels, format: 'd' },
-  } as const
-  return {
-    file,
-    title,
-    missing: '',
-    spec: {
-      title: { text: title, subtitle: provenance(data, used) },
-      data: { values: rows },
       config: { legend: { orient: 'bottom', direction: 'vertical' } },
       hconcat: [
         {
@@ -275,8 +283,8 @@ function concurrencyChart(data: ReportData): ChartSpec {
           },
         },
       ],
-    },
-  }
+    }
+  })
 }
 
 /** Tick labels of the percentile axis, at 0, 1, 2, … nines. */
@@ -284,8 +292,11 @@ const NINES_LABELS = ['0%', '90%', '99%', '99.9%', '99.99%']
 
 /** hello-sequence: the latency percentile curve of each load (HDR-style, the tail stretched). */
 function latencyChart(data: ReportData): ChartSpec {
-  const file = 'hello-sequence-latency.svg'
-  const title = 'hello-sequence: latency distribution of the instances'
+  const chart = {
+    file: 'hello-sequence-latency.svg',
+    title: 'hello-sequence: latency distribution of the instances',
+    missing: 'npm run bench -- hello-sequence --concurrency 256,1024,2048',
+  }
   const used = data.distributions
     .filter((d) => d.bench === 'hello-sequence')
     .filter((d) => d.metric === 'latency_ms' || d.metric === 'unloaded_latency_ms')
@@ -297,22 +308,10 @@ function latencyChart(data: ReportData): ChartSpec {
       .filter(([p]) => p < 100)
       .map(([p, value]) => ({ setup, load, percentile: p, nines: -Math.log10(1 - p / 100), value }))
   })
-  if (rows.length === 0)
+  return framed(data, chart, used, rows, () => {
+    const maxNines = Math.ceil(Math.max(...rows.map((r) => r.nines)) - 1e-9)
+    // one panel per setup (in-process node, 1 node process, …), two to a row
     return {
-      file,
-      title,
-      spec: undefined,
-      missing: 'npm run bench -- hello-sequence --concurrency 256,1024,2048',
-    }
-  const maxNines = Math.ceil(Math.max(...rows.map((r) => r.nines)) - 1e-9)
-  // one panel per setup (in-process node, 1 node process, …), two to a row
-  return {
-    file,
-    title,
-    missing: '',
-    spec: {
-      title: { text: title, subtitle: provenance(data, used) },
-      data: { values: rows },
       facet: { field: 'setup', type: 'nominal', title: null, sort: null },
       columns: 2,
       spec: {
@@ -334,14 +333,17 @@ function latencyChart(data: ReportData): ChartSpec {
           color: { field: 'load', type: 'nominal', title: 'load', sort: null },
         },
       },
-    },
-  }
+    }
+  })
 }
 
 /** hello-sequence against 1, 2, 3… node processes: instances/s by node count and load. */
 function nodesChart(data: ReportData): ChartSpec {
-  const file = 'throughput-by-nodes.svg'
-  const title = 'hello-sequence: throughput by node processes'
+  const chart = {
+    file: 'throughput-by-nodes.svg',
+    title: 'hello-sequence: throughput by node processes',
+    missing: 'npm run bench -- hello-sequence --nodes 1,2,3',
+  }
   const used = data.figures
     .filter((f) => f.bench === 'hello-sequence' && f.metric === 'instances_per_s')
     .filter((f) => typeof f.params['nodes'] === 'number')
@@ -350,58 +352,46 @@ function nodesChart(data: ReportData): ChartSpec {
     load: `${String(f.params['concurrency'])} in flight`,
     value: f.value,
   }))
-  if (rows.length === 0)
-    return { file, title, spec: undefined, missing: 'npm run bench -- hello-sequence --nodes 1,2,3' }
-  return {
-    file,
-    title,
-    missing: '',
-    spec: {
-      title: { text: title, subtitle: provenance(data, used) },
-      width: WIDTH,
-      height: HEIGHT,
-      data: { values: rows },
-      mark: 'bar',
-      encoding: {
-        x: { field: 'nodes', type: 'ordinal', title: 'node processes', axis: { labelAngle: 0 } },
-        xOffset: { field: 'load', type: 'nominal', sort: null },
-        y: { field: 'value', type: 'quantitative', title: 'instances/s' },
-        color: { field: 'load', type: 'nominal', title: 'load', sort: null },
-      },
+  return framed(data, chart, used, rows, () => ({
+    width: WIDTH,
+    height: HEIGHT,
+    mark: 'bar',
+    encoding: {
+      x: { field: 'nodes', type: 'ordinal', title: 'node processes', axis: { labelAngle: 0 } },
+      xOffset: { field: 'load', type: 'nominal', sort: null },
+      y: { field: 'value', type: 'quantitative', title: 'instances/s' },
+      color: { field: 'load', type: 'nominal', title: 'load', sort: null },
     },
-  }
+  }))
 }
 
 /** entity-signals: signals/s with commit pipelining and without. */
 function pipeliningChart(data: ReportData): ChartSpec {
-  const file = 'entity-signals-pipelining.svg'
-  const title = 'entity-signals: signals/s with and without commit pipelining'
+  const chart = {
+    file: 'entity-signals-pipelining.svg',
+    title: 'entity-signals: signals/s with and without commit pipelining',
+    missing: 'npm run bench -- entity-signals',
+  }
   const modes: Record<string, string> = {
     signals_per_s: 'with pipelining',
     signals_per_s_no_pipelining: 'without pipelining',
   }
   const used = data.figures.filter((f) => f.bench === 'entity-signals' && f.metric in modes)
   const rows = used.map((f) => ({ mode: modes[f.metric]!, value: f.value }))
-  if (rows.length === 0) return { file, title, spec: undefined, missing: 'npm run bench -- entity-signals' }
-  const encoding = {
-    x: {
-      field: 'mode',
-      type: 'nominal',
-      title: 'commit pipelining',
-      sort: Object.values(modes),
-      axis: { labelAngle: 0 },
-    },
-    y: { field: 'value', type: 'quantitative', title: 'signals/s' },
-  } as const
-  return {
-    file,
-    title,
-    missing: '',
-    spec: {
-      title: { text: title, subtitle: provenance(data, used) },
+  return framed(data, chart, used, rows, () => {
+    const encoding = {
+      x: {
+        field: 'mode',
+        type: 'nominal',
+        title: 'commit pipelining',
+        sort: Object.values(modes),
+        axis: { labelAngle: 0 },
+      },
+      y: { field: 'value', type: 'quantitative', title: 'signals/s' },
+    } as const
+    return {
       width: WIDTH * 0.75,
       height: HEIGHT,
-      data: { values: rows },
       layer: [
         {
           mark: 'bar',
@@ -412,6 +402,6 @@ function pipeliningChart(data: ReportData): ChartSpec {
           encoding: { ...encoding, text: { field: 'value', type: 'quantitative', format: ',.0f' } },
         },
       ],
-    },
-  }
+    }
+  })
 }

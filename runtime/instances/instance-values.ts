@@ -6,13 +6,31 @@
  * instance host (instance-host.ts), which calls these on every step.
  */
 import { PayloadTooLargeError, toErrorInfo } from '../../actors/index.ts'
-import type { NewEvent, StepResult } from '../../actors/orchestration/index.ts'
+import type { HistoryEvent, NewEvent, StepResult } from '../../actors/orchestration/index.ts'
 import type { DoneMessage } from '../../actors/wire/index.ts'
 import { BlobRef, encode } from '../nats/index.ts'
 import { checkSize, sizeOf, type HostPort } from '../partition/index.ts'
 import type { Live } from './instance-cache.ts'
 import { loadHistory, refsOf } from './instance-history.ts'
 import type { InstanceRecord } from './instance-model.ts'
+
+/** "of instance '<id>' (<name>)", for error messages. */
+const of = (rec: InstanceRecord): string => `of instance '${rec.id}' (${rec.name})`
+type Described<E extends string, T> = Extract<T, { e: E }>
+const describeInput = (rec: InstanceRecord) => `input ${of(rec)}`
+const describeResult = (rec: InstanceRecord, ev: Described<'completed', HistoryEvent>) =>
+  `result of task ${ev.seq} ${of(rec)}`
+const describeTaskError = (rec: InstanceRecord, ev: { seq: number }) => `error of task ${ev.seq} ${of(rec)}`
+const describeError = (rec: InstanceRecord) => `error ${of(rec)}`
+const describeEvent = (rec: InstanceRecord, ev: Described<'event', HistoryEvent>) =>
+  `data of event '${ev.name}' ${of(rec)}`
+const describeCustom = (rec: InstanceRecord) => `custom status ${of(rec)}`
+const describeOutput = (rec: InstanceRecord) => `output ${of(rec)}`
+const describeContinued = (rec: InstanceRecord) => `continue-as-new input ${of(rec)}`
+const describeActivityInput = (rec: InstanceRecord, c: { name: string; seq: number }) =>
+  `input of activity '${c.name}' (task ${c.seq}) ${of(rec)}`
+const describeStartInput = (rec: InstanceRecord, c: { instanceId: string }) =>
+  `input of instance '${c.instanceId}' started ${of(rec)}`
 
 /** The value bounds of the instances of one partition. */
 export class InstanceValues {
@@ -100,36 +118,36 @@ export class InstanceValues {
    * encoded.
    */
   measureStep(rec: InstanceRecord, result: StepResult): number[] {
-    const limit = this.valueLimit
-    const of = `of instance '${rec.id}' (${rec.name})`
+    // (no closure per value: the words of an error are built by a function of the module, and
+    // only when a value is over the inline size)
     let history = 0
     for (const ev of result.appended) {
       history += 24
       switch (ev.e) {
         case 'started':
-          history += this.store(ev, 'input', () => `input ${of}`)
+          history += this.#stored(ev, 'input', rec, describeInput)
           break
         case 'completed':
-          history += this.store(ev, 'result', () => `result of task ${ev.seq} ${of}`)
+          history += this.#stored(ev, 'result', rec, describeResult)
           break
         case 'failed':
-          history += checkSize(ev.error, limit, () => `error of task ${ev.seq} ${of}`)
+          history += this.#checked(ev.error, rec, ev, describeTaskError)
           break
         case 'event':
-          history += this.store(ev, 'data', () => `data of event '${ev.name}' ${of}`)
+          history += this.#stored(ev, 'data', rec, describeEvent)
           break
         case 'customStatus':
           // kept in the record's field too
-          history += 2 * this.store(ev, 'value', () => `custom status ${of}`)
+          history += 2 * this.#stored(ev, 'value', rec, describeCustom)
           break
         case 'finished':
           if (ev.status === 'completed') {
-            const size = this.store(ev, 'output', () => `output ${of}`)
+            const size = this.#stored(ev, 'output', rec, describeOutput)
             result.output = ev.output
             history += 2 * size
-          } else if (ev.status === 'failed') history += checkSize(ev.error, limit, () => `error ${of}`)
+          } else if (ev.status === 'failed') history += this.#checked(ev.error, rec, ev, describeError)
           else {
-            const size = this.store(ev, 'input', () => `continue-as-new input ${of}`)
+            const size = this.#stored(ev, 'input', rec, describeContinued)
             if (result.continueAsNew !== undefined) result.continueAsNew.input = ev.input
             history += 2 * size
           }
@@ -144,22 +162,25 @@ export class InstanceValues {
       let size = 64
       switch (c.c) {
         case 'activity':
-          size += this.store(c, 'input', () => `input of activity '${c.name}' (task ${c.seq}) ${of}`)
+          size += this.#stored(c, 'input', rec, describeActivityInput)
           break
         case 'sub':
         case 'start':
-          size += this.store(c, 'input', () => `input of instance '${c.instanceId}' started ${of}`)
+          size += this.#stored(c, 'input', rec, describeStartInput)
           break
         case 'call':
         case 'signal': {
           let args: unknown[] | undefined
           for (let i = 0; i < c.args.length; i++) {
-            const arg = this.bound(
-              c.args[i],
-              () => `argument ${i + 1} of ${c.entity[0]}@${c.entity[1]}.${c.op} ${of}`,
-            )
+            const value = c.args[i]
+            const inline = this.inlineSize(value)
+            if (inline >= 0) {
+              size += inline
+              continue
+            }
+            const arg = this.#boundArg(rec, c, i)
             size += this.size
-            if (arg !== c.args[i]) (args ??= c.args.slice())[i] = arg
+            if (arg !== value) (args ??= c.args.slice())[i] = arg
           }
           if (args !== undefined) c.args = args
           break
@@ -172,12 +193,56 @@ export class InstanceValues {
     }
     if (total > this.stepLimit) {
       throw new PayloadTooLargeError(
-        `a step ${of} (${result.commands.length} commands and ${result.appended.length} history events)`,
+        `a step ${of(rec)} (${result.commands.length} commands and ${result.appended.length} history events)`,
         total,
         this.stepLimit,
       )
     }
     return sizes
+  }
+
+  /**
+   * The size of a value that stays in the record as it is (not a reference, not over the inline
+   * size), else -1: the common case, tried first so that it makes no closure.
+   */
+  inlineSize(value: unknown): number {
+    if (value instanceof BlobRef) return -1
+    const size = sizeOf(value, this.inline)
+    return size <= this.inline ? size : -1
+  }
+
+  /** {@link bound} of a large argument of an entity call or signal. */
+  #boundArg(
+    rec: InstanceRecord,
+    c: { entity: [string, string]; op: string; args: unknown[] },
+    i: number,
+  ): unknown {
+    return this.bound(
+      c.args[i],
+      () => `argument ${i + 1} of ${c.entity[0]}@${c.entity[1]}.${c.op} ${of(rec)}`,
+    )
+  }
+
+  /** {@link store} of `obj[key]`, with the error's words from `describe` when it is large. */
+  #stored<T extends object, K extends keyof T & string>(
+    obj: T,
+    key: K,
+    rec: InstanceRecord,
+    describe: (rec: InstanceRecord, obj: T) => string,
+  ): number {
+    const size = this.inlineSize(obj[key])
+    return size >= 0 ? size : this.store(obj, key, () => describe(rec, obj))
+  }
+
+  /** {@link checkSize} against the value limit, with the error's words from `describe`. */
+  #checked<T>(
+    value: unknown,
+    rec: InstanceRecord,
+    obj: T,
+    describe: (rec: InstanceRecord, obj: T) => string,
+  ): number {
+    const size = sizeOf(value, this.valueLimit)
+    return size <= this.valueLimit ? size : checkSize(value, this.valueLimit, () => describe(rec, obj))
   }
 
   /**

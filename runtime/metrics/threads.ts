@@ -21,6 +21,7 @@
  */
 import { Buckets, PartitionCounters, type NodeRecorder } from './counters.ts'
 import type { PartitionProbe } from './recorder.ts'
+import type { StatsCounters } from './stats.ts'
 
 /** A histogram as plain data. */
 export interface BucketsReport {
@@ -30,21 +31,12 @@ export interface BucketsReport {
 }
 
 /** One partition in a {@link ThreadReport}: cumulative over its runs on the thread. */
-export interface PartitionReport {
+export interface PartitionReport extends StatsCounters {
   p: number
-  steps: number
-  signals: number
-  entityOps: number
-  started: number
-  completed: number
-  failed: number
   cacheHits: number
   cacheMisses: number
   duplicates: number
-  records: number
-  messages: number
   snapshots: number
-  deadLetters: number
   lastSnapshotAt: number | null
   recordMessages: BucketsReport
   commitSeconds: BucketsReport

@@ -5,7 +5,7 @@
  * that is ~80 µs of client CPU per publish. Here every request shares one reply subscription and
  * one sweeping timer, and the ack is parsed directly: the same wire protocol, a fraction of the CPU.
  */
-import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node'
+import type { Msg, MsgHdrs, NatsConnection } from '@nats-io/transport-node'
 import { TimeoutError } from '../../actors/index.ts'
 import { LeanPublishError, ServerCodes } from './errors.ts'
 
@@ -91,15 +91,12 @@ export class FastJetStream {
   }
 
   #publish(subject: string, data: Uint8Array, options: FastPublishOptions): Promise<Msg> {
-    let h: MsgHdrs | undefined
-    if (options.msgID !== undefined || options.expectLastSubjectSeq !== undefined || options.headers) {
-      h = natsHeaders()
-      if (options.msgID !== undefined) h.set('Nats-Msg-Id', options.msgID)
-      if (options.expectLastSubjectSeq !== undefined) {
-        h.set('Nats-Expected-Last-Subject-Sequence', String(options.expectLastSubjectSeq))
-      }
-      if (options.headers) for (const [k, v] of Object.entries(options.headers)) h.set(k, v)
-    }
+    const h =
+      options.msgID === undefined &&
+      options.expectLastSubjectSeq === undefined &&
+      options.headers === undefined
+        ? undefined
+        : leanHeaders(options)
     return this.#request(subject, data, h, `publish to ${subject}`)
   }
 
@@ -174,6 +171,39 @@ export class FastJetStream {
       w.reject(new TimeoutError(`${w.what}: no answer in ${this.timeoutMs} ms`))
     }
   }
+}
+
+/**
+ * The headers of a publish, encoded as the NATS protocol sends them (`NATS/1.0`, one `Key: value`
+ * line each, a blank line). The client's `MsgHdrs` keeps a map of arrays and validates and
+ * re-encodes on every publish; the connection only calls `encode()` on what it is given, so this
+ * hands it the bytes directly. Measured with a sampling allocation profile of a hello-sequence run:
+ * the client's header objects were 7 % of everything the node allocated (two item writes and a log
+ * append per instance carry headers).
+ */
+function leanHeaders(options: FastPublishOptions): MsgHdrs {
+  let text = 'NATS/1.0'
+  if (options.msgID !== undefined) text += `\r\nNats-Msg-Id: ${headerValue('Nats-Msg-Id', options.msgID)}`
+  if (options.expectLastSubjectSeq !== undefined) {
+    text += `\r\nNats-Expected-Last-Subject-Sequence: ${options.expectLastSubjectSeq}`
+  }
+  if (options.headers !== undefined) {
+    for (const k in options.headers) {
+      if (!HEADER_KEY.test(k)) throw new TypeError(`invalid header name '${k}'`)
+      text += `\r\n${k}: ${headerValue(k, options.headers[k]!)}`
+    }
+  }
+  const bytes = encoder.encode(`${text}\r\n\r\n`)
+  return { encode: () => bytes } as unknown as MsgHdrs
+}
+
+const encoder = new TextEncoder()
+/** Header names as the NATS client accepts them (printable ASCII but ':' and space). */
+const HEADER_KEY = /^[!-9;-~]+$/
+
+function headerValue(key: string, value: string): string {
+  if (/[\r\n]/.test(value)) throw new TypeError(`header '${key}' has a line break in its value`)
+  return value.trim()
 }
 
 /** The acknowledgement in a publish's answer; throws {@link LeanPublishError} for an error answer. */
