@@ -15,7 +15,7 @@ import { BadInputError } from '../actors/index.ts'
 import { decode, encode, type KV, type KvWatchEntry, type QueuedIterator } from '../runtime/nats/index.ts'
 import { BatchWorker } from '../runtime/util/index.ts'
 import { balance } from './policy.ts'
-import { eligibleNodes, HubTypes } from './registry.ts'
+import { eligibleNodes, everyRecordHas, HubTypes, type TypeName } from './registry.ts'
 import {
   ANCIENT_LEASES,
   NODE_ID,
@@ -113,6 +113,17 @@ export class PlacementAgent {
     for (const [id, n] of this.#nodes) if (n.types !== undefined) registries.set(id, n.types)
     if (this.options.types !== undefined) registries.set(this.nodeId, this.options.types)
     return eligibleNodes(this.live(), registries)
+  }
+
+  /**
+   * Whether every node record this agent knows — live or not (yet) deleted, this node's own
+   * included — lists `name` (a wire feature, `f:…`); false until the agent has read the bucket. A
+   * sender uses a wire feature only while this holds (placement/registry.ts).
+   */
+  everyNodeHas(name: TypeName): boolean {
+    if (!this.#initialized || !(this.options.types ?? []).includes(name)) return false
+    const others = [...this.#nodes].filter(([id]) => id !== this.nodeId).map(([, n]) => n.types)
+    return everyRecordHas(others, name)
   }
 
   /**

@@ -8,7 +8,7 @@
  * | `leader` | {@link LeaderRecord}, renewed every `heartbeatMs` | the leader (compare-and-set) |
  * | `assign.<p>` | {@link AssignRecord}: owner and epoch, epochs only grow | the leader (compare-and-set) |
  * | `rel.<p>` | `{ epoch }`: the last epoch whose owner has stopped `p` | the owner that stopped |
- * | `types` | every registry name a node ever published (`e:`, `o:`, `a:`; see `registry.ts`) | the leader (compare-and-set), when a live node has a name it lacks |
+ * | `types` | every registry name a node ever published (`e:`, `o:`, `a:`, and wire features `f:`; see `registry.ts`) | the leader (compare-and-set), when a live node has a name it lacks |
  */
 import { BadInputError } from '../actors/index.ts'
 import { decode, type KV, type LatestEntry } from '../runtime/nats/index.ts'
@@ -32,7 +32,10 @@ export interface NodeRecord {
   at: number
   /** Partitions the node was running at this heartbeat. */
   partitions: number[]
-  /** Names in the node's registry (`e:Type`, `o:name`, `a:name`); absent from older builds. */
+  /**
+   * Names in the node's registry (`e:Type`, `o:name`, `a:name`) and the wire features of its
+   * version (`f:lock-ops`); absent from older builds.
+   */
   types?: string[]
 }
 
@@ -60,8 +63,9 @@ export interface PlacementOptions {
   /** This node's own heartbeats lapsed past the lease: stop serving at once. */
   onLeaseLost(): void
   /**
-   * Names in this node's registry (`e:Type`, `o:name`, `a:name`). The leader gives partitions only
-   * to nodes that know every name a live node knows (see `registry.ts`). Absent: knows everything.
+   * Names in this node's registry (`e:Type`, `o:name`, `a:name`) and its wire features (`f:`). The
+   * leader gives partitions only to nodes that know every name a live node knows (see
+   * `registry.ts`). Absent: knows every type, has no wire feature.
    */
   types?: string[]
   /**

@@ -5,6 +5,7 @@
  */
 import { HubNotFoundError } from '../actors/index.ts'
 import { decode, bucketKeys, type JetStreamManager, type KV, type KvEntry } from '../runtime/nats/index.ts'
+import { isFeature } from './registry.ts'
 
 /** A node that heartbeats on the hub, as its latest heartbeat record describes it. */
 export interface PlacementNode {
@@ -20,6 +21,11 @@ export interface PlacementNode {
   at: number
   /** Partitions the node was running at that heartbeat, ascending. */
   partitions: number[]
+  /**
+   * Wire features of the node's version (`lock-ops`: the names its heartbeat lists as `f:…`, see
+   * registry.ts), sorted; empty for a node of a version before them.
+   */
+  features: string[]
 }
 
 /** One partition's assignment; `node` null and `epoch` 0 when the partition was never assigned. */
@@ -100,7 +106,8 @@ export async function readPlacement(kv: KV, jsm: JetStreamManager): Promise<Plac
   return { partitions, leader, nodes, assignments }
 }
 
-function toNode(keyId: string, r: Partial<PlacementNode>): PlacementNode {
+function toNode(keyId: string, r: Partial<PlacementNode> & { types?: unknown }): PlacementNode {
+  const names = Array.isArray(r.types) ? r.types.filter((n): n is string => typeof n === 'string') : []
   return {
     id: typeof r.id === 'string' ? r.id : keyId,
     host: typeof r.host === 'string' ? r.host : '',
@@ -110,6 +117,10 @@ function toNode(keyId: string, r: Partial<PlacementNode>): PlacementNode {
     partitions: Array.isArray(r.partitions)
       ? r.partitions.filter((p): p is number => typeof p === 'number').sort((a, b) => a - b)
       : [],
+    features: names
+      .filter(isFeature)
+      .map((n) => n.slice(2))
+      .sort(),
   }
 }
 

@@ -194,6 +194,11 @@ export class Execution implements OrchestrationContext {
     return [...this.#buffer]
   }
 
+  /** The code waits for a task: calls can no longer travel with a lock request it made. */
+  waited(): void {
+    if (this.#lock !== undefined) this.#lock.sealed = true
+  }
+
   /** Leaves an open critical section (the execution is ending). */
   releaseLocks(): void {
     const lock = this.#lock
@@ -510,7 +515,11 @@ export class Execution implements OrchestrationContext {
     const id = `${entity[0]}@${entity[1]}`
     const section = this.#lock
     section?.beginCall(id, op)
-    const seq = this.#issue({ kind: 'call', entity, op }, (s) => ({ c: 'call', seq: s, entity, op, args }))
+    const seq = this.#issue({ kind: 'call', entity, op }, (s) =>
+      section?.carries === true
+        ? { c: 'call', seq: s, entity, op, args, lock: section.seq }
+        : { c: 'call', seq: s, entity, op, args },
+    )
     const task = new Task<unknown>(this.clock)
     this.#expect(seq, false, (ev) => {
       section?.endCall(id)

@@ -98,8 +98,10 @@ class Runner {
         return
       }
       if (next.done === true) this.outcome = { ok: true, output: next.value }
-      else if (next.value instanceof Task) this.#blocked = next.value
-      else {
+      else if (next.value instanceof Task) {
+        this.#blocked = next.value
+        this.exec.waited()
+      } else {
         const what =
           typeof (next.value as { then?: unknown } | null)?.then === 'function'
             ? 'a promise'

@@ -23,6 +23,11 @@ export function canonicalOrder(entities: readonly EntityKey[]): EntityKey[] {
 export class CriticalSection {
   /** True once the lock was acquired. */
   held = false
+  /**
+   * True once the code waited after asking for the lock: from then on a call must wait for the
+   * lock (before, calls travel with the lock request, see {@link carries}).
+   */
+  sealed = false
   readonly #ids: Set<string>
   readonly #calls = new Set<string>()
 
@@ -54,13 +59,22 @@ export class CriticalSection {
         `inside a critical section an orchestration may call only the entities it locked (${list(this.entities)}); called ${id}.${op}`,
       )
     }
-    if (!this.held) throw new IllegalStateError(`await the lock before calling ${id}.${op}`)
+    if (!this.held && this.sealed) {
+      throw new IllegalStateError(
+        `await the lock before calling ${id}.${op} (only calls made right after ctx.lock, before any yield, travel with the lock request)`,
+      )
+    }
     if (this.#calls.has(id)) {
       throw new IllegalStateError(
         `a critical section cannot call ${id} again before its previous call completed`,
       )
     }
     this.#calls.add(id)
+  }
+
+  /** Whether a call made now travels with the lock request (the lock is asked for, not yet held). */
+  get carries(): boolean {
+    return !this.held
   }
 
   /** A call to `id` completed. */

@@ -151,8 +151,12 @@ export type Command =
   | { c: 'cancelTimer'; seq: number }
   /** Start a child instance; answer with its outcome as `completed`/`failed` for `seq`. */
   | { c: 'sub'; seq: number; name: string; instanceId: string; input: unknown; attempt: number }
-  /** Call an entity operation; answer with its result as `completed`/`failed` for `seq`. */
-  | { c: 'call'; seq: number; entity: EntityKey; op: string; args: unknown[] }
+  /**
+   * Call an entity operation; answer with its result as `completed`/`failed` for `seq`. `lock`: the
+   * call was made right after the lock request `lock` (before the code waited), so it travels with
+   * that request and runs as soon as its entity is locked.
+   */
+  | { c: 'call'; seq: number; entity: EntityKey; op: string; args: unknown[]; lock?: number }
   /** Signal an entity operation (one-way). */
   | { c: 'signal'; entity: EntityKey; op: string; args: unknown[] }
   /** Start an instance, fire and forget. */
@@ -307,7 +311,11 @@ export interface OrchestrationContext {
    * Enters a critical section over the entities (acquired in sorted `type@key` order, so no
    * deadlock). Inside it: no nested lock, no sub-orchestration, calls only to locked entities (one
    * at a time each), signals only to other entities. Released by `release()` or when the
-   * execution ends.
+   * execution ends. Calls to locked entities made before the code first waits (`yield*`) after
+   * `lock` travel with the lock request: each runs as soon as its entity is locked, which saves a
+   * round trip (`const locking = ctx.lock(a, b); const first = ctx.callEntity(A, a).get();
+   * const lock = yield* locking`). A `release()` issued while calls are in flight takes effect
+   * at each entity after those calls.
    */
   lock(...entities: EntityRef[]): Task<LockHandle>
 

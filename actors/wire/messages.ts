@@ -132,6 +132,11 @@ export interface LockMessage {
   rest: Array<[type: string, key: string]>
   /** Every entity of the critical section (carried to the grant, see {@link DoneMessage.lk}). */
   all?: Array<[type: string, key: string]>
+  /**
+   * Calls of the orchestration made with the lock request: each runs at its entity as soon as that
+   * entity is locked (the rest travel on with the request).
+   */
+  ops?: EntityOp[]
   at?: number
 }
 
@@ -365,6 +370,24 @@ export function checkMessage(m: unknown): ActorMessage {
       str(m, 'key')
       pair(m.o, 'o')
       if (!Array.isArray(m.rest)) throw new CodecError('message field rest is not an array')
+      if (m.ops !== undefined) {
+        if (!Array.isArray(m.ops)) throw new CodecError('message field ops is not an array')
+        const rest = m.rest as unknown[]
+        const locks = (t: string, key: string) =>
+          (t === m.t && key === m.key) || rest.some((e) => Array.isArray(e) && e[0] === t && e[1] === key)
+        for (const op of m.ops) {
+          const call = checkMessage(op)
+          if (call.k !== 'op' || call.ro === undefined) {
+            throw new CodecError('message field ops holds a message that is not an orchestration call')
+          }
+          // (a call no entity on the way runs would be dropped at the last one, never answered)
+          if (!locks(call.t, call.key)) {
+            throw new CodecError(
+              `message field ops holds a call to ${call.t}@${call.key}, which the lock request does not lock`,
+            )
+          }
+        }
+      }
       break
     case 'unlock':
       str(m, 't')

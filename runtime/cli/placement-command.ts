@@ -29,8 +29,9 @@ export async function runPlacementCommand(
 
 /**
  * Renders a placement table as text lines: a header, one row per partition (node `-` when
- * unassigned, `(no heartbeat)` after a node that has no heartbeat record), then the nodes with the
- * age of their last heartbeat measured against `now` (default: this machine's clock).
+ * unassigned, `(no heartbeat)` after a node that has no heartbeat record), then the nodes with their
+ * wire features (none: a version before them, see placement/registry.ts) and the age of their last
+ * heartbeat measured against `now` (default: this machine's clock).
  *
  * @example formatPlacement('demo', table).forEach((line) => console.log(line))
  */
@@ -62,6 +63,7 @@ export function formatPlacement(hub: string, table: PlacementTable, now = Date.n
     lines.push(
       `  ${n.id}${leader}  host ${n.host || '?'}, pid ${n.pid}, up ${seconds(now - n.started)}, ` +
         `${n.partitions.length} partitions [${n.partitions.join(',')}], ` +
+        `${n.features.length === 0 ? 'no wire features' : `features ${n.features.join(',')}`}, ` +
         `last heartbeat ${Math.max(0, now - n.at)} ms ago`,
     )
   }

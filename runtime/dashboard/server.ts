@@ -107,7 +107,13 @@ export function buildServer(
     const names = entry === null ? [] : (decode(entry.value, 'hub types') as unknown)
     const list = Array.isArray(names) ? names.filter((n): n is string => typeof n === 'string') : []
     const of = (prefix: string) => list.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length))
-    return json(reply, { entities: of('e:'), orchestrations: of('o:'), activities: of('a:') })
+    // (`f:` names are wire features of node versions, not types: listed apart)
+    return json(reply, {
+      entities: of('e:'),
+      orchestrations: of('o:'),
+      activities: of('a:'),
+      features: of('f:'),
+    })
   })
   app.get('/api/instances', async (req: Req, reply) => {
     const q = req.query

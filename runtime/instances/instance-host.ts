@@ -246,6 +246,7 @@ export class InstanceHost implements InstanceHandler {
     if (msg.lk !== undefined && live?.rec.lk?.[0] !== msg.s) return this.#giveBack(msg, live)
     if (live === undefined || isTerminal(live.rec.status)) return
     const rec = live.rec
+    if (this.#steps.sendHeldCalls(rec, msg.s)) this.#save(rec) // whatever becomes of the grant below
     const at = rec.activities.indexOf(msg.s)
     if (at >= 0) {
       rec.activities.splice(at, 1)

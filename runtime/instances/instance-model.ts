@@ -5,7 +5,7 @@
  * offers, the handler it calls) are the partition's: runtime/partition/host-port.ts.
  */
 import { BadInputError, type ErrorInfo } from '../../actors/index.ts'
-import type { ActivityTask, InstanceFilter } from '../../actors/wire/index.ts'
+import type { ActivityTask, EntityOp, InstanceFilter } from '../../actors/wire/index.ts'
 import type { HistoryEvent, NewEvent, OrchestrationDefinition } from '../../actors/orchestration/index.ts'
 import type { ActivityPool } from '../activities/index.ts'
 
@@ -60,9 +60,11 @@ export interface InstanceRecord {
   activities: number[]
   /**
    * The critical section this execution asked for and has not released: its lock task number and
-   * entities. Whatever ends the instance releases them (a lock never outlives its holder).
+   * entities. Whatever ends the instance releases them (a lock never outlives its holder). `calls`:
+   * calls made with the lock request that did not travel inside it (some node of the hub would have
+   * ignored them, see placement/registry.ts), sent when the grant arrives (instance-steps.ts).
    */
-  lk?: [seq: number, entities: Array<[type: string, key: string]>]
+  lk?: [seq: number, entities: Array<[type: string, key: string]>, calls?: EntityOp[]]
   /**
    * Trace context the instance was started with (runtime/instances/instance-spans.ts): its steps'
    * spans are its children. Absent when the instance is not traced.

@@ -17,7 +17,7 @@ import { dropHistory, refsOf } from './instance-history.ts'
 import { RuntimeStatus, type InstanceRecord, type Workflows } from './instance-model.ts'
 import type { InstanceValues } from './instance-values.ts'
 import { endStep, sendContext, stepSpan } from './instance-spans.ts'
-import type { ActivityTask, EntityOp, StartMessage } from '../../actors/wire/index.ts'
+import type { ActivityTask, EntityOp, LockMessage, StartMessage } from '../../actors/wire/index.ts'
 
 /** What a step needs of the instance host. */
 export interface StepHost {
@@ -97,7 +97,8 @@ export class InstanceSteps {
     rec.updated = now
     // (from the event, which holds the reference of a large status; the step result has the value)
     for (const ev of result.appended) if (ev.e === 'customStatus') rec.custom = ev.value
-    for (let i = 0; i < result.commands.length; i++) this.#command(rec, result.commands[i]!, sizes[i + 1]!)
+    for (let i = 0; i < result.commands.length; i++)
+      this.#command(rec, result.commands[i]!, sizes[i + 1]!, result.commands)
     switch (result.status) {
       case 'running':
         this.host.save(rec)
@@ -130,7 +131,7 @@ export class InstanceSteps {
     }
   }
 
-  #command(rec: InstanceRecord, c: Command, size: number): void {
+  #command(rec: InstanceRecord, c: Command, size: number, step: readonly Command[]): void {
     const id = rec.id
     switch (c.c) {
       case 'activity': {
@@ -167,16 +168,8 @@ export class InstanceSteps {
         )
         return
       case 'call':
-        this.host.port.send(
-          this.#traced(rec, {
-            k: 'op',
-            t: c.entity[0],
-            key: c.entity[1],
-            op: c.op,
-            a: c.args,
-            ro: [id, c.seq],
-          }),
-        )
+        // a call made right after the lock request travels with it (see the 'lock' case)
+        if (c.lock === undefined) this.host.port.send(this.#callOf(rec, c))
         return
       case 'signal':
         this.host.port.send(
@@ -190,15 +183,25 @@ export class InstanceSteps {
         const [first, ...rest] = c.entities
         if (first === undefined) this.host.port.enqueueLocal({ k: 'done', i: id, s: c.seq, ok: 1 })
         else {
-          rec.lk = [c.seq, c.entities]
-          this.host.port.send({
+          const lock: LockMessage = {
             k: 'lock',
             t: first[0],
             key: first[1],
             o: [id, c.seq],
             rest,
             all: c.entities,
-          })
+          }
+          const ops: EntityOp[] = []
+          for (const s of step) if (s.c === 'call' && s.lock === c.seq) ops.push(this.#callOf(rec, s))
+          // While some node of the hub would ignore calls in a lock request (placement/registry.ts)
+          // they wait in the record and go when the grant arrives (sendHeldCalls): as if the code
+          // had awaited the lock first. Only the message that carries them differs, not the history.
+          if (ops.length === 0) rec.lk = [c.seq, c.entities]
+          else if (this.host.port.carryCalls()) {
+            rec.lk = [c.seq, c.entities]
+            lock.ops = ops
+          } else rec.lk = [c.seq, c.entities, ops]
+          this.host.port.send(lock)
         }
         return
       }
@@ -207,6 +210,31 @@ export class InstanceSteps {
         for (const [t, key] of c.entities) this.host.port.send({ k: 'unlock', t, key, o: id })
         return
     }
+  }
+
+  /**
+   * The grant of lock task `seq` arrived: the calls made with that request that waited in the
+   * record (see the 'lock' case) go now, before anything the step sends, so a release right after
+   * the grant runs after them at each entity. True when there were such calls (the caller saves).
+   */
+  sendHeldCalls(rec: InstanceRecord, seq: number): boolean {
+    const section = rec.lk
+    if (section?.[0] !== seq || section[2] === undefined) return false
+    for (const call of section[2]) this.host.port.send(call)
+    rec.lk = [section[0], section[1]]
+    return true
+  }
+
+  /** The operation message of an entity call. */
+  #callOf(rec: InstanceRecord, c: Extract<Command, { c: 'call' }>): EntityOp {
+    return this.#traced(rec, {
+      k: 'op',
+      t: c.entity[0],
+      key: c.entity[1],
+      op: c.op,
+      a: c.args,
+      ro: [rec.id, c.seq],
+    })
   }
 
   /** A message a step sends, with the trace context of its own span when the step is traced. */

@@ -106,6 +106,13 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
    * registered before the node starts; else none, at no cost). See docs/OPERATIONS.md, "Tracing".
    */
   tracing?: TracingOptions
+  /**
+   * @internal For tests of rolling deploys: the wire features this node publishes in its
+   * heartbeats (default: every one of this version, `WIRE_FEATURES` in placement/registry.ts).
+   * `[]` makes the node count, for placement and for every sender's choice of message, as a node
+   * of the previous version (it still runs what it receives).
+   */
+  wireFeatures?: string[]
 }
 
 /**

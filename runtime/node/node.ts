@@ -170,7 +170,7 @@ export class Node {
           heartbeatMs,
           leaseMs,
           logger,
-          registryNames: registryNames(split),
+          registryNames: registryNames(split, options.wireFeatures),
           blobs: new BlobStore(nc, hub.jsm, hub.names, limits),
           tracing: await loadTracing(options.tracing, options.hub),
           recordMetrics: options.metrics !== false,
@@ -372,7 +372,7 @@ export class Node {
 
   /** Starts the worker threads that will run this node's partitions. */
   async #startThreads(count: number, registryModule: string, options: NodeOptions): Promise<void> {
-    const lease = new SharedArrayBuffer(4)
+    const flags = new SharedArrayBuffer(8) // the lease and the carrying of calls (partition-threads.ts)
     const dynamic = (options.placement ?? 'dynamic') === 'dynamic'
     const { blobs, ...o } = this.options
     this.#threads = await PartitionThreads.start(
@@ -389,7 +389,7 @@ export class Node {
         cwd: process.cwd(),
         registryNames: o.registryNames,
         dynamic,
-        lease,
+        flags,
         pipelining: o.pipelining,
         cacheSize: Math.max(16, Math.ceil(o.cacheSize / this.hub.meta.partitions)),
         maxBatch: o.maxBatch,

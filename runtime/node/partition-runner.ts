@@ -14,7 +14,7 @@
  */
 import { FencedError, IllegalStateError } from '../../actors/index.ts'
 import type { EntityRegistry } from '../../entities/index.ts'
-import { claimPartition, type PlacementAgent } from '../../placement/index.ts'
+import { claimPartition, LOCK_OPS, type PlacementAgent } from '../../placement/index.ts'
 import { InstanceHost, type Workflows } from '../instances/index.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
 import type { Hub, NatsConnection } from '../nats/index.ts'
@@ -107,6 +107,7 @@ export class PartitionRunner {
     const agent = this.#agent
     if (this.#stopped || agent === undefined) return
     this.#threads?.hubNames([...agent.types.hubNames()])
+    this.#threads?.setCarryCalls(agent.everyNodeHas(LOCK_OPS))
     const want = agent.wanted()
     for (const [p, partition] of this.#running) {
       if (want.get(p) !== partition.options.epoch) void this.handOff(p, partition)
@@ -184,6 +185,7 @@ export class PartitionRunner {
       return
     }
     const perPartition = Math.max(16, Math.ceil(settings.cacheSize / hub.meta.partitions))
+    const agent = this.#agent
     const options: PartitionOptions = {
       ...settings,
       registry,
@@ -197,6 +199,7 @@ export class PartitionRunner {
       onStopped: (reason, error) => this.onStopped(p, epoch, reason, error),
       ...(this.#agent === undefined ? {} : { mayWrite: () => this.#agent?.holdsLease() ?? true }),
       ...(this.#agent === undefined ? {} : { types: this.#agent.types }),
+      ...(agent === undefined ? {} : { carryCalls: () => agent.everyNodeHas(LOCK_OPS) }),
       recentReplies: this.#recentReplies.get(p) ?? new RecentReplies(),
       metrics,
     }

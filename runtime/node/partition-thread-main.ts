@@ -27,7 +27,7 @@ import {
 } from '../nats/index.ts'
 import { Partition, RecentReplies } from '../partition/index.ts'
 import type { Logger } from '../util/index.ts'
-import type { FromThread, PartitionCounters, ThreadSetup, ToThread } from './partition-threads.ts'
+import type { FromThread, PartitionCounters, ThreadSetup, ToThread } from './partition-thread-protocol.ts'
 import { loadRegistry, splitRegistry } from './registry-module.ts'
 
 if (!isMainThread && parentPort !== null) {
@@ -71,7 +71,7 @@ async function runThread(
     post({ t: 'setupFailed', error: toErrorInfo(err) })
     return
   }
-  const lease = new Int32Array(setup.lease)
+  const flags = new Int32Array(setup.flags) // [0]: the node holds its lease, [1]: calls may travel with locks
   let hubNames: string[] = []
   const types = setup.dynamic ? new HubTypes(setup.registryNames, () => hubNames) : undefined
   const blobs = new BlobStore(nc, hub.jsm, hub.names, {
@@ -101,7 +101,9 @@ async function runThread(
       recentReplies: replies,
       metrics,
       ...(wf === undefined ? {} : { instances: (port) => new InstanceHost(port, wf) }),
-      ...(setup.dynamic ? { mayWrite: () => Atomics.load(lease, 0) === 1 } : {}),
+      ...(setup.dynamic
+        ? { mayWrite: () => Atomics.load(flags, 0) === 1, carryCalls: () => Atomics.load(flags, 1) === 1 }
+        : {}),
       ...(types === undefined ? {} : { types }),
       onStopped: (reason, error) => {
         if (partitions.get(p)?.options.epoch === epoch) partitions.delete(p)

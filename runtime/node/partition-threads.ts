@@ -9,13 +9,15 @@
  *
  * Threads rather than processes: one process to supervise and to stop, cheaper starts, and a
  * partition is already self-contained (its own mailbox consumer, commit log, snapshots and
- * caches), so a thread needs nothing from the main thread but its orders and the lease flag.
+ * caches), so a thread needs nothing from the main thread but its orders and two flags.
  * Each thread has its own NATS connection and imports the registry from a module itself
  * (classes and functions cannot cross threads); see partition-thread-main.ts for its side.
  *
- * Messages between the two sides are plain data (structured clone): {@link ToThread} and
- * {@link FromThread}. The main thread shares one `Int32Array` flag with every thread: whether
- * this node still holds its placement lease (snapshot writes wait while it does not).
+ * Messages between the two sides are plain data (structured clone): `ToThread` and `FromThread`
+ * (partition-thread-protocol.ts). The main thread shares one `Int32Array` of flags with every
+ * thread: whether this node still holds its placement lease (snapshot writes wait while it does
+ * not), and whether calls may travel with lock requests (every node of the hub runs them,
+ * placement/registry.ts).
  */
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -29,11 +31,11 @@ import {
   type ErrorInfo,
 } from '../../actors/index.ts'
 import type { ActivityTask } from '../../actors/wire/index.ts'
-import { ThreadMetrics, type NodeRecorder, type ThreadReport } from '../metrics/index.ts'
+import { ThreadMetrics, type NodeRecorder } from '../metrics/index.ts'
 import { emptyPartitionStats, type PartitionStats } from '../partition/index.ts'
-import type { ConnectionOptions, HubOptions } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
 import { resolveTsx } from './load-module.ts'
+import type { FromThread, PartitionCounters, ThreadSetup, ToThread } from './partition-thread-protocol.ts'
 
 /** What the node needs of a partition it runs, in this thread (a `Partition`) or in another. */
 export interface RunningPartition {
@@ -47,70 +49,8 @@ export interface RunningPartition {
   abandon(): void
 }
 
-/** Everything a partition thread needs to start: plain data, it crosses threads. */
-export interface ThreadSetup {
-  /** The thread's number, 0-based (names its connection and its log lines). */
-  index: number
-  hub: string
-  hubOptions: HubOptions
-  connection: ConnectionOptions
-  nodeId: string
-  /** Module specifier (or absolute path) of the registry, resolved against `cwd`. */
-  registryModule: string
-  cwd: string
-  /** The node's registry names, as its heartbeats publish them. */
-  registryNames: string[]
-  /** Whether the node runs under dynamic placement (the thread then asks for the hub's types). */
-  dynamic: boolean
-  /** Shared flag: 1 while the node holds its placement lease. */
-  lease: SharedArrayBuffer
-  pipelining: boolean
-  /** Entity states kept in memory per partition. */
-  cacheSize: number
-  maxBatch: number
-  snapshotRecords: number
-  snapshotIntervalMs: number
-  alwaysReplay: boolean
-  activityConcurrency: number
-  /** Offload threshold: absent when the node has no activity workers (then every activity runs here). */
-  offloadThreshold?: number
-  entityOperationTimeoutMs?: number
-  blobThresholdBytes: number
-  maxValueBytes: number
-  /** How often the thread posts its partitions' counters and metrics to the main thread, in ms. */
-  statsIntervalMs: number
-}
-
 /** How long a scrape waits for a thread's fresh report before it reads the last one, in ms. */
 export const REPORT_TIMEOUT_MS = 250
-
-/** Orders from the main thread. */
-export type ToThread =
-  | { t: 'start'; id: number; p: number; epoch: number }
-  | { t: 'close'; id: number; p: number; snapshot: boolean }
-  | { t: 'abandon' }
-  | { t: 'shutdown'; id: number }
-  | { t: 'hubNames'; names: string[] }
-  /** Post a `stats` message now, then reply (a scrape wants fresh counts). */
-  | { t: 'report'; id: number }
-
-/** Counters of one partition, as a thread reports them. */
-export interface PartitionCounters {
-  p: number
-  epoch: number
-  stats: PartitionStats
-  cached: number
-}
-
-/** What a thread tells the main thread. */
-export type FromThread =
-  | { t: 'ready' }
-  | { t: 'setupFailed'; error: ErrorInfo }
-  | { t: 'reply'; id: number; error?: ErrorInfo }
-  | { t: 'stopped'; p: number; epoch: number; reason: 'fenced' | 'failed'; error: ErrorInfo }
-  | { t: 'log'; level: 'info' | 'warn' | 'error'; message: string; fields?: Record<string, unknown> }
-  | { t: 'offload'; task: ActivityTask }
-  | { t: 'stats'; partitions: PartitionCounters[]; metrics: ThreadReport }
 
 /** What the node hears from its threads. */
 export interface ThreadEvents {
@@ -237,7 +177,7 @@ class PartitionThread {
 export class PartitionThreads {
   readonly #threads: PartitionThread[] = []
   #stopping = false
-  readonly #lease: Int32Array
+  readonly #flags: Int32Array
   #respawn: NodeJS.Timeout | undefined
   /** Starts waiting for a thread to be spawned (none was alive). */
   readonly #spawnWaiters: Array<() => void> = []
@@ -248,7 +188,7 @@ export class PartitionThreads {
     readonly setup: Omit<ThreadSetup, 'index'>,
     readonly events: ThreadEvents,
   ) {
-    this.#lease = new Int32Array(setup.lease)
+    this.#flags = new Int32Array(setup.flags)
     const recorder = events.metrics
     if (recorder !== undefined) {
       this.#metrics = new ThreadMetrics(recorder)
@@ -284,7 +224,12 @@ export class PartitionThreads {
 
   /** Tells every thread whether the node holds its placement lease (read before snapshot writes). */
   setLease(holds: boolean): void {
-    Atomics.store(this.#lease, 0, holds ? 1 : 0)
+    Atomics.store(this.#flags, 0, holds ? 1 : 0)
+  }
+
+  /** Tells every thread whether calls may travel with lock requests (every node runs them). */
+  setCarryCalls(on: boolean): void {
+    Atomics.store(this.#flags, 1, on ? 1 : 0)
   }
 
   /** Tells every thread which registry names the hub knows (for messages of types run elsewhere). */

@@ -16,6 +16,7 @@ import {
   type OrchestrationDefinition,
 } from '../../actors/orchestration/index.ts'
 import { entityTypeName, type EntityClass } from '../../entities/index.ts'
+import { WIRE_FEATURES } from '../../placement/index.ts'
 
 /** What a node's registry may hold. */
 export type RegistryItem = EntityClass | OrchestrationDefinition<any, any> | ActivityDefinition<any, any>
@@ -127,12 +128,17 @@ export function splitRegistry(items: RegistryItem[]): SplitRegistry {
 
 /**
  * What a node runs, as it publishes it in its heartbeats (placement/registry.ts): `e:<type>`,
- * `o:<name>` and `a:<name>`, sorted.
+ * `o:<name>` and `a:<name>`, and the wire features of this version (`f:<feature>`; default all of
+ * them, {@link WIRE_FEATURES}), sorted.
  */
-export function registryNames({ entities, orchestrations, activities }: SplitRegistry): string[] {
+export function registryNames(
+  { entities, orchestrations, activities }: SplitRegistry,
+  features: readonly string[] = WIRE_FEATURES,
+): string[] {
   return [
     ...entities.map((e) => `e:${entityTypeName(e)}`),
     ...orchestrations.map((o) => `o:${o.name}`),
     ...activities.map((a) => `a:${a.name}`),
+    ...features,
   ].sort()
 }

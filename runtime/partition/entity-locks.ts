@@ -73,6 +73,13 @@ export class EntityLocks {
       this.#held.set(itemKey, fresh)
       this.#write(itemKey, fresh)
     }
+    // calls made with the request run now, before anything else (the entity is the caller's)
+    let ops: EntityOp[] | undefined
+    if (msg.ops !== undefined) {
+      const now = msg.ops.filter((op) => op.t === msg.t && op.key === msg.key)
+      if (now.length > 0) this.port.runNext(now)
+      if (now.length < msg.ops.length) ops = msg.ops.filter((op) => op.t !== msg.t || op.key !== msg.key)
+    }
     const [next, ...rest] = msg.rest
     if (next === undefined) {
       // the grant names the whole section, so an instance that no longer wants it can give it back
@@ -82,6 +89,7 @@ export class EntityLocks {
     } else {
       const forward: LockMessage = { k: 'lock', t: next[0], key: next[1], o: msg.o, rest }
       if (msg.all !== undefined) forward.all = msg.all
+      if (ops !== undefined) forward.ops = ops
       this.port.send(forward)
     }
   }

@@ -28,6 +28,8 @@ export interface PortCore {
   /** Spans of the hosts (default: none). */
   readonly tracing?: Tracing | undefined
   readonly types: TypeDirectory | undefined
+  /** Whether calls may travel with lock requests now (default: always). */
+  readonly carryCalls?: (() => boolean) | undefined
   readonly storage: PartitionStorage
   readonly snap: SnapshotState
   readonly timers: TimerSet
@@ -213,6 +215,10 @@ export class PartitionHostPort implements HostPort {
     })
     await this.core.storage.deadLetter(undefined, encode(msg), reason)
     this.core.stats.deadLetters++
+  }
+
+  carryCalls(): boolean {
+    return this.core.carryCalls?.() ?? true
   }
 
   knownElsewhere(name: string): boolean {

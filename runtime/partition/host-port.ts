@@ -89,6 +89,12 @@ export interface HostPort {
    */
   deadLetterMessage(msg: ActorMessage, reason: string): Promise<void>
 
+  /**
+   * Whether calls made with a lock request may travel inside it now (every node of the hub runs
+   * them); else they wait in the instance record for the grant.
+   */
+  carryCalls(): boolean
+
   // Types run elsewhere
   /** Whether `name` (`e:Type`, `o:name`) is not run on this node but known to the hub. */
   knownElsewhere(name: string): boolean

@@ -37,6 +37,13 @@ export interface PartitionOptions {
   mayWrite?: () => boolean
   /** Where entity types and orchestrations are known on the hub (see unknown-types.ts). */
   types?: TypeDirectory
+  /**
+   * Whether calls made with a lock request may travel inside it (every node of the hub runs them:
+   * each node record lists the wire feature `f:lock-ops`, see placement/registry.ts). While false
+   * the instance host holds such calls and sends them when the grant arrives. Default: always
+   * (static placement: the nodes of a hub are taken to run one version).
+   */
+  carryCalls?: () => boolean
   /** Large values by reference (default: a store with the default limits). */
   blobs?: BlobStore
   /** Where the partition's metrics go (default: nowhere). */

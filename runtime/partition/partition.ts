@@ -114,6 +114,7 @@ export class Partition {
       metrics: this.metrics,
       tracing: options.tracing,
       types: options.types,
+      carryCalls: options.carryCalls,
       storage: this.#storage,
       snap: this.#snap,
       timers: this.#timers,

@@ -317,6 +317,18 @@ describe('dashboard in chromium', () => {
     await page.getByText("instance 'no-such-instance' does not exist").waitFor()
   })
 
+  it('lists the registry names by kind, the wire features of node versions apart', async () => {
+    type Types = { entities: string[]; orchestrations: string[]; features: string[] }
+    let types: Types | undefined
+    await waitFor(async () => {
+      types = (await (await fetch(`${dashboard.url}api/types`)).json()) as Types
+      return types.features.length > 0
+    }, 'the hub remembers the names of its node')
+    expect(types!.entities).toContain('Counter')
+    expect(types!.features).toEqual(['lock-ops'])
+    expect([...types!.entities, ...types!.orchestrations].filter((n) => n.includes('lock-ops'))).toEqual([])
+  })
+
   it('a read-only dashboard refuses actions with 403', async () => {
     const readOnly = await startDashboard({ servers: nats.url, hub: 'dash', port: 0 })
     try {

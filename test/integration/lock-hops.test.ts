@@ -1,15 +1,19 @@
 /**
  * How many partition-to-partition messages and mailbox publishes a critical section costs: the
  * lock request locks every entity of one partition before it leaves that partition, a section
- * whose instance and entities share a partition publishes nothing, and a release issued with the
- * last calls leaves in the same publish as them (and runs after them: transfers stay exclusive).
+ * whose instance and entities share a partition publishes nothing, a call made with the lock
+ * request travels in it, and a release issued with the last calls leaves in the same publish as
+ * them (and runs after them: transfers stay exclusive). On a hub where a node of the previous
+ * version may run (here: a node that withholds the wire feature `f:lock-ops`), such a call waits
+ * for the grant and goes on its own: one message more, the same history and results.
  * Keys end in `!<n>` to pin their partition. Both replay modes, against a real nats-server.
  */
 import { describe, expect, it } from 'vitest'
 import { Node } from '../../runtime/index.ts'
+import type { HistoryEvent } from '../../actors/orchestration/index.ts'
 import { orchestration } from '../../actors/orchestration/index.ts'
 import { Account } from '../fixtures/workflows.ts'
-import { useHub, useNatsServer, waitFor } from '../tooling/harness.ts'
+import { useHub, useNatsServer, waitFor, type HubFixture } from '../tooling/harness.ts'
 
 /** Locks two accounts, deposits into both, releases. */
 const lockPair = orchestration('lockPair', function* (ctx, keys: [string, string]) {
@@ -42,7 +46,32 @@ const transferEarlyRelease = orchestration(
   },
 )
 
-const registry = [Account, lockPair, transferEarlyRelease]
+/**
+ * A transfer whose balance call travels with the lock request (made before waiting for the lock)
+ * and whose release goes with its last calls.
+ */
+const transferCarried = orchestration(
+  'transferCarried',
+  function* (ctx, t: { from: string; to: string; amount: number }) {
+    const locking = ctx.lock(ctx.entityRef(Account, t.from), ctx.entityRef(Account, t.to))
+    const balance = ctx.callEntity(Account, t.from).balance()
+    const lock = yield* locking
+    try {
+      if ((yield* balance) < t.amount) return false
+      const calls = ctx.all([
+        ctx.callEntity(Account, t.from).withdraw(t.amount),
+        ctx.callEntity(Account, t.to).deposit(t.amount),
+      ])
+      lock.release()
+      yield* calls
+      return true
+    } finally {
+      lock.release()
+    }
+  },
+)
+
+const registry = [Account, lockPair, transferEarlyRelease, transferCarried]
 const nats = useNatsServer()
 
 /** Partition messages and mailbox publishes made so far by the node's partitions. */
@@ -60,6 +89,8 @@ for (const alwaysReplay of [false, true]) {
   describe(`lock hops (alwaysReplay: ${alwaysReplay})`, () => {
     const hub = `lock-hops-${alwaysReplay ? 'replay' : 'cached'}`
     const stack = useHub(nats, { hub, registry, partitions: 4, alwaysReplay })
+    // a node that publishes no wire feature: to every sender, a node of the previous version is on the hub
+    const held = useHub(nats, { hub: `${hub}-held`, registry, partitions: 4, alwaysReplay, wireFeatures: [] })
     const k = (name: string, p: number) => `${name}-${alwaysReplay}!${p}`
 
     /**
@@ -71,10 +102,11 @@ for (const alwaysReplay of [false, true]) {
       messages: number,
       publishes: number,
       phase: string,
+      on: HubFixture = stack,
     ): Promise<void> {
       let found = { messages: 0, publishes: 0 }
       const now = () => {
-        const h = hops(stack.node)
+        const h = hops(on.node)
         return (found = { messages: h.messages - before.messages, publishes: h.publishes - before.publishes })
       }
       try {
@@ -83,7 +115,7 @@ for (const alwaysReplay of [false, true]) {
         throw new Error(`${(err as Error).message}; found ${JSON.stringify(found)}`)
       }
       // a query answered after a commit: the section's last messages were those counted
-      await stack.client.getLock(Account, k('probe', 0))
+      await on.client.getLock(Account, k('probe', 0))
       expect(now().messages, `${phase}: partition messages`).toBe(messages)
       expect(found.publishes, `${phase}: mailbox publishes`).toBeLessThanOrEqual(publishes)
     }
@@ -138,7 +170,75 @@ for (const alwaysReplay of [false, true]) {
       expect(await stack.client.entity(Account, to).call.balance()).toBe(4)
     })
 
+    it('a call made with the lock request travels in it and runs once its entity is locked', async () => {
+      const from = k('carried-from', 1)
+      const to = k('carried-to', 2)
+      await stack.client.entity(Account, from).call.deposit(10)
+      const before = hops(stack.node)
+      const id = await stack.client.start(
+        transferCarried,
+        { from, to, amount: 3 },
+        { instanceId: k('carried', 3) },
+      )
+      const done = await stack.client.waitForCompletion(id, { timeoutMs: 10_000 })
+      expect(done.status, `carried call ${id}`).toBe('Completed')
+      expect(done.output).toBe(true)
+      // lock from (with the balance call), lock to, the balance, the grant, withdraw + unlock,
+      // deposit + unlock, two results: 10 messages in at most 8 publishes (a call of its own after
+      // the grant would add two messages and two publishes)
+      await hopsSettle(before, 10, 8, `carried call ${id}`)
+      expect(await stack.client.getLock(Account, from)).toBe(null)
+      expect(await stack.client.getLock(Account, to)).toBe(null)
+      expect(await stack.client.entity(Account, from).call.balance()).toBe(7)
+      expect(await stack.client.entity(Account, to).call.balance()).toBe(3)
+    })
+
+    it('a call made with the lock request waits for the grant while a node of the previous version may run', async () => {
+      // `from` sorts after `to`: it is locked last, so with the call carried too its result
+      // follows the grant, and both histories take their events in the same order
+      const from = k('z-from', 1)
+      const to = k('a-to', 2)
+      const run = async (on: HubFixture, messages: number, publishes: number, phase: string) => {
+        await on.client.entity(Account, from).call.deposit(10)
+        const before = hops(on.node)
+        const id = await on.client.start(
+          transferCarried,
+          { from, to, amount: 3 },
+          { instanceId: k('gate', 3) },
+        )
+        const done = await on.client.waitForCompletion(id, { timeoutMs: 10_000 })
+        expect(done.status, `${phase} ${id}`).toBe('Completed')
+        expect(done.output).toBe(true)
+        await hopsSettle(before, messages, publishes, `${phase} ${id}`, on)
+        expect(await on.client.getLock(Account, from)).toBe(null)
+        expect(await on.client.getLock(Account, to)).toBe(null)
+        expect(await on.client.entity(Account, from).call.balance()).toBe(7)
+        expect(await on.client.entity(Account, to).call.balance()).toBe(3)
+        return (await on.client.getHistory(id)).map(({ t: _t, ...e }: HistoryEvent & { t?: number }) => e)
+      }
+      expect(held.node.placement!.everyNodeHas('f:lock-ops'), 'the gate is off on the held hub').toBe(false)
+      expect(stack.node.placement!.everyNodeHas('f:lock-ops'), 'and on on the other').toBe(true)
+      // lock to, lock from with the balance call, the grant and the balance (one publish), withdraw
+      // + unlock, deposit + unlock, two results: 10 messages in at most 8 publishes
+      const carried = await run(stack, 10, 8, 'carried')
+      // the same with the balance call sent by the instance once the grant arrived: 11 in at most 9
+      const sentAfter = await run(held, 11, 9, 'held for the grant')
+      expect(sentAfter).toEqual(carried)
+      const grant = carried.findIndex((e) => e.e === 'completed' && e.seq === 0)
+      const balance = carried.findIndex((e) => e.e === 'completed' && e.seq === 1)
+      expect(grant, 'the grant is in the history before the balance').toBeGreaterThanOrEqual(0)
+      expect(balance).toBeGreaterThan(grant)
+    })
+
     it('transfers that release with their last calls stay exclusive: total kept, none overdrawn', async () => {
+      await exclusiveTransfers(stack)
+    })
+
+    it('so do transfers whose calls wait for the grant (a node of the previous version may run)', async () => {
+      await exclusiveTransfers(held)
+    })
+
+    async function exclusiveTransfers(stack: HubFixture): Promise<void> {
       const accounts = [k('x', 0), k('y', 1), k('z', 2), k('w', 1)]
       await Promise.all(accounts.map((a) => stack.client.entity(Account, a).call.deposit(20)))
       let seed = 7
@@ -148,7 +248,8 @@ for (const alwaysReplay of [false, true]) {
           const f = Math.floor(random() * accounts.length)
           const t = (f + 1 + Math.floor(random() * (accounts.length - 1))) % accounts.length
           const amount = 1 + Math.floor(random() * 15)
-          return stack.client.start(transferEarlyRelease, { from: accounts[f]!, to: accounts[t]!, amount })
+          const def = random() < 0.5 ? transferEarlyRelease : transferCarried
+          return stack.client.start(def, { from: accounts[f]!, to: accounts[t]!, amount })
         }),
       )
       for (const id of ids) {
@@ -162,6 +263,6 @@ for (const alwaysReplay of [false, true]) {
       ).toBe(80)
       for (const b of balances) expect(b, `balances ${balances.join(', ')}`).toBeGreaterThanOrEqual(0)
       for (const a of accounts) expect(await stack.client.getLock(Account, a), a).toBe(null)
-    })
+    }
   })
 }

@@ -1,9 +1,10 @@
 /**
  * Messages are not trusted further than they deserve (issue 8, item 9): a message published to the
- * wrong partition's mailbox, an undecodable message inside a partition envelope, a reply subject
- * outside the hub's inboxes, error answers that would leak internals, garbage on a change feed and
- * a query waiting for a mailbox position that will never come. Each gets a contained outcome;
- * nothing else is harmed. Raw messages are published with a plain NATS connection.
+ * wrong partition's mailbox, an undecodable message inside a partition envelope, a lock request
+ * whose carried calls are malformed, a reply subject outside the hub's inboxes, error answers that
+ * would leak internals, garbage on a change feed and a query waiting for a mailbox position that
+ * will never come. Each gets a contained outcome; nothing else is harmed. Raw messages are
+ * published with a plain NATS connection.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream'
@@ -113,6 +114,36 @@ describe('a partition envelope with an undecodable inner message', () => {
       expect.stringMatching(/belongs to partition 0, not 1/),
     ])
     expect(Buffer.from(letters[0]!.data).equals(garbage)).toBe(true)
+    expect(stack.node.partitions.size).toBe(P)
+  })
+})
+
+describe('a lock request whose carried calls are malformed', () => {
+  it('is dead-lettered with the reason and locks nothing; the partition goes on', async () => {
+    const key = keyOn(2, 'locked-')
+    const lock = (ops: unknown) =>
+      encode({ k: 'lock', t: 'Counter', key, o: ['someone', 0], rest: [], all: [['Counter', key]], ops })
+    const elsewhere = {
+      k: 'op',
+      t: 'Counter',
+      key: keyOn(2, 'unlocked-'),
+      op: 'add',
+      a: [1],
+      ro: ['someone', 1],
+    }
+    const add = encode({ k: 'op', t: 'Counter', key, op: 'add', a: [2] })
+    const env = encode({ v: 1, p: 78, g: [[1, [lock('oops'), lock([elsewhere]), add]]] })
+    const first = await js.publish(names.mailbox(2), env)
+    await stack.client.entity(Counter, key).signal.add(3)
+    expect(await stack.client.entity(Counter, key).call.get()).toBe(5)
+    expect(await stack.client.getLock(Counter, key)).toBe(null)
+    const letters = (await deadLetters()).filter((d) => d.seq === String(first.seq))
+    expect(letters.map((d) => d.reason)).toEqual([
+      expect.stringMatching(/message field ops is not an array/),
+      expect.stringMatching(
+        new RegExp(`holds a call to Counter@${elsewhere.key}, which the lock request does not lock`),
+      ),
+    ])
     expect(stack.node.partitions.size).toBe(P)
   })
 })

@@ -2,7 +2,7 @@
 import { PayloadTooLargeError } from '../../actors/index.ts'
 import type { BlobStore } from '../../runtime/nats/index.ts'
 import { describe, expect, it } from 'vitest'
-import type { ActorMessage, EntityOp, ReplyTo } from '../../actors/wire/messages.ts'
+import type { ActorMessage, EntityOp, LockMessage, ReplyTo } from '../../actors/wire/messages.ts'
 import { EntityRegistry } from '../../entities/index.ts'
 import { decode, encode } from '../../runtime/nats/codec.ts'
 import { itemKey } from '../../runtime/nats/item-keys.ts'
@@ -129,6 +129,30 @@ describe('entity host', () => {
     void host.handle({ k: 'unlock', t: 'Counter', key: 'a', o: 'orch' })
     expect(seen.writes.get(lockKey)).toBeNull()
     expect(seen.next).toEqual([blocked])
+  })
+
+  it('runs the calls a lock request carries for its entity once locked, and passes the others on', () => {
+    const { host, seen } = fake()
+    const onA: EntityOp = { k: 'op', t: 'Counter', key: 'a', op: 'add', a: [2], ro: ['orch', 5] }
+    const onB: EntityOp = { k: 'op', t: 'Counter', key: 'b', op: 'add', a: [3], ro: ['orch', 6] }
+    const all: Array<[string, string]> = [
+      ['Counter', 'a'],
+      ['Counter', 'b'],
+    ]
+    const request = { k: 'lock', t: 'Counter', key: 'a', o: ['orch', 4], rest: [['Counter', 'b']], all }
+    void host.handle({ ...request, ops: [onA, onB] } as LockMessage)
+    expect(seen.next).toEqual([onA])
+    expect(seen.sent).toEqual([
+      { k: 'lock', t: 'Counter', key: 'b', o: ['orch', 4], rest: [], all, ops: [onB] },
+    ])
+    // held by another orchestration: the request and its calls wait for the unlock
+    const other = fake()
+    void other.host.handle({ k: 'lock', t: 'Counter', key: 'a', o: ['first', 1], rest: [] })
+    void other.host.handle({ ...request, ops: [onA, onB] } as LockMessage)
+    expect(other.seen.next).toEqual([])
+    void other.host.handle({ k: 'unlock', t: 'Counter', key: 'a', o: 'first' })
+    const [queued] = other.seen.next as LockMessage[]
+    expect(queued?.ops).toEqual([onA, onB])
   })
 
   it('rebuilds locks from their items at recovery', async () => {

@@ -816,20 +816,13 @@ describe.each(MODES)('versioning with patched(), %s mode', (mode) => {
 // Critical sections
 
 type LockCase =
-  | 'call unlocked'
-  | 'signal locked'
-  | 'nested lock'
-  | 'sub inside'
-  | 'call before acquired'
-  | 'parallel calls'
-  | 'throw inside'
+  'call unlocked' | 'signal locked' | 'nested lock' | 'sub inside' | 'parallel calls' | 'throw inside'
 
 const lockRules = orchestration('lockRules', function* (ctx, which: LockCase) {
   const a = ctx.entityRef(Account, 'a')
   const b = ctx.entityRef(Account, 'b')
   const pending = ctx.lock(b, a)
   try {
-    if (which === 'call before acquired') ctx.callEntity(Account, 'a').balance()
     yield* pending
     if (which === 'call unlocked') yield* ctx.callEntity(Account, 'c').balance()
     if (which === 'signal locked') ctx.signalEntity(Account, 'a').deposit(1)
@@ -862,7 +855,6 @@ describe.each(MODES)('critical section rules, %s mode', (mode) => {
     ['signal locked', 'cannot signal Account@a, which it locked'],
     ['nested lock', 'critical sections cannot nest'],
     ['sub inside', "a critical section cannot call sub-orchestrations (called 'child')"],
-    ['call before acquired', 'await the lock before calling Account@a.balance'],
     ['parallel calls', 'cannot call Account@a again before its previous call completed'],
   ])('%s is refused', (which, message) => {
     const { sim, end } = run(which)
@@ -891,6 +883,113 @@ describe.each(MODES)('critical section rules, %s mode', (mode) => {
         ],
       },
     ])
+  })
+
+  it('a call made after the code waited, with the lock still pending, is refused', () => {
+    const sim = new Sim(
+      orchestration('lateCall', function* (ctx) {
+        ctx.lock(ctx.entityRef(Account, 'a'))
+        yield* ctx.createTimer(ctx.now())
+        try {
+          ctx.callEntity(Account, 'a').balance()
+          return 'called'
+        } catch (err) {
+          return (err as Error).message
+        }
+      }),
+      mode,
+    )
+    sim.start()
+    const r = sim.step([{ e: 'timerFired', seq: 1 }])
+    expect(r.output).toContain('await the lock before calling Account@a.balance')
+    expect(r.commands.filter((c) => c.c === 'call')).toEqual([])
+  })
+
+  it('calls made right after ctx.lock travel with the lock request; later ones do not', () => {
+    const sim = new Sim(
+      orchestration('carriedCall', function* (ctx) {
+        const locking = ctx.lock(ctx.entityRef(Account, 'b'), ctx.entityRef(Account, 'a'))
+        const first = ctx.callEntity(Account, 'a').balance()
+        const lock = yield* locking
+        try {
+          const balance = (yield* first) as number
+          yield* ctx.callEntity(Account, 'b').deposit(balance)
+          return balance
+        } finally {
+          lock.release()
+        }
+      }),
+      mode,
+    )
+    const a: [string, string] = ['Account', 'a']
+    const b: [string, string] = ['Account', 'b']
+    expect(sim.start().commands).toEqual([
+      { c: 'lock', seq: 0, entities: [a, b] },
+      { c: 'call', seq: 1, entity: a, op: 'balance', args: [], lock: 0 },
+    ])
+    // the call's result can come back before the grant (entity a is locked first)
+    const early = sim.step([{ e: 'completed', seq: 1, result: 5 }])
+    expect(early).toMatchObject({ status: 'running', commands: [] })
+    expect(sim.step([{ e: 'completed', seq: 0 }]).commands).toEqual([
+      { c: 'call', seq: 2, entity: b, op: 'deposit', args: [5] },
+    ])
+    const end = sim.step([{ e: 'completed', seq: 2 }])
+    expect(end).toMatchObject({ status: 'completed', output: 5 })
+    expect(end.commands).toEqual([{ c: 'unlock', entities: [a, b] }])
+  })
+
+  it('a section history written before calls travelled with the lock replays under its code', () => {
+    const a: [string, string] = ['Account', 'a']
+    const b: [string, string] = ['Account', 'b']
+    // as the previous version wrote it: the first call scheduled only after the grant
+    const history = [
+      { e: 'started', t: T0, name: 'section', input: null },
+      { e: 'step', t: T0 },
+      { e: 'scheduled', seq: 0, kind: 'lock', entities: [a, b] },
+      { e: 'step', t: T0 },
+      { e: 'completed', seq: 0 },
+      { e: 'scheduled', seq: 1, kind: 'call', entity: a, op: 'balance' },
+      { e: 'step', t: T0 },
+      { e: 'completed', seq: 1, result: 5 },
+      { e: 'scheduled', seq: 2, kind: 'call', entity: b, op: 'deposit' },
+    ] as HistoryEvent[]
+    const callAfterGrant = orchestration('section', function* (ctx) {
+      const lock = yield* ctx.lock(ctx.entityRef(Account, 'a'), ctx.entityRef(Account, 'b'))
+      try {
+        const balance = (yield* ctx.callEntity(Account, 'a').balance()) as number
+        yield* ctx.callEntity(Account, 'b').deposit(balance)
+        return balance
+      } finally {
+        lock.release()
+      }
+    })
+    const callWithRequest = orchestration('section', function* (ctx) {
+      const locking = ctx.lock(ctx.entityRef(Account, 'a'), ctx.entityRef(Account, 'b'))
+      const first = ctx.callEntity(Account, 'a').balance()
+      const lock = yield* locking
+      try {
+        const balance = (yield* first) as number
+        yield* ctx.callEntity(Account, 'b').deposit(balance)
+        return balance
+      } finally {
+        lock.release()
+      }
+    })
+    const replay = (def: OrchestrationDefinition<any, any>) =>
+      new OrchestrationExecutor(def, 'inst-old', { alwaysReplay: mode === 'alwaysReplay' }).step(
+        structuredClone(history),
+        [{ e: 'completed', seq: 2 }],
+        T0 + 10,
+      )
+    expect(replay(callAfterGrant)).toMatchObject({
+      status: 'completed',
+      output: 5,
+      commands: [{ c: 'unlock', entities: [a, b] }],
+    })
+    // moving the call before the wait is a change of the code like any other (ctx.patched)
+    const moved = replay(callWithRequest)
+    expect(moved.status).toBe('failed')
+    expect(moved.error!.code).toBe(ErrorCode.NonDeterminism)
   })
 
   it('release() before the lock is acquired is refused', () => {

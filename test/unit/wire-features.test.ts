@@ -1,0 +1,156 @@
+/**
+ * Wire features of node versions (`f:` names beside a node's registry names, placement/registry.ts):
+ * a node lacking a feature some live node has never owns partitions while such a node is live,
+ * a sender uses a feature only once every node record lists it, `f:` names are never taken for
+ * types known elsewhere, and a lock request whose carried calls are malformed is refused by the
+ * message check with a clear reason. Pure: no NATS.
+ */
+import { describe, expect, it } from 'vitest'
+import { CodecError } from '../../actors/index.ts'
+import { checkMessage, type EntityOp } from '../../actors/wire/index.ts'
+import {
+  HubTypes,
+  LOCK_OPS,
+  WIRE_FEATURES,
+  eligibleNodes,
+  everyRecordHas,
+  isFeature,
+} from '../../placement/registry.ts'
+import { registryNames, splitRegistry } from '../../runtime/node/registry-module.ts'
+import { Account, transfer } from '../fixtures/workflows.ts'
+
+describe('eligibility with wire features', () => {
+  const current = ['e:A', 'o:flow', LOCK_OPS]
+  const previous = ['e:A', 'o:flow']
+
+  it('leaves out a node of the previous version while a node with the feature is live', () => {
+    const regs = new Map([
+      ['new', current],
+      ['old', previous],
+    ])
+    expect(eligibleNodes(['new', 'old'], regs)).toEqual(['new'])
+    // alone, the previous version runs everything (nothing newer is live)
+    expect(eligibleNodes(['old'], regs)).toEqual(['old'])
+  })
+
+  it('leaves it out even when registries diverge (it has a type the new node lacks)', () => {
+    const regs = new Map([
+      ['new', ['e:A', LOCK_OPS]],
+      ['old', ['e:A', 'e:B']],
+    ])
+    expect(eligibleNodes(['new', 'old'], regs)).toEqual(['new'])
+    // without features the divergence still makes every live node eligible, as before
+    const plain = new Map([
+      ['a', ['e:A']],
+      ['b', ['e:B']],
+    ])
+    expect(eligibleNodes(['a', 'b'], plain)).toEqual(['a', 'b'])
+  })
+
+  it('counts a node that publishes no registry as knowing every type but no feature', () => {
+    expect(eligibleNodes(['new', 'ancient'], new Map([['new', current]]))).toEqual(['new'])
+    expect(eligibleNodes(['a', 'ancient'], new Map([['a', previous]]))).toEqual(['a', 'ancient'])
+  })
+
+  it('among nodes with the features, prefers those that know every type', () => {
+    const regs = new Map([
+      ['full', [...current, 'e:B']],
+      ['partial', current],
+      ['old', [...previous, 'e:B']],
+    ])
+    expect(eligibleNodes(['full', 'old', 'partial'], regs)).toEqual(['full'])
+    // nodes that each lack a feature the other has: none is current, all stay eligible
+    const split = new Map([
+      ['x', ['e:A', 'f:one']],
+      ['y', ['e:A', 'f:two']],
+    ])
+    expect(eligibleNodes(['x', 'y'], split)).toEqual(['x', 'y'])
+  })
+})
+
+describe('everyRecordHas', () => {
+  it('holds only when every record lists the feature', () => {
+    const withIt = ['e:A', LOCK_OPS]
+    expect(everyRecordHas([withIt, withIt], LOCK_OPS)).toBe(true)
+    expect(everyRecordHas([withIt, ['e:A']], LOCK_OPS)).toBe(false)
+    expect(everyRecordHas([withIt, undefined], LOCK_OPS)).toBe(false) // a record without a registry
+    expect(everyRecordHas([], LOCK_OPS)).toBe(true)
+  })
+})
+
+describe('feature names are no types', () => {
+  it('are never known elsewhere as an entity type or orchestration', () => {
+    const types = new HubTypes(['e:A'], () => ['e:A', LOCK_OPS, 'f:later'])
+    expect(types.anyElsewhere('e:')).toBe(false)
+    expect(types.anyElsewhere('o:')).toBe(false)
+    expect(types.whereIs('e:lock-ops')).toBe('nowhere')
+    expect(types.whereIs('o:lock-ops')).toBe('nowhere')
+    expect(isFeature(LOCK_OPS)).toBe(true)
+    expect(isFeature('e:Account')).toBe(false)
+  })
+
+  it('are published with the registry names, unless a test node withholds them', () => {
+    const split = splitRegistry([Account, transfer])
+    expect(WIRE_FEATURES).toContain(LOCK_OPS)
+    expect(registryNames(split)).toEqual(['e:Account', LOCK_OPS, 'o:transfer'])
+    expect(registryNames(split, [])).toEqual(['e:Account', 'o:transfer'])
+  })
+})
+
+describe('a lock request with carried calls', () => {
+  const call = (key: string): EntityOp => ({
+    k: 'op',
+    t: 'Account',
+    key,
+    op: 'balance',
+    a: [],
+    ro: ['inst', 1],
+  })
+  const lock = (ops: unknown) => ({
+    k: 'lock',
+    t: 'Account',
+    key: 'a',
+    o: ['inst', 0],
+    rest: [['Account', 'b']],
+    all: [
+      ['Account', 'a'],
+      ['Account', 'b'],
+    ],
+    ops,
+  })
+
+  it('passes the check when every call is an orchestration call to an entity it locks', () => {
+    expect(checkMessage(lock([call('a'), call('b')]))).toMatchObject({
+      k: 'lock',
+      ops: [call('a'), call('b')],
+    })
+  })
+
+  it.each([
+    ['ops not an array', 'oops', 'message field ops is not an array'],
+    ['a call that is no message', [42], 'message is not a map'],
+    [
+      'a call without its arguments',
+      [{ ...call('a'), a: 'x' }],
+      'message field a (arguments) is not an array',
+    ],
+    [
+      'a signal (no result to return)',
+      [{ k: 'op', t: 'Account', key: 'a', op: 'deposit', a: [1] }],
+      'message field ops holds a message that is not an orchestration call',
+    ],
+    [
+      'another kind of message',
+      [{ k: 'done', i: 'inst', s: 1 }],
+      'message field ops holds a message that is not an orchestration call',
+    ],
+    [
+      'a call to an entity the request does not lock',
+      [call('c')],
+      'message field ops holds a call to Account@c, which the lock request does not lock',
+    ],
+  ])('refuses %s with a CodecError naming it', (_what, ops, message) => {
+    expect(() => checkMessage(lock(ops))).toThrow(CodecError)
+    expect(() => checkMessage(lock(ops))).toThrow(message)
+  })
+})
