@@ -38,7 +38,7 @@ import {
 } from './checks.ts'
 import { diagnose } from './diagnose.ts'
 import { NodeSlots } from './processes.ts'
-import { chaosEffect, chaosLocked, Tally } from './workload.ts'
+import { chaosCarried, chaosEffect, chaosLocked, Tally } from './workload.ts'
 
 /** Options of {@link runChaos}. */
 export interface ChaosOptions {
@@ -406,8 +406,9 @@ async function runWorkload(
         const a = below(rng, LOCK_KEYS)
         const b = (a + 1 + below(rng, LOCK_KEYS - 1)) % LOCK_KEYS
         record = ledger.lockedStart(`l-${n}`, [`lk-${a}`, `lk-${b}`])
+        // every other locked start carries its first call with the lock request
         started = run.client.start(
-          chaosLocked,
+          n % 2 === 0 ? chaosCarried : chaosLocked,
           { keys: [record.keys[0]!, record.keys[1]!], id: record.id },
           { instanceId: record.instanceId },
         )

@@ -10,7 +10,8 @@
  *
  * Orchestrations: `chaosEffect` runs an activity and then calls `Tally(key).add(id)`;
  * `chaosLocked` takes `ctx.lock` on two tallies, adds its id to both inside the critical section
- * and releases the lock.
+ * and releases the lock; `chaosCarried` does the same with its first call made right after
+ * `ctx.lock`, so that the call travels inside the lock request (`LockMessage.ops`).
  */
 import { activity, orchestration } from '../../actors/orchestration/index.ts'
 import { Entity } from '../../entities/index.ts'
@@ -116,5 +117,19 @@ export const chaosLocked = orchestration('chaosLocked', function* (ctx, input: L
   return input.id
 })
 
+/** {@link chaosLocked} with the first call carried by the lock request, the second after the grant. */
+export const chaosCarried = orchestration('chaosCarried', function* (ctx, input: LockedInput) {
+  const locking = ctx.lock(ctx.entityRef(Tally, input.keys[0]), ctx.entityRef(Tally, input.keys[1]))
+  const first = ctx.callEntity(Tally, input.keys[0]).add(input.id)
+  const lock = yield* locking
+  try {
+    yield* first
+    yield* ctx.callEntity(Tally, input.keys[1]).add(input.id)
+  } finally {
+    lock.release()
+  }
+  return input.id
+})
+
 /** Everything a chaos node runs. */
-export const chaosRegistry = [Tally, chaosStep, chaosEffect, chaosLocked]
+export const chaosRegistry = [Tally, chaosStep, chaosEffect, chaosLocked, chaosCarried]
