@@ -1,0 +1,95 @@
+// Helpers of the dashboard's pages: JSON requests, server-sent-event streams, loading state,
+// value formatting, the status badge, the error banner and the URL hash.
+import { html, useEffect, useRef, useState } from '/vendor/preact-htm.js'
+
+export const DASH = '—'
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+/** GET or POST JSON; throws an Error carrying the server's message and status. */
+export async function api(path, init) {
+  let res
+  try {
+    res = await fetch(path, init)
+  } catch (err) {
+    throw Object.assign(new Error(`the dashboard server is unreachable (${err.message})`), { status: 0 })
+  }
+  const body = await res.json().catch(() => ({}))
+  if (!res.ok) throw Object.assign(new Error(body.error ?? `HTTP ${res.status}`), { status: res.status })
+  return body
+}
+
+export const post = (path, body) =>
+  api(path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body ?? {}),
+  })
+
+/** Subscribes to a server-sent-event stream while the component is mounted. */
+export function useStream(url, handlers, deps) {
+  useEffect(() => {
+    if (url === null) return undefined
+    const source = new EventSource(url)
+    for (const [event, handle] of Object.entries(handlers))
+      source.addEventListener(event, (e) => handle(JSON.parse(e.data)))
+    return () => source.close()
+  }, deps)
+}
+
+/** Loads `load()` now and whenever deps change; `[value, error, reload]`. */
+export function useLoad(load, deps) {
+  const [state, setState] = useState({ value: undefined, error: undefined })
+  const latest = useRef({ load, n: 0 })
+  latest.current.load = load
+  // only the newest load's answer counts: an older one that arrives late is dropped
+  const reload = () => {
+    const n = ++latest.current.n
+    const current = (apply) => (result) => {
+      if (n === latest.current.n) setState(apply(result))
+    }
+    return latest.current.load().then(
+      current((value) => ({ value, error: undefined })),
+      current((error) => (s) => ({ value: s.value, error })),
+    )
+  }
+  useEffect(() => {
+    setState({ value: undefined, error: undefined })
+    void reload()
+  }, deps)
+  return [state.value, state.error, reload]
+}
+
+export const when = (ms) => (ms == null ? DASH : new Date(ms).toLocaleString())
+export const age = (ms, now = Date.now()) => {
+  if (ms == null) return DASH
+  const s = Math.max(0, (now - ms) / 1000)
+  return s < 90 ? `${s.toFixed(1)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`
+}
+export const num = (v) => (v == null ? DASH : String(v))
+export const show = (v) => (v === undefined ? DASH : JSON.stringify(v, null, 2))
+
+export function Status({ status }) {
+  return html`<span class="status ${status}" data-status=${status}>${status}</span>`
+}
+
+export function Problem({ error }) {
+  if (error === undefined) return null
+  return html`<div class="banner" role="alert">${error.message}</div>`
+}
+
+export function parseHash() {
+  const raw = location.hash.replace(/^#/, '') || '/'
+  const [path, query = ''] = raw.split('?')
+  return {
+    parts: path.split('/').filter(Boolean).map(decodeURIComponent),
+    params: new URLSearchParams(query),
+  }
+}
+
+/** The entity types and orchestrations the hub knows (empty lists while unknown). */
+export function useTypes() {
+  const [types] = useLoad(() => api('/api/types').catch(() => ({ entities: [], orchestrations: [] })), [])
+  return types ?? { entities: [], orchestrations: [] }
+}
