@@ -13,17 +13,12 @@
  * NATS_URL=nats://127.0.0.1:4222 npm run bench -- --json
  */
 import path from 'node:path'
-import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { BadInputError, Client, Node, silentLogger } from '../runtime/index.ts'
 import { connectTo, deleteHub } from '../runtime/internal.ts'
 import { startNatsServer, type NatsServer } from '../runtime/dev/nats-server.ts'
 import {
-  VerificationError,
-  percentile,
-  quantile,
   percentileCurve,
-  round,
   setupLabel,
   type BenchContext,
   type Benchmark,
@@ -36,9 +31,9 @@ import { positiveInt, positiveIntList } from './args.ts'
 import { fileURLToPath } from 'node:url'
 import { DEFAULT_REPORT_DIR, FIGURES_FILE } from './report-files.ts'
 import type { RenderedChart, ReportData } from './report.ts'
-import { BenchAccount, benchWorkflows, fanOutFanIn, transfer } from './workflows.ts'
-import { Counter } from './entities.ts'
 import { runHelloSequence } from './hello-sequence.ts'
+import { runBank, runFanOutFanIn } from './orchestrations.ts'
+import { runEntitySignals } from './entity-signals.ts'
 import { runTakeover } from './takeover.ts'
 
 /** The chart renderer (vega, vega-lite): loaded only for --report / --report-from (see report-files.ts). */
@@ -72,123 +67,17 @@ const benchmarks: Record<string, Benchmark> = {
   },
   'fan-out-fan-in': {
     description: 'one orchestration with 1,000 parallel activities, then a sum',
-    async run(ctx) {
-      const n = 1000
-      const stack = await ctx.stack({ registry: benchWorkflows })
-      try {
-        const expected = Array.from({ length: n }, (_, i) => i * i).reduce((a, b) => a + b, 0)
-        const runOnce = async () => {
-          const t = performance.now()
-          const id = await stack.client.start(fanOutFanIn, n)
-          const done = await stack.client.waitForCompletion<number>(id)
-          if (done.output !== expected)
-            throw new VerificationError(`fan-out sum ${String(done.output)} != ${expected}`)
-          return (performance.now() - t) / 1000
-        }
-        for (let i = 0; i < 3; i++) await runOnce()
-        const runs: number[] = []
-        for (let i = 0; i < 5; i++) runs.push(await runOnce())
-        ctx.emit('seconds', quantile(runs, 0.5), 's', { activities: n, runs: runs.length })
-      } finally {
-        await stack.close()
-      }
-    },
+    run: runFanOutFanIn,
   },
   bank: {
     description:
       '3,000 transfers under a lock over both accounts (the Bank workload of the paper), 1,000 accounts',
-    async run(ctx) {
-      const accounts = 1000
-      const transfers = 3000
-      const stack = await ctx.stack({ registry: benchWorkflows })
-      try {
-        const { client } = stack
-        const key = (i: number) => `acct-${i}`
-        await Promise.all(
-          Array.from({ length: accounts }, (_, i) => client.entity(BenchAccount, key(i)).signal.deposit(100)),
-        )
-        let seed = 42
-        const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
-        const before = hops(stack.node)
-        const cpuBefore = process.cpuUsage()
-        const t0 = performance.now()
-        let next = 0
-        await Promise.all(
-          Array.from({ length: 256 }, async () => {
-            while (next++ < transfers) {
-              const from = Math.floor(random() * accounts)
-              const to = (from + 1 + Math.floor(random() * (accounts - 1))) % accounts
-              const id = await client.start(transfer, {
-                from: key(from),
-                to: key(to),
-                amount: 1 + Math.floor(random() * 50),
-              })
-              const done = await client.waitForCompletion(id)
-              if (done.status !== 'Completed')
-                throw new VerificationError(`transfer ${id} ended ${done.status}`)
-            }
-          }),
-        )
-        const seconds = (performance.now() - t0) / 1000
-        const cpu = process.cpuUsage(cpuBefore)
-        const after = hops(stack.node)
-        const balances = await Promise.all(
-          Array.from({ length: accounts }, (_, i) => client.entity(BenchAccount, key(i)).call.balance()),
-        )
-        const total = balances.reduce((a, b) => a + b, 0)
-        if (total !== accounts * 100)
-          throw new VerificationError(`total balance ${total} != ${accounts * 100}`)
-        if (balances.some((b) => b < 0)) throw new VerificationError('an account is overdrawn')
-        const params = { accounts, transfers, concurrency: 256 }
-        ctx.emit('transfers_per_s', transfers / seconds, '1/s', params)
-        // what one transfer costs (the node, the client and the benchmark share this process)
-        const per = (n: number) => round(n / transfers, 3)
-        ctx.emit('partition_messages_per_transfer', per(after.messages - before.messages), '1', params)
-        ctx.emit('mailbox_publishes_per_transfer', per(after.publishes - before.publishes), '1', params)
-        ctx.emit('records_per_transfer', per(after.records - before.records), '1', params)
-        ctx.emit('node_cpu_us_per_transfer', per(cpu.user + cpu.system), 'us', params)
-      } finally {
-        await stack.close()
-      }
-    },
+    run: runBank,
   },
   'entity-signals': {
     description:
       'add(1) signals to N counters from one client, issued without awaiting, until committed; then call latency',
-    async run(ctx) {
-      const { entities, signals, warmup } = ctx.options
-      const base = { entities, signals, warmup }
-      if (ctx.options.workers !== undefined) {
-        // node CPU per signal with its partitions on 1, 2, … worker threads, side by side
-        for (const workers of ctx.options.workers) {
-          const run = await measureEntitySignals(ctx, true, workers)
-          const params = { ...base, partitions: run.partitions, workers }
-          ctx.emit('signals_per_s', run.signalsPerS, '1/s', params)
-          ctx.emit('call_p50_ms', run.callP50, 'ms', { ...params, calls: CALLS })
-          ctx.emit('process_cpu_us_per_signal', run.processCpuUs, 'us', params)
-          if (run.serverCpuUs !== undefined)
-            ctx.emit('server_cpu_us_per_signal', run.serverCpuUs, 'us', params)
-        }
-        return
-      }
-
-      const withPipelining = await measureEntitySignals(ctx, true)
-      const params = { ...base, partitions: withPipelining.partitions, pipelining: true }
-      ctx.emit('signals_per_s', withPipelining.signalsPerS, '1/s', params)
-      ctx.emit('call_p50_ms', withPipelining.callP50, 'ms', { ...params, calls: CALLS })
-      ctx.emit('call_p99_ms', withPipelining.callP99, 'ms', { ...params, calls: CALLS })
-      ctx.emit('durable_signals_per_s', withPipelining.durablePerS, '1/s', params)
-      ctx.emit('publishes_per_signal', withPipelining.publishesPerSignal, '1', params)
-      ctx.emit('records', withPipelining.records, 'count', params)
-
-      if (!ctx.options.pipeliningCompare) return
-      const without = await measureEntitySignals(ctx, false)
-      const paramsNp = { ...base, partitions: without.partitions, pipelining: false }
-      ctx.emit('signals_per_s_no_pipelining', without.signalsPerS, '1/s', paramsNp)
-      ctx.emit('call_p50_ms_no_pipelining', without.callP50, 'ms', { ...paramsNp, calls: CALLS })
-      ctx.emit('call_p99_ms_no_pipelining', without.callP99, 'ms', { ...paramsNp, calls: CALLS })
-      ctx.emit('records_no_pipelining', without.records, 'count', paramsNp)
-    },
+    run: runEntitySignals,
   },
   takeover: {
     description:
@@ -196,105 +85,6 @@ const benchmarks: Record<string, Benchmark> = {
       'then the same for graceful stops (SIGTERM)',
     run: runTakeover,
   },
-}
-
-/** Sequential calls measured for the latency figures, after {@link CALL_WARMUP} unmeasured ones. */
-const CALLS = 2_000
-const CALL_WARMUP = 200
-
-interface SignalsResult {
-  partitions: number
-  signalsPerS: number
-  durablePerS: number
-  publishesPerSignal: number
-  records: number
-  callP50: number
-  callP99: number
-  /** CPU of this process (client and node, every thread) over the timed phase, per signal, in µs. */
-  processCpuUs: number
-  /** CPU of the benchmark's nats-server over the timed phase, per signal, in µs. */
-  serverCpuUs: number | undefined
-}
-
-/**
- * One run of `entity-signals` on a fresh hub: warm-up, the timed signals (from the first send until
- * a `get()` call to every counter, sent after all signals were durable, has answered — calls go
- * through the same ordered mailbox, so an answer after the signals means they are committed), an
- * exact check of the total, then sequential call latency on one counter.
- */
-async function measureEntitySignals(
-  ctx: BenchContext,
-  pipelining: boolean,
-  workers?: number,
-): Promise<SignalsResult> {
-  const { entities, signals, warmup } = ctx.options
-  const label =
-    (pipelining ? 'pipelining' : 'no pipelining') + (workers === undefined ? '' : `, ${workers} workers`)
-  const stack = await ctx.stack({
-    registry: [Counter],
-    pipelining,
-    ...(workers === undefined ? {} : { workers }),
-  })
-  try {
-    const { client, node } = stack
-    const counters = Array.from({ length: entities }, (_, i) => client.entity(Counter, `counter-${i}`))
-    const sum = async () => (await Promise.all(counters.map((c) => c.call.get()))).reduce((a, b) => a + b, 0)
-
-    ctx.log(`entity-signals (${label}): warm-up, ${warmup} signals`)
-    await Promise.all(Array.from({ length: warmup }, (_, i) => counters[i % entities]!.signal.add(1)))
-    const afterWarmup = await sum()
-    if (afterWarmup !== warmup)
-      throw new VerificationError(`warm-up total is ${afterWarmup}, expected ${warmup}`)
-
-    ctx.log(`entity-signals (${label}): ${signals} signals to ${entities} counters`)
-    const publishesBefore = client.publishes
-    const recordsBefore = node.stats().records
-    const sent: Array<Promise<void>> = new Array(signals)
-    const cpuBefore = process.cpuUsage()
-    const serverBefore = ctx.serverCpuMs()
-    const start = performance.now()
-    for (let i = 0; i < signals; i++) sent[i] = counters[i % entities]!.signal.add(1)
-    await Promise.all(sent)
-    const durable = performance.now()
-    const publishes = client.publishes - publishesBefore
-    const total = await sum()
-    const end = performance.now()
-    const cpu = process.cpuUsage(cpuBefore)
-    const serverAfter = ctx.serverCpuMs()
-    const records = node.stats().records - recordsBefore
-    const expected = warmup + signals
-    if (total !== expected) {
-      throw new VerificationError(`entity-signals (${label}): total is ${total}, expected ${expected}`)
-    }
-
-    ctx.log(`entity-signals (${label}): ${CALLS} sequential calls`)
-    const one = counters[0]!
-    for (let i = 0; i < CALL_WARMUP; i++) await one.call.get()
-    const latencies: number[] = new Array(CALLS)
-    for (let i = 0; i < CALLS; i++) {
-      const t0 = performance.now()
-      await one.call.get()
-      latencies[i] = performance.now() - t0
-    }
-    latencies.sort((a, b) => a - b)
-
-    return {
-      partitions: node.partitionCount,
-      signalsPerS: round(signals / ((end - start) / 1000), 1),
-      durablePerS: round(signals / ((durable - start) / 1000), 1),
-      publishesPerSignal: round(publishes / signals, 6),
-      records,
-      callP50: round(percentile(latencies, 50), 3),
-      callP99: round(percentile(latencies, 99), 3),
-      processCpuUs: round((cpu.user + cpu.system) / signals, 3),
-      serverCpuUs:
-        serverBefore === undefined || serverAfter === undefined
-          ? undefined
-          : round(((serverAfter - serverBefore) * 1000) / signals, 3),
-    }
-  } finally {
-    await stack.close()
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -574,15 +364,4 @@ function onOff(flag: string, value: string): boolean {
   if (value === 'on') return true
   if (value === 'off') return false
   throw new Error(`--${flag} must be on or off (got ${JSON.stringify(value)})`)
-}
-
-/** Partition-to-partition messages and publishes of a node's partitions, and its records. */
-function hops(node: Node): { messages: number; publishes: number; records: number } {
-  let messages = 0
-  let publishes = 0
-  for (const partition of node.partitions.values()) {
-    messages += partition.outboxMessages
-    publishes += partition.outboxPublishes
-  }
-  return { messages, publishes, records: node.stats().records }
 }
