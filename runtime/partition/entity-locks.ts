@@ -5,7 +5,7 @@
  * Lock requests travel from entity to entity in sorted order, so sections never deadlock. Apart
  * from the entity host (entity-host.ts), which asks {@link EntityLocks.holds} before each operation.
  */
-import { checkKey } from '../../actors/index.ts'
+import { PayloadTooLargeError, checkKey } from '../../actors/index.ts'
 import {
   WIRE_VERSION,
   type ActorMessage,
@@ -87,7 +87,7 @@ export class EntityLocks {
     }
     if (msg.res !== undefined) onward.res = msg.res
     // calls made with the request run now, before anything else (the entity is the caller's); the
-    // request goes on once this entity's call completed, with its outcome (see carryOn), so the
+    // request goes on once this entity's call completed, with its outcome (see sendOutcome), so the
     // instance gets every outcome and the grant in one message
     const mine = msg.ops?.filter((op) => op.t === msg.t && op.key === msg.key) ?? []
     if (msg.ops !== undefined && mine.length < msg.ops.length && onward.k === 'lock') {
@@ -147,12 +147,20 @@ export class EntityLocks {
 }
 
 /**
- * Where the outcome of a call goes: a call that travelled in a lock request (`fw` set, see
- * {@link EntityLocks.lock}) sends the request on, or the grant, with the outcome added to its
- * `res`; any other orchestration call sends its `done` on its own. Called in the round in which
- * the call completed (its state change, its outcome and the onward message commit together).
+ * Sends the outcome of an orchestration's call: a call that travelled in a lock request (`fw`
+ * set, see {@link EntityLocks.lock}) sends the request on, or the grant, with the outcome added to
+ * its `res`; any other call sends its `done` on its own. Called in the round in which the call
+ * completed (its state change, its outcome and the onward message commit together). Should the
+ * outcomes collected outgrow a message, this one goes on its own beside the onward message (the
+ * instance takes it in a step of its own): a section never fails for the size of its outcomes.
  */
-export function carryOn(op: EntityOp, done: DoneMessage): ActorMessage {
-  if (op.fw === undefined) return done
-  return { ...op.fw, res: [...(op.fw.res ?? []), done] }
+export function sendOutcome(port: Pick<HostPort, 'send'>, op: EntityOp, done: DoneMessage): void {
+  if (op.fw === undefined) return port.send(done)
+  try {
+    port.send({ ...op.fw, res: [...(op.fw.res ?? []), done] })
+  } catch (err) {
+    if (!(err instanceof PayloadTooLargeError)) throw err
+    port.send(done)
+    port.send(op.fw)
+  }
 }

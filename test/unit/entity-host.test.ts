@@ -220,6 +220,30 @@ describe('entity host', () => {
     ])
   })
 
+  it('sends an outcome on its own beside the request when carrying it would outgrow a message', async () => {
+    const sent: ActorMessage[] = []
+    const { host, seen } = fake({
+      send: (msg) => {
+        if ('res' in msg && msg.res !== undefined) throw new PayloadTooLargeError('a message', 9, 8)
+        sent.push(msg)
+      },
+    })
+    const op: EntityOp = { k: 'op', t: 'Counter', key: 'a', op: 'get', a: [], ro: ['orch', 5] }
+    void host.handle({
+      k: 'lock',
+      t: 'Counter',
+      key: 'a',
+      o: ['orch', 4],
+      rest: [['Counter', 'b']],
+      ops: [op],
+    })
+    await host.handle(seen.next[0] as EntityOp)
+    expect(sent).toEqual([
+      { k: 'done', i: 'orch', s: 5, ok: 1, v: 0 },
+      { k: 'lock', t: 'Counter', key: 'b', o: ['orch', 4], rest: [] },
+    ])
+  })
+
   it('lets earlier calls to one entity answer on their own if a request ever carried several', () => {
     const { host, seen } = fake()
     const first: EntityOp = { k: 'op', t: 'Counter', key: 'a', op: 'add', a: [1], ro: ['orch', 5] }
