@@ -439,6 +439,12 @@ export function checkMessage(m: unknown): ActorMessage {
           }
           // a section calls an entity at most once at a time (actors/orchestration/locks.ts), so a
           // request carries at most one call per entity: the one whose outcome carries the request on
+          // (its outcome rides to the grant of the instance that asked)
+          if (call.ro[0] !== (m.o as [string, number])[0]) {
+            throw new CodecError(
+              `message field ops holds a call of instance '${call.ro[0]}', not the one that asks`,
+            )
+          }
           const id = `${call.t}@${call.key}`
           if (called.has(id)) throw new CodecError(`message field ops holds two calls to ${id}`)
           called.add(id)

@@ -253,7 +253,7 @@ export class InstanceValues {
    */
   taskOutcomes(rec: InstanceRecord, msg: DoneMessage): NewEvent[] {
     const events = [this.taskOutcome(rec, msg)]
-    for (const r of msg.res ?? []) events.push(this.taskOutcome(rec, r))
+    for (const r of msg.res ?? []) if (r.i === msg.i) events.push(this.taskOutcome(rec, r))
     return events
   }
 

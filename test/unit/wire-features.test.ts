@@ -145,6 +145,11 @@ describe('a lock request with carried calls', () => {
       'message field ops holds a message that is not an orchestration call',
     ],
     [
+      'a call of another instance',
+      [{ ...call('a'), ro: ['other', 1] }],
+      "message field ops holds a call of instance 'other', not the one that asks",
+    ],
+    [
       'a call to an entity the request does not lock',
       [call('c')],
       'message field ops holds a call to Account@c, which the lock request does not lock',
