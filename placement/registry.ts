@@ -19,7 +19,8 @@ export type TypeName = `e:${string}` | `o:${string}` | `a:${string}` | `f:${stri
 
 /**
  * Calls made right after `ctx.lock` travel inside the lock request (`LockMessage.ops`) and run at
- * each entity once it is locked. A node without it grants the lock and ignores the calls.
+ * each entity once it is locked; their outcomes ride on with the request to the grant
+ * (`LockMessage.res`, `DoneMessage.res`). A node without it grants the lock and ignores the calls.
  */
 export const LOCK_OPS = 'f:lock-ops' satisfies TypeName
 

@@ -64,6 +64,8 @@ export class CriticalSection {
         `await the lock before calling ${id}.${op} (only calls made right after ctx.lock, before any yield, travel with the lock request)`,
       )
     }
+    // (the lock chain relies on this: a lock request carries at most one call per entity, whose
+    // outcome carries the request on — runtime/partition/entity-locks.ts; checkMessage refuses more)
     if (this.#calls.has(id)) {
       throw new IllegalStateError(
         `a critical section cannot call ${id} again before its previous call completed`,

@@ -28,6 +28,13 @@ export interface EntityOp {
   r?: ReplyTo
   /** Set when an orchestration made the call: the result goes back to it as a `done`. */
   ro?: OrchestrationReplyTo
+  /**
+   * Set on a call that travelled in a lock request, once its entity is locked (only ever on this
+   * partition's local queue, in its lock queues or timers, never in a mailbox): the lock request
+   * to forward, or the grant to send, when the call completed. The call's `done` goes in its
+   * {@link LockMessage.res} / {@link DoneMessage.res} instead of on its own, in the same round.
+   */
+  fw?: LockMessage | DoneMessage
   at?: number
   /**
    * W3C trace context of the span that sent it (`traceparent`, then a space and the `tracestate`
@@ -93,6 +100,12 @@ export interface DoneMessage {
    * on) gives them back.
    */
   lk?: Array<[type: string, key: string]>
+  /**
+   * On a grant (with `lk`): the outcomes of the calls that travelled in the lock request, in the
+   * order their entities were locked (see {@link LockMessage.res}). The instance takes them in the
+   * same step as the grant.
+   */
+  res?: DoneMessage[]
   at?: number
 }
 
@@ -137,6 +150,11 @@ export interface LockMessage {
    * entity is locked (the rest travel on with the request).
    */
   ops?: EntityOp[]
+  /**
+   * The outcomes (`done` messages to the instance `o`) of the calls in {@link ops} that already
+   * ran at the entities locked before this one: they ride with the request to the grant.
+   */
+  res?: DoneMessage[]
   at?: number
 }
 
@@ -328,6 +346,30 @@ const pair = (x: unknown, what: string) => {
   }
 }
 
+/** Checks a list of `[type, key]` pairs (the entities of a lock request). */
+const entities = (x: unknown, what: string) => {
+  if (!Array.isArray(x)) throw new CodecError(`message field ${what} is not an array`)
+  for (const e of x) {
+    if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'string') {
+      throw new CodecError(`message field ${what} holds an entry that is not [type, key]`)
+    }
+  }
+}
+
+/** Checks the call outcomes riding with a lock request or grant: `done` messages to `instance`. */
+const results = (x: unknown, instance: string) => {
+  if (!Array.isArray(x)) throw new CodecError('message field res is not an array')
+  for (const r of x) {
+    const done = isObject(r) && r.k === 'done' ? checkMessage(r) : undefined
+    if (done?.k !== 'done' || done.lk !== undefined || done.res !== undefined) {
+      throw new CodecError('message field res holds a message that is not the outcome of a call')
+    }
+    if (done.i !== instance) {
+      throw new CodecError(`message field res holds an outcome for instance '${done.i}', not '${instance}'`)
+    }
+  }
+}
+
 /** Checks that a decoded value is an actor message; throws {@link CodecError} naming the field. */
 export function checkMessage(m: unknown): ActorMessage {
   if (!isObject(m)) throw new CodecError('message is not a map')
@@ -341,6 +383,12 @@ export function checkMessage(m: unknown): ActorMessage {
       str(m, 'op')
       if (!Array.isArray(m.a)) throw new CodecError('message field a (arguments) is not an array')
       if (m.ro !== undefined) pair(m.ro, 'ro')
+      if (m.fw !== undefined) {
+        const fw = checkMessage(m.fw)
+        if (m.ro === undefined || (fw.k !== 'lock' && (fw.k !== 'done' || fw.lk === undefined))) {
+          throw new CodecError('message field fw is not the lock request or grant of an orchestration call')
+        }
+      }
       break
     case 'start':
       str(m, 'i')
@@ -354,6 +402,12 @@ export function checkMessage(m: unknown): ActorMessage {
     case 'done':
       str(m, 'i')
       if (typeof m.s !== 'number') throw new CodecError('message field s is not a number')
+      if (m.lk !== undefined) entities(m.lk, 'lk')
+      if (m.res !== undefined) {
+        if (m.lk === undefined)
+          throw new CodecError('message field res is set on a done that is not a grant (no lk)')
+        results(m.res, m.i as string)
+      }
       break
     case 'ctl':
       str(m, 'i')
@@ -369,17 +423,31 @@ export function checkMessage(m: unknown): ActorMessage {
       str(m, 't')
       str(m, 'key')
       pair(m.o, 'o')
-      if (!Array.isArray(m.rest)) throw new CodecError('message field rest is not an array')
+      entities(m.rest, 'rest')
+      if (m.all !== undefined) entities(m.all, 'all')
+      if (m.res !== undefined) results(m.res, (m.o as [string, number])[0])
       if (m.ops !== undefined) {
         if (!Array.isArray(m.ops)) throw new CodecError('message field ops is not an array')
         const rest = m.rest as unknown[]
         const locks = (t: string, key: string) =>
           (t === m.t && key === m.key) || rest.some((e) => Array.isArray(e) && e[0] === t && e[1] === key)
+        const called = new Set<string>()
         for (const op of m.ops) {
           const call = checkMessage(op)
           if (call.k !== 'op' || call.ro === undefined) {
             throw new CodecError('message field ops holds a message that is not an orchestration call')
           }
+          // a section calls an entity at most once at a time (actors/orchestration/locks.ts), so a
+          // request carries at most one call per entity: the one whose outcome carries the request on
+          // (its outcome rides to the grant of the instance that asked)
+          if (call.ro[0] !== (m.o as [string, number])[0]) {
+            throw new CodecError(
+              `message field ops holds a call of instance '${call.ro[0]}', not the one that asks`,
+            )
+          }
+          const id = `${call.t}@${call.key}`
+          if (called.has(id)) throw new CodecError(`message field ops holds two calls to ${id}`)
+          called.add(id)
           // (a call no entity on the way runs would be dropped at the last one, never answered)
           if (!locks(call.t, call.key)) {
             throw new CodecError(

@@ -50,7 +50,6 @@ import {
   type Workflows,
 } from './instance-model.ts'
 
-/** A held wait for completion: where its answer goes, and when it gives up. */
 /** The answer to a wait for an instance that does not exist. */
 const NO_INSTANCE = encode(null)
 
@@ -226,10 +225,14 @@ export class InstanceHost implements InstanceHandler {
       return this.#fail(msg.r, err as Error)
     }
     if (msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 1, encode(null)])
-    await this.#feed(live, { e: 'event', name: msg.n, data: msg.d } as NewEvent, msg)
+    await this.#feed(live, [{ e: 'event', name: msg.n, data: msg.d } as NewEvent], msg)
   }
 
   #done(msg: DoneMessage): void | Promise<void> {
+    if (msg.res?.some((r) => isUnloaded(r.v)) === true) {
+      // outcomes riding with a grant whose large results are stored by reference
+      return this.#values.loadOutcomes(msg.res).then((res) => this.#done({ ...msg, res }))
+    }
     if (isUnloaded(msg.v)) {
       // a large result stored by reference: the step needs its value (a lost one fails the task)
       return this.port.blobs.load(msg.v).then(
@@ -254,7 +257,8 @@ export class InstanceHost implements InstanceHandler {
     }
     const t = rec.timers.indexOf(msg.s)
     if (t >= 0) rec.timers.splice(t, 1)
-    return this.#feed(live, this.#values.taskOutcome(rec, msg), msg)
+    // (a grant brings the outcomes of the calls that travelled in its request: one step takes all)
+    return this.#feed(live, this.#values.taskOutcomes(rec, msg), msg)
   }
 
   async #control(msg: ControlMessage): Promise<void> {
@@ -325,9 +329,9 @@ export class InstanceHost implements InstanceHandler {
    * Delivers an event to a running instance, or buffers it while suspended or pending. A promise
    * only when the history has to be read first.
    */
-  #feed(live: Live, event: NewEvent, msg: EventMessage | DoneMessage): void | Promise<void> {
+  #feed(live: Live, events: NewEvent[], msg: EventMessage | DoneMessage): void | Promise<void> {
     if (live.rec.status !== RuntimeStatus.Running) {
-      live.rec.buffered.push(event)
+      live.rec.buffered.push(...events)
       this.#save(live.rec)
       return
     }
@@ -340,10 +344,10 @@ export class InstanceHost implements InstanceHandler {
     }
     if (live.ready !== true) {
       return this.#prepare(live).then((ready) => {
-        if (ready) this.#steps.run(live, [event])
+        if (ready) this.#steps.run(live, events)
       })
     }
-    this.#steps.run(live, [event])
+    this.#steps.run(live, events)
   }
 
   /**

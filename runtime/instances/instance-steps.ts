@@ -195,7 +195,8 @@ export class InstanceSteps {
           for (const s of step) if (s.c === 'call' && s.lock === c.seq) ops.push(this.#callOf(rec, s))
           // While some node of the hub would ignore calls in a lock request (placement/registry.ts)
           // they wait in the record and go when the grant arrives (sendHeldCalls): as if the code
-          // had awaited the lock first. Only the message that carries them differs, not the history.
+          // had awaited the lock first. Only the messages that carry them and their outcomes differ
+          // (and the steps that take those outcomes), not the events of the history.
           if (ops.length === 0) rec.lk = [c.seq, c.entities]
           else if (this.host.port.carryCalls()) {
             rec.lk = [c.seq, c.entities]

@@ -8,7 +8,7 @@
 import { PayloadTooLargeError, toErrorInfo } from '../../actors/index.ts'
 import type { HistoryEvent, NewEvent, StepResult } from '../../actors/orchestration/index.ts'
 import type { DoneMessage } from '../../actors/wire/index.ts'
-import { BlobRef, encode } from '../nats/index.ts'
+import { BlobRef, encode, isUnloaded } from '../nats/index.ts'
 import { checkSize, sizeOf, type HostPort } from '../partition/index.ts'
 import type { Live } from './instance-cache.ts'
 import { loadHistory, refsOf } from './instance-history.ts'
@@ -243,6 +243,35 @@ export class InstanceValues {
   ): number {
     const size = sizeOf(value, this.valueLimit)
     return size <= this.valueLimit ? size : checkSize(value, this.valueLimit, () => describe(rec, obj))
+  }
+
+  /**
+   * The events of a task's outcome: one, or for a grant that brings the outcomes of the calls that
+   * travelled in its request (`res`), the grant's and then theirs, in the order their entities
+   * were locked — the order in which the instance would have seen them had it awaited the lock
+   * before calling — to be taken in one step.
+   */
+  taskOutcomes(rec: InstanceRecord, msg: DoneMessage): NewEvent[] {
+    const events = [this.taskOutcome(rec, msg)]
+    for (const r of msg.res ?? []) if (r.i === msg.i) events.push(this.taskOutcome(rec, r))
+    return events
+  }
+
+  /**
+   * Loads the large results (stored by reference) of the call outcomes that rode with a grant; an
+   * outcome whose result cannot be read becomes a failure of that call (never of the partition).
+   */
+  async loadOutcomes(res: DoneMessage[]): Promise<DoneMessage[]> {
+    const load = async (r: DoneMessage): Promise<DoneMessage> => {
+      if (!isUnloaded(r.v)) return r
+      try {
+        await this.port.blobs.load(r.v)
+        return r
+      } catch (err) {
+        return { k: 'done', i: r.i, s: r.s, ok: 0, err: toErrorInfo(err) }
+      }
+    }
+    return Promise.all(res.map(load))
   }
 
   /**

@@ -13,7 +13,8 @@
  * nowhere) and the host makes fresh ones.
  *
  * Every entity message gets an outcome: a call gets the result or the error, an orchestration's
- * call a `done` (success or failure), and a signal that cannot run — unknown type or operation,
+ * call a `done` (success or failure; a call that travelled in a lock request sends it inside the
+ * request it carries on, see entity-locks.ts), and a signal that cannot run — unknown type or operation,
  * arguments its schema refuses — goes to the dead-letter stream with the reason. A signal whose
  * operation throws is logged (its effects are discarded).
  */
@@ -45,7 +46,7 @@ import {
 import { decode, encode, BlobRef, unloadedOf, valueOf, itemKey as itemKeys } from '../nats/index.ts'
 import type { HostPort } from './host-port.ts'
 import { OpContext, describeValue, type Entry, type LargeState, type ValueEncoder } from './entity-context.ts'
-import { EntityLocks } from './entity-locks.ts'
+import { EntityLocks, sendOutcome } from './entity-locks.ts'
 import { entitySpan } from './entity-spans.ts'
 import { noSpan, type TraceSpan } from '../metrics/index.ts'
 import { listEntities, readEntity, scheduledSignalsOf } from './entity-queries.ts'
@@ -366,7 +367,8 @@ export class EntityHost implements ValueEncoder {
       ctx.sends.length = 0
     }
     if (msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 1, resultBytes!])
-    if (msg.ro !== undefined) this.port.send({ k: 'done', i: msg.ro[0], s: msg.ro[1], ok: 1, v: result })
+    if (msg.ro !== undefined)
+      sendOutcome(this.port, msg, { k: 'done', i: msg.ro[0], s: msg.ro[1], ok: 1, v: result })
     this.#endSpan(undefined)
   }
 
@@ -463,7 +465,8 @@ export class EntityHost implements ValueEncoder {
   #answerFailure(msg: EntityOp, err: Error): void {
     const info = toErrorInfo(err)
     if (msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 0, info])
-    if (msg.ro !== undefined) this.port.send({ k: 'done', i: msg.ro[0], s: msg.ro[1], ok: 0, err: info })
+    if (msg.ro !== undefined)
+      sendOutcome(this.port, msg, { k: 'done', i: msg.ro[0], s: msg.ro[1], ok: 0, err: info })
   }
 
   async #load(itemKey: string, type: string, key: string): Promise<Entry> {

@@ -5,7 +5,7 @@
  * Lock requests travel from entity to entity in sorted order, so sections never deadlock. Apart
  * from the entity host (entity-host.ts), which asks {@link EntityLocks.holds} before each operation.
  */
-import { checkKey } from '../../actors/index.ts'
+import { PayloadTooLargeError, checkKey } from '../../actors/index.ts'
 import {
   WIRE_VERSION,
   type ActorMessage,
@@ -73,25 +73,38 @@ export class EntityLocks {
       this.#held.set(itemKey, fresh)
       this.#write(itemKey, fresh)
     }
-    // calls made with the request run now, before anything else (the entity is the caller's)
-    let ops: EntityOp[] | undefined
-    if (msg.ops !== undefined) {
-      const now = msg.ops.filter((op) => op.t === msg.t && op.key === msg.key)
-      if (now.length > 0) this.port.runNext(now)
-      if (now.length < msg.ops.length) ops = msg.ops.filter((op) => op.t !== msg.t || op.key !== msg.key)
-    }
+    // what goes on from here: the request to the next entity, or the grant at the last one (which
+    // names the whole section, so an instance that no longer wants it can give it back); outcomes
+    // of calls that ran at the entities before ride along
     const [next, ...rest] = msg.rest
+    let onward: LockMessage | DoneMessage
     if (next === undefined) {
-      // the grant names the whole section, so an instance that no longer wants it can give it back
-      const done: DoneMessage = { k: 'done', i: msg.o[0], s: msg.o[1], ok: 1 }
-      if (msg.all !== undefined) done.lk = msg.all
-      this.port.send(done)
+      onward = { k: 'done', i: msg.o[0], s: msg.o[1], ok: 1 }
+      if (msg.all !== undefined) onward.lk = msg.all
     } else {
-      const forward: LockMessage = { k: 'lock', t: next[0], key: next[1], o: msg.o, rest }
-      if (msg.all !== undefined) forward.all = msg.all
-      if (ops !== undefined) forward.ops = ops
-      this.port.send(forward)
+      onward = { k: 'lock', t: next[0], key: next[1], o: msg.o, rest }
+      if (msg.all !== undefined) onward.all = msg.all
     }
+    if (msg.res !== undefined) onward.res = msg.res
+    // calls made with the request run now, before anything else (the entity is the caller's); the
+    // request goes on once this entity's call completed, with its outcome (see sendOutcome), so the
+    // instance gets every outcome and the grant in one message
+    const mine = msg.ops?.filter((op) => op.t === msg.t && op.key === msg.key) ?? []
+    if (msg.ops !== undefined && mine.length < msg.ops.length && onward.k === 'lock') {
+      onward.ops = msg.ops.filter((op) => op.t !== msg.t || op.key !== msg.key)
+    }
+    const last = mine.pop()
+    if (last === undefined) return this.port.send(onward)
+    if (mine.length > 0) {
+      // never from this runtime (a section calls an entity at most once at a time, and checkMessage
+      // refuses such a request): the earlier calls answer on their own
+      this.port.logger.warn('a lock request carries more than one call to an entity', {
+        p: this.port.p,
+        entity: `${msg.t}@${msg.key}`,
+        instance: msg.o[0],
+      })
+    }
+    this.port.runNext([...mine, { ...last, fw: onward }])
   }
 
   /**
@@ -130,5 +143,24 @@ export class EntityLocks {
     const bytes = lock === null ? null : encode([lock.owner, lock.queue])
     this.port.charge((bytes?.length ?? 0) + 16)
     this.port.writeCharged(itemKeys.lockOf(itemKey), bytes)
+  }
+}
+
+/**
+ * Sends the outcome of an orchestration's call: a call that travelled in a lock request (`fw`
+ * set, see {@link EntityLocks.lock}) sends the request on, or the grant, with the outcome added to
+ * its `res`; any other call sends its `done` on its own. Called in the round in which the call
+ * completed (its state change, its outcome and the onward message commit together). Should the
+ * outcomes collected outgrow a message, this one goes on its own beside the onward message (the
+ * instance takes it in a step of its own): a section never fails for the size of its outcomes.
+ */
+export function sendOutcome(port: Pick<HostPort, 'send'>, op: EntityOp, done: DoneMessage): void {
+  if (op.fw === undefined) return port.send(done)
+  try {
+    port.send({ ...op.fw, res: [...(op.fw.res ?? []), done] })
+  } catch (err) {
+    if (!(err instanceof PayloadTooLargeError)) throw err
+    port.send(done)
+    port.send(op.fw)
   }
 }

@@ -27,6 +27,9 @@ class Doc extends Entity<string> {
   size() {
     return this.state.length
   }
+  text() {
+    return this.state
+  }
   clear() {
     this.deleteState()
   }
@@ -67,11 +70,35 @@ const growing = orchestration('growing', function* (ctx, s: { text: string; roun
   return s.text.length
 })
 
+/** Reads two docs with calls that travel with the lock request: their large texts ride to the grant. */
+const readsLocked = orchestration('readsLocked', function* (ctx, keys: [string, string]) {
+  const locking = ctx.lock(ctx.entityRef(Doc, keys[0]), ctx.entityRef(Doc, keys[1]))
+  const texts = ctx.all([ctx.callEntity(Doc, keys[0]).text(), ctx.callEntity(Doc, keys[1]).text()])
+  const lock = yield* locking
+  try {
+    const [a, b] = yield* texts
+    return [a.length, b.length, a.slice(0, 1), b.slice(0, 1)]
+  } finally {
+    lock.release()
+  }
+})
+
 const nats = useNatsServer()
 const stack = useHub(nats, {
   hub: 'large',
   partitions: 2,
-  registry: [Counter, Doc, makeText, measure, echo, pipeline, waitsForData, parentOfLarge, growing],
+  registry: [
+    Counter,
+    Doc,
+    makeText,
+    measure,
+    echo,
+    pipeline,
+    waitsForData,
+    parentOfLarge,
+    growing,
+    readsLocked,
+  ],
 })
 
 /** Number of chunks stored in the hub's blob stream. */
@@ -147,6 +174,18 @@ describe('large values by reference', () => {
     await doc.signal.clear()
     expect((await stack.client.readEntityState(Doc, 'big')).exists).toBe(false)
     await otherWorkExact('after-entity', 3)
+  }, 60_000)
+
+  it('brings the large results of calls made with a lock request to the instance with the grant', async () => {
+    const keys: [string, string] = ['locked-a!0', 'locked-b!1']
+    await stack.client.entity(Doc, keys[0]).call.set('a'.repeat(2 * MB))
+    await stack.client.entity(Doc, keys[1]).call.set('b'.repeat(3 * MB))
+    const id = await stack.client.start(readsLocked, keys)
+    const done = await stack.client.waitForCompletion(id, { timeoutMs: 60_000 })
+    expect(done.status).toBe('Completed')
+    expect(done.output).toEqual([2 * MB, 3 * MB, 'a', 'b'])
+    for (const key of keys) expect(await stack.client.getLock(Doc, key), key).toBe(null)
+    await otherWorkExact('after-locked-reads', 2)
   }, 60_000)
 
   it('refuses a value over the ceiling with PayloadTooLargeError naming it and both sizes', async () => {

@@ -2,7 +2,8 @@
  * How many partition-to-partition messages and mailbox publishes a critical section costs: the
  * lock request locks every entity of one partition before it leaves that partition, a section
  * whose instance and entities share a partition publishes nothing, a call made with the lock
- * request travels in it, and a release issued with the last calls leaves in the same publish as
+ * request travels in it and its outcome rides on with the request to the grant (the instance takes
+ * both in one message and one step), and a release issued with the last calls leaves in the same publish as
  * them (and runs after them: transfers stay exclusive). On a hub where a node of the previous
  * version may run (here: a node that withholds the wire feature `f:lock-ops`), such a call waits
  * for the grant and goes on its own: one message more, the same history and results.
@@ -170,7 +171,7 @@ for (const alwaysReplay of [false, true]) {
       expect(await stack.client.entity(Account, to).call.balance()).toBe(4)
     })
 
-    it('a call made with the lock request travels in it and runs once its entity is locked', async () => {
+    it('a call made with the lock request travels in it, runs once its entity is locked, and its outcome rides with the request to the grant', async () => {
       const from = k('carried-from', 1)
       const to = k('carried-to', 2)
       await stack.client.entity(Account, from).call.deposit(10)
@@ -183,10 +184,11 @@ for (const alwaysReplay of [false, true]) {
       const done = await stack.client.waitForCompletion(id, { timeoutMs: 10_000 })
       expect(done.status, `carried call ${id}`).toBe('Completed')
       expect(done.output).toBe(true)
-      // lock from (with the balance call), lock to, the balance, the grant, withdraw + unlock,
-      // deposit + unlock, two results: 10 messages in at most 8 publishes (a call of its own after
-      // the grant would add two messages and two publishes)
-      await hopsSettle(before, 10, 8, `carried call ${id}`)
+      // lock from (with the balance call; 3 → 1), lock to with the balance's outcome (1 → 2), the
+      // grant with it (2 → 3), withdraw + unlock (one publish), deposit + unlock (one publish), two
+      // results: 9 messages in at most 7 publishes (the balance's outcome going on its own, 1 → 3,
+      // would add a message and a publish; a call of its own after the grant two of each)
+      await hopsSettle(before, 9, 7, `carried call ${id}`)
       expect(await stack.client.getLock(Account, from)).toBe(null)
       expect(await stack.client.getLock(Account, to)).toBe(null)
       expect(await stack.client.entity(Account, from).call.balance()).toBe(7)
@@ -218,16 +220,29 @@ for (const alwaysReplay of [false, true]) {
       }
       expect(held.node.placement!.everyNodeHas('f:lock-ops'), 'the gate is off on the held hub').toBe(false)
       expect(stack.node.placement!.everyNodeHas('f:lock-ops'), 'and on on the other').toBe(true)
-      // lock to, lock from with the balance call, the grant and the balance (one publish), withdraw
-      // + unlock, deposit + unlock, two results: 10 messages in at most 8 publishes
-      const carried = await run(stack, 10, 8, 'carried')
+      // lock to (3 → 2), lock from with the balance call (2 → 1), the grant with the balance's
+      // outcome (1 → 3), withdraw + unlock, deposit + unlock, two results: 9 messages in at most 7
+      // publishes (the outcome on its own beside the grant would be one message more)
+      const carried = await run(stack, 9, 7, 'carried')
       // the same with the balance call sent by the instance once the grant arrived: 11 in at most 9
       const sentAfter = await run(held, 11, 9, 'held for the grant')
-      expect(sentAfter).toEqual(carried)
+      // the same events in the same order; only the step boundaries differ (`step` markers): the
+      // carried outcome is taken in the grant's step, the held call's in a step of its own
+      const events = (history: typeof carried) => history.filter((e) => e.e !== 'step')
+      expect(events(sentAfter)).toEqual(events(carried))
       const grant = carried.findIndex((e) => e.e === 'completed' && e.seq === 0)
       const balance = carried.findIndex((e) => e.e === 'completed' && e.seq === 1)
       expect(grant, 'the grant is in the history before the balance').toBeGreaterThanOrEqual(0)
       expect(balance).toBeGreaterThan(grant)
+      expect(
+        carried.slice(grant, balance).some((e) => e.e === 'step'),
+        'the grant and the balance in one step',
+      ).toBe(false)
+      expect(
+        sentAfter
+          .slice(sentAfter.findIndex((e) => e.e === 'completed' && e.seq === 0))
+          .some((e) => e.e === 'step'),
+      ).toBe(true)
     })
 
     it('transfers that release with their last calls stay exclusive: total kept, none overdrawn', async () => {

@@ -148,6 +148,42 @@ describe('a lock request whose carried calls are malformed', () => {
   })
 })
 
+describe('a lock request or grant whose riding call outcomes are malformed', () => {
+  it('is dead-lettered with the reason naming res and locks nothing; the partition goes on', async () => {
+    const key = keyOn(2, 'riding-')
+    const lock = encode({
+      k: 'lock',
+      t: 'Counter',
+      key,
+      o: ['someone', 0],
+      rest: [],
+      all: [['Counter', key]],
+      res: 'oops',
+    })
+    const outcome = { k: 'done', i: 'someone-else', s: 1, ok: 1, v: 1 }
+    const grant = encode({
+      k: 'done',
+      i: keyOn(2, 'inst-'),
+      s: 0,
+      ok: 1,
+      lk: [['Counter', key]],
+      res: [outcome],
+    })
+    const add = encode({ k: 'op', t: 'Counter', key, op: 'add', a: [2] })
+    const env = encode({ v: 1, p: 79, g: [[1, [lock, grant, add]]] })
+    const first = await js.publish(names.mailbox(2), env)
+    await stack.client.entity(Counter, key).signal.add(3)
+    expect(await stack.client.entity(Counter, key).call.get()).toBe(5)
+    expect(await stack.client.getLock(Counter, key)).toBe(null)
+    const letters = (await deadLetters()).filter((d) => d.seq === String(first.seq))
+    expect(letters.map((d) => d.reason)).toEqual([
+      expect.stringMatching(/message field res is not an array/),
+      expect.stringMatching(/message field res holds an outcome for instance 'someone-else'/),
+    ])
+    expect(stack.node.partitions.size).toBe(P)
+  })
+})
+
 describe('a reply subject outside the hub inboxes', () => {
   it('gets no reply published there (a warning instead); the operation still applies', async () => {
     const key = keyOn(0, 'reply-')

@@ -131,7 +131,7 @@ describe('entity host', () => {
     expect(seen.next).toEqual([blocked])
   })
 
-  it('runs the calls a lock request carries for its entity once locked, and passes the others on', () => {
+  it('runs the calls a lock request carries for its entity once locked, and passes the others on', async () => {
     const { host, seen } = fake()
     const onA: EntityOp = { k: 'op', t: 'Counter', key: 'a', op: 'add', a: [2], ro: ['orch', 5] }
     const onB: EntityOp = { k: 'op', t: 'Counter', key: 'b', op: 'add', a: [3], ro: ['orch', 6] }
@@ -141,10 +141,13 @@ describe('entity host', () => {
     ]
     const request = { k: 'lock', t: 'Counter', key: 'a', o: ['orch', 4], rest: [['Counter', 'b']], all }
     void host.handle({ ...request, ops: [onA, onB] } as LockMessage)
-    expect(seen.next).toEqual([onA])
-    expect(seen.sent).toEqual([
-      { k: 'lock', t: 'Counter', key: 'b', o: ['orch', 4], rest: [], all, ops: [onB] },
-    ])
+    // the request goes on only once the call completed: it is attached to the call
+    const onward = { k: 'lock', t: 'Counter', key: 'b', o: ['orch', 4], rest: [], all, ops: [onB] }
+    expect(seen.next).toEqual([{ ...onA, fw: onward }])
+    expect(seen.sent).toEqual([])
+    await host.handle(seen.next[0] as EntityOp)
+    // …with the call's outcome, instead of a done of its own
+    expect(seen.sent).toEqual([{ ...onward, res: [{ k: 'done', i: 'orch', s: 5, ok: 1 }] }])
     // held by another orchestration: the request and its calls wait for the unlock
     const other = fake()
     void other.host.handle({ k: 'lock', t: 'Counter', key: 'a', o: ['first', 1], rest: [] })
@@ -153,6 +156,100 @@ describe('entity host', () => {
     void other.host.handle({ k: 'unlock', t: 'Counter', key: 'a', o: 'first' })
     const [queued] = other.seen.next as LockMessage[]
     expect(queued?.ops).toEqual([onA, onB])
+  })
+
+  it('sends the grant with every outcome that rode along, after the last entity’s call', async () => {
+    const { host, seen } = fake()
+    const earlier = { k: 'done', i: 'orch', s: 5, ok: 1, v: 2 } as const
+    const onB: EntityOp = { k: 'op', t: 'Counter', key: 'b', op: 'slowAdd', a: [3], ro: ['orch', 6] }
+    const all: Array<[string, string]> = [
+      ['Counter', 'a'],
+      ['Counter', 'b'],
+    ]
+    void host.handle({
+      k: 'lock',
+      t: 'Counter',
+      key: 'b',
+      o: ['orch', 4],
+      rest: [],
+      all,
+      ops: [onB],
+      res: [earlier],
+    })
+    expect(seen.sent).toEqual([])
+    // an asynchronous operation: the grant leaves when it resolved, in the round it completes in
+    await host.handle(seen.next[0] as EntityOp)
+    expect(seen.sent).toEqual([
+      {
+        k: 'done',
+        i: 'orch',
+        s: 4,
+        ok: 1,
+        lk: all,
+        res: [earlier, { k: 'done', i: 'orch', s: 6, ok: 1, v: 3 }],
+      },
+    ])
+  })
+
+  it('carries a failed call’s outcome on with the request, its changes discarded', async () => {
+    const { host, seen } = fake()
+    const op: EntityOp = { k: 'op', t: 'Counter', key: 'a', op: 'failAfterAdding', a: [3], ro: ['orch', 5] }
+    const refused: EntityOp = { k: 'op', t: 'Counter', key: 'b', op: 'nope', a: [], ro: ['orch', 6] }
+    void host.handle({
+      k: 'lock',
+      t: 'Counter',
+      key: 'a',
+      o: ['orch', 4],
+      rest: [['Counter', 'b']],
+      ops: [op, refused],
+    })
+    await host.handle(seen.next[0] as EntityOp)
+    expect(seen.writes.has(itemKey.entity(0, 'Counter', 'a'))).toBe(false)
+    const [forward] = seen.sent as LockMessage[]
+    expect(forward).toMatchObject({ k: 'lock', key: 'b', ops: [refused] })
+    expect(forward!.res).toMatchObject([{ k: 'done', i: 'orch', s: 5, ok: 0, err: { name: 'RangeError' } }])
+    // an operation that cannot run at all (unknown operation) carries its refusal the same way
+    seen.sent.length = 0
+    void host.handle(forward!)
+    await host.handle(seen.next[1] as EntityOp)
+    const [grant] = seen.sent
+    expect(grant).toMatchObject({ k: 'done', i: 'orch', s: 4, ok: 1 })
+    expect((grant as { res: unknown[] }).res).toMatchObject([
+      { s: 5, ok: 0 },
+      { s: 6, ok: 0, err: { name: 'UnknownOperationError' } },
+    ])
+  })
+
+  it('sends an outcome on its own beside the request when carrying it would outgrow a message', async () => {
+    const sent: ActorMessage[] = []
+    const { host, seen } = fake({
+      send: (msg) => {
+        if ('res' in msg && msg.res !== undefined) throw new PayloadTooLargeError('a message', 9, 8)
+        sent.push(msg)
+      },
+    })
+    const op: EntityOp = { k: 'op', t: 'Counter', key: 'a', op: 'get', a: [], ro: ['orch', 5] }
+    void host.handle({
+      k: 'lock',
+      t: 'Counter',
+      key: 'a',
+      o: ['orch', 4],
+      rest: [['Counter', 'b']],
+      ops: [op],
+    })
+    await host.handle(seen.next[0] as EntityOp)
+    expect(sent).toEqual([
+      { k: 'done', i: 'orch', s: 5, ok: 1, v: 0 },
+      { k: 'lock', t: 'Counter', key: 'b', o: ['orch', 4], rest: [] },
+    ])
+  })
+
+  it('lets earlier calls to one entity answer on their own if a request ever carried several', () => {
+    const { host, seen } = fake()
+    const first: EntityOp = { k: 'op', t: 'Counter', key: 'a', op: 'add', a: [1], ro: ['orch', 5] }
+    const second: EntityOp = { ...first, a: [2], ro: ['orch', 6] }
+    void host.handle({ k: 'lock', t: 'Counter', key: 'a', o: ['orch', 4], rest: [], ops: [first, second] })
+    expect(seen.next).toEqual([first, { ...second, fw: { k: 'done', i: 'orch', s: 4, ok: 1 } }])
   })
 
   it('rebuilds locks from their items at recovery', async () => {

@@ -938,6 +938,38 @@ describe.each(MODES)('critical section rules, %s mode', (mode) => {
     expect(end.commands).toEqual([{ c: 'unlock', entities: [a, b] }])
   })
 
+  it('takes the grant and the outcomes of the calls that rode with it in one step', () => {
+    // (the runtime delivers a grant with the outcomes of the calls carried in its request, grant first)
+    const a: [string, string] = ['Account', 'a']
+    const b: [string, string] = ['Account', 'b']
+    const sim = new Sim(
+      orchestration('riding', function* (ctx) {
+        const locking = ctx.lock(ctx.entityRef(Account, 'a'), ctx.entityRef(Account, 'b'))
+        const both = ctx.all([ctx.callEntity(Account, 'a').balance(), ctx.callEntity(Account, 'b').balance()])
+        const lock = yield* locking
+        try {
+          const [x, y] = (yield* both) as [number, number]
+          yield* ctx.callEntity(Account, 'b').deposit(x + y)
+          return x + y
+        } finally {
+          lock.release()
+        }
+      }),
+      mode,
+    )
+    expect(sim.start().commands.map((c) => c.c)).toEqual(['lock', 'call', 'call'])
+    const granted = sim.step([
+      { e: 'completed', seq: 0 },
+      { e: 'completed', seq: 1, result: 2 },
+      { e: 'completed', seq: 2, result: 3 },
+    ])
+    expect(granted.commands).toEqual([{ c: 'call', seq: 3, entity: b, op: 'deposit', args: [5] }])
+    const end = sim.step([{ e: 'completed', seq: 3 }])
+    expect(end).toMatchObject({ status: 'completed', output: 5 })
+    expect(end.commands).toEqual([{ c: 'unlock', entities: [a, b] }])
+    expect(sim.history.filter((e) => e.e === 'step')).toHaveLength(3)
+  })
+
   it('a section history written before calls travelled with the lock replays under its code', () => {
     const a: [string, string] = ['Account', 'a']
     const b: [string, string] = ['Account', 'b']

@@ -145,6 +145,11 @@ describe('a lock request with carried calls', () => {
       'message field ops holds a message that is not an orchestration call',
     ],
     [
+      'a call of another instance',
+      [{ ...call('a'), ro: ['other', 1] }],
+      "message field ops holds a call of instance 'other', not the one that asks",
+    ],
+    [
       'a call to an entity the request does not lock',
       [call('c')],
       'message field ops holds a call to Account@c, which the lock request does not lock',
@@ -152,5 +157,71 @@ describe('a lock request with carried calls', () => {
   ])('refuses %s with a CodecError naming it', (_what, ops, message) => {
     expect(() => checkMessage(lock(ops))).toThrow(CodecError)
     expect(() => checkMessage(lock(ops))).toThrow(message)
+  })
+})
+
+describe('call outcomes riding with a lock request or its grant', () => {
+  const outcome = (s: number, i = 'inst') => ({ k: 'done', i, s, ok: 1, v: 5 })
+  const lock = (res: unknown) => ({ k: 'lock', t: 'Account', key: 'b', o: ['inst', 0], rest: [], res })
+  const grant = (res: unknown) => ({ k: 'done', i: 'inst', s: 0, ok: 1, lk: [['Account', 'a']], res })
+  const call = { k: 'op', t: 'Account', key: 'a', op: 'balance', a: [], ro: ['inst', 1] }
+
+  it('passes the check when every outcome is a done to the instance that asked', () => {
+    expect(checkMessage(lock([outcome(1), outcome(2)]))).toMatchObject({ res: [outcome(1), outcome(2)] })
+    expect(checkMessage(grant([outcome(1)]))).toMatchObject({ lk: [['Account', 'a']], res: [outcome(1)] })
+    expect(checkMessage({ ...call, fw: grant([outcome(2)]) })).toMatchObject({ fw: { res: [outcome(2)] } })
+  })
+
+  it.each([
+    ['res not an array', lock('oops'), 'message field res is not an array'],
+    [
+      'an outcome that is no message',
+      lock([42]),
+      'message field res holds a message that is not the outcome of a call',
+    ],
+    [
+      'another kind of message',
+      lock([{ k: 'ev', i: 'inst', n: 'x' }]),
+      'message field res holds a message that is not the outcome of a call',
+    ],
+    [
+      'an outcome without its task number',
+      lock([{ k: 'done', i: 'inst' }]),
+      'message field s is not a number',
+    ],
+    [
+      'an outcome for another instance',
+      lock([outcome(1, 'other')]),
+      "holds an outcome for instance 'other', not 'inst'",
+    ],
+    [
+      'an outcome that is itself a grant',
+      grant([{ ...outcome(1), lk: [] }]),
+      'message field res holds a message that is not the outcome of a call',
+    ],
+    [
+      'outcomes on a done that is no grant',
+      { ...outcome(0), res: [outcome(1)] },
+      'message field res is set on a done that is not a grant (no lk)',
+    ],
+    ['a grant whose lk is malformed', { ...grant([]), lk: [['Account']] }, 'message field lk holds an entry'],
+    [
+      'two calls to one entity in a request',
+      { ...lock(undefined), key: 'a', ops: [call, { ...call, ro: ['inst', 2] }] },
+      'message field ops holds two calls to Account@a',
+    ],
+    [
+      'a call whose onward message is neither request nor grant',
+      { ...call, fw: outcome(1) },
+      'message field fw is not the lock request or grant of an orchestration call',
+    ],
+    [
+      'an onward message on a call that is no orchestration call',
+      { ...call, ro: undefined, fw: lock([]) },
+      'message field fw is not the lock request or grant of an orchestration call',
+    ],
+  ])('refuses %s with a CodecError naming it', (_what, msg, message) => {
+    expect(() => checkMessage(msg)).toThrow(CodecError)
+    expect(() => checkMessage(msg)).toThrow(message)
   })
 })
