@@ -311,8 +311,13 @@ describe('the packed package in a fresh project', () => {
       'package.json',
       'runtime/cli/basalt.mjs',
       'runtime/dashboard/ui/app.js',
+      'runtime/dashboard/ui/common.js',
+      'runtime/dashboard/ui/dead-letters.js',
+      'runtime/dashboard/ui/entities.js',
       'runtime/dashboard/ui/index.html',
+      'runtime/dashboard/ui/instances.js',
       'runtime/dashboard/ui/merge.js',
+      'runtime/dashboard/ui/overview.js',
       'runtime/dashboard/ui/style.css',
     ])
     expect(files.filter((f) => /^(test|bench|\.ci)\//.test(f) || /^dist\/(test|bench)\//.test(f))).toEqual([])
@@ -350,7 +355,7 @@ describe('the packed package in a fresh project', () => {
     expect(node.lines.at(-1)).toMatch(/^node \S+ stopped$/)
   })
 
-  it('serves the dashboard from the installed package: the page, its module and the vendored UI libraries', async () => {
+  it('serves the dashboard from the installed package: the page, its modules and the vendored UI libraries', async () => {
     const bin = path.join(app, 'node_modules', '.bin', 'basalt')
     const dashboard = start(bin, ['dashboard', '--servers', nats.url, '--hub', 'pkg', '--port', '0'], app)
     let url: string | undefined
@@ -361,7 +366,10 @@ describe('the packed package in a fresh project', () => {
     ).catch((err: Error) => {
       throw new Error(`${err.message}; output:\n${dashboard.lines.join('\n')}`)
     })
-    for (const asset of ['', 'ui/app.js', 'ui/style.css', 'vendor/preact-htm.js', 'vendor/uplot.js']) {
+    const modules = ['app', 'common', 'overview', 'instances', 'entities', 'dead-letters', 'merge'].map(
+      (name) => `ui/${name}.js`,
+    )
+    for (const asset of ['', ...modules, 'ui/style.css', 'vendor/preact-htm.js', 'vendor/uplot.js']) {
       const res = await fetch(`${url}${asset}`)
       expect(res.status, `GET /${asset}`).toBe(200)
     }
