@@ -81,25 +81,26 @@ export class InstanceValues {
     )
   }
 
-  /** Bounds `obj[key]` in place (see {@link bound}); returns its size in the record. */
-  store<T extends object, K extends keyof T>(obj: T, key: K, what: () => string): number {
-    const value = obj[key]
-    const stored = this.bound(value, what)
-    if (stored !== value) obj[key] = stored as T[K]
-    return this.size
-  }
-
   /**
    * A value as the instance stores it: itself up to the inline size, else a reference whose blob
    * the open round waits for (blobs.ts). Sets {@link size} to its size in the record. Throws
    * `PayloadTooLargeError` over the ceiling and `CodecError` for a value that cannot be encoded.
    */
   bound(value: unknown, what: () => string): unknown {
-    if (value instanceof BlobRef) {
+    return this.#boundSized(value, this.#sizeOf(value), what)
+  }
+
+  /** The encoded size of a value (a reference: -1), as {@link bound} compares it to the inline size. */
+  #sizeOf(value: unknown): number {
+    return value instanceof BlobRef ? -1 : sizeOf(value, this.inline)
+  }
+
+  /** {@link bound} of a value whose {@link #sizeOf} is known (measured once per value). */
+  #boundSized(value: unknown, size: number, what: () => string): unknown {
+    if (size < 0) {
       this.size = 128
       return value
     }
-    const size = sizeOf(value, this.inline)
     if (size <= this.inline) {
       this.size = size
       return value
@@ -173,12 +174,12 @@ export class InstanceValues {
           let args: unknown[] | undefined
           for (let i = 0; i < c.args.length; i++) {
             const value = c.args[i]
-            const inline = this.inlineSize(value)
-            if (inline >= 0) {
-              size += inline
+            const measured = this.#sizeOf(value)
+            if (measured >= 0 && measured <= this.inline) {
+              size += measured
               continue
             }
-            const arg = this.#boundArg(rec, c, i)
+            const arg = this.#boundArg(rec, c, i, measured)
             size += this.size
             if (arg !== value) (args ??= c.args.slice())[i] = arg
           }
@@ -201,37 +202,36 @@ export class InstanceValues {
     return sizes
   }
 
-  /**
-   * The size of a value that stays in the record as it is (not a reference, not over the inline
-   * size), else -1: the common case, tried first so that it makes no closure.
-   */
-  inlineSize(value: unknown): number {
-    if (value instanceof BlobRef) return -1
-    const size = sizeOf(value, this.inline)
-    return size <= this.inline ? size : -1
-  }
-
   /** {@link bound} of a large argument of an entity call or signal. */
   #boundArg(
     rec: InstanceRecord,
     c: { entity: [string, string]; op: string; args: unknown[] },
     i: number,
+    size: number,
   ): unknown {
-    return this.bound(
+    return this.#boundSized(
       c.args[i],
+      size,
       () => `argument ${i + 1} of ${c.entity[0]}@${c.entity[1]}.${c.op} ${of(rec)}`,
     )
   }
 
-  /** {@link store} of `obj[key]`, with the error's words from `describe` when it is large. */
+  /**
+   * Bounds `obj[key]` in place (see {@link bound}) and returns its size in the record; the words
+   * of an error come from `describe`, and a closure for them is made only for a large value.
+   */
   #stored<T extends object, K extends keyof T & string>(
     obj: T,
     key: K,
     rec: InstanceRecord,
     describe: (rec: InstanceRecord, obj: T) => string,
   ): number {
-    const size = this.inlineSize(obj[key])
-    return size >= 0 ? size : this.store(obj, key, () => describe(rec, obj))
+    const value = obj[key]
+    const size = this.#sizeOf(value)
+    if (size >= 0 && size <= this.inline) return size
+    const stored = this.#boundSized(value, size, () => describe(rec, obj))
+    if (stored !== value) obj[key] = stored as T[K]
+    return this.size
   }
 
   /** {@link checkSize} against the value limit, with the error's words from `describe`. */
