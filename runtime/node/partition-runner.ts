@@ -197,9 +197,13 @@ export class PartitionRunner {
             instances: (port) => new InstanceHost(port, { ...workflows, cacheSize: perPartition }),
           }),
       onStopped: (reason, error) => this.onStopped(p, epoch, reason, error),
-      ...(this.#agent === undefined ? {} : { mayWrite: () => this.#agent?.holdsLease() ?? true }),
-      ...(this.#agent === undefined ? {} : { types: this.#agent.types }),
-      ...(agent === undefined ? {} : { carryCalls: () => agent.everyNodeHas(LOCK_OPS) }),
+      ...(agent === undefined
+        ? {}
+        : {
+            mayWrite: () => this.#agent?.holdsLease() ?? true,
+            types: agent.types,
+            carryCalls: () => agent.everyNodeHas(LOCK_OPS),
+          }),
       recentReplies: this.#recentReplies.get(p) ?? new RecentReplies(),
       metrics,
     }
