@@ -14,7 +14,7 @@ import {
   type ActivityTaskTuple,
 } from '../../actors/wire/index.ts'
 import { BlobRef, decode, encode, isUnloaded, itemKey } from '../nats/index.ts'
-import { boundOutcome, type HostPort } from '../partition/index.ts'
+import type { HostPort } from '../partition/index.ts'
 import { tracedActivity } from '../activities/index.ts'
 import type { Workflows } from './instance-model.ts'
 import type { InstanceValues } from './instance-values.ts'
@@ -78,7 +78,7 @@ export class InstanceActivities {
     if (this.#closed || !this.#pending.has(key)) return
     // the result waits in the partition's local queue, which is part of the commit record: a large
     // one goes by reference (the round waits for its blob), one over the ceiling fails the task
-    outcome = boundOutcome(task, outcome, this.values.inline, (value, what) => this.values.bound(value, what))
+    outcome = this.values.boundOutcome(task, outcome)
     this.port.enqueueLocal(
       outcome.ok === 1
         ? { k: 'done', i: task.instanceId, s: task.seq, ok: 1, v: outcome.value }

@@ -7,9 +7,9 @@
  */
 import { PayloadTooLargeError, toErrorInfo } from '../../actors/index.ts'
 import type { HistoryEvent, NewEvent, StepResult } from '../../actors/orchestration/index.ts'
-import type { DoneMessage } from '../../actors/wire/index.ts'
+import type { ActivityOutcome, ActivityTask, DoneMessage } from '../../actors/wire/index.ts'
 import { BlobRef, encode, isUnloaded } from '../nats/index.ts'
-import { checkSize, sizeOf, type HostPort } from '../partition/index.ts'
+import { boundOutcome, checkSize, sizeOf, type HostPort } from '../partition/index.ts'
 import type { Live } from './instance-cache.ts'
 import { loadHistory, refsOf } from './instance-history.ts'
 import type { InstanceRecord } from './instance-model.ts'
@@ -41,6 +41,18 @@ export class InstanceValues {
   readonly inline: number
   /** Size in the record of the value {@link bound} returned last (no allocation per value). */
   size = 0
+  /**
+   * The value {@link #sizeOf} measured last, and its bytes when it had to encode it and found it
+   * over the inline size: such a value is stored from these bytes instead of being encoded again
+   * (a large value costs one encode). Cleared once used, so no large buffer outlives its step.
+   */
+  #encodedValue: unknown = undefined
+  #encodedBytes: Uint8Array | undefined = undefined
+  readonly #keepEncoded = (bytes: Uint8Array): void => {
+    if (bytes.length > this.inline) this.#encodedBytes = bytes
+  }
+  readonly #measure = (value: unknown): number => this.#sizeOf(value)
+  readonly #store = (value: unknown, what: () => string): unknown => this.bound(value, what)
 
   constructor(readonly port: HostPort) {
     this.valueLimit = Math.floor(port.valueLimit / 4)
@@ -92,7 +104,12 @@ export class InstanceValues {
 
   /** The encoded size of a value (a reference: -1), as {@link bound} compares it to the inline size. */
   #sizeOf(value: unknown): number {
-    return value instanceof BlobRef ? -1 : sizeOf(value, this.inline)
+    if (value instanceof BlobRef) return -1
+    // (measured just before: boundOutcome sizes a result, then stores it)
+    if (value === this.#encodedValue && this.#encodedBytes !== undefined) return this.#encodedBytes.length
+    this.#encodedBytes = undefined
+    this.#encodedValue = value
+    return sizeOf(value, this.inline, this.#keepEncoded)
   }
 
   /** {@link bound} of a value whose {@link #sizeOf} is known (measured once per value). */
@@ -101,14 +118,24 @@ export class InstanceValues {
       this.size = 128
       return value
     }
+    const bytes = this.#encodedValue === value ? this.#encodedBytes : undefined
+    this.#encodedBytes = this.#encodedValue = undefined
     if (size <= this.inline) {
       this.size = size
       return value
     }
-    const { ref, written } = this.port.blobs.put(encode(value), what)
+    const { ref, written } = this.port.blobs.put(bytes ?? encode(value), what)
     this.port.holdFor(written)
     this.size = 128
     return ref.attach(value)
+  }
+
+  /**
+   * An activity's outcome as the instance takes it (value-limits.ts `boundOutcome`): a large
+   * result goes by reference, sized and stored with one encode.
+   */
+  boundOutcome(task: ActivityTask, outcome: ActivityOutcome): ActivityOutcome {
+    return boundOutcome(task, outcome, this.inline, this.#store, this.#measure)
   }
 
   /**

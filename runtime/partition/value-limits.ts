@@ -38,9 +38,10 @@ export function valueLimits(maxPayload: number): ValueLimits {
 /**
  * The encoded size of a value, or at least how it compares to `limit`: strings and scalars are
  * sized without encoding (a string of n UTF-16 units takes at most 3n + 5 bytes); other values
- * are encoded. Throws `CodecError` for a value that cannot be encoded.
+ * are encoded, and `encoded` (when given) receives the bytes, so that a caller storing a large
+ * value need not encode it again. Throws `CodecError` for a value that cannot be encoded.
  */
-export function sizeOf(value: unknown, limit: number): number {
+export function sizeOf(value: unknown, limit: number, encoded?: (bytes: Uint8Array) => void): number {
   switch (typeof value) {
     case 'undefined':
     case 'boolean':
@@ -48,10 +49,16 @@ export function sizeOf(value: unknown, limit: number): number {
     case 'bigint':
       return 9
     case 'string':
-      return value.length * 3 + 5 <= limit ? value.length + 5 : encode(value).length
+      return value.length * 3 + 5 <= limit ? value.length + 5 : measured(value, encoded)
     default:
-      return value === null ? 1 : encode(value).length
+      return value === null ? 1 : measured(value, encoded)
   }
+}
+
+function measured(value: unknown, encoded: ((bytes: Uint8Array) => void) | undefined): number {
+  const bytes = encode(value)
+  encoded?.(bytes)
+  return bytes.length
 }
 
 /**
@@ -68,17 +75,20 @@ export function checkSize(value: unknown, limit: number, what: () => string): nu
  * An activity's outcome as the instance may take it: a result over `limit` goes by reference
  * through `store` (which returns the reference, or throws over the ceiling); without `store`, or
  * when it throws (or the result cannot be encoded), it becomes a failure naming the activity, the
- * task and both sizes.
+ * task and both sizes. `measure` sizes the result instead of {@link sizeOf} (one that keeps the
+ * bytes for `store`).
  */
 export function boundOutcome(
   task: ActivityTask,
   outcome: ActivityOutcome,
   limit: number,
   store?: (value: unknown, what: () => string) => unknown,
+  measure?: (value: unknown) => number,
 ): ActivityOutcome {
   if (outcome.ok !== 1) return outcome
   try {
-    if (sizeOf(outcome.value, limit) <= limit) return outcome
+    const size = measure === undefined ? sizeOf(outcome.value, limit) : measure(outcome.value)
+    if (size <= limit) return outcome
     // (named only here: the common case above makes no closure)
     const what = () => `result of activity '${task.name}' (task ${task.seq} of instance '${task.instanceId}')`
     if (store === undefined) checkSize(outcome.value, limit, what)

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import { PayloadTooLargeError } from '../../actors/index.ts'
 import type { StepResult } from '../../actors/orchestration/index.ts'
+import type { ActivityTask } from '../../actors/wire/index.ts'
 import { BlobRef } from '../../runtime/nats/index.ts'
 import type { HostPort } from '../../runtime/partition/index.ts'
 import { InstanceValues } from '../../runtime/instances/instance-values.ts'
@@ -118,5 +119,37 @@ describe('measureStep', () => {
     expect(() =>
       values.measureStep(rec, step({ appended: [{ e: 'finished', status: 'failed', error }] })),
     ).toThrow(/^error of instance 'i-1' \(flow\) is \d+ bytes/)
+  })
+
+  it('encodes a large value once: the bytes that sized it are the bytes stored', () => {
+    // (msgpack calls toJSON of a class instance each time it encodes one)
+    let encodes = 0
+    class Report {
+      toJSON() {
+        encodes++
+        return { text: 'r'.repeat(2_000) }
+      }
+    }
+    const fake = fakeValues()
+    const result = step({
+      appended: [{ e: 'completed', seq: 1, result: new Report() }],
+      commands: [
+        { c: 'activity', seq: 2, name: 'hello', input: new Report(), attempt: 1 },
+        { c: 'call', seq: 3, entity: ['Doc', 'd'], op: 'set', args: [new Report()] },
+      ],
+    })
+    fake.values.measureStep(rec, result)
+    expect(fake.blobs).toBe(3)
+    expect(encodes, 'encodes of three large values').toBe(3)
+    expect(fake.values.bound(new Report(), () => 'a result')).toBeInstanceOf(BlobRef)
+    expect(encodes).toBe(4)
+    const task = { instanceId: 'i-1', seq: 5, name: 'report', input: null, attempt: 1 }
+    const outcome = fake.values.boundOutcome(task as ActivityTask, { ok: 1, value: new Report() })
+    expect(outcome.ok === 1 && outcome.value).toBeInstanceOf(BlobRef)
+    expect(encodes, 'an activity result sized, then stored').toBe(5)
+    expect(fake.values.boundOutcome(task as ActivityTask, { ok: 1, value: 'small' })).toEqual({
+      ok: 1,
+      value: 'small',
+    })
   })
 })
