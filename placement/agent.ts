@@ -10,14 +10,16 @@
  * commit, stops, and writes `rel.<p>`; the new owner starts once `p` is released, or the old owner
  * is gone, or the lease has passed. Safety never depends on this timing: the epoch fences the
  * commit log, so a stale owner's next append is rejected by JetStream and it stops.
+ *
+ * What the node knows of the bucket, and how the watch's records become that, is its view
+ * (view.ts); this file is the protocol that keeps the view and acts on it.
  */
 import { BadInputError } from '../actors/index.ts'
-import { decode, encode, type KV, type KvWatchEntry, type QueuedIterator } from '../runtime/nats/index.ts'
+import { encode, type KV, type KvWatchEntry, type QueuedIterator } from '../runtime/nats/index.ts'
 import { BatchWorker } from '../runtime/util/index.ts'
 import { balance } from './policy.ts'
 import { eligibleNodes, everyRecordHas, HubTypes, type TypeName } from './registry.ts'
 import {
-  ANCIENT_LEASES,
   NODE_ID,
   ensureIdUnused,
   kvLatest,
@@ -27,15 +29,12 @@ import {
   type NodeRecord,
   type PlacementOptions,
 } from './records.ts'
+import { PlacementView } from './view.ts'
 
 /** A node's part in placement; the leader's duties run in whichever node holds the lease. */
 export class PlacementAgent {
-  readonly #assign = new Map<number, AssignRecord & { rev: number; seen: number }>()
-  readonly #released = new Map<number, number>()
-  readonly #nodes = new Map<string, { seen: number; rev: number; graced?: number; types?: string[] }>()
-  /** The meta key `types`: every name a node ever published, and its revision. */
-  #hubTypes: { names: string[]; rev: number } = { names: [], rev: 0 }
-  #leader: { node: string; rev: number; seen: number; graced?: number } | null = null
+  /** What this node knows of the bucket (view.ts). */
+  readonly #view = new PlacementView()
   #watch: QueuedIterator<KvWatchEntry> | undefined
   #initialized = false
   #initRev = 0
@@ -63,7 +62,7 @@ export class PlacementAgent {
     readonly kv: KV,
     readonly options: PlacementOptions,
   ) {
-    this.types = new HubTypes(options.types ?? [], () => this.#hubNames())
+    this.types = new HubTypes(options.types ?? [], () => this.#view.hubNames())
   }
 
   /** Registers the node, starts watching the bucket, heartbeating and competing for the lease. */
@@ -88,19 +87,19 @@ export class PlacementAgent {
 
   /** Whether this node holds the leader lease. */
   get isLeader(): boolean {
-    return this.#leader?.node === this.nodeId && !this.#leaving
+    return this.#view.leader?.node === this.nodeId && !this.#leaving
   }
 
   /** The leader's node id, if any. */
   get leader(): string | null {
-    return this.#leader?.node ?? null
+    return this.#view.leader?.node ?? null
   }
 
   /** Live nodes, sorted (this node included unless it is leaving). */
   live(): string[] {
     const now = Date.now()
     const ids = new Set(
-      [...this.#nodes].filter(([, n]) => now - n.seen <= this.options.leaseMs).map(([id]) => id),
+      [...this.#view.nodes].filter(([, n]) => now - n.seen <= this.options.leaseMs).map(([id]) => id),
     )
     if (this.#leaving) ids.delete(this.nodeId)
     else ids.add(this.nodeId)
@@ -110,7 +109,7 @@ export class PlacementAgent {
   /** Live nodes that may own partitions: those that know every name a live node knows. */
   eligible(): string[] {
     const registries = new Map<string, string[]>()
-    for (const [id, n] of this.#nodes) if (n.types !== undefined) registries.set(id, n.types)
+    for (const [id, n] of this.#view.nodes) if (n.types !== undefined) registries.set(id, n.types)
     if (this.options.types !== undefined) registries.set(this.nodeId, this.options.types)
     return eligibleNodes(this.live(), registries)
   }
@@ -122,7 +121,7 @@ export class PlacementAgent {
    */
   everyNodeHas(name: TypeName): boolean {
     if (!this.#initialized || !(this.options.types ?? []).includes(name)) return false
-    const others = [...this.#nodes].filter(([id]) => id !== this.nodeId).map(([, n]) => n.types)
+    const others = [...this.#view.nodes].filter(([id]) => id !== this.nodeId).map(([, n]) => n.types)
     return everyRecordHas(others, name)
   }
 
@@ -132,15 +131,9 @@ export class PlacementAgent {
    */
   readonly types: HubTypes
 
-  #hubNames(): string[] {
-    const names = [...this.#hubTypes.names]
-    for (const n of this.#nodes.values()) if (n.types !== undefined) names.push(...n.types)
-    return names
-  }
-
   /** Current assignment of partition p. */
   assignment(p: number): AssignRecord | undefined {
-    const a = this.#assign.get(p)
+    const a = this.#view.assign.get(p)
     return a === undefined ? undefined : { node: a.node, epoch: a.epoch, ...(a.from ? { from: a.from } : {}) }
   }
 
@@ -153,13 +146,13 @@ export class PlacementAgent {
     if (this.#leaving || !this.#initialized) return want
     const now = Date.now()
     const live = new Set(this.live())
-    for (const [p, a] of this.#assign) {
+    for (const [p, a] of this.#view.assign) {
       if (a.node !== this.nodeId) continue
       const free =
         a.from === undefined ||
         a.from === this.nodeId ||
         !live.has(a.from) ||
-        (this.#released.get(p) ?? 0) >= a.epoch - 1 ||
+        (this.#view.released.get(p) ?? 0) >= a.epoch - 1 ||
         now - a.seen > this.options.leaseMs
       if (free) want.set(p, a.epoch)
     }
@@ -169,8 +162,8 @@ export class PlacementAgent {
   /** Partitions this node has handed (or was to hand) to another node, and not yet released. */
   handoffs(): Array<[p: number, epoch: number]> {
     const out: Array<[number, number]> = []
-    for (const [p, a] of this.#assign) {
-      if (a.node !== this.nodeId && a.from === this.nodeId && (this.#released.get(p) ?? 0) < a.epoch - 1)
+    for (const [p, a] of this.#view.assign) {
+      if (a.node !== this.nodeId && a.from === this.nodeId && (this.#view.released.get(p) ?? 0) < a.epoch - 1)
         out.push([p, a.epoch - 1])
     }
     return out
@@ -181,10 +174,10 @@ export class PlacementAgent {
    * with a leader in place.
    */
   settled(): boolean {
-    if (!this.#initialized || this.#leader === null) return false
+    if (!this.#initialized || this.#view.leader === null) return false
     const shares = new Map(this.eligible().map((node) => [node, 0]))
     for (let p = 0; p < this.options.partitions; p++) {
-      const node = this.#assign.get(p)?.node
+      const node = this.#view.assign.get(p)?.node
       const share = node === undefined ? undefined : shares.get(node)
       if (node === undefined || share === undefined) return false
       shares.set(node, share + 1)
@@ -196,8 +189,8 @@ export class PlacementAgent {
 
   /** Records that this node stopped running `p` at `epoch`, so the next owner may start at once. */
   async release(p: number, epoch: number): Promise<void> {
-    if ((this.#released.get(p) ?? 0) >= epoch) return
-    this.#released.set(p, epoch)
+    if ((this.#view.released.get(p) ?? 0) >= epoch) return
+    this.#view.released.set(p, epoch)
     await this.kv.put(`rel.${p}`, encode({ epoch }))
   }
 
@@ -208,7 +201,7 @@ export class PlacementAgent {
    * node last saw: false when it changed meanwhile (the watch brings the new one).
    */
   async renew(p: number, epoch: number): Promise<boolean> {
-    const cur = this.#assign.get(p)
+    const cur = this.#view.assign.get(p)
     if (cur === undefined || cur.node !== this.nodeId || cur.epoch !== epoch) return false
     const record: AssignRecord = { node: this.nodeId, epoch: epoch + 1, from: this.nodeId }
     try {
@@ -246,7 +239,7 @@ export class PlacementAgent {
     clearInterval(this.#stepTimer)
     this.#steps.stop() // the step under way finishes; no other follows
     await this.#steps.idle()
-    const l = this.#leader
+    const l = this.#view.leader
     if (l?.node === this.nodeId) await this.kv.delete('leader', { previousSeq: l.rev }).catch(() => {})
     await this.kv.delete(`node.${this.nodeId}`).catch(() => {})
   }
@@ -330,53 +323,23 @@ export class PlacementAgent {
     }
   }
 
+  /**
+   * Takes a watch entry into the view; notes the echo of this node's own heartbeats, and runs a
+   * step at once when a node joined or left (for the leader) or the lease became free.
+   */
   #apply(entry: KvWatchEntry): void {
     const now = Date.now()
     const put = entry.operation === 'PUT'
-    // A record written long before we first saw it comes from a process long gone.
-    const fresh = now - entry.created.getTime() <= ANCIENT_LEASES * this.options.leaseMs
     const [kind, rest] = splitKey(entry.key)
-    if (kind === 'assign') {
-      const p = Number(rest)
-      if (!put) this.#assign.delete(p)
-      else {
-        const a = decode(entry.value, `assignment ${entry.key}`) as AssignRecord
-        this.#assign.set(p, { ...a, rev: entry.revision, seen: now })
-      }
-    } else if (kind === 'rel' && put) {
-      const p = Number(rest)
-      const { epoch } = decode(entry.value, `release ${entry.key}`) as { epoch: number }
-      this.#released.set(p, Math.max(epoch, this.#released.get(p) ?? 0))
-    } else if (kind === 'node') {
-      const known = this.#nodes.has(rest)
-      if (!put) this.#nodes.delete(rest)
-      else {
-        const { types } = decode(entry.value, `heartbeat ${entry.key}`) as NodeRecord
-        const node: { seen: number; rev: number; types?: string[] } = {
-          seen: fresh ? now : 0,
-          rev: entry.revision,
-        }
-        if (Array.isArray(types)) node.types = types.filter((t) => typeof t === 'string')
-        this.#nodes.set(rest, node)
-      }
+    const known = kind === 'node' && this.#view.nodes.has(rest)
+    this.#view.apply(entry, now, this.options.leaseMs)
+    if (kind === 'node') {
       if (rest === this.nodeId && put) {
         this.#seenOwnRev = Math.max(this.#seenOwnRev, entry.revision)
         this.#ownSeenAt = now
       }
       if (known !== put && this.isLeader) this.poke() // joined or left: rebalance now
-    } else if (kind === 'types' && put) {
-      const names = decode(entry.value, 'hub types') as unknown
-      if (Array.isArray(names))
-        this.#hubTypes = { names: names.filter((t) => typeof t === 'string'), rev: entry.revision }
-    } else if (kind === 'leader') {
-      if (!put) {
-        this.#leader = null
-        this.poke() // the lease is free: take it now
-      } else {
-        const l = decode(entry.value, 'leader lease') as LeaderRecord
-        this.#leader = { node: l.node, rev: entry.revision, seen: fresh ? now : 0 }
-      }
-    }
+    } else if (kind === 'leader' && !put) this.poke() // the lease is free: take it now
   }
 
   async #step(): Promise<void> {
@@ -393,25 +356,13 @@ export class PlacementAgent {
       await this.#putHeartbeat().catch(() => {})
     }
     // After a stall of our own, what we saw of others is stale, not proof that they died: each
-    // record gets a fresh lease once. Once per revision only: a dead node writes no new one, so
-    // stalls that keep coming (a starved machine) must not keep its lease, or a dead leader's,
-    // alive for ever.
+    // record gets a fresh lease, once per revision (PlacementView.grace).
     if (now - this.#lastStep > 2 * heartbeatMs) {
       this.options.logger.warn('node stalled (paused or starved); what it saw of others is stale', {
         node: this.nodeId,
         ms: now - this.#lastStep,
       })
-      for (const n of this.#nodes.values()) {
-        if (n.seen > 0 && n.graced !== n.rev) {
-          n.seen = now
-          n.graced = n.rev
-        }
-      }
-      const l = this.#leader
-      if (l !== null && l.seen > 0 && l.graced !== l.rev) {
-        l.seen = now
-        l.graced = l.rev
-      }
+      this.#view.grace(now)
     }
     this.#lastStep = now
     await this.#checkWatch(now)
@@ -426,17 +377,17 @@ export class PlacementAgent {
    * Deleting the key forgets retired names: the leader writes back those of live nodes.
    */
   async #rememberTypes(): Promise<void> {
-    const names = new Set(this.#hubTypes.names)
+    const names = new Set(this.#view.hubTypes.names)
     const before = names.size
-    for (const name of this.#hubNames()) names.add(name)
-    if (names.size === before && this.#hubTypes.rev > 0) return
+    for (const name of this.#view.hubNames()) names.add(name)
+    if (names.size === before && this.#view.hubTypes.rev > 0) return
     const value = encode([...names].sort())
     try {
       const rev =
-        this.#hubTypes.rev === 0
+        this.#view.hubTypes.rev === 0
           ? await this.kv.create('types', value)
-          : await this.kv.update('types', value, this.#hubTypes.rev)
-      this.#hubTypes = { names: [...names].sort(), rev }
+          : await this.kv.update('types', value, this.#view.hubTypes.rev)
+      this.#view.hubTypes = { names: [...names].sort(), rev }
     } catch {
       // written concurrently: the watch brings the newer set, the next pass adds to it
     }
@@ -444,23 +395,24 @@ export class PlacementAgent {
 
   /** Takes, renews or takes over the leader lease. */
   async #lease(now: number, leaseMs: number): Promise<void> {
-    const l = this.#leader
+    const l = this.#view.leader
     const value = encode({ node: this.nodeId, since: now } satisfies LeaderRecord)
     try {
       if (l === null) {
         const rev = await this.kv.create('leader', value)
-        this.#leader = { node: this.nodeId, rev, seen: now }
+        this.#view.leader = { node: this.nodeId, rev, seen: now }
         this.options.logger.info('placement leader', { node: this.nodeId })
       } else if (l.node === this.nodeId || now - l.seen > leaseMs) {
         const rev = await this.kv.update('leader', value, l.rev)
         if (l.node !== this.nodeId)
           this.options.logger.info('placement leader (took over)', { node: this.nodeId, from: l.node })
-        this.#leader = { node: this.nodeId, rev, seen: now }
+        this.#view.leader = { node: this.nodeId, rev, seen: now }
       }
     } catch {
       // someone else wrote first (the watch tells us who leads now), or our view of the record is
       // not the leader's: read it from the stream leader
-      if (this.#leader?.node === this.nodeId) this.#leader = { ...this.#leader, node: '', seen: now }
+      if (this.#view.leader?.node === this.nodeId)
+        this.#view.leader = { ...this.#view.leader, node: '', seen: now }
       if (l !== null) await this.#resync('leader')
     }
   }
@@ -477,10 +429,10 @@ export class PlacementAgent {
     if (entry === undefined) return
     const leader = key === 'leader'
     const p = leader ? -1 : Number(key.slice('assign.'.length))
-    const held = leader ? this.#leader : this.#assign.get(p)
+    const held = leader ? this.#view.leader : this.#view.assign.get(p)
     if (entry === null || entry.operation !== 'PUT') {
-      if (leader) this.#leader = null
-      else this.#assign.delete(p)
+      if (leader) this.#view.leader = null
+      else this.#view.assign.delete(p)
       return
     }
     if (held !== null && held !== undefined && held.rev === entry.revision) return // the view was right
@@ -490,34 +442,27 @@ export class PlacementAgent {
       held: held?.rev,
       rev: entry.revision,
     })
-    const seen = Date.now()
-    if (leader) {
-      const l = decode(entry.value, 'leader lease') as LeaderRecord
-      this.#leader = { node: l.node, rev: entry.revision, seen }
-    } else {
-      const a = decode(entry.value, `assignment ${key}`) as AssignRecord
-      this.#assign.set(p, { ...a, rev: entry.revision, seen })
-    }
+    this.#view.adopt(key, entry, Date.now())
   }
 
   /** The leader's pass: forget nodes whose lease ran out, then move partitions to balance. */
   async #pass(): Promise<void> {
     const now = Date.now()
-    for (const [id, n] of this.#nodes) {
+    for (const [id, n] of this.#view.nodes) {
       if (id === this.nodeId || now - n.seen <= this.options.leaseMs) continue
       this.options.logger.info('node gone (missed heartbeats)', { node: id })
-      this.#nodes.delete(id)
+      this.#view.nodes.delete(id)
       void this.kv.delete(`node.${id}`, { previousSeq: n.rev }).catch(() => {})
     }
     await this.#rememberTypes()
     const P = this.options.partitions
-    const owners = Array.from({ length: P }, (_, p) => this.#assign.get(p)?.node ?? null)
+    const owners = Array.from({ length: P }, (_, p) => this.#view.assign.get(p)?.node ?? null)
     const desired = balance(P, this.eligible(), owners)
     const writes: Array<Promise<unknown>> = []
     for (let p = 0; p < P; p++) {
       const node = desired[p]
       if (node === null || node === undefined || node === owners[p]) continue
-      const cur = this.#assign.get(p)
+      const cur = this.#view.assign.get(p)
       const record: AssignRecord = { node, epoch: (cur?.epoch ?? 0) + 1, ...(cur ? { from: cur.node } : {}) }
       const bytes = encode(record)
       this.moves++

@@ -2,9 +2,11 @@
  * The state of one running execution and the context its code sees. Every decision the code makes
  * (schedule an activity, start a timer, call an entity, …) takes the next sequence number and is
  * either recorded and emitted as a command (live) or checked against the history's record of the
- * same step (replay). Completions reach tasks through {@link Execution.apply}.
+ * same step (replay): the numbering, recording and check of decisions are decisions.ts, so this
+ * file reads as what each call of the API decides. Completions reach tasks through
+ * {@link Execution.apply}.
  */
-import { BadInputError, IllegalStateError, NonDeterminismError } from '../errors.ts'
+import { BadInputError, IllegalStateError, type NonDeterminismError } from '../errors.ts'
 import { checkKey } from '../ids.ts'
 import { signalProxy, type Entity, type EntityClass } from '../../entities/index.ts'
 import {
@@ -13,6 +15,7 @@ import {
   isOrchestrationDefinition,
   retryDelay,
 } from './definitions.ts'
+import { Decisions } from './decisions.ts'
 import { uuidV5 } from './guid.ts'
 import { CriticalSection, canonicalOrder, checkRef, list } from './locks.ts'
 import { Task, TimerTask, completeTask, failTask, whenAll, whenAny, type TaskClock } from './task.ts'
@@ -35,7 +38,6 @@ import type {
   OrchestrationDefinition,
   ReplaySafeLogger,
   RetryPolicy,
-  ScheduledEvent,
   TaskResult,
   TimerFiredEvent,
 } from './types.ts'
@@ -43,11 +45,9 @@ import {
   ContinueAsNewSignal,
   checkOperation,
   checkTasks,
-  describe,
   entityKeyOf,
   format,
   retryable,
-  sameDecision,
   taskFailed,
   type Decision,
 } from './support.ts'
@@ -65,7 +65,6 @@ export interface ExecutionInit {
 
 type Completion = CompletedEvent | FailedEvent | TimerFiredEvent
 type Pending = { timer: boolean; run: (ev: Completion) => void }
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 
 /**
  * One execution of an orchestration instance: its tasks, buffered events, locks and decisions.
@@ -77,38 +76,30 @@ export class Execution implements OrchestrationContext {
   readonly log: ReplaySafeLogger
   /** Completion order of this execution's tasks. */
   readonly clock: TaskClock = { n: 0 }
-  /** Set when replay diverged from the history; the execution is dead. */
-  fatal: NonDeterminismError | undefined
   /** Set by continueAsNew. */
   ending: { input: unknown; preserve: boolean } | undefined
-  /** Where live decisions and consumed events go (the step's appended events). */
-  out: HistoryEvent[] = []
-  /** New commands of the live step. */
-  commands: Command[] = []
 
   readonly #init: ExecutionInit
-  #replaying = true
+  /** The decisions made so far, recorded (live) or checked against the history (replay). */
+  readonly #decisions: Decisions
   #now = 0
-  #seq = 0
   #guids = 0
   readonly #pending = new Map<number, Pending>()
   readonly #waiters = new Map<string, Task<unknown>[]>()
   readonly #buffer: ExternalEvent[] = []
-  readonly #patches = new Map<string, boolean>()
   #custom: { value: unknown } | undefined
   #customChanged = false
   #lock: CriticalSection | undefined
-  #expected: Decision[] = []
-  #cursor = 0
-  #stepNumber = 0
 
   constructor(init: ExecutionInit) {
     this.#init = init
     this.instanceId = init.instanceId
+    this.#decisions = new Decisions(init.definition, init.instanceId)
     const line =
       (level: LogLevel) =>
       (...parts: unknown[]) => {
-        if (!this.#replaying && init.logSink !== undefined) init.logSink(parts.map(format).join(' '), level)
+        if (!this.#decisions.replaying && init.logSink !== undefined)
+          init.logSink(parts.map(format).join(' '), level)
       }
     this.log = { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') }
   }
@@ -116,29 +107,35 @@ export class Execution implements OrchestrationContext {
   // -----------------------------------------------------------------------------------------------
   // Driven by the executor
 
+  /** Set when replay diverged from the history; the execution is dead. */
+  get fatal(): NonDeterminismError | undefined {
+    return this.#decisions.fatal
+  }
+
+  set fatal(error: NonDeterminismError | undefined) {
+    this.#decisions.fatal = error
+  }
+
+  /** Where live decisions and consumed events go (the step's appended events). */
+  get out(): HistoryEvent[] {
+    return this.#decisions.out
+  }
+
+  /** New commands of the live step. */
+  get commands(): Command[] {
+    return this.#decisions.commands
+  }
+
   /** Starts a step: replaying the history's decisions `expected`, or live (`expected` undefined). */
   beginStep(t: number, expected: Decision[] | undefined): void {
     this.#now = t
-    this.#stepNumber++
-    this.#replaying = expected !== undefined
-    this.#expected = expected ?? []
-    this.#cursor = 0
+    this.#decisions.beginStep(expected)
     this.#customChanged = false
-    this.out = []
-    this.commands = []
   }
 
   /** Ends a replayed step: every decision the history recorded must have been made again. */
   endReplayedStep(): void {
-    this.#skipPatches()
-    const left = this.#expected[this.#cursor]
-    if (left !== undefined && this.fatal === undefined) {
-      const seq = left.e === 'scheduled' ? left.seq : this.#seq
-      this.fatal = this.#nonDeterminism(
-        seq,
-        `the history has ${describe(left)}, but the code did not issue it`,
-      )
-    }
+    this.#decisions.endReplayedStep()
   }
 
   #unwrap(value: unknown): unknown {
@@ -150,7 +147,7 @@ export class Execution implements OrchestrationContext {
     if (ev.e === 'event') {
       const event: ExternalEvent =
         ev.data === undefined ? { e: 'event', name: ev.name } : { e: 'event', name: ev.name, data: ev.data }
-      this.#record(event)
+      this.#decisions.record(event)
       const waiter = this.#waiters.get(ev.name)?.shift()
       if (waiter !== undefined) completeTask(waiter, this.#unwrap(ev.data))
       else this.#buffer.push(event)
@@ -160,13 +157,13 @@ export class Execution implements OrchestrationContext {
     if (pending === undefined || (ev.e === 'timerFired' && !pending.timer)) return false
     this.#pending.delete(ev.seq)
     if (ev.e === 'completed') {
-      this.#record(
+      this.#decisions.record(
         ev.result === undefined
           ? { e: 'completed', seq: ev.seq }
           : { e: 'completed', seq: ev.seq, result: ev.result },
       )
-    } else if (ev.e === 'failed') this.#record({ e: 'failed', seq: ev.seq, error: ev.error })
-    else this.#record({ e: 'timerFired', seq: ev.seq })
+    } else if (ev.e === 'failed') this.#decisions.record({ e: 'failed', seq: ev.seq, error: ev.error })
+    else this.#decisions.record({ e: 'timerFired', seq: ev.seq })
     if (ev.e === 'completed' && this.#init.unwrap !== undefined && ev.result !== undefined) {
       // the code gets the value; the history keeps what was recorded (a reference, for a large one)
       const result = this.#init.unwrap(ev.result)
@@ -204,19 +201,22 @@ export class Execution implements OrchestrationContext {
     const lock = this.#lock
     if (lock === undefined) return
     this.#lock = undefined
-    this.#issue({ kind: 'unlock', entities: lock.entities }, () => ({ c: 'unlock', entities: lock.entities }))
+    this.#decisions.issue({ kind: 'unlock', entities: lock.entities }, () => ({
+      c: 'unlock',
+      entities: lock.entities,
+    }))
   }
 
   /** Builds a non-determinism error naming the orchestration, instance and seq. */
   nonDeterminism(detail: string): NonDeterminismError {
-    return this.#nonDeterminism(this.#seq, detail)
+    return this.#decisions.nonDeterminism(this.#decisions.seq, detail)
   }
 
   // -----------------------------------------------------------------------------------------------
   // OrchestrationContext
 
   get isReplaying(): boolean {
-    return this.#replaying
+    return this.#decisions.replaying
   }
 
   now(): number {
@@ -234,7 +234,7 @@ export class Execution implements OrchestrationContext {
     const policy = options?.retry ?? def.retry
     if (options?.retry !== undefined) checkRetryPolicy(options.retry, `activity '${def.name}'`)
     return this.#withRetry<O>(`activity '${def.name}'`, policy, (attempt) =>
-      this.#issue({ kind: 'activity', name: def.name, attempt }, (seq) => ({
+      this.#decisions.issue({ kind: 'activity', name: def.name, attempt }, (seq) => ({
         c: 'activity',
         seq,
         name: def.name,
@@ -259,14 +259,17 @@ export class Execution implements OrchestrationContext {
     return this.#withRetry<O>(`sub-orchestration '${def.name}'`, options?.retry, (attempt) => {
       const idOf = (seq: number) =>
         given === undefined ? this.#childId(seq) : attempt === 1 ? given : `${given}:${attempt}`
-      return this.#issue({ kind: 'sub', name: def.name, instanceId: idOf(this.#seq), attempt }, (seq) => ({
-        c: 'sub',
-        seq,
-        name: def.name,
-        instanceId: idOf(seq),
-        input,
-        attempt,
-      }))
+      return this.#decisions.issue(
+        { kind: 'sub', name: def.name, instanceId: idOf(this.#decisions.seq), attempt },
+        (seq) => ({
+          c: 'sub',
+          seq,
+          name: def.name,
+          instanceId: idOf(seq),
+          input,
+          attempt,
+        }),
+      )
     })
   }
 
@@ -279,8 +282,8 @@ export class Execution implements OrchestrationContext {
     if (!isOrchestrationDefinition(def))
       throw new BadInputError('startOrchestration needs a definition made by orchestration()')
     const instanceId =
-      options?.instanceId === undefined ? this.#childId(this.#seq) : checkKey(options.instanceId)
-    this.#issue({ kind: 'start', name: def.name, instanceId }, () => ({
+      options?.instanceId === undefined ? this.#childId(this.#decisions.seq) : checkKey(options.instanceId)
+    this.#decisions.issue({ kind: 'start', name: def.name, instanceId }, () => ({
       c: 'start',
       name: def.name,
       instanceId,
@@ -350,7 +353,7 @@ export class Execution implements OrchestrationContext {
         return entityKeyOf(ref.type, ref.key)
       }),
     )
-    const seq = this.#issue({ kind: 'lock', entities: sorted }, (s) => ({
+    const seq = this.#decisions.issue({ kind: 'lock', entities: sorted }, (s) => ({
       c: 'lock',
       seq: s,
       entities: sorted,
@@ -380,27 +383,12 @@ export class Execution implements OrchestrationContext {
 
   patched(id: string): boolean {
     if (typeof id !== 'string' || id.length === 0) throw new BadInputError('patched needs a patch id')
-    const known = this.#patches.get(id)
-    if (known !== undefined) return known
-    let found = !this.#replaying
-    if (this.#replaying) {
-      for (let i = this.#cursor; i < this.#expected.length; i++) {
-        const d = this.#expected[i]!
-        if (d.e !== 'patch') break
-        if (d.id === id) {
-          this.#expected.splice(i, 1)
-          found = true
-          break
-        }
-      }
-    } else this.out.push({ e: 'patch', id })
-    this.#patches.set(id, found)
-    return found
+    return this.#decisions.patched(id)
   }
 
   setCustomStatus(value: unknown): void {
     this.#custom = { value }
-    if (!this.#replaying) this.#customChanged = true
+    if (!this.#decisions.replaying) this.#customChanged = true
   }
 
   continueAsNew(input: unknown, options?: { preserveUnprocessedEvents?: boolean }): never {
@@ -411,41 +399,6 @@ export class Execution implements OrchestrationContext {
 
   // -----------------------------------------------------------------------------------------------
   // Internals
-
-  /** Takes the next seq for a decision; records and emits it (live) or checks it (replay). */
-  #issue(decision: DistributiveOmit<ScheduledEvent, 'e' | 'seq'>, command: (seq: number) => Command): number {
-    const seq = this.#seq++
-    const record = { e: 'scheduled', seq, ...decision } as ScheduledEvent
-    if (!this.#replaying) {
-      this.out.push(record)
-      this.commands.push(command(seq))
-      return seq
-    }
-    this.#skipPatches()
-    const recorded = this.#expected[this.#cursor]
-    if (recorded === undefined || recorded.e !== 'scheduled') {
-      throw (this.fatal ??= this.#nonDeterminism(
-        seq,
-        `the code issued ${describe(record)}, which the history does not have in step ${this.#stepNumber}`,
-      ))
-    }
-    if (!sameDecision(recorded, record)) {
-      throw (this.fatal ??= this.#nonDeterminism(
-        seq,
-        `the history has ${describe(recorded)}, but the code issued ${describe(record)}`,
-      ))
-    }
-    this.#cursor++
-    return seq
-  }
-
-  #record(ev: HistoryEvent): void {
-    if (!this.#replaying) this.out.push(ev)
-  }
-
-  #skipPatches(): void {
-    while (this.#expected[this.#cursor]?.e === 'patch') this.#cursor++
-  }
 
   #expect(seq: number, timer: true, run: (ev: Completion) => void): void
   #expect(seq: number, timer: false, run: (ev: CompletedEvent | FailedEvent) => void): void
@@ -465,11 +418,11 @@ export class Execution implements OrchestrationContext {
   }
 
   #timer(fireAt: number): TimerTask {
-    const seq = this.#issue({ kind: 'timer', fireAt }, (s) => ({ c: 'timer', seq: s, fireAt }))
+    const seq = this.#decisions.issue({ kind: 'timer', fireAt }, (s) => ({ c: 'timer', seq: s, fireAt }))
     const timer = new TimerTask(this.clock, seq, fireAt, () => {
       if (this.ending !== undefined || this.fatal !== undefined) return
       this.#pending.delete(seq)
-      this.#issue({ kind: 'cancelTimer', timer: seq }, () => ({ c: 'cancelTimer', seq }))
+      this.#decisions.issue({ kind: 'cancelTimer', timer: seq }, () => ({ c: 'cancelTimer', seq }))
     })
     this.#expect(seq, true, (ev) => {
       if (ev.e === 'failed') failTask(timer, taskFailed(`timer ${seq}`, ev))
@@ -515,7 +468,7 @@ export class Execution implements OrchestrationContext {
     const id = `${entity[0]}@${entity[1]}`
     const section = this.#lock
     section?.beginCall(id, op)
-    const seq = this.#issue({ kind: 'call', entity, op }, (s) =>
+    const seq = this.#decisions.issue({ kind: 'call', entity, op }, (s) =>
       section?.carries === true
         ? { c: 'call', seq: s, entity, op, args, lock: section.seq }
         : { c: 'call', seq: s, entity, op, args },
@@ -534,13 +487,6 @@ export class Execution implements OrchestrationContext {
     checkOperation(type, entity[0], op)
     const id = `${entity[0]}@${entity[1]}`
     this.#lock?.checkSignal(id)
-    this.#issue({ kind: 'signal', entity, op }, () => ({ c: 'signal', entity, op, args }))
-  }
-
-  #nonDeterminism(seq: number, detail: string): NonDeterminismError {
-    const { definition, instanceId } = this.#init
-    return new NonDeterminismError(
-      `orchestration '${definition.name}' (instance '${instanceId}') is not deterministic at seq ${seq}: ${detail}`,
-    )
+    this.#decisions.issue({ kind: 'signal', entity, op }, () => ({ c: 'signal', entity, op, args }))
   }
 }

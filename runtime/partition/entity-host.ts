@@ -1,7 +1,8 @@
 /**
  * The entities of one partition: their operations and their in-memory cache. The locks
  * orchestrations hold on them are entity-locks.ts, the queries that read them entity-queries.ts,
- * the cached entry and the operation context entity-context.ts; this host dispatches to them. The
+ * the cached entry and the operation context entity-context.ts, the encoding of states and
+ * results (inline or by blob reference) entity-values.ts; this host dispatches to them. The
  * partition (runtime/partition/partition.ts) owns the loop, the rounds and the storage; this host acts only through the partition's one port
  * (host-port.ts), as the orchestration host does (runtime/instances/instance-host.ts).
  *
@@ -19,8 +20,6 @@
  * operation throws is logged (its effects are discarded).
  */
 import {
-  BadInputError,
-  PayloadTooLargeError,
   TimeoutError,
   UnknownEntityError,
   UnknownOperationError,
@@ -43,10 +42,11 @@ import {
   type EntityRegistry,
   type EntityType,
 } from '../../entities/index.ts'
-import { decode, encode, BlobRef, unloadedOf, valueOf, itemKey as itemKeys } from '../nats/index.ts'
+import { decode, BlobRef, unloadedOf, valueOf, itemKey as itemKeys } from '../nats/index.ts'
 import type { HostPort } from './host-port.ts'
-import { OpContext, describeValue, type Entry, type LargeState, type ValueEncoder } from './entity-context.ts'
+import { OpContext, type Entry, type LargeState, type ValueEncoder } from './entity-context.ts'
 import { EntityLocks, sendOutcome } from './entity-locks.ts'
+import { EntityValues } from './entity-values.ts'
 import { entitySpan } from './entity-spans.ts'
 import { noSpan, type TraceSpan } from '../metrics/index.ts'
 import { listEntities, readEntity, scheduledSignalsOf } from './entity-queries.ts'
@@ -86,8 +86,8 @@ export class EntityHost implements ValueEncoder {
   readonly #locks: EntityLocks
   /** The context operations run in (replaced when an operation times out). */
   #ctx = new OpContext(this)
-  /** The large state the last {@link #encodeState} made (no allocation for small states). */
-  #large: LargeState | undefined
+  /** How states and results are encoded for the round (entity-values.ts). */
+  readonly #values: EntityValues
   /** The object operations of each type run on (replaced when an operation times out). */
   readonly #objects = new Map<string, Entity>()
   /** The span of the operation running now (entity-spans.ts; {@link noSpan} when not tracing). */
@@ -100,6 +100,7 @@ export class EntityHost implements ValueEncoder {
     readonly cacheSize: number,
   ) {
     this.#locks = new EntityLocks(port)
+    this.#values = new EntityValues(port)
   }
 
   /** Number of entities in memory. */
@@ -134,22 +135,9 @@ export class EntityHost implements ValueEncoder {
     this.#locks.replay(key, value)
   }
 
-  /**
-   * Encodes a value, rejecting it when it would not fit in a commit record, and counts it against
-   * the round. `what` and `msg` name the value in the error (the text is only built when there is
-   * one).
-   */
+  /** Encodes a value bounded by the round (entity-values.ts); the operation context's encoder. */
   encodeBounded(value: unknown, what: 'state' | 'result' | 'signal', msg: EntityOp): Uint8Array {
-    let bytes: Uint8Array
-    try {
-      bytes = encode(value)
-    } catch (err) {
-      throw new BadInputError(`${describeValue(what, msg)} cannot be serialised: ${(err as Error).message}`)
-    }
-    const limit = this.port.valueLimit
-    if (bytes.length > limit) throw new PayloadTooLargeError(describeValue(what, msg), bytes.length, limit)
-    this.port.charge(bytes.length + 16)
-    return bytes
+    return this.#values.encodeBounded(value, what, msg)
   }
 
   /**
@@ -222,7 +210,7 @@ export class EntityHost implements ValueEncoder {
     for (const arg of given) {
       if (arg instanceof BlobRef) {
         // the operation gets the values; their blobs go once it is durable (the message is spent)
-        for (const a of given) if (a instanceof BlobRef) this.#dropAfterCommit(a)
+        for (const a of given) if (a instanceof BlobRef) this.#values.dropAfterCommit(a)
         given = given.map(valueOf)
         break
       }
@@ -341,19 +329,19 @@ export class EntityHost implements ValueEncoder {
     const ctx = this.#ctx
     let bytes: Uint8Array | null
     let resultBytes: Uint8Array | undefined
-    this.#large = undefined
+    this.#values.large = undefined
     try {
-      bytes = ctx.deleted ? null : this.#encodeState(entry, ctx.state, msg)
-      if (msg.r !== undefined) resultBytes = this.encodeBounded(result, 'result', msg)
+      bytes = ctx.deleted ? null : this.#values.encodeState(entry, ctx.state, msg)
+      if (msg.r !== undefined) resultBytes = this.#values.encodeBounded(result, 'result', msg)
       // a large result for an orchestration goes by reference (it lands in the instance's history)
-      else if (msg.ro !== undefined) result = this.#resultForOrchestration(result, msg)
+      else if (msg.ro !== undefined) result = this.#values.resultForOrchestration(result, msg)
     } catch (err) {
       return this.#undo(entry, msg, err as Error)
     }
-    const large = this.#large as LargeState | undefined
+    const large = this.#values.large as LargeState | undefined
     if (entry.ref !== undefined && (bytes === null || (large !== undefined && large.ref !== entry.ref))) {
       // the replaced state's blob goes once the new state is durable
-      this.#dropAfterCommit(entry.ref)
+      this.#values.dropAfterCommit(entry.ref)
     }
     if (bytes === null || large !== undefined) {
       entry.ref = large?.ref
@@ -378,67 +366,6 @@ export class EntityHost implements ValueEncoder {
     if (err !== undefined) this.#span.fail(err)
     this.#span.end()
     this.#span = noSpan
-  }
-
-  /**
-   * The encoding of a state as its item holds it, counted against the round: the state itself up
-   * to the inline size, else a reference to a blob with the state (the round waits for its write;
-   * an unchanged large state keeps its blob). Sets {@link #large} for a large state. Throws
-   * `PayloadTooLargeError` over the ceiling, `BadInputError` for a state that cannot be encoded.
-   */
-  #encodeState(entry: Entry, state: unknown, msg: EntityOp): Uint8Array {
-    let bytes: Uint8Array
-    try {
-      bytes = encode(state)
-    } catch (err) {
-      throw new BadInputError(
-        `${describeValue('state', msg)} cannot be serialised: ${(err as Error).message}`,
-      )
-    }
-    const inline = Math.min(this.port.blobs.limits.threshold, this.port.valueLimit)
-    if (bytes.length <= inline) {
-      this.port.charge(bytes.length + 16)
-      return bytes
-    }
-    if (entry.ref !== undefined && entry.blob !== undefined && Buffer.from(entry.blob).equals(bytes)) {
-      this.#large = { ref: entry.ref, blob: entry.blob }
-      return entry.bytes!
-    }
-    const { ref, written } = this.port.blobs.put(bytes, () => describeValue('state', msg))
-    this.port.holdFor(written)
-    this.#large = { ref, blob: bytes }
-    const item = encode(ref)
-    this.port.charge(item.length + 16)
-    return item
-  }
-
-  /** A result for a calling orchestration: by reference when large (see {@link #encodeState}). */
-  #resultForOrchestration(result: unknown, msg: EntityOp): unknown {
-    let bytes: Uint8Array
-    try {
-      bytes = encode(result)
-    } catch (err) {
-      throw new BadInputError(
-        `${describeValue('result', msg)} cannot be serialised: ${(err as Error).message}`,
-      )
-    }
-    if (bytes.length <= Math.min(this.port.blobs.limits.threshold, this.port.valueLimit)) return result
-    const { ref, written } = this.port.blobs.put(bytes, () => describeValue('result', msg))
-    this.port.holdFor(written)
-    return ref.attach(result)
-  }
-
-  /** Deletes a replaced state's blob once the open round is durable. */
-  #dropAfterCommit(ref: BlobRef): void {
-    this.port.afterCommit(
-      () =>
-        void this.port.blobs.delete([ref], (err) =>
-          this.port.logger.warn('large state not deleted (left as an orphan)', {
-            p: this.port.p,
-            error: String(err),
-          }),
-        ),
-    )
   }
 
   /**

@@ -16,6 +16,7 @@
  * exactly once; a send whose promise rejected (its outcome is unknown) may have been applied once
  * or not at all, never twice — each send carries its own id, so this is checked per send, not by
  * totals. Then the tallies are read again a second later: nothing may change after the drain.
+ * What the run found comes back as a summary (its fields and printing: test/chaos/report.ts).
  *
  * Replay a seed with `CHAOS_SEED=<seed> npx vitest run test/chaos.test.ts`, or with
  * `npm run soak -- --start-seed <seed> --seeds 1 --mode single|r3`.
@@ -24,7 +25,7 @@ import { partitionOf } from '../../actors/ids.ts'
 import { Client } from '../../runtime/index.ts'
 import { startNatsCluster } from '../tooling/nats-cluster.ts'
 import { startNatsServer, type NatsServer } from '../../runtime/dev/nats-server.ts'
-import { isExact, Ledger, type Observed, type StartRecord, type Verdict } from './ledger.ts'
+import { isExact, Ledger, type Observed, type StartRecord } from './ledger.ts'
 import { below, countFaults, mulberry32, planFaults, type FaultEvent, type Rng } from './plan.ts'
 import {
   callUntilAnswered,
@@ -38,6 +39,7 @@ import {
 } from './checks.ts'
 import { diagnose } from './diagnose.ts'
 import { NodeSlots } from './processes.ts'
+import { replayCommand, type ChaosSummary } from './report.ts'
 import { chaosCarried, chaosEffect, chaosLocked, Tally } from './workload.ts'
 
 /** Options of {@link runChaos}. */
@@ -58,40 +60,6 @@ export interface ChaosOptions {
   keepTails?: boolean
   /** Progress lines (fault events, phases); default none. */
   log?: (line: string) => void
-}
-
-/** What a run found. */
-export interface ChaosSummary {
-  seed: number
-  mode: 'single' | 'r3'
-  durationMs: number
-  kills: number
-  pauses: number
-  serverRestarts: number
-  /** Nodes that exited without being killed (e.g. started while their only server was down). */
-  nodeExits: number
-  verdict: Verdict
-  /** Work lost in all (signals, starts, effects). */
-  lost: number
-  duplicated: number
-  /** Time from the end of the faults until every partition answered, in ms; undefined: never. */
-  servedAgainMs: number | undefined
-  /** Partitions that did not answer in the last liveness sweep. */
-  unserved: number[]
-  drainMs: number
-  /** Barrier and lock-check calls sent again because no answer came in 10 s. */
-  callsAskedAgain: number
-  /** Rejections of sends, by error name. */
-  rejections: Record<string, number>
-  /** Everything wrong, one line each (at most 40 per kind). */
-  failures: string[]
-  ok: boolean
-  /** The command line that replays this run. */
-  replay: string
-  /** Last output lines of every node (filled only when the run failed). */
-  nodeTails: string
-  /** Placement table and stream health at the end (filled only when the run failed). */
-  hubState: string
 }
 
 const SIGNAL_KEYS = 200
@@ -133,12 +101,6 @@ export function keyPerPartition(partitions: number): string[] {
     }
   }
   return keys as string[]
-}
-
-/** The command line that replays a seed. */
-export function replayCommand(seed: number, mode: 'single' | 'r3'): string {
-  const test = mode === 'single' ? 'single server' : 'R3 cluster'
-  return `CHAOS_SEED=${seed} npx vitest run test/chaos.test.ts -t '${test}'  (or: npm run soak -- --start-seed ${seed} --seeds 1 --mode ${mode})`
 }
 
 /** Runs one chaos scenario; never throws for what it finds (see `ok`), only for set-up failures. */
@@ -471,36 +433,4 @@ async function runFaults(run: RunContext): Promise<void> {
     }
   }
   await Promise.all(restarts)
-}
-
-/** One line per run: the figures the issue's acceptance asks for. */
-export function formatSummary(s: ChaosSummary): string {
-  const v = s.verdict
-  const served =
-    s.servedAgainMs === undefined
-      ? `never (${s.unserved.join(',')})`
-      : `${(s.servedAgainMs / 1000).toFixed(1)}s`
-  return [
-    `seed=${s.seed} mode=${s.mode} faults=${s.durationMs / 1000}s`,
-    `kills=${s.kills} pauses=${s.pauses} serverRestarts=${s.serverRestarts} nodeExits=${s.nodeExits}`,
-    `signals=${v.signalsAcked} acked (+${v.signalsUnknown} unknown, ${v.signalsUnknownApplied} applied)`,
-    `orchestrations=${v.startsAcked} acked (+${v.startsUnknown} unknown, ${v.startsUnknownApplied} exist)`,
-    `lost=${s.lost} duplicated=${s.duplicated} phantom=${v.phantom.length} unfinished=${v.unfinished.length} locksHeld=${v.locksHeld.length}`,
-    `servedAgain=${served} drain=${(s.drainMs / 1000).toFixed(1)}s` +
-      (s.callsAskedAgain > 0 ? ` callsAskedAgain=${s.callsAskedAgain}` : ''),
-    s.ok ? 'OK' : 'FAIL',
-  ].join(' ')
-}
-
-/** The full report of a failed run: summary, failures, replay command, node output. */
-export function formatFailure(s: ChaosSummary): string {
-  return [
-    `chaos run FAILED: ${formatSummary(s)}`,
-    `replay: ${s.replay}`,
-    `rejected sends: ${JSON.stringify(s.rejections)}`,
-    `lost per partition: ${JSON.stringify(s.verdict.lostByPartition)}`,
-    ...s.failures.map((f) => `  ${f}`),
-    s.hubState,
-    s.nodeTails,
-  ].join('\n')
 }

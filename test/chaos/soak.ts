@@ -9,7 +9,8 @@
  * lock left held, or partitions not served again), 2 for a bad command line. `--verbose` also
  * prints each fault as it happens and the nodes' last output lines of every run.
  */
-import { formatFailure, formatSummary, runChaos, type ChaosSummary } from './chaos.ts'
+import { runChaos } from './chaos.ts'
+import { formatFailure, formatSummary, type ChaosSummary } from './report.ts'
 
 interface SoakArgs {
   seeds: number

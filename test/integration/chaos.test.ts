@@ -8,7 +8,8 @@
  * The file takes about 2.5 minutes; a run whose partitions never come back ends within about 4 minutes.
  */
 import { describe, expect, it } from 'vitest'
-import { formatFailure, formatSummary, keyPerPartition, runChaos, type ChaosSummary } from '../chaos/chaos.ts'
+import { keyPerPartition, runChaos } from '../chaos/chaos.ts'
+import { formatFailure, formatSummary, type ChaosSummary } from '../chaos/report.ts'
 import { Ledger } from '../chaos/ledger.ts'
 import { mulberry32, planFaults } from '../chaos/plan.ts'
 import { insertId, type TallyState } from '../chaos/workload.ts'
