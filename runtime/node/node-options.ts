@@ -37,6 +37,17 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
    * the calling thread. `0` counts as 1.
    */
   workers?: number
+  /**
+   * Whether the node catches errors that escape every handler while it runs — thrown in a timer
+   * or event callback, or a promise rejected with nobody awaiting it — on this thread and its
+   * partition threads (default true). One from user code (an entity operation's or activity's
+   * stray callback) is logged with its stack and the node goes on; one from Basalt's own code stops
+   * the thread's partitions, which recover from their logs. Without this, such an error ends the
+   * process, and the operation that caused it — never committed — runs again on the partition's
+   * next owner, which ends too (see runtime/node/uncaught-errors.ts). Set false to keep Node's
+   * default (the process ends).
+   */
+  handleUncaughtErrors?: boolean
   /** Replay every orchestration from its history at every step (a test mode; default false). */
   alwaysReplay?: boolean
   /** Most activities running at once on this node (default 100). */

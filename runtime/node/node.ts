@@ -58,6 +58,7 @@ import {
   type NodeSettings,
 } from './node-options.ts'
 import { PartitionRunner } from './partition-runner.ts'
+import { watchUncaughtErrors } from './uncaught-errors.ts'
 import { PartitionThreads, type RunningPartition, type ThreadView } from './partition-threads.ts'
 import { loadRegistry, registryNames, splitRegistry, type RegistryItem } from './registry-module.ts'
 
@@ -80,6 +81,8 @@ export class Node {
   #observer: Observer | undefined
   /** The web dashboard this node serves (`options.dashboard`), if any. */
   #dashboard: Dashboard | undefined
+  /** Stops watching this thread's uncaught errors (uncaught-errors.ts). */
+  #unwatchErrors: (() => void) | undefined
 
   private constructor(
     /** @internal */ readonly nc: NatsConnection,
@@ -176,6 +179,13 @@ export class Node {
           recordMetrics: options.metrics !== false,
         },
       )
+      if (options.handleUncaughtErrors !== false) {
+        const n = node
+        node.#unwatchErrors = watchUncaughtErrors({
+          logger,
+          failPartitions: (err) => n.#partitions.failAll(err),
+        })
+      }
       if (options.metrics !== false) node.#observer = await node.#observe(options.metrics)
       if (threadCount > 1) await node.#startThreads(threadCount, registryModule!, options)
       if ((options.placement ?? 'dynamic') === 'static') {
@@ -200,6 +210,7 @@ export class Node {
       return node
     } catch (err) {
       if (node !== undefined) {
+        node.#unwatchErrors?.()
         node.#agent?.close()
         clearInterval(node.#leaseWatch)
         await node.#observer?.close()
@@ -285,6 +296,7 @@ export class Node {
     agent?.close()
     await this.workerClient?.close()
     await closeConnection(this.nc)
+    this.#unwatchErrors?.()
   }
 
   /** The server is unreachable: stops every partition now, without commits or hand-overs. */
@@ -396,6 +408,7 @@ export class Node {
         snapshotRecords: o.snapshotRecords,
         snapshotIntervalMs: o.snapshotIntervalMs,
         alwaysReplay: this.workflows.alwaysReplay,
+        handleUncaughtErrors: options.handleUncaughtErrors !== false,
         activityConcurrency: options.activityConcurrency ?? 100,
         ...(this.workflows.offload === undefined
           ? {}

@@ -57,6 +57,12 @@ export class PartitionRunner {
   /** Partition failures on this node (each followed by a restart), and per partition the last one. */
   #failures = 0
   readonly #lastFailure = new Map<number, { at: number; delayMs: number }>()
+  /**
+   * Failed partitions waiting for their restart delay, until when: a reconcile step in between
+   * (any placement change, a replaced thread) must not start them early — without this, a
+   * partition that fails at once on every start was restarted each time the node reconciled.
+   */
+  readonly #backoff = new Map<number, number>()
   /** Brings the running partitions in line with the assignment; a kick while it runs runs it again. */
   readonly #reconciler: BatchWorker
 
@@ -119,6 +125,7 @@ export class PartitionRunner {
     for (const [p, epoch] of want) {
       if (this.#running.has(p) || this.#starting.has(p) || this.#closing.has(p)) continue
       if ((this.#fenced.get(p) ?? 0) >= epoch) continue
+      if ((this.#backoff.get(p) ?? 0) > Date.now()) continue
       this.#starting.add(p)
       this.start(p, epoch)
         .catch((err: unknown) => {
@@ -161,6 +168,15 @@ export class PartitionRunner {
   async handOffAll(snapshot: boolean): Promise<void> {
     for (const [p, partition] of this.#running) void this.handOff(p, partition, snapshot)
     await Promise.all(this.#closing.values())
+  }
+
+  /**
+   * An error escaped Basalt's own code on this thread (uncaught-errors.ts): every partition run on
+   * this thread stops as failed and recovers from its log (those on worker threads are theirs to
+   * judge).
+   */
+  failAll(error: Error): void {
+    for (const partition of this.#running.values()) if (partition instanceof Partition) partition.fail(error)
   }
 
   /** Our lease lapsed (we were paused or cut off): stop serving everything at once. */
@@ -244,8 +260,10 @@ export class PartitionRunner {
     // run's token tells its records apart).
     this.#failures++
     const delayMs = this.#restartDelay(p)
+    this.#backoff.set(p, Date.now() + delayMs)
     const timer = setTimeout(() => {
       this.#restarts.delete(timer)
+      this.#backoff.delete(p)
       if (agent !== undefined) {
         // (once renewed, the assignment's watch brings the new epoch and the next step starts it)
         void agent

@@ -29,6 +29,7 @@ import { Partition, RecentReplies } from '../partition/index.ts'
 import type { Logger } from '../util/index.ts'
 import type { FromThread, PartitionCounters, ThreadSetup, ToThread } from './partition-thread-protocol.ts'
 import { loadRegistry, splitRegistry } from './registry-module.ts'
+import { watchUncaughtErrors } from './uncaught-errors.ts'
 
 if (!isMainThread && parentPort !== null) {
   const port = parentPort
@@ -170,6 +171,15 @@ async function runThread(
     post({ t: 'stats', partitions: counters, metrics: threadReport(metrics, activities) })
   }
   setInterval(report, setup.statsIntervalMs).unref()
+  if (setup.handleUncaughtErrors) {
+    // (for the thread's life: nothing to remove)
+    watchUncaughtErrors({
+      logger,
+      failPartitions: (err) => {
+        for (const partition of partitions.values()) partition.fail(err)
+      },
+    })
+  }
 
   post({ t: 'ready' })
 }

@@ -34,6 +34,8 @@ export interface ThreadSetup {
   snapshotRecords: number
   snapshotIntervalMs: number
   alwaysReplay: boolean
+  /** Whether errors that escape user code are logged instead of ending the thread (uncaught-errors.ts). */
+  handleUncaughtErrors: boolean
   activityConcurrency: number
   /** Offload threshold: absent when the node has no activity workers (then every activity runs here). */
   offloadThreshold?: number

@@ -432,6 +432,14 @@ export class Partition {
     this.#stop('failed', err)
   }
 
+  /**
+   * Stops as failed from outside (an error escaped Basalt's own code on this thread, see
+   * runtime/node/uncaught-errors.ts): the node recovers the partition from storage.
+   */
+  fail(err: Error): void {
+    this.#fail(err)
+  }
+
   #stop(reason: 'fenced' | 'failed', err: Error): void {
     if (this.#stopped) return
     this.options.logger.warn(`partition ${reason}; stopping`, { p: this.p, error: err.message })

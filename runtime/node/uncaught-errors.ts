@@ -1,0 +1,117 @@
+/**
+ * Errors that escape every handler — thrown in a timer or event callback, or a promise rejected
+ * with nobody awaiting it — end a Node.js process by default. One that escapes user code (an
+ * entity operation or activity that starts a timer whose callback throws, or a promise it forgets)
+ * would end the node; the partition's next owner would run the same operation again (it was never
+ * committed) and end too: one such bug, one signal, and every node of the hub goes down in turn.
+ *
+ * So while a node runs, the process (and each partition thread, which has its own) watches for such
+ * errors, and tells them apart by where they were thrown:
+ *
+ * - from **user code** (a stack frame in a file outside Basalt's own folders and outside
+ *   `node_modules`, or a rejection with no stack at all): logged as an error with its stack, and
+ *   the node goes on. The operation that made the callback has its own outcome (it returned or
+ *   threw in its own right); the stray error changes no state Basalt keeps.
+ * - from **Basalt's own code** or a library: a bug whose reach is unknown, so — never continuing on
+ *   suspect state — every partition of the thread stops and recovers from its log (the usual
+ *   failure path, restarted after a growing delay). The process stays up.
+ *
+ * Several nodes in one process (tests) share one pair of process listeners; the last node to stop
+ * removes them. A process's own listeners (a test runner's, an app's) keep working beside these.
+ */
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Logger } from '../util/index.ts'
+
+/** What a node does with an error that escaped: its logger, and how it fails its partitions. */
+export interface UncaughtErrorWatcher {
+  logger: Logger
+  /** Stops every partition of this thread so that each recovers from its log. */
+  failPartitions(error: Error): void
+}
+
+/** Basalt's own folders (sources, or the built package's `dist/`): frames there are Basalt's. */
+const OWN_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+const OWN_DIRS = ['runtime', 'actors', 'entities', 'placement'].map((d) => path.join(OWN_ROOT, d) + path.sep)
+
+const watchers = new Set<UncaughtErrorWatcher>()
+
+/**
+ * Watches this thread's uncaught errors for `watcher` until the returned function is called (see
+ * the module comment).
+ */
+export function watchUncaughtErrors(watcher: UncaughtErrorWatcher): () => void {
+  if (watchers.size === 0) {
+    process.on('uncaughtException', onUncaught)
+    process.on('unhandledRejection', onUnhandledRejection)
+  }
+  watchers.add(watcher)
+  return () => {
+    if (!watchers.delete(watcher) || watchers.size > 0) return
+    process.off('uncaughtException', onUncaught)
+    process.off('unhandledRejection', onUnhandledRejection)
+  }
+}
+
+function onUncaught(error: Error): void {
+  escaped(error, 'thrown in a callback')
+}
+
+function onUnhandledRejection(reason: unknown): void {
+  escaped(reason, 'a promise rejected with nobody awaiting it')
+}
+
+function escaped(reason: unknown, how: string): void {
+  const error = reason instanceof Error ? reason : new Error(describe(reason))
+  const stack = reason instanceof Error ? reason.stack : undefined
+  const first = watchers.values().next().value
+  if (first === undefined) return
+  if (isFromUserCode(stack)) {
+    first.logger.error(`an error escaped user code (${how}); logged, the node goes on`, {
+      error: String(error),
+      ...(stack === undefined ? {} : { stack }),
+    })
+    return
+  }
+  first.logger.error(
+    `an error escaped Basalt's own code (${how}); every partition of this thread recovers from its log`,
+    { error: String(error), ...(stack === undefined ? {} : { stack }) },
+  )
+  for (const w of watchers) w.failPartitions(error)
+}
+
+/**
+ * Whether a stack shows user code: a frame in a file outside Basalt's own folders and outside
+ * `node_modules` (Node's internals excluded). No stack at all (a rejection with a plain value)
+ * counts as user code: Basalt rejects only with errors.
+ */
+export function isFromUserCode(stack: string | undefined, ownDirs: readonly string[] = OWN_DIRS): boolean {
+  if (stack === undefined) return true
+  for (const line of stack.split('\n')) {
+    const file = frameFile(line)
+    if (file === undefined) continue
+    if (file.includes(`${path.sep}node_modules${path.sep}`)) continue
+    if (!ownDirs.some((dir) => file.startsWith(dir))) return true
+  }
+  return false
+}
+
+/** The file of a stack frame line (`at f (file:///a/b.js:1:2)`, `at /a/b.js:1:2`), or undefined. */
+function frameFile(line: string): string | undefined {
+  const match = /^\s*at (?:.*?\()?(file:\/\/[^)]+?|\/[^)]+?)(?::\d+)?(?::\d+)?\)?$/.exec(line)
+  if (match === null) return undefined
+  const where = match[1]!
+  try {
+    return where.startsWith('file://') ? fileURLToPath(where) : where
+  } catch {
+    return undefined
+  }
+}
+
+function describe(reason: unknown): string {
+  try {
+    return `rejected with ${typeof reason === 'string' ? reason : JSON.stringify(reason)}`
+  } catch {
+    return `rejected with ${String(reason)}`
+  }
+}
