@@ -333,7 +333,10 @@ describe('dashboard in chromium', () => {
     const readOnly = await startDashboard({ servers: nats.url, hub: 'dash', port: 0 })
     try {
       const id = await stack.client.start(approval, 60_000)
-      const res = await fetch(`${readOnly.url}api/instances/${id}/terminate`, { method: 'POST' })
+      const res = await fetch(`${readOnly.url}api/instances/${id}/terminate`, {
+        method: 'POST',
+        headers: { 'x-basalt-dashboard': '1' },
+      })
       expect(res.status).toBe(403)
       expect(((await res.json()) as { error: string }).error).toContain('--allow-actions')
       expect((await stack.client.getStatus(id))?.status).toBe('Running')
