@@ -1,6 +1,7 @@
 /**
  * `basalt dashboard`: serves the web dashboard of a hub (runtime/dashboard/) until SIGTERM or
- * SIGINT. It only reads unless `--allow-actions`, and binds 127.0.0.1 unless `--host` says more.
+ * SIGINT. It only reads unless `--allow-actions`, binds 127.0.0.1 unless `--host` says more, and
+ * answers only to its own host names unless `--allow-host` names more.
  */
 import { startDashboard } from '../dashboard/index.ts'
 import { connectionFromFlags, hubFromFlags, type ConnectionFlags } from './connection.ts'
@@ -11,6 +12,8 @@ export interface DashboardFlags extends ConnectionFlags {
   port: number
   host: string
   allowActions?: boolean
+  /** `--allow-host NAME`, repeated: more host names the page may be reached by. */
+  allowHost?: string[]
 }
 
 /**
@@ -30,6 +33,7 @@ export async function runDashboardCommand(flags: DashboardFlags, out: Out = stdo
     port: flags.port,
     host: flags.host,
     allowActions: flags.allowActions === true,
+    allowedHosts: flags.allowHost ?? [],
   })
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     const stop = (s: NodeJS.Signals) => {

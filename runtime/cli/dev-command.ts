@@ -23,6 +23,8 @@ export interface DevFlags {
   /** False with `--no-dashboard`. */
   dashboard?: boolean
   allowActions?: boolean
+  /** `--allow-host NAME`, repeated: more host names the dashboard may be reached by. */
+  allowHost?: string[]
 }
 
 /**
@@ -51,7 +53,13 @@ export async function runDevCommand(flags: DevFlags, out: Out = stdout): Promise
       ...(flags.partitions === undefined ? {} : { partitions: flags.partitions }),
       ...(flags.dashboard === false
         ? {}
-        : { dashboard: { port: flags.dashboardPort ?? 8233, allowActions: flags.allowActions === true } }),
+        : {
+            dashboard: {
+              port: flags.dashboardPort ?? 8233,
+              allowActions: flags.allowActions === true,
+              allowedHosts: flags.allowHost ?? [],
+            },
+          }),
     })
     const stopRequested = waitForStopSignal(node)
     out(`nats    ${server.url}  (data in ${path.relative(process.cwd(), storeDir) || '.'})`)

@@ -42,6 +42,11 @@ export function buildProgram(setCode: (code: number) => void): Command {
     .option('--dashboard-port <port>', 'port of the web dashboard (0: any free one)', intArg(0), 8233)
     .option('--no-dashboard', 'do not serve the web dashboard')
     .option('--allow-actions', 'allow raise event, terminate, suspend, resume and purge from the dashboard')
+    .option(
+      '--allow-host <name>',
+      'another host name the dashboard may be reached by (repeatable)',
+      allowHost,
+    )
     .action((flags) => run(async () => (await import('./dev-command.ts')).runDevCommand(flags))())
   addConnectionOptions(
     program
@@ -212,7 +217,12 @@ export function buildProgram(setCode: (code: number) => void): Command {
       .description("serve a hub's web dashboard (read-only unless --allow-actions), until Ctrl-C")
       .option('--port <port>', 'HTTP port', intArg(0), 8233)
       .option('--host <host>', 'interface to bind (127.0.0.1: this machine only)', '127.0.0.1')
-      .option('--allow-actions', 'allow raise event, terminate, suspend, resume and purge from the page'),
+      .option('--allow-actions', 'allow raise event, terminate, suspend, resume and purge from the page')
+      .option(
+        '--allow-host <name>',
+        'another host name the page may be reached by, e.g. a DNS name or a proxy (repeatable; * for any)',
+        allowHost,
+      ),
   ).action((flags) => run(async () => (await import('./dashboard-command.ts')).runDashboardCommand(flags))())
 
   hubCommand(
@@ -221,6 +231,11 @@ export function buildProgram(setCode: (code: number) => void): Command {
 
   configureErrors(program)
   return program
+}
+
+/** Commander's collector for `--allow-host NAME`, repeatable: every name given, in order. */
+function allowHost(name: string, names: string[] | undefined): string[] {
+  return [...(names ?? []), name]
 }
 
 /** `basalt entity get` for the `get` command under `entity`. */

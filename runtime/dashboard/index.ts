@@ -4,10 +4,12 @@
  * server-sent events, from the public client's reads and watch streams, the placement table and
  * the node telemetry samples (`H.stats.<node>`). The UI is plain ES modules (preact + htm, uPlot)
  * served from `ui/` and node_modules: no build step, nothing from the internet. Read-only unless
- * started with `allowActions`. May import runtime/client/, runtime/instances/, runtime/metrics/,
+ * started with `allowActions`; answers only to its own host names and takes actions only from its
+ * own page (guard.ts). May import runtime/client/, runtime/instances/, runtime/metrics/,
  * runtime/nats/, placement/ and actors/; never runtime/node/ (a node starts a dashboard).
  */
 import type { ConnectionOptions } from '../nats/index.ts'
+import { hostPolicy } from './guard.ts'
 import { buildServer } from './server.ts'
 import { DashboardSource } from './source.ts'
 
@@ -21,6 +23,14 @@ export interface DashboardOptions extends ConnectionOptions {
   host?: string
   /** Allow raise event, terminate, suspend, resume and purge from the page (default false: 403). */
   allowActions?: boolean
+  /**
+   * More host names the page may be reached by (the `Host` header), e.g. a DNS name or the name a
+   * proxy in front is reached by; `'*'` accepts any (only behind something that checks it). By
+   * default the server answers only to the address it binds: `localhost`, `127.0.0.1` and `[::1]`
+   * on a loopback address, the address itself otherwise, loopback names and any IP address when
+   * binding every interface (`0.0.0.0`, `::`). Any other `Host` gets a 403 (against DNS rebinding).
+   */
+  allowedHosts?: readonly string[]
 }
 
 /** A running dashboard. */
@@ -43,9 +53,9 @@ export interface Dashboard {
  * console.log(dashboard.url) // http://127.0.0.1:8233/
  */
 export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
-  const { port = 8233, host = '127.0.0.1', allowActions = false, ...connection } = options
+  const { port = 8233, host = '127.0.0.1', allowActions = false, allowedHosts = [], ...connection } = options
   const source = new DashboardSource(connection)
-  const { app, openStreams } = buildServer(source, { allowActions })
+  const { app, openStreams } = buildServer(source, { allowActions, hosts: hostPolicy(host, allowedHosts) })
   // connect in the background: the first page load waits for it, or says why it failed
   source.client().catch(() => {})
   try {

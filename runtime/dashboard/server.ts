@@ -1,7 +1,9 @@
 /**
  * The dashboard's HTTP server (fastify): JSON routes for each page, server-sent-event routes that
  * push what the watch streams and the telemetry subscription deliver, the action routes (refused
- * with 403 unless actions are allowed), and the UI's static files — the page's own ES modules
+ * with 403 unless actions are allowed), and the UI's static files. Every request passes the
+ * checks of guard.ts first: a `Host` the dashboard does not answer to, and an action without the
+ * page's header or from another origin, are refused with 403 — the page's own ES modules
  * under `ui/` and preact + htm and uPlot from node_modules, so nothing comes from the internet.
  */
 import { readFile } from 'node:fs/promises'
@@ -15,6 +17,7 @@ import { BasaltError, HubNotFoundError, UnknownEntityError } from '../../actors/
 import { readPlacement } from '../../placement/index.ts'
 import { decode, isTransient } from '../nats/index.ts'
 import { jsonSafe, readDeadLetters } from './dead-letters.ts'
+import { refuseAction, refuseHost, type HostPolicy } from './guard.ts'
 import { BadParamError, int, statuses, text, time } from './params.ts'
 import type { DashboardSource } from './source.ts'
 import { timelineOf } from './timeline.ts'
@@ -22,6 +25,8 @@ import { timelineOf } from './timeline.ts'
 /** How the server behaves (see `startDashboard`). */
 export interface ServerSettings {
   allowActions: boolean
+  /** The `Host` values answered (guard.ts). */
+  hosts: HostPolicy
 }
 
 type Query = Record<string, string | undefined>
@@ -65,6 +70,15 @@ export function buildServer(
   })
   const json = (reply: FastifyReply, value: unknown) =>
     reply.type('application/json').send(JSON.stringify(value, jsonSafe))
+
+  // ---- DNS rebinding and cross-site requests (guard.ts): before any route, unknown ones included
+  app.addHook('onRequest', async (req, reply) => {
+    const refused =
+      refuseHost(req.headers.host, settings.hosts) ??
+      (req.method === 'GET' || req.method === 'HEAD' ? undefined : refuseAction(req.headers, settings.hosts))
+    if (refused !== undefined) return reply.code(403).type('application/json').send({ error: refused })
+    return undefined
+  })
 
   // ---- pages' data
   app.get('/api/config', async () => ({ hub: source.options.hub, allowActions: settings.allowActions }))

@@ -108,9 +108,10 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
   metrics?: MetricsOptions | false
   /**
    * Serve the hub's web dashboard from this node (runtime/dashboard/): `port` (0: any free one),
-   * `host` (default 127.0.0.1), `allowActions` (default false: read-only). Default: none.
+   * `host` (default 127.0.0.1), `allowActions` (default false: read-only), `allowedHosts` (more
+   * host names the page may be reached by; see `DashboardOptions`). Default: none.
    */
-  dashboard?: { port: number; host?: string; allowActions?: boolean }
+  dashboard?: { port: number; host?: string; allowActions?: boolean; allowedHosts?: readonly string[] }
   /**
    * OpenTelemetry spans of orchestration steps, activities and entity operations (default: the
    * global tracer provider's tracer when `@opentelemetry/api` is installed and a provider is

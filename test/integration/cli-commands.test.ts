@@ -54,16 +54,18 @@ describe('basalt help, version and exit codes', () => {
   it('answers --help on every level with 0, --version with the package version, bad usage with 2', async () => {
     const version = (JSON.parse(readFileSync(`${repoRoot}/package.json`, 'utf8')) as { version: string })
       .version
-    const [help, entityGetHelp, nodeHelp, ver, unknown, missingArg, badInt, noHub] = await Promise.all([
-      run('--help'),
-      run('entity', 'get', '--help'),
-      run('node', '--help'),
-      run('--version'),
-      run('nope'),
-      run('status'),
-      run('hub', 'create', '--partitions', 'many'),
-      spawnTs('runtime/cli/basalt.mjs', ['status', 'x'], { NATS_URL: nats.url, BASALT_HUB: '' }).exited,
-    ])
+    const [help, entityGetHelp, nodeHelp, dashboardHelp, ver, unknown, missingArg, badInt, noHub] =
+      await Promise.all([
+        run('--help'),
+        run('entity', 'get', '--help'),
+        run('node', '--help'),
+        run('dashboard', '--help'),
+        run('--version'),
+        run('nope'),
+        run('status'),
+        run('hub', 'create', '--partitions', 'many'),
+        spawnTs('runtime/cli/basalt.mjs', ['status', 'x'], { NATS_URL: nats.url, BASALT_HUB: '' }).exited,
+      ])
     expect(help.code, help.output).toBe(0)
     for (const command of [
       'dev',
@@ -84,6 +86,9 @@ describe('basalt help, version and exit codes', () => {
     expect(entityGetHelp.output).toMatch(/^Usage: basalt entity get \[options\] <type> <key>$/m)
     expect(entityGetHelp.output).toMatch(/--servers <urls>.*\(env: NATS_URL\)/)
     expect(nodeHelp.code, nodeHelp.output).toBe(0)
+    expect(dashboardHelp.code, dashboardHelp.output).toBe(0)
+    expect(dashboardHelp.output).toMatch(/^\s+--allow-actions\b/m)
+    expect(dashboardHelp.output).toMatch(/^\s+--allow-host <name>\s+another host name/m)
     expect(ver.code, ver.output).toBe(0)
     expect(ver.lines).toEqual([version])
     expect(unknown.code, unknown.output).toBe(2)

@@ -5,10 +5,15 @@
  * error, an approval completed by an event raised from the page, an entity's state changing on
  * screen with its scheduled signals, every partition in the partition map with figures from node telemetry samples — and
  * the server's answers to bad input (404, 400, 403) and to a NATS that is down; and the partition
- * map fed by a real node's samples, in this thread and on two worker threads. Screenshots of
+ * map fed by a real node's samples, in this thread and on two worker threads; and the guards
+ * against other sites: actions refused from another origin or without the page's header (also from
+ * a page of another origin in the browser), a foreign Host refused (DNS rebinding, also in the
+ * browser), a host name allowed by the operator answered and its page's buttons working. Screenshots of
  * each page go to .basalt/screenshots/.
  */
 import { existsSync, mkdirSync } from 'node:fs'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -61,6 +66,8 @@ describe('dashboard in chromium', () => {
         '--disable-background-networking',
         '--disable-component-update',
         '--disable-sync',
+        // names that reach this machine, as a DNS name (or a rebinding attacker's) would
+        '--host-resolver-rules=MAP dash.test 127.0.0.1, MAP evil.test 127.0.0.1',
       ],
     })
     page = await browser.newPage({ viewport: { width: 1366, height: 800 } })
@@ -333,13 +340,178 @@ describe('dashboard in chromium', () => {
     const readOnly = await startDashboard({ servers: nats.url, hub: 'dash', port: 0 })
     try {
       const id = await stack.client.start(approval, 60_000)
-      const res = await fetch(`${readOnly.url}api/instances/${id}/terminate`, { method: 'POST' })
+      const res = await fetch(`${readOnly.url}api/instances/${id}/terminate`, {
+        method: 'POST',
+        headers: { 'x-basalt-dashboard': '1' },
+      })
       expect(res.status).toBe(403)
       expect(((await res.json()) as { error: string }).error).toContain('--allow-actions')
       expect((await stack.client.getStatus(id))?.status).toBe('Running')
       await stack.client.terminate(id)
     } finally {
       await readOnly.close()
+    }
+  })
+
+  /** Waits until the instance has the status (through the client, not the page). */
+  const statusOf = (id: string, status: string) =>
+    waitFor(async () => (await stack.client.getStatus(id))?.status === status, `${id}: status ${status}`)
+
+  it('actions are refused from another origin or without the page header; the instance runs on', async () => {
+    const id = await stack.client.start(approval, 60_000)
+    await statusOf(id, 'Running')
+    const terminate = `${dashboard.url}api/instances/${id}/terminate`
+    // what fetch(url, { method: 'POST', mode: 'no-cors', body: 'x' }) on any web page sends
+    const noCors = await request(terminate, {
+      method: 'POST',
+      headers: { origin: 'http://evil.example', 'content-type': 'text/plain' },
+      body: 'x',
+    })
+    expect(noCors.status, noCors.body).toBe(403)
+    expect(errorOf(noCors)).toContain("origin 'http://evil.example'")
+    // another origin with the header and JSON (what a preflight would have been asked for)
+    for (const action of ['terminate', 'purge', 'suspend', 'raise']) {
+      const foreign = await request(`${dashboard.url}api/instances/${id}/${action}`, {
+        method: 'POST',
+        headers: {
+          origin: 'http://evil.example',
+          'x-basalt-dashboard': '1',
+          'content-type': 'application/json',
+        },
+        body: '{"name":"approve"}',
+      })
+      expect(foreign.status, `${action}: ${foreign.body}`).toBe(403)
+    }
+    // no header (and no Origin, as from a script or a browser that leaves it out): refused
+    const noHeader = await request(terminate, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    })
+    expect(noHeader.status, noHeader.body).toBe(403)
+    expect(errorOf(noHeader)).toContain("missing header 'X-Basalt-Dashboard'")
+    // the CORS preflight is not approved: no Access-Control-Allow-* header comes back
+    const preflight = await request(terminate, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'http://evil.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'x-basalt-dashboard',
+      },
+    })
+    expect(preflight.status).toBe(403)
+    expect(Object.keys(preflight.headers).filter((h) => h.startsWith('access-control-'))).toEqual([])
+    expect((await stack.client.getStatus(id))?.status).toBe('Running')
+    // the page's own request (its origin, the header) is taken
+    const own = await request(terminate, {
+      method: 'POST',
+      headers: {
+        origin: dashboard.url.slice(0, -1),
+        'x-basalt-dashboard': '1',
+        'content-type': 'application/json',
+      },
+      body: '{"reason":"own page"}',
+    })
+    expect(own.status, own.body).toBe(200)
+    await statusOf(id, 'Terminated')
+  })
+
+  it('in the browser, a page of another origin cannot take an action', async () => {
+    const id = await stack.client.start(approval, 60_000)
+    await statusOf(id, 'Running')
+    const elsewhere = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<h1>another site</h1>')
+    })
+    await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve))
+    try {
+      await page.goto(`http://localhost:${(elsewhere.address() as AddressInfo).port}/`)
+      const outcome = await page.evaluate(async (url) => {
+        const results: string[] = []
+        // a simple request goes out without a preflight (its answer unreadable): the server refuses it
+        await fetch(`${url}/terminate`, { method: 'POST', mode: 'no-cors', body: 'x' }).then(
+          () => results.push('sent'),
+          () => results.push('blocked'),
+        )
+        // with the page's header the browser asks first; the server does not approve: never sent
+        await fetch(`${url}/terminate`, {
+          method: 'POST',
+          headers: { 'x-basalt-dashboard': '1', 'content-type': 'application/json' },
+          body: '{}',
+        }).then(
+          () => results.push('sent'),
+          () => results.push('blocked'),
+        )
+        return results
+      }, `${dashboard.url}api/instances/${id}`)
+      expect(outcome).toEqual(['sent', 'blocked'])
+      expect((await stack.client.getStatus(id))?.status).toBe('Running')
+    } finally {
+      elsewhere.close()
+      await stack.client.terminate(id)
+    }
+  })
+
+  it('a foreign Host (DNS rebinding) is refused: the page, its files, the API and the event streams', async () => {
+    const port = dashboard.port
+    for (const p of [
+      '',
+      'ui/app.js',
+      'api/config',
+      'api/instances',
+      'api/stream/stats',
+      'api/stream/instances',
+    ]) {
+      const res = await request(`${dashboard.url}${p}`, { headers: { host: `attacker.example:${port}` } })
+      expect(res.status, `/${p}: ${res.body}`).toBe(403)
+      expect(errorOf(res)).toContain(`host 'attacker.example:${port}' is not allowed`)
+      expect(errorOf(res)).toContain('--allow-host attacker.example')
+    }
+    const action = await request(`${dashboard.url}api/instances/x/terminate`, {
+      method: 'POST',
+      headers: {
+        host: `attacker.example:${port}`,
+        origin: `http://attacker.example:${port}`,
+        'x-basalt-dashboard': '1',
+      },
+    })
+    expect(action.status).toBe(403)
+    expect(errorOf(action)).toContain("host 'attacker.example")
+    // its own names, on any port (an SSH tunnel): answered
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, 'localhost:9999']) {
+      expect((await request(`${dashboard.url}api/config`, { headers: { host } })).status, host).toBe(200)
+    }
+    // a browser sent to the dashboard by a name that is not its own (as after DNS rebinding)
+    await page.goto(`http://evil.test:${port}/`)
+    expect(await page.locator('body').textContent()).toContain("host 'evil.test")
+  })
+
+  it('a host name allowed with allowedHosts is answered, and the buttons of its page work', async () => {
+    const named = await startDashboard({
+      servers: nats.url,
+      hub: 'dash',
+      port: 0,
+      allowActions: true,
+      allowedHosts: ['dash.test'],
+    })
+    try {
+      const host = `dash.test:${named.port}`
+      expect((await request(named.url, { headers: { host } })).status).toBe(200)
+      expect(errorOf(await request(`${named.url}api/config`, { headers: { host: 'other.test' } }))).toContain(
+        'localhost, 127.0.0.1, [::1], dash.test',
+      )
+      // in the browser, by that name: Terminate, then Purge, from the page's buttons
+      const id = await stack.client.start(approval, 60_000)
+      await statusOf(id, 'Running')
+      await page.goto(`http://${host}/#/instance/${id}`)
+      await page.locator('h2 [data-status=Running]').waitFor()
+      await page.getByRole('button', { name: 'Terminate' }).click()
+      await page.locator('h2 [data-status=Terminated]').waitFor({ timeout: 10_000 })
+      expect((await stack.client.getStatus(id))?.status).toBe('Terminated')
+      await page.getByRole('button', { name: 'Purge' }).click()
+      await page.getByTestId('action-result').filter({ hasText: 'purge: done' }).waitFor()
+      await waitFor(async () => (await stack.client.getStatus(id)) === undefined, `${id} purged`)
+    } finally {
+      await named.close()
     }
   })
 
@@ -395,6 +567,8 @@ describe('dashboard in chromium', () => {
       'dash',
       '--port',
       '0',
+      '--allow-host',
+      'dash.test',
     ])
     try {
       const line = await cli.waitForLine(/^dashboard http:\/\/127\.0\.0\.1:\d+\/ /, 20_000)
@@ -412,6 +586,12 @@ describe('dashboard in chromium', () => {
         expect((await fetch(`${url}${asset}`)).status, asset).toBe(200)
       }
       expect((await fetch(`${url}api/instances/x/purge`, { method: 'POST' })).status).toBe(403)
+      // --allow-host: that name is answered, another is refused with the flag to allow it
+      const port = new URL(url).port
+      expect((await request(`${url}api/config`, { headers: { host: `dash.test:${port}` } })).status).toBe(200)
+      const other = await request(`${url}api/config`, { headers: { host: `other.test:${port}` } })
+      expect(other.status).toBe(403)
+      expect(errorOf(other)).toContain('--allow-host other.test')
       cli.kill('SIGTERM')
       expect(await cli.exited, cli.lines.join('\n')).toBe(0)
     } finally {
@@ -439,3 +619,35 @@ describe('dashboard in chromium', () => {
     await expect(fetch(`${url}api/config`), 'the dashboard stopped with the node').rejects.toThrow()
   })
 })
+
+interface Answer {
+  status: number
+  headers: http.IncomingHttpHeaders
+  body: string
+}
+
+/** One HTTP request with headers fetch would not send as given (Host, Origin); its answer. */
+function request(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      { method: options.method ?? 'GET', headers: options.headers ?? {} },
+      (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (chunk: string) => (body += chunk))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
+      },
+    )
+    req.on('error', reject)
+    req.end(options.body)
+  })
+}
+
+/** The `error` of a JSON answer. */
+function errorOf(answer: Answer): string {
+  return (JSON.parse(answer.body) as { error: string }).error
+}

@@ -20,10 +20,11 @@ export async function api(path, init) {
   return body
 }
 
+// the server takes an action only with this header: a page of another site cannot send it
 export const post = (path, body) =>
   api(path, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', 'x-basalt-dashboard': '1' },
     body: JSON.stringify(body ?? {}),
   })
 
