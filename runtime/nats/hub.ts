@@ -260,9 +260,10 @@ export function serverWarnings(version: string | undefined, replicas: number): s
   }
   if (compareVersions(v, [2, 10, 0]) < 0) {
     warnings.push(
-      `nats-server ${version} writes through the page cache with no way to sync each write (sync_interval ` +
-        `arrived in 2.10): a killed server process loses nothing acknowledged, ` +
-        (replicas > 1 ? 'a power loss of a majority of servers can' : 'a power loss or OS crash can'),
+      `nats-server ${version} cannot sync each write to disk (sync_interval arrived in 2.10): ` +
+        `a killed server process loses nothing acknowledged, but ` +
+        (replicas > 1 ? 'a power loss of a majority of servers' : 'a power loss or OS crash') +
+        ' can lose recently acknowledged writes',
     )
   }
   return warnings
