@@ -8,8 +8,12 @@ import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, CommanderError, Option } from 'commander'
-import { describeError, intArg, jsonArg, timeArg, UsageError } from './args.ts'
+import { describeError, intArg, jsonArg, portArg, timeArg, UsageError } from './args.ts'
 import { addConnectionOptions } from './connection.ts'
+import { MAX_PARTITIONS } from '../nats/index.ts'
+
+/** JetStream keeps at most 5 copies of a stream. */
+const MAX_REPLICAS = 5
 
 /** Adds the connection options and `--json` to a command that talks to a hub. */
 function hubCommand(command: Command): Command {
@@ -36,10 +40,10 @@ export function buildProgram(setCode: (code: number) => void): Command {
     .description('run an embedded nats-server (data under .basalt/) and one node, until Ctrl-C')
     .option('--load <module>', 'registry module to serve (default: the examples)')
     .addOption(new Option('--hub <name>', 'hub name').env('BASALT_HUB').default('dev'))
-    .option('--port <port>', 'nats-server client port', intArg(), 4222)
+    .option('--port <port>', 'nats-server client port', portArg(), 4222)
     .option('--data <dir>', 'directory for the server data', '.basalt')
-    .option('--partitions <n>', 'partition count of a new hub (default 32)', intArg())
-    .option('--dashboard-port <port>', 'port of the web dashboard (0: any free one)', intArg(0), 8233)
+    .option('--partitions <n>', 'partition count of a new hub (default 32)', intArg(1, MAX_PARTITIONS))
+    .option('--dashboard-port <port>', 'port of the web dashboard (0: any free one)', portArg(0), 8233)
     .option('--no-dashboard', 'do not serve the web dashboard')
     .option('--allow-actions', 'allow raise event, terminate, suspend, resume and purge from the dashboard')
     .action((flags) => run(async () => (await import('./dev-command.ts')).runDevCommand(flags))())
@@ -51,8 +55,8 @@ export function buildProgram(setCode: (code: number) => void): Command {
       )
       .option('--load <module>', 'registry module: a path or a package name')
       .option('--node-id <id>', 'node id (default: generated)')
-      .option('--partitions <n>', 'partition count of a new hub (default 32)', intArg())
-      .option('--replicas <n>', 'stream replicas of a new hub (default 1)', intArg())
+      .option('--partitions <n>', 'partition count of a new hub (default 32)', intArg(1, MAX_PARTITIONS))
+      .option('--replicas <n>', 'stream replicas of a new hub (default 1)', intArg(1, MAX_REPLICAS))
       .option('--heartbeat-ms <ms>', 'heartbeat interval', intArg())
       .option('--lease-ms <ms>', 'how long a silent node keeps its partitions', intArg())
       .option('--activity-concurrency <n>', 'activities run at once (per worker thread)', intArg())
@@ -61,7 +65,7 @@ export function buildProgram(setCode: (code: number) => void): Command {
         'worker threads running the partitions (default: the number of cores)',
         intArg(),
       )
-      .option('--metrics-port <port>', 'serve Prometheus metrics on GET /metrics at this port', intArg())
+      .option('--metrics-port <port>', 'serve Prometheus metrics on GET /metrics at this port', portArg())
       .option('--metrics-host <host>', 'interface of the metrics endpoint (default 127.0.0.1)'),
   ).action((flags) => run(async () => (await import('./node-command.ts')).runNodeCommand(flags))())
   program
@@ -181,8 +185,12 @@ export function buildProgram(setCode: (code: number) => void): Command {
   const hub = program.command('hub').description('create, describe or delete a hub')
   const hubs = () => import('./hub-commands.ts')
   hubCommand(hub.command('create').description('create a hub (or check an existing one)'))
-    .option('--partitions <n>', 'partition count, fixed for good', intArg())
-    .option('--replicas <n>', 'stream and bucket replicas (3 on a NATS cluster; default 1)', intArg())
+    .option('--partitions <n>', 'partition count, fixed for good', intArg(1, MAX_PARTITIONS))
+    .option(
+      '--replicas <n>',
+      'stream and bucket replicas (3 on a NATS cluster; default 1)',
+      intArg(1, MAX_REPLICAS),
+    )
     .action((flags) => run(async () => (await hubs()).hubCreateCommand(flags))())
   hubCommand(
     hub.command('info').description('partitions, streams, backlog per partition, dead letters'),
@@ -210,7 +218,7 @@ export function buildProgram(setCode: (code: number) => void): Command {
     program
       .command('dashboard')
       .description("serve a hub's web dashboard (read-only unless --allow-actions), until Ctrl-C")
-      .option('--port <port>', 'HTTP port', intArg(0), 8233)
+      .option('--port <port>', 'HTTP port', portArg(0), 8233)
       .option('--host <host>', 'interface to bind (127.0.0.1: this machine only)', '127.0.0.1')
       .option('--allow-actions', 'allow raise event, terminate, suspend, resume and purge from the page'),
   ).action((flags) => run(async () => (await import('./dashboard-command.ts')).runDashboardCommand(flags))())

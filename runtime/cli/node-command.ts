@@ -2,7 +2,7 @@
  * `basalt node`: runs a Basalt node as its own process, with the registry of a user module, until
  * SIGTERM or SIGINT stops it gracefully.
  */
-import { Node, loadRegistry } from '../node/index.ts'
+import { Node, loadRegistry, placementTiming } from '../node/index.ts'
 import { connectionFromFlags, hubFromFlags, type ConnectionFlags } from './connection.ts'
 import { UsageError } from './args.ts'
 import { stdout, type Out } from './output.ts'
@@ -64,6 +64,16 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
     }
   }
   if (flags.workers !== undefined) options.workers = flags.workers
+  try {
+    placementTiming(options)
+  } catch {
+    // the defaults of placementTiming, the only check it makes
+    const heartbeatMs = flags.heartbeatMs ?? 1000
+    const leaseMs = flags.leaseMs ?? 3000
+    throw new UsageError(
+      `--lease-ms ${leaseMs}: expected at least twice --heartbeat-ms (${heartbeatMs}), else a node counts as gone between two heartbeats`,
+    )
+  }
 
   // every worker thread imports the module itself (default: one thread per core)
   options.registryModule = load

@@ -32,7 +32,8 @@ export const DEFAULT_PARTITIONS = 32
 /** Largest partition count; the count is fixed when a hub is created. */
 export const MAX_PARTITIONS = 1024
 
-const HUB_NAME = /^[A-Za-z0-9_-]{1,64}$/
+/** What a hub name is: 1 to 64 letters, digits, `_` and `-` (it is part of subjects and stream names). */
+export const HUB_NAME = /^[A-Za-z0-9_-]{1,64}$/
 const INBOX_TOKEN = /^[A-Za-z0-9_-]{1,128}$/
 
 /** Stored description of a hub. */
