@@ -97,6 +97,7 @@ export function buildProgram(setCode: (code: number) => void): Command {
       timeArg(t),
     )
     .option('--limit <n>', 'at most this many (default 100)', intArg())
+    .option('--continue <token>', 'the next ones after an earlier list that printed this token')
     .action((flags) => run(async () => (await instances()).listCommand(flags))())
   hubCommand(
     program.command('wait').description('wait until an instance ends; exit 0 if it completed, else 1'),

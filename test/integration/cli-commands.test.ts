@@ -181,13 +181,42 @@ describe('basalt instance commands', () => {
       ['hello-1', 'helloSequence', 'Completed'],
     ])
     const none = await json('list', '--status', 'failed', '--prefix', 'hello-')
-    expect(none).toEqual([])
+    expect(none).toEqual({ instances: [] })
     const missing = await run('status', 'no-such-instance')
     expect(missing.code, missing.output).toBe(1)
     expect(missing.lines).toEqual([
       "basalt status: instance 'no-such-instance' does not exist (see basalt list)",
     ])
   })
+
+  it(
+    'list says when more match than --limit shows, and --continue lists the next ones',
+    { timeout: 60_000 },
+    async () => {
+      for (const id of ['page-1', 'page-2', 'page-3']) {
+        expect((await run('start', 'helloSequence', '--id', id)).code).toBe(0)
+      }
+      const first = await run('list', '--prefix', 'page-', '--limit', '2')
+      expect(first.code, first.output).toBe(0)
+      expect(first.lines.slice(1, 3).map((l) => l.split(/ +/)[0])).toEqual(['page-1', 'page-2'])
+      const hint = first.lines.at(-1)!
+      const token = /--continue (\S+) for the next ones$/.exec(hint)?.[1]
+      expect(hint).toMatch(/^basalt list: 2 shown and more match: give a higher --limit, or --continue \S+/)
+      const page = await json('list', '--prefix', 'page-', '--limit', '2')
+      expect(page.instances.map((s: { id: string }) => s.id)).toEqual(['page-1', 'page-2'])
+      expect(page.continuation).toBe(token)
+      const rest = await json('list', '--prefix', 'page-', '--continue', token!)
+      expect(rest.instances.map((s: { id: string }) => s.id)).toEqual(['page-3'])
+      expect(rest).not.toHaveProperty('continuation')
+      const all = await run('list', '--prefix', 'page-')
+      expect(all.output).not.toMatch(/more match/)
+      const bad = await run('list', '--continue', 'nonsense')
+      expect(bad.code, bad.output).toBe(2)
+      expect(bad.lines[0]).toMatch(
+        /^basalt list: --continue "nonsense": expected a token printed by an earlier basalt list/,
+      )
+    },
+  )
 
   it('suspend, raise, resume, terminate and purge', { timeout: 90_000 }, async () => {
     for (const id of ['appr-1', 'appr-2']) {
