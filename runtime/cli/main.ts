@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, CommanderError, Option } from 'commander'
-import { describeError, intArg, jsonArg, portArg, timeArg, UsageError } from './args.ts'
+import { describeError, intArg, jsonArg, permissionViolation, portArg, timeArg, UsageError } from './args.ts'
 import { addConnectionOptions } from './connection.ts'
 import { MAX_PARTITIONS } from '../nats/index.ts'
 
@@ -281,10 +281,31 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${current}: ${err.message} (see '${current} --help')\n`)
       return 2
     }
+    const violation = permissionViolation(err)
+    if (violation !== undefined) {
+      const needs = NODE_PERMISSION_COMMANDS.some((c) => current === c || current.startsWith(`${c} `))
+        ? "this command needs the node's permissions"
+        : 'see which permissions each command needs'
+      process.stderr.write(
+        `${current}: not permitted: the NATS user may not ${violation.operation} to ${violation.subject}; ` +
+          `${needs} (docs/SECURITY.md, "What a node and a client use")\n`,
+      )
+      return 1
+    }
     process.stderr.write(`${current}: ${describeError(err)}\n`)
     return 1
   }
 }
+
+/** The commands that read or manage the hub's streams, which only a node's permissions allow. */
+const NODE_PERMISSION_COMMANDS = [
+  'basalt node',
+  'basalt dev',
+  'basalt hub create',
+  'basalt hub info',
+  'basalt hub delete',
+  'basalt dlq',
+]
 
 /** The version in Basalt's package.json, found by walking up from this file. */
 function packageVersion(): string {
