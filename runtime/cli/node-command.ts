@@ -4,6 +4,7 @@
  */
 import { Node, loadRegistry, placementTiming } from '../node/index.ts'
 import { connectionFromFlags, hubFromFlags, type ConnectionFlags } from './connection.ts'
+import { NODE_ID } from '../../placement/index.ts'
 import { UsageError } from './args.ts'
 import { stdout, type Out } from './output.ts'
 
@@ -49,7 +50,14 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
   const load = flags.load?.trim() ?? ''
   if (load === '') throw new UsageError('missing --load: give the module that exports the registry')
   const options: StartOptions = { ...connection, hub }
-  if (flags.nodeId !== undefined) options.nodeId = flags.nodeId
+  if (flags.nodeId !== undefined) {
+    if (!NODE_ID.test(flags.nodeId)) {
+      throw new UsageError(
+        `--node-id ${JSON.stringify(flags.nodeId)}: expected 1 to 100 letters, digits, _ and -`,
+      )
+    }
+    options.nodeId = flags.nodeId
+  }
   if (flags.partitions !== undefined) options.partitions = flags.partitions
   if (flags.replicas !== undefined) options.replicas = flags.replicas
   if (flags.heartbeatMs !== undefined) options.heartbeatMs = flags.heartbeatMs

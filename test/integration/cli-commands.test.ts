@@ -124,6 +124,10 @@ describe('basalt help, version and exit codes', () => {
         /^basalt node: option '--metrics-port <port>' argument '99999' is invalid\. expected an integer from 1 to 65535/,
       ],
       [
+        [...node, '--node-id', 'a.b'],
+        /^basalt node: --node-id "a\.b": expected 1 to 100 letters, digits, _ and -/,
+      ],
+      [
         [...node, '--lease-ms', '1000'],
         /^basalt node: --lease-ms 1000: expected at least twice --heartbeat-ms \(1000\)/,
       ],
