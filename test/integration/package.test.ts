@@ -225,9 +225,6 @@ const APP_TS = `
 import { BasaltError, Client, Entity, Node, RuntimeStatus, activity, externalEvent, orchestration } from 'basalt'
 import type { EntityClass, InstanceFilter, StartOptions } from 'basalt'
 import { readPlacement } from 'basalt/internal'
-import { Entity as SameEntity, type EntityClass as SameEntityClass } from 'basalt/entities'
-import { BadInputError, entityId, partitionOf, type EntityId } from 'basalt/actors'
-import { readPlacement as placementTable, type PlacementTable } from 'basalt/placement'
 
 export class Counter extends Entity<number> {
   initialState(): number {
@@ -261,11 +258,6 @@ export async function run(servers: string): Promise<string[] | undefined> {
   await client.purgeInstances(filter)
   const type: EntityClass = Counter
   console.log(type.name, readPlacement.name, BasaltError.name)
-  // the subpath exports the README names
-  const same: SameEntityClass = Counter
-  const id: EntityId = entityId('Counter', 'c')
-  const table: PlacementTable | undefined = undefined
-  console.log(same === Counter, SameEntity === Entity, partitionOf(id, 4), BadInputError.name, placementTable.name, table)
   await client.close()
   await node.stop()
   return done.output
@@ -342,19 +334,6 @@ describe('the packed package in a fresh project', () => {
     expect(help.code, help.output).toBe(0)
     expect(help.output).toMatch(/^Usage: basalt \[options\] \[command\]/m)
     expect(help.output).toMatch(/^ {2}node \[options\]/m)
-  })
-
-  it("imports 'basalt/entities', 'basalt/actors' and 'basalt/placement' as the README says", async () => {
-    const script = [
-      "const { Entity } = await import('basalt')",
-      "const entities = await import('basalt/entities')",
-      "const actors = await import('basalt/actors')",
-      "const placement = await import('basalt/placement')",
-      'console.log(JSON.stringify([entities.Entity === Entity, typeof actors.partitionOf, typeof placement.readPlacement]))',
-    ].join('\n')
-    const ran = await run(process.execPath, ['--input-type=module', '-e', script], app)
-    expect(ran.code, ran.output).toBe(0)
-    expect(JSON.parse(ran.stdout.trim())).toEqual([true, 'function', 'function'])
   })
 
   it('serves a plain .mjs registry with `basalt node` and answers a plain .mjs client', async () => {
