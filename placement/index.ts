@@ -3,6 +3,7 @@
  * lease, the balancing policy and the hand-off protocol. Decides; the runtime obeys.
  */
 export { PlacementAgent } from './agent.ts'
+export { NODE_ID } from './records.ts'
 export type { AssignRecord, LeaderRecord, NodeRecord, PlacementOptions } from './records.ts'
 export { claimAll, claimPartition, type Assignment, type AssignmentStore } from './assignment.ts'
 export { balance } from './policy.ts'

@@ -19,19 +19,28 @@ export class UsageError extends Error {
 }
 
 /**
- * A commander parser for an integer option of at least `min` (default 1): plain decimal digits
- * only. A bad value makes commander report the option and exit with 2.
+ * A commander parser for an integer option of at least `min` (default 1) and at most `max`: plain
+ * decimal digits only. A bad value makes commander report the option and exit with 2.
  *
- * @example new Option('--partitions <n>').argParser(intArg())
+ * @example new Option('--partitions <n>').argParser(intArg(1, 1024))
  */
-export function intArg(min = 1): (text: string) => number {
+export function intArg(min = 1, max = Number.MAX_SAFE_INTEGER): (text: string) => number {
   return (text) => {
     const n = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN
-    if (!Number.isSafeInteger(n) || n < min) {
-      throw new InvalidArgumentError(`expected an integer of at least ${min}`)
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(
+        max === Number.MAX_SAFE_INTEGER
+          ? `expected an integer of at least ${min}`
+          : `expected an integer from ${min} to ${max}`,
+      )
     }
     return n
   }
+}
+
+/** A commander parser for a TCP port, `min` (1, or 0 for any free port) to 65535. */
+export function portArg(min = 1): (text: string) => number {
+  return intArg(min, 65_535)
 }
 
 /**
@@ -79,4 +88,24 @@ export function describeError(err: unknown): string {
   const message = err.message.replace(/\s*\n\s*/g, ' ')
   const generic = err.name === 'Error' || typeof (err as { code?: unknown }).code === 'string'
   return generic ? message : `${err.name}: ${message}`
+}
+
+/** What a NATS permissions violation refused: `publish` or `subscribe`, and the subject. */
+export interface Violation {
+  operation: 'publish' | 'subscribe'
+  subject: string
+}
+
+/**
+ * The violation behind `err` (or one of its causes) when the NATS server refused a publish or
+ * subscription for lack of permissions (`Permissions Violation for Publish to "…"`), else undefined.
+ */
+export function permissionViolation(err: unknown): Violation | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const m = /Permissions Violation for (Publish|Subscription) to "?([^"\s]+)"?/i.exec(e.message)
+    if (m !== null) {
+      return { operation: m[1]!.toLowerCase() === 'publish' ? 'publish' : 'subscribe', subject: m[2]! }
+    }
+  }
+  return undefined
 }

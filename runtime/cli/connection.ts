@@ -10,6 +10,8 @@ import type { Client } from '../client/index.ts'
 import {
   type Hub,
   CONNECTION_ENV,
+  HUB_NAME,
+  toNatsOptions,
   connectionFromFlags as connectionFromFlagValues,
   type ConnectionOptions,
   type NatsConnection,
@@ -77,18 +79,56 @@ export function connectionFromFlags(flags: ConnectionFlags): CliConnection {
   if (servers.length === 0) {
     throw new UsageError('missing --servers: give the NATS URL(s), or set NATS_URL')
   }
+  let connection: CliConnection
   try {
-    return connectionFromFlagValues({ ...flags, servers: servers.join(',') }) as CliConnection
+    connection = connectionFromFlagValues({ ...flags, servers: servers.join(',') }) as CliConnection
   } catch (err) {
     if (err instanceof BadInputError) throw new UsageError(err.message)
     throw err
   }
+  checkFiles(connection, flags)
+  return connection
 }
 
-/** The hub of the parsed flags; {@link UsageError} when neither `--hub` nor `BASALT_HUB` names one. */
+/**
+ * Reads the seed, creds and TLS files now, as connecting would, so that one that is missing or
+ * malformed is a usage error naming its flag (or variable) rather than a failed connect.
+ */
+function checkFiles(connection: CliConnection, flags: ConnectionFlags): void {
+  const fields = [
+    ['nkey', 'nkey', connection.nkey],
+    ['creds', 'credsFile', connection.credsFile],
+    ['tls-ca', 'ca', connection.tls?.ca],
+    ['tls-cert', 'cert', connection.tls?.cert],
+    ['tls-key', 'key', connection.tls?.key],
+  ] as const
+  for (const [flag, field, value] of fields) {
+    if (value === undefined) continue
+    const options =
+      field === 'nkey' || field === 'credsFile'
+        ? { servers: connection.servers, [field]: value }
+        : { servers: connection.servers, tls: field === 'ca' ? { ca: value } : { cert: value, key: value } }
+    try {
+      toNatsOptions(options, 'basalt-cli')
+    } catch (err) {
+      if (!(err instanceof BadInputError)) throw err
+      const camel = flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof ConnectionFlags
+      const where = flags[camel] !== undefined ? `--${flag}` : `$${CONNECTION_ENV[field]}`
+      throw new UsageError(`${where}: ${err.message}`)
+    }
+  }
+}
+
+/**
+ * The hub of the parsed flags; {@link UsageError} when neither `--hub` nor `BASALT_HUB` names one,
+ * or the name is not a hub name.
+ */
 export function hubFromFlags(flags: ConnectionFlags): string {
   const hub = flags.hub?.trim() ?? ''
   if (hub === '') throw new UsageError('missing --hub: give the hub name, or set BASALT_HUB')
+  if (!HUB_NAME.test(hub)) {
+    throw new UsageError(`--hub ${JSON.stringify(hub)}: expected 1 to 64 letters, digits, _ and -`)
+  }
   return hub
 }
 

@@ -8,9 +8,10 @@ import type { HistoryEvent } from '../../actors/orchestration/index.ts'
 import type { Client, InstanceStatus } from '../client/index.ts'
 import type { InstanceFilter } from '../client/index.ts'
 import { RuntimeStatus } from '../instances/index.ts'
+import { BadInputError } from '../../actors/index.ts'
 import { UsageError } from './args.ts'
 import { withClient, type ConnectionFlags } from './connection.ts'
-import { compact, keyValues, printJson, progress, stdout, table, when, type Out } from './output.ts'
+import { compact, keyValues, printJson, progress, stderr, stdout, table, when, type Out } from './output.ts'
 
 /** Flags every instance command has. */
 export interface OutputFlags extends ConnectionFlags {
@@ -133,6 +134,7 @@ export interface ListFlags extends OutputFlags {
   since?: number
   before?: number
   limit?: number
+  continue?: string
 }
 
 /** The instance filter of `--status`, `--name`, `--prefix`, `--since` and `--before`. */
@@ -163,23 +165,30 @@ function statusName(text: string): RuntimeStatus {
 
 /**
  * `basalt list`: instances matching the filters, sorted by id, up to `--limit` (default 100),
- * read page by page across all partitions (progress on a terminal).
+ * read page by page across all partitions (progress on a terminal), after `--continue TOKEN` when
+ * given. When more match, a hint on stderr gives the token that lists the next ones; `--json`
+ * prints `{ instances, continuation }` (the token only when more match).
  */
-export async function listCommand(flags: ListFlags, out: Out = stdout): Promise<number> {
+export async function listCommand(flags: ListFlags, out: Out = stdout, err: Out = stderr): Promise<number> {
   const filter = filterFromFlags(flags)
   const limit = flags.limit ?? 100
   return withClient(flags, async (client) => {
     const found: InstanceStatus[] = []
+    let continuation = flags.continue?.trim()
     const shown = progress(`listing ${client.partitionCount} partitions`)
     try {
-      let continuation: string | undefined
       do {
         const pageSize = Math.min(500, limit - found.length)
-        const page = await client.listInstances({
-          ...filter,
-          pageSize,
-          ...(continuation ? { continuation } : {}),
-        })
+        const page = await client
+          .listInstances({ ...filter, pageSize, ...(continuation ? { continuation } : {}) })
+          .catch((e: unknown) => {
+            if (e instanceof BadInputError && /continuation/.test(e.message)) {
+              throw new UsageError(
+                `--continue ${JSON.stringify(continuation)}: expected a token printed by an earlier basalt list`,
+              )
+            }
+            throw e
+          })
         found.push(...page.instances)
         continuation = page.continuation
         shown.update(found.length)
@@ -187,11 +196,17 @@ export async function listCommand(flags: ListFlags, out: Out = stdout): Promise<
     } finally {
       shown.done()
     }
-    if (flags.json) printJson(found, out)
+    if (flags.json)
+      printJson(continuation === undefined ? { instances: found } : { instances: found, continuation }, out)
     else {
       const rows = found.map((s) => [s.id, s.name, s.status, when(s.createdAt), when(s.lastUpdatedAt)])
       const columns = ['id', 'name', 'status', 'created', 'updated'].map((header) => ({ header }))
       for (const line of table(columns, rows)) out(line)
+      if (continuation !== undefined) {
+        err(
+          `basalt list: ${found.length} shown and more match: give a higher --limit, or --continue ${continuation} for the next ones`,
+        )
+      }
     }
     return 0
   })

@@ -8,8 +8,12 @@ import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, CommanderError, Option } from 'commander'
-import { describeError, intArg, jsonArg, timeArg, UsageError } from './args.ts'
+import { describeError, intArg, jsonArg, permissionViolation, portArg, timeArg, UsageError } from './args.ts'
 import { addConnectionOptions } from './connection.ts'
+import { MAX_PARTITIONS } from '../nats/index.ts'
+
+/** JetStream keeps at most 5 copies of a stream. */
+const MAX_REPLICAS = 5
 
 /** Adds the connection options and `--json` to a command that talks to a hub. */
 function hubCommand(command: Command): Command {
@@ -36,10 +40,10 @@ export function buildProgram(setCode: (code: number) => void): Command {
     .description('run an embedded nats-server (data under .basalt/) and one node, until Ctrl-C')
     .option('--load <module>', 'registry module to serve (default: the examples)')
     .addOption(new Option('--hub <name>', 'hub name').env('BASALT_HUB').default('dev'))
-    .option('--port <port>', 'nats-server client port', intArg(), 4222)
+    .option('--port <port>', 'nats-server client port', portArg(), 4222)
     .option('--data <dir>', 'directory for the server data', '.basalt')
-    .option('--partitions <n>', 'partition count of a new hub (default 32)', intArg())
-    .option('--dashboard-port <port>', 'port of the web dashboard (0: any free one)', intArg(0), 8233)
+    .option('--partitions <n>', 'partition count of a new hub (default 32)', intArg(1, MAX_PARTITIONS))
+    .option('--dashboard-port <port>', 'port of the web dashboard (0: any free one)', portArg(0), 8233)
     .option('--no-dashboard', 'do not serve the web dashboard')
     .option('--allow-actions', 'allow raise event, terminate, suspend, resume and purge from the dashboard')
     .option(
@@ -56,8 +60,8 @@ export function buildProgram(setCode: (code: number) => void): Command {
       )
       .option('--load <module>', 'registry module: a path or a package name')
       .option('--node-id <id>', 'node id (default: generated)')
-      .option('--partitions <n>', 'partition count of a new hub (default 32)', intArg())
-      .option('--replicas <n>', 'stream replicas of a new hub (default 1)', intArg())
+      .option('--partitions <n>', 'partition count of a new hub (default 32)', intArg(1, MAX_PARTITIONS))
+      .option('--replicas <n>', 'stream replicas of a new hub (default 1)', intArg(1, MAX_REPLICAS))
       .option('--heartbeat-ms <ms>', 'heartbeat interval', intArg())
       .option('--lease-ms <ms>', 'how long a silent node keeps its partitions', intArg())
       .option('--activity-concurrency <n>', 'activities run at once (per worker thread)', intArg())
@@ -66,7 +70,7 @@ export function buildProgram(setCode: (code: number) => void): Command {
         'worker threads running the partitions (default: the number of cores)',
         intArg(),
       )
-      .option('--metrics-port <port>', 'serve Prometheus metrics on GET /metrics at this port', intArg())
+      .option('--metrics-port <port>', 'serve Prometheus metrics on GET /metrics at this port', portArg())
       .option('--metrics-host <host>', 'interface of the metrics endpoint (default 127.0.0.1)'),
   ).action((flags) => run(async () => (await import('./node-command.ts')).runNodeCommand(flags))())
   program
@@ -98,6 +102,7 @@ export function buildProgram(setCode: (code: number) => void): Command {
       timeArg(t),
     )
     .option('--limit <n>', 'at most this many (default 100)', intArg())
+    .option('--continue <token>', 'the next ones after an earlier list that printed this token')
     .action((flags) => run(async () => (await instances()).listCommand(flags))())
   hubCommand(
     program.command('wait').description('wait until an instance ends; exit 0 if it completed, else 1'),
@@ -186,8 +191,12 @@ export function buildProgram(setCode: (code: number) => void): Command {
   const hub = program.command('hub').description('create, describe or delete a hub')
   const hubs = () => import('./hub-commands.ts')
   hubCommand(hub.command('create').description('create a hub (or check an existing one)'))
-    .option('--partitions <n>', 'partition count, fixed for good', intArg())
-    .option('--replicas <n>', 'stream and bucket replicas (3 on a NATS cluster; default 1)', intArg())
+    .option('--partitions <n>', 'partition count, fixed for good', intArg(1, MAX_PARTITIONS))
+    .option(
+      '--replicas <n>',
+      'stream and bucket replicas (3 on a NATS cluster; default 1)',
+      intArg(1, MAX_REPLICAS),
+    )
     .action((flags) => run(async () => (await hubs()).hubCreateCommand(flags))())
   hubCommand(
     hub.command('info').description('partitions, streams, backlog per partition, dead letters'),
@@ -215,7 +224,7 @@ export function buildProgram(setCode: (code: number) => void): Command {
     program
       .command('dashboard')
       .description("serve a hub's web dashboard (read-only unless --allow-actions), until Ctrl-C")
-      .option('--port <port>', 'HTTP port', intArg(0), 8233)
+      .option('--port <port>', 'HTTP port', portArg(0), 8233)
       .option('--host <host>', 'interface to bind (127.0.0.1: this machine only)', '127.0.0.1')
       .option('--allow-actions', 'allow raise event, terminate, suspend, resume and purge from the page')
       .option(
@@ -287,10 +296,31 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${current}: ${err.message} (see '${current} --help')\n`)
       return 2
     }
+    const violation = permissionViolation(err)
+    if (violation !== undefined) {
+      const needs = NODE_PERMISSION_COMMANDS.some((c) => current === c || current.startsWith(`${c} `))
+        ? "this command needs the node's permissions"
+        : 'see which permissions each command needs'
+      process.stderr.write(
+        `${current}: not permitted: the NATS user may not ${violation.operation} to ${violation.subject}; ` +
+          `${needs} (docs/SECURITY.md, "What a node and a client use")\n`,
+      )
+      return 1
+    }
     process.stderr.write(`${current}: ${describeError(err)}\n`)
     return 1
   }
 }
+
+/** The commands that read or manage the hub's streams, which only a node's permissions allow. */
+const NODE_PERMISSION_COMMANDS = [
+  'basalt node',
+  'basalt dev',
+  'basalt hub create',
+  'basalt hub info',
+  'basalt hub delete',
+  'basalt dlq',
+]
 
 /** The version in Basalt's package.json, found by walking up from this file. */
 function packageVersion(): string {

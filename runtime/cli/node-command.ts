@@ -2,8 +2,9 @@
  * `basalt node`: runs a Basalt node as its own process, with the registry of a user module, until
  * SIGTERM or SIGINT stops it gracefully.
  */
-import { Node, loadRegistry } from '../node/index.ts'
+import { Node, loadRegistry, placementTiming } from '../node/index.ts'
 import { connectionFromFlags, hubFromFlags, type ConnectionFlags } from './connection.ts'
+import { NODE_ID } from '../../placement/index.ts'
 import { UsageError } from './args.ts'
 import { stdout, type Out } from './output.ts'
 
@@ -49,7 +50,14 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
   const load = flags.load?.trim() ?? ''
   if (load === '') throw new UsageError('missing --load: give the module that exports the registry')
   const options: StartOptions = { ...connection, hub }
-  if (flags.nodeId !== undefined) options.nodeId = flags.nodeId
+  if (flags.nodeId !== undefined) {
+    if (!NODE_ID.test(flags.nodeId)) {
+      throw new UsageError(
+        `--node-id ${JSON.stringify(flags.nodeId)}: expected 1 to 100 letters, digits, _ and -`,
+      )
+    }
+    options.nodeId = flags.nodeId
+  }
   if (flags.partitions !== undefined) options.partitions = flags.partitions
   if (flags.replicas !== undefined) options.replicas = flags.replicas
   if (flags.heartbeatMs !== undefined) options.heartbeatMs = flags.heartbeatMs
@@ -64,6 +72,16 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
     }
   }
   if (flags.workers !== undefined) options.workers = flags.workers
+  try {
+    placementTiming(options)
+  } catch {
+    // the defaults of placementTiming, the only check it makes
+    const heartbeatMs = flags.heartbeatMs ?? 1000
+    const leaseMs = flags.leaseMs ?? 3000
+    throw new UsageError(
+      `--lease-ms ${leaseMs}: expected at least twice --heartbeat-ms (${heartbeatMs}), else a node counts as gone between two heartbeats`,
+    )
+  }
 
   // every worker thread imports the module itself (default: one thread per core)
   options.registryModule = load

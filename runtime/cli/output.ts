@@ -12,6 +12,11 @@ export const stdout: Out = (line) => {
   process.stdout.write(`${line}\n`)
 }
 
+/** Writes one line to stderr: hints beside the output, which stays clean for pipes. */
+export const stderr: Out = (line) => {
+  process.stderr.write(`${line}\n`)
+}
+
 /**
  * Prints `value` as indented JSON (Dates as ISO strings, bigints as numbers' text).
  *

@@ -126,17 +126,34 @@ export function toNatsOptions(
 }
 
 const SEED = /^S[A-Z2-7]{57}$/
+/**
+ * What a seed with a typo, a missing or an extra character looks like: an `S` and many letters
+ * and digits (no `/` nor `.` as in a path). Such a value is never echoed, even when it is taken for a file name.
+ */
+const SEED_LIKE = /^S[A-Za-z0-9]{15,}$/
 
 /** The bytes of an nkey seed given as text or as the path of a file holding it. */
 function readSeed(nkey: string): Uint8Array {
-  const text = SEED.test(nkey.trim())
-    ? nkey.trim()
-    : new TextDecoder().decode(readFile(nkey, 'nkey seed file'))
+  const given = nkey.trim()
+  let text = given
+  if (!SEED.test(given)) {
+    try {
+      text = new TextDecoder().decode(readFileSync(nkey))
+    } catch (err) {
+      // a damaged seed is not a file either: say so without quoting it (nor the read error, which names it)
+      if (SEED_LIKE.test(given))
+        throw new BadInputError('the nkey seed is malformed (or no file of that name)')
+      throw new BadInputError(
+        `cannot read the nkey seed file ${nkey}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+        { cause: err },
+      )
+    }
+  }
   const seed = text.split(/\s+/).find((word) => SEED.test(word))
   if (seed === undefined) {
     // never quote the text: it may be a mistyped seed
     throw new BadInputError(
-      SEED.test(nkey.trim()) ? 'the nkey seed is malformed' : `nkey seed file ${nkey} holds no seed (SU…)`,
+      SEED_LIKE.test(given) ? 'the nkey seed is malformed' : `nkey seed file ${nkey} holds no seed (SU…)`,
     )
   }
   return new TextEncoder().encode(seed)

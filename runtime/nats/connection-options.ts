@@ -188,7 +188,63 @@ export function connectionFromFlags(
       `no NATS server given: pass --servers URL[,URL...] or set $${CONNECTION_ENV.servers}`,
     )
   }
+  // what connecting would refuse anyway, said now in terms of the flags (and variables) given
+  const source = (field: Field): string | undefined =>
+    values[field] !== undefined
+      ? `--${CONNECTION_FLAGS[field]}`
+      : env[CONNECTION_ENV[field]]?.trim()
+        ? `$${CONNECTION_ENV[field]}`
+        : undefined
+  const kinds = CREDENTIAL_KINDS.map((fields) =>
+    fields.flatMap((field) => source(field) ?? []).join(' and '),
+  ).filter((given) => given !== '')
+  if (kinds.length > 1) {
+    throw new BadInputError(
+      `${kinds.join(', ')}: give one kind of NATS credentials (user and password, token, nkey or creds file)`,
+    )
+  }
+  if (merged.password !== undefined && merged.user === undefined) {
+    throw new BadInputError(
+      `${source('password')} needs a user: give --user too (or set $${CONNECTION_ENV.user})`,
+    )
+  }
+  if ((merged.tls?.cert === undefined) !== (merged.tls?.key === undefined)) {
+    const [given, missing] =
+      merged.tls?.cert === undefined ? (['key', 'cert'] as const) : (['cert', 'key'] as const)
+    throw new BadInputError(
+      `${source(given)} needs --${CONNECTION_FLAGS[missing]} (or $${CONNECTION_ENV[missing]}): a client certificate takes both`,
+    )
+  }
   return { ...merged, servers: merged.servers }
+}
+
+/** The kinds of credentials, by the fields that give them: at most one kind may be given. */
+const CREDENTIAL_KINDS: ReadonlyArray<ReadonlyArray<Field>> = [
+  ['user', 'password'],
+  ['token'],
+  ['nkey'],
+  ['credsFile'],
+]
+
+/**
+ * Throws `BadInputError` naming `where` and the URL (credentials redacted) unless `server` is
+ * something the NATS client can connect to: `host`, `host:port` or `scheme://host[:port]`.
+ */
+function checkServerUrl(server: string, where: string): void {
+  const rest = server.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')
+  let ok = rest !== '' && !/\s/.test(rest)
+  if (ok) {
+    try {
+      ok = new URL(`nats://${rest}`).hostname !== ''
+    } catch {
+      ok = false
+    }
+  }
+  if (!ok) {
+    throw new BadInputError(
+      `${where} ${JSON.stringify(redactUrl(server))}: expected NATS server URL(s) such as nats://host:4222, comma-separated`,
+    )
+  }
 }
 
 function camelCase(flag: string): string {
@@ -207,6 +263,7 @@ function buildOptions(
       .map((s) => s.trim())
       .filter((s) => s !== '')
     if (servers.length === 0) throw new BadInputError(`${where('servers')} lists no URL`)
+    for (const server of servers) checkServerUrl(server, where('servers'))
     options.servers = servers
   }
   if (values.user !== undefined) options.user = values.user

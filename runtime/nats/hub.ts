@@ -32,7 +32,8 @@ export const DEFAULT_PARTITIONS = 32
 /** Largest partition count; the count is fixed when a hub is created. */
 export const MAX_PARTITIONS = 1024
 
-const HUB_NAME = /^[A-Za-z0-9_-]{1,64}$/
+/** What a hub name is: 1 to 64 letters, digits, `_` and `-` (it is part of subjects and stream names). */
+export const HUB_NAME = /^[A-Za-z0-9_-]{1,64}$/
 const INBOX_TOKEN = /^[A-Za-z0-9_-]{1,128}$/
 
 /** Stored description of a hub. */
@@ -260,9 +261,10 @@ export function serverWarnings(version: string | undefined, replicas: number): s
   }
   if (compareVersions(v, [2, 10, 0]) < 0) {
     warnings.push(
-      `nats-server ${version} writes through the page cache with no way to sync each write (sync_interval ` +
-        `arrived in 2.10): a killed server process loses nothing acknowledged, ` +
-        (replicas > 1 ? 'a power loss of a majority of servers can' : 'a power loss or OS crash can'),
+      `nats-server ${version} cannot sync each write to disk (sync_interval arrived in 2.10): ` +
+        `a killed server process loses nothing acknowledged, but ` +
+        (replicas > 1 ? 'a power loss of a majority of servers' : 'a power loss or OS crash') +
+        ' can lose recently acknowledged writes',
     )
   }
   return warnings

@@ -5,7 +5,7 @@
  * `@nats-io/*`, actors/ (errors, ids, the wire model) and runtime/util/; nothing else of the
  * runtime. Everything above it reaches NATS through these exports.
  */
-export { closeConnection, connectTo } from './connect.ts'
+export { closeConnection, connectTo, toNatsOptions } from './connect.ts'
 export {
   CONNECTION_ENV,
   CONNECTION_FLAGS,
@@ -45,6 +45,7 @@ export {
 } from './item-keys.ts'
 export {
   DEFAULT_PARTITIONS,
+  HUB_NAME,
   HubNames,
   MAX_PARTITIONS,
   bucketKeys,

@@ -5,3 +5,4 @@
  */
 export { Node, type NodeOptions, type RegistryItem } from './node.ts'
 export { loadRegistry } from './registry-module.ts'
+export { placementTiming } from './node-options.ts'

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { nkeys } from '@nats-io/transport-node'
 import { Client } from '../../runtime/index.ts'
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
 import { encode } from '../../runtime/nats/codec.ts'
@@ -104,6 +105,53 @@ describe('basalt help, version and exit codes', () => {
     expect(noHub).toBe(2)
   }, 30_000)
 
+  it('exits 2 with one line naming the flag and what it expects for every bad value', async () => {
+    const seed = new TextDecoder().decode(nkeys.createUser().getSeed())
+    const node = ['node', '--load', 'test/fixtures/cli-registry.ts']
+    const cases: Array<[string[], RegExp]> = [
+      [
+        ['status', 'x', '--hub', 'a.b'],
+        /^basalt status: --hub "a\.b": expected 1 to 64 letters, digits, _ and -/,
+      ],
+      [
+        ['status', 'x', '--servers', 'not a url'],
+        /^basalt status: --servers "not a url": expected NATS server URL/,
+      ],
+      [
+        ['status', 'x', '--user', 'u', '--password', 'Pw9x', '--token', 'Tk7q'],
+        /^basalt status: --user and --password, --token: give one kind of NATS credentials/,
+      ],
+      [['status', 'x', '--password', 'Pw9x'], /^basalt status: --password needs a user: give --user too/],
+      [['status', 'x', '--nkey', seed.slice(0, -1)], /^basalt status: --nkey: the nkey seed is malformed/],
+      [['status', 'x', '--creds', '/no/such.creds'], /^basalt status: --creds: cannot read the creds file/],
+      [
+        [...node, '--metrics-port', '99999'],
+        /^basalt node: option '--metrics-port <port>' argument '99999' is invalid\. expected an integer from 1 to 65535/,
+      ],
+      [
+        [...node, '--node-id', 'a.b'],
+        /^basalt node: --node-id "a\.b": expected 1 to 100 letters, digits, _ and -/,
+      ],
+      [
+        [...node, '--lease-ms', '1000'],
+        /^basalt node: --lease-ms 1000: expected at least twice --heartbeat-ms \(1000\)/,
+      ],
+      [
+        ['hub', 'create', '--partitions', '5000'],
+        /^basalt hub create: option '--partitions <n>' argument '5000' is invalid\. expected an integer from 1 to 1024/,
+      ],
+    ]
+    const results = await Promise.all(cases.map(([args]) => run(...args)))
+    results.forEach(({ code, lines, output }, i) => {
+      const [args, expected] = cases[i]!
+      expect(code, `basalt ${args.join(' ')}:\n${output}`).toBe(2)
+      expect(lines, output).toHaveLength(1)
+      expect(lines[0]).toMatch(expected)
+      expect(output).not.toContain(seed.slice(4, 30))
+      expect(output).not.toMatch(/Pw9x|Tk7q/)
+    })
+  }, 60_000)
+
   it('fails with 1 and one line naming the URL when NATS cannot be reached', async () => {
     const url = `nats://127.0.0.1:${await freePort()}`
     const { code, lines } = await run('status', 'x', '--servers', url)
@@ -142,13 +190,42 @@ describe('basalt instance commands', () => {
       ['hello-1', 'helloSequence', 'Completed'],
     ])
     const none = await json('list', '--status', 'failed', '--prefix', 'hello-')
-    expect(none).toEqual([])
+    expect(none).toEqual({ instances: [] })
     const missing = await run('status', 'no-such-instance')
     expect(missing.code, missing.output).toBe(1)
     expect(missing.lines).toEqual([
       "basalt status: instance 'no-such-instance' does not exist (see basalt list)",
     ])
   })
+
+  it(
+    'list says when more match than --limit shows, and --continue lists the next ones',
+    { timeout: 60_000 },
+    async () => {
+      for (const id of ['page-1', 'page-2', 'page-3']) {
+        expect((await run('start', 'helloSequence', '--id', id)).code).toBe(0)
+      }
+      const first = await run('list', '--prefix', 'page-', '--limit', '2')
+      expect(first.code, first.output).toBe(0)
+      expect(first.lines.slice(1, 3).map((l) => l.split(/ +/)[0])).toEqual(['page-1', 'page-2'])
+      const hint = first.lines.at(-1)!
+      const token = /--continue (\S+) for the next ones$/.exec(hint)?.[1]
+      expect(hint).toMatch(/^basalt list: 2 shown and more match: give a higher --limit, or --continue \S+/)
+      const page = await json('list', '--prefix', 'page-', '--limit', '2')
+      expect(page.instances.map((s: { id: string }) => s.id)).toEqual(['page-1', 'page-2'])
+      expect(page.continuation).toBe(token)
+      const rest = await json('list', '--prefix', 'page-', '--continue', token!)
+      expect(rest.instances.map((s: { id: string }) => s.id)).toEqual(['page-3'])
+      expect(rest).not.toHaveProperty('continuation')
+      const all = await run('list', '--prefix', 'page-')
+      expect(all.output).not.toMatch(/more match/)
+      const bad = await run('list', '--continue', 'nonsense')
+      expect(bad.code, bad.output).toBe(2)
+      expect(bad.lines[0]).toMatch(
+        /^basalt list: --continue "nonsense": expected a token printed by an earlier basalt list/,
+      )
+    },
+  )
 
   it('suspend, raise, resume, terminate and purge', { timeout: 90_000 }, async () => {
     for (const id of ['appr-1', 'appr-2']) {

@@ -336,6 +336,24 @@ describe('the packed package in a fresh project', () => {
     expect(help.output).toMatch(/^ {2}node \[options\]/m)
   })
 
+  it('resolves every basalt entry the README names, and no other', async () => {
+    const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8')
+    const named = new Set([
+      'basalt',
+      ...[...readme.matchAll(/[`'"](basalt\/[a-z-]+)[`'"]/g)].map((m) => m[1]!),
+    ])
+    expect([...named].sort()).toEqual(['basalt', 'basalt/internal'])
+    const script = [...named].map((s) => `await import('${s}')`).join('\n') + "\nconsole.log('ok')"
+    const ran = await run(process.execPath, ['--input-type=module', '-e', script], app)
+    expect(ran.code, ran.output).toBe(0)
+    const other = await run(
+      process.execPath,
+      ['--input-type=module', '-e', "await import('basalt/entities')"],
+      app,
+    )
+    expect(other.output).toMatch(/ERR_PACKAGE_PATH_NOT_EXPORTED/)
+  })
+
   it('serves a plain .mjs registry with `basalt node` and answers a plain .mjs client', async () => {
     writeFileSync(path.join(app, 'registry.mjs'), REGISTRY_MJS)
     writeFileSync(path.join(app, 'client.mjs'), CLIENT_MJS)

@@ -207,6 +207,52 @@ describe('users and passwords, with the node and client permissions', () => {
     expect(wrong.output).toMatch(/^basalt placement: authorization failed at NATS .* \(as user 'node'\)/m)
     expect(wrong.output).not.toContain('cli-wrong-pw')
   })
+
+  it('runs the client-like CLI commands as the client user; hub info and dlq name the permission they lack', async () => {
+    const env = { NATS_URL: nats.url, NATS_USER: 'client', NATS_PASSWORD: CLIENT_PASSWORD, BASALT_HUB: hub }
+    const run = async (...args: string[]) => {
+      const child = spawnTs('runtime/cli/basalt.mjs', args, env)
+      return { code: await child.exited, lines: child.lines, output: child.lines.join('\n') }
+    }
+    const ok = async (...args: string[]) => {
+      const ran = await run(...args)
+      expect(ran.code, `basalt ${args.join(' ')} as the client user:\n${ran.output}`).toBe(0)
+      return ran
+    }
+    await ok('start', 'helloSequence', '--id', 'cli-perm-1', '--input', '["Oslo"]')
+    await ok('wait', 'cli-perm-1')
+    await Promise.all([
+      ok('placement'),
+      ok('status', 'cli-perm-1'),
+      ok('history', 'cli-perm-1'),
+      ok('list', '--prefix', 'cli-perm-'),
+      ok('entity', 'signal', 'Counter', 'cli-perm', 'add', '--args', '2'),
+    ])
+    await ok('entity', 'call', 'Counter', 'cli-perm', 'get')
+    await Promise.all([ok('entity', 'get', 'Counter', 'cli-perm'), ok('entity', 'list', 'Counter')])
+    await ok('start', 'helloSequence', '--id', 'cli-perm-2', '--input', '["Oslo"]')
+    // (it has completed by now: the node's answer shows the command got through)
+    const terminated = await run('terminate', 'cli-perm-2')
+    expect(terminated.output).toMatch(
+      /^(terminated cli-perm-2|basalt terminate: instance 'cli-perm-2' is Completed)$/,
+    )
+    await ok('purge', 'cli-perm-1')
+    await ok('purge', '--status', 'Completed,Terminated', '--before', '0s')
+    for (const args of [
+      ['hub', 'info'],
+      ['dlq', 'list'],
+    ]) {
+      const refused = await run(...args)
+      expect(refused.code, refused.output).toBe(1)
+      expect(refused.lines).toHaveLength(1)
+      expect(refused.lines[0]).toMatch(
+        new RegExp(
+          `^basalt ${args.join(' ')}: not permitted: the NATS user may not publish to \\$JS\\.API\\.\\S+; ` +
+            `this command needs the node's permissions \\(docs/SECURITY\\.md`,
+        ),
+      )
+    }
+  }, 90_000)
 })
 
 describe('a token', () => {

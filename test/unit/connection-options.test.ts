@@ -58,12 +58,41 @@ describe('connectionFromFlags', () => {
       user: 'env-user',
       tls: { ca: '/env-ca.pem', cert: '/c', key: '/k' },
     })
-    expect(connectionFromFlags({ tlsCa: '/flag-ca', creds: '/me.creds' }, env)).toEqual({
+    const { NATS_USER: _, ...noUser } = env
+    expect(connectionFromFlags({ tlsCa: '/flag-ca', creds: '/me.creds' }, noUser)).toEqual({
       servers: ['nats://env:4222'],
-      user: 'env-user',
       credsFile: '/me.creds',
       tls: { ca: '/flag-ca' },
     })
+  })
+
+  it('refuses what connecting would refuse, naming the flags and variables but no secret', () => {
+    const refused = (flags: Record<string, unknown>, env: Record<string, string> = {}) => {
+      try {
+        connectionFromFlags({ servers: 'nats://h:4222', ...flags }, env)
+      } catch (err) {
+        expect(err).toBeInstanceOf(BadInputError)
+        return (err as Error).message
+      }
+      throw new Error('not refused')
+    }
+    expect(refused({ token: 'tok3n', user: 'u', password: 'pa55' })).toBe(
+      '--user and --password, --token: give one kind of NATS credentials (user and password, token, nkey or creds file)',
+    )
+    expect(refused({ creds: '/me.creds' }, { NATS_USER: 'env-user' })).toMatch(
+      /^\$NATS_USER, --creds: give one kind/,
+    )
+    expect(refused({ password: 'pa55' })).toBe('--password needs a user: give --user too (or set $NATS_USER)')
+    expect(refused({ 'tls-cert': '/c' })).toMatch(/^--tls-cert needs --tls-key/)
+    for (const bad of ['not a url', 'nats://', 'nats://h:99999', 'nats://h:4222,nats://a b']) {
+      expect(refused({ servers: bad })).toMatch(
+        /^--servers ".*": expected NATS server URL\(s\) such as nats:\/\/host:4222/,
+      )
+    }
+    expect(refused({ servers: 'nats://alice:s3cret@h 1' })).not.toContain('s3cret')
+    for (const good of ['127.0.0.1:4222', 'h', 'tls://h:4443', 'nats://[::1]:4222', 'nats://u:p@h:4222']) {
+      expect(connectionFromFlags({ servers: good }, {}).servers).toEqual([good])
+    }
   })
 
   it('needs a server, and says how to give one; the CLI turns that into a usage error', () => {
@@ -169,5 +198,23 @@ describe('toNatsOptions', () => {
     }
     expect(message).toMatch(/malformed/)
     expect(message).not.toContain(bad)
+  })
+
+  it('never quotes a damaged seed taken for a file name, but names a real path', () => {
+    const seed = new TextDecoder().decode(nkeys.createUser().getSeed())
+    for (const damaged of [seed.slice(0, -1), seed + 'A', seed.slice(0, 20) + 'x' + seed.slice(21)]) {
+      let message = ''
+      try {
+        toNatsOptions({ servers: 'h', nkey: damaged }, 'n')
+      } catch (e) {
+        message = (e as Error).message
+        expect((e as Error).cause).toBeUndefined()
+      }
+      expect(message).toBe('the nkey seed is malformed (or no file of that name)')
+      expect(message).not.toContain(seed.slice(4, 20))
+    }
+    expect(() => toNatsOptions({ servers: 'h', nkey: '/no/such/u.nk' }, 'n')).toThrow(
+      'cannot read the nkey seed file /no/such/u.nk: ENOENT',
+    )
   })
 })
