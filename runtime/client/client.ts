@@ -345,8 +345,8 @@ export class Client {
    *
    * Fails at once, before sending, with `BadInputError` naming the argument: an orchestration that
    * is neither a definition nor a non-empty name, a bad `instanceId` (not a non-empty string of at
-   * most 1024 bytes) or `startAt`, or an input holding a function or symbol. A name no node has
-   * registered is not known here: that instance fails on the node (status Failed).
+   * most 1024 bytes) or `startAt`, or an input holding a function or symbol. A name the node has
+   * not registered is rejected by the node, also with `BadInputError` (`unknown orchestration`).
    *
    * @example const id = await client.start(helloSequence, ['Tokyo', 'Seattle'])
    * @example const id = await client.start('helloSequence', ['Tokyo'], { instanceId: 'h1' })

@@ -60,6 +60,15 @@ describe('client arguments', () => {
     expect(done.name).toBe('fanOut')
   })
 
+  it('rejects a name the node has not registered with BadInputError naming it', async () => {
+    const err = await failure(() =>
+      stack.client.start('noSuchOrchestration', 1, { instanceId: 'unknown-name' }),
+    )
+    expect(err).toBeInstanceOf(BadInputError)
+    expect((err as Error).message).toBe("unknown orchestration 'noSuchOrchestration'")
+    expect(await stack.client.getStatus('unknown-name')).toBeUndefined()
+  })
+
   it('rejects an orchestration that is neither a definition nor a name, at once', async () => {
     await expectBadInput(() => any().start!(null, 1), /orchestration must be a definition .*\(got null\)/)
     await expectBadInput(() => any().start!(42, 1), /\(got number 42\)/)
