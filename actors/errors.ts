@@ -46,6 +46,17 @@ export class BadInputError extends BasaltError {
   }
 }
 
+/**
+ * A start names an instance id that is taken (by an instance that still runs, or without
+ * `replace`). A {@link BadInputError} (code `BAD_INPUT`), rebuilt as this class on the caller's
+ * side.
+ */
+export class InstanceExistsError extends BadInputError {
+  constructor(id: string, status: string) {
+    super(`instance '${id}' already exists with status ${status}`)
+  }
+}
+
 /** An operation names an entity type that the node's registry does not contain. */
 export class UnknownEntityError extends BasaltError {
   constructor(readonly entityType: string) {
@@ -185,15 +196,22 @@ export function toErrorInfo(err: unknown): ErrorInfo {
 }
 
 /**
- * Rebuilds a typed error from its wire form: Basalt's own errors come back as their own classes
- * (so `instanceof UnknownOperationError` works across the wire); anything user code threw comes
- * back as a {@link RemoteError} carrying the remote name, message and stack.
+ * Rebuilds a typed error from its wire form: Basalt's own errors come back as their own classes,
+ * with their name, code and message (so `instanceof UnknownOperationError` and
+ * `instanceof InstanceExistsError` work across the wire); anything user code threw comes back as a
+ * {@link RemoteError} carrying the remote name, message and stack.
  */
 export function fromErrorInfo(info: ErrorInfo): Error {
-  const build = info.code === undefined ? undefined : REBUILD[info.code]
-  const err =
-    build === undefined ? new RemoteError(info.name, info.message, info.stack, info.code) : build(info)
-  return err
+  if (info.code === undefined) return new RemoteError(info.name, info.message, info.stack)
+  // a subclass that shares its code with its base (InstanceExistsError is BAD_INPUT) by its name
+  const build = BY_NAME[`${info.code}/${info.name}`] ?? REBUILD[info.code]
+  return build === undefined ? new RemoteError(info.name, info.message, info.stack, info.code) : build(info)
+}
+
+/** Basalt's errors that share their code with another class, by `code/name`. */
+const BY_NAME: Record<string, (info: ErrorInfo) => BasaltError> = {
+  [`${ErrorCode.BadInput}/InstanceExistsError`]: (i) =>
+    withMessage(new InstanceExistsError('', ''), i.message),
 }
 
 const REBUILD: Record<string, (info: ErrorInfo) => BasaltError> = {
@@ -204,6 +222,9 @@ const REBUILD: Record<string, (info: ErrorInfo) => BasaltError> = {
   [ErrorCode.PartitionUnavailable]: (i) => withMessage(new PartitionUnavailableError(-1, ''), i.message),
   [ErrorCode.IllegalState]: (i) => new IllegalStateError(i.message),
   [ErrorCode.Timeout]: (i) => new TimeoutError(i.message),
+  [ErrorCode.Codec]: (i) => new CodecError(i.message),
+  [ErrorCode.HubNotFound]: (i) => withMessage(new HubNotFoundError(''), i.message),
+  [ErrorCode.Fenced]: (i) => withMessage(new FencedError(-1, ''), i.message),
 }
 
 function withMessage<E extends Error>(err: E, message: string): E {

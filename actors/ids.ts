@@ -25,15 +25,43 @@ export function checkTypeName(type: string): string {
   return type
 }
 
-/** Checks an entity key: a non-empty string of at most {@link MAX_KEY_BYTES} bytes. */
-export function checkKey(key: unknown): string {
+/**
+ * Checks an actor key: a non-empty string of at most {@link MAX_KEY_BYTES} bytes. `what` names it
+ * in the error (`entity key`, `instance id`).
+ *
+ * @example checkKey(42, 'instance id') // BadInputError: instance id must be a non-empty string (got number 42)
+ */
+export function checkKey(key: unknown, what = 'entity key'): string {
   if (typeof key !== 'string' || key.length === 0) {
-    throw new BadInputError(`entity key must be a non-empty string (got ${describe(key)})`)
+    throw new BadInputError(`${what} must be a non-empty string (got ${describe(key)})`)
   }
   if (key.length * 3 > MAX_KEY_BYTES && Buffer.byteLength(key) > MAX_KEY_BYTES) {
-    throw new BadInputError(`entity key is longer than ${MAX_KEY_BYTES} bytes`)
+    throw new BadInputError(`${what} is longer than ${MAX_KEY_BYTES} bytes (got ${Buffer.byteLength(key)})`)
   }
   return key
+}
+
+/** Checks an orchestration instance id (an actor key): {@link checkKey} naming it `instance id`. */
+export function checkInstanceId(id: unknown): string {
+  return checkKey(id, 'instance id')
+}
+
+/** Longest orchestration, activity or event name, in characters. */
+export const MAX_NAME_LENGTH = 256
+
+/**
+ * Checks the name of an orchestration, activity or event (`what`): a non-empty string of at most
+ * {@link MAX_NAME_LENGTH} characters.
+ *
+ * @example checkName(42, 'event') // BadInputError: event name must be a non-empty string of at most 256 characters (got number 42)
+ */
+export function checkName(name: unknown, what: string): string {
+  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_NAME_LENGTH) {
+    throw new BadInputError(
+      `${what} name must be a non-empty string of at most ${MAX_NAME_LENGTH} characters (got ${describe(name)})`,
+    )
+  }
+  return name
 }
 
 /** Makes the id of an entity from its type name and key. */
@@ -99,5 +127,6 @@ export function describe(value: unknown): string {
   if (Array.isArray(value)) return 'array'
   if (typeof value === 'string')
     return `string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`
+  if (typeof value === 'number' || typeof value === 'boolean') return `${typeof value} ${String(value)}`
   return typeof value
 }

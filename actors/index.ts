@@ -12,6 +12,7 @@ export {
   FencedError,
   HubNotFoundError,
   IllegalStateError,
+  InstanceExistsError,
   PartitionUnavailableError,
   PayloadTooLargeError,
   RemoteError,
@@ -24,8 +25,12 @@ export {
 } from './errors.ts'
 export {
   MAX_KEY_BYTES,
+  MAX_NAME_LENGTH,
+  checkInstanceId,
   checkKey,
+  checkName,
   checkTypeName,
+  describe as describeValue,
   decodeToken,
   encodeToken,
   entityId,

@@ -3,6 +3,7 @@
  * output; the types are part of the contract in types.ts), telling them apart, and retry policies.
  */
 import { BadInputError } from '../errors.ts'
+import { checkName } from '../ids.ts'
 import type {
   ActivityDefinition,
   ActivityFunction,
@@ -129,12 +130,4 @@ export function checkRetryPolicy(policy: RetryPolicy, owner: string): void {
 export function retryDelay(policy: RetryPolicy, next: number): number {
   const delay = policy.firstRetryIntervalMs * (policy.backoffCoefficient ?? 2) ** (next - 2)
   return Math.round(Math.min(delay, policy.maxRetryIntervalMs ?? Number.POSITIVE_INFINITY))
-}
-
-function checkName(name: unknown, what: string): void {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 256) {
-    throw new BadInputError(
-      `${what} name must be a non-empty string of at most 256 characters (got ${String(name)})`,
-    )
-  }
 }

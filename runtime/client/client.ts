@@ -7,7 +7,7 @@
  * in sender.ts), the entity proxies in handles.ts, watch streams in watch.ts.
  */
 import type { Observable } from 'rxjs'
-import { checkKey } from '../../actors/index.ts'
+import { BadInputError, checkKey, describeValue } from '../../actors/index.ts'
 import type {
   EventDefinition,
   HistoryEvent,
@@ -27,6 +27,7 @@ import {
   BlobStore,
   checkedBlobLimits,
   type BlobLimits,
+  HubNames,
 } from '../nats/index.ts'
 import { Handle, type EntityHandle } from './handles.ts'
 import { CallTransport } from './transport.ts'
@@ -40,6 +41,7 @@ import {
 } from './entity-api.ts'
 import { InstanceApi } from './instance-api.ts'
 import { offloadMessage } from './blobs.ts'
+import { checkEntityClass, checkTimeout } from './args.ts'
 import type { InstanceStatus } from './status.ts'
 import { loadTracing, type Tracing, type TracingOptions } from '../metrics/index.ts'
 import type {
@@ -56,7 +58,8 @@ export type { EntityPage, EntityQuery, EntityState, ScheduledSignal } from './en
 
 /**
  * Options of {@link Client.connect}: where NATS is and how to log in there (`servers`,
- * credentials, TLS: see {@link ConnectionOptions}), the hub, and timeouts.
+ * credentials, TLS: see {@link ConnectionOptions}), the hub, and timeouts (each a positive number
+ * of ms, at most 2^31 - 1; else `BadInputError` at connect).
  */
 export interface ClientOptions extends ConnectionOptions {
   /** Hub name; the hub must exist (a node created it). */
@@ -134,9 +137,19 @@ export class Client {
   /**
    * Connects to a hub. Throws `ConnectionError` naming the URL when NATS is unreachable,
    * `AuthorizationError` when the server refuses the credentials, and `HubNotFoundError` when no
-   * node has created the hub yet.
+   * node has created the hub yet; `BadInputError` at once for unusable options (no `servers`, a
+   * bad hub name, a timeout that is not a positive number of ms).
    */
   static async connect(options: ClientOptions): Promise<Client> {
+    if (typeof options !== 'object' || options === null) {
+      throw new BadInputError(
+        `the options of Client.connect must be an object (got ${describeValue(options)})`,
+      )
+    }
+    new HubNames(options.hub) // checks the name before connecting
+    for (const name of ['callTimeoutMs', 'queryTimeoutMs', 'publishDeadlineMs', 'reaskMs'] as const) {
+      if (options[name] !== undefined) checkTimeout(options[name], name)
+    }
     const limits = checkedBlobLimits(options)
     const tracing = await loadTracing(options.tracing, options.hub)
     const nc = await connectTo(pickConnection(options), 'basalt-client')
@@ -167,19 +180,25 @@ export class Client {
   }
 
   /**
-   * Typed handle to entity `key` of class `type`.
+   * Typed handle to entity `key` of class `type`. Throws `BadInputError` at once when `type` is
+   * not an entity class (a type name is not enough here: the handle is typed by the class) or
+   * `key` is not a non-empty string of at most 1024 bytes. Its operations reject an operation the
+   * class lacks (`UnknownOperationError`), and arguments that fail the class's schemas or hold a
+   * function or symbol (`BadInputError`, naming the argument), before sending.
    *
    * @example
    * await client.entity(Counter, 'c1').signal.add(5)
    * const n = await client.entity(Counter, 'c1').call.get()
    */
   entity<E extends Entity>(type: EntityClass<E>, key: string): EntityHandle<E> {
-    return new Handle<E>(this, operationTable(type), checkKey(key))
+    return new Handle<E>(this, operationTable(checkEntityClass(type)), checkKey(key))
   }
 
   /**
    * Reads the committed state of an entity from its partition's owner. `type` is the class, or
-   * its type name (as the command line gives it).
+   * its type name (as the command line gives it). `BadInputError` at once for a type that is
+   * neither (or a malformed name) and for a bad key; the same holds for {@link getLock},
+   * {@link scheduledSignals}, {@link forceUnlock}, {@link listEntities} and {@link watchEntity}.
    */
   async readEntityState<E extends Entity>(
     type: EntityClass<E> | string,
@@ -227,6 +246,8 @@ export class Client {
 
   /**
    * Lists entity keys of a type, sorted, a page at a time, fanned out over all partitions.
+   * `BadInputError` at once for a `pageSize` not a whole number in 1..10000, or a `keyPrefix` or
+   * `continuation` that is not a string.
    *
    * @example
    * let page = await client.listEntities({ type: Counter, pageSize: 100 })
@@ -315,37 +336,45 @@ export class Client {
   // Orchestrations
 
   /**
-   * Starts an orchestration instance; resolves with its id once the start is committed. An id
+   * Starts an orchestration instance; resolves with its id once the start is committed. The
+   * orchestration is its definition (input and output typed) or its registered name (as the
+   * command line gives it; input unchecked, output `unknown` unless a type argument says). An id
    * that exists is rejected with `InstanceExistsError`, unless the instance is in a terminal state
    * and `replace` is set. `startAt` schedules the start (status Pending until then). The id
    * carries the orchestration's output type, so `waitForCompletion(id)` needs no type argument.
    *
+   * Fails at once, before sending, with `BadInputError` naming the argument: an orchestration that
+   * is neither a definition nor a non-empty name, a bad `instanceId` (not a non-empty string of at
+   * most 1024 bytes) or `startAt`, or an input holding a function or symbol. A name the node has
+   * not registered is rejected by the node, also with `BadInputError` (`unknown orchestration`).
+   *
    * @example const id = await client.start(helloSequence, ['Tokyo', 'Seattle'])
+   * @example const id = await client.start('helloSequence', ['Tokyo'], { instanceId: 'h1' })
    */
   async start<I, O>(
     def: OrchestrationDefinition<I, O>,
     input: I,
-    options: StartOptions = {},
-  ): Promise<InstanceId<O>> {
+    options?: StartOptions,
+  ): Promise<InstanceId<O>>
+  async start<O = unknown>(name: string, input?: unknown, options?: StartOptions): Promise<InstanceId<O>>
+  async start(
+    def: OrchestrationDefinition<unknown, unknown> | string,
+    input?: unknown,
+    options?: StartOptions,
+  ): Promise<InstanceId> {
     return this.#instances.start(def, input, options)
   }
 
-  /**
-   * @internal {@link start} by the orchestration's registered name, for callers that have no
-   * definition at hand (the command line). An unknown name fails the instance on the node.
-   */
-  async startByName(
-    name: string,
-    input: unknown,
-    options: { instanceId?: string; startAt?: Date | number; replace?: boolean } = {},
-  ): Promise<string> {
-    return this.#instances.startByName(name, input, options)
+  /** @internal {@link start} by the orchestration's registered name (kept for the command line). */
+  async startByName(name: string, input: unknown, options?: StartOptions): Promise<string> {
+    return this.#instances.start(name, input, options)
   }
 
   /**
    * Raises an external event, named by an {@link externalEvent} definition (its payload type
    * checked) or by a plain name; fails with `BadInputError` when the instance does not exist or
-   * ended. @example await client.raiseEvent(id, approval, { by: 'ana' })
+   * ended, and at once, before sending, when the instance id or the event name is not a non-empty
+   * string or the data holds a function or symbol. @example await client.raiseEvent(id, approval, { by: 'ana' })
    */
   async raiseEvent<T>(instanceId: string, event: EventDefinition<T>, data: T): Promise<void>
   async raiseEvent(instanceId: string, name: string, data?: unknown): Promise<void>
@@ -357,32 +386,41 @@ export class Client {
     return this.#instances.raiseEvent(instanceId, event, data)
   }
 
-  /** Terminates a running instance. */
+  /**
+   * Terminates a running instance. `BadInputError` at once for an id that is not a non-empty
+   * string or a reason that is not a string.
+   */
   async terminate(instanceId: string, reason?: string): Promise<void> {
     return this.#instances.terminate(instanceId, reason)
   }
 
-  /** Suspends a running instance: events are held until {@link resume}. */
+  /** Suspends a running instance: events are held until {@link resume}. Ids checked as {@link terminate}. */
   async suspend(instanceId: string): Promise<void> {
     return this.#instances.suspend(instanceId)
   }
 
-  /** Resumes a suspended instance. */
+  /** Resumes a suspended instance. Ids checked as {@link terminate}. */
   async resume(instanceId: string): Promise<void> {
     return this.#instances.resume(instanceId)
   }
 
-  /** Removes a finished instance and its history. */
+  /** Removes a finished instance and its history. Ids checked as {@link terminate}. */
   async purge(instanceId: string): Promise<void> {
     return this.#instances.purge(instanceId)
   }
 
-  /** Purges every finished instance matching the filter; resolves with how many. */
+  /**
+   * Purges every finished instance matching the filter; resolves with how many. A bad filter is
+   * rejected at once as in {@link listInstances}.
+   */
   async purgeInstances(filter: InstanceFilter): Promise<number> {
     return this.#instances.purgeInstances(filter)
   }
 
-  /** Status of an instance (undefined when it does not exist); `history` includes the events. */
+  /**
+   * Status of an instance (undefined when it does not exist); `history` includes the events.
+   * `BadInputError` at once for an id that is not a non-empty string.
+   */
   async getStatus<O = unknown>(
     instanceId: InstanceId<O> | string,
     options: StatusOptions = {},
@@ -390,14 +428,15 @@ export class Client {
     return this.#instances.getStatus<O>(instanceId, options)
   }
 
-  /** The history of an instance. */
+  /** The history of an instance; `BadInputError` for a bad or unknown id. */
   async getHistory(instanceId: string): Promise<HistoryEvent[]> {
     return this.#instances.getHistory(instanceId)
   }
 
   /**
    * Waits (server side, no polling) until the instance reaches Completed, Failed or Terminated.
-   * Throws `TimeoutError` after `timeoutMs` (default 60 s) and `BadInputError` for unknown ids.
+   * Throws `TimeoutError` after `timeoutMs` (default 60 s) and `BadInputError` for unknown ids,
+   * and at once for a bad id or a `timeoutMs` that is not a positive number of ms.
    * The output is typed by the id `start` returned; for a plain string id, a type argument says
    * what to expect (unchecked). @example const { output } = await client.waitForCompletion(id)
    */
@@ -408,12 +447,20 @@ export class Client {
     return this.#instances.waitForCompletion<O>(instanceId, options)
   }
 
-  /** Lists instances by status, creation time, name and id prefix, a page at a time. */
+  /**
+   * Lists instances by status, creation time, name and id prefix, a page at a time. Rejects at
+   * once with `BadInputError` naming the field: `pageSize` not a whole number in 1..1000, a status
+   * not among `RuntimeStatus`, `createdFrom`/`createdTo` neither a Date nor ms, a prefix or
+   * `continuation` that is not a string (or not a token of a previous page).
+   */
   async listInstances(query: InstanceQuery = {}): Promise<InstancePage> {
     return this.#instances.listInstances(query)
   }
 
-  /** Status changes of an instance as they commit (pushed; first value is the current status). */
+  /**
+   * Status changes of an instance as they commit (pushed; first value is the current status).
+   * Throws `BadInputError` at once for an id that is not a non-empty string.
+   */
   watchStatus(instanceId: string): Observable<InstanceStatus | undefined> {
     return this.#instances.watchStatus(instanceId)
   }

@@ -5,14 +5,15 @@
  * transport (transport.ts). Apart from client.ts so that each file does one job.
  */
 import { Observable } from 'rxjs'
-import { BadInputError, CodecError, checkKey, checkTypeName, partitionOf } from '../../actors/index.ts'
+import { BadInputError, CodecError, checkKey, describeValue, partitionOf } from '../../actors/index.ts'
 import { WIRE_VERSION, type ActorMessage, type Query } from '../../actors/wire/index.ts'
-import { entityTypeName, type Entity, type EntityClass, type StateOf } from '../../entities/index.ts'
+import type { Entity, EntityClass, StateOf } from '../../entities/index.ts'
 import { BlobRef, decode, isUnloaded, itemKey as itemKeys } from '../nats/index.ts'
 import { readAgainIfMissing } from './blobs.ts'
 import type { ApiCore } from './api-core.ts'
 import { decodeContinuation, encodeContinuation } from './status.ts'
 import { watchItem } from './watch.ts'
+import { MAX_ENTITY_PAGE_SIZE, checkOptionalString, checkOptions, typeNameOf } from './args.ts'
 
 /** What {@link Client.readEntityState} returns. */
 export interface EntityState<S> {
@@ -99,13 +100,16 @@ export class EntityApi {
 
   /** Lists entity keys of a type, sorted, a page at a time, fanned out over all partitions. */
   async listEntities(query: EntityQuery): Promise<EntityPage> {
-    const t = typeNameOf(query.type)
+    const t = typeNameOf(checkOptions(query, 'the entity query').type)
     const limit = query.pageSize ?? 100
-    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
-      throw new BadInputError(`pageSize must be an integer in 1..10000 (got ${limit})`)
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_ENTITY_PAGE_SIZE) {
+      throw new BadInputError(
+        `pageSize must be a whole number in 1..${MAX_ENTITY_PAGE_SIZE} (got ${describeValue(limit)})`,
+      )
     }
-    const prefix = query.keyPrefix ?? ''
-    const after = query.continuation === undefined ? '' : decodeContinuation(query.continuation)
+    const prefix = checkOptionalString(query.keyPrefix, 'keyPrefix') ?? ''
+    const continuation = checkOptionalString(query.continuation, 'continuation')
+    const after = continuation === undefined ? '' : decodeContinuation(continuation)
     const pages = await Promise.all(
       Array.from({ length: this.core.partitions }, (_, p) =>
         this.core.transport.query(p, { v: WIRE_VERSION, k: 'list', t, prefix, after, limit }),
@@ -167,9 +171,4 @@ export class EntityApi {
 /** A value as a listing shows it: a large value held by reference becomes a placeholder. */
 function placeholderOfRef(value: unknown): unknown {
   return value instanceof BlobRef ? `<large value, ${value.size} bytes>` : value
-}
-
-/** The type name of an entity class, or a type name given as such (checked). */
-export function typeNameOf(type: EntityClass<any> | string): string {
-  return typeof type === 'string' ? checkTypeName(type) : entityTypeName(type)
 }

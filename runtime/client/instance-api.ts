@@ -6,7 +6,7 @@
  */
 import { Observable } from 'rxjs'
 import { randomUUID } from 'node:crypto'
-import { BadInputError, CodecError, TimeoutError, checkKey, partitionOf } from '../../actors/index.ts'
+import { BadInputError, CodecError, TimeoutError, checkInstanceId, partitionOf } from '../../actors/index.ts'
 import type {
   EventDefinition,
   HistoryEvent,
@@ -41,6 +41,14 @@ import type {
   WaitOptions,
 } from './options.ts'
 import { watchItem } from './watch.ts'
+import {
+  checkInstanceQuery,
+  checkOptionalString,
+  checkOptions,
+  checkTimeout,
+  eventName,
+  orchestrationName,
+} from './args.ts'
 
 /** The orchestration side of a client (see {@link Client} for what each method promises). */
 export class InstanceApi {
@@ -49,32 +57,30 @@ export class InstanceApi {
 
   constructor(readonly core: ApiCore) {}
 
-  /** Starts an orchestration instance; resolves with its id once the start is committed. */
+  /**
+   * Starts an orchestration instance, given by its definition or its registered name; resolves
+   * with its id once the start is committed.
+   */
   async start<I, O>(
-    def: OrchestrationDefinition<I, O>,
+    def: OrchestrationDefinition<I, O> | string,
     input: I,
-    options: StartOptions = {},
+    options?: StartOptions,
   ): Promise<InstanceId<O>> {
-    return (await this.startByName(def.name, input, options)) as InstanceId<O>
-  }
-
-  /** {@link start} by the orchestration's registered name (the command line has no definition). */
-  async startByName(
-    name: string,
-    input: unknown,
-    options: { instanceId?: string; startAt?: Date | number; replace?: boolean } = {},
-  ): Promise<string> {
-    const id = options.instanceId ?? randomUUID()
-    checkKey(id)
+    const name = orchestrationName(def)
+    const opts = checkOptions(options, 'the options of start')
+    const id = opts.instanceId === undefined ? randomUUID() : checkInstanceId(opts.instanceId)
     const msg: StartMessage = { k: 'start', i: id, n: name, in: input }
-    if (options.instanceId === undefined) msg.fresh = 1
-    if (options.replace) msg.replace = true
-    if (options.startAt !== undefined) msg.at = toTime(options.startAt)
+    if (opts.instanceId === undefined) msg.fresh = 1
+    if (opts.replace === true) msg.replace = true
+    else if (opts.replace !== undefined && opts.replace !== false) {
+      throw new BadInputError(`replace must be a boolean (got ${typeof opts.replace})`)
+    }
+    if (opts.startAt !== undefined) msg.at = toTime(opts.startAt)
     this.#ended.delete(id)
     const answer = await this.core.transport.request(msg, () => `start of ${name} '${id}'`)
     // an instance that ended in the round that started it comes back with its outcome
     if (Array.isArray(answer)) this.#remember(id, answer[1] as InstanceView)
-    return id
+    return id as InstanceId<O>
   }
 
   /** Keeps the outcome of an instance this client started, for its next waitForCompletion. */
@@ -89,24 +95,22 @@ export class InstanceApi {
     event: string | EventDefinition<unknown>,
     data?: unknown,
   ): Promise<void> {
-    const name = typeof event === 'object' && event !== null ? event.name : event
-    await this.core.transport.request(
-      { k: 'ev', i: checkKey(instanceId), n: name, d: data },
-      () => `raiseEvent '${name}'`,
-    )
+    const i = checkInstanceId(instanceId)
+    const name = eventName(event)
+    await this.core.transport.request({ k: 'ev', i, n: name, d: data }, () => `raiseEvent '${name}'`)
   }
 
   /** Terminates a running instance. */
   async terminate(instanceId: string, reason?: string): Promise<void> {
-    const msg: ControlMessage = { k: 'ctl', i: checkKey(instanceId), op: 'terminate' }
-    if (reason !== undefined) msg.reason = reason
+    const msg: ControlMessage = { k: 'ctl', i: checkInstanceId(instanceId), op: 'terminate' }
+    if (checkOptionalString(reason, 'the reason of terminate') !== undefined) msg.reason = reason
     await this.core.transport.request(msg, () => `terminate '${instanceId}'`)
   }
 
   /** Suspends a running instance: events are held until {@link resume}. */
   async suspend(instanceId: string): Promise<void> {
     await this.core.transport.request(
-      { k: 'ctl', i: checkKey(instanceId), op: 'suspend' },
+      { k: 'ctl', i: checkInstanceId(instanceId), op: 'suspend' },
       () => `suspend '${instanceId}'`,
     )
   }
@@ -114,22 +118,24 @@ export class InstanceApi {
   /** Resumes a suspended instance. */
   async resume(instanceId: string): Promise<void> {
     await this.core.transport.request(
-      { k: 'ctl', i: checkKey(instanceId), op: 'resume' },
+      { k: 'ctl', i: checkInstanceId(instanceId), op: 'resume' },
       () => `resume '${instanceId}'`,
     )
   }
 
   /** Removes a finished instance and its history. */
   async purge(instanceId: string): Promise<void> {
+    checkInstanceId(instanceId)
     this.#ended.delete(instanceId)
     await this.core.transport.request(
-      { k: 'ctl', i: checkKey(instanceId), op: 'purge' },
+      { k: 'ctl', i: checkInstanceId(instanceId), op: 'purge' },
       () => `purge '${instanceId}'`,
     )
   }
 
   /** Purges every finished instance matching the filter; resolves with how many. */
   async purgeInstances(filter: InstanceFilter): Promise<number> {
+    checkInstanceQuery({ ...checkOptions(filter, 'the filter of purgeInstances'), pageSize: 500 })
     let purged = 0
     let page = await this.listInstances({ ...filter, pageSize: 500 })
     for (;;) {
@@ -146,7 +152,8 @@ export class InstanceApi {
     instanceId: InstanceId<O> | string,
     options: StatusOptions = {},
   ): Promise<InstanceStatus<O> | undefined> {
-    const p = partitionOf(checkKey(instanceId), this.core.partitions)
+    const p = partitionOf(checkInstanceId(instanceId), this.core.partitions)
+    checkOptions(options, 'the options of getStatus')
     return readAgainIfMissing(async () => {
       const answer = await this.core.transport.query(p, {
         v: WIRE_VERSION,
@@ -173,8 +180,12 @@ export class InstanceApi {
     instanceId: InstanceId<O> | string,
     options: WaitOptions = {},
   ): Promise<InstanceStatus<O>> {
-    const deadline = Date.now() + (options.timeoutMs ?? 60_000)
-    checkKey(instanceId)
+    checkInstanceId(instanceId)
+    const timeoutMs = checkTimeout(
+      checkOptions(options, 'the options of waitForCompletion').timeoutMs ?? 60_000,
+      'timeoutMs',
+    )
+    const deadline = Date.now() + timeoutMs
     const ended = this.#ended.get(instanceId)
     if (ended !== undefined) {
       this.#ended.delete(instanceId)
@@ -183,10 +194,7 @@ export class InstanceApi {
     }
     for (;;) {
       const left = deadline - Date.now()
-      if (left <= 0)
-        throw new TimeoutError(
-          `instance '${instanceId}' did not complete in ${options.timeoutMs ?? 60_000} ms`,
-        )
+      if (left <= 0) throw new TimeoutError(`instance '${instanceId}' did not complete in ${timeoutMs} ms`)
       // The wait travels in the mailbox like any message (batched with others to the partition)
       // and is answered after a commit; the owner holds it at most `ms`, then answers 'not yet'.
       const ms = Math.min(left, 5_000)
@@ -220,8 +228,7 @@ export class InstanceApi {
 
   /** Lists instances by status, creation time, name and id prefix, a page at a time. */
   async listInstances(query: InstanceQuery = {}): Promise<InstancePage> {
-    const { pageSize, continuation, ...filter } = query
-    const limit = pageSize ?? 100
+    const { filter, pageSize: limit, continuation } = checkInstanceQuery(query)
     const after = continuation === undefined ? '' : decodeContinuation(continuation)
     const pages = await Promise.all(
       Array.from({ length: this.core.partitions }, (_, p) =>
@@ -248,7 +255,7 @@ export class InstanceApi {
 
   /** Status changes of an instance as they commit (pushed). */
   watchStatus(instanceId: string): Observable<InstanceStatus | undefined> {
-    const p = partitionOf(checkKey(instanceId), this.core.partitions)
+    const p = partitionOf(checkInstanceId(instanceId), this.core.partitions)
     return watchItem(
       this.core.nc,
       this.core.hub.names.changes(p),

@@ -18,14 +18,18 @@ declare const outputType: unique symbol
  */
 export type InstanceId<O = unknown> = string & { readonly [outputType]?: O }
 
-/** Which instances `client.listInstances` and `client.purgeInstances` take; every field narrows. */
+/**
+ * Which instances `client.listInstances` and `client.purgeInstances` take; every field narrows. A
+ * field of the wrong kind (an unknown status, a time that is neither a Date nor a number, a prefix
+ * that is not a string) is rejected with `BadInputError` naming it.
+ */
 export interface InstanceFilter {
-  /** Only instances in one of these statuses. */
+  /** Only instances in one of these statuses (`Running`, `Completed`, …: see `RuntimeStatus`). */
   statuses?: RuntimeStatus[]
-  /** Only instances created at or after this time (ms since the epoch). */
-  createdFrom?: number
-  /** Only instances created at or before this time (ms since the epoch). */
-  createdTo?: number
+  /** Only instances created at or after this time (Date or ms since the epoch). */
+  createdFrom?: Date | number
+  /** Only instances created at or before this time (Date or ms since the epoch). */
+  createdTo?: Date | number
   /** Only instances of orchestrations whose name starts with this. */
   namePrefix?: string
   /** Only instances whose id starts with this. */
@@ -50,13 +54,16 @@ export interface StatusOptions {
 
 /** Options of `client.waitForCompletion`. */
 export interface WaitOptions {
-  /** How long to wait before `TimeoutError`, in ms (default 60 000). */
+  /**
+   * How long to wait before `TimeoutError`, in ms (default 60 000): a positive number, at most
+   * 2^31 - 1 (else `BadInputError`).
+   */
   timeoutMs?: number
 }
 
 /** A query of `client.listInstances`: a filter and a page. */
 export interface InstanceQuery extends InstanceFilter {
-  /** Most instances per page (default 100). */
+  /** Most instances per page: a whole number in 1..1000 (default 100). */
   pageSize?: number
   /** The `continuation` of the previous page. */
   continuation?: string

@@ -3,11 +3,13 @@
  * flight wait and then leave together, in order, as one JetStream message (one envelope with a
  * batch number the partition deduplicates on). A message too large for one JetStream message
  * leaves alone, in its place in the order, once its large values are stored by reference
- * (client-blobs.ts).
+ * (client-blobs.ts). A message that cannot be encoded (a circular value, a function or symbol in
+ * it) fails alone with `BadInputError`; the others of its batch still leave.
  */
 import { BadInputError, PayloadTooLargeError } from '../../actors/index.ts'
 import { WIRE_VERSION, type ActorMessage, type ClientEnvelope } from '../../actors/wire/index.ts'
-import { encode } from '../nats/index.ts'
+import { encode, encodeChecked } from '../nats/index.ts'
+import { findUnsendable } from './args.ts'
 import { BatchWorker } from '../util/index.ts'
 
 /** What a sender needs from its client. */
@@ -28,6 +30,11 @@ export interface Pending {
   resolve?: () => void
   reject?: (err: Error) => void
   rid?: number
+  /**
+   * Encoded as the node encodes values, a function written as undefined (an activity worker's
+   * result, as user code returned it); else a function or symbol anywhere fails the message.
+   */
+  lenient?: true
 }
 
 /**
@@ -99,7 +106,7 @@ export class PartitionSender {
       m: batch.map((i) => i.msg),
     }
     try {
-      const bytes = encode(probe)
+      const bytes = encodeChecked(probe)
       if (bytes.length <= limit) return [{ items: batch, bytes }]
     } catch {
       // some message cannot be encoded: fall through to encoding them one by one
@@ -110,11 +117,14 @@ export class PartitionSender {
     for (const item of batch) {
       let len: number
       try {
-        len = encode(item.msg).length
+        len = (item.lenient === true ? encode : encodeChecked)(item.msg).length
       } catch (err) {
+        const unsendable = findUnsendable(item.msg)
         this.#fail(
           item,
-          new BadInputError(`${describeMessage(item.msg)} cannot be serialised: ${(err as Error).message}`),
+          new BadInputError(
+            unsendable ?? `${describeMessage(item.msg)} cannot be serialised: ${(err as Error).message}`,
+          ),
         )
         continue
       }

@@ -70,5 +70,5 @@ export function decodeContinuation(token: string): string {
   } catch {
     // fall through
   }
-  throw new BadInputError('continuation token is not one returned by listEntities')
+  throw new BadInputError('continuation is not a token returned by a previous page of the listing')
 }

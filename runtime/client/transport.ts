@@ -119,10 +119,15 @@ export class CallTransport implements SenderHost {
     this.#replySub.unsubscribe()
   }
 
-  /** Sends any actor message one-way; resolves once it is stored in the mailbox. */
+  /**
+   * Sends any actor message one-way (an activity worker's result); resolves once it is stored in
+   * the mailbox. Its values are encoded as the node encodes them (a function as undefined).
+   */
   send(msg: ActorMessage): Promise<void> {
     if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
-    return new Promise<void>((resolve, reject) => this.#sender(targetOf(msg)).add({ msg, resolve, reject }))
+    return new Promise<void>((resolve, reject) =>
+      this.#sender(targetOf(msg)).add({ msg, resolve, reject, lenient: true }),
+    )
   }
 
   /** Sends an entity signal; resolves once it is stored in the mailbox. In a span when tracing. */

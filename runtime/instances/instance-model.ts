@@ -4,7 +4,7 @@
  * instance-host.ts, and the contracts between a partition and its instance host (the port it
  * offers, the handler it calls) are the partition's: runtime/partition/host-port.ts.
  */
-import { BadInputError, type ErrorInfo } from '../../actors/index.ts'
+import type { ErrorInfo } from '../../actors/index.ts'
 import type { ActivityTask, EntityOp, InstanceFilter } from '../../actors/wire/index.ts'
 import type { HistoryEvent, NewEvent, OrchestrationDefinition } from '../../actors/orchestration/index.ts'
 import type { ActivityPool } from '../activities/index.ts'
@@ -119,10 +119,5 @@ export function matches(s: InstanceSummary, f: InstanceFilter): boolean {
   return true
 }
 
-/** Error for a start with an id that is taken. */
-export class InstanceExistsError extends BadInputError {
-  constructor(id: string, status: string) {
-    super(`instance '${id}' already exists with status ${status}`)
-    this.name = 'InstanceExistsError'
-  }
-}
+/** Error for a start with an id that is taken (in actors/errors.ts, so it is rebuilt across the wire). */
+export { InstanceExistsError } from '../../actors/index.ts'

@@ -82,7 +82,15 @@ export function toNatsOptions(
   options: ConnectionOptions,
   name: string,
 ): { natsOptions: NodeConnectionOptions; identity: string } {
-  const { servers, credentials } = splitUrlCredentials([options.servers].flat())
+  const given = [options.servers].flat() as unknown[]
+  if (options.servers === undefined || given.some((s) => typeof s !== 'string' || s === '')) {
+    throw new BadInputError(
+      `servers must be a NATS server URL or a list of them, e.g. 'nats://127.0.0.1:4222' (got ${
+        options.servers === undefined ? 'none' : JSON.stringify(options.servers)
+      })`,
+    )
+  }
+  const { servers, credentials } = splitUrlCredentials(given as string[])
   if (servers.length === 0) throw new BadInputError('no NATS server URL given (servers is empty)')
   const explicit = [
     options.user !== undefined || options.password !== undefined,

@@ -47,8 +47,8 @@ export interface HubMeta {
 /** Names of everything a hub owns. */
 export class HubNames {
   constructor(readonly hub: string) {
-    if (!HUB_NAME.test(hub)) {
-      throw new BadInputError(`hub name must match ${HUB_NAME} (got ${JSON.stringify(hub)})`)
+    if (typeof hub !== 'string' || !HUB_NAME.test(hub)) {
+      throw new BadInputError(`hub name must match ${HUB_NAME} (got ${JSON.stringify(hub) ?? String(hub)})`)
     }
   }
   get mailboxStream(): string {

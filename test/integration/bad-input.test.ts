@@ -79,7 +79,9 @@ describe('bad input', () => {
       stack.client.entity(Counter, 'ok').signal.add(1),
     ])
     expect(results[0].status).toBe('rejected')
-    expect(String((results[0] as PromiseRejectedResult).reason)).toMatch(/cannot be serialised/)
+    expect(String((results[0] as PromiseRejectedResult).reason)).toMatch(
+      /argument 1 of Counter\.add \(entity 'ok'\) is a symbol, which cannot be sent/,
+    )
     expect(results[1].status).toBe('fulfilled')
     expect(await stack.client.entity(Counter, 'ok').call.get()).toBe(1)
   })

@@ -219,7 +219,7 @@ for (const alwaysReplay of [false, true]) {
       expect(status.error?.name).toBe('TypeError')
       expect(status.error?.message).toBe('bad state')
       await expect(stack.client.start(helloSequence, [Symbol('x')] as unknown as string[])).rejects.toThrow(
-        /cannot be serialised/,
+        /^input of instance '[^']+' at \[0\] is a symbol, which cannot be sent/,
       )
     })
 

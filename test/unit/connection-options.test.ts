@@ -16,6 +16,7 @@ import {
   splitUrlCredentials,
 } from '../../runtime/nats/connection-options.ts'
 import { toNatsOptions } from '../../runtime/nats/connect.ts'
+import { HubNames } from '../../runtime/nats/hub.ts'
 import { UsageError } from '../../runtime/cli/args.ts'
 import { connectionFromFlags as cliConnection } from '../../runtime/cli/connection.ts'
 import { tempDir } from '../tooling/harness.ts'
@@ -216,5 +217,16 @@ describe('toNatsOptions', () => {
     expect(() => toNatsOptions({ servers: 'h', nkey: '/no/such/u.nk' }, 'n')).toThrow(
       'cannot read the nkey seed file /no/such/u.nk: ENOENT',
     )
+  })
+
+  it('refuses missing or empty servers at once, naming them, and a hub name that is not a string', () => {
+    expect(() => toNatsOptions({} as never, 'c')).toThrow(BadInputError)
+    expect(() => toNatsOptions({} as never, 'c')).toThrow(
+      /^servers must be a NATS server URL .*\(got none\)$/,
+    )
+    expect(() => toNatsOptions({ servers: [''] }, 'c')).toThrow(/servers must be/)
+    expect(() => toNatsOptions({ servers: 5 as never }, 'c')).toThrow(/\(got 5\)/)
+    expect(() => toNatsOptions({ servers: [] }, 'c')).toThrow(/servers is empty/)
+    expect(() => new HubNames(undefined as never)).toThrow(/hub name must match .* \(got undefined\)/)
   })
 })

@@ -1,0 +1,224 @@
+/**
+ * The client's arguments, against a real hub: every public method rejects what it cannot send at
+ * once (never after a call timeout) with `BadInputError` naming the argument; `start` takes an
+ * orchestration's registered name as well as its definition; `InstanceExistsError` reaches the
+ * caller as its own class; functions in values are refused, naming where, and harm nothing else.
+ */
+import { describe, expect, it } from 'vitest'
+import {
+  BadInputError,
+  Client,
+  ErrorCode,
+  InstanceExistsError,
+  type BasaltError,
+} from '../../runtime/index.ts'
+import { activity, orchestration } from '../../actors/orchestration/index.ts'
+import { allWorkflows, approval } from '../fixtures/workflows.ts'
+import { Counter } from '../fixtures/entities.ts'
+import { useHub, useNatsServer } from '../tooling/harness.ts'
+
+const nats = useNatsServer()
+const hub = 'client-args'
+/** An activity whose result holds a function: it is dropped on the way, as the node drops it. */
+const withFunction = activity('withFunction', () => ({ n: 1, f: () => 1 }))
+const callsWithFunction = orchestration('callsWithFunction', function* (ctx) {
+  return yield* ctx.callActivity(withFunction, undefined)
+})
+const stack = useHub(nats, {
+  hub,
+  registry: [...allWorkflows, Counter, withFunction, callsWithFunction],
+  partitions: 2,
+})
+
+/** What a promise (or a call that throws before returning one) was rejected with. */
+async function failure(fn: () => unknown): Promise<unknown> {
+  try {
+    await fn()
+  } catch (err) {
+    return err
+  }
+  throw new Error('expected a rejection')
+}
+
+/** Expects a BadInputError whose message matches `message`. */
+async function expectBadInput(fn: () => unknown, message: RegExp): Promise<void> {
+  const err = await failure(fn)
+  expect(err).toBeInstanceOf(BadInputError)
+  expect((err as Error).message).toMatch(message)
+}
+
+// a client that waits for nothing: had an argument reached the wire, the call would time out
+const any = () => stack.client as unknown as Record<string, (...args: unknown[]) => unknown>
+
+describe('client arguments', () => {
+  it('starts an orchestration by its registered name, end to end', async () => {
+    const id = await stack.client.start<number>('fanOut', 3, { instanceId: 'by-name' })
+    expect(id).toBe('by-name')
+    const done = await stack.client.waitForCompletion(id)
+    expect(done.status).toBe('Completed')
+    expect(done.output).toBe(6)
+    expect(done.name).toBe('fanOut')
+  })
+
+  it('rejects a name the node has not registered with BadInputError naming it', async () => {
+    const err = await failure(() =>
+      stack.client.start('noSuchOrchestration', 1, { instanceId: 'unknown-name' }),
+    )
+    expect(err).toBeInstanceOf(BadInputError)
+    expect((err as Error).message).toBe("unknown orchestration 'noSuchOrchestration'")
+    expect(await stack.client.getStatus('unknown-name')).toBeUndefined()
+  })
+
+  it('rejects an orchestration that is neither a definition nor a name, at once', async () => {
+    await expectBadInput(() => any().start!(null, 1), /orchestration must be a definition .*\(got null\)/)
+    await expectBadInput(() => any().start!(42, 1), /\(got number 42\)/)
+    await expectBadInput(() => any().start!({ name: 'fanOut' }, 1), /\(got object\)/)
+    await expectBadInput(() => any().start!('', 1), /orchestration name must be a non-empty string/)
+    await expectBadInput(
+      () => stack.client.start(approval, 1, { instanceId: 7 as never }),
+      /^instance id must/,
+    )
+    await expectBadInput(
+      () => stack.client.start(approval, 1, { startAt: 'soon' as never }),
+      /a time must be/,
+    )
+  })
+
+  it('gives InstanceExistsError, as its own class, for an id that is taken', async () => {
+    await stack.client.start(approval, 60_000, { instanceId: 'taken' })
+    const err = await failure(() => stack.client.start(approval, 60_000, { instanceId: 'taken' }))
+    expect(err).toBeInstanceOf(InstanceExistsError)
+    expect(err).toBeInstanceOf(BadInputError)
+    expect((err as BasaltError).name).toBe('InstanceExistsError')
+    expect((err as BasaltError).code).toBe(ErrorCode.BadInput)
+    expect((err as Error).message).toBe("instance 'taken' already exists with status Running")
+    await stack.client.terminate('taken')
+  })
+
+  it('checks instance ids and event names in every instance method, at once', async () => {
+    await expectBadInput(
+      () => any().raiseEvent!('m1', 42, 1),
+      /^event name must be a non-empty string .*number 42/,
+    )
+    await expectBadInput(
+      () => any().raiseEvent!(42, 'x', 1),
+      /^instance id must be a non-empty string \(got number 42\)/,
+    )
+    await expectBadInput(() => any().raiseEvent!('m1', { name: '' }, 1), /^event name/)
+    for (const method of [
+      'terminate',
+      'suspend',
+      'resume',
+      'purge',
+      'getStatus',
+      'waitForCompletion',
+      'getHistory',
+    ]) {
+      await expectBadInput(() => any()[method]!(null), /^instance id must be a non-empty string \(got null\)/)
+    }
+    await expectBadInput(() => any().watchStatus!(''), /^instance id must/)
+    await expectBadInput(() => any().terminate!('m1', 5), /reason of terminate must be a string/)
+    await expectBadInput(() => any().getStatus!('m1', 'history'), /options of getStatus must be an object/)
+  })
+
+  it('checks timeouts', async () => {
+    await expectBadInput(
+      () => stack.client.waitForCompletion('m1', { timeoutMs: 'abc' as never }),
+      /^timeoutMs must be a positive number of ms.*\(got string "abc"\)/,
+    )
+    await expectBadInput(() => stack.client.waitForCompletion('m1', { timeoutMs: -5 }), /timeoutMs/)
+    await expectBadInput(
+      () => Client.connect({ servers: nats.url, hub, callTimeoutMs: 'x' as never }),
+      /^callTimeoutMs must be a positive number/,
+    )
+  })
+
+  it('checks the filter of listInstances and purgeInstances, naming the field', async () => {
+    await expectBadInput(
+      () => stack.client.listInstances({ pageSize: -1 }),
+      /^pageSize must be a whole number in 1\.\.1000/,
+    )
+    await expectBadInput(() => stack.client.listInstances({ pageSize: 0 }), /pageSize/)
+    await expectBadInput(() => stack.client.listInstances({ pageSize: 1e9 }), /pageSize/)
+    await expectBadInput(
+      () => stack.client.listInstances({ statuses: ['Bogus' as never] }),
+      /unknown status string "Bogus"/,
+    )
+    await expectBadInput(
+      () => stack.client.listInstances({ statuses: 'Completed' as never }),
+      /^statuses must be an array/,
+    )
+    await expectBadInput(
+      () => stack.client.listInstances({ createdFrom: 'yesterday' as never }),
+      /^createdFrom must be a Date/,
+    )
+    await expectBadInput(
+      () => stack.client.listInstances({ continuation: 'garbage!!' }),
+      /^continuation is not a token/,
+    )
+    await expectBadInput(
+      () => stack.client.purgeInstances({ idPrefix: 3 as never }),
+      /^idPrefix must be a string/,
+    )
+    // a Date works as well as ms
+    const page = await stack.client.listInstances({ createdFrom: new Date(0), idPrefix: 'by-name' })
+    expect(page.instances.map((i) => i.id)).toEqual(['by-name'])
+  })
+
+  it('checks entity types, keys and listing options', async () => {
+    await expectBadInput(() => any().entity!(null, 'k'), /^entity type must be an entity class \(got null\)/)
+    await expectBadInput(() => any().entity!('Counter', 'k'), /entity class \(got string "Counter"\)/)
+    await expectBadInput(
+      () => stack.client.entity(Counter, 5 as never),
+      /^entity key must be a non-empty string/,
+    )
+    await expectBadInput(() => any().readEntityState!(null, 'k'), /^entity type must be an entity class/)
+    await expectBadInput(() => stack.client.readEntityState('Counter', ''), /^entity key/)
+    await expectBadInput(() => stack.client.getLock('Not a name', 'k'), /^entity type name must match/)
+    await expectBadInput(
+      () => stack.client.listEntities({ type: Counter, keyPrefix: 5 as never }),
+      /^keyPrefix must be a string/,
+    )
+    await expectBadInput(
+      () => stack.client.listEntities({ type: Counter, pageSize: 0 }),
+      /^pageSize must be a whole number/,
+    )
+  })
+
+  it('refuses functions in arguments and inputs, naming where, and harms nothing else', async () => {
+    const add = stack.client.entity(Counter, 'fn').signal.add as unknown as (n: unknown) => Promise<void>
+    const results = await Promise.allSettled([add(() => 1), stack.client.entity(Counter, 'fn').signal.add(2)])
+    expect(results[0].status).toBe('rejected')
+    const err = (results[0] as PromiseRejectedResult).reason as Error
+    expect(err).toBeInstanceOf(BadInputError)
+    expect(err.message).toBe(
+      "argument 1 of Counter.add (entity 'fn') is a function, which cannot be sent (functions and symbols do not cross the wire)",
+    )
+    expect(results[1].status).toBe('fulfilled')
+    expect(await stack.client.entity(Counter, 'fn').call.get()).toBe(2)
+    await expectBadInput(
+      () => stack.client.start('fanOut', { n: 1, cb: () => 1 }, { instanceId: 'fn-input' }),
+      /^input of instance 'fn-input' at \.cb is a function/,
+    )
+    expect(await stack.client.getStatus('fn-input')).toBeUndefined()
+  })
+
+  it('still delivers an activity result holding a function (user code on a node), without it', async () => {
+    const id = await stack.client.start(callsWithFunction, undefined)
+    const done = await stack.client.waitForCompletion(id, { timeoutMs: 20_000 })
+    expect(done.status).toBe('Completed')
+    expect(done.output).toEqual({ n: 1 })
+  })
+
+  it('refuses connect options without servers or with a bad hub, at once', async () => {
+    await expectBadInput(
+      () => Client.connect({ hub } as never),
+      /^servers must be a NATS server URL .*\(got none\)/,
+    )
+    await expectBadInput(() => Client.connect({ servers: nats.url, hub: 'a.b' }), /^hub name must match/)
+    await expectBadInput(
+      () => Client.connect(undefined as never),
+      /options of Client.connect must be an object/,
+    )
+  })
+})
