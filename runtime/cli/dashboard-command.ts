@@ -6,6 +6,7 @@
 import { startDashboard } from '../dashboard/index.ts'
 import { connectionFromFlags, hubFromFlags, type ConnectionFlags } from './connection.ts'
 import { stdout, type Out } from './output.ts'
+import { waitForStopSignal } from './stop-signal.ts'
 
 /** The flags of `basalt dashboard`, as commander parses them. */
 export interface DashboardFlags extends ConnectionFlags {
@@ -35,16 +36,10 @@ export async function runDashboardCommand(flags: DashboardFlags, out: Out = stdo
     allowActions: flags.allowActions === true,
     allowedHosts: flags.allowHost ?? [],
   })
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    const stop = (s: NodeJS.Signals) => {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
-      resolve(s)
-    }
-    process.on('SIGINT', stop)
-    process.on('SIGTERM', stop)
-    out(`dashboard ${dashboard.url} (hub ${hub}, ${flags.allowActions ? 'actions allowed' : 'read-only'})`)
-  })
+  // (started by npm, it also stops once its parent is gone: see waitForStopSignal)
+  const stopRequested = waitForStopSignal()
+  out(`dashboard ${dashboard.url} (hub ${hub}, ${flags.allowActions ? 'actions allowed' : 'read-only'})`)
+  const signal = await stopRequested
   out(`${signal}: stopping`)
   await dashboard.close()
   return 0

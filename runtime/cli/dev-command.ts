@@ -6,9 +6,10 @@
  */
 import path from 'node:path'
 import { startNatsServer, type NatsServer } from '../dev/index.ts'
-import { Node, type RegistryItem } from '../node/index.ts'
+import { Node, splitRegistry, type RegistryItem } from '../node/index.ts'
 import { consoleLogger } from '../util/index.ts'
-import { loadRegistry, waitForStopSignal } from './node-command.ts'
+import { loadRegistry } from './node-command.ts'
+import { waitForStopSignal } from './stop-signal.ts'
 import { stdout, type Out } from './output.ts'
 
 /** The flags of `basalt dev`. */
@@ -61,11 +62,13 @@ export async function runDevCommand(flags: DevFlags, out: Out = stdout): Promise
             },
           }),
     })
-    const stopRequested = waitForStopSignal(node)
+    const stopRequested = waitForStopSignal(node.nc.closed())
     out(`nats    ${server.url}  (data in ${path.relative(process.cwd(), storeDir) || '.'})`)
     out(`hub     ${flags.hub}, ${node.partitionCount} partitions, node ${node.nodeId}`)
+    const { entities, orchestrations, activities } = splitRegistry(registry)
     out(
-      `serving ${flags.load ?? 'the examples'}: ${registry.length} entity types, orchestrations and activities`,
+      `serving ${flags.load ?? 'the examples'}: ${entities.length} entity types, ` +
+        `${orchestrations.length} orchestrations, ${activities.length} activities`,
     )
     out('')
     out(`in another terminal: export NATS_URL=${server.url} BASALT_HUB=${flags.hub}`)

@@ -87,7 +87,8 @@ export async function entityOpCommand(
 
 /**
  * `basalt entity unlock TYPE KEY --yes`: releases the entity's lock whoever holds it, and prints
- * the former holder. Without `--yes` it only shows the holder and exits with 2.
+ * the former holder. Without `--yes` it only shows the holder and exits with 2 (an entity that is
+ * not locked: says so and exits with 0).
  */
 export async function entityUnlockCommand(
   type: string,
@@ -98,9 +99,13 @@ export async function entityUnlockCommand(
   return withClient(flags, async (client) => {
     if (flags.yes !== true) {
       const holder = await client.getLock(type, key)
+      if (holder === null) {
+        if (flags.json) printJson({ type, key, released: null }, out)
+        else out(`${type}@${key} is not locked: nothing to release`)
+        return 0
+      }
       throw new UsageError(
-        `${type}@${key} is ${holder === null ? 'not locked' : `locked by instance ${holder}`}; ` +
-          `add --yes to release the lock whoever holds it`,
+        `${type}@${key} is locked by instance ${holder}; add --yes to release the lock whoever holds it`,
       )
     }
     const holder = await client.forceUnlock(type, key)

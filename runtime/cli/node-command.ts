@@ -7,14 +7,12 @@ import { connectionFromFlags, hubFromFlags, type ConnectionFlags } from './conne
 import { NODE_ID } from '../../placement/index.ts'
 import { UsageError } from './args.ts'
 import { stdout, type Out } from './output.ts'
+import { STOP_SIGNALS, waitForStopSignal } from './stop-signal.ts'
 
 /** Options of {@link Node.start}, including those that a given version of `NodeOptions` may lack. */
 type StartOptions = Parameters<typeof Node.start>[0] & { heartbeatMs?: number; leaseMs?: number }
 
 export { loadRegistry }
-
-/** Signals that stop a node gracefully. */
-const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const
 
 /** The flags of `basalt node`, as commander parses them. */
 export interface NodeFlags extends ConnectionFlags {
@@ -87,7 +85,7 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
   options.registryModule = load
   const node = await Node.start(options)
   // listen before telling anyone that the node runs: a SIGTERM sent on that line must stop it
-  const stopRequested = waitForStopSignal(node)
+  const stopRequested = waitForStopSignal(node.nc.closed())
   out(`node ${node.nodeId} running on hub ${hub}`)
   if (node.threadCount > 1)
     out(`node ${node.nodeId} runs its partitions on ${node.threadCount} worker threads`)
@@ -110,34 +108,4 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
   }
   out(`node ${node.nodeId} stopped`)
   return 0
-}
-
-/** How often a node started by npm checks that its parent process is still there, in ms. */
-const PARENT_CHECK_MS = 250
-
-/**
- * Resolves with the first stop signal received, or 'closed' if the NATS connection closes first.
- * Started by npm (`npx basalt node`, an npm script), the node also stops — as on SIGTERM — once
- * its parent process is gone: npm runs it under `sh -c` and passes SIGTERM to that shell only,
- * which ends without passing it on, leaving the node running with no one to stop it.
- */
-export function waitForStopSignal(node: Node): Promise<NodeJS.Signals | 'closed'> {
-  return new Promise((resolve) => {
-    let parentWatch: NodeJS.Timeout | undefined
-    const stop = (reason: NodeJS.Signals | 'closed') => {
-      for (const s of STOP_SIGNALS) process.off(s, onSignal)
-      clearInterval(parentWatch)
-      resolve(reason)
-    }
-    const onSignal = (signal: NodeJS.Signals) => stop(signal)
-    for (const s of STOP_SIGNALS) process.on(s, onSignal)
-    if (process.env['npm_lifecycle_event'] !== undefined) {
-      const parent = process.ppid
-      parentWatch = setInterval(() => {
-        if (process.ppid !== parent) stop('SIGTERM')
-      }, PARENT_CHECK_MS)
-      parentWatch.unref()
-    }
-    void node.nc.closed().then(() => stop('closed'))
-  })
 }

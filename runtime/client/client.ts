@@ -7,7 +7,7 @@
  * in sender.ts), the entity proxies in handles.ts, watch streams in watch.ts.
  */
 import type { Observable } from 'rxjs'
-import { BadInputError, checkKey, describeValue } from '../../actors/index.ts'
+import { BadInputError, TimeoutError, checkKey, describeValue } from '../../actors/index.ts'
 import type {
   EventDefinition,
   HistoryEvent,
@@ -293,9 +293,21 @@ export class Client {
     return this.#transport.signal(msg)
   }
 
-  /** @internal */
+  /**
+   * @internal A call's `TimeoutError` names the instance that holds the entity's lock when one
+   * does (a call waits behind a critical section, DF semantics): asked once, when it timed out.
+   */
   callOp(msg: EntityOp): Promise<unknown> {
-    return this.#transport.request(msg, () => `call ${msg.t}@${msg.key}.${msg.op}`)
+    return this.#transport
+      .request(msg, () => `call ${msg.t}@${msg.key}.${msg.op}`)
+      .catch(async (err: unknown) => {
+        if (!(err instanceof TimeoutError)) throw err
+        const holder = await this.getLock(msg.t, msg.key).catch(() => null)
+        if (holder === null) throw err
+        throw new TimeoutError(
+          `${err.message}: ${msg.t}@${msg.key} is locked by instance '${holder}' (calls wait until its critical section ends; basalt entity unlock releases a stuck lock)`,
+        )
+      })
   }
 
   /** @internal A call's message could not be sent. */

@@ -3,7 +3,11 @@
  * test runs the real binary (a child process per command, ~1 s each) against one real nats-server
  * and one `basalt node` serving test/fixtures/cli-registry.ts, shared by the whole file.
  */
+import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { createInterface } from 'node:readline'
+import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { nkeys } from '@nats-io/transport-node'
@@ -287,6 +291,9 @@ describe('basalt entity', () => {
     const released = await run('entity', 'unlock', 'Counter', 'cli-locked', '--yes')
     expect(released.lines, released.output).toEqual(['released Counter@cli-locked from instance locker-1'])
     expect(await client.getLock('Counter', 'cli-locked')).toBeNull()
+    const nothing = await run('entity', 'unlock', 'Counter', 'cli-locked')
+    expect(nothing.code, nothing.output).toBe(0)
+    expect(nothing.lines).toEqual(['Counter@cli-locked is not locked: nothing to release'])
   })
 })
 
@@ -418,3 +425,58 @@ describe('basalt dev', () => {
     },
   )
 })
+
+describe('basalt dashboard started by npm', () => {
+  it(
+    'stops once its parent is gone, as npm leaves it when its shell is killed',
+    { timeout: 30_000 },
+    async () => {
+      const port = await freePort()
+      const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href
+      // npm runs a script under `sh -c`; killing that shell leaves the command with a new parent
+      const shell = spawn(
+        'sh',
+        [
+          '-c',
+          `"${process.execPath}" --import ${tsx} runtime/cli/basalt.mjs dashboard --port ${port} & echo "pid $!"; wait`,
+        ],
+        {
+          cwd: repoRoot,
+          env: { ...process.env, NATS_URL: nats.url, BASALT_HUB: HUB, npm_lifecycle_event: 'start' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      )
+      const lines: string[] = []
+      for (const stream of [shell.stdout, shell.stderr]) {
+        createInterface({ input: stream }).on('line', (line) => lines.push(line))
+      }
+      let pid = 0
+      try {
+        await waitFor(
+          () => lines.some((l) => l.startsWith('dashboard http')),
+          `the dashboard serving (${lines.join(' | ')})`,
+          20_000,
+        )
+        pid = Number(lines.find((l) => l.startsWith('pid '))!.slice(4))
+        shell.kill('SIGKILL')
+        await waitFor(
+          () => lines.includes('SIGTERM: stopping'),
+          `the dashboard stopping (${lines.join(' | ')})`,
+        )
+        await waitFor(() => !alive(pid), `dashboard process ${pid} gone`)
+      } finally {
+        if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL')
+        shell.kill('SIGKILL')
+      }
+    },
+  )
+})
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}

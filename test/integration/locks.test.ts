@@ -5,7 +5,7 @@
  * replay modes, against a real nats-server.
  */
 import { describe, expect, it } from 'vitest'
-import { Client, Node, silentLogger } from '../../runtime/index.ts'
+import { Client, Node, TimeoutError, silentLogger } from '../../runtime/index.ts'
 import { orchestration } from '../../actors/orchestration/index.ts'
 import { Account } from '../fixtures/workflows.ts'
 import { useHub, useNatsServer, waitFor } from '../tooling/harness.ts'
@@ -161,6 +161,33 @@ describe('locks across a restart', () => {
       await node.stop()
       node = await Node.start({ servers: nats.url, hub, registry, partitions: 2, logger: silentLogger })
       expect(await client.getLock(Account, key)).toBeNull()
+    } finally {
+      await client.close()
+      await node.stop()
+    }
+  })
+})
+
+describe('a call that waits behind a lock', () => {
+  it('times out with an error naming the instance that holds the lock', async () => {
+    const hub = 'locks-timeout'
+    const key = 'held'
+    const node = await Node.start({ servers: nats.url, hub, registry, partitions: 2, logger: silentLogger })
+    const client = await Client.connect({ servers: nats.url, hub, callTimeoutMs: 500 })
+    try {
+      const holder = await client.start(holdLock, key)
+      await waitFor(async () => (await client.getLock(Account, key)) === holder, `lock held by ${holder}`)
+      const err = await client
+        .entity(Account, key)
+        .call.balance()
+        .catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(TimeoutError)
+      expect((err as Error).message).toBe(
+        `call Account@${key}.balance got no result in 500 ms: Account@${key} is locked by instance '${holder}' ` +
+          '(calls wait until its critical section ends; basalt entity unlock releases a stuck lock)',
+      )
+      // an entity nobody locked times out as before (here: never, it answers)
+      expect(await client.entity(Account, 'free').call.balance()).toBe(0)
     } finally {
       await client.close()
       await node.stop()
