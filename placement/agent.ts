@@ -358,10 +358,13 @@ export class PlacementAgent {
     // After a stall of our own, what we saw of others is stale, not proof that they died: each
     // record gets a fresh lease, once per revision (PlacementView.grace).
     if (now - this.#lastStep > 2 * heartbeatMs) {
-      this.options.logger.warn('node stalled (paused or starved); what it saw of others is stale', {
-        node: this.nodeId,
-        ms: now - this.#lastStep,
-      })
+      this.options.logger.warn(
+        'placement step late (process paused or starved, or NATS slow to answer); what it saw of others is stale',
+        {
+          node: this.nodeId,
+          ms: now - this.#lastStep,
+        },
+      )
       this.#view.grace(now)
     }
     this.#lastStep = now
@@ -405,7 +408,11 @@ export class PlacementAgent {
       } else if (l.node === this.nodeId || now - l.seen > leaseMs) {
         const rev = await this.kv.update('leader', value, l.rev)
         if (l.node !== this.nodeId)
-          this.options.logger.info('placement leader (took over)', { node: this.nodeId, from: l.node })
+          this.options.logger.info('placement leader (took over)', {
+            node: this.nodeId,
+            // ('' when the lease's holder was unknown: our write of it had failed)
+            ...(l.node === '' ? {} : { from: l.node }),
+          })
         this.#view.leader = { node: this.nodeId, rev, seen: now }
       }
     } catch {

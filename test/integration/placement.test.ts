@@ -355,7 +355,7 @@ describe('nodes in their own processes', () => {
     // a noticed its stall (and, depending on what came first, its lapsed lease or a commit the log
     // rejected); what matters is below: every partition moved on and nothing was lost or doubled
     expect(
-      a.lines.some((l) => /node stalled/.test(l)),
+      a.lines.some((l) => /placement step late/.test(l)),
       a.lines.slice(-40).join('\n'),
     ).toBe(true)
     const after = (await placementOf(hub)).assignments
