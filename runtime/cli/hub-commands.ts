@@ -14,6 +14,7 @@ import {
   openHub,
   type Hub,
 } from '../nats/index.ts'
+import { readPlacement } from '../../placement/index.ts'
 import { UsageError } from './args.ts'
 import { hubFromFlags, withHub, withNats } from './connection.ts'
 import type { OutputFlags } from './instance-commands.ts'
@@ -161,9 +162,19 @@ async function countFrom(hub: Hub, p: number, seq: number): Promise<number> {
   return consumer.num_pending
 }
 
-/** `basalt hub delete --yes`: deletes every stream and bucket of the hub, its data with them. */
+/**
+ * How recent a node's heartbeat must be for `hub delete` to count it as running (its own clock,
+ * so with some slack: nodes heartbeat every second or so by default).
+ */
+const RUNNING_NODE_MS = 30_000
+
+/**
+ * `basalt hub delete --yes`: deletes every stream and bucket of the hub, its data with them.
+ * Refuses (exit 2) while nodes heartbeat on the hub — they would keep failing against the
+ * deleted streams — unless `--force`.
+ */
 export async function hubDeleteCommand(
-  flags: OutputFlags & { yes?: boolean },
+  flags: OutputFlags & { yes?: boolean; force?: boolean },
   out: Out = stdout,
 ): Promise<number> {
   const name = hubFromFlags(flags)
@@ -171,7 +182,17 @@ export async function hubDeleteCommand(
     throw new UsageError(`this deletes hub '${name}' and all its instances and entities; add --yes to do it`)
   }
   return withNats(flags, async (nc) => {
-    await openHub(nc, name) // HubNotFoundError for a hub that is not there
+    const hub = await openHub(nc, name) // HubNotFoundError for a hub that is not there
+    if (flags.force !== true) {
+      const { nodes } = await readPlacement(hub.metaKv, hub.jsm)
+      const running = nodes.filter((n) => Date.now() - n.at < RUNNING_NODE_MS).map((n) => n.id)
+      if (running.length > 0) {
+        throw new UsageError(
+          `hub '${name}' has ${running.length} node(s) running (${running.join(', ')}: heartbeats in the last ` +
+            `${RUNNING_NODE_MS / 1000} s); stop them first, or add --force to delete it under them`,
+        )
+      }
+    }
     await deleteHub(nc, name)
     if (flags.json) printJson({ hub: name, deleted: true }, out)
     else out(`deleted hub ${name}`)

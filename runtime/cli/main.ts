@@ -203,6 +203,7 @@ export function buildProgram(setCode: (code: number) => void): Command {
   ).action((flags) => run(async () => (await hubs()).hubInfoCommand(flags))())
   hubCommand(hub.command('delete').description('delete every stream and bucket of a hub (with --yes)'))
     .option('--yes', 'really delete it')
+    .option('--force', 'delete it even while nodes run on it')
     .action((flags) => run(async () => (await hubs()).hubDeleteCommand(flags))())
 
   const dlq = program.command('dlq').description("list, show, replay or purge a hub's dead letters")

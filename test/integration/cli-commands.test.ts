@@ -323,6 +323,13 @@ describe('basalt hub and dlq', () => {
     expect(text.output).toMatch(/^partition +position +last mailbox seq +pending +dead letters$/m)
     const refused = await run('hub', 'delete', '--hub', 'cli-new')
     expect(refused.code, refused.output).toBe(2)
+    // the file's node runs on cli-cmd: refused, nothing deleted
+    const running = await run('hub', 'delete', '--yes')
+    expect(running.code, running.output).toBe(2)
+    expect(running.lines[0]).toMatch(
+      /^basalt hub delete: hub 'cli-cmd' has 1 node\(s\) running \(\S+: heartbeats in the last 30 s\); stop them first, or add --force/,
+    )
+    expect((await json('hub', 'info')).hub).toBe('cli-cmd')
     expect((await run('hub', 'delete', '--hub', 'cli-new', '--yes')).lines).toEqual(['deleted hub cli-new'])
     const gone = await run('hub', 'info', '--hub', 'cli-new')
     expect(gone.code, gone.output).toBe(1)
