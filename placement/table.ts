@@ -5,7 +5,7 @@
  */
 import { HubNotFoundError } from '../actors/index.ts'
 import { decode, bucketKeys, type JetStreamManager, type KV, type KvEntry } from '../runtime/nats/index.ts'
-import { isFeature } from './registry.ts'
+import { eligibleNodes, isFeature } from './registry.ts'
 
 /** A node that heartbeats on the hub, as its latest heartbeat record describes it. */
 export interface PlacementNode {
@@ -26,6 +26,13 @@ export interface PlacementNode {
    * registry.ts), sorted; empty for a node of a version before them.
    */
   features: string[]
+  /**
+   * Whether placement may give the node partitions (registry.ts `eligibleNodes`, over the nodes
+   * listed here): false for a node whose registry lacks names other nodes have (`lacks`).
+   */
+  eligible: boolean
+  /** The registry names (types, and `f:` wire features) other listed nodes have and this one lacks. */
+  lacks: string[]
 }
 
 /** One partition's assignment; `node` null and `epoch` 0 when the partition was never assigned. */
@@ -83,6 +90,7 @@ export async function readPlacement(kv: KV, jsm: JetStreamManager): Promise<Plac
     epoch: 0,
   }))
   const nodes: PlacementNode[] = []
+  const registries = new Map<string, string[]>()
   let leader: string | null = null
   for (const [key, entry] of latest) {
     const dot = key.indexOf('.')
@@ -96,14 +104,39 @@ export async function readPlacement(kv: KV, jsm: JetStreamManager): Promise<Plac
       slot.node = typeof a.node === 'string' ? a.node : null
       slot.epoch = typeof a.epoch === 'number' ? a.epoch : 0
     } else if (kind === 'node') {
-      nodes.push(toNode(rest, decode(entry.value, `heartbeat ${key}`) as Partial<PlacementNode>))
+      const record = decode(entry.value, `heartbeat ${key}`) as Partial<PlacementNode> & { types?: unknown }
+      const node = toNode(rest, record)
+      nodes.push(node)
+      if (Array.isArray(record.types))
+        registries.set(
+          node.id,
+          record.types.filter((n): n is string => typeof n === 'string'),
+        )
     } else if (kind === 'leader') {
       const l = decode(entry.value, 'leader lease') as { node?: unknown }
       leader = typeof l.node === 'string' && l.node !== '' ? l.node : null
     }
   }
   nodes.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  judgeEligibility(nodes, registries)
   return { partitions, leader, nodes, assignments }
+}
+
+/** Sets each node's `eligible` and `lacks` from the registries their heartbeats list. */
+function judgeEligibility(nodes: PlacementNode[], registries: Map<string, string[]>): void {
+  const eligible = new Set(
+    eligibleNodes(
+      nodes.map((n) => n.id),
+      registries,
+    ),
+  )
+  const union = new Set<string>()
+  for (const names of registries.values()) for (const name of names) union.add(name)
+  for (const node of nodes) {
+    node.eligible = eligible.has(node.id)
+    const own = registries.get(node.id)
+    node.lacks = own === undefined ? [] : [...union].filter((name) => !own.includes(name)).sort()
+  }
 }
 
 function toNode(keyId: string, r: Partial<PlacementNode> & { types?: unknown }): PlacementNode {
@@ -121,6 +154,8 @@ function toNode(keyId: string, r: Partial<PlacementNode> & { types?: unknown }):
       .filter(isFeature)
       .map((n) => n.slice(2))
       .sort(),
+    eligible: true,
+    lacks: [],
   }
 }
 

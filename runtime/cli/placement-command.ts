@@ -31,7 +31,8 @@ export async function runPlacementCommand(
  * Renders a placement table as text lines: a header, one row per partition (node `-` when
  * unassigned, `(no heartbeat)` after a node that has no heartbeat record), then the nodes with their
  * wire features (none: a version before them, see placement/registry.ts) and the age of their last
- * heartbeat measured against `now` (default: this machine's clock).
+ * heartbeat measured against `now` (default: this machine's clock), and for a node placement gives
+ * no partitions, the registry names it lacks.
  *
  * @example formatPlacement('demo', table).forEach((line) => console.log(line))
  */
@@ -66,6 +67,11 @@ export function formatPlacement(hub: string, table: PlacementTable, now = Date.n
         `${n.features.length === 0 ? 'no wire features' : `features ${n.features.join(',')}`}, ` +
         `last heartbeat ${Math.max(0, now - n.at)} ms ago`,
     )
+    if (!n.eligible)
+      lines.push(
+        `    gets no partitions: its registry lacks ${n.lacks.join(', ')} (other nodes serve them; ` +
+          'a node runs partitions only when it knows every name a live node knows)',
+      )
   }
   return lines
 }

@@ -10,6 +10,8 @@ import { Entity } from '../../entities/index.ts'
 import { orchestration } from '../../actors/orchestration/index.ts'
 import { Client, Node, silentLogger } from '../../runtime/index.ts'
 import { HubTypes, eligibleNodes } from '../../placement/registry.ts'
+import { readPlacement } from '../../placement/index.ts'
+import { formatPlacement } from '../../runtime/cli/placement-command.ts'
 import { useNatsServer, waitFor } from '../tooling/harness.ts'
 
 class Kept extends Entity<number> {
@@ -90,6 +92,15 @@ describe('rolling deploy with a partial registry', () => {
     try {
       expect([...b.partitions.keys()], 'partial node while a full node is live').toEqual([])
       expect(a.partitions.size).toBe(4)
+      // `basalt placement` says why the partial node gets nothing
+      const table = await readPlacement(a.hub.metaKv, a.hub.jsm)
+      const partialNode = table.nodes.find((n) => n.id === 'partial-b')!
+      expect(partialNode).toMatchObject({ eligible: false, lacks: ['e:Added', 'o:addedFlow'] })
+      expect(table.nodes.find((n) => n.id === 'full-a')).toMatchObject({ eligible: true, lacks: [] })
+      expect(formatPlacement(hub, table)).toContain(
+        '    gets no partitions: its registry lacks e:Added, o:addedFlow (other nodes serve them; ' +
+          'a node runs partitions only when it knows every name a live node knows)',
+      )
 
       // the full node leaves: the partial one is all there is, and runs every partition
       await a.stop()
