@@ -53,10 +53,11 @@ export function describeStatus(s: InstanceStatus): string[] {
     created: when(s.createdAt),
     updated: when(s.lastUpdatedAt),
     completed: s.completedAt === undefined ? undefined : when(s.completedAt),
-    input: 'input' in s ? s.input : undefined,
-    output: 'output' in s ? s.output : undefined,
+    // (user values as JSON, a string quoted: "42" and 42 read apart)
+    input: 'input' in s ? compact(s.input) : undefined,
+    output: 'output' in s ? compact(s.output) : undefined,
     error: s.error === undefined ? undefined : `${s.error.name}: ${s.error.message}`,
-    'custom status': s.customStatus,
+    'custom status': s.customStatus === undefined ? undefined : compact(s.customStatus),
   })
 }
 

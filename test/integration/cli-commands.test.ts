@@ -173,6 +173,12 @@ describe('basalt instance commands', () => {
     const waited = await run('wait', 'hello-1')
     expect(waited.code, waited.output).toBe(0)
     expect(waited.output).toMatch(/^status: +Completed$/m)
+    expect(waited.output).toMatch(/^output: +\["Hello Tokyo","Hello Seattle",/m)
+    const quoted = await run('start', 'holdLock', '--id', 'quoted-1', '--input', '"42"')
+    expect(quoted.code, quoted.output).toBe(0)
+    // a string is shown quoted, as JSON: "42" apart from 42
+    expect((await run('status', 'quoted-1')).output).toMatch(/^input: +"42"$/m)
+    expect((await run('terminate', 'quoted-1')).code).toBe(0)
     const status = await json('status', 'hello-1')
     expect(status).toMatchObject({ id: 'hello-1', name: 'helloSequence', status: 'Completed' })
     expect(status.output).toEqual([
