@@ -5,9 +5,10 @@
  * the call's error; a signal's fails on the node, where it is logged).
  */
 import type { EntityOp } from '../../actors/wire/index.ts'
+import { BadInputError } from '../../actors/index.ts'
 import { UsageError } from './args.ts'
 import { withClient } from './connection.ts'
-import { compact, printJson, progress, stdout, type Out } from './output.ts'
+import { compact, printJson, progress, stderr, stdout, type Out } from './output.ts'
 import type { OutputFlags } from './instance-commands.ts'
 
 /** `basalt entity get TYPE KEY`: the committed state as JSON; exit 1 when the entity does not exist. */
@@ -27,22 +28,32 @@ export async function entityGetCommand(type: string, key: string, flags: OutputF
 /** `basalt entity list TYPE [--prefix P] [--limit N]`: the keys, sorted, one a line. */
 export async function entityListCommand(
   type: string,
-  flags: OutputFlags & { prefix?: string; limit?: number },
+  flags: OutputFlags & { prefix?: string; limit?: number; continue?: string },
   out: Out = stdout,
+  err: Out = stderr,
 ): Promise<number> {
   const limit = flags.limit ?? 1000
   return withClient(flags, async (client) => {
     const keys: string[] = []
     const shown = progress(`listing ${client.partitionCount} partitions`)
+    let continuation = flags.continue?.trim()
     try {
-      let continuation: string | undefined
       do {
-        const page = await client.listEntities({
-          type,
-          pageSize: Math.min(1000, limit - keys.length),
-          ...(flags.prefix === undefined ? {} : { keyPrefix: flags.prefix }),
-          ...(continuation === undefined ? {} : { continuation }),
-        })
+        const page = await client
+          .listEntities({
+            type,
+            pageSize: Math.min(1000, limit - keys.length),
+            ...(flags.prefix === undefined ? {} : { keyPrefix: flags.prefix }),
+            ...(continuation === undefined ? {} : { continuation }),
+          })
+          .catch((e: unknown) => {
+            if (e instanceof BadInputError && /continuation/.test(e.message)) {
+              throw new UsageError(
+                `--continue ${JSON.stringify(continuation)}: expected a token printed by an earlier basalt entity list`,
+              )
+            }
+            throw e
+          })
         keys.push(...page.keys)
         continuation = page.continuation
         shown.update(keys.length)
@@ -53,6 +64,11 @@ export async function entityListCommand(
     if (flags.json) printJson(keys, out)
     else if (keys.length === 0) out('(none)')
     else for (const key of keys) out(key)
+    // (on stderr: the keys on stdout stay a plain list)
+    if (continuation !== undefined)
+      err(
+        `basalt entity list: ${keys.length} shown and more match: give a higher --limit, or --continue ${continuation} for the next ones`,
+      )
     return 0
   })
 }

@@ -163,6 +163,7 @@ export function buildProgram(setCode: (code: number) => void): Command {
     .argument('<type>', 'entity type name')
     .option('--prefix <prefix>', 'only keys that start so')
     .option('--limit <n>', 'at most this many (default 1000)', intArg())
+    .option('--continue <token>', 'the next ones after an earlier list that printed this token')
     .action((type: string, flags) => run(async () => (await entities()).entityListCommand(type, flags))())
   for (const mode of ['signal', 'call'] as const) {
     hubCommand(

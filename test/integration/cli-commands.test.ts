@@ -278,6 +278,15 @@ describe('basalt entity', () => {
     expect((await run('entity', 'call', 'Counter', 'cli-c1', 'get')).lines).toEqual(['7'])
     expect((await run('entity', 'get', 'Counter', 'cli-c1')).lines).toEqual(['7'])
     expect(await json('entity', 'list', 'Counter', '--prefix', 'cli-')).toEqual(['cli-c1'])
+    for (const key of ['cli-p1', 'cli-p2'])
+      expect((await run('entity', 'signal', 'Counter', key, 'add', '--args', '1')).code).toBe(0)
+    const firstTwo = await run('entity', 'list', 'Counter', '--prefix', 'cli-', '--limit', '2')
+    expect(firstTwo.lines.slice(0, 2)).toEqual(['cli-c1', 'cli-p1'])
+    const token = /--continue (\S+) for the next ones$/.exec(firstTwo.lines[2] ?? '')?.[1]
+    expect(firstTwo.lines[2], firstTwo.output).toMatch(/^basalt entity list: 2 shown and more match/)
+    expect((await run('entity', 'list', 'Counter', '--prefix', 'cli-', '--continue', token!)).lines).toEqual([
+      'cli-p2',
+    ])
     const unknownOp = await run('entity', 'call', 'Counter', 'cli-c1', 'explode')
     expect(unknownOp.code, unknownOp.output).toBe(1)
     expect(unknownOp.lines).toHaveLength(1)
