@@ -16,7 +16,15 @@ import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
 import { encode } from '../../runtime/nats/codec.ts'
 import { freePort } from '../../runtime/dev/nats-server.ts'
 import { partitionOf } from '../../actors/ids.ts'
-import { repoRoot, spawnTs, tempDir, useNatsServer, waitFor, type SpawnedTs } from '../tooling/harness.ts'
+import {
+  isProcessAlive,
+  repoRoot,
+  spawnTs,
+  tempDir,
+  useNatsServer,
+  waitFor,
+  type SpawnedTs,
+} from '../tooling/harness.ts'
 
 const nats = useNatsServer()
 const HUB = 'cli-cmd'
@@ -485,20 +493,11 @@ describe('basalt dashboard started by npm', () => {
           () => lines.includes('SIGTERM: stopping'),
           `the dashboard stopping (${lines.join(' | ')})`,
         )
-        await waitFor(() => !alive(pid), `dashboard process ${pid} gone`)
+        await waitFor(() => !isProcessAlive(pid), `dashboard process ${pid} gone`)
       } finally {
-        if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL')
+        if (pid > 0 && isProcessAlive(pid)) process.kill(pid, 'SIGKILL')
         shell.kill('SIGKILL')
       }
     },
   )
 })
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}

@@ -9,7 +9,14 @@ import { readPlacement, type PlacementTable } from '../../placement/index.ts'
 import { Counter } from '../fixtures/entities.ts'
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import { repoRoot, spawnTs, useNatsServer, waitFor, type SpawnedTs } from '../tooling/harness.ts'
+import {
+  isProcessAlive,
+  repoRoot,
+  spawnTs,
+  useNatsServer,
+  waitFor,
+  type SpawnedTs,
+} from '../tooling/harness.ts'
 
 const nats = useNatsServer()
 
@@ -238,7 +245,7 @@ describe('basalt node', () => {
       expect(pid, 'the node runs in a process of its own under npx').not.toBe(npx.pid)
       npx.kill('SIGTERM')
       await waitFor(
-        () => !isRunning(pid!),
+        () => !isProcessAlive(pid!),
         `node process ${pid} gone after SIGTERM to npx ${npx.pid}`,
         15_000,
       )
@@ -248,7 +255,7 @@ describe('basalt node', () => {
         2_000,
       )
     } finally {
-      if (pid !== undefined && isRunning(pid)) process.kill(pid, 'SIGKILL')
+      if (pid !== undefined && isProcessAlive(pid)) process.kill(pid, 'SIGKILL')
       if (npx.exitCode === null && npx.signalCode === null) npx.kill('SIGKILL')
     }
   })
@@ -310,13 +317,3 @@ describe('basalt node', () => {
     )
   })
 })
-
-/** Whether process `pid` exists. */
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}

@@ -10,7 +10,14 @@ import {
   startNatsServer,
   type NatsServer,
 } from '../../runtime/dev/nats-server.ts'
-import { spawnTs, tempDir, useNatsCluster, useNatsServer, waitFor } from '../tooling/harness.ts'
+import {
+  isProcessAlive,
+  spawnTs,
+  tempDir,
+  useNatsCluster,
+  useNatsServer,
+  waitFor,
+} from '../tooling/harness.ts'
 
 /** Connections opened by a test, closed after it. */
 const connections: NatsConnection[] = []
@@ -24,16 +31,6 @@ async function open(servers: string | string[]): Promise<NatsConnection> {
   const nc = await connect({ servers, timeout: 2_000, maxReconnectAttempts: -1, reconnectTimeWait: 100 })
   connections.push(nc)
   return nc
-}
-
-/** True if the process with `pid` exists. */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 /** Number of messages in `stream`. */
@@ -63,7 +60,7 @@ describe('single server', () => {
     const pidBefore = nats.server.pid
     await nats.server.restart()
     expect(nats.server.pid).not.toBe(pidBefore)
-    expect(isAlive(pidBefore)).toBe(false)
+    expect(isProcessAlive(pidBefore)).toBe(false)
     const nc2 = await open(nats.url)
     const jsm2 = await jetstreamManager(nc2)
     const msg = await jsm2.streams.getMessage('KEEP', { seq: 1 })
@@ -77,7 +74,7 @@ describe('single server', () => {
     await jetstream(nc).publish('kill.one', 'acked')
     const pid = nats.server.pid
     await nats.server.stop('SIGKILL')
-    expect(isAlive(pid)).toBe(false)
+    expect(isProcessAlive(pid)).toBe(false)
     await nats.server.stop() // stopping a stopped server is a no-op
     await nats.server.restart()
     const jsm2 = await jetstreamManager(await open(nats.url))

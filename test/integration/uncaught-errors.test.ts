@@ -37,6 +37,22 @@ function keptErrors(): { logger: Logger; errors: string[] } {
   return { logger: { info: () => {}, warn: () => {}, error: keep }, errors }
 }
 
+/** A node with two partition threads on `hub` (errors kept), and a client. */
+async function threadedNode(hub: string): Promise<{ node: Node; client: Client; errors: string[] }> {
+  const { logger, errors } = keptErrors()
+  const node = await Node.start({
+    servers: nats.url,
+    hub,
+    registryModule: path.join(repoRoot, 'test/fixtures/threads-registry.ts'),
+    workers: 2,
+    partitions: 4,
+    logger,
+    ...fast,
+  })
+  const client = await Client.connect({ servers: nats.url, hub })
+  return { node, client, errors }
+}
+
 describe('errors that escape user code', () => {
   it('are logged, and the node process goes on with every operation applied once', async () => {
     const node = spawnTs('test/fixtures/node-process.ts', [
@@ -66,17 +82,7 @@ describe('errors that escape user code', () => {
   }, 60_000)
 
   it('are logged on a partition thread, which goes on (no thread dies)', async () => {
-    const { logger, errors } = keptErrors()
-    const node = await Node.start({
-      servers: nats.url,
-      hub: 'careless-threads',
-      registryModule: path.join(repoRoot, 'test/fixtures/threads-registry.ts'),
-      workers: 2,
-      partitions: 4,
-      logger,
-      ...fast,
-    })
-    const client = await Client.connect({ servers: nats.url, hub: 'careless-threads' })
+    const { node, client, errors } = await threadedNode('careless-threads')
     try {
       await carelessWork(client)
       await waitFor(
@@ -96,17 +102,7 @@ describe('errors that escape user code', () => {
   }, 60_000)
 
   it('an operation that ends its thread every time is retried after a growing delay, not in a loop', async () => {
-    const { logger, errors } = keptErrors()
-    const node = await Node.start({
-      servers: nats.url,
-      hub: 'poison-thread',
-      registryModule: path.join(repoRoot, 'test/fixtures/threads-registry.ts'),
-      workers: 2,
-      partitions: 4,
-      logger,
-      ...fast,
-    })
-    const client = await Client.connect({ servers: nats.url, hub: 'poison-thread' })
+    const { node, client, errors } = await threadedNode('poison-thread')
     try {
       await client.entity(Crasher, 'poison').signal.crashThreadAlways()
       const deaths = () => errors.filter((e) => e.startsWith('partition thread died')).length

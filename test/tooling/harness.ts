@@ -173,6 +173,16 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
+/** Whether the process `pid` exists (signal 0 checks without sending anything). */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /**
  * Polls `predicate` every 10 ms until it returns true. A predicate that throws counts as "not yet"; the
  * last such error becomes the `cause` of the timeout error.
