@@ -129,12 +129,25 @@ export class PartitionRunner {
       this.#starting.add(p)
       this.start(p, epoch)
         .catch((err: unknown) => {
-          if (err instanceof FencedError) this.#fenced.set(p, epoch)
-          else
-            this.deps.settings.logger.error('partition start failed; will retry', {
-              p,
-              error: String((err as Error).stack ?? err),
-            })
+          if (err instanceof FencedError) {
+            this.#fenced.set(p, epoch)
+            return
+          }
+          // retried after the same growing delay as a failure (a start that fails at once —
+          // the hub's streams deleted under the node, say — must not loop)
+          const delayMs = this.#restartDelay(p)
+          this.#backoff.set(p, Date.now() + delayMs)
+          const timer = setTimeout(() => {
+            this.#restarts.delete(timer)
+            this.#backoff.delete(p)
+            this.reconcile()
+          }, delayMs)
+          this.#restarts.add(timer)
+          this.deps.settings.logger.error('partition start failed; will retry', {
+            p,
+            retryInMs: delayMs,
+            error: String((err as Error).stack ?? err),
+          })
         })
         .finally(() => {
           this.#starting.delete(p)
