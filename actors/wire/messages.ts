@@ -306,7 +306,11 @@ export interface CommitRecord {
 export type Query =
   | { v: typeof WIRE_VERSION; k: 'read'; t: string; key: string; s?: number; w?: 1 }
   | { v: typeof WIRE_VERSION; k: 'list'; t: string; prefix: string; after: string; limit: number; s?: number }
-  | { v: typeof WIRE_VERSION; k: 'status'; i: string; history?: boolean; s?: number; w?: 1 }
+  /**
+   * An instance's record; with `history`, its history from event `hf` on (default 0), as much as
+   * fits one answer (the view's `historyNext` says where the next page starts).
+   */
+  | { v: typeof WIRE_VERSION; k: 'status'; i: string; history?: boolean; hf?: number; s?: number; w?: 1 }
   | { v: typeof WIRE_VERSION; k: 'instances'; f: InstanceFilter; after: string; limit: number; s?: number }
   /** Who holds the lock of an entity (a critical section of an orchestration). */
   | { v: typeof WIRE_VERSION; k: 'lock'; t: string; key: string; s?: number }

@@ -155,17 +155,46 @@ export class InstanceApi {
     const p = partitionOf(checkInstanceId(instanceId), this.core.partitions)
     checkOptions(options, 'the options of getStatus')
     return readAgainIfMissing(async () => {
-      const answer = await this.core.transport.query(p, {
-        v: WIRE_VERSION,
-        k: 'status',
-        i: instanceId,
-        history: options.history === true,
-      })
-      if (!('instance' in answer) || answer.instance === null) return undefined
-      const view = decode(answer.instance, 'instance') as InstanceView
+      const view = await this.#view(p, instanceId, options.history === true)
+      if (view === undefined) return undefined
       await loadView(this.core.blobs, view)
       return toStatus<O>(view, options.history === true)
     })
+  }
+
+  /**
+   * An instance's view as its partition answers it; with `history`, the whole history, read page
+   * by page when it does not fit one answer (read again from the start if the instance continued
+   * as new between pages: a page of another execution does not belong).
+   */
+  async #view(p: number, id: string, history: boolean): Promise<InstanceView | undefined> {
+    const ask = async (hf?: number): Promise<InstanceView | undefined> => {
+      const answer = await this.core.transport.query(p, {
+        v: WIRE_VERSION,
+        k: 'status',
+        i: id,
+        history,
+        ...(hf === undefined ? {} : { hf }),
+      })
+      if (!('instance' in answer) || answer.instance === null) return undefined
+      return decode(answer.instance, 'instance') as InstanceView
+    }
+    for (let attempt = 0; ; attempt++) {
+      const first = await ask()
+      if (first === undefined || first.historyNext === undefined) return first
+      const events = [...(first.history ?? [])]
+      let next: number | undefined = first.historyNext
+      let view: InstanceView | undefined = first
+      while (next !== undefined && view !== undefined && view.hk === first.hk && view.exec === first.exec) {
+        view = await ask(next)
+        events.push(...(view?.history ?? []))
+        next = view?.historyNext
+      }
+      if ((view !== undefined && view.hk === first.hk && view.exec === first.exec) || attempt >= 3) {
+        const { historyNext: _, ...last } = view ?? first
+        return { ...last, history: events }
+      }
+    }
   }
 
   /** The history of an instance. */

@@ -72,8 +72,11 @@ export interface InstanceRecord {
   tc?: string
 }
 
-/** A record as a status answer carries it: with the whole history when asked for. */
-export type InstanceView = InstanceRecord & { history?: HistoryEvent[] }
+/**
+ * A record as a status answer carries it: with its history (or the page of it that fits one
+ * answer, `historyNext` then naming the index the next page starts at) when asked for.
+ */
+export type InstanceView = InstanceRecord & { history?: HistoryEvent[]; historyNext?: number }
 
 /** What listings and watchers see of an instance. */
 export interface InstanceSummary {

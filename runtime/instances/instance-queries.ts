@@ -10,6 +10,7 @@ import type { HostPort } from '../partition/index.ts'
 import type { InstanceCache } from './instance-cache.ts'
 import { loadHistory } from './instance-history.ts'
 import { matches, summaryOf, type InstanceRecord, type InstanceView } from './instance-model.ts'
+import type { HistoryEvent } from '../../actors/orchestration/index.ts'
 
 /** Answers instance queries; false when the query is not about instances. */
 export async function answerInstanceQuery(
@@ -23,7 +24,12 @@ export async function answerInstanceQuery(
     let bytes: Uint8Array | null = null
     if (live !== undefined) {
       const view: InstanceView = { ...live.rec, tail: [] }
-      if (query.history) view.history = await loadHistory(port, live)
+      if (query.history) {
+        // (a long history comes in pages: one answer must fit the server's max_payload)
+        const page = historyPage(await loadHistory(port, live), query.hf ?? 0, port.valueLimit)
+        view.history = page.events
+        if (page.next !== undefined) view.historyNext = page.next
+      }
       bytes = encode(view)
     }
     const n = port.roundNumber - 1
@@ -36,6 +42,28 @@ export async function answerInstanceQuery(
     return true
   }
   return false
+}
+
+/**
+ * The events of `history` from index `from` on, as many as fit `budget` encoded bytes (at least
+ * one), and the index of the next page when some are left.
+ */
+export function historyPage(
+  history: HistoryEvent[],
+  from: number,
+  budget: number,
+): { events: HistoryEvent[]; next?: number } {
+  const start = Number.isSafeInteger(from) && from > 0 ? from : 0
+  let bytes = 0
+  let end = start
+  while (end < history.length) {
+    const size = encode(history[end]).length
+    if (end > start && bytes + size > budget) break
+    bytes += size
+    end++
+  }
+  const events = history.slice(start, end)
+  return end < history.length ? { events, next: end } : { events }
 }
 
 /** A page of summaries of the instances matching a filter, after an id. */

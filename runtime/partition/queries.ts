@@ -5,7 +5,7 @@
  * `afterCommit`). A query for recent replies is answered at once, outside loop order: replies
  * already sent were committed. The partition acts on queries through {@link QueryPort}.
  */
-import { BadInputError, toErrorInfo, checkTypeName } from '../../actors/index.ts'
+import { BadInputError, PayloadTooLargeError, toErrorInfo, checkTypeName } from '../../actors/index.ts'
 import { WIRE_VERSION, type Query, type QueryAnswer, type Reply } from '../../actors/wire/index.ts'
 import { decodeEnvelope, encode, type NatsConnection, type Subscription } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
@@ -65,7 +65,7 @@ export class QueryDesk {
           })
           return
         }
-        this.receive(msg.data, (answer) => msg.respond(encode(publicAnswer(answer))))
+        this.receive(msg.data, (answer) => this.#reply(nc, msg, answer))
       },
     })
   }
@@ -78,6 +78,26 @@ export class QueryDesk {
   close(): void {
     this.#sub?.unsubscribe()
     this.#pending = []
+  }
+
+  /**
+   * Sends an answer. One too large for the server (`max_payload`) is answered with a
+   * PayloadTooLargeError naming both sizes instead, and a failed send is logged: an answer never
+   * fails the partition (a history too long for one answer comes in pages, see
+   * instance-queries.ts).
+   */
+  #reply(nc: NatsConnection, msg: { respond(data: Uint8Array): boolean }, answer: QueryAnswer): void {
+    let bytes = encode(publicAnswer(answer))
+    const limit = nc.info?.max_payload ?? Infinity
+    if (bytes.length > limit - 1024) {
+      const error = new PayloadTooLargeError('the answer to this query', bytes.length, limit - 1024)
+      bytes = encode({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(error) })
+    }
+    try {
+      msg.respond(bytes)
+    } catch (err) {
+      this.port.logger.warn('query answer not sent', { p: this.port.p, error: String(err) })
+    }
   }
 
   /** Takes one query: answers it at once, or queues it for the loop. */

@@ -1,0 +1,72 @@
+/**
+ * A history larger than one NATS message (`max_payload`, 1 MB by default): reading it used to
+ * make the partition fail at every read (its answer was over the server's limit) and the reader
+ * got "partition unavailable". Now the partition answers in pages and the client joins them: the
+ * whole history, every event once and in order, and the partition never fails.
+ */
+import { describe, expect, it } from 'vitest'
+import { activity, orchestration } from '../../actors/orchestration/index.ts'
+import { encode } from '../../runtime/nats/codec.ts'
+import { historyPage } from '../../runtime/instances/instance-queries.ts'
+import type { HistoryEvent } from '../../actors/orchestration/index.ts'
+import { useHub, useNatsServer } from '../tooling/harness.ts'
+
+const kilos = activity('kilos', (i: number) => `${i}:`.padEnd(4000, 'k'))
+
+/** `n` activities in a row, each with a 4 kB result: a history of about n × 4 kB. */
+const manyResults = orchestration('manyResults', function* (ctx, n: number) {
+  let count = 0
+  for (let i = 0; i < n; i++) if ((yield* ctx.callActivity(kilos, i)).length === 4000) count++
+  return count
+})
+
+const nats = useNatsServer()
+const stack = useHub(nats, { hub: 'long-history', partitions: 2, registry: [kilos, manyResults] })
+
+describe('a history larger than one message', () => {
+  it('is read whole, in pages, and the partition goes on', async () => {
+    const id = await stack.client.start(manyResults, 300)
+    const done = await stack.client.waitForCompletion(id, { timeoutMs: 60_000 })
+    expect(done.status).toBe('Completed')
+    expect(done.output).toBe(300)
+    for (let read = 0; read < 2; read++) {
+      const history = await stack.client.getHistory(id)
+      expect(encode(history).length, 'history bytes').toBeGreaterThan(1024 * 1024)
+      const results = history
+        .filter((e) => e.e === 'completed')
+        .map((e) => (e as { seq: number; result: string }).result)
+      expect(results.map((r) => Number(r.split(':')[0])).sort((a, b) => a - b)).toEqual(
+        Array.from({ length: 300 }, (_, i) => i),
+      )
+      expect(results.every((r) => r.length === 4000)).toBe(true)
+      expect(history[0]?.e).toBe('started')
+      expect(history.at(-1)?.e).toBe('finished')
+    }
+    const status = await stack.client.getStatus(id, { history: true })
+    expect(status?.history?.length).toBe((await stack.client.getHistory(id)).length)
+    expect(stack.node.stats().failures, 'partition failures').toBe(0)
+  }, 90_000)
+})
+
+describe('historyPage', () => {
+  const events: HistoryEvent[] = Array.from({ length: 10 }, (_, i) => ({
+    e: 'completed',
+    seq: i,
+    result: 'x'.repeat(100),
+  }))
+  const size = encode(events[0]).length
+
+  it('takes as many events as fit the budget, at least one, and says where the next page starts', () => {
+    expect(historyPage(events, 0, size * 3)).toEqual({ events: events.slice(0, 3), next: 3 })
+    expect(historyPage(events, 3, size * 3)).toEqual({ events: events.slice(3, 6), next: 6 })
+    expect(historyPage(events, 9, size * 3)).toEqual({ events: events.slice(9) })
+    expect(historyPage(events, 0, 1)).toEqual({ events: events.slice(0, 1), next: 1 })
+    expect(historyPage(events, 0, Infinity)).toEqual({ events })
+  })
+
+  it('reads a bad start as 0 and one past the end as an empty last page', () => {
+    expect(historyPage(events, -5, Infinity)).toEqual({ events })
+    expect(historyPage(events, 1.5, Infinity)).toEqual({ events })
+    expect(historyPage(events, 10, Infinity)).toEqual({ events: [] })
+  })
+})
