@@ -77,12 +77,15 @@ export class InstanceActivities {
   #deliver(key: string, task: ActivityTask, outcome: ActivityOutcome): void {
     if (this.#closed || !this.#pending.has(key)) return
     // the result waits in the partition's local queue, which is part of the commit record: a large
-    // one goes by reference (the round waits for its blob), one over the ceiling fails the task
+    // one goes by reference (the round waits for its blob), one over the ceiling fails the task;
+    // a record too full for every queued outcome leaves some out — recreatable: the task's item
+    // stays pending until a record consumes the outcome, so after a crash the activity runs again
     outcome = this.values.boundOutcome(task, outcome)
     this.port.enqueueLocal(
       outcome.ok === 1
         ? { k: 'done', i: task.instanceId, s: task.seq, ok: 1, v: outcome.value }
         : { k: 'done', i: task.instanceId, s: task.seq, ok: 0, err: outcome.error },
+      true,
     )
   }
 

@@ -94,7 +94,17 @@ export class Commits {
     round.lq = this.core.cursor.local.slice()
     const record = round.toRecord(this.core.epoch, this.core.dedup.seal(round.n))
     record.o = this.core.writer.o!
-    const bytes = encode(record)
+    let bytes = encode(record)
+    if (bytes.length > this.core.recordMax && round.lq.length > 0) {
+      // many activity outcomes queued at once (a fan-out of synchronous activities): the record
+      // carries those that fit; the others run again after a crash (cursor.ts, `recreatable`)
+      const base = bytes.length - encode(round.lq).length
+      round.lq = record.lq = this.core.cursor.fitLocal(
+        this.core.recordMax - base - 1024,
+        (m) => encode(m).length,
+      )
+      bytes = encode(record)
+    }
     if (bytes.length > this.core.recordMax) {
       // Values are bounded where they enter (value-limits.ts), so this is a bug; the append would
       // fail anyway. The node restarts the partition with a growing delay, never in a tight loop.

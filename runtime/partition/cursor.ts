@@ -19,6 +19,12 @@ export class MailboxCursor {
   pos: MailboxPosition = [1, 0]
   /** Messages produced within the partition, waiting to be processed (live). */
   local: ActorMessage[] = []
+  /**
+   * Local messages a commit record may leave out when it would not fit otherwise: outcomes of
+   * activities, whose task items stay pending until a record consumes them, so that after a
+   * crash the activity runs again and brings its outcome back (at least once, as always).
+   */
+  readonly recreatable = new WeakSet<ActorMessage>()
   #committed: CursorFields = { pos: [1, 0], lq: [] }
 
   /** Starts from a checkpoint: both views are the checkpoint's. */
@@ -41,6 +47,23 @@ export class MailboxCursor {
   rewind(): void {
     this.pos = this.#committed.pos
     this.local = this.#committed.lq.slice()
+  }
+
+  /**
+   * The local queue as a record carries it within `budget` encoded bytes: every message that
+   * cannot be made again, then recreatable ones, in order, while they fit (`sizeOf` measures one).
+   * The ones left out stay in the live queue and are processed as usual.
+   */
+  fitLocal(budget: number, sizeOf: (msg: ActorMessage) => number): ActorMessage[] {
+    let bytes = 0
+    for (const msg of this.local) if (!this.recreatable.has(msg)) bytes += sizeOf(msg)
+    return this.local.filter((msg) => {
+      if (!this.recreatable.has(msg)) return true
+      const size = sizeOf(msg)
+      if (bytes + size > budget) return false
+      bytes += size
+      return true
+    })
   }
 
   /** The committed view, for a checkpoint taken at the last committed record. */

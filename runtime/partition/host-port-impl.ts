@@ -172,9 +172,10 @@ export class PartitionHostPort implements HostPort {
     this.core.cursor.local.unshift(...msgs)
   }
 
-  enqueueLocal(msg: ActorMessage): void {
+  enqueueLocal(msg: ActorMessage, recreatable = false): void {
     if (this.core.stopped()) return
     this.core.cursor.local.push(msg)
+    if (recreatable) this.core.cursor.recreatable.add(msg)
     this.core.kick()
   }
 

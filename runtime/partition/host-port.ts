@@ -74,7 +74,7 @@ export interface HostPort {
   /** Puts messages at the front of the partition's local queue (they run next, in order). */
   runNext(msgs: ActorMessage[]): void
   /** Queues a message produced outside the loop (an activity result) and wakes the loop. */
-  enqueueLocal(msg: ActorMessage): void
+  enqueueLocal(msg: ActorMessage, recreatable?: boolean): void
   /** A reply after the commit; a function value is encoded at the seal. */
   replyTo(to: ReplyTo, reply: RoundReply): void
   /** Arms a durable timer with a fixed key (replacing one with the same key). */

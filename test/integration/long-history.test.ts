@@ -1,17 +1,21 @@
 /**
- * A history larger than one NATS message (`max_payload`, 1 MB by default): reading it used to
- * make the partition fail at every read (its answer was over the server's limit) and the reader
- * got "partition unavailable". Now the partition answers in pages and the client joins them: the
- * whole history, every event once and in order, and the partition never fails.
+ * Orchestrations whose data outgrow one NATS message (`max_payload`, 1 MB by default).
+ * - A history larger than that: reading it used to make the partition fail at every read (its
+ *   answer was over the server's limit) and the reader got "partition unavailable". Now the
+ *   partition answers in pages and the client joins them: the whole history, every event once and
+ *   in order, and the partition never fails.
+ * - A fan-out of synchronous activities whose outcomes, queued at once, outgrow a commit record:
+ *   the partition failed at every seal, for ever (a poison). Now a record carries the outcomes
+ *   that fit and the others follow (runtime/partition/cursor.ts, `recreatable`); the crash case
+ *   is in long-history-crash.test.ts.
  */
 import { describe, expect, it } from 'vitest'
-import { activity, orchestration } from '../../actors/orchestration/index.ts'
+import { orchestration } from '../../actors/orchestration/index.ts'
 import { encode } from '../../runtime/nats/codec.ts'
 import { historyPage } from '../../runtime/instances/instance-queries.ts'
 import type { HistoryEvent } from '../../actors/orchestration/index.ts'
+import { kiloFanOut, kilos } from '../fixtures/workflows.ts'
 import { useHub, useNatsServer } from '../tooling/harness.ts'
-
-const kilos = activity('kilos', (i: number) => `${i}:`.padEnd(4000, 'k'))
 
 /** `n` activities in a row, each with a 4 kB result: a history of about n × 4 kB. */
 const manyResults = orchestration('manyResults', function* (ctx, n: number) {
@@ -21,7 +25,7 @@ const manyResults = orchestration('manyResults', function* (ctx, n: number) {
 })
 
 const nats = useNatsServer()
-const stack = useHub(nats, { hub: 'long-history', partitions: 2, registry: [kilos, manyResults] })
+const stack = useHub(nats, { hub: 'long-history', partitions: 2, registry: [kilos, manyResults, kiloFanOut] })
 
 describe('a history larger than one message', () => {
   it('is read whole, in pages, and the partition goes on', async () => {
@@ -69,4 +73,14 @@ describe('historyPage', () => {
     expect(historyPage(events, 1.5, Infinity)).toEqual({ events })
     expect(historyPage(events, 10, Infinity)).toEqual({ events: [] })
   })
+})
+
+describe('a fan-out whose outcomes outgrow a commit record', () => {
+  it('completes with every result; the partition never fails', async () => {
+    const id = await stack.client.start(kiloFanOut, 600)
+    const done = await stack.client.waitForCompletion(id, { timeoutMs: 60_000 })
+    expect(done.status, done.error?.message).toBe('Completed')
+    expect(done.output, 'results back whole, each for its own task').toBe(600)
+    expect(stack.node.stats().failures, 'partition failures').toBe(0)
+  }, 90_000)
 })
