@@ -192,7 +192,24 @@ export function toErrorInfo(err: unknown): ErrorInfo {
       ...(typeof code === 'string' ? { code } : {}),
     }
   }
-  return { name: 'Error', message: String(err) }
+  return { name: 'Error', message: describeThrown(err) }
+}
+
+/**
+ * A thrown value that is not an Error, as a message: a string as it is, an object as JSON
+ * (`throw { code: 42 }` keeps its fields instead of becoming "[object Object]"), else `String()`.
+ */
+function describeThrown(value: unknown): string {
+  if (typeof value === 'string') return value
+  if (typeof value === 'object' && value !== null) {
+    try {
+      const json = JSON.stringify(value)
+      if (json !== undefined) return json.length > 4096 ? `${json.slice(0, 4095)}…` : json
+    } catch {
+      // circular or a BigInt inside: fall back to String()
+    }
+  }
+  return String(value)
 }
 
 /**

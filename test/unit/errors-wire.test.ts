@@ -88,4 +88,13 @@ describe('errors across the wire', () => {
     expect(fromErrorInfo(toErrorInfo(new ConnectionError('c')))).toBeInstanceOf(RemoteError)
     expect(fromErrorInfo(toErrorInfo(new AuthorizationError('a')))).toBeInstanceOf(RemoteError)
   })
+
+  it('keeps what a thrown non-Error value holds: an object as JSON, a string as it is', () => {
+    expect(toErrorInfo({ code: 42, why: 'no' })).toEqual({ name: 'Error', message: '{"code":42,"why":"no"}' })
+    expect(toErrorInfo('plain words')).toEqual({ name: 'Error', message: 'plain words' })
+    expect(toErrorInfo(7)).toEqual({ name: 'Error', message: '7' })
+    const circular: Record<string, unknown> = {}
+    circular['self'] = circular
+    expect(toErrorInfo(circular).message).toBe('[object Object]')
+  })
 })
