@@ -176,7 +176,11 @@ describe('calls made with a lock request on partition threads', () => {
         [held, 0],
         [carried, 2],
       ])
-      expect((await sectionOf(created.state, 3, carried))?.length).toBe(2) // nothing held in the record
+      // nothing held in the record (stored by partition 3's own snapshot, which may come a little later)
+      await waitFor(
+        async () => (await sectionOf(created.state, 3, carried))?.length === 2,
+        `stored record of ${carried}: a section with no held calls`,
+      )
       await client.raiseEvent(holder, 'go')
       for (const id of [held, carried]) {
         const done = await client.waitForCompletion(id, { timeoutMs: 20_000 })
