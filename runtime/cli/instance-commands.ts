@@ -84,8 +84,13 @@ export async function historyCommand(id: string, flags: OutputFlags, out: Out = 
   })
 }
 
+/** `label value` with the value as JSON, or the label alone when there is no value. */
+function withValue(label: string, value: unknown): string {
+  return value === undefined ? label : `${label} ${compact(value)}`
+}
+
 /** One line of detail about a history event. */
-function describeEvent(event: HistoryEvent): string {
+export function describeEvent(event: HistoryEvent): string {
   switch (event.e) {
     case 'started':
       return event.input === undefined ? '' : `input ${compact(event.input)}`
@@ -105,23 +110,24 @@ function describeEvent(event: HistoryEvent): string {
       return `#${event.seq} ${what}`
     }
     case 'completed':
-      return `#${event.seq} ${compact(event.result)}`
+      // (a fired timer, and a call or activity that returned nothing, complete without a result)
+      return withValue(`#${event.seq}`, event.result)
     case 'failed':
       return `#${event.seq} ${event.error.name}: ${event.error.message}`
     case 'timerFired':
       return `#${event.seq}`
     case 'event':
-      return `${event.name} ${compact(event.data)}`
+      return withValue(event.name, event.data)
     case 'patch':
       return event.id
     case 'customStatus':
       return compact(event.value)
     case 'finished':
       return event.status === 'completed'
-        ? `completed ${compact(event.output)}`
+        ? withValue('completed', event.output)
         : event.status === 'failed'
           ? `failed ${event.error.name}: ${event.error.message}`
-          : `continued as new ${compact(event.input)}`
+          : withValue('continued as new', event.input)
     default:
       return compact(event)
   }

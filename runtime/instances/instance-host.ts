@@ -17,6 +17,7 @@
 import { itemKey, encode, isUnloaded } from '../nats/index.ts'
 import {
   BadInputError,
+  ErrorCode,
   IllegalStateError,
   PayloadTooLargeError,
   toErrorInfo,
@@ -383,6 +384,14 @@ export class InstanceHost implements InstanceHandler {
     rec.completed = now
     if (output !== undefined) rec.output = output
     if (error !== undefined) rec.error = error
+    // (a deploy that changed the code under running instances: the operator should hear of it)
+    if (error?.code === ErrorCode.NonDeterminism)
+      this.port.logger.warn('instance failed: its code no longer replays its history', {
+        p: this.port.p,
+        instance: rec.id,
+        name: rec.name,
+        error: error.message,
+      })
     this.#forgetTasks(rec)
     this.#releaseLocks(rec)
     live.executor = undefined
