@@ -135,14 +135,7 @@ export class PartitionRunner {
           }
           // retried after the same growing delay as a failure (a start that fails at once —
           // the hub's streams deleted under the node, say — must not loop)
-          const delayMs = this.#restartDelay(p)
-          this.#backoff.set(p, Date.now() + delayMs)
-          const timer = setTimeout(() => {
-            this.#restarts.delete(timer)
-            this.#backoff.delete(p)
-            this.reconcile()
-          }, delayMs)
-          this.#restarts.add(timer)
+          const delayMs = this.#afterDelay(p, () => this.reconcile())
           this.deps.settings.logger.error('partition start failed; will retry', {
             p,
             retryInMs: delayMs,
@@ -272,11 +265,7 @@ export class PartitionRunner {
     // in a tight loop — with a fresh epoch when placement gives one (else the same epoch: the new
     // run's token tells its records apart).
     this.#failures++
-    const delayMs = this.#restartDelay(p)
-    this.#backoff.set(p, Date.now() + delayMs)
-    const timer = setTimeout(() => {
-      this.#restarts.delete(timer)
-      this.#backoff.delete(p)
+    this.#afterDelay(p, () => {
       if (agent !== undefined) {
         // (once renewed, the assignment's watch brings the new epoch and the next step starts it)
         void agent
@@ -294,8 +283,23 @@ export class PartitionRunner {
           logger.error('partition restart failed', { p, error: String(err) })
           this.onStopped(p, epoch, 'failed', err as Error)
         })
+    })
+  }
+
+  /**
+   * Runs `then` after p's next restart delay ({@link #restartDelay}); until then a reconcile step
+   * does not start p ({@link #backoff}). Returns the delay.
+   */
+  #afterDelay(p: number, then: () => void): number {
+    const delayMs = this.#restartDelay(p)
+    this.#backoff.set(p, Date.now() + delayMs)
+    const timer = setTimeout(() => {
+      this.#restarts.delete(timer)
+      this.#backoff.delete(p)
+      then()
     }, delayMs)
     this.#restarts.add(timer)
+    return delayMs
   }
 
   /**
