@@ -125,12 +125,9 @@ export class InstanceApi {
 
   /** Removes a finished instance and its history. */
   async purge(instanceId: string): Promise<void> {
-    checkInstanceId(instanceId)
-    this.#ended.delete(instanceId)
-    await this.core.transport.request(
-      { k: 'ctl', i: checkInstanceId(instanceId), op: 'purge' },
-      () => `purge '${instanceId}'`,
-    )
+    const i = checkInstanceId(instanceId)
+    this.#ended.delete(i)
+    await this.core.transport.request({ k: 'ctl', i, op: 'purge' }, () => `purge '${instanceId}'`)
   }
 
   /** Purges every finished instance matching the filter; resolves with how many. */
@@ -181,18 +178,22 @@ export class InstanceApi {
     }
     for (let attempt = 0; ; attempt++) {
       const first = await ask()
-      if (first === undefined || first.historyNext === undefined) return first
+      if (first?.historyNext === undefined) return first
       const events = [...(first.history ?? [])]
-      let next: number | undefined = first.historyNext
-      let view: InstanceView | undefined = first
-      while (next !== undefined && view !== undefined && view.hk === first.hk && view.exec === first.exec) {
-        view = await ask(next)
-        events.push(...(view?.history ?? []))
-        next = view?.historyNext
+      let last = first
+      let whole = true
+      while (last.historyNext !== undefined) {
+        const page = await ask(last.historyNext)
+        if (page === undefined || page.hk !== first.hk || page.exec !== first.exec) {
+          whole = false // purged, or continued as new: read it again
+          break
+        }
+        events.push(...(page.history ?? []))
+        last = page
       }
-      if ((view !== undefined && view.hk === first.hk && view.exec === first.exec) || attempt >= 3) {
-        const { historyNext: _, ...last } = view ?? first
-        return { ...last, history: events }
+      if (whole || attempt >= 3) {
+        const { historyNext: _, ...view } = last
+        return { ...view, history: events }
       }
     }
   }
