@@ -5,11 +5,10 @@
  * the call's error; a signal's fails on the node, where it is logged).
  */
 import type { EntityOp } from '../../actors/wire/index.ts'
-import { BadInputError } from '../../actors/index.ts'
 import { UsageError } from './args.ts'
 import { withClient } from './connection.ts'
 import { compact, printJson, progress, stderr, stdout, type Out } from './output.ts'
-import type { OutputFlags } from './instance-commands.ts'
+import { moreMatch, refusedToken, type OutputFlags } from './instance-commands.ts'
 
 /** `basalt entity get TYPE KEY`: the committed state as JSON; exit 1 when the entity does not exist. */
 export async function entityGetCommand(type: string, key: string, flags: OutputFlags, out: Out = stdout) {
@@ -46,14 +45,7 @@ export async function entityListCommand(
             ...(flags.prefix === undefined ? {} : { keyPrefix: flags.prefix }),
             ...(continuation === undefined ? {} : { continuation }),
           })
-          .catch((e: unknown) => {
-            if (e instanceof BadInputError && /continuation/.test(e.message)) {
-              throw new UsageError(
-                `--continue ${JSON.stringify(continuation)}: expected a token printed by an earlier basalt entity list`,
-              )
-            }
-            throw e
-          })
+          .catch(refusedToken('basalt entity list', continuation))
         keys.push(...page.keys)
         continuation = page.continuation
         shown.update(keys.length)
@@ -65,10 +57,7 @@ export async function entityListCommand(
     else if (keys.length === 0) out('(none)')
     else for (const key of keys) out(key)
     // (on stderr: the keys on stdout stay a plain list)
-    if (continuation !== undefined)
-      err(
-        `basalt entity list: ${keys.length} shown and more match: give a higher --limit, or --continue ${continuation} for the next ones`,
-      )
+    if (continuation !== undefined) err(moreMatch('basalt entity list', keys.length, continuation))
     return 0
   })
 }

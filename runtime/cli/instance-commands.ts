@@ -133,6 +133,26 @@ export function describeEvent(event: HistoryEvent): string {
   }
 }
 
+/**
+ * What a listing (`basalt list`, `basalt entity list`) does with an error of its client call: a
+ * `--continue` token the client refused becomes a usage error naming the command that prints
+ * such tokens; anything else is thrown as it is.
+ */
+export function refusedToken(command: string, token: string | undefined): (err: unknown) => never {
+  return (err) => {
+    if (err instanceof BadInputError && /continuation/.test(err.message))
+      throw new UsageError(
+        `--continue ${JSON.stringify(token)}: expected a token printed by an earlier ${command}`,
+      )
+    throw err
+  }
+}
+
+/** The stderr line of a listing cut at `--limit`, with the token that lists the next ones. */
+export function moreMatch(command: string, shown: number, token: string): string {
+  return `${command}: ${shown} shown and more match: give a higher --limit, or --continue ${token} for the next ones`
+}
+
 /** Flags of `basalt list` (and of the bulk `basalt purge`). */
 export interface ListFlags extends OutputFlags {
   status?: string
@@ -188,14 +208,7 @@ export async function listCommand(flags: ListFlags, out: Out = stdout, err: Out 
         const pageSize = Math.min(500, limit - found.length)
         const page = await client
           .listInstances({ ...filter, pageSize, ...(continuation ? { continuation } : {}) })
-          .catch((e: unknown) => {
-            if (e instanceof BadInputError && /continuation/.test(e.message)) {
-              throw new UsageError(
-                `--continue ${JSON.stringify(continuation)}: expected a token printed by an earlier basalt list`,
-              )
-            }
-            throw e
-          })
+          .catch(refusedToken('basalt list', continuation))
         found.push(...page.instances)
         continuation = page.continuation
         shown.update(found.length)
@@ -210,9 +223,7 @@ export async function listCommand(flags: ListFlags, out: Out = stdout, err: Out 
       const columns = ['id', 'name', 'status', 'created', 'updated'].map((header) => ({ header }))
       for (const line of table(columns, rows)) out(line)
       if (continuation !== undefined) {
-        err(
-          `basalt list: ${found.length} shown and more match: give a higher --limit, or --continue ${continuation} for the next ones`,
-        )
+        err(moreMatch('basalt list', found.length, continuation))
       }
     }
     return 0
