@@ -107,6 +107,11 @@ export class RemoteError extends BasaltError {
     readonly remoteStack?: string,
     /** The remote error's `code`, when it had one. */
     readonly remoteCode?: string,
+    /**
+     * The remote error's own fields with plain values (a `statusCode`, a `retryAfterMs`), as
+     * {@link ErrorInfo.details} carried them; empty when it had none.
+     */
+    readonly details: ErrorDetails = {},
   ) {
     super(ErrorCode.Remote, message)
   }
@@ -168,13 +173,31 @@ export class IllegalStateError extends BasaltError {
   }
 }
 
+/** Fields of an error that travel with it: plain values only (see {@link ErrorInfo.details}). */
+export type ErrorDetails = Record<string, string | number | boolean | null>
+
 /** Serialisable description of an error, as it travels in replies. */
 export interface ErrorInfo {
   name: string
   message: string
   stack?: string
   code?: string
+  /**
+   * The error's own fields with plain values: `size` and `limit` of a {@link PayloadTooLargeError},
+   * the `statusCode` a user's error class sets. At most {@link MAX_DETAILS} of them, strings cut
+   * at {@link MAX_DETAIL_CHARS} characters; fields holding objects or functions are left out.
+   */
+  details?: ErrorDetails
 }
+
+/** Most fields an error carries across the wire in {@link ErrorInfo.details}. */
+export const MAX_DETAILS = 16
+
+/** Longest string field an error carries across the wire, in characters. */
+export const MAX_DETAIL_CHARS = 1024
+
+/** Own fields of every error that travel elsewhere in {@link ErrorInfo}, or are rebuilt. */
+const NOT_DETAILS = new Set(['name', 'message', 'stack', 'code', 'cause', 'retryable'])
 
 /**
  * Captures what a caller needs to know of a thrown value: name, message, code, and the stack of an
@@ -183,16 +206,47 @@ export interface ErrorInfo {
  * show only the node's internals (frames and file paths), never anything the caller can act on.
  */
 export function toErrorInfo(err: unknown): ErrorInfo {
+  // thrown on again (an orchestration failing with what an entity threw): the remote error itself
+  if (err instanceof RemoteError) {
+    return {
+      name: err.remoteName,
+      message: err.message,
+      ...(err.remoteStack === undefined ? {} : { stack: err.remoteStack }),
+      ...(err.remoteCode === undefined ? {} : { code: err.remoteCode }),
+      ...(Object.keys(err.details).length === 0 ? {} : { details: err.details }),
+    }
+  }
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code
+    const details = detailsOf(err)
     return {
       name: err.name,
       message: err.message,
       ...(err.stack === undefined || err instanceof BasaltError ? {} : { stack: err.stack }),
       ...(typeof code === 'string' ? { code } : {}),
+      ...(details === undefined ? {} : { details }),
     }
   }
   return { name: 'Error', message: describeThrown(err) }
+}
+
+/** The own fields of `err` with plain values (see {@link ErrorInfo.details}); undefined when none. */
+function detailsOf(err: Error): ErrorDetails | undefined {
+  let details: ErrorDetails | undefined
+  let count = 0
+  for (const key of Object.keys(err)) {
+    if (NOT_DETAILS.has(key)) continue
+    let value = (err as unknown as Record<string, unknown>)[key]
+    if (typeof value === 'string') {
+      if (value.length > MAX_DETAIL_CHARS) value = `${value.slice(0, MAX_DETAIL_CHARS - 1)}…`
+    } else if (
+      typeof value === 'number' ? !Number.isFinite(value) : typeof value !== 'boolean' && value !== null
+    )
+      continue
+    ;(details ??= {})[key] = value as string | number | boolean | null
+    if (++count === MAX_DETAILS) break
+  }
+  return details
 }
 
 /**
@@ -219,10 +273,18 @@ function describeThrown(value: unknown): string {
  * {@link RemoteError} carrying the remote name, message and stack.
  */
 export function fromErrorInfo(info: ErrorInfo): Error {
-  if (info.code === undefined) return new RemoteError(info.name, info.message, info.stack)
+  const details = info.details ?? {}
+  if (info.code === undefined) return new RemoteError(info.name, info.message, info.stack, undefined, details)
   // a subclass that shares its code with its base (InstanceExistsError is BAD_INPUT) by its name
   const build = BY_NAME[`${info.code}/${info.name}`] ?? REBUILD[info.code]
-  return build === undefined ? new RemoteError(info.name, info.message, info.stack, info.code) : build(info)
+  if (build === undefined) return new RemoteError(info.name, info.message, info.stack, info.code, details)
+  const err = build(info)
+  // the class's own fields come back (PayloadTooLargeError's size and limit); nothing else is added
+  for (const [key, value] of Object.entries(details)) {
+    if (Object.hasOwn(err, key) && !NOT_DETAILS.has(key))
+      (err as unknown as Record<string, unknown>)[key] = value
+  }
+  return err
 }
 
 /** Basalt's errors that share their code with another class, by `code/name`. */

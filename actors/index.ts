@@ -21,6 +21,7 @@ export {
   UnknownOperationError,
   fromErrorInfo,
   toErrorInfo,
+  type ErrorDetails,
   type ErrorInfo,
 } from './errors.ts'
 export {

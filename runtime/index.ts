@@ -92,6 +92,7 @@ export {
   TimeoutError,
   UnknownEntityError,
   UnknownOperationError,
+  type ErrorDetails,
   type ErrorInfo,
 } from '../actors/index.ts'
 export { NonDeterminismError, TaskFailedError } from '../actors/orchestration/index.ts'

@@ -133,6 +133,9 @@ describe('bad input', () => {
       .call.grow(600_000)
       .catch((e: unknown) => e)
     expect(err).toBeInstanceOf(PayloadTooLargeError)
+    // its sizes cross the wire with it
+    expect((err as PayloadTooLargeError).limit).toBe(300_000)
+    expect((err as PayloadTooLargeError).size).toBeGreaterThan(600_000)
     expect(await blobClient.entity(Blob, 'b').call.size()).toBe(1000)
     await blobClient.close()
     await blobNode.stop()

@@ -89,6 +89,31 @@ describe('errors across the wire', () => {
     expect(fromErrorInfo(toErrorInfo(new AuthorizationError('a')))).toBeInstanceOf(RemoteError)
   })
 
+  it("keeps an error's own plain fields: Basalt's on the rebuilt class, a user's in details", () => {
+    const tooLarge = fromErrorInfo(toErrorInfo(new PayloadTooLargeError('state of Counter@c', 10, 5)))
+    expect(tooLarge).toMatchObject({ size: 10, limit: 5 })
+    expect(fromErrorInfo(toErrorInfo(new UnknownOperationError('Counter', 'nope')))).toMatchObject({
+      entityType: 'Counter',
+      operation: 'nope',
+    })
+
+    class HttpError extends Error {
+      statusCode = 503
+      retry = true
+      body = { nested: 'left out' }
+      hint = 'x'.repeat(5000)
+      callback = () => 0
+    }
+    const info = toErrorInfo(new HttpError('upstream down'))
+    expect(info.details).toEqual({ statusCode: 503, retry: true, hint: `${'x'.repeat(1023)}…` })
+    const back = fromErrorInfo(info) as RemoteError
+    expect(back).toBeInstanceOf(RemoteError)
+    expect(back.details).toEqual(info.details)
+    // thrown on (an orchestration failing with what an entity threw): the remote error itself travels
+    expect(toErrorInfo(back)).toEqual(info)
+    expect(toErrorInfo(new RangeError('plain')).details).toBeUndefined()
+  })
+
   it('keeps what a thrown non-Error value holds: an object as JSON, a string as it is', () => {
     expect(toErrorInfo({ code: 42, why: 'no' })).toEqual({ name: 'Error', message: '{"code":42,"why":"no"}' })
     expect(toErrorInfo('plain words')).toEqual({ name: 'Error', message: 'plain words' })
