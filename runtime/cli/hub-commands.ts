@@ -48,7 +48,10 @@ export interface PartitionInfo {
   p: number
   /** Next mailbox sequence the partition will process, as of its last commit record. */
   position: number
-  /** Sequence of the last message on its mailbox subject (0: none). */
+  /**
+   * Sequence of the last message on its mailbox subject (0: none: nothing was ever sent, or every
+   * message was processed and the snapshot trimmed them; the table then shows "-").
+   */
   lastMailboxSeq: number
   /** Messages on its mailbox subject at or after `position`. */
   pending: number
@@ -133,7 +136,11 @@ export function formatHubInfo(info: HubInfo): string[] {
         { header: 'pending', right: true },
         { header: 'dead letters', right: true },
       ],
-      info.perPartition.map((p) => [p.p, p.position, p.lastMailboxSeq, p.pending, p.deadLetters].map(String)),
+      info.perPartition.map((p) =>
+        [p.p, p.position, p.lastMailboxSeq === 0 ? '-' : p.lastMailboxSeq, p.pending, p.deadLetters].map(
+          String,
+        ),
+      ),
     ),
   ]
 }

@@ -344,6 +344,9 @@ describe('basalt hub and dlq', () => {
     expect(text.code, text.output).toBe(0)
     expect(text.lines[0]).toMatch(/^hub cli-cmd: 4 partitions, 1 replica, created /)
     expect(text.output).toMatch(/^partition +position +last mailbox seq +pending +dead letters$/m)
+    // a mailbox with nothing stored shows no sequence rather than 0
+    const fresh = await run('hub', 'info', '--hub', 'cli-new')
+    expect(fresh.output).toMatch(/^ +0 +\d+ +- +0 +0$/m)
     const refused = await run('hub', 'delete', '--hub', 'cli-new')
     expect(refused.code, refused.output).toBe(2)
     // the file's node runs on cli-cmd: refused, nothing deleted
