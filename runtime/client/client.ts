@@ -91,6 +91,9 @@ export interface ClientOptions extends ConnectionOptions {
   tracing?: TracingOptions
 }
 
+/** How long a timed-out call looks for the holder of the lock it waited behind, in ms. */
+const LOCK_LOOKUP_MS = 1000
+
 /** A connection to a hub. */
 export class Client {
   /** How messages, calls and queries travel (see transport.ts). */
@@ -295,14 +298,18 @@ export class Client {
 
   /**
    * @internal A call's `TimeoutError` names the instance that holds the entity's lock when one
-   * does (a call waits behind a critical section, DF semantics): asked once, when it timed out.
+   * does (a call waits behind a critical section, DF semantics): asked once, when it timed out,
+   * without waiting behind the call itself, and for at most {@link LOCK_LOOKUP_MS} (the caller
+   * asked for its timeout; no node up must not add a query's whole patience to it).
    */
   callOp(msg: EntityOp): Promise<unknown> {
     return this.#transport
       .request(msg, () => `call ${msg.t}@${msg.key}.${msg.op}`)
       .catch(async (err: unknown) => {
         if (!(err instanceof TimeoutError)) throw err
-        const holder = await this.getLock(msg.t, msg.key).catch(() => null)
+        const holder = await this.#entities
+          .getLock(msg.t, msg.key, { timeoutMs: LOCK_LOOKUP_MS })
+          .catch(() => null)
         if (holder === null) throw err
         throw new TimeoutError(
           `${err.message}: ${msg.t}@${msg.key} is locked by instance '${holder}' (calls wait until its critical section ends; basalt entity unlock releases a stuck lock)`,

@@ -71,11 +71,22 @@ export class EntityApi {
     })
   }
 
-  /** The orchestration instance that holds the lock of an entity, or null when it is not locked. */
-  async getLock(type: EntityClass | string, key: string): Promise<string | null> {
+  /**
+   * The orchestration instance that holds the lock of an entity, or null when it is not locked.
+   * With `now`, asked within `now.timeoutMs` without waiting for this client's earlier messages to
+   * be processed (a timed-out call looks up who holds the lock it waits behind).
+   */
+  async getLock(
+    type: EntityClass | string,
+    key: string,
+    now?: { timeoutMs: number },
+  ): Promise<string | null> {
     const t = typeNameOf(type)
     const p = partitionOf(checkKey(key), this.core.partitions)
-    const answer = await this.core.transport.query(p, { v: WIRE_VERSION, k: 'lock', t, key })
+    const query = { v: WIRE_VERSION, k: 'lock', t, key } as const
+    const answer = await (now === undefined
+      ? this.core.transport.query(p, query)
+      : this.core.transport.query(p, query, now.timeoutMs, true))
     if (!('holder' in answer)) throw new CodecError('unexpected answer to a lock query')
     return answer.holder
   }

@@ -290,13 +290,16 @@ export class CallTransport implements SenderHost {
   /**
    * Asks partition p's owner. While no node serves p (a move or take-over in progress, or no node
    * up yet) the query is retried with backoff until `timeoutMs` has passed; queries only read.
+   * The answer sees this client's earlier publishes to p (read-your-writes) unless `now` is set:
+   * then it is answered at once with what the partition has processed so far.
    */
   async query(
     p: number,
     query: Query,
     timeoutMs = this.options.queryTimeoutMs,
+    now = false,
   ): Promise<Exclude<QueryAnswer, { ok: 0 }>> {
-    const seq = this.#lastSeq.get(p)
+    const seq = now ? undefined : this.#lastSeq.get(p)
     if (seq !== undefined) query.s = seq
     const bytes = encode(query)
     const deadline = Date.now() + timeoutMs

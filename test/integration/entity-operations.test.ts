@@ -10,6 +10,7 @@ import { jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import {
   BadInputError,
+  Client,
   Entity,
   IllegalStateError,
   TimeoutError,
@@ -77,6 +78,21 @@ class Stuck extends Entity<number> {
   async forever() {
     this.state = 99
     await new Promise(() => {})
+  }
+  get() {
+    return this.state
+  }
+}
+
+/** An operation that takes longer than the caller waits, well within its own timeout. */
+class Lengthy extends Entity<number> {
+  static override operationTimeoutMs = 20_000
+  initialState() {
+    return 0
+  }
+  async take(ms: number) {
+    await sleep(ms)
+    this.state += 1
   }
   get() {
     return this.state
@@ -170,7 +186,7 @@ const nats = useNatsServer()
 const hub = 'entity-ops'
 const stack = useHub(nats, {
   hub,
-  registry: [SlowCounter, Hanging, Stuck, Checked],
+  registry: [SlowCounter, Hanging, Stuck, Checked, Lengthy],
   partitions: 4,
   entityOperationTimeoutMs: 1_000,
 })
@@ -242,6 +258,26 @@ describe('entity operations', () => {
     await h.signal.add(1)
     expect(await h.call.get()).toBe(7)
     expect(await stack.client.entity(Hanging, 'hang-target').call.get()).toBe(0)
+  })
+
+  it("rejects a call at the caller's callTimeoutMs, not when the slow operation ends", async () => {
+    const impatient = await Client.connect({ servers: nats.url, hub, callTimeoutMs: 200 })
+    try {
+      const started = Date.now()
+      const err = await impatient
+        .entity(Lengthy, 'long')
+        .call.take(4_000)
+        .catch((e: unknown) => e)
+      const waited = Date.now() - started
+      expect(err).toBeInstanceOf(TimeoutError)
+      expect((err as Error).message).toBe('call Lengthy@long.take got no result in 200 ms')
+      // before, the lock-holder lookup waited behind the call itself: the rejection came at 4 s
+      expect(waited, 'ms until the call was rejected').toBeLessThan(3_000)
+      // the call still takes effect: a timeout is not a cancellation
+      await waitFor(async () => (await impatient.entity(Lengthy, 'long').call.get()) === 1, 'take applied')
+    } finally {
+      await impatient.close()
+    }
   })
 
   it("times out with the node's default when the type sets none", async () => {
