@@ -312,7 +312,7 @@ export class Client {
           .catch(() => null)
         if (holder === null) throw err
         throw new TimeoutError(
-          `${err.message}: ${msg.t}@${msg.key} is locked by instance '${holder}' (calls wait until its critical section ends; basalt entity unlock releases a stuck lock)`,
+          `${err.message}. ${msg.t}@${msg.key} is locked by instance '${holder}' (calls wait until its critical section ends; basalt entity unlock releases a stuck lock)`,
         )
       })
   }

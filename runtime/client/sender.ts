@@ -20,6 +20,8 @@ export interface SenderHost {
   publishEnvelope(p: number, q: number, bytes: Uint8Array): Promise<void>
   /** A call's message could not be sent. */
   failCall(rid: number, err: Error): void
+  /** A call's message is stored in the partition's mailbox. */
+  storedCall(rid: number): void
   /** Stores a message's large values by reference (blobs first); rejects over the ceiling. */
   offload(msg: ActorMessage): Promise<void>
 }
@@ -89,7 +91,10 @@ export class PartitionSender {
       }
       try {
         await this.client.publishEnvelope(this.p, env.q, chunk.bytes ?? encode(env))
-        for (const item of chunk.items) item.resolve?.()
+        for (const item of chunk.items) {
+          if (item.rid !== undefined) this.client.storedCall(item.rid)
+          else item.resolve?.()
+        }
       } catch (err) {
         for (const item of chunk.items) this.#fail(item, err as Error)
       }

@@ -61,6 +61,10 @@ interface PendingCall {
   /** Partition the call went to, and when it left. */
   p: number
   at: number
+  /** Its message is stored in the partition's mailbox (the publish was acknowledged). */
+  stored?: true
+  /** The last re-ask found no node serving the partition. */
+  unserved?: boolean
 }
 
 /** The call transport of one client (see the module comment). */
@@ -166,14 +170,21 @@ export class CallTransport implements SenderHost {
     msg.r = [this.#inbox, rid]
     return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
+        const call = this.#calls.get(rid)
         this.#calls.delete(rid)
-        reject(new TimeoutError(`${what()} got no result in ${timeoutMs} ms`))
+        reject(new TimeoutError(`${what()} got no result in ${timeoutMs} ms${afterTimeout(call)}`))
       }, timeoutMs)
       const sender = this.#sender(targetOf(msg))
       this.#calls.set(rid, { resolve, reject, timer, p: sender.p, at: Date.now() })
       this.#armReask()
       sender.add({ msg, rid })
     })
+  }
+
+  /** A call's message is stored in its partition's mailbox (see {@link SenderHost}). */
+  storedCall(rid: number): void {
+    const call = this.#calls.get(rid)
+    if (call !== undefined) call.stored = true
   }
 
   /** A call's message could not be sent (see {@link SenderHost}). */
@@ -250,6 +261,13 @@ export class CallTransport implements SenderHost {
     }
   }
 
+  #markServed(rids: number[], unserved: boolean): void {
+    for (const rid of rids) {
+      const call = this.#calls.get(rid)
+      if (call !== undefined) call.unserved = unserved
+    }
+  }
+
   #armReask(): void {
     if (this.#reaskTimer !== undefined || this.#closed) return
     this.#reaskTimer = setTimeout(() => {
@@ -278,9 +296,12 @@ export class CallTransport implements SenderHost {
         try {
           const query: Query = { v: WIRE_VERSION, k: 'replies', inbox: this.#inbox, rids }
           const answer = await this.query(p, query, this.options.reaskMs)
+          this.#markServed(rids, false)
           if ('replies' in answer) this.#settle(answer.replies)
-        } catch {
+        } catch (err) {
           // no owner now, or no answer: the next round asks again
+          if (err instanceof PartitionUnavailableError && /no node served/.test(err.message))
+            this.#markServed(rids, true)
         }
       }),
     )
@@ -335,4 +356,15 @@ export class CallTransport implements SenderHost {
     if (answer.ok === 0) throw fromErrorInfo(answer.error)
     return answer
   }
+}
+
+/**
+ * What a timed-out call's error adds: whether its message was stored (it then still takes effect:
+ * a timeout does not cancel it) and whether a node served its partition when last asked.
+ */
+function afterTimeout(call: PendingCall | undefined): string {
+  if (call?.stored !== true) return ''
+  if (call.unserved === true)
+    return `; no node serves partition ${call.p} now (is a node running on this hub?): the request is stored and takes effect once one does`
+  return '; the request is stored and may still take effect (a timeout does not cancel it)'
 }

@@ -12,6 +12,8 @@ import {
   BadInputError,
   Client,
   Entity,
+  Node,
+  silentLogger,
   IllegalStateError,
   TimeoutError,
   UnknownEntityError,
@@ -270,13 +272,52 @@ describe('entity operations', () => {
         .catch((e: unknown) => e)
       const waited = Date.now() - started
       expect(err).toBeInstanceOf(TimeoutError)
-      expect((err as Error).message).toBe('call Lengthy@long.take got no result in 200 ms')
+      expect((err as Error).message).toBe(
+        'call Lengthy@long.take got no result in 200 ms; the request is stored and may still take effect ' +
+          '(a timeout does not cancel it)',
+      )
       // before, the lock-holder lookup waited behind the call itself: the rejection came at 4 s
       expect(waited, 'ms until the call was rejected').toBeLessThan(3_000)
       // the call still takes effect: a timeout is not a cancellation
       await waitFor(async () => (await impatient.entity(Lengthy, 'long').call.get()) === 1, 'take applied')
     } finally {
       await impatient.close()
+    }
+  })
+
+  it('says when a timed-out call waits for a node: stored, it runs once a node serves its partition', async () => {
+    const idleHub = `${hub}-idle`
+    const options = {
+      servers: nats.url,
+      hub: idleHub,
+      registry: [Lengthy],
+      partitions: 2,
+      logger: silentLogger,
+    }
+    await (await Node.start(options)).stop()
+    const client = await Client.connect({
+      servers: nats.url,
+      hub: idleHub,
+      callTimeoutMs: 1_500,
+      reaskMs: 200,
+    })
+    try {
+      const err = await client
+        .entity(Lengthy, 'later')
+        .call.take(0)
+        .catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(TimeoutError)
+      expect((err as Error).message).toMatch(
+        /^call Lengthy@later\.take got no result in 1500 ms; no node serves partition \d now \(is a node running on this hub\?\): the request is stored and takes effect once one does$/,
+      )
+      const node = await Node.start(options)
+      try {
+        await waitFor(async () => (await client.entity(Lengthy, 'later').call.get()) === 1, 'take applied')
+      } finally {
+        await node.stop()
+      }
+    } finally {
+      await client.close()
     }
   })
 

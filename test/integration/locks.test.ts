@@ -183,7 +183,8 @@ describe('a call that waits behind a lock', () => {
         .catch((e: unknown) => e)
       expect(err).toBeInstanceOf(TimeoutError)
       expect((err as Error).message).toBe(
-        `call Account@${key}.balance got no result in 500 ms: Account@${key} is locked by instance '${holder}' ` +
+        `call Account@${key}.balance got no result in 500 ms; the request is stored and may still take effect ` +
+          `(a timeout does not cancel it). Account@${key} is locked by instance '${holder}' ` +
           '(calls wait until its critical section ends; basalt entity unlock releases a stuck lock)',
       )
       // an entity nobody locked times out as before (here: never, it answers)
