@@ -24,7 +24,7 @@ export class ActivityPool {
     defs: Iterable<ActivityDefinition<any, any>>,
     /** Most activities running at once on this node. */
     readonly concurrency = 100,
-    /** Timeout of an activity without its own `timeoutMs`. */
+    /** Timeout of an activity attempt without its own `timeoutMs` (the node's `activityTimeoutMs`). */
     readonly defaultTimeoutMs = 5 * 60_000,
   ) {
     for (const def of defs) this.#defs.set(def.name, def)

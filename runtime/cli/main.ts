@@ -66,6 +66,11 @@ export function buildProgram(setCode: (code: number) => void): Command {
       .option('--lease-ms <ms>', 'how long a silent node keeps its partitions', intArg())
       .option('--activity-concurrency <n>', 'activities run at once (per worker thread)', intArg())
       .option(
+        '--activity-timeout-ms <ms>',
+        'per-attempt timeout of activities without their own timeoutMs (default 300000)',
+        intArg(1),
+      )
+      .option(
         '--workers <n>',
         'worker threads running the partitions (default: the number of cores)',
         intArg(),

@@ -23,6 +23,7 @@ export interface NodeFlags extends ConnectionFlags {
   heartbeatMs?: number
   leaseMs?: number
   activityConcurrency?: number
+  activityTimeoutMs?: number
   metricsPort?: number
   metricsHost?: string
   workers?: number
@@ -61,6 +62,7 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
   if (flags.heartbeatMs !== undefined) options.heartbeatMs = flags.heartbeatMs
   if (flags.leaseMs !== undefined) options.leaseMs = flags.leaseMs
   if (flags.activityConcurrency !== undefined) options.activityConcurrency = flags.activityConcurrency
+  if (flags.activityTimeoutMs !== undefined) options.activityTimeoutMs = flags.activityTimeoutMs
   if (flags.metricsHost !== undefined && flags.metricsPort === undefined)
     throw new UsageError('--metrics-host needs --metrics-port')
   if (flags.metricsPort !== undefined) {

@@ -52,6 +52,13 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
   alwaysReplay?: boolean
   /** Most activities running at once on this node (default 100). */
   activityConcurrency?: number
+  /**
+   * How long an attempt of an activity without its own `timeoutMs` may run, in ms (default
+   * 300 000: 5 minutes). It then fails with `TimeoutError` (retried if its retry policy says so)
+   * and frees its slot: an activity that never settles cannot hold one of the node's
+   * `activityConcurrency` slots for longer.
+   */
+  activityTimeoutMs?: number
   /** Activities waiting locally beyond which new ones go to the hub's work queue (default 200). */
   offloadThreshold?: number
   /** Node id (default: random). */
@@ -178,6 +185,14 @@ export function placementTiming(options: NodeOptions): { heartbeatMs: number; le
   }
   return { heartbeatMs, leaseMs }
 }
+
+/** The default per-attempt timeout of activities (see `activityTimeoutMs`), checked. */
+export function activityTimeout(options: NodeOptions): number {
+  return positive(options.activityTimeoutMs ?? DEFAULT_ACTIVITY_TIMEOUT_MS, 'activityTimeoutMs')
+}
+
+/** Default of `activityTimeoutMs`: 5 minutes. */
+export const DEFAULT_ACTIVITY_TIMEOUT_MS = 5 * 60_000
 
 /** How many partition threads the options ask for (1: none, partitions on the calling thread). */
 export function workerCount(options: NodeOptions): number {

@@ -53,6 +53,7 @@ import {
   engineDefaults,
   moduleSpecifier,
   placementTiming,
+  activityTimeout,
   workerCount,
   type NodeOptions,
   type NodeSettings,
@@ -132,7 +133,7 @@ export class Node {
     const registry = new EntityRegistry(entities, { operationTimeoutMs: options.entityOperationTimeoutMs })
     const workflows: Workflows = {
       orchestrations: new Map(orchestrations.map((o) => [o.name, o])),
-      activities: new ActivityPool(activities, options.activityConcurrency ?? 100),
+      activities: new ActivityPool(activities, options.activityConcurrency ?? 100, activityTimeout(options)),
       alwaysReplay: options.alwaysReplay ?? false,
       cacheSize: 0,
     }
@@ -410,6 +411,7 @@ export class Node {
         alwaysReplay: this.workflows.alwaysReplay,
         handleUncaughtErrors: options.handleUncaughtErrors !== false,
         activityConcurrency: options.activityConcurrency ?? 100,
+        activityTimeoutMs: this.workflows.activities.defaultTimeoutMs,
         ...(this.workflows.offload === undefined
           ? {}
           : { offloadThreshold: this.workflows.offload.threshold }),

@@ -55,7 +55,7 @@ async function runThread(
       const threshold = setup.offloadThreshold
       workflows = {
         orchestrations: new Map(split.orchestrations.map((o) => [o.name, o])),
-        activities: new ActivityPool(split.activities, setup.activityConcurrency),
+        activities: new ActivityPool(split.activities, setup.activityConcurrency, setup.activityTimeoutMs),
         alwaysReplay: setup.alwaysReplay,
         cacheSize: setup.cacheSize,
         ...(threshold === undefined

@@ -37,6 +37,8 @@ export interface ThreadSetup {
   /** Whether errors that escape user code are logged instead of ending the thread (uncaught-errors.ts). */
   handleUncaughtErrors: boolean
   activityConcurrency: number
+  /** Per-attempt timeout of activities without their own (NodeOptions.activityTimeoutMs). */
+  activityTimeoutMs: number
   /** Offload threshold: absent when the node has no activity workers (then every activity runs here). */
   offloadThreshold?: number
   entityOperationTimeoutMs?: number

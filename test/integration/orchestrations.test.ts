@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest'
 import { firstValueFrom, filter, take, toArray } from 'rxjs'
 import { BadInputError, Client, Node, silentLogger } from '../../runtime/index.ts'
-import { orchestration } from '../../actors/orchestration/index.ts'
+import { activity, orchestration } from '../../actors/orchestration/index.ts'
 import {
   Account,
   allWorkflows,
@@ -291,6 +291,53 @@ describe('activity offloading', () => {
     expect(node.workers!.ranForOthers).toBe(node.workers!.offloaded)
     await client.close()
     await node.stop()
+  })
+})
+
+const neverSettles = activity('neverSettles', () => new Promise<never>(() => {}))
+/** Races an activity that never settles against a short timer, and moves on. */
+const racesHung = orchestration('racesHung', function* (ctx) {
+  yield* ctx.any([ctx.callActivity(neverSettles, null), ctx.createTimer(ctx.now() + 100)])
+  return 'moved on'
+})
+
+describe("the node's activity timeout", () => {
+  it('frees the slots of activities that never settle, so later activities run', async () => {
+    const hub = 'activity-timeout'
+    const node = await Node.start({
+      servers: nats.url,
+      hub,
+      registry: [...allWorkflows, neverSettles, racesHung],
+      partitions: 2,
+      activityConcurrency: 2,
+      activityTimeoutMs: 1_000,
+      logger: silentLogger,
+    })
+    const client = await Client.connect({ servers: nats.url, hub })
+    try {
+      // two hung activities hold both slots; their orchestrations complete anyway
+      for (let i = 0; i < 2; i++) {
+        const done = await client.waitForCompletion(await client.start(racesHung, null))
+        expect(done.status, `racesHung ${i}`).toBe('Completed')
+      }
+      // before, an activity after them waited the fixed 5 minutes for a slot
+      const id = await client.start(helloSequence, ['Lima'])
+      const done = await client.waitForCompletion<string[]>(id, { timeoutMs: 20_000 })
+      expect(done.output).toEqual(['Hello Lima'])
+    } finally {
+      await client.close()
+      await node.stop()
+    }
+  })
+
+  it('is refused when it is not a positive number', async () => {
+    const err = await Node.start({
+      servers: nats.url,
+      hub: 'activity-timeout-bad',
+      activityTimeoutMs: 0,
+    }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(BadInputError)
+    expect((err as Error).message).toBe('activityTimeoutMs must be a positive number (got 0)')
   })
 })
 
