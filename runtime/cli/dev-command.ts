@@ -1,11 +1,12 @@
 /**
  * `basalt dev`: everything needed to try Basalt on one machine, in one process — an embedded
- * nats-server with its data under `.basalt/` (kept between runs), and one node serving a registry
+ * nats-server with its data under `.basalt/` (kept between runs; a server that a killed `basalt
+ * dev` left running there is stopped first, see runtime/dev/store-owner.ts), and one node serving a registry
  * module (`--load`) or the examples, and the web dashboard (read-only unless `--allow-actions`) —
  * until Ctrl-C or SIGTERM stops the node (final snapshots) and then the server.
  */
 import path from 'node:path'
-import { startNatsServer, type NatsServer } from '../dev/index.ts'
+import { claimStore, reclaimStore, releaseStore, startNatsServer, type NatsServer } from '../dev/index.ts'
 import { Node, splitRegistry, type RegistryItem } from '../node/index.ts'
 import { consoleLogger } from '../util/index.ts'
 import { loadRegistry } from './node-command.ts'
@@ -44,8 +45,11 @@ export async function runDevCommand(flags: DevFlags, out: Out = stdout): Promise
   const storeDir = path.resolve(flags.data, 'nats')
   let server: NatsServer | undefined
   let node: Node | undefined
+  // a basalt dev killed with SIGKILL left its server running on this data: stop that one first
+  await reclaimStore(storeDir, out)
   try {
     server = await startNatsServer({ storeDir, port: flags.port })
+    await claimStore(storeDir, server.pid)
     node = await Node.start({
       servers: server.url,
       hub: flags.hub,
@@ -84,6 +88,7 @@ export async function runDevCommand(flags: DevFlags, out: Out = stdout): Promise
   } finally {
     if (node !== undefined) await node.stop().catch(() => {})
     await server?.dispose()
+    if (server !== undefined) await releaseStore(storeDir)
   }
 }
 

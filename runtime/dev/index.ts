@@ -14,3 +14,4 @@ export {
 export { startNatsServer, type NatsServer } from './nats-server.ts'
 export { createOwnedDir, installHooks, removeOwnedDir, stopAllNatsServers } from './owned-resources.ts'
 export { freePort, freePorts, readLogTail, sleep } from './probes.ts'
+export { claimStore, reclaimStore, releaseStore } from './store-owner.ts'

@@ -459,6 +459,59 @@ describe('basalt dev', () => {
   )
 })
 
+describe('basalt dev killed with SIGKILL', () => {
+  it(
+    'leaves a server that the next basalt dev on the same data stops first; a live one is refused',
+    { timeout: 90_000 },
+    async () => {
+      const port = await freePort()
+      const data = tempDir('basalt-dev-kill-')
+      const args = ['dev', '--port', String(port), '--data', data, '--partitions', '1', '--no-dashboard']
+      const url = `nats://127.0.0.1:${port}`
+      const first = spawnTs('runtime/cli/basalt.mjs', args)
+      await first.waitForLine(/^Ctrl-C stops$/, 30_000)
+      const { Counter } = await import('../../examples/counter/index.ts')
+      const devClient = await Client.connect({ servers: url, hub: 'dev' })
+      await devClient.entity(Counter, 'kept').call.add(5)
+      await devClient.close()
+
+      // a second basalt dev on the same data while the first runs: refused, naming it
+      const second = spawnTs('runtime/cli/basalt.mjs', args)
+      expect(await second.exited, second.lines.join('\n')).toBe(1)
+      expect(second.lines.join('\n')).toContain(
+        `another basalt dev (pid ${first.pid}) runs with its data in ${data}/nats; stop it first`,
+      )
+
+      first.kill('SIGKILL')
+      await first.exited
+      const orphan = await connectTo(url, 'orphan-check')
+      await closeConnection(orphan) // the first one's server still runs
+
+      const third = spawnTs('runtime/cli/basalt.mjs', args)
+      try {
+        await third.waitForLine(/^Ctrl-C stops$/, 30_000)
+        expect(third.lines.join('\n')).toMatch(
+          new RegExp(
+            `^stopping the nats-server \\(pid \\d+\\) that an earlier basalt dev \\(pid ${first.pid}\\) left running`,
+            'm',
+          ),
+        )
+        const again = await Client.connect({ servers: url, hub: 'dev' })
+        try {
+          // the data was kept: the state committed before the kill is there
+          expect(await again.entity(Counter, 'kept').call.get()).toBe(5)
+        } finally {
+          await again.close()
+        }
+      } finally {
+        third.kill('SIGTERM')
+      }
+      expect(await third.exited, third.lines.join('\n')).toBe(0)
+      await expect(connectTo(url, 'after-dev'), 'no server is left').rejects.toThrow(/cannot reach NATS/)
+    },
+  )
+})
+
 describe('basalt dashboard started by npm', () => {
   it(
     'stops once its parent is gone, as npm leaves it when its shell is killed',
