@@ -112,6 +112,8 @@ export class ActivityPool {
               () => reject(new TimeoutError(`activity '${task.name}' did not finish in ${timeoutMs} ms`)),
               timeoutMs,
             )
+            // a stopped node's process exits although an activity never settled
+            timer.unref()
           }),
         ]),
       }

@@ -180,6 +180,43 @@ describe('basalt node', () => {
     },
   )
 
+  it('exits on SIGTERM while one of its activities never settles', { timeout: 60_000 }, async () => {
+    const hub = 'cli-hung-activity'
+    const child = basalt(
+      'node',
+      '--servers',
+      nats.url,
+      '--hub',
+      hub,
+      '--load',
+      'test/fixtures/registry.ts',
+      '--node-id',
+      'cli-hung-1',
+      '--partitions',
+      '2',
+      '--workers',
+      '1',
+    )
+    await child.waitForLine(/^node cli-hung-1 running on hub cli-hung-activity$/, 20_000)
+    const client = await Client.connect({ servers: nats.url, hub })
+    try {
+      const id = await client.start('waitsForever', null)
+      expect((await client.getStatus(id))?.status).toBe('Running')
+    } finally {
+      await client.close()
+    }
+    const signalledAt = Date.now()
+    child.kill('SIGTERM')
+    const code = await child.exited
+    // before, the activity's 5-minute timeout timer kept the process alive after "stopped"
+    expect(
+      Date.now() - signalledAt,
+      `ms from SIGTERM to exit; output:\n${child.lines.join('\n')}`,
+    ).toBeLessThan(15_000)
+    expect(code, child.lines.join('\n')).toBe(0)
+    expect(child.lines).toContain('node cli-hung-1 stopped')
+  })
+
   it('exits within 3 s on SIGTERM when its NATS server is gone', { timeout: 60_000 }, async () => {
     const server = await startNatsServer()
     try {
