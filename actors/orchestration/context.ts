@@ -71,6 +71,13 @@ type Pending = { timer: boolean; run: (ev: Completion) => void }
  * Orchestration code sees it as an {@link OrchestrationContext}; the other public members are for
  * the executor only. @internal
  */
+
+/**
+ * Times to fire before 2000-01-01 are refused: such a number is a delay written where the time to
+ * fire belongs (`createTimer(5000)`), which would otherwise fire at once.
+ */
+const YEAR_2000_MS = Date.UTC(2000, 0, 1)
+
 export class Execution implements OrchestrationContext {
   readonly instanceId: string
   readonly log: ReplaySafeLogger
@@ -296,6 +303,13 @@ export class Execution implements OrchestrationContext {
     const at = fireAt instanceof Date ? fireAt.getTime() : fireAt
     if (typeof at !== 'number' || !Number.isFinite(at)) {
       throw new BadInputError(`createTimer needs a Date or ms since the epoch (got ${String(fireAt)})`)
+    }
+    if (at < YEAR_2000_MS) {
+      // a delay given where the time to fire is expected would fire at once, silently
+      throw new BadInputError(
+        `createTimer takes the time to fire, not a delay: ${at} is ${new Date(at).toISOString()}; ` +
+          `for a delay of ${at} ms write ctx.createTimer(ctx.now() + ${at})`,
+      )
     }
     return this.#timer(at)
   }

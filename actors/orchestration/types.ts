@@ -285,7 +285,11 @@ export interface OrchestrationContext {
     input: I,
     options?: { instanceId?: string },
   ): void
-  /** A durable timer that completes at `fireAt`; `cancel()` it when it lost a race. */
+  /**
+   * A durable timer that completes at `fireAt` — a time (Date, or ms since the epoch), not a delay:
+   * `ctx.createTimer(ctx.now() + 5_000)` waits five seconds. A time before the year 2000 is refused
+   * (`createTimer(5000)` would otherwise fire at once). `cancel()` it when it lost a race.
+   */
   createTimer(fireAt: number | Date): TimerTask
   /**
    * Waits for the next external event of that name. Events that arrive before any wait are kept in

@@ -1298,6 +1298,7 @@ describe('engine edge cases', () => {
         attempt(() => (ctx.callEntity(Counter, 'c') as unknown as Record<string, () => void>).nope!())
         attempt(() => ctx.callEntity(Counter, ''))
         attempt(() => ctx.createTimer(Number.NaN))
+        attempt(() => ctx.createTimer(5000))
         attempt(() => ctx.any([]))
         attempt(() => ctx.callActivity(child as never, 1))
         return errors
@@ -1308,6 +1309,8 @@ describe('engine edge cases', () => {
       "UnknownOperationError: entity type 'Counter' has no operation 'nope'",
       'BadInputError: entity key must be a non-empty string (got string "")',
       'BadInputError: createTimer needs a Date or ms since the epoch (got NaN)',
+      'BadInputError: createTimer takes the time to fire, not a delay: 5000 is 1970-01-01T00:00:05.000Z; ' +
+        'for a delay of 5000 ms write ctx.createTimer(ctx.now() + 5000)',
       'BadInputError: any needs at least one task',
       'BadInputError: callActivity needs a definition made by activity()',
     ])
