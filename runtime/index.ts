@@ -33,7 +33,7 @@ export {
   type ConnectionOptions,
   type TlsConnectionOptions,
 } from './nats/index.ts'
-export { consoleLogger, silentLogger, type Logger } from './util/index.ts'
+export { consoleLogger, silentLogger, type Logger, type LogLevel } from './util/index.ts'
 export type { MetricsOptions, NodeStats, PartitionStats, StatsCounters } from './metrics/index.ts'
 export type { TracingOptions, TracerLike } from './metrics/index.ts'
 

@@ -11,6 +11,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { describeError, intArg, jsonArg, permissionViolation, portArg, timeArg, UsageError } from './args.ts'
 import { addConnectionOptions } from './connection.ts'
 import { MAX_PARTITIONS } from '../nats/index.ts'
+import { LOG_LEVELS } from '../util/index.ts'
 
 /** JetStream keeps at most 5 copies of a stream. */
 const MAX_REPLICAS = 5
@@ -76,7 +77,12 @@ export function buildProgram(setCode: (code: number) => void): Command {
         intArg(),
       )
       .option('--metrics-port <port>', 'serve Prometheus metrics on GET /metrics at this port', portArg())
-      .option('--metrics-host <host>', 'interface of the metrics endpoint (default 127.0.0.1)'),
+      .option('--metrics-host <host>', 'interface of the metrics endpoint (default 127.0.0.1)')
+      .addOption(
+        new Option('--log-level <level>', 'least severe log lines written to stderr (default info)').choices(
+          LOG_LEVELS,
+        ),
+      ),
   ).action((flags) => run(async () => (await import('./node-command.ts')).runNodeCommand(flags))())
   program
     .command('demo')

@@ -8,6 +8,7 @@ import { NODE_ID } from '../../placement/index.ts'
 import { UsageError } from './args.ts'
 import { stdout, type Out } from './output.ts'
 import { STOP_SIGNALS, waitForStopSignal } from './stop-signal.ts'
+import { consoleLogger, type LogLevel } from '../util/index.ts'
 
 /** Options of {@link Node.start}, including those that a given version of `NodeOptions` may lack. */
 type StartOptions = Parameters<typeof Node.start>[0] & { heartbeatMs?: number; leaseMs?: number }
@@ -27,6 +28,8 @@ export interface NodeFlags extends ConnectionFlags {
   metricsPort?: number
   metricsHost?: string
   workers?: number
+  /** `--log-level`: the least severe level written (default info). */
+  logLevel?: LogLevel
 }
 
 /**
@@ -58,6 +61,7 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
     options.nodeId = flags.nodeId
   }
   if (flags.partitions !== undefined) options.partitions = flags.partitions
+  if (flags.logLevel !== undefined) options.logger = consoleLogger(`basalt[${hub}]`, flags.logLevel)
   if (flags.replicas !== undefined) options.replicas = flags.replicas
   if (flags.heartbeatMs !== undefined) options.heartbeatMs = flags.heartbeatMs
   if (flags.leaseMs !== undefined) options.leaseMs = flags.leaseMs

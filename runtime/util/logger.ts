@@ -5,17 +5,26 @@ export interface Logger {
   error(message: string, fields?: Record<string, unknown>): void
 }
 
-/** Logs to stderr with a prefix; `quiet` drops info lines. */
-export function consoleLogger(prefix = 'basalt', quiet = false): Logger {
+/** The least severe level a {@link consoleLogger} writes. */
+export type LogLevel = 'info' | 'warn' | 'error'
+
+/** The levels of {@link LogLevel}, least severe first. */
+export const LOG_LEVELS: readonly LogLevel[] = ['info', 'warn', 'error']
+
+/**
+ * Logs to stderr with a prefix, from `level` up (`true`: warnings and errors only, as `'warn'`).
+ * @example Node.start({ ..., logger: consoleLogger('basalt', 'warn') })
+ */
+export function consoleLogger(prefix = 'basalt', level: LogLevel | boolean = 'info'): Logger {
+  const least = LOG_LEVELS.indexOf(level === true ? 'warn' : level === false ? 'info' : level)
   const line = (level: string, message: string, fields?: Record<string, unknown>) =>
     `${prefix} ${level} ${message}${fields ? ' ' + JSON.stringify(fields) : ''}`
-  return {
-    info: (m, f) => {
-      if (!quiet) console.error(line('info', m, f))
-    },
-    warn: (m, f) => console.error(line('warn', m, f)),
-    error: (m, f) => console.error(line('error', m, f)),
-  }
+  const writer =
+    (at: LogLevel) =>
+    (message: string, fields?: Record<string, unknown>): void => {
+      if (LOG_LEVELS.indexOf(at) >= least) console.error(line(at, message, fields))
+    }
+  return { info: writer('info'), warn: writer('warn'), error: writer('error') }
 }
 
 /** A logger that drops everything. */

@@ -196,8 +196,12 @@ describe('basalt node', () => {
       '2',
       '--workers',
       '1',
+      '--log-level',
+      'warn',
     )
     await child.waitForLine(/^node cli-hung-1 running on hub cli-hung-activity$/, 20_000)
+    // --log-level warn: no info lines (one "partition recovered" per partition otherwise)
+    expect(child.lines.filter((line) => / info /.test(line))).toEqual([])
     const client = await Client.connect({ servers: nats.url, hub })
     try {
       const id = await client.start('waitsForever', null)
@@ -215,6 +219,14 @@ describe('basalt node', () => {
     ).toBeLessThan(15_000)
     expect(code, child.lines.join('\n')).toBe(0)
     expect(child.lines).toContain('node cli-hung-1 stopped')
+  })
+
+  it('refuses a --log-level it does not know', async () => {
+    const { code, output } = await runBasalt('node', '--load', 'x.ts', '--log-level', 'chatty')
+    expect(code, output).toBe(2)
+    expect(output).toMatch(
+      /--log-level <level>' argument 'chatty' is invalid. Allowed choices are info, warn, error/,
+    )
   })
 
   it('exits within 3 s on SIGTERM when its NATS server is gone', { timeout: 60_000 }, async () => {
