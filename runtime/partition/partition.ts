@@ -39,6 +39,8 @@ import { PartitionHostPort } from './host-port-impl.ts'
 import { EntityHost } from './entity-host.ts'
 import { QueryDesk, type QueryPort } from './queries.ts'
 import { recoverState, type RecoveryPort } from './recovery.ts'
+import { CrashCount } from './crash-count.ts'
+import { CarefulMode } from './careful.ts'
 import { CommitLog } from './commit-log.ts'
 import { DEFER_UNKNOWN_MS } from './unknown-types.ts'
 import { Intake } from './intake.ts'
@@ -73,6 +75,8 @@ export class Partition {
   readonly #queries: QueryDesk
   readonly #recentReplies: RecentReplies
   readonly #changes: ChangeFeed
+  /** Careful mode, while on (careful.ts): one unit of work per record, each announced by a probe. */
+  #careful: CarefulMode | undefined
   #stopped = false
   #closing = false
   #timer: NodeJS.Timeout | undefined
@@ -193,6 +197,7 @@ export class Partition {
       metrics: this.metrics,
       options,
       stopped: () => this.#stopped,
+      holdSnapshots: () => this.#careful !== undefined,
       stop: (reason, err) => this.#stop(reason, err),
       kick: () => this.#kick(),
     })
@@ -266,8 +271,11 @@ export class Partition {
 
   async #recover(): Promise<void> {
     const { epoch, logger } = this.options
-    const replies = await recoverState(this.#recoveryPort())
+    const crashes = new CrashCount()
+    const replies = await recoverState(this.#recoveryPort(crashes))
     this.#commits.openAt(this.#snap.committedN + 1)
+    const verdict = crashes.verdict()
+    if (verdict.careful) this.#careful = this.#carefulMode(verdict)
     logger.info('partition recovered', {
       p: this.p,
       epoch,
@@ -280,6 +288,7 @@ export class Partition {
     for (const [inbox, reps] of replies) this.#commits.sendReplies(inbox, reps)
     this.#queries.listen(this.nc, this.hub.names.query(this.p))
     this.#instances?.recovered()
+    this.#careful?.begin(await this.#storage.lastMailboxSeq())
     await this.#inbox.start(this.#cursor.pos[0])
     this.#snapshotTimer = setInterval(() => this.#commits.maybeSnapshot(), this.options.snapshotIntervalMs)
     this.#snapshotTimer.unref()
@@ -288,8 +297,9 @@ export class Partition {
   }
 
   /** How recovery reads this partition's storage and applies what it reads (see recovery.ts). */
-  #recoveryPort(): RecoveryPort {
+  #recoveryPort(crashes: CrashCount): RecoveryPort {
     return {
+      crashes,
       p: this.p,
       epoch: this.options.epoch,
       writer: this.#writer,
@@ -308,6 +318,47 @@ export class Partition {
         this.#replay(claim)
       },
     }
+  }
+
+  /**
+   * Careful mode for an owner after others that ended without committing (crash-count.ts): told
+   * as a warning when a unit is suspect, quietly when only claims piled up (idle restarts).
+   */
+  #carefulMode(verdict: ReturnType<CrashCount['verdict']>): CarefulMode {
+    const { logger } = this.options
+    const fields = {
+      p: this.p,
+      claimsWithoutProgress: verdict.idleClaims,
+      suspects: verdict.suspects.map((s) => `${s.unit.join(':')} x${s.deaths}`),
+    }
+    if (verdict.suspects.length > 0) logger.warn('partition starts in careful mode', fields)
+    else logger.info('partition starts in careful mode', fields)
+    return new CarefulMode(
+      {
+        p: this.p,
+        epoch: this.options.epoch,
+        writer: this.#writer,
+        logger,
+        maxBatch: this.options.maxBatch,
+        log: this.#log,
+        commits: this.#commits,
+        intake: this.#intake,
+        cursor: this.#cursor,
+        timers: this.#timers,
+        isStopped: () => this.#stopped,
+        probed: (rec, seq) => {
+          this.#log.appended(seq)
+          this.#dedup.apply(rec)
+          this.#snap.committed(rec, seq)
+        },
+        stop: (reason, err) => this.#stop(reason, err),
+        ended: () => {
+          this.#careful = undefined
+          this.#kick()
+        },
+      },
+      verdict,
+    )
   }
 
   #restoreCheckpoint(ckpt: Checkpoint): void {
@@ -364,6 +415,7 @@ export class Partition {
 
   /** One cycle of the loop: process what waits while a record has room, sealing rounds as it goes. */
   async #cycle(): Promise<void> {
+    if (this.#careful !== undefined) return this.#careful.cycle()
     for (;;) {
       if (this.#stopped) return
       if (this.#commits.inflight === null && !this.#commits.open.isEmpty) this.#commits.seal()
@@ -449,6 +501,7 @@ export class Partition {
 
   #shutdown(): void {
     this.#stopped = true
+    this.#careful?.release()
     this.metrics.closed()
     this.#loop.stop()
     if (this.#timer !== undefined) clearTimeout(this.#timer)
