@@ -26,6 +26,7 @@ export interface NodeFlags extends ConnectionFlags {
   metricsPort?: number
   metricsHost?: string
   workers?: number
+  hangTimeoutMs?: number
 }
 
 /**
@@ -70,6 +71,7 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
     }
   }
   if (flags.workers !== undefined) options.workers = flags.workers
+  if (flags.hangTimeoutMs !== undefined) options.hangTimeoutMs = flags.hangTimeoutMs
   try {
     placementTiming(options)
   } catch {
