@@ -6,16 +6,21 @@
  * noticed). Now, after two owners ended without committing, the next one runs careful (one unit per
  * record, announced by a probe record); a unit that ends two careful owners is moved to the
  * dead-letter stream, its call fails with PoisonMessageError, and everything else is applied
- * exactly once.
+ * exactly once. Careful mode on an idle partition (restarted again and again by rolling deploys)
+ * appends nothing and ends at once.
  */
 import path from 'node:path'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { describe, expect, it } from 'vitest'
 import { Client, Node, PoisonMessageError, type Logger } from '../../runtime/index.ts'
-import { connectTo } from '../../runtime/nats/connect.ts'
-import { HubNames } from '../../runtime/nats/hub.ts'
+import { EntityRegistry } from '../../entities/index.ts'
+import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
+import type { NatsConnection } from '../../runtime/nats/index.ts'
+import { ensureHub, HubNames, type Hub } from '../../runtime/nats/hub.ts'
+import { PartitionStorage } from '../../runtime/nats/storage.ts'
+import { Partition } from '../../runtime/partition/partition.ts'
 import { Counter, Poison } from '../fixtures/entities.ts'
-import { repoRoot, spawnTs, useNatsServer, type SpawnedTs } from '../tooling/harness.ts'
+import { repoRoot, spawnTs, useNatsServer, waitFor, type SpawnedTs } from '../tooling/harness.ts'
 
 const nats = useNatsServer()
 const fast = { heartbeatMs: 250, leaseMs: 1000 }
@@ -179,4 +184,99 @@ describe('poison messages on partition threads', () => {
       }
     }, 120_000)
   }
+})
+
+/** A partition of `hub` run in this process at `epoch` (stopped with `abandon()`, as a crash would). */
+function partitionOf(nc: NatsConnection, hub: Hub, epoch: number, logs: string[]): Promise<Partition> {
+  const keep = (message: string, fields?: Record<string, unknown>) =>
+    logs.push(`${message} ${JSON.stringify(fields ?? {})}`)
+  return Partition.start(nc, hub, 0, {
+    registry: new EntityRegistry([Counter]),
+    epoch,
+    logger: { info: keep, warn: keep, error: keep },
+    pipelining: true,
+    cacheSize: 100,
+    maxBatch: 100,
+    snapshotRecords: 1000,
+    snapshotIntervalMs: 60_000,
+    onStopped: () => {},
+  })
+}
+
+describe('careful mode', () => {
+  it('on an idle partition restarted again and again costs nothing and ends: no probe record', async () => {
+    const nc = await connectTo(nats.url, 'careful-idle')
+    const hub = await ensureHub(nc, 'careful-idle', { partitions: 1 })
+    const client = await Client.connect({ servers: nats.url, hub: 'careful-idle' })
+    const logs: string[] = []
+    let partition: Partition | undefined
+    try {
+      for (let epoch = 1; epoch <= 4; epoch++) (await partitionOf(nc, hub, epoch, logs)).abandon()
+      partition = await partitionOf(nc, hub, 5, logs)
+      const careful = logs.filter((l) => l.startsWith('partition starts in careful mode'))
+      expect(careful.length, 'owners 3, 4 and 5 started careful').toBe(3)
+      await Promise.all(Array.from({ length: 5 }, () => client.entity(Counter, 'a').signal.add(1)))
+      expect(await client.entity(Counter, 'a').call.get()).toBe(5)
+      const records = (await new PartitionStorage(nc, hub, 0).logAfter(0)).map(({ rec }) => rec)
+      expect(records.slice(0, 5).map((r) => r.claim)).toEqual([1, 1, 1, 1, 1])
+      expect(
+        records.filter((r) => r.x !== undefined),
+        'no probe record',
+      ).toEqual([])
+      expect(
+        logs.filter((l) => l.startsWith('careful mode ended')),
+        'nothing to tell',
+      ).toEqual([])
+    } finally {
+      partition?.abandon()
+      await client.close()
+      await closeConnection(nc)
+    }
+  })
+
+  it('with work waiting: one probe per unit, each committed before the next, then normal mode', async () => {
+    const nc = await connectTo(nats.url, 'careful-work')
+    const hub = await ensureHub(nc, 'careful-work', { partitions: 1 })
+    const client = await Client.connect({ servers: nats.url, hub: 'careful-work' })
+    const logs: string[] = []
+    let partition: Partition | undefined
+    try {
+      for (let epoch = 1; epoch <= 2; epoch++) (await partitionOf(nc, hub, epoch, logs)).abandon()
+      // waiting in the mailbox when the careful owner starts: three messages
+      await Promise.all(Array.from({ length: 3 }, (_, i) => client.entity(Counter, `w${i}`).signal.add(1)))
+      partition = await partitionOf(nc, hub, 3, logs)
+      await waitFor(
+        () => logs.some((l) => l.startsWith('careful mode ended')),
+        'careful mode to end after the work waiting at the start',
+      )
+      await Promise.all(Array.from({ length: 10 }, () => client.entity(Counter, 'after').signal.add(1)))
+      expect(await client.entity(Counter, 'after').call.get()).toBe(10)
+      const counts = await Promise.all([0, 1, 2].map((i) => client.entity(Counter, `w${i}`).call.get()))
+      expect(counts).toEqual([1, 1, 1])
+      const records = (await new PartitionStorage(nc, hub, 0).logAfter(0)).map(({ rec }) => rec)
+      const kinds = records.map((r) =>
+        r.claim === 1 ? 'claim' : r.x !== undefined ? `probe ${r.x[0]}` : 'work',
+      )
+      expect(kinds.slice(0, 9), 'each unit: its probe, then its commit').toEqual([
+        'claim',
+        'claim',
+        'claim',
+        'probe m',
+        'work',
+        'probe m',
+        'work',
+        'probe m',
+        'work',
+      ])
+      expect(
+        kinds.slice(9).filter((k) => k !== 'work'),
+        'normal mode afterwards: no probe',
+      ).toEqual([])
+      expect(logs.find((l) => l.startsWith('careful mode ended'))).toMatch(/"units":3/)
+    } finally {
+      partition?.abandon()
+      await client.close()
+      await closeConnection(nc)
+    }
+  })
 })
