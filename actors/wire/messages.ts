@@ -295,6 +295,12 @@ export interface CommitRecord {
    * `pos` and `lq`, no writes); a node that does not know the field replays it as an empty record.
    */
   x?: ProbeUnit
+  /**
+   * Set on the record an owner appends when it stops gracefully having committed nothing since its
+   * claim: its claim was not an owner that ended (crash counting, `runtime/partition/crash-count.ts`).
+   * Otherwise empty, like a probe.
+   */
+  left?: 1
   /** Mailbox position after this record. */
   pos: MailboxPosition
   /** Item writes: encoded value, or null for a delete. Keys: `e.*` entities, `t.*` timers. */

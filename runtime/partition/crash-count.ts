@@ -8,7 +8,9 @@
  * {@link CAREFUL_AFTER_CLAIMS} of them the next owner runs in careful mode (careful.ts): one unit
  * of work per record, each announced by a probe record naming it. A probe followed by a claim
  * means its owner ended while running that unit; a unit that ended {@link POISON_AFTER_DEATHS}
- * careful owners is a poison message and is dead-lettered. One unrelated crash (a node killed at
+ * careful owners is a poison message and is dead-lettered. An owner that stops gracefully having
+ * committed nothing (a partition handed over right after it started) appends a record marked
+ * `left`, so that its claim does not count as an owner that ended. One unrelated crash (a node killed at
  * the wrong moment) never dead-letters an innocent message: it takes two careful owners dying on
  * the same unit.
  *
@@ -56,7 +58,12 @@ export class CrashCount {
   readonly #suspects = new Map<string, Suspect>()
 
   /** Counts one replayed record. */
-  add(rec: Pick<CommitRecord, 'claim' | 'x'>): void {
+  add(rec: Pick<CommitRecord, 'claim' | 'x' | 'left'>): void {
+    if (rec.left === 1) {
+      // the last claim's owner stopped gracefully without running anything: it did not end
+      if (this.#idleClaims > 0) this.#idleClaims--
+      return
+    }
     if (rec.claim === 1) {
       this.#idleClaims++
       // its owner wrote the probe, then ended before committing the unit
@@ -109,7 +116,7 @@ export class CrashCount {
 }
 
 /** The verdict over a list of records (in log order). */
-export function crashVerdict(records: Iterable<Pick<CommitRecord, 'claim' | 'x'>>): CrashVerdict {
+export function crashVerdict(records: Iterable<Pick<CommitRecord, 'claim' | 'x' | 'left'>>): CrashVerdict {
   const count = new CrashCount()
   for (const rec of records) count.add(rec)
   return count.verdict()

@@ -16,7 +16,7 @@ import {
 import { decode, encode, itemKey, type PartitionStorage } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
 import type { PartitionMetrics } from '../metrics/index.ts'
-import { failPoisoned, localDigest } from './poison.ts'
+import { failPoisoned, localDigest, poisonedInstance } from './poison.ts'
 import type { MailboxCursor } from './cursor.ts'
 import type { DedupState } from './dedup.ts'
 import type { EntityHost } from './entity-host.ts'
@@ -312,7 +312,7 @@ export class Intake {
       if (msg !== undefined) {
         const err = error(msg)
         this.#logPoison(unit, err)
-        failPoisoned(this.core.port, msg, err)
+        await this.#failPoisoned(msg, err)
         await this.core.port.deadLetterMessage(msg, err.message)
       }
     }
@@ -338,9 +338,16 @@ export class Intake {
     const err = this.#poison!(msg)
     this.#poison = undefined // one message only
     this.#logPoison(['m', seq, idx], err)
-    failPoisoned(this.core.port, msg, err)
+    await this.#failPoisoned(msg, err)
     await this.core.storage.deadLetter(seq, bytes, err.message, idx)
     this.core.stats.deadLetters++
+  }
+
+  /** Tells whoever waits for a poison message, and fails the instance it was addressed to. */
+  async #failPoisoned(msg: ActorMessage, err: Error): Promise<void> {
+    failPoisoned(this.core.port, msg, err)
+    const instance = poisonedInstance(msg)
+    if (instance !== undefined) await this.core.instances?.failInstance(instance, err)
   }
 
   #logPoison(unit: ProbeUnit, err: Error): void {

@@ -11,9 +11,10 @@
  * is intake.ts; sealing and what follows a commit is commit.ts; the port both hosts act through is
  * host-port-impl.ts; the mailbox position and local queue are cursor.ts.
  */
-import type { CommitRecord, LogWriter, TimerValue } from '../../actors/wire/index.ts'
+import { WIRE_VERSION, type CommitRecord, type LogWriter, type TimerValue } from '../../actors/wire/index.ts'
 import {
   decode,
+  encode,
   type Hub,
   PartitionStorage,
   type Checkpoint,
@@ -77,6 +78,8 @@ export class Partition {
   readonly #changes: ChangeFeed
   /** Careful mode, while on (careful.ts): one unit of work per record, each announced by a probe. */
   #careful: CarefulMode | undefined
+  /** Log sequence of this owner's claim record. */
+  #claimSeq = -1
   #stopped = false
   #closing = false
   #timer: NodeJS.Timeout | undefined
@@ -253,9 +256,41 @@ export class Partition {
         this.#stopped ||
         (this.#commits.inflight === null && !this.#loop.running && this.#commits.open.isEmpty),
     )
+    if (!this.#stopped && this.#log.lastSeq === this.#claimSeq) await this.#leave()
     if (snapshot && !this.#stopped) await this.#commits.snapshot().catch(() => {})
     await this.#snap.idle()
     this.#shutdown()
+  }
+
+  /**
+   * Appends a record marked `left`: this owner stops gracefully having committed nothing since its
+   * claim, so its claim does not count as an owner that ended (crash-count.ts). Best effort: a
+   * failure only makes the next owner careful one restart sooner.
+   */
+  async #leave(): Promise<void> {
+    const n = this.#commits.open.n
+    const rec: CommitRecord = {
+      v: WIRE_VERSION,
+      n,
+      e: this.options.epoch,
+      o: this.#writer.o!,
+      left: 1,
+      pos: this.#cursor.pos,
+      w: [],
+      dc: [],
+      dp: [],
+      out: [],
+      rep: [],
+      lq: this.#cursor.local.slice(),
+    }
+    try {
+      const seq = await this.#log.append(n, encode(rec))
+      this.#log.appended(seq)
+      this.#snap.committed(rec, seq)
+      this.#commits.openAt(n + 1)
+    } catch (err) {
+      this.options.logger.warn('could not mark a graceful stop in the log', { p: this.p, error: String(err) })
+    }
   }
 
   /**
@@ -287,7 +322,9 @@ export class Partition {
     // drop what they already have (partitions by record number, clients by request id).
     for (const [inbox, reps] of replies) this.#commits.sendReplies(inbox, reps)
     this.#queries.listen(this.nc, this.hub.names.query(this.p))
-    this.#instances?.recovered()
+    // activities pending at the crash run again — after careful mode: one that ends the process
+    // while a careful unit is open would be blamed on that unit (careful.ts)
+    if (this.#careful === undefined) this.#instances?.recovered()
     this.#careful?.begin(await this.#storage.lastMailboxSeq())
     await this.#inbox.start(this.#cursor.pos[0])
     this.#snapshotTimer = setInterval(() => this.#commits.maybeSnapshot(), this.options.snapshotIntervalMs)
@@ -314,6 +351,7 @@ export class Partition {
       replayItem: (key, value) => this.#replayItem(key, value),
       replayIfOwned: (rec, seq) => this.#replayIfOwned(rec, seq),
       claimed: (claim, seq) => {
+        this.#claimSeq = seq
         this.#log.admit(claim, seq)
         this.#replay(claim)
       },
@@ -354,6 +392,7 @@ export class Partition {
         stop: (reason, err) => this.#stop(reason, err),
         ended: () => {
           this.#careful = undefined
+          this.#instances?.recovered()
           this.#kick()
         },
       },

@@ -40,8 +40,8 @@ export function poisonError(msg: ActorMessage, deaths: number): PoisonMessageErr
 /**
  * Tells whoever waits for a dead-lettered message that it failed: a client call's caller, the
  * orchestration that called an entity or asked for a lock, a parent waiting for a sub-orchestration.
- * An orchestration instance a poison message was addressed to is not failed: the message is
- * dead-lettered, and the instance waits (docs/OPERATIONS.md).
+ * An orchestration instance the message was addressed to is failed by the caller of this function
+ * (see {@link poisonedInstance}).
  */
 export function failPoisoned(port: HostPort, msg: ActorMessage, err: Error): void {
   const info = toErrorInfo(err)
@@ -51,4 +51,13 @@ export function failPoisoned(port: HostPort, msg: ActorMessage, err: Error): voi
   if (msg.k === 'lock') port.send({ k: 'done', i: msg.o[0], s: msg.o[1], ok: 0, err: info })
   if (msg.k === 'start' && msg.pa !== undefined)
     port.send({ k: 'done', i: msg.pa[0], s: msg.pa[1], ok: 0, err: info })
+}
+
+/**
+ * The orchestration instance a poison message would have run a step of (an event, a task's
+ * outcome, a control message): it fails with the poison's error, as it could never take that
+ * message. A start's instance does not exist yet (its caller or parent is told instead).
+ */
+export function poisonedInstance(msg: ActorMessage): string | undefined {
+  return msg.k === 'ev' || msg.k === 'done' || msg.k === 'ctl' ? msg.i : undefined
 }

@@ -20,6 +20,7 @@ import { ensureHub, HubNames, type Hub } from '../../runtime/nats/hub.ts'
 import { PartitionStorage } from '../../runtime/nats/storage.ts'
 import { Partition } from '../../runtime/partition/partition.ts'
 import { Counter, Poison } from '../fixtures/entities.ts'
+import { exitsOnEvent } from '../fixtures/threads-registry.ts'
 import { repoRoot, spawnTs, useNatsServer, waitFor, type SpawnedTs } from '../tooling/harness.ts'
 
 const nats = useNatsServer()
@@ -69,7 +70,10 @@ function keptErrors(): { logger: Logger; errors: string[] } {
   const errors: string[] = []
   const keep = (message: string, fields?: Record<string, unknown>) =>
     errors.push(`${message} ${JSON.stringify(fields ?? {})}`)
-  return { logger: { info: () => {}, warn: () => {}, error: keep }, errors }
+  const debug = process.env['POISON_DEBUG'] === '1'
+  const show = (message: string, fields?: Record<string, unknown>) =>
+    debug && console.log(`${message} ${JSON.stringify(fields ?? {})}`)
+  return { logger: { info: show, warn: show, error: (m, f) => (keep(m, f), show(m, f)) }, errors }
 }
 
 describe('poison messages that end their process or thread', () => {
@@ -143,6 +147,30 @@ async function threadedNode(hub: string): Promise<{ node: Node; client: Client; 
 }
 
 describe('poison messages on partition threads', () => {
+  it('an event whose orchestration step calls process.exit is dead-lettered and fails its instance', async () => {
+    const hub = 'poison-thread-event'
+    const { node, client, errors } = await threadedNode(hub)
+    try {
+      const id = await client.start(exitsOnEvent, undefined)
+      const other = await client.start(exitsOnEvent, undefined)
+      const raised = client.raiseEvent(id, 'go', 'exit').catch((e: unknown) => e)
+      await client.raiseEvent(other, 'go', 'fine')
+      expect(await raised, 'raising the poison event fails').toBeInstanceOf(PoisonMessageError)
+      const status = await client.waitForCompletion(id, { timeoutMs: 90_000 })
+      expect(status.status, 'the instance the poison was addressed to').toBe('Failed')
+      expect(status.error?.code).toBe('POISON_MESSAGE')
+      expect(status.error?.message).toMatch(/instance '.*' message 'ev' ended its process or thread 2 times/)
+      expect((await client.waitForCompletion(other)).output, 'another instance').toBe('fine')
+      expect(errors.filter((e) => e.startsWith('partition thread died')).length).toBe(DEATHS)
+      const reasons = await deadLetterReasons(hub)
+      expect(reasons).toHaveLength(1)
+      expect(reasons[0]).toMatch(/message 'ev' ended its process or thread/)
+    } finally {
+      await client.close()
+      await node.stop()
+    }
+  }, 120_000)
+
   for (const op of ['hang', 'exit'] as const) {
     it(`an operation that ${op === 'hang' ? 'loops forever' : 'calls process.exit'} is dead-lettered; the node process goes on, the rest exact`, async () => {
       const hub = `poison-thread-${op}`

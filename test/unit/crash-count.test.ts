@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest'
 import type { CommitRecord, ProbeUnit } from '../../actors/wire/index.ts'
 import { crashVerdict } from '../../runtime/partition/crash-count.ts'
 
-type Rec = Pick<CommitRecord, 'claim' | 'x'>
+type Rec = Pick<CommitRecord, 'claim' | 'x' | 'left'>
 const claim: Rec = { claim: 1 }
 const work: Rec = {}
 const probe = (x: ProbeUnit): Rec => ({ x })
@@ -76,6 +76,16 @@ describe('crash counting', () => {
   it('the dead-letter round (a probe, then its commit) clears the condemned unit', () => {
     const tail = [claim, claim, claim, probe(m(4)), claim, probe(m(4)), claim, probe(m(4)), work]
     expect(crashVerdict(tail)).toMatchObject({ suspects: [], condemned: undefined, idleClaims: 0 })
+  })
+
+  it('an owner that stopped gracefully without committing (left) does not count as one that ended', () => {
+    const left: Rec = { left: 1 }
+    expect(crashVerdict([work, claim, claim, left])).toMatchObject({ careful: false, idleClaims: 1 })
+    expect(crashVerdict([work, claim, left, claim, left, claim])).toMatchObject({
+      careful: false,
+      idleClaims: 1,
+    })
+    expect(crashVerdict([work, claim, claim, left, claim])).toMatchObject({ careful: true, idleClaims: 2 })
   })
 
   it('two different units that each ended one owner are suspects, neither condemned', () => {
