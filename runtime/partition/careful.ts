@@ -28,12 +28,12 @@
  * within the unit's round trip.
  */
 import { FencedError } from '../../actors/index.ts'
-import { WIRE_VERSION, type CommitRecord, type ProbeUnit } from '../../actors/wire/index.ts'
+import type { CommitRecord, ProbeUnit } from '../../actors/wire/index.ts'
 import { encode, isWrongLastSequence } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
 import type { CommitLog } from './commit-log.ts'
 import type { Commits } from './commit.ts'
-import { unitKey, type CrashVerdict, type Suspect } from './crash-count.ts'
+import { markRecord, unitKey, type CrashVerdict, type Suspect } from './crash-count.ts'
 import type { MailboxCursor } from './cursor.ts'
 import type { Intake } from './intake.ts'
 import type { LogWriter } from './log-fence.ts'
@@ -66,7 +66,7 @@ const CAREFUL_GATE = new Gate()
 /** The parts of a partition careful mode drives. */
 export interface CarefulCore {
   readonly p: number
-  readonly epoch: number
+  /** This owner's writer identity (epoch and token), stamped on its probes. */
   readonly writer: LogWriter
   readonly logger: Logger
   readonly maxBatch: number
@@ -177,20 +177,7 @@ export class CarefulMode {
   async #probe(unit: ProbeUnit): Promise<boolean> {
     const { commits, cursor, log, writer } = this.core
     const n = commits.open.n
-    const rec: CommitRecord = {
-      v: WIRE_VERSION,
-      n,
-      e: this.core.epoch,
-      o: writer.o!,
-      pos: cursor.pos,
-      w: [],
-      dc: [],
-      dp: [],
-      out: [],
-      rep: [],
-      lq: cursor.local.slice(),
-      x: unit,
-    }
+    const rec = markRecord(n, writer, cursor.pos, cursor.local.slice(), { x: unit })
     // the unit's round takes the next number now: whatever joins it while the probe is appended
     // (an activity's outcome, a waiter) is committed with the unit
     commits.openAt(n + 1)

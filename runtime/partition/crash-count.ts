@@ -16,7 +16,14 @@
  *
  * A pure function of the records (their `claim` and `x` fields), so it is tested without NATS.
  */
-import type { CommitRecord, ProbeUnit } from '../../actors/wire/index.ts'
+import {
+  WIRE_VERSION,
+  type ActorMessage,
+  type CommitRecord,
+  type LogWriter,
+  type MailboxPosition,
+  type ProbeUnit,
+} from '../../actors/wire/index.ts'
 
 /** Claims in a row without progress, before ours, after which a new owner starts in careful mode. */
 export const CAREFUL_AFTER_CLAIMS = 2
@@ -120,4 +127,32 @@ export function crashVerdict(records: Iterable<Pick<CommitRecord, 'claim' | 'x' 
   const count = new CrashCount()
   for (const rec of records) count.add(rec)
   return count.verdict()
+}
+
+/**
+ * A record that carries no work, only a mark for crash counting: a probe (`x`, careful.ts) or a
+ * leave (`left`, an owner stopping gracefully with nothing committed). Same position and local
+ * queue as the state it follows, no writes: a node that knows neither field replays it as empty.
+ */
+export function markRecord(
+  n: number,
+  writer: LogWriter,
+  pos: MailboxPosition,
+  lq: ActorMessage[],
+  mark: { x: ProbeUnit } | { left: 1 },
+): CommitRecord {
+  return {
+    v: WIRE_VERSION,
+    n,
+    e: writer.e,
+    o: writer.o!,
+    ...mark,
+    pos,
+    w: [],
+    dc: [],
+    dp: [],
+    out: [],
+    rep: [],
+    lq,
+  }
 }

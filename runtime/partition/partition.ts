@@ -11,7 +11,7 @@
  * is intake.ts; sealing and what follows a commit is commit.ts; the port both hosts act through is
  * host-port-impl.ts; the mailbox position and local queue are cursor.ts.
  */
-import { WIRE_VERSION, type CommitRecord, type LogWriter, type TimerValue } from '../../actors/wire/index.ts'
+import type { CommitRecord, LogWriter, TimerValue } from '../../actors/wire/index.ts'
 import {
   decode,
   encode,
@@ -40,7 +40,7 @@ import { PartitionHostPort } from './host-port-impl.ts'
 import { EntityHost } from './entity-host.ts'
 import { QueryDesk, type QueryPort } from './queries.ts'
 import { recoverState, type RecoveryPort } from './recovery.ts'
-import { CrashCount } from './crash-count.ts'
+import { CrashCount, markRecord, type CrashVerdict } from './crash-count.ts'
 import { CarefulMode } from './careful.ts'
 import { CommitLog } from './commit-log.ts'
 import { DEFER_UNKNOWN_MS } from './unknown-types.ts'
@@ -269,20 +269,7 @@ export class Partition {
    */
   async #leave(): Promise<void> {
     const n = this.#commits.open.n
-    const rec: CommitRecord = {
-      v: WIRE_VERSION,
-      n,
-      e: this.options.epoch,
-      o: this.#writer.o!,
-      left: 1,
-      pos: this.#cursor.pos,
-      w: [],
-      dc: [],
-      dp: [],
-      out: [],
-      rep: [],
-      lq: this.#cursor.local.slice(),
-    }
+    const rec = markRecord(n, this.#writer, this.#cursor.pos, this.#cursor.local.slice(), { left: 1 })
     try {
       const seq = await this.#log.append(n, encode(rec))
       this.#log.appended(seq)
@@ -362,7 +349,7 @@ export class Partition {
    * Careful mode for an owner after others that ended without committing (crash-count.ts): told
    * as a warning when a unit is suspect, quietly when only claims piled up (idle restarts).
    */
-  #carefulMode(verdict: ReturnType<CrashCount['verdict']>): CarefulMode {
+  #carefulMode(verdict: CrashVerdict): CarefulMode {
     const { logger } = this.options
     const fields = {
       p: this.p,
@@ -374,7 +361,6 @@ export class Partition {
     return new CarefulMode(
       {
         p: this.p,
-        epoch: this.options.epoch,
         writer: this.#writer,
         logger,
         maxBatch: this.options.maxBatch,

@@ -262,6 +262,22 @@ describe('careful mode', () => {
     }
   })
 
+  it('owners stopped gracefully with nothing committed append a leave record and never count', async () => {
+    const nc = await connectTo(nats.url, 'careful-leave')
+    const hub = await ensureHub(nc, 'careful-leave', { partitions: 1 })
+    const logs: string[] = []
+    try {
+      for (let epoch = 1; epoch <= 4; epoch++) await (await partitionOf(nc, hub, epoch, logs)).close()
+      expect(logs.filter((l) => l.startsWith('partition starts in careful mode'))).toEqual([])
+      const records = (await new PartitionStorage(nc, hub, 0).logAfter(0)).map(({ rec }) => rec)
+      expect(records.map((r) => (r.claim === 1 ? 'claim' : r.left === 1 ? 'left' : 'other'))).toEqual(
+        Array.from({ length: 4 }, () => ['claim', 'left']).flat(),
+      )
+    } finally {
+      await closeConnection(nc)
+    }
+  })
+
   it('with work waiting: one probe per unit, each committed before the next, then normal mode', async () => {
     const nc = await connectTo(nats.url, 'careful-work')
     const hub = await ensureHub(nc, 'careful-work', { partitions: 1 })
