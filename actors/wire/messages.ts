@@ -289,6 +289,12 @@ export interface CommitRecord {
   /** Set on the record a new owner appends when it takes the partition over. */
   claim?: 1
   /**
+   * On a claim: the token (`o`) of this node's previous run of the partition, which stopped with an
+   * internal failure — alive, it did not end — so crash counting does not count that run's claim or
+   * probe as an owner that ended (`runtime/partition/crash-count.ts`).
+   */
+  fo?: number
+  /**
    * Set on a probe record (careful mode, `runtime/partition/careful.ts`): the unit of work the
    * owner is about to run alone — a mailbox message from position [seq, idx], the local queue's
    * head (by a digest of its encoding), or a due timer (by its item key). Otherwise empty (same

@@ -10,7 +10,9 @@
  * means its owner ended while running that unit; a unit that ended {@link POISON_AFTER_DEATHS}
  * careful owners is a poison message and is dead-lettered. An owner that stops gracefully having
  * committed nothing (a partition handed over right after it started) appends a record marked
- * `left`, so that its claim does not count as an owner that ended. One unrelated crash (a node killed at
+ * `left`, so that its claim does not count as an owner that ended; and a node that restarts a
+ * partition whose previous run on it stopped with an internal failure (a NATS error, say: the run
+ * was alive) names that run in its claim (`fo`), so that run does not count either. One unrelated crash (a node killed at
  * the wrong moment) never dead-letters an innocent message: it takes two careful owners dying on
  * the same unit.
  *
@@ -60,19 +62,28 @@ export function unitKey(unit: ProbeUnit): string {
  */
 export class CrashCount {
   #idleClaims = 0
+  /** Token of the last claim's writer, while nothing was committed after it. */
+  #idleOwner: number | undefined
   /** The last probe, until the next record tells whether its unit was committed. */
   #probe: ProbeUnit | undefined
+  /** Token of the last probe's writer. */
+  #probeOwner: number | undefined
   readonly #suspects = new Map<string, Suspect>()
 
   /** Counts one replayed record. */
-  add(rec: Pick<CommitRecord, 'claim' | 'x' | 'left'>): void {
+  add(rec: Pick<CommitRecord, 'claim' | 'x' | 'left' | 'o' | 'fo'>): void {
     if (rec.left === 1) {
       // the last claim's owner stopped gracefully without running anything: it did not end
       if (this.#idleClaims > 0) this.#idleClaims--
       return
     }
     if (rec.claim === 1) {
+      // the previous run stopped with an internal failure, alive (its node says so): not an end
+      const failed = rec.fo !== undefined
+      if (failed && this.#idleOwner === rec.fo && this.#idleClaims > 0) this.#idleClaims--
+      if (failed && this.#probeOwner === rec.fo) this.#probe = undefined
       this.#idleClaims++
+      this.#idleOwner = rec.o
       // its owner wrote the probe, then ended before committing the unit
       if (this.#probe !== undefined) {
         const key = unitKey(this.#probe)
@@ -85,6 +96,7 @@ export class CrashCount {
     }
     if (rec.x !== undefined) {
       this.#probe = rec.x
+      this.#probeOwner = rec.o
       return
     }
     // a record that committed work: the owner made progress; a probed unit right before it was
@@ -92,6 +104,7 @@ export class CrashCount {
     // ended an owner keeps its count until it runs through (timers that came due meanwhile may
     // run before it, and must not wipe its count).
     this.#idleClaims = 0
+    this.#idleOwner = undefined
     if (this.#probe !== undefined) this.#suspects.delete(unitKey(this.#probe))
     this.#probe = undefined
   }
@@ -123,7 +136,9 @@ export class CrashCount {
 }
 
 /** The verdict over a list of records (in log order). */
-export function crashVerdict(records: Iterable<Pick<CommitRecord, 'claim' | 'x' | 'left'>>): CrashVerdict {
+export function crashVerdict(
+  records: Iterable<Pick<CommitRecord, 'claim' | 'x' | 'left' | 'o' | 'fo'>>,
+): CrashVerdict {
   const count = new CrashCount()
   for (const rec of records) count.add(rec)
   return count.verdict()

@@ -212,6 +212,7 @@ export class Partition {
     try {
       await partition.#recover()
     } catch (err) {
+      partition.#noteFailure()
       partition.#shutdown()
       throw err
     }
@@ -322,8 +323,11 @@ export class Partition {
 
   /** How recovery reads this partition's storage and applies what it reads (see recovery.ts). */
   #recoveryPort(crashes: CrashCount): RecoveryPort {
+    const failedRun = failedRuns.get(this.p)
+    failedRuns.delete(this.p)
     return {
       crashes,
+      failedRun,
       p: this.p,
       epoch: this.options.epoch,
       writer: this.#writer,
@@ -519,9 +523,18 @@ export class Partition {
 
   #stop(reason: 'fenced' | 'failed', err: Error): void {
     if (this.#stopped) return
+    if (reason === 'failed') this.#noteFailure()
     this.options.logger.warn(`partition ${reason}; stopping`, { p: this.p, error: err.message })
     this.#shutdown()
     this.options.onStopped(reason, err)
+  }
+
+  /**
+   * This run stops with an internal failure, alive: the next run of the partition in this process
+   * or thread names it in its claim, so crash counting does not count it as an owner that ended.
+   */
+  #noteFailure(): void {
+    if (this.#claimSeq >= 0) failedRuns.set(this.p, this.#writer.o!)
   }
 
   #shutdown(): void {
@@ -538,6 +551,13 @@ export class Partition {
     this.#waits.check()
   }
 }
+
+/**
+ * Runs of partitions in this process or thread that stopped with an internal failure, alive
+ * (partition → writer token); read by the partition's next start here (crash-count.ts). A thread
+ * or process that ends takes this with it: its runs did end.
+ */
+const failedRuns = new Map<number, number>()
 
 /**
  * Runs the loops of every partition kicked since the last turn in one macrotask: their appends,

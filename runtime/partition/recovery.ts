@@ -54,6 +54,8 @@ export interface RecoveryPort {
   replayItem(key: string, value: Uint8Array | null): void
   /** Applies a logged record if the log fence accepts it; returns whether it did. */
   replayIfOwned(rec: CommitRecord, seq: number): boolean
+  /** Token of this node's previous run of the partition, if it stopped with an internal failure. */
+  readonly failedRun: number | undefined
   /** Counts the claims and probes of the replayed records (crash-count.ts). */
   readonly crashes: CrashCount
   /** Applies this owner's own claim record, appended at `seq`: its writer now owns the log. */
@@ -99,6 +101,7 @@ export async function recoverState(port: RecoveryPort): Promise<Array<[string, R
       e: epoch,
       o: port.writer.o!,
       claim: 1,
+      ...(port.failedRun === undefined ? {} : { fo: port.failedRun }),
       pos: port.position(),
       w: [],
       dc: [],

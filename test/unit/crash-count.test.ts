@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest'
 import type { CommitRecord, ProbeUnit } from '../../actors/wire/index.ts'
 import { crashVerdict } from '../../runtime/partition/crash-count.ts'
 
-type Rec = Pick<CommitRecord, 'claim' | 'x' | 'left'>
+type Rec = Pick<CommitRecord, 'claim' | 'x' | 'left' | 'o' | 'fo'>
 const claim: Rec = { claim: 1 }
 const work: Rec = {}
 const probe = (x: ProbeUnit): Rec => ({ x })
@@ -86,6 +86,17 @@ describe('crash counting', () => {
       idleClaims: 1,
     })
     expect(crashVerdict([work, claim, claim, left, claim])).toMatchObject({ careful: true, idleClaims: 2 })
+  })
+
+  it("a claim naming this node's failed previous run (fo) does not count that run as one that ended", () => {
+    const c = (o: number, fo?: number): Rec => ({ claim: 1, o, ...(fo === undefined ? {} : { fo }) })
+    expect(crashVerdict([work, c(1), c(2, 1), c(3, 2)])).toMatchObject({ careful: false, idleClaims: 1 })
+    // a failed run named, but an earlier owner ended: still counts
+    expect(crashVerdict([work, c(1), c(2), c(3, 2)])).toMatchObject({ careful: true, idleClaims: 2 })
+    expect(crashVerdict([work, c(1), c(2), c(3, 9)])).toMatchObject({ careful: true, idleClaims: 3 })
+    // its probe is not blamed either
+    const v = crashVerdict([work, c(1), c(2), c(3), { x: ['m', 5, 0], o: 3 }, c(4, 3)])
+    expect(v.suspects).toEqual([])
   })
 
   it('two different units that each ended one owner are suspects, neither condemned', () => {
