@@ -22,6 +22,7 @@ export const ErrorCode = {
   Closed: 'CLOSED',
   NonDeterminism: 'NON_DETERMINISM',
   TaskFailed: 'TASK_FAILED',
+  PoisonMessage: 'POISON_MESSAGE',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -342,3 +343,17 @@ export class TaskFailedError extends BasaltError {
 
 REBUILD[ErrorCode.NonDeterminism] = (i) => new NonDeterminismError(i.message)
 REBUILD[ErrorCode.TaskFailed] = (i) => new TaskFailedError(i.message, { name: i.name, message: i.message })
+
+/**
+ * A message ended the process or thread that ran it (a crash, `process.exit`, running out of
+ * memory, or a hang the node's watchdog ended) each time it ran, so the partition moved it to the
+ * dead-letter stream instead of running it again (runtime/partition/careful.ts). Its caller gets
+ * this error; the message names the target, the operation and how often it ended its runner.
+ */
+export class PoisonMessageError extends BasaltError {
+  constructor(message: string) {
+    super(ErrorCode.PoisonMessage, message)
+  }
+}
+
+REBUILD[ErrorCode.PoisonMessage] = (i) => new PoisonMessageError(i.message)

@@ -15,6 +15,7 @@ export {
   InstanceExistsError,
   PartitionUnavailableError,
   PayloadTooLargeError,
+  PoisonMessageError,
   RemoteError,
   TimeoutError,
   UnknownEntityError,

@@ -88,6 +88,7 @@ export {
   IllegalStateError,
   PartitionUnavailableError,
   PayloadTooLargeError,
+  PoisonMessageError,
   RemoteError,
   TimeoutError,
   UnknownEntityError,

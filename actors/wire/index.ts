@@ -26,6 +26,7 @@ export {
   type MailboxEnvelope,
   type MailboxPosition,
   type PartitionEnvelope,
+  type ProbeUnit,
   type Query,
   type QueryAnswer,
   type Reply,

@@ -218,6 +218,13 @@ export interface ReplyEnvelope {
 /** A timer held in partition state: due time and the message it delivers. */
 export type TimerValue = [due: number, msg: ActorMessage]
 
+/**
+ * A unit of work named by a probe record (see {@link CommitRecord.x}): `['m', seq, idx]` the first
+ * mailbox message run from that position, `['l', digest]` the local queue's head, `['t', key]` a
+ * due timer.
+ */
+export type ProbeUnit = ['m', seq: number, idx: number] | ['l', digest: string] | ['t', key: string]
+
 /** A position in a mailbox: the stream sequence of an envelope and the index of a message in it. */
 export type MailboxPosition = [seq: number, idx: number]
 
@@ -281,6 +288,25 @@ export interface CommitRecord {
   o?: number
   /** Set on the record a new owner appends when it takes the partition over. */
   claim?: 1
+  /**
+   * On a claim: the token (`o`) of this node's previous run of the partition, which stopped with an
+   * internal failure — alive, it did not end — so crash counting does not count that run's claim or
+   * probe as an owner that ended (`runtime/partition/crash-count.ts`).
+   */
+  fo?: number
+  /**
+   * Set on a probe record (careful mode, `runtime/partition/careful.ts`): the unit of work the
+   * owner is about to run alone — a mailbox message from position [seq, idx], the local queue's
+   * head (by a digest of its encoding), or a due timer (by its item key). Otherwise empty (same
+   * `pos` and `lq`, no writes); a node that does not know the field replays it as an empty record.
+   */
+  x?: ProbeUnit
+  /**
+   * Set on the record an owner appends when it stops gracefully having committed nothing since its
+   * claim: its claim was not an owner that ended (crash counting, `runtime/partition/crash-count.ts`).
+   * Otherwise empty, like a probe.
+   */
+  left?: 1
   /** Mailbox position after this record. */
   pos: MailboxPosition
   /** Item writes: encoded value, or null for a delete. Keys: `e.*` entities, `t.*` timers. */

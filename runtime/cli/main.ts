@@ -76,6 +76,11 @@ export function buildProgram(setCode: (code: number) => void): Command {
         'worker threads running the partitions (default: the number of cores)',
         intArg(),
       )
+      .option(
+        '--hang-timeout-ms <ms>',
+        'terminate a partition thread whose event loop does not answer this long (default 30000, 0: never)',
+        intArg(0),
+      )
       .option('--metrics-port <port>', 'serve Prometheus metrics on GET /metrics at this port', portArg())
       .option('--metrics-host <host>', 'interface of the metrics endpoint (default 127.0.0.1)')
       .addOption(

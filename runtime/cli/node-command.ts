@@ -30,6 +30,7 @@ export interface NodeFlags extends ConnectionFlags {
   workers?: number
   /** `--log-level`: the least severe level written (default info). */
   logLevel?: LogLevel
+  hangTimeoutMs?: number
 }
 
 /**
@@ -76,6 +77,7 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
     }
   }
   if (flags.workers !== undefined) options.workers = flags.workers
+  if (flags.hangTimeoutMs !== undefined) options.hangTimeoutMs = flags.hangTimeoutMs
   try {
     placementTiming(options)
   } catch {

@@ -490,6 +490,12 @@ export class InstanceHost implements InstanceHandler {
     this.#activities.recovered()
   }
 
+  async failInstance(id: string, error: Error): Promise<void> {
+    const live = await this.#cache.load(id)
+    if (live === undefined || isTerminal(live.rec.status)) return
+    this.#finish(live, RuntimeStatus.Failed, undefined, toErrorInfo(error))
+  }
+
   snapshotted(): void {
     this.#cache.sweepEnded()
   }

@@ -38,6 +38,15 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
    */
   workers?: number
   /**
+   * With `workers > 1`: how long a partition thread's event loop may not answer, in ms, before
+   * the node terminates the thread (default 30,000; 0: never). User code stuck in a synchronous
+   * endless loop hangs its thread; terminating it fails its partitions over, and crash counting
+   * dead-letters the message after it hung two careful owners (docs/OPERATIONS.md, "Poison
+   * messages"). Partitions on the calling thread (`workers: 1`) cannot be interrupted: a hang there
+   * stops the node's heartbeats, and the partitions move to other nodes.
+   */
+  hangTimeoutMs?: number
+  /**
    * Whether the node catches errors that escape every handler while it runs — thrown in a timer
    * or event callback, or a promise rejected with nobody awaiting it — on this thread and its
    * partition threads (default true). One from user code (an entity operation's or activity's

@@ -403,6 +403,8 @@ export class Node {
         registryNames: o.registryNames,
         dynamic,
         flags,
+        beats: new SharedArrayBuffer(4 * count),
+        hangTimeoutMs: hangTimeout(options.hangTimeoutMs),
         pipelining: o.pipelining,
         cacheSize: Math.max(16, Math.ceil(o.cacheSize / this.hub.meta.partitions)),
         maxBatch: o.maxBatch,
@@ -473,4 +475,13 @@ export class Node {
     }
     return true
   }
+}
+
+/** The hang timeout of partition threads, in ms (default 30 s, 0: none); throws `BadInputError`. */
+function hangTimeout(ms: number | undefined): number {
+  if (ms === undefined) return 30_000
+  if (!Number.isFinite(ms) || ms < 0) {
+    throw new BadInputError(`hangTimeoutMs must be a number of ms, 0 or more (got ${ms})`)
+  }
+  return ms
 }

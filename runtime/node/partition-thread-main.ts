@@ -27,7 +27,13 @@ import {
 } from '../nats/index.ts'
 import { Partition, RecentReplies } from '../partition/index.ts'
 import type { Logger } from '../util/index.ts'
-import type { FromThread, PartitionCounters, ThreadSetup, ToThread } from './partition-thread-protocol.ts'
+import {
+  BEAT_MS,
+  type FromThread,
+  type PartitionCounters,
+  type ThreadSetup,
+  type ToThread,
+} from './partition-thread-protocol.ts'
 import { loadRegistry, splitRegistry } from './registry-module.ts'
 import { watchUncaughtErrors } from './uncaught-errors.ts'
 
@@ -73,6 +79,10 @@ async function runThread(
     return
   }
   const flags = new Int32Array(setup.flags) // [0]: the node holds its lease, [1]: calls may travel with locks
+  // the beat of this thread's event loop: the main thread terminates the thread when it stops
+  // (a synchronous endless loop in user code), see partition-threads.ts
+  const beats = new Int32Array(setup.beats)
+  setInterval(() => Atomics.add(beats, setup.index, 1), BEAT_MS).unref()
   let hubNames: string[] = []
   const types = setup.dynamic ? new HubTypes(setup.registryNames, () => hubNames) : undefined
   const blobs = new BlobStore(nc, hub.jsm, hub.names, {

@@ -27,6 +27,13 @@ export interface ThreadSetup {
   dynamic: boolean
   /** Shared flags: [0] 1 while the node holds its placement lease, [1] 1 while calls may travel with lock requests. */
   flags: SharedArrayBuffer
+  /**
+   * Event-loop beats, one Int32 per thread index: each thread bumps its own every
+   * {@link BEAT_MS}; the main thread terminates one whose beat stops for `hangTimeoutMs`.
+   */
+  beats: SharedArrayBuffer
+  /** How long a thread's event loop may not answer before the thread is terminated, in ms (0: never). */
+  hangTimeoutMs: number
   pipelining: boolean
   /** Entity states kept in memory per partition. */
   cacheSize: number
@@ -47,6 +54,9 @@ export interface ThreadSetup {
   /** How often the thread posts its partitions' counters and metrics to the main thread, in ms. */
   statsIntervalMs: number
 }
+
+/** How often a partition thread bumps its event-loop beat, in ms (see {@link ThreadSetup.beats}). */
+export const BEAT_MS = 250
 
 /** Orders from the main thread. */
 export type ToThread =

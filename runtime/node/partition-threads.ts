@@ -18,6 +18,12 @@
  * thread: whether this node still holds its placement lease (snapshot writes wait while it does
  * not), and whether calls may travel with lock requests (every node of the hub runs them,
  * placement/registry.ts).
+ *
+ * A hang watchdog: every thread bumps its own counter in a shared `Int32Array` from its event loop
+ * (no message per beat); a thread whose counter has not moved for `hangTimeoutMs` — user code
+ * stuck in a synchronous endless loop — is terminated (`worker.terminate()` stops even that) and
+ * logged as an error naming its partitions. Its partitions then go the way of any thread death,
+ * so crash counting (runtime/partition/crash-count.ts) dead-letters the message that hung it.
  */
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -35,7 +41,13 @@ import { ThreadMetrics, type NodeRecorder } from '../metrics/index.ts'
 import { emptyPartitionStats, type PartitionStats } from '../partition/index.ts'
 import type { Logger } from '../util/index.ts'
 import { resolveTsx } from './load-module.ts'
-import type { FromThread, PartitionCounters, ThreadSetup, ToThread } from './partition-thread-protocol.ts'
+import {
+  BEAT_MS,
+  type FromThread,
+  type PartitionCounters,
+  type ThreadSetup,
+  type ToThread,
+} from './partition-thread-protocol.ts'
 
 /** What the node needs of a partition it runs, in this thread (a `Partition`) or in another. */
 export interface RunningPartition {
@@ -112,6 +124,11 @@ class PartitionThread {
   exited = false
   /** Whether the thread connected and loaded its registry. */
   started = false
+  /** The last beat of its event loop seen (see the hang watchdog), and when it was seen. */
+  lastBeat = -1
+  lastBeatAt = Date.now()
+  /** Set when the watchdog terminated the thread: why it ended. */
+  hung: Error | undefined
   readonly ready: Promise<void>
 
   constructor(
@@ -125,6 +142,7 @@ class PartitionThread {
       worker.on('message', (msg: FromThread) => {
         if (msg.t === 'ready') {
           this.started = true
+          this.lastBeatAt = Date.now()
           resolve()
         } else if (msg.t === 'setupFailed') reject(revive(msg.error, -1))
         else if (msg.t === 'reply') this.#settle(msg)
@@ -136,6 +154,7 @@ class PartitionThread {
       worker.on('exit', (code) => {
         this.exited = true
         const error =
+          this.hung ??
           lastError ??
           new IllegalStateError(`partition thread ${index} exited (code ${code}) while it ran partitions`)
         reject(error)
@@ -179,6 +198,9 @@ export class PartitionThreads {
   #stopping = false
   readonly #flags: Int32Array
   #respawn: NodeJS.Timeout | undefined
+  /** Event-loop beats of the threads, one slot per thread index (see the hang watchdog). */
+  readonly #beats: Int32Array
+  #watchdog: NodeJS.Timeout | undefined
   /** Starts waiting for a thread to be spawned (none was alive). */
   readonly #spawnWaiters: Array<() => void> = []
   /** Where the threads' reports go (absent: not recorded). */
@@ -189,6 +211,12 @@ export class PartitionThreads {
     readonly events: ThreadEvents,
   ) {
     this.#flags = new Int32Array(setup.flags)
+    this.#beats = new Int32Array(setup.beats)
+    const hang = setup.hangTimeoutMs
+    if (hang > 0) {
+      this.#watchdog = setInterval(() => this.#watch(hang), Math.max(BEAT_MS, Math.min(1000, hang / 4)))
+      this.#watchdog.unref()
+    }
     const recorder = events.metrics
     if (recorder !== undefined) {
       this.#metrics = new ThreadMetrics(recorder)
@@ -291,6 +319,7 @@ export class PartitionThreads {
   async stop(): Promise<void> {
     this.#stopping = true
     clearTimeout(this.#respawn)
+    clearInterval(this.#watchdog)
     for (const wake of this.#spawnWaiters.splice(0)) wake()
     await Promise.all(
       this.#threads.map(async (t) => {
@@ -319,6 +348,35 @@ export class PartitionThreads {
       timeout,
     ])
     clearTimeout(timer)
+  }
+
+  /**
+   * The hang watchdog: terminates a started thread whose event-loop beat has not moved for
+   * `hangTimeoutMs`; its exit then restarts it and fails its partitions over (see {@link #onExit}).
+   */
+  #watch(hangTimeoutMs: number): void {
+    const now = Date.now()
+    for (const t of this.#threads) {
+      if (!t.started || t.exited || t.hung !== undefined) continue
+      const beat = Atomics.load(this.#beats, t.index)
+      if (beat !== t.lastBeat) {
+        t.lastBeat = beat
+        t.lastBeatAt = now
+        continue
+      }
+      const silentMs = now - t.lastBeatAt
+      if (silentMs < hangTimeoutMs) continue
+      t.hung = new IllegalStateError(
+        `partition thread ${t.index} hung: its event loop did not answer for ${silentMs} ms (hangTimeoutMs ${hangTimeoutMs}); terminated`,
+      )
+      this.events.logger.error('partition thread hung; terminating it', {
+        thread: t.index,
+        partitions: [...t.running.keys()].sort((a, b) => a - b),
+        silentMs,
+        hangTimeoutMs,
+      })
+      void t.worker.terminate()
+    }
   }
 
   /** The least loaded live thread (ties: thread `p mod N`); undefined when none is alive. */

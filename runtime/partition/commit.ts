@@ -60,6 +60,8 @@ export interface CommitCore {
   readonly metrics: PartitionMetrics
   readonly options: { snapshotRecords: number; snapshotIntervalMs: number; cacheSize: number }
   stopped(): boolean
+  /** Whether background snapshots wait (careful mode: a checkpoint would hide the log's tail). */
+  holdSnapshots(): boolean
   /** Stops the partition (fenced: a newer owner exists; failed: the node restarts it). */
   stop(reason: 'fenced' | 'failed', err: Error): void
   /** Wakes the loop. */
@@ -170,7 +172,12 @@ export class Commits {
   /** Starts a background snapshot when enough is dirty; chains another if still due after it. */
   maybeSnapshot(): void {
     const { snapshotRecords, snapshotIntervalMs, cacheSize } = this.core.options
-    if (this.core.stopped() || !this.core.snap.due(snapshotRecords, snapshotIntervalMs, cacheSize)) return
+    if (
+      this.core.stopped() ||
+      this.core.holdSnapshots() ||
+      !this.core.snap.due(snapshotRecords, snapshotIntervalMs, cacheSize)
+    )
+      return
     this.core.metrics.snapshotStarted()
     void this.core.snap
       .take(this.#checkpointFields.bind(this))

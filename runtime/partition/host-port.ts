@@ -113,6 +113,11 @@ export interface InstanceHandler {
   answer(query: Query, respond: (answer: QueryAnswer) => void): Promise<boolean>
   replayActivity(key: string, value: Uint8Array | null): void
   recovered(): void
+  /**
+   * Fails instance `id` with `error`: a poison message addressed to it was dead-lettered
+   * (runtime/partition/careful.ts). Nothing when it ended or does not exist.
+   */
+  failInstance(id: string, error: Error): Promise<void>
   /** A snapshot stored what was committed before it (ended instances may leave memory now). */
   snapshotted(): void
   close(): void

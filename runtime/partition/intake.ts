@@ -10,11 +10,13 @@ import {
   checkMessage,
   type ActorMessage,
   type MailboxEnvelope,
+  type ProbeUnit,
   type TimerValue,
 } from '../../actors/wire/index.ts'
 import { decode, encode, itemKey, type PartitionStorage } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
 import type { PartitionMetrics } from '../metrics/index.ts'
+import { failPoisoned, localDigest, poisonedInstance } from './poison.ts'
 import type { MailboxCursor } from './cursor.ts'
 import type { DedupState } from './dedup.ts'
 import type { EntityHost } from './entity-host.ts'
@@ -56,6 +58,9 @@ export interface IntakeCore {
 
 /** Takes waiting work into the open round, one step at a time. */
 export class Intake {
+  /** While a condemned mailbox message is taken (careful mode): the error it gets instead of running. */
+  #poison: ((msg: ActorMessage) => Error) | undefined
+
   constructor(readonly core: IntakeCore) {}
 
   /** Processes one slice of waiting work; false when there was none. */
@@ -197,6 +202,7 @@ export class Intake {
    */
   #deliverInbound(msg: ActorMessage, seq: number, idx: number, bytes?: Uint8Array): void | Promise<void> {
     const wrong = misrouteReason(msg, this.core.p, this.core.partitions)
+    if (this.#poison !== undefined) return this.#condemnInbound(msg, seq, idx, bytes ?? encode(msg))
     if (wrong === undefined) return this.#deliver(msg)
     if ('r' in msg && msg.r !== undefined) {
       this.core.open().reply(msg.r, [msg.r[1], 0, toErrorInfo(new BadInputError(wrong))])
@@ -255,6 +261,101 @@ export class Intake {
         }
         return this.core.instances.handle(msg)
     }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Careful mode (careful.ts): one unit at a time
+
+  /**
+   * The unit a careful step takes next, in the order a normal step takes work: the first due
+   * timer, the local queue's head, then the next mailbox message (from the cursor's position; the
+   * first one that runs from there, past duplicate or undecodable envelopes). Undefined when none
+   * waits, or the mailbox reader has not delivered the next envelope yet.
+   */
+  nextUnit(now: number): ProbeUnit | undefined {
+    const due = this.core.timers.due(now)[0]
+    if (due !== undefined) return ['t', due[0]]
+    const head = this.core.cursor.local[0]
+    if (head !== undefined) return ['l', localDigest(head)]
+    const item = this.core.inbox.first
+    if (item === undefined) return undefined
+    const [seq, idx] = this.core.cursor.pos
+    return ['m', item.seq, seq === item.seq ? idx : 0]
+  }
+
+  /** Runs one unit named by {@link nextUnit}, as a normal step would. */
+  async runUnit(unit: ProbeUnit): Promise<void> {
+    if (unit[0] === 'm') {
+      await this.#preload(1)
+      await this.#processInbox(1)
+    } else {
+      const msg = this.#takeUnit(unit)
+      if (msg !== undefined) await this.#deliver(msg)
+    }
+    this.core.armTimer()
+  }
+
+  /**
+   * Moves the unit named by {@link nextUnit} to the dead-letter stream instead of running it, and
+   * tells whoever waits for it that it failed with `error(msg)` (see careful.ts).
+   */
+  async condemnUnit(unit: ProbeUnit, error: (msg: ActorMessage) => Error): Promise<void> {
+    if (unit[0] === 'm') {
+      this.#poison = error
+      try {
+        await this.#processInbox(1)
+      } finally {
+        this.#poison = undefined
+      }
+    } else {
+      const msg = this.#takeUnit(unit)
+      if (msg !== undefined) {
+        const err = error(msg)
+        this.#logPoison(unit, err)
+        await this.#failPoisoned(msg, err)
+        await this.core.port.deadLetterMessage(msg, err.message)
+      }
+    }
+    this.core.armTimer()
+  }
+
+  /** Takes a timer's message (the timer is deleted) or the local queue's head. */
+  #takeUnit(unit: ProbeUnit): ActorMessage | undefined {
+    if (unit[0] === 'l') return this.core.cursor.local.shift()
+    if (unit[0] !== 't') return undefined
+    const key = unit[1]
+    const found = this.core.timers.due(Number.MAX_SAFE_INTEGER).find(([k]) => k === key)
+    if (found === undefined) return undefined
+    this.core.timers.delete(key)
+    this.core.open().write(key, null)
+    const msg = found[1][1]
+    delete msg.at
+    return msg
+  }
+
+  /** The condemned mailbox message: dead-lettered (deduplicated by its position), its caller told. */
+  async #condemnInbound(msg: ActorMessage, seq: number, idx: number, bytes: Uint8Array): Promise<void> {
+    const err = this.#poison!(msg)
+    this.#poison = undefined // one message only
+    this.#logPoison(['m', seq, idx], err)
+    await this.#failPoisoned(msg, err)
+    await this.core.storage.deadLetter(seq, bytes, err.message, idx)
+    this.core.stats.deadLetters++
+  }
+
+  /** Tells whoever waits for a poison message, and fails the instance it was addressed to. */
+  async #failPoisoned(msg: ActorMessage, err: Error): Promise<void> {
+    failPoisoned(this.core.port, msg, err)
+    const instance = poisonedInstance(msg)
+    if (instance !== undefined) await this.core.instances?.failInstance(instance, err)
+  }
+
+  #logPoison(unit: ProbeUnit, err: Error): void {
+    this.core.logger.error('poison message moved to the dead-letter stream', {
+      p: this.core.p,
+      unit: unit.join(':'),
+      reason: err.message,
+    })
   }
 
   /** Whether another node of the hub runs orchestrations (this one runs none). */

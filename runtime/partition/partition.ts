@@ -14,6 +14,7 @@
 import type { CommitRecord, LogWriter, TimerValue } from '../../actors/wire/index.ts'
 import {
   decode,
+  encode,
   type Hub,
   PartitionStorage,
   type Checkpoint,
@@ -39,6 +40,8 @@ import { PartitionHostPort } from './host-port-impl.ts'
 import { EntityHost } from './entity-host.ts'
 import { QueryDesk, type QueryPort } from './queries.ts'
 import { recoverState, type RecoveryPort } from './recovery.ts'
+import { CrashCount, markRecord, type CrashVerdict } from './crash-count.ts'
+import { CarefulMode } from './careful.ts'
 import { CommitLog } from './commit-log.ts'
 import { DEFER_UNKNOWN_MS } from './unknown-types.ts'
 import { Intake } from './intake.ts'
@@ -73,6 +76,10 @@ export class Partition {
   readonly #queries: QueryDesk
   readonly #recentReplies: RecentReplies
   readonly #changes: ChangeFeed
+  /** Careful mode, while on (careful.ts): one unit of work per record, each announced by a probe. */
+  #careful: CarefulMode | undefined
+  /** Log sequence of this owner's claim record. */
+  #claimSeq = -1
   #stopped = false
   #closing = false
   #timer: NodeJS.Timeout | undefined
@@ -193,6 +200,7 @@ export class Partition {
       metrics: this.metrics,
       options,
       stopped: () => this.#stopped,
+      holdSnapshots: () => this.#careful !== undefined,
       stop: (reason, err) => this.#stop(reason, err),
       kick: () => this.#kick(),
     })
@@ -204,6 +212,7 @@ export class Partition {
     try {
       await partition.#recover()
     } catch (err) {
+      partition.#noteFailure()
       partition.#shutdown()
       throw err
     }
@@ -248,9 +257,28 @@ export class Partition {
         this.#stopped ||
         (this.#commits.inflight === null && !this.#loop.running && this.#commits.open.isEmpty),
     )
+    if (!this.#stopped && this.#log.lastSeq === this.#claimSeq) await this.#leave()
     if (snapshot && !this.#stopped) await this.#commits.snapshot().catch(() => {})
     await this.#snap.idle()
     this.#shutdown()
+  }
+
+  /**
+   * Appends a record marked `left`: this owner stops gracefully having committed nothing since its
+   * claim, so its claim does not count as an owner that ended (crash-count.ts). Best effort: a
+   * failure only makes the next owner careful one restart sooner.
+   */
+  async #leave(): Promise<void> {
+    const n = this.#commits.open.n
+    const rec = markRecord(n, this.#writer, this.#cursor.pos, this.#cursor.local.slice(), { left: 1 })
+    try {
+      const seq = await this.#log.append(n, encode(rec))
+      this.#log.appended(seq)
+      this.#snap.committed(rec, seq)
+      this.#commits.openAt(n + 1)
+    } catch (err) {
+      this.options.logger.warn('could not mark a graceful stop in the log', { p: this.p, error: String(err) })
+    }
   }
 
   /**
@@ -266,8 +294,11 @@ export class Partition {
 
   async #recover(): Promise<void> {
     const { epoch, logger } = this.options
-    const replies = await recoverState(this.#recoveryPort())
+    const crashes = new CrashCount()
+    const replies = await recoverState(this.#recoveryPort(crashes))
     this.#commits.openAt(this.#snap.committedN + 1)
+    const verdict = crashes.verdict()
+    if (verdict.careful) this.#careful = this.#carefulMode(verdict)
     logger.info('partition recovered', {
       p: this.p,
       epoch,
@@ -279,7 +310,10 @@ export class Partition {
     // drop what they already have (partitions by record number, clients by request id).
     for (const [inbox, reps] of replies) this.#commits.sendReplies(inbox, reps)
     this.#queries.listen(this.nc, this.hub.names.query(this.p))
-    this.#instances?.recovered()
+    // activities pending at the crash run again — after careful mode: one that ends the process
+    // while a careful unit is open would be blamed on that unit (careful.ts)
+    if (this.#careful === undefined) this.#instances?.recovered()
+    this.#careful?.begin(await this.#storage.lastMailboxSeq())
     await this.#inbox.start(this.#cursor.pos[0])
     this.#snapshotTimer = setInterval(() => this.#commits.maybeSnapshot(), this.options.snapshotIntervalMs)
     this.#snapshotTimer.unref()
@@ -288,8 +322,12 @@ export class Partition {
   }
 
   /** How recovery reads this partition's storage and applies what it reads (see recovery.ts). */
-  #recoveryPort(): RecoveryPort {
+  #recoveryPort(crashes: CrashCount): RecoveryPort {
+    const failedRun = failedRuns.get(this.p)
+    failedRuns.delete(this.p)
     return {
+      crashes,
+      failedRun,
       p: this.p,
       epoch: this.options.epoch,
       writer: this.#writer,
@@ -304,10 +342,52 @@ export class Partition {
       replayItem: (key, value) => this.#replayItem(key, value),
       replayIfOwned: (rec, seq) => this.#replayIfOwned(rec, seq),
       claimed: (claim, seq) => {
+        this.#claimSeq = seq
         this.#log.admit(claim, seq)
         this.#replay(claim)
       },
     }
+  }
+
+  /**
+   * Careful mode for an owner after others that ended without committing (crash-count.ts): told
+   * as a warning when a unit is suspect, quietly when only claims piled up (idle restarts).
+   */
+  #carefulMode(verdict: CrashVerdict): CarefulMode {
+    const { logger } = this.options
+    const fields = {
+      p: this.p,
+      claimsWithoutProgress: verdict.idleClaims,
+      suspects: verdict.suspects.map((s) => `${s.unit.join(':')} x${s.deaths}`),
+    }
+    if (verdict.suspects.length > 0) logger.warn('partition starts in careful mode', fields)
+    else logger.info('partition starts in careful mode', fields)
+    return new CarefulMode(
+      {
+        p: this.p,
+        writer: this.#writer,
+        logger,
+        maxBatch: this.options.maxBatch,
+        log: this.#log,
+        commits: this.#commits,
+        intake: this.#intake,
+        cursor: this.#cursor,
+        timers: this.#timers,
+        isStopped: () => this.#stopped,
+        probed: (rec, seq) => {
+          this.#log.appended(seq)
+          this.#dedup.apply(rec)
+          this.#snap.committed(rec, seq)
+        },
+        stop: (reason, err) => this.#stop(reason, err),
+        ended: () => {
+          this.#careful = undefined
+          this.#instances?.recovered()
+          this.#kick()
+        },
+      },
+      verdict,
+    )
   }
 
   #restoreCheckpoint(ckpt: Checkpoint): void {
@@ -364,6 +444,7 @@ export class Partition {
 
   /** One cycle of the loop: process what waits while a record has room, sealing rounds as it goes. */
   async #cycle(): Promise<void> {
+    if (this.#careful !== undefined) return this.#careful.cycle()
     for (;;) {
       if (this.#stopped) return
       if (this.#commits.inflight === null && !this.#commits.open.isEmpty) this.#commits.seal()
@@ -442,13 +523,23 @@ export class Partition {
 
   #stop(reason: 'fenced' | 'failed', err: Error): void {
     if (this.#stopped) return
+    if (reason === 'failed') this.#noteFailure()
     this.options.logger.warn(`partition ${reason}; stopping`, { p: this.p, error: err.message })
     this.#shutdown()
     this.options.onStopped(reason, err)
   }
 
+  /**
+   * This run stops with an internal failure, alive: the next run of the partition in this process
+   * or thread names it in its claim, so crash counting does not count it as an owner that ended.
+   */
+  #noteFailure(): void {
+    if (this.#claimSeq >= 0) failedRuns.set(this.p, this.#writer.o!)
+  }
+
   #shutdown(): void {
     this.#stopped = true
+    this.#careful?.release()
     this.metrics.closed()
     this.#loop.stop()
     if (this.#timer !== undefined) clearTimeout(this.#timer)
@@ -460,6 +551,13 @@ export class Partition {
     this.#waits.check()
   }
 }
+
+/**
+ * Runs of partitions in this process or thread that stopped with an internal failure, alive
+ * (partition → writer token); read by the partition's next start here (crash-count.ts). A thread
+ * or process that ends takes this with it: its runs did end.
+ */
+const failedRuns = new Map<number, number>()
 
 /**
  * Runs the loops of every partition kicked since the last turn in one macrotask: their appends,

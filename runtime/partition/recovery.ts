@@ -5,7 +5,7 @@
  * (timers, locks, pending activities); (3) replay the log after the checkpoint — records carry
  * outputs, so no user code runs — applying only the records the log fence accepts; (4) append a
  * claim record fenced on the last sequence read, replaying and retrying if a stale owner appended
- * meanwhile. The partition applies what is read through {@link RecoveryPort}.
+ * meanwhile. Replay also counts the owners that ended without committing (crash-count.ts). The partition applies what is read through {@link RecoveryPort}.
  */
 import { FencedError } from '../../actors/index.ts'
 import {
@@ -26,6 +26,7 @@ import {
   type PartitionStorage,
 } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
+import type { CrashCount } from './crash-count.ts'
 import type { LogWriter } from './log-fence.ts'
 import type { RepliesEntry } from './recent-replies.ts'
 import type { SnapshotState } from './snapshot.ts'
@@ -53,6 +54,10 @@ export interface RecoveryPort {
   replayItem(key: string, value: Uint8Array | null): void
   /** Applies a logged record if the log fence accepts it; returns whether it did. */
   replayIfOwned(rec: CommitRecord, seq: number): boolean
+  /** Token of this node's previous run of the partition, if it stopped with an internal failure. */
+  readonly failedRun: number | undefined
+  /** Counts the claims and probes of the replayed records (crash-count.ts). */
+  readonly crashes: CrashCount
   /** Applies this owner's own claim record, appended at `seq`: its writer now owns the log. */
   claimed(claim: CommitRecord, seq: number): void
 }
@@ -82,6 +87,7 @@ export async function recoverState(port: RecoveryPort): Promise<Array<[string, R
   const replayLogged = (rec: CommitRecord, seq: number): void => {
     if (rec.e > epoch) throw new FencedError(p, `log has epoch ${rec.e}, ours is ${epoch}`)
     if (!port.replayIfOwned(rec, seq)) return
+    port.crashes.add(rec)
     for (const r of rec.rep) replies.push(r)
   }
   // Replay the log tail, then append a claim record fenced on the tail; if someone appended in
@@ -95,6 +101,7 @@ export async function recoverState(port: RecoveryPort): Promise<Array<[string, R
       e: epoch,
       o: port.writer.o!,
       claim: 1,
+      ...(port.failedRun === undefined ? {} : { fo: port.failedRun }),
       pos: port.position(),
       w: [],
       dc: [],

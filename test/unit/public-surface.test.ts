@@ -42,6 +42,7 @@ describe('public surface', () => {
         'NonDeterminismError',
         'PartitionUnavailableError',
         'PayloadTooLargeError',
+        'PoisonMessageError',
         'RemoteError',
         'RuntimeStatus',
         'TaskFailedError',
