@@ -11,11 +11,19 @@
  * it once more and commits a round that moves it to the dead-letter stream instead of running it,
  * and fails its call with {@link PoisonMessageError}. Normal mode does none of this.
  *
- * Careful mode ends once the work that the owners which ended could have taken is done: every
- * mailbox message stored when this owner started, every timer due then, and the local messages
- * they caused (at most `maxBatch` local units past the mailbox horizon, so local ping-pong between
- * entities cannot keep it careful forever). An owner that ended read no mailbox message stored after
- * it ended, and this owner started after that, so the poison is within this horizon. With nothing
+ * Careful mode ends once the work that the owners which ended could have taken is done: the
+ * mailbox messages stored when this owner started, but at most {@link CAREFUL_MAILBOX_ROUNDS}
+ * times `maxBatch` of them, every timer due then, and the local messages they caused (at most
+ * `maxBatch` local units past the mailbox horizon, so local ping-pong between entities cannot keep
+ * it careful forever). An owner that ended read no mailbox message stored after it ended. And an
+ * owner that ended without committing anything ended before its first record was durable: in its
+ * first round (one step: at most `maxBatch` mailbox messages) or in the step after it, taken while
+ * that record was being appended. So the poison is within the bound; were it ever beyond (an
+ * append slower than a whole step), the careful units committed meanwhile moved the position
+ * forward, the next owner that ends makes the next one careful from there, and the poison is
+ * reached. Without the bound, a partition that two owners left in a row for any reason (two
+ * kills while its consumer was stalled) would work through its whole backlog at two appends per
+ * message. With nothing
  * waiting — an idle partition restarted repeatedly by rolling deploys — careful mode ends at once,
  * having appended nothing. While careful, background snapshots wait: a checkpoint would hide the
  * probes and claims from the next owner's count.
@@ -60,6 +68,9 @@ class Gate {
   }
 }
 
+/** Mailbox messages a careful owner runs one by one at most, in `maxBatch` (see the module comment). */
+export const CAREFUL_MAILBOX_ROUNDS = 2
+
 /** Careful units of this process or thread (module state is per thread) run one at a time. */
 const CAREFUL_GATE = new Gate()
 
@@ -95,6 +106,8 @@ export class CarefulMode {
   #timersHorizon = 0
   /** Local units run after the mailbox horizon was passed. */
   #localPast = 0
+  /** Mailbox units run (or dead-lettered) in careful mode. */
+  #mailboxUnits = 0
   /** Units run (or dead-lettered) in careful mode. */
   units = 0
   /** Whether this partition holds {@link CAREFUL_GATE}. */
@@ -137,7 +150,8 @@ export class CarefulMode {
     const condemned = this.#condemned !== undefined && unitKey(unit) === unitKey(this.#condemned.unit)
     if (!(await this.#probe(unit))) return this.release()
     this.units++
-    if (unit[0] === 'l' && this.core.cursor.pos[0] > this.#mailboxHorizon) this.#localPast++
+    if (unit[0] === 'm') this.#mailboxUnits++
+    if (unit[0] === 'l' && this.#pastMailbox()) this.#localPast++
     if (condemned) {
       const deaths = this.#condemned!.deaths
       this.#condemned = undefined
@@ -161,9 +175,17 @@ export class CarefulMode {
    */
   #done(): boolean {
     const { cursor, maxBatch, timers } = this.core
-    if (cursor.pos[0] <= this.#mailboxHorizon) return false
+    if (!this.#pastMailbox()) return false
     if (timers.due(this.#timersHorizon).length > 0) return false
     return cursor.local.length === 0 || this.#localPast >= maxBatch
+  }
+
+  /** Whether the mailbox part of the careful work is done (see the module comment). */
+  #pastMailbox(): boolean {
+    return (
+      this.core.cursor.pos[0] > this.#mailboxHorizon ||
+      this.#mailboxUnits >= CAREFUL_MAILBOX_ROUNDS * this.core.maxBatch
+    )
   }
 
   #end(): void {

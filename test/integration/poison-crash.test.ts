@@ -215,7 +215,13 @@ describe('poison messages on partition threads', () => {
 })
 
 /** A partition of `hub` run in this process at `epoch` (stopped with `abandon()`, as a crash would). */
-function partitionOf(nc: NatsConnection, hub: Hub, epoch: number, logs: string[]): Promise<Partition> {
+function partitionOf(
+  nc: NatsConnection,
+  hub: Hub,
+  epoch: number,
+  logs: string[],
+  maxBatch = 100,
+): Promise<Partition> {
   const keep = (message: string, fields?: Record<string, unknown>) =>
     logs.push(`${message} ${JSON.stringify(fields ?? {})}`)
   return Partition.start(nc, hub, 0, {
@@ -224,7 +230,7 @@ function partitionOf(nc: NatsConnection, hub: Hub, epoch: number, logs: string[]
     logger: { info: keep, warn: keep, error: keep },
     pipelining: true,
     cacheSize: 100,
-    maxBatch: 100,
+    maxBatch,
     snapshotRecords: 1000,
     snapshotIntervalMs: 60_000,
     onStopped: () => {},
@@ -317,6 +323,32 @@ describe('careful mode', () => {
         'normal mode afterwards: no probe',
       ).toEqual([])
       expect(logs.find((l) => l.startsWith('careful mode ended'))).toMatch(/"units":3/)
+    } finally {
+      partition?.abandon()
+      await client.close()
+      await closeConnection(nc)
+    }
+  })
+
+  it('runs at most two steps of mailbox messages one by one, then the rest in normal mode', async () => {
+    const nc = await connectTo(nats.url, 'careful-bound')
+    const hub = await ensureHub(nc, 'careful-bound', { partitions: 1 })
+    const client = await Client.connect({ servers: nats.url, hub: 'careful-bound' })
+    const logs: string[] = []
+    let partition: Partition | undefined
+    try {
+      for (let epoch = 1; epoch <= 2; epoch++) (await partitionOf(nc, hub, epoch, logs, 2)).abandon()
+      // a backlog of 10 when the careful owner starts; with maxBatch 2 it runs 4 of them carefully
+      for (let i = 0; i < 10; i++) await client.entity(Counter, `b${i}`).signal.add(1)
+      partition = await partitionOf(nc, hub, 3, logs, 2)
+      await waitFor(() => logs.some((l) => l.startsWith('careful mode ended')), 'careful mode to end')
+      expect(logs.find((l) => l.startsWith('careful mode ended'))).toMatch(/"units":4/)
+      const counts = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => client.entity(Counter, `b${i}`).call.get()),
+      )
+      expect(counts, 'every message of the backlog applied once').toEqual(Array.from({ length: 10 }, () => 1))
+      const records = (await new PartitionStorage(nc, hub, 0).logAfter(0)).map(({ rec }) => rec)
+      expect(records.filter((r) => r.x !== undefined).length, 'probe records').toBe(4)
     } finally {
       partition?.abandon()
       await client.close()
