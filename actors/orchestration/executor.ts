@@ -317,8 +317,13 @@ export class OrchestrationExecutor {
       }
     }
     const error = toErrorInfo(outcome.error)
-    exec.out.push({ e: 'finished', status: 'failed', error })
-    return { appended: exec.out, commands: exec.commands, status: 'failed', error, ...customPart }
+    // A step that fails the instance leaves no trace but the failure, as an entity operation that
+    // throws does: what it issued before throwing (a withdraw before the deposit that broke a
+    // rule) is dropped, from the commands and from the history. Its locks are still released.
+    const appended = exec.out.filter((ev) => ev.e !== 'scheduled' || !DROPPED_ON_FAILURE.has(ev.kind))
+    appended.push({ e: 'finished', status: 'failed', error })
+    const commands = exec.commands.filter((c) => !DROPPED_ON_FAILURE.has(c.c))
+    return { appended, commands, status: 'failed', error, ...customPart }
   }
 
   /** Ends an execution whose replay diverged: a failed step that releases any locks. */
@@ -338,6 +343,20 @@ export class OrchestrationExecutor {
     }
   }
 }
+
+/**
+ * What a step that fails its instance does not carry out (see {@link OrchestrationExecutor}): every
+ * effect but the release of its locks and the cancellation of its timers.
+ */
+const DROPPED_ON_FAILURE: ReadonlySet<string> = new Set([
+  'activity',
+  'timer',
+  'sub',
+  'call',
+  'signal',
+  'start',
+  'lock',
+])
 
 /** The `finished` event of the history's last step, if the execution ended. */
 function finishedOf(history: readonly HistoryEvent[]): FinishedEvent | undefined {

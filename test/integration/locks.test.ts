@@ -46,7 +46,17 @@ const lockThenContinue = orchestration(
   },
 )
 
-const registry = [Account, holdLock, lockAndDeposit, failInLock, lockThenContinue]
+/** Calls one locked account twice at once, which a critical section refuses: the step fails. */
+const twiceAtOnce = orchestration('twiceAtOnce', function* (ctx, key: string) {
+  const lock = yield* ctx.lock(ctx.entityRef(Account, key))
+  try {
+    yield* ctx.all([ctx.callEntity(Account, key).withdraw(10), ctx.callEntity(Account, key).deposit(10)])
+  } finally {
+    lock.release()
+  }
+})
+
+const registry = [Account, holdLock, lockAndDeposit, failInLock, lockThenContinue, twiceAtOnce]
 const nats = useNatsServer()
 
 for (const alwaysReplay of [false, true]) {
@@ -121,6 +131,17 @@ for (const alwaysReplay of [false, true]) {
       await nextLockerCompletes(key, 'after the failure')
       await stack.client.purge(id)
       await nextLockerCompletes(key, 'after purging the failed instance')
+    })
+
+    it('a step that fails sends none of its calls: no half transfer', async () => {
+      const key = k('half')
+      await stack.client.entity(Account, key).call.deposit(100)
+      const done = await stack.client.waitForCompletion(await stack.client.start(twiceAtOnce, key))
+      expect(done.status).toBe('Failed')
+      expect(done.error?.message).toMatch(/again before its previous call completed/)
+      await lockHeldBy(key, null, 'after the failed step')
+      // before, the withdraw of the failing step went out: 90
+      expect(await stack.client.entity(Account, key).call.balance()).toBe(100)
     })
 
     it('continue-as-new inside a critical section releases the lock before the next execution', async () => {

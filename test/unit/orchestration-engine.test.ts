@@ -1251,6 +1251,50 @@ describe('engine edge cases', () => {
     })
   })
 
+  it('a step that fails sends nothing it issued before throwing, and releases its lock', () => {
+    const h: HistoryEvent[] = []
+    const ex = new OrchestrationExecutor(
+      orchestration('halfway', function* (ctx) {
+        const lock = yield* ctx.lock(ctx.entityRef(Account, 'a'))
+        try {
+          // the second call breaks the rule of critical sections: one call per locked entity at once
+          yield* ctx.all([
+            ctx.callEntity(Account, 'a').deposit(-10),
+            ctx.callEntity(Account, 'a').deposit(10),
+          ])
+        } finally {
+          lock.release()
+        }
+      }),
+      'x',
+    )
+    const first = ex.step(h, [{ e: 'started' }], T0)
+    h.push(...first.appended)
+    expect(first.commands.map((c) => c.c)).toEqual(['lock'])
+    const failed = ex.step(h, [{ e: 'completed', seq: 0 }], T0)
+    expect(failed.status).toBe('failed')
+    expect(failed.commands, 'no call goes out').toEqual([{ c: 'unlock', entities: [['Account', 'a']] }])
+    expect(
+      failed.appended.filter((ev) => ev.e === 'scheduled').map((ev) => (ev as { kind: string }).kind),
+    ).toEqual(['unlock'])
+
+    const sideEffects = once(
+      orchestration('issuesThenThrows', function* (ctx) {
+        ctx.callEntity(Account, 'b').deposit(1)
+        ctx.signalEntity(Account, 'b').deposit(1)
+        ctx.callActivity(echo, 1)
+        ctx.createTimer(T0 + 1000)
+        ctx.startOrchestration(
+          orchestration('other', function* () {}),
+          null,
+        )
+        throw new Error('bug')
+      }),
+    )
+    expect(sideEffects).toMatchObject({ status: 'failed', commands: [] })
+    expect(sideEffects.appended.some((ev) => ev.e === 'scheduled')).toBe(false)
+  })
+
   it('yielding something other than a task throws into the code', () => {
     const r = once(
       orchestration('yieldsPromise', function* () {
