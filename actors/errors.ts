@@ -23,6 +23,7 @@ export const ErrorCode = {
   NonDeterminism: 'NON_DETERMINISM',
   TaskFailed: 'TASK_FAILED',
   PoisonMessage: 'POISON_MESSAGE',
+  StorageFull: 'STORAGE_FULL',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -167,6 +168,16 @@ export class FencedError extends BasaltError {
   }
 }
 
+/**
+ * The NATS server refused to store a message: its JetStream store (or a limit of the account or
+ * stream) is full. Nothing was stored; retryable once an operator freed space or raised the limit.
+ */
+export class StorageFullError extends BasaltError {
+  constructor(message: string) {
+    super(ErrorCode.StorageFull, message, { retryable: true })
+  }
+}
+
 /** The object is in a state where the call is not allowed (e.g. closed). */
 export class IllegalStateError extends BasaltError {
   constructor(message: string) {
@@ -305,6 +316,7 @@ const REBUILD: Record<string, (info: ErrorInfo) => BasaltError> = {
   [ErrorCode.Codec]: (i) => new CodecError(i.message),
   [ErrorCode.HubNotFound]: (i) => withMessage(new HubNotFoundError(''), i.message),
   [ErrorCode.Fenced]: (i) => withMessage(new FencedError(-1, ''), i.message),
+  [ErrorCode.StorageFull]: (i) => new StorageFullError(i.message),
 }
 
 function withMessage<E extends Error>(err: E, message: string): E {

@@ -16,6 +16,7 @@ export {
   PartitionUnavailableError,
   PayloadTooLargeError,
   PoisonMessageError,
+  StorageFullError,
   RemoteError,
   TimeoutError,
   UnknownEntityError,

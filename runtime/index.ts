@@ -89,6 +89,7 @@ export {
   PartitionUnavailableError,
   PayloadTooLargeError,
   PoisonMessageError,
+  StorageFullError,
   RemoteError,
   TimeoutError,
   UnknownEntityError,

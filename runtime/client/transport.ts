@@ -11,6 +11,7 @@ import {
   CodecError,
   IllegalStateError,
   PartitionUnavailableError,
+  StorageFullError,
   TimeoutError,
   fromErrorInfo,
   partitionOf,
@@ -30,6 +31,8 @@ import {
   decodeEnvelope,
   encode,
   isNoResponders,
+  isStorageFull,
+  STORAGE_FULL_HINT,
   fastJetStream,
   type FastJetStream,
   type Hub,
@@ -217,9 +220,14 @@ export class CallTransport implements SenderHost {
         firstDelayMs: 20,
         maxDelayMs: 1000,
         deadline: Date.now() + this.options.publishDeadlineMs,
-        retryable: () => !this.nc.isClosed(),
+        // a full store stays full until an operator acts: say so at once
+        retryable: (err) => !this.nc.isClosed() && !isStorageFull(err),
       },
-    )
+    ).catch((err: unknown) => {
+      if (isStorageFull(err))
+        throw new StorageFullError(`a message to partition ${p} was not stored: ${STORAGE_FULL_HINT}`)
+      throw err
+    })
     if (seq > (this.#lastSeq.get(p) ?? 0)) this.#lastSeq.set(p, seq)
   }
 

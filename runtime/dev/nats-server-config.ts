@@ -65,6 +65,8 @@ export interface NatsServerOptions {
   maxPayload?: number
   /** Enable JetStream (default true). */
   jetstream?: boolean
+  /** JetStream's `max_file_store` in bytes (the server's default, most of the disk, when omitted). */
+  maxFileStore?: number
   /** `server_name`; required (and set by `startNatsCluster`) for clustered JetStream. */
   name?: string
   /** Internal: cluster membership, set by `startNatsCluster`. */
@@ -119,6 +121,7 @@ export function renderConfig(opts: {
   jetstream: boolean
   name?: string
   maxPayload?: number
+  maxFileStore?: number
   cluster?: NatsClusterMemberOptions
   extraConfig?: string
 }): string {
@@ -128,7 +131,11 @@ export function renderConfig(opts: {
     lines.push(`max_payload: ${opts.maxPayload}`)
     if (opts.maxPayload > DEFAULT_MAX_PENDING) lines.push(`max_pending: ${opts.maxPayload}`)
   }
-  if (opts.jetstream) lines.push('jetstream {', `  store_dir: ${quote(opts.storeDir)}`, '}')
+  if (opts.jetstream) {
+    lines.push('jetstream {', `  store_dir: ${quote(opts.storeDir)}`)
+    if (opts.maxFileStore !== undefined) lines.push(`  max_file_store: ${opts.maxFileStore}`)
+    lines.push('}')
+  }
   if (opts.cluster !== undefined) lines.push(...renderClusterBlock(opts.cluster))
   if (opts.extraConfig !== undefined) lines.push(opts.extraConfig)
   return lines.join('\n') + '\n'

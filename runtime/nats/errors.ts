@@ -68,6 +68,38 @@ export function isUnavailable(err: unknown): boolean {
   return codeOf(err) === ServerCodes.NoResponders
 }
 
+/**
+ * Whether the server refused to store a message because its JetStream store, or a stream's limit,
+ * is full ("insufficient resources", "insufficient storage resources available", "maximum bytes
+ * exceeded"): not worth another try until an operator frees space or raises the limit.
+ */
+export function isStorageFull(err: unknown): boolean {
+  const code = codeOf(err)
+  if (code === 10023 || code === 10028 || code === 10047) return true
+  const message = String((err as { message?: unknown } | null | undefined)?.message ?? err)
+  return /insufficient (storage )?resources|resources exceeded|maximum (bytes|messages) exceeded/i.test(
+    message,
+  )
+}
+
+/** What an operator is told with an error that {@link isStorageFull} holds. */
+export const STORAGE_FULL_HINT =
+  "the NATS server's JetStream store is full: free space, or raise jetstream.max_file_store (or the account's or stream's limits)"
+
+/**
+ * One line for a NATS or Basalt error in a log: its name and message, with the storage-full hint
+ * when it applies; other errors (bugs) keep their stack.
+ */
+export function describeNatsError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  const known =
+    err instanceof LeanPublishError ||
+    err instanceof JetStreamApiError ||
+    (err as { code?: unknown }).code !== undefined
+  const line = known ? `${err.name}: ${err.message}` : String(err.stack ?? err)
+  return isStorageFull(err) ? `${line} (${STORAGE_FULL_HINT})` : line
+}
+
 /** Whether a stream create failed because a stream of that name exists. */
 export function isStreamNameInUse(err: unknown): boolean {
   return codeOf(err) === ServerCodes.StreamNameInUse

@@ -21,7 +21,10 @@ export { isReachable, whileConnected } from './connection-health.ts'
 export { fastJetStream, type FastJetStream, type PublishAck } from './fast-js.ts'
 export {
   LeanPublishError,
+  STORAGE_FULL_HINT,
   ServerCodes,
+  describeNatsError,
+  isStorageFull,
   isNoMessage,
   isNoResponders,
   isStreamNameInUse,

@@ -15,7 +15,7 @@
  * partition threads (partition-threads.ts).
  */
 import { hostname } from 'node:os'
-import { BadInputError, IllegalStateError } from '../../actors/index.ts'
+import { BadInputError, IllegalStateError, StorageFullError } from '../../actors/index.ts'
 import { ActivityPool, ActivityWorkers } from '../activities/index.ts'
 import { Client } from '../client/index.ts'
 import type { Dashboard } from '../dashboard/index.ts'
@@ -34,6 +34,8 @@ import {
   BlobStore,
   checkedBlobLimits,
   latestKvEntry,
+  isStorageFull,
+  STORAGE_FULL_HINT,
 } from '../nats/index.ts'
 import { Conditions, consoleLogger } from '../util/index.ts'
 import type { Partition } from '../partition/index.ts'
@@ -220,6 +222,8 @@ export class Node {
       await workers?.stop()
       await workerClient?.close()
       await nc.close().catch(() => {})
+      if (isStorageFull(err))
+        throw new StorageFullError(`node could not join hub '${options.hub}': ${STORAGE_FULL_HINT}`)
       throw err
     }
   }

@@ -17,7 +17,7 @@ import type { EntityRegistry } from '../../entities/index.ts'
 import { claimPartition, LOCK_OPS, type PlacementAgent } from '../../placement/index.ts'
 import { InstanceHost, type Workflows } from '../instances/index.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
-import type { Hub, NatsConnection } from '../nats/index.ts'
+import { describeNatsError, type Hub, type NatsConnection } from '../nats/index.ts'
 import { Partition, type PartitionOptions, RecentReplies } from '../partition/index.ts'
 import { BatchWorker } from '../util/index.ts'
 import { assignmentStore } from './assignment-store.ts'
@@ -139,7 +139,7 @@ export class PartitionRunner {
           this.deps.settings.logger.error('partition start failed; will retry', {
             p,
             retryInMs: delayMs,
-            error: String((err as Error).stack ?? err),
+            error: describeNatsError(err),
           })
         })
         .finally(() => {

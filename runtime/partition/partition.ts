@@ -15,6 +15,8 @@ import type { CommitRecord, LogWriter, TimerValue } from '../../actors/wire/inde
 import {
   decode,
   encode,
+  isStorageFull,
+  STORAGE_FULL_HINT,
   type Hub,
   PartitionStorage,
   type Checkpoint,
@@ -524,7 +526,8 @@ export class Partition {
   #stop(reason: 'fenced' | 'failed', err: Error): void {
     if (this.#stopped) return
     if (reason === 'failed') this.#noteFailure()
-    this.options.logger.warn(`partition ${reason}; stopping`, { p: this.p, error: err.message })
+    const error = isStorageFull(err) ? `${err.message} (${STORAGE_FULL_HINT})` : err.message
+    this.options.logger.warn(`partition ${reason}; stopping`, { p: this.p, error })
     this.#shutdown()
     this.options.onStopped(reason, err)
   }

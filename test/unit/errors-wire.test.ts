@@ -16,6 +16,7 @@ import {
   PartitionUnavailableError,
   PayloadTooLargeError,
   RemoteError,
+  StorageFullError,
   TimeoutError,
   UnknownEntityError,
   UnknownOperationError,
@@ -60,6 +61,7 @@ describe('errors across the wire', () => {
     new PartitionUnavailableError(3, 'no owner'),
     new FencedError(2, 'epoch 4'),
     new IllegalStateError('closed'),
+    new StorageFullError('full'),
     new NonDeterminismError('step 2 differs'),
     new TaskFailedError("activity 'x' failed", { name: 'Error', message: 'x' }),
   ]

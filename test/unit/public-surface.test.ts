@@ -45,6 +45,7 @@ describe('public surface', () => {
         'PoisonMessageError',
         'RemoteError',
         'RuntimeStatus',
+        'StorageFullError',
         'TaskFailedError',
         'TimeoutError',
         'UnknownEntityError',
