@@ -307,6 +307,13 @@ export interface CommitRecord {
    * Otherwise empty, like a probe.
    */
   left?: 1
+  /**
+   * Set on the record an owner appends right before it first takes work after its claim (normal
+   * mode): from here on, ending without a commit counts as an owner that ended (crash counting,
+   * `runtime/partition/crash-count.ts`). An owner that never took work (its consumer stalled, its
+   * partition idle) does not count. Otherwise empty, like a probe.
+   */
+  b?: 1
   /** Mailbox position after this record. */
   pos: MailboxPosition
   /** Item writes: encoded value, or null for a delete. Keys: `e.*` entities, `t.*` timers. */

@@ -2,21 +2,23 @@
  * Crash counting: what the tail of a partition's commit log says about owners that ended without
  * committing (see docs/ARCHITECTURE.md, "Poison messages"). A message whose processing ends the
  * process or thread (a crash, `process.exit`, running out of memory, a hang ended by the watchdog)
- * is never committed, so every new owner would run it again and end the same way. Nothing extra is
- * written for this in normal operation: every recovery appends a claim record, so owners that
- * committed nothing show as claims in a row at the end of the replayed log. After
- * {@link CAREFUL_AFTER_CLAIMS} of them the next owner runs in careful mode (careful.ts): one unit
- * of work per record, each announced by a probe record naming it. A probe followed by a claim
- * means its owner ended while running that unit; a unit that ended {@link POISON_AFTER_DEATHS}
- * careful owners is a poison message and is dead-lettered. An owner that stops gracefully having
- * committed nothing (a partition handed over right after it started) appends a record marked
- * `left`, so that its claim does not count as an owner that ended; and a node that restarts a
- * partition whose previous run on it stopped with an internal failure (a NATS error, say: the run
- * was alive) names that run in its claim (`fo`), so that run does not count either. One unrelated crash (a node killed at
- * the wrong moment) never dead-letters an innocent message: it takes two careful owners dying on
- * the same unit.
+ * is never committed, so every new owner would run it again and end the same way. Every recovery
+ * appends a claim record, and an owner appends one more record, marked `b`, right before it first
+ * takes work: so owners that took work and committed nothing show at the end of the replayed log
+ * as claims each followed by that mark and nothing else. After {@link CAREFUL_AFTER_CLAIMS} of them
+ * the next owner runs in careful mode (careful.ts): one unit of work per record, each announced
+ * by a probe record naming it. A probe followed by a claim means its owner ended while running
+ * that unit; a unit that ended {@link POISON_AFTER_DEATHS} careful owners is a poison message and
+ * is dead-lettered. Owners that never took work — an idle partition restarted by rolling deploys,
+ * an owner whose mailbox consumer stalled and which was then killed — do not count. An owner that
+ * stops gracefully having committed nothing appends a record marked `left` (its claim does not
+ * count); a node that restarts a partition whose previous run on it stopped with an internal
+ * failure (a NATS error, say: the run was alive) names that run in its claim (`fo`), so that run
+ * does not count either. One unrelated crash (a node killed at the wrong moment) never
+ * dead-letters an innocent message: it takes two careful owners dying on the same unit.
  *
- * A pure function of the records (their `claim` and `x` fields), so it is tested without NATS.
+ * A pure function of the records (their `claim`, `b`, `x`, `left` and `fo` fields), so it is
+ * tested without NATS.
  */
 import {
   WIRE_VERSION,
@@ -27,7 +29,7 @@ import {
   type ProbeUnit,
 } from '../../actors/wire/index.ts'
 
-/** Claims in a row without progress, before ours, after which a new owner starts in careful mode. */
+/** Owners in a row that took work and ended without committing, after which a new owner starts careful. */
 export const CAREFUL_AFTER_CLAIMS = 2
 
 /** Careful owners that must end on the same unit before it is dead-lettered. */
@@ -41,7 +43,10 @@ export interface Suspect {
 
 /** What a new owner makes of the replayed log's tail. */
 export interface CrashVerdict {
-  /** Claims in a row since the last record that committed work (ours not included). */
+  /**
+   * Owners in a row, since the last record that committed work, that took work and ended without
+   * committing (the one whose claim came last included; ours, being appended now, not).
+   */
   idleClaims: number
   /** Whether to start in careful mode. */
   careful: boolean
@@ -56,14 +61,18 @@ export function unitKey(unit: ProbeUnit): string {
   return unit.join(':')
 }
 
+/** The records crash counting reads. */
+export type CountedRecord = Pick<CommitRecord, 'claim' | 'x' | 'left' | 'b' | 'o' | 'fo'>
+
 /**
  * Reads the records a new owner replays (those the log fence admitted, in log order) and counts
  * claims and probes (see the module comment). Feed it with {@link add}; read {@link verdict}.
  */
 export class CrashCount {
-  #idleClaims = 0
-  /** Token of the last claim's writer, while nothing was committed after it. */
-  #idleOwner: number | undefined
+  /** Owners before the last claim's that took work and ended without committing, in a row. */
+  #ended = 0
+  /** The last claim's owner, while it committed nothing: its token, and whether it took work. */
+  #open: { owner: number | undefined; began: boolean } | undefined
   /** The last probe, until the next record tells whether its unit was committed. */
   #probe: ProbeUnit | undefined
   /** Token of the last probe's writer. */
@@ -71,19 +80,23 @@ export class CrashCount {
   readonly #suspects = new Map<string, Suspect>()
 
   /** Counts one replayed record. */
-  add(rec: Pick<CommitRecord, 'claim' | 'x' | 'left' | 'o' | 'fo'>): void {
+  add(rec: CountedRecord): void {
     if (rec.left === 1) {
-      // the last claim's owner stopped gracefully without running anything: it did not end
-      if (this.#idleClaims > 0) this.#idleClaims--
+      // the last claim's owner stopped gracefully: it did not end
+      this.#open = undefined
+      return
+    }
+    if (rec.b === 1) {
+      // the last claim's owner took work: ending before a commit now counts
+      if (this.#open !== undefined) this.#open.began = true
       return
     }
     if (rec.claim === 1) {
       // the previous run stopped with an internal failure, alive (its node says so): not an end
       const failed = rec.fo !== undefined
-      if (failed && this.#idleOwner === rec.fo && this.#idleClaims > 0) this.#idleClaims--
+      if (this.#open?.began === true && !(failed && this.#open.owner === rec.fo)) this.#ended++
       if (failed && this.#probeOwner === rec.fo) this.#probe = undefined
-      this.#idleClaims++
-      this.#idleOwner = rec.o
+      this.#open = { owner: rec.o, began: false }
       // its owner wrote the probe, then ended before committing the unit
       if (this.#probe !== undefined) {
         const key = unitKey(this.#probe)
@@ -95,6 +108,7 @@ export class CrashCount {
       return
     }
     if (rec.x !== undefined) {
+      if (this.#open !== undefined) this.#open.began = true
       this.#probe = rec.x
       this.#probeOwner = rec.o
       return
@@ -103,8 +117,8 @@ export class CrashCount {
     // committed (or dead-lettered), so it is no longer suspect. Other suspects stay: a unit that
     // ended an owner keeps its count until it runs through (timers that came due meanwhile may
     // run before it, and must not wipe its count).
-    this.#idleClaims = 0
-    this.#idleOwner = undefined
+    this.#ended = 0
+    this.#open = undefined
     if (this.#probe !== undefined) this.#suspects.delete(unitKey(this.#probe))
     this.#probe = undefined
   }
@@ -126,9 +140,11 @@ export class CrashCount {
       if (s.deaths >= POISON_AFTER_DEATHS && (condemned === undefined || s.deaths > condemned.deaths))
         condemned = s
     }
+    // the last claim's owner ended too (we are taking over), if it had taken work
+    const idleClaims = this.#ended + (this.#open?.began === true ? 1 : 0)
     return {
-      idleClaims: this.#idleClaims,
-      careful: this.#idleClaims >= CAREFUL_AFTER_CLAIMS || suspects.length > 0,
+      idleClaims,
+      careful: idleClaims >= CAREFUL_AFTER_CLAIMS || suspects.length > 0,
       condemned,
       suspects,
     }
@@ -136,9 +152,7 @@ export class CrashCount {
 }
 
 /** The verdict over a list of records (in log order). */
-export function crashVerdict(
-  records: Iterable<Pick<CommitRecord, 'claim' | 'x' | 'left' | 'o' | 'fo'>>,
-): CrashVerdict {
+export function crashVerdict(records: Iterable<CountedRecord>): CrashVerdict {
   const count = new CrashCount()
   for (const rec of records) count.add(rec)
   return count.verdict()
@@ -154,7 +168,7 @@ export function markRecord(
   writer: LogWriter,
   pos: MailboxPosition,
   lq: ActorMessage[],
-  mark: { x: ProbeUnit } | { left: 1 },
+  mark: { x: ProbeUnit } | { left: 1 } | { b: 1 },
 ): CommitRecord {
   return {
     v: WIRE_VERSION,

@@ -11,11 +11,13 @@
  * is intake.ts; sealing and what follows a commit is commit.ts; the port both hosts act through is
  * host-port-impl.ts; the mailbox position and local queue are cursor.ts.
  */
+import { FencedError } from '../../actors/index.ts'
 import type { CommitRecord, LogWriter, TimerValue } from '../../actors/wire/index.ts'
 import {
   decode,
   encode,
   isStorageFull,
+  isWrongLastSequence,
   STORAGE_FULL_HINT,
   type Hub,
   PartitionStorage,
@@ -82,6 +84,13 @@ export class Partition {
   #careful: CarefulMode | undefined
   /** Log sequence of this owner's claim record. */
   #claimSeq = -1
+  /**
+   * No work is taken until a record marked `b` says this owner begins (crash-count.ts): set after
+   * recovery in normal mode, cleared once the mark is durable.
+   */
+  #beginPending = false
+  /** Log sequence of that record. */
+  #beginSeq = -1
   #stopped = false
   #closing = false
   #timer: NodeJS.Timeout | undefined
@@ -259,7 +268,8 @@ export class Partition {
         this.#stopped ||
         (this.#commits.inflight === null && !this.#loop.running && this.#commits.open.isEmpty),
     )
-    if (!this.#stopped && this.#log.lastSeq === this.#claimSeq) await this.#leave()
+    const nothingCommitted = this.#log.lastSeq === this.#claimSeq || this.#log.lastSeq === this.#beginSeq
+    if (!this.#stopped && nothingCommitted) await this.#leave()
     if (snapshot && !this.#stopped) await this.#commits.snapshot().catch(() => {})
     await this.#snap.idle()
     this.#shutdown()
@@ -301,6 +311,7 @@ export class Partition {
     this.#commits.openAt(this.#snap.committedN + 1)
     const verdict = crashes.verdict()
     if (verdict.careful) this.#careful = this.#carefulMode(verdict)
+    else this.#beginPending = true
     logger.info('partition recovered', {
       p: this.p,
       epoch,
@@ -384,6 +395,7 @@ export class Partition {
         stop: (reason, err) => this.#stop(reason, err),
         ended: () => {
           this.#careful = undefined
+          this.#beginPending = false // its probes said it began
           this.#instances?.recovered()
           this.#kick()
         },
@@ -447,6 +459,17 @@ export class Partition {
   /** One cycle of the loop: process what waits while a record has room, sealing rounds as it goes. */
   async #cycle(): Promise<void> {
     if (this.#careful !== undefined) return this.#careful.cycle()
+    if (this.#beginPending) {
+      if (!this.#hasWork()) {
+        // queries are answered meanwhile: a step that takes no work (#canProcess says no), and the
+        // record a read waits for
+        await this.#intake.step()
+        if (this.#commits.inflight === null && !this.#commits.open.isEmpty && !this.#stopped)
+          this.#commits.seal()
+        return
+      }
+      if (!(await this.#markBegin())) return
+    }
     for (;;) {
       if (this.#stopped) return
       if (this.#commits.inflight === null && !this.#commits.open.isEmpty) this.#commits.seal()
@@ -456,7 +479,45 @@ export class Partition {
     if (this.#commits.inflight === null && !this.#commits.open.isEmpty && !this.#stopped) this.#commits.seal()
   }
 
+  /** Whether a step would take work: a mailbox message, a local message or a due timer. */
+  #hasWork(): boolean {
+    return (
+      this.#inbox.length > 0 ||
+      this.#cursor.local.length > 0 ||
+      (this.#timers.next() ?? Infinity) <= Date.now()
+    )
+  }
+
+  /**
+   * Appends the record marked `b` that says this owner begins to take work (crash-count.ts): from
+   * then on, ending before a commit counts as an owner that ended. One append per owner, before its
+   * first step. False when the partition stopped (fenced, or the append failed).
+   */
+  async #markBegin(): Promise<boolean> {
+    this.#beginPending = false
+    // something is committing already (recovery queued it): this owner's work is on record anyway
+    if (this.#commits.inflight !== null || !this.#commits.open.isEmpty) return true
+    const n = this.#commits.open.n
+    const rec = markRecord(n, this.#writer, this.#cursor.pos, this.#cursor.local.slice(), { b: 1 })
+    try {
+      this.#beginSeq = await this.#log.append(n, encode(rec))
+    } catch (err) {
+      if (err instanceof FencedError || isWrongLastSequence(err))
+        this.#stop(
+          'fenced',
+          err instanceof FencedError ? err : new FencedError(this.p, `record ${n} rejected by the log`),
+        )
+      else this.#stop('failed', err as Error)
+      return false
+    }
+    this.#log.appended(this.#beginSeq)
+    this.#snap.committed(rec, this.#beginSeq)
+    this.#commits.openAt(n + 1)
+    return !this.#stopped
+  }
+
   #canProcess(): boolean {
+    if (this.#beginPending) return false
     if (!this.options.pipelining && this.#commits.inflight !== null) return false
     // Memory bound: entities written but not yet snapshotted cannot be evicted; past four times
     // the cache size, wait for the background snapshot to make them clean.

@@ -15,9 +15,10 @@ import { describe, expect, it } from 'vitest'
 import { Client, Node, PoisonMessageError, type Logger } from '../../runtime/index.ts'
 import { EntityRegistry } from '../../entities/index.ts'
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
-import type { NatsConnection } from '../../runtime/nats/index.ts'
+import { encode, type NatsConnection } from '../../runtime/nats/index.ts'
 import { ensureHub, HubNames, type Hub } from '../../runtime/nats/hub.ts'
 import { PartitionStorage } from '../../runtime/nats/storage.ts'
+import { markRecord } from '../../runtime/partition/crash-count.ts'
 import { Partition } from '../../runtime/partition/partition.ts'
 import { Counter, Poison } from '../fixtures/entities.ts'
 import { exitsOnEvent } from '../fixtures/threads-registry.ts'
@@ -237,8 +238,23 @@ function partitionOf(
   })
 }
 
+/**
+ * An owner that took work and ended before committing it, as the log shows one: its claim, then
+ * the record marked `b` it appends right before its first step (written here as that owner would,
+ * with its writer identity, since the test cannot kill it between the two).
+ */
+async function endedOwner(nc: NatsConnection, hub: Hub, epoch: number, logs: string[]): Promise<void> {
+  ;(await partitionOf(nc, hub, epoch, logs)).abandon()
+  const storage = new PartitionStorage(nc, hub, 0)
+  const last = (await storage.logAfter(0)).at(-1)!
+  expect(last.rec.claim, `owner ${epoch}'s claim ends the log`).toBe(1)
+  const writer = { e: last.rec.e, o: last.rec.o! }
+  const mark = markRecord(last.rec.n + 1, writer, last.rec.pos, last.rec.lq, { b: 1 })
+  await storage.append(encode(mark), mark.n, writer, last.seq)
+}
+
 describe('careful mode', () => {
-  it('on an idle partition restarted again and again costs nothing and ends: no probe record', async () => {
+  it('an idle partition restarted again and again never runs careful: its owners took no work', async () => {
     const nc = await connectTo(nats.url, 'careful-idle')
     const hub = await ensureHub(nc, 'careful-idle', { partitions: 1 })
     const client = await Client.connect({ servers: nats.url, hub: 'careful-idle' })
@@ -248,7 +264,9 @@ describe('careful mode', () => {
       for (let epoch = 1; epoch <= 4; epoch++) (await partitionOf(nc, hub, epoch, logs)).abandon()
       partition = await partitionOf(nc, hub, 5, logs)
       const careful = logs.filter((l) => l.startsWith('partition starts in careful mode'))
-      expect(careful.length, 'owners 3, 4 and 5 started careful').toBe(3)
+      expect(careful, 'no owner started careful').toEqual([])
+      // before it takes any work, the owner answers reads (they wait for one more record)
+      expect(await client.readEntityState(Counter, 'a')).toEqual({ exists: false, state: undefined })
       await Promise.all(Array.from({ length: 5 }, () => client.entity(Counter, 'a').signal.add(1)))
       expect(await client.entity(Counter, 'a').call.get()).toBe(5)
       const records = (await new PartitionStorage(nc, hub, 0).logAfter(0)).map(({ rec }) => rec)
@@ -257,6 +275,8 @@ describe('careful mode', () => {
         records.filter((r) => r.x !== undefined),
         'no probe record',
       ).toEqual([])
+      // the fifth owner took work: it said so first, once
+      expect(records.slice(5).filter((r) => r.b === 1).length, 'begin marks').toBe(1)
       expect(
         logs.filter((l) => l.startsWith('careful mode ended')),
         'nothing to tell',
@@ -291,7 +311,7 @@ describe('careful mode', () => {
     const logs: string[] = []
     let partition: Partition | undefined
     try {
-      for (let epoch = 1; epoch <= 2; epoch++) (await partitionOf(nc, hub, epoch, logs)).abandon()
+      for (let epoch = 1; epoch <= 2; epoch++) await endedOwner(nc, hub, epoch, logs)
       // waiting in the mailbox when the careful owner starts: three messages
       await Promise.all(Array.from({ length: 3 }, (_, i) => client.entity(Counter, `w${i}`).signal.add(1)))
       partition = await partitionOf(nc, hub, 3, logs)
@@ -305,11 +325,13 @@ describe('careful mode', () => {
       expect(counts).toEqual([1, 1, 1])
       const records = (await new PartitionStorage(nc, hub, 0).logAfter(0)).map(({ rec }) => rec)
       const kinds = records.map((r) =>
-        r.claim === 1 ? 'claim' : r.x !== undefined ? `probe ${r.x[0]}` : 'work',
+        r.claim === 1 ? 'claim' : r.b === 1 ? 'began' : r.x !== undefined ? `probe ${r.x[0]}` : 'work',
       )
-      expect(kinds.slice(0, 9), 'each unit: its probe, then its commit').toEqual([
+      expect(kinds.slice(0, 11), 'each unit: its probe, then its commit').toEqual([
         'claim',
+        'began',
         'claim',
+        'began',
         'claim',
         'probe m',
         'work',
@@ -319,7 +341,7 @@ describe('careful mode', () => {
         'work',
       ])
       expect(
-        kinds.slice(9).filter((k) => k !== 'work'),
+        kinds.slice(11).filter((k) => k !== 'work'),
         'normal mode afterwards: no probe',
       ).toEqual([])
       expect(logs.find((l) => l.startsWith('careful mode ended'))).toMatch(/"units":3/)
@@ -337,7 +359,7 @@ describe('careful mode', () => {
     const logs: string[] = []
     let partition: Partition | undefined
     try {
-      for (let epoch = 1; epoch <= 2; epoch++) (await partitionOf(nc, hub, epoch, logs, 2)).abandon()
+      for (let epoch = 1; epoch <= 2; epoch++) await endedOwner(nc, hub, epoch, logs)
       // a backlog of 10 when the careful owner starts; with maxBatch 2 it runs 4 of them carefully
       for (let i = 0; i < 10; i++) await client.entity(Counter, `b${i}`).signal.add(1)
       partition = await partitionOf(nc, hub, 3, logs, 2)
