@@ -37,11 +37,11 @@
  */
 import { FencedError } from '../../actors/index.ts'
 import type { CommitRecord, ProbeUnit } from '../../actors/wire/index.ts'
-import { encode, isWrongLastSequence } from '../nats/index.ts'
+import { isWrongLastSequence } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
 import type { CommitLog } from './commit-log.ts'
 import type { Commits } from './commit.ts'
-import { markRecord, unitKey, type CrashVerdict, type Suspect } from './crash-count.ts'
+import { unitKey, type CrashVerdict, type Suspect } from './crash-count.ts'
 import type { MailboxCursor } from './cursor.ts'
 import type { Intake } from './intake.ts'
 import type { LogWriter } from './log-fence.ts'
@@ -197,14 +197,14 @@ export class CarefulMode {
 
   /** Appends a probe record naming `unit`; false if the partition stopped (fenced or failed). */
   async #probe(unit: ProbeUnit): Promise<boolean> {
-    const { commits, cursor, log, writer } = this.core
+    const { commits, log } = this.core
     const n = commits.open.n
-    const rec = markRecord(n, writer, cursor.pos, cursor.local.slice(), { x: unit })
+    const { rec, bytes } = commits.encodeMark({ x: unit })
     // the unit's round takes the next number now: whatever joins it while the probe is appended
     // (an activity's outcome, a waiter) is committed with the unit
     commits.openAt(n + 1)
     try {
-      const seq = await log.append(n, encode(rec))
+      const seq = await log.append(n, bytes)
       this.core.probed(rec, seq)
       return true
     } catch (err) {

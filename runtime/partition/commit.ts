@@ -31,6 +31,7 @@ import type { EntityHost } from './entity-host.ts'
 import type { InstanceHandler } from './host-port.ts'
 import type { Outbox } from './outbox.ts'
 import type { RecentReplies } from './recent-replies.ts'
+import { markRecord } from './crash-count.ts'
 import { CommitRound } from './round.ts'
 import type { CheckpointExtras, SnapshotState } from './snapshot.ts'
 
@@ -87,6 +88,23 @@ export class Commits {
   /** Writes a snapshot of everything committed so far (a final one at close). */
   snapshot(): Promise<void> {
     return this.core.snap.take(this.#checkpointFields.bind(this))
+  }
+
+  /**
+   * A record that carries only a mark for crash counting (crash-count.ts: a probe, a leave, a
+   * begin) at the open round's number, encoded, its local queue fitted as a sealed record's is:
+   * after a fan-out of synchronous activities the queue can be larger than a record.
+   */
+  encodeMark(mark: Parameters<typeof markRecord>[4]): { rec: CommitRecord; bytes: Uint8Array } {
+    const { cursor, recordMax, writer } = this.core
+    const rec = markRecord(this.open.n, writer, cursor.pos, cursor.local.slice(), mark)
+    let bytes = encode(rec)
+    if (bytes.length > recordMax && rec.lq.length > 0) {
+      const base = bytes.length - encode(rec.lq).length
+      rec.lq = cursor.fitLocal(recordMax - base - 1024, (m) => encode(m).length)
+      bytes = encode(rec)
+    }
+    return { rec, bytes }
   }
 
   /** Seals the open round into a record and appends it; a new round opens at once. */

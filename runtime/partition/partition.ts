@@ -15,7 +15,6 @@ import { FencedError } from '../../actors/index.ts'
 import type { CommitRecord, LogWriter, TimerValue } from '../../actors/wire/index.ts'
 import {
   decode,
-  encode,
   isStorageFull,
   isWrongLastSequence,
   STORAGE_FULL_HINT,
@@ -44,7 +43,7 @@ import { PartitionHostPort } from './host-port-impl.ts'
 import { EntityHost } from './entity-host.ts'
 import { QueryDesk, type QueryPort } from './queries.ts'
 import { recoverState, type RecoveryPort } from './recovery.ts'
-import { CrashCount, markRecord, type CrashVerdict } from './crash-count.ts'
+import { CrashCount, type CrashVerdict } from './crash-count.ts'
 import { CarefulMode } from './careful.ts'
 import { CommitLog } from './commit-log.ts'
 import { DEFER_UNKNOWN_MS } from './unknown-types.ts'
@@ -282,9 +281,9 @@ export class Partition {
    */
   async #leave(): Promise<void> {
     const n = this.#commits.open.n
-    const rec = markRecord(n, this.#writer, this.#cursor.pos, this.#cursor.local.slice(), { left: 1 })
+    const { rec, bytes } = this.#commits.encodeMark({ left: 1 })
     try {
-      const seq = await this.#log.append(n, encode(rec))
+      const seq = await this.#log.append(n, bytes)
       this.#log.appended(seq)
       this.#snap.committed(rec, seq)
       this.#commits.openAt(n + 1)
@@ -498,9 +497,9 @@ export class Partition {
     // something is committing already (recovery queued it): this owner's work is on record anyway
     if (this.#commits.inflight !== null || !this.#commits.open.isEmpty) return true
     const n = this.#commits.open.n
-    const rec = markRecord(n, this.#writer, this.#cursor.pos, this.#cursor.local.slice(), { b: 1 })
+    const { rec, bytes } = this.#commits.encodeMark({ b: 1 })
     try {
-      this.#beginSeq = await this.#log.append(n, encode(rec))
+      this.#beginSeq = await this.#log.append(n, bytes)
     } catch (err) {
       if (err instanceof FencedError || isWrongLastSequence(err))
         this.#stop(

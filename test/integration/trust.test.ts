@@ -242,11 +242,12 @@ describe('a query naming a reply subject that is not an inbox', () => {
 })
 
 describe('error answers', () => {
-  it('carry name, code and message only for protocol errors, in query answers and replies', async () => {
+  it('carry name, code, message and plain fields only for protocol errors, in query answers and replies', async () => {
     const answer = decode(
       (await raw.request(names.query(0), encode({ v: 1, k: 'read', t: 'no such type!', key: 'k' }))).data,
     ) as { ok: number; error: Record<string, unknown> }
     expect(answer.ok).toBe(0)
+    // no stack, no node paths (an error with fields of its own carries them too, plain values)
     expect(Object.keys(answer.error).sort()).toEqual(['code', 'message', 'name'])
     const inbox = `_INBOX_basalt.${hub}.raw-errors`
     const replies: ReplyEnvelope[] = []
@@ -257,8 +258,9 @@ describe('error answers', () => {
     const key = keyOn(0, 'errors-')
     await publishClient(0, [{ k: 'op', t: 'Counter', key, op: 'noSuchOp', a: [], r: [inbox, 1] }])
     await waitFor(() => replies.length === 1, 'the reply to an unknown operation')
-    const error = (replies[0]!.r[0] as [number, 0, object])[2]
-    expect(Object.keys(error).sort()).toEqual(['code', 'message', 'name'])
+    const error = (replies[0]!.r[0] as unknown as [number, 0, Record<string, unknown>])[2]
+    expect(Object.keys(error).sort()).toEqual(['code', 'details', 'message', 'name'])
+    expect(error['details']).toEqual({ entityType: 'Counter', operation: 'noSuchOp' })
     sub.unsubscribe()
   })
 
