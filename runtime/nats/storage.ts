@@ -398,12 +398,18 @@ export class PartitionStorage {
    * sequences, some missing), and a partition that later read from such a copy as leader lost
    * acknowledged messages (chaos seed 838595; without the purges no copy differed). The cost: the
    * mailbox stream of a replicated hub keeps every message (its disk use grows with the traffic).
+   *
+   * The last processed message (`seq - 1`) is kept, so that the mailbox stream is never empty once
+   * used: nats-server 2.9.10, killed (SIGKILL) twice while a stream it restored was empty,
+   * restarted that stream's sequence from 1, below the positions the partitions had committed, so
+   * new messages were taken for old ones — acknowledged signals were skipped and partitions served
+   * nothing. A stream whose last message is kept restores its sequence from that message.
    */
   async truncateMailbox(seq: number): Promise<void> {
-    if (seq <= 1 || this.replicated) return
+    if (seq <= 2 || this.replicated) return
     await this.hub.jsm.streams.purge(this.hub.names.mailboxStream, {
       filter: this.hub.names.mailbox(this.p),
-      seq,
+      seq: seq - 1,
     })
   }
 

@@ -35,10 +35,10 @@ function storageOf(replicas: number) {
 }
 
 describe('mailbox trimming', () => {
-  it('trims the mailbox below the checkpoint position on one server', async () => {
+  it('trims the mailbox below the checkpoint position on one server, keeping the last processed message', async () => {
     const { storage, purges, names } = storageOf(1)
     await storage.truncateMailbox(120)
-    expect(purges).toEqual([{ stream: names.mailboxStream, filter: names.mailbox(2), seq: 120 }])
+    expect(purges).toEqual([{ stream: names.mailboxStream, filter: names.mailbox(2), seq: 119 }])
   })
 
   it('trims the log below the checkpoint record on one server', async () => {

@@ -1,0 +1,56 @@
+/**
+ * The only nats-server killed with SIGKILL twice, after every mailbox message had been processed
+ * and trimmed: nats-server 2.9.10 restored an empty mailbox stream with its sequence back at 1,
+ * below the positions the partitions had committed, so the node served nothing and acknowledged
+ * signals were skipped. The mailbox now keeps each partition's last processed message, and a
+ * node serves again with exact counts.
+ */
+import { jetstreamManager } from '@nats-io/jetstream'
+import { describe, expect, it } from 'vitest'
+import { Client, Node, silentLogger } from '../../runtime/index.ts'
+import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
+import { HubNames } from '../../runtime/nats/hub.ts'
+import { Counter } from '../fixtures/entities.ts'
+import { useNatsServer, waitFor } from '../tooling/harness.ts'
+
+const nats = useNatsServer()
+const hub = 'srvkill'
+const keys = Array.from({ length: 10 }, (_, i) => `k${i}`)
+
+describe('the only server killed twice with an emptied mailbox', () => {
+  it('serves again with exact counts', async () => {
+    const options = { servers: nats.url, hub, registry: [Counter], partitions: 2, logger: silentLogger }
+    const node = await Node.start({ ...options, snapshotIntervalMs: 100 })
+    const client = await Client.connect({ servers: nats.url, hub, callTimeoutMs: 10_000 })
+    try {
+      for (const key of keys) await client.entity(Counter, key).signal.add(1)
+      for (const key of keys) expect(await client.entity(Counter, key).call.get(), key).toBe(1)
+      // the snapshots trim the mailbox: only each partition's last processed message is left
+      const nc = await connectTo(nats.url, 'srvkill-check')
+      try {
+        const jsm = await jetstreamManager(nc)
+        const stream = new HubNames(hub).mailboxStream
+        await waitFor(async () => (await jsm.streams.info(stream)).state.messages <= 2, 'the mailbox trimmed')
+        expect((await jsm.streams.info(stream)).state.messages, 'messages kept').toBeGreaterThan(0)
+      } finally {
+        await closeConnection(nc)
+      }
+      for (let kill = 0; kill < 2; kill++) {
+        await nats.server.stop('SIGKILL')
+        await nats.server.restart()
+      }
+      for (const key of keys) await client.entity(Counter, key).signal.add(1)
+      await waitFor(
+        async () => {
+          const values = await Promise.all(keys.map((key) => client.entity(Counter, key).call.get()))
+          return values.every((v) => v === 2)
+        },
+        'every counter at 2 after the server came back',
+        60_000,
+      )
+    } finally {
+      await client.close()
+      await node.stop()
+    }
+  }, 120_000)
+})
