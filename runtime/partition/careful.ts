@@ -35,16 +35,12 @@
  * poison can end a careful unit's run, but to dead-letter that unit it must do so twice, each time
  * within the unit's round trip.
  */
-import { FencedError } from '../../actors/index.ts'
-import type { CommitRecord, ProbeUnit } from '../../actors/wire/index.ts'
-import { isWrongLastSequence } from '../nats/index.ts'
+import type { ProbeUnit } from '../../actors/wire/index.ts'
 import type { Logger } from '../util/index.ts'
-import type { CommitLog } from './commit-log.ts'
 import type { Commits } from './commit.ts'
 import { unitKey, type CrashVerdict, type Suspect } from './crash-count.ts'
 import type { MailboxCursor } from './cursor.ts'
 import type { Intake } from './intake.ts'
-import type { LogWriter } from './log-fence.ts'
 import { poisonError } from './poison.ts'
 import type { TimerSet } from './timers.ts'
 
@@ -77,21 +73,15 @@ const CAREFUL_GATE = new Gate()
 /** The parts of a partition careful mode drives. */
 export interface CarefulCore {
   readonly p: number
-  /** This owner's writer identity (epoch and token), stamped on its probes. */
-  readonly writer: LogWriter
   readonly logger: Logger
   readonly maxBatch: number
-  readonly log: CommitLog
+  /** The rounds, and the way a probe record goes into the log (`appendMark`). */
   readonly commits: Commits
   readonly intake: Intake
   readonly cursor: MailboxCursor
   readonly timers: TimerSet
   /** Whether the partition stopped. */
   isStopped(): boolean
-  /** Applies our probe record, durable at `seq`, to the committed state (like a claim). */
-  probed(rec: CommitRecord, seq: number): void
-  /** Stops the partition (fenced: a newer owner exists). */
-  stop(reason: 'fenced' | 'failed', err: Error): void
   /** Careful mode ended: the loop goes on in normal mode. */
   ended(): void
 }
@@ -197,21 +187,15 @@ export class CarefulMode {
 
   /** Appends a probe record naming `unit`; false if the partition stopped (fenced or failed). */
   async #probe(unit: ProbeUnit): Promise<boolean> {
-    const { commits, log } = this.core
+    const { commits } = this.core
     const n = commits.open.n
-    const { rec, bytes } = commits.encodeMark({ x: unit })
-    // the unit's round takes the next number now: whatever joins it while the probe is appended
-    // (an activity's outcome, a waiter) is committed with the unit
-    commits.openAt(n + 1)
     try {
-      const seq = await log.append(n, bytes)
-      this.core.probed(rec, seq)
+      // the unit's round takes the next number: whatever joins it while the probe is appended (an
+      // activity's outcome, a waiter) is committed with the unit
+      await commits.appendMark({ x: unit })
       return true
     } catch (err) {
-      if (err instanceof FencedError) this.core.stop('fenced', err)
-      else if (isWrongLastSequence(err))
-        this.core.stop('fenced', new FencedError(this.core.p, `probe record ${n} rejected by the log`))
-      else this.core.stop('failed', err as Error)
+      commits.stopOnAppendError(n, err)
       return false
     }
   }

@@ -91,20 +91,40 @@ export class Commits {
   }
 
   /**
-   * A record that carries only a mark for crash counting (crash-count.ts: a probe, a leave, a
-   * begin) at the open round's number, encoded, its local queue fitted as a sealed record's is:
-   * after a fan-out of synchronous activities the queue can be larger than a record.
+   * Appends a record that carries only a mark for crash counting (crash-count.ts: a probe, a
+   * leave, a begin) at the open round's number, and notes it durable; resolves with its sequence.
+   * The round after it opens at once, so whatever joins while the mark is appended is committed
+   * after it. Its local queue is fitted as a sealed record's is: after a fan-out of synchronous
+   * activities the queue can be larger than a record. Rejects as an append does (see
+   * {@link stopOnAppendError}).
    */
-  encodeMark(mark: Parameters<typeof markRecord>[4]): { rec: CommitRecord; bytes: Uint8Array } {
+  async appendMark(mark: Parameters<typeof markRecord>[4]): Promise<number> {
     const { cursor, recordMax, writer } = this.core
-    const rec = markRecord(this.open.n, writer, cursor.pos, cursor.local.slice(), mark)
+    const n = this.open.n
+    const rec = markRecord(n, writer, cursor.pos, cursor.local.slice(), mark)
     let bytes = encode(rec)
     if (bytes.length > recordMax && rec.lq.length > 0) {
       const base = bytes.length - encode(rec.lq).length
       rec.lq = cursor.fitLocal(recordMax - base - 1024, (m) => encode(m).length)
       bytes = encode(rec)
     }
-    return { rec, bytes }
+    this.openAt(n + 1)
+    const seq = await this.core.log.append(n, bytes)
+    this.core.log.appended(seq)
+    this.core.dedup.apply(rec)
+    this.core.snap.committed(rec, seq)
+    return seq
+  }
+
+  /**
+   * Stops the partition after the append of record `n` failed: fenced when a newer owner holds the
+   * log (or the log refused the expected sequence), failed otherwise (the node restarts it).
+   */
+  stopOnAppendError(n: number, err: unknown): void {
+    if (err instanceof FencedError) this.core.stop('fenced', err)
+    else if (isWrongLastSequence(err))
+      this.core.stop('fenced', new FencedError(this.core.p, `record ${n} rejected by the log`))
+    else this.core.stop('failed', err as Error)
   }
 
   /** Seals the open round into a record and appends it; a new round opens at once. */
@@ -145,15 +165,7 @@ export class Commits {
     appended
       .then(
         (seq) => this.#onCommitted(round, record, bytes, seq),
-        (err: unknown) => {
-          if (err instanceof FencedError) this.core.stop('fenced', err)
-          else if (isWrongLastSequence(err)) {
-            this.core.stop(
-              'fenced',
-              new FencedError(this.core.p, `commit of record ${round.n} rejected by the log`),
-            )
-          } else this.core.stop('failed', err as Error)
-        },
+        (err: unknown) => this.stopOnAppendError(round.n, err),
       )
       .catch((err: unknown) => this.core.stop('failed', err as Error))
   }

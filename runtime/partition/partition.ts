@@ -11,12 +11,10 @@
  * is intake.ts; sealing and what follows a commit is commit.ts; the port both hosts act through is
  * host-port-impl.ts; the mailbox position and local queue are cursor.ts.
  */
-import { FencedError } from '../../actors/index.ts'
 import type { CommitRecord, LogWriter, TimerValue } from '../../actors/wire/index.ts'
 import {
   decode,
   isStorageFull,
-  isWrongLastSequence,
   STORAGE_FULL_HINT,
   type Hub,
   PartitionStorage,
@@ -280,16 +278,9 @@ export class Partition {
    * failure only makes the next owner careful one restart sooner.
    */
   async #leave(): Promise<void> {
-    const n = this.#commits.open.n
-    const { rec, bytes } = this.#commits.encodeMark({ left: 1 })
-    try {
-      const seq = await this.#log.append(n, bytes)
-      this.#log.appended(seq)
-      this.#snap.committed(rec, seq)
-      this.#commits.openAt(n + 1)
-    } catch (err) {
+    await this.#commits.appendMark({ left: 1 }).catch((err: unknown) => {
       this.options.logger.warn('could not mark a graceful stop in the log', { p: this.p, error: String(err) })
-    }
+    })
   }
 
   /**
@@ -377,21 +368,13 @@ export class Partition {
     return new CarefulMode(
       {
         p: this.p,
-        writer: this.#writer,
         logger,
         maxBatch: this.options.maxBatch,
-        log: this.#log,
         commits: this.#commits,
         intake: this.#intake,
         cursor: this.#cursor,
         timers: this.#timers,
         isStopped: () => this.#stopped,
-        probed: (rec, seq) => {
-          this.#log.appended(seq)
-          this.#dedup.apply(rec)
-          this.#snap.committed(rec, seq)
-        },
-        stop: (reason, err) => this.#stop(reason, err),
         ended: () => {
           this.#careful = undefined
           this.#beginPending = false // its probes said it began
@@ -497,21 +480,12 @@ export class Partition {
     // something is committing already (recovery queued it): this owner's work is on record anyway
     if (this.#commits.inflight !== null || !this.#commits.open.isEmpty) return true
     const n = this.#commits.open.n
-    const { rec, bytes } = this.#commits.encodeMark({ b: 1 })
     try {
-      this.#beginSeq = await this.#log.append(n, bytes)
+      this.#beginSeq = await this.#commits.appendMark({ b: 1 })
     } catch (err) {
-      if (err instanceof FencedError || isWrongLastSequence(err))
-        this.#stop(
-          'fenced',
-          err instanceof FencedError ? err : new FencedError(this.p, `record ${n} rejected by the log`),
-        )
-      else this.#stop('failed', err as Error)
+      this.#commits.stopOnAppendError(n, err)
       return false
     }
-    this.#log.appended(this.#beginSeq)
-    this.#snap.committed(rec, this.#beginSeq)
-    this.#commits.openAt(n + 1)
     return !this.#stopped
   }
 
