@@ -36,7 +36,7 @@
  * within the unit's round trip.
  */
 import type { ProbeUnit } from '../../actors/wire/index.ts'
-import type { Logger } from '../util/index.ts'
+import { Semaphore, type Logger } from '../util/index.ts'
 import type { Commits } from './commit.ts'
 import { unitKey, type CrashVerdict, type Suspect } from './crash-count.ts'
 import type { MailboxCursor } from './cursor.ts'
@@ -44,31 +44,11 @@ import type { Intake } from './intake.ts'
 import { poisonError } from './poison.ts'
 import type { TimerSet } from './timers.ts'
 
-/** A mutual exclusion in arrival order. */
-class Gate {
-  #busy = false
-  readonly #queue: Array<() => void> = []
-
-  acquire(): Promise<void> {
-    if (!this.#busy) {
-      this.#busy = true
-      return Promise.resolve()
-    }
-    return new Promise((resolve) => this.#queue.push(resolve))
-  }
-
-  release(): void {
-    const next = this.#queue.shift()
-    if (next !== undefined) next()
-    else this.#busy = false
-  }
-}
-
 /** Mailbox messages a careful owner runs one by one at most, in `maxBatch` (see the module comment). */
 export const CAREFUL_MAILBOX_ROUNDS = 2
 
 /** Careful units of this process or thread (module state is per thread) run one at a time. */
-const CAREFUL_GATE = new Gate()
+const CAREFUL_GATE = new Semaphore(1)
 
 /** The parts of a partition careful mode drives. */
 export interface CarefulCore {
