@@ -96,7 +96,11 @@ export function describeNatsError(err: unknown): string {
     err instanceof LeanPublishError ||
     err instanceof JetStreamApiError ||
     (err as { code?: unknown }).code !== undefined
-  const line = known ? `${err.name}: ${err.message}` : String(err.stack ?? err)
+  return withStorageHint(err, known ? `${err.name}: ${err.message}` : String(err.stack ?? err))
+}
+
+/** `line`, followed by the {@link STORAGE_FULL_HINT} when `err` says the store is full. */
+export function withStorageHint(err: unknown, line: string): string {
   return isStorageFull(err) ? `${line} (${STORAGE_FULL_HINT})` : line
 }
 

@@ -24,6 +24,7 @@ export {
   STORAGE_FULL_HINT,
   ServerCodes,
   describeNatsError,
+  withStorageHint,
   isStorageFull,
   isNoMessage,
   isNoResponders,

@@ -14,8 +14,7 @@
 import type { CommitRecord, LogWriter, TimerValue } from '../../actors/wire/index.ts'
 import {
   decode,
-  isStorageFull,
-  STORAGE_FULL_HINT,
+  withStorageHint,
   type Hub,
   PartitionStorage,
   type Checkpoint,
@@ -560,8 +559,10 @@ export class Partition {
   #stop(reason: 'fenced' | 'failed', err: Error): void {
     if (this.#stopped) return
     if (reason === 'failed') this.#noteFailure()
-    const error = isStorageFull(err) ? `${err.message} (${STORAGE_FULL_HINT})` : err.message
-    this.options.logger.warn(`partition ${reason}; stopping`, { p: this.p, error })
+    this.options.logger.warn(`partition ${reason}; stopping`, {
+      p: this.p,
+      error: withStorageHint(err, err.message),
+    })
     this.#shutdown()
     this.options.onStopped(reason, err)
   }
