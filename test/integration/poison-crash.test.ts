@@ -22,7 +22,7 @@ import { markRecord } from '../../runtime/partition/crash-count.ts'
 import { Partition } from '../../runtime/partition/partition.ts'
 import { Counter, Poison } from '../fixtures/entities.ts'
 import { exitsOnEvent } from '../fixtures/threads-registry.ts'
-import { repoRoot, spawnTs, useNatsServer, waitFor, type SpawnedTs } from '../tooling/harness.ts'
+import { keptLines, repoRoot, spawnTs, useNatsServer, waitFor, type SpawnedTs } from '../tooling/harness.ts'
 
 const nats = useNatsServer()
 const fast = { heartbeatMs: 250, leaseMs: 1000 }
@@ -223,12 +223,10 @@ function partitionOf(
   logs: string[],
   maxBatch = 100,
 ): Promise<Partition> {
-  const keep = (message: string, fields?: Record<string, unknown>) =>
-    logs.push(`${message} ${JSON.stringify(fields ?? {})}`)
   return Partition.start(nc, hub, 0, {
     registry: new EntityRegistry([Counter]),
     epoch,
-    logger: { info: keep, warn: keep, error: keep },
+    logger: keptLines(logs),
     pipelining: true,
     cacheSize: 100,
     maxBatch,

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import { Client, Node, StorageFullError } from '../../runtime/index.ts'
 import { Log } from '../fixtures/entities.ts'
-import { useNatsServer } from '../tooling/harness.ts'
+import { keptLines, useNatsServer } from '../tooling/harness.ts'
 
 const nats = useNatsServer({ maxFileStore: 300 * 1024 * 1024 })
 const hub = 'full'
@@ -15,7 +15,7 @@ describe('a full JetStream store', () => {
   it('fails a send at once with StorageFullError; a node that cannot join says why', async () => {
     // the hub exists, and no node reads its mailboxes: what is sent stays stored
     await (
-      await Node.start({ servers: nats.url, hub, registry: [Log], partitions: 2, logger: quiet() })
+      await Node.start({ servers: nats.url, hub, registry: [Log], partitions: 2, logger: keptLines() })
     ).stop()
     const client = await Client.connect({ servers: nats.url, hub, publishDeadlineMs: 20_000 })
     const lines: string[] = []
@@ -50,7 +50,7 @@ describe('a full JetStream store', () => {
         hub,
         registry: [Log],
         partitions: 2,
-        logger: quiet(lines),
+        logger: keptLines(lines),
       })
         .then((n) => (node = n))
         .catch((err: unknown) => err)
@@ -64,10 +64,3 @@ describe('a full JetStream store', () => {
     }
   }, 90_000)
 })
-
-/** A logger that keeps its lines in `lines`. */
-function quiet(lines: string[] = []) {
-  const keep = (message: string, fields?: Record<string, unknown>) =>
-    lines.push(`${message} ${JSON.stringify(fields ?? {})}`)
-  return { info: keep, warn: keep, error: keep }
-}

@@ -9,10 +9,10 @@
  */
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { Client, Node, type Logger } from '../../runtime/index.ts'
+import { Client, Node } from '../../runtime/index.ts'
 import { Careless, Counter } from '../fixtures/entities.ts'
 import { Crasher } from '../fixtures/threads-registry.ts'
-import { repoRoot, spawnTs, useNatsServer, waitFor } from '../tooling/harness.ts'
+import { keptLines, repoRoot, spawnTs, useNatsServer, waitFor } from '../tooling/harness.ts'
 
 const nats = useNatsServer()
 const fast = { heartbeatMs: 250, leaseMs: 1000 }
@@ -29,17 +29,10 @@ async function carelessWork(client: Client): Promise<void> {
   expect(counters, 'other work on the same partitions').toEqual([10, 10, 10, 10])
 }
 
-/** A logger that keeps error lines. */
-function keptErrors(): { logger: Logger; errors: string[] } {
-  const errors: string[] = []
-  const keep = (message: string, fields?: Record<string, unknown>) =>
-    errors.push(`${message} ${JSON.stringify(fields ?? {})}`)
-  return { logger: { info: () => {}, warn: () => {}, error: keep }, errors }
-}
-
 /** A node with two partition threads on `hub` (errors kept), and a client. */
 async function threadedNode(hub: string): Promise<{ node: Node; client: Client; errors: string[] }> {
-  const { logger, errors } = keptErrors()
+  const errors: string[] = []
+  const logger = keptLines(errors, ['error'])
   const node = await Node.start({
     servers: nats.url,
     hub,

@@ -16,13 +16,31 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { afterAll, beforeAll } from 'vitest'
 import { startNatsCluster, type NatsCluster, type NatsClusterOptions } from './nats-cluster.ts'
-import { Client, Node, silentLogger, type NodeOptions } from '../../runtime/index.ts'
+import { Client, Node, silentLogger, type Logger, type NodeOptions } from '../../runtime/index.ts'
 import {
   startNatsServer,
   stopAllNatsServers,
   type NatsServer,
   type NatsServerOptions,
 } from '../../runtime/dev/nats-server.ts'
+
+/**
+ * A logger that keeps the lines (`message {fields}`) of the given levels in `lines` and drops the
+ * others; every level by default.
+ */
+export function keptLines(
+  lines: string[] = [],
+  levels: ReadonlyArray<keyof Logger> = ['info', 'warn', 'error'],
+): Logger {
+  const keep = (message: string, fields?: Record<string, unknown>) =>
+    lines.push(`${message} ${JSON.stringify(fields ?? {})}`)
+  const drop = () => {}
+  return {
+    info: levels.includes('info') ? keep : drop,
+    warn: levels.includes('warn') ? keep : drop,
+    error: levels.includes('error') ? keep : drop,
+  }
+}
 
 /** Repository root (two levels above `test/tooling/`); the working directory of {@link spawnTs} children. */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
