@@ -33,6 +33,8 @@ export interface Options {
   entities: number
   signals: number
   instances: number
+  /** `bank`: timed transfers (after a warm-up of up to 1,000). */
+  transfers: number
   /** `hello-sequence --concurrency 256,1024,2048`: instances in flight, each level in turn. */
   concurrency: number[]
   activities: number

@@ -71,7 +71,7 @@ const benchmarks: Record<string, Benchmark> = {
   },
   bank: {
     description:
-      '3,000 transfers under a lock over both accounts (the Bank workload of the paper), 1,000 accounts',
+      'transfers under a lock over both accounts (the Bank workload of the paper), 1,000 accounts, 256 in flight',
     run: runBank,
   },
   'entity-signals': {
@@ -97,13 +97,14 @@ function usage(): string {
     .join('\n')
   return [
     'usage: npm run bench -- [name...] [--entities N] [--signals N] [--warmup N] [--json] [--no-pipelining-compare]',
-    '         [--instances N] [--concurrency N,N...] [--activities N] [--nodes N,N...] [--kills N] [--partitions N]',
+    '         [--instances N] [--transfers N] [--concurrency N,N...] [--activities N] [--nodes N,N...] [--kills N] [--partitions N]',
     '         [--workers N,N...] [--metrics on|off] [--node-logs DIR] [--report] [--report-dir DIR]',
     '       npm run bench -- --report-from FILE [--report-dir DIR]',
     '',
     'benchmarks (none named: all):',
     names,
     '',
+    '--transfers (bank, default 3000): timed transfers, after a warm-up of up to 1,000.',
     '--concurrency (hello-sequence, default 256): instances in flight; a list runs each level in turn.',
     '--nodes (hello-sequence): run against that many node processes, each count in turn.',
     '--kills (takeover, default 5): crash kills, and as many graceful stops, to measure.',
@@ -136,6 +137,7 @@ function parseOptions(
       entities: { type: 'string', default: '100' },
       signals: { type: 'string', default: '100000' },
       instances: { type: 'string', default: '10000' },
+      transfers: { type: 'string', default: '3000' },
       concurrency: { type: 'string', default: '256' },
       activities: { type: 'string', default: '5' },
       warmup: { type: 'string', default: '5000' },
@@ -169,6 +171,7 @@ function parseOptions(
       entities: positiveInt('entities', values.entities),
       signals: positiveInt('signals', values.signals),
       instances: positiveInt('instances', values.instances),
+      transfers: positiveInt('transfers', values.transfers),
       concurrency: positiveIntList('concurrency', values.concurrency),
       activities: positiveInt('activities', values.activities),
       warmup: positiveInt('warmup', values.warmup, 0),
