@@ -30,6 +30,7 @@ import {
   decode,
   decodeEnvelope,
   encode,
+  isConnectionLost,
   isNoResponders,
   isStorageFull,
   STORAGE_FULL_HINT,
@@ -346,7 +347,8 @@ export class CallTransport implements SenderHost {
           firstDelayMs: 25,
           maxDelayMs: 500,
           deadline,
-          retryable: (err) => isNoResponders(err) && !this.nc.isClosed(),
+          // a query only reads: one whose answer was lost with the connection is asked again
+          retryable: (err) => (isNoResponders(err) || isConnectionLost(err)) && !this.nc.isClosed(),
         },
       )
       data = msg.data

@@ -18,6 +18,12 @@ export const ServerCodes = {
 } as const
 
 /**
+ * The code of a {@link LeanPublishError} for a request whose answer was lost with the connection
+ * (not a server code): the request may or may not have taken effect.
+ */
+export const CONNECTION_LOST = -1
+
+/**
  * An error answer on the lean publish and direct-get path (fast-js.ts), with the server's error
  * code (JetStream `err_code`, or the status code 503 for "no responders").
  */
@@ -61,6 +67,15 @@ export function isNoResponders(err: unknown): boolean {
   if (err instanceof NoRespondersError) return true
   const e = err as Error | null | undefined
   return e?.name === 'NoRespondersError' || /no responders|\(503\)/i.test(String(e?.message ?? err))
+}
+
+/**
+ * Whether a lean request's answer was lost with the connection (it was sent, or queued, before the
+ * client reconnected): it may have taken effect, so only a request that is safe to repeat (a
+ * publish with a message id, a fenced write, a read) should be tried again.
+ */
+export function isConnectionLost(err: unknown): boolean {
+  return err instanceof LeanPublishError && err.code === CONNECTION_LOST
 }
 
 /** Whether a lean publish found no stream answering (status 503: e.g. a leader being elected). */
@@ -112,7 +127,7 @@ export function isStreamNameInUse(err: unknown): boolean {
 /** Errors of a cluster electing leaders or of a server going away: worth another try. */
 export function isTransient(err: unknown): boolean {
   const e = err as { name?: string; message?: string }
-  if (e.name === 'TimeoutError' || e.name === 'NoRespondersError') return true
+  if (e.name === 'TimeoutError' || e.name === 'NoRespondersError' || isConnectionLost(err)) return true
   const code = codeOf(err)
   if (code === ServerCodes.NoResponders || code === '503' || code === ServerCodes.ClusterNotAvailable)
     return true

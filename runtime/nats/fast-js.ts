@@ -7,7 +7,7 @@
  */
 import type { Msg, MsgHdrs, NatsConnection } from '@nats-io/transport-node'
 import { TimeoutError } from '../../actors/index.ts'
-import { LeanPublishError, ServerCodes } from './errors.ts'
+import { CONNECTION_LOST, LeanPublishError, ServerCodes } from './errors.ts'
 
 /** Options of {@link FastJetStream.publish}. */
 export interface FastPublishOptions {
@@ -73,6 +73,7 @@ export class FastJetStream {
     })
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(1000, timeoutMs / 4))
     this.#sweeper.unref()
+    void this.#watchConnection()
   }
 
   /** Publishes to a stream subject and resolves with the stored sequence. */
@@ -160,6 +161,35 @@ export class FastJetStream {
         reject(err as Error)
       }
     })
+  }
+
+  /**
+   * Fails every request still waiting when the client has reconnected: an answer the server sent
+   * while the client was away is lost, so waiting on would cost the whole timeout (10 s). Measured
+   * with the only server stopped for 4 s under load: commit appends and client sends in flight
+   * waited out their timeouts, and the hub answered again 9 s after the server was back. A request
+   * queued while the client was away may still be answered: failing it too only makes its caller
+   * try again, which every caller that retries does safely (message ids, fenced writes, reads).
+   */
+  async #watchConnection(): Promise<void> {
+    // unit tests hand in connections without status events
+    if (typeof this.nc.status !== 'function') return
+    try {
+      for await (const status of this.nc.status()) {
+        if (status.type !== 'reconnect') continue
+        for (const [id, w] of this.#waiters) {
+          this.#waiters.delete(id)
+          w.reject(
+            new LeanPublishError(
+              `${w.what}: the connection to the NATS server was lost before the answer came (it may have taken effect)`,
+              CONNECTION_LOST,
+            ),
+          )
+        }
+      }
+    } catch {
+      // the connection closed: close() fails what still waits
+    }
   }
 
   #sweep(): void {

@@ -20,12 +20,14 @@ export { decode, decodeEnvelope, encode, encodeChecked } from './codec.ts'
 export { isReachable, whileConnected } from './connection-health.ts'
 export { fastJetStream, type FastJetStream, type PublishAck } from './fast-js.ts'
 export {
+  CONNECTION_LOST,
   LeanPublishError,
   STORAGE_FULL_HINT,
   ServerCodes,
   describeNatsError,
   withStorageHint,
   isStorageFull,
+  isConnectionLost,
   isNoMessage,
   isNoResponders,
   isStreamNameInUse,

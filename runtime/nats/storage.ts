@@ -21,7 +21,7 @@ import {
 import { TimeoutError } from '../../actors/index.ts'
 import { fastJetStream, type FastJetStream } from './fast-js.ts'
 import type { CommitRecord, LogWriter, MailboxPosition, ActorMessage } from '../../actors/wire/index.ts'
-import { isNoMessage, isUnavailable, LeanPublishError } from './errors.ts'
+import { isConnectionLost, isNoMessage, isUnavailable, LeanPublishError } from './errors.ts'
 import { retryWithBackoff } from '../util/index.ts'
 import { JetStreamApiCodes } from '@nats-io/jetstream'
 import { itemKey } from './item-keys.ts'
@@ -218,7 +218,9 @@ export class PartitionStorage {
     const msgID = `${this.hub.names.hub}.${this.p}.${writer.e}.${writer.o ?? 0}.${n}`
     const options = { msgID, expectLastSubjectSeq: lastSeq }
     // While a NATS cluster elects a new leader for the log (a server went down), appends get "no
-    // responders": try again for a while.
+    // responders": try again for a while. An append whose answer was lost with the connection is
+    // tried again too: a repeat of one that was stored is answered as a duplicate (one server) or
+    // refused on the expected sequence (a cluster; the commit log then finds its own record).
     return retryWithBackoff(
       async () => {
         const ack = await this.fast.publishAck(this.hub.names.log(this.p), record, options)
@@ -234,7 +236,7 @@ export class PartitionStorage {
         firstDelayMs: 50,
         maxDelayMs: 1000,
         deadline: Date.now() + APPEND_RETRY_MS,
-        retryable: isUnavailable,
+        retryable: (err) => isUnavailable(err) || isConnectionLost(err),
       },
     )
   }

@@ -71,10 +71,15 @@ export class CommitLog {
       } catch (err) {
         if (!isWrongLastSequence(err) || attempt >= STALE_RECORD_RETRIES) throw err
         const others = await this.storage.logAfter(this.lastSeq)
+        // our own record, stored by a try whose answer was lost with the connection: on a NATS
+        // cluster the leader checks the expected sequence before the message id, so the repeat
+        // is refused instead of being answered as a duplicate
+        const own = others.findIndex(({ rec }) => this.#isOwn(rec, n))
         this.#checkOthers(
-          others.map((r) => r.rec),
+          others.slice(0, own === -1 ? others.length : own).map((r) => r.rec),
           n,
         )
+        if (own !== -1) return others[own]!.seq
         if (others.length === 0) throw err
         this.lastSeq = others[others.length - 1]!.seq
         continue
@@ -88,6 +93,11 @@ export class CommitLog {
       }
       return seq
     }
+  }
+
+  /** Whether `rec` is record `n` of this very writer (epoch and token). */
+  #isOwn(rec: CommitRecord, n: number): boolean {
+    return rec.n === n && rec.e === this.writer.e && rec.o === this.writer.o
   }
 
   /** Throws {@link FencedError} if any of `records`, found after our last record, is a newer owner's. */

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { connectTo, closeConnection } from '../../runtime/nats/connect.ts'
-import { fastJetStream } from '../../runtime/nats/fast-js.ts'
-import { isWrongLastSequence } from '../../runtime/nats/errors.ts'
+import { FastJetStream, fastJetStream } from '../../runtime/nats/fast-js.ts'
+import { isConnectionLost, isWrongLastSequence } from '../../runtime/nats/errors.ts'
 import { useNatsServer } from '../tooling/harness.ts'
 
 const nats = useNatsServer()
@@ -62,4 +62,34 @@ describe('lean publish headers', () => {
       fast.publish('fastjs.bad', new Uint8Array([1]), { headers: { 'Basalt-Reason': 'a\r\nb' } }),
     ).rejects.toThrow(/Basalt-Reason/)
   })
+})
+
+// last in this file: it restarts the server under the connections of the tests above
+describe('a connection lost and made again', () => {
+  it('fails the requests still waiting at once, long before their timeout', async () => {
+    const own = await connectTo(nats.url, 'fastjs-reconnect')
+    try {
+      // a subscriber that never answers, and a timeout far past the test's own
+      const fast = new FastJetStream(own, 600_000)
+      own.subscribe('fastjs.silent', { callback: () => {} })
+      await own.flush()
+      const waiting = fast.request('fastjs.silent', new Uint8Array([1]))
+      const outcome = waiting.then(
+        () => 'answered',
+        (err: unknown) => err,
+      )
+      await nats.server.stop('SIGKILL')
+      await nats.server.restart()
+      const err = await outcome
+      expect(isConnectionLost(err), String(err)).toBe(true)
+      expect(String(err)).toMatch(
+        /request to fastjs\.silent: the connection to the NATS server was lost before the answer came/,
+      )
+      // the connection serves again
+      await expect(fast.publish('fastjs.after', new Uint8Array([1]))).resolves.toBeGreaterThan(0)
+      fast.close()
+    } finally {
+      await closeConnection(own)
+    }
+  }, 30_000)
 })

@@ -82,6 +82,25 @@ describe('commit log', () => {
     await expect(log.append(3, new Uint8Array())).rejects.toBeInstanceOf(FencedError)
   })
 
+  it('finds its own record when a repeat of an append whose answer was lost is refused', async () => {
+    // on a NATS cluster the leader checks the expected sequence before the message id: the repeat
+    // of an append that was stored is refused, and the record found after ours is our own
+    const storage = new MemoryLog()
+    const log = logOf(storage)
+    storage.add(rec(2, 2, 22)) // our record 2, stored by the try whose answer was lost
+    expect(await log.append(2, new Uint8Array())).toBe(2)
+    log.appended(2)
+    expect(await log.append(3, new Uint8Array())).toBe(3)
+  })
+
+  it('is still fenced by a newer owner whose claim landed before a stored repeat of ours', async () => {
+    const storage = new MemoryLog()
+    const log = logOf(storage)
+    storage.add(rec(2, 3, 33, true)) // a newer owner claimed first
+    storage.add(rec(2, 2, 22)) // then our record landed (a cluster leader let it past)
+    await expect(log.append(2, new Uint8Array())).rejects.toBeInstanceOf(FencedError)
+  })
+
   it('admits the owner’s records at recovery and passes over a stale owner’s, moving past both', () => {
     const log = new CommitLog(new MemoryLog(), 0, me, silentLogger)
     log.restore(10, { e: 2, o: 22 })
