@@ -126,6 +126,14 @@ export class MailboxReader {
     void this.#pump(this.#consumer)
   }
 
+  /**
+   * The connection was made again: the consumer may have been lost with the server, so the stall
+   * watch checks sooner (stall-watch.ts).
+   */
+  reconnected(): void {
+    this.#watch?.reconnected()
+  }
+
   /** Stops reading (a graceful close); what is queued stays for the loop. */
   async close(): Promise<void> {
     this.#closed = true

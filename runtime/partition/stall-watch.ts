@@ -4,10 +4,24 @@
  * and short heartbeats misfire on a busy machine. The owner calls {@link StallWatch.delivered} on
  * every message; while nothing arrives and nothing is buffered, the watch asks the stream — first
  * after `idleMs`, then at doubling intervals up to a minute, so idle partitions cost almost nothing —
- * whether messages wait past the partition's position, and reports a stall if they do.
+ * whether messages wait past the partition's position, and reports a stall if they do. Right after
+ * the connection was made again ({@link StallWatch.reconnected}) it asks sooner: a consumer lost
+ * with a restarted server would otherwise hold the partition for seconds, while a live one delivers
+ * what waits at once.
  */
 
 const MAX_INTERVAL_MS = 60_000
+
+/**
+ * How long after a reconnect messages may wait undelivered. Measured with the only server killed
+ * and restarted under load: the client library's own recovery of the consumer backs off for its
+ * `expires` (10 s) when the restarted server cannot answer yet, and the partitions served again
+ * only after the idle check (7.5 s); a live consumer delivers within milliseconds.
+ */
+const RECONNECT_GRACE_MS = 1500
+
+/** How long after a reconnect {@link RECONNECT_GRACE_MS} applies instead of `idleMs`. */
+const RECONNECT_WINDOW_MS = 30_000
 
 /** What the watch needs from its partition. */
 export interface StallWatchPort {
@@ -24,6 +38,8 @@ export interface StallWatchPort {
 /** A per-partition stall detector; see the module comment. */
 export class StallWatch {
   #lastDelivery = Date.now()
+  /** When the connection was last made again (0: not since the watch started). */
+  #reconnectedAt = 0
   #interval: number
   #nextCheck: number
   #checking = false
@@ -45,28 +61,54 @@ export class StallWatch {
     this.#interval = this.idleMs
   }
 
+  /** The connection was made again: for a while, check within {@link RECONNECT_GRACE_MS}, not `idleMs`. */
+  reconnected(): void {
+    this.#reconnectedAt = Date.now()
+    this.#interval = this.idleMs
+    this.#nextCheck = this.#reconnectedAt + RECONNECT_GRACE_MS
+  }
+
   stop(): void {
     clearInterval(this.#timer)
+  }
+
+  /**
+   * How long nothing was delivered (counted from the reconnect at most), and how long that may
+   * last before the stream is asked: {@link RECONNECT_GRACE_MS} for a while after a reconnect (a
+   * consumer may deliver what it held, then stop), else `idleMs`.
+   */
+  #quietFor(now: number): { ms: number; limit: number; afterReconnect: boolean } {
+    const afterReconnect = this.#reconnectedAt > 0 && now - this.#reconnectedAt < RECONNECT_WINDOW_MS
+    return {
+      ms: now - Math.max(this.#lastDelivery, this.#reconnectedAt),
+      limit: afterReconnect ? RECONNECT_GRACE_MS : this.idleMs,
+      afterReconnect,
+    }
   }
 
   async #tick(): Promise<void> {
     const now = Date.now()
     if (this.#checking || now < this.#nextCheck) return
-    if (now - this.#lastDelivery < this.idleMs || !this.port.idle()) {
-      this.#nextCheck = now + this.idleMs
+    const quiet = this.#quietFor(now)
+    if (quiet.ms < quiet.limit || !this.port.idle()) {
+      this.#nextCheck = now + (quiet.ms < quiet.limit ? quiet.limit - quiet.ms : quiet.limit)
       return
     }
     this.#checking = true
     try {
       const last = await this.port.lastStored()
       const pos = this.port.position()
-      if (last >= pos && Date.now() - this.#lastDelivery >= this.idleMs && this.port.idle()) {
+      const still = this.#quietFor(Date.now())
+      if (last >= pos && still.ms >= still.limit && this.port.idle()) {
+        const after = still.afterReconnect ? ' (the connection was made again lately)' : ''
         this.port.stalled(
-          `messages up to ${last} wait past position ${pos}, none delivered for ${Date.now() - this.#lastDelivery} ms`,
+          `messages up to ${last} wait past position ${pos}, none delivered for ${still.ms} ms${after}`,
         )
         return
       }
-      this.#interval = Math.min(this.#interval * 2, MAX_INTERVAL_MS)
+      this.#interval = still.afterReconnect
+        ? RECONNECT_GRACE_MS
+        : Math.min(this.#interval * 2, MAX_INTERVAL_MS)
     } catch {
       // the stream cannot answer now (a server down): ask again soon
       this.#interval = this.idleMs

@@ -1,5 +1,9 @@
 /**
- * The only nats-server killed with SIGKILL twice, after every mailbox message had been processed
+ * The only nats-server killed while a node and a client work, and started again: every signal the
+ * client sent is applied exactly once, the ones in flight at the kill included (their answers were
+ * lost with the connection, so they are sent again and deduplicated).
+ *
+ * Then the only nats-server killed with SIGKILL twice, after every mailbox message had been processed
  * and trimmed: nats-server 2.9.10 restored an empty mailbox stream with its sequence back at 1,
  * below the positions the partitions had committed, so the node served nothing and acknowledged
  * signals were skipped. The mailbox now keeps each partition's last processed message, and a
@@ -49,6 +53,54 @@ describe('the only server killed twice with an emptied mailbox', () => {
         60_000,
       )
     } finally {
+      await client.close()
+      await node.stop()
+    }
+  }, 120_000)
+})
+
+describe('the only server killed under load', () => {
+  it('applies every signal sent before, during and after exactly once', async () => {
+    const hubName = 'srvload'
+    const options = {
+      servers: nats.url,
+      hub: hubName,
+      registry: [Counter],
+      partitions: 4,
+      logger: silentLogger,
+    }
+    const node = await Node.start({ ...options, snapshotIntervalMs: 100 })
+    const client = await Client.connect({ servers: nats.url, hub: hubName, callTimeoutMs: 30_000 })
+    const counters = Array.from({ length: 8 }, (_, i) => `c${i}`)
+    const sent = new Map<string, number>(counters.map((key) => [key, 0]))
+    let stop = false
+    try {
+      // each counter gets signals one after another; a signal resolves once it is stored
+      const load = Promise.all(
+        counters.map(async (key) => {
+          while (!stop) {
+            await client.entity(Counter, key).signal.add(1)
+            sent.set(key, sent.get(key)! + 1)
+          }
+        }),
+      )
+      await waitFor(() => [...sent.values()].every((n) => n >= 20), 'every counter got 20 signals')
+      await nats.server.stop('SIGKILL')
+      await nats.server.restart()
+      const atRestart = new Map(sent)
+      await waitFor(
+        () => counters.every((key) => sent.get(key)! >= atRestart.get(key)! + 20),
+        'every counter got 20 more signals after the restart',
+        60_000,
+      )
+      stop = true
+      await load
+      for (const key of counters) {
+        const value = await client.entity(Counter, key).call.get()
+        expect(value, `counter ${key}: applied vs sent`).toBe(sent.get(key))
+      }
+    } finally {
+      stop = true
       await client.close()
       await node.stop()
     }

@@ -8,7 +8,7 @@ afterEach(() => {
   for (const w of watches.splice(0)) w.stop()
 })
 
-function fake(overrides: Partial<StallWatchPort> = {}) {
+function fake(overrides: Partial<StallWatchPort> = {}, idleMs = 40) {
   const seen = { asked: 0, stalls: [] as string[] }
   const port: StallWatchPort = {
     idle: () => true,
@@ -20,7 +20,7 @@ function fake(overrides: Partial<StallWatchPort> = {}) {
     stalled: (reason) => seen.stalls.push(reason),
     ...overrides,
   }
-  const watch = new StallWatch(port, 40)
+  const watch = new StallWatch(port, idleMs)
   watches.push(watch)
   return { watch, seen }
 }
@@ -50,5 +50,16 @@ describe('stall watch', () => {
     expect(seen.asked).toBe(0)
     busy = false
     await waitFor(() => seen.stalls.length > 0, 'a stall once idle')
+  })
+
+  it('after a reconnect, asks within a second or two instead of waiting idleMs', async () => {
+    // a consumer lost with a restarted server: messages wait, none come; idleMs is a minute here
+    const { watch, seen } = fake({ lastStored: async () => 12 }, 60_000)
+    watch.delivered()
+    watch.reconnected()
+    await waitFor(() => seen.stalls.length > 0, 'a stall reported soon after the reconnect', 5_000)
+    expect(seen.stalls[0]).toMatch(
+      /wait past position 10, none delivered for \d+ ms \(the connection was made again lately\)/,
+    )
   })
 })
