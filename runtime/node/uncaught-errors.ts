@@ -18,9 +18,14 @@
  *
  * Several nodes in one process (tests) share one pair of process listeners; the last node to stop
  * removes them. A process's own listeners (a test runner's, an app's) keep working beside these.
+ *
+ * The same watch logs a process (or partition thread) that exits while a node runs in it:
+ * `process.exit` called by user code ends it without a word otherwise, and an operator would only
+ * see the node gone. A node that stopped first has stopped watching, so a normal exit says nothing.
  */
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { isMainThread } from 'node:worker_threads'
 import type { Logger } from '../util/index.ts'
 
 /** What a node does with an error that escaped: its logger, and how it fails its partitions. */
@@ -44,13 +49,27 @@ export function watchUncaughtErrors(watcher: UncaughtErrorWatcher): () => void {
   if (watchers.size === 0) {
     process.on('uncaughtException', onUncaught)
     process.on('unhandledRejection', onUnhandledRejection)
+    process.on('exit', onExit)
   }
   watchers.add(watcher)
   return () => {
     if (!watchers.delete(watcher) || watchers.size > 0) return
     process.off('uncaughtException', onUncaught)
     process.off('unhandledRejection', onUnhandledRejection)
+    process.off('exit', onExit)
   }
+}
+
+function onExit(code: number): void {
+  const first = watchers.values().next().value
+  if (first === undefined) return
+  const what = isMainThread ? 'process' : 'partition thread'
+  // synchronous: a console logger's line reaches a pipe or file before the process ends
+  first.logger.error(
+    `the ${what} is exiting while a node runs in it (process.exit called, e.g. by an entity ` +
+      `operation or an activity, or the runtime ended it); its partitions recover on the next owner`,
+    { code },
+  )
 }
 
 function onUncaught(error: Error): void {

@@ -24,8 +24,14 @@ export function describePoison(msg: ActorMessage): string {
       return `entity ${msg.t}@${msg.key} ${msg.k} request`
     case 'start':
       return `orchestration '${msg.n}' instance '${msg.i}' start`
-    default:
-      return `orchestration instance '${msg.i}' message '${msg.k}'`
+    case 'ev':
+      return `orchestration instance '${msg.i}' step on event '${msg.n}'`
+    case 'done':
+      return `orchestration instance '${msg.i}' step on the outcome of task ${msg.s}${msg.lk === undefined ? '' : ' (a lock grant)'}`
+    case 'ctl':
+      return `orchestration instance '${msg.i}' ${msg.op} request`
+    case 'wait':
+      return `wait for orchestration instance '${msg.i}'`
   }
 }
 

@@ -105,6 +105,9 @@ describe('poison messages that end their process or thread', () => {
         exits++
         if (process.env['POISON_DEBUG'] === '1') console.log(`--- exit ${exits}\n${node.lines.join('\n')}`)
         expect(code, `node exit ${exits}: the poison's process.exit(1)`).toBe(1)
+        expect(node.lines.join('\n'), `node exit ${exits}: the exit is logged`).toMatch(
+          /error the process is exiting while a node runs in it \(process\.exit called.*\{"code":1\}/,
+        )
         if (exits > DEATHS + 2)
           throw new Error(`the node ended ${exits} times; the poison was never dead-lettered`)
         node = spawnTs('test/fixtures/node-process.ts', args)
@@ -160,12 +163,14 @@ describe('poison messages on partition threads', () => {
       const status = await client.waitForCompletion(id, { timeoutMs: 90_000 })
       expect(status.status, 'the instance the poison was addressed to').toBe('Failed')
       expect(status.error?.code).toBe('POISON_MESSAGE')
-      expect(status.error?.message).toMatch(/instance '.*' message 'ev' ended its process or thread 2 times/)
+      expect(status.error?.message).toMatch(
+        /instance '.*' step on event 'go' ended its process or thread 2 times/,
+      )
       expect((await client.waitForCompletion(other)).output, 'another instance').toBe('fine')
       expect(errors.filter((e) => e.startsWith('partition thread died')).length).toBe(DEATHS)
       const reasons = await deadLetterReasons(hub)
       expect(reasons).toHaveLength(1)
-      expect(reasons[0]).toMatch(/message 'ev' ended its process or thread/)
+      expect(reasons[0]).toMatch(/step on event 'go' ended its process or thread/)
     } finally {
       await client.close()
       await node.stop()
