@@ -85,6 +85,16 @@ export interface LoggedRecord {
   data: Uint8Array
 }
 
+/**
+ * How long the creation of an ordered consumer (a partition's mailbox reader, a stream read at
+ * recovery) may take on a replicated hub before it is tried again, instead of the client library's
+ * 5 s. Right after a cluster member went down, nats-server 2.9.10 may place the new consumer on
+ * that member and never answer: measured with one of three servers killed, mailbox consumer
+ * creations timed out up to four times in a row, 5 s each, before one landed on a live member. A
+ * creation on a live member takes milliseconds.
+ */
+const REPLICATED_CONSUMER_TIMEOUT_MS = 2_000
+
 /** Storage of one partition. */
 export class PartitionStorage {
   readonly js: JetStreamClient
@@ -96,9 +106,9 @@ export class PartitionStorage {
     readonly hub: Hub,
     readonly p: number,
   ) {
-    this.js = jetstream(nc)
-    this.fast = fastJetStream(nc)
     this.replicated = hub.meta.replicas > 1
+    this.js = jetstream(nc, this.replicated ? { timeout: REPLICATED_CONSUMER_TIMEOUT_MS } : {})
+    this.fast = fastJetStream(nc)
   }
 
   get #ckptKey(): string {

@@ -17,12 +17,15 @@ import type { EntityRegistry } from '../../entities/index.ts'
 import { claimPartition, LOCK_OPS, type PlacementAgent } from '../../placement/index.ts'
 import { InstanceHost, type Workflows } from '../instances/index.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
-import { describeNatsError, type Hub, type NatsConnection } from '../nats/index.ts'
+import { describeNatsError, isTransient, type Hub, type NatsConnection } from '../nats/index.ts'
 import { Partition, type PartitionOptions, RecentReplies } from '../partition/index.ts'
 import { BatchWorker } from '../util/index.ts'
 import { assignmentStore } from './assignment-store.ts'
 import type { NodeSettings } from './node-options.ts'
 import type { PartitionThreads, RunningPartition } from './partition-threads.ts'
+
+/** Most a start that failed because NATS could not answer yet waits before the next try. */
+const TRANSIENT_RETRY_MS = 1000
 
 /** What the runner needs of its node. */
 export interface PartitionRunnerDeps {
@@ -134,8 +137,15 @@ export class PartitionRunner {
             return
           }
           // retried after the same growing delay as a failure (a start that fails at once —
-          // the hub's streams deleted under the node, say — must not loop)
-          const delayMs = this.#afterDelay(p, () => this.reconcile())
+          // the hub's streams deleted under the node, say — must not loop); at most a second
+          // when NATS could not answer yet (a cluster electing leaders after a server went down):
+          // such a start already waited out a request timeout, and doubled delays of 3–6 s made
+          // partitions wait on past the election
+          const delayMs = this.#afterDelay(
+            p,
+            () => this.reconcile(),
+            isTransient(err) ? TRANSIENT_RETRY_MS : undefined,
+          )
           this.deps.settings.logger.error('partition start failed; will retry', {
             p,
             retryInMs: delayMs,
@@ -290,8 +300,8 @@ export class PartitionRunner {
    * Runs `then` after p's next restart delay ({@link #restartDelay}); until then a reconcile step
    * does not start p ({@link #backoff}). Returns the delay.
    */
-  #afterDelay(p: number, then: () => void): number {
-    const delayMs = this.#restartDelay(p)
+  #afterDelay(p: number, then: () => void, capMs?: number): number {
+    const delayMs = this.#restartDelay(p, capMs)
     this.#backoff.set(p, Date.now() + delayMs)
     const timer = setTimeout(() => {
       this.#restarts.delete(timer)
@@ -304,12 +314,13 @@ export class PartitionRunner {
 
   /**
    * Delay before restarting a failed partition: 200 ms, doubled for every failure that follows
-   * the previous one within a minute, at most 30 s.
+   * the previous one within a minute, at most 30 s (or `capMs`).
    */
-  #restartDelay(p: number): number {
+  #restartDelay(p: number, capMs = 30_000): number {
     const now = Date.now()
     const last = this.#lastFailure.get(p)
-    const delayMs = last !== undefined && now - last.at < 60_000 ? Math.min(last.delayMs * 2, 30_000) : 200
+    const doubled = last !== undefined && now - last.at < 60_000 ? last.delayMs * 2 : 200
+    const delayMs = Math.min(doubled, capMs, 30_000)
     this.#lastFailure.set(p, { at: now, delayMs })
     return delayMs
   }

@@ -10,7 +10,60 @@ import { PartitionRunner, type PartitionRunnerDeps } from '../../runtime/node/pa
 import type { PartitionThreads } from '../../runtime/node/partition-threads.ts'
 import type { PlacementAgent } from '../../placement/index.ts'
 
+/** A runner whose every start of partition 0 fails with `error()`, and the delays it logs. */
+function failingRunner(error: () => Error) {
+  const seen = { starts: 0, delays: [] as number[] }
+  const threads = {
+    hubNames: () => {},
+    setCarryCalls: () => {},
+    startPartition: async () => {
+      seen.starts++
+      throw error()
+    },
+  } as unknown as PartitionThreads
+  const agent = {
+    types: { hubNames: () => [] },
+    everyNodeHas: () => true,
+    wanted: () => new Map([[0, 1]]),
+    handoffs: () => [],
+  } as unknown as PlacementAgent
+  const logger = {
+    info: () => {},
+    warn: () => {},
+    error: (_m: string, f?: { retryInMs?: number }) => {
+      if (f?.retryInMs !== undefined) seen.delays.push(f.retryInMs)
+    },
+  }
+  const deps = {
+    settings: { logger },
+    metrics: noNodeMetrics,
+    onIdle: () => {},
+  } as unknown as PartitionRunnerDeps
+  const runner = new PartitionRunner(deps)
+  runner.useThreads(threads)
+  runner.follow(agent)
+  return { runner, seen }
+}
+
 describe('PartitionRunner', () => {
+  it('retries a start NATS could not answer (a timeout) at most a second apart', async () => {
+    const timeout = failingRunner(() => Object.assign(new Error('timeout'), { name: 'TimeoutError' }))
+    const other = failingRunner(() => new Error('stream not found'))
+    try {
+      timeout.runner.reconcile()
+      other.runner.reconcile()
+      await new Promise((resolve) => setTimeout(resolve, 3_600))
+      // 200, 400, 800, then capped at 1,000 ms; any other failure keeps doubling
+      expect(timeout.seen.delays.slice(0, 5)).toEqual([200, 400, 800, 1000, 1000])
+      expect(other.seen.delays.slice(0, 4)).toEqual([200, 400, 800, 1600])
+    } finally {
+      for (const { runner } of [timeout, other]) {
+        runner.halt()
+        runner.cancelRestarts()
+      }
+    }
+  })
+
   it('retries a start that fails at once after a growing delay, whatever reconciles in between', async () => {
     let starts = 0
     const threads = {
