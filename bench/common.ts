@@ -45,6 +45,8 @@ export interface Options {
   nodes: number[] | undefined
   /** `takeover`: crash kills, and graceful moves, to measure (default 5 each). */
   kills: number
+  /** `outage`: runs of each server fault (default 3). */
+  runs: number
   /** Partitions of the hubs that node processes serve (default: 12 for `takeover`, else 32). */
   partitions: number | undefined
   /** Directory that receives each node process's output, one file per node (default: none). */

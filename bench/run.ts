@@ -35,6 +35,7 @@ import { runHelloSequence } from './hello-sequence.ts'
 import { runBank, runFanOutFanIn } from './orchestrations.ts'
 import { runEntitySignals } from './entity-signals.ts'
 import { runTakeover } from './takeover.ts'
+import { runOutage } from './outage.ts'
 
 /** The chart renderer (vega, vega-lite): loaded only for --report / --report-from (see report-files.ts). */
 const charts = () => import('./report.ts')
@@ -79,6 +80,12 @@ const benchmarks: Record<string, Benchmark> = {
       'add(1) signals to N counters from one client, issued without awaiting, until committed; then call latency',
     run: runEntitySignals,
   },
+  outage: {
+    description:
+      'the hub unavailable after the only server is stopped 4 s or killed and restarted, and after an R3 ' +
+      'member is killed; every acknowledged signal applied once (servers of its own, whatever NATS_URL)',
+    run: runOutage,
+  },
   takeover: {
     description:
       'partitions of a SIGKILLed node answering again on the others (3 node processes, default lease), ' +
@@ -97,7 +104,7 @@ function usage(): string {
     .join('\n')
   return [
     'usage: npm run bench -- [name...] [--entities N] [--signals N] [--warmup N] [--json] [--no-pipelining-compare]',
-    '         [--instances N] [--transfers N] [--concurrency N,N...] [--activities N] [--nodes N,N...] [--kills N] [--partitions N]',
+    '         [--instances N] [--transfers N] [--concurrency N,N...] [--activities N] [--nodes N,N...] [--kills N] [--runs N] [--partitions N]',
     '         [--workers N,N...] [--metrics on|off] [--node-logs DIR] [--report] [--report-dir DIR]',
     '       npm run bench -- --report-from FILE [--report-dir DIR]',
     '',
@@ -108,6 +115,7 @@ function usage(): string {
     '--concurrency (hello-sequence, default 256): instances in flight; a list runs each level in turn.',
     '--nodes (hello-sequence): run against that many node processes, each count in turn.',
     '--kills (takeover, default 5): crash kills, and as many graceful stops, to measure.',
+    '--runs (outage, default 3): runs of each server fault.',
     '--partitions: partitions of every hub (default 32; takeover: 12).',
     '--workers (hello-sequence, entity-signals): the node runs its partitions on that many worker',
     '         threads (serving bench/registry.ts), each count in turn; adds the CPU per instance/signal.',
@@ -145,6 +153,7 @@ function parseOptions(
       'no-pipelining-compare': { type: 'boolean', default: false },
       nodes: { type: 'string' },
       kills: { type: 'string', default: '5' },
+      runs: { type: 'string', default: '3' },
       partitions: { type: 'string' },
       'node-logs': { type: 'string' },
       workers: { type: 'string' },
@@ -179,6 +188,7 @@ function parseOptions(
       pipeliningCompare: !values['no-pipelining-compare'],
       nodes: values.nodes === undefined ? undefined : positiveIntList('nodes', values.nodes),
       kills: positiveInt('kills', values.kills),
+      runs: positiveInt('runs', values.runs),
       partitions: values.partitions === undefined ? undefined : positiveInt('partitions', values.partitions),
       nodeLogs: values['node-logs'],
       workers: values.workers === undefined ? undefined : positiveIntList('workers', values.workers),
