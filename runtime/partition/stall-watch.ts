@@ -18,7 +18,10 @@ const MAX_INTERVAL_MS = 60_000
  * `expires` (10 s) when the restarted server cannot answer yet, and the partitions served again
  * only after the idle check (7.5 s); a live consumer delivers within milliseconds.
  */
-const RECONNECT_GRACE_MS = 1500
+const RECONNECT_GRACE_MS = 1000
+
+/** How often the watch looks whether a check is due. */
+const TICK_MS = 250
 
 /** How long after a reconnect {@link RECONNECT_GRACE_MS} applies instead of `idleMs`. */
 const RECONNECT_WINDOW_MS = 30_000
@@ -51,7 +54,8 @@ export class StallWatch {
   ) {
     this.#interval = idleMs
     this.#nextCheck = Date.now() + idleMs
-    this.#timer = setInterval(() => void this.#tick(), Math.min(1000, idleMs))
+    // ticks are a few comparisons until a check is due: often enough for the short reconnect grace
+    this.#timer = setInterval(() => void this.#tick(), Math.min(TICK_MS, idleMs))
     this.#timer.unref()
   }
 
