@@ -59,6 +59,18 @@ export class InstanceExistsError extends BadInputError {
   }
 }
 
+/**
+ * An operation names an orchestration instance that does not exist (never started, or purged):
+ * terminate, suspend, resume, purge, raiseEvent. A {@link BadInputError} (code `BAD_INPUT`),
+ * rebuilt as this class on the caller's side, so that a bulk purge can pass over an instance
+ * somebody else purged first.
+ */
+export class InstanceNotFoundError extends BadInputError {
+  constructor(message: string) {
+    super(message)
+  }
+}
+
 /** An operation names an entity type that the node's registry does not contain. */
 export class UnknownEntityError extends BasaltError {
   constructor(readonly entityType: string) {
@@ -303,6 +315,7 @@ export function fromErrorInfo(info: ErrorInfo): Error {
 const BY_NAME: Record<string, (info: ErrorInfo) => BasaltError> = {
   [`${ErrorCode.BadInput}/InstanceExistsError`]: (i) =>
     withMessage(new InstanceExistsError('', ''), i.message),
+  [`${ErrorCode.BadInput}/InstanceNotFoundError`]: (i) => new InstanceNotFoundError(i.message),
 }
 
 const REBUILD: Record<string, (info: ErrorInfo) => BasaltError> = {

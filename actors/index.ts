@@ -13,6 +13,7 @@ export {
   HubNotFoundError,
   IllegalStateError,
   InstanceExistsError,
+  InstanceNotFoundError,
   PartitionUnavailableError,
   PayloadTooLargeError,
   PoisonMessageError,

@@ -98,4 +98,4 @@ export {
   type ErrorInfo,
 } from '../actors/index.ts'
 export { NonDeterminismError, TaskFailedError } from '../actors/orchestration/index.ts'
-export { InstanceExistsError } from './instances/index.ts'
+export { InstanceExistsError, InstanceNotFoundError } from './instances/index.ts'

@@ -8,7 +8,7 @@ import type { HistoryEvent } from '../../actors/orchestration/index.ts'
 import type { Client, InstanceStatus } from '../client/index.ts'
 import type { InstanceFilter } from '../client/index.ts'
 import { RuntimeStatus } from '../instances/index.ts'
-import { BadInputError } from '../../actors/index.ts'
+import { BadInputError, InstanceNotFoundError } from '../../actors/index.ts'
 import { UsageError } from './args.ts'
 import { withClient, type ConnectionFlags } from './connection.ts'
 import { compact, keyValues, printJson, progress, stderr, stdout, table, when, type Out } from './output.ts'
@@ -309,14 +309,26 @@ export async function bulkPurgeCommand(flags: ListFlags, out: Out = stdout): Pro
     let purged = 0
     const shown = progress('purging')
     try {
-      // purged instances leave the listing, so every round reads the first page again
-      for (;;) {
-        const page = await client.listInstances({ ...filter, pageSize: 200 })
-        if (page.instances.length === 0) break
-        await Promise.all(page.instances.map((i) => client.purge(i.id)))
-        purged += page.instances.length
+      // page by page, each instance once; one that is gone already (purged meanwhile by someone
+      // else, or listed a moment after its purge) is passed over, not counted
+      let continuation: string | undefined
+      do {
+        const page = await client.listInstances({ ...filter, pageSize: 200, continuation })
+        const counts = await Promise.all(
+          page.instances.map((i) =>
+            client.purge(i.id).then(
+              () => 1,
+              (err: unknown) => {
+                if (err instanceof InstanceNotFoundError) return 0
+                throw err
+              },
+            ),
+          ),
+        )
+        purged += counts.reduce((a: number, b) => a + b, 0)
         shown.update(purged)
-      }
+        continuation = page.continuation
+      } while (continuation !== undefined)
     } finally {
       shown.done()
     }

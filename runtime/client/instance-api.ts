@@ -6,7 +6,14 @@
  */
 import { Observable } from 'rxjs'
 import { randomUUID } from 'node:crypto'
-import { BadInputError, CodecError, TimeoutError, checkInstanceId, partitionOf } from '../../actors/index.ts'
+import {
+  BadInputError,
+  CodecError,
+  InstanceNotFoundError,
+  TimeoutError,
+  checkInstanceId,
+  partitionOf,
+} from '../../actors/index.ts'
 import type {
   EventDefinition,
   HistoryEvent,
@@ -130,18 +137,39 @@ export class InstanceApi {
     await this.core.transport.request({ k: 'ctl', i, op: 'purge' }, () => `purge '${instanceId}'`)
   }
 
-  /** Purges every finished instance matching the filter; resolves with how many. */
+  /**
+   * Purges every finished instance matching the filter; resolves with how many this call purged
+   * (one purged meanwhile by someone else, or listed a moment after its purge, is passed over).
+   */
   async purgeInstances(filter: InstanceFilter): Promise<number> {
     checkInstanceQuery({ ...checkOptions(filter, 'the filter of purgeInstances'), pageSize: 500 })
     let purged = 0
     let page = await this.listInstances({ ...filter, pageSize: 500 })
     for (;;) {
       const done = page.instances.filter((i) => isTerminal(i.status))
-      await Promise.all(done.map((i) => this.purge(i.id)))
-      purged += done.length
+      purged += await this.purgeEach(done.map((i) => i.id))
       if (page.continuation === undefined) return purged
       page = await this.listInstances({ ...filter, pageSize: 500, continuation: page.continuation })
     }
+  }
+
+  /**
+   * @internal Purges each instance; resolves with how many it purged. One that does not exist
+   * (any more) is passed over; any other failure rejects.
+   */
+  async purgeEach(ids: string[]): Promise<number> {
+    const purged = await Promise.all(
+      ids.map((id) =>
+        this.purge(id).then(
+          () => 1,
+          (err: unknown) => {
+            if (err instanceof InstanceNotFoundError) return 0
+            throw err
+          },
+        ),
+      ),
+    )
+    return purged.reduce((a: number, b) => a + b, 0)
   }
 
   /** Status of an instance (undefined when it does not exist). */
@@ -201,7 +229,7 @@ export class InstanceApi {
   /** The history of an instance. */
   async getHistory(instanceId: string): Promise<HistoryEvent[]> {
     const status = await this.getStatus(instanceId, { history: true })
-    if (status === undefined) throw new BadInputError(`instance '${instanceId}' does not exist`)
+    if (status === undefined) throw new InstanceNotFoundError(`instance '${instanceId}' does not exist`)
     return status.history ?? []
   }
 
@@ -241,7 +269,7 @@ export class InstanceApi {
         throw err
       }
       if (answer === 0) continue
-      if (answer === null) throw new BadInputError(`instance '${instanceId}' does not exist`)
+      if (answer === null) throw new InstanceNotFoundError(`instance '${instanceId}' does not exist`)
       const view = answer as InstanceView
       try {
         await loadView(this.core.blobs, view)
@@ -249,7 +277,7 @@ export class InstanceApi {
         // purged meanwhile: its status says what is left
         if (!isMissingBlob(err)) throw err
         const status = await this.getStatus<O>(instanceId)
-        if (status === undefined) throw new BadInputError(`instance '${instanceId}' does not exist`)
+        if (status === undefined) throw new InstanceNotFoundError(`instance '${instanceId}' does not exist`)
         return status
       }
       return toStatus<O>(view, false)

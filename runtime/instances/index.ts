@@ -5,7 +5,7 @@
  * runtime/nats/, runtime/util/, actors/ and entities/.
  */
 export { InstanceHost } from './instance-host.ts'
-export { InstanceExistsError } from './instance-model.ts'
+export { InstanceExistsError, InstanceNotFoundError } from './instance-model.ts'
 export {
   RuntimeStatus,
   isTerminal,

@@ -61,9 +61,19 @@ export class InstanceCache {
     this.evict(id)
   }
 
-  /** Drops an instance (purged). */
+  /**
+   * Drops an instance (purged) and notes it absent: its delete is in a round not committed yet,
+   * which a read of the item would not see, so a second purge (or any message) arriving meanwhile
+   * read the record back and found the instance again.
+   */
   delete(id: string): void {
     this.#live.delete(id)
+    this.#noteAbsent(id)
+  }
+
+  #noteAbsent(id: string): void {
+    if (this.#absent.size >= 10_000) this.#absent.clear()
+    this.#absent.add(id)
   }
 
   /** The instances in memory (the newest records, for listings). */
@@ -129,8 +139,7 @@ export class InstanceCache {
     const again = this.#live.get(id)
     if (again !== undefined) return again
     if (bytes === null) {
-      if (this.#absent.size >= 10_000) this.#absent.clear()
-      this.#absent.add(id)
+      this.#noteAbsent(id)
       return undefined
     }
     const live: Live = {

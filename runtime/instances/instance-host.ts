@@ -17,6 +17,7 @@
 import { itemKey, encode, isUnloaded } from '../nats/index.ts'
 import {
   BadInputError,
+  InstanceNotFoundError,
   ErrorCode,
   IllegalStateError,
   PayloadTooLargeError,
@@ -207,8 +208,13 @@ export class InstanceHost implements InstanceHandler {
   async #event(msg: EventMessage): Promise<void> {
     const live = await this.#cache.load(msg.i)
     if (live === undefined || isTerminal(live.rec.status)) {
-      const why = live === undefined ? 'does not exist' : `is ${live.rec.status}`
-      return this.#fail(msg.r, new BadInputError(`cannot raise event '${msg.n}': instance '${msg.i}' ${why}`))
+      const message = `cannot raise event '${msg.n}': instance '${msg.i}'`
+      return this.#fail(
+        msg.r,
+        live === undefined
+          ? new InstanceNotFoundError(`${message} does not exist`)
+          : new BadInputError(`${message} is ${live.rec.status}`),
+      )
     }
     try {
       if (isUnloaded(msg.d)) await this.port.blobs.load(msg.d)
@@ -264,7 +270,8 @@ export class InstanceHost implements InstanceHandler {
 
   async #control(msg: ControlMessage): Promise<void> {
     const live = await this.#cache.load(msg.i)
-    if (live === undefined) return this.#fail(msg.r, new BadInputError(`instance '${msg.i}' does not exist`))
+    if (live === undefined)
+      return this.#fail(msg.r, new InstanceNotFoundError(`instance '${msg.i}' does not exist`))
     const rec = live.rec
     const ok = () => msg.r !== undefined && this.port.replyTo(msg.r, [msg.r[1], 1, encode(rec.status)])
     switch (msg.op) {
@@ -305,10 +312,16 @@ export class InstanceHost implements InstanceHandler {
             new IllegalStateError(`cannot purge instance '${rec.id}': it is ${rec.status}`),
           )
         }
+        {
+          // its large values go once the purge is durable
+          const refs = await this.#values.refsOfRecord(live)
+          // a purge of the same instance that ran while this one read its history went first
+          if (this.#cache.get(rec.id) !== live)
+            return this.#fail(msg.r, new InstanceNotFoundError(`instance '${msg.i}' does not exist`))
+          this.#values.dropAfterCommit(refs)
+        }
         this.#forgetTasks(rec)
         this.#releaseLocks(rec)
-        // its large values go once the purge is durable
-        this.#values.dropAfterCommit(await this.#values.refsOfRecord(live))
         dropHistory(this.port, rec)
         this.port.write(this.#recordKey(rec.id), null)
         this.#cache.delete(rec.id)

@@ -123,4 +123,4 @@ export function matches(s: InstanceSummary, f: InstanceFilter): boolean {
 }
 
 /** Error for a start with an id that is taken (in actors/errors.ts, so it is rebuilt across the wire). */
-export { InstanceExistsError } from '../../actors/index.ts'
+export { InstanceExistsError, InstanceNotFoundError } from '../../actors/index.ts'

@@ -93,6 +93,25 @@ export class PartitionHostPort implements HostPort {
     return this.core.storage.readItems(filter)
   }
 
+  async currentItems(filter: string, prefix: string): Promise<Map<string, Uint8Array | null>> {
+    // what was committed and not stored when the read starts, what is committed while it runs
+    // (stored meanwhile or not: the read may have shown the value before it), then what is not
+    // stored when it ends, the open round's writes last
+    const before = [...this.dirtyWrites(prefix)]
+    const during = this.core.snap.tapCommitted(prefix)
+    let stored: Array<[string, Uint8Array]>
+    try {
+      stored = await this.core.storage.readItems(filter)
+    } finally {
+      during.stop()
+    }
+    const values = new Map<string, Uint8Array | null>(stored)
+    for (const [key, value] of before) values.set(key, value)
+    for (const [key, value] of during.writes) values.set(key, value)
+    for (const [key, value] of this.dirtyWrites(prefix)) values.set(key, value)
+    return values
+  }
+
   markAbsent(key: string): void {
     this.core.snap.markAbsent(key)
   }

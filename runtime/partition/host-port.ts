@@ -44,6 +44,12 @@ export interface HostPort {
   readItem(key: string): Promise<Uint8Array | null>
   /** Current values of the stored items matching a subject filter (one pass, no get per key). */
   readItems(filter: string): Promise<Array<[key: string, value: Uint8Array]>>
+  /**
+   * The values of every item under `prefix` (subject `filter`) as this partition knows them now:
+   * the stored ones, corrected by the writes committed before or during the read and by the open
+   * rounds' writes (null: deleted). Items the bucket holds under the prefix are all listed.
+   */
+  currentItems(filter: string, prefix: string): Promise<Map<string, Uint8Array | null>>
   /** Notes that an item was never stored (its first write needs no revision read). */
   markAbsent(key: string): void
   /** Whether an item has writes not yet in the state bucket (it cannot be evicted). */

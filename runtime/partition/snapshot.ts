@@ -87,6 +87,8 @@ export class SnapshotState {
   /** Writer of the last committed record: the log's owner at `committedN`. */
   #writer: LogWriter = { e: 0 }
   #committed = new Map<string, Uint8Array | null>()
+  /** Writes committed while a long read of the bucket runs, per reader (see tapCommitted). */
+  readonly #taps = new Set<{ prefix: string; writes: Map<string, Uint8Array | null> }>()
   #writing = new Map<string, Uint8Array | null>()
   readonly #revs = new Map<string, number>()
   #ckptRev = 0
@@ -143,6 +145,9 @@ export class SnapshotState {
     this.#writer = { e: rec.e, o: rec.o }
     this.cursor.apply(rec)
     for (const [key, value] of rec.w) this.#committed.set(key, value)
+    for (const tap of this.#taps) {
+      for (const [key, value] of rec.w) if (key.startsWith(tap.prefix)) tap.writes.set(key, value)
+    }
     if (rec.claim) return
     if (this.#recordsSince++ === 0) this.#since = Date.now()
   }
@@ -155,6 +160,17 @@ export class SnapshotState {
   /** Whether `key` has committed writes not yet durable in the state bucket. */
   isDirty(key: string): boolean {
     return this.#committed.has(key) || this.#writing.has(key)
+  }
+
+  /**
+   * Collects every write under `prefix` committed from now until `stop()`, stored meanwhile or not:
+   * a read of the bucket that takes a while (a listing) overlays them, since the bucket may have
+   * shown it an older value of an item whose newer one was committed and stored during the read.
+   */
+  tapCommitted(prefix: string): { writes: Map<string, Uint8Array | null>; stop(): void } {
+    const tap = { prefix, writes: new Map<string, Uint8Array | null>() }
+    this.#taps.add(tap)
+    return { writes: tap.writes, stop: () => this.#taps.delete(tap) }
   }
 
   /** Committed writes not yet in the state bucket, oldest first. */

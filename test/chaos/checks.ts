@@ -5,7 +5,7 @@
  * drain of every instance, the lock check (a call to a locked entity waits until the unlock),
  * and the final reads of every tally and instance.
  */
-import type { Client } from '../../runtime/index.ts'
+import { InstanceNotFoundError, type Client } from '../../runtime/index.ts'
 import type { Ledger, StartRecord } from './ledger.ts'
 import { Tally, type TallyState } from './workload.ts'
 
@@ -64,7 +64,7 @@ export async function drainInstances(
       })
       result.set(start.instanceId, { status: status.status, output: status.output })
     } catch (err) {
-      if ((err as Error).name === 'BadInputError' && /does not exist/.test((err as Error).message)) {
+      if (err instanceof InstanceNotFoundError) {
         result.set(start.instanceId, undefined)
         return
       }

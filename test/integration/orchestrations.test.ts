@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { firstValueFrom, filter, take, toArray } from 'rxjs'
-import { BadInputError, Client, Node, silentLogger } from '../../runtime/index.ts'
+import { BadInputError, Client, InstanceNotFoundError, Node, silentLogger } from '../../runtime/index.ts'
 import { activity, orchestration } from '../../actors/orchestration/index.ts'
 import {
   Account,
@@ -112,6 +112,12 @@ for (const alwaysReplay of [false, true]) {
 
       await stack.client.purge(suspended)
       expect(await stack.client.getStatus(suspended)).toBeUndefined()
+      // a purged instance is gone: a second purge says so with its own class (a BadInputError)
+      const again = await stack.client.purge(suspended).catch((e: unknown) => e)
+      expect(again).toBeInstanceOf(InstanceNotFoundError)
+      expect(again).toBeInstanceOf(BadInputError)
+      expect((again as InstanceNotFoundError).code).toBe('BAD_INPUT')
+      expect(String(again)).toMatch(/instance '.*' does not exist/)
     })
 
     it('rejects a duplicate instance id unless asked to replace a finished one', async () => {
@@ -252,6 +258,24 @@ for (const alwaysReplay of [false, true]) {
       })
       expect(listed.instances.map((i) => i.id).sort()).toEqual([`${prefix}1`, `${prefix}2`])
       expect(await stack.client.purgeInstances({ idPrefix: prefix, statuses: ['Completed'] })).toBe(2)
+      expect((await stack.client.listInstances({ idPrefix: prefix })).instances).toEqual([])
+    })
+
+    it('two bulk purges at once purge every instance once, passing over what the other purged', async () => {
+      const prefix = `twice-${alwaysReplay}-`
+      const ids = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          stack.client.start(helloSequence, ['x'], { instanceId: `${prefix}${i}` }),
+        ),
+      )
+      for (const id of ids) await stack.client.waitForCompletion(id)
+      const filter = { idPrefix: prefix, statuses: ['Completed' as const] }
+      // both list all 20; each instance is purged by one of them, the other finds it gone
+      const [a, b] = await Promise.all([
+        stack.client.purgeInstances(filter),
+        stack.client.purgeInstances(filter),
+      ])
+      expect(a + b, `purged ${a} + ${b}`).toBe(20)
       expect((await stack.client.listInstances({ idPrefix: prefix })).instances).toEqual([])
     })
 

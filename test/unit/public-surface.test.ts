@@ -38,6 +38,7 @@ describe('public surface', () => {
         'HubNotFoundError',
         'IllegalStateError',
         'InstanceExistsError',
+        'InstanceNotFoundError',
         'Node',
         'NonDeterminismError',
         'PartitionUnavailableError',
