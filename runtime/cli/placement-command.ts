@@ -32,11 +32,13 @@ export async function runPlacementCommand(
  * unassigned, `(no heartbeat)` after a node that has no heartbeat record), then the nodes with their
  * wire features (none: a version before them, see placement/registry.ts) and the age of their last
  * heartbeat measured against `now` (default: this machine's clock), and for a node placement gives
- * no partitions, the registry names it lacks.
+ * no partitions, the registry names it lacks. A node silent for over 5 s (killed, cut off) is shown
+ * as such, and so is a leader that is.
  *
  * @example formatPlacement('demo', table).forEach((line) => console.log(line))
  */
 export function formatPlacement(hub: string, table: PlacementTable, now = Date.now()): string[] {
+  const silent = (n: PlacementTable['nodes'][number]) => now - n.at > SILENT_MS
   const live = new Set(table.nodes.map((n) => n.id))
   const rows = table.assignments.map((a) => [
     String(a.p),
@@ -50,8 +52,15 @@ export function formatPlacement(hub: string, table: PlacementTable, now = Date.n
       .join('  ')
       .trimEnd()
   const assigned = table.assignments.filter((a) => a.node !== null).length
+  const leaderNode = table.nodes.find((n) => n.id === table.leader)
+  const leader =
+    table.leader === null
+      ? '(none)'
+      : leaderNode !== undefined && silent(leaderNode)
+        ? `${table.leader} (silent for ${seconds(now - leaderNode.at)}: gone?)`
+        : table.leader
   const lines = [
-    `hub ${hub}: ${table.partitions} partitions, ${assigned} assigned, leader ${table.leader ?? '(none)'}`,
+    `hub ${hub}: ${table.partitions} partitions, ${assigned} assigned, leader ${leader}`,
     '',
     row(header),
     ...rows.map(row),
@@ -61,6 +70,15 @@ export function formatPlacement(hub: string, table: PlacementTable, now = Date.n
   if (table.nodes.length === 0) lines.push('  (none)')
   for (const n of table.nodes) {
     const leader = n.id === table.leader ? ' [leader]' : ''
+    if (silent(n)) {
+      // a killed node leaves its records behind until another node's placement steps clean up
+      lines.push(
+        `  ${n.id}${leader}  SILENT: no heartbeat for ${seconds(now - n.at)} (killed or cut off?), ` +
+          `host ${n.host || '?'}, pid ${n.pid}, was up ${seconds(n.at - n.started)}, ` +
+          `last ran partitions [${n.partitions.join(',')}]`,
+      )
+      continue
+    }
     lines.push(
       `  ${n.id}${leader}  host ${n.host || '?'}, pid ${n.pid}, up ${seconds(now - n.started)}, ` +
         `${n.partitions.length} partitions [${n.partitions.join(',')}], ` +
@@ -75,6 +93,14 @@ export function formatPlacement(hub: string, table: PlacementTable, now = Date.n
   }
   return lines
 }
+
+/**
+ * A node whose last heartbeat is older than this is shown as silent: well past the default lease
+ * (3 s, heartbeats every second), with room for clocks of different machines (a heartbeat carries
+ * its node's clock). A hub run with a longer `leaseMs` may show a slow node as silent before
+ * placement gives up on it.
+ */
+const SILENT_MS = 5_000
 
 function seconds(ms: number): string {
   return `${(Math.max(0, ms) / 1000).toFixed(1)} s`

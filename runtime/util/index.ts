@@ -6,6 +6,13 @@
  */
 export { BatchWorker, type BatchWorkerOptions } from './batch-worker.ts'
 export { Conditions } from './conditions.ts'
-export { consoleLogger, LOG_LEVELS, silentLogger, type Logger, type LogLevel } from './logger.ts'
+export {
+  consoleLogger,
+  LOG_LEVELS,
+  silentLogger,
+  throttledWarning,
+  type Logger,
+  type LogLevel,
+} from './logger.ts'
 export { retryWithBackoff, type RetryOptions } from './retry.ts'
 export { Semaphore } from './semaphore.ts'
