@@ -46,6 +46,8 @@ export class StallWatch {
   #interval: number
   #nextCheck: number
   #checking = false
+  /** Numbers the checks: one begun before a reconnect is abandoned (see {@link reconnected}). */
+  #checks = 0
   readonly #timer: NodeJS.Timeout
 
   constructor(
@@ -70,6 +72,10 @@ export class StallWatch {
     this.#reconnectedAt = Date.now()
     this.#interval = this.idleMs
     this.#nextCheck = this.#reconnectedAt + RECONNECT_GRACE_MS
+    // a check asked while the connection was down waits out its request's timeout (5 s): its
+    // answer no longer counts, and the next check does not wait for it
+    this.#checks++
+    this.#checking = false
   }
 
   stop(): void {
@@ -99,8 +105,10 @@ export class StallWatch {
       return
     }
     this.#checking = true
+    const check = ++this.#checks
     try {
       const last = await this.port.lastStored()
+      if (check !== this.#checks) return // abandoned at a reconnect
       const pos = this.port.position()
       const still = this.#quietFor(Date.now())
       if (last >= pos && still.ms >= still.limit && this.port.idle()) {
@@ -115,10 +123,12 @@ export class StallWatch {
         : Math.min(this.#interval * 2, MAX_INTERVAL_MS)
     } catch {
       // the stream cannot answer now (a server down): ask again soon
-      this.#interval = this.idleMs
+      this.#interval = this.#quietFor(Date.now()).limit
     } finally {
-      this.#checking = false
-      this.#nextCheck = Date.now() + this.#interval
+      if (check === this.#checks) {
+        this.#checking = false
+        this.#nextCheck = Date.now() + this.#interval
+      }
     }
   }
 }

@@ -62,4 +62,16 @@ describe('stall watch', () => {
       /wait past position 10, none delivered for \d+ ms \(the connection was made again lately\)/,
     )
   })
+
+  it('abandons a check still waiting at a reconnect (its request was lost) and asks again', async () => {
+    // the first question is sent while the server is down and never answered
+    let asked = 0
+    const { watch, seen } = fake({
+      lastStored: () => (++asked === 1 ? new Promise<number>(() => {}) : Promise.resolve(12)),
+    })
+    await waitFor(() => asked === 1, 'the first question asked')
+    watch.reconnected()
+    await waitFor(() => seen.stalls.length > 0, 'a stall reported after the reconnect', 5_000)
+    expect(asked).toBeGreaterThanOrEqual(2)
+  })
 })
