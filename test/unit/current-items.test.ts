@@ -9,49 +9,11 @@
 import { describe, expect, it } from 'vitest'
 import type { CommitRecord } from '../../actors/wire/messages.ts'
 import { encode } from '../../runtime/nats/codec.ts'
-import { LeanPublishError } from '../../runtime/nats/errors.ts'
 import { itemKey } from '../../runtime/nats/item-keys.ts'
-import type { Checkpoint, StoredItem } from '../../runtime/nats/storage.ts'
 import { PartitionHostPort, type PortCore } from '../../runtime/partition/host-port-impl.ts'
-import { SnapshotState, type CheckpointExtras, type SnapshotStore } from '../../runtime/partition/snapshot.ts'
+import { SnapshotState, type CheckpointExtras } from '../../runtime/partition/snapshot.ts'
 import { silentLogger } from '../../runtime/util/logger.ts'
-
-/** A state bucket in memory: conditional writes by revision, as JetStream KV does. */
-class MemoryStore implements SnapshotStore {
-  readonly nc = {}
-  readonly items = new Map<string, { value: Uint8Array | null; rev: number; epoch: number }>()
-  #seq = 0
-  constructor(readonly p: number) {}
-  async readItem(key: string): Promise<StoredItem> {
-    const item = this.items.get(key)
-    return item === undefined ? { value: null, rev: 0, epoch: 0 } : { ...item }
-  }
-  async writeItem(key: string, value: Uint8Array | null, rev: number, epoch: number): Promise<number> {
-    const current = this.items.get(key)?.rev ?? 0
-    if (current !== rev) throw new LeanPublishError(`write ${key}: wrong last sequence ${current}`, 10071)
-    const seq = ++this.#seq
-    this.items.set(key, { value, rev: seq, epoch })
-    return seq
-  }
-  async readCheckpoint(): Promise<{ ckpt: Checkpoint | null; rev: number }> {
-    const item = await this.readItem(itemKey.checkpoint(this.p))
-    return {
-      ckpt: item.value === null ? null : (JSON.parse(Buffer.from(item.value).toString()) as Checkpoint),
-      rev: item.rev,
-    }
-  }
-  async writeCheckpoint(ckpt: Checkpoint, rev: number): Promise<number> {
-    return this.writeItem(itemKey.checkpoint(this.p), Buffer.from(JSON.stringify(ckpt)), rev, ckpt.e)
-  }
-  async listStoredKeys(): Promise<string[]> {
-    return [...this.items.keys()]
-  }
-  async listKeys(): Promise<string[]> {
-    return [...this.items.keys()]
-  }
-  async truncateLog(): Promise<void> {}
-  async truncateMailbox(): Promise<void> {}
-}
+import { MemoryStore } from '../tooling/memory-store.ts'
 
 const extras = (): CheckpointExtras => ({ dedup: { dc: [], dp: [] }, outbox: [] })
 

@@ -65,37 +65,14 @@ describe('PartitionRunner', () => {
   })
 
   it('retries a start that fails at once after a growing delay, whatever reconciles in between', async () => {
-    let starts = 0
-    const threads = {
-      hubNames: () => {},
-      setCarryCalls: () => {},
-      startPartition: async () => {
-        starts++
-        throw new Error('stream not found')
-      },
-    } as unknown as PartitionThreads
-    const agent = {
-      types: { hubNames: () => [] },
-      everyNodeHas: () => true,
-      wanted: () => new Map([[0, 1]]),
-      handoffs: () => [],
-    } as unknown as PlacementAgent
-    const silent = { info: () => {}, warn: () => {}, error: () => {} }
-    const deps = {
-      settings: { logger: silent },
-      metrics: noNodeMetrics,
-      onIdle: () => {},
-    } as unknown as PartitionRunnerDeps
-    const runner = new PartitionRunner(deps)
-    runner.useThreads(threads)
-    runner.follow(agent)
+    const { runner, seen } = failingRunner(() => new Error('stream not found'))
     const kicks = setInterval(() => runner.reconcile(), 5) // other placement work reconciling often
     try {
       runner.reconcile()
       await new Promise((resolve) => setTimeout(resolve, 1000))
       // retried after 200, then 400 ms: 3 starts in 1 s (a start at every reconcile: ~200)
-      expect(starts).toBeGreaterThanOrEqual(2)
-      expect(starts).toBeLessThanOrEqual(4)
+      expect(seen.starts).toBeGreaterThanOrEqual(2)
+      expect(seen.starts).toBeLessThanOrEqual(4)
     } finally {
       clearInterval(kicks)
       runner.halt()
