@@ -5,10 +5,10 @@
  * process exit code.
  */
 import type { HistoryEvent } from '../../actors/orchestration/index.ts'
-import type { Client, InstanceStatus } from '../client/index.ts'
+import { purgeEach, type Client, type InstanceStatus } from '../client/index.ts'
 import type { InstanceFilter } from '../client/index.ts'
 import { RuntimeStatus } from '../instances/index.ts'
-import { BadInputError, InstanceNotFoundError } from '../../actors/index.ts'
+import { BadInputError } from '../../actors/index.ts'
 import { UsageError } from './args.ts'
 import { withClient, type ConnectionFlags } from './connection.ts'
 import { compact, keyValues, printJson, progress, stderr, stdout, table, when, type Out } from './output.ts'
@@ -314,18 +314,10 @@ export async function bulkPurgeCommand(flags: ListFlags, out: Out = stdout): Pro
       let continuation: string | undefined
       do {
         const page = await client.listInstances({ ...filter, pageSize: 200, continuation })
-        const counts = await Promise.all(
-          page.instances.map((i) =>
-            client.purge(i.id).then(
-              () => 1,
-              (err: unknown) => {
-                if (err instanceof InstanceNotFoundError) return 0
-                throw err
-              },
-            ),
-          ),
+        purged += await purgeEach(
+          (id) => client.purge(id),
+          page.instances.map((i) => i.id),
         )
-        purged += counts.reduce((a: number, b) => a + b, 0)
         shown.update(purged)
         continuation = page.continuation
       } while (continuation !== undefined)

@@ -20,5 +20,6 @@ export type {
   StatusOptions,
   WaitOptions,
 } from './options.ts'
+export { purgeEach } from './instance-api.ts'
 export type { EntityHandle } from './handles.ts'
 export type { InstanceStatus } from './status.ts'

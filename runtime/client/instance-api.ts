@@ -147,29 +147,13 @@ export class InstanceApi {
     let page = await this.listInstances({ ...filter, pageSize: 500 })
     for (;;) {
       const done = page.instances.filter((i) => isTerminal(i.status))
-      purged += await this.purgeEach(done.map((i) => i.id))
+      purged += await purgeEach(
+        (id) => this.purge(id),
+        done.map((i) => i.id),
+      )
       if (page.continuation === undefined) return purged
       page = await this.listInstances({ ...filter, pageSize: 500, continuation: page.continuation })
     }
-  }
-
-  /**
-   * @internal Purges each instance; resolves with how many it purged. One that does not exist
-   * (any more) is passed over; any other failure rejects.
-   */
-  async purgeEach(ids: string[]): Promise<number> {
-    const purged = await Promise.all(
-      ids.map((id) =>
-        this.purge(id).then(
-          () => 1,
-          (err: unknown) => {
-            if (err instanceof InstanceNotFoundError) return 0
-            throw err
-          },
-        ),
-      ),
-    )
-    return purged.reduce((a: number, b) => a + b, 0)
   }
 
   /** Status of an instance (undefined when it does not exist). */
@@ -338,4 +322,24 @@ export class InstanceApi {
       (bytes) => encode(summaryOf(decode(bytes, 'instance') as InstanceRecord)),
     )
   }
+}
+
+/**
+ * Purges each of `ids` through `purge`; resolves with how many it purged. One that does not exist
+ * (any more: purged meanwhile by someone else, or listed a moment after its purge) is passed over;
+ * any other failure rejects. `client.purgeInstances` and `basalt purge --status … --before …`.
+ */
+export async function purgeEach(purge: (id: string) => Promise<void>, ids: string[]): Promise<number> {
+  const purged = await Promise.all(
+    ids.map((id) =>
+      purge(id).then(
+        () => 1,
+        (err: unknown) => {
+          if (err instanceof InstanceNotFoundError) return 0
+          throw err
+        },
+      ),
+    ),
+  )
+  return purged.reduce((a: number, b) => a + b, 0)
 }

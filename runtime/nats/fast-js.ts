@@ -48,6 +48,8 @@ export function fastJetStream(nc: NatsConnection): FastJetStream {
 export class FastJetStream {
   readonly #prefix: string
   readonly #waiters = new Map<number, Waiter>()
+  /** Called after each reconnect, once the requests lost with the connection have failed. */
+  readonly #onReconnect = new Set<() => void>()
   readonly #sweeper: NodeJS.Timeout
   #next = 0
   /** Requests sent (publishes and gets). */
@@ -137,6 +139,15 @@ export class FastJetStream {
     return this.#request(subject, data, undefined, `request to ${subject}`)
   }
 
+  /**
+   * Calls `listener` after every reconnect of this connection (one watch of its status events for
+   * all, rather than one per listener); the returned function stops it.
+   */
+  onReconnect(listener: () => void): () => void {
+    this.#onReconnect.add(listener)
+    return () => this.#onReconnect.delete(listener)
+  }
+
   /** Stops the timer; pending requests fail. */
   close(): void {
     clearInterval(this.#sweeper)
@@ -186,6 +197,7 @@ export class FastJetStream {
             ),
           )
         }
+        for (const listener of this.#onReconnect) listener()
       }
     } catch {
       // the connection closed: close() fails what still waits

@@ -89,10 +89,6 @@ export class PartitionHostPort implements HostPort {
     return this.core.snap.read(key)
   }
 
-  readItems(filter: string): Promise<Array<[string, Uint8Array]>> {
-    return this.core.storage.readItems(filter)
-  }
-
   async currentItems(filter: string, prefix: string): Promise<Map<string, Uint8Array | null>> {
     // what was committed and not stored when the read starts, what is committed while it runs
     // (stored meanwhile or not: the read may have shown the value before it), then what is not

@@ -42,11 +42,9 @@ export interface HostPort {
   // Items
   /** The committed-or-snapshotted value of an item. */
   readItem(key: string): Promise<Uint8Array | null>
-  /** Current values of the stored items matching a subject filter (one pass, no get per key). */
-  readItems(filter: string): Promise<Array<[key: string, value: Uint8Array]>>
   /**
    * The values of every item under `prefix` (subject `filter`) as this partition knows them now:
-   * the stored ones, corrected by the writes committed before or during the read and by the open
+   * the stored ones (read in one pass, no get per key), corrected by the writes committed before or during the read and by the open
    * rounds' writes (null: deleted). Items the bucket holds under the prefix are all listed.
    */
   currentItems(filter: string, prefix: string): Promise<Map<string, Uint8Array | null>>

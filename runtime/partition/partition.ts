@@ -65,8 +65,8 @@ export class Partition {
   /** What a step of the loop takes in, and where each message goes (intake.ts). */
   readonly #intake: Intake
   readonly #inbox: MailboxReader
-  /** The connection's status events this partition listens to (ended at shutdown). */
-  #statuses: AsyncIterable<unknown> | undefined
+  /** Stops telling the mailbox reader about reconnects (at shutdown). */
+  readonly #unwatchReconnects: () => void
   /** The mailbox position and local queue; the snapshot state keeps its committed view (cursor.ts). */
   readonly #cursor = new MailboxCursor()
   /** The open and in-flight rounds, the seal and what follows a commit (commit.ts). */
@@ -163,7 +163,8 @@ export class Partition {
           }
         : {}),
     })
-    this.#watchReconnects()
+    // a consumer lost with a restarted server is noticed within a second or two
+    this.#unwatchReconnects = this.#storage.fast.onReconnect(() => this.#inbox.reconnected())
     this.#instances = options.instances?.(this.#port)
     this.#recentReplies = options.recentReplies ?? new RecentReplies()
     this.#queries = new QueryDesk(this.#queryPort())
@@ -579,22 +580,9 @@ export class Partition {
     if (this.#claimSeq >= 0) failedRuns.set(this.p, this.#writer.o!)
   }
 
-  /**
-   * Tells the mailbox reader when the connection was made again, so that a consumer lost with a
-   * restarted server is noticed within a second or two (see MailboxReader.reconnected).
-   */
-  #watchReconnects(): void {
-    if (typeof this.nc.status !== 'function') return // unit tests' stand-in connections
-    const statuses = this.nc.status()
-    this.#statuses = statuses
-    void (async () => {
-      for await (const status of statuses) if (status.type === 'reconnect') this.#inbox.reconnected()
-    })().catch(() => {})
-  }
-
   #shutdown(): void {
     this.#stopped = true
-    ;(this.#statuses as { stop?: () => void } | undefined)?.stop?.()
+    this.#unwatchReconnects()
     this.#careful?.release()
     this.metrics.closed()
     this.#loop.stop()
