@@ -208,8 +208,10 @@ export class PartitionHostPort implements HostPort {
   }
 
   cancelTimer(key: string): void {
-    this.core.timers.delete(key)
-    this.write(key, null)
+    // Every stored timer is pending here (loaded at recovery; a fired one was deleted with a write
+    // of null then), so a key not pending has nothing to delete: an ending instance cancels its
+    // delayed start, which most never had, and that costs no write in the record.
+    if (this.core.timers.delete(key)) this.write(key, null)
   }
 
   /**

@@ -83,7 +83,7 @@ export interface HostPort {
   replyTo(to: ReplyTo, reply: RoundReply): void
   /** Arms a durable timer with a fixed key (replacing one with the same key). */
   setTimer(key: string, due: number, msg: ActorMessage): void
-  /** Cancels a durable timer. */
+  /** Cancels a durable timer (nothing is written when none is pending under `key`). */
   cancelTimer(key: string): void
   /** Runs `fn` once everything processed so far is durable (and one more record appended). */
   afterCommit(fn: () => void): void

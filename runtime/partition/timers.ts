@@ -15,8 +15,9 @@ export class TimerSet {
     this.#push([value[0], key])
   }
 
-  delete(key: string): void {
-    this.#byKey.delete(key)
+  /** Removes a timer; false when none was pending under `key`. */
+  delete(key: string): boolean {
+    return this.#byKey.delete(key)
   }
 
   /** The pending timers, in no particular order (for queries; see entity-queries.ts). */

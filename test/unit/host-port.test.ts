@@ -102,6 +102,17 @@ describe('PartitionHostPort', () => {
     expect(due[1]!).toBeGreaterThan(due[0]!)
   })
 
+  it('cancels a pending timer with a delete, and one that is not pending with no write at all', () => {
+    const { port, state, timers } = fake()
+    port.setTimer('t.1.o.a.3', Date.now() + 60_000, signal('a'))
+    port.cancelTimer('t.1.o.a.3')
+    expect(timers.size).toBe(0)
+    expect(state.open.writes.get('t.1.o.a.3')).toBeNull()
+    // an ending instance cancels a delayed start it never had: nothing to delete, nothing written
+    port.cancelTimer('t.1.o.b.start')
+    expect(state.open.writes.has('t.1.o.b.start')).toBe(false)
+  })
+
   it('queues a message from outside the loop and wakes it, but not once stopped', () => {
     const { port, state, cursor } = fake()
     port.enqueueLocal(signal('a'))
