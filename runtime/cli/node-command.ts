@@ -93,7 +93,8 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
   options.registryModule = load
   const node = await Node.start(options)
   // listen before telling anyone that the node runs: a SIGTERM sent on that line must stop it
-  const stopRequested = waitForStopSignal(node.nc.closed())
+  const closed = node.nc.closed()
+  const stopRequested = waitForStopSignal(closed)
   out(`node ${node.nodeId} running on hub ${hub}`)
   if (node.threadCount > 1)
     out(`node ${node.nodeId} runs its partitions on ${node.threadCount} worker threads`)
@@ -102,7 +103,9 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
   const signal = await stopRequested
   if (signal === 'closed') {
     await node.stop()
-    throw new Error(`node ${node.nodeId}: connection to NATS closed unexpectedly`)
+    throw new Error(
+      `node ${node.nodeId}: connection to NATS closed unexpectedly${closedReason(await closed)}`,
+    )
   }
   const forceExit = () => {
     process.stderr.write(`basalt node: ${signal} again while stopping; exiting now\n`)
@@ -116,4 +119,21 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
   }
   out(`node ${node.nodeId} stopped`)
   return 0
+}
+
+/**
+ * Why the client library gave the connection up, for the line the node ends with: it stops
+ * reconnecting when the server refuses the credentials twice (a password changed or a user removed
+ * while the node ran, found by an outside trial), and the bare "closed" did not say so.
+ */
+function closedReason(err: unknown): string {
+  if (!(err instanceof Error)) return ''
+  const e = err as { name?: string; message?: string }
+  const auth =
+    e.name === 'AuthorizationError' ||
+    e.name === 'UserAuthenticationExpiredError' ||
+    /authorization violation|authentication expired/i.test(String(e.message))
+  return auth
+    ? `: the server refused the node's credentials (${e.message}); check the user, password, token, nkey or creds the node was given`
+    : `: ${e.message}`
 }

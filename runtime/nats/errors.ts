@@ -24,6 +24,12 @@ export const ServerCodes = {
 export const CONNECTION_LOST = -1
 
 /**
+ * The code of a {@link LeanPublishError} for a publish the server refused because the connection's
+ * NATS user may not publish to its subject (not a server code): it did not take effect.
+ */
+export const PERMISSION_DENIED = -2
+
+/**
  * An error answer on the lean publish and direct-get path (fast-js.ts), with the server's error
  * code (JetStream `err_code`, or the status code 503 for "no responders").
  */
@@ -76,6 +82,14 @@ export function isNoResponders(err: unknown): boolean {
  */
 export function isConnectionLost(err: unknown): boolean {
   return err instanceof LeanPublishError && err.code === CONNECTION_LOST
+}
+
+/**
+ * Whether a lean request was refused for want of a publish permission on its subject: repeating it
+ * helps only once an operator grants the permission.
+ */
+export function isPermissionDenied(err: unknown): boolean {
+  return err instanceof LeanPublishError && err.code === PERMISSION_DENIED
 }
 
 /** Whether a lean publish found no stream answering (status 503: e.g. a leader being elected). */

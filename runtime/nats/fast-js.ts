@@ -7,7 +7,7 @@
  */
 import type { Msg, MsgHdrs, NatsConnection } from '@nats-io/transport-node'
 import { TimeoutError } from '../../actors/index.ts'
-import { CONNECTION_LOST, LeanPublishError, ServerCodes } from './errors.ts'
+import { CONNECTION_LOST, LeanPublishError, PERMISSION_DENIED, ServerCodes } from './errors.ts'
 
 /** Options of {@link FastJetStream.publish}. */
 export interface FastPublishOptions {
@@ -29,6 +29,7 @@ interface Waiter {
   reject(err: Error): void
   deadline: number
   what: string
+  subject: string
 }
 
 const perConnection = new WeakMap<NatsConnection, FastJetStream>()
@@ -148,6 +149,27 @@ export class FastJetStream {
     return () => this.#onReconnect.delete(listener)
   }
 
+  /**
+   * A server refuses a publish its user may not make with an error of the connection (no answer
+   * to the request): the requests waiting on that subject fail at once, naming the subject,
+   * instead of waiting out the timeout with a bare "no answer" (an outside trial revoked a node's
+   * permission on the state bucket: 10 s timeouts, and logs that never said why).
+   */
+  #refused(error: unknown): void {
+    const e = error as { name?: string; operation?: string; subject?: string } | undefined
+    if (e?.name !== 'PermissionViolationError' || e.operation !== 'publish' || !e.subject) return
+    for (const [id, w] of this.#waiters) {
+      if (w.subject !== e.subject) continue
+      this.#waiters.delete(id)
+      w.reject(
+        new LeanPublishError(
+          `${w.what}: permission denied: the NATS user of this connection may not publish to '${e.subject}' (docs/SECURITY.md lists what a node and a client need)`,
+          PERMISSION_DENIED,
+        ),
+      )
+    }
+  }
+
   /** Stops the timer; pending requests fail. */
   close(): void {
     clearInterval(this.#sweeper)
@@ -160,7 +182,7 @@ export class FastJetStream {
     this.requests++
     return new Promise<Msg>((resolve, reject) => {
       // (no closure per request: under tsx every named function costs a defineProperty)
-      this.#waiters.set(id, { resolve, reject, deadline: Date.now() + this.timeoutMs, what })
+      this.#waiters.set(id, { resolve, reject, deadline: Date.now() + this.timeoutMs, what, subject })
       try {
         this.nc.publish(
           subject,
@@ -187,6 +209,10 @@ export class FastJetStream {
     if (typeof this.nc.status !== 'function') return
     try {
       for await (const status of this.nc.status()) {
+        if (status.type === 'error') {
+          this.#refused(status.error)
+          continue
+        }
         if (status.type !== 'reconnect') continue
         for (const [id, w] of this.#waiters) {
           this.#waiters.delete(id)

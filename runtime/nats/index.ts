@@ -21,6 +21,7 @@ export { isReachable, whileConnected } from './connection-health.ts'
 export { fastJetStream, type FastJetStream, type PublishAck } from './fast-js.ts'
 export {
   CONNECTION_LOST,
+  PERMISSION_DENIED,
   LeanPublishError,
   STORAGE_FULL_HINT,
   ServerCodes,
@@ -28,6 +29,7 @@ export {
   withStorageHint,
   isStorageFull,
   isConnectionLost,
+  isPermissionDenied,
   isNoMessage,
   isNoResponders,
   isStreamNameInUse,

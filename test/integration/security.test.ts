@@ -23,6 +23,7 @@ import {
 } from '../../runtime/index.ts'
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
 import { HubNames } from '../../runtime/nats/hub.ts'
+import { fastJetStream, isPermissionDenied } from '../../runtime/nats/index.ts'
 import { clientPermissions, nodePermissions, renderPermissions } from '../../runtime/nats/permissions.ts'
 import { Counter, Log } from '../fixtures/entities.ts'
 import { helloSequence, sayHello } from '../fixtures/workflows.ts'
@@ -177,6 +178,21 @@ describe('users and passwords, with the node and client permissions', () => {
     await exercise(stack.client, 'perm-2') // the hub is unharmed
   })
 
+  it('fails a lean publish the user may not make at once, naming the subject (not a 10 s "no answer")', async () => {
+    const names = new HubNames(hub)
+    const nc = await connectTo(asClient(), 'intruder')
+    try {
+      const subject = names.stateSubject('e.0.Counter.denied')
+      const err = await rejection(fastJetStream(nc).publish(subject, INTRUDER), 3_000)
+      expect(isPermissionDenied(err), String(err)).toBe(true)
+      expect(err.message).toContain(`may not publish to '${subject}'`)
+      // the connection goes on: a permitted request still gets its answer
+      expect(await stack.client.entity(Counter, 'perm-3').call.get()).toBe(0)
+    } finally {
+      await closeConnection(nc)
+    }
+  })
+
   it('fails fast on a wrong password, saying authorization failed, without the password', async () => {
     const err = await rejection(
       Client.connect({ servers: nats.url, user: 'client', password: 'not-the-password', hub }),
@@ -253,6 +269,56 @@ describe('users and passwords, with the node and client permissions', () => {
       )
     }
   }, 90_000)
+})
+
+describe('credentials changed while a node runs', () => {
+  const hub = 'pw'
+  const users = (password: string) =>
+    [
+      'authorization {',
+      '  users: [',
+      `    { user: node, password: "${password}"`,
+      renderPermissions(nodePermissions(hub), 6),
+      '    }',
+      '  ]',
+      '}',
+    ].join('\n')
+  const nats = useNatsServer({ extraConfig: users(NODE_PASSWORD) })
+
+  it('ends `basalt node` with a line that says the server refused its credentials', async () => {
+    const node = spawnTs('runtime/cli/basalt.mjs', [
+      'node',
+      '--servers',
+      nats.url,
+      '--user',
+      'node',
+      '--password',
+      NODE_PASSWORD,
+      '--hub',
+      hub,
+      '--partitions',
+      '2',
+      '--workers',
+      '1',
+      '--load',
+      'test/fixtures/registry.ts',
+    ])
+    await node.waitForLine(/running on hub pw/, 30_000)
+    // the operator changes the node user's password and reloads the server (SIGHUP)
+    const config = path.join(nats.server.storeDir, 'nats-server.conf')
+    writeFileSync(config, readFileSync(config, 'utf8').replace(NODE_PASSWORD, 'a-new-pw'))
+    process.kill(nats.server.pid, 'SIGHUP')
+    const code = await Promise.race([
+      node.exited,
+      new Promise((r) => setTimeout(() => r('still running'), 30_000)),
+    ])
+    const output = node.lines.join('\n')
+    expect(code, output).toBe(1)
+    expect(output).toMatch(
+      /connection to NATS closed unexpectedly: the server refused the node's credentials/,
+    )
+    expect(output).not.toContain(NODE_PASSWORD)
+  })
 })
 
 describe('a token', () => {
