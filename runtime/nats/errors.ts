@@ -38,8 +38,9 @@ export class LeanPublishError extends Error {
     message: string,
     /** JetStream `err_code` (10071: wrong last sequence, …), 503 (no responders), or 0. */
     readonly code: number,
+    options?: ErrorOptions,
   ) {
-    super(message)
+    super(message, options)
     this.name = 'LeanPublishError'
   }
 }

@@ -165,6 +165,7 @@ export class FastJetStream {
         new LeanPublishError(
           `${w.what}: permission denied: the NATS user of this connection may not publish to '${e.subject}' (docs/SECURITY.md lists what a node and a client need)`,
           PERMISSION_DENIED,
+          { cause: error },
         ),
       )
     }
