@@ -27,7 +27,7 @@ import { fastJetStream, isPermissionDenied } from '../../runtime/nats/index.ts'
 import { clientPermissions, nodePermissions, renderPermissions } from '../../runtime/nats/permissions.ts'
 import { Counter, Log } from '../fixtures/entities.ts'
 import { helloSequence, sayHello } from '../fixtures/workflows.ts'
-import { spawnTs, tempDir, useNatsServer, waitFor } from '../tooling/harness.ts'
+import { keptLines, spawnTs, tempDir, useNatsServer, waitFor } from '../tooling/harness.ts'
 
 const NODE_PASSWORD = 'node-s3cret-pw'
 const INTRUDER = new Uint8Array([0xde, 0xad])
@@ -318,6 +318,78 @@ describe('credentials changed while a node runs', () => {
       /connection to NATS closed unexpectedly: the server refused the node's credentials/,
     )
     expect(output).not.toContain(NODE_PASSWORD)
+  })
+})
+
+describe('a permission withdrawn while a node runs, then given back', () => {
+  const hub = 'pr'
+  const users = (withdrawn: boolean) =>
+    [
+      'authorization {',
+      '  users: [',
+      `    { user: node, password: "${NODE_PASSWORD}"`,
+      renderPermissions(nodePermissions(hub), 6).replace(
+        /publish: \{ allow: (\[[^\]]*\]) \}/,
+        withdrawn ? `publish: { allow: $1, deny: ["${hub}.log.>"] }` : '$&',
+      ),
+      '    }',
+      `    { user: client, password: "${CLIENT_PASSWORD}"`,
+      renderPermissions(clientPermissions(hub), 6),
+      '    }',
+      '  ]',
+      '}',
+    ].join('\n')
+  const nats = useNatsServer({ extraConfig: users(false) })
+
+  it('refuses the commits at once, saying why, and applies every signal once when it is back', async () => {
+    const lines: string[] = []
+    const node = await Node.start({
+      servers: nats.url,
+      user: 'node',
+      password: NODE_PASSWORD,
+      hub,
+      registry: [Counter],
+      partitions: 2,
+      logger: keptLines(lines, ['warn', 'error']),
+    })
+    const client = await Client.connect({
+      servers: nats.url,
+      user: 'client',
+      password: CLIENT_PASSWORD,
+      hub,
+      callTimeoutMs: 60_000,
+    })
+    try {
+      const counters = ['a', 'b', 'c', 'd'].map((k) => client.entity(Counter, k))
+      for (const c of counters) await c.signal.add(1)
+      for (const c of counters) expect(await c.call.get()).toBe(1)
+      // the operator withdraws the node user's permission to append to the commit log
+      const config = path.join(nats.server.storeDir, 'nats-server.conf')
+      const reload = (withdrawn: boolean) => {
+        const text = readFileSync(config, 'utf8')
+        const start = text.indexOf('authorization {')
+        writeFileSync(
+          config,
+          text.slice(0, start) + users(withdrawn) + text.slice(text.indexOf('\n}', start) + 2),
+        )
+        process.kill(nats.server.pid, 'SIGHUP')
+      }
+      reload(true)
+      await new Promise((r) => setTimeout(r, 500))
+      // the client may still send: its signals are stored, but no partition can commit them
+      for (let i = 0; i < 10; i++) for (const c of counters) await c.signal.add(1)
+      await waitFor(
+        () => lines.some((l) => l.includes(`may not publish to '${hub}.log.`)),
+        'a log line naming the refused subject',
+        5_000,
+      )
+      reload(false)
+      // each call waits behind the signals sent before it: all of them, applied once
+      for (const c of counters) expect(await c.call.get()).toBe(11)
+    } finally {
+      await client.close()
+      await node.stop()
+    }
   })
 })
 
