@@ -91,21 +91,28 @@ async function rejection(promise: Promise<unknown>, ms = 5_000): Promise<Error> 
   return outcome
 }
 
+/** A server `authorization` block of users, each with its password and rendered permissions. */
+function authorization(users: Array<{ user: string; password: string; permissions: string }>): string {
+  return [
+    'authorization {',
+    '  users: [',
+    ...users.flatMap((u) => [`    { user: ${u.user}, password: "${u.password}"`, u.permissions, '    }']),
+    '  ]',
+    '}',
+  ].join('\n')
+}
+
 describe('users and passwords, with the node and client permissions', () => {
   const hub = 'h'
   const nats = useNatsServer({
-    extraConfig: [
-      'authorization {',
-      '  users: [',
-      `    { user: node, password: "${NODE_PASSWORD}"`,
-      renderPermissions(nodePermissions(hub), 6),
-      '    }',
-      `    { user: client, password: "${CLIENT_PASSWORD}"`,
-      renderPermissions(clientPermissions(hub), 6),
-      '    }',
-      '  ]',
-      '}',
-    ].join('\n'),
+    extraConfig: authorization([
+      { user: 'node', password: NODE_PASSWORD, permissions: renderPermissions(nodePermissions(hub), 6) },
+      {
+        user: 'client',
+        password: CLIENT_PASSWORD,
+        permissions: renderPermissions(clientPermissions(hub), 6),
+      },
+    ]),
   })
   const asNode = () => ({ servers: nats.url, user: 'node', password: NODE_PASSWORD })
   const asClient = () => ({ servers: nats.url, user: 'client', password: CLIENT_PASSWORD })
@@ -274,15 +281,7 @@ describe('users and passwords, with the node and client permissions', () => {
 describe('credentials changed while a node runs', () => {
   const hub = 'pw'
   const users = (password: string) =>
-    [
-      'authorization {',
-      '  users: [',
-      `    { user: node, password: "${password}"`,
-      renderPermissions(nodePermissions(hub), 6),
-      '    }',
-      '  ]',
-      '}',
-    ].join('\n')
+    authorization([{ user: 'node', password, permissions: renderPermissions(nodePermissions(hub), 6) }])
   const nats = useNatsServer({ extraConfig: users(NODE_PASSWORD) })
 
   it('ends `basalt node` with a line that says the server refused its credentials', async () => {
@@ -323,22 +322,23 @@ describe('credentials changed while a node runs', () => {
 
 describe('a permission withdrawn while a node runs, then given back', () => {
   const hub = 'pr'
+  // withdrawn: the node user may no longer append to the commit log
   const users = (withdrawn: boolean) =>
-    [
-      'authorization {',
-      '  users: [',
-      `    { user: node, password: "${NODE_PASSWORD}"`,
-      renderPermissions(nodePermissions(hub), 6).replace(
-        /publish: \{ allow: (\[[^\]]*\]) \}/,
-        withdrawn ? `publish: { allow: $1, deny: ["${hub}.log.>"] }` : '$&',
-      ),
-      '    }',
-      `    { user: client, password: "${CLIENT_PASSWORD}"`,
-      renderPermissions(clientPermissions(hub), 6),
-      '    }',
-      '  ]',
-      '}',
-    ].join('\n')
+    authorization([
+      {
+        user: 'node',
+        password: NODE_PASSWORD,
+        permissions: renderPermissions(nodePermissions(hub), 6).replace(
+          /publish: \{ allow: (\[[^\]]*\]) \}/,
+          withdrawn ? `publish: { allow: $1, deny: ["${hub}.log.>"] }` : '$&',
+        ),
+      },
+      {
+        user: 'client',
+        password: CLIENT_PASSWORD,
+        permissions: renderPermissions(clientPermissions(hub), 6),
+      },
+    ])
   const nats = useNatsServer({ extraConfig: users(false) })
 
   it('refuses the commits at once, saying why, and applies every signal once when it is back', async () => {
