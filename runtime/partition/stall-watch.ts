@@ -23,6 +23,15 @@ const RECONNECT_GRACE_MS = 1000
 /** How often the watch looks whether a check is due. */
 const TICK_MS = 250
 
+/**
+ * How long a check waits for the stream's answer before it counts as unanswered and the watch asks
+ * again. Measured with the server that led the mailbox stream killed in a 3-server cluster: the
+ * questions asked while the stream had no leader each waited out the client library's 5 s, and a
+ * consumer lost with that server held its partition for 13 s; a stream with a leader answers in
+ * milliseconds.
+ */
+const CHECK_PATIENCE_MS = 1500
+
 /** How long after a reconnect {@link RECONNECT_GRACE_MS} applies instead of `idleMs`. */
 const RECONNECT_WINDOW_MS = 30_000
 
@@ -53,6 +62,8 @@ export class StallWatch {
   constructor(
     readonly port: StallWatchPort,
     readonly idleMs = 4000,
+    /** How long a check waits for its answer ({@link CHECK_PATIENCE_MS}). */
+    readonly patienceMs = CHECK_PATIENCE_MS,
   ) {
     this.#interval = idleMs
     this.#nextCheck = Date.now() + idleMs
@@ -107,7 +118,7 @@ export class StallWatch {
     this.#checking = true
     const check = ++this.#checks
     try {
-      const last = await this.port.lastStored()
+      const last = await this.#ask()
       if (check !== this.#checks) return // abandoned at a reconnect
       const pos = this.port.position()
       const still = this.#quietFor(Date.now())
@@ -122,7 +133,7 @@ export class StallWatch {
         ? RECONNECT_GRACE_MS
         : Math.min(this.#interval * 2, MAX_INTERVAL_MS)
     } catch {
-      // the stream cannot answer now (a server down): ask again soon
+      // the stream cannot answer now (a server down, no leader yet): ask again soon
       this.#interval = this.#quietFor(Date.now()).limit
     } finally {
       if (check === this.#checks) {
@@ -130,5 +141,17 @@ export class StallWatch {
         this.#nextCheck = Date.now() + this.#interval
       }
     }
+  }
+
+  /** The stream's last sequence, or a rejection once {@link patienceMs} passed without an answer. */
+  #ask(): Promise<number> {
+    let timer: NodeJS.Timeout | undefined
+    const answer = this.port.lastStored()
+    const patience = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('no answer')), this.patienceMs)
+    })
+    // an answer that comes later is dropped (its own request times out in the client library)
+    answer.catch(() => {})
+    return Promise.race([answer, patience]).finally(() => clearTimeout(timer))
   }
 }

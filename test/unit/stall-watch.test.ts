@@ -8,7 +8,7 @@ afterEach(() => {
   for (const w of watches.splice(0)) w.stop()
 })
 
-function fake(overrides: Partial<StallWatchPort> = {}, idleMs = 40) {
+function fake(overrides: Partial<StallWatchPort> = {}, idleMs = 40, patienceMs?: number) {
   const seen = { asked: 0, stalls: [] as string[] }
   const port: StallWatchPort = {
     idle: () => true,
@@ -20,7 +20,7 @@ function fake(overrides: Partial<StallWatchPort> = {}, idleMs = 40) {
     stalled: (reason) => seen.stalls.push(reason),
     ...overrides,
   }
-  const watch = new StallWatch(port, idleMs)
+  const watch = new StallWatch(port, idleMs, patienceMs)
   watches.push(watch)
   return { watch, seen }
 }
@@ -73,5 +73,17 @@ describe('stall watch', () => {
     watch.reconnected()
     await waitFor(() => seen.stalls.length > 0, 'a stall reported after the reconnect', 5_000)
     expect(asked).toBeGreaterThanOrEqual(2)
+  })
+
+  it('asks again when the stream does not answer within its patience (a stream without a leader)', async () => {
+    // the first question is never answered (as one waiting out the client's 5 s); no reconnect
+    let asked = 0
+    const { seen } = fake(
+      { lastStored: () => (++asked === 1 ? new Promise<number>(() => {}) : Promise.resolve(12)) },
+      40,
+      200,
+    )
+    await waitFor(() => seen.stalls.length > 0, 'a stall reported after the unanswered question', 2_000)
+    expect(asked).toBe(2)
   })
 })
