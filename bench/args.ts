@@ -44,3 +44,27 @@ export function positiveIntList(flag: string, text: string, min = 1): number[] {
   }
   return values
 }
+
+/**
+ * `text` as a comma-separated list of distinct names out of `choices`, in the order given, for the
+ * flag `--<flag>`.
+ *
+ * @throws BadInputError naming the flag, the offending item and the choices when an item is not one
+ *   of them or is listed twice.
+ * @example choiceList('faults', 'member', ['stop', 'kill', 'member']) // ['member']
+ */
+export function choiceList<T extends string>(flag: string, text: string, choices: readonly T[]): T[] {
+  const values: T[] = []
+  for (const item of text.split(',').map((i) => i.trim())) {
+    const choice = choices.find((c) => c === item)
+    if (choice === undefined)
+      throw new BadInputError(
+        `--${flag} must be a comma-separated list of ${choices.join(', ')}: ` +
+          `${JSON.stringify(item)} is not one (got ${JSON.stringify(text)})`,
+      )
+    if (values.includes(choice))
+      throw new BadInputError(`--${flag} lists ${choice} twice (got ${JSON.stringify(text)})`)
+    values.push(choice)
+  }
+  return values
+}

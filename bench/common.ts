@@ -47,6 +47,8 @@ export interface Options {
   kills: number
   /** `outage`: runs of each server fault (default 3). */
   runs: number
+  /** `outage`: the server faults to run, in order (default all: stop, kill, member). */
+  faults: Fault[]
   /** Partitions of the hubs that node processes serve (default: 12 for `takeover`, else 32). */
   partitions: number | undefined
   /** Directory that receives each node process's output, one file per node (default: none). */
@@ -60,6 +62,10 @@ export interface Options {
   /** `--metrics off`: the node records no metrics (to price them against the default, on). */
   metrics: boolean
 }
+
+/** The server faults of `outage` (bench/outage.ts), in the order they run by default. */
+export const FAULTS = ['stop', 'kill', 'member'] as const
+export type Fault = (typeof FAULTS)[number]
 
 /** What a benchmark gets to run with. */
 export interface BenchContext {

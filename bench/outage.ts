@@ -3,7 +3,8 @@
  * is lost or applied twice across it. Every run starts servers of its own (whatever `NATS_URL`
  * says: they are stopped and killed), a hub of 8 partitions, a node and a client in this process,
  * and one counter per partition that gets `add(1)` signals one after another, about 100 a second
- * (each acknowledged once stored). Faults, `--runs` runs each (default 3):
+ * (each acknowledged once stored). Faults (`--faults`, default all three), `--runs` runs each
+ * (default 3):
  *
  * - `stop`: the only server stopped (SIGTERM) for 4 s, then started again on the same store;
  * - `kill`: the only server killed (SIGKILL) and started again at once;
@@ -19,16 +20,14 @@ import { Client, Node, silentLogger } from '../runtime/index.ts'
 import { startNatsServer, type NatsServer } from '../runtime/dev/index.ts'
 // the cluster launcher of the test harness: the benchmarks' only use of test code
 import { startNatsCluster } from '../test/tooling/nats-cluster.ts'
-import { quantile, round, VerificationError, type BenchContext } from './common.ts'
+import { quantile, round, VerificationError, type BenchContext, type Fault } from './common.ts'
 import { Counter } from './entities.ts'
 
 const PARTITIONS = 8
-const FAULTS = ['stop', 'kill', 'member'] as const
-type Fault = (typeof FAULTS)[number]
 
-/** `outage`: every fault, `--runs` runs each (default 3). */
+/** `outage`: the faults of `--faults` (default all), `--runs` runs each (default 3). */
 export async function runOutage(ctx: BenchContext): Promise<void> {
-  for (const fault of FAULTS) {
+  for (const fault of ctx.options.faults) {
     const times: number[] = []
     for (let run = 1; run <= ctx.options.runs; run++) {
       ctx.log(`outage: ${fault}, run ${run}/${ctx.options.runs}`)

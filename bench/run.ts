@@ -25,9 +25,10 @@ import {
   type Distribution,
   type Figure,
   type Options,
+  FAULTS,
   processCpuMs,
 } from './common.ts'
-import { positiveInt, positiveIntList } from './args.ts'
+import { choiceList, positiveInt, positiveIntList } from './args.ts'
 import { fileURLToPath } from 'node:url'
 import { DEFAULT_REPORT_DIR, FIGURES_FILE } from './report-files.ts'
 import type { RenderedChart, ReportData } from './report.ts'
@@ -104,7 +105,7 @@ function usage(): string {
     .join('\n')
   return [
     'usage: npm run bench -- [name...] [--entities N] [--signals N] [--warmup N] [--json] [--no-pipelining-compare]',
-    '         [--instances N] [--transfers N] [--concurrency N,N...] [--activities N] [--nodes N,N...] [--kills N] [--runs N] [--partitions N]',
+    '         [--instances N] [--transfers N] [--concurrency N,N...] [--activities N] [--nodes N,N...] [--kills N] [--runs N] [--faults F,F...] [--partitions N]',
     '         [--workers N,N...] [--metrics on|off] [--node-logs DIR] [--report] [--report-dir DIR]',
     '       npm run bench -- --report-from FILE [--report-dir DIR]',
     '',
@@ -116,6 +117,7 @@ function usage(): string {
     '--nodes (hello-sequence): run against that many node processes, each count in turn.',
     '--kills (takeover, default 5): crash kills, and as many graceful stops, to measure.',
     '--runs (outage, default 3): runs of each server fault.',
+    '--faults (outage, default stop,kill,member): the server faults to run, in that order.',
     '--partitions: partitions of every hub (default 32; takeover: 12).',
     '--workers (hello-sequence, entity-signals): the node runs its partitions on that many worker',
     '         threads (serving bench/registry.ts), each count in turn; adds the CPU per instance/signal.',
@@ -154,6 +156,7 @@ function parseOptions(
       nodes: { type: 'string' },
       kills: { type: 'string', default: '5' },
       runs: { type: 'string', default: '3' },
+      faults: { type: 'string', default: FAULTS.join(',') },
       partitions: { type: 'string' },
       'node-logs': { type: 'string' },
       workers: { type: 'string' },
@@ -189,6 +192,7 @@ function parseOptions(
       nodes: values.nodes === undefined ? undefined : positiveIntList('nodes', values.nodes),
       kills: positiveInt('kills', values.kills),
       runs: positiveInt('runs', values.runs),
+      faults: choiceList('faults', values.faults, FAULTS),
       partitions: values.partitions === undefined ? undefined : positiveInt('partitions', values.partitions),
       nodeLogs: values['node-logs'],
       workers: values.workers === undefined ? undefined : positiveIntList('workers', values.workers),

@@ -11,8 +11,8 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { BadInputError } from '../../runtime/index.ts'
-import { positiveInt, positiveIntList } from '../../bench/args.ts'
-import { percentileCurve, setupLabel, type Distribution, type Figure } from '../../bench/common.ts'
+import { choiceList, positiveInt, positiveIntList } from '../../bench/args.ts'
+import { FAULTS, percentileCurve, setupLabel, type Distribution, type Figure } from '../../bench/common.ts'
 import {
   FIGURES_FILE,
   mergeReports,
@@ -57,6 +57,15 @@ describe('--concurrency and other list flags', () => {
     expect(() => positiveInt('instances', 'ten')).toThrow('--instances must be an integer >= 1 (got "ten")')
     expect(() => positiveInt('instances', '')).toThrow('--instances must be an integer >= 1 (got "")')
     expect(() => positiveInt('warmup', '-1', 0)).toThrow(BadInputError)
+  })
+
+  it('reads --faults as names out of the known ones, in the order given', () => {
+    expect(choiceList('faults', 'member', FAULTS)).toEqual(['member'])
+    expect(choiceList('faults', 'kill, stop', FAULTS)).toEqual(['kill', 'stop'])
+    expect(() => choiceList('faults', 'stop,crash', FAULTS)).toThrow(
+      '--faults must be a comma-separated list of stop, kill, member: "crash" is not one (got "stop,crash")',
+    )
+    expect(() => choiceList('faults', 'kill,kill', FAULTS)).toThrow('--faults lists kill twice')
   })
 })
 
