@@ -71,10 +71,14 @@ export class InstanceNotFoundError extends BadInputError {
   }
 }
 
-/** An operation names an entity type that the node's registry does not contain. */
+/** An operation or a read names an entity type that the node's registry (or the hub) does not contain. */
 export class UnknownEntityError extends BasaltError {
-  constructor(readonly entityType: string) {
-    super(ErrorCode.UnknownEntity, `unknown entity type '${entityType}' (not in the node's registry)`)
+  constructor(
+    readonly entityType: string,
+    /** Where the type was looked for, in the message. */
+    notIn = "the node's registry",
+  ) {
+    super(ErrorCode.UnknownEntity, `unknown entity type '${entityType}' (not in ${notIn})`)
   }
 }
 

@@ -202,6 +202,9 @@ export class Client {
    * its type name (as the command line gives it). `BadInputError` at once for a type that is
    * neither (or a malformed name) and for a bad key; the same holds for {@link getLock},
    * {@link scheduledSignals}, {@link forceUnlock}, {@link listEntities} and {@link watchEntity}.
+   * `UnknownEntityError` for a type that no node of the hub registers (a misspelt name, a class
+   * never deployed) of which nothing is stored; the same holds for {@link getLock},
+   * {@link scheduledSignals} and {@link listEntities}.
    */
   async readEntityState<E extends Entity>(
     type: EntityClass<E> | string,
@@ -226,7 +229,7 @@ export class Client {
    * a delay) that are not yet due, earliest first: due time (ms since the epoch), operation and
    * arguments (a large argument, stored by reference, shows as a placeholder string). Read like
    * {@link readEntityState}; a signal leaves the list once it is delivered. Rejects with
-   * UnknownEntityError for a type the owning node does not know.
+   * UnknownEntityError for a type no node of the hub registers, as {@link readEntityState} does.
    *
    * @example await client.scheduledSignals(Reminder, 'alice') // [{ at: 1764530000000, op: 'ring', args: ['tea'] }]
    */

@@ -27,6 +27,7 @@ import {
   checkKey,
 } from '../../actors/index.ts'
 import {
+  WIRE_VERSION,
   type ActorMessage,
   type EntityOp,
   type LockMessage,
@@ -422,28 +423,59 @@ export class EntityHost implements ValueEncoder {
   // ---------------------------------------------------------------------------------------------
   // Locks and queries (entity-locks.ts, entity-queries.ts)
 
-  /** Answers who holds an entity's lock, and how many messages wait for it (after the commit). */
+  /**
+   * Answers who holds an entity's lock, and how many messages wait for it (after the commit); for
+   * a type no node of the hub registers, not locked: {@link UnknownEntityError}.
+   */
   lockHolder(query: Extract<Query, { k: 'lock' }>, respond: (answer: QueryAnswer) => void): void {
-    this.#locks.holder(query, respond)
+    this.#locks.holder(query, this.#unknownIfEmpty(query.t, respond))
   }
 
-  /** Answers the scheduled signals held for an entity (an unknown type: {@link UnknownEntityError}). */
+  /**
+   * Answers the scheduled signals held for an entity; for a type no node of the hub registers,
+   * none: {@link UnknownEntityError}.
+   */
   scheduledSignals(
     query: Extract<Query, { k: 'timers' }>,
     timers: Iterable<TimerValue>,
     respond: (answer: QueryAnswer) => void,
   ): void {
-    if (!this.registry.has(query.t)) throw new UnknownEntityError(query.t)
-    scheduledSignalsOf(this.port, timers, query, respond)
+    scheduledSignalsOf(this.port, timers, query, this.#unknownIfEmpty(query.t, respond))
   }
 
-  /** Answers a read: the state as the loop has it now (waits only for a load from the store). */
+  /**
+   * Answers a read: the state as the loop has it now (waits only for a load from the store); for a
+   * type no node of the hub registers, no state: {@link UnknownEntityError}.
+   */
   read(query: Extract<Query, { k: 'read' }>, respond: (answer: QueryAnswer) => void): Promise<void> {
-    return readEntity(this.port, this.#cache, query, respond)
+    return readEntity(this.port, this.#cache, query, this.#unknownIfEmpty(query.t, respond))
   }
 
-  /** Answers a list page: the stored keys, corrected by the writes not yet stored. */
+  /**
+   * Answers a list page: the stored keys, corrected by the writes not yet stored; for a type no
+   * node of the hub registers, no keys: {@link UnknownEntityError}.
+   */
   list(query: Extract<Query, { k: 'list' }>, respond: (answer: QueryAnswer) => void): void {
-    listEntities(this.port, query, respond)
+    listEntities(this.port, query, this.#unknownIfEmpty(query.t, respond))
+  }
+
+  /**
+   * `respond`, unless `type` is registered by no node of the hub (a misspelt name, a class never
+   * deployed) and the answer is empty: then {@link UnknownEntityError}, so that a typo does not
+   * read as an entity that does not exist. What is stored for a type no longer registered is still
+   * answered.
+   */
+  #unknownIfEmpty(type: string, respond: (answer: QueryAnswer) => void): (answer: QueryAnswer) => void {
+    if (this.registry.has(type) || this.port.knownElsewhere(`e:${type}`)) return respond
+    return (answer) => {
+      const empty =
+        ('exists' in answer && !answer.exists) ||
+        ('keys' in answer && answer.keys.length === 0 && !answer.more) ||
+        ('holder' in answer && answer.holder === null) ||
+        ('signals' in answer && answer.signals.length === 0)
+      if (!empty) return respond(answer)
+      const error = new UnknownEntityError(type, 'the registry of any node of this hub')
+      respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(error) })
+    }
   }
 }

@@ -50,6 +50,32 @@ describe('bad input', () => {
     expect(await stack.client.entity(Counter, 'x').call.get()).toBe(1)
   })
 
+  it('answers reads of an entity type no node registers with UnknownEntityError, not "does not exist"', async () => {
+    // a misspelt type name (the command line passes names) and a class never deployed
+    for (const type of [Unregistered, 'Countr']) {
+      const name = typeof type === 'string' ? type : type.name
+      const refusals = [
+        stack.client.readEntityState(type, 'x'),
+        stack.client.listEntities({ type }),
+        stack.client.getLock(type, 'x'),
+        stack.client.scheduledSignals(type, 'x'),
+      ]
+      for (const refused of refusals) {
+        const err = await refused.catch((e: unknown) => e)
+        expect(err, `${name}: ${String(err)}`).toBeInstanceOf(UnknownEntityError)
+        expect((err as Error).message).toBe(
+          `unknown entity type '${name}' (not in the registry of any node of this hub)`,
+        )
+      }
+    }
+    // a registered type reads as before: an entity never touched does not exist
+    expect(await stack.client.readEntityState(Counter, 'never-touched')).toEqual({
+      exists: false,
+      state: undefined,
+    })
+    expect(await stack.client.getLock(Counter, 'never-touched')).toBeNull()
+  })
+
   it('refuses an unknown operation with UnknownOperationError', async () => {
     const proxy = stack.client.entity(Counter, 'y').call as unknown as Record<string, () => Promise<unknown>>
     const err = await proxy.explode!().catch((e: unknown) => e)
