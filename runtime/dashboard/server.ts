@@ -13,7 +13,12 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Observable } from 'rxjs'
-import { BasaltError, HubNotFoundError, UnknownEntityError } from '../../actors/index.ts'
+import {
+  BasaltError,
+  HubNotFoundError,
+  InstanceNotFoundError,
+  UnknownEntityError,
+} from '../../actors/index.ts'
 import { readPlacement } from '../../placement/index.ts'
 import { decode, isTransient } from '../nats/index.ts'
 import { jsonSafe, readDeadLetters } from './dead-letters.ts'
@@ -269,7 +274,14 @@ function startStream(req: FastifyRequest, reply: FastifyReply): (event: string, 
 function describe(err: unknown): { status: number; message: string } {
   if (err instanceof BadParamError) return { status: 400, message: err.message }
   if (err instanceof HubNotFoundError) return { status: 503, message: err.message }
+  // (a subclass of BadInputError first: InstanceNotFoundError has its code)
+  if (err instanceof InstanceNotFoundError) return { status: 404, message: err.message }
   if (err instanceof BasaltError) {
+    // a name that no node registers is a resource that does not exist; a request that the
+    // instance's state refuses (terminating a Terminated instance) conflicts with it
+    if (err.code === 'UNKNOWN_ENTITY' || err.code === 'UNKNOWN_OPERATION')
+      return { status: 404, message: err.message }
+    if (err.code === 'ILLEGAL_STATE') return { status: 409, message: err.message }
     if (err.code === 'BAD_INPUT') return { status: 400, message: err.message }
     if (err.code === 'CONNECTION' || err.code === 'TIMEOUT' || err.code === 'PARTITION_UNAVAILABLE')
       return { status: 503, message: `NATS is unreachable or the hub does not answer: ${err.message}` }

@@ -322,6 +322,10 @@ describe('dashboard in chromium', () => {
     expect(((await badStatus.json()) as { error: string }).error).toContain("'status'")
     await open('/instance/no-such-instance')
     await page.getByText("instance 'no-such-instance' does not exist").waitFor()
+    // an entity type no node registers is not there either (not an entity that does not exist)
+    const ghost = await fetch(`${dashboard.url}api/entities/Ghost/x`)
+    expect(ghost.status).toBe(404)
+    expect(((await ghost.json()) as { error: string }).error).toContain("unknown entity type 'Ghost'")
   })
 
   it('lists the registry names by kind, the wire features of node versions apart', async () => {
@@ -414,6 +418,19 @@ describe('dashboard in chromium', () => {
     })
     expect(own.status, own.body).toBe(200)
     await statusOf(id, 'Terminated')
+    // what the instance's state refuses conflicts with it (409), a purged one is gone (404)
+    const pageHeaders = {
+      origin: dashboard.url.slice(0, -1),
+      'x-basalt-dashboard': '1',
+      'content-type': 'application/json',
+    }
+    const again = await request(terminate, { method: 'POST', headers: pageHeaders, body: '{}' })
+    expect(again.status, again.body).toBe(409)
+    expect(again.body).toContain('is Terminated')
+    const purge = terminate.replace(/terminate$/, 'purge')
+    expect((await request(purge, { method: 'POST', headers: pageHeaders, body: '{}' })).status).toBe(200)
+    const gone = await request(purge, { method: 'POST', headers: pageHeaders, body: '{}' })
+    expect(gone.status, gone.body).toBe(404)
   })
 
   it('in the browser, a page of another origin cannot take an action', async () => {
