@@ -111,7 +111,7 @@ export abstract class Entity<S = unknown> {
     return {
       signal: signalProxy<InnerSignalProxy<E>>((op, args) => send(op, args)),
       signalAt: (when) => {
-        const at = toTime(when)
+        const at = toTime(when, 'signalAt')
         return signalProxy<InnerSignalProxy<E>>((op, args) => send(op, args, at))
       },
     }
@@ -171,11 +171,35 @@ export function signalProxy<P>(send: (op: string, args: unknown[]) => unknown): 
   ) as P
 }
 
-/** Turns a Date or epoch milliseconds into epoch milliseconds; rejects anything else. */
-export function toTime(when: Date | number): number {
+/** The earliest time taken where a time is expected: a smaller number is a delay given by mistake. */
+export const EARLIEST_TIME_MS = Date.UTC(2000, 0, 1)
+
+/** The latest time a Date can hold, in ms since the epoch. */
+export const LATEST_TIME_MS = 8.64e15
+
+/**
+ * Turns a Date or epoch milliseconds into epoch milliseconds for `what` (`startAt`, `signalAt`);
+ * rejects anything else with a {@link BadInputError} naming it: a number before the year 2000
+ * (a delay written where the time is expected would otherwise act at once, silently) and one past
+ * the latest time a Date can hold.
+ *
+ * @example toTime(5000, 'signalAt') // BadInputError: signalAt takes a time, not a delay: …
+ */
+export function toTime(when: Date | number, what = 'a time'): number {
   const at = when instanceof Date ? when.getTime() : when
   if (typeof at !== 'number' || !Number.isFinite(at)) {
-    throw new BadInputError(`a time must be a Date or milliseconds since the epoch (got ${String(when)})`)
+    throw new BadInputError(`${what} must be a Date or milliseconds since the epoch (got ${String(when)})`)
+  }
+  if (at < EARLIEST_TIME_MS) {
+    throw new BadInputError(
+      `${what} takes a time (a Date or ms since the epoch), not a delay: ${at} is ` +
+        `${new Date(at).toISOString()}; for a delay of ${at} ms give Date.now() + ${at}`,
+    )
+  }
+  if (at > LATEST_TIME_MS) {
+    throw new BadInputError(
+      `${what} is past the latest time a Date can hold (got ${at}, at most ${LATEST_TIME_MS})`,
+    )
   }
   return at
 }

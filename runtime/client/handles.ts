@@ -48,7 +48,7 @@ export class Handle<E> implements EntityHandle<E> {
     return new Proxy(this, callHandler) as unknown as CallProxy<E>
   }
   signalAt(when: Date | number): SignalProxy<E> {
-    const at = toTime(when)
+    const at = toTime(when, 'signalAt')
     return signalProxy<SignalProxy<E>>((op, a) => this.send({ k: 'op', t: this.t, key: this.key, op, a, at }))
   }
 

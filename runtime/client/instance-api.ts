@@ -82,7 +82,7 @@ export class InstanceApi {
     else if (opts.replace !== undefined && opts.replace !== false) {
       throw new BadInputError(`replace must be a boolean (got ${typeof opts.replace})`)
     }
-    if (opts.startAt !== undefined) msg.at = toTime(opts.startAt)
+    if (opts.startAt !== undefined) msg.at = toTime(opts.startAt, 'startAt')
     this.#ended.delete(id)
     const answer = await this.core.transport.request(msg, () => `start of ${name} '${id}'`)
     // an instance that ended in the round that started it comes back with its outcome

@@ -80,7 +80,24 @@ describe('client arguments', () => {
     )
     await expectBadInput(
       () => stack.client.start(approval, 1, { startAt: 'soon' as never }),
-      /a time must be/,
+      /^startAt must be a Date or milliseconds since the epoch \(got soon\)$/,
+    )
+    // a delay where the time is expected, and a time no Date can hold
+    await expectBadInput(
+      () => stack.client.start(approval, 1, { startAt: 5000 }),
+      /^startAt takes a time \(a Date or ms since the epoch\), not a delay: 5000 is 1970-01-01T00:00:05\.000Z; for a delay of 5000 ms give Date\.now\(\) \+ 5000$/,
+    )
+    await expectBadInput(
+      () => stack.client.entity(Counter, 'k').signalAt(5000).add(1),
+      /^signalAt takes a time .*not a delay: 5000 is/,
+    )
+    await expectBadInput(
+      () =>
+        stack.client
+          .entity(Counter, 'k')
+          .signalAt(8.64e15 + 1)
+          .add(1),
+      /^signalAt is past the latest time a Date can hold \(got 8640000000000001, at most 8640000000000000\)$/,
     )
   })
 
