@@ -4,6 +4,7 @@
  * operation as given and the node checks it (an unknown operation or bad arguments come back as
  * the call's error; a signal's fails on the node, where it is logged).
  */
+import { RemoteError } from '../../actors/index.ts'
 import type { EntityOp } from '../../actors/wire/index.ts'
 import { UsageError } from './args.ts'
 import { withClient } from './connection.ts'
@@ -82,12 +83,21 @@ export async function entityOpCommand(
       if (flags.json) printJson({ type, key, op, signalled: true }, out)
       else out(`signalled ${type}@${key}.${op}`)
     } else {
-      const result = await client.callOp(msg)
+      const result = await client.callOp(msg).catch((err: unknown) => {
+        throw err instanceof RemoteError ? new Error(`${type}@${key}.${op} threw ${thrown(err)}`) : err
+      })
       if (flags.json) printJson({ type, key, op, result }, out)
       else out(result === undefined ? '(no result)' : compact(result, Infinity))
     }
     return 0
   })
+}
+
+/** What an operation threw, in one line: its name, code, message and own fields. */
+function thrown(err: RemoteError): string {
+  const code = err.remoteCode === undefined ? '' : ` [${err.remoteCode}]`
+  const details = Object.keys(err.details).length === 0 ? '' : ` ${JSON.stringify(err.details)}`
+  return `${err.remoteName}${code}: ${err.message}${details}`
 }
 
 /**

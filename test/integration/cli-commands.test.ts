@@ -299,6 +299,12 @@ describe('basalt entity', () => {
     expect(unknownOp.code, unknownOp.output).toBe(1)
     expect(unknownOp.lines).toHaveLength(1)
     expect(unknownOp.lines[0]).toMatch(/^basalt entity call: .*explode/)
+    // what the operation threw, by name (and code and own fields, when it has them)
+    const threw = await run('entity', 'call', 'Counter', 'cli-c1', 'add', '--args', '"x"')
+    expect(threw.code, threw.output).toBe(1)
+    expect(threw.lines).toEqual([
+      'basalt entity call: Counter@cli-c1.add threw TypeError: add expects a number, got x',
+    ])
     const absent = await run('entity', 'get', 'Counter', 'nobody')
     expect(absent.code, absent.output).toBe(1)
 
