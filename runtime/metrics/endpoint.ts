@@ -6,6 +6,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Registry } from 'prom-client'
+import { BadInputError } from '../../actors/index.ts'
 
 /** Where a node serves its metrics (see `NodeOptions.metrics`). */
 export interface MetricsOptions {
@@ -29,29 +30,46 @@ export interface MetricsEndpoint {
 
 /**
  * Serves `registry` (and `options.registry` after it) on `GET /metrics`; resolves once listening.
- * Rejects when the port is taken.
+ * `registry` may be a function, read at every scrape: a node binds its port before it connects
+ * (a taken port then fails the start before anything is created on the hub), and answers 503
+ * until it runs. Rejects with {@link BadInputError} naming the port when it is taken.
  */
 export async function serveMetrics(
-  registry: Registry,
+  registry: Registry | (() => Registry | undefined),
   options: MetricsOptions = {},
 ): Promise<MetricsEndpoint> {
-  const registries = options.registry === undefined ? [registry] : [registry, options.registry]
+  const basalt = typeof registry === 'function' ? registry : () => registry
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]
     if (req.method !== 'GET' || path !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; metrics are at /metrics\n')
       return
     }
+    const own = basalt()
+    if (own === undefined) {
+      res.writeHead(503, { 'content-type': 'text/plain' }).end('the node is starting; metrics follow\n')
+      return
+    }
+    const registries = options.registry === undefined ? [own] : [own, options.registry]
     Promise.all(registries.map((r) => r.metrics())).then(
-      (texts) => res.writeHead(200, { 'content-type': registry.contentType }).end(texts.join('\n')),
+      (texts) => res.writeHead(200, { 'content-type': own.contentType }).end(texts.join('\n')),
       (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${String(err)}\n`),
     )
   })
   const host = options.host ?? '127.0.0.1'
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new BadInputError(
+              `metrics port ${options.port} on ${host} is in use (another process listens there): ` +
+                'give another port (--metrics-port, metrics.port), or 0 for any free one',
+            )
+          : err,
+      ),
+    )
     server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject)
+      server.removeAllListeners('error')
       resolve()
     })
   })

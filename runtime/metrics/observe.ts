@@ -3,9 +3,8 @@
  * asked for — the Prometheus endpoint. One call to start both, one to stop both, so the node's own
  * code stays a few lines.
  */
-import type { Registry } from 'prom-client'
 import type { NodeRecorder } from './counters.ts'
-import { serveMetrics, type MetricsEndpoint, type MetricsOptions } from './endpoint.ts'
+import type { MetricsEndpoint } from './endpoint.ts'
 import { nodeStats, publishStats } from './telemetry.ts'
 
 /** What {@link observeNode} started. */
@@ -18,10 +17,10 @@ export interface Observer {
 
 /**
  * Starts publishing the node's telemetry sample with `publish` (what `activities` and `workers` say
- * included), and serves `registry()` (and `metrics.registry` after it) on `GET /metrics` when
- * `metrics` is given. Rejects when the port is taken.
+ * included); `endpoint`, the node's Prometheus endpoint when it has one (bound before the node
+ * connected, see `serveMetrics`), is closed with it.
  */
-export async function observeNode(
+export function observeNode(
   recorder: NodeRecorder,
   options: {
     node: string
@@ -31,17 +30,15 @@ export async function observeNode(
     /** The node's activity workers (absent: the node runs no activities). */
     workers: { readonly offloaded: number } | undefined
     publish: (json: Uint8Array) => void
-    registry: () => Registry
-    metrics: MetricsOptions | undefined
+    endpoint: MetricsEndpoint | undefined
   },
-): Promise<Observer> {
-  const { node, hub, metrics, activities, workers } = options
+): Observer {
+  const { node, hub, endpoint, activities, workers } = options
   recorder.activities = () => ({
     queued: activities.backlog,
     running: activities.running,
     offloaded: workers?.offloaded ?? 0,
   })
-  const endpoint = metrics === undefined ? undefined : await serveMetrics(options.registry(), metrics)
   const stop = publishStats(() => nodeStats(recorder, node, hub), options.publish)
   let closed: Promise<void> | undefined
   return {

@@ -44,7 +44,8 @@ import {
   metricsRegistry,
   noNodeMetrics,
   observeNode,
-  type MetricsOptions,
+  serveMetrics,
+  type MetricsEndpoint,
   type Observer,
   type Registry,
   loadTracing,
@@ -141,10 +142,18 @@ export class Node {
     }
     const { heartbeatMs, leaseMs } = placementTiming(options)
     const limits = checkedBlobLimits(options)
-    const nc = await connectTo(pickConnection(options), 'basalt-node')
+    let node: Node | undefined
+    // the metrics port is bound first: a taken one fails the start before anything is created
+    const endpoint =
+      options.metrics === undefined || options.metrics === false
+        ? undefined
+        : await serveMetrics(() => node?.metricsRegistry, options.metrics)
+    const nc = await connectTo(pickConnection(options), 'basalt-node').catch(async (err: unknown) => {
+      await endpoint?.close()
+      throw err
+    })
     let workers: ActivityWorkers | undefined
     let workerClient: Client | undefined
-    let node: Node | undefined
     try {
       const hub = await ensureHub(nc, options.hub, options)
       const logger = options.logger ?? consoleLogger(`basalt[${options.hub}]`)
@@ -189,7 +198,7 @@ export class Node {
           failPartitions: (err) => n.#partitions.failAll(err),
         })
       }
-      if (options.metrics !== false) node.#observer = await node.#observe(options.metrics)
+      if (options.metrics !== false) node.#observer = node.#observe(endpoint)
       if (threadCount > 1) await node.#startThreads(threadCount, registryModule!, options)
       if ((options.placement ?? 'dynamic') === 'static') {
         const all = Array.from({ length: hub.meta.partitions }, (_, p) => p)
@@ -216,9 +225,11 @@ export class Node {
         node.#unwatchErrors?.()
         node.#agent?.close()
         clearInterval(node.#leaseWatch)
-        await node.#observer?.close()
         await node.#threads?.stop()
       }
+      // the observer closes the endpoint; before there was one, the endpoint closes here
+      const observer = node === undefined ? undefined : node.#observer
+      await (observer?.close() ?? endpoint?.close())
       await workers?.stop()
       await workerClient?.close()
       await nc.close().catch(() => {})
@@ -241,8 +252,8 @@ export class Node {
     return this.#observer?.endpoint?.url
   }
 
-  /** Publishes the telemetry sample and serves the metrics endpoint (runtime/metrics/observe.ts). */
-  #observe(metrics: MetricsOptions | undefined): Promise<Observer> {
+  /** Publishes the telemetry sample, and closes `endpoint` with it (runtime/metrics/observe.ts). */
+  #observe(endpoint: MetricsEndpoint | undefined): Observer {
     const subject = this.hub.names.stats(this.nodeId)
     return observeNode(this.metrics, {
       node: this.nodeId,
@@ -250,8 +261,7 @@ export class Node {
       activities: this.workflows.activities,
       workers: this.workers,
       publish: (json) => this.nc.publish(subject, json),
-      registry: () => this.metricsRegistry,
-      metrics,
+      endpoint,
     })
   }
 

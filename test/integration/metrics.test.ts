@@ -4,11 +4,13 @@
  * orchestration, the counters move by exactly the workload's amounts, the histograms fill, and the
  * sample on `H.stats.<node>` carries the same totals.
  */
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Registry } from 'prom-client'
-import { Client, Node, silentLogger } from '../../runtime/index.ts'
+import { Client, HubNotFoundError, Node, silentLogger } from '../../runtime/index.ts'
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
-import { HubNames } from '../../runtime/nats/hub.ts'
+import { HubNames, openHub } from '../../runtime/nats/hub.ts'
 import type { NodeStats } from '../../runtime/metrics/index.ts'
 import type { NatsConnection } from '../../runtime/nats/index.ts'
 import { Counter } from '../fixtures/entities.ts'
@@ -239,4 +241,35 @@ describe('basalt node --metrics-port', () => {
     }
     expect(await child.exited, child.lines.join('\n')).toBe(0)
   })
+
+  it(
+    'refuses a taken port, naming it, before it creates anything on the hub',
+    { timeout: 30_000 },
+    async () => {
+      const hub = 'cli-metrics-taken'
+      const taken = http.createServer()
+      await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+      const port = (taken.address() as AddressInfo).port
+      try {
+        const child = spawnTs('runtime/cli/basalt.mjs', [
+          ...['node', '--servers', nats.url, '--hub', hub, '--load', 'test/fixtures/registry.ts'],
+          ...['--metrics-port', String(port)],
+        ])
+        expect(await child.exited, child.lines.join('\n')).toBe(1)
+        expect(child.lines).toContain(
+          `basalt node: metrics port ${port} on 127.0.0.1 is in use (another process listens there): ` +
+            'give another port (--metrics-port, metrics.port), or 0 for any free one',
+        )
+      } finally {
+        taken.close()
+      }
+      // nothing was created: a corrected start may still choose the partition count
+      const nc = await connectTo({ servers: nats.url })
+      try {
+        await expect(openHub(nc, hub)).rejects.toThrow(HubNotFoundError)
+      } finally {
+        await closeConnection(nc)
+      }
+    },
+  )
 })
