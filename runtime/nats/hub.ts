@@ -24,7 +24,7 @@ import {
   type StreamConfig,
 } from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
-import { BadInputError, HubNotFoundError } from '../../actors/index.ts'
+import { AuthorizationError, BadInputError, HubNotFoundError } from '../../actors/index.ts'
 import { decode, encode } from './codec.ts'
 
 /** Default number of partitions of a new hub (as in the Netherite paper). */
@@ -279,8 +279,25 @@ function compareVersions(a: [number, number, number], b: [number, number, number
   return a[0] - b[0] || a[1] - b[1] || a[2] - b[2]
 }
 
-/** Opens an existing hub without creating anything; throws {@link HubNotFoundError}. */
+/**
+ * Opens an existing hub without creating anything; throws {@link HubNotFoundError}, and
+ * {@link AuthorizationError} (the server's refusal as its cause) when the NATS user may not read
+ * the hub: another hub's, or a misspelt name, under per-hub permissions.
+ */
 export async function openHub(nc: NatsConnection, name: string): Promise<Hub> {
+  try {
+    return await openHubAs(nc, name)
+  } catch (err) {
+    if (!/Permissions Violation/i.test(String((err as Error)?.message ?? err))) throw err
+    throw new AuthorizationError(
+      `the NATS user may not read hub '${name}' (${(err as Error).message}): check the hub name ` +
+        "(names are case-sensitive) and that the user has this hub's permissions (docs/SECURITY.md)",
+      { cause: err },
+    )
+  }
+}
+
+async function openHubAs(nc: NatsConnection, name: string): Promise<Hub> {
   const names = new HubNames(name)
   const jsm = await jetstreamManager(nc)
   const kvm = new Kvm(nc)

@@ -200,6 +200,19 @@ describe('users and passwords, with the node and client permissions', () => {
     }
   })
 
+  it('refuses a client of a hub its user may not read with AuthorizationError naming the hub', async () => {
+    for (const hub of ['billing', 'H']) {
+      const err = await rejection(Client.connect({ ...asClient(), hub }))
+      expect(err, String(err)).toBeInstanceOf(AuthorizationError)
+      expect(err.message).toMatch(
+        new RegExp(
+          `^the NATS user may not read hub '${hub}' \\(.*Permissions Violation for Publish to .*\\): check the hub name`,
+        ),
+      )
+      expect(err.message).not.toContain(CLIENT_PASSWORD)
+    }
+  })
+
   it('fails fast on a wrong password, saying authorization failed, without the password', async () => {
     const err = await rejection(
       Client.connect({ servers: nats.url, user: 'client', password: 'not-the-password', hub }),
