@@ -5,6 +5,8 @@
  * checks of guard.ts first: a `Host` the dashboard does not answer to, and an action without the
  * page's header or from another origin, are refused with 403 — the page's own ES modules
  * under `ui/` and preact + htm and uPlot from node_modules, so nothing comes from the internet.
+ * Every JSON answer and event passes `shortenValues` (previews.ts): a value above its limit
+ * travels as a placeholder with its size and the start of its JSON text.
  */
 import { readFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
@@ -12,7 +14,7 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import type { Observable } from 'rxjs'
+import { map, type Observable } from 'rxjs'
 import {
   BasaltError,
   HubNotFoundError,
@@ -24,6 +26,7 @@ import { decode, isTransient } from '../nats/index.ts'
 import { jsonSafe, readDeadLetters } from './dead-letters.ts'
 import { refuseAction, refuseHost, type HostPolicy } from './guard.ts'
 import { BadParamError, int, statuses, text, time } from './params.ts'
+import { shortenValue, shortenValues } from './previews.ts'
 import type { DashboardSource } from './source.ts'
 import { timelineOf } from './timeline.ts'
 
@@ -73,8 +76,9 @@ export function buildServer(
       .type('application/json')
       .send(JSON.stringify({ error: message }))
   })
+  // large values as placeholders (previews.ts): the CLI and the client give them whole
   const json = (reply: FastifyReply, value: unknown) =>
-    reply.type('application/json').send(JSON.stringify(value, jsonSafe))
+    reply.type('application/json').send(JSON.stringify(shortenValues(value), jsonSafe))
 
   // ---- DNS rebinding and cross-site requests (guard.ts): before any route, unknown ones included
   app.addHook('onRequest', async (req, reply) => {
@@ -207,7 +211,13 @@ export function buildServer(
   app.get('/api/stream/entities/:type/:key', async (req: Req, reply) => {
     const { type, key } = req.params as { type: string; key: string }
     const client = await source.client()
-    pipe(req, reply, client.watchEntity(type, key), 'state')
+    // the event is the state itself: shortened as one value
+    pipe(
+      req,
+      reply,
+      client.watchEntity(type, key).pipe(map((state: unknown) => shortenValue(state))),
+      'state',
+    )
   })
 
   // ---- actions
@@ -266,7 +276,8 @@ function startStream(req: FastifyRequest, reply: FastifyReply): (event: string, 
   const ping = setInterval(() => res.write(': ping\n\n'), 15_000)
   req.raw.on('close', () => clearInterval(ping))
   return (event, data) => {
-    if (!res.writableEnded) res.write(`event: ${event}\ndata: ${JSON.stringify(data ?? null, jsonSafe)}\n\n`)
+    if (!res.writableEnded)
+      res.write(`event: ${event}\ndata: ${JSON.stringify(shortenValues(data ?? null), jsonSafe)}\n\n`)
   }
 }
 

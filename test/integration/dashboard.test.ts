@@ -8,8 +8,10 @@
  * map fed by a real node's samples, in this thread and on two worker threads; and the guards
  * against other sites: actions refused from another origin or without the page's header (also from
  * a page of another origin in the browser), a foreign Host refused (DNS rebinding, also in the
- * browser), a host name allowed by the operator answered and its page's buttons working. Screenshots of
- * each page go to .basalt/screenshots/.
+ * browser), a host name allowed by the operator answered and its page's buttons working; values of
+ * megabytes (an instance's input, output and activity result, an entity's state) shipped and shown
+ * as placeholders with their size, the page quick. Screenshots of each page go to
+ * .basalt/screenshots/.
  */
 import { existsSync, mkdirSync } from 'node:fs'
 import http from 'node:http'
@@ -27,9 +29,9 @@ import { startNatsServer } from '../../runtime/dev/index.ts'
 import { jetstream } from '../../runtime/nats/index.ts'
 import { Node, type NodeOptions } from '../../runtime/node/index.ts'
 import { Client } from '../../runtime/client/index.ts'
-import { Counter as FixtureCounter } from '../fixtures/entities.ts'
+import { Counter as FixtureCounter, Log } from '../fixtures/entities.ts'
 import { registry as fixtureRegistry } from '../fixtures/threads-registry.ts'
-import { helloSequence as fixtureHello } from '../fixtures/workflows.ts'
+import { helloSequence as fixtureHello, largeRoundTrip, largeText } from '../fixtures/workflows.ts'
 import { silentLogger } from '../../runtime/util/index.ts'
 import { repoRoot, spawnTs, useHub, useNatsServer, waitFor } from '../tooling/harness.ts'
 
@@ -41,7 +43,7 @@ const nats = useNatsServer()
 const stack = useHub(nats, {
   hub: 'dash',
   partitions: PARTITIONS,
-  registry: [...counterRegistry, ...bankRegistry, ...workflowRegistry],
+  registry: [...counterRegistry, ...bankRegistry, ...workflowRegistry, Log, largeText, largeRoundTrip],
 })
 
 describe('dashboard in chromium', () => {
@@ -238,6 +240,73 @@ describe('dashboard in chromium', () => {
     expect(await page.locator('[data-testid=error]').textContent()).toContain('no cars on island of Sark')
     expect(await page.locator('h2 [data-status=Failed]').count()).toBe(1)
     await shot('instance-failed')
+  })
+
+  it('values of 3 MB travel as placeholders with their size: small answers and events, a quick page', async () => {
+    const text = 'L'.repeat(3_000_000)
+    const id = await stack.client.start(largeRoundTrip, { text })
+    expect((await stack.client.waitForCompletion(id)).status).toBe('Completed')
+    // whole: input {"text":"L…"}, the activity's 3,000,000 L, output { text: 6,000,000 L, made }
+    const sizes = {
+      input: JSON.stringify({ text }).length,
+      result: 3_000_002,
+      output: JSON.stringify({ text: text + text, made: 3_000_000 }).length,
+    }
+    type Placeholder = { $truncated: true; bytes: number; preview: string }
+    type Answer = {
+      input: Placeholder
+      output: Placeholder
+      timeline: Array<{ kind: string; data?: Placeholder; result?: Placeholder }>
+    }
+    const res = await fetch(`${dashboard.url}api/instances/${id}`)
+    const body = await res.text()
+    expect(res.status, body.slice(0, 300)).toBe(200)
+    expect(body.length, `size of the answer for ${id}`).toBeLessThan(200_000)
+    const inst = JSON.parse(body) as Answer
+    expect(inst.input).toMatchObject({ $truncated: true, bytes: sizes.input })
+    expect(inst.input.preview.startsWith('{"text":"LLL')).toBe(true)
+    expect(inst.output).toMatchObject({ $truncated: true, bytes: sizes.output })
+    expect(inst.timeline.find((r) => r.kind === 'activity')?.result).toMatchObject({ bytes: sizes.result })
+    expect(inst.timeline.find((r) => r.kind === 'started')?.data).toMatchObject({ bytes: sizes.input })
+    // the event stream of the instance (summaries: status and custom status) is small too
+    const status = await firstEvent(`${dashboard.url}api/stream/instances/${id}`)
+    expect(status.length, `size of the first status event of ${id}`).toBeLessThan(200_000)
+    expect(JSON.parse(status)).toMatchObject({ id, status: 'Completed' })
+
+    await open(`/instance/${id}`)
+    const input = page.locator('[data-testid=input]')
+    await input.waitFor({ timeout: 10_000 })
+    expect(await input.textContent()).toMatch(/^\(3,000,011 bytes, shortened\) \{"text":"L{100}/)
+    expect(await page.locator('[data-testid=output]').textContent()).toContain(
+      `(${sizes.output.toLocaleString('en-US')} bytes, shortened) {"text":"LLL`,
+    )
+    const activity = page.locator('[data-testid=timeline] tr[data-kind=activity] td.detail')
+    expect(await activity.textContent()).toContain('(3,000,002 bytes, shortened) "LLL')
+    expect(await page.getByTestId('shortened-note').textContent()).toContain(`basalt status ${id}`)
+    await shot('instance-large')
+
+    // an entity whose state is 3 MB: its answer, its first state event and its page
+    const key = 'dash-large'
+    await stack.client.entity(Log, key).call.append(text)
+    const entity = await fetch(`${dashboard.url}api/entities/Log/${key}`)
+    const entityBody = await entity.text()
+    expect(entity.status, entityBody.slice(0, 300)).toBe(200)
+    expect(entityBody.length, `size of the answer for Log@${key}`).toBeLessThan(200_000)
+    expect(JSON.parse(entityBody)).toMatchObject({
+      exists: true,
+      state: { $truncated: true, bytes: 3_000_004 },
+    })
+    const state = await firstEvent(`${dashboard.url}api/stream/entities/Log/${key}`)
+    expect(state.length, `size of the first state event of Log@${key}`).toBeLessThan(200_000)
+    expect(JSON.parse(state)).toMatchObject({ $truncated: true, bytes: 3_000_004 })
+    await open(`/entity/Log/${key}`)
+    const shownState = page.locator('[data-testid=entity-state]')
+    await waitFor(
+      async () => (await shownState.textContent())?.startsWith('(3,000,004 bytes, shortened) ["LLL') === true,
+      `state of Log@${key} shown shortened, found ${(await shownState.textContent())?.slice(0, 80)}`,
+    )
+    expect(await page.getByTestId('shortened-note').textContent()).toContain(`basalt entity get Log ${key}`)
+    await shot('entity-large')
   })
 
   it('raising the approval event from the page completes a waiting approval', async () => {
@@ -662,6 +731,26 @@ function request(
     req.on('error', reject)
     req.end(options.body)
   })
+}
+
+/** The data of the first event of a server-sent-event stream; the stream is closed then. */
+async function firstEvent(url: string): Promise<string> {
+  const abort = new AbortController()
+  const res = await fetch(url, { signal: abort.signal })
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader()
+  let text = ''
+  try {
+    for (;;) {
+      const event = /^event: .*\ndata: (.*)\n\n/m.exec(text)
+      if (event !== null) return event[1]!
+      const { value, done } = await reader.read()
+      if (done) throw new Error(`${url}: the stream ended before an event (read ${text.slice(0, 200)})`)
+      text += value
+    }
+  } finally {
+    abort.abort()
+    await reader.cancel().catch(() => {})
+  }
 }
 
 /** The `error` of a JSON answer. */

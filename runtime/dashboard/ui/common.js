@@ -69,7 +69,31 @@ export const age = (ms, now = Date.now()) => {
   return s < 90 ? `${s.toFixed(1)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`
 }
 export const num = (v) => (v == null ? DASH : String(v))
-export const show = (v) => (v === undefined ? DASH : JSON.stringify(v, null, 2))
+
+/** Whether the server shortened this value (previews.ts): `{ $truncated, bytes, preview }`. */
+export const isShortened = (v) =>
+  v !== null && typeof v === 'object' && v.$truncated === true && typeof v.bytes === 'number'
+/** A shortened value as text: its size, then the start of its JSON text (at most `chars` of it). */
+const shortened = (v, chars = Infinity) =>
+  `(${v.bytes.toLocaleString('en-US')} bytes, shortened) ${v.preview.length > chars ? `${v.preview.slice(0, chars)}…` : v.preview}`
+/** A value as indented JSON (a shortened one as its size and start). */
+export const show = (v) =>
+  v === undefined ? DASH : isShortened(v) ? shortened(v) : JSON.stringify(v, null, 2)
+/** A value as JSON on one line, as in a table cell (a shortened one as its size and a short start). */
+export const showLine = (v) => (isShortened(v) ? shortened(v, 200) : JSON.stringify(v))
+/** A text such as an error's message (a shortened one as its size and start). */
+export const showText = (v) => (isShortened(v) ? shortened(v) : String(v ?? ''))
+
+/**
+ * Says where a value the page shows shortened can be read whole (`whole`: the command or client
+ * call), when one of `values` is shortened; nothing otherwise.
+ */
+export function WholeValues({ values, whole }) {
+  if (!values.some(isShortened)) return null
+  return html`<p class="note" data-testid="shortened-note">
+    Large values are shortened here (their size and the start of their JSON text); ${whole} gives them whole.
+  </p>`
+}
 
 export function Status({ status }) {
   return html`<span class="status ${status}" data-status=${status}>${status}</span>`

@@ -1,6 +1,6 @@
 // The entities page and one entity (state, lock, scheduled signals).
 import { html, useState } from '/vendor/preact-htm.js'
-import { DASH, api, useStream, useLoad, when, age, Problem, useTypes } from './common.js'
+import { DASH, api, useStream, useLoad, when, age, show, Problem, useTypes, WholeValues } from './common.js'
 
 // ---------------------------------------------------------------------------------------------
 // Entities and one entity
@@ -108,8 +108,11 @@ export function EntityView({ type, entityKey }) {
       </div>
     </div>
     <h3>State</h3>
-    <pre data-testid="entity-state">
-${state === null || state === undefined ? DASH : JSON.stringify(state, null, 2)}</pre>
+    <pre data-testid="entity-state">${state === null || state === undefined ? DASH : show(state)}</pre>
+    <${WholeValues}
+      values=${[state]}
+      whole=${html`<code>basalt entity get ${type} ${entityKey}</code> (or <code>client.readEntityState</code>)`}
+    />
     <h3>Scheduled signals</h3>
     <${ScheduledSignals} signals=${info?.scheduled} />`
 }

@@ -2,7 +2,21 @@
 // timeline, actions).
 import { html, useEffect, useRef, useState } from '/vendor/preact-htm.js'
 import { mergeListing } from './merge.js'
-import { DASH, api, post, useStream, useLoad, when, show, Status, Problem, useTypes } from './common.js'
+import {
+  DASH,
+  api,
+  post,
+  useStream,
+  useLoad,
+  when,
+  show,
+  showLine,
+  showText,
+  Status,
+  Problem,
+  useTypes,
+  WholeValues,
+} from './common.js'
 
 // ---------------------------------------------------------------------------------------------
 // Instances: filters, pages, live status changes
@@ -158,8 +172,8 @@ function Timeline({ rows, start }) {
               ${r.durationMs == null ? (r.kind === 'activity' || r.kind === 'timer' ? 'pending' : '') : `${r.durationMs} ms`}
             </td>
             <td class="outcome-${r.outcome ?? ''}">${r.outcome ?? ''}</td>
-            <td class="mono">
-              ${r.error ? `${r.error.name ?? 'Error'}: ${r.error.message}` : r.fireAt ? `due ${when(r.fireAt)}` : r.data !== undefined ? JSON.stringify(r.data) : r.result !== undefined ? JSON.stringify(r.result) : ''}
+            <td class="mono detail">
+              ${r.error ? `${r.error.name ?? 'Error'}: ${showText(r.error.message)}` : r.fireAt ? `due ${when(r.fireAt)}` : r.data !== undefined ? showLine(r.data) : r.result !== undefined ? showLine(r.result) : ''}
             </td>
           </tr>`,
       )}
@@ -253,13 +267,25 @@ export function Instance({ id, config }) {
       <div>
         <h3>${inst.error ? 'Error' : 'Output'}</h3>
         <pre data-testid=${inst.error ? 'error' : 'output'} class=${inst.error ? 'outcome-failed' : ''}>
-${inst.error ? `${inst.error.name ?? 'Error'}: ${inst.error.message}${inst.error.stack ? `\n${inst.error.stack}` : ''}` : show(inst.output)}</pre>
+${inst.error ? `${inst.error.name ?? 'Error'}: ${showText(inst.error.message)}${inst.error.stack ? `\n${showText(inst.error.stack)}` : ''}` : show(inst.output)}</pre>
       </div>
       <div>
         <h3>Custom status</h3>
         <pre data-testid="custom-status">${show(inst.customStatus)}</pre>
       </div>
     </div>
+    <${WholeValues}
+      values=${[
+        inst.input,
+        inst.output,
+        inst.customStatus,
+        inst.error?.message,
+        inst.error?.stack,
+        ...inst.timeline.flatMap((r) => [r.data, r.result, r.error?.message]),
+      ]}
+      whole=${html`<code>basalt status ${inst.id}</code> and <code>basalt history ${inst.id}</code> (or${' '}
+        <code>client.getStatus(id, { history: true })</code>)`}
+    />
     <h3>History</h3>
     <${Timeline} rows=${inst.timeline} start=${new Date(inst.createdAt).getTime()} />`
 }
