@@ -285,6 +285,15 @@ function startStream(req: FastifyRequest, reply: FastifyReply): (event: string, 
 function describe(err: unknown): { status: number; message: string } {
   if (err instanceof BadParamError) return { status: 400, message: err.message }
   if (err instanceof HubNotFoundError) return { status: 503, message: err.message }
+  // the dashboard's own NATS user may not do what the page asked (dead letters: node permissions)
+  const refused = /Permissions Violation for (Publish|Subscription) to "?([^"\s]+)"?/i.exec(String(err))
+  if (refused !== null)
+    return {
+      status: 403,
+      message:
+        `the dashboard's NATS user may not ${refused[1]!.toLowerCase()} to ${refused[2]}: ` +
+        "run the dashboard with the node's permissions to see this (docs/SECURITY.md)",
+    }
   // (a subclass of BadInputError first: InstanceNotFoundError has its code)
   if (err instanceof InstanceNotFoundError) return { status: 404, message: err.message }
   if (err instanceof BasaltError) {

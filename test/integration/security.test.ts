@@ -22,6 +22,7 @@ import {
   type ConnectionOptions,
 } from '../../runtime/index.ts'
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
+import { startDashboard } from '../../runtime/dashboard/index.ts'
 import { HubNames } from '../../runtime/nats/hub.ts'
 import { fastJetStream, isPermissionDenied } from '../../runtime/nats/index.ts'
 import { clientPermissions, nodePermissions, renderPermissions } from '../../runtime/nats/permissions.ts'
@@ -210,6 +211,19 @@ describe('users and passwords, with the node and client permissions', () => {
         ),
       )
       expect(err.message).not.toContain(CLIENT_PASSWORD)
+    }
+  })
+
+  it('has the dashboard say which permission its NATS user lacks, with 403, when run as the client', async () => {
+    const dashboard = await startDashboard({ ...asClient(), hub, port: 0 })
+    try {
+      const res = await fetch(`${dashboard.url}api/dead-letters`)
+      expect(res.status).toBe(403)
+      expect(((await res.json()) as { error: string }).error).toMatch(
+        /^the dashboard's NATS user may not publish to \$JS\.API\.\S+: run the dashboard with the node's permissions/,
+      )
+    } finally {
+      await dashboard.close()
     }
   })
 
