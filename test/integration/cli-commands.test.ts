@@ -299,6 +299,17 @@ describe('basalt entity', () => {
     expect(unknownOp.code, unknownOp.output).toBe(1)
     expect(unknownOp.lines).toHaveLength(1)
     expect(unknownOp.lines[0]).toMatch(/^basalt entity call: .*explode/)
+    // a signal to a type no node registers (a typo) is refused, not dead-lettered; reads say the same
+    const typo = await run('entity', 'signal', 'Countr', 'cli-c1', 'add', '--args', '1')
+    expect(typo.code, typo.output).toBe(1)
+    expect(typo.lines).toHaveLength(1)
+    expect(typo.lines[0]).toMatch(
+      /^basalt entity signal: unknown entity type 'Countr' \(not in the registry of any node of hub '[^']+'; known: .*\bCounter\b.*\)$/,
+    )
+    const typoGet = await run('entity', 'get', 'Countr', 'cli-c1')
+    expect(typoGet.lines).toEqual([
+      "basalt entity get: unknown entity type 'Countr' (not in the registry of any node of this hub)",
+    ])
     // what the operation threw, by name (and code and own fields, when it has them)
     const threw = await run('entity', 'call', 'Counter', 'cli-c1', 'add', '--args', '"x"')
     expect(threw.code, threw.output).toBe(1)
