@@ -8,4 +8,5 @@ export type { AssignRecord, LeaderRecord, NodeRecord, PlacementOptions } from '.
 export { claimAll, claimPartition, type Assignment, type AssignmentStore } from './assignment.ts'
 export { balance } from './policy.ts'
 export { HubTypes, LOCK_OPS, WIRE_FEATURES, isFeature, type TypeName } from './registry.ts'
+export { hubTypeNames, readHubTypes } from './registry.ts'
 export { readPlacement, type PlacementAssignment, type PlacementNode, type PlacementTable } from './table.ts'

@@ -13,6 +13,7 @@
  * a sender uses a feature only once every node record of the hub lists it ({@link everyRecordHas}).
  * Pure.
  */
+import { decode, type KV } from '../runtime/nats/index.ts'
 
 /** A registry name as heartbeats carry it, or a wire feature of the node's version (`f:`). */
 export type TypeName = `e:${string}` | `o:${string}` | `a:${string}` | `f:${string}`
@@ -107,4 +108,22 @@ export class HubTypes {
     for (const known of this.hubNames()) if (known === name) return 'elsewhere'
     return 'nowhere'
   }
+}
+
+/**
+ * The registry names in the hub's `types` entry (every name a node of the hub ever published,
+ * kept by placement): its strings, nothing else.
+ */
+export function hubTypeNames(value: Uint8Array): string[] {
+  const names = decode(value, 'hub types') as unknown
+  return Array.isArray(names) ? names.filter((n): n is string => typeof n === 'string') : []
+}
+
+/**
+ * The registry names the nodes of a hub published (`e:Counter`, `o:checkout`, …), read from its meta
+ * bucket; undefined when the hub keeps no list (static placement never writes one).
+ */
+export async function readHubTypes(metaKv: KV): Promise<string[] | undefined> {
+  const entry = await metaKv.get('types')
+  return entry === null ? undefined : hubTypeNames(entry.value)
 }

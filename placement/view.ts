@@ -9,6 +9,7 @@
  */
 import { decode, type KvWatchEntry, type LatestEntry } from '../runtime/nats/index.ts'
 import { ANCIENT_LEASES, splitKey, type AssignRecord, type LeaderRecord, type NodeRecord } from './records.ts'
+import { hubTypeNames } from './registry.ts'
 
 /** An assignment as this node saw it. */
 export type AssignView = AssignRecord & { rev: number; seen: number }
@@ -72,9 +73,7 @@ export class PlacementView {
         this.nodes.set(rest, node)
       }
     } else if (kind === 'types' && put) {
-      const names = decode(entry.value, 'hub types') as unknown
-      if (Array.isArray(names))
-        this.hubTypes = { names: names.filter((t) => typeof t === 'string'), rev: entry.revision }
+      this.hubTypes = { names: hubTypeNames(entry.value), rev: entry.revision }
     } else if (kind === 'leader') {
       if (!put) this.leader = null
       else {

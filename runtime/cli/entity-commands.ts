@@ -5,9 +5,8 @@
  * the call's error; a signal's fails on the node, where it is logged).
  */
 import { RemoteError, UnknownEntityError } from '../../actors/index.ts'
-import { decode } from '../nats/index.ts'
+import { readHubTypes } from '../../placement/index.ts'
 import type { EntityOp } from '../../actors/wire/index.ts'
-import type { Client } from '../client/index.ts'
 import { UsageError } from './args.ts'
 import { withClient } from './connection.ts'
 import { compact, printJson, progress, stderr, stdout, type Out } from './output.ts'
@@ -82,7 +81,8 @@ export async function entityOpCommand(
     const msg: EntityOp = { k: 'op', t: type, key, op, a }
     if (mode === 'signal') {
       // a signal has no caller to tell: a type no node registers would go to the dead letters
-      const known = await registeredEntityTypes(client)
+      const names = await readHubTypes(client.hub.metaKv)
+      const known = names?.filter((n) => n.startsWith('e:')).map((n) => n.slice(2))
       if (known !== undefined && !known.includes(type)) {
         const list = known.length === 0 ? 'none yet' : known.join(', ')
         throw new UnknownEntityError(
@@ -102,18 +102,6 @@ export async function entityOpCommand(
     }
     return 0
   })
-}
-
-/**
- * The entity types the nodes of the client's hub registered (placement keeps every name a node
- * published), or undefined when the hub keeps no such list (static placement).
- */
-async function registeredEntityTypes(client: Client): Promise<string[] | undefined> {
-  const entry = await client.hub.metaKv.get('types')
-  if (entry === null) return undefined
-  const names = decode(entry.value, 'hub types')
-  if (!Array.isArray(names)) return undefined
-  return names.filter((n): n is string => typeof n === 'string' && n.startsWith('e:')).map((n) => n.slice(2))
 }
 
 /** What an operation threw, in one line: its name, code, message and own fields. */

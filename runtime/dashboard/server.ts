@@ -21,8 +21,8 @@ import {
   InstanceNotFoundError,
   UnknownEntityError,
 } from '../../actors/index.ts'
-import { readPlacement } from '../../placement/index.ts'
-import { decode, isTransient } from '../nats/index.ts'
+import { readHubTypes, readPlacement } from '../../placement/index.ts'
+import { isTransient, permissionViolation } from '../nats/index.ts'
 import { jsonSafe, readDeadLetters } from './dead-letters.ts'
 import { refuseAction, refuseHost, type HostPolicy } from './guard.ts'
 import { BadParamError, int, statuses, text, time } from './params.ts'
@@ -126,9 +126,7 @@ export function buildServer(
   })
   app.get('/api/types', async (_req, reply) => {
     // every registry name a node of the hub ever published (placement's meta key `types`)
-    const entry = await (await source.client()).hub.metaKv.get('types')
-    const names = entry === null ? [] : (decode(entry.value, 'hub types') as unknown)
-    const list = Array.isArray(names) ? names.filter((n): n is string => typeof n === 'string') : []
+    const list = (await readHubTypes((await source.client()).hub.metaKv)) ?? []
     const of = (prefix: string) => list.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length))
     // (`f:` names are wire features of node versions, not types: listed apart)
     return json(reply, {
@@ -286,12 +284,12 @@ function describe(err: unknown): { status: number; message: string } {
   if (err instanceof BadParamError) return { status: 400, message: err.message }
   if (err instanceof HubNotFoundError) return { status: 503, message: err.message }
   // the dashboard's own NATS user may not do what the page asked (dead letters: node permissions)
-  const refused = /Permissions Violation for (Publish|Subscription) to "?([^"\s]+)"?/i.exec(String(err))
-  if (refused !== null)
+  const refused = permissionViolation(err)
+  if (refused !== undefined)
     return {
       status: 403,
       message:
-        `the dashboard's NATS user may not ${refused[1]!.toLowerCase()} to ${refused[2]}: ` +
+        `the dashboard's NATS user may not ${refused.operation} to ${refused.subject}: ` +
         "run the dashboard with the node's permissions to see this (docs/SECURITY.md)",
     }
   // (a subclass of BadInputError first: InstanceNotFoundError has its code)

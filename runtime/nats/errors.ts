@@ -148,3 +148,23 @@ export function isTransient(err: unknown): boolean {
     return true
   return /timeout|no responders|temporarily unavailable|no suitable peers|leader/i.test(String(e.message))
 }
+
+/** What a NATS permissions violation refused: `publish` or `subscribe`, and the subject. */
+export interface Violation {
+  operation: 'publish' | 'subscribe'
+  subject: string
+}
+
+/**
+ * The violation behind `err` (or one of its causes) when the NATS server refused a publish or
+ * subscription for lack of permissions (`Permissions Violation for Publish to "…"`), else undefined.
+ */
+export function permissionViolation(err: unknown): Violation | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const m = /Permissions Violation for (Publish|Subscription) to "?([^"\s]+)"?/i.exec(e.message)
+    if (m !== null) {
+      return { operation: m[1]!.toLowerCase() === 'publish' ? 'publish' : 'subscribe', subject: m[2]! }
+    }
+  }
+  return undefined
+}

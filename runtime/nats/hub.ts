@@ -14,7 +14,7 @@
  * | committed records, for watchers (core NATS) | `H.chg.<p>` |
  * | replies to a client's calls (core NATS) | `_INBOX_basalt.H.<client inbox id>` |
  */
-import { isNoMessage, isStreamNameInUse, isTransient } from './errors.ts'
+import { isNoMessage, isStreamNameInUse, isTransient, permissionViolation } from './errors.ts'
 import { retryWithBackoff } from '../util/index.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
 import {
@@ -288,7 +288,7 @@ export async function openHub(nc: NatsConnection, name: string): Promise<Hub> {
   try {
     return await openHubAs(nc, name)
   } catch (err) {
-    if (!/Permissions Violation/i.test(String((err as Error)?.message ?? err))) throw err
+    if (permissionViolation(err) === undefined) throw err
     throw new AuthorizationError(
       `the NATS user may not read hub '${name}' (${(err as Error).message}): check the hub name ` +
         "(names are case-sensitive) and that the user has this hub's permissions (docs/SECURITY.md)",

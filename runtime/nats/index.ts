@@ -30,6 +30,8 @@ export {
   isStorageFull,
   isConnectionLost,
   isPermissionDenied,
+  permissionViolation,
+  type Violation,
   isNoMessage,
   isNoResponders,
   isStreamNameInUse,
