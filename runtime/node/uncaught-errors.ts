@@ -12,6 +12,11 @@
  *   `node_modules`, or a rejection with no stack at all): logged as an error with its stack, and
  *   the node goes on. The operation that made the callback has its own outcome (it returned or
  *   threw in its own right); the stray error changes no state Basalt keeps.
+ * - from **the Client API** (a frame in `runtime/client/`): a call's promise the application has
+ *   not awaited (yet) was rejected: an outcome delivered to a caller (an unknown entity type, a
+ *   partition that did not answer), not a bug in the node. Node.js reports it the moment it
+ *   rejects, even when the application awaits it a moment later (it started several calls and
+ *   awaits them in turn). Logged as a warning; no partition state is involved, the node goes on.
  * - from **Basalt's own code** or a library: a bug whose reach is unknown, so — never continuing on
  *   suspect state — every partition of the thread stops and recovers from its log (the usual
  *   failure path, restarted after a growing delay). The process stays up.
@@ -92,6 +97,13 @@ function escaped(reason: unknown, how: string): void {
     })
     return
   }
+  if (isClientOutcome(stack)) {
+    first.logger.warn(
+      `a Client call was rejected and nobody awaited it yet (${how}); logged, the node goes on`,
+      { error: String(error), ...(stack === undefined ? {} : { stack }) },
+    )
+    return
+  }
   first.logger.error(
     `an error escaped Basalt's own code (${how}); every partition of this thread recovers from its log`,
     { error: String(error), ...(stack === undefined ? {} : { stack }) },
@@ -113,6 +125,16 @@ export function isFromUserCode(stack: string | undefined, ownDirs: readonly stri
     if (!ownDirs.some((dir) => file.startsWith(dir))) return true
   }
   return false
+}
+
+/**
+ * Whether a stack passes through the Client API (`runtime/client/`): the rejection of a call the
+ * application made. Client code keeps no partition state, so nothing needs to recover.
+ */
+export function isClientOutcome(stack: string | undefined, ownRoot: string = OWN_ROOT): boolean {
+  if (stack === undefined) return false
+  const clientDir = path.join(ownRoot, 'runtime', 'client') + path.sep
+  return stack.split('\n').some((line) => frameFile(line)?.startsWith(clientDir) === true)
 }
 
 /** The file of a stack frame line (`at f (file:///a/b.js:1:2)`, `at /a/b.js:1:2`), or undefined. */

@@ -221,15 +221,12 @@ describe('bad input', () => {
   })
 })
 
-// on a hub of its own: see the closing note of stop 20 (reads on the hub above, after its first
-// test's dead-lettered signal, went unanswered on partition 0)
 describe('reads of unknown entity types', () => {
   const readsStack = useHub(nats, { hub: 'bad-reads', registry: [Counter], partitions: 2 })
-  // Skipped: in this test the read on partition 0 goes unanswered for 10 s (PartitionUnavailableError),
-  // reproducibly since the end of stop 20, while the same refusal passes in cli-commands.test.ts
-  // (`entity get Countr`) and dashboard.test.ts (`/api/entities/Ghost/x`). Open defect, see the
-  // closing note of stop 20; the assertions are kept for when it is fixed.
-  it.skip('answers reads of an entity type no node registers with UnknownEntityError, not "does not exist"', async () => {
+  // The refusals are started together and awaited in turn: a Client call's promise rejected before
+  // it is awaited is the application's matter, not an engine bug (it once restarted every
+  // partition of the node in this process, and the listing then went unanswered for 10 s).
+  it('answers reads of an entity type no node registers with UnknownEntityError, not "does not exist"', async () => {
     // a misspelt type name (the command line passes names) and a class never deployed
     const reader = readsStack.client
     for (const type of [Unregistered, 'Countr']) {
@@ -254,5 +251,6 @@ describe('reads of unknown entity types', () => {
       state: undefined,
     })
     expect(await reader.getLock(Counter, 'never-touched')).toBeNull()
+    expect(readsStack.node.stats().failures, 'no partition restarted').toBe(0)
   })
 })

@@ -3,7 +3,7 @@
  * outside Basalt's own folders and outside node_modules; no stack at all counts as user code.
  */
 import { describe, expect, it } from 'vitest'
-import { isFromUserCode } from '../../runtime/node/uncaught-errors.ts'
+import { isClientOutcome, isFromUserCode } from '../../runtime/node/uncaught-errors.ts'
 
 const own = ['/srv/basalt/runtime/', '/srv/basalt/actors/', '/srv/basalt/entities/', '/srv/basalt/placement/']
 
@@ -41,5 +41,22 @@ describe('isFromUserCode', () => {
 
   it('counts an error without a stack (a promise rejected with a plain value) as user code', () => {
     expect(isFromUserCode(undefined, own)).toBe(true)
+  })
+
+  it('tells a rejected Client call (a frame in runtime/client/) from a bug of the engine', () => {
+    // a call the application started and awaits later: after the first await its stack holds
+    // only Basalt frames, so it is not user code, but it is no engine bug either
+    const rejectedCall = stack(
+      'UNKNOWN_ENTITY (/srv/basalt/actors/errors.ts:327:49)',
+      'fromErrorInfo (/srv/basalt/actors/errors.ts:309:15)',
+      'CallTransport.query (/srv/basalt/runtime/client/transport.ts:366:32)',
+      'process.processTicksAndRejections (node:internal/process/task_queues:95:5)',
+      'EntityApi.getLock (/srv/basalt/runtime/client/entity-api.ts:87:20)',
+    )
+    expect(isFromUserCode(rejectedCall, own)).toBe(false)
+    expect(isClientOutcome(rejectedCall, '/srv/basalt')).toBe(true)
+    const engineBug = stack('Partition.#cycle (file:///srv/basalt/runtime/partition/partition.ts:120:5)')
+    expect(isClientOutcome(engineBug, '/srv/basalt')).toBe(false)
+    expect(isClientOutcome(undefined, '/srv/basalt')).toBe(false)
   })
 })
