@@ -370,7 +370,8 @@ export type QueryAnswer =
   | { v: typeof WIRE_VERSION; ok: 1; replies: Reply[] }
   | { v: typeof WIRE_VERSION; ok: 1; holder: string | null; queued: number; n: number }
   | { v: typeof WIRE_VERSION; ok: 1; signals: Array<[at: number, op: string, args: unknown[]]>; n: number }
-  | { v: typeof WIRE_VERSION; ok: 0; error: ErrorInfo }
+  /** A refusal; `again`: the owner stopped before it could answer, so the next owner is asked. */
+  | { v: typeof WIRE_VERSION; ok: 0; error: ErrorInfo; again?: 1 }
 
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null
 

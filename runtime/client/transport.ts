@@ -333,26 +333,31 @@ export class CallTransport implements SenderHost {
     if (seq !== undefined) query.s = seq
     const bytes = encode(query)
     const deadline = Date.now() + timeoutMs
-    let data: Uint8Array
+    let answer: QueryAnswer
     try {
-      const msg = await retryWithBackoff(
-        () => {
+      answer = await retryWithBackoff(
+        async () => {
           const left = deadline - Date.now()
           // the lean path shares one reply subscription; it has one timeout for all requests
-          return left >= this.#js.timeoutMs
+          const msg = await (left >= this.#js.timeoutMs
             ? this.#js.request(this.hub.names.query(p), bytes)
-            : this.nc.request(this.hub.names.query(p), bytes, { timeout: Math.max(left, 1) })
+            : this.nc.request(this.hub.names.query(p), bytes, { timeout: Math.max(left, 1) }))
+          const answer = decodeEnvelope(msg.data, 'query answer') as unknown as QueryAnswer
+          // the owner stopped before it could answer (a move, a restart): ask the next one
+          if (answer.ok === 0 && answer.again === 1) throw new AskAgain(fromErrorInfo(answer.error))
+          return answer
         },
         {
           firstDelayMs: 25,
           maxDelayMs: 500,
           deadline,
           // a query only reads: one whose answer was lost with the connection is asked again
-          retryable: (err) => (isNoResponders(err) || isConnectionLost(err)) && !this.nc.isClosed(),
+          retryable: (err) =>
+            (err instanceof AskAgain || isNoResponders(err) || isConnectionLost(err)) && !this.nc.isClosed(),
         },
       )
-      data = msg.data
     } catch (err) {
+      if (err instanceof AskAgain) throw err.refusal
       if (isNoResponders(err))
         throw new PartitionUnavailableError(
           p,
@@ -362,7 +367,6 @@ export class CallTransport implements SenderHost {
         throw new PartitionUnavailableError(p, `its owner did not answer in time`)
       throw err
     }
-    const answer = decodeEnvelope(data, 'query answer') as unknown as QueryAnswer
     if (answer.ok === 0) throw fromErrorInfo(answer.error)
     return answer
   }
@@ -377,4 +381,11 @@ function afterTimeout(call: PendingCall | undefined): string {
   if (call.unserved === true)
     return `; no node serves partition ${call.p} now (is a node running on this hub?): the request is stored and takes effect once one does`
   return '; the request is stored and may still take effect (a timeout does not cancel it)'
+}
+
+/** A partition's owner stopped before it answered a query: the query is asked again. */
+class AskAgain extends Error {
+  constructor(readonly refusal: Error) {
+    super(refusal.message)
+  }
 }

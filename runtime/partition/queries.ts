@@ -5,7 +5,13 @@
  * `afterCommit`). A query for recent replies is answered at once, outside loop order: replies
  * already sent were committed. The partition acts on queries through {@link QueryPort}.
  */
-import { BadInputError, PayloadTooLargeError, toErrorInfo, checkTypeName } from '../../actors/index.ts'
+import {
+  BadInputError,
+  PartitionUnavailableError,
+  PayloadTooLargeError,
+  toErrorInfo,
+  checkTypeName,
+} from '../../actors/index.ts'
 import { WIRE_VERSION, type Query, type QueryAnswer, type Reply } from '../../actors/wire/index.ts'
 import { decodeEnvelope, encode, type NatsConnection, type Subscription } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
@@ -44,6 +50,8 @@ export interface QueryPort {
 /** The queries of one partition (see the module comment). */
 export class QueryDesk {
   #pending: PendingQuery[] = []
+  /** Queries taken and not answered yet (queued, or waiting for a commit or a load). */
+  readonly #unanswered = new Set<(answer: QueryAnswer) => void>()
   #sub: Subscription | undefined
 
   constructor(readonly port: QueryPort) {}
@@ -71,13 +79,17 @@ export class QueryDesk {
   }
 
   /**
-   * Stops taking queries. Unanswered queries get no answer from here: another owner may answer
-   * them (a stale owner must never answer), else the client's request times out with
-   * PartitionUnavailableError.
+   * Stops taking queries. Queries not answered yet get no state from here (a stale owner must never
+   * answer with what it has): they are told to ask again (`again`), and the client asks the next
+   * owner at once instead of waiting out its timeout.
    */
   close(): void {
     this.#sub?.unsubscribe()
     this.#pending = []
+    const stopped = toErrorInfo(
+      new PartitionUnavailableError(this.port.p, 'its owner stopped before answering'),
+    )
+    for (const respond of [...this.#unanswered]) respond({ v: WIRE_VERSION, ok: 0, error: stopped, again: 1 })
   }
 
   /**
@@ -101,7 +113,12 @@ export class QueryDesk {
   }
 
   /** Takes one query: answers it at once, or queues it for the loop. */
-  receive(data: Uint8Array, respond: (answer: QueryAnswer) => void): void {
+  receive(data: Uint8Array, send: (answer: QueryAnswer) => void): void {
+    // answered once: by the partition, or (stopped first) told to ask again
+    const respond = (answer: QueryAnswer): void => {
+      if (this.#unanswered.delete(respond)) send(answer)
+    }
+    this.#unanswered.add(respond)
     let query: Query
     try {
       query = decodeEnvelope(data, 'query') as unknown as Query

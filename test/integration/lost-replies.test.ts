@@ -11,6 +11,11 @@ import type { Reply } from '../../actors/wire/messages.ts'
 import { Log } from '../fixtures/entities.ts'
 import { allWorkflows, helloSequence } from '../fixtures/workflows.ts'
 import { useNatsServer } from '../tooling/harness.ts'
+import { PartitionUnavailableError, toErrorInfo } from '../../actors/index.ts'
+import { WIRE_VERSION } from '../../actors/wire/index.ts'
+import { connectTo } from '../../runtime/nats/connect.ts'
+import { HubNames } from '../../runtime/nats/hub.ts'
+import { encode } from '../../runtime/nats/index.ts'
 
 const ok = (rid: number, size = 1): Reply => [rid, 1, new Uint8Array(size)]
 
@@ -141,5 +146,34 @@ describe('a reply lost in transit', () => {
   it('reaches the caller from the next owner even when a checkpoint covered the record first', async () => {
     // no re-ask before the move: the next owner replays nothing of the record, only the kept replies
     await callAcrossMove('lost3', 1500, true)
+  })
+
+  it('a query its owner stopped before answering is asked of the next owner at once', async () => {
+    // A stopping owner tells the queries it took to ask again (runtime/partition/queries.ts); here
+    // a stand-in owner does so once, and the client must ask on, not wait out its 10 s timeout.
+    const hub = 'lost-query'
+    const options = { servers: nats.url, hub, registry: [Log], partitions: 1, logger: silentLogger }
+    await (await Node.start(options)).stop()
+    const client = await Client.connect({ servers: nats.url, hub })
+    opened.push(client)
+    const stale = await connectTo(nats.url, 'stopping-owner')
+    let asked = 0
+    stale.subscribe(new HubNames(hub).query(0), {
+      max: 1,
+      callback: (_err, msg) => {
+        asked++
+        const error = toErrorInfo(new PartitionUnavailableError(0, 'its owner stopped before answering'))
+        msg.respond(encode({ v: WIRE_VERSION, ok: 0, error, again: 1 }))
+      },
+    })
+    await stale.flush()
+    const started = Date.now()
+    const read = client.readEntityState(Log, 'k')
+    await new Promise((r) => setTimeout(r, 200)) // asked again meanwhile: no node serves it yet
+    opened.push(await Node.start(options))
+    expect(await read).toEqual({ exists: false, state: undefined })
+    expect(asked).toBe(1)
+    expect(Date.now() - started).toBeLessThan(5_000)
+    await stale.close()
   })
 })
