@@ -163,8 +163,8 @@ export class AuthorizationError extends BasaltError {
 
 /** The hub has not been created yet (no node has started on it). */
 export class HubNotFoundError extends BasaltError {
-  constructor(hub: string) {
-    super(ErrorCode.HubNotFound, `hub '${hub}' does not exist: start a node on it first`)
+  constructor(hub: string, message = `hub '${hub}' does not exist: start a node on it first`) {
+    super(ErrorCode.HubNotFound, message)
   }
 }
 

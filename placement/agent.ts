@@ -339,7 +339,9 @@ export class PlacementAgent {
         this.#ownSeenAt = now
       }
       if (known !== put && this.isLeader) this.poke() // joined or left: rebalance now
-    } else if (kind === 'leader' && !put) this.poke() // the lease is free: take it now
+    } else if (kind === 'leader' && !put)
+      this.poke() // the lease is free: take it now
+    else if (kind === 'hub') this.options.onHubRecord?.(put ? entry.value : null)
   }
 
   async #step(): Promise<void> {

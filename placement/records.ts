@@ -75,6 +75,8 @@ export interface PlacementOptions {
    * failing for ever. Absent: `kv.get`.
    */
   readLatest?: (key: string) => Promise<LatestEntry | null>
+  /** The watch brought the hub's own record (`hub`; null: deleted): the node checks it is its hub. */
+  onHubRecord?: (value: Uint8Array | null) => void
 }
 
 /** Heartbeats older than this many leases at first sight come from processes long gone. */

@@ -94,7 +94,7 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
   const node = await Node.start(options)
   // listen before telling anyone that the node runs: a SIGTERM sent on that line must stop it
   const closed = node.nc.closed()
-  const stopRequested = waitForStopSignal(closed)
+  const stopRequested = waitForStopSignal(Promise.race([node.ended, closed]))
   out(`node ${node.nodeId} running on hub ${hub}`)
   if (node.threadCount > 1)
     out(`node ${node.nodeId} runs its partitions on ${node.threadCount} worker threads`)
@@ -102,6 +102,8 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
 
   const signal = await stopRequested
   if (signal === 'closed') {
+    // the node stopped on its own (its hub was deleted under it) and closed its connection
+    if (node.stoppingBecause !== undefined) throw await node.ended
     await node.stop()
     throw new Error(
       `node ${node.nodeId}: connection to NATS closed unexpectedly${closedReason(await closed)}`,

@@ -335,6 +335,41 @@ async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>
   }
 }
 
+/** What became of a hub a process opened: still there, deleted, or deleted and created again. */
+export type HubFate = 'same' | 'deleted' | 'recreated'
+
+/**
+ * What became of `hub` since it was opened (`basalt hub delete --force` under running nodes):
+ * its record read from the leader of the metadata stream, told apart by its creation time; a hub
+ * found gone is read again after `confirmAfterMs`. Throws when NATS cannot answer (a server down):
+ * that says nothing about the hub.
+ */
+export async function hubFate(hub: Hub, confirmAfterMs = 1000): Promise<HubFate> {
+  const first = await readFate(hub)
+  if (first === 'same' || confirmAfterMs <= 0) return first
+  // asked again a moment later: a cluster recovering from a restart must not pass for a deletion
+  await new Promise((resolve) => setTimeout(resolve, confirmAfterMs))
+  return readFate(hub)
+}
+
+async function readFate(hub: Hub): Promise<HubFate> {
+  let entry: LatestEntry | null
+  try {
+    entry = await latestKvEntry(hub.jsm, hub.names.metaBucket, 'hub')
+  } catch (err) {
+    if (isNotFound(err)) return 'deleted'
+    throw err
+  }
+  return fateOf(hub.meta, entry?.operation === 'PUT' ? entry.value : null)
+}
+
+/** What the hub record `value` (null: none) says of the hub opened with `meta`. */
+export function fateOf(meta: HubMeta, value: Uint8Array | null): HubFate {
+  if (value === null) return 'deleted'
+  const now = decode(value, 'hub metadata') as HubMeta
+  return now.created === meta.created ? 'same' : 'recreated'
+}
+
 function isNotFound(err: unknown): boolean {
   const code = (err as { code?: number }).code
   return code === 10059 || (err as Error).name === 'StreamNotFoundError'

@@ -15,7 +15,7 @@
  * partition threads (partition-threads.ts).
  */
 import { hostname } from 'node:os'
-import { BadInputError, IllegalStateError, StorageFullError } from '../../actors/index.ts'
+import { BadInputError, HubNotFoundError, IllegalStateError, StorageFullError } from '../../actors/index.ts'
 import { ActivityPool, ActivityWorkers } from '../activities/index.ts'
 import { Client } from '../client/index.ts'
 import type { Dashboard } from '../dashboard/index.ts'
@@ -24,6 +24,8 @@ import { EntityRegistry } from '../../entities/index.ts'
 import { claimPartition, PlacementAgent } from '../../placement/index.ts'
 import {
   ensureHub,
+  fateOf,
+  hubFate,
   serverWarnings,
   type Hub,
   whileConnected,
@@ -87,6 +89,10 @@ export class Node {
   #dashboard: Dashboard | undefined
   /** Stops watching this thread's uncaught errors (uncaught-errors.ts). */
   #unwatchErrors: (() => void) | undefined
+  /** Settles {@link ended}: the node stopped on its own. */
+  #end: (why: Error) => void = () => {}
+  readonly #ended = new Promise<Error>((resolve) => (this.#end = resolve))
+  #stoppingBecause: Error | undefined
 
   private constructor(
     /** @internal */ readonly nc: NatsConnection,
@@ -108,7 +114,23 @@ export class Node {
       settings: options,
       metrics: options.recordMetrics ? this.metrics : noNodeMetrics,
       onIdle: () => this.#waits.check(),
+      onHubGone: (fate) => void this.#hubGone(fate),
     })
+  }
+
+  /**
+   * Resolves when the node stopped on its own, with why: its hub was deleted while it ran (`basalt
+   * hub delete --force`), perhaps created again since (a `HubNotFoundError`). Never after
+   * {@link stop}. `basalt node` exits with the reason; an app that embeds a node can do the same,
+   * or start a new node to join the hub as it is now.
+   */
+  get ended(): Promise<Error> {
+    return this.#ended
+  }
+
+  /** @internal Why the node is stopping on its own, as soon as it starts to (before {@link ended}). */
+  get stoppingBecause(): Error | undefined {
+    return this.#stoppingBecause
   }
 
   /**
@@ -314,9 +336,42 @@ export class Node {
     this.#unwatchErrors?.()
   }
 
-  /** The server is unreachable: stops every partition now, without commits or hand-overs. */
-  async #abandon(partitions: RunningPartition[]): Promise<void> {
-    this.options.logger.warn('NATS server unreachable; stopping without handing partitions over', {
+  /**
+   * The hub this node opened was deleted under it (and perhaps created again): nothing it holds
+   * belongs to the hub there is now. It stops at once, hands nothing over and writes nothing more
+   * (a graceful stop would mark its partitions left in a new hub's log, and its placement record
+   * would join the new hub), and {@link ended} says why. A new node joins the hub as it is now.
+   */
+  async #hubGone(fate: 'deleted' | 'recreated'): Promise<void> {
+    if (this.#stopped) return
+    this.#stopped = true
+    const hub = this.hub.names.hub
+    const why = new HubNotFoundError(
+      hub,
+      `hub '${hub}' was deleted while node ${this.nodeId} ran on it` +
+        `${fate === 'recreated' ? ' (and created again since)' : ''}: the node stopped; ` +
+        `start it again to join the hub as it is now`,
+    )
+    this.#stoppingBecause = why
+    this.options.logger.error(why.message, { node: this.nodeId })
+    this.#partitions.halt()
+    this.#partitions.cancelRestarts()
+    clearInterval(this.#leaseWatch)
+    this.#agent?.close()
+    await this.#dashboard?.close()
+    await this.#observer?.close()
+    await this.#abandon([...this.#partitions.running.values()], 'hub deleted under the node')
+    await this.#threads?.stop()
+    this.#unwatchErrors?.()
+    this.#end(why)
+  }
+
+  /**
+   * Stops every partition now, without commits or hand-overs: the server is unreachable, or the
+   * hub is gone (`reason`).
+   */
+  async #abandon(partitions: RunningPartition[], reason = 'NATS server unreachable'): Promise<void> {
+    this.options.logger.warn(`${reason}; stopping without handing partitions over`, {
       node: this.nodeId,
       partitions: partitions.map((p) => p.p),
     })
@@ -468,9 +523,18 @@ export class Node {
       logger,
       running: () => [...this.#partitions.running.keys()].sort((a, b) => a - b),
       onChange: () => this.#partitions.reconcile(),
-      onLeaseLost: () => this.#partitions.stopAll(),
+      onLeaseLost: () => {
+        this.#partitions.stopAll()
+        void this.#checkHub() // the heartbeats fail: was the hub deleted?
+      },
       types: this.options.registryNames,
       readLatest: (key) => latestKvEntry(this.hub.jsm, this.hub.names.metaBucket, key),
+      onHubRecord: (value) => {
+        // another creation time is proof that the hub was created again; a missing record is checked
+        const fate = fateOf(this.hub.meta, value)
+        if (fate === 'recreated') void this.#hubGone(fate)
+        else if (fate === 'deleted') void this.#checkHub()
+      },
     })
     this.#partitions.follow(this.#agent)
     if (!(await this.#waits.until(() => this.#settled(), readyTimeoutMs))) {
@@ -479,6 +543,22 @@ export class Node {
     }
     // ready: the heartbeat record lists what this node serves from now on
     await this.#agent.heartbeatNow()
+  }
+
+  #checkingHub = false
+
+  /** Stops the node if its hub was deleted; one check at a time, none when NATS cannot tell. */
+  async #checkHub(): Promise<void> {
+    if (this.#checkingHub || this.#stopped) return
+    this.#checkingHub = true
+    try {
+      const fate = await hubFate(this.hub)
+      if (fate !== 'same') await this.#hubGone(fate)
+    } catch {
+      // NATS did not answer: the next lapse asks again
+    } finally {
+      this.#checkingHub = false
+    }
   }
 
   #settled(): boolean {

@@ -12,17 +12,27 @@
  * while a step runs runs it once more). Apart from node.ts so that the Node class only wires
  * components, and this bookkeeping reads as one piece.
  */
-import { FencedError, IllegalStateError } from '../../actors/index.ts'
+import { FencedError, HubNotFoundError, IllegalStateError } from '../../actors/index.ts'
 import type { EntityRegistry } from '../../entities/index.ts'
 import { claimPartition, LOCK_OPS, type PlacementAgent } from '../../placement/index.ts'
 import { InstanceHost, type Workflows } from '../instances/index.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
-import { describeNatsError, isTransient, type Hub, type NatsConnection } from '../nats/index.ts'
+import {
+  describeNatsError,
+  hubFate,
+  isTransient,
+  type Hub,
+  type HubFate,
+  type NatsConnection,
+} from '../nats/index.ts'
 import { Partition, type PartitionOptions, RecentReplies } from '../partition/index.ts'
 import { BatchWorker } from '../util/index.ts'
 import { assignmentStore } from './assignment-store.ts'
 import type { NodeSettings } from './node-options.ts'
 import type { PartitionThreads, RunningPartition } from './partition-threads.ts'
+
+/** Most a start waits for the check that its hub is still there (then it goes ahead). */
+const HUB_CHECK_MS = 500
 
 /** Most a start that failed because NATS could not answer yet waits before the next try. */
 const TRANSIENT_RETRY_MS = 1000
@@ -38,6 +48,8 @@ export interface PartitionRunnerDeps {
   metrics: NodeMetrics
   /** Called after every reconcile step (the node re-checks what it waits on). */
   onIdle: () => void
+  /** The hub this node opened was deleted (and perhaps created again): the node stops. */
+  onHubGone: (fate: Exclude<HubFate, 'same'>) => void
 }
 
 /** Starts, hands off, stops and restarts the partitions of one node (see the file header). */
@@ -136,6 +148,7 @@ export class PartitionRunner {
             this.#fenced.set(p, epoch)
             return
           }
+          if (err instanceof HubNotFoundError) return // the node stops (onHubGone)
           // retried after the same growing delay as a failure (a start that fails at once —
           // the hub's streams deleted under the node, say — must not loop); at most a second
           // when NATS could not answer yet (a cluster electing leaders after a server went down):
@@ -207,6 +220,7 @@ export class PartitionRunner {
   async start(p: number, epoch: number): Promise<void> {
     if (this.#stopped) throw new IllegalStateError('node is stopped')
     const { nc, hub, registry, workflows, settings, metrics } = this.deps
+    await this.#checkHub()
     if (this.#threads !== undefined) {
       const running = await this.#threads.startPartition(p, epoch)
       if (this.#stopped) await running.close()
@@ -247,6 +261,23 @@ export class PartitionRunner {
     }
     this.#running.set(p, partition)
     metrics.gained()
+  }
+
+  /**
+   * Before a start: the hub this node opened must still be there. Deleted under the node (`basalt
+   * hub delete --force`) and created again, its new log would take this node's claim at an epoch
+   * of the old hub and fence the new hub's rightful owners. Throws `HubNotFoundError` (and tells
+   * the node) when it is gone; when NATS cannot tell, the start goes ahead and fails on its own.
+   */
+  async #checkHub(): Promise<void> {
+    // bounded: while a cluster elects a leader for the metadata stream, a start must not wait on it
+    const unanswered = new Promise<'same'>((resolve) => setTimeout(resolve, HUB_CHECK_MS, 'same').unref())
+    const first = await Promise.race([hubFate(this.deps.hub, 0).catch(() => 'same' as const), unanswered])
+    if (first === 'same') return
+    const fate = await hubFate(this.deps.hub).catch(() => 'same' as const) // confirmed
+    if (fate === 'same') return
+    this.deps.onHubGone(fate)
+    throw new HubNotFoundError(this.deps.hub.names.hub)
   }
 
   /**

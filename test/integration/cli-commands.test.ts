@@ -379,6 +379,25 @@ describe('basalt hub and dlq', () => {
     expect(gone.lines).toEqual(["basalt hub info: hub 'cli-new' does not exist: start a node on it first"])
   })
 
+  it(
+    'hub delete --force stops the nodes still running on the hub, each saying why',
+    { timeout: 60_000 },
+    async () => {
+      const doomed = spawnTs(
+        'runtime/cli/basalt.mjs',
+        ['node', '--load', 'test/fixtures/cli-registry.ts', '--partitions', '2', '--workers', '2'],
+        { NATS_URL: nats.url, BASALT_HUB: 'cli-del' },
+      )
+      await doomed.waitForLine(/^node \S+ running on hub cli-del$/, 30_000)
+      const deleted = await run('hub', 'delete', '--hub', 'cli-del', '--yes', '--force')
+      expect(deleted.code, deleted.output).toBe(0)
+      expect(await doomed.exited, doomed.lines.join('\n')).toBe(1)
+      expect(doomed.lines.join('\n')).toMatch(
+        /basalt node: hub 'cli-del' was deleted while node \S+ ran on it: the node stopped; start it again to join the hub as it is now/,
+      )
+    },
+  )
+
   it('dlq list, show, replay and purge', { timeout: 60_000 }, async () => {
     const nc = await connectTo(nats.url, 'cli-dlq-test')
     try {

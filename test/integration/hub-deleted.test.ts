@@ -1,0 +1,108 @@
+/**
+ * A hub deleted under running nodes (`basalt hub delete --force`): each node notices and stops on
+ * its own, writing nothing more — `node.ended` says why — so that when the hub is created again its
+ * partitions belong to the nodes of the new hub. Before, a node left running kept its view of the
+ * old hub and claimed partitions of the new one at the old epochs, fencing their rightful owners.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { Client, HubNotFoundError, Node, type NodeOptions } from '../../runtime/index.ts'
+import { connectTo } from '../../runtime/nats/connect.ts'
+import { deleteHub } from '../../runtime/nats/hub.ts'
+import { partitionOf } from '../../actors/ids.ts'
+import { Counter } from '../fixtures/entities.ts'
+import { keptLines, useNatsServer } from '../tooling/harness.ts'
+
+const nats = useNatsServer()
+const PARTITIONS = 4
+const opened: Array<Node | Client> = []
+afterEach(async () => {
+  for (const x of opened.splice(0).reverse()) await (x instanceof Node ? x.stop() : x.close()).catch(() => {})
+})
+
+function options(hub: string, nodeId: string, lines: string[]): NodeOptions {
+  return {
+    servers: nats.url,
+    hub,
+    nodeId,
+    registry: [Counter],
+    partitions: PARTITIONS,
+    heartbeatMs: 200,
+    leaseMs: 1000,
+    logger: keptLines(lines),
+  }
+}
+
+async function start(hub: string, nodeId: string, lines: string[] = []): Promise<Node> {
+  const node = await Node.start(options(hub, nodeId, lines))
+  opened.push(node)
+  return node
+}
+
+/** One key per partition. */
+function keysPerPartition(): string[] {
+  const keys = new Map<number, string>()
+  for (let i = 0; keys.size < PARTITIONS; i++) {
+    const p = partitionOf(`k${i}`, PARTITIONS)
+    if (!keys.has(p)) keys.set(p, `k${i}`)
+  }
+  return [...keys.values()]
+}
+
+/** Two nodes with epochs raised by restarts (the old epochs that fenced the new hub's owners). */
+async function twoNodes(hub: string): Promise<{ a: Node; b: Node; lines: string[] }> {
+  const lines: string[] = []
+  const a = await start(hub, 'a', lines)
+  for (let i = 0; i < 2; i++) await (await start(hub, 'b')).stop()
+  const b = await start(hub, 'b', lines)
+  const client = await Client.connect({ servers: nats.url, hub })
+  opened.push(client)
+  for (const key of keysPerPartition()) await client.entity(Counter, key).call.add(100)
+  return { a, b, lines }
+}
+
+describe('a hub deleted under running nodes', () => {
+  it('created again at once: the old nodes stop and the new hub is served by its own nodes, exactly', async () => {
+    const hub = 'deleted-recreated'
+    const { a, b, lines } = await twoNodes(hub)
+    const nc = await connectTo(nats.url, 'hub-delete')
+    await deleteHub(nc, hub)
+    await nc.close()
+    const newLines: string[] = []
+    const c = await start(hub, 'c', newLines) // creates the hub anew
+    for (const old of [a, b]) {
+      const why = await old.ended
+      expect(why).toBeInstanceOf(HubNotFoundError)
+      expect(why.message).toMatch(
+        new RegExp(
+          `^hub '${hub}' was deleted while node ${old.nodeId} ran on it .*: the node stopped; start it again`,
+        ),
+      )
+    }
+    // the new hub holds none of the old counts, and every partition is served by c
+    const client = await Client.connect({ servers: nats.url, hub })
+    opened.push(client)
+    for (const key of keysPerPartition()) {
+      expect(await client.entity(Counter, key).call.get()).toBe(0)
+      for (let i = 0; i < 5; i++) await client.entity(Counter, key).signal.add(1)
+      expect(await client.entity(Counter, key).call.get()).toBe(5)
+    }
+    expect(await c.partitionIds()).toEqual([0, 1, 2, 3])
+    expect(newLines.filter((l) => /taken over by a newer owner|stale owner/.test(l))).toEqual([])
+    expect(lines.filter((l) => /was deleted while node/.test(l))).toHaveLength(2)
+  }, 60_000)
+
+  it('deleted and not created again: the nodes stop, saying so', async () => {
+    const hub = 'deleted-only'
+    const { a, b } = await twoNodes(hub)
+    const nc = await connectTo(nats.url, 'hub-delete')
+    await deleteHub(nc, hub)
+    await nc.close()
+    for (const old of [a, b]) {
+      const why = await old.ended
+      expect(why.message).toBe(
+        `hub '${hub}' was deleted while node ${old.nodeId} ran on it: the node stopped; start it again to join the hub as it is now`,
+      )
+    }
+    await a.stop() // idempotent after stopping on its own
+  }, 60_000)
+})
