@@ -6,20 +6,23 @@
  * committed) and end too: one such bug, one signal, and every node of the hub goes down in turn.
  *
  * So while a node runs, the process (and each partition thread, which has its own) watches for such
- * errors, and tells them apart by where they were thrown:
+ * errors, and tells them apart by where they were thrown (the frames of the error's stack):
  *
- * - from **user code** (a stack frame in a file outside Basalt's own folders and outside
- *   `node_modules`, or a rejection with no stack at all): logged as an error with its stack, and
- *   the node goes on. The operation that made the callback has its own outcome (it returned or
- *   threw in its own right); the stray error changes no state Basalt keeps.
+ * - from **user code**: a frame in a file outside Basalt's own folders and outside `node_modules`;
+ *   or no frame of Basalt or of the libraries its engine runs on (`@nats-io/*`, `msgpackr`) at all —
+ *   a library of the application's (an HTTP client's forgotten promise), Node's own modules (a
+ *   `fetch` or a file read nobody awaited: such errors often carry no frame of the caller), or a
+ *   rejection with no stack. Logged as an error with its stack, and the node goes on. The operation
+ *   that made the callback has its own outcome (it returned or threw in its own right); the stray
+ *   error changes no state Basalt keeps.
  * - from **the Client API** (a frame in `runtime/client/`): a call's promise the application has
  *   not awaited (yet) was rejected: an outcome delivered to a caller (an unknown entity type, a
  *   partition that did not answer), not a bug in the node. Node.js reports it the moment it
  *   rejects, even when the application awaits it a moment later (it started several calls and
  *   awaits them in turn). Logged as a warning; no partition state is involved, the node goes on.
- * - from **Basalt's own code** or a library: a bug whose reach is unknown, so — never continuing on
- *   suspect state — every partition of the thread stops and recovers from its log (the usual
- *   failure path, restarted after a growing delay). The process stays up.
+ * - from **Basalt's own code** or its engine's libraries: a bug whose reach is unknown, so — never
+ *   continuing on suspect state — every partition of the thread stops and recovers from its log
+ *   (the usual failure path, restarted after a growing delay). The process stays up.
  *
  * Several nodes in one process (tests) share one pair of process listeners; the last node to stop
  * removes them. A process's own listeners (a test runner's, an app's) keep working beside these.
@@ -40,9 +43,9 @@ export interface UncaughtErrorWatcher {
   failPartitions(error: Error): void
 }
 
-/** Basalt's own folders (sources, or the built package's `dist/`): frames there are Basalt's. */
+/** The folder of Basalt's own folders (sources, or the built package's `dist/`): frames there are Basalt's. */
 const OWN_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
-const OWN_DIRS = ['runtime', 'actors', 'entities', 'placement'].map((d) => path.join(OWN_ROOT, d) + path.sep)
+const OWN_DIRS = ['runtime', 'actors', 'entities', 'placement']
 
 const watchers = new Set<UncaughtErrorWatcher>()
 
@@ -90,14 +93,15 @@ function escaped(reason: unknown, how: string): void {
   const stack = reason instanceof Error ? reason.stack : undefined
   const first = watchers.values().next().value
   if (first === undefined) return
-  if (isFromUserCode(stack)) {
+  const origin = originOf(stack)
+  if (origin === 'user') {
     first.logger.error(`an error escaped user code (${how}); logged, the node goes on`, {
       error: String(error),
       ...(stack === undefined ? {} : { stack }),
     })
     return
   }
-  if (isClientOutcome(stack)) {
+  if (origin === 'client') {
     first.logger.warn(
       `a Client call was rejected and nobody awaited it yet (${how}); logged, the node goes on`,
       { error: String(error), ...(stack === undefined ? {} : { stack }) },
@@ -111,30 +115,37 @@ function escaped(reason: unknown, how: string): void {
   for (const w of watchers) w.failPartitions(error)
 }
 
+/** Where an escaped error came from (see the module comment). */
+export type Origin = 'user' | 'client' | 'basalt'
+
+/** Libraries whose frames count as Basalt's: the engine runs on them (partition state is theirs too). */
+const ENGINE_LIBRARIES = ['@nats-io', 'msgpackr'].map(
+  (name) => `${path.sep}node_modules${path.sep}${name}${path.sep}`,
+)
+
 /**
- * Whether a stack shows user code: a frame in a file outside Basalt's own folders and outside
- * `node_modules` (Node's internals excluded). No stack at all (a rejection with a plain value)
- * counts as user code: Basalt rejects only with errors.
+ * Where the error with this stack came from: `user` for a frame of user code, or no frame of
+ * Basalt or its engine's libraries (or no stack: Basalt rejects only with errors); else `client`
+ * for a frame of the Client API (`runtime/client/`), else `basalt`. `ownRoot`: the folder that
+ * holds Basalt's own folders (sources, or the built package's `dist/`).
  */
-export function isFromUserCode(stack: string | undefined, ownDirs: readonly string[] = OWN_DIRS): boolean {
-  if (stack === undefined) return true
+export function originOf(stack: string | undefined, ownRoot: string = OWN_ROOT): Origin {
+  if (stack === undefined) return 'user'
+  const ownDirs = OWN_DIRS.map((dir) => path.join(ownRoot, dir) + path.sep)
+  const clientDir = path.join(ownRoot, 'runtime', 'client') + path.sep
+  let client = false
+  let own = false
   for (const line of stack.split('\n')) {
     const file = frameFile(line)
     if (file === undefined) continue
-    if (file.includes(`${path.sep}node_modules${path.sep}`)) continue
-    if (!ownDirs.some((dir) => file.startsWith(dir))) return true
+    // (Basalt's own folders first: installed, they are inside node_modules themselves)
+    if (file.startsWith(clientDir)) client = true
+    else if (ownDirs.some((dir) => file.startsWith(dir))) own = true
+    else if (file.includes(`${path.sep}node_modules${path.sep}`))
+      own ||= ENGINE_LIBRARIES.some((lib) => file.includes(lib))
+    else return 'user'
   }
-  return false
-}
-
-/**
- * Whether a stack passes through the Client API (`runtime/client/`): the rejection of a call the
- * application made. Client code keeps no partition state, so nothing needs to recover.
- */
-export function isClientOutcome(stack: string | undefined, ownRoot: string = OWN_ROOT): boolean {
-  if (stack === undefined) return false
-  const clientDir = path.join(ownRoot, 'runtime', 'client') + path.sep
-  return stack.split('\n').some((line) => frameFile(line)?.startsWith(clientDir) === true)
+  return client ? 'client' : own ? 'basalt' : 'user'
 }
 
 /** The file of a stack frame line (`at f (file:///a/b.js:1:2)`, `at /a/b.js:1:2`), or undefined. */

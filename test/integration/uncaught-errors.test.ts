@@ -60,6 +60,11 @@ describe('errors that escape user code', () => {
       await carelessWork(client)
       await node.waitForLine(/an error escaped user code \(thrown in a callback\).*late callback bug/, 10_000)
       await node.waitForLine(/an error escaped user code \(a promise rejected.*forgotten promise/, 10_000)
+      // a forgotten file read: no stack frame at all, still user code (Basalt reads no such file)
+      await node.waitForLine(
+        /an error escaped user code \(a promise rejected.*ENOENT.*forgotten-read/,
+        10_000,
+      )
       expect(
         node.lines.filter((l) => /partition failed|escaped Basalt/.test(l)),
         'no partition failed',
@@ -85,6 +90,10 @@ describe('errors that escape user code', () => {
       await waitFor(
         () => errors.some((e) => /escaped user code.*forgotten promise/.test(e)),
         'the forgotten promise logged',
+      )
+      await waitFor(
+        () => errors.some((e) => /escaped user code.*ENOENT.*forgotten-read/.test(e)),
+        'the forgotten file read logged',
       )
       expect(errors.filter((e) => /thread died|escaped Basalt/.test(e))).toEqual([])
       expect(node.stats().failures, 'no partition failed').toBe(0)

@@ -1,46 +1,60 @@
 /**
- * Which escaped errors count as user code (runtime/node/uncaught-errors.ts): a frame in a file
- * outside Basalt's own folders and outside node_modules; no stack at all counts as user code.
+ * Where an escaped error came from (runtime/node/uncaught-errors.ts `originOf`): user code (a frame
+ * outside Basalt and outside node_modules, or no frame of Basalt or its engine's libraries at all),
+ * a rejected Client call (a frame in runtime/client/), or Basalt's own code and engine libraries.
  */
 import { describe, expect, it } from 'vitest'
-import { isClientOutcome, isFromUserCode } from '../../runtime/node/uncaught-errors.ts'
+import { originOf } from '../../runtime/node/uncaught-errors.ts'
 
-const own = ['/srv/basalt/runtime/', '/srv/basalt/actors/', '/srv/basalt/entities/', '/srv/basalt/placement/']
+const root = '/srv/basalt'
 
 function stack(...frames: string[]): string {
   return ['Error: boom', ...frames.map((f) => `    at ${f}`)].join('\n')
 }
 
-describe('isFromUserCode', () => {
+describe('originOf', () => {
   it('finds a user frame behind Node internals, as a timer callback throws it', () => {
     const s = stack(
       'Timeout._onTimeout (file:///home/app/src/registry.mjs:5:44)',
       'listOnTimeout (node:internal/timers:581:17)',
       'process.processTimers (node:internal/timers:519:7)',
     )
-    expect(isFromUserCode(s, own)).toBe(true)
+    expect(originOf(s, root)).toBe('user')
   })
 
-  it('counts frames of Basalt, of node_modules and of Node as not user code', () => {
+  it("counts frames of Basalt and of the engine's libraries (nats.js, msgpackr) as Basalt's", () => {
     const s = stack(
       'Partition.#cycle (file:///srv/basalt/runtime/partition/partition.ts:120:5)',
       'Object.callback (/srv/basalt/node_modules/@nats-io/nats-core/lib/protocol.js:474:9)',
       'processTicksAndRejections (node:internal/process/task_queues:95:5)',
       'async Promise.all (index 0)',
     )
-    expect(isFromUserCode(s, own)).toBe(false)
+    expect(originOf(s, root)).toBe('basalt')
+    // a nats.js promise Basalt dropped: after its first await only the library's frames remain
+    expect(
+      originOf(stack('PublishAck (/srv/basalt/node_modules/@nats-io/jetstream/lib/js.js:9:1)'), root),
+    ).toBe('basalt')
   })
 
   it('finds user code in a path frame without a function name, and in a test or example folder', () => {
-    expect(isFromUserCode(stack('/home/app/dist/ops.js:10:3'), own)).toBe(true)
-    expect(isFromUserCode(stack('Counter.add (file:///srv/basalt/test/fixtures/entities.ts:3:1)'), own)).toBe(
-      true,
+    expect(originOf(stack('/home/app/dist/ops.js:10:3'), root)).toBe('user')
+    expect(originOf(stack('Counter.add (file:///srv/basalt/test/fixtures/entities.ts:3:1)'), root)).toBe(
+      'user',
     )
-    expect(isFromUserCode(stack('new Foo (/home/app/node_modules/lib/index.js:1:2)'), own)).toBe(false)
   })
 
-  it('counts an error without a stack (a promise rejected with a plain value) as user code', () => {
-    expect(isFromUserCode(undefined, own)).toBe(true)
+  it("counts an application's library, Node's own modules and a missing stack as user code", () => {
+    // an HTTP client's promise an activity forgot: only the library's frames
+    const axios = stack(
+      'settle (/home/app/node_modules/axios/lib/core/settle.js:19:12)',
+      'IncomingMessage.handleStreamEnd (/home/app/node_modules/axios/lib/adapters/http.js:599:11)',
+      'processTicksAndRejections (node:internal/process/task_queues:95:5)',
+    )
+    expect(originOf(axios, root)).toBe('user')
+    // a fetch nobody awaited (undici inside Node), a file read with no frame at all
+    expect(originOf(stack('node:internal/deps/undici/undici:13502:13'), root)).toBe('user')
+    expect(originOf("Error: ENOENT: no such file or directory, open 'x'", root)).toBe('user')
+    expect(originOf(undefined, root)).toBe('user')
   })
 
   it('tells a rejected Client call (a frame in runtime/client/) from a bug of the engine', () => {
@@ -53,10 +67,24 @@ describe('isFromUserCode', () => {
       'process.processTicksAndRejections (node:internal/process/task_queues:95:5)',
       'EntityApi.getLock (/srv/basalt/runtime/client/entity-api.ts:87:20)',
     )
-    expect(isFromUserCode(rejectedCall, own)).toBe(false)
-    expect(isClientOutcome(rejectedCall, '/srv/basalt')).toBe(true)
-    const engineBug = stack('Partition.#cycle (file:///srv/basalt/runtime/partition/partition.ts:120:5)')
-    expect(isClientOutcome(engineBug, '/srv/basalt')).toBe(false)
-    expect(isClientOutcome(undefined, '/srv/basalt')).toBe(false)
+    expect(originOf(rejectedCall, root)).toBe('client')
+    // the same in the built package
+    expect(
+      originOf(
+        stack('CallTransport.query (/app/node_modules/basalt/dist/runtime/client/transport.js:1:1)'),
+        '/app/node_modules/basalt/dist',
+      ),
+    ).toBe('client')
+  })
+
+  it('knows Basalt installed as a package (its own folders inside node_modules)', () => {
+    const installed = '/app/node_modules/basalt/dist'
+    const engineBug = stack(
+      'Partition.#cycle (/app/node_modules/basalt/dist/runtime/partition/partition.js:1:1)',
+    )
+    expect(originOf(engineBug, installed)).toBe('basalt')
+    expect(originOf(stack('settle (/app/node_modules/axios/lib/core/settle.js:19:12)'), installed)).toBe(
+      'user',
+    )
   })
 })
