@@ -9,6 +9,7 @@
 import {
   BadInputError,
   CodecError,
+  HubNotFoundError,
   IllegalStateError,
   PartitionUnavailableError,
   StorageFullError,
@@ -35,6 +36,7 @@ import {
   isStorageFull,
   STORAGE_FULL_HINT,
   fastJetStream,
+  hubFate,
   type FastJetStream,
   type Hub,
   BlobStore,
@@ -75,6 +77,8 @@ interface PendingCall {
 export class CallTransport implements SenderHost {
   readonly #senders = new Map<number, PartitionSender>()
   readonly #calls = new Map<number, PendingCall>()
+  /** The last check of whether the hub is gone: when, and its answer (see {@link #hubGone}). */
+  #hubCheck: { at: number; gone: Promise<HubNotFoundError | undefined> } | undefined
   /** Mailbox sequence of the last acknowledged publish per partition (for read-your-writes). */
   readonly #lastSeq = new Map<number, number>()
   readonly #inbox: string
@@ -213,16 +217,21 @@ export class CallTransport implements SenderHost {
   /** Publishes one envelope to partition p, retrying until the deadline. */
   async publishEnvelope(p: number, q: number, bytes: Uint8Array): Promise<void> {
     const seq = await retryWithBackoff(
-      () => {
+      async () => {
         this.publishes++
-        return this.#js.publish(this.hub.names.mailbox(p), bytes, { msgID: `${this.id}.${p}.${q}` })
+        try {
+          return await this.#js.publish(this.hub.names.mailbox(p), bytes, { msgID: `${this.id}.${p}.${q}` })
+        } catch (err) {
+          // no stream takes the subject: a cluster electing a leader (retry), or the hub deleted
+          throw (isNoResponders(err) ? await this.#hubGone() : undefined) ?? err
+        }
       },
       {
         firstDelayMs: 20,
         maxDelayMs: 1000,
         deadline: Date.now() + this.options.publishDeadlineMs,
-        // a full store stays full until an operator acts: say so at once
-        retryable: (err) => !this.nc.isClosed() && !isStorageFull(err),
+        // a full store stays full until an operator acts, a deleted hub stays deleted: say so at once
+        retryable: (err) => !this.nc.isClosed() && !isStorageFull(err) && !(err instanceof HubNotFoundError),
       },
     ).catch((err: unknown) => {
       if (isStorageFull(err))
@@ -230,6 +239,32 @@ export class CallTransport implements SenderHost {
       throw err
     })
     if (seq > (this.#lastSeq.get(p) ?? 0)) this.#lastSeq.set(p, seq)
+  }
+
+  /**
+   * The error to give when the hub this client opened is gone — deleted (`basalt hub delete`), or
+   * deleted and created again — else undefined (also when NATS cannot tell). Asked when a publish
+   * or a query finds nothing listening (a hub found gone is read again a second later: a cluster
+   * recovering from a restart must not pass for a deletion); at most one check a second, shared.
+   */
+  #hubGone(): Promise<HubNotFoundError | undefined> {
+    const now = Date.now()
+    if (this.#hubCheck !== undefined && now - this.#hubCheck.at < 1000) return this.#hubCheck.gone
+    const name = this.hub.names.hub
+    const gone = hubFate(this.hub).then(
+      (fate) =>
+        fate === 'same'
+          ? undefined
+          : new HubNotFoundError(
+              name,
+              fate === 'deleted'
+                ? `hub '${name}' was deleted: start a node on it to create it again`
+                : `hub '${name}' was deleted and created again since this client connected: connect again`,
+            ),
+      () => undefined,
+    )
+    this.#hubCheck = { at: now, gone }
+    return gone
   }
 
   /** Largest message the server accepts. */
@@ -339,9 +374,14 @@ export class CallTransport implements SenderHost {
         async () => {
           const left = deadline - Date.now()
           // the lean path shares one reply subscription; it has one timeout for all requests
-          const msg = await (left >= this.#js.timeoutMs
-            ? this.#js.request(this.hub.names.query(p), bytes)
-            : this.nc.request(this.hub.names.query(p), bytes, { timeout: Math.max(left, 1) }))
+          const msg = await (
+            left >= this.#js.timeoutMs
+              ? this.#js.request(this.hub.names.query(p), bytes)
+              : this.nc.request(this.hub.names.query(p), bytes, { timeout: Math.max(left, 1) })
+          ).catch(async (err: unknown) => {
+            // no node serves p: a move under way, no node up, or the hub deleted
+            throw (isNoResponders(err) ? await this.#hubGone() : undefined) ?? err
+          })
           const answer = decodeEnvelope(msg.data, 'query answer') as unknown as QueryAnswer
           // the owner stopped before it could answer (a move, a restart): ask the next one
           if (answer.ok === 0 && answer.again === 1) throw new AskAgain(fromErrorInfo(answer.error))
@@ -358,6 +398,7 @@ export class CallTransport implements SenderHost {
       )
     } catch (err) {
       if (err instanceof AskAgain) throw err.refusal
+      if (err instanceof HubNotFoundError) throw err
       if (isNoResponders(err))
         throw new PartitionUnavailableError(
           p,

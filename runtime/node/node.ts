@@ -360,7 +360,9 @@ export class Node {
     this.#agent?.close()
     await this.#dashboard?.close()
     await this.#observer?.close()
-    await this.#abandon([...this.#partitions.running.values()], 'hub deleted under the node')
+    // (those being handed over too: after the heartbeats failed, their closes wait on commits to
+    // a log that is gone)
+    await this.#abandon(this.#partitions.held(), 'hub deleted under the node')
     await this.#threads?.stop()
     this.#unwatchErrors?.()
     this.#end(why)
@@ -370,7 +372,7 @@ export class Node {
    * Stops every partition now, without commits or hand-overs: the server is unreachable, or the
    * hub is gone (`reason`).
    */
-  async #abandon(partitions: RunningPartition[], reason = 'NATS server unreachable'): Promise<void> {
+  async #abandon(partitions: RunningPartition[], reason = UNREACHABLE): Promise<void> {
     this.options.logger.warn(`${reason}; stopping without handing partitions over`, {
       node: this.nodeId,
       partitions: partitions.map((p) => p.p),
@@ -379,6 +381,8 @@ export class Node {
     this.#threads?.abandon()
     void this.workers?.stop()
     await this.workerClient?.nc.close().catch(() => {})
+    // a reachable server still takes what the partitions said last (queries told to ask again)
+    if (reason !== UNREACHABLE) await whileConnected(this.nc, () => this.nc.flush())
     await this.nc.close().catch(() => {})
   }
 
@@ -570,6 +574,9 @@ export class Node {
     return true
   }
 }
+
+/** Why a node stops without handing its partitions over, when the server cannot be reached. */
+const UNREACHABLE = 'NATS server unreachable'
 
 /** The hang timeout of partition threads, in ms (default 30 s, 0: none); throws `BadInputError`. */
 function hangTimeout(ms: number | undefined): number {

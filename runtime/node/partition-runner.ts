@@ -65,6 +65,8 @@ export class PartitionRunner {
   readonly #starting = new Set<number>()
   /** Partitions being stopped and released, with the promise that settles when done. */
   readonly #closing = new Map<number, Promise<void>>()
+  /** The partitions being stopped gracefully (a close can wait on a commit that never lands). */
+  readonly #closingPartitions = new Map<number, RunningPartition>()
   /** Replies each partition sent lately; kept while p restarts here after a failure. */
   readonly #recentReplies = new Map<number, RecentReplies>()
   /** Highest epoch per partition at which this node was fenced: never start it at that epoch again. */
@@ -86,6 +88,11 @@ export class PartitionRunner {
       onError: (err) => deps.settings.logger.error('reconciling partitions failed', { error: String(err) }),
       onIdle: () => deps.onIdle(),
     })
+  }
+
+  /** Every partition this node still holds: running, or being stopped gracefully. */
+  held(): RunningPartition[] {
+    return [...this.#running.values(), ...this.#closingPartitions.values()]
   }
 
   /** The partitions running now, by partition number. */
@@ -184,9 +191,11 @@ export class PartitionRunner {
       .catch((err: unknown) => this.deps.settings.logger.warn('hand-off failed', { p, error: String(err) }))
       .finally(() => {
         this.#closing.delete(p)
+        this.#closingPartitions.delete(p)
         this.reconcile()
       })
     this.#closing.set(p, done)
+    this.#closingPartitions.set(p, partition)
     return done
   }
 

@@ -124,11 +124,15 @@ async function runThread(
     partitions.set(p, partition)
   }
 
+  /** Partitions being closed gracefully (an abandon stops them too: their close may wait on a gone log). */
+  const closing = new Set<Partition>()
   const close = async (p: number, snapshot: boolean): Promise<void> => {
     const partition = partitions.get(p)
     partitions.delete(p)
     recentReplies.delete(p) // the next owner answers for p
-    await partition?.close(snapshot)
+    if (partition === undefined) return
+    closing.add(partition)
+    await partition.close(snapshot).finally(() => closing.delete(partition))
   }
 
   const reply = (id: number, work: Promise<void>) =>
@@ -144,9 +148,13 @@ async function runThread(
       case 'close':
         return reply(msg.id, close(msg.p, msg.snapshot))
       case 'abandon':
-        for (const partition of partitions.values()) partition.abandon()
+        for (const partition of [...partitions.values(), ...closing]) partition.abandon()
         partitions.clear()
-        void nc.close().catch(() => {})
+        // what the partitions said last (queries told to ask again) leaves if the server is there
+        void Promise.race([nc.flush(), new Promise((resolve) => setTimeout(resolve, 500))])
+          .catch(() => {})
+          .then(() => nc.close())
+          .catch(() => {})
         return
       case 'shutdown':
         return reply(

@@ -90,6 +90,7 @@ export class Partition {
   /** Log sequence of that record. */
   #beginSeq = -1
   #stopped = false
+  #shutDown = false
   #closing = false
   #timer: NodeJS.Timeout | undefined
   #snapshotTimer: NodeJS.Timeout | undefined
@@ -292,7 +293,7 @@ export class Partition {
    * processed but not committed is redone by the next owner from the log and the mailbox.
    */
   abandon(): void {
-    if (!this.#stopped) this.#shutdown()
+    this.#shutdown()
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -581,6 +582,8 @@ export class Partition {
   }
 
   #shutdown(): void {
+    if (this.#shutDown) return // (abandoned while a graceful close waited)
+    this.#shutDown = true
     this.#stopped = true
     this.#unwatchReconnects()
     this.#careful?.release()

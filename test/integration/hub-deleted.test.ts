@@ -91,12 +91,29 @@ describe('a hub deleted under running nodes', () => {
     expect(lines.filter((l) => /was deleted while node/.test(l))).toHaveLength(2)
   }, 60_000)
 
-  it('deleted and not created again: the nodes stop, saying so', async () => {
+  it('deleted and not created again: the nodes stop, and a client is told, both saying so', async () => {
     const hub = 'deleted-only'
     const { a, b } = await twoNodes(hub)
+    const client = await Client.connect({ servers: nats.url, hub })
+    opened.push(client)
+    const [key] = keysPerPartition()
+    await client.entity(Counter, key!).call.add(1)
     const nc = await connectTo(nats.url, 'hub-delete')
     await deleteHub(nc, hub)
     await nc.close()
+    // at once, not after the client's publish deadline of about 30 s with a raw "no responders"
+    const gone = `hub '${hub}' was deleted: start a node on it to create it again`
+    const started = Date.now()
+    for (const refused of [
+      client.entity(Counter, key!).call.add(1),
+      client.entity(Counter, key!).signal.add(1),
+      client.readEntityState(Counter, key!), // asked of a partition whose node is stopping
+    ]) {
+      const err = await refused.catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(HubNotFoundError)
+      expect((err as Error).message).toBe(gone)
+    }
+    expect(Date.now() - started).toBeLessThan(8_000)
     for (const old of [a, b]) {
       const why = await old.ended
       expect(why.message).toBe(
