@@ -22,7 +22,7 @@ import {
   UnknownEntityError,
 } from '../../actors/index.ts'
 import { readHubTypes, readPlacement } from '../../placement/index.ts'
-import { isTransient, permissionViolation } from '../nats/index.ts'
+import { isStreamNotFound, isTransient, permissionViolation } from '../nats/index.ts'
 import { jsonSafe, readDeadLetters } from './dead-letters.ts'
 import { refuseAction, refuseHost, type HostPolicy } from './guard.ts'
 import { BadParamError, int, statuses, text, time } from './params.ts'
@@ -65,12 +65,12 @@ export function buildServer(
     const send = stream(req, reply)
     const sub = values.subscribe({
       next: (v) => send(event, v ?? null),
-      error: (err: unknown) => send('failure', { error: describe(err).message }),
+      error: (err: unknown) => send('failure', { error: describe(err, source.options.hub).message }),
     })
     req.raw.on('close', () => sub.unsubscribe())
   }
   app.setErrorHandler((err, _req, reply) => {
-    const { status, message } = describe(err)
+    const { status, message } = describe(err, source.options.hub)
     void reply
       .code(status)
       .type('application/json')
@@ -279,9 +279,12 @@ function startStream(req: FastifyRequest, reply: FastifyReply): (event: string, 
   }
 }
 
-/** The HTTP status and message of an error. */
-function describe(err: unknown): { status: number; message: string } {
+/** The HTTP status and message of an error met while showing `hub`. */
+function describe(err: unknown, hub: string): { status: number; message: string } {
   if (err instanceof BadParamError) return { status: 400, message: err.message }
+  // a stream of the hub is gone: the hub was deleted while the page showed it
+  if (isStreamNotFound(err))
+    return { status: 503, message: `hub '${hub}' was deleted: start a node on it to create it again` }
   if (err instanceof HubNotFoundError) return { status: 503, message: err.message }
   // the dashboard's own NATS user may not do what the page asked (dead letters: node permissions)
   const refused = permissionViolation(err)

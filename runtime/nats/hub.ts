@@ -370,6 +370,11 @@ export function fateOf(meta: HubMeta, value: Uint8Array | null): HubFate {
   return now.created === meta.created ? 'same' : 'recreated'
 }
 
+/** Whether a JetStream request failed because the stream does not exist (API error 10059). */
+export function isStreamNotFound(err: unknown): boolean {
+  return isNotFound(err)
+}
+
 function isNotFound(err: unknown): boolean {
   const code = (err as { code?: number }).code
   return code === 10059 || (err as Error).name === 'StreamNotFoundError'

@@ -63,6 +63,7 @@ export {
   ensureHub,
   fateOf,
   hubFate,
+  isStreamNotFound,
   latestKvEntry,
   openHub,
   serverWarnings,

@@ -26,7 +26,7 @@ import type { NodeStats } from '../../runtime/metrics/stats.ts'
 import { zeroCounters } from '../../runtime/metrics/stats.ts'
 import { startDashboard, type Dashboard } from '../../runtime/dashboard/index.ts'
 import { startNatsServer } from '../../runtime/dev/index.ts'
-import { jetstream } from '../../runtime/nats/index.ts'
+import { connectTo, deleteHub, jetstream } from '../../runtime/nats/index.ts'
 import { Node, type NodeOptions } from '../../runtime/node/index.ts'
 import { Client } from '../../runtime/client/index.ts'
 import { Counter as FixtureCounter, Log } from '../fixtures/entities.ts'
@@ -641,6 +641,46 @@ describe('dashboard in chromium', () => {
     } finally {
       await lost.close()
       await server.dispose()
+    }
+  }, 30_000)
+
+  it('hub deleted while shown: every page says so by name, the server keeps answering', async () => {
+    const node = await Node.start({
+      servers: nats.url,
+      hub: 'dash-deleted',
+      partitions: 1,
+      registry: counterRegistry,
+      logger: silentLogger,
+    })
+    await node.stop()
+    const shown = await startDashboard({ servers: nats.url, hub: 'dash-deleted', port: 0 })
+    try {
+      expect((await fetch(`${shown.url}api/overview`)).status, 'before').toBe(200)
+      const nc = await connectTo(nats.url, 'dash-delete')
+      await deleteHub(nc, 'dash-deleted')
+      await nc.close()
+      // (before: "stream not found" with 500 on the overview, types and dead letters)
+      for (const api of [
+        'overview',
+        'types',
+        'dead-letters',
+        'entities?type=Counter',
+        'entities/Counter/a',
+      ]) {
+        const res = await fetch(`${shown.url}api/${api}`)
+        expect(res.status, api).toBe(503)
+        expect(((await res.json()) as { error: string }).error, api).toBe(
+          "hub 'dash-deleted' was deleted: start a node on it to create it again",
+        )
+      }
+      await page.goto(`${shown.url}#/`)
+      await page
+        .getByRole('alert')
+        .filter({ hasText: /was deleted/ })
+        .waitFor()
+      expect((await fetch(`${shown.url}api/config`)).status).toBe(200)
+    } finally {
+      await shown.close()
     }
   }, 30_000)
 
