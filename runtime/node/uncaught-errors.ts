@@ -131,15 +131,18 @@ const ENGINE_LIBRARIES = ['@nats-io', 'msgpackr'].map(
  */
 export function originOf(stack: string | undefined, ownRoot: string = OWN_ROOT): Origin {
   if (stack === undefined) return 'user'
-  const ownDirs = OWN_DIRS.map((dir) => path.join(ownRoot, dir) + path.sep)
-  const clientDir = path.join(ownRoot, 'runtime', 'client') + path.sep
+  // The built package's source maps name its sources beside dist/ (`basalt/runtime/…/x.ts`, files
+  // it does not ship): under tsx or --enable-source-maps the frames of an installed Basalt say so.
+  const roots = path.basename(ownRoot) === 'dist' ? [ownRoot, path.dirname(ownRoot)] : [ownRoot]
+  const ownDirs = roots.flatMap((root) => OWN_DIRS.map((dir) => path.join(root, dir) + path.sep))
+  const clientDirs = roots.map((root) => path.join(root, 'runtime', 'client') + path.sep)
   let client = false
   let own = false
   for (const line of stack.split('\n')) {
     const file = frameFile(line)
     if (file === undefined) continue
     // (Basalt's own folders first: installed, they are inside node_modules themselves)
-    if (file.startsWith(clientDir)) client = true
+    if (clientDirs.some((dir) => file.startsWith(dir))) client = true
     else if (ownDirs.some((dir) => file.startsWith(dir))) own = true
     else if (file.includes(`${path.sep}node_modules${path.sep}`))
       own ||= ENGINE_LIBRARIES.some((lib) => file.includes(lib))

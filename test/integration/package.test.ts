@@ -285,6 +285,27 @@ const STRICT_TSCONFIG = {
   include: ['src'],
 }
 
+/** A node and a client in one process; a call that fails is left unawaited. */
+const UNAWAITED_MJS = `import { Client, Entity, Node } from 'basalt'
+class Flaky extends Entity {
+  initialState() { return 0 }
+  boom() { throw new Error('boom') }
+  add(n) { this.state += n }
+  get() { return this.state }
+}
+const [servers, hub] = process.argv.slice(2)
+const logger = { debug() {}, info() {}, warn: (m) => console.error('warn', m), error: (m) => console.error('error', m) }
+const node = await Node.start({ servers, hub, registry: [Flaky], partitions: 1, logger })
+const client = await Client.connect({ servers, hub })
+void client.entity(Flaky, 'x').call.boom()
+await new Promise((resolve) => setTimeout(resolve, 300))
+await client.entity(Flaky, 'x').call.add(1)
+const value = await client.entity(Flaky, 'x').call.get()
+console.log(JSON.stringify({ failures: node.stats().failures, value }))
+await client.close()
+await node.stop()
+`
+
 describe('the packed package in a fresh project', () => {
   let dir: string
   let app: string
@@ -394,6 +415,21 @@ describe('the packed package in a fresh project', () => {
     expect(await (await fetch(`${url}api/config`)).json()).toEqual({ hub: 'pkg', allowActions: false })
     dashboard.child.kill('SIGTERM')
     expect(await dashboard.exited, dashboard.lines.join('\n')).toBe(0)
+  })
+
+  it('takes a rejected Client call nobody awaited for one, also with source maps on (tsx, --enable-source-maps)', async () => {
+    // the build's source maps name its sources beside dist/: the frames must still read as Basalt's client
+    writeFileSync(path.join(app, 'unawaited.mjs'), UNAWAITED_MJS)
+    for (const flags of [[], ['--enable-source-maps']]) {
+      const ran = await run(
+        process.execPath,
+        [...flags, 'unawaited.mjs', nats.url, `pkg-unawaited-${flags.length}`],
+        app,
+      )
+      expect(ran.code, ran.output).toBe(0)
+      expect(JSON.parse(ran.stdout.split('\n').at(-1)!), ran.output).toEqual({ failures: 0, value: 1 })
+      expect(ran.output).toMatch(/a Client call was rejected and nobody awaited it yet/)
+    }
   })
 
   it("serves a .ts registry through the app's own tsx", async () => {

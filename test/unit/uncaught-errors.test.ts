@@ -75,6 +75,18 @@ describe('originOf', () => {
         '/app/node_modules/basalt/dist',
       ),
     ).toBe('client')
+    // and the built package under tsx or --enable-source-maps: its maps name the sources beside dist/
+    const mapped = stack(
+      'CallTransport.#settle (/app/node_modules/basalt/runtime/client/transport.ts:304:26)',
+      'process.processTicksAndRejections (node:internal/process/task_queues:95:5)',
+    )
+    expect(originOf(mapped, '/app/node_modules/basalt/dist')).toBe('client')
+    expect(
+      originOf(
+        stack('Partition.#cycle (/app/node_modules/basalt/runtime/partition/partition.ts:1:1)'),
+        '/app/node_modules/basalt/dist',
+      ),
+    ).toBe('basalt')
   })
 
   it('knows Basalt installed as a package (its own folders inside node_modules)', () => {
