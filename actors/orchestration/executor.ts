@@ -97,8 +97,12 @@ class Runner {
           this.outcome = { ok: false, error: err }
         return
       }
-      if (next.done === true) this.outcome = { ok: true, output: next.value }
-      else if (next.value instanceof Task) {
+      if (next.done === true) {
+        // `return ctx.callActivity(…)` without yield*: the output would be the task object itself
+        if (next.value instanceof Task)
+          this.outcome = { ok: false, error: returnedTask(this.definition.name) }
+        else this.outcome = { ok: true, output: next.value }
+      } else if (next.value instanceof Task) {
         this.#blocked = next.value
         this.exec.waited()
       } else {
@@ -394,4 +398,11 @@ function outcomeOf(finished: FinishedEvent, history: readonly HistoryEvent[]): S
       throw new IllegalStateError(`unknown outcome ${JSON.stringify(never)}`)
     }
   }
+}
+
+function returnedTask(name: string): BadInputError {
+  return new BadInputError(
+    `orchestration '${name}' returned a task instead of its result: return yield* task ` +
+      `(e.g. return yield* ctx.callActivity(def, input))`,
+  )
 }

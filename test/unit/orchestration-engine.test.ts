@@ -1309,6 +1309,19 @@ describe('engine edge cases', () => {
     expect(r.output).toContain("orchestration 'yieldsPromise' yielded a promise: await tasks with yield*")
   })
 
+  it('returning a task without yield* fails the instance, saying how to return its result', () => {
+    const r = once(
+      orchestration('returnsTask', function* (ctx) {
+        return ctx.callActivity(echo, 'x')
+      }),
+    )
+    expect(r).toMatchObject({ status: 'failed', commands: [] })
+    expect((r.error as { message: string }).message).toBe(
+      "orchestration 'returnsTask' returned a task instead of its result: return yield* task " +
+        '(e.g. return yield* ctx.callActivity(def, input))',
+    )
+  })
+
   it('a plain yield of a task resumes with its result', () => {
     const ex = new OrchestrationExecutor(
       orchestration('plainYield', function* (ctx) {
