@@ -481,7 +481,9 @@ export class Client {
 
   /**
    * Status changes of an instance as they commit (pushed; first value is the current status).
-   * Throws `BadInputError` at once for an id that is not a non-empty string.
+   * `undefined` while no instance has the id (not started yet, or purged): the watch goes on, and
+   * an instance started under the id later is followed. Throws `BadInputError` at once for an id
+   * that is not a non-empty string.
    */
   watchStatus(instanceId: string): Observable<InstanceStatus | undefined> {
     return this.#instances.watchStatus(instanceId)
