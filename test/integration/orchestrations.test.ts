@@ -3,7 +3,7 @@
  * cursor, and replay from history at every step).
  */
 import { describe, expect, it } from 'vitest'
-import { firstValueFrom, filter, take, toArray } from 'rxjs'
+import { firstValueFrom, filter, take, tap, toArray } from 'rxjs'
 import { BadInputError, Client, InstanceNotFoundError, Node, silentLogger } from '../../runtime/index.ts'
 import { activity, orchestration } from '../../actors/orchestration/index.ts'
 import {
@@ -154,6 +154,24 @@ for (const alwaysReplay of [false, true]) {
       )
       await stack.client.raiseEvent(id, 'approve', 'carol')
       expect((await seen)[0]?.status).toBe('Completed')
+    })
+
+    it('watches an id before its instance exists: undefined first, then the instance once started', async () => {
+      const id = `watched-before-${alwaysReplay}`
+      const seen: Array<string | undefined> = []
+      const done = firstValueFrom(
+        stack.client.watchStatus(id).pipe(
+          tap((s) => seen.push(s?.status)),
+          filter((s) => s?.status === 'Completed'),
+          take(1),
+        ),
+      )
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      expect(seen).toEqual([undefined])
+      await stack.client.start(approval, 60_000, { instanceId: id })
+      await stack.client.raiseEvent(id, 'approve', 'dan')
+      expect((await done)?.status).toBe('Completed')
+      expect(seen[0]).toBeUndefined()
     })
 
     it('transfers between accounts under a lock: total conserved, no overdraft', async () => {
