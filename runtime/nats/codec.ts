@@ -6,8 +6,10 @@
 import { Packr } from 'msgpackr'
 import { CodecError } from '../../actors/index.ts'
 import { WIRE_VERSION } from '../../actors/wire/index.ts'
-// registers the msgpack extension of references to large values (before anything is decoded)
+// registers the msgpack extensions (before anything is encoded or decoded): references to large
+// values, and the Sets, errors and regular expressions of user values
 import './blob-ref.ts'
+import './value-types.ts'
 
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
 
