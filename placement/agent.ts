@@ -15,7 +15,7 @@
  * (view.ts); this file is the protocol that keeps the view and acts on it.
  */
 import { BadInputError } from '../actors/index.ts'
-import { encode, type KV, type KvWatchEntry, type QueuedIterator } from '../runtime/nats/index.ts'
+import { decode, encode, type KV, type KvWatchEntry, type QueuedIterator } from '../runtime/nats/index.ts'
 import { BatchWorker } from '../runtime/util/index.ts'
 import { balance } from './policy.ts'
 import { eligibleNodes, everyRecordHas, HubTypes, type TypeName } from './registry.ts'
@@ -53,6 +53,8 @@ export class PlacementAgent {
     ),
   )
   #heartbeat: NodeJS.Timeout | undefined
+  /** The heartbeat being stored, if any (settles, never rejects). */
+  #beating: Promise<unknown> = Promise.resolve()
   #stepTimer: NodeJS.Timeout | undefined
   readonly #started = Date.now()
   /** Moves written by this node as leader (for tests and the bench). */
@@ -244,6 +246,28 @@ export class PlacementAgent {
     await this.kv.delete(`node.${this.nodeId}`).catch(() => {})
   }
 
+  /**
+   * Deletes what this very run wrote into a hub created again under it: its node record (same
+   * start time and process) and the leader lease if it holds it. Its heartbeats and its lease
+   * renewals may have landed in the new hub before the node noticed, and the new hub's first
+   * nodes would wait a lease for a leader that is gone. Call after {@link close}.
+   */
+  async forgetOwnRecords(): Promise<void> {
+    await this.#steps.idle() // a lease renewal under way lands first
+    await this.#beating
+    const leader = await this.kv.get('leader').catch(() => null)
+    if (
+      leader?.operation === 'PUT' &&
+      (decode(leader.value, 'leader lease') as { node?: string }).node === this.nodeId
+    )
+      await this.kv.delete('leader', { previousSeq: leader.revision }).catch(() => {})
+    const own = await this.kv.get(`node.${this.nodeId}`).catch(() => null)
+    if (own === null || own.operation !== 'PUT') return
+    const record = decode(own.value, `heartbeat node.${this.nodeId}`) as NodeRecord
+    if (record.started !== this.#started || record.pid !== process.pid) return
+    await this.kv.delete(`node.${this.nodeId}`, { previousSeq: own.revision }).catch(() => {})
+  }
+
   /** Stops watching. */
   close(): void {
     this.#closed = true
@@ -277,7 +301,10 @@ export class PlacementAgent {
       partitions: this.options.running(),
       ...(this.options.types === undefined ? {} : { types: this.options.types }),
     }
-    const rev = await this.kv.put(`node.${this.nodeId}`, encode(record))
+    const put = this.kv.put(`node.${this.nodeId}`, encode(record))
+    this.#beating = put.catch(() => {})
+    const rev = await put
+    if (rev < this.#lastBeatRev) this.options.onRevisionsReset?.()
     this.#lastBeatOk = Date.now()
     this.#lastBeatRev = Math.max(this.#lastBeatRev, rev)
     return rev

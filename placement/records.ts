@@ -77,6 +77,12 @@ export interface PlacementOptions {
   readLatest?: (key: string) => Promise<LatestEntry | null>
   /** The watch brought the hub's own record (`hub`; null: deleted): the node checks it is its hub. */
   onHubRecord?: (value: Uint8Array | null) => void
+  /**
+   * A heartbeat was stored at a lower revision than an earlier one: the metadata bucket's stream
+   * was deleted and created again (sequences start over), so the node checks it is its hub. The
+   * placement watch would notice only once it stalled, several leases later.
+   */
+  onRevisionsReset?: () => void
 }
 
 /** Heartbeats older than this many leases at first sight come from processes long gone. */

@@ -358,6 +358,9 @@ export class Node {
     this.#partitions.cancelRestarts()
     clearInterval(this.#leaseWatch)
     this.#agent?.close()
+    // what its heartbeats and lease renewals wrote into the hub created again since (a bucket that
+    // exists: a deleted one would hold every read here to its timeout)
+    if (fate === 'recreated') await this.#agent?.forgetOwnRecords()
     await this.#dashboard?.close()
     await this.#observer?.close()
     // (those being handed over too: after the heartbeats failed, their closes wait on commits to
@@ -533,6 +536,7 @@ export class Node {
       },
       types: this.options.registryNames,
       readLatest: (key) => latestKvEntry(this.hub.jsm, this.hub.names.metaBucket, key),
+      onRevisionsReset: () => void this.#checkHub(),
       onHubRecord: (value) => {
         // another creation time is proof that the hub was created again; a missing record is checked
         const fate = fateOf(this.hub.meta, value)

@@ -269,6 +269,7 @@ export class SnapshotState {
     const records = this.#recordsSince
     this.#recordsSince = 0
     try {
+      await this.#checkCheckpointOurs()
       let slots = writeSlots.get(this.storage.nc)
       if (slots === undefined)
         writeSlots.set(this.storage.nc, (slots = new Semaphore(WRITE_CONCURRENCY / WRITE_WAVE)))
@@ -334,6 +335,26 @@ export class SnapshotState {
         throw new FencedError(this.storage.p, `item ${key} was written by a newer owner`)
       }
       this.logger.warn('overwriting an item written by a stale owner', { key })
+    }
+  }
+
+  /**
+   * Before any item is written: the checkpoint is still at the revision this owner wrote. A newer
+   * owner claims it before writing anything, and a hub deleted and created again under this owner
+   * has none — there, an item this owner never read would be created in the new hub (nothing older
+   * to fence against), and a stale owner's items would stay behind in its successor's bucket where
+   * the successor never writes them again. One read per snapshot; only the moment between this
+   * read and the writes is left to the item fences.
+   */
+  async #checkCheckpointOurs(): Promise<void> {
+    const { rev } = await this.storage.readCheckpoint()
+    if (rev !== this.#ckptRev) {
+      throw new FencedError(
+        this.storage.p,
+        rev === 0
+          ? 'the checkpoint is gone (the hub was deleted, or created again)'
+          : 'checkpoint was claimed by a newer owner',
+      )
     }
   }
 

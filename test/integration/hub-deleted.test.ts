@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { Client, HubNotFoundError, Node, type NodeOptions } from '../../runtime/index.ts'
 import { connectTo } from '../../runtime/nats/connect.ts'
-import { deleteHub } from '../../runtime/nats/hub.ts'
+import { bucketKeys, deleteHub, ensureHub } from '../../runtime/nats/hub.ts'
 import { partitionOf } from '../../actors/ids.ts'
 import { Counter } from '../fixtures/entities.ts'
 import { keptLines, useNatsServer } from '../tooling/harness.ts'
@@ -89,6 +89,43 @@ describe('a hub deleted under running nodes', () => {
     expect(await c.partitionIds()).toEqual([0, 1, 2, 3])
     expect(newLines.filter((l) => /taken over by a newer owner|stale owner/.test(l))).toEqual([])
     expect(lines.filter((l) => /was deleted while node/.test(l))).toHaveLength(2)
+  }, 60_000)
+
+  it('created again by `basalt hub create` with no node of its own: the old node writes nothing into it', async () => {
+    // the operator's sequence: signals acknowledged, then `hub delete --force && hub create` at
+    // once; the old node's heartbeats, lease and snapshot writes all find the new hub's buckets
+    const hub = 'deleted-created-empty'
+    const lines: string[] = []
+    const a = await Node.start({
+      ...options(hub, 'a', lines),
+      heartbeatMs: 500,
+      leaseMs: 2000,
+      snapshotIntervalMs: 1500,
+    })
+    opened.push(a)
+    const client = await Client.connect({ servers: nats.url, hub })
+    opened.push(client)
+    const keys = keysPerPartition()
+    await client.entity(Counter, keys[0]!).call.add(1) // committed: the node has items to snapshot
+    for (const key of keys) await client.entity(Counter, key).signal.add(5)
+    const nc = await connectTo(nats.url, 'hub-recreate')
+    await deleteHub(nc, hub)
+    const fresh = await ensureHub(nc, hub, { partitions: PARTITIONS })
+    const recreated = Date.now()
+    const why = await a.ended
+    expect(why.message).toMatch(/was deleted while node a ran on it \(and created again since\)/)
+    // noticed by its next heartbeat (whose revision went back), not by a placement watch stalling
+    expect(Date.now() - recreated).toBeLessThan(4_000)
+    await new Promise((resolve) => setTimeout(resolve, 2_000)) // any snapshot or heartbeat in flight lands
+    expect(await bucketKeys(fresh.jsm, fresh.names.stateBucket), 'state items in the new hub').toEqual([])
+    const meta = await bucketKeys(fresh.jsm, fresh.names.metaBucket)
+    for (const key of meta.filter((k) => k !== 'hub')) {
+      const entry = await fresh.metaKv.get(key)
+      expect(entry === null || entry.operation !== 'PUT', `meta ${key} written by the old node`).toBe(true)
+    }
+    await nc.close()
+    await start(hub, 'c')
+    for (const key of keys) expect(await client.entity(Counter, key).call.get()).toBe(0)
   }, 60_000)
 
   it('deleted and not created again: the nodes stop, and a client is told, both saying so', async () => {

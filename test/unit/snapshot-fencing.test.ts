@@ -71,6 +71,22 @@ describe('snapshot fencing', () => {
     older.committed(record(1, 1, [[itemKey.entity(1, 'T', 'k'), encode(1)]]), 1)
     await expect(older.take(extras)).rejects.toBeInstanceOf(FencedError)
     expect((await store.readCheckpoint()).ckpt).toMatchObject({ e: 2 })
+    // the stale owner wrote no item: its successor would never write this one again
+    expect(store.items.has(itemKey.entity(1, 'T', 'k'))).toBe(false)
+  })
+
+  it('writes no item into a hub created again under the owner (its checkpoint is gone)', async () => {
+    const store = new MemoryStore(1)
+    const owner = new SnapshotState(store, silentLogger)
+    await owner.claim(1, 1)
+    const key = itemKey.entity(1, 'Counter', 'new')
+    owner.markAbsent(key) // a key it never read: nothing to fence the write against
+    owner.committed(record(1, 1, [[key, encode(5)]]), 1)
+    store.items.clear() // deleted and created again: an empty bucket
+    const err = await owner.take(extras).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(FencedError)
+    expect((err as Error).message).toMatch(/checkpoint is gone/)
+    expect([...store.items.keys()]).toEqual([])
   })
 
   it('writes nothing while the node may not write (lease lapsed), and retries the items later', async () => {
