@@ -76,7 +76,10 @@ export class PlacementAgent {
     const agent = new PlacementAgent(kv, options)
     agent.#initRev = await agent.#putHeartbeat()
     await agent.#startWatch()
-    agent.#heartbeat = setInterval(() => void agent.#putHeartbeat().catch(() => {}), options.heartbeatMs)
+    agent.#heartbeat = setInterval(
+      () => void agent.#putHeartbeat().catch(() => options.onHubInDoubt?.()),
+      options.heartbeatMs,
+    )
     agent.#stepTimer = setInterval(() => agent.poke(), options.heartbeatMs)
     agent.#heartbeat.unref()
     agent.#stepTimer.unref()
@@ -304,7 +307,7 @@ export class PlacementAgent {
     const put = this.kv.put(`node.${this.nodeId}`, encode(record))
     this.#beating = put.catch(() => {})
     const rev = await put
-    if (rev < this.#lastBeatRev) this.options.onRevisionsReset?.()
+    if (rev < this.#lastBeatRev) this.options.onHubInDoubt?.()
     this.#lastBeatOk = Date.now()
     this.#lastBeatRev = Math.max(this.#lastBeatRev, rev)
     return rev

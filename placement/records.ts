@@ -78,11 +78,12 @@ export interface PlacementOptions {
   /** The watch brought the hub's own record (`hub`; null: deleted): the node checks it is its hub. */
   onHubRecord?: (value: Uint8Array | null) => void
   /**
-   * A heartbeat was stored at a lower revision than an earlier one: the metadata bucket's stream
-   * was deleted and created again (sequences start over), so the node checks it is its hub. The
-   * placement watch would notice only once it stalled, several leases later.
+   * A heartbeat failed, or was stored at a lower revision than an earlier one (the metadata
+   * bucket's stream was deleted and created again: sequences start over): the node checks that its
+   * hub is still the one it opened. The lease lapsing or the placement watch stalling would tell
+   * only seconds later.
    */
-  onRevisionsReset?: () => void
+  onHubInDoubt?: () => void
 }
 
 /** Heartbeats older than this many leases at first sight come from processes long gone. */

@@ -126,8 +126,15 @@ export function describeNatsError(err: unknown): string {
     err instanceof LeanPublishError ||
     err instanceof JetStreamApiError ||
     (err as { code?: unknown }).code !== undefined
-  return withStorageHint(err, known ? `${err.name}: ${err.message}` : String(err.stack ?? err))
+  const line = known ? `${err.name}: ${err.message}` : String(err.stack ?? err)
+  // the client's name for a JetStream request nothing answered: usually a stream that is gone
+  if (err.name === 'JetStreamNotEnabled') return `${line} (${NOTHING_ANSWERED})`
+  return withStorageHint(err, line)
 }
+
+/** What a JetStream request that nothing answered usually means. */
+const NOTHING_ANSWERED =
+  'nothing answered the JetStream request: the stream it needs is missing (was the hub deleted?), or JetStream is off'
 
 /** `line`, followed by the {@link STORAGE_FULL_HINT} when `err` says the store is full. */
 export function withStorageHint(err: unknown, line: string): string {

@@ -354,7 +354,7 @@ export class Node {
     )
     this.#stoppingBecause = why
     this.options.logger.error(why.message, { node: this.nodeId })
-    this.#partitions.halt()
+    this.#partitions.hubGone()
     this.#partitions.cancelRestarts()
     clearInterval(this.#leaseWatch)
     this.#agent?.close()
@@ -536,7 +536,7 @@ export class Node {
       },
       types: this.options.registryNames,
       readLatest: (key) => latestKvEntry(this.hub.jsm, this.hub.names.metaBucket, key),
-      onRevisionsReset: () => void this.#checkHub(),
+      onHubInDoubt: () => void this.#checkHub(),
       onHubRecord: (value) => {
         // another creation time is proof that the hub was created again; a missing record is checked
         const fate = fateOf(this.hub.meta, value)

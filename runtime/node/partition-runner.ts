@@ -61,6 +61,8 @@ export class PartitionRunner {
   /** The placement agent (dynamic placement only). */
   #agent: PlacementAgent | undefined
   #stopped = false
+  /** The hub was deleted under the node (see {@link hubGone}). */
+  #hubGone = false
   readonly #restarts = new Set<NodeJS.Timeout>()
   readonly #starting = new Set<number>()
   /** Partitions being stopped and released, with the promise that settles when done. */
@@ -123,6 +125,15 @@ export class PartitionRunner {
   /** The node is stopping: start nothing more, and let failures restart nothing. */
   halt(): void {
     this.#stopped = true
+  }
+
+  /**
+   * The hub was deleted under the node: it stops without handing anything over, and says so once;
+   * hand-offs already under way fail (the hub's streams are gone) and are not reported each.
+   */
+  hubGone(): void {
+    this.#stopped = true
+    this.#hubGone = true
   }
 
   /** Cancels the restarts of failed partitions still waiting for their delay. */
@@ -188,7 +199,10 @@ export class PartitionRunner {
     const done = partition
       .close(snapshot)
       .then(() => this.#agent?.release(p, epoch))
-      .catch((err: unknown) => this.deps.settings.logger.warn('hand-off failed', { p, error: String(err) }))
+      .catch((err: unknown) => {
+        if (!this.#hubGone)
+          this.deps.settings.logger.warn('hand-off failed', { p, error: describeNatsError(err) })
+      })
       .finally(() => {
         this.#closing.delete(p)
         this.#closingPartitions.delete(p)

@@ -284,6 +284,8 @@ export class Partition {
    */
   async #leave(): Promise<void> {
     await this.#commits.appendMark({ left: 1 }).catch((err: unknown) => {
+      // (abandoned meanwhile — the hub deleted, the server gone —: the node already said so)
+      if (this.#stopped) return
       this.options.logger.warn('could not mark a graceful stop in the log', { p: this.p, error: String(err) })
     })
   }

@@ -130,7 +130,7 @@ describe('a hub deleted under running nodes', () => {
 
   it('deleted and not created again: the nodes stop, and a client is told, both saying so', async () => {
     const hub = 'deleted-only'
-    const { a, b } = await twoNodes(hub)
+    const { a, b, lines } = await twoNodes(hub)
     const client = await Client.connect({ servers: nats.url, hub })
     opened.push(client)
     const [key] = keysPerPartition()
@@ -158,5 +158,10 @@ describe('a hub deleted under running nodes', () => {
       )
     }
     await a.stop() // idempotent after stopping on its own
+    // no contradicting lines: graceful-stop marks that fail after the node said it would hand
+    // nothing over, or a raw 'jetstream is not enabled' for streams that are gone
+    expect(lines.filter((l) => /could not mark a graceful stop/.test(l))).toEqual([])
+    for (const line of lines.filter((l) => /hand-off failed/.test(l)))
+      expect(line).toMatch(/was the hub deleted\?/)
   }, 60_000)
 })

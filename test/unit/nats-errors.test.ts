@@ -31,4 +31,15 @@ describe('NATS errors in logs', () => {
     )
     expect(describeNatsError(new TypeError('x is undefined'))).toMatch(/^TypeError: x is undefined\n\s+at /)
   })
+
+  it("explains the client's 'jetstream is not enabled' for a request nothing answered", () => {
+    const err = Object.assign(new Error('jetstream is not enabled'), {
+      name: 'JetStreamNotEnabled',
+      code: 503,
+    })
+    expect(describeNatsError(err)).toBe(
+      'JetStreamNotEnabled: jetstream is not enabled (nothing answered the JetStream request: the stream ' +
+        'it needs is missing (was the hub deleted?), or JetStream is off)',
+    )
+  })
 })
