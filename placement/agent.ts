@@ -18,7 +18,7 @@ import { BadInputError } from '../actors/index.ts'
 import { decode, encode, type KV, type KvWatchEntry, type QueuedIterator } from '../runtime/nats/index.ts'
 import { BatchWorker } from '../runtime/util/index.ts'
 import { balance } from './policy.ts'
-import { eligibleNodes, everyRecordHas, HubTypes, type TypeName } from './registry.ts'
+import { divergence, eligibleNodes, everyRecordHas, HubTypes, type TypeName } from './registry.ts'
 import {
   NODE_ID,
   ensureIdUnused,
@@ -403,7 +403,38 @@ export class PlacementAgent {
     await this.#checkWatch(now)
     await this.#lease(now, leaseMs)
     if (this.isLeader) await this.#pass()
+    this.#warnOfDivergence()
     this.options.onChange()
+  }
+
+  /** What {@link #warnOfDivergence} said last ('' while registries agree). */
+  #divergenceSaid = ''
+
+  /**
+   * Registries that diverge (no node knows every name) stall work silently: an owner keeps the
+   * messages for names it lacks. A node that lacks names says so, and again whenever what it lacks
+   * changes, so the operator finds the odd node in its own log.
+   */
+  #warnOfDivergence(): void {
+    const registries = new Map<string, string[]>()
+    for (const [id, n] of this.#view.nodes) if (n.types !== undefined) registries.set(id, n.types)
+    if (this.options.types !== undefined) registries.set(this.nodeId, this.options.types)
+    const lacking = divergence(this.live(), registries)
+    const mine = lacking.get(this.nodeId)
+    const said = mine === undefined ? '' : mine.join(',')
+    if (said === this.#divergenceSaid) return
+    this.#divergenceSaid = said
+    if (mine === undefined) return
+    const others = [...lacking]
+      .filter(([id]) => id !== this.nodeId)
+      .map(([id, names]) => `${id} lacks ${names.join(', ')}`)
+    this.options.logger.warn(
+      `registries diverge: no node knows every name on this hub. This node lacks ${mine.join(', ')}` +
+        `${others.length === 0 ? '' : `; ${others.join('; ')}`}. Partitions go to the nodes that know the most names; ` +
+        `messages for a name its owner lacks wait until a node that knows it owns the partition. ` +
+        `Deploy one registry on every node (see basalt placement)`,
+      { node: this.nodeId },
+    )
   }
 
   /**

@@ -51,12 +51,15 @@ export type Whereabouts = 'here' | 'elsewhere' | 'nowhere'
 /**
  * The nodes that may own partitions: those whose registry holds every name some live node has.
  * A node that publishes no registry (an older build) counts as knowing every type, but no wire
- * feature. When no node knows everything (registries that diverge), every live node is eligible —
- * owners then keep what they cannot run (see the module comment) rather than leave partitions
- * unowned — except a node that lacks a wire feature some live node has: it would ignore what the
- * others send (a lock request's calls), so it stays out while one that has the features is live.
+ * feature. When no node knows everything (registries that diverge), those that know the most of
+ * the names are eligible — owners then keep what they cannot run (see the module comment) rather
+ * than leave partitions unowned, and one misconfigured node (a registry of two types beside nodes
+ * of nine) does not take a share of the partitions and hold most of their work — except a node
+ * that lacks a wire feature some live node has: it would ignore what the others send (a lock
+ * request's calls), so it stays out while one that has the features is live.
  *
  * @example eligibleNodes(['a', 'b'], new Map([['a', ['e:X', 'e:Y']], ['b', ['e:X']]])) // → ['a']
+ * @example eligibleNodes(['a', 'b'], new Map([['a', ['e:X', 'e:Y']], ['b', ['e:Z']]])) // → ['a']
  */
 export function eligibleNodes(
   live: readonly string[],
@@ -74,14 +77,40 @@ export function eligibleNodes(
   const candidates = current.length > 0 ? current : [...live]
   const union = new Set<string>()
   for (const node of live) for (const name of registries.get(node) ?? []) union.add(name)
-  const complete = candidates.filter((node) => {
+  const known = (node: string): number => {
     const names = registries.get(node)
-    if (names === undefined) return true
+    if (names === undefined) return union.size
     const own = new Set(names)
-    for (const name of union) if (!own.has(name)) return false
-    return true
-  })
-  return complete.length > 0 ? complete : candidates
+    let count = 0
+    for (const name of union) if (own.has(name)) count++
+    return count
+  }
+  const most = Math.max(...candidates.map(known))
+  return candidates.filter((node) => known(node) === most)
+}
+
+/**
+ * The names each live node lacks of those other live nodes know (wire features aside), for the
+ * nodes that lack any; empty when some node knows them all — then a node that lacks names simply
+ * gets no partitions. Non-empty means registries diverge: whoever owns a partition keeps messages
+ * for names it lacks, and they wait until a node that knows them owns it (each node warns).
+ */
+export function divergence(
+  live: readonly string[],
+  registries: ReadonlyMap<string, readonly string[]>,
+): Map<string, string[]> {
+  const union = new Set<string>()
+  for (const node of live)
+    for (const name of registries.get(node) ?? []) if (!isFeature(name)) union.add(name)
+  const lacking = new Map<string, string[]>()
+  for (const node of live) {
+    const names = registries.get(node)
+    if (names === undefined) return new Map() // an older build: knows every type
+    const missing = [...union].filter((name) => !names.includes(name)).sort()
+    if (missing.length === 0) return new Map()
+    lacking.set(node, missing)
+  }
+  return lacking
 }
 
 /** Answers whether a name is known here, elsewhere on the hub, or nowhere. */

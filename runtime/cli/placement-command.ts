@@ -32,7 +32,8 @@ export async function runPlacementCommand(
  * unassigned, `(no heartbeat)` after a node that has no heartbeat record), then the nodes with their
  * wire features (none: a version before them, see placement/registry.ts) and the age of their last
  * heartbeat measured against `now` (default: this machine's clock), and for a node placement gives
- * no partitions, the registry names it lacks. A node silent for over 5 s (killed, cut off) is shown
+ * no partitions — or one that owns partitions while registries diverge — the registry names it
+ * lacks. A node silent for over 5 s (killed, cut off) is shown
  * as such, and so is a leader that is.
  *
  * @example formatPlacement('demo', table).forEach((line) => console.log(line))
@@ -89,6 +90,11 @@ export function formatPlacement(hub: string, table: PlacementTable, now = Date.n
       lines.push(
         `    gets no partitions: its registry lacks ${n.lacks.join(', ')} (other nodes serve them; ` +
           'a node runs partitions only when it knows every name a live node knows)',
+      )
+    else if (n.lacks.length > 0)
+      lines.push(
+        `    lacks ${n.lacks.join(', ')}: registries diverge (no node knows every name), so messages ` +
+          'for these wait on the partitions it owns until a node that knows them owns them',
       )
   }
   return lines

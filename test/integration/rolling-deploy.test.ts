@@ -9,10 +9,10 @@ import { describe, expect, it } from 'vitest'
 import { Entity } from '../../entities/index.ts'
 import { orchestration } from '../../actors/orchestration/index.ts'
 import { Client, Node, silentLogger } from '../../runtime/index.ts'
-import { HubTypes, eligibleNodes } from '../../placement/registry.ts'
+import { HubTypes, divergence, eligibleNodes } from '../../placement/registry.ts'
 import { readPlacement } from '../../placement/index.ts'
 import { formatPlacement } from '../../runtime/cli/placement-command.ts'
-import { useNatsServer, waitFor } from '../tooling/harness.ts'
+import { keptLines, useNatsServer, waitFor } from '../tooling/harness.ts'
 
 class Kept extends Entity<number> {
   initialState() {
@@ -61,6 +61,21 @@ describe('registry-aware placement (pure)', () => {
       ['b', ['e:Y']],
     ])
     expect(eligibleNodes(['a', 'b'], diverged)).toEqual(['a', 'b'])
+    // diverged, one node knowing far more: it alone (one odd node does not take a share)
+    const odd = new Map([
+      ['big1', ['e:X', 'e:Y', 'o:f']],
+      ['big2', ['e:X', 'e:Y', 'o:f']],
+      ['odd', ['e:X', 'e:Z']],
+    ])
+    expect(eligibleNodes(['big1', 'big2', 'odd'], odd)).toEqual(['big1', 'big2'])
+    expect(divergence(['big1', 'big2', 'odd'], odd)).toEqual(
+      new Map([
+        ['big1', ['e:Z']],
+        ['big2', ['e:Z']],
+        ['odd', ['e:Y', 'o:f']],
+      ]),
+    )
+    expect(divergence(['a', 'b'], regs)).toEqual(new Map()) // a knows everything: no divergence
   })
 
   it('tells a name run here from one known elsewhere and one known nowhere', () => {
@@ -72,6 +87,54 @@ describe('registry-aware placement (pure)', () => {
     expect(types.anyElsewhere('e:')).toBe(true)
     expect(new HubTypes(['o:f'], () => ['o:f']).anyElsewhere('o:')).toBe(false)
   })
+})
+
+/** Only on the odd node of the divergence case. */
+class Odd extends Entity<number> {
+  initialState() {
+    return 0
+  }
+  add(n: number) {
+    this.state += n
+  }
+}
+
+describe('registries that diverge', () => {
+  it('a node with an odd registry gets no partitions, and it and the placement table say what is lacking', async () => {
+    const hub = 'diverge'
+    const base = { servers: nats.url, hub, partitions: 4, heartbeatMs: 200, leaseMs: 1000 }
+    const oddLines: string[] = []
+    const a = await Node.start({ ...base, registry: full, nodeId: 'full-a', logger: silentLogger })
+    const odd = await Node.start({
+      ...base,
+      registry: [Kept, Odd],
+      nodeId: 'odd',
+      logger: keptLines(oddLines),
+    })
+    const client = await Client.connect({ servers: nats.url, hub })
+    try {
+      await waitFor(
+        () => oddLines.some((l) => l.includes('registries diverge')),
+        'the odd node warns of the divergence',
+      )
+      expect(odd.partitions.size, 'the odd node knows 2 of 5 names').toBe(0)
+      expect(a.partitions.size).toBe(4)
+      expect(oddLines.find((l) => l.includes('registries diverge'))).toContain(
+        'This node lacks e:Added, o:addedFlow, o:keptFlow; full-a lacks e:Odd.',
+      )
+      // the full node's work goes on
+      await client.entity(Added, 'd').call.add(2)
+      expect((await client.readEntityState(Added, 'd')).state).toBe(2)
+      const table = await readPlacement(a.hub.metaKv, a.hub.jsm)
+      expect(formatPlacement(hub, table).join('\n')).toContain(
+        '    lacks e:Odd: registries diverge (no node knows every name)',
+      )
+    } finally {
+      await client.close()
+      await odd.stop()
+      await a.stop()
+    }
+  }, 60_000)
 })
 
 describe('rolling deploy with a partial registry', () => {
