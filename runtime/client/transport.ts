@@ -420,7 +420,10 @@ export class CallTransport implements SenderHost {
 function afterTimeout(call: PendingCall | undefined): string {
   if (call?.stored !== true) return ''
   if (call.unserved === true)
-    return `; no node serves partition ${call.p} now (is a node running on this hub?): the request is stored and takes effect once one does`
+    return (
+      `; partition ${call.p} had no owner when last asked (no node running on this hub, or its owner ` +
+      `restarting it after a failure): the request is stored and takes effect once it is served`
+    )
   return '; the request is stored and may still take effect (a timeout does not cancel it)'
 }
 

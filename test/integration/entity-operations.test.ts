@@ -308,7 +308,7 @@ describe('entity operations', () => {
         .catch((e: unknown) => e)
       expect(err).toBeInstanceOf(TimeoutError)
       expect((err as Error).message).toMatch(
-        /^call Lengthy@later\.take got no result in 1500 ms; no node serves partition \d now \(is a node running on this hub\?\): the request is stored and takes effect once one does$/,
+        /^call Lengthy@later\.take got no result in 1500 ms; partition \d had no owner when last asked \(no node running on this hub, or its owner restarting it after a failure\): the request is stored and takes effect once it is served$/,
       )
       const node = await Node.start(options)
       try {
