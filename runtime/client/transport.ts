@@ -60,7 +60,7 @@ export interface TransportOptions {
   reaskMs: number
 }
 
-interface PendingCall {
+export interface PendingCall {
   resolve(value: unknown): void
   reject(err: Error): void
   timer: NodeJS.Timeout
@@ -417,8 +417,12 @@ export class CallTransport implements SenderHost {
  * What a timed-out call's error adds: whether its message was stored (it then still takes effect:
  * a timeout does not cancel it) and whether a node served its partition when last asked.
  */
-function afterTimeout(call: PendingCall | undefined): string {
-  if (call?.stored !== true) return ''
+export function afterTimeout(call: Pick<PendingCall, 'p' | 'stored' | 'unserved'> | undefined): string {
+  if (call === undefined) return ''
+  if (call.stored !== true)
+    // the publish may have been stored with its acknowledgement lost (a server restart): retry a
+    // start with the same instance id, which refuses a second one
+    return '; whether the request was stored is unknown (no acknowledgement arrived): it may still take effect'
   if (call.unserved === true)
     return (
       `; partition ${call.p} had no owner when last asked (no node running on this hub, or its owner ` +
