@@ -9,7 +9,7 @@ import { isOrchestrationDefinition, type EventDefinition } from '../../actors/or
 import type { ActorMessage } from '../../actors/wire/index.ts'
 import { entityTypeName, type EntityClass } from '../../entities/index.ts'
 import { RuntimeStatus } from '../instances/index.ts'
-import type { InstanceQuery } from './options.ts'
+import type { InstanceFilter, InstanceQuery } from './options.ts'
 
 /** Longest timeout a client takes, in ms (Node's timers hold at most this: about 24.8 days). */
 export const MAX_TIMEOUT_MS = 2_147_483_647
@@ -43,6 +43,50 @@ export function checkOptions<T extends object>(value: T | undefined, what: strin
   if (value === undefined) return {} as T
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new BadInputError(`${what} must be an object (got ${describeValue(value)})`)
+  }
+  return value
+}
+
+/**
+ * The keys of an options type `T`, listed as `{ key: true, … }`: the compiler checks the list
+ * against the type both ways (a key missing, a key the type lacks), so a field added to an options
+ * type cannot be forgotten here and then refused at run time.
+ *
+ * @example const START_KEYS = keysOf<StartOptions>({ instanceId: true, startAt: true, replace: true })
+ */
+export function keysOf<T>(keys: Record<keyof T & string, true>): readonly string[] {
+  return Object.keys(keys)
+}
+
+/**
+ * Checks an options argument of `method` as {@link checkOptions} does (`kind` says what it is:
+ * `options`, `filter`, `query`), and that it has none but the `known` keys. An unknown key is
+ * most often a misspelt one, which would otherwise be ignored: `purgeInstances({ status: 'Failed' })`
+ * purged every finished instance. Throws `BadInputError` naming the method, the unknown keys and
+ * the known ones, e.g. `purgeInstances: unknown filter key 'status' (known: statuses, …)`.
+ */
+export function checkKnownKeys<T extends object>(
+  value: T | undefined,
+  method: string,
+  kind: 'options' | 'filter' | 'query',
+  known: readonly string[],
+): T {
+  const options = checkOptions(value, `the ${kind} of ${method}`)
+  const unknown = Object.keys(options).filter((key) => !known.includes(key))
+  if (unknown.length > 0) {
+    const noun = kind === 'options' ? 'option' : `${kind} key`
+    throw new BadInputError(
+      `${method}: unknown ${noun}${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} ` +
+        `(known: ${known.join(', ')})`,
+    )
+  }
+  return options
+}
+
+/** Checks an optional boolean option (`what` names it). */
+export function checkOptionalBoolean(value: unknown, what: string): boolean | undefined {
+  if (value !== undefined && typeof value !== 'boolean') {
+    throw new BadInputError(`${what} must be true or false (got ${describeValue(value)})`)
   }
   return value
 }
@@ -83,31 +127,70 @@ export function eventName(event: unknown): string {
 
 const STATUSES = Object.values(RuntimeStatus) as string[]
 
+/** The keys of `client.purgeInstances`' filter. */
+const FILTER_KEYS = keysOf<InstanceFilter>({
+  statuses: true,
+  createdFrom: true,
+  createdTo: true,
+  namePrefix: true,
+  idPrefix: true,
+})
+
+/** The keys of `client.listInstances`' query: a filter and a page. */
+const QUERY_KEYS = keysOf<InstanceQuery>({
+  statuses: true,
+  createdFrom: true,
+  createdTo: true,
+  namePrefix: true,
+  idPrefix: true,
+  pageSize: true,
+  continuation: true,
+})
+
+/** An instance filter as the partitions take it: checked, times in ms since the epoch. */
+export interface CheckedInstanceFilter {
+  statuses?: RuntimeStatus[]
+  createdFrom?: number
+  createdTo?: number
+  namePrefix?: string
+  idPrefix?: string
+}
+
 /**
- * Checks a query of `client.listInstances` (and the filter of `purgeInstances`): `pageSize` a
- * whole number in 1..{@link MAX_INSTANCE_PAGE_SIZE}, `statuses` an array of runtime statuses,
- * `createdFrom` and `createdTo` a Date or ms since the epoch (returned as ms), the prefixes and
- * `continuation` strings. Fields it does not know are dropped.
+ * Checks a query of `client.listInstances`: no key but those of {@link InstanceQuery}, `pageSize`
+ * a whole number in 1..{@link MAX_INSTANCE_PAGE_SIZE}, `continuation` a string, and the filter's
+ * fields as {@link checkInstanceFilter} checks them.
  */
 export function checkInstanceQuery(query: InstanceQuery): {
-  filter: {
-    statuses?: RuntimeStatus[]
-    createdFrom?: number
-    createdTo?: number
-    namePrefix?: string
-    idPrefix?: string
-  }
+  filter: CheckedInstanceFilter
   pageSize: number
   continuation?: string
 } {
-  const q = checkOptions(query, 'the instance query')
-  const pageSize = q.pageSize ?? 100
+  const q = checkKnownKeys(query, 'listInstances', 'query', QUERY_KEYS)
+  const pageSize = q.pageSize === undefined ? 100 : q.pageSize
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_INSTANCE_PAGE_SIZE) {
     throw new BadInputError(
       `pageSize must be a whole number in 1..${MAX_INSTANCE_PAGE_SIZE} (got ${describeValue(pageSize)})`,
     )
   }
-  const filter: ReturnType<typeof checkInstanceQuery>['filter'] = {}
+  const filter = filterFields(q)
+  const continuation = checkOptionalString(q.continuation, 'continuation')
+  return continuation === undefined ? { filter, pageSize } : { filter, pageSize, continuation }
+}
+
+/**
+ * Checks the filter of `client.purgeInstances`: no key but those of {@link InstanceFilter} (a
+ * page or a misspelt key would be ignored, and a purge then take more than asked), `statuses` an
+ * array of runtime statuses, `createdFrom` and `createdTo` a Date or ms since the epoch (returned
+ * as ms), the prefixes strings.
+ */
+export function checkInstanceFilter(filter: InstanceFilter): CheckedInstanceFilter {
+  return filterFields(checkKnownKeys(filter, 'purgeInstances', 'filter', FILTER_KEYS))
+}
+
+/** The filter's fields of a query or filter whose keys are checked, each checked in turn. */
+function filterFields(q: InstanceFilter): CheckedInstanceFilter {
+  const filter: CheckedInstanceFilter = {}
   if (q.statuses !== undefined) {
     if (!Array.isArray(q.statuses)) {
       throw new BadInputError(
@@ -138,8 +221,7 @@ export function checkInstanceQuery(query: InstanceQuery): {
     const v = checkOptionalString(q[field], field)
     if (v !== undefined) filter[field] = v
   }
-  const continuation = checkOptionalString(q.continuation, 'continuation')
-  return continuation === undefined ? { filter, pageSize } : { filter, pageSize, continuation }
+  return filter
 }
 
 /**

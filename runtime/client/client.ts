@@ -7,7 +7,7 @@
  * in sender.ts), the entity proxies in handles.ts, watch streams in watch.ts.
  */
 import type { Observable } from 'rxjs'
-import { BadInputError, TimeoutError, checkKey, describeValue } from '../../actors/index.ts'
+import { BadInputError, TimeoutError, checkKey } from '../../actors/index.ts'
 import type {
   EventDefinition,
   HistoryEvent,
@@ -41,7 +41,7 @@ import {
 } from './entity-api.ts'
 import { InstanceApi } from './instance-api.ts'
 import { offloadMessage } from './blobs.ts'
-import { checkEntityClass, checkTimeout } from './args.ts'
+import { checkEntityClass, checkKnownKeys, checkTimeout, keysOf } from './args.ts'
 import type { InstanceStatus } from './status.ts'
 import { loadTracing, type Tracing, type TracingOptions } from '../metrics/index.ts'
 import type {
@@ -90,6 +90,28 @@ export interface ClientOptions extends ConnectionOptions {
    */
   tracing?: TracingOptions
 }
+
+/** The keys of {@link ClientOptions} (anything else is refused: see checkKnownKeys). */
+const CLIENT_OPTION_KEYS = keysOf<ClientOptions>({
+  servers: true,
+  user: true,
+  password: true,
+  token: true,
+  nkey: true,
+  credsFile: true,
+  tls: true,
+  name: true,
+  connectTimeoutMs: true,
+  inboxPrefix: true,
+  hub: true,
+  callTimeoutMs: true,
+  queryTimeoutMs: true,
+  publishDeadlineMs: true,
+  reaskMs: true,
+  blobThresholdBytes: true,
+  maxValueBytes: true,
+  tracing: true,
+})
 
 /** How long a timed-out call looks for the holder of the lock it waited behind, in ms. */
 const LOCK_LOOKUP_MS = 1000
@@ -140,15 +162,15 @@ export class Client {
   /**
    * Connects to a hub. Throws `ConnectionError` naming the URL when NATS is unreachable,
    * `AuthorizationError` when the server refuses the credentials, and `HubNotFoundError` when no
-   * node has created the hub yet; `BadInputError` at once for unusable options (no `servers`, a
-   * bad hub name, a timeout that is not a positive number of ms).
+   * node has created the hub yet; `BadInputError` at once for unusable options (a key it does not
+   * know, no `servers`, a bad hub name, a timeout that is not a positive number of ms).
    */
   static async connect(options: ClientOptions): Promise<Client> {
-    if (typeof options !== 'object' || options === null) {
-      throw new BadInputError(
-        `the options of Client.connect must be an object (got ${describeValue(options)})`,
-      )
+    if (options === undefined) {
+      // (checkKnownKeys takes no options as none; connect needs at least servers and a hub)
+      throw new BadInputError('the options of Client.connect must be an object (got undefined)')
     }
+    checkKnownKeys(options, 'Client.connect', 'options', CLIENT_OPTION_KEYS)
     new HubNames(options.hub) // checks the name before connecting
     for (const name of ['callTimeoutMs', 'queryTimeoutMs', 'publishDeadlineMs', 'reaskMs'] as const) {
       if (options[name] !== undefined) checkTimeout(options[name], name)
@@ -252,8 +274,8 @@ export class Client {
 
   /**
    * Lists entity keys of a type, sorted, a page at a time, fanned out over all partitions.
-   * `BadInputError` at once for a `pageSize` not a whole number in 1..10000, or a `keyPrefix` or
-   * `continuation` that is not a string.
+   * `BadInputError` at once for a key the query does not have, a `pageSize` not a whole number in
+   * 1..10000, or a `keyPrefix` or `continuation` that is not a string.
    *
    * @example
    * let page = await client.listEntities({ type: Counter, pageSize: 100 })
@@ -366,8 +388,9 @@ export class Client {
    * carries the orchestration's output type, so `waitForCompletion(id)` needs no type argument.
    *
    * Fails at once, before sending, with `BadInputError` naming the argument: an orchestration that
-   * is neither a definition nor a non-empty name, a bad `instanceId` (not a non-empty string of at
-   * most 1024 bytes) or `startAt`, or an input holding a function or symbol. A name the node has
+   * is neither a definition nor a non-empty name, an option it does not know, a bad `instanceId`
+   * (not a non-empty string of at most 1024 bytes), `startAt` or `replace`, or an input holding a
+   * function or symbol. A name the node has
    * not registered is rejected by the node, also with `BadInputError` (`unknown orchestration`).
    *
    * @example const id = await client.start(helloSequence, ['Tokyo', 'Seattle'])
@@ -433,7 +456,8 @@ export class Client {
 
   /**
    * Purges every finished instance matching the filter; resolves with how many. A bad filter is
-   * rejected at once as in {@link listInstances}.
+   * rejected at once as in {@link listInstances}, and so is a key it does not have (`status` for
+   * `statuses`, a `pageSize`): nothing is purged then.
    */
   async purgeInstances(filter: InstanceFilter): Promise<number> {
     return this.#instances.purgeInstances(filter)
@@ -441,7 +465,8 @@ export class Client {
 
   /**
    * Status of an instance (undefined when it does not exist); `history` includes the events.
-   * `BadInputError` at once for an id that is not a non-empty string.
+   * `BadInputError` at once for an id that is not a non-empty string, an option it does not know,
+   * or a `history` that is not a boolean.
    */
   async getStatus<O = unknown>(
     instanceId: InstanceId<O> | string,
@@ -458,7 +483,8 @@ export class Client {
   /**
    * Waits (server side, no polling) until the instance reaches Completed, Failed or Terminated.
    * Throws `TimeoutError` after `timeoutMs` (default 60 s) and `BadInputError` for unknown ids,
-   * and at once for a bad id or a `timeoutMs` that is not a positive number of ms.
+   * and at once for a bad id, an option it does not know or a `timeoutMs` that is not a positive
+   * number of ms.
    * The output is typed by the id `start` returned; for a plain string id, a type argument says
    * what to expect (unchecked). @example const { output } = await client.waitForCompletion(id)
    */
@@ -471,9 +497,10 @@ export class Client {
 
   /**
    * Lists instances by status, creation time, name and id prefix, a page at a time. Rejects at
-   * once with `BadInputError` naming the field: `pageSize` not a whole number in 1..1000, a status
-   * not among `RuntimeStatus`, `createdFrom`/`createdTo` neither a Date nor ms, a prefix or
-   * `continuation` that is not a string (or not a token of a previous page).
+   * once with `BadInputError` naming the field: a key the query does not have (naming the keys it
+   * has), `pageSize` not a whole number in 1..1000, a status not among `RuntimeStatus`,
+   * `createdFrom`/`createdTo` neither a Date nor ms, a prefix or `continuation` that is not a
+   * string (or not a token of a previous page).
    */
   async listInstances(query: InstanceQuery = {}): Promise<InstancePage> {
     return this.#instances.listInstances(query)

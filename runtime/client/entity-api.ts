@@ -13,7 +13,7 @@ import { readAgainIfMissing } from './blobs.ts'
 import type { ApiCore } from './api-core.ts'
 import { decodeContinuation, encodeContinuation } from './status.ts'
 import { watchItem } from './watch.ts'
-import { MAX_ENTITY_PAGE_SIZE, checkOptionalString, checkOptions, typeNameOf } from './args.ts'
+import { MAX_ENTITY_PAGE_SIZE, checkKnownKeys, checkOptionalString, keysOf, typeNameOf } from './args.ts'
 
 /** What {@link Client.readEntityState} returns. */
 export interface EntityState<S> {
@@ -39,6 +39,14 @@ export interface EntityQuery {
   pageSize?: number
   continuation?: string
 }
+
+/** The keys of an {@link EntityQuery} (anything else is refused: see checkKnownKeys). */
+const ENTITY_QUERY_KEYS = keysOf<EntityQuery>({
+  type: true,
+  keyPrefix: true,
+  pageSize: true,
+  continuation: true,
+})
 
 /** A page of {@link Client.listEntities}. */
 export interface EntityPage {
@@ -111,15 +119,16 @@ export class EntityApi {
 
   /** Lists entity keys of a type, sorted, a page at a time, fanned out over all partitions. */
   async listEntities(query: EntityQuery): Promise<EntityPage> {
-    const t = typeNameOf(checkOptions(query, 'the entity query').type)
-    const limit = query.pageSize ?? 100
+    const q = checkKnownKeys(query, 'listEntities', 'query', ENTITY_QUERY_KEYS)
+    const t = typeNameOf(q.type)
+    const limit = q.pageSize === undefined ? 100 : q.pageSize
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_ENTITY_PAGE_SIZE) {
       throw new BadInputError(
         `pageSize must be a whole number in 1..${MAX_ENTITY_PAGE_SIZE} (got ${describeValue(limit)})`,
       )
     }
-    const prefix = checkOptionalString(query.keyPrefix, 'keyPrefix') ?? ''
-    const continuation = checkOptionalString(query.continuation, 'continuation')
+    const prefix = checkOptionalString(q.keyPrefix, 'keyPrefix') ?? ''
+    const continuation = checkOptionalString(q.continuation, 'continuation')
     const after = continuation === undefined ? '' : decodeContinuation(continuation)
     const pages = await Promise.all(
       Array.from({ length: this.core.partitions }, (_, p) =>

@@ -7,7 +7,6 @@
 import { Observable } from 'rxjs'
 import { randomUUID } from 'node:crypto'
 import {
-  BadInputError,
   CodecError,
   InstanceNotFoundError,
   TimeoutError,
@@ -49,13 +48,21 @@ import type {
 } from './options.ts'
 import { watchItem } from './watch.ts'
 import {
+  checkInstanceFilter,
   checkInstanceQuery,
+  checkKnownKeys,
+  checkOptionalBoolean,
   checkOptionalString,
-  checkOptions,
   checkTimeout,
   eventName,
+  keysOf,
   orchestrationName,
 } from './args.ts'
+
+/** The keys each options argument takes (anything else is refused: see checkKnownKeys). */
+const START_KEYS = keysOf<StartOptions>({ instanceId: true, startAt: true, replace: true })
+const STATUS_KEYS = keysOf<StatusOptions>({ history: true })
+const WAIT_KEYS = keysOf<WaitOptions>({ timeoutMs: true })
 
 /** The orchestration side of a client (see {@link Client} for what each method promises). */
 export class InstanceApi {
@@ -74,14 +81,11 @@ export class InstanceApi {
     options?: StartOptions,
   ): Promise<InstanceId<O>> {
     const name = orchestrationName(def)
-    const opts = checkOptions(options, 'the options of start')
+    const opts = checkKnownKeys(options, 'start', 'options', START_KEYS)
     const id = opts.instanceId === undefined ? randomUUID() : checkInstanceId(opts.instanceId)
     const msg: StartMessage = { k: 'start', i: id, n: name, in: input }
     if (opts.instanceId === undefined) msg.fresh = 1
-    if (opts.replace === true) msg.replace = true
-    else if (opts.replace !== undefined && opts.replace !== false) {
-      throw new BadInputError(`replace must be a boolean (got ${typeof opts.replace})`)
-    }
+    if (checkOptionalBoolean(opts.replace, 'replace') === true) msg.replace = true
     if (opts.startAt !== undefined) msg.at = toTime(opts.startAt, 'startAt')
     this.#ended.delete(id)
     const answer = await this.core.transport.request(msg, () => `start of ${name} '${id}'`)
@@ -142,7 +146,8 @@ export class InstanceApi {
    * (one purged meanwhile by someone else, or listed a moment after its purge, is passed over).
    */
   async purgeInstances(filter: InstanceFilter): Promise<number> {
-    checkInstanceQuery({ ...checkOptions(filter, 'the filter of purgeInstances'), pageSize: 500 })
+    // checked as a filter (the listing below would take a page's keys too), before anything is sent
+    checkInstanceFilter(filter)
     let purged = 0
     let page = await this.listInstances({ ...filter, pageSize: 500 })
     for (;;) {
@@ -162,12 +167,15 @@ export class InstanceApi {
     options: StatusOptions = {},
   ): Promise<InstanceStatus<O> | undefined> {
     const p = partitionOf(checkInstanceId(instanceId), this.core.partitions)
-    checkOptions(options, 'the options of getStatus')
+    const history = checkOptionalBoolean(
+      checkKnownKeys(options, 'getStatus', 'options', STATUS_KEYS).history,
+      'history',
+    )
     return readAgainIfMissing(async () => {
-      const view = await this.#view(p, instanceId, options.history === true)
+      const view = await this.#view(p, instanceId, history === true)
       if (view === undefined) return undefined
       await loadView(this.core.blobs, view)
-      return toStatus<O>(view, options.history === true)
+      return toStatus<O>(view, history === true)
     })
   }
 
@@ -223,10 +231,8 @@ export class InstanceApi {
     options: WaitOptions = {},
   ): Promise<InstanceStatus<O>> {
     checkInstanceId(instanceId)
-    const timeoutMs = checkTimeout(
-      checkOptions(options, 'the options of waitForCompletion').timeoutMs ?? 60_000,
-      'timeoutMs',
-    )
+    const { timeoutMs: given = 60_000 } = checkKnownKeys(options, 'waitForCompletion', 'options', WAIT_KEYS)
+    const timeoutMs = checkTimeout(given, 'timeoutMs')
     const deadline = Date.now() + timeoutMs
     const ended = this.#ended.get(instanceId)
     if (ended !== undefined) {

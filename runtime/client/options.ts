@@ -21,7 +21,8 @@ export type InstanceId<O = unknown> = string & { readonly [outputType]?: O }
 /**
  * Which instances `client.listInstances` and `client.purgeInstances` take; every field narrows. A
  * field of the wrong kind (an unknown status, a time that is neither a Date nor a number, a prefix
- * that is not a string) is rejected with `BadInputError` naming it.
+ * that is not a string) is rejected with `BadInputError` naming it, and so is a key not listed
+ * here (a misspelt `status` would otherwise narrow nothing).
  */
 export interface InstanceFilter {
   /** Only instances in one of these statuses (`Running`, `Completed`, …: see `RuntimeStatus`). */

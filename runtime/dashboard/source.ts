@@ -15,6 +15,7 @@ import {
   isUnloaded,
   valueOf,
   parseItemKey,
+  pickConnection,
   type ConnectionOptions,
   whileConnected,
   type Subscription,
@@ -48,7 +49,9 @@ export class DashboardSource {
     if (this.#closed) throw new Error('dashboard is closed')
     if (this.#client !== undefined && !this.#client.nc.isClosed()) return this.#client
     this.#client = undefined
-    this.#connecting ??= Client.connect({ ...this.options, queryTimeoutMs: 5_000 })
+    // only the connection and the hub: startDashboard's options may hold more, which connect refuses
+    const { hub } = this.options
+    this.#connecting ??= Client.connect({ ...pickConnection(this.options), hub, queryTimeoutMs: 5_000 })
       .then((client) => {
         this.#client = client
         this.#subscribeStats(client)

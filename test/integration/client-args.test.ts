@@ -13,7 +13,7 @@ import {
   type BasaltError,
 } from '../../runtime/index.ts'
 import { activity, orchestration } from '../../actors/orchestration/index.ts'
-import { allWorkflows, approval } from '../fixtures/workflows.ts'
+import { allWorkflows, approval, failing } from '../fixtures/workflows.ts'
 import { Counter } from '../fixtures/entities.ts'
 import { useHub, useNatsServer } from '../tooling/harness.ts'
 
@@ -180,6 +180,64 @@ describe('client arguments', () => {
     // a Date works as well as ms
     const page = await stack.client.listInstances({ createdFrom: new Date(0), idPrefix: 'by-name' })
     expect(page.instances.map((i) => i.id)).toEqual(['by-name'])
+  })
+
+  it('refuses a filter key it does not have, purging nothing (a misspelt key purged every finished instance)', async () => {
+    const prefix = 'typo-'
+    for (const i of [1, 2, 3]) {
+      await stack.client.waitForCompletion(
+        await stack.client.start('fanOut', i, { instanceId: `${prefix}${i}` }),
+      )
+    }
+    const failed = await stack.client.start(failing, undefined, { instanceId: `${prefix}failed` })
+    expect((await stack.client.waitForCompletion(failed)).status).toBe('Failed')
+    const all = async () => (await stack.client.listInstances({ pageSize: 1000 })).instances.map((i) => i.id)
+    const before = await all()
+    expect(before).toEqual(
+      expect.arrayContaining([`${prefix}1`, `${prefix}2`, `${prefix}3`, `${prefix}failed`]),
+    )
+
+    await expectBadInput(
+      () => stack.client.purgeInstances({ status: 'Failed' } as never),
+      /^purgeInstances: unknown filter key 'status' \(known: statuses, createdFrom, createdTo, namePrefix, idPrefix\)$/,
+    )
+    await expectBadInput(
+      () => stack.client.purgeInstances({ idPrefix: prefix, pageSize: 1 } as never),
+      /^purgeInstances: unknown filter key 'pageSize'/,
+    )
+    expect(await all()).toEqual(before)
+
+    await expectBadInput(
+      () => stack.client.listInstances({ pagesize: 2, status: ['Bogus'] } as never),
+      /^listInstances: unknown query keys 'pagesize', 'status' \(known: statuses, .*, pageSize, continuation\)$/,
+    )
+    // spelt right, it purges what it names
+    expect(await stack.client.purgeInstances({ idPrefix: prefix, statuses: ['Failed'] })).toBe(1)
+    expect(await all()).toEqual(before.filter((id) => id !== `${prefix}failed`))
+  })
+
+  it('refuses option keys it does not have in every method that takes options, at once', async () => {
+    await expectBadInput(
+      () => stack.client.start(approval, 1, { instanceID: 'typo-start' } as never),
+      /^start: unknown option 'instanceID' \(known: instanceId, startAt, replace\)$/,
+    )
+    expect(await stack.client.getStatus('typo-start')).toBeUndefined()
+    await expectBadInput(
+      () => stack.client.getStatus('typo-1', { histroy: true } as never),
+      /^getStatus: unknown option 'histroy' \(known: history\)$/,
+    )
+    await expectBadInput(
+      () => stack.client.waitForCompletion('typo-1', { timeout: 5 } as never),
+      /^waitForCompletion: unknown option 'timeout' \(known: timeoutMs\)$/,
+    )
+    await expectBadInput(
+      () => stack.client.listEntities({ type: Counter, prefix: 'a' } as never),
+      /^listEntities: unknown query key 'prefix' \(known: type, keyPrefix, pageSize, continuation\)$/,
+    )
+    await expectBadInput(
+      () => Client.connect({ servers: nats.url, hub, queryTimeout: 5 } as never),
+      /^Client\.connect: unknown option 'queryTimeout' \(known: servers, .*, queryTimeoutMs, .*\)$/,
+    )
   })
 
   it('checks entity types, keys and listing options', async () => {
