@@ -10,7 +10,7 @@
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { Client, Node, silentLogger, type NodeOptions } from '../../runtime/index.ts'
-import { Tally, fullRegistry, waiter } from '../fixtures/entities-only-registry.ts'
+import { Tally, busy, fullRegistry, waiter } from '../fixtures/entities-only-registry.ts'
 import { repoRoot, useNatsServer, waitFor } from '../tooling/harness.ts'
 
 const nats = useNatsServer()
@@ -62,11 +62,13 @@ describe('a node with no orchestrations on a hub with instances', () => {
         queryTimeoutMs: 5000,
       })
       try {
-        // a full node starts two instances that wait for an event, then leaves
+        // a full node starts two instances that wait for an event and one whose activity is still
+        // running when the node leaves
         for (const id of ['w1', 'w2']) {
           await client.start(waiter, id, { instanceId: id })
           await waitFor(async () => (await client.getStatus(id))?.status === 'Running', `${id} runs`)
         }
+        await client.start(busy, { text: 'b1', ms: 1500 }, { instanceId: 'b1' })
         await full.stop()
 
         const partial = await run(registry, 'entities-only')
@@ -75,6 +77,7 @@ describe('a node with no orchestrations on a hub with instances', () => {
         expect(w1).toMatchObject({ id: 'w1', name: 'waiter', status: 'Running', input: 'w1' })
         const listed = await prompt('listInstances', () => client.listInstances())
         expect(listed.instances.map((s) => [s.id, s.name, s.status])).toEqual([
+          ['b1', 'busy', 'Running'],
           ['w1', 'waiter', 'Running'],
           ['w2', 'waiter', 'Running'],
         ])
@@ -93,24 +96,32 @@ describe('a node with no orchestrations on a hub with instances', () => {
         expect((await client.readEntityState(Tally, 'here')).state).toBe(1)
         expect((await client.getStatus('w1'))?.status, 'w1 waits for a node that runs it').toBe('Running')
         expect((await client.readEntityState(Tally, 'done')).exists).toBe(false)
+        // the activity it lacks is not run here (it would fail as unknown): it stays pending
+        await new Promise((resolve) => setTimeout(resolve, 500))
+        expect((await client.getStatus('b1'))?.status, 'b1 waits for a node that runs slowUpper').toBe(
+          'Running',
+        )
         await partial.stop()
 
         // the full registry is back: what was kept runs, once
         await run({ registry: fullRegistry }, 'full-2')
         await client.raiseEvent('w2', 'go', 'two')
         const outputs: Record<string, unknown> = {}
-        for (const id of ['w1', 'w2', 'w3']) {
+        for (const id of ['w1', 'w2', 'w3', 'b1']) {
           const done = await client.waitForCompletion(id, { timeoutMs: 15_000 })
           expect(done.status, `${id}: ${done.error?.message}`).toBe('Completed')
           outputs[id] = done.output
           const history = (await client.getStatus(id, { history: true }))?.history ?? []
           const events = (kind: string) => history.filter((e) => e.e === kind)
           expect(events('started'), `${id} started once`).toHaveLength(1)
-          expect(events('event'), `${id} took one event`).toHaveLength(1)
+          expect(events('failed'), `${id} had no task fail`).toEqual([])
+          // a waiter took its one event; b1 the outcomes of its activity and of its call to Tally
+          if (id === 'b1') expect(events('completed'), 'b1 task outcomes').toHaveLength(2)
+          else expect(events('event'), `${id} events`).toHaveLength(1)
         }
-        expect(outputs).toEqual({ w1: 'w1:one', w2: 'w2:two', w3: 'w3:three' })
-        expect((await client.readEntityState(Tally, 'done')).state).toBe(3)
-        expect((await client.listInstances({ statuses: ['Completed'] })).instances).toHaveLength(3)
+        expect(outputs).toEqual({ w1: 'w1:one', w2: 'w2:two', w3: 'w3:three', b1: 'B1' })
+        expect((await client.readEntityState(Tally, 'done')).state).toBe(4)
+        expect((await client.listInstances({ statuses: ['Completed'] })).instances).toHaveLength(4)
       } finally {
         await client.close()
         for (const node of nodes.reverse()) await node.stop()
