@@ -125,12 +125,6 @@ export class HubTypes {
     this.#own = new Set(own)
   }
 
-  /** Whether the hub knows a name starting with `prefix` that this node lacks. */
-  anyElsewhere(prefix: string): boolean {
-    for (const known of this.hubNames()) if (known.startsWith(prefix) && !this.#own.has(known)) return true
-    return false
-  }
-
   /** Where `name` (`e:Type`, `o:name`, `a:name`) is known. */
   whereIs(name: string): Whereabouts {
     if (this.#own.has(name)) return 'here'

@@ -3,7 +3,9 @@
  * is written in the same round), run on this node at once (before the commit) or handed to every
  * node's workers when this one is busy, and their outcomes queued for the instance's next step.
  * The pending set survives a crash in those items: after recovery every activity scheduled but
- * not completed runs again (at least once). Apart from the instance host (instance-host.ts).
+ * not completed runs again (at least once). One this node lacks but the hub knows (a rolling
+ * deploy, or a node with no orchestrations that took over) stays pending, its item kept, for an
+ * owner that runs it. Apart from the instance host (instance-host.ts).
  */
 import { toErrorInfo, isThenable } from '../../actors/index.ts'
 import {
@@ -51,6 +53,8 @@ export class InstanceActivities {
   #run(key: string, task: ActivityTask, mayOffload = true): void {
     this.#pending.set(key, task)
     const { activities, offload } = this.workflows
+    // run here it would fail as unknown (offloaded too: a worker fails what its own node lacks)
+    if (!activities.has(task.name) && this.port.knownElsewhere(`a:${task.name}`)) return
     if (mayOffload && offload !== undefined && activities.backlog >= offload.threshold) {
       // this node is busy: hand the task to every node's workers once the schedule is durable
       this.port.afterCommit(() => offload.publish(task))

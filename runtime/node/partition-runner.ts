@@ -260,11 +260,8 @@ export class PartitionRunner {
       registry,
       epoch,
       cacheSize: perPartition,
-      ...(workflows.orchestrations.size === 0
-        ? {}
-        : {
-            instances: (port) => new InstanceHost(port, { ...workflows, cacheSize: perPartition }),
-          }),
+      // (with no orchestration too: see PartitionOptions.instances)
+      instances: (port) => new InstanceHost(port, { ...workflows, cacheSize: perPartition }),
       onStopped: (reason, error) => this.onStopped(p, epoch, reason, error),
       ...(agent === undefined
         ? {}

@@ -53,21 +53,20 @@ async function runThread(
   let nc: NatsConnection
   let hub: Hub
   let registry: EntityRegistry
-  let workflows: Workflows | undefined
+  let workflows: Workflows
   try {
     const split = splitRegistry(await loadRegistry(setup.registryModule, setup.cwd))
     registry = new EntityRegistry(split.entities, { operationTimeoutMs: setup.entityOperationTimeoutMs })
-    if (split.orchestrations.length > 0) {
-      const threshold = setup.offloadThreshold
-      workflows = {
-        orchestrations: new Map(split.orchestrations.map((o) => [o.name, o])),
-        activities: new ActivityPool(split.activities, setup.activityConcurrency, setup.activityTimeoutMs),
-        alwaysReplay: setup.alwaysReplay,
-        cacheSize: setup.cacheSize,
-        ...(threshold === undefined
-          ? {}
-          : { offload: { threshold, publish: (task) => post({ t: 'offload', task }) } }),
-      }
+    const threshold = setup.offloadThreshold
+    // (with no orchestration too: see PartitionOptions.instances)
+    workflows = {
+      orchestrations: new Map(split.orchestrations.map((o) => [o.name, o])),
+      activities: new ActivityPool(split.activities, setup.activityConcurrency, setup.activityTimeoutMs),
+      alwaysReplay: setup.alwaysReplay,
+      cacheSize: setup.cacheSize,
+      ...(threshold === undefined
+        ? {}
+        : { offload: { threshold, publish: (task) => post({ t: 'offload', task }) } }),
     }
     nc = await connectTo(
       { ...setup.connection, name: `${setup.connection.name ?? 'basalt-node'}-thread-${setup.index}` },
@@ -93,12 +92,11 @@ async function runThread(
   const recentReplies = new Map<number, RecentReplies>()
   // what this thread's partitions count; the main thread adds it into the node's (threads.ts)
   const metrics = new NodeRecorder()
-  const pool = workflows?.activities
+  const pool = workflows.activities
 
   const start = async (p: number, epoch: number): Promise<void> => {
     const replies = recentReplies.get(p) ?? new RecentReplies()
     recentReplies.set(p, replies)
-    const wf = workflows
     const partition = await Partition.start(nc, hub, p, {
       registry,
       epoch,
@@ -111,7 +109,7 @@ async function runThread(
       blobs,
       recentReplies: replies,
       metrics,
-      ...(wf === undefined ? {} : { instances: (port) => new InstanceHost(port, wf) }),
+      instances: (port) => new InstanceHost(port, workflows),
       ...(setup.dynamic
         ? { mayWrite: () => Atomics.load(flags, 0) === 1, carryCalls: () => Atomics.load(flags, 1) === 1 }
         : {}),
@@ -185,7 +183,7 @@ async function runThread(
         cached: partition.cachedEntities,
       })
     }
-    const activities = { queued: pool?.backlog ?? 0, running: pool?.running ?? 0 }
+    const activities = { queued: pool.backlog, running: pool.running }
     post({ t: 'stats', partitions: counters, metrics: threadReport(metrics, activities) })
   }
   setInterval(report, setup.statsIntervalMs).unref()

@@ -53,7 +53,7 @@ export interface CommitCore {
   readonly changes: ChangeFeed
   readonly recentReplies: RecentReplies
   readonly entities: EntityHost
-  readonly instances: InstanceHandler | undefined
+  readonly instances: InstanceHandler
   readonly logger: Logger
   readonly nc: NatsConnection
   readonly names: HubNames
@@ -215,7 +215,7 @@ export class Commits {
         this.core.stats.snapshots++
         this.core.metrics.snapshotted()
         this.core.entities.evict()
-        this.core.instances?.snapshotted()
+        this.core.instances.snapshotted()
         this.maybeSnapshot()
         this.core.kick()
       })

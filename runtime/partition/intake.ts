@@ -1,7 +1,7 @@
 /**
  * The partition's intake: what one step of the loop takes in — due timers, the local queue, the
- * mailbox — and how each message reaches its host (entity or instance), is held as a timer, is
- * deferred for a type run elsewhere, or goes to the dead-letter stream. It moves the mailbox
+ * mailbox — and how each message reaches its host (entity or instance; the host keeps what is for a
+ * type run elsewhere), is held as a timer, or goes to the dead-letter stream. It moves the mailbox
  * cursor and the dedup tables as envelopes are processed. Split from the loop (partition.ts),
  * which decides when to step and when to seal; this file decides what a step does.
  */
@@ -26,7 +26,6 @@ import type { Inbound, MailboxReader } from './mailbox.ts'
 import type { QueryDesk } from './queries.ts'
 import type { CommitRound } from './round.ts'
 import type { TimerSet } from './timers.ts'
-import type { TypeDirectory } from './unknown-types.ts'
 
 /** The parts of a partition its intake reads and moves. */
 export interface IntakeCore {
@@ -36,7 +35,6 @@ export interface IntakeCore {
   readonly logger: Logger
   /** Most messages taken from the mailbox (and from the local queue) in one step. */
   readonly maxBatch: number
-  readonly types: TypeDirectory | undefined
   readonly storage: PartitionStorage
   readonly stats: { messages: number; deadLetters: number }
   readonly metrics: PartitionMetrics
@@ -46,7 +44,7 @@ export interface IntakeCore {
   readonly timers: TimerSet
   readonly queries: QueryDesk
   readonly entities: EntityHost
-  readonly instances: InstanceHandler | undefined
+  readonly instances: InstanceHandler
   readonly port: HostPort
   /** The round being built. */
   open(): CommitRound
@@ -107,13 +105,13 @@ export class Intake {
       for (const msg of messagesOf(item.env)) {
         if (msg === undefined) continue
         if (++seen > count) break
-        if (!this.core.entities.want(msg, missing)) this.core.instances?.want(msg, instances)
+        if (!this.core.entities.want(msg, missing)) this.core.instances.want(msg, instances)
       }
       if (seen > count) break
     }
     const loads: Array<Promise<unknown>> = []
     if (missing.size > 0) loads.push(this.core.entities.preload(missing))
-    if (instances.size > 0) loads.push(this.core.instances!.preload(instances))
+    if (instances.size > 0) loads.push(this.core.instances.preload(instances))
     if (loads.length > 0) await Promise.all(loads)
   }
 
@@ -242,23 +240,6 @@ export class Intake {
       case 'unlock':
         return this.core.entities.handle(msg)
       default:
-        if (this.core.instances === undefined) {
-          if (
-            msg.k === 'start' ? this.core.port.knownElsewhere(`o:${msg.n}`) : this.#orchestrationsElsewhere()
-          ) {
-            return this.core.port.defer(msg)
-          }
-          this.core.logger.warn('no orchestrations on this node; dropping message', {
-            p: this.core.p,
-            kind: msg.k,
-          })
-          if ('r' in msg && msg.r !== undefined) {
-            this.core
-              .open()
-              .reply(msg.r, [msg.r[1], 0, toErrorInfo(new BadInputError('this hub runs no orchestrations'))])
-          }
-          return
-        }
         return this.core.instances.handle(msg)
     }
   }
@@ -347,7 +328,7 @@ export class Intake {
   async #failPoisoned(msg: ActorMessage, err: Error): Promise<void> {
     failPoisoned(this.core.port, msg, err)
     const instance = poisonedInstance(msg)
-    if (instance !== undefined) await this.core.instances?.failInstance(instance, err)
+    if (instance !== undefined) await this.core.instances.failInstance(instance, err)
   }
 
   #logPoison(unit: ProbeUnit, err: Error): void {
@@ -356,11 +337,6 @@ export class Intake {
       unit: unit.join(':'),
       reason: err.message,
     })
-  }
-
-  /** Whether another node of the hub runs orchestrations (this one runs none). */
-  #orchestrationsElsewhere(): boolean {
-    return this.core.types?.anyElsewhere('o:') === true
   }
 
   /** Moves an undecodable mailbox message to the dead-letter stream and steps past it. */

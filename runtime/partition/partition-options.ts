@@ -26,8 +26,12 @@ export interface PartitionOptions {
   snapshotRecords: number
   /** ...or this many ms after the first record not yet in a snapshot. */
   snapshotIntervalMs: number
-  /** Builds the orchestration host of this partition (absent: entities only). */
-  instances?: (port: HostPort) => InstanceHandler
+  /**
+   * Builds the orchestration host of this partition. A node whose registry has no orchestration
+   * builds one too: the hub may hold instances, and their queries, starts and events are answered
+   * as on any node that lacks their orchestration (read, kept Pending, kept for a node that runs it).
+   */
+  instances: (port: HostPort) => InstanceHandler
   /** Replies sent lately, kept across restarts of the partition on one node (else its own). */
   recentReplies?: RecentReplies
   /**

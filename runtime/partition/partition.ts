@@ -58,7 +58,7 @@ export class Partition {
   readonly #snap: SnapshotState
   readonly #timers = new TimerSet()
   readonly #dedup = new DedupState()
-  readonly #instances: InstanceHandler | undefined
+  readonly #instances: InstanceHandler
   readonly #entities: EntityHost
   /** What the entity and instance hosts act through (host-port-impl.ts). */
   readonly #port: PartitionHostPort
@@ -166,7 +166,7 @@ export class Partition {
     })
     // a consumer lost with a restarted server is noticed within a second or two
     this.#unwatchReconnects = this.#storage.fast.onReconnect(() => this.#inbox.reconnected())
-    this.#instances = options.instances?.(this.#port)
+    this.#instances = options.instances(this.#port)
     this.#recentReplies = options.recentReplies ?? new RecentReplies()
     this.#queries = new QueryDesk(this.#queryPort())
     this.#intake = new Intake({
@@ -174,7 +174,6 @@ export class Partition {
       partitions: hub.meta.partitions,
       logger: options.logger,
       maxBatch: options.maxBatch,
-      types: options.types,
       storage: this.#storage,
       stats: this.stats,
       metrics: this.metrics,
@@ -322,7 +321,7 @@ export class Partition {
     this.#queries.listen(this.nc, this.hub.names.query(this.p))
     // activities pending at the crash run again — after careful mode: one that ends the process
     // while a careful unit is open would be blamed on that unit (careful.ts)
-    if (this.#careful === undefined) this.#instances?.recovered()
+    if (this.#careful === undefined) this.#instances.recovered()
     this.#careful?.begin(await this.#storage.lastMailboxSeq())
     await this.#inbox.start(this.#cursor.pos[0])
     this.#snapshotTimer = setInterval(() => this.#commits.maybeSnapshot(), this.options.snapshotIntervalMs)
@@ -385,7 +384,7 @@ export class Partition {
         ended: () => {
           this.#careful = undefined
           this.#beginPending = false // its probes said it began
-          this.#instances?.recovered()
+          this.#instances.recovered()
           this.#kick()
         },
       },
@@ -434,7 +433,7 @@ export class Partition {
         this.#timers.set(key, timer)
       }
     } else if (kind === ItemKind.Lock) this.#entities.replayLock(key, value)
-    else if (kind === ItemKind.Activity) this.#instances?.replayActivity(key, value)
+    else if (kind === ItemKind.Activity) this.#instances.replayActivity(key, value)
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -518,7 +517,6 @@ export class Partition {
       p: this.p,
       logger: this.options.logger,
       stopped: () => this.#stopped,
-      runsInstances: this.#instances !== undefined,
       position: () => this.#cursor.pos[0],
       lastSeen: () => this.#inbox.lastSeen,
       lastStored: () => this.#storage.lastMailboxSeq(),
@@ -531,7 +529,7 @@ export class Partition {
         if (query.k === 'lock') return this.#entities.lockHolder(query, respond)
         if (query.k === 'timers')
           return this.#entities.scheduledSignals(query, this.#timers.values(), respond)
-        return this.#instances!.answer(query, respond)
+        return this.#instances.answer(query, respond)
       },
     }
   }
@@ -595,7 +593,7 @@ export class Partition {
     clearInterval(this.#snapshotTimer)
     this.#inbox.stop()
     this.#outbox.stop()
-    this.#instances?.close()
+    this.#instances.close()
     this.#queries.close()
     this.#waits.check()
   }

@@ -29,8 +29,6 @@ export interface QueryPort {
   readonly logger: Logger
   /** Whether the partition has stopped (queries then get no answer from it). */
   stopped(): boolean
-  /** Whether the partition runs orchestrations. */
-  readonly runsInstances: boolean
   /** Mailbox sequence the partition processes next. */
   position(): number
   /** Highest mailbox sequence received so far. */
@@ -137,7 +135,6 @@ export class QueryDesk {
       if ('w' in query && query.w === 1) this.port.watcherJoined()
       if (query.k === 'read' || query.k === 'list' || query.k === 'lock' || query.k === 'timers')
         checkTypeName(query.t)
-      else if (!this.port.runsInstances) throw new BadInputError('this hub runs no orchestrations')
       const s = checkQueryPosition(query.s)
       if (s >= this.port.position() && s > this.port.lastSeen()) {
         void this.#admitPast(s, { query, respond })

@@ -14,8 +14,6 @@ export type Whereabouts = 'here' | 'elsewhere' | 'nowhere'
 /** Answers where a registry name is known (the placement agent's view of the hub). */
 export interface TypeDirectory {
   whereIs(name: string): Whereabouts
-  /** Whether the hub knows a name with this prefix (`o:`: orchestrations) that this node lacks. */
-  anyElsewhere(prefix: string): boolean
 }
 
 /** How long a message for a type known only elsewhere waits before it is tried again, in ms. */

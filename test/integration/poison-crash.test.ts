@@ -14,6 +14,8 @@ import { jetstreamManager } from '@nats-io/jetstream'
 import { describe, expect, it } from 'vitest'
 import { Client, Node, PoisonMessageError, type Logger } from '../../runtime/index.ts'
 import { EntityRegistry } from '../../entities/index.ts'
+import { ActivityPool } from '../../runtime/activities/index.ts'
+import { InstanceHost } from '../../runtime/instances/index.ts'
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
 import { encode, type NatsConnection } from '../../runtime/nats/index.ts'
 import { ensureHub, HubNames, type Hub } from '../../runtime/nats/hub.ts'
@@ -237,6 +239,13 @@ function partitionOf(
     maxBatch,
     snapshotRecords: 1000,
     snapshotIntervalMs: 60_000,
+    instances: (port) =>
+      new InstanceHost(port, {
+        orchestrations: new Map(),
+        activities: new ActivityPool([]),
+        alwaysReplay: false,
+        cacheSize: 100,
+      }),
     onStopped: () => {},
   })
 }

@@ -83,9 +83,8 @@ describe('registry-aware placement (pure)', () => {
     expect(types.whereIs('e:X')).toBe('here')
     expect(types.whereIs('e:Y')).toBe('elsewhere')
     expect(types.whereIs('e:Typo')).toBe('nowhere')
-    expect(types.anyElsewhere('o:')).toBe(true)
-    expect(types.anyElsewhere('e:')).toBe(true)
-    expect(new HubTypes(['o:f'], () => ['o:f']).anyElsewhere('o:')).toBe(false)
+    expect(types.whereIs('o:f')).toBe('elsewhere')
+    expect(new HubTypes(['o:f'], () => ['o:f']).whereIs('o:f')).toBe('here')
   })
 })
 

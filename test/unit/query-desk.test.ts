@@ -14,7 +14,6 @@ function desk(answer: QueryPort['answer']): QueryDesk {
     p: 3,
     logger: silentLogger,
     stopped: () => false,
-    runsInstances: false,
     position: () => 10,
     lastSeen: () => 9,
     lastStored: () => Promise.resolve(20),
