@@ -1,7 +1,8 @@
 /**
  * Durable entities: classes whose state survives crashes. Public methods are operations; an
  * operation runs alone on its entity (one at a time, in mailbox order) and either commits its state
- * change and its outgoing signals together, or — when it throws — neither.
+ * change, its outgoing signals and the orchestrations it starts together, or — when it throws —
+ * none of them.
  *
  * This folder knows nothing of NATS: the runtime hands each operation an {@link EntityContext}.
  */
@@ -9,6 +10,7 @@ import {
   BadInputError,
   IllegalStateError,
   UnknownOperationError,
+  checkInstanceId,
   checkKey,
   checkTypeName,
 } from '../actors/index.ts'
@@ -26,6 +28,22 @@ export interface EntityContext {
   deleted: boolean
   /** Sends a signal to an entity; `at` (ms since the epoch) schedules it. */
   send(type: string, key: string, op: string, args: unknown[], at?: number): void
+  /**
+   * Starts an instance of orchestration `name` with the operation's commit; returns its id:
+   * `instanceId`, else a new unique one.
+   */
+  start(name: string, input: unknown, instanceId?: string): string
+}
+
+/**
+ * An orchestration definition as an entity sees it: what `orchestration()` makes (an
+ * `OrchestrationDefinition<I, O>`), typed by its input. Written out here because entities/ cannot
+ * import actors/orchestration/, which imports entities/.
+ */
+export interface StartableOrchestration<I> {
+  readonly kind: 'orchestration'
+  readonly name: string
+  readonly fn: (ctx: never, input: I) => unknown
 }
 
 const contextSlot = Symbol('basalt.entity.context')
@@ -117,11 +135,39 @@ export abstract class Entity<S = unknown> {
     }
   }
 
+  /**
+   * Starts an orchestration instance from this operation and returns its id at once: the
+   * `instanceId` given, else a new unique id (kept in the state, it names the same instance after
+   * any restart: operations are committed, not run again). The start leaves with this operation's
+   * commit, exactly once, and not at all if the operation throws. An id that is taken leaves the
+   * existing instance alone (the start is refused at the instance's partition and logged), as
+   * `ctx.startOrchestration` does in an orchestration.
+   *
+   * @example const id = this.startOrchestration(shipOrder, { order: this.key })
+   */
+  startOrchestration<I>(def: StartableOrchestration<I>, input: I, options?: { instanceId?: string }): string {
+    const ctx = this.#context()
+    if (!isOrchestrationDefinition(def)) {
+      throw new BadInputError('startOrchestration needs a definition made by orchestration()')
+    }
+    const given = options?.instanceId === undefined ? undefined : checkInstanceId(options.instanceId)
+    return ctx.start(def.name, input, given)
+  }
+
   #context(): EntityContext {
     const ctx = this[contextSlot]
     if (ctx === undefined) throw new IllegalStateError('entity state is only available inside an operation')
     return ctx
   }
+}
+
+/**
+ * Whether `def` is an orchestration definition: the test of `isOrchestrationDefinition`
+ * (actors/orchestration/definitions.ts), which entities/ cannot import (see
+ * {@link StartableOrchestration}).
+ */
+function isOrchestrationDefinition(def: unknown): def is StartableOrchestration<unknown> {
+  return typeof def === 'object' && def !== null && (def as { kind?: unknown }).kind === 'orchestration'
 }
 
 /** A concrete entity class. */
@@ -221,7 +267,15 @@ export function bindContext(entity: Entity, ctx: EntityContext | undefined): voi
   entity[contextSlot] = ctx
 }
 
-const BASE_MEMBERS = new Set(['constructor', 'initialState', 'state', 'key', 'deleteState', 'entity'])
+const BASE_MEMBERS = new Set([
+  'constructor',
+  'initialState',
+  'state',
+  'key',
+  'deleteState',
+  'entity',
+  'startOrchestration',
+])
 
 const operationSets = new WeakMap<EntityClass, Set<string>>()
 

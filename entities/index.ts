@@ -15,6 +15,7 @@ export {
   type InnerSignalProxy,
   type OperationName,
   type SignalProxy,
+  type StartableOrchestration,
   type StateOf,
 } from './entity.ts'
 export {

@@ -4,14 +4,18 @@
  * for every operation (no allocation per synchronous operation). Apart from the entity host
  * (entity-host.ts), which owns the cache and runs the operations.
  */
-import { IllegalStateError, checkKey, checkTypeName } from '../../actors/index.ts'
-import type { ActorMessage, EntityOp } from '../../actors/wire/index.ts'
+import { randomUUID } from 'node:crypto'
+import { IllegalStateError, checkInstanceId, checkKey, checkName, checkTypeName } from '../../actors/index.ts'
+import type { ActorMessage, EntityOp, StartMessage } from '../../actors/wire/index.ts'
 import type { EntityContext } from '../../entities/index.ts'
 import type { BlobRef } from '../nats/index.ts'
 
+/** What an operation produces that the round holds: its state, its result, a message it sends. */
+export type ValueKind = 'state' | 'result' | 'signal' | 'start'
+
 /** Encodes a value an operation produces, bounded by the round (the entity host does). */
 export interface ValueEncoder {
-  encodeBounded(value: unknown, what: 'state' | 'result' | 'signal', msg: EntityOp): Uint8Array
+  encodeBounded(value: unknown, what: ValueKind, msg: EntityOp): Uint8Array
 }
 
 /** A cached entity: decoded state plus its last good encoding (null: does not exist). */
@@ -61,18 +65,40 @@ export class OpContext implements EntityContext {
   }
 
   send(type: string, key: string, op: string, args: unknown[], at?: number): void {
-    if (this.#retired) {
-      throw new IllegalStateError(`${this.type}@${this.key}.${this.#msg?.op} timed out: it can send nothing`)
-    }
+    this.#checkLive()
     checkTypeName(type)
     checkKey(key)
     const m: EntityOp = { k: 'op', t: type, key, op, a: args }
     if (at !== undefined) m.at = at
     this.sends.push([m, this.host.encodeBounded(m, 'signal', this.#msg!)])
   }
+
+  /**
+   * Queues the start of an instance beside the signals: the same message a client's start makes,
+   * so it leaves only with the operation's commit and the partition-to-partition dedup applies it
+   * once. The id is drawn here, once: the operation is committed with it and never runs again.
+   */
+  start(name: string, input: unknown, instanceId?: string): string {
+    this.#checkLive()
+    checkName(name, 'orchestration')
+    const id = instanceId === undefined ? randomUUID() : checkInstanceId(instanceId)
+    const m: StartMessage = { k: 'start', i: id, n: name, in: input }
+    // a new random id names no instance yet: its partition need not look for a stored one
+    if (instanceId === undefined) m.fresh = 1
+    this.sends.push([m, this.host.encodeBounded(m, 'start', this.#msg!)])
+    return m.i
+  }
+
+  /** Refuses anything more from an operation that timed out (see {@link retire}). */
+  #checkLive(): void {
+    if (this.#retired) {
+      throw new IllegalStateError(`${this.type}@${this.key}.${this.#msg?.op} timed out: it can send nothing`)
+    }
+  }
 }
 
-export function describeValue(what: 'state' | 'result' | 'signal', msg: EntityOp): string {
+export function describeValue(what: ValueKind, msg: EntityOp): string {
   if (what === 'signal') return `a signal sent by ${msg.t}@${msg.key}.${msg.op}`
+  if (what === 'start') return `an orchestration start sent by ${msg.t}@${msg.key}.${msg.op}`
   return `${what} of ${msg.t}@${msg.key}${what === 'result' ? '.' + msg.op : ''}`
 }

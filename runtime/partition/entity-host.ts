@@ -45,7 +45,13 @@ import {
 } from '../../entities/index.ts'
 import { decode, BlobRef, unloadedOf, valueOf, itemKey as itemKeys } from '../nats/index.ts'
 import type { HostPort } from './host-port.ts'
-import { OpContext, type Entry, type LargeState, type ValueEncoder } from './entity-context.ts'
+import {
+  OpContext,
+  type Entry,
+  type LargeState,
+  type ValueEncoder,
+  type ValueKind,
+} from './entity-context.ts'
 import { EntityLocks, sendOutcome } from './entity-locks.ts'
 import { EntityValues } from './entity-values.ts'
 import { entitySpan } from './entity-spans.ts'
@@ -137,7 +143,7 @@ export class EntityHost implements ValueEncoder {
   }
 
   /** Encodes a value bounded by the round (entity-values.ts); the operation context's encoder. */
-  encodeBounded(value: unknown, what: 'state' | 'result' | 'signal', msg: EntityOp): Uint8Array {
+  encodeBounded(value: unknown, what: ValueKind, msg: EntityOp): Uint8Array {
     return this.#values.encodeBounded(value, what, msg)
   }
 

@@ -11,7 +11,13 @@ import { BadInputError, PayloadTooLargeError } from '../../actors/index.ts'
 import type { EntityOp } from '../../actors/wire/index.ts'
 import { encode, type BlobRef } from '../nats/index.ts'
 import type { HostPort } from './host-port.ts'
-import { describeValue, type Entry, type LargeState, type ValueEncoder } from './entity-context.ts'
+import {
+  describeValue,
+  type Entry,
+  type LargeState,
+  type ValueEncoder,
+  type ValueKind,
+} from './entity-context.ts'
 
 /** What the values use of the partition's port. */
 export type ValuePort = Pick<
@@ -31,7 +37,7 @@ export class EntityValues implements ValueEncoder {
    * the round. `what` and `msg` name the value in the error (the text is only built when there is
    * one).
    */
-  encodeBounded(value: unknown, what: 'state' | 'result' | 'signal', msg: EntityOp): Uint8Array {
+  encodeBounded(value: unknown, what: ValueKind, msg: EntityOp): Uint8Array {
     let bytes: Uint8Array
     try {
       bytes = encode(value)

@@ -1,16 +1,47 @@
 /** The entity host (runtime/partition/entity-host.ts) through a fake EntityPort, without a server. */
-import { PayloadTooLargeError } from '../../actors/index.ts'
+import { BadInputError, IllegalStateError, PayloadTooLargeError } from '../../actors/index.ts'
 import type { BlobStore } from '../../runtime/nats/index.ts'
 import { describe, expect, it } from 'vitest'
 import type { ActorMessage, EntityOp, LockMessage, ReplyTo } from '../../actors/wire/messages.ts'
-import { EntityRegistry } from '../../entities/index.ts'
+import { Entity, EntityRegistry, type StartableOrchestration } from '../../entities/index.ts'
 import { decode, encode } from '../../runtime/nats/codec.ts'
 import { itemKey } from '../../runtime/nats/item-keys.ts'
 import { EntityHost, type EntityPort } from '../../runtime/partition/entity-host.ts'
+import { OpContext } from '../../runtime/partition/entity-context.ts'
 import type { RoundReply } from '../../runtime/partition/round.ts'
 import { silentLogger } from '../../runtime/util/logger.ts'
 import { noPartitionMetrics, noTracing } from '../../runtime/metrics/index.ts'
 import { Counter, Log } from '../fixtures/entities.ts'
+import { waitFor } from '../tooling/harness.ts'
+import { Starter, reportBack, type Starts } from '../fixtures/starters.ts'
+
+/** Starts what it is given (a definition or not, an id or not, any input); counts its runs. */
+class Misstarter extends Entity<number> {
+  static override operationTimeoutMs = 50
+  initialState() {
+    return 0
+  }
+  startWith(def: unknown, instanceId?: unknown, input?: unknown) {
+    this.state += 1
+    const options = instanceId === undefined ? undefined : { instanceId: instanceId as string }
+    return this.startOrchestration(def as StartableOrchestration<unknown>, input, options)
+  }
+  /** Starts once `go` resolves: after its timeout, when `go` is late. */
+  async startAfter(go: string) {
+    await gates.get(go)
+    try {
+      return this.startOrchestration(reportBack, { key: this.key, n: 0 })
+    } catch (err) {
+      lateErrors.push(err)
+      throw err
+    }
+  }
+}
+
+/** Promises {@link Misstarter.startAfter} waits for, by name. */
+const gates = new Map<string, Promise<void>>()
+/** What {@link Misstarter.startAfter} ran into when it tried to start. */
+const lateErrors: unknown[] = []
 
 function fake(overrides: Partial<EntityPort> = {}) {
   const seen = {
@@ -56,7 +87,7 @@ function fake(overrides: Partial<EntityPort> = {}) {
     defer: (msg) => void seen.deferred.push(msg),
     ...overrides,
   }
-  const host = new EntityHost(port, new EntityRegistry([Counter, Log]), 100)
+  const host = new EntityHost(port, new EntityRegistry([Counter, Log, Starter, Misstarter]), 100)
   return { host, seen, stored }
 }
 
@@ -275,5 +306,125 @@ describe('entity host', () => {
     })
     expect(seen.replies[0]?.[1]).toMatchObject([1, 0, { name: 'PayloadTooLargeError' }])
     expect(seen.writes.size).toBe(0)
+  })
+})
+
+describe('orchestrations started by entities', () => {
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+  const op = (t: string, key: string, name: string, a: unknown[], rid = 1): EntityOp => ({
+    k: 'op',
+    t,
+    key,
+    op: name,
+    a,
+    r: ['_INBOX_basalt.x', rid],
+  })
+  const result = (reply: RoundReply) => decode(reply[2] as Uint8Array, 'result')
+  const stateOf = (seen: ReturnType<typeof fake>['seen'], t: string, key: string) =>
+    decode(seen.writes.get(itemKey.entity(0, t, key))!, 'state')
+
+  it('sends a client’s kind of start with the commit, under a new id the operation gets at once', async () => {
+    const { host, seen } = fake()
+    await host.handle(op('Starter', 's', 'kickOff', [3]))
+    await host.handle(op('Starter', 's', 'kickOff', [4], 2))
+    const [first, second] = seen.replies.map(([, reply]) => result(reply) as string) as [string, string]
+    expect(first).toMatch(UUID)
+    expect(second).toMatch(UUID)
+    expect(second).not.toBe(first)
+    // a fresh id: the instance's partition need not look for a stored instance
+    expect(seen.routed).toEqual([
+      { k: 'start', i: first, n: 'reportBack', in: { key: 's', n: 3 }, fresh: 1 },
+      { k: 'start', i: second, n: 'reportBack', in: { key: 's', n: 4 }, fresh: 1 },
+    ])
+    // the id is committed with the operation's state: the same after any restart
+    expect(stateOf(seen, 'Starter', 's')).toEqual({ started: [first, second], reported: [] } satisfies Starts)
+  })
+
+  it('starts under the instance id given, which the instance’s partition may find taken', async () => {
+    const { host, seen } = fake()
+    await host.handle(op('Starter', 's', 'kickOff', [1, 'mine']))
+    expect(result(seen.replies[0]![1])).toBe('mine')
+    // not fresh: the partition looks the id up and refuses the start if the instance exists
+    expect(seen.routed).toEqual([{ k: 'start', i: 'mine', n: 'reportBack', in: { key: 's', n: 1 } }])
+  })
+
+  it('starts nothing when the operation throws', async () => {
+    const { host, seen } = fake()
+    await host.handle(op('Starter', 's', 'kickOffAndFail', [1, 'never']))
+    expect(seen.replies[0]![1]).toMatchObject([1, 0, { name: 'RangeError' }])
+    expect(seen.routed).toEqual([])
+    expect(seen.writes.size).toBe(0)
+    // the next operation sends only its own start
+    await host.handle(op('Starter', 's', 'kickOff', [2, 'next'], 2))
+    expect(seen.routed).toEqual([{ k: 'start', i: 'next', n: 'reportBack', in: { key: 's', n: 2 } }])
+    expect(stateOf(seen, 'Starter', 's')).toEqual({ started: ['next'], reported: [] })
+  })
+
+  it('starts from an asynchronous operation, with its commit', async () => {
+    const { host, seen } = fake()
+    const running = host.handle(op('Starter', 's', 'kickOffLater', [5]))
+    expect(seen.routed).toEqual([])
+    await running
+    const id = result(seen.replies[0]![1])
+    expect(seen.routed).toEqual([{ k: 'start', i: id, n: 'reportBack', in: { key: 's', n: 5 }, fresh: 1 }])
+  })
+
+  it('refuses what is not a definition and a bad instance id with BadInputError, starting nothing', async () => {
+    const { host, seen } = fake()
+    const bad: Array<[unknown, unknown, RegExp]> = [
+      ['reportBack', undefined, /^startOrchestration needs a definition made by orchestration\(\)$/],
+      [{ name: 'reportBack' }, undefined, /needs a definition made by orchestration/],
+      [reportBack, '', /^instance id must be a non-empty string \(got string ""\)$/],
+      [reportBack, 42, /^instance id must be a non-empty string \(got number 42\)$/],
+      [reportBack, 'x'.repeat(1025), /^instance id is longer than 1024 bytes/],
+    ]
+    for (const [i, [def, id, message]] of bad.entries()) {
+      await host.handle(op('Misstarter', 'm', 'startWith', [def, id], i))
+      const [, [, ok, error]] = seen.replies[i]!
+      expect(ok).toBe(0)
+      expect(error).toMatchObject({ name: BadInputError.name, message: expect.stringMatching(message) })
+    }
+    expect(seen.routed).toEqual([])
+    expect(seen.writes.size).toBe(0)
+    expect(() => new Starter().startOrchestration(reportBack, { key: 'k', n: 1 })).toThrow(IllegalStateError)
+  })
+
+  it('refuses an input the round cannot hold, naming the operation', async () => {
+    const { host, seen } = fake()
+    await host.handle(op('Misstarter', 'm', 'startWith', [reportBack, undefined, 'x'.repeat(2000)]))
+    expect(seen.replies[0]![1]).toMatchObject([
+      1,
+      0,
+      {
+        name: 'PayloadTooLargeError',
+        message: expect.stringContaining('an orchestration start sent by Misstarter@m.startWith'),
+      },
+    ])
+    expect(seen.routed).toEqual([])
+  })
+
+  it('lets an operation that timed out start nothing afterwards', async () => {
+    const { host, seen } = fake()
+    let go!: () => void
+    gates.set('late', new Promise<void>((resolve) => (go = resolve)))
+    const late = host.handle(op('Misstarter', 'm', 'startAfter', ['late']))
+    await late
+    expect(seen.replies[0]![1]).toMatchObject([1, 0, { name: 'TimeoutError' }])
+    go()
+    // the abandoned operation wakes up and tries to start: it fails, and nothing leaves
+    await waitFor(() => lateErrors.length > 0, 'the late start')
+    expect(lateErrors[0]).toBeInstanceOf(IllegalStateError)
+    expect(seen.routed).toEqual([])
+  })
+
+  it('checks what the context is asked to start, and refuses it once retired', () => {
+    const ctx = new OpContext({ encodeBounded: () => new Uint8Array(1) })
+    ctx.reset(op('Starter', 's', 'kickOff', [1]), undefined)
+    expect(() => ctx.start('', null)).toThrow(/^orchestration name must be a non-empty string/)
+    expect(() => ctx.start('reportBack', null, '')).toThrow(/^instance id must be a non-empty string/)
+    expect(ctx.start('reportBack', null, 'ok')).toBe('ok')
+    ctx.retire()
+    expect(() => ctx.start('reportBack', null)).toThrow('Starter@s.kickOff timed out: it can send nothing')
+    expect(ctx.sends).toEqual([])
   })
 })

@@ -1,13 +1,16 @@
 /**
  * Type tests of the public API: instance ids that carry an orchestration's output type, typed
- * external events, and the option types exported from the package's entry point. The checks are
+ * external events, orchestrations started by entities, and the option types exported from the
+ * package's entry point. The checks are
  * compile-time (`npx tsc --noEmit` type-checks this file; a wrong type fails the type check):
  * the functions below are type-checked, never run against a server.
  */
 import { describe, expectTypeOf, it } from 'vitest'
 import {
   Client,
+  Entity,
   RuntimeStatus,
+  activity,
   externalEvent,
   orchestration,
   type EventDefinition,
@@ -24,6 +27,7 @@ import {
 } from '../../runtime/index.ts'
 
 const approval = externalEvent<{ by: string }>('approval')
+const sayHello = activity('sayHello', (city: string) => `Hello ${city}`)
 
 const hello = orchestration('hello', function* (ctx, cities: string[]) {
   const decision = ctx.waitForEvent(approval)
@@ -68,10 +72,34 @@ async function clientTypes(client: Client): Promise<void> {
   void bad
 }
 
+/** Type-checked only: what an entity's startOrchestration accepts and returns. */
+class Starter extends Entity<string[]> {
+  initialState(): string[] {
+    return []
+  }
+  kickOff(): void {
+    const id = this.startOrchestration(hello, ['Tokyo'])
+    expectTypeOf(id).toEqualTypeOf<string>()
+    this.state.push(this.startOrchestration(hello, [], { instanceId: `${this.key}-hello` }))
+    // @ts-expect-error the input of `hello` is string[]
+    this.startOrchestration(hello, 'Tokyo')
+    // @ts-expect-error a definition made by orchestration(), not its name
+    this.startOrchestration('hello', ['Tokyo'])
+    // @ts-expect-error an activity is not an orchestration
+    this.startOrchestration(sayHello, 'Tokyo')
+    // @ts-expect-error the instance id is a string
+    this.startOrchestration(hello, [], { instanceId: 1 })
+  }
+}
+
 describe('public types', () => {
   it('start returns an id that types waitForCompletion and getStatus by the orchestration output', () => {
     expectTypeOf(clientTypes).toBeFunction()
     expectTypeOf(hello).toEqualTypeOf<OrchestrationDefinition<string[], string[]>>()
+  })
+
+  it('an entity starts an orchestration typed by its definition and gets its id', () => {
+    expectTypeOf(Starter).toBeConstructibleWith()
   })
 
   it('external events are typed by an externalEvent definition', () => {

@@ -85,7 +85,7 @@ describe('entity registry', () => {
     expect(registry.get('Counter').operations.has('add')).toBe(true)
     expect(registry.get('Counter').operations.has('initialState')).toBe(false)
     expect(() => registry.get('Nope')).toThrow(/unknown entity type 'Nope'/)
-    const ctx = { type: 'Counter', key: 'k', state: 1, deleted: false, send() {} }
+    const ctx = { type: 'Counter', key: 'k', state: 1, deleted: false, send() {}, start: () => 'id' }
     const counter = registry.instantiate('Counter')
     expect(() => registry.run(counter, ctx, 'nope', [])).toThrow(/has no operation 'nope'/)
     registry.run(counter, ctx, 'add', [2])
@@ -177,6 +177,7 @@ describe('operation and argument checks', () => {
       state: 0,
       deleted: false,
       send: (_t: string, _k: string, op: string) => void sent.push(op),
+      start: () => 'id',
     }
     class Sender extends Entity<number> {
       initialState() {
