@@ -7,7 +7,7 @@
  * {@link Execution.apply}.
  */
 import { BadInputError, IllegalStateError, type NonDeterminismError } from '../errors.ts'
-import { checkKey } from '../ids.ts'
+import { checkInstanceId } from '../ids.ts'
 import { signalProxy, type Entity, type EntityClass } from '../../entities/index.ts'
 import {
   checkRetryPolicy,
@@ -261,7 +261,7 @@ export class Execution implements OrchestrationContext {
       throw new BadInputError('callSubOrchestration needs a definition made by orchestration()')
     }
     this.#lock?.refuseSub(def.name)
-    const given = options?.instanceId === undefined ? undefined : checkKey(options.instanceId)
+    const given = options?.instanceId === undefined ? undefined : checkInstanceId(options.instanceId)
     if (options?.retry !== undefined) checkRetryPolicy(options.retry, `sub-orchestration '${def.name}'`)
     return this.#withRetry<O>(`sub-orchestration '${def.name}'`, options?.retry, (attempt) => {
       const idOf = (seq: number) =>
@@ -289,7 +289,7 @@ export class Execution implements OrchestrationContext {
     if (!isOrchestrationDefinition(def))
       throw new BadInputError('startOrchestration needs a definition made by orchestration()')
     const instanceId =
-      options?.instanceId === undefined ? this.#childId(this.#decisions.seq) : checkKey(options.instanceId)
+      options?.instanceId === undefined ? this.#childId(this.#decisions.seq) : checkInstanceId(options.instanceId)
     this.#decisions.issue({ kind: 'start', name: def.name, instanceId }, () => ({
       c: 'start',
       name: def.name,

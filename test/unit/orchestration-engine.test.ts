@@ -1358,6 +1358,7 @@ describe('engine edge cases', () => {
         attempt(() => ctx.createTimer(5000))
         attempt(() => ctx.any([]))
         attempt(() => ctx.callActivity(child as never, 1))
+        attempt(() => ctx.startOrchestration(child, 1, { instanceId: '' }))
         return errors
       }),
     )
@@ -1370,6 +1371,7 @@ describe('engine edge cases', () => {
         'for a delay of 5000 ms write ctx.createTimer(ctx.now() + 5000)',
       'BadInputError: any needs at least one task',
       'BadInputError: callActivity needs a definition made by activity()',
+      'BadInputError: instance id must be a non-empty string (got string "")',
     ])
     expect(r.commands).toEqual([])
   })
