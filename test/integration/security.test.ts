@@ -303,6 +303,32 @@ describe('users and passwords, with the node and client permissions', () => {
       )
     }
   }, 90_000)
+
+  it('has every command refuse a hub its user may not read by naming the hub, not a JetStream subject', async () => {
+    const env = { NATS_URL: nats.url, NATS_USER: 'client', NATS_PASSWORD: CLIENT_PASSWORD }
+    const cases: Array<[command: string, hub: string, args: string[]]> = [
+      ['list', 'other', []],
+      ['entity get', 'H', ['Counter', 'c']], // the hub is 'h': names are case-sensitive
+      ['hub info', 'other', []],
+    ]
+    const runs = await Promise.all(
+      cases.map(async ([command, other, args]) => {
+        const child = spawnTs('runtime/cli/basalt.mjs', [...command.split(' '), ...args, '--hub', other], env)
+        return { command, other, code: await child.exited, lines: child.lines }
+      }),
+    )
+    for (const { command, other, code, lines } of runs) {
+      expect(code, lines.join('\n')).toBe(1)
+      expect(lines, `basalt ${command} --hub ${other}`).toHaveLength(1)
+      expect(lines[0]).toMatch(
+        new RegExp(
+          `^basalt ${command}: the NATS user may not read hub '${other}' \\(.*Permissions Violation for Publish to .*\\): ` +
+            "check the hub name \\(names are case-sensitive\\) and that the user has this hub's permissions",
+        ),
+      )
+      expect(lines[0]).not.toContain(CLIENT_PASSWORD)
+    }
+  }, 60_000)
 })
 
 describe('credentials changed while a node runs', () => {
