@@ -223,7 +223,8 @@ console.log(JSON.stringify({ count, status: done.status, output: done.output }))
 /** A TypeScript app using the typed API, for the strict type-check. */
 const APP_TS = `
 import { BasaltError, Client, Entity, Node, RuntimeStatus, activity, externalEvent, orchestration } from 'basalt'
-import type { EntityClass, InstanceFilter, StartOptions } from 'basalt'
+import { clientPermissions, nodePermissions, renderPermissions } from 'basalt'
+import type { EntityClass, InstanceFilter, StartOptions, SubjectPermissions } from 'basalt'
 import { readPlacement } from 'basalt/internal'
 
 export class Counter extends Entity<number> {
@@ -258,6 +259,8 @@ export async function run(servers: string): Promise<string[] | undefined> {
   await client.purgeInstances(filter)
   const type: EntityClass = Counter
   console.log(type.name, readPlacement.name, BasaltError.name)
+  const permissions: SubjectPermissions = nodePermissions('app')
+  console.log(renderPermissions(permissions, 2), clientPermissions('app').publish.length)
   await client.close()
   await node.stop()
   return done.output

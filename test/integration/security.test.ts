@@ -18,6 +18,9 @@ import {
   ConnectionError,
   HubNotFoundError,
   Node,
+  clientPermissions,
+  nodePermissions,
+  renderPermissions,
   silentLogger,
   type ConnectionOptions,
 } from '../../runtime/index.ts'
@@ -25,7 +28,6 @@ import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
 import { startDashboard } from '../../runtime/dashboard/index.ts'
 import { HubNames, ensureHub, openHub } from '../../runtime/nats/hub.ts'
 import { fastJetStream, isPermissionDenied } from '../../runtime/nats/index.ts'
-import { clientPermissions, nodePermissions, renderPermissions } from '../../runtime/nats/permissions.ts'
 import { Counter, Log } from '../fixtures/entities.ts'
 import { helloSequence, sayHello } from '../fixtures/workflows.ts'
 import { keptLines, spawnTs, tempDir, useNatsServer, waitFor } from '../tooling/harness.ts'
