@@ -189,8 +189,8 @@ export class FencedError extends BasaltError {
  * stream) is full. Nothing was stored; retryable once an operator freed space or raised the limit.
  */
 export class StorageFullError extends BasaltError {
-  constructor(message: string) {
-    super(ErrorCode.StorageFull, message, { retryable: true })
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.StorageFull, message, { ...options, retryable: true })
   }
 }
 

@@ -33,6 +33,14 @@ export {
   type ConnectionOptions,
   type TlsConnectionOptions,
 } from './nats/index.ts'
+// What a hub's nodes and clients may publish and subscribe to, as nats-server permission blocks
+// (docs/SECURITY.md, "Permission blocks")
+export {
+  clientPermissions,
+  nodePermissions,
+  renderPermissions,
+  type SubjectPermissions,
+} from './nats/index.ts'
 export { consoleLogger, silentLogger, type Logger, type LogLevel } from './util/index.ts'
 export type { MetricsOptions, NodeStats, PartitionStats, StatsCounters } from './metrics/index.ts'
 export type { TracingOptions, TracerLike } from './metrics/index.ts'

@@ -9,6 +9,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, CommanderError, Option } from 'commander'
 import { permissionViolation } from '../nats/index.ts'
+import { AuthorizationError } from '../../actors/index.ts'
 import { describeError, intArg, jsonArg, portArg, timeArg, UsageError } from './args.ts'
 import { addConnectionOptions } from './connection.ts'
 import { MAX_PARTITIONS } from '../nats/index.ts'
@@ -315,7 +316,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${current}: ${err.message} (see '${current} --help')\n`)
       return 2
     }
-    const violation = permissionViolation(err)
+    // an AuthorizationError says itself which hub the user may not read or create, and what to check
+    const violation = err instanceof AuthorizationError ? undefined : permissionViolation(err)
     if (violation !== undefined) {
       const needs = NODE_PERMISSION_COMMANDS.some((c) => current === c || current.startsWith(`${c} `))
         ? "this command needs the node's permissions"

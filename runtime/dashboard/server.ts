@@ -61,10 +61,11 @@ export function buildServer(
     req.raw.on('close', () => open.delete(reply.raw))
     return send
   }
-  const pipe = (req: FastifyRequest, reply: FastifyReply, values: Observable<unknown>, event: string) => {
+  /** Streams `events` (each an event's name and data) until the browser goes away. */
+  const pipe = (req: FastifyRequest, reply: FastifyReply, events: Observable<[string, unknown]>) => {
     const send = stream(req, reply)
-    const sub = values.subscribe({
-      next: (v) => send(event, v ?? null),
+    const sub = events.subscribe({
+      next: ([event, data]) => send(event, data),
       error: (err: unknown) => send('failure', { error: describe(err, source.options.hub).message }),
     })
     req.raw.on('close', () => sub.unsubscribe())
@@ -95,17 +96,10 @@ export function buildServer(
     const client = await source.client()
     const hub = client.hub
     const placement = await readPlacement(hub.metaKv, hub.jsm)
-    // the hub's streams as `basalt hub info` lists them (a stream that cannot be read shows null)
-    const { names } = hub
+    // the hub's streams as `basalt hub info` lists them, blobs included (one that cannot be read
+    // shows null)
     const streams = await Promise.all(
-      [
-        names.mailboxStream,
-        names.logStream,
-        names.taskStream,
-        names.deadLetterStream,
-        `KV_${names.stateBucket}`,
-        `KV_${names.metaBucket}`,
-      ].map(async (stream) => {
+      hub.names.streams.map(async (stream) => {
         const info = await hub.jsm.streams.info(stream).catch(() => null)
         return { stream, messages: info?.state.messages ?? null, bytes: info?.state.bytes ?? null }
       }),
@@ -151,7 +145,7 @@ export function buildServer(
   app.get('/api/instances/:id', async (req: Req, reply) => {
     const id = req.params.id!
     const status = await (await source.client()).getStatus(id, { history: true })
-    if (status === undefined) return reply.code(404).send({ error: `instance '${id}' does not exist` })
+    if (status === undefined) return reply.code(404).send({ error: instanceMissing(id) })
     return json(reply, { ...status, timeline: timelineOf(status.history ?? []) })
   })
   app.get('/api/entities', async (req: Req, reply) => {
@@ -203,8 +197,19 @@ export function buildServer(
     void ready.then(() => send('ready', {}))
   })
   app.get('/api/stream/instances/:id', async (req: Req, reply) => {
+    const id = req.params.id!
     const client = await source.client()
-    pipe(req, reply, client.watchStatus(req.params.id!), 'status')
+    // while no instance has the id (not started yet, or purged), `missing` with the body of the
+    // 404 of /api/instances/:id; the watch goes on, and an instance started under the id later
+    // arrives as `status` (the Instance page waits for it)
+    const events = client
+      .watchStatus(id)
+      .pipe(
+        map((status): [string, unknown] =>
+          status === undefined ? ['missing', { error: instanceMissing(id) }] : ['status', status],
+        ),
+      )
+    pipe(req, reply, events)
   })
   app.get('/api/stream/entities/:type/:key', async (req: Req, reply) => {
     const { type, key } = req.params as { type: string; key: string }
@@ -213,8 +218,9 @@ export function buildServer(
     pipe(
       req,
       reply,
-      client.watchEntity(type, key).pipe(map((state: unknown) => shortenValue(state))),
-      'state',
+      client
+        .watchEntity(type, key)
+        .pipe(map((state: unknown): [string, unknown] => ['state', shortenValue(state)])),
     )
   })
 
@@ -254,6 +260,11 @@ export function buildServer(
   app.get('/vendor/uplot.js', (_req, reply) => sendFile(reply, files.uplotJs))
   app.get('/vendor/uplot.css', (_req, reply) => sendFile(reply, files.uplotCss))
   return { app, openStreams: () => open.size }
+}
+
+/** What the dashboard says of an id no instance has: a 404's error, and an event stream's `missing`. */
+function instanceMissing(id: string): string {
+  return `instance '${id}' does not exist`
 }
 
 /** `{ [name]: value }`, or nothing when value is undefined (for exactOptionalPropertyTypes). */

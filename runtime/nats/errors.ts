@@ -99,15 +99,16 @@ export function isUnavailable(err: unknown): boolean {
 }
 
 /**
- * Whether the server refused to store a message because its JetStream store, or a stream's limit,
- * is full ("insufficient resources", "insufficient storage resources available", "maximum bytes
- * exceeded"): not worth another try until an operator frees space or raises the limit.
+ * Whether the server refused to store a message because its JetStream store, the account's storage
+ * limit or a stream's limit is full ("insufficient resources", "insufficient storage resources
+ * available", "resource limits exceeded for account", "maximum bytes exceeded"): not worth another
+ * try until an operator frees space or raises the limit.
  */
 export function isStorageFull(err: unknown): boolean {
   const code = codeOf(err)
-  if (code === 10023 || code === 10028 || code === 10047) return true
+  if (code === 10002 || code === 10023 || code === 10028 || code === 10047) return true
   const message = String((err as { message?: unknown } | null | undefined)?.message ?? err)
-  return /insufficient (storage )?resources|resources exceeded|maximum (bytes|messages) exceeded/i.test(
+  return /insufficient (storage )?resources|resource(s| limits) exceeded|maximum (bytes|messages) exceeded/i.test(
     message,
   )
 }

@@ -14,17 +14,33 @@
  * | committed records, for watchers (core NATS) | `H.chg.<p>` |
  * | replies to a client's calls (core NATS) | `_INBOX_basalt.H.<client inbox id>` |
  */
-import { isNoMessage, isStreamNameInUse, isTransient, permissionViolation } from './errors.ts'
+import {
+  STORAGE_FULL_HINT,
+  isNoMessage,
+  isNoResponders,
+  isStorageFull,
+  isStreamNameInUse,
+  isTransient,
+  isWrongLastSequence,
+  permissionViolation,
+} from './errors.ts'
 import { retryWithBackoff } from '../util/index.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
 import {
+  jetstream,
   jetstreamManager,
   type JetStreamManager,
   type StoredMsg,
   type StreamConfig,
 } from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
-import { AuthorizationError, BadInputError, HubNotFoundError } from '../../actors/index.ts'
+import {
+  AuthorizationError,
+  BadInputError,
+  BasaltError,
+  HubNotFoundError,
+  StorageFullError,
+} from '../../actors/index.ts'
 import { decode, encode } from './codec.ts'
 
 /** Default number of partitions of a new hub (as in the Netherite paper). */
@@ -168,17 +184,120 @@ const CREATE_DEADLINE_MS = 30_000
  * Opens hub `name`, creating its streams and buckets when missing (idempotent, race-safe). On a
  * NATS cluster a stream just created answers only once its replicas have elected a leader, so
  * timeouts and "temporarily unavailable" answers are retried for up to 30 s.
+ *
+ * A creation that fails removes what this call created (see {@link undoCreation}), so that no
+ * half-created hub stays behind, and says why: {@link AuthorizationError} when the NATS user may
+ * not do a step (`cannot create hub 'H': not permitted: the NATS user may not publish to …`),
+ * `StorageFullError` when the JetStream store or a limit is full, else an error with the server's
+ * message (e.g. `cannot create hub 'H': maximum number of streams reached`); `cannot open hub 'H'`
+ * when another process had created the hub.
  */
 export async function ensureHub(nc: NatsConnection, name: string, options: HubOptions = {}): Promise<Hub> {
-  return retryWithBackoff(() => ensureHubOnce(nc, name, options), {
-    firstDelayMs: 100,
-    maxDelayMs: 2000,
-    deadline: Date.now() + CREATE_DEADLINE_MS,
-    retryable: (err) => isTransient(err) && !nc.isClosed(),
-  })
+  const creation: Creation = { streams: [], wroteRecord: false, found: false, record: undefined }
+  try {
+    return await retryWithBackoff(() => ensureHubOnce(nc, name, options, creation), {
+      firstDelayMs: 100,
+      maxDelayMs: 2000,
+      deadline: Date.now() + CREATE_DEADLINE_MS,
+      retryable: (err) => (isTransient(err) || err instanceof MetaBucketGone) && !nc.isClosed(),
+    })
+  } catch (err) {
+    if (err instanceof BasaltError) throw err // a bad name or partition count: nothing was created
+    const undone = nc.isClosed() ? undefined : await undoCreation(nc, new HubNames(name), creation)
+    throw creationError(name, creation.found ? 'open' : 'create', err, undone)
+  }
 }
 
-async function ensureHubOnce(nc: NatsConnection, name: string, options: HubOptions): Promise<Hub> {
+/** What one {@link ensureHub} call created, across its tries, so that a failure can remove it. */
+interface Creation {
+  /** Streams (buckets by their streams) this call added, in order. */
+  streams: string[]
+  /** Whether the hub record is this call's: the hub is then its creation. */
+  wroteRecord: boolean
+  /** Whether the hub record was another process's: the hub existed, this call opens it. */
+  found: boolean
+  /** The record this call writes when the hub has none (the same one in every try). */
+  record: HubMeta | undefined
+}
+
+/**
+ * Removes what a failed {@link ensureHub} call created, and only that: when it wrote the hub
+ * record, the streams it added and then its record (the whole bucket when it added that too);
+ * when it wrote no record, only the metadata bucket it added, and only while the bucket is still
+ * empty: a process creating the hub at the same time that wrote its record there keeps it (one
+ * that had not yet written, or wrote in the moment between the look and the removal, finds the
+ * bucket gone and starts again: see {@link MetaBucketGone}).
+ * Streams it added to a hub someone else created stay: that hub uses them. Best effort: resolves
+ * with the error of a removal that failed, else undefined.
+ */
+async function undoCreation(nc: NatsConnection, names: HubNames, creation: Creation): Promise<unknown> {
+  const metaStream = `KV_${names.metaBucket}`
+  try {
+    const jsm = await jetstreamManager(nc, { checkAPI: false })
+    if (creation.wroteRecord) {
+      for (const stream of [...creation.streams].reverse()) await deleteStreamIfThere(jsm, stream)
+      if (!creation.streams.includes(metaStream)) {
+        await jsm.streams
+          .purge(metaStream, { filter: `$KV.${names.metaBucket}.hub` })
+          .catch((err: unknown) => {
+            if (!isNotFound(err)) throw err
+          })
+      }
+    } else if (creation.streams.includes(metaStream)) {
+      const info = await jsm.streams.info(metaStream).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined
+        throw err
+      })
+      if (info !== undefined && info.state.messages === 0) await deleteStreamIfThere(jsm, metaStream)
+    }
+    return undefined
+  } catch (err) {
+    return err
+  }
+}
+
+async function deleteStreamIfThere(jsm: JetStreamManager, stream: string): Promise<void> {
+  try {
+    await jsm.streams.delete(stream)
+  } catch (err) {
+    if (!isNotFound(err)) throw err
+  }
+}
+
+/** The error a failed hub creation throws: its cause named, and a removal that failed, if any. */
+function creationError(name: string, verb: 'create' | 'open', err: unknown, undone: unknown): Error {
+  const leftover =
+    undone === undefined
+      ? ''
+      : ` (and what it created could not be removed: ${(undone as Error).message ?? String(undone)}; ` +
+        `'basalt hub delete --hub ${name}' removes it)`
+  const violation = permissionViolation(err)
+  if (violation !== undefined) {
+    return new AuthorizationError(
+      `cannot ${verb} hub '${name}': not permitted: the NATS user may not ${violation.operation} to ` +
+        `${violation.subject}; check the hub name (names are case-sensitive) and that the user has ` +
+        `the node's permissions for hub '${name}' (docs/SECURITY.md)${leftover}`,
+      { cause: err },
+    )
+  }
+  const message = (err as Error | undefined)?.message ?? String(err)
+  if (isStorageFull(err)) {
+    return new StorageFullError(
+      `cannot ${verb} hub '${name}': ${message} (${STORAGE_FULL_HINT})${leftover}`,
+      {
+        cause: err,
+      },
+    )
+  }
+  return new Error(`cannot ${verb} hub '${name}': ${message}${leftover}`, { cause: err })
+}
+
+async function ensureHubOnce(
+  nc: NatsConnection,
+  name: string,
+  options: HubOptions,
+  creation: Creation,
+): Promise<Hub> {
   const names = new HubNames(name)
   const partitions = options.partitions ?? DEFAULT_PARTITIONS
   if (!Number.isInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) {
@@ -187,57 +306,162 @@ async function ensureHubOnce(nc: NatsConnection, name: string, options: HubOptio
   const replicas = options.replicas ?? 1
   const jsm = await jetstreamManager(nc)
   const kvm = new Kvm(nc)
-  const metaKv = await kvm.create(names.metaBucket, { history: 1, replicas })
+  const record = (): HubMeta => (creation.record ??= { v: 1, partitions, replicas, created: Date.now() })
+  // a user who may not write the hub record (another hub's permissions) is refused before anything
+  // is created: the record is written once, before the bucket is, where that finds no stream
+  const metaKv = await ensureBucket(jsm, kvm, names.metaBucket, replicas, creation, () =>
+    writeRecordEarly(nc, names, record()),
+  )
   let meta = await readMeta(metaKv)
   if (meta === null) {
-    const fresh: HubMeta = { v: 1, partitions, replicas, created: Date.now() }
+    const fresh = record()
     try {
       await metaKv.create('hub', encode(fresh))
       meta = fresh
-    } catch {
+    } catch (err) {
+      if (isNoStream(err)) throw new MetaBucketGone(name)
       meta = await readMeta(metaKv) // another process created it first
-      if (meta === null) throw new BadInputError(`cannot create hub '${name}'`)
+      if (meta === null) throw err
     }
   }
+  // the record of an earlier try whose answer was lost is this call's too
+  if (creation.record !== undefined && sameRecord(meta, creation.record)) {
+    creation.wroteRecord = true
+    creation.found = false
+  } else creation.found = true
   if (options.partitions !== undefined && options.partitions !== meta.partitions) {
     throw new BadInputError(
       `hub '${name}' has ${meta.partitions} partitions, fixed when it was created (asked for ${options.partitions})`,
     )
   }
-  await ensureStream(jsm, {
-    name: names.mailboxStream,
-    subjects: [`${name}.mbx.*`],
-    duplicate_window: DUPLICATE_WINDOW_NS,
-    num_replicas: meta.replicas,
+  await ensureStream(
+    jsm,
+    {
+      name: names.mailboxStream,
+      subjects: [`${name}.mbx.*`],
+      duplicate_window: DUPLICATE_WINDOW_NS,
+      num_replicas: meta.replicas,
+    },
+    creation,
+  )
+  await ensureStream(
+    jsm,
+    {
+      name: names.logStream,
+      subjects: [`${name}.log.*`],
+      duplicate_window: DUPLICATE_WINDOW_NS,
+      num_replicas: meta.replicas,
+    },
+    creation,
+  )
+  await ensureStream(
+    jsm,
+    {
+      name: names.taskStream,
+      subjects: [names.tasks],
+      retention: 'workqueue' as StreamConfig['retention'],
+      duplicate_window: DUPLICATE_WINDOW_NS,
+      num_replicas: meta.replicas,
+    },
+    creation,
+  )
+  await ensureStream(
+    jsm,
+    {
+      name: names.deadLetterStream,
+      subjects: [`${name}.dlq.*`],
+      max_age: 7 * 24 * 3600 * 1e9,
+      num_replicas: meta.replicas,
+    },
+    creation,
+  )
+  await ensureStream(
+    jsm,
+    {
+      name: names.blobStream,
+      subjects: [`${name}.blob.*.*`],
+      allow_direct: true,
+      duplicate_window: DUPLICATE_WINDOW_NS,
+      num_replicas: meta.replicas,
+    },
+    creation,
+  )
+  const state = await ensureBucket(jsm, kvm, names.stateBucket, meta.replicas, creation)
+  // a racing creation that failed removes the metadata bucket it found empty (undoCreation): in the
+  // moment between its look and its removal, a record written here goes with it; write it again
+  // (read from the stream leader: a replica's copy may not hold a record written a moment ago)
+  const now = await latestKvEntry(jsm, names.metaBucket, 'hub').catch((err: unknown) => {
+    if (isNoStream(err)) return null
+    throw err
   })
-  await ensureStream(jsm, {
-    name: names.logStream,
-    subjects: [`${name}.log.*`],
-    duplicate_window: DUPLICATE_WINDOW_NS,
-    num_replicas: meta.replicas,
-  })
-  await ensureStream(jsm, {
-    name: names.taskStream,
-    subjects: [names.tasks],
-    retention: 'workqueue' as StreamConfig['retention'],
-    duplicate_window: DUPLICATE_WINDOW_NS,
-    num_replicas: meta.replicas,
-  })
-  await ensureStream(jsm, {
-    name: names.deadLetterStream,
-    subjects: [`${name}.dlq.*`],
-    max_age: 7 * 24 * 3600 * 1e9,
-    num_replicas: meta.replicas,
-  })
-  await ensureStream(jsm, {
-    name: names.blobStream,
-    subjects: [`${name}.blob.*.*`],
-    allow_direct: true,
-    duplicate_window: DUPLICATE_WINDOW_NS,
-    num_replicas: meta.replicas,
-  })
-  const state = await kvm.create(names.stateBucket, { history: 1, replicas: meta.replicas })
+  if (now === null || now.operation !== 'PUT') throw new MetaBucketGone(name)
   return { names, meta, jsm, state, metaKv }
+}
+
+/**
+ * Writes `record` as the hub record (only if the hub has none) where there is no metadata bucket
+ * yet: the server refuses a user who may not, and otherwise finds no stream, storing nothing; a
+ * bucket a racing creator made meanwhile gets the record, as {@link ensureHubOnce} would write it.
+ */
+async function writeRecordEarly(nc: NatsConnection, names: HubNames, record: HubMeta): Promise<void> {
+  try {
+    await jetstream(nc).publish(`$KV.${names.metaBucket}.hub`, encode(record), {
+      expect: { lastSubjectSequence: 0 },
+    })
+  } catch (err) {
+    if (!isNoStream(err) && !isWrongLastSequence(err)) throw err
+  }
+}
+
+/** Whether a request found no stream to answer it: a bucket not, or no longer, there. */
+function isNoStream(err: unknown): boolean {
+  // (a JetStream publish wraps "no responders" twice: JetStreamNotEnabled, then RequestError)
+  for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if (isNotFound(e) || isNoResponders(e)) return true
+  }
+  return false
+}
+
+/**
+ * The metadata bucket vanished while {@link ensureHubOnce} created the hub: a racing creation that
+ * failed removes the bucket it made while it is empty (see {@link undoCreation}), and a record
+ * written here in the moment between its look and its removal goes with it. Tried again.
+ */
+class MetaBucketGone extends Error {
+  constructor(hub: string) {
+    super(`the metadata bucket of hub '${hub}' vanished while the hub was being created`)
+    this.name = 'MetaBucketGone'
+  }
+}
+
+function sameRecord(a: HubMeta, b: HubMeta): boolean {
+  return a.created === b.created && a.partitions === b.partitions && a.replicas === b.replicas
+}
+
+/**
+ * Opens KV bucket `bucket`, creating it when missing (after `beforeCreating`); a bucket it adds is
+ * noted in `creation`.
+ */
+async function ensureBucket(
+  jsm: JetStreamManager,
+  kvm: Kvm,
+  bucket: string,
+  replicas: number,
+  creation: Creation,
+  beforeCreating?: () => Promise<void>,
+): Promise<KV> {
+  const stream = `KV_${bucket}`
+  const existed = await jsm.streams.info(stream).then(
+    () => true,
+    (err: unknown) => {
+      if (isNotFound(err)) return false
+      throw err
+    },
+  )
+  if (!existed) await beforeCreating?.()
+  const kv = await kvm.create(bucket, { history: 1, replicas })
+  if (!existed && !creation.streams.includes(stream)) creation.streams.push(stream)
+  return kv
 }
 
 /**
@@ -321,13 +545,18 @@ async function readMeta(kv: KV): Promise<HubMeta | null> {
   return decode(entry.value, 'hub metadata') as HubMeta
 }
 
-async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }) {
+async function ensureStream(
+  jsm: JetStreamManager,
+  config: Partial<StreamConfig> & { name: string },
+  creation: Creation,
+) {
   try {
     await jsm.streams.info(config.name)
   } catch (err) {
     if (!isNotFound(err)) throw err
     try {
       await jsm.streams.add(config)
+      if (!creation.streams.includes(config.name)) creation.streams.push(config.name)
     } catch (addErr) {
       // a stream with that name exists already (created concurrently)
       if (!isStreamNameInUse(addErr)) throw addErr

@@ -73,6 +73,12 @@ export {
   type HubOptions,
   type LatestEntry,
 } from './hub.ts'
+export {
+  clientPermissions,
+  nodePermissions,
+  renderPermissions,
+  type SubjectPermissions,
+} from './permissions.ts'
 export { PartitionStorage, nextOnSubject, type Checkpoint } from './storage.ts'
 export { consumeFrom, consumeTasks } from './consumers.ts'
 export { BlobRef, isUnloaded, unloadedOf, valueOf } from './blob-ref.ts'

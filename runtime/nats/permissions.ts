@@ -11,8 +11,9 @@
  *   messages and the nodes' telemetry samples (`H.stats.*`). It cannot write the commit log, the
  *   state bucket, the task queue or the dead letters, nor manage streams.
  *
- * The lists assume the NATS client's default inbox prefix (`_INBOX`); a connection that sets
- * `inboxPrefix` needs that prefix in place of `_INBOX.>`.
+ * Exported from `basalt` (runtime/index.ts), with {@link renderPermissions}, for operators to print
+ * the blocks of their hubs. The lists assume the NATS client's default inbox prefix (`_INBOX`); a
+ * connection that sets `inboxPrefix` needs that prefix in place of `_INBOX.>`.
  */
 import { HubNames } from './hub.ts'
 

@@ -255,8 +255,11 @@ export class Node {
       await workers?.stop()
       await workerClient?.close()
       await nc.close().catch(() => {})
-      if (isStorageFull(err))
-        throw new StorageFullError(`node could not join hub '${options.hub}': ${STORAGE_FULL_HINT}`)
+      // (a hub that could not be created for want of space says so itself, with the server's words)
+      if (isStorageFull(err) && !(err instanceof StorageFullError))
+        throw new StorageFullError(`node could not join hub '${options.hub}': ${STORAGE_FULL_HINT}`, {
+          cause: err,
+        })
       throw err
     }
   }

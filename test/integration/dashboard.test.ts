@@ -123,9 +123,17 @@ describe('dashboard in chromium', () => {
       'records/s of partition 2 from two samples: expected 120',
     )
     expect(await rows.nth(0).locator('td').nth(1).textContent()).toBe(stack.node.nodeId)
+    // every stream `basalt hub info` lists, the blobs' included
     const streams = await page.locator('[data-testid=streams] tbody td.mono').allTextContents()
-    expect(streams).toContain(stack.client.hub.names.mailboxStream)
-    expect(streams).toContain(stack.client.hub.names.deadLetterStream)
+    expect(streams.sort()).toEqual([...stack.client.hub.names.streams].sort())
+    const overview = (await (await fetch(`${dashboard.url}api/overview`)).json()) as {
+      streams: Array<{ stream: string; messages: number | null; bytes: number | null }>
+    }
+    expect(overview.streams.map((s) => s.stream)).toEqual(stack.client.hub.names.streams)
+    expect(overview.streams.find((s) => s.stream === stack.client.hub.names.blobStream)).toMatchObject({
+      messages: expect.any(Number) as number,
+      bytes: expect.any(Number) as number,
+    })
     await shot('overview')
   })
 
@@ -391,6 +399,28 @@ describe('dashboard in chromium', () => {
     expect(((await badStatus.json()) as { error: string }).error).toContain("'status'")
     await open('/instance/no-such-instance')
     await page.getByText("instance 'no-such-instance' does not exist").waitFor()
+    // its event stream says so the same way (not `status` with null data), and stays open: an
+    // instance started under the id arrives as `status`, and the page that waited shows it
+    const id = `dash-later-${Date.now()}`
+    await open(`/instance/${id}`)
+    await page.getByText(`instance '${id}' does not exist`).waitFor()
+    const events = await eventStream(`${dashboard.url}api/stream/instances/${id}`)
+    try {
+      expect(events.status).toBe(200)
+      expect(await events.next()).toEqual({
+        event: 'missing',
+        data: { error: `instance '${id}' does not exist` },
+      })
+      await stack.client.start(approval, 60_000, { instanceId: id })
+      expect(await events.next()).toMatchObject({ event: 'status', data: { id, name: 'approval' } })
+    } finally {
+      await events.close()
+    }
+    await page
+      .locator('h2', { hasText: `Instance ${id}` })
+      .locator('[data-status]')
+      .waitFor({ timeout: 10_000 })
+    await stack.client.terminate(id)
     // an entity type no node registers is not there either (not an entity that does not exist)
     const ghost = await fetch(`${dashboard.url}api/entities/Ghost/x`)
     expect(ghost.status).toBe(404)
@@ -790,6 +820,37 @@ async function firstEvent(url: string): Promise<string> {
   } finally {
     abort.abort()
     await reader.cancel().catch(() => {})
+  }
+}
+
+/** A server-sent-event stream being read: its HTTP status and its events one by one. */
+async function eventStream(url: string): Promise<{
+  status: number
+  next(): Promise<{ event: string; data: unknown }>
+  close(): Promise<void>
+}> {
+  const abort = new AbortController()
+  const res = await fetch(url, { signal: abort.signal })
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader()
+  let text = ''
+  return {
+    status: res.status,
+    async next() {
+      for (;;) {
+        const event = /^event: (.*)\ndata: (.*)\n\n/m.exec(text)
+        if (event !== null) {
+          text = text.slice(event.index + event[0].length)
+          return { event: event[1]!, data: JSON.parse(event[2]!) as unknown }
+        }
+        const { value, done } = await reader.read()
+        if (done) throw new Error(`${url}: the stream ended before an event (read ${text.slice(0, 200)})`)
+        text += value
+      }
+    },
+    async close() {
+      abort.abort()
+      await reader.cancel().catch(() => {})
+    },
   }
 }
 

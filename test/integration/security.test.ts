@@ -18,14 +18,16 @@ import {
   ConnectionError,
   HubNotFoundError,
   Node,
+  clientPermissions,
+  nodePermissions,
+  renderPermissions,
   silentLogger,
   type ConnectionOptions,
 } from '../../runtime/index.ts'
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
 import { startDashboard } from '../../runtime/dashboard/index.ts'
-import { HubNames } from '../../runtime/nats/hub.ts'
+import { HubNames, ensureHub, openHub } from '../../runtime/nats/hub.ts'
 import { fastJetStream, isPermissionDenied } from '../../runtime/nats/index.ts'
-import { clientPermissions, nodePermissions, renderPermissions } from '../../runtime/nats/permissions.ts'
 import { Counter, Log } from '../fixtures/entities.ts'
 import { helloSequence, sayHello } from '../fixtures/workflows.ts'
 import { keptLines, spawnTs, tempDir, useNatsServer, waitFor } from '../tooling/harness.ts'
@@ -303,6 +305,128 @@ describe('users and passwords, with the node and client permissions', () => {
       )
     }
   }, 90_000)
+
+  it('has every command refuse a hub its user may not read by naming the hub, not a JetStream subject', async () => {
+    const env = { NATS_URL: nats.url, NATS_USER: 'client', NATS_PASSWORD: CLIENT_PASSWORD }
+    const cases: Array<[command: string, hub: string, args: string[]]> = [
+      ['list', 'other', []],
+      ['entity get', 'H', ['Counter', 'c']], // the hub is 'h': names are case-sensitive
+      ['hub info', 'other', []],
+    ]
+    const runs = await Promise.all(
+      cases.map(async ([command, other, args]) => {
+        const child = spawnTs('runtime/cli/basalt.mjs', [...command.split(' '), ...args, '--hub', other], env)
+        return { command, other, code: await child.exited, lines: child.lines }
+      }),
+    )
+    for (const { command, other, code, lines } of runs) {
+      expect(code, lines.join('\n')).toBe(1)
+      expect(lines, `basalt ${command} --hub ${other}`).toHaveLength(1)
+      expect(lines[0]).toMatch(
+        new RegExp(
+          `^basalt ${command}: the NATS user may not read hub '${other}' \\(.*Permissions Violation for Publish to .*\\): ` +
+            "check the hub name \\(names are case-sensitive\\) and that the user has this hub's permissions",
+        ),
+      )
+      expect(lines[0]).not.toContain(CLIENT_PASSWORD)
+    }
+  }, 60_000)
+})
+
+describe("creating a hub outside the node user's permissions", () => {
+  // sec-node has the documented node block of hub 'sec'; admin may do anything
+  const nats = useNatsServer({
+    extraConfig: authorization([
+      {
+        user: 'sec-node',
+        password: NODE_PASSWORD,
+        permissions: renderPermissions(nodePermissions('sec'), 6),
+      },
+      { user: 'admin', password: NODE_PASSWORD, permissions: '' },
+    ]),
+  })
+  const asSecNode = () => ({ servers: nats.url, user: 'sec-node', password: NODE_PASSWORD })
+  const asAdmin = () => ({ servers: nats.url, user: 'admin', password: NODE_PASSWORD })
+  /** The streams of the server's account whose name holds `hub`, as the admin lists them. */
+  const streamsOf = async (hub: string): Promise<string[]> => {
+    const nc = await connectTo(asAdmin(), 'lister')
+    try {
+      const jsm = await jetstreamManager(nc)
+      const names: string[] = []
+      for await (const name of jsm.streams.names()) if (name.includes(`_${hub}_`)) names.push(name)
+      return names.sort()
+    } finally {
+      await closeConnection(nc)
+    }
+  }
+  const refusal = (hub: string) =>
+    new RegExp(
+      `cannot create hub '${hub}': not permitted: the NATS user may not publish to \\$KV\\.basalt_${hub}_meta\\.hub; ` +
+        `check the hub name \\(names are case-sensitive\\) and that the user has the node's permissions for hub '${hub}'`,
+    )
+
+  it('fails Node.start and `basalt node` saying what was refused, and leaves nothing of the hub behind', async () => {
+    const err = await rejection(
+      Node.start({ ...asSecNode(), hub: 'other', registry: [Counter], partitions: 2, logger: silentLogger }),
+    )
+    expect(err, String(err)).toBeInstanceOf(AuthorizationError)
+    expect(err.message).toMatch(new RegExp(`^${refusal('other').source}`))
+    expect(await streamsOf('other'), 'streams of hub other after Node.start failed').toEqual([])
+
+    const node = spawnTs('runtime/cli/basalt.mjs', [
+      'node',
+      ...['--servers', nats.url, '--user', 'sec-node', '--password', NODE_PASSWORD],
+      ...['--hub', 'other', '--partitions', '2', '--load', 'test/fixtures/registry.ts'],
+    ])
+    const code = await node.exited
+    expect(code, node.lines.join('\n')).toBe(1)
+    expect(node.lines.at(-1)).toMatch(new RegExp(`^basalt node: ${refusal('other').source}`))
+    expect(node.lines.join('\n')).not.toContain(NODE_PASSWORD)
+    expect(await streamsOf('other'), 'streams of hub other after basalt node failed').toEqual([])
+
+    // the user's own hub is created as before
+    const sec = await connectTo(asSecNode(), 'sec-node')
+    try {
+      expect((await ensureHub(sec, 'sec', { partitions: 2 })).meta.partitions).toBe(2)
+    } finally {
+      await closeConnection(sec)
+    }
+    expect(await streamsOf('sec')).toEqual(new HubNames('sec').streams.sort())
+  }, 60_000)
+
+  it('still creates a hub raced by a creator that may not create it, and by one that may', async () => {
+    const [admin, admin2, secNode] = await Promise.all([
+      connectTo(asAdmin(), 'admin'),
+      connectTo(asAdmin(), 'admin-2'),
+      connectTo(asSecNode(), 'sec-node'),
+    ])
+    try {
+      // who starts first, and by how much, changes from round to round
+      const later = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+      for (let round = 0; round < 8; round++) {
+        const hub = `raced${round}`
+        const [secLater, adminLater] = round < 4 ? [0, round * 4] : [(round - 4) * 4, 0]
+        const [refused, first, second] = await Promise.allSettled([
+          later(secLater).then(() => ensureHub(secNode, hub, { partitions: 2 })),
+          later(adminLater).then(() => ensureHub(admin, hub, { partitions: 2 })),
+          later(adminLater * 2).then(() => ensureHub(admin2, hub, { partitions: 2 })),
+        ])
+        if (first.status === 'rejected') throw first.reason
+        if (second.status === 'rejected') throw second.reason
+        expect(second.value.meta, `round ${round}: both creators opened the same hub`).toEqual(
+          first.value.meta,
+        )
+        // sec-node may not write the hub record: it fails, or opens the hub the admin created
+        if (refused.status === 'rejected') expect(refused.reason).toBeInstanceOf(AuthorizationError)
+        expect(await streamsOf(hub), `round ${round}: streams of hub ${hub}`).toEqual(
+          new HubNames(hub).streams.sort(),
+        )
+        expect((await openHub(admin, hub)).meta).toEqual(first.value.meta)
+      }
+    } finally {
+      await Promise.all([closeConnection(admin), closeConnection(admin2), closeConnection(secNode)])
+    }
+  }, 60_000)
 })
 
 describe('credentials changed while a node runs', () => {

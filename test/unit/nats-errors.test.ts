@@ -18,6 +18,8 @@ describe('NATS errors in logs', () => {
     expect(isStorageFull(new LeanPublishError('publish to x: something', 10047))).toBe(true)
     expect(isStorageFull(new Error('insufficient storage resources available'))).toBe(true)
     expect(isStorageFull(new Error('maximum bytes exceeded'))).toBe(true)
+    // an account's storage limit (jetstream { max_file: … } of the account)
+    expect(isStorageFull(new Error('resource limits exceeded for account'))).toBe(true)
     expect(isStorageFull(new LeanPublishError('publish to x: wrong last sequence: 4', 10071))).toBe(false)
   })
 

@@ -15,6 +15,7 @@ import type {
   RegistryItem,
   RuntimeStatus,
   StartOptions,
+  SubjectPermissions,
 } from '../../runtime/index.ts'
 import * as internalEntry from '../../runtime/internal.ts'
 
@@ -52,13 +53,16 @@ describe('public surface', () => {
         'UnknownEntityError',
         'UnknownOperationError',
         'activity',
+        'clientPermissions',
         'connectionFromEnv',
         'connectionFromFlags',
         'consoleLogger',
         'externalEvent',
         'isTerminal',
+        'nodePermissions',
         'orchestration',
         'redactUrl',
+        'renderPermissions',
         'silentLogger',
       ].sort(),
     )
@@ -76,6 +80,33 @@ describe('public surface', () => {
     expectTypeOf<NodeOptions['registry']>().toEqualTypeOf<RegistryItem[] | undefined>()
     expectTypeOf<RuntimeStatus>().toMatchTypeOf<string>()
     expectTypeOf<ErrorInfo>().toHaveProperty('code')
+  })
+
+  it('exports the permission lists and their rendering that docs/SECURITY.md shows', () => {
+    expectTypeOf(publicEntry.nodePermissions).toEqualTypeOf<(hub: string) => SubjectPermissions>()
+    expectTypeOf(publicEntry.clientPermissions).toEqualTypeOf<(hub: string) => SubjectPermissions>()
+    expectTypeOf<SubjectPermissions>().toEqualTypeOf<{ publish: string[]; subscribe: string[] }>()
+    const rendered = publicEntry.renderPermissions(publicEntry.nodePermissions('orders'))
+    expect(rendered).toMatch(/^permissions: \{\n {2}publish: \{ allow: \["\$JS\.API\.>", /)
+    expect(rendered).toContain('"$KV.basalt_orders_meta.>"')
+    expect(publicEntry.clientPermissions('orders').publish).toContain('orders.mbx.*')
+    // the blocks SECURITY.md gives for hub orders hold these lists
+    const security = readFileSync(path.join(ROOT, 'docs', 'SECURITY.md'), 'utf8')
+    const nodeAt = security.indexOf('{ user: orders-node')
+    const clientAt = security.indexOf('{ user: orders-client')
+    const blocks = {
+      node: [security.slice(nodeAt, clientAt), publicEntry.nodePermissions('orders')],
+      client: [
+        security.slice(clientAt, security.indexOf('\n  ]\n}', clientAt)),
+        publicEntry.clientPermissions('orders'),
+      ],
+    } as const
+    for (const [who, [block, permissions]] of Object.entries(blocks)) {
+      expect(nodeAt > 0 && clientAt > nodeAt, "SECURITY.md's permission blocks").toBe(true)
+      for (const subject of [...permissions.publish, ...permissions.subscribe]) {
+        expect(block, `SECURITY.md's ${who} block holds ${subject}`).toContain(JSON.stringify(subject))
+      }
+    }
   })
 
   it('keeps engine internals behind basalt/internal', () => {

@@ -229,7 +229,12 @@ function Actions({ id, status, onDone }) {
 
 export function Instance({ id, config }) {
   const [inst, error, reload] = useLoad(() => api(`/api/instances/${encodeURIComponent(id)}`), [id])
-  useStream(`/api/stream/instances/${encodeURIComponent(id)}`, { status: () => void reload() }, [id])
+  // `missing` while no instance has the id (purged, or not started yet): the page then says so
+  useStream(
+    `/api/stream/instances/${encodeURIComponent(id)}`,
+    { status: () => void reload(), missing: () => void reload() },
+    [id],
+  )
   if (inst === undefined)
     return html`<h2 class="mono">Instance ${id}</h2>
       <${Problem} error=${error} />`
