@@ -30,6 +30,13 @@ export class CommitLog {
     /** This owner's identity: its epoch and a random token. */
     readonly writer: LogWriter,
     readonly logger: Logger,
+    /**
+     * Whether the hub is still the one this owner opened (not deleted and created again). Asked
+     * before passing over records of lower epochs found after ours: in a hub created again under a
+     * stale owner, epochs start over, so the new owners' records look like a stale owner's and the
+     * stale owner would append after them and answer from the old hub's state.
+     */
+    readonly sameHub: () => Promise<boolean> = async () => true,
   ) {}
 
   /** Starts from a checkpoint: the log sequence it covers and the log's owner there. */
@@ -81,6 +88,8 @@ export class CommitLog {
         )
         if (own !== -1) return others[own]!.seq
         if (others.length === 0) throw err
+        if (!(await this.sameHub()))
+          throw new FencedError(this.p, `record ${n}: the hub was deleted and created again under this owner`)
         this.lastSeq = others[others.length - 1]!.seq
         continue
       }

@@ -16,6 +16,7 @@ import {
   decode,
   withStorageHint,
   type Hub,
+  hubFate,
   PartitionStorage,
   type Checkpoint,
   type NatsConnection,
@@ -118,7 +119,10 @@ export class Partition {
     this.blobs = options.blobs ?? new BlobStore(nc, hub.jsm, hub.names, blobLimits({}))
     this.metrics = (options.metrics ?? noNodeMetrics).partition(this)
     this.#writer = { e: options.epoch, o: Math.floor(Math.random() * 0xffffffff) }
-    this.#log = new CommitLog(this.#storage, p, this.#writer, options.logger)
+    this.#log = new CommitLog(this.#storage, p, this.#writer, options.logger, async () => {
+      // (a NATS error says nothing about the hub: the append fails, and the partition restarts)
+      return (await hubFate(hub, 0)) === 'same'
+    })
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024
     this.#recordLimit = Math.floor(maxPayload / 2) - 4096
     this.#outbox = new Outbox(this.#storage.fast, hub.names, p, maxPayload, options.logger)

@@ -72,6 +72,20 @@ describe('commit log', () => {
     await expect(log.append(3, new Uint8Array())).rejects.toBeInstanceOf(FencedError)
   })
 
+  it("in a hub deleted and created again, takes the new owners' lower epochs for what they are: fenced", async () => {
+    // the new hub's epochs start over: its owners' records look like a stale owner's to us
+    const storage = new MemoryLog()
+    let sameHub = true
+    const log = new CommitLog(storage, 0, me, silentLogger, async () => sameHub)
+    log.admit(rec(1, 2, 22, true), storage.add(rec(1, 2, 22, true)))
+    storage.add(rec(1, 1, 44, true)) // (the new hub's log, as seen past our last sequence)
+    sameHub = false
+    const err = await log.append(2, new Uint8Array()).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(FencedError)
+    expect((err as Error).message).toMatch(/the hub was deleted and created again/)
+    expect(storage.records).toHaveLength(2) // nothing appended after the new owner's record
+  })
+
   it('on a replicated hub, reads back what landed before our record', async () => {
     const storage = new MemoryLog(true)
     const log = logOf(storage)
