@@ -5,6 +5,8 @@
  */
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { createRequire } from 'node:module'
 import { createInterface } from 'node:readline'
 import { pathToFileURL } from 'node:url'
@@ -544,6 +546,43 @@ describe('basalt dev killed with SIGKILL', () => {
       }
       expect(await third.exited, third.lines.join('\n')).toBe(0)
       await expect(connectTo(url, 'after-dev'), 'no server is left').rejects.toThrow(/cannot reach NATS/)
+    },
+  )
+})
+
+describe('a dashboard port that is taken', () => {
+  it(
+    'basalt dashboard --port and basalt dev --dashboard-port exit 1 at once, naming the flag',
+    { timeout: 60_000 },
+    async () => {
+      const taken = createServer()
+      await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+      const { port } = taken.address() as AddressInfo
+      try {
+        const dashboard = await run('dashboard', '--port', String(port))
+        expect(dashboard.code, dashboard.output).toBe(1)
+        expect(dashboard.lines).toEqual([
+          `basalt dashboard: dashboard port ${port} on 127.0.0.1 is in use (another process listens there): ` +
+            'give another port (--port), or 0 for any free one',
+        ])
+        // it used to print the listen error and then hang, its hub connection left open
+        const natsPort = await freePort()
+        const dev = spawnTs('runtime/cli/basalt.mjs', [
+          ...['dev', '--port', String(natsPort), '--data', tempDir('basalt-dev-taken-')],
+          ...['--partitions', '1', '--dashboard-port', String(port)],
+        ])
+        expect(await dev.exited, dev.lines.join('\n')).toBe(1)
+        expect(dev.lines).toContain(
+          `basalt dev: dashboard port ${port} on 127.0.0.1 is in use (another process listens there): ` +
+            'give another port (--dashboard-port, dashboard.port), or 0 for any free one',
+        )
+        await expect(
+          connectTo(`nats://127.0.0.1:${natsPort}`, 'after-dev'),
+          'the embedded server is gone',
+        ).rejects.toThrow(/cannot reach NATS/)
+      } finally {
+        taken.close()
+      }
     },
   )
 })
