@@ -6,7 +6,7 @@
  * The installed package runs compiled JavaScript, so nothing else registers a TypeScript loader;
  * run from Basalt's sources, a loader is already in place and TypeScript imports as it is.
  */
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import process from 'node:process'
@@ -81,4 +81,58 @@ function nodeStripsTypes(): boolean {
   if (typeof features.typescript === 'string') return true
   const flags = [...process.execArgv, ...(process.env['NODE_OPTIONS'] ?? '').split(/\s+/)]
   return flags.includes('--experimental-strip-types') || flags.includes('--experimental-transform-types')
+}
+
+/**
+ * What to do about an import that failed because an ES module (`import`/`export`) lies in a
+ * CommonJS scope: a `.js`, `.ts`, `.jsx` or `.tsx` file whose nearest package.json has no
+ * `"type": "module"`. Node then loads it as CommonJS, and with a TypeScript loader in place fails
+ * with `ERR_REQUIRE_CYCLE_MODULE` ("Cannot require() ES Module … in a cycle"), or with
+ * `ERR_REQUIRE_ESM` or "Cannot use import statement outside a module" elsewhere. Returns the
+ * sentence to give instead — the file, its package.json, and the two ways out — or undefined for
+ * any other error. `file` is the module that was imported; the error may name another it imports.
+ *
+ * @example esmScopeHint(err, '/app/src/registry.ts') // 'it is an ES module … add "type": "module" to /app/package.json, or name the file .mts'
+ */
+export function esmScopeHint(err: unknown, file: string): string | undefined {
+  const e = err as { code?: unknown; message?: unknown; name?: unknown }
+  const message = typeof e?.message === 'string' ? e.message : ''
+  const esmAsCommonJs =
+    e?.code === 'ERR_REQUIRE_CYCLE_MODULE' ||
+    e?.code === 'ERR_REQUIRE_ESM' ||
+    (e?.name === 'SyntaxError' &&
+      /Cannot use import statement outside a module|Unexpected token 'export'/.test(message))
+  if (!esmAsCommonJs) return undefined
+  const named = /(?:ES Module|require\(\) of ES Module) (\S+?)(?: in a cycle| from |\s|$)/.exec(message)?.[1]
+  const culprit = named !== undefined && path.isAbsolute(named) ? named : file
+  if (!/\.(?:[jt]sx?)$/.test(culprit)) return undefined
+  const manifest = nearestPackageJson(path.dirname(culprit))
+  if (manifest !== undefined && manifest.type === 'module') return undefined
+  const what = culprit === file ? 'it is' : `${culprit}, which it imports, is`
+  const [scope, fix] =
+    manifest === undefined
+      ? [
+          'no package.json above it',
+          `add a package.json with "type": "module" to ${path.dirname(culprit)} (or a folder above)`,
+        ]
+      : [`${manifest.file} has no "type": "module"`, `add "type": "module" to ${manifest.file}`]
+  return (
+    `${what} an ES module (import/export) in a CommonJS scope (${scope}), which Node does not ` +
+    `load as an ES module: ${fix}, or name the file ${/\.tsx?$/.test(culprit) ? '.mts' : '.mjs'}`
+  )
+}
+
+/** The nearest package.json from folder `dir` upwards: its path and its `type`. */
+function nearestPackageJson(dir: string): { file: string; type: unknown } | undefined {
+  for (let d = dir; ; d = path.dirname(d)) {
+    const file = path.join(d, 'package.json')
+    if (existsSync(file)) {
+      try {
+        return { file, type: (JSON.parse(readFileSync(file, 'utf8')) as { type?: unknown }).type }
+      } catch {
+        return { file, type: undefined }
+      }
+    }
+    if (path.dirname(d) === d) return undefined
+  }
 }
