@@ -6,11 +6,12 @@
  * The installed package runs compiled JavaScript, so nothing else registers a TypeScript loader;
  * run from Basalt's sources, a loader is already in place and TypeScript imports as it is.
  */
+import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import process from 'node:process'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { BadInputError } from '../../actors/index.ts'
 
 /** Extensions of the files that need a TypeScript loader. */
@@ -135,4 +136,43 @@ function nearestPackageJson(dir: string): { file: string; type: unknown } | unde
     }
     if (path.dirname(d) === d) return undefined
   }
+}
+
+/**
+ * Where a `SyntaxError` thrown by importing `file` lies, as `path:line` or `path:line:column`,
+ * when it can be told. Node puts it on the first lines of the error's stack for CommonJS (and for
+ * ES modules on recent versions): `path:line`, the source line, and a caret under the column.
+ * Node 20 leaves it out for an ES module; then a JavaScript `file` is checked once more with
+ * `node --check`, which prints it, and its place is taken when the error is the same (a syntax
+ * error in a module that `file` imports is not found so: undefined).
+ *
+ * @example syntaxErrorLocation(err, '/app/src/registry.mjs') // '/app/src/registry.mjs:3:5'
+ */
+export function syntaxErrorLocation(err: unknown, file: string): string | undefined {
+  if (!(err instanceof Error) || err.name !== 'SyntaxError') return undefined
+  const fromStack = locationInStack(err.stack ?? '')
+  if (fromStack !== undefined || !/\.[cm]?js$/.test(file)) return fromStack
+  const check = spawnSync(process.execPath, ['--check', file], {
+    encoding: 'utf8',
+    timeout: 10_000,
+    env: { ...process.env, NODE_OPTIONS: '' },
+  })
+  const stderr = typeof check.stderr === 'string' ? check.stderr : ''
+  if (check.status === 0 || !stderr.includes(`SyntaxError: ${err.message}`)) return undefined
+  return locationInStack(stderr)
+}
+
+/**
+ * The `path:line[:column]` that a SyntaxError's stack (or Node's report of one) starts with:
+ * `path:line` (a path or a file: URL), the source line, and a line with a caret under the column.
+ */
+function locationInStack(stack: string): string | undefined {
+  const lines = stack.split('\n')
+  const end = lines.findIndex((l) => l.startsWith('SyntaxError'))
+  if (end <= 0) return undefined
+  const at = /^(.+):(\d+)$/.exec(lines[0]!.trim())
+  if (at === null) return undefined
+  const where = at[1]!.startsWith('file:') ? fileURLToPath(at[1]!) : at[1]!
+  const caret = lines.slice(1, end).find((l) => /^\s*\^+\s*$/.test(l))
+  return caret === undefined ? `${where}:${at[2]}` : `${where}:${at[2]}:${caret.indexOf('^') + 1}`
 }

@@ -361,6 +361,26 @@ describe('basalt node', () => {
     )
   })
 
+  it('names the place of a syntax error in the module: file:line[:column]', async () => {
+    const dir = tempDir('basalt-syntax-')
+    writeFileSync(`${dir}/cut.mjs`, 'export const registry = [\n  1,\n')
+    writeFileSync(`${dir}/comma.mjs`, 'export const a = 1\nexport const registry = [\n  a +,\n]\n')
+    const [cut, comma] = await Promise.all(
+      ['cut.mjs', 'comma.mjs'].map((f) =>
+        runBasalt('node', '--servers', nats.url, '--hub', 'cli-errors', '--load', `${dir}/${f}`),
+      ),
+    )
+    expect(cut!.code, cut!.output).toBe(1)
+    // was "…: Unexpected end of input", with no place
+    expect(cut!.output.split('\n')).toContain(
+      `basalt node: cannot load module '${dir}/cut.mjs' (${dir}/cut.mjs): SyntaxError at ${dir}/cut.mjs:3: Unexpected end of input`,
+    )
+    expect(comma!.code, comma!.output).toBe(1)
+    expect(comma!.output.split('\n')).toContain(
+      `basalt node: cannot load module '${dir}/comma.mjs' (${dir}/comma.mjs): SyntaxError at ${dir}/comma.mjs:3:6: Unexpected token ','`,
+    )
+  })
+
   it('fails with exit 1 on a module that exports no registry', async () => {
     const { code, output } = await runBasalt(
       'node',

@@ -1,13 +1,13 @@
 /**
  * What `basalt node --load` says about a module it cannot import (runtime/node/load-module.ts):
- * an ES module in a CommonJS scope. Files in a temp folder, errors
+ * an ES module in a CommonJS scope, and where a syntax error lies. Files in a temp folder, errors
  * shaped as Node throws them; no server.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { esmScopeHint } from '../../runtime/node/load-module.ts'
+import { esmScopeHint, syntaxErrorLocation } from '../../runtime/node/load-module.ts'
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'basalt-load-module-'))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -63,5 +63,38 @@ describe('esmScopeHint', () => {
     const registry = path.join(root, 'app/src/registry.ts')
     expect(esmScopeHint(new Error('boom'), registry)).toBeUndefined()
     expect(esmScopeHint(new SyntaxError('Unexpected end of input'), registry)).toBeUndefined()
+  })
+})
+
+describe('syntaxErrorLocation', () => {
+  it('reads path:line:column from the first lines of the stack (the caret gives the column)', () => {
+    const err = new SyntaxError("Unexpected token ','")
+    err.stack = [
+      'file:///app/src/registry.mjs:3',
+      '  a +,',
+      '     ^',
+      '',
+      "SyntaxError: Unexpected token ','",
+      '    at compileSourceTextModule (node:internal/modules/esm/utils:346:16)',
+    ].join('\n')
+    expect(syntaxErrorLocation(err, '/app/src/registry.mjs')).toBe('/app/src/registry.mjs:3:6')
+    const cjs = new SyntaxError('Unexpected end of input')
+    cjs.stack = '/app/src/c.cjs:2\n\n\n\nSyntaxError: Unexpected end of input\n    at wrapSafe (x)'
+    expect(syntaxErrorLocation(cjs, '/app/src/c.cjs')).toBe('/app/src/c.cjs:2')
+  })
+
+  it('checks a JavaScript module with node --check when the stack has no place (Node 20, ESM)', () => {
+    const broken = file('syntax/registry.mjs', 'export const a = 1\nexport const registry = [\n  a +,\n]\n')
+    const err = new SyntaxError("Unexpected token ','")
+    err.stack = "SyntaxError: Unexpected token ','\n    at compileSourceTextModule (node:internal)"
+    expect(syntaxErrorLocation(err, broken)).toBe(`${broken}:3:6`)
+    const cut = file('syntax/cut.mjs', 'export const registry = [\n  1,\n')
+    const end = new SyntaxError('Unexpected end of input')
+    end.stack = 'SyntaxError: Unexpected end of input\n    at compileSourceTextModule (node:internal)'
+    expect(syntaxErrorLocation(end, cut)).toBe(`${cut}:3`)
+    // the error lies in a module it imports: the file itself checks fine, and nothing is said
+    const importer = file('syntax/importer.mjs', "export { registry } from './cut.mjs'\n")
+    expect(syntaxErrorLocation(end, importer)).toBeUndefined()
+    expect(syntaxErrorLocation(new Error('not a syntax error'), broken)).toBeUndefined()
   })
 })
