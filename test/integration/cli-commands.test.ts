@@ -119,6 +119,37 @@ describe('basalt help, version and exit codes', () => {
     expect(noHub).toBe(2)
   }, 30_000)
 
+  it('basalt help [command] prints help with 0; help of a command there is not names it, with 2', async () => {
+    const [help, helpStatus, helpEntityGet, entityHelpGet, helpFrob, entityHelpFrob, bareEntity] =
+      await Promise.all([
+        run('help'),
+        run('help', 'status'),
+        run('help', 'entity', 'get'),
+        run('entity', 'help', 'get'),
+        run('help', 'frob'),
+        run('entity', 'help', 'frob'),
+        run('entity'),
+      ])
+    expect(help.code, help.output).toBe(0)
+    expect(help.output).toMatch(/^Usage: basalt \[options\] \[command\]$/m)
+    expect(helpStatus.code, helpStatus.output).toBe(0)
+    expect(helpStatus.output).toMatch(/^Usage: basalt status \[options\] <id>$/m)
+    for (const shown of [helpEntityGet, entityHelpGet]) {
+      expect(shown.code, shown.output).toBe(0)
+      expect(shown.output).toMatch(/^Usage: basalt entity get \[options\] <type> <key>$/m)
+    }
+    // was the general help on stderr with exit 2, naming nothing
+    expect(helpFrob.code, helpFrob.output).toBe(2)
+    expect(helpFrob.lines).toEqual(["basalt: unknown command 'frob' (see 'basalt --help')"])
+    expect(entityHelpFrob.code, entityHelpFrob.output).toBe(2)
+    expect(entityHelpFrob.lines).toEqual([
+      "basalt entity: unknown command 'frob' (see 'basalt entity --help')",
+    ])
+    // a command that needs a subcommand, given none: its help, as an error
+    expect(bareEntity.code, bareEntity.output).toBe(2)
+    expect(bareEntity.output).toMatch(/^Usage: basalt entity \[options\] \[command\]$/m)
+  }, 30_000)
+
   it('exits 2 with one line naming the flag and what it expects for every bad value', async () => {
     const seed = new TextDecoder().decode(nkeys.createUser().getSeed())
     const node = ['node', '--load', 'test/fixtures/cli-registry.ts']
