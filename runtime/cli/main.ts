@@ -82,7 +82,11 @@ export function buildProgram(setCode: (code: number) => void): Command {
         'terminate a partition thread whose event loop does not answer this long (default 30000, 0: never)',
         intArg(0),
       )
-      .option('--metrics-port <port>', 'serve Prometheus metrics on GET /metrics at this port', portArg())
+      .option(
+        '--metrics-port <port>',
+        'serve Prometheus metrics on GET /metrics at this port (0: any free one, printed)',
+        portArg(0),
+      )
       .option('--metrics-host <host>', 'interface of the metrics endpoint (default 127.0.0.1)')
       .addOption(
         new Option('--log-level <level>', 'least severe log lines written to stderr (default info)').choices(

@@ -171,7 +171,7 @@ describe('basalt help, version and exit codes', () => {
       [['status', 'x', '--creds', '/no/such.creds'], /^basalt status: --creds: cannot read the creds file/],
       [
         [...node, '--metrics-port', '99999'],
-        /^basalt node: option '--metrics-port <port>' argument '99999' is invalid\. expected an integer from 1 to 65535/,
+        /^basalt node: option '--metrics-port <port>' argument '99999' is invalid\. expected an integer from 0 to 65535/,
       ],
       [
         [...node, '--node-id', 'a.b'],

@@ -242,6 +242,23 @@ describe('basalt node --metrics-port', () => {
     expect(await child.exited, child.lines.join('\n')).toBe(0)
   })
 
+  it('--metrics-port 0 serves on a free port and prints which', { timeout: 30_000 }, async () => {
+    const child = spawnTs('runtime/cli/basalt.mjs', [
+      ...['node', '--servers', nats.url, '--hub', 'cli-metrics-any', '--load', 'test/fixtures/registry.ts'],
+      ...['--partitions', '1', '--workers', '1', '--metrics-port', '0'],
+    ])
+    try {
+      // refused before ('expected an integer from 1 to 65535'), though the in-use message offers 0
+      const line = await child.waitForLine(/^metrics at /, 20_000)
+      const port = Number(/^metrics at http:\/\/127\.0\.0\.1:(\d+)\/metrics$/.exec(line)?.[1])
+      expect(port, line).toBeGreaterThan(0)
+      expect((await scrape(`http://127.0.0.1:${port}/metrics`)).get('basalt_partitions_owned')).toBe(1)
+    } finally {
+      child.kill('SIGTERM')
+    }
+    expect(await child.exited, child.lines.join('\n')).toBe(0)
+  })
+
   it(
     'refuses a taken port, naming it, before it creates anything on the hub',
     { timeout: 30_000 },
