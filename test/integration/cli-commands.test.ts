@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { nkeys } from '@nats-io/transport-node'
-import { Client } from '../../runtime/index.ts'
+import { Client, UnknownEntityError } from '../../runtime/index.ts'
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
 import { encode } from '../../runtime/nats/codec.ts'
 import { freePort } from '../../runtime/dev/nats-server.ts'
@@ -343,6 +343,13 @@ describe('basalt entity', () => {
     expect(typoGet.lines).toEqual([
       "basalt entity get: unknown entity type 'Countr' (not in the registry of any node of this hub)",
     ])
+    // and a forced unlock (was 'Countr@cli-c1 was not locked', exit 0)
+    const typoUnlock = await run('entity', 'unlock', 'Countr', 'cli-c1', '--yes')
+    expect(typoUnlock.code, typoUnlock.output).toBe(1)
+    expect(typoUnlock.lines).toEqual([
+      "basalt entity unlock: unknown entity type 'Countr' (not in the registry of any node of this hub)",
+    ])
+    await expect(client.forceUnlock('Countr', 'cli-c1')).rejects.toThrow(UnknownEntityError)
     // what the operation threw, by name (and code and own fields, when it has them)
     const threw = await run('entity', 'call', 'Counter', 'cli-c1', 'add', '--args', '"x"')
     expect(threw.code, threw.output).toBe(1)
