@@ -2,10 +2,13 @@
  * `basalt entity get|list|signal|call|unlock`: entities by type name, since the command line has
  * no classes. Reads and lock releases use the client's by-name forms; signals and calls send the
  * operation as given and the node checks it (an unknown operation or bad arguments come back as
- * the call's error; a signal's fails on the node, where it is logged).
+ * the call's error; a signal's fails on the node, where it is logged). A signal, which has no
+ * caller to tell, is first checked against what the nodes recorded in the hub: its type (placement's
+ * `types`) and its operation (`operations`, placement/registry.ts), so that a typo is refused
+ * rather than dead-lettered.
  */
 import { RemoteError, UnknownEntityError } from '../../actors/index.ts'
-import { readHubTypes } from '../../placement/index.ts'
+import { readHubOperations, readHubTypes } from '../../placement/index.ts'
 import type { EntityOp } from '../../actors/wire/index.ts'
 import { UsageError } from './args.ts'
 import { withClient } from './connection.ts'
@@ -88,6 +91,14 @@ export async function entityOpCommand(
         throw new UnknownEntityError(
           type,
           `the registry of any node of hub '${client.hub.names.hub}'; known: ${list}`,
+        )
+      }
+      // nor an operation none of them has (the hub lists the operations nodes of this version had)
+      const operations = (await readHubOperations(client.hub.metaKv))?.[type]
+      if (operations !== undefined && !operations.includes(op)) {
+        throw new Error(
+          `entity type '${type}' has no operation '${op}' (no node of hub '${client.hub.names.hub}' ` +
+            `registers it; known: ${operations.join(', ') || 'none'})`,
         )
       }
       await client.signalOp(msg)

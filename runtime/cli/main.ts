@@ -191,7 +191,9 @@ export function buildProgram(setCode: (code: number) => void): Command {
       entity
         .command(mode)
         .description(
-          mode === 'signal' ? 'send an operation one-way' : 'run an operation and print its result',
+          mode === 'signal'
+            ? 'send an operation one-way (a type or operation no node of the hub registers is refused)'
+            : 'run an operation and print its result',
         ),
     )
       .argument('<type>', 'entity type name')

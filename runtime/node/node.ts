@@ -21,7 +21,7 @@ import { Client } from '../client/index.ts'
 import type { Dashboard } from '../dashboard/index.ts'
 import { type Workflows } from '../instances/index.ts'
 import { EntityRegistry } from '../../entities/index.ts'
-import { claimPartition, PlacementAgent } from '../../placement/index.ts'
+import { claimPartition, PlacementAgent, rememberOperations } from '../../placement/index.ts'
 import {
   ensureHub,
   fateOf,
@@ -189,6 +189,13 @@ export class Node {
       for (const warning of serverWarnings(nc.info?.version, hub.meta.replicas)) {
         logger.warn(warning, { server: nc.info?.version })
       }
+      // for `basalt entity signal` to refuse an operation no node has (placement needs none)
+      const operations = new Map(registry.names().map((t) => [t, registry.get(t).operations]))
+      await rememberOperations(hub.metaKv, operations).catch((err: unknown) =>
+        logger.warn('could not record the operations of the entity types in the hub', {
+          error: String(err),
+        }),
+      )
       if (activities.length > 0) {
         workerClient = await Client.connect({
           ...pickConnection(options),

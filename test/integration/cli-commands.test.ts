@@ -339,6 +339,13 @@ describe('basalt entity', () => {
     expect(typo.lines[0]).toMatch(
       /^basalt entity signal: unknown entity type 'Countr' \(not in the registry of any node of hub '[^']+'; known: .*\bCounter\b.*\)$/,
     )
+    // and so is one of an operation no node registers for the type (was 'signalled', exit 0)
+    const typoOp = await run('entity', 'signal', 'Counter', 'cli-c1', 'nope')
+    expect(typoOp.code, typoOp.output).toBe(1)
+    expect(typoOp.lines).toHaveLength(1)
+    expect(typoOp.lines[0]).toMatch(
+      /^basalt entity signal: entity type 'Counter' has no operation 'nope' \(no node of hub 'cli-cmd' registers it; known: (\w+, )*add, (\w+, )*get\b.*\)$/,
+    )
     const typoGet = await run('entity', 'get', 'Countr', 'cli-c1')
     expect(typoGet.lines).toEqual([
       "basalt entity get: unknown entity type 'Countr' (not in the registry of any node of this hub)",
