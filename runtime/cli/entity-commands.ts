@@ -7,16 +7,26 @@
  * `types`) and its operation (`operations`, placement/registry.ts), so that a typo is refused
  * rather than dead-lettered.
  */
-import { RemoteError, UnknownEntityError } from '../../actors/index.ts'
+import { RemoteError, UnknownEntityError, checkKey, checkName, checkTypeName } from '../../actors/index.ts'
 import { readHubOperations, readHubTypes } from '../../placement/index.ts'
 import type { EntityOp } from '../../actors/wire/index.ts'
-import { UsageError } from './args.ts'
+import { checkArgument, UsageError } from './args.ts'
 import { withClient } from './connection.ts'
 import { compact, printJson, progress, stderr, stdout, type Out } from './output.ts'
 import { moreMatch, refusedToken, type OutputFlags } from './instance-commands.ts'
 
+/**
+ * Checks an entity's type name and key as the client would, before connecting: a bad one is a
+ * wrong command line (exit 2), not a failed command.
+ */
+function checkEntity(type: string, key: string): void {
+  checkArgument(() => checkTypeName(type))
+  checkArgument(() => checkKey(key))
+}
+
 /** `basalt entity get TYPE KEY`: the committed state as JSON; exit 1 when the entity does not exist. */
 export async function entityGetCommand(type: string, key: string, flags: OutputFlags, out: Out = stdout) {
+  checkEntity(type, key)
   return withClient(flags, async (client) => {
     const { exists, state } = await client.readEntityState(type, key)
     if (flags.json) {
@@ -36,6 +46,7 @@ export async function entityListCommand(
   out: Out = stdout,
   err: Out = stderr,
 ): Promise<number> {
+  checkArgument(() => checkTypeName(type))
   const limit = flags.limit ?? 1000
   return withClient(flags, async (client) => {
     const keys: string[] = []
@@ -79,6 +90,8 @@ export async function entityOpCommand(
   flags: OutputFlags & { args?: unknown },
   out: Out = stdout,
 ): Promise<number> {
+  checkEntity(type, key)
+  checkArgument(() => checkName(op, 'operation'))
   const a = flags.args === undefined ? [] : Array.isArray(flags.args) ? flags.args : [flags.args]
   return withClient(flags, async (client) => {
     const msg: EntityOp = { k: 'op', t: type, key, op, a }
@@ -133,6 +146,7 @@ export async function entityUnlockCommand(
   flags: OutputFlags & { yes?: boolean },
   out: Out = stdout,
 ): Promise<number> {
+  checkEntity(type, key)
   return withClient(flags, async (client) => {
     if (flags.yes !== true) {
       const holder = await client.getLock(type, key)

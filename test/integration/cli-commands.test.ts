@@ -181,6 +181,21 @@ describe('basalt help, version and exit codes', () => {
         [...node, '--lease-ms', '1000'],
         /^basalt node: --lease-ms 1000: expected at least twice --heartbeat-ms \(1000\)/,
       ],
+      // empty or malformed arguments are bad values too (were exit 1; an empty key's signal was sent)
+      [
+        ['entity', 'get', 'Counter', ''],
+        /^basalt entity get: entity key must be a non-empty string \(got string ""\)/,
+      ],
+      [
+        ['entity', 'signal', 'Counter', '', 'add'],
+        /^basalt entity signal: entity key must be a non-empty string/,
+      ],
+      [
+        ['entity', 'unlock', 'a.b', 'k', '--yes'],
+        /^basalt entity unlock: entity type name must match .* \(got "a\.b"\)/,
+      ],
+      [['status', ''], /^basalt status: instance id must be a non-empty string/],
+      [['start', 'helloSequence', '--id', ''], /^basalt start: --id: instance id must be a non-empty string/],
       [
         ['hub', 'create', '--partitions', '5000'],
         /^basalt hub create: option '--partitions <n>' argument '5000' is invalid\. expected an integer from 1 to 1024/,
@@ -415,7 +430,8 @@ describe('basalt hub and dlq', () => {
     expect(refused.code, refused.output).toBe(2)
     // the file's node runs on cli-cmd: refused, nothing deleted
     const running = await run('hub', 'delete', '--yes')
-    expect(running.code, running.output).toBe(2)
+    // 1: the command line is right, the hub's state refuses it (was 2)
+    expect(running.code, running.output).toBe(1)
     expect(running.lines[0]).toMatch(
       /^basalt hub delete: hub 'cli-cmd' has 1 node\(s\) running \(\S+: heartbeats in the last 30 s\); stop them first, or add --force/,
     )
