@@ -163,6 +163,10 @@ describe('basalt help, version and exit codes', () => {
         /^basalt status: --servers "not a url": expected NATS server URL/,
       ],
       [
+        ['status', 'x', '--servers', 'http://127.0.0.1:4222'],
+        /^basalt status: --servers "http:\/\/127\.0\.0\.1:4222": http:\/\/ is not a NATS URL scheme; give nats:\/\/host:4222/,
+      ],
+      [
         ['status', 'x', '--user', 'u', '--password', 'Pw9x', '--token', 'Tk7q'],
         /^basalt status: --user and --password, --token: give one kind of NATS credentials/,
       ],

@@ -260,6 +260,31 @@ describe('basalt node --metrics-port', () => {
   })
 
   it(
+    'refuses a --metrics-host that is no address of this machine, naming the flag',
+    { timeout: 30_000 },
+    async () => {
+      const child = spawnTs('runtime/cli/basalt.mjs', [
+        ...[
+          'node',
+          '--servers',
+          nats.url,
+          '--hub',
+          'cli-metrics-host',
+          '--load',
+          'test/fixtures/registry.ts',
+        ],
+        // 192.0.2.1: TEST-NET-1, documentation only (was the bare 'listen EADDRNOTAVAIL …')
+        ...['--metrics-port', '0', '--metrics-host', '192.0.2.1'],
+      ])
+      expect(await child.exited, child.lines.join('\n')).toBe(1)
+      expect(child.lines).toContain(
+        'basalt node: metrics host 192.0.2.1 is not an address of this machine: give one of its ' +
+          'addresses (--metrics-host, metrics.host), e.g. 127.0.0.1, or 0.0.0.0 for every interface',
+      )
+    },
+  )
+
+  it(
     'refuses a taken port, naming it, before it creates anything on the hub',
     { timeout: 30_000 },
     async () => {
