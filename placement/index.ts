@@ -9,4 +9,5 @@ export { claimAll, claimPartition, type Assignment, type AssignmentStore } from 
 export { balance } from './policy.ts'
 export { HubTypes, LOCK_OPS, WIRE_FEATURES, isFeature, type TypeName } from './registry.ts'
 export { hubTypeNames, readHubTypes } from './registry.ts'
+export { readHubOperations, rememberOperations, type HubOperations } from './registry.ts'
 export { readPlacement, type PlacementAssignment, type PlacementNode, type PlacementTable } from './table.ts'

@@ -9,6 +9,7 @@
  * | `assign.<p>` | {@link AssignRecord}: owner and epoch, epochs only grow | the leader (compare-and-set) |
  * | `rel.<p>` | `{ epoch }`: the last epoch whose owner has stopped `p` | the owner that stopped |
  * | `types` | every registry name a node ever published (`e:`, `o:`, `a:`, and wire features `f:`; see `registry.ts`) | the leader (compare-and-set), when a live node has a name it lacks |
+ * | `operations` | every operation a node registered, by entity type (`registry.ts`, not used by placement) | each node as it starts (compare-and-set), when it has one the key lacks |
  */
 import { BadInputError } from '../actors/index.ts'
 import { decode, type KV, type LatestEntry } from '../runtime/nats/index.ts'

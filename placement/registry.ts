@@ -11,9 +11,12 @@
  * under them, so they are never "known elsewhere". They keep an older node from owning partitions
  * while a newer one is live (a missing feature excludes a node even when registries diverge), and
  * a sender uses a feature only once every node record of the hub lists it ({@link everyRecordHas}).
- * Pure.
+ *
+ * Apart from placement, a node also adds the operations of its entity types to the meta key
+ * `operations` as it starts ({@link rememberOperations}), for `basalt entity signal` to refuse an
+ * operation no node has ({@link readHubOperations}).
  */
-import { decode, type KV } from '../runtime/nats/index.ts'
+import { decode, encode, type KV } from '../runtime/nats/index.ts'
 
 /** A registry name as heartbeats carry it, or a wire feature of the node's version (`f:`). */
 export type TypeName = `e:${string}` | `o:${string}` | `a:${string}` | `f:${string}`
@@ -149,4 +152,70 @@ export function hubTypeNames(value: Uint8Array): string[] {
 export async function readHubTypes(metaKv: KV): Promise<string[] | undefined> {
   const entry = await metaKv.get('types')
   return entry === null ? undefined : hubTypeNames(entry.value)
+}
+
+/**
+ * The operations of a hub's entity types, by type name (each list sorted): every operation a node
+ * of the hub registered for the type as it started, kept in the meta key `operations` (like
+ * `types`, nothing is forgotten until the key is deleted). Heartbeats do not carry them: they
+ * would grow every heartbeat by every operation name, and placement needs none of them.
+ */
+export type HubOperations = Record<string, string[]>
+
+/** The meta key of {@link HubOperations}. */
+const OPERATIONS_KEY = 'operations'
+
+/**
+ * Adds a node's entity operations (`own`: type name → operation names) to the hub's
+ * {@link HubOperations}, by compare-and-set (read again and merged when another node wrote it in
+ * between); writes nothing when the hub knows them all. Throws what the bucket throws at the
+ * fifth conflict in a row, or on any other failure.
+ *
+ * @example await rememberOperations(hub.metaKv, new Map([['Counter', ['add', 'get']]]))
+ */
+export async function rememberOperations(
+  metaKv: KV,
+  own: ReadonlyMap<string, Iterable<string>>,
+): Promise<void> {
+  if (own.size === 0) return
+  for (let attempt = 1; ; attempt++) {
+    const entry = await metaKv.get(OPERATIONS_KEY)
+    const known = entry === null || entry.operation !== 'PUT' ? undefined : hubOperations(entry.value)
+    const merged: HubOperations = { ...known }
+    let changed = known === undefined
+    for (const [type, operations] of own) {
+      const names = new Set([...(merged[type] ?? []), ...operations])
+      if (merged[type] !== undefined && names.size === merged[type].length) continue
+      merged[type] = [...names].sort()
+      changed = true
+    }
+    if (!changed) return
+    try {
+      if (entry === null) await metaKv.create(OPERATIONS_KEY, encode(merged))
+      else await metaKv.update(OPERATIONS_KEY, encode(merged), entry.revision)
+      return
+    } catch (err) {
+      if (attempt >= 5) throw err
+    }
+  }
+}
+
+/**
+ * The hub's {@link HubOperations}, read from its meta bucket; undefined when it keeps none (nodes
+ * of an earlier version, or static placement before any node of this one started).
+ */
+export async function readHubOperations(metaKv: KV): Promise<HubOperations | undefined> {
+  const entry = await metaKv.get(OPERATIONS_KEY)
+  return entry === null || entry.operation !== 'PUT' ? undefined : hubOperations(entry.value)
+}
+
+/** The {@link HubOperations} a value holds: lists of strings by type, nothing else. */
+function hubOperations(value: Uint8Array): HubOperations {
+  const decoded = decode(value, 'hub operations') as unknown
+  const operations: HubOperations = {}
+  if (typeof decoded !== 'object' || decoded === null || Array.isArray(decoded)) return operations
+  for (const [type, names] of Object.entries(decoded)) {
+    if (Array.isArray(names)) operations[type] = names.filter((n): n is string => typeof n === 'string')
+  }
+  return operations
 }

@@ -19,6 +19,22 @@ export class UsageError extends Error {
 }
 
 /**
+ * Runs `check`, one of the client's argument checks (`checkKey`, `checkTypeName`, …, which throw
+ * `BadInputError`), before the command connects: a value it refuses is a wrong command line, a
+ * {@link UsageError} (exit 2) with the check's message, after `flag: ` when the value came from one.
+ *
+ * @example checkArgument(() => checkKey(key)) // UsageError: entity key must be a non-empty string (got string "")
+ */
+export function checkArgument(check: () => unknown, flag?: string): void {
+  try {
+    check()
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err)
+    throw new UsageError(flag === undefined ? message : `${flag}: ${message}`)
+  }
+}
+
+/**
  * A commander parser for an integer option of at least `min` (default 1) and at most `max`: plain
  * decimal digits only. A bad value makes commander report the option and exit with 2.
  *

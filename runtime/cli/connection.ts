@@ -43,7 +43,7 @@ export type CliConnection = ConnectionOptions & { servers: string | string[] }
  * @example addConnectionOptions(program.command('status').argument('<id>'))
  */
 export function addConnectionOptions(command: Command, { hub = true } = {}): Command {
-  command.addOption(new Option('--servers <urls>', 'NATS server URL(s), comma-separated').env('NATS_URL'))
+  command.addOption(new Option('--servers <urls>', 'nats:// or tls:// URLs, comma-separated').env('NATS_URL'))
   if (hub) command.addOption(new Option('--hub <name>', 'hub name').env('BASALT_HUB'))
   // credentials and TLS: each falls back on its NATS_* variable (see docs/SECURITY.md)
   command.addOption(

@@ -21,7 +21,8 @@ export interface DashboardFlags extends ConnectionFlags {
  * Runs `basalt dashboard`: starts the dashboard on `--host`:`--port` for `--servers` / `--hub`,
  * prints `dashboard <url>`, and on SIGTERM or SIGINT closes it and resolves with 0. NATS need not
  * be up yet (the page says so until it is). Throws `UsageError` for a missing option (exit 2) and
- * the listen error (e.g. `EADDRINUSE`) when the port is taken.
+ * `BadInputError` naming `--port` when the port is taken, or `--host` when it is no address of
+ * this machine (exit 1, at once).
  *
  * @example await runDashboardCommand({ servers: 'nats://127.0.0.1:4222', hub: 'dev', port: 8233, host: '127.0.0.1' })
  */
@@ -35,6 +36,7 @@ export async function runDashboardCommand(flags: DashboardFlags, out: Out = stdo
     host: flags.host,
     allowActions: flags.allowActions === true,
     allowedHosts: flags.allowHost ?? [],
+    optionNames: { port: '--port', host: '--host' },
   })
   // (started by npm, it also stops once its parent is gone: see waitForStopSignal)
   const stopRequested = waitForStopSignal()

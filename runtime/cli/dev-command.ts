@@ -35,7 +35,8 @@ export interface DevFlags {
  * use it from other terminals, ending with the dashboard's URL, and waits for SIGINT or SIGTERM; then stops node and server and
  * resolves with 0. Throws `NatsServerMissingError` (saying how to install it) when there is no
  * nats-server binary, `NatsServerStartError` when the port is taken, `BadInputError` for a
- * module that cannot be loaded.
+ * module that cannot be loaded or a dashboard port that is taken (naming `--dashboard-port`;
+ * the server is stopped again).
  *
  * @example await runDevCommand({ hub: 'dev', port: 4222, data: '.basalt' })
  */

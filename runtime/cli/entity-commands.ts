@@ -2,18 +2,31 @@
  * `basalt entity get|list|signal|call|unlock`: entities by type name, since the command line has
  * no classes. Reads and lock releases use the client's by-name forms; signals and calls send the
  * operation as given and the node checks it (an unknown operation or bad arguments come back as
- * the call's error; a signal's fails on the node, where it is logged).
+ * the call's error; a signal's fails on the node, where it is logged). A signal, which has no
+ * caller to tell, is first checked against what the nodes recorded in the hub: its type (placement's
+ * `types`) and its operation (`operations`, placement/registry.ts), so that a typo is refused
+ * rather than dead-lettered.
  */
-import { RemoteError, UnknownEntityError } from '../../actors/index.ts'
-import { readHubTypes } from '../../placement/index.ts'
+import { RemoteError, UnknownEntityError, checkKey, checkName, checkTypeName } from '../../actors/index.ts'
+import { readHubOperations, readHubTypes } from '../../placement/index.ts'
 import type { EntityOp } from '../../actors/wire/index.ts'
-import { UsageError } from './args.ts'
+import { checkArgument, UsageError } from './args.ts'
 import { withClient } from './connection.ts'
 import { compact, printJson, progress, stderr, stdout, type Out } from './output.ts'
 import { moreMatch, refusedToken, type OutputFlags } from './instance-commands.ts'
 
+/**
+ * Checks an entity's type name and key as the client would, before connecting: a bad one is a
+ * wrong command line (exit 2), not a failed command.
+ */
+function checkEntity(type: string, key: string): void {
+  checkArgument(() => checkTypeName(type))
+  checkArgument(() => checkKey(key))
+}
+
 /** `basalt entity get TYPE KEY`: the committed state as JSON; exit 1 when the entity does not exist. */
 export async function entityGetCommand(type: string, key: string, flags: OutputFlags, out: Out = stdout) {
+  checkEntity(type, key)
   return withClient(flags, async (client) => {
     const { exists, state } = await client.readEntityState(type, key)
     if (flags.json) {
@@ -33,6 +46,7 @@ export async function entityListCommand(
   out: Out = stdout,
   err: Out = stderr,
 ): Promise<number> {
+  checkArgument(() => checkTypeName(type))
   const limit = flags.limit ?? 1000
   return withClient(flags, async (client) => {
     const keys: string[] = []
@@ -76,6 +90,8 @@ export async function entityOpCommand(
   flags: OutputFlags & { args?: unknown },
   out: Out = stdout,
 ): Promise<number> {
+  checkEntity(type, key)
+  checkArgument(() => checkName(op, 'operation'))
   const a = flags.args === undefined ? [] : Array.isArray(flags.args) ? flags.args : [flags.args]
   return withClient(flags, async (client) => {
     const msg: EntityOp = { k: 'op', t: type, key, op, a }
@@ -88,6 +104,14 @@ export async function entityOpCommand(
         throw new UnknownEntityError(
           type,
           `the registry of any node of hub '${client.hub.names.hub}'; known: ${list}`,
+        )
+      }
+      // nor an operation none of them has (the hub lists the operations nodes of this version had)
+      const operations = (await readHubOperations(client.hub.metaKv))?.[type]
+      if (operations !== undefined && !operations.includes(op)) {
+        throw new Error(
+          `entity type '${type}' has no operation '${op}' (no node of hub '${client.hub.names.hub}' ` +
+            `registers it; known: ${operations.join(', ') || 'none'})`,
         )
       }
       await client.signalOp(msg)
@@ -122,6 +146,7 @@ export async function entityUnlockCommand(
   flags: OutputFlags & { yes?: boolean },
   out: Out = stdout,
 ): Promise<number> {
+  checkEntity(type, key)
   return withClient(flags, async (client) => {
     if (flags.yes !== true) {
       const holder = await client.getLock(type, key)

@@ -177,8 +177,8 @@ const RUNNING_NODE_MS = 30_000
 
 /**
  * `basalt hub delete --yes`: deletes every stream and bucket of the hub, its data with them.
- * Refuses (exit 2) while nodes heartbeat on the hub — they would keep failing against the
- * deleted streams — unless `--force`.
+ * Refuses (exit 1) while nodes heartbeat on the hub — they would keep failing against the
+ * deleted streams — unless `--force`; without `--yes`, exit 2.
  */
 export async function hubDeleteCommand(
   flags: OutputFlags & { yes?: boolean; force?: boolean },
@@ -194,7 +194,8 @@ export async function hubDeleteCommand(
       const { nodes } = await readPlacement(hub.metaKv, hub.jsm)
       const running = nodes.filter((n) => Date.now() - n.at < RUNNING_NODE_MS).map((n) => n.id)
       if (running.length > 0) {
-        throw new UsageError(
+        // (exit 1: the command line is right, the hub's state refuses it)
+        throw new Error(
           `hub '${name}' has ${running.length} node(s) running (${running.join(', ')}: heartbeats in the last ` +
             `${RUNNING_NODE_MS / 1000} s); stop them first, or add --force to delete it under them`,
         )

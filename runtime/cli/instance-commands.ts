@@ -8,8 +8,8 @@ import type { HistoryEvent } from '../../actors/orchestration/index.ts'
 import { purgeEach, type Client, type InstanceStatus } from '../client/index.ts'
 import type { InstanceFilter } from '../client/index.ts'
 import { RuntimeStatus } from '../instances/index.ts'
-import { BadInputError } from '../../actors/index.ts'
-import { UsageError } from './args.ts'
+import { BadInputError, checkInstanceId, checkName } from '../../actors/index.ts'
+import { checkArgument, UsageError } from './args.ts'
 import { withClient, type ConnectionFlags } from './connection.ts'
 import { compact, keyValues, printJson, progress, stderr, stdout, table, when, type Out } from './output.ts'
 
@@ -24,6 +24,8 @@ export async function startCommand(
   flags: OutputFlags & { input?: unknown; id?: string },
   out: Out = stdout,
 ): Promise<number> {
+  checkArgument(() => checkName(name, 'orchestration'))
+  if (flags.id !== undefined) checkArgument(() => checkInstanceId(flags.id), '--id')
   return withClient(flags, async (client) => {
     const options = flags.id === undefined ? {} : { instanceId: flags.id }
     const id = await client.startByName(name, flags.input, options)
@@ -35,6 +37,7 @@ export async function startCommand(
 
 /** `basalt status ID`: the instance's status, input, output and error; exit 1 when it does not exist. */
 export async function statusCommand(id: string, flags: OutputFlags, out: Out = stdout): Promise<number> {
+  checkArgument(() => checkInstanceId(id))
   return withClient(flags, async (client) => {
     const status = await client.getStatus(id)
     if (status === undefined) throw new Error(`instance '${id}' does not exist (see basalt list)`)
@@ -63,6 +66,7 @@ export function describeStatus(s: InstanceStatus): string[] {
 
 /** `basalt history ID`: one row per history event, with the time of the step it belongs to. */
 export async function historyCommand(id: string, flags: OutputFlags, out: Out = stdout): Promise<number> {
+  checkArgument(() => checkInstanceId(id))
   return withClient(flags, async (client) => {
     const history = await client.getHistory(id)
     if (flags.json) {
@@ -239,6 +243,7 @@ export async function waitCommand(
   flags: OutputFlags & { timeout?: number },
   out: Out = stdout,
 ): Promise<number> {
+  checkArgument(() => checkInstanceId(id))
   return withClient(flags, async (client) => {
     const status = await client.waitForCompletion(id, { timeoutMs: flags.timeout ?? 60_000 })
     if (flags.json) printJson(status, out)
@@ -254,6 +259,8 @@ export async function controlCommand(
   flags: OutputFlags & { event?: string; data?: unknown; reason?: string },
   out: Out = stdout,
 ): Promise<number> {
+  checkArgument(() => checkInstanceId(id))
+  if (action === 'raise') checkArgument(() => checkName(flags.event, 'event'))
   return withClient(flags, async (client) => {
     await control(client, action, id, flags)
     const done = {

@@ -83,7 +83,11 @@ export function buildProgram(setCode: (code: number) => void): Command {
         'terminate a partition thread whose event loop does not answer this long (default 30000, 0: never)',
         intArg(0),
       )
-      .option('--metrics-port <port>', 'serve Prometheus metrics on GET /metrics at this port', portArg())
+      .option(
+        '--metrics-port <port>',
+        'serve Prometheus metrics on GET /metrics at this port (0: any free one, printed)',
+        portArg(0),
+      )
       .option('--metrics-host <host>', 'interface of the metrics endpoint (default 127.0.0.1)')
       .addOption(
         new Option('--log-level <level>', 'least severe log lines written to stderr (default info)').choices(
@@ -188,7 +192,9 @@ export function buildProgram(setCode: (code: number) => void): Command {
       entity
         .command(mode)
         .description(
-          mode === 'signal' ? 'send an operation one-way' : 'run an operation and print its result',
+          mode === 'signal'
+            ? 'send an operation one-way (a type or operation no node of the hub registers is refused)'
+            : 'run an operation and print its result',
         ),
     )
       .argument('<type>', 'entity type name')
@@ -306,11 +312,15 @@ export async function main(argv: string[]): Promise<number> {
     current = commandPath(action)
   })
   try {
-    await program.parseAsync(argv.length === 0 ? ['--help'] : argv, { from: 'user' })
+    const args = argv.length === 0 ? ['--help'] : (helpAsFlag(program, argv) ?? argv)
+    await program.parseAsync(args, { from: 'user' })
     return code
   } catch (err) {
     if (err instanceof CommanderError) {
-      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2
+      // `basalt help [command]` ends with commander.help and exit code 0; `basalt entity`, which
+      // needs a subcommand, prints its help as an error (exit code 1): a wrong command line
+      const helped = err.code === 'commander.help' && err.exitCode === 0
+      return helped || err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2
     }
     if (err instanceof UsageError) {
       process.stderr.write(`${current}: ${err.message} (see '${current} --help')\n`)
@@ -331,6 +341,42 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${current}: ${describeError(err)}\n`)
     return 1
   }
+}
+
+/**
+ * `basalt help <command…>` as `basalt <command…> --help`, which prints the help of the command
+ * named, however deep (`help entity get`; commander's help command went one level down only),
+ * and when a word names no command, the command line without `help`, for commander to refuse it
+ * as it does `basalt frob` (`unknown command 'frob'`, exit 2): its help command printed the
+ * general help as an error, naming nothing. Undefined for any other command line (`basalt help`
+ * alone is commander's).
+ *
+ * @example helpAsFlag(program, ['help', 'entity', 'get']) // ['entity', 'get', '--help']
+ */
+function helpAsFlag(program: Command, argv: string[]): string[] | undefined {
+  const named = (name: string) => (c: Command) => c.name() === name || c.aliases().includes(name)
+  let command = program
+  for (const [i, word] of argv.entries()) {
+    if (word === 'help' && command.commands.length > 0) {
+      const words = argv.slice(i + 1)
+      if (words.length === 0 || words.some((w) => w.startsWith('-'))) return undefined
+      const before = argv.slice(0, i)
+      const path: string[] = []
+      // (words after a command without subcommands are its arguments: its help, as commander's)
+      for (const w of words) {
+        if (command.commands.length === 0) break
+        const sub = command.commands.find(named(w))
+        if (sub === undefined) return [...before, ...path, w]
+        path.push(w)
+        command = sub
+      }
+      return [...before, ...path, '--help']
+    }
+    const sub = command.commands.find(named(word))
+    if (sub === undefined) return undefined
+    command = sub
+  }
+  return undefined
 }
 
 /** The commands that read or manage the hub's streams, which only a node's permissions allow. */

@@ -226,7 +226,7 @@ export class Client {
    * {@link scheduledSignals}, {@link forceUnlock}, {@link listEntities} and {@link watchEntity}.
    * `UnknownEntityError` for a type that no node of the hub registers (a misspelt name, a class
    * never deployed) of which nothing is stored; the same holds for {@link getLock},
-   * {@link scheduledSignals} and {@link listEntities}.
+   * {@link scheduledSignals}, {@link listEntities} and {@link forceUnlock}.
    */
   async readEntityState<E extends Entity>(
     type: EntityClass<E> | string,
@@ -263,7 +263,8 @@ export class Client {
    * Releases the lock of an entity whoever holds it (a management action for a lock whose holder
    * is stuck); operations that waited for it then run. Sent through the entity's mailbox and
    * committed like any change; resolves with the instance that held the lock, or null when the
-   * entity was not locked. A holder that still runs keeps going as if it held the lock (its own
+   * entity was not locked — `UnknownEntityError` instead when no node of the hub registers the
+   * type (a misspelt name), as {@link getLock} does. A holder that still runs keeps going as if it held the lock (its own
    * release later is ignored), so use it when the holder is gone or stuck for good.
    *
    * @example await client.forceUnlock(Account, 'alice') // → the former holder's id, or null

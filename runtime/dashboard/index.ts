@@ -8,6 +8,7 @@
  * own page (guard.ts). May import runtime/client/, runtime/instances/, runtime/metrics/,
  * runtime/nats/, placement/ and actors/; never runtime/node/ (a node starts a dashboard).
  */
+import { listenError } from '../metrics/index.ts'
 import type { ConnectionOptions } from '../nats/index.ts'
 import { hostPolicy } from './guard.ts'
 import { buildServer } from './server.ts'
@@ -31,6 +32,11 @@ export interface DashboardOptions extends ConnectionOptions {
    * binding every interface (`0.0.0.0`, `::`). Any other `Host` gets a 403 (against DNS rebinding).
    */
   allowedHosts?: readonly string[]
+  /**
+   * @internal The flags or options that set `port` and `host`, as a failed listen names them
+   * (default `port`, `host`): `basalt dashboard` gives `--port`, a node `--dashboard-port, dashboard.port`.
+   */
+  optionNames?: { port: string; host: string }
 }
 
 /** A running dashboard. */
@@ -46,24 +52,39 @@ export interface Dashboard {
 
 /**
  * Starts the dashboard for a hub. NATS need not be up: the page says it is unreachable and the
- * server connects once it is. Throws when the port cannot be bound (`EADDRINUSE`).
+ * server connects once it is (it starts connecting once it listens). Throws `BadInputError`
+ * naming the port when it is taken, and the host when it is no address of this machine (what
+ * `listenError` of runtime/metrics/ says), having closed everything it opened.
  *
  * @example
  * const dashboard = await startDashboard({ servers: 'nats://127.0.0.1:4222', hub: 'dev' })
  * console.log(dashboard.url) // http://127.0.0.1:8233/
  */
 export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
-  const { port = 8233, host = '127.0.0.1', allowActions = false, allowedHosts = [], ...connection } = options
+  const {
+    port = 8233,
+    host = '127.0.0.1',
+    allowActions = false,
+    allowedHosts = [],
+    optionNames = { port: 'port', host: 'host' },
+    ...connection
+  } = options
   const source = new DashboardSource(connection)
   const { app, openStreams } = buildServer(source, { allowActions, hosts: hostPolicy(host, allowedHosts) })
-  // connect in the background: the first page load waits for it, or says why it failed
-  source.client().catch(() => {})
   try {
     await app.listen({ port, host })
   } catch (err) {
     await source.close()
-    throw err
+    throw listenError(err as NodeJS.ErrnoException, {
+      what: 'dashboard',
+      port,
+      host,
+      portOption: optionNames.port,
+      hostOption: optionNames.host,
+    })
   }
+  // connect in the background: the first page load waits for it, or says why it failed
+  source.client().catch(() => {})
   const address = app.server.address()
   const bound = typeof address === 'object' && address !== null ? address.port : port
   const shownHost = host.includes(':') ? `[${host}]` : host

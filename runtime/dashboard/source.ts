@@ -87,8 +87,13 @@ export class DashboardSource {
     return { off, ready }
   }
 
+  /**
+   * Stops the feeds and closes the hub connection, one still being made included: a dashboard
+   * that failed to listen is closed at once, and its connect must not keep the process alive.
+   */
   async close(): Promise<void> {
     this.#closed = true
+    await this.#connecting?.catch(() => undefined)
     this.#instanceFeed?.stop()
     this.#statsSub?.unsubscribe()
     const client = this.#client

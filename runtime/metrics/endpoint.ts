@@ -32,7 +32,8 @@ export interface MetricsEndpoint {
  * Serves `registry` (and `options.registry` after it) on `GET /metrics`; resolves once listening.
  * `registry` may be a function, read at every scrape: a node binds its port before it connects
  * (a taken port then fails the start before anything is created on the hub), and answers 503
- * until it runs. Rejects with {@link BadInputError} naming the port when it is taken.
+ * until it runs. Rejects with {@link BadInputError} naming the port when it is taken, and the host
+ * when it is no address of this machine (see {@link listenError}).
  */
 export async function serveMetrics(
   registry: Registry | (() => Registry | undefined),
@@ -60,12 +61,13 @@ export async function serveMetrics(
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(
-        err.code === 'EADDRINUSE'
-          ? new BadInputError(
-              `metrics port ${options.port} on ${host} is in use (another process listens there): ` +
-                'give another port (--metrics-port, metrics.port), or 0 for any free one',
-            )
-          : err,
+        listenError(err, {
+          what: 'metrics',
+          port: options.port ?? 0,
+          host,
+          portOption: '--metrics-port, metrics.port',
+          hostOption: '--metrics-host, metrics.host',
+        }),
       ),
     )
     server.listen(options.port ?? 0, host, () => {
@@ -82,4 +84,46 @@ export async function serveMetrics(
         server.closeAllConnections()
       }),
   }
+}
+
+/** What {@link listenError} names: the server, where it tried to listen, and the options that set it. */
+export interface ListenTarget {
+  /** The server, as the message begins: `metrics`, `dashboard`. */
+  what: string
+  port: number
+  host: string
+  /** The flag and option that set the port, e.g. `--metrics-port, metrics.port`. */
+  portOption: string
+  /** The flag and option that set the host. */
+  hostOption: string
+}
+
+/**
+ * The error a failed `listen` of an HTTP server becomes: a {@link BadInputError} naming the port
+ * or host and the option that set it, for a port in use (`EADDRINUSE`) or not allowed (`EACCES`)
+ * and a host that is no address of this machine (`EADDRNOTAVAIL`) or no name at all
+ * (`ENOTFOUND`, `EAI_AGAIN`); anything else as it is. The listen error is the `cause`.
+ *
+ * @example listenError(err, { what: 'metrics', port: 9464, host: '127.0.0.1', portOption: '--metrics-port', hostOption: '--metrics-host' })
+ */
+export function listenError(err: NodeJS.ErrnoException, target: ListenTarget): Error {
+  const { what, port, host, portOption, hostOption } = target
+  const message = {
+    EADDRINUSE:
+      `${what} port ${port} on ${host} is in use (another process listens there): ` +
+      `give another port (${portOption}), or 0 for any free one`,
+    EACCES:
+      `${what} port ${port} on ${host} may not be bound by this user (ports below 1024 need privileges): ` +
+      `give another port (${portOption}), or 0 for any free one`,
+    EADDRNOTAVAIL:
+      `${what} host ${host} is not an address of this machine: give one of its addresses ` +
+      `(${hostOption}), e.g. 127.0.0.1, or 0.0.0.0 for every interface`,
+    ENOTFOUND:
+      `${what} host ${host} cannot be resolved: give an address or a name of this machine ` +
+      `(${hostOption}), e.g. 127.0.0.1, or 0.0.0.0 for every interface`,
+    EAI_AGAIN:
+      `${what} host ${host} cannot be resolved now (the name service did not answer): give an address ` +
+      `(${hostOption}), e.g. 127.0.0.1`,
+  }[err.code ?? '']
+  return message === undefined ? err : new BadInputError(message, { cause: err })
 }

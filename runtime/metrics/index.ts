@@ -15,7 +15,13 @@ export {
 } from './recorder.ts'
 export { Buckets, NodeRecorder, PartitionCounters, NameCounters, BOUNDS } from './counters.ts'
 export { metricsRegistry } from './prometheus.ts'
-export { serveMetrics, type MetricsEndpoint, type MetricsOptions } from './endpoint.ts'
+export {
+  listenError,
+  serveMetrics,
+  type ListenTarget,
+  type MetricsEndpoint,
+  type MetricsOptions,
+} from './endpoint.ts'
 /** prom-client's registry, for those who hold Basalt's (`node.metricsRegistry`). */
 export type { Registry } from 'prom-client'
 export { nodeStats, publishStats, STATS_INTERVAL_MS } from './telemetry.ts'

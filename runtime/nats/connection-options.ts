@@ -227,10 +227,27 @@ const CREDENTIAL_KINDS: ReadonlyArray<ReadonlyArray<Field>> = [
 ]
 
 /**
+ * The URL schemes the NATS client (its Node transport) connects with: it speaks the NATS protocol
+ * over TCP whatever the scheme says (TLS when the server offers or requires it), refuses `ws://`
+ * and `wss://` (websockets need another transport), and takes anything else — `http://` too —
+ * for `nats://`. Basalt names the two that mean what they do.
+ */
+const NATS_SCHEMES = ['nats', 'tls']
+
+/**
  * Throws `BadInputError` naming `where` and the URL (credentials redacted) unless `server` is
- * something the NATS client can connect to: `host`, `host:port` or `scheme://host[:port]`.
+ * something the NATS client can connect to: `host`, `host:port` or `nats://` or `tls://`
+ * `host[:port]` (another scheme, such as `http://` or `ws://`, names the ones it takes).
  */
 function checkServerUrl(server: string, where: string): void {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(server)?.[1]?.toLowerCase()
+  if (scheme !== undefined && !NATS_SCHEMES.includes(scheme)) {
+    const websocket = scheme === 'ws' || scheme === 'wss' ? ' (websockets are not supported)' : ''
+    throw new BadInputError(
+      `${where} ${JSON.stringify(redactUrl(server))}: ${scheme}:// is not a NATS URL scheme${websocket}; ` +
+        `give nats://host:4222 (or tls://host:4222), comma-separated`,
+    )
+  }
   const rest = server.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')
   let ok = rest !== '' && !/\s/.test(rest)
   if (ok) {

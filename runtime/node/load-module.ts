@@ -6,11 +6,12 @@
  * The installed package runs compiled JavaScript, so nothing else registers a TypeScript loader;
  * run from Basalt's sources, a loader is already in place and TypeScript imports as it is.
  */
-import { readFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import process from 'node:process'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { BadInputError } from '../../actors/index.ts'
 
 /** Extensions of the files that need a TypeScript loader. */
@@ -81,4 +82,97 @@ function nodeStripsTypes(): boolean {
   if (typeof features.typescript === 'string') return true
   const flags = [...process.execArgv, ...(process.env['NODE_OPTIONS'] ?? '').split(/\s+/)]
   return flags.includes('--experimental-strip-types') || flags.includes('--experimental-transform-types')
+}
+
+/**
+ * What to do about an import that failed because an ES module (`import`/`export`) lies in a
+ * CommonJS scope: a `.js`, `.ts`, `.jsx` or `.tsx` file whose nearest package.json has no
+ * `"type": "module"`. Node then loads it as CommonJS, and with a TypeScript loader in place fails
+ * with `ERR_REQUIRE_CYCLE_MODULE` ("Cannot require() ES Module … in a cycle"), or with
+ * `ERR_REQUIRE_ESM` or "Cannot use import statement outside a module" elsewhere. Returns the
+ * sentence to give instead — the file, its package.json, and the two ways out — or undefined for
+ * any other error. `file` is the module that was imported; the error may name another it imports.
+ *
+ * @example esmScopeHint(err, '/app/src/registry.ts') // 'it is an ES module … add "type": "module" to /app/package.json, or name the file .mts'
+ */
+export function esmScopeHint(err: unknown, file: string): string | undefined {
+  const e = err as { code?: unknown; message?: unknown; name?: unknown }
+  const message = typeof e?.message === 'string' ? e.message : ''
+  const esmAsCommonJs =
+    e?.code === 'ERR_REQUIRE_CYCLE_MODULE' ||
+    e?.code === 'ERR_REQUIRE_ESM' ||
+    (e?.name === 'SyntaxError' &&
+      /Cannot use import statement outside a module|Unexpected token 'export'/.test(message))
+  if (!esmAsCommonJs) return undefined
+  const named = /(?:ES Module|require\(\) of ES Module) (\S+?)(?: in a cycle| from |\s|$)/.exec(message)?.[1]
+  const culprit = named !== undefined && path.isAbsolute(named) ? named : file
+  if (!/\.(?:[jt]sx?)$/.test(culprit)) return undefined
+  const manifest = nearestPackageJson(path.dirname(culprit))
+  if (manifest !== undefined && manifest.type === 'module') return undefined
+  const what = culprit === file ? 'it is' : `${culprit}, which it imports, is`
+  const [scope, fix] =
+    manifest === undefined
+      ? [
+          'no package.json above it',
+          `add a package.json with "type": "module" to ${path.dirname(culprit)} (or a folder above)`,
+        ]
+      : [`${manifest.file} has no "type": "module"`, `add "type": "module" to ${manifest.file}`]
+  return (
+    `${what} an ES module (import/export) in a CommonJS scope (${scope}), which Node does not ` +
+    `load as an ES module: ${fix}, or name the file ${/\.tsx?$/.test(culprit) ? '.mts' : '.mjs'}`
+  )
+}
+
+/** The nearest package.json from folder `dir` upwards: its path and its `type`. */
+function nearestPackageJson(dir: string): { file: string; type: unknown } | undefined {
+  for (let d = dir; ; d = path.dirname(d)) {
+    const file = path.join(d, 'package.json')
+    if (existsSync(file)) {
+      try {
+        return { file, type: (JSON.parse(readFileSync(file, 'utf8')) as { type?: unknown }).type }
+      } catch {
+        return { file, type: undefined }
+      }
+    }
+    if (path.dirname(d) === d) return undefined
+  }
+}
+
+/**
+ * Where a `SyntaxError` thrown by importing `file` lies, as `path:line` or `path:line:column`,
+ * when it can be told. Node puts it on the first lines of the error's stack for CommonJS (and for
+ * ES modules on recent versions): `path:line`, the source line, and a caret under the column.
+ * Node 20 leaves it out for an ES module; then a JavaScript `file` is checked once more with
+ * `node --check`, which prints it, and its place is taken when the error is the same (a syntax
+ * error in a module that `file` imports is not found so: undefined).
+ *
+ * @example syntaxErrorLocation(err, '/app/src/registry.mjs') // '/app/src/registry.mjs:3:5'
+ */
+export function syntaxErrorLocation(err: unknown, file: string): string | undefined {
+  if (!(err instanceof Error) || err.name !== 'SyntaxError') return undefined
+  const fromStack = locationInStack(err.stack ?? '')
+  if (fromStack !== undefined || !/\.[cm]?js$/.test(file)) return fromStack
+  const check = spawnSync(process.execPath, ['--check', file], {
+    encoding: 'utf8',
+    timeout: 10_000,
+    env: { ...process.env, NODE_OPTIONS: '' },
+  })
+  const stderr = typeof check.stderr === 'string' ? check.stderr : ''
+  if (check.status === 0 || !stderr.includes(`SyntaxError: ${err.message}`)) return undefined
+  return locationInStack(stderr)
+}
+
+/**
+ * The `path:line[:column]` that a SyntaxError's stack (or Node's report of one) starts with:
+ * `path:line` (a path or a file: URL), the source line, and a line with a caret under the column.
+ */
+function locationInStack(stack: string): string | undefined {
+  const lines = stack.split('\n')
+  const end = lines.findIndex((l) => l.startsWith('SyntaxError'))
+  if (end <= 0) return undefined
+  const at = /^(.+):(\d+)$/.exec(lines[0]!.trim())
+  if (at === null) return undefined
+  const where = at[1]!.startsWith('file:') ? fileURLToPath(at[1]!) : at[1]!
+  const caret = lines.slice(1, end).find((l) => /^\s*\^+\s*$/.test(l))
+  return caret === undefined ? `${where}:${at[2]}` : `${where}:${at[2]}:${caret.indexOf('^') + 1}`
 }

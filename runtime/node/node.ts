@@ -21,7 +21,7 @@ import { Client } from '../client/index.ts'
 import type { Dashboard } from '../dashboard/index.ts'
 import { type Workflows } from '../instances/index.ts'
 import { EntityRegistry } from '../../entities/index.ts'
-import { claimPartition, PlacementAgent } from '../../placement/index.ts'
+import { claimPartition, PlacementAgent, rememberOperations } from '../../placement/index.ts'
 import {
   ensureHub,
   fateOf,
@@ -139,8 +139,9 @@ export class Node {
    * live node, shares even to within one, this node running its share) or `readyTimeoutMs` passed. Throws
    * `ConnectionError` naming the URL when NATS cannot be reached, `AuthorizationError` when it
    * refuses the credentials, and `BadInputError` for a bad hub name or registry, a registry module
-   * that cannot be loaded, `workers > 1` without `registryModule`, or both `registry` and
-   * `registryModule`. With `workers > 1` the partitions run on worker threads (see
+   * that cannot be loaded, `workers > 1` without `registryModule`, both `registry` and
+   * `registryModule`, or a metrics or dashboard port that is taken or a host that is no address
+   * of this machine (both are bound before it connects). With `workers > 1` the partitions run on worker threads (see
    * `runtime/node/partition-threads.ts`).
    *
    * @example
@@ -165,12 +166,18 @@ export class Node {
     const { heartbeatMs, leaseMs } = placementTiming(options)
     const limits = checkedBlobLimits(options)
     let node: Node | undefined
-    // the metrics port is bound first: a taken one fails the start before anything is created
+    // the metrics and dashboard ports are bound first: a taken one fails the start before anything
+    // is created (the dashboard connects once it listens, and says so while the hub is not there)
     const endpoint =
       options.metrics === undefined || options.metrics === false
         ? undefined
         : await serveMetrics(() => node?.metricsRegistry, options.metrics)
+    const dashboard = await startNodeDashboard(options).catch(async (err: unknown) => {
+      await endpoint?.close()
+      throw err
+    })
     const nc = await connectTo(pickConnection(options), 'basalt-node').catch(async (err: unknown) => {
+      await dashboard?.close()
       await endpoint?.close()
       throw err
     })
@@ -182,6 +189,13 @@ export class Node {
       for (const warning of serverWarnings(nc.info?.version, hub.meta.replicas)) {
         logger.warn(warning, { server: nc.info?.version })
       }
+      // for `basalt entity signal` to refuse an operation no node has (placement needs none)
+      const operations = new Map(registry.names().map((t) => [t, registry.get(t).operations]))
+      await rememberOperations(hub.metaKv, operations).catch((err: unknown) =>
+        logger.warn('could not record the operations of the entity types in the hub', {
+          error: String(err),
+        }),
+      )
       if (activities.length > 0) {
         workerClient = await Client.connect({
           ...pickConnection(options),
@@ -232,17 +246,10 @@ export class Node {
           ),
         )
       } else await node.#join(options.readyTimeoutMs ?? 3 * leaseMs + 10_000)
-      if (options.dashboard !== undefined) {
-        const dashboard = { ...pickConnection(options), hub: options.hub, ...options.dashboard }
-        // loaded only when asked for: the web server and its dependencies are no part of a node's start
-        const { startDashboard } = await import('../dashboard/index.ts')
-        node.#dashboard = await startDashboard(dashboard).catch(async (err: unknown) => {
-          await node!.stop()
-          throw err
-        })
-      }
+      node.#dashboard = dashboard
       return node
     } catch (err) {
+      await dashboard?.close()
       if (node !== undefined) {
         node.#unwatchErrors?.()
         node.#agent?.close()
@@ -592,4 +599,20 @@ function hangTimeout(ms: number | undefined): number {
     throw new BadInputError(`hangTimeoutMs must be a number of ms, 0 or more (got ${ms})`)
   }
   return ms
+}
+
+/**
+ * The web dashboard of `options.dashboard`, listening (its hub connection follows in the
+ * background); undefined without one. Loaded only when asked for: the web server and its
+ * dependencies are no part of a node's start.
+ */
+async function startNodeDashboard(options: NodeOptions): Promise<Dashboard | undefined> {
+  if (options.dashboard === undefined) return undefined
+  const { startDashboard } = await import('../dashboard/index.ts')
+  return startDashboard({
+    ...pickConnection(options),
+    hub: options.hub,
+    ...options.dashboard,
+    optionNames: { port: '--dashboard-port, dashboard.port', host: 'dashboard.host' },
+  })
 }

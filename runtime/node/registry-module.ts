@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { BadInputError } from '../../actors/index.ts'
-import { importModule } from './load-module.ts'
+import { esmScopeHint, importModule, syntaxErrorLocation } from './load-module.ts'
 import {
   isActivityDefinition,
   isOrchestrationDefinition,
@@ -67,10 +67,23 @@ async function importFile(file: string, specifier: string): Promise<Record<strin
     return await importModule(file)
   } catch (err) {
     if (err instanceof BadInputError) throw err
-    throw new BadInputError(`cannot load module '${specifier}' (${file}): ${(err as Error).message}`, {
+    throw new BadInputError(`cannot load module '${specifier}' (${file}): ${loadFailure(err, file)}`, {
       cause: err,
     })
   }
+}
+
+/**
+ * What went wrong importing `file`, for the message after `cannot load module …: `: what to do
+ * about an ES module in a CommonJS scope, a syntax error with its place (`SyntaxError at
+ * path:line:column: …`), else the error's message.
+ */
+function loadFailure(err: unknown, file: string): string {
+  const hint = esmScopeHint(err, file)
+  if (hint !== undefined) return hint
+  const message = (err as Error).message
+  const location = syntaxErrorLocation(err, file)
+  return location === undefined ? message : `SyntaxError at ${location}: ${message}`
 }
 
 async function importPackage(specifier: string, cwd: string): Promise<Record<string, unknown>> {

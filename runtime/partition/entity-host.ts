@@ -115,11 +115,15 @@ export class EntityHost implements ValueEncoder {
     return this.#cache.size
   }
 
-  /** Handles an entity message: an operation, or a lock taken or released by an orchestration. */
+  /**
+   * Handles an entity message: an operation, or a lock taken or released by an orchestration (or
+   * released by hand: of a type no node of the hub registers that is not locked, the caller gets
+   * {@link UnknownEntityError}, as a lock query does).
+   */
   handle(msg: EntityOp | LockMessage | UnlockMessage): void | Promise<void> {
     if (msg.k === 'op') return this.#runOperation(msg)
     if (msg.k === 'lock') return this.#locks.lock(msg)
-    return this.#locks.unlock(msg)
+    return this.#locks.unlock(msg, this.#registered(msg.t) ? undefined : this.#unknownOnHub(msg.t))
   }
 
   /** Adds the entity a message addresses to `into` when it is not in memory (for preloading). */
@@ -472,7 +476,7 @@ export class EntityHost implements ValueEncoder {
    * answered.
    */
   #unknownIfEmpty(type: string, respond: (answer: QueryAnswer) => void): (answer: QueryAnswer) => void {
-    if (this.registry.has(type) || this.port.knownElsewhere(`e:${type}`)) return respond
+    if (this.#registered(type)) return respond
     return (answer) => {
       const empty =
         ('exists' in answer && !answer.exists) ||
@@ -480,8 +484,17 @@ export class EntityHost implements ValueEncoder {
         ('holder' in answer && answer.holder === null) ||
         ('signals' in answer && answer.signals.length === 0)
       if (!empty) return respond(answer)
-      const error = new UnknownEntityError(type, 'the registry of any node of this hub')
-      respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(error) })
+      respond({ v: WIRE_VERSION, ok: 0, error: toErrorInfo(this.#unknownOnHub(type)) })
     }
+  }
+
+  /** Whether this node or another node of the hub registers entity type `type`. */
+  #registered(type: string): boolean {
+    return this.registry.has(type) || this.port.knownElsewhere(`e:${type}`)
+  }
+
+  /** The error for a type no node of the hub registers. */
+  #unknownOnHub(type: string): UnknownEntityError {
+    return new UnknownEntityError(type, 'the registry of any node of this hub')
   }
 }

@@ -5,7 +5,7 @@
  * Lock requests travel from entity to entity in sorted order, so sections never deadlock. Apart
  * from the entity host (entity-host.ts), which asks {@link EntityLocks.holds} before each operation.
  */
-import { PayloadTooLargeError, checkKey } from '../../actors/index.ts'
+import { PayloadTooLargeError, checkKey, toErrorInfo } from '../../actors/index.ts'
 import {
   WIRE_VERSION,
   type ActorMessage,
@@ -109,13 +109,22 @@ export class EntityLocks {
 
   /**
    * Releases an entity (its holder's, or a forced release by hand); operations that waited for it
-   * run next, in order. A forced release answers a call with the holder it released (or null).
+   * run next, in order. A forced release answers a call with the holder it released, or null —
+   * or `unknownType` when given (the type is registered nowhere) and the entity is not locked, so
+   * that a misspelt type does not read as an entity that was not locked.
    */
-  unlock(msg: UnlockMessage): void {
+  unlock(msg: UnlockMessage, unknownType?: Error): void {
     const itemKey = itemKeys.entity(this.port.p, msg.t, msg.key)
     const lock = this.#held.get(itemKey)
     const forced = msg.f === 1
-    if (forced && msg.r !== undefined) this.port.replyTo(msg.r, [msg.r[1], 1, encode(lock?.owner ?? null)])
+    if (forced && msg.r !== undefined) {
+      this.port.replyTo(
+        msg.r,
+        lock === undefined && unknownType !== undefined
+          ? [msg.r[1], 0, toErrorInfo(unknownType)]
+          : [msg.r[1], 1, encode(lock?.owner ?? null)],
+      )
+    }
     if (lock === undefined || (lock.owner !== msg.o && !forced)) return
     if (forced) {
       this.port.logger.warn('lock released by hand', {

@@ -5,13 +5,15 @@
  */
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { createRequire } from 'node:module'
 import { createInterface } from 'node:readline'
 import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { nkeys } from '@nats-io/transport-node'
-import { Client } from '../../runtime/index.ts'
+import { Client, UnknownEntityError } from '../../runtime/index.ts'
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
 import { encode } from '../../runtime/nats/codec.ts'
 import { freePort } from '../../runtime/dev/nats-server.ts'
@@ -117,6 +119,37 @@ describe('basalt help, version and exit codes', () => {
     expect(noHub).toBe(2)
   }, 30_000)
 
+  it('basalt help [command] prints help with 0; help of a command there is not names it, with 2', async () => {
+    const [help, helpStatus, helpEntityGet, entityHelpGet, helpFrob, entityHelpFrob, bareEntity] =
+      await Promise.all([
+        run('help'),
+        run('help', 'status'),
+        run('help', 'entity', 'get'),
+        run('entity', 'help', 'get'),
+        run('help', 'frob'),
+        run('entity', 'help', 'frob'),
+        run('entity'),
+      ])
+    expect(help.code, help.output).toBe(0)
+    expect(help.output).toMatch(/^Usage: basalt \[options\] \[command\]$/m)
+    expect(helpStatus.code, helpStatus.output).toBe(0)
+    expect(helpStatus.output).toMatch(/^Usage: basalt status \[options\] <id>$/m)
+    for (const shown of [helpEntityGet, entityHelpGet]) {
+      expect(shown.code, shown.output).toBe(0)
+      expect(shown.output).toMatch(/^Usage: basalt entity get \[options\] <type> <key>$/m)
+    }
+    // was the general help on stderr with exit 2, naming nothing
+    expect(helpFrob.code, helpFrob.output).toBe(2)
+    expect(helpFrob.lines).toEqual(["basalt: unknown command 'frob' (see 'basalt --help')"])
+    expect(entityHelpFrob.code, entityHelpFrob.output).toBe(2)
+    expect(entityHelpFrob.lines).toEqual([
+      "basalt entity: unknown command 'frob' (see 'basalt entity --help')",
+    ])
+    // a command that needs a subcommand, given none: its help, as an error
+    expect(bareEntity.code, bareEntity.output).toBe(2)
+    expect(bareEntity.output).toMatch(/^Usage: basalt entity \[options\] \[command\]$/m)
+  }, 30_000)
+
   it('exits 2 with one line naming the flag and what it expects for every bad value', async () => {
     const seed = new TextDecoder().decode(nkeys.createUser().getSeed())
     const node = ['node', '--load', 'test/fixtures/cli-registry.ts']
@@ -130,6 +163,10 @@ describe('basalt help, version and exit codes', () => {
         /^basalt status: --servers "not a url": expected NATS server URL/,
       ],
       [
+        ['status', 'x', '--servers', 'http://127.0.0.1:4222'],
+        /^basalt status: --servers "http:\/\/127\.0\.0\.1:4222": http:\/\/ is not a NATS URL scheme; give nats:\/\/host:4222/,
+      ],
+      [
         ['status', 'x', '--user', 'u', '--password', 'Pw9x', '--token', 'Tk7q'],
         /^basalt status: --user and --password, --token: give one kind of NATS credentials/,
       ],
@@ -138,7 +175,7 @@ describe('basalt help, version and exit codes', () => {
       [['status', 'x', '--creds', '/no/such.creds'], /^basalt status: --creds: cannot read the creds file/],
       [
         [...node, '--metrics-port', '99999'],
-        /^basalt node: option '--metrics-port <port>' argument '99999' is invalid\. expected an integer from 1 to 65535/,
+        /^basalt node: option '--metrics-port <port>' argument '99999' is invalid\. expected an integer from 0 to 65535/,
       ],
       [
         [...node, '--node-id', 'a.b'],
@@ -161,6 +198,33 @@ describe('basalt help, version and exit codes', () => {
       expect(lines[0]).toMatch(expected)
       expect(output).not.toContain(seed.slice(4, 30))
       expect(output).not.toMatch(/Pw9x|Tk7q/)
+    })
+  }, 60_000)
+
+  it('exits 2 with one line for an empty or malformed entity type, key or instance id', async () => {
+    // (were exit 1 from the client's checks; a signal to an empty key was even sent, exit 0)
+    const cases: Array<[string[], RegExp]> = [
+      [
+        ['entity', 'get', 'Counter', ''],
+        /^basalt entity get: entity key must be a non-empty string \(got string ""\)/,
+      ],
+      [
+        ['entity', 'signal', 'Counter', '', 'add'],
+        /^basalt entity signal: entity key must be a non-empty string/,
+      ],
+      [
+        ['entity', 'unlock', 'a.b', 'k', '--yes'],
+        /^basalt entity unlock: entity type name must match .* \(got "a\.b"\)/,
+      ],
+      [['status', ''], /^basalt status: instance id must be a non-empty string/],
+      [['start', 'helloSequence', '--id', ''], /^basalt start: --id: instance id must be a non-empty string/],
+    ]
+    const results = await Promise.all(cases.map(([args]) => run(...args)))
+    results.forEach(({ code, lines, output }, i) => {
+      const [args, expected] = cases[i]!
+      expect(code, `basalt ${args.join(' ')}:\n${output}`).toBe(2)
+      expect(lines, output).toHaveLength(1)
+      expect(lines[0]).toMatch(expected)
     })
   }, 60_000)
 
@@ -306,10 +370,24 @@ describe('basalt entity', () => {
     expect(typo.lines[0]).toMatch(
       /^basalt entity signal: unknown entity type 'Countr' \(not in the registry of any node of hub '[^']+'; known: .*\bCounter\b.*\)$/,
     )
+    // and so is one of an operation no node registers for the type (was 'signalled', exit 0)
+    const typoOp = await run('entity', 'signal', 'Counter', 'cli-c1', 'nope')
+    expect(typoOp.code, typoOp.output).toBe(1)
+    expect(typoOp.lines).toHaveLength(1)
+    expect(typoOp.lines[0]).toMatch(
+      /^basalt entity signal: entity type 'Counter' has no operation 'nope' \(no node of hub 'cli-cmd' registers it; known: (\w+, )*add, (\w+, )*get\b.*\)$/,
+    )
     const typoGet = await run('entity', 'get', 'Countr', 'cli-c1')
     expect(typoGet.lines).toEqual([
       "basalt entity get: unknown entity type 'Countr' (not in the registry of any node of this hub)",
     ])
+    // and a forced unlock (was 'Countr@cli-c1 was not locked', exit 0)
+    const typoUnlock = await run('entity', 'unlock', 'Countr', 'cli-c1', '--yes')
+    expect(typoUnlock.code, typoUnlock.output).toBe(1)
+    expect(typoUnlock.lines).toEqual([
+      "basalt entity unlock: unknown entity type 'Countr' (not in the registry of any node of this hub)",
+    ])
+    await expect(client.forceUnlock('Countr', 'cli-c1')).rejects.toThrow(UnknownEntityError)
     // what the operation threw, by name (and code and own fields, when it has them)
     const threw = await run('entity', 'call', 'Counter', 'cli-c1', 'add', '--args', '"x"')
     expect(threw.code, threw.output).toBe(1)
@@ -368,7 +446,8 @@ describe('basalt hub and dlq', () => {
     expect(refused.code, refused.output).toBe(2)
     // the file's node runs on cli-cmd: refused, nothing deleted
     const running = await run('hub', 'delete', '--yes')
-    expect(running.code, running.output).toBe(2)
+    // 1: the command line is right, the hub's state refuses it (was 2)
+    expect(running.code, running.output).toBe(1)
     expect(running.lines[0]).toMatch(
       /^basalt hub delete: hub 'cli-cmd' has 1 node\(s\) running \(\S+: heartbeats in the last 30 s\); stop them first, or add --force/,
     )
@@ -544,6 +623,43 @@ describe('basalt dev killed with SIGKILL', () => {
       }
       expect(await third.exited, third.lines.join('\n')).toBe(0)
       await expect(connectTo(url, 'after-dev'), 'no server is left').rejects.toThrow(/cannot reach NATS/)
+    },
+  )
+})
+
+describe('a dashboard port that is taken', () => {
+  it(
+    'basalt dashboard --port and basalt dev --dashboard-port exit 1 at once, naming the flag',
+    { timeout: 60_000 },
+    async () => {
+      const taken = createServer()
+      await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+      const { port } = taken.address() as AddressInfo
+      try {
+        const dashboard = await run('dashboard', '--port', String(port))
+        expect(dashboard.code, dashboard.output).toBe(1)
+        expect(dashboard.lines).toEqual([
+          `basalt dashboard: dashboard port ${port} on 127.0.0.1 is in use (another process listens there): ` +
+            'give another port (--port), or 0 for any free one',
+        ])
+        // it used to print the listen error and then hang, its hub connection left open
+        const natsPort = await freePort()
+        const dev = spawnTs('runtime/cli/basalt.mjs', [
+          ...['dev', '--port', String(natsPort), '--data', tempDir('basalt-dev-taken-')],
+          ...['--partitions', '1', '--dashboard-port', String(port)],
+        ])
+        expect(await dev.exited, dev.lines.join('\n')).toBe(1)
+        expect(dev.lines).toContain(
+          `basalt dev: dashboard port ${port} on 127.0.0.1 is in use (another process listens there): ` +
+            'give another port (--dashboard-port, dashboard.port), or 0 for any free one',
+        )
+        await expect(
+          connectTo(`nats://127.0.0.1:${natsPort}`, 'after-dev'),
+          'the embedded server is gone',
+        ).rejects.toThrow(/cannot reach NATS/)
+      } finally {
+        taken.close()
+      }
     },
   )
 })

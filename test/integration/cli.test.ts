@@ -8,11 +8,13 @@ import { freePort, startNatsServer } from '../../runtime/dev/nats-server.ts'
 import { readPlacement, type PlacementTable } from '../../placement/index.ts'
 import { Counter } from '../fixtures/entities.ts'
 import { spawn } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import {
   isProcessAlive,
   repoRoot,
   spawnTs,
+  tempDir,
   useNatsServer,
   waitFor,
   type SpawnedTs,
@@ -23,6 +25,25 @@ const nats = useNatsServer()
 /** Starts `basalt <args>` as a child process, through the same entry point as `npx basalt`. */
 function basalt(...args: string[]): SpawnedTs {
   return spawnTs('runtime/cli/basalt.mjs', args)
+}
+
+/**
+ * Runs `node runtime/cli/basalt.mjs <args>` to its end as a user does, without the test's
+ * `--import tsx` (which also registers tsx's CommonJS hooks: the launcher registers only its ES
+ * module loader); resolves with its exit code and its output.
+ */
+async function runBasaltPlain(...args: string[]): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, ['runtime/cli/basalt.mjs', ...args], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const lines: string[] = []
+  for (const stream of [child.stdout, child.stderr])
+    createInterface({ input: stream }).on('line', (l) => lines.push(l))
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve))
+  clearTimeout(timer)
+  return { code, output: lines.join('\n') }
 }
 
 /** Runs `basalt <args>` to its end; resolves with its exit code and its output lines. */
@@ -321,6 +342,43 @@ describe('basalt node', () => {
     )
     expect(code, output).toBe(1)
     expect(output).toMatch(/^basalt node: cannot load module .*test\/fixtures\/no-such-registry\.ts/m)
+  })
+
+  it('says to add "type": "module" or name the file .mts for an ES module in a CommonJS scope', async () => {
+    const dir = tempDir('basalt-cjs-scope-')
+    writeFileSync(`${dir}/package.json`, '{ "name": "app" }\n')
+    writeFileSync(`${dir}/reg.ts`, 'export const registry = []\n')
+    const { code, output } = await runBasaltPlain(
+      ...['node', '--servers', nats.url, '--hub', 'cli-errors', '--load', `${dir}/reg.ts`],
+    )
+    expect(code, output).toBe(1)
+    // was Node's "Cannot require() ES Module … in a cycle. A cycle involving require(esm) is not allowed"
+    expect(output.split('\n')).toContain(
+      `basalt node: cannot load module '${dir}/reg.ts' (${dir}/reg.ts): it is an ES module ` +
+        `(import/export) in a CommonJS scope (${dir}/package.json has no "type": "module"), which ` +
+        `Node does not load as an ES module: add "type": "module" to ${dir}/package.json, or name ` +
+        'the file .mts',
+    )
+  })
+
+  it('names the place of a syntax error in the module: file:line[:column]', async () => {
+    const dir = tempDir('basalt-syntax-')
+    writeFileSync(`${dir}/cut.mjs`, 'export const registry = [\n  1,\n')
+    writeFileSync(`${dir}/comma.mjs`, 'export const a = 1\nexport const registry = [\n  a +,\n]\n')
+    const [cut, comma] = await Promise.all(
+      ['cut.mjs', 'comma.mjs'].map((f) =>
+        runBasalt('node', '--servers', nats.url, '--hub', 'cli-errors', '--load', `${dir}/${f}`),
+      ),
+    )
+    expect(cut!.code, cut!.output).toBe(1)
+    // was "…: Unexpected end of input", with no place
+    expect(cut!.output.split('\n')).toContain(
+      `basalt node: cannot load module '${dir}/cut.mjs' (${dir}/cut.mjs): SyntaxError at ${dir}/cut.mjs:3: Unexpected end of input`,
+    )
+    expect(comma!.code, comma!.output).toBe(1)
+    expect(comma!.output.split('\n')).toContain(
+      `basalt node: cannot load module '${dir}/comma.mjs' (${dir}/comma.mjs): SyntaxError at ${dir}/comma.mjs:3:6: Unexpected token ','`,
+    )
   })
 
   it('fails with exit 1 on a module that exports no registry', async () => {

@@ -242,6 +242,48 @@ describe('basalt node --metrics-port', () => {
     expect(await child.exited, child.lines.join('\n')).toBe(0)
   })
 
+  it('--metrics-port 0 serves on a free port and prints which', { timeout: 30_000 }, async () => {
+    const child = spawnTs('runtime/cli/basalt.mjs', [
+      ...['node', '--servers', nats.url, '--hub', 'cli-metrics-any', '--load', 'test/fixtures/registry.ts'],
+      ...['--partitions', '1', '--workers', '1', '--metrics-port', '0'],
+    ])
+    try {
+      // refused before ('expected an integer from 1 to 65535'), though the in-use message offers 0
+      const line = await child.waitForLine(/^metrics at /, 20_000)
+      const port = Number(/^metrics at http:\/\/127\.0\.0\.1:(\d+)\/metrics$/.exec(line)?.[1])
+      expect(port, line).toBeGreaterThan(0)
+      expect((await scrape(`http://127.0.0.1:${port}/metrics`)).get('basalt_partitions_owned')).toBe(1)
+    } finally {
+      child.kill('SIGTERM')
+    }
+    expect(await child.exited, child.lines.join('\n')).toBe(0)
+  })
+
+  it(
+    'refuses a --metrics-host that is no address of this machine, naming the flag',
+    { timeout: 30_000 },
+    async () => {
+      const child = spawnTs('runtime/cli/basalt.mjs', [
+        ...[
+          'node',
+          '--servers',
+          nats.url,
+          '--hub',
+          'cli-metrics-host',
+          '--load',
+          'test/fixtures/registry.ts',
+        ],
+        // 192.0.2.1: TEST-NET-1, documentation only (was the bare 'listen EADDRNOTAVAIL …')
+        ...['--metrics-port', '0', '--metrics-host', '192.0.2.1'],
+      ])
+      expect(await child.exited, child.lines.join('\n')).toBe(1)
+      expect(child.lines).toContain(
+        'basalt node: metrics host 192.0.2.1 is not an address of this machine: give one of its ' +
+          'addresses (--metrics-host, metrics.host), e.g. 127.0.0.1, or 0.0.0.0 for every interface',
+      )
+    },
+  )
+
   it(
     'refuses a taken port, naming it, before it creates anything on the hub',
     { timeout: 30_000 },

@@ -91,7 +91,25 @@ describe('connectionFromFlags', () => {
       )
     }
     expect(refused({ servers: 'nats://alice:s3cret@h 1' })).not.toContain('s3cret')
-    for (const good of ['127.0.0.1:4222', 'h', 'tls://h:4443', 'nats://[::1]:4222', 'nats://u:p@h:4222']) {
+    // the NATS client took http:// for nats:// and refused ws:// only once connecting
+    expect(refused({ servers: 'nats://h:4222,http://127.0.0.1:4222' })).toBe(
+      '--servers "http://127.0.0.1:4222": http:// is not a NATS URL scheme; give nats://host:4222 ' +
+        '(or tls://host:4222), comma-separated',
+    )
+    expect(refused({ servers: 'wss://h' })).toMatch(
+      /^--servers "wss:\/\/h": wss:\/\/ is not a NATS URL scheme \(websockets are not supported\)/,
+    )
+    expect(() => connectionFromFlags({}, { NATS_URL: 'https://u:s3cret@h' })).toThrow(
+      /^\$NATS_URL "https:\/\/\*\*\*@h": https:\/\/ is not a NATS URL scheme/,
+    )
+    for (const good of [
+      '127.0.0.1:4222',
+      'h',
+      'tls://h:4443',
+      'nats://[::1]:4222',
+      'nats://u:p@h:4222',
+      'NATS://h',
+    ]) {
       expect(connectionFromFlags({ servers: good }, {}).servers).toEqual([good])
     }
   })

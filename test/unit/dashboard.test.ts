@@ -2,9 +2,13 @@
  * The dashboard's pure parts, without a server: rates from node telemetry samples (two samples
  * make a rate, one makes none, a stale node drops out, a malformed sample is refused), the
  * history timeline (durations, attempts, timers, events, sub-orchestrations, the end) and the
- * query parameter checks that answer 400.
+ * query parameter checks that answer 400, and a start on a taken port (no NATS behind it).
  */
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
+import { BadInputError } from '../../actors/index.ts'
+import { startDashboard } from '../../runtime/dashboard/index.ts'
 import type { HistoryEvent } from '../../actors/orchestration/index.ts'
 import { BadParamError, int, statuses, time } from '../../runtime/dashboard/params.ts'
 import { StatsTracker } from '../../runtime/dashboard/stats.ts'
@@ -154,5 +158,29 @@ describe('the instances page merging a listing with the live feed', () => {
       () => false,
     )
     expect(merged.map((r) => [r.id, r.status])).toEqual([['a', 'Failed']])
+  })
+})
+
+describe('startDashboard on a taken port', () => {
+  it('rejects at once with a BadInputError naming the port and the flag that set it', async () => {
+    const taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+    const { port } = taken.address() as AddressInfo
+    try {
+      const started = startDashboard({
+        // nothing listens there: the dashboard connects only once it listens, so it never tries
+        servers: 'nats://127.0.0.1:1',
+        hub: 'taken',
+        port,
+        optionNames: { port: '--port', host: '--host' },
+      })
+      await expect(started).rejects.toThrow(BadInputError)
+      await expect(started).rejects.toThrow(
+        `dashboard port ${port} on 127.0.0.1 is in use (another process listens there): ` +
+          'give another port (--port), or 0 for any free one',
+      )
+    } finally {
+      taken.close()
+    }
   })
 })

@@ -144,6 +144,38 @@ describe('entity host', () => {
     expect(seen.replies[1]?.[1]).toMatchObject([1, 0, { name: 'UnknownOperationError' }])
   })
 
+  it('a forced unlock of a type no node registers, not locked, answers UnknownEntityError', async () => {
+    const { host, seen } = fake({ knownElsewhere: (name) => name === 'e:Later' })
+    const forced = (t: string, rid: number) =>
+      host.handle({ k: 'unlock', t, key: 'k', o: '', f: 1, r: ['_INBOX_basalt.x', rid] })
+    await forced('Nope', 1)
+    await forced('Counter', 2)
+    await forced('Later', 3)
+    // a lock of a type no longer registered is still released, naming its holder
+    host.replayLock(itemKey.lockOf(itemKey.entity(0, 'Gone', 'k')), encode(['orch-1', []]))
+    await forced('Gone', 4)
+    await forced('Gone', 5)
+    const answers = seen.replies.map(([, [rid, ok, value]]) => [
+      rid,
+      ok,
+      ok === 1 ? decode(value as Uint8Array, 'holder') : value,
+    ])
+    expect(answers).toEqual([
+      [
+        1,
+        0,
+        expect.objectContaining({
+          name: 'UnknownEntityError',
+          message: "unknown entity type 'Nope' (not in the registry of any node of this hub)",
+        }),
+      ],
+      [2, 1, null],
+      [3, 1, null],
+      [4, 1, 'orch-1'],
+      [5, 0, expect.objectContaining({ name: 'UnknownEntityError' })],
+    ])
+  })
+
   it('holds operations of other callers while an orchestration holds the lock, and runs them after the unlock', async () => {
     const { host, seen } = fake()
     const lockKey = itemKey.lock(0, 'Counter', 'a')

@@ -2,8 +2,11 @@
  * The metrics recorders, registry, endpoint and telemetry publisher (runtime/metrics/) against
  * fake partitions: no server.
  */
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Counter as PromCounter, Registry } from 'prom-client'
+import { BadInputError } from '../../actors/index.ts'
 import {
   Buckets,
   NodeRecorder,
@@ -143,6 +146,32 @@ describe('serveMetrics', () => {
     } finally {
       await endpoint.close()
     }
+  })
+
+  it('refuses a taken port, naming it and its option, as a BadInputError', async () => {
+    const taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+    const { port } = taken.address() as AddressInfo
+    try {
+      const refused = serveMetrics(new Registry(), { port })
+      await expect(refused).rejects.toThrow(BadInputError)
+      await expect(refused).rejects.toThrow(
+        `metrics port ${port} on 127.0.0.1 is in use (another process listens there): ` +
+          'give another port (--metrics-port, metrics.port), or 0 for any free one',
+      )
+    } finally {
+      taken.close()
+    }
+  })
+
+  it('refuses a host that is no address of this machine, or no name, naming its option', async () => {
+    // 192.0.2.1: TEST-NET-1, documentation only, never an address of this machine
+    await expect(serveMetrics(new Registry(), { port: 0, host: '192.0.2.1' })).rejects.toThrow(
+      /^metrics host 192\.0\.2\.1 is not an address of this machine: give one of its addresses \(--metrics-host, metrics\.host\)/,
+    )
+    await expect(serveMetrics(new Registry(), { port: 0, host: 'no-such-host.invalid' })).rejects.toThrow(
+      /^metrics host no-such-host\.invalid cannot be resolved( now)?\b.*\(--metrics-host, metrics\.host\)/,
+    )
   })
 })
 
