@@ -289,7 +289,9 @@ export class Execution implements OrchestrationContext {
     if (!isOrchestrationDefinition(def))
       throw new BadInputError('startOrchestration needs a definition made by orchestration()')
     const instanceId =
-      options?.instanceId === undefined ? this.#childId(this.#decisions.seq) : checkInstanceId(options.instanceId)
+      options?.instanceId === undefined
+        ? this.#childId(this.#decisions.seq)
+        : checkInstanceId(options.instanceId)
     this.#decisions.issue({ kind: 'start', name: def.name, instanceId }, () => ({
       c: 'start',
       name: def.name,
