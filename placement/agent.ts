@@ -113,10 +113,15 @@ export class PlacementAgent {
 
   /** Live nodes that may own partitions: those that know every name a live node knows. */
   eligible(): string[] {
+    return eligibleNodes(this.live(), this.#registries())
+  }
+
+  /** The registry names each known node published, this node's own included. */
+  #registries(): Map<string, string[]> {
     const registries = new Map<string, string[]>()
     for (const [id, n] of this.#view.nodes) if (n.types !== undefined) registries.set(id, n.types)
     if (this.options.types !== undefined) registries.set(this.nodeId, this.options.types)
-    return eligibleNodes(this.live(), registries)
+    return registries
   }
 
   /**
@@ -416,10 +421,7 @@ export class PlacementAgent {
    * changes, so the operator finds the odd node in its own log.
    */
   #warnOfDivergence(): void {
-    const registries = new Map<string, string[]>()
-    for (const [id, n] of this.#view.nodes) if (n.types !== undefined) registries.set(id, n.types)
-    if (this.options.types !== undefined) registries.set(this.nodeId, this.options.types)
-    const lacking = divergence(this.live(), registries)
+    const lacking = divergence(this.live(), this.#registries())
     const mine = lacking.get(this.nodeId)
     const said = mine === undefined ? '' : mine.join(',')
     if (said === this.#divergenceSaid) return
