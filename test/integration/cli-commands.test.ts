@@ -21,23 +21,14 @@ import {
   useNatsServer,
   waitFor,
   type SpawnedTs,
+  basaltCli,
 } from '../tooling/harness.ts'
 
 const nats = useNatsServer()
 const HUB = 'cli-cmd'
 const PARTITIONS = 4
 
-/** Starts `basalt <args>` with the server and hub in the environment, as a user would export them. */
-function basalt(...args: string[]): SpawnedTs {
-  return spawnTs('runtime/cli/basalt.mjs', args, { NATS_URL: nats.url, BASALT_HUB: HUB })
-}
-
-/** Runs `basalt <args>` to its end: exit code, output lines (stdout and stderr), and the text. */
-async function run(...args: string[]): Promise<{ code: number | null; lines: string[]; output: string }> {
-  const child = basalt(...args)
-  const code = await child.exited
-  return { code, lines: child.lines, output: child.lines.join('\n') }
-}
+const { basalt, run } = basaltCli(nats, HUB)
 
 /** Runs `basalt <args> --json`, expects exit 0 and returns the parsed output. */
 async function json<T = any>(...args: string[]): Promise<T> {

@@ -9,22 +9,12 @@ import { describe, expect, it } from 'vitest'
 import { Client } from '../../runtime/index.ts'
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
 import { freePort } from '../../runtime/dev/nats-server.ts'
-import { spawnTs, tempDir, useNatsServer, type SpawnedTs } from '../tooling/harness.ts'
+import { spawnTs, tempDir, useNatsServer, basaltCli } from '../tooling/harness.ts'
 
 const nats = useNatsServer()
 const HUB = 'cli-dev'
 
-/** Starts `basalt <args>` with the server and hub in the environment, as a user would export them. */
-function basalt(...args: string[]): SpawnedTs {
-  return spawnTs('runtime/cli/basalt.mjs', args, { NATS_URL: nats.url, BASALT_HUB: HUB })
-}
-
-/** Runs `basalt <args>` to its end: exit code, output lines (stdout and stderr), and the text. */
-async function run(...args: string[]): Promise<{ code: number | null; lines: string[]; output: string }> {
-  const child = basalt(...args)
-  const code = await child.exited
-  return { code, lines: child.lines, output: child.lines.join('\n') }
-}
+const { run } = basaltCli(nats, HUB)
 
 describe('basalt dev', () => {
   it(

@@ -7,22 +7,12 @@ import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { nkeys } from '@nats-io/transport-node'
 import { freePort } from '../../runtime/dev/nats-server.ts'
-import { repoRoot, spawnTs, useNatsServer, type SpawnedTs } from '../tooling/harness.ts'
+import { repoRoot, spawnTs, useNatsServer, basaltCli } from '../tooling/harness.ts'
 
 const nats = useNatsServer()
 const HUB = 'cli-usage'
 
-/** Starts `basalt <args>` with the server and hub in the environment, as a user would export them. */
-function basalt(...args: string[]): SpawnedTs {
-  return spawnTs('runtime/cli/basalt.mjs', args, { NATS_URL: nats.url, BASALT_HUB: HUB })
-}
-
-/** Runs `basalt <args>` to its end: exit code, output lines (stdout and stderr), and the text. */
-async function run(...args: string[]): Promise<{ code: number | null; lines: string[]; output: string }> {
-  const child = basalt(...args)
-  const code = await child.exited
-  return { code, lines: child.lines, output: child.lines.join('\n') }
-}
+const { run } = basaltCli(nats, HUB)
 
 describe('basalt help, version and exit codes', () => {
   it('answers --help on every level with 0, --version with the package version, bad usage with 2', async () => {

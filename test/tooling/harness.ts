@@ -331,3 +331,21 @@ export function spawnTs(file: string, args: string[] = [], env: Record<string, s
   }
   return { child, pid: child.pid ?? -1, lines, waitForLine, kill, exited }
 }
+
+/**
+ * The `basalt` binary against `nats` and `hub`, as a user who exported NATS_URL and BASALT_HUB
+ * runs it: `basalt(...)` starts a command, `run(...)` runs one to its end (exit code, output lines
+ * from stdout and stderr, and the text).
+ */
+export function basaltCli(nats: { readonly url: string }, hub: string) {
+  const basalt = (...args: string[]): SpawnedTs =>
+    spawnTs('runtime/cli/basalt.mjs', args, { NATS_URL: nats.url, BASALT_HUB: hub })
+  const run = async (
+    ...args: string[]
+  ): Promise<{ code: number | null; lines: string[]; output: string }> => {
+    const child = basalt(...args)
+    const code = await child.exited
+    return { code, lines: child.lines, output: child.lines.join('\n') }
+  }
+  return { basalt, run }
+}
