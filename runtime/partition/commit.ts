@@ -231,7 +231,7 @@ export class Commits {
     return {
       dedup: this.core.dedup.toCheckpoint(),
       outbox: this.core.outbox.pending(upToN),
-      replies: encode(this.core.recentReplies.entries(this.core.recordLimit)),
+      replies: this.core.recentReplies.encodedEntries(this.core.recordLimit),
     }
   }
 

@@ -13,6 +13,7 @@
  * its record and the log was truncated below it.
  */
 import type { Reply } from '../../actors/wire/index.ts'
+import { encode } from '../nats/index.ts'
 
 /** A rough per-reply overhead in memory (the tuple, its slot, the view on the batch's buffer). */
 const REPLY_OVERHEAD = 128
@@ -22,6 +23,8 @@ interface Sent {
   inbox: string
   replies: Reply[]
   bytes: number
+  /** The batch as one stored entry, encoded at the first snapshot that kept it (see {@link encodedEntries}). */
+  entry?: Uint8Array
 }
 
 /** Stored form: [sent at (ms), inbox, replies], oldest first. */
@@ -72,14 +75,33 @@ export class RecentReplies {
 
   /** The newest kept batches that fit in about `maxBytes`, oldest first (for the snapshot item). */
   entries(maxBytes: number): RepliesEntry[] {
+    return this.#newest(maxBytes).map((sent) => [sent.at, sent.inbox, sent.replies])
+  }
+
+  /**
+   * `encode(entries(maxBytes))`, the snapshot item, built from each batch's own encoding: a
+   * partition under load keeps thousands of replies and snapshots every few seconds, so most
+   * batches are in many snapshots in a row; each is encoded once, in the first. The bytes are
+   * the same as encoding the whole list (msgpack has no shared state between elements), so a
+   * stored item reads as before.
+   */
+  encodedEntries(maxBytes: number): Uint8Array {
+    const kept = this.#newest(maxBytes)
+    const parts: Uint8Array[] = [arrayHeader(kept.length)]
+    for (const sent of kept) parts.push((sent.entry ??= encode([sent.at, sent.inbox, sent.replies])))
+    return Buffer.concat(parts)
+  }
+
+  /** The newest kept batches that fit in about `maxBytes`, oldest first. */
+  #newest(maxBytes: number): Sent[] {
     this.#trim()
-    const out: RepliesEntry[] = []
+    const out: Sent[] = []
     let bytes = 0
     for (let i = this.#order.length - 1; i >= this.#head; i--) {
       const sent = this.#order[i]!
       bytes += sent.bytes + sent.inbox.length
       if (bytes > maxBytes) break
-      out.push([sent.at, sent.inbox, sent.replies])
+      out.push(sent)
     }
     return out.reverse()
   }
@@ -137,4 +159,11 @@ export class RecentReplies {
       this.#head = 0
     }
   }
+}
+
+/** The msgpack header of an array of `n` elements (fixarray, array 16 or array 32). */
+function arrayHeader(n: number): Uint8Array {
+  if (n < 16) return Uint8Array.of(0x90 | n)
+  if (n < 0x10000) return Uint8Array.of(0xdc, n >> 8, n & 0xff)
+  return Uint8Array.of(0xdd, (n >>> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
 }

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Reply } from '../../actors/wire/messages.ts'
 import { RecentReplies } from '../../runtime/partition/recent-replies.ts'
+import { decode, encode } from '../../runtime/nats/codec.ts'
 
 describe('RecentReplies', () => {
   it('keeps copies of the values, not views that would keep their large source buffer alive', () => {
@@ -52,5 +53,29 @@ describe('RecentReplies', () => {
     expect([...reply![2]]).toEqual([7, 8])
     expect(reply![2].buffer).not.toBe(item.buffer)
     expect(reply![2].buffer.byteLength).toBe(2)
+  })
+
+  it('stores the same bytes as encoding every entry anew, each batch encoded once', () => {
+    let now = 1_700_000_000_000
+    const kept = new RecentReplies(64 * 1024 * 1024, 120_000, () => now)
+    let batches = 0
+    // fixarray (< 16), array 16 and array 32 headers
+    for (const target of [3, 15, 16, 600, 65_535, 65_536]) {
+      for (; batches < target; batches++) {
+        now++
+        kept.remember(`inbox-${batches % 5}`, [
+          [batches, 1, encode({ n: batches })],
+          [-batches, 0, { name: 'Error', message: `no ${batches}` }],
+        ])
+      }
+      const bytes = kept.encodedEntries(Infinity)
+      expect(kept.entries(Infinity).length).toBe(target)
+      expect(Buffer.compare(bytes, encode(kept.entries(Infinity)))).toBe(0)
+      // a second snapshot reuses the encodings, and a budget keeps the newest
+      expect(Buffer.compare(kept.encodedEntries(Infinity), bytes)).toBe(0)
+      const newest = decode(kept.encodedEntries(2_000)) as unknown[]
+      expect(newest).toEqual(decode(encode(kept.entries(2_000))))
+      expect(newest.length).toBeGreaterThan(0)
+    }
   })
 })
