@@ -274,9 +274,13 @@ function outputTail(lines: string[], count = 30): string {
 /**
  * Starts `node --import tsx <file> ...args` with piped stdout/stderr, in the repo root, with `env` added
  * to the current environment. The child is SIGKILLed in this file's `afterAll` and on process exit.
+ * A JavaScript file (the `basalt` launcher, runtime/cli/basalt.mjs) starts without the loader, as a
+ * user runs it: the launcher registers tsx itself, and a second loader only cost each of the
+ * suite's hundred-odd CLI processes a tenth of a second of CPU.
  */
 export function spawnTs(file: string, args: string[] = [], env: Record<string, string> = {}): SpawnedTs {
-  const child = spawn(process.execPath, ['--import', tsxLoaderUrl(), file, ...args], {
+  const loader = /\.[cm]?ts$/.test(file) ? ['--import', tsxLoaderUrl()] : []
+  const child = spawn(process.execPath, [...loader, file, ...args], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
