@@ -36,6 +36,7 @@ export {
 export { zeroCounters, type NodeStats, type PartitionStats, type StatsCounters } from './stats.ts'
 export {
   SpanKind,
+  checkTracingOptions,
   loadTracing,
   noSpan,
   noTracing,
