@@ -16,6 +16,8 @@ export {
 export { Buckets, NodeRecorder, PartitionCounters, NameCounters, BOUNDS } from './counters.ts'
 export { metricsRegistry } from './prometheus.ts'
 export {
+  checkListenOptions,
+  checkMetricsOptions,
   listenError,
   serveMetrics,
   type ListenTarget,

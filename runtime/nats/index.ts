@@ -61,6 +61,7 @@ export {
   MAX_PARTITIONS,
   bucketKeys,
   deleteHub,
+  checkHubOptions,
   ensureHub,
   fateOf,
   hubFate,
