@@ -1,13 +1,14 @@
 /**
- * The option checks of the entry points, without a server: `Node.start` and `Client.connect`
- * refuse a key they do not know — at the top and in the objects nested in their options (`tls`,
- * `metrics`, `dashboard`, `tracing`) — and an option of the wrong type, naming the option, before
- * anything is bound or connected (the servers below are never reached).
+ * The option checks of the entry points, without a server: `Node.start`, `startDashboard` and
+ * `Client.connect` refuse a key they do not know — at the top and in the objects nested in their
+ * options (`tls`, `metrics`, `dashboard`, `tracing`) — and an option of the wrong type, naming the
+ * option, before anything is bound or connected (the servers below are never reached).
  */
 import { describe, expect, it } from 'vitest'
 import { Registry } from 'prom-client'
 import { BadInputError } from '../../actors/index.ts'
 import { Client } from '../../runtime/client/client.ts'
+import { startDashboard } from '../../runtime/dashboard/index.ts'
 import { Node } from '../../runtime/node/node.ts'
 import { checkNodeOptions, type NodeOptions } from '../../runtime/node/node-options.ts'
 import {
@@ -173,6 +174,32 @@ describe('Node.start', () => {
   it('does not show a secret of the wrong type', async () => {
     const err = await failure(check({ password: 12345678 }))
     expect(err.message).toBe('password must be a string (got number)')
+  })
+})
+
+describe('startDashboard', () => {
+  it('refuses a key it does not know, in its options and in tls, before it listens', async () => {
+    await refused(
+      () => startDashboard({ ...base, port: 0, alowActions: true } as never),
+      /^startDashboard: unknown option 'alowActions' \(known: servers, .*, hub, port, host, allowActions, allowedHosts, optionNames\)$/,
+    )
+    await refused(
+      () => startDashboard({ ...base, port: 0, tls: { CA: 'x' } } as never),
+      /^startDashboard: unknown tls key 'CA'/,
+    )
+  })
+
+  it('refuses an option of the wrong type', async () => {
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ port: '8233' }, /^port must be a port number in 0\.\.65535 \(got string "8233"\)$/],
+      [{ host: 127 }, /^host must be a string/],
+      [{ allowActions: 'yes' }, /^allowActions must be true or false/],
+      [{ allowedHosts: ['a', 1] }, /^allowedHosts must be an array of strings \(got an element number 1\)$/],
+      [{ hub: '' }, /hub name must match/],
+    ]
+    for (const [options, message] of cases) {
+      await refused(() => startDashboard({ ...base, ...options } as never), message)
+    }
   })
 })
 
