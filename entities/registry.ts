@@ -4,7 +4,13 @@
  * not (each partition makes its own with {@link EntityRegistry.instantiate}), so two operations
  * running at once never share an object or its context.
  */
-import { BadInputError, UnknownEntityError, UnknownOperationError, isThenable } from '../actors/index.ts'
+import {
+  BadInputError,
+  UnknownEntityError,
+  UnknownOperationError,
+  describeValue,
+  isThenable,
+} from '../actors/index.ts'
 import { Entity, bindContext, type EntityClass, type EntityContext } from './entity.ts'
 import { operationTable, type ArgumentSchema } from './operations.ts'
 
@@ -131,7 +137,7 @@ export class EntityRegistry {
 
 function checkTimeout(ms: unknown, what: string): number {
   if (typeof ms !== 'number' || !(ms > 0)) {
-    throw new BadInputError(`${what} must be a positive number of ms or Infinity (got ${String(ms)})`)
+    throw new BadInputError(`${what} must be a positive number of ms or Infinity (got ${describeValue(ms)})`)
   }
   return ms
 }

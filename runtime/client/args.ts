@@ -2,13 +2,15 @@
  * The checks of the client's arguments, shared by every method that takes them: each returns the
  * value it checked (converted where the method's type allows two forms) or throws
  * {@link BadInputError} naming the argument, what it got and what it expects, before anything is
- * sent. Ids and names are checked by the helpers of actors/ids.ts; the rest is here.
+ * sent. Ids and names are checked by the helpers of actors/ids.ts, option objects and their keys by
+ * those of runtime/util/options.ts (shared with `Node.start` and `startDashboard`); the rest is here.
  */
 import { BadInputError, checkName, checkTypeName, describeValue } from '../../actors/index.ts'
 import { isOrchestrationDefinition, type EventDefinition } from '../../actors/orchestration/index.ts'
 import type { ActorMessage } from '../../actors/wire/index.ts'
 import { entityTypeName, type EntityClass } from '../../entities/index.ts'
 import { RuntimeStatus } from '../instances/index.ts'
+import { checkKnownKeys, checkOptionalString, keysOf } from '../util/index.ts'
 import type { InstanceFilter, InstanceQuery } from './options.ts'
 
 /** Longest timeout a client takes, in ms (Node's timers hold at most this: about 24.8 days). */
@@ -26,67 +28,6 @@ export function checkTimeout(value: unknown, what: string): number {
     throw new BadInputError(
       `${what} must be a positive number of ms, at most ${MAX_TIMEOUT_MS} (got ${describeValue(value)})`,
     )
-  }
-  return value
-}
-
-/** Checks an optional string option (`what` names it). */
-export function checkOptionalString(value: unknown, what: string): string | undefined {
-  if (value !== undefined && typeof value !== 'string') {
-    throw new BadInputError(`${what} must be a string (got ${describeValue(value)})`)
-  }
-  return value
-}
-
-/** Checks an options argument (`what` names it): an object or undefined. */
-export function checkOptions<T extends object>(value: T | undefined, what: string): T {
-  if (value === undefined) return {} as T
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new BadInputError(`${what} must be an object (got ${describeValue(value)})`)
-  }
-  return value
-}
-
-/**
- * The keys of an options type `T`, listed as `{ key: true, … }`: the compiler checks the list
- * against the type both ways (a key missing, a key the type lacks), so a field added to an options
- * type cannot be forgotten here and then refused at run time.
- *
- * @example const START_KEYS = keysOf<StartOptions>({ instanceId: true, startAt: true, replace: true })
- */
-export function keysOf<T>(keys: Record<keyof T & string, true>): readonly string[] {
-  return Object.keys(keys)
-}
-
-/**
- * Checks an options argument of `method` as {@link checkOptions} does (`kind` says what it is:
- * `options`, `filter`, `query`), and that it has none but the `known` keys. An unknown key is
- * most often a misspelt one, which would otherwise be ignored: `purgeInstances({ status: 'Failed' })`
- * purged every finished instance. Throws `BadInputError` naming the method, the unknown keys and
- * the known ones, e.g. `purgeInstances: unknown filter key 'status' (known: statuses, …)`.
- */
-export function checkKnownKeys<T extends object>(
-  value: T | undefined,
-  method: string,
-  kind: 'options' | 'filter' | 'query',
-  known: readonly string[],
-): T {
-  const options = checkOptions(value, `the ${kind} of ${method}`)
-  const unknown = Object.keys(options).filter((key) => !known.includes(key))
-  if (unknown.length > 0) {
-    const noun = kind === 'options' ? 'option' : `${kind} key`
-    throw new BadInputError(
-      `${method}: unknown ${noun}${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} ` +
-        `(known: ${known.join(', ')})`,
-    )
-  }
-  return options
-}
-
-/** Checks an optional boolean option (`what` names it). */
-export function checkOptionalBoolean(value: unknown, what: string): boolean | undefined {
-  if (value !== undefined && typeof value !== 'boolean') {
-    throw new BadInputError(`${what} must be true or false (got ${describeValue(value)})`)
   }
   return value
 }

@@ -18,6 +18,7 @@ import { operationTable, type EntityClass, type StateOf, type Entity } from '../
 import {
   openHub,
   type Hub,
+  checkConnectionOptions,
   closeConnection,
   connectTo,
   pickConnection,
@@ -41,9 +42,10 @@ import {
 } from './entity-api.ts'
 import { InstanceApi } from './instance-api.ts'
 import { offloadMessage } from './blobs.ts'
-import { checkEntityClass, checkKnownKeys, checkTimeout, keysOf } from './args.ts'
+import { checkEntityClass, checkTimeout } from './args.ts'
+import { keysOf } from '../util/index.ts'
 import type { InstanceStatus } from './status.ts'
-import { loadTracing, type Tracing, type TracingOptions } from '../metrics/index.ts'
+import { checkTracingOptions, loadTracing, type Tracing, type TracingOptions } from '../metrics/index.ts'
 import type {
   InstanceFilter,
   InstanceId,
@@ -91,18 +93,8 @@ export interface ClientOptions extends ConnectionOptions {
   tracing?: TracingOptions
 }
 
-/** The keys of {@link ClientOptions} (anything else is refused: see checkKnownKeys). */
-const CLIENT_OPTION_KEYS = keysOf<ClientOptions>({
-  servers: true,
-  user: true,
-  password: true,
-  token: true,
-  nkey: true,
-  credsFile: true,
-  tls: true,
-  name: true,
-  connectTimeoutMs: true,
-  inboxPrefix: true,
+/** The keys of {@link ClientOptions} beside the connection's (anything else is refused: see checkKnownKeys). */
+const CLIENT_OWN_KEYS = keysOf<Omit<ClientOptions, keyof ConnectionOptions>>({
   hub: true,
   callTimeoutMs: true,
   queryTimeoutMs: true,
@@ -170,7 +162,8 @@ export class Client {
       // (checkKnownKeys takes no options as none; connect needs at least servers and a hub)
       throw new BadInputError('the options of Client.connect must be an object (got undefined)')
     }
-    checkKnownKeys(options, 'Client.connect', 'options', CLIENT_OPTION_KEYS)
+    checkConnectionOptions(options, 'Client.connect', CLIENT_OWN_KEYS)
+    checkTracingOptions(options.tracing, 'Client.connect')
     new HubNames(options.hub) // checks the name before connecting
     for (const name of ['callTimeoutMs', 'queryTimeoutMs', 'publishDeadlineMs', 'reaskMs'] as const) {
       if (options[name] !== undefined) checkTimeout(options[name], name)

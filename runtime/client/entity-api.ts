@@ -13,7 +13,8 @@ import { readAgainIfMissing } from './blobs.ts'
 import type { ApiCore } from './api-core.ts'
 import { decodeContinuation, encodeContinuation } from './status.ts'
 import { watchItem } from './watch.ts'
-import { MAX_ENTITY_PAGE_SIZE, checkKnownKeys, checkOptionalString, keysOf, typeNameOf } from './args.ts'
+import { MAX_ENTITY_PAGE_SIZE, typeNameOf } from './args.ts'
+import { checkKnownKeys, checkOptionalString, keysOf } from '../util/index.ts'
 
 /** What {@link Client.readEntityState} returns. */
 export interface EntityState<S> {

@@ -50,14 +50,11 @@ import { watchItem } from './watch.ts'
 import {
   checkInstanceFilter,
   checkInstanceQuery,
-  checkKnownKeys,
-  checkOptionalBoolean,
-  checkOptionalString,
   checkTimeout,
   eventName,
-  keysOf,
   orchestrationName,
 } from './args.ts'
+import { checkKnownKeys, checkOptionalBoolean, checkOptionalString, keysOf } from '../util/index.ts'
 
 /** The keys each options argument takes (anything else is refused: see checkKnownKeys). */
 const START_KEYS = keysOf<StartOptions>({ instanceId: true, startAt: true, replace: true })

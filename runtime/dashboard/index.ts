@@ -8,8 +8,10 @@
  * own page (guard.ts). May import runtime/client/, runtime/instances/, runtime/metrics/,
  * runtime/nats/, placement/ and actors/; never runtime/node/ (a node starts a dashboard).
  */
-import { listenError } from '../metrics/index.ts'
-import type { ConnectionOptions } from '../nats/index.ts'
+import { BadInputError } from '../../actors/index.ts'
+import { checkListenOptions, listenError } from '../metrics/index.ts'
+import { checkConnectionOptions, HubNames, type ConnectionOptions } from '../nats/index.ts'
+import { checkOptionalBoolean, checkOptionalStrings, keysOf } from '../util/index.ts'
 import { hostPolicy } from './guard.ts'
 import { buildServer } from './server.ts'
 import { DashboardSource } from './source.ts'
@@ -39,6 +41,32 @@ export interface DashboardOptions extends ConnectionOptions {
   optionNames?: { port: string; host: string }
 }
 
+/** The keys of {@link DashboardOptions} beside the connection's (anything else is refused). */
+const DASHBOARD_OWN_KEYS = keysOf<Omit<DashboardOptions, keyof ConnectionOptions>>({
+  hub: true,
+  port: true,
+  host: true,
+  allowActions: true,
+  allowedHosts: true,
+  optionNames: true,
+})
+
+/**
+ * Checks the options of {@link startDashboard}: no key it does not know (a misspelt `alowActions`
+ * would leave the page read-only without a word), and each of the type it takes. Throws
+ * `BadInputError` naming the option.
+ */
+function checkDashboardOptions(options: DashboardOptions): void {
+  if (options === undefined) {
+    throw new BadInputError('the options of startDashboard must be an object (got undefined)')
+  }
+  checkConnectionOptions(options, 'startDashboard', DASHBOARD_OWN_KEYS)
+  new HubNames(options.hub) // checks the name
+  checkListenOptions(options, { port: 'port', host: 'host' })
+  checkOptionalBoolean(options.allowActions, 'allowActions')
+  checkOptionalStrings(options.allowedHosts, 'allowedHosts')
+}
+
 /** A running dashboard. */
 export interface Dashboard {
   /** Where to open it, e.g. `http://127.0.0.1:8233/`. */
@@ -53,7 +81,8 @@ export interface Dashboard {
 /**
  * Starts the dashboard for a hub. NATS need not be up: the page says it is unreachable and the
  * server connects once it is (it starts connecting once it listens). Throws `BadInputError`
- * naming the port when it is taken, and the host when it is no address of this machine (what
+ * naming the option for an option it does not know (in `options` or in `tls`) or of the wrong
+ * type, naming the port when it is taken, and the host when it is no address of this machine (what
  * `listenError` of runtime/metrics/ says), having closed everything it opened.
  *
  * @example
@@ -61,6 +90,7 @@ export interface Dashboard {
  * console.log(dashboard.url) // http://127.0.0.1:8233/
  */
 export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
+  checkDashboardOptions(options)
   const {
     port = 8233,
     host = '127.0.0.1',

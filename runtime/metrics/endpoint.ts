@@ -6,7 +6,8 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Registry } from 'prom-client'
-import { BadInputError } from '../../actors/index.ts'
+import { BadInputError, describeValue } from '../../actors/index.ts'
+import { checkKnownKeys, checkOptionalString, keysOf } from '../util/index.ts'
 
 /** Where a node serves its metrics (see `NodeOptions.metrics`). */
 export interface MetricsOptions {
@@ -19,6 +20,45 @@ export interface MetricsOptions {
    * so metrics you register later appear too).
    */
   registry?: Registry
+}
+
+/** The keys of {@link MetricsOptions}. */
+const METRICS_KEYS = keysOf<MetricsOptions>({ port: true, host: true, registry: true })
+
+/**
+ * Checks the `metrics` option of `method` (`Node.start`): an object of {@link MetricsOptions}'
+ * keys (see {@link checkListenOptions} for `port` and `host`) whose `registry` is a prom-client
+ * registry. Throws `BadInputError` naming the option.
+ */
+export function checkMetricsOptions(value: MetricsOptions, method: string): MetricsOptions {
+  const options = checkKnownKeys(value, method, 'metrics', METRICS_KEYS)
+  checkListenOptions(options, { port: 'metrics.port', host: 'metrics.host' })
+  const registry: unknown = options.registry
+  if (registry !== undefined && typeof (registry as Partial<Registry> | null)?.metrics !== 'function') {
+    throw new BadInputError(
+      `metrics.registry must be a prom-client Registry (got ${describeValue(registry)})`,
+    )
+  }
+  return options
+}
+
+/**
+ * Checks where an HTTP server is told to listen (`names` are the options that say it, e.g.
+ * `metrics.port`): `port` a whole number in 0..65535 (Node would take `'8080'` as a port, and
+ * throw a RangeError naming no option for 70000), `host` a string. Throws `BadInputError`.
+ */
+export function checkListenOptions(
+  options: { port?: unknown; host?: unknown },
+  names: { port: string; host: string },
+): void {
+  const { port } = options
+  if (
+    port !== undefined &&
+    (!Number.isSafeInteger(port) || (port as number) < 0 || (port as number) > 65535)
+  ) {
+    throw new BadInputError(`${names.port} must be a port number in 0..65535 (got ${describeValue(port)})`)
+  }
+  checkOptionalString(options.host, names.host)
 }
 
 /** A running endpoint. */

@@ -16,6 +16,8 @@ export {
 export { Buckets, NodeRecorder, PartitionCounters, NameCounters, BOUNDS } from './counters.ts'
 export { metricsRegistry } from './prometheus.ts'
 export {
+  checkListenOptions,
+  checkMetricsOptions,
   listenError,
   serveMetrics,
   type ListenTarget,
@@ -36,6 +38,7 @@ export {
 export { zeroCounters, type NodeStats, type PartitionStats, type StatsCounters } from './stats.ts'
 export {
   SpanKind,
+  checkTracingOptions,
   loadTracing,
   noSpan,
   noTracing,

@@ -12,6 +12,8 @@
  * (an ESLint rule keeps it so).
  */
 import type * as Otel from '@opentelemetry/api'
+import { BadInputError, describeValue } from '../../actors/index.ts'
+import { checkKnownKeys, checkOptionalBoolean, keysOf } from '../util/index.ts'
 
 /** How a span relates to the messages around it (OpenTelemetry's `SpanKind`, by name). */
 export const SpanKind = {
@@ -83,6 +85,30 @@ export interface TracingOptions {
   tracer?: TracerLike
   /** Set to false to switch tracing off even when a provider is registered. */
   enabled?: boolean
+}
+
+/** The keys of {@link TracingOptions}. */
+const TRACING_KEYS = keysOf<TracingOptions>({ tracer: true, enabled: true })
+
+/**
+ * Checks the `tracing` option of `method` (`Node.start`, `Client.connect`): an object of
+ * {@link TracingOptions}' keys, `tracer` something with a `startSpan` method, `enabled` a boolean.
+ * Throws `BadInputError` naming the option (a tracer that is not one would fail every span later).
+ */
+export function checkTracingOptions(
+  value: TracingOptions | undefined,
+  method: string,
+): TracingOptions | undefined {
+  if (value === undefined) return undefined
+  const options = checkKnownKeys(value, method, 'tracing', TRACING_KEYS)
+  const tracer: unknown = options.tracer
+  if (tracer !== undefined && typeof (tracer as Partial<TracerLike> | null)?.startSpan !== 'function') {
+    throw new BadInputError(
+      `tracing.tracer must be an OpenTelemetry Tracer, with a startSpan method (got ${describeValue(tracer)})`,
+    )
+  }
+  checkOptionalBoolean(options.enabled, 'tracing.enabled')
+  return options
 }
 
 const nothing = (): void => {}

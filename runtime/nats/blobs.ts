@@ -18,7 +18,13 @@
 import { createHash, randomUUID } from 'node:crypto'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { JetStreamManager } from '@nats-io/jetstream'
-import { BadInputError, CodecError, IllegalStateError, PayloadTooLargeError } from '../../actors/index.ts'
+import {
+  BadInputError,
+  CodecError,
+  IllegalStateError,
+  PayloadTooLargeError,
+  describeValue,
+} from '../../actors/index.ts'
 import { BlobRef } from './blob-ref.ts'
 import { decode, encode } from './codec.ts'
 import { fastJetStream, type FastJetStream } from './fast-js.ts'
@@ -59,11 +65,11 @@ export function checkedBlobLimits(options: {
   const limits = blobLimits(options)
   const { threshold, ceiling } = limits
   if (!Number.isSafeInteger(threshold) || threshold < 1) {
-    throw new BadInputError(`blobThresholdBytes must be a positive integer (got ${threshold})`)
+    throw new BadInputError(`blobThresholdBytes must be a positive integer (got ${describeValue(threshold)})`)
   }
   if (!Number.isSafeInteger(ceiling) || ceiling < threshold) {
     throw new BadInputError(
-      `maxValueBytes must be an integer of at least blobThresholdBytes (${threshold}) (got ${ceiling})`,
+      `maxValueBytes must be an integer of at least blobThresholdBytes (${threshold}) (got ${describeValue(ceiling)})`,
     )
   }
   return limits

@@ -7,6 +7,7 @@
  * mapping onto the NATS client's own options is in connect.ts.
  */
 import { BadInputError } from '../../actors/index.ts'
+import { checkKnownKeys, checkOptionalMs, checkOptionalString, keysOf } from '../util/index.ts'
 
 /**
  * TLS settings. Each of `ca`, `cert` and `key` is either the path of a PEM file or the PEM text
@@ -66,18 +67,54 @@ export interface ConnectionOptions {
 }
 
 /** The keys of {@link ConnectionOptions}, to pick them out of larger option objects. */
-export const CONNECTION_KEYS = [
-  'servers',
-  'user',
-  'password',
-  'token',
-  'nkey',
-  'credsFile',
-  'tls',
-  'name',
-  'connectTimeoutMs',
-  'inboxPrefix',
-] as const satisfies ReadonlyArray<keyof ConnectionOptions>
+export const CONNECTION_KEYS = keysOf<ConnectionOptions>({
+  servers: true,
+  user: true,
+  password: true,
+  token: true,
+  nkey: true,
+  credsFile: true,
+  tls: true,
+  name: true,
+  connectTimeoutMs: true,
+  inboxPrefix: true,
+})
+
+/** The keys of {@link TlsConnectionOptions}. */
+const TLS_KEYS = keysOf<TlsConnectionOptions>({ ca: true, cert: true, key: true })
+
+/** The string options whose values are secrets: a wrong one is described by its type alone. */
+const SECRET_KEYS: ReadonlyArray<keyof ConnectionOptions> = ['password', 'token', 'nkey']
+
+/**
+ * Checks the options of `method` (`Client.connect`, `Node.start`, `startDashboard`): no key but
+ * the connection's and `ownKeys` (the method's own, listed with `keysOf`), none but `ca`, `cert`
+ * and `key` in `tls`, the string options strings and `connectTimeoutMs` a positive number of ms.
+ * Throws `BadInputError` naming the option (`servers` and the credentials' combinations are
+ * checked when connecting, by `toNatsOptions`). A secret of the wrong type is not shown.
+ *
+ * @example checkConnectionOptions(options, 'Client.connect', CLIENT_OWN_KEYS)
+ */
+export function checkConnectionOptions<T extends ConnectionOptions>(
+  options: T,
+  method: string,
+  ownKeys: readonly string[],
+): T {
+  checkKnownKeys(options, method, 'options', [...CONNECTION_KEYS, ...ownKeys])
+  for (const key of ['user', 'password', 'token', 'nkey', 'credsFile', 'name', 'inboxPrefix'] as const) {
+    const value: unknown = options[key]
+    if (value !== undefined && typeof value !== 'string' && SECRET_KEYS.includes(key)) {
+      throw new BadInputError(`${key} must be a string (got ${value === null ? 'null' : typeof value})`)
+    }
+    checkOptionalString(value, key)
+  }
+  checkOptionalMs(options.connectTimeoutMs, 'connectTimeoutMs')
+  if (options.tls !== undefined) {
+    const tls = checkKnownKeys(options.tls, method, 'tls', TLS_KEYS)
+    for (const key of TLS_KEYS) checkOptionalString(tls[key], `tls.${key}`)
+  }
+  return options
+}
 
 /**
  * The connection options among `options` (e.g. a `NodeOptions`), without anything else.

@@ -24,7 +24,7 @@ import {
   isWrongLastSequence,
   permissionViolation,
 } from './errors.ts'
-import { retryWithBackoff } from '../util/index.ts'
+import { checkOptionalCount, retryWithBackoff } from '../util/index.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
 import {
   jetstream,
@@ -40,6 +40,7 @@ import {
   BasaltError,
   HubNotFoundError,
   StorageFullError,
+  describeValue,
 } from '../../actors/index.ts'
 import { decode, encode } from './codec.ts'
 
@@ -164,6 +165,24 @@ export interface HubOptions {
   partitions?: number
   /** Stream and KV replicas (3 on a NATS cluster). Default 1. */
   replicas?: number
+}
+
+/**
+ * Checks {@link HubOptions}: `partitions` a whole number in 1..{@link MAX_PARTITIONS}, `replicas`
+ * a whole number, 1 or more. Throws `BadInputError` naming the option (`'8'` from a config file
+ * is refused, not taken for 8).
+ */
+export function checkHubOptions(options: HubOptions): void {
+  const { partitions } = options
+  if (
+    partitions !== undefined &&
+    (!Number.isSafeInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS)
+  ) {
+    throw new BadInputError(
+      `partitions must be a whole number in 1..${MAX_PARTITIONS} (got ${describeValue(partitions)})`,
+    )
+  }
+  checkOptionalCount(options.replicas, 'replicas', 1)
 }
 
 /** An open hub: its names, metadata and the handles the runtime uses. */
@@ -299,10 +318,8 @@ async function ensureHubOnce(
   creation: Creation,
 ): Promise<Hub> {
   const names = new HubNames(name)
+  checkHubOptions(options)
   const partitions = options.partitions ?? DEFAULT_PARTITIONS
-  if (!Number.isInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) {
-    throw new BadInputError(`partitions must be an integer in 1..${MAX_PARTITIONS} (got ${partitions})`)
-  }
   const replicas = options.replicas ?? 1
   const jsm = await jetstreamManager(nc)
   const kvm = new Kvm(nc)

@@ -9,6 +9,7 @@ export { closeConnection, connectTo, toNatsOptions } from './connect.ts'
 export {
   CONNECTION_ENV,
   CONNECTION_FLAGS,
+  checkConnectionOptions,
   connectionFromEnv,
   connectionFromFlags,
   pickConnection,
@@ -60,6 +61,7 @@ export {
   MAX_PARTITIONS,
   bucketKeys,
   deleteHub,
+  checkHubOptions,
   ensureHub,
   fateOf,
   hubFate,

@@ -7,7 +7,7 @@
  * run from Basalt's sources, a loader is already in place and TypeScript imports as it is.
  */
 import { spawnSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import process from 'node:process'
@@ -142,24 +142,90 @@ function nearestPackageJson(dir: string): { file: string; type: unknown } | unde
  * Where a `SyntaxError` thrown by importing `file` lies, as `path:line` or `path:line:column`,
  * when it can be told. Node puts it on the first lines of the error's stack for CommonJS (and for
  * ES modules on recent versions): `path:line`, the source line, and a caret under the column.
- * Node 20 leaves it out for an ES module; then a JavaScript `file` is checked once more with
- * `node --check`, which prints it, and its place is taken when the error is the same (a syntax
- * error in a module that `file` imports is not found so: undefined).
+ * Node 20 leaves it out for an ES module, and names no file either: the error may lie in `file`
+ * or in any module it imports. Then `file` and the local modules it imports (see
+ * {@link localModules}) are checked in turn with `node --check`, which prints the place, and the
+ * first JavaScript file that fails with the same error is taken. TypeScript files are not checked
+ * (tsx's own error names the place of a syntax error in one) but their imports are followed.
+ * Undefined when none fails so (the error lies in a package, or in a module imported by a
+ * specifier that is no relative path).
  *
- * @example syntaxErrorLocation(err, '/app/src/registry.mjs') // '/app/src/registry.mjs:3:5'
+ * @example syntaxErrorLocation(err, '/app/src/registry.mjs') // '/app/src/broken.mjs:3:5'
  */
 export function syntaxErrorLocation(err: unknown, file: string): string | undefined {
   if (!(err instanceof Error) || err.name !== 'SyntaxError') return undefined
   const fromStack = locationInStack(err.stack ?? '')
-  if (fromStack !== undefined || !/\.[cm]?js$/.test(file)) return fromStack
+  if (fromStack !== undefined) return fromStack
+  let checked = 0
+  for (const module of localModules(file)) {
+    if (!/\.[cm]?js$/.test(module)) continue
+    // (each check is a process of its own: a graph of many files gives up rather than take long)
+    if (++checked > MAX_CHECKED_MODULES) return undefined
+    const found = checkedLocation(module, err.message)
+    if (found !== undefined) return found
+  }
+  return undefined
+}
+
+/** Most JavaScript files {@link syntaxErrorLocation} checks, and most files it reads for imports. */
+const MAX_CHECKED_MODULES = 50
+const MAX_READ_MODULES = 500
+
+/** The place `node --check` gives for a syntax error in `file`, when it reports `message`. */
+function checkedLocation(file: string, message: string): string | undefined {
   const check = spawnSync(process.execPath, ['--check', file], {
     encoding: 'utf8',
     timeout: 10_000,
     env: { ...process.env, NODE_OPTIONS: '' },
   })
   const stderr = typeof check.stderr === 'string' ? check.stderr : ''
-  if (check.status === 0 || !stderr.includes(`SyntaxError: ${err.message}`)) return undefined
+  if (check.status === 0 || !stderr.includes(`SyntaxError: ${message}`)) return undefined
   return locationInStack(stderr)
+}
+
+/**
+ * `file` and the files it imports, directly or not, by relative specifier (`import … from
+ * './x.mjs'`, `export … from`, `import('./x.js')`, `require('./x.cjs')`), breadth first, each
+ * once: the order Node loads them in, near enough. Found by a regular expression, not a parser
+ * (one of them does not parse): a specifier in a comment is followed too, which costs a check and
+ * misleads nothing. Packages (bare specifiers, `node_modules`) are not followed.
+ */
+export function* localModules(file: string): Generator<string> {
+  const seen = new Set([file])
+  const queue = [file]
+  for (let read = 0; read < queue.length && read < MAX_READ_MODULES; read++) {
+    const current = queue[read]!
+    yield current
+    let text: string
+    try {
+      text = readFileSync(current, 'utf8')
+    } catch {
+      continue
+    }
+    for (const [, , specifier] of text.matchAll(RELATIVE_IMPORT)) {
+      const found = resolveLocal(path.dirname(current), specifier!)
+      if (found === undefined || seen.has(found) || found.split(path.sep).includes('node_modules')) continue
+      seen.add(found)
+      queue.push(found)
+    }
+  }
+}
+
+/** A relative specifier after `from`, `import`, `import(` or `require(`. */
+const RELATIVE_IMPORT = /\b(?:from|import|require)\s*\(?\s*(['"])(\.\.?\/[^'"\n]+)\1/g
+
+/**
+ * The file a relative specifier names from folder `dir`: as written, else as tsx would take it
+ * (`./x.js` for `./x.ts`, no extension, a folder's index). Undefined when none exists.
+ */
+function resolveLocal(dir: string, specifier: string): string | undefined {
+  const base = path.resolve(dir, specifier)
+  const candidates = [
+    base,
+    base.replace(/\.([cm]?)js$/, '.$1ts'),
+    ...['.ts', '.mts', '.js', '.mjs', '/index.ts', '/index.js'].map((ext) => base + ext),
+  ]
+  return candidates.find((c) => existsSync(c) && statSync(c).isFile())
 }
 
 /**

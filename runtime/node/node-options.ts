@@ -6,10 +6,34 @@
  */
 import { availableParallelism, hostname } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { BadInputError } from '../../actors/index.ts'
-import type { MetricsOptions, Tracing, TracingOptions } from '../metrics/index.ts'
-import type { BlobStore, ConnectionOptions, HubOptions } from '../nats/index.ts'
-import type { Logger } from '../util/index.ts'
+import { BadInputError, describeValue } from '../../actors/index.ts'
+import {
+  checkListenOptions,
+  checkMetricsOptions,
+  checkTracingOptions,
+  type MetricsOptions,
+  type Tracing,
+  type TracingOptions,
+} from '../metrics/index.ts'
+import {
+  checkConnectionOptions,
+  checkHubOptions,
+  HubNames,
+  type BlobStore,
+  type ConnectionOptions,
+  type HubOptions,
+} from '../nats/index.ts'
+import {
+  checkKnownKeys,
+  checkOptionalBoolean,
+  checkOptionalCount,
+  checkOptionalMs,
+  checkOptionalOneOf,
+  checkOptionalString,
+  checkOptionalStrings,
+  keysOf,
+  type Logger,
+} from '../util/index.ts'
 import type { RegistryItem } from './registry-module.ts'
 
 /**
@@ -127,7 +151,7 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
    * `host` (default 127.0.0.1), `allowActions` (default false: read-only), `allowedHosts` (more
    * host names the page may be reached by; see `DashboardOptions`). Default: none.
    */
-  dashboard?: { port: number; host?: string; allowActions?: boolean; allowedHosts?: readonly string[] }
+  dashboard?: NodeDashboardOptions
   /**
    * OpenTelemetry spans of orchestration steps, activities and entity operations (default: the
    * global tracer provider's tracer when `@opentelemetry/api` is installed and a provider is
@@ -141,6 +165,148 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
    * of the previous version (it still runs what it receives).
    */
   wireFeatures?: string[]
+}
+
+/** The `dashboard` option of {@link NodeOptions} (see `DashboardOptions` of runtime/dashboard/). */
+export interface NodeDashboardOptions {
+  port: number
+  host?: string
+  allowActions?: boolean
+  allowedHosts?: readonly string[]
+}
+
+/** The keys of {@link NodeOptions} beside the connection's (anything else is refused: see checkNodeOptions). */
+const NODE_OWN_KEYS = keysOf<Omit<NodeOptions, keyof ConnectionOptions>>({
+  partitions: true,
+  replicas: true,
+  hub: true,
+  registry: true,
+  registryModule: true,
+  workers: true,
+  hangTimeoutMs: true,
+  handleUncaughtErrors: true,
+  alwaysReplay: true,
+  activityConcurrency: true,
+  activityTimeoutMs: true,
+  offloadThreshold: true,
+  nodeId: true,
+  pipelining: true,
+  cacheSize: true,
+  entityOperationTimeoutMs: true,
+  maxBatch: true,
+  snapshotRecords: true,
+  snapshotIntervalMs: true,
+  placement: true,
+  heartbeatMs: true,
+  leaseMs: true,
+  readyTimeoutMs: true,
+  partitionsToRun: true,
+  logger: true,
+  blobThresholdBytes: true,
+  maxValueBytes: true,
+  metrics: true,
+  dashboard: true,
+  tracing: true,
+  wireFeatures: true,
+})
+
+/** The keys of {@link NodeDashboardOptions}. */
+const DASHBOARD_KEYS = keysOf<NodeDashboardOptions>({
+  port: true,
+  host: true,
+  allowActions: true,
+  allowedHosts: true,
+})
+
+/**
+ * Checks the options of {@link Node.start} before anything is bound or connected: no key it does
+ * not know (a misspelt `partitons: 8` would otherwise be ignored, and the hub made with 32), none
+ * in `tls`, `metrics`, `dashboard` and `tracing` either, and every option of the type it takes
+ * (`partitions: '8'`, `workers: 1.5` or `logger: 'x'` are refused, not taken for something
+ * else). Throws `BadInputError` naming the option, what it got and what it expects. The registry's
+ * items and `entityOperationTimeoutMs` are checked where they are read (splitRegistry,
+ * EntityRegistry), `nodeId` by placement, the blob limits by `checkedBlobLimits`: all before the
+ * node connects.
+ */
+export function checkNodeOptions(options: NodeOptions): NodeOptions {
+  if (options === undefined) {
+    // (checkKnownKeys takes no options as none; a node needs at least servers and a hub)
+    throw new BadInputError('the options of Node.start must be an object (got undefined)')
+  }
+  checkConnectionOptions(options, 'Node.start', NODE_OWN_KEYS)
+  new HubNames(options.hub) // checks the name
+  checkHubOptions(options)
+  if (options.registry !== undefined && !Array.isArray(options.registry)) {
+    throw new BadInputError(
+      `registry must be an array of entity classes, orchestrations and activities (got ${describeValue(options.registry)})`,
+    )
+  }
+  const module: unknown = options.registryModule
+  if (module !== undefined && typeof module !== 'string' && !(module instanceof URL)) {
+    throw new BadInputError(
+      `registryModule must be a path, a file URL or a package name (got ${describeValue(module)})`,
+    )
+  }
+  workerCount(options)
+  placementTiming(options)
+  activityTimeout(options)
+  checkOptionalMs(options.hangTimeoutMs, 'hangTimeoutMs', '0: never')
+  for (const name of ['handleUncaughtErrors', 'alwaysReplay', 'pipelining'] as const) {
+    checkOptionalBoolean(options[name], name)
+  }
+  checkOptionalCount(options.activityConcurrency, 'activityConcurrency', 1)
+  checkOptionalCount(options.offloadThreshold, 'offloadThreshold', 0)
+  checkOptionalString(options.nodeId, 'nodeId')
+  checkOptionalCount(options.cacheSize, 'cacheSize', 0)
+  checkOptionalCount(options.maxBatch, 'maxBatch', 1)
+  checkOptionalCount(options.snapshotRecords, 'snapshotRecords', 1)
+  checkOptionalMs(options.snapshotIntervalMs, 'snapshotIntervalMs')
+  checkOptionalOneOf(options.placement, 'placement', ['dynamic', 'static'])
+  checkOptionalMs(options.readyTimeoutMs, 'readyTimeoutMs')
+  checkPartitionsToRun(options.partitionsToRun)
+  checkLogger(options.logger)
+  if (options.metrics !== undefined && options.metrics !== false)
+    checkMetricsOptions(options.metrics, 'Node.start')
+  if (options.dashboard !== undefined) checkDashboard(options.dashboard)
+  checkTracingOptions(options.tracing, 'Node.start')
+  checkOptionalStrings(options.wireFeatures, 'wireFeatures')
+  return options
+}
+
+/** Checks `partitionsToRun`: partition numbers, 0 or more (the hub's count is known only once connected). */
+function checkPartitionsToRun(partitions: unknown): void {
+  if (partitions === undefined) return
+  if (!Array.isArray(partitions) || partitions.some((p) => !Number.isSafeInteger(p) || (p as number) < 0)) {
+    throw new BadInputError(
+      `partitionsToRun must be an array of partition numbers, 0 or more (got ${describeValue(partitions)})`,
+    )
+  }
+}
+
+/** Checks `logger`: something with the methods of {@link Logger}. */
+function checkLogger(logger: unknown): void {
+  if (logger === undefined) return
+  const missing = (['info', 'warn', 'error'] as const).filter(
+    (level) => typeof (logger as Partial<Logger> | null)?.[level] !== 'function',
+  )
+  if (missing.length > 0) {
+    throw new BadInputError(
+      `logger must be an object with info, warn and error methods, such as consoleLogger() gives (got ${
+        typeof logger === 'object' && logger !== null
+          ? `an object without ${missing.join(', ')}`
+          : describeValue(logger)
+      })`,
+    )
+  }
+}
+
+/** Checks the `dashboard` option: its keys, and its port and host as a listening server takes them. */
+function checkDashboard(value: NodeDashboardOptions): void {
+  const dashboard = checkKnownKeys(value, 'Node.start', 'dashboard', DASHBOARD_KEYS)
+  if (dashboard.port === undefined) throw new BadInputError('dashboard.port is missing (0: any free port)')
+  checkListenOptions(dashboard, { port: 'dashboard.port', host: 'dashboard.host' })
+  checkOptionalBoolean(dashboard.allowActions, 'dashboard.allowActions')
+  checkOptionalStrings(dashboard.allowedHosts, 'dashboard.allowedHosts')
 }
 
 /**
@@ -187,8 +353,8 @@ export function engineDefaults(
  * two of its own heartbeats).
  */
 export function placementTiming(options: NodeOptions): { heartbeatMs: number; leaseMs: number } {
-  const heartbeatMs = positive(options.heartbeatMs ?? 1000, 'heartbeatMs')
-  const leaseMs = positive(options.leaseMs ?? 3000, 'leaseMs')
+  const heartbeatMs = checkOptionalMs(options.heartbeatMs, 'heartbeatMs') ?? 1000
+  const leaseMs = checkOptionalMs(options.leaseMs, 'leaseMs') ?? 3000
   if (leaseMs < 2 * heartbeatMs) {
     throw new BadInputError(`leaseMs (${leaseMs}) must be at least twice heartbeatMs (${heartbeatMs})`)
   }
@@ -197,7 +363,7 @@ export function placementTiming(options: NodeOptions): { heartbeatMs: number; le
 
 /** The default per-attempt timeout of activities (see `activityTimeoutMs`), checked. */
 export function activityTimeout(options: NodeOptions): number {
-  return positive(options.activityTimeoutMs ?? DEFAULT_ACTIVITY_TIMEOUT_MS, 'activityTimeoutMs')
+  return checkOptionalMs(options.activityTimeoutMs, 'activityTimeoutMs') ?? DEFAULT_ACTIVITY_TIMEOUT_MS
 }
 
 /** Default of `activityTimeoutMs`: 5 minutes. */
@@ -205,10 +371,9 @@ export const DEFAULT_ACTIVITY_TIMEOUT_MS = 5 * 60_000
 
 /** How many partition threads the options ask for (1: none, partitions on the calling thread). */
 export function workerCount(options: NodeOptions): number {
-  const workers = options.workers ?? (options.registryModule === undefined ? 1 : availableParallelism())
-  if (!Number.isSafeInteger(workers) || workers < 0) {
-    throw new BadInputError(`workers must be a whole number of threads, 0 or more (got ${workers})`)
-  }
+  const workers =
+    checkOptionalCount(options.workers, 'workers', 0) ??
+    (options.registryModule === undefined ? 1 : availableParallelism())
   if (workers > 1 && options.registryModule === undefined) {
     throw new BadInputError(
       `workers: ${workers} needs registryModule: worker threads import the registry from a module ` +
@@ -224,12 +389,6 @@ export function moduleSpecifier(module: string | URL | undefined): string | unde
   if (module instanceof URL) return fileURLToPath(module)
   if (module.startsWith('file:')) return fileURLToPath(module)
   return module
-}
-
-function positive(value: number, name: string): number {
-  if (!Number.isFinite(value) || value <= 0)
-    throw new BadInputError(`${name} must be a positive number (got ${value})`)
-  return value
 }
 
 /** A node id unique on the hub: host, process id and a random suffix, in key-safe characters. */

@@ -39,7 +39,7 @@ import {
   isStorageFull,
   STORAGE_FULL_HINT,
 } from '../nats/index.ts'
-import { Conditions, consoleLogger } from '../util/index.ts'
+import { Conditions, checkOptionalMs, consoleLogger } from '../util/index.ts'
 import type { Partition } from '../partition/index.ts'
 import {
   NodeRecorder,
@@ -54,6 +54,7 @@ import {
 } from '../metrics/index.ts'
 import { assignmentStore } from './assignment-store.ts'
 import {
+  checkNodeOptions,
   defaultNodeId,
   engineDefaults,
   moduleSpecifier,
@@ -138,7 +139,9 @@ export class Node {
    * assigned to this node; resolves once the placement has settled (every partition assigned to a
    * live node, shares even to within one, this node running its share) or `readyTimeoutMs` passed. Throws
    * `ConnectionError` naming the URL when NATS cannot be reached, `AuthorizationError` when it
-   * refuses the credentials, and `BadInputError` for a bad hub name or registry, a registry module
+   * refuses the credentials, and `BadInputError` for an option it does not know (in `options` or
+   * in an object of them: `tls`, `metrics`, `dashboard`, `tracing`) or of the wrong type (see
+   * `checkNodeOptions`), a bad hub name or registry, a registry module
    * that cannot be loaded, `workers > 1` without `registryModule`, both `registry` and
    * `registryModule`, or a metrics or dashboard port that is taken or a host that is no address
    * of this machine (both are bound before it connects). With `workers > 1` the partitions run on worker threads (see
@@ -148,6 +151,7 @@ export class Node {
    * const node = await Node.start({ servers: 'nats://127.0.0.1:4222', hub: 'demo', registry: [Counter] })
    */
   static async start(options: NodeOptions): Promise<Node> {
+    checkNodeOptions(options)
     const threadCount = workerCount(options)
     const registryModule = moduleSpecifier(options.registryModule)
     if (registryModule !== undefined && options.registry !== undefined) {
@@ -594,11 +598,7 @@ const UNREACHABLE = 'NATS server unreachable'
 
 /** The hang timeout of partition threads, in ms (default 30 s, 0: none); throws `BadInputError`. */
 function hangTimeout(ms: number | undefined): number {
-  if (ms === undefined) return 30_000
-  if (!Number.isFinite(ms) || ms < 0) {
-    throw new BadInputError(`hangTimeoutMs must be a number of ms, 0 or more (got ${ms})`)
-  }
-  return ms
+  return checkOptionalMs(ms, 'hangTimeoutMs', '0: never') ?? 30_000
 }
 
 /**

@@ -361,12 +361,13 @@ describe('basalt node', () => {
     )
   })
 
-  it('names the place of a syntax error in the module: file:line[:column]', async () => {
+  it('names the place of a syntax error in the module, or in one it imports: file:line[:column]', async () => {
     const dir = tempDir('basalt-syntax-')
     writeFileSync(`${dir}/cut.mjs`, 'export const registry = [\n  1,\n')
     writeFileSync(`${dir}/comma.mjs`, 'export const a = 1\nexport const registry = [\n  a +,\n]\n')
-    const [cut, comma] = await Promise.all(
-      ['cut.mjs', 'comma.mjs'].map((f) =>
+    writeFileSync(`${dir}/importer.mjs`, "export { registry } from './comma.mjs'\n")
+    const [cut, comma, importer] = await Promise.all(
+      ['cut.mjs', 'comma.mjs', 'importer.mjs'].map((f) =>
         runBasalt('node', '--servers', nats.url, '--hub', 'cli-errors', '--load', `${dir}/${f}`),
       ),
     )
@@ -378,6 +379,11 @@ describe('basalt node', () => {
     expect(comma!.code, comma!.output).toBe(1)
     expect(comma!.output.split('\n')).toContain(
       `basalt node: cannot load module '${dir}/comma.mjs' (${dir}/comma.mjs): SyntaxError at ${dir}/comma.mjs:3:6: Unexpected token ','`,
+    )
+    // Node 20 names no file for a syntax error in an imported ES module: was "…: Unexpected token ','"
+    expect(importer!.code, importer!.output).toBe(1)
+    expect(importer!.output.split('\n')).toContain(
+      `basalt node: cannot load module '${dir}/importer.mjs' (${dir}/importer.mjs): SyntaxError at ${dir}/comma.mjs:3:6: Unexpected token ','`,
     )
   })
 

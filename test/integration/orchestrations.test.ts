@@ -379,7 +379,7 @@ describe("the node's activity timeout", () => {
       activityTimeoutMs: 0,
     }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(BadInputError)
-    expect((err as Error).message).toBe('activityTimeoutMs must be a positive number (got 0)')
+    expect((err as Error).message).toBe('activityTimeoutMs must be a positive number of ms (got number 0)')
   })
 })
 

@@ -11,13 +11,12 @@ import {
   checkEntityClass,
   checkInstanceFilter,
   checkInstanceQuery,
-  checkKnownKeys,
   checkTimeout,
   eventName,
   findUnsendable,
-  keysOf,
   orchestrationName,
 } from '../../runtime/client/args.ts'
+import { checkKnownKeys, keysOf } from '../../runtime/util/index.ts'
 import type { ApiCore } from '../../runtime/client/api-core.ts'
 import { Client } from '../../runtime/client/client.ts'
 import { EntityApi } from '../../runtime/client/entity-api.ts'

@@ -1,13 +1,14 @@
 /**
  * What `basalt node --load` says about a module it cannot import (runtime/node/load-module.ts):
- * an ES module in a CommonJS scope, and where a syntax error lies. Files in a temp folder, errors
+ * an ES module in a CommonJS scope, and where a syntax error lies (in it, or in a module it
+ * imports). Files in a temp folder, errors
  * shaped as Node throws them; no server.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { esmScopeHint, syntaxErrorLocation } from '../../runtime/node/load-module.ts'
+import { esmScopeHint, localModules, syntaxErrorLocation } from '../../runtime/node/load-module.ts'
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'basalt-load-module-'))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -92,9 +93,34 @@ describe('syntaxErrorLocation', () => {
     const end = new SyntaxError('Unexpected end of input')
     end.stack = 'SyntaxError: Unexpected end of input\n    at compileSourceTextModule (node:internal)'
     expect(syntaxErrorLocation(end, cut)).toBe(`${cut}:3`)
-    // the error lies in a module it imports: the file itself checks fine, and nothing is said
-    const importer = file('syntax/importer.mjs', "export { registry } from './cut.mjs'\n")
-    expect(syntaxErrorLocation(end, importer)).toBeUndefined()
     expect(syntaxErrorLocation(new Error('not a syntax error'), broken)).toBeUndefined()
+  })
+
+  it('finds the error in a module the file imports, directly or not, through TypeScript too', () => {
+    const end = new SyntaxError('Unexpected end of input')
+    end.stack = 'SyntaxError: Unexpected end of input\n    at compileSourceTextModule (node:internal)'
+    const cut = file('deep/lib/cut.mjs', 'export const registry = [\n  1,\n')
+    file('deep/lib/fine.mjs', 'export const fine = 1\n')
+    // (a specifier in a comment is followed too; tsx's ./x.js for x.ts; a package is not followed)
+    file('deep/lib/index.ts', "// see './nowhere.mjs'\nimport 'some-package'\nexport * from './fine.js'\n")
+    file('deep/middle.mjs', "import './lib/index.js'\nexport { registry } from './lib/cut.mjs'\n")
+    const importer = file(
+      'deep/registry.ts',
+      "import { registry } from './middle.mjs'\nexport { registry }\n",
+    )
+    expect(syntaxErrorLocation(end, importer)).toBe(`${cut}:3`)
+    // another error than the one thrown is not taken for it
+    const other = new SyntaxError("Unexpected token ','")
+    other.stack = "SyntaxError: Unexpected token ','\n    at compileSourceTextModule (node:internal)"
+    expect(syntaxErrorLocation(other, importer)).toBeUndefined()
+  })
+
+  it('lists the local modules breadth first, each once, without packages', () => {
+    const a = file('graph/a.mjs', "import './b.mjs'\nimport './c/index.js'\nimport 'pkg'\nimport './b.mjs'\n")
+    const b = file('graph/b.mjs', "import './node_modules/x/y.mjs'\nimport('./d.mjs')\n")
+    const c = file('graph/c/index.js', "require('../a.mjs')\n")
+    const d = file('graph/d.mjs', '')
+    file('graph/node_modules/x/y.mjs', '')
+    expect([...localModules(a)]).toEqual([a, b, c, d])
   })
 })
