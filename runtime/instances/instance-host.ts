@@ -41,7 +41,7 @@ import { CompletionWaits } from './completion-waits.ts'
 import { InstanceCache, type Live } from './instance-cache.ts'
 import { answerInstanceQuery } from './instance-queries.ts'
 import { InstanceValues } from './instance-values.ts'
-import { InstanceActivities } from './instance-activities.ts'
+import { InstanceActivities, type CompletedAtOnce } from './instance-activities.ts'
 import { InstanceSteps } from './instance-steps.ts'
 import { chunkTail, dropHistory, loadHistory, refsOf } from './instance-history.ts'
 import {
@@ -67,13 +67,19 @@ export class InstanceHost implements InstanceHandler {
   readonly #activities: InstanceActivities
   /** Runs a step and carries out its commands (instance-steps.ts). */
   readonly #steps: InstanceSteps
+  /** Outcomes of activities that completed at once, for the steps after the current one (see #step). */
+  readonly #atOnce: CompletedAtOnce[] = []
+  /** Whether #step is taking those outcomes now (the steps they cause add theirs to the same loop). */
+  #draining = false
   constructor(
     readonly port: HostPort,
     readonly workflows: Workflows,
   ) {
     this.#values = new InstanceValues(port)
     this.#cache = new InstanceCache(port, workflows.cacheSize)
-    this.#activities = new InstanceActivities(port, workflows, this.#values)
+    this.#activities = new InstanceActivities(port, workflows, this.#values, (done) =>
+      this.#atOnce.push(done),
+    )
     this.#steps = new InstanceSteps({
       port,
       workflows,
@@ -143,7 +149,7 @@ export class InstanceHost implements InstanceHandler {
     return this.#cache.load(msg.i).then((live) => this.#startWith(msg, live))
   }
 
-  #startWith(msg: StartMessage, live: Live | undefined): void {
+  #startWith(msg: StartMessage, live: Live | undefined): void | Promise<void> {
     if (live !== undefined && live.rec.status !== RuntimeStatus.Pending) {
       if (!isTerminal(live.rec.status) || !msg.replace) {
         return this.#fail(msg.r, new InstanceExistsError(msg.i, live.rec.status), msg.pa)
@@ -199,7 +205,7 @@ export class InstanceHost implements InstanceHandler {
       return
     }
     this.port.metrics.started(rec.name)
-    this.#steps.run(this.#cache.get(msg.i)!, [
+    return this.#step(this.#cache.get(msg.i)!, [
       { e: 'started', input: rec.input, execution: rec.exec },
       ...(pending?.buffered ?? []),
     ])
@@ -303,8 +309,7 @@ export class InstanceHost implements InstanceHandler {
         rec.status = RuntimeStatus.Running
         ok()
         if (live.ready !== true && !(await this.#prepare(live))) return
-        this.#steps.run(live, rec.buffered.splice(0))
-        return
+        return this.#step(live, rec.buffered.splice(0))
       case 'purge':
         if (!isTerminal(rec.status)) {
           return this.#fail(
@@ -358,10 +363,47 @@ export class InstanceHost implements InstanceHandler {
     }
     if (live.ready !== true) {
       return this.#prepare(live).then((ready) => {
-        if (ready) this.#steps.run(live, events)
+        if (ready) return this.#step(live, events)
       })
     }
+    return this.#step(live, events)
+  }
+
+  /**
+   * Runs a step, then the steps the outcomes of activities that completed at once call for (see
+   * instance-activities.ts), theirs in turn, in the order they completed, until none is left: an
+   * instance whose activities are all synchronous runs to its end here, in one round. While the
+   * round is full, the outcomes left become pending activities and wait in the local queue, as
+   * those of other activities do. A promise only when a step had to wait (a load).
+   */
+  #step(live: Live, events: NewEvent[]): void | Promise<void> {
     this.#steps.run(live, events)
+    if (this.#draining) return
+    this.#draining = true
+    let waiting: Promise<void> | undefined
+    try {
+      waiting = this.#drainAtOnce()
+    } finally {
+      if (waiting === undefined) this.#draining = false
+    }
+    return waiting?.finally(() => (this.#draining = false))
+  }
+
+  #drainAtOnce(): Promise<void> | undefined {
+    for (let next = this.#atOnce.shift(); next !== undefined; next = this.#atOnce.shift()) {
+      const live = this.#cache.cached(next.msg.i)
+      // (an instance that ended meanwhile takes no outcome)
+      if (live === undefined || isTerminal(live.rec.status)) continue
+      if (!this.port.hasRoom()) {
+        // the round is full: the outcome waits in the local queue, its activity pending
+        live.rec.activities.push(next.msg.s)
+        this.#activities.pend(next)
+        continue
+      }
+      const waiting = this.#doneWith(next.msg, live)
+      if (waiting !== undefined) return waiting.then(() => this.#drainAtOnce())
+    }
+    return undefined
   }
 
   /**

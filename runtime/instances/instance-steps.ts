@@ -135,7 +135,6 @@ export class InstanceSteps {
     const id = rec.id
     switch (c.c) {
       case 'activity': {
-        rec.activities.push(c.seq)
         const task: ActivityTask = {
           instanceId: id,
           seq: c.seq,
@@ -144,7 +143,8 @@ export class InstanceSteps {
           attempt: c.attempt ?? 1,
         }
         if (this.#tc !== undefined) task.tc = this.#tc
-        this.host.activities.schedule(task, size)
+        // (one that completed at once is not pending: its outcome is on its way to the next step)
+        if (!this.host.activities.schedule(task, size)) rec.activities.push(c.seq)
         return
       }
       case 'timer':

@@ -73,6 +73,10 @@ export class PartitionHostPort implements HostPort {
     return this.core.tracing ?? noTracing
   }
 
+  hasRoom(): boolean {
+    return this.core.open().bytes < this.core.recordLimit
+  }
+
   get valueLimit(): number {
     return Math.floor(this.core.recordLimit / 2)
   }

@@ -36,6 +36,8 @@ export interface HostPort {
   readonly tracing: Tracing
   /** Number of the record the current round will become (unique per record). */
   readonly roundNumber: number
+  /** Whether the open round has room for more work (below the size the loop fills a record to). */
+  hasRoom(): boolean
   /** The open round's record is appended only once `written` (a blob write) resolved. */
   holdFor(written: Promise<void>): void
 

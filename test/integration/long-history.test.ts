@@ -7,15 +7,18 @@
  * - A fan-out of synchronous activities whose outcomes, queued at once, outgrow a commit record:
  *   the partition failed at every seal, for ever (a poison). Now a record carries the outcomes
  *   that fit and the others follow (runtime/partition/cursor.ts, `recreatable`); the crash case
- *   is in long-history-crash.test.ts.
+ *   is in long-history-crash.test.ts. Such activities complete as they are scheduled (their
+ *   outcomes go straight to the next steps, runtime/instances/instance-activities.ts) until the
+ *   round is full; the rest become pending and wait in the local queue: each still runs once, and
+ *   no activity item stays behind.
  */
 import { describe, expect, it } from 'vitest'
-import { orchestration } from '../../actors/orchestration/index.ts'
+import { activity, orchestration } from '../../actors/orchestration/index.ts'
 import { encode } from '../../runtime/nats/codec.ts'
 import { historyPage } from '../../runtime/instances/instance-queries.ts'
 import type { HistoryEvent } from '../../actors/orchestration/index.ts'
 import { kiloFanOut, kilos } from '../fixtures/workflows.ts'
-import { useHub, useNatsServer } from '../tooling/harness.ts'
+import { useHub, useNatsServer, waitFor } from '../tooling/harness.ts'
 
 /** `n` activities in a row, each with a 4 kB result: a history of about n × 4 kB. */
 const manyResults = orchestration('manyResults', function* (ctx, n: number) {
@@ -24,8 +27,25 @@ const manyResults = orchestration('manyResults', function* (ctx, n: number) {
   return count
 })
 
+/** Runs of {@link countedKilos} by input. */
+const runs = new Map<number, number>()
+const countedKilos = activity('countedKilos', (i: number) => {
+  runs.set(i, (runs.get(i) ?? 0) + 1)
+  return `${i}:`.padEnd(4000, 'k')
+})
+/** `n` activities at once, each with a 4 kB result, counted: outcomes of about n × 4 kB. */
+const countedFanOut = orchestration('countedFanOut', function* (ctx, n: number) {
+  const results = yield* ctx.all(Array.from({ length: n }, (_, i) => ctx.callActivity(countedKilos, i)))
+  return results.filter((r, i) => r.startsWith(`${i}:`)).length
+})
+
 const nats = useNatsServer()
-const stack = useHub(nats, { hub: 'long-history', partitions: 2, registry: [kilos, manyResults, kiloFanOut] })
+const stack = useHub(nats, {
+  hub: 'long-history',
+  partitions: 2,
+  snapshotIntervalMs: 200,
+  registry: [kilos, manyResults, kiloFanOut, countedKilos, countedFanOut],
+})
 
 describe('a history larger than one message', () => {
   it('is read whole, in pages, and the partition goes on', async () => {
@@ -81,6 +101,35 @@ describe('a fan-out whose outcomes outgrow a commit record', () => {
     const done = await stack.client.waitForCompletion(id, { timeoutMs: 60_000 })
     expect(done.status, done.error?.message).toBe('Completed')
     expect(done.output, 'results back whole, each for its own task').toBe(600)
+    expect(stack.node.stats().failures, 'partition failures').toBe(0)
+  }, 90_000)
+})
+
+describe('synchronous activities whose outcomes outgrow a commit record', () => {
+  it('each runs once, its result for its own task; no activity item stays in the state bucket', async () => {
+    runs.clear()
+    const id = await stack.client.start(countedFanOut, 600)
+    const done = await stack.client.waitForCompletion(id, { timeoutMs: 60_000 })
+    expect(done.status, done.error?.message).toBe('Completed')
+    expect(done.output, 'every result for its own task').toBe(600)
+    expect(runs.size).toBe(600)
+    expect(
+      [...runs.values()].filter((n) => n !== 1),
+      'activities run more than once',
+    ).toEqual([])
+    // the outcomes that did not fit the round waited as pending activities, their items written:
+    // once a snapshot stored the ended instance, it stored the deletes of those items too
+    const keys = async (filter: string) => {
+      const out: string[] = []
+      for await (const key of await stack.node.hub.state.keys(filter)) out.push(key)
+      return out
+    }
+    await waitFor(
+      async () => (await keys('o.>')).some((k) => k.endsWith(`.${id}`)),
+      'the ended instance stored',
+    )
+    // (that snapshot's writes go in parallel waves: give it time to end)
+    await waitFor(async () => (await keys('a.>')).length === 0, 'no activity item left in the state bucket')
     expect(stack.node.stats().failures, 'partition failures').toBe(0)
   }, 90_000)
 })
