@@ -27,6 +27,11 @@ export interface Live {
   tailBytes?: number
   /** Whether the history is loaded with the values of its references (ready for a step). */
   ready?: boolean
+  /**
+   * The record's item key, kept once made: every step writes the record, and a key made anew
+   * is a new string to hash for the round's map each time.
+   */
+  key?: string
 }
 
 /** The instances of one partition held in memory. */

@@ -515,7 +515,7 @@ export class InstanceHost implements InstanceHandler {
     if (live !== undefined && rec.hc !== chunks) live.tailBytes = 0
     const hint = (live?.size ?? 256) + 256 + (rec.hc !== chunks ? tailBytes : 0)
     this.port.write(
-      this.#recordKey(rec.id),
+      live === undefined ? this.#recordKey(rec.id) : (live.key ??= this.#recordKey(rec.id)),
       () => {
         const bytes = encode(rec)
         if (live !== undefined) live.size = bytes.length
