@@ -10,6 +10,7 @@ import { isOrchestrationDefinition, type EventDefinition } from '../../actors/or
 import type { ActorMessage } from '../../actors/wire/index.ts'
 import { entityTypeName, type EntityClass } from '../../entities/index.ts'
 import { RuntimeStatus } from '../instances/index.ts'
+import { unsendableIn } from '../nats/index.ts'
 import { checkKnownKeys, checkOptionalString, keysOf } from '../util/index.ts'
 import type { InstanceFilter, InstanceQuery } from './options.ts'
 
@@ -178,31 +179,8 @@ export function findUnsendable(msg: ActorMessage): string | undefined {
   else if (msg.k === 'ev') parts.push([msg.d, `data of event '${msg.n}' for instance '${msg.i}'`])
   else if (msg.k === 'ctl') parts.push([msg.reason, `reason for instance '${msg.i}'`])
   for (const [value, where] of parts) {
-    const found = unsendableIn(value, '', new Set())
-    if (found === undefined) continue
-    const at = found.path === '' ? where : `${where} at ${found.path}`
-    return `${at} is a ${found.kind}, which cannot be sent (functions and symbols do not cross the wire)`
-  }
-  return undefined
-}
-
-/** The first function or symbol in `value`, and its path ('' for the value itself), if any. */
-function unsendableIn(
-  value: unknown,
-  path: string,
-  seen: Set<object>,
-): { path: string; kind: string } | undefined {
-  if (typeof value === 'function' || typeof value === 'symbol') return { path, kind: typeof value }
-  if (typeof value !== 'object' || value === null || seen.has(value) || ArrayBuffer.isView(value)) return
-  seen.add(value)
-  const entries: Iterable<[string, unknown]> = Array.isArray(value)
-    ? value.map((v, i) => [`[${i}]`, v] as [string, unknown])
-    : value instanceof Map
-      ? [...value].map(([k, v]) => [`.get(${JSON.stringify(String(k))})`, v] as [string, unknown])
-      : Object.entries(value).map(([k, v]) => [`.${k}`, v] as [string, unknown])
-  for (const [step, v] of entries) {
-    const found = unsendableIn(v, path + step, seen)
+    const found = unsendableIn(value, where)
     if (found !== undefined) return found
   }
-  return
+  return undefined
 }

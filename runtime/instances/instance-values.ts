@@ -8,7 +8,7 @@
 import { PayloadTooLargeError, toErrorInfo } from '../../actors/index.ts'
 import type { HistoryEvent, NewEvent, StepResult } from '../../actors/orchestration/index.ts'
 import type { ActivityOutcome, ActivityTask, DoneMessage } from '../../actors/wire/index.ts'
-import { BlobRef, encode, isUnloaded } from '../nats/index.ts'
+import { BlobRef, encode, isUnloaded, unencodable } from '../nats/index.ts'
 import { boundOutcome, checkSize, sizeOf, type HostPort } from '../partition/index.ts'
 import type { Live } from './instance-cache.ts'
 import { loadHistory, refsOf } from './instance-history.ts'
@@ -109,7 +109,8 @@ export class InstanceValues {
     if (value === this.#encodedValue && this.#encodedBytes !== undefined) return this.#encodedBytes.length
     this.#encodedBytes = undefined
     this.#encodedValue = value
-    return sizeOf(value, this.inline, this.#keepEncoded)
+    // strict: a function in a value is refused, not stored as undefined (see sizeOf)
+    return sizeOf(value, this.inline, this.#keepEncoded, true)
   }
 
   /** {@link bound} of a value whose {@link #sizeOf} is known (measured once per value). */
@@ -142,7 +143,9 @@ export class InstanceValues {
    * Sizes of what a step adds: [history bytes, then one per command]. Values over the inline size
    * are replaced by references, in the events and commands and in the result (see {@link bound}).
    * Throws PayloadTooLargeError naming the value when one is over the ceiling (or an error over
-   * the value limit), or the step is over the step limit; CodecError for a value that cannot be
+   * the value limit), or the step is over the step limit; BadInputError naming the value and the
+   * place in it of a function or symbol (which no value of an instance may hold: dropped, replay
+   * would see another value than the live step), CodecError for another value that cannot be
    * encoded.
    */
   measureStep(rec: InstanceRecord, result: StepResult): number[] {
@@ -201,7 +204,16 @@ export class InstanceValues {
           let args: unknown[] | undefined
           for (let i = 0; i < c.args.length; i++) {
             const value = c.args[i]
-            const measured = this.#sizeOf(value)
+            let measured: number
+            try {
+              measured = this.#sizeOf(value)
+            } catch (err) {
+              throw unencodable(
+                value,
+                `argument ${i + 1} of ${c.entity[0]}@${c.entity[1]}.${c.op} ${of(rec)}`,
+                err,
+              )
+            }
             if (measured >= 0 && measured <= this.inline) {
               size += measured
               continue
@@ -254,7 +266,12 @@ export class InstanceValues {
     describe: (rec: InstanceRecord, obj: T) => string,
   ): number {
     const value = obj[key]
-    const size = this.#sizeOf(value)
+    let size: number
+    try {
+      size = this.#sizeOf(value)
+    } catch (err) {
+      throw unencodable(value, describe(rec, obj), err)
+    }
     if (size >= 0 && size <= this.inline) return size
     const stored = this.#boundSized(value, size, () => describe(rec, obj))
     if (stored !== value) obj[key] = stored as T[K]

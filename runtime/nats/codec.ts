@@ -4,7 +4,7 @@
  * process can read what any other wrote; every top-level envelope carries a version field `v`.
  */
 import { Packr } from 'msgpackr'
-import { CodecError } from '../../actors/index.ts'
+import { BadInputError, CodecError } from '../../actors/index.ts'
 import { WIRE_VERSION } from '../../actors/wire/index.ts'
 // registers the msgpack extensions (before anything is encoded or decoded): references to large
 // values, and the Sets, errors and regular expressions of user values
@@ -69,4 +69,50 @@ export function encodeChecked(value: unknown, what = 'value'): Uint8Array {
   } catch (err) {
     throw new CodecError(`${what} cannot be serialised: ${(err as Error).message}`, { cause: err })
   }
+}
+
+/**
+ * The error for a value that failed to encode, naming it (`what`): where it holds what the wire
+ * cannot carry (`custom status of … at .cb is a function, which cannot be sent …`, a
+ * {@link BadInputError}), else the encoder's words (a {@link CodecError}). Called only once
+ * encoding failed, so it costs nothing on the way of values that encode.
+ */
+export function unencodable(value: unknown, what: string, err: unknown): BadInputError | CodecError {
+  const unsendable = unsendableIn(value, what)
+  if (unsendable !== undefined) return new BadInputError(unsendable)
+  const words = err instanceof CodecError && err.cause instanceof Error ? err.cause.message : String(err)
+  return new CodecError(`${what} cannot be serialised: ${words}`, { cause: err })
+}
+
+/**
+ * Where `value` holds a function or a symbol, which the wire cannot carry, described for an error
+ * (`argument 1 of Counter.add (entity 'c1') at .cb is a function, …`, with `where` naming the
+ * value); undefined when it holds none.
+ */
+export function unsendableIn(value: unknown, where: string): string | undefined {
+  const found = firstUnsendable(value, '', new Set())
+  if (found === undefined) return undefined
+  const at = found.path === '' ? where : `${where} at ${found.path}`
+  return `${at} is a ${found.kind}, which cannot be sent (functions and symbols do not cross the wire)`
+}
+
+/** The first function or symbol in `value`, and its path ('' for the value itself), if any. */
+function firstUnsendable(
+  value: unknown,
+  path: string,
+  seen: Set<object>,
+): { path: string; kind: string } | undefined {
+  if (typeof value === 'function' || typeof value === 'symbol') return { path, kind: typeof value }
+  if (typeof value !== 'object' || value === null || seen.has(value) || ArrayBuffer.isView(value)) return
+  seen.add(value)
+  const entries: Iterable<[string, unknown]> = Array.isArray(value)
+    ? value.map((v, i) => [`[${i}]`, v] as [string, unknown])
+    : value instanceof Map
+      ? [...value].map(([k, v]) => [`.get(${JSON.stringify(String(k))})`, v] as [string, unknown])
+      : Object.entries(value).map(([k, v]) => [`.${k}`, v] as [string, unknown])
+  for (const [step, v] of entries) {
+    const found = firstUnsendable(v, path + step, seen)
+    if (found !== undefined) return found
+  }
+  return
 }

@@ -14,7 +14,7 @@
  */
 import { PayloadTooLargeError, toErrorInfo } from '../../actors/index.ts'
 import type { ActivityOutcome, ActivityTask } from '../../actors/wire/index.ts'
-import { encode } from '../nats/index.ts'
+import { encode, encodeChecked, unencodable } from '../nats/index.ts'
 
 /** Limits of one partition, from the server's `max_payload`. */
 export interface ValueLimits {
@@ -39,9 +39,17 @@ export function valueLimits(maxPayload: number): ValueLimits {
  * The encoded size of a value, or at least how it compares to `limit`: strings and scalars are
  * sized without encoding (a string of n UTF-16 units takes at most 3n + 5 bytes); other values
  * are encoded, and `encoded` (when given) receives the bytes, so that a caller storing a large
- * value need not encode it again. Throws `CodecError` for a value that cannot be encoded.
+ * value need not encode it again. Throws `CodecError` for a value that cannot be encoded; with
+ * `strict`, also for one holding a function (else written as undefined), which is what values
+ * of orchestration instances are measured with: a function dropped from a value the code still
+ * holds would make replay see another value than the live step did.
  */
-export function sizeOf(value: unknown, limit: number, encoded?: (bytes: Uint8Array) => void): number {
+export function sizeOf(
+  value: unknown,
+  limit: number,
+  encoded?: (bytes: Uint8Array) => void,
+  strict = false,
+): number {
   switch (typeof value) {
     case 'undefined':
     case 'boolean':
@@ -49,14 +57,18 @@ export function sizeOf(value: unknown, limit: number, encoded?: (bytes: Uint8Arr
     case 'bigint':
       return 9
     case 'string':
-      return value.length * 3 + 5 <= limit ? value.length + 5 : measured(value, encoded)
+      return value.length * 3 + 5 <= limit ? value.length + 5 : measured(value, encoded, strict)
     default:
-      return value === null ? 1 : measured(value, encoded)
+      return value === null ? 1 : measured(value, encoded, strict)
   }
 }
 
-function measured(value: unknown, encoded: ((bytes: Uint8Array) => void) | undefined): number {
-  const bytes = encode(value)
+function measured(
+  value: unknown,
+  encoded: ((bytes: Uint8Array) => void) | undefined,
+  strict: boolean,
+): number {
+  const bytes = strict ? encodeChecked(value) : encode(value)
   encoded?.(bytes)
   return bytes.length
 }
@@ -74,9 +86,9 @@ export function checkSize(value: unknown, limit: number, what: () => string): nu
 /**
  * An activity's outcome as the instance may take it: a result over `limit` goes by reference
  * through `store` (which returns the reference, or throws over the ceiling); without `store`, or
- * when it throws (or the result cannot be encoded), it becomes a failure naming the activity, the
- * task and both sizes. `measure` sizes the result instead of {@link sizeOf} (one that keeps the
- * bytes for `store`).
+ * when it throws, it becomes a failure naming the activity, the task and both sizes; a result that
+ * cannot be encoded (or holds a function: strict {@link sizeOf}) becomes a failure naming it.
+ * `measure` sizes the result instead of {@link sizeOf} (one that keeps the bytes for `store`).
  */
 export function boundOutcome(
   task: ActivityTask,
@@ -86,11 +98,16 @@ export function boundOutcome(
   measure?: (value: unknown) => number,
 ): ActivityOutcome {
   if (outcome.ok !== 1) return outcome
+  // (named only where needed: the common case makes no closure)
+  const what = () => `result of activity '${task.name}' (task ${task.seq} of instance '${task.instanceId}')`
+  let size: number
   try {
-    const size = measure === undefined ? sizeOf(outcome.value, limit) : measure(outcome.value)
-    if (size <= limit) return outcome
-    // (named only here: the common case above makes no closure)
-    const what = () => `result of activity '${task.name}' (task ${task.seq} of instance '${task.instanceId}')`
+    size = measure === undefined ? sizeOf(outcome.value, limit, undefined, true) : measure(outcome.value)
+  } catch (err) {
+    return { ok: 0, error: toErrorInfo(unencodable(outcome.value, what(), err)) }
+  }
+  if (size <= limit) return outcome
+  try {
     if (store === undefined) checkSize(outcome.value, limit, what)
     return { ok: 1, value: store!(outcome.value, what) }
   } catch (err) {
