@@ -3,7 +3,9 @@
  * May import from actors/ only; knows nothing of NATS.
  */
 export {
+  EARLIEST_TIME_MS,
   Entity,
+  LATEST_TIME_MS,
   entityTypeName,
   operationNames,
   signalProxy,

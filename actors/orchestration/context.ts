@@ -8,7 +8,13 @@
  */
 import { BadInputError, IllegalStateError, type NonDeterminismError } from '../errors.ts'
 import { checkInstanceId } from '../ids.ts'
-import { signalProxy, type Entity, type EntityClass } from '../../entities/index.ts'
+import {
+  EARLIEST_TIME_MS,
+  LATEST_TIME_MS,
+  signalProxy,
+  type Entity,
+  type EntityClass,
+} from '../../entities/index.ts'
 import {
   checkRetryPolicy,
   isActivityDefinition,
@@ -71,12 +77,6 @@ type Pending = { timer: boolean; run: (ev: Completion) => void }
  * Orchestration code sees it as an {@link OrchestrationContext}; the other public members are for
  * the executor only. @internal
  */
-
-/**
- * Times to fire before 2000-01-01 are refused: such a number is a delay written where the time to
- * fire belongs (`createTimer(5000)`), which would otherwise fire at once.
- */
-const YEAR_2000_MS = Date.UTC(2000, 0, 1)
 
 export class Execution implements OrchestrationContext {
   readonly instanceId: string
@@ -306,11 +306,17 @@ export class Execution implements OrchestrationContext {
     if (typeof at !== 'number' || !Number.isFinite(at)) {
       throw new BadInputError(`createTimer needs a Date or ms since the epoch (got ${String(fireAt)})`)
     }
-    if (at < YEAR_2000_MS) {
+    if (at < EARLIEST_TIME_MS) {
       // a delay given where the time to fire is expected would fire at once, silently
       throw new BadInputError(
         `createTimer takes the time to fire, not a delay: ${at} is ${new Date(at).toISOString()}; ` +
           `for a delay of ${at} ms write ctx.createTimer(ctx.now() + ${at})`,
+      )
+    }
+    if (at > LATEST_TIME_MS) {
+      // it would never fire, and no Date (a history's reader, the CLI, the dashboard) can show it
+      throw new BadInputError(
+        `createTimer: ${at} is past the latest time a Date can hold (at most ${LATEST_TIME_MS})`,
       )
     }
     return this.#timer(at)
@@ -469,7 +475,9 @@ export class Execution implements OrchestrationContext {
       const next = n + 1
       if (policy !== undefined && next <= policy.maxAttempts && retryable(policy, ev)) {
         const fireAt = this.#now + retryDelay(policy, next)
-        if (policy.totalTimeoutMs === undefined || fireAt <= firstAt + policy.totalTimeoutMs) {
+        // (a wait grown past the latest time a Date can hold never ends: the policy gives up)
+        const limit = Math.min(firstAt + (policy.totalTimeoutMs ?? Infinity), LATEST_TIME_MS)
+        if (fireAt <= limit) {
           this.#timer(fireAt).onDone(() => this.#attempt(task, what, policy, attempt, firstAt, next))
           return
         }

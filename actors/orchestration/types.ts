@@ -199,7 +199,10 @@ export interface RetryPolicy {
   maxRetryIntervalMs?: number
   /** Attempts in all, the first included (≥ 1). */
   maxAttempts: number
-  /** No attempt starts later than this long after the first one was scheduled (ms). */
+  /**
+   * No attempt starts later than this long after the first one was scheduled (ms); nor does one
+   * whose wait would end past the latest time a Date can hold.
+   */
   totalTimeoutMs?: number
   /** Whether a failure is worth another attempt (default: every failure is). */
   isRetryable?: (err: ErrorInfo) => boolean
@@ -288,7 +291,8 @@ export interface OrchestrationContext {
   /**
    * A durable timer that completes at `fireAt` — a time (Date, or ms since the epoch), not a delay:
    * `ctx.createTimer(ctx.now() + 5_000)` waits five seconds. A time before the year 2000 is refused
-   * (`createTimer(5000)` would otherwise fire at once). `cancel()` it when it lost a race.
+   * (`createTimer(5000)` would otherwise fire at once), as is one past the latest time a Date can
+   * hold. `cancel()` it when it lost a race.
    */
   createTimer(fireAt: number | Date): TimerTask
   /**

@@ -1126,6 +1126,12 @@ describe.each(MODES)('timers and idempotence, %s mode', (mode) => {
         maxAttempts: 10,
         totalTimeoutMs: 2500,
       },
+      // the third wait, 1e20 ms, would end past the latest time a Date can hold: never
+      endOfTime: {
+        firstRetryIntervalMs: 1000,
+        backoffCoefficient: 1e17,
+        maxAttempts: 10,
+      },
     }
     const calls = orchestration('calls', function* (ctx, which: keyof typeof policies) {
       try {
@@ -1156,6 +1162,15 @@ describe.each(MODES)('timers and idempotence, %s mode', (mode) => {
     expect(end.output).toBe('Error')
     // attempts at T0, ~T0+1000, ~T0+2000; a third wait would end after T0+2500
     expect(b.commands.filter((c) => c.c === 'activity')).toHaveLength(3)
+
+    const c = new Sim(calls, mode)
+    c.start('endOfTime')
+    const never = () => {
+      throw new Error('always')
+    }
+    expect(c.drain({ activities: { flaky: never } }).output).toBe('Error')
+    expect(c.commands.filter((cmd) => cmd.c === 'activity')).toHaveLength(2)
+    expect(c.commands.filter((cmd) => cmd.c === 'timer')).toHaveLength(1)
   })
 
   it('sub-orchestration retries use a new child instance per attempt', () => {
@@ -1356,6 +1371,8 @@ describe('engine edge cases', () => {
         attempt(() => ctx.callEntity(Counter, ''))
         attempt(() => ctx.createTimer(Number.NaN))
         attempt(() => ctx.createTimer(5000))
+        // (it never fires, and `basalt history` failed on it with "RangeError: Invalid time value")
+        attempt(() => ctx.createTimer(9e15))
         attempt(() => ctx.any([]))
         attempt(() => ctx.callActivity(child as never, 1))
         attempt(() => ctx.startOrchestration(child, 1, { instanceId: '' }))
@@ -1369,6 +1386,7 @@ describe('engine edge cases', () => {
       'BadInputError: createTimer needs a Date or ms since the epoch (got NaN)',
       'BadInputError: createTimer takes the time to fire, not a delay: 5000 is 1970-01-01T00:00:05.000Z; ' +
         'for a delay of 5000 ms write ctx.createTimer(ctx.now() + 5000)',
+      'BadInputError: createTimer: 9000000000000000 is past the latest time a Date can hold (at most 8640000000000000)',
       'BadInputError: any needs at least one task',
       'BadInputError: callActivity needs a definition made by activity()',
       'BadInputError: instance id must be a non-empty string (got string "")',
