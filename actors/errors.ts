@@ -216,6 +216,12 @@ export interface ErrorInfo {
    * at {@link MAX_DETAIL_CHARS} characters; fields holding objects or functions are left out.
    */
   details?: ErrorDetails
+  /**
+   * For a {@link TaskFailedError}: the first failure of the chain of tasks that failed one
+   * another (what an activity or entity threw, under any number of sub-orchestrations), with its
+   * own name, code, details and stack; each task on the way adds its words to the message.
+   */
+  cause?: ErrorInfo
 }
 
 /** Most fields an error carries across the wire in {@link ErrorInfo.details}. */
@@ -253,6 +259,8 @@ export function toErrorInfo(err: unknown): ErrorInfo {
       ...(err.stack === undefined || err instanceof BasaltError ? {} : { stack: err.stack }),
       ...(typeof code === 'string' ? { code } : {}),
       ...(details === undefined ? {} : { details }),
+      // (the first failure only: one of a failed child is the child's own first failure)
+      ...(err instanceof TaskFailedError ? { cause: err.failure.cause ?? err.failure } : {}),
     }
   }
   return { name: 'Error', message: describeThrown(err) }
@@ -356,9 +364,11 @@ export class NonDeterminismError extends BasaltError {
 
 /**
  * A task an orchestration awaited (activity, sub-orchestration or entity call) failed. `failure`
- * describes the error thrown where the task ran; the message names the task. Across the wire only
- * the message survives: a rebuilt `TaskFailedError` carries its own description as `failure`. The
- * `cause` is the failure rebuilt with {@link fromErrorInfo}.
+ * describes the error thrown where the task ran; the message names the task. The `cause` is the
+ * failure rebuilt with {@link fromErrorInfo}. Across the wire (a failed instance's status, the
+ * failure of a child instance) it travels with the first failure of its chain as
+ * {@link ErrorInfo.cause}: a rebuilt `TaskFailedError` has that as its `failure` (before, only its
+ * message and name survived).
  */
 export class TaskFailedError extends BasaltError {
   constructor(
@@ -371,7 +381,8 @@ export class TaskFailedError extends BasaltError {
 }
 
 REBUILD[ErrorCode.NonDeterminism] = (i) => new NonDeterminismError(i.message)
-REBUILD[ErrorCode.TaskFailed] = (i) => new TaskFailedError(i.message, { name: i.name, message: i.message })
+REBUILD[ErrorCode.TaskFailed] = (i) =>
+  new TaskFailedError(i.message, i.cause ?? { name: i.name, message: i.message })
 
 /**
  * A message ended the process or thread that ran it (a crash, `process.exit`, running out of

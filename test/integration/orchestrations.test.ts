@@ -20,6 +20,8 @@ import {
   thrower,
   counterLoop,
   failingParent,
+  failingChain,
+  causesOfChildFailure,
   callsUnknownActivity,
   transfer,
 } from '../fixtures/workflows.ts'
@@ -245,6 +247,27 @@ for (const alwaysReplay of [false, true]) {
       await expect(stack.client.start(helloSequence, [Symbol('x')] as unknown as string[])).rejects.toThrow(
         /^input of instance '[^']+' at \[0\] is a symbol, which cannot be sent/,
       )
+    })
+
+    it('keeps the first failure of a chain of failed tasks: its name, message and stack reach the caller', async () => {
+      // (only the message did: a parent saw TaskFailedError wrapping a TaskFailedError with no
+      // trace of the RangeError the activity threw two tasks down, and so did a client's status)
+      const chain = await stack.client.waitForCompletion(await stack.client.start(failingChain, undefined))
+      expect(chain.status).toBe('Failed')
+      expect(chain.error).toMatchObject({
+        name: 'TaskFailedError',
+        message: "sub-orchestration 'failing' failed (seq 0): activity 'boom' failed (seq 0): kaboom",
+        cause: {
+          name: 'RangeError',
+          message: 'kaboom',
+          stack: expect.stringMatching(/^RangeError: kaboom\n/),
+        },
+      })
+      expect(chain.error?.cause?.cause).toBeUndefined()
+      const caught = await stack.client.waitForCompletion(
+        await stack.client.start(causesOfChildFailure, undefined),
+      )
+      expect(caught.output).toEqual(['TaskFailedError', 'TaskFailedError', 'RemoteError(RangeError: kaboom)'])
     })
 
     it('reports a failed sub-orchestration to its parent, and an unknown activity as a task failure', async () => {
