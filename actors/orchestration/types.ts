@@ -337,7 +337,9 @@ export interface OrchestrationContext {
   setCustomStatus(value: unknown): void
   /**
    * Ends this execution and starts a new one with a fresh history and `input`. Events not yet
-   * consumed are carried over unless `preserveUnprocessedEvents` is false. Never returns.
+   * consumed are carried over unless `preserveUnprocessedEvents` is false; the new execution's
+   * first step takes them all, which fails the instance when they are more than one step may add
+   * (~256 kB with the default `max_payload`). Never returns.
    * @example return ctx.continueAsNew(count + 1)
    */
   continueAsNew(input: unknown, options?: { preserveUnprocessedEvents?: boolean }): never

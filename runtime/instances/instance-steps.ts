@@ -7,7 +7,13 @@
  * execution in the same step. Apart from the instance host (instance-host.ts), which decides
  * when a step runs and how an instance ends.
  */
-import { BadInputError, IllegalStateError, toErrorInfo, type ErrorInfo } from '../../actors/index.ts'
+import {
+  BadInputError,
+  IllegalStateError,
+  PayloadTooLargeError,
+  toErrorInfo,
+  type ErrorInfo,
+} from '../../actors/index.ts'
 import { OrchestrationExecutor, type Command, type NewEvent } from '../../actors/orchestration/index.ts'
 import { BlobRef, itemKey, valueOf } from '../nats/index.ts'
 import type { HostPort } from '../partition/index.ts'
@@ -40,23 +46,26 @@ export class InstanceSteps {
 
   constructor(readonly host: StepHost) {}
 
-  /** Runs one orchestration step and carries out its commands; in a span when tracing. */
-  run(live: Live, events: NewEvent[]): void {
-    if (!this.host.port.tracing.on) return this.#run(live, events)
+  /**
+   * Runs one orchestration step and carries out its commands; in a span when tracing. `carried`:
+   * how many of the events a continue-as-new carried over (the first step of its execution).
+   */
+  run(live: Live, events: NewEvent[], carried = 0): void {
+    if (!this.host.port.tracing.on) return this.#run(live, events, carried)
     const span = stepSpan(this.host.port, live.rec)
     // an instance started without a trace context: its first step's span holds its later ones
     live.rec.tc ??= span.context
     const outer = this.#tc
     this.#tc = span.context
     try {
-      this.#run(live, events)
+      this.#run(live, events, carried)
     } finally {
       this.#tc = outer
       endStep(span, live.rec)
     }
   }
 
-  #run(live: Live, events: NewEvent[]): void {
+  #run(live: Live, events: NewEvent[], carried: number): void {
     const rec = live.rec
     const def = this.host.workflows.orchestrations.get(rec.name)
     if (def === undefined) {
@@ -86,7 +95,8 @@ export class InstanceSteps {
     } catch (err) {
       // the step's values cannot be stored: the instance fails without them (its history keeps
       // what was committed before this step)
-      this.host.finish(live, RuntimeStatus.Failed, undefined, toErrorInfo(err))
+      const error = carried > 0 ? this.#carriedTooLarge(rec, carried, err) : err
+      this.host.finish(live, RuntimeStatus.Failed, undefined, toErrorInfo(error))
       return
     }
     for (const ev of result.appended) {
@@ -125,10 +135,30 @@ export class InstanceSteps {
         rec.timers = []
         rec.activities = []
         live.executor = undefined
-        this.run(live, [{ e: 'started', input: next.input, execution: rec.exec }, ...next.carriedEvents])
+        this.run(
+          live,
+          [{ e: 'started', input: next.input, execution: rec.exec }, ...next.carriedEvents],
+          next.carriedEvents.length,
+        )
         return
       }
     }
+  }
+
+  /**
+   * The error of a first step over the step limit because of the events continue-as-new carried
+   * over (one step takes them all, and one commit record holds the step): says so and what to do,
+   * where the step's own words name only its size. Any other error as it is.
+   */
+  #carriedTooLarge(rec: InstanceRecord, carried: number, err: unknown): unknown {
+    if (!(err instanceof PayloadTooLargeError) || err.limit !== this.host.values.stepLimit) return err
+    return new PayloadTooLargeError(
+      `the first step of execution ${rec.exec} of instance '${rec.id}' (${rec.name}), with the ` +
+        `${carried} unconsumed events continue-as-new carried over (consume them before continuing, ` +
+        `or continue with { preserveUnprocessedEvents: false }),`,
+      err.size,
+      err.limit,
+    )
   }
 
   #command(rec: InstanceRecord, c: Command, size: number, step: readonly Command[]): void {
