@@ -232,8 +232,13 @@ export class InstanceValues {
       total += size
     }
     if (total > this.stepLimit) {
+      // (a fan-out of a few thousand tasks gets here: say how to issue them)
+      const hint =
+        result.commands.length > 1
+          ? '; issue fewer tasks in one step: await them in batches, or fan out through sub-orchestrations'
+          : ''
       throw new PayloadTooLargeError(
-        `a step ${of(rec)} (${result.commands.length} commands and ${result.appended.length} history events)`,
+        `a step ${of(rec)} (${result.commands.length} commands and ${result.appended.length} history events${hint})`,
         total,
         this.stepLimit,
       )

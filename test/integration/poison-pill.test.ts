@@ -70,6 +70,11 @@ const bigStatus = orchestration('bigStatus', function* (ctx, n: number) {
   return 'done'
 })
 
+/** Issues `n` activities in one step. */
+const fansOutWide = orchestration('fansOutWide', function* (ctx, n: number) {
+  return (yield* ctx.all(Array.from({ length: n }, () => ctx.callActivity(bigResult, 1)))).length
+})
+
 /** Waits for 'next', then continues as new with the 'e' events that arrived before it. */
 const carriesEvents = orchestration('carriesEvents', function* (ctx, generation: number) {
   if (generation === 2) return 'second'
@@ -97,6 +102,7 @@ const stack = useHub(nats, {
     bigStatus,
     waitsForEvents,
     carriesEvents,
+    fansOutWide,
   ],
 })
 
@@ -191,6 +197,16 @@ describe('poison pills', () => {
       /^the first step of execution 2 of instance '.+' \(carriesEvents\), with the 15 unconsumed events continue-as-new carried over \(consume them before continuing, or continue with \{ preserveUnprocessedEvents: false \}\), is \d+ bytes, over the limit of \d+ bytes \(max_payload\)$/,
     )
     await partitionStillWorks('after-carried', 5)
+  })
+
+  it('fails an instance that fans out past what one step holds, saying how to issue the tasks', async () => {
+    const id = await stack.client.start(fansOutWide, 3_000)
+    const done = await stack.client.waitForCompletion(id, { timeoutMs: 15_000 })
+    expect(done.status).toBe('Failed')
+    expect(done.error?.message).toMatch(
+      /^a step of instance '.+' \(fansOutWide\) \(3000 commands and 3002 history events; issue fewer tasks in one step: await them in batches, or fan out through sub-orchestrations\) is \d+ bytes/,
+    )
+    await partitionStillWorks('after-fan-out', 5)
   })
 
   it('fails an orchestration whose custom status is huge', async () => {
