@@ -150,7 +150,13 @@ export class InstanceHost implements InstanceHandler {
   }
 
   #startWith(msg: StartMessage, live: Live | undefined): void | Promise<void> {
-    if (live !== undefined && live.rec.status !== RuntimeStatus.Pending) {
+    // A Pending instance is started by the message its timer held (the timer is gone by then);
+    // any other start finds the id taken, as a running one's (a second start replaced it, and the
+    // first start's input never ran)
+    if (
+      live !== undefined &&
+      (live.rec.status !== RuntimeStatus.Pending || this.port.hasTimer(this.#timerKey(msg.i, -1)))
+    ) {
       if (!isTerminal(live.rec.status) || !msg.replace) {
         return this.#fail(msg.r, new InstanceExistsError(msg.i, live.rec.status), msg.pa)
       }

@@ -218,6 +218,10 @@ export class PartitionHostPort implements HostPort {
     if (this.core.timers.delete(key)) this.write(key, null)
   }
 
+  hasTimer(key: string): boolean {
+    return this.core.timers.has(key)
+  }
+
   /**
    * Runs `fn` once everything processed so far is committed — and at least one more record has
    * been appended, so that a stale owner (which cannot append) never answers.

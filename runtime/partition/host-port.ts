@@ -87,6 +87,8 @@ export interface HostPort {
   setTimer(key: string, due: number, msg: ActorMessage): void
   /** Cancels a durable timer (nothing is written when none is pending under `key`). */
   cancelTimer(key: string): void
+  /** Whether a durable timer is pending under `key` (one that fired is not). */
+  hasTimer(key: string): boolean
   /** Runs `fn` once everything processed so far is durable (and one more record appended). */
   afterCommit(fn: () => void): void
   /**

@@ -15,6 +15,11 @@ export class TimerSet {
     this.#push([value[0], key])
   }
 
+  /** Whether a timer is pending under `key`. */
+  has(key: string): boolean {
+    return this.#byKey.has(key)
+  }
+
   /** Removes a timer; false when none was pending under `key`. */
   delete(key: string): boolean {
     return this.#byKey.delete(key)

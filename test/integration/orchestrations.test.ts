@@ -4,7 +4,14 @@
  */
 import { describe, expect, it } from 'vitest'
 import { firstValueFrom, filter, take, tap, toArray } from 'rxjs'
-import { BadInputError, Client, InstanceNotFoundError, Node, silentLogger } from '../../runtime/index.ts'
+import {
+  BadInputError,
+  Client,
+  InstanceExistsError,
+  InstanceNotFoundError,
+  Node,
+  silentLogger,
+} from '../../runtime/index.ts'
 import { activity, orchestration } from '../../actors/orchestration/index.ts'
 import {
   Account,
@@ -300,6 +307,25 @@ for (const alwaysReplay of [false, true]) {
       expect(listed.instances.map((i) => i.id).sort()).toEqual([`${prefix}1`, `${prefix}2`])
       expect(await stack.client.purgeInstances({ idPrefix: prefix, statuses: ['Completed'] })).toBe(2)
       expect((await stack.client.listInstances({ idPrefix: prefix })).instances).toEqual([])
+    })
+
+    it('refuses a second start of the id of a Pending instance, which then starts once with its input', async () => {
+      // (the second start was taken, replacing the Pending one: its input never ran)
+      const id = `pending-${alwaysReplay}`
+      await stack.client.start(helloSequence, ['first'], { instanceId: id, startAt: Date.now() + 400 })
+      for (const options of [{}, { replace: true }, { startAt: Date.now() + 100 }]) {
+        const again = await stack.client
+          .start(helloSequence, ['second'], { instanceId: id, ...options })
+          .catch((e: unknown) => e)
+        expect(again, JSON.stringify(options)).toBeInstanceOf(InstanceExistsError)
+        expect(String(again)).toMatch(/already exists with status Pending/)
+      }
+      const done = await stack.client.waitForCompletion(id)
+      expect(done.output).toEqual(['Hello first'])
+      expect(
+        (await stack.client.getHistory(id)).filter((e) => e.e === 'started'),
+        'one execution',
+      ).toHaveLength(1)
     })
 
     it('two bulk purges at once purge every instance once, passing over what the other purged', async () => {
