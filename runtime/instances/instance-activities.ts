@@ -20,7 +20,7 @@ import {
   type ActivityTaskTuple,
   type DoneMessage,
 } from '../../actors/wire/index.ts'
-import { BlobRef, decode, encode, isUnloaded, itemKey } from '../nats/index.ts'
+import { BlobRef, copyOf, decode, encode, isUnloaded, itemKey } from '../nats/index.ts'
 import type { HostPort } from '../partition/index.ts'
 import { tracedActivity } from '../activities/index.ts'
 import type { Workflows } from './instance-model.ts'
@@ -54,7 +54,7 @@ export class InstanceActivities {
    */
   schedule(task: ActivityTask, size: number): boolean {
     if (this.#mayRunAtOnce(task)) {
-      const outcome = this.workflows.activities.start(task)
+      const outcome = this.workflows.activities.start(ownInput(task))
       if (!isThenable(outcome)) {
         this.completedAtOnce({ task, size, msg: this.#doneMessage(task, outcome) })
         return true
@@ -128,9 +128,10 @@ export class InstanceActivities {
     }
     // a synchronous activity's result is queued at once: the instance's next step runs in the
     // same round (one record, one encode of the instance for its whole run)
+    const local = ownInput(task)
     const outcome = this.port.tracing.on
-      ? tracedActivity(this.port.tracing, task, this.port.p, () => activities.start(task))
-      : activities.start(task)
+      ? tracedActivity(this.port.tracing, task, this.port.p, () => activities.start(local))
+      : activities.start(local)
     if (isThenable(outcome)) void outcome.then((done) => this.#deliver(key, task, done))
     else this.#deliver(key, task, outcome)
   }
@@ -179,4 +180,14 @@ export class InstanceActivities {
     const task = activityTaskOf(decode(value, `activity ${key}`) as ActivityTaskTuple)
     this.#pending.set(key, task)
   }
+}
+
+/**
+ * A task as an activity run on this node gets it: its input decoded, as a worker (or a re-run
+ * after a crash) gets it — not the object the orchestration code holds, which a change in place
+ * by the activity would change under the code, and not on replay. A large input (by reference)
+ * as it is.
+ */
+function ownInput(task: ActivityTask): ActivityTask {
+  return task.input instanceof BlobRef ? task : { ...task, input: copyOf(task.input) }
 }

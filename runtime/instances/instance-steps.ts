@@ -15,7 +15,7 @@ import {
   type ErrorInfo,
 } from '../../actors/index.ts'
 import { OrchestrationExecutor, type Command, type NewEvent } from '../../actors/orchestration/index.ts'
-import { BlobRef, itemKey, valueOf } from '../nats/index.ts'
+import { BlobRef, copyOf, itemKey } from '../nats/index.ts'
 import type { HostPort } from '../partition/index.ts'
 import type { InstanceActivities } from './instance-activities.ts'
 import type { Live } from './instance-cache.ts'
@@ -79,7 +79,7 @@ export class InstanceSteps {
     }
     live.executor ??= new OrchestrationExecutor(def, rec.id, {
       alwaysReplay: this.host.workflows.alwaysReplay,
-      unwrap: valueOf,
+      unwrap: ownCopy,
       logSink: (line, level) =>
         this.host.port.logger[level === 'debug' ? 'info' : level](line, { instance: rec.id }),
     })
@@ -275,4 +275,16 @@ export class InstanceSteps {
     if (tc !== undefined) msg.tc = tc
     return msg
   }
+}
+
+/**
+ * A value of the history as the code gets it: a copy of its own, decoded as a replay after a
+ * restart decodes it from storage. The history's events hold the values until the round's record
+ * is encoded at the seal, so code that changed a result, an event's data or its input in place
+ * (`r.push(4)`) wrote the change into the history, and a replay applied it twice; and a Map an
+ * activity returned here was a Map live and a plain object after a restart. A large value
+ * (stored by reference: its blob, written once, cannot change) is given as it is, uncopied.
+ */
+function ownCopy(value: unknown): unknown {
+  return value instanceof BlobRef ? value.value : copyOf(value)
 }

@@ -36,6 +36,17 @@ export function encode(value: unknown): Uint8Array {
   }
 }
 
+/**
+ * A value as it reads back from storage: decoded from its encoding, so a new object that shares
+ * nothing with `value` (and, as after a restart, a Map as a plain object, a class instance
+ * without its prototype). Scalars and strings, immutable, are returned as they are. Throws
+ * {@link CodecError} as {@link encode} does.
+ */
+export function copyOf(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value
+  return packr.unpack(encode(value))
+}
+
 /** Decodes bytes written by {@link encode}; `what` names the bytes in the error. */
 export function decode(bytes: Uint8Array, what = 'message'): unknown {
   try {

@@ -17,7 +17,7 @@ export {
   type ConnectionOptions,
   type TlsConnectionOptions,
 } from './connection-options.ts'
-export { decode, decodeEnvelope, encode, encodeChecked, unencodable, unsendableIn } from './codec.ts'
+export { copyOf, decode, decodeEnvelope, encode, encodeChecked, unencodable, unsendableIn } from './codec.ts'
 export { isReachable, whileConnected } from './connection-health.ts'
 export { fastJetStream, type FastJetStream, type PublishAck } from './fast-js.ts'
 export {

@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest'
 import { activity, orchestration } from '../../actors/orchestration/index.ts'
 import { Client, Entity, Node, silentLogger } from '../../runtime/index.ts'
-import { useHub, useNatsServer } from '../tooling/harness.ts'
+import { useHub, useNatsServer, waitFor } from '../tooling/harness.ts'
 
 class Box extends Entity<unknown[]> {
   initialState(): unknown[] {
@@ -117,6 +117,78 @@ describe('an activity result holding a function, run through the work queue', ()
       expect(done.output).toHaveLength(20)
       for (const failure of done.output!)
         expect(failure).toMatch(/^BadInputError: result of activity 'handsBack' .* at \.cb is a function/)
+    } finally {
+      await client.close()
+      await node.stop()
+    }
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// Values the code gets are its own: a change in place reaches neither the history nor an activity
+
+const list = activity('list', () => [1, 2, 3])
+const noop = activity('noop', () => 0)
+const enrich = activity('enrich', (order: { items: number[] }) => {
+  order.items.push(-1)
+  return order.items.length
+})
+const byKey = activity('byKey', () => new Map([['a', 1]]))
+
+/** Changes what it got in place: a result, its input, an event's data; then waits for 'go'. */
+const changesInPlace = orchestration('changesInPlace', function* (ctx, order: { items: number[] }) {
+  const result = yield* ctx.callActivity(list, undefined)
+  result.push(4)
+  order.items.push(99)
+  // (a synchronous activity: its result and this step are in the same round as the changes)
+  const counted = yield* ctx.callActivity(enrich, order)
+  ctx.setCustomStatus(order.items.length)
+  const data = yield* ctx.waitForEvent<number[]>('data')
+  data.push(7)
+  yield* ctx.callActivity(noop, undefined)
+  yield* ctx.waitForEvent('go')
+  const map = yield* ctx.callActivity(byKey, undefined)
+  return { result, order, counted, data, map: map instanceof Map ? 'a Map' : map }
+})
+
+describe('values the code gets', () => {
+  it('are its own: changed in place, they replay as they were received, after a restart too', async () => {
+    // (the history's events held the same objects until the seal: the changes were recorded,
+    // and a replay after the restart applied them twice — [1, 2, 3, 4, 4]; the activity's push
+    // reached the orchestration's object live only; the Map was a Map live, an object later)
+    const hub = 'changes-in-place'
+    const start = () =>
+      Node.start({
+        servers: nats.url,
+        hub,
+        registry: [list, noop, enrich, byKey, changesInPlace],
+        partitions: 2,
+        logger: silentLogger,
+      })
+    let node = await start()
+    const client = await Client.connect({ servers: nats.url, hub })
+    try {
+      const id = await client.start(changesInPlace, { items: [1] })
+      await client.raiseEvent(id, 'data', [5])
+      await waitFor(
+        async () => (await client.getHistory(id)).filter((e) => e.e === 'completed').length === 3,
+        'three activities',
+      )
+      const results = (await client.getHistory(id)).flatMap((e) => (e.e === 'completed' ? [e.result] : []))
+      expect(results).toEqual([[1, 2, 3], 3, 0])
+      // the activity's push did not reach the orchestration's object
+      expect((await client.getStatus(id))?.customStatus).toBe(2)
+      await node.stop()
+      node = await start()
+      await client.raiseEvent(id, 'go')
+      const done = await client.waitForCompletion(id)
+      expect(done.output).toEqual({
+        result: [1, 2, 3, 4],
+        order: { items: [1, 99] },
+        counted: 3,
+        data: [5, 7],
+        map: { a: 1 },
+      })
     } finally {
       await client.close()
       await node.stop()
