@@ -80,6 +80,7 @@ export {
   type RetryPolicy,
   type Task,
   type TimerTask,
+  type WaitForEventOptions,
 } from '../actors/orchestration/index.ts'
 export { RuntimeStatus, isTerminal } from './instances/index.ts'
 

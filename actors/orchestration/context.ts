@@ -6,7 +6,7 @@
  * file reads as what each call of the API decides. Completions reach tasks through
  * {@link Execution.apply}.
  */
-import { BadInputError, IllegalStateError, type NonDeterminismError } from '../errors.ts'
+import { BadInputError, IllegalStateError, TimeoutError, type NonDeterminismError } from '../errors.ts'
 import { checkInstanceId } from '../ids.ts'
 import {
   EARLIEST_TIME_MS,
@@ -46,6 +46,7 @@ import type {
   RetryPolicy,
   TaskResult,
   TimerFiredEvent,
+  WaitForEventOptions,
 } from './types.ts'
 import {
   ContinueAsNewSignal,
@@ -322,19 +323,31 @@ export class Execution implements OrchestrationContext {
     return this.#timer(at)
   }
 
-  waitForEvent<T = unknown>(event: string | EventDefinition<T>): Task<T> {
+  waitForEvent<T = unknown>(event: string | EventDefinition<T>, options?: WaitForEventOptions): Task<T> {
     this.#checkOpen('waitForEvent')
     const name = typeof event === 'object' && event !== null ? event.name : event
     if (typeof name !== 'string' || name.length === 0)
       throw new BadInputError('waitForEvent needs an event name')
+    const timeoutMs = options?.timeoutMs
+    if (
+      timeoutMs !== undefined &&
+      !(Number.isFinite(timeoutMs) && timeoutMs > 0 && this.#now + timeoutMs <= LATEST_TIME_MS)
+    ) {
+      throw new BadInputError(
+        `waitForEvent('${name}'): timeoutMs must be a positive number of ms, ending before the ` +
+          `latest time a Date can hold (got ${String(timeoutMs)})`,
+      )
+    }
     const task = new Task<T>(this.clock)
     const at = this.#buffer.findIndex((ev) => ev.name === name)
-    if (at >= 0) completeTask(task, this.#unwrap(this.#buffer.splice(at, 1)[0]!.data) as T)
-    else {
-      let queue = this.#waiters.get(name)
-      if (queue === undefined) this.#waiters.set(name, (queue = []))
-      queue.push(task as Task<unknown>)
+    if (at >= 0) {
+      completeTask(task, this.#unwrap(this.#buffer.splice(at, 1)[0]!.data) as T)
+      return task
     }
+    let queue = this.#waiters.get(name)
+    if (queue === undefined) this.#waiters.set(name, (queue = []))
+    queue.push(task as Task<unknown>)
+    if (timeoutMs !== undefined) this.#giveUpAfter(task as Task<unknown>, name, timeoutMs)
     return task
   }
 
@@ -451,6 +464,22 @@ export class Execution implements OrchestrationContext {
       else completeTask(timer, undefined)
     })
     return timer
+  }
+
+  /**
+   * Ends the wait `task` for event `name` after `timeoutMs` (a durable timer): it fails with
+   * TimeoutError and leaves the queue of waits, so a later event goes to a later wait (an
+   * abandoned wait would take it unseen). An event that comes first cancels the timer.
+   */
+  #giveUpAfter(task: Task<unknown>, name: string, timeoutMs: number): void {
+    const timer = this.#timer(this.#now + timeoutMs)
+    timer.onDone(() => {
+      const queue = this.#waiters.get(name)
+      const at = queue?.indexOf(task) ?? -1
+      if (at >= 0) queue!.splice(at, 1)
+      failTask(task, new TimeoutError(`waitForEvent('${name}') got no event in ${timeoutMs} ms`))
+    })
+    task.onDone(() => timer.cancel())
   }
 
   /** A task over attempts made by `attempt(n)` (which returns the attempt's seq), retried by `policy`. */

@@ -52,4 +52,5 @@ export type {
   StepStatus,
   TaskResult,
   TimerFiredEvent,
+  WaitForEventOptions,
 } from './types.ts'

@@ -245,6 +245,15 @@ export type EntityCallProxy<E> = { [K in OperationName<E>]: (...args: OpArgs<E, 
 /** One-way entity proxy of an orchestration: each operation is a fire-and-forget signal. */
 export type EntitySignalProxy<E> = { [K in OperationName<E>]: (...args: OpArgs<E, K>) => void }
 
+/** Options of {@link OrchestrationContext.waitForEvent}. */
+export interface WaitForEventOptions {
+  /**
+   * Give up after this many ms (a durable timer): the wait fails with `TimeoutError` and no
+   * longer takes an event. Positive; default: wait for ever.
+   */
+  timeoutMs?: number
+}
+
 /** The result type of a task. */
 export type TaskResult<T> = T extends Task<infer R> ? R : never
 
@@ -298,10 +307,13 @@ export interface OrchestrationContext {
   /**
    * Waits for the next external event of that name. Events that arrive before any wait are kept in
    * arrival order and consumed FIFO by later waits; an event goes to the oldest unfinished wait of
-   * its name, even one that lost an `any` race, so in a loop keep the same wait task until it wins.
+   * its name, even one that lost an `any` race to a timer — so to wait with a timeout give
+   * `timeoutMs` (the task then fails with `TimeoutError` when no event came in time, and an event
+   * arriving later goes to the next wait, or is kept for it), or in a loop keep the same wait task
+   * until it wins. @example const { by } = yield* ctx.waitForEvent(approval, { timeoutMs: 60_000 })
    */
-  waitForEvent<T>(event: EventDefinition<T>): Task<T>
-  waitForEvent<T = unknown>(name: string): Task<T>
+  waitForEvent<T>(event: EventDefinition<T>, options?: WaitForEventOptions): Task<T>
+  waitForEvent<T = unknown>(name: string, options?: WaitForEventOptions): Task<T>
   /** Completes when every task did (results in order); fails with the first failure to arrive. */
   all<const T extends readonly Task<unknown>[]>(
     tasks: T,

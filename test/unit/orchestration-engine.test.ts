@@ -263,6 +263,21 @@ const approval = orchestration('approval', function* (ctx, timeoutMs: number) {
   return 'timed out'
 })
 
+/** Waits with a timeout in a loop: the natural form, which an abandoned wait made lose events. */
+const polls = orchestration('polls', function* (ctx) {
+  const got: string[] = []
+  let timeouts = 0
+  while (got.length < 2) {
+    try {
+      got.push(yield* ctx.waitForEvent<string>('msg', { timeoutMs: 1000 }))
+    } catch (err) {
+      if (!(err instanceof Error) || err.name !== 'TimeoutError') throw err
+      timeouts++
+    }
+  }
+  return { got, timeouts }
+})
+
 const go = externalEvent<{ by: string }>('go')
 const typedWait = orchestration('typedWait', function* (ctx) {
   const { by } = yield* ctx.waitForEvent(go)
@@ -423,6 +438,52 @@ const scenarios: Array<[string, (mode: Mode) => Sim[]]> = [
       expect(sim.start().status).toBe('running')
       const end = sim.step([{ e: 'event', name: 'go', data: { by: 'ana' } }], T0 + 5)
       expect(end).toMatchObject({ status: 'completed', output: 'go by ana' })
+      return [sim]
+    },
+  ],
+  [
+    'a wait with a timeout gives up, and an event after it goes to the next wait',
+    (mode) => {
+      // (with ctx.any([wait, timer]) in this loop the first, abandoned wait took the event)
+      const sim = new Sim(polls, mode)
+      expect(sim.start().commands).toEqual([{ c: 'timer', seq: 0, fireAt: T0 + 1000 }])
+      const timedOut = sim.step([{ e: 'timerFired', seq: 0 }], T0 + 1000)
+      expect(timedOut.commands).toEqual([{ c: 'timer', seq: 1, fireAt: T0 + 2000 }])
+      // an event cancels the timer of the wait it ends; the next wait has a timer of its own
+      const first = sim.step([{ e: 'event', name: 'msg', data: 'a' }], T0 + 1500)
+      expect(first.commands).toEqual([
+        { c: 'cancelTimer', seq: 1 },
+        { c: 'timer', seq: 3, fireAt: T0 + 2500 },
+      ])
+      // a late fire of the cancelled timer is ignored; two events: the second is kept for no wait
+      expect(sim.step([{ e: 'timerFired', seq: 1 }], T0 + 2000).appended).toEqual([])
+      const end = sim.step(
+        [
+          { e: 'event', name: 'msg', data: 'b' },
+          { e: 'event', name: 'msg', data: 'c' },
+        ],
+        T0 + 2100,
+      )
+      expect(end).toMatchObject({ status: 'completed', output: { got: ['a', 'b'], timeouts: 1 } })
+      expect(end.commands).toEqual([{ c: 'cancelTimer', seq: 3 }])
+      return [sim]
+    },
+  ],
+  [
+    'a wait with a timeout takes an event that arrived before it, with no timer',
+    (mode) => {
+      const sim = new Sim(polls, mode)
+      sim.start()
+      const end = sim.step(
+        [
+          { e: 'event', name: 'msg', data: 'a' },
+          { e: 'event', name: 'msg', data: 'b' },
+        ],
+        T0 + 10,
+      )
+      expect(end).toMatchObject({ status: 'completed', output: { got: ['a', 'b'], timeouts: 0 } })
+      // the first event ended the first wait (its timer cancelled); the second was there already
+      expect(end.commands).toEqual([{ c: 'cancelTimer', seq: 0 }])
       return [sim]
     },
   ],
@@ -1373,6 +1434,8 @@ describe('engine edge cases', () => {
         attempt(() => ctx.createTimer(5000))
         // (it never fires, and `basalt history` failed on it with "RangeError: Invalid time value")
         attempt(() => ctx.createTimer(9e15))
+        attempt(() => ctx.waitForEvent('x', { timeoutMs: 0 }))
+        attempt(() => ctx.waitForEvent('x', { timeoutMs: 9e15 }))
         attempt(() => ctx.any([]))
         attempt(() => ctx.callActivity(child as never, 1))
         attempt(() => ctx.startOrchestration(child, 1, { instanceId: '' }))
@@ -1387,6 +1450,8 @@ describe('engine edge cases', () => {
       'BadInputError: createTimer takes the time to fire, not a delay: 5000 is 1970-01-01T00:00:05.000Z; ' +
         'for a delay of 5000 ms write ctx.createTimer(ctx.now() + 5000)',
       'BadInputError: createTimer: 9000000000000000 is past the latest time a Date can hold (at most 8640000000000000)',
+      "BadInputError: waitForEvent('x'): timeoutMs must be a positive number of ms, ending before the latest time a Date can hold (got 0)",
+      "BadInputError: waitForEvent('x'): timeoutMs must be a positive number of ms, ending before the latest time a Date can hold (got 9000000000000000)",
       'BadInputError: any needs at least one task',
       'BadInputError: callActivity needs a definition made by activity()',
       'BadInputError: instance id must be a non-empty string (got string "")',
