@@ -37,6 +37,12 @@ export interface CompletedAtOnce {
 /** The pending activities of one partition's instances. */
 export class InstanceActivities {
   readonly #pending = new Map<string, ActivityTask>()
+  /**
+   * Pending activities whose outcome their suspended instance could not hold (instance-host.ts):
+   * they run again when it resumes. In memory only: after a crash every pending activity runs
+   * again anyway.
+   */
+  readonly #dropped = new Set<string>()
   #closed = false
 
   constructor(
@@ -156,6 +162,21 @@ export class InstanceActivities {
       : { k: 'done', i: task.instanceId, s: task.seq, ok: 0, err: outcome.error }
   }
 
+  /** Drops the outcome of a pending activity, which stays pending, to run again by {@link rerunDropped}. */
+  dropOutcome(id: string, seq: number): void {
+    this.#dropped.add(itemKey.activity(this.port.p, id, seq))
+  }
+
+  /** Runs again the pending activities of instance `id` whose outcomes were dropped. */
+  rerunDropped(id: string): void {
+    for (const key of this.#dropped) {
+      const task = this.#pending.get(key)
+      if (task !== undefined && task.instanceId !== id) continue
+      this.#dropped.delete(key)
+      if (task !== undefined) this.#run(key, task)
+    }
+  }
+
   /**
    * Forgets an activity of an instance (it completed, or the instance ended); a pending one's item
    * goes, and its large input (only in the item) once the round is durable. One that completed at
@@ -166,6 +187,7 @@ export class InstanceActivities {
     const task = this.#pending.get(key)
     if (task === undefined) return
     this.#pending.delete(key)
+    this.#dropped.delete(key)
     this.port.dropItem(key)
     if (task.input instanceof BlobRef) this.values.dropAfterCommit([task.input])
   }

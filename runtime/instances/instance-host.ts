@@ -36,7 +36,7 @@ import {
   type WaitMessage,
 } from '../../actors/wire/index.ts'
 import { type NewEvent } from '../../actors/orchestration/index.ts'
-import { DEFER_UNKNOWN_MS, type InstanceHandler, type HostPort } from '../partition/index.ts'
+import { DEFER_UNKNOWN_MS, sizeOf, type InstanceHandler, type HostPort } from '../partition/index.ts'
 import { CompletionWaits } from './completion-waits.ts'
 import { InstanceCache, type Live } from './instance-cache.ts'
 import { answerInstanceQuery } from './instance-queries.ts'
@@ -268,8 +268,17 @@ export class InstanceHost implements InstanceHandler {
     if (msg.lk !== undefined && live?.rec.lk?.[0] !== msg.s) return this.#giveBack(msg, live)
     if (live === undefined || isTerminal(live.rec.status)) return
     const rec = live.rec
-    if (this.#steps.sendHeldCalls(rec, msg.s)) this.#save(rec) // whatever becomes of the grant below
     const at = rec.activities.indexOf(msg.s)
+    if (rec.status !== RuntimeStatus.Running && !this.#mayHold(rec, msg)) {
+      // A suspended instance holds what arrives in its record, up to what one step may take (as
+      // events): the outcomes of a fan-out that completed meanwhile grew the record past what a
+      // commit record holds, and the partition failed at every commit. Past that, an activity
+      // stays pending and runs again when the instance resumes; another outcome waits as a
+      // deferred message.
+      if (at >= 0) return this.#activities.dropOutcome(rec.id, msg.s)
+      return this.port.defer(msg)
+    }
+    if (this.#steps.sendHeldCalls(rec, msg.s)) this.#save(rec) // whatever becomes of the grant below
     if (at >= 0) {
       rec.activities.splice(at, 1)
       this.#activities.forget(rec.id, msg.s)
@@ -315,7 +324,11 @@ export class InstanceHost implements InstanceHandler {
         rec.status = RuntimeStatus.Running
         ok()
         if (live.ready !== true && !(await this.#prepare(live))) return
-        return this.#step(live, rec.buffered.splice(0))
+        {
+          const stepped = this.#step(live, rec.buffered.splice(0))
+          this.#activities.rerunDropped(rec.id)
+          return stepped
+        }
       case 'purge':
         if (!isTerminal(rec.status)) {
           return this.#fail(
@@ -348,6 +361,12 @@ export class InstanceHost implements InstanceHandler {
     if (live === undefined) return this.port.replyTo(to, [to[1], 1, NO_INSTANCE])
     if (isTerminal(live.rec.status)) return this.port.replyTo(to, [to[1], 1, encodeOutcome(live.rec)])
     this.#waits.hold(msg.i, to, msg.ms)
+  }
+
+  /** Whether an instance that is not running can hold the outcome `msg` in its record too. */
+  #mayHold(rec: InstanceRecord, msg: DoneMessage): boolean {
+    const limit = this.#values.stepLimit
+    return encode(rec.buffered).length + sizeOf(msg, limit) <= limit
   }
 
   /**

@@ -75,6 +75,16 @@ const fansOutWide = orchestration('fansOutWide', function* (ctx, n: number) {
   return (yield* ctx.all(Array.from({ length: n }, () => ctx.callActivity(bigResult, 1)))).length
 })
 
+/** Results of ~30 kB, under the size that goes by reference: each stays inline where it is kept. */
+const slowResult = activity('slowResult', async (i: number) => {
+  await new Promise((r) => setTimeout(r, 300))
+  return `${i}:${'s'.repeat(30_000)}`
+})
+const fansOutSlowly = orchestration('fansOutSlowly', function* (ctx, n: number) {
+  const results = yield* ctx.all(Array.from({ length: n }, (_, i) => ctx.callActivity(slowResult, i)))
+  return results.map((r) => r.split(':')[0]).join(',')
+})
+
 /** Waits for 'next', then continues as new with the 'e' events that arrived before it. */
 const carriesEvents = orchestration('carriesEvents', function* (ctx, generation: number) {
   if (generation === 2) return 'second'
@@ -103,6 +113,8 @@ const stack = useHub(nats, {
     waitsForEvents,
     carriesEvents,
     fansOutWide,
+    slowResult,
+    fansOutSlowly,
   ],
 })
 
@@ -207,6 +219,21 @@ describe('poison pills', () => {
       /^a step of instance '.+' \(fansOutWide\) \(3000 commands and 3002 history events; issue fewer tasks in one step: await them in batches, or fan out through sub-orchestrations\) is \d+ bytes/,
     )
     await partitionStillWorks('after-fan-out', 5)
+  })
+
+  it('keeps the outcomes that reach a suspended instance within one step; the rest wait', async () => {
+    // (100 results of 30 kB held in the instance record made every commit record 3 MB: the
+    // partition failed at each commit, and the instance failed on resume with a step of 3 MB)
+    const id = await stack.client.start(fansOutSlowly, 100)
+    await stack.client.suspend(id)
+    await new Promise((r) => setTimeout(r, 1_000))
+    expect(stack.node.stats().failures, 'partition failures while suspended').toBe(0)
+    expect((await stack.client.getStatus(id))?.status).toBe('Suspended')
+    await stack.client.resume(id)
+    const done = await stack.client.waitForCompletion<string>(id, { timeoutMs: 20_000 })
+    expect(done.status).toBe('Completed')
+    expect(done.output).toBe(Array.from({ length: 100 }, (_, i) => i).join(','))
+    await partitionStillWorks('after-suspended-fan-out', 5)
   })
 
   it('fails an orchestration whose custom status is huge', async () => {
