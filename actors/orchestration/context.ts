@@ -65,6 +65,8 @@ export interface ExecutionInit {
   instanceId: string
   /** Execution number of the instance (1 unless continued as new). */
   execution: number
+  /** The seq of the execution's first decision (see `StartEvent.seq`; default 0). */
+  firstSeq?: number
   logSink?: LogSink
   /** Turns a recorded value into the value the code gets (see `ExecutorOptions.unwrap`). */
   unwrap?: (value: unknown) => unknown
@@ -102,7 +104,7 @@ export class Execution implements OrchestrationContext {
   constructor(init: ExecutionInit) {
     this.#init = init
     this.instanceId = init.instanceId
-    this.#decisions = new Decisions(init.definition, init.instanceId)
+    this.#decisions = new Decisions(init.definition, init.instanceId, init.firstSeq)
     const line =
       (level: LogLevel) =>
       (...parts: unknown[]) => {
@@ -449,7 +451,9 @@ export class Execution implements OrchestrationContext {
 
   #childId(seq: number): string {
     const execution = this.#init.execution
-    return execution > 1 ? `${this.instanceId}:${execution}:${seq}` : `${this.instanceId}:${seq}`
+    // (numbered within the execution, whatever its first seq)
+    const n = seq - this.#decisions.firstSeq
+    return execution > 1 ? `${this.instanceId}:${execution}:${n}` : `${this.instanceId}:${n}`
   }
 
   #timer(fireAt: number): TimerTask {

@@ -32,7 +32,11 @@ export class Decisions {
   constructor(
     readonly definition: OrchestrationDefinition<any, any>,
     readonly instanceId: string,
-  ) {}
+    /** The seq of the execution's first decision (see `StartEvent.seq`). */
+    readonly firstSeq = 0,
+  ) {
+    this.#seq = firstSeq
+  }
 
   /** Whether the step under way replays the history (else it is live). */
   get replaying(): boolean {

@@ -58,6 +58,7 @@ class Runner {
       definition,
       instanceId,
       execution: started.execution ?? 1,
+      ...(started.seq === undefined ? {} : { firstSeq: started.seq }),
       ...(logSink === undefined ? {} : { logSink }),
       ...(unwrap === undefined ? {} : { unwrap }),
     })
@@ -189,6 +190,7 @@ export class OrchestrationExecutor {
           ...(start.input === undefined ? {} : { input: start.input }),
           ...(this.definition.version === undefined ? {} : { version: this.definition.version }),
           ...(start.execution === undefined ? {} : { execution: start.execution }),
+          ...(start.seq === undefined ? {} : { seq: start.seq }),
         }
         prefix.push(started)
         runner = this.#runner(started)

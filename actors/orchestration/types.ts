@@ -42,6 +42,8 @@ export interface StartedEvent {
   version?: string
   /** Execution number (1 for a fresh instance, +1 per continue-as-new), when the runtime gave it. */
   execution?: number
+  /** The sequence number of the execution's first command, when not 0 (see {@link StartEvent.seq}). */
+  seq?: number
 }
 
 /** Marks the start of a step; `t` is what `ctx.now()` returns during the step. */
@@ -136,6 +138,12 @@ export interface StartEvent {
   e: 'started'
   input?: unknown
   execution?: number
+  /**
+   * The sequence number the execution's first command takes (default 0). The runtime gives each
+   * execution a range of its own, so that an outcome still on its way from an earlier execution
+   * (of an activity, child, entity call or timer it left behind) never matches a task of this one.
+   */
+  seq?: number
 }
 
 /** What can arrive for a step: a start, task completions and failures, timer fires, events. */

@@ -47,6 +47,7 @@ import { chunkTail, dropHistory, loadHistory, refsOf } from './instance-history.
 import {
   InstanceExistsError,
   RuntimeStatus,
+  firstSeqOf,
   isTerminal,
   type InstanceRecord,
   type Workflows,
@@ -88,6 +89,7 @@ export class InstanceHost implements InstanceHandler {
       finish: (live, status, output, error) => this.#finish(live, status, output, error),
       save: (rec) => this.#save(rec),
       releaseLocks: (rec) => this.#releaseLocks(rec),
+      forgetTasks: (rec) => this.#forgetTasks(rec),
     })
     this.#waits = new CompletionWaits(port, this.#values.valueLimit)
   }
@@ -211,8 +213,11 @@ export class InstanceHost implements InstanceHandler {
       return
     }
     this.port.metrics.started(rec.name)
+    // (a replaced instance's execution numbers its commands in a range of its own, as after a
+    // continue-as-new: outcomes the replaced one left on their way match none of them)
+    const seq = firstSeqOf(rec.exec)
     return this.#step(this.#cache.get(msg.i)!, [
-      { e: 'started', input: rec.input, execution: rec.exec },
+      { e: 'started', input: rec.input, execution: rec.exec, ...(seq === 0 ? {} : { seq }) },
       ...(pending?.buffered ?? []),
     ])
   }

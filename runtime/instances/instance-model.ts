@@ -23,6 +23,21 @@ export type RuntimeStatus = (typeof RuntimeStatus)[keyof typeof RuntimeStatus]
 
 const TERMINAL = new Set<string>([RuntimeStatus.Completed, RuntimeStatus.Failed, RuntimeStatus.Terminated])
 
+/**
+ * Decisions an execution numbers in a range of its own: execution n's first command takes seq
+ * (n − 1) × this. An outcome that an earlier execution (continued as new, or replaced) left on its
+ * way — an activity still running, a child, an entity call — then finds no task of its seq and is
+ * ignored; with every execution counting from 0 it completed the task of the same seq in the next
+ * one. An execution issuing more commands than this reaches the next one's range: harmless unless
+ * outcomes of both are in flight at once.
+ */
+export const SEQS_PER_EXECUTION = 1_000_000
+
+/** The seq of the first command of execution `exec` (see {@link SEQS_PER_EXECUTION}). */
+export function firstSeqOf(exec: number): number {
+  return (exec - 1) * SEQS_PER_EXECUTION
+}
+
 /** Whether a status is final. */
 export function isTerminal(status: string): boolean {
   return TERMINAL.has(status)

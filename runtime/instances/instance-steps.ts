@@ -20,7 +20,7 @@ import type { HostPort } from '../partition/index.ts'
 import type { InstanceActivities } from './instance-activities.ts'
 import type { Live } from './instance-cache.ts'
 import { dropHistory, refsOf } from './instance-history.ts'
-import { RuntimeStatus, type InstanceRecord, type Workflows } from './instance-model.ts'
+import { RuntimeStatus, firstSeqOf, type InstanceRecord, type Workflows } from './instance-model.ts'
 import type { InstanceValues } from './instance-values.ts'
 import { endStep, sendContext, stepSpan } from './instance-spans.ts'
 import type { ActivityTask, EntityOp, LockMessage, StartMessage } from '../../actors/wire/index.ts'
@@ -37,6 +37,8 @@ export interface StepHost {
   save(rec: InstanceRecord): void
   /** Releases the critical section the instance asked for. */
   releaseLocks(rec: InstanceRecord): void
+  /** Cancels the instance's timers and forgets its pending activities. */
+  forgetTasks(rec: InstanceRecord): void
 }
 
 /** Runs the steps of a partition's instances. */
@@ -122,6 +124,10 @@ export class InstanceSteps {
       case 'continuedAsNew': {
         const next = result.continueAsNew!
         this.host.releaseLocks(rec)
+        // what the ended execution still waited for is not the next one's: its timers and
+        // activities go (their outcomes, and those of children and entity calls, find no task of
+        // their seq in the next execution, which numbers its own from firstSeqOf)
+        this.host.forgetTasks(rec)
         // the values of the ended execution go once its end is durable (not those carried over)
         const carried = new Set<BlobRef>(refsOf(next.carriedEvents))
         if (next.input instanceof BlobRef) carried.add(next.input)
@@ -132,12 +138,13 @@ export class InstanceSteps {
         live.history = []
         rec.input = next.input
         rec.exec++
-        rec.timers = []
-        rec.activities = []
         live.executor = undefined
         this.run(
           live,
-          [{ e: 'started', input: next.input, execution: rec.exec }, ...next.carriedEvents],
+          [
+            { e: 'started', input: next.input, execution: rec.exec, seq: firstSeqOf(rec.exec) },
+            ...next.carriedEvents,
+          ],
           next.carriedEvents.length,
         )
         return

@@ -1511,6 +1511,30 @@ describe('engine edge cases', () => {
     })
   })
 
+  it('an execution given a first seq numbers its commands from it, in replay too', () => {
+    // (so that outcomes an earlier execution left on their way match no task of this one)
+    const numbered = orchestration('numbered', function* (ctx) {
+      const a = ctx.callActivity(echo, 1)
+      ctx.startOrchestration(child, 2)
+      yield* a
+      return ctx.instanceId
+    })
+    const ex = new OrchestrationExecutor(numbered, 'n', { alwaysReplay: true })
+    const first = ex.step([], [{ e: 'started', execution: 3, seq: 2_000_000 }], T0)
+    expect(first.appended[0]).toMatchObject({ e: 'started', execution: 3, seq: 2_000_000 })
+    expect(first.commands).toEqual([
+      { c: 'activity', seq: 2_000_000, name: 'echo', input: 1, attempt: 1 },
+      // default child ids count within the execution
+      { c: 'start', name: 'child', instanceId: 'n:3:1', input: 2 },
+    ])
+    // an outcome of seq 0 (an earlier execution's) is not this execution's
+    expect(ex.step(first.appended, [{ e: 'completed', seq: 0, result: 'stale' }], T0 + 1).appended).toEqual(
+      [],
+    )
+    const end = ex.step(first.appended, [{ e: 'completed', seq: 2_000_000, result: 1 }], T0 + 2)
+    expect(end).toMatchObject({ status: 'completed', output: 'n' })
+  })
+
   it('the logger is silent without a sink and formats errors and objects', () => {
     const lines: string[] = []
     const def = orchestration('logs', function* (ctx) {
