@@ -28,8 +28,16 @@ export type TypeName = `e:${string}` | `o:${string}` | `a:${string}` | `f:${stri
  */
 export const LOCK_OPS = 'f:lock-ops' satisfies TypeName
 
+/**
+ * Each execution of an orchestration instance numbers its commands in a range of its own
+ * (`StartedEvent.seq`, `firstSeqOf` in runtime/instances/instance-model.ts). A node without it
+ * would replay such a history counting from 0: its recorded outcomes would match no task, and the
+ * instance would fail with NonDeterminismError or wait for ever.
+ */
+export const EXEC_SEQS = 'f:exec-seqs' satisfies TypeName
+
 /** The wire features this version runs, published in every heartbeat. */
-export const WIRE_FEATURES: readonly TypeName[] = [LOCK_OPS]
+export const WIRE_FEATURES: readonly TypeName[] = [EXEC_SEQS, LOCK_OPS]
 
 /** Whether a name is a wire feature (`f:`), not a type a node runs. */
 export function isFeature(name: string): boolean {
