@@ -211,5 +211,8 @@ export class InstanceActivities {
  * as it is.
  */
 function ownInput(task: ActivityTask): ActivityTask {
-  return task.input instanceof BlobRef ? task : { ...task, input: copyOf(task.input) }
+  const input = task.input
+  // (a scalar or string is its own copy: no new task for it)
+  if (typeof input !== 'object' || input === null || input instanceof BlobRef) return task
+  return { ...task, input: copyOf(input) }
 }
