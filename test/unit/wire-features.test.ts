@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest'
 import { CodecError } from '../../actors/index.ts'
 import { checkMessage, type EntityOp } from '../../actors/wire/index.ts'
 import {
+  EXEC_SEQS,
   HubTypes,
   LOCK_OPS,
   WIRE_FEATURES,
@@ -90,7 +91,8 @@ describe('feature names are no types', () => {
   it('are published with the registry names, unless a test node withholds them', () => {
     const split = splitRegistry([Account, transfer])
     expect(WIRE_FEATURES).toContain(LOCK_OPS)
-    expect(registryNames(split)).toEqual(['e:Account', LOCK_OPS, 'o:transfer'])
+    expect(WIRE_FEATURES).toContain(EXEC_SEQS)
+    expect(registryNames(split)).toEqual(['e:Account', EXEC_SEQS, LOCK_OPS, 'o:transfer'])
     expect(registryNames(split, [])).toEqual(['e:Account', 'o:transfer'])
   })
 })
