@@ -7,9 +7,9 @@
  * third of what each activity of a hello-sequence cost). Any other is pending: its item
  * `a.<p>.<id>.<seq>` is written in the round that scheduled it, and its outcome is queued for the
  * instance's next step. The pending set survives a crash in those items: after recovery every
- * activity scheduled but not completed runs again (at least once). One this node lacks but the hub knows (a rolling
- * deploy, or a node with no orchestrations that took over) stays pending, its item kept, for an
- * owner that runs it. Apart from the instance host (instance-host.ts).
+ * activity scheduled but not completed runs again (at least once). One this node lacks but the
+ * hub knows (a rolling deploy, or a node with no orchestrations that took over) stays pending, its
+ * item kept, for an owner that runs it. Apart from the instance host (instance-host.ts).
  */
 import { toErrorInfo, isThenable } from '../../actors/index.ts'
 import {
