@@ -20,6 +20,7 @@ export {
 export { copyOf, decode, decodeEnvelope, encode, encodeChecked, unencodable, unsendableIn } from './codec.ts'
 export { isReachable, whileConnected } from './connection-health.ts'
 export { fastJetStream, type FastJetStream, type PublishAck } from './fast-js.ts'
+export { replyBatch, type ReplyBatch } from './reply-batch.ts'
 export {
   CONNECTION_LOST,
   PERMISSION_DENIED,

@@ -6,20 +6,16 @@
  * before the acknowledgement. Split from the loop (partition.ts), which decides when to seal.
  */
 import { FencedError, PayloadTooLargeError } from '../../actors/index.ts'
-import {
-  WIRE_VERSION,
-  type CommitRecord,
-  type LogWriter,
-  type Reply,
-  type ReplyEnvelope,
-} from '../../actors/wire/index.ts'
+import { type CommitRecord, type LogWriter, type Reply } from '../../actors/wire/index.ts'
 import {
   encode,
   isWrongLastSequence,
   ItemKind,
   kindOf,
+  replyBatch,
   type HubNames,
   type NatsConnection,
+  type ReplyBatch,
 } from '../nats/index.ts'
 import type { Logger } from '../util/index.ts'
 import type { PartitionMetrics } from '../metrics/index.ts'
@@ -75,9 +71,12 @@ export class Commits {
   open: CommitRound
   /** The round whose record is being appended, if any. */
   inflight: CommitRound | null = null
+  /** Where replies leave, together with other partitions' on this connection (reply-batch.ts). */
+  readonly #replies: ReplyBatch
 
   constructor(readonly core: CommitCore) {
     this.open = new CommitRound(1, core.cursor.pos)
+    this.#replies = replyBatch(core.nc)
   }
 
   /** Opens round `n` (after recovery: the one after the last committed record). */
@@ -247,12 +246,11 @@ export class Commits {
       return
     }
     this.core.recentReplies.remember(inbox, replies)
-    const env: ReplyEnvelope = { v: WIRE_VERSION, r: replies }
-    try {
-      this.core.nc.publish(inbox, encode(env))
-    } catch (err) {
-      this.core.logger.warn('reply not sent', { p: this.core.p, inbox, error: String(err) })
-    }
+    this.#replies.add(inbox, replies, this.#replyFailed)
+  }
+
+  readonly #replyFailed = (inbox: string, replies: number, err: unknown): void => {
+    this.core.logger.warn('reply not sent', { p: this.core.p, inbox, replies, error: String(err) })
   }
 }
 

@@ -112,7 +112,8 @@ describe('a reply lost in transit', () => {
       log.call.append('x'),
       client.start(helloSequence, ['Oslo'], { instanceId: 'lost-start' }),
     ])
-    expect(dropped()).toBeGreaterThanOrEqual(2)
+    // (both replies dropped: in one message when the two commits were acknowledged together)
+    expect(dropped()).toBeGreaterThanOrEqual(1)
     dropping = false
     expect(length).toBe(1)
     expect(id).toBe('lost-start')
