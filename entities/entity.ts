@@ -84,7 +84,11 @@ export abstract class Entity<S = unknown> {
   /** @internal */
   [contextSlot]: EntityContext | undefined
 
-  /** The state of a new (or deleted) entity. */
+  /**
+   * The state of a new (or deleted) entity. Runs as part of the operation that finds the entity
+   * without a state, so it may read {@link key}; what it throws fails that operation (its caller
+   * gets the error) and nothing else.
+   */
   abstract initialState(): S
 
   /** The entity's state; assign to replace it. Only available inside an operation. */
