@@ -108,7 +108,8 @@ export abstract class Entity<S = unknown> {
 
   /**
    * Deletes the entity: its state is removed when the operation commits. A later operation sees a
-   * fresh {@link initialState}.
+   * fresh {@link initialState}. Only assigning {@link state} afterwards in the same operation keeps
+   * a state: a change in place of the fresh state `this.state` then holds is discarded with it.
    */
   deleteState(): void {
     const ctx = this.#context()

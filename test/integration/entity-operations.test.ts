@@ -191,6 +191,16 @@ class Keyed extends Entity<{ owner: string; visits: number }> {
   close() {
     this.deleteState()
   }
+  /** A change in place after deleteState() goes with the deleted state (README says so). */
+  closeAndTouch() {
+    this.deleteState()
+    this.state.visits = 99
+  }
+  /** An assignment after deleteState() stores a state again. */
+  closeAndReplace() {
+    this.deleteState()
+    this.state = { owner: 'replaced', visits: 7 }
+  }
 }
 
 class Unregistered extends Entity<number> {
@@ -460,6 +470,18 @@ describe('entity operations', () => {
       expect((await stack.client.entity(Keyed, `k${i}`).call.visit()).owner).toBe(`k${i}`)
     await good.signal.close()
     expect(await good.call.visit()).toEqual({ owner: 'alice', visits: 1 })
+  })
+
+  it('keeps a state after deleteState() only when the operation assigns one', async () => {
+    const e = stack.client.entity(Keyed, 'reopened')
+    await e.call.visit()
+    await e.call.closeAndTouch()
+    expect(await stack.client.readEntityState(Keyed, 'reopened')).toEqual({ exists: false })
+    await e.call.closeAndReplace()
+    expect(await stack.client.readEntityState(Keyed, 'reopened')).toEqual({
+      exists: true,
+      state: { owner: 'replaced', visits: 7 },
+    })
   })
 
   it('answers a scheduled signals query for an entity type the node does not know with UnknownEntityError', async () => {
