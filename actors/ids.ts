@@ -25,9 +25,12 @@ export function checkTypeName(type: string): string {
   return type
 }
 
+/** `String.prototype.isWellFormed` (Node 20), which the ES2022 lib does not declare. */
+type WellFormed = { isWellFormed(): boolean }
+
 /**
- * Checks an actor key: a non-empty string of at most {@link MAX_KEY_BYTES} bytes. `what` names it
- * in the error (`entity key`, `instance id`).
+ * Checks an actor key: a non-empty string of at most {@link MAX_KEY_BYTES} bytes, well-formed
+ * Unicode. `what` names it in the error (`entity key`, `instance id`).
  *
  * @example checkKey(42, 'instance id') // BadInputError: instance id must be a non-empty string (got number 42)
  */
@@ -37,6 +40,13 @@ export function checkKey(key: unknown, what = 'entity key'): string {
   }
   if (key.length * 3 > MAX_KEY_BYTES && Buffer.byteLength(key) > MAX_KEY_BYTES) {
     throw new BadInputError(`${what} is longer than ${MAX_KEY_BYTES} bytes (got ${Buffer.byteLength(key)})`)
+  }
+  // A lone surrogate travels as U+FFFD (UTF-8 has no encoding for it): the receiver would hash
+  // another key than the sender did, and refuse the message as sent to the wrong partition.
+  if (!(key as unknown as WellFormed).isWellFormed()) {
+    throw new BadInputError(
+      `${what} is not well-formed Unicode: it has a lone surrogate (got ${describe(key)})`,
+    )
   }
   return key
 }

@@ -84,7 +84,11 @@ export abstract class Entity<S = unknown> {
   /** @internal */
   [contextSlot]: EntityContext | undefined
 
-  /** The state of a new (or deleted) entity. */
+  /**
+   * The state of a new (or deleted) entity. Runs as part of the operation that finds the entity
+   * without a state, so it may read {@link key}; what it throws fails that operation (its caller
+   * gets the error) and nothing else.
+   */
   abstract initialState(): S
 
   /** The entity's state; assign to replace it. Only available inside an operation. */
@@ -104,7 +108,8 @@ export abstract class Entity<S = unknown> {
 
   /**
    * Deletes the entity: its state is removed when the operation commits. A later operation sees a
-   * fresh {@link initialState}.
+   * fresh {@link initialState}. Only assigning {@link state} afterwards in the same operation keeps
+   * a state: a change in place of the fresh state `this.state` then holds is discarded with it.
    */
   deleteState(): void {
     const ctx = this.#context()

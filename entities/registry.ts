@@ -35,8 +35,6 @@ export interface EntityType {
   schemas: ReadonlyMap<string, ArgumentSchema> | undefined
   /** Longest an asynchronous operation may take, in ms (`Infinity`: no limit). */
   timeoutMs: number
-  /** An object of the class used only for `initialState()`; never bound to an operation. */
-  instance: Entity
 }
 
 /** Entity types by name. */
@@ -67,7 +65,7 @@ export class EntityRegistry {
       cls.operationTimeoutMs === undefined
         ? this.#timeoutMs
         : checkTimeout(cls.operationTimeoutMs, `${name}.operationTimeoutMs`)
-    this.#types.set(name, { name, cls, operations, schemas, timeoutMs, instance: new cls() })
+    this.#types.set(name, { name, cls, operations, schemas, timeoutMs })
   }
 
   /** The type named `name`, or undefined. */
@@ -92,9 +90,18 @@ export class EntityRegistry {
     return [...this.#types.keys()]
   }
 
-  /** The state of a new entity of type `name`. */
-  initialState(name: string): unknown {
-    return this.get(name).instance.initialState()
+  /**
+   * The state of a new (or deleted) entity: `initialState()` of `entity` bound to `ctx`, as an
+   * operation is, so it may read `this.key`. Throws whatever `initialState()` throws; the caller
+   * runs it as part of the operation, which then fails like one that threw.
+   */
+  initialState(entity: Entity, ctx: EntityContext): unknown {
+    bindContext(entity, ctx)
+    try {
+      return entity.initialState()
+    } finally {
+      bindContext(entity, undefined)
+    }
   }
 
   /** A fresh object of type `name` to run operations on; throws {@link UnknownEntityError}. */

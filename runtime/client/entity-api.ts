@@ -16,12 +16,11 @@ import { watchItem } from './watch.ts'
 import { MAX_ENTITY_PAGE_SIZE, typeNameOf } from './args.ts'
 import { checkKnownKeys, checkOptionalString, keysOf } from '../util/index.ts'
 
-/** What {@link Client.readEntityState} returns. */
-export interface EntityState<S> {
-  exists: boolean
-  /** The committed state, or undefined when the entity does not exist. */
-  state: S | undefined
-}
+/**
+ * What {@link Client.readEntityState} returns: the committed state, or none when the entity does
+ * not exist. `exists` narrows it: after `if (r.exists)`, `r.state` is an `S`.
+ */
+export type EntityState<S> = { exists: true; state: S } | { exists: false; state: undefined }
 
 /** One scheduled signal of {@link Client.scheduledSignals}. */
 export interface ScheduledSignal {
@@ -76,7 +75,7 @@ export class EntityApi {
     return readAgainIfMissing(async () => {
       const answer = await this.#readRaw(t, key)
       const state = answer.state === null ? undefined : decode(answer.state, 'entity state')
-      return { exists: answer.exists, state: (await this.value(state)) as StateOf<E> | undefined }
+      return { exists: answer.exists, state: await this.value(state) } as EntityState<StateOf<E>>
     })
   }
 

@@ -22,6 +22,7 @@ export interface ValueEncoder {
 export interface Entry {
   type: string
   key: string
+  /** Unused while `bytes` is null: an operation then starts from `initialState()`. */
   state: unknown
   bytes: Uint8Array | null
   /** Touched since the eviction hand last passed. */

@@ -252,10 +252,15 @@ export class EntityHost implements ValueEncoder {
     this.port.metrics.entityOp(msg.t, msg.op, msg.r === undefined && msg.ro === undefined)
     if (this.port.tracing.on) this.#span = entitySpan(this.port, msg)
     const ctx = this.#ctx
+    const entity = this.#objectOf(type)
     ctx.reset(msg, entry.state)
     let result: unknown
     try {
-      result = this.registry.run(this.#objectOf(type), ctx, msg.op, args)
+      // A new or deleted entity starts from initialState(), made here as part of the operation:
+      // it may read this.key, and what it throws fails the operation, not the partition (made at
+      // load time, outside any operation, a throw there stopped the partition at every restart).
+      if (entry.bytes === null) ctx.state = this.registry.initialState(entity, ctx)
+      result = this.registry.run(entity, ctx, msg.op, args)
     } catch (err) {
       return this.#undo(entry, msg, err as Error)
     }
@@ -326,11 +331,9 @@ export class EntityHost implements ValueEncoder {
 
   /** The operation failed: its state change and its signals are discarded. */
   #undo(entry: Entry, msg: EntityOp, err: Error): void {
-    // the entity keeps its last committed-or-speculative state
-    entry.state =
-      entry.bytes === null
-        ? this.registry.initialState(msg.t)
-        : decode(entry.blob ?? entry.bytes, 'entity state')
+    // the entity keeps its last committed-or-speculative state (none: the next operation starts
+    // from initialState())
+    entry.state = entry.bytes === null ? undefined : decode(entry.blob ?? entry.bytes, 'entity state')
     this.#ctx.sends.length = 0
     this.#endSpan(err)
     this.#reject(msg, err)
@@ -410,7 +413,8 @@ export class EntityHost implements ValueEncoder {
   async #load(itemKey: string, type: string, key: string): Promise<Entry> {
     this.port.metrics.cacheMiss()
     const bytes = await this.port.readItem(itemKey)
-    let state = bytes === null ? this.registry.initialState(type) : decode(bytes, `state of ${type}@${key}`)
+    // (an entity that does not exist gets its initialState() when an operation runs on it)
+    let state = bytes === null ? undefined : decode(bytes, `state of ${type}@${key}`)
     let large: LargeState | undefined
     if (state instanceof BlobRef) {
       // a large state: its item holds a reference to a blob with the state

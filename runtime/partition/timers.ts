@@ -36,15 +36,23 @@ export class TimerSet {
     return this.#heap[0]?.[0]
   }
 
-  /** Timers due at `now`, earliest first (they stay in the set until deleted). */
+  /**
+   * Timers due at `now`, earliest first, each once (they stay in the set until deleted). A key set
+   * again with the same due time has two heap entries that both match the map — recovery does
+   * that when a snapshot stored a timer whose record the log replays too (a crash after the items
+   * were written, before the checkpoint moved) — and listing it twice fired it twice.
+   */
   due(now: number): Array<[string, TimerValue]> {
     const out: Array<[string, TimerValue]> = []
     const held: Array<[number, string]> = []
+    let taken: Set<string> | undefined
     for (;;) {
       this.#clean()
       const top = this.#heap[0]
       if (top === undefined || top[0] > now) break
       this.#pop()
+      if (taken?.has(top[1])) continue // the key's second entry: dropped, one is enough
+      ;(taken ??= new Set()).add(top[1])
       held.push(top)
       out.push([top[1], this.#byKey.get(top[1])!])
     }

@@ -73,6 +73,10 @@ describe('bad input', () => {
     expect(() => stack.client.entity(Counter, 5 as unknown as string)).toThrow(
       /entity key must be a non-empty string/,
     )
+    // a lone surrogate: sent as UTF-8 it arrived as another key, refused as for another partition
+    expect(() => stack.client.entity(Counter, 'k\uD800')).toThrow(
+      /entity key is not well-formed Unicode: it has a lone surrogate/,
+    )
     const add = stack.client.entity(Counter, 'ok').signal.add as unknown as (n: unknown) => Promise<void>
     const results = await Promise.allSettled([
       add(Symbol('s')),

@@ -15,6 +15,7 @@ import {
   Node,
   silentLogger,
   IllegalStateError,
+  RemoteError,
   TimeoutError,
   UnknownEntityError,
   UnknownOperationError,
@@ -177,6 +178,31 @@ class CheckedUnchecked extends Entity<{ n: number; tags: string[] }> {
 }
 
 /** Known to the client but not registered on the node. */
+/** Starts from its key, and refuses keys it does not take: a throw in `initialState()`. */
+class Keyed extends Entity<{ owner: string; visits: number }> {
+  initialState() {
+    if (this.key.startsWith('bad')) throw new RangeError(`no account for key '${this.key}'`)
+    return { owner: this.key, visits: 0 }
+  }
+  visit() {
+    this.state.visits++
+    return this.state
+  }
+  close() {
+    this.deleteState()
+  }
+  /** A change in place after deleteState() goes with the deleted state (README says so). */
+  closeAndTouch() {
+    this.deleteState()
+    this.state.visits = 99
+  }
+  /** An assignment after deleteState() stores a state again. */
+  closeAndReplace() {
+    this.deleteState()
+    this.state = { owner: 'replaced', visits: 7 }
+  }
+}
+
 class Unregistered extends Entity<number> {
   initialState() {
     return 0
@@ -188,7 +214,7 @@ const nats = useNatsServer()
 const hub = 'entity-ops'
 const stack = useHub(nats, {
   hub,
-  registry: [SlowCounter, Hanging, Stuck, Checked, Lengthy],
+  registry: [SlowCounter, Hanging, Stuck, Checked, Lengthy, Keyed],
   partitions: 4,
   entityOperationTimeoutMs: 1_000,
 })
@@ -424,6 +450,38 @@ describe('entity operations', () => {
       { at: far, op: 'slowAdd', args: [5] },
     ])
     expect(await stack.client.scheduledSignals(SlowCounter, 'never-scheduled')).toEqual([])
+  })
+
+  it('runs initialState() as part of the first operation: it reads this.key, and a throw fails that operation only', async () => {
+    const good = stack.client.entity(Keyed, 'alice')
+    expect(await good.call.visit()).toEqual({ owner: 'alice', visits: 1 })
+    // made at load time, outside any operation, it had no key, and a throw stopped the partition
+    // at every restart: every entity of the partition went unanswered
+    const err = await stack.client
+      .entity(Keyed, 'bad-1')
+      .call.visit()
+      .catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(RemoteError)
+    expect((err as RemoteError).message).toBe("no account for key 'bad-1'")
+    expect(await stack.client.readEntityState(Keyed, 'bad-1')).toEqual({ exists: false })
+    await stack.client.entity(Keyed, 'bad-2').signal.visit() // logged, as any signal that throws
+    // every partition still answers, and a deleted entity starts again from its key
+    for (let i = 0; i < 8; i++)
+      expect((await stack.client.entity(Keyed, `k${i}`).call.visit()).owner).toBe(`k${i}`)
+    await good.signal.close()
+    expect(await good.call.visit()).toEqual({ owner: 'alice', visits: 1 })
+  })
+
+  it('keeps a state after deleteState() only when the operation assigns one', async () => {
+    const e = stack.client.entity(Keyed, 'reopened')
+    await e.call.visit()
+    await e.call.closeAndTouch()
+    expect(await stack.client.readEntityState(Keyed, 'reopened')).toEqual({ exists: false })
+    await e.call.closeAndReplace()
+    expect(await stack.client.readEntityState(Keyed, 'reopened')).toEqual({
+      exists: true,
+      state: { owner: 'replaced', visits: 7 },
+    })
   })
 
   it('answers a scheduled signals query for an entity type the node does not know with UnknownEntityError', async () => {

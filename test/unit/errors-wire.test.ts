@@ -34,6 +34,11 @@ describe('ids and names', () => {
     expect(() => checkInstanceId(42)).toThrow(/^instance id must be a non-empty string \(got number 42\)$/)
     expect(() => checkInstanceId('x'.repeat(1025))).toThrow(/^instance id is longer than 1024 bytes/)
     expect(() => checkKey('')).toThrow(/^entity key must be a non-empty string \(got string ""\)$/)
+    // sent as UTF-8 it would read back as another key, of another partition
+    expect(() => checkKey('a\uD800')).toThrow(
+      /^entity key is not well-formed Unicode: it has a lone surrogate/,
+    )
+    expect(checkKey('a\uD83D\uDE00')).toBe('a😀')
     expect(() => checkInstanceId(null)).toThrow(BadInputError)
     expect(checkInstanceId('i-1')).toBe('i-1')
   })

@@ -72,6 +72,14 @@ async function clientTypes(client: Client): Promise<void> {
   void bad
 }
 
+/** Type-checked only: a read of an entity's state is narrowed by `exists`. */
+async function readsState(client: Client): Promise<void> {
+  const read = await client.readEntityState(Starter, 'k')
+  if (read.exists) expectTypeOf(read.state).toEqualTypeOf<string[]>()
+  else expectTypeOf(read.state).toEqualTypeOf<undefined>()
+  expectTypeOf(read.state).toEqualTypeOf<string[] | undefined>()
+}
+
 /** Type-checked only: what an entity's startOrchestration accepts and returns. */
 class Starter extends Entity<string[]> {
   initialState(): string[] {
@@ -96,6 +104,10 @@ describe('public types', () => {
   it('start returns an id that types waitForCompletion and getStatus by the orchestration output', () => {
     expectTypeOf(clientTypes).toBeFunction()
     expectTypeOf(hello).toEqualTypeOf<OrchestrationDefinition<string[], string[]>>()
+  })
+
+  it('a read of an entity state is narrowed by exists', () => {
+    expectTypeOf(readsState).toBeFunction()
   })
 
   it('an entity starts an orchestration typed by its definition and gets its id', () => {

@@ -77,6 +77,18 @@ describe('timers', () => {
     expect(timers.next()).toBe(300)
     expect(timers.due(250)).toEqual([])
   })
+
+  it('lists a timer set twice with the same due time once (recovery loads it, then replays its record)', () => {
+    const timers = new TimerSet()
+    const msg = { k: 'op' as const, t: 'T', key: 'k', op: 'o', a: [] }
+    timers.set('t.0.1-0', [100, msg]) // from the state bucket: a snapshot wrote it...
+    timers.set('t.0.1-1', [100, msg])
+    timers.set('t.0.1-0', [100, msg]) // ...and the log replays the record that set it
+    expect(timers.due(150).map(([k]) => k)).toEqual(['t.0.1-0', 't.0.1-1'])
+    expect(timers.due(150).map(([k]) => k)).toEqual(['t.0.1-0', 't.0.1-1'])
+    timers.delete('t.0.1-0')
+    expect(timers.due(150).map(([k]) => k)).toEqual(['t.0.1-1'])
+  })
 })
 
 describe('entity registry', () => {

@@ -34,6 +34,11 @@ describe('value types through the codec', () => {
     expect(custom).toMatchObject({ name: 'QuotaError', message: 'over quota' })
   })
 
+  it('keeps a BigInt from -2^63 to 2^64 - 1 and refuses a larger one, saying so (README says so)', () => {
+    for (const n of [5n, -(2n ** 63n), 2n ** 64n - 1n]) expect(decode(encode(n))).toBe(n)
+    expect(() => encode(2n ** 64n)).toThrow(/too large to fit in MessagePack 64-bit integer/)
+  })
+
   it('keeps a regular expression', () => {
     expect(decode(encode({ re: /ab+c/giu })) as { re: RegExp }).toEqual({ re: /ab+c/giu })
   })
