@@ -9,7 +9,7 @@
  */
 import { BadInputError, PayloadTooLargeError } from '../../actors/index.ts'
 import type { EntityOp } from '../../actors/wire/index.ts'
-import { encode, type BlobRef } from '../nats/index.ts'
+import { encode, encodeChecked, unsendableIn, type BlobRef } from '../nats/index.ts'
 import type { HostPort } from './host-port.ts'
 import {
   describeValue,
@@ -40,9 +40,13 @@ export class EntityValues implements ValueEncoder {
   encodeBounded(value: unknown, what: ValueKind, msg: EntityOp): Uint8Array {
     let bytes: Uint8Array
     try {
-      bytes = encode(value)
+      // (strict: a function in a signal, a start or a result fails the operation, naming where,
+      // as in what a client or an orchestration sends, rather than arriving as undefined)
+      bytes = encodeChecked(value)
     } catch (err) {
-      throw new BadInputError(`${describeValue(what, msg)} cannot be serialised: ${(err as Error).message}`)
+      const where = describeValue(what, msg)
+      const cause = (err as Error).cause instanceof Error ? ((err as Error).cause as Error) : (err as Error)
+      throw new BadInputError(unsendableIn(value, where) ?? `${where} cannot be serialised: ${cause.message}`)
     }
     const limit = this.port.valueLimit
     if (bytes.length > limit) throw new PayloadTooLargeError(describeValue(what, msg), bytes.length, limit)

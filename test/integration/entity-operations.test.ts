@@ -203,6 +203,24 @@ class Keyed extends Entity<{ owner: string; visits: number }> {
   }
 }
 
+/** Sends what the wire cannot carry: a function in a signal's arguments, or in its own result. */
+class Sender extends Entity<number> {
+  initialState() {
+    return 0
+  }
+  relay(withFunction: boolean) {
+    this.state += 1
+    this.entity(SlowCounter, 'relayed').signal.slowAdd((withFunction ? { n: 1, cb: () => 1 } : 1) as number)
+  }
+  handle() {
+    this.state += 1
+    return { ok: true, cb: () => 1 }
+  }
+  get() {
+    return this.state
+  }
+}
+
 class Unregistered extends Entity<number> {
   initialState() {
     return 0
@@ -214,7 +232,7 @@ const nats = useNatsServer()
 const hub = 'entity-ops'
 const stack = useHub(nats, {
   hub,
-  registry: [SlowCounter, Hanging, Stuck, Checked, Lengthy, Keyed],
+  registry: [SlowCounter, Hanging, Stuck, Checked, Lengthy, Keyed, Sender],
   partitions: 4,
   entityOperationTimeoutMs: 1_000,
 })
@@ -470,6 +488,22 @@ describe('entity operations', () => {
       expect((await stack.client.entity(Keyed, `k${i}`).call.visit()).owner).toBe(`k${i}`)
     await good.signal.close()
     expect(await good.call.visit()).toEqual({ owner: 'alice', visits: 1 })
+  })
+
+  it('fails an operation that sends or returns a function, naming where; nothing of it is kept', async () => {
+    const sender = stack.client.entity(Sender, 'fn')
+    await expect(sender.call.relay(true)).rejects.toThrow(
+      /signal sent by Sender@fn\.relay.* at \.a\[0\]\.cb is a function, which cannot be sent/,
+    )
+    await expect(sender.call.handle()).rejects.toThrow(/result of Sender@fn\.handle.* at \.cb is a function/)
+    await expect(sender.call.handle()).rejects.toBeInstanceOf(BadInputError)
+    // the failed operations changed nothing and sent nothing; a good one goes through
+    await sender.call.relay(false)
+    expect(await sender.call.get()).toBe(1)
+    await waitFor(
+      async () => (await stack.client.entity(SlowCounter, 'relayed').call.get()) === 1,
+      'relayed once',
+    )
   })
 
   it('keeps a state after deleteState() only when the operation assigns one', async () => {
