@@ -25,7 +25,9 @@ export async function runHelloSequence(ctx: BenchContext): Promise<void> {
         ...(workers === undefined ? {} : { workers }),
       })
       try {
-        await measureHelloSequence(ctx, stack.client, workers === undefined ? {} : { workers })
+        // commit records of the in-process node (with threads: what they last posted, 500 ms old)
+        const records = async () => stack.node.stats().records
+        await measureHelloSequence(ctx, stack.client, workers === undefined ? {} : { workers }, records)
       } finally {
         await stack.close()
       }
@@ -35,7 +37,7 @@ export async function runHelloSequence(ctx: BenchContext): Promise<void> {
   const partitions = ctx.options.partitions ?? DEFAULT_PARTITIONS
   for (const nodes of counts) {
     await withNodeProcesses(ctx, nodes, partitions, (client, cluster) =>
-      measureHelloSequence(ctx, client, { nodes, partitions }, cluster),
+      measureHelloSequence(ctx, client, { nodes, partitions }, () => cluster.logAppends(), cluster),
     )
   }
 }
@@ -46,13 +48,15 @@ const SETTLE_PAUSE_MS = 3_000
 /**
  * The `hello-sequence` measurement through `client`: warm-up, then for each `--concurrency` level
  * `--instances` with that many in flight (throughput and latency, one figure set per level), then
- * 500 one at a time. `extra` goes into every figure's params. With the `cluster` of node processes
- * serving the hub, also where each timed phase's CPU went and how many commit records it took.
+ * 500 one at a time. `extra` goes into every figure's params; `records` counts the hub's commit
+ * records so far (each timed phase reports them per instance). With the `cluster` of node
+ * processes serving the hub, also where each timed phase's CPU went.
  */
 async function measureHelloSequence(
   ctx: BenchContext,
   client: Client,
   extra: Record<string, unknown>,
+  records: () => Promise<number>,
   cluster?: NodeCluster,
 ): Promise<void> {
   const { instances, concurrency: levels, activities } = ctx.options
@@ -81,7 +85,7 @@ async function measureHelloSequence(
   for (const concurrency of levels) {
     ctx.log(`${label}: ${instances} instances, ${concurrency} in flight`)
     const nodesCpuBefore = cluster?.cpuMs()
-    const recordsBefore = await cluster?.logAppends()
+    const recordsBefore = await records()
     const clientCpuBefore = process.cpuUsage()
     const serverCpuBefore = ctx.serverCpuMs()
     const t0 = performance.now()
@@ -90,15 +94,14 @@ async function measureHelloSequence(
     const clientCpu = process.cpuUsage(clientCpuBefore)
     const serverCpuAfter = ctx.serverCpuMs()
     const nodesCpuAfter = cluster?.cpuMs()
-    const recordsAfter = await cluster?.logAppends()
+    const recordsAfter = await records()
     const params = { instances, concurrency, activities, ...extra }
     ctx.emit('instances_per_s', instances / seconds, '1/s', params)
     ctx.emit('latency_p50_ms', quantile(latencies, 0.5), 'ms', params)
     ctx.emit('latency_p99_ms', quantile(latencies, 0.99), 'ms', params)
     ctx.distribution('latency_ms', latencies, 'ms', params)
     const perInstance = (x: number) => round(x / instances, 4)
-    if (recordsBefore !== undefined && recordsAfter !== undefined)
-      ctx.emit('records_per_instance', perInstance(recordsAfter - recordsBefore), '1', params)
+    ctx.emit('records_per_instance', perInstance(recordsAfter - recordsBefore), '1', params)
     if (cluster === undefined) {
       // node and client share this process: its CPU per instance is what the engine costs
       ctx.emit(
