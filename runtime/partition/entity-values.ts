@@ -9,7 +9,7 @@
  */
 import { BadInputError, PayloadTooLargeError } from '../../actors/index.ts'
 import type { EntityOp } from '../../actors/wire/index.ts'
-import { encode, encodeChecked, unsendableIn, type BlobRef } from '../nats/index.ts'
+import { encode, encodeChecked, unencodable, type BlobRef } from '../nats/index.ts'
 import type { HostPort } from './host-port.ts'
 import {
   describeValue,
@@ -44,9 +44,9 @@ export class EntityValues implements ValueEncoder {
       // as in what a client or an orchestration sends, rather than arriving as undefined)
       bytes = encodeChecked(value)
     } catch (err) {
-      const where = describeValue(what, msg)
-      const cause = (err as Error).cause instanceof Error ? ((err as Error).cause as Error) : (err as Error)
-      throw new BadInputError(unsendableIn(value, where) ?? `${where} cannot be serialised: ${cause.message}`)
+      // (what an entity sends or returns is its code's input to others: bad input, whatever failed)
+      const error = unencodable(value, describeValue(what, msg), err)
+      throw error instanceof BadInputError ? error : new BadInputError(error.message, { cause: err })
     }
     const limit = this.port.valueLimit
     if (bytes.length > limit) throw new PayloadTooLargeError(describeValue(what, msg), bytes.length, limit)

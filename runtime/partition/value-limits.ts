@@ -98,19 +98,24 @@ export function boundOutcome(
   measure?: (value: unknown) => number,
 ): ActivityOutcome {
   if (outcome.ok !== 1) return outcome
-  // (named only where needed: the common case makes no closure)
-  const what = () => `result of activity '${task.name}' (task ${task.seq} of instance '${task.instanceId}')`
   let size: number
   try {
     size = measure === undefined ? sizeOf(outcome.value, limit, undefined, true) : measure(outcome.value)
   } catch (err) {
-    return { ok: 0, error: toErrorInfo(unencodable(outcome.value, what(), err)) }
+    return { ok: 0, error: toErrorInfo(unencodable(outcome.value, describeResult(task), err)) }
   }
   if (size <= limit) return outcome
+  // (named only here: the common case above, every activity's, makes no closure)
+  const what = () => describeResult(task)
   try {
     if (store === undefined) checkSize(outcome.value, limit, what)
     return { ok: 1, value: store!(outcome.value, what) }
   } catch (err) {
     return { ok: 0, error: toErrorInfo(err) }
   }
+}
+
+/** Names an activity's result in an error. */
+function describeResult(task: ActivityTask): string {
+  return `result of activity '${task.name}' (task ${task.seq} of instance '${task.instanceId}')`
 }
