@@ -18,6 +18,8 @@ export type ReplyFailure = (inbox: string, replies: number, err: unknown) => voi
 interface Waiting {
   replies: Reply[]
   bytes: number
+  /** Hears of them if they cannot be sent (the first adder's; every partition logs alike). */
+  failed: ReplyFailure
 }
 
 /** An estimate of what a reply adds to an envelope: its value, or a failure's error (small). */
@@ -37,7 +39,6 @@ export function replyBatch(nc: NatsConnection): ReplyBatch {
 /** Replies waiting for the end of the current burst, by inbox (see the module comment). */
 export class ReplyBatch {
   #waiting = new Map<string, Waiting>()
-  #failures = new Map<string, ReplyFailure>()
   #scheduled = false
   /** Messages published (for tests and counters). */
   published = 0
@@ -53,13 +54,12 @@ export class ReplyBatch {
     let bytes = 0
     for (const reply of replies) bytes += sizeOf(reply)
     if (waiting !== undefined && waiting.bytes + bytes > this.#limit) {
-      this.#send(inbox, waiting.replies)
+      this.#send(inbox, waiting)
       waiting = undefined
     }
-    if (waiting === undefined) this.#waiting.set(inbox, (waiting = { replies: [], bytes: 0 }))
+    if (waiting === undefined) this.#waiting.set(inbox, (waiting = { replies: [], bytes: 0, failed }))
     for (const reply of replies) waiting.replies.push(reply)
     waiting.bytes += bytes
-    this.#failures.set(inbox, failed)
     if (!this.#scheduled) {
       this.#scheduled = true
       process.nextTick(() => this.flush())
@@ -72,17 +72,16 @@ export class ReplyBatch {
     const waiting = this.#waiting
     if (waiting.size === 0) return
     this.#waiting = new Map()
-    for (const [inbox, { replies }] of waiting) this.#send(inbox, replies)
-    this.#failures.clear()
+    for (const [inbox, entry] of waiting) this.#send(inbox, entry)
   }
 
-  #send(inbox: string, replies: Reply[]): void {
+  #send(inbox: string, { replies, failed }: Waiting): void {
     const env: ReplyEnvelope = { v: WIRE_VERSION, r: replies }
     try {
       this.nc.publish(inbox, encode(env))
       this.published++
     } catch (err) {
-      this.#failures.get(inbox)?.(inbox, replies.length, err)
+      failed(inbox, replies.length, err)
     }
   }
 }
