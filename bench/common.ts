@@ -61,6 +61,11 @@ export interface Options {
   workers: number[] | undefined
   /** `--metrics off`: the node records no metrics (to price them against the default, on). */
   metrics: boolean
+  /**
+   * `--local-delivery off`: the in-process node sends partition messages through the mailbox even
+   * between its own partitions (to price the in-memory hand-over against it).
+   */
+  localDelivery: boolean
 }
 
 /** The server faults of `outage` (bench/outage.ts), in the order they run by default. */

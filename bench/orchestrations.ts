@@ -91,6 +91,7 @@ export async function runBank(ctx: BenchContext): Promise<void> {
     const per = (n: number) => round(n / transfers, 3)
     ctx.emit('partition_messages_per_transfer', per(after.messages - before.messages), '1', params)
     ctx.emit('mailbox_publishes_per_transfer', per(after.publishes - before.publishes), '1', params)
+    ctx.emit('local_handoffs_per_transfer', per(after.handOffs - before.handOffs), '1', params)
     ctx.emit('records_per_transfer', per(after.records - before.records), '1', params)
     ctx.emit('node_cpu_us_per_transfer', per(cpu.user + cpu.system), 'us', params)
     // the benchmark's own nats-server only (none with NATS_URL): 10 ms clock ticks, coarse
@@ -101,13 +102,18 @@ export async function runBank(ctx: BenchContext): Promise<void> {
   }
 }
 
-/** Partition-to-partition messages and publishes of a node's partitions, and its records. */
-function hops(node: Node): { messages: number; publishes: number; records: number } {
+/**
+ * Partition-to-partition messages of a node's partitions, their mailbox publishes and the records'
+ * message groups handed over in memory instead, and the node's records.
+ */
+function hops(node: Node): { messages: number; publishes: number; handOffs: number; records: number } {
   let messages = 0
   let publishes = 0
+  let handOffs = 0
   for (const partition of node.partitions.values()) {
     messages += partition.outboxMessages
     publishes += partition.outboxPublishes
+    handOffs += partition.outboxHandOffs
   }
-  return { messages, publishes, records: node.stats().records }
+  return { messages, publishes, handOffs, records: node.stats().records }
 }

@@ -106,7 +106,7 @@ function usage(): string {
   return [
     'usage: npm run bench -- [name...] [--entities N] [--signals N] [--warmup N] [--json] [--no-pipelining-compare]',
     '         [--instances N] [--transfers N] [--concurrency N,N...] [--activities N] [--nodes N,N...] [--kills N] [--runs N] [--faults F,F...] [--partitions N]',
-    '         [--workers N,N...] [--metrics on|off] [--node-logs DIR] [--report] [--report-dir DIR]',
+    '         [--workers N,N...] [--metrics on|off] [--local-delivery on|off] [--node-logs DIR] [--report] [--report-dir DIR]',
     '       npm run bench -- --report-from FILE [--report-dir DIR]',
     '',
     'benchmarks (none named: all):',
@@ -122,6 +122,8 @@ function usage(): string {
     '--workers (hello-sequence, entity-signals): the node runs its partitions on that many worker',
     '         threads (serving bench/registry.ts), each count in turn; adds the CPU per instance/signal.',
     '--metrics off: the in-process node records no metrics (default on: recorders and GET /metrics).',
+    '--local-delivery off: the in-process node sends messages between its partitions through their',
+    '         mailbox streams (default on: handed over in memory).',
     "--node-logs DIR: write each node process's output to DIR/<hub>-<node>.log.",
     `--report: also write SVG charts and ${FIGURES_FILE} (merged with the one there) to --report-dir`,
     `         (default ${DEFAULT_REPORT_DIR}).`,
@@ -161,6 +163,7 @@ function parseOptions(
       'node-logs': { type: 'string' },
       workers: { type: 'string' },
       metrics: { type: 'string', default: 'on' },
+      'local-delivery': { type: 'string', default: 'on' },
       report: { type: 'boolean', default: false },
       'report-from': { type: 'string' },
       'report-dir': { type: 'string', default: DEFAULT_REPORT_DIR },
@@ -197,6 +200,7 @@ function parseOptions(
       nodeLogs: values['node-logs'],
       workers: values.workers === undefined ? undefined : positiveIntList('workers', values.workers),
       metrics: onOff('metrics', values.metrics),
+      localDelivery: onOff('local-delivery', values['local-delivery']),
     },
   }
 }
@@ -272,6 +276,7 @@ async function main(): Promise<number> {
             // worker threads import the registry themselves: the benchmarks' module serves them all
             ...(workers === undefined ? { registry } : { registryModule: BENCH_REGISTRY, workers }),
             pipelining,
+            localDelivery: options.localDelivery,
             // on: recorders and the endpoint (as an operator runs it); off: nothing recorded
             metrics: options.metrics ? {} : false,
             logger: silentLogger,

@@ -99,6 +99,13 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
   /** Keep processing while a commit is in flight (default true). */
   pipelining?: boolean
   /**
+   * Hand messages between partitions run by the same thread of this node over in memory instead
+   * of through the destination's mailbox stream (default true). They are durable in the sender's
+   * commit record either way; the sender keeps each until the destination's record that took it
+   * is durable, and sends it again (through the mailbox) should the destination stop first.
+   */
+  localDelivery?: boolean
+  /**
    * Most entity states, and most orchestration instances, kept in memory over all partitions
    * (default 100,000 each). Ended instances leave memory once their final record is stored.
    */
@@ -191,6 +198,7 @@ const NODE_OWN_KEYS = keysOf<Omit<NodeOptions, keyof ConnectionOptions>>({
   offloadThreshold: true,
   nodeId: true,
   pipelining: true,
+  localDelivery: true,
   cacheSize: true,
   entityOperationTimeoutMs: true,
   maxBatch: true,
@@ -251,7 +259,7 @@ export function checkNodeOptions(options: NodeOptions): NodeOptions {
   placementTiming(options)
   activityTimeout(options)
   checkOptionalMs(options.hangTimeoutMs, 'hangTimeoutMs', '0: never')
-  for (const name of ['handleUncaughtErrors', 'alwaysReplay', 'pipelining'] as const) {
+  for (const name of ['handleUncaughtErrors', 'alwaysReplay', 'pipelining', 'localDelivery'] as const) {
     checkOptionalBoolean(options[name], name)
   }
   checkOptionalCount(options.activityConcurrency, 'activityConcurrency', 1)
@@ -318,6 +326,7 @@ export type NodeSettings = Required<
   Pick<
     NodeOptions,
     | 'pipelining'
+    | 'localDelivery'
     | 'cacheSize'
     | 'maxBatch'
     | 'snapshotRecords'
@@ -337,9 +346,13 @@ export type NodeSettings = Required<
 /** The defaults of the settings the options may leave out. */
 export function engineDefaults(
   options: NodeOptions,
-): Pick<NodeSettings, 'pipelining' | 'cacheSize' | 'maxBatch' | 'snapshotRecords' | 'snapshotIntervalMs'> {
+): Pick<
+  NodeSettings,
+  'pipelining' | 'localDelivery' | 'cacheSize' | 'maxBatch' | 'snapshotRecords' | 'snapshotIntervalMs'
+> {
   return {
     pipelining: options.pipelining ?? true,
+    localDelivery: options.localDelivery ?? true,
     cacheSize: options.cacheSize ?? 100_000,
     maxBatch: options.maxBatch ?? 1000,
     snapshotRecords: options.snapshotRecords ?? 1000,

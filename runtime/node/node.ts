@@ -496,6 +496,7 @@ export class Node {
         beats: new SharedArrayBuffer(4 * count),
         hangTimeoutMs: hangTimeout(options.hangTimeoutMs),
         pipelining: o.pipelining,
+        localDelivery: o.localDelivery,
         cacheSize: Math.max(16, Math.ceil(o.cacheSize / this.hub.meta.partitions)),
         maxBatch: o.maxBatch,
         snapshotRecords: o.snapshotRecords,

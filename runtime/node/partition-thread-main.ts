@@ -102,6 +102,7 @@ async function runThread(
       epoch,
       logger,
       pipelining: setup.pipelining,
+      localDelivery: setup.localDelivery,
       cacheSize: setup.cacheSize,
       maxBatch: setup.maxBatch,
       snapshotRecords: setup.snapshotRecords,

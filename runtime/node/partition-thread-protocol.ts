@@ -35,6 +35,7 @@ export interface ThreadSetup {
   /** How long a thread's event loop may not answer before the thread is terminated, in ms (0: never). */
   hangTimeoutMs: number
   pipelining: boolean
+  localDelivery: boolean
   /** Entity states kept in memory per partition. */
   cacheSize: number
   maxBatch: number

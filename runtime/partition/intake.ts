@@ -22,6 +22,7 @@ import type { DedupState } from './dedup.ts'
 import type { EntityHost } from './entity-host.ts'
 import type { HostPort, InstanceHandler } from './host-port.ts'
 import { misrouteReason } from './inbound.ts'
+import type { LocalDestination } from './local-delivery.ts'
 import type { Inbound, MailboxReader } from './mailbox.ts'
 import type { QueryDesk } from './queries.ts'
 import type { CommitRound } from './round.ts'
@@ -39,6 +40,10 @@ export interface IntakeCore {
   readonly stats: { messages: number; deadLetters: number }
   readonly metrics: PartitionMetrics
   readonly inbox: MailboxReader
+  /** Groups other partitions on this connection hand over in memory (local-delivery.ts). */
+  readonly local: LocalDestination
+  /** Largest record the loop fills. */
+  readonly recordLimit: number
   readonly cursor: MailboxCursor
   readonly dedup: DedupState
   readonly timers: TimerSet
@@ -58,6 +63,13 @@ export interface IntakeCore {
 export class Intake {
   /** While a condemned mailbox message is taken (careful mode): the error it gets instead of running. */
   #poison: ((msg: ActorMessage) => Error) | undefined
+  /**
+   * The last of the local queue's messages to run before any handed-over group or mailbox envelope
+   * is taken: the rest of a group a round could not take (its sender's later messages must not
+   * overtake it), and, after recovery, whatever the queue held (it may hold such a rest).
+   */
+  #aheadUntil: ActorMessage | undefined
+  #started = false
 
   constructor(readonly core: IntakeCore) {}
 
@@ -74,11 +86,26 @@ export class Intake {
       await this.#deliver(msg)
       progressed = true
     }
+    if (!this.#started) {
+      this.#started = true
+      this.#aheadUntil = this.core.cursor.local.at(-1)
+    }
     let budget = this.core.maxBatch
     while (this.core.cursor.local.length > 0 && budget-- > 0 && this.core.canProcess()) {
-      const pending = this.#deliver(this.core.cursor.local.shift()!)
+      const pending = this.#deliver(this.#shiftLocal())
       if (pending !== undefined) await pending
       progressed = true
+    }
+    if (this.#aheadUntil !== undefined && !this.core.cursor.local.includes(this.#aheadUntil)) {
+      this.#aheadUntil = undefined // (taken some other way)
+    }
+    if (this.#aheadUntil !== undefined) return this.#stepped(progressed)
+    if (this.core.local.groups.length > 0) {
+      progressed = (await this.#takeHanded(this.core.maxBatch)) || progressed
+      // a sender's later mailbox envelope never overtakes a group it handed over before
+      if (this.core.local.groups.length > 0 || this.#aheadUntil !== undefined) {
+        return this.#stepped(progressed)
+      }
     }
     if (this.core.inbox.length > 0 && this.core.canProcess()) {
       await this.#preload(this.core.maxBatch)
@@ -87,12 +114,74 @@ export class Intake {
       // same round rather than waiting for the next one
       budget = this.core.maxBatch
       while (this.core.cursor.local.length > 0 && budget-- > 0 && this.core.canProcess()) {
-        const pending = this.#deliver(this.core.cursor.local.shift()!)
+        const pending = this.#deliver(this.#shiftLocal())
         if (pending !== undefined) await pending
       }
     }
+    return this.#stepped(progressed)
+  }
+
+  #stepped(progressed: boolean): boolean {
     this.core.armTimer()
+    this.core.local.moved()
     return progressed
+  }
+
+  /** Takes the local queue's head. */
+  #shiftLocal(): ActorMessage {
+    const msg = this.core.cursor.local.shift()!
+    if (msg === this.#aheadUntil) this.#aheadUntil = undefined
+    return msg
+  }
+
+  /**
+   * Takes the groups other partitions handed over in memory, as mailbox envelopes of theirs would
+   * be taken (dedup by the sender's record number); each is confirmed to its sender once this
+   * round is durable. A group starts only in a round with room for all of its bytes; the messages
+   * the round cannot take after all go into the local queue, which the round's record carries.
+   */
+  async #takeHanded(budget: number): Promise<boolean> {
+    const { groups } = this.core.local
+    let taken = false
+    while (groups.length > 0 && this.#aheadUntil === undefined && this.core.canProcess()) {
+      const group = groups[0]!
+      const round = this.core.open()
+      if (!round.isEmpty && round.bytes + group.bytes > this.core.recordLimit) break
+      groups.shift()
+      taken = true
+      round.waiters.push(group.confirm)
+      round.touched = true
+      const from = { partition: group.from, record: group.n }
+      if (this.core.dedup.isDuplicate(from)) {
+        this.core.metrics.duplicate()
+        continue
+      }
+      this.core.dedup.accept(from, Date.now())
+      for (let idx = 0; idx < group.msgs.length; idx++) {
+        if (budget-- <= 0 || !this.core.canProcess()) {
+          this.#queueLocally(group, idx)
+          break
+        }
+        const pending = this.#deliverEncoded(group.msgs[idx]!, undefined, idx)
+        if (pending !== undefined) await pending
+      }
+    }
+    return taken
+  }
+
+  /**
+   * Puts the messages of a handed-over group from `idx` on into the local queue; the queue up to
+   * them runs before anything else is taken.
+   */
+  #queueLocally(group: { from: number; n: number; msgs: Uint8Array[] }, idx: number): void {
+    for (let i = idx; i < group.msgs.length; i++) {
+      try {
+        this.core.cursor.local.push(checkMessage(decode(group.msgs[i]!, 'partition message')))
+      } catch (err) {
+        void this.#deadLetterMessage(undefined, i, group.msgs[i]!, (err as Error).message)
+      }
+    }
+    this.#aheadUntil = this.core.cursor.local.at(-1)
   }
 
   /** Loads the entities the next `count` mailbox messages address, in parallel. */
@@ -184,10 +273,12 @@ export class Intake {
     return budget
   }
 
-  #deliverEncoded(bytes: Uint8Array, seq: number, idx: number): void | Promise<void> {
+  /** Runs an encoded message of envelope `seq` (undefined: of a group handed over in memory). */
+  #deliverEncoded(bytes: Uint8Array, seq: number | undefined, idx: number): void | Promise<void> {
     let msg: ActorMessage
     try {
-      msg = checkMessage(decode(bytes, `partition message ${idx} in mailbox ${seq}`))
+      const where = seq === undefined ? 'handed over' : `in mailbox ${seq}`
+      msg = checkMessage(decode(bytes, `partition message ${idx} ${where}`))
     } catch (err) {
       return this.#deadLetterMessage(seq, idx, bytes, (err as Error).message)
     }
@@ -198,9 +289,16 @@ export class Intake {
    * Runs a message taken from the mailbox (message `idx` of envelope `seq`) if it belongs to this
    * partition; else dead-letters it with the reason, and fails its call, if it is one.
    */
-  #deliverInbound(msg: ActorMessage, seq: number, idx: number, bytes?: Uint8Array): void | Promise<void> {
+  #deliverInbound(
+    msg: ActorMessage,
+    seq: number | undefined,
+    idx: number,
+    bytes?: Uint8Array,
+  ): void | Promise<void> {
     const wrong = misrouteReason(msg, this.core.p, this.core.partitions)
-    if (this.#poison !== undefined) return this.#condemnInbound(msg, seq, idx, bytes ?? encode(msg))
+    if (this.#poison !== undefined && seq !== undefined) {
+      return this.#condemnInbound(msg, seq, idx, bytes ?? encode(msg))
+    }
     if (wrong === undefined) return this.#deliver(msg)
     if ('r' in msg && msg.r !== undefined) {
       this.core.open().reply(msg.r, [msg.r[1], 0, toErrorInfo(new BadInputError(wrong))])
@@ -208,15 +306,23 @@ export class Intake {
     return this.#deadLetterMessage(seq, idx, bytes ?? encode(msg), wrong)
   }
 
-  /** Moves one message of a mailbox envelope to the dead-letter stream; the others go on. */
-  async #deadLetterMessage(seq: number, idx: number, bytes: Uint8Array, reason: string): Promise<void> {
-    this.core.logger.warn('moving a mailbox message to the dead-letter stream', {
+  /**
+   * Moves one message of a mailbox envelope to the dead-letter stream; the others go on. A message
+   * of a group handed over in memory (`seq` undefined) has no mailbox position to deduplicate by.
+   */
+  async #deadLetterMessage(
+    seq: number | undefined,
+    idx: number,
+    bytes: Uint8Array,
+    reason: string,
+  ): Promise<void> {
+    this.core.logger.warn('moving a partition message to the dead-letter stream', {
       p: this.core.p,
       seq,
       idx,
       reason,
     })
-    await this.core.storage.deadLetter(seq, bytes, reason, idx)
+    await this.core.storage.deadLetter(seq, bytes, reason, seq === undefined ? undefined : idx)
     this.core.stats.deadLetters++
   }
 
@@ -302,7 +408,7 @@ export class Intake {
 
   /** Takes a timer's message (the timer is deleted) or the local queue's head. */
   #takeUnit(unit: ProbeUnit): ActorMessage | undefined {
-    if (unit[0] === 'l') return this.core.cursor.local.shift()
+    if (unit[0] === 'l') return this.core.cursor.local.length > 0 ? this.#shiftLocal() : undefined
     if (unit[0] !== 't') return undefined
     const key = unit[1]
     const found = this.core.timers.due(Number.MAX_SAFE_INTEGER).find(([k]) => k === key)

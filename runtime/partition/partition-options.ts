@@ -18,6 +18,11 @@ export interface PartitionOptions {
   logger: Logger
   /** Keep processing while a commit is in flight (speculation). */
   pipelining: boolean
+  /**
+   * Hand messages for partitions served on the same connection over in memory rather than through
+   * their mailbox (local-delivery.ts). Default: true.
+   */
+  localDelivery?: boolean
   /** Most entities kept in memory. */
   cacheSize: number
   /** Most messages taken from the mailbox in one processing step. */

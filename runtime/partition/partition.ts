@@ -28,6 +28,7 @@ import {
 } from '../nats/index.ts'
 import { BatchWorker, Conditions, throttledWarning } from '../util/index.ts'
 import { Outbox } from './outbox.ts'
+import { LocalDestination, localRoutes, type LocalRoutes } from './local-delivery.ts'
 import { Commits, outboxSizeOf } from './commit.ts'
 import { RecentReplies } from './recent-replies.ts'
 import { ChangeFeed } from './change-feed.ts'
@@ -56,6 +57,10 @@ export class Partition {
   readonly stats: PartitionStats = emptyPartitionStats()
   readonly #storage: PartitionStorage
   readonly #outbox: Outbox
+  /** The partitions of the hub served on this connection (undefined: `localDelivery` off). */
+  readonly #routes: LocalRoutes | undefined
+  /** How partitions beside this one hand it their messages (see local-delivery.ts). */
+  readonly #local: LocalDestination
   readonly #snap: SnapshotState
   readonly #timers = new TimerSet()
   readonly #dedup = new DedupState()
@@ -125,7 +130,13 @@ export class Partition {
     })
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024
     this.#recordLimit = Math.floor(maxPayload / 2) - 4096
-    this.#outbox = new Outbox(this.#storage.fast, hub.names, p, maxPayload, options.logger)
+    this.#routes = options.localDelivery === false ? undefined : localRoutes(nc, hub.names.hub)
+    this.#outbox = new Outbox(this.#storage.fast, hub.names, p, maxPayload, options.logger, this.#routes)
+    this.#local = new LocalDestination(
+      p,
+      () => this.#cursor.pos[0],
+      () => this.#kick(),
+    )
     this.#snap = new SnapshotState(this.#storage, options.logger, options.mayWrite, this.#cursor)
     this.#port = new PartitionHostPort({
       p,
@@ -182,6 +193,8 @@ export class Partition {
       stats: this.stats,
       metrics: this.metrics,
       inbox: this.#inbox,
+      local: this.#local,
+      recordLimit: this.#recordLimit,
       cursor: this.#cursor,
       dedup: this.#dedup,
       timers: this.#timers,
@@ -245,6 +258,11 @@ export class Partition {
     return this.#outbox.publishes
   }
 
+  /** Records' messages handed in memory to partitions on the same connection so far. */
+  get outboxHandOffs(): number {
+    return this.#outbox.handOffs
+  }
+
   /** Messages sent to other partitions so far (several travel in one publish). */
   get outboxMessages(): number {
     return this.#outbox.messages
@@ -267,6 +285,8 @@ export class Partition {
   async close(snapshot = false): Promise<void> {
     if (this.#stopped || this.#closing) return
     this.#closing = true
+    // partitions beside it send through the mailbox from now on (to its next owner)
+    this.#routes?.remove(this.#local)
     await this.#inbox.close()
     await this.#waits.until(
       () =>
@@ -328,6 +348,8 @@ export class Partition {
     if (this.#careful === undefined) this.#instances.recovered()
     this.#careful?.begin(await this.#storage.lastMailboxSeq())
     await this.#inbox.start(this.#cursor.pos[0])
+    // careful mode takes one unit at a time from its mailbox: partitions beside it send there
+    if (this.#careful === undefined) this.#routes?.add(this.#local)
     this.#snapshotTimer = setInterval(() => this.#commits.maybeSnapshot(), this.options.snapshotIntervalMs)
     this.#snapshotTimer.unref()
     this.#armTimer()
@@ -387,6 +409,7 @@ export class Partition {
         isStopped: () => this.#stopped,
         ended: () => {
           this.#careful = undefined
+          if (!this.#stopped && !this.#closing) this.#routes?.add(this.#local)
           this.#beginPending = false // its probes said it began
           this.#instances.recovered()
           this.#kick()
@@ -475,6 +498,7 @@ export class Partition {
   #hasWork(): boolean {
     return (
       this.#inbox.length > 0 ||
+      this.#local.groups.length > 0 ||
       this.#cursor.local.length > 0 ||
       (this.#timers.next() ?? Infinity) <= Date.now()
     )
@@ -597,6 +621,7 @@ export class Partition {
     clearInterval(this.#snapshotTimer)
     this.#inbox.stop()
     this.#outbox.stop()
+    this.#routes?.remove(this.#local)
     this.#instances.close()
     this.#queries.close()
     this.#waits.check()

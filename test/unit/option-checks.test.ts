@@ -69,6 +69,7 @@ describe('Node.start', () => {
       offloadThreshold: 0,
       nodeId: 'n1',
       pipelining: false,
+      localDelivery: false,
       cacheSize: 0,
       entityOperationTimeoutMs: Infinity,
       maxBatch: 1,
@@ -135,6 +136,7 @@ describe('Node.start', () => {
       [{ logger: { info() {} } }, /^logger must be .*\(got an object without warn, error\)$/],
       [{ placement: 'Static' }, /^placement must be 'dynamic' or 'static' \(got string "Static"\)$/],
       [{ pipelining: 'false' }, /^pipelining must be true or false \(got string "false"\)$/],
+      [{ localDelivery: 1 }, /^localDelivery must be true or false \(got number 1\)$/],
       [{ heartbeatMs: '1000' }, /^heartbeatMs must be a positive number of ms \(got string "1000"\)$/],
       [
         { hangTimeoutMs: -1 },
