@@ -6,7 +6,7 @@
  * local queue their records carry).
  */
 import { afterAll, describe, expect, it } from 'vitest'
-import { Client } from '../../runtime/index.ts'
+import { Client, Node, silentLogger } from '../../runtime/index.ts'
 import { Log } from '../fixtures/entities.ts'
 import { spawnTs, useHub, useNatsServer, waitFor, type SpawnedTs } from '../tooling/harness.ts'
 
@@ -116,5 +116,48 @@ describe('partition messages within one node, across SIGKILLs', () => {
       sent += 50
     }
     await expectExactlyOnceInOrder(client, RELAYS)
+  })
+})
+
+describe('partition messages while partitions move between nodes', () => {
+  it('are applied once each and in order per sender as a second node joins and the first leaves', async () => {
+    const hub = 'local-moves'
+    const options = {
+      servers: nats.url,
+      hub,
+      registry: [Log],
+      partitions: 4,
+      maxBatch: 2,
+      heartbeatMs: 200,
+      leaseMs: 1000,
+      logger: silentLogger,
+    }
+    const a = await Node.start({ ...options, nodeId: 'a' })
+    const client = await Client.connect({ servers: nats.url, hub })
+    let b: Node | undefined
+    try {
+      let sent = 0
+      const wave = async (count: number) => {
+        await Promise.all(Array.from({ length: count }, (_, k) => relay(client, sent + k)))
+        sent += count
+      }
+      await wave(200)
+      // partitions move while relays are handed from one to another: those a moving partition
+      // did not confirm are sent again through its mailbox, to its next owner
+      const joining = Node.start({ ...options, nodeId: 'b' })
+      while (a.partitions.size === 4) await wave(20)
+      b = await joining
+      await wave(200)
+      const leaving = a.stop()
+      await wave(100)
+      await leaving
+      await waitFor(() => b!.partitions.size === 4, 'b to take every partition')
+      await wave(100)
+      await expectExactlyOnceInOrder(client, sent)
+    } finally {
+      await client.close()
+      await b?.stop()
+      await a.stop()
+    }
   })
 })
