@@ -73,6 +73,17 @@ describe('partition messages within one node', () => {
     // the first record for each other partition goes through its mailbox, later ones mostly not
     expect(publishes).toBeLessThan(handOffs)
   })
+
+  it('keep their order when a record too large to hand over goes through the mailbox between them', async () => {
+    const big = 'x'.repeat(70 * 1024) // over the 64 KiB an entry handed over may hold
+    const source = stack.client.entity(Log, 'big-source')
+    const items = Array.from({ length: 30 }, (_, i) => (i % 13 === 3 ? `${i}:${big}` : String(i)))
+    // sent at once (in order): records of several relays, the large ones among them
+    await Promise.all(items.map((item) => source.signal.relay(['big-target'], item)))
+    const target = stack.client.entity(Log, 'big-target')
+    await waitFor(async () => (await target.call.items()).length === items.length, 'every relay arrived')
+    expect(await target.call.items()).toEqual(items.map((item) => `big-source:${item}`))
+  })
 })
 
 describe('partition messages within one node, across SIGKILLs', () => {
