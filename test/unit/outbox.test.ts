@@ -152,6 +152,20 @@ function localDestination(p = 1) {
   }
 }
 
+/**
+ * An outbox beside partition 1 that has published its first record there (record 1, mailbox
+ * sequence 1) and seen partition 1 take it: its next records are handed over in memory.
+ */
+async function handingOver() {
+  const fake = fakePublisher()
+  const local = localDestination()
+  const outbox = new Outbox(fake.publisher, names, 0, 1024 * 1024, silentLogger, local.routes)
+  outbox.enqueue(1, 1, [msg(1)], 20)
+  await waitFor(() => fake.sent.length === 1, 'the first record published')
+  local.processedThrough(1)
+  return { fake, local, outbox }
+}
+
 describe('outbox to a partition on the same connection', () => {
   it('sends the first record through the mailbox, then hands records over in order once the destination passed it', async () => {
     const fake = fakePublisher()
@@ -185,12 +199,7 @@ describe('outbox to a partition on the same connection', () => {
   })
 
   it('sends what a stopped destination did not confirm again through the mailbox, in order', async () => {
-    const fake = fakePublisher()
-    const local = localDestination()
-    const outbox = new Outbox(fake.publisher, names, 0, 1024 * 1024, silentLogger, local.routes)
-    outbox.enqueue(1, 1, [msg(1)], 20)
-    await waitFor(() => fake.sent.length === 1, 'the first record published')
-    local.processedThrough(1)
+    const { fake, local, outbox } = await handingOver()
     for (let n = 2; n <= 4; n++) outbox.enqueue(1, n, [msg(n)], 20)
     await waitFor(() => local.handed().length === 3, 'records 2 to 4 handed over')
     const first = local.dest.groups.shift()!
@@ -208,12 +217,7 @@ describe('outbox to a partition on the same connection', () => {
   })
 
   it("hands records over to the destination's next run once it passed what was published meanwhile", async () => {
-    const fake = fakePublisher()
-    const local = localDestination()
-    const outbox = new Outbox(fake.publisher, names, 0, 1024 * 1024, silentLogger, local.routes)
-    outbox.enqueue(1, 1, [msg(1)], 20)
-    await waitFor(() => fake.sent.length === 1, 'the first record published')
-    local.processedThrough(1)
+    const { fake, local, outbox } = await handingOver()
     outbox.enqueue(1, 2, [msg(2)], 20)
     await waitFor(() => local.handed().length === 1, 'record 2 handed over')
     // the run stops before taking record 2; the next run starts at its committed position
@@ -236,12 +240,7 @@ describe('outbox to a partition on the same connection', () => {
   })
 
   it('publishes a record too large to hand over once those before it are confirmed, and holds what follows until the destination passed it', async () => {
-    const fake = fakePublisher()
-    const local = localDestination()
-    const outbox = new Outbox(fake.publisher, names, 0, 1024 * 1024, silentLogger, local.routes)
-    outbox.enqueue(1, 1, [msg(1)], 20)
-    await waitFor(() => fake.sent.length === 1, 'the first record published')
-    local.processedThrough(1)
+    const { fake, local, outbox } = await handingOver()
     outbox.enqueue(1, 2, [msg(2)], 20)
     outbox.enqueue(1, 3, [msg(3)], 100_000)
     outbox.enqueue(1, 4, [msg(4)], 20)
@@ -263,12 +262,7 @@ describe('outbox to a partition on the same connection', () => {
   })
 
   it('is forgotten by the destinations it handed records to once it stops', async () => {
-    const fake = fakePublisher()
-    const local = localDestination()
-    const outbox = new Outbox(fake.publisher, names, 0, 1024 * 1024, silentLogger, local.routes)
-    outbox.enqueue(1, 1, [msg(1)], 20)
-    await waitFor(() => fake.sent.length === 1, 'the first record published')
-    local.processedThrough(1)
+    const { fake, local, outbox } = await handingOver()
     outbox.enqueue(1, 2, [msg(2)], 20)
     await waitFor(() => local.handed().length === 1, 'record 2 handed over')
     outbox.stop()
