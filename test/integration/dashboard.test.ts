@@ -427,6 +427,45 @@ describe('dashboard in chromium', () => {
     expect(((await ghost.json()) as { error: string }).error).toContain("unknown entity type 'Ghost'")
   })
 
+  it('bad input: a misspelt filter 400 naming it, a body field named as one, a malformed page address', async () => {
+    // a misspelt filter would otherwise list everything, as if none were given
+    for (const url of [
+      'api/instances?stauts=Failed',
+      'api/entities?type=Counter&prefx=c',
+      'api/dead-letters?lmit=5',
+    ]) {
+      const res = await fetch(`${dashboard.url}${url}`)
+      const body = (await res.json()) as { error: string }
+      expect(res.status, `${url}: ${JSON.stringify(body)}`).toBe(400)
+      expect(body.error).toMatch(/^bad query parameter '(stauts|prefx|lmit)': unknown here \(known: /)
+    }
+    // the event name of a raise is in the JSON body, not in the query
+    const id = await stack.client.start(approval, 60_000)
+    const raise = await fetch(`${dashboard.url}api/instances/${id}/raise`, {
+      method: 'POST',
+      headers: { 'x-basalt-dashboard': '1', 'content-type': 'application/json' },
+      body: '{"data":1}',
+    })
+    expect(raise.status).toBe(400)
+    expect(((await raise.json()) as { error: string }).error).toBe(
+      "bad body field 'name': give the event name",
+    )
+    await stack.client.terminate(id)
+    // an address that is no valid percent-encoding shows its page, not the last one shown
+    await open(`/instance/${id}`)
+    await page.locator('h2', { hasText: `Instance ${id}` }).waitFor()
+    const errors: string[] = []
+    const onError = (err: Error) => errors.push(err.message)
+    page.on('pageerror', onError)
+    try {
+      await open('/instance/%E0%A4%A')
+      await page.getByText("instance '%E0%A4%A' does not exist").waitFor({ timeout: 5_000 })
+    } finally {
+      page.off('pageerror', onError)
+    }
+    expect(errors, 'errors on the page').toEqual([])
+  })
+
   it('lists the registry names by kind, the wire features of node versions apart', async () => {
     type Types = { entities: string[]; orchestrations: string[]; features: string[] }
     let types: Types | undefined
