@@ -19,6 +19,7 @@ import {
   BasaltError,
   HubNotFoundError,
   InstanceNotFoundError,
+  MAX_KEY_BYTES,
   UnknownEntityError,
 } from '../../actors/index.ts'
 import { readHubTypes, readPlacement } from '../../placement/index.ts'
@@ -48,7 +49,26 @@ export function buildServer(
   source: DashboardSource,
   settings: ServerSettings,
 ): { app: FastifyInstance; openStreams: () => number } {
-  const app = Fastify({ logger: false })
+  const app = Fastify({
+    logger: false,
+    // an entity key or instance id may take MAX_KEY_BYTES bytes, each percent-encoded as three
+    // characters in a path (the router's default of 100 answered such pages with 414)
+    routerOptions: { maxParamLength: 3 * MAX_KEY_BYTES },
+    // what the router refuses before any route runs (a malformed percent-encoding) answers like
+    // the routes: `{"error": "…"}` saying what was wrong
+    frameworkErrors: (err, _req, reply) => {
+      void (reply as unknown as FastifyReply)
+        .code(err.statusCode ?? 400)
+        .type('application/json')
+        .send(JSON.stringify({ error: err.message }))
+    },
+  })
+  app.setNotFoundHandler((req, reply) => {
+    void reply
+      .code(404)
+      .type('application/json')
+      .send(JSON.stringify({ error: `no route ${req.method} ${req.url.split('?')[0]}` }))
+  })
   // event streams end when the server closes, or closing would wait for the browsers to leave
   const open = new Set<import('node:http').ServerResponse>()
   app.addHook('preClose', (done) => {

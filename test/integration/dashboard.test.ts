@@ -466,6 +466,41 @@ describe('dashboard in chromium', () => {
     expect(errors, 'errors on the page').toEqual([])
   })
 
+  it('shows an entity and an instance whose key and id are long, as Basalt allows (1024 bytes)', async () => {
+    const key = `k-${'é'.repeat(500)}` // 1,002 bytes, 3,006 characters percent-encoded
+    await stack.client.entity(Counter, key).signal.add(3)
+    const entity = await fetch(`${dashboard.url}api/entities/Counter/${encodeURIComponent(key)}`)
+    const body = (await entity.json()) as { key: string; state: unknown }
+    expect(entity.status, JSON.stringify(body).slice(0, 300)).toBe(200)
+    expect(body).toMatchObject({ key, state: 3 })
+    const id = `i-${'x'.repeat(1000)}`
+    await stack.client.start(approval, 60_000, { instanceId: id })
+    const instance = await fetch(`${dashboard.url}api/instances/${id}`)
+    expect(instance.status, (await instance.clone().text()).slice(0, 300)).toBe(200)
+    expect(((await instance.json()) as { id: string }).id).toBe(id)
+    const events = await eventStream(`${dashboard.url}api/stream/instances/${id}`)
+    try {
+      expect(events.status).toBe(200)
+      expect(await events.next()).toMatchObject({ event: 'status', data: { id } })
+    } finally {
+      await events.close()
+    }
+    const terminate = await fetch(`${dashboard.url}api/instances/${id}/terminate`, {
+      method: 'POST',
+      headers: { 'x-basalt-dashboard': '1' },
+    })
+    expect(terminate.status, await terminate.text()).toBe(200)
+    // what the router refuses before any route answers as the routes do, with `error` saying what
+    const badUrl = await fetch(`${dashboard.url}api/instances/%ff`)
+    expect(badUrl.status).toBe(400)
+    expect(((await badUrl.json()) as { error: string }).error).toBe(
+      "'/api/instances/%ff' is not a valid url component",
+    )
+    const noRoute = await fetch(`${dashboard.url}api/nothing-here`)
+    expect(noRoute.status).toBe(404)
+    expect(((await noRoute.json()) as { error: string }).error).toBe('no route GET /api/nothing-here')
+  })
+
   it('lists the registry names by kind, the wire features of node versions apart', async () => {
     type Types = { entities: string[]; orchestrations: string[]; features: string[] }
     let types: Types | undefined
