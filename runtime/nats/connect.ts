@@ -117,7 +117,7 @@ export function toNatsOptions(
     authenticator.push(nkeyAuthenticator(seed))
     identity = `with nkey ${publicKeyOf(seed)}`
   } else if (auth.credsFile !== undefined) {
-    authenticator.push(credsAuthenticator(readFile(auth.credsFile, 'creds file')))
+    authenticator.push(credsAuthenticator(readCreds(auth.credsFile)))
     identity = `with creds file ${auth.credsFile}`
   }
   const natsOptions: NodeConnectionOptions = {
@@ -173,6 +173,30 @@ function publicKeyOf(seed: Uint8Array): string {
   } catch (err) {
     throw new BadInputError('the nkey seed is malformed', { cause: err })
   }
+}
+
+/**
+ * A block of a creds file, as the NATS client reads it (`credsAuthenticator`): a dashed line, the
+ * value, a dashed line. The user JWT comes first, then the nkey seed.
+ */
+const CREDS_BLOCK = /\s*(?:(?:[-]{3,}[^\n]*[-]{3,}\n)(.+)(?:\n\s*[-]{3,}[^\n]*[-]{3,}\n))/gi
+
+/**
+ * The bytes of a creds file that holds a user JWT and an nkey seed. Anything else is refused now,
+ * without quoting it (it may hold a seed), rather than by the NATS client at the first connect
+ * as "unable to parse credentials", which the CLI took for a server it could not reach.
+ */
+function readCreds(file: string): Uint8Array {
+  const bytes = readFile(file, 'creds file')
+  const text = new TextDecoder().decode(bytes)
+  const blocks = [...text.matchAll(CREDS_BLOCK)]
+  if (blocks.length < 2) {
+    throw new BadInputError(
+      `creds file ${file} holds no user JWT and nkey seed (the two blocks nsc writes: ` +
+        '-----BEGIN NATS USER JWT----- and -----BEGIN USER NKEY SEED-----)',
+    )
+  }
+  return bytes
 }
 
 /** TLS settings for the NATS client: PEM text as given, or read from the named files. */
