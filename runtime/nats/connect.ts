@@ -59,9 +59,26 @@ export async function connectTo(
     const hint =
       given.tls !== undefined && /timeout/i.test(detail)
         ? ' (with TLS: does the server require a client certificate it would accept?)'
-        : ''
+        : untrustedCertificate(err)
+          ? " (the server's TLS certificate is not trusted: give the CA that signed it, " +
+            'tls.ca, --tls-ca or NATS_CA)'
+          : ''
     throw new ConnectionError(`cannot reach NATS at ${list}: ${detail}${hint}`, { cause: err })
   }
+}
+
+/** Node's codes for a server certificate that no trusted CA signed (or that names another host). */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+])
+
+/** Whether a failed connect was this client not trusting the server's TLS certificate. */
+function untrustedCertificate(err: unknown): boolean {
+  return UNTRUSTED_CERTIFICATE.has(String((err as { code?: unknown })?.code))
 }
 
 /** Whether a failed connect was the server refusing the credentials. */

@@ -730,6 +730,20 @@ describe('mutual TLS', () => {
     expect(err.message).toContain(`cannot reach NATS at ${nats.url}`)
     expect(err.message).toMatch(/client certificate/)
   })
+
+  it("says to give the CA when the server's certificate is not trusted (no CA, or another one)", async () => {
+    for (const tls of [undefined, { ca: certs.clientCert, cert: certs.clientCert, key: certs.clientKey }]) {
+      const err = await rejection(
+        connectTo({ servers: nats.url, ...(tls === undefined ? {} : { tls }), connectTimeoutMs: 2_000 }),
+      )
+      expect(err, String(err)).toBeInstanceOf(ConnectionError)
+      expect(err.message).toMatch(
+        new RegExp(
+          `^cannot reach NATS at ${nats.url.replace(/[.]/g, '\\.')}: .*\\(the server's TLS certificate is not trusted: give the CA that signed it, tls\\.ca, --tls-ca or NATS_CA\\)$`,
+        ),
+      )
+    }
+  })
 })
 
 describe('two accounts', () => {
