@@ -33,6 +33,7 @@ import { Counter as FixtureCounter, Log } from '../fixtures/entities.ts'
 import { registry as fixtureRegistry } from '../fixtures/threads-registry.ts'
 import { helloSequence as fixtureHello, largeRoundTrip, largeText } from '../fixtures/workflows.ts'
 import { silentLogger } from '../../runtime/util/index.ts'
+import { partitionOf } from '../../actors/ids.ts'
 import { repoRoot, spawnTs, useHub, useNatsServer, waitFor } from '../tooling/harness.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -749,17 +750,34 @@ describe('dashboard in chromium', () => {
   }, 30_000)
 
   it('hub deleted while shown: every page says so by name, the server keeps answering', async () => {
-    const node = await Node.start({
+    const first = await Node.start({
       servers: nats.url,
       hub: 'dash-deleted',
       partitions: 1,
-      registry: counterRegistry,
+      registry: [...counterRegistry, ...workflowRegistry],
       logger: silentLogger,
     })
-    await node.stop()
-    const shown = await startDashboard({ servers: nats.url, hub: 'dash-deleted', port: 0 })
+    const shown = await startDashboard({
+      servers: nats.url,
+      hub: 'dash-deleted',
+      port: 0,
+      allowActions: true,
+    })
     try {
       expect((await fetch(`${shown.url}api/overview`)).status, 'before').toBe(200)
+      // an action from the page: its client now waits, in its reads, for its place in the mailbox
+      const client = await Client.connect({ servers: nats.url, hub: 'dash-deleted' })
+      try {
+        await client.start(approval, 60_000, { instanceId: 'dash-deleted-old' })
+      } finally {
+        await client.close()
+      }
+      const terminate = await fetch(`${shown.url}api/instances/dash-deleted-old/terminate`, {
+        method: 'POST',
+        headers: { 'x-basalt-dashboard': '1' },
+      })
+      expect(terminate.status, await terminate.text()).toBe(200)
+      await first.stop()
       const nc = await connectTo(nats.url, 'dash-delete')
       await deleteHub(nc, 'dash-deleted')
       await nc.close()
@@ -783,10 +801,55 @@ describe('dashboard in chromium', () => {
         .filter({ hasText: /was deleted/ })
         .waitFor()
       expect((await fetch(`${shown.url}api/config`)).status).toBe(200)
+      // created again, with more partitions: the dashboard shows the new hub whole (it kept its
+      // client of the old one: reads waited for positions of the old mailboxes and failed, and
+      // listings asked the old hub's one partition only)
+      const again = await Node.start({
+        servers: nats.url,
+        hub: 'dash-deleted',
+        partitions: 4,
+        registry: [...counterRegistry, ...workflowRegistry],
+        logger: silentLogger,
+      })
+      try {
+        const keys = new Map<number, string>()
+        for (let i = 0; keys.size < 4; i++) keys.set(partitionOf(`a${i}`, 4), `a${i}`)
+        const ids = [...keys.values()].map((k) => `dash-deleted-${k}`)
+        const client = await Client.connect({ servers: nats.url, hub: 'dash-deleted' })
+        try {
+          for (const key of keys.values()) await client.entity(Counter, key).signal.add(4)
+          for (const id of ids) await client.start(approval, 60_000, { instanceId: id })
+        } finally {
+          await client.close()
+        }
+        let last = ''
+        await waitFor(
+          async () => {
+            const res = await fetch(`${shown.url}api/instances`)
+            last = `${res.status} ${await res.text()}`
+            // within a check of the hub record (2 s) the dashboard's client is one of the new hub
+            return res.status === 200 && ids.every((id) => last.includes(`"${id}"`))
+          },
+          'the instance listing of the hub created again',
+          15_000,
+        ).catch((err: Error) => Promise.reject(new Error(`${err.message}; last answer: ${last}`)))
+        const listed = JSON.parse(last.slice(4)) as { instances: Array<{ id: string }> }
+        expect(listed.instances.map((i) => i.id).sort()).toEqual([...ids].sort())
+        for (const key of keys.values()) {
+          const res = await fetch(`${shown.url}api/entities/Counter/${key}`)
+          const body = (await res.json()) as unknown
+          expect(res.status, JSON.stringify(body)).toBe(200)
+          expect(body, key).toMatchObject({ exists: true, state: 4 })
+        }
+        expect((await fetch(`${shown.url}api/overview`)).status).toBe(200)
+      } finally {
+        await again.stop()
+      }
     } finally {
       await shown.close()
+      await first.stop()
     }
-  }, 30_000)
+  }, 60_000)
 
   it('basalt dashboard serves the page and its assets, read-only by default', async () => {
     const cli = spawnTs('runtime/cli/basalt.mjs', [
