@@ -6,7 +6,15 @@
  * until Ctrl-C or SIGTERM stops the node (final snapshots) and then the server.
  */
 import path from 'node:path'
-import { claimStore, reclaimStore, releaseStore, startNatsServer, type NatsServer } from '../dev/index.ts'
+import { BadInputError } from '../../actors/index.ts'
+import {
+  claimStore,
+  isPortClash,
+  reclaimStore,
+  releaseStore,
+  startNatsServer,
+  type NatsServer,
+} from '../dev/index.ts'
 import { Node, splitRegistry, type RegistryItem } from '../node/index.ts'
 import { consoleLogger } from '../util/index.ts'
 import { loadRegistry } from './node-command.ts'
@@ -34,7 +42,8 @@ export interface DevFlags {
  * `<--data>/nats`, a node on hub `--hub` (default `dev`), prints the URL and the environment to
  * use it from other terminals, ending with the dashboard's URL, and waits for SIGINT or SIGTERM; then stops node and server and
  * resolves with 0. Throws `NatsServerMissingError` (saying how to install it) when there is no
- * nats-server binary, `NatsServerStartError` when the port is taken, `BadInputError` for a
+ * nats-server binary, `NatsServerStartError` when it does not start, `BadInputError` for a port
+ * that is taken (naming `--port`), for a
  * module that cannot be loaded or a dashboard port that is taken (naming `--dashboard-port`;
  * the server is stopped again).
  *
@@ -49,7 +58,14 @@ export async function runDevCommand(flags: DevFlags, out: Out = stdout): Promise
   // a basalt dev killed with SIGKILL left its server running on this data: stop that one first
   await reclaimStore(storeDir, out)
   try {
-    server = await startNatsServer({ storeDir, port: flags.port })
+    server = await startNatsServer({ storeDir, port: flags.port }).catch((err: unknown) => {
+      // one line naming the flag, as for a taken dashboard port, not the server's log
+      if (!isPortClash(err)) throw err
+      throw new BadInputError(
+        `NATS port ${flags.port} on 127.0.0.1 is in use (another process listens there): give another port (--port)`,
+        { cause: err },
+      )
+    })
     await claimStore(storeDir, server.pid)
     node = await Node.start({
       servers: server.url,

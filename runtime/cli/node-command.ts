@@ -39,7 +39,8 @@ export interface NodeFlags extends ConnectionFlags {
  * prints `node <id> running on hub <hub>` (then, with threads, `node <id> runs its partitions on N
  * worker threads`, and `metrics at <url>` with `--metrics-port`), and on SIGTERM or SIGINT stops it (final snapshots,
  * partitions handed over), prints `node <id> stopped` and resolves with 0. A second signal while
- * stopping exits at once with 1.
+ * stopping, a second or more after the first, exits at once with 1 (one sooner is the first
+ * delivered twice, and is ignored).
  *
  * Throws `UsageError` for a missing option (exit 2), `BadInputError` for a module that cannot be
  * loaded or exports no registry, and whatever `Node.start` throws (e.g. `ConnectionError` naming
@@ -109,11 +110,16 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
       `node ${node.nodeId}: connection to NATS closed unexpectedly${closedReason(await closed)}`,
     )
   }
-  const forceExit = () => {
-    process.stderr.write(`basalt node: ${signal} again while stopping; exiting now\n`)
+  // a second signal soon after the first is that one delivered twice (GNU `timeout` signals the
+  // process and then its process group; so does a script that kills the pid and the group), not a
+  // person asking again: it must not cut the hand-over short
+  const stoppingSince = Date.now()
+  const forceExit = (again: NodeJS.Signals) => {
+    if (Date.now() - stoppingSince < SAME_SIGNAL_MS) return
+    process.stderr.write(`basalt node: ${again} again while stopping; exiting now\n`)
     process.exit(1)
   }
-  for (const s of STOP_SIGNALS) process.once(s, forceExit)
+  for (const s of STOP_SIGNALS) process.on(s, forceExit)
   try {
     await node.stop({ snapshot: true })
   } finally {
@@ -122,6 +128,9 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
   out(`node ${node.nodeId} stopped`)
   return 0
 }
+
+/** How long after the first stop signal another one counts as the same one delivered twice, in ms. */
+const SAME_SIGNAL_MS = 1_000
 
 /**
  * Why the client library gave the connection up, for the line the node ends with: it stops

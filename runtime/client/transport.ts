@@ -408,10 +408,21 @@ export class CallTransport implements SenderHost {
         throw new PartitionUnavailableError(p, `its owner did not answer in time`)
       throw err
     }
-    if (answer.ok === 0) throw fromErrorInfo(answer.error)
+    if (answer.ok === 0) {
+      // a read waiting for a position this client reached in the mailbox of a hub that was deleted
+      // and created again (the new mailbox is shorter): say that, not the protocol error
+      if (seq !== undefined && PAST_END.test(answer.error.message)) {
+        const gone = await this.#hubGone()
+        if (gone !== undefined) throw gone
+      }
+      throw fromErrorInfo(answer.error)
+    }
     return answer
   }
 }
+
+/** The message of a query answered for waiting past the end of its partition's mailbox. */
+const PAST_END = /^query waits for mailbox position \d+, but the mailbox of partition \d+ ends at/
 
 /**
  * What a timed-out call's error adds: whether its message was stored (it then still takes effect:

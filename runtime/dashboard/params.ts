@@ -4,18 +4,31 @@
  */
 import { RuntimeStatus } from '../instances/index.ts'
 
-/** A query parameter that does not parse; the server answers 400 with its message. */
+/**
+ * A query parameter (or, with `where`, a field of an action's JSON body) that does not parse or
+ * is not known; the server answers 400 with its message.
+ */
 export class BadParamError extends Error {
   override name = 'BadParamError'
   constructor(
     readonly param: string,
     message: string,
+    where: 'query parameter' | 'body field' = 'query parameter',
   ) {
-    super(`bad query parameter '${param}': ${message}`)
+    super(`bad ${where} '${param}': ${message}`)
   }
 }
 
 type Query = Record<string, string | string[] | undefined>
+
+/**
+ * Refuses a parameter the route does not take, naming the ones it takes: a misspelt filter
+ * (`?stauts=Failed`) must not list everything as if no filter were given.
+ */
+export function onlyKnown(query: Query, known: readonly string[]): void {
+  for (const name of Object.keys(query))
+    if (!known.includes(name)) throw new BadParamError(name, `unknown here (known: ${known.join(', ')})`)
+}
 
 /** The single value of `name`, or undefined when absent or empty. */
 export function text(query: Query, name: string): string | undefined {

@@ -19,13 +19,14 @@ import {
   BasaltError,
   HubNotFoundError,
   InstanceNotFoundError,
+  MAX_KEY_BYTES,
   UnknownEntityError,
 } from '../../actors/index.ts'
 import { readHubTypes, readPlacement } from '../../placement/index.ts'
 import { isStreamNotFound, isTransient, permissionViolation } from '../nats/index.ts'
 import { jsonSafe, readDeadLetters } from './dead-letters.ts'
 import { refuseAction, refuseHost, type HostPolicy } from './guard.ts'
-import { BadParamError, int, statuses, text, time } from './params.ts'
+import { BadParamError, int, onlyKnown, statuses, text, time } from './params.ts'
 import { shortenValue, shortenValues } from './previews.ts'
 import type { DashboardSource } from './source.ts'
 import { timelineOf } from './timeline.ts'
@@ -48,7 +49,26 @@ export function buildServer(
   source: DashboardSource,
   settings: ServerSettings,
 ): { app: FastifyInstance; openStreams: () => number } {
-  const app = Fastify({ logger: false })
+  const app = Fastify({
+    logger: false,
+    // an entity key or instance id may take MAX_KEY_BYTES bytes, each percent-encoded as three
+    // characters in a path (the router's default of 100 answered such pages with 414)
+    routerOptions: { maxParamLength: 3 * MAX_KEY_BYTES },
+    // what the router refuses before any route runs (a malformed percent-encoding) answers like
+    // the routes: `{"error": "…"}` saying what was wrong
+    frameworkErrors: (err, _req, reply) => {
+      void (reply as unknown as FastifyReply)
+        .code(err.statusCode ?? 400)
+        .type('application/json')
+        .send(JSON.stringify({ error: err.message }))
+    },
+  })
+  app.setNotFoundHandler((req, reply) => {
+    void reply
+      .code(404)
+      .type('application/json')
+      .send(JSON.stringify({ error: `no route ${req.method} ${req.url.split('?')[0]}` }))
+  })
   // event streams end when the server closes, or closing would wait for the browsers to leave
   const open = new Set<import('node:http').ServerResponse>()
   app.addHook('preClose', (done) => {
@@ -132,6 +152,7 @@ export function buildServer(
   })
   app.get('/api/instances', async (req: Req, reply) => {
     const q = req.query
+    onlyKnown(q, ['status', 'name', 'prefix', 'since', 'continuation', 'pageSize'])
     const query = {
       ...optional('statuses', statuses(q, 'status')),
       ...optional('namePrefix', text(q, 'name')),
@@ -149,6 +170,7 @@ export function buildServer(
     return json(reply, { ...status, timeline: timelineOf(status.history ?? []) })
   })
   app.get('/api/entities', async (req: Req, reply) => {
+    onlyKnown(req.query, ['type', 'prefix', 'continuation', 'pageSize'])
     const type = text(req.query, 'type')
     if (type === undefined) throw new BadParamError('type', 'give the entity type name')
     const page = await (
@@ -175,6 +197,7 @@ export function buildServer(
     return json(reply, { type, key, ...state, lock, scheduled })
   })
   app.get('/api/dead-letters', async (req: Req, reply) => {
+    onlyKnown(req.query, ['from', 'limit'])
     const client = await source.client()
     const from = int(req.query, 'from', 1, Number.MAX_SAFE_INTEGER, 1)
     return json(reply, await readDeadLetters(client.hub, from, int(req.query, 'limit', 1, 500, 100)))
@@ -238,7 +261,7 @@ export function buildServer(
     })
   action('raise', async (id, body) => {
     if (typeof body.name !== 'string' || body.name === '')
-      throw new BadParamError('name', 'give the event name')
+      throw new BadParamError('name', 'give the event name', 'body field')
     await (await source.client()).raiseEvent(id, body.name, body.data)
   })
   action('terminate', async (id, body) =>

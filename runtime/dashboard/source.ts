@@ -12,6 +12,7 @@ import { summaryOf, type InstanceRecord } from '../instances/index.ts'
 import {
   decode,
   decodeEnvelope,
+  hubFate,
   isUnloaded,
   valueOf,
   parseItemKey,
@@ -21,6 +22,11 @@ import {
   type Subscription,
 } from '../nats/index.ts'
 import { StatsTracker } from './stats.ts'
+
+/** How often, at most, a request checks that the hub is still the one the client opened, in ms. */
+const FATE_CHECK_MS = 2_000
+/** How long a request waits for that check before it goes on with the client it has, in ms. */
+const FATE_CHECK_WAIT_MS = 500
 
 /** An instance's change as the Instances page receives it; `status` null when it was purged. */
 export interface InstanceChange {
@@ -38,6 +44,8 @@ export class DashboardSource {
   readonly #instanceListeners = new Set<(change: InstanceChange) => void>()
   #instanceFeed: { stop(): void; ready: Promise<void> } | undefined
   #closed = false
+  /** When {@link #hubReplaced} last read the hub record (ms since the epoch). */
+  #fateCheckedAt = 0
 
   constructor(readonly options: ConnectionOptions & { hub: string }) {}
 
@@ -47,7 +55,10 @@ export class DashboardSource {
    */
   async client(): Promise<Client> {
     if (this.#closed) throw new Error('dashboard is closed')
-    if (this.#client !== undefined && !this.#client.nc.isClosed()) return this.#client
+    if (this.#client !== undefined && !this.#client.nc.isClosed()) {
+      if (!(await this.#hubReplaced(this.#client))) return this.#client
+      this.#forget(this.#client)
+    }
     this.#client = undefined
     // only the connection and the hub: startDashboard's options may hold more, which connect refuses
     const { hub } = this.options
@@ -60,6 +71,38 @@ export class DashboardSource {
       })
       .finally(() => (this.#connecting = undefined))
     return this.#connecting
+  }
+
+  /**
+   * Whether the hub `client` opened was deleted and created again since: its client then
+   * knows the old partition count and waits in its reads for positions of the old mailboxes, so
+   * the pages would show part of the new hub, or errors, until the dashboard restarted. Asked at
+   * most every {@link FATE_CHECK_MS} (one read of the hub record); NATS not answering is no answer.
+   */
+  async #hubReplaced(client: Client): Promise<boolean> {
+    const now = Date.now()
+    if (now - this.#fateCheckedAt < FATE_CHECK_MS) return false
+    this.#fateCheckedAt = now
+    // (NATS gone: the read would wait for the reconnect; the page's own request says what is wrong)
+    let timer: NodeJS.Timeout | undefined
+    const fate = await Promise.race([
+      hubFate(client.hub, 0).catch(() => 'same' as const),
+      new Promise<'same'>((resolve) => (timer = setTimeout(resolve, FATE_CHECK_WAIT_MS, 'same'))),
+    ]).finally(() => clearTimeout(timer))
+    // deleted only: the old client's errors say so ("was deleted"); created again: connect anew
+    return fate === 'recreated'
+  }
+
+  /** Drops `client` and what listens through it; the next {@link client} call connects anew. */
+  #forget(client: Client): void {
+    if (this.#client === client) this.#client = undefined
+    this.#instanceFeed?.stop()
+    this.#instanceFeed = undefined
+    this.#statsSub?.unsubscribe()
+    this.#statsSub = undefined
+    void whileConnected(client.nc, () => client.close())
+      .then((closed) => (closed ? undefined : client.nc.close()))
+      .catch(() => {})
   }
 
   /** Calls `listener` after each telemetry sample; returns the unsubscribe. */

@@ -11,7 +11,7 @@ export {
   type NatsClusterMemberOptions,
   type NatsServerOptions,
 } from './nats-server-config.ts'
-export { startNatsServer, type NatsServer } from './nats-server.ts'
+export { isPortClash, startNatsServer, type NatsServer } from './nats-server.ts'
 export { createOwnedDir, installHooks, removeOwnedDir, stopAllNatsServers } from './owned-resources.ts'
 export { freePort, freePorts, readLogTail, sleep } from './probes.ts'
 export { claimStore, reclaimStore, releaseStore } from './store-owner.ts'

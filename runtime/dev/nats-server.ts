@@ -228,8 +228,11 @@ class ManagedNatsServer implements NatsServer {
   }
 }
 
-/** True if a start-up failure was caused by the port being taken (a race after {@link freePort}). */
-function isPortClash(error: unknown): boolean {
+/**
+ * True if a start-up failure was caused by the port being taken (a race after {@link freePort},
+ * or a port given that another process listens on).
+ */
+export function isPortClash(error: unknown): boolean {
   return error instanceof NatsServerStartError && /address already in use/i.test(error.logTail)
 }
 

@@ -59,9 +59,26 @@ export async function connectTo(
     const hint =
       given.tls !== undefined && /timeout/i.test(detail)
         ? ' (with TLS: does the server require a client certificate it would accept?)'
-        : ''
+        : untrustedCertificate(err)
+          ? " (the server's TLS certificate is not trusted: give the CA that signed it, " +
+            'tls.ca, --tls-ca or NATS_CA)'
+          : ''
     throw new ConnectionError(`cannot reach NATS at ${list}: ${detail}${hint}`, { cause: err })
   }
+}
+
+/** Node's codes for a server certificate that no trusted CA signed (or that names another host). */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+])
+
+/** Whether a failed connect was this client not trusting the server's TLS certificate. */
+function untrustedCertificate(err: unknown): boolean {
+  return UNTRUSTED_CERTIFICATE.has(String((err as { code?: unknown })?.code))
 }
 
 /** Whether a failed connect was the server refusing the credentials. */
@@ -117,7 +134,7 @@ export function toNatsOptions(
     authenticator.push(nkeyAuthenticator(seed))
     identity = `with nkey ${publicKeyOf(seed)}`
   } else if (auth.credsFile !== undefined) {
-    authenticator.push(credsAuthenticator(readFile(auth.credsFile, 'creds file')))
+    authenticator.push(credsAuthenticator(readCreds(auth.credsFile)))
     identity = `with creds file ${auth.credsFile}`
   }
   const natsOptions: NodeConnectionOptions = {
@@ -173,6 +190,30 @@ function publicKeyOf(seed: Uint8Array): string {
   } catch (err) {
     throw new BadInputError('the nkey seed is malformed', { cause: err })
   }
+}
+
+/**
+ * A block of a creds file, as the NATS client reads it (`credsAuthenticator`): a dashed line, the
+ * value, a dashed line. The user JWT comes first, then the nkey seed.
+ */
+const CREDS_BLOCK = /\s*(?:(?:[-]{3,}[^\n]*[-]{3,}\n)(.+)(?:\n\s*[-]{3,}[^\n]*[-]{3,}\n))/gi
+
+/**
+ * The bytes of a creds file that holds a user JWT and an nkey seed. Anything else is refused now,
+ * without quoting it (it may hold a seed), rather than by the NATS client at the first connect
+ * as "unable to parse credentials", which the CLI took for a server it could not reach.
+ */
+function readCreds(file: string): Uint8Array {
+  const bytes = readFile(file, 'creds file')
+  const text = new TextDecoder().decode(bytes)
+  const blocks = [...text.matchAll(CREDS_BLOCK)]
+  if (blocks.length < 2) {
+    throw new BadInputError(
+      `creds file ${file} holds no user JWT and nkey seed (the two blocks nsc writes: ` +
+        '-----BEGIN NATS USER JWT----- and -----BEGIN USER NKEY SEED-----)',
+    )
+  }
+  return bytes
 }
 
 /** TLS settings for the NATS client: PEM text as given, or read from the named files. */

@@ -38,6 +38,7 @@ import {
   AuthorizationError,
   BadInputError,
   BasaltError,
+  ConnectionError,
   HubNotFoundError,
   StorageFullError,
   describeValue,
@@ -321,7 +322,7 @@ async function ensureHubOnce(
   checkHubOptions(options)
   const partitions = options.partitions ?? DEFAULT_PARTITIONS
   const replicas = options.replicas ?? 1
-  const jsm = await jetstreamManager(nc)
+  const jsm = await managerOf(nc)
   const kvm = new Kvm(nc)
   const record = (): HubMeta => (creation.record ??= { v: 1, partitions, replicas, created: Date.now() })
   // a user who may not write the hub record (another hub's permissions) is refused before anything
@@ -521,6 +522,25 @@ function compareVersions(a: [number, number, number], b: [number, number, number
 }
 
 /**
+ * The JetStream manager of `nc`. Its first request (`$JS.API.INFO`) finds no responder when the
+ * server runs without JetStream, or the user's account has none: that is said with what to do
+ * ({@link ConnectionError}), not as the client's bare "jetstream is not enabled".
+ */
+async function managerOf(nc: NatsConnection): Promise<JetStreamManager> {
+  try {
+    return await jetstreamManager(nc)
+  } catch (err) {
+    if ((err as { name?: unknown } | null)?.name !== 'JetStreamNotEnabled') throw err
+    const server = nc.getServer()
+    throw new ConnectionError(
+      `JetStream is not enabled on the NATS server at nats://${server} for this user's account: ` +
+        'start nats-server with -js (or a jetstream block in its configuration), and give the account jetstream: enabled',
+      { cause: err },
+    )
+  }
+}
+
+/**
  * Opens an existing hub without creating anything; throws {@link HubNotFoundError}, and
  * {@link AuthorizationError} (the server's refusal as its cause) when the NATS user may not read
  * the hub: another hub's, or a misspelt name, under per-hub permissions.
@@ -540,7 +560,7 @@ export async function openHub(nc: NatsConnection, name: string): Promise<Hub> {
 
 async function openHubAs(nc: NatsConnection, name: string): Promise<Hub> {
   const names = new HubNames(name)
-  const jsm = await jetstreamManager(nc)
+  const jsm = await managerOf(nc)
   const kvm = new Kvm(nc)
   let metaKv: KV
   let meta: HubMeta | null

@@ -24,7 +24,8 @@ export interface SubjectPermissions {
 }
 
 /**
- * What a node of hub `hub` needs (the activity workers and `basalt` admin commands need the same).
+ * What a node of hub `hub` needs (the activity workers and `basalt` admin commands need the same),
+ * with what a client receives, so that a dashboard run with it (the dead letters need it) works whole.
  *
  * @example nodePermissions('orders').publish // ['$JS.API.>', '$JS.ACK.BASALT_orders_MBX.>', …]
  */
@@ -45,6 +46,12 @@ export function nodePermissions(hub: string): SubjectPermissions {
       '_INBOX.>', // replies of JetStream API calls, consumers' deliveries
       '_INBOX_bfj.>', // acknowledgements of the lean publish path
       `${hub}.q.*`, // queries to the partitions it owns
+      // what a client receives, for the dashboard (`basalt dashboard` run with these to see the
+      // dead letters, `Node.start({ dashboard })`) and clients made with them: replies to its
+      // calls and actions, change messages for its watches, the nodes' telemetry samples
+      `${names.replyInboxPrefix}.*`,
+      `${hub}.chg.*`,
+      names.stats('*'),
     ],
   }
 }

@@ -148,3 +148,28 @@ describe('a dashboard port that is taken', () => {
     },
   )
 })
+
+describe('a NATS port that is taken', () => {
+  it(
+    'basalt dev --port exits 1 at once with one line naming the flag, not the server log',
+    { timeout: 60_000 },
+    async () => {
+      const taken = createServer()
+      await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+      const { port } = taken.address() as AddressInfo
+      try {
+        const dev = spawnTs('runtime/cli/basalt.mjs', [
+          ...['dev', '--port', String(port), '--data', tempDir('basalt-dev-nats-taken-')],
+          ...['--partitions', '1', '--no-dashboard'],
+        ])
+        expect(await dev.exited, dev.lines.join('\n')).toBe(1)
+        expect(dev.lines).toEqual([
+          `basalt dev: NATS port ${port} on 127.0.0.1 is in use (another process listens there): ` +
+            'give another port (--port)',
+        ])
+      } finally {
+        taken.close()
+      }
+    },
+  )
+})

@@ -123,6 +123,10 @@ describe('basalt help, version and exit codes', () => {
       [['status', 'x', '--nkey', seed.slice(0, -1)], /^basalt status: --nkey: the nkey seed is malformed/],
       [['status', 'x', '--creds', '/no/such.creds'], /^basalt status: --creds: cannot read the creds file/],
       [
+        ['status', 'x', '--creds', '/etc/hostname'],
+        /^basalt status: --creds: creds file \/etc\/hostname holds no user JWT and nkey seed/,
+      ],
+      [
         [...node, '--metrics-port', '99999'],
         /^basalt node: option '--metrics-port <port>' argument '99999' is invalid\. expected an integer from 0 to 65535/,
       ],

@@ -165,6 +165,39 @@ describe('basalt node', () => {
   })
 
   it(
+    'stops gracefully when one SIGTERM arrives twice at once (GNU timeout signals the process, then its group)',
+    { timeout: 30_000 },
+    async () => {
+      const hub = 'cli-double-term'
+      const child = basalt(
+        'node',
+        '--servers',
+        nats.url,
+        '--hub',
+        hub,
+        '--load',
+        'test/fixtures/registry.ts',
+        '--node-id',
+        'cli-double-1',
+        '--partitions',
+        '16',
+        '--workers',
+        '1',
+      )
+      await child.waitForLine(/^node cli-double-1 running on hub cli-double-term$/, 20_000)
+      // the two copies come microseconds apart; on a busy machine the node may have taken the
+      // first before the second arrives: 20 ms apart here
+      child.kill('SIGTERM')
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      child.kill('SIGTERM')
+      const code = await child.exited
+      expect(code, child.lines.join('\n')).toBe(0)
+      expect(child.lines).toContain('node cli-double-1 stopped')
+      expect(child.lines.join('\n')).not.toContain('again while stopping')
+    },
+  )
+
+  it(
     'runs its partitions on --workers threads, and stops on SIGTERM with exit 0',
     { timeout: 60_000 },
     async () => {

@@ -33,6 +33,7 @@ import { Counter as FixtureCounter, Log } from '../fixtures/entities.ts'
 import { registry as fixtureRegistry } from '../fixtures/threads-registry.ts'
 import { helloSequence as fixtureHello, largeRoundTrip, largeText } from '../fixtures/workflows.ts'
 import { silentLogger } from '../../runtime/util/index.ts'
+import { partitionOf } from '../../actors/ids.ts'
 import { repoRoot, spawnTs, useHub, useNatsServer, waitFor } from '../tooling/harness.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -427,6 +428,80 @@ describe('dashboard in chromium', () => {
     expect(((await ghost.json()) as { error: string }).error).toContain("unknown entity type 'Ghost'")
   })
 
+  it('bad input: a misspelt filter 400 naming it, a body field named as one, a malformed page address', async () => {
+    // a misspelt filter would otherwise list everything, as if none were given
+    for (const url of [
+      'api/instances?stauts=Failed',
+      'api/entities?type=Counter&prefx=c',
+      'api/dead-letters?lmit=5',
+    ]) {
+      const res = await fetch(`${dashboard.url}${url}`)
+      const body = (await res.json()) as { error: string }
+      expect(res.status, `${url}: ${JSON.stringify(body)}`).toBe(400)
+      expect(body.error).toMatch(/^bad query parameter '(stauts|prefx|lmit)': unknown here \(known: /)
+    }
+    // the event name of a raise is in the JSON body, not in the query
+    const id = await stack.client.start(approval, 60_000)
+    const raise = await fetch(`${dashboard.url}api/instances/${id}/raise`, {
+      method: 'POST',
+      headers: { 'x-basalt-dashboard': '1', 'content-type': 'application/json' },
+      body: '{"data":1}',
+    })
+    expect(raise.status).toBe(400)
+    expect(((await raise.json()) as { error: string }).error).toBe(
+      "bad body field 'name': give the event name",
+    )
+    await stack.client.terminate(id)
+    // an address that is no valid percent-encoding shows its page, not the last one shown
+    await open(`/instance/${id}`)
+    await page.locator('h2', { hasText: `Instance ${id}` }).waitFor()
+    const errors: string[] = []
+    const onError = (err: Error) => errors.push(err.message)
+    page.on('pageerror', onError)
+    try {
+      await open('/instance/%E0%A4%A')
+      await page.getByText("instance '%E0%A4%A' does not exist").waitFor({ timeout: 5_000 })
+    } finally {
+      page.off('pageerror', onError)
+    }
+    expect(errors, 'errors on the page').toEqual([])
+  })
+
+  it('shows an entity and an instance whose key and id are long, as Basalt allows (1024 bytes)', async () => {
+    const key = `k-${'é'.repeat(500)}` // 1,002 bytes, 3,006 characters percent-encoded
+    await stack.client.entity(Counter, key).signal.add(3)
+    const entity = await fetch(`${dashboard.url}api/entities/Counter/${encodeURIComponent(key)}`)
+    const body = (await entity.json()) as { key: string; state: unknown }
+    expect(entity.status, JSON.stringify(body).slice(0, 300)).toBe(200)
+    expect(body).toMatchObject({ key, state: 3 })
+    const id = `i-${'x'.repeat(1000)}`
+    await stack.client.start(approval, 60_000, { instanceId: id })
+    const instance = await fetch(`${dashboard.url}api/instances/${id}`)
+    expect(instance.status, (await instance.clone().text()).slice(0, 300)).toBe(200)
+    expect(((await instance.json()) as { id: string }).id).toBe(id)
+    const events = await eventStream(`${dashboard.url}api/stream/instances/${id}`)
+    try {
+      expect(events.status).toBe(200)
+      expect(await events.next()).toMatchObject({ event: 'status', data: { id } })
+    } finally {
+      await events.close()
+    }
+    const terminate = await fetch(`${dashboard.url}api/instances/${id}/terminate`, {
+      method: 'POST',
+      headers: { 'x-basalt-dashboard': '1' },
+    })
+    expect(terminate.status, await terminate.text()).toBe(200)
+    // what the router refuses before any route answers as the routes do, with `error` saying what
+    const badUrl = await fetch(`${dashboard.url}api/instances/%ff`)
+    expect(badUrl.status).toBe(400)
+    expect(((await badUrl.json()) as { error: string }).error).toBe(
+      "'/api/instances/%ff' is not a valid url component",
+    )
+    const noRoute = await fetch(`${dashboard.url}api/nothing-here`)
+    expect(noRoute.status).toBe(404)
+    expect(((await noRoute.json()) as { error: string }).error).toBe('no route GET /api/nothing-here')
+  })
+
   it('lists the registry names by kind, the wire features of node versions apart', async () => {
     type Types = { entities: string[]; orchestrations: string[]; features: string[] }
     let types: Types | undefined
@@ -675,17 +750,34 @@ describe('dashboard in chromium', () => {
   }, 30_000)
 
   it('hub deleted while shown: every page says so by name, the server keeps answering', async () => {
-    const node = await Node.start({
+    const first = await Node.start({
       servers: nats.url,
       hub: 'dash-deleted',
       partitions: 1,
-      registry: counterRegistry,
+      registry: [...counterRegistry, ...workflowRegistry],
       logger: silentLogger,
     })
-    await node.stop()
-    const shown = await startDashboard({ servers: nats.url, hub: 'dash-deleted', port: 0 })
+    const shown = await startDashboard({
+      servers: nats.url,
+      hub: 'dash-deleted',
+      port: 0,
+      allowActions: true,
+    })
     try {
       expect((await fetch(`${shown.url}api/overview`)).status, 'before').toBe(200)
+      // an action from the page: its client now waits, in its reads, for its place in the mailbox
+      const client = await Client.connect({ servers: nats.url, hub: 'dash-deleted' })
+      try {
+        await client.start(approval, 60_000, { instanceId: 'dash-deleted-old' })
+      } finally {
+        await client.close()
+      }
+      const terminate = await fetch(`${shown.url}api/instances/dash-deleted-old/terminate`, {
+        method: 'POST',
+        headers: { 'x-basalt-dashboard': '1' },
+      })
+      expect(terminate.status, await terminate.text()).toBe(200)
+      await first.stop()
       const nc = await connectTo(nats.url, 'dash-delete')
       await deleteHub(nc, 'dash-deleted')
       await nc.close()
@@ -709,10 +801,55 @@ describe('dashboard in chromium', () => {
         .filter({ hasText: /was deleted/ })
         .waitFor()
       expect((await fetch(`${shown.url}api/config`)).status).toBe(200)
+      // created again, with more partitions: the dashboard shows the new hub whole (it kept its
+      // client of the old one: reads waited for positions of the old mailboxes and failed, and
+      // listings asked the old hub's one partition only)
+      const again = await Node.start({
+        servers: nats.url,
+        hub: 'dash-deleted',
+        partitions: 4,
+        registry: [...counterRegistry, ...workflowRegistry],
+        logger: silentLogger,
+      })
+      try {
+        const keys = new Map<number, string>()
+        for (let i = 0; keys.size < 4; i++) keys.set(partitionOf(`a${i}`, 4), `a${i}`)
+        const ids = [...keys.values()].map((k) => `dash-deleted-${k}`)
+        const client = await Client.connect({ servers: nats.url, hub: 'dash-deleted' })
+        try {
+          for (const key of keys.values()) await client.entity(Counter, key).signal.add(4)
+          for (const id of ids) await client.start(approval, 60_000, { instanceId: id })
+        } finally {
+          await client.close()
+        }
+        let last = ''
+        await waitFor(
+          async () => {
+            const res = await fetch(`${shown.url}api/instances`)
+            last = `${res.status} ${await res.text()}`
+            // within a check of the hub record (2 s) the dashboard's client is one of the new hub
+            return res.status === 200 && ids.every((id) => last.includes(`"${id}"`))
+          },
+          'the instance listing of the hub created again',
+          15_000,
+        ).catch((err: Error) => Promise.reject(new Error(`${err.message}; last answer: ${last}`)))
+        const listed = JSON.parse(last.slice(4)) as { instances: Array<{ id: string }> }
+        expect(listed.instances.map((i) => i.id).sort()).toEqual([...ids].sort())
+        for (const key of keys.values()) {
+          const res = await fetch(`${shown.url}api/entities/Counter/${key}`)
+          const body = (await res.json()) as unknown
+          expect(res.status, JSON.stringify(body)).toBe(200)
+          expect(body, key).toMatchObject({ exists: true, state: 4 })
+        }
+        expect((await fetch(`${shown.url}api/overview`)).status).toBe(200)
+      } finally {
+        await again.stop()
+      }
     } finally {
       await shown.close()
+      await first.stop()
     }
-  }, 30_000)
+  }, 60_000)
 
   it('basalt dashboard serves the page and its assets, read-only by default', async () => {
     const cli = spawnTs('runtime/cli/basalt.mjs', [

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
-import { Node, StorageFullError, silentLogger } from '../../runtime/index.ts'
+import { Client, ConnectionError, Node, StorageFullError, silentLogger } from '../../runtime/index.ts'
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
 import { encode } from '../../runtime/nats/codec.ts'
 import { HubNames, ensureHub, type HubMeta } from '../../runtime/nats/hub.ts'
@@ -21,6 +21,7 @@ const nats = useNatsServer({
     '  LIMITED: { jetstream: { max_streams: 4, max_file: 1G, max_mem: 1G }, users: [ { user: limited, password: "pw" } ] }',
     '  LIMITED2: { jetstream: { max_streams: 4, max_file: 1G, max_mem: 1G }, users: [ { user: limited2, password: "pw" } ] }',
     '  FULL: { jetstream: { max_file: 100, max_mem: 1G }, users: [ { user: full, password: "pw" } ] }',
+    '  NOJS: { users: [ { user: nojs, password: "pw" } ] }',
     '}',
   ].join('\n'),
 })
@@ -96,5 +97,23 @@ describe('a hub creation that fails part-way', () => {
     expect(outcome.message).toBe("cannot create hub 'z': maximum number of streams reached")
     expect(left === null || left.operation !== 'PUT', 'the record the failed call wrote is gone').toBe(true)
     expect(emptied.streams).toEqual([`KV_${names.metaBucket}`])
+  })
+})
+
+describe('a server or account without JetStream', () => {
+  it('is said plainly, with what to do, by Node.start and Client.connect', async () => {
+    const expected =
+      /^JetStream is not enabled on the NATS server at nats:\/\/127\.0\.0\.1:\d+ for this user's account: start nats-server with -js \(or a jetstream block in its configuration\), and give the account jetstream: enabled$/
+    const node = await Node.start({
+      ...as('nojs'),
+      hub: 'j',
+      registry: [Counter],
+      logger: silentLogger,
+    }).catch((err: unknown) => err as Error)
+    expect(node, String(node)).toBeInstanceOf(ConnectionError)
+    expect((node as Error).message).toMatch(expected)
+    const client = await Client.connect({ ...as('nojs'), hub: 'j' }).catch((err: unknown) => err as Error)
+    expect(client, String(client)).toBeInstanceOf(ConnectionError)
+    expect((client as Error).message).toMatch(expected)
   })
 })

@@ -128,6 +128,30 @@ describe('a hub deleted under running nodes', () => {
     for (const key of keys) expect(await client.entity(Counter, key).call.get()).toBe(0)
   }, 60_000)
 
+  it('created again while a client ran: its reads say so (connect again), not a mailbox position past the end', async () => {
+    const hub = 'recreated-under-client'
+    await start(hub, 'a')
+    const client = await Client.connect({ servers: nats.url, hub })
+    opened.push(client)
+    const keys = keysPerPartition()
+    // positions in the old hub's mailboxes, which the client's reads wait for
+    for (const key of keys) for (let i = 0; i < 3; i++) await client.entity(Counter, key).signal.add(1)
+    const nc = await connectTo(nats.url, 'hub-delete')
+    await deleteHub(nc, hub)
+    await nc.close()
+    await start(hub, 'c') // creates the hub anew
+    const again = `hub '${hub}' was deleted and created again since this client connected: connect again`
+    for (const key of keys) {
+      const err = await client.readEntityState(Counter, key).catch((e: unknown) => e)
+      expect(err, String(err)).toBeInstanceOf(HubNotFoundError)
+      expect((err as Error).message).toBe(again)
+    }
+    // a new client reads the new hub
+    const fresh = await Client.connect({ servers: nats.url, hub })
+    opened.push(fresh)
+    expect(await fresh.readEntityState(Counter, keys[0]!)).toEqual({ exists: false })
+  }, 60_000)
+
   it('deleted and not created again: the nodes stop, and a client is told, both saying so', async () => {
     const hub = 'deleted-only'
     const { a, b, lines } = await twoNodes(hub)

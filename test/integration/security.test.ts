@@ -229,6 +229,50 @@ describe('users and passwords, with the node and client permissions', () => {
     }
   })
 
+  it('serves the whole dashboard as the node user: dead letters, live samples, watches, prompt replies', async () => {
+    // the node block is what SECURITY.md gives the dashboard for its dead letters, and what
+    // `Node.start({ dashboard })` runs with: its live parts must work with it too
+    const dashboard = await startDashboard({ ...asNode(), hub, port: 0, allowActions: true })
+    try {
+      expect((await fetch(`${dashboard.url}api/dead-letters`)).status, 'dead letters as the node').toBe(200)
+      const stats = await sseEvents(`${dashboard.url}api/stream/stats`)
+      try {
+        // a sample arrives each second: without the subscription only the first, empty view comes
+        const deadline = Date.now() + 10_000
+        let nodes = 0
+        while (nodes === 0 && Date.now() < deadline) {
+          const next = await Promise.race([
+            stats.next(),
+            new Promise<null>((resolve) => setTimeout(resolve, deadline - Date.now(), null)),
+          ])
+          nodes = (next?.data as { nodes: unknown[] } | undefined)?.nodes.length ?? 0
+        }
+        expect(nodes, 'nodes in the telemetry the dashboard of the node user shows').toBeGreaterThan(0)
+      } finally {
+        await stats.close()
+      }
+      const id = await stack.client.start(helloSequence, ['Kyiv'])
+      await stack.client.waitForCompletion(id)
+      const watch = await sseEvents(`${dashboard.url}api/stream/instances/${id}`)
+      try {
+        const first = await watch.next()
+        expect(first.event, `first event of the watch of ${id}: ${JSON.stringify(first.data)}`).toBe('status')
+      } finally {
+        await watch.close()
+      }
+      // an action's reply reaches the dashboard's client inbox at once (not through a re-ask)
+      const started = Date.now()
+      const res = await fetch(`${dashboard.url}api/instances/${id}/terminate`, {
+        method: 'POST',
+        headers: { 'X-Basalt-Dashboard': '1' },
+      })
+      expect(res.status, await res.text()).toBe(409)
+      expect(Date.now() - started, 'ms until the refused terminate was answered').toBeLessThan(1_000)
+    } finally {
+      await dashboard.close()
+    }
+  })
+
   it('fails fast on a wrong password, saying authorization failed, without the password', async () => {
     const err = await rejection(
       Client.connect({ servers: nats.url, user: 'client', password: 'not-the-password', hub }),
@@ -686,6 +730,20 @@ describe('mutual TLS', () => {
     expect(err.message).toContain(`cannot reach NATS at ${nats.url}`)
     expect(err.message).toMatch(/client certificate/)
   })
+
+  it("says to give the CA when the server's certificate is not trusted (no CA, or another one)", async () => {
+    for (const tls of [undefined, { ca: certs.clientCert, cert: certs.clientCert, key: certs.clientKey }]) {
+      const err = await rejection(
+        connectTo({ servers: nats.url, ...(tls === undefined ? {} : { tls }), connectTimeoutMs: 2_000 }),
+      )
+      expect(err, String(err)).toBeInstanceOf(ConnectionError)
+      expect(err.message).toMatch(
+        new RegExp(
+          `^cannot reach NATS at ${nats.url.replace(/[.]/g, '\\.')}: .*\\(the server's TLS certificate is not trusted: give the CA that signed it, tls\\.ca, --tls-ca or NATS_CA\\)$`,
+        ),
+      )
+    }
+  })
 })
 
 describe('two accounts', () => {
@@ -741,3 +799,32 @@ describe('two accounts', () => {
     }
   })
 })
+
+/** A server-sent-event stream being read: its events one by one, until `close`. */
+async function sseEvents(url: string): Promise<{
+  next(): Promise<{ event: string; data: unknown }>
+  close(): Promise<void>
+}> {
+  const abort = new AbortController()
+  const res = await fetch(url, { signal: abort.signal })
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader()
+  let text = ''
+  return {
+    async next() {
+      for (;;) {
+        const event = /^event: (.*)\ndata: (.*)\n\n/m.exec(text)
+        if (event !== null) {
+          text = text.slice(event.index + event[0].length)
+          return { event: event[1]!, data: JSON.parse(event[2]!) as unknown }
+        }
+        const { value, done } = await reader.read()
+        if (done) throw new Error(`${url}: the stream ended before an event (read ${text.slice(0, 200)})`)
+        text += value
+      }
+    },
+    async close() {
+      abort.abort()
+      await reader.cancel().catch(() => {})
+    },
+  }
+}

@@ -193,6 +193,30 @@ describe('toNatsOptions', () => {
     expect(() => toNatsOptions({ servers: 'h', credsFile: path.join(dir, 'none') }, 'n')).toThrow(
       /cannot read the creds file .*none: ENOENT/,
     )
+    // a file that is no creds file (a seed alone, a JWT alone, anything else): said before connecting,
+    // without quoting it, rather than failing the connect with "unable to parse credentials"
+    for (const [name, text] of [
+      ['seed-only.creds', `-----BEGIN USER NKEY SEED-----\n${seed}\n------END USER NKEY SEED------\n`],
+      [
+        'jwt-only.creds',
+        '-----BEGIN NATS USER JWT-----\neyJhbGciOiJlZDI1NTE5In0.e30.c2ln\n------END NATS USER JWT------\n',
+      ],
+      ['hostname', 'vm-1\n'],
+    ] as const) {
+      const file = path.join(dir, name)
+      writeFileSync(file, text)
+      let message = ''
+      try {
+        toNatsOptions({ servers: 'h', credsFile: file }, 'n')
+      } catch (e) {
+        expect(e, name).toBeInstanceOf(BadInputError)
+        message = (e as Error).message
+      }
+      expect(message, name).toBe(
+        `creds file ${file} holds no user JWT and nkey seed (the two blocks nsc writes: -----BEGIN NATS USER JWT----- and -----BEGIN USER NKEY SEED-----)`,
+      )
+      expect(message).not.toContain(seed.slice(4, 20))
+    }
     expect(() => toNatsOptions({ servers: 'h', tls: { ca: path.join(dir, 'none.pem') } }, 'n')).toThrow(
       /cannot read the TLS CA file/,
     )

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest'
 import { BadInputError } from '../../actors/index.ts'
 import { startDashboard } from '../../runtime/dashboard/index.ts'
 import type { HistoryEvent } from '../../actors/orchestration/index.ts'
-import { BadParamError, int, statuses, time } from '../../runtime/dashboard/params.ts'
+import { BadParamError, int, onlyKnown, statuses, time } from '../../runtime/dashboard/params.ts'
 import { StatsTracker } from '../../runtime/dashboard/stats.ts'
 import { timelineOf } from '../../runtime/dashboard/timeline.ts'
 import { mergeListing } from '../../runtime/dashboard/ui/merge.js'
@@ -129,6 +129,16 @@ describe('query parameters', () => {
     expect(statuses({ status: 'Running,Failed' }, 'status')).toEqual(['Running', 'Failed'])
     expect(() => statuses({ status: 'Running,Asleep' }, 'status')).toThrow(
       /'status': unknown status 'Asleep'/,
+    )
+  })
+
+  it('refuse a parameter the route does not take, naming the known ones', () => {
+    expect(() => onlyKnown({ status: 'Failed', pageSize: '5' }, ['status', 'pageSize'])).not.toThrow()
+    expect(() => onlyKnown({ stauts: 'Failed' }, ['status', 'pageSize'])).toThrow(
+      "bad query parameter 'stauts': unknown here (known: status, pageSize)",
+    )
+    expect(new BadParamError('name', 'give the event name', 'body field').message).toBe(
+      "bad body field 'name': give the event name",
     )
   })
 })

@@ -108,8 +108,18 @@ export function parseHash() {
   const raw = location.hash.replace(/^#/, '') || '/'
   const [path, query = ''] = raw.split('?')
   return {
-    parts: path.split('/').filter(Boolean).map(decodeURIComponent),
+    parts: path.split('/').filter(Boolean).map(decodePart),
     params: new URLSearchParams(query),
+  }
+}
+
+// A part of the hash as written when it is no valid percent-encoding (`#/instance/%E0%A4%A`, typed
+// or pasted by hand): decodeURIComponent would throw, and the page would go on showing the last one.
+function decodePart(part) {
+  try {
+    return decodeURIComponent(part)
+  } catch {
+    return part
   }
 }
 
