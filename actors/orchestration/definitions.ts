@@ -34,6 +34,14 @@ export function orchestration<I, O>(
 ): OrchestrationDefinition<I, O> {
   checkName(name, 'orchestration')
   if (typeof fn !== 'function') throw new BadInputError(`orchestration '${name}' needs a generator function`)
+  // an async function or async generator yields promises the engine cannot replay (its node would
+  // spin on them): refused here, where the mistake is made
+  const kind = (fn as { constructor?: { name?: string } }).constructor?.name
+  if (kind === 'AsyncFunction' || kind === 'AsyncGeneratorFunction') {
+    throw new BadInputError(
+      `orchestration '${name}' must be a generator function (function*), not an async ${kind === 'AsyncFunction' ? 'function' : 'generator'}: await tasks with yield*`,
+    )
+  }
   if (options.version !== undefined && typeof options.version !== 'string') {
     throw new BadInputError(`the version of orchestration '${name}' must be a string`)
   }

@@ -1622,3 +1622,14 @@ describe('errors, guids and types', () => {
     expectTypeOf(sayHello.fn).returns.toEqualTypeOf<string | Promise<string>>()
   })
 })
+
+describe('definitions', () => {
+  it('refuses an async function or async generator as an orchestration, naming it (its node would spin on the promises)', () => {
+    expect(() => orchestration('asyncGen', async function* () {} as never)).toThrow(
+      /orchestration 'asyncGen' must be a generator function \(function\*\), not an async generator/,
+    )
+    expect(() => orchestration('asyncFn', (async () => 1) as never)).toThrow(
+      /orchestration 'asyncFn' must be a generator function \(function\*\), not an async function/,
+    )
+  })
+})
