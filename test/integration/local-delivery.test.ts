@@ -31,13 +31,18 @@ async function expectExactlyOnceInOrder(client: Client, relays: number): Promise
       expected.set(`t${t}`, list)
     }
   }
-  await waitFor(async () => {
-    for (const [target, items] of expected) {
-      const got = await client.entity(Log, target).call.items()
-      if (got.length < items.length) return false
-    }
-    return true
-  }, 'every relay reached its targets')
+  await waitFor(
+    async () => {
+      for (const [target, items] of expected) {
+        const got = await client.entity(Log, target).call.items()
+        if (got.length < items.length) return false
+      }
+      return true
+      // (after SIGKILLs a partition may restart in careful mode, one unit per commit: slow on a busy machine)
+    },
+    'every relay reached its targets',
+    60_000,
+  )
   for (const [target, items] of expected) {
     const got = await client.entity(Log, target).call.items()
     // per source, in the order the source relayed them; nothing missing, nothing twice
