@@ -18,7 +18,7 @@ import type { Logger } from '../util/index.ts'
 import type { PartitionMetrics } from '../metrics/index.ts'
 import { failPoisoned, localDigest, poisonedInstance } from './poison.ts'
 import type { MailboxCursor } from './cursor.ts'
-import type { DedupState } from './dedup.ts'
+import type { DedupSource, DedupState } from './dedup.ts'
 import type { EntityHost } from './entity-host.ts'
 import type { HostPort, InstanceHandler } from './host-port.ts'
 import { misrouteReason } from './inbound.ts'
@@ -151,12 +151,7 @@ export class Intake {
       taken = true
       round.waiters.push(group.confirm)
       round.touched = true
-      const from = { partition: group.from, record: group.n }
-      if (this.core.dedup.isDuplicate(from)) {
-        this.core.metrics.duplicate()
-        continue
-      }
-      this.core.dedup.accept(from, Date.now())
+      if (!this.#accept({ partition: group.from, record: group.n })) continue
       for (let idx = 0; idx < group.msgs.length; idx++) {
         if (budget-- <= 0 || !this.core.canProcess()) {
           this.#queueLocally(group, idx)
@@ -225,12 +220,7 @@ export class Intake {
     let idx = this.core.cursor.pos[0] === seq ? this.core.cursor.pos[1] : 0
     if ('c' in env) {
       if (idx === 0) {
-        const from = { client: env.c, batch: env.q }
-        if (this.core.dedup.isDuplicate(from)) {
-          this.core.metrics.duplicate()
-          return this.#advance(seq + 1, 0, budget)
-        }
-        this.core.dedup.accept(from, Date.now())
+        if (!this.#accept({ client: env.c, batch: env.q })) return this.#advance(seq + 1, 0, budget)
       }
       for (; idx < env.m.length; idx++) {
         if (budget <= 0 || !this.core.canProcess()) return this.#advance(seq, idx, budget)
@@ -245,14 +235,11 @@ export class Intake {
       const end = offset + msgs.length
       if (idx < end) {
         if (idx === offset) {
-          const from = { partition: env.p, record: n }
-          if (this.core.dedup.isDuplicate(from)) {
-            this.core.metrics.duplicate()
+          if (!this.#accept({ partition: env.p, record: n })) {
             idx = end
             offset = end
             continue
           }
-          this.core.dedup.accept(from, Date.now())
         }
         for (; idx < end; idx++) {
           if (budget <= 0 || !this.core.canProcess()) return this.#advance(seq, idx, budget)
@@ -264,6 +251,16 @@ export class Intake {
       offset = end
     }
     return this.#advance(seq + 1, 0, budget)
+  }
+
+  /** Notes an envelope (or handed-over group) from `from` as taken; false for a duplicate, counted. */
+  #accept(from: DedupSource): boolean {
+    if (this.core.dedup.isDuplicate(from)) {
+      this.core.metrics.duplicate()
+      return false
+    }
+    this.core.dedup.accept(from, Date.now())
+    return true
   }
 
   #advance(seq: number, idx: number, budget: number): number {
