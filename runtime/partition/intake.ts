@@ -235,6 +235,9 @@ export class Intake {
       const end = offset + msgs.length
       if (idx < end) {
         if (idx === offset) {
+          // stop before the group, not after taking it: a group taken (seen, for dedup) whose
+          // first message waits for the next step would be skipped there as a duplicate
+          if (budget <= 0 || !this.core.canProcess()) return this.#advance(seq, idx, budget)
           if (!this.#accept({ partition: env.p, record: n })) {
             idx = end
             offset = end
