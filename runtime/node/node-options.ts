@@ -100,8 +100,7 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
   pipelining?: boolean
   /**
    * Hand messages between partitions run by the same thread of this node over in memory instead
-   * of through the destination's mailbox stream (default false: after SIGKILLs a partition was seen
-   * waiting for handed-over messages that did not come; on again once that is fixed). They are durable in the sender's
+   * of through the destination's mailbox stream (default true). They are durable in the sender's
    * commit record either way; the sender keeps each until the destination's record that took it
    * is durable, and sends it again (through the mailbox) should the destination stop first.
    */
@@ -353,7 +352,7 @@ export function engineDefaults(
 > {
   return {
     pipelining: options.pipelining ?? true,
-    localDelivery: options.localDelivery ?? false,
+    localDelivery: options.localDelivery ?? true,
     cacheSize: options.cacheSize ?? 100_000,
     maxBatch: options.maxBatch ?? 1000,
     snapshotRecords: options.snapshotRecords ?? 1000,

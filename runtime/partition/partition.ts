@@ -130,7 +130,7 @@ export class Partition {
     })
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024
     this.#recordLimit = Math.floor(maxPayload / 2) - 4096
-    this.#routes = options.localDelivery !== true ? undefined : localRoutes(nc, hub.names.hub)
+    this.#routes = options.localDelivery === false ? undefined : localRoutes(nc, hub.names.hub)
     this.#outbox = new Outbox(this.#storage.fast, hub.names, p, maxPayload, options.logger, this.#routes)
     this.#local = new LocalDestination(
       p,

@@ -60,13 +60,7 @@ async function expectExactlyOnceInOrder(client: Client, relays: number): Promise
 }
 
 describe('partition messages within one node', () => {
-  const stack = useHub(nats, {
-    hub: 'local',
-    registry: [Log],
-    partitions: 4,
-    maxBatch: 2,
-    localDelivery: true,
-  })
+  const stack = useHub(nats, { hub: 'local', registry: [Log], partitions: 4, maxBatch: 2 })
 
   it('are handed over in memory, applied once each, in order per sender', async () => {
     const RELAYS = 600
@@ -150,7 +144,6 @@ describe('partition messages while partitions move between nodes', () => {
       registry: [Log],
       partitions: 4,
       maxBatch: 2,
-      localDelivery: true,
       heartbeatMs: 200,
       leaseMs: 1000,
       logger: silentLogger,
