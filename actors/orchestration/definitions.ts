@@ -16,7 +16,9 @@ import type {
 /**
  * Defines an orchestration. Its code runs as a generator that awaits tasks with `yield*`; it is
  * re-run from the start over its history after a restart, so it must be deterministic. Throws
- * {@link BadInputError} for an empty name or a function that is not a generator function.
+ * {@link BadInputError} for an empty name, or for an async function or async generator function.
+ * A plain function that returns anything but a generator (an async iterator, a promise) cannot be
+ * told apart here: its instances fail at their first step, with a `BadInputError` saying so.
  *
  * @example
  * ```ts

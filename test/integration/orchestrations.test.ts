@@ -36,10 +36,24 @@ import { useHub, useNatsServer } from '../tooling/harness.ts'
 
 const nats = useNatsServer()
 
+/**
+ * A plain function returning an async iterator: orchestration() cannot tell it from a generator
+ * function (only what it returns shows), and the node used to spin at full CPU on its promises.
+ */
+const returnsAsyncIterator = orchestration('returnsAsyncIterator', ((_ctx: unknown, n: number) =>
+  (async function* () {
+    yield n
+  })()) as never)
+
 for (const alwaysReplay of [false, true]) {
   describe(`orchestrations (alwaysReplay: ${alwaysReplay})`, () => {
     const hub = `orch-${alwaysReplay ? 'replay' : 'cached'}`
-    const stack = useHub(nats, { hub, registry: allWorkflows, partitions: 4, alwaysReplay })
+    const stack = useHub(nats, {
+      hub,
+      registry: [...allWorkflows, returnsAsyncIterator],
+      partitions: 4,
+      alwaysReplay,
+    })
 
     it('runs activities in sequence and returns typed output', async () => {
       const id = await stack.client.start(helloSequence, ['Tokyo', 'Seattle', 'London'])
@@ -254,6 +268,29 @@ for (const alwaysReplay of [false, true]) {
       await expect(stack.client.start(helloSequence, [Symbol('x')] as unknown as string[])).rejects.toThrow(
         /^input of instance '[^']+' at \[0\] is a symbol, which cannot be sent/,
       )
+    })
+
+    it('fails an orchestration whose plain function returns an async iterator, naming it; the node serves the others', async () => {
+      // on every partition, beside instances that run to completion
+      const bad = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          stack.client.start(returnsAsyncIterator, i, { instanceId: `async-iter-${alwaysReplay}-${i}` }),
+        ),
+      )
+      const good = await Promise.all(Array.from({ length: 8 }, () => stack.client.start(fanOut, 3)))
+      for (const status of await Promise.all(bad.map((id) => stack.client.waitForCompletion(id)))) {
+        expect(status.status).toBe('Failed')
+        expect(status.error?.name).toBe('BadInputError')
+        expect(status.error?.message).toBe(
+          "orchestration 'returnsAsyncIterator' returned an async iterator: orchestration code must be " +
+            'a (sync) generator function (function*) that awaits tasks with yield*',
+        )
+      }
+      for (const status of await Promise.all(good.map((id) => stack.client.waitForCompletion(id))))
+        expect(status).toMatchObject({ status: 'Completed', output: 6 })
+      const later = await stack.client.start(helloSequence, ['Oslo'])
+      expect((await stack.client.waitForCompletion(later)).output).toEqual(['Hello Oslo'])
+      expect(stack.node.stats().failures, 'partition failures').toBe(0)
     })
 
     it('keeps the first failure of a chain of failed tasks: its name, message and stack reach the caller', async () => {

@@ -1413,7 +1413,70 @@ describe('engine edge cases', () => {
 
   it('a function that is not a generator fails the instance', () => {
     const def = orchestration('notGen', (() => 42) as never)
-    expect(once(def).error?.message).toContain('must be a generator function')
+    expect(once(def).error?.message).toBe(
+      "orchestration 'notGen' returned number: orchestration code must be a (sync) generator " +
+        'function (function*) that awaits tasks with yield*',
+    )
+  })
+
+  it('a plain function returning an async iterator or a promise fails the instance at once (it used to spin)', () => {
+    // orchestration() sees only a plain function; what it returns shows at the first step
+    let ran = false
+    const asyncGen = async function* () {
+      ran = true
+      yield 1
+    }
+    const returnsAsyncIterator = orchestration('returnsAsyncIterator', (() => asyncGen()) as never)
+    const r = once(returnsAsyncIterator)
+    expect(r).toMatchObject({ status: 'failed', commands: [] })
+    expect(r.error?.message).toBe(
+      "orchestration 'returnsAsyncIterator' returned an async iterator: orchestration code must be a " +
+        '(sync) generator function (function*) that awaits tasks with yield*',
+    )
+    expect(r.error?.code).toBe(ErrorCode.BadInput)
+    expect(ran).toBe(false) // its body never started
+    // a promise, rejected later: the failure says so, and the rejection is nobody's unhandled one
+    const returnsPromise = orchestration(
+      'returnsPromise',
+      (() => new Promise((_, reject) => setTimeout(() => reject(new Error('late')), 1))) as never,
+    )
+    expect(once(returnsPromise).error?.message).toMatch(
+      /^orchestration 'returnsPromise' returned a promise: orchestration code must be a \(sync\) generator function/,
+    )
+  })
+
+  it('a hand-written iterator whose next() answers promises fails the instance instead of spinning', () => {
+    const asyncNext = orchestration('asyncNext', (() => ({
+      next: () => Promise.resolve({ done: false, value: 1 }),
+      throw: () => Promise.resolve({ done: true, value: undefined }),
+      return: () => Promise.resolve({ done: true, value: undefined }),
+      [Symbol.iterator]() {
+        return this
+      },
+    })) as never)
+    expect(once(asyncNext).error?.message).toMatch(
+      /^orchestration 'asyncNext' answered next\(\) with a promise: orchestration code must be a \(sync\) generator function/,
+    )
+  })
+
+  it('code that answers the error for a non-task yield with another one fails instead of spinning', () => {
+    let refusals = 0
+    const r = once(
+      orchestration('yieldsForever', function* () {
+        for (;;) {
+          try {
+            yield Promise.resolve(1) as unknown as Task<number>
+          } catch {
+            refusals++
+          }
+        }
+      }),
+    )
+    expect(refusals).toBe(1)
+    expect(r).toMatchObject({ status: 'failed' })
+    expect(r.error?.message).toContain(
+      "orchestration 'yieldsForever' yielded a promise: await tasks with yield*",
+    )
   })
 
   it('bad calls throw into the code with clear messages', () => {
