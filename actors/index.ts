@@ -62,3 +62,4 @@ export {
   type TimerValue,
 } from './wire/index.ts'
 export { isThenable } from './thenable.ts'
+export { checkKnownKeys, checkOptions, keysOf } from './options.ts'
