@@ -1522,6 +1522,75 @@ describe('engine edge cases', () => {
     expect(r.commands).toEqual([])
   })
 
+  it('refuses option keys the orchestration API does not take, naming them and the known ones', () => {
+    const r = once(
+      orchestration('misspelt', function* (ctx) {
+        const errors: string[] = []
+        const attempt = (fn: () => unknown) => {
+          try {
+            fn()
+          } catch (err) {
+            errors.push(`${(err as Error).name}: ${(err as Error).message}`)
+          }
+        }
+        const opts = (o: object) => o as never
+        attempt(() => ctx.callActivity(echo, 1, opts({ retyr: { firstRetryIntervalMs: 1, maxAttempts: 3 } })))
+        attempt(() => ctx.callActivity(echo, 1, { retry: opts({ firstRetryIntervalMs: 1, maxAttempt: 3 }) }))
+        attempt(() =>
+          ctx.callActivity(echo, 1, {
+            retry: opts({ firstRetryIntervalMs: 1, maxAttempts: 3, backoffCoeficient: 1.5 }),
+          }),
+        )
+        attempt(() => ctx.callActivity(echo, 1, 5 as never))
+        attempt(() => ctx.callSubOrchestration(child, 1, opts({ instanceID: 'c1' })))
+        attempt(() =>
+          ctx.callSubOrchestration(child, 1, { retry: opts({ maxAttempts: 2, firstRetryInterval: 5 }) }),
+        )
+        attempt(() => ctx.startOrchestration(child, 1, opts({ id: 'c2' })))
+        attempt(() => ctx.waitForEvent('x', opts({ timeout: 5 })))
+        attempt(() => ctx.continueAsNew(1, opts({ preserveEvents: false })))
+        // what it does take still works, and nothing refused was issued
+        ctx.callActivity(echo, 1, {
+          retry: { firstRetryIntervalMs: 1, maxAttempts: 2, backoffCoefficient: 1 },
+        })
+        return errors
+      }),
+    )
+    const retryKeys =
+      'firstRetryIntervalMs, backoffCoefficient, maxRetryIntervalMs, maxAttempts, totalTimeoutMs, isRetryable'
+    expect(r.output).toEqual([
+      "BadInputError: callActivity('echo'): unknown option 'retyr' (known: retry)",
+      `BadInputError: retry policy of activity 'echo': unknown policy key 'maxAttempt' (known: ${retryKeys})`,
+      `BadInputError: retry policy of activity 'echo': unknown policy key 'backoffCoeficient' (known: ${retryKeys})`,
+      "BadInputError: the options of callActivity('echo') must be an object (got number 5)",
+      "BadInputError: callSubOrchestration('child'): unknown option 'instanceID' (known: instanceId, retry)",
+      `BadInputError: retry policy of sub-orchestration 'child': unknown policy key 'firstRetryInterval' (known: ${retryKeys})`,
+      "BadInputError: startOrchestration('child'): unknown option 'id' (known: instanceId)",
+      "BadInputError: waitForEvent('x'): unknown option 'timeout' (known: timeoutMs)",
+      "BadInputError: continueAsNew: unknown option 'preserveEvents' (known: preserveUnprocessedEvents)",
+    ])
+    expect(r.status).toBe('completed')
+    expect(r.commands.map((c) => c.c)).toEqual(['activity'])
+  })
+
+  it('refuses option keys activity() and orchestration() do not take, and misspelt retry policies', () => {
+    expect(() => activity('a', () => 1, { timeout: 5 } as never)).toThrow(
+      "activity('a'): unknown option 'timeout' (known: timeoutMs, retry)",
+    )
+    expect(() =>
+      activity('a', () => 1, { retry: { firstRetryIntervalMs: 1, maxAttempts: 2, maxInterval: 9 } as never }),
+    ).toThrow(
+      "retry policy of activity 'a': unknown policy key 'maxInterval' (known: firstRetryIntervalMs, backoffCoefficient, maxRetryIntervalMs, maxAttempts, totalTimeoutMs, isRetryable)",
+    )
+    expect(() => orchestration('o', function* () {}, { versoin: '2' } as never)).toThrow(
+      "orchestration('o'): unknown option 'versoin' (known: version)",
+    )
+    expect(
+      activity('a', () => 1, { timeoutMs: 5, retry: { firstRetryIntervalMs: 1, maxAttempts: 2 } }).timeoutMs,
+    ).toBe(5)
+    expect(orchestration('o', function* () {}, { version: '2' }).version).toBe('2')
+  })
+
   it('all([]) completes at once with no results', () => {
     const r = once(
       orchestration('allEmpty', function* (ctx) {
