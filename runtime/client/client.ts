@@ -502,6 +502,8 @@ export class Client {
 
   /**
    * Status changes of an instance as they commit (pushed; first value is the current status).
+   * Each value is what {@link getStatus} (without history) answers at that commit: `input`,
+   * `output` once Completed, `error` once Failed or Terminated, `customStatus`, the times.
    * `undefined` while no instance has the id (not started yet, or purged): the watch goes on, and
    * an instance started under the id later is followed. Throws `BadInputError` at once for an id
    * that is not a non-empty string.

@@ -3,13 +3,14 @@
  * cursor, and replay from history at every step).
  */
 import { describe, expect, it } from 'vitest'
-import { firstValueFrom, filter, take, tap, toArray } from 'rxjs'
+import { firstValueFrom, filter, take, takeWhile, tap, toArray } from 'rxjs'
 import {
   BadInputError,
   Client,
   InstanceExistsError,
   InstanceNotFoundError,
   Node,
+  isTerminal,
   silentLogger,
 } from '../../runtime/index.ts'
 import { activity, orchestration } from '../../actors/orchestration/index.ts'
@@ -177,6 +178,42 @@ for (const alwaysReplay of [false, true]) {
       )
       await stack.client.raiseEvent(id, 'approve', 'carol')
       expect((await seen)[0]?.status).toBe('Completed')
+    })
+
+    it('watches statuses that carry what getStatus does: input, output when Completed, error when Failed', async () => {
+      const statuses = (id: string) =>
+        firstValueFrom(
+          stack.client.watchStatus(id).pipe(
+            takeWhile((s) => s === undefined || !isTerminal(s.status), true),
+            toArray(),
+          ),
+        )
+      const completedId = `watched-fields-${alwaysReplay}`
+      const completed = statuses(completedId)
+      await stack.client.start(approval, 60_000, { instanceId: completedId })
+      await stack.client.raiseEvent(completedId, 'approve', 'erin')
+      const seen = (await completed).filter((s) => s !== undefined)
+      expect(seen.map((s) => s.status)).toContain('Running')
+      for (const s of seen) expect(s.input).toBe(60_000)
+      const last = seen[seen.length - 1]!
+      expect(last).toMatchObject({ status: 'Completed', output: 'approved by erin' })
+      expect(last).toEqual(await stack.client.getStatus(completedId))
+
+      const failedId = await stack.client.start(thrower, 'watched failure')
+      const failed = (await statuses(failedId)).filter((s) => s !== undefined)
+      const end = failed[failed.length - 1]!
+      expect(end).toMatchObject({ status: 'Failed', input: 'watched failure' })
+      expect(end.error).toMatchObject({ name: 'TypeError', message: 'watched failure' })
+      expect(end).toEqual(await stack.client.getStatus(failedId))
+
+      const terminatedId = await stack.client.start(approval, 60_000)
+      const terminated = statuses(terminatedId)
+      await stack.client.terminate(terminatedId, 'no longer needed')
+      const gone = (await terminated).filter((s) => s !== undefined)
+      expect(gone[gone.length - 1]).toMatchObject({
+        status: 'Terminated',
+        error: { message: 'no longer needed' },
+      })
     })
 
     it('watches an id before its instance exists: undefined first, then the instance once started', async () => {
