@@ -6,6 +6,7 @@ export {
   AuthorizationError,
   BadInputError,
   BasaltError,
+  ClientClosedError,
   CodecError,
   ConnectionError,
   ErrorCode,

@@ -95,6 +95,7 @@ export {
   AuthorizationError,
   BadInputError,
   BasaltError,
+  ClientClosedError,
   CodecError,
   ConnectionError,
   ErrorCode,

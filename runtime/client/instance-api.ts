@@ -313,12 +313,11 @@ export class InstanceApi {
       kept = [fields.input, fields.output, fields.custom].filter((v) => v instanceof BlobRef)
       return toStatus(fields, false)
     }
-    return watchItem(
-      this.core.nc,
-      this.core.hub.names.changes(p),
-      this.core.watches,
-      itemKeys.instance(p, instanceId),
-      async () => {
+    return watchItem(this.core.nc, this.core.watches, {
+      what: `watchStatus('${instanceId}')`,
+      subject: this.core.hub.names.changes(p),
+      itemKey: itemKeys.instance(p, instanceId),
+      first: async () => {
         const answer = await this.core.transport.query(p, {
           v: WIRE_VERSION,
           k: 'status',
@@ -328,7 +327,7 @@ export class InstanceApi {
         if (!('instance' in answer)) throw new CodecError('unexpected answer to a status query')
         return { n: answer.n, value: answer.instance }
       },
-      (bytes) => {
+      toValue: (bytes) => {
         if (bytes === null) return undefined
         const fields = decode(bytes, 'instance status') as StatusFields
         // (no promise unless a large value must be loaded)
@@ -336,8 +335,8 @@ export class InstanceApi {
         return large ? toValue(fields) : toStatus(fields, false)
       },
       // records change with every step; watchers see (and compare) what a status shows of them
-      (bytes) => encode(statusFieldsOf(decode(bytes, 'instance') as InstanceRecord)),
-    )
+      project: (bytes) => encode(statusFieldsOf(decode(bytes, 'instance') as InstanceRecord)),
+    })
   }
 }
 
