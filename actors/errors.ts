@@ -196,8 +196,32 @@ export class StorageFullError extends BasaltError {
 
 /** The object is in a state where the call is not allowed (e.g. closed). */
 export class IllegalStateError extends BasaltError {
-  constructor(message: string) {
-    super(ErrorCode.IllegalState, message)
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.IllegalState, message, options)
+  }
+}
+
+/**
+ * A client's method was called after `client.close()` (`client closed: getStatus('o1') after
+ * close()`), or the close came while the call waited for its answer. Code `CLOSED`; an
+ * {@link IllegalStateError}, as a call pending at close was before it had a class of its own.
+ * Not retryable: the client stays closed (connect a new one). Never crosses the wire.
+ */
+export class ClientClosedError extends IllegalStateError {
+  override readonly code: ErrorCode = ErrorCode.Closed
+  constructor(
+    /** The call, as the message names it: `getStatus('o1')`, `call Counter@c1.get`. */
+    readonly call: string,
+    /** The call was under way when `close()` came (else it was made after). */
+    pending = false,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      pending
+        ? `client closed: close() ended ${call} before its answer`
+        : `client closed: ${call} after close()`,
+      options,
+    )
   }
 }
 

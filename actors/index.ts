@@ -6,6 +6,7 @@ export {
   AuthorizationError,
   BadInputError,
   BasaltError,
+  ClientClosedError,
   CodecError,
   ConnectionError,
   ErrorCode,
@@ -62,3 +63,4 @@ export {
   type TimerValue,
 } from './wire/index.ts'
 export { isThenable } from './thenable.ts'
+export { checkKnownKeys, checkOptions, keysOf } from './options.ts'

@@ -12,9 +12,14 @@ import {
   UnknownOperationError,
   checkInstanceId,
   checkKey,
+  checkKnownKeys,
   checkTypeName,
+  keysOf,
 } from '../actors/index.ts'
 import type { ArgumentSchema } from './standard-schema.ts'
+
+/** The keys the options of {@link Entity.startOrchestration} take (anything else is refused). */
+const START_ORCHESTRATION_KEYS = keysOf<{ instanceId?: string }>({ instanceId: true })
 
 /** What the runtime provides to a running operation. */
 export interface EntityContext {
@@ -155,6 +160,8 @@ export abstract class Entity<S = unknown> {
     if (!isOrchestrationDefinition(def)) {
       throw new BadInputError('startOrchestration needs a definition made by orchestration()')
     }
+    if (options !== undefined)
+      checkKnownKeys(options, `startOrchestration('${def.name}')`, 'options', START_ORCHESTRATION_KEYS)
     const given = options?.instanceId === undefined ? undefined : checkInstanceId(options.instanceId)
     return ctx.start(def.name, input, given)
   }

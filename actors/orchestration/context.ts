@@ -8,6 +8,7 @@
  */
 import { BadInputError, IllegalStateError, TimeoutError, type NonDeterminismError } from '../errors.ts'
 import { checkInstanceId } from '../ids.ts'
+import { checkKnownKeys, keysOf } from '../options.ts'
 import {
   EARLIEST_TIME_MS,
   LATEST_TIME_MS,
@@ -27,8 +28,11 @@ import { CriticalSection, canonicalOrder, checkRef, list } from './locks.ts'
 import { Task, TimerTask, completeTask, failTask, whenAll, whenAny, type TaskClock } from './task.ts'
 import type {
   ActivityDefinition,
+  CallActivityOptions,
+  CallSubOrchestrationOptions,
   Command,
   CompletedEvent,
+  ContinueAsNewOptions,
   EntityCallProxy,
   EntityKey,
   EntityRef,
@@ -44,6 +48,7 @@ import type {
   OrchestrationDefinition,
   ReplaySafeLogger,
   RetryPolicy,
+  StartOrchestrationOptions,
   TaskResult,
   TimerFiredEvent,
   WaitForEventOptions,
@@ -71,6 +76,16 @@ export interface ExecutionInit {
   /** Turns a recorded value into the value the code gets (see `ExecutorOptions.unwrap`). */
   unwrap?: (value: unknown) => unknown
 }
+
+/**
+ * The keys each options argument of the context takes: anything else is refused with a
+ * `BadInputError` naming it and these (see actors/options.ts), as the client's methods do.
+ */
+const CALL_ACTIVITY_KEYS = keysOf<CallActivityOptions>({ retry: true })
+const CALL_SUB_KEYS = keysOf<CallSubOrchestrationOptions>({ instanceId: true, retry: true })
+const START_KEYS = keysOf<StartOrchestrationOptions>({ instanceId: true })
+const WAIT_KEYS = keysOf<WaitForEventOptions>({ timeoutMs: true })
+const CONTINUE_KEYS = keysOf<ContinueAsNewOptions>({ preserveUnprocessedEvents: true })
 
 type Completion = CompletedEvent | FailedEvent | TimerFiredEvent
 type Pending = { timer: boolean; run: (ev: Completion) => void }
@@ -237,10 +252,12 @@ export class Execution implements OrchestrationContext {
     return uuidV5(`${this.instanceId}_${this.#init.execution}_${this.#guids++}`)
   }
 
-  callActivity<I, O>(def: ActivityDefinition<I, O>, input: I, options?: { retry?: RetryPolicy }): Task<O> {
+  callActivity<I, O>(def: ActivityDefinition<I, O>, input: I, options?: CallActivityOptions): Task<O> {
     this.#checkOpen('callActivity')
     if (!isActivityDefinition(def))
       throw new BadInputError('callActivity needs a definition made by activity()')
+    if (options !== undefined)
+      checkKnownKeys(options, `callActivity('${def.name}')`, 'options', CALL_ACTIVITY_KEYS)
     const policy = options?.retry ?? def.retry
     if (options?.retry !== undefined) checkRetryPolicy(options.retry, `activity '${def.name}'`)
     return this.#withRetry<O>(`activity '${def.name}'`, policy, (attempt) =>
@@ -257,12 +274,14 @@ export class Execution implements OrchestrationContext {
   callSubOrchestration<I, O>(
     def: OrchestrationDefinition<I, O>,
     input: I,
-    options?: { instanceId?: string; retry?: RetryPolicy },
+    options?: CallSubOrchestrationOptions,
   ): Task<O> {
     this.#checkOpen('callSubOrchestration')
     if (!isOrchestrationDefinition(def)) {
       throw new BadInputError('callSubOrchestration needs a definition made by orchestration()')
     }
+    if (options !== undefined)
+      checkKnownKeys(options, `callSubOrchestration('${def.name}')`, 'options', CALL_SUB_KEYS)
     this.#lock?.refuseSub(def.name)
     const given = options?.instanceId === undefined ? undefined : checkInstanceId(options.instanceId)
     if (options?.retry !== undefined) checkRetryPolicy(options.retry, `sub-orchestration '${def.name}'`)
@@ -286,11 +305,13 @@ export class Execution implements OrchestrationContext {
   startOrchestration<I, O>(
     def: OrchestrationDefinition<I, O>,
     input: I,
-    options?: { instanceId?: string },
+    options?: StartOrchestrationOptions,
   ): void {
     this.#checkOpen('startOrchestration')
     if (!isOrchestrationDefinition(def))
       throw new BadInputError('startOrchestration needs a definition made by orchestration()')
+    if (options !== undefined)
+      checkKnownKeys(options, `startOrchestration('${def.name}')`, 'options', START_KEYS)
     const instanceId =
       options?.instanceId === undefined
         ? this.#childId(this.#decisions.seq)
@@ -330,6 +351,7 @@ export class Execution implements OrchestrationContext {
     const name = typeof event === 'object' && event !== null ? event.name : event
     if (typeof name !== 'string' || name.length === 0)
       throw new BadInputError('waitForEvent needs an event name')
+    if (options !== undefined) checkKnownKeys(options, `waitForEvent('${name}')`, 'options', WAIT_KEYS)
     const timeoutMs = options?.timeoutMs
     if (
       timeoutMs !== undefined &&
@@ -428,8 +450,9 @@ export class Execution implements OrchestrationContext {
     if (!this.#decisions.replaying) this.#customChanged = true
   }
 
-  continueAsNew(input: unknown, options?: { preserveUnprocessedEvents?: boolean }): never {
+  continueAsNew(input: unknown, options?: ContinueAsNewOptions): never {
     this.#checkOpen('continueAsNew')
+    if (options !== undefined) checkKnownKeys(options, 'continueAsNew', 'options', CONTINUE_KEYS)
     this.ending = { input, preserve: options?.preserveUnprocessedEvents ?? true }
     throw new ContinueAsNewSignal()
   }

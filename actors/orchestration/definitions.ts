@@ -4,19 +4,42 @@
  */
 import { BadInputError } from '../errors.ts'
 import { checkName } from '../ids.ts'
+import { checkKnownKeys, keysOf } from '../options.ts'
 import type {
   ActivityDefinition,
   ActivityFunction,
+  ActivityOptions,
   EventDefinition,
   OrchestrationDefinition,
   OrchestrationFunction,
+  OrchestrationOptions,
   RetryPolicy,
 } from './types.ts'
 
 /**
+ * The keys each options object of the orchestration API takes: anything else is refused with a
+ * `BadInputError` naming it and these (a misspelt `retyr` or `maxAttempt` was dropped without a
+ * word, and the call ran without the retries its author wrote).
+ */
+export const OPTION_KEYS = {
+  orchestration: keysOf<OrchestrationOptions>({ version: true }),
+  activity: keysOf<ActivityOptions>({ timeoutMs: true, retry: true }),
+  retry: keysOf<RetryPolicy>({
+    firstRetryIntervalMs: true,
+    backoffCoefficient: true,
+    maxRetryIntervalMs: true,
+    maxAttempts: true,
+    totalTimeoutMs: true,
+    isRetryable: true,
+  }),
+} as const
+
+/**
  * Defines an orchestration. Its code runs as a generator that awaits tasks with `yield*`; it is
  * re-run from the start over its history after a restart, so it must be deterministic. Throws
- * {@link BadInputError} for an empty name or a function that is not a generator function.
+ * {@link BadInputError} for an empty name, or for an async function or async generator function.
+ * A plain function that returns anything but a generator (an async iterator, a promise) cannot be
+ * told apart here: its instances fail at their first step, with a `BadInputError` saying so.
  *
  * @example
  * ```ts
@@ -30,9 +53,10 @@ import type {
 export function orchestration<I, O>(
   name: string,
   fn: OrchestrationFunction<I, O>,
-  options: { version?: string } = {},
+  options: OrchestrationOptions = {},
 ): OrchestrationDefinition<I, O> {
   checkName(name, 'orchestration')
+  checkKnownKeys(options, `orchestration('${name}')`, 'options', OPTION_KEYS.orchestration)
   if (typeof fn !== 'function') throw new BadInputError(`orchestration '${name}' needs a generator function`)
   // an async function or async generator yields promises the engine cannot replay (its node would
   // spin on them): refused here, where the mistake is made
@@ -63,11 +87,11 @@ export function orchestration<I, O>(
 export function activity<I, O>(
   name: string,
   fn: ActivityFunction<I, O>,
-  options: { timeoutMs?: number; retry?: RetryPolicy } = {},
+  options: ActivityOptions = {},
 ): ActivityDefinition<I, O> {
   checkName(name, 'activity')
   if (typeof fn !== 'function') throw new BadInputError(`activity '${name}' needs a function`)
-  const { timeoutMs, retry } = options
+  const { timeoutMs, retry } = checkKnownKeys(options, `activity('${name}')`, 'options', OPTION_KEYS.activity)
   if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
     throw new BadInputError(
       `the timeout of activity '${name}' must be a positive number of ms (got ${timeoutMs})`,
@@ -109,11 +133,15 @@ export function isActivityDefinition(x: unknown): x is ActivityDefinition<unknow
   return typeof x === 'object' && x !== null && (x as { kind?: unknown }).kind === 'activity'
 }
 
-/** Checks a retry policy; throws {@link BadInputError} naming the bad field. */
+/**
+ * Checks a retry policy; throws {@link BadInputError} naming the bad field, or a key a policy
+ * does not have (`maxAttempt`, `backoffCoeficient`), listing those it has.
+ */
 export function checkRetryPolicy(policy: RetryPolicy, owner: string): void {
   const bad = (field: string, want: string, got: unknown) =>
     new BadInputError(`retry policy of ${owner}: ${field} must be ${want} (got ${String(got)})`)
   if (typeof policy !== 'object' || policy === null) throw bad('the policy', 'an object', policy)
+  checkKnownKeys(policy, `retry policy of ${owner}`, 'policy', OPTION_KEYS.retry)
   const { firstRetryIntervalMs, backoffCoefficient, maxRetryIntervalMs, maxAttempts, totalTimeoutMs } = policy
   if (!(Number.isFinite(firstRetryIntervalMs) && firstRetryIntervalMs >= 0)) {
     throw bad('firstRetryIntervalMs', 'a number ≥ 0', firstRetryIntervalMs)

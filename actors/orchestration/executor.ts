@@ -8,6 +8,8 @@
  * and feeds completions back as new events.
  */
 import { BadInputError, IllegalStateError, toErrorInfo } from '../errors.ts'
+import { describe as describeValue } from '../ids.ts'
+import { isThenable } from '../thenable.ts'
 import { Execution } from './context.ts'
 import { ContinueAsNewSignal } from './support.ts'
 
@@ -46,6 +48,8 @@ class Runner {
   #gen: Generator<unknown, unknown, unknown> | undefined
   #blocked: Task<unknown> | undefined
   #throw: Error | undefined
+  /** {@link #throw} refuses a value the code yielded that is not a task. */
+  #refusing = false
 
   constructor(
     readonly definition: OrchestrationDefinition<any, any>,
@@ -93,11 +97,14 @@ class Runner {
           this.#blocked = undefined
           next = task.isFailed ? this.#gen.throw(task.error) : this.#gen.next(task.result)
         }
+        checkIteratorResult(next, this.definition.name)
       } catch (err) {
         if (!(err instanceof ContinueAsNewSignal) || this.exec.ending === undefined)
           this.outcome = { ok: false, error: err }
         return
       }
+      const refused = this.#refusing
+      this.#refusing = false
       if (next.done === true) {
         // `return ctx.callActivity(…)` without yield*: the output would be the task object itself
         if (next.value instanceof Task)
@@ -107,13 +114,18 @@ class Runner {
         this.#blocked = next.value
         this.exec.waited()
       } else {
-        const what =
-          typeof (next.value as { then?: unknown } | null)?.then === 'function'
-            ? 'a promise'
-            : typeof next.value
-        this.#throw = new BadInputError(
+        const what = isThenable(next.value) ? 'a promise' : typeof next.value
+        const error = new BadInputError(
           `orchestration '${this.definition.name}' yielded ${what}: await tasks with yield* (e.g. yield* ctx.callActivity(def, input))`,
         )
+        // thrown into the code, which may catch it; code that answers it with another such value
+        // would be thrown at again for ever (the partition spinning): it ends the instance
+        if (refused) {
+          this.outcome = { ok: false, error }
+          return
+        }
+        this.#throw = error
+        this.#refusing = true
       }
     }
   }
@@ -121,13 +133,63 @@ class Runner {
   #start(): Generator<unknown, unknown, unknown> {
     const input = this.unwrap === undefined ? this.started.input : this.unwrap(this.started.input)
     const gen = this.definition.fn(this.exec, input) as unknown
-    if (typeof gen !== 'object' || gen === null || typeof (gen as Generator).next !== 'function') {
-      throw new BadInputError(
-        `orchestration '${this.definition.name}' must be a generator function (function*)`,
-      )
-    }
-    return gen as Generator<unknown, unknown, unknown>
+    if (isSyncIterator(gen)) return gen as Generator<unknown, unknown, unknown>
+    // a plain function returning an async iterator or a promise passes orchestration()'s check
+    // (only the function's kind can be seen there); its values would come as promises the engine
+    // cannot replay. A promise's rejection has nobody else to handle it: dropped here.
+    if (isThenable(gen)) gen.then(undefined, () => {})
+    throw notGenerator(this.definition.name, `returned ${describeReturned(gen)}`)
   }
+}
+
+/**
+ * The error of an orchestration whose function is not a (sync) generator function, saying what
+ * it `did`: `returned an async iterator`, `returned a promise`, `returned number`, …
+ */
+function notGenerator(name: string, did: string): BadInputError {
+  return new BadInputError(
+    `orchestration '${name}' ${did}: orchestration code must be a (sync) generator function ` +
+      `(function*) that awaits tasks with yield*`,
+  )
+}
+
+/**
+ * Whether a value is a synchronous iterator the runner can drive: `next` and `throw` methods,
+ * and no `Symbol.asyncIterator` (an async generator has `next` and `throw` too, but they return
+ * promises).
+ */
+function isSyncIterator(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  const it = value as Partial<Generator> & { [Symbol.asyncIterator]?: unknown }
+  return (
+    typeof it.next === 'function' &&
+    typeof it.throw === 'function' &&
+    typeof it[Symbol.asyncIterator] !== 'function' &&
+    !isThenable(value)
+  )
+}
+
+/** What an orchestration's function returned, in an error message. */
+function describeReturned(value: unknown): string {
+  if (typeof value === 'object' && value !== null) {
+    if (typeof (value as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function')
+      return 'an async iterator'
+    if (isThenable(value)) return 'a promise'
+    if (typeof (value as { next?: unknown }).next === 'function') return 'an iterator without throw()'
+    return 'an object that is not a generator'
+  }
+  return isThenable(value) ? 'a promise' : value === null ? 'null' : typeof value
+}
+
+/**
+ * Checks what the code's iterator answered: an iterator result, not a promise of one (a
+ * hand-written iterator whose `next` is async: the runner would take the promise for a yielded
+ * value, throw into the code, get another promise, and so on without end).
+ */
+function checkIteratorResult(next: unknown, name: string): asserts next is IteratorResult<unknown> {
+  if (typeof next === 'object' && next !== null && !isThenable(next)) return
+  if (isThenable(next)) next.then(undefined, () => {})
+  throw notGenerator(name, `answered next() with ${isThenable(next) ? 'a promise' : describeValue(next)}`)
 }
 
 /**

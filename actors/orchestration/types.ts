@@ -253,6 +253,32 @@ export type EntityCallProxy<E> = { [K in OperationName<E>]: (...args: OpArgs<E, 
 /** One-way entity proxy of an orchestration: each operation is a fire-and-forget signal. */
 export type EntitySignalProxy<E> = { [K in OperationName<E>]: (...args: OpArgs<E, K>) => void }
 
+/** Options of {@link OrchestrationContext.callActivity}. */
+export interface CallActivityOptions {
+  /** Retry policy of this call (default: the activity's own, if it has one). */
+  retry?: RetryPolicy
+}
+
+/** Options of {@link OrchestrationContext.callSubOrchestration}. */
+export interface CallSubOrchestrationOptions {
+  /** The child's instance id (default `<this id>:<seq>`). */
+  instanceId?: string
+  /** Retry policy of this call (default: none). */
+  retry?: RetryPolicy
+}
+
+/** Options of {@link OrchestrationContext.startOrchestration}. */
+export interface StartOrchestrationOptions {
+  /** The instance id (default `<this id>:<seq>`). */
+  instanceId?: string
+}
+
+/** Options of {@link OrchestrationContext.continueAsNew}. */
+export interface ContinueAsNewOptions {
+  /** Carry the events not yet consumed over to the new execution (default true). */
+  preserveUnprocessedEvents?: boolean
+}
+
 /** Options of {@link OrchestrationContext.waitForEvent}. */
 export interface WaitForEventOptions {
   /**
@@ -288,7 +314,7 @@ export interface OrchestrationContext {
    * retried after a durable timer; the task fails with {@link TaskFailedError} when the policy
    * gives up. @example const s = yield* ctx.callActivity(sayHello, 'Tokyo')
    */
-  callActivity<I, O>(def: ActivityDefinition<I, O>, input: I, options?: { retry?: RetryPolicy }): Task<O>
+  callActivity<I, O>(def: ActivityDefinition<I, O>, input: I, options?: CallActivityOptions): Task<O>
   /**
    * Runs a child orchestration instance and waits for its output. Its id defaults to
    * `<this id>:<seq>` (`<this id>:<execution>:<seq>` after a continue-as-new). Not allowed inside a
@@ -297,13 +323,13 @@ export interface OrchestrationContext {
   callSubOrchestration<I, O>(
     def: OrchestrationDefinition<I, O>,
     input: I,
-    options?: { instanceId?: string; retry?: RetryPolicy },
+    options?: CallSubOrchestrationOptions,
   ): Task<O>
   /** Starts an instance and does not wait for it (fire and forget). Resolves to nothing. */
   startOrchestration<I, O>(
     def: OrchestrationDefinition<I, O>,
     input: I,
-    options?: { instanceId?: string },
+    options?: StartOrchestrationOptions,
   ): void
   /**
    * A durable timer that completes at `fireAt` — a time (Date, or ms since the epoch), not a delay:
@@ -362,7 +388,7 @@ export interface OrchestrationContext {
    * (~256 kB with the default `max_payload`). Never returns.
    * @example return ctx.continueAsNew(count + 1)
    */
-  continueAsNew(input: unknown, options?: { preserveUnprocessedEvents?: boolean }): never
+  continueAsNew(input: unknown, options?: ContinueAsNewOptions): never
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -373,6 +399,20 @@ export type OrchestrationFunction<I, O> = (
   ctx: OrchestrationContext,
   input: I,
 ) => Generator<Task<unknown>, O, unknown>
+
+/** Options of {@link orchestration}. */
+export interface OrchestrationOptions {
+  /** Recorded in the `started` event of each execution; informational. */
+  version?: string
+}
+
+/** Options of {@link activity}. */
+export interface ActivityOptions {
+  /** Per-attempt timeout in ms (default: the node's `activityTimeoutMs`). */
+  timeoutMs?: number
+  /** Retry policy used when a call gives none. */
+  retry?: RetryPolicy
+}
 
 /** An orchestration: its name, generator function and optional version. Made by {@link orchestration}. */
 export interface OrchestrationDefinition<I, O> {

@@ -52,10 +52,24 @@ export async function loadRefs(blobs: BlobStore, values: readonly unknown[]): Pr
   if (refs.length > 0) await blobs.loadAll(refs)
 }
 
-/** Loads the values an instance view references: input, output, custom status, history. */
-export async function loadView(blobs: BlobStore, view: InstanceView): Promise<void> {
+/**
+ * Loads the values an instance view references: input, output, custom status, history. A
+ * reference of the same id among `kept` (loaded before: a blob is written once under a random id,
+ * so the same id is the same value) gives its value instead of a read, so that a status watch
+ * does not read an instance's large input again at each of its steps.
+ */
+export async function loadView(
+  blobs: BlobStore,
+  view: Pick<InstanceView, 'input' | 'output' | 'custom' | 'history'>,
+  kept: readonly BlobRef[] = [],
+): Promise<void> {
   const refs = refsOf(view.history ?? [], [], true)
-  for (const v of [view.input, view.output, view.custom]) if (isUnloaded(v)) refs.push(v)
+  for (const v of [view.input, view.output, view.custom]) {
+    if (!isUnloaded(v)) continue
+    const same = kept.find((k) => k.id === v.id && k.loaded)
+    if (same !== undefined) v.attach(same.value)
+    else refs.push(v)
+  }
   if (refs.length > 0) await blobs.loadAll(refs)
 }
 

@@ -7,7 +7,14 @@
  * in sender.ts), the entity proxies in handles.ts, watch streams in watch.ts.
  */
 import type { Observable } from 'rxjs'
-import { BadInputError, TimeoutError, checkKey } from '../../actors/index.ts'
+import {
+  BadInputError,
+  BasaltError,
+  ClientClosedError,
+  TimeoutError,
+  checkKey,
+  describeValue,
+} from '../../actors/index.ts'
 import type {
   EventDefinition,
   HistoryEvent,
@@ -41,6 +48,7 @@ import {
   type ScheduledSignal,
 } from './entity-api.ts'
 import { InstanceApi } from './instance-api.ts'
+import { Watches } from './watch.ts'
 import { offloadMessage } from './blobs.ts'
 import { checkEntityClass, checkTimeout } from './args.ts'
 import { keysOf } from '../util/index.ts'
@@ -116,8 +124,8 @@ export class Client {
   readonly #entities: EntityApi
   /** The orchestration API (instance-api.ts). */
   readonly #instances: InstanceApi
-  /** Catch-up reads of the active watches, run after a reconnect. */
-  readonly #watches = new Set<() => void>()
+  /** The open watches: caught up after a reconnect, completed by close(). */
+  readonly #watches = new Watches()
   /** @internal Large values by reference (runtime/nats/blobs.ts). */
   readonly blobs: BlobStore
 
@@ -225,7 +233,10 @@ export class Client {
     type: EntityClass<E> | string,
     key: string,
   ): Promise<EntityState<StateOf<E>>> {
-    return this.#entities.readEntityState(type, key)
+    return this.#open(
+      () => `readEntityState(${typeArg(type)}, ${arg(key)})`,
+      () => this.#entities.readEntityState(type, key),
+    )
   }
 
   /**
@@ -236,7 +247,10 @@ export class Client {
    * @example const holder = await client.getLock(Account, 'alice') // 'a1b2…' or null
    */
   async getLock(type: EntityClass | string, key: string): Promise<string | null> {
-    return this.#entities.getLock(type, key)
+    return this.#open(
+      () => `getLock(${typeArg(type)}, ${arg(key)})`,
+      () => this.#entities.getLock(type, key),
+    )
   }
 
   /**
@@ -249,7 +263,10 @@ export class Client {
    * @example await client.scheduledSignals(Reminder, 'alice') // [{ at: 1764530000000, op: 'ring', args: ['tea'] }]
    */
   async scheduledSignals(type: EntityClass | string, key: string): Promise<ScheduledSignal[]> {
-    return this.#entities.scheduledSignals(type, key)
+    return this.#open(
+      () => `scheduledSignals(${typeArg(type)}, ${arg(key)})`,
+      () => this.#entities.scheduledSignals(type, key),
+    )
   }
 
   /**
@@ -263,7 +280,10 @@ export class Client {
    * @example await client.forceUnlock(Account, 'alice') // → the former holder's id, or null
    */
   async forceUnlock(type: EntityClass | string, key: string): Promise<string | null> {
-    return this.#entities.forceUnlock(type, key)
+    return this.#open(
+      () => `forceUnlock(${typeArg(type)}, ${arg(key)})`,
+      () => this.#entities.forceUnlock(type, key),
+    )
   }
 
   /**
@@ -276,7 +296,10 @@ export class Client {
    * while (page.continuation) page = await client.listEntities({ type: Counter, continuation: page.continuation })
    */
   async listEntities(query: EntityQuery): Promise<EntityPage> {
-    return this.#entities.listEntities(query)
+    return this.#open(
+      () => 'listEntities(…)',
+      () => this.#entities.listEntities(query),
+    )
   }
 
   /**
@@ -291,11 +314,36 @@ export class Client {
     return this.#entities.watchEntity(type, key)
   }
 
-  /** Closes the connection; pending calls fail with `IllegalStateError`. */
+  /**
+   * Closes the connection. Calls still waiting for their result fail with `ClientClosedError` (an
+   * `IllegalStateError`, code `CLOSED`), and so does every method called afterwards, naming itself
+   * (`client closed: getStatus('o1') after close()`). Open watches (`watchStatus`, `watchEntity`)
+   * complete; one subscribed after the close errors with `ClientClosedError`. Closing again does
+   * nothing.
+   */
   async close(): Promise<void> {
     if (this.#transport.closed) return
-    await this.#transport.close()
+    const closing = this.#transport.close()
+    this.#watches.endAll()
+    await closing
     await closeConnection(this.nc)
+  }
+
+  /**
+   * Runs a public method's `run`: after close() it rejects with `ClientClosedError` naming the
+   * call, and a call that close() cut off rejects with one naming it too, rather than with the
+   * connection's own error (NATS's `ClosedConnectionError` says nothing of why) or with the
+   * error of the query or message inside it that the close ended (its cause).
+   */
+  async #open<T>(what: () => string, run: () => Promise<T>): Promise<T> {
+    if (this.#transport.closed) throw new ClientClosedError(what())
+    try {
+      return await run()
+    } catch (err) {
+      const cutOff = err instanceof ClientClosedError || !(err instanceof BasaltError)
+      if (this.#transport.closed && cutOff) throw new ClientClosedError(what(), true, { cause: err })
+      throw err
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -365,7 +413,7 @@ export class Client {
       if (status.type !== 'reconnect' || this.#transport.closed) continue
       setTimeout(() => {
         this.#transport.reaskAll()
-        for (const refresh of this.#watches) refresh()
+        this.#watches.refreshAll()
       }, 250).unref()
     }
   }
@@ -401,12 +449,19 @@ export class Client {
     input?: unknown,
     options?: StartOptions,
   ): Promise<InstanceId> {
-    return this.#instances.start(def, input, options)
+    return this.#open(
+      () =>
+        `start(${typeof def === 'string' ? arg(def) : String((def as { name?: unknown } | null)?.name)}, …)`,
+      () => this.#instances.start(def, input, options),
+    )
   }
 
   /** @internal {@link start} by the orchestration's registered name (kept for the command line). */
   async startByName(name: string, input: unknown, options?: StartOptions): Promise<string> {
-    return this.#instances.start(name, input, options)
+    return this.#open(
+      () => `start(${arg(name)}, …)`,
+      () => this.#instances.start(name, input, options),
+    )
   }
 
   /**
@@ -422,7 +477,10 @@ export class Client {
     event: string | EventDefinition<unknown>,
     data?: unknown,
   ): Promise<void> {
-    return this.#instances.raiseEvent(instanceId, event, data)
+    return this.#open(
+      () => `raiseEvent(${arg(instanceId)}, …)`,
+      () => this.#instances.raiseEvent(instanceId, event, data),
+    )
   }
 
   /**
@@ -430,22 +488,34 @@ export class Client {
    * string or a reason that is not a string.
    */
   async terminate(instanceId: string, reason?: string): Promise<void> {
-    return this.#instances.terminate(instanceId, reason)
+    return this.#open(
+      () => `terminate(${arg(instanceId)})`,
+      () => this.#instances.terminate(instanceId, reason),
+    )
   }
 
   /** Suspends a running instance: events are held until {@link resume}. Ids checked as {@link terminate}. */
   async suspend(instanceId: string): Promise<void> {
-    return this.#instances.suspend(instanceId)
+    return this.#open(
+      () => `suspend(${arg(instanceId)})`,
+      () => this.#instances.suspend(instanceId),
+    )
   }
 
   /** Resumes a suspended instance. Ids checked as {@link terminate}. */
   async resume(instanceId: string): Promise<void> {
-    return this.#instances.resume(instanceId)
+    return this.#open(
+      () => `resume(${arg(instanceId)})`,
+      () => this.#instances.resume(instanceId),
+    )
   }
 
   /** Removes a finished instance and its history. Ids checked as {@link terminate}. */
   async purge(instanceId: string): Promise<void> {
-    return this.#instances.purge(instanceId)
+    return this.#open(
+      () => `purge(${arg(instanceId)})`,
+      () => this.#instances.purge(instanceId),
+    )
   }
 
   /**
@@ -454,7 +524,10 @@ export class Client {
    * `statuses`, a `pageSize`): nothing is purged then.
    */
   async purgeInstances(filter: InstanceFilter): Promise<number> {
-    return this.#instances.purgeInstances(filter)
+    return this.#open(
+      () => 'purgeInstances(…)',
+      () => this.#instances.purgeInstances(filter),
+    )
   }
 
   /**
@@ -466,12 +539,18 @@ export class Client {
     instanceId: InstanceId<O> | string,
     options: StatusOptions = {},
   ): Promise<InstanceStatus<O> | undefined> {
-    return this.#instances.getStatus<O>(instanceId, options)
+    return this.#open(
+      () => `getStatus(${arg(instanceId)})`,
+      () => this.#instances.getStatus<O>(instanceId, options),
+    )
   }
 
   /** The history of an instance; `BadInputError` for a bad or unknown id. */
   async getHistory(instanceId: string): Promise<HistoryEvent[]> {
-    return this.#instances.getHistory(instanceId)
+    return this.#open(
+      () => `getHistory(${arg(instanceId)})`,
+      () => this.#instances.getHistory(instanceId),
+    )
   }
 
   /**
@@ -486,7 +565,10 @@ export class Client {
     instanceId: InstanceId<O> | string,
     options: WaitOptions = {},
   ): Promise<InstanceStatus<O>> {
-    return this.#instances.waitForCompletion<O>(instanceId, options)
+    return this.#open(
+      () => `waitForCompletion(${arg(instanceId)})`,
+      () => this.#instances.waitForCompletion<O>(instanceId, options),
+    )
   }
 
   /**
@@ -497,11 +579,16 @@ export class Client {
    * string (or not a token of a previous page).
    */
   async listInstances(query: InstanceQuery = {}): Promise<InstancePage> {
-    return this.#instances.listInstances(query)
+    return this.#open(
+      () => 'listInstances(…)',
+      () => this.#instances.listInstances(query),
+    )
   }
 
   /**
    * Status changes of an instance as they commit (pushed; first value is the current status).
+   * Each value is what {@link getStatus} (without history) answers at that commit: `input`,
+   * `output` once Completed, `error` once Failed or Terminated, `customStatus`, the times.
    * `undefined` while no instance has the id (not started yet, or purged): the watch goes on, and
    * an instance started under the id later is followed. Throws `BadInputError` at once for an id
    * that is not a non-empty string.
@@ -509,4 +596,14 @@ export class Client {
   watchStatus(instanceId: string): Observable<InstanceStatus | undefined> {
     return this.#instances.watchStatus(instanceId)
   }
+}
+
+/** An argument as a call names it in errors: a string quoted, anything else described. */
+function arg(value: unknown): string {
+  return typeof value === 'string' ? `'${value}'` : describeValue(value)
+}
+
+/** An entity type as a call names it in errors: the class's name, or the name given. */
+function typeArg(type: unknown): string {
+  return typeof type === 'function' ? type.name : arg(type)
 }

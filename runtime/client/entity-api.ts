@@ -160,17 +160,17 @@ export class EntityApi {
     checkKey(key)
     const p = partitionOf(key, this.core.partitions)
     const itemKey = itemKeys.entity(p, t, key)
-    return watchItem(
-      this.core.nc,
-      this.core.hub.names.changes(p),
-      this.core.watches,
+    return watchItem(this.core.nc, this.core.watches, {
+      what: `watchEntity(${t}, '${key}')`,
+      subject: this.core.hub.names.changes(p),
       itemKey,
-      async () => {
+      first: async () => {
         const answer = await this.#readRaw(t, key, true)
         return { n: answer.n, value: answer.state }
       },
-      (bytes) => (bytes === null ? undefined : (this.value(decode(bytes, 'entity state')) as StateOf<E>)),
-    )
+      toValue: (bytes) =>
+        bytes === null ? undefined : (this.value(decode(bytes, 'entity state')) as StateOf<E>),
+    })
   }
 
   /** Reads an entity's committed state, encoded, from its partition's owner. */

@@ -22,20 +22,21 @@ import { WIRE_VERSION, type ControlMessage, type StartMessage } from '../../acto
 import { toTime } from '../../entities/index.ts'
 import {
   isTerminal,
-  summaryOf,
   type InstanceRecord,
   type InstanceSummary,
   type InstanceView,
 } from '../instances/index.ts'
-import { decode, encode, isUnloaded, itemKey as itemKeys } from '../nats/index.ts'
+import { BlobRef, decode, encode, isUnloaded, itemKey as itemKeys } from '../nats/index.ts'
 import { isMissingBlob, loadSummary, loadView, readAgainIfMissing } from './blobs.ts'
 import type { ApiCore } from './api-core.ts'
 import {
   decodeContinuation,
   encodeContinuation,
   fromSummary,
+  statusFieldsOf,
   toStatus,
   type InstanceStatus,
+  type StatusFields,
 } from './status.ts'
 import type {
   InstanceFilter,
@@ -298,15 +299,25 @@ export class InstanceApi {
       : { instances }
   }
 
-  /** Status changes of an instance as they commit (pushed). */
+  /**
+   * Status changes of an instance as they commit (pushed): each value what {@link getStatus}
+   * (without history) would answer at that commit — input, output, error, custom status — read
+   * from the records the change messages carry.
+   */
   watchStatus(instanceId: string): Observable<InstanceStatus | undefined> {
     const p = partitionOf(checkInstanceId(instanceId), this.core.partitions)
-    return watchItem(
-      this.core.nc,
-      this.core.hub.names.changes(p),
-      this.core.watches,
-      itemKeys.instance(p, instanceId),
-      async () => {
+    /** The large values of the last status emitted, loaded: the next one needs most of them. */
+    let kept: BlobRef[] = []
+    const toValue = async (fields: StatusFields): Promise<InstanceStatus> => {
+      await loadView(this.core.blobs, fields, kept)
+      kept = [fields.input, fields.output, fields.custom].filter((v) => v instanceof BlobRef)
+      return toStatus(fields, false)
+    }
+    return watchItem(this.core.nc, this.core.watches, {
+      what: `watchStatus('${instanceId}')`,
+      subject: this.core.hub.names.changes(p),
+      itemKey: itemKeys.instance(p, instanceId),
+      first: async () => {
         const answer = await this.core.transport.query(p, {
           v: WIRE_VERSION,
           k: 'status',
@@ -316,14 +327,16 @@ export class InstanceApi {
         if (!('instance' in answer)) throw new CodecError('unexpected answer to a status query')
         return { n: answer.n, value: answer.instance }
       },
-      (bytes) => {
+      toValue: (bytes) => {
         if (bytes === null) return undefined
-        const s = decode(bytes, 'summary') as InstanceSummary
-        return isUnloaded(s.custom) ? loadSummary(this.core.blobs, s).then(fromSummary) : fromSummary(s)
+        const fields = decode(bytes, 'instance status') as StatusFields
+        // (no promise unless a large value must be loaded)
+        const large = isUnloaded(fields.input) || isUnloaded(fields.output) || isUnloaded(fields.custom)
+        return large ? toValue(fields) : toStatus(fields, false)
       },
-      // records change with every step; watchers see (and compare) their summaries
-      (bytes) => encode(summaryOf(decode(bytes, 'instance') as InstanceRecord)),
-    )
+      // records change with every step; watchers see (and compare) what a status shows of them
+      project: (bytes) => encode(statusFieldsOf(decode(bytes, 'instance') as InstanceRecord)),
+    })
   }
 }
 

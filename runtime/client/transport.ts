@@ -8,9 +8,9 @@
  */
 import {
   BadInputError,
+  ClientClosedError,
   CodecError,
   HubNotFoundError,
-  IllegalStateError,
   PartitionUnavailableError,
   StorageFullError,
   TimeoutError,
@@ -63,6 +63,8 @@ export interface TransportOptions {
 export interface PendingCall {
   resolve(value: unknown): void
   reject(err: Error): void
+  /** The call in errors: `call Counter@c1.get`. */
+  what: () => string
   timer: NodeJS.Timeout
   /** Partition the call went to, and when it left. */
   p: number
@@ -117,7 +119,10 @@ export class CallTransport implements SenderHost {
     return this.#closed
   }
 
-  /** Stops: waits for queued messages to leave; pending calls fail with `IllegalStateError`. */
+  /**
+   * Stops: waits for queued messages to leave; pending calls fail with `ClientClosedError`, and
+   * so does every later message or query.
+   */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
@@ -125,7 +130,7 @@ export class CallTransport implements SenderHost {
     await Promise.all([...this.#senders.values()].map((s) => s.idle()))
     for (const [, call] of this.#calls) {
       clearTimeout(call.timer)
-      call.reject(new IllegalStateError('client closed'))
+      call.reject(new ClientClosedError(call.what(), true))
     }
     this.#calls.clear()
     this.#replySub.unsubscribe()
@@ -136,7 +141,7 @@ export class CallTransport implements SenderHost {
    * the mailbox. Its values are encoded as the node encodes them (a function as undefined).
    */
   send(msg: ActorMessage): Promise<void> {
-    if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
+    if (this.#closed) return Promise.reject(new ClientClosedError(`sending a '${msg.k}' message`))
     return new Promise<void>((resolve, reject) =>
       this.#sender(targetOf(msg)).add({ msg, resolve, reject, lenient: true }),
     )
@@ -149,7 +154,7 @@ export class CallTransport implements SenderHost {
   }
 
   #signal(msg: EntityOp): Promise<void> {
-    if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
+    if (this.#closed) return Promise.reject(new ClientClosedError(`signal ${msg.t}@${msg.key}.${msg.op}`))
     if (!Array.isArray(msg.a)) return Promise.reject(new BadInputError('arguments must be an array'))
     return new Promise<void>((resolve, reject) => this.#sender(msg.key).add({ msg, resolve, reject }))
   }
@@ -173,7 +178,7 @@ export class CallTransport implements SenderHost {
   }
 
   #request(msg: ActorMessage & { r?: ReplyTo }, what: () => string, timeoutMs: number): Promise<unknown> {
-    if (this.#closed) return Promise.reject(new IllegalStateError('client is closed'))
+    if (this.#closed) return Promise.reject(new ClientClosedError(what()))
     const rid = ++this.#rid
     msg.r = [this.#inbox, rid]
     return new Promise<unknown>((resolve, reject) => {
@@ -183,7 +188,7 @@ export class CallTransport implements SenderHost {
         reject(new TimeoutError(`${what()} got no result in ${timeoutMs} ms${afterTimeout(call)}`))
       }, timeoutMs)
       const sender = this.#sender(targetOf(msg))
-      this.#calls.set(rid, { resolve, reject, timer, p: sender.p, at: Date.now() })
+      this.#calls.set(rid, { resolve, reject, what, timer, p: sender.p, at: Date.now() })
       this.#armReask()
       sender.add({ msg, rid })
     })
@@ -364,6 +369,7 @@ export class CallTransport implements SenderHost {
     timeoutMs = this.options.queryTimeoutMs,
     now = false,
   ): Promise<Exclude<QueryAnswer, { ok: 0 }>> {
+    if (this.#closed) throw new ClientClosedError(queryName(query, p))
     const seq = now ? undefined : this.#lastSeq.get(p)
     if (seq !== undefined) query.s = seq
     const bytes = encode(query)
@@ -397,6 +403,8 @@ export class CallTransport implements SenderHost {
         },
       )
     } catch (err) {
+      // cut off by close(): NATS's own error (a closed connection) would not say why
+      if (this.#closed) throw new ClientClosedError(queryName(query, p), true, { cause: err })
       if (err instanceof AskAgain) throw err.refusal
       if (err instanceof HubNotFoundError) throw err
       if (isNoResponders(err))
@@ -419,6 +427,11 @@ export class CallTransport implements SenderHost {
     }
     return answer
   }
+}
+
+/** A query in errors: `a 'status' query to partition 3`. */
+function queryName(query: Query, p: number): string {
+  return `a '${query.k}' query to partition ${p}`
 }
 
 /** The message of a query answered for waiting past the end of its partition's mailbox. */

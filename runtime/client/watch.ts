@@ -2,15 +2,78 @@
  * Watch streams of the client: the committed values of one item (an entity state, an instance
  * record), pushed by its partition's change messages (`H.chg.<p>`), no polling. The change subject
  * is core NATS that anyone may publish on: a message that is not a well-formed commit record is
- * skipped (and logged once per watch), never the end of the stream.
+ * skipped (and logged once per watch), never the end of the stream. `client.close()` completes
+ * every open watch ({@link Watches.endAll}); one subscribed after it errors with
+ * `ClientClosedError`.
  */
-import { Observable } from 'rxjs'
+import { Observable, type Subscriber } from 'rxjs'
+import { ClientClosedError } from '../../actors/index.ts'
 import type { CommitRecord } from '../../actors/wire/index.ts'
 import { decodeEnvelope, type NatsConnection } from '../nats/index.ts'
 import { consoleLogger, type Logger } from '../util/index.ts'
 
 const defaultLogger = consoleLogger('basalt client')
 import { isThenable } from '../../entities/index.ts'
+
+/** An open watch, as its client's {@link Watches} hold it. */
+interface OpenWatch {
+  /** Reads the item again (after a reconnect). */
+  refresh(): void
+  /** Completes the watch (the client closes). */
+  end(): void
+}
+
+/**
+ * The open watches of one client: read again after a reconnect (changes published meanwhile
+ * were missed), and completed when the client closes — a watch ended by its own client's close
+ * is not a failure, and a watcher with no error handler must not get one (rxjs would throw it
+ * out of the process); a call or a watch made after the close fails instead, naming itself.
+ */
+export class Watches {
+  readonly #open = new Set<OpenWatch>()
+  #closed = false
+
+  /** Whether {@link endAll} was called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  add(watch: OpenWatch): void {
+    this.#open.add(watch)
+  }
+
+  delete(watch: OpenWatch): void {
+    this.#open.delete(watch)
+  }
+
+  /** Every open watch reads its item again. */
+  refreshAll(): void {
+    for (const watch of this.#open) watch.refresh()
+  }
+
+  /** The client closes: every open watch completes, and later ones error. */
+  endAll(): void {
+    this.#closed = true
+    // (a watch's completion removes it from the set)
+    for (const watch of [...this.#open]) watch.end()
+  }
+}
+
+/** One item to watch (see {@link watchItem}). */
+export interface ItemWatch<T> {
+  /** The watch in errors: `watchStatus('o1')`. */
+  what: string
+  /** The change subject of the item's partition. */
+  subject: string
+  /** The item's key in commit records. */
+  itemKey: string
+  /** The current value and the record number it was answered at. */
+  first: () => Promise<{ n: number; value: Uint8Array | null }>
+  /** The value emitted for an item's bytes (null: it does not exist); may load large values. */
+  toValue: (bytes: Uint8Array | null) => T | Promise<T>
+  /** What of the bytes is compared and handed to `toValue` (default: all of them). */
+  project?: (bytes: Uint8Array) => Uint8Array
+}
 
 /**
  * Pushes the committed values of one item: subscribes to the partition's change messages first,
@@ -20,21 +83,23 @@ import { isThenable } from '../../entities/index.ts'
  */
 export function watchItem<T>(
   nc: NatsConnection,
-  subject: string,
-  watches: Set<() => void>,
-  itemKey: string,
-  first: () => Promise<{ n: number; value: Uint8Array | null }>,
-  toValue: (bytes: Uint8Array | null) => T | Promise<T>,
-  project: (bytes: Uint8Array) => Uint8Array = (bytes) => bytes,
+  watches: Watches,
+  spec: ItemWatch<T>,
   logger: Logger = defaultLogger,
 ): Observable<T> {
+  const { subject, itemKey, first, toValue, project = (bytes) => bytes } = spec
   return new Observable<T>((subscriber) => {
+    if (watches.closed) return subscriber.error(new ClientClosedError(spec.what))
     let seen = -1
     let last: Uint8Array | null | undefined
     const early: CommitRecord[] = []
     let warned = false
     /** Settles once the values still being loaded are emitted (undefined: none). */
     let loading: Promise<void> | undefined
+    // (the errors of a watch that its client's close ended are not reported: it completed)
+    const failed = (to: Subscriber<T>, err: unknown) => {
+      if (!watches.closed) to.error(err)
+    }
     const emit = (raw: Uint8Array | null) => {
       const value = raw === null ? null : project(raw)
       if (last !== undefined && sameBytes(last, value)) return
@@ -47,7 +112,7 @@ export function watchItem<T>(
           (v) => subscriber.next(v),
           (err: unknown) => {
             // a value replaced meanwhile (its blob is gone): a later change or refresh brings the newer
-            if (!/is missing chunk/.test(String(err))) subscriber.error(err)
+            if (!/is missing chunk/.test(String(err))) failed(subscriber, err)
           },
         )
         .finally(() => {
@@ -62,7 +127,7 @@ export function watchItem<T>(
     }
     const sub = nc.subscribe(subject, {
       callback: (err, msg) => {
-        if (err) return subscriber.error(err)
+        if (err) return failed(subscriber, err)
         if (msg.data.length === 0) return // the partition asking whether anyone listens
         let rec: CommitRecord
         try {
@@ -83,22 +148,25 @@ export function watchItem<T>(
         emit(answer.value)
         for (const rec of early.splice(0)) apply(rec)
       })
-      .catch((err: unknown) => subscriber.error(err))
-    // after a reconnect: catch up on changes published meanwhile, and tell the partition again
-    // that someone watches (it may have stopped publishing while nobody listened)
-    const refresh = () => {
-      if (seen < 0) return
-      first()
-        .then((answer) => {
-          if (answer.n <= seen) return
-          seen = answer.n
-          emit(answer.value)
-        })
-        .catch(() => {}) // the next reconnect or change tries again
+      .catch((err: unknown) => failed(subscriber, err))
+    const open: OpenWatch = {
+      // after a reconnect: catch up on changes published meanwhile, and tell the partition again
+      // that someone watches (it may have stopped publishing while nobody listened)
+      refresh: () => {
+        if (seen < 0) return
+        first()
+          .then((answer) => {
+            if (answer.n <= seen) return
+            seen = answer.n
+            emit(answer.value)
+          })
+          .catch(() => {}) // the next reconnect or change tries again
+      },
+      end: () => subscriber.complete(),
     }
-    watches.add(refresh)
+    watches.add(open)
     return () => {
-      watches.delete(refresh)
+      watches.delete(open)
       sub.unsubscribe()
     }
   })

@@ -4,18 +4,23 @@
  * orchestration's registered name as well as its definition; `InstanceExistsError` reaches the
  * caller as its own class; functions in values are refused, naming where, and harm nothing else.
  */
+import { firstValueFrom } from 'rxjs'
 import { describe, expect, it } from 'vitest'
 import {
   BadInputError,
   Client,
+  ClientClosedError,
   ErrorCode,
+  IllegalStateError,
   InstanceExistsError,
+  Node,
+  silentLogger,
   type BasaltError,
 } from '../../runtime/index.ts'
 import { activity, orchestration } from '../../actors/orchestration/index.ts'
 import { allWorkflows, approval, failing } from '../fixtures/workflows.ts'
 import { Counter } from '../fixtures/entities.ts'
-import { useHub, useNatsServer } from '../tooling/harness.ts'
+import { useHub, useNatsServer, waitFor } from '../tooling/harness.ts'
 
 const nats = useNatsServer()
 const hub = 'client-args'
@@ -299,5 +304,101 @@ describe('client arguments', () => {
       () => Client.connect(undefined as never),
       /options of Client.connect must be an object/,
     )
+  })
+})
+
+describe('a closed client', () => {
+  /** Expects a ClientClosedError (an IllegalStateError, code CLOSED) with exactly `message`. */
+  async function expectClosed(fn: () => unknown, message: string): Promise<void> {
+    const err = await failure(fn)
+    expect(err, String(err)).toBeInstanceOf(ClientClosedError)
+    expect(err).toBeInstanceOf(IllegalStateError)
+    expect((err as BasaltError).code).toBe(ErrorCode.Closed)
+    expect((err as Error).message).toBe(message)
+  }
+
+  it('rejects every call after close() with ClientClosedError naming it, and the calls it cut off', async () => {
+    const client = await Client.connect({ servers: nats.url, hub })
+    const id = await client.start(approval, 60_000)
+    await client.entity(Counter, 'closing').signal.add(1)
+    // a call still waiting when the client closes
+    const waiting = client.waitForCompletion(id)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    await client.close()
+    await expectClosed(
+      () => waiting,
+      `client closed: close() ended waitForCompletion('${id}') before its answer`,
+    )
+    const after: Array<[string, () => unknown]> = [
+      [`getStatus('${id}')`, () => client.getStatus(id)],
+      [`getHistory('${id}')`, () => client.getHistory(id)],
+      [`waitForCompletion('${id}')`, () => client.waitForCompletion(id)],
+      ['listInstances(…)', () => client.listInstances()],
+      ['purgeInstances(…)', () => client.purgeInstances({ statuses: ['Failed'] })],
+      ['start(approval, …)', () => client.start(approval, 1)],
+      ["start('fanOut', …)", () => client.start('fanOut', 1)],
+      [`raiseEvent('${id}', …)`, () => client.raiseEvent(id, 'approve', 'x')],
+      [`terminate('${id}')`, () => client.terminate(id)],
+      [`suspend('${id}')`, () => client.suspend(id)],
+      [`resume('${id}')`, () => client.resume(id)],
+      [`purge('${id}')`, () => client.purge(id)],
+      ["readEntityState(Counter, 'closing')", () => client.readEntityState(Counter, 'closing')],
+      ["readEntityState('Counter', 'closing')", () => client.readEntityState('Counter', 'closing')],
+      ["getLock(Counter, 'closing')", () => client.getLock(Counter, 'closing')],
+      ["scheduledSignals(Counter, 'closing')", () => client.scheduledSignals(Counter, 'closing')],
+      ["forceUnlock(Counter, 'closing')", () => client.forceUnlock(Counter, 'closing')],
+      ['listEntities(…)', () => client.listEntities({ type: Counter })],
+      ['call Counter@closing.get', () => client.entity(Counter, 'closing').call.get()],
+      ['signal Counter@closing.add', () => client.entity(Counter, 'closing').signal.add(1)],
+      [`watchStatus('${id}')`, () => firstValueFrom(client.watchStatus(id))],
+      ["watchEntity(Counter, 'closing')", () => firstValueFrom(client.watchEntity(Counter, 'closing'))],
+    ]
+    for (const [call, fn] of after) await expectClosed(fn, `client closed: ${call} after close()`)
+    await client.close() // again: nothing
+    // another client of the hub goes on
+    expect(await stack.client.entity(Counter, 'closing').call.get()).toBe(1)
+  })
+
+  it("rejects a read that close() cut off with ClientClosedError, not the connection's error", async () => {
+    // a hub no node serves: the reads wait (retrying) for an owner until the client closes
+    const unserved = 'client-args-unserved'
+    const node = await Node.start({ servers: nats.url, hub: unserved, partitions: 2, logger: silentLogger })
+    await node.stop()
+    const client = await Client.connect({ servers: nats.url, hub: unserved })
+    const status = client.getStatus('o1')
+    const page = client.listInstances()
+    const state = client.readEntityState('Counter', 'k')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    await client.close()
+    await expectClosed(() => status, "client closed: close() ended getStatus('o1') before its answer")
+    await expectClosed(() => page, 'client closed: close() ended listInstances(…) before its answer')
+    await expectClosed(
+      () => state,
+      "client closed: close() ended readEntityState('Counter', 'k') before its answer",
+    )
+    const cause = (await failure(() => status)) as Error
+    expect(String(cause.cause)).toMatch(/^ClientClosedError: client closed: close\(\) ended a 'status' query/)
+  })
+
+  it('completes the watches that were open when the client closed', async () => {
+    const client = await Client.connect({ servers: nats.url, hub })
+    const id = await client.start(approval, 60_000)
+    const ends: string[] = []
+    const statuses: unknown[] = []
+    const watch = (name: string, source: ReturnType<Client['watchStatus']>, seen: unknown[] = []) =>
+      source.subscribe({
+        next: (value) => seen.push(value),
+        complete: () => ends.push(`${name} completed`),
+        error: (err: unknown) => ends.push(`${name} failed: ${String(err)}`),
+      })
+    watch('status', client.watchStatus(id), statuses)
+    watch('entity', client.watchEntity(Counter, 'watched-closing') as never)
+    watch('missing instance', client.watchStatus('never-started'))
+    // a watch made before close() and subscribed after it: it errors, as a new one does
+    const late = client.watchStatus(id)
+    await waitFor(() => statuses.length > 0, 'the first status')
+    await client.close()
+    expect(ends.sort()).toEqual(['entity completed', 'missing instance completed', 'status completed'])
+    await expectClosed(() => firstValueFrom(late), `client closed: watchStatus('${id}') after close()`)
   })
 })

@@ -4,7 +4,7 @@
  * to user code; a value over the ceiling is refused with PayloadTooLargeError naming it and both
  * sizes; other work on the partition keeps its exact counts.
  */
-import { filter, firstValueFrom } from 'rxjs'
+import { filter, firstValueFrom, takeWhile, toArray } from 'rxjs'
 import { describe, expect, it } from 'vitest'
 import { activity, orchestration } from '../../actors/orchestration/index.ts'
 import { Entity } from '../../entities/index.ts'
@@ -212,6 +212,29 @@ describe('large values by reference', () => {
 })
 
 describe('large values, more ways', () => {
+  it('pushes statuses with a large input and custom status to a watcher, reading the input once', async () => {
+    const id = 'watched-large'
+    const text = 'w'.repeat(2 * MB)
+    const reads = stack.client.blobs.read
+    const watched = firstValueFrom(
+      stack.client.watchStatus(id).pipe(
+        takeWhile((s) => s?.status !== 'Completed', true),
+        toArray(),
+      ),
+    )
+    // (waitsForData ignores its input: it waits for the event, so it runs two steps)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    await stack.client.start(waitsForData, text as never, { instanceId: id })
+    await stack.client.raiseEvent(id, 'data', 'd'.repeat(MB))
+    const seen = (await watched).filter((s) => s !== undefined)
+    expect(seen.map((s) => s.status)).toEqual(['Running', 'Completed'])
+    for (const s of seen) expect(s.input === text, 'input loaded').toBe(true)
+    expect(seen[1]).toMatchObject({ output: MB, customStatus: { seen: MB } })
+    expect((seen[1]!.customStatus as { sample: string }).sample.length).toBe(MB)
+    // the input once, then the custom status (one value, by reference) once
+    expect(stack.client.blobs.read - reads).toBe(2)
+  })
+
   it('pushes a 2 MB entity state to a watcher', async () => {
     const seen = firstValueFrom(
       stack.client.watchEntity(Doc, 'watched').pipe(filter((s) => s !== undefined && s.length === 2 * MB)),

@@ -3,13 +3,14 @@
  * cursor, and replay from history at every step).
  */
 import { describe, expect, it } from 'vitest'
-import { firstValueFrom, filter, take, tap, toArray } from 'rxjs'
+import { firstValueFrom, filter, take, takeWhile, tap, toArray } from 'rxjs'
 import {
   BadInputError,
   Client,
   InstanceExistsError,
   InstanceNotFoundError,
   Node,
+  isTerminal,
   silentLogger,
 } from '../../runtime/index.ts'
 import { activity, orchestration } from '../../actors/orchestration/index.ts'
@@ -36,10 +37,24 @@ import { useHub, useNatsServer } from '../tooling/harness.ts'
 
 const nats = useNatsServer()
 
+/**
+ * A plain function returning an async iterator: orchestration() cannot tell it from a generator
+ * function (only what it returns shows), and the node used to spin at full CPU on its promises.
+ */
+const returnsAsyncIterator = orchestration('returnsAsyncIterator', ((_ctx: unknown, n: number) =>
+  (async function* () {
+    yield n
+  })()) as never)
+
 for (const alwaysReplay of [false, true]) {
   describe(`orchestrations (alwaysReplay: ${alwaysReplay})`, () => {
     const hub = `orch-${alwaysReplay ? 'replay' : 'cached'}`
-    const stack = useHub(nats, { hub, registry: allWorkflows, partitions: 4, alwaysReplay })
+    const stack = useHub(nats, {
+      hub,
+      registry: [...allWorkflows, returnsAsyncIterator],
+      partitions: 4,
+      alwaysReplay,
+    })
 
     it('runs activities in sequence and returns typed output', async () => {
       const id = await stack.client.start(helloSequence, ['Tokyo', 'Seattle', 'London'])
@@ -165,6 +180,42 @@ for (const alwaysReplay of [false, true]) {
       expect((await seen)[0]?.status).toBe('Completed')
     })
 
+    it('watches statuses that carry what getStatus does: input, output when Completed, error when Failed', async () => {
+      const statuses = (id: string) =>
+        firstValueFrom(
+          stack.client.watchStatus(id).pipe(
+            takeWhile((s) => s === undefined || !isTerminal(s.status), true),
+            toArray(),
+          ),
+        )
+      const completedId = `watched-fields-${alwaysReplay}`
+      const completed = statuses(completedId)
+      await stack.client.start(approval, 60_000, { instanceId: completedId })
+      await stack.client.raiseEvent(completedId, 'approve', 'erin')
+      const seen = (await completed).filter((s) => s !== undefined)
+      expect(seen.map((s) => s.status)).toContain('Running')
+      for (const s of seen) expect(s.input).toBe(60_000)
+      const last = seen[seen.length - 1]!
+      expect(last).toMatchObject({ status: 'Completed', output: 'approved by erin' })
+      expect(last).toEqual(await stack.client.getStatus(completedId))
+
+      const failedId = await stack.client.start(thrower, 'watched failure')
+      const failed = (await statuses(failedId)).filter((s) => s !== undefined)
+      const end = failed[failed.length - 1]!
+      expect(end).toMatchObject({ status: 'Failed', input: 'watched failure' })
+      expect(end.error).toMatchObject({ name: 'TypeError', message: 'watched failure' })
+      expect(end).toEqual(await stack.client.getStatus(failedId))
+
+      const terminatedId = await stack.client.start(approval, 60_000)
+      const terminated = statuses(terminatedId)
+      await stack.client.terminate(terminatedId, 'no longer needed')
+      const gone = (await terminated).filter((s) => s !== undefined)
+      expect(gone[gone.length - 1]).toMatchObject({
+        status: 'Terminated',
+        error: { message: 'no longer needed' },
+      })
+    })
+
     it('watches an id before its instance exists: undefined first, then the instance once started', async () => {
       const id = `watched-before-${alwaysReplay}`
       const seen: Array<string | undefined> = []
@@ -254,6 +305,29 @@ for (const alwaysReplay of [false, true]) {
       await expect(stack.client.start(helloSequence, [Symbol('x')] as unknown as string[])).rejects.toThrow(
         /^input of instance '[^']+' at \[0\] is a symbol, which cannot be sent/,
       )
+    })
+
+    it('fails an orchestration whose plain function returns an async iterator, naming it; the node serves the others', async () => {
+      // on every partition, beside instances that run to completion
+      const bad = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          stack.client.start(returnsAsyncIterator, i, { instanceId: `async-iter-${alwaysReplay}-${i}` }),
+        ),
+      )
+      const good = await Promise.all(Array.from({ length: 8 }, () => stack.client.start(fanOut, 3)))
+      for (const status of await Promise.all(bad.map((id) => stack.client.waitForCompletion(id)))) {
+        expect(status.status).toBe('Failed')
+        expect(status.error?.name).toBe('BadInputError')
+        expect(status.error?.message).toBe(
+          "orchestration 'returnsAsyncIterator' returned an async iterator: orchestration code must be " +
+            'a (sync) generator function (function*) that awaits tasks with yield*',
+        )
+      }
+      for (const status of await Promise.all(good.map((id) => stack.client.waitForCompletion(id))))
+        expect(status).toMatchObject({ status: 'Completed', output: 6 })
+      const later = await stack.client.start(helloSequence, ['Oslo'])
+      expect((await stack.client.waitForCompletion(later)).output).toEqual(['Hello Oslo'])
+      expect(stack.node.stats().failures, 'partition failures').toBe(0)
     })
 
     it('keeps the first failure of a chain of failed tasks: its name, message and stack reach the caller', async () => {

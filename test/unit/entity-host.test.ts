@@ -26,6 +26,10 @@ class Misstarter extends Entity<number> {
     const options = instanceId === undefined ? undefined : { instanceId: instanceId as string }
     return this.startOrchestration(def as StartableOrchestration<unknown>, input, options)
   }
+  /** Starts with the options given as they are (a misspelt key, say). */
+  startWithOptions(options: unknown) {
+    return this.startOrchestration(reportBack, { key: this.key, n: 0 }, options as never)
+  }
   /** Starts once `go` resolves: after its timeout, when `go` is late. */
   async startAfter(go: string) {
     await gates.get(go)
@@ -419,6 +423,22 @@ describe('orchestrations started by entities', () => {
     expect(seen.routed).toEqual([])
     expect(seen.writes.size).toBe(0)
     expect(() => new Starter().startOrchestration(reportBack, { key: 'k', n: 1 })).toThrow(IllegalStateError)
+  })
+
+  it('refuses an option key startOrchestration does not take, naming it, starting nothing', async () => {
+    const { host, seen } = fake()
+    await host.handle(op('Misstarter', 'm', 'startWithOptions', [{ instanceID: 'r1' }]))
+    expect(seen.replies[0]![1]).toMatchObject([
+      1,
+      0,
+      {
+        name: 'BadInputError',
+        message: "startOrchestration('reportBack'): unknown option 'instanceID' (known: instanceId)",
+      },
+    ])
+    expect(seen.routed).toEqual([])
+    await host.handle(op('Misstarter', 'm', 'startWithOptions', [{ instanceId: 'r1' }], 1))
+    expect(seen.routed).toMatchObject([{ k: 'start', i: 'r1', n: 'reportBack' }])
   })
 
   it('refuses an input the round cannot hold, naming the operation', async () => {

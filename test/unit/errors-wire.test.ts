@@ -7,6 +7,7 @@ import {
   AuthorizationError,
   BadInputError,
   BasaltError,
+  ClientClosedError,
   CodecError,
   ConnectionError,
   FencedError,
@@ -85,6 +86,18 @@ describe('errors across the wire', () => {
     expect(back).toBeInstanceOf(publicApi.InstanceExistsError)
     expect(back).toBeInstanceOf(publicApi.BadInputError)
     expect((back as BasaltError).message).toBe("instance 'i1' already exists with status Running")
+  })
+
+  it('names the call in a ClientClosedError, an IllegalStateError of code CLOSED, exported from the package', () => {
+    const after = new ClientClosedError("getStatus('o1')")
+    expect(after).toBeInstanceOf(IllegalStateError)
+    expect(after).toBeInstanceOf(publicApi.ClientClosedError)
+    expect(after).toMatchObject({ name: 'ClientClosedError', code: 'CLOSED', retryable: false })
+    expect(after.message).toBe("client closed: getStatus('o1') after close()")
+    const cause = new Error('closed connection')
+    const pending = new ClientClosedError('call Counter@c.get', true, { cause })
+    expect(pending.message).toBe('client closed: close() ended call Counter@c.get before its answer')
+    expect(pending.cause).toBe(cause)
   })
 
   it('rebuilds what user code threw as a RemoteError', () => {

@@ -1413,7 +1413,70 @@ describe('engine edge cases', () => {
 
   it('a function that is not a generator fails the instance', () => {
     const def = orchestration('notGen', (() => 42) as never)
-    expect(once(def).error?.message).toContain('must be a generator function')
+    expect(once(def).error?.message).toBe(
+      "orchestration 'notGen' returned number: orchestration code must be a (sync) generator " +
+        'function (function*) that awaits tasks with yield*',
+    )
+  })
+
+  it('a plain function returning an async iterator or a promise fails the instance at once (it used to spin)', () => {
+    // orchestration() sees only a plain function; what it returns shows at the first step
+    let ran = false
+    const asyncGen = async function* () {
+      ran = true
+      yield 1
+    }
+    const returnsAsyncIterator = orchestration('returnsAsyncIterator', (() => asyncGen()) as never)
+    const r = once(returnsAsyncIterator)
+    expect(r).toMatchObject({ status: 'failed', commands: [] })
+    expect(r.error?.message).toBe(
+      "orchestration 'returnsAsyncIterator' returned an async iterator: orchestration code must be a " +
+        '(sync) generator function (function*) that awaits tasks with yield*',
+    )
+    expect(r.error?.code).toBe(ErrorCode.BadInput)
+    expect(ran).toBe(false) // its body never started
+    // a promise, rejected later: the failure says so, and the rejection is nobody's unhandled one
+    const returnsPromise = orchestration(
+      'returnsPromise',
+      (() => new Promise((_, reject) => setTimeout(() => reject(new Error('late')), 1))) as never,
+    )
+    expect(once(returnsPromise).error?.message).toMatch(
+      /^orchestration 'returnsPromise' returned a promise: orchestration code must be a \(sync\) generator function/,
+    )
+  })
+
+  it('a hand-written iterator whose next() answers promises fails the instance instead of spinning', () => {
+    const asyncNext = orchestration('asyncNext', (() => ({
+      next: () => Promise.resolve({ done: false, value: 1 }),
+      throw: () => Promise.resolve({ done: true, value: undefined }),
+      return: () => Promise.resolve({ done: true, value: undefined }),
+      [Symbol.iterator]() {
+        return this
+      },
+    })) as never)
+    expect(once(asyncNext).error?.message).toMatch(
+      /^orchestration 'asyncNext' answered next\(\) with a promise: orchestration code must be a \(sync\) generator function/,
+    )
+  })
+
+  it('code that answers the error for a non-task yield with another one fails instead of spinning', () => {
+    let refusals = 0
+    const r = once(
+      orchestration('yieldsForever', function* () {
+        for (;;) {
+          try {
+            yield Promise.resolve(1) as unknown as Task<number>
+          } catch {
+            refusals++
+          }
+        }
+      }),
+    )
+    expect(refusals).toBe(1)
+    expect(r).toMatchObject({ status: 'failed' })
+    expect(r.error?.message).toContain(
+      "orchestration 'yieldsForever' yielded a promise: await tasks with yield*",
+    )
   })
 
   it('bad calls throw into the code with clear messages', () => {
@@ -1457,6 +1520,75 @@ describe('engine edge cases', () => {
       'BadInputError: instance id must be a non-empty string (got string "")',
     ])
     expect(r.commands).toEqual([])
+  })
+
+  it('refuses option keys the orchestration API does not take, naming them and the known ones', () => {
+    const r = once(
+      orchestration('misspelt', function* (ctx) {
+        const errors: string[] = []
+        const attempt = (fn: () => unknown) => {
+          try {
+            fn()
+          } catch (err) {
+            errors.push(`${(err as Error).name}: ${(err as Error).message}`)
+          }
+        }
+        const opts = (o: object) => o as never
+        attempt(() => ctx.callActivity(echo, 1, opts({ retyr: { firstRetryIntervalMs: 1, maxAttempts: 3 } })))
+        attempt(() => ctx.callActivity(echo, 1, { retry: opts({ firstRetryIntervalMs: 1, maxAttempt: 3 }) }))
+        attempt(() =>
+          ctx.callActivity(echo, 1, {
+            retry: opts({ firstRetryIntervalMs: 1, maxAttempts: 3, backoffCoeficient: 1.5 }),
+          }),
+        )
+        attempt(() => ctx.callActivity(echo, 1, 5 as never))
+        attempt(() => ctx.callSubOrchestration(child, 1, opts({ instanceID: 'c1' })))
+        attempt(() =>
+          ctx.callSubOrchestration(child, 1, { retry: opts({ maxAttempts: 2, firstRetryInterval: 5 }) }),
+        )
+        attempt(() => ctx.startOrchestration(child, 1, opts({ id: 'c2' })))
+        attempt(() => ctx.waitForEvent('x', opts({ timeout: 5 })))
+        attempt(() => ctx.continueAsNew(1, opts({ preserveEvents: false })))
+        // what it does take still works, and nothing refused was issued
+        ctx.callActivity(echo, 1, {
+          retry: { firstRetryIntervalMs: 1, maxAttempts: 2, backoffCoefficient: 1 },
+        })
+        return errors
+      }),
+    )
+    const retryKeys =
+      'firstRetryIntervalMs, backoffCoefficient, maxRetryIntervalMs, maxAttempts, totalTimeoutMs, isRetryable'
+    expect(r.output).toEqual([
+      "BadInputError: callActivity('echo'): unknown option 'retyr' (known: retry)",
+      `BadInputError: retry policy of activity 'echo': unknown policy key 'maxAttempt' (known: ${retryKeys})`,
+      `BadInputError: retry policy of activity 'echo': unknown policy key 'backoffCoeficient' (known: ${retryKeys})`,
+      "BadInputError: the options of callActivity('echo') must be an object (got number 5)",
+      "BadInputError: callSubOrchestration('child'): unknown option 'instanceID' (known: instanceId, retry)",
+      `BadInputError: retry policy of sub-orchestration 'child': unknown policy key 'firstRetryInterval' (known: ${retryKeys})`,
+      "BadInputError: startOrchestration('child'): unknown option 'id' (known: instanceId)",
+      "BadInputError: waitForEvent('x'): unknown option 'timeout' (known: timeoutMs)",
+      "BadInputError: continueAsNew: unknown option 'preserveEvents' (known: preserveUnprocessedEvents)",
+    ])
+    expect(r.status).toBe('completed')
+    expect(r.commands.map((c) => c.c)).toEqual(['activity'])
+  })
+
+  it('refuses option keys activity() and orchestration() do not take, and misspelt retry policies', () => {
+    expect(() => activity('a', () => 1, { timeout: 5 } as never)).toThrow(
+      "activity('a'): unknown option 'timeout' (known: timeoutMs, retry)",
+    )
+    expect(() =>
+      activity('a', () => 1, { retry: { firstRetryIntervalMs: 1, maxAttempts: 2, maxInterval: 9 } as never }),
+    ).toThrow(
+      "retry policy of activity 'a': unknown policy key 'maxInterval' (known: firstRetryIntervalMs, backoffCoefficient, maxRetryIntervalMs, maxAttempts, totalTimeoutMs, isRetryable)",
+    )
+    expect(() => orchestration('o', function* () {}, { versoin: '2' } as never)).toThrow(
+      "orchestration('o'): unknown option 'versoin' (known: version)",
+    )
+    expect(
+      activity('a', () => 1, { timeoutMs: 5, retry: { firstRetryIntervalMs: 1, maxAttempts: 2 } }).timeoutMs,
+    ).toBe(5)
+    expect(orchestration('o', function* () {}, { version: '2' }).version).toBe('2')
   })
 
   it('all([]) completes at once with no results', () => {

@@ -31,6 +31,7 @@ describe('public surface', () => {
         'CONNECTION_ENV',
         'CONNECTION_FLAGS',
         'Client',
+        'ClientClosedError',
         'CodecError',
         'ConnectionError',
         'Entity',
