@@ -14,7 +14,8 @@
  * | t    | `t.<p>.u.<n>-<i>`                     | a message for a type run elsewhere (deferred)  |
  * | t    | `t.<p>.o.<id>.<seq or start>`         | an instance's timer                            |
  * | a    | `a.<p>.<id>.<seq>`                    | a pending activity                             |
- * | rep  | `rep.<p>`                             | replies sent lately                            |
+ * | rep  | `rep.<p>.<slot>`                      | replies sent lately: one segment of them       |
+ * | rep  | `rep.<p>`                             | replies sent lately (checkpoints before segments) |
  * | ckpt | `ckpt.<p>`                            | the checkpoint                                 |
  *
  * Timers, locks and pending activities are *eager*: loaded whole at recovery, so an item of those
@@ -49,7 +50,8 @@ export type ParsedItemKey =
   | { kind: 't'; p: number; timer: 'round' | 'deferred'; name: string }
   | { kind: 't'; p: number; timer: 'instance'; id: string; seq: number | 'start' }
   | { kind: 'a'; p: number; id: string; seq: number }
-  | { kind: 'rep' | 'ckpt'; p: number }
+  | { kind: 'rep'; p: number; slot?: number }
+  | { kind: 'ckpt'; p: number }
 
 /** Builders of every state-bucket key. */
 export const itemKey = {
@@ -74,8 +76,10 @@ export const itemKey = {
     `t.${p}.${INSTANCE_TIMER}.${encodeToken(id)}.${seq < 0 ? 'start' : seq}`,
   /** `a.<p>.<id>.<seq>`: a pending activity. */
   activity: (p: number, id: string, seq: number): string => `a.${p}.${encodeToken(id)}.${seq}`,
-  /** `rep.<p>`: the replies a partition sent lately. */
+  /** `rep.<p>`: the replies a partition sent lately, as checkpoints before segments stored them. */
   replies: (p: number): string => `rep.${p}`,
+  /** `rep.<p>.<slot>`: one stored segment of the replies a partition sent lately (a ring of slots). */
+  repliesSegment: (p: number, slot: number): string => `rep.${p}.${slot}`,
   /** `ckpt.<p>`: a partition's checkpoint. */
   checkpoint: (p: number): string => `ckpt.${p}`,
 } as const
@@ -124,6 +128,8 @@ export function parseItemKey(key: string): ParsedItemKey | undefined {
         ? { kind, p, id: decodeToken(rest[0]!), seq: Number(rest[1]) }
         : undefined
     case 'rep':
+      if (rest.length === 1 && isCount(rest[0]!)) return { kind, p, slot: Number(rest[0]) }
+      return rest.length === 0 ? { kind, p } : undefined
     case 'ckpt':
       return rest.length === 0 ? { kind, p } : undefined
     default: {
@@ -154,11 +160,11 @@ export function isDeferredTimer(key: string, p: number): boolean {
 }
 
 /**
- * The subject filter of every item of `kind` in partition `p` (`t.3.>`); for the one-per-partition
- * kinds (`rep`, `ckpt`) the key itself.
+ * The subject filter of every item of `kind` in partition `p` (`t.3.>`; the segments of replies,
+ * not the item `rep.<p>` of older versions); for the checkpoint, one per partition, the key itself.
  */
 export function partitionFilter(kind: ItemKind, p: number): string {
-  return kind === ItemKind.Replies || kind === ItemKind.Checkpoint ? `${kind}.${p}` : `${kind}.${p}.>`
+  return kind === ItemKind.Checkpoint ? `${kind}.${p}` : `${kind}.${p}.>`
 }
 
 /** The key prefix of every item of `kind` in partition `p` (`o.3.`), for prefix matches. */

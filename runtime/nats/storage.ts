@@ -66,6 +66,12 @@ export interface Checkpoint {
   lq: ActorMessage[]
   /** Messages to other partitions not yet confirmed as delivered: [destination, n, messages]. */
   outbox: Array<[number, number, Uint8Array[]]>
+  /**
+   * The stored segments of the replies sent lately (`rep.<p>.<slot>`), oldest first: [slot, when
+   * the newest reply in it was sent (ms), its size]. Absent in checkpoints of older versions, whose
+   * replies are all in the one item `rep.<p>`.
+   */
+  rs?: Array<[slot: number, newest: number, bytes: number]>
 }
 
 /**

@@ -230,7 +230,7 @@ export class Commits {
     return {
       dedup: this.core.dedup.toCheckpoint(),
       outbox: this.core.outbox.pending(upToN),
-      replies: this.core.recentReplies.encodedEntries(this.core.recordLimit),
+      replies: (all) => this.core.recentReplies.segment(this.core.recordLimit, all),
     }
   }
 

@@ -7,10 +7,14 @@
  * for) and gets them from here. Bounded by age and by an estimate of bytes; what fell out was
  * sent long enough ago that the caller's own timeout decides.
  *
- * They also travel with the partition: each snapshot stores the newest of them (as many as fit in
- * one item) next to the checkpoint, and a new owner starts from that item, so a reply lost just
- * before a move is still there when the caller asks the next owner — even if a checkpoint covered
- * its record and the log was truncated below it.
+ * They also travel with the partition: each snapshot stores those sent since the previous one as
+ * a segment (an item in a ring of slots, `rep.<p>.<slot>`) and its checkpoint lists the segments
+ * still young enough, so a new owner starts from them, and a reply lost just before a move is
+ * still there when the caller asks the next owner — even if a checkpoint covered its record and
+ * the log was truncated below it. Each reply is stored once, not again at every snapshot for as
+ * long as it is kept (under load that was the largest write of a snapshot: hundreds of kB per
+ * partition). The first snapshot of a run stores every reply kept, and its checkpoint lists that
+ * segment alone: a partition restarted in the same process keeps its memory, not its segments.
  */
 import type { Reply } from '../../actors/wire/index.ts'
 import { encode } from '../nats/index.ts'
@@ -19,6 +23,8 @@ import { encode } from '../nats/index.ts'
 const REPLY_OVERHEAD = 128
 
 interface Sent {
+  /** Order of the batch in this memory (stored segments hold a run of it). */
+  seq: number
   at: number
   inbox: string
   replies: Reply[]
@@ -30,6 +36,20 @@ interface Sent {
 /** Stored form: [sent at (ms), inbox, replies], oldest first. */
 export type RepliesEntry = [at: number, inbox: string, replies: Reply[]]
 
+/** A segment of replies to store with a snapshot (see {@link RecentReplies.segment}). */
+export interface RepliesSegment {
+  /** The encoded entries (an array of {@link RepliesEntry}); empty when nothing is kept. */
+  bytes: Uint8Array
+  /** When the newest of them was sent (ms). */
+  newest: number
+  /** Stored segments whose newest reply was sent before this (ms) hold nothing kept any more. */
+  expired: number
+  /** Most bytes the stored segments together should hold. */
+  maxBytes: number
+  /** The checkpoint that lists the segment is written: later segments start after it. */
+  stored(): void
+}
+
 /** Replies sent lately, by inbox (see the module comment). */
 export class RecentReplies {
   readonly #byInbox = new Map<string, Sent[]>()
@@ -37,6 +57,9 @@ export class RecentReplies {
   #order: Sent[] = []
   #head = 0
   #bytes = 0
+  #seq = 0
+  /** The newest batch in a stored segment (its `seq`; -1: none yet). */
+  #storedSeq = -1
 
   constructor(
     /** Memory kept at most (estimated): at 128 bytes a reply plus its value, some 8,000 small replies. */
@@ -73,23 +96,27 @@ export class RecentReplies {
     return found
   }
 
-  /** The newest kept batches that fit in about `maxBytes`, oldest first (for the snapshot item). */
-  entries(maxBytes: number): RepliesEntry[] {
-    return this.#newest(maxBytes).map((sent) => [sent.at, sent.inbox, sent.replies])
-  }
-
   /**
-   * `encode(entries(maxBytes))`, the snapshot item, built from each batch's own encoding: a
-   * partition under load keeps thousands of replies and snapshots every few seconds, so most
-   * batches are in many snapshots in a row; each is encoded once, in the first. The bytes are
-   * the same as encoding the whole list (msgpack has no shared state between elements), so a
-   * stored item reads as before.
+   * The segment to store with the next snapshot: the batches sent since the last stored segment
+   * (all the kept ones with `all`), as many of the newest as fit in about `maxBytes`; undefined
+   * when there are none and not `all`.
    */
-  encodedEntries(maxBytes: number): Uint8Array {
-    const kept = this.#newest(maxBytes)
+  segment(maxBytes: number, all: boolean): RepliesSegment | undefined {
+    let kept = this.#newest(maxBytes)
+    if (!all) kept = kept.filter((sent) => sent.seq > this.#storedSeq)
+    if (kept.length === 0 && !all) return undefined
     const parts: Uint8Array[] = [arrayHeader(kept.length)]
     for (const sent of kept) parts.push((sent.entry ??= encode([sent.at, sent.inbox, sent.replies])))
-    return Buffer.concat(parts)
+    const last = kept.at(-1)
+    return {
+      bytes: Buffer.concat(parts),
+      newest: last?.at ?? 0,
+      expired: this.now() - this.maxAgeMs,
+      maxBytes: this.maxBytes,
+      stored: () => {
+        if (last !== undefined && last.seq > this.#storedSeq) this.#storedSeq = last.seq
+      },
+    }
   }
 
   /** The newest kept batches that fit in about `maxBytes`, oldest first. */
@@ -128,7 +155,8 @@ export class RecentReplies {
       buffer.set(r[2], offset)
       return [r[0], 1, buffer.subarray(offset, (offset += r[2].length))]
     })
-    const sent: Sent = { at, inbox, replies: kept, bytes: values + REPLY_OVERHEAD * replies.length }
+    const bytes = values + REPLY_OVERHEAD * replies.length
+    const sent: Sent = { seq: this.#seq++, at, inbox, replies: kept, bytes }
     let list = this.#byInbox.get(inbox)
     if (list === undefined) this.#byInbox.set(inbox, (list = []))
     list.push(sent)

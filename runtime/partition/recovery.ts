@@ -71,15 +71,20 @@ export async function recoverState(port: RecoveryPort): Promise<Array<[string, R
   const { epoch, logger, p, snap, storage } = port
   const { ckpt } = await snap.claim(epoch, p)
   if (ckpt !== null) port.restoreCheckpoint(ckpt)
-  // replies the previous owner sent lately (its records may be below the checkpoint now)
-  const kept = await snap.read(itemKey.replies(p))
-  if (kept !== null) {
+  // replies the previous owner sent lately (its records may be below the checkpoint now): in the
+  // segments the checkpoint lists, or in one item when an older version wrote the checkpoint
+  const keys =
+    ckpt?.rs === undefined ? [itemKey.replies(p)] : ckpt.rs.map(([slot]) => itemKey.repliesSegment(p, slot))
+  const entries: RepliesEntry[] = []
+  for (const kept of await Promise.all(keys.map((key) => snap.read(key)))) {
+    if (kept === null) continue
     try {
-      port.restoreReplies(decode(kept, 'recent replies') as RepliesEntry[])
+      entries.push(...(decode(kept, 'recent replies') as RepliesEntry[]))
     } catch (err) {
       logger.warn('recent replies not restored', { p, error: String(err) })
     }
   }
+  if (entries.length > 0) port.restoreReplies(entries)
   for (const kind of [ItemKind.Timer, ItemKind.Lock, ItemKind.Activity]) {
     for (const [key, value] of await snap.loadItems(partitionFilter(kind, p))) port.replayItem(key, value)
   }

@@ -25,6 +25,7 @@ import {
   itemKey,
 } from '../nats/index.ts'
 import type { DedupTables } from './dedup.ts'
+import type { RepliesSegment } from './recent-replies.ts'
 import { MailboxCursor } from './cursor.ts'
 import { Semaphore } from '../util/index.ts'
 
@@ -76,7 +77,25 @@ export type SnapshotStore = Pick<
 export interface CheckpointExtras {
   dedup: DedupTables
   outbox: Checkpoint['outbox']
-  replies?: Uint8Array
+  /** The replies to store (recent-replies.ts): those since the last segment, or all with `all`. */
+  replies?: (all: boolean) => RepliesSegment | undefined
+}
+
+/**
+ * Slots of the ring the segments of recent replies are stored in (`rep.<p>.<slot>`): at most this
+ * many segments are listed, the oldest overwritten first. Bounded, so the bucket never gathers a
+ * key (or a deletion marker) per snapshot.
+ */
+export const REPLY_SLOTS = 64
+
+/** A stored segment of replies, as a checkpoint lists it: [slot, newest reply's time, size]. */
+type ReplySegmentRef = NonNullable<Checkpoint['rs']>[number]
+
+/** What a snapshot does with the replies: the segment it writes, the list its checkpoint names. */
+interface ReplyPlan {
+  list: ReplySegmentRef[]
+  write?: [key: string, value: Uint8Array]
+  stored(): void
 }
 
 /** Committed-but-not-snapshotted state of one partition, and the snapshot procedure. */
@@ -96,6 +115,10 @@ export class SnapshotState {
   #recordsSince = 0
   #since = 0
   #taking: Promise<void> | null = null
+  /** The segments of recent replies the last checkpoint lists (restored, or written by this run). */
+  #replySegments: ReplySegmentRef[] = []
+  /** Whether this run stored a segment of every reply it kept (later ones hold only newer replies). */
+  #repliesWhole = false
 
   constructor(
     readonly storage: SnapshotStore,
@@ -132,6 +155,7 @@ export class SnapshotState {
 
   /** Starts from a checkpoint. */
   restore(ckpt: Checkpoint): void {
+    if (ckpt.rs !== undefined) this.#replySegments = ckpt.rs
     this.committedN = ckpt.n
     this.#logSeq = ckpt.logSeq
     this.cursor.restore(ckpt)
@@ -266,6 +290,8 @@ export class SnapshotState {
       lq,
       outbox: extra.outbox,
     }
+    const replies = this.#repliesSegment(extra)
+    ckpt.rs = replies?.list ?? this.#replySegments
     const records = this.#recordsSince
     this.#recordsSince = 0
     try {
@@ -283,7 +309,7 @@ export class SnapshotState {
       const results = (await Promise.all(waves)).flat()
       const failed = results.find((r) => r.status === 'rejected')
       if (failed !== undefined) throw failed.reason
-      if (extra.replies !== undefined) await this.#writeItem(itemKey.replies(this.storage.p), extra.replies)
+      if (replies?.write !== undefined) await this.#writeItem(...replies.write)
       try {
         this.#checkMayWrite()
         this.#ckptRev = await this.storage.writeCheckpoint(ckpt, this.#ckptRev)
@@ -291,6 +317,11 @@ export class SnapshotState {
         if (isWrongLastSequence(err))
           throw new FencedError(this.storage.p, 'checkpoint was claimed by a newer owner')
         throw err
+      }
+      if (replies !== undefined) {
+        this.#replySegments = replies.list
+        this.#repliesWhole = true
+        replies.stored()
       }
     } catch (err) {
       // Put the frozen writes back (newer commits win) so the next snapshot retries them.
@@ -303,6 +334,36 @@ export class SnapshotState {
     // Below the checkpoint nothing is needed any more; keep the last record, which fences appends.
     await this.storage.truncateLog(ckpt.logSeq)
     await this.storage.truncateMailbox(ckpt.pos[0])
+  }
+
+  /**
+   * The segment of recent replies this snapshot stores, the slot it goes to, and the list of
+   * segments its checkpoint names: those of earlier snapshots still young enough (none at the
+   * first snapshot of a run: its segment holds every reply kept), the new one last, together
+   * within the replies' byte bound. Undefined when the list stays as it is (no reply since the
+   * last segment).
+   */
+  #repliesSegment(extra: CheckpointExtras): ReplyPlan | undefined {
+    const segment = extra.replies?.(!this.#repliesWhole)
+    if (segment === undefined) return undefined
+    const earlier = this.#repliesWhole ? this.#replySegments : []
+    if (segment.bytes.length <= 1) return { list: [], stored: segment.stored } // (nothing kept)
+    // (after the slots listed now, even when they are dropped from the list: a crash before the
+    // checkpoint is written leaves them as it names them)
+    const slot = ((this.#replySegments.at(-1)?.[0] ?? -1) + 1) % REPLY_SLOTS
+    const list: ReplySegmentRef[] = [[slot, segment.newest, segment.bytes.length]]
+    let bytes = segment.bytes.length
+    for (let i = earlier.length - 1; i >= 0; i--) {
+      const [s, newest, size] = earlier[i]!
+      if (s === slot || newest < segment.expired || bytes + size > segment.maxBytes) break
+      list.unshift(earlier[i]!)
+      bytes += size
+    }
+    return {
+      list,
+      write: [itemKey.repliesSegment(this.storage.p, slot), segment.bytes],
+      stored: segment.stored,
+    }
   }
 
   async #writeItem(key: string, value: Uint8Array | null): Promise<void> {

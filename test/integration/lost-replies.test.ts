@@ -6,16 +6,17 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { Client, Node, silentLogger } from '../../runtime/index.ts'
-import { RecentReplies } from '../../runtime/partition/recent-replies.ts'
+import { RecentReplies, type RepliesEntry } from '../../runtime/partition/recent-replies.ts'
 import type { Reply } from '../../actors/wire/messages.ts'
 import { Log } from '../fixtures/entities.ts'
 import { allWorkflows, helloSequence } from '../fixtures/workflows.ts'
+import { Kvm } from '@nats-io/kv'
 import { useNatsServer } from '../tooling/harness.ts'
 import { PartitionUnavailableError, toErrorInfo } from '../../actors/index.ts'
 import { WIRE_VERSION } from '../../actors/wire/index.ts'
 import { connectTo } from '../../runtime/nats/connect.ts'
 import { HubNames } from '../../runtime/nats/hub.ts'
-import { encode } from '../../runtime/nats/index.ts'
+import { decode, encode } from '../../runtime/nats/index.ts'
 
 const ok = (rid: number, size = 1): Reply => [rid, 1, new Uint8Array(size)]
 
@@ -49,7 +50,7 @@ describe('RecentReplies', () => {
     kept.remember('a', [ok(1, 500)])
     kept.remember('b', [ok(2, 100)])
     kept.remember('a', [ok(3, 100)])
-    const entries = kept.entries(600) // the oldest batch does not fit
+    const entries = decode(kept.segment(600, true)!.bytes) as RepliesEntry[] // the oldest does not fit
     expect(entries.map(([, inbox, r]) => [inbox, r.map((x) => x[0])])).toEqual([
       ['b', [2]],
       ['a', [3]],
@@ -147,6 +148,34 @@ describe('a reply lost in transit', () => {
   it('reaches the caller from the next owner even when a checkpoint covered the record first', async () => {
     // no re-ask before the move: the next owner replays nothing of the record, only the kept replies
     await callAcrossMove('lost3', 1500, true)
+  })
+
+  it('reach their callers from the next owner when several snapshots stored them in segments', async () => {
+    // a snapshot after every record: each stores only the replies since the previous one, and the
+    // checkpoint lists the segments; the next owner reads them all
+    const hub = 'lost-segments'
+    const options = { servers: nats.url, hub, registry: [Log], partitions: 1, logger: silentLogger }
+    const first = await Node.start({ ...options, snapshotRecords: 1 })
+    const client = await Client.connect({ servers: nats.url, hub, reaskMs: 3000 }) // asks after the move
+    opened.push(client)
+    dropReplies(first.nc, () => true)
+    const log = client.entity(Log, hub)
+    const calls: Array<Promise<number>> = []
+    for (const item of ['a', 'b', 'c', 'd']) {
+      const call = log.call.append(item)
+      call.catch(() => {}) // (awaited below; a failed expectation must not leave it unhandled)
+      calls.push(call)
+      await new Promise((r) => setTimeout(r, 300)) // committed, snapshotted, its reply dropped
+    }
+    await first.stop({ snapshot: true })
+    const kv = await new Kvm(first.nc.isClosed() ? await connectTo(nats.url, 'kv') : first.nc).open(
+      new HubNames(hub).stateBucket,
+    )
+    const ckpt = decode((await kv.get('ckpt.0'))!.value) as { rs?: Array<[number, number, number]> }
+    expect(ckpt.rs?.length, 'segments listed').toBeGreaterThan(1)
+    opened.push(await Node.start(options))
+    expect(await Promise.all(calls)).toEqual([1, 2, 3, 4])
+    expect(await log.call.items()).toEqual(['a', 'b', 'c', 'd'])
   })
 
   it('a query its owner stopped before answering is asked of the next owner at once', async () => {

@@ -62,11 +62,23 @@ describe('item keys', () => {
     expect(parseItemKey(itemKey.instanceTimer(1, 'x', -1))).toMatchObject({ timer: 'instance', seq: 'start' })
     expect(parseItemKey(itemKey.activity(0, 'x', 9))).toEqual({ kind: 'a', p: 0, id: 'x', seq: 9 })
     expect(parseItemKey(itemKey.replies(4))).toEqual({ kind: 'rep', p: 4 })
+    expect(parseItemKey(itemKey.repliesSegment(4, 17))).toEqual({ kind: 'rep', p: 4, slot: 17 })
     expect(parseItemKey(itemKey.checkpoint(4))).toEqual({ kind: 'ckpt', p: 4 })
   })
 
   it('rejects keys that are not of the scheme', () => {
-    for (const bad of ['', 'x.1.a', 'e.1.T', 'e.p.T.k', 'o.1', 'a.1.i.z', 'rep.1.2', 't.1.q.5-0', 'rel.1']) {
+    for (const bad of [
+      '',
+      'x.1.a',
+      'e.1.T',
+      'e.p.T.k',
+      'o.1',
+      'a.1.i.z',
+      'rep.1.x',
+      'rep.1.2.3',
+      't.1.q.5-0',
+      'rel.1',
+    ]) {
       expect(parseItemKey(bad), bad).toBeUndefined()
     }
     expect(kindOf('rel.1')).toBeUndefined()
@@ -101,7 +113,7 @@ describe('item keys', () => {
 
   it('makes subject filters and prefixes per partition', () => {
     expect(partitionFilter(ItemKind.Timer, 3)).toBe('t.3.>')
-    expect(partitionFilter(ItemKind.Replies, 3)).toBe('rep.3')
+    expect(partitionFilter(ItemKind.Replies, 3)).toBe('rep.3.>')
     expect(partitionPrefix(ItemKind.Instance, 3)).toBe('o.3.')
     expect(entityTypePrefix(3, 'T')).toBe('e.3.T.')
     expect(entityTypeFilter(3, 'T')).toBe('e.3.T.*')

@@ -1,8 +1,10 @@
 /** The replies a partition keeps for a re-ask (runtime/partition/recent-replies.ts), without a server. */
 import { describe, expect, it } from 'vitest'
 import type { Reply } from '../../actors/wire/messages.ts'
-import { RecentReplies } from '../../runtime/partition/recent-replies.ts'
+import { RecentReplies, type RepliesEntry } from '../../runtime/partition/recent-replies.ts'
 import { decode, encode } from '../../runtime/nats/codec.ts'
+
+const ok = (rid: number): Reply => [rid, 1, new Uint8Array(1)]
 
 describe('RecentReplies', () => {
   it('keeps copies of the values, not views that would keep their large source buffer alive', () => {
@@ -59,23 +61,51 @@ describe('RecentReplies', () => {
     let now = 1_700_000_000_000
     const kept = new RecentReplies(64 * 1024 * 1024, 120_000, () => now)
     let batches = 0
+    const entryOf = (n: number) => [now - batches + n + 1, `inbox-${n % 5}`, replyPair(n)]
+    const replyPair = (n: number) => [
+      [n, 1, encode({ n })],
+      [-n, 0, { name: 'Error', message: `no ${n}` }],
+    ]
     // fixarray (< 16), array 16 and array 32 headers
     for (const target of [3, 15, 16, 600, 65_535, 65_536]) {
       for (; batches < target; batches++) {
         now++
-        kept.remember(`inbox-${batches % 5}`, [
-          [batches, 1, encode({ n: batches })],
-          [-batches, 0, { name: 'Error', message: `no ${batches}` }],
-        ])
+        kept.remember(`inbox-${batches % 5}`, replyPair(batches) as Reply[])
       }
-      const bytes = kept.encodedEntries(Infinity)
-      expect(kept.entries(Infinity).length).toBe(target)
-      expect(Buffer.compare(bytes, encode(kept.entries(Infinity)))).toBe(0)
+      const bytes = kept.segment(Infinity, true)!.bytes
+      const all = Array.from({ length: target }, (_, n) => entryOf(n))
+      expect(Buffer.compare(bytes, encode(all))).toBe(0)
       // a second snapshot reuses the encodings, and a budget keeps the newest
-      expect(Buffer.compare(kept.encodedEntries(Infinity), bytes)).toBe(0)
-      const newest = decode(kept.encodedEntries(2_000)) as unknown[]
-      expect(newest).toEqual(decode(encode(kept.entries(2_000))))
+      expect(Buffer.compare(kept.segment(Infinity, true)!.bytes, bytes)).toBe(0)
+      const newest = decode(kept.segment(2_000, true)!.bytes) as unknown[]
       expect(newest.length).toBeGreaterThan(0)
+      expect(newest).toEqual(decode(encode(all.slice(-newest.length))))
     }
+  })
+
+  it('stores each batch in one segment: those since the last stored one, or every one kept', () => {
+    let now = 1_000_000
+    const kept = new RecentReplies(1024 * 1024, 10_000, () => now)
+    const rids = (segment: { bytes: Uint8Array } | undefined) =>
+      (decode(segment!.bytes) as RepliesEntry[]).map(([, , replies]) => replies.map((r) => r[0]))
+    kept.remember('a', [ok(1)])
+    kept.remember('b', [ok(2), ok(3)])
+    const first = kept.segment(Infinity, false)!
+    expect(rids(first)).toEqual([[1], [2, 3]])
+    expect(first.newest).toBe(now)
+    expect(first.expired).toBe(now - 10_000)
+    // not stored yet (its checkpoint not written): the next segment holds them again
+    now += 5
+    kept.remember('a', [ok(4)])
+    expect(rids(kept.segment(Infinity, false))).toEqual([[1], [2, 3], [4]])
+    first.stored()
+    const second = kept.segment(Infinity, false)!
+    expect(rids(second)).toEqual([[4]])
+    expect(second.newest).toBe(now)
+    second.stored()
+    expect(kept.segment(Infinity, false)).toBeUndefined()
+    // the first segment of a run holds every batch kept
+    expect(rids(kept.segment(Infinity, true))).toEqual([[1], [2, 3], [4]])
+    expect(decode(new RecentReplies().segment(Infinity, true)!.bytes)).toEqual([])
   })
 })
