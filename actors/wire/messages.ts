@@ -65,6 +65,13 @@ export interface StartMessage {
    * partition skips looking for a stored one.
    */
   fresh?: 1
+  /**
+   * Set by clients that fill in the id, name and input they sent themselves: the reply leaves them
+   * out — `[0, outcome]` when the instance ended in the round that started it (its status fields
+   * but those, the input kept if it continued as new), else `0`. Older nodes ignore it and answer
+   * with the id, or `[id, status]`.
+   */
+  sl?: 1
   at?: number
   /**
    * W3C trace context of the span that sent it (`traceparent`, then a space and the `tracestate`

@@ -65,7 +65,7 @@ const WAIT_KEYS = keysOf<WaitOptions>({ timeoutMs: true })
 /** The orchestration side of a client (see {@link Client} for what each method promises). */
 export class InstanceApi {
   /** Outcomes that came with start replies, until a waitForCompletion takes them. */
-  readonly #ended = new Map<string, InstanceView>()
+  readonly #ended = new Map<string, StatusFields>()
 
   constructor(readonly core: ApiCore) {}
 
@@ -81,19 +81,24 @@ export class InstanceApi {
     const name = orchestrationName(def)
     const opts = checkKnownKeys(options, 'start', 'options', START_KEYS)
     const id = opts.instanceId === undefined ? randomUUID() : checkInstanceId(opts.instanceId)
-    const msg: StartMessage = { k: 'start', i: id, n: name, in: input }
+    // (sl: an outcome answered with the start leaves out the id, name and input sent here)
+    const msg: StartMessage = { k: 'start', i: id, n: name, in: input, sl: 1 }
     if (opts.instanceId === undefined) msg.fresh = 1
     if (checkOptionalBoolean(opts.replace, 'replace') === true) msg.replace = true
     if (opts.startAt !== undefined) msg.at = toTime(opts.startAt, 'startAt')
     this.#ended.delete(id)
     const answer = await this.core.transport.request(msg, () => `start of ${name} '${id}'`)
     // an instance that ended in the round that started it comes back with its outcome
-    if (Array.isArray(answer)) this.#remember(id, answer[1] as InstanceView)
+    // (an older node sends them too, and the input as stored)
+    if (Array.isArray(answer)) {
+      const outcome = answer[1] as Omit<StatusFields, 'id' | 'name' | 'input'> & { input?: unknown }
+      this.#remember(id, { id, name, input, ...outcome })
+    }
     return id as InstanceId<O>
   }
 
   /** Keeps the outcome of an instance this client started, for its next waitForCompletion. */
-  #remember(id: string, view: InstanceView): void {
+  #remember(id: string, view: StatusFields): void {
     if (this.#ended.size >= 10_000) this.#ended.delete(this.#ended.keys().next().value!)
     this.#ended.set(id, view)
   }

@@ -4,7 +4,13 @@
  */
 import { BadInputError, type ErrorInfo } from '../../actors/index.ts'
 import type { HistoryEvent } from '../../actors/orchestration/index.ts'
-import type { InstanceRecord, InstanceSummary, InstanceView, RuntimeStatus } from '../instances/index.ts'
+import {
+  statusFieldsOf,
+  type InstanceStatusFields,
+  type InstanceSummary,
+  type InstanceView,
+  type RuntimeStatus,
+} from '../instances/index.ts'
 import { valueOf } from '../nats/index.ts'
 import { unwrapEvent } from './blobs.ts'
 
@@ -25,30 +31,9 @@ export interface InstanceStatus<O = unknown> {
 }
 
 /** The fields of an instance record that its status shows (see {@link toStatus}). */
-export type StatusFields = Pick<
-  InstanceView,
-  'id' | 'name' | 'status' | 'input' | 'output' | 'error' | 'custom' | 'created' | 'updated' | 'completed'
-> & { history?: InstanceView['history'] }
+export type StatusFields = InstanceStatusFields & { history?: InstanceView['history'] }
 
-/**
- * What a status without history shows of an instance record: what a status watch compares and
- * emits. (A record changes with every step — its history tail, pending tasks — and a watcher
- * needs none of that; it does need the input, output and error that `getStatus` gives.)
- */
-export function statusFieldsOf(rec: InstanceRecord): StatusFields {
-  return {
-    id: rec.id,
-    name: rec.name,
-    status: rec.status,
-    input: rec.input,
-    ...(rec.output === undefined ? {} : { output: rec.output }),
-    ...(rec.error === undefined ? {} : { error: rec.error }),
-    ...(rec.custom === undefined ? {} : { custom: rec.custom }),
-    created: rec.created,
-    updated: rec.updated,
-    ...(rec.completed === undefined ? {} : { completed: rec.completed }),
-  }
-}
+export { statusFieldsOf }
 
 /**
  * The status of an instance record (with its history when asked for); references to large values

@@ -49,12 +49,16 @@ import {
   RuntimeStatus,
   firstSeqOf,
   isTerminal,
+  outcomeFieldsOf,
+  statusFieldsOf,
   type InstanceRecord,
   type Workflows,
 } from './instance-model.ts'
 
 /** The answer to a wait for an instance that does not exist. */
 const NO_INSTANCE = encode(null)
+/** A slim answer to a start (`StartMessage.sl`) whose instance has not ended yet. */
+const SLIM_STARTED = encode(0)
 
 /** Instances of one partition. */
 export class InstanceHost implements InstanceHandler {
@@ -189,15 +193,20 @@ export class InstanceHost implements InstanceHandler {
     this.#cache.set(msg.i, { rec, history: [], used: true, ready: true })
     if (msg.r !== undefined) {
       // Answered at the seal: with the outcome too when the instance ended in this same round
-      // (a client's waitForCompletion then needs no round trip).
+      // (a client's waitForCompletion then needs no round trip). A slim answer (`sl`) leaves out
+      // what the client sent, the id included: [0, outcome], or 0.
       const live = this.#cache.get(msg.i)!
+      const startedExec = rec.exec
+      const slim = msg.sl === 1
       this.port.replyTo(msg.r, [
         msg.r[1],
         1,
         () =>
           this.#cache.get(msg.i) === live && isTerminal(rec.status)
-            ? encode([msg.i, { ...rec, tail: [] }])
-            : encode(msg.i),
+            ? encode(slim ? [0, outcomeFieldsOf(rec, startedExec)] : [msg.i, statusFieldsOf(rec)])
+            : slim
+              ? SLIM_STARTED
+              : encode(msg.i),
       ])
     }
     if (msg.at !== undefined && msg.at > now) {
@@ -598,7 +607,7 @@ export class InstanceHost implements InstanceHandler {
   }
 }
 
-/** An ended instance's record without its history, as waits are answered. */
+/** What a wait for an ended instance is answered with: its status fields (no history, no tasks). */
 function encodeOutcome(rec: InstanceRecord): Uint8Array {
-  return encode({ ...rec, tail: [] })
+  return encode(statusFieldsOf(rec))
 }

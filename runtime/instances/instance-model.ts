@@ -114,6 +114,48 @@ export interface Workflows {
   offload?: { threshold: number; publish(task: ActivityTask): void }
 }
 
+/** The fields of an instance record that a status shows (the client's `InstanceStatus`). */
+export type InstanceStatusFields = Pick<
+  InstanceRecord,
+  'id' | 'name' | 'status' | 'input' | 'output' | 'error' | 'custom' | 'created' | 'updated' | 'completed'
+>
+
+/**
+ * What a status without history shows of an instance record: what waits are answered with, and
+ * what a status watch compares and emits. (A record changes with every step — its history tail,
+ * pending tasks — and none of that is shown; the input, output and error that `getStatus` gives
+ * are.)
+ */
+export function statusFieldsOf(rec: InstanceRecord): InstanceStatusFields {
+  return {
+    id: rec.id,
+    name: rec.name,
+    status: rec.status,
+    input: rec.input,
+    ...(rec.output === undefined ? {} : { output: rec.output }),
+    ...(rec.error === undefined ? {} : { error: rec.error }),
+    ...(rec.custom === undefined ? {} : { custom: rec.custom }),
+    created: rec.created,
+    updated: rec.updated,
+    ...(rec.completed === undefined ? {} : { completed: rec.completed }),
+  }
+}
+
+/**
+ * The outcome a start is answered with when the instance ended in the round that started it,
+ * for a client that asked for it slim (`StartMessage.sl`): its status fields without the id and
+ * name the client sent, and without the input unless the instance continued as new since
+ * `startedExec`, the execution the start began (its status then shows the last execution's
+ * input, not the one sent).
+ */
+export function outcomeFieldsOf(
+  rec: InstanceRecord,
+  startedExec: number,
+): Omit<InstanceStatusFields, 'id' | 'name' | 'input'> & { input?: unknown } {
+  const { id: _id, name: _name, input, ...outcome } = statusFieldsOf(rec)
+  return rec.exec === startedExec ? outcome : { ...outcome, input }
+}
+
 /** The summary of an instance record. */
 export function summaryOf(rec: InstanceRecord): InstanceSummary {
   return {
