@@ -131,6 +131,19 @@ export function decodeToken(token: string): string {
   return Buffer.from(bytes).toString('utf8')
 }
 
+/**
+ * A count and its noun, singular for one: `counted(1, 'entity type')` is `1 entity type`,
+ * `counted(3, 'activity')` is `3 activities`. `many` is the plural where adding `s` (or `y` to
+ * `ies`) is wrong.
+ */
+export function counted(n: number, one: string, many = pluralOf(one)): string {
+  return `${n} ${n === 1 ? one : many}`
+}
+
+function pluralOf(noun: string): string {
+  return /[^aeiou]y$/.test(noun) ? `${noun.slice(0, -1)}ies` : `${noun}s`
+}
+
 /** Short description of a value's type, for error messages. */
 export function describe(value: unknown): string {
   if (value === null) return 'null'

@@ -35,6 +35,7 @@ export {
   checkKey,
   checkName,
   checkTypeName,
+  counted,
   describe as describeValue,
   decodeToken,
   encodeToken,

@@ -5,7 +5,7 @@
  * Schema: zod, valibot, arktype or hand-written). Operations without a schema get their arguments
  * unchecked. The facts about a class are computed once and kept per class.
  */
-import { BadInputError, UnknownOperationError } from '../actors/index.ts'
+import { BadInputError, UnknownOperationError, counted } from '../actors/index.ts'
 import { entityTypeName, operationNames, type EntityClass, type OperationName } from './entity.ts'
 import type {
   ArgumentSchema,
@@ -121,7 +121,7 @@ export function checkArguments(
     throw bad(
       single
         ? `expects 1 argument, got ${args.length}`
-        : `expects at most ${schemas.length} arguments, got ${args.length}`,
+        : `expects at most ${counted(schemas.length, 'argument')}, got ${args.length}`,
     )
   }
   const results = schemas.map((s, i) => s['~standard'].validate(args[i]))

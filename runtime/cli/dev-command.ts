@@ -6,7 +6,7 @@
  * until Ctrl-C or SIGTERM stops the node (final snapshots) and then the server.
  */
 import path from 'node:path'
-import { BadInputError } from '../../actors/index.ts'
+import { BadInputError, counted } from '../../actors/index.ts'
 import {
   claimStore,
   isPortClash,
@@ -15,7 +15,7 @@ import {
   startNatsServer,
   type NatsServer,
 } from '../dev/index.ts'
-import { Node, splitRegistry, type RegistryItem } from '../node/index.ts'
+import { Node, splitRegistry, type RegistryItem, type SplitRegistry } from '../node/index.ts'
 import { consoleLogger } from '../util/index.ts'
 import { loadRegistry } from './node-command.ts'
 import { waitForStopSignal } from './stop-signal.ts'
@@ -85,12 +85,8 @@ export async function runDevCommand(flags: DevFlags, out: Out = stdout): Promise
     })
     const stopRequested = waitForStopSignal(node.nc.closed())
     out(`nats    ${server.url}  (data in ${path.relative(process.cwd(), storeDir) || '.'})`)
-    out(`hub     ${flags.hub}, ${node.partitionCount} partitions, node ${node.nodeId}`)
-    const { entities, orchestrations, activities } = splitRegistry(registry)
-    out(
-      `serving ${flags.load ?? 'the examples'}: ${entities.length} entity types, ` +
-        `${orchestrations.length} orchestrations, ${activities.length} activities`,
-    )
+    out(`hub     ${flags.hub}, ${counted(node.partitionCount, 'partition')}, node ${node.nodeId}`)
+    out(servingLine(flags.load ?? 'the examples', splitRegistry(registry)))
     out('')
     out(`in another terminal: export NATS_URL=${server.url} BASALT_HUB=${flags.hub}`)
     out('Ctrl-C stops')
@@ -117,4 +113,12 @@ async function exampleRegistry(): Promise<RegistryItem[]> {
     import('../../examples/workflows/index.ts'),
   ])
   return [...counterRegistry, ...bankRegistry, ...workflowRegistry]
+}
+
+/** What `basalt dev` serves: `serving the examples: 2 entity types, 7 orchestrations, 1 activity`. */
+export function servingLine(what: string, { entities, orchestrations, activities }: SplitRegistry): string {
+  return (
+    `serving ${what}: ${counted(entities.length, 'entity type')}, ` +
+    `${counted(orchestrations.length, 'orchestration')}, ${counted(activities.length, 'activity')}`
+  )
 }

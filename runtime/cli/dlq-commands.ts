@@ -7,7 +7,7 @@
  * own on the mailbox of the partition its target belongs to; then the dead letter is removed.
  */
 import { randomUUID } from 'node:crypto'
-import { partitionOf } from '../../actors/index.ts'
+import { counted, partitionOf } from '../../actors/index.ts'
 import { WIRE_VERSION, type ActorMessage, type ClientEnvelope } from '../../actors/wire/index.ts'
 import { decode, encode, isNoMessage, nextOnSubject, type Hub, type StoredMsg } from '../nats/index.ts'
 import { targetOf } from '../partition/index.ts'
@@ -145,7 +145,7 @@ export async function dlqPurgeCommand(
   return withHub(flags, async (hub) => {
     const { purged } = await hub.jsm.streams.purge(hub.names.deadLetterStream)
     if (flags.json) printJson({ purged }, out)
-    else out(`purged ${purged} dead letter${purged === 1 ? '' : 's'}`)
+    else out(`purged ${counted(purged, 'dead letter')}`)
     return 0
   })
 }

@@ -7,7 +7,14 @@
  * `types`) and its operation (`operations`, placement/registry.ts), so that a typo is refused
  * rather than dead-lettered.
  */
-import { RemoteError, UnknownEntityError, checkKey, checkName, checkTypeName } from '../../actors/index.ts'
+import {
+  RemoteError,
+  UnknownEntityError,
+  checkKey,
+  checkName,
+  checkTypeName,
+  counted,
+} from '../../actors/index.ts'
 import { readHubOperations, readHubTypes } from '../../placement/index.ts'
 import type { EntityOp } from '../../actors/wire/index.ts'
 import { checkArgument, UsageError } from './args.ts'
@@ -50,7 +57,7 @@ export async function entityListCommand(
   const limit = flags.limit ?? 1000
   return withClient(flags, async (client) => {
     const keys: string[] = []
-    const shown = progress(`listing ${client.partitionCount} partitions`)
+    const shown = progress(`listing ${counted(client.partitionCount, 'partition')}`)
     let continuation = flags.continue?.trim()
     try {
       do {

@@ -4,6 +4,7 @@
  * messages at or after the position of the partition's last commit record (its checkpoint when
  * the log is empty), counted by a short-lived consumer on its mailbox subject — and dead letters.
  */
+import { counted } from '../../actors/index.ts'
 import type { MailboxPosition } from '../../actors/wire/index.ts'
 import {
   AckPolicy,
@@ -37,7 +38,7 @@ export async function hubCreateCommand(
     if (flags.json) printJson({ hub: name, ...hub.meta }, out)
     else
       out(
-        `hub ${name}: ${hub.meta.partitions} partitions, ${hub.meta.replicas} replica${hub.meta.replicas === 1 ? '' : 's'}`,
+        `hub ${name}: ${counted(hub.meta.partitions, 'partition')}, ${counted(hub.meta.replicas, 'replica')}`,
       )
     return 0
   })
@@ -82,7 +83,7 @@ export async function hubInfoCommand(flags: OutputFlags, out: Out = stdout): Pro
     const dlq = await hub.jsm.streams.info(names.deadLetterStream, { subjects_filter: '>' }).catch(() => null)
     const deadBySubject = dlq?.state.subjects ?? {}
     const perPartition: PartitionInfo[] = []
-    const shown = progress(`reading ${hub.meta.partitions} partitions`)
+    const shown = progress(`reading ${counted(hub.meta.partitions, 'partition')}`)
     try {
       for (let p = 0; p < hub.meta.partitions; p++) {
         const storage = new PartitionStorage(nc, hub, p)
@@ -120,8 +121,8 @@ export async function hubInfoCommand(flags: OutputFlags, out: Out = stdout): Pro
 export function formatHubInfo(info: HubInfo): string[] {
   const pending = info.perPartition.reduce((n, p) => n + p.pending, 0)
   return [
-    `hub ${info.hub}: ${info.partitions} partitions, ${info.replicas} replica${info.replicas === 1 ? '' : 's'}, created ${info.created}`,
-    `backlog ${pending} message${pending === 1 ? '' : 's'}, ${info.deadLetters} dead letter${info.deadLetters === 1 ? '' : 's'}`,
+    `hub ${info.hub}: ${counted(info.partitions, 'partition')}, ${counted(info.replicas, 'replica')}, created ${info.created}`,
+    `backlog ${counted(pending, 'message')}, ${counted(info.deadLetters, 'dead letter')}`,
     '',
     ...table(
       [{ header: 'stream' }, { header: 'messages', right: true }, { header: 'bytes', right: true }],
@@ -196,7 +197,7 @@ export async function hubDeleteCommand(
       if (running.length > 0) {
         // (exit 1: the command line is right, the hub's state refuses it)
         throw new Error(
-          `hub '${name}' has ${running.length} node(s) running (${running.join(', ')}: heartbeats in the last ` +
+          `hub '${name}' has ${counted(running.length, 'node')} running (${running.join(', ')}: heartbeats in the last ` +
             `${RUNNING_NODE_MS / 1000} s); stop them first, or add --force to delete it under them`,
         )
       }

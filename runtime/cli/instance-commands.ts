@@ -7,8 +7,8 @@
 import type { HistoryEvent } from '../../actors/orchestration/index.ts'
 import { purgeEach, type Client, type InstanceStatus } from '../client/index.ts'
 import type { InstanceFilter } from '../client/index.ts'
-import { RuntimeStatus } from '../instances/index.ts'
-import { BadInputError, checkInstanceId, checkName } from '../../actors/index.ts'
+import { RuntimeStatus, isTerminal } from '../instances/index.ts'
+import { BadInputError, checkInstanceId, checkName, counted } from '../../actors/index.ts'
 import { checkArgument, UsageError } from './args.ts'
 import { withClient, type ConnectionFlags } from './connection.ts'
 import { compact, keyValues, printJson, progress, stderr, stdout, table, when, type Out } from './output.ts'
@@ -49,13 +49,16 @@ export async function statusCommand(id: string, flags: OutputFlags, out: Out = s
 
 /** The `key: value` lines of an instance status. */
 export function describeStatus(s: InstanceStatus): string[] {
+  // when it ended, labelled by how it ended (completedAt is set for Failed and Terminated too)
+  const how = isTerminal(s.status) ? s.status.toLowerCase() : 'completed'
+  const ended = s.completedAt === undefined ? {} : { [how]: when(s.completedAt) }
   return keyValues({
     id: s.id,
     name: s.name,
     status: s.status,
     created: when(s.createdAt),
     updated: when(s.lastUpdatedAt),
-    completed: s.completedAt === undefined ? undefined : when(s.completedAt),
+    ...ended,
     // (user values as JSON, a string quoted: "42" and 42 read apart)
     input: 'input' in s ? compact(s.input) : undefined,
     output: 'output' in s ? compact(s.output) : undefined,
@@ -206,7 +209,7 @@ export async function listCommand(flags: ListFlags, out: Out = stdout, err: Out 
   return withClient(flags, async (client) => {
     const found: InstanceStatus[] = []
     let continuation = flags.continue?.trim()
-    const shown = progress(`listing ${client.partitionCount} partitions`)
+    const shown = progress(`listing ${counted(client.partitionCount, 'partition')}`)
     try {
       do {
         const pageSize = Math.min(500, limit - found.length)
@@ -332,7 +335,7 @@ export async function bulkPurgeCommand(flags: ListFlags, out: Out = stdout): Pro
       shown.done()
     }
     if (flags.json) printJson({ purged }, out)
-    else out(`purged ${purged} instance${purged === 1 ? '' : 's'}`)
+    else out(`purged ${counted(purged, 'instance')}`)
     return 0
   })
 }

@@ -2,6 +2,7 @@
  * `basalt placement`: prints a hub's placement — which node runs each partition with which epoch,
  * the nodes that heartbeat and the leader — read from the hub's metadata KV bucket.
  */
+import { counted } from '../../actors/index.ts'
 import { readPlacement, type PlacementTable } from '../../placement/index.ts'
 import { withHub, type ConnectionFlags } from './connection.ts'
 import { printJson, stdout, type Out } from './output.ts'
@@ -61,7 +62,7 @@ export function formatPlacement(hub: string, table: PlacementTable, now = Date.n
         ? `${table.leader} (silent for ${seconds(now - leaderNode.at)}: gone?)`
         : table.leader
   const lines = [
-    `hub ${hub}: ${table.partitions} partitions, ${assigned} assigned, leader ${leader}`,
+    `hub ${hub}: ${counted(table.partitions, 'partition')}, ${assigned} assigned, leader ${leader}`,
     '',
     row(header),
     ...rows.map(row),
@@ -82,7 +83,7 @@ export function formatPlacement(hub: string, table: PlacementTable, now = Date.n
     }
     lines.push(
       `  ${n.id}${leader}  host ${n.host || '?'}, pid ${n.pid}, up ${seconds(now - n.started)}, ` +
-        `${n.partitions.length} partitions [${n.partitions.join(',')}], ` +
+        `${counted(n.partitions.length, 'partition')} [${n.partitions.join(',')}], ` +
         `${n.features.length === 0 ? 'no wire features' : `features ${n.features.join(',')}`}, ` +
         `last heartbeat ${Math.max(0, now - n.at)} ms ago`,
     )

@@ -5,7 +5,7 @@
  * instance holds and their deletion once a round that drops them is durable. Apart from the
  * instance host (instance-host.ts), which calls these on every step.
  */
-import { PayloadTooLargeError, toErrorInfo } from '../../actors/index.ts'
+import { PayloadTooLargeError, counted, toErrorInfo } from '../../actors/index.ts'
 import type { HistoryEvent, NewEvent, StepResult } from '../../actors/orchestration/index.ts'
 import type { ActivityOutcome, ActivityTask, DoneMessage } from '../../actors/wire/index.ts'
 import { BlobRef, encode, isUnloaded, unencodable } from '../nats/index.ts'
@@ -238,7 +238,7 @@ export class InstanceValues {
           ? '; issue fewer tasks in one step: await them in batches, or fan out through sub-orchestrations'
           : ''
       throw new PayloadTooLargeError(
-        `a step ${of(rec)} (${result.commands.length} commands and ${result.appended.length} history events${hint})`,
+        `a step ${of(rec)} (${counted(result.commands.length, 'command')} and ${counted(result.appended.length, 'history event')}${hint})`,
         total,
         this.stepLimit,
       )

@@ -41,6 +41,7 @@ import {
   ConnectionError,
   HubNotFoundError,
   StorageFullError,
+  counted,
   describeValue,
 } from '../../actors/index.ts'
 import { decode, encode } from './codec.ts'
@@ -349,7 +350,7 @@ async function ensureHubOnce(
   } else creation.found = true
   if (options.partitions !== undefined && options.partitions !== meta.partitions) {
     throw new BadInputError(
-      `hub '${name}' has ${meta.partitions} partitions, fixed when it was created (asked for ${options.partitions})`,
+      `hub '${name}' has ${counted(meta.partitions, 'partition')}, fixed when it was created (asked for ${options.partitions})`,
     )
   }
   await ensureStream(

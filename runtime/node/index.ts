@@ -4,5 +4,5 @@
  * below it, placement/, actors/ and entities/; only runtime/cli/ and the public entry import it.
  */
 export { Node, type NodeOptions, type RegistryItem } from './node.ts'
-export { loadRegistry, splitRegistry } from './registry-module.ts'
+export { loadRegistry, splitRegistry, type SplitRegistry } from './registry-module.ts'
 export { placementTiming } from './node-options.ts'

@@ -140,6 +140,9 @@ describe('basalt instance commands', () => {
     const ended = await run('wait', 'appr-2')
     expect(ended.code, `wait on a terminated instance exits 1:\n${ended.output}`).toBe(1)
     expect(ended.output).toMatch(/^status: +Terminated$/m)
+    // when it ended, named by how: not "completed:" for a terminated instance
+    expect(ended.output).toMatch(/^terminated: +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/m)
+    expect(ended.output).not.toMatch(/^completed:/m)
     expect((await run('purge', 'appr-2')).lines).toEqual(['purged appr-2'])
     expect(await client.getStatus('appr-2')).toBeUndefined()
 
@@ -233,6 +236,12 @@ describe('basalt hub and dlq', () => {
   it('hub create, info and delete', { timeout: 60_000 }, async () => {
     const created = await run('hub', 'create', '--hub', 'cli-new', '--partitions', '3')
     expect(created.lines, created.output).toEqual(['hub cli-new: 3 partitions, 1 replica'])
+    const one = await run('hub', 'create', '--hub', 'cli-one', '--partitions', '1')
+    expect(one.lines, one.output).toEqual(['hub cli-one: 1 partition, 1 replica'])
+    expect((await run('hub', 'info', '--hub', 'cli-one')).lines[0]).toMatch(
+      /^hub cli-one: 1 partition, 1 replica, created /,
+    )
+    expect((await run('hub', 'delete', '--hub', 'cli-one', '--yes')).code).toBe(0)
     const info = await json('hub', 'info', '--hub', 'cli-new')
     expect(info).toMatchObject({ hub: 'cli-new', partitions: 3, replicas: 1, deadLetters: 0 })
     expect(info.streams.map((s: { stream: string }) => s.stream)).toEqual([
@@ -263,7 +272,7 @@ describe('basalt hub and dlq', () => {
     // 1: the command line is right, the hub's state refuses it (was 2)
     expect(running.code, running.output).toBe(1)
     expect(running.lines[0]).toMatch(
-      /^basalt hub delete: hub 'cli-cmd' has 1 node\(s\) running \(\S+: heartbeats in the last 30 s\); stop them first, or add --force/,
+      /^basalt hub delete: hub 'cli-cmd' has 1 node running \(\S+: heartbeats in the last 30 s\); stop them first, or add --force/,
     )
     expect((await json('hub', 'info')).hub).toBe('cli-cmd')
     expect((await run('hub', 'delete', '--hub', 'cli-new', '--yes')).lines).toEqual(['deleted hub cli-new'])

@@ -70,6 +70,11 @@ describe('basalt dev killed with SIGKILL', () => {
       const url = `nats://127.0.0.1:${port}`
       const first = spawnTs('runtime/cli/basalt.mjs', args)
       await first.waitForLine(/^Ctrl-C stops$/, 30_000)
+      // a count of one in the singular
+      expect(first.lines.join('\n')).toMatch(/^hub +dev, 1 partition, node \S+$/m)
+      expect(first.lines.join('\n')).toMatch(
+        /^serving the examples: 2 entity types, \d+ orchestrations, \d+ activities$/m,
+      )
       const { Counter } = await import('../../examples/counter/index.ts')
       const devClient = await Client.connect({ servers: url, hub: 'dev' })
       await devClient.entity(Counter, 'kept').call.add(5)

@@ -136,7 +136,7 @@ describe('operation and argument checks', () => {
       'bad arguments for T@k.op: argument 1: at name.0: expected a string; argument 2: at name.0: expected a string',
     )
     expect(() => checkArguments([isString], ['a', 'b'], 'T', 'k', 'op')).toThrow(
-      /expects at most 1 arguments, got 2/,
+      /expects at most 1 argument, got 2/,
     )
     await expect(checkArguments([isString, isNumberLater], ['x', 3], 'T', 'k', 'op')).resolves.toEqual([
       'x',
