@@ -16,13 +16,17 @@ import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { map, type Observable } from 'rxjs'
 import {
+  BadInputError,
   BasaltError,
   HubNotFoundError,
+  IllegalStateError,
   InstanceNotFoundError,
   MAX_KEY_BYTES,
   UnknownEntityError,
 } from '../../actors/index.ts'
 import { readHubTypes, readPlacement } from '../../placement/index.ts'
+import type { Client } from '../client/index.ts'
+import { isTerminal } from '../instances/index.ts'
 import { isStreamNotFound, isTransient, permissionViolation } from '../nats/index.ts'
 import { jsonSafe, readDeadLetters } from './dead-letters.ts'
 import { refuseAction, refuseHost, type HostPolicy } from './guard.ts'
@@ -262,7 +266,10 @@ export function buildServer(
   action('raise', async (id, body) => {
     if (typeof body.name !== 'string' || body.name === '')
       throw new BadParamError('name', 'give the event name', 'body field')
-    await (await source.client()).raiseEvent(id, body.name, body.data)
+    const client = await source.client()
+    await client.raiseEvent(id, body.name, body.data).catch(async (err: unknown) => {
+      throw await conflictIfEnded(client, id, err)
+    })
   })
   action('terminate', async (id, body) =>
     (await source.client()).terminate(id, typeof body.reason === 'string' ? body.reason : undefined),
@@ -288,6 +295,20 @@ export function buildServer(
 /** What the dashboard says of an id no instance has: a 404's error, and an event stream's `missing`. */
 function instanceMissing(id: string): string {
   return `instance '${id}' does not exist`
+}
+
+/**
+ * What a raise's refusal means: a node refuses an event for an instance that ended with a
+ * `BadInputError` (`cannot raise event 'approve': instance 'o1' is Completed`, what the client
+ * documents), but to the page that is the instance's state refusing it, as terminating a
+ * Terminated instance is: a conflict (409), told apart by the instance's status. Anything else
+ * stays what it was.
+ */
+async function conflictIfEnded(client: Client, id: string, err: unknown): Promise<unknown> {
+  if (!(err instanceof BadInputError) || err instanceof InstanceNotFoundError) return err
+  const status = await client.getStatus(id).catch(() => undefined)
+  if (status === undefined || !isTerminal(status.status)) return err
+  return new IllegalStateError(err.message, { cause: err })
 }
 
 /** `{ [name]: value }`, or nothing when value is undefined (for exactOptionalPropertyTypes). */
@@ -338,6 +359,8 @@ function describe(err: unknown, hub: string): { status: number; message: string 
       return { status: 404, message: err.message }
     if (err.code === 'ILLEGAL_STATE') return { status: 409, message: err.message }
     if (err.code === 'BAD_INPUT') return { status: 400, message: err.message }
+    // an event's data over what a message (or the events held for a suspended instance) may hold
+    if (err.code === 'PAYLOAD_TOO_LARGE') return { status: 413, message: err.message }
     if (err.code === 'CONNECTION' || err.code === 'TIMEOUT' || err.code === 'PARTITION_UNAVAILABLE')
       return { status: 503, message: `NATS is unreachable or the hub does not answer: ${err.message}` }
   }
