@@ -74,25 +74,40 @@ export function buildServer(
       .send(JSON.stringify({ error: `no route ${req.method} ${req.url.split('?')[0]}` }))
   })
   // event streams end when the server closes, or closing would wait for the browsers to leave
-  const open = new Set<import('node:http').ServerResponse>()
+  const open = new Set<EventStream>()
   app.addHook('preClose', (done) => {
-    for (const res of open) res.end()
+    for (const s of [...open]) s.end()
     done()
   })
-  const stream = (req: FastifyRequest, reply: FastifyReply) => {
-    const send = startStream(req, reply)
-    open.add(reply.raw)
-    req.raw.on('close', () => open.delete(reply.raw))
-    return send
+  /**
+   * Starts an event stream. One that reads through `client` ends when the dashboard drops that
+   * client (the hub was created again: the dashboard connects anew) — its watches would go quiet
+   * for good, and a browser whose stream ended connects again, to the new client.
+   */
+  const stream = (req: FastifyRequest, reply: FastifyReply, client?: Client): EventStream => {
+    const s = startStream(req, reply)
+    open.add(s)
+    s.onEnd(() => open.delete(s))
+    if (client !== undefined) s.onEnd(source.onClientGone(client, () => s.end()))
+    return s
   }
-  /** Streams `events` (each an event's name and data) until the browser goes away. */
-  const pipe = (req: FastifyRequest, reply: FastifyReply, events: Observable<[string, unknown]>) => {
-    const send = stream(req, reply)
+  /**
+   * Streams `events` (each an event's name and data), read through `client`, until the browser
+   * goes away; ends the stream when they complete (their client closed).
+   */
+  const pipe = (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    client: Client,
+    events: Observable<[string, unknown]>,
+  ) => {
+    const s = stream(req, reply, client)
     const sub = events.subscribe({
-      next: ([event, data]) => send(event, data),
-      error: (err: unknown) => send('failure', { error: describe(err, source.options.hub).message }),
+      next: ([event, data]) => s.send(event, data),
+      error: (err: unknown) => s.send('failure', { error: describe(err, source.options.hub).message }),
+      complete: () => s.end(),
     })
-    req.raw.on('close', () => sub.unsubscribe())
+    s.onEnd(() => sub.unsubscribe())
   }
   app.setErrorHandler((err, _req, reply) => {
     const { status, message } = describe(err, source.options.hub)
@@ -209,19 +224,19 @@ export function buildServer(
 
   // ---- live streams
   app.get('/api/stream/stats', (req, reply) => {
-    const send = stream(req, reply)
-    const push = () => send('stats', source.stats.view())
+    // (the samples come to the dashboard, whichever client it has: this stream outlives a client)
+    const s = stream(req, reply)
+    const push = () => s.send('stats', source.stats.view())
     push()
-    const off = source.onStats(push)
-    req.raw.on('close', off)
+    s.onEnd(source.onStats(push))
   })
   app.get('/api/stream/instances', async (req, reply) => {
-    await source.client() // connects the feed; fails as JSON while NATS is down
-    const send = stream(req, reply)
-    const { off, ready } = source.onInstanceChange((change) => send('instance', change))
-    req.raw.on('close', off)
+    const client = await source.client() // connects the feed; fails as JSON while NATS is down
+    const s = stream(req, reply, client)
+    const { off, ready } = source.onInstanceChange((change) => s.send('instance', change))
+    s.onEnd(off)
     // the page reads its listing again then: nothing that changed before the feed was heard is lost
-    void ready.then(() => send('ready', {}))
+    void ready.then(() => s.send('ready', {}))
   })
   app.get('/api/stream/instances/:id', async (req: Req, reply) => {
     const id = req.params.id!
@@ -236,7 +251,7 @@ export function buildServer(
           status === undefined ? ['missing', { error: instanceMissing(id) }] : ['status', status],
         ),
       )
-    pipe(req, reply, events)
+    pipe(req, reply, client, events)
   })
   app.get('/api/stream/entities/:type/:key', async (req: Req, reply) => {
     const { type, key } = req.params as { type: string; key: string }
@@ -245,6 +260,7 @@ export function buildServer(
     pipe(
       req,
       reply,
+      client,
       client
         .watchEntity(type, key)
         .pipe(map((state: unknown): [string, unknown] => ['state', shortenValue(state)])),
@@ -316,8 +332,21 @@ function optional<K extends string, V>(name: K, value: V | undefined): { [k in K
   return (value === undefined ? {} : { [name]: value }) as { [k in K]?: V }
 }
 
-/** Starts a server-sent-event response; returns the function that sends one event. */
-function startStream(req: FastifyRequest, reply: FastifyReply): (event: string, data: unknown) => void {
+/** An open server-sent-event response (see {@link startStream}). */
+interface EventStream {
+  /** Sends one event (nothing once the stream ended). */
+  send(event: string, data: unknown): void
+  /** Ends the response; the browser's EventSource connects again (after the `retry` it was sent). */
+  end(): void
+  /** Runs `fn` once the stream ends, by {@link end} or by the browser going away (at once if it has). */
+  onEnd(fn: () => void): void
+}
+
+/** How long a browser whose event stream ended waits before it connects again, in ms. */
+const STREAM_RETRY_MS = 1000
+
+/** Starts a server-sent-event response. */
+function startStream(req: FastifyRequest, reply: FastifyReply): EventStream {
   reply.hijack()
   const res = reply.raw
   res.writeHead(200, {
@@ -325,12 +354,30 @@ function startStream(req: FastifyRequest, reply: FastifyReply): (event: string, 
     'cache-control': 'no-cache',
     connection: 'keep-alive',
   })
-  res.write(': connected\n\n')
+  res.write(`: connected\nretry: ${STREAM_RETRY_MS}\n\n`)
   const ping = setInterval(() => res.write(': ping\n\n'), 15_000)
-  req.raw.on('close', () => clearInterval(ping))
-  return (event, data) => {
-    if (!res.writableEnded)
-      res.write(`event: ${event}\ndata: ${JSON.stringify(shortenValues(data ?? null), jsonSafe)}\n\n`)
+  const cleanups: Array<() => void> = []
+  let ended = false
+  const finish = () => {
+    if (ended) return
+    ended = true
+    clearInterval(ping)
+    for (const fn of cleanups.splice(0)) fn()
+  }
+  req.raw.on('close', finish)
+  return {
+    send: (event, data) => {
+      if (!ended && !res.writableEnded)
+        res.write(`event: ${event}\ndata: ${JSON.stringify(shortenValues(data ?? null), jsonSafe)}\n\n`)
+    },
+    end: () => {
+      if (!res.writableEnded) res.end()
+      finish()
+    },
+    onEnd: (fn) => {
+      if (ended) fn()
+      else cleanups.push(fn)
+    },
   }
 }
 

@@ -44,6 +44,8 @@ export class DashboardSource {
   readonly #instanceListeners = new Set<(change: InstanceChange) => void>()
   #instanceFeed: { stop(): void; ready: Promise<void> } | undefined
   #closed = false
+  /** What to do when a client stops being this dashboard's (see {@link onClientGone}). */
+  readonly #goneListeners = new Map<Client, Set<() => void>>()
   /** When {@link #hubReplaced} last read the hub record (ms since the epoch). */
   #fateCheckedAt = 0
 
@@ -55,11 +57,14 @@ export class DashboardSource {
    */
   async client(): Promise<Client> {
     if (this.#closed) throw new Error('dashboard is closed')
-    if (this.#client !== undefined && !this.#client.nc.isClosed()) {
-      if (!(await this.#hubReplaced(this.#client))) return this.#client
-      this.#forget(this.#client)
+    const current = this.#client
+    if (current !== undefined) {
+      if (!current.nc.isClosed() && !(await this.#hubReplaced(current))) return current
+      // (its streams end: a closed connection, or a hub created again, delivers nothing more)
+      if (this.#client === current) this.#forget(current)
+      // a request that asked meanwhile connected anew already
+      else if (this.#client !== undefined) return this.#client
     }
-    this.#client = undefined
     // only the connection and the hub: startDashboard's options may hold more, which connect refuses
     const { hub } = this.options
     this.#connecting ??= Client.connect({ ...pickConnection(this.options), hub, queryTimeoutMs: 5_000 })
@@ -93,9 +98,34 @@ export class DashboardSource {
     return fate === 'recreated'
   }
 
+  /**
+   * Calls `listener` once `client` is no longer this dashboard's: dropped for a new one (its hub
+   * was created again) or closed with the dashboard. What streams through it then ends: its
+   * watches and change messages are the old hub's. At once when it is gone already. Returns the
+   * unsubscribe.
+   */
+  onClientGone(client: Client, listener: () => void): () => void {
+    if (this.#closed || this.#client !== client) {
+      listener()
+      return () => {}
+    }
+    let listeners = this.#goneListeners.get(client)
+    if (listeners === undefined) this.#goneListeners.set(client, (listeners = new Set()))
+    listeners.add(listener)
+    return () => listeners.delete(listener)
+  }
+
+  /** Tells the listeners of `client` (see {@link onClientGone}) that it is gone. */
+  #gone(client: Client): void {
+    const listeners = this.#goneListeners.get(client)
+    this.#goneListeners.delete(client)
+    for (const listener of listeners ?? []) listener()
+  }
+
   /** Drops `client` and what listens through it; the next {@link client} call connects anew. */
   #forget(client: Client): void {
     if (this.#client === client) this.#client = undefined
+    this.#gone(client)
     this.#instanceFeed?.stop()
     this.#instanceFeed = undefined
     this.#statsSub?.unsubscribe()
@@ -141,6 +171,7 @@ export class DashboardSource {
     this.#statsSub?.unsubscribe()
     const client = this.#client
     if (client === undefined) return
+    this.#gone(client)
     // with the server gone a graceful close would wait for it: close the connection at once
     const closed = await whileConnected(client.nc, () => client.close())
     if (!closed) await client.nc.close().catch(() => {})
