@@ -85,7 +85,8 @@ describe('the reply to a start whose instance ended in the same round', () => {
     await raw.flush()
     const id = 'full-1'
     const start = { k: 'start', i: id, n: 'quick', in: { text: 'hi', n: 2 }, r: [inbox, 7] }
-    await raw.publish(names.mailbox(partitionOf(id, P)), encode({ v: 1, c: 'raw-start', q: 1, m: [start] }))
+    raw.publish(names.mailbox(partitionOf(id, P)), encode({ v: 1, c: 'raw-start', q: 1, m: [start] }))
+    await raw.flush()
     await waitFor(() => replies.length > 0, 'the reply to the start')
     const [rid, ok, bytes] = replies[0]!.r[0]!
     expect([rid, ok]).toEqual([7, 1])
