@@ -128,16 +128,10 @@ export type InstanceStatusFields = Pick<
  */
 export function statusFieldsOf(rec: InstanceRecord): InstanceStatusFields {
   return {
-    id: rec.id,
-    name: rec.name,
-    status: rec.status,
+    ...summaryOf(rec),
     input: rec.input,
     ...(rec.output === undefined ? {} : { output: rec.output }),
     ...(rec.error === undefined ? {} : { error: rec.error }),
-    ...(rec.custom === undefined ? {} : { custom: rec.custom }),
-    created: rec.created,
-    updated: rec.updated,
-    ...(rec.completed === undefined ? {} : { completed: rec.completed }),
   }
 }
 

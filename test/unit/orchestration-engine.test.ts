@@ -708,6 +708,17 @@ describe.each(MODES)('orchestration engine, %s mode', (mode) => {
   })
 })
 
+/** Runs `fn`, noting what it throws in `errors` as `Name: message` (orchestration code that tries bad calls). */
+function attemptInto(errors: string[]): (fn: () => unknown) => void {
+  return (fn) => {
+    try {
+      fn()
+    } catch (err) {
+      errors.push(`${(err as Error).name}: ${(err as Error).message}`)
+    }
+  }
+}
+
 describe('cached cursor, alwaysReplay and restarts agree', () => {
   it.each(scenarios)('%s: same histories, commands and logs in every mode', (_name, run) => {
     const reference = trace(run('cached'))
@@ -1483,13 +1494,7 @@ describe('engine edge cases', () => {
     const r = once(
       orchestration('badCalls', function* (ctx) {
         const errors: string[] = []
-        const attempt = (fn: () => unknown) => {
-          try {
-            fn()
-          } catch (err) {
-            errors.push(`${(err as Error).name}: ${(err as Error).message}`)
-          }
-        }
+        const attempt = attemptInto(errors)
         attempt(() => ctx.callActivity(echo, 1, { retry: { firstRetryIntervalMs: 1, maxAttempts: 0 } }))
         attempt(() => (ctx.callEntity(Counter, 'c') as unknown as Record<string, () => void>).nope!())
         attempt(() => ctx.callEntity(Counter, ''))
@@ -1526,13 +1531,7 @@ describe('engine edge cases', () => {
     const r = once(
       orchestration('misspelt', function* (ctx) {
         const errors: string[] = []
-        const attempt = (fn: () => unknown) => {
-          try {
-            fn()
-          } catch (err) {
-            errors.push(`${(err as Error).name}: ${(err as Error).message}`)
-          }
-        }
+        const attempt = attemptInto(errors)
         const opts = (o: object) => o as never
         attempt(() => ctx.callActivity(echo, 1, opts({ retyr: { firstRetryIntervalMs: 1, maxAttempts: 3 } })))
         attempt(() => ctx.callActivity(echo, 1, { retry: opts({ firstRetryIntervalMs: 1, maxAttempt: 3 }) }))
