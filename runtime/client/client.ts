@@ -144,7 +144,10 @@ export class Client {
     readonly tracing: Tracing,
   ) {
     this.blobs = new BlobStore(nc, hub.jsm, hub.names, limits)
-    this.#transport = new CallTransport(nc, hub, id, options, this.blobs, tracing)
+    // a hub deleted and created again: the watches of the old one end with the client's refusal
+    this.#transport = new CallTransport(nc, hub, id, options, this.blobs, tracing, (refusal) =>
+      this.#watches.failAll(refusal),
+    )
     const core: ApiCore = {
       nc,
       hub,
@@ -200,9 +203,17 @@ export class Client {
     }
   }
 
-  /** Number of partitions of the hub. */
+  /** Number of partitions of the hub (as it was when this client connected: it routes by them). */
   get partitionCount(): number {
     return this.hub.meta.partitions
+  }
+
+  /**
+   * @internal Whether this client found its hub deleted and created again since it connected: it
+   * then refuses every call with `HubNotFoundError` (connect again).
+   */
+  get hubReplaced(): boolean {
+    return this.#transport.hubReplaced
   }
 
   /**

@@ -36,7 +36,7 @@ import {
   isStorageFull,
   STORAGE_FULL_HINT,
   fastJetStream,
-  hubFate,
+  hubNow,
   type FastJetStream,
   type Hub,
   BlobStore,
@@ -48,6 +48,7 @@ import {
 import { targetOf } from '../partition/index.ts'
 import { retryWithBackoff } from '../util/index.ts'
 import { PartitionSender, type SenderHost } from './sender.ts'
+import { HubGuard, deletedError } from './hub-guard.ts'
 import { offloadMessage } from './blobs.ts'
 import { noTracing, type Tracing } from '../metrics/index.ts'
 import { tracedSend } from './client-spans.ts'
@@ -87,6 +88,8 @@ export class CallTransport implements SenderHost {
   readonly #replySub: Subscription
   readonly #js: FastJetStream
   readonly #maxPayload: number
+  /** Whether the hub is still the one this client opened, asked before messages and queries leave. */
+  readonly #guard: HubGuard
   #rid = 0
   #closed = false
   #reaskTimer: NodeJS.Timeout | undefined
@@ -103,7 +106,18 @@ export class CallTransport implements SenderHost {
     readonly blobs: BlobStore,
     /** Where the spans of starts, signals and calls go (runtime/metrics/tracing.ts). */
     readonly tracing: Tracing = noTracing,
+    /** Told once when the hub is found deleted and created again (the client fails its watches). */
+    onHubReplaced: (refusal: HubNotFoundError) => void = () => {},
   ) {
+    this.#guard = new HubGuard(hub, (refusal) => {
+      // nothing this client waits for comes from the hub there now
+      for (const [rid, call] of this.#calls) {
+        this.#calls.delete(rid)
+        clearTimeout(call.timer)
+        call.reject(this.#guard.refusal())
+      }
+      onHubReplaced(refusal)
+    })
     this.#js = fastJetStream(nc)
     this.#maxPayload = nc.info?.max_payload ?? 1024 * 1024
     this.#inbox = createInbox(hub.names.replyInboxPrefix)
@@ -117,6 +131,14 @@ export class CallTransport implements SenderHost {
   /** Whether {@link close} was called. */
   get closed(): boolean {
     return this.#closed
+  }
+
+  /**
+   * Whether the hub was found deleted and created again since this client connected: every
+   * message and query is refused then (see hub-guard.ts).
+   */
+  get hubReplaced(): boolean {
+    return this.#guard.replaced
   }
 
   /**
@@ -142,6 +164,7 @@ export class CallTransport implements SenderHost {
    */
   send(msg: ActorMessage): Promise<void> {
     if (this.#closed) return Promise.reject(new ClientClosedError(`sending a '${msg.k}' message`))
+    if (this.#guard.replaced) return Promise.reject(this.#guard.refusal())
     return new Promise<void>((resolve, reject) =>
       this.#sender(targetOf(msg)).add({ msg, resolve, reject, lenient: true }),
     )
@@ -155,6 +178,7 @@ export class CallTransport implements SenderHost {
 
   #signal(msg: EntityOp): Promise<void> {
     if (this.#closed) return Promise.reject(new ClientClosedError(`signal ${msg.t}@${msg.key}.${msg.op}`))
+    if (this.#guard.replaced) return Promise.reject(this.#guard.refusal())
     if (!Array.isArray(msg.a)) return Promise.reject(new BadInputError('arguments must be an array'))
     return new Promise<void>((resolve, reject) => this.#sender(msg.key).add({ msg, resolve, reject }))
   }
@@ -179,6 +203,7 @@ export class CallTransport implements SenderHost {
 
   #request(msg: ActorMessage & { r?: ReplyTo }, what: () => string, timeoutMs: number): Promise<unknown> {
     if (this.#closed) return Promise.reject(new ClientClosedError(what()))
+    if (this.#guard.replaced) return Promise.reject(this.#guard.refusal())
     const rid = ++this.#rid
     msg.r = [this.#inbox, rid]
     return new Promise<unknown>((resolve, reject) => {
@@ -223,6 +248,9 @@ export class CallTransport implements SenderHost {
   async publishEnvelope(p: number, q: number, bytes: Uint8Array): Promise<void> {
     const seq = await retryWithBackoff(
       async () => {
+        // never by the partition count of a hub deleted and created since (see hub-guard.ts)
+        const ready = this.#guard.ready()
+        if (ready !== undefined) await ready
         this.publishes++
         try {
           return await this.#js.publish(this.hub.names.mailbox(p), bytes, { msgID: `${this.id}.${p}.${q}` })
@@ -255,17 +283,13 @@ export class CallTransport implements SenderHost {
   #hubGone(): Promise<HubNotFoundError | undefined> {
     const now = Date.now()
     if (this.#hubCheck !== undefined && now - this.#hubCheck.at < 1000) return this.#hubCheck.gone
-    const name = this.hub.names.hub
-    const gone = hubFate(this.hub).then(
-      (fate) =>
+    const gone = hubNow(this.hub).then(
+      ({ fate, now }) =>
         fate === 'same'
           ? undefined
-          : new HubNotFoundError(
-              name,
-              fate === 'deleted'
-                ? `hub '${name}' was deleted: start a node on it to create it again`
-                : `hub '${name}' was deleted and created again since this client connected: connect again`,
-            ),
+          : fate === 'deleted'
+            ? deletedError(this.hub.names.hub)
+            : this.#guard.found(now!),
       () => undefined,
     )
     this.#hubCheck = { at: now, gone }
@@ -370,6 +394,7 @@ export class CallTransport implements SenderHost {
     now = false,
   ): Promise<Exclude<QueryAnswer, { ok: 0 }>> {
     if (this.#closed) throw new ClientClosedError(queryName(query, p))
+    if (this.#guard.replaced) throw this.#guard.refusal()
     const seq = now ? undefined : this.#lastSeq.get(p)
     if (seq !== undefined) query.s = seq
     const bytes = encode(query)
@@ -378,6 +403,9 @@ export class CallTransport implements SenderHost {
     try {
       answer = await retryWithBackoff(
         async () => {
+          // never by the partition count of a hub deleted and created since (see hub-guard.ts)
+          const ready = this.#guard.ready()
+          if (ready !== undefined) await ready
           const left = deadline - Date.now()
           // the lean path shares one reply subscription; it has one timeout for all requests
           const msg = await (

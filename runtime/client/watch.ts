@@ -4,7 +4,8 @@
  * is core NATS that anyone may publish on: a message that is not a well-formed commit record is
  * skipped (and logged once per watch), never the end of the stream. `client.close()` completes
  * every open watch ({@link Watches.endAll}); one subscribed after it errors with
- * `ClientClosedError`.
+ * `ClientClosedError`. A hub found deleted and created again ends every open watch with the
+ * client's refusal ({@link Watches.failAll}, see hub-guard.ts).
  */
 import { Observable, type Subscriber } from 'rxjs'
 import { ClientClosedError } from '../../actors/index.ts'
@@ -21,6 +22,8 @@ interface OpenWatch {
   refresh(): void
   /** Completes the watch (the client closes). */
   end(): void
+  /** Ends the watch with `err` (its hub was deleted and created again). */
+  fail(err: Error): void
 }
 
 /**
@@ -49,6 +52,11 @@ export class Watches {
   /** Every open watch reads its item again. */
   refreshAll(): void {
     for (const watch of this.#open) watch.refresh()
+  }
+
+  /** Every open watch ends with `err`: the hub they watch is gone (see hub-guard.ts). */
+  failAll(err: Error): void {
+    for (const watch of [...this.#open]) watch.fail(err)
   }
 
   /** The client closes: every open watch completes, and later ones error. */
@@ -163,6 +171,7 @@ export function watchItem<T>(
           .catch(() => {}) // the next reconnect or change tries again
       },
       end: () => subscriber.complete(),
+      fail: (err) => failed(subscriber, err),
     }
     watches.add(open)
     return () => {

@@ -59,7 +59,9 @@ export class DashboardSource {
     if (this.#closed) throw new Error('dashboard is closed')
     const current = this.#client
     if (current !== undefined) {
-      if (!current.nc.isClosed() && !(await this.#hubReplaced(current))) return current
+      // (a client that found its hub created again refuses everything: connect anew at once)
+      if (!current.nc.isClosed() && !current.hubReplaced && !(await this.#hubReplaced(current)))
+        return current
       // (its streams end: a closed connection, or a hub created again, delivers nothing more)
       if (this.#client === current) this.#forget(current)
       // a request that asked meanwhile connected anew already

@@ -612,28 +612,50 @@ export type HubFate = 'same' | 'deleted' | 'recreated'
  * that says nothing about the hub.
  */
 export async function hubFate(hub: Hub, confirmAfterMs = 1000): Promise<HubFate> {
-  const first = await readFate(hub)
-  if (first === 'same' || confirmAfterMs <= 0) return first
-  // asked again a moment later: a cluster recovering from a restart must not pass for a deletion
-  await new Promise((resolve) => setTimeout(resolve, confirmAfterMs))
-  return readFate(hub)
+  return (await hubNow(hub, confirmAfterMs)).fate
 }
 
-async function readFate(hub: Hub): Promise<HubFate> {
+/**
+ * {@link hubFate}, with the record of the hub there now (null when there is none): a hub created
+ * again may have another partition count.
+ */
+export async function hubNow(
+  hub: Hub,
+  confirmAfterMs = 1000,
+): Promise<{ fate: HubFate; now: HubMeta | null }> {
+  const first = await readHubRecord(hub)
+  const fate = fateOfRecord(hub.meta, first)
+  if (fate === 'same' || confirmAfterMs <= 0) return { fate, now: first }
+  // asked again a moment later: a cluster recovering from a restart must not pass for a deletion
+  await new Promise((resolve) => setTimeout(resolve, confirmAfterMs))
+  const again = await readHubRecord(hub)
+  return { fate: fateOfRecord(hub.meta, again), now: again }
+}
+
+/**
+ * The record of hub `hub.names.hub` now there, read from the leader of its metadata stream (a
+ * replica may lag), or null when there is none (the hub was deleted). Throws when NATS cannot
+ * answer.
+ */
+export async function readHubRecord(hub: Pick<Hub, 'jsm' | 'names'>): Promise<HubMeta | null> {
   let entry: LatestEntry | null
   try {
     entry = await latestKvEntry(hub.jsm, hub.names.metaBucket, 'hub')
   } catch (err) {
-    if (isNotFound(err)) return 'deleted'
+    if (isNotFound(err)) return null
     throw err
   }
-  return fateOf(hub.meta, entry?.operation === 'PUT' ? entry.value : null)
+  return entry?.operation === 'PUT' ? (decode(entry.value, 'hub metadata') as HubMeta) : null
 }
 
 /** What the hub record `value` (null: none) says of the hub opened with `meta`. */
 export function fateOf(meta: HubMeta, value: Uint8Array | null): HubFate {
-  if (value === null) return 'deleted'
-  const now = decode(value, 'hub metadata') as HubMeta
+  return fateOfRecord(meta, value === null ? null : (decode(value, 'hub metadata') as HubMeta))
+}
+
+/** What the hub record `now` (null: none) says of the hub opened with `meta`. */
+export function fateOfRecord(meta: HubMeta, now: HubMeta | null): HubFate {
+  if (now === null) return 'deleted'
   return now.created === meta.created ? 'same' : 'recreated'
 }
 

@@ -4,8 +4,12 @@
  * partitions belong to the nodes of the new hub. Before, a node left running kept its view of the
  * old hub and claimed partitions of the new one at the old epochs, fencing their rightful owners.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { firstValueFrom, toArray } from 'rxjs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Client, HubNotFoundError, Node, type NodeOptions } from '../../runtime/index.ts'
+import { HUB_CHECK_MS } from '../../runtime/client/hub-guard.ts'
 import { connectTo } from '../../runtime/nats/connect.ts'
 import { bucketKeys, deleteHub, ensureHub } from '../../runtime/nats/hub.ts'
 import { partitionOf } from '../../actors/ids.ts'
@@ -125,7 +129,18 @@ describe('a hub deleted under running nodes', () => {
     }
     await nc.close()
     await start(hub, 'c')
-    for (const key of keys) expect(await client.entity(Counter, key).call.get()).toBe(0)
+    // the old client refuses (its hub is gone); a new one finds none of the old counts
+    const refused = await client
+      .entity(Counter, keys[0]!)
+      .call.get()
+      .catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(HubNotFoundError)
+    expect((refused as Error).message).toBe(
+      `hub '${hub}' was deleted and created again since this client connected: connect again`,
+    )
+    const again = await Client.connect({ servers: nats.url, hub })
+    opened.push(again)
+    for (const key of keys) expect(await again.entity(Counter, key).call.get()).toBe(0)
   }, 60_000)
 
   it('created again while a client ran: its reads say so (connect again), not a mailbox position past the end', async () => {
@@ -150,6 +165,112 @@ describe('a hub deleted under running nodes', () => {
     const fresh = await Client.connect({ servers: nats.url, hub })
     opened.push(fresh)
     expect(await fresh.readEntityState(Counter, keys[0]!)).toEqual({ exists: false })
+  }, 60_000)
+
+  it('created again with another partition count while a client ran: it refuses every message and read, naming both counts, and sends nothing', async () => {
+    // (before: it routed by the old count, and every message landed on a partition it does not
+    // belong to, dead-lettered there as misrouted: "belongs to partition X, not Y")
+    const hub = 'recreated-other-count'
+    await start(hub, 'a')
+    const client = await Client.connect({ servers: nats.url, hub })
+    opened.push(client)
+    const keys = keysPerPartition()
+    for (const key of keys) await client.entity(Counter, key).call.add(1)
+    const watch = firstValueFrom(client.watchEntity(Counter, keys[1]!).pipe(toArray())).catch(
+      (e: unknown) => e,
+    )
+    const nc = await connectTo(nats.url, 'hub-delete')
+    await deleteHub(nc, hub)
+    await nc.close()
+    const c = await Node.start({ ...options(hub, 'c', []), partitions: 2 * PARTITIONS }) // creates it anew
+    opened.push(c)
+    // a client reads the hub record before it sends unless it read it in the last HUB_CHECK_MS;
+    // a hub deleted and created again, whole, within that time escapes it (hub-guard.ts)
+    await sleep(HUB_CHECK_MS)
+    const refusal =
+      `hub '${hub}' was deleted and created again since this client connected, now with 8 partitions ` +
+      '(this client routes by the 4 it had): connect again'
+    const refused = async (what: string, attempt: Promise<unknown>) => {
+      const err = await attempt.then(
+        () => new Error(`${what} was not refused`),
+        (e: unknown) => e,
+      )
+      expect(err, what).toBeInstanceOf(HubNotFoundError)
+      expect((err as Error).message, what).toBe(refusal)
+    }
+    for (const key of keys) {
+      await refused(`signal ${key}`, client.entity(Counter, key).signal.add(1))
+      await refused(`call ${key}`, client.entity(Counter, key).call.add(1))
+      await refused(`read ${key}`, client.readEntityState(Counter, key))
+    }
+    await refused('start', client.startByName('neverRegistered', null))
+    await refused('raise', client.raiseEvent('o1', 'go'))
+    await refused('status', client.getStatus('o1'))
+    await refused('list', client.listInstances())
+    await refused('entity list', client.listEntities({ type: 'Counter' }))
+    // a watch of the old hub ends with the refusal, one made now fails with it
+    const ended = await watch
+    expect(ended).toBeInstanceOf(HubNotFoundError)
+    expect((ended as Error).message).toBe(refusal)
+    await refused('watch', firstValueFrom(client.watchEntity(Counter, keys[0]!)))
+    // nothing reached the new hub: its mailboxes and dead letters are empty
+    const admin = await connectTo(nats.url, 'hub-inspect')
+    try {
+      const jsm = await jetstreamManager(admin)
+      expect((await jsm.streams.info(`BASALT_${hub}_MBX`)).state.messages, 'mailbox messages').toBe(0)
+      expect((await jsm.streams.info(`BASALT_${hub}_DLQ`)).state.messages, 'dead letters').toBe(0)
+    } finally {
+      await admin.close()
+    }
+    // a new client routes by the new count
+    const fresh = await Client.connect({ servers: nats.url, hub })
+    opened.push(fresh)
+    expect(fresh.partitionCount).toBe(8)
+    for (const key of keys) {
+      await fresh.entity(Counter, key).signal.add(2)
+      expect(await fresh.entity(Counter, key).call.get()).toBe(2)
+    }
+  }, 60_000)
+
+  it('created again at once after a message found the hub deleted: the next message reads the hub record and is refused', async () => {
+    const hub = 'recreated-after-gap'
+    await start(hub, 'a')
+    const client = await Client.connect({ servers: nats.url, hub })
+    opened.push(client)
+    const [key] = keysPerPartition()
+    await client.entity(Counter, key!).call.add(1)
+    const nc = await connectTo(nats.url, 'hub-recreate')
+    try {
+      await deleteHub(nc, hub)
+      const gone = await client
+        .entity(Counter, key!)
+        .signal.add(1)
+        .catch((e: unknown) => e)
+      expect(gone).toBeInstanceOf(HubNotFoundError)
+      expect((gone as Error).message).toBe(`hub '${hub}' was deleted: start a node on it to create it again`)
+      // created again at once (`basalt hub create --partitions 2`): a deletion vouches for nothing,
+      // so the very next message reads the hub record again
+      await ensureHub(nc, hub, { partitions: 2 })
+      for (const attempt of [
+        client.entity(Counter, key!).signal.add(1),
+        client.entity(Counter, key!).call.add(1),
+        client.readEntityState(Counter, key!),
+      ]) {
+        const err = await attempt.then(
+          () => new Error('not refused'),
+          (e: unknown) => e,
+        )
+        expect(err).toBeInstanceOf(HubNotFoundError)
+        expect((err as Error).message).toBe(
+          `hub '${hub}' was deleted and created again since this client connected, now with 2 partitions ` +
+            '(this client routes by the 4 it had): connect again',
+        )
+      }
+      const jsm = await jetstreamManager(nc)
+      expect((await jsm.streams.info(`BASALT_${hub}_MBX`)).state.messages, 'mailbox messages').toBe(0)
+    } finally {
+      await nc.close()
+    }
   }, 60_000)
 
   it('deleted and not created again: the nodes stop, and a client is told, both saying so', async () => {
