@@ -12,8 +12,8 @@
  * every message and query from then on, with `HubNotFoundError` naming both partition counts and
  * saying to connect again ({@link HubGuard.refusal}). A hub record that is missing is a deletion
  * only when a second read a moment later says so too (a cluster recovering from a restart must not
- * pass for one); NATS not answering the read says nothing of the hub: the message goes on, and its
- * publish meets what NATS does.
+ * pass for one); NATS not answering the read (within {@link READ_WAIT_MS}) says nothing of the
+ * hub: the message goes on, and its publish meets what NATS does.
  *
  * What this cannot rule out: a hub deleted and created again, whole, within {@link HUB_CHECK_MS}
  * after the client's last read while it sent nothing (a deletion and creation from the command
@@ -27,6 +27,12 @@ import { readHubRecord, type Hub, type HubMeta } from '../nats/index.ts'
 export const HUB_CHECK_MS = 100
 /** How long after a read that found no hub record it is read again, before the hub counts as deleted, in ms. */
 const CONFIRM_MS = 1000
+/**
+ * How long messages wait for a read of the hub record, in ms: one not answered by then (a
+ * metadata stream electing its leader, a slow link) says nothing yet, and messages go on; no other
+ * read starts until it answers, and what it answers still counts.
+ */
+export const READ_WAIT_MS = 250
 
 /** The check of one client's hub (see the module comment). */
 export class HubGuard {
@@ -36,6 +42,8 @@ export class HubGuard {
   #readAt: number
   /** The read in flight, which messages wait for. */
   #reading: Promise<void> | undefined
+  /** A read that did not answer within {@link READ_WAIT_MS}: messages no longer wait for it. */
+  #late: Promise<void> | undefined
 
   constructor(
     readonly hub: Hub,
@@ -69,7 +77,7 @@ export class HubGuard {
   ready(): Promise<void> | undefined {
     if (this.#replaced !== undefined) return Promise.reject(this.refusal())
     if (this.#reading !== undefined) return this.#reading
-    if (Date.now() - this.#readAt < HUB_CHECK_MS) return undefined
+    if (this.#late !== undefined || Date.now() - this.#readAt < HUB_CHECK_MS) return undefined
     this.#readAt = Date.now()
     const reading = this.#read().finally(() => {
       if (this.#reading === reading) this.#reading = undefined
@@ -79,21 +87,36 @@ export class HubGuard {
   }
 
   async #read(): Promise<void> {
-    let now: HubMeta | null
-    try {
-      now = await readHubRecord(this.hub)
-    } catch {
-      return // NATS cannot tell: the message goes on, and meets what NATS does
-    }
+    // (undefined: NATS cannot tell; the message goes on, and meets what NATS does)
+    let now = await this.#readRecord()
     if (now === null) {
       // gone, or a cluster recovering from a restart: read again a moment later
       await new Promise((resolve) => setTimeout(resolve, CONFIRM_MS))
-      const again = await readHubRecord(this.hub).catch(() => undefined)
-      if (again === undefined) return
-      if (again === null) throw deletedError(this.hub.names.hub)
-      now = again
+      now = await this.#readRecord()
+      if (now === null) throw deletedError(this.hub.names.hub)
     }
-    if (now.created !== this.hub.meta.created) throw this.found(now)
+    if (now !== undefined && now.created !== this.hub.meta.created) throw this.found(now)
+  }
+
+  /**
+   * The hub record (null: none); undefined when the read failed or did not answer within
+   * {@link READ_WAIT_MS} — such a read's answer, when it comes, still counts.
+   */
+  async #readRecord(): Promise<HubMeta | null | undefined> {
+    const read = readHubRecord(this.hub).catch(() => undefined)
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, READ_WAIT_MS, 'late')))
+    const answer = await Promise.race([read, late]).finally(() => clearTimeout(timer))
+    if (answer !== 'late') return answer
+    const settled = read
+      .then((now) => {
+        if (now !== undefined && now !== null && now.created !== this.hub.meta.created) this.found(now)
+      })
+      .finally(() => {
+        if (this.#late === settled) this.#late = undefined
+      })
+    this.#late = settled
+    return undefined
   }
 
   /**

@@ -6,19 +6,23 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { HubNotFoundError } from '../../actors/index.ts'
-import { HUB_CHECK_MS, HubGuard, recreatedError } from '../../runtime/client/hub-guard.ts'
+import { HUB_CHECK_MS, HubGuard, READ_WAIT_MS, recreatedError } from '../../runtime/client/hub-guard.ts'
 import { encode } from '../../runtime/nats/codec.ts'
 import { HubNames, type Hub, type HubMeta } from '../../runtime/nats/hub.ts'
 
 const opened: HubMeta = { v: 1, partitions: 4, replicas: 1, created: 1_700_000_000_000 }
 
-/** A hub whose record reads as `record()` returns it (an Error: NATS does not answer; null: none). */
-function hubReading(record: () => HubMeta | null | Error): { hub: Hub; reads: () => number } {
+/**
+ * A hub whose record reads as `record()` returns it (an Error: NATS fails the read; null: none),
+ * after `delayMs`.
+ */
+function hubReading(record: () => HubMeta | null | Error, delayMs = 0): { hub: Hub; reads: () => number } {
   let reads = 0
   const jsm = {
     streams: {
       getMessage: async () => {
         reads++
+        if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs))
         const now = record()
         if (now instanceof Error) throw now
         if (now === null) throw Object.assign(new Error('no message found'), { code: 10037 })
@@ -100,6 +104,26 @@ describe('HubGuard', () => {
     const guard = new HubGuard(hub, () => {}, 0)
     await expect(guard.ready()).resolves.toBeUndefined()
     expect(guard.replaced).toBe(false)
+  })
+
+  it('a read not answered in READ_WAIT_MS lets messages go, starts no other, and still counts when it answers', async () => {
+    let now: HubMeta = opened
+    const { hub, reads } = hubReading(() => now, 10 * READ_WAIT_MS)
+    const guard = new HubGuard(hub, () => {}, 0)
+    const first = guard.ready()!
+    now = { ...opened, partitions: 2, created: opened.created + 1 }
+    await vi.advanceTimersByTimeAsync(READ_WAIT_MS)
+    await expect(first).resolves.toBeUndefined()
+    // while it is out, messages do not wait, and no other read starts
+    await vi.advanceTimersByTimeAsync(2 * HUB_CHECK_MS)
+    expect(guard.ready()).toBeUndefined()
+    expect(reads()).toBe(1)
+    // its answer, a hub created again, refuses from then on
+    await vi.advanceTimersByTimeAsync(10 * READ_WAIT_MS)
+    expect(guard.replaced).toBe(true)
+    await expect(guard.ready()).rejects.toThrow(
+      /now with 2 partitions \(this client routes by the 4 it had\)/,
+    )
   })
 
   it('the refusal leaves the counts out when they are the same', () => {
