@@ -416,12 +416,13 @@ export class Client {
   }
 
   /**
-   * After a reconnect, every waiting call asks again (its reply may have been dropped meanwhile)
-   * and every watch reads its item again.
+   * After a reconnect, the hub record is read once (hub-guard.ts), every waiting call asks again
+   * (its reply may have been dropped meanwhile) and every watch reads its item again.
    */
   async #watchReconnects(): Promise<void> {
     for await (const status of this.nc.status()) {
       if (status.type !== 'reconnect' || this.#transport.closed) continue
+      this.#transport.reconnected()
       setTimeout(() => {
         this.#transport.reaskAll()
         this.#watches.refreshAll()

@@ -5,53 +5,115 @@
  * count it read at connect would publish messages to partitions they do not belong to (each one
  * dead-lettered there as misrouted) and ask partitions that do not hold what it reads.
  *
- * So before its messages and queries leave, a client makes sure that it read the hub record (from
- * the leader of the metadata stream) at most {@link HUB_CHECK_MS} ago and found the hub it opened
- * (its creation time); a send after a quiet spell waits for that one read, a client that keeps
- * sending reads it at most that often. Once it finds the hub created again, the client refuses
+ * So a client listens for the creation of its hub's metadata stream (the JetStream advisory
+ * `$JS.EVENT.ADVISORY.STREAM.CREATED.KV_<meta bucket>`, a plain core subscription: it outlives the
+ * deletion of the stream, which a KV watch's consumer does not, and unlike one on the record's own
+ * subject it answers no publish — a publish to a bucket that is gone must still find no
+ * responders). A hub created again creates that stream first, then writes its record, and only
+ * then its mailbox stream: a client that heard the creation holds its messages and queries while
+ * it reads the record from the leader of the metadata stream, again every {@link RETRY_MS} until
+ * the record is there (at most {@link READ_WAIT_MS}), and once a read finds another hub it refuses
  * every message and query from then on, with `HubNotFoundError` naming both partition counts and
- * saying to connect again ({@link HubGuard.refusal}). A hub record that is missing is a deletion
- * only when a second read a moment later says so too (a cluster recovering from a restart must not
- * pass for one); NATS not answering the read (within {@link READ_WAIT_MS}) says nothing of the
- * hub: the message goes on, and its publish meets what NATS does.
+ * saying to connect again ({@link HubGuard.refusal}). A read that finds its own hub (a creation
+ * that was not one) lets them go. After a reconnect (an advisory sent meanwhile was not heard) and
+ * right after it subscribed, the client reads the record once, without holding anything. A record
+ * found missing is read again {@link CONFIRM_MS} later (a cluster recovering from a restart must
+ * not pass for a deletion); a deletion alone refuses nothing here: messages meet what NATS does
+ * (no stream), and the transport says the hub was deleted. In the common case — nothing heard — a
+ * message only checks {@link HubGuard.replaced}.
  *
- * What this cannot rule out: a hub deleted and created again, whole, within {@link HUB_CHECK_MS}
- * after the client's last read while it sent nothing (a deletion and creation from the command
- * line take seconds). A message sent then to a partition it does not belong to is never applied
- * there: the partition dead-letters it as misrouted.
+ * What this cannot rule out: a message that leaves before the client hears the creation — the
+ * advisory's one hop of core NATS (a route more in a cluster), against the two or more JetStream
+ * API round trips the creator makes after it before the new hub has a mailbox stream to take the
+ * message; while the client reconnects, until its read after the reconnect; and, right after it
+ * connected, a creation whose advisory reaches a server of a cluster before the client's interest
+ * does and after its first read. A hub made by other means than Basalt's (its streams in another
+ * order) is not covered the same way. A message sent to a partition it does not belong to is never
+ * applied there: the partition dead-letters it as misrouted. A user without the permission to
+ * subscribe to the advisory (docs/SECURITY.md) gets a warning, and the client reads the record
+ * instead, without holding messages, at most every {@link HUB_CHECK_MS} while it sends.
  */
 import { HubNotFoundError, counted } from '../../actors/index.ts'
-import { readHubRecord, type Hub, type HubMeta } from '../nats/index.ts'
+import {
+  readHubRecord,
+  type Hub,
+  type HubMeta,
+  type NatsConnection,
+  type Subscription,
+} from '../nats/index.ts'
+import { consoleLogger, type Logger } from '../util/index.ts'
 
-/** How long a read of the hub record that found the client's hub lets messages leave without another, in ms. */
+/** How often a client that may not subscribe to its hub record reads it while it sends, at most, in ms. */
 export const HUB_CHECK_MS = 100
-/** How long after a read that found no hub record it is read again, before the hub counts as deleted, in ms. */
-const CONFIRM_MS = 1000
+/** How long after a background read that found no hub record (or no answer) it is read again, in ms. */
+export const CONFIRM_MS = 1000
+/** How many reads in a row that find no record (or get no answer) the client makes before it waits for news. */
+const CONFIRM_TRIES = 3
 /**
- * How long messages wait for a read of the hub record, in ms: one not answered by then (a
- * metadata stream electing its leader, a slow link) says nothing yet, and messages go on; no other
- * read starts until it answers, and what it answers still counts.
+ * How long messages wait, after the client heard its hub's metadata stream created, for a read that
+ * finds the record, in ms: none found by then (a creation that stopped half-way, a metadata stream
+ * electing its leader), messages go on; a read's answer still counts when it comes, and the record
+ * is read again from the background.
  */
 export const READ_WAIT_MS = 250
+/** How long a read, after the creation was heard, that found no record yet waits before it reads again, in ms. */
+export const RETRY_MS = 20
+
+const defaultLogger = consoleLogger('basalt client')
 
 /** The check of one client's hub (see the module comment). */
 export class HubGuard {
   /** The record of the hub created again, once found: every message and query is refused. */
   #replaced: HubMeta | undefined
-  /** When the last read started (ms since the epoch): the client's hub was read at connect. */
-  #readAt: number
-  /** The read in flight, which messages wait for. */
-  #reading: Promise<void> | undefined
-  /** A read that did not answer within {@link READ_WAIT_MS}: messages no longer wait for it. */
-  #late: Promise<void> | undefined
+  /** Reads after the metadata stream was heard created: messages wait for them. */
+  #held: Promise<void> | undefined
+  /** A background read in flight. */
+  #checking = false
+  /** Something was heard while a background read was in flight: read again after it. */
+  #again = false
+  /** The read {@link CONFIRM_MS} after one that found no record, and how many came in a row. */
+  #later: NodeJS.Timeout | undefined
+  #tries = 0
+  #sub: Subscription | undefined
+  /** The subscription was refused: reads while sending stand in for it. */
+  #polling = false
+  #readAt = 0
+  #closed = false
 
   constructor(
     readonly hub: Hub,
     /** Told once, when the hub is found created again (the client fails what waits on the old one). */
     readonly onReplaced: (refusal: HubNotFoundError) => void,
-    openedAt = Date.now(),
-  ) {
-    this.#readAt = openedAt
+    readonly logger: Logger = defaultLogger,
+  ) {}
+
+  /** The subject of the advisory the server sends when the hub's metadata stream is created. */
+  get subject(): string {
+    return `$JS.EVENT.ADVISORY.STREAM.CREATED.KV_${this.hub.names.metaBucket}`
+  }
+
+  /**
+   * Starts listening on `nc` for the creation of the hub's metadata stream, then reads the record
+   * once (a creation between the client's connect and its subscription).
+   */
+  listen(nc: NatsConnection): void {
+    this.#sub = nc.subscribe(this.subject, {
+      callback: (err) => {
+        if (err !== null) return this.#refused(err)
+        this.heard()
+      },
+    })
+    nc.flush().then(
+      () => this.check(),
+      () => {},
+    )
+  }
+
+  /** Stops listening and reading. */
+  close(): void {
+    this.#closed = true
+    clearTimeout(this.#later)
+    this.#sub?.unsubscribe()
   }
 
   /** Whether the hub was found deleted and created again: everything is refused then. */
@@ -70,53 +132,118 @@ export class HubGuard {
   }
 
   /**
-   * Settles once a message or query may leave: at once (undefined) when the hub was read lately;
-   * rejects with {@link refusal} when it was found created again, and with `HubNotFoundError`
-   * (`hub '…' was deleted`) when it is gone.
+   * Settles once a message or query may leave: undefined (at once) unless the client just heard
+   * the metadata stream created and reads the record; rejects with {@link refusal} when the hub was found created
+   * again.
    */
   ready(): Promise<void> | undefined {
     if (this.#replaced !== undefined) return Promise.reject(this.refusal())
-    if (this.#reading !== undefined) return this.#reading
-    if (this.#late !== undefined || Date.now() - this.#readAt < HUB_CHECK_MS) return undefined
-    this.#readAt = Date.now()
-    const reading = this.#read().finally(() => {
-      if (this.#reading === reading) this.#reading = undefined
-    })
-    this.#reading = reading
-    return reading
-  }
-
-  async #read(): Promise<void> {
-    // (undefined: NATS cannot tell; the message goes on, and meets what NATS does)
-    let now = await this.#readRecord()
-    if (now === null) {
-      // gone, or a cluster recovering from a restart: read again a moment later
-      await new Promise((resolve) => setTimeout(resolve, CONFIRM_MS))
-      now = await this.#readRecord()
-      if (now === null) throw deletedError(this.hub.names.hub)
+    if (this.#held !== undefined) {
+      return this.#held.then(() => {
+        if (this.#replaced !== undefined) throw this.refusal()
+      })
     }
-    if (now !== undefined && now.created !== this.hub.meta.created) throw this.found(now)
+    if (this.#polling && Date.now() - this.#readAt >= HUB_CHECK_MS) this.check()
+    return undefined
   }
 
   /**
-   * The hub record (null: none); undefined when the read failed or did not answer within
-   * {@link READ_WAIT_MS} — such a read's answer, when it comes, still counts.
+   * The hub's metadata stream was created (again): messages wait while the record is read, until it
+   * is there (at most {@link READ_WAIT_MS}).
    */
-  async #readRecord(): Promise<HubMeta | null | undefined> {
-    const read = readHubRecord(this.hub).catch(() => undefined)
+  heard(): void {
+    if (this.#replaced !== undefined || this.#closed || this.#held !== undefined) return
+    const held = this.#confirm().finally(() => {
+      if (this.#held === held) this.#held = undefined
+    })
+    this.#held = held
+  }
+
+  /** Reads the record until it is another hub's or this one's, for at most {@link READ_WAIT_MS}. */
+  async #confirm(): Promise<void> {
+    const deadline = Date.now() + READ_WAIT_MS
+    for (;;) {
+      const now = await this.#readWithin(deadline - Date.now())
+      if (now !== undefined && now !== null) return // (another hub's: found)
+      if (this.#replaced !== undefined || this.#closed) return
+      // none stored yet, or no answer: again in a moment, then from the background
+      const left = deadline - Date.now()
+      if (left <= RETRY_MS) return this.check()
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
+    }
+  }
+
+  /**
+   * Reads the record in the background (nothing waits for it): at the start, after a reconnect,
+   * after reads that held messages found nothing. A read in flight is followed by one more.
+   */
+  check(): void {
+    this.#tries = 0
+    this.#check()
+  }
+
+  #check(): void {
+    if (this.#replaced !== undefined || this.#closed) return
+    if (this.#checking) {
+      this.#again = true
+      return
+    }
+    this.#checking = true
+    this.#readAt = Date.now()
+    void this.#read().finally(() => {
+      this.#checking = false
+      if (this.#again) {
+        this.#again = false
+        this.#check()
+      }
+    })
+  }
+
+  async #read(): Promise<void> {
+    const now = await this.#readWithin(Infinity)
+    if (now !== undefined && now !== null) {
+      this.#tries = 0
+      return
+    }
+    // gone, a cluster recovering from a restart, or NATS not answering: read again a moment later
+    // (a deletion confirmed changes nothing here: a creation after it is heard)
+    if (++this.#tries >= CONFIRM_TRIES || this.#later !== undefined) return
+    this.#later = setTimeout(() => {
+      this.#later = undefined
+      this.#check()
+    }, CONFIRM_MS)
+    this.#later.unref?.()
+  }
+
+  /**
+   * The hub record (null: none), or undefined when the read failed or did not answer within `ms`
+   * — a late answer still counts. A record of another hub is {@link found}.
+   */
+  async #readWithin(ms: number): Promise<HubMeta | null | undefined> {
+    const read = readHubRecord(this.hub).then(
+      (now) => {
+        if (now !== null && now.created !== this.hub.meta.created) this.found(now)
+        return now
+      },
+      () => undefined,
+    )
+    if (ms === Infinity) return read
     let timer: NodeJS.Timeout | undefined
-    const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, READ_WAIT_MS, 'late')))
-    const answer = await Promise.race([read, late]).finally(() => clearTimeout(timer))
-    if (answer !== 'late') return answer
-    const settled = read
-      .then((now) => {
-        if (now !== undefined && now !== null && now.created !== this.hub.meta.created) this.found(now)
-      })
-      .finally(() => {
-        if (this.#late === settled) this.#late = undefined
-      })
-    this.#late = settled
-    return undefined
+    const late = new Promise<undefined>(
+      (resolve) => (timer = setTimeout(() => resolve(undefined), Math.max(0, ms))),
+    )
+    return Promise.race([read, late]).finally(() => clearTimeout(timer))
+  }
+
+  /** The subscription was refused (a user with the permissions of an earlier version): read instead. */
+  #refused(err: Error): void {
+    if (this.#polling || this.#closed) return
+    this.#polling = true
+    this.logger.warn(
+      `may not subscribe to ${this.subject}: reading the hub record while sending instead ` +
+        `(give the client user this subscribe permission, docs/SECURITY.md)`,
+      { error: err.message },
+    )
   }
 
   /**

@@ -126,6 +126,8 @@ export class CallTransport implements SenderHost {
         if (err === null) this.#onReplies(msg.data)
       },
     })
+    // hears the hub record written anew (a hub created again); sends never wait for a read
+    this.#guard.listen(nc)
   }
 
   /** Whether {@link close} was called. */
@@ -156,6 +158,15 @@ export class CallTransport implements SenderHost {
     }
     this.#calls.clear()
     this.#replySub.unsubscribe()
+    this.#guard.close()
+  }
+
+  /**
+   * The connection is back: the hub record is read once (one written meanwhile was not heard);
+   * nothing waits for that read.
+   */
+  reconnected(): void {
+    if (!this.#closed) this.#guard.check()
   }
 
   /**

@@ -8,7 +8,8 @@
  *   commit log, writes snapshots, publishes to mailboxes and answers queries and calls.
  * - A client only sends: it publishes to mailboxes (`H.mbx.*`) and queries (`H.q.*`), stores and
  *   reads large values (`H.blob.*.*`), reads the hub's metadata, and receives replies, change
- *   messages and the nodes' telemetry samples (`H.stats.*`). It cannot write the commit log, the
+ *   messages, the nodes' telemetry samples (`H.stats.*`) and the advisory of its metadata stream
+ *   created (a hub created again). It cannot write the commit log, the
  *   state bucket, the task queue or the dead letters, nor manage streams.
  *
  * Exported from `basalt` (runtime/index.ts), with {@link renderPermissions}, for operators to print
@@ -48,10 +49,12 @@ export function nodePermissions(hub: string): SubjectPermissions {
       `${hub}.q.*`, // queries to the partitions it owns
       // what a client receives, for the dashboard (`basalt dashboard` run with these to see the
       // dead letters, `Node.start({ dashboard })`) and clients made with them: replies to its
-      // calls and actions, change messages for its watches, the nodes' telemetry samples
+      // calls and actions, change messages for its watches, the nodes' telemetry samples, the
+      // creation of the hub's metadata stream
       `${names.replyInboxPrefix}.*`,
       `${hub}.chg.*`,
       names.stats('*'),
+      `$JS.EVENT.ADVISORY.STREAM.CREATED.KV_${names.metaBucket}`,
     ],
   }
 }
@@ -87,6 +90,7 @@ export function clientPermissions(hub: string): SubjectPermissions {
       `${names.replyInboxPrefix}.*`, // replies to its calls and starts
       `${hub}.chg.*`, // change messages, for watches
       names.stats('*'), // the nodes' telemetry samples (runtime/metrics/stats.ts)
+      `$JS.EVENT.ADVISORY.STREAM.CREATED.${meta}`, // a hub created again (runtime/client/hub-guard.ts)
     ],
   }
 }

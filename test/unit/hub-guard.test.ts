@@ -1,16 +1,30 @@
 /**
- * A client's check of its hub (runtime/client/hub-guard.ts) against a hub record it is handed:
- * read at most every HUB_CHECK_MS while it finds the hub it opened, a hub created again refused
- * for good with both partition counts, NATS not answering no reason to refuse. The real deletion
+ * A client's check of its hub (runtime/client/hub-guard.ts) against a hub record it is handed and
+ * what it hears on the record's subject: nothing read and nothing held while it hears nothing, a
+ * record of another hub held for one read and refused for good with both partition counts, a
+ * claim the read does not bear out (or NATS not answering) no reason to refuse. The real deletion
  * and creation are in test/integration/hub-deleted.test.ts.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { HubNotFoundError } from '../../actors/index.ts'
-import { HUB_CHECK_MS, HubGuard, READ_WAIT_MS, recreatedError } from '../../runtime/client/hub-guard.ts'
+import {
+  CONFIRM_MS,
+  HUB_CHECK_MS,
+  HubGuard,
+  READ_WAIT_MS,
+  RETRY_MS,
+  recreatedError,
+} from '../../runtime/client/hub-guard.ts'
 import { encode } from '../../runtime/nats/codec.ts'
 import { HubNames, type Hub, type HubMeta } from '../../runtime/nats/hub.ts'
+import type { NatsConnection } from '../../runtime/nats/index.ts'
+import type { Logger } from '../../runtime/util/index.ts'
 
 const opened: HubMeta = { v: 1, partitions: 4, replicas: 1, created: 1_700_000_000_000 }
+const other: HubMeta = { ...opened, partitions: 8, created: opened.created + 1 }
+const refusal =
+  "hub 'orders' was deleted and created again since this client connected, now with 8 partitions " +
+  '(this client routes by the 4 it had): connect again'
 
 /**
  * A hub whose record reads as `record()` returns it (an Error: NATS fails the read; null: none),
@@ -41,89 +55,159 @@ describe('HubGuard', () => {
     vi.useRealTimers()
   })
 
-  it('reads the hub record at most every HUB_CHECK_MS while it finds the hub it opened', async () => {
+  it('lets messages go at once, reading nothing, while it hears nothing', async () => {
     const { hub, reads } = hubReading(() => opened)
-    const guard = new HubGuard(hub, () => {}, Date.now())
-    expect(guard.ready(), 'read at connect').toBeUndefined()
-    vi.advanceTimersByTime(HUB_CHECK_MS)
-    const first = guard.ready()
-    expect(first).toBeInstanceOf(Promise)
-    // messages handed over while it reads wait for the same read
-    expect(guard.ready()).toBe(first)
-    await first
-    expect(guard.ready()).toBeUndefined()
-    expect(reads()).toBe(1)
-    vi.advanceTimersByTime(HUB_CHECK_MS)
-    await guard.ready()
-    expect(reads()).toBe(2)
+    const guard = new HubGuard(hub, () => {})
+    for (let i = 0; i < 5; i++) {
+      expect(guard.ready()).toBeUndefined()
+      await vi.advanceTimersByTimeAsync(10 * HUB_CHECK_MS)
+    }
+    expect(reads()).toBe(0)
   })
 
-  it('a hub created again is refused for good, naming both partition counts', async () => {
+  it('the metadata stream heard created holds messages for one read; another hub found, everything is refused for good', async () => {
     let now: HubMeta = opened
     const { hub, reads } = hubReading(() => now)
     const told: HubNotFoundError[] = []
-    const guard = new HubGuard(hub, (refusal) => told.push(refusal), Date.now())
-    now = { ...opened, partitions: 8, created: opened.created + 1 }
-    vi.advanceTimersByTime(HUB_CHECK_MS)
-    const refused = await guard.ready()!.catch((e: unknown) => e)
-    const message =
-      "hub 'orders' was deleted and created again since this client connected, now with 8 partitions " +
-      '(this client routes by the 4 it had): connect again'
+    const guard = new HubGuard(hub, (refusal) => told.push(refusal))
+    now = other
+    guard.heard()
+    const held = guard.ready()
+    expect(held).toBeInstanceOf(Promise)
+    const refused = await held!.catch((e: unknown) => e)
     expect(refused).toBeInstanceOf(HubNotFoundError)
-    expect((refused as Error).message).toBe(message)
+    expect((refused as Error).message).toBe(refusal)
     expect(guard.replaced).toBe(true)
-    expect(told.map((e) => e.message)).toEqual([message])
+    expect(told.map((e) => e.message)).toEqual([refusal])
     // for good, without reading again
-    vi.advanceTimersByTime(10 * HUB_CHECK_MS)
-    await expect(guard.ready()).rejects.toThrow(message)
+    guard.heard()
+    guard.check()
+    await vi.advanceTimersByTimeAsync(10 * CONFIRM_MS)
+    await expect(guard.ready()).rejects.toThrow(refusal)
     expect(reads()).toBe(1)
     expect(told).toHaveLength(1)
   })
 
-  it('a missing record is read again a second later: deleted, or created again meanwhile', async () => {
+  it('a creation heard where the read finds the hub opened (not a new one) refuses nothing', async () => {
+    const { hub, reads } = hubReading(() => opened)
+    const guard = new HubGuard(hub, () => {})
+    guard.heard()
+    await expect(guard.ready()).resolves.toBeUndefined()
+    expect(guard.ready()).toBeUndefined()
+    expect(guard.replaced).toBe(false)
+    expect(reads()).toBe(1)
+  })
+
+  it('a creation heard before the record is stored: messages wait while it is read again, until it is there', async () => {
+    let now: HubMeta | null = null
+    const { hub, reads } = hubReading(() => now)
+    const guard = new HubGuard(hub, () => {})
+    guard.heard()
+    const held = guard.ready()!
+    await vi.advanceTimersByTimeAsync(3 * RETRY_MS)
+    expect(reads()).toBeGreaterThanOrEqual(3)
+    now = other
+    const refused = held.catch((e: unknown) => e)
+    await vi.advanceTimersByTimeAsync(RETRY_MS)
+    expect(((await refused) as Error).message).toBe(refusal)
+    expect(guard.replaced).toBe(true)
+  })
+
+  it('a creation heard whose record is not there in READ_WAIT_MS: messages go, and a later read still finds it', async () => {
     let now: HubMeta | null = null
     const { hub } = hubReading(() => now)
-    const guard = new HubGuard(hub, () => {}, 0)
-    const deleted = guard.ready()!.catch((e: unknown) => e)
-    await vi.advanceTimersByTimeAsync(1000)
-    expect(((await deleted) as Error).message).toBe(
-      "hub 'orders' was deleted: start a node on it to create it again",
-    )
-    expect(guard.replaced, 'a deletion is not for good').toBe(false)
-    const recreated = (vi.advanceTimersByTime(HUB_CHECK_MS), guard.ready()!.catch((e: unknown) => e))
-    now = { ...opened, created: opened.created + 1 }
-    await vi.advanceTimersByTimeAsync(1000)
-    expect(((await recreated) as Error).message).toBe(
-      "hub 'orders' was deleted and created again since this client connected: connect again",
-    )
-    expect(guard.replaced).toBe(true)
-  })
-
-  it('NATS not answering the read is no reason to refuse', async () => {
-    const { hub } = hubReading(() => new Error('TIMEOUT'))
-    const guard = new HubGuard(hub, () => {}, 0)
-    await expect(guard.ready()).resolves.toBeUndefined()
-    expect(guard.replaced).toBe(false)
-  })
-
-  it('a read not answered in READ_WAIT_MS lets messages go, starts no other, and still counts when it answers', async () => {
-    let now: HubMeta = opened
-    const { hub, reads } = hubReading(() => now, 10 * READ_WAIT_MS)
-    const guard = new HubGuard(hub, () => {}, 0)
-    const first = guard.ready()!
-    now = { ...opened, partitions: 2, created: opened.created + 1 }
+    const guard = new HubGuard(hub, () => {})
+    guard.heard()
+    const held = guard.ready()!
     await vi.advanceTimersByTimeAsync(READ_WAIT_MS)
-    await expect(first).resolves.toBeUndefined()
-    // while it is out, messages do not wait, and no other read starts
-    await vi.advanceTimersByTimeAsync(2 * HUB_CHECK_MS)
+    await expect(held).resolves.toBeUndefined()
+    expect(guard.ready(), 'no longer held').toBeUndefined()
+    expect(guard.replaced).toBe(false)
+    now = other
+    await vi.advanceTimersByTimeAsync(CONFIRM_MS)
+    expect(guard.replaced).toBe(true)
+    await expect(guard.ready()).rejects.toThrow(refusal)
+  })
+
+  it('a read not answered in READ_WAIT_MS lets messages go, and still counts when it answers', async () => {
+    const { hub } = hubReading(() => other, 10 * READ_WAIT_MS)
+    const guard = new HubGuard(hub, () => {})
+    guard.heard()
+    const held = guard.ready()!
+    await vi.advanceTimersByTimeAsync(READ_WAIT_MS)
+    await expect(held).resolves.toBeUndefined()
     expect(guard.ready()).toBeUndefined()
-    expect(reads()).toBe(1)
-    // its answer, a hub created again, refuses from then on
     await vi.advanceTimersByTimeAsync(10 * READ_WAIT_MS)
     expect(guard.replaced).toBe(true)
-    await expect(guard.ready()).rejects.toThrow(
-      /now with 2 partitions \(this client routes by the 4 it had\)/,
+    await expect(guard.ready()).rejects.toThrow(refusal)
+  })
+
+  it('a read after a reconnect holds nothing; a missing record is read again CONFIRM_MS later, a few times', async () => {
+    let now: HubMeta | null = null
+    const { hub, reads } = hubReading(() => now)
+    const guard = new HubGuard(hub, () => {})
+    guard.check()
+    expect(guard.ready()).toBeUndefined()
+    await vi.advanceTimersByTimeAsync(10 * CONFIRM_MS)
+    expect(reads(), 'read, then twice more').toBe(3)
+    expect(guard.replaced, 'a deletion refuses nothing here').toBe(false)
+    // the next reconnect reads again, and finds the hub created again meanwhile
+    now = other
+    guard.check()
+    expect(guard.ready()).toBeUndefined()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(guard.replaced).toBe(true)
+  })
+
+  it('NATS not answering is no reason to refuse', async () => {
+    const { hub } = hubReading(() => new Error('TIMEOUT'))
+    const guard = new HubGuard(hub, () => {})
+    guard.heard()
+    const held = guard.ready()!
+    await vi.advanceTimersByTimeAsync(READ_WAIT_MS)
+    await expect(held).resolves.toBeUndefined()
+    guard.check()
+    await vi.advanceTimersByTimeAsync(10 * CONFIRM_MS)
+    expect(guard.replaced).toBe(false)
+    expect(guard.ready()).toBeUndefined()
+  })
+
+  it('listens for the creation of the metadata stream and reads once; refused that subscription, it reads while sending, at most every HUB_CHECK_MS', async () => {
+    const { hub, reads } = hubReading(() => opened)
+    const warned: string[] = []
+    const logger = { info() {}, error() {}, warn: (m: string) => void warned.push(m) } as Logger
+    let callback: ((err: Error | null, msg: unknown) => void) | undefined
+    const subjects: string[] = []
+    const nc = {
+      subscribe: (subject: string, opts: { callback: typeof callback }) => {
+        subjects.push(subject)
+        callback = opts.callback
+        return { unsubscribe() {} }
+      },
+      flush: async () => {},
+    } as unknown as NatsConnection
+    const guard = new HubGuard(hub, () => {}, logger)
+    guard.listen(nc)
+    expect(subjects).toEqual(['$JS.EVENT.ADVISORY.STREAM.CREATED.KV_basalt_orders_meta'])
+    await vi.advanceTimersByTimeAsync(0)
+    expect(reads(), 'the read after subscribing').toBe(1)
+    // the advisory heard: a read holds messages, and finds the hub opened
+    callback!(null, {})
+    await expect(guard.ready()).resolves.toBeUndefined()
+    expect(reads()).toBe(2)
+    // a user with the permissions of an earlier version
+    callback!(Object.assign(new Error('Permissions Violation for Subscription'), {}), {
+      data: new Uint8Array(),
+    })
+    expect(warned).toHaveLength(1)
+    expect(warned[0]).toMatch(
+      /may not subscribe to \$JS\.EVENT\.ADVISORY\.STREAM\.CREATED\.KV_basalt_orders_meta/,
     )
+    await vi.advanceTimersByTimeAsync(HUB_CHECK_MS)
+    expect(guard.ready(), 'the read does not hold the message').toBeUndefined()
+    expect(guard.ready()).toBeUndefined()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(reads()).toBe(3)
   })
 
   it('the refusal leaves the counts out when they are the same', () => {
