@@ -162,6 +162,16 @@ export class CallTransport implements SenderHost {
   }
 
   /**
+   * Why `what` may not leave now: the client is closed, or its hub was deleted and created again
+   * (see hub-guard.ts); undefined when it may.
+   */
+  #refused(what: () => string): Error | undefined {
+    if (this.#closed) return new ClientClosedError(what())
+    if (this.#guard.replaced) return this.#guard.refusal()
+    return undefined
+  }
+
+  /**
    * The connection is back: the hub record is read once (one written meanwhile was not heard);
    * nothing waits for that read.
    */
@@ -174,8 +184,8 @@ export class CallTransport implements SenderHost {
    * the mailbox. Its values are encoded as the node encodes them (a function as undefined).
    */
   send(msg: ActorMessage): Promise<void> {
-    if (this.#closed) return Promise.reject(new ClientClosedError(`sending a '${msg.k}' message`))
-    if (this.#guard.replaced) return Promise.reject(this.#guard.refusal())
+    const refused = this.#refused(() => `sending a '${msg.k}' message`)
+    if (refused !== undefined) return Promise.reject(refused)
     return new Promise<void>((resolve, reject) =>
       this.#sender(targetOf(msg)).add({ msg, resolve, reject, lenient: true }),
     )
@@ -188,8 +198,8 @@ export class CallTransport implements SenderHost {
   }
 
   #signal(msg: EntityOp): Promise<void> {
-    if (this.#closed) return Promise.reject(new ClientClosedError(`signal ${msg.t}@${msg.key}.${msg.op}`))
-    if (this.#guard.replaced) return Promise.reject(this.#guard.refusal())
+    const refused = this.#refused(() => `signal ${msg.t}@${msg.key}.${msg.op}`)
+    if (refused !== undefined) return Promise.reject(refused)
     if (!Array.isArray(msg.a)) return Promise.reject(new BadInputError('arguments must be an array'))
     return new Promise<void>((resolve, reject) => this.#sender(msg.key).add({ msg, resolve, reject }))
   }
@@ -213,8 +223,8 @@ export class CallTransport implements SenderHost {
   }
 
   #request(msg: ActorMessage & { r?: ReplyTo }, what: () => string, timeoutMs: number): Promise<unknown> {
-    if (this.#closed) return Promise.reject(new ClientClosedError(what()))
-    if (this.#guard.replaced) return Promise.reject(this.#guard.refusal())
+    const refused = this.#refused(what)
+    if (refused !== undefined) return Promise.reject(refused)
     const rid = ++this.#rid
     msg.r = [this.#inbox, rid]
     return new Promise<unknown>((resolve, reject) => {
@@ -404,8 +414,8 @@ export class CallTransport implements SenderHost {
     timeoutMs = this.options.queryTimeoutMs,
     now = false,
   ): Promise<Exclude<QueryAnswer, { ok: 0 }>> {
-    if (this.#closed) throw new ClientClosedError(queryName(query, p))
-    if (this.#guard.replaced) throw this.#guard.refusal()
+    const refused = this.#refused(() => queryName(query, p))
+    if (refused !== undefined) throw refused
     const seq = now ? undefined : this.#lastSeq.get(p)
     if (seq !== undefined) query.s = seq
     const bytes = encode(query)
