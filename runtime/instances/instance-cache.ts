@@ -10,7 +10,8 @@
  * the steps.
  */
 import type { OrchestrationExecutor, HistoryEvent } from '../../actors/orchestration/index.ts'
-import { decode, itemKey } from '../nats/index.ts'
+import { itemKey } from '../nats/index.ts'
+import { decodeRecord } from './history-codec.ts'
 import type { HostPort } from '../partition/index.ts'
 import { isTerminal, type InstanceRecord } from './instance-model.ts'
 
@@ -42,6 +43,11 @@ export class InstanceCache {
   /** Ended instances still in memory, oldest first, from `#endedHead` on (see {@link ended}). */
   #ended: Array<[id: string, live: Live, key: string]> = []
   #endedHead = 0
+  /**
+   * Records stored that this node cannot read (of a later format, or damaged), with the error:
+   * every message for one is refused with it (instance-host.ts), without reading it again.
+   */
+  readonly #unreadable = new Map<string, Error>()
 
   constructor(
     readonly port: HostPort,
@@ -126,6 +132,11 @@ export class InstanceCache {
     }
   }
 
+  /** Whether `err` is the error the stored record of `id` cannot be read with (see {@link load}). */
+  isUnreadable(id: string, err: unknown): boolean {
+    return this.#unreadable.get(id) === err
+  }
+
   /** The cached instance of an id, marked as used; undefined when it is not in memory. */
   cached(id: string): Live | undefined {
     const cached = this.#live.get(id)
@@ -133,6 +144,11 @@ export class InstanceCache {
     return cached
   }
 
+  /**
+   * The instance of an id, read from the state bucket when not in memory; undefined when none is
+   * stored. Throws `CodecError` when the stored record cannot be read (a later format, damaged
+   * bytes), and the same error on every later load of that id.
+   */
   async load(id: string): Promise<Live | undefined> {
     const cached = this.#live.get(id)
     if (cached !== undefined) {
@@ -140,6 +156,8 @@ export class InstanceCache {
       return cached
     }
     if (this.#absent.has(id)) return undefined
+    const unreadable = this.#unreadable.get(id)
+    if (unreadable !== undefined) throw unreadable
     const bytes = await this.port.readItem(itemKey.instance(this.port.p, id))
     const again = this.#live.get(id)
     if (again !== undefined) return again
@@ -147,8 +165,15 @@ export class InstanceCache {
       this.#noteAbsent(id)
       return undefined
     }
+    let rec: InstanceRecord
+    try {
+      rec = decodeRecord(bytes, `instance ${id}`)
+    } catch (err) {
+      this.#unreadable.set(id, err as Error)
+      throw err
+    }
     const live: Live = {
-      rec: decode(bytes, `instance ${id}`) as InstanceRecord,
+      rec,
       used: true,
       size: bytes.length,
       tailBytes: bytes.length,

@@ -6,7 +6,8 @@
  */
 import { IllegalStateError } from '../../actors/index.ts'
 import type { HistoryEvent, NewEvent } from '../../actors/orchestration/index.ts'
-import { BlobRef, decode, encode, itemKey } from '../nats/index.ts'
+import { BlobRef, itemKey } from '../nats/index.ts'
+import { decodeChunk, encodeChunk } from './history-codec.ts'
 import type { HostPort } from '../partition/index.ts'
 import type { InstanceRecord } from './instance-model.ts'
 
@@ -19,7 +20,7 @@ const CHUNK_EVENTS = 64
  */
 export function chunkTail(port: HostPort, rec: InstanceRecord, force = false): void {
   if (rec.tail.length >= CHUNK_EVENTS || (force && rec.tail.length > 0)) {
-    port.write(chunkKey(port.p, rec, rec.hc), encode(rec.tail))
+    port.write(chunkKey(port.p, rec, rec.hc), encodeChunk(rec.tail))
     rec.hc++
     rec.tail = []
   }
@@ -48,7 +49,7 @@ export async function loadHistory(
       const bytes = await port.readItem(key)
       if (bytes === null)
         throw new IllegalStateError(`history chunk ${key} of instance '${rec.id}' is missing`)
-      return decode(bytes, `history chunk ${key}`) as HistoryEvent[]
+      return decodeChunk(bytes, `history chunk ${key}`)
     }),
   )
   // loaded concurrently (or stepped meanwhile): the first complete copy wins

@@ -44,8 +44,10 @@ import { InstanceValues } from './instance-values.ts'
 import { InstanceActivities, type CompletedAtOnce } from './instance-activities.ts'
 import { InstanceSteps } from './instance-steps.ts'
 import { chunkTail, dropHistory, loadHistory, refsOf } from './instance-history.ts'
+import { encodeRecord } from './history-codec.ts'
 import {
   InstanceExistsError,
+  RECORD_FORMAT,
   RuntimeStatus,
   firstSeqOf,
   isTerminal,
@@ -54,6 +56,9 @@ import {
   type InstanceRecord,
   type Workflows,
 } from './instance-model.ts'
+
+/** The messages an instance host applies. */
+type InstanceMessage = StartMessage | EventMessage | DoneMessage | ControlMessage | WaitMessage
 
 /** The answer to a wait for an instance that does not exist. */
 const NO_INSTANCE = encode(null)
@@ -106,12 +111,41 @@ export class InstanceHost implements InstanceHandler {
   }
 
   async preload(ids: Set<string>): Promise<void> {
-    await Promise.all([...ids].map((id) => this.#cache.load(id)))
+    await Promise.all(
+      [...ids].map((id) =>
+        // (a record this node cannot read fails the messages for it, not the round: see handle)
+        this.#cache.load(id).catch((err: unknown) => {
+          if (!this.#cache.isUnreadable(id, err)) throw err
+        }),
+      ),
+    )
   }
 
-  handle(
-    msg: StartMessage | EventMessage | DoneMessage | ControlMessage | WaitMessage,
-  ): void | Promise<void> {
+  /**
+   * Applies a message for an instance. One whose stored record this node cannot read (of a later
+   * format, or damaged) is refused with the error naming why — answered to its sender, or to the
+   * parent that started it — or, with no one to tell (a task's outcome, an event raised by an
+   * orchestration), moved to the dead-letter stream: never applied to something else, and the
+   * partition goes on with every other instance.
+   */
+  handle(msg: InstanceMessage): void | Promise<void> {
+    try {
+      const applied = this.#handle(msg)
+      return applied === undefined ? undefined : applied.catch((err: unknown) => this.#unreadable(msg, err))
+    } catch (err) {
+      return this.#unreadable(msg, err)
+    }
+  }
+
+  #unreadable(msg: InstanceMessage, err: unknown): void | Promise<void> {
+    if (!this.#cache.isUnreadable(msg.i, err)) throw err
+    const to = msg.k === 'done' ? undefined : msg.r
+    const parent = msg.k === 'start' ? msg.pa : undefined
+    if (to !== undefined || parent !== undefined) return this.#fail(to, err as Error, parent)
+    return this.port.deadLetterMessage(msg, (err as Error).message)
+  }
+
+  #handle(msg: InstanceMessage): void | Promise<void> {
     switch (msg.k) {
       case 'start':
         return this.#start(msg)
@@ -173,7 +207,7 @@ export class InstanceHost implements InstanceHandler {
     const pending = live?.rec.status === RuntimeStatus.Pending ? live.rec : undefined
     const now = Date.now()
     const rec: InstanceRecord = {
-      v: 1,
+      v: RECORD_FORMAT,
       id: msg.i,
       name: msg.n,
       status: RuntimeStatus.Running,
@@ -556,7 +590,7 @@ export class InstanceHost implements InstanceHandler {
     this.port.write(
       live === undefined ? this.#recordKey(rec.id) : (live.key ??= this.#recordKey(rec.id)),
       () => {
-        const bytes = encode(rec)
+        const bytes = encodeRecord(rec)
         if (live !== undefined) live.size = bytes.length
         return bytes
       },

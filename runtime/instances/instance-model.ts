@@ -44,11 +44,19 @@ export function isTerminal(status: string): boolean {
 }
 
 /**
+ * The format of an instance record as stored (its `v`): 1 — history events as objects; 2 — packed
+ * (runtime/instances/history-codec.ts). A node reads both; a record of a later format is refused,
+ * naming its format.
+ */
+export const RECORD_FORMAT = 2
+
+/**
  * The persisted state of an instance (the item `o.<p>.<id>`). The history of the current
  * execution is the chunk items `h.<p>.<id>.<hk>.<k>` for k < `hc`, then `tail`.
  */
 export interface InstanceRecord {
-  v: 1
+  /** The format it is stored in (see {@link RECORD_FORMAT}); in memory, always the current one. */
+  v: typeof RECORD_FORMAT
   id: string
   name: string
   status: RuntimeStatus

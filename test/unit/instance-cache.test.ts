@@ -4,11 +4,11 @@ import { encode } from '../../runtime/nats/codec.ts'
 import { itemKey } from '../../runtime/nats/item-keys.ts'
 import type { HostPort } from '../../runtime/partition/index.ts'
 import { InstanceCache, type Live } from '../../runtime/instances/instance-cache.ts'
-import { RuntimeStatus, type InstanceRecord } from '../../runtime/instances/instance-model.ts'
+import { RECORD_FORMAT, RuntimeStatus, type InstanceRecord } from '../../runtime/instances/instance-model.ts'
 
 function record(id: string, status: RuntimeStatus = RuntimeStatus.Running, hc = 0): InstanceRecord {
   return {
-    v: 1,
+    v: RECORD_FORMAT,
     id,
     name: 'o',
     status,
