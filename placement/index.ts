@@ -7,7 +7,15 @@ export { NODE_ID } from './records.ts'
 export type { AssignRecord, LeaderRecord, NodeRecord, PlacementOptions } from './records.ts'
 export { claimAll, claimPartition, type Assignment, type AssignmentStore } from './assignment.ts'
 export { balance } from './policy.ts'
-export { EXEC_SEQS, HubTypes, LOCK_OPS, WIRE_FEATURES, isFeature, type TypeName } from './registry.ts'
+export {
+  EXEC_SEQS,
+  HubTypes,
+  LOCK_OPS,
+  PACKED_HISTORY,
+  WIRE_FEATURES,
+  isFeature,
+  type TypeName,
+} from './registry.ts'
 export { hubTypeNames, readHubTypes } from './registry.ts'
 export { readHubOperations, rememberOperations, type HubOperations } from './registry.ts'
 export { readPlacement, type PlacementAssignment, type PlacementNode, type PlacementTable } from './table.ts'

@@ -36,8 +36,15 @@ export const LOCK_OPS = 'f:lock-ops' satisfies TypeName
  */
 export const EXEC_SEQS = 'f:exec-seqs' satisfies TypeName
 
+/**
+ * Instance records and history chunks are stored with their history events packed (format 2,
+ * runtime/instances/history-codec.ts). A node without it would read a packed history as no events
+ * of its own kind: such instances would fail or stall on it.
+ */
+export const PACKED_HISTORY = 'f:packed-history' satisfies TypeName
+
 /** The wire features this version runs, published in every heartbeat. */
-export const WIRE_FEATURES: readonly TypeName[] = [EXEC_SEQS, LOCK_OPS]
+export const WIRE_FEATURES: readonly TypeName[] = [EXEC_SEQS, LOCK_OPS, PACKED_HISTORY]
 
 /** Whether a name is a wire feature (`f:`), not a type a node runs. */
 export function isFeature(name: string): boolean {

@@ -12,6 +12,7 @@ import {
   EXEC_SEQS,
   HubTypes,
   LOCK_OPS,
+  PACKED_HISTORY,
   WIRE_FEATURES,
   eligibleNodes,
   everyRecordHas,
@@ -92,7 +93,8 @@ describe('feature names are no types', () => {
     const split = splitRegistry([Account, transfer])
     expect(WIRE_FEATURES).toContain(LOCK_OPS)
     expect(WIRE_FEATURES).toContain(EXEC_SEQS)
-    expect(registryNames(split)).toEqual(['e:Account', EXEC_SEQS, LOCK_OPS, 'o:transfer'])
+    expect(WIRE_FEATURES).toContain(PACKED_HISTORY)
+    expect(registryNames(split)).toEqual(['e:Account', EXEC_SEQS, LOCK_OPS, PACKED_HISTORY, 'o:transfer'])
     expect(registryNames(split, [])).toEqual(['e:Account', 'o:transfer'])
   })
 })
