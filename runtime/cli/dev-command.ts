@@ -67,6 +67,8 @@ export async function runDevCommand(flags: DevFlags, out: Out = stdout): Promise
       )
     })
     await claimStore(storeDir, server.pid)
+    // (before the node starts: on a busy machine that takes a while, and the server is up)
+    out(`nats    ${server.url}  (data in ${path.relative(process.cwd(), storeDir) || '.'})`)
     node = await Node.start({
       servers: server.url,
       hub: flags.hub,
@@ -84,7 +86,6 @@ export async function runDevCommand(flags: DevFlags, out: Out = stdout): Promise
           }),
     })
     const stopRequested = waitForStopSignal(node.nc.closed())
-    out(`nats    ${server.url}  (data in ${path.relative(process.cwd(), storeDir) || '.'})`)
     out(`hub     ${flags.hub}, ${counted(node.partitionCount, 'partition')}, node ${node.nodeId}`)
     out(servingLine(flags.load ?? 'the examples', splitRegistry(registry)))
     out('')

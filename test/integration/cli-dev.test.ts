@@ -35,7 +35,7 @@ describe('basalt dev', () => {
       ])
       const url = `nats://127.0.0.1:${port}`
       await dev.waitForLine(new RegExp(`^nats +${url} `), 30_000)
-      await dev.waitForLine(/^Ctrl-C stops$/, 10_000)
+      await dev.waitForLine(/^Ctrl-C stops$/, 30_000)
       expect(dev.lines).toContain(`in another terminal: export NATS_URL=${url} BASALT_HUB=dev`)
       // the start-up output ends with the dashboard's URL, and the dashboard answers there
       const dashboardLine = await dev.waitForLine(/^dashboard http:\/\/127\.0\.0\.1:\d+\/$/, 10_000)
