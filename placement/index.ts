@@ -12,6 +12,7 @@ export {
   HubTypes,
   LOCK_OPS,
   PACKED_HISTORY,
+  RELEASE_OPS,
   WIRE_FEATURES,
   isFeature,
   type TypeName,

@@ -43,8 +43,15 @@ export const EXEC_SEQS = 'f:exec-seqs' satisfies TypeName
  */
 export const PACKED_HISTORY = 'f:packed-history' satisfies TypeName
 
+/**
+ * The last call (or signal) a critical section makes to an entity in the step that releases it
+ * carries the release (`EntityOp.rl`): the entity runs it and then unlocks, with no unlock message
+ * of its own. A node without it would run the operation and keep the entity locked for ever.
+ */
+export const RELEASE_OPS = 'f:release-ops' satisfies TypeName
+
 /** The wire features this version runs, published in every heartbeat. */
-export const WIRE_FEATURES: readonly TypeName[] = [EXEC_SEQS, LOCK_OPS, PACKED_HISTORY]
+export const WIRE_FEATURES: readonly TypeName[] = [EXEC_SEQS, LOCK_OPS, PACKED_HISTORY, RELEASE_OPS]
 
 /** Whether a name is a wire feature (`f:`), not a type a node runs. */
 export function isFeature(name: string): boolean {

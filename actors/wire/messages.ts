@@ -35,6 +35,13 @@ export interface EntityOp {
    * {@link LockMessage.res} / {@link DoneMessage.res} instead of on its own, in the same round.
    */
   fw?: LockMessage | DoneMessage
+  /**
+   * Set on the last call or signal an orchestration made to an entity of its critical section in
+   * the step that released the section: the instance (its id) whose lock on the entity goes right
+   * after the operation ran, whatever its outcome — instead of an unlock message of its own. Sent
+   * only while every node of the hub reads it (wire feature `f:release-ops`).
+   */
+  rl?: string
   at?: number
   /**
    * W3C trace context of the span that sent it (`traceparent`, then a space and the `tracestate`
@@ -428,6 +435,7 @@ export function checkMessage(m: unknown): ActorMessage {
       str(m, 'op')
       if (!Array.isArray(m.a)) throw new CodecError('message field a (arguments) is not an array')
       if (m.ro !== undefined) pair(m.ro, 'ro')
+      if (m.rl !== undefined) str(m, 'rl')
       if (m.fw !== undefined) {
         const fw = checkMessage(m.fw)
         if (m.ro === undefined || (fw.k !== 'lock' && (fw.k !== 'done' || fw.lk === undefined))) {

@@ -45,6 +45,8 @@ export interface StepHost {
 export class InstanceSteps {
   /** Trace context of the step running now (instance-spans.ts); undefined when not tracing. */
   #tc: string | undefined
+  /** The releases the calls and signals of the step being carried out carry (see releasesOf). */
+  #releases: Releases | undefined
 
   constructor(readonly host: StepHost) {}
 
@@ -109,8 +111,10 @@ export class InstanceSteps {
     rec.updated = now
     // (from the event, which holds the reference of a large status; the step result has the value)
     for (const ev of result.appended) if (ev.e === 'customStatus') rec.custom = ev.value
+    this.#releases = this.host.port.releaseWithCalls() ? releasesOf(result.commands) : undefined
     for (let i = 0; i < result.commands.length; i++)
       this.#command(rec, result.commands[i]!, sizes[i + 1]!, result.commands)
+    this.#releases = undefined
     switch (result.status) {
       case 'running':
         this.host.save(rec)
@@ -204,15 +208,20 @@ export class InstanceSteps {
           this.#traced(rec, { k: 'start', i: c.instanceId, n: c.name, in: c.input, pa: [id, c.seq] }),
         )
         return
-      case 'call':
+      case 'call': {
         // a call made right after the lock request travels with it (see the 'lock' case)
-        if (c.lock === undefined) this.host.port.send(this.#callOf(rec, c))
+        if (c.lock !== undefined) return
+        const op = this.#callOf(rec, c)
+        if (this.#releases?.carriers.has(c) === true) op.rl = id
+        this.host.port.send(op)
         return
-      case 'signal':
-        this.host.port.send(
-          this.#traced(rec, { k: 'op', t: c.entity[0], key: c.entity[1], op: c.op, a: c.args }),
-        )
+      }
+      case 'signal': {
+        const op: EntityOp = { k: 'op', t: c.entity[0], key: c.entity[1], op: c.op, a: c.args }
+        if (this.#releases?.carriers.has(c) === true) op.rl = id
+        this.host.port.send(this.#traced(rec, op))
         return
+      }
       case 'start':
         this.host.port.send(this.#traced(rec, { k: 'start', i: c.instanceId, n: c.name, in: c.input }))
         return
@@ -243,10 +252,14 @@ export class InstanceSteps {
         }
         return
       }
-      case 'unlock':
+      case 'unlock': {
         delete rec.lk
-        for (const [t, key] of c.entities) this.host.port.send({ k: 'unlock', t, key, o: id })
+        // (an entity whose last call or signal of this step carried the release needs no unlock)
+        const carried = this.#releases?.carried.get(c)
+        for (const [t, key] of c.entities)
+          if (carried?.has(entityName(t, key)) !== true) this.host.port.send({ k: 'unlock', t, key, o: id })
         return
+      }
     }
   }
 
@@ -294,4 +307,42 @@ export class InstanceSteps {
  */
 function ownCopy(value: unknown): unknown {
   return value instanceof BlobRef ? value.value : copyOf(value)
+}
+
+/** Which calls and signals of a step carry a release, and the entities each release leaves out. */
+interface Releases {
+  carriers: Set<Command>
+  carried: Map<Command, Set<string>>
+}
+
+const entityName = (type: string, key: string): string => `${type}\u0000${key}`
+
+/**
+ * The releases a step's calls and signals can carry (`EntityOp.rl`): for each entity a release
+ * (`unlock`) names, the last call or signal to it issued before the release in the same step —
+ * not one that travels with a lock request, nor one before another lock or release of the step.
+ * The entity runs that operation, then unlocks: one message instead of two, in the order the
+ * entity would have seen them. Undefined when the step releases nothing.
+ */
+export function releasesOf(step: readonly Command[]): Releases | undefined {
+  let releases: Releases | undefined
+  for (let i = 0; i < step.length; i++) {
+    const release = step[i]!
+    if (release.c !== 'unlock') continue
+    for (const [type, key] of release.entities) {
+      for (let j = i - 1; j >= 0; j--) {
+        const c = step[j]!
+        if (c.c === 'lock' || c.c === 'unlock') break
+        if ((c.c !== 'call' || c.lock !== undefined) && c.c !== 'signal') continue
+        if (c.entity[0] !== type || c.entity[1] !== key) continue
+        releases ??= { carriers: new Set(), carried: new Map() }
+        releases.carriers.add(c)
+        let carried = releases.carried.get(release)
+        if (carried === undefined) releases.carried.set(release, (carried = new Set()))
+        carried.add(entityName(type, key))
+        break
+      }
+    }
+  }
+  return releases
 }

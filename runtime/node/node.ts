@@ -475,7 +475,8 @@ export class Node {
 
   /** Starts the worker threads that will run this node's partitions. */
   async #startThreads(count: number, registryModule: string, options: NodeOptions): Promise<void> {
-    const flags = new SharedArrayBuffer(8) // the lease and the carrying of calls (partition-threads.ts)
+    // the lease, the carrying of calls and of releases (partition-threads.ts)
+    const flags = new SharedArrayBuffer(12)
     const dynamic = (options.placement ?? 'dynamic') === 'dynamic'
     const { blobs, ...o } = this.options
     this.#threads = await PartitionThreads.start(

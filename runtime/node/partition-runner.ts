@@ -14,7 +14,7 @@
  */
 import { FencedError, HubNotFoundError, IllegalStateError } from '../../actors/index.ts'
 import type { EntityRegistry } from '../../entities/index.ts'
-import { claimPartition, LOCK_OPS, type PlacementAgent } from '../../placement/index.ts'
+import { claimPartition, LOCK_OPS, RELEASE_OPS, type PlacementAgent } from '../../placement/index.ts'
 import { InstanceHost, type Workflows } from '../instances/index.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
 import {
@@ -147,6 +147,7 @@ export class PartitionRunner {
     if (this.#stopped || agent === undefined) return
     this.#threads?.hubNames([...agent.types.hubNames()])
     this.#threads?.setCarryCalls(agent.everyNodeHas(LOCK_OPS))
+    this.#threads?.setReleaseWithCalls(agent.everyNodeHas(RELEASE_OPS))
     const want = agent.wanted()
     for (const [p, partition] of this.#running) {
       if (want.get(p) !== partition.options.epoch) void this.handOff(p, partition)
@@ -269,6 +270,7 @@ export class PartitionRunner {
             mayWrite: () => this.#agent?.holdsLease() ?? true,
             types: agent.types,
             carryCalls: () => agent.everyNodeHas(LOCK_OPS),
+            releaseWithCalls: () => agent.everyNodeHas(RELEASE_OPS),
           }),
       recentReplies: this.#recentReplies.get(p) ?? new RecentReplies(),
       metrics,

@@ -77,7 +77,7 @@ async function runThread(
     post({ t: 'setupFailed', error: toErrorInfo(err) })
     return
   }
-  const flags = new Int32Array(setup.flags) // [0]: the node holds its lease, [1]: calls may travel with locks
+  const flags = new Int32Array(setup.flags) // [0]: the node holds its lease, [1]: calls may travel with locks, [2]: and carry releases
   // the beat of this thread's event loop: the main thread terminates the thread when it stops
   // (a synchronous endless loop in user code), see partition-threads.ts
   const beats = new Int32Array(setup.beats)
@@ -112,7 +112,11 @@ async function runThread(
       metrics,
       instances: (port) => new InstanceHost(port, workflows),
       ...(setup.dynamic
-        ? { mayWrite: () => Atomics.load(flags, 0) === 1, carryCalls: () => Atomics.load(flags, 1) === 1 }
+        ? {
+            mayWrite: () => Atomics.load(flags, 0) === 1,
+            carryCalls: () => Atomics.load(flags, 1) === 1,
+            releaseWithCalls: () => Atomics.load(flags, 2) === 1,
+          }
         : {}),
       ...(types === undefined ? {} : { types }),
       onStopped: (reason, error) => {

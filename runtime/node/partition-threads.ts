@@ -16,8 +16,8 @@
  * Messages between the two sides are plain data (structured clone): `ToThread` and `FromThread`
  * (partition-thread-protocol.ts). The main thread shares one `Int32Array` of flags with every
  * thread: whether this node still holds its placement lease (snapshot writes wait while it does
- * not), and whether calls may travel with lock requests (every node of the hub runs them,
- * placement/registry.ts).
+ * not), whether calls may travel with lock requests, and whether calls may carry a section's
+ * release (every node of the hub runs them, placement/registry.ts).
  *
  * A hang watchdog: every thread bumps its own counter in a shared `Int32Array` from its event loop
  * (no message per beat); a thread whose counter has not moved for `hangTimeoutMs` — user code
@@ -258,6 +258,11 @@ export class PartitionThreads {
   /** Tells every thread whether calls may travel with lock requests (every node runs them). */
   setCarryCalls(on: boolean): void {
     Atomics.store(this.#flags, 1, on ? 1 : 0)
+  }
+
+  /** Tells every thread whether calls may carry the release of a section (every node runs it). */
+  setReleaseWithCalls(on: boolean): void {
+    Atomics.store(this.#flags, 2, on ? 1 : 0)
   }
 
   /** Tells every thread which registry names the hub knows (for messages of types run elsewhere). */

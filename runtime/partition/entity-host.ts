@@ -121,7 +121,7 @@ export class EntityHost implements ValueEncoder {
    * {@link UnknownEntityError}, as a lock query does).
    */
   handle(msg: EntityOp | LockMessage | UnlockMessage): void | Promise<void> {
-    if (msg.k === 'op') return this.#runOperation(msg)
+    if (msg.k === 'op') return msg.rl === undefined ? this.#runOperation(msg) : this.#runAndRelease(msg)
     if (msg.k === 'lock') return this.#locks.lock(msg)
     return this.#locks.unlock(msg, this.#registered(msg.t) ? undefined : this.#unknownOnHub(msg.t))
   }
@@ -173,8 +173,29 @@ export class EntityHost implements ValueEncoder {
     }
   }
 
+  /**
+   * Releases the lock the instance `owner` holds on the entity an operation addresses, when it
+   * carried the release (`EntityOp.rl`) and will not run: it was dead-lettered (a poison).
+   */
+  releaseFor(msg: EntityOp): void {
+    if (msg.rl !== undefined) this.#locks.unlock({ k: 'unlock', t: msg.t, key: msg.key, o: msg.rl })
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Operations
+
+  /**
+   * An operation that carries its section's release: the entity runs it, then unlocks for the
+   * instance `rl` — whatever the outcome (a refused or failed operation releases too), in the
+   * round that ran it. One kept for a node that runs its type keeps its release with it.
+   */
+  #runAndRelease(msg: EntityOp): void | Promise<void> {
+    if (this.registry.find(msg.t) === undefined && this.port.knownElsewhere(`e:${msg.t}`))
+      return this.port.defer(msg)
+    const ran = this.#runOperation(msg)
+    if (ran === undefined) return this.releaseFor(msg)
+    return ran.then(() => this.releaseFor(msg))
+  }
 
   #runOperation(msg: EntityOp): void | Promise<void> {
     const refs = unloadedOf(msg.a)

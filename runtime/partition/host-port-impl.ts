@@ -30,6 +30,8 @@ export interface PortCore {
   readonly types: TypeDirectory | undefined
   /** Whether calls may travel with lock requests now (default: always). */
   readonly carryCalls?: (() => boolean) | undefined
+  /** Whether calls may carry the release of a critical section now (default: always). */
+  readonly releaseWithCalls?: (() => boolean) | undefined
   readonly storage: PartitionStorage
   readonly snap: SnapshotState
   readonly timers: TimerSet
@@ -245,6 +247,10 @@ export class PartitionHostPort implements HostPort {
 
   carryCalls(): boolean {
     return this.core.carryCalls?.() ?? true
+  }
+
+  releaseWithCalls(): boolean {
+    return this.core.releaseWithCalls?.() ?? true
   }
 
   knownElsewhere(name: string): boolean {

@@ -102,6 +102,11 @@ export interface HostPort {
    * them); else they wait in the instance record for the grant.
    */
   carryCalls(): boolean
+  /**
+   * Whether the last call or signal to an entity in the step that releases a critical section may
+   * carry the release (`EntityOp.rl`: every node of the hub runs it); else an unlock message goes.
+   */
+  releaseWithCalls(): boolean
 
   // Types run elsewhere
   /** Whether `name` (`e:Type`, `o:name`) is not run on this node but known to the hub. */

@@ -433,6 +433,8 @@ export class Intake {
   /** Tells whoever waits for a poison message, and fails the instance it was addressed to. */
   async #failPoisoned(msg: ActorMessage, err: Error): Promise<void> {
     failPoisoned(this.core.port, msg, err)
+    // an operation that carried its section's release still releases (else the lock stays held)
+    if (msg.k === 'op') this.core.entities.releaseFor(msg)
     const instance = poisonedInstance(msg)
     if (instance !== undefined) await this.core.instances.failInstance(instance, err)
   }

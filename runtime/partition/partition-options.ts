@@ -53,6 +53,12 @@ export interface PartitionOptions {
    * (static placement: the nodes of a hub are taken to run one version).
    */
   carryCalls?: () => boolean
+  /**
+   * Whether the last call or signal to an entity in the step that releases a critical section may
+   * carry the release (`EntityOp.rl`; each node record lists `f:release-ops`). While false an
+   * unlock message goes after it. Default: always.
+   */
+  releaseWithCalls?: () => boolean
   /** Large values by reference (default: a store with the default limits). */
   blobs?: BlobStore
   /** Where the partition's metrics go (default: nowhere). */

@@ -147,6 +147,7 @@ export class Partition {
       tracing: options.tracing,
       types: options.types,
       carryCalls: options.carryCalls,
+      releaseWithCalls: options.releaseWithCalls,
       storage: this.#storage,
       snap: this.#snap,
       timers: this.#timers,

@@ -81,7 +81,7 @@ describe('basalt placement', () => {
     expect(output).toMatch(new RegExp(`^hub ${hub}: 4 partitions, 4 assigned, leader ${node.nodeId}$`, 'm'))
     expect(output).toMatch(
       new RegExp(
-        `^  ${node.nodeId} \\[leader\\] .*4 partitions \\[0,1,2,3\\], features exec-seqs,lock-ops,packed-history, last heartbeat \\d+ ms ago$`,
+        `^  ${node.nodeId} \\[leader\\] .*4 partitions \\[0,1,2,3\\], features exec-seqs,lock-ops,packed-history,release-ops, last heartbeat \\d+ ms ago$`,
         'm',
       ),
     )
@@ -99,7 +99,7 @@ describe('basalt placement', () => {
       output,
     ).toBe(true)
     expect(table.nodes.map((n) => [n.id, n.pid, n.partitions, n.features])).toEqual([
-      [node.nodeId, process.pid, [0, 1, 2, 3], ['exec-seqs', 'lock-ops', 'packed-history']],
+      [node.nodeId, process.pid, [0, 1, 2, 3], ['exec-seqs', 'lock-ops', 'packed-history', 'release-ops']],
     ])
   })
 

@@ -510,7 +510,7 @@ describe('dashboard in chromium', () => {
       return types.features.length > 0
     }, 'the hub remembers the names of its node')
     expect(types!.entities).toContain('Counter')
-    expect(types!.features).toEqual(['exec-seqs', 'lock-ops', 'packed-history'])
+    expect(types!.features).toEqual(['exec-seqs', 'lock-ops', 'packed-history', 'release-ops'])
     expect([...types!.entities, ...types!.orchestrations].filter((n) => n.includes('lock-ops'))).toEqual([])
   })
 

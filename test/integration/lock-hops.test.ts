@@ -3,10 +3,12 @@
  * lock request locks every entity of one partition before it leaves that partition, a section
  * whose instance and entities share a partition publishes nothing, a call made with the lock
  * request travels in it and its outcome rides on with the request to the grant (the instance takes
- * both in one message and one step), and a release issued with the last calls leaves in the same publish as
- * them (and runs after them: transfers stay exclusive). On a hub where a node of the previous
- * version may run (here: a node that withholds the wire feature `f:lock-ops`), such a call waits
- * for the grant and goes on its own: one message more, the same history and results.
+ * both in one message and one step), and a release issued with the last calls travels in them
+ * (`EntityOp.rl`: each entity unlocks right after its call ran, so transfers stay exclusive). On a
+ * hub where a node of the previous version may run (here: a node that withholds the wire features
+ * `f:lock-ops` and `f:release-ops`, or only the latter), such a call waits for the grant and goes
+ * on its own (one message more), and the release goes as unlock messages of its own after the calls
+ * (in the same publish): the same history and results.
  * Keys end in `!<n>` to pin their partition. Both replay modes, against a real nats-server.
  */
 import { describe, expect, it } from 'vitest'
@@ -92,6 +94,14 @@ for (const alwaysReplay of [false, true]) {
     const stack = useHub(nats, { hub, registry, partitions: 4, alwaysReplay })
     // a node that publishes no wire feature: to every sender, a node of the previous version is on the hub
     const held = useHub(nats, { hub: `${hub}-held`, registry, partitions: 4, alwaysReplay, wireFeatures: [] })
+    // a node of the version before releases travelled with calls
+    const unreleased = useHub(nats, {
+      hub: `${hub}-unreleased`,
+      registry,
+      partitions: 4,
+      alwaysReplay,
+      wireFeatures: ['f:exec-seqs', 'f:lock-ops', 'f:packed-history'],
+    })
     const k = (name: string, p: number) => `${name}-${alwaysReplay}!${p}`
 
     /**
@@ -161,10 +171,11 @@ for (const alwaysReplay of [false, true]) {
       const done = await stack.client.waitForCompletion(id, { timeoutMs: 10_000 })
       expect(done.status, `early release ${id}`).toBe('Completed')
       expect(done.output).toBe(true)
-      // lock from, lock to, grant, balance and its result, withdraw + unlock (one publish),
-      // deposit + unlock (one publish), two results: 11 messages in 9 publishes
-      // (released after the results instead: the unlocks would be two more publishes, 11)
-      await hopsSettle(before, 11, 9, `early release ${id}`)
+      // lock from, lock to, grant, balance and its result, withdraw and deposit each carrying its
+      // entity's release, two results: 9 messages in at most 9 publishes (with unlock messages of
+      // their own, in the publishes of the calls: 11; released after the results instead: two
+      // more publishes)
+      await hopsSettle(before, 9, 9, `early release ${id}`)
       expect(await stack.client.getLock(Account, from)).toBe(null)
       expect(await stack.client.getLock(Account, to)).toBe(null)
       expect(await stack.client.entity(Account, from).call.balance()).toBe(6)
@@ -185,10 +196,10 @@ for (const alwaysReplay of [false, true]) {
       expect(done.status, `carried call ${id}`).toBe('Completed')
       expect(done.output).toBe(true)
       // lock from (with the balance call; 3 → 1), lock to with the balance's outcome (1 → 2), the
-      // grant with it (2 → 3), withdraw + unlock (one publish), deposit + unlock (one publish), two
-      // results: 9 messages in at most 7 publishes (the balance's outcome going on its own, 1 → 3,
-      // would add a message and a publish; a call of its own after the grant two of each)
-      await hopsSettle(before, 9, 7, `carried call ${id}`)
+      // grant with it (2 → 3), withdraw and deposit carrying the releases, two results: 7
+      // messages in at most 7 publishes (the balance's outcome going on its own, 1 → 3, would add
+      // a message and a publish; a call of its own after the grant two of each)
+      await hopsSettle(before, 7, 7, `carried call ${id}`)
       expect(await stack.client.getLock(Account, from)).toBe(null)
       expect(await stack.client.getLock(Account, to)).toBe(null)
       expect(await stack.client.entity(Account, from).call.balance()).toBe(7)
@@ -220,11 +231,15 @@ for (const alwaysReplay of [false, true]) {
       }
       expect(held.node.placement!.everyNodeHas('f:lock-ops'), 'the gate is off on the held hub').toBe(false)
       expect(stack.node.placement!.everyNodeHas('f:lock-ops'), 'and on on the other').toBe(true)
+      expect(unreleased.node.placement!.everyNodeHas('f:release-ops')).toBe(false)
+      expect(stack.node.placement!.everyNodeHas('f:release-ops')).toBe(true)
       // lock to (3 → 2), lock from with the balance call (2 → 1), the grant with the balance's
-      // outcome (1 → 3), withdraw + unlock, deposit + unlock, two results: 9 messages in at most 7
-      // publishes (the outcome on its own beside the grant would be one message more)
-      const carried = await run(stack, 9, 7, 'carried')
-      // the same with the balance call sent by the instance once the grant arrived: 11 in at most 9
+      // outcome (1 → 3), withdraw and deposit carrying the releases, two results: 7 messages in
+      // at most 7 publishes (the outcome on its own beside the grant would be one message more)
+      const carried = await run(stack, 7, 7, 'carried')
+      // the releases as unlock messages of their own (in the calls' publishes): 9 in at most 7
+      const unlocked = await run(unreleased, 9, 7, 'released by unlock messages')
+      // and the balance call sent by the instance once the grant arrived too: 11 in at most 9
       const sentAfter = await run(held, 11, 9, 'held for the grant')
       // the same events in the same order; only the step boundaries differ (`step` markers): the
       // carried outcome is taken in the grant's step, the held call's in a step of its own. The
@@ -242,6 +257,7 @@ for (const alwaysReplay of [false, true]) {
         return out
       }
       expect(events(sentAfter)).toEqual(events(carried))
+      expect(events(unlocked)).toEqual(events(carried))
       const grant = carried.findIndex((e) => e.e === 'completed' && e.seq === 0)
       const balance = carried.findIndex((e) => e.e === 'completed' && e.seq === 1)
       expect(grant, 'the grant is in the history before the balance').toBeGreaterThanOrEqual(0)

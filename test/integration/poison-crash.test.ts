@@ -23,7 +23,7 @@ import { PartitionStorage } from '../../runtime/nats/storage.ts'
 import { markRecord } from '../../runtime/partition/crash-count.ts'
 import { Partition } from '../../runtime/partition/partition.ts'
 import { Counter, Poison } from '../fixtures/entities.ts'
-import { exitsOnEvent } from '../fixtures/threads-registry.ts'
+import { exitsOnEvent, releasesWithPoison } from '../fixtures/threads-registry.ts'
 import { keptLines, repoRoot, spawnTs, useNatsServer, waitFor, type SpawnedTs } from '../tooling/harness.ts'
 
 const nats = useNatsServer()
@@ -173,6 +173,27 @@ describe('poison messages on partition threads', () => {
       const reasons = await deadLetterReasons(hub)
       expect(reasons).toHaveLength(1)
       expect(reasons[0]).toMatch(/step on event 'go' ended its process or thread/)
+    } finally {
+      await client.close()
+      await node.stop()
+    }
+  }, 120_000)
+
+  it("a dead-lettered operation that carried its section's release still releases the entity", async () => {
+    const hub = 'poison-thread-release'
+    const { node, client } = await threadedNode(hub)
+    try {
+      const id = await client.start(releasesWithPoison, 'locked')
+      const done = await client.waitForCompletion(id, { timeoutMs: 100_000 })
+      expect(done.output, 'the call failed as a poison').toMatch(
+        /Poison@locked operation 'exit' ended its process or thread/,
+      )
+      expect(await client.getLock(Poison, 'locked'), 'the lock went with it').toBe(null)
+      await client.entity(Poison, 'locked').signal.add(7)
+      expect(await client.entity(Poison, 'locked').call.get(), 'the entity takes work again').toBe(7)
+      const reasons = await deadLetterReasons(hub)
+      expect(reasons).toHaveLength(1)
+      expect(reasons[0]).toMatch(/Poison@locked.*'exit'/)
     } finally {
       await client.close()
       await node.stop()

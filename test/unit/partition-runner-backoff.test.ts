@@ -16,6 +16,7 @@ function failingRunner(error: () => Error) {
   const threads = {
     hubNames: () => {},
     setCarryCalls: () => {},
+    setReleaseWithCalls: () => {},
     startPartition: async () => {
       seen.starts++
       throw error()

@@ -13,12 +13,15 @@ import {
   HubTypes,
   LOCK_OPS,
   PACKED_HISTORY,
+  RELEASE_OPS,
   WIRE_FEATURES,
   eligibleNodes,
   everyRecordHas,
   isFeature,
 } from '../../placement/registry.ts'
 import { registryNames, splitRegistry } from '../../runtime/node/registry-module.ts'
+import { releasesOf } from '../../runtime/instances/instance-steps.ts'
+import type { Command } from '../../actors/orchestration/index.ts'
 import { Account, transfer } from '../fixtures/workflows.ts'
 
 describe('eligibility with wire features', () => {
@@ -94,7 +97,15 @@ describe('feature names are no types', () => {
     expect(WIRE_FEATURES).toContain(LOCK_OPS)
     expect(WIRE_FEATURES).toContain(EXEC_SEQS)
     expect(WIRE_FEATURES).toContain(PACKED_HISTORY)
-    expect(registryNames(split)).toEqual(['e:Account', EXEC_SEQS, LOCK_OPS, PACKED_HISTORY, 'o:transfer'])
+    expect(WIRE_FEATURES).toContain(RELEASE_OPS)
+    expect(registryNames(split)).toEqual([
+      'e:Account',
+      EXEC_SEQS,
+      LOCK_OPS,
+      PACKED_HISTORY,
+      RELEASE_OPS,
+      'o:transfer',
+    ])
     expect(registryNames(split, [])).toEqual(['e:Account', 'o:transfer'])
   })
 })
@@ -225,5 +236,55 @@ describe('call outcomes riding with a lock request or its grant', () => {
   ])('refuses %s with a CodecError naming it', (_what, msg, message) => {
     expect(() => checkMessage(msg)).toThrow(CodecError)
     expect(() => checkMessage(msg)).toThrow(message)
+  })
+})
+
+describe('a release carried by the last calls of its step', () => {
+  const call = (key: string, seq: number, lock?: number): Command => ({
+    c: 'call',
+    seq,
+    entity: ['Account', key],
+    op: 'deposit',
+    args: [1],
+    ...(lock === undefined ? {} : { lock }),
+  })
+  const signal = (key: string): Command => ({
+    c: 'signal',
+    entity: ['Account', key],
+    op: 'deposit',
+    args: [1],
+  })
+  const unlock = (...keys: string[]): Command => ({
+    c: 'unlock',
+    entities: keys.map((k): [string, string] => ['Account', k]),
+  })
+  /** For each command: whether it carries a release, and the entities an unlock leaves to the calls. */
+  const carried = (step: Command[]) => {
+    const releases = releasesOf(step)
+    return step.map((c) =>
+      c.c === 'unlock'
+        ? [...(releases?.carried.get(c) ?? [])].map((name) => name.split('\u0000')[1])
+        : releases?.carriers.has(c) === true,
+    )
+  }
+
+  it('goes with the last call or signal to each entity before the release', () => {
+    expect(carried([call('a', 2), call('b', 3), unlock('a', 'b')])).toEqual([true, true, ['a', 'b']])
+    expect(carried([call('a', 2), call('a', 3), unlock('a')])).toEqual([false, true, ['a']])
+    expect(carried([signal('a'), unlock('a', 'b')])).toEqual([true, ['a']])
+  })
+
+  it('not with a call that travels in a lock request, nor across another lock or release', () => {
+    const lock: Command = { c: 'lock', seq: 1, entities: [['Account', 'a']] }
+    expect(carried([lock, call('a', 2, 1), unlock('a')])).toEqual([false, false, []])
+    expect(carried([call('a', 2), lock, unlock('a')])).toEqual([false, false, []])
+    expect(carried([call('a', 2), unlock('b'), unlock('a')])).toEqual([false, [], []])
+    expect(releasesOf([call('a', 2)]), 'a step with no release').toBeUndefined()
+  })
+
+  it('is a string in the message (the instance whose lock goes)', () => {
+    const op = { k: 'op', t: 'Account', key: 'a', op: 'deposit', a: [1], ro: ['inst', 2], rl: 'inst' }
+    expect(checkMessage(op)).toMatchObject({ rl: 'inst' })
+    expect(() => checkMessage({ ...op, rl: 1 })).toThrow(CodecError)
   })
 })
