@@ -31,7 +31,9 @@
  * order) is not covered the same way. A message sent to a partition it does not belong to is never
  * applied there: the partition dead-letters it as misrouted. A user without the permission to
  * subscribe to the advisory (docs/SECURITY.md) gets a warning, and the client reads the record
- * instead, without holding messages, at most every {@link HUB_CHECK_MS} while it sends.
+ * instead while it sends, at most every {@link HUB_CHECK_MS}: the message that finds a read due
+ * waits for it (at most {@link READ_WAIT_MS}), as do those sent meanwhile; one sent less than
+ * {@link HUB_CHECK_MS} after a read does not.
  */
 import { HubNotFoundError, counted } from '../../actors/index.ts'
 import {
@@ -43,7 +45,10 @@ import {
 } from '../nats/index.ts'
 import { consoleLogger, type Logger } from '../util/index.ts'
 
-/** How often a client that may not subscribe to its hub record reads it while it sends, at most, in ms. */
+/**
+ * How often a client that may not subscribe to the advisory of its hub created again reads the hub
+ * record while it sends, at most, in ms (the message that finds a read due waits for it).
+ */
 export const HUB_CHECK_MS = 100
 /** How long after a background read that found no hub record (or no answer) it is read again, in ms. */
 export const CONFIRM_MS = 1000
@@ -133,18 +138,33 @@ export class HubGuard {
 
   /**
    * Settles once a message or query may leave: undefined (at once) unless the client just heard
-   * the metadata stream created and reads the record; rejects with {@link refusal} when the hub was found created
-   * again.
+   * the metadata stream created, or may not hear it and a read is due ({@link HUB_CHECK_MS}), and
+   * reads the record; rejects with {@link refusal} when the hub was found created again.
    */
   ready(): Promise<void> | undefined {
     if (this.#replaced !== undefined) return Promise.reject(this.refusal())
+    if (this.#held === undefined && this.#polling && Date.now() - this.#readAt >= HUB_CHECK_MS) this.#hold()
     if (this.#held !== undefined) {
       return this.#held.then(() => {
         if (this.#replaced !== undefined) throw this.refusal()
       })
     }
-    if (this.#polling && Date.now() - this.#readAt >= HUB_CHECK_MS) this.check()
     return undefined
+  }
+
+  /**
+   * Without the advisory: messages wait for one read of the record (at most {@link READ_WAIT_MS}).
+   * Not read in the background: a message that left meanwhile would reach a hub created again, and
+   * be applied there (its key in the same partition under both counts) while its call was refused.
+   */
+  #hold(): void {
+    this.#readAt = Date.now()
+    const held = this.#readWithin(READ_WAIT_MS)
+      .then(() => {})
+      .finally(() => {
+        if (this.#held === held) this.#held = undefined
+      })
+    this.#held = held
   }
 
   /**

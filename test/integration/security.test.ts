@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { firstValueFrom, filter } from 'rxjs'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { nkeys } from '@nats-io/transport-node'
@@ -26,7 +26,9 @@ import {
 } from '../../runtime/index.ts'
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
 import { startDashboard } from '../../runtime/dashboard/index.ts'
-import { HubNames, ensureHub, openHub } from '../../runtime/nats/hub.ts'
+import { HubNames, deleteHub, ensureHub, openHub } from '../../runtime/nats/hub.ts'
+import { HUB_CHECK_MS } from '../../runtime/client/hub-guard.ts'
+import { partitionOf } from '../../actors/ids.ts'
 import { fastJetStream, isPermissionDenied } from '../../runtime/nats/index.ts'
 import { Counter, Log } from '../fixtures/entities.ts'
 import { helloSequence, sayHello } from '../fixtures/workflows.ts'
@@ -584,6 +586,121 @@ describe('a permission withdrawn while a node runs, then given back', () => {
     } finally {
       await client.close()
       await node.stop()
+    }
+  })
+})
+
+describe("a client user without the permission to hear its hub created again (an earlier version's client block)", () => {
+  // the client block of runtime/nats/permissions.ts less the subscription to the advisory of the
+  // hub's metadata stream created: the client reads the hub record while it sends instead
+  // (runtime/client/hub-guard.ts)
+  const hub = 'ol'
+  const advisory = `$JS.EVENT.ADVISORY.STREAM.CREATED.KV_basalt_${hub}_meta`
+  const documented = clientPermissions(hub)
+  const older = { ...documented, subscribe: documented.subscribe.filter((s) => s !== advisory) }
+  const nats = useNatsServer({
+    extraConfig: authorization([
+      { user: 'node', password: NODE_PASSWORD, permissions: renderPermissions(nodePermissions(hub), 6) },
+      { user: 'client', password: CLIENT_PASSWORD, permissions: renderPermissions(older, 6) },
+    ]),
+  })
+  const asNode = () => ({ servers: nats.url, user: 'node', password: NODE_PASSWORD })
+  const asClient = () => ({ servers: nats.url, user: 'client', password: CLIENT_PASSWORD })
+  const opened: Array<Node | Client> = []
+  afterAll(async () => {
+    for (const x of opened.splice(0).reverse())
+      await (x instanceof Node ? x.stop() : x.close()).catch(() => {})
+  })
+  const start = async (nodeId: string, partitions: number): Promise<Node> => {
+    const node = await Node.start({
+      ...asNode(),
+      hub,
+      nodeId,
+      registry: [Counter],
+      partitions,
+      heartbeatMs: 200,
+      leaseMs: 1000,
+      logger: silentLogger,
+    })
+    opened.push(node)
+    return node
+  }
+
+  it('works and warns once; after the hub is deleted and created again it refuses, and sends nothing to the new hub', async () => {
+    expect(older.subscribe).toEqual(documented.subscribe.slice(0, -1))
+    // the client takes no logger: its warnings go to the console (consoleLogger, on stderr)
+    const printed: string[] = []
+    const spy = vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => {
+      printed.push(args.map(String).join(' '))
+    })
+    const warnings = () => printed.filter((l) => l.includes(' warn '))
+    try {
+      const a = await start('a', 4)
+      const client = await Client.connect({ ...asClient(), hub })
+      opened.push(client)
+      const keys = ['a', 'b', 'c', 'd']
+      for (const key of keys) await client.entity(Counter, key).signal.add(1)
+      for (const key of keys) expect(await client.entity(Counter, key).call.add(1)).toBeUndefined()
+      for (const key of keys)
+        expect(await client.readEntityState(Counter, key)).toEqual({ exists: true, state: 2 })
+      await waitFor(() => warnings().length > 0, 'the warning of the refused subscription', 5_000)
+      expect(warnings()).toHaveLength(1)
+      expect(warnings()[0]).toContain(
+        `basalt client warn may not subscribe to ${advisory}: reading the hub record while sending instead ` +
+          '(give the client user this subscribe permission, docs/SECURITY.md)',
+      )
+      expect(warnings()[0]).toContain('Permissions Violation for Subscription')
+      expect(client.hubReplaced).toBe(false)
+
+      // `basalt hub delete --force`, then a node that creates the hub anew with 8 partitions; the
+      // client sends nothing meanwhile, so its next message is the first after its last read
+      const admin = await connectTo(asNode(), 'hub-delete')
+      try {
+        await deleteHub(admin, hub)
+        expect(await a.ended).toBeInstanceOf(HubNotFoundError)
+        await start('c', 8)
+        await new Promise((resolve) => setTimeout(resolve, HUB_CHECK_MS))
+        const refusal =
+          `hub '${hub}' was deleted and created again since this client connected, now with 8 partitions ` +
+          '(this client routes by the 4 it had): connect again'
+        // c is in partition 2 of 4 and of 8: sent, it would be applied in the new hub
+        expect(partitionOf('c', 4)).toBe(partitionOf('c', 8))
+        const started = Date.now()
+        const first = await client
+          .entity(Counter, 'c')
+          .call.add(1)
+          .catch((e: unknown) => e)
+        expect(first).toBeInstanceOf(HubNotFoundError)
+        expect((first as Error).message).toBe(refusal)
+        // one read of the record, not a call timeout
+        expect(Date.now() - started, 'ms before the first call was refused').toBeLessThan(2_000)
+        expect(client.hubReplaced).toBe(true)
+        for (const key of keys) {
+          for (const attempt of [
+            client.entity(Counter, key).call.add(1),
+            client.entity(Counter, key).signal.add(1),
+            client.readEntityState(Counter, key),
+          ]) {
+            const err = await attempt.catch((e: unknown) => e)
+            expect(err, key).toBeInstanceOf(HubNotFoundError)
+            expect((err as Error).message, key).toBe(refusal)
+          }
+        }
+        // nothing the client sent reached the new hub
+        const jsm = await jetstreamManager(admin)
+        expect((await jsm.streams.info(`BASALT_${hub}_MBX`)).state.messages, 'mailbox messages').toBe(0)
+        expect((await jsm.streams.info(`BASALT_${hub}_DLQ`)).state.messages, 'dead letters').toBe(0)
+        expect(warnings(), 'warnings of the client, after all it sent').toHaveLength(1)
+        const fresh = await Client.connect({ ...asClient(), hub })
+        opened.push(fresh)
+        expect(fresh.partitionCount).toBe(8)
+        for (const key of keys)
+          expect(await fresh.entity(Counter, key).call.get(), `${key} in the new hub`).toBe(0)
+      } finally {
+        await closeConnection(admin)
+      }
+    } finally {
+      spy.mockRestore()
     }
   })
 })

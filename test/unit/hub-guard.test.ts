@@ -203,11 +203,72 @@ describe('HubGuard', () => {
     expect(warned[0]).toMatch(
       /may not subscribe to \$JS\.EVENT\.ADVISORY\.STREAM\.CREATED\.KV_basalt_orders_meta/,
     )
+    expect(guard.ready(), 'no read due yet').toBeUndefined()
     await vi.advanceTimersByTimeAsync(HUB_CHECK_MS)
-    expect(guard.ready(), 'the read does not hold the message').toBeUndefined()
-    expect(guard.ready()).toBeUndefined()
-    await vi.advanceTimersByTimeAsync(0)
+    // a read due: the message waits for it (sent meanwhile, it could reach a hub created again)
+    const held = guard.ready()
+    expect(held, 'the read holds the message').toBeInstanceOf(Promise)
+    await expect(held).resolves.toBeUndefined()
     expect(reads()).toBe(3)
+    expect(guard.ready(), 'read less than HUB_CHECK_MS ago').toBeUndefined()
+    expect(reads()).toBe(3)
+  })
+
+  it('refused the subscription, it refuses the message whose read finds the hub created again', async () => {
+    let now: HubMeta = opened
+    const { hub, reads } = hubReading(() => now, 5)
+    const replaced: string[] = []
+    let callback: ((err: Error | null, msg: unknown) => void) | undefined
+    const nc = {
+      subscribe: (_: string, opts: { callback: typeof callback }) => {
+        callback = opts.callback
+        return { unsubscribe() {} }
+      },
+      flush: async () => {},
+    } as unknown as NatsConnection
+    const logger = { info() {}, warn() {}, error() {} } as Logger
+    const guard = new HubGuard(hub, (refusal) => void replaced.push(refusal.message), logger)
+    guard.listen(nc)
+    callback!(new Error('Permissions Violation for Subscription'), {})
+    await vi.advanceTimersByTimeAsync(HUB_CHECK_MS)
+    expect(reads()).toBe(1)
+    now = other // deleted and created again with 8 partitions
+    const first = guard.ready()!
+    const second = guard.ready()!
+    expect(reads(), 'one read for both').toBe(2)
+    const outcomes = Promise.allSettled([first, second])
+    await vi.advanceTimersByTimeAsync(5)
+    for (const outcome of await outcomes) {
+      expect(outcome.status).toBe('rejected')
+      expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(HubNotFoundError)
+      expect((outcome as PromiseRejectedResult).reason.message).toBe(refusal)
+    }
+    expect(replaced).toEqual([refusal])
+    await expect(guard.ready()).rejects.toThrow(refusal)
+  })
+
+  it('refused the subscription, a read that gets no answer holds messages at most READ_WAIT_MS', async () => {
+    const { hub } = hubReading(() => opened, 10 * READ_WAIT_MS)
+    let callback: ((err: Error | null, msg: unknown) => void) | undefined
+    const nc = {
+      subscribe: (_: string, opts: { callback: typeof callback }) => {
+        callback = opts.callback
+        return { unsubscribe() {} }
+      },
+      flush: async () => {},
+    } as unknown as NatsConnection
+    const guard = new HubGuard(hub, () => {}, { info() {}, warn() {}, error() {} } as Logger)
+    guard.listen(nc)
+    callback!(new Error('Permissions Violation for Subscription'), {})
+    await vi.advanceTimersByTimeAsync(HUB_CHECK_MS)
+    let settled = false
+    const held = guard.ready()!.then(() => (settled = true))
+    await vi.advanceTimersByTimeAsync(READ_WAIT_MS - 1)
+    expect(settled).toBe(false)
+    await vi.advanceTimersByTimeAsync(1)
+    await held
+    expect(settled).toBe(true)
+    expect(guard.replaced).toBe(false)
   })
 
   it('the refusal leaves the counts out when they are the same', () => {
