@@ -40,7 +40,7 @@ import {
 import { diagnose } from './diagnose.ts'
 import { NodeSlots } from './processes.ts'
 import { replayCommand, type ChaosSummary } from './report.ts'
-import { chaosCarried, chaosEffect, chaosLocked, Tally } from './workload.ts'
+import { chaosCarried, chaosEffect, chaosLocked, chaosReleasing, Tally } from './workload.ts'
 
 /** Options of {@link runChaos}. */
 export interface ChaosOptions {
@@ -368,9 +368,10 @@ async function runWorkload(
         const a = below(rng, LOCK_KEYS)
         const b = (a + 1 + below(rng, LOCK_KEYS - 1)) % LOCK_KEYS
         record = ledger.lockedStart(`l-${n}`, [`lk-${a}`, `lk-${b}`])
-        // every other locked start carries its first call with the lock request
+        // a third of locked starts carry their first call with the lock request, a third their
+        // release with their last call
         started = run.client.start(
-          n % 2 === 0 ? chaosCarried : chaosLocked,
+          [chaosCarried, chaosLocked, chaosReleasing][n % 3]!,
           { keys: [record.keys[0]!, record.keys[1]!], id: record.id },
           { instanceId: record.instanceId },
         )

@@ -11,7 +11,8 @@
  * Orchestrations: `chaosEffect` runs an activity and then calls `Tally(key).add(id)`;
  * `chaosLocked` takes `ctx.lock` on two tallies, adds its id to both inside the critical section
  * and releases the lock; `chaosCarried` does the same with its first call made right after
- * `ctx.lock`, so that the call travels inside the lock request (`LockMessage.ops`).
+ * `ctx.lock`, so that the call travels inside the lock request (`LockMessage.ops`);
+ * `chaosReleasing` releases in the step of its last call, which carries the release.
  */
 import { activity, orchestration } from '../../actors/orchestration/index.ts'
 import { Entity } from '../../entities/index.ts'
@@ -131,5 +132,22 @@ export const chaosCarried = orchestration('chaosCarried', function* (ctx, input:
   return input.id
 })
 
+/**
+ * {@link chaosLocked} releasing in the step that makes its last call: the call carries the release
+ * (`EntityOp.rl`), and its entity unlocks right after it ran.
+ */
+export const chaosReleasing = orchestration('chaosReleasing', function* (ctx, input: LockedInput) {
+  const lock = yield* ctx.lock(ctx.entityRef(Tally, input.keys[0]), ctx.entityRef(Tally, input.keys[1]))
+  try {
+    yield* ctx.callEntity(Tally, input.keys[0]).add(input.id)
+    const last = ctx.callEntity(Tally, input.keys[1]).add(input.id)
+    lock.release()
+    yield* last
+  } finally {
+    lock.release()
+  }
+  return input.id
+})
+
 /** Everything a chaos node runs. */
-export const chaosRegistry = [Tally, chaosStep, chaosEffect, chaosLocked, chaosCarried]
+export const chaosRegistry = [Tally, chaosStep, chaosEffect, chaosLocked, chaosCarried, chaosReleasing]
