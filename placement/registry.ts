@@ -44,7 +44,7 @@ export const EXEC_SEQS = 'f:exec-seqs' satisfies TypeName
 export const PACKED_HISTORY = 'f:packed-history' satisfies TypeName
 
 /**
- * The last call (or signal) a critical section makes to an entity in the step that releases it
+ * The last call a critical section makes to an entity in the step that releases it
  * carries the release (`EntityOp.rl`): the entity runs it and then unlocks, with no unlock message
  * of its own. A node without it would run the operation and keep the entity locked for ever.
  */

@@ -36,12 +36,12 @@ export interface EntityOp {
    */
   fw?: LockMessage | DoneMessage
   /**
-   * Set on the last call or signal an orchestration made to an entity of its critical section in
-   * the step that released the section: the instance (its id) whose lock on the entity goes right
-   * after the operation ran, whatever its outcome — instead of an unlock message of its own. Sent
-   * only while every node of the hub reads it (wire feature `f:release-ops`).
+   * Set on the last call an orchestration made to an entity of its critical section in the step
+   * that released the section: the caller's (`ro`) lock on the entity goes right after the
+   * operation ran, whatever its outcome — instead of an unlock message of its own. Sent only while
+   * every node of the hub reads it (wire feature `f:release-ops`).
    */
-  rl?: string
+  rl?: 1
   at?: number
   /**
    * W3C trace context of the span that sent it (`traceparent`, then a space and the `tracestate`
@@ -435,7 +435,9 @@ export function checkMessage(m: unknown): ActorMessage {
       str(m, 'op')
       if (!Array.isArray(m.a)) throw new CodecError('message field a (arguments) is not an array')
       if (m.ro !== undefined) pair(m.ro, 'ro')
-      if (m.rl !== undefined) str(m, 'rl')
+      if (m.rl !== undefined && (m.rl !== 1 || m.ro === undefined)) {
+        throw new CodecError("message field rl (release the caller's lock) is not 1 on an orchestration call")
+      }
       if (m.fw !== undefined) {
         const fw = checkMessage(m.fw)
         if (m.ro === undefined || (fw.k !== 'lock' && (fw.k !== 'done' || fw.lk === undefined))) {

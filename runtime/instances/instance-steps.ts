@@ -45,7 +45,7 @@ export interface StepHost {
 export class InstanceSteps {
   /** Trace context of the step running now (instance-spans.ts); undefined when not tracing. */
   #tc: string | undefined
-  /** The releases the calls and signals of the step being carried out carry (see releasesOf). */
+  /** The releases the calls of the step being carried out carry (see releasesOf). */
   #releases: Releases | undefined
 
   constructor(readonly host: StepHost) {}
@@ -212,16 +212,15 @@ export class InstanceSteps {
         // a call made right after the lock request travels with it (see the 'lock' case)
         if (c.lock !== undefined) return
         const op = this.#callOf(rec, c)
-        if (this.#releases?.carriers.has(c) === true) op.rl = id
+        if (this.#releases?.carriers.has(c) === true) op.rl = 1
         this.host.port.send(op)
         return
       }
-      case 'signal': {
-        const op: EntityOp = { k: 'op', t: c.entity[0], key: c.entity[1], op: c.op, a: c.args }
-        if (this.#releases?.carriers.has(c) === true) op.rl = id
-        this.host.port.send(this.#traced(rec, op))
+      case 'signal':
+        this.host.port.send(
+          this.#traced(rec, { k: 'op', t: c.entity[0], key: c.entity[1], op: c.op, a: c.args }),
+        )
         return
-      }
       case 'start':
         this.host.port.send(this.#traced(rec, { k: 'start', i: c.instanceId, n: c.name, in: c.input }))
         return
@@ -254,7 +253,7 @@ export class InstanceSteps {
       }
       case 'unlock': {
         delete rec.lk
-        // (an entity whose last call or signal of this step carried the release needs no unlock)
+        // (an entity whose last call of this step carried the release needs no unlock)
         const carried = this.#releases?.carried.get(c)
         for (const [t, key] of c.entities)
           if (carried?.has(entityName(t, key)) !== true) this.host.port.send({ k: 'unlock', t, key, o: id })
@@ -309,7 +308,7 @@ function ownCopy(value: unknown): unknown {
   return value instanceof BlobRef ? value.value : copyOf(value)
 }
 
-/** Which calls and signals of a step carry a release, and the entities each release leaves out. */
+/** Which calls of a step carry a release, and the entities each release leaves to them. */
 interface Releases {
   carriers: Set<Command>
   carried: Map<Command, Set<string>>
@@ -318,11 +317,12 @@ interface Releases {
 const entityName = (type: string, key: string): string => `${type}\u0000${key}`
 
 /**
- * The releases a step's calls and signals can carry (`EntityOp.rl`): for each entity a release
- * (`unlock`) names, the last call or signal to it issued before the release in the same step —
- * not one that travels with a lock request, nor one before another lock or release of the step.
- * The entity runs that operation, then unlocks: one message instead of two, in the order the
- * entity would have seen them. Undefined when the step releases nothing.
+ * The releases a step's calls can carry (`EntityOp.rl`): for each entity a release (`unlock`)
+ * names, the last call to it issued before the release in the same step — not one that travels
+ * with a lock request, nor one before another lock or release of the step. The entity runs that
+ * call, then unlocks: one message instead of two, in the order the entity would have seen them.
+ * (A section never signals an entity it locked: such code is refused.) Undefined when the step
+ * releases nothing.
  */
 export function releasesOf(step: readonly Command[]): Releases | undefined {
   let releases: Releases | undefined
@@ -333,7 +333,7 @@ export function releasesOf(step: readonly Command[]): Releases | undefined {
       for (let j = i - 1; j >= 0; j--) {
         const c = step[j]!
         if (c.c === 'lock' || c.c === 'unlock') break
-        if ((c.c !== 'call' || c.lock !== undefined) && c.c !== 'signal') continue
+        if (c.c !== 'call' || c.lock !== undefined) continue
         if (c.entity[0] !== type || c.entity[1] !== key) continue
         releases ??= { carriers: new Set(), carried: new Map() }
         releases.carriers.add(c)

@@ -178,7 +178,8 @@ export class EntityHost implements ValueEncoder {
    * carried the release (`EntityOp.rl`) and will not run: it was dead-lettered (a poison).
    */
   releaseFor(msg: EntityOp): void {
-    if (msg.rl !== undefined) this.#locks.unlock({ k: 'unlock', t: msg.t, key: msg.key, o: msg.rl })
+    const owner = msg.rl === 1 ? msg.ro?.[0] : undefined
+    if (owner !== undefined) this.#locks.unlock({ k: 'unlock', t: msg.t, key: msg.key, o: owner })
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -186,7 +187,7 @@ export class EntityHost implements ValueEncoder {
 
   /**
    * An operation that carries its section's release: the entity runs it, then unlocks for the
-   * instance `rl` — whatever the outcome (a refused or failed operation releases too), in the
+   * instance that called — whatever the outcome (a refused or failed operation releases too), in the
    * round that ran it. One kept for a node that runs its type keeps its release with it.
    */
   #runAndRelease(msg: EntityOp): void | Promise<void> {

@@ -103,7 +103,7 @@ export interface HostPort {
    */
   carryCalls(): boolean
   /**
-   * Whether the last call or signal to an entity in the step that releases a critical section may
+   * Whether the last call to an entity in the step that releases a critical section may
    * carry the release (`EntityOp.rl`: every node of the hub runs it); else an unlock message goes.
    */
   releaseWithCalls(): boolean

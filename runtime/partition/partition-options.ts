@@ -54,7 +54,7 @@ export interface PartitionOptions {
    */
   carryCalls?: () => boolean
   /**
-   * Whether the last call or signal to an entity in the step that releases a critical section may
+   * Whether the last call to an entity in the step that releases a critical section may
    * carry the release (`EntityOp.rl`; each node record lists `f:release-ops`). While false an
    * unlock message goes after it. Default: always.
    */

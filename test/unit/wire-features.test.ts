@@ -268,10 +268,10 @@ describe('a release carried by the last calls of its step', () => {
     )
   }
 
-  it('goes with the last call or signal to each entity before the release', () => {
+  it('goes with the last call to each entity before the release', () => {
     expect(carried([call('a', 2), call('b', 3), unlock('a', 'b')])).toEqual([true, true, ['a', 'b']])
     expect(carried([call('a', 2), call('a', 3), unlock('a')])).toEqual([false, true, ['a']])
-    expect(carried([signal('a'), unlock('a', 'b')])).toEqual([true, ['a']])
+    expect(carried([signal('a'), unlock('a')]), 'not a signal').toEqual([false, []])
   })
 
   it('not with a call that travels in a lock request, nor across another lock or release', () => {
@@ -282,9 +282,14 @@ describe('a release carried by the last calls of its step', () => {
     expect(releasesOf([call('a', 2)]), 'a step with no release').toBeUndefined()
   })
 
-  it('is a string in the message (the instance whose lock goes)', () => {
-    const op = { k: 'op', t: 'Account', key: 'a', op: 'deposit', a: [1], ro: ['inst', 2], rl: 'inst' }
-    expect(checkMessage(op)).toMatchObject({ rl: 'inst' })
-    expect(() => checkMessage({ ...op, rl: 1 })).toThrow(CodecError)
+  it('is 1 on an orchestration call (its caller releases), nothing else', () => {
+    const call = { k: 'op', t: 'Account', key: 'a', op: 'deposit', a: [1], ro: ['inst', 2], rl: 1 }
+    expect(checkMessage(call)).toMatchObject({ rl: 1 })
+    const { ro: _ro, ...signal } = call
+    for (const bad of [signal, { ...call, rl: 'inst' }, { ...call, rl: 2 }]) {
+      expect(() => checkMessage(bad)).toThrow(
+        /message field rl \(release the caller's lock\) is not 1 on an orchestration call/,
+      )
+    }
   })
 })
