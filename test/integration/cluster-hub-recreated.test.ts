@@ -10,9 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { Client, HubNotFoundError, Node, silentLogger, type NodeOptions } from '../../runtime/index.ts'
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
 import { deleteHub } from '../../runtime/nats/hub.ts'
-import { partitionOf } from '../../actors/ids.ts'
 import { Counter } from '../fixtures/entities.ts'
-import { useNatsCluster } from '../tooling/harness.ts'
+import { keysPerPartition, useNatsCluster } from '../tooling/harness.ts'
 
 const nats = useNatsCluster(3)
 const PARTITIONS = 4
@@ -20,16 +19,6 @@ const opened: Array<Node | Client> = []
 afterEach(async () => {
   for (const x of opened.splice(0).reverse()) await (x instanceof Node ? x.stop() : x.close()).catch(() => {})
 })
-
-/** One key per partition of a hub of `PARTITIONS`. */
-function keysPerPartition(): string[] {
-  const keys = new Map<number, string>()
-  for (let i = 0; keys.size < PARTITIONS; i++) {
-    const p = partitionOf(`k${i}`, PARTITIONS)
-    if (!keys.has(p)) keys.set(p, `k${i}`)
-  }
-  return [...keys.values()]
-}
 
 /** The value `attempt` settles with, or the error it rejects with, and how long it took. */
 async function outcome(attempt: Promise<unknown>): Promise<{ result: unknown; ms: number }> {
@@ -61,7 +50,7 @@ describe('a hub deleted and created again on a three-server cluster', () => {
     // the client and the node talk to different servers: the advisory crosses a route
     expect(client.nc.info?.port, "the client's server").toBe(nats.servers[1]!.port)
     expect(a.nc.info?.port, "the node's server").toBe(nats.servers[0]!.port)
-    const keys = keysPerPartition()
+    const keys = keysPerPartition(PARTITIONS)
     for (const key of keys) expect(await client.entity(Counter, key).call.add(1)).toBeUndefined()
     for (const key of keys) expect(await client.entity(Counter, key).call.get()).toBe(1)
 

@@ -10,9 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { Client, HubNotFoundError, Node, type NodeOptions } from '../../runtime/index.ts'
 import { connectTo } from '../../runtime/nats/connect.ts'
 import { bucketKeys, deleteHub, ensureHub } from '../../runtime/nats/hub.ts'
-import { partitionOf } from '../../actors/ids.ts'
 import { Counter } from '../fixtures/entities.ts'
-import { keptLines, useNatsServer } from '../tooling/harness.ts'
+import { keptLines, keysPerPartition, useNatsServer } from '../tooling/harness.ts'
 
 const nats = useNatsServer()
 const PARTITIONS = 4
@@ -40,16 +39,6 @@ async function start(hub: string, nodeId: string, lines: string[] = []): Promise
   return node
 }
 
-/** One key per partition. */
-function keysPerPartition(): string[] {
-  const keys = new Map<number, string>()
-  for (let i = 0; keys.size < PARTITIONS; i++) {
-    const p = partitionOf(`k${i}`, PARTITIONS)
-    if (!keys.has(p)) keys.set(p, `k${i}`)
-  }
-  return [...keys.values()]
-}
-
 /** Two nodes with epochs raised by restarts (the old epochs that fenced the new hub's owners). */
 async function twoNodes(hub: string): Promise<{ a: Node; b: Node; lines: string[] }> {
   const lines: string[] = []
@@ -58,7 +47,7 @@ async function twoNodes(hub: string): Promise<{ a: Node; b: Node; lines: string[
   const b = await start(hub, 'b', lines)
   const client = await Client.connect({ servers: nats.url, hub })
   opened.push(client)
-  for (const key of keysPerPartition()) await client.entity(Counter, key).call.add(100)
+  for (const key of keysPerPartition(PARTITIONS)) await client.entity(Counter, key).call.add(100)
   return { a, b, lines }
 }
 
@@ -83,7 +72,7 @@ describe('a hub deleted under running nodes', () => {
     // the new hub holds none of the old counts, and every partition is served by c
     const client = await Client.connect({ servers: nats.url, hub })
     opened.push(client)
-    for (const key of keysPerPartition()) {
+    for (const key of keysPerPartition(PARTITIONS)) {
       expect(await client.entity(Counter, key).call.get()).toBe(0)
       for (let i = 0; i < 5; i++) await client.entity(Counter, key).signal.add(1)
       expect(await client.entity(Counter, key).call.get()).toBe(5)
@@ -107,7 +96,7 @@ describe('a hub deleted under running nodes', () => {
     opened.push(a)
     const client = await Client.connect({ servers: nats.url, hub })
     opened.push(client)
-    const keys = keysPerPartition()
+    const keys = keysPerPartition(PARTITIONS)
     await client.entity(Counter, keys[0]!).call.add(1) // committed: the node has items to snapshot
     for (const key of keys) await client.entity(Counter, key).signal.add(5)
     const nc = await connectTo(nats.url, 'hub-recreate')
@@ -146,7 +135,7 @@ describe('a hub deleted under running nodes', () => {
     await start(hub, 'a')
     const client = await Client.connect({ servers: nats.url, hub })
     opened.push(client)
-    const keys = keysPerPartition()
+    const keys = keysPerPartition(PARTITIONS)
     // positions in the old hub's mailboxes, which the client's reads wait for
     for (const key of keys) for (let i = 0; i < 3; i++) await client.entity(Counter, key).signal.add(1)
     const nc = await connectTo(nats.url, 'hub-delete')
@@ -172,7 +161,7 @@ describe('a hub deleted under running nodes', () => {
     await start(hub, 'a')
     const client = await Client.connect({ servers: nats.url, hub })
     opened.push(client)
-    const keys = keysPerPartition()
+    const keys = keysPerPartition(PARTITIONS)
     for (const key of keys) await client.entity(Counter, key).call.add(1)
     const watch = firstValueFrom(client.watchEntity(Counter, keys[1]!).pipe(toArray())).catch(
       (e: unknown) => e,
@@ -234,7 +223,7 @@ describe('a hub deleted under running nodes', () => {
     await start(hub, 'a')
     const client = await Client.connect({ servers: nats.url, hub })
     opened.push(client)
-    const [key] = keysPerPartition()
+    const [key] = keysPerPartition(PARTITIONS)
     await client.entity(Counter, key!).call.add(1)
     const nc = await connectTo(nats.url, 'hub-recreate')
     try {
@@ -275,7 +264,7 @@ describe('a hub deleted under running nodes', () => {
     const { a, b, lines } = await twoNodes(hub)
     const client = await Client.connect({ servers: nats.url, hub })
     opened.push(client)
-    const [key] = keysPerPartition()
+    const [key] = keysPerPartition(PARTITIONS)
     await client.entity(Counter, key!).call.add(1)
     const nc = await connectTo(nats.url, 'hub-delete')
     await deleteHub(nc, hub)

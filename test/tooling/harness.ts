@@ -17,6 +17,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { afterAll, beforeAll } from 'vitest'
 import { startNatsCluster, type NatsCluster, type NatsClusterOptions } from './nats-cluster.ts'
 import { Client, Node, silentLogger, type Logger, type NodeOptions } from '../../runtime/index.ts'
+import { partitionOf } from '../../actors/ids.ts'
 import {
   startNatsServer,
   stopAllNatsServers,
@@ -352,4 +353,14 @@ export function basaltCli(nats: { readonly url: string }, hub: string) {
     return { code, lines: child.lines, output: child.lines.join('\n') }
   }
   return { basalt, run }
+}
+
+/** One entity key per partition of a hub of `partitions` (`k0`, `k1`, … as they first land in each). */
+export function keysPerPartition(partitions: number): string[] {
+  const keys = new Map<number, string>()
+  for (let i = 0; keys.size < partitions; i++) {
+    const p = partitionOf(`k${i}`, partitions)
+    if (!keys.has(p)) keys.set(p, `k${i}`)
+  }
+  return [...keys.values()]
 }

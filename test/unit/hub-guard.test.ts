@@ -47,6 +47,28 @@ function hubReading(record: () => HubMeta | null | Error, delayMs = 0): { hub: H
   return { hub: { names: new HubNames('orders'), meta: opened, jsm } as unknown as Hub, reads: () => reads }
 }
 
+/**
+ * A connection that records the subjects subscribed to and hands the subscription's callback to
+ * the test (`deliver`): the advisory heard, or the server refusing the subscription.
+ */
+function advisoryConnection(): {
+  nc: NatsConnection
+  subjects: string[]
+  deliver: (err: Error | null, msg: unknown) => void
+} {
+  let callback: ((err: Error | null, msg: unknown) => void) | undefined
+  const subjects: string[] = []
+  const nc = {
+    subscribe: (subject: string, opts: { callback: typeof callback }) => {
+      subjects.push(subject)
+      callback = opts.callback
+      return { unsubscribe() {} }
+    },
+    flush: async () => {},
+  } as unknown as NatsConnection
+  return { nc, subjects, deliver: (err, msg) => callback!(err, msg) }
+}
+
 describe('HubGuard', () => {
   beforeEach(() => {
     vi.useFakeTimers({ now: 1_000_000 })
@@ -176,27 +198,18 @@ describe('HubGuard', () => {
     const { hub, reads } = hubReading(() => opened)
     const warned: string[] = []
     const logger = { info() {}, error() {}, warn: (m: string) => void warned.push(m) } as Logger
-    let callback: ((err: Error | null, msg: unknown) => void) | undefined
-    const subjects: string[] = []
-    const nc = {
-      subscribe: (subject: string, opts: { callback: typeof callback }) => {
-        subjects.push(subject)
-        callback = opts.callback
-        return { unsubscribe() {} }
-      },
-      flush: async () => {},
-    } as unknown as NatsConnection
+    const { nc, subjects, deliver } = advisoryConnection()
     const guard = new HubGuard(hub, () => {}, logger)
     guard.listen(nc)
     expect(subjects).toEqual(['$JS.EVENT.ADVISORY.STREAM.CREATED.KV_basalt_orders_meta'])
     await vi.advanceTimersByTimeAsync(0)
     expect(reads(), 'the read after subscribing').toBe(1)
     // the advisory heard: a read holds messages, and finds the hub opened
-    callback!(null, {})
+    deliver(null, {})
     await expect(guard.ready()).resolves.toBeUndefined()
     expect(reads()).toBe(2)
     // a user with the permissions of an earlier version
-    callback!(Object.assign(new Error('Permissions Violation for Subscription'), {}), {
+    deliver(Object.assign(new Error('Permissions Violation for Subscription'), {}), {
       data: new Uint8Array(),
     })
     expect(warned).toHaveLength(1)
@@ -218,18 +231,11 @@ describe('HubGuard', () => {
     let now: HubMeta = opened
     const { hub, reads } = hubReading(() => now, 5)
     const replaced: string[] = []
-    let callback: ((err: Error | null, msg: unknown) => void) | undefined
-    const nc = {
-      subscribe: (_: string, opts: { callback: typeof callback }) => {
-        callback = opts.callback
-        return { unsubscribe() {} }
-      },
-      flush: async () => {},
-    } as unknown as NatsConnection
+    const { nc, deliver } = advisoryConnection()
     const logger = { info() {}, warn() {}, error() {} } as Logger
     const guard = new HubGuard(hub, (refusal) => void replaced.push(refusal.message), logger)
     guard.listen(nc)
-    callback!(new Error('Permissions Violation for Subscription'), {})
+    deliver(new Error('Permissions Violation for Subscription'), {})
     await vi.advanceTimersByTimeAsync(HUB_CHECK_MS)
     expect(reads()).toBe(1)
     now = other // deleted and created again with 8 partitions
@@ -249,17 +255,10 @@ describe('HubGuard', () => {
 
   it('refused the subscription, a read that gets no answer holds messages at most READ_WAIT_MS', async () => {
     const { hub } = hubReading(() => opened, 10 * READ_WAIT_MS)
-    let callback: ((err: Error | null, msg: unknown) => void) | undefined
-    const nc = {
-      subscribe: (_: string, opts: { callback: typeof callback }) => {
-        callback = opts.callback
-        return { unsubscribe() {} }
-      },
-      flush: async () => {},
-    } as unknown as NatsConnection
+    const { nc, deliver } = advisoryConnection()
     const guard = new HubGuard(hub, () => {}, { info() {}, warn() {}, error() {} } as Logger)
     guard.listen(nc)
-    callback!(new Error('Permissions Violation for Subscription'), {})
+    deliver(new Error('Permissions Violation for Subscription'), {})
     await vi.advanceTimersByTimeAsync(HUB_CHECK_MS)
     let settled = false
     const held = guard.ready()!.then(() => (settled = true))
