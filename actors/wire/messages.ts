@@ -205,6 +205,12 @@ export interface ClientEnvelope {
   c: string
   q: number
   m: ActorMessage[]
+  /**
+   * When the hub the client opened was created (its record's `created`): a partition of a hub
+   * deleted and created since refuses the messages with `HubNotFoundError` (and dead-letters them)
+   * instead of applying them. Absent from older clients and from dead letters sent again.
+   */
+  h?: number
 }
 
 /**
@@ -529,6 +535,8 @@ export function checkEnvelope(x: unknown): MailboxEnvelope {
   if (x.v !== WIRE_VERSION) throw new CodecError(`unsupported envelope version ${JSON.stringify(x.v)}`)
   if (typeof x.c === 'string') {
     if (typeof x.q !== 'number' || !Array.isArray(x.m)) throw new CodecError('client envelope needs q and m')
+    if (x.h !== undefined && typeof x.h !== 'number')
+      throw new CodecError('client envelope field h is not a number')
     x.m.forEach(checkMessage)
     return x as unknown as ClientEnvelope
   }

@@ -28,8 +28,10 @@
  * message; while the client reconnects, until its read after the reconnect; and, right after it
  * connected, a creation whose advisory reaches a server of a cluster before the client's interest
  * does and after its first read. A hub made by other means than Basalt's (its streams in another
- * order) is not covered the same way. A message sent to a partition it does not belong to is never
- * applied there: the partition dead-letters it as misrouted. A user without the permission to
+ * order) is not covered the same way. Such a message is still never applied: its envelope carries
+ * when the hub this client opened was created (`ClientEnvelope.h`), and a partition of a hub
+ * created since refuses it (`HubNotFoundError` to its caller, whereupon the transport has this
+ * guard read the record) and dead-letters it. A user without the permission to
  * subscribe to the advisory (docs/SECURITY.md) gets a warning, and the client reads the record
  * instead while it sends, at most every {@link HUB_CHECK_MS}: the message that finds a read due
  * waits for it (at most {@link READ_WAIT_MS}), as do those sent meanwhile; one sent less than

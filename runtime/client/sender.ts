@@ -16,6 +16,8 @@ import { BatchWorker } from '../util/index.ts'
 export interface SenderHost {
   readonly id: string
   readonly maxPayload: number
+  /** When the hub the client opened was created (`ClientEnvelope.h`). */
+  readonly hubCreated: number
   /** Publishes one envelope to partition p, retrying until the deadline. */
   publishEnvelope(p: number, q: number, bytes: Uint8Array): Promise<void>
   /** A call's message could not be sent. */
@@ -88,6 +90,7 @@ export class PartitionSender {
         c: this.client.id,
         q: ++this.#q,
         m: chunk.items.map((i) => i.msg),
+        h: this.client.hubCreated,
       }
       try {
         await this.client.publishEnvelope(this.p, env.q, chunk.bytes ?? encode(env))
@@ -109,6 +112,7 @@ export class PartitionSender {
       c: this.client.id,
       q: this.#q + 1,
       m: batch.map((i) => i.msg),
+      h: this.client.hubCreated,
     }
     try {
       const bytes = encodeChecked(probe)

@@ -240,6 +240,11 @@ export class CallTransport implements SenderHost {
     })
   }
 
+  /** When the hub this client opened was created (see {@link SenderHost}). */
+  get hubCreated(): number {
+    return this.hub.meta.created
+  }
+
   /** A call's message is stored in its partition's mailbox (see {@link SenderHost}). */
   storedCall(rid: number): void {
     const call = this.#calls.get(rid)
@@ -351,7 +356,12 @@ export class CallTransport implements SenderHost {
         } catch (err) {
           call.reject(err as CodecError)
         }
-      } else call.reject(fromErrorInfo(reply[2]))
+      } else {
+        const err = fromErrorInfo(reply[2])
+        // a partition of a hub created since this client connected refused it: read the record
+        if (err instanceof HubNotFoundError) this.#guard.check()
+        call.reject(err)
+      }
     }
   }
 

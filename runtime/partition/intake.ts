@@ -5,7 +5,7 @@
  * cursor and the dedup tables as envelopes are processed. Split from the loop (partition.ts),
  * which decides when to step and when to seal; this file decides what a step does.
  */
-import { BadInputError, toErrorInfo } from '../../actors/index.ts'
+import { BadInputError, HubNotFoundError, toErrorInfo } from '../../actors/index.ts'
 import {
   checkMessage,
   type ActorMessage,
@@ -33,6 +33,8 @@ export interface IntakeCore {
   readonly p: number
   /** Number of partitions of the hub (checks a message was routed here). */
   readonly partitions: number
+  /** The hub's name and when it was created (checks a client sent its messages to this hub). */
+  readonly hub: { name: string; created: number }
   readonly logger: Logger
   /** Most messages taken from the mailbox (and from the local queue) in one step. */
   readonly maxBatch: number
@@ -222,9 +224,13 @@ export class Intake {
       if (idx === 0) {
         if (!this.#accept({ client: env.c, batch: env.q })) return this.#advance(seq + 1, 0, budget)
       }
+      const stale = env.h === undefined || env.h === this.core.hub.created ? undefined : this.#staleHub(env.h)
       for (; idx < env.m.length; idx++) {
         if (budget <= 0 || !this.core.canProcess()) return this.#advance(seq, idx, budget)
-        const pending = this.#deliverInbound(env.m[idx]!, seq, idx)
+        const pending =
+          stale === undefined
+            ? this.#deliverInbound(env.m[idx]!, seq, idx)
+            : this.#refuse(env.m[idx]!, seq, idx, stale)
         if (pending !== undefined) await pending
         budget--
       }
@@ -304,6 +310,26 @@ export class Intake {
       this.core.open().reply(msg.r, [msg.r[1], 0, toErrorInfo(new BadInputError(wrong))])
     }
     return this.#deadLetterMessage(seq, idx, bytes ?? encode(msg), wrong)
+  }
+
+  /**
+   * Why a client's messages are not applied here: it sent them to the hub of this name created at
+   * `created`, which was deleted; this one was created since.
+   */
+  #staleHub(created: number): HubNotFoundError {
+    const { name } = this.core.hub
+    return new HubNotFoundError(
+      name,
+      `hub '${name}' was deleted and created again since this client connected (it sent to the hub ` +
+        `created at ${new Date(created).toISOString()}, this one was created at ` +
+        `${new Date(this.core.hub.created).toISOString()}): connect again`,
+    )
+  }
+
+  /** Refuses a message with `err`: its call fails with it, and it goes to the dead-letter stream. */
+  #refuse(msg: ActorMessage, seq: number, idx: number, err: Error): Promise<void> {
+    if ('r' in msg && msg.r !== undefined) this.core.open().reply(msg.r, [msg.r[1], 0, toErrorInfo(err)])
+    return this.#deadLetterMessage(seq, idx, encode(msg), err.message)
   }
 
   /**

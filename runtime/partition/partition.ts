@@ -188,6 +188,7 @@ export class Partition {
     this.#intake = new Intake({
       p,
       partitions: hub.meta.partitions,
+      hub: { name: hub.names.hub, created: hub.meta.created },
       logger: options.logger,
       maxBatch: options.maxBatch,
       storage: this.#storage,

@@ -4,14 +4,17 @@
  * partitions belong to the nodes of the new hub. Before, a node left running kept its view of the
  * old hub and claimed partitions of the new one at the old epochs, fencing their rightful owners.
  */
-import { jetstreamManager } from '@nats-io/jetstream'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { firstValueFrom, toArray } from 'rxjs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Client, HubNotFoundError, Node, type NodeOptions } from '../../runtime/index.ts'
 import { connectTo } from '../../runtime/nats/connect.ts'
-import { bucketKeys, deleteHub, ensureHub } from '../../runtime/nats/hub.ts'
+import { HubNames, bucketKeys, deleteHub, ensureHub } from '../../runtime/nats/hub.ts'
+import { decode, encode } from '../../runtime/nats/codec.ts'
+import { partitionOf } from '../../actors/ids.ts'
+import type { ReplyEnvelope } from '../../actors/wire/index.ts'
 import { Counter } from '../fixtures/entities.ts'
-import { keptLines, keysPerPartition, useNatsServer } from '../tooling/harness.ts'
+import { keptLines, keysPerPartition, useNatsServer, waitFor } from '../tooling/harness.ts'
 
 const nats = useNatsServer()
 const PARTITIONS = 4
@@ -295,4 +298,41 @@ describe('a hub deleted under running nodes', () => {
     for (const line of lines.filter((l) => /hand-off failed/.test(l)))
       expect(line).toMatch(/was the hub deleted\?/)
   }, 60_000)
+})
+
+describe('messages a client sent to the hub as it was before it was created again', () => {
+  it("are refused by the new hub's partitions, naming both creations, and never applied", async () => {
+    const hub = 'hub-stamped'
+    const node = await start(hub, 'n1')
+    const client = await Client.connect({ servers: nats.url, hub })
+    opened.push(client)
+    const [key] = keysPerPartition(PARTITIONS)
+    // this client's envelopes carry the creation of the hub it opened: applied
+    await client.entity(Counter, key!).call.add(1)
+    // what a client of an earlier creation of this hub sends, as a message on its way while the
+    // hub was deleted and created again would arrive: the same envelope, another creation
+    const nc = await connectTo(nats.url, 'raw')
+    const inbox = `${new HubNames(hub).replyInboxPrefix}.earlier-client`
+    const replies = nc.subscribe(inbox, { max: 1 })
+    const earlier = Date.now() - 60_000
+    const call = { k: 'op', t: 'Counter', key, op: 'add', a: [5], r: [inbox, 7] }
+    const signal = { k: 'op', t: 'Counter', key, op: 'add', a: [5] }
+    const envelope = { v: 1, c: 'earlier-client', q: 1, h: earlier, m: [call, signal] }
+    await jetstream(nc).publish(new HubNames(hub).mailbox(partitionOf(key!, PARTITIONS)), encode(envelope))
+    await waitFor(() => node.stats().deadLetters === 2, 'both messages dead-lettered')
+    let reply: unknown
+    for await (const msg of replies) reply = decode(msg.data)
+    const refusal = (reply as ReplyEnvelope).r[0]!
+    expect(refusal[0]).toBe(7)
+    expect(refusal[1]).toBe(0)
+    const error = refusal[2] as { name: string; message: string }
+    expect(error.name).toBe('HubNotFoundError')
+    expect(error.message).toBe(
+      `hub 'hub-stamped' was deleted and created again since this client connected (it sent to the ` +
+        `hub created at ${new Date(earlier).toISOString()}, this one was created at ` +
+        `${new Date(node.hub.meta.created).toISOString()}): connect again`,
+    )
+    expect(await client.entity(Counter, key!).call.get(), 'neither applied').toBe(1)
+    await nc.close()
+  })
 })
