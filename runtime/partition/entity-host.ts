@@ -174,8 +174,9 @@ export class EntityHost implements ValueEncoder {
   }
 
   /**
-   * Releases the lock the instance `owner` holds on the entity an operation addresses, when it
-   * carried the release (`EntityOp.rl`) and will not run: it was dead-lettered (a poison).
+   * Releases the caller's lock on the entity an operation addresses when the operation carried the
+   * release (`EntityOp.rl`): after it ran (see #runAndRelease), or when it never will (dead-lettered
+   * as a poison, intake.ts).
    */
   releaseFor(msg: EntityOp): void {
     const owner = msg.rl === 1 ? msg.ro?.[0] : undefined

@@ -306,10 +306,7 @@ export class Intake {
       return this.#condemnInbound(msg, seq, idx, bytes ?? encode(msg))
     }
     if (wrong === undefined) return this.#deliver(msg)
-    if ('r' in msg && msg.r !== undefined) {
-      this.core.open().reply(msg.r, [msg.r[1], 0, toErrorInfo(new BadInputError(wrong))])
-    }
-    return this.#deadLetterMessage(seq, idx, bytes ?? encode(msg), wrong)
+    return this.#refuse(msg, seq, idx, new BadInputError(wrong), bytes)
   }
 
   /**
@@ -327,9 +324,15 @@ export class Intake {
   }
 
   /** Refuses a message with `err`: its call fails with it, and it goes to the dead-letter stream. */
-  #refuse(msg: ActorMessage, seq: number, idx: number, err: Error): Promise<void> {
+  #refuse(
+    msg: ActorMessage,
+    seq: number | undefined,
+    idx: number,
+    err: Error,
+    bytes?: Uint8Array,
+  ): Promise<void> {
     if ('r' in msg && msg.r !== undefined) this.core.open().reply(msg.r, [msg.r[1], 0, toErrorInfo(err)])
-    return this.#deadLetterMessage(seq, idx, encode(msg), err.message)
+    return this.#deadLetterMessage(seq, idx, bytes ?? encode(msg), err.message)
   }
 
   /**
