@@ -20,6 +20,8 @@ import {
 import { AuthorizationError, BadInputError, ConnectionError } from '../../actors/index.ts'
 import { isReachable } from './connection-health.ts'
 import {
+  asksForTls,
+  checkServerUrl,
   redactSecrets,
   redactUrl,
   splitUrlCredentials,
@@ -32,7 +34,8 @@ import {
  * the options give none. Reconnects forever once connected, but the first connect fails at once:
  * with `AuthorizationError` when the server refuses the credentials (the message names the server
  * and the user, never a secret), with `ConnectionError` naming the URL(s) when the server cannot be
- * reached or the TLS handshake fails, and with `BadInputError` for unusable options (a password
+ * reached or the TLS handshake fails (a `tls://` URL requires TLS), and with `BadInputError` for
+ * unusable options (a URL of another scheme than `nats://` or `tls://`, or with a path; a password
  * without a user, two kinds of credentials, an unreadable seed, creds or certificate file).
  *
  * @example const nc = await connectTo({ servers: 'nats://127.0.0.1:4222', user: 'node', password }, 'basalt-node')
@@ -57,12 +60,16 @@ export async function connectTo(
     }
     // a server refusing a TLS client certificate closes the connection unseen: the wait times out
     const hint =
-      given.tls !== undefined && /timeout/i.test(detail)
-        ? ' (with TLS: does the server require a client certificate it would accept?)'
-        : untrustedCertificate(err)
-          ? " (the server's TLS certificate is not trusted: give the CA that signed it, " +
-            'tls.ca, --tls-ca or NATS_CA)'
-          : ''
+      natsOptions.tls !== undefined && /does not support 'tls'|not available/i.test(detail)
+        ? given.tls === undefined
+          ? ' (a tls:// URL requires TLS: give nats:// for a server without it)'
+          : ' (TLS options were given: the server must offer TLS)'
+        : given.tls !== undefined && /timeout/i.test(detail)
+          ? ' (with TLS: does the server require a client certificate it would accept?)'
+          : untrustedCertificate(err)
+            ? " (the server's TLS certificate is not trusted: give the CA that signed it, " +
+              'tls.ca, --tls-ca or NATS_CA)'
+            : ''
     throw new ConnectionError(`cannot reach NATS at ${list}: ${detail}${hint}`, { cause: err })
   }
 }
@@ -107,6 +114,7 @@ export function toNatsOptions(
       })`,
     )
   }
+  for (const server of given as string[]) checkServerUrl(server, 'servers')
   const { servers, credentials } = splitUrlCredentials(given as string[])
   if (servers.length === 0) throw new BadInputError('no NATS server URL given (servers is empty)')
   const explicit = [
@@ -144,7 +152,8 @@ export function toNatsOptions(
     reconnectTimeWait: 250,
   }
   if (authenticator.length > 0) natsOptions.authenticator = authenticator
-  if (options.tls !== undefined) natsOptions.tls = toTls(options.tls)
+  // (the client would take tls:// for nats://: a server without TLS would be spoken to in plain text)
+  if (options.tls !== undefined || asksForTls(servers)) natsOptions.tls = toTls(options.tls ?? {})
   if (options.inboxPrefix !== undefined) natsOptions.inboxPrefix = options.inboxPrefix
   if (options.connectTimeoutMs !== undefined) natsOptions.timeout = options.connectTimeoutMs
   return { natsOptions, identity }

@@ -266,39 +266,55 @@ const CREDENTIAL_KINDS: ReadonlyArray<ReadonlyArray<Field>> = [
 /**
  * The URL schemes the NATS client (its Node transport) connects with: it speaks the NATS protocol
  * over TCP whatever the scheme says (TLS when the server offers or requires it), refuses `ws://`
- * and `wss://` (websockets need another transport), and takes anything else — `http://` too —
- * for `nats://`. Basalt names the two that mean what they do.
+ * and `wss://` (websockets need another transport), and takes anything else — `http://` and
+ * `https://` too, in plain text — for `nats://`. Basalt takes the two that mean what they do, and
+ * a `tls://` URL makes TLS a requirement of the connection (see `toNatsOptions`).
  */
 const NATS_SCHEMES = ['nats', 'tls']
 
 /**
  * Throws `BadInputError` naming `where` and the URL (credentials redacted) unless `server` is
  * something the NATS client can connect to: `host`, `host:port` or `nats://` or `tls://`
- * `host[:port]` (another scheme, such as `http://` or `ws://`, names the ones it takes).
+ * `host[:port]`, without a path, query or fragment (another scheme, such as `http://` or `ws://`,
+ * names the ones it takes). `list` tells how several URLs are given, for the hint.
+ *
+ * @example checkServerUrl('https://nats.example.com', 'servers') // throws: https:// is not a NATS URL scheme
  */
-function checkServerUrl(server: string, where: string): void {
+export function checkServerUrl(server: string, where: string, list = 'or a list of them'): void {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(server)?.[1]?.toLowerCase()
   if (scheme !== undefined && !NATS_SCHEMES.includes(scheme)) {
     const websocket = scheme === 'ws' || scheme === 'wss' ? ' (websockets are not supported)' : ''
+    const tls = scheme === 'https' ? ' (for TLS give tls://host:4222)' : ''
     throw new BadInputError(
-      `${where} ${JSON.stringify(redactUrl(server))}: ${scheme}:// is not a NATS URL scheme${websocket}; ` +
-        `give nats://host:4222 (or tls://host:4222), comma-separated`,
+      `${where} ${JSON.stringify(redactUrl(server))}: ${scheme}:// is not a NATS URL scheme${websocket}${tls}; ` +
+        `give nats://host:4222 (or tls://host:4222), ${list}`,
     )
   }
   const rest = server.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')
-  let ok = rest !== '' && !/\s/.test(rest)
-  if (ok) {
+  let url: URL | undefined
+  if (rest !== '' && !/\s/.test(rest)) {
     try {
-      ok = new URL(`nats://${rest}`).hostname !== ''
+      url = new URL(`nats://${rest}`)
     } catch {
-      ok = false
+      url = undefined
     }
   }
-  if (!ok) {
+  if (url === undefined || url.hostname === '') {
     throw new BadInputError(
-      `${where} ${JSON.stringify(redactUrl(server))}: expected NATS server URL(s) such as nats://host:4222, comma-separated`,
+      `${where} ${JSON.stringify(redactUrl(server))}: expected NATS server URL(s) such as nats://host:4222, ${list}`,
     )
   }
+  if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '') {
+    throw new BadInputError(
+      `${where} ${JSON.stringify(redactUrl(server))}: a NATS server URL has no path, query or fragment; ` +
+        `give nats://host:4222`,
+    )
+  }
+}
+
+/** Whether any of the server URLs asks for TLS (`tls://`). */
+export function asksForTls(servers: readonly string[]): boolean {
+  return servers.some((server) => /^tls:\/\//i.test(server))
 }
 
 function camelCase(flag: string): string {
@@ -317,7 +333,7 @@ function buildOptions(
       .map((s) => s.trim())
       .filter((s) => s !== '')
     if (servers.length === 0) throw new BadInputError(`${where('servers')} lists no URL`)
-    for (const server of servers) checkServerUrl(server, where('servers'))
+    for (const server of servers) checkServerUrl(server, where('servers'), 'comma-separated')
     options.servers = servers
   }
   if (values.user !== undefined) options.user = values.user

@@ -223,6 +223,34 @@ describe('bad input', () => {
       /hub name must match/,
     )
   })
+
+  it('refuses server URLs the NATS client would take for nats://, and a tls:// URL to a server without TLS', async () => {
+    const hostPort = nats.url.replace('nats://', '')
+    // the NATS client connects to all of these, in plain text
+    for (const url of [
+      `http://${hostPort}`,
+      `https://${hostPort}`,
+      `foo://${hostPort}`,
+      `${nats.url}/path`,
+    ]) {
+      const err = await Client.connect({ servers: url, hub }).catch((e: unknown) => e)
+      expect(err, url).toBeInstanceOf(BadInputError)
+      expect((err as Error).message, url).toContain(`servers "${url}": `)
+    }
+    await expect(
+      Node.start({ servers: `https://${hostPort}`, hub, registry: [Counter], logger: silentLogger }),
+    ).rejects.toThrow(
+      /^servers "https:.*https:\/\/ is not a NATS URL scheme \(for TLS give tls:\/\/host:4222\)/,
+    )
+    // this server offers no TLS: tls:// fails instead of going on in plain text
+    const err = await Client.connect({ servers: `tls://${hostPort}`, hub, connectTimeoutMs: 2_000 }).catch(
+      (e: unknown) => e,
+    )
+    expect(err).toBeInstanceOf(ConnectionError)
+    expect((err as Error).message).toMatch(
+      /\(a tls:\/\/ URL requires TLS: give nats:\/\/ for a server without it\)$/,
+    )
+  })
 })
 
 describe('reads of unknown entity types', () => {

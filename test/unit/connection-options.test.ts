@@ -261,6 +261,21 @@ describe('toNatsOptions', () => {
     )
   })
 
+  it('refuses URLs of another scheme, or with a path, and requires TLS for a tls:// URL', () => {
+    expect(() => toNatsOptions({ servers: 'http://h:4222' }, 'c')).toThrow(
+      'servers "http://h:4222": http:// is not a NATS URL scheme; give nats://host:4222 (or tls://host:4222), or a list of them',
+    )
+    expect(() => toNatsOptions({ servers: ['nats://a', 'https://u:pw@h'] }, 'c')).toThrow(
+      /^servers "https:\/\/\*\*\*@h": https:\/\/ is not a NATS URL scheme \(for TLS give tls:\/\/host:4222\)/,
+    )
+    expect(() => toNatsOptions({ servers: 'nats://h:4222/x?y' }, 'c')).toThrow(
+      /a NATS server URL has no path, query or fragment/,
+    )
+    expect(toNatsOptions({ servers: 'nats://h:4222/' }, 'c').natsOptions.tls).toBeUndefined()
+    expect(toNatsOptions({ servers: 'h:4222' }, 'c').natsOptions.tls).toBeUndefined()
+    expect(toNatsOptions({ servers: ['nats://a', 'TLS://b'] }, 'c').natsOptions.tls).toEqual({})
+  })
+
   it('refuses missing or empty servers at once, naming them, and a hub name that is not a string', () => {
     expect(() => toNatsOptions({} as never, 'c')).toThrow(BadInputError)
     expect(() => toNatsOptions({} as never, 'c')).toThrow(
