@@ -219,6 +219,9 @@ export class Commits {
         this.core.kick()
       })
       .catch((err: unknown) => {
+        // (abandoned meanwhile, or the node is closing its connection: nothing will retry, and
+        // the node says why it stops)
+        if (this.core.stopped() || this.core.nc.isClosed() || this.core.nc.isDraining()) return
         if (isWrongLastSequence(err) || err instanceof FencedError) {
           this.core.stop('fenced', new FencedError(this.core.p, `snapshot rejected: ${String(err)}`))
         } else this.core.logger.warn('snapshot failed; will retry', { p: this.core.p, error: String(err) })
