@@ -387,7 +387,11 @@ export type QueryAnswer =
   | { v: typeof WIRE_VERSION; ok: 1; keys: string[]; more: boolean }
   | { v: typeof WIRE_VERSION; ok: 1; instance: Uint8Array | null; n: number }
   | { v: typeof WIRE_VERSION; ok: 1; summaries: Array<[id: string, summary: Uint8Array]>; more: boolean }
-  | { v: typeof WIRE_VERSION; ok: 1; replies: Reply[] }
+  /**
+   * `held`: those of the asked calls the partition keeps for a type its node does not run (as
+   * `e:Type`), waiting for a node that runs it (the client says so when such a call times out).
+   */
+  | { v: typeof WIRE_VERSION; ok: 1; replies: Reply[]; held?: Array<[rid: number, name: string]> }
   | { v: typeof WIRE_VERSION; ok: 1; holder: string | null; queued: number; n: number }
   | { v: typeof WIRE_VERSION; ok: 1; signals: Array<[at: number, op: string, args: unknown[]]>; n: number }
   /** A refusal; `again`: the owner stopped before it could answer, so the next owner is asked. */

@@ -46,7 +46,7 @@ import {
   type Subscription,
 } from '../nats/index.ts'
 import { targetOf } from '../partition/index.ts'
-import { retryWithBackoff } from '../util/index.ts'
+import { describeTypeName, retryWithBackoff } from '../util/index.ts'
 import { PartitionSender, type SenderHost } from './sender.ts'
 import { HubGuard, deletedError } from './hub-guard.ts'
 import { offloadMessage } from './blobs.ts'
@@ -74,6 +74,11 @@ export interface PendingCall {
   stored?: true
   /** The last re-ask found no node serving the partition. */
   unserved?: boolean
+  /**
+   * The last re-ask found the call kept for a type the partition's owner does not run, waiting for
+   * a node that does (its registry name, `e:Type`).
+   */
+  held?: string
 }
 
 /** The call transport of one client (see the module comment). */
@@ -401,7 +406,14 @@ export class CallTransport implements SenderHost {
           const query: Query = { v: WIRE_VERSION, k: 'replies', inbox: this.#inbox, rids }
           const answer = await this.query(p, query, this.options.reaskMs)
           this.#markServed(rids, false)
-          if ('replies' in answer) this.#settle(answer.replies)
+          if ('replies' in answer) {
+            const held = new Map(answer.held ?? [])
+            for (const rid of rids) {
+              const call = this.#calls.get(rid)
+              if (call !== undefined) call.held = held.get(rid)
+            }
+            this.#settle(answer.replies)
+          }
         } catch (err) {
           // no owner now, or no answer: the next round asks again
           if (err instanceof PartitionUnavailableError && /no node served/.test(err.message))
@@ -500,12 +512,19 @@ const PAST_END = /^query waits for mailbox position \d+, but the mailbox of part
  * What a timed-out call's error adds: whether its message was stored (it then still takes effect:
  * a timeout does not cancel it) and whether a node served its partition when last asked.
  */
-export function afterTimeout(call: Pick<PendingCall, 'p' | 'stored' | 'unserved'> | undefined): string {
+export function afterTimeout(
+  call: Pick<PendingCall, 'p' | 'stored' | 'unserved' | 'held'> | undefined,
+): string {
   if (call === undefined) return ''
   if (call.stored !== true)
     // the publish may have been stored with its acknowledgement lost (a server restart): retry a
     // start with the same instance id, which refuses a second one
     return '; whether the request was stored is unknown (no acknowledgement arrived): it may still take effect'
+  if (call.held !== undefined)
+    return (
+      `; partition ${call.p}'s owner does not run ${describeTypeName(call.held)} (another node of the hub ` +
+      `registers it): the request is stored and takes effect once a node that runs it serves the partition`
+    )
   if (call.unserved === true)
     return (
       `; partition ${call.p} had no owner when last asked (no node running on this hub, or its owner ` +

@@ -118,7 +118,10 @@ export class InstanceActivities {
     this.#pending.set(key, task)
     const { activities, offload } = this.workflows
     // run here it would fail as unknown (offloaded too: a worker fails what its own node lacks)
-    if (!activities.has(task.name) && this.port.knownElsewhere(`a:${task.name}`)) return
+    if (!activities.has(task.name) && this.port.knownElsewhere(`a:${task.name}`)) {
+      this.port.notRunHere(`a:${task.name}`)
+      return
+    }
     if (mayOffload && offload !== undefined && activities.backlog >= offload.threshold) {
       // this node is busy: hand the task to every node's workers once the schedule is durable
       this.port.afterCommit(() => offload.publish(task))

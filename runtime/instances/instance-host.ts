@@ -168,6 +168,7 @@ export class InstanceHost implements InstanceHandler {
       if (!this.port.knownElsewhere(`o:${msg.n}`))
         return this.#fail(msg.r, new BadInputError(`unknown orchestration '${msg.n}'`), msg.pa)
       // another node runs it (a rolling deploy): the instance waits as Pending, started again later
+      this.port.notRunHere(`o:${msg.n}`)
       msg = { ...msg, at: Math.max(msg.at ?? 0, Date.now() + DEFER_UNKNOWN_MS) }
       delete msg.fresh
     }
@@ -432,6 +433,7 @@ export class InstanceHost implements InstanceHandler {
       // another node runs this orchestration (a rolling deploy): keep the message for it
       const kept = { ...msg }
       if (kept.k === 'ev') delete kept.r // answered already
+      this.port.notRunHere(`o:${name}`)
       return this.port.defer(kept)
     }
     if (live.ready !== true) {

@@ -84,6 +84,7 @@ export type EntityPort = Pick<
   | 'dirtyWrites'
   | 'knownElsewhere'
   | 'defer'
+  | 'notRunHere'
 >
 
 /** The entities of one partition (see the module comment); one per partition. */
@@ -124,6 +125,11 @@ export class EntityHost implements ValueEncoder {
     if (msg.k === 'op') return msg.rl === undefined ? this.#runOperation(msg) : this.#runAndRelease(msg)
     if (msg.k === 'lock') return this.#locks.lock(msg)
     return this.#locks.unlock(msg, this.#registered(msg.t) ? undefined : this.#unknownOnHub(msg.t))
+  }
+
+  /** Whether this node runs entity type `type`. */
+  runs(type: string): boolean {
+    return this.registry.has(type)
   }
 
   /** Adds the entity a message addresses to `into` when it is not in memory (for preloading). */
@@ -193,10 +199,16 @@ export class EntityHost implements ValueEncoder {
    */
   #runAndRelease(msg: EntityOp): void | Promise<void> {
     if (this.registry.find(msg.t) === undefined && this.port.knownElsewhere(`e:${msg.t}`))
-      return this.port.defer(msg)
+      return this.#keepForOthers(msg)
     const ran = this.#runOperation(msg)
     if (ran === undefined) return this.releaseFor(msg)
     return ran.then(() => this.releaseFor(msg))
+  }
+
+  /** Keeps an operation of a type another node of the hub runs, for it (unknown-types.ts). */
+  #keepForOthers(msg: EntityOp): void {
+    this.port.notRunHere(`e:${msg.t}`)
+    this.port.defer(msg)
   }
 
   #runOperation(msg: EntityOp): void | Promise<void> {
@@ -211,7 +223,7 @@ export class EntityHost implements ValueEncoder {
     const type = this.registry.find(msg.t)
     if (type === undefined) {
       // another node runs this type (a rolling deploy): keep the operation for it
-      if (this.port.knownElsewhere(`e:${msg.t}`)) return this.port.defer(msg)
+      if (this.port.knownElsewhere(`e:${msg.t}`)) return this.#keepForOthers(msg)
       return this.#unknownType(msg)
     }
     if (!type.operations.has(msg.op)) return this.#refuse(msg, new UnknownOperationError(msg.t, msg.op))

@@ -8,7 +8,7 @@
 import { BadInputError, PayloadTooLargeError, partitionOf } from '../../actors/index.ts'
 import type { ActorMessage, ReplyTo, TimerValue } from '../../actors/wire/index.ts'
 import { decode, encode, itemKey, type BlobStore, type PartitionStorage } from '../nats/index.ts'
-import type { Logger } from '../util/index.ts'
+import { describeTypeName, throttledWarning, type Logger } from '../util/index.ts'
 import { noTracing, type PartitionMetrics, type Tracing } from '../metrics/index.ts'
 import type { HostPort } from './host-port.ts'
 import { resolveWrite, type CommitRound, type ItemWrite, type RoundReply } from './round.ts'
@@ -52,6 +52,8 @@ export interface PortCore {
 export class PartitionHostPort implements HostPort {
   /** Due time of the last deferred message (they get strictly increasing ones: order holds). */
   #lastDeferred = 0
+  /** The warning of {@link notRunHere}, per name (each throttled on its own). */
+  readonly #notRunHere = new Map<string, (fields: Record<string, unknown>) => void>()
 
   constructor(readonly core: PortCore) {}
 
@@ -255,6 +257,20 @@ export class PartitionHostPort implements HostPort {
 
   knownElsewhere(name: string): boolean {
     return knownElsewhere(this.core.types, name)
+  }
+
+  notRunHere(name: string): void {
+    let note = this.#notRunHere.get(name)
+    if (note === undefined) {
+      const what = describeTypeName(name)
+      note = throttledWarning(
+        this.core.logger,
+        `holding messages for ${what}, which this node does not run: they wait for a node of the hub that runs it`,
+        60_000,
+      )
+      this.#notRunHere.set(name, note)
+    }
+    note({ p: this.core.p })
   }
 
   /**

@@ -113,6 +113,11 @@ export interface HostPort {
   knownElsewhere(name: string): boolean
   /** Keeps a message for a type known only elsewhere, to be tried again (runtime/partition/unknown-types.ts). */
   defer(msg: ActorMessage): void
+  /**
+   * Tells the operator (a warning, at most once a minute per name and partition) that messages for
+   * `name` (`e:Type`, `o:name`, `a:name`), which this node does not run, wait for a node that does.
+   */
+  notRunHere(name: string): void
 }
 
 /** What the partition calls on its instance host. */

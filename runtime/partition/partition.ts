@@ -541,6 +541,21 @@ export class Partition {
   // ---------------------------------------------------------------------------------------------
   // Commit
 
+  /**
+   * The calls of `inbox` among `rids` kept as deferred operations for an entity type this node
+   * does not run (unknown-types.ts): one pass over the pending timers, asked only for calls a
+   * client has waited for a while.
+   */
+  #heldFor(inbox: string, rids: number[]): Array<[rid: number, name: string]> {
+    const asked = new Set(rids)
+    const held: Array<[number, string]> = []
+    for (const [, msg] of this.#timers.values()) {
+      if (msg.k !== 'op' || msg.r?.[0] !== inbox || !asked.has(msg.r[1])) continue
+      if (!this.#entities.runs(msg.t)) held.push([msg.r[1], `e:${msg.t}`])
+    }
+    return held
+  }
+
   /** How the query desk reads and acts on this partition (see queries.ts). */
   #queryPort(): QueryPort {
     return {
@@ -551,6 +566,7 @@ export class Partition {
       lastSeen: () => this.#inbox.lastSeen,
       lastStored: () => this.#storage.lastMailboxSeq(),
       recentReplies: (inbox, rids) => this.#recentReplies.find(inbox, rids, this.#recordLimit),
+      heldFor: (inbox, rids) => this.#heldFor(inbox, rids),
       watcherJoined: () => this.#changes.watcherJoined(),
       kick: () => this.#kick(),
       answer: (query, respond) => {

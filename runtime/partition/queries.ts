@@ -37,6 +37,11 @@ export interface QueryPort {
   lastStored(): Promise<number>
   /** Recent replies to `inbox` with these request ids (see recent-replies.ts). */
   recentReplies(inbox: string, rids: number[]): Reply[]
+  /**
+   * Which of the calls of `inbox` with these request ids the partition keeps for a type its node
+   * does not run (see unknown-types.ts), with the type's registry name (`e:Type`).
+   */
+  heldFor(inbox: string, rids: number[]): Array<[rid: number, name: string]>
   /** A watcher asked: change messages are published from now on (see change-feed.ts). */
   watcherJoined(): void
   /** Wakes the loop. */
@@ -126,7 +131,9 @@ export class QueryDesk {
         const { inbox, rids } = query as Extract<Query, { k: 'replies' }>
         if (typeof inbox !== 'string' || !Array.isArray(rids))
           throw new BadInputError('malformed replies query')
-        respond({ v: WIRE_VERSION, ok: 1, replies: this.port.recentReplies(inbox, rids) })
+        const held = this.port.heldFor(inbox, rids)
+        const replies = this.port.recentReplies(inbox, rids)
+        respond({ v: WIRE_VERSION, ok: 1, replies, ...(held.length === 0 ? {} : { held }) })
         return
       }
       if (!['read', 'list', 'status', 'instances', 'lock', 'timers'].includes(kind as string)) {

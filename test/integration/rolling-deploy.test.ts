@@ -148,7 +148,8 @@ describe('rolling deploy with a partial registry', () => {
       logger: silentLogger,
     }
     const a = await Node.start({ ...base, registry: full, nodeId: 'full-a' })
-    const b = await Node.start({ ...base, registry: partial, nodeId: 'partial-b' })
+    const bLines: string[] = []
+    const b = await Node.start({ ...base, registry: partial, nodeId: 'partial-b', logger: keptLines(bLines) })
     const client = await Client.connect({ servers: nats.url, hub })
     let c: Node | undefined
     try {
@@ -180,6 +181,25 @@ describe('rolling deploy with a partial registry', () => {
       expect((await client.readEntityState(Kept, 'kept')).state).toBe(3)
       expect((await client.readEntityState(Added, 'k0')).exists).toBe(false)
       for (const id of ids) expect((await client.getStatus(id))?.status, `instance ${id}`).toBe('Pending')
+      // the operator hears of it, and a call that times out says why it waits
+      for (const what of ["entity type 'Added'", "orchestration 'addedFlow'"]) {
+        expect(
+          bLines.filter((l) => l.includes(`holding messages for ${what}, which this node does not run`)),
+          bLines.join('\n'),
+        ).not.toEqual([])
+      }
+      const impatient = await Client.connect({ servers: nats.url, hub, callTimeoutMs: 1_500, reaskMs: 300 })
+      try {
+        const err = await impatient
+          .entity(Added, 'k0')
+          .call.add(1)
+          .catch((e: unknown) => e)
+        expect(String(err)).toMatch(
+          /^TimeoutError: call Added@k0\.add got no result in 1500 ms; partition \d+'s owner does not run entity type 'Added' \(another node of the hub registers it\): the request is stored and takes effect once a node that runs it serves the partition$/,
+        )
+      } finally {
+        await impatient.close()
+      }
 
       // a full node joins and takes every partition; the partial node is then retired
       c = await Node.start({ ...base, registry: full, nodeId: 'full-c' })
@@ -192,7 +212,8 @@ describe('rolling deploy with a partial registry', () => {
         expect(done.status, `instance ${id}: ${done.error?.message}`).toBe('Completed')
       }
       for (const key of keys) {
-        expect((await client.readEntityState(Added, key)).state, `Added@${key}`).toBe(3)
+        // (k0 also took the call that timed out: a timeout does not cancel it)
+        expect((await client.readEntityState(Added, key)).state, `Added@${key}`).toBe(key === 'k0' ? 4 : 3)
       }
       for (let i = 0; i < 4; i++) {
         expect((await client.readEntityState(Added, `f${i}`)).state, `Added@f${i}`).toBe(100)

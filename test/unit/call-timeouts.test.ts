@@ -18,6 +18,13 @@ describe('a timed-out call says what became of its request', () => {
     )
   })
 
+  it('stored, kept by its partition for a type the owner does not run', () => {
+    expect(afterTimeout({ p: 3, stored: true, held: 'e:Account', unserved: false })).toBe(
+      "; partition 3's owner does not run entity type 'Account' (another node of the hub registers it): " +
+        'the request is stored and takes effect once a node that runs it serves the partition',
+    )
+  })
+
   it('stored, its partition without an owner when last asked: no node, or one restarting it', () => {
     expect(afterTimeout({ p: 3, stored: true, unserved: true })).toBe(
       '; partition 3 had no owner when last asked (no node running on this hub, or its owner restarting it ' +

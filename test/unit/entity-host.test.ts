@@ -55,6 +55,7 @@ function fake(overrides: Partial<EntityPort> = {}) {
     routed: [] as ActorMessage[],
     dead: [] as Array<[ActorMessage, string]>,
     deferred: [] as ActorMessage[],
+    notRunHere: [] as string[],
     next: [] as ActorMessage[],
     charged: 0,
   }
@@ -89,6 +90,7 @@ function fake(overrides: Partial<EntityPort> = {}) {
     dirtyWrites: function* () {},
     knownElsewhere: () => false,
     defer: (msg) => void seen.deferred.push(msg),
+    notRunHere: (name) => void seen.notRunHere.push(name),
     ...overrides,
   }
   const host = new EntityHost(port, new EntityRegistry([Counter, Log, Starter, Misstarter]), 100)
@@ -144,6 +146,7 @@ describe('entity host', () => {
     expect(seen.replies[0]?.[1]).toMatchObject([9, 0, { name: 'UnknownEntityError' }])
     await host.handle({ k: 'op', t: 'Later', key: 'k', op: 'x', a: [] })
     expect(seen.deferred).toHaveLength(1)
+    expect(seen.notRunHere).toEqual(['e:Later'])
     await host.handle(call('nope', []))
     expect(seen.replies[1]?.[1]).toMatchObject([1, 0, { name: 'UnknownOperationError' }])
   })

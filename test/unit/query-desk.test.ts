@@ -18,6 +18,7 @@ function desk(answer: QueryPort['answer']): QueryDesk {
     lastSeen: () => 9,
     lastStored: () => Promise.resolve(20),
     recentReplies: () => [],
+    heldFor: () => [],
     watcherJoined: () => {},
     kick: () => {},
     answer,
