@@ -3,7 +3,7 @@
  * project, and used there with no TypeScript loader — a plain .mjs registry served by the
  * package's `basalt node`, a plain .mjs client, a strict tsconfig type-check of an app, the CLI
  * refusing a .ts registry without tsx, and `npx basalt --help`. The tarball itself is unpacked too:
- * its package.json names no file it lacks.
+ * its package.json names no file it lacks, and its source maps carry their sources.
  *
  * Offline install: npm cannot resolve version ranges without the registry (its cache holds the
  * tarballs, not the package documents), so the temp project gets a package-lock.json made from
@@ -379,6 +379,18 @@ describe('the packed package in a fresh project', () => {
     expect(packedManifest.scripts).toBeUndefined()
     expect(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).toBe(manifest)
     expect(existsSync(path.join(repoRoot, 'package.json.packing'))).toBe(false)
+  })
+
+  it('ships source maps that carry their sources (the TypeScript files they name are not shipped)', () => {
+    const maps = packed.files.map((f) => f.path).filter((f) => f.endsWith('.map'))
+    expect(maps).toContain('dist/runtime/nats/connect.js.map')
+    const lacking = maps.filter((map) => {
+      const { sources, sourcesContent } = JSON.parse(
+        readFileSync(path.join(dir, 'unpacked', 'package', map), 'utf8'),
+      ) as { sources: string[]; sourcesContent?: unknown[] }
+      return sourcesContent?.length !== sources.length || !sourcesContent.every((s) => typeof s === 'string')
+    })
+    expect(lacking).toEqual([])
   })
 
   it('npx basalt --help exits 0 and lists the commands', async () => {
