@@ -87,7 +87,7 @@ function nodeStripsTypes(): boolean {
 /**
  * What to do about an import that failed because an ES module (`import`/`export`) lies in a
  * CommonJS scope: a `.js`, `.ts`, `.jsx` or `.tsx` file whose nearest package.json has no
- * `"type": "module"`. Node then loads it as CommonJS, and with a TypeScript loader in place fails
+ * `"type": "module"` (no `"type"`, or `"commonjs"`, which `npm init` writes on npm 11). Node then loads it as CommonJS, and with a TypeScript loader in place fails
  * with `ERR_REQUIRE_CYCLE_MODULE` ("Cannot require() ES Module … in a cycle"), or with
  * `ERR_REQUIRE_ESM` or "Cannot use import statement outside a module" elsewhere. Returns the
  * sentence to give instead — the file, its package.json, and the two ways out — or undefined for
@@ -116,7 +116,12 @@ export function esmScopeHint(err: unknown, file: string): string | undefined {
           'no package.json above it',
           `add a package.json with "type": "module" to ${path.dirname(culprit)} (or a folder above)`,
         ]
-      : [`${manifest.file} has no "type": "module"`, `add "type": "module" to ${manifest.file}`]
+      : manifest.type === undefined
+        ? [`${manifest.file} has no "type"`, `add "type": "module" to ${manifest.file}`]
+        : [
+            `${manifest.file} has "type": ${JSON.stringify(manifest.type)}`,
+            `set "type" to "module" in ${manifest.file}`,
+          ]
   return (
     `${what} an ES module (import/export) in a CommonJS scope (${scope}), which Node does not ` +
     `load as an ES module: ${fix}, or name the file ${/\.tsx?$/.test(culprit) ? '.mts' : '.mjs'}`

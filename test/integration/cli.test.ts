@@ -388,7 +388,7 @@ describe('basalt node', () => {
     // was Node's "Cannot require() ES Module … in a cycle. A cycle involving require(esm) is not allowed"
     expect(output.split('\n')).toContain(
       `basalt node: cannot load module '${dir}/reg.ts' (${dir}/reg.ts): it is an ES module ` +
-        `(import/export) in a CommonJS scope (${dir}/package.json has no "type": "module"), which ` +
+        `(import/export) in a CommonJS scope (${dir}/package.json has no "type"), which ` +
         `Node does not load as an ES module: add "type": "module" to ${dir}/package.json, or name ` +
         'the file .mts',
     )

@@ -2,7 +2,8 @@
  * The package as a user gets it: `npm pack` (prepack builds dist/), installed into a fresh temp
  * project, and used there with no TypeScript loader — a plain .mjs registry served by the
  * package's `basalt node`, a plain .mjs client, a strict tsconfig type-check of an app, the CLI
- * refusing a .ts registry without tsx, and `npx basalt --help`.
+ * refusing a .ts registry without tsx, and `npx basalt --help`. The tarball itself is unpacked too:
+ * its package.json names no file it lacks, and its source maps carry their sources.
  *
  * Offline install: npm cannot resolve version ranges without the registry (its cache holds the
  * tarballs, not the package documents), so the temp project gets a package-lock.json made from
@@ -11,7 +12,7 @@
  * from npm's cache (`npm config get cache`) and never touches the network.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -313,12 +314,18 @@ describe('the packed package in a fresh project', () => {
   let dir: string
   let app: string
   let packed: Packed
+  /** The checkout's package.json before `npm pack`, which `prepack` changes and `postpack` restores. */
+  let manifest: string
 
   beforeAll(async () => {
     dir = tempDir('basalt-package-')
+    manifest = readFileSync(path.join(repoRoot, 'package.json'), 'utf8')
     const pack = await run('npm', ['pack', '--json', '--pack-destination', dir], repoRoot)
     expect(pack.code, `npm pack:\n${pack.output}`).toBe(0)
     packed = (JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as Packed[])[0]!
+    mkdirSync(path.join(dir, 'unpacked'))
+    const unpack = await run('tar', ['-xzf', path.join(dir, packed.filename), '-C', 'unpacked'], dir)
+    expect(unpack.code, `tar -xzf ${packed.filename}:\n${unpack.output}`).toBe(0)
     writeProject(dir, packed)
     app = path.join(dir, 'app')
     const cache = (await run('npm', ['config', 'get', 'cache'], app)).stdout.trim()
@@ -351,6 +358,39 @@ describe('the packed package in a fresh project', () => {
       expect(files).toContain(`dist/${entry}/index.d.ts`)
     }
     expect(files).toContain('dist/runtime/cli/main.js')
+  })
+
+  it("packs a package.json whose scripts run no file it lacks (it has none), and leaves the checkout's as it was", () => {
+    const shipped = new Set(packed.files.map((f) => f.path))
+    const packedManifest = JSON.parse(
+      readFileSync(path.join(dir, 'unpacked', 'package', 'package.json'), 'utf8'),
+    ) as { scripts?: Record<string, string> }
+    // a word of a script with a slash or a file extension is a file it runs
+    const dangling = Object.entries(packedManifest.scripts ?? {}).flatMap(([name, script]) =>
+      script
+        .split(/[\s'"=&|;()]+/)
+        .filter((word) => /\/|\.(?:[cm]?[jt]s|json)$/.test(word) && !/^[a-z]+:\/\//.test(word))
+        .map((word) => word.replace(/^\.\//, ''))
+        .filter((file) => !shipped.has(file))
+        .map((file) => `${name}: ${file}`),
+    )
+    expect(dangling).toEqual([])
+    // (prepack leaves every script out: they all run test/, bench/ or TypeScript sources)
+    expect(packedManifest.scripts).toBeUndefined()
+    expect(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).toBe(manifest)
+    expect(existsSync(path.join(repoRoot, 'package.json.packing'))).toBe(false)
+  })
+
+  it('ships source maps that carry their sources (the TypeScript files they name are not shipped)', () => {
+    const maps = packed.files.map((f) => f.path).filter((f) => f.endsWith('.map'))
+    expect(maps).toContain('dist/runtime/nats/connect.js.map')
+    const lacking = maps.filter((map) => {
+      const { sources, sourcesContent } = JSON.parse(
+        readFileSync(path.join(dir, 'unpacked', 'package', map), 'utf8'),
+      ) as { sources: string[]; sourcesContent?: unknown[] }
+      return sourcesContent?.length !== sources.length || !sourcesContent.every((s) => typeof s === 'string')
+    })
+    expect(lacking).toEqual([])
   })
 
   it('npx basalt --help exits 0 and lists the commands', async () => {

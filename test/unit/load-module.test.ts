@@ -37,19 +37,20 @@ describe('esmScopeHint', () => {
     const registry = file('app/src/registry.ts', 'export const registry = []\n')
     expect(esmScopeHint(requireCycle(registry), registry)).toBe(
       `it is an ES module (import/export) in a CommonJS scope (${root}/app/package.json has no ` +
-        `"type": "module"), which Node does not load as an ES module: add "type": "module" to ` +
+        `"type"), which Node does not load as an ES module: add "type": "module" to ` +
         `${root}/app/package.json, or name the file .mts`,
     )
   })
 
-  it('names the imported file that is the culprit, and .mjs for JavaScript', () => {
+  it('names the imported file that is the culprit, the "type" its package.json has, and .mjs for JavaScript', () => {
+    // as `npm init -y` writes it on npm 11
     file('lone/package.json', '{ "name": "lone", "type": "commonjs" }')
     const registry = file('lone/registry.mjs', "export { registry } from './entities.js'\n")
     const entities = file('lone/entities.js', 'export const registry = []\n')
     expect(esmScopeHint(requireCycle(entities), registry)).toBe(
       `${entities}, which it imports, is an ES module (import/export) in a CommonJS scope ` +
-        `(${root}/lone/package.json has no "type": "module"), which Node does not load as an ES ` +
-        `module: add "type": "module" to ${root}/lone/package.json, or name the file .mjs`,
+        `(${root}/lone/package.json has "type": "commonjs"), which Node does not load as an ES ` +
+        `module: set "type" to "module" in ${root}/lone/package.json, or name the file .mjs`,
     )
     const syntax = Object.assign(new SyntaxError('Cannot use import statement outside a module'), {})
     expect(esmScopeHint(syntax, entities)).toMatch(/^it is an ES module .* or name the file \.mjs$/)
