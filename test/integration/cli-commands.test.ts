@@ -278,7 +278,16 @@ describe('basalt hub and dlq', () => {
     expect((await run('hub', 'delete', '--hub', 'cli-new', '--yes')).lines).toEqual(['deleted hub cli-new'])
     const gone = await run('hub', 'info', '--hub', 'cli-new')
     expect(gone.code, gone.output).toBe(1)
-    expect(gone.lines).toEqual(["basalt hub info: hub 'cli-new' does not exist: start a node on it first"])
+    expect(gone.lines).toEqual([
+      "basalt hub info: hub 'cli-new' does not exist: check the name (--hub or BASALT_HUB)",
+    ])
+    const again = await run('hub', 'delete', '--hub', 'cli-new', '--yes')
+    expect(again.code, again.output).toBe(1)
+    expect(again.lines).toEqual(["basalt hub delete: hub 'cli-new' does not exist (nothing to delete)"])
+    // a command that needs nodes on the hub keeps the hint
+    const status = await run('status', 'x', '--hub', 'cli-new')
+    expect(status.code, status.output).toBe(1)
+    expect(status.lines).toEqual(["basalt status: hub 'cli-new' does not exist: start a node on it first"])
   })
 
   it(
