@@ -232,6 +232,27 @@ describe('basalt entity', () => {
   })
 })
 
+describe('control characters in ids and keys', () => {
+  it('are escaped in tables and lines, one record a line, and left to JSON with --json', async () => {
+    // (valid ids and keys: an outside trial's line break split a row of `basalt list` in two)
+    const id = 'ctl-nl\nx\u001b[2J'
+    expect((await run('start', 'helloSequence', '--id', id)).lines).toEqual([
+      'started helloSequence as ctl-nl\\nx\\u001b[2J',
+    ])
+    const listed = await run('list', '--prefix', 'ctl-')
+    expect(listed.lines.slice(1).map((l) => l.split(/ +/).slice(0, 2))).toEqual([
+      ['ctl-nl\\nx\\u001b[2J', 'helloSequence'],
+    ])
+    expect((await json('list', '--prefix', 'ctl-')).instances.map((s: { id: string }) => s.id)).toEqual([id])
+    const key = 'ctl-t\tab\u009b'
+    expect((await run('entity', 'signal', 'Counter', key, 'add', '--args', '1')).lines).toEqual([
+      'signalled Counter@ctl-t\\tab\\u009b.add',
+    ])
+    expect((await run('entity', 'list', 'Counter', '--prefix', 'ctl-')).lines).toEqual(['ctl-t\\tab\\u009b'])
+    expect(await json('entity', 'list', 'Counter', '--prefix', 'ctl-')).toEqual([key])
+  })
+})
+
 describe('basalt hub and dlq', () => {
   it('hub create, info and delete', { timeout: 60_000 }, async () => {
     const created = await run('hub', 'create', '--hub', 'cli-new', '--partitions', '3')
