@@ -16,7 +16,7 @@ import {
   type ConnectionOptions,
   type NatsConnection,
 } from '../nats/index.ts'
-import { BadInputError } from '../../actors/index.ts'
+import { BadInputError, HubNotFoundError } from '../../actors/index.ts'
 import { UsageError } from './args.ts'
 
 /** The connection flags as commander parses them (every command that connects has them). */
@@ -166,14 +166,22 @@ export async function withNats<T>(
   }
 }
 
-/** Opens the flags' existing hub (creating nothing) and runs `work`; `HubNotFoundError` otherwise. */
+/**
+ * Opens the flags' existing hub (creating nothing) and runs `work`; otherwise `HubNotFoundError`
+ * saying `missing` (default: check the name). These commands read or manage a hub whether nodes
+ * run on it or not, so "start a node on it first", the client's hint, would mislead.
+ */
 export async function withHub<T>(
   flags: ConnectionFlags,
   work: (hub: Hub, nc: NatsConnection) => Promise<T>,
+  missing = (hub: string) => `hub '${hub}' does not exist: check the name (--hub or BASALT_HUB)`,
 ): Promise<T> {
   const name = hubFromFlags(flags)
   return withNats(flags, async (nc) => {
     const { openHub } = await import('../nats/hub.ts')
-    return work(await openHub(nc, name), nc)
+    const hub = await openHub(nc, name).catch((err: unknown) => {
+      throw err instanceof HubNotFoundError ? new HubNotFoundError(name, missing(name)) : err
+    })
+    return work(hub, nc)
   })
 }

@@ -19,7 +19,7 @@ import { readHubOperations, readHubTypes } from '../../placement/index.ts'
 import type { EntityOp } from '../../actors/wire/index.ts'
 import { checkArgument, UsageError } from './args.ts'
 import { withClient } from './connection.ts'
-import { compact, printJson, progress, stderr, stdout, type Out } from './output.ts'
+import { compact, printable, printJson, progress, stderr, stdout, type Out } from './output.ts'
 import { moreMatch, refusedToken, type OutputFlags } from './instance-commands.ts'
 
 /**
@@ -41,7 +41,8 @@ export async function entityGetCommand(type: string, key: string, flags: OutputF
       return exists ? 0 : 1
     }
     if (!exists) throw new Error(`entity ${type}@${key} does not exist (see basalt entity list ${type})`)
-    printJson(state, out)
+    // (JSON writes C0 controls escaped, and DEL and C1 raw: printable escapes those)
+    printJson(state, (text) => out(text.split('\n').map(printable).join('\n')))
     return 0
   })
 }
@@ -78,7 +79,7 @@ export async function entityListCommand(
     }
     if (flags.json) printJson(keys, out)
     else if (keys.length === 0) out('(none)')
-    else for (const key of keys) out(key)
+    else for (const key of keys) out(printable(key))
     // (on stderr: the keys on stdout stay a plain list)
     if (continuation !== undefined) err(moreMatch('basalt entity list', keys.length, continuation))
     return 0
@@ -123,13 +124,13 @@ export async function entityOpCommand(
       }
       await client.signalOp(msg)
       if (flags.json) printJson({ type, key, op, signalled: true }, out)
-      else out(`signalled ${type}@${key}.${op}`)
+      else out(printable(`signalled ${type}@${key}.${op}`))
     } else {
       const result = await client.callOp(msg).catch((err: unknown) => {
         throw err instanceof RemoteError ? new Error(`${type}@${key}.${op} threw ${thrown(err)}`) : err
       })
       if (flags.json) printJson({ type, key, op, result }, out)
-      else out(result === undefined ? '(no result)' : compact(result, Infinity))
+      else out(result === undefined ? '(no result)' : printable(compact(result, Infinity)))
     }
     return 0
   })
@@ -159,7 +160,7 @@ export async function entityUnlockCommand(
       const holder = await client.getLock(type, key)
       if (holder === null) {
         if (flags.json) printJson({ type, key, released: null }, out)
-        else out(`${type}@${key} is not locked: nothing to release`)
+        else out(printable(`${type}@${key} is not locked: nothing to release`))
         return 0
       }
       throw new UsageError(
@@ -170,7 +171,11 @@ export async function entityUnlockCommand(
     if (flags.json) printJson({ type, key, released: holder }, out)
     else
       out(
-        holder === null ? `${type}@${key} was not locked` : `released ${type}@${key} from instance ${holder}`,
+        printable(
+          holder === null
+            ? `${type}@${key} was not locked`
+            : `released ${type}@${key} from instance ${holder}`,
+        ),
       )
     return 0
   })

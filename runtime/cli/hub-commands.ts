@@ -6,15 +6,7 @@
  */
 import { counted } from '../../actors/index.ts'
 import type { MailboxPosition } from '../../actors/wire/index.ts'
-import {
-  AckPolicy,
-  DeliverPolicy,
-  PartitionStorage,
-  deleteHub,
-  ensureHub,
-  openHub,
-  type Hub,
-} from '../nats/index.ts'
+import { AckPolicy, DeliverPolicy, PartitionStorage, deleteHub, ensureHub, type Hub } from '../nats/index.ts'
 import { readPlacement } from '../../placement/index.ts'
 import { UsageError } from './args.ts'
 import { hubFromFlags, withHub, withNats } from './connection.ts'
@@ -179,7 +171,7 @@ const RUNNING_NODE_MS = 30_000
 /**
  * `basalt hub delete --yes`: deletes every stream and bucket of the hub, its data with them.
  * Refuses (exit 1) while nodes heartbeat on the hub — they would keep failing against the
- * deleted streams — unless `--force`; without `--yes`, exit 2.
+ * deleted streams — unless `--force`; without `--yes`, exit 2; a hub that does not exist, exit 1.
  */
 export async function hubDeleteCommand(
   flags: OutputFlags & { yes?: boolean; force?: boolean },
@@ -189,22 +181,26 @@ export async function hubDeleteCommand(
   if (flags.yes !== true) {
     throw new UsageError(`this deletes hub '${name}' and all its instances and entities; add --yes to do it`)
   }
-  return withNats(flags, async (nc) => {
-    const hub = await openHub(nc, name) // HubNotFoundError for a hub that is not there
-    if (flags.force !== true) {
-      const { nodes } = await readPlacement(hub.metaKv, hub.jsm)
-      const running = nodes.filter((n) => Date.now() - n.at < RUNNING_NODE_MS).map((n) => n.id)
-      if (running.length > 0) {
-        // (exit 1: the command line is right, the hub's state refuses it)
-        throw new Error(
-          `hub '${name}' has ${counted(running.length, 'node')} running (${running.join(', ')}: heartbeats in the last ` +
-            `${RUNNING_NODE_MS / 1000} s); stop them first, or add --force to delete it under them`,
-        )
+  return withHub(
+    flags,
+    async (hub, nc) => {
+      if (flags.force !== true) {
+        const { nodes } = await readPlacement(hub.metaKv, hub.jsm)
+        const running = nodes.filter((n) => Date.now() - n.at < RUNNING_NODE_MS).map((n) => n.id)
+        if (running.length > 0) {
+          // (exit 1: the command line is right, the hub's state refuses it)
+          throw new Error(
+            `hub '${name}' has ${counted(running.length, 'node')} running (${running.join(', ')}: heartbeats in the last ` +
+              `${RUNNING_NODE_MS / 1000} s); stop them first, or add --force to delete it under them`,
+          )
+        }
       }
-    }
-    await deleteHub(nc, name)
-    if (flags.json) printJson({ hub: name, deleted: true }, out)
-    else out(`deleted hub ${name}`)
-    return 0
-  })
+      await deleteHub(nc, name)
+      if (flags.json) printJson({ hub: name, deleted: true }, out)
+      else out(`deleted hub ${name}`)
+      return 0
+    },
+    // (exit 1, as for any hub that does not exist: a script can tell it was not there)
+    (hub) => `hub '${hub}' does not exist (nothing to delete)`,
+  )
 }

@@ -11,7 +11,18 @@ import { RuntimeStatus, isTerminal } from '../instances/index.ts'
 import { BadInputError, checkInstanceId, checkName, counted } from '../../actors/index.ts'
 import { checkArgument, UsageError } from './args.ts'
 import { withClient, type ConnectionFlags } from './connection.ts'
-import { compact, keyValues, printJson, progress, stderr, stdout, table, when, type Out } from './output.ts'
+import {
+  compact,
+  keyValues,
+  printable,
+  printJson,
+  progress,
+  stderr,
+  stdout,
+  table,
+  when,
+  type Out,
+} from './output.ts'
 
 /** Flags every instance command has. */
 export interface OutputFlags extends ConnectionFlags {
@@ -30,7 +41,7 @@ export async function startCommand(
     const options = flags.id === undefined ? {} : { instanceId: flags.id }
     const id = await client.startByName(name, flags.input, options)
     if (flags.json) printJson({ id, name }, out)
-    else out(`started ${name} as ${id}`)
+    else out(printable(`started ${name} as ${id}`))
     return 0
   })
 }
@@ -274,7 +285,7 @@ export async function controlCommand(
       purge: 'purged',
     }[action]
     if (flags.json) printJson({ id, [done]: action === 'raise' ? flags.event : true }, out)
-    else out(action === 'raise' ? `raised ${flags.event ?? ''} on ${id}` : `${done} ${id}`)
+    else out(printable(action === 'raise' ? `raised ${flags.event ?? ''} on ${id}` : `${done} ${id}`))
     return 0
   })
 }

@@ -12,6 +12,7 @@ import { permissionViolation } from '../nats/index.ts'
 import { AuthorizationError } from '../../actors/index.ts'
 import { describeError, intArg, jsonArg, portArg, timeArg, UsageError } from './args.ts'
 import { addConnectionOptions } from './connection.ts'
+import { printable } from './output.ts'
 import { MAX_PARTITIONS } from '../nats/index.ts'
 import { LOG_LEVELS } from '../util/index.ts'
 
@@ -316,6 +317,8 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(args, { from: 'user' })
     return code
   } catch (err) {
+    // (one line, and a message quoting user data — an id, a key — sends no control characters)
+    const fail = (line: string) => process.stderr.write(`${printable(line)}\n`)
     if (err instanceof CommanderError) {
       // `basalt help [command]` ends with commander.help and exit code 0; `basalt entity`, which
       // needs a subcommand, prints its help as an error (exit code 1): a wrong command line
@@ -323,7 +326,7 @@ export async function main(argv: string[]): Promise<number> {
       return helped || err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2
     }
     if (err instanceof UsageError) {
-      process.stderr.write(`${current}: ${err.message} (see '${current} --help')\n`)
+      fail(`${current}: ${err.message} (see '${current} --help')`)
       return 2
     }
     // an AuthorizationError says itself which hub the user may not read or create, and what to check
@@ -332,13 +335,13 @@ export async function main(argv: string[]): Promise<number> {
       const needs = NODE_PERMISSION_COMMANDS.some((c) => current === c || current.startsWith(`${c} `))
         ? "this command needs the node's permissions"
         : 'see which permissions each command needs'
-      process.stderr.write(
+      fail(
         `${current}: not permitted: the NATS user may not ${violation.operation} to ${violation.subject}; ` +
-          `${needs} (docs/SECURITY.md, "What a node and a client use")\n`,
+          `${needs} (docs/SECURITY.md, "What a node and a client use")`,
       )
       return 1
     }
-    process.stderr.write(`${current}: ${describeError(err)}\n`)
+    fail(`${current}: ${describeError(err)}`)
     return 1
   }
 }

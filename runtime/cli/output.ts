@@ -26,6 +26,26 @@ export function printJson(value: unknown, out: Out = stdout): void {
   out(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2))
 }
 
+/** Control characters: C0, DEL and C1. */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g
+
+/** The control characters JSON writes short. */
+const SHORT: Record<string, string> = { '\b': '\\b', '\t': '\\t', '\n': '\\n', '\f': '\\f', '\r': '\\r' }
+
+/**
+ * `text` with its control characters (C0, DEL, C1) escaped as JSON escapes them (`\n`, `\t`,
+ * `\u001b`; also DEL and C1, which JSON leaves raw), so that user data — an instance id, an
+ * entity key, an error's message — keeps a record on one line, and no escape sequence in it
+ * reaches the terminal. A backslash stays as it is: text without control characters prints unchanged
+ * (`--json` tells a key `a\nb` from one with a line break).
+ *
+ * @example printable('nl\nx') // 'nl\\nx'
+ */
+export function printable(text: string): string {
+  return text.replace(CONTROL, (c) => SHORT[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
 /** One column of {@link table}: its header, and whether numbers line up on the right. */
 export interface Column {
   header: string
@@ -33,13 +53,14 @@ export interface Column {
 }
 
 /**
- * Renders rows as aligned text lines under a header; cells are padded to the widest of their
- * column, the last column is not padded. `(none)` when there are no rows.
+ * Renders rows as aligned text lines under a header; cells are {@link printable} and padded to the
+ * widest of their column, the last column is not padded. `(none)` when there are no rows.
  *
  * @example table([{ header: 'id' }, { header: 'status' }], [['a1', 'Running']])
  */
-export function table(columns: Column[], rows: string[][]): string[] {
-  if (rows.length === 0) return ['(none)']
+export function table(columns: Column[], cells: string[][]): string[] {
+  if (cells.length === 0) return ['(none)']
+  const rows = cells.map((r) => r.map(printable))
   const width = columns.map((c, i) => Math.max(c.header.length, ...rows.map((r) => (r[i] ?? '').length)))
   const line = (cells: string[]) =>
     columns
@@ -55,14 +76,16 @@ export function table(columns: Column[], rows: string[][]): string[] {
 
 /**
  * Renders `key: value` lines with the values aligned; entries whose value is undefined are left
- * out, and values that are not strings are shown as compact JSON.
+ * out, and values that are not strings are shown as compact JSON; every value {@link printable}.
  *
  * @example keyValues({ id: 'a1', status: 'Completed', output: [1, 2] })
  */
 export function keyValues(entries: Record<string, unknown>): string[] {
   const shown = Object.entries(entries).filter(([, v]) => v !== undefined)
   const width = Math.max(0, ...shown.map(([k]) => k.length)) + 1
-  return shown.map(([k, v]) => `${`${k}:`.padEnd(width)} ${typeof v === 'string' ? v : compact(v)}`)
+  return shown.map(
+    ([k, v]) => `${`${k}:`.padEnd(width)} ${printable(typeof v === 'string' ? v : compact(v))}`,
+  )
 }
 
 /** A value as one line of JSON (Dates as ISO strings); long values are cut at `max` characters. */

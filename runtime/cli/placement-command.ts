@@ -5,7 +5,7 @@
 import { counted } from '../../actors/index.ts'
 import { readPlacement, type PlacementTable } from '../../placement/index.ts'
 import { withHub, type ConnectionFlags } from './connection.ts'
-import { printJson, stdout, type Out } from './output.ts'
+import { printable, printJson, stdout, type Out } from './output.ts'
 
 /**
  * Runs `basalt placement`: opens the flags' hub (creating nothing), reads its placement with
@@ -98,7 +98,8 @@ export function formatPlacement(hub: string, table: PlacementTable, now = Date.n
           'for these wait on the partitions it owns until a node that knows them owns them',
       )
   }
-  return lines
+  // (registry names and host names are user data)
+  return lines.map(printable)
 }
 
 /**

@@ -82,15 +82,38 @@ async function readOwner(storeDir: string): Promise<StoreOwner | undefined> {
   return undefined
 }
 
-/** Whether process `pid` exists (one of another user counts: it exists). */
+/**
+ * Whether process `pid` runs (one of another user counts: it runs). On Linux a zombie — dead, but
+ * not yet reaped by its parent — does not: signal 0 still reaches it, so `/proc` tells.
+ */
 function isAlive(pid: number): boolean {
   if (pid <= 0) return false
   try {
     process.kill(pid, 0)
-    return true
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false
   }
+  if (process.platform !== 'linux') return true
+  let stat: string
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  } catch (err) {
+    // reaped since; any other failure (/proc mounted with hidepid): as signal 0 said
+    return (err as NodeJS.ErrnoException).code !== 'ENOENT'
+  }
+  const state = processState(stat)
+  return state !== 'Z' && state !== 'X' && state !== 'x'
+}
+
+/**
+ * The state letter (`R`, `S`, `Z` for a zombie, `X` dead…) of a `/proc/<pid>/stat` line: the
+ * field after the command name, which is in parentheses and may hold spaces and parentheses
+ * itself, so the last `)` ends it. Undefined for a line that is not such.
+ *
+ * @example processState('42 (a) b) Z 1 42 42') // 'Z'
+ */
+export function processState(stat: string): string | undefined {
+  return /^\) (\S)(?: |$)/.exec(stat.slice(stat.lastIndexOf(')')))?.[1]
 }
 
 /**

@@ -232,6 +232,27 @@ describe('basalt entity', () => {
   })
 })
 
+describe('control characters in ids and keys', () => {
+  it('are escaped in tables and lines, one record a line, and left to JSON with --json', async () => {
+    // (valid ids and keys: an outside trial's line break split a row of `basalt list` in two)
+    const id = 'ctl-nl\nx\u001b[2J'
+    expect((await run('start', 'helloSequence', '--id', id)).lines).toEqual([
+      'started helloSequence as ctl-nl\\nx\\u001b[2J',
+    ])
+    const listed = await run('list', '--prefix', 'ctl-')
+    expect(listed.lines.slice(1).map((l) => l.split(/ +/).slice(0, 2))).toEqual([
+      ['ctl-nl\\nx\\u001b[2J', 'helloSequence'],
+    ])
+    expect((await json('list', '--prefix', 'ctl-')).instances.map((s: { id: string }) => s.id)).toEqual([id])
+    const key = 'ctl-t\tab\u009b'
+    expect((await run('entity', 'signal', 'Counter', key, 'add', '--args', '1')).lines).toEqual([
+      'signalled Counter@ctl-t\\tab\\u009b.add',
+    ])
+    expect((await run('entity', 'list', 'Counter', '--prefix', 'ctl-')).lines).toEqual(['ctl-t\\tab\\u009b'])
+    expect(await json('entity', 'list', 'Counter', '--prefix', 'ctl-')).toEqual([key])
+  })
+})
+
 describe('basalt hub and dlq', () => {
   it('hub create, info and delete', { timeout: 60_000 }, async () => {
     const created = await run('hub', 'create', '--hub', 'cli-new', '--partitions', '3')
@@ -278,7 +299,16 @@ describe('basalt hub and dlq', () => {
     expect((await run('hub', 'delete', '--hub', 'cli-new', '--yes')).lines).toEqual(['deleted hub cli-new'])
     const gone = await run('hub', 'info', '--hub', 'cli-new')
     expect(gone.code, gone.output).toBe(1)
-    expect(gone.lines).toEqual(["basalt hub info: hub 'cli-new' does not exist: start a node on it first"])
+    expect(gone.lines).toEqual([
+      "basalt hub info: hub 'cli-new' does not exist: check the name (--hub or BASALT_HUB)",
+    ])
+    const again = await run('hub', 'delete', '--hub', 'cli-new', '--yes')
+    expect(again.code, again.output).toBe(1)
+    expect(again.lines).toEqual(["basalt hub delete: hub 'cli-new' does not exist (nothing to delete)"])
+    // a command that needs nodes on the hub keeps the hint
+    const status = await run('status', 'x', '--hub', 'cli-new')
+    expect(status.code, status.output).toBe(1)
+    expect(status.lines).toEqual(["basalt status: hub 'cli-new' does not exist: start a node on it first"])
   })
 
   it(
