@@ -26,19 +26,24 @@ export function printJson(value: unknown, out: Out = stdout): void {
   out(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2))
 }
 
-/** Control characters: C0, DEL and C1. */
+/**
+ * Control characters: C0, DEL and C1; and the format characters that change how a line reads
+ * without showing — line and paragraph separators, and the bidirectional marks, embeddings,
+ * overrides and isolates (text shown in another order than it is, as in "Trojan Source").
+ */
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/g
 
 /** The control characters JSON writes short. */
 const SHORT: Record<string, string> = { '\b': '\\b', '\t': '\\t', '\n': '\\n', '\f': '\\f', '\r': '\\r' }
 
 /**
- * `text` with its control characters (C0, DEL, C1) escaped as JSON escapes them (`\n`, `\t`,
- * `\u001b`; also DEL and C1, which JSON leaves raw), so that user data — an instance id, an
- * entity key, an error's message — keeps a record on one line, and no escape sequence in it
- * reaches the terminal. A backslash stays as it is: text without control characters prints unchanged
- * (`--json` tells a key `a\nb` from one with a line break).
+ * `text` with its control characters (C0, DEL, C1, and the invisible line and bidirectional
+ * format characters) escaped as JSON escapes them (`\n`, `\t`, `\u001b`; also those JSON leaves
+ * raw), so that user data — an instance id, an entity key, an error's message — keeps a record on
+ * one line, shows in the order it is, and sends no escape sequence to the terminal. A backslash
+ * stays as it is: text without such characters prints unchanged (`--json` tells a key `a\nb` from
+ * one with a line break).
  *
  * @example printable('nl\nx') // 'nl\\nx'
  */

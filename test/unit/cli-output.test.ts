@@ -19,9 +19,17 @@ describe('printable', () => {
   })
 
   it('leaves every other character as it is, a backslash too', () => {
-    const text = 'a b\\n "c" é € 日本 😀 \u00a0\u00a0 \u2028'
+    const text = 'a b\\n "c" é € 日本 😀 \u00a0\u00a0 \u200b \u2027'
     expect(printable(text)).toBe(text)
     expect(printable('')).toBe('')
+  })
+
+  it('escapes line separators and bidirectional controls, which change how a line reads unseen', () => {
+    expect(printable('a\u2028b\u2029c')).toBe('a\\u2028b\\u2029c')
+    // an override that would show 'evil' as 'live', and isolates and marks around it
+    expect(printable('\u202eevil\u202c \u2066x\u2069 \u200e\u200f')).toBe(
+      '\\u202eevil\\u202c \\u2066x\\u2069 \\u200e\\u200f',
+    )
   })
 
   it('is its own fixed point: escaping twice changes nothing more', () => {
