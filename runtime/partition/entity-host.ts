@@ -159,15 +159,19 @@ export class EntityHost implements ValueEncoder {
 
   /**
    * Drops entities whose state is already in the snapshot store, least recently used first
-   * (CLOCK: a used entry gets a second chance and moves to the back).
+   * (CLOCK: a used entry gets a second chance and moves to the back), never `keep` (the entity an
+   * operation is about to run on). Up to two passes: when every entry was used, the first only
+   * takes their second chances — and a partition whose cache is past four times its size waits
+   * for an eviction (partition.ts), which after a snapshot only this call makes, so one pass that
+   * evicted nothing left it waiting for good.
    */
-  evict(): void {
+  evict(keep?: string): void {
     let excess = this.#cache.size - this.cacheSize
     if (excess <= 0) return
-    let budget = this.#cache.size
+    let budget = 2 * this.#cache.size
     for (const [key, entry] of this.#cache) {
       if (excess <= 0 || budget-- <= 0) break
-      if (this.port.isPinned(key)) continue
+      if (key === keep || this.port.isPinned(key)) continue
       this.#cache.delete(key)
       if (entry.used) {
         entry.used = false
@@ -398,6 +402,11 @@ export class EntityHost implements ValueEncoder {
     }
     entry.state = ctx.state
     entry.bytes = bytes
+    // An entry evicted while its operation ran (an asynchronous one, or between its load and its
+    // run) holds the newest state: back into the cache, where its write pins it. Left out, the
+    // next operation read the state from the snapshot store, which does not hold this round's
+    // write, and the update was lost (an outside trial with a small cacheSize lost signals).
+    if (this.#cache.get(itemKey) !== entry) this.#cache.set(itemKey, entry)
     this.port.writeCharged(itemKey, bytes)
     if (ctx.sends.length > 0) {
       for (const [m, b] of ctx.sends) this.port.route(m, b)
@@ -465,7 +474,7 @@ export class EntityHost implements ValueEncoder {
       entry.blob = large.blob
     }
     this.#cache.set(itemKey, entry)
-    this.evict()
+    this.evict(itemKey)
     return entry
   }
 
