@@ -310,7 +310,11 @@ function creationError(name: string, verb: 'create' | 'open', err: unknown, undo
       },
     )
   }
-  return new Error(`cannot ${verb} hub '${name}': ${message}${leftover}`, { cause: err })
+  // (retried for 30 s first: while a cluster forms, its servers are not all known yet)
+  const peers = /no suitable peers/i.test(message)
+    ? ' (the NATS cluster has too few JetStream servers up for the replicas asked: give at most as many as it has)'
+    : ''
+  return new Error(`cannot ${verb} hub '${name}': ${message}${peers}${leftover}`, { cause: err })
 }
 
 async function ensureHubOnce(
@@ -351,6 +355,12 @@ async function ensureHubOnce(
   if (options.partitions !== undefined && options.partitions !== meta.partitions) {
     throw new BadInputError(
       `hub '${name}' has ${counted(meta.partitions, 'partition')}, fixed when it was created (asked for ${options.partitions})`,
+    )
+  }
+  // (taken silently, an operator who asked for 3 would believe an R1 hub replicated)
+  if (options.replicas !== undefined && options.replicas !== meta.replicas) {
+    throw new BadInputError(
+      `hub '${name}' has ${counted(meta.replicas, 'replica')}, fixed when it was created (asked for ${options.replicas})`,
     )
   }
   await ensureStream(

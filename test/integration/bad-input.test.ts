@@ -224,6 +224,25 @@ describe('bad input', () => {
     )
   })
 
+  it('refuses a partition or replica count other than the hub was created with, naming both', async () => {
+    for (const [option, message] of [
+      [{ partitions: 8 }, `hub '${hub}' has 2 partitions, fixed when it was created (asked for 8)`],
+      [{ replicas: 3 }, `hub '${hub}' has 1 replica, fixed when it was created (asked for 3)`],
+    ] as const) {
+      const err = await Node.start({
+        servers: nats.url,
+        hub,
+        registry: [Counter],
+        logger: silentLogger,
+        ...option,
+      })
+        .then(async (node) => void (await node.stop()))
+        .catch((e: unknown) => e)
+      expect(err, JSON.stringify(option)).toBeInstanceOf(BadInputError)
+      expect((err as Error).message).toBe(message)
+    }
+  })
+
   it('refuses server URLs the NATS client would take for nats://, and a tls:// URL to a server without TLS', async () => {
     const hostPort = nats.url.replace('nats://', '')
     // the NATS client connects to all of these, in plain text
