@@ -239,7 +239,19 @@ export class Node {
         })
       }
       if (options.metrics !== false) node.#observer = node.#observe(endpoint)
-      if (threadCount > 1) await node.#startThreads(threadCount, registryModule!, options)
+      if (threadCount > 1) {
+        // a thread runs whole partitions: more threads than partitions only cost memory (each
+        // thread about 50 MB), so they are not started
+        const threads = Math.max(2, Math.min(threadCount, hub.meta.partitions))
+        if (threads < threadCount) {
+          logger.warn(
+            `workers: ${threadCount} is more than the hub's ${hub.meta.partitions} partitions; ` +
+              `starting ${threads} partition threads`,
+            { node: node.nodeId },
+          )
+        }
+        await node.#startThreads(threads, registryModule!, options)
+      }
       if ((options.placement ?? 'dynamic') === 'static') {
         const all = Array.from({ length: hub.meta.partitions }, (_, p) => p)
         const store = assignmentStore(hub.metaKv)

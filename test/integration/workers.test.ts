@@ -16,7 +16,7 @@ import { Client, Node, silentLogger } from '../../runtime/index.ts'
 import { Counter } from '../fixtures/entities.ts'
 import { Crasher } from '../fixtures/threads-registry.ts'
 import { helloSequence } from '../fixtures/workflows.ts'
-import { repoRoot, tempDir, useNatsServer, waitFor } from '../tooling/harness.ts'
+import { keptLines, repoRoot, tempDir, useNatsServer, waitFor } from '../tooling/harness.ts'
 import { partitionsOf, scrape, sum, type Scrape } from '../tooling/scrape.ts'
 import type { NodeStats } from '../../runtime/metrics/index.ts'
 import { HubNames } from '../../runtime/nats/hub.ts'
@@ -90,6 +90,19 @@ async function helloRound(client: Client, n: number, tag: string): Promise<void>
 }
 
 describe('a node with worker threads', () => {
+  it('starts no more partition threads than the hub has partitions, and says so', async () => {
+    const lines: string[] = []
+    const node = await startNode('threads-capped', 'capped', {
+      workers: 6,
+      partitions: 3,
+      logger: keptLines(lines, ['warn']),
+    })
+    expect(node.threadCount).toBe(3)
+    expect(lines.filter((l) => l.startsWith('workers: 6 is more than'))).toEqual([
+      `workers: 6 is more than the hub's 3 partitions; starting 3 partition threads {"node":"capped"}`,
+    ])
+  })
+
   it('runs signals and orchestrations to exact counts with its partitions on both threads', async () => {
     const hub = 'thr-basic'
     const node = await startNode(hub, 'a')
