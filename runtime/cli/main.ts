@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { Command, CommanderError, Option } from 'commander'
 import { permissionViolation } from '../nats/index.ts'
 import { AuthorizationError } from '../../actors/index.ts'
-import { describeError, intArg, jsonArg, portArg, timeArg, UsageError } from './args.ts'
+import { describeFailure, intArg, jsonArg, portArg, timeArg, UsageError } from './args.ts'
 import { addConnectionOptions } from './connection.ts'
 import { printable } from './output.ts'
 import { MAX_PARTITIONS } from '../nats/index.ts'
@@ -341,7 +341,7 @@ export async function main(argv: string[]): Promise<number> {
       )
       return 1
     }
-    fail(`${current}: ${describeError(err)}`)
+    fail(`${current}: ${describeFailure(err)}`)
     return 1
   }
 }

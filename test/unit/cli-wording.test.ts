@@ -4,7 +4,8 @@
  * terminated one): runtime/cli/ and `counted` of actors/ids.ts.
  */
 import { describe, expect, it } from 'vitest'
-import { counted } from '../../actors/index.ts'
+import { counted, TimeoutError } from '../../actors/index.ts'
+import { describeFailure } from '../../runtime/cli/args.ts'
 import { servingLine } from '../../runtime/cli/dev-command.ts'
 import { formatHubInfo } from '../../runtime/cli/hub-commands.ts'
 import { describeStatus } from '../../runtime/cli/instance-commands.ts'
@@ -66,5 +67,25 @@ describe('command line output', () => {
     expect(label('Completed')).toMatch(/^completed: /)
     const running = describeStatus({ ...base, status: 'Running', completedAt: undefined } as InstanceStatus)
     expect(running.join('\n')).not.toMatch(/completed|terminated|failed/)
+  })
+})
+
+describe('describeFailure', () => {
+  it("says what NATS's timeouts and 'temporarily unavailable' mean, not Basalt's own errors", () => {
+    const hint =
+      ': NATS or JetStream did not answer in time (a server restarting, or a cluster electing a leader); try again in a few seconds'
+    expect(describeFailure(Object.assign(new Error('timeout'), { name: 'TimeoutError' }))).toBe(
+      `TimeoutError: timeout${hint}`,
+    )
+    const unavailable = Object.assign(new Error('JetStream system temporarily unavailable'), {
+      name: 'JetStreamApiError',
+    })
+    expect(describeFailure(unavailable)).toBe(
+      `JetStreamApiError: JetStream system temporarily unavailable${hint}`,
+    )
+    // Basalt's own timeout says what became of the request already
+    const own = new TimeoutError('call Counter@c.get got no result in 100 ms')
+    expect(describeFailure(own)).toBe('call Counter@c.get got no result in 100 ms')
+    expect(describeFailure(new Error('stream not found'))).toBe('stream not found')
   })
 })
