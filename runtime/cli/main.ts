@@ -80,6 +80,16 @@ export function buildProgram(setCode: (code: number) => void): Command {
         intArg(),
       )
       .option(
+        '--cache-size <n>',
+        'entity states and instances kept in memory, each, over the node (default 100000)',
+        intArg(0),
+      )
+      .option(
+        '--snapshot-interval-ms <ms>',
+        'longest time between snapshots of a partition (default 2000)',
+        intArg(1),
+      )
+      .option(
         '--hang-timeout-ms <ms>',
         'terminate a partition thread whose event loop does not answer this long (default 30000, 0: never)',
         intArg(0),

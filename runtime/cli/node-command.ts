@@ -31,6 +31,8 @@ export interface NodeFlags extends ConnectionFlags {
   /** `--log-level`: the least severe level written (default info). */
   logLevel?: LogLevel
   hangTimeoutMs?: number
+  cacheSize?: number
+  snapshotIntervalMs?: number
 }
 
 /**
@@ -69,6 +71,8 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
   if (flags.leaseMs !== undefined) options.leaseMs = flags.leaseMs
   if (flags.activityConcurrency !== undefined) options.activityConcurrency = flags.activityConcurrency
   if (flags.activityTimeoutMs !== undefined) options.activityTimeoutMs = flags.activityTimeoutMs
+  if (flags.cacheSize !== undefined) options.cacheSize = flags.cacheSize
+  if (flags.snapshotIntervalMs !== undefined) options.snapshotIntervalMs = flags.snapshotIntervalMs
   if (flags.metricsHost !== undefined && flags.metricsPort === undefined)
     throw new UsageError('--metrics-host needs --metrics-port')
   if (flags.metricsPort !== undefined) {

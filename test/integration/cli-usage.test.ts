@@ -139,6 +139,14 @@ describe('basalt help, version and exit codes', () => {
         /^basalt node: --lease-ms 1000: expected at least twice --heartbeat-ms \(1000\)/,
       ],
       [
+        [...node, '--cache-size', '-1'],
+        /^basalt node: option '--cache-size <n>' argument '-1' is invalid\. expected an integer of at least 0/,
+      ],
+      [
+        [...node, '--snapshot-interval-ms', '0'],
+        /^basalt node: option '--snapshot-interval-ms <ms>' argument '0' is invalid\. expected an integer of at least 1/,
+      ],
+      [
         ['hub', 'create', '--partitions', '5000'],
         /^basalt hub create: option '--partitions <n>' argument '5000' is invalid\. expected an integer from 1 to 1024/,
       ],

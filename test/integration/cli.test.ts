@@ -183,6 +183,10 @@ describe('basalt node', () => {
         '16',
         '--workers',
         '1',
+        '--cache-size',
+        '500',
+        '--snapshot-interval-ms',
+        '500',
       )
       await child.waitForLine(/^node cli-double-1 running on hub cli-double-term$/, 20_000)
       // the two copies come microseconds apart; on a busy machine the node may have taken the
