@@ -59,6 +59,7 @@ export interface MailboxHooks {
 /** Reads one partition's mailbox (see the module comment). */
 export class MailboxReader {
   #queue: Inbound[] = []
+  #inStream = 0
   #consumer: ConsumerMessages | undefined
   #watch: StallWatch | undefined
   #resume: (() => void) | undefined
@@ -82,6 +83,15 @@ export class MailboxReader {
   /** Number of envelopes queued. */
   get length(): number {
     return this.#queue.length
+  }
+
+  /**
+   * Messages on the partition's subject that the stream held past the last one delivered, as the
+   * consumer said with that delivery (not read yet: the reader pauses at {@link HIGH_WATER}, and
+   * a partition that falls behind has most of its backlog there).
+   */
+  get waitingInStream(): number {
+    return this.#inStream
   }
 
   /** The highest mailbox sequence delivered so far (0: none yet). */
@@ -187,6 +197,7 @@ export class MailboxReader {
     try {
       for await (const m of messages) {
         if (this.#stopped) break
+        this.#inStream = m.info.pending
         if (this.hooks.fromLeader !== undefined) await this.#fromLeader(m.seq, m.data)
         else this.#enqueue(m.seq, m.data)
         if (this.#queue.length > HIGH_WATER) await new Promise<void>((resolve) => (this.#resume = resolve))

@@ -275,9 +275,12 @@ export class Partition {
     return this.#entities.cached
   }
 
-  /** Mailbox envelopes received but not processed yet. */
+  /**
+   * Mailbox envelopes not processed yet: those received, and those the stream held past the last
+   * one delivered (as the consumer said then).
+   */
   get backlog(): number {
-    return this.#inbox.length
+    return this.#inbox.length + this.#inbox.waitingInStream
   }
 
   /**

@@ -19,13 +19,17 @@ function batch(q: number): Uint8Array {
   return encode({ v: 1, c: 'client', q, m: [{ k: 'op', t: 'Tally', key: `s-${q}`, op: 'add', a: [1] }] })
 }
 
-/** An ordered consumer that delivers `messages` (a replica's copy) and then waits. */
-function fakeConsumer(messages: Stored[]): typeof consumeFrom {
+/**
+ * An ordered consumer that delivers `messages` (a replica's copy) and then waits; each delivery
+ * says how many messages follow it (`info.pending`), plus `beyond` not delivered.
+ */
+function fakeConsumer(messages: Stored[], beyond = 0): typeof consumeFrom {
   return (async () => {
     let closed = false
     return {
       async *[Symbol.asyncIterator]() {
-        for (const m of messages) yield m
+        for (const [i, m] of messages.entries())
+          yield { ...m, info: { pending: messages.length - 1 - i + beyond } }
         while (!closed) await new Promise((r) => setTimeout(r, 10))
       },
       close: async () => {
@@ -40,7 +44,7 @@ afterEach(() => {
   for (const r of readers.splice(0)) r.stop()
 })
 
-function reader(replica: Stored[], leader: Stored[], position: number) {
+function reader(replica: Stored[], leader: Stored[], position: number, beyond = 0) {
   const filled: Array<[number, number, number]> = []
   const hooks: MailboxHooks = {
     position: () => position,
@@ -61,7 +65,7 @@ function reader(replica: Stored[], leader: Stored[], position: number) {
     },
     filled: (from, to, count) => filled.push([from, to, count]),
   }
-  const r = new MailboxReader({} as JetStreamClient, 'MBX', 'mbx.5', hooks, fakeConsumer(replica))
+  const r = new MailboxReader({} as JetStreamClient, 'MBX', 'mbx.5', hooks, fakeConsumer(replica, beyond))
   readers.push(r)
   return { r, filled }
 }
@@ -99,6 +103,19 @@ describe('mailbox reader on a replicated hub', () => {
       [3318, 299],
     ])
     expect(filled.length).toBeGreaterThan(0)
+  })
+
+  it('tells how many messages the stream held past the last one delivered (a backlog not read yet)', async () => {
+    const same = [
+      { seq: 10, data: batch(1) },
+      { seq: 12, data: batch(2) },
+    ]
+    const { r } = reader(same, same, 10, 40_000)
+    expect(r.waitingInStream).toBe(0)
+    await r.start(10)
+    await waitFor(() => r.lastSeen >= 12, `mailbox reader: sequence 12 delivered`, 5000)
+    expect(r.length).toBe(2)
+    expect(r.waitingInStream).toBe(40_000)
   })
 
   it('reads nothing twice and reports nothing when the replica agrees with the leader', async () => {
