@@ -104,13 +104,13 @@ export function buildServer(
     const s = stream(req, reply, client)
     const sub = events.subscribe({
       next: ([event, data]) => s.send(event, data),
-      error: (err: unknown) => s.send('failure', { error: describe(err, source.options.hub).message }),
+      error: (err: unknown) => s.send('failure', { error: failureStatus(err, source.options.hub).message }),
       complete: () => s.end(),
     })
     s.onEnd(() => sub.unsubscribe())
   }
   app.setErrorHandler((err, _req, reply) => {
-    const { status, message } = describe(err, source.options.hub)
+    const { status, message } = failureStatus(err, source.options.hub)
     void reply
       .code(status)
       .type('application/json')
@@ -382,7 +382,7 @@ function startStream(req: FastifyRequest, reply: FastifyReply): EventStream {
 }
 
 /** The HTTP status and message of an error met while showing `hub`. */
-function describe(err: unknown, hub: string): { status: number; message: string } {
+export function failureStatus(err: unknown, hub: string): { status: number; message: string } {
   if (err instanceof BadParamError) return { status: 400, message: err.message }
   // a stream of the hub is gone: the hub was deleted while the page showed it
   if (isStreamNotFound(err))
@@ -410,6 +410,8 @@ function describe(err: unknown, hub: string): { status: number; message: string 
     if (err.code === 'PAYLOAD_TOO_LARGE') return { status: 413, message: err.message }
     if (err.code === 'CONNECTION' || err.code === 'TIMEOUT' || err.code === 'PARTITION_UNAVAILABLE')
       return { status: 503, message: `NATS is unreachable or the hub does not answer: ${err.message}` }
+    // the server refuses the dashboard's credentials (revoked, or changed): it cannot serve the hub
+    if (err.code === 'AUTHORIZATION') return { status: 503, message: err.message }
   }
   // the NATS client's own timeouts and no-responders: the server is gone or the hub does not answer
   if (isTransient(err) || (err as { name?: string })?.name === 'ConnectionError')

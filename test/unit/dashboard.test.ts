@@ -7,7 +7,8 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import { BadInputError } from '../../actors/index.ts'
+import { AuthorizationError, BadInputError } from '../../actors/index.ts'
+import { failureStatus } from '../../runtime/dashboard/server.ts'
 import { startDashboard } from '../../runtime/dashboard/index.ts'
 import type { HistoryEvent } from '../../actors/orchestration/index.ts'
 import { BadParamError, int, onlyKnown, statuses, time } from '../../runtime/dashboard/params.ts'
@@ -192,5 +193,15 @@ describe('startDashboard on a taken port', () => {
     } finally {
       taken.close()
     }
+  })
+})
+
+describe('the HTTP status of a failure', () => {
+  it('answers 503 when the server refuses the dashboard its credentials (revoked or changed), not 500', () => {
+    const refused = new AuthorizationError(
+      "authorization failed at NATS nats://h:4222 (as user 'dash'): Authorization Violation; check the credentials",
+    )
+    expect(failureStatus(refused, 'orders')).toEqual({ status: 503, message: refused.message })
+    expect(failureStatus(new Error('something else'), 'orders').status).toBe(500)
   })
 })
