@@ -59,7 +59,8 @@ export interface MailboxHooks {
 /** Reads one partition's mailbox (see the module comment). */
 export class MailboxReader {
   #queue: Inbound[] = []
-  #inStream = 0
+  /** The last message the consumer delivered (its `info` is read only when asked: see waitingInStream). */
+  #last: { readonly info: { readonly pending: number } } | undefined
   #consumer: ConsumerMessages | undefined
   #watch: StallWatch | undefined
   #resume: (() => void) | undefined
@@ -88,10 +89,11 @@ export class MailboxReader {
   /**
    * Messages on the partition's subject that the stream held past the last one delivered, as the
    * consumer said with that delivery (not read yet: the reader pauses at {@link HIGH_WATER}, and
-   * a partition that falls behind has most of its backlog there).
+   * a partition that falls behind has most of its backlog there). Read from the delivery when
+   * asked (telemetry, about once a second), not parsed from every message's reply subject.
    */
   get waitingInStream(): number {
-    return this.#inStream
+    return this.#last?.info.pending ?? 0
   }
 
   /** The highest mailbox sequence delivered so far (0: none yet). */
@@ -197,7 +199,7 @@ export class MailboxReader {
     try {
       for await (const m of messages) {
         if (this.#stopped) break
-        this.#inStream = m.info.pending
+        this.#last = m
         if (this.hooks.fromLeader !== undefined) await this.#fromLeader(m.seq, m.data)
         else this.#enqueue(m.seq, m.data)
         if (this.#queue.length > HIGH_WATER) await new Promise<void>((resolve) => (this.#resume = resolve))
