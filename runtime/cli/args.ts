@@ -4,8 +4,6 @@
  * failure. Kept free of NATS and of the runtime so that `basalt --help` stays instant.
  */
 import { InvalidArgumentError } from 'commander'
-import { BasaltError } from '../../actors/index.ts'
-import { isTransient } from '../nats/index.ts'
 
 /**
  * The command line itself is wrong (a required option missing, a malformed value). `main` prints
@@ -106,19 +104,4 @@ export function describeError(err: unknown): string {
   const message = err.message.replace(/\s*\n\s*/g, ' ')
   const generic = err.name === 'Error' || typeof (err as { code?: unknown }).code === 'string'
   return generic ? message : `${err.name}: ${message}`
-}
-
-/**
- * {@link describeError}, and for NATS's own words of a server or JetStream that did not answer
- * (`TimeoutError: timeout`, `JetStream system temporarily unavailable` — a server restarting, a
- * cluster electing a leader) what they mean and what to do. Basalt's own errors say it already.
- *
- * @example describeFailure(Object.assign(new Error('timeout'), { name: 'TimeoutError' }))
- */
-export function describeFailure(err: unknown): string {
-  const busy =
-    !(err instanceof BasaltError) && isTransient(err)
-      ? ': NATS or JetStream did not answer in time (a server restarting, or a cluster electing a leader); try again in a few seconds'
-      : ''
-  return `${describeError(err)}${busy}`
 }

@@ -8,9 +8,9 @@ import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, CommanderError, Option } from 'commander'
-import { permissionViolation } from '../nats/index.ts'
-import { AuthorizationError } from '../../actors/index.ts'
-import { describeFailure, intArg, jsonArg, portArg, timeArg, UsageError } from './args.ts'
+import { isTransient, permissionViolation } from '../nats/index.ts'
+import { AuthorizationError, BasaltError } from '../../actors/index.ts'
+import { describeError, intArg, jsonArg, portArg, timeArg, UsageError } from './args.ts'
 import { addConnectionOptions } from './connection.ts'
 import { printable } from './output.ts'
 import { MAX_PARTITIONS } from '../nats/index.ts'
@@ -414,4 +414,20 @@ function packageVersion(): string {
     dir = path.dirname(dir)
   }
   return 'unknown'
+}
+
+/**
+ * {@link describeError} (args.ts), and for NATS's own words of a server or JetStream that did not
+ * answer (`TimeoutError: timeout`, `JetStream system temporarily unavailable` — a server
+ * restarting, a cluster electing a leader) what they mean and what to do. Basalt's own errors say
+ * it already. Here, not in args.ts, which stays free of NATS.
+ *
+ * @example describeFailure(Object.assign(new Error('timeout'), { name: 'TimeoutError' }))
+ */
+export function describeFailure(err: unknown): string {
+  const busy =
+    !(err instanceof BasaltError) && isTransient(err)
+      ? ': NATS or JetStream did not answer in time (a server restarting, or a cluster electing a leader); try again in a few seconds'
+      : ''
+  return `${describeError(err)}${busy}`
 }

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { counted, TimeoutError } from '../../actors/index.ts'
-import { describeFailure } from '../../runtime/cli/args.ts'
+import { describeFailure } from '../../runtime/cli/main.ts'
 import { servingLine } from '../../runtime/cli/dev-command.ts'
 import { formatHubInfo } from '../../runtime/cli/hub-commands.ts'
 import { describeStatus } from '../../runtime/cli/instance-commands.ts'
