@@ -58,20 +58,27 @@ export async function connectTo(
         { cause: err },
       )
     }
-    // a server refusing a TLS client certificate closes the connection unseen: the wait times out
-    const hint =
-      natsOptions.tls !== undefined && /does not support 'tls'|not available/i.test(detail)
-        ? given.tls === undefined
-          ? ' (a tls:// URL requires TLS: give nats:// for a server without it)'
-          : ' (TLS options were given: the server must offer TLS)'
-        : given.tls !== undefined && /timeout/i.test(detail)
-          ? ' (with TLS: does the server require a client certificate it would accept?)'
-          : untrustedCertificate(err)
-            ? " (the server's TLS certificate is not trusted: give the CA that signed it, " +
-              'tls.ca, --tls-ca or NATS_CA)'
-            : ''
+    const hint = tlsHint(err, detail, given.tls !== undefined, natsOptions.tls !== undefined)
     throw new ConnectionError(`cannot reach NATS at ${list}: ${detail}${hint}`, { cause: err })
   }
+}
+
+/**
+ * What a failed connect adds about TLS: `tlsOptions` given, TLS `required` (by them or a `tls://`
+ * URL). Empty when TLS is not the matter.
+ */
+function tlsHint(err: unknown, detail: string, tlsOptions: boolean, required: boolean): string {
+  if (required && /does not support 'tls'|not available/i.test(detail)) {
+    return tlsOptions
+      ? ' (TLS options were given: the server must offer TLS)'
+      : ' (a tls:// URL requires TLS: give nats:// for a server without it)'
+  }
+  // a server refusing a TLS client certificate closes the connection unseen: the wait times out
+  if (tlsOptions && /timeout/i.test(detail))
+    return ' (with TLS: does the server require a client certificate it would accept?)'
+  if (untrustedCertificate(err))
+    return " (the server's TLS certificate is not trusted: give the CA that signed it, tls.ca, --tls-ca or NATS_CA)"
+  return ''
 }
 
 /** Node's codes for a server certificate that no trusted CA signed (or that names another host). */
