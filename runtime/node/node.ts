@@ -39,7 +39,7 @@ import {
   isStorageFull,
   STORAGE_FULL_HINT,
 } from '../nats/index.ts'
-import { Conditions, checkOptionalMs, consoleLogger } from '../util/index.ts'
+import { Conditions, checkOptionalMs, consoleLogger, whenSlow } from '../util/index.ts'
 import type { Partition } from '../partition/index.ts'
 import {
   NodeRecorder,
@@ -180,16 +180,28 @@ export class Node {
       await endpoint?.close()
       throw err
     })
-    const nc = await connectTo(pickConnection(options), 'basalt-node').catch(async (err: unknown) => {
-      await dashboard?.close()
-      await endpoint?.close()
-      throw err
-    })
+    const logger = options.logger ?? consoleLogger(`basalt[${options.hub}]`)
+    // a server that answers slowly or not at all: the start says what it waits for, not nothing
+    const slowly = (step: string) => () =>
+      logger.warn(`node start: still ${step} after ${SLOW_START_MS / 1000} s`, { hub: options.hub })
+    const connecting = connectTo(pickConnection(options), 'basalt-node')
+    const nc = await whenSlow(connecting, SLOW_START_MS, slowly('connecting to NATS')).catch(
+      async (err: unknown) => {
+        await dashboard?.close()
+        await endpoint?.close()
+        throw err
+      },
+    )
     let workers: ActivityWorkers | undefined
     let workerClient: Client | undefined
     try {
-      const hub = await ensureHub(nc, options.hub, options)
-      const logger = options.logger ?? consoleLogger(`basalt[${options.hub}]`)
+      const hub = await whenSlow(
+        ensureHub(nc, options.hub, options),
+        SLOW_START_MS,
+        slowly(
+          `opening hub '${options.hub}' (JetStream answers slowly; a request that times out is tried again for up to 30 s)`,
+        ),
+      )
       for (const warning of serverWarnings(nc.info?.version, hub.meta.replicas)) {
         logger.warn(warning, { server: nc.info?.version })
       }
@@ -606,6 +618,9 @@ export class Node {
     return true
   }
 }
+
+/** After this long a start-up step that still waits (connect, hub open) logs a warning saying so. */
+const SLOW_START_MS = 10_000
 
 /** Why a node stops without handing its partitions over, when the server cannot be reached. */
 const UNREACHABLE = 'NATS server unreachable'

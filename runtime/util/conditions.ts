@@ -48,3 +48,19 @@ export class Conditions {
     return this.#waits.length
   }
 }
+
+/**
+ * Resolves as `work` does; calls `onSlow` once when `work` has not settled after `afterMs`, for a
+ * start-up step that can wait long (a NATS server that answers slowly) to say what it waits for
+ * instead of staying silent.
+ *
+ * @example await whenSlow(connectTo(url), 10_000, () => logger.warn(`still connecting to ${url}`))
+ */
+export async function whenSlow<T>(work: Promise<T>, afterMs: number, onSlow: () => void): Promise<T> {
+  const timer = setTimeout(onSlow, afterMs)
+  try {
+    return await work
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -7,7 +7,7 @@
  * may import it.
  */
 export { BatchWorker, type BatchWorkerOptions } from './batch-worker.ts'
-export { Conditions } from './conditions.ts'
+export { Conditions, whenSlow } from './conditions.ts'
 export {
   consoleLogger,
   LOG_LEVELS,

@@ -19,7 +19,7 @@ const { run } = basaltCli(nats, HUB)
 describe('basalt dev', () => {
   it(
     'starts a server, a node and the dashboard, prints the URLs, and stops on SIGTERM with exit 0',
-    { timeout: 60_000 },
+    { timeout: 120_000 },
     async () => {
       const port = await freePort()
       const dev = spawnTs('runtime/cli/basalt.mjs', [
@@ -35,7 +35,8 @@ describe('basalt dev', () => {
       ])
       const url = `nats://127.0.0.1:${port}`
       await dev.waitForLine(new RegExp(`^nats +${url} `), 30_000)
-      await dev.waitForLine(/^Ctrl-C stops$/, 30_000)
+      // (a node start that waits on JetStream retries for 30 s, and says so after 10 s)
+      await dev.waitForLine(/^Ctrl-C stops$/, 60_000)
       expect(dev.lines).toContain(`in another terminal: export NATS_URL=${url} BASALT_HUB=dev`)
       // the start-up output ends with the dashboard's URL, and the dashboard answers there
       const dashboardLine = await dev.waitForLine(/^dashboard http:\/\/127\.0\.0\.1:\d+\/$/, 10_000)
@@ -62,14 +63,14 @@ describe('basalt dev', () => {
 describe('basalt dev killed with SIGKILL', () => {
   it(
     'leaves a server that the next basalt dev on the same data stops first; a live one is refused',
-    { timeout: 90_000 },
+    { timeout: 150_000 },
     async () => {
       const port = await freePort()
       const data = tempDir('basalt-dev-kill-')
       const args = ['dev', '--port', String(port), '--data', data, '--partitions', '1', '--no-dashboard']
       const url = `nats://127.0.0.1:${port}`
       const first = spawnTs('runtime/cli/basalt.mjs', args)
-      await first.waitForLine(/^Ctrl-C stops$/, 30_000)
+      await first.waitForLine(/^Ctrl-C stops$/, 60_000)
       // a count of one in the singular
       expect(first.lines.join('\n')).toMatch(/^hub +dev, 1 partition, node \S+$/m)
       expect(first.lines.join('\n')).toMatch(
@@ -94,7 +95,7 @@ describe('basalt dev killed with SIGKILL', () => {
 
       const third = spawnTs('runtime/cli/basalt.mjs', args)
       try {
-        await third.waitForLine(/^Ctrl-C stops$/, 30_000)
+        await third.waitForLine(/^Ctrl-C stops$/, 60_000)
         expect(third.lines.join('\n')).toMatch(
           new RegExp(
             `^stopping the nats-server \\(pid \\d+\\) that an earlier basalt dev \\(pid ${first.pid}\\) left running`,

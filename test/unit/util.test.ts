@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest'
 import { isThenable } from '../../actors/thenable.ts'
 import { BatchWorker } from '../../runtime/util/batch-worker.ts'
-import { Conditions } from '../../runtime/util/conditions.ts'
+import { Conditions, whenSlow } from '../../runtime/util/conditions.ts'
 import { retryWithBackoff } from '../../runtime/util/retry.ts'
 import { Semaphore } from '../../runtime/util/semaphore.ts'
 import {
@@ -216,6 +216,24 @@ describe('Conditions', () => {
     const c = new Conditions()
     expect(await c.until(() => false, 10)).toBe(false)
     expect(c.pending).toBe(0)
+  })
+})
+
+describe('whenSlow', () => {
+  it('calls onSlow once when the work is still running after the time, and never when it settles first', async () => {
+    let slow = 0
+    const late = await whenSlow(
+      new Promise((resolve) => setTimeout(() => resolve('late'), 40)),
+      5,
+      () => slow++,
+    )
+    expect([late, slow]).toEqual(['late', 1])
+    const quick = await whenSlow(Promise.resolve('quick'), 5, () => slow++)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect([quick, slow]).toEqual(['quick', 1])
+    await expect(whenSlow(Promise.reject(new Error('refused')), 5, () => slow++)).rejects.toThrow('refused')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(slow).toBe(1)
   })
 })
 
