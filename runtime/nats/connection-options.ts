@@ -52,7 +52,10 @@ export interface ConnectionOptions {
   credsFile?: string
   /** TLS: server CA, client certificate and key (paths or PEM text). */
   tls?: TlsConnectionOptions
-  /** Connection name shown in the server's monitoring (default `basalt-node`, `basalt-client`, …). */
+  /**
+   * Connection name shown in the server's monitoring (`/connz`); default `basalt-node <node id>` (its
+   * partition threads `… thread N`, its activity results `… activities`), `basalt-client`, `basalt-cli`.
+   */
   name?: string
   /**
    * How long the first connect waits for the server's handshake, in ms (default 20,000). A server

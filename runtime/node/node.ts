@@ -184,7 +184,9 @@ export class Node {
     // a server that answers slowly or not at all: the start says what it waits for, not nothing
     const slowly = (step: string) => () =>
       logger.warn(`node start: still ${step} after ${SLOW_START_MS / 1000} s`, { hub: options.hub })
-    const connecting = connectTo(pickConnection(options), 'basalt-node')
+    const nodeId = options.nodeId ?? defaultNodeId()
+    // (named by node: the server's connection list tells the nodes of a hub apart)
+    const connecting = connectTo(pickConnection(options), `basalt-node ${nodeId}`)
     const nc = await whenSlow(connecting, SLOW_START_MS, slowly('connecting to NATS')).catch(
       async (err: unknown) => {
         await dashboard?.close()
@@ -214,6 +216,7 @@ export class Node {
       )
       if (activities.length > 0) {
         workerClient = await Client.connect({
+          name: `basalt-node ${nodeId} activities`,
           ...pickConnection(options),
           hub: options.hub,
           blobThresholdBytes: limits.threshold,
@@ -224,25 +227,16 @@ export class Node {
         const w = workers
         workflows.offload = { threshold: options.offloadThreshold ?? 200, publish: (task) => w.publish(task) }
       }
-      node = new Node(
-        nc,
-        hub,
-        options.nodeId ?? defaultNodeId(),
-        registry,
-        workflows,
-        workers,
-        workerClient,
-        {
-          ...engineDefaults(options),
-          heartbeatMs,
-          leaseMs,
-          logger,
-          registryNames: registryNames(split, options.wireFeatures),
-          blobs: new BlobStore(nc, hub.jsm, hub.names, limits),
-          tracing: await loadTracing(options.tracing, options.hub),
-          recordMetrics: options.metrics !== false,
-        },
-      )
+      node = new Node(nc, hub, nodeId, registry, workflows, workers, workerClient, {
+        ...engineDefaults(options),
+        heartbeatMs,
+        leaseMs,
+        logger,
+        registryNames: registryNames(split, options.wireFeatures),
+        blobs: new BlobStore(nc, hub.jsm, hub.names, limits),
+        tracing: await loadTracing(options.tracing, options.hub),
+        recordMetrics: options.metrics !== false,
+      })
       if (options.handleUncaughtErrors !== false) {
         const n = node
         node.#unwatchErrors = watchUncaughtErrors({
@@ -511,7 +505,7 @@ export class Node {
           ...(options.partitions === undefined ? {} : { partitions: options.partitions }),
           ...(options.replicas === undefined ? {} : { replicas: options.replicas }),
         },
-        connection: pickConnection(options),
+        connection: { name: `basalt-node ${this.nodeId}`, ...pickConnection(options) },
         nodeId: this.nodeId,
         registryModule,
         cwd: process.cwd(),

@@ -69,7 +69,7 @@ async function runThread(
         : { offload: { threshold, publish: (task) => post({ t: 'offload', task }) } }),
     }
     nc = await connectTo(
-      { ...setup.connection, name: `${setup.connection.name ?? 'basalt-node'}-thread-${setup.index}` },
+      { ...setup.connection, name: `${setup.connection.name ?? 'basalt-node'} thread ${setup.index}` },
       'basalt-node',
     )
     hub = await ensureHub(nc, setup.hub, setup.hubOptions)
