@@ -119,7 +119,8 @@ export const STORAGE_FULL_HINT =
 
 /**
  * One line for a NATS or Basalt error in a log: its name and message, with the storage-full hint
- * when it applies; other errors (bugs) keep their stack.
+ * when it applies; other errors (bugs) add where they were thrown (`at fn (file:line:col)`, the
+ * stack's first frame), so that the log line stays one line.
  */
 export function describeNatsError(err: unknown): string {
   if (!(err instanceof Error)) return String(err)
@@ -127,7 +128,9 @@ export function describeNatsError(err: unknown): string {
     err instanceof LeanPublishError ||
     err instanceof JetStreamApiError ||
     (err as { code?: unknown }).code !== undefined
-  const line = known ? `${err.name}: ${err.message}` : String(err.stack ?? err)
+  const where = known ? undefined : /^\s+(at .+)$/m.exec(err.stack ?? '')?.[1]
+  const line =
+    `${err.name}: ${err.message}`.replace(/\s*\n\s*/g, ' ') + (where === undefined ? '' : ` (${where})`)
   // the client's name for a JetStream request nothing answered: usually a stream that is gone
   if (err.name === 'JetStreamNotEnabled') return `${line} (${NOTHING_ANSWERED})`
   return withStorageHint(err, line)

@@ -31,7 +31,11 @@ describe('NATS errors in logs', () => {
     expect(describeNatsError(new FencedError(3, 'epoch 4'))).toBe(
       'FencedError: partition 3 was taken over by a newer owner: epoch 4',
     )
-    expect(describeNatsError(new TypeError('x is undefined'))).toMatch(/^TypeError: x is undefined\n\s+at /)
+    // a bug: one line still, with where it was thrown
+    expect(describeNatsError(new TypeError('x is undefined'))).toMatch(
+      /^TypeError: x is undefined \(at .*nats-errors\.test\.ts:\d+:\d+\)?\)$/,
+    )
+    expect(describeNatsError(new Error('two\nlines'))).toMatch(/^Error: two lines \(at [^\n]+\)$/)
   })
 
   it("explains the client's 'jetstream is not enabled' for a request nothing answered", () => {
