@@ -22,6 +22,8 @@ class ScrapedMetric {
     readonly values: () => Value[],
     /** Awaited before reading: the node's partition threads report (shared by a scrape's reads). */
     readonly before: () => Promise<void>,
+    /** Labels every value carries (`hub`): kept through prom-client's `Registry.merge`. */
+    readonly common: Labels,
   ) {}
 
   async get(): Promise<{
@@ -36,7 +38,7 @@ class ScrapedMetric {
       name: this.name,
       help: this.help,
       type: this.type,
-      values: this.values(),
+      values: this.values().map((v) => ({ ...v, labels: { ...this.common, ...v.labels } })),
       aggregator: this.aggregator,
     }
   }
@@ -59,18 +61,20 @@ function histogramValues(name: string, labels: Labels, buckets: Buckets): Value[
 }
 
 /**
- * A registry with Basalt's metrics of `node` (every name starts with `basalt_`). Merge it into
- * your own with prom-client's `Registry.merge([yours, registry])`.
+ * A registry with Basalt's metrics of `node` (every name starts with `basalt_`), each value
+ * labelled `hub="<hub>"`, so that one Prometheus scraping the nodes of several hubs, or a process
+ * running nodes on several, tells them apart. Merge it into your own with prom-client's
+ * `Registry.merge([yours, registry])`.
  *
  * @example
- * const registry = metricsRegistry(node.metrics)
+ * const registry = metricsRegistry(node.metrics, 'orders')
  * const text = await registry.metrics()
  */
-export function metricsRegistry(node: NodeRecorder): Registry {
+export function metricsRegistry(node: NodeRecorder, hub: string): Registry {
   const registry = new Registry()
   const add = (name: string, help: string, type: MetricType, values: () => Value[]) =>
     registry.registerMetric(
-      new ScrapedMetric(name, help, type, values, () => node.refreshed()) as unknown as Metric,
+      new ScrapedMetric(name, help, type, values, () => node.refreshed(), { hub }) as unknown as Metric,
     )
   const partitions = () => [...node.partitions.values()].sort((a, b) => a.p - b.p)
   const perPartition = (read: (c: PartitionCounters) => number | undefined) => () => {

@@ -298,7 +298,7 @@ export class Node {
    * merge it: `Registry.merge([yours, node.metricsRegistry])`.
    */
   get metricsRegistry(): Registry {
-    return (this.#registry ??= metricsRegistry(this.metrics))
+    return (this.#registry ??= metricsRegistry(this.metrics, this.hub.names.hub))
   }
 
   /** Where `GET /metrics` is served (`http://host:port/metrics`), when `metrics` was given. */

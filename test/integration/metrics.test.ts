@@ -56,8 +56,13 @@ describe('metrics of a node', () => {
     const other = await fetch(url.replace('/metrics', '/other'))
     expect(other.status).toBe(404)
     const s = await scrape(url)
-    expect(s.get('basalt_partitions_owned'), 'partitions owned').toBe(2)
-    expect(s.get('basalt_partitions_gained_total'), 'partitions gained').toBe(2)
+    // every series is labelled with its hub
+    expect(s.get('basalt_partitions_owned{hub="metrics"}'), 'partitions owned').toBe(2)
+    expect(s.get('basalt_partitions_gained_total{hub="metrics"}'), 'partitions gained').toBe(2)
+    expect(
+      [...s.keys()].filter((series) => !series.includes('{hub="metrics"')),
+      'series without hub',
+    ).toEqual([])
   })
 
   it('moves the counters by exactly the workload, fills the histograms, and publishes the same totals', async () => {
@@ -159,7 +164,8 @@ describe('metrics of a node', () => {
     const mine = new Registry()
     const merged = Registry.merge([mine, node.metricsRegistry])
     const text = await merged.metrics()
-    expect(text).toMatch(/^basalt_records_total\{partition="0"\} \d+$/m)
+    // (the hub label survives the merge: it is in the values, not the registry's default labels)
+    expect(text).toMatch(/^basalt_records_total\{hub="metrics",partition="0"\} \d+$/m)
     expect(text).toMatch(/^# TYPE basalt_commit_latency_seconds histogram$/m)
   })
 })
@@ -235,7 +241,7 @@ describe('basalt node --metrics-port', () => {
       expect(sum(s, 'basalt_entity_operations_total', 'type="Counter"'), 'Counter ops of the CLI node').toBe(
         2,
       )
-      expect(s.get('basalt_partitions_owned')).toBe(2)
+      expect(sum(s, 'basalt_partitions_owned')).toBe(2)
     } finally {
       child.kill('SIGTERM')
     }
@@ -252,7 +258,7 @@ describe('basalt node --metrics-port', () => {
       const line = await child.waitForLine(/^metrics at /, 20_000)
       const port = Number(/^metrics at http:\/\/127\.0\.0\.1:(\d+)\/metrics$/.exec(line)?.[1])
       expect(port, line).toBeGreaterThan(0)
-      expect((await scrape(`http://127.0.0.1:${port}/metrics`)).get('basalt_partitions_owned')).toBe(1)
+      expect(sum(await scrape(`http://127.0.0.1:${port}/metrics`), 'basalt_partitions_owned')).toBe(1)
     } finally {
       child.kill('SIGTERM')
     }

@@ -120,27 +120,27 @@ describe('metricsRegistry', () => {
     m.sealed(3)
     m.sealed(4) // 3 then 1 message
     m.failed('pay')
-    const text = await metricsRegistry(node).metrics()
-    expect(text).toMatch(/^basalt_records_total\{partition="1"\} 2$/m)
-    expect(text).toMatch(/^basalt_record_messages_bucket\{partition="1",le="1"\} 1$/m)
-    expect(text).toMatch(/^basalt_record_messages_bucket\{partition="1",le="5"\} 2$/m)
-    expect(text).toMatch(/^basalt_record_messages_bucket\{partition="1",le="\+Inf"\} 2$/m)
-    expect(text).toMatch(/^basalt_record_messages_count\{partition="1"\} 2$/m)
-    expect(text).toMatch(/^basalt_orchestrations_failed_total\{name="pay"\} 1$/m)
-    expect(text).toMatch(/^basalt_partitions_owned 1$/m)
+    const text = await metricsRegistry(node, 'h').metrics()
+    expect(text).toMatch(/^basalt_records_total\{hub="h",partition="1"\} 2$/m)
+    expect(text).toMatch(/^basalt_record_messages_bucket\{hub="h",partition="1",le="1"\} 1$/m)
+    expect(text).toMatch(/^basalt_record_messages_bucket\{hub="h",partition="1",le="5"\} 2$/m)
+    expect(text).toMatch(/^basalt_record_messages_bucket\{hub="h",partition="1",le="\+Inf"\} 2$/m)
+    expect(text).toMatch(/^basalt_record_messages_count\{hub="h",partition="1"\} 2$/m)
+    expect(text).toMatch(/^basalt_orchestrations_failed_total\{hub="h",name="pay"\} 1$/m)
+    expect(text).toMatch(/^basalt_partitions_owned\{hub="h"\} 1$/m)
   })
 })
 
 describe('serveMetrics', () => {
   it("serves Basalt's registry and then the user's on 127.0.0.1, 404 elsewhere", async () => {
     const mine = new Registry()
-    const endpoint = await serveMetrics(metricsRegistry(new NodeRecorder()), { registry: mine })
+    const endpoint = await serveMetrics(metricsRegistry(new NodeRecorder(), 'h'), { registry: mine })
     try {
       expect(endpoint.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/)
       // registered after the endpoint started: still served
       new PromCounter({ name: 'app_orders_total', help: 'orders', registers: [mine] }).inc(3)
       const text = await (await fetch(endpoint.url)).text()
-      expect(text).toMatch(/^basalt_partitions_owned 0$/m)
+      expect(text).toMatch(/^basalt_partitions_owned\{hub="h"\} 0$/m)
       expect(text).toMatch(/^app_orders_total 3$/m)
       expect((await fetch(endpoint.url.replace('/metrics', '/'))).status).toBe(404)
     } finally {

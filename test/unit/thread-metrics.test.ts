@@ -111,9 +111,9 @@ describe('ThreadMetrics', () => {
       work(t0, probe(2), 1)
       merge.absorb(0, threadReport(t0, idle))
     }
-    const text = await metricsRegistry(node).metrics()
+    const text = await metricsRegistry(node, 'h').metrics()
     expect(refreshes, 'one refresh for every metric of the scrape').toBe(1)
-    expect(text).toMatch(/^basalt_entity_operations_total\{type="Counter",operation="add"\} 1$/m)
-    expect(text).toMatch(/^basalt_partitions_owned 1$/m)
+    expect(text).toMatch(/^basalt_entity_operations_total\{hub="h",type="Counter",operation="add"\} 1$/m)
+    expect(text).toMatch(/^basalt_partitions_owned\{hub="h"\} 1$/m)
   })
 })
