@@ -86,7 +86,7 @@ async function readOwner(storeDir: string): Promise<StoreOwner | undefined> {
  * Whether process `pid` runs (one of another user counts: it runs). On Linux a zombie — dead, but
  * not yet reaped by its parent — does not: signal 0 still reaches it, so `/proc` tells.
  */
-function isAlive(pid: number): boolean {
+export function isAlive(pid: number): boolean {
   if (pid <= 0) return false
   try {
     process.kill(pid, 0)

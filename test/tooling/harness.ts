@@ -192,15 +192,9 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
-/** Whether the process `pid` exists (signal 0 checks without sending anything). */
-export function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
+// whether the process `pid` runs: signal 0 reaches it and, on Linux, it is no zombie (a killed
+// process its parent has not reaped yet is dead, though signal 0 still reaches it)
+export { isAlive as isProcessAlive } from '../../runtime/dev/store-owner.ts'
 
 /**
  * Polls `predicate` every 10 ms until it returns true. A predicate that throws counts as "not yet"; the
