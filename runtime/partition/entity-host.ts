@@ -122,7 +122,11 @@ export class EntityHost implements ValueEncoder {
    * {@link UnknownEntityError}, as a lock query does).
    */
   handle(msg: EntityOp | LockMessage | UnlockMessage): void | Promise<void> {
-    if (msg.k === 'op') return msg.rl === undefined ? this.#runOperation(msg) : this.#runAndRelease(msg)
+    if (msg.k === 'op') {
+      // another node runs this type (a rolling deploy): kept for it, a release with it
+      if (!this.registry.has(msg.t) && this.port.knownElsewhere(`e:${msg.t}`)) return this.#keepForOthers(msg)
+      return msg.rl === undefined ? this.#runOperation(msg) : this.#runAndRelease(msg)
+    }
     if (msg.k === 'lock') return this.#locks.lock(msg)
     return this.#locks.unlock(msg, this.#registered(msg.t) ? undefined : this.#unknownOnHub(msg.t))
   }
@@ -199,11 +203,9 @@ export class EntityHost implements ValueEncoder {
   /**
    * An operation that carries its section's release: the entity runs it, then unlocks for the
    * instance that called — whatever the outcome (a refused or failed operation releases too), in the
-   * round that ran it. One kept for a node that runs its type keeps its release with it.
+   * round that ran it.
    */
   #runAndRelease(msg: EntityOp): void | Promise<void> {
-    if (this.registry.find(msg.t) === undefined && this.port.knownElsewhere(`e:${msg.t}`))
-      return this.#keepForOthers(msg)
     const ran = this.#runOperation(msg)
     if (ran === undefined) return this.releaseFor(msg)
     return ran.then(() => this.releaseFor(msg))
@@ -225,11 +227,7 @@ export class EntityHost implements ValueEncoder {
       )
     }
     const type = this.registry.find(msg.t)
-    if (type === undefined) {
-      // another node runs this type (a rolling deploy): keep the operation for it
-      if (this.port.knownElsewhere(`e:${msg.t}`)) return this.#keepForOthers(msg)
-      return this.#unknownType(msg)
-    }
+    if (type === undefined) return this.#unknownType(msg)
     if (!type.operations.has(msg.op)) return this.#refuse(msg, new UnknownOperationError(msg.t, msg.op))
     let itemKey: string
     try {
