@@ -90,6 +90,11 @@ export function buildProgram(setCode: (code: number) => void): Command {
         intArg(1),
       )
       .option(
+        '--stream-trim-interval-ms <ms>',
+        "replicated hub: how often the hub's mailbox and log streams are trimmed (default 30000, 0: never)",
+        intArg(0),
+      )
+      .option(
         '--hang-timeout-ms <ms>',
         'terminate a partition thread whose event loop does not answer this long (default 30000, 0: never)',
         intArg(0),

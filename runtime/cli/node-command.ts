@@ -33,6 +33,7 @@ export interface NodeFlags extends ConnectionFlags {
   hangTimeoutMs?: number
   cacheSize?: number
   snapshotIntervalMs?: number
+  streamTrimIntervalMs?: number
 }
 
 /**
@@ -73,6 +74,7 @@ export async function runNodeCommand(flags: NodeFlags, out: Out = stdout): Promi
   if (flags.activityTimeoutMs !== undefined) options.activityTimeoutMs = flags.activityTimeoutMs
   if (flags.cacheSize !== undefined) options.cacheSize = flags.cacheSize
   if (flags.snapshotIntervalMs !== undefined) options.snapshotIntervalMs = flags.snapshotIntervalMs
+  if (flags.streamTrimIntervalMs !== undefined) options.streamTrimIntervalMs = flags.streamTrimIntervalMs
   if (flags.metricsHost !== undefined && flags.metricsPort === undefined)
     throw new UsageError('--metrics-host needs --metrics-port')
   if (flags.metricsPort !== undefined) {

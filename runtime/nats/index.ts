@@ -86,6 +86,7 @@ export {
   type SubjectPermissions,
 } from './permissions.ts'
 export { PartitionStorage, nextOnSubject, type Checkpoint } from './storage.ts'
+export { trimSharedStreams, trimPoint, type TrimOutcome } from './stream-trim.ts'
 export { consumeFrom, consumeTasks } from './consumers.ts'
 export { BlobRef, isUnloaded, unloadedOf, valueOf } from './blob-ref.ts'
 export {

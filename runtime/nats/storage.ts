@@ -402,7 +402,8 @@ export class PartitionStorage {
    * only, like {@link truncateMailbox} and for the same reason: on nats-server 2.9.10 with a member
    * restarting, these subject-filtered purges of the shared log stream left the leader with an
    * empty log (chaos seed 9105: every append then failed its expected-last-sequence check and
-   * every partition stopped). The log of a replicated hub keeps every record.
+   * every partition stopped). The log of a replicated hub is cut whole from below instead
+   * (`stream-trim.ts`).
    */
   async truncateLog(seq: number): Promise<void> {
     if (seq <= 1 || this.replicated) return
@@ -414,8 +415,8 @@ export class PartitionStorage {
    * not trimmed: on nats-server 2.9.10 these subject-filtered purges of the shared mailbox stream,
    * with a member restarting, left replicas whose copies differ from the leader's (messages at other
    * sequences, some missing), and a partition that later read from such a copy as leader lost
-   * acknowledged messages (chaos seed 838595; without the purges no copy differed). The cost: the
-   * mailbox stream of a replicated hub keeps every message (its disk use grows with the traffic).
+   * acknowledged messages (chaos seed 838595; without the purges no copy differed). There the
+   * mailbox stream is cut whole from below instead (`stream-trim.ts`).
    *
    * The last processed message (`seq - 1`) is kept, so that the mailbox stream is never empty once
    * used: nats-server 2.9.10, killed (SIGKILL) twice while a stream it restored was empty,

@@ -123,6 +123,12 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
   /** ...or this long after the first unsnapshotted record, in ms (default 2,000). */
   snapshotIntervalMs?: number
   /**
+   * On a replicated hub: how often the node running partition 0 cuts the hub's mailbox and log
+   * streams below what every partition may still need, in ms (default 30,000; 0: never, the
+   * streams keep every message). On one server each partition trims its own part after a snapshot.
+   */
+  streamTrimIntervalMs?: number
+  /**
    * `'dynamic'` (default): join the hub's placement and run what the leader assigns. `'static'`:
    * claim `partitionsToRun` (default all) with fresh epochs, fencing out any earlier owner.
    */
@@ -204,6 +210,7 @@ const NODE_OWN_KEYS = keysOf<Omit<NodeOptions, keyof ConnectionOptions>>({
   maxBatch: true,
   snapshotRecords: true,
   snapshotIntervalMs: true,
+  streamTrimIntervalMs: true,
   placement: true,
   heartbeatMs: true,
   leaseMs: true,
@@ -269,6 +276,7 @@ export function checkNodeOptions(options: NodeOptions): NodeOptions {
   checkOptionalCount(options.maxBatch, 'maxBatch', 1)
   checkOptionalCount(options.snapshotRecords, 'snapshotRecords', 1)
   checkOptionalMs(options.snapshotIntervalMs, 'snapshotIntervalMs')
+  checkOptionalMs(options.streamTrimIntervalMs, 'streamTrimIntervalMs', '0: never')
   checkOptionalOneOf(options.placement, 'placement', ['dynamic', 'static'])
   checkOptionalMs(options.readyTimeoutMs, 'readyTimeoutMs')
   checkPartitionsToRun(options.partitionsToRun)

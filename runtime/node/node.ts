@@ -22,6 +22,7 @@ import type { Dashboard } from '../dashboard/index.ts'
 import { type Workflows } from '../instances/index.ts'
 import { EntityRegistry } from '../../entities/index.ts'
 import { claimPartition, PlacementAgent, rememberOperations } from '../../placement/index.ts'
+import { StreamTrimmer } from './stream-trimmer.ts'
 import {
   ensureHub,
   fateOf,
@@ -78,6 +79,7 @@ export class Node {
   /** The worker threads that run the partitions (absent: they run on this thread). */
   #threads: PartitionThreads | undefined
   #leaseWatch: NodeJS.Timeout | undefined
+  #streamTrim: StreamTrimmer | undefined
   #stopped = false
   #agent: PlacementAgent | undefined
   /** Waits on this node's state (joining waits until placement has settled). */
@@ -269,6 +271,11 @@ export class Node {
         )
       } else await node.#join(options.readyTimeoutMs ?? 3 * leaseMs + 10_000)
       node.#dashboard = dashboard
+      const trimEveryMs = options.streamTrimIntervalMs ?? 30_000
+      if (hub.meta.replicas > 1 && trimEveryMs > 0) {
+        const n = node
+        node.#streamTrim = new StreamTrimmer(nc, hub, trimEveryMs, logger, () => n.#partitions.running.has(0))
+      }
       return node
     } catch (err) {
       await dashboard?.close()
@@ -352,6 +359,7 @@ export class Node {
     await this.#observer?.close()
     this.#partitions.cancelRestarts()
     clearInterval(this.#leaseWatch)
+    await this.#streamTrim?.stop()
     const agent = this.#agent
     const running = [...this.#partitions.running.values()]
     const handedOver = await whileConnected(this.nc, async () => {
@@ -389,6 +397,7 @@ export class Node {
     this.#partitions.hubGone()
     this.#partitions.cancelRestarts()
     clearInterval(this.#leaseWatch)
+    void this.#streamTrim?.stop()
     this.#agent?.close()
     // what its heartbeats and lease renewals wrote into the hub created again since (a bucket that
     // exists: a deleted one would hold every read here to its timeout)

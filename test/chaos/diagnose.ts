@@ -54,6 +54,20 @@ async function streams(client: Client): Promise<string[]> {
   )
 }
 
+/** What the mailbox and log streams hold against all they stored: `mbx 120/5000 log 30/900`; never throws. */
+export async function streamsKept(client: Client): Promise<string> {
+  const names = client.hub.names
+  const kept = async (label: string, stream: string): Promise<string> => {
+    try {
+      const { state } = await within(client.hub.jsm.streams.info(stream), 5_000)
+      return `${label} ${state.messages}/${state.last_seq}`
+    } catch {
+      return `${label} ?`
+    }
+  }
+  return (await Promise.all([kept('mbx', names.mailboxStream), kept('log', names.logStream)])).join(' ')
+}
+
 /** The diagnostics block of a failed run; never throws. */
 export async function diagnose(client: Client): Promise<string> {
   const lines: string[] = []

@@ -27,6 +27,11 @@ export interface ChaosSummary {
   drainMs: number
   /** Barrier and lock-check calls sent again because no answer came in 10 s. */
   callsAskedAgain: number
+  /**
+   * What the mailbox and log streams hold at the end against all they ever stored (`mbx 120/5000
+   * log 30/900`): on R3 the streams are cut whole from below while the faults run.
+   */
+  streamsKept: string
   /** Rejections of sends, by error name. */
   rejections: Record<string, number>
   /** Everything wrong, one line each (at most 40 per kind). */
@@ -59,6 +64,7 @@ export function formatSummary(s: ChaosSummary): string {
     `signals=${v.signalsAcked} acked (+${v.signalsUnknown} unknown, ${v.signalsUnknownApplied} applied)`,
     `orchestrations=${v.startsAcked} acked (+${v.startsUnknown} unknown, ${v.startsUnknownApplied} exist)`,
     `lost=${s.lost} duplicated=${s.duplicated} phantom=${v.phantom.length} unfinished=${v.unfinished.length} locksHeld=${v.locksHeld.length}`,
+    `kept=${s.streamsKept}`,
     `servedAgain=${served} drain=${(s.drainMs / 1000).toFixed(1)}s` +
       (s.callsAskedAgain > 0 ? ` callsAskedAgain=${s.callsAskedAgain}` : ''),
     s.ok ? 'OK' : 'FAIL',

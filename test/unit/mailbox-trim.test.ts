@@ -4,12 +4,14 @@
  * not, because on nats-server 2.9.10 these subject-filtered purges, with a cluster member
  * restarting, left replicas whose copies differ from the leader's: a partition that later read
  * such a mailbox lost acknowledged messages (chaos seed 838595), and a log leader left empty
- * stopped every partition (seed 9105). See `truncateMailbox` in runtime/nats/storage.ts.
+ * stopped every partition (seed 9105). See `truncateMailbox` in runtime/nats/storage.ts. There
+ * each stream is cut whole from below instead, at {@link trimPoint} (runtime/nats/stream-trim.ts).
  */
 import { describe, expect, it } from 'vitest'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { PartitionStorage } from '../../runtime/nats/storage.ts'
 import { HubNames, type Hub } from '../../runtime/nats/hub.ts'
+import { trimPoint } from '../../runtime/nats/stream-trim.ts'
 
 function storageOf(replicas: number) {
   const purges: Array<{ stream: string; filter?: string; seq?: number }> = []
@@ -47,10 +49,20 @@ describe('mailbox trimming', () => {
     expect(purges).toEqual([{ stream: names.logStream, filter: names.log(2), seq: 40 }])
   })
 
-  it('leaves the mailbox and the log of a replicated hub untrimmed', async () => {
+  it('leaves the mailbox and the log of a replicated hub to the whole-stream cut', async () => {
     const { storage, purges } = storageOf(3)
     await storage.truncateMailbox(120)
     await storage.truncateLog(40)
     expect(purges).toEqual([])
+  })
+})
+
+describe('trimPoint (the whole-stream cut of a replicated hub)', () => {
+  it('keeps from the lowest sequence a partition needs; partitions that need nothing stored do not hold it', () => {
+    expect(trimPoint(900, [120, undefined, 450])).toBe(120)
+    expect(trimPoint(900, [undefined, undefined])).toBe(900) // the last message stays
+    expect(trimPoint(900, [])).toBe(900)
+    expect(trimPoint(0, [undefined])).toBe(0) // an empty stream: nothing to cut
+    expect(trimPoint(900, [1, 450])).toBe(1) // a partition without a checkpoint needs it all
   })
 })

@@ -75,6 +75,7 @@ describe('Node.start', () => {
       maxBatch: 1,
       snapshotRecords: 1,
       snapshotIntervalMs: 1,
+      streamTrimIntervalMs: 0,
       placement: 'static',
       heartbeatMs: 100,
       leaseMs: 200,

@@ -1,0 +1,114 @@
+/**
+ * Trimming the shared mailbox and log streams of a replicated hub. On one server each partition
+ * trims its own subject after a snapshot (`PartitionStorage.truncateLog`, `truncateMailbox`). On a
+ * replicated hub those subject-filtered purges left nats-server 2.9.10's replicas with copies that
+ * differ from the leader's, so there each stream is cut whole from below instead: one purge
+ * without a subject up to the lowest sequence some partition may still need, computed from every
+ * partition's checkpoint and asked of the stream leader. One node does it (the one running
+ * partition 0, see `runtime/node/node.ts`), every `streamTrimIntervalMs`.
+ *
+ * What a partition may still need, per stream:
+ * - **log**: its records from its checkpoint's record (`logSeq`, kept: it fences appends) on, or
+ *   all of them when it has no checkpoint;
+ * - **mailbox**: its messages from the one before its checkpoint's position on (a partition
+ *   resumes at the position of its last record, which is at or past the checkpoint's).
+ *
+ * The first message on the partition's subject at or past that sequence bounds the cut; a
+ * partition with none there (idle since its checkpoint) does not hold the cut back. The cut never
+ * passes the stream's last message, read before the partitions are asked (a message arriving
+ * meanwhile lands above it), so a stream once used is never emptied (nats-server 2.9.10 restarted
+ * an emptied stream's sequence from 1 after a SIGKILL). Checkpoints only move forward, so one read
+ * while a partition moves on is an older, lower bound. A partition idle since its last record
+ * holds the log's cut at that record, which it needs to fence its next append.
+ */
+import type { JetStreamManager } from '@nats-io/jetstream'
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { Hub } from './hub.ts'
+import { nextOnSubject, PartitionStorage, type Checkpoint } from './storage.ts'
+
+/** What one trim removed: per stream, the first sequence kept (0: that stream was left as it was). */
+export interface TrimOutcome {
+  mailbox: number
+  log: number
+}
+
+/**
+ * Cuts the hub's mailbox and log streams below what every partition may still need (see the
+ * module comment); a stream whose cut would remove nothing is left alone.
+ *
+ * @example const { mailbox, log } = await trimSharedStreams(nc, hub)
+ */
+export async function trimSharedStreams(nc: NatsConnection, hub: Hub): Promise<TrimOutcome> {
+  const { names, jsm } = hub
+  const streams = { mailbox: names.mailboxStream, log: names.logStream }
+  // the streams' last sequences before any partition is asked: what arrives later lies above them
+  const [mailboxBefore, logBefore] = await Promise.all([
+    streamState(jsm, streams.mailbox),
+    streamState(jsm, streams.log),
+  ])
+  const partitions = Array.from({ length: hub.meta.partitions }, (_, p) => p)
+  const checkpoints = await Promise.all(
+    partitions.map(async (p) => (await new PartitionStorage(nc, hub, p).readCheckpoint()).ckpt),
+  )
+  const needs = (stream: string, subject: (p: number) => string, from: (c: Checkpoint | null) => number) =>
+    Promise.all(
+      partitions.map(async (p) => (await nextOnSubject(jsm, stream, subject(p), from(checkpoints[p]!)))?.seq),
+    )
+  const [mailboxNeeds, logNeeds] = await Promise.all([
+    needs(
+      streams.mailbox,
+      (p) => names.mailbox(p),
+      (c) => Math.max(1, (c?.pos[0] ?? 1) - 1),
+    ),
+    needs(
+      streams.log,
+      (p) => names.log(p),
+      (c) => Math.max(1, c?.logSeq ?? 1),
+    ),
+  ])
+  return {
+    mailbox: await cut(jsm, streams.mailbox, mailboxBefore, trimPoint(mailboxBefore.last, mailboxNeeds)),
+    log: await cut(jsm, streams.log, logBefore, trimPoint(logBefore.last, logNeeds)),
+  }
+}
+
+/**
+ * The first sequence to keep: the lowest a partition needs (`undefined`: that partition needs none
+ * of what is stored), never past `last`, the stream's last message (0 when the stream is empty:
+ * nothing to cut).
+ *
+ * @example trimPoint(900, [120, undefined, 450]) // 120
+ */
+export function trimPoint(last: number, needs: ReadonlyArray<number | undefined>): number {
+  let point = last
+  for (const seq of needs) if (seq !== undefined && seq < point) point = seq
+  return point
+}
+
+interface StreamState {
+  first: number
+  last: number
+  created: string
+}
+
+async function streamState(jsm: JetStreamManager, stream: string): Promise<StreamState> {
+  const info = await jsm.streams.info(stream)
+  return { first: info.state.first_seq, last: info.state.last_seq, created: info.created }
+}
+
+/**
+ * Purges `stream` below `keepFrom` when that removes something; the stream is read again first, so
+ * that a hub deleted and created again meanwhile (a new stream of the same name) is left alone.
+ */
+async function cut(
+  jsm: JetStreamManager,
+  stream: string,
+  before: StreamState,
+  keepFrom: number,
+): Promise<number> {
+  if (keepFrom <= before.first) return 0
+  const now = await streamState(jsm, stream)
+  if (now.created !== before.created || keepFrom <= now.first) return 0
+  await jsm.streams.purge(stream, { seq: keepFrom })
+  return keepFrom
+}
