@@ -56,6 +56,11 @@ export interface MailboxHooks {
   filled?(from: number, to: number, count: number): void
 }
 
+/** How long a delivered message is asked of the stream leader again while it does not show it yet. */
+const LEADER_SETTLE_MS = 1000
+/** The pause between those questions. */
+const LEADER_POLL_MS = 5
+
 /** Reads one partition's mailbox (see the module comment). */
 export class MailboxReader {
   #queue: Inbound[] = []
@@ -186,12 +191,21 @@ export class MailboxReader {
     if (seq < this.#expect) return
     const from = Math.max(this.#expect, this.hooks.position())
     const held = await this.hooks.fromLeader!(from, seq)
+    // a replica may deliver a message the leader does not show yet (it applies what the cluster
+    // committed on its own time: seen for milliseconds): asked again shortly, rather than left to
+    // the next delivery or the stall watch — on an idle hub that held a call for 1.75 s
+    const deadline = Date.now() + LEADER_SETTLE_MS
+    while ((held.at(-1)?.seq ?? 0) < seq && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS))
+      if (this.#stopped) return
+      held.push(...(await this.hooks.fromLeader!((held.at(-1)?.seq ?? from - 1) + 1, seq)))
+    }
     const same = held.length === 1 && held[0]!.seq === seq && sameBytes(held[0]!.data, data)
     if (!same && held.length > 0) {
       this.hooks.filled?.(from, seq, held.filter((h) => h.seq !== seq || !sameBytes(h.data, data)).length)
     }
-    // what the leader does not show yet (none at or past `seq`) is read at the next delivery, or
-    // the stall watch notices it waiting
+    // what the leader does not show after that (none at or past `seq`) is read at the next
+    // delivery, or the stall watch notices it waiting
     for (const h of held) this.#enqueue(h.seq, h.data)
   }
 

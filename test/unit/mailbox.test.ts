@@ -135,6 +135,26 @@ describe('mailbox reader on a replicated hub', () => {
     expect(filled).toEqual([])
   })
 
+  it('asks the leader again at once for a delivered message it does not show yet, and reports no difference', async () => {
+    const delivered = [
+      { seq: 10, data: batch(1) },
+      { seq: 12, data: batch(2) },
+    ]
+    // the leader shows 12 only 30 ms after the replica delivered it (it applies on its own time)
+    const leader = [delivered[0]!]
+    setTimeout(() => leader.push(delivered[1]!), 30)
+    const { r, filled } = reader(delivered, leader, 10)
+    const started = Date.now()
+    await r.start(10)
+    await waitFor(() => r.length === 2, 'both messages queued', 5000)
+    expect(Date.now() - started, 'queued without waiting for a stall watch').toBeLessThan(1000)
+    expect(queuedBatches(r)).toEqual([
+      [10, 1],
+      [12, 2],
+    ])
+    expect(filled).toEqual([])
+  })
+
   it('queues what a consumer on a lagging replica skipped, from the leader', async () => {
     const leader = [
       { seq: 5, data: batch(1) },
