@@ -12,7 +12,7 @@
  * while a step runs runs it once more). Apart from node.ts so that the Node class only wires
  * components, and this bookkeeping reads as one piece.
  */
-import { FencedError, HubNotFoundError, IllegalStateError } from '../../actors/index.ts'
+import { AuthorizationError, FencedError, HubNotFoundError, IllegalStateError } from '../../actors/index.ts'
 import type { EntityRegistry } from '../../entities/index.ts'
 import { claimPartition, LOCK_OPS, RELEASE_OPS, type PlacementAgent } from '../../placement/index.ts'
 import { InstanceHost, type Workflows } from '../instances/index.ts'
@@ -20,7 +20,9 @@ import type { NodeMetrics } from '../metrics/index.ts'
 import {
   describeNatsError,
   hubFate,
+  isPermissionDenied,
   isTransient,
+  permissionViolation,
   type Hub,
   type HubFate,
   type NatsConnection,
@@ -36,6 +38,30 @@ const HUB_CHECK_MS = 500
 
 /** Most a start that failed because NATS could not answer yet waits before the next try. */
 const TRANSIENT_RETRY_MS = 1000
+
+/**
+ * Most a partition refused by the server's permissions waits before the next try: an operator who
+ * gives the permission back sees work go on within seconds, not after a 30 s delay.
+ */
+const PERMISSION_RETRY_MS = 5000
+
+/**
+ * The most a partition that failed with `err` waits before it is tried again (undefined: the
+ * doubling delay's own cap, 30 s): 1 s when NATS could not answer yet, 5 s when the server's
+ * permissions refused it.
+ */
+export function retryCapMs(err: unknown): number | undefined {
+  if (isTransient(err)) return TRANSIENT_RETRY_MS
+  return refusedByPermissions(err) ? PERMISSION_RETRY_MS : undefined
+}
+
+/** Whether `err` (or one of its causes) is the server's permissions refusing a publish or subscription. */
+export function refusedByPermissions(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (isPermissionDenied(e) || e instanceof AuthorizationError) return true
+  }
+  return permissionViolation(err) !== undefined
+}
 
 /** What the runner needs of its node. */
 export interface PartitionRunnerDeps {
@@ -173,11 +199,7 @@ export class PartitionRunner {
           // when NATS could not answer yet (a cluster electing leaders after a server went down):
           // such a start already waited out a request timeout, and doubled delays of 3–6 s made
           // partitions wait on past the election
-          const delayMs = this.#afterDelay(
-            p,
-            () => this.reconcile(),
-            isTransient(err) ? TRANSIENT_RETRY_MS : undefined,
-          )
+          const delayMs = this.#afterDelay(p, () => this.reconcile(), retryCapMs(err))
           this.deps.settings.logger.error('partition start failed; will retry', {
             p,
             retryInMs: delayMs,
@@ -328,25 +350,29 @@ export class PartitionRunner {
     // in a tight loop — with a fresh epoch when placement gives one (else the same epoch: the new
     // run's token tells its records apart).
     this.#failures++
-    this.#afterDelay(p, () => {
-      if (agent !== undefined) {
-        // (once renewed, the assignment's watch brings the new epoch and the next step starts it)
-        void agent
-          .renew(p, epoch)
-          .catch(() => false)
-          .then((renewed) => {
-            if (!renewed) this.reconcile()
+    this.#afterDelay(
+      p,
+      () => {
+        if (agent !== undefined) {
+          // (once renewed, the assignment's watch brings the new epoch and the next step starts it)
+          void agent
+            .renew(p, epoch)
+            .catch(() => false)
+            .then((renewed) => {
+              if (!renewed) this.reconcile()
+            })
+          return
+        }
+        claimPartition(assignmentStore(this.deps.hub.metaKv), p, this.deps.nodeId)
+          .then((next) => this.start(p, next))
+          .catch((err: unknown) => {
+            if (err instanceof FencedError) return
+            logger.error('partition restart failed', { p, error: String(err) })
+            this.onStopped(p, epoch, 'failed', err as Error)
           })
-        return
-      }
-      claimPartition(assignmentStore(this.deps.hub.metaKv), p, this.deps.nodeId)
-        .then((next) => this.start(p, next))
-        .catch((err: unknown) => {
-          if (err instanceof FencedError) return
-          logger.error('partition restart failed', { p, error: String(err) })
-          this.onStopped(p, epoch, 'failed', err as Error)
-        })
-    })
+      },
+      refusedByPermissions(error) ? PERMISSION_RETRY_MS : undefined,
+    )
   }
 
   /**

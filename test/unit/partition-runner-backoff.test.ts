@@ -6,7 +6,9 @@
  */
 import { describe, expect, it } from 'vitest'
 import { noNodeMetrics } from '../../runtime/metrics/index.ts'
-import { PartitionRunner, type PartitionRunnerDeps } from '../../runtime/node/partition-runner.ts'
+import { PartitionRunner, retryCapMs, type PartitionRunnerDeps } from '../../runtime/node/partition-runner.ts'
+import { LeanPublishError, PERMISSION_DENIED } from '../../runtime/nats/errors.ts'
+import { AuthorizationError } from '../../actors/index.ts'
 import type { PartitionThreads } from '../../runtime/node/partition-threads.ts'
 import type { PlacementAgent } from '../../placement/index.ts'
 
@@ -79,5 +81,18 @@ describe('PartitionRunner', () => {
       runner.halt()
       runner.cancelRestarts()
     }
+  })
+
+  it("caps the delay at 5 s for a failure the server's permissions caused, so work goes on soon after they are given back", () => {
+    const denied = new LeanPublishError(
+      "publish to pr.log.0: permission denied: the NATS user may not publish to 'pr.log.0'",
+      PERMISSION_DENIED,
+    )
+    expect(retryCapMs(denied)).toBe(5000)
+    expect(retryCapMs(new Error('partition 0 failed', { cause: denied }))).toBe(5000)
+    expect(retryCapMs(new AuthorizationError('not permitted'))).toBe(5000)
+    expect(retryCapMs(new Error('nats: Permissions Violation for Publish to "pr.log.0"'))).toBe(5000)
+    expect(retryCapMs(Object.assign(new Error('timeout'), { name: 'TimeoutError' }))).toBe(1000)
+    expect(retryCapMs(new Error('stream not found'))).toBeUndefined() // doubling up to 30 s
   })
 })
