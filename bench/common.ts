@@ -47,6 +47,8 @@ export interface Options {
   kills: number
   /** `outage`: runs of each server fault (default 3). */
   runs: number
+  /** `idle-r3`: how long calls are made, in seconds (default 120). */
+  seconds: number
   /** `outage`: the server faults to run, in order (default all: stop, kill, member). */
   faults: Fault[]
   /** Partitions of the hubs that node processes serve (default: 12 for `takeover`, else 32). */

@@ -37,6 +37,7 @@ import { runBank, runFanOutFanIn } from './orchestrations.ts'
 import { runEntitySignals } from './entity-signals.ts'
 import { runTakeover } from './takeover.ts'
 import { runOutage } from './outage.ts'
+import { runIdleR3 } from './idle-r3.ts'
 
 /** The chart renderer (vega, vega-lite): loaded only for --report / --report-from (see report-files.ts). */
 const charts = () => import('./report.ts')
@@ -87,6 +88,12 @@ const benchmarks: Record<string, Benchmark> = {
       'member is killed; every acknowledged signal applied once (servers of its own, whatever NATS_URL)',
     run: runOutage,
   },
+  'idle-r3': {
+    description:
+      'call latency on an idle replicated hub (3-server cluster of its own, 8 partitions): one call every ' +
+      '50 ms for --seconds; p50, p99, max and calls over 300 ms',
+    run: runIdleR3,
+  },
   takeover: {
     description:
       'partitions of a SIGKILLed node answering again on the others (3 node processes, default lease), ' +
@@ -105,7 +112,7 @@ function usage(): string {
     .join('\n')
   return [
     'usage: npm run bench -- [name...] [--entities N] [--signals N] [--warmup N] [--json] [--no-pipelining-compare]',
-    '         [--instances N] [--transfers N] [--concurrency N,N...] [--activities N] [--nodes N,N...] [--kills N] [--runs N] [--faults F,F...] [--partitions N]',
+    '         [--instances N] [--transfers N] [--concurrency N,N...] [--activities N] [--nodes N,N...] [--kills N] [--runs N] [--faults F,F...] [--seconds N] [--partitions N]',
     '         [--workers N,N...] [--metrics on|off] [--local-delivery on|off] [--node-logs DIR] [--report] [--report-dir DIR]',
     '       npm run bench -- --report-from FILE [--report-dir DIR]',
     '',
@@ -118,6 +125,7 @@ function usage(): string {
     '--kills (takeover, default 5): crash kills, and as many graceful stops, to measure.',
     '--runs (outage, default 3): runs of each server fault.',
     '--faults (outage, default stop,kill,member): the server faults to run, in that order.',
+    '--seconds (idle-r3, default 120): how long calls are made.',
     '--partitions: partitions of every hub (default 32; takeover: 12).',
     '--workers (hello-sequence, entity-signals): the node runs its partitions on that many worker',
     '         threads (serving bench/registry.ts), each count in turn; adds the CPU per instance/signal.',
@@ -158,6 +166,7 @@ function parseOptions(
       nodes: { type: 'string' },
       kills: { type: 'string', default: '5' },
       runs: { type: 'string', default: '3' },
+      seconds: { type: 'string', default: '120' },
       faults: { type: 'string', default: FAULTS.join(',') },
       partitions: { type: 'string' },
       'node-logs': { type: 'string' },
@@ -195,6 +204,7 @@ function parseOptions(
       nodes: values.nodes === undefined ? undefined : positiveIntList('nodes', values.nodes),
       kills: positiveInt('kills', values.kills),
       runs: positiveInt('runs', values.runs),
+      seconds: positiveInt('seconds', values.seconds),
       faults: choiceList('faults', values.faults, FAULTS),
       partitions: values.partitions === undefined ? undefined : positiveInt('partitions', values.partitions),
       nodeLogs: values['node-logs'],
