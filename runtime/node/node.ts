@@ -359,7 +359,7 @@ export class Node {
     await this.#observer?.close()
     this.#partitions.cancelRestarts()
     clearInterval(this.#leaseWatch)
-    await this.#streamTrim?.stop()
+    this.#streamTrim?.stop()
     const agent = this.#agent
     const running = [...this.#partitions.running.values()]
     const handedOver = await whileConnected(this.nc, async () => {
@@ -397,7 +397,7 @@ export class Node {
     this.#partitions.hubGone()
     this.#partitions.cancelRestarts()
     clearInterval(this.#leaseWatch)
-    void this.#streamTrim?.stop()
+    this.#streamTrim?.stop()
     this.#agent?.close()
     // what its heartbeats and lease renewals wrote into the hub created again since (a bucket that
     // exists: a deleted one would hold every read here to its timeout)

@@ -11,6 +11,7 @@ export class StreamTrimmer {
   #timer: NodeJS.Timeout
   #running: Promise<void> | undefined
   #failed: (fields: Record<string, unknown>) => void
+  #stopped = false
 
   constructor(
     private readonly nc: NatsConnection,
@@ -27,21 +28,26 @@ export class StreamTrimmer {
 
   /** One trim now, if this node is the one that trims and none is under way. */
   runOnce(): Promise<void> {
-    if (this.#running !== undefined || !this.mine() || this.nc.isClosed())
+    if (this.#running !== undefined || this.#stopped || !this.mine() || this.nc.isClosed())
       return this.#running ?? Promise.resolve()
     this.#running = trimSharedStreams(this.nc, this.hub)
       .then(({ mailbox, log }) => {
         if (mailbox > 0 || log > 0)
           this.logger.info("trimmed the hub's streams", { mailboxFrom: mailbox, logFrom: log })
       })
-      .catch((err: unknown) => this.#failed({ error: describeNatsError(err) }))
+      .catch((err: unknown) => {
+        if (!this.#stopped) this.#failed({ error: describeNatsError(err) })
+      })
       .finally(() => (this.#running = undefined))
     return this.#running
   }
 
-  /** No more trims; resolves once one under way has ended. */
-  async stop(): Promise<void> {
+  /**
+   * No more trims. One under way is not waited for: a stop must not wait on a cluster that answers
+   * slowly, and a cut is safe whenever it lands (it was computed from what the partitions need).
+   */
+  stop(): void {
+    this.#stopped = true
     clearInterval(this.#timer)
-    await this.#running
   }
 }
