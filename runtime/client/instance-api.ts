@@ -48,6 +48,7 @@ import type {
   WaitOptions,
 } from './options.ts'
 import { watchItem } from './watch.ts'
+import { ownerNote } from './transport.ts'
 import {
   checkInstanceFilter,
   checkInstanceQuery,
@@ -55,6 +56,12 @@ import {
   eventName,
   orchestrationName,
 } from './args.ts'
+
+/**
+ * How long past its deadline a `waitForCompletion` still waits for the answer of an owner that was
+ * asked to hold the wait until then (the answer travels after a commit).
+ */
+const WAIT_GRACE_MS = 500
 import { checkKnownKeys, checkOptionalBoolean, checkOptionalString, keysOf } from '../util/index.ts'
 
 /** The keys each options argument takes (anything else is refused: see checkKnownKeys). */
@@ -248,13 +255,16 @@ export class InstanceApi {
       if (left <= 0) throw new TimeoutError(`instance '${instanceId}' did not complete in ${timeoutMs} ms`)
       // The wait travels in the mailbox like any message (batched with others to the partition)
       // and is answered after a commit; the owner holds it at most `ms`, then answers 'not yet'.
+      // Its answer is awaited past `ms` (a commit, a busy owner), but never much past the deadline:
+      // with no node serving the partition, the wait fails when the caller said, naming why.
       const ms = Math.min(left, 5_000)
       let answer: unknown
       try {
         answer = await this.core.transport.request(
           { k: 'wait', i: instanceId, ms },
           () => `wait for instance '${instanceId}'`,
-          ms + this.core.queryTimeoutMs,
+          Math.min(ms + this.core.queryTimeoutMs, left + WAIT_GRACE_MS),
+          (call) => `instance '${instanceId}' did not complete in ${timeoutMs} ms${ownerNote(call)}`,
         )
       } catch (err) {
         // the owner changed and forgot the wait: ask again

@@ -222,12 +222,19 @@ export class CallTransport implements SenderHost {
     msg: ActorMessage & { r?: ReplyTo },
     what: () => string,
     timeoutMs = this.options.callTimeoutMs,
+    timedOut?: TimeoutMessage,
   ): Promise<unknown> {
-    if (this.tracing.on) return tracedSend(this.tracing, msg, true, () => this.#request(msg, what, timeoutMs))
-    return this.#request(msg, what, timeoutMs)
+    if (this.tracing.on)
+      return tracedSend(this.tracing, msg, true, () => this.#request(msg, what, timeoutMs, timedOut))
+    return this.#request(msg, what, timeoutMs, timedOut)
   }
 
-  #request(msg: ActorMessage & { r?: ReplyTo }, what: () => string, timeoutMs: number): Promise<unknown> {
+  #request(
+    msg: ActorMessage & { r?: ReplyTo },
+    what: () => string,
+    timeoutMs: number,
+    timedOut: TimeoutMessage = (call) => `${what()} got no result in ${timeoutMs} ms${afterTimeout(call)}`,
+  ): Promise<unknown> {
     const refused = this.#refused(what)
     if (refused !== undefined) return Promise.reject(refused)
     const rid = ++this.#rid
@@ -236,7 +243,7 @@ export class CallTransport implements SenderHost {
       const timer = setTimeout(() => {
         const call = this.#calls.get(rid)
         this.#calls.delete(rid)
-        reject(new TimeoutError(`${what()} got no result in ${timeoutMs} ms${afterTimeout(call)}`))
+        reject(new TimeoutError(timedOut(call)))
       }, timeoutMs)
       const sender = this.#sender(targetOf(msg))
       this.#calls.set(rid, { resolve, reject, what, timer, p: sender.p, at: Date.now() })
@@ -508,6 +515,9 @@ function queryName(query: Query, p: number): string {
 /** The message of a query answered for waiting past the end of its partition's mailbox. */
 const PAST_END = /^query waits for mailbox position \d+, but the mailbox of partition \d+ ends at/
 
+/** The message of a request's {@link TimeoutError}, from what is known of the call (undefined: nothing). */
+export type TimeoutMessage = (call: PendingCall | undefined) => string
+
 /**
  * What a timed-out call's error adds: whether its message was stored (it then still takes effect:
  * a timeout does not cancel it) and whether a node served its partition when last asked.
@@ -520,17 +530,27 @@ export function afterTimeout(
     // the publish may have been stored with its acknowledgement lost (a server restart): retry a
     // start with the same instance id, which refuses a second one
     return '; whether the request was stored is unknown (no acknowledgement arrived): it may still take effect'
+  const owner = ownerNote(call)
   if (call.held !== undefined)
-    return (
-      `; partition ${call.p}'s owner does not run ${describeTypeName(call.held)} (another node of the hub ` +
-      `registers it): the request is stored and takes effect once a node that runs it serves the partition`
-    )
-  if (call.unserved === true)
+    return `${owner}: the request is stored and takes effect once a node that runs it serves the partition`
+  if (call.unserved === true) return `${owner}: the request is stored and takes effect once it is served`
+  return '; the request is stored and may still take effect (a timeout does not cancel it)'
+}
+
+/**
+ * Why a node did not answer, as far as the client knows: the partition had no owner when last
+ * asked, or its owner does not run the type (`''`: neither). For requests that change nothing
+ * (a wait) as for calls.
+ */
+export function ownerNote(call: Pick<PendingCall, 'p' | 'unserved' | 'held'> | undefined): string {
+  if (call?.held !== undefined)
+    return `; partition ${call.p}'s owner does not run ${describeTypeName(call.held)} (another node of the hub registers it)`
+  if (call?.unserved === true)
     return (
       `; partition ${call.p} had no owner when last asked (no node running on this hub, or its owner ` +
-      `restarting it after a failure): the request is stored and takes effect once it is served`
+      `restarting it after a failure)`
     )
-  return '; the request is stored and may still take effect (a timeout does not cancel it)'
+  return ''
 }
 
 /** A partition's owner stopped before it answered a query: the query is asked again. */

@@ -380,6 +380,31 @@ describe('a closed client', () => {
     expect(String(cause.cause)).toMatch(/^ClientClosedError: client closed: close\(\) ended a 'status' query/)
   })
 
+  it('fails a waitForCompletion no node answers when its timeoutMs says, naming that timeout', async () => {
+    // (it waited its timeout plus the query timeout, 10 s more, and said the wait "takes effect")
+    const unserved = 'client-args-unserved-wait'
+    const node = await Node.start({ servers: nats.url, hub: unserved, partitions: 2, logger: silentLogger })
+    await node.stop()
+    // (re-asked every 0.5 s: a re-ask is how a client learns that no node serves the partition)
+    const client = await Client.connect({ servers: nats.url, hub: unserved, reaskMs: 500 })
+    try {
+      const started = Date.now()
+      const err = (await failure(() =>
+        client.waitForCompletion('nobody-serves', { timeoutMs: 2500 }),
+      )) as Error
+      const took = Date.now() - started
+      expect(err.name).toBe('TimeoutError')
+      expect(err.message).toMatch(
+        /^instance 'nobody-serves' did not complete in 2500 ms; partition \d had no owner when last asked \(no node running on this hub, or its owner restarting it after a failure\)$/,
+      )
+      // its own timeout and the grace for an answer in flight, not 10 s more
+      expect(took).toBeGreaterThanOrEqual(2500)
+      expect(took).toBeLessThan(2500 + 2000)
+    } finally {
+      await client.close()
+    }
+  })
+
   it('completes the watches that were open when the client closed', async () => {
     const client = await Client.connect({ servers: nats.url, hub })
     const id = await client.start(approval, 60_000)
