@@ -389,17 +389,17 @@ export class Execution implements OrchestrationContext {
   }
 
   callEntity<E extends Entity>(type: EntityClass<E>, key: string): EntityCallProxy<E> {
-    const entity = entityKeyOf(type, key)
+    const entity = entityKeyOf(type, key, 'callEntity')
     return signalProxy<EntityCallProxy<E>>((op, args) => this.#call(type, entity, op, args))
   }
 
   signalEntity<E extends Entity>(type: EntityClass<E>, key: string): EntitySignalProxy<E> {
-    const entity = entityKeyOf(type, key)
+    const entity = entityKeyOf(type, key, 'signalEntity')
     return signalProxy<EntitySignalProxy<E>>((op, args) => this.#signal(type, entity, op, args))
   }
 
   entityRef<E extends Entity>(type: EntityClass<E>, key: string): EntityRef<E> {
-    entityKeyOf(type, key)
+    entityKeyOf(type, key, 'entityRef')
     return { type, key }
   }
 
@@ -409,7 +409,7 @@ export class Execution implements OrchestrationContext {
     const sorted = canonicalOrder(
       entities.map((ref) => {
         checkRef(ref)
-        return entityKeyOf(ref.type, ref.key)
+        return entityKeyOf(ref.type, ref.key, 'lock')
       }),
     )
     const seq = this.#decisions.issue({ kind: 'lock', entities: sorted }, (s) => ({

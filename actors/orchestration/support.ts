@@ -37,9 +37,14 @@ export function taskFailed(what: string, ev: FailedEvent): TaskFailedError {
   return new TaskFailedError(`${what} failed (seq ${ev.seq}): ${ev.error.message}`, ev.error)
 }
 
-/** Checks an entity class and key; returns `[type name, key]`. */
-export function entityKeyOf(type: EntityClass, key: string): EntityKey {
-  return [entityTypeName(type), checkKey(key)]
+/**
+ * Checks an entity class and key; returns `[type name, key]`. A bad key is refused naming the type
+ * and the context method it was given to (`use`): `key of entity 'Inventory' given to
+ * ctx.entityRef must be a non-empty string (got undefined)`.
+ */
+export function entityKeyOf(type: EntityClass, key: string, use: string): EntityKey {
+  const name = entityTypeName(type)
+  return [name, checkKey(key, `key of entity '${name}' given to ctx.${use}`)]
 }
 
 /** Throws {@link UnknownOperationError} when the entity class has no such operation. */

@@ -1513,7 +1513,7 @@ describe('engine edge cases', () => {
     expect(r.output).toEqual([
       "BadInputError: retry policy of activity 'echo': maxAttempts must be an integer ≥ 1 (got 0)",
       "UnknownOperationError: entity type 'Counter' has no operation 'nope'",
-      'BadInputError: entity key must be a non-empty string (got string "")',
+      'BadInputError: key of entity \'Counter\' given to ctx.callEntity must be a non-empty string (got string "")',
       'BadInputError: createTimer needs a Date or ms since the epoch (got NaN)',
       'BadInputError: createTimer takes the time to fire, not a delay: 5000 is 1970-01-01T00:00:05.000Z; ' +
         'for a delay of 5000 ms write ctx.createTimer(ctx.now() + 5000)',
