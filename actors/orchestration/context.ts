@@ -260,15 +260,20 @@ export class Execution implements OrchestrationContext {
       checkKnownKeys(options, `callActivity('${def.name}')`, 'options', CALL_ACTIVITY_KEYS)
     const policy = options?.retry ?? def.retry
     if (options?.retry !== undefined) checkRetryPolicy(options.retry, `activity '${def.name}'`)
-    return this.#withRetry<O>(`activity '${def.name}'`, policy, (attempt) =>
-      this.#decisions.issue({ kind: 'activity', name: def.name, attempt }, (seq) => ({
+    // (the first attempt's seq names the call for all its attempts: ActivityContext.activityId)
+    let first: number | undefined
+    return this.#withRetry<O>(`activity '${def.name}'`, policy, (attempt) => {
+      const seq = this.#decisions.issue({ kind: 'activity', name: def.name, attempt }, (s) => ({
         c: 'activity',
-        seq,
+        seq: s,
         name: def.name,
         input,
         attempt,
-      })),
-    )
+        ...(first === undefined ? {} : { first }),
+      }))
+      first ??= seq
+      return seq
+    })
   }
 
   callSubOrchestration<I, O>(

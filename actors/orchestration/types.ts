@@ -151,8 +151,11 @@ export type NewEvent = StartEvent | CompletedEvent | FailedEvent | TimerFiredEve
 
 /** Something the runtime must do for the instance. Only new commands are emitted, never replayed ones. */
 export type Command =
-  /** Run an activity; answer with `completed`/`failed` for `seq`. `attempt` counts from 1. */
-  | { c: 'activity'; seq: number; name: string; input: unknown; attempt: number }
+  /**
+   * Run an activity; answer with `completed`/`failed` for `seq`. `attempt` counts from 1; `first`:
+   * the seq of the call's first attempt, on a retry (absent on the first attempt).
+   */
+  | { c: 'activity'; seq: number; name: string; input: unknown; attempt: number; first?: number }
   /** Fire a durable timer at `fireAt` (ms since the epoch); answer with `timerFired` (or `completed`). */
   | { c: 'timer'; seq: number; fireAt: number }
   /** Forget the timer `seq`; a fire that still arrives is ignored. */
@@ -444,6 +447,15 @@ export interface ActivityContext {
   activityName: string
   /** 1 for the first attempt, 2 for the first retry, … */
   attempt: number
+  /**
+   * This call of the activity, the same for all its attempts and for a run repeated after a crash,
+   * and different for every other call (another call in the same code, another execution after
+   * continue-as-new, another instance under the same id): an idempotency key for the side effect
+   * (`<instanceId>:<execution>:<call>`, opaque). Activities run at least once: pass it to the
+   * service the activity calls (a payment API's idempotency key, a unique row id) so that a repeated
+   * run does not repeat the effect.
+   */
+  activityId: string
 }
 
 /** The function of an activity: any code, I/O allowed; it runs at least once per attempt. */

@@ -7,6 +7,7 @@
 export {
   WIRE_VERSION,
   activityTaskOf,
+  activityCallId,
   activityTaskTuple,
   checkEnvelope,
   checkMessage,

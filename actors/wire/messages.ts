@@ -264,27 +264,41 @@ export interface ActivityTask {
   attempt: number
   /** Trace context of the step that scheduled it (see {@link StartMessage.tc}); absent when not tracing. */
   tc?: string
+  /** The call's id, `ActivityContext.activityId` (absent on tasks of older versions). */
+  id?: string
 }
 
 /**
  * An activity task as it is stored (the pending activity's item `a.*`) and sent (the task work
- * queue): `[instanceId, seq, name, input, attempt]`, then the trace context only when there is one.
+ * queue): `[instanceId, seq, name, input, attempt]`, then the trace context (null when there is
+ * none and an id follows) and the call's id, each only when there is one.
  */
-export type ActivityTaskTuple = [string, number, string, unknown, number, string?]
+export type ActivityTaskTuple = [string, number, string, unknown, number, (string | null)?, string?]
 
 /** The stored and sent form of a task (see {@link ActivityTaskTuple}). */
 export function activityTaskTuple(task: ActivityTask): ActivityTaskTuple {
   const tuple: ActivityTaskTuple = [task.instanceId, task.seq, task.name, task.input, task.attempt]
-  if (task.tc !== undefined) tuple.push(task.tc)
+  if (task.tc !== undefined || task.id !== undefined) tuple.push(task.tc ?? null)
+  if (task.id !== undefined) tuple.push(task.id)
   return tuple
 }
 
 /** The task a decoded {@link ActivityTaskTuple} holds. */
 export function activityTaskOf(tuple: ActivityTaskTuple): ActivityTask {
-  const [instanceId, seq, name, input, attempt, tc] = tuple
+  const [instanceId, seq, name, input, attempt, tc, id] = tuple
   const task: ActivityTask = { instanceId, seq, name, input, attempt }
   if (typeof tc === 'string') task.tc = tc
+  if (typeof id === 'string') task.id = id
   return task
+}
+
+/**
+ * The id of an activity call (`ActivityContext.activityId`): the instance, its execution (the
+ * number of the record that started it: unique per execution, also across an id reused by
+ * `replace`) and the seq of the call's first attempt.
+ */
+export function activityCallId(instanceId: string, execution: number, firstSeq: number): string {
+  return `${instanceId}:${execution}:${firstSeq}`
 }
 
 /** Outcome of one activity run, as a worker reports it. */

@@ -82,6 +82,8 @@ export class ActivityPool {
         instanceId: task.instanceId,
         activityName: task.name,
         attempt: task.attempt,
+        // (a task of an older version: its seq, unique within the execution)
+        activityId: task.id ?? `${task.instanceId}:${task.seq}`,
       })
     } catch (err) {
       this.#release()

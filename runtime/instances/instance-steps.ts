@@ -23,6 +23,7 @@ import { dropHistory, refsOf } from './instance-history.ts'
 import { RuntimeStatus, firstSeqOf, type InstanceRecord, type Workflows } from './instance-model.ts'
 import type { InstanceValues } from './instance-values.ts'
 import { endStep, sendContext, stepSpan } from './instance-spans.ts'
+import { activityCallId } from '../../actors/wire/index.ts'
 import type { ActivityTask, EntityOp, LockMessage, StartMessage } from '../../actors/wire/index.ts'
 
 /** What a step needs of the instance host. */
@@ -182,6 +183,7 @@ export class InstanceSteps {
           name: c.name,
           input: c.input,
           attempt: c.attempt ?? 1,
+          id: activityCallId(id, rec.hk, c.first ?? c.seq),
         }
         if (this.#tc !== undefined) task.tc = this.#tc
         // (one that completed at once is not pending: its outcome is on its way to the next step)

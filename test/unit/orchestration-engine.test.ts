@@ -1217,7 +1217,10 @@ describe.each(MODES)('timers and idempotence, %s mode', (mode) => {
     a.step([{ e: 'failed', seq: 0, error: { name: 'Error', message: 'transient' } }])
     expect(a.last.commands).toEqual([{ c: 'timer', seq: 1, fireAt: T0 + 10 }])
     a.step([{ e: 'timerFired', seq: 1 }])
-    expect(a.last.commands).toEqual([{ c: 'activity', seq: 2, name: 'flaky', input: 1, attempt: 2 }])
+    // a retry names the call's first attempt (ActivityContext.activityId)
+    expect(a.last.commands).toEqual([
+      { c: 'activity', seq: 2, name: 'flaky', input: 1, attempt: 2, first: 0 },
+    ])
     expect(a.step([{ e: 'failed', seq: 2, error: { name: 'Fatal', message: 'give up' } }]).output).toBe(
       'Fatal',
     )
