@@ -348,6 +348,13 @@ export interface CommitRecord {
    * partition idle) does not count. Otherwise empty, like a probe.
    */
   b?: 1
+  /**
+   * Set on the record an idle owner of a replicated hub's partition appends when it has appended
+   * nothing for a while: its last record, which fences its appends, moves up, so the cut of the
+   * shared log stream from below (`runtime/nats/stream-trim.ts`) is not held there. Says nothing
+   * about work (crash counting passes it over). Otherwise empty, like a probe.
+   */
+  keep?: 1
   /** Mailbox position after this record. */
   pos: MailboxPosition
   /** Item writes: encoded value, or null for a delete. Keys: `e.*` entities, `t.*` timers. */

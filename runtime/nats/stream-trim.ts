@@ -18,8 +18,9 @@
  * passes the stream's last message, read before the partitions are asked (a message arriving
  * meanwhile lands above it), so a stream once used is never emptied (nats-server 2.9.10 restarted
  * an emptied stream's sequence from 1 after a SIGKILL). Checkpoints only move forward, so one read
- * while a partition moves on is an older, lower bound. A partition idle since its last record
- * holds the log's cut at that record, which it needs to fence its next append.
+ * while a partition moves on is an older, lower bound. A partition's last record holds the log's
+ * cut (it fences the next append): an idle owner moves it up with a `keep` record
+ * (`PartitionOptions.keepIdleLogMs`).
  */
 import type { JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'

@@ -349,6 +349,8 @@ export type NodeSettings = Required<
   tracing: Tracing
   /** False with `metrics: false`: the partitions record nothing. */
   recordMetrics: boolean
+  /** See `PartitionOptions.keepIdleLogMs`: set on a replicated hub whose streams are cut. */
+  keepIdleLogMs?: number
 }
 
 /** The defaults of the settings the options may leave out. */

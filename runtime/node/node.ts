@@ -229,8 +229,13 @@ export class Node {
         const w = workers
         workflows.offload = { threshold: options.offloadThreshold ?? 200, publish: (task) => w.publish(task) }
       }
+      // a replicated hub's streams are cut from below (stream-trimmer.ts); an idle partition moves
+      // its last record up after two intervals, so that it does not hold the log's cut there
+      const trimEveryMs = options.streamTrimIntervalMs ?? 30_000
+      const trims = hub.meta.replicas > 1 && trimEveryMs > 0
       node = new Node(nc, hub, nodeId, registry, workflows, workers, workerClient, {
         ...engineDefaults(options),
+        ...(trims ? { keepIdleLogMs: 2 * trimEveryMs } : {}),
         heartbeatMs,
         leaseMs,
         logger,
@@ -271,8 +276,7 @@ export class Node {
         )
       } else await node.#join(options.readyTimeoutMs ?? 3 * leaseMs + 10_000)
       node.#dashboard = dashboard
-      const trimEveryMs = options.streamTrimIntervalMs ?? 30_000
-      if (hub.meta.replicas > 1 && trimEveryMs > 0) {
+      if (trims) {
         const n = node
         node.#streamTrim = new StreamTrimmer(nc, hub, trimEveryMs, logger, () => n.#partitions.running.has(0))
       }
@@ -529,6 +533,7 @@ export class Node {
         maxBatch: o.maxBatch,
         snapshotRecords: o.snapshotRecords,
         snapshotIntervalMs: o.snapshotIntervalMs,
+        ...(o.keepIdleLogMs === undefined ? {} : { keepIdleLogMs: o.keepIdleLogMs }),
         alwaysReplay: this.workflows.alwaysReplay,
         handleUncaughtErrors: options.handleUncaughtErrors !== false,
         activityConcurrency: options.activityConcurrency ?? 100,

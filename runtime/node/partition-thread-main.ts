@@ -107,6 +107,7 @@ async function runThread(
       maxBatch: setup.maxBatch,
       snapshotRecords: setup.snapshotRecords,
       snapshotIntervalMs: setup.snapshotIntervalMs,
+      ...(setup.keepIdleLogMs === undefined ? {} : { keepIdleLogMs: setup.keepIdleLogMs }),
       blobs,
       recentReplies: replies,
       metrics,

@@ -41,6 +41,8 @@ export interface ThreadSetup {
   maxBatch: number
   snapshotRecords: number
   snapshotIntervalMs: number
+  /** See `PartitionOptions.keepIdleLogMs`. */
+  keepIdleLogMs?: number
   alwaysReplay: boolean
   /** Whether errors that escape user code are logged instead of ending the thread (uncaught-errors.ts). */
   handleUncaughtErrors: boolean

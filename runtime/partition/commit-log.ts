@@ -22,6 +22,8 @@ export type CommitLogStorage = Pick<PartitionStorage, 'append' | 'logAfter' | 'r
 export class CommitLog {
   /** Log sequence of the last record read or written (0: none). */
   lastSeq = 0
+  /** When this owner last appended a record (or started), in ms since the epoch. */
+  lastAppendAt = Date.now()
   #fence = new LogFence()
 
   constructor(
@@ -59,6 +61,7 @@ export class CommitLog {
   /** Notes that our record at `seq` is durable. */
   appended(seq: number): void {
     this.lastSeq = seq
+    this.lastAppendAt = Date.now()
   }
 
   /**

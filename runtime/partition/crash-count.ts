@@ -17,8 +17,9 @@
  * does not count either. One unrelated crash (a node killed at the wrong moment) never
  * dead-letters an innocent message: it takes two careful owners dying on the same unit.
  *
- * A pure function of the records (their `claim`, `b`, `x`, `left` and `fo` fields), so it is
- * tested without NATS.
+ * A record marked `keep` (an idle owner moving its last record up on a replicated hub) counts for
+ * nothing. A pure function of the records (their `claim`, `b`, `x`, `left`, `keep` and `fo` fields),
+ * so it is tested without NATS.
  */
 import {
   WIRE_VERSION,
@@ -62,7 +63,7 @@ export function unitKey(unit: ProbeUnit): string {
 }
 
 /** The records crash counting reads. */
-export type CountedRecord = Pick<CommitRecord, 'claim' | 'x' | 'left' | 'b' | 'o' | 'fo'>
+export type CountedRecord = Pick<CommitRecord, 'claim' | 'x' | 'left' | 'b' | 'keep' | 'o' | 'fo'>
 
 /**
  * Reads the records a new owner replays (those the log fence admitted, in log order) and counts
@@ -81,6 +82,8 @@ export class CrashCount {
 
   /** Counts one replayed record. */
   add(rec: CountedRecord): void {
+    // an idle owner's record that only moves its last record up: no work, no end
+    if (rec.keep === 1) return
     if (rec.left === 1) {
       // the last claim's owner stopped gracefully: it did not end
       this.#open = undefined
@@ -168,7 +171,7 @@ export function markRecord(
   writer: LogWriter,
   pos: MailboxPosition,
   lq: ActorMessage[],
-  mark: { x: ProbeUnit } | { left: 1 } | { b: 1 },
+  mark: { x: ProbeUnit } | { left: 1 } | { b: 1 } | { keep: 1 },
 ): CommitRecord {
   return {
     v: WIRE_VERSION,

@@ -32,6 +32,12 @@ export interface PartitionOptions {
   /** ...or this many ms after the first record not yet in a snapshot. */
   snapshotIntervalMs: number
   /**
+   * On a replicated hub whose streams are cut from below: after this many ms without a record, an
+   * idle owner appends a record marked `keep` (then snapshots it), so that its last record does not
+   * hold the log's cut back. Absent: never.
+   */
+  keepIdleLogMs?: number
+  /**
    * Builds the orchestration host of this partition. A node whose registry has no orchestration
    * builds one too: the hub may hold instances, and their queries, starts and events are answered
    * as on any node that lacks their orchestration (read, kept Pending, kept for a node that runs it).

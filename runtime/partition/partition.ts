@@ -100,6 +100,8 @@ export class Partition {
   #closing = false
   #timer: NodeJS.Timeout | undefined
   #snapshotTimer: NodeJS.Timeout | undefined
+  /** Kicks the loop now and then, to append a `keep` record when idle (see #keepDue). */
+  #keepTimer: NodeJS.Timeout | undefined
   readonly #recordLimit: number
   /** The loop: a kick while it runs makes it run again (see batch-worker.ts). */
   readonly #loop = new BatchWorker(() => this.#cycle(), {
@@ -357,6 +359,11 @@ export class Partition {
     if (this.#careful === undefined) this.#routes?.add(this.#local)
     this.#snapshotTimer = setInterval(() => this.#commits.maybeSnapshot(), this.options.snapshotIntervalMs)
     this.#snapshotTimer.unref()
+    const keepMs = this.options.keepIdleLogMs
+    if (keepMs !== undefined) {
+      this.#keepTimer = setInterval(() => this.#kick(), Math.max(1000, keepMs / 4))
+      this.#keepTimer.unref()
+    }
     this.#armTimer()
     this.#kick()
   }
@@ -479,6 +486,7 @@ export class Partition {
   /** One cycle of the loop: process what waits while a record has room, sealing rounds as it goes. */
   async #cycle(): Promise<void> {
     if (this.#careful !== undefined) return this.#careful.cycle()
+    if (this.#keepDue() && !(await this.#appendKeep())) return
     if (this.#beginPending) {
       if (!this.#hasWork()) {
         // queries are answered meanwhile: a step that takes no work (#canProcess says no), and the
@@ -497,6 +505,35 @@ export class Partition {
       if (!(await this.#intake.step())) break
     }
     if (this.#commits.inflight === null && !this.#commits.open.isEmpty && !this.#stopped) this.#commits.seal()
+  }
+
+  /**
+   * Whether this idle owner should append a `keep` record: on a replicated hub whose streams are cut
+   * from below, nothing appended for `keepIdleLogMs` and nothing to do or commit (its last record,
+   * which fences its appends, would hold the log's cut back: see CommitRecord.keep).
+   */
+  #keepDue(): boolean {
+    const keepMs = this.options.keepIdleLogMs
+    return (
+      keepMs !== undefined &&
+      !this.#stopped &&
+      this.#commits.inflight === null &&
+      this.#commits.open.isEmpty &&
+      !this.#hasWork() &&
+      Date.now() - this.#commits.core.log.lastAppendAt >= keepMs
+    )
+  }
+
+  /** Appends a `keep` record (the snapshot that follows covers it); false when the partition stopped. */
+  async #appendKeep(): Promise<boolean> {
+    const n = this.#commits.open.n
+    try {
+      await this.#commits.appendMark({ keep: 1 })
+    } catch (err) {
+      this.#commits.stopOnAppendError(n, err)
+      return false
+    }
+    return !this.#stopped
   }
 
   /** Whether a step would take work: a mailbox message, a local message or a due timer. */
@@ -640,6 +677,7 @@ export class Partition {
     this.#loop.stop()
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     clearInterval(this.#snapshotTimer)
+    clearInterval(this.#keepTimer)
     this.#inbox.stop()
     this.#outbox.stop()
     this.#routes?.remove(this.#local)

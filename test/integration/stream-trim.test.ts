@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { Client } from '../../runtime/index.ts'
 import { connectTo, closeConnection } from '../../runtime/nats/connect.ts'
-import { openHub } from '../../runtime/nats/hub.ts'
+import { lastOnSubject, openHub } from '../../runtime/nats/hub.ts'
 import { Counter } from '../fixtures/entities.ts'
 import { helloSequence } from '../fixtures/workflows.ts'
 import { spawnTs, useNatsCluster, waitFor, type SpawnedTs } from '../tooling/harness.ts'
@@ -122,4 +122,65 @@ describe('stream trimming on a replicated hub', () => {
       await closeConnection(nc)
     }
   }, 240_000)
+
+  it('is not held back by a partition gone idle: its owner moves its last record up', async () => {
+    const hub = 'r3-idle'
+    const servers = nats.urls.join(',')
+    const options = {
+      partitions: 4,
+      replicas: 3,
+      heartbeatMs: 250,
+      leaseMs: 1500,
+      snapshotIntervalMs: 200,
+      streamTrimIntervalMs: 300, // an idle partition appends a keep record after 600 ms
+    }
+    const spawn = (id: string): SpawnedTs => {
+      const child = spawnTs('test/fixtures/node-process.ts', [
+        servers,
+        hub,
+        JSON.stringify({ ...options, nodeId: id }),
+      ])
+      children.push(child)
+      return child
+    }
+    const node = spawn('i1')
+    await node.waitForLine(/^ready$/, 60_000)
+    const client = await Client.connect({ servers: nats.urls, hub, callTimeoutMs: 60_000 })
+    const nc = await connectTo(nats.urls, 'idle-inspector')
+    const opened = await openHub(nc, hub)
+    try {
+      // `k!p` is routed to partition p
+      const counters = [0, 1, 2, 3].map((p) => client.entity(Counter, `k!${p}`))
+      const sent = [0, 0, 0, 0]
+      const send = async (to: number[], times: number) => {
+        for (let i = 0; i < times; i++) {
+          await Promise.all(to.map((p) => counters[p]!.signal.add(1)))
+          for (const p of to) sent[p]!++
+        }
+      }
+      await send([0, 1, 2, 3], 50)
+      expect(await counters[3]!.call.get()).toBe(50)
+      const idleLast = (await lastOnSubject(opened.jsm, opened.names.logStream, opened.names.log(3)))!.seq
+      // partition 3 goes idle while the others work on: the log is cut past its last record
+      const busy = (async () => {
+        for (let round = 0; round < 40; round++) await send([0, 1, 2], 10)
+      })()
+      await waitFor(
+        async () => (await opened.jsm.streams.info(opened.names.logStream)).state.first_seq > idleLast,
+        "the log cut past the idle partition's last record",
+        30_000,
+      )
+      await busy
+      // the idle partition still works, and after a kill nothing is lost or applied twice
+      await send([3], 5)
+      node.kill('SIGKILL')
+      await node.exited
+      await spawn('i2').waitForLine(/^ready$/, 60_000)
+      await send([0, 1, 2, 3], 5)
+      expect(await Promise.all(counters.map((c) => c.call.get()))).toEqual(sent)
+    } finally {
+      await client.close()
+      await closeConnection(nc)
+    }
+  }, 180_000)
 })

@@ -25,6 +25,21 @@ describe('crash counting', () => {
     expect(crashVerdict([...ended, work, ...ended, ...ended, ...ended]).idleClaims).toBe(3)
   })
 
+  it("counts an idle owner's keep record as nothing: no work, and no progress that clears the count", () => {
+    const keep: Rec = { keep: 1 }
+    // an idle owner moved its last record up, then ended: it took no work
+    expect(crashVerdict([work, claim, keep, keep, claim])).toMatchObject({ careful: false, idleClaims: 0 })
+    // owners that took work and ended stay counted across keep records (one is not progress)
+    expect(crashVerdict([work, ...ended, keep, ...ended, keep])).toMatchObject({
+      careful: true,
+      idleClaims: 2,
+    })
+    // and a probed unit stays suspect
+    expect(crashVerdict([work, claim, probe(m(7)), keep, claim]).suspects).toEqual([
+      { unit: m(7), deaths: 1 },
+    ])
+  })
+
   it('does not count owners that never took work (idle, or a consumer stalled)', () => {
     expect(crashVerdict([work, claim, claim, claim, claim])).toMatchObject({ careful: false, idleClaims: 0 })
     expect(crashVerdict([work, claim, ...ended, claim, claim])).toMatchObject({
