@@ -90,16 +90,27 @@ interface StreamState {
   first: number
   last: number
   created: string
+  /** Every replica is up and current (none offline, none catching up with the leader). */
+  settled: boolean
 }
 
 async function streamState(jsm: JetStreamManager, stream: string): Promise<StreamState> {
   const info = await jsm.streams.info(stream)
-  return { first: info.state.first_seq, last: info.state.last_seq, created: info.created }
+  const replicas = info.cluster?.replicas ?? []
+  return {
+    first: info.state.first_seq,
+    last: info.state.last_seq,
+    created: info.created,
+    settled: info.cluster?.leader !== undefined && replicas.every((r) => r.current && r.offline !== true),
+  }
 }
 
 /**
- * Purges `stream` below `keepFrom` when that removes something; the stream is read again first, so
- * that a hub deleted and created again meanwhile (a new stream of the same name) is left alone.
+ * Purges `stream` below `keepFrom` when that removes something. The stream is read again first: a
+ * hub deleted and created again meanwhile (a new stream of the same name) is left alone, and so is
+ * a stream a replica of which is offline or catching up — on nats-server 2.9.10, purges while a
+ * restarted member caught up left replicas whose copies differ from the leader's (see
+ * `PartitionStorage.truncateMailbox`); the cut waits for the next interval instead.
  */
 async function cut(
   jsm: JetStreamManager,
@@ -107,9 +118,9 @@ async function cut(
   before: StreamState,
   keepFrom: number,
 ): Promise<number> {
-  if (keepFrom <= before.first) return 0
+  if (keepFrom <= before.first || !before.settled) return 0
   const now = await streamState(jsm, stream)
-  if (now.created !== before.created || keepFrom <= now.first) return 0
+  if (now.created !== before.created || keepFrom <= now.first || !now.settled) return 0
   await jsm.streams.purge(stream, { seq: keepFrom })
   return keepFrom
 }

@@ -18,27 +18,31 @@ afterEach(() => {
   for (const c of children.splice(0)) c.kill('SIGKILL')
 })
 
+/** Starts node processes on an R3 hub of 4 partitions whose streams are cut every 300 ms. */
+function nodeOn(hub: string): (id: string) => SpawnedTs {
+  const options = {
+    partitions: 4,
+    replicas: 3,
+    heartbeatMs: 250,
+    leaseMs: 1500,
+    snapshotIntervalMs: 200,
+    streamTrimIntervalMs: 300,
+  }
+  return (id) => {
+    const child = spawnTs('test/fixtures/node-process.ts', [
+      nats.urls.join(','),
+      hub,
+      JSON.stringify({ ...options, nodeId: id }),
+    ])
+    children.push(child)
+    return child
+  }
+}
+
 describe('stream trimming on a replicated hub', () => {
   it('cuts the mailbox and the log while nodes run; a node started after both were killed loses nothing', async () => {
     const hub = 'r3-trim'
-    const servers = nats.urls.join(',')
-    const options = {
-      partitions: 4,
-      replicas: 3,
-      heartbeatMs: 250,
-      leaseMs: 1500,
-      snapshotIntervalMs: 200,
-      streamTrimIntervalMs: 300,
-    }
-    const startNode = (id: string): SpawnedTs => {
-      const child = spawnTs('test/fixtures/node-process.ts', [
-        servers,
-        hub,
-        JSON.stringify({ ...options, nodeId: id }),
-      ])
-      children.push(child)
-      return child
-    }
+    const startNode = nodeOn(hub)
     const first = [startNode('t1'), startNode('t2')]
     await Promise.all(first.map((c) => c.waitForLine(/^ready$/, 60_000)))
     const client = await Client.connect({ servers: nats.urls, hub, callTimeoutMs: 60_000 })
@@ -125,24 +129,7 @@ describe('stream trimming on a replicated hub', () => {
 
   it('is not held back by a partition gone idle: its owner moves its last record up', async () => {
     const hub = 'r3-idle'
-    const servers = nats.urls.join(',')
-    const options = {
-      partitions: 4,
-      replicas: 3,
-      heartbeatMs: 250,
-      leaseMs: 1500,
-      snapshotIntervalMs: 200,
-      streamTrimIntervalMs: 300, // an idle partition appends a keep record after 600 ms
-    }
-    const spawn = (id: string): SpawnedTs => {
-      const child = spawnTs('test/fixtures/node-process.ts', [
-        servers,
-        hub,
-        JSON.stringify({ ...options, nodeId: id }),
-      ])
-      children.push(child)
-      return child
-    }
+    const spawn = nodeOn(hub) // (an idle partition appends a keep record after 600 ms)
     const node = spawn('i1')
     await node.waitForLine(/^ready$/, 60_000)
     const client = await Client.connect({ servers: nats.urls, hub, callTimeoutMs: 60_000 })
