@@ -147,6 +147,10 @@ describe('basalt help, version and exit codes', () => {
         /^basalt node: option '--snapshot-interval-ms <ms>' argument '0' is invalid\. expected an integer of at least 1/,
       ],
       [
+        [...node, '--stream-trim-interval-ms', '-5'],
+        /^basalt node: option '--stream-trim-interval-ms <ms>' argument '-5' is invalid\. expected an integer of at least 0/,
+      ],
+      [
         ['hub', 'create', '--partitions', '5000'],
         /^basalt hub create: option '--partitions <n>' argument '5000' is invalid\. expected an integer from 1 to 1024/,
       ],
