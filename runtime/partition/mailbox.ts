@@ -57,7 +57,9 @@ export interface MailboxHooks {
 }
 
 /** How long a delivered message is asked of the stream leader again while it does not show it yet. */
-const LEADER_SETTLE_MS = 1000
+const LEADER_SETTLE_MS = 300
+/** After a wait for the leader in vain, how long deliveries are not waited for. */
+const NO_WAIT_AFTER_VAIN_MS = 5000
 /** The pause between those questions. */
 const LEADER_POLL_MS = 5
 
@@ -72,6 +74,8 @@ export class MailboxReader {
   #stopped = false
   #closed = false
   #lastSeen = 0
+  /** Until when a delivered message the leader does not show is not waited for (see #fromLeader). */
+  #noWaitUntil = 0
   /** The first sequence the next delivered message may have (no gap before it). */
   #expect = 1
 
@@ -193,9 +197,15 @@ export class MailboxReader {
     const held = await this.hooks.fromLeader!(from, seq)
     // a replica may deliver a message the leader does not show yet (it applies what the cluster
     // committed on its own time: seen for milliseconds): asked again shortly, rather than left to
-    // the next delivery or the stall watch — on an idle hub that held a call for 1.75 s
+    // the next delivery or the stall watch — on an idle hub that held a call for 1.75 s. A replica
+    // whose copy differs delivers messages the leader will never show: after one wait in vain, none
+    // for a while (a wait per delivery held a partition's intake for seconds)
     const deadline = Date.now() + LEADER_SETTLE_MS
-    while ((held.at(-1)?.seq ?? 0) < seq && Date.now() < deadline) {
+    while ((held.at(-1)?.seq ?? 0) < seq && Date.now() >= this.#noWaitUntil) {
+      if (Date.now() >= deadline) {
+        this.#noWaitUntil = Date.now() + NO_WAIT_AFTER_VAIN_MS
+        break
+      }
       await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS))
       if (this.#stopped) return
       held.push(...(await this.hooks.fromLeader!((held.at(-1)?.seq ?? from - 1) + 1, seq)))

@@ -155,6 +155,33 @@ describe('mailbox reader on a replicated hub', () => {
     expect(filled).toEqual([])
   })
 
+  it('waits for the leader once, not at every delivery, when a replica delivers what the leader never shows', async () => {
+    // a replica whose copy differs: 20 deliveries the leader holds nowhere
+    const replica = Array.from({ length: 20 }, (_, i) => ({ seq: 100 + i, data: batch(i) }))
+    const asked = new Set<number>() // the deliveries the leader was asked about
+    const hooks: MailboxHooks = {
+      position: () => 100,
+      running: () => true,
+      lastStored: async () => 0,
+      arrived: () => {},
+      failed: (err) => {
+        throw err
+      },
+      fromLeader: async (_from, through) => {
+        asked.add(through)
+        return []
+      },
+    }
+    const r = new MailboxReader({} as JetStreamClient, 'MBX', 'mbx.5', hooks, fakeConsumer(replica))
+    readers.push(r)
+    const started = Date.now()
+    await r.start(100)
+    await waitFor(() => asked.has(119), 'every delivery read', 10_000)
+    // one wait of 300 ms in vain, then none for a while (a wait at each: 6 s)
+    expect(Date.now() - started).toBeLessThan(2000)
+    expect(r.length).toBe(0)
+  })
+
   it('queues what a consumer on a lagging replica skipped, from the leader', async () => {
     const leader = [
       { seq: 5, data: batch(1) },
