@@ -10,8 +10,10 @@
  * What a partition may still need, per stream:
  * - **log**: its records from its checkpoint's record (`logSeq`, kept: it fences appends) on, or
  *   all of them when it has no checkpoint;
- * - **mailbox**: its messages from the one before its checkpoint's position on (a partition
- *   resumes at the position of its last record, which is at or past the checkpoint's).
+ * - **mailbox**: its messages from its checkpoint's position on (the position names the next
+ *   message to take; a partition resumes at the position of its last record, at or past the
+ *   checkpoint's). Not the one before it: a partition gone idle would hold the cut at its last
+ *   message for good.
  *
  * The first message on the partition's subject at or past that sequence bounds the cut; a
  * partition with none there (idle since its checkpoint) does not hold the cut back. The cut never
@@ -59,7 +61,7 @@ export async function trimSharedStreams(nc: NatsConnection, hub: Hub): Promise<T
     needs(
       streams.mailbox,
       (p) => names.mailbox(p),
-      (c) => Math.max(1, (c?.pos[0] ?? 1) - 1),
+      (c) => Math.max(1, c?.pos[0] ?? 1),
     ),
     needs(
       streams.log,

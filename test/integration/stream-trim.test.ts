@@ -127,7 +127,7 @@ describe('stream trimming on a replicated hub', () => {
     }
   }, 240_000)
 
-  it('is not held back by a partition gone idle: its owner moves its last record up', async () => {
+  it('is not held back by a partition gone idle: its owner moves its last record up, its last message goes', async () => {
     const hub = 'r3-idle'
     const spawn = nodeOn(hub) // (an idle partition appends a keep record after 600 ms)
     const node = spawn('i1')
@@ -148,6 +148,11 @@ describe('stream trimming on a replicated hub', () => {
       await send([0, 1, 2, 3], 50)
       expect(await counters[3]!.call.get()).toBe(50)
       const idleLast = (await lastOnSubject(opened.jsm, opened.names.logStream, opened.names.log(3)))!.seq
+      const idleMessage = (await lastOnSubject(
+        opened.jsm,
+        opened.names.mailboxStream,
+        opened.names.mailbox(3),
+      ))!.seq
       // partition 3 goes idle while the others work on: the log is cut past its last record
       const busy = (async () => {
         for (let round = 0; round < 40; round++) await send([0, 1, 2], 10)
@@ -155,6 +160,12 @@ describe('stream trimming on a replicated hub', () => {
       await waitFor(
         async () => (await opened.jsm.streams.info(opened.names.logStream)).state.first_seq > idleLast,
         "the log cut past the idle partition's last record",
+        30_000,
+      )
+      // (its last message, processed long ago, held the mailbox's cut for good: an outside trial)
+      await waitFor(
+        async () => (await opened.jsm.streams.info(opened.names.mailboxStream)).state.first_seq > idleMessage,
+        "the mailbox cut past the idle partition's last message",
         30_000,
       )
       await busy
