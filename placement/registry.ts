@@ -133,9 +133,21 @@ export function divergence(
     if (names === undefined) return new Map() // an older build: knows every type
     const missing = [...union].filter((name) => !names.includes(name)).sort()
     if (missing.length === 0) return new Map()
-    lacking.set(node, missing)
+    lacking.set(node, withoutOperationsOfLacked(missing))
   }
   return lacking
+}
+
+/**
+ * `missing` registry names without the operations (`e:Type#op`) of entity types missing
+ * altogether: `['e:Odd', 'e:Odd#add', 'e:X#new']` → `['e:Odd', 'e:X#new']` (for messages).
+ */
+export function withoutOperationsOfLacked(missing: readonly string[]): string[] {
+  const lacked = new Set(missing)
+  return missing.filter((name) => {
+    const hash = name.lastIndexOf('#')
+    return hash < 0 || !lacked.has(name.slice(0, hash))
+  })
 }
 
 /** Answers whether a name is known here, elsewhere on the hub, or nowhere. */

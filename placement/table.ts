@@ -5,7 +5,7 @@
  */
 import { HubNotFoundError } from '../actors/index.ts'
 import { decode, bucketKeys, type JetStreamManager, type KV, type KvEntry } from '../runtime/nats/index.ts'
-import { eligibleNodes, isFeature } from './registry.ts'
+import { eligibleNodes, isFeature, withoutOperationsOfLacked } from './registry.ts'
 
 /** A node that heartbeats on the hub, as its latest heartbeat record describes it. */
 export interface PlacementNode {
@@ -135,7 +135,10 @@ function judgeEligibility(nodes: PlacementNode[], registries: Map<string, string
   for (const node of nodes) {
     node.eligible = eligible.has(node.id)
     const own = registries.get(node.id)
-    node.lacks = own === undefined ? [] : [...union].filter((name) => !own.includes(name)).sort()
+    node.lacks =
+      own === undefined
+        ? []
+        : withoutOperationsOfLacked([...union].filter((name) => !own.includes(name)).sort())
   }
 }
 

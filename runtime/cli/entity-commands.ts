@@ -106,7 +106,7 @@ export async function entityOpCommand(
     if (mode === 'signal') {
       // a signal has no caller to tell: a type no node registers would go to the dead letters
       const names = await readHubTypes(client.hub.metaKv)
-      const known = names?.filter((n) => n.startsWith('e:')).map((n) => n.slice(2))
+      const known = names?.filter((n) => n.startsWith('e:') && !n.includes('#')).map((n) => n.slice(2))
       if (known !== undefined && !known.includes(type)) {
         const list = known.length === 0 ? 'none yet' : known.join(', ')
         throw new UnknownEntityError(

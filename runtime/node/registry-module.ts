@@ -15,7 +15,8 @@ import {
   type ActivityDefinition,
   type OrchestrationDefinition,
 } from '../../actors/orchestration/index.ts'
-import { entityTypeName, type EntityClass } from '../../entities/index.ts'
+import { entityTypeName, operationNames, type EntityClass } from '../../entities/index.ts'
+import { operationName } from '../util/index.ts'
 import { WIRE_FEATURES } from '../../placement/index.ts'
 
 /** What a node's registry may hold. */
@@ -149,7 +150,12 @@ export function registryNames(
   features: readonly string[] = WIRE_FEATURES,
 ): string[] {
   return [
-    ...entities.map((e) => `e:${entityTypeName(e)}`),
+    // an entity type, and each of its operations: a node that lacks an operation another node runs
+    // gives its partitions up to that node (placement), and keeps calls of it for that node
+    ...entities.flatMap((e) => {
+      const name = entityTypeName(e)
+      return [`e:${name}`, ...[...operationNames(e)].map((op) => operationName(name, op))]
+    }),
     ...orchestrations.map((o) => `o:${o.name}`),
     ...activities.map((a) => `a:${a.name}`),
     ...features,

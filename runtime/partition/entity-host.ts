@@ -57,6 +57,7 @@ import { EntityValues } from './entity-values.ts'
 import { entitySpan } from './entity-spans.ts'
 import { noSpan, type TraceSpan } from '../metrics/index.ts'
 import { listEntities, readEntity, scheduledSignalsOf } from './entity-queries.ts'
+import { operationName } from '../util/index.ts'
 
 /** What the entity host uses of the partition's {@link HostPort} (a unit test fakes just this). */
 export type EntityPort = Pick<
@@ -123,8 +124,9 @@ export class EntityHost implements ValueEncoder {
    */
   handle(msg: EntityOp | LockMessage | UnlockMessage): void | Promise<void> {
     if (msg.k === 'op') {
-      // another node runs this type (a rolling deploy): kept for it, a release with it
-      if (!this.registry.has(msg.t) && this.port.knownElsewhere(`e:${msg.t}`)) return this.#keepForOthers(msg)
+      // another node runs this type or operation (a rolling deploy): kept for it, a release with it
+      const elsewhere = this.#runsElsewhere(msg)
+      if (elsewhere !== undefined) return this.#keepForOthers(msg, elsewhere)
       return msg.rl === undefined ? this.#runOperation(msg) : this.#runAndRelease(msg)
     }
     if (msg.k === 'lock') return this.#locks.lock(msg)
@@ -211,9 +213,21 @@ export class EntityHost implements ValueEncoder {
     return ran.then(() => this.releaseFor(msg))
   }
 
-  /** Keeps an operation of a type another node of the hub runs, for it (unknown-types.ts). */
-  #keepForOthers(msg: EntityOp): void {
-    this.port.notRunHere(`e:${msg.t}`)
+  /**
+   * The registry name (`e:Type`, or `e:Type#op`) that another node of the hub runs and this one
+   * does not, for an operation of a type or an operation this node lacks; undefined otherwise.
+   */
+  #runsElsewhere(msg: EntityOp): string | undefined {
+    const type = this.registry.find(msg.t)
+    if (type === undefined) return this.port.knownElsewhere(`e:${msg.t}`) ? `e:${msg.t}` : undefined
+    if (type.operations.has(msg.op)) return undefined
+    const name = operationName(msg.t, msg.op)
+    return this.port.knownElsewhere(name) ? name : undefined
+  }
+
+  /** Keeps an operation of a type (or an operation) another node of the hub runs, for it (unknown-types.ts). */
+  #keepForOthers(msg: EntityOp, name: string): void {
+    this.port.notRunHere(name)
     this.port.defer(msg)
   }
 

@@ -29,4 +29,4 @@ export {
 } from './options.ts'
 export { retryWithBackoff, type RetryOptions } from './retry.ts'
 export { Semaphore } from './semaphore.ts'
-export { describeTypeName } from './registry-names.ts'
+export { describeTypeName, operationName } from './registry-names.ts'

@@ -98,15 +98,25 @@ describe('feature names are no types', () => {
     expect(WIRE_FEATURES).toContain(EXEC_SEQS)
     expect(WIRE_FEATURES).toContain(PACKED_HISTORY)
     expect(WIRE_FEATURES).toContain(RELEASE_OPS)
+    // each entity operation too: a node that lacks one gives its partitions up to one that runs it
     expect(registryNames(split)).toEqual([
       'e:Account',
+      'e:Account#balance',
+      'e:Account#deposit',
+      'e:Account#withdraw',
       EXEC_SEQS,
       LOCK_OPS,
       PACKED_HISTORY,
       RELEASE_OPS,
       'o:transfer',
     ])
-    expect(registryNames(split, [])).toEqual(['e:Account', 'o:transfer'])
+    expect(registryNames(split, [])).toEqual([
+      'e:Account',
+      'e:Account#balance',
+      'e:Account#deposit',
+      'e:Account#withdraw',
+      'o:transfer',
+    ])
   })
 })
 
