@@ -240,14 +240,7 @@ class TallyV1 extends Entity<number> {
 }
 
 /** Version 2 of the same type: `add` and a new operation, `bump`. */
-class TallyV2 extends Entity<number> {
-  static override entityName = 'Tally'
-  initialState() {
-    return 0
-  }
-  add(n: number) {
-    this.state += n
-  }
+class TallyV2 extends TallyV1 {
   bump(n: number) {
     this.state += 10 * n
   }
