@@ -508,7 +508,8 @@ export class PlacementAgent {
       return
     }
     if (held !== null && held !== undefined && held.rev === entry.revision) return // the view was right
-    this.options.logger.warn('placement view was stale; read the key from the stream leader', {
+    // (info: on an R3 hub it comes every few seconds with no fault, and asks nothing of an operator)
+    this.options.logger.info('placement view was stale; read the key from the stream leader', {
       node: this.nodeId,
       key,
       held: held?.rev,
