@@ -60,6 +60,8 @@ export interface MailboxHooks {
 const LEADER_SETTLE_MS = 300
 /** After a wait for the leader in vain, how long deliveries are not waited for. */
 const NO_WAIT_AFTER_VAIN_MS = 5000
+/** When a delivered message the leader did not show is read again from it, in the background. */
+const LATE_READS_MS = [500, 1500]
 /** The pause between those questions. */
 const LEADER_POLL_MS = 5
 
@@ -214,9 +216,26 @@ export class MailboxReader {
     if (!same && held.length > 0) {
       this.hooks.filled?.(from, seq, held.filter((h) => h.seq !== seq || !sameBytes(h.data, data)).length)
     }
-    // what the leader does not show after that (none at or past `seq`) is read at the next
-    // delivery, or the stall watch notices it waiting
-    for (const h of held) this.#enqueue(h.seq, h.data)
+    // (a read made meanwhile, below, may have queued some already)
+    for (const h of held) if (h.seq >= this.#expect) this.#enqueue(h.seq, h.data)
+    // what the leader does not show yet (none at or past `seq`) is read again a little later, in
+    // the background, without holding up the deliveries: a leader slower than the wait above
+    if ((held.at(-1)?.seq ?? 0) < seq) for (const ms of LATE_READS_MS) this.#readLate(seq, ms)
+  }
+
+  /** Reads what the leader holds up to `seq` after `ms`, and queues what was not queued yet. */
+  #readLate(seq: number, ms: number): void {
+    const timer = setTimeout(() => {
+      if (this.#stopped || seq < this.#expect) return
+      this.hooks.fromLeader!(Math.max(this.#expect, this.hooks.position()), seq).then(
+        (held) => {
+          if (this.#stopped) return
+          for (const h of held) if (h.seq >= this.#expect) this.#enqueue(h.seq, h.data)
+        },
+        () => {}, // (the next delivery, or the stall watch, asks again)
+      )
+    }, ms)
+    timer.unref()
   }
 
   async #pump(messages: ConsumerMessages): Promise<void> {

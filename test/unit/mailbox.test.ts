@@ -155,6 +155,22 @@ describe('mailbox reader on a replicated hub', () => {
     expect(filled).toEqual([])
   })
 
+  it('reads a message the leader shows later than the wait allows again in the background', async () => {
+    const delivered = [
+      { seq: 10, data: batch(1) },
+      { seq: 12, data: batch(2) },
+    ]
+    const leader = [delivered[0]!]
+    setTimeout(() => leader.push(delivered[1]!), 700) // past the 300 ms wait
+    const { r } = reader(delivered, leader, 10)
+    await r.start(10)
+    await waitFor(() => r.length === 2, 'both messages queued', 5000)
+    expect(queuedBatches(r)).toEqual([
+      [10, 1],
+      [12, 2],
+    ])
+  })
+
   it('waits for the leader once, not at every delivery, when a replica delivers what the leader never shows', async () => {
     // a replica whose copy differs: 20 deliveries the leader holds nowhere
     const replica = Array.from({ length: 20 }, (_, i) => ({ seq: 100 + i, data: batch(i) }))
