@@ -216,8 +216,7 @@ export class MailboxReader {
     if (!same && held.length > 0) {
       this.hooks.filled?.(from, seq, held.filter((h) => h.seq !== seq || !sameBytes(h.data, data)).length)
     }
-    // (a read made meanwhile, below, may have queued some already)
-    for (const h of held) if (h.seq >= this.#expect) this.#enqueue(h.seq, h.data)
+    this.#queueHeld(held)
     // what the leader does not show yet (none at or past `seq`) is read again a little later, in
     // the background, without holding up the deliveries: a leader slower than the wait above
     if ((held.at(-1)?.seq ?? 0) < seq) for (const ms of LATE_READS_MS) this.#readLate(seq, ms)
@@ -229,13 +228,20 @@ export class MailboxReader {
       if (this.#stopped || seq < this.#expect) return
       this.hooks.fromLeader!(Math.max(this.#expect, this.hooks.position()), seq).then(
         (held) => {
-          if (this.#stopped) return
-          for (const h of held) if (h.seq >= this.#expect) this.#enqueue(h.seq, h.data)
+          if (!this.#stopped) this.#queueHeld(held)
         },
         () => {}, // (the next delivery, or the stall watch, asks again)
       )
     }, ms)
     timer.unref()
+  }
+
+  /**
+   * Queues messages read from the leader, but not those queued already: a delivery's read and a
+   * late read (#readLate) may overlap.
+   */
+  #queueHeld(held: ReadonlyArray<{ seq: number; data: Uint8Array }>): void {
+    for (const h of held) if (h.seq >= this.#expect) this.#enqueue(h.seq, h.data)
   }
 
   async #pump(messages: ConsumerMessages): Promise<void> {

@@ -100,8 +100,10 @@ export class Partition {
   #closing = false
   #timer: NodeJS.Timeout | undefined
   #snapshotTimer: NodeJS.Timeout | undefined
-  /** Kicks the loop now and then, to append a `keep` record when idle (see #keepDue). */
+  /** Looks now and then whether a `keep` record is due (see #keepDue), and kicks the loop if so. */
   #keepTimer: NodeJS.Timeout | undefined
+  /** Set by #keepTimer when a `keep` record is due: the loop's cycle appends it. */
+  #keepWanted = false
   readonly #recordLimit: number
   /** The loop: a kick while it runs makes it run again (see batch-worker.ts). */
   readonly #loop = new BatchWorker(() => this.#cycle(), {
@@ -361,7 +363,15 @@ export class Partition {
     this.#snapshotTimer.unref()
     const keepMs = this.options.keepIdleLogMs
     if (keepMs !== undefined) {
-      this.#keepTimer = setInterval(() => this.#kick(), Math.max(1000, keepMs / 4))
+      // (the loop itself does not look: nothing is added to a busy partition's cycle)
+      this.#keepTimer = setInterval(
+        () => {
+          if (!this.#keepDue()) return
+          this.#keepWanted = true
+          this.#kick()
+        },
+        Math.max(1000, keepMs / 4),
+      )
       this.#keepTimer.unref()
     }
     this.#armTimer()
@@ -486,7 +496,11 @@ export class Partition {
   /** One cycle of the loop: process what waits while a record has room, sealing rounds as it goes. */
   async #cycle(): Promise<void> {
     if (this.#careful !== undefined) return this.#careful.cycle()
-    if (this.#keepDue() && !(await this.#appendKeep())) return
+    if (this.#keepWanted) {
+      this.#keepWanted = false
+      // (still due: work may have come since the timer looked)
+      if (this.#keepDue() && !(await this.#appendKeep())) return
+    }
     if (this.#beginPending) {
       if (!this.#hasWork()) {
         // queries are answered meanwhile: a step that takes no work (#canProcess says no), and the
