@@ -91,7 +91,8 @@ export function buildProgram(setCode: (code: number) => void): Command {
       )
       .option(
         '--stream-trim-interval-ms <ms>',
-        "replicated hub: how often the hub's mailbox and log streams are trimmed (default 30000, 0: never)",
+        "how often the hub's mailbox and log streams are cut whole from below (default 30000; 0: " +
+          'on one server each partition purges its own part after a snapshot, a replicated hub never)',
         intArg(0),
       )
       .option(

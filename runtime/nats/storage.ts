@@ -107,12 +107,21 @@ export class PartitionStorage {
   readonly fast: FastJetStream
   /** Whether the hub's streams are replicated (reads then go to the stream leader). */
   readonly replicated: boolean
+  /**
+   * Whether this partition purges its own subjects of the log and the mailbox after a snapshot
+   * ({@link truncateLog}, {@link truncateMailbox}): only on one server, and only when the hub's
+   * streams are not cut whole from below (`stream-trim.ts`).
+   */
+  readonly trimsOwnSubjects: boolean
   constructor(
     readonly nc: NatsConnection,
     readonly hub: Hub,
     readonly p: number,
+    /** The hub's streams are cut whole from below by one node (`stream-trim.ts`). */
+    cutWhole = false,
   ) {
     this.replicated = hub.meta.replicas > 1
+    this.trimsOwnSubjects = !this.replicated && !cutWhole
     this.js = jetstream(nc, this.replicated ? { timeout: REPLICATED_CONSUMER_TIMEOUT_MS } : {})
     this.fast = fastJetStream(nc)
   }
@@ -399,19 +408,21 @@ export class PartitionStorage {
 
   /**
    * Removes log records below `seq` (the record at `seq` is kept: fencing needs it) — on one server
-   * only, like {@link truncateMailbox} and for the same reason: on nats-server 2.9.10 with a member
-   * restarting, these subject-filtered purges of the shared log stream left the leader with an
-   * empty log (chaos seed 9105: every append then failed its expected-last-sequence check and
-   * every partition stopped). The log of a replicated hub is cut whole from below instead
-   * (`stream-trim.ts`).
+   * whose streams are not cut whole ({@link trimsOwnSubjects}), like {@link truncateMailbox} and for
+   * the same reason: on nats-server 2.9.10 with a member restarting, these subject-filtered purges
+   * of the shared log stream left the leader with an empty log (chaos seed 9105: every append then
+   * failed its expected-last-sequence check and every partition stopped). The log of a replicated
+   * hub is cut whole from below instead (`stream-trim.ts`); so is, by default, that of one server,
+   * since a purge with a subject walks every message of the stream from the subject's first one.
    */
   async truncateLog(seq: number): Promise<void> {
-    if (seq <= 1 || this.replicated) return
+    if (seq <= 1 || !this.trimsOwnSubjects) return
     await this.hub.jsm.streams.purge(this.hub.names.logStream, { filter: this.hub.names.log(this.p), seq })
   }
 
   /**
-   * Removes mailbox messages below `seq` — on one server only. On a replicated hub the mailbox is
+   * Removes mailbox messages below `seq` — on one server whose streams are not cut whole only
+   * ({@link trimsOwnSubjects}). On a replicated hub the mailbox is
    * not trimmed: on nats-server 2.9.10 these subject-filtered purges of the shared mailbox stream,
    * with a member restarting, left replicas whose copies differ from the leader's (messages at other
    * sequences, some missing), and a partition that later read from such a copy as leader lost
@@ -425,7 +436,7 @@ export class PartitionStorage {
    * nothing. A stream whose last message is kept restores its sequence from that message.
    */
   async truncateMailbox(seq: number): Promise<void> {
-    if (seq <= 2 || this.replicated) return
+    if (seq <= 2 || !this.trimsOwnSubjects) return
     await this.hub.jsm.streams.purge(this.hub.names.mailboxStream, {
       filter: this.hub.names.mailbox(this.p),
       seq: seq - 1,

@@ -1,11 +1,16 @@
 /**
- * Trimming the shared mailbox and log streams of a replicated hub. On one server each partition
- * trims its own subject after a snapshot (`PartitionStorage.truncateLog`, `truncateMailbox`). On a
- * replicated hub those subject-filtered purges left nats-server 2.9.10's replicas with copies that
- * differ from the leader's, so there each stream is cut whole from below instead: one purge
+ * Trimming the hub's shared mailbox and log streams: each stream is cut whole from below, one purge
  * without a subject up to the lowest sequence some partition may still need, computed from every
  * partition's checkpoint and asked of the stream leader. One node does it (the one running
  * partition 0, see `runtime/node/node.ts`), every `streamTrimIntervalMs`.
+ *
+ * Why whole: a partition could purge its own subject after each snapshot
+ * (`PartitionStorage.truncateLog`, `truncateMailbox`; what one server does with
+ * `streamTrimIntervalMs: 0`), but on nats-server 2.9.10 those subject-filtered purges left a
+ * replicated hub's replicas with copies that differ from the leader's, and on one server each walks
+ * every message of the stream from the subject's first one (`fileStore.PurgeEx`), all partitions'
+ * messages included: about 16 % of the server's CPU in an orchestration benchmark. A purge without
+ * a subject drops whole blocks.
  *
  * What a partition may still need, per stream:
  * - **log**: its records from its checkpoint's record (`logSeq`, kept: it fences appends) on, or
@@ -92,18 +97,21 @@ interface StreamState {
   first: number
   last: number
   created: string
-  /** Every replica is up and current (none offline, none catching up with the leader). */
+  /** The stream has a leader and every replica is up and current (none offline, none catching up). */
   settled: boolean
 }
 
 async function streamState(jsm: JetStreamManager, stream: string): Promise<StreamState> {
   const info = await jsm.streams.info(stream)
-  const replicas = info.cluster?.replicas ?? []
+  // (a server outside any cluster reports no cluster: its stream is its one copy)
+  const cluster = info.cluster
   return {
     first: info.state.first_seq,
     last: info.state.last_seq,
     created: info.created,
-    settled: info.cluster?.leader !== undefined && replicas.every((r) => r.current && r.offline !== true),
+    settled:
+      cluster === undefined ||
+      (cluster.leader !== undefined && (cluster.replicas ?? []).every((r) => r.current && r.offline !== true)),
   }
 }
 

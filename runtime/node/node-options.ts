@@ -123,9 +123,10 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
   /** ...or this long after the first unsnapshotted record, in ms (default 2,000). */
   snapshotIntervalMs?: number
   /**
-   * On a replicated hub: how often the node running partition 0 cuts the hub's mailbox and log
-   * streams below what every partition may still need, in ms (default 30,000; 0: never, the
-   * streams keep every message). On one server each partition trims its own part after a snapshot.
+   * How often the node running partition 0 cuts the hub's mailbox and log streams whole, below what
+   * every partition may still need, in ms (default 30,000). 0: no such cuts; then on one server
+   * each partition purges its own part after a snapshot instead (slower: a purge with a subject
+   * walks the stream), and a replicated hub's streams keep every message.
    */
   streamTrimIntervalMs?: number
   /**
@@ -349,7 +350,7 @@ export type NodeSettings = Required<
   tracing: Tracing
   /** False with `metrics: false`: the partitions record nothing. */
   recordMetrics: boolean
-  /** See `PartitionOptions.keepIdleLogMs`: set on a replicated hub whose streams are cut. */
+  /** See `PartitionOptions.keepIdleLogMs`: set when the hub's streams are cut whole from below. */
   keepIdleLogMs?: number
 }
 

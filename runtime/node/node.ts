@@ -229,10 +229,10 @@ export class Node {
         const w = workers
         workflows.offload = { threshold: options.offloadThreshold ?? 200, publish: (task) => w.publish(task) }
       }
-      // a replicated hub's streams are cut from below (stream-trimmer.ts); an idle partition moves
+      // the hub's streams are cut whole from below (stream-trimmer.ts); an idle partition moves
       // its last record up after two intervals, so that it does not hold the log's cut there
       const trimEveryMs = options.streamTrimIntervalMs ?? 30_000
-      const trims = hub.meta.replicas > 1 && trimEveryMs > 0
+      const trims = trimEveryMs > 0
       node = new Node(nc, hub, nodeId, registry, workflows, workers, workerClient, {
         ...engineDefaults(options),
         ...(trims ? { keepIdleLogMs: 2 * trimEveryMs } : {}),

@@ -1,5 +1,5 @@
 /**
- * The node's part in trimming a replicated hub's shared streams (`runtime/nats/stream-trim.ts`):
+ * The node's part in trimming the hub's shared streams (`runtime/nats/stream-trim.ts`):
  * every `intervalMs`, while this node runs partition 0, one trim; never two at once. A trim that
  * fails (a stream without a leader for a while) is logged, at most once a minute, and tried at the
  * next interval: what it would have cut stays until then, nothing else depends on it.

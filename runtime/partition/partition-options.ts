@@ -32,9 +32,11 @@ export interface PartitionOptions {
   /** ...or this many ms after the first record not yet in a snapshot. */
   snapshotIntervalMs: number
   /**
-   * On a replicated hub whose streams are cut from below: after this many ms without a record, an
-   * idle owner appends a record marked `keep` (then snapshots it), so that its last record does not
-   * hold the log's cut back. Absent: never.
+   * Given exactly when the hub's streams are cut whole from below by one node (`stream-trim.ts`):
+   * after this many ms without a record, an idle owner appends a record marked `keep` (then
+   * snapshots it), so that its last record does not hold the log's cut back; and the partition
+   * does not purge its own subjects after a snapshot. Absent: never a keep record, and on one
+   * server the partition purges its subjects of the log and the mailbox after each snapshot.
    */
   keepIdleLogMs?: number
   /**

@@ -124,7 +124,7 @@ export class Partition {
     readonly p: number,
     readonly options: PartitionOptions,
   ) {
-    this.#storage = new PartitionStorage(nc, hub, p)
+    this.#storage = new PartitionStorage(nc, hub, p, options.keepIdleLogMs !== undefined)
     this.blobs = options.blobs ?? new BlobStore(nc, hub.jsm, hub.names, blobLimits({}))
     this.metrics = (options.metrics ?? noNodeMetrics).partition(this)
     this.#writer = { e: options.epoch, o: Math.floor(Math.random() * 0xffffffff) }

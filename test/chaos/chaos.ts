@@ -114,13 +114,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
   const hub = `chaos${opts.seed}`.replace(/[^A-Za-z0-9_-]/g, '_')
   const t0 = Date.now()
   const servers = await startServers(opts.mode)
-  // (on R3 the streams are cut every second: the cuts run through every fault of the plan)
+  // (the streams are cut every second: the cuts run through every fault of the plan)
   const nodeOptions = {
     partitions,
     replicas: r3 ? 3 : 1,
     heartbeatMs: 250,
     leaseMs: 1_000,
-    ...(r3 ? { streamTrimIntervalMs: 1_000 } : {}),
+    streamTrimIntervalMs: 1_000,
   }
   const slots = new NodeSlots(
     3,

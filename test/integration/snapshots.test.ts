@@ -1,6 +1,7 @@
 /**
  * Snapshots: dirty state is written in the background, the checkpoint moves, and the log and
- * mailbox are truncated below it; a new node recovers the same states from checkpoint + tail.
+ * mailbox are truncated below it (cut whole by the node, or with `streamTrimIntervalMs: 0` purged
+ * by the partition after each snapshot); a new node recovers the same states from checkpoint + tail.
  * The entity cache stays bounded while 100,000 entities are touched.
  */
 import { describe, expect, it } from 'vitest'
@@ -27,8 +28,11 @@ async function subjectCount(stream: string, subject: string): Promise<{ messages
 }
 
 describe('snapshots', () => {
-  it('truncates log and mailbox below the checkpoint and recovers the same states', async () => {
-    const hub = 'snap'
+  it.each([
+    { how: 'cut whole by the node', streamTrimIntervalMs: 300 },
+    { how: 'purged by the partition', streamTrimIntervalMs: 0 },
+  ])('truncates log and mailbox below the checkpoint ($how) and recovers the same states', async (c) => {
+    const hub = `snap-${c.streamTrimIntervalMs}`
     const names = new HubNames(hub)
     const node = await Node.start({
       servers: nats.url,
@@ -37,6 +41,7 @@ describe('snapshots', () => {
       partitions: 1,
       snapshotRecords: 20,
       snapshotIntervalMs: 200,
+      streamTrimIntervalMs: c.streamTrimIntervalMs,
       logger: silentLogger,
     })
     const client = await Client.connect({ servers: nats.url, hub })
