@@ -4,7 +4,8 @@
  * (its keys and records: records.ts).
  *
  * Liveness is judged on the observer's own clock (when it last saw a node's heartbeat arrive), so
- * clocks need not agree. A node is gone once nothing arrived from it for `leaseMs`; a node whose own
+ * clocks need not agree (what a node finds as it joins is dated by the server's clock instead, see
+ * `#clockAhead`). A node is gone once nothing arrived from it for `leaseMs`; a node whose own
  * heartbeats lapse past the lease (paused, cut off) stops serving at once. Moves: the leader writes
  * `assign.<p> = { node: new, epoch: old + 1, from: old }`; the old owner finishes its in-flight
  * commit, stops, and writes `rel.<p>`; the new owner starts once `p` is released, or the old owner
@@ -44,6 +45,15 @@ export class PlacementAgent {
   #ownSeenAt = Date.now()
   #lastBeatOk = Date.now()
   #lastStep = Date.now()
+  /**
+   * How far this node's clock is ahead of the server's, overestimated by the return time of one
+   * acknowledgement (so ages computed with it are, if anything, too young); measured once, at the
+   * start. The records a joining node finds are dated with it: a node killed and started again at
+   * once finds the old process's heartbeat and leader lease seconds old, and counting their leases
+   * from the join would leave the partitions unserved a lease longer than they need. Records that
+   * arrive later are dated by their arrival only (the protocol never depends on clocks agreeing).
+   */
+  #clockAhead: number | undefined
   #leaving = false
   #closed = false
   /** Placement steps: a poke while one runs makes another follow (see batch-worker.ts). */
@@ -75,6 +85,7 @@ export class PlacementAgent {
     await ensureIdUnused(kv, options)
     const agent = new PlacementAgent(kv, options)
     agent.#initRev = await agent.#putHeartbeat()
+    await agent.#measureClock()
     await agent.#startWatch()
     agent.#heartbeat = setInterval(
       () => void agent.#putHeartbeat().catch(() => options.onHubInDoubt?.()),
@@ -318,6 +329,17 @@ export class PlacementAgent {
     return rev
   }
 
+  /**
+   * How far this node's clock is ahead of the server's (at most, see {@link #clockAhead}), measured
+   * on its first heartbeat: the time its write was acknowledged, less the server's timestamp of the
+   * stored record. Left unknown when the record read back is not that write (a replica behind).
+   */
+  async #measureClock(): Promise<void> {
+    const acknowledged = this.#lastBeatOk
+    const own = await this.kv.get(`node.${this.nodeId}`).catch(() => null)
+    if (own?.revision === this.#initRev) this.#clockAhead = acknowledged - own.created.getTime()
+  }
+
   async #startWatch(): Promise<void> {
     const watch = await this.kv.watch({ key: '>' })
     this.#watch = watch
@@ -367,7 +389,12 @@ export class PlacementAgent {
     const put = entry.operation === 'PUT'
     const [kind, rest] = splitKey(entry.key)
     const known = kind === 'node' && this.#view.nodes.has(rest)
-    this.#view.apply(entry, now, this.options.leaseMs)
+    // what the node finds as it joins is dated by the server's clock (see #clockAhead)
+    const age =
+      this.#initialized || this.#clockAhead === undefined
+        ? undefined
+        : now - this.#clockAhead - entry.created.getTime()
+    this.#view.apply(entry, now, this.options.leaseMs, age)
     if (kind === 'node') {
       if (rest === this.nodeId && put) {
         this.#seenOwnRev = Math.max(this.#seenOwnRev, entry.revision)

@@ -2,7 +2,8 @@
  * What a node knows of the placement bucket (its keys and records: records.ts): the assignments,
  * the releases, the node records, the hub's remembered types and the leader lease, each with the
  * revision it was read at and when this node saw it (on its own clock: liveness is judged by when
- * a record arrived, not by the writer's clock). The watch brings every change in through
+ * a record arrived, not by the writer's clock; only what a node finds as it joins is dated by the
+ * server's clock, corrected by this node's measured offset from it). The watch brings every change in through
  * {@link PlacementView.apply}. Apart from the agent (agent.ts), which runs the protocol over this
  * view (heartbeats, the lease, the leader's passes, hand-offs); this file keeps how records become
  * the view.
@@ -44,11 +45,18 @@ export class PlacementView {
     return names
   }
 
-  /** Takes a watch entry into the view (`now`: when it arrived); throws for a bad record. */
-  apply(entry: KvWatchEntry, now: number, leaseMs: number): void {
+  /**
+   * Takes a watch entry into the view (`now`: when it arrived); throws for a bad record. `age`,
+   * given only for the records a joining node finds: how long before `now` the server stored it,
+   * on this node's clock (see `PlacementAgent`); a node or leader record is then taken as seen that
+   * long ago, at most a lease, so that a lease that ran out before the join is not counted again
+   * from the join.
+   */
+  apply(entry: KvWatchEntry, now: number, leaseMs: number, age?: number): void {
     const put = entry.operation === 'PUT'
     // A record written long before we first saw it comes from a process long gone.
     const fresh = now - entry.created.getTime() <= ANCIENT_LEASES * leaseMs
+    const seen = fresh ? now - Math.min(Math.max(age ?? 0, 0), leaseMs) : 0
     const [kind, rest] = splitKey(entry.key)
     if (kind === 'assign') {
       const p = Number(rest)
@@ -66,7 +74,7 @@ export class PlacementView {
       else {
         const { types } = decode(entry.value, `heartbeat ${entry.key}`) as NodeRecord
         const node: { seen: number; rev: number; types?: string[] } = {
-          seen: fresh ? now : 0,
+          seen,
           rev: entry.revision,
         }
         if (Array.isArray(types)) node.types = types.filter((t) => typeof t === 'string')
@@ -78,7 +86,7 @@ export class PlacementView {
       if (!put) this.leader = null
       else {
         const l = decode(entry.value, 'leader lease') as LeaderRecord
-        this.leader = { node: l.node, rev: entry.revision, seen: fresh ? now : 0 }
+        this.leader = { node: l.node, rev: entry.revision, seen }
       }
     }
   }

@@ -210,6 +210,55 @@ describe('placement agent', () => {
   })
 })
 
+describe('a node joining after a crash', () => {
+  it("counts the dead leader's lease from its last renewal, not from the join", async () => {
+    const nc = await connectTo({ servers: nats.url }, 'placement-join-test')
+    const agents: PlacementAgent[] = []
+    try {
+      const hub = await ensureHub(nc, 'pl-join', { partitions: 2 })
+      const LEASE = 4000
+      const options = (nodeId: string): PlacementOptions => ({ ...fastAgent(nodeId), leaseMs: LEASE })
+      const a = await PlacementAgent.start(hub.metaKv, options('a'))
+      agents.push(a)
+      await waitFor(() => a.isLeader, 'a takes the free lease')
+      a.close() // a crash: its node record and its lease stay in the bucket
+      // the replacement starts once a's lease has run out by the server's clock
+      await new Promise((resolve) => setTimeout(resolve, LEASE + 300))
+      const joined = Date.now()
+      const b = await PlacementAgent.start(hub.metaKv, options('b'))
+      agents.push(b)
+      await waitFor(() => b.isLeader, `b takes the lease (leader seen: ${b.leader})`, 2 * LEASE)
+      // dated from the join, a's records would keep the lease a whole lease longer
+      expect(Date.now() - joined).toBeLessThan(LEASE)
+      expect(b.live()).toEqual(['b'])
+    } finally {
+      for (const agent of agents) agent.close()
+      await closeConnection(nc)
+    }
+  })
+
+  it("keeps a live leader's lease: a joining node finds its renewal young", async () => {
+    const nc = await connectTo({ servers: nats.url }, 'placement-join-live-test')
+    const agents: PlacementAgent[] = []
+    try {
+      const hub = await ensureHub(nc, 'pl-join-live', { partitions: 2 })
+      const a = await PlacementAgent.start(hub.metaKv, fastAgent('a'))
+      agents.push(a)
+      await waitFor(() => a.isLeader, 'a takes the free lease')
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+      const b = await PlacementAgent.start(hub.metaKv, fastAgent('b'))
+      agents.push(b)
+      await waitFor(() => b.leader === 'a', `b sees a lead (found ${b.leader})`)
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+      expect([a.isLeader, b.isLeader]).toEqual([true, false])
+      expect(b.live()).toEqual(['a', 'b'])
+    } finally {
+      for (const agent of agents) agent.close()
+      await closeConnection(nc)
+    }
+  })
+})
+
 /** A KV whose watches pass the `leader` key's first entry only. */
 function blindToLeaderRenewals(kv: KV): KV {
   return new Proxy(kv, {
