@@ -5,11 +5,20 @@
  * an envelope (`Basalt-Message-Index`), or one that could not be applied. `replay` puts a whole
  * message back on its partition's mailbox as it was, and one actor message in an envelope of its
  * own on the mailbox of the partition its target belongs to; then the dead letter is removed.
+ * `replay --all` does so for every dead letter, or those of one partition or reason.
  */
 import { randomUUID } from 'node:crypto'
 import { counted, partitionOf } from '../../actors/index.ts'
 import { WIRE_VERSION, type ActorMessage, type ClientEnvelope } from '../../actors/wire/index.ts'
-import { decode, encode, isNoMessage, nextOnSubject, type Hub, type StoredMsg } from '../nats/index.ts'
+import {
+  decode,
+  encode,
+  isNoMessage,
+  nextOnSubject,
+  type Hub,
+  type JetStreamClient,
+  type StoredMsg,
+} from '../nats/index.ts'
 import { targetOf } from '../partition/index.ts'
 import { UsageError } from './args.ts'
 import { withHub } from './connection.ts'
@@ -98,41 +107,141 @@ export async function dlqShowCommand(seq: number, flags: OutputFlags, out: Out =
   })
 }
 
+/** What `basalt dlq replay` takes: one dead letter's sequence, or `--all` with optional filters. */
+export interface ReplayFlags extends OutputFlags {
+  all?: boolean
+  partition?: number
+  reason?: string
+}
+
 /**
  * `basalt dlq replay SEQ`: sends the dead letter back to a mailbox (see the header), removes it
  * from the dead letters, and prints where it went. Should it fail again, it comes back as a new one.
+ *
+ * `basalt dlq replay --all [--partition P] [--reason TEXT]`: the same for every dead letter stored
+ * when the command starts (one that fails again comes back with a later sequence and is not
+ * replayed a second time by the same command), or only those of partition P, or whose reason
+ * contains TEXT. A dead letter that cannot be replayed (undecodable content that needs a partition
+ * to go to) is left where it is and named; the command then exits with 1.
  */
-export async function dlqReplayCommand(seq: number, flags: OutputFlags, out: Out = stdout): Promise<number> {
+export async function dlqReplayCommand(
+  seq: number | undefined,
+  flags: ReplayFlags,
+  out: Out = stdout,
+): Promise<number> {
+  const bulk = flags.all === true || flags.partition !== undefined || flags.reason !== undefined
+  if (seq !== undefined && bulk)
+    throw new UsageError('give one dead letter sequence, or --all (with --partition, --reason), not both')
+  if (seq === undefined && !bulk)
+    throw new UsageError("give a dead letter's sequence (see basalt dlq list), or --all to replay every one")
+  if (seq === undefined) return dlqReplayAll(flags, out)
   return withHub(flags, async (hub, nc) => {
-    const msg = await deadLetter(hub, seq)
-    const letter = describe(msg)
-    let p: number
-    let data: Uint8Array
-    if (letter.mailboxSeq !== null && letter.messageIndex === null) {
-      if (letter.partition === null)
-        throw new Error(`dead letter ${seq} names no partition (header Basalt-Partition)`)
-      p = letter.partition
-      data = msg.data
-    } else {
-      let actorMessage: ActorMessage
-      try {
-        actorMessage = decode(msg.data, 'dead letter') as ActorMessage
-      } catch (err) {
-        throw new Error(`dead letter ${seq} cannot be replayed: ${(err as Error).message}`, { cause: err })
-      }
-      p = partitionOf(targetOf(actorMessage), hub.meta.partitions)
-      // an envelope from a client of its own, so that no client's batch numbering is disturbed
-      const envelope: ClientEnvelope = { v: WIRE_VERSION, c: `dlq-${randomUUID()}`, q: 1, m: [actorMessage] }
-      data = encode(envelope)
-    }
     const { jetstream } = await import('../nats/index.ts')
-    const ack = await jetstream(nc).publish(hub.names.mailbox(p), data)
-    // replayed once: a second replay by mistake finds nothing
-    await hub.jsm.streams.deleteMessage(hub.names.deadLetterStream, seq, false)
-    if (flags.json) printJson({ seq, partition: p, mailboxSeq: ack.seq }, out)
-    else out(`replayed dead letter ${seq} to partition ${p} (mailbox seq ${ack.seq})`)
+    const { p, mailboxSeq } = await replay(hub, jetstream(nc), await deadLetter(hub, seq))
+    if (flags.json) printJson({ seq, partition: p, mailboxSeq }, out)
+    else out(`replayed dead letter ${seq} to partition ${p} (mailbox seq ${mailboxSeq})`)
     return 0
   })
+}
+
+async function dlqReplayAll(flags: ReplayFlags, out: Out): Promise<number> {
+  return withHub(flags, async (hub, nc) => {
+    const { jetstream } = await import('../nats/index.ts')
+    const js = jetstream(nc)
+    // only what is stored now: a letter that fails again comes back above this
+    const last = (await hub.jsm.streams.info(hub.names.deadLetterStream)).state.last_seq
+    const partitions = new Map<number, number>()
+    const skipped: Array<{ seq: number; error: string }> = []
+    let replayed = 0
+    const shown = progress('replaying dead letters')
+    try {
+      for (let from = 1; from <= last;) {
+        const msg = await nextMessage(hub, from)
+        if (msg === null || msg.seq > last) break
+        from = msg.seq + 1
+        const letter = describe(msg)
+        if (flags.partition !== undefined && letter.partition !== flags.partition) continue
+        if (flags.reason !== undefined && !letter.reason.includes(flags.reason)) continue
+        try {
+          const { p } = await replay(hub, js, msg)
+          partitions.set(p, (partitions.get(p) ?? 0) + 1)
+          replayed++
+          shown.update(replayed)
+        } catch (err) {
+          if (!(err instanceof NotReplayable)) throw err
+          skipped.push({ seq: msg.seq, error: err.message })
+        }
+      }
+    } finally {
+      shown.done()
+    }
+    const byPartition = [...partitions].sort(([a], [b]) => a - b)
+    if (flags.json) printJson({ replayed, partitions: Object.fromEntries(byPartition), skipped }, out)
+    else {
+      const where = byPartition.map(([p, n]) => `${p}: ${n}`).join(', ')
+      out(`replayed ${counted(replayed, 'dead letter')}${replayed > 0 ? ` (per partition ${where})` : ''}`)
+      for (const { error } of skipped) out(`not replayed: ${error}`)
+    }
+    return skipped.length > 0 ? 1 : 0
+  })
+}
+
+/** A dead letter that cannot be sent anywhere: its content, or its headers, do not say where. */
+class NotReplayable extends Error {}
+
+/**
+ * Sends one dead letter back (see the module comment) and removes it. The mailbox message carries
+ * a message id made of the dead-letter stream's creation and the letter's sequence: replayed
+ * twice within the mailbox's duplicate window (a command run again after it was cut off between
+ * the two steps), the server keeps one copy.
+ */
+async function replay(
+  hub: Hub,
+  js: JetStreamClient,
+  msg: StoredMsg,
+): Promise<{ p: number; mailboxSeq: number }> {
+  const letter = describe(msg)
+  let p: number
+  let data: Uint8Array
+  if (letter.mailboxSeq !== null && letter.messageIndex === null) {
+    if (letter.partition === null)
+      throw new NotReplayable(`dead letter ${msg.seq} names no partition (header Basalt-Partition)`)
+    p = letter.partition
+    data = msg.data
+  } else {
+    let actorMessage: ActorMessage
+    try {
+      actorMessage = decode(msg.data, 'dead letter') as ActorMessage
+    } catch (err) {
+      throw new NotReplayable(`dead letter ${msg.seq} cannot be replayed: ${(err as Error).message}`, {
+        cause: err,
+      })
+    }
+    p = partitionOf(targetOf(actorMessage), hub.meta.partitions)
+    // an envelope from a client of its own, so that no client's batch numbering is disturbed
+    const envelope: ClientEnvelope = { v: WIRE_VERSION, c: `dlq-${randomUUID()}`, q: 1, m: [actorMessage] }
+    data = encode(envelope)
+  }
+  const created = (await deadLetterStreamCreated(hub)) ?? 'unknown'
+  const ack = await js.publish(hub.names.mailbox(p), data, { msgID: `dlq-${created}-${msg.seq}` })
+  // replayed once: a second replay by mistake finds nothing
+  await hub.jsm.streams.deleteMessage(hub.names.deadLetterStream, msg.seq, false)
+  return { p, mailboxSeq: ack.seq }
+}
+
+const streamCreated = new WeakMap<Hub, Promise<string | undefined>>()
+
+/** When the hub's dead-letter stream was created (read once per hub): part of replay message ids. */
+function deadLetterStreamCreated(hub: Hub): Promise<string | undefined> {
+  let created = streamCreated.get(hub)
+  if (created === undefined) {
+    created = hub.jsm.streams.info(hub.names.deadLetterStream).then(
+      (info) => info.created,
+      () => undefined,
+    )
+    streamCreated.set(hub, created)
+  }
+  return created
 }
 
 /** `basalt dlq purge --yes`: removes every dead letter; prints how many. */

@@ -256,9 +256,18 @@ export function buildProgram(setCode: (code: number) => void): Command {
   hubCommand(dlq.command('show').description("a dead letter's headers and content"))
     .argument('<seq>', 'dead letter sequence (see dlq list)', intArg())
     .action((seq: number, flags) => run(async () => (await dead()).dlqShowCommand(seq, flags))())
-  hubCommand(dlq.command('replay').description('send a dead letter back to its mailbox'))
-    .argument('<seq>', 'dead letter sequence (see dlq list)', intArg())
-    .action((seq: number, flags) => run(async () => (await dead()).dlqReplayCommand(seq, flags))())
+  hubCommand(
+    dlq
+      .command('replay')
+      .description('send a dead letter back to its mailbox, or with --all every one (or those matching)'),
+  )
+    .argument('[seq]', 'dead letter sequence (see dlq list)', intArg())
+    .option('--all', 'replay every dead letter stored now (narrowed by --partition, --reason)')
+    .option('--partition <p>', "only the dead letters of this partition (their header's)", intArg(0))
+    .option('--reason <text>', 'only the dead letters whose reason contains this text')
+    .action((seq: number | undefined, flags) =>
+      run(async () => (await dead()).dlqReplayCommand(seq, flags))(),
+    )
   hubCommand(dlq.command('purge').description('remove every dead letter (with --yes)'))
     .option('--yes', 'really remove them')
     .action((flags) => run(async () => (await dead()).dlqPurgeCommand(flags))())

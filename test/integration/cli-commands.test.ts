@@ -384,6 +384,78 @@ describe('basalt hub and dlq', () => {
   })
 })
 
+describe('basalt dlq replay in bulk', () => {
+  it(
+    'replays every dead letter, or those of one partition or reason, each once',
+    { timeout: 60_000 },
+    async () => {
+      const nc = await connectTo(nats.url, 'cli-dlq-bulk-test')
+      try {
+        const js = jetstream(nc)
+        const jsm = await jetstreamManager(nc)
+        await jsm.streams.purge(`BASALT_${HUB}_DLQ`)
+        const deadLetters = async () => (await jsm.streams.info(`BASALT_${HUB}_DLQ`)).state.messages
+        // two counters' operations, each published to a mailbox it does not belong to (two
+        // different ones), and garbage bytes on a third partition
+        const homeA = partitionOf('bulk-a', PARTITIONS)
+        const homeB = partitionOf('bulk-b', PARTITIONS)
+        const wrongA = (homeA + 1) % PARTITIONS
+        const wrongB = [1, 2, 3].map((d) => (homeB + d) % PARTITIONS).find((p) => p !== wrongA)!
+        const garbageAt = [0, 1, 2, 3].find((p) => p !== wrongA && p !== wrongB)!
+        const misrouted = async (key: string, to: number, amounts: number[]) => {
+          for (const a of amounts) {
+            const op = { k: 'op', t: 'Counter', key, op: 'add', a: [a] }
+            await js.publish(`${HUB}.mbx.${to}`, encode({ v: 1, c: `bulk-${key}-${a}`, q: 1, m: [op] }))
+          }
+        }
+        await misrouted('bulk-a', wrongA, [1, 2, 3])
+        await misrouted('bulk-b', wrongB, [10, 20])
+        await js.publish(`${HUB}.mbx.${garbageAt}`, new Uint8Array([1, 2, 3, 250]))
+        await waitFor(async () => (await deadLetters()) === 6, '6 dead letters')
+
+        expect((await run('dlq', 'replay')).code, 'neither a sequence nor --all').toBe(2)
+        expect((await run('dlq', 'replay', '1', '--all')).code, 'both').toBe(2)
+
+        const byPartition = await run('dlq', 'replay', '--partition', String(wrongA))
+        expect(byPartition.code, byPartition.output).toBe(0)
+        expect(byPartition.lines).toEqual([`replayed 3 dead letters (per partition ${homeA}: 3)`])
+        await waitFor(
+          async () => (await client.readEntityState('Counter', 'bulk-a')).state === 6,
+          'Counter@bulk-a = 6',
+        )
+        expect((await run('dlq', 'replay', '--partition', String(wrongA))).lines).toEqual([
+          'replayed 0 dead letters',
+        ])
+
+        // undecodable bytes go back as they were, fail again, and come back once: not replayed
+        // a second time by the same command
+        const byReason = await json('dlq', 'replay', '--reason', 'undecodable')
+        expect(byReason).toEqual({ replayed: 1, partitions: { [garbageAt]: 1 }, skipped: [] })
+        await waitFor(async () => (await deadLetters()) === 3, 'the garbage dead-lettered again')
+
+        const all = await json('dlq', 'replay', '--all')
+        expect(all).toEqual({
+          replayed: 3,
+          partitions: homeB === garbageAt ? { [homeB]: 3 } : { [homeB]: 2, [garbageAt]: 1 },
+          skipped: [],
+        })
+        await waitFor(
+          async () => (await client.readEntityState('Counter', 'bulk-b')).state === 30,
+          'Counter@bulk-b = 30',
+        )
+        await waitFor(async () => (await deadLetters()) === 1, 'only the garbage left, dead-lettered again')
+        expect((await client.readEntityState('Counter', 'bulk-a')).state).toBe(6)
+        const left = await json<Array<{ partition: number; reason: string }>>('dlq', 'list')
+        expect(left).toHaveLength(1)
+        expect(left[0]).toMatchObject({ partition: garbageAt })
+        expect(left[0]!.reason).toMatch(/undecodable/)
+      } finally {
+        await closeConnection(nc)
+      }
+    },
+  )
+})
+
 describe('basalt dashboard started by npm', () => {
   it(
     'stops once its parent is gone, as npm leaves it when its shell is killed',
