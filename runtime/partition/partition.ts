@@ -26,7 +26,7 @@ import {
   isDeferredTimer,
   kindOf,
 } from '../nats/index.ts'
-import { BatchWorker, Conditions, throttledWarning } from '../util/index.ts'
+import { BatchWorker, Conditions, during, throttledWarning } from '../util/index.ts'
 import { Outbox } from './outbox.ts'
 import { LocalDestination, localRoutes, type LocalRoutes } from './local-delivery.ts'
 import { Commits, outboxSizeOf } from './commit.ts'
@@ -355,8 +355,9 @@ export class Partition {
     // activities pending at the crash run again — after careful mode: one that ends the process
     // while a careful unit is open would be blamed on that unit (careful.ts)
     if (this.#careful === undefined) this.#instances.recovered()
-    this.#careful?.begin(await this.#storage.lastMailboxSeq())
-    await this.#inbox.start(this.#cursor.pos[0])
+    if (this.#careful !== undefined)
+      this.#careful.begin(await during("reading the mailbox's last sequence", this.#storage.lastMailboxSeq()))
+    await during('starting the mailbox consumer', this.#inbox.start(this.#cursor.pos[0]))
     // careful mode takes one unit at a time from its mailbox: partitions beside it send there
     if (this.#careful === undefined) this.#routes?.add(this.#local)
     this.#snapshotTimer = setInterval(() => this.#commits.maybeSnapshot(), this.options.snapshotIntervalMs)

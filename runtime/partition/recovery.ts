@@ -25,7 +25,7 @@ import {
   type Checkpoint,
   type PartitionStorage,
 } from '../nats/index.ts'
-import type { Logger } from '../util/index.ts'
+import { during, type Logger } from '../util/index.ts'
 import type { CrashCount } from './crash-count.ts'
 import type { LogWriter } from './log-fence.ts'
 import type { RepliesEntry } from './recent-replies.ts'
@@ -69,14 +69,17 @@ export interface RecoveryPort {
  */
 export async function recoverState(port: RecoveryPort): Promise<Array<[string, Reply[]]>> {
   const { epoch, logger, p, snap, storage } = port
-  const { ckpt } = await snap.claim(epoch, p)
+  const { ckpt } = await during('claiming the checkpoint', snap.claim(epoch, p))
   if (ckpt !== null) port.restoreCheckpoint(ckpt)
   // replies the previous owner sent lately (its records may be below the checkpoint now): in the
   // segments the checkpoint lists, or in one item when an older version wrote the checkpoint
   const keys =
     ckpt?.rs === undefined ? [itemKey.replies(p)] : ckpt.rs.map(([slot]) => itemKey.repliesSegment(p, slot))
   const entries: RepliesEntry[] = []
-  for (const kept of await Promise.all(keys.map((key) => snap.read(key)))) {
+  for (const kept of await during(
+    'reading the recent replies',
+    Promise.all(keys.map((key) => snap.read(key))),
+  )) {
     if (kept === null) continue
     try {
       entries.push(...(decode(kept, 'recent replies') as RepliesEntry[]))
@@ -85,8 +88,14 @@ export async function recoverState(port: RecoveryPort): Promise<Array<[string, R
     }
   }
   if (entries.length > 0) port.restoreReplies(entries)
-  for (const kind of [ItemKind.Timer, ItemKind.Lock, ItemKind.Activity]) {
-    for (const [key, value] of await snap.loadItems(partitionFilter(kind, p))) port.replayItem(key, value)
+  const itemNames = [
+    [ItemKind.Timer, 'timer'],
+    [ItemKind.Lock, 'lock'],
+    [ItemKind.Activity, 'activity'],
+  ] as const
+  for (const [kind, name] of itemNames) {
+    const items = await during(`reading the ${name} items`, snap.loadItems(partitionFilter(kind, p)))
+    for (const [key, value] of items) port.replayItem(key, value)
   }
   const replies: Array<[string, Reply[]]> = []
   const replayLogged = (rec: CommitRecord, seq: number): void => {
@@ -98,8 +107,8 @@ export async function recoverState(port: RecoveryPort): Promise<Array<[string, R
   // Replay the log tail, then append a claim record fenced on the tail; if someone appended in
   // between (a stale owner finishing a commit), replay that too and try again.
   for (;;) {
-    const tail = await storage.lastLogSeq()
-    await storage.readLog(port.lastLogSeq(), tail, replayLogged)
+    const tail = await during("reading the log's last sequence", storage.lastLogSeq())
+    await during('reading the log', storage.readLog(port.lastLogSeq(), tail, replayLogged))
     const claim: CommitRecord = {
       v: WIRE_VERSION,
       n: snap.committedN + 1,
@@ -117,14 +126,20 @@ export async function recoverState(port: RecoveryPort): Promise<Array<[string, R
     }
     let seq: number
     try {
-      seq = await storage.append(encode(claim), claim.n, port.writer, port.lastLogSeq())
+      seq = await during(
+        'appending the claim record',
+        storage.append(encode(claim), claim.n, port.writer, port.lastLogSeq()),
+      )
     } catch (err) {
       if (!isWrongLastSequence(err)) throw err
       continue
     }
     // On a NATS cluster a stale owner's append can land between the tail we read and our claim
     // (the leader checks the expected sequence before proposing): it came first, so it counts.
-    for (const { seq: s, rec } of await storage.logAfter(port.lastLogSeq(), seq)) {
+    for (const { seq: s, rec } of await during(
+      'reading the log after the claim',
+      storage.logAfter(port.lastLogSeq(), seq),
+    )) {
       if (s !== seq) replayLogged(rec, s)
     }
     port.claimed(claim, seq)

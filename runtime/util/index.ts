@@ -30,3 +30,4 @@ export {
 export { retryWithBackoff, type RetryOptions } from './retry.ts'
 export { Semaphore } from './semaphore.ts'
 export { describeTypeName, operationName } from './registry-names.ts'
+export { during } from './during.ts'

@@ -7,6 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createRequire } from 'node:module'
+import { appendFileSync } from 'node:fs'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -45,10 +46,15 @@ export class NodeProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     live.add(this.child)
+    // CHAOS_LOG_DIR: every line of every node also goes to <dir>/<hub>-<node>.log, for a run
+    // whose last lines do not say enough (run the nodes with BASALT_VERBOSE=1 to have info too)
+    const logDir = process.env['CHAOS_LOG_DIR']
+    const logFile = logDir === undefined ? undefined : path.join(logDir, `${args[1] ?? 'hub'}-${name}.log`)
     for (const stream of [this.child.stdout, this.child.stderr]) {
       if (stream === null) continue
       createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
         if (line === 'ready') this.#ready = true
+        if (logFile !== undefined) appendFileSync(logFile, `${line}\n`)
         this.lines.push(line)
         if (this.lines.length > KEPT_LINES) this.lines.shift()
       })

@@ -3,6 +3,9 @@ import { describe, expect, it } from 'vitest'
 import { isThenable } from '../../actors/thenable.ts'
 import { BatchWorker } from '../../runtime/util/batch-worker.ts'
 import { Conditions, whenSlow } from '../../runtime/util/conditions.ts'
+import { during } from '../../runtime/util/during.ts'
+import { FencedError } from '../../actors/errors.ts'
+import { isTransient } from '../../runtime/nats/errors.ts'
 import { retryWithBackoff } from '../../runtime/util/retry.ts'
 import { Semaphore } from '../../runtime/util/semaphore.ts'
 import {
@@ -262,5 +265,26 @@ describe('JetStream error predicates', () => {
     expect(isNoResponders(new NoRespondersError('H.q.1'))).toBe(true)
     expect(isNoResponders(new LeanPublishError('request: no responders (503)', 503))).toBe(true)
     expect(isNoResponders(new Error('timeout'))).toBe(false)
+  })
+})
+
+describe('during', () => {
+  it('names the step in the message of an error from below, once, and keeps the error', async () => {
+    const timeout = Object.assign(new Error('timeout'), { name: 'TimeoutError' })
+    const caught = await during('reading the log', Promise.reject(timeout)).catch((e: unknown) => e)
+    expect(caught).toBe(timeout)
+    expect(timeout.message).toBe('timeout (while reading the log)')
+    expect(isTransient(caught)).toBe(true)
+    // an outer step leaves the inner one's name
+    await during('starting partition 3', Promise.reject(timeout)).catch(() => {})
+    expect(timeout.message).toBe('timeout (while reading the log)')
+    await expect(during('x', Promise.resolve(7))).resolves.toBe(7)
+  })
+
+  it("leaves Basalt's own errors as they are", async () => {
+    const fenced = new FencedError(2, 'checkpoint was claimed by a newer owner')
+    const message = fenced.message
+    await expect(during('claiming the checkpoint', Promise.reject(fenced))).rejects.toBe(fenced)
+    expect(fenced.message).toBe(message)
   })
 })
