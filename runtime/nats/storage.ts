@@ -137,6 +137,18 @@ export class PartitionStorage {
     return { ckpt: decode(value, `checkpoint of partition ${this.p}`) as Checkpoint, rev }
   }
 
+  /**
+   * The first checkpoint stored after revision `rev` (read from the stream leader), or null when
+   * none was: see `SnapshotState.claim`, which asks it once its own write was acknowledged.
+   */
+  async readCheckpointAfter(rev: number): Promise<{ ckpt: Checkpoint | null; rev: number } | null> {
+    const stream = `KV_${this.hub.names.stateBucket}`
+    const msg = await nextOnSubject(this.hub.jsm, stream, this.hub.names.stateSubject(this.#ckptKey), rev + 1)
+    if (msg === null) return null
+    if (isDeletion(msg.header?.get('KV-Operation'))) return { ckpt: null, rev: msg.seq }
+    return { ckpt: decode(msg.data, `checkpoint of partition ${this.p}`) as Checkpoint, rev: msg.seq }
+  }
+
   /** Writes the checkpoint if its revision is still `rev`; returns the new revision. */
   async writeCheckpoint(ckpt: Checkpoint, rev: number): Promise<number> {
     return this.writeItem(this.#ckptKey, encode(ckpt), rev, ckpt.e)

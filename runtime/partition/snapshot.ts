@@ -60,6 +60,7 @@ export type SnapshotStore = Pick<
   PartitionStorage,
   | 'p'
   | 'readCheckpoint'
+  | 'readCheckpointAfter'
   | 'writeCheckpoint'
   | 'readItem'
   | 'writeItem'
@@ -138,18 +139,58 @@ export class SnapshotState {
    */
   async claim(epoch: number, p: number): Promise<{ ckpt: Checkpoint | null }> {
     this.#epoch = epoch
+    let read = await this.storage.readCheckpoint()
     for (;;) {
-      const { ckpt, rev } = await this.storage.readCheckpoint()
+      const { ckpt, rev } = read
       if (ckpt !== null && ckpt.e > epoch) {
         throw new FencedError(p, `checkpoint belongs to epoch ${ckpt.e}, ours is ${epoch}`)
       }
       const claimed: Checkpoint = ckpt === null ? emptyCheckpoint(epoch) : { ...ckpt, e: epoch }
+      let written: number
       try {
-        this.#ckptRev = await this.storage.writeCheckpoint(claimed, rev)
-        return { ckpt }
+        written = await this.storage.writeCheckpoint(claimed, rev)
       } catch (err) {
         if (!isWrongLastSequence(err)) throw err
+        read = await this.storage.readCheckpoint()
+        continue
       }
+      // On nats-server before 2.11 a stream leader elected moments ago answers reads before it has
+      // applied every write committed before its election, and checks a compare-and-set against
+      // the same state: the checkpoint read can be older than the latest, and the claim lands over
+      // the newer one. Restored, that older checkpoint needs log records that cuts of the log
+      // (stream-trim.ts) may have removed. Once the claim is acknowledged, the leader has applied
+      // everything before it: a checkpoint stored between the one read and the claim means the
+      // read was stale, and the claim is made again from that newer one.
+      const newer = await this.#storedBetween(rev, written)
+      if (newer === null) {
+        this.#ckptRev = written
+        return { ckpt }
+      }
+      this.logger.warn('checkpoint read was older than one stored after it; claiming from the newer one', {
+        p,
+        read: rev,
+        newer: newer.rev,
+      })
+      if (newer.ckpt !== null && newer.ckpt.e > epoch) {
+        // a newer owner's: put it back as it was (its owner restarts from it), and stand down
+        await this.storage.writeCheckpoint(newer.ckpt, written).catch(() => {})
+        throw new FencedError(p, `checkpoint belongs to epoch ${newer.ckpt.e}, ours is ${epoch}`)
+      }
+      read = { ckpt: newer.ckpt, rev: written }
+    }
+  }
+
+  /** The latest checkpoint stored after revision `after` and before `before`, or null. */
+  async #storedBetween(
+    after: number,
+    before: number,
+  ): Promise<{ ckpt: Checkpoint | null; rev: number } | null> {
+    let latest: { ckpt: Checkpoint | null; rev: number } | null = null
+    for (let from = after; ;) {
+      const next = await this.storage.readCheckpointAfter(from)
+      if (next === null || next.rev >= before) return latest
+      latest = next
+      from = next.rev
     }
   }
 

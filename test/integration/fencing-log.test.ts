@@ -50,6 +50,28 @@ describe('log fence (pure)', () => {
   })
 })
 
+describe('checkpoint claims', () => {
+  it('find a checkpoint stored after a revision, and claim from the newest one on a real server', async () => {
+    const nc = await connectTo(nats.url, 'test')
+    const hub = await ensureHub(nc, 'ckpt-after', { partitions: 2 })
+    const storage = new PartitionStorage(nc, hub, 1)
+    const first = await new SnapshotState(storage, silentLogger).claim(1, 1)
+    expect(first.ckpt).toBeNull()
+    const { rev: claimed } = await storage.readCheckpoint()
+    const { ckpt } = await storage.readCheckpoint()
+    const later = await storage.writeCheckpoint({ ...ckpt!, n: 4, logSeq: 40 }, claimed)
+    expect(await storage.readCheckpointAfter(claimed)).toEqual({
+      ckpt: expect.objectContaining({ e: 1, n: 4, logSeq: 40 }),
+      rev: later,
+    })
+    expect(await storage.readCheckpointAfter(later)).toBeNull()
+    const next = await new SnapshotState(storage, silentLogger).claim(2, 1)
+    expect(next.ckpt).toMatchObject({ e: 1, n: 4, logSeq: 40 })
+    expect((await storage.readCheckpoint()).ckpt).toMatchObject({ e: 2, n: 4, logSeq: 40 })
+    await closeConnection(nc)
+  })
+})
+
 describe('log appends', () => {
   it("rejects a stale owner's append that reuses a record number the new owner took (mechanism 1)", async () => {
     const nc = await connectTo(nats.url, 'test')

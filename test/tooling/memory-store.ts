@@ -26,15 +26,40 @@ export class MemoryStore implements SnapshotStore {
     this.items.set(key, { value, rev: seq, epoch })
     return seq
   }
+  /** Every checkpoint written, oldest first, with its revision. */
+  readonly checkpoints: Array<{ ckpt: Checkpoint; rev: number }> = []
+  /**
+   * The checkpoint revision a stream leader elected moments ago still shows (nats-server before
+   * 2.11): the next checkpoint read returns it, and the next compare-and-set checks against it.
+   */
+  staleCheckpointRev: number | undefined
+
   async readCheckpoint(): Promise<{ ckpt: Checkpoint | null; rev: number }> {
+    if (this.staleCheckpointRev !== undefined) {
+      const rev = this.staleCheckpointRev
+      return { ckpt: this.checkpoints.find((c) => c.rev === rev)?.ckpt ?? null, rev }
+    }
     const item = await this.readItem(itemKey.checkpoint(this.p))
     return {
       ckpt: item.value === null ? null : (JSON.parse(Buffer.from(item.value).toString()) as Checkpoint),
       rev: item.rev,
     }
   }
+  async readCheckpointAfter(rev: number): Promise<{ ckpt: Checkpoint | null; rev: number } | null> {
+    return this.checkpoints.find((c) => c.rev > rev) ?? null
+  }
   async writeCheckpoint(ckpt: Checkpoint, rev: number): Promise<number> {
-    return this.writeItem(itemKey.checkpoint(this.p), Buffer.from(JSON.stringify(ckpt)), rev, ckpt.e)
+    const key = itemKey.checkpoint(this.p)
+    if (this.staleCheckpointRev !== undefined) {
+      // the stale leader's check passes against what it shows; its write lands after the newer one
+      if (rev !== this.staleCheckpointRev)
+        throw new LeanPublishError(`write ${key}: wrong last sequence`, 10071)
+      this.staleCheckpointRev = undefined
+      rev = this.items.get(key)?.rev ?? 0
+    }
+    const written = await this.writeItem(key, Buffer.from(JSON.stringify(ckpt)), rev, ckpt.e)
+    this.checkpoints.push({ ckpt: structuredClone(ckpt), rev: written })
+    return written
   }
   async listStoredKeys(filter: string): Promise<string[]> {
     const prefix = filter.replace(/>$/, '')

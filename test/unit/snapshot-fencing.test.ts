@@ -75,6 +75,35 @@ describe('snapshot fencing', () => {
     expect(store.items.has(itemKey.entity(1, 'T', 'k'))).toBe(false)
   })
 
+  it('claims from the newest checkpoint when the leader that answered the read showed an older one', async () => {
+    const store = new MemoryStore(1)
+    const first = new SnapshotState(store, silentLogger)
+    await first.claim(1, 1)
+    const claimedRev = store.checkpoints.at(-1)!.rev
+    first.committed(record(1, 1, [[itemKey.entity(1, 'Counter', 'a'), encode(3)]]), 10)
+    await first.take(extras)
+    // a stream leader elected moments ago still shows the first claim (nats-server before 2.11)
+    store.staleCheckpointRev = claimedRev
+    const next = new SnapshotState(store, silentLogger)
+    const { ckpt } = await next.claim(2, 1)
+    expect(ckpt).toMatchObject({ e: 1, n: 1, logSeq: 10 })
+    expect((await store.readCheckpoint()).ckpt).toMatchObject({ e: 2, n: 1, logSeq: 10 })
+    // and its checkpoint revision is its own latest: its next snapshot writes
+    next.committed(record(2, 2, [[itemKey.entity(1, 'Counter', 'a'), encode(4)]]), 12)
+    await next.take(extras)
+    expect((await store.readCheckpoint()).ckpt).toMatchObject({ e: 2, n: 2, logSeq: 12 })
+  })
+
+  it("stands down when the checkpoint a stale read hid is a newer owner's, and puts it back", async () => {
+    const store = new MemoryStore(1)
+    await new SnapshotState(store, silentLogger).claim(1, 1)
+    const claimedRev = store.checkpoints.at(-1)!.rev
+    await new SnapshotState(store, silentLogger).claim(3, 1)
+    store.staleCheckpointRev = claimedRev
+    await expect(new SnapshotState(store, silentLogger).claim(2, 1)).rejects.toBeInstanceOf(FencedError)
+    expect((await store.readCheckpoint()).ckpt).toMatchObject({ e: 3 })
+  })
+
   it('writes no item into a hub created again under the owner (its checkpoint is gone)', async () => {
     const store = new MemoryStore(1)
     const owner = new SnapshotState(store, silentLogger)

@@ -67,6 +67,9 @@ class HoldingStore implements SnapshotStore {
   async writeCheckpoint(): Promise<number> {
     return ++this.#ckptRev
   }
+  async readCheckpointAfter(): Promise<null> {
+    return null
+  }
   async listStoredKeys(): Promise<string[]> {
     return []
   }
