@@ -151,7 +151,42 @@ export class PartitionStorage {
 
   /** Writes the checkpoint if its revision is still `rev`; returns the new revision. */
   async writeCheckpoint(ckpt: Checkpoint, rev: number): Promise<number> {
-    return this.writeItem(this.#ckptKey, encode(ckpt), rev, ckpt.e)
+    const written = await this.writeItem(this.#ckptKey, encode(ckpt), rev, ckpt.e)
+    this.#ownCheckpointRev = Math.max(this.#ownCheckpointRev, written)
+    return written
+  }
+
+  /** The revision of the latest checkpoint this storage wrote (0: none yet): see {@link #leaderIsCurrent}. */
+  #ownCheckpointRev = 0
+  /** A check of the state stream's leader under way, shared by the reads that wait for it. */
+  #checkingLeader: Promise<void> | undefined
+
+  /**
+   * On a replicated hub, before an item is read from the state stream's leader: that leader has
+   * applied this owner's latest checkpoint write. nats-server before 2.11 lets a leader elected
+   * moments ago answer reads before it has applied the writes committed before its election, so a
+   * read could return an item's older value, or none, and the partition would go on from it. Only
+   * this partition's owners write its items, and every earlier owner's writes precede this owner's
+   * claim of the checkpoint; a leader that shows that claim (or a later checkpoint) has applied
+   * them all. Asked before each read (reads waiting at once share one check); a leader that does
+   * not show it yet is asked again every 20 ms, for at most {@link LOG_SETTLE_MS}.
+   */
+  async #leaderIsCurrent(): Promise<void> {
+    const rev = this.#ownCheckpointRev
+    if (!this.replicated || rev === 0) return
+    this.#checkingLeader ??= (async () => {
+      const stream = `KV_${this.hub.names.stateBucket}`
+      const subject = this.hub.names.stateSubject(this.#ckptKey)
+      const deadline = Date.now() + LOG_SETTLE_MS
+      while ((await nextOnSubject(this.hub.jsm, stream, subject, rev)) === null) {
+        if (Date.now() > deadline)
+          throw new TimeoutError(
+            `state of partition ${this.p}: the stream leader does not show checkpoint revision ${rev} yet`,
+          )
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    })().finally(() => (this.#checkingLeader = undefined))
+    return this.#checkingLeader
   }
 
   /** Reads one item of the state bucket (from the stream leader on a replicated hub). */
@@ -180,6 +215,7 @@ export class PartitionStorage {
   }
 
   async #readItemFromLeader(stream: string, subject: string): Promise<StoredItem> {
+    await this.#leaderIsCurrent()
     const msg = await this.#lastMessage(stream, subject)
     if (msg === null) return { value: null, rev: 0, epoch: 0 }
     return {
@@ -209,6 +245,7 @@ export class PartitionStorage {
    * a NATS cluster cannot place new consumers (a server down). Callers read each key anyway.
    */
   async listStoredKeys(filter: string): Promise<string[]> {
+    await this.#leaderIsCurrent()
     return bucketKeys(this.hub.jsm, this.hub.names.stateBucket, filter)
   }
 
