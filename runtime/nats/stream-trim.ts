@@ -111,7 +111,8 @@ async function streamState(jsm: JetStreamManager, stream: string): Promise<Strea
     created: info.created,
     settled:
       cluster === undefined ||
-      (cluster.leader !== undefined && (cluster.replicas ?? []).every((r) => r.current && r.offline !== true)),
+      (cluster.leader !== undefined &&
+        (cluster.replicas ?? []).every((r) => r.current && r.offline !== true)),
   }
 }
 

@@ -8,19 +8,14 @@
  * each stream is cut whole from below instead, at {@link trimPoint} (runtime/nats/stream-trim.ts).
  */
 import { describe, expect, it } from 'vitest'
-import type { NatsConnection } from '@nats-io/transport-node'
+import { idleConnection } from '../tooling/fake-connection.ts'
 import { PartitionStorage } from '../../runtime/nats/storage.ts'
 import { HubNames, type Hub } from '../../runtime/nats/hub.ts'
 import { trimPoint } from '../../runtime/nats/stream-trim.ts'
 
 function storageOf(replicas: number) {
   const purges: Array<{ stream: string; filter?: string; seq?: number }> = []
-  const nc = {
-    info: { client_id: 1 },
-    subscribe: () => ({ unsubscribe() {} }),
-    closed: () => new Promise(() => {}),
-    options: {},
-  } as unknown as NatsConnection
+  const nc = idleConnection()
   const hub = {
     names: new HubNames('trim'),
     meta: { v: 1, partitions: 4, replicas, created: 0 },

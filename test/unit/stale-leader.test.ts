@@ -4,7 +4,7 @@
  * until the leader shows this owner's latest checkpoint, so it never returns an item's older value.
  */
 import { describe, expect, it } from 'vitest'
-import type { NatsConnection } from '@nats-io/transport-node'
+import { idleConnection } from '../tooling/fake-connection.ts'
 import { PartitionStorage, type Checkpoint } from '../../runtime/nats/storage.ts'
 import { HubNames, type Hub } from '../../runtime/nats/hub.ts'
 import { itemKey } from '../../runtime/nats/item-keys.ts'
@@ -21,12 +21,7 @@ function lagging(replicas: number, messages: Stored[], applied: { seq: number })
   const names = new HubNames('stale')
   const noMessage = () => Object.assign(new Error('no message found'), { code: 10037 })
   const shown = (m: Stored) => m.seq <= applied.seq
-  const nc = {
-    info: { client_id: 1 },
-    subscribe: () => ({ unsubscribe() {} }),
-    closed: () => new Promise(() => {}),
-    options: {},
-  } as unknown as NatsConnection
+  const nc = idleConnection()
   const stored = (m: Stored) => ({ seq: m.seq, subject: m.subject, data: m.data, header: undefined })
   const hub = {
     names,
