@@ -6,8 +6,9 @@
  * Then the only nats-server killed with SIGKILL twice, after every mailbox message had been processed
  * and trimmed: nats-server 2.9.10 restored an empty mailbox stream with its sequence back at 1,
  * below the positions the partitions had committed, so the node served nothing and acknowledged
- * signals were skipped. The mailbox now keeps each partition's last processed message, and a
- * node serves again with exact counts.
+ * signals were skipped. The mailbox is never emptied now (a whole-stream cut keeps the stream's
+ * last message, a partition's own purge its last processed one), and a node serves again with
+ * exact counts; both ways are tested.
  */
 import { jetstreamManager } from '@nats-io/jetstream'
 import { describe, expect, it } from 'vitest'
@@ -18,45 +19,56 @@ import { Counter } from '../fixtures/entities.ts'
 import { useNatsServer, waitFor } from '../tooling/harness.ts'
 
 const nats = useNatsServer()
-const hub = 'srvkill'
 const keys = Array.from({ length: 10 }, (_, i) => `k${i}`)
 
 describe('the only server killed twice with an emptied mailbox', () => {
-  it('serves again with exact counts', async () => {
-    const options = { servers: nats.url, hub, registry: [Counter], partitions: 2, logger: silentLogger }
-    const node = await Node.start({ ...options, snapshotIntervalMs: 100 })
-    const client = await Client.connect({ servers: nats.url, hub, callTimeoutMs: 10_000 })
-    try {
-      for (const key of keys) await client.entity(Counter, key).signal.add(1)
-      for (const key of keys) expect(await client.entity(Counter, key).call.get(), key).toBe(1)
-      // the snapshots trim the mailbox: only each partition's last processed message is left
-      const nc = await connectTo(nats.url, 'srvkill-check')
+  it.each([
+    { how: 'cut whole by the node', streamTrimIntervalMs: 300 },
+    { how: 'purged by each partition', streamTrimIntervalMs: 0 },
+  ])(
+    'serves again with exact counts (mailbox $how)',
+    async ({ streamTrimIntervalMs }) => {
+      const hub = `srvkill-${streamTrimIntervalMs}`
+      const options = { servers: nats.url, hub, registry: [Counter], partitions: 2, logger: silentLogger }
+      const node = await Node.start({ ...options, snapshotIntervalMs: 100, streamTrimIntervalMs })
+      const client = await Client.connect({ servers: nats.url, hub, callTimeoutMs: 10_000 })
       try {
-        const jsm = await jetstreamManager(nc)
-        const stream = new HubNames(hub).mailboxStream
-        await waitFor(async () => (await jsm.streams.info(stream)).state.messages <= 2, 'the mailbox trimmed')
-        expect((await jsm.streams.info(stream)).state.messages, 'messages kept').toBeGreaterThan(0)
+        for (const key of keys) await client.entity(Counter, key).signal.add(1)
+        for (const key of keys) expect(await client.entity(Counter, key).call.get(), key).toBe(1)
+        // the mailbox is trimmed: only the last processed message is left (a whole-stream cut keeps
+        // the stream's last one; each partition's own purge keeps its last one)
+        const nc = await connectTo(nats.url, 'srvkill-check')
+        try {
+          const jsm = await jetstreamManager(nc)
+          const stream = new HubNames(hub).mailboxStream
+          await waitFor(
+            async () => (await jsm.streams.info(stream)).state.messages <= 2,
+            'the mailbox trimmed',
+          )
+          expect((await jsm.streams.info(stream)).state.messages, 'messages kept').toBeGreaterThan(0)
+        } finally {
+          await closeConnection(nc)
+        }
+        for (let kill = 0; kill < 2; kill++) {
+          await nats.server.stop('SIGKILL')
+          await nats.server.restart()
+        }
+        for (const key of keys) await client.entity(Counter, key).signal.add(1)
+        await waitFor(
+          async () => {
+            const values = await Promise.all(keys.map((key) => client.entity(Counter, key).call.get()))
+            return values.every((v) => v === 2)
+          },
+          'every counter at 2 after the server came back',
+          60_000,
+        )
       } finally {
-        await closeConnection(nc)
+        await client.close()
+        await node.stop()
       }
-      for (let kill = 0; kill < 2; kill++) {
-        await nats.server.stop('SIGKILL')
-        await nats.server.restart()
-      }
-      for (const key of keys) await client.entity(Counter, key).signal.add(1)
-      await waitFor(
-        async () => {
-          const values = await Promise.all(keys.map((key) => client.entity(Counter, key).call.get()))
-          return values.every((v) => v === 2)
-        },
-        'every counter at 2 after the server came back',
-        60_000,
-      )
-    } finally {
-      await client.close()
-      await node.stop()
-    }
-  }, 120_000)
+    },
+    120_000,
+  )
 })
 
 describe('the only server killed under load', () => {
