@@ -22,11 +22,22 @@
  * `npm run soak -- --start-seed <seed> --seeds 1 --mode single|r3`.
  */
 import { partitionOf } from '../../actors/ids.ts'
+import type { NatsConnection } from '@nats-io/transport-node'
 import { Client } from '../../runtime/index.ts'
+import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
+import { HubNames } from '../../runtime/nats/hub.ts'
 import { startNatsCluster } from '../tooling/nats-cluster.ts'
 import { startNatsServer, type NatsServer } from '../../runtime/dev/nats-server.ts'
 import { isExact, Ledger, type Observed, type StartRecord } from './ledger.ts'
-import { below, countFaults, mulberry32, planFaults, type FaultEvent, type Rng } from './plan.ts'
+import {
+  below,
+  countFaults,
+  mulberry32,
+  planFaults,
+  type FaultEvent,
+  type Rng,
+  type StreamKind,
+} from './plan.ts'
 import {
   callUntilAnswered,
   describeTally,
@@ -147,7 +158,18 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
     log(
       `seed ${opts.seed} ${opts.mode}: nodes ready after ${Date.now() - t0} ms; faults for ${opts.durationMs} ms`,
     )
-    return await runPhases(opts, { plan, workRng, servers, slots, client, checker, probe, partitions, log })
+    return await runPhases(opts, {
+      plan,
+      workRng,
+      servers,
+      slots,
+      client,
+      checker,
+      probe,
+      partitions,
+      hub,
+      log,
+    })
   } finally {
     await client?.close().catch(() => undefined)
     await checker?.close().catch(() => undefined)
@@ -181,6 +203,7 @@ interface RunContext {
   checker: Client
   probe: Client
   partitions: number
+  hub: string
   log: (line: string) => void
 }
 
@@ -403,6 +426,31 @@ async function runWorkload(
 async function runFaults(run: RunContext): Promise<void> {
   const begin = Date.now()
   const restarts: Array<Promise<void>> = []
+  const names = new HubNames(run.hub)
+  const streams: Record<StreamKind, string> = {
+    mailbox: names.mailboxStream,
+    log: names.logStream,
+    state: `KV_${names.stateBucket}`,
+    meta: `KV_${names.metaBucket}`,
+  }
+  const nc = run.plan.some((e) => e.kind === 'stepdown')
+    ? await connectTo(run.servers.urls, 'chaos-stepdowns')
+    : undefined
+  try {
+    await carryOut(run, begin, restarts, streams, nc)
+  } finally {
+    if (nc !== undefined) await closeConnection(nc)
+  }
+  await Promise.all(restarts)
+}
+
+async function carryOut(
+  run: RunContext,
+  begin: number,
+  restarts: Array<Promise<void>>,
+  streams: Record<StreamKind, string>,
+  nc: NatsConnection | undefined,
+): Promise<void> {
   for (const event of run.plan) {
     await sleep(begin + event.at - Date.now())
     const at = `+${((Date.now() - begin) / 1000).toFixed(1)}s`
@@ -436,11 +484,22 @@ async function runFaults(run: RunContext): Promise<void> {
         if (member !== undefined) restarts.push(member.restart())
         break
       }
+      case 'stepdown': {
+        const stream = streams[event.stream]
+        // (the request fails while a server is down or the stream has no leader: the fault is skipped)
+        const answer = await nc
+          ?.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, undefined, { timeout: 2_000 })
+          .then(
+            (m) => ((m.json() as { success?: boolean }).success === true ? 'done' : 'refused'),
+            () => 'failed',
+          )
+        run.log(`${at} stream ${stream}: leader stepdown ${answer ?? 'skipped'}`)
+        break
+      }
       default: {
         const never: never = event
         throw new Error(`unknown fault ${JSON.stringify(never)}`)
       }
     }
   }
-  await Promise.all(restarts)
 }

@@ -29,6 +29,11 @@ export type FaultEvent =
   | { at: number; kind: 'resume'; slot: number }
   | { at: number; kind: 'serverKill'; member: number }
   | { at: number; kind: 'serverStart'; member: number }
+  | { at: number; kind: 'stepdown'; stream: StreamKind }
+
+/** The hub's streams whose leader a `stepdown` fault moves (on R3). */
+export type StreamKind = 'mailbox' | 'log' | 'state' | 'meta'
+const STREAM_KINDS: readonly StreamKind[] = ['mailbox', 'log', 'state', 'meta']
 
 /** What {@link planFaults} needs. */
 export interface PlanOptions {
@@ -45,7 +50,8 @@ export interface PlanOptions {
  * lease) on a slot not already paused then; a node SIGKILLed (and replaced at once) every 2–4 s,
  * never one that is paused (so every pause ends in a SIGCONT of the same process: a stale owner
  * that wakes up); about one server SIGKILL per 40 s (at least one), down 0.3–2 s, never two at
- * once. Every fault is reverted before `durationMs` ends. Events are sorted by time.
+ * once; on a cluster, a stream leader stepping down every 3–6 s. Every fault is reverted before
+ * `durationMs` ends. Events are sorted by time.
  */
 export function planFaults(rng: Rng, opts: PlanOptions): FaultEvent[] {
   const slots = opts.slots ?? 3
@@ -83,7 +89,14 @@ export function planFaults(rng: Rng, opts: PlanOptions): FaultEvent[] {
       { at: at + uniform(rng, 300, 2_000), kind: 'serverStart', member },
     )
   }
-  // CHAOS_ONLY=kill,pause,server keeps only those kinds of fault (to narrow a failure down)
+  // on a cluster, a stream leader asked to step down every 3–6 s: a leader elected moments before
+  // may answer before it applied what was committed (nats-server before 2.11). Drawn after
+  // everything else, so the plans of earlier seeds keep their other faults.
+  if (opts.servers > 1) {
+    for (let at = uniform(rng, 2_000, 5_000); at < d - 1_000; at += uniform(rng, 3_000, 6_000))
+      events.push({ at, kind: 'stepdown', stream: STREAM_KINDS[below(rng, STREAM_KINDS.length)]! })
+  }
+  // CHAOS_ONLY=kill,pause,server,stepdown keeps only those kinds of fault (to narrow a failure down)
   const only = process.env['CHAOS_ONLY']?.split(',')
   const kept =
     only === undefined
@@ -97,10 +110,12 @@ export function countFaults(plan: readonly FaultEvent[]): {
   kills: number
   pauses: number
   serverRestarts: number
+  stepdowns: number
 } {
   return {
     kills: plan.filter((e) => e.kind === 'kill').length,
     pauses: plan.filter((e) => e.kind === 'pause').length,
     serverRestarts: plan.filter((e) => e.kind === 'serverKill').length,
+    stepdowns: plan.filter((e) => e.kind === 'stepdown').length,
   }
 }

@@ -14,6 +14,8 @@ export interface ChaosSummary {
   kills: number
   pauses: number
   serverRestarts: number
+  /** Stream leaders asked to step down (R3 only). */
+  stepdowns: number
   /** Nodes that exited without being killed (e.g. started while their only server was down). */
   nodeExits: number
   verdict: Verdict
@@ -60,7 +62,9 @@ export function formatSummary(s: ChaosSummary): string {
       : `${(s.servedAgainMs / 1000).toFixed(1)}s`
   return [
     `seed=${s.seed} mode=${s.mode} faults=${s.durationMs / 1000}s`,
-    `kills=${s.kills} pauses=${s.pauses} serverRestarts=${s.serverRestarts} nodeExits=${s.nodeExits}`,
+    `kills=${s.kills} pauses=${s.pauses} serverRestarts=${s.serverRestarts}` +
+      (s.stepdowns > 0 ? ` stepdowns=${s.stepdowns}` : '') +
+      ` nodeExits=${s.nodeExits}`,
     `signals=${v.signalsAcked} acked (+${v.signalsUnknown} unknown, ${v.signalsUnknownApplied} applied)`,
     `orchestrations=${v.startsAcked} acked (+${v.startsUnknown} unknown, ${v.startsUnknownApplied} exist)`,
     `lost=${s.lost} duplicated=${s.duplicated} phantom=${v.phantom.length} unfinished=${v.unfinished.length} locksHeld=${v.locksHeld.length}`,

@@ -101,7 +101,7 @@ const failed = results.filter((s) => !s.ok)
 console.log(
   [
     `total: runs=${results.length} failed=${failed.length}${failed.length > 0 ? ` (seeds ${failed.map((s) => `${s.seed}/${s.mode}`).join(', ')})` : ''}`,
-    `kills=${sum((s) => s.kills)} pauses=${sum((s) => s.pauses)} serverRestarts=${sum((s) => s.serverRestarts)}`,
+    `kills=${sum((s) => s.kills)} pauses=${sum((s) => s.pauses)} serverRestarts=${sum((s) => s.serverRestarts)} stepdowns=${sum((s) => s.stepdowns)}`,
     `signals=${sum((s) => s.verdict.signalsAcked)} orchestrations=${sum((s) => s.verdict.startsAcked)}`,
     `lost=${sum((s) => s.lost)} duplicated=${sum((s) => s.duplicated)}`,
     `servedAgain max=${served.length > 0 ? (Math.max(...served) / 1000).toFixed(1) : '-'}s` +

@@ -1,7 +1,8 @@
 /**
  * The short chaos test of issue 9 (the long one is `npm run soak`, test/chaos/soak.ts): one seeded
  * run on a single nats-server and one on a 3-server cluster with `replicas: 3`, each with about
- * 25 s of node SIGKILLs, a SIGSTOP past the lease and a server SIGKILL and restart, then exact
+ * 25 s of node SIGKILLs, a SIGSTOP past the lease and a server SIGKILL and restart (on the
+ * cluster also a stream leader asked to step down every 3–6 s), then exact
  * checks of every send (test/chaos/ledger.ts) and a liveness check. The seed comes from
  * `CHAOS_SEED` when set, else from the clock; it is printed, and a failure prints the command that
  * replays it. Also unit tests of the accounting itself, so that a pass means what it says.
@@ -127,12 +128,15 @@ describe('chaos accounting', () => {
     for (let seed = 0; seed < 100; seed++) {
       const plan = planFaults(mulberry32(seed), { durationMs: 20_000, servers: 3 })
       expect(planFaults(mulberry32(seed), { durationMs: 20_000, servers: 3 })).toEqual(plan)
-      for (const kind of ['kill', 'pause', 'resume', 'serverKill', 'serverStart'])
+      for (const kind of ['kill', 'pause', 'resume', 'serverKill', 'serverStart', 'stepdown'])
         expect(
           plan.some((e) => e.kind === kind),
           `seed ${seed}: ${kind}`,
         ).toBe(true)
       expect(Math.max(...plan.map((e) => e.at))).toBeLessThan(20_000)
+      // stream leaders step down on a cluster only
+      const single = planFaults(mulberry32(seed), { durationMs: 20_000, servers: 1 })
+      expect(single.filter((e) => e.kind === 'stepdown')).toEqual([])
       // a paused node is never killed: every pause ends with a SIGCONT of the same process
       for (const pause of plan.filter((e) => e.kind === 'pause')) {
         const resume = plan.find((e) => e.kind === 'resume' && e.slot === pause.slot && e.at > pause.at)!
