@@ -67,6 +67,8 @@ export interface ChaosOptions {
   livenessTimeoutMs?: number
   /** How long the drain may take, in ms (default 60,000). */
   drainTimeoutMs?: number
+  /** On R3, also ask a stream leader to step down every 3–6 s (default false; `npm run soak -- --stepdowns`). */
+  stepdowns?: boolean
   /** Keep the nodes' last output lines in the summary even when the run passed (default false). */
   keepTails?: boolean
   /** Progress lines (fault events, phases); default none. */
@@ -121,7 +123,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
   const partitions = r3 ? 8 : 16
   const faultRng = mulberry32(opts.seed)
   const workRng = mulberry32(opts.seed ^ 0x9e3779b9)
-  const plan = planFaults(faultRng, { durationMs: opts.durationMs, servers: r3 ? 3 : 1 })
+  const plan = planFaults(faultRng, {
+    durationMs: opts.durationMs,
+    servers: r3 ? 3 : 1,
+    stepdowns: opts.stepdowns === true,
+  })
   const hub = `chaos${opts.seed}`.replace(/[^A-Za-z0-9_-]/g, '_')
   const t0 = Date.now()
   const servers = await startServers(opts.mode)

@@ -43,6 +43,8 @@ export interface PlanOptions {
   slots?: number
   /** Servers: 1, or 3 for a cluster (one member is down at a time). */
   servers: number
+  /** On a cluster, also ask stream leaders to step down (default false). */
+  stepdowns?: boolean
 }
 
 /**
@@ -50,7 +52,7 @@ export interface PlanOptions {
  * lease) on a slot not already paused then; a node SIGKILLed (and replaced at once) every 2–4 s,
  * never one that is paused (so every pause ends in a SIGCONT of the same process: a stale owner
  * that wakes up); about one server SIGKILL per 40 s (at least one), down 0.3–2 s, never two at
- * once; on a cluster, a stream leader stepping down every 3–6 s. Every fault is reverted before
+ * once; with `stepdowns` on a cluster, a stream leader stepping down every 3–6 s. Every fault is reverted before
  * `durationMs` ends. Events are sorted by time.
  */
 export function planFaults(rng: Rng, opts: PlanOptions): FaultEvent[] {
@@ -92,7 +94,7 @@ export function planFaults(rng: Rng, opts: PlanOptions): FaultEvent[] {
   // on a cluster, a stream leader asked to step down every 3–6 s: a leader elected moments before
   // may answer before it applied what was committed (nats-server before 2.11). Drawn after
   // everything else, so the plans of earlier seeds keep their other faults.
-  if (opts.servers > 1) {
+  if (opts.servers > 1 && opts.stepdowns === true) {
     for (let at = uniform(rng, 2_000, 5_000); at < d - 1_000; at += uniform(rng, 3_000, 6_000))
       events.push({ at, kind: 'stepdown', stream: STREAM_KINDS[below(rng, STREAM_KINDS.length)]! })
   }
