@@ -52,8 +52,8 @@ export interface PlanOptions {
  * lease) on a slot not already paused then; a node SIGKILLed (and replaced at once) every 2–4 s,
  * never one that is paused (so every pause ends in a SIGCONT of the same process: a stale owner
  * that wakes up); about one server SIGKILL per 40 s (at least one), down 0.3–2 s, never two at
- * once; with `stepdowns` on a cluster, a stream leader stepping down every 3–6 s. Every fault is reverted before
- * `durationMs` ends. Events are sorted by time.
+ * once; with `stepdowns` on a cluster, a stream leader stepping down every 3–6 s. Every fault is
+ * reverted before `durationMs` ends. Events are sorted by time.
  */
 export function planFaults(rng: Rng, opts: PlanOptions): FaultEvent[] {
   const slots = opts.slots ?? 3
