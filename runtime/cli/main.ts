@@ -91,8 +91,8 @@ export function buildProgram(setCode: (code: number) => void): Command {
       )
       .option(
         '--stream-trim-interval-ms <ms>',
-        "how often the hub's mailbox and log streams are cut whole from below (default 30000; 0: " +
-          'on one server each partition purges its own part after a snapshot, a replicated hub never)',
+        "how often the hub's mailbox and log streams are cut whole from below (default 30000 on one " +
+          'server, 0 on a replicated hub; 0: one server purges per partition, a replicated hub keeps all)',
         intArg(0),
       )
       .option(

@@ -230,8 +230,9 @@ export class Node {
         workflows.offload = { threshold: options.offloadThreshold ?? 200, publish: (task) => w.publish(task) }
       }
       // the hub's streams are cut whole from below (stream-trimmer.ts); an idle partition moves
-      // its last record up after two intervals, so that it does not hold the log's cut there
-      const trimEveryMs = options.streamTrimIntervalMs ?? 30_000
+      // its last record up after two intervals, so that it does not hold the log's cut there. On a
+      // replicated hub only when asked: see NodeOptions.streamTrimIntervalMs
+      const trimEveryMs = options.streamTrimIntervalMs ?? (hub.meta.replicas > 1 ? 0 : 30_000)
       const trims = trimEveryMs > 0
       node = new Node(nc, hub, nodeId, registry, workflows, workers, workerClient, {
         ...engineDefaults(options),
