@@ -3,8 +3,8 @@
  * the releases, the node records, the hub's remembered types and the leader lease, each with the
  * revision it was read at and when this node saw it (on its own clock: liveness is judged by when
  * a record arrived, not by the writer's clock; only what a node finds as it joins is dated by the
- * server's clock, corrected by this node's measured offset from it). The watch brings every change in through
- * {@link PlacementView.apply}. Apart from the agent (agent.ts), which runs the protocol over this
+ * server's clock, corrected by this node's measured offset from it). The watch brings every change
+ * in through {@link PlacementView.apply}. Apart from the agent (agent.ts), which runs the protocol over this
  * view (heartbeats, the lease, the leader's passes, hand-offs); this file keeps how records become
  * the view.
  */

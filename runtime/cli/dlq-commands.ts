@@ -137,7 +137,9 @@ export async function dlqReplayCommand(
   if (seq === undefined) return dlqReplayAll(flags, out)
   return withHub(flags, async (hub, nc) => {
     const { jetstream } = await import('../nats/index.ts')
-    const { p, mailboxSeq } = await replay(hub, jetstream(nc), await deadLetter(hub, seq))
+    const msg = await deadLetter(hub, seq)
+    const { created } = await hub.jsm.streams.info(hub.names.deadLetterStream)
+    const { p, mailboxSeq } = await replay(hub, jetstream(nc), msg, created)
     if (flags.json) printJson({ seq, partition: p, mailboxSeq }, out)
     else out(`replayed dead letter ${seq} to partition ${p} (mailbox seq ${mailboxSeq})`)
     return 0
@@ -149,7 +151,8 @@ async function dlqReplayAll(flags: ReplayFlags, out: Out): Promise<number> {
     const { jetstream } = await import('../nats/index.ts')
     const js = jetstream(nc)
     // only what is stored now: a letter that fails again comes back above this
-    const last = (await hub.jsm.streams.info(hub.names.deadLetterStream)).state.last_seq
+    const info = await hub.jsm.streams.info(hub.names.deadLetterStream)
+    const last = info.state.last_seq
     const partitions = new Map<number, number>()
     const skipped: Array<{ seq: number; error: string }> = []
     let replayed = 0
@@ -163,7 +166,7 @@ async function dlqReplayAll(flags: ReplayFlags, out: Out): Promise<number> {
         if (flags.partition !== undefined && letter.partition !== flags.partition) continue
         if (flags.reason !== undefined && !letter.reason.includes(flags.reason)) continue
         try {
-          const { p } = await replay(hub, js, msg)
+          const { p } = await replay(hub, js, msg, info.created)
           partitions.set(p, (partitions.get(p) ?? 0) + 1)
           replayed++
           shown.update(replayed)
@@ -191,14 +194,15 @@ class NotReplayable extends Error {}
 
 /**
  * Sends one dead letter back (see the module comment) and removes it. The mailbox message carries
- * a message id made of the dead-letter stream's creation and the letter's sequence: replayed
- * twice within the mailbox's duplicate window (a command run again after it was cut off between
- * the two steps), the server keeps one copy.
+ * a message id made of the dead-letter stream's creation (`created`, from its stream info) and the
+ * letter's sequence: replayed twice within the mailbox's duplicate window (a command run again
+ * after it was cut off between the two steps), the server keeps one copy.
  */
 async function replay(
   hub: Hub,
   js: JetStreamClient,
   msg: StoredMsg,
+  created: string,
 ): Promise<{ p: number; mailboxSeq: number }> {
   const letter = describe(msg)
   let p: number
@@ -222,26 +226,10 @@ async function replay(
     const envelope: ClientEnvelope = { v: WIRE_VERSION, c: `dlq-${randomUUID()}`, q: 1, m: [actorMessage] }
     data = encode(envelope)
   }
-  const created = (await deadLetterStreamCreated(hub)) ?? 'unknown'
   const ack = await js.publish(hub.names.mailbox(p), data, { msgID: `dlq-${created}-${msg.seq}` })
   // replayed once: a second replay by mistake finds nothing
   await hub.jsm.streams.deleteMessage(hub.names.deadLetterStream, msg.seq, false)
   return { p, mailboxSeq: ack.seq }
-}
-
-const streamCreated = new WeakMap<Hub, Promise<string | undefined>>()
-
-/** When the hub's dead-letter stream was created (read once per hub): part of replay message ids. */
-function deadLetterStreamCreated(hub: Hub): Promise<string | undefined> {
-  let created = streamCreated.get(hub)
-  if (created === undefined) {
-    created = hub.jsm.streams.info(hub.names.deadLetterStream).then(
-      (info) => info.created,
-      () => undefined,
-    )
-    streamCreated.set(hub, created)
-  }
-  return created
 }
 
 /** `basalt dlq purge --yes`: removes every dead letter; prints how many. */

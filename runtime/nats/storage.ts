@@ -130,6 +130,11 @@ export class PartitionStorage {
     return itemKey.checkpoint(this.p)
   }
 
+  /** The state bucket's stream. */
+  get #stateStream(): string {
+    return `KV_${this.hub.names.stateBucket}`
+  }
+
   /** Reads the checkpoint (null when none) with its revision. */
   async readCheckpoint(): Promise<{ ckpt: Checkpoint | null; rev: number }> {
     const { value, rev } = await this.readItem(this.#ckptKey)
@@ -142,8 +147,8 @@ export class PartitionStorage {
    * none was: see `SnapshotState.claim`, which asks it once its own write was acknowledged.
    */
   async readCheckpointAfter(rev: number): Promise<{ ckpt: Checkpoint | null; rev: number } | null> {
-    const stream = `KV_${this.hub.names.stateBucket}`
-    const msg = await nextOnSubject(this.hub.jsm, stream, this.hub.names.stateSubject(this.#ckptKey), rev + 1)
+    const subject = this.hub.names.stateSubject(this.#ckptKey)
+    const msg = await nextOnSubject(this.hub.jsm, this.#stateStream, subject, rev + 1)
     if (msg === null) return null
     if (isDeletion(msg.header?.get('KV-Operation'))) return { ckpt: null, rev: msg.seq }
     return { ckpt: decode(msg.data, `checkpoint of partition ${this.p}`) as Checkpoint, rev: msg.seq }
@@ -175,10 +180,9 @@ export class PartitionStorage {
     const rev = this.#ownCheckpointRev
     if (!this.replicated || rev === 0) return
     this.#checkingLeader ??= (async () => {
-      const stream = `KV_${this.hub.names.stateBucket}`
       const subject = this.hub.names.stateSubject(this.#ckptKey)
       const deadline = Date.now() + LOG_SETTLE_MS
-      while ((await nextOnSubject(this.hub.jsm, stream, subject, rev)) === null) {
+      while ((await nextOnSubject(this.hub.jsm, this.#stateStream, subject, rev)) === null) {
         if (Date.now() > deadline)
           throw new TimeoutError(
             `state of partition ${this.p}: the stream leader does not show checkpoint revision ${rev} yet`,
@@ -191,7 +195,7 @@ export class PartitionStorage {
 
   /** Reads one item of the state bucket (from the stream leader on a replicated hub). */
   async readItem(key: string): Promise<StoredItem> {
-    const stream = `KV_${this.hub.names.stateBucket}`
+    const stream = this.#stateStream
     const subject = this.hub.names.stateSubject(key)
     if (this.replicated) return this.#readItemFromLeader(stream, subject)
     // A direct get may go unanswered for a while on a NATS cluster that lost a server; the

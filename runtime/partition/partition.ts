@@ -523,9 +523,9 @@ export class Partition {
   }
 
   /**
-   * Whether this idle owner should append a `keep` record: on a replicated hub whose streams are cut
-   * from below, nothing appended for `keepIdleLogMs` and nothing to do or commit (its last record,
-   * which fences its appends, would hold the log's cut back: see CommitRecord.keep).
+   * Whether this idle owner should append a `keep` record: on a hub whose streams are cut whole from
+   * below, nothing appended for `keepIdleLogMs` and nothing to do or commit (its last record, which
+   * fences its appends, would hold the log's cut back: see CommitRecord.keep).
    */
   #keepDue(): boolean {
     const keepMs = this.options.keepIdleLogMs

@@ -62,6 +62,13 @@ export interface RecoveryPort {
   claimed(claim: CommitRecord, seq: number): void
 }
 
+/** The kinds of item recovery loads whole, with the names a failure to read them is given. */
+const RECOVERED_ITEMS = [
+  [ItemKind.Timer, 'timer'],
+  [ItemKind.Lock, 'lock'],
+  [ItemKind.Activity, 'activity'],
+] as const
+
 /**
  * Recovers the state of a partition (see the module comment). Resolves with the replies of the
  * replayed records, which may not have left before the crash: the caller sends them again.
@@ -88,12 +95,7 @@ export async function recoverState(port: RecoveryPort): Promise<Array<[string, R
     }
   }
   if (entries.length > 0) port.restoreReplies(entries)
-  const itemNames = [
-    [ItemKind.Timer, 'timer'],
-    [ItemKind.Lock, 'lock'],
-    [ItemKind.Activity, 'activity'],
-  ] as const
-  for (const [kind, name] of itemNames) {
+  for (const [kind, name] of RECOVERED_ITEMS) {
     const items = await during(`reading the ${name} items`, snap.loadItems(partitionFilter(kind, p)))
     for (const [key, value] of items) port.replayItem(key, value)
   }
