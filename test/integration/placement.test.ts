@@ -9,7 +9,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import type { KV } from '../../runtime/nats/index.ts'
 import { Client, Node, silentLogger } from '../../runtime/index.ts'
 import { closeConnection, connectTo } from '../../runtime/nats/connect.ts'
-import { ensureHub, latestKvEntry, openHub } from '../../runtime/nats/hub.ts'
+import { ensureHub, latestKvEntry, openHub, type Hub } from '../../runtime/nats/hub.ts'
 import {
   PlacementAgent,
   balance,
@@ -144,20 +144,35 @@ function fastAgent(nodeId: string): PlacementOptions {
   }
 }
 
+/**
+ * Runs `body` with agents on a fresh hub `hubName` (2 partitions): `start` starts one on the hub's
+ * bucket (or on `kv`, a stand-in for it); every agent started is closed afterwards.
+ */
+async function withAgents(
+  hubName: string,
+  body: (hub: Hub, start: (options: PlacementOptions, kv?: KV) => Promise<PlacementAgent>) => Promise<void>,
+): Promise<void> {
+  const nc = await connectTo({ servers: nats.url }, `${hubName}-test`)
+  const agents: PlacementAgent[] = []
+  try {
+    const hub = await ensureHub(nc, hubName, { partitions: 2 })
+    await body(hub, async (options, kv = hub.metaKv) => {
+      const agent = await PlacementAgent.start(kv, options)
+      agents.push(agent)
+      return agent
+    })
+  } finally {
+    for (const agent of agents) agent.close()
+    await closeConnection(nc)
+  }
+}
+
 describe('placement agent', () => {
   it('takes the lease from a crashed leader although its own steps keep stalling', async () => {
-    const nc = await connectTo({ servers: nats.url }, 'placement-stall-test')
-    const agents: PlacementAgent[] = []
-    try {
-      const hub = await ensureHub(nc, 'pl-stall', { partitions: 2 })
-      const start = async (nodeId: string) => {
-        const agent = await PlacementAgent.start(hub.metaKv, fastAgent(nodeId))
-        agents.push(agent)
-        return agent
-      }
-      const a = await start('a')
+    await withAgents('pl-stall', async (_hub, start) => {
+      const a = await start(fastAgent('a'))
       await waitFor(() => a.isLeader, 'a takes the free lease')
-      const b = await start('b')
+      const b = await start(fastAgent('b'))
       await waitFor(() => b.leader === 'a', `b sees a lead (found ${b.leader})`)
       a.close() // a crash: a's node record and lease stay in the bucket
       // b's event loop now stalls for longer than two heartbeats before each of its steps; each
@@ -171,28 +186,20 @@ describe('placement agent', () => {
         await new Promise((resolve) => setTimeout(resolve, 40))
       }
       expect(b.isLeader, `b leads after a crashed (leader seen: ${b.leader})`).toBe(true)
-    } finally {
-      for (const agent of agents) agent.close()
-      await closeConnection(nc)
-    }
+    })
   })
 
   it('takes the lease from a crashed leader although its watch missed the lease renewals', async () => {
-    const nc = await connectTo({ servers: nats.url }, 'placement-stale-test')
-    const agents: PlacementAgent[] = []
-    try {
-      const hub = await ensureHub(nc, 'pl-stale', { partitions: 2 })
+    await withAgents('pl-stale', async (hub, start) => {
       const options = (nodeId: string): PlacementOptions => ({
         ...fastAgent(nodeId),
         readLatest: (key: string) => latestKvEntry(hub.jsm, hub.names.metaBucket, key),
       })
-      const a = await PlacementAgent.start(hub.metaKv, options('a'))
-      agents.push(a)
+      const a = await start(options('a'))
       await waitFor(() => a.isLeader, 'a takes the free lease')
       // b's watch delivers the leader record once, then none of a's renewals: a view that is
       // behind, as a watch served by a lagging or diverged replica gives
-      const b = await PlacementAgent.start(blindToLeaderRenewals(hub.metaKv), options('b'))
-      agents.push(b)
+      const b = await start(options('b'), blindToLeaderRenewals(hub.metaKv))
       await waitFor(() => b.leader === 'a', `b sees a lead (found ${b.leader})`)
       // while a lives and renews, b never takes the lease, whatever it tries
       await new Promise((resolve) => setTimeout(resolve, 1500))
@@ -203,59 +210,40 @@ describe('placement agent', () => {
         `b takes the lease of the crashed leader (leader seen: ${b.leader})`,
         8000,
       )
-    } finally {
-      for (const agent of agents) agent.close()
-      await closeConnection(nc)
-    }
+    })
   })
 })
 
 describe('a node joining after a crash', () => {
   it("counts the dead leader's lease from its last renewal, not from the join", async () => {
-    const nc = await connectTo({ servers: nats.url }, 'placement-join-test')
-    const agents: PlacementAgent[] = []
-    try {
-      const hub = await ensureHub(nc, 'pl-join', { partitions: 2 })
+    await withAgents('pl-join', async (_hub, start) => {
       const LEASE = 4000
       const options = (nodeId: string): PlacementOptions => ({ ...fastAgent(nodeId), leaseMs: LEASE })
-      const a = await PlacementAgent.start(hub.metaKv, options('a'))
-      agents.push(a)
+      const a = await start(options('a'))
       await waitFor(() => a.isLeader, 'a takes the free lease')
       a.close() // a crash: its node record and its lease stay in the bucket
       // the replacement starts once a's lease has run out by the server's clock
       await new Promise((resolve) => setTimeout(resolve, LEASE + 300))
       const joined = Date.now()
-      const b = await PlacementAgent.start(hub.metaKv, options('b'))
-      agents.push(b)
+      const b = await start(options('b'))
       await waitFor(() => b.isLeader, `b takes the lease (leader seen: ${b.leader})`, 2 * LEASE)
       // dated from the join, a's records would keep the lease a whole lease longer
       expect(Date.now() - joined).toBeLessThan(LEASE)
       expect(b.live()).toEqual(['b'])
-    } finally {
-      for (const agent of agents) agent.close()
-      await closeConnection(nc)
-    }
+    })
   })
 
   it("keeps a live leader's lease: a joining node finds its renewal young", async () => {
-    const nc = await connectTo({ servers: nats.url }, 'placement-join-live-test')
-    const agents: PlacementAgent[] = []
-    try {
-      const hub = await ensureHub(nc, 'pl-join-live', { partitions: 2 })
-      const a = await PlacementAgent.start(hub.metaKv, fastAgent('a'))
-      agents.push(a)
+    await withAgents('pl-join-live', async (_hub, start) => {
+      const a = await start(fastAgent('a'))
       await waitFor(() => a.isLeader, 'a takes the free lease')
       await new Promise((resolve) => setTimeout(resolve, 1000))
-      const b = await PlacementAgent.start(hub.metaKv, fastAgent('b'))
-      agents.push(b)
+      const b = await start(fastAgent('b'))
       await waitFor(() => b.leader === 'a', `b sees a lead (found ${b.leader})`)
       await new Promise((resolve) => setTimeout(resolve, 1000))
       expect([a.isLeader, b.isLeader]).toEqual([true, false])
       expect(b.live()).toEqual(['a', 'b'])
-    } finally {
-      for (const agent of agents) agent.close()
-      await closeConnection(nc)
-    }
+    })
   })
 })
 
