@@ -92,7 +92,8 @@ export function buildProgram(setCode: (code: number) => void): Command {
       .option(
         '--stream-trim-interval-ms <ms>',
         "how often the hub's mailbox and log streams are cut whole from below (default 30000 on one " +
-          'server, 0 on a replicated hub; 0: one server purges per partition, a replicated hub keeps all)',
+          'server, 0 on a replicated hub; 0: one server purges per partition, a replicated hub keeps all; ' +
+          'a replicated hub is cut only through nats-server 2.9.18 or later)',
         intArg(0),
       )
       .option(

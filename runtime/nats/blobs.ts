@@ -7,17 +7,17 @@
  *
  * Why a stream of its own rather than items of the state bucket: the state bucket is listed by
  * subject (recovery loads `t.`/`l.`/`a.` items, listings read `o.` records, stream info lists
- * keys), and thousands of chunk subjects there would slow every such pass; the blob stream is
- * read only by direct gets of known subjects and deleted from by subject purges. Chunks are
- * write-once with random ids, so no write needs fencing: a stale owner can only add a blob nobody
- * references. Writes come first: a record or message that holds a reference is appended or
- * published only after every chunk of its blob is acknowledged (the partition's round waits for
+ * keys), and thousands of chunk subjects there would slow every such pass; the blob stream is read
+ * only by direct gets of known subjects, and a blob is deleted by its subjects (see `delete`).
+ * Chunks are write-once with random ids, so no write needs fencing: a stale owner can only add a
+ * blob nobody references. Writes come first: a record or message that holds a reference is appended
+ * or published only after every chunk of its blob is acknowledged (the partition's round waits for
  * them; a client writes before it publishes). A crash in between leaves an orphan blob, never a
  * dangling reference. Deletion is best effort, after the commit that drops the last reference.
  */
 import { createHash, randomUUID } from 'node:crypto'
 import type { NatsConnection } from '@nats-io/transport-node'
-import type { JetStreamManager } from '@nats-io/jetstream'
+import { JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream'
 import {
   BadInputError,
   CodecError,
@@ -28,7 +28,7 @@ import {
 import { BlobRef } from './blob-ref.ts'
 import { decode, encode } from './codec.ts'
 import { fastJetStream, type FastJetStream } from './fast-js.ts'
-import type { HubNames } from './hub.ts'
+import { purgesReplaySafely, type HubNames } from './hub.ts'
 
 /** Default size over which a value is stored by reference, in encoded bytes. */
 export const DEFAULT_BLOB_THRESHOLD = 32 * 1024
@@ -38,6 +38,8 @@ export const DEFAULT_MAX_VALUE_BYTES = 64 * 1024 * 1024
 const CHUNK_BYTES = 256 * 1024
 /** Chunks written or read at once per blob. */
 const PARALLEL = 8
+/** JetStream's error code for a message delete of a sequence the stream does not hold. */
+const SEQUENCE_NOT_FOUND = 10057
 /** Attempts per chunk write before the blob write fails. */
 const WRITE_ATTEMPTS = 3
 
@@ -79,6 +81,7 @@ export function checkedBlobLimits(options: {
 export class BlobStore {
   readonly #fast: FastJetStream
   readonly #chunk: number
+  #purgeSafety: Promise<boolean> | undefined
   /** Blobs written and read (for tests). */
   written = 0
   read = 0
@@ -165,19 +168,63 @@ export class BlobStore {
 
   /**
    * Deletes blobs; never rejects (a failure leaves an orphan and is passed to `onError`). Callers
-   * need not wait; the promise settles once every purge was answered.
+   * need not wait; the promise settles once every deletion was answered. A blob's subjects are
+   * purged in one request, except on a replicated blob stream served by a nats-server before
+   * 2.9.18: there a member that crashes while the purge is in its Raft log replays it on restart
+   * as a purge of every message up to the stream's end ({@link purgesReplaySafely}), other values'
+   * chunks included, so the chunks are removed one message at a time instead.
    */
   delete(refs: Iterable<BlobRef>, onError: (err: unknown) => void = () => {}): Promise<void> {
-    const purges: Array<Promise<unknown>> = []
+    const deletions: Array<Promise<unknown>> = []
     for (const ref of refs) {
       this.deleted++
-      purges.push(
-        this.jsm.streams
-          .purge(this.names.blobStream, { filter: this.names.blob(ref.id, '>') })
-          .catch(onError),
-      )
+      deletions.push(this.#remove(ref).catch(onError))
     }
-    return Promise.all(purges).then(() => {})
+    return Promise.all(deletions).then(() => {})
+  }
+
+  async #remove(ref: BlobRef): Promise<void> {
+    if (await this.#purgesAreSafe()) {
+      await this.jsm.streams.purge(this.names.blobStream, { filter: this.names.blob(ref.id, '>') })
+      return
+    }
+    for (let k = 0; k < ref.chunks; k += PARALLEL) {
+      const batch: Array<Promise<void>> = []
+      for (let j = k; j < Math.min(ref.chunks, k + PARALLEL); j++) batch.push(this.#removeChunk(ref.id, j))
+      await Promise.all(batch)
+    }
+  }
+
+  /** Removes every copy of one chunk (one written again after the duplicate window makes two). */
+  async #removeChunk(id: string, k: number): Promise<void> {
+    const stream = this.names.blobStream
+    const subject = this.names.blob(id, String(k))
+    for (;;) {
+      const stored = await this.jsm.streams.getMessage(stream, { last_by_subj: subject })
+      if (stored === null) return
+      const removed = await this.jsm.streams
+        .deleteMessage(stream, stored.seq, false)
+        .catch((err: unknown) => {
+          // removed meanwhile by another deletion of the same blob: look again
+          if (err instanceof JetStreamApiError && err.code === SEQUENCE_NOT_FOUND) return false
+          throw err
+        })
+      if (!removed && (await this.jsm.streams.getMessage(stream, { seq: stored.seq })) !== null) {
+        throw new IllegalStateError(`large value ${id}: chunk ${k} (sequence ${stored.seq}) was not removed`)
+      }
+    }
+  }
+
+  /** Whether a purge is safe here (see {@link delete}); asked of the stream once, again after a failure. */
+  #purgesAreSafe(): Promise<boolean> {
+    this.#purgeSafety ??= this.jsm.streams.info(this.names.blobStream).then(
+      (info) => info.config.num_replicas <= 1 || purgesReplaySafely(this.nc.info?.version),
+      (err: unknown) => {
+        this.#purgeSafety = undefined
+        throw err
+      },
+    )
+    return this.#purgeSafety
   }
 
   async #write(id: string, bytes: Uint8Array, chunks: number): Promise<void> {

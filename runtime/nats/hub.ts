@@ -523,6 +523,20 @@ export function serverWarnings(version: string | undefined, replicas: number): s
   return warnings
 }
 
+/**
+ * Whether nats-server `version` replays a replicated stream's purge correctly. Before 2.9.18 it
+ * did not (nats-server issue 4196, fixed by commit dee532495): a member killed (SIGKILL, OOM,
+ * power loss) while a purge is still in its Raft log — a stream's log is compacted every two to
+ * three minutes — applies that purge again on restart as "remove every message up to the stream's
+ * last one at the time of the purge", whatever the purge's subject or sequence said. Messages the
+ * purge kept, acknowledged long before, are gone from that member's copy, and from the stream once
+ * it leads. Purges of one server's streams are not replayed and are always safe.
+ */
+export function purgesReplaySafely(version: string | undefined): boolean {
+  const v = parseVersion(version)
+  return v !== undefined && compareVersions(v, [2, 9, 18]) >= 0
+}
+
 function parseVersion(version: string | undefined): [number, number, number] | undefined {
   const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(version ?? '')
   return m === null ? undefined : [Number(m[1]), Number(m[2]), Number(m[3])]

@@ -72,6 +72,7 @@ export {
   isStreamNotFound,
   latestKvEntry,
   openHub,
+  purgesReplaySafely,
   serverWarnings,
   type Hub,
   type HubFate,

@@ -462,11 +462,12 @@ export class PartitionStorage {
   /**
    * Removes log records below `seq` (the record at `seq` is kept: fencing needs it) — on one server
    * whose streams are not cut whole ({@link trimsOwnSubjects}), like {@link truncateMailbox} and for
-   * the same reason: on nats-server 2.9.10 with a member restarting, these subject-filtered purges
-   * of the shared log stream left the leader with an empty log (chaos seed 9105: every append then
-   * failed its expected-last-sequence check and every partition stopped). The log of a replicated
-   * hub is cut whole from below instead (`stream-trim.ts`); so is, by default, that of one server,
-   * since a purge with a subject walks every message of the stream from the subject's first one.
+   * the same reason: on a replicated hub, nats-server before 2.9.18 replays such a purge after a
+   * member's crash as a purge of the whole stream up to its end (`purgesReplaySafely` in `hub.ts`;
+   * chaos seed 9105 found the log leader empty after a restart: every append then failed its
+   * expected-last-sequence check and every partition stopped). One server's log is cut whole from
+   * below by default (`stream-trim.ts`), since a purge with a subject walks every message of the
+   * stream from the subject's first one.
    */
   async truncateLog(seq: number): Promise<void> {
     if (seq <= 1 || !this.trimsOwnSubjects) return
@@ -475,12 +476,11 @@ export class PartitionStorage {
 
   /**
    * Removes mailbox messages below `seq` — on one server whose streams are not cut whole only
-   * ({@link trimsOwnSubjects}). On a replicated hub the mailbox is
-   * not trimmed: on nats-server 2.9.10 these subject-filtered purges of the shared mailbox stream,
-   * with a member restarting, left replicas whose copies differ from the leader's (messages at other
-   * sequences, some missing), and a partition that later read from such a copy as leader lost
-   * acknowledged messages (chaos seed 838595; without the purges no copy differed). There the
-   * mailbox stream is cut whole from below instead (`stream-trim.ts`).
+   * ({@link trimsOwnSubjects}). A replicated hub's mailbox is not trimmed per partition: nats-server
+   * before 2.9.18 replays such a purge after a member's crash as a purge of every message up to the
+   * stream's end (`purgesReplaySafely` in `hub.ts`), which left that member's copy without other
+   * partitions' acknowledged messages, and a partition that later read from it as leader lost them
+   * (chaos seed 838595).
    *
    * The last processed message (`seq - 1`) is kept, so that the mailbox stream is never empty once
    * used: nats-server 2.9.10, killed (SIGKILL) twice while a stream it restored was empty,

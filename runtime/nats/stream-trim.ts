@@ -3,13 +3,13 @@
  * without a subject up to the lowest sequence some partition may still need, computed from every
  * partition's checkpoint and asked of the stream leader. One node does it (the one running
  * partition 0, see `runtime/node/node.ts`), every `streamTrimIntervalMs`: by default on one server
- * only; on a replicated hub when asked, since R3 chaos runs with cuts lost acknowledged work under
- * heavy load on nats-server 2.9.10 and runs without did not (cause not found).
+ * only; on a replicated hub when asked, and only through nats-server 2.9.18 or later: before, a
+ * member killed while a purge is still in its Raft log replays it on restart as a purge of every
+ * message up to the stream's end at the time (`purgesReplaySafely` in `hub.ts`).
  *
  * Why whole: a partition could purge its own subject after each snapshot
  * (`PartitionStorage.truncateLog`, `truncateMailbox`; what one server does with
- * `streamTrimIntervalMs: 0`), but on nats-server 2.9.10 those subject-filtered purges left a
- * replicated hub's replicas with copies that differ from the leader's, and on one server each walks
+ * `streamTrimIntervalMs: 0`), but on one server each walks
  * every message of the stream from the subject's first one (`fileStore.PurgeEx`), all partitions'
  * messages included: about 16 % of the server's CPU in an orchestration benchmark. A purge without
  * a subject drops whole blocks.

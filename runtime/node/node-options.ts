@@ -130,10 +130,12 @@ export interface NodeOptions extends HubOptions, ConnectionOptions {
   /**
    * How often the node running partition 0 cuts the hub's mailbox and log streams whole, below what
    * every partition may still need, in ms. Default 30,000 on one server; 0 on a replicated hub,
-   * whose streams then keep every message: under heavy load, R3 chaos runs with cuts lost
-   * acknowledged work on nats-server 2.9.10 (5 of 31 seeds; none of 17 without), cause not found
-   * (docs/OPERATIONS.md, "Disk"). 0 on one server: each partition purges its own part after a
-   * snapshot instead (slower: a purge with a subject walks the stream).
+   * whose streams then keep every message. A replicated hub is cut only when asked and only through
+   * nats-server 2.9.18 or later (asked on an older server, the node warns and does not cut): before
+   * 2.9.18 a member killed soon after a purge replays it on restart as a purge of every message up
+   * to the stream's end, which loses acknowledged messages (docs/OPERATIONS.md, "Disk"). 0 on one
+   * server: each partition purges its own part after a snapshot instead (slower: a purge with a
+   * subject walks the stream).
    */
   streamTrimIntervalMs?: number
   /**

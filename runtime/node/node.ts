@@ -27,6 +27,7 @@ import {
   ensureHub,
   fateOf,
   hubFate,
+  purgesReplaySafely,
   serverWarnings,
   type Hub,
   whileConnected,
@@ -40,7 +41,7 @@ import {
   isStorageFull,
   STORAGE_FULL_HINT,
 } from '../nats/index.ts'
-import { Conditions, checkOptionalMs, consoleLogger, whenSlow } from '../util/index.ts'
+import { Conditions, checkOptionalMs, consoleLogger, whenSlow, type Logger } from '../util/index.ts'
 import type { Partition } from '../partition/index.ts'
 import {
   NodeRecorder,
@@ -230,9 +231,8 @@ export class Node {
         workflows.offload = { threshold: options.offloadThreshold ?? 200, publish: (task) => w.publish(task) }
       }
       // the hub's streams are cut whole from below (stream-trimmer.ts); an idle partition moves
-      // its last record up after two intervals, so that it does not hold the log's cut there. On a
-      // replicated hub only when asked: see NodeOptions.streamTrimIntervalMs
-      const trimEveryMs = options.streamTrimIntervalMs ?? (hub.meta.replicas > 1 ? 0 : 30_000)
+      // its last record up after two intervals, so that it does not hold the log's cut there
+      const trimEveryMs = streamTrimInterval(options.streamTrimIntervalMs, hub.meta.replicas, nc, logger)
       const trims = trimEveryMs > 0
       node = new Node(nc, hub, nodeId, registry, workflows, workers, workerClient, {
         ...engineDefaults(options),
@@ -637,6 +637,32 @@ const UNREACHABLE = 'NATS server unreachable'
 /** The hang timeout of partition threads, in ms (default 30 s, 0: none); throws `BadInputError`. */
 function hangTimeout(ms: number | undefined): number {
   return checkOptionalMs(ms, 'hangTimeoutMs', '0: never') ?? 30_000
+}
+
+/**
+ * How often the hub's streams are cut (ms; 0: never). Asked for, or by default every 30 s on one
+ * server and never on a replicated hub. A replicated hub is never cut through a server before
+ * 2.9.18, whatever was asked: such a server replays a purge after a crash as a purge of everything
+ * below the stream's end ({@link purgesReplaySafely}), which loses acknowledged messages.
+ */
+function streamTrimInterval(
+  asked: number | undefined,
+  replicas: number,
+  nc: NatsConnection,
+  logger: Logger,
+): number {
+  if (replicas <= 1) return asked ?? 30_000
+  if (asked === undefined || asked === 0) return 0
+  const version = nc.info?.version
+  if (purgesReplaySafely(version)) return asked
+  logger.warn(
+    `streamTrimIntervalMs ${asked} ignored: cutting a replicated hub's streams needs nats-server 2.9.18 ` +
+      `or later on every server, and this one runs ${version ?? 'an unknown version'}, which after a ` +
+      `crash replays a purge as a purge of every message up to the stream's end at the time ` +
+      `(nats-server issue 4196) and so loses acknowledged messages; the streams keep every message`,
+    { server: version },
+  )
+  return 0
 }
 
 /**

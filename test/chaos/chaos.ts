@@ -132,7 +132,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
   const t0 = Date.now()
   const servers = await startServers(opts.mode)
   // (on one server the streams are cut every second: the cuts run through every fault of the plan;
-  // on R3 not, as by default: CHAOS_TRIM_MS sets an interval for both, 0 for none, to compare)
+  // on R3 not, as by default: CHAOS_TRIM_MS sets an interval for both, 0 for none, to compare; an
+  // R3 hub is cut only through nats-server 2.9.18 or later, older ones replay purges wrongly)
   const nodeOptions = {
     partitions,
     replicas: r3 ? 3 : 1,

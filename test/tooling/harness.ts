@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
@@ -19,11 +19,21 @@ import { startNatsCluster, type NatsCluster, type NatsClusterOptions } from './n
 import { Client, Node, silentLogger, type Logger, type NodeOptions } from '../../runtime/index.ts'
 import { partitionOf } from '../../actors/ids.ts'
 import {
+  findNatsServer,
   startNatsServer,
   stopAllNatsServers,
   type NatsServer,
   type NatsServerOptions,
 } from '../../runtime/dev/nats-server.ts'
+
+/**
+ * The version the tests' `nats-server` reports (`nats-server --version`, e.g. `v2.9.10`), known
+ * before any server starts: for suites that only apply to some versions.
+ */
+export function natsServerVersion(): string {
+  const out = execFileSync(findNatsServer(), ['--version'], { encoding: 'utf8' })
+  return /v?\d+\.\d+\.\d+/.exec(out)?.[0] ?? out.trim()
+}
 
 /**
  * A logger that keeps the lines (`message {fields}`) of the given levels in `lines` and drops the
