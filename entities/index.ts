@@ -30,6 +30,9 @@ export {
 export {
   checkArguments,
   checkOperation,
+  checkValue,
+  checkValueNow,
+  isStandardSchema,
   operationTable,
   type ArgumentSchema,
   type OperationSchemas,

@@ -80,11 +80,6 @@ function readSchemas(
   return schemas.size === 0 ? undefined : schemas
 }
 
-function isStandardSchema(value: unknown): value is StandardSchemaV1 {
-  const props = (value as { '~standard'?: { validate?: unknown } } | null)?.['~standard']
-  return typeof props === 'object' && props !== null && typeof props.validate === 'function'
-}
-
 /**
  * Checks an operation before it is sent: throws {@link UnknownOperationError} when `op` is not an
  * operation of the class, and {@link BadInputError} (naming the entity, the operation and the
@@ -139,6 +134,45 @@ export function checkArguments(
   }
   if (results.some(isPromise)) return Promise.all(results.map((r) => Promise.resolve(r))).then(finish)
   return finish(results as Array<StandardSchemaResult<unknown>>)
+}
+
+/**
+ * Checks one value against a schema: returns the schema's output value, or a promise of it when
+ * the schema validates asynchronously; fails with {@link BadInputError} `bad <what>: <issues>`.
+ *
+ * @example const input = checkValue(def.input, msg.in, `input of orchestration 'hello'`)
+ */
+export function checkValue(schema: StandardSchemaV1, value: unknown, what: string): unknown {
+  const result = schema['~standard'].validate(value)
+  const finish = (done: StandardSchemaResult<unknown>): unknown => {
+    if (done.issues !== undefined) {
+      throw new BadInputError(`bad ${what}: ${done.issues.map(describeIssue).join('; ')}`)
+    }
+    return done.value
+  }
+  return isPromise(result) ? result.then(finish) : finish(result)
+}
+
+/**
+ * {@link checkValue} where nothing may wait (an orchestration's code, a send that must not be
+ * overtaken): `checkedNow` false when the schema validates asynchronously, its promise then
+ * left alone.
+ */
+export function checkValueNow(
+  schema: StandardSchemaV1,
+  value: unknown,
+  what: string,
+): { checkedNow: true; value: unknown } | { checkedNow: false } {
+  const checked = checkValue(schema, value, what)
+  if (!isPromise(checked)) return { checkedNow: true, value: checked }
+  checked.catch(() => {})
+  return { checkedNow: false }
+}
+
+/** Whether `value` is a Standard Schema: an object whose `~standard` has a `validate` function. */
+export function isStandardSchema(value: unknown): value is StandardSchemaV1 {
+  const props = (value as { '~standard'?: { validate?: unknown } } | null)?.['~standard']
+  return typeof props === 'object' && props !== null && typeof props.validate === 'function'
 }
 
 function describeIssue(issue: StandardSchemaIssue): string {

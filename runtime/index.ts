@@ -75,6 +75,7 @@ export {
   type EntityRef,
   type EntitySignalProxy,
   type EventDefinition,
+  type EventOptions,
   type HistoryEvent,
   type LockHandle,
   type OrchestrationContext,

@@ -12,9 +12,11 @@ import { checkKnownKeys, keysOf } from '../options.ts'
 import {
   EARLIEST_TIME_MS,
   LATEST_TIME_MS,
+  checkValueNow,
   signalProxy,
   type Entity,
   type EntityClass,
+  type StandardSchemaV1,
 } from '../../entities/index.ts'
 import {
   checkRetryPolicy,
@@ -111,6 +113,8 @@ export class Execution implements OrchestrationContext {
   #guids = 0
   readonly #pending = new Map<number, Pending>()
   readonly #waiters = new Map<string, Task<unknown>[]>()
+  /** The schemas of the waits made with an event definition that has one. */
+  readonly #eventSchemas = new WeakMap<Task<unknown>, StandardSchemaV1>()
   readonly #buffer: ExternalEvent[] = []
   #custom: { value: unknown } | undefined
   #customChanged = false
@@ -163,6 +167,30 @@ export class Execution implements OrchestrationContext {
     this.#decisions.endReplayedStep()
   }
 
+  /**
+   * Completes a wait with an event's data — through the schema of the event definition it waits
+   * with, if any: data the schema refuses (or a schema that cannot answer at once) fails the wait
+   * with a `BadInputError` the code can catch; else the wait gets the schema's output.
+   */
+  #deliver(task: Task<unknown>, name: string, data: unknown): void {
+    const value = this.#unwrap(data)
+    const schema = this.#eventSchemas.get(task)
+    if (schema === undefined) return completeTask(task, value)
+    let checked: ReturnType<typeof checkValueNow>
+    try {
+      checked = checkValueNow(schema, value, `data of event '${name}'`)
+    } catch (err) {
+      return failTask(task, err instanceof Error ? err : new BadInputError(String(err)))
+    }
+    if (checked.checkedNow) return completeTask(task, checked.value)
+    failTask(
+      task,
+      new BadInputError(
+        `the schema of event '${name}' validates asynchronously; an orchestration can apply only a synchronous schema`,
+      ),
+    )
+  }
+
   #unwrap(value: unknown): unknown {
     return this.#init.unwrap === undefined ? value : this.#init.unwrap(value)
   }
@@ -174,7 +202,7 @@ export class Execution implements OrchestrationContext {
         ev.data === undefined ? { e: 'event', name: ev.name } : { e: 'event', name: ev.name, data: ev.data }
       this.#decisions.record(event)
       const waiter = this.#waiters.get(ev.name)?.shift()
-      if (waiter !== undefined) completeTask(waiter, this.#unwrap(ev.data))
+      if (waiter !== undefined) this.#deliver(waiter, ev.name, ev.data)
       else this.#buffer.push(event)
       return true
     }
@@ -260,6 +288,7 @@ export class Execution implements OrchestrationContext {
       checkKnownKeys(options, `callActivity('${def.name}')`, 'options', CALL_ACTIVITY_KEYS)
     const policy = options?.retry ?? def.retry
     if (options?.retry !== undefined) checkRetryPolicy(options.retry, `activity '${def.name}'`)
+    if (def.input !== undefined) checkValueNow(def.input, input, `input of activity '${def.name}'`)
     // (the first attempt's seq names the call for all its attempts: ActivityContext.activityId)
     let first: number | undefined
     return this.#withRetry<O>(`activity '${def.name}'`, policy, (attempt) => {
@@ -290,6 +319,7 @@ export class Execution implements OrchestrationContext {
     this.#lock?.refuseSub(def.name)
     const given = options?.instanceId === undefined ? undefined : checkInstanceId(options.instanceId)
     if (options?.retry !== undefined) checkRetryPolicy(options.retry, `sub-orchestration '${def.name}'`)
+    if (def.input !== undefined) checkValueNow(def.input, input, `input of orchestration '${def.name}'`)
     return this.#withRetry<O>(`sub-orchestration '${def.name}'`, options?.retry, (attempt) => {
       const idOf = (seq: number) =>
         given === undefined ? this.#childId(seq) : attempt === 1 ? given : `${given}:${attempt}`
@@ -317,6 +347,7 @@ export class Execution implements OrchestrationContext {
       throw new BadInputError('startOrchestration needs a definition made by orchestration()')
     if (options !== undefined)
       checkKnownKeys(options, `startOrchestration('${def.name}')`, 'options', START_KEYS)
+    if (def.input !== undefined) checkValueNow(def.input, input, `input of orchestration '${def.name}'`)
     const instanceId =
       options?.instanceId === undefined
         ? this.#childId(this.#decisions.seq)
@@ -368,9 +399,11 @@ export class Execution implements OrchestrationContext {
       )
     }
     const task = new Task<T>(this.clock)
+    const schema = typeof event === 'object' ? event.schema : undefined
+    if (schema !== undefined) this.#eventSchemas.set(task, schema)
     const at = this.#buffer.findIndex((ev) => ev.name === name)
     if (at >= 0) {
-      completeTask(task, this.#unwrap(this.#buffer.splice(at, 1)[0]!.data) as T)
+      this.#deliver(task, name, this.#buffer.splice(at, 1)[0]!.data)
       return task
     }
     let queue = this.#waiters.get(name)

@@ -5,6 +5,7 @@
 import { BadInputError } from '../errors.ts'
 import { checkName } from '../ids.ts'
 import { checkKnownKeys, keysOf } from '../options.ts'
+import { isStandardSchema, type StandardSchemaV1 } from '../../entities/index.ts'
 import type {
   ActivityDefinition,
   ActivityFunction,
@@ -22,8 +23,9 @@ import type {
  * word, and the call ran without the retries its author wrote).
  */
 export const OPTION_KEYS = {
-  orchestration: keysOf<OrchestrationOptions>({ version: true }),
-  activity: keysOf<ActivityOptions>({ timeoutMs: true, retry: true }),
+  orchestration: keysOf<OrchestrationOptions>({ version: true, input: true }),
+  activity: keysOf<ActivityOptions>({ timeoutMs: true, retry: true, input: true }),
+  event: keysOf<EventOptions<unknown>>({ schema: true }),
   retry: keysOf<RetryPolicy>({
     firstRetryIntervalMs: true,
     backoffCoefficient: true,
@@ -53,7 +55,7 @@ export const OPTION_KEYS = {
 export function orchestration<I, O>(
   name: string,
   fn: OrchestrationFunction<I, O>,
-  options: OrchestrationOptions = {},
+  options: OrchestrationOptions<I> = {},
 ): OrchestrationDefinition<I, O> {
   checkName(name, 'orchestration')
   checkKnownKeys(options, `orchestration('${name}')`, 'options', OPTION_KEYS.orchestration)
@@ -69,11 +71,13 @@ export function orchestration<I, O>(
   if (options.version !== undefined && typeof options.version !== 'string') {
     throw new BadInputError(`the version of orchestration '${name}' must be a string`)
   }
+  const input = checkedSchema(options.input, `the input schema of orchestration '${name}'`)
   return Object.freeze({
     kind: 'orchestration' as const,
     name,
     fn,
     ...(options.version === undefined ? {} : { version: options.version }),
+    ...(input === undefined ? {} : { input }),
   })
 }
 
@@ -87,11 +91,12 @@ export function orchestration<I, O>(
 export function activity<I, O>(
   name: string,
   fn: ActivityFunction<I, O>,
-  options: ActivityOptions = {},
+  options: ActivityOptions<I> = {},
 ): ActivityDefinition<I, O> {
   checkName(name, 'activity')
   if (typeof fn !== 'function') throw new BadInputError(`activity '${name}' needs a function`)
   const { timeoutMs, retry } = checkKnownKeys(options, `activity('${name}')`, 'options', OPTION_KEYS.activity)
+  const input = checkedSchema(options.input, `the input schema of activity '${name}'`)
   if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
     throw new BadInputError(
       `the timeout of activity '${name}' must be a positive number of ms (got ${timeoutMs})`,
@@ -104,23 +109,50 @@ export function activity<I, O>(
     fn,
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
     ...(retry === undefined ? {} : { retry }),
+    ...(input === undefined ? {} : { input }),
   })
+}
+
+/** Options of {@link externalEvent}. */
+export interface EventOptions<T> {
+  /**
+   * Schema of the payload (any Standard Schema), checked when the event is raised through the
+   * definition (synchronous schemas) and when a wait through the definition takes it.
+   */
+  schema?: StandardSchemaV1<unknown, T>
 }
 
 /**
  * Defines an external event by name and payload type, for typed waits and raises. Throws
- * {@link BadInputError} for an empty name. Plain names keep working where types do not matter.
+ * {@link BadInputError} for an empty name, or a `schema` that is not a Standard Schema. Plain
+ * names keep working where types do not matter. With a schema, `client.raiseEvent(id, def, data)`
+ * refuses data the schema refuses before sending (synchronous schemas), and `ctx.waitForEvent(def)`
+ * fails with `BadInputError` naming the issues on an event whose data it refuses (raised by a plain
+ * name, or by an older client), or completes with the schema's output. In an orchestration only a
+ * synchronous schema can be applied: an asynchronous one fails the wait, saying so.
  *
  * @example
  * ```ts
  * const approval = externalEvent<{ by: string }>('approval')
  * const { by } = yield* ctx.waitForEvent(approval)        // in the orchestration
  * await client.raiseEvent(id, approval, { by: 'ana' })    // checked against { by: string }
+ * const checked = externalEvent('approval', { schema: z.object({ by: z.string() }) })
  * ```
  */
-export function externalEvent<T = unknown>(name: string): EventDefinition<T> {
+export function externalEvent<T = unknown>(name: string, options: EventOptions<T> = {}): EventDefinition<T> {
   checkName(name, 'event')
-  return Object.freeze({ kind: 'event' as const, name })
+  checkKnownKeys(options, `externalEvent('${name}')`, 'options', OPTION_KEYS.event)
+  const schema = checkedSchema(options.schema, `the schema of event '${name}'`) as
+    StandardSchemaV1<unknown, T> | undefined
+  return Object.freeze({ kind: 'event' as const, name, ...(schema === undefined ? {} : { schema }) })
+}
+
+/** A schema option: undefined, or a Standard Schema; anything else is a {@link BadInputError}. */
+function checkedSchema(schema: unknown, what: string): StandardSchemaV1 | undefined {
+  if (schema === undefined || isStandardSchema(schema)) return schema
+  throw new BadInputError(
+    `${what} must be a Standard Schema (an object with '~standard'), such as a zod schema`,
+  )
 }
 
 /** Whether a value is an orchestration definition made by {@link orchestration}. */

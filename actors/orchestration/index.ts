@@ -10,6 +10,7 @@ export {
   checkRetryPolicy,
   externalEvent,
   isActivityDefinition,
+  type EventOptions,
   isOrchestrationDefinition,
   orchestration,
   retryDelay,

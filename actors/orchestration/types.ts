@@ -21,7 +21,7 @@
  * recorded as a `scheduled` event; replay checks the commands of re-run code against those records.
  */
 import type { ErrorInfo } from '../errors.ts'
-import type { Entity, EntityClass, OperationName } from '../../entities/index.ts'
+import type { Entity, EntityClass, OperationName, StandardSchemaV1 } from '../../entities/index.ts'
 import type { Task, TimerTask } from './task.ts'
 
 /** An entity as it travels in commands and history: `[type name, key]`. */
@@ -404,17 +404,30 @@ export type OrchestrationFunction<I, O> = (
 ) => Generator<Task<unknown>, O, unknown>
 
 /** Options of {@link orchestration}. */
-export interface OrchestrationOptions {
+export interface OrchestrationOptions<I = unknown> {
   /** Recorded in the `started` event of each execution; informational. */
   version?: string
+  /**
+   * Schema of the input (any Standard Schema: zod, valibot, arktype, hand-written). A start whose
+   * input it refuses is refused with `BadInputError` naming the issues — by the client before
+   * sending (synchronous schemas), and by the node, whose instance then runs with, and stores, the
+   * schema's output.
+   */
+  input?: StandardSchemaV1<unknown, I>
 }
 
 /** Options of {@link activity}. */
-export interface ActivityOptions {
+export interface ActivityOptions<I = unknown> {
   /** Per-attempt timeout in ms (default: the node's `activityTimeoutMs`). */
   timeoutMs?: number
   /** Retry policy used when a call gives none. */
   retry?: RetryPolicy
+  /**
+   * Schema of the input: `ctx.callActivity` throws `BadInputError` at the call when a synchronous
+   * schema refuses it, and where the activity runs an attempt fails with `BadInputError` (code
+   * `BAD_INPUT`) before the function is called; the function gets the schema's output.
+   */
+  input?: StandardSchemaV1<unknown, I>
 }
 
 /** An orchestration: its name, generator function and optional version. Made by {@link orchestration}. */
@@ -424,6 +437,8 @@ export interface OrchestrationDefinition<I, O> {
   readonly fn: OrchestrationFunction<I, O>
   /** Recorded in the `started` event of each execution; informational. */
   readonly version?: string
+  /** Schema of the input, checked at each start (typed loosely: `I` stays contravariant). */
+  readonly input?: StandardSchemaV1
 }
 
 /** Key of the type-only member that carries an event's payload type. */
@@ -436,6 +451,12 @@ declare const payloadType: unique symbol
 export interface EventDefinition<T> {
   readonly kind: 'event'
   readonly name: string
+  /**
+   * Schema of the payload: `client.raiseEvent(id, def, data)` refuses data it refuses (synchronous
+   * schemas), and `ctx.waitForEvent(def)` fails with `BadInputError` on an event it refuses, or
+   * completes with the schema's output.
+   */
+  readonly schema?: StandardSchemaV1<unknown, T>
   /** Never set: carries the payload type `T`. */
   readonly [payloadType]?: T
 }
@@ -470,4 +491,6 @@ export interface ActivityDefinition<I, O> {
   readonly timeoutMs?: number
   /** Retry policy used when a call gives none. */
   readonly retry?: RetryPolicy
+  /** Schema of the input, checked at each call and attempt (typed loosely: `I` stays contravariant). */
+  readonly input?: StandardSchemaV1
 }

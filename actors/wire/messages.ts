@@ -81,6 +81,11 @@ export interface StartMessage {
   sl?: 1
   at?: number
   /**
+   * Set on the copy a delayed start keeps until its time: its input was checked against the
+   * orchestration's input schema when the start arrived, and is the schema's output.
+   */
+  ck?: 1
+  /**
    * W3C trace context of the span that sent it (`traceparent`, then a space and the `tracestate`
    * when there is one); absent when the sender does not trace (runtime/metrics/tracing.ts).
    */

@@ -6,6 +6,7 @@
 import { TimeoutError, toErrorInfo, isThenable } from '../../actors/index.ts'
 import type { ActivityDefinition } from '../../actors/orchestration/index.ts'
 import type { ActivityOutcome, ActivityTask } from '../../actors/wire/index.ts'
+import { checkValue } from '../../entities/index.ts'
 import { valueOf } from '../nats/index.ts'
 
 import { Semaphore } from '../util/index.ts'
@@ -75,10 +76,46 @@ export class ActivityPool {
   #invoke(def: ActivityDefinition<any, any>, task: ActivityTask): ActivityOutcome | Promise<ActivityOutcome> {
     this.started++
     this.running++
-    let value: unknown
     try {
       // (a large input is a reference, loaded before the task starts)
-      value = def.fn(valueOf(task.input), {
+      const input = valueOf(task.input)
+      if (def.input !== undefined) {
+        const checked = checkValue(def.input, input, `input of activity '${task.name}'`)
+        if (isThenable(checked)) return this.#checkedFirst(def, task, checked)
+        return this.#run(def, task, checked)
+      }
+      return this.#run(def, task, input)
+    } catch (err) {
+      this.#release()
+      return { ok: 0, error: toErrorInfo(err) }
+    }
+  }
+
+  /** Runs an activity whose schema validates asynchronously, once it has. */
+  async #checkedFirst(
+    def: ActivityDefinition<any, any>,
+    task: ActivityTask,
+    checked: PromiseLike<unknown>,
+  ): Promise<ActivityOutcome> {
+    let input: unknown
+    try {
+      input = await checked
+    } catch (err) {
+      this.#release()
+      return { ok: 0, error: toErrorInfo(err) }
+    }
+    return this.#run(def, task, input)
+  }
+
+  /** Calls the activity's function with its (checked) input, in a slot already held. */
+  #run(
+    def: ActivityDefinition<any, any>,
+    task: ActivityTask,
+    input: unknown,
+  ): ActivityOutcome | Promise<ActivityOutcome> {
+    let value: unknown
+    try {
+      value = def.fn(input, {
         instanceId: task.instanceId,
         activityName: task.name,
         attempt: task.attempt,

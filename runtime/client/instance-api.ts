@@ -19,7 +19,7 @@ import type {
   OrchestrationDefinition,
 } from '../../actors/orchestration/index.ts'
 import { WIRE_VERSION, type ControlMessage, type StartMessage } from '../../actors/wire/index.ts'
-import { toTime } from '../../entities/index.ts'
+import { checkValueNow, toTime } from '../../entities/index.ts'
 import {
   isTerminal,
   type InstanceRecord,
@@ -87,6 +87,9 @@ export class InstanceApi {
   ): Promise<InstanceId<O>> {
     const name = orchestrationName(def)
     const opts = checkKnownKeys(options, 'start', 'options', START_KEYS)
+    // (the node checks again, asynchronous schemas too, and runs the instance with the output)
+    const schema = typeof def === 'object' ? def.input : undefined
+    if (schema !== undefined) checkValueNow(schema, input, `input of orchestration '${name}'`)
     const id = opts.instanceId === undefined ? randomUUID() : checkInstanceId(opts.instanceId)
     // (sl: an outcome answered with the start leaves out the id, name and input sent here)
     const msg: StartMessage = { k: 'start', i: id, n: name, in: input, sl: 1 }
@@ -96,7 +99,8 @@ export class InstanceApi {
     this.#ended.delete(id)
     const answer = await this.core.transport.request(msg, () => `start of ${name} '${id}'`)
     // an instance that ended in the round that started it comes back with its outcome
-    // (an older node sends them too, and the input as stored)
+    // (an older node sends them too, and the input as stored; so does a node whose schema gave
+    // the input the instance runs with)
     if (Array.isArray(answer)) {
       const outcome = answer[1] as Omit<StatusFields, 'id' | 'name' | 'input'> & { input?: unknown }
       this.#remember(id, { id, name, input, ...outcome })
@@ -118,6 +122,9 @@ export class InstanceApi {
   ): Promise<void> {
     const i = checkInstanceId(instanceId)
     const name = eventName(event)
+    // (a wait through the definition checks again, and gets the schema's output)
+    const schema = typeof event === 'object' ? event.schema : undefined
+    if (schema !== undefined) checkValueNow(schema, data, `data of event '${name}'`)
     await this.core.transport.request({ k: 'ev', i, n: name, d: data }, () => `raiseEvent '${name}'`)
   }
 

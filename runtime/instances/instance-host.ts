@@ -36,6 +36,7 @@ import {
   type WaitMessage,
 } from '../../actors/wire/index.ts'
 import { type NewEvent } from '../../actors/orchestration/index.ts'
+import { checkValue, isThenable } from '../../entities/index.ts'
 import { DEFER_UNKNOWN_MS, sizeOf, type InstanceHandler, type HostPort } from '../partition/index.ts'
 import { CompletionWaits } from './completion-waits.ts'
 import { InstanceCache, type Live } from './instance-cache.ts'
@@ -179,6 +180,23 @@ export class InstanceHost implements InstanceHandler {
         (err: unknown) => this.#fail(msg.r, err as Error, msg.pa),
       )
     }
+    if (def?.input !== undefined && msg.ck !== 1) {
+      // the instance runs with, and stores, what the schema gives
+      const start = msg
+      let checked: unknown
+      try {
+        checked = checkValue(def.input, msg.in, `input of orchestration '${msg.n}'`)
+      } catch (err) {
+        return this.#fail(msg.r, err as Error, msg.pa)
+      }
+      if (isThenable(checked)) {
+        return Promise.resolve(checked).then(
+          (value) => this.#start({ ...start, in: value, ck: 1 }),
+          (err: unknown) => this.#fail(start.r, err as Error, start.pa),
+        )
+      }
+      msg = { ...msg, in: checked, ck: 1 }
+    }
     try {
       msg.in = this.#values.bound(msg.in, () => `input of instance '${msg.i}' (${msg.n})`)
     } catch (err) {
@@ -233,12 +251,13 @@ export class InstanceHost implements InstanceHandler {
       const live = this.#cache.get(msg.i)!
       const startedExec = rec.exec
       const slim = msg.sl === 1
+      const checked = msg.ck === 1
       this.port.replyTo(msg.r, [
         msg.r[1],
         1,
         () =>
           this.#cache.get(msg.i) === live && isTerminal(rec.status)
-            ? encode(slim ? [0, outcomeFieldsOf(rec, startedExec)] : [msg.i, statusFieldsOf(rec)])
+            ? encode(slim ? [0, outcomeFieldsOf(rec, startedExec, checked)] : [msg.i, statusFieldsOf(rec)])
             : slim
               ? SLIM_STARTED
               : encode(msg.i),

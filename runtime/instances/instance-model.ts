@@ -148,14 +148,15 @@ export function statusFieldsOf(rec: InstanceRecord): InstanceStatusFields {
  * for a client that asked for it slim (`StartMessage.sl`): its status fields without the id and
  * name the client sent, and without the input unless the instance continued as new since
  * `startedExec`, the execution the start began (its status then shows the last execution's
- * input, not the one sent).
+ * input, not the one sent), or `withInput` (an input schema gave the input the instance ran with).
  */
 export function outcomeFieldsOf(
   rec: InstanceRecord,
   startedExec: number,
+  withInput = false,
 ): Omit<InstanceStatusFields, 'id' | 'name' | 'input'> & { input?: unknown } {
   const { id: _id, name: _name, input, ...outcome } = statusFieldsOf(rec)
-  return rec.exec === startedExec ? outcome : { ...outcome, input }
+  return rec.exec === startedExec && !withInput ? outcome : { ...outcome, input }
 }
 
 /** The summary of an instance record. */

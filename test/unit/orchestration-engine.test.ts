@@ -1577,7 +1577,7 @@ describe('engine edge cases', () => {
 
   it('refuses option keys activity() and orchestration() do not take, and misspelt retry policies', () => {
     expect(() => activity('a', () => 1, { timeout: 5 } as never)).toThrow(
-      "activity('a'): unknown option 'timeout' (known: timeoutMs, retry)",
+      "activity('a'): unknown option 'timeout' (known: timeoutMs, retry, input)",
     )
     expect(() =>
       activity('a', () => 1, { retry: { firstRetryIntervalMs: 1, maxAttempts: 2, maxInterval: 9 } as never }),
@@ -1585,7 +1585,7 @@ describe('engine edge cases', () => {
       "retry policy of activity 'a': unknown policy key 'maxInterval' (known: firstRetryIntervalMs, backoffCoefficient, maxRetryIntervalMs, maxAttempts, totalTimeoutMs, isRetryable)",
     )
     expect(() => orchestration('o', function* () {}, { versoin: '2' } as never)).toThrow(
-      "orchestration('o'): unknown option 'versoin' (known: version)",
+      "orchestration('o'): unknown option 'versoin' (known: version, input)",
     )
     expect(
       activity('a', () => 1, { timeoutMs: 5, retry: { firstRetryIntervalMs: 1, maxAttempts: 2 } }).timeoutMs,
